@@ -1,0 +1,412 @@
+/*
+ * conn.c
+ *	  The runner's one libpq helper: connect, execute, and turn failures into
+ *	  a PgsError that names the server message, SQLSTATE and statement.
+ *
+ * Every statement the runner sends goes through pgs_exec().  It never
+ * returns a failed PGresult: either a result the caller must PQclear(), or
+ * NULL with *err filled in, so callers cannot forget an error status.
+ */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pgshift.h"
+
+static char *
+dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+/* Copies s without trailing newlines (libpq messages end with one). */
+static char *
+dup_trimmed(const char *s)
+{
+	char	   *out;
+	size_t		len;
+
+	if (s == NULL)
+		return NULL;
+	len = strlen(s);
+	while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == ' '))
+		len--;
+	out = malloc(len + 1);
+	if (out)
+	{
+		memcpy(out, s, len);
+		out[len] = '\0';
+	}
+	return out;
+}
+
+/*
+ * libpq's own messages span lines ("server closed the connection
+ * unexpectedly\n\tThis probably means ...").  Keep the first line as the
+ * message and move the rest, joined, to the detail, so that the cause of an
+ * error always prints as one line.
+ */
+static void
+split_message(PgsError *err)
+{
+	char	   *nl = err->message ? strchr(err->message, '\n') : NULL;
+	char	   *rest;
+	char	   *out;
+	char	   *p;
+	bool		space = false;
+
+	if (nl == NULL)
+		return;
+	*nl = '\0';
+	rest = nl + 1;
+	if (err->detail != NULL || (out = malloc(strlen(rest) + 1)) == NULL)
+		return;
+	/* collapse newlines and indentation into single spaces */
+	for (p = out; *rest; rest++)
+	{
+		if (*rest == '\n' || *rest == '\t' || *rest == ' ')
+			space = (p != out);
+		else
+		{
+			if (space)
+				*p++ = ' ';
+			space = false;
+			*p++ = *rest;
+		}
+	}
+	*p = '\0';
+	err->detail = out;
+}
+
+void
+pgs_error_clear(PgsError *err)
+{
+	free(err->severity);
+	free(err->sqlstate);
+	free(err->message);
+	free(err->detail);
+	free(err->hint);
+	free(err->context);
+	free(err->statement);
+	memset(err, 0, sizeof(*err));
+}
+
+/* Replaces *err with a client-side error (sqlstate may be NULL). */
+void
+pgs_error_set(PgsError *err, const char *sqlstate, const char *fmt,...)
+{
+	va_list		ap;
+	char		buf[2048];
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	pgs_error_clear(err);
+	err->severity = strdup("ERROR");
+	err->sqlstate = dup_or_null(sqlstate);
+	err->message = dup_trimmed(buf);
+	split_message(err);
+}
+
+/*
+ * Fills *err from a failed result, or from the connection when there is no
+ * result at all (out of memory, connection lost before a reply).
+ */
+static void
+error_from_result(PGconn *conn, const PGresult *res, const char *sql,
+				  PgsError *err)
+{
+	const char *msg = NULL;
+	const char *pos;
+
+	pgs_error_clear(err);
+	if (res)
+	{
+		err->severity = dup_or_null(PQresultErrorField(res, PG_DIAG_SEVERITY));
+		err->sqlstate = dup_or_null(PQresultErrorField(res, PG_DIAG_SQLSTATE));
+		msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+		err->detail = dup_or_null(PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL));
+		err->hint = dup_or_null(PQresultErrorField(res, PG_DIAG_MESSAGE_HINT));
+		err->context = dup_or_null(PQresultErrorField(res, PG_DIAG_CONTEXT));
+		pos = PQresultErrorField(res, PG_DIAG_STATEMENT_POSITION);
+		err->position = pos ? atoi(pos) : 0;
+		if (msg == NULL)
+			msg = PQresultErrorMessage(res);
+	}
+	if (msg == NULL || *msg == '\0')
+		msg = PQerrorMessage(conn);
+	if (msg == NULL || *msg == '\0')
+		msg = "unknown error (no message from libpq)";
+	err->message = dup_trimmed(msg);
+	split_message(err);
+	if (err->severity == NULL)
+		err->severity = strdup("ERROR");
+	/* libpq's own failures carry no SQLSTATE; a dead connection gets 08006. */
+	if (err->sqlstate == NULL && PQstatus(conn) == CONNECTION_BAD)
+		err->sqlstate = strdup("08006");
+	err->statement = dup_or_null(sql);
+}
+
+/*
+ * A COPY started by a statement we sent: refuse it and bring the connection
+ * back to idle, so the next statement works.
+ */
+static void
+abandon_copy(PGconn *conn, ExecStatusType status)
+{
+	PGresult   *res;
+
+	if (status == PGRES_COPY_IN)
+		PQputCopyEnd(conn, "pgshift does not stream COPY data");
+	else if (status == PGRES_COPY_OUT)
+	{
+		char	   *buf;
+
+		while (PQgetCopyData(conn, &buf, 0) > 0)
+			PQfreemem(buf);
+	}
+	while ((res = PQgetResult(conn)) != NULL)
+		PQclear(res);
+}
+
+/*
+ * pgs_exec: runs sql (with nparams text parameters, NULL for SQL NULL) and
+ * returns its result, or NULL with *err set.
+ *
+ * Without parameters the simple query protocol is used, so a string may hold
+ * several statements (they run as one implicit transaction and the result of
+ * the last one is returned).  With parameters, PQexecParams sends exactly one
+ * statement.
+ */
+PGresult *
+pgs_exec(PGconn *conn, const char *sql, int nparams,
+		 const char *const *values, PgsError *err)
+{
+	PGresult   *res;
+	ExecStatusType status;
+
+	if (nparams > 0)
+		res = PQexecParams(conn, sql, nparams, NULL, values, NULL, NULL, 0);
+	else
+		res = PQexec(conn, sql);
+
+	status = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	switch (status)
+	{
+		case PGRES_COMMAND_OK:
+		case PGRES_TUPLES_OK:
+			return res;
+		case PGRES_COPY_IN:
+		case PGRES_COPY_OUT:
+		case PGRES_COPY_BOTH:
+			PQclear(res);
+			abandon_copy(conn, status);
+			pgs_error_set(err, "0A000",
+						  "COPY to or from the client is not supported in a migration");
+			free(err->hint);
+			err->hint = strdup("Use COPY with a server-side file or program, or INSERT ... SELECT.");
+			err->statement = strdup(sql);
+			return NULL;
+		case PGRES_EMPTY_QUERY:
+			PQclear(res);
+			pgs_error_set(err, "42601", "empty statement");
+			err->statement = strdup(sql);
+			return NULL;
+		default:
+			error_from_result(conn, res, sql, err);
+			PQclear(res);
+			return NULL;
+	}
+}
+
+/*
+ * pgs_connect: opens a connection from a conninfo string or URI (NULL: the
+ * libpq environment, PGHOST, PGDATABASE, ...).  On failure returns NULL with
+ * *err set to libpq's reason and SQLSTATE 08001.
+ */
+PGconn *
+pgs_connect(const char *dsn, PgsError *err)
+{
+	const char *keys[] = {"dbname", "fallback_application_name", NULL};
+	const char *vals[] = {dsn, "pgshift", NULL};
+	PGconn	   *conn;
+
+	conn = PQconnectdbParams(keys, vals, 1);
+	if (conn == NULL)
+	{
+		pgs_error_set(err, "08001", "could not connect: out of memory");
+		return NULL;
+	}
+	if (PQstatus(conn) != CONNECTION_OK)
+	{
+		pgs_error_set(err, "08001", "could not connect to the database: %s",
+					  PQerrorMessage(conn));
+		PQfinish(conn);
+		return NULL;
+	}
+	return conn;
+}
+
+/* "database "x" on /tmp:5432 as user y", malloc'd, for messages. */
+char *
+pgs_conn_describe(PGconn *conn)
+{
+	const char *host = PQhost(conn);
+	char		buf[1024];
+
+	snprintf(buf, sizeof(buf), "database \"%s\" on %s:%s as user \"%s\"",
+			 PQdb(conn), host && *host ? host : "localhost", PQport(conn),
+			 PQuser(conn));
+	return strdup(buf);
+}
+
+static void
+set_hint(PgsError *err, const char *fmt,...) __attribute__((format(printf, 2, 3)));
+
+static void
+set_hint(PgsError *err, const char *fmt,...)
+{
+	va_list		ap;
+	char		buf[1024];
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	free(err->hint);
+	err->hint = strdup(buf);
+}
+
+/*
+ * pgs_check_extension: checks that pg_shift is installed in the connected
+ * database at exactly this runner's version, and that the library the server
+ * loaded is that version too.  Returns PGS_EXIT_OK, or PGS_EXIT_USAGE with
+ * *err explaining what to do.
+ */
+int
+pgs_check_extension(PGconn *conn, PgsError *err)
+{
+	PGresult   *res;
+	char	   *extversion;
+
+	res = pgs_exec(conn,
+				   "SELECT extversion FROM pg_catalog.pg_extension"
+				   " WHERE extname = 'pg_shift'", 0, NULL, err);
+	if (res == NULL)
+		return PGS_EXIT_USAGE;
+	if (PQntuples(res) == 0)
+	{
+		PQclear(res);
+		pgs_error_set(err, NULL,
+					  "extension pg_shift is not installed in database \"%s\"",
+					  PQdb(conn));
+		set_hint(err, "Run CREATE EXTENSION pg_shift; in database \"%s\" as a "
+				 "role allowed to create extensions (this pgshift needs "
+				 "version %s).", PQdb(conn), PGS_VERSION);
+		return PGS_EXIT_USAGE;
+	}
+	extversion = strdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+
+	if (strcmp(extversion, PGS_VERSION) != 0)
+	{
+		pgs_error_set(err, NULL,
+					  "extension pg_shift in database \"%s\" is version %s, "
+					  "but this pgshift is version %s",
+					  PQdb(conn), extversion, PGS_VERSION);
+		set_hint(err, "Run ALTER EXTENSION pg_shift UPDATE TO '%s'; after "
+				 "installing pg_shift %s on the server, or use pgshift %s.",
+				 PGS_VERSION, PGS_VERSION, extversion);
+		free(extversion);
+		return PGS_EXIT_USAGE;
+	}
+
+	res = pgs_exec(conn, "SELECT shift.version()", 0, NULL, err);
+	if (res == NULL)
+	{
+		free(extversion);
+		return PGS_EXIT_USAGE;
+	}
+	if (strcmp(PQgetvalue(res, 0, 0), extversion) != 0)
+	{
+		pgs_error_set(err, NULL,
+					  "the server loaded pg_shift library version %s, but "
+					  "extension pg_shift in database \"%s\" is version %s",
+					  PQgetvalue(res, 0, 0), PQdb(conn), extversion);
+		set_hint(err, "Install pg_shift %s on the server and start a new "
+				 "session (or restart the server).", extversion);
+		PQclear(res);
+		free(extversion);
+		return PGS_EXIT_USAGE;
+	}
+	PQclear(res);
+	free(extversion);
+	return PGS_EXIT_OK;
+}
+
+/*
+ * Prints the context lines of an error (the one-line cause is the caller's):
+ * detail, hint, the statement with a caret at the error position, and the
+ * server's context.
+ */
+void
+pgs_error_print(FILE *out, const PgsError *err)
+{
+	if (err->detail)
+		fprintf(out, "  detail: %s\n", err->detail);
+	if (err->hint)
+		fprintf(out, "  hint: %s\n", err->hint);
+	if (err->statement)
+	{
+		const char *s = err->statement;
+		int			line = 1;
+		int			col = 1;
+		int			chars = 0;
+		bool		multiline = strchr(s, '\n') != NULL;
+		const char *p;
+
+		/* position counts characters; count UTF-8 lead bytes to find it */
+		for (p = s; *p && err->position > 0; p++)
+		{
+			if (((unsigned char) *p & 0xC0) != 0x80)
+			{
+				if (++chars == err->position)
+					break;
+				if (*p == '\n')
+				{
+					line++;
+					col = 0;
+				}
+				col++;
+			}
+		}
+		fprintf(out, "  statement: ");
+		for (p = s; *p; p++)
+		{
+			fputc(*p, out);
+			if (*p == '\n')
+				fputs("             ", out);
+		}
+		fputc('\n', out);
+		if (err->position > 0 && !multiline)
+			fprintf(out, "%*s^\n", 13 + col - 1, "");
+		else if (err->position > 0)
+			fprintf(out, "  position: line %d, column %d of the statement\n",
+					line, col);
+	}
+	if (err->context)
+		fprintf(out, "  server context: %s\n", err->context);
+}
+
+/* Prints a PgsError: "pgshift: message (SQLSTATE x)", context, details. */
+void
+pgs_report_error(const PgsError *err, const char *context)
+{
+	if (err->sqlstate)
+		pgs_errorf("%s (SQLSTATE %s)\n", err->message, err->sqlstate);
+	else
+		pgs_errorf("%s\n", err->message);
+	if (context)
+		fprintf(stderr, "  %s\n", context);
+	pgs_error_print(stderr, err);
+	fflush(stderr);
+}

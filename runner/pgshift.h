@@ -1,0 +1,93 @@
+/*
+ * pgshift.h
+ *	  Declarations shared by the pgshift runner's source files.
+ *
+ * The runner orders work over time (phases, retries, progress); everything
+ * that moves rows is a call into the pg_shift extension.  All SQL goes
+ * through pgs_exec() in conn.c; all Lua runs in protected mode through
+ * script.c.
+ */
+#ifndef PGSHIFT_H
+#define PGSHIFT_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include <libpq-fe.h>
+#include <lua.h>
+
+#include "version.h"
+
+/* Exit codes: the contract with shell scripts and CI jobs (see README). */
+#define PGS_EXIT_OK		0		/* done, or the check found no difference */
+#define PGS_EXIT_FAIL	1		/* the migration failed / a difference found */
+#define PGS_EXIT_USAGE	2		/* bad command line, file, connection or setup */
+
+/* ---- conn.c: the one libpq helper ---- */
+
+/*
+ * What went wrong with a statement, copied out of the PGresult (or out of the
+ * connection for client-side failures) so it outlives the result.  Strings
+ * are malloc'd or NULL; pgs_error_clear() frees them.
+ */
+typedef struct PgsError
+{
+	char	   *severity;		/* ERROR, FATAL, ... */
+	char	   *sqlstate;		/* five characters; 08006 for a lost connection */
+	char	   *message;		/* primary message, never NULL once set */
+	char	   *detail;
+	char	   *hint;
+	char	   *context;
+	char	   *statement;		/* the SQL that was sent */
+	int			position;		/* 1-based character offset in statement, or 0 */
+} PgsError;
+
+extern PGconn *pgs_connect(const char *dsn, PgsError *err);
+extern PGresult *pgs_exec(PGconn *conn, const char *sql, int nparams,
+						  const char *const *values, PgsError *err);
+extern void pgs_error_clear(PgsError *err);
+extern void pgs_error_set(PgsError *err, const char *sqlstate,
+						  const char *fmt,...) __attribute__((format(printf, 3, 4)));
+extern void pgs_error_print(FILE *out, const PgsError *err);
+extern char *pgs_conn_describe(PGconn *conn);
+extern int	pgs_check_extension(PGconn *conn, PgsError *err);
+extern void pgs_report_error(const PgsError *err, const char *context);
+
+/* ---- luadb.c: the db object migrations receive ---- */
+
+#define PGS_DB_METATABLE		"pgshift.db"
+#define PGS_SQLERROR_METATABLE	"pgshift.sqlerror"
+
+extern void pgs_open_db(lua_State *L);
+extern void pgs_push_db(lua_State *L, PGconn *conn);
+extern void pgs_push_value(lua_State *L, const char *text, int len,
+						   Oid type, bool isnull);
+extern const char *pgs_param_text(lua_State *L, int idx, int argno);
+extern void pgs_push_sqlerror(lua_State *L, const PgsError *err);
+
+/* ---- script.c: Lua state, prelude, protected calls, failures ---- */
+
+extern lua_State *pgs_lua_new(void);
+extern int	pgs_pcall(lua_State *L, int nargs, int nresults);
+extern void pgs_print_failure(lua_State *L, int idx, FILE *out,
+							  const char *context, bool verbose);
+extern int	pgs_load_migration(lua_State *L, const char *path);
+extern void pgs_push_failure(lua_State *L, const char *fmt,...);
+
+/* ---- engine.c: commands that run migrations ---- */
+
+typedef struct PgsOptions
+{
+	const char *dsn;			/* NULL: the libpq environment decides */
+	bool		verbose;
+	bool		quiet;
+} PgsOptions;
+
+extern int	pgs_cmd_run(const PgsOptions *opts, const char *path);
+
+/* ---- output ---- */
+extern bool pgs_quiet;
+extern void pgs_log(const char *fmt,...) __attribute__((format(printf, 1, 2)));
+extern void pgs_errorf(const char *fmt,...) __attribute__((format(printf, 1, 2)));
+
+#endif							/* PGSHIFT_H */
