@@ -1,0 +1,304 @@
+#!/usr/bin/env bash
+# test/harness.sh: the one script that builds, installs, starts a throwaway
+# PostgreSQL 15 cluster and runs things against it.  Used by `make test`,
+# `make demo`, `make bench` and CI.
+#
+#   harness.sh deps                  install missing Debian packages (root)
+#   harness.sh test [SUITE...]       SUITE: meta regress unit integration (default: all)
+#   harness.sh demo                  run scripts/examples/users_email_lower.lua
+#   harness.sh bench                 run test/bench/*.sh, write bench-report.md
+#   harness.sh shell                 a shell with PGHOST/PGPORT set to a fresh cluster
+#   harness.sh exec COMMAND...       run COMMAND with PGHOST/PGPORT set to a fresh cluster
+#
+# The cluster runs as the `postgres` user when we are root (initdb refuses
+# root), listens only on a Unix socket in a temporary directory, preloads
+# pg_cron, and is always stopped and removed on exit, even after a failure or
+# Ctrl-C.  Set PGSHIFT_KEEP=1 to keep its directory for a post-mortem.
+#
+# Environment for the suites: PGHOST, PGPORT, PGUSER=postgres, PGSHIFT_ROOT,
+# PGSHIFT (the installed runner), PGSHIFT_PGBIN (server binaries).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export PGSHIFT_ROOT=$ROOT
+cd "$ROOT"
+
+PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-contrib
+  liblua5.4-dev libpq-dev libcmocka-dev pkg-config build-essential valgrind)
+
+say() { printf '%s\n' "$*"; }
+die() { printf 'harness: %s\n' "$*" >&2; exit 2; }
+
+# ---------------------------------------------------------------- packages
+deps() {
+  local missing=() p
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  say "==> installing missing packages: ${missing[*]}"
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || die "not root and no sudo: install ${missing[*]} first"
+    sudo=(sudo)
+  fi
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+}
+
+pg_config_path() {
+  if [ -n "${PG_CONFIG:-}" ]; then echo "$PG_CONFIG"
+  elif [ -x /usr/lib/postgresql/15/bin/pg_config ]; then echo /usr/lib/postgresql/15/bin/pg_config
+  else command -v pg_config || die "pg_config not found: run 'make deps'"
+  fi
+}
+
+build_install() {
+  say "==> building and installing pg_shift"
+  local sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  make -s all >/dev/null
+  "${sudo[@]}" make -s install >/dev/null
+  export PGSHIFT=${RUNNER_BINDIR:-/usr/local/bin}/pgshift
+  [ -x "$PGSHIFT" ] || die "pgshift was not installed at $PGSHIFT"
+}
+
+# ---------------------------------------------------------------- cluster
+PGS_TMP=""
+as_pg() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+free_port() {
+  local port
+  for _ in $(seq 1 50); do
+    port=$(( 20000 + RANDOM % 40000 ))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return; fi
+  done
+  die "no free port found"
+}
+
+cluster_start() {
+  local bindir
+  bindir=$("$(pg_config_path)" --bindir)
+  export PGSHIFT_PGBIN=$bindir
+  PGS_TMP=$(mktemp -d /tmp/pgshift-cluster.XXXXXX)
+  chmod 755 "$PGS_TMP"
+  [ "$(id -u)" -ne 0 ] || chown postgres: "$PGS_TMP"
+  export PGHOST=$PGS_TMP PGPORT
+  PGPORT=$(free_port)
+  export PGUSER=postgres PGDATABASE=postgres
+  export PGSHIFT_DATA=$PGS_TMP/data PGSHIFT_LOG=$PGS_TMP/server.log
+  say "==> starting a throwaway PostgreSQL cluster in $PGS_TMP (port $PGPORT)"
+  as_pg "$bindir/initdb" -D "$PGSHIFT_DATA" -U postgres --auth=trust -E UTF8 --locale=C \
+    --no-sync >"$PGS_TMP/initdb.log" 2>&1 || { cat "$PGS_TMP/initdb.log" >&2; die "initdb failed"; }
+  cat >>"$PGSHIFT_DATA/postgresql.conf" <<EOF
+# added by test/harness.sh
+listen_addresses = ''
+port = $PGPORT
+unix_socket_directories = '$PGS_TMP'
+shared_preload_libraries = 'pg_cron'
+cron.database_name = 'postgres'
+cron.host = '$PGS_TMP'
+fsync = off
+full_page_writes = off
+max_connections = 60
+log_min_messages = warning
+log_line_prefix = '%m [%p] %q%u@%d '
+EOF
+  as_pg "$bindir/pg_ctl" -D "$PGSHIFT_DATA" -l "$PGSHIFT_LOG" -w -t 60 start >/dev/null \
+    || { cat "$PGSHIFT_LOG" >&2; die "the server did not start"; }
+}
+
+cluster_stop() {
+  [ -n "$PGS_TMP" ] || return 0
+  if [ -f "$PGSHIFT_DATA/postmaster.pid" ]; then
+    as_pg "$PGSHIFT_PGBIN/pg_ctl" -D "$PGSHIFT_DATA" -m fast -w -t 60 stop >/dev/null 2>&1 \
+      || as_pg "$PGSHIFT_PGBIN/pg_ctl" -D "$PGSHIFT_DATA" -m immediate -w stop >/dev/null 2>&1 || true
+  fi
+  if [ -n "${PGSHIFT_KEEP:-}" ]; then
+    say "==> cluster kept in $PGS_TMP (PGSHIFT_KEEP is set)"
+  else
+    rm -rf "$PGS_TMP"
+  fi
+  PGS_TMP=""
+}
+
+on_exit() { local rc=$?; cluster_stop; exit "$rc"; }
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------- tests
+PASSED=0
+FAILED=0
+FAILURES=()
+pass() { PASSED=$((PASSED + 1)); }
+fail() { FAILED=$((FAILED + 1)); FAILURES+=("$1"); }
+
+# Counts TAP lines ("ok N - x" / "not ok N - x") from a file.
+count_tap() {
+  local file=$1 suite=$2 line
+  while IFS= read -r line; do
+    case "$line" in
+      "not ok "*) fail "$suite: ${line#not ok }" ;;
+      "ok "*) pass ;;
+    esac
+  done <"$file"
+}
+
+suite_meta() {
+  say "==> meta: version agreement"
+  local cv mv pv
+  cv=$(sed -n "s/^default_version *= *'\(.*\)'/\1/p" pg_shift.control)
+  mv=$(sed -n 's/^  "version": *"\([^"]*\)".*/\1/p' META.json)
+  pv=$(sed -n '/"provides"/,/}/s/^ *"version": *"\([^"]*\)".*/\1/p' META.json | head -n1)
+  if [ -n "$cv" ] && [ "$cv" = "$mv" ] && [ "$cv" = "$pv" ]; then
+    say "ok - META.json version $mv = pg_shift.control default_version $cv"; pass
+  else
+    say "not ok - META.json version '$mv' / provides '$pv' differ from pg_shift.control '$cv'"
+    fail "meta: version mismatch"
+  fi
+  local rv
+  rv=$("$PGSHIFT" --version | awk '{print $2}')
+  if [ "$rv" = "$cv" ]; then say "ok - pgshift --version $rv = $cv"; pass
+  else say "not ok - pgshift --version says '$rv', control file '$cv'"; fail "meta: runner version"; fi
+}
+
+suite_regress() {
+  say "==> regress: pg_regress (test/sql, test/expected)"
+  local out=$PGS_TMP/regress.out
+  rm -rf test/results; mkdir -p test/results
+  set +e
+  make -s installcheck PG_CONFIG="$(pg_config_path)" >"$out" 2>&1
+  set -e
+  cat "$out"
+  local line
+  while IFS= read -r line; do
+    case "$line" in
+      *"... ok"*) pass ;;
+      *"... FAILED"*|*"... failed"*)
+        fail "regress: $(echo "$line" | sed 's/^[ a-z]*test //; s/ *\.\.\..*//')" ;;
+    esac
+  done <"$out"
+  if ! grep -qE '\.\.\. (ok|FAILED|failed)' "$out"; then fail "regress: pg_regress did not run"; fi
+  [ -f test/results/regression.diffs ] && cat test/results/regression.diffs
+  return 0
+}
+
+suite_unit() {
+  say "==> unit: cmocka tests of the runner"
+  local out=$PGS_TMP/unit.out target=run
+  command -v valgrind >/dev/null && target=valgrind
+  set +e
+  make -s -C test/unit "$target" >"$out" 2>&1
+  local rc=$?
+  set -e
+  cat "$out"
+  count_tap "$out" unit
+  if [ $rc -ne 0 ] && ! grep -q '^not ok' "$out"; then
+    fail "unit: make -C test/unit $target exited $rc"
+  fi
+}
+
+suite_integration() {
+  say "==> integration: pgshift against the server"
+  local t out rc
+  for t in test/integration/[0-9]*.sh; do
+    [ -e "$t" ] || continue
+    if [ -n "${PGSHIFT_TESTS:-}" ] && [[ "$t" != *"$PGSHIFT_TESTS"* ]]; then continue; fi
+    out=$PGS_TMP/$(basename "$t").out
+    say "--- $t"
+    set +e
+    bash "$t" >"$out" 2>&1
+    rc=$?
+    set -e
+    cat "$out"
+    count_tap "$out" "$(basename "$t" .sh)"
+    if [ $rc -ne 0 ] && ! grep -q '^not ok' "$out"; then
+      fail "$(basename "$t"): exited $rc before finishing"
+    fi
+  done
+}
+
+cmd_test() {
+  local suites=("$@")
+  [ ${#suites[@]} -gt 0 ] || suites=(meta regress unit integration)
+  deps
+  build_install
+  cluster_start
+  local s
+  for s in "${suites[@]}"; do
+    case "$s" in
+      meta|regress|unit|integration) "suite_$s" ;;
+      *) die "unknown suite '$s' (meta, regress, unit, integration)" ;;
+    esac
+  done
+  cluster_stop
+  if [ ${#FAILURES[@]} -gt 0 ]; then
+    say ""; say "failed:"; printf '  %s\n' "${FAILURES[@]}"
+  fi
+  say ""
+  say "$PASSED passed, $FAILED failed"
+  [ "$FAILED" -eq 0 ]
+}
+
+# ---------------------------------------------------------------- demo, bench, shell
+cmd_demo() {
+  deps
+  build_install
+  cluster_start
+  bash "$ROOT/scripts/demo.sh"
+  cluster_stop
+}
+
+cmd_bench() {
+  deps
+  build_install
+  cluster_start
+  local report=$ROOT/bench-report.md b found=0
+  {
+    echo "# pg_shift benchmark report"
+    echo
+    echo "- machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -m)"
+    echo "- server: $(psql -XAtc 'SELECT version()')"
+    echo "- pg_shift $(sed -n "s/^default_version *= *'\(.*\)'/\1/p" pg_shift.control), $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    echo
+  } >"$report"
+  for b in test/bench/*.sh; do
+    [ -e "$b" ] || continue
+    found=1
+    say "==> bench: $b"
+    bash "$b" | tee -a "$report"
+  done
+  [ $found -eq 1 ] || echo "No benchmarks are defined yet (test/bench/*.sh)." | tee -a "$report"
+  cluster_stop
+  say "==> report written to $report"
+}
+
+cmd_exec() {
+  build_install
+  cluster_start
+  local rc=0
+  "$@" || rc=$?
+  cluster_stop
+  return $rc
+}
+
+cmd_shell() {
+  build_install
+  cluster_start
+  say "PGHOST=$PGHOST PGPORT=$PGPORT PGUSER=$PGUSER; exit the shell to stop the cluster"
+  "${SHELL:-bash}" -i || true
+}
+
+case "${1:-}" in
+  deps) deps ;;
+  test) shift; cmd_test "$@" ;;
+  demo) cmd_demo ;;
+  bench) cmd_bench ;;
+  shell) cmd_shell ;;
+  exec) shift; cmd_exec "$@" ;;
+  *) die "usage: harness.sh deps|test [SUITE...]|demo|bench|shell|exec COMMAND..." ;;
+esac

@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# pgshift run on bad input: each case prints a one-line cause plus context and
+# exits with the documented code (1 the migration failed, 2 usage, file,
+# connection or setup error), and leaves the database as it was.
+. "$(dirname "$0")/lib.sh"
+
+new_db errors
+q "CREATE TABLE items (id int PRIMARY KEY, n int NOT NULL DEFAULT 0); INSERT INTO items SELECT generate_series(1, 10)"
+
+# ---- missing file
+pgshift --dsn "dbname=$DB" run "$WORK/missing.lua"
+expect_rc "a missing file is a usage error" 2
+expect_first_line "it names the file and the reason" "cannot open migration file \"$WORK/missing.lua\": No such file or directory"
+
+# ---- Lua syntax error: reported with file:line, before any connection
+f=$(mig syntax <<'LUA'
+return migration {
+  name = "syntax"
+  phases = {},
+}
+LUA
+)
+pgshift --dsn "host=/nonexistent port=1" run "$f"
+expect_rc "a Lua syntax error fails the migration, even with no server" 1
+expect_first_line "it names file:line" "syntax.lua:3: '}' expected (to close '{' at line 1) near 'phases'"
+expect_in "it says nothing was run" "$ERR" "nothing was run"
+
+# ---- an invalid migration shape
+f=$(mig shape <<'LUA'
+return migration {
+  name = "shape",
+  phases = {
+    { name = "a", up = function(db) end },
+    { name = "a",
+      up = function(db) end },
+  },
+}
+LUA
+)
+pgshift --dsn "dbname=$DB" run "$f"
+expect_rc "a duplicate phase name is refused" 1
+expect_first_line "it names file:line of the phase" "shape.lua:6: migration 'shape': phase 2 'a': duplicate phase name"
+
+# ---- a phase that calls a nonexistent table: SQL error with phase, statement, SQLSTATE
+f=$(mig notable <<'LUA'
+return migration {
+  name = "notable",
+  phases = {
+    { name = "first", up = function(db) db:exec("UPDATE items SET n = n + 1") end },
+    { name = "second", up = function(db)
+        db:exec("UPDATE no_such_table SET x = 1")
+      end },
+    { name = "third", up = function(db) db:exec("UPDATE items SET n = n + 100") end },
+  },
+}
+LUA
+)
+pgshift --dsn "dbname=$DB" run "$f"
+expect_rc "an SQL error fails the migration" 1
+expect_first_line "the cause has file:line, message and SQLSTATE" \
+  "notable.lua:6: relation \"no_such_table\" does not exist (SQLSTATE 42P01)"
+expect_in "the context names the phase" "$ERR" "in phase 'second' (2 of 3) of migration 'notable'"
+expect_in "the statement is shown" "$ERR" "statement: UPDATE no_such_table SET x = 1"
+expect_in "it says where it stopped" "$ERR" "migration notable stopped at phase 2/3 'second'; the 1 phase before it stays applied"
+expect_eq "phase 1 ran, phase 3 did not" "$(q "SELECT sum(n) FROM items")" 10
+
+# ---- a Lua runtime error and a failed assert inside a phase
+f=$(mig runtime <<'LUA'
+return migration {
+  name = "runtime",
+  phases = {
+    { name = "oops", up = function(db)
+        local row = db:query("SELECT 1 AS x WHERE false")[1]
+        return row.x
+      end },
+  },
+}
+LUA
+)
+pgshift --dsn "dbname=$DB" run "$f"
+expect_rc "a Lua runtime error in a phase fails the migration" 1
+expect_first_line "it names file:line" "runtime.lua:6: attempt to index a nil value (local 'row')"
+expect_in "and the phase" "$ERR" "in phase 'oops' (1 of 1)"
+expect_not_in "no traceback without --verbose" "$ERR" "stack traceback"
+pgshift --verbose --dsn "dbname=$DB" run "$f"
+expect_in "--verbose adds the traceback" "$ERR" "stack traceback"
+
+f=$(mig assert <<'LUA'
+return migration {
+  name = "assert",
+  phases = {
+    { name = "validate", up = function(db)
+        local bad = db:value("SELECT count(*) FROM items WHERE n < 5")
+        assert(bad == 0, bad .. " rows differ")
+      end },
+  },
+}
+LUA
+)
+pgshift --dsn "dbname=$DB" run "$f"
+expect_rc "a failed assert fails the migration" 1
+expect_first_line "assert gets the file:line of the call" "assert.lua:6: 10 rows differ"
+
+# ---- extension missing, or of another version: nothing runs
+f=$(mig touch <<'LUA'
+return migration { name = "touch", phases = {
+  { name = "a", up = function(db) db:exec("UPDATE items SET n = -1") end } } }
+LUA
+)
+DB_MAIN=$DB
+new_db noext
+q "DROP EXTENSION pg_shift; CREATE TABLE items (n int); INSERT INTO items VALUES (7)"
+pgshift --dsn "dbname=$DB" run "$f"
+expect_rc "a database without pg_shift is a setup error" 2
+expect_first_line "it says so and names the database" "extension pg_shift is not installed in database \"$DB\""
+expect_in "with the CREATE EXTENSION hint" "$ERR" "hint: Run CREATE EXTENSION pg_shift;"
+expect_eq "nothing ran" "$(q "SELECT n FROM items")" 7
+
+DB=$DB_MAIN
+version=$("$PGSHIFT" --version | awk '{print $2}')
+q "UPDATE pg_extension SET extversion = '0.0.9' WHERE extname = 'pg_shift'"
+pgshift --dsn "dbname=$DB" run "$f"
+expect_rc "a wrong extension version is a setup error" 2
+expect_first_line "both versions are named" "extension pg_shift in database \"$DB\" is version 0.0.9, but this pgshift is version $version"
+expect_in "with the ALTER EXTENSION hint" "$ERR" "ALTER EXTENSION pg_shift UPDATE TO '$version'"
+expect_eq "nothing ran" "$(q "SELECT min(n) FROM items")" 1
+q "UPDATE pg_extension SET extversion = '$version' WHERE extname = 'pg_shift'"
+
+# ---- no server listening
+pgshift --dsn "host=$WORK port=1" run "$f"
+expect_rc "no server listening is a connection error" 2
+expect_first_line "the cause names the failed connection and the socket" \
+  "could not connect to the database: connection to server on socket \"$WORK/.s.PGSQL.1\" failed: No such file or directory"
+expect_in "libpq's advice follows as detail" "$ERR" "detail: Is the server running locally"
+
+
+# ---- the connection dies in the middle of a phase
+f=$(mig dies <<'LUA'
+return migration { name = "dies", phases = {
+  { name = "a", up = function(db)
+      db:exec("SELECT pg_terminate_backend(pg_backend_pid())")
+    end } } }
+LUA
+)
+pgshift --dsn "dbname=$DB" run "$f"
+expect_rc "a connection lost mid-phase fails the migration" 1
+# Whether the server's FATAL arrives before the socket closes is a race:
+# either cause is right, on one line, with its SQLSTATE.
+expect_first_line_re "the cause is one line with the SQLSTATE" \
+  "dies.lua:3: (terminating connection due to administrator command \(SQLSTATE 57P01\)|server closed the connection unexpectedly \(SQLSTATE 08006\))$"
+expect_eq "the cause is a single line before the context" "$(sed -n 2p <<<"$ERR" | cut -c1-11)" "  in phase "
+
+# ---- bad command lines
+pgshift
+expect_rc "no command" 2
+expect_in "usage hint" "$ERR" "Try \"pgshift --help\""
+pgshift frobnicate
+expect_rc "unknown command" 2
+expect_first_line "names it" "unknown command \"frobnicate\""
+pgshift --frob run "$f"
+expect_rc "unknown option" 2
+pgshift run "$f" extra
+expect_rc "an extra argument" 2
+pgshift run
+expect_rc "run without FILE" 2
+pgshift --help
+expect_rc "--help" 0
+expect_in "--help lists run" "$OUT" "run FILE"

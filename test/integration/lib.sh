@@ -1,0 +1,82 @@
+# test/integration/lib.sh: sourced by every integration test.
+# Runs pgshift against the harness's cluster (PGHOST/PGPORT set by
+# test/harness.sh) and prints TAP lines ("ok N - ...", "not ok N - ...") that
+# the harness counts.  Each test file gets its own databases and work dir.
+set -uo pipefail
+: "${PGSHIFT:?run integration tests through test/harness.sh (make test)}"
+
+T_NUM=0
+T_DBS=()
+WORK=$(mktemp -d /tmp/pgshift-it.XXXXXX)
+chmod 755 "$WORK"
+RC=0 OUT="" ERR=""
+
+cleanup() {
+  local d
+  for d in "${T_DBS[@]}"; do dropdb --if-exists --force "$d" 2>/dev/null; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+ok() { T_NUM=$((T_NUM + 1)); echo "ok $T_NUM - $1"; }
+not_ok() {
+  T_NUM=$((T_NUM + 1)); echo "not ok $T_NUM - $1"; shift
+  local l; for l in "$@"; do printf '%s\n' "$l" | sed 's/^/#   /'; done
+}
+
+# new_db NAME: a fresh database it_NAME with pg_shift installed; sets DB.
+new_db() {
+  DB="it_$1"
+  dropdb --if-exists --force "$DB" 2>/dev/null
+  createdb "$DB" || { echo "Bail out! createdb $DB failed"; exit 1; }
+  T_DBS+=("$DB")
+  q "CREATE EXTENSION pg_shift" >/dev/null
+}
+
+# q SQL: runs SQL in $DB, prints unaligned tuples, fails the script on error.
+q() { psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$DB" -c "$1"; }
+
+# mig NAME: writes stdin to $WORK/NAME.lua and prints the path.
+mig() { cat >"$WORK/$1.lua"; echo "$WORK/$1.lua"; }
+
+# pgshift ARGS...: runs the installed runner; sets RC, OUT (stdout), ERR (stderr).
+pgshift() {
+  "$PGSHIFT" "$@" >"$WORK/stdout" 2>"$WORK/stderr"
+  RC=$?
+  OUT=$(cat "$WORK/stdout")
+  ERR=$(cat "$WORK/stderr")
+}
+
+show() { printf 'exit %s\n--- stdout\n%s\n--- stderr\n%s' "$RC" "$OUT" "$ERR"; }
+
+# expect_rc DESC N: the last pgshift exited with N.
+expect_rc() {
+  if [ "$RC" -eq "$2" ]; then ok "$1 (exit $2)"; else not_ok "$1: expected exit $2" "$(show)"; fi
+}
+
+# expect_in DESC TEXT NEEDLE: TEXT contains NEEDLE (fixed string).
+expect_in() {
+  if grep -qF -- "$3" <<<"$2"; then ok "$1"; else not_ok "$1: missing '$3'" "$2"; fi
+}
+
+# expect_not_in DESC TEXT NEEDLE
+expect_not_in() {
+  if grep -qF -- "$3" <<<"$2"; then not_ok "$1: unexpected '$3'" "$2"; else ok "$1"; fi
+}
+
+# expect_eq DESC GOT WANT
+expect_eq() {
+  if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1: got '$2', want '$3'"; fi
+}
+
+# expect_first_line_re DESC REGEX: the first line of stderr matches REGEX (grep -E).
+expect_first_line_re() {
+  local first; first=$(head -n1 <<<"$ERR")
+  if grep -qE -- "$2" <<<"$first"; then ok "$1"; else not_ok "$1: first line does not match /$2/" "$(show)"; fi
+}
+
+# expect_first_line DESC NEEDLE: the first line of stderr (the cause) has NEEDLE.
+expect_first_line() {
+  local first; first=$(head -n1 <<<"$ERR")
+  if grep -qF -- "$2" <<<"$first"; then ok "$1"; else not_ok "$1: first line lacks '$2'" "$(show)"; fi
+}

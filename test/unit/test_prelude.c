@@ -1,0 +1,287 @@
+/*
+ * test_prelude.c
+ *	  Validation of migration files by the embedded prelude: every malformed
+ *	  shape is refused with "file:line: what is wrong" before anything
+ *	  connects to a database.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <lauxlib.h>
+
+#include "pgshift.h"
+
+static char dir[] = "/tmp/pgshift-unit.XXXXXX";
+
+static int
+group_setup(void **state)
+{
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+static int
+group_teardown(void **state)
+{
+	return rmdir(dir);
+}
+
+/* Writes text to DIR/name and returns the path (static buffer). */
+static const char *
+write_file(const char *name, const char *text)
+{
+	static char path[256];
+	FILE	   *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+/*
+ * Loads text as a migration file and checks that it is refused with a
+ * message containing "NAME.lua:LINE:" and fragment.
+ */
+static void
+expect_refusal(const char *name, const char *text, int line, const char *fragment)
+{
+	lua_State  *L = pgs_lua_new();
+	const char *path = write_file(name, text);
+	char		where[128];
+	const char *msg;
+
+	assert_non_null(L);
+	assert_int_equal(pgs_load_migration(L, path), PGS_EXIT_FAIL);
+	assert_true(lua_istable(L, -1));
+	lua_getfield(L, -1, "message");
+	msg = lua_tostring(L, -1);
+	assert_non_null(msg);
+	snprintf(where, sizeof(where), "%s:%d: ", name, line);
+	if (line > 0 && strstr(msg, where) == NULL)
+		fail_msg("expected \"%s\" in \"%s\"", where, msg);
+	if (strstr(msg, fragment) == NULL)
+		fail_msg("expected \"%s\" in \"%s\"", fragment, msg);
+	lua_close(L);
+	unlink(path);
+}
+
+static void
+test_prelude_valid_file_loads(void **state)
+{
+	lua_State  *L = pgs_lua_new();
+	const char *path = write_file("ok.lua",
+		"return migration {\n"
+		"  name = 'ok', description = 'fine',\n"
+		"  phases = {\n"
+		"    { name = 'a', up = function(db) end, down = function(db) end },\n"
+		"    { name = 'b', up = function(db) end, verify = function(db) end },\n"
+		"  },\n"
+		"}\n");
+
+	assert_int_equal(pgs_load_migration(L, path), PGS_EXIT_OK);
+	lua_getfield(L, -1, "name");
+	assert_string_equal(lua_tostring(L, -1), "ok");
+	lua_getfield(L, -2, "phases");
+	assert_int_equal(luaL_len(L, -1), 2);
+	lua_geti(L, -1, 2);
+	lua_getfield(L, -1, "line");
+	assert_int_equal(lua_tointeger(L, -1), 5);
+	lua_close(L);
+	unlink(path);
+}
+
+static void
+test_prelude_syntax_error(void **state)
+{
+	expect_refusal("syntax.lua",
+				   "return migration {\n  name = 'x'\n  phases = {}\n}\n",
+				   3, "'}' expected");
+}
+
+static void
+test_prelude_runtime_error_at_top_level(void **state)
+{
+	expect_refusal("toplevel.lua",
+				   "local x = nil\n\nlocal y = x.field\n",
+				   3, "attempt to index a nil value");
+}
+
+static void
+test_prelude_missing_name(void **state)
+{
+	expect_refusal("noname.lua",
+				   "\nreturn migration {\n  phases = { { name = 'a', up = function() end } },\n}\n",
+				   2, "migration: missing 'name'");
+}
+
+static void
+test_prelude_unknown_migration_key(void **state)
+{
+	expect_refusal("unknownkey.lua",
+				   "return migration {\n  name = 'x',\n  phase = {},\n}\n",
+				   1, "unknown key 'phase'");
+}
+
+static void
+test_prelude_wrong_type(void **state)
+{
+	expect_refusal("wrongtype.lua",
+				   "return migration { name = 42, phases = {} }\n",
+				   1, "'name' must be a string, got number");
+}
+
+static void
+test_prelude_bad_name(void **state)
+{
+	expect_refusal("badname.lua",
+				   "return migration { name = 'drop table; x', phases = { { name = 'a', up = print } } }\n",
+				   1, "may contain only letters");
+}
+
+static void
+test_prelude_no_phases(void **state)
+{
+	expect_refusal("nophases.lua",
+				   "return migration { name = 'x', phases = {} }\n",
+				   1, "at least one phase");
+	expect_refusal("nophases2.lua",
+				   "return migration { name = 'x' }\n",
+				   1, "at least one phase");
+}
+
+static void
+test_prelude_phases_not_a_list(void **state)
+{
+	expect_refusal("notlist.lua",
+				   "return migration { name = 'x', phases = { expand = { name = 'a', up = print } } }\n",
+				   1, "'phases' must be a list");
+}
+
+static void
+test_prelude_phase_not_a_table(void **state)
+{
+	expect_refusal("phasetype.lua",
+				   "return migration { name = 'x', phases = { 'expand' } }\n",
+				   1, "phase 1 must be a table, got string");
+}
+
+static void
+test_prelude_phase_without_up(void **state)
+{
+	expect_refusal("noup.lua",
+				   "return migration {\n  name = 'x',\n  phases = {\n"
+				   "    { name = 'a', up = function() end },\n"
+				   "    { name = 'b',\n      down = function() end },\n  },\n}\n",
+				   6, "phase 2 'b': missing 'up' function");
+	/* no function at all: the line of the migration { call */
+	expect_refusal("noup2.lua",
+				   "\n\nreturn migration { name = 'x', phases = { { name = 'b' } } }\n",
+				   3, "missing 'up' function");
+}
+
+static void
+test_prelude_duplicate_phase(void **state)
+{
+	expect_refusal("dup.lua",
+				   "return migration {\n  name = 'x',\n  phases = {\n"
+				   "    { name = 'expand', up = function() end },\n"
+				   "    { name = 'expand',\n      up = function() end },\n  },\n}\n",
+				   6, "phase 2 'expand': duplicate phase name (phase 1 has it too)");
+}
+
+static void
+test_prelude_unknown_phase_key(void **state)
+{
+	expect_refusal("phasekey.lua",
+				   "return migration {\n  name = 'x',\n  phases = {\n"
+				   "    { name = 'a', up = function() end, verfy = function() end },\n  },\n}\n",
+				   4, "unknown key 'verfy'");
+}
+
+static void
+test_prelude_phase_function_wrong_type(void **state)
+{
+	expect_refusal("uptype.lua",
+				   "return migration { name = 'x', phases = { { name = 'a', up = 'ALTER TABLE t' } } }\n",
+				   1, "'up' must be a function, got string");
+}
+
+static void
+test_prelude_migration_not_a_table(void **state)
+{
+	expect_refusal("call.lua",
+				   "\nreturn migration 'x'\n",
+				   2, "migration: expected a table");
+}
+
+static void
+test_prelude_file_returns_nothing(void **state)
+{
+	expect_refusal("noreturn.lua",
+				   "migration { name = 'x', phases = { { name = 'a', up = print } } }\n",
+				   0, "must end with 'return migration { ... }' (it returned nothing)");
+	expect_refusal("returnstring.lua", "return 'x'\n",
+				   0, "(it returned a string)");
+}
+
+static void
+test_prelude_missing_file_is_usage_error(void **state)
+{
+	lua_State  *L = pgs_lua_new();
+
+	assert_int_equal(pgs_load_migration(L, "/nonexistent/x.lua"), PGS_EXIT_USAGE);
+	lua_getfield(L, -1, "message");
+	assert_non_null(strstr(lua_tostring(L, -1), "No such file or directory"));
+	assert_int_equal(pgs_load_migration(L, "/tmp"), PGS_EXIT_USAGE);
+	lua_getfield(L, -1, "message");
+	assert_non_null(strstr(lua_tostring(L, -1), "is not a regular file"));
+	lua_close(L);
+}
+
+static void
+test_prelude_globals_stay_in_the_file(void **state)
+{
+	lua_State  *L = pgs_lua_new();
+	const char *path = write_file("globals.lua",
+		"leaked = 1\nreturn migration { name = 'g', phases = { { name = 'a', up = print } } }\n");
+
+	assert_int_equal(pgs_load_migration(L, path), PGS_EXIT_OK);
+	assert_int_equal(lua_getglobal(L, "leaked"), LUA_TNIL);
+	lua_close(L);
+	unlink(path);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_prelude_valid_file_loads),
+		cmocka_unit_test(test_prelude_syntax_error),
+		cmocka_unit_test(test_prelude_runtime_error_at_top_level),
+		cmocka_unit_test(test_prelude_missing_name),
+		cmocka_unit_test(test_prelude_unknown_migration_key),
+		cmocka_unit_test(test_prelude_wrong_type),
+		cmocka_unit_test(test_prelude_bad_name),
+		cmocka_unit_test(test_prelude_no_phases),
+		cmocka_unit_test(test_prelude_phases_not_a_list),
+		cmocka_unit_test(test_prelude_phase_not_a_table),
+		cmocka_unit_test(test_prelude_phase_without_up),
+		cmocka_unit_test(test_prelude_duplicate_phase),
+		cmocka_unit_test(test_prelude_unknown_phase_key),
+		cmocka_unit_test(test_prelude_phase_function_wrong_type),
+		cmocka_unit_test(test_prelude_migration_not_a_table),
+		cmocka_unit_test(test_prelude_file_returns_nothing),
+		cmocka_unit_test(test_prelude_missing_file_is_usage_error),
+		cmocka_unit_test(test_prelude_globals_stay_in_the_file),
+	};
+
+	return cmocka_run_group_tests_name("prelude", tests, group_setup, group_teardown);
+}
