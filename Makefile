@@ -51,8 +51,11 @@ all install:
 	@exit 2
 endif
 
-sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql $(EXTENSION).control
-	sed 's/@PG_SHIFT_VERSION@/$(EXTVERSION)/g' $< > $@
+# The install script's sources, in order: the header, then one file per capability.
+SQL_SOURCES = sql/$(EXTENSION).sql sql/bookkeeping.sql
+
+sql/$(EXTENSION)--$(EXTVERSION).sql: $(SQL_SOURCES) $(EXTENSION).control
+	cat $(SQL_SOURCES) | sed 's/@PG_SHIFT_VERSION@/$(EXTVERSION)/g' > $@
 
 $(OBJS): $(EXTENSION).control
 

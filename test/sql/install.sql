@@ -38,6 +38,10 @@ CREATE EXTENSION pg_shift;
 DROP SCHEMA shift;
 DROP ROLE regress_pgshift_squatter;
 
--- and re-creating works
+-- and re-creating works; this is every object the extension owns
 CREATE EXTENSION pg_shift;
-SELECT count(*) AS functions FROM pg_proc WHERE pronamespace = 'shift'::regnamespace;
+SELECT pg_describe_object(classid, objid, objsubid) AS member
+  FROM pg_depend
+ WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
+   AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_shift')
+ ORDER BY 1;

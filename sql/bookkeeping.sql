@@ -1,0 +1,790 @@
+-- ---------------------------------------------------------------------------
+-- Bookkeeping: what every migration did, is doing, and who is doing it.
+--
+-- A runner works with two sessions: the "work" session runs the migration's
+-- SQL and holds the migration's advisory lock (shift.try_lock); the "control"
+-- session records progress through the functions below, which check that it
+-- holds the lease (shift.migration_begin) and refuse impossible transitions
+-- with SQLSTATE 55000.  Phase states:
+--
+--   pending -> running -> done -> rolling_back -> rolled_back -> running ...
+--                      \-> failed -> running (retry) | rolling_back
+--
+-- needs_cleanup is true while a phase's effects may be partial (it started and
+-- neither finished nor had its down run since); the runner runs the phase's
+-- down before running it again or rolling back past it.
+-- ---------------------------------------------------------------------------
+
+-- Role for non-superusers who run migrations: GRANT shift_operator TO someone.
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'shift_operator') THEN
+    CREATE ROLE shift_operator NOLOGIN;
+  END IF;
+END
+$$;
+
+CREATE TABLE @extschema@.migration (
+  name              pg_catalog.text PRIMARY KEY
+                    CHECK (name OPERATOR(pg_catalog.~) '^[A-Za-z0-9_.-]{1,120}$'),
+  script_sha256     pg_catalog.text NOT NULL
+                    CHECK (script_sha256 OPERATOR(pg_catalog.~) '^[0-9a-f]{64}$'),
+  script_path       pg_catalog.text,
+  status            pg_catalog.text NOT NULL DEFAULT 'pending'
+                    CHECK (status IN ('pending', 'running', 'failed', 'done', 'rolled_back')),
+  operation         pg_catalog.text CHECK (operation IN ('run', 'rollback', 'verify')),
+  current_phase     pg_catalog.text,
+  nphases           pg_catalog.int4 NOT NULL CHECK (nphases > 0),
+  created_at        pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now(),
+  started_at        pg_catalog.timestamptz,
+  finished_at       pg_catalog.timestamptz,
+  applied_by        pg_catalog.name NOT NULL DEFAULT CURRENT_USER,
+  runner_version    pg_catalog.text,
+  host              pg_catalog.text,
+  -- the lease: set while a runner works on the migration
+  lease_work_pid    pg_catalog.int4,
+  lease_control_pid pg_catalog.int4,
+  lease_runner_pid  pg_catalog.int4,
+  lease_host        pg_catalog.text,
+  lease_since       pg_catalog.timestamptz,
+  lease_heartbeat   pg_catalog.timestamptz,
+  CHECK ((status = 'running') = (lease_control_pid IS NOT NULL))
+);
+COMMENT ON TABLE @extschema@.migration IS
+  'one row per migration pgshift has seen: script hash, state, and the lease of the runner working on it';
+
+CREATE TABLE @extschema@.phase (
+  migration         pg_catalog.text NOT NULL
+                    REFERENCES @extschema@.migration (name) ON UPDATE CASCADE ON DELETE CASCADE,
+  ordinal           pg_catalog.int4 NOT NULL CHECK (ordinal > 0),
+  name              pg_catalog.text NOT NULL,
+  status            pg_catalog.text NOT NULL DEFAULT 'pending'
+                    CHECK (status IN ('pending', 'running', 'done', 'failed',
+                                      'rolling_back', 'rolled_back')),
+  reversible        pg_catalog.bool NOT NULL,
+  has_verify        pg_catalog.bool NOT NULL DEFAULT false,
+  needs_cleanup     pg_catalog.bool NOT NULL DEFAULT false,
+  attempts          pg_catalog.int4 NOT NULL DEFAULT 0,
+  started_at        pg_catalog.timestamptz,
+  finished_at       pg_catalog.timestamptz,
+  duration          pg_catalog.interval,
+  rows_affected     pg_catalog.int8,
+  error_message     pg_catalog.text,
+  error_sqlstate    pg_catalog.text,
+  PRIMARY KEY (migration, ordinal),
+  UNIQUE (migration, name)
+);
+COMMENT ON TABLE @extschema@.phase IS
+  'the phases of each migration in order, with their state, timings and last error';
+
+CREATE TABLE @extschema@.event (
+  id                pg_catalog.int8 GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  at                pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+  migration         pg_catalog.text NOT NULL,
+  phase             pg_catalog.text,
+  kind              pg_catalog.text NOT NULL CHECK (kind IN (
+                      'registered', 'run_started', 'run_finished', 'rollback_started',
+                      'rollback_finished', 'verify_started', 'verify_finished',
+                      'phase_started', 'phase_done', 'phase_failed', 'phase_cleaned_up',
+                      'cleanup_failed', 'phase_rollback_started', 'phase_rolled_back',
+                      'phase_rollback_failed', 'verify_passed', 'verify_failed', 'retry',
+                      'takeover', 'drift_allowed', 'script_changed', 'interrupted', 'error')),
+  message           pg_catalog.text,
+  sqlstate          pg_catalog.text,
+  detail            pg_catalog.jsonb,
+  role              pg_catalog.name NOT NULL DEFAULT CURRENT_USER,
+  backend_pid       pg_catalog.int4 NOT NULL DEFAULT pg_catalog.pg_backend_pid(),
+  host              pg_catalog.text
+);
+CREATE INDEX event_migration_idx ON @extschema@.event (migration, id);
+COMMENT ON TABLE @extschema@.event IS
+  'append-only log of every start, finish, failure, rollback, retry and lease takeover';
+
+CREATE FUNCTION @extschema@.event_append_only()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  RAISE EXCEPTION 'shift.event is append-only'
+    USING ERRCODE = 'insufficient_privilege',
+          HINT = 'Events record what happened; they are never changed or deleted one by one.';
+END
+$$;
+CREATE TRIGGER event_append_only BEFORE UPDATE OR DELETE ON @extschema@.event
+  FOR EACH ROW EXECUTE FUNCTION @extschema@.event_append_only();
+
+-- pg_dump keeps the history with the database.
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.migration', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.phase', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.event', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.event_id_seq', '');
+
+-- ---------------------------------------------------------------------------
+-- The migration lock: a session-level advisory lock, taken without waiting
+-- (a runner blocked in pg_advisory_lock would hold a snapshot that makes
+-- CREATE INDEX CONCURRENTLY in the other runner wait for it).
+-- ---------------------------------------------------------------------------
+
+-- Key: (0x73686674 'shft', hashtext(name)).  Two names may share a key; the
+-- only effect is that their runners cannot work at the same time.
+CREATE FUNCTION @extschema@.try_lock(migration pg_catalog.text)
+RETURNS pg_catalog.bool
+LANGUAGE sql VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT pg_catalog.pg_try_advisory_lock(1936221812, pg_catalog.hashtext(migration)) $$;
+COMMENT ON FUNCTION @extschema@.try_lock(pg_catalog.text) IS
+  'takes the migration''s advisory lock for this session if it is free; never waits';
+
+CREATE FUNCTION @extschema@.unlock(migration pg_catalog.text)
+RETURNS pg_catalog.bool
+LANGUAGE sql VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT pg_catalog.pg_advisory_unlock(1936221812, pg_catalog.hashtext(migration)) $$;
+
+-- Which session holds a migration's lock, and what the lease says about it.
+CREATE FUNCTION @extschema@.lock_holder(migration pg_catalog.text)
+RETURNS TABLE (pid pg_catalog.int4, application_name pg_catalog.text,
+               client pg_catalog.text, backend_start pg_catalog.timestamptz,
+               state pg_catalog.text, query pg_catalog.text,
+               lease_host pg_catalog.text, lease_runner_pid pg_catalog.int4,
+               lease_since pg_catalog.timestamptz, heartbeat_age pg_catalog.interval)
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT l.pid, a.application_name,
+         coalesce(host(a.client_addr), 'local socket'), a.backend_start, a.state, a.query,
+         m.lease_host, m.lease_runner_pid, m.lease_since, now() - m.lease_heartbeat
+    FROM pg_locks l
+    LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+    LEFT JOIN @extschema@.migration m ON m.name = lock_holder.migration
+   WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+     AND l.classid = 1936221812::oid
+     AND l.objid = (hashtext(lock_holder.migration)::int8 & 4294967295)::oid
+$$;
+
+-- ---------------------------------------------------------------------------
+-- State transitions.  Each one locks the migration row, checks the lease and
+-- the current state, and appends an event.
+-- ---------------------------------------------------------------------------
+
+-- The migration row, locked, leased to this session; raises otherwise.
+CREATE FUNCTION @extschema@._leased(p_migration pg_catalog.text)
+RETURNS @extschema@.migration
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  m @extschema@.migration;
+BEGIN
+  SELECT * INTO m FROM @extschema@.migration WHERE name = p_migration FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'migration "%" does not exist', p_migration
+      USING ERRCODE = 'undefined_object';
+  END IF;
+  IF m.lease_control_pid IS DISTINCT FROM pg_backend_pid() THEN
+    RAISE EXCEPTION 'migration "%" is not leased by this session', p_migration
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = CASE WHEN m.lease_control_pid IS NULL THEN 'Nobody holds its lease.'
+                          ELSE format('Session %s holds its lease.', m.lease_control_pid) END,
+            HINT = 'Call shift.migration_begin first (pgshift does).';
+  END IF;
+  RETURN m;
+END
+$$;
+
+-- The phase row, locked; raises if the migration has no such phase.
+CREATE FUNCTION @extschema@._phase(p_migration pg_catalog.text, p_phase pg_catalog.text)
+RETURNS @extschema@.phase
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p @extschema@.phase;
+BEGIN
+  SELECT * INTO p FROM @extschema@.phase
+   WHERE migration = p_migration AND name = p_phase FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'migration "%" has no phase "%"', p_migration, p_phase
+      USING ERRCODE = 'undefined_object';
+  END IF;
+  RETURN p;
+END
+$$;
+
+CREATE FUNCTION @extschema@._event(p_migration pg_catalog.text, p_phase pg_catalog.text,
+                                   p_kind pg_catalog.text, p_message pg_catalog.text DEFAULT NULL,
+                                   p_sqlstate pg_catalog.text DEFAULT NULL,
+                                   p_detail pg_catalog.jsonb DEFAULT NULL)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+  INSERT INTO @extschema@.event (migration, phase, kind, message, sqlstate, detail, host)
+  SELECT p_migration, p_phase, p_kind, p_message, p_sqlstate, p_detail,
+         (SELECT lease_host FROM @extschema@.migration WHERE name = p_migration)
+$$;
+
+/*
+ * shift.migration_begin(migration, script_sha256, phases, operation, work_pid, ...)
+ *
+ * Registers the migration (or reconciles it with the script as it is now) and
+ * gives this session its lease.  phases is a JSON array of
+ * {"name": text, "reversible": bool, "has_verify": bool} in order.  The
+ * session work_pid must hold the migration's advisory lock (shift.try_lock):
+ * that lock, not the lease, is what keeps two runners apart, so a lease
+ * still marked as held is stale and is taken over (and logged).  A script
+ * whose hash differs from the one a completed migration ran is refused
+ * unless allow_drift; for a migration not yet complete it is accepted if
+ * every phase that has started keeps its name and place.
+ *
+ * Returns the phases with their state.
+ */
+CREATE FUNCTION @extschema@.migration_begin(
+  migration pg_catalog.text, script_sha256 pg_catalog.text, phases pg_catalog.jsonb,
+  operation pg_catalog.text, work_pid pg_catalog.int4,
+  runner_version pg_catalog.text DEFAULT NULL, host pg_catalog.text DEFAULT NULL,
+  runner_pid pg_catalog.int4 DEFAULT NULL, script_path pg_catalog.text DEFAULT NULL,
+  allow_drift pg_catalog.bool DEFAULT false)
+RETURNS TABLE (ordinal pg_catalog.int4, name pg_catalog.text, status pg_catalog.text,
+               reversible pg_catalog.bool, needs_cleanup pg_catalog.bool)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  m @extschema@.migration;
+  p @extschema@.phase;
+  n pg_catalog.int4;
+  i pg_catalog.int4;
+  ph pg_catalog.jsonb;
+  new_name pg_catalog.text;
+  v_mig CONSTANT pg_catalog.text := migration_begin.migration;
+BEGIN
+  IF operation NOT IN ('run', 'rollback', 'verify') THEN
+    RAISE EXCEPTION 'unknown operation "%"', operation
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Use run, rollback or verify.';
+  END IF;
+  IF v_mig IS NULL OR v_mig !~ '^[A-Za-z0-9_.-]{1,120}$' THEN
+    RAISE EXCEPTION 'invalid migration name "%"', v_mig
+      USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'Names are 1 to 120 letters, digits, "_", "." or "-".';
+  END IF;
+  IF jsonb_typeof(phases) IS DISTINCT FROM 'array' OR jsonb_array_length(phases) = 0 THEN
+    RAISE EXCEPTION 'phases must be a non-empty JSON array'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  n := jsonb_array_length(phases);
+  FOR i IN 0 .. n - 1 LOOP
+    ph := phases -> i;
+    IF jsonb_typeof(ph -> 'name') IS DISTINCT FROM 'string'
+       OR jsonb_typeof(ph -> 'reversible') IS DISTINCT FROM 'boolean' THEN
+      RAISE EXCEPTION 'phase % in phases needs a string "name" and a boolean "reversible"', i + 1
+        USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF (ph ->> 'name') !~ '^[A-Za-z0-9_.-]{1,120}$' THEN
+      RAISE EXCEPTION 'invalid phase name "%"', ph ->> 'name'
+        USING ERRCODE = 'invalid_parameter_value',
+              DETAIL = 'Names are 1 to 120 letters, digits, "_", "." or "-".';
+    END IF;
+  END LOOP;
+  IF (SELECT count(DISTINCT e ->> 'name') FROM jsonb_array_elements(phases) e) <> n THEN
+    RAISE EXCEPTION 'phase names must be unique' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+
+  IF NOT EXISTS (
+      SELECT FROM pg_locks l
+       WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+         AND l.classid = 1936221812::oid
+         AND l.objid = (hashtext(v_mig)::int8 & 4294967295)::oid
+         AND l.pid = work_pid) THEN
+    RAISE EXCEPTION 'session % does not hold the lock of migration "%"', work_pid, v_mig
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Take it first with SELECT shift.try_lock(...) in the session that runs the migration.';
+  END IF;
+
+  SELECT * INTO m FROM @extschema@.migration mm WHERE mm.name = v_mig FOR UPDATE;
+  IF NOT FOUND THEN
+    INSERT INTO @extschema@.migration (name, script_sha256, script_path, nphases)
+    VALUES (v_mig, script_sha256, script_path, n)
+    RETURNING * INTO m;
+    INSERT INTO @extschema@.phase (migration, ordinal, name, reversible, has_verify)
+    SELECT v_mig, e.ord::int4, e.val ->> 'name', (e.val ->> 'reversible')::bool,
+           coalesce((e.val ->> 'has_verify')::bool, false)
+      FROM jsonb_array_elements(phases) WITH ORDINALITY AS e(val, ord);
+    PERFORM @extschema@._event(v_mig, NULL, 'registered',
+                               format('%s phase%s', n, CASE WHEN n = 1 THEN '' ELSE 's' END), NULL,
+                               jsonb_build_object('script_sha256', script_sha256));
+  ELSE
+    -- We hold the advisory lock, so a lease still recorded is stale.
+    IF m.lease_control_pid IS NOT NULL THEN
+      UPDATE @extschema@.phase pp
+         SET status = 'failed', needs_cleanup = pp.reversible, finished_at = now(),
+             error_message = 'interrupted: the runner stopped while the phase was running'
+       WHERE pp.migration = v_mig AND pp.status IN ('running', 'rolling_back');
+      PERFORM @extschema@._event(v_mig, NULL, 'takeover',
+        format('lease of pgshift pid %s on %s taken over: its sessions %s and %s are gone',
+               coalesce(m.lease_runner_pid::text, '?'), coalesce(m.lease_host, '?'),
+               m.lease_work_pid, m.lease_control_pid),
+        NULL,
+        jsonb_build_object('runner_pid', m.lease_runner_pid, 'host', m.lease_host,
+                           'work_pid', m.lease_work_pid, 'control_pid', m.lease_control_pid,
+                           'since', m.lease_since, 'heartbeat', m.lease_heartbeat));
+    END IF;
+
+    IF m.script_sha256 <> script_sha256 THEN
+      IF m.status = 'done' AND NOT allow_drift THEN
+        RAISE EXCEPTION 'migration "%" was completed with a different script', v_mig
+          USING ERRCODE = 'object_not_in_prerequisite_state',
+                DETAIL = format('It ran with sha256 %s; the script now has sha256 %s.',
+                                m.script_sha256, script_sha256),
+                HINT = 'Put changes in a new migration. To accept the edited script anyway, run with --allow-drift (it is logged).';
+      END IF;
+      -- Every phase that has started must keep its name and place.
+      FOR p IN SELECT * FROM @extschema@.phase pp
+                WHERE pp.migration = v_mig AND pp.status <> 'pending' ORDER BY pp.ordinal LOOP
+        new_name := phases -> (p.ordinal - 1) ->> 'name';
+        IF new_name IS DISTINCT FROM p.name THEN
+          RAISE EXCEPTION 'migration "%": phase % "%" is % but the script now has %',
+                          v_mig, p.ordinal, p.name, p.status,
+                          coalesce(format('"%s" in its place', new_name), 'no such phase')
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Phases that have started cannot be renamed, moved or removed; roll them back first.';
+        END IF;
+      END LOOP;
+      PERFORM @extschema@._event(v_mig, NULL,
+        CASE WHEN m.status = 'done' THEN 'drift_allowed' ELSE 'script_changed' END,
+        format('script sha256 %s... -> %s...', left(m.script_sha256, 12), left(script_sha256, 12)),
+        NULL, jsonb_build_object('old_sha256', m.script_sha256, 'new_sha256', script_sha256));
+    END IF;
+
+    -- Reconcile the phase list with the script: names, flags, new and removed phases.
+    DELETE FROM @extschema@.phase pp
+     WHERE pp.migration = v_mig AND pp.ordinal > n;
+    -- two passes so that reordering pending phases never violates UNIQUE (migration, name)
+    UPDATE @extschema@.phase pp SET name = '#' || pp.ordinal
+     WHERE pp.migration = v_mig;
+    INSERT INTO @extschema@.phase AS pp (migration, ordinal, name, reversible, has_verify)
+    SELECT v_mig, e.ord::int4, e.val ->> 'name', (e.val ->> 'reversible')::bool,
+           coalesce((e.val ->> 'has_verify')::bool, false)
+      FROM jsonb_array_elements(phases) WITH ORDINALITY AS e(val, ord)
+    ON CONFLICT ON CONSTRAINT phase_pkey DO UPDATE
+      SET name = excluded.name, reversible = excluded.reversible,
+          has_verify = excluded.has_verify;
+  END IF;
+
+  UPDATE @extschema@.migration mm
+     SET script_sha256 = migration_begin.script_sha256,
+         script_path = coalesce(migration_begin.script_path, mm.script_path),
+         nphases = n, status = 'running', operation = migration_begin.operation,
+         started_at = now(), finished_at = NULL,
+         runner_version = migration_begin.runner_version, host = migration_begin.host,
+         lease_work_pid = work_pid, lease_control_pid = pg_backend_pid(),
+         lease_runner_pid = runner_pid, lease_host = migration_begin.host,
+         lease_since = now(), lease_heartbeat = now()
+   WHERE mm.name = v_mig;
+  PERFORM @extschema@._event(v_mig, NULL, operation || '_started',
+                             format('pgshift %s (pid %s) on %s', coalesce(runner_version, '?'),
+                                    coalesce(runner_pid::text, '?'), coalesce(host, '?')));
+
+  RETURN QUERY
+    SELECT pp.ordinal, pp.name, pp.status, pp.reversible, pp.needs_cleanup
+      FROM @extschema@.phase pp WHERE pp.migration = v_mig ORDER BY pp.ordinal;
+END
+$$;
+
+-- shift.heartbeat(migration): the lease holder is alive.
+CREATE FUNCTION @extschema@.heartbeat(migration pg_catalog.text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  PERFORM @extschema@._leased(migration);
+  UPDATE @extschema@.migration SET lease_heartbeat = now() WHERE name = heartbeat.migration;
+END
+$$;
+
+-- shift.phase_start(migration, phase): phase -> running.  Every earlier phase
+-- must be done; the phase must be pending, failed or rolled back, and clean.
+CREATE FUNCTION @extschema@.phase_start(migration pg_catalog.text, phase pg_catalog.text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  m @extschema@.migration;
+  p @extschema@.phase;
+  blocker @extschema@.phase;
+BEGIN
+  m := @extschema@._leased(migration);
+  p := @extschema@._phase(migration, phase);
+  IF m.operation <> 'run' THEN
+    RAISE EXCEPTION 'phase "%" of migration "%" cannot start during a %', phase, migration, m.operation
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  IF p.status NOT IN ('pending', 'failed', 'rolled_back') THEN
+    RAISE EXCEPTION 'phase "%" of migration "%" cannot start: it is %', phase, migration, p.status
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  IF p.needs_cleanup AND p.reversible THEN
+    RAISE EXCEPTION 'phase "%" of migration "%" cannot start: its last attempt was interrupted and its down has not run',
+                    phase, migration
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Run the phase''s down and record it with shift.phase_cleaned first (pgshift does).';
+  END IF;
+  SELECT * INTO blocker FROM @extschema@.phase pp
+   WHERE pp.migration = phase_start.migration AND pp.ordinal < p.ordinal AND pp.status <> 'done'
+   ORDER BY pp.ordinal LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION 'phase % "%" of migration "%" cannot start: phase % "%" is %',
+                    p.ordinal, phase, migration, blocker.ordinal, blocker.name, blocker.status
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  UPDATE @extschema@.phase pp
+     SET status = 'running', needs_cleanup = true, attempts = pp.attempts + 1,
+         started_at = now(), finished_at = NULL, duration = NULL, rows_affected = NULL,
+         error_message = NULL, error_sqlstate = NULL
+   WHERE pp.migration = phase_start.migration AND pp.name = phase;
+  UPDATE @extschema@.migration mm SET current_phase = phase, lease_heartbeat = now()
+   WHERE mm.name = phase_start.migration;
+  PERFORM @extschema@._event(migration, phase, 'phase_started',
+                             format('attempt %s', p.attempts + 1));
+END
+$$;
+
+-- shift.phase_done(migration, phase, rows_affected): running -> done.
+CREATE FUNCTION @extschema@.phase_done(migration pg_catalog.text, phase pg_catalog.text,
+                                       rows_affected pg_catalog.int8 DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p @extschema@.phase;
+BEGIN
+  PERFORM @extschema@._leased(migration);
+  p := @extschema@._phase(migration, phase);
+  IF p.status <> 'running' THEN
+    RAISE EXCEPTION 'phase "%" of migration "%" cannot finish: it is %', phase, migration, p.status
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Only a running phase can finish; start it with shift.phase_start.';
+  END IF;
+  UPDATE @extschema@.phase pp
+     SET status = 'done', needs_cleanup = false, finished_at = now(),
+         duration = now() - pp.started_at, rows_affected = phase_done.rows_affected
+   WHERE pp.migration = phase_done.migration AND pp.name = phase;
+  UPDATE @extschema@.migration SET lease_heartbeat = now() WHERE name = phase_done.migration;
+  PERFORM @extschema@._event(migration, phase, 'phase_done',
+                             format('%s rows', coalesce(rows_affected::text, 'no count of')), NULL,
+                             jsonb_build_object('seconds', extract(epoch FROM now() - p.started_at),
+                                                'rows', rows_affected));
+END
+$$;
+
+-- shift.phase_failed(migration, phase, message, sqlstate, interrupted):
+-- running -> failed.  The phase keeps needs_cleanup until shift.phase_cleaned.
+CREATE FUNCTION @extschema@.phase_failed(migration pg_catalog.text, phase pg_catalog.text,
+                                         message pg_catalog.text,
+                                         sqlstate pg_catalog.text DEFAULT NULL,
+                                         interrupted pg_catalog.bool DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p @extschema@.phase;
+BEGIN
+  PERFORM @extschema@._leased(migration);
+  p := @extschema@._phase(migration, phase);
+  IF p.status <> 'running' THEN
+    RAISE EXCEPTION 'phase "%" of migration "%" cannot fail: it is %', phase, migration, p.status
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  UPDATE @extschema@.phase pp
+     SET status = 'failed', finished_at = now(), duration = now() - pp.started_at,
+         error_message = phase_failed.message, error_sqlstate = phase_failed.sqlstate,
+         needs_cleanup = pp.reversible
+   WHERE pp.migration = phase_failed.migration AND pp.name = phase;
+  UPDATE @extschema@.migration SET lease_heartbeat = now() WHERE name = phase_failed.migration;
+  PERFORM @extschema@._event(migration, phase,
+                             CASE WHEN interrupted THEN 'interrupted' ELSE 'phase_failed' END,
+                             message, sqlstate);
+END
+$$;
+
+-- shift.phase_cleaned(migration, phase): the down of a failed phase ran.
+CREATE FUNCTION @extschema@.phase_cleaned(migration pg_catalog.text, phase pg_catalog.text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p @extschema@.phase;
+BEGIN
+  PERFORM @extschema@._leased(migration);
+  p := @extschema@._phase(migration, phase);
+  IF p.status <> 'failed' OR NOT p.needs_cleanup THEN
+    RAISE EXCEPTION 'phase "%" of migration "%" has nothing to clean up: it is %', phase, migration,
+                    CASE WHEN p.status = 'failed' THEN 'failed and clean' ELSE p.status END
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  UPDATE @extschema@.phase pp SET needs_cleanup = false
+   WHERE pp.migration = phase_cleaned.migration AND pp.name = phase;
+  PERFORM @extschema@._event(migration, phase, 'phase_cleaned_up', 'its down ran');
+END
+$$;
+
+-- shift.phase_rollback_start(migration, phase): done (or failed and not clean)
+-- -> rolling_back.  Phases are rolled back last first; a phase without down is
+-- a point of no return.
+CREATE FUNCTION @extschema@.phase_rollback_start(migration pg_catalog.text, phase pg_catalog.text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  m @extschema@.migration;
+  p @extschema@.phase;
+  blocker @extschema@.phase;
+BEGIN
+  m := @extschema@._leased(migration);
+  p := @extschema@._phase(migration, phase);
+  IF m.operation <> 'rollback' THEN
+    RAISE EXCEPTION 'phase "%" of migration "%" cannot be rolled back during a %', phase, migration, m.operation
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  IF NOT p.reversible THEN
+    RAISE EXCEPTION 'phase "%" of migration "%" has no down: it is a point of no return', phase, migration
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  IF NOT (p.status = 'done' OR (p.status = 'failed' AND p.needs_cleanup)) THEN
+    RAISE EXCEPTION 'phase "%" of migration "%" cannot be rolled back: it is %', phase, migration,
+                    CASE WHEN p.status = 'failed' THEN 'failed and already clean' ELSE p.status END
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  SELECT * INTO blocker FROM @extschema@.phase pp
+   WHERE pp.migration = phase_rollback_start.migration AND pp.ordinal > p.ordinal
+     AND (pp.status IN ('done', 'running', 'rolling_back') OR pp.needs_cleanup)
+   ORDER BY pp.ordinal DESC LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION 'phase % "%" of migration "%" cannot be rolled back before phase % "%", which is %',
+                    p.ordinal, phase, migration, blocker.ordinal, blocker.name,
+                    CASE WHEN blocker.needs_cleanup AND blocker.status = 'failed'
+                         THEN 'failed and not cleaned up' ELSE blocker.status END
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Roll phases back in reverse order.';
+  END IF;
+  UPDATE @extschema@.phase pp
+     SET status = 'rolling_back', needs_cleanup = true, started_at = now(), finished_at = NULL,
+         duration = NULL, error_message = NULL, error_sqlstate = NULL
+   WHERE pp.migration = phase_rollback_start.migration AND pp.name = phase;
+  UPDATE @extschema@.migration mm SET current_phase = phase, lease_heartbeat = now()
+   WHERE mm.name = phase_rollback_start.migration;
+  PERFORM @extschema@._event(migration, phase, 'phase_rollback_started', NULL);
+END
+$$;
+
+-- shift.phase_rolled_back(migration, phase): rolling_back -> rolled_back.
+CREATE FUNCTION @extschema@.phase_rolled_back(migration pg_catalog.text, phase pg_catalog.text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p @extschema@.phase;
+BEGIN
+  PERFORM @extschema@._leased(migration);
+  p := @extschema@._phase(migration, phase);
+  IF p.status <> 'rolling_back' THEN
+    RAISE EXCEPTION 'phase "%" of migration "%" cannot be marked rolled back: it is %', phase, migration, p.status
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  UPDATE @extschema@.phase pp
+     SET status = 'rolled_back', needs_cleanup = false, finished_at = now(),
+         duration = now() - pp.started_at
+   WHERE pp.migration = phase_rolled_back.migration AND pp.name = phase;
+  UPDATE @extschema@.migration SET lease_heartbeat = now() WHERE name = phase_rolled_back.migration;
+  PERFORM @extschema@._event(migration, phase, 'phase_rolled_back', NULL, NULL,
+                             jsonb_build_object('seconds', extract(epoch FROM now() - p.started_at)));
+END
+$$;
+
+-- shift.phase_rollback_failed(migration, phase, message, sqlstate):
+-- rolling_back -> failed, still needing cleanup.
+CREATE FUNCTION @extschema@.phase_rollback_failed(migration pg_catalog.text, phase pg_catalog.text,
+                                                  message pg_catalog.text,
+                                                  sqlstate pg_catalog.text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p @extschema@.phase;
+BEGIN
+  PERFORM @extschema@._leased(migration);
+  p := @extschema@._phase(migration, phase);
+  IF p.status <> 'rolling_back' THEN
+    RAISE EXCEPTION 'phase "%" of migration "%" cannot fail its rollback: it is %', phase, migration, p.status
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  UPDATE @extschema@.phase pp
+     SET status = 'failed', needs_cleanup = true, finished_at = now(),
+         duration = now() - pp.started_at,
+         error_message = 'rollback failed: ' || phase_rollback_failed.message,
+         error_sqlstate = phase_rollback_failed.sqlstate
+   WHERE pp.migration = phase_rollback_failed.migration AND pp.name = phase;
+  PERFORM @extschema@._event(migration, phase, 'phase_rollback_failed', message, sqlstate);
+END
+$$;
+
+-- shift.log_event(migration, phase, kind, message, sqlstate, detail): an
+-- event that changes no state (retry, verify result, cleanup failure, error).
+CREATE FUNCTION @extschema@.log_event(migration pg_catalog.text, phase pg_catalog.text,
+                                      kind pg_catalog.text, message pg_catalog.text DEFAULT NULL,
+                                      sqlstate pg_catalog.text DEFAULT NULL,
+                                      detail pg_catalog.jsonb DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  PERFORM @extschema@._leased(migration);
+  IF kind NOT IN ('retry', 'verify_passed', 'verify_failed', 'cleanup_failed', 'error') THEN
+    RAISE EXCEPTION 'event kind "%" is recorded by the state functions, not by log_event', kind
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'log_event takes retry, verify_passed, verify_failed, cleanup_failed or error.';
+  END IF;
+  IF phase IS NOT NULL THEN
+    PERFORM @extschema@._phase(migration, phase);
+  END IF;
+  PERFORM @extschema@._event(migration, phase, kind, message, sqlstate, detail);
+END
+$$;
+
+-- shift.migration_end(migration): releases the lease; the migration's status
+-- follows from its phases.  Returns that status.
+CREATE FUNCTION @extschema@.migration_end(migration pg_catalog.text)
+RETURNS pg_catalog.text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  m @extschema@.migration;
+  s pg_catalog.text;
+BEGIN
+  m := @extschema@._leased(migration);
+  IF EXISTS (SELECT FROM @extschema@.phase pp
+              WHERE pp.migration = migration_end.migration
+                AND pp.status IN ('running', 'rolling_back')) THEN
+    RAISE EXCEPTION 'migration "%" cannot end while a phase is running', migration
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Record the phase''s outcome first (phase_done, phase_failed, phase_rolled_back, phase_rollback_failed).';
+  END IF;
+  SELECT CASE
+           WHEN bool_or(pp.status = 'failed') THEN 'failed'
+           WHEN bool_and(pp.status = 'done') THEN 'done'
+           WHEN NOT bool_or(pp.status = 'done') AND bool_or(pp.status = 'rolled_back') THEN 'rolled_back'
+           ELSE 'pending'
+         END INTO s
+    FROM @extschema@.phase pp WHERE pp.migration = migration_end.migration;
+  UPDATE @extschema@.migration mm
+     SET status = s, finished_at = now(), lease_work_pid = NULL, lease_control_pid = NULL,
+         lease_runner_pid = NULL, lease_host = NULL, lease_since = NULL, lease_heartbeat = NULL
+   WHERE mm.name = migration_end.migration;
+  PERFORM @extschema@._event(migration, NULL, m.operation || '_finished',
+                             format('status %s', s), NULL,
+                             jsonb_build_object('seconds', extract(epoch FROM now() - m.started_at)));
+  RETURN s;
+END
+$$;
+
+-- ---------------------------------------------------------------------------
+-- Views
+-- ---------------------------------------------------------------------------
+
+CREATE VIEW @extschema@.status AS
+SELECT m.name AS migration,
+       m.status,
+       m.operation,
+       d.done AS phases_done,
+       m.nphases,
+       CASE WHEN cur.ordinal IS NOT NULL
+            THEN format('%s of %s (%s)', cur.ordinal, m.nphases, cur.name)
+            ELSE format('%s of %s', d.done, m.nphases) END AS phase,
+       m.started_at,
+       m.finished_at,
+       coalesce(m.finished_at, pg_catalog.now()) - m.started_at AS elapsed,
+       err.error_message AS last_error,
+       err.error_sqlstate AS last_error_sqlstate,
+       err.name AS last_error_phase,
+       m.lease_host,
+       m.lease_runner_pid,
+       m.lease_work_pid,
+       pg_catalog.now() - m.lease_heartbeat AS heartbeat_age,
+       m.applied_by,
+       m.runner_version,
+       m.script_sha256,
+       m.script_path
+  FROM @extschema@.migration m
+  CROSS JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE p.status = 'done') AS done
+      FROM @extschema@.phase p WHERE p.migration = m.name) d
+  LEFT JOIN LATERAL (
+    SELECT p.ordinal, p.name FROM @extschema@.phase p
+     WHERE p.migration = m.name AND p.status IN ('running', 'rolling_back')
+     ORDER BY p.ordinal LIMIT 1) cur ON true
+  LEFT JOIN LATERAL (
+    SELECT p.error_message, p.error_sqlstate, p.name FROM @extschema@.phase p
+     WHERE p.migration = m.name AND p.status = 'failed'
+     ORDER BY p.finished_at DESC NULLS LAST LIMIT 1) err ON true;
+COMMENT ON VIEW @extschema@.status IS
+  'one row per migration: state, phase k of n, elapsed time, last error, lease holder';
+
+CREATE VIEW @extschema@.history AS
+SELECT e.id, e.at, e.migration, e.phase, e.kind, e.message, e.sqlstate, e.role, e.host, e.backend_pid
+  FROM @extschema@.event e
+ ORDER BY e.id;
+COMMENT ON VIEW @extschema@.history IS 'every recorded event, oldest first';
+
+-- ---------------------------------------------------------------------------
+-- Privileges: nothing for PUBLIC; shift_operator may run migrations.
+-- ---------------------------------------------------------------------------
+
+-- What the current role lacks to run migrations (no rows: nothing).
+CREATE FUNCTION @extschema@.missing_privileges()
+RETURNS SETOF pg_catalog.text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  -- one privilege per row: has_*_privilege with a list is true if ANY is held
+  SELECT format('%s on %s %s', priv, kind, obj)
+    FROM (VALUES ('SELECT', '@extschema@.migration', 'table'),
+                 ('INSERT', '@extschema@.migration', 'table'),
+                 ('UPDATE', '@extschema@.migration', 'table'),
+                 ('SELECT', '@extschema@.phase', 'table'),
+                 ('INSERT', '@extschema@.phase', 'table'),
+                 ('UPDATE', '@extschema@.phase', 'table'),
+                 ('DELETE', '@extschema@.phase', 'table'),
+                 ('SELECT', '@extschema@.event', 'table'),
+                 ('INSERT', '@extschema@.event', 'table'),
+                 ('EXECUTE', '@extschema@.migration_begin(text,text,jsonb,text,integer,text,text,integer,text,boolean)', 'function'),
+                 ('EXECUTE', '@extschema@.try_lock(text)', 'function')) AS v(priv, obj, kind)
+   WHERE CASE kind
+           WHEN 'table' THEN NOT has_table_privilege(obj, priv)
+           ELSE NOT has_function_privilege(obj, priv)
+         END
+$$;
+COMMENT ON FUNCTION @extschema@.missing_privileges() IS
+  'privileges the current role lacks to run migrations with pgshift (GRANT shift_operator gives them all)';
+
+REVOKE ALL ON ALL TABLES IN SCHEMA @extschema@ FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA @extschema@ FROM PUBLIC;
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA @extschema@ FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.version() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.missing_privileges() TO PUBLIC;
+
+GRANT SELECT, INSERT, UPDATE ON @extschema@.migration TO shift_operator;
+GRANT SELECT, INSERT, UPDATE, DELETE ON @extschema@.phase TO shift_operator;
+GRANT SELECT, INSERT ON @extschema@.event TO shift_operator;
+GRANT SELECT ON @extschema@.status, @extschema@.history TO shift_operator;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA @extschema@ TO shift_operator;
