@@ -7,11 +7,15 @@
  * returns a failed PGresult: either a result the caller must PQclear(), or
  * NULL with *err filled in, so callers cannot forget an error status.
  */
+#include <poll.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "pgshift.h"
+
+static void cancel_statement(PGconn *conn);
 
 static char *
 dup_or_null(const char *s)
@@ -41,7 +45,7 @@ dup_trimmed(const char *s)
 }
 
 /*
- * libpq's own messages span lines ("server closed the connection
+ * libpq's own (client-side) messages span lines ("server closed the connection
  * unexpectedly\n\tThis probably means ...").  Keep the first line as the
  * message and move the rest, joined, to the detail, so that the cause of an
  * error always prints as one line.
@@ -55,12 +59,12 @@ split_message(PgsError *err)
 	char	   *p;
 	bool		space = false;
 
-	if (nl == NULL)
+	if (nl == NULL || err->detail != NULL)
+		return;
+	rest = nl + 1;
+	if ((out = malloc(strlen(rest) + 1)) == NULL)
 		return;
 	*nl = '\0';
-	rest = nl + 1;
-	if (err->detail != NULL || (out = malloc(strlen(rest) + 1)) == NULL)
-		return;
 	/* collapse newlines and indentation into single spaces */
 	for (p = out; *rest; rest++)
 	{
@@ -134,11 +138,16 @@ error_from_result(PGconn *conn, const PGresult *res, const char *sql,
 			msg = PQresultErrorMessage(res);
 	}
 	if (msg == NULL || *msg == '\0')
+	{
+		/* libpq's own message: may span lines, see split_message */
 		msg = PQerrorMessage(conn);
-	if (msg == NULL || *msg == '\0')
-		msg = "unknown error (no message from libpq)";
-	err->message = dup_trimmed(msg);
-	split_message(err);
+		if (msg == NULL || *msg == '\0')
+			msg = "unknown error (no message from libpq)";
+		err->message = dup_trimmed(msg);
+		split_message(err);
+	}
+	else
+		err->message = dup_trimmed(msg);
 	if (err->severity == NULL)
 		err->severity = strdup("ERROR");
 	/* libpq's own failures carry no SQLSTATE; a dead connection gets 08006. */
@@ -149,24 +158,146 @@ error_from_result(PGconn *conn, const PGresult *res, const char *sql,
 
 /*
  * A COPY started by a statement we sent: refuse it and bring the connection
- * back to idle, so the next statement works.
+ * back to idle, so the next statement works.  COPY FROM STDIN is failed from
+ * our side, which aborts the string's implicit transaction.  COPY TO STDOUT
+ * cannot be failed by the client, so the statement is cancelled (statements
+ * after it in the same string are then skipped, unless the server had already
+ * finished them) and its output discarded.  A string may hold several COPYs:
+ * loop until the connection leaves the copy state.
  */
 static void
 abandon_copy(PGconn *conn, ExecStatusType status)
 {
 	PGresult   *res;
+	char	   *buf;
+	bool		canceled = false;
 
-	if (status == PGRES_COPY_IN)
-		PQputCopyEnd(conn, "pgshift does not stream COPY data");
-	else if (status == PGRES_COPY_OUT)
+	for (;;)
 	{
-		char	   *buf;
-
-		while (PQgetCopyData(conn, &buf, 0) > 0)
-			PQfreemem(buf);
-	}
-	while ((res = PQgetResult(conn)) != NULL)
+		if (status == PGRES_COPY_IN)
+			PQputCopyEnd(conn, "pgshift does not stream COPY data");
+		else if (status == PGRES_COPY_OUT || status == PGRES_COPY_BOTH)
+		{
+			if (!canceled)
+			{
+				cancel_statement(conn);
+				canceled = true;
+			}
+			while (PQgetCopyData(conn, &buf, 0) > 0)
+				PQfreemem(buf);
+		}
+		res = PQgetResult(conn);
+		if (res == NULL)
+			break;
+		status = PQresultStatus(res);
 		PQclear(res);
+		if (PQstatus(conn) == CONNECTION_BAD)
+			break;
+	}
+}
+
+/* Called about once a second while a statement runs (see pgs_set_tick). */
+static PgsTickFn tick_fn = NULL;
+static void *tick_arg = NULL;
+static bool in_tick = false;
+
+volatile sig_atomic_t pgs_interrupted = 0;
+
+void
+pgs_set_tick(PgsTickFn fn, void *arg)
+{
+	tick_fn = fn;
+	tick_arg = arg;
+}
+
+static double
+monotonic_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Asks the server to cancel the statement running on conn. */
+static void
+cancel_statement(PGconn *conn)
+{
+	PGcancel   *cancel = PQgetCancel(conn);
+	char		errbuf[256];
+
+	if (cancel)
+	{
+		PQcancel(cancel, errbuf, sizeof(errbuf));
+		PQfreeCancel(cancel);
+	}
+}
+
+/*
+ * Waits for the results of the statement sent on conn, ticking once a second
+ * and cancelling the statement once pgs_interrupted is set.  Returns what
+ * PQexec would: the last result, or the first error (the server stops at
+ * it), or a COPY result as soon as one arrives.
+ */
+static PGresult *
+wait_for_result(PGconn *conn)
+{
+	PGresult   *last = NULL;
+	PGresult   *res;
+	bool		canceled = false;
+	double		next_tick = monotonic_seconds() + 1.0;
+
+	for (;;)
+	{
+		while (PQisBusy(conn))
+		{
+			struct pollfd pfd;
+			int			rc;
+
+			pfd.fd = PQsocket(conn);
+			pfd.events = POLLIN;
+			pfd.revents = 0;
+			if (pfd.fd < 0)
+				break;
+			rc = poll(&pfd, 1, 250);
+			if (pgs_interrupted && !canceled)
+			{
+				cancel_statement(conn);
+				canceled = true;
+			}
+			if (rc > 0 && !PQconsumeInput(conn))
+				break;			/* connection lost: PQgetResult says so */
+			if (tick_fn && !in_tick && monotonic_seconds() >= next_tick)
+			{
+				in_tick = true;
+				tick_fn(tick_arg);
+				in_tick = false;
+				next_tick = monotonic_seconds() + 1.0;
+			}
+		}
+		res = PQgetResult(conn);
+		if (res == NULL)
+			break;
+		switch (PQresultStatus(res))
+		{
+			case PGRES_COPY_IN:
+			case PGRES_COPY_OUT:
+			case PGRES_COPY_BOTH:
+				PQclear(last);
+				return res;
+			default:
+				break;
+		}
+		if (last && (PQresultStatus(last) == PGRES_FATAL_ERROR ||
+					 PQresultStatus(last) == PGRES_NONFATAL_ERROR))
+			PQclear(res);		/* keep the first error */
+		else
+		{
+			PQclear(last);
+			last = res;
+		}
+	}
+	return last;
 }
 
 /*
@@ -175,20 +306,25 @@ abandon_copy(PGconn *conn, ExecStatusType status)
  *
  * Without parameters the simple query protocol is used, so a string may hold
  * several statements (they run as one implicit transaction and the result of
- * the last one is returned).  With parameters, PQexecParams sends exactly one
- * statement.
+ * the last one is returned).  With parameters, exactly one statement is sent
+ * with the extended protocol.  While the server works, the tick function
+ * runs once a second, and an interrupt (pgs_interrupted) cancels the
+ * statement, which then fails with SQLSTATE 57014.
  */
 PGresult *
 pgs_exec(PGconn *conn, const char *sql, int nparams,
 		 const char *const *values, PgsError *err)
 {
-	PGresult   *res;
+	PGresult   *res = NULL;
 	ExecStatusType status;
+	int			sent;
 
 	if (nparams > 0)
-		res = PQexecParams(conn, sql, nparams, NULL, values, NULL, NULL, 0);
+		sent = PQsendQueryParams(conn, sql, nparams, NULL, values, NULL, NULL, 0);
 	else
-		res = PQexec(conn, sql);
+		sent = PQsendQuery(conn, sql);
+	if (sent)
+		res = wait_for_result(conn);
 
 	status = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 	switch (status)
@@ -203,7 +339,9 @@ pgs_exec(PGconn *conn, const char *sql, int nparams,
 			abandon_copy(conn, status);
 			pgs_error_set(err, "0A000",
 						  "COPY to or from the client is not supported in a migration");
-			free(err->hint);
+			err->detail = strdup(status == PGRES_COPY_IN ?
+								 "pgshift failed the COPY, which rolled back the statement string it was part of." :
+								 "pgshift cancelled the COPY; statements after it in the same string may have run.");
 			err->hint = strdup("Use COPY with a server-side file or program, or INSERT ... SELECT.");
 			err->statement = strdup(sql);
 			return NULL;
@@ -220,16 +358,34 @@ pgs_exec(PGconn *conn, const char *sql, int nparams,
 }
 
 /*
+ * Server notices (warnings: see pgs_connect) go to stderr on a line of their
+ * own, never into the middle of the live progress line.
+ */
+static void
+notice_receiver(void *arg, const PGresult *res)
+{
+	const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY);
+	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+	pgs_live_clear();
+	fflush(stdout);
+	fprintf(stderr, "pgshift: server %s: %s\n", sev ? sev : "NOTICE", msg ? msg : "");
+	fflush(stderr);
+}
+
+/*
  * pgs_connect: opens a connection from a conninfo string or URI (NULL: the
- * libpq environment, PGHOST, PGDATABASE, ...).  On failure returns NULL with
+ * libpq environment, PGHOST, PGDATABASE, ...), named appname unless the
+ * connection string names it, reporting warnings but not notices.  On failure returns NULL with
  * *err set to libpq's reason and SQLSTATE 08001.
  */
 PGconn *
-pgs_connect(const char *dsn, PgsError *err)
+pgs_connect(const char *dsn, const char *appname, PgsError *err)
 {
 	const char *keys[] = {"dbname", "fallback_application_name", NULL};
-	const char *vals[] = {dsn, "pgshift", NULL};
+	const char *vals[] = {dsn, appname, NULL};
 	PGconn	   *conn;
+	PGresult   *res;
 
 	conn = PQconnectdbParams(keys, vals, 1);
 	if (conn == NULL)
@@ -244,6 +400,13 @@ pgs_connect(const char *dsn, PgsError *err)
 		PQfinish(conn);
 		return NULL;
 	}
+	/*
+	 * NOTICEs ("... does not exist, skipping") are noise in a migration's
+	 * output; warnings and errors are not.  A phase may SET it lower.
+	 */
+	PQsetNoticeReceiver(conn, notice_receiver, NULL);
+	res = PQexec(conn, "SET client_min_messages = warning");
+	PQclear(res);
 	return conn;
 }
 
@@ -306,6 +469,11 @@ pgs_check_extension(PGconn *conn, PgsError *err)
 	}
 	extversion = strdup(PQgetvalue(res, 0, 0));
 	PQclear(res);
+	if (extversion == NULL)
+	{
+		pgs_error_set(err, NULL, "out of memory");
+		return PGS_EXIT_USAGE;
+	}
 
 	if (strcmp(extversion, PGS_VERSION) != 0)
 	{

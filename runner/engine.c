@@ -1,27 +1,72 @@
 /*
  * engine.c
- *	  The phase engine: `pgshift run FILE` loads and validates a migration,
- *	  connects, checks the extension's version, and runs each phase's `up`
- *	  in order, reporting each phase's result and duration.
+ *	  The phase engine: pgshift run, rollback and verify.
  *
- * All Lua runs under pgs_pcall(); the whole command runs inside one
- * protected C function so that even an out-of-memory error is reported and
- * the connection (owned by the db object) is closed by lua_close().
+ * A session uses two connections to the same database.  The work connection
+ * is the `db` the phases get; it holds the migration's advisory lock
+ * (shift.try_lock, polled, never a blocking wait), so "the lock is held"
+ * means "the session doing the changes is alive".  The control connection
+ * records every step through the shift.* state functions, so a failure on
+ * the work connection (even its loss) can still be recorded, and it sends a
+ * heartbeat while long statements run.
+ *
+ * Every Lua call is protected; the whole command runs inside one protected C
+ * function, and both connections are owned by db objects, so lua_close()
+ * closes them whatever happened.
  */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 
 #include "pgshift.h"
 
-typedef struct RunArgs
+typedef enum Operation
+{
+	OP_RUN,
+	OP_ROLLBACK,
+	OP_VERIFY
+} Operation;
+
+static const char *const op_names[] = {"run", "rollback", "verify"};
+
+/* A phase's state as recorded in shift.phase. */
+typedef struct PhaseState
+{
+	char		status[16];
+	bool		needs_cleanup;
+} PhaseState;
+
+typedef struct Session
 {
 	const PgsOptions *opts;
 	const char *path;
-	int			rc;
-} RunArgs;
+	Operation	op;
+	int			rc;				/* the exit code */
+
+	lua_State  *L;
+	int			mig;			/* stack index: the migration table */
+	int			workdb;			/* stack index: the db the phases get */
+	int			ctldb;			/* stack index: the control connection's db */
+	PGconn	   *work;
+	PGconn	   *ctl;
+	const char *name;			/* the migration's name (on the Lua stack) */
+	int			nphases;
+	PhaseState *state;			/* nphases entries, in a userdata */
+	bool		leased;
+	char		sha256[65];
+	char		host[256];
+	char		work_pid[16];
+
+	/* the phase running now, for the live line and events */
+	const char *cur_phase;
+	int			cur_ordinal;
+	double		cur_started;
+	double		last_heartbeat;
+} Session;
 
 static double
 now_ms(void)
@@ -32,147 +77,812 @@ now_ms(void)
 	return ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
 }
 
-/* "12 ms", "3.40 s", "2 min 05 s" */
-static void
-format_duration(char *buf, size_t len, double ms)
-{
-	if (ms < 1000)
-		snprintf(buf, len, "%.0f ms", ms);
-	else if (ms < 60000)
-		snprintf(buf, len, "%.2f s", ms / 1000);
-	else
-		snprintf(buf, len, "%d min %02d s", (int) (ms / 60000),
-				 (int) (ms / 1000) % 60);
-}
+/* ---- bookkeeping on the control connection ---- */
 
-/* Connects and checks the extension; pushes the db object on success. */
-static int
-open_database(lua_State *L, const PgsOptions *opts, char **where)
+/*
+ * Runs a bookkeeping statement on the control connection.  On failure prints
+ * it and returns NULL (the caller stops: without bookkeeping nothing can go
+ * on safely).
+ */
+static PGresult *
+record(Session *s, const char *sql, int nparams, const char *const *params)
 {
 	PgsError	err;
-	PGconn	   *conn;
-	int			rc;
+	PGresult   *res;
 
 	memset(&err, 0, sizeof(err));
-	conn = pgs_connect(opts->dsn, &err);
-	if (conn == NULL)
+	res = pgs_exec(s->ctl, sql, nparams, params, &err);
+	if (res == NULL)
+	{
+		pgs_report_error(&err, "while recording progress in shift.* (control connection)");
+		pgs_error_clear(&err);
+	}
+	return res;
+}
+
+static bool
+record_ok(Session *s, const char *sql, int nparams, const char *const *params)
+{
+	PGresult   *res = record(s, sql, nparams, params);
+
+	PQclear(res);
+	return res != NULL;
+}
+
+/* The event sink of C.event: events a phase reports (db:ddl retries). */
+static bool
+record_event(void *arg, const char *kind, const char *message, const char *sqlstate)
+{
+	Session    *s = arg;
+	const char *p[5] = {s->name, s->cur_phase, kind, message, sqlstate};
+
+	return record_ok(s, "SELECT shift.log_event($1, $2, $3, $4, $5)", 5, p);
+}
+
+/* Once a second while a statement runs: the live line and the heartbeat. */
+static void
+tick(void *arg)
+{
+	Session    *s = arg;
+	double		t = now_ms();
+
+	if (s->cur_phase && !s->opts->quiet && !s->opts->json && isatty(STDOUT_FILENO))
+	{
+		char		line[256];
+		int			secs = (int) ((t - s->cur_started) / 1000);
+
+		snprintf(line, sizeof(line), "    ... %s running for %d:%02d", s->cur_phase,
+				 secs / 60, secs % 60);
+		pgs_live_update(line);
+	}
+	if (s->leased && t - s->last_heartbeat > 10000)
+	{
+		const char *p[1] = {s->name};
+		PgsError	err;
+		PGresult   *res;
+
+		/* a missed heartbeat is not fatal: the lock, not the lease, guards */
+		memset(&err, 0, sizeof(err));
+		res = pgs_exec(s->ctl, "SELECT shift.heartbeat($1)", 1, p, &err);
+		PQclear(res);
+		pgs_error_clear(&err);
+		s->last_heartbeat = t;
+	}
+}
+
+/* ---- phases ---- */
+
+/* Pushes phase i's table (1-based) and returns its name. */
+static const char *
+push_phase(Session *s, int i)
+{
+	const char *name;
+
+	lua_getfield(s->L, s->mig, "phases");
+	lua_geti(s->L, -1, i);
+	lua_remove(s->L, -2);
+	lua_getfield(s->L, -1, "name");
+	name = lua_tostring(s->L, -1);
+	lua_pop(s->L, 1);			/* the phase table keeps the string alive */
+	return name;
+}
+
+static bool
+phase_has(Session *s, int phase, const char *fn)
+{
+	bool		yes = lua_getfield(s->L, phase, fn) == LUA_TFUNCTION;
+
+	lua_pop(s->L, 1);
+	return yes;
+}
+
+/*
+ * Calls fn ("up", "down", "verify") of the phase table at index phase with
+ * the work db.  Returns true, or false with a failure table pushed.  A
+ * transaction the function left open is rolled back and is a failure.
+ */
+static bool
+call_phase(Session *s, int phase, const char *fn)
+{
+	lua_State  *L = s->L;
+	PGTransactionStatusType ts;
+
+	lua_getfield(L, phase, fn);
+	lua_pushvalue(L, s->workdb);
+	if (pgs_pcall(L, 1, 0) != LUA_OK)
+	{
+		pgs_clear_interrupt_hook(L);
+		ts = PQtransactionStatus(s->work);
+		if (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR)
+		{
+			PGresult   *res = PQexec(s->work, "ROLLBACK");
+
+			PQclear(res);
+		}
+		return false;
+	}
+	ts = PQtransactionStatus(s->work);
+	if (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR)
+	{
+		PGresult   *res = PQexec(s->work, "ROLLBACK");
+
+		PQclear(res);
+		pgs_push_failure(L, "%s: the phase's %s left a transaction open "
+						 "(BEGIN without COMMIT); pgshift rolled it back",
+						 s->path, fn);
+		return false;
+	}
+	if (ts == PQTRANS_UNKNOWN)
+	{
+		pgs_push_failure(L, "the connection to the database was lost during the phase's %s", fn);
+		return false;
+	}
+	return true;
+}
+
+/* Prints the failure on the stack top with the phase as context. */
+static void
+print_phase_failure(Session *s, int ordinal, const char *phase, const char *step)
+{
+	lua_State  *L = s->L;
+	const char *ctx;
+	const char *sqlstate;
+	const char *msg = pgs_failure_message(L, -1, &sqlstate);
+
+	ctx = lua_pushfstring(L, "in the %s of phase '%s' (%d of %d) of migration '%s'",
+						  step, phase, ordinal, s->nphases, s->name);
+	pgs_print_failure(L, -2, stderr, ctx, s->opts->verbose);
+	lua_pop(L, 1);
+	pgs_emit(L, "error", "migration", 's', s->name, "phase", 's', phase,
+			 "step", 's', step, "message", 's', msg, "sqlstate", 's', sqlstate, NULL);
+}
+
+static void
+emit_phase(Session *s, const char *event, int i, const char *phase,
+		   const char *step, double t0, int64_t rows)
+{
+	if (t0 > 0)
+		pgs_emit(s->L, event, "migration", 's', s->name, "phase", 's', phase,
+				 "ordinal", 'i', (long long) i, "phases", 'i', (long long) s->nphases,
+				 "step", 's', step, "ms", 'd', now_ms() - t0,
+				 "rows", 'i', (long long) rows, NULL);
+	else
+		pgs_emit(s->L, event, "migration", 's', s->name, "phase", 's', phase,
+				 "ordinal", 'i', (long long) i, "phases", 'i', (long long) s->nphases,
+				 "step", 's', step, NULL);
+}
+
+static void
+begin_step(Session *s, int i, const char *phase, const char *step)
+{
+	s->cur_phase = phase;
+	s->cur_ordinal = i;
+	s->cur_started = now_ms();
+	emit_phase(s, "phase_start", i, phase, step, 0, 0);
+	pgs_db_take_rows(s->L, s->workdb);
+}
+
+/*
+ * Runs the down of phase i after its up failed or was interrupted, and
+ * records the outcome.  Returns true when the phase is clean again.
+ */
+static bool
+clean_up(Session *s, int phase, int i, const char *name, const char *step)
+{
+	const char *p[2] = {s->name, name};
+	double		t0;
+
+	begin_step(s, i, name, step);
+	t0 = now_ms();
+	if (!call_phase(s, phase, "down"))
+	{
+		const char *sqlstate;
+		const char *msg = pgs_failure_message(s->L, -1, &sqlstate);
+		const char *ev[5] = {s->name, name, "cleanup_failed", msg, sqlstate};
+
+		print_phase_failure(s, i, name, "down");
+		record_ok(s, "SELECT shift.log_event($1, $2, $3, $4, $5)", 5, ev);
+		lua_pop(s->L, 1);		/* the failure: ev borrowed its strings */
+		fprintf(stderr, "the down of phase '%s' failed too: the phase may be half applied.\n"
+				"Fix the cause, then run again (its down runs first) or roll back.\n", name);
+		return false;
+	}
+	emit_phase(s, "phase_done", i, name, "down", t0, pgs_db_take_rows(s->L, s->workdb));
+	s->cur_phase = NULL;
+	if (!record_ok(s, "SELECT shift.phase_cleaned($1, $2)", 2, p))
+		return false;
+	s->state[i - 1].needs_cleanup = false;
+	return true;
+}
+
+/* pgshift run: pending phases in order, each with its verify gate. */
+static void
+run_phases(Session *s)
+{
+	lua_State  *L = s->L;
+	const char *to = s->opts->to;
+	int			i;
+
+	for (i = 1; i <= s->nphases; i++)
+	{
+		int			phase;
+		const char *name = push_phase(s, i);
+		const char *p[3] = {s->name, name, NULL};
+		double		t0;
+		int64_t		rows;
+		char		rowbuf[32];
+
+		phase = lua_gettop(L);
+		if (strcmp(s->state[i - 1].status, "done") == 0)
+		{
+			pgs_emit(L, "phase_skip", "migration", 's', s->name, "phase", 's', name,
+					 "ordinal", 'i', (long long) i, "phases", 'i', (long long) s->nphases,
+					 "reason", 's', "already done", NULL);
+		}
+		else
+		{
+			if (pgs_interrupted)
+			{
+				s->rc = PGS_EXIT_FAIL;
+				return;
+			}
+			/* an interrupted earlier attempt: undo what it may have left */
+			if (s->state[i - 1].needs_cleanup && phase_has(s, phase, "down") &&
+				!clean_up(s, phase, i, name, "cleanup"))
+			{
+				s->rc = PGS_EXIT_FAIL;
+				return;
+			}
+			if (!record_ok(s, "SELECT shift.phase_start($1, $2)", 2, p))
+			{
+				s->rc = PGS_EXIT_FAIL;
+				return;
+			}
+			begin_step(s, i, name, "up");
+			t0 = now_ms();
+			if (call_phase(s, phase, "up") &&
+				(!phase_has(s, phase, "verify") || call_phase(s, phase, "verify")))
+			{
+				rows = pgs_db_take_rows(L, s->workdb);
+				snprintf(rowbuf, sizeof(rowbuf), "%lld", (long long) rows);
+				p[2] = rowbuf;
+				s->cur_phase = NULL;
+				if (!record_ok(s, "SELECT shift.phase_done($1, $2, $3)", 3, p))
+				{
+					s->rc = PGS_EXIT_FAIL;
+					return;
+				}
+				emit_phase(s, "phase_done", i, name, "up", t0, rows);
+				strcpy(s->state[i - 1].status, "done");
+			}
+			else
+			{
+				const char *sqlstate;
+				const char *msg = pgs_failure_message(L, -1, &sqlstate);
+				bool		interrupted = pgs_interrupted != 0;
+				const char *f[5] = {s->name, name, msg,
+					interrupted && !sqlstate ? "57014" : sqlstate,
+				interrupted ? "true" : "false"};
+				bool		connected = PQstatus(s->work) == CONNECTION_OK;
+
+				s->cur_phase = NULL;
+				s->rc = PGS_EXIT_FAIL;
+				print_phase_failure(s, i, name, "up");
+				if (!record_ok(s, "SELECT shift.phase_failed($1, $2, $3, $4, $5)", 5, f))
+					return;
+				lua_pop(L, 1);	/* the failure: f borrowed its strings */
+				s->state[i - 1].needs_cleanup = phase_has(s, phase, "down");
+				strcpy(s->state[i - 1].status, "failed");
+				if (interrupted)
+				{
+					fprintf(stderr, "migration %s interrupted in phase %d/%d '%s'.\n"
+							"Run again to resume: %s.\n", s->name, i, s->nphases, name,
+							phase_has(s, phase, "down") ?
+							"the phase's down runs first, then the phase again" :
+							"the phase runs again");
+					return;
+				}
+				if (phase_has(s, phase, "down") && connected)
+				{
+					if (clean_up(s, phase, i, name, "down"))
+						fprintf(stderr, "phase '%s' was undone by its down; "
+								"phases before it stay done.\n", name);
+					else
+						return;
+				}
+				else if (phase_has(s, phase, "down"))
+					fprintf(stderr, "the phase's down could not run (the connection is lost); "
+							"it runs before the phase is tried again.\n");
+				else
+					fprintf(stderr, "phase '%s' has no down: what it committed before failing stays.\n",
+							name);
+				fprintf(stderr, "To retry after fixing the cause: pgshift run %s\n"
+						"To undo the completed phases:    pgshift rollback %s\n",
+						s->path, s->path);
+				return;
+			}
+		}
+		lua_settop(L, phase - 1);
+		if (to && strcmp(name, to) == 0)
+			break;
+	}
+}
+
+/* pgshift rollback [--to PHASE]: downs of completed phases, last first. */
+static void
+rollback_phases(Session *s)
+{
+	lua_State  *L = s->L;
+	int			stop = 0;		/* phases at or before this ordinal stay */
+	int			i;
+	int			count = 0;
+
+	if (s->opts->to)
+		for (i = 1; i <= s->nphases; i++)
+		{
+			if (strcmp(push_phase(s, i), s->opts->to) == 0)
+				stop = i;
+			lua_pop(L, 1);
+		}
+
+	/* refuse before touching anything if a point of no return is in the way */
+	for (i = s->nphases; i > stop; i--)
+	{
+		PhaseState *st = &s->state[i - 1];
+		const char *name = push_phase(s, i);
+		bool		todo = strcmp(st->status, "done") == 0 ||
+			(strcmp(st->status, "failed") == 0 && st->needs_cleanup);
+
+		if (todo && !phase_has(s, lua_gettop(L), "down"))
+		{
+			pgs_errorf("cannot roll back phase %d '%s' of migration %s: it has no down "
+					   "(a point of no return)\n", i, name, s->name);
+			fprintf(stderr, "  nothing was rolled back\n"
+					"  hint: roll back only the phases after it: pgshift rollback %s --to %s\n",
+					s->path, name);
+			pgs_emit(L, "error", "migration", 's', s->name, "phase", 's', name,
+					 "message", 's', "point of no return", NULL);
+			s->rc = PGS_EXIT_FAIL;
+			lua_pop(L, 1);
+			return;
+		}
+		if (todo)
+			count++;
+		lua_pop(L, 1);
+	}
+	if (count == 0)
+		pgs_emit(L, "note", "message", 's', "nothing to roll back", NULL);
+
+	for (i = s->nphases; i > stop; i--)
+	{
+		PhaseState *st = &s->state[i - 1];
+		const char *name;
+		const char *p[4];
+		int			phase;
+		double		t0;
+
+		if (!(strcmp(st->status, "done") == 0 ||
+			  (strcmp(st->status, "failed") == 0 && st->needs_cleanup)))
+			continue;
+		if (pgs_interrupted)
+		{
+			s->rc = PGS_EXIT_FAIL;
+			return;
+		}
+		name = push_phase(s, i);
+		phase = lua_gettop(L);
+		p[0] = s->name;
+		p[1] = name;
+		if (!record_ok(s, "SELECT shift.phase_rollback_start($1, $2)", 2, p))
+		{
+			s->rc = PGS_EXIT_FAIL;
+			return;
+		}
+		begin_step(s, i, name, "down");
+		t0 = now_ms();
+		if (call_phase(s, phase, "down"))
+		{
+			s->cur_phase = NULL;
+			if (!record_ok(s, "SELECT shift.phase_rolled_back($1, $2)", 2, p))
+			{
+				s->rc = PGS_EXIT_FAIL;
+				return;
+			}
+			emit_phase(s, "phase_done", i, name, "down", t0, pgs_db_take_rows(L, s->workdb));
+			strcpy(st->status, "rolled_back");
+			st->needs_cleanup = false;
+		}
+		else
+		{
+			const char *sqlstate;
+
+			s->cur_phase = NULL;
+			p[2] = pgs_failure_message(L, -1, &sqlstate);
+			p[3] = sqlstate;
+			print_phase_failure(s, i, name, "down");
+			record_ok(s, "SELECT shift.phase_rollback_failed($1, $2, $3, $4)", 4, p);
+			lua_pop(L, 1);		/* the failure: p borrowed its strings */
+			fprintf(stderr, "the rollback stopped at phase %d '%s'; phases before it stay done.\n"
+					"Fix the cause and run the rollback again: pgshift rollback %s\n",
+					i, name, s->path);
+			s->rc = PGS_EXIT_FAIL;
+			return;
+		}
+		lua_settop(L, phase - 1);
+	}
+}
+
+/* pgshift verify: the verify gates of completed phases. */
+static void
+verify_phases(Session *s)
+{
+	lua_State  *L = s->L;
+	int			i;
+	int			ran = 0;
+
+	for (i = 1; i <= s->nphases; i++)
+	{
+		const char *name = push_phase(s, i);
+		int			phase = lua_gettop(L);
+		const char *p[5] = {s->name, name, NULL, NULL, NULL};
+		double		t0;
+
+		if (strcmp(s->state[i - 1].status, "done") == 0 && phase_has(s, phase, "verify"))
+		{
+			ran++;
+			begin_step(s, i, name, "verify");
+			t0 = now_ms();
+			if (call_phase(s, phase, "verify"))
+			{
+				s->cur_phase = NULL;
+				p[2] = "verify_passed";
+				emit_phase(s, "phase_done", i, name, "verify", t0, pgs_db_take_rows(L, s->workdb));
+			}
+			else
+			{
+				s->cur_phase = NULL;
+				p[2] = "verify_failed";
+				p[3] = pgs_failure_message(L, -1, &p[4]);
+				print_phase_failure(s, i, name, "verify");
+				s->rc = PGS_EXIT_FAIL;
+			}
+			if (!record_ok(s, "SELECT shift.log_event($1, $2, $3, $4, $5)", 5, p))
+				s->rc = PGS_EXIT_FAIL;
+		}
+		lua_settop(L, phase - 1);
+	}
+	if (ran == 0)
+		pgs_emit(L, "note", "message", 's', "no completed phase has a verify gate", NULL);
+}
+
+/* ---- the session ---- */
+
+/* The migration's phases as the JSON that shift.migration_begin takes. */
+static const char *
+push_phases_json(Session *s)
+{
+	luaL_Buffer b;
+	int			i;
+
+	luaL_buffinit(s->L, &b);
+	luaL_addchar(&b, '[');
+	for (i = 1; i <= s->nphases; i++)
+	{
+		const char *name = push_phase(s, i);
+		int			phase = lua_gettop(s->L);
+		char		item[256];
+
+		/* names are validated: letters, digits, _ . - only */
+		snprintf(item, sizeof(item), "%s{\"name\":\"%s\",\"reversible\":%s,\"has_verify\":%s}",
+				 i > 1 ? "," : "", name, phase_has(s, phase, "down") ? "true" : "false",
+				 phase_has(s, phase, "verify") ? "true" : "false");
+		lua_pop(s->L, 1);
+		luaL_addstring(&b, item);
+	}
+	luaL_addchar(&b, ']');
+	luaL_pushresult(&b);
+	return lua_tostring(s->L, -1);
+}
+
+/* Takes the migration lock on the work connection, polling up to --lock-wait. */
+static bool
+take_lock(Session *s)
+{
+	const char *p[1] = {s->name};
+	double		deadline = now_ms() + s->opts->lock_wait * 1000.0;
+
+	for (;;)
+	{
+		PgsError	err;
+		PGresult   *res;
+		bool		got;
+
+		memset(&err, 0, sizeof(err));
+		res = pgs_exec(s->work, "SELECT shift.try_lock($1)", 1, p, &err);
+		if (res == NULL)
+		{
+			pgs_report_error(&err, "while taking the migration's lock");
+			pgs_error_clear(&err);
+			return false;
+		}
+		got = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+		PQclear(res);
+		if (got)
+			return true;
+		if (now_ms() >= deadline || pgs_interrupted)
+			break;
+		usleep(250000);
+	}
+
+	/* say who holds it */
+	{
+		PGresult   *res = record(s, "SELECT pid, coalesce(application_name, ''), "
+								 "coalesce(state, '?'), coalesce(left(query, 200), ''), "
+								 "lease_host, lease_runner_pid, "
+								 "to_char(lease_since, 'YYYY-MM-DD HH24:MI:SS'), "
+								 "extract(epoch FROM heartbeat_age)::int "
+								 "FROM shift.lock_holder($1)", 1, p);
+
+		if (res == NULL)
+			return false;
+		if (PQntuples(res) == 0)
+			pgs_errorf("migration %s is locked by another session, which has just released it\n",
+					   s->name);
+		else
+		{
+			pgs_errorf("migration %s is locked by %s pid %s on host %s (session pid %s)\n",
+					   s->name,
+					   PQgetisnull(res, 0, 5) ? "a session that is not pgshift," : "pgshift",
+					   PQgetisnull(res, 0, 5) ? "?" : PQgetvalue(res, 0, 5),
+					   PQgetisnull(res, 0, 4) ? "?" : PQgetvalue(res, 0, 4),
+					   PQgetvalue(res, 0, 0));
+			if (!PQgetisnull(res, 0, 6))
+				fprintf(stderr, "  running since %s, last heartbeat %s s ago\n",
+						PQgetvalue(res, 0, 6), PQgetvalue(res, 0, 7));
+			fprintf(stderr, "  that session is %s: %s\n", PQgetvalue(res, 0, 2),
+					PQgetvalue(res, 0, 3));
+			fprintf(stderr, "  hint: wait for it (--lock-wait=SECONDS). If its runner is gone, "
+					"end the session with SELECT pg_terminate_backend(%s); and run again.\n",
+					PQgetvalue(res, 0, 0));
+		}
+		PQclear(res);
+	}
+	return false;
+}
+
+/*
+ * Opens the session: validated migration, script hash, both connections,
+ * version and privilege checks, the lock, and shift.migration_begin.
+ * Returns false with s->rc set when the command cannot go on.
+ */
+static bool
+open_session(Session *s)
+{
+	lua_State  *L = s->L;
+	PgsError	err;
+	PGresult   *res;
+	char	   *where;
+	char		path[PATH_MAX];
+	char		runner_pid[16];
+	int			i;
+	int			e;
+
+	s->rc = pgs_load_migration(L, s->path);
+	if (s->rc != PGS_EXIT_OK)
+	{
+		pgs_print_failure(L, -1, stderr, s->rc == PGS_EXIT_FAIL ?
+						  "the migration file is not valid; nothing was run" : NULL,
+						  s->opts->verbose);
+		return false;
+	}
+	s->mig = lua_gettop(L);
+	lua_getfield(L, s->mig, "name");
+	s->name = lua_tostring(L, -1);	/* stays on the stack */
+	lua_getfield(L, s->mig, "phases");
+	s->nphases = (int) luaL_len(L, -1);
+	lua_pop(L, 1);
+	if ((e = pgs_sha256_file(s->path, s->sha256)) != 0)
+	{
+		pgs_errorf("cannot read migration file \"%s\": %s\n", s->path, strerror(e));
+		s->rc = PGS_EXIT_USAGE;
+		return false;
+	}
+	if (s->opts->to)
+	{
+		bool		found = false;
+
+		for (i = 1; i <= s->nphases && !found; i++)
+		{
+			found = strcmp(push_phase(s, i), s->opts->to) == 0;
+			lua_pop(L, 1);
+		}
+		if (!found)
+		{
+			pgs_errorf("--to %s: migration %s has no phase of that name\n", s->opts->to, s->name);
+			s->rc = PGS_EXIT_USAGE;
+			return false;
+		}
+	}
+
+	/* the control connection: checks and bookkeeping */
+	s->rc = PGS_EXIT_USAGE;
+	if ((s->ctl = pgs_connect_db(L, s->opts->dsn, "pgshift control")) == NULL)
+		return false;
+	s->ctldb = lua_gettop(L);
+	memset(&err, 0, sizeof(err));
+	if (pgs_check_extension(s->ctl, &err) != PGS_EXIT_OK)
 	{
 		pgs_report_error(&err, NULL);
 		pgs_error_clear(&err);
-		return PGS_EXIT_USAGE;
+		return false;
 	}
-	pgs_push_db(L, conn);		/* owns conn from here on */
-	*where = pgs_conn_describe(conn);
-
-	rc = pgs_check_extension(conn, &err);
-	if (rc != PGS_EXIT_OK)
+	if ((res = record(s, "SELECT string_agg(m, ', '), current_user FROM shift.missing_privileges() m",
+					  0, NULL)) == NULL)
+		return false;
+	if (!PQgetisnull(res, 0, 0))
 	{
-		pgs_report_error(&err, *where);
-		pgs_error_clear(&err);
-		free(*where);
-		*where = NULL;
-		return rc;
+		pgs_errorf("role \"%s\" may not run migrations in database \"%s\"\n",
+				   PQgetvalue(res, 0, 1), PQdb(s->ctl));
+		fprintf(stderr, "  missing: %s\n  hint: GRANT shift_operator TO %s;\n",
+				PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+		PQclear(res);
+		return false;
 	}
-	return PGS_EXIT_OK;
+	PQclear(res);
+
+	/* the work connection: the lock, then the phases' SQL */
+	if ((s->work = pgs_connect_db(L, s->opts->dsn, "pgshift")) == NULL)
+		return false;
+	s->workdb = lua_gettop(L);
+	/* a backend whose runner vanished stops its statement (and frees the lock) */
+	res = PQexec(s->work, "SET client_connection_check_interval = '1s'");
+	PQclear(res);
+	snprintf(s->work_pid, sizeof(s->work_pid), "%d", PQbackendPID(s->work));
+	if (!take_lock(s))
+		return false;
+
+	/* a lease still recorded belongs to a runner whose sessions are gone */
+	{
+		const char *p[1] = {s->name};
+
+		if ((res = record(s, "SELECT lease_runner_pid, lease_host FROM shift.migration "
+						  "WHERE name = $1 AND lease_control_pid IS NOT NULL", 1, p)) == NULL)
+			return false;
+		if (PQntuples(res) > 0)
+		{
+			const char *msg = lua_pushfstring(L, "taking over from pgshift pid %s on %s, "
+											  "which stopped without finishing (its sessions are gone)",
+											  PQgetisnull(res, 0, 0) ? "?" : PQgetvalue(res, 0, 0),
+											  PQgetisnull(res, 0, 1) ? "?" : PQgetvalue(res, 0, 1));
+
+			pgs_emit(L, "note", "message", 's', msg, NULL);
+			lua_pop(L, 1);
+		}
+		PQclear(res);
+	}
+
+	if (gethostname(s->host, sizeof(s->host)) != 0)
+		strcpy(s->host, "?");
+	s->host[sizeof(s->host) - 1] = '\0';
+	snprintf(runner_pid, sizeof(runner_pid), "%d", (int) getpid());
+	if (realpath(s->path, path) == NULL)
+		snprintf(path, sizeof(path), "%s", s->path);
+	{
+		const char *p[10] = {s->name, s->sha256, push_phases_json(s), op_names[s->op],
+							 s->work_pid, PGS_VERSION, s->host, runner_pid, path,
+							 s->opts->allow_drift ? "true" : "false"};
+
+		res = record(s, "SELECT status, needs_cleanup FROM shift.migration_begin("
+					 "$1, $2, $3::jsonb, $4, $5::int, $6, $7, $8::int, $9, $10::boolean)",
+					 10, p);
+		lua_pop(L, 1);
+	}
+	if (res == NULL)
+	{
+		s->rc = PGS_EXIT_FAIL;
+		return false;
+	}
+	s->leased = true;
+	s->last_heartbeat = now_ms();
+	s->state = lua_newuserdatauv(L, sizeof(PhaseState) * s->nphases, 0);
+	for (i = 0; i < s->nphases && i < PQntuples(res); i++)
+	{
+		snprintf(s->state[i].status, sizeof(s->state[i].status), "%s", PQgetvalue(res, i, 0));
+		s->state[i].needs_cleanup = strcmp(PQgetvalue(res, i, 1), "t") == 0;
+	}
+	PQclear(res);
+
+	where = pgs_conn_describe(s->work);
+	lua_pushstring(L, where);
+	free(where);
+	pgs_emit(L, "start", "operation", 's', op_names[s->op], "migration", 's', s->name,
+			 "file", 's', s->path, "phases", 'i', (long long) s->nphases,
+			 "target", 's', lua_tostring(L, -1), "sha256", 's', s->sha256, NULL);
+	lua_pop(L, 1);
+	s->rc = PGS_EXIT_OK;
+	return true;
+}
+
+/* Ends the lease; the migration's status follows from its phases. */
+static void
+close_session(Session *s, double t_start)
+{
+	const char *p[1] = {s->name};
+	PGresult   *res;
+	int			done = 0;
+	int			i;
+
+	res = record(s, "SELECT shift.migration_end($1)", 1, p);
+	if (res == NULL)
+	{
+		s->rc = PGS_EXIT_FAIL;
+		return;
+	}
+	s->leased = false;
+	for (i = 0; i < s->nphases; i++)
+		done += strcmp(s->state[i].status, "done") == 0;
+	pgs_emit(s->L, "finish", "operation", 's', op_names[s->op], "migration", 's', s->name,
+			 "status", 's', PQgetvalue(res, 0, 0), "ms", 'd', now_ms() - t_start,
+			 "done", 'i', (long long) done, "phases", 'i', (long long) s->nphases,
+			 "exit", 'i', (long long) s->rc, NULL);
+	PQclear(res);
 }
 
 static int
-run_main(lua_State *L)
+session_main(lua_State *L)
 {
-	RunArgs    *a = lua_touserdata(L, 1);
-	const PgsOptions *opts = a->opts;
-	int			mig;
-	int			db;
-	int			nphases;
-	int			i;
-	const char *name;
-	char	   *where = NULL;
-	char		dur[64];
-	double		t_start;
+	Session    *s = lua_touserdata(L, 1);
+	double		t_start = now_ms();
 
-	a->rc = pgs_load_migration(L, a->path);
-	if (a->rc != PGS_EXIT_OK)
-	{
-		pgs_print_failure(L, -1, stderr, a->rc == PGS_EXIT_FAIL ?
-						  "the migration file is not valid; nothing was run" : NULL,
-						  opts->verbose);
+	s->L = L;
+	if (!open_session(s))
 		return 0;
-	}
-	mig = lua_gettop(L);
-	lua_getfield(L, mig, "name");
-	name = lua_tostring(L, -1);	/* kept alive on the stack */
-	lua_getfield(L, mig, "phases");
-	nphases = (int) luaL_len(L, -1);
-	lua_pop(L, 1);
-
-	a->rc = open_database(L, opts, &where);
-	if (a->rc != PGS_EXIT_OK)
-		return 0;
-	db = lua_gettop(L);
-
-	pgs_log("==> migration %s (%s): %d phase%s on %s\n", name, a->path,
-			nphases, nphases == 1 ? "" : "s", where ? where : "?");
-	free(where);
-
-	t_start = now_ms();
-	for (i = 1; i <= nphases; i++)
+	pgs_set_tick(tick, s);
+	pgs_set_event_sink(record_event, s);
+	switch (s->op)
 	{
-		const char *pname;
-		double		t0;
-		int			phase;
-
-		lua_getfield(L, mig, "phases");
-		lua_geti(L, -1, i);
-		lua_remove(L, -2);
-		phase = lua_gettop(L);
-		lua_getfield(L, phase, "name");
-		pname = lua_tostring(L, -1);
-		pgs_log("--> phase %d/%d %s\n", i, nphases, pname);
-
-		t0 = now_ms();
-		lua_getfield(L, phase, "up");
-		lua_pushvalue(L, db);
-		if (pgs_pcall(L, 1, 0) != LUA_OK)
-		{
-			const char *ctx;
-
-			ctx = lua_pushfstring(L, "in phase '%s' (%d of %d) of migration '%s'",
-								  pname, i, nphases, name);
-			pgs_print_failure(L, -2, stderr, ctx, opts->verbose);
-			fprintf(stderr, "migration %s stopped at phase %d/%d '%s'; "
-					"the %d phase%s before it stay%s applied\n",
-					name, i, nphases, pname, i - 1, i - 1 == 1 ? "" : "s",
-					i - 1 == 1 ? "s" : "");
-			a->rc = PGS_EXIT_FAIL;
-			return 0;
-		}
-		format_duration(dur, sizeof(dur), now_ms() - t0);
-		pgs_log("    done in %s\n", dur);
-		lua_settop(L, phase - 1);
+		case OP_RUN:
+			run_phases(s);
+			break;
+		case OP_ROLLBACK:
+			rollback_phases(s);
+			break;
+		case OP_VERIFY:
+			verify_phases(s);
+			break;
 	}
-	format_duration(dur, sizeof(dur), now_ms() - t_start);
-	pgs_log("==> migration %s: %d phase%s done in %s\n", name, nphases,
-			nphases == 1 ? "" : "s", dur);
-	a->rc = PGS_EXIT_OK;
+	pgs_set_event_sink(NULL, NULL);
+	pgs_set_tick(NULL, NULL);
+	pgs_clear_interrupt_hook(L);
+	close_session(s, t_start);
 	return 0;
 }
 
-/* pgshift run FILE */
+/* pgshift run|rollback|verify FILE */
 int
-pgs_cmd_run(const PgsOptions *opts, const char *path)
+pgs_cmd_session(const PgsOptions *opts, const char *command, const char *path)
 {
-	lua_State  *L = pgs_lua_new();
-	RunArgs		a = {opts, path, PGS_EXIT_FAIL};
+	lua_State  *L = pgs_lua_new(opts);
+	Session		s;
 
+	memset(&s, 0, sizeof(s));
+	s.opts = opts;
+	s.path = path;
+	s.rc = PGS_EXIT_FAIL;
+	s.op = strcmp(command, "rollback") == 0 ? OP_ROLLBACK :
+		strcmp(command, "verify") == 0 ? OP_VERIFY : OP_RUN;
 	if (L == NULL)
 		return PGS_EXIT_FAIL;
-	lua_pushcfunction(L, run_main);
-	lua_pushlightuserdata(L, &a);
+	pgs_catch_interrupts(L);
+	lua_pushcfunction(L, session_main);
+	lua_pushlightuserdata(L, &s);
 	if (pgs_pcall(L, 1, 0) != LUA_OK)
 	{
 		pgs_print_failure(L, -1, stderr, "internal error in pgshift", true);
-		a.rc = PGS_EXIT_FAIL;
+		s.rc = PGS_EXIT_FAIL;
 	}
+	pgs_set_tick(NULL, NULL);
+	pgs_set_event_sink(NULL, NULL);
 	lua_close(L);
-	return a.rc;
+	return s.rc;
 }

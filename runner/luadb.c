@@ -35,6 +35,7 @@
 typedef struct LuaDb
 {
 	PGconn	   *conn;			/* NULL once closed */
+	int64_t		rows;			/* rows affected by db:exec since last taken */
 } LuaDb;
 
 typedef struct ResultBox
@@ -149,7 +150,18 @@ pgs_param_text(lua_State *L, int idx, int argno)
 				else if (isinf(n))
 					strcpy(buf, n > 0 ? "Infinity" : "-Infinity");
 				else
-					snprintf(buf, sizeof(buf), "%.17g", (double) n);
+				{
+					/* the shortest form that reads back as the same double:
+					 * 19.99, not 19.989999999999998 */
+					int			prec;
+
+					for (prec = 15; prec <= 17; prec++)
+					{
+						snprintf(buf, sizeof(buf), "%.*g", prec, (double) n);
+						if (strtod(buf, NULL) == (double) n)
+							break;
+					}
+				}
 				lua_pushstring(L, buf);
 			}
 			return lua_tostring(L, -1);
@@ -201,16 +213,18 @@ pgs_push_sqlerror(lua_State *L, const PgsError *err)
 static int
 sqlerror_tostring(lua_State *L)
 {
+	const char *where;
+	const char *msg;
+	const char *state;
+
 	luaL_checktype(L, 1, LUA_TTABLE);
-	lua_getfield(L, 1, "where");
-	lua_getfield(L, 1, "message");
-	lua_getfield(L, 1, "sqlstate");
-	if (lua_isstring(L, -1))
-		lua_pushfstring(L, "%s%s (SQLSTATE %s)", luaL_optstring(L, -3, ""),
-						luaL_optstring(L, -2, "?"), lua_tostring(L, -1));
+	where = lua_getfield(L, 1, "where") == LUA_TSTRING ? lua_tostring(L, -1) : "";
+	msg = lua_getfield(L, 1, "message") == LUA_TSTRING ? lua_tostring(L, -1) : "?";
+	state = lua_getfield(L, 1, "sqlstate") == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+	if (state)
+		lua_pushfstring(L, "%s%s (SQLSTATE %s)", where, msg, state);
 	else
-		lua_pushfstring(L, "%s%s", luaL_optstring(L, -3, ""),
-						luaL_optstring(L, -2, "?"));
+		lua_pushfstring(L, "%s%s", where, msg);
 	return 1;
 }
 
@@ -234,7 +248,7 @@ run_statement(lua_State *L)
 				   nparams, MAX_PARAMS);
 	if (nparams > 0)
 	{
-		luaL_checkstack(L, nparams + 4, "too many parameters");
+		luaL_checkstack(L, nparams + 8, "too many parameters");
 		values = lua_newuserdatauv(L, sizeof(char *) * nparams, 0);
 		for (i = 0; i < nparams; i++)
 			values[i] = pgs_param_text(L, 3 + i, i + 1);
@@ -256,15 +270,34 @@ run_statement(lua_State *L)
 	return box;
 }
 
-/* db:exec(sql, ...) -> number of rows the statement affected or returned */
+/* Does this command tag count as rows written? */
+static bool
+writes_rows(const char *tag)
+{
+	static const char *const writes[] = {"INSERT ", "UPDATE ", "DELETE ", "MERGE ", "COPY "};
+	size_t		i;
+
+	for (i = 0; i < sizeof(writes) / sizeof(writes[0]); i++)
+		if (strncmp(tag, writes[i], strlen(writes[i])) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * db:exec(sql, ...) -> number of rows the statement affected or returned.
+ * Rows written (INSERT, UPDATE, DELETE, MERGE, COPY) add to the phase's count.
+ */
 static int
 db_exec(lua_State *L)
 {
 	ResultBox  *box = run_statement(L);
 	const char *n = PQcmdTuples(box->res);
+	lua_Integer count = (n && *n) ? (lua_Integer) strtoll(n, NULL, 10)
+		: (lua_Integer) PQntuples(box->res);
 
-	lua_pushinteger(L, (n && *n) ? (lua_Integer) strtoll(n, NULL, 10)
-					: (lua_Integer) PQntuples(box->res));
+	if (writes_rows(PQcmdStatus(box->res)))
+		((LuaDb *) lua_touserdata(L, 1))->rows += count;
+	lua_pushinteger(L, count);
 	PQclear(box->res);
 	box->res = NULL;
 	return 1;
@@ -341,6 +374,18 @@ db_close(lua_State *L)
 	return 0;
 }
 
+/* db:in_transaction() -> true inside BEGIN ... COMMIT */
+static int
+db_in_transaction(lua_State *L)
+{
+	LuaDb	   *db = check_db(L);
+	PGTransactionStatusType st = PQtransactionStatus(db->conn);
+
+	lua_pushboolean(L, st == PQTRANS_INTRANS || st == PQTRANS_INERROR ||
+					st == PQTRANS_ACTIVE);
+	return 1;
+}
+
 static int
 db_tostring(lua_State *L)
 {
@@ -357,6 +402,7 @@ static const luaL_Reg db_methods[] = {
 	{"exec", db_exec},
 	{"query", db_query},
 	{"value", db_value},
+	{"in_transaction", db_in_transaction},
 	{"close", db_close},
 	{NULL, NULL}
 };
@@ -369,7 +415,11 @@ static const luaL_Reg db_meta[] = {
 	{NULL, NULL}
 };
 
-/* Registers the metatables of db objects, results and SQL errors. */
+/*
+ * Registers the metatables of db objects, results and SQL errors.  The db
+ * methods table is left in the metatable's __index, where the prelude adds
+ * the methods written in Lua (pgs_push_db_methods).
+ */
 void
 pgs_open_db(lua_State *L)
 {
@@ -390,12 +440,75 @@ pgs_open_db(lua_State *L)
 	lua_pop(L, 1);
 }
 
-/* Pushes a new db object that owns conn (closed when the object is). */
+/* Pushes the table of db methods. */
+void
+pgs_push_db_methods(lua_State *L)
+{
+	luaL_getmetatable(L, PGS_DB_METATABLE);
+	lua_getfield(L, -1, "__index");
+	lua_remove(L, -2);
+}
+
+/*
+ * Pushes a new db object that will own conn (closed when the object is).
+ * The userdata is made before conn is stored, so a failed allocation cannot
+ * leak it; pass conn NULL and set it with pgs_db_set_conn.
+ */
 void
 pgs_push_db(lua_State *L, PGconn *conn)
 {
 	LuaDb	   *db = lua_newuserdatauv(L, sizeof(LuaDb), 0);
 
 	db->conn = conn;
+	db->rows = 0;
 	luaL_setmetatable(L, PGS_DB_METATABLE);
+}
+
+void
+pgs_db_set_conn(lua_State *L, int idx, PGconn *conn)
+{
+	((LuaDb *) luaL_checkudata(L, idx, PGS_DB_METATABLE))->conn = conn;
+}
+
+/*
+ * pgs_connect_db: connects (see pgs_connect) and pushes a db object owning
+ * the connection.  The object is made first, so the connection can never
+ * leak.  On failure prints why and returns NULL, the (closed) db pushed all
+ * the same.
+ */
+PGconn *
+pgs_connect_db(lua_State *L, const char *dsn, const char *appname)
+{
+	PgsError	err;
+	PGconn	   *conn;
+
+	pgs_push_db(L, NULL);
+	memset(&err, 0, sizeof(err));
+	conn = pgs_connect(dsn, appname, &err);
+	if (conn == NULL)
+	{
+		pgs_report_error(&err, NULL);
+		pgs_error_clear(&err);
+		return NULL;
+	}
+	pgs_db_set_conn(L, -1, conn);
+	return conn;
+}
+
+/* The connection of the db object at idx (NULL once closed). */
+PGconn *
+pgs_db_conn(lua_State *L, int idx)
+{
+	return ((LuaDb *) luaL_checkudata(L, idx, PGS_DB_METATABLE))->conn;
+}
+
+/* Rows db:exec affected since the last call, and resets the count. */
+int64_t
+pgs_db_take_rows(lua_State *L, int idx)
+{
+	LuaDb	   *db = luaL_checkudata(L, idx, PGS_DB_METATABLE);
+	int64_t		n = db->rows;
+
+	db->rows = 0;
+	return n;
 }

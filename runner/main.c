@@ -3,8 +3,9 @@
  *	  pgshift's command line: options, commands, exit codes.
  *
  *	  0  done (or a check found no difference)
- *	  1  the migration failed (Lua error, SQL error, invalid migration file)
- *	  2  usage, file, connection or setup error (nothing was run)
+ *	  1  the migration failed, a verify gate failed, a rollback was refused
+ *	  2  usage, file, connection or setup error, or the migration is locked
+ *	     by another runner (nothing was run)
  */
 #include <getopt.h>
 #include <stdlib.h>
@@ -19,18 +20,33 @@ usage(FILE *out)
 			"pgshift %s: zero-downtime PostgreSQL migrations written in Lua\n"
 			"\n"
 			"Usage:\n"
-			"  pgshift [OPTION]... run FILE     run the migration's phases in order\n"
+			"  pgshift [OPTION]... run FILE [--to PHASE] [--allow-drift]\n"
+			"                                     run the pending phases in order\n"
+			"  pgshift [OPTION]... rollback FILE [--to PHASE]\n"
+			"                                     undo completed phases, last first\n"
+			"  pgshift [OPTION]... verify FILE    run the verify gates of completed phases\n"
+			"  pgshift [OPTION]... plan FILE [--format text|markdown|json] [--offline]\n"
+			"                                     print the plan; change nothing\n"
+			"  pgshift [OPTION]... status [NAME]  the state of every migration, or of one\n"
 			"\n"
 			"Options:\n"
-			"  -d, --dsn=DSN    connection string or URI (default: the libpq\n"
-			"                   environment: PGHOST, PGPORT, PGDATABASE, PGUSER, ...)\n"
-			"  -q, --quiet      print only errors\n"
-			"  -v, --verbose    add a Lua traceback to errors\n"
-			"  -V, --version    print the version and exit\n"
-			"  -h, --help       print this help and exit\n"
+			"  -d, --dsn=DSN        connection string or URI (default: the libpq\n"
+			"                       environment: PGHOST, PGPORT, PGDATABASE, PGUSER, ...)\n"
+			"      --to=PHASE       run: stop after PHASE; rollback: keep PHASE and\n"
+			"                       the phases before it\n"
+			"      --lock-wait=SECS wait up to SECS for another runner to finish (default 0)\n"
+			"      --allow-drift    run a completed migration whose script changed (logged)\n"
+			"      --format=FORMAT  plan: text (default), markdown or json\n"
+			"      --offline        plan: do not connect (no recorded state)\n"
+			"      --json           machine-readable output (events, status, plan)\n"
+			"  -q, --quiet          print only errors\n"
+			"  -v, --verbose        add a Lua traceback to errors\n"
+			"  -V, --version        print the version and exit\n"
+			"  -h, --help           print this help and exit\n"
 			"\n"
-			"Exit status: 0 done, 1 the migration failed, 2 usage, file,\n"
-			"connection or setup error (nothing was run).\n"
+			"Exit status: 0 done; 1 the migration failed (or a verify gate, or a\n"
+			"refused rollback); 2 usage, file, connection or setup error, or the\n"
+			"migration is locked by another runner (nothing was run).\n"
 			"The database needs the pg_shift extension of the same version:\n"
 			"  CREATE EXTENSION pg_shift;\n",
 			PGS_VERSION);
@@ -45,6 +61,59 @@ usage_error(const char *fmt, const char *arg)
 	return PGS_EXIT_USAGE;
 }
 
+enum
+{
+	OPT_TO = 256,
+	OPT_LOCK_WAIT,
+	OPT_ALLOW_DRIFT,
+	OPT_FORMAT,
+	OPT_OFFLINE,
+	OPT_JSON
+};
+
+/* Which options each command takes (beyond the common ones). */
+static bool
+option_allowed(const char *command, int opt)
+{
+	bool		session = strcmp(command, "run") == 0 || strcmp(command, "rollback") == 0 ||
+		strcmp(command, "verify") == 0;
+
+	switch (opt)
+	{
+		case OPT_TO:
+			return strcmp(command, "run") == 0 || strcmp(command, "rollback") == 0;
+		case OPT_LOCK_WAIT:
+			return session;
+		case OPT_ALLOW_DRIFT:
+			return strcmp(command, "run") == 0;
+		case OPT_FORMAT:
+		case OPT_OFFLINE:
+			return strcmp(command, "plan") == 0;
+		default:
+			return true;
+	}
+}
+
+static const char *
+option_name(int opt)
+{
+	switch (opt)
+	{
+		case OPT_TO:
+			return "--to";
+		case OPT_LOCK_WAIT:
+			return "--lock-wait";
+		case OPT_ALLOW_DRIFT:
+			return "--allow-drift";
+		case OPT_FORMAT:
+			return "--format";
+		case OPT_OFFLINE:
+			return "--offline";
+		default:
+			return "?";
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -54,11 +123,21 @@ main(int argc, char **argv)
 		{"verbose", no_argument, NULL, 'v'},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
+		{"to", required_argument, NULL, OPT_TO},
+		{"lock-wait", required_argument, NULL, OPT_LOCK_WAIT},
+		{"allow-drift", no_argument, NULL, OPT_ALLOW_DRIFT},
+		{"format", required_argument, NULL, OPT_FORMAT},
+		{"offline", no_argument, NULL, OPT_OFFLINE},
+		{"json", no_argument, NULL, OPT_JSON},
 		{NULL, 0, NULL, 0}
 	};
 	PgsOptions	opts;
 	const char *command;
+	const char *arg = NULL;
+	int			used[8] = {0};
+	int			nused = 0;
 	int			c;
+	int			i;
 
 	memset(&opts, 0, sizeof(opts));
 	opterr = 0;
@@ -81,25 +160,83 @@ main(int argc, char **argv)
 			case 'h':
 				usage(stdout);
 				return PGS_EXIT_OK;
+			case OPT_TO:
+				opts.to = optarg;
+				break;
+			case OPT_LOCK_WAIT:
+				{
+					char	   *end;
+
+					opts.lock_wait = strtod(optarg, &end);
+					if (end == optarg || *end != '\0' || opts.lock_wait < 0 ||
+						opts.lock_wait > 86400)
+						return usage_error("--lock-wait: \"%s\" is not a number of "
+										   "seconds from 0 to 86400", optarg);
+					break;
+				}
+			case OPT_ALLOW_DRIFT:
+				opts.allow_drift = true;
+				break;
+			case OPT_FORMAT:
+				if (strcmp(optarg, "text") != 0 && strcmp(optarg, "markdown") != 0 &&
+					strcmp(optarg, "json") != 0)
+					return usage_error("--format: \"%s\" is not text, markdown or json", optarg);
+				opts.format = optarg;
+				break;
+			case OPT_OFFLINE:
+				opts.offline = true;
+				break;
+			case OPT_JSON:
+				opts.json = true;
+				break;
 			case ':':
 				return usage_error("option %s needs a value", argv[optind - 1]);
 			default:
-				return usage_error("unknown option \"%s\"", argv[optind - 1]);
+				if (optopt != 0 && optopt < 256)
+				{
+					char		opt[3] = {'-', (char) optopt, '\0'};
+
+					return usage_error("unknown option \"%s\"", opt);
+				}
+				return usage_error("unknown option or value in \"%s\"", argv[optind - 1]);
 		}
+		if (c >= OPT_TO && nused < 8)
+			used[nused++] = c;
 	}
 	pgs_quiet = opts.quiet;
 
 	if (optind >= argc)
 		return usage_error("%sno command given", "");
 	command = argv[optind++];
+	if (strcmp(command, "run") != 0 && strcmp(command, "rollback") != 0 &&
+		strcmp(command, "verify") != 0 && strcmp(command, "plan") != 0 &&
+		strcmp(command, "status") != 0)
+		return usage_error("unknown command \"%s\"", command);
+	for (i = 0; i < nused; i++)
+		if (!option_allowed(command, used[i]))
+		{
+			fprintf(stderr, "pgshift: %s does not take %s\n", command, option_name(used[i]));
+			fputs("Try \"pgshift --help\" for more information.\n", stderr);
+			return PGS_EXIT_USAGE;
+		}
 
-	if (strcmp(command, "run") == 0)
+	if (strcmp(command, "status") == 0)
+	{
+		if (optind < argc)
+			arg = argv[optind++];
+	}
+	else
 	{
 		if (optind >= argc)
 			return usage_error("%s: missing migration FILE", command);
-		if (optind + 1 < argc)
-			return usage_error("unexpected argument \"%s\"", argv[optind + 1]);
-		return pgs_cmd_run(&opts, argv[optind]);
+		arg = argv[optind++];
 	}
-	return usage_error("unknown command \"%s\"", command);
+	if (optind < argc)
+		return usage_error("unexpected argument \"%s\"", argv[optind]);
+
+	if (strcmp(command, "plan") == 0)
+		return pgs_cmd_plan(&opts, arg);
+	if (strcmp(command, "status") == 0)
+		return pgs_cmd_status(&opts, arg);
+	return pgs_cmd_session(&opts, command, arg);
 }

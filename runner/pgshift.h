@@ -10,7 +10,9 @@
 #ifndef PGSHIFT_H
 #define PGSHIFT_H
 
+#include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include <libpq-fe.h>
@@ -42,7 +44,11 @@ typedef struct PgsError
 	int			position;		/* 1-based character offset in statement, or 0 */
 } PgsError;
 
-extern PGconn *pgs_connect(const char *dsn, PgsError *err);
+typedef void (*PgsTickFn) (void *arg);
+
+extern volatile sig_atomic_t pgs_interrupted;
+extern PGconn *pgs_connect(const char *dsn, const char *appname, PgsError *err);
+extern void pgs_set_tick(PgsTickFn fn, void *arg);
 extern PGresult *pgs_exec(PGconn *conn, const char *sql, int nparams,
 						  const char *const *values, PgsError *err);
 extern void pgs_error_clear(PgsError *err);
@@ -60,6 +66,11 @@ extern void pgs_report_error(const PgsError *err, const char *context);
 
 extern void pgs_open_db(lua_State *L);
 extern void pgs_push_db(lua_State *L, PGconn *conn);
+extern void pgs_db_set_conn(lua_State *L, int idx, PGconn *conn);
+extern PGconn *pgs_connect_db(lua_State *L, const char *dsn, const char *appname);
+extern void pgs_push_db_methods(lua_State *L);
+extern PGconn *pgs_db_conn(lua_State *L, int idx);
+extern int64_t pgs_db_take_rows(lua_State *L, int idx);
 extern void pgs_push_value(lua_State *L, const char *text, int len,
 						   Oid type, bool isnull);
 extern const char *pgs_param_text(lua_State *L, int idx, int argno);
@@ -67,12 +78,23 @@ extern void pgs_push_sqlerror(lua_State *L, const PgsError *err);
 
 /* ---- script.c: Lua state, prelude, protected calls, failures ---- */
 
-extern lua_State *pgs_lua_new(void);
+struct PgsOptions;
+extern lua_State *pgs_lua_new(const struct PgsOptions *opts);
 extern int	pgs_pcall(lua_State *L, int nargs, int nresults);
 extern void pgs_print_failure(lua_State *L, int idx, FILE *out,
 							  const char *context, bool verbose);
 extern int	pgs_load_migration(lua_State *L, const char *path);
 extern void pgs_push_failure(lua_State *L, const char *fmt,...);
+extern const char *pgs_failure_message(lua_State *L, int idx, const char **sqlstate);
+extern void pgs_push_prelude_function(lua_State *L, const char *name);
+extern void pgs_emit(lua_State *L, const char *event,...);
+extern void pgs_catch_interrupts(lua_State *L);
+extern void pgs_clear_interrupt_hook(lua_State *L);
+
+/* Receives C.event(kind, message, sqlstate); returns false if it failed. */
+typedef bool (*PgsEventSink) (void *arg, const char *kind, const char *message,
+							  const char *sqlstate);
+extern void pgs_set_event_sink(PgsEventSink fn, void *arg);
 
 /* ---- engine.c: commands that run migrations ---- */
 
@@ -81,12 +103,29 @@ typedef struct PgsOptions
 	const char *dsn;			/* NULL: the libpq environment decides */
 	bool		verbose;
 	bool		quiet;
+	bool		json;			/* events and reports as JSON */
+	const char *to;				/* run/rollback: stop at this phase */
+	double		lock_wait;		/* seconds to poll for the migration lock */
+	bool		allow_drift;	/* run a completed migration's edited script */
+	const char *format;			/* plan: text, markdown or json */
+	bool		offline;		/* plan: do not connect */
 } PgsOptions;
 
-extern int	pgs_cmd_run(const PgsOptions *opts, const char *path);
+extern int	pgs_cmd_session(const PgsOptions *opts, const char *command,
+							const char *path);
+
+/* ---- inspect.c: commands that only read ---- */
+extern int	pgs_cmd_plan(const PgsOptions *opts, const char *path);
+extern int	pgs_cmd_status(const PgsOptions *opts, const char *name);
+
+/* ---- sha256.c ---- */
+extern void pgs_sha256_hex(const void *data, size_t len, char *hex);
+extern int	pgs_sha256_file(const char *path, char *hex);
 
 /* ---- output ---- */
 extern bool pgs_quiet;
+extern void pgs_live_update(const char *text);
+extern void pgs_live_clear(void);
 extern void pgs_log(const char *fmt,...) __attribute__((format(printf, 1, 2)));
 extern void pgs_errorf(const char *fmt,...) __attribute__((format(printf, 1, 2)));
 

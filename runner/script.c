@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -25,8 +26,34 @@ extern const unsigned char pgs_prelude[];
 extern const size_t pgs_prelude_len;
 
 #define PRELUDE_KEY "pgshift.prelude"
+#define FAILURE_METATABLE "pgshift.failure"
 
 bool		pgs_quiet = false;
+
+/*
+ * The live line: on a terminal, the running phase's elapsed time, redrawn in
+ * place.  Everything else printed clears it first.
+ */
+static bool live_shown = false;
+
+void
+pgs_live_clear(void)
+{
+	if (live_shown)
+	{
+		fputs("\r\033[K", stdout);
+		fflush(stdout);
+		live_shown = false;
+	}
+}
+
+void
+pgs_live_update(const char *text)
+{
+	fprintf(stdout, "\r\033[K%s", text);
+	fflush(stdout);
+	live_shown = true;
+}
 
 void
 pgs_log(const char *fmt,...)
@@ -35,6 +62,7 @@ pgs_log(const char *fmt,...)
 
 	if (pgs_quiet)
 		return;
+	pgs_live_clear();
 	va_start(ap, fmt);
 	vfprintf(stdout, fmt, ap);
 	va_end(ap);
@@ -46,6 +74,7 @@ pgs_errorf(const char *fmt,...)
 {
 	va_list		ap;
 
+	pgs_live_clear();
 	fflush(stdout);
 	fputs("pgshift: ", stderr);
 	va_start(ap, fmt);
@@ -94,25 +123,36 @@ push_file_where(lua_State *L)
 	lua_pushliteral(L, "");
 }
 
+/* Is the value at idx a table with the named metatable? */
 static bool
-is_sqlerror(lua_State *L, int idx)
+has_metatable(lua_State *L, int idx, const char *name)
 {
 	bool		yes = false;
 
 	if (lua_type(L, idx) == LUA_TTABLE && lua_getmetatable(L, idx))
 	{
-		luaL_getmetatable(L, PGS_SQLERROR_METATABLE);
+		luaL_getmetatable(L, name);
 		yes = lua_rawequal(L, -1, -2);
 		lua_pop(L, 2);
 	}
 	return yes;
 }
 
-/* The message handler of every protected call: see the file header. */
+#define is_sqlerror(L, idx) has_metatable(L, idx, PGS_SQLERROR_METATABLE)
+#define is_failure(L, idx) has_metatable(L, idx, FAILURE_METATABLE)
+
+/*
+ * The message handler of every protected call: see the file header.  A
+ * failure that a nested handler already made (db:transaction re-raises one)
+ * passes through unchanged, keeping its original traceback.
+ */
 static int
 msghandler(lua_State *L)
 {
+	if (is_failure(L, 1))
+		return 1;
 	lua_createtable(L, 0, 3);	/* the failure, at index 2 */
+	luaL_setmetatable(L, FAILURE_METATABLE);
 
 	if (is_sqlerror(L, 1))
 	{
@@ -139,6 +179,7 @@ msghandler(lua_State *L)
 	}
 	else
 	{
+		lua_settop(L, 2);		/* drop a __tostring result that is no string */
 		push_file_where(L);
 		lua_pushfstring(L, "error object is a %s value", luaL_typename(L, 1));
 		lua_concat(L, 2);
@@ -164,7 +205,7 @@ pgs_pcall(lua_State *L, int nargs, int nresults)
 	lua_insert(L, base);
 	status = lua_pcall(L, nargs, nresults, base);
 	lua_remove(L, base);
-	if (status != LUA_OK && lua_type(L, -1) != LUA_TTABLE)
+	if (status != LUA_OK && !is_failure(L, -1))
 	{
 		/* the handler itself failed (out of memory): wrap what we got */
 		lua_createtable(L, 0, 1);
@@ -184,9 +225,9 @@ field_string(lua_State *L, int idx, const char *name)
 {
 	const char *s;
 
-	lua_getfield(L, idx, name);
-	s = lua_tostring(L, -1);
-	lua_pop(L, 1);				/* the table still references the string */
+	/* only a string: the table keeps it alive after the pop */
+	s = lua_getfield(L, idx, name) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+	lua_pop(L, 1);
 	return s;
 }
 
@@ -204,6 +245,7 @@ pgs_print_failure(lua_State *L, int idx, FILE *out, const char *context,
 
 	idx = lua_absindex(L, idx);
 	msg = field_string(L, idx, "message");
+	pgs_live_clear();
 	fflush(stdout);
 	fprintf(out, "pgshift: %s\n", msg ? msg : "unknown error");
 	if (context)
@@ -233,20 +275,116 @@ pgs_print_failure(lua_State *L, int idx, FILE *out, const char *context,
 	fflush(out);
 }
 
-/* C.log(text): a migration's progress line, indented under its phase. */
+/* C.write(text): progress output on stdout (clears the live line). */
 static int
-l_log(lua_State *L)
+l_write(lua_State *L)
 {
-	const char *msg = luaL_checkstring(L, 1);
+	size_t		len;
+	const char *text = luaL_checklstring(L, 1, &len);
 
-	pgs_log("    %s\n", msg);
+	pgs_live_clear();
+	fwrite(text, 1, len, stdout);
+	fflush(stdout);
+	return 0;
+}
+
+/* C.sleep(seconds): sleeps, raising "interrupted" on SIGINT/SIGTERM. */
+static int
+l_sleep(lua_State *L)
+{
+	double		left = luaL_checknumber(L, 1);
+
+	while (left > 0 && !pgs_interrupted)
+	{
+		double		step = left < 0.1 ? left : 0.1;
+		struct timespec ts = {0, (long) (step * 1e9)};
+
+		nanosleep(&ts, NULL);
+		left -= step;
+	}
+	if (pgs_interrupted)
+		return luaL_error(L, "interrupted by %s",
+						  pgs_interrupted == SIGTERM ? "SIGTERM" : "SIGINT (Ctrl-C)");
+	return 0;
+}
+
+/* Where C.event sends events (the engine's bookkeeping), if anywhere. */
+static PgsEventSink event_sink = NULL;
+static void *event_arg = NULL;
+
+void
+pgs_set_event_sink(PgsEventSink fn, void *arg)
+{
+	event_sink = fn;
+	event_arg = arg;
+}
+
+/* C.event(kind, message, sqlstate): records an event of the running phase. */
+static int
+l_event(lua_State *L)
+{
+	const char *kind = luaL_checkstring(L, 1);
+	const char *msg = luaL_optstring(L, 2, NULL);
+	const char *state = luaL_optstring(L, 3, NULL);
+
+	if (event_sink && !event_sink(event_arg, kind, msg, state))
+		return luaL_error(L, "could not record the %s event in shift.event", kind);
 	return 0;
 }
 
 static const luaL_Reg c_helpers[] = {
-	{"log", l_log},
+	{"write", l_write},
+	{"sleep", l_sleep},
+	{"event", l_event},
+	{"msghandler", msghandler},
 	{NULL, NULL}
 };
+
+/* ---- interrupts ---- */
+
+static lua_State *interrupt_L = NULL;
+
+static void
+stop_hook(lua_State *L, lua_Debug *ar)
+{
+	lua_sethook(L, NULL, 0, 0);
+	luaL_error(L, "interrupted by %s", pgs_interrupted == SIGTERM ? "SIGTERM" : "SIGINT (Ctrl-C)");
+}
+
+static void
+on_signal(int signo)
+{
+	pgs_interrupted = signo;
+	signal(signo, SIG_DFL);		/* a second signal ends pgshift at once */
+	if (interrupt_L)
+		lua_sethook(interrupt_L, stop_hook,
+					LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+/*
+ * pgs_catch_interrupts: the first SIGINT or SIGTERM sets pgs_interrupted,
+ * cancels the running statement (see pgs_exec) and stops the Lua code at its
+ * next instruction; a second one ends the process.
+ */
+void
+pgs_catch_interrupts(lua_State *L)
+{
+	struct sigaction sa;
+
+	interrupt_L = L;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+/* Removes a stop hook an interrupt left behind (the code it was for is gone). */
+void
+pgs_clear_interrupt_hook(lua_State *L)
+{
+	lua_sethook(L, NULL, 0, 0);
+}
 
 /*
  * Runs the prelude with the C helpers as its argument and keeps its module
@@ -259,6 +397,8 @@ open_prelude(lua_State *L)
 						 "=[prelude]", "t") != LUA_OK)
 		return lua_error(L);
 	luaL_newlib(L, c_helpers);
+	pgs_push_db_methods(L);
+	lua_setfield(L, -2, "db_methods");
 	lua_call(L, 1, 1);
 	if (!lua_istable(L, -1))
 		return luaL_error(L, "the prelude did not return its module table");
@@ -271,7 +411,7 @@ open_prelude(lua_State *L)
  * and the prelude, or NULL (with a message printed) if that fails.
  */
 lua_State *
-pgs_lua_new(void)
+pgs_lua_new(const PgsOptions *opts)
 {
 	lua_State  *L = luaL_newstate();
 
@@ -282,6 +422,8 @@ pgs_lua_new(void)
 	}
 	luaL_openlibs(L);
 	pgs_open_db(L);
+	luaL_newmetatable(L, FAILURE_METATABLE);
+	lua_pop(L, 1);
 	lua_pushcfunction(L, open_prelude);
 	if (pgs_pcall(L, 0, 0) != LUA_OK)
 	{
@@ -289,12 +431,27 @@ pgs_lua_new(void)
 		lua_close(L);
 		return NULL;
 	}
+	if (opts)
+	{
+		pgs_push_prelude_function(L, "configure");
+		lua_createtable(L, 0, 2);
+		lua_pushstring(L, opts->json ? "json" : "text");
+		lua_setfield(L, -2, "format");
+		lua_pushboolean(L, opts->quiet);
+		lua_setfield(L, -2, "quiet");
+		if (pgs_pcall(L, 1, 0) != LUA_OK)
+		{
+			pgs_print_failure(L, -1, stderr, "while configuring the runner's prelude", true);
+			lua_close(L);
+			return NULL;
+		}
+	}
 	return L;
 }
 
 /* Pushes the prelude's function `name`. */
-static void
-push_prelude_function(lua_State *L, const char *name)
+void
+pgs_push_prelude_function(lua_State *L, const char *name)
 {
 	lua_getfield(L, LUA_REGISTRYINDEX, PRELUDE_KEY);
 	lua_getfield(L, -1, name);
@@ -308,10 +465,27 @@ pgs_push_failure(lua_State *L, const char *fmt,...)
 	va_list		ap;
 
 	lua_createtable(L, 0, 1);
+	luaL_setmetatable(L, FAILURE_METATABLE);
 	va_start(ap, fmt);
 	lua_pushvfstring(L, fmt, ap);
 	va_end(ap);
 	lua_setfield(L, -2, "message");
+}
+
+/* The message and SQLSTATE (NULL if none) of the failure at idx. */
+const char *
+pgs_failure_message(lua_State *L, int idx, const char **sqlstate)
+{
+	const char *msg = field_string(L, idx, "message");
+
+	if (sqlstate)
+	{
+		*sqlstate = NULL;
+		if (lua_getfield(L, idx, "sqlerror") == LUA_TTABLE)
+			*sqlstate = field_string(L, lua_gettop(L), "sqlstate");
+		lua_pop(L, 1);
+	}
+	return msg ? msg : "unknown error";
 }
 
 /*
@@ -345,9 +519,64 @@ pgs_load_migration(lua_State *L, const char *path)
 	}
 	fclose(f);
 
-	push_prelude_function(L, "load");
+	pgs_push_prelude_function(L, "load");
 	lua_pushstring(L, path);
 	if (pgs_pcall(L, 1, 1) != LUA_OK)
 		return PGS_EXIT_FAIL;
 	return PGS_EXIT_OK;
+}
+
+/*
+ * pgs_emit(L, event, key, type, value, ..., NULL): one progress event through
+ * the prelude's M.emit (text line or JSON line).  type is 's' (const char *,
+ * NULL skipped), 'i' (long long), 'd' (double) or 'b' (int as boolean).
+ */
+void
+pgs_emit(lua_State *L, const char *event,...)
+{
+	va_list		ap;
+	const char *key;
+
+	pgs_push_prelude_function(L, "emit");
+	lua_createtable(L, 0, 8);
+	lua_pushstring(L, event);
+	lua_setfield(L, -2, "event");
+	va_start(ap, event);
+	while ((key = va_arg(ap, const char *)) != NULL)
+	{
+		int			type = va_arg(ap, int);
+
+		switch (type)
+		{
+			case 's':
+				{
+					const char *v = va_arg(ap, const char *);
+
+					if (v == NULL)
+						continue;
+					lua_pushstring(L, v);
+					break;
+				}
+			case 'i':
+				lua_pushinteger(L, (lua_Integer) va_arg(ap, long long));
+				break;
+			case 'd':
+				lua_pushnumber(L, va_arg(ap, double));
+				break;
+			case 'b':
+				lua_pushboolean(L, va_arg(ap, int));
+				break;
+			default:
+				lua_pushnil(L);
+				break;
+		}
+		lua_setfield(L, -2, key);
+	}
+	va_end(ap);
+	if (pgs_pcall(L, 1, 0) != LUA_OK)
+	{
+		if (!pgs_interrupted)
+			pgs_print_failure(L, -1, stderr, "while printing progress", true);
+		lua_pop(L, 1);
+	}
 }

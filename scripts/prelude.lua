@@ -40,16 +40,28 @@ local function fail(where, msg)
   error(msg, where.level)
 end
 
-local function function_line(fn)
+-- Where a phase function was defined: its own file and line (it may come
+-- from a helper module), or nil.
+local function function_where(fn)
   if type(fn) == "function" then
     local info = debug.getinfo(fn, "S")
-    if info.what == "Lua" and info.linedefined > 0 then return info.linedefined end
+    if info.what == "Lua" and info.linedefined > 0 then
+      return { source = info.short_src, line = info.linedefined }
+    end
   end
   return nil
 end
 
+-- Validation reads tables raw: a metatable could make a table look valid to
+-- pairs() and field reads and different to the code that runs it.
+local function check_plain(t, what, where)
+  if getmetatable(t) ~= nil then
+    fail(where, what .. " must be a plain table (it has a metatable)")
+  end
+end
+
 local function check_keys(t, allowed, what, where)
-  for k, v in pairs(t) do
+  for k, v in next, t do
     if type(k) ~= "string" then
       fail(where, what .. ": unexpected entry [" .. tostring(k) .. "] (keys must be names: "
         .. sorted_keys(allowed) .. ")")
@@ -96,15 +108,17 @@ function M.migration(spec)
     fail(where, "migration: expected a table (migration { name = ..., phases = { ... } }), got "
       .. type(spec))
   end
+  check_plain(spec, "migration", where)
   check_keys(spec, MIGRATION_KEYS, "migration", where)
-  check_name(spec.name, "migration", where)
-  local label = "migration '" .. spec.name .. "'"
-  local phases = spec.phases
+  check_name(rawget(spec, "name"), "migration", where)
+  local label = "migration '" .. rawget(spec, "name") .. "'"
+  local phases = rawget(spec, "phases")
   if phases == nil or next(phases) == nil then
     fail(where, label .. ": 'phases' must list at least one phase")
   end
-  local n = #phases
-  for k in pairs(phases) do
+  check_plain(phases, label .. ": 'phases'", where)
+  local n = rawlen(phases)
+  for k in next, phases do
     if math.type(k) ~= "integer" or k < 1 or k > n then
       fail(where, label .. ": 'phases' must be a list { {...}, {...} }, found key ["
         .. tostring(k) .. "]")
@@ -112,18 +126,20 @@ function M.migration(spec)
   end
 
   local seen = {}
-  local out = { name = spec.name, description = spec.description, phases = {},
-                source = where.source, line = where.line }
+  local out = { name = rawget(spec, "name"), description = rawget(spec, "description"),
+                phases = {}, source = where.source, line = where.line }
   for i = 1, n do
-    local p = phases[i]
+    local p = rawget(phases, i)
     local pw = where
     if type(p) ~= "table" then
       fail(pw, label .. ": phase " .. i .. " must be a table, got " .. type(p))
     end
     -- Point at the phase's own code when it has some.
-    local line = function_line(p.up) or function_line(p.down) or function_line(p.verify)
-    if line and where.source then pw = { source = where.source, line = line } end
-    local plabel = label .. ": phase " .. i .. (type(p.name) == "string" and (" '" .. p.name .. "'") or "")
+    pw = function_where(rawget(p, "up")) or function_where(rawget(p, "down"))
+         or function_where(rawget(p, "verify")) or where
+    local pname = rawget(p, "name")
+    local plabel = label .. ": phase " .. i .. (type(pname) == "string" and (" '" .. pname .. "'") or "")
+    check_plain(p, plabel, pw)
     check_keys(p, PHASE_KEYS, plabel, pw)
     check_name(p.name, plabel, pw)
     if seen[p.name] then
@@ -134,17 +150,554 @@ function M.migration(spec)
       fail(pw, plabel .. ": missing 'up' function")
     end
     out.phases[i] = { name = p.name, description = p.description, up = p.up,
-                      down = p.down, verify = p.verify, line = line or where.line }
+                      down = p.down, verify = p.verify, line = pw.line }
   end
   is_migration[out] = true
   return out
 end
 
+-- ---------------------------------------------------------------------------
+-- Output: every progress line and every --json event goes through M.emit.
+-- ---------------------------------------------------------------------------
+
+local settings = { format = "text", quiet = false, dry_run = false }
+
+function M.configure(opts)
+  for k, v in pairs(opts) do settings[k] = v end
+end
+
+-- JSON text of a Lua value.  Tables made with M.array() are arrays; other
+-- tables are objects with sorted keys (stable output); nil and NaN are null.
+local array_mt = { __name = "json array" }
+function M.array(t) return setmetatable(t or {}, array_mt) end
+
+local escapes = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
+                  ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
+local function json(v, out)
+  local t = type(v)
+  if v == nil then out[#out + 1] = "null"
+  elseif t == "boolean" then out[#out + 1] = tostring(v)
+  elseif t == "number" then
+    if v ~= v or v == math.huge or v == -math.huge then out[#out + 1] = "null"
+    elseif math.type(v) == "integer" then out[#out + 1] = string.format("%d", v)
+    else out[#out + 1] = string.format("%.17g", v) end
+  elseif t == "string" then
+    out[#out + 1] = '"' .. v:gsub('[%c"\\]', function(c)
+      return escapes[c] or string.format("\\u%04x", c:byte())
+    end) .. '"'
+  elseif t == "table" then
+    if getmetatable(v) == array_mt or (next(v) ~= nil and rawlen(v) > 0 and next(v, rawlen(v)) == nil) then
+      out[#out + 1] = "["
+      for i = 1, rawlen(v) do
+        if i > 1 then out[#out + 1] = "," end
+        json(v[i], out)
+      end
+      out[#out + 1] = "]"
+    else
+      local keys = {}
+      for k in pairs(v) do keys[#keys + 1] = tostring(k) end
+      table.sort(keys)
+      out[#out + 1] = "{"
+      for i, k in ipairs(keys) do
+        if i > 1 then out[#out + 1] = "," end
+        json(k, out)
+        out[#out + 1] = ":"
+        json(v[k], out)
+      end
+      out[#out + 1] = "}"
+    end
+  else
+    json(tostring(v), out)
+  end
+end
+function M.json(v)
+  local out = {}
+  json(v, out)
+  return table.concat(out)
+end
+
+local function duration(ms)
+  if ms == nil then return "?" end
+  if ms < 1000 then return string.format("%.0f ms", ms) end
+  if ms < 60000 then return string.format("%.2f s", ms / 1000) end
+  return string.format("%d min %02d s", ms // 60000, (ms // 1000) % 60)
+end
+M.duration = duration
+
+local STEP_LABEL = { up = "", down = " (down)", verify = " (verify)",
+                     cleanup = " (down of the interrupted attempt)" }
+
+-- The text form of each event (nil: nothing on stdout in text mode).
+local TEXT = {
+  start = function(e)
+    return string.format("==> %s migration %s (%s): %d phase%s on %s", e.operation, e.migration,
+      e.file, e.phases, e.phases == 1 and "" or "s", e.target)
+  end,
+  phase_start = function(e)
+    return string.format("--> [%d/%d] %s%s", e.ordinal, e.phases, e.phase, STEP_LABEL[e.step] or "")
+  end,
+  phase_skip = function(e)
+    return string.format("--> [%d/%d] %s: %s", e.ordinal, e.phases, e.phase, e.reason)
+  end,
+  phase_done = function(e)
+    local rows = (e.rows and e.rows > 0) and string.format(", %d row%s", e.rows, e.rows == 1 and "" or "s") or ""
+    return string.format("    %s in %s%s", e.result or "done", duration(e.ms), rows)
+  end,
+  log = function(e) return "    " .. e.message end,
+  note = function(e) return "    note: " .. e.message end,
+  finish = function(e)
+    return string.format("==> %s of migration %s %s after %s: status %s, %d of %d phases done",
+      e.operation, e.migration, e.exit == 0 and "finished" or "stopped", duration(e.ms),
+      e.status, e.done, e.phases)
+  end,
+}
+
+-- M.emit{event = "...", ...}: one progress event, as a text line or a JSON line.
+function M.emit(e)
+  if e.ms then e.ms = math.floor(e.ms + 0.5) end
+  if settings.format == "json" then
+    e.time = os.date("!%Y-%m-%dT%H:%M:%SZ")
+    C.write(M.json(e) .. "\n")
+  elseif not settings.quiet then
+    local render = TEXT[e.event]
+    local line = render and render(e)
+    if line then C.write(line .. "\n") end
+  end
+end
+
 -- log(...): a progress line from a migration, indented under its phase.
 function M.log(...)
+  if settings.dry_run then return end     -- plan: phase code runs, prints nothing
   local parts = table.pack(...)
   for i = 1, parts.n do parts[i] = tostring(parts[i]) end
-  C.log(table.concat(parts, " ", 1, parts.n))
+  M.emit { event = "log", message = table.concat(parts, " ", 1, parts.n) }
+end
+
+-- ---------------------------------------------------------------------------
+-- db methods written in Lua (added to the C db's method table, and shared
+-- with the dry-run db of `plan`).
+-- ---------------------------------------------------------------------------
+
+-- "file:line: " of the code that called the function calling this one.
+local function caller_where(level)
+  local info = debug.getinfo(level + 1, "Sl")
+  if info and info.currentline and info.currentline > 0 then
+    return info.short_src .. ":" .. info.currentline .. ": "
+  end
+  return ""
+end
+
+-- Runs db:exec, attributing an SQL error to `where` (the user's call).
+local function exec_at(db, where, sql, ...)
+  local ok, n = pcall(db.exec, db, sql, ...)
+  if ok then return n end
+  if type(n) == "table" and n.sqlstate ~= nil then n.where = where end
+  error(n, 0)
+end
+
+local function check_options(opts, allowed, what)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then error(what .. ": options must be a table", 3) end
+  for k in pairs(opts) do
+    if not allowed[k] then
+      local names = {}
+      for n in pairs(allowed) do names[#names + 1] = n end
+      table.sort(names)
+      error(string.format("%s: unknown option '%s' (allowed: %s)", what, tostring(k),
+        table.concat(names, ", ")), 3)
+    end
+  end
+  return opts
+end
+
+local db_methods = C.db_methods
+
+-- db:transaction(fn): runs fn(db) between BEGIN and COMMIT; an error rolls
+-- back and propagates.  Returns what fn returns.
+function db_methods.transaction(db, fn)
+  if type(fn) ~= "function" then error("db:transaction: expected a function", 2) end
+  if db:in_transaction() then
+    error("db:transaction: already in a transaction (transactions do not nest)", 2)
+  end
+  local where = caller_where(2)
+  exec_at(db, where, "BEGIN")
+  local res = table.pack(xpcall(fn, C.msghandler, db))
+  if res[1] then
+    exec_at(db, where, "COMMIT")
+    return table.unpack(res, 2, res.n)
+  end
+  pcall(db.exec, db, "ROLLBACK")
+  error(res[2], 0)
+end
+
+-- Lock errors worth another try: lock_not_available (lock_timeout) and
+-- deadlock_detected (we were the victim).
+local RETRYABLE = { ["55P03"] = true, ["40P01"] = true }
+local DDL_OPTIONS = { lock_timeout = true, retries = true, backoff = true, max_backoff = true }
+
+local function timeout_text(v, what)
+  if math.type(v) == "integer" and v >= 0 then return v .. "ms" end
+  if type(v) == "string" and v:match("^%s*%d+%.?%d*%s*%a*%s*$") then return v end
+  error("db:ddl: '" .. what .. "' must be milliseconds or a duration such as '2s'", 4)
+end
+
+-- db:ddl(sql, {lock_timeout = '2s', retries = 5, backoff = 0.5, max_backoff = 30}):
+-- runs DDL with a short lock_timeout so that it never queues for long in
+-- front of other sessions, and retries lock timeouts and deadlocks with
+-- jittered exponential backoff, logging each retry.  Inside db:transaction it
+-- runs once (an aborted transaction cannot retry).
+function db_methods.ddl(db, sql, opts)
+  if type(sql) ~= "string" then error("db:ddl: expected an SQL string", 2) end
+  opts = check_options(opts, DDL_OPTIONS, "db:ddl")
+  local where = caller_where(2)
+  local lock_timeout = timeout_text(opts.lock_timeout or "2s", "lock_timeout")
+  local retries = opts.retries or 5
+  local backoff = opts.backoff or 0.5
+  local max_backoff = opts.max_backoff or 30
+  if math.type(retries) ~= "integer" or retries < 0 then
+    error("db:ddl: 'retries' must be a whole number >= 0", 2)
+  end
+  if db:in_transaction() then
+    db:value("SELECT pg_catalog.set_config('lock_timeout', $1, true)", lock_timeout)
+    return exec_at(db, where, sql)
+  end
+  local old = db:value("SELECT pg_catalog.current_setting('lock_timeout')")
+  local attempt = 0
+  while true do
+    db:value("SELECT pg_catalog.set_config('lock_timeout', $1, false)", lock_timeout)
+    local ok, res = pcall(db.exec, db, sql)
+    db:value("SELECT pg_catalog.set_config('lock_timeout', $1, false)", old)
+    if ok then return res end
+    local state = type(res) == "table" and res.sqlstate
+    if not (RETRYABLE[state] and attempt < retries) then
+      if type(res) == "table" and state then res.where = where end
+      error(res, 0)
+    end
+    attempt = attempt + 1
+    local delay = math.min(max_backoff, backoff * 2 ^ (attempt - 1)) * (0.5 + math.random() / 2)
+    local msg = string.format("%s (SQLSTATE %s); retry %d of %d in %.1f s", res.message, state,
+      attempt, retries, delay)
+    M.log(msg)
+    C.event("retry", msg, state)
+    C.sleep(delay)
+  end
+end
+
+-- ---------------------------------------------------------------------------
+-- The dry-run db of `pgshift plan`: records what a phase would send.
+-- ---------------------------------------------------------------------------
+
+local Dry = {}
+Dry.__index = Dry
+Dry.__name = "dry-run db"
+
+function M.dry_db()
+  return setmetatable({ statements = {}, intx = false }, Dry)
+end
+
+local function record(self, kind, sql, ...)
+  if type(sql) ~= "string" then error("db:" .. kind .. ": expected an SQL string", 3) end
+  local params = table.pack(...)
+  local shown = {}
+  for i = 1, params.n do
+    local v = params[i]
+    shown[i] = v == nil and "NULL" or (type(v) == "string" and string.format("%q", v) or tostring(v))
+  end
+  self.statements[#self.statements + 1] = { kind = kind, sql = sql, params = shown, where = caller_where(3) }
+  return self.statements[#self.statements]
+end
+
+function Dry:exec(sql, ...) record(self, "exec", sql, ...) return 0 end
+function Dry:query(sql, ...) record(self, "query", sql, ...) return {} end
+function Dry:value(sql, ...) record(self, "value", sql, ...) return nil end
+function Dry:in_transaction() return self.intx end
+function Dry:ddl(sql, opts)
+  opts = check_options(opts, DDL_OPTIONS, "db:ddl")
+  local st = record(self, "ddl", sql)
+  st.lock_timeout = timeout_text(opts.lock_timeout or "2s", "lock_timeout")
+  st.retries = opts.retries or 5
+end
+function Dry:transaction(fn)
+  record(self, "exec", "BEGIN")
+  self.intx = true
+  local res = table.pack(pcall(fn, self))
+  self.intx = false
+  record(self, "exec", res[1] and "COMMIT" or "ROLLBACK")
+  if not res[1] then error(res[2], 0) end
+  return table.unpack(res, 2, res.n)
+end
+function Dry:close() end
+
+-- ---------------------------------------------------------------------------
+-- pgshift plan: dry-run every phase function and describe the migration.
+-- ---------------------------------------------------------------------------
+
+-- Runs fn against a fresh dry-run db: the statements it would send, and the
+-- error that stopped it, if any (a value a real query would have returned is
+-- nil in a dry run, so code that needs one stops there).
+local function dry_run(fn)
+  if fn == nil then return nil end
+  local db = M.dry_db()
+  settings.dry_run = true
+  local ok, err = xpcall(fn, C.msghandler, db)
+  settings.dry_run = false
+  return { statements = M.array(db.statements), stopped = (not ok) and err.message or nil }
+end
+
+-- M.plan(migration, info) -> the plan as a table.  info: file, sha256, and
+-- (connected) state = { [phase name] = {status =, needs_cleanup =} }, status.
+function M.plan(mig, info)
+  local plan = { migration = mig.name, description = mig.description, file = info.file,
+                 sha256 = info.sha256, state = info.status, phases = M.array(),
+                 points_of_no_return = M.array() }
+  for i, p in ipairs(mig.phases) do
+    local st = info.state and info.state[p.name]
+    local ph = { ordinal = i, name = p.name, description = p.description,
+                 reversible = p.down ~= nil, state = st and st.status or nil,
+                 up = dry_run(p.up), down = dry_run(p.down), verify = dry_run(p.verify) }
+    plan.phases[i] = ph
+    if not ph.reversible then plan.points_of_no_return[#plan.points_of_no_return + 1] = p.name end
+  end
+  return plan
+end
+
+-- SQL as written in a Lua long string: continuation lines carry the Lua
+-- code's indentation; remove what they have in common.
+local function dedent(sql)
+  sql = sql:gsub("^%s*\n", ""):gsub("%s+$", "")
+  local lines, min = {}, nil
+  for line in (sql .. "\n"):gmatch("(.-)\n") do
+    lines[#lines + 1] = line
+    if line:match("%S") then
+      local n = #line:match("^ *")
+      min = (min == nil or n < min) and n or min
+    end
+  end
+  for i = 1, #lines do lines[i] = (i > 1 and "  " or "") .. lines[i]:sub((min or 0) + 1) end
+  return table.concat(lines, "\n")
+end
+
+local function sql_lines(step, indent, out)
+  if step == nil then return end
+  for _, st in ipairs(step.statements) do
+    local text = dedent(st.sql)
+    local notes = {}
+    if #st.params > 0 then
+      local ps = {}
+      for i, v in ipairs(st.params) do ps[i] = "$" .. i .. " = " .. v end
+      notes[#notes + 1] = table.concat(ps, ", ")
+    end
+    if st.kind == "ddl" then
+      notes[#notes + 1] = string.format("lock_timeout %s, up to %d retries", st.lock_timeout, st.retries)
+    end
+    if not text:match(";$") then text = text .. ";" end
+    if #notes > 0 then text = text .. "  -- " .. table.concat(notes, "; ") end
+    for line in (text .. "\n"):gmatch("(.-)\n") do out[#out + 1] = indent .. line end
+  end
+  if #step.statements == 0 then out[#out + 1] = indent .. "-- (no SQL)" end
+  if step.stopped then
+    out[#out + 1] = indent .. "-- the dry run stopped here: " .. step.stopped
+  end
+end
+
+local function plan_text(plan)
+  local out = {}
+  out[#out + 1] = string.format("Plan for migration %s (%s)", plan.migration, plan.file)
+  out[#out + 1] = string.format("  script sha256 %s, %d phases, state: %s", plan.sha256,
+    #plan.phases, plan.state or "unknown (offline)")
+  if plan.description then out[#out + 1] = "  " .. plan.description end
+  if #plan.points_of_no_return > 0 then
+    out[#out + 1] = "  points of no return: " .. table.concat(plan.points_of_no_return, ", ")
+  end
+  for _, ph in ipairs(plan.phases) do
+    out[#out + 1] = ""
+    out[#out + 1] = string.format("[%d/%d] %s%s%s", ph.ordinal, #plan.phases, ph.name,
+      ph.reversible and "" or "  (POINT OF NO RETURN: no down)",
+      ph.state and ("  [" .. ph.state .. "]") or "")
+    if ph.description then out[#out + 1] = "  " .. ph.description end
+    out[#out + 1] = "  up:"
+    sql_lines(ph.up, "    ", out)
+    if ph.verify then
+      out[#out + 1] = "  verify:"
+      sql_lines(ph.verify, "    ", out)
+    end
+    if ph.down then
+      out[#out + 1] = "  down:"
+      sql_lines(ph.down, "    ", out)
+    else
+      out[#out + 1] = "  down: none; a rollback cannot go back past this phase"
+    end
+  end
+  return table.concat(out, "\n") .. "\n"
+end
+
+local function md_sql(step, out)
+  local lines = {}
+  sql_lines(step, "", lines)
+  out[#out + 1] = "```sql"
+  for _, l in ipairs(lines) do out[#out + 1] = l end
+  out[#out + 1] = "```"
+end
+
+local function plan_markdown(plan)
+  local out = {}
+  local n = #plan.phases
+  out[#out + 1] = "# Migration plan: " .. plan.migration
+  out[#out + 1] = ""
+  out[#out + 1] = "## Overview"
+  out[#out + 1] = ""
+  if plan.description then out[#out + 1] = plan.description; out[#out + 1] = "" end
+  out[#out + 1] = "| | |"
+  out[#out + 1] = "|---|---|"
+  out[#out + 1] = "| Migration | `" .. plan.migration .. "` |"
+  out[#out + 1] = "| File | `" .. plan.file .. "` |"
+  out[#out + 1] = "| Script SHA-256 | `" .. plan.sha256 .. "` |"
+  out[#out + 1] = "| Phases | " .. n .. " |"
+  out[#out + 1] = "| Points of no return | " .. (#plan.points_of_no_return > 0
+    and ("`" .. table.concat(plan.points_of_no_return, "`, `") .. "`") or "none") .. " |"
+  out[#out + 1] = "| State in the database | " .. (plan.state or "not checked (offline)") .. " |"
+  out[#out + 1] = ""
+  out[#out + 1] = "## Phases"
+  for _, ph in ipairs(plan.phases) do
+    out[#out + 1] = ""
+    out[#out + 1] = string.format("### %d. %s", ph.ordinal, ph.name)
+    out[#out + 1] = ""
+    out[#out + 1] = "**Goal:** " .. (ph.description or "(no description)")
+    if ph.state then out[#out + 1] = ""; out[#out + 1] = "**State:** " .. ph.state end
+    out[#out + 1] = ""
+    out[#out + 1] = "**Steps:**"
+    out[#out + 1] = ""
+    md_sql(ph.up, out)
+    out[#out + 1] = ""
+    if ph.down then
+      out[#out + 1] = "**Rollback:**"
+      out[#out + 1] = ""
+      md_sql(ph.down, out)
+    else
+      out[#out + 1] = "**Rollback:** none. This phase is a point of no return: once it is done, "
+        .. "`pgshift rollback` can return to it but not past it."
+    end
+    if ph.verify then
+      out[#out + 1] = ""
+      out[#out + 1] = "**Verify gate** (runs after the steps; a failure runs the rollback):"
+      out[#out + 1] = ""
+      md_sql(ph.verify, out)
+    end
+  end
+  out[#out + 1] = ""
+  out[#out + 1] = "## Validation"
+  out[#out + 1] = ""
+  local gates = {}
+  for _, ph in ipairs(plan.phases) do
+    if ph.verify then gates[#gates + 1] = "`" .. ph.name .. "`" end
+  end
+  if #gates > 0 then
+    out[#out + 1] = "- Verify gates run after phases " .. table.concat(gates, ", ")
+      .. "; `pgshift verify " .. plan.file .. "` re-runs them at any time."
+  else
+    out[#out + 1] = "- No phase has a verify gate; validation is whatever the phases themselves check."
+  end
+  out[#out + 1] = "- Every step and its outcome is recorded in `shift.event` (`SELECT * FROM shift.history`)."
+  out[#out + 1] = ""
+  out[#out + 1] = "## Success criteria"
+  out[#out + 1] = ""
+  out[#out + 1] = "- `pgshift run " .. plan.file .. "` exits 0."
+  out[#out + 1] = "- `SELECT status, phase FROM shift.status WHERE migration = '" .. plan.migration
+    .. "'` shows `done`, " .. n .. " of " .. n .. "."
+  if #gates > 0 then out[#out + 1] = "- `pgshift verify " .. plan.file .. "` exits 0." end
+  out[#out + 1] = ""
+  out[#out + 1] = "## Rollback"
+  out[#out + 1] = ""
+  out[#out + 1] = "- A phase that fails runs its own rollback at once; earlier phases stay done."
+  out[#out + 1] = "- `pgshift rollback " .. plan.file .. " [--to PHASE]` undoes completed phases, last first."
+  if #plan.points_of_no_return > 0 then
+    out[#out + 1] = "- Rollback stops at the points of no return: `"
+      .. table.concat(plan.points_of_no_return, "`, `") .. "`."
+  end
+  out[#out + 1] = ""
+  out[#out + 1] = "## Sign-off"
+  out[#out + 1] = ""
+  out[#out + 1] = "- [ ] Reviewed by: ____________________  Date: __________"
+  return table.concat(out, "\n") .. "\n"
+end
+
+function M.render_plan(plan, format)
+  if format == "json" then return M.json(plan) .. "\n" end
+  if format == "markdown" then return plan_markdown(plan) end
+  return plan_text(plan)
+end
+
+-- ---------------------------------------------------------------------------
+-- pgshift status
+-- ---------------------------------------------------------------------------
+
+local STATUS_SQL = [[
+SELECT s.migration, s.status, s.operation, s.phases_done, s.nphases, s.phase,
+       to_char(s.started_at, 'YYYY-MM-DD HH24:MI:SS') AS started,
+       to_char(s.finished_at, 'YYYY-MM-DD HH24:MI:SS') AS finished,
+       date_trunc('second', s.elapsed)::text AS elapsed,
+       s.last_error, s.last_error_sqlstate, s.last_error_phase,
+       s.lease_host, s.lease_runner_pid, s.lease_work_pid,
+       date_trunc('second', s.heartbeat_age)::text AS heartbeat_age,
+       s.applied_by::text AS applied_by, s.runner_version, s.script_sha256, s.script_path
+  FROM shift.status s
+ WHERE $1::text IS NULL OR s.migration = $1
+ ORDER BY s.started_at NULLS FIRST, s.migration]]
+
+local PHASES_SQL = [[
+SELECT p.ordinal, p.name, p.status, p.reversible, p.needs_cleanup, p.attempts,
+       date_trunc('milliseconds', p.duration)::text AS duration, p.rows_affected,
+       p.error_message, p.error_sqlstate
+  FROM shift.phase p WHERE p.migration = $1 ORDER BY p.ordinal]]
+
+local function pad(s, n) s = tostring(s or ""); return s .. string.rep(" ", n - #s) end
+
+-- M.status(db, name, format) -> text; nil and a message when name is unknown.
+function M.status(db, name, format)
+  local rows = db:query(STATUS_SQL, name)
+  if name and #rows == 0 then return nil, "no migration named '" .. name .. "' has run in this database" end
+  if name then rows[1].phases = M.array(db:query(PHASES_SQL, name)) end
+  if format == "json" then return M.json(M.array(rows)) .. "\n" end
+  local out = {}
+  if #rows == 0 then return "no migrations have run in this database\n" end
+  if not name then
+    local w = { 9, 6, 5 }
+    for _, r in ipairs(rows) do
+      w[1] = math.max(w[1], #r.migration); w[2] = math.max(w[2], #r.status); w[3] = math.max(w[3], #r.phase)
+    end
+    out[#out + 1] = pad("MIGRATION", w[1] + 2) .. pad("STATUS", w[2] + 2) .. pad("PHASE", w[3] + 2)
+      .. pad("STARTED", 21) .. pad("ELAPSED", 10) .. "LAST ERROR"
+    for _, r in ipairs(rows) do
+      local err = r.last_error and (r.last_error_phase .. ": " .. r.last_error) or ""
+      out[#out + 1] = (pad(r.migration, w[1] + 2) .. pad(r.status, w[2] + 2) .. pad(r.phase, w[3] + 2)
+        .. pad(r.started, 21) .. pad(r.elapsed, 10) .. err):gsub("%s+$", "")
+    end
+    return table.concat(out, "\n") .. "\n"
+  end
+  local r = rows[1]
+  out[#out + 1] = string.format("migration %s: %s, phase %s", r.migration, r.status, r.phase)
+  out[#out + 1] = string.format("  script %s (sha256 %s)", r.script_path or "?", r.script_sha256)
+  out[#out + 1] = string.format("  last %s by %s with pgshift %s: started %s, %s %s",
+    r.operation or "run", r.applied_by, r.runner_version or "?", r.started or "-",
+    r.finished and ("finished " .. r.finished .. ",") or "still running,", r.elapsed or "")
+  if r.lease_work_pid then
+    out[#out + 1] = string.format("  running now: pgshift pid %s on %s, session %s, last heartbeat %s ago",
+      tostring(r.lease_runner_pid), r.lease_host or "?", tostring(r.lease_work_pid), r.heartbeat_age or "?")
+  end
+  out[#out + 1] = "  phases:"
+  for _, p in ipairs(r.phases) do
+    local extra = {}
+    if p.duration then extra[#extra + 1] = p.duration end
+    if p.rows_affected then extra[#extra + 1] = p.rows_affected .. " rows" end
+    if not p.reversible then extra[#extra + 1] = "no down" end
+    if p.needs_cleanup then extra[#extra + 1] = "needs its down before a retry" end
+    if p.error_message then
+      extra[#extra + 1] = "error: " .. p.error_message .. (p.error_sqlstate and (" (" .. p.error_sqlstate .. ")") or "")
+    end
+    out[#out + 1] = string.format("    %2d %s %s %s", p.ordinal, pad(p.name, 20), pad(p.status, 12),
+      table.concat(extra, ", ")):gsub("%s+$", "")
+  end
+  return table.concat(out, "\n") .. "\n"
 end
 
 -- Loads a migration file: runs it in its own environment (globals it sets

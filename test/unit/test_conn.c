@@ -34,6 +34,7 @@ typedef struct FakeResult
 	const char *values[4][4];
 	int			cleared;		/* PQclear calls on this result */
 	const char *cmdtuples;
+	const char *cmdstatus;
 } FakeResult;
 
 static int	fake_conn;			/* its address is the PGconn */
@@ -41,8 +42,14 @@ static int	fake_conn;			/* its address is the PGconn */
 
 static ConnStatusType conn_status = CONNECTION_OK;
 static const char *conn_error = "";
-static int	pending_results;	/* PQgetResult returns extra_result this often */
+/* What PQgetResult hands out after a send: queued results, then extra_result
+ * pending_results times (as a COPY's trailing results), then NULL. */
+static PGresult *queue[8];
+static int	queue_len;
+static int	queue_pos;
+static int	pending_results;
 static FakeResult extra_result;
+static int	cancel_calls;
 static int	copy_end_calls;
 static int	finish_calls;
 static int	last_nparams;
@@ -57,16 +64,31 @@ reset(void)
 	memset(&extra_result, 0, sizeof(extra_result));
 	copy_end_calls = 0;
 	finish_calls = 0;
+	cancel_calls = 0;
 	last_nparams = -1;
+	queue_len = queue_pos = 0;
+}
+
+/* Queues a further result for the statement being sent. */
+static void
+queue_result(FakeResult *r)
+{
+	queue[queue_len++] = (PGresult *) r;
 }
 
 #define FAKE(r) ((FakeResult *) (r))
 
-PGresult   *__wrap_PQexec(PGconn *conn, const char *query);
-PGresult   *__wrap_PQexecParams(PGconn *conn, const char *command, int nParams,
-								const Oid *paramTypes, const char *const *paramValues,
-								const int *paramLengths, const int *paramFormats,
-								int resultFormat);
+int			__wrap_PQsendQuery(PGconn *conn, const char *query);
+int			__wrap_PQsendQueryParams(PGconn *conn, const char *command, int nParams,
+									 const Oid *paramTypes, const char *const *paramValues,
+									 const int *paramLengths, const int *paramFormats,
+									 int resultFormat);
+int			__wrap_PQisBusy(PGconn *conn);
+int			__wrap_PQconsumeInput(PGconn *conn);
+int			__wrap_PQsocket(const PGconn *conn);
+PGcancel   *__wrap_PQgetCancel(PGconn *conn);
+int			__wrap_PQcancel(PGcancel *cancel, char *errbuf, int errbufsize);
+void		__wrap_PQfreeCancel(PGcancel *cancel);
 ExecStatusType __wrap_PQresultStatus(const PGresult *res);
 char	   *__wrap_PQresultErrorField(const PGresult *res, int fieldcode);
 char	   *__wrap_PQresultErrorMessage(const PGresult *res);
@@ -87,19 +109,35 @@ PGresult   *__wrap_PQgetResult(PGconn *conn);
 void		__wrap_PQfreemem(void *ptr);
 char	   *__wrap_PQdb(const PGconn *conn);
 void		__wrap_PQfinish(PGconn *conn);
+char	   *__wrap_PQcmdStatus(PGresult *res);
+PGTransactionStatusType __wrap_PQtransactionStatus(const PGconn *conn);
 
-PGresult *
-__wrap_PQexec(PGconn *conn, const char *query)
+/* A send takes the result the test queued with will_return; NULL: the send fails. */
+static int
+take_mock(PGresult *r)
 {
-	last_nparams = 0;
-	return mock_ptr_type(PGresult *);
+	if (r == NULL)
+		return 0;
+	/* the will_return result comes first, then anything queue_result added */
+	memmove(queue + 1, queue, sizeof(queue[0]) * queue_len);
+	queue[0] = r;
+	queue_len++;
+	queue_pos = 0;
+	return 1;
 }
 
-PGresult *
-__wrap_PQexecParams(PGconn *conn, const char *command, int nParams,
-					const Oid *paramTypes, const char *const *paramValues,
-					const int *paramLengths, const int *paramFormats,
-					int resultFormat)
+int
+__wrap_PQsendQuery(PGconn *conn, const char *query)
+{
+	last_nparams = 0;
+	return take_mock(mock_ptr_type(PGresult *));
+}
+
+int
+__wrap_PQsendQueryParams(PGconn *conn, const char *command, int nParams,
+						 const Oid *paramTypes, const char *const *paramValues,
+						 const int *paramLengths, const int *paramFormats,
+						 int resultFormat)
 {
 	int			i;
 
@@ -107,7 +145,43 @@ __wrap_PQexecParams(PGconn *conn, const char *command, int nParams,
 	for (i = 0; i < nParams && i < 4; i++)
 		snprintf(last_params[i], sizeof(last_params[i]), "%s",
 				 paramValues[i] ? paramValues[i] : "<NULL>");
-	return mock_ptr_type(PGresult *);
+	return take_mock(mock_ptr_type(PGresult *));
+}
+
+int
+__wrap_PQisBusy(PGconn *conn)
+{
+	return 0;
+}
+
+int
+__wrap_PQconsumeInput(PGconn *conn)
+{
+	return 1;
+}
+
+int
+__wrap_PQsocket(const PGconn *conn)
+{
+	return -1;
+}
+
+PGcancel *
+__wrap_PQgetCancel(PGconn *conn)
+{
+	return (PGcancel *) &fake_conn;
+}
+
+int
+__wrap_PQcancel(PGcancel *cancel, char *errbuf, int errbufsize)
+{
+	cancel_calls++;
+	return 1;
+}
+
+void
+__wrap_PQfreeCancel(PGcancel *cancel)
+{
 }
 
 ExecStatusType
@@ -216,6 +290,14 @@ __wrap_PQgetCopyData(PGconn *conn, char **buffer, int async)
 PGresult *
 __wrap_PQgetResult(PGconn *conn)
 {
+	if (queue_pos < queue_len)
+	{
+		PGresult   *r = queue[queue_pos++];
+
+		if (queue_pos == queue_len)
+			queue_len = queue_pos = 0;
+		return r;
+	}
 	if (pending_results > 0)
 	{
 		pending_results--;
@@ -241,6 +323,18 @@ __wrap_PQfinish(PGconn *conn)
 	finish_calls++;
 }
 
+char *
+__wrap_PQcmdStatus(PGresult *res)
+{
+	return (char *) (FAKE(res)->cmdstatus ? FAKE(res)->cmdstatus : "");
+}
+
+PGTransactionStatusType
+__wrap_PQtransactionStatus(const PGconn *conn)
+{
+	return PQTRANS_IDLE;
+}
+
 /* ---- pgs_exec ---- */
 
 static void
@@ -251,7 +345,7 @@ test_conn_lost_connection_gets_08006(void **state)
 	reset();
 	conn_status = CONNECTION_BAD;
 	conn_error = "server closed the connection unexpectedly\n";
-	will_return(__wrap_PQexec, NULL);
+	will_return(__wrap_PQsendQuery, NULL);
 	assert_null(pgs_exec(CONN, "SELECT 1", 0, NULL, &err));
 	assert_string_equal(err.sqlstate, "08006");
 	assert_string_equal(err.message, "server closed the connection unexpectedly");
@@ -267,7 +361,7 @@ test_conn_out_of_memory_result(void **state)
 
 	reset();
 	conn_error = "out of memory\n";
-	will_return(__wrap_PQexec, NULL);
+	will_return(__wrap_PQsendQuery, NULL);
 	assert_null(pgs_exec(CONN, "SELECT 1", 0, NULL, &err));
 	assert_null(err.sqlstate);	/* the connection is fine: no 08006 */
 	assert_string_equal(err.message, "out of memory");
@@ -287,7 +381,7 @@ test_conn_server_error_fields_copied(void **state)
 	r.fields[PG_DIAG_MESSAGE_DETAIL] = "some detail";
 	r.fields[PG_DIAG_MESSAGE_HINT] = "some hint";
 	r.fields[PG_DIAG_STATEMENT_POSITION] = "15";
-	will_return(__wrap_PQexecParams, &r);
+	will_return(__wrap_PQsendQueryParams, &r);
 	assert_null(pgs_exec(CONN, "SELECT * FROM nope WHERE $1", 1,
 						 (const char *const[]) {"x"}, &err));
 	assert_string_equal(err.sqlstate, "42P01");
@@ -307,7 +401,7 @@ test_conn_copy_refused_and_drained(void **state)
 
 	reset();
 	pending_results = 2;
-	will_return(__wrap_PQexec, &r);
+	will_return(__wrap_PQsendQuery, &r);
 	assert_null(pgs_exec(CONN, "COPY t FROM STDIN", 0, NULL, &err));
 	assert_int_equal(copy_end_calls, 1);
 	assert_int_equal(pending_results, 0);
@@ -319,13 +413,67 @@ test_conn_copy_refused_and_drained(void **state)
 }
 
 static void
+test_conn_copy_out_cancelled(void **state)
+{
+	FakeResult	r = {.status = PGRES_COPY_OUT};
+	PgsError	err = {0};
+
+	reset();
+	pending_results = 1;
+	will_return(__wrap_PQsendQuery, &r);
+	assert_null(pgs_exec(CONN, "COPY t TO STDOUT; INSERT INTO t VALUES (1)", 0, NULL, &err));
+	assert_int_equal(cancel_calls, 1);	/* the rest of the string must not run */
+	assert_int_equal(copy_end_calls, 0);
+	assert_int_equal(r.cleared, 1);
+	assert_non_null(strstr(err.detail, "cancelled"));
+	pgs_error_clear(&err);
+}
+
+static void
+test_conn_first_error_of_a_string_wins(void **state)
+{
+	FakeResult	ok = {.status = PGRES_COMMAND_OK};
+	FakeResult	bad = {.status = PGRES_FATAL_ERROR};
+	FakeResult	after = {.status = PGRES_COMMAND_OK};
+	PgsError	err = {0};
+
+	reset();
+	bad.fields[PG_DIAG_SQLSTATE] = "22012";
+	bad.fields[PG_DIAG_MESSAGE_PRIMARY] = "division by zero";
+	queue_result(&bad);
+	queue_result(&after);
+	will_return(__wrap_PQsendQuery, &ok);
+	assert_null(pgs_exec(CONN, "SELECT 1; SELECT 1/0; SELECT 2", 0, NULL, &err));
+	assert_string_equal(err.sqlstate, "22012");
+	assert_int_equal(ok.cleared + bad.cleared + after.cleared, 3);
+	pgs_error_clear(&err);
+}
+
+static void
+test_conn_server_message_with_newline_kept_whole(void **state)
+{
+	FakeResult	r = {.status = PGRES_FATAL_ERROR};
+	PgsError	err = {0};
+
+	reset();
+	r.fields[PG_DIAG_SQLSTATE] = "P0001";
+	r.fields[PG_DIAG_MESSAGE_PRIMARY] = "first\nsecond";
+	r.fields[PG_DIAG_MESSAGE_DETAIL] = "d";
+	will_return(__wrap_PQsendQuery, &r);
+	assert_null(pgs_exec(CONN, "DO $$ BEGIN RAISE ...; END $$", 0, NULL, &err));
+	assert_string_equal(err.message, "first\nsecond");
+	assert_string_equal(err.detail, "d");
+	pgs_error_clear(&err);
+}
+
+static void
 test_conn_empty_statement(void **state)
 {
 	FakeResult	r = {.status = PGRES_EMPTY_QUERY};
 	PgsError	err = {0};
 
 	reset();
-	will_return(__wrap_PQexec, &r);
+	will_return(__wrap_PQsendQuery, &r);
 	assert_null(pgs_exec(CONN, " ", 0, NULL, &err));
 	assert_string_equal(err.sqlstate, "42601");
 	assert_int_equal(r.cleared, 1);
@@ -341,7 +489,7 @@ test_conn_extension_not_installed(void **state)
 	PgsError	err = {0};
 
 	reset();
-	will_return(__wrap_PQexec, &r);
+	will_return(__wrap_PQsendQuery, &r);
 	assert_int_equal(pgs_check_extension(CONN, &err), PGS_EXIT_USAGE);
 	assert_string_equal(err.message,
 						"extension pg_shift is not installed in database \"testdb\"");
@@ -358,7 +506,7 @@ test_conn_extension_wrong_version(void **state)
 
 	reset();
 	r.values[0][0] = "0.0.9";
-	will_return(__wrap_PQexec, &r);
+	will_return(__wrap_PQsendQuery, &r);
 	assert_int_equal(pgs_check_extension(CONN, &err), PGS_EXIT_USAGE);
 	assert_non_null(strstr(err.message, "is version 0.0.9"));
 	assert_non_null(strstr(err.message, "this pgshift is version " PGS_VERSION));
@@ -377,8 +525,8 @@ test_conn_extension_library_mismatch(void **state)
 	reset();
 	ext.values[0][0] = PGS_VERSION;
 	lib.values[0][0] = "9.9.9";
-	will_return(__wrap_PQexec, &ext);
-	will_return(__wrap_PQexec, &lib);
+	will_return(__wrap_PQsendQuery, &ext);
+	will_return(__wrap_PQsendQuery, &lib);
 	assert_int_equal(pgs_check_extension(CONN, &err), PGS_EXIT_USAGE);
 	assert_non_null(strstr(err.message, "library version 9.9.9"));
 	assert_int_equal(ext.cleared, 1);
@@ -396,8 +544,8 @@ test_conn_extension_ok(void **state)
 	reset();
 	ext.values[0][0] = PGS_VERSION;
 	lib.values[0][0] = PGS_VERSION;
-	will_return(__wrap_PQexec, &ext);
-	will_return(__wrap_PQexec, &lib);
+	will_return(__wrap_PQsendQuery, &ext);
+	will_return(__wrap_PQsendQuery, &lib);
 	assert_int_equal(pgs_check_extension(CONN, &err), PGS_EXIT_OK);
 	assert_null(err.message);
 	assert_int_equal(ext.cleared + lib.cleared, 2);
@@ -462,13 +610,13 @@ failure_message(lua_State *L)
 static void
 test_luadb_sql_error_object(void **state)
 {
-	lua_State  *L = pgs_lua_new();
+	lua_State  *L = pgs_lua_new(NULL);
 	FakeResult	r = {.status = PGRES_FATAL_ERROR};
 
 	reset();
 	r.fields[PG_DIAG_SQLSTATE] = "42P01";
 	r.fields[PG_DIAG_MESSAGE_PRIMARY] = "relation \"nope\" does not exist";
-	will_return(__wrap_PQexec, &r);
+	will_return(__wrap_PQsendQuery, &r);
 	assert_int_equal(run_lua(L, "local db = ...\n"
 							 "local ok, e = pcall(db.exec, db, 'SELECT * FROM nope')\n"
 							 "assert(not ok)\n"
@@ -481,7 +629,7 @@ test_luadb_sql_error_object(void **state)
 	assert_int_equal(r.cleared, 1);
 
 	/* uncaught: the failure names the line of the call */
-	will_return(__wrap_PQexec, &r);
+	will_return(__wrap_PQsendQuery, &r);
 	assert_int_not_equal(run_lua(L, "local db = ...\n\ndb:exec('SELECT * FROM nope')"), LUA_OK);
 	assert_string_equal(failure_message(L),
 						"[string \"local db = ......\"]:3: relation \"nope\" does not exist (SQLSTATE 42P01)");
@@ -495,7 +643,7 @@ test_luadb_sql_error_object(void **state)
 static void
 test_luadb_query_converts_rows(void **state)
 {
-	lua_State  *L = pgs_lua_new();
+	lua_State  *L = pgs_lua_new(NULL);
 	FakeResult	r = {.status = PGRES_TUPLES_OK, .ntuples = 2, .nfields = 3,
 		.names = {"id", "name", "ok"}, .types = {INT4OID, TEXTOID, BOOLOID}};
 
@@ -506,7 +654,7 @@ test_luadb_query_converts_rows(void **state)
 	r.values[1][0] = "2";
 	r.values[1][1] = NULL;
 	r.values[1][2] = "f";
-	will_return(__wrap_PQexec, &r);
+	will_return(__wrap_PQsendQuery, &r);
 	assert_int_equal(run_lua(L, "local rows = (...):query('q')\n"
 							 "assert(#rows == 2)\n"
 							 "assert(math.type(rows[1].id) == 'integer' and rows[1].id == 1)\n"
@@ -520,14 +668,14 @@ test_luadb_query_converts_rows(void **state)
 static void
 test_luadb_duplicate_column_names_refused(void **state)
 {
-	lua_State  *L = pgs_lua_new();
+	lua_State  *L = pgs_lua_new(NULL);
 	FakeResult	r = {.status = PGRES_TUPLES_OK, .ntuples = 1, .nfields = 2,
 		.names = {"id", "id"}, .types = {INT4OID, INT4OID}};
 
 	reset();
 	r.values[0][0] = "1";
 	r.values[0][1] = "2";
-	will_return(__wrap_PQexec, &r);
+	will_return(__wrap_PQsendQuery, &r);
 	assert_int_not_equal(run_lua(L, "return (...):query('SELECT * FROM a JOIN b USING (x)')"), LUA_OK);
 	assert_non_null(strstr(failure_message(L), "more than one column named \"id\""));
 	/* raised while the result was held: freed by the result box */
@@ -538,13 +686,13 @@ test_luadb_duplicate_column_names_refused(void **state)
 static void
 test_luadb_exec_counts_and_params(void **state)
 {
-	lua_State  *L = pgs_lua_new();
+	lua_State  *L = pgs_lua_new(NULL);
 	FakeResult	upd = {.status = PGRES_COMMAND_OK, .cmdtuples = "5"};
 	FakeResult	ddl = {.status = PGRES_COMMAND_OK};
 
 	reset();
-	will_return(__wrap_PQexecParams, &upd);
-	will_return(__wrap_PQexec, &ddl);
+	will_return(__wrap_PQsendQueryParams, &upd);
+	will_return(__wrap_PQsendQuery, &ddl);
 	assert_int_equal(run_lua(L, "local db = ...\n"
 							 "local n = db:exec('UPDATE t SET a = $1 WHERE b = $2 OR c = $3', 42, nil, true)\n"
 							 "local m = db:exec('CREATE TABLE x ()')\n"
@@ -552,10 +700,10 @@ test_luadb_exec_counts_and_params(void **state)
 	assert_int_equal(lua_tointeger(L, -1), 50);
 	assert_int_equal(upd.cleared + ddl.cleared, 2);
 	lua_close(L);
-	/* the last statement had no parameters; check the UPDATE's */
+	/* check the parameters of a statement that has some */
 	reset();
-	L = pgs_lua_new();
-	will_return(__wrap_PQexecParams, &upd);
+	L = pgs_lua_new(NULL);
+	will_return(__wrap_PQsendQueryParams, &upd);
 	assert_int_equal(run_lua(L, "return (...):exec('x', 42, nil, true)"), LUA_OK);
 	assert_int_equal(last_nparams, 3);
 	assert_string_equal(last_params[0], "42");
@@ -565,9 +713,31 @@ test_luadb_exec_counts_and_params(void **state)
 }
 
 static void
+test_luadb_counts_only_written_rows(void **state)
+{
+	lua_State  *L = pgs_lua_new(NULL);
+	FakeResult	upd = {.status = PGRES_COMMAND_OK, .cmdtuples = "5", .cmdstatus = "UPDATE 5"};
+	FakeResult	sel = {.status = PGRES_TUPLES_OK, .cmdtuples = "3", .cmdstatus = "SELECT 3", .ntuples = 3};
+	FakeResult	ins = {.status = PGRES_COMMAND_OK, .cmdtuples = "2", .cmdstatus = "INSERT 0 2"};
+
+	reset();
+	will_return(__wrap_PQsendQuery, &upd);
+	will_return(__wrap_PQsendQuery, &sel);
+	will_return(__wrap_PQsendQuery, &ins);
+	assert_true(luaL_loadstring(L, "local db = ...; db:exec('u'); db:exec('s'); db:exec('i')") == LUA_OK);
+	pgs_push_db(L, CONN);
+	lua_pushvalue(L, -1);
+	lua_insert(L, -3);			/* keep the db below the chunk */
+	assert_int_equal(pgs_pcall(L, 1, 0), LUA_OK);
+	assert_int_equal(pgs_db_take_rows(L, -1), 7);
+	assert_int_equal(pgs_db_take_rows(L, -1), 0);	/* taking resets */
+	lua_close(L);
+}
+
+static void
 test_luadb_closed_db(void **state)
 {
-	lua_State  *L = pgs_lua_new();
+	lua_State  *L = pgs_lua_new(NULL);
 
 	reset();
 	assert_int_not_equal(run_lua(L, "local db = ...\ndb:close()\ndb:close()\nreturn db:value('SELECT 1')"),
@@ -580,7 +750,7 @@ test_luadb_closed_db(void **state)
 static void
 test_luadb_bad_parameter_frees_nothing_twice(void **state)
 {
-	lua_State  *L = pgs_lua_new();
+	lua_State  *L = pgs_lua_new(NULL);
 
 	reset();
 	/* refused before anything is sent: no mock consumed */
@@ -597,6 +767,9 @@ main(void)
 		cmocka_unit_test(test_conn_out_of_memory_result),
 		cmocka_unit_test(test_conn_server_error_fields_copied),
 		cmocka_unit_test(test_conn_copy_refused_and_drained),
+		cmocka_unit_test(test_conn_copy_out_cancelled),
+		cmocka_unit_test(test_conn_first_error_of_a_string_wins),
+		cmocka_unit_test(test_conn_server_message_with_newline_kept_whole),
 		cmocka_unit_test(test_conn_empty_statement),
 		cmocka_unit_test(test_conn_extension_not_installed),
 		cmocka_unit_test(test_conn_extension_wrong_version),
@@ -607,6 +780,7 @@ main(void)
 		cmocka_unit_test(test_luadb_query_converts_rows),
 		cmocka_unit_test(test_luadb_duplicate_column_names_refused),
 		cmocka_unit_test(test_luadb_exec_counts_and_params),
+		cmocka_unit_test(test_luadb_counts_only_written_rows),
 		cmocka_unit_test(test_luadb_closed_db),
 		cmocka_unit_test(test_luadb_bad_parameter_frees_nothing_twice),
 	};

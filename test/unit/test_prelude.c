@@ -47,13 +47,15 @@ write_file(const char *name, const char *text)
 }
 
 /*
- * Loads text as a migration file and checks that it is refused with a
- * message containing "NAME.lua:LINE:" and fragment.
+ * Loads text as migration file `name` and checks that it is refused with a
+ * message containing "WHERE:LINE:" (WHERE: the file expected in the message)
+ * and fragment.
  */
 static void
-expect_refusal(const char *name, const char *text, int line, const char *fragment)
+expect_refusal_in(const char *where_file, const char *name, const char *text,
+				  int line, const char *fragment)
 {
-	lua_State  *L = pgs_lua_new();
+	lua_State  *L = pgs_lua_new(NULL);
 	const char *path = write_file(name, text);
 	char		where[128];
 	const char *msg;
@@ -64,7 +66,7 @@ expect_refusal(const char *name, const char *text, int line, const char *fragmen
 	lua_getfield(L, -1, "message");
 	msg = lua_tostring(L, -1);
 	assert_non_null(msg);
-	snprintf(where, sizeof(where), "%s:%d: ", name, line);
+	snprintf(where, sizeof(where), "%s:%d: ", where_file, line);
 	if (line > 0 && strstr(msg, where) == NULL)
 		fail_msg("expected \"%s\" in \"%s\"", where, msg);
 	if (strstr(msg, fragment) == NULL)
@@ -74,9 +76,15 @@ expect_refusal(const char *name, const char *text, int line, const char *fragmen
 }
 
 static void
+expect_refusal(const char *name, const char *text, int line, const char *fragment)
+{
+	expect_refusal_in(name, name, text, line, fragment);
+}
+
+static void
 test_prelude_valid_file_loads(void **state)
 {
-	lua_State  *L = pgs_lua_new();
+	lua_State  *L = pgs_lua_new(NULL);
 	const char *path = write_file("ok.lua",
 		"return migration {\n"
 		"  name = 'ok', description = 'fine',\n"
@@ -215,6 +223,39 @@ test_prelude_phase_function_wrong_type(void **state)
 }
 
 static void
+test_prelude_metatables_refused(void **state)
+{
+	/* a metatable could make a phase look valid to the checks only */
+	expect_refusal("meta.lua",
+				   "local p = setmetatable({}, { __index = { name = 'a', up = 'x' } })\n"
+				   "return migration { name = 'm', phases = { p } }\n",
+				   2, "phase 1 must be a plain table (it has a metatable)");
+	expect_refusal("meta2.lua",
+				   "return migration(setmetatable({ name = 'm' }, { __index = { phases = {} } }))\n",
+				   1, "migration must be a plain table");
+}
+
+static void
+test_prelude_phase_from_helper_points_at_helper(void **state)
+{
+	char		helper[256];
+	char		code[512];
+	FILE	   *f;
+
+	snprintf(helper, sizeof(helper), "%s/helper.lua", dir);
+	f = fopen(helper, "w");
+	assert_non_null(f);
+	fputs("local M = {}\n\nfunction M.phase(name)\n  return { name = name,\n"
+		  "    up = function(db) end, bogus = 1 }\nend\nreturn M\n", f);
+	fclose(f);
+	snprintf(code, sizeof(code),
+			 "local h = dofile('%s')\nreturn migration { name = 'm', phases = { h.phase('a') } }\n",
+			 helper);
+	expect_refusal_in("helper.lua", "main.lua", code, 5, "unknown key 'bogus'");
+	unlink(helper);
+}
+
+static void
 test_prelude_migration_not_a_table(void **state)
 {
 	expect_refusal("call.lua",
@@ -235,7 +276,7 @@ test_prelude_file_returns_nothing(void **state)
 static void
 test_prelude_missing_file_is_usage_error(void **state)
 {
-	lua_State  *L = pgs_lua_new();
+	lua_State  *L = pgs_lua_new(NULL);
 
 	assert_int_equal(pgs_load_migration(L, "/nonexistent/x.lua"), PGS_EXIT_USAGE);
 	lua_getfield(L, -1, "message");
@@ -249,7 +290,7 @@ test_prelude_missing_file_is_usage_error(void **state)
 static void
 test_prelude_globals_stay_in_the_file(void **state)
 {
-	lua_State  *L = pgs_lua_new();
+	lua_State  *L = pgs_lua_new(NULL);
 	const char *path = write_file("globals.lua",
 		"leaked = 1\nreturn migration { name = 'g', phases = { { name = 'a', up = print } } }\n");
 
@@ -277,6 +318,8 @@ main(void)
 		cmocka_unit_test(test_prelude_duplicate_phase),
 		cmocka_unit_test(test_prelude_unknown_phase_key),
 		cmocka_unit_test(test_prelude_phase_function_wrong_type),
+		cmocka_unit_test(test_prelude_metatables_refused),
+		cmocka_unit_test(test_prelude_phase_from_helper_points_at_helper),
 		cmocka_unit_test(test_prelude_migration_not_a_table),
 		cmocka_unit_test(test_prelude_file_returns_nothing),
 		cmocka_unit_test(test_prelude_missing_file_is_usage_error),

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -185,8 +186,15 @@ test_values_params(void **state)
 	assert_string_equal(param(L, LUA_OK), "42");
 	lua_pushinteger(L, LUA_MININTEGER);
 	assert_string_equal(param(L, LUA_OK), "-9223372036854775808");
+	/* floats go as the shortest text that reads back as the same double */
 	lua_pushnumber(L, 0.1);
-	assert_string_equal(param(L, LUA_OK), "0.10000000000000001");
+	assert_string_equal(param(L, LUA_OK), "0.1");
+	lua_pushnumber(L, 19.99);
+	assert_string_equal(param(L, LUA_OK), "19.99");
+	lua_pushnumber(L, 1.0 / 3.0);
+	assert_string_equal(param(L, LUA_OK), "0.3333333333333333");
+	lua_pushnumber(L, 5e-324);
+	assert_true(strtod(param(L, LUA_OK), NULL) == 5e-324);
 	lua_pushnumber(L, HUGE_VAL);
 	assert_string_equal(param(L, LUA_OK), "Infinity");
 	lua_pushnumber(L, -HUGE_VAL);

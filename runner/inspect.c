@@ -1,0 +1,223 @@
+/*
+ * inspect.c
+ *	  Commands that only read: pgshift plan and pgshift status.
+ *
+ * plan runs every phase function against the prelude's dry-run db, which
+ * records the SQL instead of sending it; connected, it also reads each
+ * phase's state from shift.phase in a read-only session.  status reads the
+ * shift.status view.  The rendering (text, markdown, JSON) is the prelude's.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+
+#include "pgshift.h"
+
+typedef struct InspectArgs
+{
+	const PgsOptions *opts;
+	const char *arg;			/* plan: the file; status: the name or NULL */
+	int			rc;
+} InspectArgs;
+
+/* Connects, checks the extension, pushes a db owning the connection. */
+static PGconn *
+connect_checked(lua_State *L, const PgsOptions *opts)
+{
+	PgsError	err;
+	PGconn	   *conn = pgs_connect_db(L, opts->dsn, "pgshift");
+
+	if (conn == NULL)
+		return NULL;
+	memset(&err, 0, sizeof(err));
+	if (pgs_check_extension(conn, &err) != PGS_EXIT_OK)
+	{
+		pgs_report_error(&err, NULL);
+		pgs_error_clear(&err);
+		return NULL;
+	}
+	return conn;
+}
+
+/* Reads the recorded state of migration `name` into a table {status, state}. */
+static bool
+push_recorded_state(lua_State *L, PGconn *conn, const char *name)
+{
+	const char *p[1] = {name};
+	PgsError	err;
+	PGresult   *res;
+	int			i;
+
+	memset(&err, 0, sizeof(err));
+	res = pgs_exec(conn, "SET default_transaction_read_only = on", 0, NULL, &err);
+	PQclear(res);
+	if (res)
+		res = pgs_exec(conn,
+					   "SELECT m.status, p.name, p.status, p.needs_cleanup"
+					   "  FROM shift.migration m JOIN shift.phase p ON p.migration = m.name"
+					   " WHERE m.name = $1 ORDER BY p.ordinal", 1, p, &err);
+	if (res == NULL)
+	{
+		pgs_report_error(&err, "while reading the migration's state");
+		if (err.sqlstate && strcmp(err.sqlstate, "42501") == 0)
+			fprintf(stderr, "  hint: GRANT shift_operator TO %s; or plan with --offline\n",
+					PQuser(conn));
+		pgs_error_clear(&err);
+		return false;
+	}
+	lua_createtable(L, 0, 2);
+	lua_pushstring(L, PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : "not run yet");
+	lua_setfield(L, -2, "status");
+	lua_createtable(L, 0, PQntuples(res));
+	for (i = 0; i < PQntuples(res); i++)
+	{
+		lua_createtable(L, 0, 2);
+		lua_pushstring(L, PQgetvalue(res, i, 2));
+		lua_setfield(L, -2, "status");
+		lua_pushboolean(L, strcmp(PQgetvalue(res, i, 3), "t") == 0);
+		lua_setfield(L, -2, "needs_cleanup");
+		lua_setfield(L, -2, PQgetvalue(res, i, 1));
+	}
+	lua_setfield(L, -2, "state");
+	PQclear(res);
+	return true;
+}
+
+static int
+plan_main(lua_State *L)
+{
+	InspectArgs *a = lua_touserdata(L, 1);
+	const PgsOptions *opts = a->opts;
+	char		sha[65];
+	int			mig;
+	int			info;
+	int			e;
+	const char *format = opts->json ? "json" : (opts->format ? opts->format : "text");
+
+	a->rc = pgs_load_migration(L, a->arg);
+	if (a->rc != PGS_EXIT_OK)
+	{
+		pgs_print_failure(L, -1, stderr, a->rc == PGS_EXIT_FAIL ?
+						  "the migration file is not valid" : NULL, opts->verbose);
+		return 0;
+	}
+	mig = lua_gettop(L);
+	if ((e = pgs_sha256_file(a->arg, sha)) != 0)
+	{
+		pgs_errorf("cannot read migration file \"%s\": %s\n", a->arg, strerror(e));
+		a->rc = PGS_EXIT_USAGE;
+		return 0;
+	}
+
+	a->rc = PGS_EXIT_USAGE;
+	if (opts->offline)
+		lua_createtable(L, 0, 2);
+	else
+	{
+		PGconn	   *conn = connect_checked(L, opts);
+
+		lua_getfield(L, mig, "name");
+		if (conn == NULL || !push_recorded_state(L, conn, lua_tostring(L, -1)))
+			return 0;
+		lua_remove(L, -2);		/* the name */
+	}
+	info = lua_gettop(L);
+	lua_pushstring(L, a->arg);
+	lua_setfield(L, info, "file");
+	lua_pushstring(L, sha);
+	lua_setfield(L, info, "sha256");
+
+	pgs_push_prelude_function(L, "render_plan");
+	pgs_push_prelude_function(L, "plan");
+	lua_pushvalue(L, mig);
+	lua_pushvalue(L, info);
+	if (pgs_pcall(L, 2, 1) != LUA_OK)
+	{
+		pgs_print_failure(L, -1, stderr, "while planning", true);
+		a->rc = PGS_EXIT_FAIL;
+		return 0;
+	}
+	lua_pushstring(L, format);
+	if (pgs_pcall(L, 2, 1) != LUA_OK)
+	{
+		pgs_print_failure(L, -1, stderr, "while printing the plan", true);
+		a->rc = PGS_EXIT_FAIL;
+		return 0;
+	}
+	fputs(lua_tostring(L, -1), stdout);
+	fflush(stdout);
+	a->rc = PGS_EXIT_OK;
+	return 0;
+}
+
+static int
+status_main(lua_State *L)
+{
+	InspectArgs *a = lua_touserdata(L, 1);
+	int			db;
+
+	a->rc = PGS_EXIT_USAGE;
+	if (connect_checked(L, a->opts) == NULL)
+		return 0;
+	db = lua_gettop(L);
+	pgs_push_prelude_function(L, "status");
+	lua_pushvalue(L, db);
+	if (a->arg)
+		lua_pushstring(L, a->arg);
+	else
+		lua_pushnil(L);
+	lua_pushstring(L, a->opts->json ? "json" : "text");
+	if (pgs_pcall(L, 3, 2) != LUA_OK)
+	{
+		const char *sqlstate;
+
+		pgs_failure_message(L, -1, &sqlstate);
+		pgs_print_failure(L, -1, stderr, "while reading shift.status", a->opts->verbose);
+		if (sqlstate && strcmp(sqlstate, "42501") == 0)
+			fprintf(stderr, "  hint: GRANT shift_operator TO %s;\n", PQuser(pgs_db_conn(L, db)));
+		return 0;
+	}
+	if (lua_isnil(L, -2))
+	{
+		pgs_errorf("%s\n", lua_tostring(L, -1));
+		return 0;
+	}
+	fputs(lua_tostring(L, -2), stdout);
+	fflush(stdout);
+	a->rc = PGS_EXIT_OK;
+	return 0;
+}
+
+static int
+run_protected(const PgsOptions *opts, lua_CFunction fn, const char *arg)
+{
+	lua_State  *L = pgs_lua_new(opts);
+	InspectArgs a = {opts, arg, PGS_EXIT_FAIL};
+
+	if (L == NULL)
+		return PGS_EXIT_FAIL;
+	lua_pushcfunction(L, fn);
+	lua_pushlightuserdata(L, &a);
+	if (pgs_pcall(L, 1, 0) != LUA_OK)
+	{
+		pgs_print_failure(L, -1, stderr, "internal error in pgshift", true);
+		a.rc = PGS_EXIT_FAIL;
+	}
+	lua_close(L);
+	return a.rc;
+}
+
+/* pgshift plan FILE [--format text|markdown|json] [--offline] */
+int
+pgs_cmd_plan(const PgsOptions *opts, const char *path)
+{
+	return run_protected(opts, plan_main, path);
+}
+
+/* pgshift status [NAME] [--json] */
+int
+pgs_cmd_status(const PgsOptions *opts, const char *name)
+{
+	return run_protected(opts, status_main, name);
+}
