@@ -10,10 +10,12 @@ q "CREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL);
    INSERT INTO users SELECT g, 'User' || g || '@Example.COM' FROM generate_series(1, 12345) g"
 pgshift --dsn "dbname=$DB" run "$PGSHIFT_ROOT/scripts/examples/users_email_lower.lua"
 expect_rc "example users_email_lower runs" 0
-expect_in "each phase is reported" "$OUT" "--> phase 3/3 validate"
+expect_in "each phase is reported" "$OUT" "--> [3/3] index"
 expect_in "the backfill logs its count" "$OUT" "12345 rows updated"
-expect_in "a summary line closes the run" "$OUT" "==> migration users_email_lower: 3 phases done in"
+expect_in "with the rows it wrote" "$OUT" "12345 rows"
+expect_in "a summary line closes the run" "$OUT" "==> run of migration users_email_lower finished after"
 expect_eq "every row was filled" "$(q "SELECT count(*) FROM users WHERE email_lower = lower(email)")" 12345
+expect_eq "the index is valid" "$(q "SELECT indisvalid FROM pg_index WHERE indexrelid = 'users_email_lower_idx'::regclass")" t
 
 # ---- values from the server convert by type; parameters go in as text
 f=$(mig types <<'LUA'

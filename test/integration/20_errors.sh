@@ -59,9 +59,9 @@ pgshift --dsn "dbname=$DB" run "$f"
 expect_rc "an SQL error fails the migration" 1
 expect_first_line "the cause has file:line, message and SQLSTATE" \
   "notable.lua:6: relation \"no_such_table\" does not exist (SQLSTATE 42P01)"
-expect_in "the context names the phase" "$ERR" "in phase 'second' (2 of 3) of migration 'notable'"
+expect_in "the context names the phase" "$ERR" "in the up of phase 'second' (2 of 3) of migration 'notable'"
 expect_in "the statement is shown" "$ERR" "statement: UPDATE no_such_table SET x = 1"
-expect_in "it says where it stopped" "$ERR" "migration notable stopped at phase 2/3 'second'; the 1 phase before it stays applied"
+expect_in "it says what stays" "$ERR" "phase 'second' has no down: what it committed before failing stays."
 expect_eq "phase 1 ran, phase 3 did not" "$(q "SELECT sum(n) FROM items")" 10
 
 # ---- a Lua runtime error and a failed assert inside a phase
@@ -80,7 +80,7 @@ LUA
 pgshift --dsn "dbname=$DB" run "$f"
 expect_rc "a Lua runtime error in a phase fails the migration" 1
 expect_first_line "it names file:line" "runtime.lua:6: attempt to index a nil value (local 'row')"
-expect_in "and the phase" "$ERR" "in phase 'oops' (1 of 1)"
+expect_in "and the phase" "$ERR" "in the up of phase 'oops' (1 of 1)"
 expect_not_in "no traceback without --verbose" "$ERR" "stack traceback"
 pgshift --verbose --dsn "dbname=$DB" run "$f"
 expect_in "--verbose adds the traceback" "$ERR" "stack traceback"
@@ -148,7 +148,7 @@ expect_rc "a connection lost mid-phase fails the migration" 1
 # either cause is right, on one line, with its SQLSTATE.
 expect_first_line_re "the cause is one line with the SQLSTATE" \
   "dies.lua:3: (terminating connection due to administrator command \(SQLSTATE 57P01\)|server closed the connection unexpectedly \(SQLSTATE 08006\))$"
-expect_eq "the cause is a single line before the context" "$(sed -n 2p <<<"$ERR" | cut -c1-11)" "  in phase "
+expect_eq "the cause is a single line before the context" "$(sed -n 2p <<<"$ERR" | cut -c1-12)" "  in the up "
 
 # ---- bad command lines
 pgshift

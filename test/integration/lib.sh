@@ -80,3 +80,23 @@ expect_first_line() {
   local first; first=$(head -n1 <<<"$ERR")
   if grep -qF -- "$2" <<<"$first"; then ok "$1"; else not_ok "$1: first line lacks '$2'" "$(show)"; fi
 }
+
+# events MIGRATION: the kinds of its events in order, space-separated.
+events() { q "SELECT string_agg(kind || coalesce(':' || phase, ''), ' ' ORDER BY id) FROM shift.event WHERE migration = '$1'"; }
+
+# phase_status MIGRATION: "name=status" for each phase, space-separated.
+phase_status() { q "SELECT string_agg(name || '=' || status, ' ' ORDER BY ordinal) FROM shift.phase WHERE migration = '$1'"; }
+
+# wait_for DESC SECONDS SQL: polls until SQL returns t; fails the test otherwise.
+wait_for() {
+  local i
+  for i in $(seq 1 $(( $2 * 10 ))); do
+    [ "$(q "$3")" = t ] && return 0
+    sleep 0.1
+  done
+  not_ok "$1: timed out after $2 s waiting for: $3"
+  return 1
+}
+
+# json_field JSON PATH: a value out of JSON text, read by the server.
+json_field() { psql -X -q -A -t -d "$DB" -v j="$1" <<<"SELECT (:'j')::jsonb #>> '$2'"; }

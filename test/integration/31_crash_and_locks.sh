@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Runners dying and meeting each other: SIGKILL mid-phase then resume (with
+# the lease taken over and the phase's down run first), two runners at once,
+# Ctrl-C (SIGINT) mid-statement, and db:ddl retrying a lock timeout.
+. "$(dirname "$0")/lib.sh"
+
+new_db crash
+q "CREATE TABLE applied (phase text, attempt int)"
+
+# Phase "slow" marks that it started, then sleeps SLEEP seconds.
+f=$(mig slow <<'LUA'
+local sleep = tonumber(os.getenv("SLEEP") or "0")
+return migration { name = "slow", phases = {
+  { name = "first",
+    up = function(db) db:exec("INSERT INTO applied VALUES ('first', 1)") end,
+    down = function(db) db:exec("DELETE FROM applied WHERE phase = 'first'") end },
+  { name = "slow",
+    up = function(db)
+      db:exec("CREATE TABLE slow_t (x int)")
+      db:exec("INSERT INTO applied SELECT 'slow', count(*) + 1 FROM applied WHERE phase = 'slow'")
+      db:exec("SELECT pg_sleep($1)", sleep)
+    end,
+    down = function(db) db:exec("DROP TABLE IF EXISTS slow_t") end },
+  { name = "last",
+    up = function(db) db:exec("INSERT INTO applied VALUES ('last', 1)") end,
+    down = function(db) db:exec("DELETE FROM applied WHERE phase = 'last'") end },
+} }
+LUA
+)
+
+# ---- two runners at once: the second is refused, naming the first
+SLEEP=4 "$PGSHIFT" --dsn "dbname=$DB" run "$f" >"$WORK/a.out" 2>&1 &
+a=$!
+wait_for "runner A reaches the slow phase" 20 "SELECT to_regclass('slow_t') IS NOT NULL"
+pgshift --dsn "dbname=$DB" run "$f"
+expect_rc "a second runner is refused while the first works" 2
+expect_first_line "it names the holder's pid and host" "migration slow is locked by pgshift pid $a on host $(hostname)"
+expect_in "and what its session is doing" "$ERR" "SELECT pg_sleep("
+expect_in "and what to do" "$ERR" "pg_terminate_backend("
+wait $a
+rc_a=$?
+expect_eq "the first runner finishes" "$rc_a" 0
+expect_eq "every phase ran once" "$(q "SELECT string_agg(phase || attempt, ',' ORDER BY phase) FROM applied")" "first1,last1,slow1"
+
+# ---- SIGKILL mid-phase, then resume
+pgshift --dsn "dbname=$DB" rollback "$f"
+expect_rc "rollback before the crash test" 0
+q "DELETE FROM applied"
+SLEEP=60 "$PGSHIFT" --dsn "dbname=$DB" run "$f" >"$WORK/k.out" 2>&1 &
+k=$!
+wait_for "the runner reaches the slow phase" 20 "SELECT to_regclass('slow_t') IS NOT NULL"
+{ kill -9 "$k"; wait "$k"; } 2>/dev/null
+expect_eq "the killed run left phase slow running" "$(phase_status slow)" "first=done slow=running last=rolled_back"
+# the killed runner's session notices it is gone (client_connection_check_interval)
+wait_for "the killed runner's session ends" 15 \
+  "SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(%' AND pid <> pg_backend_pid())"
+pgshift --dsn "dbname=$DB" run "$f" --lock-wait 10
+expect_rc "the next run resumes and completes" 0
+expect_in "it says it takes over" "$OUT" "taking over from pgshift pid $k on $(hostname)"
+expect_in "it runs the interrupted phase's down first" "$OUT" "[2/3] slow (down of the interrupted attempt)"
+expect_in "phase first is not run again" "$OUT" "[1/3] first: already done"
+expect_eq "slow ran twice, the rest once" "$(q "SELECT string_agg(phase || attempt, ',' ORDER BY phase, attempt) FROM applied")" \
+  "first1,last1,slow1,slow2"
+expect_eq "all done" "$(phase_status slow)" "first=done slow=done last=done"
+expect_in "the takeover is logged" "$(events slow)" \
+  "phase_started:slow takeover run_started phase_cleaned_up:slow phase_started:slow phase_done:slow"
+expect_eq "it names the dead runner" \
+  "$(q "SELECT message LIKE 'lease of pgshift pid $k on %' FROM shift.event WHERE migration = 'slow' AND kind = 'takeover'")" t
+
+# ---- Ctrl-C mid-statement: cancelled, recorded as interrupted, resumable
+pgshift --dsn "dbname=$DB" rollback "$f" --to first
+expect_rc "rollback to first" 0
+SLEEP=60 "$PGSHIFT" --dsn "dbname=$DB" run "$f" >"$WORK/i.out" 2>"$WORK/i.err" &
+i=$!
+wait_for "the runner reaches the slow phase" 20 "SELECT to_regclass('slow_t') IS NOT NULL"
+start=$(date +%s)
+kill -INT "$i"
+wait "$i"
+RC=$?
+ERR=$(cat "$WORK/i.err")
+expect_rc "Ctrl-C stops the run" 1
+expect_eq "promptly (the statement is cancelled)" "$(( $(date +%s) - start < 10 ))" 1
+expect_first_line "the interrupt is the cause, at the running statement" "slow.lua:10: interrupted by SIGINT (Ctrl-C)"
+expect_in "it says how to resume" "$ERR" "Run again to resume: the phase's down runs first, then the phase again."
+expect_eq "the phase is failed (57014) and needs cleanup" \
+  "$(q "SELECT status || ' ' || error_sqlstate || ' ' || needs_cleanup FROM shift.phase WHERE migration = 'slow' AND name = 'slow'")" "failed 57014 true"
+expect_eq "no down ran yet: the table is still there" "$(q "SELECT to_regclass('slow_t') IS NOT NULL")" t
+expect_in "the interruption is logged" "$(events slow)" "phase_started:slow interrupted:slow run_finished"
+pgshift --dsn "dbname=$DB" run "$f"
+expect_rc "the next run resumes" 0
+expect_in "with the down first" "$OUT" "[2/3] slow (down of the interrupted attempt)"
+expect_eq "all done" "$(phase_status slow)" "first=done slow=done last=done"
+
+# ---- on a terminal, a live line shows the running phase's elapsed time
+pgshift --dsn "dbname=$DB" rollback "$f" --to first
+SLEEP=2.5 script -qec "'$PGSHIFT' --dsn 'dbname=$DB' run '$f'" /dev/null >"$WORK/tty.out" 2>&1
+expect_in "the live line counts the seconds" "$(cat "$WORK/tty.out")" "... slow running for 0:02"
+expect_in "and is cleared before the phase's result" "$(cat "$WORK/tty.out")" $'\r\033[K    done in 2.'
+SLEEP=2.5 "$PGSHIFT" --dsn "dbname=$DB" rollback "$f" --to first >/dev/null
+SLEEP=2.5 "$PGSHIFT" --dsn "dbname=$DB" run "$f" >"$WORK/notty.out" 2>&1
+expect_not_in "without a terminal there is no live line" "$(cat "$WORK/notty.out")" "running for"
+
+# ---- db:ddl waits out a lock held by another session, retrying
+q "CREATE TABLE busy (x int)"
+f=$(mig ddl <<'LUA'
+return migration { name = "ddl", phases = {
+  { name = "alter", up = function(db)
+      db:exec("SET lock_timeout = '7s'")
+      db:ddl("ALTER TABLE busy ADD COLUMN y int", { lock_timeout = "100ms", retries = 30, backoff = 0.1, max_backoff = 0.3 })
+      local lt = db:value("SELECT current_setting('lock_timeout')")
+      assert(lt == "7s", "lock_timeout after db:ddl is " .. lt)
+    end } } }
+LUA
+)
+psql -X -q -d "$DB" -c "BEGIN; LOCK TABLE busy; SELECT pg_sleep(2); COMMIT;" >/dev/null &
+holder=$!
+wait_for "the other session holds the lock" 10 \
+  "SELECT EXISTS (SELECT FROM pg_locks WHERE relation = 'busy'::regclass AND mode = 'AccessExclusiveLock' AND granted)"
+pgshift --dsn "dbname=$DB" run "$f"
+wait $holder
+expect_rc "db:ddl succeeds once the lock is free" 0
+expect_in "each retry is logged" "$OUT" "canceling statement due to lock timeout (SQLSTATE 55P03); retry 1 of 30"
+expect_eq "and recorded" "$(q "SELECT count(*) > 0 FROM shift.event WHERE migration = 'ddl' AND kind = 'retry' AND sqlstate = '55P03'")" t
+expect_eq "the column was added" "$(q "SELECT count(*) FROM pg_attribute WHERE attrelid = 'busy'::regclass AND attname = 'y'")" 1
+expect_eq "no pgshift session is left behind" "$(q "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pgshift%'")" 0
+
+f=$(mig ddl2 <<'LUA'
+return migration { name = "ddl2", phases = {
+  { name = "alter", up = function(db)
+      db:ddl("ALTER TABLE busy ADD COLUMN z int", { lock_timeout = 50, retries = 2, backoff = 0.05 })
+    end } } }
+LUA
+)
+psql -X -q -d "$DB" -c "BEGIN; LOCK TABLE busy; SELECT pg_sleep(3); COMMIT;" >/dev/null &
+holder=$!
+wait_for "the other session holds the lock" 10 \
+  "SELECT EXISTS (SELECT FROM pg_locks WHERE relation = 'busy'::regclass AND mode = 'AccessExclusiveLock' AND granted)"
+pgshift --dsn "dbname=$DB" run "$f"
+wait $holder
+expect_rc "db:ddl gives up after its retries" 1
+expect_first_line "with the lock timeout as the cause, at the db:ddl line" "ddl2.lua:3: canceling statement due to lock timeout (SQLSTATE 55P03)"
