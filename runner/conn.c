@@ -196,18 +196,27 @@ abandon_copy(PGconn *conn, ExecStatusType status)
 	}
 }
 
-/* Called about once a second while a statement runs (see pgs_set_tick). */
+/*
+ * The work connection: while a statement runs on it, tick_fn is called about
+ * once a second, and an interrupt cancels the statement.  Other connections
+ * (the control connection) are neither ticked nor cancelled: their short
+ * bookkeeping statements must go through.
+ */
+static PGconn *work_conn = NULL;
 static PgsTickFn tick_fn = NULL;
 static void *tick_arg = NULL;
 static bool in_tick = false;
+static double next_tick = 0;	/* across statements: many short ones tick too */
 
 volatile sig_atomic_t pgs_interrupted = 0;
 
 void
-pgs_set_tick(PgsTickFn fn, void *arg)
+pgs_set_work_conn(PGconn *conn, PgsTickFn fn, void *arg)
 {
+	work_conn = conn;
 	tick_fn = fn;
 	tick_arg = arg;
+	next_tick = 0;
 }
 
 static double
@@ -233,11 +242,30 @@ cancel_statement(PGconn *conn)
 	}
 }
 
+/* Runs the tick function if a second has passed since the last tick. */
+void
+pgs_maybe_tick(void)
+{
+	double		now = monotonic_seconds();
+
+	if (tick_fn == NULL || in_tick)
+		return;
+	if (next_tick == 0)
+		next_tick = now + 1.0;
+	if (now < next_tick)
+		return;
+	in_tick = true;
+	tick_fn(tick_arg);
+	in_tick = false;
+	next_tick = monotonic_seconds() + 1.0;
+}
+
 /*
- * Waits for the results of the statement sent on conn, ticking once a second
- * and cancelling the statement once pgs_interrupted is set.  Returns what
- * PQexec would: the last result, or the first error (the server stops at
- * it), or a COPY result as soon as one arrives.
+ * Waits for the results of the statement sent on conn; on the work
+ * connection, ticking once a second and cancelling the statement once
+ * pgs_interrupted is set.  Returns what PQexec would: the last result, or
+ * the first error (the server stops at it), or a COPY result as soon as one
+ * arrives.
  */
 static PGresult *
 wait_for_result(PGconn *conn)
@@ -245,7 +273,7 @@ wait_for_result(PGconn *conn)
 	PGresult   *last = NULL;
 	PGresult   *res;
 	bool		canceled = false;
-	double		next_tick = monotonic_seconds() + 1.0;
+	bool		is_work = conn == work_conn;
 
 	for (;;)
 	{
@@ -260,20 +288,15 @@ wait_for_result(PGconn *conn)
 			if (pfd.fd < 0)
 				break;
 			rc = poll(&pfd, 1, 250);
-			if (pgs_interrupted && !canceled)
+			if (is_work && pgs_interrupted && !canceled)
 			{
 				cancel_statement(conn);
 				canceled = true;
 			}
 			if (rc > 0 && !PQconsumeInput(conn))
 				break;			/* connection lost: PQgetResult says so */
-			if (tick_fn && !in_tick && monotonic_seconds() >= next_tick)
-			{
-				in_tick = true;
-				tick_fn(tick_arg);
-				in_tick = false;
-				next_tick = monotonic_seconds() + 1.0;
-			}
+			if (is_work)
+				pgs_maybe_tick();
 		}
 		res = PQgetResult(conn);
 		if (res == NULL)

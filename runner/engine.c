@@ -66,6 +66,11 @@ typedef struct Session
 	int			cur_ordinal;
 	double		cur_started;
 	double		last_heartbeat;
+	int64_t		extra_rows;		/* written by backfills on the phase's behalf */
+
+	/* the backfill job running now (db:backfill), for its progress */
+	char		watch_job[128];
+	double		watch_next_line;
 } Session;
 
 static double
@@ -109,14 +114,151 @@ record_ok(Session *s, const char *sql, int nparams, const char *const *params)
 	return res != NULL;
 }
 
-/* The event sink of C.event: events a phase reports (db:ddl retries). */
+/* C.event: events a phase reports (db:ddl retries). */
 static bool
-record_event(void *arg, const char *kind, const char *message, const char *sqlstate)
+hook_event(void *arg, const char *kind, const char *message, const char *sqlstate)
 {
 	Session    *s = arg;
 	const char *p[5] = {s->name, s->cur_phase, kind, message, sqlstate};
 
 	return record_ok(s, "SELECT shift.log_event($1, $2, $3, $4, $5)", 5, p);
+}
+
+/* C.current: the running migration and phase. */
+static const char *
+hook_current(void *arg, const char **phase)
+{
+	Session    *s = arg;
+
+	*phase = s->cur_phase;
+	return s->name;
+}
+
+/*
+ * C.backfill_watch: a backfill starts (job) or ends (NULL) in the running
+ * phase.  While it runs, the phase is resumable: an interruption leaves the
+ * job to go on from its checkpoint instead of running the phase's down.
+ */
+static bool
+hook_watch(void *arg, const char *job)
+{
+	Session    *s = arg;
+	const char *p[3] = {s->name, s->cur_phase, job ? "true" : "false"};
+
+	if (job)
+	{
+		snprintf(s->watch_job, sizeof(s->watch_job), "%s", job);
+		s->watch_next_line = now_ms() + 10000;
+	}
+	else
+	{
+		s->watch_job[0] = '\0';
+		pgs_live_clear();
+	}
+	if (s->cur_phase == NULL || s->op != OP_RUN)
+		return true;
+	return record_ok(s, "SELECT shift.phase_resumable($1, $2, $3)", 3, p);
+}
+
+static void
+hook_add_rows(void *arg, int64_t rows)
+{
+	((Session *) arg)->extra_rows += rows;
+}
+
+/* 1234567 -> "1,234,567" */
+static void
+group_digits(char *buf, size_t len, long long n)
+{
+	char		raw[32];
+	int			digits;
+	int			i;
+	size_t		o = 0;
+
+	snprintf(raw, sizeof(raw), "%lld", n < 0 ? -n : n);
+	digits = (int) strlen(raw);
+	if (n < 0 && o < len - 1)
+		buf[o++] = '-';
+	for (i = 0; i < digits && o < len - 1; i++)
+	{
+		if (i > 0 && (digits - i) % 3 == 0 && o < len - 1)
+			buf[o++] = ',';
+		buf[o++] = raw[i];
+	}
+	buf[o] = '\0';
+}
+
+/*
+ * The progress of the backfill job the phase runs (db:backfill): a live bar
+ * on a terminal, a line every 10 seconds otherwise (or a JSON event).
+ */
+static void
+show_backfill_progress(Session *s, double t)
+{
+	const char *p[1] = {s->watch_job};
+	PgsError	err;
+	PGresult   *res;
+	bool		tty = !s->opts->json && isatty(STDOUT_FILENO);
+	long long	rows;
+	long long	keys;
+	long long	total;
+	double		pct;
+	double		rate;
+	long long	eta;
+	char		rowbuf[32];
+	char		ratebuf[32];
+	char		etabuf[32];
+	char		line[512];
+
+	if (!tty && t < s->watch_next_line)
+		return;
+	memset(&err, 0, sizeof(err));
+	res = pgs_exec(s->ctl, "SELECT rows_done, keys_done, coalesce(estimated_total, 0),"
+				   " coalesce(percent, 0), coalesce(rate, 0),"
+				   " coalesce(extract(epoch FROM eta)::int8, -1), coalesce(throttled, '')"
+				   " FROM shift.backfill_progress WHERE name = $1", 1, p, &err);
+	pgs_error_clear(&err);
+	if (res == NULL || PQntuples(res) == 0)
+	{
+		PQclear(res);
+		return;
+	}
+	rows = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	keys = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	total = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+	pct = strtod(PQgetvalue(res, 0, 3), NULL);
+	rate = strtod(PQgetvalue(res, 0, 4), NULL);
+	eta = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
+	group_digits(rowbuf, sizeof(rowbuf), rows);
+	group_digits(ratebuf, sizeof(ratebuf), (long long) rate);
+	if (eta >= 0)
+		snprintf(etabuf, sizeof(etabuf), "ETA %lld:%02lld", eta / 60, eta % 60);
+	else
+		snprintf(etabuf, sizeof(etabuf), "ETA ?");
+	if (tty)
+	{
+		char		bar[21];
+		int			filled = (int) (pct / 5);
+		int			i;
+
+		for (i = 0; i < 20; i++)
+			bar[i] = i < filled ? '#' : '.';
+		bar[20] = '\0';
+		snprintf(line, sizeof(line), "    [%s] %5.1f%%  %s rows  %s rows/s  %s%s%s", bar, pct,
+				 rowbuf, ratebuf, etabuf, *PQgetvalue(res, 0, 6) ? "  waiting: " : "",
+				 PQgetvalue(res, 0, 6));
+		if (!s->opts->quiet)
+			pgs_live_update(line);
+	}
+	else
+	{
+		pgs_emit(s->L, "progress", "job", 's', s->watch_job, "rows", 'i', rows,
+				 "keys", 'i', keys, "total", 'i', total, "percent", 'd', pct,
+				 "rate", 'd', rate, "eta_seconds", 'i', eta,
+				 "waiting", 's', *PQgetvalue(res, 0, 6) ? PQgetvalue(res, 0, 6) : NULL, NULL);
+		s->watch_next_line = t + 10000;
+	}
+	PQclear(res);
 }
 
 /* Once a second while a statement runs: the live line and the heartbeat. */
@@ -126,7 +268,9 @@ tick(void *arg)
 	Session    *s = arg;
 	double		t = now_ms();
 
-	if (s->cur_phase && !s->opts->quiet && !s->opts->json && isatty(STDOUT_FILENO))
+	if (s->watch_job[0])
+		show_backfill_progress(s, t);
+	else if (s->cur_phase && !s->opts->quiet && !s->opts->json && isatty(STDOUT_FILENO))
 	{
 		char		line[256];
 		int			secs = (int) ((t - s->cur_started) / 1000);
@@ -260,6 +404,18 @@ begin_step(Session *s, int i, const char *phase, const char *step)
 	s->cur_started = now_ms();
 	emit_phase(s, "phase_start", i, phase, step, 0, 0);
 	pgs_db_take_rows(s->L, s->workdb);
+	s->extra_rows = 0;
+	s->watch_job[0] = '\0';	/* an interrupted backfill's watch ends here */
+}
+
+/* Rows the step wrote: its db:exec writes and its backfills. */
+static int64_t
+take_rows(Session *s)
+{
+	int64_t		n = pgs_db_take_rows(s->L, s->workdb) + s->extra_rows;
+
+	s->extra_rows = 0;
+	return n;
 }
 
 /*
@@ -287,7 +443,7 @@ clean_up(Session *s, int phase, int i, const char *name, const char *step)
 				"Fix the cause, then run again (its down runs first) or roll back.\n", name);
 		return false;
 	}
-	emit_phase(s, "phase_done", i, name, "down", t0, pgs_db_take_rows(s->L, s->workdb));
+	emit_phase(s, "phase_done", i, name, "down", t0, take_rows(s));
 	s->cur_phase = NULL;
 	if (!record_ok(s, "SELECT shift.phase_cleaned($1, $2)", 2, p))
 		return false;
@@ -323,6 +479,8 @@ run_phases(Session *s)
 		{
 			if (pgs_interrupted)
 			{
+				fprintf(stderr, "migration %s interrupted before phase %d/%d '%s'; "
+						"run again to resume.\n", s->name, i, s->nphases, name);
 				s->rc = PGS_EXIT_FAIL;
 				return;
 			}
@@ -343,7 +501,7 @@ run_phases(Session *s)
 			if (call_phase(s, phase, "up") &&
 				(!phase_has(s, phase, "verify") || call_phase(s, phase, "verify")))
 			{
-				rows = pgs_db_take_rows(L, s->workdb);
+				rows = take_rows(s);
 				snprintf(rowbuf, sizeof(rowbuf), "%lld", (long long) rows);
 				p[2] = rowbuf;
 				s->cur_phase = NULL;
@@ -433,6 +591,9 @@ rollback_phases(Session *s)
 		bool		todo = strcmp(st->status, "done") == 0 ||
 			(strcmp(st->status, "failed") == 0 && st->needs_cleanup);
 
+		/* a failed phase without down left what it committed: no way past it */
+		if (strcmp(st->status, "failed") == 0 && !phase_has(s, lua_gettop(L), "down"))
+			todo = true;
 		if (todo && !phase_has(s, lua_gettop(L), "down"))
 		{
 			pgs_errorf("cannot roll back phase %d '%s' of migration %s: it has no down "
@@ -464,12 +625,14 @@ rollback_phases(Session *s)
 		if (!(strcmp(st->status, "done") == 0 ||
 			  (strcmp(st->status, "failed") == 0 && st->needs_cleanup)))
 			continue;
+		name = push_phase(s, i);
 		if (pgs_interrupted)
 		{
+			fprintf(stderr, "rollback of migration %s interrupted before phase %d '%s'; "
+					"run it again to go on.\n", s->name, i, name);
 			s->rc = PGS_EXIT_FAIL;
 			return;
 		}
-		name = push_phase(s, i);
 		phase = lua_gettop(L);
 		p[0] = s->name;
 		p[1] = name;
@@ -488,7 +651,7 @@ rollback_phases(Session *s)
 				s->rc = PGS_EXIT_FAIL;
 				return;
 			}
-			emit_phase(s, "phase_done", i, name, "down", t0, pgs_db_take_rows(L, s->workdb));
+			emit_phase(s, "phase_done", i, name, "down", t0, take_rows(s));
 			strcpy(st->status, "rolled_back");
 			st->needs_cleanup = false;
 		}
@@ -536,7 +699,7 @@ verify_phases(Session *s)
 			{
 				s->cur_phase = NULL;
 				p[2] = "verify_passed";
-				emit_phase(s, "phase_done", i, name, "verify", t0, pgs_db_take_rows(L, s->workdb));
+				emit_phase(s, "phase_done", i, name, "verify", t0, take_rows(s));
 			}
 			else
 			{
@@ -734,6 +897,7 @@ open_session(Session *s)
 	if ((s->work = pgs_connect_db(L, s->opts->dsn, "pgshift")) == NULL)
 		return false;
 	s->workdb = lua_gettop(L);
+	pgs_db_pin(L, s->workdb);
 	/* a backend whose runner vanished stops its statement (and frees the lock) */
 	res = PQexec(s->work, "SET client_connection_check_interval = '1s'");
 	PQclear(res);
@@ -837,8 +1001,12 @@ session_main(lua_State *L)
 	s->L = L;
 	if (!open_session(s))
 		return 0;
-	pgs_set_tick(tick, s);
-	pgs_set_event_sink(record_event, s);
+	{
+		PgsEngineHooks hooks = {hook_event, hook_current, hook_watch, hook_add_rows, s};
+
+		pgs_set_work_conn(s->work, tick, s);
+		pgs_set_engine(&hooks);
+	}
 	switch (s->op)
 	{
 		case OP_RUN:
@@ -851,8 +1019,8 @@ session_main(lua_State *L)
 			verify_phases(s);
 			break;
 	}
-	pgs_set_event_sink(NULL, NULL);
-	pgs_set_tick(NULL, NULL);
+	pgs_set_engine(NULL);
+	pgs_set_work_conn(NULL, NULL, NULL);
 	pgs_clear_interrupt_hook(L);
 	close_session(s, t_start);
 	return 0;
@@ -881,8 +1049,8 @@ pgs_cmd_session(const PgsOptions *opts, const char *command, const char *path)
 		pgs_print_failure(L, -1, stderr, "internal error in pgshift", true);
 		s.rc = PGS_EXIT_FAIL;
 	}
-	pgs_set_tick(NULL, NULL);
-	pgs_set_event_sink(NULL, NULL);
+	pgs_set_work_conn(NULL, NULL, NULL);
+	pgs_set_engine(NULL);
 	lua_close(L);
 	return s.rc;
 }

@@ -36,6 +36,7 @@ typedef struct LuaDb
 {
 	PGconn	   *conn;			/* NULL once closed */
 	int64_t		rows;			/* rows affected by db:exec since last taken */
+	bool		pinned;			/* owned by the engine: Lua code cannot close it */
 } LuaDb;
 
 typedef struct ResultBox
@@ -361,9 +362,9 @@ db_value(lua_State *L)
 	return 1;
 }
 
-/* __gc and __close: closes the connection once. */
+/* __gc: closes the connection once. */
 static int
-db_close(lua_State *L)
+db_gc(lua_State *L)
 {
 	LuaDb	   *db = luaL_checkudata(L, 1, PGS_DB_METATABLE);
 	PGconn	   *conn = db->conn;
@@ -372,6 +373,27 @@ db_close(lua_State *L)
 	if (conn)
 		PQfinish(conn);
 	return 0;
+}
+
+/*
+ * db:close() and __close: closes the connection, unless the engine owns the
+ * db (a phase's db holds the migration's lock and outlives the phase).
+ */
+static int
+db_close(lua_State *L)
+{
+	LuaDb	   *db = luaL_checkudata(L, 1, PGS_DB_METATABLE);
+
+	if (db->pinned)
+		return luaL_error(L, "the migration's db cannot be closed: pgshift closes it when the run ends");
+	return db_gc(L);
+}
+
+/* The engine keeps this db (and its connection) to the end of the run. */
+void
+pgs_db_pin(lua_State *L, int idx)
+{
+	((LuaDb *) luaL_checkudata(L, idx, PGS_DB_METATABLE))->pinned = true;
 }
 
 /* db:in_transaction() -> true inside BEGIN ... COMMIT */
@@ -408,7 +430,7 @@ static const luaL_Reg db_methods[] = {
 };
 
 static const luaL_Reg db_meta[] = {
-	{"__gc", db_close},
+	{"__gc", db_gc},
 	{"__close", db_close},
 	{"__tostring", db_tostring},
 	{"__index", NULL},			/* set to the methods table below */
@@ -461,6 +483,7 @@ pgs_push_db(lua_State *L, PGconn *conn)
 
 	db->conn = conn;
 	db->rows = 0;
+	db->pinned = false;
 	luaL_setmetatable(L, PGS_DB_METATABLE);
 }
 

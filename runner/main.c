@@ -22,7 +22,7 @@ usage(FILE *out)
 			"Usage:\n"
 			"  pgshift [OPTION]... run FILE [--to PHASE] [--allow-drift]\n"
 			"                                     run the pending phases in order\n"
-			"  pgshift [OPTION]... rollback FILE [--to PHASE]\n"
+			"  pgshift [OPTION]... rollback FILE [--to PHASE] [--allow-drift]\n"
 			"                                     undo completed phases, last first\n"
 			"  pgshift [OPTION]... verify FILE    run the verify gates of completed phases\n"
 			"  pgshift [OPTION]... plan FILE [--format text|markdown|json] [--offline]\n"
@@ -35,7 +35,7 @@ usage(FILE *out)
 			"      --to=PHASE       run: stop after PHASE; rollback: keep PHASE and\n"
 			"                       the phases before it\n"
 			"      --lock-wait=SECS wait up to SECS for another runner to finish (default 0)\n"
-			"      --allow-drift    run a completed migration whose script changed (logged)\n"
+			"      --allow-drift    accept a completed migration's changed script (logged)\n"
 			"      --format=FORMAT  plan: text (default), markdown or json\n"
 			"      --offline        plan: do not connect (no recorded state)\n"
 			"      --json           machine-readable output (events, status, plan)\n"
@@ -85,7 +85,7 @@ option_allowed(const char *command, int opt)
 		case OPT_LOCK_WAIT:
 			return session;
 		case OPT_ALLOW_DRIFT:
-			return strcmp(command, "run") == 0;
+			return session;
 		case OPT_FORMAT:
 		case OPT_OFFLINE:
 			return strcmp(command, "plan") == 0;

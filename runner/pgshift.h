@@ -48,7 +48,8 @@ typedef void (*PgsTickFn) (void *arg);
 
 extern volatile sig_atomic_t pgs_interrupted;
 extern PGconn *pgs_connect(const char *dsn, const char *appname, PgsError *err);
-extern void pgs_set_tick(PgsTickFn fn, void *arg);
+extern void pgs_set_work_conn(PGconn *conn, PgsTickFn fn, void *arg);
+extern void pgs_maybe_tick(void);
 extern PGresult *pgs_exec(PGconn *conn, const char *sql, int nparams,
 						  const char *const *values, PgsError *err);
 extern void pgs_error_clear(PgsError *err);
@@ -70,6 +71,7 @@ extern void pgs_db_set_conn(lua_State *L, int idx, PGconn *conn);
 extern PGconn *pgs_connect_db(lua_State *L, const char *dsn, const char *appname);
 extern void pgs_push_db_methods(lua_State *L);
 extern PGconn *pgs_db_conn(lua_State *L, int idx);
+extern void pgs_db_pin(lua_State *L, int idx);
 extern int64_t pgs_db_take_rows(lua_State *L, int idx);
 extern void pgs_push_value(lua_State *L, const char *text, int len,
 						   Oid type, bool isnull);
@@ -89,12 +91,28 @@ extern const char *pgs_failure_message(lua_State *L, int idx, const char **sqlst
 extern void pgs_push_prelude_function(lua_State *L, const char *name);
 extern void pgs_emit(lua_State *L, const char *event,...);
 extern void pgs_catch_interrupts(lua_State *L);
+extern void pgs_stop_hook(lua_State *L, lua_Debug *ar);
 extern void pgs_clear_interrupt_hook(lua_State *L);
 
-/* Receives C.event(kind, message, sqlstate); returns false if it failed. */
-typedef bool (*PgsEventSink) (void *arg, const char *kind, const char *message,
-							  const char *sqlstate);
-extern void pgs_set_event_sink(PgsEventSink fn, void *arg);
+/*
+ * What the engine offers the prelude while a phase runs (C.event, C.current,
+ * C.backfill_watch, C.add_rows); outside a run the hooks are NULL.
+ */
+typedef struct PgsEngineHooks
+{
+	/* records an event of the running phase; false if it failed */
+	bool		(*event) (void *arg, const char *kind, const char *message,
+						  const char *sqlstate);
+	/* the running migration and phase */
+	const char *(*current) (void *arg, const char **phase);
+	/* starts (job) or stops (NULL) showing a backfill job's progress */
+	bool		(*watch) (void *arg, const char *job);
+	/* rows written on the phase's behalf (by a backfill) */
+	void		(*add_rows) (void *arg, int64_t rows);
+	void	   *arg;
+} PgsEngineHooks;
+
+extern void pgs_set_engine(const PgsEngineHooks *hooks);
 
 /* ---- engine.c: commands that run migrations ---- */
 

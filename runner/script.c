@@ -301,6 +301,7 @@ l_sleep(lua_State *L)
 
 		nanosleep(&ts, NULL);
 		left -= step;
+		pgs_maybe_tick();
 	}
 	if (pgs_interrupted)
 		return luaL_error(L, "interrupted by %s",
@@ -308,15 +309,16 @@ l_sleep(lua_State *L)
 	return 0;
 }
 
-/* Where C.event sends events (the engine's bookkeeping), if anywhere. */
-static PgsEventSink event_sink = NULL;
-static void *event_arg = NULL;
+/* The engine's hooks while a run is on (see PgsEngineHooks). */
+static PgsEngineHooks engine;
 
 void
-pgs_set_event_sink(PgsEventSink fn, void *arg)
+pgs_set_engine(const PgsEngineHooks *hooks)
 {
-	event_sink = fn;
-	event_arg = arg;
+	if (hooks)
+		engine = *hooks;
+	else
+		memset(&engine, 0, sizeof(engine));
 }
 
 /* C.event(kind, message, sqlstate): records an event of the running phase. */
@@ -327,8 +329,42 @@ l_event(lua_State *L)
 	const char *msg = luaL_optstring(L, 2, NULL);
 	const char *state = luaL_optstring(L, 3, NULL);
 
-	if (event_sink && !event_sink(event_arg, kind, msg, state))
+	if (engine.event && !engine.event(engine.arg, kind, msg, state))
 		return luaL_error(L, "could not record the %s event in shift.event", kind);
+	return 0;
+}
+
+/* C.current() -> migration, phase (nil outside a run) */
+static int
+l_current(lua_State *L)
+{
+	const char *phase = NULL;
+	const char *mig = engine.current ? engine.current(engine.arg, &phase) : NULL;
+
+	lua_pushstring(L, mig);
+	lua_pushstring(L, phase);
+	return 2;
+}
+
+/* C.backfill_watch(job or nil): show a backfill job's progress while it runs. */
+static int
+l_backfill_watch(lua_State *L)
+{
+	const char *job = luaL_optstring(L, 1, NULL);
+
+	if (engine.watch && !engine.watch(engine.arg, job))
+		return luaL_error(L, "could not record the backfill in shift.phase");
+	return 0;
+}
+
+/* C.add_rows(n): rows a backfill wrote, counted for the phase. */
+static int
+l_add_rows(lua_State *L)
+{
+	lua_Integer n = luaL_checkinteger(L, 1);
+
+	if (engine.add_rows)
+		engine.add_rows(engine.arg, (int64_t) n);
 	return 0;
 }
 
@@ -336,6 +372,9 @@ static const luaL_Reg c_helpers[] = {
 	{"write", l_write},
 	{"sleep", l_sleep},
 	{"event", l_event},
+	{"current", l_current},
+	{"backfill_watch", l_backfill_watch},
+	{"add_rows", l_add_rows},
 	{"msghandler", msghandler},
 	{NULL, NULL}
 };
@@ -344,8 +383,8 @@ static const luaL_Reg c_helpers[] = {
 
 static lua_State *interrupt_L = NULL;
 
-static void
-stop_hook(lua_State *L, lua_Debug *ar)
+void
+pgs_stop_hook(lua_State *L, lua_Debug *ar)
 {
 	lua_sethook(L, NULL, 0, 0);
 	luaL_error(L, "interrupted by %s", pgs_interrupted == SIGTERM ? "SIGTERM" : "SIGINT (Ctrl-C)");
@@ -357,7 +396,7 @@ on_signal(int signo)
 	pgs_interrupted = signo;
 	signal(signo, SIG_DFL);		/* a second signal ends pgshift at once */
 	if (interrupt_L)
-		lua_sethook(interrupt_L, stop_hook,
+		lua_sethook(interrupt_L, pgs_stop_hook,
 					LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
 }
 
@@ -573,10 +612,16 @@ pgs_emit(lua_State *L, const char *event,...)
 		lua_setfield(L, -2, key);
 	}
 	va_end(ap);
+	/*
+	 * The interrupt hook is for the migration's code, not for our output:
+	 * lift it while the event prints, and put it back if an interrupt came.
+	 */
+	lua_sethook(L, NULL, 0, 0);
 	if (pgs_pcall(L, 1, 0) != LUA_OK)
 	{
-		if (!pgs_interrupted)
-			pgs_print_failure(L, -1, stderr, "while printing progress", true);
+		pgs_print_failure(L, -1, stderr, "while printing progress", true);
 		lua_pop(L, 1);
 	}
+	if (pgs_interrupted)
+		lua_sethook(L, pgs_stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
 }

@@ -195,12 +195,12 @@ local function json(v, out)
       out[#out + 1] = "]"
     else
       local keys = {}
-      for k in pairs(v) do keys[#keys + 1] = tostring(k) end
-      table.sort(keys)
+      for k in pairs(v) do keys[#keys + 1] = k end
+      table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
       out[#out + 1] = "{"
       for i, k in ipairs(keys) do
         if i > 1 then out[#out + 1] = "," end
-        json(k, out)
+        json(tostring(k), out)
         out[#out + 1] = ":"
         json(v[k], out)
       end
@@ -244,6 +244,13 @@ local TEXT = {
     return string.format("    %s in %s%s", e.result or "done", duration(e.ms), rows)
   end,
   log = function(e) return "    " .. e.message end,
+  progress = function(e)
+    local eta = e.eta_seconds and e.eta_seconds >= 0
+      and string.format("ETA %d:%02d", e.eta_seconds // 60, e.eta_seconds % 60) or "ETA ?"
+    return string.format("    backfill %s: %.1f %% (%d of %d keys, %d rows, %.0f keys/s, %s)%s",
+      e.job, e.percent, e.keys, e.total, e.rows, e.rate, eta,
+      e.waiting and ("; waiting: " .. e.waiting) or "")
+  end,
   note = function(e) return "    note: " .. e.message end,
   finish = function(e)
     return string.format("==> %s of migration %s %s after %s: status %s, %d of %d phases done",
@@ -357,11 +364,13 @@ function db_methods.ddl(db, sql, opts)
   if math.type(retries) ~= "integer" or retries < 0 then
     error("db:ddl: 'retries' must be a whole number >= 0", 2)
   end
+  local old = db:value("SELECT pg_catalog.current_setting('lock_timeout')")
   if db:in_transaction() then
     db:value("SELECT pg_catalog.set_config('lock_timeout', $1, true)", lock_timeout)
-    return exec_at(db, where, sql)
+    local n = exec_at(db, where, sql)
+    db:value("SELECT pg_catalog.set_config('lock_timeout', $1, true)", old)
+    return n
   end
-  local old = db:value("SELECT pg_catalog.current_setting('lock_timeout')")
   local attempt = 0
   while true do
     db:value("SELECT pg_catalog.set_config('lock_timeout', $1, false)", lock_timeout)
@@ -381,6 +390,117 @@ function db_methods.ddl(db, sql, opts)
     C.event("retry", msg, state)
     C.sleep(delay)
   end
+end
+
+-- db:backfill{...}: a batched, resumable backfill run by the extension.
+local BACKFILL_OPTIONS = {
+  name = true, table = true, set = true, where = true, into = true, columns = true,
+  select = true, on_conflict = true, key = true, batch_min = true, batch_max = true,
+  target_ms = true, sleep_ratio = true, lock_timeout_ms = true, max_retries = true,
+  max_lag = true, throttle_query = true,
+}
+local BACKFILL_CASTS = {
+  table = "pg_catalog.regclass", into = "pg_catalog.regclass", key = "pg_catalog.regclass",
+  columns = "pg_catalog.text[]", batch_min = "pg_catalog.int4", batch_max = "pg_catalog.int4",
+  target_ms = "pg_catalog.int4", sleep_ratio = "pg_catalog.float8",
+  lock_timeout_ms = "pg_catalog.int4", max_retries = "pg_catalog.int4",
+  max_lag = "pg_catalog.interval",
+}
+-- option -> the argument name of shift.backfill_create (some are SQL keywords)
+local BACKFILL_ARGS = { where = '"where"', into = '"into"', select = '"select"' }
+
+-- {"a", "b"} -> '{"a","b"}', an array literal whatever the strings hold
+local function array_literal(list)
+  local parts = {}
+  for i, v in ipairs(list) do
+    parts[i] = '"' .. tostring(v):gsub('[\\"]', "\\%0") .. '"'
+  end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+
+-- Backfills a phase makes are named after it: "migration:phase", then ":2", ...
+local backfill_seq = { phase = nil, n = 0 }
+
+local function backfill_name(opts)
+  if opts.name then return opts.name end
+  local mig, phase = C.current()
+  local key = (mig or "plan") .. ":" .. (phase or "plan")
+  if backfill_seq.phase ~= key then backfill_seq.phase, backfill_seq.n = key, 0 end
+  backfill_seq.n = backfill_seq.n + 1
+  return key .. (backfill_seq.n > 1 and (":" .. backfill_seq.n) or "")
+end
+
+-- The shift.backfill_create call for opts: only the options given, as parameters.
+local function backfill_create_sql(opts, name)
+  local mig, phase = C.current()
+  local args, params = { "$1" }, { name }
+  local function add(arg, value, cast)
+    if value == nil then return end
+    params[#params + 1] = value
+    args[#args + 1] = arg .. " => $" .. #params .. (cast and ("::" .. cast) or "")
+  end
+  add("relation", opts.table, BACKFILL_CASTS.table)
+  for _, k in ipairs({ "set", "where", "into", "columns", "select", "on_conflict", "key",
+                       "batch_min", "batch_max", "target_ms", "sleep_ratio", "lock_timeout_ms",
+                       "max_retries", "max_lag", "throttle_query" }) do
+    local v = opts[k]
+    if k == "columns" and v ~= nil then v = array_literal(v) end
+    if k == "max_lag" and v == false then
+      args[#args + 1] = "max_lag => NULL"
+    else
+      add(BACKFILL_ARGS[k] or k, v, BACKFILL_CASTS[k])
+    end
+  end
+  args[#args + 1] = "if_exists => 'reuse'"
+  add("migration", mig)
+  add("phase", phase)
+  return "SELECT shift.backfill_create(" .. table.concat(args, ", ") .. ")", params
+end
+
+local function check_backfill_options(opts)
+  opts = check_options(opts, BACKFILL_OPTIONS, "db:backfill")
+  if type(opts.table) ~= "string" then
+    error("db:backfill: 'table' (the table to walk) is required", 3)
+  end
+  if (opts.set == nil) == (opts.into == nil) then
+    error("db:backfill: give exactly one of 'set' (update in place) and 'into' (copy)", 3)
+  end
+  if opts.columns ~= nil and type(opts.columns) ~= "table" then
+    error("db:backfill: 'columns' must be a list of column names", 3)
+  end
+  return opts
+end
+
+-- db:backfill{table =, set = | into =, ...} -> rows written.  Creates the job
+-- (or reuses the identical one a previous attempt made) and runs it to the end
+-- with CALL shift.backfill_run, which commits after every batch.  Interrupted
+-- (Ctrl-C, a lost runner), it goes on from its checkpoint on the next run.
+function db_methods.backfill(db, opts)
+  opts = check_backfill_options(opts)
+  local where = caller_where(2)
+  local name = backfill_name(opts)
+  local sql, params = backfill_create_sql(opts, name)
+  exec_at(db, where, sql, table.unpack(params))
+  local before = db:value("SELECT rows_done FROM shift.backfill WHERE name = $1", name)
+  C.backfill_watch(name)
+  local ok, err = pcall(exec_at, db, where, "CALL shift.backfill_run($1)", name)
+  C.backfill_watch(nil)
+  if not ok then error(err, 0) end
+  local st = db:query("SELECT state, rows_done, keys_done, batches FROM shift.backfill_progress"
+    .. " WHERE name = $1", name)[1]
+  C.add_rows(st.rows_done - before)
+  if st.state == "paused" then
+    error(where .. "backfill job '" .. name .. "' was paused; resume it with SELECT shift.backfill_resume('"
+      .. name .. "') and run the migration again", 0)
+  elseif st.state == "cancelled" then
+    error(where .. "backfill job '" .. name .. "' was cancelled; drop it with SELECT shift.backfill_drop('"
+      .. name .. "') to start it over", 0)
+  elseif st.state ~= "done" then
+    error(where .. "backfill job '" .. name .. "' stopped in state " .. st.state, 0)
+  end
+  M.log(string.format("backfill %s: %d rows written, %d keys walked in %d batches", name,
+    st.rows_done, st.keys_done, st.batches))
+  return st.rows_done
 end
 
 -- ---------------------------------------------------------------------------
@@ -403,7 +523,8 @@ local function record(self, kind, sql, ...)
     local v = params[i]
     shown[i] = v == nil and "NULL" or (type(v) == "string" and string.format("%q", v) or tostring(v))
   end
-  self.statements[#self.statements + 1] = { kind = kind, sql = sql, params = shown, where = caller_where(3) }
+  self.statements[#self.statements + 1] = { kind = kind, sql = sql, params = M.array(shown),
+                                           where = caller_where(3) }
   return self.statements[#self.statements]
 end
 
@@ -425,6 +546,14 @@ function Dry:transaction(fn)
   record(self, "exec", res[1] and "COMMIT" or "ROLLBACK")
   if not res[1] then error(res[2], 0) end
   return table.unpack(res, 2, res.n)
+end
+function Dry:backfill(opts)
+  opts = check_backfill_options(opts)
+  local name = backfill_name(opts)
+  local sql, params = backfill_create_sql(opts, name)
+  record(self, "value", sql, table.unpack(params))
+  record(self, "exec", "CALL shift.backfill_run($1)", name)
+  return 0
 end
 function Dry:close() end
 

@@ -64,6 +64,7 @@ CREATE TABLE @extschema@.phase (
   reversible        pg_catalog.bool NOT NULL,
   has_verify        pg_catalog.bool NOT NULL DEFAULT false,
   needs_cleanup     pg_catalog.bool NOT NULL DEFAULT false,
+  resumable         pg_catalog.bool NOT NULL DEFAULT false,
   attempts          pg_catalog.int4 NOT NULL DEFAULT 0,
   started_at        pg_catalog.timestamptz,
   finished_at       pg_catalog.timestamptz,
@@ -159,6 +160,7 @@ AS $$
     LEFT JOIN pg_stat_activity a ON a.pid = l.pid
     LEFT JOIN @extschema@.migration m ON m.name = lock_holder.migration
    WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+     AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
      AND l.classid = 1936221812::oid
      AND l.objid = (hashtext(lock_holder.migration)::int8 & 4294967295)::oid
 $$;
@@ -294,6 +296,7 @@ BEGIN
   IF NOT EXISTS (
       SELECT FROM pg_locks l
        WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
          AND l.classid = 1936221812::oid
          AND l.objid = (hashtext(v_mig)::int8 & 4294967295)::oid
          AND l.pid = work_pid) THEN
@@ -318,7 +321,8 @@ BEGIN
     -- We hold the advisory lock, so a lease still recorded is stale.
     IF m.lease_control_pid IS NOT NULL THEN
       UPDATE @extschema@.phase pp
-         SET status = 'failed', needs_cleanup = pp.reversible, finished_at = now(),
+         SET status = 'failed', needs_cleanup = pp.reversible AND NOT pp.resumable,
+             finished_at = now(),
              error_message = 'interrupted: the runner stopped while the phase was running'
        WHERE pp.migration = v_mig AND pp.status IN ('running', 'rolling_back');
       PERFORM @extschema@._event(v_mig, NULL, 'takeover',
@@ -332,7 +336,10 @@ BEGIN
     END IF;
 
     IF m.script_sha256 <> script_sha256 THEN
-      IF m.status = 'done' AND NOT allow_drift THEN
+      -- completed means every phase done (the status may say running after a crash)
+      IF NOT EXISTS (SELECT FROM @extschema@.phase pp
+                      WHERE pp.migration = v_mig AND pp.status <> 'done')
+         AND NOT allow_drift THEN
         RAISE EXCEPTION 'migration "%" was completed with a different script', v_mig
           USING ERRCODE = 'object_not_in_prerequisite_state',
                 DETAIL = format('It ran with sha256 %s; the script now has sha256 %s.',
@@ -352,7 +359,9 @@ BEGIN
         END IF;
       END LOOP;
       PERFORM @extschema@._event(v_mig, NULL,
-        CASE WHEN m.status = 'done' THEN 'drift_allowed' ELSE 'script_changed' END,
+        CASE WHEN NOT EXISTS (SELECT FROM @extschema@.phase pp
+                               WHERE pp.migration = v_mig AND pp.status <> 'done')
+             THEN 'drift_allowed' ELSE 'script_changed' END,
         format('script sha256 %s... -> %s...', left(m.script_sha256, 12), left(script_sha256, 12)),
         NULL, jsonb_build_object('old_sha256', m.script_sha256, 'new_sha256', script_sha256));
     END IF;
@@ -441,7 +450,7 @@ BEGIN
       USING ERRCODE = 'object_not_in_prerequisite_state';
   END IF;
   UPDATE @extschema@.phase pp
-     SET status = 'running', needs_cleanup = true, attempts = pp.attempts + 1,
+     SET status = 'running', needs_cleanup = true, resumable = false, attempts = pp.attempts + 1,
          started_at = now(), finished_at = NULL, duration = NULL, rows_affected = NULL,
          error_message = NULL, error_sqlstate = NULL
    WHERE pp.migration = phase_start.migration AND pp.name = phase;
@@ -449,6 +458,28 @@ BEGIN
    WHERE mm.name = phase_start.migration;
   PERFORM @extschema@._event(migration, phase, 'phase_started',
                              format('attempt %s', p.attempts + 1));
+END
+$$;
+
+-- shift.phase_resumable(migration, phase, resumable): the running phase is in
+-- (or has left) a section that an interruption does not need to undo.
+CREATE FUNCTION @extschema@.phase_resumable(migration pg_catalog.text, phase pg_catalog.text,
+                                            resumable pg_catalog.bool)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p @extschema@.phase;
+BEGIN
+  PERFORM @extschema@._leased(migration);
+  p := @extschema@._phase(migration, phase);
+  IF p.status <> 'running' THEN
+    RAISE EXCEPTION 'phase "%" of migration "%" is %, not running', phase, migration, p.status
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  UPDATE @extschema@.phase pp SET resumable = phase_resumable.resumable
+   WHERE pp.migration = phase_resumable.migration AND pp.name = phase;
 END
 $$;
 
@@ -482,7 +513,9 @@ END
 $$;
 
 -- shift.phase_failed(migration, phase, message, sqlstate, interrupted):
--- running -> failed.  The phase keeps needs_cleanup until shift.phase_cleaned.
+-- running -> failed.  The phase keeps needs_cleanup until shift.phase_cleaned,
+-- unless it was interrupted in a resumable section (a backfill, which goes
+-- on from its checkpoint).
 CREATE FUNCTION @extschema@.phase_failed(migration pg_catalog.text, phase pg_catalog.text,
                                          message pg_catalog.text,
                                          sqlstate pg_catalog.text DEFAULT NULL,
@@ -503,7 +536,7 @@ BEGIN
   UPDATE @extschema@.phase pp
      SET status = 'failed', finished_at = now(), duration = now() - pp.started_at,
          error_message = phase_failed.message, error_sqlstate = phase_failed.sqlstate,
-         needs_cleanup = pp.reversible
+         needs_cleanup = pp.reversible AND NOT (interrupted AND pp.resumable)
    WHERE pp.migration = phase_failed.migration AND pp.name = phase;
   UPDATE @extschema@.migration SET lease_heartbeat = now() WHERE name = phase_failed.migration;
   PERFORM @extschema@._event(migration, phase,
@@ -530,6 +563,7 @@ BEGIN
   END IF;
   UPDATE @extschema@.phase pp SET needs_cleanup = false
    WHERE pp.migration = phase_cleaned.migration AND pp.name = phase;
+  PERFORM @extschema@._forget_backfills(migration, phase);
   PERFORM @extschema@._event(migration, phase, 'phase_cleaned_up', 'its down ran');
 END
 $$;
@@ -564,13 +598,17 @@ BEGIN
   END IF;
   SELECT * INTO blocker FROM @extschema@.phase pp
    WHERE pp.migration = phase_rollback_start.migration AND pp.ordinal > p.ordinal
-     AND (pp.status IN ('done', 'running', 'rolling_back') OR pp.needs_cleanup)
+     AND (pp.status IN ('done', 'running', 'rolling_back') OR pp.needs_cleanup
+          OR (pp.status = 'failed' AND NOT pp.reversible))
    ORDER BY pp.ordinal DESC LIMIT 1;
   IF FOUND THEN
     RAISE EXCEPTION 'phase % "%" of migration "%" cannot be rolled back before phase % "%", which is %',
                     p.ordinal, phase, migration, blocker.ordinal, blocker.name,
                     CASE WHEN blocker.needs_cleanup AND blocker.status = 'failed'
-                         THEN 'failed and not cleaned up' ELSE blocker.status END
+                         THEN 'failed and not cleaned up'
+                         WHEN blocker.status = 'failed'
+                         THEN 'failed and has no down (what it committed stays)'
+                         ELSE blocker.status END
       USING ERRCODE = 'object_not_in_prerequisite_state',
             HINT = 'Roll phases back in reverse order.';
   END IF;
@@ -603,6 +641,7 @@ BEGIN
      SET status = 'rolled_back', needs_cleanup = false, finished_at = now(),
          duration = now() - pp.started_at
    WHERE pp.migration = phase_rolled_back.migration AND pp.name = phase;
+  PERFORM @extschema@._forget_backfills(migration, phase);
   UPDATE @extschema@.migration SET lease_heartbeat = now() WHERE name = phase_rolled_back.migration;
   PERFORM @extschema@._event(migration, phase, 'phase_rolled_back', NULL, NULL,
                              jsonb_build_object('seconds', extract(epoch FROM now() - p.started_at)));
@@ -679,6 +718,16 @@ BEGIN
     RAISE EXCEPTION 'migration "%" cannot end while a phase is running', migration
       USING ERRCODE = 'object_not_in_prerequisite_state',
             HINT = 'Record the phase''s outcome first (phase_done, phase_failed, phase_rolled_back, phase_rollback_failed).';
+  END IF;
+  -- After a rollback, a failed phase whose down already ran and that no done
+  -- phase follows has nothing left: it is rolled back too.
+  IF m.operation = 'rollback' THEN
+    UPDATE @extschema@.phase pp SET status = 'rolled_back'
+     WHERE pp.migration = migration_end.migration AND pp.status = 'failed'
+       AND NOT pp.needs_cleanup AND pp.reversible
+       AND NOT EXISTS (SELECT FROM @extschema@.phase q
+                        WHERE q.migration = pp.migration AND q.ordinal > pp.ordinal
+                          AND q.status <> 'rolled_back' AND q.status <> 'pending');
   END IF;
   SELECT CASE
            WHEN bool_or(pp.status = 'failed') THEN 'failed'
@@ -766,25 +815,20 @@ AS $$
                  ('UPDATE', '@extschema@.phase', 'table'),
                  ('DELETE', '@extschema@.phase', 'table'),
                  ('SELECT', '@extschema@.event', 'table'),
-                 ('INSERT', '@extschema@.event', 'table'),
+                 ('INSERT', '@extschema@.event', 'columns of table'),
                  ('EXECUTE', '@extschema@.migration_begin(text,text,jsonb,text,integer,text,text,integer,text,boolean)', 'function'),
-                 ('EXECUTE', '@extschema@.try_lock(text)', 'function')) AS v(priv, obj, kind)
+                 ('EXECUTE', '@extschema@.try_lock(text)', 'function'),
+                 ('SELECT', '@extschema@.backfill', 'table'),
+                 ('INSERT', '@extschema@.backfill', 'table'),
+                 ('UPDATE', '@extschema@.backfill', 'table'),
+                 ('INSERT', '@extschema@.backfill_batch', 'table'),
+                 ('EXECUTE', '@extschema@.backfill_run(text,interval,bigint)', 'procedure')) AS v(priv, obj, kind)
    WHERE CASE kind
            WHEN 'table' THEN NOT has_table_privilege(obj, priv)
-           ELSE NOT has_function_privilege(obj, priv)
+           WHEN 'columns of table' THEN NOT has_any_column_privilege(obj, priv)
+           ELSE NOT has_function_privilege(obj, priv)  -- procedures too
          END
 $$;
 COMMENT ON FUNCTION @extschema@.missing_privileges() IS
   'privileges the current role lacks to run migrations with pgshift (GRANT shift_operator gives them all)';
 
-REVOKE ALL ON ALL TABLES IN SCHEMA @extschema@ FROM PUBLIC;
-REVOKE ALL ON ALL SEQUENCES IN SCHEMA @extschema@ FROM PUBLIC;
-REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA @extschema@ FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@.version() TO PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@.missing_privileges() TO PUBLIC;
-
-GRANT SELECT, INSERT, UPDATE ON @extschema@.migration TO shift_operator;
-GRANT SELECT, INSERT, UPDATE, DELETE ON @extschema@.phase TO shift_operator;
-GRANT SELECT, INSERT ON @extschema@.event TO shift_operator;
-GRANT SELECT ON @extschema@.status, @extschema@.history TO shift_operator;
-GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA @extschema@ TO shift_operator;

@@ -3,17 +3,15 @@
 --
 --   expand    add the nullable column (catalog-only, under a short lock_timeout,
 --             retried if another session holds the table)
---   backfill  fill it in key-ordered batches of 5 000 rows, each its own
---             transaction, so no batch holds row locks for long; its verify
---             gate proves every row agrees before the next phase starts
+--   backfill  fill it with the extension's batched backfill: key order,
+--             batches sized to ~200 ms, each committed with its checkpoint;
+--             its verify gate proves every row agrees before the next phase
 --   index     build the index CONCURRENTLY, so writes go on meanwhile
 --
 -- Run:       pgshift --dsn 'dbname=app' run scripts/examples/users_email_lower.lua
 -- Review:    pgshift plan --format markdown scripts/examples/users_email_lower.lua
 -- Undo:      pgshift rollback scripts/examples/users_email_lower.lua [--to PHASE]
 -- Expects:   users(id bigint primary key, email text)
-
-local BATCH = 5000
 
 return migration {
   name = "users_email_lower",
@@ -29,27 +27,15 @@ return migration {
       end },
 
     { name = "backfill",
-      description = "fill email_lower in batches of " .. BATCH .. " rows in key order",
+      description = "fill email_lower in key order, in batches sized to take about 200 ms each",
       up = function(db)
-        local total = db:value("SELECT count(*) FROM users")
-        local last, done = nil, 0
-        while true do
-          -- The batch's upper key, found on the primary key index alone.
-          local hi = db:value([[
-            SELECT id FROM users WHERE $1::bigint IS NULL OR id > $1
-            ORDER BY id OFFSET $2 LIMIT 1]], last, BATCH - 1)
-          local n = db:exec([[
-            UPDATE users SET email_lower = lower(email)
-             WHERE ($1::bigint IS NULL OR id > $1) AND ($2::bigint IS NULL OR id <= $2)
-               AND email_lower IS DISTINCT FROM lower(email)]], last, hi)
-          done = done + n
-          if hi == nil then break end
-          last = hi
-          if done // 50000 > (done - n) // 50000 then
-            log(string.format("%d of %d rows (%.0f %%)", done, total, 100 * done / math.max(total, 1)))
-          end
-        end
-        log(string.format("%d rows updated", done))
+        -- The extension walks the primary key from the start to the largest key
+        -- it finds now; each batch commits with its checkpoint, so a crash or
+        -- Ctrl-C loses nothing and the next run goes on where this one stopped.
+        -- Rows inserted from now on need the application (or a trigger) to set
+        -- email_lower themselves.
+        db:backfill { table = "users", set = "email_lower = lower(email)",
+                      where = "email_lower IS DISTINCT FROM lower(email)" }
       end,
       -- Nothing to undo here: the column's values go with the column (expand's down).
       down = function(db) end,

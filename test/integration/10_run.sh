@@ -11,7 +11,7 @@ q "CREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL);
 pgshift --dsn "dbname=$DB" run "$PGSHIFT_ROOT/scripts/examples/users_email_lower.lua"
 expect_rc "example users_email_lower runs" 0
 expect_in "each phase is reported" "$OUT" "--> [3/3] index"
-expect_in "the backfill logs its count" "$OUT" "12345 rows updated"
+expect_in "the backfill logs its count" "$OUT" "backfill users_email_lower:backfill: 12345 rows written, 12345 keys walked"
 expect_in "with the rows it wrote" "$OUT" "12345 rows"
 expect_in "a summary line closes the run" "$OUT" "==> run of migration users_email_lower finished after"
 expect_eq "every row was filled" "$(q "SELECT count(*) FROM users WHERE email_lower = lower(email)")" 12345

@@ -168,6 +168,45 @@ expect_first_line "pointing at the statement inside the transaction" "tx.lua:10:
 expect_eq "the committed transaction stays" "$(q "SELECT count(*) FROM tx_ok")" 3
 expect_eq "the failed one left nothing" "$(q "SELECT to_regclass('tx_gone') IS NULL")" t
 
+# ---- a phase cannot close the migration's db (it holds the lock)
+f=$(mig closer <<'LUA'
+return migration { name = "closer", phases = {
+  { name = "c", up = function(db) db:exec("SELECT 1"); db:close() end } } }
+LUA
+)
+pgshift --dsn "dbname=$DB" run "$f"
+expect_rc "db:close() in a phase fails the phase, cleanly" 1
+expect_first_line "and says why" "closer.lua:2: the migration's db cannot be closed"
+expect_eq "the failure is recorded" "$(phase_status closer)" "c=failed"
+
+# ---- a failed phase without down is a point of no return for rollback
+f=$(mig stuck <<'LUA'
+return migration { name = "stuck", phases = {
+  { name = "expand", up = function(db) db:exec("CREATE TABLE stuck_a (x int)") end,
+    down = function(db) db:exec("DROP TABLE stuck_a") end },
+  { name = "contract", up = function(db)
+      db:exec("CREATE TABLE stuck_b (x int)")
+      db:exec("SELECT 1 / 0")
+    end },
+} }
+LUA
+)
+pgshift --dsn "dbname=$DB" run "$f"
+expect_rc "stuck fails in contract" 1
+pgshift --dsn "dbname=$DB" rollback "$f"
+expect_rc "rolling back past a failed phase without down is refused" 1
+expect_first_line "naming it" "cannot roll back phase 2 'contract' of migration stuck: it has no down"
+expect_eq "expand is still done" "$(phase_status stuck)" "expand=done contract=failed"
+
+# ---- a migration rolled back after a failure is rolled_back, not failed
+pgshift --dsn "dbname=$DB" rollback "$three"
+FAIL_AT=b pgshift --dsn "dbname=$DB" run "$three"
+expect_rc "three fails in b (its down runs)" 1
+pgshift --dsn "dbname=$DB" rollback "$three"
+expect_rc "then a full rollback" 0
+expect_eq "every phase is rolled back" "$(phase_status three)" "a=rolled_back b=rolled_back c=rolled_back"
+expect_eq "and so is the migration" "$(q "SELECT status FROM shift.migration WHERE name = 'three'")" rolled_back
+
 # ---- --json: one JSON object per line, and errors as events too
 # (three is fully rolled back here: a and b run, c fails and its down runs)
 FAIL_AT=c pgshift --dsn "dbname=$DB" --json run "$three"

@@ -96,9 +96,34 @@ pgshift --dsn "dbname=$DB" rollback "$f" --to first
 SLEEP=2.5 script -qec "'$PGSHIFT' --dsn 'dbname=$DB' run '$f'" /dev/null >"$WORK/tty.out" 2>&1
 expect_in "the live line counts the seconds" "$(cat "$WORK/tty.out")" "... slow running for 0:02"
 expect_in "and is cleared before the phase's result" "$(cat "$WORK/tty.out")" $'\r\033[K    done in 2.'
+f2=$(mig shorts <<'LUA'
+return migration { name = "shorts", phases = {
+  { name = "many", up = function(db)
+      for i = 1, 25 do db:exec("SELECT pg_sleep(0.1)") end
+    end } } }
+LUA
+)
+script -qec "'$PGSHIFT' --dsn 'dbname=$DB' run '$f2'" /dev/null >"$WORK/tty2.out" 2>&1
+expect_in "many short statements tick too (live line and heartbeat)" "$(cat "$WORK/tty2.out")" "... many running for 0:02"
 SLEEP=2.5 "$PGSHIFT" --dsn "dbname=$DB" rollback "$f" --to first >/dev/null
 SLEEP=2.5 "$PGSHIFT" --dsn "dbname=$DB" run "$f" >"$WORK/notty.out" 2>&1
 expect_not_in "without a terminal there is no live line" "$(cat "$WORK/notty.out")" "running for"
+
+# ---- db:ddl in a transaction restores the transaction's lock_timeout
+f3=$(mig ddltx <<'LUA'
+return migration { name = "ddltx", phases = {
+  { name = "t", up = function(db)
+      db:transaction(function(tx)
+        tx:exec("SET LOCAL lock_timeout = '7s'")
+        tx:ddl("CREATE TABLE ddltx_t (x int)")
+        local lt = tx:value("SELECT current_setting('lock_timeout')")
+        assert(lt == "7s", "lock_timeout inside the transaction is " .. lt)
+      end)
+    end } } }
+LUA
+)
+pgshift --dsn "dbname=$DB" run "$f3"
+expect_rc "db:ddl inside db:transaction keeps the transaction's lock_timeout" 0
 
 # ---- db:ddl waits out a lock held by another session, retrying
 q "CREATE TABLE busy (x int)"

@@ -26,6 +26,27 @@ expect_rc "--allow-drift accepts it" 0
 expect_in "and logs it" "$(events drifty)" "drift_allowed run_started run_finished"
 pgshift --dsn "dbname=$DB" run "$f"
 expect_rc "the accepted script is the new reference" 0
+echo "-- a fix to the down" >>"$f"
+pgshift --dsn "dbname=$DB" rollback "$f"
+expect_rc "rollback with a changed script is refused too" 1
+pgshift --dsn "dbname=$DB" rollback "$f" --allow-drift
+expect_rc "rollback --allow-drift accepts it" 0
+expect_eq "and rolled back" "$(phase_status drifty)" "make=rolled_back"
+
+# ---- the lock of a migration in another database is not ours
+DB_A=$DB
+new_db drift_other
+DB=$DB_A
+psql -X -q -d "it_drift_other" -c "SELECT shift.try_lock('drifty'), pg_sleep(5)" >/dev/null &
+other=$!
+for _ in $(seq 1 50); do
+  [ "$(psql -X -A -t -d it_drift_other -c "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")" = 1 ] && break
+  sleep 0.1
+done
+expect_eq "lock_holder sees only this database's locks" "$(q "SELECT count(*) FROM shift.lock_holder('drifty')")" 0
+pgshift --dsn "dbname=$DB" run "$f" --allow-drift
+expect_rc "a runner here is not blocked by a lock in another database" 0
+kill "$other" 2>/dev/null; wait "$other" 2>/dev/null
 
 # ---- plan changes nothing
 f=$(mig planned <<'LUA'
@@ -69,6 +90,7 @@ expect_rc "plan (json)" 0
 expect_eq "json names the migration" "$(json_field "$OUT" '{migration}')" planned
 expect_eq "json lists the steps" "$(json_field "$OUT" '{phases,0,up,statements,1,params,1}')" '"one"'
 expect_eq "json lists points of no return" "$(json_field "$OUT" '{points_of_no_return,0}')" contract
+expect_eq "a statement without parameters has an empty array" "$(json_field "$OUT" '{phases,1,up,statements,0,params}')" "[]"
 after=$(snapshot)
 expect_eq "plan changed nothing in the catalog or shift.*" "$after" "$before"
 pgshift --dsn "host=/nonexistent port=1" plan --offline "$f"

@@ -145,6 +145,21 @@ SELECT shift.phase_start('m2', 'extra');
 SELECT shift.phase_done('m2', 'extra');
 SELECT shift.migration_end('m2');
 
+-- ---- drift is judged by the phases: a crashed run that left "running" still counts as complete
+SELECT count(*) AS phases FROM shift.migration_begin('m2', repeat('d', 64),
+  '[{"name":"only","reversible":true},{"name":"extra","reversible":true},{"name":"more","reversible":true}]',
+  'run', pg_backend_pid());
+SELECT shift.phase_start('m2', 'more');
+SELECT shift.phase_done('m2', 'more');
+SELECT shift.migration_end('m2');
+SELECT count(*) AS phases FROM shift.migration_begin('m2', repeat('d', 64),
+  '[{"name":"only","reversible":true},{"name":"extra","reversible":true},{"name":"more","reversible":true}]',
+  'verify', pg_backend_pid());
+UPDATE shift.migration SET lease_control_pid = 999999 WHERE name = 'm2';   -- the verify crashed
+SELECT shift.migration_begin('m2', repeat('f', 64),
+  '[{"name":"only","reversible":true},{"name":"extra","reversible":true},{"name":"more","reversible":true}]',
+  'run', pg_backend_pid());
+
 -- ---- the event log is append-only and tells the whole story
 UPDATE shift.event SET message = 'rewritten' WHERE id = 1;
 DELETE FROM shift.event;
@@ -171,6 +186,10 @@ SELECT shift.phase_start('m3', 'a');
 SELECT shift.phase_done('m3', 'a');
 SELECT shift.migration_end('m3');
 SELECT applied_by FROM shift.migration WHERE name = 'm3';
+-- an operator records events, but cannot forge who wrote them or when
+INSERT INTO shift.event (migration, kind, role, at) VALUES ('m3', 'error', 'postgres', '2020-01-01');
+INSERT INTO shift.event (migration, kind, message) VALUES ('m3', 'error', 'by hand');
+SELECT role, message FROM shift.event WHERE migration = 'm3' AND kind = 'error';
 RESET ROLE;
 SELECT shift.unlock('m1'), shift.unlock('m2'), shift.unlock('m3');
 DROP ROLE regress_pgshift_plain;

@@ -1,0 +1,423 @@
+-- ---------------------------------------------------------------------------
+-- Backfill: batched, resumable, adaptive, throttled row moving (C in
+-- extension/backfill.c).  A job walks its table by a unique key in key order
+-- up to a bound fixed when it starts; each batch's rows and its checkpoint
+-- commit together, so a killed session, runner or server loses nothing and
+-- repeats nothing.
+-- ---------------------------------------------------------------------------
+
+CREATE TABLE @extschema@.backfill (
+  name              pg_catalog.text PRIMARY KEY
+                    CHECK (name OPERATOR(pg_catalog.~) '^[A-Za-z0-9_.:-]{1,250}$'),
+  relation          pg_catalog.regclass NOT NULL,
+  kind              pg_catalog.text NOT NULL CHECK (kind IN ('update', 'copy')),
+  set_clause        pg_catalog.text,
+  where_clause      pg_catalog.text,
+  into_relation     pg_catalog.regclass,
+  into_columns      pg_catalog.text[],
+  select_list       pg_catalog.text,
+  on_conflict       pg_catalog.text NOT NULL DEFAULT 'error'
+                    CHECK (on_conflict IN ('error', 'nothing', 'update')),
+  key_index         pg_catalog.regclass NOT NULL,
+  key_columns       pg_catalog.text[] NOT NULL,
+  owner             pg_catalog.name NOT NULL DEFAULT CURRENT_USER,
+  migration         pg_catalog.text,   -- the migration phase that made it (db:backfill)
+  phase             pg_catalog.text,
+  -- settings, read before every batch (change them with shift.backfill_set)
+  batch_min         pg_catalog.int4 NOT NULL DEFAULT 100 CHECK (batch_min >= 1),
+  batch_max         pg_catalog.int4 NOT NULL DEFAULT 50000 CHECK (batch_max >= batch_min),
+  target_ms         pg_catalog.int4 NOT NULL DEFAULT 200 CHECK (target_ms BETWEEN 10 AND 600000),
+  sleep_ratio       pg_catalog.float8 NOT NULL DEFAULT 0 CHECK (sleep_ratio BETWEEN 0 AND 100),
+  lock_timeout_ms   pg_catalog.int4 NOT NULL DEFAULT 1000 CHECK (lock_timeout_ms BETWEEN 1 AND 600000),
+  max_retries       pg_catalog.int4 NOT NULL DEFAULT 20 CHECK (max_retries >= 0),
+  max_lag           pg_catalog.interval DEFAULT '10 seconds',
+  throttle_query    pg_catalog.text,
+  -- state
+  state             pg_catalog.text NOT NULL DEFAULT 'pending'
+                    CHECK (state IN ('pending', 'active', 'paused', 'done', 'cancelled', 'failed')),
+  upper_key         pg_catalog.bytea[],
+  upper_key_text    pg_catalog.text,
+  last_key          pg_catalog.bytea[],
+  last_key_text     pg_catalog.text,
+  estimated_total   pg_catalog.int8,
+  keys_done         pg_catalog.int8 NOT NULL DEFAULT 0,
+  rows_done         pg_catalog.int8 NOT NULL DEFAULT 0,
+  batches           pg_catalog.int8 NOT NULL DEFAULT 0,
+  retries           pg_catalog.int8 NOT NULL DEFAULT 0,
+  batch_size        pg_catalog.int4,
+  rate              pg_catalog.float8,
+  busy_ms           pg_catalog.float8 NOT NULL DEFAULT 0,
+  throttled         pg_catalog.text,
+  last_error        pg_catalog.text,
+  last_sqlstate     pg_catalog.text,
+  created_at        pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now(),
+  started_at        pg_catalog.timestamptz,
+  updated_at        pg_catalog.timestamptz,
+  finished_at       pg_catalog.timestamptz,
+  CHECK ((kind = 'update') = (set_clause IS NOT NULL)),
+  CHECK ((kind = 'copy') = (into_relation IS NOT NULL))
+);
+COMMENT ON TABLE @extschema@.backfill IS
+  'backfill jobs: definition, settings read before every batch, and the checkpoint';
+
+CREATE TABLE @extschema@.backfill_batch (
+  job               pg_catalog.text NOT NULL
+                    REFERENCES @extschema@.backfill (name) ON DELETE CASCADE,
+  batch             pg_catalog.int8 NOT NULL,
+  at                pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+  keys              pg_catalog.int4 NOT NULL,
+  rows              pg_catalog.int8 NOT NULL,
+  ms                pg_catalog.float8 NOT NULL,
+  batch_size        pg_catalog.int4 NOT NULL,
+  retries           pg_catalog.int4 NOT NULL DEFAULT 0,
+  PRIMARY KEY (job, batch)
+);
+COMMENT ON TABLE @extschema@.backfill_batch IS
+  'one row per committed batch of a backfill job (committed with it)';
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.backfill', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.backfill_batch', '');
+
+-- Settings in range, or a clear error (instead of a CHECK violation).
+CREATE FUNCTION @extschema@._backfill_check_settings(
+  batch_min pg_catalog.int4, batch_max pg_catalog.int4, target_ms pg_catalog.int4,
+  sleep_ratio pg_catalog.float8, lock_timeout_ms pg_catalog.int4, max_retries pg_catalog.int4)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF batch_min < 1 OR batch_max < batch_min THEN
+    RAISE EXCEPTION 'batch sizes must satisfy 1 <= batch_min <= batch_max (got % and %)', batch_min, batch_max
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF target_ms NOT BETWEEN 10 AND 600000 THEN
+    RAISE EXCEPTION 'target_ms must be between 10 and 600000 (got %)', target_ms
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF sleep_ratio NOT BETWEEN 0 AND 100 THEN
+    RAISE EXCEPTION 'sleep_ratio must be between 0 and 100 (got %)', sleep_ratio
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF lock_timeout_ms NOT BETWEEN 1 AND 600000 THEN
+    RAISE EXCEPTION 'lock_timeout_ms must be between 1 and 600000 (got %)', lock_timeout_ms
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF max_retries < 0 THEN
+    RAISE EXCEPTION 'max_retries must be 0 or more (got %)', max_retries
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+END
+$$;
+
+/*
+ * shift.backfill_create(name, relation, set => | into =>, ...)
+ *
+ * Defines a job.  In place: set => 'col = expr, ...' (optionally where =>).
+ * Copy: into => 'target', with columns => the target's columns and
+ * select => the matching expressions over the source (default: the target's
+ * columns that the source has too, by name), on_conflict => 'error',
+ * 'nothing' or 'update' (the target's primary key decides what conflicts).
+ * key => a unique index to walk instead of the primary key.  Every SQL
+ * fragment is checked with the server's parser and the statements are
+ * prepared once here, so mistakes surface now, not in the first batch.
+ * With if_exists => 'reuse', an identical existing job is kept (a different
+ * one is an error); the default refuses any existing job.  migration and
+ * phase tie the job to the phase that made it: running that phase's down
+ * drops the job, so that a new attempt starts from the beginning.
+ */
+CREATE FUNCTION @extschema@.backfill_create(
+  name pg_catalog.text, relation pg_catalog.regclass,
+  set pg_catalog.text DEFAULT NULL, "where" pg_catalog.text DEFAULT NULL,
+  "into" pg_catalog.regclass DEFAULT NULL, columns pg_catalog.text[] DEFAULT NULL,
+  "select" pg_catalog.text DEFAULT NULL, on_conflict pg_catalog.text DEFAULT 'error',
+  key pg_catalog.regclass DEFAULT NULL,
+  batch_min pg_catalog.int4 DEFAULT 100, batch_max pg_catalog.int4 DEFAULT 50000,
+  target_ms pg_catalog.int4 DEFAULT 200, sleep_ratio pg_catalog.float8 DEFAULT 0,
+  lock_timeout_ms pg_catalog.int4 DEFAULT 1000, max_retries pg_catalog.int4 DEFAULT 20,
+  max_lag pg_catalog.interval DEFAULT '10 seconds', throttle_query pg_catalog.text DEFAULT NULL,
+  if_exists pg_catalog.text DEFAULT 'error',
+  migration pg_catalog.text DEFAULT NULL, phase pg_catalog.text DEFAULT NULL)
+RETURNS pg_catalog.text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  old @extschema@.backfill;
+  kind pg_catalog.text;
+  v_name CONSTANT pg_catalog.text := backfill_create.name;
+BEGIN
+  IF v_name IS NULL OR v_name !~ '^[A-Za-z0-9_.:-]{1,250}$' THEN
+    RAISE EXCEPTION 'invalid backfill job name "%"', v_name
+      USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'Names are 1 to 250 letters, digits, "_", ".", ":" or "-".';
+  END IF;
+  IF if_exists NOT IN ('error', 'reuse') THEN
+    RAISE EXCEPTION 'if_exists must be error or reuse, not "%"', if_exists
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF (set IS NULL) = ("into" IS NULL) THEN
+    RAISE EXCEPTION 'backfill job "%" needs exactly one of set => (update in place) and into => (copy)', v_name
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'set => ''col = expr'' updates rows in place; into => ''table'' copies them.';
+  END IF;
+  kind := CASE WHEN set IS NOT NULL THEN 'update' ELSE 'copy' END;
+  PERFORM @extschema@._backfill_check_settings(batch_min, batch_max, target_ms, sleep_ratio,
+                                               lock_timeout_ms, max_retries);
+  -- PostgreSQL refuses the run anyway; say so now, before anything starts
+  IF kind = 'update' AND NOT (has_table_privilege(relation, 'SELECT') AND has_table_privilege(relation, 'UPDATE')) THEN
+    RAISE EXCEPTION 'role "%" may not backfill %: it needs SELECT and UPDATE on it', current_user, relation
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  IF kind = 'copy' AND NOT (has_table_privilege(relation, 'SELECT') AND has_table_privilege("into", 'INSERT')) THEN
+    RAISE EXCEPTION 'role "%" may not copy % into %: it needs SELECT on the one and INSERT on the other',
+                    current_user, relation, "into"
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  IF kind = 'update' AND (columns IS NOT NULL OR "select" IS NOT NULL OR on_conflict <> 'error') THEN
+    RAISE EXCEPTION 'columns, select and on_conflict apply only to a copy (into =>)'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+
+  SELECT * INTO old FROM @extschema@.backfill b WHERE b.name = v_name FOR UPDATE;
+  IF FOUND THEN
+    IF if_exists = 'reuse' AND old.relation = backfill_create.relation AND old.kind = kind
+       AND old.set_clause IS NOT DISTINCT FROM set
+       AND old.where_clause IS NOT DISTINCT FROM "where"
+       AND old.into_relation IS NOT DISTINCT FROM "into"
+       AND (columns IS NULL OR old.into_columns IS NOT DISTINCT FROM columns)
+       AND ("select" IS NULL OR old.select_list IS NOT DISTINCT FROM "select")
+       AND old.on_conflict = on_conflict
+       AND (key IS NULL OR old.key_index = key)
+       AND old.migration IS NOT DISTINCT FROM backfill_create.migration
+       AND old.phase IS NOT DISTINCT FROM backfill_create.phase THEN
+      RETURN v_name;
+    END IF;
+    RAISE EXCEPTION 'backfill job "%" already exists%', v_name,
+      CASE WHEN if_exists = 'reuse' THEN ' with a different definition' ELSE '' END
+      USING ERRCODE = 'duplicate_object',
+            HINT = 'Drop it with shift.backfill_drop(''' || v_name || ''') or choose another name.';
+  END IF;
+
+  INSERT INTO @extschema@.backfill (name, relation, kind, set_clause, where_clause, into_relation,
+                                    into_columns, select_list, on_conflict, key_index, key_columns,
+                                    batch_min, batch_max, target_ms, sleep_ratio, lock_timeout_ms,
+                                    max_retries, max_lag, throttle_query, migration, phase)
+  VALUES (v_name, relation, kind, set, "where", "into", columns, "select", on_conflict,
+          coalesce(key, relation), '{}', batch_min, batch_max, target_ms, sleep_ratio,
+          lock_timeout_ms, max_retries, max_lag, throttle_query,
+          backfill_create.migration, backfill_create.phase);
+  -- resolves the key, the default column mapping, checks and prepares everything
+  PERFORM @extschema@._backfill_check(v_name);
+  RETURN v_name;
+END
+$$;
+
+-- Resolves and checks a job's key, columns and SQL (C).
+CREATE FUNCTION @extschema@._backfill_check(name pg_catalog.text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'shift_backfill_check'
+LANGUAGE C STRICT;
+
+/*
+ * CALL shift.backfill_run(name, max_runtime => NULL, max_batches => NULL)
+ *
+ * Runs batches until the job is done, paused or cancelled, or max_runtime
+ * or max_batches is reached, committing after every batch.  Must be called
+ * with CALL outside an explicit transaction (pg_cron does that).
+ */
+CREATE PROCEDURE @extschema@.backfill_run(name pg_catalog.text,
+                                          max_runtime pg_catalog.interval DEFAULT NULL,
+                                          max_batches pg_catalog.int8 DEFAULT NULL)
+AS 'MODULE_PATHNAME', 'shift_backfill_run'
+LANGUAGE C;
+
+/*
+ * shift.backfill_step(name) -> (keys, rows, done)
+ *
+ * Exactly one batch, inside the caller's transaction (no commit, no
+ * throttling, no retries): for tests, and for callers who drive batches.
+ */
+CREATE FUNCTION @extschema@.backfill_step(name pg_catalog.text,
+                                          OUT keys pg_catalog.int8, OUT rows pg_catalog.int8,
+                                          OUT done pg_catalog.bool)
+AS 'MODULE_PATHNAME', 'shift_backfill_step'
+LANGUAGE C STRICT;
+
+CREATE FUNCTION @extschema@._backfill_job(p_name pg_catalog.text)
+RETURNS @extschema@.backfill
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  j @extschema@.backfill;
+BEGIN
+  SELECT * INTO j FROM @extschema@.backfill WHERE name = p_name FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'backfill job "%" does not exist', p_name
+      USING ERRCODE = 'undefined_object',
+            HINT = 'SELECT name FROM shift.backfill_progress lists the jobs.';
+  END IF;
+  RETURN j;
+END
+$$;
+
+-- shift.backfill_pause(name): the job stops before its next batch.
+CREATE FUNCTION @extschema@.backfill_pause(name pg_catalog.text)
+RETURNS pg_catalog.text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  j @extschema@.backfill := @extschema@._backfill_job(name);
+BEGIN
+  IF j.state IN ('done', 'cancelled') THEN
+    RAISE EXCEPTION 'backfill job "%" is % and cannot be paused', name, j.state
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  UPDATE @extschema@.backfill b SET state = 'paused' WHERE b.name = backfill_pause.name;
+  RETURN 'paused';
+END
+$$;
+
+-- shift.backfill_resume(name): a paused (or failed) job may run again.
+CREATE FUNCTION @extschema@.backfill_resume(name pg_catalog.text)
+RETURNS pg_catalog.text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  j @extschema@.backfill := @extschema@._backfill_job(name);
+  s pg_catalog.text;
+BEGIN
+  IF j.state NOT IN ('paused', 'failed') THEN
+    RAISE EXCEPTION 'backfill job "%" is %, not paused', name, j.state
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  s := CASE WHEN j.upper_key IS NULL THEN 'pending' ELSE 'active' END;
+  UPDATE @extschema@.backfill b SET state = s WHERE b.name = backfill_resume.name;
+  RETURN s;
+END
+$$;
+
+-- shift.backfill_cancel(name): the job stops before its next batch, for good.
+CREATE FUNCTION @extschema@.backfill_cancel(name pg_catalog.text)
+RETURNS pg_catalog.text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  j @extschema@.backfill := @extschema@._backfill_job(name);
+BEGIN
+  IF j.state = 'done' THEN
+    RAISE EXCEPTION 'backfill job "%" is already done', name
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  UPDATE @extschema@.backfill b SET state = 'cancelled', finished_at = now()
+   WHERE b.name = backfill_cancel.name;
+  RETURN 'cancelled';
+END
+$$;
+
+-- shift.backfill_set(name, ...): changes settings; the next batch uses them.
+CREATE FUNCTION @extschema@.backfill_set(name pg_catalog.text,
+  batch_min pg_catalog.int4 DEFAULT NULL, batch_max pg_catalog.int4 DEFAULT NULL,
+  target_ms pg_catalog.int4 DEFAULT NULL, sleep_ratio pg_catalog.float8 DEFAULT NULL,
+  lock_timeout_ms pg_catalog.int4 DEFAULT NULL, max_retries pg_catalog.int4 DEFAULT NULL,
+  max_lag pg_catalog.interval DEFAULT NULL, throttle_query pg_catalog.text DEFAULT NULL,
+  clear_max_lag pg_catalog.bool DEFAULT false, clear_throttle_query pg_catalog.bool DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  j @extschema@.backfill := @extschema@._backfill_job(name);
+BEGIN
+  PERFORM @extschema@._backfill_check_settings(
+    coalesce(batch_min, j.batch_min), coalesce(batch_max, j.batch_max),
+    coalesce(target_ms, j.target_ms), coalesce(sleep_ratio, j.sleep_ratio),
+    coalesce(lock_timeout_ms, j.lock_timeout_ms), coalesce(max_retries, j.max_retries));
+  UPDATE @extschema@.backfill b
+     SET batch_min = coalesce(backfill_set.batch_min, b.batch_min),
+         batch_max = coalesce(backfill_set.batch_max, b.batch_max),
+         target_ms = coalesce(backfill_set.target_ms, b.target_ms),
+         sleep_ratio = coalesce(backfill_set.sleep_ratio, b.sleep_ratio),
+         lock_timeout_ms = coalesce(backfill_set.lock_timeout_ms, b.lock_timeout_ms),
+         max_retries = coalesce(backfill_set.max_retries, b.max_retries),
+         max_lag = CASE WHEN clear_max_lag THEN NULL ELSE coalesce(backfill_set.max_lag, b.max_lag) END,
+         throttle_query = CASE WHEN clear_throttle_query THEN NULL
+                               ELSE coalesce(backfill_set.throttle_query, b.throttle_query) END
+   WHERE b.name = backfill_set.name;
+  IF throttle_query IS NOT NULL THEN
+    PERFORM @extschema@._backfill_check(name);
+  END IF;
+END
+$$;
+
+-- shift.backfill_drop(name): forgets a job that is not running.
+CREATE FUNCTION @extschema@.backfill_drop(name pg_catalog.text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  j @extschema@.backfill := @extschema@._backfill_job(name);
+BEGIN
+  -- the key of the job's run lock: (0x73686266 'shbf', hashtext(name))
+  IF NOT pg_try_advisory_xact_lock(1936220774, hashtext(name)) THEN
+    RAISE EXCEPTION 'backfill job "%" is running and cannot be dropped', name
+      USING ERRCODE = 'object_in_use', HINT = 'Cancel it first with shift.backfill_cancel.';
+  END IF;
+  DELETE FROM @extschema@.backfill b WHERE b.name = backfill_drop.name;
+END
+$$;
+
+-- Drops the backfill jobs a phase made, once its down has undone their work.
+CREATE FUNCTION @extschema@._forget_backfills(migration pg_catalog.text, phase pg_catalog.text)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+  DELETE FROM @extschema@.backfill b
+   WHERE b.migration = _forget_backfills.migration AND b.phase = _forget_backfills.phase
+$$;
+
+CREATE VIEW @extschema@.backfill_progress AS
+SELECT b.name,
+       b.relation,
+       b.kind,
+       CASE WHEN l.pid IS NOT NULL THEN 'running' ELSE b.state END AS state,
+       l.pid AS running_pid,
+       b.rows_done,
+       b.keys_done,
+       CASE WHEN b.estimated_total IS NOT NULL
+            THEN greatest(b.estimated_total, b.keys_done) END AS estimated_total,
+       CASE WHEN b.state = 'done' THEN 100.0
+            WHEN coalesce(b.estimated_total, 0) > 0
+            THEN least(99.9, round(100.0 * b.keys_done / b.estimated_total, 1)) END AS percent,
+       round(b.rate::numeric, 1) AS rate,
+       CASE WHEN b.state NOT IN ('done', 'cancelled') AND b.rate > 0 AND b.estimated_total IS NOT NULL
+            THEN make_interval(secs => greatest(b.estimated_total - b.keys_done, 0) / b.rate) END AS eta,
+       b.batch_size,
+       b.batches,
+       b.last_key_text AS last_key,
+       b.upper_key_text AS upper_key,
+       b.retries,
+       b.throttled,
+       b.last_error,
+       b.last_sqlstate,
+       b.started_at,
+       b.updated_at,
+       b.finished_at,
+       coalesce(b.finished_at, b.updated_at) - b.started_at AS elapsed,
+       b.owner
+  FROM @extschema@.backfill b
+  LEFT JOIN pg_catalog.pg_locks l
+    ON l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+   AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d
+                      WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
+   AND l.classid = 1936220774::oid
+   AND l.objid = (pg_catalog.hashtext(b.name)::int8 & 4294967295)::oid;
+COMMENT ON VIEW @extschema@.backfill_progress IS
+  'every backfill job: state, rows done, estimated total, percent, rate (keys/s), ETA, batch size, last key, retries, last error';
+

@@ -1,0 +1,20 @@
+-- ---------------------------------------------------------------------------
+-- Privileges, last so that they cover every object above: nothing for PUBLIC
+-- but version() and missing_privileges(); shift_operator may run migrations
+-- and backfills.  Every function runs as its caller (no SECURITY DEFINER).
+-- ---------------------------------------------------------------------------
+
+REVOKE ALL ON ALL TABLES IN SCHEMA @extschema@ FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA @extschema@ FROM PUBLIC;
+REVOKE EXECUTE ON ALL ROUTINES IN SCHEMA @extschema@ FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.version() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.missing_privileges() TO PUBLIC;
+
+GRANT SELECT, INSERT, UPDATE ON @extschema@.migration TO shift_operator;
+GRANT SELECT, INSERT, UPDATE, DELETE ON @extschema@.phase TO shift_operator;
+-- events: only what _event writes, so who, when and which session stay true
+GRANT SELECT ON @extschema@.event TO shift_operator;
+GRANT INSERT (migration, phase, kind, message, sqlstate, detail, host) ON @extschema@.event TO shift_operator;
+GRANT SELECT, INSERT, UPDATE, DELETE ON @extschema@.backfill, @extschema@.backfill_batch TO shift_operator;
+GRANT SELECT ON @extschema@.status, @extschema@.history, @extschema@.backfill_progress TO shift_operator;
+GRANT EXECUTE ON ALL ROUTINES IN SCHEMA @extschema@ TO shift_operator;
