@@ -367,6 +367,33 @@ resolve_key(BackfillJob *job)
 	table_close(rel, AccessShareLock);
 }
 
+/* The job's state and settings: the first columns of load_job's and
+ * refresh_settings' queries, read by read_settings. */
+#define SETTINGS_COLUMNS \
+	"state, batch_min, batch_max, target_ms, sleep_ratio, lock_timeout_ms, max_retries," \
+	" pg_catalog.date_part('epoch', max_lag)::pg_catalog.float8, throttle_query"
+#define SETTINGS_NCOLUMNS 9
+
+/* Reads SETTINGS_COLUMNS from the first row of the last SPI result. */
+static void
+read_settings(BackfillJob *job)
+{
+	bool		isnull;
+	Datum		d;
+
+	strlcpy(job->state, spi_text(1), sizeof(job->state));
+	job->batch_min = DatumGetInt32(spi_datum(2, &isnull));
+	job->batch_max = DatumGetInt32(spi_datum(3, &isnull));
+	job->target_ms = DatumGetInt32(spi_datum(4, &isnull));
+	job->sleep_ratio = DatumGetFloat8(spi_datum(5, &isnull));
+	job->lock_timeout_ms = DatumGetInt32(spi_datum(6, &isnull));
+	job->max_retries = DatumGetInt32(spi_datum(7, &isnull));
+	d = spi_datum(8, &isnull);
+	job->has_max_lag = !isnull;
+	job->max_lag_secs = isnull ? 0 : DatumGetFloat8(d);
+	job->throttle_query = spi_text(9);
+}
+
 /*
  * Reads the job's row (locked FOR UPDATE when lock) into a new BackfillJob
  * allocated in the current memory context.
@@ -384,11 +411,9 @@ load_job(const char *name, bool lock)
 	char		sql[1024];
 
 	snprintf(sql, sizeof(sql),
-			 "SELECT relation::pg_catalog.oid, kind, set_clause, where_clause,"
-			 " into_relation::pg_catalog.oid, into_columns, select_list, on_conflict,"
-			 " key_index::pg_catalog.oid, owner::pg_catalog.text, batch_min, batch_max, target_ms,"
-			 " sleep_ratio, lock_timeout_ms, max_retries,"
-			 " pg_catalog.date_part('epoch', max_lag)::pg_catalog.float8, throttle_query, state,"
+			 "SELECT " SETTINGS_COLUMNS ", relation::pg_catalog.oid, kind, set_clause,"
+			 " where_clause, into_relation::pg_catalog.oid, into_columns, select_list,"
+			 " on_conflict, key_index::pg_catalog.oid, owner::pg_catalog.text,"
 			 " upper_key, last_key, batches, batch_size, rate"
 			 " FROM shift.backfill WHERE name OPERATOR(pg_catalog.=) $1%s",
 			 lock ? " FOR UPDATE" : "");
@@ -407,13 +432,15 @@ load_job(const char *name, bool lock)
 	job->last_cxt = AllocSetContextCreate(cxt, "pg_shift backfill checkpoint",
 										  ALLOCSET_SMALL_SIZES);
 	job->name = pstrdup(name);
-	job->relid = DatumGetObjectId(spi_datum(1, &isnull));
-	job->copy = strcmp(spi_text(2), "copy") == 0;
-	job->set_clause = spi_text(3);
-	job->where_clause = spi_text(4);
-	d = spi_datum(5, &isnull);
+	read_settings(job);
+#define C(n) (SETTINGS_NCOLUMNS + (n))
+	job->relid = DatumGetObjectId(spi_datum(C(1), &isnull));
+	job->copy = strcmp(spi_text(C(2)), "copy") == 0;
+	job->set_clause = spi_text(C(3));
+	job->where_clause = spi_text(C(4));
+	d = spi_datum(C(5), &isnull);
 	job->into_relid = isnull ? InvalidOid : DatumGetObjectId(d);
-	d = spi_datum(6, &isnull);
+	d = spi_datum(C(6), &isnull);
 	if (!isnull)
 	{
 		Datum	   *elems;
@@ -426,33 +453,22 @@ load_job(const char *name, bool lock)
 		for (i = 0; i < n; i++)
 			job->into_columns = lappend(job->into_columns, TextDatumGetCString(elems[i]));
 	}
-	job->select_list = spi_text(7);
-	job->on_conflict = spi_text(8);
-	job->key_index = DatumGetObjectId(spi_datum(9, &isnull));
-	job->owner = spi_text(10);
-	job->batch_min = DatumGetInt32(spi_datum(11, &isnull));
-	job->batch_max = DatumGetInt32(spi_datum(12, &isnull));
-	job->target_ms = DatumGetInt32(spi_datum(13, &isnull));
-	job->sleep_ratio = DatumGetFloat8(spi_datum(14, &isnull));
-	job->lock_timeout_ms = DatumGetInt32(spi_datum(15, &isnull));
-	job->max_retries = DatumGetInt32(spi_datum(16, &isnull));
-	d = spi_datum(17, &isnull);
-	job->has_max_lag = !isnull;
-	job->max_lag_secs = isnull ? 0 : DatumGetFloat8(d);
-	job->throttle_query = spi_text(18);
-	strlcpy(job->state, spi_text(19), sizeof(job->state));
-	job->batches = DatumGetInt64(spi_datum(22, &isnull));
-	d = spi_datum(23, &isnull);
+	job->select_list = spi_text(C(7));
+	job->on_conflict = spi_text(C(8));
+	job->key_index = DatumGetObjectId(spi_datum(C(9), &isnull));
+	job->owner = spi_text(C(10));
+	job->batches = DatumGetInt64(spi_datum(C(13), &isnull));
+	d = spi_datum(C(14), &isnull);
 	job->batch_size = isnull ? 0 : DatumGetInt32(d);
-	d = spi_datum(24, &isnull);
+	d = spi_datum(C(15), &isnull);
 	job->rate = isnull ? 0 : DatumGetFloat8(d);
 
 	resolve_key(job);
-	d = spi_datum(20, &isnull);
+	d = spi_datum(C(11), &isnull);
 	job->has_upper = !isnull;
 	if (!isnull)
 		array_to_keys(job, d, job->upper);
-	d = spi_datum(21, &isnull);
+	d = spi_datum(C(12), &isnull);
 	if (!isnull)
 	{
 		Datum		last[INDEX_MAX_KEYS];
@@ -460,6 +476,7 @@ load_job(const char *name, bool lock)
 		array_to_keys(job, d, last);
 		set_last_key(job, last);
 	}
+#undef C
 	return job;
 }
 
@@ -702,16 +719,27 @@ append_range(StringInfo s, BackfillJob *job, bool first)
 		appendStringInfo(s, " AND (\n%s\n)", job->where_clause);
 }
 
-/* The statement finding a batch's upper key and its number of keys. */
+/*
+ * The statement finding a batch's upper key and its number of keys: the
+ * last of the next n keys.  With one key column, max() and count() stream
+ * over the index scan; a row of columns has no max(), so it takes the top
+ * row of the n in descending order (a top-1 sort, no full sort).
+ */
 static char *
 hi_sql(BackfillJob *job, bool first)
 {
 	StringInfoData s;
 
 	initStringInfo(&s);
-	appendStringInfoString(&s, "SELECT ");
-	append_key_list(&s, job, "");
-	appendStringInfoString(&s, ", pg_catalog.count(*) OVER () FROM (SELECT ");
+	if (job->nkeys == 1)
+		appendStringInfo(&s, "SELECT pg_catalog.max(%s), pg_catalog.count(*) FROM (SELECT ",
+						 quote_identifier(job->key_names[0]));
+	else
+	{
+		appendStringInfoString(&s, "SELECT ");
+		append_key_list(&s, job, "");
+		appendStringInfoString(&s, ", pg_catalog.count(*) OVER () FROM (SELECT ");
+	}
 	append_key_list(&s, job, "");
 	appendStringInfo(&s, " FROM %s WHERE ", relation_name(job->relid, "table", job->name));
 	if (!first)
@@ -722,9 +750,13 @@ hi_sql(BackfillJob *job, bool first)
 	append_key_condition(&s, job, "<=", job->nkeys + 1);
 	appendStringInfoString(&s, " ORDER BY ");
 	append_key_list(&s, job, "");
-	appendStringInfo(&s, " LIMIT $%d) s ORDER BY ", 2 * job->nkeys + 1);
-	append_key_list(&s, job, " DESC");
-	appendStringInfoString(&s, " LIMIT 1");
+	appendStringInfo(&s, " LIMIT $%d) s", 2 * job->nkeys + 1);
+	if (job->nkeys > 1)
+	{
+		appendStringInfoString(&s, " ORDER BY ");
+		append_key_list(&s, job, " DESC");
+		appendStringInfoString(&s, " LIMIT 1");
+	}
 	return s.data;
 }
 
@@ -978,12 +1010,13 @@ do_batch(BackfillJob *job, BackfillPlans *plans, int retries, BatchResult *res)
 	instr_time	elapsed;
 
 	memset(res, 0, sizeof(*res));
-	INSTR_TIME_SET_CURRENT(start);
 	if (!job->has_upper && !fix_upper_bound(job))
 	{
 		res->done = true;
 		return;
 	}
+	/* timed from here: the batch's own statements, not the one-time bound */
+	INSTR_TIME_SET_CURRENT(start);
 	if (job->batch_size <= 0)
 		job->batch_size = Max(job->batch_min, Min(FIRST_BATCH, job->batch_max));
 	job->batch_size = Max(job->batch_min, Min(job->batch_size, job->batch_max));
@@ -1003,6 +1036,14 @@ do_batch(BackfillJob *job, BackfillPlans *plans, int retries, BatchResult *res)
 	/* 1. the batch's upper key */
 	rc = SPI_execute_plan(job->has_last ? plans->hi_next : plans->hi_first, args, nulls, true, 1);
 	spi_check(rc, "finding the batch's keys");
+	if (SPI_processed > 0)
+	{
+		bool		isnull;
+
+		(void) spi_datum(1, &isnull);
+		if (isnull)				/* max() of no rows */
+			SPI_processed = 0;
+	}
 	if (SPI_processed == 0)
 	{
 		/* nothing left up to the bound */
@@ -1327,14 +1368,10 @@ refresh_settings(BackfillJob *job)
 {
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1] = {CStringGetTextDatum(job->name)};
-	bool		isnull;
-	Datum		d;
 	MemoryContext cxt = CurrentMemoryContext;
 	int			rc;
 
-	rc = SPI_execute_with_args("SELECT state, batch_min, batch_max, target_ms, sleep_ratio,"
-							   " lock_timeout_ms, max_retries,"
-							   " pg_catalog.date_part('epoch', max_lag)::pg_catalog.float8, throttle_query"
+	rc = SPI_execute_with_args("SELECT " SETTINGS_COLUMNS
 							   " FROM shift.backfill WHERE name OPERATOR(pg_catalog.=) $1",
 							   1, argtypes, args, NULL, true, 1);
 	spi_check(rc, "rereading a backfill job");
@@ -1343,17 +1380,7 @@ refresh_settings(BackfillJob *job)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("backfill job \"%s\" was dropped while it ran", job->name)));
 	MemoryContextSwitchTo(cxt);
-	strlcpy(job->state, spi_text(1), sizeof(job->state));
-	job->batch_min = DatumGetInt32(spi_datum(2, &isnull));
-	job->batch_max = DatumGetInt32(spi_datum(3, &isnull));
-	job->target_ms = DatumGetInt32(spi_datum(4, &isnull));
-	job->sleep_ratio = DatumGetFloat8(spi_datum(5, &isnull));
-	job->lock_timeout_ms = DatumGetInt32(spi_datum(6, &isnull));
-	job->max_retries = DatumGetInt32(spi_datum(7, &isnull));
-	d = spi_datum(8, &isnull);
-	job->has_max_lag = !isnull;
-	job->max_lag_secs = isnull ? 0 : DatumGetFloat8(d);
-	job->throttle_query = spi_text(9);
+	read_settings(job);
 }
 
 /*

@@ -484,8 +484,10 @@ function db_methods.backfill(db, opts)
   local before = db:value("SELECT rows_done FROM shift.backfill WHERE name = $1", name)
   C.backfill_watch(name)
   local ok, err = pcall(exec_at, db, where, "CALL shift.backfill_run($1)", name)
-  C.backfill_watch(nil)
+  -- Only a finished run ends the resumable section: interrupted, the phase
+  -- must stay resumable, so that the next run goes on from the checkpoint.
   if not ok then error(err, 0) end
+  C.backfill_watch(nil)
   local st = db:query("SELECT state, rows_done, keys_done, batches FROM shift.backfill_progress"
     .. " WHERE name = $1", name)[1]
   C.add_rows(st.rows_done - before)

@@ -10,6 +10,7 @@ T_DBS=()
 WORK=$(mktemp -d /tmp/pgshift-it.XXXXXX)
 chmod 755 "$WORK"
 RC=0 OUT="" ERR=""
+export PGOPTIONS="-c client_min_messages=warning"
 
 cleanup() {
   local d
@@ -100,3 +101,22 @@ wait_for() {
 
 # json_field JSON PATH: a value out of JSON text, read by the server.
 json_field() { psql -X -q -A -t -d "$DB" -v j="$1" <<<"SELECT (:'j')::jsonb #>> '$2'"; }
+
+# as_owner CMD...: runs a server binary as the cluster's owner (postgres when root).
+as_owner() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+# restart_immediate: stops the server as a crash would (-m immediate), starts it again.
+restart_immediate() {
+  as_owner "$PGSHIFT_PGBIN/pg_ctl" -D "$PGSHIFT_DATA" -m immediate -w stop >/dev/null 2>&1
+  as_owner "$PGSHIFT_PGBIN/pg_ctl" -D "$PGSHIFT_DATA" -l "$PGSHIFT_LOG" -w -t 60 start >/dev/null
+}
+
+# snapshot_rows TABLE: saves every row of TABLE as it is now, into TABLE_before.
+snapshot_rows() { q "DROP TABLE IF EXISTS $1_before; CREATE TABLE $1_before AS SELECT * FROM $1"; }
+
+# rows_changed_once TABLE: counts rows whose n did not go up by exactly one, or
+# whose other columns changed, or that appeared or vanished (0: exactly once).
+rows_changed_once() {
+  q "SELECT count(*) FROM $1_before b FULL JOIN $1 a USING (id)
+      WHERE a.n IS DISTINCT FROM b.n + 1 OR a.payload IS DISTINCT FROM b.payload"
+}

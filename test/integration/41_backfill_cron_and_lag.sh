@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Backfill with the world around it: a real pg_cron (preloaded by the harness)
+# finishes a job over several scheduled runs, and a real streaming standby
+# whose replay is paused makes a job wait until it catches up.
+. "$(dirname "$0")/lib.sh"
+
+new_db bfcron
+q "CREATE TABLE c (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
+   INSERT INTO c SELECT g, 0 FROM generate_series(1, 1500) g"
+q "SELECT shift.backfill_create('cronjob', 'c', set => 'n = n + 1', batch_min => 500, batch_max => 500)" >/dev/null
+
+# ---- the README's recipe, at minute granularity (pg_cron 1.4): 3 batches, 2 a run
+psql -X -q -d postgres -c "CREATE EXTENSION IF NOT EXISTS pg_cron" >/dev/null
+jobid=$(psql -X -A -t -q -d postgres -c "SELECT cron.schedule_in_database('pgshift-it-backfill', '* * * * *',
+          \$\$CALL shift.backfill_run('cronjob', max_runtime => '50 seconds', max_batches => 2)\$\$, '$DB')")
+expect_eq "pg_cron accepted the schedule" "$([ -n "$jobid" ] && echo yes)" yes
+wait_for "pg_cron finishes the job" 150 "SELECT state = 'done' FROM shift.backfill WHERE name = 'cronjob'"
+runs=$(psql -X -A -t -q -d postgres -c "SELECT count(*) FROM cron.job_run_details WHERE jobid = $jobid AND status = 'succeeded'")
+psql -X -q -d postgres -c "SELECT cron.unschedule($jobid)" >/dev/null
+expect_eq "it took several scheduled runs" "$(( runs >= 2 ))" 1
+expect_eq "every row exactly once" "$(q "SELECT count(*) FROM c WHERE n <> 1")" 0
+expect_eq "in batches of the size asked" "$(q "SELECT count(*), max(keys) FROM shift.backfill_batch WHERE job = 'cronjob'")" "3|500"
+
+# ---- replication lag: a standby whose replay is paused holds the job back
+SB=$(mktemp -d /tmp/pgshift-standby.XXXXXX)
+chmod 700 "$SB"
+[ "$(id -u)" -ne 0 ] || chown postgres: "$SB"
+SBPORT=$((PGPORT + 1))
+stop_standby() { as_owner "$PGSHIFT_PGBIN/pg_ctl" -D "$SB/data" -m immediate -w stop >/dev/null 2>&1; rm -rf "$SB"; }
+trap 'stop_standby; cleanup' EXIT
+as_owner "$PGSHIFT_PGBIN/pg_basebackup" -h "$PGHOST" -p "$PGPORT" -U postgres -D "$SB/data" -R -X stream \
+  >"$WORK/basebackup.log" 2>&1 || { not_ok "pg_basebackup made a standby" "$(cat "$WORK/basebackup.log")"; exit 1; }
+cat >>"$SB/data/postgresql.conf" <<CONF
+port = $SBPORT
+unix_socket_directories = '$SB'
+shared_preload_libraries = ''
+wal_receiver_status_interval = 1s
+CONF
+as_owner "$PGSHIFT_PGBIN/pg_ctl" -D "$SB/data" -l "$SB/log" -w -t 60 start >/dev/null
+wait_for "the standby streams" 30 "SELECT EXISTS (SELECT FROM pg_stat_replication WHERE state = 'streaming')"
+
+q "CREATE TABLE l (id int PRIMARY KEY, n int NOT NULL DEFAULT 0, pad text);
+   INSERT INTO l SELECT g, 0, repeat('x', 200) FROM generate_series(1, 30000) g"
+q "SELECT shift.backfill_create('lagged', 'l', set => 'n = n + 1', batch_min => 1000, batch_max => 1000,
+                                max_lag => '1 second', sleep_ratio => 20)" >/dev/null
+psql -X -q -h "$SB" -p "$SBPORT" -d "$DB" -c "SELECT pg_wal_replay_pause()" >/dev/null
+q "CALL shift.backfill_run('lagged', max_batches => 3)"
+psql -X -q -d "$DB" -c "CALL shift.backfill_run('lagged')" >"$WORK/lagged.out" 2>&1 &
+runner=$!
+wait_for "the job waits on the standby's lag" 30 \
+  "SELECT throttled LIKE 'replication replay lag % is over max_lag 1.0 s' FROM shift.backfill WHERE name = 'lagged'"
+held=$(q "SELECT keys_done FROM shift.backfill WHERE name = 'lagged'")
+sleep 2
+expect_eq "while it waits, no batch runs" "$(q "SELECT keys_done FROM shift.backfill WHERE name = 'lagged'")" "$held"
+expect_eq "the progress view says why" \
+  "$(q "SELECT state || ': ' || (throttled LIKE 'replication replay lag%') FROM shift.backfill_progress WHERE name = 'lagged'")" "running: true"
+q "SELECT shift.backfill_set('lagged', sleep_ratio => 0)" >/dev/null
+psql -X -q -h "$SB" -p "$SBPORT" -d "$DB" -c "SELECT pg_wal_replay_resume()" >/dev/null
+wait $runner
+expect_eq "once the standby caught up, the job finished" "$(q "SELECT state, throttled IS NULL FROM shift.backfill WHERE name = 'lagged'")" "done|t"
+expect_eq "every row exactly once" "$(q "SELECT count(*) FROM l WHERE n <> 1")" 0
