@@ -25,4 +25,7 @@ echo "==> pgshift run scripts/examples/users_email_lower.lua"
 echo "==> what happened"
 psql -d demo -c "SELECT id, email, email_lower FROM users ORDER BY id LIMIT 3"
 psql -d demo -c "SELECT count(*) AS rows, count(email_lower) AS filled FROM users"
+echo "==> what the database recorded: pgshift status users_email_lower"
+"$PGSHIFT" --dsn "dbname=demo" status users_email_lower
+psql -d demo -c "SELECT name, state, rows_done, batches, batch_size, round(rate) AS keys_per_s FROM shift.backfill_progress"
 echo "==> demo done; the cluster is stopped and removed next"
