@@ -794,8 +794,8 @@ batch_sql(BackfillJob *job, bool first)
 			Oid			pk = RelationGetPrimaryKeyIndex(into);
 			HeapTuple	tup;
 			Form_pg_index idx;
+			StringInfoData set;
 			int			i;
-			bool		any = false;
 
 			if (!OidIsValid(pk))
 				ereport(ERROR,
@@ -810,7 +810,8 @@ batch_sql(BackfillJob *job, bool first)
 			for (i = 0; i < idx->indnkeyatts; i++)
 				appendStringInfo(&s, "%s%s", i ? ", " : "",
 								 quote_identifier(get_attname(job->into_relid, idx->indkey.values[i], false)));
-			appendStringInfoString(&s, ") DO UPDATE SET ");
+			/* every copied column outside the key takes the new value */
+			initStringInfo(&set);
 			foreach(lc, job->into_columns)
 			{
 				AttrNumber	att = get_attnum(job->into_relid, lfirst(lc));
@@ -818,24 +819,17 @@ batch_sql(BackfillJob *job, bool first)
 
 				for (i = 0; i < idx->indnkeyatts; i++)
 					in_pk |= idx->indkey.values[i] == att;
-				if (in_pk)
-					continue;
-				appendStringInfo(&s, "%s%s = EXCLUDED.%s", any ? ", " : "",
-								 quote_identifier(lfirst(lc)), quote_identifier(lfirst(lc)));
-				any = true;
+				if (!in_pk)
+					appendStringInfo(&set, "%s%s = EXCLUDED.%s", set.len ? ", " : "",
+									 quote_identifier(lfirst(lc)), quote_identifier(lfirst(lc)));
 			}
-			if (!any)
-				appendStringInfoString(&s, "NOTHING");	/* only key columns: nothing to update */
+			/* only key columns copied: there is nothing to update */
+			if (set.len > 0)
+				appendStringInfo(&s, ") DO UPDATE SET %s", set.data);
+			else
+				appendStringInfoString(&s, ") DO NOTHING");
 			ReleaseSysCache(tup);
 			table_close(into, AccessShareLock);
-			if (!any)
-			{
-				/* "DO UPDATE SET NOTHING" is not SQL: fall back to DO NOTHING */
-				char	   *p = strstr(s.data, ") DO UPDATE SET NOTHING");
-
-				strcpy(p, ") DO NOTHING");
-				s.len = strlen(s.data);
-			}
 		}
 	}
 	return s.data;

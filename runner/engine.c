@@ -320,6 +320,22 @@ phase_has(Session *s, int phase, const char *fn)
 	return yes;
 }
 
+/* Rolls back a transaction the work session left open; true if there was one. */
+static bool
+rollback_open_transaction(Session *s)
+{
+	PGTransactionStatusType ts = PQtransactionStatus(s->work);
+
+	if (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR)
+	{
+		PGresult   *res = PQexec(s->work, "ROLLBACK");
+
+		PQclear(res);
+		return true;
+	}
+	return false;
+}
+
 /*
  * Calls fn ("up", "down", "verify") of the phase table at index phase with
  * the work db.  Returns true, or false with a failure table pushed.  A
@@ -329,34 +345,23 @@ static bool
 call_phase(Session *s, int phase, const char *fn)
 {
 	lua_State  *L = s->L;
-	PGTransactionStatusType ts;
 
 	lua_getfield(L, phase, fn);
 	lua_pushvalue(L, s->workdb);
 	if (pgs_pcall(L, 1, 0) != LUA_OK)
 	{
 		pgs_clear_interrupt_hook(L);
-		ts = PQtransactionStatus(s->work);
-		if (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR)
-		{
-			PGresult   *res = PQexec(s->work, "ROLLBACK");
-
-			PQclear(res);
-		}
+		rollback_open_transaction(s);
 		return false;
 	}
-	ts = PQtransactionStatus(s->work);
-	if (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR)
+	if (rollback_open_transaction(s))
 	{
-		PGresult   *res = PQexec(s->work, "ROLLBACK");
-
-		PQclear(res);
 		pgs_push_failure(L, "%s: the phase's %s left a transaction open "
 						 "(BEGIN without COMMIT); pgshift rolled it back",
 						 s->path, fn);
 		return false;
 	}
-	if (ts == PQTRANS_UNKNOWN)
+	if (PQtransactionStatus(s->work) == PQTRANS_UNKNOWN)
 	{
 		pgs_push_failure(L, "the connection to the database was lost during the phase's %s", fn);
 		return false;
@@ -566,6 +571,14 @@ run_phases(Session *s)
 	}
 }
 
+/* Has the phase something to roll back: done, or failed and not clean? */
+static bool
+needs_rollback(const PhaseState *st)
+{
+	return strcmp(st->status, "done") == 0 ||
+		(strcmp(st->status, "failed") == 0 && st->needs_cleanup);
+}
+
 /* pgshift rollback [--to PHASE]: downs of completed phases, last first. */
 static void
 rollback_phases(Session *s)
@@ -588,8 +601,7 @@ rollback_phases(Session *s)
 	{
 		PhaseState *st = &s->state[i - 1];
 		const char *name = push_phase(s, i);
-		bool		todo = strcmp(st->status, "done") == 0 ||
-			(strcmp(st->status, "failed") == 0 && st->needs_cleanup);
+		bool		todo = needs_rollback(st);
 
 		/* a failed phase without down left what it committed: no way past it */
 		if (strcmp(st->status, "failed") == 0 && !phase_has(s, lua_gettop(L), "down"))
@@ -622,8 +634,7 @@ rollback_phases(Session *s)
 		int			phase;
 		double		t0;
 
-		if (!(strcmp(st->status, "done") == 0 ||
-			  (strcmp(st->status, "failed") == 0 && st->needs_cleanup)))
+		if (!needs_rollback(st))
 			continue;
 		name = push_phase(s, i);
 		if (pgs_interrupted)

@@ -271,6 +271,22 @@ run_statement(lua_State *L)
 	return box;
 }
 
+/* Pushes the value of row r, column c of res. */
+static void
+push_cell(lua_State *L, const PGresult *res, int r, int c)
+{
+	pgs_push_value(L, PQgetvalue(res, r, c), PQgetlength(res, r, c),
+				   PQftype(res, c), PQgetisnull(res, r, c));
+}
+
+/* Frees the box's result now that it has been converted. */
+static void
+done_with(ResultBox *box)
+{
+	PQclear(box->res);
+	box->res = NULL;
+}
+
 /* Does this command tag count as rows written? */
 static bool
 writes_rows(const char *tag)
@@ -299,8 +315,7 @@ db_exec(lua_State *L)
 	if (writes_rows(PQcmdStatus(box->res)))
 		((LuaDb *) lua_touserdata(L, 1))->rows += count;
 	lua_pushinteger(L, count);
-	PQclear(box->res);
-	box->res = NULL;
+	done_with(box);
 	return 1;
 }
 
@@ -334,14 +349,12 @@ db_query(lua_State *L)
 		lua_createtable(L, 0, ncols);
 		for (c = 0; c < ncols; c++)
 		{
-			pgs_push_value(L, PQgetvalue(res, r, c), PQgetlength(res, r, c),
-						   PQftype(res, c), PQgetisnull(res, r, c));
+			push_cell(L, res, r, c);
 			lua_setfield(L, -2, PQfname(res, c));
 		}
 		lua_rawseti(L, -2, r + 1);
 	}
-	PQclear(box->res);
-	box->res = NULL;
+	done_with(box);
 	return 1;
 }
 
@@ -355,10 +368,8 @@ db_value(lua_State *L)
 	if (PQntuples(res) == 0 || PQnfields(res) == 0)
 		lua_pushnil(L);
 	else
-		pgs_push_value(L, PQgetvalue(res, 0, 0), PQgetlength(res, 0, 0),
-					   PQftype(res, 0), PQgetisnull(res, 0, 0));
-	PQclear(box->res);
-	box->res = NULL;
+		push_cell(L, res, 0, 0);
+	done_with(box);
 	return 1;
 }
 

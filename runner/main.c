@@ -203,7 +203,6 @@ main(int argc, char **argv)
 		if (c >= OPT_TO && nused < 8)
 			used[nused++] = c;
 	}
-	pgs_quiet = opts.quiet;
 
 	if (optind >= argc)
 		return usage_error("%sno command given", "");

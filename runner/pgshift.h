@@ -137,14 +137,11 @@ extern int	pgs_cmd_plan(const PgsOptions *opts, const char *path);
 extern int	pgs_cmd_status(const PgsOptions *opts, const char *name);
 
 /* ---- sha256.c ---- */
-extern void pgs_sha256_hex(const void *data, size_t len, char *hex);
 extern int	pgs_sha256_file(const char *path, char *hex);
 
 /* ---- output ---- */
-extern bool pgs_quiet;
 extern void pgs_live_update(const char *text);
 extern void pgs_live_clear(void);
-extern void pgs_log(const char *fmt,...) __attribute__((format(printf, 1, 2)));
 extern void pgs_errorf(const char *fmt,...) __attribute__((format(printf, 1, 2)));
 
 #endif							/* PGSHIFT_H */

@@ -28,8 +28,6 @@ extern const size_t pgs_prelude_len;
 #define PRELUDE_KEY "pgshift.prelude"
 #define FAILURE_METATABLE "pgshift.failure"
 
-bool		pgs_quiet = false;
-
 /*
  * The live line: on a terminal, the running phase's elapsed time, redrawn in
  * place.  Everything else printed clears it first.
@@ -53,20 +51,6 @@ pgs_live_update(const char *text)
 	fprintf(stdout, "\r\033[K%s", text);
 	fflush(stdout);
 	live_shown = true;
-}
-
-void
-pgs_log(const char *fmt,...)
-{
-	va_list		ap;
-
-	if (pgs_quiet)
-		return;
-	pgs_live_clear();
-	va_start(ap, fmt);
-	vfprintf(stdout, fmt, ap);
-	va_end(ap);
-	fflush(stdout);
 }
 
 void

@@ -138,17 +138,6 @@ sha256_final(Sha256 *s, char *hex)
 		snprintf(hex + 8 * i, 9, "%08x", s->h[i]);
 }
 
-/* pgs_sha256_hex: hashes len bytes of data into hex (65 bytes). */
-void
-pgs_sha256_hex(const void *data, size_t len, char *hex)
-{
-	Sha256		s;
-
-	sha256_init(&s);
-	sha256_update(&s, data, len);
-	sha256_final(&s, hex);
-}
-
 /*
  * pgs_sha256_file: hashes the file at path into hex (65 bytes).  Returns 0,
  * or an errno value.

@@ -136,6 +136,12 @@ SELECT count(*), (SELECT email FROM copy2 WHERE id = 7) FROM copy2;
 SELECT shift.backfill_create('cp3', 'old_users', "into" => 'copy2', on_conflict => 'update');
 CALL shift.backfill_run('cp3');
 SELECT count(*), (SELECT email || ' / ' || extra FROM copy2 WHERE id = 7) FROM copy2;
+-- only key columns copied: nothing to update on a conflict, so it does nothing
+CREATE TABLE ids_only (id bigint PRIMARY KEY);
+INSERT INTO ids_only VALUES (3);
+SELECT shift.backfill_create('ids', 'old_users', "into" => 'ids_only', on_conflict => 'update');
+CALL shift.backfill_run('ids');
+SELECT count(*), sum(id) FROM ids_only;
 SELECT shift.backfill_create('cp4', 'old_users', "into" => 'old_users');
 SELECT shift.backfill_create('cp4', 'old_users', "into" => 'new_users', columns => '{nope}');
 SELECT shift.backfill_create('cp4', 'old_users', "into" => 'new_users', "select" => 'id FROM old_users');
