@@ -1,0 +1,1852 @@
+/*-------------------------------------------------------------------------
+ *
+ * checksum.c
+ *	  Row hashes, chunk checksums and table compare:
+ *	  shift.table_checksum, shift.chunk_checksums, shift.row_hashes,
+ *	  shift.compare.
+ *
+ * Each row is written into a canonical byte string (for every column: its
+ * position, a NULL marker or the value's length and bytes) and hashed with
+ * XXH3-128, whose result is defined independently of the CPU's byte order.
+ * The canonical form follows each type's equality, not its storage: numeric
+ * 1.0 and 1.00 write the same digits, float -0 writes as 0, every NaN alike,
+ * int2/int4/int8 all as 8 bytes (so an int column matches its bigint copy),
+ * timestamptz as its UTC microseconds (never through TimeZone), intervals as
+ * their span, jsonb by walking its tree, TOASTed values detoasted.  Types
+ * without a rule here go through their binary send function.
+ *
+ * A chunk's checksum is the row count and two 64-bit sums (mod 2^64) of the
+ * rows' 128-bit hashes: it does not depend on row order, a duplicated row
+ * adds rather than cancels, and the chunks of a table sum to its checksum.
+ *
+ * Chunks are key ranges (the primary key in order, chunk_rows rows each or
+ * sized to target_ms) or key-hash buckets (the top bits of a hash of the
+ * key, so a table needs one sequential scan, no index and no collation).
+ * A bucket b of 2^n buckets holds exactly buckets 2b and 2b+1 of 2^(n+1):
+ * comparing sides can refine only the buckets that differ.
+ *
+ * Every row goes through the executor (SPI with a DestReceiver that hashes
+ * the slot as it comes), run read-only in the caller's snapshot, so all the
+ * queries of one call see the same data and need only SELECT privilege of
+ * the calling role.  Nothing is written and no lock beyond AccessShareLock
+ * is taken.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/pg_attribute.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "parser/parser.h"
+#include "portability/instr_time.h"
+#include "tcop/dest.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/plancache.h"
+#include "utils/rangetypes.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+#include "utils/typcache.h"
+#include "utils/uuid.h"
+
+PG_FUNCTION_INFO_V1(shift_table_checksum);
+PG_FUNCTION_INFO_V1(shift_chunk_checksums);
+PG_FUNCTION_INFO_V1(shift_row_hashes);
+PG_FUNCTION_INFO_V1(shift_compare);
+
+/* Seeds the key hash, so a keyless table's key hash differs from its row hash. */
+#define KEY_SEED		UINT64CONST(0x7067736869667421)
+
+#define MAX_BUCKET_BITS	24
+
+/* ---------------------------------------------------------------- canonical values */
+
+typedef enum HashKind
+{
+	HK_INT,						/* int2, int4, int8: as int64 */
+	HK_FIXED,					/* by-value types whose bits are their value */
+	HK_FLOAT4,
+	HK_FLOAT8,
+	HK_NUMERIC,
+	HK_BYTES,					/* text, varchar, bytea, json, xml: the bytes */
+	HK_BPCHAR,					/* without trailing blanks */
+	HK_NAME,
+	HK_UUID,
+	HK_INTERVAL,
+	HK_JSONB,
+	HK_SEND						/* anything else: the binary send function */
+} HashKind;
+
+/* How one output column is written; class says which columns can match. */
+typedef struct ColHash
+{
+	HashKind	kind;
+	int16		typlen;
+	Oid			typid;
+	FmgrInfo	send;
+} ColHash;
+
+static void
+colhash_init(ColHash *c, Oid typid)
+{
+	Oid			base = getBaseType(typid);
+	bool		isvarlena;
+	Oid			sendfn;
+
+	c->typid = base;
+	c->typlen = get_typlen(base);
+	switch (base)
+	{
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+			c->kind = HK_INT;
+			return;
+		case BOOLOID:
+		case CHAROID:
+		case DATEOID:
+		case TIMEOID:
+		case TIMESTAMPOID:
+		case TIMESTAMPTZOID:
+		case CASHOID:
+		case OIDOID:
+			c->kind = HK_FIXED;
+			return;
+		case FLOAT4OID:
+			c->kind = HK_FLOAT4;
+			return;
+		case FLOAT8OID:
+			c->kind = HK_FLOAT8;
+			return;
+		case NUMERICOID:
+			c->kind = HK_NUMERIC;
+			return;
+		case TEXTOID:
+		case VARCHAROID:
+		case BYTEAOID:
+		case JSONOID:
+		case XMLOID:
+			c->kind = HK_BYTES;
+			return;
+		case BPCHAROID:
+			c->kind = HK_BPCHAR;
+			return;
+		case NAMEOID:
+			c->kind = HK_NAME;
+			return;
+		case UUIDOID:
+			c->kind = HK_UUID;
+			return;
+		case INTERVALOID:
+			c->kind = HK_INTERVAL;
+			return;
+		case JSONBOID:
+			c->kind = HK_JSONB;
+			return;
+		default:
+			break;
+	}
+	getTypeBinaryOutputInfo(base, &sendfn, &isvarlena);
+	c->kind = HK_SEND;
+	fmgr_info(sendfn, &c->send);
+}
+
+/* Columns of these kinds can hold equal values; others never compare equal. */
+static int
+colhash_class(const ColHash *c)
+{
+	switch (c->kind)
+	{
+		case HK_FLOAT4:
+		case HK_FLOAT8:
+			return HK_FLOAT8;
+		case HK_BPCHAR:
+		case HK_BYTES:
+		case HK_NAME:
+			return HK_BYTES;
+		default:
+			return c->kind;
+	}
+}
+
+static inline void
+put_u8(StringInfo s, uint8 v)
+{
+	appendStringInfoCharMacro(s, (char) v);
+}
+
+static inline void
+put_u16(StringInfo s, uint16 v)
+{
+	char		b[2] = {(char) (v & 0xff), (char) (v >> 8)};
+
+	appendBinaryStringInfo(s, b, 2);
+}
+
+static inline void
+put_u32_at(StringInfo s, int at, uint32 v)
+{
+	s->data[at] = (char) (v & 0xff);
+	s->data[at + 1] = (char) ((v >> 8) & 0xff);
+	s->data[at + 2] = (char) ((v >> 16) & 0xff);
+	s->data[at + 3] = (char) (v >> 24);
+}
+
+static inline void
+put_u64(StringInfo s, uint64 v)
+{
+	char		b[8];
+	int			i;
+
+	for (i = 0; i < 8; i++)
+		b[i] = (char) ((v >> (8 * i)) & 0xff);
+	appendBinaryStringInfo(s, b, 8);
+}
+
+static inline void
+put_double(StringInfo s, double v)
+{
+	uint64		bits;
+
+	if (isnan(v))
+	{
+		put_u8(s, 'N');
+		return;
+	}
+	if (v == 0.0)
+		v = 0.0;				/* -0 is 0 */
+	memcpy(&bits, &v, sizeof(bits));
+	put_u64(s, bits);
+}
+
+static inline int16
+digit_at(const char *digits, int i)
+{
+	int16		d;
+
+	memcpy(&d, digits + 2 * i, sizeof(d));
+	return d;
+}
+
+/*
+ * A numeric as sign, weight and base-10000 digits without leading or
+ * trailing zero digits: the display scale, which makes 1.0 and 1.00 differ
+ * in bytes but not in value, is left out.  The on-disk layout read here is
+ * fixed by pg_upgrade compatibility (see numeric.c: a uint16 header, short
+ * or long form, then int16 digits).
+ */
+static void
+put_numeric(StringInfo s, Datum d)
+{
+	struct varlena *v = PG_DETOAST_DATUM_PACKED(d);
+	const char *p = VARDATA_ANY(v);
+	int			len = VARSIZE_ANY_EXHDR(v);
+	uint16		hdr;
+	bool		negative;
+	int			weight;
+	const char *digits;
+	int			ndigits;
+	int			first;
+	int			last;
+	int			i;
+
+	memcpy(&hdr, p, sizeof(hdr));
+	if ((hdr & 0xC000) == 0xC000)
+	{
+		/* NaN 0xC000, +Infinity 0xD000, -Infinity 0xF000 */
+		put_u8(s, (hdr & 0xF000) == 0xC000 ? 'N' : (hdr & 0xF000) == 0xD000 ? 'I' : 'J');
+		return;
+	}
+	if (hdr & 0x8000)
+	{
+		/* short form: sign 0x2000, dscale 0x1F80, weight sign 0x0040 and 0x003F */
+		negative = (hdr & 0x2000) != 0;
+		weight = (hdr & 0x0040) ? (int) (~0x003F | (hdr & 0x003F)) : (int) (hdr & 0x003F);
+		digits = p + 2;
+		ndigits = (len - 2) / 2;
+	}
+	else
+	{
+		int16		w;
+
+		negative = (hdr & 0xC000) == 0x4000;
+		memcpy(&w, p + 2, sizeof(w));
+		weight = w;
+		digits = p + 4;
+		ndigits = (len - 4) / 2;
+	}
+
+	first = 0;
+	while (first < ndigits && digit_at(digits, first) == 0)
+	{
+		first++;
+		weight--;
+	}
+	last = ndigits;
+	while (last > first && digit_at(digits, last - 1) == 0)
+		last--;
+	if (first == last)
+	{
+		put_u8(s, '0');
+		return;
+	}
+	put_u8(s, negative ? '-' : '+');
+	put_u16(s, (uint16) (int16) weight);
+	for (i = first; i < last; i++)
+		put_u16(s, (uint16) digit_at(digits, i));
+}
+
+/* jsonb by its tree: numerics canonical, keys already sorted by jsonb. */
+static void
+put_jsonb(StringInfo s, Datum d)
+{
+	Jsonb	   *jb = DatumGetJsonbP(d);
+	JsonbIterator *it = JsonbIteratorInit(&jb->root);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
+	{
+		put_u8(s, (uint8) tok);
+		if (tok == WJB_BEGIN_ARRAY)
+			put_u8(s, v.val.array.rawScalar ? 1 : 0);
+		if (tok != WJB_KEY && tok != WJB_VALUE && tok != WJB_ELEM)
+			continue;
+		switch (v.type)
+		{
+			case jbvNull:
+				put_u8(s, 'n');
+				break;
+			case jbvBool:
+				put_u8(s, v.val.boolean ? 't' : 'f');
+				break;
+			case jbvString:
+				put_u8(s, 's');
+				put_u64(s, (uint64) v.val.string.len);
+				appendBinaryStringInfo(s, v.val.string.val, v.val.string.len);
+				break;
+			case jbvNumeric:
+				put_u8(s, 'd');
+				put_numeric(s, NumericGetDatum(v.val.numeric));
+				break;
+			default:
+				elog(ERROR, "unexpected jsonb value type %d", (int) v.type);
+		}
+	}
+}
+
+/* Appends column pos's value in canonical form: position, then NULL or length and bytes. */
+static void
+put_value(StringInfo s, const ColHash *c, int pos, Datum d, bool isnull)
+{
+	int			lenat;
+
+	put_u16(s, (uint16) pos);
+	if (isnull)
+	{
+		put_u8(s, 0);
+		return;
+	}
+	put_u8(s, 1);
+	lenat = s->len;
+	appendBinaryStringInfo(s, "\0\0\0\0", 4);
+	switch (c->kind)
+	{
+		case HK_INT:
+			put_u64(s, (uint64) (c->typlen == 8 ? DatumGetInt64(d) :
+								 c->typlen == 4 ? (int64) DatumGetInt32(d) :
+								 (int64) DatumGetInt16(d)));
+			break;
+		case HK_FIXED:
+			if (c->typlen == 1)
+				put_u8(s, DatumGetUInt8(d));
+			else if (c->typlen == 4)
+			{
+				uint32		v = DatumGetUInt32(d);
+
+				put_u16(s, (uint16) (v & 0xffff));
+				put_u16(s, (uint16) (v >> 16));
+			}
+			else
+				put_u64(s, (uint64) DatumGetInt64(d));
+			break;
+		case HK_FLOAT4:
+			put_double(s, (double) DatumGetFloat4(d));
+			break;
+		case HK_FLOAT8:
+			put_double(s, DatumGetFloat8(d));
+			break;
+		case HK_NUMERIC:
+			put_numeric(s, d);
+			break;
+		case HK_BYTES:
+		case HK_BPCHAR:
+			{
+				struct varlena *v = PG_DETOAST_DATUM_PACKED(d);
+				const char *p = VARDATA_ANY(v);
+				int			n = VARSIZE_ANY_EXHDR(v);
+
+				if (c->kind == HK_BPCHAR)
+					while (n > 0 && p[n - 1] == ' ')
+						n--;
+				appendBinaryStringInfo(s, p, n);
+				break;
+			}
+		case HK_NAME:
+			{
+				const char *p = NameStr(*DatumGetName(d));
+
+				appendBinaryStringInfo(s, p, strlen(p));
+				break;
+			}
+		case HK_UUID:
+			appendBinaryStringInfo(s, (const char *) DatumGetUUIDP(d)->data, UUID_LEN);
+			break;
+		case HK_INTERVAL:
+			{
+				/* equal spans are equal intervals: 1 day = 24 hours, 1 month = 30 days */
+				Interval   *iv = DatumGetIntervalP(d);
+				int64		days = (int64) iv->month * DAYS_PER_MONTH + iv->day;
+				int64		t = iv->time;
+				int64		q = t / USECS_PER_DAY;
+
+				if (t % USECS_PER_DAY < 0)
+					q--;
+				put_u64(s, (uint64) (days + q));
+				put_u64(s, (uint64) (t - q * USECS_PER_DAY));
+				break;
+			}
+		case HK_JSONB:
+			put_jsonb(s, d);
+			break;
+		case HK_SEND:
+			{
+				bytea	   *b = SendFunctionCall((FmgrInfo *) &c->send, d);
+
+				appendBinaryStringInfo(s, VARDATA(b), VARSIZE(b) - VARHDRSZ);
+				break;
+			}
+	}
+	put_u32_at(s, lenat, (uint32) (s->len - lenat - 4));
+}
+
+/* ---------------------------------------------------------------- what to hash */
+
+/* One column or key expression: how the user named it and the SQL for it. */
+typedef struct Column
+{
+	char	   *label;
+	char	   *sql;
+	bool		notnull;		/* a column declared NOT NULL */
+} Column;
+
+/* One side of a checksum: a relation, its columns and its key. */
+typedef struct Side
+{
+	const char *what;			/* "source", "target", or "table" */
+	Oid			relid;
+	char	   *relname;		/* qualified, quoted */
+	List	   *columns;		/* of Column * */
+	List	   *key;			/* of Column *; NIL: the whole row is the key */
+	bool		key_is_pk;
+} Side;
+
+static List *
+text_array_list(ArrayType *arr)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			i;
+	List	   *out = NIL;
+
+	if (arr == NULL)
+		return NIL;
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("a list of columns must be a one-dimensional text array")));
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	for (i = 0; i < n; i++)
+	{
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("a list of columns must not contain NULL")));
+		out = lappend(out, TextDatumGetCString(elems[i]));
+	}
+	return out;
+}
+
+/*
+ * A column given by the user: a column name of the relation as it is
+ * (quoted here), or else one SQL expression over the relation's columns,
+ * checked with the server's parser to be exactly one expression.
+ */
+static Column *
+make_column(Relation rel, const char *side, const char *text, bool must_exist)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	Column	   *col = palloc(sizeof(Column));
+	char	   *sql;
+	List	   *stmts;
+	SelectStmt *s;
+	int			i;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	col->label = pstrdup(text);
+	col->notnull = false;
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), text) == 0)
+		{
+			col->sql = pstrdup(quote_identifier(text));
+			col->notnull = att->attnotnull;
+			return col;
+		}
+	}
+	if (must_exist)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("%s \"%s\" has no column \"%s\"", side, RelationGetRelationName(rel), text),
+				 errhint("Name the columns on each side: columns => ARRAY[...], target_columns => ARRAY[...] (expressions such as 'id::bigint' are allowed).")));
+	sql = psprintf("SELECT %s", text);
+	PG_TRY();
+	{
+		stmts = raw_parser(sql, RAW_PARSE_DEFAULT);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(edata->sqlerrcode),
+				 errmsg("%s column \"%s\" is neither a column of \"%s\" nor an expression: %s",
+						side, text, RelationGetRelationName(rel), edata->message)));
+	}
+	PG_END_TRY();
+	s = (list_length(stmts) == 1) ? (SelectStmt *) linitial_node(RawStmt, stmts)->stmt : NULL;
+	if (s == NULL || !IsA(s, SelectStmt) || s->op != SETOP_NONE ||
+		list_length(s->targetList) != 1 || s->fromClause != NIL || s->whereClause != NULL ||
+		s->groupClause != NIL || s->havingClause != NULL || s->windowClause != NIL ||
+		s->sortClause != NIL || s->limitCount != NULL || s->limitOffset != NULL ||
+		s->lockingClause != NIL || s->withClause != NULL || s->intoClause != NULL ||
+		s->distinctClause != NIL || s->valuesLists != NIL ||
+		((ResTarget *) linitial(s->targetList))->name != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNTAX_ERROR),
+				 errmsg("%s column \"%s\" must be a column of \"%s\" or a single expression",
+						side, text, RelationGetRelationName(rel)),
+				 errhint("Give a column name as it is, or an expression such as 'id::bigint' or 'lower(email)'.")));
+	col->sql = psprintf("(%s)", text);
+	return col;
+}
+
+/*
+ * Opens one side: columns default to every column in order, the key to the
+ * primary key (none: the whole row identifies itself).
+ */
+static void
+side_init(Side *side, const char *what, Oid relid, ArrayType *columns, ArrayType *key,
+		  bool key_given_empty_means_pk)
+{
+	Relation	rel;
+	TupleDesc	desc;
+	List	   *names;
+	ListCell   *lc;
+	int			i;
+
+	side->what = what;
+	side->relid = relid;
+	side->columns = NIL;
+	side->key = NIL;
+	side->key_is_pk = false;
+	rel = table_open(relid, AccessShareLock);
+	if (rel->rd_rel->relkind != RELKIND_RELATION &&
+		rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE &&
+		rel->rd_rel->relkind != RELKIND_MATVIEW &&
+		rel->rd_rel->relkind != RELKIND_VIEW &&
+		rel->rd_rel->relkind != RELKIND_FOREIGN_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("%s \"%s\" is not a table", what, RelationGetRelationName(rel))));
+	side->relname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+											   RelationGetRelationName(rel));
+	desc = RelationGetDescr(rel);
+
+	names = text_array_list(columns);
+	if (columns != NULL && names == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the %s column list is empty", what)));
+	if (names == NIL)
+	{
+		for (i = 0; i < desc->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, i);
+
+			if (!att->attisdropped)
+				names = lappend(names, pstrdup(NameStr(att->attname)));
+		}
+		if (names == NIL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s \"%s\" has no columns", what, RelationGetRelationName(rel))));
+	}
+	foreach(lc, names)
+		side->columns = lappend(side->columns, make_column(rel, what, lfirst(lc), false));
+
+	names = text_array_list(key);
+	if (key == NULL && key_given_empty_means_pk)
+	{
+		Oid			pk = RelationGetPrimaryKeyIndex(rel);
+
+		if (OidIsValid(pk))
+		{
+			Relation	idx = index_open(pk, AccessShareLock);
+
+			for (i = 0; i < idx->rd_index->indnkeyatts; i++)
+			{
+				AttrNumber	attnum = idx->rd_index->indkey.values[i];
+
+				names = lappend(names, pstrdup(NameStr(TupleDescAttr(desc, attnum - 1)->attname)));
+			}
+			index_close(idx, AccessShareLock);
+			side->key_is_pk = true;
+		}
+	}
+	foreach(lc, names)
+		side->key = lappend(side->key, make_column(rel, what, lfirst(lc), false));
+	if (list_length(side->key) > INDEX_MAX_KEYS)
+		ereport(ERROR,
+				(errcode(ERRCODE_TOO_MANY_COLUMNS),
+				 errmsg("a key may have at most %d columns", INDEX_MAX_KEYS)));
+	if (list_length(side->columns) + list_length(side->key) > MaxTupleAttributeNumber / 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_TOO_MANY_COLUMNS),
+				 errmsg("too many columns to hash for %s \"%s\"", what,
+						RelationGetRelationName(rel))));
+	table_close(rel, AccessShareLock);
+}
+
+/*
+ * The target list: the columns, then the key columns that are not among
+ * them; keypos[k] is key k's position in it.
+ */
+static char *
+side_target_list(Side *side, int *keypos)
+{
+	StringInfoData s;
+	ListCell   *lc;
+	int			n = 0;
+	int			k = 0;
+
+	initStringInfo(&s);
+	foreach(lc, side->columns)
+		appendStringInfo(&s, "%s%s", n++ ? ", " : "", ((Column *) lfirst(lc))->sql);
+	foreach(lc, side->key)
+	{
+		Column	   *key = lfirst(lc);
+		ListCell   *lc2;
+		int			i = 0;
+
+		keypos[k] = -1;
+		foreach(lc2, side->columns)
+		{
+			if (strcmp(((Column *) lfirst(lc2))->sql, key->sql) == 0)
+			{
+				keypos[k] = i;
+				break;
+			}
+			i++;
+		}
+		if (keypos[k] < 0)
+		{
+			appendStringInfo(&s, ", %s", key->sql);
+			keypos[k] = n++;
+		}
+		k++;
+	}
+	return s.data;
+}
+
+static void
+append_key_list(StringInfo s, Side *side, const char *suffix)
+{
+	ListCell   *lc;
+	int			i = 0;
+
+	foreach(lc, side->key)
+		appendStringInfo(s, "%s%s%s", i++ ? ", " : "", ((Column *) lfirst(lc))->sql, suffix);
+}
+
+/* ---------------------------------------------------------------- the hashing receiver */
+
+typedef struct Acc
+{
+	uint64		rows;
+	uint64		lo;
+	uint64		hi;
+} Acc;
+
+/* A row kept for the drill-down: its key, its hashes, its column hashes. */
+typedef struct RowEntry
+{
+	XXH128_hash_t key;
+	XXH128_hash_t row;
+	uint32		bucket;
+	int			side;
+	Datum		keytext;		/* text[] of the key's output, in collect_cxt */
+	uint64	   *colhash;		/* NULL unless asked for */
+} RowEntry;
+
+typedef enum ReceiverMode
+{
+	RM_TOTAL,					/* one sum */
+	RM_BUCKETS,					/* one sum per bucket */
+	RM_RANGE,					/* one sum, and the last key seen */
+	RM_ROWS						/* keep each row of the wanted buckets */
+} ReceiverMode;
+
+typedef struct HashReceiver
+{
+	DestReceiver pub;
+	ReceiverMode mode;
+	int			ncols;			/* leading columns hashed as the row */
+	int			nkeys;			/* 0: the row is its own key */
+	int			keypos[INDEX_MAX_KEYS * 4];
+	bool		ready;
+	int			natts;
+	ColHash    *ch;
+	StringInfoData buf;
+	StringInfoData kbuf;
+	MemoryContext row_cxt;		/* reset per row */
+	MemoryContext keep_cxt;		/* what outlives a row */
+
+	/* RM_TOTAL and RM_RANGE */
+	Acc			total;
+	/* RM_BUCKETS and RM_ROWS */
+	int			bits;
+	Acc		   *accs;
+	const uint8 *only;			/* bitmap of wanted buckets, or NULL for all */
+	/* RM_RANGE: the last row's key, copied into last_cxt */
+	MemoryContext last_cxt;
+	Datum	   *last;
+	bool	   *last_null;
+	/* RM_ROWS */
+	int			side;
+	bool		want_colhash;
+	RowEntry   *rows;
+	int64		nrows;
+	int64		maxrows;
+	MemoryContext collect_cxt;
+	uint64		colhash_tmp[MaxTupleAttributeNumber];
+} HashReceiver;
+
+static void
+recv_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+	HashReceiver *r = (HashReceiver *) self;
+	int			i;
+
+	if (r->ready)
+		return;
+	r->natts = typeinfo->natts;
+	r->ch = MemoryContextAlloc(r->keep_cxt, sizeof(ColHash) * r->natts);
+	for (i = 0; i < r->natts; i++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(r->keep_cxt);
+
+		colhash_init(&r->ch[i], TupleDescAttr(typeinfo, i)->atttypid);
+		MemoryContextSwitchTo(old);
+	}
+	r->ready = true;
+}
+
+static inline uint32
+bucket_of(int bits, XXH128_hash_t key)
+{
+	return bits == 0 ? 0 : (uint32) (key.high64 >> (64 - bits));
+}
+
+static inline void
+acc_add(Acc *a, XXH128_hash_t h)
+{
+	a->rows++;
+	a->lo += h.low64;
+	a->hi += h.high64;
+}
+
+/* text[] of the key's output values (the whole row's when keyless) */
+static Datum
+key_text(HashReceiver *r, TupleTableSlot *slot)
+{
+	int			n = r->nkeys ? r->nkeys : r->ncols;
+	Datum	   *vals = palloc(sizeof(Datum) * n);
+	bool	   *nulls = palloc(sizeof(bool) * n);
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		int			att = r->nkeys ? r->keypos[i] : i;
+		Oid			out;
+		bool		isvarlena;
+
+		nulls[i] = slot->tts_isnull[att];
+		if (!nulls[i])
+		{
+			getTypeOutputInfo(TupleDescAttr(slot->tts_tupleDescriptor, att)->atttypid,
+							  &out, &isvarlena);
+			vals[i] = CStringGetTextDatum(OidOutputFunctionCall(out, slot->tts_values[att]));
+		}
+	}
+	return PointerGetDatum(construct_md_array(vals, nulls, 1, dims, lbs, TEXTOID, -1, false,
+											  TYPALIGN_INT));
+}
+
+static bool
+recv_slot(TupleTableSlot *slot, DestReceiver *self)
+{
+	HashReceiver *r = (HashReceiver *) self;
+	MemoryContext old;
+	XXH128_hash_t row;
+	XXH128_hash_t key = {0, 0};
+	bool		want_key = (r->mode == RM_BUCKETS || r->mode == RM_ROWS);
+	uint32		bucket = 0;
+	int			i;
+
+	CHECK_FOR_INTERRUPTS();
+	slot_getallattrs(slot);
+	old = MemoryContextSwitchTo(r->row_cxt);
+
+	resetStringInfo(&r->buf);
+	for (i = 0; i < r->ncols; i++)
+	{
+		int			start = r->buf.len;
+
+		put_value(&r->buf, &r->ch[i], i + 1, slot->tts_values[i], slot->tts_isnull[i]);
+		if (r->want_colhash)
+			r->colhash_tmp[i] = XXH3_64bits(r->buf.data + start, r->buf.len - start);
+	}
+	row = XXH3_128bits(r->buf.data, r->buf.len);
+	if (want_key)
+	{
+		if (r->nkeys == 0)
+			key = XXH3_128bits_withSeed(r->buf.data, r->buf.len, KEY_SEED);
+		else
+		{
+			resetStringInfo(&r->kbuf);
+			for (i = 0; i < r->nkeys; i++)
+			{
+				int			att = r->keypos[i];
+
+				put_value(&r->kbuf, &r->ch[att], i + 1, slot->tts_values[att],
+						  slot->tts_isnull[att]);
+			}
+			key = XXH3_128bits_withSeed(r->kbuf.data, r->kbuf.len, KEY_SEED);
+		}
+		bucket = bucket_of(r->bits, key);
+	}
+
+	switch (r->mode)
+	{
+		case RM_TOTAL:
+			acc_add(&r->total, row);
+			break;
+		case RM_BUCKETS:
+			if (r->only == NULL || (r->only[bucket >> 3] & (1 << (bucket & 7))))
+				acc_add(&r->accs[bucket], row);
+			break;
+		case RM_RANGE:
+			acc_add(&r->total, row);
+			MemoryContextReset(r->last_cxt);
+			MemoryContextSwitchTo(r->last_cxt);
+			for (i = 0; i < r->nkeys; i++)
+			{
+				int			att = r->keypos[i];
+				Form_pg_attribute a = TupleDescAttr(slot->tts_tupleDescriptor, att);
+
+				r->last_null[i] = slot->tts_isnull[att];
+				r->last[i] = r->last_null[i] ? (Datum) 0 :
+					datumCopy(slot->tts_values[att], a->attbyval, a->attlen);
+			}
+			break;
+		case RM_ROWS:
+			if (r->only == NULL || (r->only[bucket >> 3] & (1 << (bucket & 7))))
+			{
+				RowEntry   *e;
+
+				MemoryContextSwitchTo(r->collect_cxt);
+				if (r->nrows == r->maxrows)
+				{
+					r->maxrows = r->maxrows ? r->maxrows * 2 : 1024;
+					if ((Size) r->maxrows * sizeof(RowEntry) > MaxAllocHugeSize)
+						ereport(ERROR,
+								(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+								 errmsg("too many rows differ to list them")));
+					r->rows = r->rows ?
+						repalloc_huge(r->rows, sizeof(RowEntry) * r->maxrows) :
+						MemoryContextAllocHuge(r->collect_cxt, sizeof(RowEntry) * r->maxrows);
+				}
+				e = &r->rows[r->nrows++];
+				e->key = key;
+				e->row = row;
+				e->bucket = bucket;
+				e->side = r->side;
+				e->keytext = key_text(r, slot);
+				e->colhash = NULL;
+				if (r->want_colhash)
+				{
+					e->colhash = palloc(sizeof(uint64) * r->ncols);
+					memcpy(e->colhash, r->colhash_tmp, sizeof(uint64) * r->ncols);
+				}
+			}
+			break;
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(r->row_cxt);
+	return true;
+}
+
+static void
+recv_shutdown(DestReceiver *self)
+{
+}
+
+static void
+recv_destroy(DestReceiver *self)
+{
+}
+
+static HashReceiver *
+receiver_create(ReceiverMode mode, Side *side)
+{
+	HashReceiver *r = palloc0(sizeof(HashReceiver));
+
+	r->pub.receiveSlot = recv_slot;
+	r->pub.rStartup = recv_startup;
+	r->pub.rShutdown = recv_shutdown;
+	r->pub.rDestroy = recv_destroy;
+	r->pub.mydest = DestTuplestore;		/* like plpgsql's RETURN QUERY receiver */
+	r->mode = mode;
+	r->ncols = list_length(side->columns);
+	r->nkeys = list_length(side->key);
+	r->keep_cxt = CurrentMemoryContext;
+	r->row_cxt = AllocSetContextCreate(CurrentMemoryContext, "shift checksum row",
+									   ALLOCSET_DEFAULT_SIZES);
+	initStringInfo(&r->buf);
+	initStringInfo(&r->kbuf);
+	if (mode == RM_RANGE)
+	{
+		r->last_cxt = AllocSetContextCreate(CurrentMemoryContext, "shift checksum key",
+											ALLOCSET_SMALL_SIZES);
+		r->last = palloc0(sizeof(Datum) * r->nkeys);
+		r->last_null = palloc0(sizeof(bool) * r->nkeys);
+	}
+	if (mode == RM_ROWS)
+		r->collect_cxt = AllocSetContextCreate(CurrentMemoryContext, "shift checksum rows",
+											   ALLOCSET_DEFAULT_SIZES);
+	return r;
+}
+
+static void
+set_buckets(HashReceiver *r, int bits, const uint8 *only)
+{
+	r->bits = bits;
+	r->only = only;
+	if (r->mode == RM_BUCKETS)
+		r->accs = MemoryContextAllocHuge(r->keep_cxt, sizeof(Acc) * ((Size) 1 << bits));
+	if (r->accs)
+		memset(r->accs, 0, sizeof(Acc) * ((Size) 1 << bits));
+}
+
+/* ---------------------------------------------------------------- running queries */
+
+static SPIPlanPtr
+prepare_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
+			 SPI_result_code_string(SPI_result));
+	return plan;
+}
+
+/* Runs plan read-only in the caller's snapshot, every row into r. */
+static void
+run_into(SPIPlanPtr plan, ParamListInfo params, HashReceiver *r)
+{
+	SPIExecuteOptions opts;
+	int			rc;
+
+	memset(&opts, 0, sizeof(opts));
+	opts.params = params;
+	opts.read_only = true;
+	opts.dest = (DestReceiver *) r;
+	rc = SPI_execute_plan_extended(plan, &opts);
+	if (rc < 0)
+		elog(ERROR, "SPI_execute_plan_extended failed: %s", SPI_result_code_string(rc));
+}
+
+static char *
+scan_sql(Side *side, int *keypos, const char *where)
+{
+	char	   *tl = side_target_list(side, keypos);
+
+	return psprintf("SELECT %s FROM %s%s%s", tl, side->relname,
+					where ? " WHERE " : "", where ? where : "");
+}
+
+/* "ctid >= '(lo,0)' AND ctid < '(hi,0)'" for a page range, or NULL */
+static char *
+pages_condition(Datum range, bool isnull)
+{
+	RangeType  *r;
+	TypeCacheEntry *tc;
+	RangeBound	lower;
+	RangeBound	upper;
+	bool		empty;
+	StringInfoData s;
+	int64		lo;
+
+	if (isnull)
+		return NULL;
+	r = DatumGetRangeTypeP(range);
+	tc = lookup_type_cache(RangeTypeGetOid(r), TYPECACHE_RANGE_INFO);
+	range_deserialize(tc, r, &lower, &upper, &empty);
+	initStringInfo(&s);
+	if (empty)
+		return "false";
+	lo = lower.infinite ? 0 : DatumGetInt64(lower.val) + (lower.inclusive ? 0 : 1);
+	if (lo < 0 || lo > MaxBlockNumber || (!upper.infinite && DatumGetInt64(upper.val) > MaxBlockNumber))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pages must be a range of block numbers from 0 to %u", MaxBlockNumber)));
+	appendStringInfo(&s, "ctid >= '(" INT64_FORMAT ",0)'::pg_catalog.tid", lo);
+	if (!upper.infinite)
+		appendStringInfo(&s, " AND ctid < '(" INT64_FORMAT ",0)'::pg_catalog.tid",
+						 DatumGetInt64(upper.val) + (upper.inclusive ? 1 : 0));
+	return s.data;
+}
+
+static int
+bucket_bits(int32 buckets)
+{
+	int			bits = 0;
+
+	if (buckets < 1 || buckets > (1 << MAX_BUCKET_BITS) || (buckets & (buckets - 1)) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("buckets must be a power of two from 1 to %d", 1 << MAX_BUCKET_BITS),
+				 errdetail("It was %d.", buckets),
+				 errhint("Bucket b of n buckets splits into buckets 2b and 2b+1 of 2n.")));
+	while ((1 << bits) < buckets)
+		bits++;
+	return bits;
+}
+
+/* A bitmap of the bucket numbers in only (NULL: every bucket). */
+static uint8 *
+only_bitmap(ArrayType *only, int bits)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			i;
+	uint8	   *map;
+
+	if (only == NULL)
+		return NULL;
+	map = palloc0(((Size) 1 << bits) / 8 + 1);
+	deconstruct_array(only, INT4OID, 4, true, TYPALIGN_INT, &elems, &nulls, &n);
+	for (i = 0; i < n; i++)
+	{
+		int32		b = DatumGetInt32(elems[i]);
+
+		if (nulls[i] || b < 0 || b >= (1 << bits))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("bucket %d is not one of the %d buckets", nulls[i] ? -1 : b, 1 << bits)));
+		map[b >> 3] |= (uint8) (1 << (b & 7));
+	}
+	return map;
+}
+
+static char *
+hex128(uint64 hi, uint64 lo)
+{
+	return psprintf("%016llx%016llx", (unsigned long long) hi, (unsigned long long) lo);
+}
+
+static Datum
+acc_checksum(const Acc *a)
+{
+	return CStringGetTextDatum(hex128(a->hi, a->lo));
+}
+
+static void
+open_spi(void)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+}
+
+/* ---------------------------------------------------------------- table_checksum */
+
+/*
+ * shift.table_checksum(rel regclass, columns text[] DEFAULT NULL)
+ *	 RETURNS TABLE (rows bigint, checksum text)
+ *
+ * The row count and 128-bit checksum of the whole table in one scan.
+ */
+Datum
+shift_table_checksum(PG_FUNCTION_ARGS)
+{
+	Side		side;
+	HashReceiver *r;
+	TupleDesc	desc;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the table must not be NULL")));
+	side_init(&side, "table", PG_GETARG_OID(0),
+			  PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1), NULL, false);
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	open_spi();
+	r = receiver_create(RM_TOTAL, &side);
+	run_into(prepare_plan(scan_sql(&side, r->keypos, NULL), 0, NULL), NULL, r);
+	values[0] = Int64GetDatum((int64) r->total.rows);
+	values[1] = acc_checksum(&r->total);
+	SPI_finish();
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
+}
+
+/* ---------------------------------------------------------------- chunk_checksums */
+
+/* text[] of key values for output (NULL when absent) */
+static Datum
+keys_out(Oid *types, Side *side, Datum *vals, bool *nulls, bool *isnull)
+{
+	int			n = list_length(side->key);
+	Datum	   *out = palloc(sizeof(Datum) * n);
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	int			i;
+
+	if (vals == NULL)
+	{
+		*isnull = true;
+		return (Datum) 0;
+	}
+	*isnull = false;
+	for (i = 0; i < n; i++)
+	{
+		Oid			outfn;
+		bool		isvarlena;
+
+		if (!nulls[i])
+		{
+			getTypeOutputInfo(types[i], &outfn, &isvarlena);
+			out[i] = CStringGetTextDatum(OidOutputFunctionCall(outfn, vals[i]));
+		}
+	}
+	return PointerGetDatum(construct_md_array(out, nulls, 1, dims, lbs, TEXTOID, -1, false,
+											  TYPALIGN_INT));
+}
+
+/* The types of the key's output columns, from the plan's result description. */
+static void
+key_types(SPIPlanPtr plan, Side *side, int *keypos, Oid *types)
+{
+	List	   *sources = SPI_plan_get_plan_sources(plan);
+	CachedPlanSource *ps;
+	int			i;
+
+	if (list_length(sources) != 1)
+		elog(ERROR, "unexpected plan shape");
+	ps = linitial(sources);
+	for (i = 0; i < list_length(side->key); i++)
+		types[i] = TupleDescAttr(ps->resultDesc, keypos[i])->atttypid;
+}
+
+/* Key values given as text (lower => / upper =>), read with each key type's input function. */
+static void
+keys_in(ArrayType *arr, Side *side, Oid *types, const char *what, Datum *vals)
+{
+	List	   *texts = text_array_list(arr);
+	ListCell   *lc;
+	int			i = 0;
+
+	if (list_length(texts) != list_length(side->key))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must have one value per key column (%d), not %d", what,
+						list_length(side->key), list_length(texts))));
+	foreach(lc, texts)
+	{
+		Oid			infn;
+		Oid			ioparam;
+
+		getTypeInputInfo(types[i], &infn, &ioparam);
+		vals[i] = OidInputFunctionCall(infn, lfirst(lc), ioparam, -1);
+		i++;
+	}
+}
+
+static ParamListInfo
+make_params(int n, Oid *types, Datum *vals)
+{
+	ParamListInfo p = makeParamList(n);
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		p->params[i].value = vals[i];
+		p->params[i].isnull = false;
+		p->params[i].pflags = PARAM_FLAG_CONST;
+		p->params[i].ptype = types[i];
+	}
+	p->numParams = n;
+	return p;
+}
+
+static void
+emit_chunk(ReturnSetInfo *rsinfo, int64 chunk, Datum lower, bool lower_null, Datum upper,
+		   bool upper_null, const Acc *a)
+{
+	Datum		values[5];
+	bool		nulls[5] = {false, lower_null, upper_null, false, false};
+
+	values[0] = Int64GetDatum(chunk);
+	values[1] = lower;
+	values[2] = upper;
+	values[3] = Int64GetDatum((int64) a->rows);
+	values[4] = acc_checksum(a);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+/* Hash buckets: one scan, one row per non-empty bucket. */
+static void
+chunk_buckets(ReturnSetInfo *rsinfo, Side *side, int bits, ArrayType *only, Datum pages,
+			  bool pages_null)
+{
+	HashReceiver *r;
+	uint32		b;
+
+	r = receiver_create(RM_BUCKETS, side);
+	set_buckets(r, bits, only_bitmap(only, bits));
+	run_into(prepare_plan(scan_sql(side, r->keypos, pages_condition(pages, pages_null)), 0, NULL),
+			 NULL, r);
+	for (b = 0; b < ((uint32) 1 << bits); b++)
+		if (r->accs[b].rows > 0)
+			emit_chunk(rsinfo, b, 0, true, 0, true, &r->accs[b]);
+}
+
+/*
+ * Refuses a key that is NULL in some row: key ranges would skip that row.
+ * A column declared NOT NULL needs no look; anything else is checked once.
+ */
+static void
+check_key_not_null(Side *side)
+{
+	ListCell   *lc;
+
+	foreach(lc, side->key)
+	{
+		Column	   *key = lfirst(lc);
+		char	   *sql;
+
+		if (key->notnull)
+			continue;
+		sql = psprintf("SELECT 1 FROM %s WHERE %s IS NULL LIMIT 1", side->relname, key->sql);
+		if (SPI_execute(sql, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "SPI_execute failed: %s", sql);
+		if (SPI_processed > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("key column \"%s\" of %s \"%s\" is NULL in some rows", key->label,
+							side->what, get_rel_name(side->relid)),
+					 errdetail("Key ranges cannot hold rows whose key is NULL."),
+					 errhint("Use buckets => n, which handles NULL keys.")));
+	}
+}
+
+/*
+ * Key ranges: chunk after chunk of chunk_rows rows in key order (or sized
+ * to target_ms), each (lower, upper] with the first open below and the last
+ * open above, so another table checked with the same bounds covers the same
+ * keys.
+ */
+static void
+chunk_ranges(ReturnSetInfo *rsinfo, Side *side, int64 chunk_rows, int32 target_ms,
+			 ArrayType *lower_arr, ArrayType *upper_arr)
+{
+	int			nkeys = list_length(side->key);
+	char	   *tl;
+	StringInfoData sql;
+	Oid			types[INDEX_MAX_KEYS * 2 + 1];
+	Datum		vals[INDEX_MAX_KEYS * 2 + 1];
+	Datum		upper[INDEX_MAX_KEYS];
+	SPIPlanPtr	probe;
+	SPIPlanPtr	plans[2];		/* [0] from the start, [1] after a lower key */
+	bool		no_nulls[INDEX_MAX_KEYS] = {false};
+	MemoryContext param_cxt;
+	HashReceiver *r;
+	int64		chunk = 0;
+	int64		size = chunk_rows;
+	bool		has_lower = lower_arr != NULL;
+	bool		has_upper = upper_arr != NULL;
+	int			i;
+	int			p;
+
+	if (nkeys == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s \"%s\" has no primary key to cut into key ranges", side->what,
+						get_rel_name(side->relid)),
+				 errhint("Name its key with key => ARRAY['col'], or use buckets => n, which needs no key.")));
+	check_key_not_null(side);
+	r = receiver_create(RM_RANGE, side);
+	tl = side_target_list(side, r->keypos);
+	/* the lower key's copy passed to a query; the receiver overwrites r->last meanwhile */
+	param_cxt = AllocSetContextCreate(CurrentMemoryContext, "shift checksum bound",
+									  ALLOCSET_SMALL_SIZES);
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT ");
+	append_key_list(&sql, side, "");
+	appendStringInfo(&sql, " FROM %s LIMIT 0", side->relname);
+	probe = prepare_plan(sql.data, 0, NULL);
+	key_types(probe, side, r->keypos, types);
+	for (i = 0; i < nkeys; i++)
+		types[nkeys + i] = types[i];
+	types[2 * nkeys] = INT8OID;
+	if (has_upper)
+		keys_in(upper_arr, side, types, "upper", upper);
+
+	/* $1..$n lower key, $n+1..$2n upper key, $2n+1 the limit */
+	for (p = 0; p < 2; p++)
+	{
+		bool		any = false;
+
+		resetStringInfo(&sql);
+		appendStringInfo(&sql, "SELECT %s FROM %s", tl, side->relname);
+		if (p == 1)
+		{
+			appendStringInfoString(&sql, " WHERE (");
+			append_key_list(&sql, side, "");
+			appendStringInfoString(&sql, ") > (");
+			for (i = 0; i < nkeys; i++)
+				appendStringInfo(&sql, "%s$%d", i ? ", " : "", i + 1);
+			appendStringInfoChar(&sql, ')');
+			any = true;
+		}
+		if (has_upper)
+		{
+			appendStringInfoString(&sql, any ? " AND (" : " WHERE (");
+			append_key_list(&sql, side, "");
+			appendStringInfoString(&sql, ") <= (");
+			for (i = 0; i < nkeys; i++)
+				appendStringInfo(&sql, "%s$%d", i ? ", " : "", nkeys + i + 1);
+			appendStringInfoChar(&sql, ')');
+		}
+		appendStringInfoString(&sql, " ORDER BY ");
+		append_key_list(&sql, side, "");
+		appendStringInfo(&sql, " LIMIT $%d", 2 * nkeys + 1);
+		plans[p] = prepare_plan(sql.data, 2 * nkeys + 1, types);
+	}
+
+	if (has_lower)
+	{
+		MemoryContext old = MemoryContextSwitchTo(r->last_cxt);
+
+		keys_in(lower_arr, side, types, "lower", r->last);
+		MemoryContextSwitchTo(old);
+	}
+	for (;;)
+	{
+		Datum		lower_out;
+		bool		lower_null;
+		Datum		upper_out;
+		bool		upper_null;
+		instr_time	start;
+		instr_time	elapsed;
+		bool		last_chunk;
+
+		lower_out = keys_out(types, side, has_lower ? r->last : NULL, r->last_null, &lower_null);
+		MemoryContextReset(param_cxt);
+		for (i = 0; i < nkeys; i++)
+		{
+			if (has_lower)
+			{
+				int16		typlen;
+				bool		typbyval;
+
+				MemoryContext old = MemoryContextSwitchTo(param_cxt);
+
+				get_typlenbyval(types[i], &typlen, &typbyval);
+				vals[i] = datumCopy(r->last[i], typbyval, typlen);
+				MemoryContextSwitchTo(old);
+			}
+			else
+				vals[i] = (Datum) 0;
+			vals[nkeys + i] = has_upper ? upper[i] : (Datum) 0;
+		}
+		vals[2 * nkeys] = Int64GetDatum(size);
+		memset(&r->total, 0, sizeof(r->total));
+		INSTR_TIME_SET_CURRENT(start);
+		run_into(plans[has_lower ? 1 : 0], make_params(2 * nkeys + 1, types, vals), r);
+		INSTR_TIME_SET_CURRENT(elapsed);
+		INSTR_TIME_SUBTRACT(elapsed, start);
+
+		last_chunk = (int64) r->total.rows < size;
+		if (last_chunk)
+			upper_out = keys_out(types, side, has_upper ? upper : NULL, no_nulls, &upper_null);
+		else
+			upper_out = keys_out(types, side, r->last, r->last_null, &upper_null);
+		emit_chunk(rsinfo, chunk++, lower_out, lower_null, upper_out, upper_null, &r->total);
+		if (last_chunk)
+			break;
+		has_lower = true;
+		if (target_ms > 0)
+		{
+			double		ms = INSTR_TIME_GET_MILLISEC(elapsed);
+			double		next = ms > 0 ? size * (target_ms / ms) : size * 2.0;
+
+			next = Min(next, size * 2.0);
+			next = Max(next, size / 2.0);
+			size = (int64) Min(Max(next, 100.0), 10000000.0);
+		}
+	}
+}
+
+/*
+ * shift.chunk_checksums(rel regclass, columns text[], key text[],
+ *		buckets integer, chunk_rows bigint, target_ms integer,
+ *		lower text[], upper text[], only integer[], pages int8range)
+ *	 RETURNS TABLE (chunk bigint, lower text[], upper text[], rows bigint, checksum text)
+ */
+Datum
+shift_chunk_checksums(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Side		side;
+	bool		by_bucket = !PG_ARGISNULL(3);
+	bool		by_range = !PG_ARGISNULL(4) || !PG_ARGISNULL(5) || !PG_ARGISNULL(6) ||
+		!PG_ARGISNULL(7);
+	int64		chunk_rows;
+	int32		target_ms;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the table must not be NULL")));
+	if (by_bucket && by_range)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("buckets cannot be combined with chunk_rows, target_ms, lower or upper"),
+				 errhint("Hash buckets and key ranges are two ways to cut a table; pick one.")));
+	if (!by_bucket && (!PG_ARGISNULL(8) || !PG_ARGISNULL(9)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("only_buckets and pages need buckets => n")));
+	InitMaterializedSRF(fcinfo, 0);
+	side_init(&side, "table", PG_GETARG_OID(0), PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1),
+			  PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2), true);
+	open_spi();
+	if (by_bucket)
+	{
+		int			bits = bucket_bits(PG_GETARG_INT32(3));
+
+		chunk_buckets(rsinfo, &side, bits, PG_ARGISNULL(8) ? NULL : PG_GETARG_ARRAYTYPE_P(8),
+					  PG_ARGISNULL(9) ? (Datum) 0 : PG_GETARG_DATUM(9), PG_ARGISNULL(9));
+	}
+	else
+	{
+		target_ms = PG_ARGISNULL(5) ? 0 : PG_GETARG_INT32(5);
+		chunk_rows = PG_ARGISNULL(4) ? (target_ms > 0 ? 1000 : 100000) : PG_GETARG_INT64(4);
+		if (chunk_rows < 1 || target_ms < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("chunk_rows must be at least 1 and target_ms positive")));
+		chunk_ranges(rsinfo, &side, chunk_rows, target_ms,
+					 PG_ARGISNULL(6) ? NULL : PG_GETARG_ARRAYTYPE_P(6),
+					 PG_ARGISNULL(7) ? NULL : PG_GETARG_ARRAYTYPE_P(7));
+	}
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/* ---------------------------------------------------------------- row hashes and compare */
+
+/* The planner's row estimate of a table (a million when never analyzed). */
+static double
+reltuples(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	double		n;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	n = ((Form_pg_class) GETSTRUCT(tup))->reltuples;
+	ReleaseSysCache(tup);
+	return n < 0 ? 1e6 : n;
+}
+
+/* Collects the rows of the wanted buckets of one side. */
+static HashReceiver *
+collect_rows(Side *side, int bits, const uint8 *only, int sideno, bool colhash)
+{
+	HashReceiver *r = receiver_create(RM_ROWS, side);
+
+	set_buckets(r, bits, only);
+	r->side = sideno;
+	r->want_colhash = colhash;
+	run_into(prepare_plan(scan_sql(side, r->keypos, NULL), 0, NULL), NULL, r);
+	return r;
+}
+
+/*
+ * shift.row_hashes(rel regclass, columns text[], key text[], buckets integer,
+ *		only integer[])
+ *	 RETURNS TABLE (bucket integer, key text[], key_hash text, row_hash text)
+ */
+Datum
+shift_row_hashes(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Side		side;
+	HashReceiver *r;
+	int			bits;
+	int64		i;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the table and buckets must not be NULL")));
+	bits = bucket_bits(PG_GETARG_INT32(3));
+	InitMaterializedSRF(fcinfo, 0);
+	side_init(&side, "table", PG_GETARG_OID(0), PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1),
+			  PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2), true);
+	open_spi();
+	r = collect_rows(&side, bits, only_bitmap(PG_ARGISNULL(4) ? NULL : PG_GETARG_ARRAYTYPE_P(4), bits),
+					 0, false);
+	for (i = 0; i < r->nrows; i++)
+	{
+		RowEntry   *e = &r->rows[i];
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+
+		values[0] = Int32GetDatum((int32) e->bucket);
+		values[1] = e->keytext;
+		values[2] = CStringGetTextDatum(hex128(e->key.high64, e->key.low64));
+		values[3] = CStringGetTextDatum(hex128(e->row.high64, e->row.low64));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	SPI_finish();
+	return (Datum) 0;
+}
+
+static int
+cmp_hash(XXH128_hash_t a, XXH128_hash_t b)
+{
+	if (a.high64 != b.high64)
+		return a.high64 < b.high64 ? -1 : 1;
+	if (a.low64 != b.low64)
+		return a.low64 < b.low64 ? -1 : 1;
+	return 0;
+}
+
+/* by key hash, then row hash, then side */
+static int
+cmp_entry(const void *pa, const void *pb)
+{
+	const RowEntry *a = pa;
+	const RowEntry *b = pb;
+	int			c = cmp_hash(a->key, b->key);
+
+	if (c == 0)
+		c = cmp_hash(a->row, b->row);
+	if (c == 0)
+		c = a->side - b->side;
+	return c;
+}
+
+static void
+emit_difference(ReturnSetInfo *rsinfo, const char *kind, RowEntry *e, RowEntry *other,
+				Side *src)
+{
+	Datum		values[3];
+	bool		nulls[3] = {false, false, true};
+
+	values[0] = CStringGetTextDatum(kind);
+	values[1] = e->keytext;
+	values[2] = (Datum) 0;
+	if (other && e->colhash && other->colhash)
+	{
+		ArrayBuildState *astate = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+		ListCell   *lc;
+		int			i = 0;
+
+		foreach(lc, src->columns)
+		{
+			if (e->colhash[i] != other->colhash[i])
+				astate = accumArrayResult(astate,
+										  CStringGetTextDatum(((Column *) lfirst(lc))->label),
+										  false, TEXTOID, CurrentMemoryContext);
+			i++;
+		}
+		values[2] = makeArrayResult(astate, CurrentMemoryContext);
+		nulls[2] = false;
+	}
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+/* Refuses column pairs that can never hold equal values (int against text, ...). */
+static void
+check_column_types(Side *src, Side *tgt, int *src_keypos, int *tgt_keypos)
+{
+	StringInfoData sql;
+	SPIPlanPtr	plans[2];
+	TupleDesc	descs[2];
+	int			ncols = list_length(src->columns);
+	int			nkeys = list_length(src->key);
+	int			i;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT %s FROM %s LIMIT 0",
+					 side_target_list(src, src_keypos), src->relname);
+	plans[0] = prepare_plan(sql.data, 0, NULL);
+	resetStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT %s FROM %s LIMIT 0",
+					 side_target_list(tgt, tgt_keypos), tgt->relname);
+	plans[1] = prepare_plan(sql.data, 0, NULL);
+	for (i = 0; i < 2; i++)
+		descs[i] = ((CachedPlanSource *) linitial(SPI_plan_get_plan_sources(plans[i])))->resultDesc;
+	for (i = 0; i < ncols + nkeys; i++)
+	{
+		int			a = i < ncols ? i : src_keypos[i - ncols];
+		int			b = i < ncols ? i : tgt_keypos[i - ncols];
+		Oid			ta = TupleDescAttr(descs[0], a)->atttypid;
+		Oid			tb = TupleDescAttr(descs[1], b)->atttypid;
+		ColHash		ca;
+		ColHash		cb;
+
+		colhash_init(&ca, ta);
+		colhash_init(&cb, tb);
+		if (colhash_class(&ca) != colhash_class(&cb) ||
+			((ca.kind == HK_FIXED || ca.kind == HK_SEND) && ca.typid != cb.typid))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("%s \"%s\" is %s in the source but %s \"%s\" is %s in the target",
+							i < ncols ? "column" : "key column",
+							((Column *) list_nth(i < ncols ? src->columns : src->key,
+												 i < ncols ? i : i - ncols))->label,
+							format_type_be(ta),
+							i < ncols ? "column" : "key column",
+							((Column *) list_nth(i < ncols ? tgt->columns : tgt->key,
+												 i < ncols ? i : i - ncols))->label,
+							format_type_be(tb)),
+					 errdetail("Values of these two types never hash equal."),
+					 errhint("Cast one side to the other's type, e.g. columns => ARRAY['id::bigint'].")));
+	}
+}
+
+/*
+ * shift.compare(source regclass, target regclass, columns text[],
+ *		target_columns text[], key text[], target_key text[], buckets integer)
+ *	 RETURNS TABLE (kind text, key text[], columns text[])
+ *
+ * Sums both tables into key-hash buckets, then looks at the rows of the
+ * buckets that differ only: a key on one side only is missing_in_target or
+ * missing_in_source, a key on both sides with different rows is different
+ * (columns lists which).  Without a key the rows themselves are compared as
+ * multisets.  Both scans read the caller's snapshot.
+ */
+Datum
+shift_compare(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Side		src;
+	Side		tgt;
+	int			src_keypos[INDEX_MAX_KEYS * 4];
+	int			tgt_keypos[INDEX_MAX_KEYS * 4];
+	HashReceiver *rs;
+	HashReceiver *rt;
+	HashReceiver *cs;
+	HashReceiver *ct;
+	int			bits;
+	uint32		nb;
+	uint32		b;
+	uint8	   *differ;
+	int64		ndiffer = 0;
+	RowEntry   *all;
+	int64		n;
+	int64		i;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("source and target must not be NULL")));
+	InitMaterializedSRF(fcinfo, 0);
+	side_init(&src, "source", PG_GETARG_OID(0), PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2),
+			  PG_ARGISNULL(4) ? NULL : PG_GETARG_ARRAYTYPE_P(4), true);
+	side_init(&tgt, "target", PG_GETARG_OID(1),
+			  PG_ARGISNULL(3) ? (PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2)) :
+			  PG_GETARG_ARRAYTYPE_P(3),
+			  PG_ARGISNULL(5) ? (PG_ARGISNULL(4) ? NULL : PG_GETARG_ARRAYTYPE_P(4)) :
+			  PG_GETARG_ARRAYTYPE_P(5), false);
+
+	/* the target's columns and key default to the source's, by name */
+	if (PG_ARGISNULL(3) && PG_ARGISNULL(2))
+	{
+		ListCell   *lc;
+		Relation	rel = table_open(tgt.relid, AccessShareLock);
+
+		tgt.columns = NIL;
+		foreach(lc, src.columns)
+			tgt.columns = lappend(tgt.columns,
+								  make_column(rel, "target", ((Column *) lfirst(lc))->label, true));
+		table_close(rel, AccessShareLock);
+	}
+	if (PG_ARGISNULL(5) && PG_ARGISNULL(4))
+	{
+		ListCell   *lc;
+		Relation	rel = table_open(tgt.relid, AccessShareLock);
+
+		tgt.key = NIL;
+		foreach(lc, src.key)
+			tgt.key = lappend(tgt.key, make_column(rel, "target", ((Column *) lfirst(lc))->label, true));
+		table_close(rel, AccessShareLock);
+	}
+	if (list_length(src.columns) != list_length(tgt.columns))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("source has %d columns to compare but target has %d",
+						list_length(src.columns), list_length(tgt.columns)),
+				 errhint("Give both lists: columns => ARRAY[...], target_columns => ARRAY[...].")));
+	if (list_length(src.key) != list_length(tgt.key))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("source key has %d columns but target key has %d",
+						list_length(src.key), list_length(tgt.key))));
+	open_spi();
+	check_column_types(&src, &tgt, src_keypos, tgt_keypos);
+
+	if (PG_ARGISNULL(6))
+	{
+		/* about a thousand rows per bucket */
+		double		est = reltuples(src.relid);
+
+		bits = 4;
+		while (bits < 20 && ((double) ((int64) 1 << bits)) * 1000.0 < est)
+			bits++;
+	}
+	else
+		bits = bucket_bits(PG_GETARG_INT32(6));
+	nb = (uint32) 1 << bits;
+
+	rs = receiver_create(RM_BUCKETS, &src);
+	set_buckets(rs, bits, NULL);
+	run_into(prepare_plan(scan_sql(&src, rs->keypos, NULL), 0, NULL), NULL, rs);
+	rt = receiver_create(RM_BUCKETS, &tgt);
+	set_buckets(rt, bits, NULL);
+	run_into(prepare_plan(scan_sql(&tgt, rt->keypos, NULL), 0, NULL), NULL, rt);
+
+	differ = palloc0(nb / 8 + 1);
+	for (b = 0; b < nb; b++)
+		if (memcmp(&rs->accs[b], &rt->accs[b], sizeof(Acc)) != 0)
+		{
+			differ[b >> 3] |= (uint8) (1 << (b & 7));
+			ndiffer++;
+		}
+	if (ndiffer == 0)
+	{
+		SPI_finish();
+		return (Datum) 0;
+	}
+
+	cs = collect_rows(&src, bits, differ, 0, true);
+	ct = collect_rows(&tgt, bits, differ, 1, true);
+	n = cs->nrows + ct->nrows;
+	all = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(RowEntry) * Max(n, 1));
+	if (cs->nrows)
+		memcpy(all, cs->rows, sizeof(RowEntry) * cs->nrows);
+	if (ct->nrows)
+		memcpy(all + cs->nrows, ct->rows, sizeof(RowEntry) * ct->nrows);
+	qsort(all, n, sizeof(RowEntry), cmp_entry);
+
+	/*
+	 * Walk each run of one key hash: equal row hashes on both sides cancel
+	 * in pairs; what remains pairs up as different, the rest is missing.
+	 */
+	for (i = 0; i < n;)
+	{
+		int64		end = i;
+		int64		j;
+		List	   *left[2] = {NIL, NIL};
+
+		while (end < n && cmp_hash(all[end].key, all[i].key) == 0)
+			end++;
+		for (j = i; j < end;)
+		{
+			int64		k = j;
+			int64		count[2] = {0, 0};
+			int64		m;
+
+			while (k < end && cmp_hash(all[k].row, all[j].row) == 0)
+				count[all[k++].side]++;
+			/* sorted by side within the run: sources first */
+			for (m = 0; m < count[0] - Min(count[0], count[1]); m++)
+				left[0] = lappend(left[0], &all[j + m]);
+			for (m = 0; m < count[1] - Min(count[0], count[1]); m++)
+				left[1] = lappend(left[1], &all[j + count[0] + m]);
+			j = k;
+		}
+		while (left[0] != NIL && left[1] != NIL)
+		{
+			emit_difference(rsinfo, "different", linitial(left[0]), linitial(left[1]), &src);
+			left[0] = list_delete_first(left[0]);
+			left[1] = list_delete_first(left[1]);
+		}
+		for (j = 0; j < list_length(left[0]); j++)
+			emit_difference(rsinfo, "missing_in_target", list_nth(left[0], j), NULL, &src);
+		for (j = 0; j < list_length(left[1]); j++)
+			emit_difference(rsinfo, "missing_in_source", list_nth(left[1], j), NULL, &src);
+		i = end;
+	}
+	SPI_finish();
+	return (Datum) 0;
+}

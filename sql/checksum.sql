@@ -1,0 +1,63 @@
+-- ---------------------------------------------------------------------------
+-- Checksums and compare (C in extension/checksum.c).  Every row is hashed in
+-- a canonical binary form with XXH3-128; a chunk is a row count plus two
+-- 64-bit sums of its rows' hashes.  All of these only read, as the calling
+-- role, in the calling statement's snapshot.
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.table_checksum(
+  rel      pg_catalog.regclass,
+  columns  pg_catalog.text[] DEFAULT NULL,
+  OUT rows pg_catalog.int8,
+  OUT checksum pg_catalog.text)
+RETURNS record
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'shift_table_checksum';
+COMMENT ON FUNCTION @extschema@.table_checksum(pg_catalog.regclass, pg_catalog.text[]) IS
+  'Row count and 128-bit order-independent checksum of a table (or of the given columns/expressions) in one scan';
+
+CREATE FUNCTION @extschema@.chunk_checksums(
+  rel        pg_catalog.regclass,
+  columns    pg_catalog.text[] DEFAULT NULL,
+  key        pg_catalog.text[] DEFAULT NULL,
+  buckets    pg_catalog.int4 DEFAULT NULL,
+  chunk_rows pg_catalog.int8 DEFAULT NULL,
+  target_ms  pg_catalog.int4 DEFAULT NULL,
+  lower      pg_catalog.text[] DEFAULT NULL,
+  upper      pg_catalog.text[] DEFAULT NULL,
+  only_buckets pg_catalog.int4[] DEFAULT NULL,
+  pages      pg_catalog.int8range DEFAULT NULL)
+RETURNS TABLE (chunk pg_catalog.int8, lower pg_catalog.text[], upper pg_catalog.text[],
+               rows pg_catalog.int8, checksum pg_catalog.text)
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'shift_chunk_checksums';
+COMMENT ON FUNCTION @extschema@.chunk_checksums(pg_catalog.regclass, pg_catalog.text[], pg_catalog.text[], pg_catalog.int4, pg_catalog.int8, pg_catalog.int4, pg_catalog.text[], pg_catalog.text[], pg_catalog.int4[], pg_catalog.int8range) IS
+  'Checksums per key range (chunk_rows, target_ms, lower, upper) or per key-hash bucket (buckets, only_buckets, pages)';
+
+CREATE FUNCTION @extschema@.row_hashes(
+  rel      pg_catalog.regclass,
+  columns  pg_catalog.text[] DEFAULT NULL,
+  key      pg_catalog.text[] DEFAULT NULL,
+  buckets  pg_catalog.int4 DEFAULT 1,
+  only_buckets pg_catalog.int4[] DEFAULT NULL)
+RETURNS TABLE (bucket pg_catalog.int4, key pg_catalog.text[], key_hash pg_catalog.text,
+               row_hash pg_catalog.text)
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'shift_row_hashes';
+COMMENT ON FUNCTION @extschema@.row_hashes(pg_catalog.regclass, pg_catalog.text[], pg_catalog.text[], pg_catalog.int4, pg_catalog.int4[]) IS
+  'Key and row hash of each row in the given key-hash buckets: the drill-down under chunk_checksums';
+
+CREATE FUNCTION @extschema@.compare(
+  source         pg_catalog.regclass,
+  target         pg_catalog.regclass,
+  columns        pg_catalog.text[] DEFAULT NULL,
+  target_columns pg_catalog.text[] DEFAULT NULL,
+  key            pg_catalog.text[] DEFAULT NULL,
+  target_key     pg_catalog.text[] DEFAULT NULL,
+  buckets        pg_catalog.int4 DEFAULT NULL)
+RETURNS TABLE (kind pg_catalog.text, key pg_catalog.text[], columns pg_catalog.text[])
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'shift_compare';
+COMMENT ON FUNCTION @extschema@.compare(pg_catalog.regclass, pg_catalog.regclass, pg_catalog.text[], pg_catalog.text[], pg_catalog.text[], pg_catalog.text[], pg_catalog.int4) IS
+  'Rows missing in the target, missing in the source, or different (with the differing columns); no rows when equal';
+

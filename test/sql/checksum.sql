@@ -1,0 +1,235 @@
+-- checksum: row hashing that follows each type's equality, order-independent
+-- chunk sums, key ranges and hash buckets, and compare.  Each case here is one
+-- that a naive checksum gets wrong; where SQL can show the naive answer, the
+-- test shows it next to ours.
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS pg_shift;
+\set SHOW_CONTEXT never
+
+-- (hi, lo) 64-bit lanes of a checksum, added mod 2^64, to check chunk sums
+CREATE FUNCTION lane(c text, i int) RETURNS numeric LANGUAGE sql IMMUTABLE AS $$
+  SELECT (('x' || substr(c, 1 + 16 * i, 16))::bit(64)::bigint::numeric + 18446744073709551616) % 18446744073709551616
+$$;
+CREATE FUNCTION sum_checksums(cs text[]) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+  SELECT lpad(to_hex(((sum(lane(c, 0)) % 18446744073709551616) - CASE WHEN sum(lane(c, 0)) % 18446744073709551616 >= 9223372036854775808 THEN 18446744073709551616 ELSE 0 END)::bigint), 16, '0')
+      || lpad(to_hex(((sum(lane(c, 1)) % 18446744073709551616) - CASE WHEN sum(lane(c, 1)) % 18446744073709551616 >= 9223372036854775808 THEN 18446744073709551616 ELSE 0 END)::bigint), 16, '0')
+    FROM unnest(cs) c
+$$;
+CREATE FUNCTION same(a regclass, b regclass) RETURNS boolean LANGUAGE sql AS $$
+  SELECT (SELECT row(rows, checksum) FROM shift.table_checksum(a)) =
+         (SELECT row(rows, checksum) FROM shift.table_checksum(b))
+$$;
+
+-- ---- golden values: the hash is defined byte for byte, so these never change
+CREATE TABLE golden (id int PRIMARY KEY, t text, n numeric, f float8, b boolean, ts timestamptz, j jsonb);
+INSERT INTO golden VALUES
+  (1, 'one', 1.5, 0.25, true, '2020-01-01 00:00:00+00', '{"a": [1, "x", null, true]}'),
+  (2, NULL, NULL, NULL, NULL, NULL, NULL),
+  (3, '', -12345.678, '-Infinity', false, 'infinity', '"s"');
+SELECT * FROM shift.table_checksum('golden');
+SELECT * FROM shift.table_checksum('golden', columns => '{id}');
+CREATE TABLE empty_a (id int PRIMARY KEY, t text);
+CREATE TABLE empty_b (id int PRIMARY KEY, t text);
+SELECT * FROM shift.table_checksum('empty_a');
+SELECT * FROM shift.chunk_checksums('empty_a', chunk_rows => 10);
+SELECT count(*) FROM shift.chunk_checksums('empty_a', buckets => 8);
+SELECT * FROM shift.compare('empty_a', 'empty_b');
+INSERT INTO empty_b VALUES (1, 'x');
+SELECT * FROM shift.compare('empty_a', 'empty_b');
+
+-- ---- duplicate rows: bit_xor of a row hash cancels them, our sums do not
+CREATE TABLE dup_a (t text, n int);
+CREATE TABLE dup_b (t text, n int);
+INSERT INTO dup_a VALUES ('x', 1);
+INSERT INTO dup_b VALUES ('x', 1), ('y', 2), ('y', 2);
+SELECT (SELECT bit_xor(hashtext(d::text)) FROM dup_a d) =
+       (SELECT bit_xor(hashtext(d::text)) FROM dup_b d) AS naive_xor_equal;
+SELECT same('dup_a', 'dup_b');
+SELECT * FROM shift.compare('dup_a', 'dup_b') ORDER BY kind, key;
+-- a keyless table compared as a multiset: one extra copy is one row missing
+INSERT INTO dup_a VALUES ('y', 2), ('y', 2), ('y', 2);
+SELECT * FROM shift.compare('dup_a', 'dup_b') ORDER BY kind, key;
+SELECT * FROM shift.chunk_checksums('dup_a', chunk_rows => 10);
+
+-- ---- values swapped between two rows: per-column sums cannot see it
+CREATE TABLE swap_a (id int PRIMARY KEY, name text, city text);
+CREATE TABLE swap_b (id int PRIMARY KEY, name text, city text);
+INSERT INTO swap_a VALUES (1, 'ann', 'oslo'), (2, 'bob', 'rome');
+INSERT INTO swap_b VALUES (1, 'ann', 'rome'), (2, 'bob', 'oslo');
+SELECT (SELECT sum(hashtext(name)) + sum(hashtext(city)) FROM swap_a) =
+       (SELECT sum(hashtext(name)) + sum(hashtext(city)) FROM swap_b) AS naive_columns_equal;
+SELECT same('swap_a', 'swap_b');
+SELECT * FROM shift.compare('swap_a', 'swap_b') ORDER BY key;
+
+-- ---- the same change applied to two rows: cancels under XOR of a linear hash
+CREATE TABLE pair_a (id int PRIMARY KEY, v int);
+CREATE TABLE pair_b (id int PRIMARY KEY, v int);
+INSERT INTO pair_a SELECT g, g FROM generate_series(1, 100) g;
+INSERT INTO pair_b SELECT g, CASE WHEN g IN (10, 20) THEN g # 4 ELSE g END FROM generate_series(1, 100) g;
+SELECT (SELECT bit_xor(v) FROM pair_a) = (SELECT bit_xor(v) FROM pair_b) AS naive_xor_equal;
+SELECT same('pair_a', 'pair_b');
+SELECT * FROM shift.compare('pair_a', 'pair_b') ORDER BY key;
+
+-- ---- NULL, '' and 'NULL' are three different values
+CREATE TABLE nul_a (id int PRIMARY KEY, t text, u text);
+CREATE TABLE nul_b (id int PRIMARY KEY, t text, u text);
+CREATE TABLE nul_c (id int PRIMARY KEY, t text, u text);
+INSERT INTO nul_a VALUES (1, NULL, 'x');
+INSERT INTO nul_b VALUES (1, '', 'x');
+INSERT INTO nul_c VALUES (1, 'NULL', 'x');
+SELECT (SELECT md5(concat(id, t, u)) FROM nul_a) = (SELECT md5(concat(id, t, u)) FROM nul_b) AS naive_concat_equal;
+SELECT same('nul_a', 'nul_b') AS null_is_empty, same('nul_a', 'nul_c') AS null_is_word,
+       same('nul_b', 'nul_c') AS empty_is_word;
+-- a value moved to the next column is not the same row either
+INSERT INTO nul_a VALUES (2, 'ab', NULL);
+INSERT INTO nul_b VALUES (2, 'a', 'b');
+SELECT * FROM shift.compare('nul_a', 'nul_b', columns => '{id,t,u}') ORDER BY key;
+
+-- ---- values equal to their type, different in bytes or text
+CREATE TABLE eq_a (id int PRIMARY KEY, n numeric, f float8, g float4, j jsonb, iv interval, c char(5), u uuid);
+CREATE TABLE eq_b (id bigint PRIMARY KEY, n numeric(20,6), f float8, g float8, j jsonb, iv interval, c char(8), u uuid);
+INSERT INTO eq_a VALUES
+  (1, 1.0, 0.0, 0.5, '{"a": 1.0, "b": [2.50]}', '1 day', 'ab', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'),
+  (2, 'NaN', 'NaN', 'NaN', '{"b": 1, "a": 2}', '1 mon', 'x', NULL),
+  (3, -0.000, '-0', '-0', '[]', '-1 day 23:00', '', NULL);
+INSERT INTO eq_b VALUES
+  (1, 1.00, -0.0, 0.5, '{"b": [2.5], "a": 1.000}', '24:00:00', 'ab ', 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11'),
+  (2, 'NaN', 'NaN', 'NaN', '{"a": 2, "b": 1}', '30 days', 'x', NULL),
+  (3, 0, 0, 0, '[]', '-01:00:00', ' ', NULL);
+SELECT (SELECT string_agg(e::text, '|' ORDER BY id) FROM eq_a e) =
+       (SELECT string_agg(e::text, '|' ORDER BY id) FROM eq_b e) AS naive_text_equal;
+SELECT same('eq_a', 'eq_b');
+SELECT * FROM shift.compare('eq_a', 'eq_b');
+-- and a real change in each is seen
+UPDATE eq_b SET n = 1.000001, j = '{"a": 1.0, "b": [2.51]}' WHERE id = 1;
+UPDATE eq_b SET iv = '1 mon 1 second' WHERE id = 2;
+SELECT * FROM shift.compare('eq_a', 'eq_b') ORDER BY key;
+
+-- ---- timestamptz never goes through TimeZone
+CREATE TABLE tz_a (id int PRIMARY KEY, at timestamptz);
+CREATE TABLE tz_b (id int PRIMARY KEY, at timestamptz);
+SET TimeZone = 'UTC';
+INSERT INTO tz_a VALUES (1, '2024-03-31 01:30:00'), (2, '2024-10-27 00:30:00');
+SET TimeZone = 'Europe/Berlin';
+INSERT INTO tz_b VALUES (1, '2024-03-31 03:30:00'), (2, '2024-10-27 02:30:00+02');
+SELECT (SELECT string_agg(at::text, ',' ORDER BY id) FROM tz_a) =
+       (SELECT string_agg(at::text, ',' ORDER BY id) FROM tz_b) AS naive_text_equal;
+SELECT checksum AS berlin FROM shift.table_checksum('tz_a') \gset
+SET TimeZone = 'Pacific/Auckland';
+SELECT checksum = :'berlin' AS same_in_auckland, same('tz_a', 'tz_b') FROM shift.table_checksum('tz_a');
+RESET TimeZone;
+
+-- ---- TOASTed values: compressed, out of line, or inline, the same value hashes the same
+CREATE TABLE toast_a (id int PRIMARY KEY, doc text);
+CREATE TABLE toast_b (id int PRIMARY KEY, doc text);
+ALTER TABLE toast_a ALTER doc SET STORAGE EXTERNAL;
+ALTER TABLE toast_b ALTER doc SET STORAGE MAIN;
+INSERT INTO toast_a SELECT g, repeat('abc', 4000) || (SELECT string_agg(md5(g::text || i), '') FROM generate_series(1, 100) i)
+  FROM generate_series(1, 20) g;
+INSERT INTO toast_b SELECT * FROM toast_a;
+SELECT pg_column_size(a.doc) <> pg_column_size(b.doc) AS stored_differently
+  FROM toast_a a JOIN toast_b b USING (id) WHERE id = 1;
+SELECT same('toast_a', 'toast_b');
+UPDATE toast_b SET doc = doc || '.' WHERE id = 7;
+SELECT * FROM shift.compare('toast_a', 'toast_b');
+
+-- ---- a row deleted and another inserted: same count, not the same table
+CREATE TABLE di_a (id int PRIMARY KEY, v text);
+CREATE TABLE di_b (id int PRIMARY KEY, v text);
+INSERT INTO di_a SELECT g, 'v' || g FROM generate_series(1, 1000) g;
+INSERT INTO di_b SELECT * FROM di_a;
+DELETE FROM di_b WHERE id = 500;
+INSERT INTO di_b VALUES (1001, 'v1001');
+SELECT (SELECT count(*) FROM di_a) = (SELECT count(*) FROM di_b) AS naive_count_equal;
+SELECT same('di_a', 'di_b');
+SELECT * FROM shift.compare('di_a', 'di_b') ORDER BY kind;
+
+-- ---- an int key against its bigint copy, a renamed column, a cast
+CREATE TABLE mig_a (id int PRIMARY KEY, full_name text, score int);
+CREATE TABLE mig_b (id bigint PRIMARY KEY, name text, score text);
+INSERT INTO mig_a SELECT g, 'n' || g, g FROM generate_series(1, 300) g;
+INSERT INTO mig_b SELECT id, full_name, score::text FROM mig_a;
+SELECT * FROM shift.compare('mig_a', 'mig_b');
+SELECT * FROM shift.compare('mig_a', 'mig_b', columns => '{id,full_name,score}',
+                            target_columns => '{id,name,score::int}');
+SELECT * FROM shift.compare('mig_a', 'mig_b', columns => '{id,full_name,score::text}',
+                            target_columns => '{id,name,score}');
+UPDATE mig_b SET name = 'renamed' WHERE id = 42;
+SELECT * FROM shift.compare('mig_a', 'mig_b', columns => '{id,full_name,score}',
+                            target_columns => '{id,name,score::int}');
+
+-- ---- chunks: key ranges and hash buckets add up to the table
+CREATE TABLE ch (id int PRIMARY KEY, v text);
+INSERT INTO ch SELECT g, md5(g::text) FROM generate_series(1, 10000) g;
+SELECT checksum AS whole FROM shift.table_checksum('ch') \gset
+SELECT count(*) AS chunks, sum(rows) AS rows, sum_checksums(array_agg(checksum)) = :'whole' AS sums_to_table
+  FROM shift.chunk_checksums('ch', chunk_rows => 3000);
+SELECT chunk, lower, upper, rows FROM shift.chunk_checksums('ch', chunk_rows => 3000);
+SELECT count(*) AS chunks, sum(rows) AS rows, sum_checksums(array_agg(checksum)) = :'whole' AS sums_to_table
+  FROM shift.chunk_checksums('ch', buckets => 64);
+SELECT checksum = :'whole' AS one_bucket_is_table FROM shift.chunk_checksums('ch', buckets => 1);
+-- bucket b of n holds exactly buckets 2b and 2b+1 of 2n
+SELECT count(*) AS parents_matching FROM shift.chunk_checksums('ch', buckets => 16) p
+  JOIN (SELECT chunk / 2 AS parent, sum(rows) AS rows, sum_checksums(array_agg(checksum)) AS checksum
+          FROM shift.chunk_checksums('ch', buckets => 32) GROUP BY 1) c
+    ON c.parent = p.chunk AND c.rows = p.rows AND c.checksum = p.checksum;
+SELECT sum(rows) FROM shift.chunk_checksums('ch', buckets => 32, only_buckets => '{3,4}');
+SELECT count(*) = (SELECT sum(rows) FROM shift.chunk_checksums('ch', buckets => 32, only_buckets => '{3,4}'))
+  FROM shift.row_hashes('ch', buckets => 32, only_buckets => '{3,4}');
+-- pages split one scan into parts that add up
+SELECT sum(rows) AS rows, sum_checksums(array_agg(checksum)) = :'whole' AS sums_to_table
+  FROM (SELECT * FROM shift.chunk_checksums('ch', buckets => 1, pages => '[0,40)')
+        UNION ALL SELECT * FROM shift.chunk_checksums('ch', buckets => 1, pages => '[40,)')) s;
+-- a bounded range, and chunks sized by time
+SELECT chunk, lower, upper, rows FROM shift.chunk_checksums('ch', lower => '{100}', upper => '{2600}', chunk_rows => 1000);
+SELECT sum(rows) FROM shift.chunk_checksums('ch', target_ms => 50);
+-- a composite and a text key
+CREATE TABLE ck (a int, b text, v int, PRIMARY KEY (a, b));
+INSERT INTO ck SELECT g % 7, 'k' || g, g FROM generate_series(1, 500) g;
+SELECT count(*), sum(rows) FROM shift.chunk_checksums('ck', chunk_rows => 100);
+SELECT chunk, lower, upper, rows FROM shift.chunk_checksums('ck', chunk_rows => 200);
+
+-- ---- hostile names are quoted; expressions are checked by the parser
+CREATE TABLE "we""ird table" ("Mixed Case" int PRIMARY KEY, "sp ace" text);
+INSERT INTO "we""ird table" VALUES (1, 'a'), (2, 'b');
+SELECT rows FROM shift.table_checksum('"we""ird table"', columns => '{Mixed Case,sp ace}');
+SELECT chunk, lower, upper, rows FROM shift.chunk_checksums('"we""ird table"', chunk_rows => 1);
+SELECT * FROM shift.table_checksum('ch', columns => '{"id FROM pg_authid"}');
+SELECT * FROM shift.table_checksum('ch', columns => '{"1); DROP TABLE ch; --"}');
+SELECT * FROM shift.table_checksum('ch', columns => '{no_such_column}');
+SELECT * FROM shift.table_checksum('ch', columns => '{}');
+SELECT * FROM shift.table_checksum('no_such_table');
+
+-- ---- usage errors
+SELECT * FROM shift.chunk_checksums('ch', buckets => 3);
+SELECT * FROM shift.chunk_checksums('ch', buckets => 4, chunk_rows => 10);
+SELECT * FROM shift.chunk_checksums('ch', pages => '[0,1)');
+SELECT * FROM shift.chunk_checksums('ch', buckets => 4, only_buckets => '{4}');
+SELECT * FROM shift.chunk_checksums('dup_a');
+SELECT * FROM shift.chunk_checksums('ch', lower => '{1,2}');
+SELECT * FROM shift.chunk_checksums('ch', chunk_rows => 0);
+SELECT * FROM shift.compare('mig_a', 'mig_b', columns => '{id,full_name}', target_columns => '{id}');
+SELECT * FROM shift.compare('mig_a', 'mig_b', columns => '{id,full_name,score}', target_columns => '{id,name,score}');
+CREATE TABLE nk (k int, v int);
+INSERT INTO nk VALUES (1, 1), (NULL, 2);
+SELECT * FROM shift.chunk_checksums('nk', key => '{k}', chunk_rows => 1);
+SELECT sum(rows) FROM shift.chunk_checksums('nk', key => '{k}', buckets => 2);
+
+-- ---- a role without SELECT on the table is refused by the executor
+CREATE ROLE shift_cs_nobody;
+GRANT shift_operator TO shift_cs_nobody;
+SET ROLE shift_cs_nobody;
+SELECT * FROM shift.table_checksum('ch');
+SELECT * FROM shift.compare('di_a', 'di_b');
+RESET ROLE;
+GRANT SELECT ON ch TO shift_cs_nobody;
+SET ROLE shift_cs_nobody;
+SELECT rows FROM shift.table_checksum('ch');
+RESET ROLE;
+-- and a role without shift_operator cannot call the functions at all
+CREATE ROLE shift_cs_public;
+SET ROLE shift_cs_public;
+SELECT rows FROM shift.table_checksum('ch');
+RESET ROLE;
+DROP OWNED BY shift_cs_nobody, shift_cs_public;
+DROP ROLE shift_cs_nobody, shift_cs_public;
