@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Benchmark: checksumming a cached table with 8 columns (bigint, int, text with
+# some NULLs, timestamptz, numeric(12,2), float8, boolean, jsonb) seven ways
+# on the same data in one run: count(*), count(last column) (a full deform),
+# shift.table_checksum, sum(hashtext(t::text)), bit_xor(hash_record_extended),
+# data-diff's PostgreSQL checksum, and pt-table-checksum's md5(string_agg)
+# per 100 000-row chunk.  Then shift.compare of two identical copies, and
+# pgshift compare of two servers.  One process per query
+# (max_parallel_workers_per_gather = 0) so rows/s compare work, not cores.
+# Prints a markdown table of rows/s and ratios; never fails on timing.
+# BENCH_CHECKSUM_ROWS sets the size (default 5 000 000), BENCH_ROUNDS the rounds.
+set -euo pipefail
+ROWS=${BENCH_CHECKSUM_ROWS:-5000000}
+ROUNDS=${BENCH_ROUNDS:-3}
+DB=bench_checksum
+export PGOPTIONS="-c client_min_messages=warning -c max_parallel_workers_per_gather=0"
+psql() { command psql -X -q -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
+now() { date +%s.%N; }
+calc() { awk "BEGIN { printf \"$1\", $2 }"; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+dropdb --if-exists "$DB" >/dev/null 2>&1
+createdb "$DB"
+psql -c "CREATE EXTENSION pg_shift" >/dev/null
+psql >/dev/null <<SQL
+CREATE TABLE t (id bigint PRIMARY KEY, n int, label text, created timestamptz, amount numeric(12,2),
+                score float8, active boolean, doc jsonb);
+INSERT INTO t
+SELECT g, g % 1000, CASE WHEN g % 10 = 0 THEN NULL ELSE 'customer-' || lpad(g::text, 8, '0') || '-' || substr(md5(g::text), 1, 6) END,
+       timestamptz '2024-01-01' + g * interval '1 second', (g % 100000) / 100.0, g * 0.25, g % 3 = 0,
+       jsonb_build_object('k', g % 100, 'tag', 'T' || g % 17)
+  FROM generate_series(1, $ROWS) g;
+CREATE TABLE t2 AS SELECT * FROM t;
+ALTER TABLE t2 ADD PRIMARY KEY (id);
+SQL
+psql -c "VACUUM ANALYZE t" -c "VACUUM ANALYZE t2" >/dev/null
+timed() { local t0 t1; t0=$(now); psql -c "$1" >/dev/null; t1=$(now); calc "%.3f" "$t1 - $t0"; }
+
+COLS="id::text, n::text, label, created::text, amount::text, score::text, active::text, doc::text"
+declare -A SQL=(
+  [count]="SELECT count(*) FROM t"
+  [deform]="SELECT count(doc) FROM t"
+  [shift]="SELECT * FROM shift.table_checksum('t')"
+  [hashtext]="SELECT sum(hashtext(t::text)) FROM t"
+  [record]="SELECT bit_xor(hash_record_extended(t, 0)) FROM t"
+  [datadiff]="SELECT sum(('x' || substring(md5(concat($COLS)), 18))::bit(60)::bigint) FROM t"
+  [ptosc]="SELECT count(*) FROM (SELECT (id - 1) / 100000, md5(string_agg(t::text, '|' ORDER BY id)) FROM t GROUP BY 1) s"
+  [compare]="SELECT count(*) FROM shift.compare('t', 't2')"
+)
+ORDER=(count deform shift hashtext record datadiff ptosc compare)
+declare -A TIMES
+psql -c "SELECT count(doc) FROM t" -c "SELECT count(doc) FROM t2" >/dev/null   # warm the cache
+for r in $(seq 1 "$ROUNDS"); do
+  for m in "${ORDER[@]}"; do TIMES[$m]="${TIMES[$m]:-} $(timed "${SQL[$m]}")"; done
+done
+declare -A MED
+for m in "${ORDER[@]}"; do
+  # shellcheck disable=SC2086
+  MED[$m]=$(median ${TIMES[$m]})
+done
+
+# Two servers: the second is a copy of this cluster's table in a throwaway
+# cluster; pgshift compare reads both at once.
+cross=""
+if [ -n "${PGSHIFT_PGBIN:-}" ] && pgshift --help 2>&1 | grep -q -- "--source"; then
+  . "$PGSHIFT_ROOT/test/integration/cluster.sh"
+  second_cluster_start
+  command psql -X -q -d "host=$SECOND_HOST port=$SECOND_PORT dbname=postgres" -c "CREATE DATABASE $DB" >/dev/null
+  command psql -X -q -v ON_ERROR_STOP=1 -d "host=$SECOND_HOST port=$SECOND_PORT dbname=$DB" -c "CREATE EXTENSION pg_shift" >/dev/null
+  pg_dump -t t -d "$DB" | command psql -X -q -v ON_ERROR_STOP=1 -d "host=$SECOND_HOST port=$SECOND_PORT dbname=$DB" >/dev/null
+  command psql -X -q -d "host=$SECOND_HOST port=$SECOND_PORT dbname=$DB" -c "VACUUM ANALYZE t" -c "SELECT count(doc) FROM t" >/dev/null
+  SRC="dbname=$DB"
+  TGT="host=$SECOND_HOST port=$SECOND_PORT dbname=$DB"
+  ct=()
+  for r in $(seq 1 "$ROUNDS"); do
+    t0=$(now); pgshift compare --source "$SRC" --target "$TGT" --table t -q >/dev/null; t1=$(now)
+    ct+=("$(calc "%.3f" "$t1 - $t0")")
+  done
+  cmed=$(median "${ct[@]}")
+  command psql -X -q -d "host=$SECOND_HOST port=$SECOND_PORT dbname=$DB" -c "UPDATE t SET label = 'changed' WHERE id = $((ROWS / 2 + 7))" >/dev/null
+  set +e
+  out=$(pgshift compare --source "$SRC" --target "$TGT" --table t --json 2>&1)
+  rc=$?
+  set -e
+  found=$(printf '%s\n' "$out" | grep -c '"kind":"different"' || true)
+  wire=$(printf '%s\n' "$out" | sed -n 's/.*"bytes_received":\([0-9]*\).*/\1/p' | tail -1)
+  sent=$(printf '%s\n' "$out" | sed -n 's/.*"bytes_sent":\([0-9]*\).*/\1/p' | tail -1)
+  second_cluster_stop
+  cross="yes"
+fi
+
+rate() { calc "%.0f" "$ROWS / $1"; }
+ratio() { calc "%.2f" "$1 / $2"; }
+s=${MED[shift]}
+echo "## Checksums: $ROWS rows × 8 columns, cached (median of $ROUNDS rounds, one process per query)"
+echo
+echo "| method | seconds | rows/s | shift.table_checksum vs it |"
+echo "|---|---:|---:|---:|"
+row() { printf '| %s | %.2f | %s | %s× |\n' "$1" "${MED[$2]}" "$(rate "${MED[$2]}")" "$(ratio "${MED[$2]}" "$s")"; }
+row 'SELECT count(*)' count
+row 'SELECT count(doc) (deforms every column)' deform
+row '**shift.table_checksum**' shift
+row 'sum(hashtext(t::text))' hashtext
+row 'bit_xor(hash_record_extended(t, 0))' record
+row "data-diff: sum(('x' \\|\\| substring(md5(concat(...)), 18))::bit(60)::bigint)" datadiff
+row 'pt-table-checksum style: md5(string_agg(t::text, ...)) per 100 000-row chunk' ptosc
+row 'shift.compare of two identical tables (two scans)' compare
+echo
+for m in "${ORDER[@]}"; do printf '%s:%s; ' "$m" "${TIMES[$m]}"; done; echo
+echo
+echo "Targets: table_checksum ≥ 35 % of count(*) rows/s: $(calc "%.0f" "100 * ${MED[count]} / $s") %;" \
+  "≥ 20× data-diff: $(ratio "${MED[datadiff]}" "$s")×; ≥ 4× hash_record_extended: $(ratio "${MED[record]}" "$s")×."
+if [ -n "$cross" ]; then
+  echo
+  echo "Two servers (pgshift compare, both scanned at once): $(calc "%.2f" "$cmed") s for two identical tables" \
+    "= $(ratio "$cmed" "$s")× one table_checksum (target ≤ 1.3×; rounds: ${ct[*]})."
+  echo "One changed row among $ROWS: exit $rc, $found row(s) reported different," \
+    "$wire bytes received and $sent bytes sent by pgshift (target < 1 MB)."
+fi
+echo
+dropdb "$DB"
