@@ -74,6 +74,7 @@ PG_FUNCTION_INFO_V1(shift_table_checksum);
 PG_FUNCTION_INFO_V1(shift_chunk_checksums);
 PG_FUNCTION_INFO_V1(shift_row_hashes);
 PG_FUNCTION_INFO_V1(shift_compare);
+PG_FUNCTION_INFO_V1(shift_checksum_columns);
 
 /* Seeds the key hash, so a keyless table's key hash differs from its row hash. */
 #define KEY_SEED		UINT64CONST(0x7067736869667421)
@@ -172,22 +173,37 @@ colhash_init(ColHash *c, Oid typid)
 	fmgr_info(sendfn, &c->send);
 }
 
-/* Columns of these kinds can hold equal values; others never compare equal. */
-static int
+/*
+ * Which values a column's can equal: two columns whose classes differ never
+ * hash equal (int against text), so compare refuses them up front.
+ */
+static char *
 colhash_class(const ColHash *c)
 {
 	switch (c->kind)
 	{
+		case HK_INT:
+			return pstrdup("integer");
 		case HK_FLOAT4:
 		case HK_FLOAT8:
-			return HK_FLOAT8;
+			return pstrdup("float");
+		case HK_NUMERIC:
+			return pstrdup("numeric");
 		case HK_BPCHAR:
 		case HK_BYTES:
 		case HK_NAME:
-			return HK_BYTES;
-		default:
-			return c->kind;
+			return pstrdup("text");
+		case HK_UUID:
+			return pstrdup("uuid");
+		case HK_INTERVAL:
+			return pstrdup("interval");
+		case HK_JSONB:
+			return pstrdup("jsonb");
+		case HK_FIXED:
+		case HK_SEND:
+			break;
 	}
+	return psprintf("%s %s", c->kind == HK_FIXED ? "fixed" : "binary", format_type_be(c->typid));
 }
 
 /*
@@ -1770,8 +1786,7 @@ check_column_types(Side *src, Side *tgt, int *src_keypos, int *tgt_keypos)
 
 		colhash_init(&ca, ta);
 		colhash_init(&cb, tb);
-		if (colhash_class(&ca) != colhash_class(&cb) ||
-			((ca.kind == HK_FIXED || ca.kind == HK_SEND) && ca.typid != cb.typid))
+		if (strcmp(colhash_class(&ca), colhash_class(&cb)) != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
 					 errmsg("%s \"%s\" is %s in the source but %s \"%s\" is %s in the target",
@@ -1950,6 +1965,60 @@ shift_compare(PG_FUNCTION_ARGS)
 		for (j = 0; j < list_length(left[1]); j++)
 			emit_difference(rsinfo, "missing_in_source", list_nth(left[1], j), NULL, &src);
 		i = end;
+	}
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/*
+ * shift.checksum_columns(rel regclass, columns text[], key text[])
+ *	 RETURNS TABLE (ord integer, label text, is_key boolean, type text, class text)
+ *
+ * What a checksum of rel hashes: each column (then each key column) with its
+ * type and its class; columns of different classes never hash equal.  The
+ * runner compares two servers' answers before it scans anything.
+ */
+Datum
+shift_checksum_columns(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Side		side;
+	int			keypos[INDEX_MAX_KEYS];
+	SPIPlanPtr	plan;
+	TupleDesc	desc;
+	int			ncols;
+	int			nkeys;
+	int			i;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the table must not be NULL")));
+	InitMaterializedSRF(fcinfo, 0);
+	side_init(&side, "table", PG_GETARG_OID(0), PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1),
+			  PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2), true);
+	ncols = list_length(side.columns);
+	nkeys = list_length(side.key);
+	open_spi();
+	plan = prepare_plan(psprintf("SELECT %s FROM %s LIMIT 0", side_target_list(&side, keypos),
+								 side.relname), 0, NULL);
+	desc = ((CachedPlanSource *) linitial(SPI_plan_get_plan_sources(plan)))->resultDesc;
+	for (i = 0; i < ncols + nkeys; i++)
+	{
+		int			att = i < ncols ? i : keypos[i - ncols];
+		Oid			typid = TupleDescAttr(desc, att)->atttypid;
+		ColHash		ch;
+		Datum		values[5];
+		bool		nulls[5] = {false, false, false, false, false};
+
+		colhash_init(&ch, typid);
+		values[0] = Int32GetDatum(i < ncols ? i + 1 : i - ncols + 1);
+		values[1] = CStringGetTextDatum(((Column *) list_nth(i < ncols ? side.columns : side.key,
+															  i < ncols ? i : i - ncols))->label);
+		values[2] = BoolGetDatum(i >= ncols);
+		values[3] = CStringGetTextDatum(format_type_be(typid));
+		values[4] = CStringGetTextDatum(colhash_class(&ch));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	SPI_finish();
 	return (Datum) 0;

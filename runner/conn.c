@@ -116,9 +116,9 @@ pgs_error_set(PgsError *err, const char *sqlstate, const char *fmt,...)
  * Fills *err from a failed result, or from the connection when there is no
  * result at all (out of memory, connection lost before a reply).
  */
-static void
-error_from_result(PGconn *conn, const PGresult *res, const char *sql,
-				  PgsError *err)
+void
+pgs_error_from_result(PGconn *conn, const PGresult *res, const char *sql,
+					  PgsError *err)
 {
 	const char *msg = NULL;
 	const char *pos;
@@ -374,7 +374,7 @@ pgs_exec(PGconn *conn, const char *sql, int nparams,
 			err->statement = strdup(sql);
 			return NULL;
 		default:
-			error_from_result(conn, res, sql, err);
+			pgs_error_from_result(conn, res, sql, err);
 			PQclear(res);
 			return NULL;
 	}

@@ -28,6 +28,11 @@ usage(FILE *out)
 			"  pgshift [OPTION]... plan FILE [--format text|markdown|json] [--offline]\n"
 			"                                     print the plan; change nothing\n"
 			"  pgshift [OPTION]... status [NAME]  the state of every migration, or of one\n"
+			"  pgshift [OPTION]... compare --target=DSN --table=TABLE [--source=DSN]\n"
+			"          [--target-table=T] [--columns=C,...] [--target-columns=C,...]\n"
+			"          [--key=C,...] [--target-key=C,...] [--buckets=N]\n"
+			"                                     compare a table on two servers by chunk\n"
+			"                                     checksums; list the rows that differ\n"
 			"\n"
 			"Options:\n"
 			"  -d, --dsn=DSN        connection string or URI (default: the libpq\n"
@@ -38,14 +43,19 @@ usage(FILE *out)
 			"      --allow-drift    accept a completed migration's changed script (logged)\n"
 			"      --format=FORMAT  plan: text (default), markdown or json\n"
 			"      --offline        plan: do not connect (no recorded state)\n"
-			"      --json           machine-readable output (events, status, plan)\n"
+			"      --source=DSN     compare: the source server (default: --dsn or the\n"
+			"                       libpq environment)\n"
+			"      --target=DSN     compare: the target server\n"
+			"      --table=TABLE    compare: the table (schema-qualified if needed)\n"
+			"      --json           machine-readable output (events, status, plan, compare)\n"
 			"  -q, --quiet          print only errors\n"
 			"  -v, --verbose        add a Lua traceback to errors\n"
 			"  -V, --version        print the version and exit\n"
 			"  -h, --help           print this help and exit\n"
 			"\n"
-			"Exit status: 0 done; 1 the migration failed (or a verify gate, or a\n"
-			"refused rollback); 2 usage, file, connection or setup error, or the\n"
+			"Exit status: 0 done (compare: equal); 1 the migration failed (or a verify\n"
+			"gate, or a refused rollback; compare: the tables differ); 2 usage, file,\n"
+			"connection or setup error, or the\n"
 			"migration is locked by another runner (nothing was run).\n"
 			"The database needs the pg_shift extension of the same version:\n"
 			"  CREATE EXTENSION pg_shift;\n",
@@ -68,7 +78,16 @@ enum
 	OPT_ALLOW_DRIFT,
 	OPT_FORMAT,
 	OPT_OFFLINE,
-	OPT_JSON
+	OPT_JSON,
+	OPT_SOURCE,
+	OPT_TARGET,
+	OPT_TABLE,
+	OPT_TARGET_TABLE,
+	OPT_COLUMNS,
+	OPT_TARGET_COLUMNS,
+	OPT_KEY,
+	OPT_TARGET_KEY,
+	OPT_BUCKETS
 };
 
 /* Which options each command takes (beyond the common ones). */
@@ -89,6 +108,16 @@ option_allowed(const char *command, int opt)
 		case OPT_FORMAT:
 		case OPT_OFFLINE:
 			return strcmp(command, "plan") == 0;
+		case OPT_SOURCE:
+		case OPT_TARGET:
+		case OPT_TABLE:
+		case OPT_TARGET_TABLE:
+		case OPT_COLUMNS:
+		case OPT_TARGET_COLUMNS:
+		case OPT_KEY:
+		case OPT_TARGET_KEY:
+		case OPT_BUCKETS:
+			return strcmp(command, "compare") == 0;
 		default:
 			return true;
 	}
@@ -109,6 +138,24 @@ option_name(int opt)
 			return "--format";
 		case OPT_OFFLINE:
 			return "--offline";
+		case OPT_SOURCE:
+			return "--source";
+		case OPT_TARGET:
+			return "--target";
+		case OPT_TABLE:
+			return "--table";
+		case OPT_TARGET_TABLE:
+			return "--target-table";
+		case OPT_COLUMNS:
+			return "--columns";
+		case OPT_TARGET_COLUMNS:
+			return "--target-columns";
+		case OPT_KEY:
+			return "--key";
+		case OPT_TARGET_KEY:
+			return "--target-key";
+		case OPT_BUCKETS:
+			return "--buckets";
 		default:
 			return "?";
 	}
@@ -129,17 +176,28 @@ main(int argc, char **argv)
 		{"format", required_argument, NULL, OPT_FORMAT},
 		{"offline", no_argument, NULL, OPT_OFFLINE},
 		{"json", no_argument, NULL, OPT_JSON},
+		{"source", required_argument, NULL, OPT_SOURCE},
+		{"target", required_argument, NULL, OPT_TARGET},
+		{"table", required_argument, NULL, OPT_TABLE},
+		{"target-table", required_argument, NULL, OPT_TARGET_TABLE},
+		{"columns", required_argument, NULL, OPT_COLUMNS},
+		{"target-columns", required_argument, NULL, OPT_TARGET_COLUMNS},
+		{"key", required_argument, NULL, OPT_KEY},
+		{"target-key", required_argument, NULL, OPT_TARGET_KEY},
+		{"buckets", required_argument, NULL, OPT_BUCKETS},
 		{NULL, 0, NULL, 0}
 	};
 	PgsOptions	opts;
+	PgsCompareOptions copts;
 	const char *command;
 	const char *arg = NULL;
-	int			used[8] = {0};
+	int			used[32] = {0};
 	int			nused = 0;
 	int			c;
 	int			i;
 
 	memset(&opts, 0, sizeof(opts));
+	memset(&copts, 0, sizeof(copts));
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":d:qvVh", long_options, NULL)) != -1)
 	{
@@ -189,6 +247,41 @@ main(int argc, char **argv)
 			case OPT_JSON:
 				opts.json = true;
 				break;
+			case OPT_SOURCE:
+				copts.source = optarg;
+				break;
+			case OPT_TARGET:
+				copts.target = optarg;
+				break;
+			case OPT_TABLE:
+				copts.table = optarg;
+				break;
+			case OPT_TARGET_TABLE:
+				copts.target_table = optarg;
+				break;
+			case OPT_COLUMNS:
+				copts.columns = optarg;
+				break;
+			case OPT_TARGET_COLUMNS:
+				copts.target_columns = optarg;
+				break;
+			case OPT_KEY:
+				copts.key = optarg;
+				break;
+			case OPT_TARGET_KEY:
+				copts.target_key = optarg;
+				break;
+			case OPT_BUCKETS:
+				{
+					char	   *end;
+					long		v = strtol(optarg, &end, 10);
+
+					if (end == optarg || *end != '\0' || v < 1 || v > 4096 || (v & (v - 1)) != 0)
+						return usage_error("--buckets: \"%s\" is not a power of two from 1 to 4096",
+										   optarg);
+					copts.buckets = (int) v;
+					break;
+				}
 			case ':':
 				return usage_error("option %s needs a value", argv[optind - 1]);
 			default:
@@ -200,7 +293,7 @@ main(int argc, char **argv)
 				}
 				return usage_error("unknown option or value in \"%s\"", argv[optind - 1]);
 		}
-		if (c >= OPT_TO && nused < 8)
+		if (c >= OPT_TO && nused < 32)
 			used[nused++] = c;
 	}
 
@@ -209,7 +302,7 @@ main(int argc, char **argv)
 	command = argv[optind++];
 	if (strcmp(command, "run") != 0 && strcmp(command, "rollback") != 0 &&
 		strcmp(command, "verify") != 0 && strcmp(command, "plan") != 0 &&
-		strcmp(command, "status") != 0)
+		strcmp(command, "status") != 0 && strcmp(command, "compare") != 0)
 		return usage_error("unknown command \"%s\"", command);
 	for (i = 0; i < nused; i++)
 		if (!option_allowed(command, used[i]))
@@ -219,6 +312,18 @@ main(int argc, char **argv)
 			return PGS_EXIT_USAGE;
 		}
 
+	if (strcmp(command, "compare") == 0)
+	{
+		if (optind < argc)
+			return usage_error("unexpected argument \"%s\"", argv[optind]);
+		if (copts.target == NULL)
+			return usage_error("%scompare: --target=DSN is required", "");
+		if (copts.table == NULL)
+			return usage_error("%scompare: --table=TABLE is required", "");
+		if (copts.source == NULL)
+			copts.source = opts.dsn;
+		return pgs_cmd_compare(&opts, &copts);
+	}
 	if (strcmp(command, "status") == 0)
 	{
 		if (optind < argc)

@@ -52,6 +52,8 @@ extern void pgs_set_work_conn(PGconn *conn, PgsTickFn fn, void *arg);
 extern void pgs_maybe_tick(void);
 extern PGresult *pgs_exec(PGconn *conn, const char *sql, int nparams,
 						  const char *const *values, PgsError *err);
+extern void pgs_error_from_result(PGconn *conn, const PGresult *res,
+								  const char *sql, PgsError *err);
 extern void pgs_error_clear(PgsError *err);
 extern void pgs_error_set(PgsError *err, const char *sqlstate,
 						  const char *fmt,...) __attribute__((format(printf, 3, 4)));
@@ -135,6 +137,22 @@ extern int	pgs_cmd_session(const PgsOptions *opts, const char *command,
 /* ---- inspect.c: commands that only read ---- */
 extern int	pgs_cmd_plan(const PgsOptions *opts, const char *path);
 extern int	pgs_cmd_status(const PgsOptions *opts, const char *name);
+
+/* ---- compare.c: one table on two servers ---- */
+typedef struct PgsCompareOptions
+{
+	const char *source;			/* DSN; NULL: --dsn or the libpq environment */
+	const char *target;
+	const char *table;
+	const char *target_table;	/* NULL: the same name */
+	const char *columns;		/* comma-separated; NULL: every column */
+	const char *target_columns;
+	const char *key;			/* comma-separated; NULL: the primary key */
+	const char *target_key;
+	int			buckets;		/* first-level buckets; 0: from the row estimate */
+} PgsCompareOptions;
+
+extern int	pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts);
 
 /* ---- sha256.c ---- */
 extern int	pgs_sha256_file(const char *path, char *hex);

@@ -505,6 +505,116 @@ function db_methods.backfill(db, opts)
   return st.rows_done
 end
 
+-- db:checksum{...} and db:compare{...}: the extension's chunk checksums, for
+-- validate phases.
+local CHECKSUM_OPTIONS = { table = true, columns = true }
+local COMPARE_OPTIONS = {
+  source = true, target = true, columns = true, target_columns = true, key = true,
+  target_key = true, buckets = true, limit = true,
+}
+
+-- '{a,"b c",NULL}' -> {"a", "b c", nil}: a one-dimensional text[] as PostgreSQL prints it
+local function parse_text_array(text)
+  local out, i, n = M.array(), 2, 0
+  if text == nil or text == "{}" then return out end
+  while i <= #text do
+    local c = text:sub(i, i)
+    local v
+    if c == '"' then
+      local buf = {}
+      i = i + 1
+      while true do
+        c = text:sub(i, i)
+        if c == "\\" then buf[#buf + 1] = text:sub(i + 1, i + 1); i = i + 2
+        elseif c == '"' then i = i + 1; break
+        else buf[#buf + 1] = c; i = i + 1 end
+      end
+      v = table.concat(buf)
+    else
+      local j = text:find("[,}]", i)
+      v = text:sub(i, j - 1)
+      if v == "NULL" then v = nil end
+      i = j
+    end
+    n = n + 1
+    out[n] = v
+    i = i + 1                     -- the ',' or '}'
+  end
+  return out
+end
+
+local function list_option(v, what, name)
+  if v == nil then return nil end
+  if type(v) ~= "table" then error(what .. ": '" .. name .. "' must be a list", 4) end
+  return array_literal(v)
+end
+
+local function checksum_call(opts)
+  opts = check_options(opts, CHECKSUM_OPTIONS, "db:checksum")
+  if type(opts.table) ~= "string" then error("db:checksum: 'table' is required", 3) end
+  return "SELECT rows, checksum FROM shift.table_checksum($1::pg_catalog.regclass, $2::pg_catalog.text[])",
+    { opts.table, list_option(opts.columns, "db:checksum", "columns") }
+end
+
+-- db:checksum{table =, columns =} -> {rows =, checksum =}
+function db_methods.checksum(db, opts)
+  local sql, params = checksum_call(opts)
+  local where = caller_where(2)
+  local ok, rows = pcall(db.query, db, sql, params[1], params[2])
+  if not ok then
+    if type(rows) == "table" and rows.sqlstate then rows.where = where end
+    error(rows, 0)
+  end
+  return { rows = rows[1].rows, checksum = rows[1].checksum }
+end
+
+local function compare_call(opts)
+  opts = check_options(opts, COMPARE_OPTIONS, "db:compare")
+  if type(opts.source) ~= "string" or type(opts.target) ~= "string" then
+    error("db:compare: 'source' and 'target' (two tables) are required", 3)
+  end
+  local sql = "SELECT kind, key::pg_catalog.text AS key, columns::pg_catalog.text AS columns"
+    .. " FROM shift.compare($1::pg_catalog.regclass, $2::pg_catalog.regclass, $3::pg_catalog.text[],"
+    .. " $4::pg_catalog.text[], $5::pg_catalog.text[], $6::pg_catalog.text[], $7::pg_catalog.int4)"
+  return sql, { opts.source, opts.target, list_option(opts.columns, "db:compare", "columns"),
+    list_option(opts.target_columns, "db:compare", "target_columns"),
+    list_option(opts.key, "db:compare", "key"), list_option(opts.target_key, "db:compare", "target_key"),
+    opts.buckets }, opts.limit or 100
+end
+
+local function compare_result(rows, limit, source, target)
+  local r = { missing_in_target = 0, missing_in_source = 0, different = 0, differences = M.array() }
+  for _, row in ipairs(rows) do
+    r[row.kind] = r[row.kind] + 1
+    if #r.differences < limit then
+      r.differences[#r.differences + 1] = { kind = row.kind, key = parse_text_array(row.key),
+        columns = parse_text_array(row.columns) }
+    end
+  end
+  local total = r.missing_in_target + r.missing_in_source + r.different
+  r.equal = total == 0
+  r.summary = total == 0 and (source .. " and " .. target .. " are equal") or string.format(
+    "%d difference(s): %d missing in target, %d missing in source, %d different", total,
+    r.missing_in_target, r.missing_in_source, r.different)
+  return r
+end
+
+-- db:compare{source =, target =, columns =, target_columns =, key =, target_key =,
+-- buckets =, limit =} -> {equal =, missing_in_target =, missing_in_source =,
+-- different =, differences = {{kind =, key = {...}, columns = {...}}, ...}, summary =}
+function db_methods.compare(db, opts)
+  local sql, params, limit = compare_call(opts)
+  local where = caller_where(2)
+  local ok, rows = pcall(db.query, db, sql, table.unpack(params, 1, 7))
+  if not ok then
+    if type(rows) == "table" and rows.sqlstate then rows.where = where end
+    error(rows, 0)
+  end
+  local r = compare_result(rows, limit, opts.source, opts.target)
+  M.log("compare " .. opts.source .. " -> " .. opts.target .. ": " .. r.summary)
+  return r
+end
+
 -- ---------------------------------------------------------------------------
 -- The dry-run db of `pgshift plan`: records what a phase would send.
 -- ---------------------------------------------------------------------------
@@ -556,6 +666,16 @@ function Dry:backfill(opts)
   record(self, "value", sql, table.unpack(params))
   record(self, "exec", "CALL shift.backfill_run($1)", name)
   return 0
+end
+function Dry:checksum(opts)
+  local sql, params = checksum_call(opts)
+  record(self, "query", sql, params[1], params[2])
+  return { rows = 0, checksum = "" }
+end
+function Dry:compare(opts)
+  local sql, params, limit = compare_call(opts)
+  record(self, "query", sql, table.unpack(params, 1, 7))
+  return compare_result({}, limit, opts.source, opts.target)
 end
 function Dry:close() end
 

@@ -61,3 +61,14 @@ AS 'MODULE_PATHNAME', 'shift_compare';
 COMMENT ON FUNCTION @extschema@.compare(pg_catalog.regclass, pg_catalog.regclass, pg_catalog.text[], pg_catalog.text[], pg_catalog.text[], pg_catalog.text[], pg_catalog.int4) IS
   'Rows missing in the target, missing in the source, or different (with the differing columns); no rows when equal';
 
+CREATE FUNCTION @extschema@.checksum_columns(
+  rel      pg_catalog.regclass,
+  columns  pg_catalog.text[] DEFAULT NULL,
+  key      pg_catalog.text[] DEFAULT NULL)
+RETURNS TABLE (ord pg_catalog.int4, label pg_catalog.text, is_key pg_catalog.bool,
+               type pg_catalog.text, class pg_catalog.text)
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'shift_checksum_columns';
+COMMENT ON FUNCTION @extschema@.checksum_columns(pg_catalog.regclass, pg_catalog.text[], pg_catalog.text[]) IS
+  'The columns and key a checksum of the table hashes, with their types and hash classes (columns of different classes never match)';
+

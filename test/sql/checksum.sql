@@ -233,3 +233,8 @@ SELECT rows FROM shift.table_checksum('ch');
 RESET ROLE;
 DROP OWNED BY shift_cs_nobody, shift_cs_public;
 DROP ROLE shift_cs_nobody, shift_cs_public;
+
+-- ---- what a checksum hashes, and which columns can match (the runner checks both servers)
+SELECT * FROM shift.checksum_columns('eq_a');
+SELECT * FROM shift.checksum_columns('mig_b', columns => '{id,name,score::int}');
+SELECT * FROM shift.checksum_columns('dup_a');
