@@ -87,6 +87,51 @@ typedef struct Compare
 	bool		tty;
 } Compare;
 
+/*
+ * Protocol bytes each way, counted from the messages themselves (libpq does
+ * not count them): what a query sends with the extended protocol (Parse,
+ * Bind, Describe, Execute, Sync) and what a result brings back
+ * (RowDescription, DataRows, CommandComplete, ReadyForQuery).
+ */
+static int64_t wire_sent = 0;
+static int64_t wire_received = 0;
+
+static void
+count_sent(const char *sql, int nparams, const char *const *values)
+{
+	int			i;
+
+	wire_sent += 1 + 4 + 1 + (int64_t) strlen(sql) + 1 + 2 + 4 * nparams;	/* Parse */
+	wire_sent += 1 + 4 + 1 + 1 + 2 + 2 + 2;									/* Bind */
+	for (i = 0; i < nparams; i++)
+		wire_sent += 4 + (values[i] ? (int64_t) strlen(values[i]) : 0);
+	wire_sent += 6 + 1 + 9 + 5;						/* Describe, Execute, Sync */
+}
+
+static void
+count_received(const PGresult *res)
+{
+	int			nf = PQnfields(res);
+	int			nt = PQntuples(res);
+	int			f;
+	int			r;
+
+	wire_received += 1 + 4 + 2 + 1 + 4 + 6 + 1 + 4 + 1;	/* ParseComplete .. ReadyForQuery */
+	if (nf > 0)
+	{
+		wire_received += 1 + 4 + 2;
+		for (f = 0; f < nf; f++)
+			wire_received += (int64_t) strlen(PQfname(res, f)) + 1 + 18;
+	}
+	for (r = 0; r < nt; r++)
+	{
+		wire_received += 1 + 4 + 2;
+		for (f = 0; f < nf; f++)
+			wire_received += 4 + PQgetlength(res, r, f);
+	}
+	wire_received += 1 + 4 + 16;	/* CommandComplete */
+}
+
 static volatile sig_atomic_t compare_interrupted = 0;
 
 static void
@@ -124,26 +169,6 @@ xstrdup(const char *s)
 
 	strcpy(p, s);
 	return p;
-}
-
-/* bytes read and written by this process so far (/proc/self/io), or -1 */
-static void
-io_bytes(int64_t *rchar, int64_t *wchar)
-{
-	FILE	   *f = fopen("/proc/self/io", "r");
-	char		line[128];
-
-	*rchar = *wchar = -1;
-	if (f == NULL)
-		return;
-	while (fgets(line, sizeof(line), f))
-	{
-		if (strncmp(line, "rchar:", 6) == 0)
-			*rchar = strtoll(line + 6, NULL, 10);
-		else if (strncmp(line, "wchar:", 6) == 0)
-			*wchar = strtoll(line + 6, NULL, 10);
-	}
-	fclose(f);
 }
 
 /*
@@ -198,6 +223,7 @@ side_send(Side *s, const char *sql, int nparams, const char *const *values)
 	s->sql = xstrdup(sql);
 	PQclear(s->result);
 	s->result = NULL;
+	count_sent(sql, nparams, values);
 	if (!PQsendQueryParams(s->conn, sql, nparams, NULL, values, NULL, NULL, 0))
 	{
 		pgs_error_from_result(s->conn, NULL, sql, &s->err);
@@ -220,6 +246,7 @@ side_collect(Side *s)
 
 		if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
 		{
+			count_received(res);
 			PQclear(s->result);
 			s->result = res;
 		}
@@ -807,10 +834,8 @@ pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts)
 	Compare		c;
 	Level		level;
 	Counts		n = {0, 0, 0};
-	int64_t		io_r0,
-				io_w0,
-				io_r1,
-				io_w1;
+	int64_t		received = 0;
+	int64_t		sent = 0;
 	double		est;
 	int			rc = PGS_EXIT_OK;
 	int			s;
@@ -838,7 +863,6 @@ pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts)
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	io_bytes(&io_r0, &io_w0);
 
 	for (s = 0; s < 2 && rc == PGS_EXIT_OK; s++)
 		rc = open_side(&c, &c.side[s]);
@@ -889,7 +913,8 @@ pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts)
 		if (rc != PGS_EXIT_OK)
 			goto done;
 	}
-	io_bytes(&io_r1, &io_w1);
+	received = wire_received;
+	sent = wire_sent;
 	if (c.tty && !opts->quiet && !opts->json)
 		pgs_live_clear();
 	match_rows(&c, &n);
@@ -918,7 +943,7 @@ pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts)
 				   total == 0 ? "true" : "false",
 				   c.side[0].rows, c.side[1].rows, n.missing_in_target, n.missing_in_source,
 				   n.different, 1 << c.bits, secs,
-				   io_r0 >= 0 ? io_r1 - io_r0 : -1, io_w0 >= 0 ? io_w1 - io_w0 : -1);
+				   received, sent);
 		}
 		else if (!opts->quiet)
 		{

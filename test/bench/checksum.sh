@@ -44,7 +44,7 @@ declare -A SQL=(
   [hashtext]="SELECT sum(hashtext(t::text)) FROM t"
   [record]="SELECT bit_xor(hash_record_extended(t, 0)) FROM t"
   [datadiff]="SELECT sum(('x' || substring(md5(concat($COLS)), 18))::bit(60)::bigint) FROM t"
-  [ptosc]="SELECT count(*) FROM (SELECT (id - 1) / 100000, md5(string_agg(t::text, '|' ORDER BY id)) FROM t GROUP BY 1) s"
+  [ptosc]="SELECT (id - 1) / 100000 AS chunk, md5(string_agg(t::text, '|' ORDER BY id)) FROM t GROUP BY 1"
   [compare]="SELECT count(*) FROM shift.compare('t', 't2')"
 )
 ORDER=(count deform shift hashtext record datadiff ptosc compare)
@@ -115,7 +115,7 @@ if [ -n "$cross" ]; then
   echo "Two servers (pgshift compare, both scanned at once): $(calc "%.2f" "$cmed") s for two identical tables" \
     "= $(ratio "$cmed" "$s")× one table_checksum (target ≤ 1.3×; rounds: ${ct[*]})."
   echo "One changed row among $ROWS: exit $rc, $found row(s) reported different," \
-    "$wire bytes received and $sent bytes sent by pgshift (target < 1 MB)."
+    "$wire bytes received and $sent bytes sent by pgshift, counted from the protocol messages (target < 1 MB)."
 fi
 echo
 dropdb "$DB"
