@@ -65,6 +65,7 @@
 #include "utils/plancache.h"
 #include "utils/rangetypes.h"
 #include "utils/rel.h"
+#include "utils/rls.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
@@ -192,7 +193,7 @@ colhash_class(const ColHash *c)
 		case HK_BPCHAR:
 		case HK_BYTES:
 		case HK_NAME:
-			return pstrdup("text");
+			return pstrdup(c->typid == BYTEAOID ? "bytea" : "text");
 		case HK_UUID:
 			return pstrdup("uuid");
 		case HK_INTERVAL:
@@ -462,7 +463,7 @@ put_jsonb(Buf *b, Buf *scratch, Datum d)
 {
 	struct varlena *v = (struct varlena *) DatumGetPointer(d);
 
-	if (VARATT_IS_EXTENDED(v) && !VARATT_IS_SHORT(v))
+	if (VARATT_IS_EXTERNAL(v) || VARATT_IS_COMPRESSED(v))
 		v = pg_detoast_datum(v);
 	else if (VARATT_IS_SHORT(v))
 	{
@@ -715,6 +716,13 @@ side_init(Side *side, const char *what, Oid relid, ArrayType *columns, ArrayType
 				 errmsg("%s \"%s\" is not a table", what, RelationGetRelationName(rel))));
 	side->relname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 											   RelationGetRelationName(rel));
+	if (check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("row-level security hides rows of %s \"%s\" from role \"%s\"", what,
+						RelationGetRelationName(rel), GetUserNameFromId(GetUserId(), false)),
+				 errdetail("A checksum of the rows a policy lets you see would not be a checksum of the table."),
+				 errhint("Run it as the table's owner or a role with BYPASSRLS.")));
 	desc = RelationGetDescr(rel);
 
 	names = text_array_list(columns);
@@ -858,6 +866,7 @@ typedef struct HashReceiver
 	int			ncols;			/* leading columns hashed as the row */
 	int			nkeys;			/* 0: the row is its own key */
 	int			keypos[INDEX_MAX_KEYS * 4];
+	bool		key_outside;	/* a key column is not among the hashed columns */
 	bool		ready;
 	int			natts;
 	ColHash    *ch;
@@ -904,6 +913,9 @@ recv_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
 		colhash_init(&r->ch[i], TupleDescAttr(typeinfo, i)->atttypid);
 		MemoryContextSwitchTo(old);
 	}
+	for (i = 0; i < r->nkeys; i++)
+		if (r->keypos[i] >= r->ncols)
+			r->key_outside = true;
 	r->ready = true;
 }
 
@@ -957,7 +969,7 @@ recv_slot(TupleTableSlot *slot, DestReceiver *self)
 	MemoryContext old;
 	XXH128_hash_t row;
 	XXH128_hash_t key = {0, 0};
-	bool		want_key = (r->mode == RM_BUCKETS || r->mode == RM_ROWS);
+	bool		want_key = (r->mode != RM_TOTAL);
 	uint32		bucket = 0;
 	int			i;
 
@@ -974,7 +986,6 @@ recv_slot(TupleTableSlot *slot, DestReceiver *self)
 		if (r->want_colhash)
 			r->colhash_tmp[i] = XXH3_64bits(r->buf.data + start, r->buf.len - start);
 	}
-	row = XXH3_128bits(r->buf.data, r->buf.len);
 	if (want_key)
 	{
 		if (r->nkeys == 0)
@@ -990,9 +1001,13 @@ recv_slot(TupleTableSlot *slot, DestReceiver *self)
 						  slot->tts_isnull[att]);
 			}
 			key = XXH3_128bits_withSeed(r->kbuf.data, r->kbuf.len, KEY_SEED);
+			/* a key outside the columns is part of the row: swaps between keys show */
+			if (r->key_outside)
+				put_bytes(&r->buf, r->kbuf.data, r->kbuf.len);
 		}
 		bucket = bucket_of(r->bits, key);
 	}
+	row = XXH3_128bits(r->buf.data, r->buf.len);
 
 	switch (r->mode)
 	{
@@ -1166,7 +1181,8 @@ pages_condition(Datum range, bool isnull)
 	if (empty)
 		return "false";
 	lo = lower.infinite ? 0 : DatumGetInt64(lower.val) + (lower.inclusive ? 0 : 1);
-	if (lo < 0 || lo > MaxBlockNumber || (!upper.infinite && DatumGetInt64(upper.val) > MaxBlockNumber))
+	if (lo < 0 || lo > MaxBlockNumber ||
+		(!upper.infinite && (DatumGetInt64(upper.val) < 0 || DatumGetInt64(upper.val) > MaxBlockNumber)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("pages must be a range of block numbers from 0 to %u", MaxBlockNumber)));
@@ -1268,8 +1284,9 @@ shift_table_checksum(PG_FUNCTION_ARGS)
 	r = receiver_create(RM_TOTAL, &side);
 	run_into(prepare_plan(scan_sql(&side, r->keypos, NULL), 0, NULL), NULL, r);
 	values[0] = Int64GetDatum((int64) r->total.rows);
-	values[1] = acc_checksum(&r->total);
 	SPI_finish();
+	/* after SPI_finish: the text must live in the caller's memory */
+	values[1] = acc_checksum(&r->total);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
 }
 
@@ -1317,8 +1334,9 @@ key_types(SPIPlanPtr plan, Side *side, int *keypos, Oid *types)
 	if (list_length(sources) != 1)
 		elog(ERROR, "unexpected plan shape");
 	ps = linitial(sources);
+	/* the probe selects the key columns alone, in order */
 	for (i = 0; i < list_length(side->key); i++)
-		types[i] = TupleDescAttr(ps->resultDesc, keypos[i])->atttypid;
+		types[i] = TupleDescAttr(ps->resultDesc, i)->atttypid;
 }
 
 /* Key values given as text (lower => / upper =>), read with each key type's input function. */
@@ -1395,13 +1413,31 @@ chunk_buckets(ReturnSetInfo *rsinfo, Side *side, int bits, ArrayType *only, Datu
 }
 
 /*
- * Refuses a key that is NULL in some row: key ranges would skip that row.
- * A column declared NOT NULL needs no look; anything else is checked once.
+ * Refuses a key that is NULL in some row, or not unique: key ranges would
+ * skip those rows.  The primary key needs no look; anything else is checked
+ * once (a scan).
  */
 static void
 check_key_not_null(Side *side)
 {
 	ListCell   *lc;
+	StringInfoData sql;
+
+	if (side->key_is_pk)
+		return;
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, "SELECT 1 FROM ");
+	appendStringInfo(&sql, "%s GROUP BY ", side->relname);
+	append_key_list(&sql, side, "");
+	appendStringInfoString(&sql, " HAVING pg_catalog.count(*) > 1 LIMIT 1");
+	if (SPI_execute(sql.data, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute failed: %s", sql.data);
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("key of %s \"%s\" is not unique", side->what, get_rel_name(side->relid)),
+				 errdetail("Key ranges cut between rows of one key value would skip rows."),
+				 errhint("Use a unique key, or buckets => n.")));
 
 	foreach(lc, side->key)
 	{

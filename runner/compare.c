@@ -788,6 +788,59 @@ open_side(Compare *c, Side *s)
 }
 
 /*
+ * The target's columns and key default to the source's, by name (as in
+ * shift.compare), not to the target's own order.
+ */
+static void
+default_target_lists(Compare *c)
+{
+	PGresult   *cols = c->side[0].columns;
+	int			pass;
+
+	for (pass = 0; pass < 2; pass++)
+	{
+		const char *given = pass == 0 ? c->copts->target_columns : c->copts->target_key;
+		const char *source = pass == 0 ? c->copts->columns : c->copts->key;
+		size_t		len = 3;
+		char	   *lit;
+		char	   *o;
+		int			r;
+		int			n = 0;
+
+		if (given != NULL || source != NULL)
+			continue;
+		for (r = 0; r < PQntuples(cols); r++)
+			len += 2 * strlen(PQgetvalue(cols, r, 0)) + 3;
+		lit = xmalloc(len);
+		o = lit;
+		*o++ = '{';
+		for (r = 0; r < PQntuples(cols); r++)
+		{
+			const char *p;
+
+			if ((strcmp(PQgetvalue(cols, r, 3), "t") == 0) != (pass == 1))
+				continue;
+			if (n++)
+				*o++ = ',';
+			*o++ = '"';
+			for (p = PQgetvalue(cols, r, 0); *p; p++)
+			{
+				if (*p == '"' || *p == '\\')
+					*o++ = '\\';
+				*o++ = *p;
+			}
+			*o++ = '"';
+		}
+		*o++ = '}';
+		*o = '\0';
+		if (pass == 0)
+			c->columns[1] = lit;
+		else
+			c->key[1] = lit;	/* "{}": keyless like the source */
+	}
+}
+
+/*
  * Refuses what can never compare equal, before any scan: a different number
  * of columns or key columns, or a pair of columns whose hash classes differ
  * (int against text).  The server's shift.compare refuses the same.
@@ -865,7 +918,11 @@ pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts)
 	sigaction(SIGTERM, &sa, NULL);
 
 	for (s = 0; s < 2 && rc == PGS_EXIT_OK; s++)
+	{
 		rc = open_side(&c, &c.side[s]);
+		if (rc == PGS_EXIT_OK && s == 0)
+			default_target_lists(&c);
+	}
 	if (rc == PGS_EXIT_OK)
 		rc = check_columns(&c);
 	if (rc != PGS_EXIT_OK)
@@ -963,6 +1020,19 @@ pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts)
 done:
 	if (c.tty && !opts->quiet && !opts->json)
 		pgs_live_clear();
+	for (s = 0; s < 2; s++)
+		if (c.side[s].busy)
+		{
+			/* the other side failed: stop this one's scan rather than leave it running */
+			PGcancel   *cancel = PQgetCancel(c.side[s].conn);
+			char		buf[256];
+
+			if (cancel)
+			{
+				PQcancel(cancel, buf, sizeof(buf));
+				PQfreeCancel(cancel);
+			}
+		}
 	for (s = 0; s < 2; s++)
 	{
 		PQclear(c.side[s].result);
