@@ -140,15 +140,6 @@ on_signal(int sig)
 	compare_interrupted = 1;
 }
 
-static double
-now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static void *
 xmalloc(size_t n)
 {
@@ -271,7 +262,7 @@ static void cmp_progress(Compare *c, bool force);
 static int
 wait_sides(Compare *c)
 {
-	double		next = now_seconds() + 1.0;
+	double		next = pgs_monotonic_seconds() + 1.0;
 	bool		cancelled = false;
 
 	for (;;)
@@ -323,10 +314,10 @@ wait_sides(Compare *c)
 				}
 			cancelled = true;
 		}
-		if (now_seconds() >= next)
+		if (pgs_monotonic_seconds() >= next)
 		{
 			cmp_progress(c, false);
-			next = now_seconds() + 1.0;
+			next = pgs_monotonic_seconds() + 1.0;
 		}
 	}
 }
@@ -360,7 +351,7 @@ static void
 cmp_progress(Compare *c, bool force)
 {
 	char		line[256];
-	double		el = now_seconds() - c->started;
+	double		el = pgs_monotonic_seconds() - c->started;
 
 	if (!c->tty || c->opts->quiet || c->opts->json)
 		return;
@@ -900,7 +891,7 @@ pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts)
 	c.opts = opts;
 	c.copts = copts;
 	c.tty = isatty(STDOUT_FILENO);
-	c.started = now_seconds();
+	c.started = pgs_monotonic_seconds();
 	c.side[0].name = "source";
 	c.side[0].dsn = copts->source;
 	c.side[0].table = copts->table;
@@ -984,7 +975,7 @@ pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts)
 
 	{
 		int64_t		total = n.missing_in_target + n.missing_in_source + n.different;
-		double		secs = now_seconds() - c.started;
+		double		secs = pgs_monotonic_seconds() - c.started;
 
 		if (opts->json)
 		{

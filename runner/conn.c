@@ -219,8 +219,8 @@ pgs_set_work_conn(PGconn *conn, PgsTickFn fn, void *arg)
 	next_tick = 0;
 }
 
-static double
-monotonic_seconds(void)
+double
+pgs_monotonic_seconds(void)
 {
 	struct timespec ts;
 
@@ -246,7 +246,7 @@ cancel_statement(PGconn *conn)
 void
 pgs_maybe_tick(void)
 {
-	double		now = monotonic_seconds();
+	double		now = pgs_monotonic_seconds();
 
 	if (tick_fn == NULL || in_tick)
 		return;
@@ -257,7 +257,7 @@ pgs_maybe_tick(void)
 	in_tick = true;
 	tick_fn(tick_arg);
 	in_tick = false;
-	next_tick = monotonic_seconds() + 1.0;
+	next_tick = pgs_monotonic_seconds() + 1.0;
 }
 
 /*

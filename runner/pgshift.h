@@ -50,6 +50,7 @@ extern volatile sig_atomic_t pgs_interrupted;
 extern PGconn *pgs_connect(const char *dsn, const char *appname, PgsError *err);
 extern void pgs_set_work_conn(PGconn *conn, PgsTickFn fn, void *arg);
 extern void pgs_maybe_tick(void);
+extern double pgs_monotonic_seconds(void);
 extern PGresult *pgs_exec(PGconn *conn, const char *sql, int nparams,
 						  const char *const *values, PgsError *err);
 extern void pgs_error_from_result(PGconn *conn, const PGresult *res,
