@@ -20,7 +20,7 @@ CREATE FUNCTION same(a regclass, b regclass) RETURNS boolean LANGUAGE sql AS $$
          (SELECT row(rows, checksum) FROM shift.table_checksum(b))
 $$;
 
--- ---- golden values: the hash is defined byte for byte, so these never change
+-- ---- golden values: the hash is defined byte for byte, on any server and CPU
 CREATE TABLE golden (id int PRIMARY KEY, t text, n numeric, f float8, b boolean, ts timestamptz, j jsonb);
 INSERT INTO golden VALUES
   (1, 'one', 1.5, 0.25, true, '2020-01-01 00:00:00+00', '{"a": [1, "x", null, true]}'),
@@ -280,3 +280,52 @@ DROP ROLE shift_cs_rls;
 -- bytea never matches text; pages below zero select nothing
 SELECT class FROM shift.checksum_columns('toast_a', columns => '{doc::bytea,doc}');
 SELECT * FROM shift.chunk_checksums('ch', buckets => 1, pages => '(,-5)');
+-- ---- the plain heap scan and the executor path hash alike
+-- (columns given as expressions go through the executor; plain columns are read from the pages)
+SELECT (SELECT checksum FROM shift.table_checksum('eq_a')) =
+       (SELECT checksum FROM shift.table_checksum('eq_a', columns => '{(id),(n),(f),(g),(j),(iv),(c),(u)}'))
+       AS heap_equals_executor;
+SELECT (SELECT array_agg(checksum ORDER BY chunk) FROM shift.chunk_checksums('ch', buckets => 4, pages => '[0,2)')) =
+       (SELECT array_agg(checksum ORDER BY chunk) FROM shift.chunk_checksums('ch', columns => '{(id),(v)}', key => '{(id)}', buckets => 4, pages => '[0,2)'))
+       AS pages_heap_equals_executor;
+-- a column added with a default is not stored in old rows: it hashes like a stored value
+CREATE TABLE miss_a (id int PRIMARY KEY, v text);
+INSERT INTO miss_a SELECT g, 'v' || g FROM generate_series(1, 50) g;
+ALTER TABLE miss_a ADD COLUMN d int DEFAULT 7, ADD COLUMN e text DEFAULT 'x';
+CREATE TABLE miss_b (id int PRIMARY KEY, v text, d int, e text);
+INSERT INTO miss_b SELECT id, v, 7, 'x' FROM miss_a;
+SELECT same('miss_a', 'miss_b');
+-- a column list that stops early reads only up to its last column
+SELECT (SELECT checksum FROM shift.table_checksum('miss_a', columns => '{id,v}')) =
+       (SELECT checksum FROM shift.table_checksum('miss_b', columns => '{id,v}')) AS prefix_equal;
+-- numerics of many digits, and in jsonb: the long form chosen for a large scale, huge and tiny values
+CREATE TABLE num_a (id int PRIMARY KEY, n numeric, j jsonb);
+CREATE TABLE num_b (id int PRIMARY KEY, n numeric, j jsonb);
+INSERT INTO num_a VALUES
+  (1, 123456789012345.678, '{"x": 1.5, "y": {"z": [1.50, 2]}}'),
+  (2, 1e300, '[1e300, 1e-300]'),
+  (3, 0.0001, ('{"big": 1.' || repeat('0', 80) || '}')::jsonb),
+  (4, -7, '-7.00');
+INSERT INTO num_b VALUES
+  (1, 123456789012345.67800, '{"y": {"z": [1.5, 2.0]}, "x": 1.50}'),
+  (2, 1e300::numeric(1000, 10), '[1.0e300, 1.000e-300]'),
+  (3, 0.000100, '{"big": 1}'),
+  (4, -7.000, '-7');
+SELECT pg_column_size(a.j) > pg_column_size(b.j) AS long_form_stored
+  FROM num_a a JOIN num_b b USING (id) WHERE id = 3;
+SELECT same('num_a', 'num_b');
+UPDATE num_b SET j = '{"big": 1.000001}' WHERE id = 3;
+UPDATE num_b SET n = 123456789012345.679 WHERE id = 1;
+SELECT * FROM shift.compare('num_a', 'num_b') ORDER BY key;
+-- a role that may read every column (but not the table) gets the same answer
+CREATE ROLE shift_cs_cols;
+GRANT shift_operator TO shift_cs_cols;
+GRANT SELECT (id, v, d, e) ON miss_a TO shift_cs_cols;
+SELECT checksum AS miss_b_checksum FROM shift.table_checksum('miss_b') \gset
+SET ROLE shift_cs_cols;
+SELECT checksum = :'miss_b_checksum' AS column_grants_suffice FROM shift.table_checksum('miss_a');
+-- and a table it may not read is refused by the executor, not read from the pages
+SELECT * FROM shift.table_checksum('miss_b');
+RESET ROLE;
+DROP OWNED BY shift_cs_cols;
+DROP ROLE shift_cs_cols;
