@@ -1714,16 +1714,17 @@ skip_space(const char *sql, int pos, int len)
 	return pos;
 }
 
+/*
+ * The line of byte offset pos, counting on from (*from, *line): statements
+ * come in order, so a part is scanned once however many it holds.
+ */
 static int
-line_at(const char *sql, int pos)
+line_at(const char *sql, int pos, int *from, int *line)
 {
-	int			line = 1;
-	int			i;
-
-	for (i = 0; i < pos && sql[i]; i++)
-		if (sql[i] == '\n')
-			line++;
-	return line;
+	for (; *from < pos && sql[*from]; (*from)++)
+		if (sql[*from] == '\n')
+			(*line)++;
+	return *line;
 }
 
 /* Line and column (in characters) of a 1-based character position. */
@@ -1810,6 +1811,8 @@ lint_part(LintState *st, const char *sql, int part_timeout)
 	List	   *stmts;
 	ListCell   *lc;
 	int			len = (int) strlen(sql);
+	int			scanned = 0;
+	int			line = 1;
 
 	st->sql = sql;
 	st->part_timeout = part_timeout;
@@ -1825,7 +1828,8 @@ lint_part(LintState *st, const char *sql, int part_timeout)
 		st->statement++;
 		if (raw == NULL || !IsA(raw, RawStmt) || raw->stmt == NULL)
 			continue;
-		st->line = line_at(sql, skip_space(sql, Min(Max(raw->stmt_location, 0), len), len));
+		st->line = line_at(sql, skip_space(sql, Min(Max(raw->stmt_location, 0), len), len),
+						   &scanned, &line);
 		lint_statement(st, raw->stmt);
 	}
 	if (st->implicit_tx && !st->explicit_tx)
