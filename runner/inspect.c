@@ -86,6 +86,31 @@ push_recorded_state(lua_State *L, PGconn *conn, const char *name)
 	return true;
 }
 
+/*
+ * Loads and validates the migration file a->arg, pushing the migration, and
+ * hashes it into sha.  False, with a->rc set and the error printed, if not.
+ */
+static bool
+load_migration_file(lua_State *L, InspectArgs *a, char *sha)
+{
+	int			e;
+
+	a->rc = pgs_load_migration(L, a->arg);
+	if (a->rc != PGS_EXIT_OK)
+	{
+		pgs_print_failure(L, -1, stderr, a->rc == PGS_EXIT_FAIL ?
+						  "the migration file is not valid" : NULL, a->opts->verbose);
+		return false;
+	}
+	if ((e = pgs_sha256_file(a->arg, sha)) != 0)
+	{
+		pgs_errorf("cannot read migration file \"%s\": %s\n", a->arg, strerror(e));
+		a->rc = PGS_EXIT_USAGE;
+		return false;
+	}
+	return true;
+}
+
 static int
 plan_main(lua_State *L)
 {
@@ -94,23 +119,11 @@ plan_main(lua_State *L)
 	char		sha[65];
 	int			mig;
 	int			info;
-	int			e;
 	const char *format = opts->json ? "json" : (opts->format ? opts->format : "text");
 
-	a->rc = pgs_load_migration(L, a->arg);
-	if (a->rc != PGS_EXIT_OK)
-	{
-		pgs_print_failure(L, -1, stderr, a->rc == PGS_EXIT_FAIL ?
-						  "the migration file is not valid" : NULL, opts->verbose);
+	if (!load_migration_file(L, a, sha))
 		return 0;
-	}
 	mig = lua_gettop(L);
-	if ((e = pgs_sha256_file(a->arg, sha)) != 0)
-	{
-		pgs_errorf("cannot read migration file \"%s\": %s\n", a->arg, strerror(e));
-		a->rc = PGS_EXIT_USAGE;
-		return 0;
-	}
 
 	a->rc = PGS_EXIT_USAGE;
 	if (opts->offline)
@@ -210,24 +223,12 @@ lint_main(lua_State *L)
 	int			mig;
 	int			db;
 	int			info;
-	int			e;
 	PGresult   *res;
 	PgsError	err;
 
-	a->rc = pgs_load_migration(L, a->arg);
-	if (a->rc != PGS_EXIT_OK)
-	{
-		pgs_print_failure(L, -1, stderr, a->rc == PGS_EXIT_FAIL ?
-						  "the migration file is not valid" : NULL, opts->verbose);
+	if (!load_migration_file(L, a, sha))
 		return 0;
-	}
 	mig = lua_gettop(L);
-	if ((e = pgs_sha256_file(a->arg, sha)) != 0)
-	{
-		pgs_errorf("cannot read migration file \"%s\": %s\n", a->arg, strerror(e));
-		a->rc = PGS_EXIT_USAGE;
-		return 0;
-	}
 	a->rc = PGS_EXIT_USAGE;
 	if (connect_checked(L, opts) == NULL)
 	{
