@@ -1,11 +1,13 @@
 /*
  * inspect.c
- *	  Commands that only read: pgshift plan and pgshift status.
+ *	  Commands that only read: pgshift plan, pgshift status and pgshift lint.
  *
  * plan runs every phase function against the prelude's dry-run db, which
  * records the SQL instead of sending it; connected, it also reads each
- * phase's state from shift.phase in a read-only session.  status reads the
- * shift.status view.  The rendering (text, markdown, JSON) is the prelude's.
+ * phase's state from shift.phase and lints the recorded SQL with
+ * shift.lint_script, in a read-only session.  lint does the same dry run
+ * and reports only the findings.  status reads the shift.status view.  The
+ * rendering (text, markdown, JSON) is the prelude's.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +86,31 @@ push_recorded_state(lua_State *L, PGconn *conn, const char *name)
 	return true;
 }
 
+/*
+ * Loads and validates the migration file a->arg, pushing the migration, and
+ * hashes it into sha.  False, with a->rc set and the error printed, if not.
+ */
+static bool
+load_migration_file(lua_State *L, InspectArgs *a, char *sha)
+{
+	int			e;
+
+	a->rc = pgs_load_migration(L, a->arg);
+	if (a->rc != PGS_EXIT_OK)
+	{
+		pgs_print_failure(L, -1, stderr, a->rc == PGS_EXIT_FAIL ?
+						  "the migration file is not valid" : NULL, a->opts->verbose);
+		return false;
+	}
+	if ((e = pgs_sha256_file(a->arg, sha)) != 0)
+	{
+		pgs_errorf("cannot read migration file \"%s\": %s\n", a->arg, strerror(e));
+		a->rc = PGS_EXIT_USAGE;
+		return false;
+	}
+	return true;
+}
+
 static int
 plan_main(lua_State *L)
 {
@@ -92,27 +119,19 @@ plan_main(lua_State *L)
 	char		sha[65];
 	int			mig;
 	int			info;
-	int			e;
 	const char *format = opts->json ? "json" : (opts->format ? opts->format : "text");
 
-	a->rc = pgs_load_migration(L, a->arg);
-	if (a->rc != PGS_EXIT_OK)
-	{
-		pgs_print_failure(L, -1, stderr, a->rc == PGS_EXIT_FAIL ?
-						  "the migration file is not valid" : NULL, opts->verbose);
+	if (!load_migration_file(L, a, sha))
 		return 0;
-	}
 	mig = lua_gettop(L);
-	if ((e = pgs_sha256_file(a->arg, sha)) != 0)
-	{
-		pgs_errorf("cannot read migration file \"%s\": %s\n", a->arg, strerror(e));
-		a->rc = PGS_EXIT_USAGE;
-		return 0;
-	}
 
 	a->rc = PGS_EXIT_USAGE;
 	if (opts->offline)
-		lua_createtable(L, 0, 2);
+	{
+		lua_createtable(L, 0, 3);
+		lua_pushboolean(L, true);
+		lua_setfield(L, -2, "offline");
+	}
 	else
 	{
 		PGconn	   *conn = connect_checked(L, opts);
@@ -121,6 +140,8 @@ plan_main(lua_State *L)
 		if (conn == NULL || !push_recorded_state(L, conn, lua_tostring(L, -1)))
 			return 0;
 		lua_remove(L, -2);		/* the name */
+		lua_pushvalue(L, mig + 1);	/* the db: findings next to each statement */
+		lua_setfield(L, -2, "lint_db");
 	}
 	info = lua_gettop(L);
 	lua_pushstring(L, a->arg);
@@ -189,6 +210,67 @@ status_main(lua_State *L)
 	return 0;
 }
 
+/*
+ * pgshift lint: the plan's dry run, linted on the server; exit 1 when a
+ * finding is at or above --fail-on.
+ */
+static int
+lint_main(lua_State *L)
+{
+	InspectArgs *a = lua_touserdata(L, 1);
+	const PgsOptions *opts = a->opts;
+	char		sha[65];
+	int			mig;
+	int			db;
+	int			info;
+	PGresult   *res;
+	PgsError	err;
+
+	if (!load_migration_file(L, a, sha))
+		return 0;
+	mig = lua_gettop(L);
+	a->rc = PGS_EXIT_USAGE;
+	if (connect_checked(L, opts) == NULL)
+	{
+		fprintf(stderr, "  lint needs a server with pg_shift: it lints with PostgreSQL's own "
+				"parser and reads the catalog (nothing is changed)\n");
+		return 0;
+	}
+	db = lua_gettop(L);
+	memset(&err, 0, sizeof(err));
+	res = pgs_exec(pgs_db_conn(L, db), "SET default_transaction_read_only = on", 0, NULL, &err);
+	if (res == NULL)
+	{
+		pgs_report_error(&err, "while starting a read-only session");
+		pgs_error_clear(&err);
+		return 0;
+	}
+	PQclear(res);
+
+	pgs_push_prelude_function(L, "lint_report");
+	lua_pushvalue(L, mig);
+	lua_pushvalue(L, db);
+	lua_createtable(L, 0, 4);
+	info = lua_gettop(L);
+	lua_pushstring(L, a->arg);
+	lua_setfield(L, info, "file");
+	lua_pushstring(L, sha);
+	lua_setfield(L, info, "sha256");
+	lua_pushstring(L, opts->fail_on ? opts->fail_on : "HIGH");
+	lua_setfield(L, info, "fail_on");
+	lua_pushstring(L, opts->json ? "json" : "text");
+	lua_setfield(L, info, "format");
+	if (pgs_pcall(L, 3, 2) != LUA_OK)
+	{
+		pgs_print_failure(L, -1, stderr, "while linting", opts->verbose);
+		return 0;
+	}
+	fputs(lua_tostring(L, -2), stdout);
+	fflush(stdout);
+	a->rc = (int) lua_tointeger(L, -1);
+	return 0;
+}
+
 static int
 run_protected(const PgsOptions *opts, lua_CFunction fn, const char *arg)
 {
@@ -220,4 +302,11 @@ int
 pgs_cmd_status(const PgsOptions *opts, const char *name)
 {
 	return run_protected(opts, status_main, name);
+}
+
+/* pgshift lint FILE [--fail-on LEVEL] [--json] */
+int
+pgs_cmd_lint(const PgsOptions *opts, const char *path)
+{
+	return run_protected(opts, lint_main, path);
 }

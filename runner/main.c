@@ -3,13 +3,15 @@
  *	  pgshift's command line: options, commands, exit codes.
  *
  *	  0  done (or a check found no difference)
- *	  1  the migration failed, a verify gate failed, a rollback was refused
+ *	  1  the migration failed, a verify gate failed, a rollback was refused,
+ *	     lint found something at or above --fail-on
  *	  2  usage, file, connection or setup error, or the migration is locked
  *	     by another runner (nothing was run)
  */
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "pgshift.h"
 
@@ -28,6 +30,8 @@ usage(FILE *out)
 			"  pgshift [OPTION]... plan FILE [--format text|markdown|json] [--offline]\n"
 			"                                     print the plan; change nothing\n"
 			"  pgshift [OPTION]... status [NAME]  the state of every migration, or of one\n"
+			"  pgshift [OPTION]... lint FILE [--fail-on LEVEL]\n"
+			"                                     lint every phase's SQL on the server\n"
 			"  pgshift [OPTION]... compare --target=DSN --table=TABLE [--source=DSN]\n"
 			"          [--target-table=T] [--columns=C,...] [--target-columns=C,...]\n"
 			"          [--key=C,...] [--target-key=C,...] [--buckets=N]\n"
@@ -42,7 +46,9 @@ usage(FILE *out)
 			"      --lock-wait=SECS wait up to SECS for another runner to finish (default 0)\n"
 			"      --allow-drift    accept a completed migration's changed script (logged)\n"
 			"      --format=FORMAT  plan: text (default), markdown or json\n"
-			"      --offline        plan: do not connect (no recorded state)\n"
+			"      --offline        plan: do not connect (no recorded state, no lint)\n"
+			"      --fail-on=LEVEL  lint: exit 1 on a finding at or above LEVEL:\n"
+			"                       critical, high (default), medium or low\n"
 			"      --source=DSN     compare: the source server (default: --dsn or the\n"
 			"                       libpq environment)\n"
 			"      --target=DSN     compare: the target server\n"
@@ -54,12 +60,26 @@ usage(FILE *out)
 			"  -h, --help           print this help and exit\n"
 			"\n"
 			"Exit status: 0 done (compare: equal); 1 the migration failed (or a verify\n"
-			"gate, or a refused rollback; compare: the tables differ); 2 usage, file,\n"
+			"gate, or a refused rollback; compare: the tables differ; lint: a finding\n"
+			"at or above --fail-on); 2 usage, file,\n"
 			"connection or setup error, or the\n"
 			"migration is locked by another runner (nothing was run).\n"
 			"The database needs the pg_shift extension of the same version:\n"
 			"  CREATE EXTENSION pg_shift;\n",
 			PGS_VERSION);
+}
+
+/* "High" -> "HIGH": a lint severity in any case, or NULL */
+static const char *
+severity_name(const char *arg)
+{
+	static const char *const names[] = {"CRITICAL", "HIGH", "MEDIUM", "LOW"};
+	size_t		i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcasecmp(arg, names[i]) == 0)
+			return names[i];
+	return NULL;
 }
 
 static int
@@ -87,7 +107,8 @@ enum
 	OPT_TARGET_COLUMNS,
 	OPT_KEY,
 	OPT_TARGET_KEY,
-	OPT_BUCKETS
+	OPT_BUCKETS,
+	OPT_FAIL_ON
 };
 
 /* Which options each command takes (beyond the common ones). */
@@ -108,6 +129,8 @@ option_allowed(const char *command, int opt)
 		case OPT_FORMAT:
 		case OPT_OFFLINE:
 			return strcmp(command, "plan") == 0;
+		case OPT_FAIL_ON:
+			return strcmp(command, "lint") == 0;
 		case OPT_SOURCE:
 		case OPT_TARGET:
 		case OPT_TABLE:
@@ -156,6 +179,8 @@ option_name(int opt)
 			return "--target-key";
 		case OPT_BUCKETS:
 			return "--buckets";
+		case OPT_FAIL_ON:
+			return "--fail-on";
 		default:
 			return "?";
 	}
@@ -185,6 +210,7 @@ main(int argc, char **argv)
 		{"key", required_argument, NULL, OPT_KEY},
 		{"target-key", required_argument, NULL, OPT_TARGET_KEY},
 		{"buckets", required_argument, NULL, OPT_BUCKETS},
+		{"fail-on", required_argument, NULL, OPT_FAIL_ON},
 		{NULL, 0, NULL, 0}
 	};
 	PgsOptions	opts;
@@ -282,6 +308,11 @@ main(int argc, char **argv)
 					copts.buckets = (int) v;
 					break;
 				}
+			case OPT_FAIL_ON:
+				if ((opts.fail_on = severity_name(optarg)) == NULL)
+					return usage_error("--fail-on: \"%s\" is not critical, high, medium or low",
+									   optarg);
+				break;
 			case ':':
 				return usage_error("option %s needs a value", argv[optind - 1]);
 			default:
@@ -302,7 +333,8 @@ main(int argc, char **argv)
 	command = argv[optind++];
 	if (strcmp(command, "run") != 0 && strcmp(command, "rollback") != 0 &&
 		strcmp(command, "verify") != 0 && strcmp(command, "plan") != 0 &&
-		strcmp(command, "status") != 0 && strcmp(command, "compare") != 0)
+		strcmp(command, "status") != 0 && strcmp(command, "compare") != 0 &&
+		strcmp(command, "lint") != 0)
 		return usage_error("unknown command \"%s\"", command);
 	for (i = 0; i < nused; i++)
 		if (!option_allowed(command, used[i]))
@@ -342,5 +374,7 @@ main(int argc, char **argv)
 		return pgs_cmd_plan(&opts, arg);
 	if (strcmp(command, "status") == 0)
 		return pgs_cmd_status(&opts, arg);
+	if (strcmp(command, "lint") == 0)
+		return pgs_cmd_lint(&opts, arg);
 	return pgs_cmd_session(&opts, command, arg);
 }

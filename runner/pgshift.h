@@ -130,6 +130,7 @@ typedef struct PgsOptions
 	bool		allow_drift;	/* run a completed migration's edited script */
 	const char *format;			/* plan: text, markdown or json */
 	bool		offline;		/* plan: do not connect */
+	const char *fail_on;		/* lint: the lowest failing severity */
 } PgsOptions;
 
 extern int	pgs_cmd_session(const PgsOptions *opts, const char *command,
@@ -138,6 +139,7 @@ extern int	pgs_cmd_session(const PgsOptions *opts, const char *command,
 /* ---- inspect.c: commands that only read ---- */
 extern int	pgs_cmd_plan(const PgsOptions *opts, const char *path);
 extern int	pgs_cmd_status(const PgsOptions *opts, const char *name);
+extern int	pgs_cmd_lint(const PgsOptions *opts, const char *path);
 
 /* ---- compare.c: one table on two servers ---- */
 typedef struct PgsCompareOptions

@@ -1,6 +1,7 @@
 -- ---------------------------------------------------------------------------
 -- Privileges, last so that they cover every object above: nothing for PUBLIC
--- but version() and missing_privileges(); shift_operator may run migrations
+-- but version(), missing_privileges() and the lint functions (which only
+-- parse text and read the catalog); shift_operator may run migrations
 -- and backfills.  Every function runs as its caller (no SECURITY DEFINER).
 -- ---------------------------------------------------------------------------
 
@@ -9,6 +10,8 @@ REVOKE ALL ON ALL SEQUENCES IN SCHEMA @extschema@ FROM PUBLIC;
 REVOKE EXECUTE ON ALL ROUTINES IN SCHEMA @extschema@ FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.version() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.missing_privileges() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.lint(pg_catalog.text, pg_catalog.text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.lint_script(pg_catalog.text[], pg_catalog.text[], pg_catalog.int4[], pg_catalog.text) TO PUBLIC;
 
 GRANT SELECT, INSERT, UPDATE ON @extschema@.migration TO shift_operator;
 GRANT SELECT, INSERT, UPDATE, DELETE ON @extschema@.phase TO shift_operator;
