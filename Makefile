@@ -18,7 +18,8 @@ EXTENSION = pg_shift
 EXTVERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(EXTENSION).control)
 
 MODULE_big = pg_shift
-OBJS = extension/pg_shift.o extension/backfill.o extension/checksum.o extension/lint.o
+OBJS = extension/pg_shift.o extension/sqlfrag.o extension/backfill.o extension/checksum.o \
+	extension/sync.o extension/lint.o
 
 # The install script is generated; upgrade scripts are checked in and never
 # edited once released.
@@ -52,7 +53,7 @@ all install:
 endif
 
 # The install script's sources, in order: the header, then one file per capability.
-SQL_SOURCES = sql/$(EXTENSION).sql sql/bookkeeping.sql sql/backfill.sql sql/checksum.sql sql/lint.sql sql/grants.sql
+SQL_SOURCES = sql/$(EXTENSION).sql sql/bookkeeping.sql sql/backfill.sql sql/checksum.sql sql/sync.sql sql/lint.sql sql/grants.sql
 
 sql/$(EXTENSION)--$(EXTVERSION).sql: $(SQL_SOURCES) $(EXTENSION).control
 	cat $(SQL_SOURCES) | sed 's/@PG_SHIFT_VERSION@/$(EXTVERSION)/g' > $@

@@ -68,6 +68,8 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
+#include "pg_shift.h"
+
 PG_FUNCTION_INFO_V1(shift_backfill_check);
 PG_FUNCTION_INFO_V1(shift_backfill_step);
 PG_FUNCTION_INFO_V1(shift_backfill_run);
@@ -82,6 +84,7 @@ typedef struct BackfillJob
 	char	   *name;
 	Oid			relid;
 	bool		copy;			/* INSERT INTO into_relid, else UPDATE */
+	bool		lock_source;	/* a copy under a sync: lock the rows it reads */
 	char	   *set_clause;
 	char	   *where_clause;
 	Oid			into_relid;
@@ -546,76 +549,10 @@ check_owner(BackfillJob *job)
 
 /* ---------------------------------------------------------------- SQL fragments */
 
-static bool
-contains_param_walker(Node *node, void *context)
-{
-	if (node == NULL)
-		return false;
-	if (IsA(node, ParamRef))
-		return true;
-	return raw_expression_tree_walker(node, contains_param_walker, context);
-}
-
-/*
- * Parses text (a fragment wrapped in prefix) with the server's parser and
- * returns the one statement it must be; raises with the job and what the
- * fragment is for.
- */
 static Node *
 parse_fragment(BackfillJob *job, const char *what, const char *prefix, const char *text)
 {
-	char	   *sql = psprintf("%s%s", prefix, text);
-	List	   *stmts;
-	Node	   *stmt;
-	MemoryContext cxt = CurrentMemoryContext;
-
-	PG_TRY();
-	{
-		stmts = raw_parser(sql, RAW_PARSE_DEFAULT);
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		ereport(ERROR,
-				(errcode(edata->sqlerrcode),
-				 errmsg("%s of backfill job \"%s\" does not parse: %s", what, job->name,
-						edata->message),
-				 errdetail("It was read as: %s", sql)));
-	}
-	PG_END_TRY();
-	if (list_length(stmts) != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_SYNTAX_ERROR),
-				 errmsg("%s of backfill job \"%s\" must not contain several statements",
-						what, job->name)));
-	stmt = linitial_node(RawStmt, stmts)->stmt;
-	if (contains_param_walker(stmt, NULL))
-		ereport(ERROR,
-				(errcode(ERRCODE_SYNTAX_ERROR),
-				 errmsg("%s of backfill job \"%s\" must not use parameters ($1, ...)",
-						what, job->name)));
-	return stmt;
-}
-
-/* A SELECT with nothing but a target list (and a WHERE clause when allowed). */
-static bool
-is_plain_select(Node *stmt, bool with_where)
-{
-	SelectStmt *s;
-
-	if (!IsA(stmt, SelectStmt))
-		return false;
-	s = (SelectStmt *) stmt;
-	return s->op == SETOP_NONE && s->distinctClause == NIL && s->intoClause == NULL &&
-		s->fromClause == NIL && (s->whereClause != NULL) == with_where &&
-		s->groupClause == NIL && s->havingClause == NULL && s->windowClause == NIL &&
-		s->valuesLists == NIL && s->sortClause == NIL && s->limitOffset == NULL &&
-		s->limitCount == NULL && s->lockingClause == NIL && s->withClause == NULL &&
-		s->targetList != NIL;
+	return shift_parse_fragment(psprintf("backfill job \"%s\"", job->name), what, prefix, text);
 }
 
 /*
@@ -647,7 +584,7 @@ check_fragments(BackfillJob *job)
 	if (job->where_clause)
 	{
 		stmt = parse_fragment(job, "where", "SELECT 1 WHERE ", job->where_clause);
-		if (!is_plain_select(stmt, true))
+		if (!shift_is_plain_select(stmt, true))
 			ereport(ERROR,
 					(errcode(ERRCODE_SYNTAX_ERROR),
 					 errmsg("where of backfill job \"%s\" must be a condition only", job->name),
@@ -656,7 +593,7 @@ check_fragments(BackfillJob *job)
 	if (job->select_list)
 	{
 		stmt = parse_fragment(job, "select", "SELECT ", job->select_list);
-		if (!is_plain_select(stmt, false))
+		if (!shift_is_plain_select(stmt, false))
 			ereport(ERROR,
 					(errcode(ERRCODE_SYNTAX_ERROR),
 					 errmsg("select of backfill job \"%s\" must be a list of expressions only",
@@ -786,6 +723,17 @@ batch_sql(BackfillJob *job, bool first)
 		}
 		appendStringInfo(&s, ") OVERRIDING SYSTEM VALUE\nSELECT\n%s\n  FROM %s", job->select_list, rel);
 		append_range(&s, job, first);
+		if (job->lock_source)
+		{
+			/*
+			 * A sync mirrors writes of the source as they commit.  Without a
+			 * lock, a row deleted by a transaction still in progress would be
+			 * read here, copied after its mirrored delete ran, and live on in
+			 * the copy; FOR KEY SHARE waits for that transaction (and then
+			 * skips the row).  Updates of non-key columns do not wait.
+			 */
+			appendStringInfoString(&s, "\n   FOR KEY SHARE");
+		}
 		if (strcmp(job->on_conflict, "nothing") == 0)
 			appendStringInfoString(&s, "\nON CONFLICT DO NOTHING");
 		else if (strcmp(job->on_conflict, "update") == 0)
@@ -860,6 +808,20 @@ static void
 prepare_plans(BackfillJob *job, BackfillPlans *plans, bool keep)
 {
 	int			n = job->nkeys;
+
+	if (job->copy)
+	{
+		Oid			argtypes[2] = {OIDOID, OIDOID};
+		Datum		args[2] = {ObjectIdGetDatum(job->relid), ObjectIdGetDatum(job->into_relid)};
+		int			rc = SPI_execute_with_args(
+			"SELECT 1 FROM shift.sync WHERE kind OPERATOR(pg_catalog.=) 'table'"
+			" AND direction OPERATOR(pg_catalog.=) 'forward'"
+			" AND relation OPERATOR(pg_catalog.=) $1 AND target OPERATOR(pg_catalog.=) $2",
+			2, argtypes, args, NULL, true, 1);
+
+		spi_check(rc, "looking for a sync of the copy");
+		job->lock_source = SPI_processed > 0;
+	}
 
 	plans->hi_first = prepare(job, hi_sql(job, true), 2 * n + 1, "key search");
 	plans->hi_next = prepare(job, hi_sql(job, false), 2 * n + 1, "key search");

@@ -14,11 +14,22 @@
 #include "fmgr.h"
 #include "utils/builtins.h"
 
+#include "pg_shift.h"
+
 #ifndef PG_SHIFT_VERSION
 #error "PG_SHIFT_VERSION must be defined by the build (see the Makefile)"
 #endif
 
 PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+/* Module load: the sync triggers' cache invalidation callbacks. */
+void
+_PG_init(void)
+{
+	shift_sync_init();
+}
 
 PG_FUNCTION_INFO_V1(shift_version);
 

@@ -680,6 +680,382 @@ end
 function Dry:close() end
 
 -- ---------------------------------------------------------------------------
+-- Sync, cut-over and the online forms of risky DDL.  Written only in terms of
+-- db:exec/query/value/ddl/backfill/transaction, so the same code runs for
+-- real and in plan's dry run (where a lookup returns nil: the plan shows the
+-- path that does the most).  Each helper is resumable: it looks at what is
+-- already there and does only the rest.
+-- ---------------------------------------------------------------------------
+
+local helpers = {}
+
+local function qi(name)
+  return '"' .. tostring(name):gsub('"', '""') .. '"'
+end
+
+-- A quoted column list from a Lua list of names.
+local function column_list(cols, what, name)
+  if type(cols) ~= "table" or #cols == 0 then
+    error(what .. ": '" .. name .. "' must be a non-empty list of column names", 3)
+  end
+  local out = {}
+  for i, c in ipairs(cols) do out[i] = qi(c) end
+  return table.concat(out, ", ")
+end
+
+local function required(opts, key, what, kind)
+  if type(opts[key]) ~= (kind or "string") then
+    error(what .. ": '" .. key .. "' is required", 3)
+  end
+  return opts[key]
+end
+
+-- Runs a query, attributing an SQL error to the user's call.
+local function run_query(db, where, sql, ...)
+  local ok, rows = pcall(db.query, db, sql, ...)
+  if ok then return rows end
+  if type(rows) == "table" and rows.sqlstate ~= nil then rows.where = where end
+  error(rows, 0)
+end
+
+-- A catalog lookup: the dry run answers nothing and records nothing (a plan
+-- shows what changes, and takes the path that changes the most).
+local function query_at(db, where, sql, ...)
+  if getmetatable(db) == Dry then return {} end
+  return run_query(db, where, sql, ...)
+end
+
+local function ddl_at(db, where, sql, opts)
+  local ok, res = pcall(db.ddl, db, sql, opts)
+  if ok then return res end
+  if type(res) == "table" and res.sqlstate ~= nil then res.where = where end
+  error(res, 0)
+end
+
+-- The table's schema-qualified, quoted name as the server resolves it.
+local function table_name(db, where, t)
+  local r = query_at(db, where, "SELECT $1::pg_catalog.regclass::pg_catalog.text AS t", t)[1]
+  return r and r.t or t           -- the dry run has no answer: the name as written
+end
+
+-- db:sync{name =, table =, set =, reverse_set = | into =, columns =, select =,
+-- key =, reverse =, reverse_columns =, reverse_select =, reverse_key =}:
+-- creates the sync (or keeps the identical one an earlier attempt made);
+-- returns its name.  Undo it in the phase's down with db:sync_drop(name).
+local SYNC_OPTIONS = {
+  name = true, table = true, set = true, reverse_set = true, into = true, columns = true,
+  select = true, key = true, reverse = true, reverse_columns = true, reverse_select = true,
+  reverse_key = true,
+}
+function helpers.sync(db, opts)
+  opts = check_options(opts, SYNC_OPTIONS, "db:sync")
+  local where = caller_where(2)
+  required(opts, "table", "db:sync")
+  if (opts.set == nil) == (opts.into == nil) then
+    error("db:sync: give exactly one of 'set' (columns of one table) and 'into' (another table)", 2)
+  end
+  local mig, phase = C.current()
+  local name = opts.name or ((mig or "plan") .. "." .. (phase or "plan")):gsub("[^%w_.:-]", "_")
+  if #name > 48 then
+    error("db:sync: the default name '" .. name .. "' is longer than 48 characters; give 'name'", 2)
+  end
+  local args, params = { "$1", "relation => $2::pg_catalog.regclass" }, { name, opts.table }
+  local function add(arg, value, cast)
+    if value == nil then return end
+    params[#params + 1] = value
+    args[#args + 1] = arg .. " => $" .. #params .. (cast and ("::" .. cast) or "")
+  end
+  add("set", opts.set)
+  add("reverse_set", opts.reverse_set)
+  add('"into"', opts.into, "pg_catalog.regclass")
+  add("columns", list_option(opts.columns, "db:sync", "columns"), "pg_catalog.text[]")
+  add('"select"', opts.select)
+  add("key", list_option(opts.key, "db:sync", "key"), "pg_catalog.text[]")
+  if opts.reverse == false then args[#args + 1] = "reverse => false" end
+  add("reverse_columns", list_option(opts.reverse_columns, "db:sync", "reverse_columns"), "pg_catalog.text[]")
+  add("reverse_select", opts.reverse_select)
+  add("reverse_key", list_option(opts.reverse_key, "db:sync", "reverse_key"), "pg_catalog.text[]")
+  args[#args + 1] = "if_exists => 'reuse'"
+  add("migration", mig)
+  add("phase", phase)
+  exec_at(db, where, "SELECT shift.sync_create(" .. table.concat(args, ", ") .. ")", table.unpack(params))
+  M.log("sync " .. name .. ": " .. (opts.into and (opts.table .. " -> " .. opts.into) or opts.set))
+  return name
+end
+
+-- db:sync_drop(name): drops the sync if it exists.
+function helpers.sync_drop(db, name)
+  if type(name) ~= "string" then error("db:sync_drop: expected the sync's name", 2) end
+  exec_at(db, caller_where(2), "SELECT shift.sync_drop($1, if_exists => true)", name)
+end
+
+-- db:cutover{sync =, archive =, check =, check_rows =, lock_timeout =, retries =,
+-- backoff =, max_backoff =, max_xact_age =} (and db:cutover_revert{...}):
+-- shift.cutover in its own short transaction, then the re-pointed foreign
+-- keys validated (that scan takes no lock that blocks writes).
+local CUTOVER_OPTIONS = {
+  sync = true, archive = true, check = true, check_rows = true, lock_timeout = true,
+  retries = true, backoff = true, max_backoff = true, max_xact_age = true,
+}
+local function cutover(db, opts, revert, where)
+  local what = revert and "db:cutover_revert" or "db:cutover"
+  opts = check_options(opts, CUTOVER_OPTIONS, what)
+  required(opts, "sync", what)
+  if revert and opts.archive ~= nil then error(what .. ": 'archive' applies to db:cutover", 3) end
+  if db:in_transaction() then
+    error(what .. ": must run outside db:transaction (it is its own short transaction)", 3)
+  end
+  local args, params = { "$1" }, { opts.sync }
+  local function add(arg, value, cast)
+    if value == nil then return end
+    params[#params + 1] = value
+    args[#args + 1] = arg .. " => $" .. #params .. (cast and ("::" .. cast) or "")
+  end
+  if not revert then add("archive", opts.archive) end
+  add('"check"', opts.check)
+  add("check_rows", opts.check_rows, "pg_catalog.int4")
+  add("lock_timeout", opts.lock_timeout ~= nil and timeout_text(opts.lock_timeout, "lock_timeout") or nil)
+  add("retries", opts.retries, "pg_catalog.int4")
+  add("backoff", opts.backoff, "pg_catalog.float8")
+  add("max_backoff", opts.max_backoff, "pg_catalog.float8")
+  add("max_xact_age", opts.max_xact_age, "pg_catalog.interval")
+  local rows = run_query(db, where, "SELECT * FROM shift." .. (revert and "cutover_revert" or "cutover")
+    .. "(" .. table.concat(args, ", ") .. ")", table.unpack(params))
+  local r = rows[1]
+  if r == nil then return nil end
+  M.log(string.format("%s %s: %s is live, %s archived; %d attempt(s), locks held %.1f ms",
+    revert and "cut-over reverted" or "cut over", opts.sync, r.live, r.archived, r.attempts, r.locked_ms))
+  for _, stmt in ipairs(parse_text_array(r.to_validate)) do
+    ddl_at(db, where, stmt, { lock_timeout = opts.lock_timeout or "2s" })
+    M.log("validated: " .. stmt)
+  end
+  return { attempts = r.attempts, lock_wait_ms = r.lock_wait_ms, locked_ms = r.locked_ms,
+           live = r.live, archived = r.archived, views = parse_text_array(r.views),
+           foreign_keys = parse_text_array(r.foreign_keys), sequences = parse_text_array(r.sequences) }
+end
+function helpers.cutover(db, opts) return cutover(db, opts, false, caller_where(2)) end
+function helpers.cutover_revert(db, opts) return cutover(db, opts, true, caller_where(2)) end
+
+-- db:create_index{name =, table =, columns = {...} | expressions = {...},
+-- unique =, using =, include = {...}, where =, lock_timeout =}: CREATE INDEX
+-- CONCURRENTLY, after dropping an invalid index of that name left by a
+-- failed attempt; an index of that name that is valid is kept.  It never
+-- blocks writes, so by default it waits as long as it must (lock_timeout 0).
+local INDEX_OPTIONS = {
+  name = true, table = true, columns = true, expressions = true, unique = true, using = true,
+  include = true, where = true, lock_timeout = true,
+}
+-- The index's state: nil (absent), true (valid), false (invalid).
+local function index_state(db, where, tbl, name)
+  local rows = query_at(db, where, [[
+SELECT i.indisvalid AS valid, pg_catalog.format('%I.%I', n.nspname, c.relname) AS qname
+  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relname = $2 AND c.relnamespace = (SELECT t.relnamespace FROM pg_catalog.pg_class t
+                                             WHERE t.oid = $1::pg_catalog.regclass)]], tbl, name)
+  if rows[1] == nil then return nil end
+  return rows[1].valid, rows[1].qname
+end
+function helpers.create_index(db, opts)
+  opts = check_options(opts, INDEX_OPTIONS, "db:create_index")
+  local where = caller_where(2)
+  local name = required(opts, "name", "db:create_index")
+  local tbl = required(opts, "table", "db:create_index")
+  if (opts.columns == nil) == (opts.expressions == nil) then
+    error("db:create_index: give exactly one of 'columns' (names) and 'expressions' (SQL)", 2)
+  end
+  if db:in_transaction() then
+    error("db:create_index: CREATE INDEX CONCURRENTLY cannot run inside db:transaction", 2)
+  end
+  local keys
+  if opts.columns then keys = column_list(opts.columns, "db:create_index", "columns")
+  else
+    local parts = {}
+    for i, e in ipairs(opts.expressions) do parts[i] = "(" .. e .. ")" end
+    keys = table.concat(parts, ", ")
+  end
+  local lt = { lock_timeout = opts.lock_timeout or 0 }
+  local valid, qname = index_state(db, where, tbl, name)
+  if valid == true then
+    M.log("index " .. name .. " exists and is valid: kept")
+    return false
+  elseif valid == false then
+    M.log("index " .. name .. " is an invalid leftover of a failed build: dropping it")
+    ddl_at(db, where, "DROP INDEX CONCURRENTLY IF EXISTS " .. qname, lt)
+  end
+  local sql = "CREATE " .. (opts.unique and "UNIQUE " or "") .. "INDEX CONCURRENTLY " .. qi(name)
+    .. " ON " .. table_name(db, where, tbl) .. (opts.using and (" USING " .. opts.using) or "")
+    .. " (" .. keys .. ")"
+    .. (opts.include and (" INCLUDE (" .. column_list(opts.include, "db:create_index", "include") .. ")") or "")
+    .. (opts.where and (" WHERE " .. opts.where) or "")
+  ddl_at(db, where, sql, lt)
+  return true
+end
+
+-- db:drop_index{name =, table =}: DROP INDEX CONCURRENTLY IF EXISTS.
+function helpers.drop_index(db, opts)
+  opts = check_options(opts, { name = true, table = true, lock_timeout = true }, "db:drop_index")
+  local where = caller_where(2)
+  local name = required(opts, "name", "db:drop_index")
+  local _, qname = index_state(db, where, required(opts, "table", "db:drop_index"), name)
+  if qname == nil and getmetatable(db) ~= Dry then return false end
+  ddl_at(db, where, "DROP INDEX CONCURRENTLY IF EXISTS " .. (qname or qi(name)),
+    { lock_timeout = opts.lock_timeout or 0 })
+  return true
+end
+
+-- A constraint's state on a table: nil (absent), true (validated), false (NOT VALID).
+local function constraint_state(db, where, tbl, name)
+  local rows = query_at(db, where, "SELECT convalidated FROM pg_catalog.pg_constraint"
+    .. " WHERE conrelid = $1::pg_catalog.regclass AND conname = $2", tbl, name)
+  if rows[1] == nil then return nil end
+  return rows[1].convalidated
+end
+
+-- db:add_not_null{table =, column =, constraint =, lock_timeout =}: SET NOT NULL
+-- without a long lock: CHECK (col IS NOT NULL) NOT VALID (a moment's lock),
+-- VALIDATE (a scan that lets writes go on), SET NOT NULL (which trusts the
+-- validated check instead of scanning), then the check goes.
+local NOT_NULL_OPTIONS = { table = true, column = true, constraint = true, lock_timeout = true }
+function helpers.add_not_null(db, opts)
+  opts = check_options(opts, NOT_NULL_OPTIONS, "db:add_not_null")
+  local where = caller_where(2)
+  local tbl = required(opts, "table", "db:add_not_null")
+  local col = required(opts, "column", "db:add_not_null")
+  local con = opts.constraint or (tbl:match("[^.]*$"):gsub('"', '') .. "_" .. col .. "_not_null")
+  local lt = { lock_timeout = opts.lock_timeout }
+  local t = table_name(db, where, tbl)
+  local nn = query_at(db, where, "SELECT attnotnull FROM pg_catalog.pg_attribute"
+    .. " WHERE attrelid = $1::pg_catalog.regclass AND attname = $2 AND NOT attisdropped", tbl, col)[1]
+  if nn and nn.attnotnull then
+    M.log(t .. "." .. col .. " is NOT NULL already")
+  else
+    local state = constraint_state(db, where, tbl, con)
+    if state == nil then
+      ddl_at(db, where, "ALTER TABLE " .. t .. " ADD CONSTRAINT " .. qi(con) .. " CHECK (" .. qi(col)
+        .. " IS NOT NULL) NOT VALID", lt)
+    end
+    if state ~= true then
+      ddl_at(db, where, "ALTER TABLE " .. t .. " VALIDATE CONSTRAINT " .. qi(con), lt)
+    end
+    ddl_at(db, where, "ALTER TABLE " .. t .. " ALTER COLUMN " .. qi(col) .. " SET NOT NULL", lt)
+  end
+  ddl_at(db, where, "ALTER TABLE " .. t .. " DROP CONSTRAINT IF EXISTS " .. qi(con), lt)
+end
+
+-- db:drop_not_null{table =, column =}: the way back.
+function helpers.drop_not_null(db, opts)
+  opts = check_options(opts, NOT_NULL_OPTIONS, "db:drop_not_null")
+  local where = caller_where(2)
+  local tbl = required(opts, "table", "db:drop_not_null")
+  local col = required(opts, "column", "db:drop_not_null")
+  local con = opts.constraint or (tbl:match("[^.]*$"):gsub('"', '') .. "_" .. col .. "_not_null")
+  local t = table_name(db, where, tbl)
+  ddl_at(db, where, "ALTER TABLE " .. t .. " DROP CONSTRAINT IF EXISTS " .. qi(con), { lock_timeout = opts.lock_timeout })
+  ddl_at(db, where, "ALTER TABLE " .. t .. " ALTER COLUMN " .. qi(col) .. " DROP NOT NULL", { lock_timeout = opts.lock_timeout })
+end
+
+-- db:add_foreign_key{table =, columns = {...}, references =, ref_columns = {...},
+-- name =, on_delete =, on_update =, lock_timeout =}: ADD CONSTRAINT ... NOT
+-- VALID (a moment's lock on both tables), then VALIDATE (a scan that lets
+-- writes go on).
+local FK_OPTIONS = {
+  table = true, columns = true, references = true, ref_columns = true, name = true,
+  on_delete = true, on_update = true, lock_timeout = true,
+}
+local FK_ACTIONS = { ["no action"] = true, restrict = true, cascade = true, ["set null"] = true,
+                     ["set default"] = true }
+function helpers.add_foreign_key(db, opts)
+  opts = check_options(opts, FK_OPTIONS, "db:add_foreign_key")
+  local where = caller_where(2)
+  local tbl = required(opts, "table", "db:add_foreign_key")
+  local ref = required(opts, "references", "db:add_foreign_key")
+  local cols = column_list(opts.columns, "db:add_foreign_key", "columns")
+  local name = opts.name or (tbl:match("[^.]*$"):gsub('"', '') .. "_" .. table.concat(opts.columns, "_") .. "_fkey")
+  for _, k in ipairs({ "on_delete", "on_update" }) do
+    if opts[k] ~= nil and not FK_ACTIONS[tostring(opts[k]):lower()] then
+      error("db:add_foreign_key: '" .. k .. "' must be one of no action, restrict, cascade, set null, set default", 2)
+    end
+  end
+  local lt = { lock_timeout = opts.lock_timeout }
+  local t = table_name(db, where, tbl)
+  local state = constraint_state(db, where, tbl, name)
+  if state == nil then
+    ddl_at(db, where, "ALTER TABLE " .. t .. " ADD CONSTRAINT " .. qi(name) .. " FOREIGN KEY (" .. cols
+      .. ") REFERENCES " .. table_name(db, where, ref)
+      .. (opts.ref_columns and (" (" .. column_list(opts.ref_columns, "db:add_foreign_key", "ref_columns") .. ")") or "")
+      .. (opts.on_delete and (" ON DELETE " .. opts.on_delete:upper()) or "")
+      .. (opts.on_update and (" ON UPDATE " .. opts.on_update:upper()) or "")
+      .. " NOT VALID", lt)
+  end
+  if state ~= true then
+    ddl_at(db, where, "ALTER TABLE " .. t .. " VALIDATE CONSTRAINT " .. qi(name), lt)
+  end
+  return name
+end
+
+-- db:drop_constraint{table =, name =}: ALTER TABLE ... DROP CONSTRAINT IF EXISTS.
+function helpers.drop_constraint(db, opts)
+  opts = check_options(opts, { table = true, name = true, lock_timeout = true }, "db:drop_constraint")
+  local where = caller_where(2)
+  local t = table_name(db, where, required(opts, "table", "db:drop_constraint"))
+  ddl_at(db, where, "ALTER TABLE " .. t .. " DROP CONSTRAINT IF EXISTS " .. qi(required(opts, "name", "db:drop_constraint")),
+    { lock_timeout = opts.lock_timeout })
+end
+
+-- db:add_column{table =, column =, type =, default =, not_null =, lock_timeout =,
+-- backfill = {...}}: ADD COLUMN.  A default that would rewrite the table (a
+-- volatile one, say clock_timestamp() or gen_random_uuid()) is not given to
+-- ADD COLUMN: the column is added bare, the default set for new rows, the
+-- existing rows backfilled in batches, then NOT NULL added online if asked.
+-- The server's lint decides which defaults rewrite.
+local ADD_COLUMN_OPTIONS = {
+  table = true, column = true, type = true, default = true, not_null = true, lock_timeout = true,
+  backfill = true,
+}
+function helpers.add_column(db, opts)
+  opts = check_options(opts, ADD_COLUMN_OPTIONS, "db:add_column")
+  local where = caller_where(2)
+  local tbl = required(opts, "table", "db:add_column")
+  local col = required(opts, "column", "db:add_column")
+  local typ = required(opts, "type", "db:add_column")
+  local lt = { lock_timeout = opts.lock_timeout }
+  local t = table_name(db, where, tbl)
+  local add = "ALTER TABLE " .. t .. " ADD COLUMN IF NOT EXISTS " .. qi(col) .. " " .. typ
+  if opts.default == nil then
+    ddl_at(db, where, add, lt)
+  else
+    local rewrites = query_at(db, where, "SELECT 1 FROM shift.lint($1, '1s') WHERE rule = 'add-column-rewrite'",
+      add .. " DEFAULT " .. opts.default)
+    if #rewrites == 0 and getmetatable(db) ~= Dry then
+      ddl_at(db, where, add .. " DEFAULT " .. opts.default .. (opts.not_null and " NOT NULL" or ""), lt)
+      return
+    end
+    -- the online route (and the plan's: it cannot ask the server)
+    ddl_at(db, where, add, lt)
+    ddl_at(db, where, "ALTER TABLE " .. t .. " ALTER COLUMN " .. qi(col) .. " SET DEFAULT " .. opts.default, lt)
+    local bf = { table = tbl, set = qi(col) .. " = " .. opts.default, where = qi(col) .. " IS NULL" }
+    for k, v in pairs(opts.backfill or {}) do bf[k] = v end
+    db:backfill(bf)
+  end
+  if opts.not_null then helpers.add_not_null(db, { table = tbl, column = col, lock_timeout = opts.lock_timeout }) end
+end
+
+-- db:drop_column{table =, column =}: ALTER TABLE ... DROP COLUMN IF EXISTS.
+function helpers.drop_column(db, opts)
+  opts = check_options(opts, { table = true, column = true, lock_timeout = true }, "db:drop_column")
+  local where = caller_where(2)
+  local t = table_name(db, where, required(opts, "table", "db:drop_column"))
+  ddl_at(db, where, "ALTER TABLE " .. t .. " DROP COLUMN IF EXISTS " .. qi(required(opts, "column", "db:drop_column")),
+    { lock_timeout = opts.lock_timeout })
+end
+
+for k, f in pairs(helpers) do
+  db_methods[k] = f
+  Dry[k] = f
+end
+
+-- ---------------------------------------------------------------------------
 -- pgshift plan: dry-run every phase function and describe the migration.
 -- ---------------------------------------------------------------------------
 

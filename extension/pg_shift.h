@@ -1,0 +1,29 @@
+/*-------------------------------------------------------------------------
+ *
+ * pg_shift.h
+ *	  What the extension's C files share: checks of the SQL fragments users
+ *	  give (sqlfrag.c) and the sync layer's start-up hook (sync.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PG_SHIFT_H
+#define PG_SHIFT_H
+
+#include "nodes/nodes.h"
+
+/*
+ * Parses prefix || text with the server's parser and returns the one
+ * statement it must be (no second statement, no $n parameters).  owner
+ * names what the fragment belongs to in errors, e.g. 'backfill job "x"';
+ * what names the fragment ("set", "where", ...).
+ */
+extern Node *shift_parse_fragment(const char *owner, const char *what, const char *prefix,
+								  const char *text);
+
+/* A SELECT with nothing but a target list (and a WHERE clause when allowed). */
+extern bool shift_is_plain_select(Node *stmt, bool with_where);
+
+/* Registers the sync triggers' cache invalidation callbacks (from _PG_init). */
+extern void shift_sync_init(void);
+
+#endif							/* PG_SHIFT_H */

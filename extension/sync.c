@@ -1,0 +1,1182 @@
+/*-------------------------------------------------------------------------
+ *
+ * sync.c
+ *	  Dual-write triggers: shift._sync_trigger, shift._sync_check,
+ *	  shift._select_list.
+ *
+ * A sync (a row of shift.sync, made by shift.sync_create) keeps new and old
+ * in step while both are in use:
+ *
+ *	 - column level: a BEFORE INSERT OR UPDATE row trigger sets the new
+ *	   columns from the old ones (set => 'email_lower = lower(email)') and,
+ *	   given reverse_set =>, the old ones from the new ones when a writer
+ *	   changed only the new side.  It modifies the row being written, so
+ *	   nothing is written twice and nothing can ping-pong.
+ *	 - table level: statement triggers with transition tables mirror every
+ *	   INSERT, UPDATE, DELETE and TRUNCATE of one table into another through
+ *	   a column mapping, set-wise (one INSERT ... ON CONFLICT DO UPDATE and
+ *	   at most one DELETE per statement).  A partitioned source gets row
+ *	   triggers instead (statement triggers do not fire for writes made to a
+ *	   partition directly); each row then runs the same statements on a
+ *	   one-row transition table.  After the cut-over the same mapping runs
+ *	   the other way (the reverse mapping), so the old table stays current.
+ *
+ * Each trigger compiles what it runs once per session: the column-level
+ * expressions into executor expression state, the table-level statements
+ * into kept SPI plans.  The cache is keyed by trigger OID and invalidated
+ * when either table's relcache entry or any function changes; entries left
+ * behind are freed at the end of the transaction.
+ *
+ * Everything runs as the role writing the table, in its transaction: the
+ * mirrored rows commit or roll back with the statement that caused them.
+ * The stored search_path of the sync is in force while its SQL is parsed
+ * and run, so the writer's own search_path cannot change what it means.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
+#include "nodes/parsenodes.h"
+#include "optimizer/optimizer.h"
+#include "parser/analyze.h"
+#include "parser/parser.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/queryenvironment.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+#include "utils/tuplestore.h"
+
+#include "pg_shift.h"
+
+PG_FUNCTION_INFO_V1(shift_sync_trigger);
+PG_FUNCTION_INFO_V1(shift_sync_check);
+PG_FUNCTION_INFO_V1(shift_select_list);
+
+/* The transition tables' names, in the triggers and in the statements. */
+#define NEW_ROWS	"pgs_new"
+#define OLD_ROWS	"pgs_old"
+
+/* ---------------------------------------------------------------- configuration */
+
+/* One direction of a table-level sync: rows of src become rows of dst. */
+typedef struct Mapping
+{
+	Oid			src;
+	Oid			dst;
+	List	   *columns;		/* dst columns written, of char * */
+	List	   *exprs;			/* one SQL expression over src per column */
+	List	   *key;			/* dst columns that identify a row */
+} Mapping;
+
+/* A row of shift.sync, as the trigger needs it. */
+typedef struct SyncConfig
+{
+	char	   *name;
+	bool		column_level;
+	Oid			relation;
+	char	   *set_clause;
+	char	   *reverse_set;
+	Mapping		forward;
+	Mapping		reverse;		/* columns NIL: none */
+	char	   *search_path;
+} SyncConfig;
+
+static List *
+text_array_to_list(Datum d, bool isnull)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			i;
+	List	   *out = NIL;
+
+	if (isnull)
+		return NIL;
+	deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, &nulls, &n);
+	for (i = 0; i < n; i++)
+		if (!nulls[i])
+			out = lappend(out, TextDatumGetCString(elems[i]));
+	return out;
+}
+
+/* Reads the sync's row (SPI must be connected); allocates in cxt. */
+static SyncConfig *
+load_config(const char *name, MemoryContext cxt)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	SyncConfig *c;
+	TupleDesc	desc;
+	HeapTuple	tup;
+	MemoryContext old;
+	bool		isnull;
+	int			rc;
+
+	args[0] = CStringGetTextDatum(name);
+	rc = SPI_execute_with_args(
+		"SELECT kind, relation, target, set_clause, reverse_set, target_columns, expressions,"
+		"       target_key, reverse_columns, reverse_expressions, relation_key, search_path"
+		"  FROM shift.sync WHERE name OPERATOR(pg_catalog.=) $1",
+		1, argtypes, args, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read sync \"%s\": %s", name, SPI_result_code_string(rc));
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("sync \"%s\" does not exist", name),
+				 errdetail("A trigger of pg_shift names a sync that shift.sync does not hold."),
+				 errhint("Drop the trigger, or create the sync again with shift.sync_create.")));
+	desc = SPI_tuptable->tupdesc;
+	tup = SPI_tuptable->vals[0];
+	old = MemoryContextSwitchTo(cxt);
+	c = palloc0(sizeof(SyncConfig));
+	c->name = pstrdup(name);
+	c->column_level = strcmp(SPI_getvalue(tup, desc, 1), "column") == 0;
+	c->relation = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+	c->set_clause = SPI_getvalue(tup, desc, 4);
+	c->reverse_set = SPI_getvalue(tup, desc, 5);
+	c->search_path = SPI_getvalue(tup, desc, 12);
+	if (!c->column_level)
+	{
+		Datum		d;
+
+		c->forward.src = c->relation;
+		c->forward.dst = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
+		d = SPI_getbinval(tup, desc, 6, &isnull);
+		c->forward.columns = text_array_to_list(d, isnull);
+		d = SPI_getbinval(tup, desc, 7, &isnull);
+		c->forward.exprs = text_array_to_list(d, isnull);
+		d = SPI_getbinval(tup, desc, 8, &isnull);
+		c->forward.key = text_array_to_list(d, isnull);
+		c->reverse.src = c->forward.dst;
+		c->reverse.dst = c->relation;
+		d = SPI_getbinval(tup, desc, 9, &isnull);
+		c->reverse.columns = text_array_to_list(d, isnull);
+		d = SPI_getbinval(tup, desc, 10, &isnull);
+		c->reverse.exprs = text_array_to_list(d, isnull);
+		d = SPI_getbinval(tup, desc, 11, &isnull);
+		c->reverse.key = text_array_to_list(d, isnull);
+	}
+	MemoryContextSwitchTo(old);
+	return c;
+}
+
+/* Makes the sync's search_path current; undo with AtEOXact_GUC(true, level). */
+static int
+enter_search_path(const char *search_path)
+{
+	int			level = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", search_path, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return level;
+}
+
+/* "sync "x"" for error messages */
+static char *
+sync_label(const char *name)
+{
+	return psprintf("sync \"%s\"", name);
+}
+
+/* ---------------------------------------------------------------- the cache */
+
+typedef struct SyncEntry
+{
+	Oid			tgoid;			/* hash key */
+	bool		valid;
+	MemoryContext cxt;			/* everything below but the plans */
+	char	   *name;
+	bool		column_level;
+	Oid			relid;			/* the table the trigger is on */
+	Oid			otherid;		/* the table it writes */
+	char	   *search_path;
+
+	/* column level: new columns from old (up), old from new (down) */
+	int			nup;
+	AttrNumber *up_att;
+	ExprState **up_expr;
+	int			ndown;
+	AttrNumber *down_att;
+	ExprState **down_expr;
+	ExprContext *econtext;
+	int			natts;			/* of the row: the arrays below */
+	Datum	   *values;
+	bool	   *nulls;
+
+	/* table level */
+	SPIPlanPtr	upsert;			/* INSERT ... SELECT FROM new rows ON CONFLICT DO UPDATE */
+	SPIPlanPtr	delete_gone;	/* DELETE the keys the old rows had and the new ones lack */
+	SPIPlanPtr	delete_old;		/* DELETE the old rows' keys */
+	SPIPlanPtr	truncate;
+} SyncEntry;
+
+static HTAB *sync_cache = NULL;
+static List *retired = NIL;		/* entries to free at the end of the transaction */
+static bool callbacks_registered = false;
+
+static void
+free_entry_resources(SyncEntry *e)
+{
+	if (e->upsert)
+		SPI_freeplan(e->upsert);
+	if (e->delete_gone)
+		SPI_freeplan(e->delete_gone);
+	if (e->delete_old)
+		SPI_freeplan(e->delete_old);
+	if (e->truncate)
+		SPI_freeplan(e->truncate);
+	if (e->cxt)
+		MemoryContextDelete(e->cxt);
+}
+
+static void
+free_retired(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, retired)
+	{
+		free_entry_resources(lfirst(lc));
+		pfree(lfirst(lc));
+	}
+	list_free(retired);
+	retired = NIL;
+}
+
+static void
+sync_xact_callback(XactEvent event, void *arg)
+{
+	if (retired != NIL &&
+		(event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		 event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT))
+	{
+		/* SPI plans are freed in TopMemoryContext's care: safe at this point */
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		free_retired();
+		MemoryContextSwitchTo(old);
+	}
+}
+
+static void
+sync_relcache_callback(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS status;
+	SyncEntry  *e;
+
+	if (sync_cache == NULL)
+		return;
+	hash_seq_init(&status, sync_cache);
+	while ((e = hash_seq_search(&status)) != NULL)
+		if (relid == InvalidOid || e->relid == relid || e->otherid == relid)
+			e->valid = false;
+}
+
+/* A function changed: compiled expressions may call it. */
+static void
+sync_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	sync_relcache_callback(arg, InvalidOid);
+}
+
+void
+shift_sync_init(void)
+{
+	if (callbacks_registered)
+		return;
+	CacheRegisterRelcacheCallback(sync_relcache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(PROCOID, sync_syscache_callback, (Datum) 0);
+	RegisterXactCallback(sync_xact_callback, NULL);
+	callbacks_registered = true;
+}
+
+/* ---------------------------------------------------------------- column level */
+
+/* error context: which statement of which sync */
+typedef struct PrepareContext
+{
+	const char *name;
+	const char *sql;
+} PrepareContext;
+
+
+
+static bool
+contains_sublink_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, SubLink))
+		return true;
+	return raw_expression_tree_walker(node, contains_sublink_walker, context);
+}
+
+/*
+ * Checks an assignment list (set or reverse_set) on its own: plain
+ * "column = expression" items, no subqueries, DEFAULT or multi-column
+ * assignments.  Returns the raw UPDATE statement over rel.
+ */
+static RawStmt *
+check_assignments(const char *name, const char *what, Relation rel, const char *clause)
+{
+	char	   *relname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+													 RelationGetRelationName(rel));
+	char	   *prefix = psprintf("UPDATE %s SET ", relname);
+	UpdateStmt *u;
+	ListCell   *lc;
+	RawStmt    *raw;
+
+	u = (UpdateStmt *) shift_parse_fragment(sync_label(name), what, prefix, clause);
+	if (!IsA(u, UpdateStmt) || u->whereClause || u->fromClause != NIL ||
+		u->returningList != NIL || u->withClause)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNTAX_ERROR),
+				 errmsg("%s of sync \"%s\" must be assignments only", what, name),
+				 errdetail("It was: %s", clause),
+				 errhint("Write %s => 'col = expr, col2 = expr2'.", what)));
+	foreach(lc, u->targetList)
+	{
+		ResTarget  *rt = lfirst(lc);
+
+		if (rt->indirection != NIL || IsA(rt->val, MultiAssignRef) || IsA(rt->val, SetToDefault))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("%s of sync \"%s\" must assign whole columns one by one", what, name),
+					 errdetail("Column \"%s\" is assigned a DEFAULT, a subscript, a field or a row.",
+							   rt->name)));
+		if (contains_sublink_walker(rt->val, NULL))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("%s of sync \"%s\" must not use subqueries", what, name),
+					 errdetail("Column \"%s\" is computed with a subquery.", rt->name),
+					 errhint("Wrap the lookup in a function if you must.")));
+	}
+	/* parse it again whole, with the positions the analyzer wants */
+	raw = linitial_node(RawStmt, raw_parser(psprintf("%s%s", prefix, clause), RAW_PARSE_DEFAULT));
+	return raw;
+}
+
+/* Errors from analyzing a sync's statement point into that statement. */
+static void
+statement_error_callback(void *arg)
+{
+	PrepareContext *p = arg;
+	int			pos = geterrposition();
+
+	if (pos > 0)
+	{
+		errposition(0);
+		internalerrposition(pos);
+		internalerrquery(p->sql);
+	}
+	errcontext("statement of sync \"%s\": %s", p->name, p->sql);
+}
+
+/*
+ * Compiles an assignment list into (attribute, expression state) pairs,
+ * allocated in cxt.  The expressions are coerced to their columns' types
+ * by the analyzer exactly as an UPDATE would.
+ */
+static int
+compile_assignments(const char *name, const char *what, Relation rel, const char *clause,
+					MemoryContext cxt, AttrNumber **atts, ExprState ***exprs, Bitmapset **reads)
+{
+	RawStmt    *raw = check_assignments(name, what, rel, clause);
+	char	   *sql = psprintf("UPDATE %s SET %s",
+							   quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+														  RelationGetRelationName(rel)),
+							   clause);
+	PrepareContext pc = {name, sql};
+	ErrorContextCallback cb = {error_context_stack, statement_error_callback, &pc};
+	Query	   *q;
+	int			n;
+	ListCell   *lc;
+	int			i = 0;
+	MemoryContext old;
+
+	error_context_stack = &cb;
+	q = parse_analyze_fixedparams(raw, sql, NULL, 0, NULL);
+	error_context_stack = cb.previous;
+	n = list_length(q->targetList);
+
+	*atts = MemoryContextAlloc(cxt, sizeof(AttrNumber) * Max(n, 1));
+	*exprs = MemoryContextAlloc(cxt, sizeof(ExprState *) * Max(n, 1));
+	foreach(lc, q->targetList)
+	{
+		TargetEntry *tle = lfirst(lc);
+		Expr	   *expr;
+
+		if (tle->resjunk)
+			continue;
+		if (TupleDescAttr(RelationGetDescr(rel), tle->resno - 1)->attgenerated)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("%s of sync \"%s\" assigns generated column \"%s\"", what, name,
+							tle->resname)));
+		if (reads)
+			pull_varattnos((Node *) tle->expr, 1, reads);
+		old = MemoryContextSwitchTo(cxt);
+		expr = expression_planner(tle->expr);
+		(*atts)[i] = tle->resno;
+		(*exprs)[i] = ExecInitExpr(expr, NULL);
+		MemoryContextSwitchTo(old);
+		i++;
+	}
+	return i;
+}
+
+/* Builds a column-level entry: compiles set and reverse_set against rel. */
+static void
+build_column_entry(SyncEntry *e, SyncConfig *c, Relation rel)
+{
+	Bitmapset  *up_reads = NULL;
+	Bitmapset  *down_reads = NULL;
+	int			i;
+	int			j;
+
+	e->nup = compile_assignments(c->name, "set", rel, c->set_clause, e->cxt,
+								 &e->up_att, &e->up_expr, &up_reads);
+	if (c->reverse_set)
+		e->ndown = compile_assignments(c->name, "reverse_set", rel, c->reverse_set, e->cxt,
+									   &e->down_att, &e->down_expr, &down_reads);
+	for (i = 0; i < e->nup; i++)
+	{
+		const char *col = get_attname(RelationGetRelid(rel), e->up_att[i], false);
+
+		if (bms_is_member(e->up_att[i] - FirstLowInvalidHeapAttributeNumber, up_reads))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("set of sync \"%s\" computes column \"%s\" from itself", c->name, col),
+					 errhint("set => computes the new columns from the old ones.")));
+		for (j = 0; j < e->ndown; j++)
+			if (e->down_att[j] == e->up_att[i])
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("column \"%s\" is assigned by both set and reverse_set of sync \"%s\"",
+								col, c->name),
+						 errhint("set => fills the new columns; reverse_set => fills the old ones.")));
+	}
+	for (j = 0; j < e->ndown; j++)
+		if (bms_is_member(e->down_att[j] - FirstLowInvalidHeapAttributeNumber, down_reads))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("reverse_set of sync \"%s\" computes column \"%s\" from itself", c->name,
+							get_attname(RelationGetRelid(rel), e->down_att[j], false))));
+	{
+		MemoryContext old = MemoryContextSwitchTo(e->cxt);
+
+		e->econtext = CreateStandaloneExprContext();
+		e->natts = RelationGetDescr(rel)->natts;
+		e->values = palloc(sizeof(Datum) * e->natts);
+		e->nulls = palloc(sizeof(bool) * e->natts);
+		MemoryContextSwitchTo(old);
+	}
+}
+
+/* Is column att of the two slots the same value (bytewise, after detoasting)? */
+static bool
+same_value(TupleTableSlot *a, TupleTableSlot *b, AttrNumber att)
+{
+	Form_pg_attribute attr = TupleDescAttr(a->tts_tupleDescriptor, att - 1);
+	bool		na;
+	bool		nb;
+	Datum		va = slot_getattr(a, att, &na);
+	Datum		vb = slot_getattr(b, att, &nb);
+
+	if (na || nb)
+		return na == nb;
+	return datum_image_eq(va, vb, attr->attbyval, attr->attlen);
+}
+
+/*
+ * The column-level trigger: returns the row to store.  One-way (set only):
+ * the new columns are always computed from the old.  Two-way: a writer that
+ * changed only new columns, to values that disagree with the old ones, is a
+ * new-version writer, and the old columns are computed from the new; any
+ * other write computes the new columns (a backfill writing set's own values
+ * agrees, and changes nothing).
+ */
+static HeapTuple
+column_sync(SyncEntry *e, TriggerData *td)
+{
+	bool		inserting = TRIGGER_FIRED_BY_INSERT(td->tg_event);
+	TupleTableSlot *slot = inserting ? td->tg_trigslot : td->tg_newslot;
+	HeapTuple	tuple = inserting ? td->tg_trigtuple : td->tg_newtuple;
+	TupleDesc	desc = RelationGetDescr(td->tg_relation);
+	ExprContext *ec = e->econtext;
+	Datum	   *values = e->values;
+	bool	   *nulls = e->nulls;
+	HeapTuple	result;
+	bool		down = false;
+	int			i;
+
+	if (desc->natts != e->natts)
+		elog(ERROR, "sync \"%s\": the row has %d columns, its trigger was compiled for %d",
+			 e->name, desc->natts, e->natts);
+	ResetExprContext(ec);
+	ec->ecxt_scantuple = slot;
+	/* the row as the writer gave it; the slot is deformed already */
+	slot_getallattrs(slot);
+	memcpy(values, slot->tts_values, sizeof(Datum) * desc->natts);
+	memcpy(nulls, slot->tts_isnull, sizeof(bool) * desc->natts);
+	if (e->ndown == 0)
+	{
+		for (i = 0; i < e->nup; i++)
+		{
+			AttrNumber	att = e->up_att[i];
+
+			values[att - 1] = ExecEvalExprSwitchContext(e->up_expr[i], ec, &nulls[att - 1]);
+		}
+	}
+	else
+	{
+		Datum	   *up = palloc(sizeof(Datum) * e->nup);
+		bool	   *up_null = palloc(sizeof(bool) * e->nup);
+		bool		agrees = true;
+
+		for (i = 0; i < e->nup; i++)
+			up[i] = ExecEvalExprSwitchContext(e->up_expr[i], ec, &up_null[i]);
+		for (i = 0; i < e->nup && agrees; i++)
+		{
+			AttrNumber	att = e->up_att[i];
+			Form_pg_attribute attr = TupleDescAttr(desc, att - 1);
+
+			agrees = (nulls[att - 1] && up_null[i]) ||
+				(!nulls[att - 1] && !up_null[i] &&
+				 datum_image_eq(values[att - 1], up[i], attr->attbyval, attr->attlen));
+		}
+		if (agrees)
+			return tuple;		/* both sides agree: nothing to change */
+		if (inserting)
+		{
+			/* an old-version insert leaves the new columns NULL */
+			for (i = 0; i < e->nup && !down; i++)
+				down = !nulls[e->up_att[i] - 1];
+		}
+		else
+		{
+			bool		new_written = false;
+			bool		old_written = false;
+
+			for (i = 0; i < e->nup && !new_written; i++)
+				new_written = !same_value(td->tg_trigslot, slot, e->up_att[i]);
+			for (i = 0; i < e->ndown && !old_written; i++)
+				old_written = !same_value(td->tg_trigslot, slot, e->down_att[i]);
+			down = new_written && !old_written;
+		}
+		if (down)
+			for (i = 0; i < e->ndown; i++)
+			{
+				AttrNumber	att = e->down_att[i];
+
+				values[att - 1] = ExecEvalExprSwitchContext(e->down_expr[i], ec, &nulls[att - 1]);
+			}
+		else
+			for (i = 0; i < e->nup; i++)
+			{
+				values[e->up_att[i] - 1] = up[i];
+				nulls[e->up_att[i] - 1] = up_null[i];
+			}
+	}
+	/* formed from the slot's values: no second deform of the row */
+	result = heap_form_tuple(desc, values, nulls);
+	result->t_data->t_ctid = tuple->t_data->t_ctid;
+	result->t_self = tuple->t_self;
+	result->t_tableOid = tuple->t_tableOid;
+	return result;
+}
+
+/* ---------------------------------------------------------------- table level */
+
+static char *
+qualified_name(Oid relid)
+{
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									  get_rel_name(relid));
+}
+
+static void
+append_names(StringInfo s, List *names, const char *prefix)
+{
+	ListCell   *lc;
+	bool		first = true;
+
+	foreach(lc, names)
+	{
+		appendStringInfo(s, "%s%s%s", first ? "" : ", ", prefix, quote_identifier(lfirst(lc)));
+		first = false;
+	}
+}
+
+/* The expressions, each in parentheses (shift._select_list made sure they can be). */
+static void
+append_exprs(StringInfo s, List *items)
+{
+	ListCell   *lc;
+	bool		first = true;
+
+	foreach(lc, items)
+	{
+		appendStringInfo(s, "%s(%s)", first ? "" : ", ", (char *) lfirst(lc));
+		first = false;
+	}
+}
+
+/*
+ * "(SELECT <exprs> FROM <rows> AS <alias>) pgs_s (<columns>)": the mapped
+ * rows of a transition table, under the destination's column names.  The
+ * alias is the source's own name, so expressions may qualify columns with it.
+ */
+static void
+append_mapped(StringInfo s, Mapping *m, const char *rows)
+{
+	appendStringInfoString(s, "(SELECT ");
+	append_exprs(s, m->exprs);
+	appendStringInfo(s, " FROM %s AS %s) pgs_s (", rows, quote_identifier(get_rel_name(m->src)));
+	append_names(s, m->columns, "");
+	appendStringInfoChar(s, ')');
+}
+
+static bool
+name_in(List *names, const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, names)
+		if (strcmp(lfirst(lc), name) == 0)
+			return true;
+	return false;
+}
+
+static char *
+upsert_sql(Mapping *m)
+{
+	StringInfoData s;
+	ListCell   *lc;
+	bool		any = false;
+
+	initStringInfo(&s);
+	appendStringInfo(&s, "INSERT INTO %s AS pgs_t (", qualified_name(m->dst));
+	append_names(&s, m->columns, "");
+	appendStringInfoString(&s, ") OVERRIDING SYSTEM VALUE SELECT ");
+	append_exprs(&s, m->exprs);
+	appendStringInfo(&s, " FROM %s AS %s ON CONFLICT (", NEW_ROWS,
+					 quote_identifier(get_rel_name(m->src)));
+	append_names(&s, m->key, "");
+	appendStringInfoString(&s, ") DO UPDATE SET ");
+	foreach(lc, m->columns)
+	{
+		char	   *col = lfirst(lc);
+
+		if (name_in(m->key, col))
+			continue;
+		appendStringInfo(&s, "%s%s = EXCLUDED.%s", any ? ", " : "", quote_identifier(col),
+						 quote_identifier(col));
+		any = true;
+	}
+	if (!any)
+	{
+		/* only key columns: there is nothing to update */
+		s.len -= strlen(" DO UPDATE SET ");
+		s.data[s.len] = '\0';
+		appendStringInfoString(&s, " DO NOTHING");
+	}
+	return s.data;
+}
+
+/* DELETE FROM dst WHERE (key) IN (keys of rows [EXCEPT keys of except]) */
+static char *
+delete_sql(Mapping *m, const char *rows, const char *except)
+{
+	StringInfoData s;
+
+	initStringInfo(&s);
+	appendStringInfo(&s, "DELETE FROM %s AS pgs_t WHERE (", qualified_name(m->dst));
+	append_names(&s, m->key, "pgs_t.");
+	appendStringInfoString(&s, ") IN (SELECT ");
+	append_names(&s, m->key, "pgs_s.");
+	appendStringInfoString(&s, " FROM ");
+	append_mapped(&s, m, rows);
+	if (except)
+	{
+		appendStringInfoString(&s, " EXCEPT SELECT ");
+		append_names(&s, m->key, "pgs_s.");
+		appendStringInfoString(&s, " FROM ");
+		append_mapped(&s, m, except);
+	}
+	appendStringInfoChar(&s, ')');
+	return s.data;
+}
+
+/* An empty transition table of rel's row type, registered in the SPI connection. */
+static void
+register_rows(const char *name, Relation rel, Tuplestorestate *rows, int64 n)
+{
+	EphemeralNamedRelation enr = palloc0(sizeof(EphemeralNamedRelationData));
+
+	enr->md.name = pstrdup(name);
+	enr->md.reliddesc = RelationGetRelid(rel);
+	enr->md.tupdesc = NULL;
+	enr->md.enrtype = ENR_NAMED_TUPLESTORE;
+	enr->md.enrtuples = n;
+	enr->reldata = rows;
+	if (SPI_register_relation(enr) != SPI_OK_REL_REGISTER)
+		elog(ERROR, "could not register transition table \"%s\"", name);
+}
+
+static void
+prepare_error_callback(void *arg)
+{
+	PrepareContext *p = arg;
+
+	errcontext("statement of sync \"%s\": %s", p->name, p->sql);
+}
+
+static SPIPlanPtr
+prepare_kept(const char *name, const char *sql)
+{
+	ErrorContextCallback cb;
+	PrepareContext pc = {name, sql};
+	SPIPlanPtr	plan;
+
+	cb.callback = prepare_error_callback;
+	cb.arg = &pc;
+	cb.previous = error_context_stack;
+	error_context_stack = &cb;
+	plan = SPI_prepare(sql, 0, NULL);
+	error_context_stack = cb.previous;
+	if (plan == NULL)
+		elog(ERROR, "could not prepare a statement of sync \"%s\": %s", name,
+			 SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "could not keep a plan of sync \"%s\"", name);
+	return plan;
+}
+
+/*
+ * Prepares a mapping's statements against transition tables of rel's row
+ * type (rel: the table the trigger is on, or one of its partitions).
+ */
+static void
+build_table_entry(SyncEntry *e, SyncConfig *c, Mapping *m, Relation rel)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	register_rows(NEW_ROWS, rel, NULL, 0);
+	register_rows(OLD_ROWS, rel, NULL, 0);
+	e->upsert = prepare_kept(c->name, upsert_sql(m));
+	e->delete_gone = prepare_kept(c->name, delete_sql(m, OLD_ROWS, NEW_ROWS));
+	e->delete_old = prepare_kept(c->name, delete_sql(m, OLD_ROWS, NULL));
+	e->truncate = prepare_kept(c->name, psprintf("TRUNCATE %s", qualified_name(m->dst)));
+	SPI_finish();
+}
+
+static void
+run_plan(SPIPlanPtr plan)
+{
+	int			rc = SPI_execute_plan(plan, NULL, NULL, false, 0);
+
+	if (rc < 0)
+		elog(ERROR, "a statement of a sync failed: %s", SPI_result_code_string(rc));
+}
+
+/* A tuplestore holding one row. */
+static Tuplestorestate *
+one_row(HeapTuple tuple)
+{
+	Tuplestorestate *ts = tuplestore_begin_heap(false, false, work_mem);
+
+	tuplestore_puttuple(ts, tuple);
+	return ts;
+}
+
+/* The table-level trigger: mirrors what the statement (or row) did. */
+static void
+table_sync(SyncEntry *e, TriggerData *td)
+{
+	TriggerEvent ev = td->tg_event;
+	bool		per_row = TRIGGER_FIRED_FOR_ROW(ev);
+	Tuplestorestate *newrows = NULL;
+	Tuplestorestate *oldrows = NULL;
+	int			level;
+
+	if (TRIGGER_FIRED_BY_TRUNCATE(ev))
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		level = enter_search_path(e->search_path);
+		run_plan(e->truncate);
+		AtEOXact_GUC(true, level);
+		SPI_finish();
+		return;
+	}
+	if (per_row)
+	{
+		if (TRIGGER_FIRED_BY_INSERT(ev))
+			newrows = one_row(td->tg_trigtuple);
+		else if (TRIGGER_FIRED_BY_UPDATE(ev))
+		{
+			oldrows = one_row(td->tg_trigtuple);
+			newrows = one_row(td->tg_newtuple);
+		}
+		else
+			oldrows = one_row(td->tg_trigtuple);
+	}
+	else
+	{
+		newrows = td->tg_newtable;
+		oldrows = td->tg_oldtable;
+		/* a statement that wrote nothing has nothing to mirror */
+		if ((newrows == NULL || tuplestore_tuple_count(newrows) == 0) &&
+			(oldrows == NULL || tuplestore_tuple_count(oldrows) == 0))
+			return;
+	}
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (newrows)
+		register_rows(NEW_ROWS, td->tg_relation, newrows, tuplestore_tuple_count(newrows));
+	if (oldrows)
+		register_rows(OLD_ROWS, td->tg_relation, oldrows, tuplestore_tuple_count(oldrows));
+	level = enter_search_path(e->search_path);
+	if (TRIGGER_FIRED_BY_INSERT(ev))
+		run_plan(e->upsert);
+	else if (TRIGGER_FIRED_BY_UPDATE(ev))
+	{
+		/* keys that changed: their old rows go, then every new row is upserted */
+		run_plan(e->delete_gone);
+		run_plan(e->upsert);
+	}
+	else
+		run_plan(e->delete_old);
+	AtEOXact_GUC(true, level);
+	SPI_finish();
+	if (per_row)
+	{
+		if (newrows)
+			tuplestore_end(newrows);
+		if (oldrows)
+			tuplestore_end(oldrows);
+	}
+}
+
+/* ---------------------------------------------------------------- the trigger */
+
+/*
+ * The entry for the firing trigger, compiled now if it is missing or stale
+ * (a stale one is retired, freed at the end of the transaction: it may be
+ * running further up the stack).
+ */
+static SyncEntry *
+get_entry(TriggerData *td)
+{
+	Trigger    *tg = td->tg_trigger;
+	SyncEntry  *e;
+	bool		found;
+	bool		reverse;
+	SyncConfig *c;
+	MemoryContext cxt;
+	MemoryContext old;
+	int			level;
+
+	shift_sync_init();
+	if (sync_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(SyncEntry);
+		ctl.hcxt = CacheMemoryContext;
+		sync_cache = hash_create("pg_shift sync triggers", 32, &ctl,
+								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	e = hash_search(sync_cache, &tg->tgoid, HASH_ENTER, &found);
+	if (found && e->valid)
+		return e;
+	if (found)
+	{
+		/* keep the stale resources alive until the transaction ends */
+		SyncEntry  *dead = MemoryContextAlloc(TopMemoryContext, sizeof(SyncEntry));
+
+		memcpy(dead, e, sizeof(SyncEntry));
+		old = MemoryContextSwitchTo(TopMemoryContext);
+		retired = lappend(retired, dead);
+		MemoryContextSwitchTo(old);
+	}
+	memset(((char *) e) + sizeof(Oid), 0, sizeof(SyncEntry) - sizeof(Oid));
+
+	if (tg->tgnargs < 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("trigger \"%s\" of pg_shift has no sync name and direction", tg->tgname)));
+	reverse = strcmp(tg->tgargs[1], "reverse") == 0;
+	cxt = AllocSetContextCreate(CacheMemoryContext, "pg_shift sync trigger",
+								ALLOCSET_SMALL_SIZES);
+	e->cxt = cxt;
+	PG_TRY();
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		c = load_config(tg->tgargs[0], cxt);
+		SPI_finish();
+		old = MemoryContextSwitchTo(cxt);
+		e->name = c->name;
+		e->column_level = c->column_level;
+		e->relid = RelationGetRelid(td->tg_relation);
+		e->search_path = c->search_path;
+		MemoryContextSwitchTo(old);
+		level = enter_search_path(c->search_path);
+		if (c->column_level)
+		{
+			e->otherid = InvalidOid;
+			build_column_entry(e, c, td->tg_relation);
+		}
+		else
+		{
+			Mapping    *m = reverse ? &c->reverse : &c->forward;
+
+			if (m->columns == NIL)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("sync \"%s\" has no reverse mapping", c->name)));
+			e->otherid = m->dst;
+			build_table_entry(e, c, m, td->tg_relation);
+		}
+		AtEOXact_GUC(true, level);
+		e->valid = true;
+	}
+	PG_CATCH();
+	{
+		/* leave nothing half-built behind */
+		free_entry_resources(e);
+		hash_search(sync_cache, &tg->tgoid, HASH_REMOVE, NULL);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return e;
+}
+
+/*
+ * shift._sync_trigger() returns trigger
+ *
+ * Arguments (from CREATE TRIGGER): the sync's name and its direction
+ * ('forward' or 'reverse').  Column level: BEFORE INSERT OR UPDATE FOR EACH
+ * ROW.  Table level: AFTER statement triggers with transition tables named
+ * pgs_new / pgs_old, or AFTER row triggers on a partitioned source; AFTER
+ * TRUNCATE.
+ */
+Datum
+shift_sync_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *td;
+	SyncEntry  *e;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("shift._sync_trigger() must be called as a trigger")));
+	td = (TriggerData *) fcinfo->context;
+	e = get_entry(td);
+	if (e->column_level)
+	{
+		if (!TRIGGER_FIRED_BEFORE(td->tg_event) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
+			TRIGGER_FIRED_BY_DELETE(td->tg_event) || TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
+			ereport(ERROR,
+					(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+					 errmsg("column-level sync \"%s\" must fire BEFORE INSERT OR UPDATE FOR EACH ROW",
+							e->name)));
+		return PointerGetDatum(column_sync(e, td));
+	}
+	if (TRIGGER_FIRED_BEFORE(td->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("table-level sync \"%s\" must fire AFTER", e->name)));
+	table_sync(e, td);
+	return PointerGetDatum(NULL);
+}
+
+/* ---------------------------------------------------------------- shift._sync_check */
+
+/*
+ * shift._sync_check(name text) returns void
+ *
+ * Called by sync_create before it installs any trigger: compiles what the
+ * triggers will run (both directions of a table-level sync), so every
+ * mistake in the sync's SQL is reported now, with the statement.
+ */
+Datum
+shift_sync_check(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_shift sync check",
+											  ALLOCSET_SMALL_SIZES);
+	SyncConfig *c;
+	SyncEntry	e;
+	int			level;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	c = load_config(name, cxt);
+	SPI_finish();
+	level = enter_search_path(c->search_path);
+	memset(&e, 0, sizeof(e));
+	e.cxt = AllocSetContextCreate(cxt, "pg_shift sync check entry", ALLOCSET_SMALL_SIZES);
+	if (c->column_level)
+	{
+		Relation	rel = table_open(c->relation, RowExclusiveLock);
+
+		build_column_entry(&e, c, rel);
+		table_close(rel, NoLock);
+	}
+	else
+	{
+		Relation	rel = table_open(c->forward.src, AccessShareLock);
+
+		build_table_entry(&e, c, &c->forward, rel);
+		table_close(rel, NoLock);
+		free_entry_resources(&e);
+		memset(&e, 0, sizeof(e));
+		if (c->reverse.columns != NIL)
+		{
+			rel = table_open(c->reverse.src, AccessShareLock);
+			build_table_entry(&e, c, &c->reverse, rel);
+			table_close(rel, NoLock);
+		}
+	}
+	free_entry_resources(&e);
+	AtEOXact_GUC(true, level);
+	MemoryContextDelete(cxt);
+	PG_RETURN_VOID();
+}
+
+/* ---------------------------------------------------------------- shift._select_list */
+
+/* Does sql parse as a SELECT of exactly one expression? */
+static bool
+one_expression(const char *sql)
+{
+	volatile bool ok = false;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		List	   *stmts = raw_parser(sql, RAW_PARSE_DEFAULT);
+
+		ok = list_length(stmts) == 1 &&
+			IsA(linitial_node(RawStmt, stmts)->stmt, SelectStmt) &&
+			list_length(((SelectStmt *) linitial_node(RawStmt, stmts)->stmt)->targetList) == 1;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/*
+ * shift._select_list(select text) returns text[]
+ *
+ * The expressions of a select list, one per element, each checked to stand
+ * alone: "id::bigint, lower(email)" -> {"id::bigint", "lower(email)"}.
+ * A list with a FROM, a star, an alias or anything past the expressions is
+ * refused.
+ */
+Datum
+shift_select_list(PG_FUNCTION_ARGS)
+{
+	char	   *list = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	const char *prefix = "SELECT ";
+	char	   *sql = psprintf("%s%s", prefix, list);
+	SelectStmt *s;
+	ListCell   *lc;
+	int			n;
+	int			i = 0;
+	int		   *starts;
+	Datum	   *out;
+
+	s = (SelectStmt *) shift_parse_fragment("the select list", "select", prefix, list);
+	if (!shift_is_plain_select((Node *) s, false))
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNTAX_ERROR),
+				 errmsg("select must be a list of expressions only"),
+				 errdetail("It was: %s", list),
+				 errhint("Write select => 'id::bigint, lower(email)'; the source table is FROM.")));
+	n = list_length(s->targetList);
+	starts = palloc(sizeof(int) * (n + 1));
+	foreach(lc, s->targetList)
+	{
+		ResTarget  *rt = lfirst(lc);
+
+		if (rt->name != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_SYNTAX_ERROR),
+					 errmsg("select must not name its expressions (\"AS %s\")", rt->name),
+					 errhint("The expressions fill the columns in the order given.")));
+		if (IsA(rt->val, ColumnRef) && IsA(llast(((ColumnRef *) rt->val)->fields), A_Star))
+			ereport(ERROR,
+					(errcode(ERRCODE_SYNTAX_ERROR),
+					 errmsg("select must list its expressions, not *")));
+		starts[i++] = rt->location;
+	}
+	starts[n] = strlen(sql);
+	out = palloc(sizeof(Datum) * n);
+	for (i = 0; i < n; i++)
+	{
+		int			len = starts[i + 1] - starts[i];
+		char	   *item = pnstrdup(sql + starts[i], len);
+
+		if (i < n - 1)
+		{
+			/*
+			 * Cut at the separating comma: the last one that leaves a single
+			 * expression (a comment after the expression may hold commas).
+			 */
+			int			cut;
+
+			for (cut = len - 1; cut >= 0; cut--)
+				if (item[cut] == ',' && one_expression(psprintf("SELECT %.*s", cut, item)))
+					break;
+			if (cut < 0)
+				elog(ERROR, "could not split the select list at item %d", i + 1);
+			item[cut] = '\0';
+		}
+		/* trim blanks around it */
+		while (*item == ' ' || *item == '\t' || *item == '\n' || *item == '\r')
+			item++;
+		len = strlen(item);
+		while (len > 0 && (item[len - 1] == ' ' || item[len - 1] == '\t' ||
+						   item[len - 1] == '\n' || item[len - 1] == '\r'))
+			item[--len] = '\0';
+		/* it is used as "(item)": a trailing -- comment would swallow the ")" */
+		s = (SelectStmt *) shift_parse_fragment("the select list", "select item", "SELECT (",
+												psprintf("%s)", item));
+		if (!shift_is_plain_select((Node *) s, false) || list_length(s->targetList) != 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_SYNTAX_ERROR),
+					 errmsg("select item %d is not an expression on its own: %s", i + 1, item),
+					 errhint("End a -- comment inside the list with a line break, or use /* */.")));
+		out[i] = CStringGetTextDatum(item);
+	}
+	PG_RETURN_ARRAYTYPE_P(construct_array(out, n, TEXTOID, -1, false, TYPALIGN_INT));
+}

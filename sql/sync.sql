@@ -1,0 +1,905 @@
+-- ---------------------------------------------------------------------------
+-- Dual-write sync and cut-over (triggers in C in extension/sync.c).  A sync
+-- keeps old and new in step while both are in use: a column-level sync sets
+-- new columns from old ones (and back, given reverse_set); a table-level
+-- sync mirrors every write of one table into another through a column
+-- mapping, and after the cut-over mirrors the new table back into the old
+-- one, so a rollback after the cut-over loses nothing.
+-- ---------------------------------------------------------------------------
+
+CREATE TABLE @extschema@.sync (
+  name                pg_catalog.text PRIMARY KEY
+                      CHECK (name OPERATOR(pg_catalog.~) '^[A-Za-z0-9_.:-]{1,48}$'),
+  kind                pg_catalog.text NOT NULL CHECK (kind IN ('column', 'table')),
+  relation            pg_catalog.regclass NOT NULL,   -- the table being replaced (or changed)
+  -- column level
+  set_clause          pg_catalog.text,                -- 'new = expr(old), ...'
+  reverse_set         pg_catalog.text,                -- 'old = expr(new), ...'
+  -- table level: relation -> target (forward) and target -> relation (reverse)
+  target              pg_catalog.regclass,
+  target_columns      pg_catalog.text[],
+  expressions         pg_catalog.text[],              -- over relation, one per target column
+  target_key          pg_catalog.text[],
+  reverse_columns     pg_catalog.text[],              -- NULL: no reverse mapping
+  reverse_expressions pg_catalog.text[],              -- over target, one per relation column
+  relation_key        pg_catalog.text[],
+  direction           pg_catalog.text NOT NULL DEFAULT 'forward'
+                      CHECK (direction IN ('forward', 'reverse')),
+  search_path         pg_catalog.text NOT NULL,       -- in force when its SQL is parsed and run
+  owner               pg_catalog.name NOT NULL DEFAULT CURRENT_USER,
+  migration           pg_catalog.text,
+  phase               pg_catalog.text,
+  created_at          pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now(),
+  -- the cut-over: names before it (cutover_revert restores them) and when
+  relation_name       pg_catalog.text,
+  target_name         pg_catalog.text,
+  archive_name        pg_catalog.text,
+  cutover_at          pg_catalog.timestamptz,
+  CHECK ((kind = 'column') = (set_clause IS NOT NULL)),
+  CHECK ((kind = 'table') = (target IS NOT NULL)),
+  CHECK (kind = 'table' OR direction = 'forward'),
+  CHECK (cardinality(target_columns) = cardinality(expressions)),
+  CHECK (cardinality(reverse_columns) = cardinality(reverse_expressions))
+);
+COMMENT ON TABLE @extschema@.sync IS
+  'dual-write syncs: what their triggers compute, in which direction they run, and the cut-over';
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.sync', '');
+
+-- The trigger function (C): arguments are the sync's name and its direction.
+CREATE FUNCTION @extschema@._sync_trigger()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'shift_sync_trigger'
+LANGUAGE C;
+
+-- Compiles everything a sync's triggers will run (C), so mistakes surface now.
+CREATE FUNCTION @extschema@._sync_check(name pg_catalog.text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'shift_sync_check'
+LANGUAGE C STRICT;
+
+-- 'a::bigint, lower(b)' -> {a::bigint,lower(b)}, each checked to stand alone (C).
+CREATE FUNCTION @extschema@._select_list("select" pg_catalog.text)
+RETURNS pg_catalog.text[]
+AS 'MODULE_PATHNAME', 'shift_select_list'
+LANGUAGE C STRICT IMMUTABLE;
+
+-- The names of a sync's triggers (the first one is the column-level trigger).
+CREATE FUNCTION @extschema@._sync_trigger_names(name pg_catalog.text)
+RETURNS pg_catalog.text[]
+LANGUAGE sql IMMUTABLE
+AS $$
+  SELECT ARRAY['shift_sync_' || name, 'shift_sync_' || name || '_ins', 'shift_sync_' || name || '_upd',
+               'shift_sync_' || name || '_del', 'shift_sync_' || name || '_row',
+               'shift_sync_' || name || '_trn']
+$$;
+
+-- Creates the triggers of a sync in its current direction.
+CREATE FUNCTION @extschema@._sync_install(p_name pg_catalog.text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  s @extschema@.sync;
+  src pg_catalog.regclass;
+  base pg_catalog.text := 'shift_sync_' || p_name;
+  fn pg_catalog.text := '@extschema@._sync_trigger';
+BEGIN
+  SELECT * INTO STRICT s FROM @extschema@.sync WHERE name = p_name;
+  IF s.kind = 'column' THEN
+    EXECUTE format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION %s(%L, %L)',
+                   base, s.relation, fn, p_name, 'forward');
+    RETURN;
+  END IF;
+  src := CASE WHEN s.direction = 'forward' THEN s.relation ELSE s.target END;
+  IF (SELECT c.relkind FROM pg_class c WHERE c.oid = src) = 'p' THEN
+    -- statement triggers do not fire for writes made to a partition directly
+    EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW EXECUTE FUNCTION %s(%L, %L)',
+                   base || '_row', src, fn, p_name, s.direction);
+  ELSE
+    EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS pgs_new'
+                   ' FOR EACH STATEMENT EXECUTE FUNCTION %s(%L, %L)',
+                   base || '_ins', src, fn, p_name, s.direction);
+    EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS pgs_old NEW TABLE AS pgs_new'
+                   ' FOR EACH STATEMENT EXECUTE FUNCTION %s(%L, %L)',
+                   base || '_upd', src, fn, p_name, s.direction);
+    EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS pgs_old'
+                   ' FOR EACH STATEMENT EXECUTE FUNCTION %s(%L, %L)',
+                   base || '_del', src, fn, p_name, s.direction);
+  END IF;
+  EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s(%L, %L)',
+                 base || '_trn', src, fn, p_name, s.direction);
+END
+$$;
+
+-- Drops whatever triggers of the sync exist, on either table.
+CREATE FUNCTION @extschema@._sync_uninstall(p_name pg_catalog.text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  t record;
+BEGIN
+  FOR t IN SELECT tg.tgname, tg.tgrelid::pg_catalog.regclass AS rel
+             FROM pg_trigger tg
+            WHERE tg.tgfoid = '@extschema@._sync_trigger'::pg_catalog.regproc AND tg.tgparentid = 0
+              AND tg.tgname = ANY (@extschema@._sync_trigger_names(p_name))
+              AND tg.tgrelid IN (SELECT s.relation FROM @extschema@.sync s WHERE s.name = p_name
+                                 UNION ALL
+                                 SELECT s.target FROM @extschema@.sync s WHERE s.name = p_name)
+  LOOP
+    EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, t.rel);
+  END LOOP;
+END
+$$;
+
+-- Column names of rel that are not dropped or generated, in order.
+CREATE FUNCTION @extschema@._writable_columns(rel pg_catalog.regclass)
+RETURNS pg_catalog.text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT coalesce(array_agg(a.attname::text ORDER BY a.attnum), '{}')
+    FROM pg_attribute a
+   WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+$$;
+
+-- The primary key's column names, or NULL.
+CREATE FUNCTION @extschema@._primary_key(rel pg_catalog.regclass)
+RETURNS pg_catalog.text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT array_agg(a.attname::text ORDER BY k.ord)
+    FROM pg_index i
+   CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+    JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+   WHERE i.indrelid = rel AND i.indisprimary
+$$;
+
+/*
+ * One direction of a table-level mapping, with its defaults filled in:
+ * columns of dst (default: those src has too, by name), one expression over
+ * src per column (default: the same names), and dst's key (default: its
+ * primary key, which must be among the columns).
+ */
+CREATE FUNCTION @extschema@._sync_mapping(sync_name pg_catalog.text, what pg_catalog.text,
+  src pg_catalog.regclass, dst pg_catalog.regclass, columns pg_catalog.text[],
+  "select" pg_catalog.text, key pg_catalog.text[],
+  OUT out_columns pg_catalog.text[], OUT out_expressions pg_catalog.text[], OUT out_key pg_catalog.text[])
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  c pg_catalog.text;
+  src_cols pg_catalog.text[] := @extschema@._writable_columns(src);
+  dst_cols pg_catalog.text[] := @extschema@._writable_columns(dst);
+BEGIN
+  IF columns IS NULL THEN
+    SELECT coalesce(array_agg(x ORDER BY o), '{}') INTO out_columns
+      FROM unnest(dst_cols) WITH ORDINALITY AS d(x, o)
+     WHERE x = ANY (src_cols) OR EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = src
+                                           AND a.attname = x AND a.attnum > 0 AND NOT a.attisdropped);
+    IF cardinality(out_columns) = 0 THEN
+      RAISE EXCEPTION '% and % have no column name in common (the % mapping of sync "%")', src, dst, what, sync_name
+        USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'Give the columns and the select list.';
+    END IF;
+  ELSE
+    out_columns := columns;
+    FOREACH c IN ARRAY columns LOOP
+      IF NOT c = ANY (dst_cols) THEN
+        RAISE EXCEPTION 'column "%" of % does not exist or cannot be written (the % mapping of sync "%")',
+                        c, dst, what, sync_name
+          USING ERRCODE = 'undefined_column';
+      END IF;
+    END LOOP;
+  END IF;
+  IF "select" IS NULL THEN
+    SELECT array_agg(quote_ident(x) ORDER BY o) INTO out_expressions
+      FROM unnest(out_columns) WITH ORDINALITY AS d(x, o);
+  ELSE
+    out_expressions := @extschema@._select_list("select");
+  END IF;
+  IF cardinality(out_expressions) <> cardinality(out_columns) THEN
+    RAISE EXCEPTION 'the % mapping of sync "%" has % columns but % expressions', what, sync_name,
+                    cardinality(out_columns), cardinality(out_expressions)
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Give one expression per column, in the same order.';
+  END IF;
+  out_key := coalesce(key, @extschema@._primary_key(dst));
+  IF out_key IS NULL THEN
+    RAISE EXCEPTION '% has no primary key to match rows by (the % mapping of sync "%")', dst, what, sync_name
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Add one, or name a unique key.';
+  END IF;
+  FOREACH c IN ARRAY out_key LOOP
+    IF NOT c = ANY (out_columns) THEN
+      RAISE EXCEPTION 'key column "%" of % is not among the columns the % mapping of sync "%" writes',
+                      c, dst, what, sync_name
+        USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+  END LOOP;
+END
+$$;
+
+/*
+ * shift.sync_create(name, relation, set => | into =>, ...) -> name
+ *
+ * Column level: set => 'new_col = expr(old cols), ...' keeps new columns
+ * computed on every INSERT and UPDATE; reverse_set => 'old_col = expr(new
+ * cols)' computes the old ones instead when a writer changed only new
+ * columns (to values that disagree with set's).
+ * Table level: into => 'new_table' mirrors every INSERT, UPDATE, DELETE and
+ * TRUNCATE of relation into it: columns => the new table's columns (default:
+ * those relation has by name), select => one expression over relation per
+ * column (default: the same names), key => the new table's key (default: its
+ * primary key).  The reverse mapping (reverse_columns, reverse_select,
+ * reverse_key, same defaults the other way) is what runs after the
+ * cut-over; reverse => false makes a sync that cannot be cut over with a
+ * way back.  Everything is compiled before any trigger exists.
+ */
+CREATE FUNCTION @extschema@.sync_create(
+  name pg_catalog.text, relation pg_catalog.regclass,
+  set pg_catalog.text DEFAULT NULL, reverse_set pg_catalog.text DEFAULT NULL,
+  "into" pg_catalog.regclass DEFAULT NULL, columns pg_catalog.text[] DEFAULT NULL,
+  "select" pg_catalog.text DEFAULT NULL, key pg_catalog.text[] DEFAULT NULL,
+  reverse pg_catalog.bool DEFAULT true, reverse_columns pg_catalog.text[] DEFAULT NULL,
+  reverse_select pg_catalog.text DEFAULT NULL, reverse_key pg_catalog.text[] DEFAULT NULL,
+  if_exists pg_catalog.text DEFAULT 'error',
+  migration pg_catalog.text DEFAULT NULL, phase pg_catalog.text DEFAULT NULL,
+  search_path pg_catalog.text DEFAULT pg_catalog.current_setting('search_path'))
+RETURNS pg_catalog.text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_name CONSTANT pg_catalog.text := sync_create.name;
+  old @extschema@.sync;
+  fwd record;
+  rev record;
+  missing pg_catalog.text;
+  writers pg_catalog.text;
+BEGIN
+  IF v_name IS NULL OR v_name !~ '^[A-Za-z0-9_.:-]{1,48}$' THEN
+    RAISE EXCEPTION 'invalid sync name "%"', v_name
+      USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'Names are 1 to 48 letters, digits, "_", ".", ":" or "-".';
+  END IF;
+  IF if_exists NOT IN ('error', 'reuse') THEN
+    RAISE EXCEPTION 'if_exists must be error or reuse, not "%"', if_exists
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF (set IS NULL) = ("into" IS NULL) THEN
+    RAISE EXCEPTION 'sync "%" needs exactly one of set => (columns of one table) and into => (another table)', v_name
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF set IS NOT NULL AND (columns IS NOT NULL OR "select" IS NOT NULL OR key IS NOT NULL
+                          OR reverse_columns IS NOT NULL OR reverse_select IS NOT NULL
+                          OR reverse_key IS NOT NULL) THEN
+    RAISE EXCEPTION 'columns, select, key and their reverse_ forms apply only to a table-level sync (into =>)'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF "into" IS NOT NULL AND reverse_set IS NOT NULL THEN
+    RAISE EXCEPTION 'reverse_set applies only to a column-level sync (set =>)'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF "into" = relation THEN
+    RAISE EXCEPTION 'sync "%" would mirror % into itself', v_name, relation
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF (SELECT c.relkind FROM pg_class c WHERE c.oid = relation) NOT IN ('r', 'p')
+     OR ("into" IS NOT NULL AND (SELECT c.relkind FROM pg_class c WHERE c.oid = "into") NOT IN ('r', 'p')) THEN
+    RAISE EXCEPTION 'a sync works between tables (ordinary or partitioned)'
+      USING ERRCODE = 'wrong_object_type';
+  END IF;
+  -- CREATE TRIGGER would refuse; say who may
+  IF NOT has_table_privilege(relation, 'TRIGGER')
+     OR ("into" IS NOT NULL AND NOT has_table_privilege("into", 'TRIGGER')) THEN
+    RAISE EXCEPTION 'role "%" may not create triggers on %', current_user,
+                    CASE WHEN NOT has_table_privilege(relation, 'TRIGGER') THEN relation ELSE "into" END
+      USING ERRCODE = 'insufficient_privilege',
+            HINT = 'Create the sync as the tables'' owner, or GRANT TRIGGER.';
+  END IF;
+
+  SELECT * INTO old FROM @extschema@.sync s WHERE s.name = v_name FOR UPDATE;
+  IF FOUND THEN
+    IF if_exists = 'reuse' AND old.relation = sync_create.relation
+       AND old.set_clause IS NOT DISTINCT FROM set AND old.reverse_set IS NOT DISTINCT FROM reverse_set
+       AND old.target IS NOT DISTINCT FROM "into"
+       AND (columns IS NULL OR old.target_columns = columns)
+       AND old.migration IS NOT DISTINCT FROM sync_create.migration
+       AND old.phase IS NOT DISTINCT FROM sync_create.phase THEN
+      RETURN v_name;
+    END IF;
+    RAISE EXCEPTION 'sync "%" already exists%', v_name,
+      CASE WHEN if_exists = 'reuse' THEN ' with a different definition' ELSE '' END
+      USING ERRCODE = 'duplicate_object',
+            HINT = 'Drop it with shift.sync_drop(''' || v_name || ''') or choose another name.';
+  END IF;
+
+  IF set IS NOT NULL THEN
+    INSERT INTO @extschema@.sync (name, kind, relation, set_clause, reverse_set, search_path,
+                                  migration, phase)
+    VALUES (v_name, 'column', relation, set, reverse_set, sync_create.search_path,
+            sync_create.migration, sync_create.phase);
+  ELSE
+    SELECT * INTO fwd FROM @extschema@._sync_mapping(v_name, 'forward', relation, "into", columns,
+                                                     "select", key);
+    IF reverse THEN
+      SELECT * INTO rev FROM @extschema@._sync_mapping(v_name, 'reverse', "into", relation,
+                                                       reverse_columns, reverse_select, reverse_key);
+      -- columns of the old table the reverse sync never writes keep their defaults there
+      SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO missing
+        FROM pg_attribute a
+       WHERE a.attrelid = relation AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+         AND NOT a.attname::text = ANY (rev.out_columns);
+      IF missing IS NOT NULL THEN
+        RAISE WARNING 'the reverse mapping of sync "%" does not write % of %', v_name, missing, relation
+          USING DETAIL = 'After the cut-over, rows written to the new table reach the old one without these columns (their defaults).',
+                HINT = 'Give reverse_columns and reverse_select to compute them, if a rollback must restore them.';
+      END IF;
+    ELSIF reverse_columns IS NOT NULL OR reverse_select IS NOT NULL OR reverse_key IS NOT NULL THEN
+      RAISE EXCEPTION 'reverse => false takes no reverse mapping'
+        USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO @extschema@.sync (name, kind, relation, target, target_columns, expressions, target_key,
+                                  reverse_columns, reverse_expressions, relation_key, search_path,
+                                  migration, phase)
+    VALUES (v_name, 'table', relation, "into", fwd.out_columns, fwd.out_expressions, fwd.out_key,
+            rev.out_columns, rev.out_expressions, rev.out_key, sync_create.search_path,
+            sync_create.migration, sync_create.phase);
+    -- roles that write the old table must be able to write the new one too
+    SELECT string_agg(quote_ident(r.rolname), ', ' ORDER BY r.rolname) INTO writers
+      FROM pg_roles r
+     WHERE NOT r.rolsuper AND r.rolname !~ '^pg_'
+       AND (has_table_privilege(r.oid, relation, 'INSERT') OR has_table_privilege(r.oid, relation, 'UPDATE')
+            OR has_table_privilege(r.oid, relation, 'DELETE'))
+       AND NOT (has_table_privilege(r.oid, "into", 'SELECT') AND has_table_privilege(r.oid, "into", 'INSERT')
+                AND has_table_privilege(r.oid, "into", 'UPDATE') AND has_table_privilege(r.oid, "into", 'DELETE'));
+    IF writers IS NOT NULL THEN
+      RAISE WARNING 'roles % write % but could not write % through sync "%"', writers, relation, "into", v_name
+        USING DETAIL = 'The sync runs as the role writing the table: it needs SELECT, INSERT, UPDATE and DELETE on the new table.',
+              HINT = format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO %s;', "into", writers);
+    END IF;
+  END IF;
+  PERFORM @extschema@._sync_check(v_name);
+  PERFORM @extschema@._sync_install(v_name);
+  RETURN v_name;
+END
+$$;
+
+/*
+ * shift.sync_drop(name, if_exists => false): removes the sync's triggers and
+ * forgets it.  After a cut-over this is the contract step that stops keeping
+ * the old table current.
+ */
+CREATE FUNCTION @extschema@.sync_drop(name pg_catalog.text, if_exists pg_catalog.bool DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  PERFORM 1 FROM @extschema@.sync s WHERE s.name = sync_drop.name FOR UPDATE;
+  IF NOT FOUND THEN
+    IF if_exists THEN
+      RETURN;
+    END IF;
+    RAISE EXCEPTION 'sync "%" does not exist', name
+      USING ERRCODE = 'undefined_object',
+            HINT = 'SELECT name FROM shift.sync_status lists the syncs.';
+  END IF;
+  PERFORM @extschema@._sync_uninstall(name);
+  DELETE FROM @extschema@.sync s WHERE s.name = sync_drop.name;
+END
+$$;
+
+CREATE VIEW @extschema@.sync_status AS
+SELECT s.name,
+       s.kind,
+       s.direction,
+       CASE WHEN s.direction = 'forward' THEN s.relation ELSE s.target END AS source,
+       CASE WHEN s.kind = 'table'
+            THEN CASE WHEN s.direction = 'forward' THEN s.target ELSE s.relation END END AS destination,
+       t.triggers,
+       coalesce(t.enabled, false) AS enabled,
+       s.set_clause,
+       s.reverse_set,
+       s.target_columns,
+       s.expressions,
+       s.target_key,
+       s.reverse_columns,
+       s.reverse_expressions,
+       s.relation_key,
+       s.migration,
+       s.phase,
+       s.owner,
+       s.created_at,
+       s.cutover_at,
+       s.archive_name
+  FROM @extschema@.sync s
+  LEFT JOIN LATERAL (
+    SELECT array_agg(tg.tgname::pg_catalog.text ORDER BY tg.tgname) AS triggers,
+           bool_and(tg.tgenabled <> 'D') AS enabled
+      FROM pg_catalog.pg_trigger tg
+     WHERE tg.tgfoid = '@extschema@._sync_trigger'::pg_catalog.regproc AND tg.tgparentid = 0
+       AND tg.tgrelid IN (s.relation, s.target)
+       AND tg.tgname = ANY (@extschema@._sync_trigger_names(s.name))) t ON true;
+COMMENT ON VIEW @extschema@.sync_status IS
+  'every sync: kind, direction, which table fires into which, its triggers and whether they are enabled, its SQL';
+
+-- ---------------------------------------------------------------------------
+-- Cut-over
+-- ---------------------------------------------------------------------------
+
+-- Sessions holding a lock on either table, as text for a message.
+CREATE FUNCTION @extschema@._lock_holders(rel1 pg_catalog.regclass, rel2 pg_catalog.regclass,
+                                          older_than pg_catalog.interval DEFAULT NULL)
+RETURNS pg_catalog.text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT string_agg(DISTINCT format('pid %s (%s, transaction open %s%s)', x.pid, coalesce(x.state, '?'),
+                                    coalesce(date_trunc('second', now() - x.xact_start)::text, '?'),
+                                    CASE WHEN x.query IS NOT NULL AND x.query <> ''
+                                         THEN ': ' || left(regexp_replace(x.query, '\s+', ' ', 'g'), 80)
+                                         ELSE '' END), '; ')
+    FROM (SELECT DISTINCT a.pid, a.state, a.xact_start, a.query
+            FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+           WHERE l.locktype = 'relation' AND l.relation IN (rel1::oid, rel2::oid) AND l.granted
+             AND l.pid <> pg_backend_pid()
+             AND (older_than IS NULL OR a.xact_start < now() - older_than)) x
+$$;
+
+/*
+ * Compares the two sides of a table-level sync under the cut-over's locks:
+ * 'recent' the last check_rows rows of each (by each one's key, mapped),
+ * 'count' the row counts, 'none' nothing.  Raises when they differ.
+ */
+CREATE FUNCTION @extschema@._cutover_check(s @extschema@.sync, reverse pg_catalog.bool,
+                                           check_mode pg_catalog.text, check_rows pg_catalog.int4)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  src pg_catalog.regclass := CASE WHEN reverse THEN s.target ELSE s.relation END;
+  dst pg_catalog.regclass := CASE WHEN reverse THEN s.relation ELSE s.target END;
+  cols pg_catalog.text[] := CASE WHEN reverse THEN s.reverse_columns ELSE s.target_columns END;
+  exprs pg_catalog.text[] := CASE WHEN reverse THEN s.reverse_expressions ELSE s.expressions END;
+  src_key pg_catalog.text[] := CASE WHEN reverse THEN s.target_key ELSE s.relation_key END;
+  dst_key pg_catalog.text[] := CASE WHEN reverse THEN s.relation_key ELSE s.target_key END;
+  alias pg_catalog.text;
+  src_sql pg_catalog.text;
+  dst_sql pg_catalog.text;
+  n_src pg_catalog.int8;
+  n_dst pg_catalog.int8;
+  diff pg_catalog.int8;
+BEGIN
+  IF check_mode = 'none' THEN
+    RETURN;
+  ELSIF check_mode = 'count' THEN
+    EXECUTE format('SELECT count(*) FROM %s', src) INTO n_src;
+    EXECUTE format('SELECT count(*) FROM %s', dst) INTO n_dst;
+    IF n_src <> n_dst THEN
+      RAISE EXCEPTION 'cut-over check of sync "%" failed: % has % rows, % has %', s.name, src, n_src, dst, n_dst
+        USING ERRCODE = 'object_not_in_prerequisite_state',
+              HINT = 'Find the differences with shift.compare; the sync keeps the tables equal once the backfill is done.';
+    END IF;
+    RETURN;
+  ELSIF check_mode <> 'recent' THEN
+    RAISE EXCEPTION 'check must be recent, count or none, not "%"', check_mode
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- the source's own name qualifies its columns in the expressions
+  alias := CASE WHEN reverse THEN (parse_ident(s.target_name))[2] END;
+  alias := coalesce(alias, (SELECT c.relname FROM pg_class c WHERE c.oid = src));
+  SELECT format('SELECT %s FROM %s AS %I ORDER BY %s DESC LIMIT %s',
+                string_agg(format('CAST((%s) AS %s)', e, format_type(a.atttypid, a.atttypmod)), ', ' ORDER BY o),
+                src, alias,
+                (SELECT string_agg(quote_ident(k), ' DESC, ') FROM unnest(src_key) k), check_rows)
+    INTO src_sql
+    FROM unnest(cols, exprs) WITH ORDINALITY AS m(c, e, o)
+    JOIN pg_attribute a ON a.attrelid = dst AND a.attname = m.c;
+  SELECT format('SELECT %s FROM %s ORDER BY %s DESC LIMIT %s',
+                (SELECT string_agg(quote_ident(c), ', ') FROM unnest(cols) c), dst,
+                (SELECT string_agg(quote_ident(k), ' DESC, ') FROM unnest(dst_key) k), check_rows)
+    INTO dst_sql;
+  EXECUTE format('SELECT (SELECT count(*) FROM ((%s) EXCEPT ALL (%s)) a) + (SELECT count(*) FROM ((%s) EXCEPT ALL (%s)) b)',
+                 src_sql, dst_sql, dst_sql, src_sql) INTO diff;
+  IF diff > 0 THEN
+    RAISE EXCEPTION 'cut-over check of sync "%" failed: % of the last % rows of % and % differ', s.name, diff,
+                    check_rows, src, dst
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = 'Compared: ' || src_sql || ' against ' || dst_sql,
+            HINT = 'Find the differences with shift.compare; check => ''count'' or ''none'' skips this comparison.';
+  END IF;
+END
+$$;
+
+/*
+ * The swap itself, under the locks: make "to" what "from" was.  Views on
+ * "from" are redefined on "to", foreign keys into "from" re-pointed at "to"
+ * (NOT VALID: validate them after), sequences brought past both tables'
+ * values and given to "to", "from"'s grants and owner copied, names
+ * swapped, and the sync's triggers turned around.  Returns what it did.
+ */
+CREATE FUNCTION @extschema@._cutover_swap(s @extschema@.sync, reverse pg_catalog.bool,
+                                          archive pg_catalog.text,
+                                          OUT views pg_catalog.text[], OUT foreign_keys pg_catalog.text[],
+                                          OUT to_validate pg_catalog.text[], OUT sequences pg_catalog.text[])
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  from_rel pg_catalog.regclass := CASE WHEN reverse THEN s.target ELSE s.relation END;
+  to_rel pg_catalog.regclass := CASE WHEN reverse THEN s.relation ELSE s.target END;
+  from_nsp pg_catalog.name;
+  from_name pg_catalog.name;
+  to_nsp pg_catalog.name;
+  to_name pg_catalog.name;
+  from_owner pg_catalog.name;
+  to_owner pg_catalog.name;
+  v record;
+  fk record;
+  g record;
+  sq record;
+  view_names pg_catalog.regclass[] := '{}';
+  view_defs pg_catalog.text[] := '{}';
+  view_opts pg_catalog.text[] := '{}';
+  view_texts pg_catalog.text[] := '{}';
+  view_owners pg_catalog.name[] := '{}';
+  view_acls pg_catalog.text[] := '{}';
+  view_comments pg_catalog.text[] := '{}';
+  fk_children pg_catalog.regclass[] := '{}';
+  fk_names pg_catalog.name[] := '{}';
+  fk_defs pg_catalog.text[] := '{}';
+  target_id pg_catalog.text[] := CASE WHEN s.target_name IS NOT NULL THEN parse_ident(s.target_name) END;
+  new_val pg_catalog.int8;
+  col_max pg_catalog.int8;
+BEGIN
+  views := '{}';
+  foreign_keys := '{}';
+  to_validate := '{}';
+  sequences := '{}';
+  SELECT n.nspname, c.relname, pg_get_userbyid(c.relowner) INTO from_nsp, from_name, from_owner
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = from_rel;
+  SELECT n.nspname, c.relname, pg_get_userbyid(c.relowner) INTO to_nsp, to_name, to_owner
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_rel;
+
+  -- what depends on "from", captured before the names change
+  FOR v IN SELECT DISTINCT r.ev_class::pg_catalog.regclass AS vname, pg_get_viewdef(r.ev_class) AS def,
+                  c.reloptions, pg_get_userbyid(c.relowner) AS owner, c.relacl::pg_catalog.text AS acl,
+                  obj_description(r.ev_class, 'pg_class') AS comment
+             FROM pg_depend d
+             JOIN pg_rewrite r ON r.oid = d.objid
+             JOIN pg_class c ON c.oid = r.ev_class
+            WHERE d.classid = 'pg_rewrite'::pg_catalog.regclass AND d.refclassid = 'pg_class'::pg_catalog.regclass
+              AND d.refobjid = from_rel AND c.relkind = 'v' AND r.ev_class <> from_rel
+  LOOP
+    view_names := view_names || v.vname;
+    view_defs := view_defs || v.def;
+    view_opts := view_opts || CASE WHEN v.reloptions IS NOT NULL
+                                   THEN ' WITH (' || array_to_string(v.reloptions, ', ') || ')' ELSE '' END;
+    view_texts := view_texts || v.vname::pg_catalog.text;
+    view_owners := view_owners || v.owner;
+    view_acls := view_acls || v.acl;
+    view_comments := view_comments || v.comment;
+  END LOOP;
+  FOR fk IN SELECT con.conname, con.conrelid::pg_catalog.regclass AS child, pg_get_constraintdef(con.oid) AS def
+              FROM pg_constraint con
+             WHERE con.contype = 'f' AND con.confrelid = from_rel AND con.conparentid = 0
+               AND con.conrelid NOT IN (from_rel, to_rel)
+  LOOP
+    fk_children := fk_children || fk.child;
+    fk_names := fk_names || fk.conname;
+    fk_defs := fk_defs || fk.def;
+  END LOOP;
+
+  -- sequences of "to": past every value either table holds or handed out
+  FOR sq IN
+    SELECT a.attname, a.attnum, format_type(a.atttypid, a.atttypmod) AS coltype, a.atttypid,
+           dep.refobjid::pg_catalog.regclass AS seq
+      FROM pg_attribute a
+      JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+      JOIN pg_depend dep ON dep.classid = 'pg_attrdef'::pg_catalog.regclass AND dep.objid = ad.oid
+                        AND dep.refclassid = 'pg_class'::pg_catalog.regclass
+      JOIN pg_class sc ON sc.oid = dep.refobjid AND sc.relkind = 'S'
+     WHERE a.attrelid = to_rel AND a.attnum > 0 AND NOT a.attisdropped
+    UNION ALL
+    SELECT a.attname, a.attnum, format_type(a.atttypid, a.atttypmod), a.atttypid,
+           dep.objid::pg_catalog.regclass
+      FROM pg_attribute a
+      JOIN pg_depend dep ON dep.refclassid = 'pg_class'::pg_catalog.regclass AND dep.refobjid = a.attrelid
+                        AND dep.refobjsubid = a.attnum AND dep.classid = 'pg_class'::pg_catalog.regclass
+                        AND dep.deptype = 'i'
+     WHERE a.attrelid = to_rel AND a.attidentity <> ''
+  LOOP
+    SELECT greatest(coalesce(ps.last_value, ps.start_value - 1), ps.start_value - 1) INTO new_val
+      FROM pg_sequences ps
+     WHERE ps.schemaname = (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                             WHERE c.oid = sq.seq)
+       AND ps.sequencename = (SELECT c.relname FROM pg_class c WHERE c.oid = sq.seq);
+    IF sq.atttypid IN ('int2'::pg_catalog.regtype, 'int4'::pg_catalog.regtype, 'int8'::pg_catalog.regtype) THEN
+      EXECUTE format('SELECT max(%I)::int8 FROM %s', sq.attname, to_rel) INTO col_max;
+      new_val := greatest(new_val, col_max);
+      -- and past what the same column of "from" handed out
+      SELECT greatest(new_val, max(coalesce(ps.last_value, 0))) INTO new_val
+        FROM pg_attribute fa
+        JOIN pg_attrdef fad ON fad.adrelid = fa.attrelid AND fad.adnum = fa.attnum
+        JOIN pg_depend fd ON fd.classid = 'pg_attrdef'::pg_catalog.regclass AND fd.objid = fad.oid
+                         AND fd.refclassid = 'pg_class'::pg_catalog.regclass
+        JOIN pg_class fsc ON fsc.oid = fd.refobjid AND fsc.relkind = 'S'
+        JOIN pg_namespace fsn ON fsn.oid = fsc.relnamespace
+        JOIN pg_sequences ps ON ps.schemaname = fsn.nspname AND ps.sequencename = fsc.relname
+       WHERE fa.attrelid = from_rel AND fa.attname = sq.attname;
+    END IF;
+    -- a sequence declared narrower than its new column (serial int -> bigint)
+    IF EXISTS (SELECT 1 FROM pg_sequence ps WHERE ps.seqrelid = sq.seq
+                  AND ps.seqtypid IN ('int2'::pg_catalog.regtype, 'int4'::pg_catalog.regtype)
+                  AND sq.atttypid = 'int8'::pg_catalog.regtype) THEN
+      EXECUTE format('ALTER SEQUENCE %s AS bigint', sq.seq);
+    END IF;
+    IF new_val IS NOT NULL AND new_val >= (SELECT ps.seqmin FROM pg_sequence ps WHERE ps.seqrelid = sq.seq) THEN
+      PERFORM setval(sq.seq, new_val, true);
+    END IF;
+    -- owned by a column of "from": it would go when the archive is dropped
+    IF EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::pg_catalog.regclass AND d.objid = sq.seq
+                  AND d.refobjid = from_rel AND d.deptype = 'a') THEN
+      EXECUTE format('ALTER SEQUENCE %s OWNED BY %s.%I', sq.seq, to_rel, sq.attname);
+    END IF;
+    sequences := sequences || format('%s (%s.%s, next %s)', sq.seq, from_name, sq.attname, coalesce(new_val + 1, 1));
+  END LOOP;
+
+  -- "from"'s grants and owner
+  FOR g IN SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END AS grantee,
+                  a.privilege_type, a.is_grantable
+             FROM pg_class c, aclexplode(c.relacl) a
+            WHERE c.oid = from_rel AND a.grantee <> c.relowner
+  LOOP
+    EXECUTE format('GRANT %s ON %s TO %s%s', g.privilege_type, to_rel, g.grantee,
+                   CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+  END LOOP;
+  IF to_owner <> from_owner THEN
+    EXECUTE format('ALTER TABLE %s OWNER TO %I', to_rel, from_owner);
+  END IF;
+
+  -- the names: "from" steps aside, "to" takes its place
+  IF reverse THEN
+    EXECUTE format('ALTER TABLE %s RENAME TO %I', from_rel, left(target_id[2], 50) || '_shift_swap');
+    EXECUTE format('ALTER TABLE %s RENAME TO %I', to_rel, from_name);
+    IF to_nsp <> from_nsp THEN
+      EXECUTE format('ALTER TABLE %s SET SCHEMA %I', to_rel, from_nsp);
+    END IF;
+    IF target_id[1] <> from_nsp THEN
+      EXECUTE format('ALTER TABLE %s SET SCHEMA %I', from_rel, target_id[1]);
+    END IF;
+    EXECUTE format('ALTER TABLE %s RENAME TO %I', from_rel, target_id[2]);
+  ELSE
+    EXECUTE format('ALTER TABLE %s RENAME TO %I', from_rel, archive);
+    IF to_nsp <> from_nsp THEN
+      EXECUTE format('ALTER TABLE %s SET SCHEMA %I', to_rel, from_nsp);
+    END IF;
+    EXECUTE format('ALTER TABLE %s RENAME TO %I', to_rel, from_name);
+  END IF;
+
+  -- views: their text names the table, which is now "to"
+  FOR i IN 1 .. coalesce(array_length(view_names, 1), 0) LOOP
+    BEGIN
+      EXECUTE format('CREATE OR REPLACE VIEW %s%s AS %s', view_names[i], view_opts[i],
+                     rtrim(view_defs[i], '; '));
+    EXCEPTION WHEN invalid_table_definition OR feature_not_supported OR datatype_mismatch THEN
+      -- a column changes type: a view nothing depends on is dropped and made again, as it was
+      IF EXISTS (SELECT 1 FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
+                  WHERE d.classid = 'pg_rewrite'::pg_catalog.regclass AND d.refobjid = view_names[i]
+                    AND r.ev_class <> view_names[i]) THEN
+        RAISE EXCEPTION 'view % cannot follow % to its new table: %', view_names[i], from_name, SQLERRM
+          USING ERRCODE = 'object_not_in_prerequisite_state',
+                DETAIL = 'Other views depend on it, so it cannot be dropped and made again here.',
+                HINT = 'Drop and recreate these views in the cut-over phase, then cut over.';
+      END IF;
+      EXECUTE format('DROP VIEW %s', view_texts[i]);
+      EXECUTE format('CREATE VIEW %s%s AS %s', view_texts[i], view_opts[i],
+                     rtrim(view_defs[i], '; '));
+      EXECUTE format('ALTER VIEW %s OWNER TO %I', view_texts[i], view_owners[i]);
+      FOR g IN SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END AS grantee,
+                      a.privilege_type, a.is_grantable
+                 FROM aclexplode(coalesce(view_acls[i], '{}')::pg_catalog.aclitem[]) a
+                WHERE pg_get_userbyid(a.grantee) IS DISTINCT FROM view_owners[i]
+      LOOP
+        EXECUTE format('GRANT %s ON %s TO %s%s', g.privilege_type, view_texts[i], g.grantee,
+                       CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+      END LOOP;
+      IF view_comments[i] IS NOT NULL THEN
+        EXECUTE format('COMMENT ON VIEW %s IS %L', view_texts[i], view_comments[i]);
+      END IF;
+    END;
+    views := views || view_texts[i];
+  END LOOP;
+  -- foreign keys into the table: re-pointed, NOT VALID (validation takes no strong lock, later)
+  FOR i IN 1 .. coalesce(array_length(fk_names, 1), 0) LOOP
+    EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I, ADD CONSTRAINT %I %s%s', fk_children[i], fk_names[i],
+                   fk_names[i], fk_defs[i], CASE WHEN fk_defs[i] LIKE '% NOT VALID' THEN '' ELSE ' NOT VALID' END);
+    foreign_keys := foreign_keys || format('%s.%I', fk_children[i], fk_names[i]);
+    IF fk_defs[i] NOT LIKE '% NOT VALID' THEN
+      to_validate := to_validate || format('ALTER TABLE %s VALIDATE CONSTRAINT %I', fk_children[i], fk_names[i]);
+    END IF;
+  END LOOP;
+
+  -- the sync turns around
+  PERFORM @extschema@._sync_uninstall(s.name);
+  IF reverse THEN
+    UPDATE @extschema@.sync x SET direction = 'forward', cutover_at = NULL WHERE x.name = s.name;
+  ELSE
+    UPDATE @extschema@.sync x
+       SET direction = 'reverse', cutover_at = now(), archive_name = quote_ident(from_nsp) || '.' || quote_ident(archive),
+           relation_name = quote_ident(from_nsp) || '.' || quote_ident(from_name),
+           target_name = quote_ident(to_nsp) || '.' || quote_ident(to_name)
+     WHERE x.name = s.name;
+  END IF;
+  PERFORM @extschema@._sync_install(s.name);
+END
+$$;
+
+-- Shared by cutover and cutover_revert: the locks, the retries, the check, the swap.
+CREATE FUNCTION @extschema@._cutover(p_sync pg_catalog.text, reverse pg_catalog.bool, archive pg_catalog.text,
+  check_mode pg_catalog.text, check_rows pg_catalog.int4, lock_timeout pg_catalog.text,
+  retries pg_catalog.int4, backoff pg_catalog.float8, max_backoff pg_catalog.float8,
+  max_xact_age pg_catalog.interval)
+RETURNS TABLE (attempts pg_catalog.int4, lock_wait_ms pg_catalog.float8, locked_ms pg_catalog.float8,
+               live pg_catalog.text, archived pg_catalog.text, views pg_catalog.text[],
+               foreign_keys pg_catalog.text[], to_validate pg_catalog.text[], sequences pg_catalog.text[])
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  s @extschema@.sync;
+  first_rel pg_catalog.regclass;
+  second_rel pg_catalog.regclass;
+  old_timeout pg_catalog.text := current_setting('lock_timeout');
+  blockers pg_catalog.text;
+  t0 pg_catalog.timestamptz;
+  t1 pg_catalog.timestamptz;
+  r record;
+  attempt pg_catalog.int4 := 0;
+  what pg_catalog.text := CASE WHEN reverse THEN 'revert the cut-over of' ELSE 'cut over' END;
+BEGIN
+  SELECT * INTO s FROM @extschema@.sync x WHERE x.name = p_sync FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'sync "%" does not exist', p_sync
+      USING ERRCODE = 'undefined_object', HINT = 'SELECT name FROM shift.sync_status lists the syncs.';
+  END IF;
+  IF s.kind <> 'table' THEN
+    RAISE EXCEPTION 'sync "%" is column-level: there is no table to cut over to', p_sync
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'A column-level sync serves both columns at once; drop it once the application has moved.';
+  END IF;
+  IF NOT reverse AND s.direction <> 'forward' THEN
+    RAISE EXCEPTION 'sync "%" is already cut over (at %)', p_sync, s.cutover_at
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'shift.cutover_revert goes back; shift.sync_drop ends the reverse sync.';
+  END IF;
+  IF reverse AND s.direction <> 'reverse' THEN
+    RAISE EXCEPTION 'sync "%" has not been cut over', p_sync
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  IF NOT reverse AND s.reverse_columns IS NULL THEN
+    RAISE EXCEPTION 'sync "%" has no reverse mapping: after this cut-over nothing would keep % current', p_sync, s.relation
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Create the sync with a reverse mapping (the default) so that a rollback after the cut-over loses nothing.';
+  END IF;
+  IF check_rows < 1 OR retries < 0 OR backoff < 0 OR max_backoff < backoff THEN
+    RAISE EXCEPTION 'check_rows must be positive, retries and backoff not negative, max_backoff at least backoff'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF NOT reverse THEN
+    archive := coalesce(archive, (SELECT c.relname || '_archive' FROM pg_class c WHERE c.oid = s.relation));
+    IF EXISTS (SELECT 1 FROM pg_class c WHERE c.relname = archive
+                  AND c.relnamespace = (SELECT c2.relnamespace FROM pg_class c2 WHERE c2.oid = s.relation)) THEN
+      RAISE EXCEPTION 'cannot rename % to "%": that name is taken', s.relation, archive
+        USING ERRCODE = 'duplicate_table', HINT = 'Pass archive => another name.';
+    END IF;
+  END IF;
+  -- a long transaction holding either table would make every attempt time out
+  blockers := @extschema@._lock_holders(s.relation, s.target, max_xact_age);
+  IF blockers IS NOT NULL THEN
+    RAISE EXCEPTION 'cannot % sync "%": long-running transactions hold % or %', what, p_sync, s.relation, s.target
+      USING ERRCODE = 'object_in_use',
+            DETAIL = 'Holding a lock for longer than ' || max_xact_age || ': ' || blockers || '.',
+            HINT = 'Wait for them to finish, or end them with SELECT pg_terminate_backend(pid).';
+  END IF;
+  IF s.relation::oid < s.target::oid THEN
+    first_rel := s.relation; second_rel := s.target;
+  ELSE
+    first_rel := s.target; second_rel := s.relation;
+  END IF;
+
+  LOOP
+    attempt := attempt + 1;
+    BEGIN
+      PERFORM set_config('lock_timeout', _cutover.lock_timeout, true);
+      t0 := clock_timestamp();
+      EXECUTE format('LOCK TABLE %s, %s IN ACCESS EXCLUSIVE MODE', first_rel, second_rel);
+      t1 := clock_timestamp();
+      PERFORM @extschema@._cutover_check(s, reverse, check_mode, check_rows);
+      r := @extschema@._cutover_swap(s, reverse, archive);
+      PERFORM set_config('lock_timeout', old_timeout, true);
+      attempts := attempt;
+      lock_wait_ms := 1000 * extract(epoch FROM t1 - t0);
+      locked_ms := 1000 * extract(epoch FROM clock_timestamp() - t1);
+      views := r.views;
+      foreign_keys := r.foreign_keys;
+      to_validate := r.to_validate;
+      sequences := r.sequences;
+      SELECT x.relation::pg_catalog.text, x.target::pg_catalog.text INTO archived, live
+        FROM @extschema@.sync x WHERE x.name = p_sync;
+      IF reverse THEN
+        SELECT x.target::pg_catalog.text, x.relation::pg_catalog.text INTO archived, live
+          FROM @extschema@.sync x WHERE x.name = p_sync;
+      END IF;
+      RETURN NEXT;
+      RETURN;
+    EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
+      blockers := @extschema@._lock_holders(s.relation, s.target);
+      IF attempt > retries THEN
+        RAISE EXCEPTION 'could not % sync "%": % and % stayed locked through % attempts (lock_timeout %)',
+                        what, p_sync, s.relation, s.target, attempt, _cutover.lock_timeout
+          USING ERRCODE = 'lock_not_available',
+                DETAIL = 'Last seen holding them: ' || coalesce(blockers, 'nobody (the locks were released meanwhile)') || '.',
+                HINT = 'Run it again at a quieter time, raise retries, or end the blocking sessions.';
+      END IF;
+      RAISE NOTICE 'cut-over of sync "%": attempt % timed out waiting for locks (held by %); retrying',
+                   p_sync, attempt, coalesce(blockers, 'nobody now');
+      PERFORM pg_sleep(least(max_backoff, backoff * 2 ^ (attempt - 1)) * (0.5 + random() / 2));
+    END;
+  END LOOP;
+END
+$$;
+
+/*
+ * shift.cutover(sync, archive => '<relation>_archive', check => 'recent',
+ *   check_rows => 1000, lock_timeout => '1s', retries => 10, backoff => 0.2,
+ *   max_backoff => 5, max_xact_age => '1 minute')
+ *
+ * In one short transaction with a small lock_timeout, retried with backoff:
+ * locks both tables, checks they agree, renames the old table to archive
+ * and the new one to the old name, carries over views, foreign keys,
+ * sequences, grants and owner, and turns the sync around so that the
+ * archive stays current.  Refuses at once if a long transaction holds
+ * either table, naming it.
+ */
+CREATE FUNCTION @extschema@.cutover(sync pg_catalog.text, archive pg_catalog.text DEFAULT NULL,
+  "check" pg_catalog.text DEFAULT 'recent', check_rows pg_catalog.int4 DEFAULT 1000,
+  lock_timeout pg_catalog.text DEFAULT '1s', retries pg_catalog.int4 DEFAULT 10,
+  backoff pg_catalog.float8 DEFAULT 0.2, max_backoff pg_catalog.float8 DEFAULT 5,
+  max_xact_age pg_catalog.interval DEFAULT '1 minute')
+RETURNS TABLE (attempts pg_catalog.int4, lock_wait_ms pg_catalog.float8, locked_ms pg_catalog.float8,
+               live pg_catalog.text, archived pg_catalog.text, views pg_catalog.text[],
+               foreign_keys pg_catalog.text[], to_validate pg_catalog.text[], sequences pg_catalog.text[])
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT * FROM @extschema@._cutover(sync, false, archive, "check", check_rows, lock_timeout, retries,
+                                     backoff, max_backoff, max_xact_age)
+$$;
+
+/*
+ * shift.cutover_revert(sync, ...): the way back after a cut-over, in the same
+ * kind of transaction: the archive (kept current by the reverse sync) takes
+ * its name back, the new table its old name, and the sync runs forward again.
+ */
+CREATE FUNCTION @extschema@.cutover_revert(sync pg_catalog.text,
+  "check" pg_catalog.text DEFAULT 'recent', check_rows pg_catalog.int4 DEFAULT 1000,
+  lock_timeout pg_catalog.text DEFAULT '1s', retries pg_catalog.int4 DEFAULT 10,
+  backoff pg_catalog.float8 DEFAULT 0.2, max_backoff pg_catalog.float8 DEFAULT 5,
+  max_xact_age pg_catalog.interval DEFAULT '1 minute')
+RETURNS TABLE (attempts pg_catalog.int4, lock_wait_ms pg_catalog.float8, locked_ms pg_catalog.float8,
+               live pg_catalog.text, archived pg_catalog.text, views pg_catalog.text[],
+               foreign_keys pg_catalog.text[], to_validate pg_catalog.text[], sequences pg_catalog.text[])
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT * FROM @extschema@._cutover(sync, true, NULL, "check", check_rows, lock_timeout, retries,
+                                     backoff, max_backoff, max_xact_age)
+$$;
