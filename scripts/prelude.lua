@@ -805,6 +805,14 @@ local function cutover(db, opts, revert, where)
   if db:in_transaction() then
     error(what .. ": must run outside db:transaction (it is its own short transaction)", 3)
   end
+  -- resumable: a cut-over that committed before its phase was recorded as
+  -- done (a runner killed at that moment) is not done twice, nor a revert
+  local state = query_at(db, where, "SELECT direction FROM shift.sync WHERE name = $1", opts.sync)[1]
+  if state and state.direction == (revert and "forward" or "reverse") then
+    M.log(string.format("sync %s is %s: nothing to %s", opts.sync,
+      revert and "not cut over" or "cut over already", revert and "revert" or "do"))
+    return nil
+  end
   local args, params = { "$1" }, { opts.sync }
   local function add(arg, value, cast)
     if value == nil then return end

@@ -705,8 +705,9 @@ BEGIN
       EXECUTE format('ALTER VIEW %s OWNER TO %I', view_texts[i], view_owners[i]);
       FOR g IN SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END AS grantee,
                       a.privilege_type, a.is_grantable
-                 FROM aclexplode(coalesce(view_acls[i], '{}')::pg_catalog.aclitem[]) a
-                WHERE pg_get_userbyid(a.grantee) IS DISTINCT FROM view_owners[i]
+                 FROM aclexplode(view_acls[i]::pg_catalog.aclitem[]) a
+                WHERE view_acls[i] IS NOT NULL AND view_acls[i] <> '{}'
+                  AND pg_get_userbyid(a.grantee) IS DISTINCT FROM view_owners[i]
       LOOP
         EXECUTE format('GRANT %s ON %s TO %s%s', g.privilege_type, view_texts[i], g.grantee,
                        CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
@@ -809,10 +810,12 @@ BEGIN
             DETAIL = 'Holding a lock for longer than ' || max_xact_age || ': ' || blockers || '.',
             HINT = 'Wait for them to finish, or end them with SELECT pg_terminate_backend(pid).';
   END IF;
-  IF s.relation::oid < s.target::oid THEN
-    first_rel := s.relation; second_rel := s.target;
-  ELSE
+  -- writers take the table they write first, then (through the sync) the
+  -- other one: locking in that order cannot deadlock with them
+  IF reverse THEN
     first_rel := s.target; second_rel := s.relation;
+  ELSE
+    first_rel := s.relation; second_rel := s.target;
   END IF;
 
   LOOP
