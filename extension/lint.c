@@ -25,6 +25,8 @@
  */
 #include "postgres.h"
 
+#include <ctype.h>
+
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
@@ -124,6 +126,7 @@ typedef struct LintState
 	List	   *checks;			/* LintCheck */
 
 	/* the statement being linted */
+	const char *text;			/* its SQL (for shift:allow comments) */
 	const char *lock;			/* lock on its main object, or NULL */
 	LOCKMODE	strongest;		/* strongest lock on an existing relation */
 	char	   *strongest_on;	/* ... and which */
@@ -295,6 +298,42 @@ forget_new_rel(LintState *st, const char *schema, const char *name)
 
 /* ---------------------------------------------------------------- output */
 
+/*
+ * Does the statement allow the rule?  A comment inside it reading
+ * "shift:allow rule-id ..." (or "shift:allow all") silences those rules for
+ * that statement: for a risky form the author has made safe another way.
+ */
+static bool
+allowed(LintState *st, const char *rule)
+{
+	const char *p = st->text;
+	size_t		rlen = strlen(rule);
+
+	while (p && (p = strstr(p, "shift:allow")) != NULL)
+	{
+		const char *q = p + strlen("shift:allow");
+
+		/* the rule ids run to the end of the line or of the comment */
+		while (*q && *q != '\n' && !(q[0] == '*' && q[1] == '/'))
+		{
+			const char *w;
+
+			while (*q == ' ' || *q == ',' || *q == '\t')
+				q++;
+			w = q;
+			while (*q && (isalnum((unsigned char) *q) || *q == '-' || *q == '_'))
+				q++;
+			if ((q - w == 3 && strncmp(w, "all", 3) == 0) ||
+				((size_t) (q - w) == rlen && strncmp(w, rule, rlen) == 0))
+				return true;
+			if (q == w)
+				break;			/* anything else ends the list */
+		}
+		p = q;
+	}
+	return false;
+}
+
 static void
 report(LintState *st, const char *severity, const char *rule,
 	   const char *object, const char *message, const char *hint)
@@ -302,6 +341,9 @@ report(LintState *st, const char *severity, const char *rule,
 	Datum		values[9];
 	bool		nulls[9];
 	int			i = 0;
+
+	if (allowed(st, rule))
+		return;
 
 	memset(nulls, 0, sizeof(nulls));
 	if (st->with_part)
@@ -1830,7 +1872,14 @@ lint_part(LintState *st, const char *sql, int part_timeout)
 			continue;
 		st->line = line_at(sql, skip_space(sql, Min(Max(raw->stmt_location, 0), len), len),
 						   &scanned, &line);
+		{
+			int			from = Min(Max(raw->stmt_location, 0), len);
+			int			n = raw->stmt_len > 0 ? Min(raw->stmt_len, len - from) : len - from;
+
+			st->text = pnstrdup(sql + from, n);
+		}
 		lint_statement(st, raw->stmt);
+		st->text = NULL;
 	}
 	if (st->implicit_tx && !st->explicit_tx)
 		st->local_timeout = TIMEOUT_UNSET;

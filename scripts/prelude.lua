@@ -89,6 +89,10 @@ local function check_name(name, what, where)
   end
 end
 
+-- Phase groups made by helpers, and where in the user's file each was made.
+local is_group = setmetatable({}, { __mode = "k" })
+local group_where = setmetatable({}, { __mode = "k" })
+
 -- While a file runs, the line it is executing: `return migration { ... }` is
 -- a tail call, which leaves no frame for debug.getinfo to find the caller in.
 local loading = nil
@@ -125,6 +129,19 @@ function M.migration(spec)
     end
   end
 
+  -- A group of phases made by a helper (online.change_column_type{...})
+  -- stands for its phases, in order.
+  local flat = {}
+  for i = 1, n do
+    local p = rawget(phases, i)
+    if type(p) == "table" and is_group[p] then
+      for _, q in ipairs(p) do flat[#flat + 1] = q end
+    else
+      flat[#flat + 1] = p
+    end
+  end
+  phases, n = flat, #flat
+
   local seen = {}
   local out = { name = rawget(spec, "name"), description = rawget(spec, "description"),
                 phases = {}, source = where.source, line = where.line }
@@ -134,8 +151,8 @@ function M.migration(spec)
     if type(p) ~= "table" then
       fail(pw, label .. ": phase " .. i .. " must be a table, got " .. type(p))
     end
-    -- Point at the phase's own code when it has some.
-    pw = function_where(rawget(p, "up")) or function_where(rawget(p, "down"))
+    -- Point at the phase's own code when it has some (a helper's phase: at the helper's call).
+    pw = group_where[p] or function_where(rawget(p, "up")) or function_where(rawget(p, "down"))
          or function_where(rawget(p, "verify")) or where
     local pname = rawget(p, "name")
     local plabel = label .. ": phase " .. i .. (type(pname) == "string" and (" '" .. pname .. "'") or "")
@@ -1064,6 +1081,199 @@ for k, f in pairs(helpers) do
 end
 
 -- ---------------------------------------------------------------------------
+-- online.change_column_type{...}: a column's type changed without a table
+-- rewrite under ACCESS EXCLUSIVE, as five phases:
+--   <name>-expand    add <column>__new of the new type, a two-way column sync
+--   <name>-backfill  fill it in batches (rows already equal are skipped)
+--   <name>-validate  prove every row agrees; copy NOT NULL (online) and the default
+--   <name>-swap      rename <column> -> <column>__old, <column>__new -> <column>
+--                    and turn the sync around, in one short transaction
+--   <name>-contract  drop the sync and <column>__old (the point of no return)
+-- using / reverse_using are the conversions, with $old and $new standing for
+-- the two columns (defaults: "$old::<type>" and "$new::<old type>").  A
+-- column in an index, a constraint or an identity is refused: change it
+-- through a new table (db:sync{into =}, db:cutover) instead.
+-- ---------------------------------------------------------------------------
+
+M.online = {}
+
+local CHANGE_TYPE_OPTIONS = {
+  table = true, column = true, type = true, using = true, reverse_using = true, name = true,
+  lock_timeout = true, retries = true, backfill = true,
+}
+
+-- The swap's renames are safe: both names exist throughout, kept equal by the sync.
+local SWAP_ALLOW = " /* shift:allow rename-column: both columns stay, kept equal by a sync */"
+
+-- template with $old and $new replaced by quoted column names
+local function expand_template(t, old, new)
+  return (t:gsub("%$old", function() return qi(old) end):gsub("%$new", function() return qi(new) end))
+end
+
+-- Runs fn(db) in a transaction with a short lock_timeout, the whole
+-- transaction retried on lock timeouts and deadlocks like db:ddl.
+local function short_transaction(db, where, opts, fn)
+  local lock_timeout = timeout_text(opts.lock_timeout or "2s", "lock_timeout")
+  local retries = opts.retries or 5
+  local attempt = 0
+  while true do
+    local ok, err = pcall(db.transaction, db, function(tx)
+      tx:exec("SET LOCAL lock_timeout = '" .. lock_timeout .. "'")
+      fn(tx)
+    end)
+    if ok then return end
+    local state = type(err) == "table" and err.sqlstate
+    if not (RETRYABLE[state] and attempt < retries) then
+      if type(err) == "table" and state then err.where = where end
+      error(err, 0)
+    end
+    attempt = attempt + 1
+    local delay = math.min(30, 0.5 * 2 ^ (attempt - 1)) * (0.5 + math.random() / 2)
+    local msg = string.format("%s (SQLSTATE %s); retry %d of %d in %.1f s", err.message, state,
+      attempt, retries, delay)
+    M.log(msg)
+    C.event("retry", msg, state)
+    C.sleep(delay)
+  end
+end
+
+function M.online.change_column_type(opts)
+  local info = debug.getinfo(2, "Sl")
+  opts = check_options(opts, CHANGE_TYPE_OPTIONS, "online.change_column_type")
+  for _, k in ipairs({ "table", "column", "type" }) do
+    if type(opts[k]) ~= "string" then error("online.change_column_type: '" .. k .. "' is required", 2) end
+  end
+  local tbl, col, typ = opts.table, opts.column, opts.type
+  local old, new = col .. "__old", col .. "__new"
+  local name = opts.name or (tbl:match("[^.]*$"):gsub('"', '') .. "_" .. col .. "_type")
+  if not name:match("^[%w_.%-]+$") or #name > 48 then
+    error("online.change_column_type: 'name' must be up to 48 letters, digits, '_', '.' or '-' (got "
+      .. string.format("%q", name) .. ")", 2)
+  end
+  local using = opts.using or ("$old::" .. typ)
+  local lt = { lock_timeout = opts.lock_timeout, retries = opts.retries }
+
+  -- a column's type, NOT NULL, default, and what the swap cannot carry
+  local function inspect(db, where, column)
+    return query_at(db, where, [[
+SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS notnull,
+       pg_catalog.pg_get_expr(d.adbin, d.adrelid) AS default, a.attidentity <> '' AS identity,
+       (SELECT pg_catalog.string_agg(c.relname, ', ') FROM pg_catalog.pg_index i
+          JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+         WHERE i.indrelid = a.attrelid AND a.attnum = ANY (i.indkey::int2[])) AS indexes,
+       (SELECT pg_catalog.string_agg(k.conname, ', ') FROM pg_catalog.pg_constraint k
+         WHERE k.conrelid = a.attrelid AND a.attnum = ANY (k.conkey)) AS constraints
+  FROM pg_catalog.pg_attribute a
+  LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+ WHERE a.attrelid = $1::pg_catalog.regclass AND a.attname = $2 AND NOT a.attisdropped]], tbl, column)[1]
+  end
+  -- the conversion back to the old type (held by old_column)
+  local function reverse_using(db, where, old_column)
+    if opts.reverse_using then return opts.reverse_using end
+    local r = inspect(db, where, old_column)
+    return "$new::" .. (r and r.type or "<the type of " .. col .. ">")
+  end
+  -- The sync's two assignments.  Before the swap, writers write col (old
+  -- type) and new follows; after it, writers write col (new type) and old
+  -- follows; either way the other column is computed from the live one.
+  local function sync_args(rev, swapped)
+    if swapped then
+      return { name = name, table = tbl, set = qi(old) .. " = " .. expand_template(rev, old, col),
+               reverse_set = qi(col) .. " = " .. expand_template(using, old, col) }
+    end
+    return { name = name, table = tbl, set = qi(new) .. " = " .. expand_template(using, col, new),
+             reverse_set = qi(col) .. " = " .. expand_template(rev, col, new) }
+  end
+  local function resync(tx, a)
+    tx:exec("SELECT shift.sync_drop($1, if_exists => true)", name)
+    tx:exec("SELECT shift.sync_create($1, $2::pg_catalog.regclass, set => $3, reverse_set => $4)",
+      name, tbl, a.set, a.reverse_set)
+  end
+
+  local phases = {
+    { name = name .. "-expand",
+      description = "add " .. new .. " " .. typ .. " next to " .. col .. ", kept equal to it both ways",
+      up = function(db)
+        local where = caller_where(1)
+        local r = inspect(db, where, col)
+        if r then
+          if r.identity then error(where .. tbl .. "." .. col .. " is an identity column: change its type through a new table", 0) end
+          if r.indexes then error(where .. tbl .. "." .. col .. " is in index(es) " .. r.indexes
+            .. ": change its type through a new table (db:sync{into =}, db:cutover)", 0) end
+          if r.constraints then error(where .. tbl .. "." .. col .. " is in constraint(s) " .. r.constraints
+            .. ": change its type through a new table (db:sync{into =}, db:cutover)", 0) end
+        end
+        db:add_column{ table = tbl, column = new, type = typ, lock_timeout = opts.lock_timeout }
+        db:sync(sync_args(reverse_using(db, where, col), false))
+      end,
+      down = function(db)
+        db:sync_drop(name)
+        db:drop_column{ table = tbl, column = new, lock_timeout = opts.lock_timeout }
+      end },
+    { name = name .. "-backfill",
+      description = "fill " .. new .. " from " .. col .. " in batches",
+      up = function(db)
+        local e = expand_template(using, col, new)
+        local bf = { table = tbl, set = qi(new) .. " = " .. e, where = qi(new) .. " IS DISTINCT FROM (" .. e .. ")" }
+        for k, v in pairs(opts.backfill or {}) do bf[k] = v end
+        db:backfill(bf)
+      end,
+      down = function(db) end },
+    { name = name .. "-validate",
+      description = "every row agrees; " .. new .. " gets " .. col .. "'s NOT NULL and default",
+      up = function(db)
+        local where = caller_where(1)
+        local bad = db:value("SELECT count(*) FROM " .. table_name(db, where, tbl) .. " WHERE "
+          .. qi(new) .. " IS DISTINCT FROM (" .. expand_template(using, col, new) .. ")")
+        if bad and bad > 0 then error(where .. bad .. " rows of " .. tbl .. " have " .. new .. " disagreeing with " .. col, 0) end
+        local r = inspect(db, where, col)
+        if r == nil or r.notnull then db:add_not_null{ table = tbl, column = new, lock_timeout = opts.lock_timeout } end
+        if r == nil or r.default then
+          db:ddl("ALTER TABLE " .. table_name(db, where, tbl) .. " ALTER COLUMN " .. qi(new) .. " SET DEFAULT "
+            .. (r and r.default or ("/* the default of " .. col .. ", if it has one */ NULL")), lt)
+        end
+      end,
+      down = function(db)
+        db:drop_not_null{ table = tbl, column = new, lock_timeout = opts.lock_timeout }
+      end },
+    { name = name .. "-swap",
+      description = col .. " becomes the " .. typ .. " column, in one short transaction; the old one stays as " .. old,
+      up = function(db)
+        local where = caller_where(1)
+        local t = table_name(db, where, tbl)
+        -- looked up before the renames, while col still has the old type
+        local after = sync_args(reverse_using(db, where, col), true)
+        short_transaction(db, where, opts, function(tx)
+          tx:exec("ALTER TABLE " .. t .. " RENAME COLUMN " .. qi(col) .. " TO " .. qi(old) .. SWAP_ALLOW)
+          tx:exec("ALTER TABLE " .. t .. " RENAME COLUMN " .. qi(new) .. " TO " .. qi(col) .. SWAP_ALLOW)
+          resync(tx, after)
+        end)
+      end,
+      down = function(db)
+        local where = caller_where(1)
+        local t = table_name(db, where, tbl)
+        local before = sync_args(reverse_using(db, where, old), false)
+        short_transaction(db, where, opts, function(tx)
+          tx:exec("ALTER TABLE " .. t .. " RENAME COLUMN " .. qi(col) .. " TO " .. qi(new) .. SWAP_ALLOW)
+          tx:exec("ALTER TABLE " .. t .. " RENAME COLUMN " .. qi(old) .. " TO " .. qi(col) .. SWAP_ALLOW)
+          resync(tx, before)
+        end)
+      end },
+    { name = name .. "-contract",
+      description = "drop the sync and " .. old .. " (no way back)",
+      up = function(db)
+        db:sync_drop(name)
+        db:drop_column{ table = tbl, column = old, lock_timeout = opts.lock_timeout }
+      end },
+  }
+  is_group[phases] = true
+  for _, p in ipairs(phases) do
+    group_where[p] = { source = info.short_src, line = info.currentline }
+  end
+  return phases
+end
+
+-- ---------------------------------------------------------------------------
 -- pgshift plan: dry-run every phase function and describe the migration.
 -- ---------------------------------------------------------------------------
 
@@ -1343,7 +1553,8 @@ end
 -- Loads a migration file: runs it in its own environment (globals it sets
 -- stay in it) and checks that it returned migration { ... }.
 function M.load(path)
-  local env = setmetatable({ migration = M.migration, log = M.log }, { __index = _G })
+  local env = setmetatable({ migration = M.migration, log = M.log, online = M.online },
+                           { __index = _G })
   local chunk, err = loadfile(path, "t", env)
   if not chunk then error(err, 0) end
   local state = { source = "@" .. path }

@@ -247,6 +247,15 @@ SELECT * FROM shift.lint_script(ARRAY['SELECT 1'], phases => ARRAY[1, 2]);
 SELECT (SELECT count(*) FROM shift.lint_script(NULL)) AS null_parts,
        (SELECT count(*) FROM shift.lint_script(ARRAY[NULL, 'SELECT 1'])) AS null_part;
 
+-- ---- a comment "shift:allow rule ..." inside a statement silences those rules for it alone
+SELECT statement, rule FROM shift.lint($$
+  ALTER TABLE t_renamed RENAME COLUMN a TO b /* shift:allow rename-column: a sync keeps both */;
+  ALTER TABLE t_renamed RENAME COLUMN b TO c;
+  ALTER TABLE t_renamed RENAME COLUMN c TO d -- shift:allow missing-lock-timeout, rename-column
+  ;
+  TRUNCATE t_renamed /* shift:allow all */;
+  ALTER TABLE t_renamed RENAME COLUMN d TO e /* shift:allow truncate */$$) ORDER BY 1, 2;
+
 -- ---- privileges: anyone may lint; it never needs access to the tables
 SELECT p.proname, has_function_privilege('public', p.oid, 'EXECUTE') AS public_execute
   FROM pg_proc p WHERE p.pronamespace = 'shift'::regnamespace AND p.proname LIKE 'lint%' ORDER BY 1;
