@@ -906,3 +906,31 @@ AS $$
   SELECT * FROM @extschema@._cutover(sync, true, NULL, "check", check_rows, lock_timeout, retries,
                                      backoff, max_backoff, max_xact_age)
 $$;
+
+/*
+ * shift.copy_grants(from_table, to_table): grants on to_table what every
+ * role has been granted on from_table (table privileges, not column ones).
+ * Before a table-level sync, the roles that write the old table need the
+ * same on the new one: its trigger writes as them.
+ */
+CREATE FUNCTION @extschema@.copy_grants(from_table pg_catalog.regclass, to_table pg_catalog.regclass)
+RETURNS pg_catalog.int4
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  g record;
+  n pg_catalog.int4 := 0;
+BEGIN
+  FOR g IN SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END AS grantee,
+                  a.privilege_type, a.is_grantable
+             FROM pg_class c, aclexplode(c.relacl) a
+            WHERE c.oid = from_table AND c.relacl IS NOT NULL AND a.grantee <> c.relowner
+  LOOP
+    EXECUTE format('GRANT %s ON %s TO %s%s', g.privilege_type, to_table, g.grantee,
+                   CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+    n := n + 1;
+  END LOOP;
+  RETURN n;
+END
+$$;

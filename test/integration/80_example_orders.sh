@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Example (2), scripts/examples/orders_id_bigint.lua, end to end on a busy
+# table: pgbench writes orders and order_lines all the time while the
+# migration runs, and three faults are injected:
+#   - the runner is SIGKILLed in the middle of the backfill;
+#   - the server is stopped with -m immediate and restarted mid-backfill;
+#   - the runner's backend is terminated while the cut-over waits for locks.
+# Each time the next run goes on and completes.  At the end pgbench saw no
+# failed transaction, shift.compare finds no difference (forward, and in
+# reverse after the cut-over and after its rollback), and the bookkeeping
+# tells the true story, failures included.
+. "$(dirname "$0")/lib.sh"
+
+new_db ex_orders
+EX=$PGSHIFT_ROOT/scripts/examples/orders_id_bigint.lua
+PGBENCH=$PGSHIFT_PGBIN/pgbench
+ROWS=${EX_ORDERS_ROWS:-150000}
+q "CREATE ROLE ex_orders_app LOGIN" 2>/dev/null
+q "CREATE TABLE orders (id serial PRIMARY KEY, customer_id int NOT NULL, status text NOT NULL,
+                        amount numeric(12,2) NOT NULL, created_at timestamptz NOT NULL, note text);
+   CREATE INDEX orders_customer_id_idx ON orders (customer_id);
+   INSERT INTO orders (customer_id, status, amount, created_at)
+        SELECT g % 5000, 'new', (g % 1000) / 10.0, timestamptz '2024-01-01' + g * interval '1 min'
+          FROM generate_series(1, $ROWS) g;
+   CREATE TABLE order_lines (id bigserial PRIMARY KEY, order_id int NOT NULL REFERENCES orders (id),
+                             sku text NOT NULL, qty int NOT NULL);
+   INSERT INTO order_lines (order_id, sku, qty) SELECT g, 'sku-' || (g % 300), 1 FROM generate_series(1, $ROWS, 3) g;
+   CREATE VIEW open_orders AS SELECT id, customer_id, amount FROM orders WHERE status <> 'done';
+   GRANT SELECT, INSERT, UPDATE, DELETE ON orders, order_lines TO ex_orders_app;
+   GRANT USAGE ON SEQUENCE orders_id_seq, order_lines_id_seq TO ex_orders_app;
+   GRANT SELECT ON open_orders TO ex_orders_app;
+   ANALYZE orders; ANALYZE order_lines"
+
+# the application, as its own role: orders change status, new orders and lines
+# arrive, some orders without lines are deleted
+cat >"$WORK/app.sql" <<SQL
+\\set id random(1, $ROWS)
+\\set c random(1, 5000)
+\\set op random(1, 10)
+BEGIN;
+UPDATE orders SET status = 'paid', amount = amount + 1 WHERE id = :id;
+INSERT INTO orders (customer_id, status, amount, created_at) SELECT :c, 'new', 9.99, now() WHERE :op <= 3;
+INSERT INTO order_lines (order_id, sku, qty) VALUES (:id, 'sku-x', :op);
+DELETE FROM orders WHERE :op = 10 AND id = (SELECT max(id) FROM orders o
+                                             WHERE NOT EXISTS (SELECT FROM order_lines l WHERE l.order_id = o.id));
+SELECT count(*) FROM open_orders WHERE customer_id = :c;
+END;
+SQL
+BENCH_PIDS=()
+bench_start() {   # bench_start NAME SECONDS
+  PGUSER=ex_orders_app "$PGBENCH" -n -c 4 -j 2 -T "$2" -f "$WORK/app.sql" -d "$DB" >"$WORK/pgbench-$1.out" 2>&1 &
+  BENCH_PIDS+=("$!")
+}
+bench_failed() { sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$WORK/pgbench-$1.out"; }
+bench_done() { sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$WORK/pgbench-$1.out"; }
+same_rows() { q "SELECT count(*) FROM shift.compare('$1', '$2', columns => '{id,customer_id,status,amount,created_at,note}')"; }
+slow_backfill() {
+  q "SELECT shift.backfill_set('orders_id_bigint:backfill', batch_min => 500, batch_max => 500, sleep_ratio => 20)" >/dev/null
+}
+job_keys() { q "SELECT coalesce((SELECT keys_done FROM shift.backfill WHERE name = 'orders_id_bigint:backfill'), 0)"; }
+
+pgshift --dsn "dbname=$DB" plan --format markdown "$EX"
+expect_rc "the example's plan renders" 0
+expect_in "as a document to review" "$OUT" "# Migration plan: orders_id_bigint"
+pgshift --dsn "dbname=$DB" lint "$EX"
+expect_rc "and lints without a HIGH finding" 0
+
+bench_start load1 300
+sleep 1
+pgshift --dsn "dbname=$DB" run "$EX" --to sync
+expect_rc "expand and sync run under load" 0
+
+# ---- fault 1: the runner SIGKILLed mid-backfill
+"$PGSHIFT" --dsn "dbname=$DB" run "$EX" --to validate >"$WORK/run1.out" 2>&1 &
+runner=$!
+wait_for "the backfill is under way" 60 "SELECT EXISTS (SELECT FROM shift.backfill WHERE name = 'orders_id_bigint:backfill' AND keys_done > 0)"
+slow_backfill
+wait_for "it has done some batches" 60 "SELECT keys_done >= 20000 FROM shift.backfill WHERE name = 'orders_id_bigint:backfill'"
+{ kill -9 "$runner"; wait "$runner"; } 2>/dev/null
+at_kill=$(job_keys)
+expect_eq "the kill stopped the backfill part way" "$(( at_kill > 0 && at_kill < ROWS ))" 1
+
+# ---- fault 2: the server crashes (-m immediate) while the resumed run backfills
+"$PGSHIFT" --dsn "dbname=$DB" run "$EX" --to validate --lock-wait 15 >"$WORK/run2.out" 2>&1 &
+runner=$!
+wait_for "the resumed backfill goes on" 60 "SELECT keys_done > $at_kill + 3000 FROM shift.backfill WHERE name = 'orders_id_bigint:backfill'"
+expect_in "the second run took over the killed runner's lease" "$(cat "$WORK/run2.out")" "taking over from pgshift pid"
+kill -INT "${BENCH_PIDS[@]}" 2>/dev/null; wait "${BENCH_PIDS[@]}" 2>/dev/null
+BENCH_PIDS=()
+restart_immediate
+wait "$runner"
+expect_eq "the crash stopped the run" "$?" 1
+expect_in "which said the server went away" "$(cat "$WORK/run2.out")" "terminat"
+at_crash=$(job_keys)
+expect_eq "the checkpoint kept what committed before the crash" "$(( at_crash > at_kill && at_crash < ROWS ))" 1
+q "SELECT shift.backfill_set('orders_id_bigint:backfill', batch_max => 50000, sleep_ratio => 0)" >/dev/null
+bench_start load2 300
+sleep 1
+pgshift --dsn "dbname=$DB" run "$EX" --to validate --lock-wait 15
+expect_rc "after the restart the run completes backfill and validate, under load" 0
+expect_in "validate found the copy equal" "$OUT" "orders and orders_v2 are equal"
+
+# ---- fault 3: the runner's backend terminated while the cut-over waits for locks
+# a reader keeps orders locked (ACCESS SHARE: the application goes on, the cut-over waits)
+psql -X -q -d "$DB" -c "BEGIN; SELECT count(*) FROM orders; SELECT pg_sleep(6); COMMIT" >/dev/null 2>&1 &
+holder=$!
+sleep 0.5
+"$PGSHIFT" --dsn "dbname=$DB" run "$EX" --to cutover >"$WORK/run3.out" 2>&1 &
+runner=$!
+wait_for "the cut-over is waiting for its locks" 30 \
+  "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'pgshift' AND query LIKE '%shift.cutover%')"
+sleep 1
+q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pgshift' AND query LIKE '%shift.cutover%'" >/dev/null
+wait "$runner"
+expect_eq "the run whose backend was terminated failed" "$?" 1
+expect_eq "and nothing was swapped" "$(q "SELECT direction FROM shift.sync WHERE name = 'orders'")" forward
+wait "$holder"
+pgshift --dsn "dbname=$DB" run "$EX" --to cutover --lock-wait 15
+expect_rc "the next run cuts over, under load" 0
+expect_in "and says what it did" "$OUT" "public.orders is live, public.orders_archive archived"
+expect_eq "orders.id is bigint" "$(q "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'orders'::regclass AND attname = 'id'")" bigint
+expect_eq "order_lines references the new table, validated" \
+  "$(q "SELECT confrelid::regclass || ' ' || convalidated FROM pg_constraint WHERE conname = 'order_lines_order_id_fkey'")" "orders true"
+expect_eq "the application role kept its grants" "$(q "SELECT has_table_privilege('ex_orders_app', 'orders', 'INSERT')")" t
+sleep 3
+expect_eq "under load, the reverse sync keeps the archive equal" "$(same_rows orders orders_archive)" 0
+
+# ---- the rollback of the cut-over, under load, loses nothing
+pgshift --dsn "dbname=$DB" rollback "$EX" --to validate
+expect_rc "the cut-over rolls back under load" 0
+sleep 2
+expect_eq "orders.id is integer again" "$(q "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'orders'::regclass AND attname = 'id'")" integer
+expect_eq "and orders_v2 follows it again" "$(same_rows orders orders_v2)" 0
+
+# ---- cut over for good and contract
+pgshift --dsn "dbname=$DB" run "$EX"
+expect_rc "cut-over and contract" 0
+expect_eq "the archive is gone and the sync with it" \
+  "$(q "SELECT (to_regclass('orders_archive') IS NULL) AND NOT EXISTS (SELECT FROM shift.sync)")" t
+kill -INT "${BENCH_PIDS[@]}" 2>/dev/null; wait "${BENCH_PIDS[@]}" 2>/dev/null
+for b in load1 load2; do
+  expect_eq "pgbench ($b, $(bench_done $b) transactions) saw no failed transaction" "$(bench_failed $b)" 0
+done
+expect_eq "every order line points at an existing order" \
+  "$(q "SELECT count(*) FROM order_lines l WHERE NOT EXISTS (SELECT FROM orders o WHERE o.id = l.order_id)")" 0
+hist=$(events orders_id_bigint)
+expect_eq "the history records both lease takeovers (after the kill and after the crash)" \
+  "$(grep -o 'takeover' <<<"$hist" | wc -l)" 2
+for e in "phase_done:backfill" "phase_failed:cutover\|interrupted:cutover" \
+         "phase_done:cutover" "phase_rolled_back:cutover" "phase_done:contract"; do
+  if grep -q "$e" <<<"$hist"; then ok "the history records $e"; else not_ok "the history lacks $e" "$hist"; fi
+done
+expect_eq "the migration is done" "$(q "SELECT status FROM shift.status WHERE migration = 'orders_id_bigint'")" done
