@@ -40,6 +40,7 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "common/keywords.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
@@ -50,6 +51,7 @@
 #include "optimizer/optimizer.h"
 #include "parser/analyze.h"
 #include "parser/parser.h"
+#include "parser/scanner.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -226,6 +228,7 @@ typedef struct SyncEntry
 	SPIPlanPtr	upsert;			/* INSERT ... SELECT FROM new rows ON CONFLICT DO UPDATE */
 	SPIPlanPtr	delete_gone;	/* DELETE the keys the old rows had and the new ones lack */
 	SPIPlanPtr	delete_old;		/* DELETE the old rows' keys */
+	SPIPlanPtr	delete_moved;	/* the same, but not the keys a source row holds now */
 	SPIPlanPtr	truncate;
 } SyncEntry;
 
@@ -242,6 +245,8 @@ free_entry_resources(SyncEntry *e)
 		SPI_freeplan(e->delete_gone);
 	if (e->delete_old)
 		SPI_freeplan(e->delete_old);
+	if (e->delete_moved)
+		SPI_freeplan(e->delete_moved);
 	if (e->truncate)
 		SPI_freeplan(e->truncate);
 	if (e->cxt)
@@ -411,6 +416,7 @@ compile_assignments(const char *name, const char *what, Relation rel, const char
 	int			n;
 	ListCell   *lc;
 	int			i = 0;
+	Bitmapset  *assigned = NULL;
 	MemoryContext old;
 
 	error_context_stack = &cb;
@@ -427,6 +433,13 @@ compile_assignments(const char *name, const char *what, Relation rel, const char
 
 		if (tle->resjunk)
 			continue;
+		/* the rewriter would refuse it; the trigger never runs through it */
+		if (bms_is_member(tle->resno, assigned))
+			ereport(ERROR,
+					(errcode(ERRCODE_SYNTAX_ERROR),
+					 errmsg("%s of sync \"%s\" assigns column \"%s\" more than once", what, name,
+							tle->resname)));
+		assigned = bms_add_member(assigned, tle->resno);
 		if (TupleDescAttr(RelationGetDescr(rel), tle->resno - 1)->attgenerated)
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -656,15 +669,22 @@ append_mapped(StringInfo s, Mapping *m, const char *rows)
 	appendStringInfoChar(s, ')');
 }
 
-static bool
-name_in(List *names, const char *name)
+/* The position of name in names, or -1. */
+static int
+list_index_of_name(List *names, const char *name)
 {
 	ListCell   *lc;
 
 	foreach(lc, names)
 		if (strcmp(lfirst(lc), name) == 0)
-			return true;
-	return false;
+			return foreach_current_index(lc);
+	return -1;
+}
+
+static bool
+name_in(List *names, const char *name)
+{
+	return list_index_of_name(names, name) >= 0;
 }
 
 static char *
@@ -703,9 +723,12 @@ upsert_sql(Mapping *m)
 	return s.data;
 }
 
-/* DELETE FROM dst WHERE (key) IN (keys of rows [EXCEPT keys of except]) */
+/*
+ * DELETE FROM dst WHERE (key) IN (keys of rows [EXCEPT keys of except])
+ * [AND no row of src maps to the key now]
+ */
 static char *
-delete_sql(Mapping *m, const char *rows, const char *except)
+delete_sql(Mapping *m, const char *rows, const char *except, bool unclaimed)
 {
 	StringInfoData s;
 
@@ -724,6 +747,28 @@ delete_sql(Mapping *m, const char *rows, const char *except)
 		append_mapped(&s, m, except);
 	}
 	appendStringInfoChar(&s, ')');
+	if (unclaimed)
+	{
+		ListCell   *lc;
+		bool		first = true;
+
+		/* the key's expressions over src, as the key's columns */
+		appendStringInfoString(&s, " AND NOT EXISTS (SELECT 1 FROM (SELECT ");
+		foreach(lc, m->key)
+		{
+			appendStringInfo(&s, "%s(%s)", first ? "" : ", ",
+							 (char *) list_nth(m->exprs, list_index_of_name(m->columns, lfirst(lc))));
+			first = false;
+		}
+		appendStringInfo(&s, " FROM %s AS %s) pgs_c (", qualified_name(m->src),
+						 quote_identifier(get_rel_name(m->src)));
+		append_names(&s, m->key, "");
+		appendStringInfoString(&s, ") WHERE (");
+		append_names(&s, m->key, "pgs_c.");
+		appendStringInfoString(&s, ") = (");
+		append_names(&s, m->key, "pgs_t.");
+		appendStringInfoString(&s, "))");
+	}
 	return s.data;
 }
 
@@ -775,17 +820,26 @@ prepare_kept(const char *name, const char *sql)
 /*
  * Prepares a mapping's statements against transition tables of rel's row
  * type (rel: the table the trigger is on, or one of its partitions).
+ *
+ * per_row: the trigger fires once per row, after the whole statement, so
+ * the events of one statement run one after the other.  When two rows trade
+ * keys (UPDATE ... SET id = 3 - id, or a swap across partitions, which comes
+ * as a DELETE and an INSERT per row), the second row's delete would remove
+ * what the first row's upsert just wrote under that key: these deletes
+ * leave a key alone while a source row maps to it.
  */
 static void
-build_table_entry(SyncEntry *e, SyncConfig *c, Mapping *m, Relation rel)
+build_table_entry(SyncEntry *e, SyncConfig *c, Mapping *m, Relation rel, bool per_row)
 {
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	register_rows(NEW_ROWS, rel, NULL, 0);
 	register_rows(OLD_ROWS, rel, NULL, 0);
 	e->upsert = prepare_kept(c->name, upsert_sql(m));
-	e->delete_gone = prepare_kept(c->name, delete_sql(m, OLD_ROWS, NEW_ROWS));
-	e->delete_old = prepare_kept(c->name, delete_sql(m, OLD_ROWS, NULL));
+	e->delete_gone = prepare_kept(c->name, delete_sql(m, OLD_ROWS, NEW_ROWS, per_row));
+	e->delete_old = prepare_kept(c->name, delete_sql(m, OLD_ROWS, NULL, false));
+	if (per_row)
+		e->delete_moved = prepare_kept(c->name, delete_sql(m, OLD_ROWS, NULL, true));
 	e->truncate = prepare_kept(c->name, psprintf("TRUNCATE %s", qualified_name(m->dst)));
 	SPI_finish();
 }
@@ -866,6 +920,8 @@ table_sync(SyncEntry *e, TriggerData *td)
 		run_plan(e->delete_gone);
 		run_plan(e->upsert);
 	}
+	else if (per_row && HeapTupleHeaderIndicatesMovedPartitions(td->tg_trigtuple->t_data))
+		run_plan(e->delete_moved);	/* half of an UPDATE that moved the row */
 	else
 		run_plan(e->delete_old);
 	AtEOXact_GUC(true, level);
@@ -959,7 +1015,7 @@ get_entry(TriggerData *td)
 						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 						 errmsg("sync \"%s\" has no reverse mapping", c->name)));
 			e->otherid = m->dst;
-			build_table_entry(e, c, m, td->tg_relation);
+			build_table_entry(e, c, m, td->tg_relation, TRIGGER_FIRED_FOR_ROW(td->tg_event));
 		}
 		AtEOXact_GUC(true, level);
 		e->valid = true;
@@ -1051,14 +1107,16 @@ shift_sync_check(PG_FUNCTION_ARGS)
 	{
 		Relation	rel = table_open(c->forward.src, AccessShareLock);
 
-		build_table_entry(&e, c, &c->forward, rel);
+		build_table_entry(&e, c, &c->forward, rel,
+						  rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE);
 		table_close(rel, NoLock);
 		free_entry_resources(&e);
 		memset(&e, 0, sizeof(e));
 		if (c->reverse.columns != NIL)
 		{
 			rel = table_open(c->reverse.src, AccessShareLock);
-			build_table_entry(&e, c, &c->reverse, rel);
+			build_table_entry(&e, c, &c->reverse, rel,
+							  rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE);
 			table_close(rel, NoLock);
 		}
 	}
@@ -1070,16 +1128,39 @@ shift_sync_check(PG_FUNCTION_ARGS)
 
 /* ---------------------------------------------------------------- shift._select_list */
 
-/* Does sql parse as a SELECT of exactly one expression? */
+/*
+ * The offset in sql of the last ',' token at or after from and before to:
+ * a comma in a string, a quoted name or a comment is not a token.  -1 if
+ * there is none.
+ */
+static int
+last_comma(const char *sql, int from, int to)
+{
+	core_yy_extra_type yyextra;
+	core_yyscan_t scanner;
+	core_YYSTYPE yylval;
+	YYLTYPE		yylloc;
+	int			tok;
+	int			found = -1;
+
+	scanner = scanner_init(sql, &yyextra, &ScanKeywords, ScanKeywordTokens);
+	while ((tok = core_yylex(&yylval, &yylloc, scanner)) != 0 && yylloc < to)
+		if (tok == ',' && yylloc >= from)
+			found = yylloc;
+	scanner_finish(scanner);
+	return found;
+}
+
+/* Does "SELECT (item)" parse as a SELECT of exactly one expression? */
 static bool
-one_expression(const char *sql)
+paren_expression(const char *item)
 {
 	volatile bool ok = false;
 	MemoryContext cxt = CurrentMemoryContext;
 
 	PG_TRY();
 	{
-		List	   *stmts = raw_parser(sql, RAW_PARSE_DEFAULT);
+		List	   *stmts = raw_parser(psprintf("SELECT (%s)", item), RAW_PARSE_DEFAULT);
 
 		ok = list_length(stmts) == 1 &&
 			IsA(linitial_node(RawStmt, stmts)->stmt, SelectStmt) &&
@@ -1149,17 +1230,14 @@ shift_select_list(PG_FUNCTION_ARGS)
 		if (i < n - 1)
 		{
 			/*
-			 * Cut at the separating comma: the last one that leaves a single
-			 * expression (a comment after the expression may hold commas).
+			 * Cut at the separating comma: the last comma token before the
+			 * next item (a comment after the expression may hold commas).
 			 */
-			int			cut;
+			int			cut = last_comma(sql, starts[i], starts[i + 1]);
 
-			for (cut = len - 1; cut >= 0; cut--)
-				if (item[cut] == ',' && one_expression(psprintf("SELECT %.*s", cut, item)))
-					break;
 			if (cut < 0)
 				elog(ERROR, "could not split the select list at item %d", i + 1);
-			item[cut] = '\0';
+			item[cut - starts[i]] = '\0';
 		}
 		/* trim blanks around it */
 		while (*item == ' ' || *item == '\t' || *item == '\n' || *item == '\r')
@@ -1168,7 +1246,13 @@ shift_select_list(PG_FUNCTION_ARGS)
 		while (len > 0 && (item[len - 1] == ' ' || item[len - 1] == '\t' ||
 						   item[len - 1] == '\n' || item[len - 1] == '\r'))
 			item[--len] = '\0';
-		/* it is used as "(item)": a trailing -- comment would swallow the ")" */
+		/*
+		 * It is used as "(item)": a trailing -- comment would swallow the
+		 * ")".  Inside the list, the line break that ended one was trimmed
+		 * above: put it back.  At the end of the list, refuse the comment.
+		 */
+		if (i < n - 1 && !paren_expression(item))
+			item = psprintf("%s\n", item);
 		s = (SelectStmt *) shift_parse_fragment("the select list", "select item", "SELECT (",
 												psprintf("%s)", item));
 		if (!shift_is_plain_select((Node *) s, false) || list_length(s->targetList) != 1)

@@ -221,6 +221,21 @@ BEGIN
         USING ERRCODE = 'invalid_parameter_value';
     END IF;
   END LOOP;
+  -- the trigger's upsert names the key in ON CONFLICT: only the executor would refuse it
+  IF NOT EXISTS (SELECT 1 FROM pg_index i
+                  WHERE i.indrelid = dst AND i.indisunique AND i.indimmediate AND i.indisvalid
+                    AND i.indpred IS NULL AND i.indexprs IS NULL
+                    AND (SELECT array_agg(a.attname::text ORDER BY a.attname::text)
+                           FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+                           JOIN pg_attribute a ON a.attrelid = dst AND a.attnum = k.attnum
+                          WHERE k.ord <= i.indnkeyatts)
+                        = (SELECT array_agg(k ORDER BY k) FROM unnest(out_key) AS k)) THEN
+    RAISE EXCEPTION 'key (%) of % is not the key of a unique index that can arbitrate ON CONFLICT (the % mapping of sync "%")',
+                    array_to_string(out_key, ', '), dst, what, sync_name
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = 'The sync writes with INSERT ... ON CONFLICT (key) DO UPDATE.',
+            HINT = 'Create a unique index on exactly these columns, not deferrable and not partial, or name another key.';
+  END IF;
 END
 $$;
 
@@ -343,6 +358,10 @@ BEGIN
     ELSIF reverse_columns IS NOT NULL OR reverse_select IS NOT NULL OR reverse_key IS NOT NULL THEN
       RAISE EXCEPTION 'reverse => false takes no reverse mapping'
         USING ERRCODE = 'invalid_parameter_value';
+    ELSE
+      -- no reverse mapping: its columns stay NULL (a record must be assigned to be read)
+      SELECT NULL::pg_catalog.text[] AS out_columns, NULL::pg_catalog.text[] AS out_expressions,
+             NULL::pg_catalog.text[] AS out_key INTO rev;
     END IF;
     INSERT INTO @extschema@.sync (name, kind, relation, target, target_columns, expressions, target_key,
                                   reverse_columns, reverse_expressions, relation_key, search_path,
@@ -518,6 +537,47 @@ BEGIN
 END
 $$;
 
+-- Before rel moves to schema nsp: its indexes and sequences move with it, so those whose
+-- names nsp already has (orders_pkey of the old table) get free ones.  Returns how many.
+CREATE FUNCTION @extschema@._free_names(rel pg_catalog.regclass, nsp pg_catalog.name)
+RETURNS pg_catalog.int4
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  o record;
+  candidate pg_catalog.name;
+  n pg_catalog.int4 := 0;
+  k pg_catalog.int4;
+BEGIN
+  FOR o IN SELECT c.oid::pg_catalog.regclass AS obj, c.relname, c.relkind
+             FROM pg_class c
+            WHERE (c.oid IN (SELECT i.indexrelid FROM pg_index i WHERE i.indrelid = rel)
+                   OR c.oid IN (SELECT d.objid FROM pg_depend d
+                                 WHERE d.classid = 'pg_class'::pg_catalog.regclass AND d.refobjid = rel
+                                   AND d.refclassid = 'pg_class'::pg_catalog.regclass AND d.deptype IN ('a', 'i')))
+              AND c.relkind IN ('i', 'I', 'S')
+              AND EXISTS (SELECT 1 FROM pg_class x JOIN pg_namespace xn ON xn.oid = x.relnamespace
+                           WHERE xn.nspname = nsp AND x.relname = c.relname)
+  LOOP
+    k := 1;
+    LOOP
+      candidate := left(o.relname, 55) || '_' || k;
+      EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_class x JOIN pg_namespace xn ON xn.oid = x.relnamespace
+                             WHERE x.relname = candidate
+                               AND xn.nspname IN (nsp, (SELECT cn.nspname FROM pg_class c2
+                                                          JOIN pg_namespace cn ON cn.oid = c2.relnamespace
+                                                         WHERE c2.oid = rel)));
+      k := k + 1;
+    END LOOP;
+    EXECUTE format('ALTER %s %s RENAME TO %I', CASE WHEN o.relkind = 'S' THEN 'SEQUENCE' ELSE 'INDEX' END,
+                   o.obj, candidate);
+    n := n + 1;
+  END LOOP;
+  RETURN n;
+END
+$$;
+
 /*
  * The swap itself, under the locks: make "to" what "from" was.  Views on
  * "from" are redefined on "to", foreign keys into "from" re-pointed at "to"
@@ -558,6 +618,8 @@ DECLARE
   target_id pg_catalog.text[] := CASE WHEN s.target_name IS NOT NULL THEN parse_ident(s.target_name) END;
   new_val pg_catalog.int8;
   col_max pg_catalog.int8;
+  owned_seqs pg_catalog.regclass[] := '{}';
+  owned_cols pg_catalog.name[] := '{}';
 BEGIN
   views := '{}';
   foreign_keys := '{}';
@@ -596,6 +658,13 @@ BEGIN
     fk_names := fk_names || fk.conname;
     fk_defs := fk_defs || fk.def;
   END LOOP;
+
+  -- "from"'s grants and owner (the owner first: a sequence can only be OWNED BY a
+  -- table of its own owner, and the one "from" owned is given to "to" below)
+  PERFORM @extschema@.copy_grants(from_rel, to_rel);
+  IF to_owner <> from_owner THEN
+    EXECUTE format('ALTER TABLE %s OWNER TO %I', to_rel, from_owner);
+  END IF;
 
   -- sequences of "to": past every value either table holds or handed out
   FOR sq IN
@@ -644,46 +713,46 @@ BEGIN
     IF new_val IS NOT NULL AND new_val >= (SELECT ps.seqmin FROM pg_sequence ps WHERE ps.seqrelid = sq.seq) THEN
       PERFORM setval(sq.seq, new_val, true);
     END IF;
-    -- owned by a column of "from": it would go when the archive is dropped
+    -- owned by a column of "from": it would go when the archive is dropped.  Given to "to"
+    -- below, once "to" is in "from"'s schema (OWNED BY wants the table in the sequence's).
     IF EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::pg_catalog.regclass AND d.objid = sq.seq
                   AND d.refobjid = from_rel AND d.deptype = 'a') THEN
-      EXECUTE format('ALTER SEQUENCE %s OWNED BY %s.%I', sq.seq, to_rel, sq.attname);
+      owned_seqs := owned_seqs || sq.seq;
+      owned_cols := owned_cols || sq.attname;
     END IF;
     sequences := sequences || format('%s (%s.%s, next %s)', sq.seq, from_name, sq.attname, coalesce(new_val + 1, 1));
   END LOOP;
-
-  -- "from"'s grants and owner
-  FOR g IN SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END AS grantee,
-                  a.privilege_type, a.is_grantable
-             FROM pg_class c, aclexplode(c.relacl) a
-            WHERE c.oid = from_rel AND a.grantee <> c.relowner
-  LOOP
-    EXECUTE format('GRANT %s ON %s TO %s%s', g.privilege_type, to_rel, g.grantee,
-                   CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
-  END LOOP;
-  IF to_owner <> from_owner THEN
-    EXECUTE format('ALTER TABLE %s OWNER TO %I', to_rel, from_owner);
-  END IF;
 
   -- the names: "from" steps aside, "to" takes its place
   IF reverse THEN
     EXECUTE format('ALTER TABLE %s RENAME TO %I', from_rel, left(target_id[2], 50) || '_shift_swap');
     EXECUTE format('ALTER TABLE %s RENAME TO %I', to_rel, from_name);
     IF to_nsp <> from_nsp THEN
+      PERFORM @extschema@._free_names(to_rel, from_nsp);
       EXECUTE format('ALTER TABLE %s SET SCHEMA %I', to_rel, from_nsp);
     END IF;
+    -- "to" is in the sequences' schema now, and "from" has not taken them along yet
+    FOR i IN 1 .. coalesce(array_length(owned_seqs, 1), 0) LOOP
+      EXECUTE format('ALTER SEQUENCE %s OWNED BY %s.%I', owned_seqs[i], to_rel, owned_cols[i]);
+    END LOOP;
     IF target_id[1] <> from_nsp THEN
+      PERFORM @extschema@._free_names(from_rel, target_id[1]);
       EXECUTE format('ALTER TABLE %s SET SCHEMA %I', from_rel, target_id[1]);
     END IF;
     EXECUTE format('ALTER TABLE %s RENAME TO %I', from_rel, target_id[2]);
   ELSE
     EXECUTE format('ALTER TABLE %s RENAME TO %I', from_rel, archive);
     IF to_nsp <> from_nsp THEN
+      PERFORM @extschema@._free_names(to_rel, from_nsp);
       EXECUTE format('ALTER TABLE %s SET SCHEMA %I', to_rel, from_nsp);
     END IF;
-    EXECUTE format('ALTER TABLE %s RENAME TO %I', to_rel, from_name);
+    FOR i IN 1 .. coalesce(array_length(owned_seqs, 1), 0) LOOP
+      EXECUTE format('ALTER SEQUENCE %s OWNED BY %s.%I', owned_seqs[i], to_rel, owned_cols[i]);
+    END LOOP;
+    IF to_name <> from_name THEN   -- v2.orders -> orders: renaming to its own name fails
+      EXECUTE format('ALTER TABLE %s RENAME TO %I', to_rel, from_name);
+    END IF;
   END IF;
-
   -- views: their text names the table, which is now "to"
   FOR i IN 1 .. coalesce(array_length(view_names, 1), 0) LOOP
     BEGIN
@@ -705,9 +774,8 @@ BEGIN
       EXECUTE format('ALTER VIEW %s OWNER TO %I', view_texts[i], view_owners[i]);
       FOR g IN SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END AS grantee,
                       a.privilege_type, a.is_grantable
-                 FROM aclexplode(view_acls[i]::pg_catalog.aclitem[]) a
-                WHERE view_acls[i] IS NOT NULL AND view_acls[i] <> '{}'
-                  AND pg_get_userbyid(a.grantee) IS DISTINCT FROM view_owners[i]
+                 FROM aclexplode(nullif(view_acls[i], '{}')::pg_catalog.aclitem[]) a   -- NULL, empty: none
+                WHERE pg_get_userbyid(a.grantee) IS DISTINCT FROM view_owners[i]
       LOOP
         EXECUTE format('GRANT %s ON %s TO %s%s', g.privilege_type, view_texts[i], g.grantee,
                        CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
@@ -731,7 +799,8 @@ BEGIN
   -- the sync turns around
   PERFORM @extschema@._sync_uninstall(s.name);
   IF reverse THEN
-    UPDATE @extschema@.sync x SET direction = 'forward', cutover_at = NULL WHERE x.name = s.name;
+    UPDATE @extschema@.sync x SET direction = 'forward', cutover_at = NULL, archive_name = NULL
+     WHERE x.name = s.name;
   ELSE
     UPDATE @extschema@.sync x
        SET direction = 'reverse', cutover_at = now(), archive_name = quote_ident(from_nsp) || '.' || quote_ident(archive),
@@ -924,8 +993,8 @@ DECLARE
 BEGIN
   FOR g IN SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END AS grantee,
                   a.privilege_type, a.is_grantable
-             FROM pg_class c, aclexplode(c.relacl) a
-            WHERE c.oid = from_table AND c.relacl IS NOT NULL AND a.grantee <> c.relowner
+             FROM pg_class c, aclexplode(nullif(c.relacl, '{}')) a   -- NULL, empty: none
+            WHERE c.oid = from_table AND a.grantee <> c.relowner
   LOOP
     EXECUTE format('GRANT %s ON %s TO %s%s', g.privilege_type, to_table, g.grantee,
                    CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);

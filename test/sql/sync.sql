@@ -1,0 +1,408 @@
+-- sync: dual-write triggers.  Column level (set, reverse_set), table level
+-- (into, columns, select, key and the reverse mapping), partitioned tables,
+-- the cache of compiled triggers, privileges, shift._select_list.  The
+-- cut-over is in cutover.sql.
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS pg_shift;
+\set SHOW_CONTEXT never
+-- a schema of its own: other suites have tables of the same names
+CREATE SCHEMA synct;
+GRANT USAGE ON SCHEMA synct TO PUBLIC;
+SET search_path = synct;
+
+-- ======================================================================
+-- column level
+-- ======================================================================
+CREATE TABLE users (id int PRIMARY KEY, email text, email_lower text, n int, n_big bigint);
+
+-- ---- one way: the new columns are computed on every INSERT and UPDATE
+SELECT shift.sync_create('u1', 'users', set => 'email_lower = lower(email), n_big = n');
+INSERT INTO users VALUES (1, 'Ann@X.org', NULL, 1, NULL),
+                         (2, NULL, NULL, NULL, NULL),
+                         (3, 'Bob@Y', 'written by hand', 3, 99);   -- a one-way sync overrides it
+SELECT * FROM users ORDER BY id;
+UPDATE users SET email = 'ANN@z', n = 2147483647 WHERE id = 1;
+UPDATE users SET n_big = 5 WHERE id = 2;   -- the new side alone: recomputed (still NULL)
+SELECT * FROM users ORDER BY id;
+-- NULLs are computed like any value
+UPDATE users SET n = NULL, email = NULL WHERE id = 3 RETURNING *;
+-- an expression that fails fails the write, and nothing is stored
+SELECT shift.sync_drop('u1');
+SELECT shift.sync_create('u1', 'users', set => 'email_lower = lower(email), n_big = 10 / n');
+UPDATE users SET n = 0 WHERE id = 1;
+SELECT id, n, n_big FROM users WHERE id = 1;
+SELECT shift.sync_drop('u1');
+-- dropped: nothing computes the new columns any more
+INSERT INTO users VALUES (4, 'Dan@X', NULL, 4, NULL);
+SELECT email_lower IS NULL AS not_computed FROM users WHERE id = 4;
+TRUNCATE users;
+
+-- ---- two way: old-version and new-version writers at once
+SELECT shift.sync_create('u2', 'users', set => 'email_lower = lower(email)',
+                         reverse_set => 'email = email_lower');
+-- old-version inserts (new column NULL) get the new one; new-version inserts (old NULL) the old one
+INSERT INTO users (id, email) VALUES (1, 'Old@Writer');
+INSERT INTO users (id, email_lower) VALUES (2, 'new@writer');
+INSERT INTO users (id) VALUES (3);
+SELECT id, email, email_lower FROM users ORDER BY id;
+-- an old-version update (old column only) recomputes the new one
+UPDATE users SET email = 'Changed@Old' WHERE id = 1;
+-- a new-version update (new column only, disagreeing with set) computes the old one
+UPDATE users SET email_lower = 'changed@new' WHERE id = 2;
+SELECT id, email, email_lower FROM users ORDER BY id;
+-- a new-version update to NULL reaches the old side too
+UPDATE users SET email_lower = NULL WHERE id = 2;
+SELECT id, email, email_lower FROM users WHERE id = 2;
+UPDATE users SET email_lower = 'changed@new' WHERE id = 2;
+-- a backfill writing set's own values changes nothing (the old column keeps its case)
+UPDATE users SET email_lower = lower(email);
+SELECT id, email, email_lower FROM users ORDER BY id;
+-- a writer of both sides at once: the old side wins, the new one is recomputed
+UPDATE users SET email = 'Both@Sides', email_lower = 'disagrees' WHERE id = 1;
+-- an update touching neither side keeps both, and a row that disagreed is repaired from the old side
+ALTER TABLE users DISABLE TRIGGER shift_sync_u2;
+UPDATE users SET email_lower = 'drifted' WHERE id = 3;
+ALTER TABLE users ENABLE TRIGGER shift_sync_u2;
+UPDATE users SET n = 7 WHERE id IN (2, 3);
+SELECT id, email, email_lower, n FROM users ORDER BY id;
+-- no ping-pong: one write is one row version, whichever side it came from (and the
+-- row is right after it)
+BEGIN;
+SELECT n_tup_upd AS upd_before FROM pg_stat_xact_user_tables WHERE relid = 'users'::regclass \gset
+UPDATE users SET email_lower = 'once@only' WHERE id = 2;
+UPDATE users SET email = 'Twice@Old' WHERE id = 2;
+SELECT n_tup_upd - :upd_before AS row_versions FROM pg_stat_xact_user_tables WHERE relid = 'users'::regclass;
+SELECT id, email, email_lower FROM users WHERE id = 2;
+ROLLBACK;
+SELECT shift.sync_drop('u2');
+
+-- ---- the creator's search_path is used, not the writer's
+CREATE SCHEMA util;
+CREATE FUNCTION util.norm(t text) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT lower(trim(t)) $$;
+CREATE FUNCTION synct.norm(t text) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT 'wrong function' $$;
+SET search_path = util, synct;
+SELECT shift.sync_create('u3', 'users', set => 'email_lower = norm(email)');
+SET search_path = synct;
+SHOW search_path;
+INSERT INTO users (id, email) VALUES (10, '  Trim@Me  ');
+SELECT email_lower FROM users WHERE id = 10;
+SELECT search_path FROM shift.sync WHERE name = 'u3';
+
+-- ---- the compiled trigger follows changes, in the same session
+-- CREATE OR REPLACE FUNCTION of a function used in set
+CREATE OR REPLACE FUNCTION util.norm(t text) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT upper(trim(t)) $$;
+UPDATE users SET email = ' Again ' WHERE id = 10;
+SELECT email_lower FROM users WHERE id = 10;
+-- ALTER TABLE ADD COLUMN (the row has more columns than when compiled)
+ALTER TABLE users ADD COLUMN extra text DEFAULT 'e';
+INSERT INTO users (id, email) VALUES (11, 'Added');
+SELECT id, email_lower, extra FROM users WHERE id = 11;
+-- DROP COLUMN of a column the sync does not use (attribute numbers keep a hole)
+ALTER TABLE users DROP COLUMN n;
+INSERT INTO users (id, email, extra) VALUES (12, 'Dropped', 'x');
+SELECT id, email_lower, extra FROM users WHERE id = 12;
+-- DROP COLUMN of a column the sync uses: writes fail, naming the sync's statement
+ALTER TABLE users ADD COLUMN gone text;
+SELECT shift.sync_drop('u3');
+SELECT shift.sync_create('u3', 'users', set => 'email_lower = lower(email), gone = email');
+ALTER TABLE users DROP COLUMN gone;
+INSERT INTO users (id, email) VALUES (13, 'Fails');
+-- DROP + recreate the sync with another definition: the new one is used at once
+SELECT shift.sync_drop('u3');
+SELECT shift.sync_create('u3', 'users', set => 'email_lower = md5(email)');
+INSERT INTO users (id, email) VALUES (13, 'Hashed');
+SELECT email_lower = md5('Hashed') AS hashed FROM users WHERE id = 13;
+SELECT shift.sync_drop('u3');
+
+-- ---- refused definitions: a clear error each, and nothing left behind
+SELECT shift.sync_create('c', 'users', set => 'no_such_column = lower(email)');
+SELECT shift.sync_create('c', 'users', set => 'email_lower = lower(no_such_column)');
+SELECT shift.sync_create('c', 'users', set => 'email_lower = email_lower || email');
+SELECT shift.sync_create('c', 'users', set => 'email_lower = (SELECT max(email) FROM users)');
+SELECT shift.sync_create('c', 'users', set => 'email_lower = DEFAULT');
+SELECT shift.sync_create('c', 'users', set => '(email_lower, extra) = (email, email)');
+SELECT shift.sync_create('c', 'users', set => 'email_lower = lower(email); DROP TABLE users');
+SELECT shift.sync_create('c', 'users', set => 'email_lower = $1');
+SELECT shift.sync_create('c', 'users', set => 'email_lower = lower(email) WHERE id = 1');
+SELECT shift.sync_create('c', 'users', set => 'email_lower = lower(email), email_lower = email');
+SELECT shift.sync_create('c', 'users', set => 'email_lower = lower(email) +');
+ALTER TABLE users ADD COLUMN email_upper text GENERATED ALWAYS AS (upper(email)) STORED;
+SELECT shift.sync_create('c', 'users', set => 'email_upper = email');
+SELECT shift.sync_create('c', 'users', set => 'email_lower = lower(email)', reverse_set => 'email_lower = email');
+SELECT shift.sync_create('c', 'users', set => 'email_lower = lower(email)', reverse_set => 'email = email || email');
+SELECT shift.sync_create('bad name', 'users', set => 'email_lower = lower(email)');
+SELECT shift.sync_create(repeat('x', 49), 'users', set => 'email_lower = lower(email)');
+SELECT shift.sync_create('c', 'users');
+SELECT shift.sync_create('c', 'users', set => 'email_lower = email', "into" => 'users');
+SELECT shift.sync_create('c', 'users', set => 'email_lower = email', key => '{id}');
+SELECT shift.sync_create('c', 'users', set => 'email_lower = email', if_exists => 'replace');
+CREATE VIEW users_v AS SELECT * FROM users;
+SELECT shift.sync_create('c', 'users_v', set => 'email_lower = email');
+SELECT count(*) AS syncs_left_behind FROM shift.sync;
+SELECT count(*) AS triggers_left_behind FROM pg_trigger WHERE tgrelid = 'users'::regclass;
+
+-- ---- duplicate names; if_exists => 'reuse' returns the same definition only
+SELECT shift.sync_create('d', 'users', set => 'email_lower = lower(email)', reverse_set => 'email = email_lower');
+SELECT shift.sync_create('d', 'users', set => 'email_lower = lower(email)', reverse_set => 'email = email_lower');
+SELECT shift.sync_create('d', 'users', set => 'email_lower = lower(email)', reverse_set => 'email = email_lower',
+                         if_exists => 'reuse');
+SELECT shift.sync_create('d', 'users', set => 'email_lower = upper(email)', if_exists => 'reuse');
+SELECT tgname FROM pg_trigger WHERE tgrelid = 'users'::regclass ORDER BY tgname;
+SELECT shift.sync_drop('d');
+SELECT shift.sync_drop('d');
+SELECT shift.sync_drop('d', if_exists => true);
+
+-- ---- a role without the TRIGGER privilege may not create a sync
+CREATE ROLE regress_sync_nobody;
+GRANT USAGE ON SCHEMA shift TO regress_sync_nobody;
+GRANT EXECUTE ON ALL ROUTINES IN SCHEMA shift TO regress_sync_nobody;
+GRANT SELECT, INSERT, UPDATE ON users TO regress_sync_nobody;
+SET ROLE regress_sync_nobody;
+SELECT shift.sync_create('p', 'users', set => 'email_lower = lower(email)');
+RESET ROLE;
+
+-- ---- column level on a partitioned table: the trigger is cloned to every partition
+CREATE TABLE events (id int, kind text, kind_lower text, PRIMARY KEY (id)) PARTITION BY RANGE (id);
+CREATE TABLE events_1 PARTITION OF events FOR VALUES FROM (0) TO (100);
+SELECT shift.sync_create('ev', 'events', set => 'kind_lower = lower(kind)');
+-- a partition made later, with its columns in another order and a dropped one
+CREATE TABLE events_2 (junk int, kind_lower text, kind text, id int NOT NULL);
+ALTER TABLE events_2 DROP COLUMN junk;
+ALTER TABLE events ATTACH PARTITION events_2 FOR VALUES FROM (100) TO (200);
+INSERT INTO events VALUES (1, 'Click', NULL), (150, 'View', NULL);
+INSERT INTO events_2 (id, kind) VALUES (151, 'Direct');
+UPDATE events SET kind = 'MOVED', id = 2 WHERE id = 150;
+SELECT * FROM events ORDER BY id;
+SELECT shift.sync_drop('ev');
+
+-- ======================================================================
+-- table level
+-- ======================================================================
+-- renamed and retyped columns: int -> bigint key, full_name -> name, a computed column
+CREATE TABLE acct (id int PRIMARY KEY, full_name text NOT NULL, email text, note text);
+CREATE TABLE acct2 (id bigint PRIMARY KEY, name text NOT NULL, email_lower text, note text,
+                    created timestamptz DEFAULT '2000-01-01');
+SELECT shift.sync_create('a', 'acct', "into" => 'acct2',
+                         columns => '{id,name,email_lower,note}',
+                         "select" => 'id::bigint, full_name, lower(acct.email), note',
+                         reverse_columns => '{id,full_name,email,note}',
+                         reverse_select => 'id::int, name, email_lower, note');
+SELECT name, kind, direction, source, destination, triggers, enabled, target_columns, expressions,
+       target_key, reverse_columns, reverse_expressions, relation_key
+  FROM shift.sync_status;
+CREATE VIEW side_by_side AS
+  SELECT coalesce(a.id, b.id) AS id, a.full_name, b.name, a.email, b.email_lower, a.note, b.note AS note2
+    FROM acct a FULL JOIN acct2 b ON a.id = b.id;
+-- INSERT, multi-row INSERT
+INSERT INTO acct VALUES (1, 'One', 'One@X', NULL);
+INSERT INTO acct VALUES (2, 'Two', 'Two@X', 'n2'), (3, 'Three', NULL, 'n3'), (4, 'Four', 'Four@X', NULL);
+SELECT * FROM side_by_side ORDER BY id;
+-- UPDATE of some rows, of a key, of all keys at once (every old key collides with a new one)
+UPDATE acct SET note = 'upd' WHERE id IN (1, 3);
+UPDATE acct SET id = 40 WHERE id = 4;
+UPDATE acct SET id = id + 100;
+SELECT * FROM side_by_side ORDER BY id;
+-- DELETE, and statements that touch no row
+DELETE FROM acct WHERE id = 140;
+UPDATE acct SET note = 'never' WHERE false;
+DELETE FROM acct WHERE false;
+INSERT INTO acct SELECT * FROM acct WHERE false;
+SELECT * FROM side_by_side ORDER BY id;
+-- INSERT ... ON CONFLICT DO UPDATE: one row inserted, one updated, in one statement
+INSERT INTO acct VALUES (102, 'Two again', 'T@X', 'conflict'), (50, 'Fifty', NULL, NULL)
+  ON CONFLICT (id) DO UPDATE SET full_name = EXCLUDED.full_name, note = EXCLUDED.note;
+INSERT INTO acct VALUES (103, 'ignored', NULL, NULL) ON CONFLICT DO NOTHING;
+SELECT * FROM side_by_side ORDER BY id;
+-- MERGE: insert, update and delete in one statement
+CREATE TABLE changes (id int, full_name text, del bool);
+INSERT INTO changes VALUES (102, 'Two merged', false), (103, NULL, true), (60, 'Sixty', false);
+MERGE INTO acct a USING changes c ON a.id = c.id
+  WHEN MATCHED AND c.del THEN DELETE
+  WHEN MATCHED THEN UPDATE SET full_name = c.full_name
+  WHEN NOT MATCHED THEN INSERT VALUES (c.id, c.full_name, NULL, 'merged');
+SELECT * FROM side_by_side ORDER BY id;
+-- a rolled-back write is rolled back on both sides
+BEGIN;
+DELETE FROM acct;
+SELECT count(*) AS target_rows_in_transaction FROM acct2;
+ROLLBACK;
+SELECT count(*) AS target_rows_after_rollback FROM acct2;
+-- a statement that fails in the mirror fails whole, on both sides
+ALTER TABLE acct2 ADD CONSTRAINT short_name CHECK (length(name) <= 10);
+INSERT INTO acct VALUES (70, 'Seventy', NULL, NULL), (72, 'Seventy-two', NULL, NULL);
+SELECT count(*) AS stored FROM acct WHERE id IN (70, 72);
+ALTER TABLE acct2 DROP CONSTRAINT short_name;
+-- TRUNCATE
+TRUNCATE acct;
+SELECT count(*) AS target_rows_after_truncate FROM acct2;
+-- the sync's search_path qualifies nothing by accident: a writer with another path mirrors the same
+SET search_path = util;
+INSERT INTO synct.acct VALUES (80, 'Eighty', 'EIGHTY@X', NULL);
+SET search_path = synct;
+SELECT * FROM side_by_side ORDER BY id;
+-- the cache follows ALTER TABLE of the target (a column the sync does not write, before its columns)
+ALTER TABLE acct2 DROP COLUMN created;
+ALTER TABLE acct2 ADD COLUMN extra int DEFAULT 7;
+UPDATE acct SET note = 'after alter';
+SELECT id, name, note, extra FROM acct2 ORDER BY id;
+
+-- ---- key swaps within one statement (the source key is DEFERRABLE so that they are allowed;
+-- ON CONFLICT cannot use a deferrable key, so there is no reverse mapping)
+CREATE TABLE sw (id int, v text, PRIMARY KEY (id) DEFERRABLE);
+CREATE TABLE sw2 (id int PRIMARY KEY, v text);
+-- the reverse mapping would need ON CONFLICT on sw's deferrable key: refused at once
+SELECT shift.sync_create('sw', 'sw', "into" => 'sw2');
+SELECT shift.sync_create('sw', 'sw', "into" => 'sw2', reverse => false);
+SELECT name, reverse_columns, reverse_expressions, relation_key FROM shift.sync WHERE name = 'sw';
+INSERT INTO sw VALUES (1, 'a'), (2, 'b'), (3, 'c');
+UPDATE sw SET id = 3 - id WHERE id IN (1, 2);
+SELECT * FROM sw2 ORDER BY id;
+UPDATE sw SET id = CASE id WHEN 1 THEN 2 WHEN 2 THEN 3 ELSE 1 END, v = v || '!';
+SELECT (SELECT array_agg(s::text ORDER BY id) FROM sw s) = (SELECT array_agg(s::text ORDER BY id) FROM sw2 s) AS same,
+       (SELECT string_agg(id || v, ' ' ORDER BY id) FROM sw2) AS target;
+SELECT shift.sync_drop('sw');
+
+-- ---- partitioned target
+CREATE TABLE m (id int PRIMARY KEY, v text);
+CREATE TABLE m_new (id int PRIMARY KEY, v text) PARTITION BY HASH (id);
+CREATE TABLE m_new_0 PARTITION OF m_new FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+CREATE TABLE m_new_1 PARTITION OF m_new FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+-- (a select list with a comment between its items)
+SELECT shift.sync_create('m', 'm', "into" => 'm_new', "select" => E'id -- the key, as it is\n, v');
+SELECT expressions FROM shift.sync WHERE name = 'm';
+INSERT INTO m SELECT g, 'v' || g FROM generate_series(1, 10) g;
+UPDATE m SET id = id + 100 WHERE id <= 3;
+DELETE FROM m WHERE id = 10;
+SELECT (SELECT array_agg(x::text ORDER BY id) FROM m x) = (SELECT array_agg(x::text ORDER BY id) FROM m_new x) AS same,
+       (SELECT count(*) FROM m_new_0) > 0 AND (SELECT count(*) FROM m_new_1) > 0 AS both_partitions;
+SELECT shift.sync_drop('m');
+
+-- ---- partitioned source: row triggers, so that writes made to a partition directly are mirrored
+CREATE TABLE ps (id int, v text, PRIMARY KEY (id) DEFERRABLE) PARTITION BY RANGE (id);
+CREATE TABLE ps_1 PARTITION OF ps FOR VALUES FROM (0) TO (100);
+CREATE TABLE ps_2 PARTITION OF ps FOR VALUES FROM (100) TO (200);
+CREATE TABLE pt (id bigint PRIMARY KEY, v text);
+SELECT shift.sync_create('ps', 'ps', "into" => 'pt', "select" => 'id::bigint, v', reverse => false);
+SELECT triggers FROM shift.sync_status WHERE name = 'ps';
+SELECT tgrelid::regclass, tgname FROM pg_trigger WHERE tgname LIKE 'shift_sync_ps%' ORDER BY 1, 2;
+CREATE VIEW ps_diff AS
+  SELECT coalesce(s.id, t.id) AS id, s.v AS source, t.v AS target
+    FROM ps s FULL JOIN pt t ON s.id = t.id WHERE s.v IS DISTINCT FROM t.v OR s.id IS NULL OR t.id IS NULL;
+INSERT INTO ps VALUES (1, 'a'), (2, 'b'), (150, 'c'), (151, 'd');
+INSERT INTO ps_2 VALUES (160, 'direct');
+UPDATE ps_1 SET v = 'direct update' WHERE id = 1;
+DELETE FROM ps_2 WHERE id = 151;
+SELECT * FROM pt ORDER BY id;
+-- a key swap within a partition: the second row's event must not delete the first row's new version
+UPDATE ps SET id = 3 - id WHERE id IN (1, 2);
+SELECT * FROM ps_diff;
+-- a swap across partitions (each row moves: a DELETE and an INSERT per row)
+UPDATE ps SET id = CASE id WHEN 1 THEN 150 ELSE 1 END WHERE id IN (1, 150);
+SELECT * FROM ps_diff;
+-- a row moved to another partition alone, and a plain delete after it
+UPDATE ps SET id = 199 WHERE id = 2;
+DELETE FROM ps WHERE id = 160;
+SELECT * FROM ps_diff;
+SELECT * FROM pt ORDER BY id;
+-- TRUNCATE of the partitioned table itself
+TRUNCATE ps;
+SELECT count(*) AS target_rows FROM pt;
+SELECT shift.sync_drop('ps');
+SELECT count(*) AS triggers_left FROM pg_trigger WHERE tgname LIKE 'shift_sync_ps%';
+
+-- ---- refused table-level definitions
+CREATE TABLE nokey (id int, v text);
+CREATE TABLE nokey2 (id int, v text);
+SELECT shift.sync_create('t', 'acct', "into" => 'nokey2');                -- target without a key
+SELECT shift.sync_create('t', 'nokey', "into" => 'm');                    -- source without a key (the reverse mapping's)
+SELECT shift.sync_create('t', 'nokey', "into" => 'nokey2', key => '{id}', reverse => false); -- not unique
+SELECT shift.sync_create('t', 'm', "into" => 'acct2', columns => '{name,note}', "select" => 'v, v');  -- key not written
+SELECT shift.sync_create('t', 'm', "into" => 'acct2', columns => '{id,nope}', "select" => 'id, v');
+SELECT shift.sync_create('t', 'm', "into" => 'acct2', columns => '{id,name}', "select" => 'id');
+SELECT shift.sync_create('t', 'm', "into" => 'acct2', columns => '{id,name}', "select" => 'id, v AS name');
+SELECT shift.sync_create('t', 'm', "into" => 'acct2', columns => '{id,name}', "select" => '*');
+SELECT shift.sync_create('t', 'm', "into" => 'acct2', columns => '{id,name}', "select" => 'id, v FROM m');
+SELECT shift.sync_create('t', 'm', "into" => 'acct2', columns => '{id,name}', "select" => 'id, v -- the name');
+SELECT shift.sync_create('t', 'm', "into" => 'acct2', columns => '{id,name}', "select" => 'id, no_such', reverse => false);
+SELECT shift.sync_create('t', 'm', "into" => 'acct2', columns => '{id,name}', "select" => 'id, v',
+                         reverse_set => 'v = name');
+SELECT shift.sync_create('t', 'm', "into" => 'acct2', columns => '{id,name}', "select" => 'id, v',
+                         reverse => false, reverse_select => 'id, name');
+SELECT shift.sync_create('t', 'm', "into" => 'm');
+SELECT shift.sync_create('t', 'm', "into" => 'side_by_side');
+SELECT shift.sync_create('t', 'changes', "into" => 'nokey2', key => '{id}');
+SELECT count(*) AS syncs_left_behind FROM shift.sync;
+
+-- ---- the reverse mapping: a WARNING names the old table's columns it would not write
+CREATE TABLE wide (id int PRIMARY KEY, a text, b text DEFAULT 'b default', c int);
+CREATE TABLE narrow (id int PRIMARY KEY, a text);
+SELECT shift.sync_create('w', 'wide', "into" => 'narrow');
+SELECT shift.sync_drop('w');
+-- covered by reverse_columns: no warning
+SELECT shift.sync_create('w', 'wide', "into" => 'narrow', reverse_columns => '{id,a,b,c}',
+                         reverse_select => 'id, a, upper(a), length(a)');
+SELECT shift.sync_drop('w');
+
+-- ---- privileges: the sync runs as the writing role
+CREATE ROLE regress_sync_writer;
+GRANT SELECT, INSERT, UPDATE, DELETE ON acct TO regress_sync_writer;
+-- sync_create warns about roles that write the old table but not the new one
+SELECT shift.sync_drop('a');
+SELECT shift.sync_create('a', 'acct', "into" => 'acct2',
+                         columns => '{id,name,email_lower,note}',
+                         "select" => 'id::bigint, full_name, lower(acct.email), note',
+                         reverse_columns => '{id,full_name,email,note}',
+                         reverse_select => 'id::int, name, email_lower, note');
+SET ROLE regress_sync_writer;
+INSERT INTO acct VALUES (90, 'Ninety', NULL, NULL);
+SELECT count(*) FROM acct WHERE id = 90;
+-- shift.sync is readable by everyone (the trigger reads it as the writer), writable by nobody of them
+SELECT name, kind FROM shift.sync WHERE name = 'a';
+UPDATE shift.sync SET search_path = 'evil' WHERE name = 'a';
+DELETE FROM shift.sync;
+RESET ROLE;
+GRANT SELECT, INSERT, UPDATE, DELETE ON acct2 TO regress_sync_writer;
+SET ROLE regress_sync_writer;
+INSERT INTO acct VALUES (90, 'Ninety', NULL, NULL);
+RESET ROLE;
+SELECT id, name FROM acct2 WHERE id = 90;
+SELECT has_table_privilege('public', 'shift.sync', 'SELECT') AS public_reads,
+       has_table_privilege('public', 'shift.sync', 'INSERT') OR has_table_privilege('public', 'shift.sync', 'UPDATE')
+       OR has_table_privilege('public', 'shift.sync', 'DELETE') AS public_writes;
+
+-- ---- sync_status: a disabled trigger shows
+ALTER TABLE acct DISABLE TRIGGER shift_sync_a_upd;
+SELECT name, enabled FROM shift.sync_status WHERE name = 'a';
+ALTER TABLE acct ENABLE TRIGGER shift_sync_a_upd;
+SELECT name, enabled FROM shift.sync_status WHERE name = 'a';
+SELECT shift.sync_drop('a');
+SELECT count(*) AS triggers_left FROM pg_trigger WHERE tgrelid IN ('acct'::regclass, 'acct2'::regclass);
+SELECT count(*) AS syncs FROM shift.sync_status;
+
+-- ======================================================================
+-- shift._select_list: one expression per element, split where the parser splits
+-- ======================================================================
+SELECT shift._select_list('id::bigint, lower(email)');
+SELECT shift._select_list($q$'a, b', 'it''s, here', "odd, name", $d$x, y$d$, E'\', ,'$q$);
+SELECT shift._select_list('coalesce(a, b, ''c''), f(1, (2, 3), ARRAY[4, 5]), x::numeric(10, 2), CAST(y AS varchar(3))');
+SELECT shift._select_list('CASE WHEN a IN (1, 2) THEN 3 ELSE 4 END, ROW(1, 2), a[1:2], (a, b) = (c, d)');
+SELECT shift._select_list('a /* one, two */, b');
+SELECT shift._select_list(E'a -- first, or second\n, b');
+SELECT shift._select_list(E'f(1, -- a comma, here\n 2), b');
+SELECT shift._select_list('a -- trailing');
+SELECT shift._select_list('a AS x, b');
+SELECT shift._select_list('a x');
+SELECT shift._select_list('*');
+SELECT shift._select_list('t.*, a');
+SELECT shift._select_list('a FROM t');
+SELECT shift._select_list('a, ');
+SELECT shift._select_list('a); DROP TABLE acct; SELECT (1');
+SELECT shift._select_list('a, $1');
+SELECT shift._select_list('a ORDER BY 1');
+
+-- ---- clean up, so that later suites can drop the extension
+SELECT shift.sync_drop(name) FROM shift.sync ORDER BY name;
+RESET search_path;
+DROP SCHEMA synct, util CASCADE;
+DROP OWNED BY regress_sync_nobody, regress_sync_writer;
+DROP ROLE regress_sync_nobody, regress_sync_writer;
