@@ -13,7 +13,6 @@
 
 new_db ex_orders
 EX=$PGSHIFT_ROOT/scripts/examples/orders_id_bigint.lua
-PGBENCH=$PGSHIFT_PGBIN/pgbench
 ROWS=${EX_ORDERS_ROWS:-150000}
 q "CREATE ROLE ex_orders_app LOGIN" 2>/dev/null
 q "CREATE TABLE orders (id serial PRIMARY KEY, customer_id int NOT NULL, status text NOT NULL,
@@ -46,13 +45,6 @@ DELETE FROM orders WHERE :op = 10 AND id = (SELECT max(id) FROM orders o
 SELECT count(*) FROM open_orders WHERE customer_id = :c;
 END;
 SQL
-BENCH_PIDS=()
-bench_start() {   # bench_start NAME SECONDS
-  PGUSER=ex_orders_app "$PGBENCH" -n -c 4 -j 2 -T "$2" -f "$WORK/app.sql" -d "$DB" >"$WORK/pgbench-$1.out" 2>&1 &
-  BENCH_PIDS+=("$!")
-}
-bench_failed() { sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$WORK/pgbench-$1.out"; }
-bench_done() { sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$WORK/pgbench-$1.out"; }
 same_rows() { q "SELECT count(*) FROM shift.compare('$1', '$2', columns => '{id,customer_id,status,amount,created_at,note}')"; }
 slow_backfill() {
   q "SELECT shift.backfill_set('orders_id_bigint:backfill', batch_min => 500, batch_max => 500, sleep_ratio => 20)" >/dev/null
@@ -65,7 +57,7 @@ expect_in "as a document to review" "$OUT" "# Migration plan: orders_id_bigint"
 pgshift --dsn "dbname=$DB" lint "$EX"
 expect_rc "and lints without a HIGH finding" 0
 
-bench_start load1 300
+load_start load1 "$WORK/app.sql" 4 ex_orders_app
 sleep 1
 pgshift --dsn "dbname=$DB" run "$EX" --to sync
 expect_rc "expand and sync run under load" 0
@@ -85,8 +77,7 @@ expect_eq "the kill stopped the backfill part way" "$(( at_kill > 0 && at_kill <
 runner=$!
 wait_for "the resumed backfill goes on" 60 "SELECT keys_done > $at_kill + 3000 FROM shift.backfill WHERE name = 'orders_id_bigint:backfill'"
 expect_in "the second run took over the killed runner's lease" "$(cat "$WORK/run2.out")" "taking over from pgshift pid"
-kill -INT "${BENCH_PIDS[@]}" 2>/dev/null; wait "${BENCH_PIDS[@]}" 2>/dev/null
-BENCH_PIDS=()
+load_stop load1            # the crash would break its connections: stop it first
 restart_immediate
 wait "$runner"
 expect_eq "the crash stopped the run" "$?" 1
@@ -94,7 +85,7 @@ expect_in "which said the server went away" "$(cat "$WORK/run2.out")" "terminat"
 at_crash=$(job_keys)
 expect_eq "the checkpoint kept what committed before the crash" "$(( at_crash > at_kill && at_crash < ROWS ))" 1
 q "SELECT shift.backfill_set('orders_id_bigint:backfill', batch_max => 50000, sleep_ratio => 0)" >/dev/null
-bench_start load2 300
+load_start load2 "$WORK/app.sql" 4 ex_orders_app
 sleep 1
 pgshift --dsn "dbname=$DB" run "$EX" --to validate --lock-wait 15
 expect_rc "after the restart the run completes backfill and validate, under load" 0
@@ -137,9 +128,11 @@ pgshift --dsn "dbname=$DB" run "$EX"
 expect_rc "cut-over and contract" 0
 expect_eq "the archive is gone and the sync with it" \
   "$(q "SELECT (to_regclass('orders_archive') IS NULL) AND NOT EXISTS (SELECT FROM shift.sync)")" t
-kill -INT "${BENCH_PIDS[@]}" 2>/dev/null; wait "${BENCH_PIDS[@]}" 2>/dev/null
+load_stop load2
 for b in load1 load2; do
-  expect_eq "pgbench ($b, $(bench_done $b) transactions) saw no failed transaction" "$(bench_failed $b)" 0
+  n=$(load_failures $b)
+  if [ "$n" = 0 ]; then ok "pgbench ($b, $(load_transactions $b) transactions) saw no failed transaction"
+  else not_ok "pgbench ($b) saw $n failures" "$(load_errors $b)"; fi
 done
 expect_eq "every order line points at an existing order" \
   "$(q "SELECT count(*) FROM order_lines l WHERE NOT EXISTS (SELECT FROM orders o WHERE o.id = l.order_id)")" 0

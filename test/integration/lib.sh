@@ -120,3 +120,29 @@ rows_changed_once() {
   q "SELECT count(*) FROM $1_before b FULL JOIN $1 a USING (id)
       WHERE a.n IS DISTINCT FROM b.n + 1 OR a.payload IS DISTINCT FROM b.payload"
 }
+
+# ---- load: pgbench in short rounds, so that it can be stopped between them
+declare -A LOAD_PID=()
+# load_start NAME SCRIPT [CLIENTS] [ROLE]: pgbench rounds of 3 s until load_stop NAME.
+load_start() {
+  local name=$1 script=$2 clients=${3:-4} role=${4:-$PGUSER}
+  rm -f "$WORK/load-$name.stop" "$WORK/load-$name.out"
+  (
+    while [ ! -e "$WORK/load-$name.stop" ]; do
+      PGUSER=$role "$PGSHIFT_PGBIN/pgbench" -n -c "$clients" -j 2 -T 3 -f "$script" -d "$DB" \
+        >>"$WORK/load-$name.out" 2>&1 || echo "pgbench exited with status $?" >>"$WORK/load-$name.out"
+    done
+  ) &
+  LOAD_PID[$name]=$!
+}
+# load_stop NAME: ends the load after its current round.
+load_stop() { touch "$WORK/load-$1.stop"; wait "${LOAD_PID[$1]}" 2>/dev/null; }
+# load_transactions NAME / load_failures NAME: summed over the rounds.  A
+# failure is a failed or aborted transaction or a round that did not end cleanly.
+load_transactions() { awk '/^number of transactions actually processed:/ { n += $6 } END { print n + 0 }' "$WORK/load-$1.out"; }
+load_failures() {
+  awk '/^number of failed transactions:/ { n += $5 } /aborted|exited with status/ { n++ } END { print n + 0 }' \
+    "$WORK/load-$1.out"
+}
+# load_errors NAME: the first lines that explain failures (for a test's diagnostics).
+load_errors() { grep -E 'error|aborted|exited' "$WORK/load-$1.out" | head -5; }
