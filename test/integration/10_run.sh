@@ -10,7 +10,7 @@ q "CREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL);
    INSERT INTO users SELECT g, 'User' || g || '@Example.COM' FROM generate_series(1, 12345) g"
 pgshift --dsn "dbname=$DB" run "$PGSHIFT_ROOT/scripts/examples/users_email_lower.lua"
 expect_rc "example users_email_lower runs" 0
-expect_in "each phase is reported" "$OUT" "--> [3/3] index"
+expect_in "each phase is reported" "$OUT" "--> [6/6] contract"
 expect_in "the backfill logs its count" "$OUT" "backfill users_email_lower:backfill: 12345 rows written, 12345 keys walked"
 expect_in "with the rows it wrote" "$OUT" "12345 rows"
 expect_in "a summary line closes the run" "$OUT" "==> run of migration users_email_lower finished after"
