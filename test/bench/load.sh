@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Benchmark: is the load held while example (2) (orders.id int -> bigint,
+# scripts/examples/orders_id_bigint.lua) runs on a busy table?  BENCH_LOAD_ROWS
+# orders (default 1 000 000), 4 pgbench clients running the application's mix
+# (an order paid, a new order and order line now and then, a lookup through a
+# view).  Measured from pgbench's per-transaction log, in the same run:
+#   - baseline: the application alone, BENCH_LOAD_SECONDS (default 20);
+#   - during the backfill (the sync trigger active, the copy running), at the
+#     backfill's default pace and again with sleep_ratio 2;
+#   - around the cut-over: the longest any transaction waited.
+# Prints TPS and p50/p99/max latency with ratios to the baseline; never fails.
+set -euo pipefail
+ROWS=${BENCH_LOAD_ROWS:-1000000}
+SECS=${BENCH_LOAD_SECONDS:-20}
+DB=bench_load
+EX=$PGSHIFT_ROOT/scripts/examples/orders_id_bigint.lua
+PGBENCH=${PGSHIFT_PGBIN:-/usr/lib/postgresql/15/bin}/pgbench
+WORK=$(mktemp -d /tmp/pgshift-load.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+export PGOPTIONS="-c client_min_messages=warning"
+psql() { command psql -X -q -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
+now() { date +%s.%N; }
+calc() { awk "BEGIN { printf \"$1\", $2 }"; }
+
+dropdb --if-exists "$DB" >/dev/null 2>&1
+createdb "$DB"
+psql >/dev/null <<SQL
+CREATE EXTENSION pg_shift;
+CREATE TABLE orders (id serial PRIMARY KEY, customer_id int NOT NULL, status text NOT NULL,
+                     amount numeric(12,2) NOT NULL, created_at timestamptz NOT NULL, note text);
+INSERT INTO orders (customer_id, status, amount, created_at)
+     SELECT g % 50000, 'new', (g % 1000) / 10.0, timestamptz '2024-01-01' + g * interval '1 min'
+       FROM generate_series(1, $ROWS) g;
+CREATE INDEX orders_customer_id_idx ON orders (customer_id);
+CREATE TABLE order_lines (id bigserial PRIMARY KEY, order_id int NOT NULL REFERENCES orders (id),
+                          sku text NOT NULL, qty int NOT NULL);
+INSERT INTO order_lines (order_id, sku, qty) SELECT g, 'sku-' || (g % 300), 1 FROM generate_series(1, $ROWS, 10) g;
+CREATE VIEW open_orders AS SELECT id, customer_id, amount FROM orders WHERE status <> 'done';
+VACUUM ANALYZE orders;
+VACUUM ANALYZE order_lines;
+SQL
+cat >"$WORK/app.sql" <<SQL
+\\set id random(1, $ROWS)
+\\set c random(1, 50000)
+\\set op random(1, 10)
+BEGIN;
+UPDATE orders SET status = 'paid', amount = amount + 1 WHERE id = :id;
+INSERT INTO orders (customer_id, status, amount, created_at) SELECT :c, 'new', 9.99, now() WHERE :op <= 2;
+INSERT INTO order_lines (order_id, sku, qty) SELECT :id, 'sku-x', :op WHERE :op = 3;
+SELECT count(*) FROM open_orders WHERE customer_id = :c;
+END;
+SQL
+
+# pgbench NAME SECONDS: the application for SECONDS, one log line per transaction
+bench() {
+  (cd "$WORK" && exec "$PGBENCH" -n -c 4 -j 2 -T "$2" -f app.sql -l --log-prefix="log-$1" -d "$DB" \
+     >"$WORK/summary-$1" 2>&1)
+}
+# bench_bg NAME SECONDS: the same in the background; bench_stop ends it
+bench_bg() {
+  (cd "$WORK" && exec "$PGBENCH" -n -c 4 -j 2 -T "$2" -f app.sql -l --log-prefix="log-$1" -d "$DB" \
+     >"$WORK/summary-$1" 2>&1) &
+  bench_pid=$!
+}
+bench_stop() { kill -TERM "$bench_pid" 2>/dev/null || true; wait "$bench_pid" 2>/dev/null || true; }
+# stats NAME FROM TO: tps, p50, p99 and max latency (ms) of the transactions
+# that ended between the epoch times FROM and TO (0 0: all)
+stats() {
+  cat "$WORK"/log-"$1".* | awk -v from="$2" -v to="$3" '
+    { t = $5 + $6 / 1e6
+      if (from > 0 && (t < from || t > to)) next
+      printf "%.3f %.6f\n", $3 / 1000.0, t }' | sort -g >"$WORK/window"
+  awk -v from="$2" -v to="$3" '
+    { lat[NR] = $1; if (NR == 1 || $2 < first) first = $2; if ($2 > last) last = $2 }
+    END {
+      n = NR
+      if (n == 0) { print "0 0 0 0"; exit }
+      span = (from > 0) ? to - from : last - first
+      printf "%.0f %.2f %.2f %.2f\n", n / span, lat[int(n * 0.5) + 1], lat[int(n * 0.99) + 1], lat[n]
+    }' "$WORK/window"
+}
+
+bench base "$SECS"
+read -r base_tps base_p50 base_p99 base_max < <(stats base 0 0)
+
+"$PGSHIFT" --dsn "dbname=$DB" run "$EX" --to sync -q
+bench synced "$SECS"
+read -r sy_tps sy_p50 sy_p99 sy_max < <(stats synced 0 0)
+
+# the backfill at its default pace, under load
+bench_bg during $((SECS * 10))
+sleep 3
+t0=$(now)
+"$PGSHIFT" --dsn "dbname=$DB" run "$EX" --to backfill -q
+t1=$(now)
+read -r bf_tps bf_p50 bf_p99 bf_max < <(stats during "$t0" "$t1")
+# and the cut-over, still under load (its lock_timeout is 1 s, retried)
+"$PGSHIFT" --dsn "dbname=$DB" run "$EX" --to validate -q
+t2=$(now)
+"$PGSHIFT" --dsn "dbname=$DB" run "$EX" --to cutover >"$WORK/cutover.out"
+t3=$(now)
+attempts=$(sed -n 's/.* \([0-9]*\) attempt(s).*/\1/p' "$WORK/cutover.out")
+sleep 2
+bench_stop
+read -r co_tps co_p50 co_p99 co_max < <(stats during "$t2" "$(calc "%.6f" "$t3 + 1")")
+bf_secs=$(calc "%.1f" "$t1 - $t0")
+
+# again, from the start, with the backfill sleeping as long as each batch took
+"$PGSHIFT" --dsn "dbname=$DB" rollback "$EX" --to sync -q
+psql -c "SELECT shift.backfill_drop(name) FROM shift.backfill" -c "TRUNCATE orders_v2" >/dev/null
+bench_bg slow $((SECS * 10))
+sleep 3
+psql -c "SELECT shift.backfill_create('orders_id_bigint:backfill', 'orders', \"into\" => 'orders_v2',
+           on_conflict => 'nothing', sleep_ratio => 2, if_exists => 'reuse',
+           migration => 'orders_id_bigint', phase => 'backfill')" >/dev/null
+t4=$(now)
+"$PGSHIFT" --dsn "dbname=$DB" run "$EX" --to backfill -q
+t5=$(now)
+bench_stop
+read -r sl_tps sl_p50 sl_p99 sl_max < <(stats slow "$t4" "$t5")
+sl_secs=$(calc "%.1f" "$t5 - $t4")
+
+ratio() { calc "%.2f" "$1 / $2"; }
+echo "## Load held: example (2) on $ROWS orders, 4 pgbench clients"
+echo
+echo "| window | seconds | TPS | TPS vs baseline | p50 ms | p99 ms | p99 vs baseline | max ms |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+printf '| baseline (application alone) | %s | %s | 1.00 | %s | %s | 1.00 | %s |\n' "$SECS" "$base_tps" "$base_p50" "$base_p99" "$base_max"
+printf '| the sync alone (every write mirrored, no backfill) | %s | %s | %s | %s | %s | %s | %s |\n' "$SECS" "$sy_tps" \
+  "$(ratio "$sy_tps" "$base_tps")" "$sy_p50" "$sy_p99" "$(ratio "$sy_p99" "$base_p99")" "$sy_max"
+printf '| backfill, default pace | %s | %s | %s | %s | %s | %s | %s |\n' "$bf_secs" "$bf_tps" "$(ratio "$bf_tps" "$base_tps")" \
+  "$bf_p50" "$bf_p99" "$(ratio "$bf_p99" "$base_p99")" "$bf_max"
+printf '| backfill, sleep_ratio 2 | %s | %s | %s | %s | %s | %s | %s |\n' "$sl_secs" "$sl_tps" "$(ratio "$sl_tps" "$base_tps")" \
+  "$sl_p50" "$sl_p99" "$(ratio "$sl_p99" "$base_p99")" "$sl_max"
+printf '| cut-over (%s attempt(s)) | %s | %s | %s | %s | %s | %s | %s |\n' "$attempts" "$(calc "%.1f" "$t3 - $t2")" "$co_tps" \
+  "$(ratio "$co_tps" "$base_tps")" "$co_p50" "$co_p99" "$(ratio "$co_p99" "$base_p99")" "$co_max"
+echo
+echo "Targets during the backfill: TPS ≥ 80 % of the baseline, p99 ≤ 3× the baseline;" \
+  "around the cut-over no transaction waited longer than lock_timeout (1 s) plus one retry:" \
+  "longest $(calc "%.0f" "$co_max") ms."
+echo
+dropdb "$DB"
