@@ -1019,14 +1019,19 @@ function helpers.add_foreign_key(db, opts)
   return name
 end
 
--- db:drop_constraint{table =, name =}: ALTER TABLE ... DROP CONSTRAINT IF EXISTS.
-function helpers.drop_constraint(db, opts)
-  opts = check_options(opts, { table = true, name = true, lock_timeout = true }, "db:drop_constraint")
-  local where = caller_where(2)
-  local t = table_name(db, where, required(opts, "table", "db:drop_constraint"))
-  ddl_at(db, where, "ALTER TABLE " .. t .. " DROP CONSTRAINT IF EXISTS " .. qi(required(opts, "name", "db:drop_constraint")),
-    { lock_timeout = opts.lock_timeout })
+-- ALTER TABLE ... DROP <kind> IF EXISTS <name>, as a helper taking {table =, <key> =}.
+local function dropper(what, kind, key)
+  return function(db, opts)
+    opts = check_options(opts, { table = true, [key] = true, lock_timeout = true }, what)
+    local where = caller_where(2)
+    local t = table_name(db, where, required(opts, "table", what))
+    ddl_at(db, where, "ALTER TABLE " .. t .. " DROP " .. kind .. " IF EXISTS " .. qi(required(opts, key, what)),
+      { lock_timeout = opts.lock_timeout })
+  end
 end
+
+-- db:drop_constraint{table =, name =}: ALTER TABLE ... DROP CONSTRAINT IF EXISTS.
+helpers.drop_constraint = dropper("db:drop_constraint", "CONSTRAINT", "name")
 
 -- db:add_column{table =, column =, type =, default =, not_null =, lock_timeout =,
 -- backfill = {...}}: ADD COLUMN.  A default that would rewrite the table (a
@@ -1067,13 +1072,7 @@ function helpers.add_column(db, opts)
 end
 
 -- db:drop_column{table =, column =}: ALTER TABLE ... DROP COLUMN IF EXISTS.
-function helpers.drop_column(db, opts)
-  opts = check_options(opts, { table = true, column = true, lock_timeout = true }, "db:drop_column")
-  local where = caller_where(2)
-  local t = table_name(db, where, required(opts, "table", "db:drop_column"))
-  ddl_at(db, where, "ALTER TABLE " .. t .. " DROP COLUMN IF EXISTS " .. qi(required(opts, "column", "db:drop_column")),
-    { lock_timeout = opts.lock_timeout })
-end
+helpers.drop_column = dropper("db:drop_column", "COLUMN", "column")
 
 for k, f in pairs(helpers) do
   db_methods[k] = f

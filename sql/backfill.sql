@@ -110,6 +110,26 @@ BEGIN
 END
 $$;
 
+-- The arguments every *_create shares: the name's form and if_exists.
+CREATE FUNCTION @extschema@._check_create(what pg_catalog.text, name pg_catalog.text,
+                                          max_length pg_catalog.int4, if_exists pg_catalog.text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF name IS NULL OR name !~ ('^[A-Za-z0-9_.:-]{1,' || max_length || '}$') THEN
+    RAISE EXCEPTION 'invalid % name "%"', what, name
+      USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Names are 1 to %s letters, digits, "_", ".", ":" or "-".', max_length);
+  END IF;
+  IF if_exists NOT IN ('error', 'reuse') THEN
+    RAISE EXCEPTION 'if_exists must be error or reuse, not "%"', if_exists
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+END
+$$;
+
 /*
  * shift.backfill_create(name, relation, set => | into =>, ...)
  *
@@ -147,15 +167,7 @@ DECLARE
   kind pg_catalog.text;
   v_name CONSTANT pg_catalog.text := backfill_create.name;
 BEGIN
-  IF v_name IS NULL OR v_name !~ '^[A-Za-z0-9_.:-]{1,250}$' THEN
-    RAISE EXCEPTION 'invalid backfill job name "%"', v_name
-      USING ERRCODE = 'invalid_parameter_value',
-            DETAIL = 'Names are 1 to 250 letters, digits, "_", ".", ":" or "-".';
-  END IF;
-  IF if_exists NOT IN ('error', 'reuse') THEN
-    RAISE EXCEPTION 'if_exists must be error or reuse, not "%"', if_exists
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
+  PERFORM @extschema@._check_create('backfill job', v_name, 250, if_exists);
   IF (set IS NULL) = ("into" IS NULL) THEN
     RAISE EXCEPTION 'backfill job "%" needs exactly one of set => (update in place) and into => (copy)', v_name
       USING ERRCODE = 'invalid_parameter_value',

@@ -277,15 +277,7 @@ DECLARE
   missing pg_catalog.text;
   writers pg_catalog.text;
 BEGIN
-  IF v_name IS NULL OR v_name !~ '^[A-Za-z0-9_.:-]{1,48}$' THEN
-    RAISE EXCEPTION 'invalid sync name "%"', v_name
-      USING ERRCODE = 'invalid_parameter_value',
-            DETAIL = 'Names are 1 to 48 letters, digits, "_", ".", ":" or "-".';
-  END IF;
-  IF if_exists NOT IN ('error', 'reuse') THEN
-    RAISE EXCEPTION 'if_exists must be error or reuse, not "%"', if_exists
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
+  PERFORM @extschema@._check_create('sync', v_name, 48, if_exists);
   IF (set IS NULL) = ("into" IS NULL) THEN
     RAISE EXCEPTION 'sync "%" needs exactly one of set => (columns of one table) and into => (another table)', v_name
       USING ERRCODE = 'invalid_parameter_value';
