@@ -76,6 +76,11 @@ PG_FUNCTION_INFO_V1(shift_backfill_run);
 
 #define BACKFILL_LOCK_KEY	0x73686266	/* 'shbf' */
 
+/* How a copy locks the rows it reads (see copy_lock_mode). */
+#define COPY_LOCK_NONE		0
+#define COPY_LOCK_KEY_SHARE	1
+#define COPY_LOCK_SHARE		2
+
 /* The first batch of a run is small; later ones adapt. */
 #define FIRST_BATCH			500
 
@@ -84,7 +89,7 @@ typedef struct BackfillJob
 	char	   *name;
 	Oid			relid;
 	bool		copy;			/* INSERT INTO into_relid, else UPDATE */
-	bool		lock_source;	/* a copy under a sync: lock the rows it reads */
+	int			lock_mode;		/* a copy under a sync: how it locks the rows it reads */
 	char	   *set_clause;
 	char	   *where_clause;
 	Oid			into_relid;
@@ -723,16 +728,19 @@ batch_sql(BackfillJob *job, bool first)
 		}
 		appendStringInfo(&s, ") OVERRIDING SYSTEM VALUE\nSELECT\n%s\n  FROM %s", job->select_list, rel);
 		append_range(&s, job, first);
-		if (job->lock_source)
+		if (job->lock_mode != COPY_LOCK_NONE)
 		{
 			/*
 			 * A sync mirrors writes of the source as they commit.  Without a
 			 * lock, a row deleted by a transaction still in progress would be
 			 * read here, copied after its mirrored delete ran, and live on in
-			 * the copy; FOR KEY SHARE waits for that transaction (and then
-			 * skips the row).  Updates of non-key columns do not wait.
+			 * the copy; the lock waits for that transaction (and then skips
+			 * the row).  When the copy's key is the source's key, FOR KEY
+			 * SHARE is enough and updates of other columns do not wait; else
+			 * any update could move a row to another key, so FOR SHARE.
 			 */
-			appendStringInfoString(&s, "\n   FOR KEY SHARE");
+			appendStringInfoString(&s, job->lock_mode == COPY_LOCK_KEY_SHARE ?
+								   "\n   FOR KEY SHARE" : "\n   FOR SHARE");
 		}
 		if (strcmp(job->on_conflict, "nothing") == 0)
 			appendStringInfoString(&s, "\nON CONFLICT DO NOTHING");
@@ -804,25 +812,49 @@ prepare(BackfillJob *job, const char *sql, int nargs, const char *what)
  * Prepares the job's statements (errors in its SQL surface here, with the
  * statement as context).  Kept plans when keep, for a whole run.
  */
+/*
+ * How a copy must lock the rows it reads: not at all unless a table-level
+ * sync mirrors the source into the copy's target; then FOR KEY SHARE when
+ * the target's key is the source's key (key_follows_source), FOR SHARE
+ * otherwise.
+ */
+static int
+copy_lock_mode(BackfillJob *job)
+{
+	Oid			argtypes[2] = {OIDOID, OIDOID};
+	Datum		args[2];
+	bool		isnull;
+	int			rc;
+
+	if (!job->copy)
+		return COPY_LOCK_NONE;
+	args[0] = ObjectIdGetDatum(job->relid);
+	args[1] = ObjectIdGetDatum(job->into_relid);
+	rc = SPI_execute_with_args(
+		"SELECT bool_and(key_follows_source) FROM shift.sync WHERE kind OPERATOR(pg_catalog.=) 'table'"
+		" AND direction OPERATOR(pg_catalog.=) 'forward'"
+		" AND relation OPERATOR(pg_catalog.=) $1 AND target OPERATOR(pg_catalog.=) $2",
+		2, argtypes, args, NULL, true, 1);
+	spi_check(rc, "looking for a sync of the copy");
+	(void) spi_datum(1, &isnull);
+	if (isnull)
+		return COPY_LOCK_NONE;
+	return DatumGetBool(spi_datum(1, &isnull)) ? COPY_LOCK_KEY_SHARE : COPY_LOCK_SHARE;
+}
+
 static void
 prepare_plans(BackfillJob *job, BackfillPlans *plans, bool keep)
 {
 	int			n = job->nkeys;
 
-	if (job->copy)
-	{
-		Oid			argtypes[2] = {OIDOID, OIDOID};
-		Datum		args[2] = {ObjectIdGetDatum(job->relid), ObjectIdGetDatum(job->into_relid)};
-		int			rc = SPI_execute_with_args(
-			"SELECT 1 FROM shift.sync WHERE kind OPERATOR(pg_catalog.=) 'table'"
-			" AND direction OPERATOR(pg_catalog.=) 'forward'"
-			" AND relation OPERATOR(pg_catalog.=) $1 AND target OPERATOR(pg_catalog.=) $2",
-			2, argtypes, args, NULL, true, 1);
-
-		spi_check(rc, "looking for a sync of the copy");
-		job->lock_source = SPI_processed > 0;
-	}
-
+	job->lock_mode = copy_lock_mode(job);
+	if (job->lock_mode != COPY_LOCK_NONE && strcmp(job->on_conflict, "nothing") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("backfill job \"%s\" copies into a table a sync writes, with on_conflict => '%s'",
+						job->name, job->on_conflict),
+				 errdetail("The sync writes each row as it changes; a copy that raised on those rows (error) or overwrote them with what it read earlier (update) would fail or lose the newer version."),
+				 errhint("Use on_conflict => 'nothing': the rows the sync wrote are newer.")));
 	plans->hi_first = prepare(job, hi_sql(job, true), 2 * n + 1, "key search");
 	plans->hi_next = prepare(job, hi_sql(job, false), 2 * n + 1, "key search");
 	plans->batch_first = prepare(job, batch_sql(job, true), 2 * n, "batch statement");
@@ -1544,6 +1576,15 @@ run_batches(BackfillJob *job, BackfillPlans *plans, RunLimits *limits,
 		if (strcmp(job->state, "done") == 0 || strcmp(job->state, "paused") == 0 ||
 			strcmp(job->state, "cancelled") == 0)
 			break;
+		/* a sync made or dropped since the statements were prepared changes their locks */
+		if (copy_lock_mode(job) != job->lock_mode)
+		{
+			MemoryContext cxt = MemoryContextSwitchTo(job_cxt);
+
+			free_plans(plans);
+			prepare_plans(job, plans, true);
+			MemoryContextSwitchTo(cxt);
+		}
 
 		/* throttles: wait and look again */
 		if (job->has_max_lag && !lag_visible && !warned_lag && standbys_exist())

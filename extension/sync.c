@@ -62,6 +62,7 @@
 #include "utils/memutils.h"
 #include "utils/queryenvironment.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/tuplestore.h"
 
@@ -82,6 +83,7 @@ typedef struct Mapping
 {
 	Oid			src;
 	Oid			dst;
+	char	   *alias;			/* src's name when the sync was made: qualifies its columns */
 	List	   *columns;		/* dst columns written, of char * */
 	List	   *exprs;			/* one SQL expression over src per column */
 	List	   *key;			/* dst columns that identify a row */
@@ -119,9 +121,15 @@ text_array_to_list(Datum d, bool isnull)
 	return out;
 }
 
-/* Reads the sync's row (SPI must be connected); allocates in cxt. */
+/*
+ * Reads the sync's row (SPI must be connected); allocates in cxt.  digest,
+ * when given, is what the trigger was created with: the row must still hash
+ * to it.  shift_operator may write shift.sync, but only sync_create has
+ * checked what it holds, and a trigger runs it as every writer of the table;
+ * an edited row is refused instead of run.
+ */
 static SyncConfig *
-load_config(const char *name, MemoryContext cxt)
+load_config(const char *name, const char *digest, MemoryContext cxt)
 {
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1];
@@ -135,8 +143,9 @@ load_config(const char *name, MemoryContext cxt)
 	args[0] = CStringGetTextDatum(name);
 	rc = SPI_execute_with_args(
 		"SELECT kind, relation, target, set_clause, reverse_set, target_columns, expressions,"
-		"       target_key, reverse_columns, reverse_expressions, relation_key, search_path"
-		"  FROM shift.sync WHERE name OPERATOR(pg_catalog.=) $1",
+		"       target_key, reverse_columns, reverse_expressions, relation_key, search_path,"
+		"       relation_alias, target_alias, shift._sync_digest(s)"
+		"  FROM shift.sync s WHERE name OPERATOR(pg_catalog.=) $1",
 		1, argtypes, args, NULL, true, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not read sync \"%s\": %s", name, SPI_result_code_string(rc));
@@ -148,6 +157,12 @@ load_config(const char *name, MemoryContext cxt)
 				 errhint("Drop the trigger, or create the sync again with shift.sync_create.")));
 	desc = SPI_tuptable->tupdesc;
 	tup = SPI_tuptable->vals[0];
+	if (digest != NULL && strcmp(SPI_getvalue(tup, desc, 15), digest) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("the definition of sync \"%s\" was changed outside shift.sync_create", name),
+				 errdetail("Its trigger was created for another definition; running this one could run SQL nobody checked."),
+				 errhint("Drop the sync with shift.sync_drop and create it again.")));
 	old = MemoryContextSwitchTo(cxt);
 	c = palloc0(sizeof(SyncConfig));
 	c->name = pstrdup(name);
@@ -162,6 +177,7 @@ load_config(const char *name, MemoryContext cxt)
 
 		c->forward.src = c->relation;
 		c->forward.dst = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
+		c->forward.alias = SPI_getvalue(tup, desc, 13);
 		d = SPI_getbinval(tup, desc, 6, &isnull);
 		c->forward.columns = text_array_to_list(d, isnull);
 		d = SPI_getbinval(tup, desc, 7, &isnull);
@@ -170,6 +186,7 @@ load_config(const char *name, MemoryContext cxt)
 		c->forward.key = text_array_to_list(d, isnull);
 		c->reverse.src = c->forward.dst;
 		c->reverse.dst = c->relation;
+		c->reverse.alias = SPI_getvalue(tup, desc, 14);
 		d = SPI_getbinval(tup, desc, 9, &isnull);
 		c->reverse.columns = text_array_to_list(d, isnull);
 		d = SPI_getbinval(tup, desc, 10, &isnull);
@@ -220,6 +237,7 @@ typedef struct SyncEntry
 	AttrNumber *down_att;
 	ExprState **down_expr;
 	ExprContext *econtext;
+	bool		busy;			/* computing a row: expressions are not re-entrant */
 	int			natts;			/* of the row: the arrays below */
 	Datum	   *values;
 	bool	   *nulls;
@@ -233,6 +251,7 @@ typedef struct SyncEntry
 } SyncEntry;
 
 static HTAB *sync_cache = NULL;
+static uint64 invalidations = 0;	/* bumped by every callback */
 static List *retired = NIL;		/* entries to free at the end of the transaction */
 static bool callbacks_registered = false;
 
@@ -288,6 +307,7 @@ sync_relcache_callback(Datum arg, Oid relid)
 	HASH_SEQ_STATUS status;
 	SyncEntry  *e;
 
+	invalidations++;
 	if (sync_cache == NULL)
 		return;
 	hash_seq_init(&status, sync_cache);
@@ -471,6 +491,17 @@ build_column_entry(SyncEntry *e, SyncConfig *c, Relation rel)
 	if (c->reverse_set)
 		e->ndown = compile_assignments(c->name, "reverse_set", rel, c->reverse_set, e->cxt,
 									   &e->down_att, &e->down_expr, &down_reads);
+	/* a BEFORE trigger sees generated columns before they are computed */
+	for (i = 1; i <= RelationGetDescr(rel)->natts; i++)
+		if (TupleDescAttr(RelationGetDescr(rel), i - 1)->attgenerated &&
+			(bms_is_member(i - FirstLowInvalidHeapAttributeNumber, up_reads) ||
+			 bms_is_member(i - FirstLowInvalidHeapAttributeNumber, down_reads)))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("sync \"%s\" reads generated column \"%s\"", c->name,
+							NameStr(TupleDescAttr(RelationGetDescr(rel), i - 1)->attname)),
+					 errdetail("A row's generated columns are computed after its BEFORE triggers run."),
+					 errhint("Compute from the columns the generated one is made of.")));
 	for (i = 0; i < e->nup; i++)
 	{
 		const char *col = get_attname(RelationGetRelid(rel), e->up_att[i], false);
@@ -664,7 +695,7 @@ append_mapped(StringInfo s, Mapping *m, const char *rows)
 {
 	appendStringInfoString(s, "(SELECT ");
 	append_exprs(s, m->exprs);
-	appendStringInfo(s, " FROM %s AS %s) pgs_s (", rows, quote_identifier(get_rel_name(m->src)));
+	appendStringInfo(s, " FROM %s AS %s) pgs_s (", rows, quote_identifier(m->alias));
 	append_names(s, m->columns, "");
 	appendStringInfoChar(s, ')');
 }
@@ -700,7 +731,7 @@ upsert_sql(Mapping *m)
 	appendStringInfoString(&s, ") OVERRIDING SYSTEM VALUE SELECT ");
 	append_exprs(&s, m->exprs);
 	appendStringInfo(&s, " FROM %s AS %s ON CONFLICT (", NEW_ROWS,
-					 quote_identifier(get_rel_name(m->src)));
+					 quote_identifier(m->alias));
 	append_names(&s, m->key, "");
 	appendStringInfoString(&s, ") DO UPDATE SET ");
 	foreach(lc, m->columns)
@@ -761,7 +792,7 @@ delete_sql(Mapping *m, const char *rows, const char *except, bool unclaimed)
 			first = false;
 		}
 		appendStringInfo(&s, " FROM %s AS %s) pgs_c (", qualified_name(m->src),
-						 quote_identifier(get_rel_name(m->src)));
+						 quote_identifier(m->alias));
 		append_names(&s, m->key, "");
 		appendStringInfoString(&s, ") WHERE (");
 		append_names(&s, m->key, "pgs_c.");
@@ -844,10 +875,17 @@ build_table_entry(SyncEntry *e, SyncConfig *c, Mapping *m, Relation rel, bool pe
 	SPI_finish();
 }
 
+/*
+ * Runs a mirror statement.  It reads the other table with a new snapshot, as
+ * foreign key checks do: a REPEATABLE READ or SERIALIZABLE writer would
+ * otherwise miss rows a backfill committed after its snapshot was taken (a
+ * mirrored DELETE would leave them, an upsert would fail to serialize).
+ */
 static void
 run_plan(SPIPlanPtr plan)
 {
-	int			rc = SPI_execute_plan(plan, NULL, NULL, false, 0);
+	int			rc = SPI_execute_snapshot(plan, NULL, NULL, GetLatestSnapshot(), InvalidSnapshot,
+										  false, true, 0);
 
 	if (rc < 0)
 		elog(ERROR, "a statement of a sync failed: %s", SPI_result_code_string(rc));
@@ -953,6 +991,7 @@ get_entry(TriggerData *td)
 	MemoryContext cxt;
 	MemoryContext old;
 	int			level;
+	uint64		seen;
 
 	shift_sync_init();
 	if (sync_cache == NULL)
@@ -980,19 +1019,21 @@ get_entry(TriggerData *td)
 	}
 	memset(((char *) e) + sizeof(Oid), 0, sizeof(SyncEntry) - sizeof(Oid));
 
-	if (tg->tgnargs < 2)
+	if (tg->tgnargs < 3)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("trigger \"%s\" of pg_shift has no sync name and direction", tg->tgname)));
+				 errmsg("trigger \"%s\" of pg_shift has no sync name, direction and digest", tg->tgname),
+				 errhint("Triggers are made by shift.sync_create; drop this one.")));
 	reverse = strcmp(tg->tgargs[1], "reverse") == 0;
 	cxt = AllocSetContextCreate(CacheMemoryContext, "pg_shift sync trigger",
 								ALLOCSET_SMALL_SIZES);
 	e->cxt = cxt;
+	seen = invalidations;
 	PG_TRY();
 	{
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		c = load_config(tg->tgargs[0], cxt);
+		c = load_config(tg->tgargs[0], tg->tgargs[2], cxt);
 		SPI_finish();
 		old = MemoryContextSwitchTo(cxt);
 		e->name = c->name;
@@ -1018,7 +1059,8 @@ get_entry(TriggerData *td)
 			build_table_entry(e, c, m, td->tg_relation, TRIGGER_FIRED_FOR_ROW(td->tg_event));
 		}
 		AtEOXact_GUC(true, level);
-		e->valid = true;
+		/* used now; built again next time if something changed meanwhile */
+		e->valid = (seen == invalidations);
 	}
 	PG_CATCH();
 	{
@@ -1060,7 +1102,27 @@ shift_sync_trigger(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 					 errmsg("column-level sync \"%s\" must fire BEFORE INSERT OR UPDATE FOR EACH ROW",
 							e->name)));
-		return PointerGetDatum(column_sync(e, td));
+		{
+			HeapTuple	result;
+
+			if (e->busy)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("sync \"%s\" fired again while computing a row of its own", e->name),
+						 errdetail("An expression of the sync writes the same table."),
+						 errhint("Keep the sync's expressions free of writes to its table.")));
+			e->busy = true;
+			PG_TRY();
+			{
+				result = column_sync(e, td);
+			}
+			PG_FINALLY();
+			{
+				e->busy = false;
+			}
+			PG_END_TRY();
+			return PointerGetDatum(result);
+		}
 	}
 	if (TRIGGER_FIRED_BEFORE(td->tg_event))
 		ereport(ERROR,
@@ -1091,7 +1153,7 @@ shift_sync_check(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	c = load_config(name, cxt);
+	c = load_config(name, NULL, cxt);
 	SPI_finish();
 	level = enter_search_path(c->search_path);
 	memset(&e, 0, sizeof(e));

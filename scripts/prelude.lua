@@ -824,10 +824,20 @@ local function cutover(db, opts, revert, where)
   end
   -- resumable: a cut-over that committed before its phase was recorded as
   -- done (a runner killed at that moment) is not done twice, nor a revert
+  local function validate_pending()
+    -- the re-pointed foreign keys left NOT VALID by the swap (this one, or
+    -- one whose runner died before it got here): validating blocks no writes
+    local p = query_at(db, where, "SELECT pending_validate::text AS p FROM shift.sync WHERE name = $1", opts.sync)[1]
+    for _, stmt in ipairs(parse_text_array(p and p.p)) do
+      ddl_at(db, where, stmt, { lock_timeout = opts.lock_timeout or "2s" })
+      M.log("validated: " .. stmt)
+    end
+  end
   local state = query_at(db, where, "SELECT direction FROM shift.sync WHERE name = $1", opts.sync)[1]
   if state and state.direction == (revert and "forward" or "reverse") then
     M.log(string.format("sync %s is %s: nothing to %s", opts.sync,
       revert and "not cut over" or "cut over already", revert and "revert" or "do"))
+    validate_pending()
     return nil
   end
   local args, params = { "$1" }, { opts.sync }
@@ -850,10 +860,7 @@ local function cutover(db, opts, revert, where)
   if r == nil then return nil end
   M.log(string.format("%s %s: %s is live, %s archived; %d attempt(s), locks held %.1f ms",
     revert and "cut-over reverted" or "cut over", opts.sync, r.live, r.archived, r.attempts, r.locked_ms))
-  for _, stmt in ipairs(parse_text_array(r.to_validate)) do
-    ddl_at(db, where, stmt, { lock_timeout = opts.lock_timeout or "2s" })
-    M.log("validated: " .. stmt)
-  end
+  validate_pending()
   return { attempts = r.attempts, lock_wait_ms = r.lock_wait_ms, locked_ms = r.locked_ms,
            live = r.live, archived = r.archived, views = parse_text_array(r.views),
            foreign_keys = parse_text_array(r.foreign_keys), sequences = parse_text_array(r.sequences) }
@@ -1138,6 +1145,9 @@ end
 
 function M.online.change_column_type(opts)
   local info = debug.getinfo(2, "Sl")
+  -- errors of the phases point at the helper's call in the migration file
+  local site = (info and info.currentline and info.currentline > 0)
+    and (info.short_src .. ":" .. info.currentline .. ": ") or ""
   opts = check_options(opts, CHANGE_TYPE_OPTIONS, "online.change_column_type")
   for _, k in ipairs({ "table", "column", "type" }) do
     if type(opts[k]) ~= "string" then error("online.change_column_type: '" .. k .. "' is required", 2) end
@@ -1193,7 +1203,7 @@ SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS 
     { name = name .. "-expand",
       description = "add " .. new .. " " .. typ .. " next to " .. col .. ", kept equal to it both ways",
       up = function(db)
-        local where = caller_where(1)
+        local where = site
         local r = inspect(db, where, col)
         if r then
           if r.identity then error(where .. tbl .. "." .. col .. " is an identity column: change its type through a new table", 0) end
@@ -1219,18 +1229,16 @@ SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS 
       end,
       down = function(db) end },
     { name = name .. "-validate",
-      description = "every row agrees; " .. new .. " gets " .. col .. "'s NOT NULL and default",
+      description = "every row agrees; " .. new .. " gets " .. col .. "'s NOT NULL",
       up = function(db)
-        local where = caller_where(1)
+        local where = site
         local bad = db:value("SELECT count(*) FROM " .. table_name(db, where, tbl) .. " WHERE "
           .. qi(new) .. " IS DISTINCT FROM (" .. expand_template(using, col, new) .. ")")
         if bad and bad > 0 then error(where .. bad .. " rows of " .. tbl .. " have " .. new .. " disagreeing with " .. col, 0) end
         local r = inspect(db, where, col)
         if r == nil or r.notnull then db:add_not_null{ table = tbl, column = new, lock_timeout = opts.lock_timeout } end
-        if r == nil or r.default then
-          db:ddl("ALTER TABLE " .. table_name(db, where, tbl) .. " ALTER COLUMN " .. qi(new) .. " SET DEFAULT "
-            .. (r and r.default or ("/* the default of " .. col .. ", if it has one */ NULL")), lt)
-        end
+        -- the default moves at the swap: a default on the new side while the
+        -- two-way sync runs would look like a new-version write and win
       end,
       down = function(db)
         db:drop_not_null{ table = tbl, column = new, lock_timeout = opts.lock_timeout }
@@ -1238,23 +1246,43 @@ SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS 
     { name = name .. "-swap",
       description = col .. " becomes the " .. typ .. " column, in one short transaction; the old one stays as " .. old,
       up = function(db)
-        local where = caller_where(1)
+        local where = site
         local t = table_name(db, where, tbl)
+        if inspect(db, where, old) and not inspect(db, where, new) then
+          M.log(tbl .. "." .. col .. " is swapped already")
+          return
+        end
         -- looked up before the renames, while col still has the old type
+        local r = inspect(db, where, col)
         local after = sync_args(reverse_using(db, where, col), true)
         short_transaction(db, where, opts, function(tx)
           tx:exec("ALTER TABLE " .. t .. " RENAME COLUMN " .. qi(col) .. " TO " .. qi(old) .. SWAP_ALLOW)
           tx:exec("ALTER TABLE " .. t .. " RENAME COLUMN " .. qi(new) .. " TO " .. qi(col) .. SWAP_ALLOW)
+          if r == nil or r.default then
+            tx:exec("ALTER TABLE " .. t .. " ALTER COLUMN " .. qi(old) .. " DROP DEFAULT")
+            tx:exec("ALTER TABLE " .. t .. " ALTER COLUMN " .. qi(col) .. " SET DEFAULT "
+              .. (r and r.default or ("/* the default of " .. col .. ", if it has one */ NULL")))
+          end
           resync(tx, after)
         end)
       end,
       down = function(db)
-        local where = caller_where(1)
+        local where = site
         local t = table_name(db, where, tbl)
+        if getmetatable(db) ~= Dry and not inspect(db, where, old) then
+          M.log(tbl .. "." .. col .. " was not swapped: nothing to undo")
+          return
+        end
+        local r = inspect(db, where, col)
         local before = sync_args(reverse_using(db, where, old), false)
         short_transaction(db, where, opts, function(tx)
           tx:exec("ALTER TABLE " .. t .. " RENAME COLUMN " .. qi(col) .. " TO " .. qi(new) .. SWAP_ALLOW)
           tx:exec("ALTER TABLE " .. t .. " RENAME COLUMN " .. qi(old) .. " TO " .. qi(col) .. SWAP_ALLOW)
+          if r == nil or r.default then
+            tx:exec("ALTER TABLE " .. t .. " ALTER COLUMN " .. qi(new) .. " DROP DEFAULT")
+            tx:exec("ALTER TABLE " .. t .. " ALTER COLUMN " .. qi(col) .. " SET DEFAULT "
+              .. (r and r.default or ("/* the default, if it has one */ NULL")))
+          end
           resync(tx, before)
         end)
       end },

@@ -22,6 +22,7 @@ GRANT INSERT (migration, phase, kind, message, sqlstate, detail, host) ON @extsc
 GRANT SELECT, INSERT, UPDATE, DELETE ON @extschema@.backfill, @extschema@.backfill_batch TO shift_operator;
 GRANT SELECT, INSERT, UPDATE, DELETE ON @extschema@.sync TO shift_operator;
 GRANT SELECT ON @extschema@.sync TO PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._sync_digest(@extschema@.sync) TO PUBLIC;
 GRANT SELECT ON @extschema@.status, @extschema@.history, @extschema@.backfill_progress,
                 @extschema@.sync_status TO shift_operator;
 GRANT EXECUTE ON ALL ROUTINES IN SCHEMA @extschema@ TO shift_operator;

@@ -23,6 +23,9 @@ CREATE TABLE @extschema@.sync (
   reverse_columns     pg_catalog.text[],              -- NULL: no reverse mapping
   reverse_expressions pg_catalog.text[],              -- over target, one per relation column
   relation_key        pg_catalog.text[],
+  relation_alias      pg_catalog.text,                -- the tables' names when the sync was made:
+  target_alias        pg_catalog.text,                --   what qualifies columns in the expressions
+  key_follows_source  pg_catalog.bool NOT NULL DEFAULT false,  -- target key = source key columns (cast)
   direction           pg_catalog.text NOT NULL DEFAULT 'forward'
                       CHECK (direction IN ('forward', 'reverse')),
   search_path         pg_catalog.text NOT NULL,       -- in force when its SQL is parsed and run
@@ -35,6 +38,8 @@ CREATE TABLE @extschema@.sync (
   target_name         pg_catalog.text,
   archive_name        pg_catalog.text,
   cutover_at          pg_catalog.timestamptz,
+  repointed_fks       pg_catalog.text[],              -- valid foreign keys the cut-over re-pointed NOT VALID
+  pending_validate    pg_catalog.text[],              -- VALIDATE statements the last swap left to run
   CHECK ((kind = 'column') = (set_clause IS NOT NULL)),
   CHECK ((kind = 'table') = (target IS NOT NULL)),
   CHECK (kind = 'table' OR direction = 'forward'),
@@ -73,6 +78,19 @@ AS $$
                'shift_sync_' || name || '_trn']
 $$;
 
+-- What a sync's trigger is created for: a hash of everything it will run.
+-- The trigger refuses a row that no longer hashes to it (see sync.c).
+CREATE FUNCTION @extschema@._sync_digest(s @extschema@.sync)
+RETURNS pg_catalog.text
+LANGUAGE sql IMMUTABLE
+AS $$
+  SELECT pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(
+           ROW(s.name, s.kind, s.relation::pg_catalog.oid, s.set_clause, s.reverse_set,
+               s.target::pg_catalog.oid, s.target_columns, s.expressions, s.target_key,
+               s.reverse_columns, s.reverse_expressions, s.relation_key, s.relation_alias,
+               s.target_alias, s.direction, s.search_path)::pg_catalog.text, 'UTF8')), 'hex')
+$$;
+
 -- Creates the triggers of a sync in its current direction.
 CREATE FUNCTION @extschema@._sync_install(p_name pg_catalog.text)
 RETURNS void
@@ -84,31 +102,33 @@ DECLARE
   src pg_catalog.regclass;
   base pg_catalog.text := 'shift_sync_' || p_name;
   fn pg_catalog.text := '@extschema@._sync_trigger';
+  args pg_catalog.text;
 BEGIN
   SELECT * INTO STRICT s FROM @extschema@.sync WHERE name = p_name;
+  args := format('%L, %L, %L', p_name, s.direction, @extschema@._sync_digest(s));
   IF s.kind = 'column' THEN
-    EXECUTE format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION %s(%L, %L)',
-                   base, s.relation, fn, p_name, 'forward');
+    EXECUTE format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION %s(%s)',
+                   base, s.relation, fn, args);
     RETURN;
   END IF;
   src := CASE WHEN s.direction = 'forward' THEN s.relation ELSE s.target END;
   IF (SELECT c.relkind FROM pg_class c WHERE c.oid = src) = 'p' THEN
     -- statement triggers do not fire for writes made to a partition directly
-    EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW EXECUTE FUNCTION %s(%L, %L)',
-                   base || '_row', src, fn, p_name, s.direction);
+    EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW EXECUTE FUNCTION %s(%s)',
+                   base || '_row', src, fn, args);
   ELSE
     EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS pgs_new'
-                   ' FOR EACH STATEMENT EXECUTE FUNCTION %s(%L, %L)',
-                   base || '_ins', src, fn, p_name, s.direction);
+                   ' FOR EACH STATEMENT EXECUTE FUNCTION %s(%s)',
+                   base || '_ins', src, fn, args);
     EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS pgs_old NEW TABLE AS pgs_new'
-                   ' FOR EACH STATEMENT EXECUTE FUNCTION %s(%L, %L)',
-                   base || '_upd', src, fn, p_name, s.direction);
+                   ' FOR EACH STATEMENT EXECUTE FUNCTION %s(%s)',
+                   base || '_upd', src, fn, args);
     EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS pgs_old'
-                   ' FOR EACH STATEMENT EXECUTE FUNCTION %s(%L, %L)',
-                   base || '_del', src, fn, p_name, s.direction);
+                   ' FOR EACH STATEMENT EXECUTE FUNCTION %s(%s)',
+                   base || '_del', src, fn, args);
   END IF;
-  EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s(%L, %L)',
-                 base || '_trn', src, fn, p_name, s.direction);
+  EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s(%s)',
+                 base || '_trn', src, fn, args);
 END
 $$;
 
@@ -239,6 +259,17 @@ BEGIN
 END
 $$;
 
+-- The column an expression is, if it is nothing but a column (maybe cast): 'id', '"Id"::bigint'.
+CREATE FUNCTION @extschema@._plain_column(expr pg_catalog.text)
+RETURNS pg_catalog.text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT CASE WHEN m[1] IS NOT NULL THEN lower(m[1]) ELSE replace(m[2], '""', '"') END
+    FROM regexp_match(expr, '^\s*(?:([A-Za-z_][A-Za-z0-9_$]*)|"((?:[^"]|"")+)")'
+                            '\s*(?:::\s*[A-Za-z_][A-Za-z0-9_ ]*(?:\s*\([0-9, ]*\))?(?:\[\])?\s*)?$') AS m
+$$;
+
 /*
  * shift.sync_create(name, relation, set => | into =>, ...) -> name
  *
@@ -272,6 +303,7 @@ AS $$
 DECLARE
   v_name CONSTANT pg_catalog.text := sync_create.name;
   old @extschema@.sync;
+  new_row @extschema@.sync;
   fwd record;
   rev record;
   missing pg_catalog.text;
@@ -301,6 +333,27 @@ BEGIN
     RAISE EXCEPTION 'a sync works between tables (ordinary or partitioned)'
       USING ERRCODE = 'wrong_object_type';
   END IF;
+  -- writes the triggers would not see, rows the writer would not see
+  IF (SELECT c.relispartition FROM pg_class c WHERE c.oid = relation) THEN
+    RAISE EXCEPTION '% is a partition: writes routed through its parent would not be mirrored', relation
+      USING ERRCODE = 'wrong_object_type',
+            HINT = 'Sync the partitioned table instead.';
+  END IF;
+  IF EXISTS (SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhparent
+              WHERE i.inhparent = relation AND c.relkind = 'r') THEN
+    RAISE EXCEPTION '% has inheritance children: writes made to them would not be mirrored', relation
+      USING ERRCODE = 'wrong_object_type';
+  END IF;
+  IF EXISTS (SELECT 1 FROM pg_class c WHERE c.oid IN (relation, "into")
+                AND (c.relrowsecurity OR c.relforcerowsecurity)) THEN
+    RAISE EXCEPTION 'row-level security is enabled on %',
+                    (SELECT string_agg(c.oid::pg_catalog.regclass::pg_catalog.text, ' and ')
+                       FROM pg_class c WHERE c.oid IN (relation, "into")
+                        AND (c.relrowsecurity OR c.relforcerowsecurity))
+      USING ERRCODE = 'feature_not_supported',
+            DETAIL = 'The sync writes as the writing role, so policies would hide rows from its deletes and updates, and its copy would not carry them.',
+            HINT = 'Apply the policies to both tables by hand and mirror without pg_shift, or disable row-level security for the migration.';
+  END IF;
   -- CREATE TRIGGER would refuse; say who may
   IF NOT has_table_privilege(relation, 'TRIGGER')
      OR ("into" IS NOT NULL AND NOT has_table_privilege("into", 'TRIGGER')) THEN
@@ -310,14 +363,65 @@ BEGIN
             HINT = 'Create the sync as the tables'' owner, or GRANT TRIGGER.';
   END IF;
 
+  -- the whole definition, defaults filled in
+  new_row.name := v_name;
+  new_row.relation := relation;
+  new_row.relation_alias := (SELECT c.relname FROM pg_class c WHERE c.oid = relation);
+  new_row.search_path := sync_create.search_path;
+  new_row.migration := sync_create.migration;
+  new_row.phase := sync_create.phase;
+  new_row.direction := 'forward';
+  new_row.owner := current_user;
+  new_row.created_at := now();
+  new_row.key_follows_source := false;
+  IF set IS NOT NULL THEN
+    new_row.kind := 'column';
+    new_row.set_clause := set;
+    new_row.reverse_set := reverse_set;
+  ELSE
+    new_row.kind := 'table';
+    new_row.target := "into";
+    new_row.target_alias := (SELECT c.relname FROM pg_class c WHERE c.oid = "into");
+    SELECT * INTO fwd FROM @extschema@._sync_mapping(v_name, 'forward', relation, "into", columns,
+                                                     "select", key);
+    new_row.target_columns := fwd.out_columns;
+    new_row.expressions := fwd.out_expressions;
+    new_row.target_key := fwd.out_key;
+    IF reverse THEN
+      SELECT * INTO rev FROM @extschema@._sync_mapping(v_name, 'reverse', "into", relation,
+                                                       reverse_columns, reverse_select, reverse_key);
+      new_row.reverse_columns := rev.out_columns;
+      new_row.reverse_expressions := rev.out_expressions;
+      new_row.relation_key := rev.out_key;
+    ELSIF reverse_columns IS NOT NULL OR reverse_select IS NOT NULL OR reverse_key IS NOT NULL THEN
+      RAISE EXCEPTION 'reverse => false takes no reverse mapping'
+        USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- is the new table's key the old table's primary key, column for column?
+    -- Then a copy backfill need only lock the rows it reads against key
+    -- changes (FOR KEY SHARE); otherwise against every change (FOR SHARE).
+    new_row.key_follows_source := coalesce((
+      SELECT bool_and(@extschema@._plain_column(m.e) = ANY (@extschema@._primary_key(relation)))
+             AND count(DISTINCT @extschema@._plain_column(m.e)) = cardinality(@extschema@._primary_key(relation))
+        FROM unnest(fwd.out_columns, fwd.out_expressions) AS m(c, e)
+       WHERE m.c = ANY (fwd.out_key)), false);
+  END IF;
+
   SELECT * INTO old FROM @extschema@.sync s WHERE s.name = v_name FOR UPDATE;
   IF FOUND THEN
-    IF if_exists = 'reuse' AND old.relation = sync_create.relation
-       AND old.set_clause IS NOT DISTINCT FROM set AND old.reverse_set IS NOT DISTINCT FROM reverse_set
-       AND old.target IS NOT DISTINCT FROM "into"
-       AND (columns IS NULL OR old.target_columns = columns)
-       AND old.migration IS NOT DISTINCT FROM sync_create.migration
-       AND old.phase IS NOT DISTINCT FROM sync_create.phase THEN
+    IF if_exists = 'reuse' AND old.kind = new_row.kind AND old.relation = new_row.relation
+       AND old.set_clause IS NOT DISTINCT FROM new_row.set_clause
+       AND old.reverse_set IS NOT DISTINCT FROM new_row.reverse_set
+       AND old.target IS NOT DISTINCT FROM new_row.target
+       AND old.target_columns IS NOT DISTINCT FROM new_row.target_columns
+       AND old.expressions IS NOT DISTINCT FROM new_row.expressions
+       AND old.target_key IS NOT DISTINCT FROM new_row.target_key
+       AND old.reverse_columns IS NOT DISTINCT FROM new_row.reverse_columns
+       AND old.reverse_expressions IS NOT DISTINCT FROM new_row.reverse_expressions
+       AND old.relation_key IS NOT DISTINCT FROM new_row.relation_key
+       AND old.search_path IS NOT DISTINCT FROM new_row.search_path
+       AND old.migration IS NOT DISTINCT FROM new_row.migration
+       AND old.phase IS NOT DISTINCT FROM new_row.phase THEN
       RETURN v_name;
     END IF;
     RAISE EXCEPTION 'sync "%" already exists%', v_name,
@@ -326,41 +430,20 @@ BEGIN
             HINT = 'Drop it with shift.sync_drop(''' || v_name || ''') or choose another name.';
   END IF;
 
-  IF set IS NOT NULL THEN
-    INSERT INTO @extschema@.sync (name, kind, relation, set_clause, reverse_set, search_path,
-                                  migration, phase)
-    VALUES (v_name, 'column', relation, set, reverse_set, sync_create.search_path,
-            sync_create.migration, sync_create.phase);
-  ELSE
-    SELECT * INTO fwd FROM @extschema@._sync_mapping(v_name, 'forward', relation, "into", columns,
-                                                     "select", key);
-    IF reverse THEN
-      SELECT * INTO rev FROM @extschema@._sync_mapping(v_name, 'reverse', "into", relation,
-                                                       reverse_columns, reverse_select, reverse_key);
-      -- columns of the old table the reverse sync never writes keep their defaults there
-      SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO missing
-        FROM pg_attribute a
-       WHERE a.attrelid = relation AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
-         AND NOT a.attname::text = ANY (rev.out_columns);
-      IF missing IS NOT NULL THEN
-        RAISE WARNING 'the reverse mapping of sync "%" does not write % of %', v_name, missing, relation
-          USING DETAIL = 'After the cut-over, rows written to the new table reach the old one without these columns (their defaults).',
-                HINT = 'Give reverse_columns and reverse_select to compute them, if a rollback must restore them.';
-      END IF;
-    ELSIF reverse_columns IS NOT NULL OR reverse_select IS NOT NULL OR reverse_key IS NOT NULL THEN
-      RAISE EXCEPTION 'reverse => false takes no reverse mapping'
-        USING ERRCODE = 'invalid_parameter_value';
-    ELSE
-      -- no reverse mapping: its columns stay NULL (a record must be assigned to be read)
-      SELECT NULL::pg_catalog.text[] AS out_columns, NULL::pg_catalog.text[] AS out_expressions,
-             NULL::pg_catalog.text[] AS out_key INTO rev;
+  IF new_row.kind = 'table' AND reverse THEN
+    -- columns of the old table the reverse sync never writes keep their defaults there
+    SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO missing
+      FROM pg_attribute a
+     WHERE a.attrelid = relation AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+       AND NOT a.attname::text = ANY (new_row.reverse_columns);
+    IF missing IS NOT NULL THEN
+      RAISE WARNING 'the reverse mapping of sync "%" does not write % of %', v_name, missing, relation
+        USING DETAIL = 'After the cut-over, rows written to the new table reach the old one without these columns (their defaults).',
+              HINT = 'Give reverse_columns and reverse_select to compute them, if a rollback must restore them.';
     END IF;
-    INSERT INTO @extschema@.sync (name, kind, relation, target, target_columns, expressions, target_key,
-                                  reverse_columns, reverse_expressions, relation_key, search_path,
-                                  migration, phase)
-    VALUES (v_name, 'table', relation, "into", fwd.out_columns, fwd.out_expressions, fwd.out_key,
-            rev.out_columns, rev.out_expressions, rev.out_key, sync_create.search_path,
-            sync_create.migration, sync_create.phase);
+  END IF;
+  INSERT INTO @extschema@.sync SELECT new_row.*;
+  IF new_row.kind = 'table' THEN
     -- roles that write the old table must be able to write the new one too
     SELECT string_agg(quote_ident(r.rolname), ', ' ORDER BY r.rolname) INTO writers
       FROM pg_roles r
@@ -504,8 +587,8 @@ BEGIN
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
   -- the source's own name qualifies its columns in the expressions
-  alias := CASE WHEN reverse THEN (parse_ident(s.target_name))[2] END;
-  alias := coalesce(alias, (SELECT c.relname FROM pg_class c WHERE c.oid = src));
+  -- the source's name when the sync was made qualifies its columns, as in the trigger
+  alias := CASE WHEN reverse THEN s.target_alias ELSE s.relation_alias END;
   SELECT format('SELECT %s FROM %s AS %I ORDER BY %s DESC LIMIT %s',
                 string_agg(format('CAST((%s) AS %s)', e, format_type(a.atttypid, a.atttypmod)), ', ' ORDER BY o),
                 src, alias,
@@ -608,6 +691,8 @@ DECLARE
   fk_names pg_catalog.name[] := '{}';
   fk_defs pg_catalog.text[] := '{}';
   target_id pg_catalog.text[] := CASE WHEN s.target_name IS NOT NULL THEN parse_ident(s.target_name) END;
+  repointed pg_catalog.text[] := '{}';
+  left_behind pg_catalog.text;
   new_val pg_catalog.int8;
   col_max pg_catalog.int8;
   owned_seqs pg_catalog.regclass[] := '{}';
@@ -783,10 +868,32 @@ BEGIN
     EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I, ADD CONSTRAINT %I %s%s', fk_children[i], fk_names[i],
                    fk_names[i], fk_defs[i], CASE WHEN fk_defs[i] LIKE '% NOT VALID' THEN '' ELSE ' NOT VALID' END);
     foreign_keys := foreign_keys || format('%s.%I', fk_children[i], fk_names[i]);
-    IF fk_defs[i] NOT LIKE '% NOT VALID' THEN
+    -- valid before pg_shift touched it (now, or at the first cut-over): validate it after
+    IF fk_defs[i] NOT LIKE '% NOT VALID'
+       OR format('%s.%I', fk_children[i], fk_names[i]) = ANY (coalesce(s.repointed_fks, '{}')) THEN
       to_validate := to_validate || format('ALTER TABLE %s VALIDATE CONSTRAINT %I', fk_children[i], fk_names[i]);
+      repointed := repointed || format('%s.%I', fk_children[i], fk_names[i]);
     END IF;
   END LOOP;
+
+  -- what stays with the old table: say so
+  SELECT string_agg(format('trigger %I', t.tgname), ', ') INTO left_behind
+    FROM pg_trigger t
+   WHERE t.tgrelid = from_rel AND NOT t.tgisinternal
+     AND t.tgfoid <> '@extschema@._sync_trigger'::pg_catalog.regproc
+     AND NOT EXISTS (SELECT 1 FROM pg_trigger t2 WHERE t2.tgrelid = to_rel AND t2.tgname = t.tgname);
+  SELECT concat_ws(', ', left_behind, string_agg(DISTINCT format('materialized view %s', r.ev_class::pg_catalog.regclass), ', '))
+    INTO left_behind
+    FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class c ON c.oid = r.ev_class
+   WHERE d.classid = 'pg_rewrite'::pg_catalog.regclass AND d.refobjid = from_rel AND c.relkind = 'm';
+  SELECT concat_ws(', ', nullif(left_behind, ''),
+                   string_agg(DISTINCT format('column privileges on %I', a.attname), ', '))
+    INTO left_behind
+    FROM pg_attribute a WHERE a.attrelid = from_rel AND a.attacl IS NOT NULL AND NOT a.attisdropped;
+  IF nullif(left_behind, '') IS NOT NULL THEN
+    RAISE WARNING 'these stay with % and do not follow it to %: %', from_name, to_name, left_behind
+      USING HINT = 'Recreate them on the new table before or right after the cut-over.';
+  END IF;
 
   -- the sync turns around
   PERFORM @extschema@._sync_uninstall(s.name);
@@ -797,10 +904,14 @@ BEGIN
     UPDATE @extschema@.sync x
        SET direction = 'reverse', cutover_at = now(), archive_name = quote_ident(from_nsp) || '.' || quote_ident(archive),
            relation_name = quote_ident(from_nsp) || '.' || quote_ident(from_name),
-           target_name = quote_ident(to_nsp) || '.' || quote_ident(to_name)
+           target_name = quote_ident(to_nsp) || '.' || quote_ident(to_name),
+           repointed_fks = repointed
      WHERE x.name = s.name;
   END IF;
+  UPDATE @extschema@.sync x SET pending_validate = to_validate WHERE x.name = s.name;
   PERFORM @extschema@._sync_install(s.name);
+  -- the turned-around triggers must compile against the renamed tables, now
+  PERFORM @extschema@._sync_check(s.name);
 END
 $$;
 
@@ -862,6 +973,23 @@ BEGIN
       RAISE EXCEPTION 'cannot rename % to "%": that name is taken', s.relation, archive
         USING ERRCODE = 'duplicate_table', HINT = 'Pass archive => another name.';
     END IF;
+  END IF;
+  -- what the swap could not do, said before taking any lock
+  IF EXISTS (SELECT 1 FROM pg_class c WHERE c.oid IN (s.relation, s.target)
+                AND (c.relrowsecurity OR c.relforcerowsecurity)) THEN
+    RAISE EXCEPTION 'cannot % sync "%": row-level security is enabled on % or %', what, p_sync, s.relation, s.target
+      USING ERRCODE = 'feature_not_supported',
+            DETAIL = 'Policies do not follow the table to its new name.';
+  END IF;
+  blockers := (SELECT string_agg(format('%s.%I', con.conrelid::pg_catalog.regclass, con.conname), ', ')
+                 FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid
+                WHERE con.contype = 'f' AND con.conparentid = 0 AND c.relkind = 'p'
+                  AND con.confrelid = CASE WHEN reverse THEN s.target ELSE s.relation END);
+  IF blockers IS NOT NULL THEN
+    RAISE EXCEPTION 'cannot % sync "%": partitioned tables reference it (%)', what, p_sync, blockers
+      USING ERRCODE = 'feature_not_supported',
+            DETAIL = 'PostgreSQL 15 cannot add a NOT VALID foreign key to a partitioned table, and a validated one would scan it under the cut-over''s locks.',
+            HINT = 'Drop those foreign keys before the cut-over and add them to the new table afterwards (db:add_foreign_key).';
   END IF;
   -- a long transaction holding either table would make every attempt time out
   blockers := @extschema@._lock_holders(s.relation, s.target, max_xact_age);

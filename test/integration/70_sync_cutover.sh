@@ -155,3 +155,26 @@ wait $holder
 expect_in "giving up after the retries names what held the locks" "$err" "stayed locked through 3 attempts"
 expect_in "with the blocking session" "$err" "Last seen holding them: pid"
 expect_eq "and changed nothing" "$(q "SELECT direction FROM shift.sync WHERE name = 't1'")" "forward"
+
+# ---- a cut-over whose runner died before validating: the next run validates
+q "CREATE TABLE p1 (id int PRIMARY KEY); INSERT INTO p1 SELECT generate_series(1, 50);
+   CREATE TABLE c1 (id int PRIMARY KEY, p int REFERENCES p1 (id)); INSERT INTO c1 SELECT g, g FROM generate_series(1, 50) g;
+   CREATE TABLE p1_new (id bigint PRIMARY KEY); INSERT INTO p1_new SELECT id FROM p1;
+   SELECT shift.sync_create('p1', 'p1', \"into\" => 'p1_new')" >/dev/null
+g=$(mig p1 <<'LUA'
+return migration { name = "p1_swap", phases = {
+  { name = "cutover", up = function(db) db:cutover{ sync = "p1" } end,
+    down = function(db) db:cutover_revert{ sync = "p1" } end } } }
+LUA
+)
+q "SELECT attempts FROM shift.cutover('p1')" >/dev/null    # as if the runner died right after it
+expect_eq "the swap left the re-pointed foreign key NOT VALID" \
+  "$(q "SELECT convalidated FROM pg_constraint WHERE conname = 'c1_p_fkey'")" f
+pgshift --dsn "dbname=$DB" run "$g"
+expect_rc "the next run finds the cut-over done" 0
+expect_in "and says so" "$OUT" "cut over already"
+expect_eq "and validates the foreign key" "$(q "SELECT convalidated FROM pg_constraint WHERE conname = 'c1_p_fkey'")" t
+pgshift --dsn "dbname=$DB" rollback "$g"
+expect_rc "the revert" 0
+expect_eq "validates it again on the way back" \
+  "$(q "SELECT confrelid::regclass || ' ' || convalidated FROM pg_constraint WHERE conname = 'c1_p_fkey'")" "p1 true"

@@ -130,8 +130,18 @@ LUA
 "$PGBENCH" -n -c 2 -T 8 -f "$WORK/stock.sql" -d "$DB" >"$WORK/pgbench.out" 2>&1 &
 bench=$!
 sleep 1
+pgshift --dsn "dbname=$DB" run "$g" --to stock_qty-validate
+expect_rc "expand, backfill and validate run under writes" 0
+q "INSERT INTO stock (id, qty) VALUES (90001, 42); INSERT INTO stock (id) VALUES (90002)"
+expect_eq "an insert giving the column keeps its value, one leaving it gets the default, both sides" \
+  "$(q "SELECT string_agg(qty || '/' || qty__new, ' ' ORDER BY id) FROM stock WHERE id IN (90001, 90002)")" "42/42 0/0"
 pgshift --dsn "dbname=$DB" run "$g" --to stock_qty-swap
-expect_rc "expand, backfill, validate and swap run under writes" 0
+expect_rc "the swap runs under writes" 0
+q "INSERT INTO stock (id, qty) VALUES (90003, 77); INSERT INTO stock (id) VALUES (90004)"
+expect_eq "after the swap too (the default moved with the swap)" \
+  "$(q "SELECT string_agg(qty || '/' || qty__old, ' ' ORDER BY id) FROM stock WHERE id IN (90003, 90004)")" "77/77 0/0"
+pgshift --dsn "dbname=$DB" run "$g" --to stock_qty-swap
+expect_rc "running the swap again is a no-op" 0
 expect_eq "qty is bigint now" "$(q "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'stock'::regclass AND attname = 'qty'")" bigint
 sleep 1
 pgshift --dsn "dbname=$DB" rollback "$g" --to stock_qty-validate
@@ -140,6 +150,9 @@ wait $bench
 expect_eq "pgbench finished without failures" \
   "$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$WORK/pgbench.out")" 0
 expect_eq "qty is integer again" "$(q "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'stock'::regclass AND attname = 'qty'")" integer
+q "INSERT INTO stock (id, qty) VALUES (90005, 5)"
+expect_eq "and after the swap's rollback inserts keep their values" \
+  "$(q "SELECT qty || '/' || qty__new FROM stock WHERE id = 90005")" "5/5"
 expect_eq "and the copy agrees with it in every row" "$(q "SELECT count(*) FROM stock WHERE qty__new IS DISTINCT FROM qty")" 0
 pgshift --dsn "dbname=$DB" run "$g"
 expect_rc "swap and contract" 0

@@ -183,6 +183,34 @@ SELECT shift.sync_create('oneway', 'c', "into" => 'c2', reverse => false);
 SELECT * FROM shift.cutover('oneway');
 SELECT rel FROM rels WHERE rel::text LIKE 'c%' ORDER BY 1;
 
+-- ---- found in review: each of these was wrong before its fix
+-- a reverse mapping that qualifies columns with the new table's name still
+-- works once that table has taken the old one's name
+CREATE TABLE q (id int PRIMARY KEY, v text);
+CREATE TABLE q_new (id bigint PRIMARY KEY, v text);
+INSERT INTO q VALUES (1, 'a');
+INSERT INTO q_new VALUES (1, 'a');
+SELECT shift.sync_create('q', 'q', "into" => 'q_new', reverse_select => 'q_new.id::int, q_new.v');
+SELECT live, archived FROM shift.cutover('q');
+INSERT INTO q VALUES (2, 'b');
+SELECT * FROM q_archive ORDER BY id;
+SELECT live FROM shift.cutover_revert('q');
+-- a partitioned table referencing it cannot be re-pointed: refused before any lock
+CREATE TABLE pr (id int PRIMARY KEY);
+CREATE TABLE pr_new (id bigint PRIMARY KEY);
+CREATE TABLE pr_kid (id int, pr_id int REFERENCES pr (id)) PARTITION BY RANGE (id);
+SELECT shift.sync_create('pr', 'pr', "into" => 'pr_new');
+SELECT * FROM shift.cutover('pr');
+-- what stays with the old table is named
+CREATE TABLE lb (id int PRIMARY KEY, v text);
+CREATE TABLE lb_new (id int PRIMARY KEY, v text);
+CREATE FUNCTION lb_touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+CREATE TRIGGER lb_audit BEFORE UPDATE ON lb FOR EACH ROW EXECUTE FUNCTION lb_touch();
+SELECT shift.sync_create('lb', 'lb', "into" => 'lb_new');
+SET client_min_messages = warning;
+SELECT live FROM shift.cutover('lb');
+SELECT pending_validate FROM shift.sync WHERE name = 'lb';
+
 -- ---- clean up, so that later suites can drop the extension
 SELECT shift.sync_drop(name) FROM shift.sync ORDER BY name;
 RESET search_path;

@@ -400,6 +400,71 @@ SELECT shift._select_list('a); DROP TABLE acct; SELECT (1');
 SELECT shift._select_list('a, $1');
 SELECT shift._select_list('a ORDER BY 1');
 
+-- ======================================================================
+-- found in review: each of these was wrong before its fix
+-- ======================================================================
+-- a definition edited behind sync_create's back is refused, not run
+CREATE TABLE tamper (id int PRIMARY KEY, a text, b text);
+SELECT shift.sync_create('tamper', 'tamper', set => 'b = upper(a)');
+INSERT INTO tamper VALUES (1, 'x');
+UPDATE shift.sync SET set_clause = 'b = pg_catalog.current_user' WHERE name = 'tamper';
+-- the trigger compiled here already keeps what sync_create checked
+INSERT INTO tamper VALUES (2, 'y');
+-- compiled again (here after a change of the table; in any new session), it refuses
+ALTER TABLE tamper ADD COLUMN z int;
+INSERT INTO tamper VALUES (3, 'z');
+UPDATE shift.sync SET set_clause = 'b = upper(a)' WHERE name = 'tamper';
+INSERT INTO tamper VALUES (3, 'z');
+SELECT * FROM tamper ORDER BY id;
+SELECT shift.sync_drop('tamper');
+-- tables whose writes a trigger would miss, or whose rows a policy hides
+CREATE TABLE inh_parent (id int PRIMARY KEY, v text);
+CREATE TABLE inh_child () INHERITS (inh_parent);
+CREATE TABLE inh_copy (id int PRIMARY KEY, v text);
+SELECT shift.sync_create('inh', 'inh_parent', "into" => 'inh_copy');
+CREATE TABLE part_src (id int, at date, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+CREATE TABLE part_src_1 PARTITION OF part_src FOR VALUES FROM ('2020-01-01') TO ('2030-01-01');
+CREATE TABLE part_copy (id int, at date, PRIMARY KEY (id, at));
+SELECT shift.sync_create('leaf', 'part_src_1', "into" => 'part_copy');
+CREATE TABLE rls_t (id int PRIMARY KEY, tenant text);
+CREATE TABLE rls_copy (id int PRIMARY KEY, tenant text);
+ALTER TABLE rls_t ENABLE ROW LEVEL SECURITY;
+SELECT shift.sync_create('rls', 'rls_t', "into" => 'rls_copy');
+-- a BEFORE trigger cannot read generated columns: they are not computed yet
+CREATE TABLE gen (id int PRIMARY KEY, n int, dbl int GENERATED ALWAYS AS (n * 2) STORED, copy int);
+SELECT shift.sync_create('gen', 'gen', set => 'copy = dbl');
+-- an expression that writes its own table would re-enter the trigger
+CREATE TABLE rec (id int PRIMARY KEY, v int, w int);
+CREATE FUNCTION rec_touch(v int) RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO rec VALUES (v + 1000, v, NULL) ON CONFLICT DO NOTHING;
+  RETURN v;
+END $$;
+SELECT shift.sync_create('rec', 'rec', set => 'w = rec_touch(v)');
+INSERT INTO rec VALUES (1, 1, NULL);
+SELECT count(*) AS rows_written FROM rec;
+SELECT shift.sync_drop('rec');
+-- reuse compares the whole definition, defaults resolved
+CREATE TABLE ru (id int PRIMARY KEY, a text);
+CREATE TABLE ru2 (id bigint PRIMARY KEY, a text);
+SELECT shift.sync_create('ru', 'ru', "into" => 'ru2');
+SELECT shift.sync_create('ru', 'ru', "into" => 'ru2', if_exists => 'reuse');
+SELECT shift.sync_create('ru', 'ru', "into" => 'ru2', "select" => 'id, upper(a)', if_exists => 'reuse');
+-- whether the new key is the old key decides how a copy backfill locks what it reads
+CREATE TABLE kf (id int PRIMARY KEY, code text NOT NULL);
+CREATE TABLE kf_by_id (id bigint PRIMARY KEY, code text);
+CREATE TABLE kf_by_code (code text PRIMARY KEY, id int);
+SELECT shift.sync_create('kf1', 'kf', "into" => 'kf_by_id', "select" => '"id"::bigint, code');
+SELECT shift.sync_create('kf2', 'kf', "into" => 'kf_by_code', reverse => false);
+SELECT name, key_follows_source FROM shift.sync WHERE name LIKE 'kf%' ORDER BY 1;
+SELECT shift._plain_column(e) FROM unnest(ARRAY['id', '"Id"::bigint', 'id::numeric(12,2)', 'id + 1',
+                                                 'lower(id)', 'id::bigint + 1']) e;
+-- and a copy into a synced table must leave the rows the sync wrote alone
+SELECT shift.backfill_create('kf_copy', 'kf', "into" => 'kf_by_id');
+SELECT shift.backfill_create('kf_copy', 'kf', "into" => 'kf_by_id', on_conflict => 'update');
+SELECT shift.backfill_create('kf_copy', 'kf', "into" => 'kf_by_id', on_conflict => 'nothing');
+SELECT shift.backfill_drop('kf_copy');
+
 -- ---- clean up, so that later suites can drop the extension
 SELECT shift.sync_drop(name) FROM shift.sync ORDER BY name;
 RESET search_path;
