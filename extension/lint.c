@@ -133,6 +133,7 @@ typedef struct LintState
 } LintState;
 
 static void lint_statement(LintState *st, Node *stmt);
+static int	skip_space(const char *sql, int pos, int len);
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -298,38 +299,146 @@ forget_new_rel(LintState *st, const char *schema, const char *name)
 
 /* ---------------------------------------------------------------- output */
 
+/* The rule ids a "shift:allow" comment may name. */
+static const char *const rule_ids[] = {
+	"add-column-not-null", "add-column-rewrite", "cluster", "column-type-change",
+	"column-type-rewrite", "constraint-not-valid", "drop-column", "drop-index-not-concurrent",
+	"drop-table", "enum-value-in-transaction", "index-not-concurrent", "lock-table",
+	"missing-lock-timeout", "not-in-transaction", "refresh-not-concurrent",
+	"reindex-not-concurrent", "rename-column", "rename-table", "set-access-method",
+	"set-logged", "set-not-null", "set-tablespace", "syntax-error", "truncate",
+	"unique-without-index", "vacuum-full", "all", NULL
+};
+
 /*
- * Does the statement allow the rule?  A comment inside it reading
+ * Does one comment's text allow the rule?  "shift:allow" is followed by rule
+ * ids (separated by blanks or commas); the list ends at the first word that
+ * is not one, so prose after it ("... because readers moved") names nothing.
+ */
+static bool
+comment_allows(const char *c, int n, const char *rule)
+{
+	const char *end = c + n;
+	const char *p;
+	size_t		rlen = strlen(rule);
+
+	for (p = c; p + 11 <= end; p++)
+	{
+		const char *q;
+
+		if (strncmp(p, "shift:allow", 11) != 0)
+			continue;
+		q = p + 11;
+		for (;;)
+		{
+			const char *w;
+			int			i;
+			bool		known = false;
+
+			while (q < end && (*q == ' ' || *q == '\t' || *q == ','))
+				q++;
+			w = q;
+			while (q < end && (isalnum((unsigned char) *q) || *q == '-' || *q == '_'))
+				q++;
+			if (q == w)
+				break;
+			for (i = 0; rule_ids[i] != NULL && !known; i++)
+				known = (size_t) (q - w) == strlen(rule_ids[i]) && strncmp(w, rule_ids[i], q - w) == 0;
+			if (!known)
+				break;
+			if ((q - w == 3 && strncmp(w, "all", 3) == 0) ||
+				((size_t) (q - w) == rlen && strncmp(w, rule, rlen) == 0))
+				return true;
+		}
+		p = q - 1;
+	}
+	return false;
+}
+
+/*
+ * Does the statement allow the rule?  A comment inside it (before its ';'),
+ * or a -- comment right after its ';' on the same line, reading
  * "shift:allow rule-id ..." (or "shift:allow all") silences those rules for
  * that statement: for a risky form the author has made safe another way.
+ * Comments are found by skipping string literals, quoted identifiers and
+ * dollar quotes; comments before the statement's first word belong to the
+ * statement before it.
  */
 static bool
 allowed(LintState *st, const char *rule)
 {
-	const char *p = st->text;
-	size_t		rlen = strlen(rule);
+	const char *t = st->text;
+	int			len;
+	int			i;
 
-	while (p && (p = strstr(p, "shift:allow")) != NULL)
+	if (t == NULL)
+		return false;
+	len = strlen(t);
+	for (i = 0; i < len;)
 	{
-		const char *q = p + strlen("shift:allow");
+		char		ch = t[i];
 
-		/* the rule ids run to the end of the line or of the comment */
-		while (*q && *q != '\n' && !(q[0] == '*' && q[1] == '/'))
+		if (ch == '\'' || ch == '"')
 		{
-			const char *w;
-
-			while (*q == ' ' || *q == ',' || *q == '\t')
-				q++;
-			w = q;
-			while (*q && (isalnum((unsigned char) *q) || *q == '-' || *q == '_'))
-				q++;
-			if ((q - w == 3 && strncmp(w, "all", 3) == 0) ||
-				((size_t) (q - w) == rlen && strncmp(w, rule, rlen) == 0))
-				return true;
-			if (q == w)
-				break;			/* anything else ends the list */
+			/* a literal or quoted identifier; doubled quotes stay inside */
+			i++;
+			while (i < len && !(t[i] == ch && (i + 1 >= len || t[i + 1] != ch)))
+				i += (t[i] == ch) ? 2 : 1;
+			i++;
 		}
-		p = q;
+		else if (ch == '$')
+		{
+			/* $tag$ ... $tag$ */
+			int			j = i + 1;
+
+			while (j < len && (isalnum((unsigned char) t[j]) || t[j] == '_'))
+				j++;
+			if (j < len && t[j] == '$' && !(j > i + 1 && isdigit((unsigned char) t[i + 1])))
+			{
+				int			taglen = j - i + 1;
+				const char *close = NULL;
+				int			k;
+
+				for (k = j + 1; k + taglen <= len; k++)
+					if (strncmp(t + k, t + i, taglen) == 0)
+					{
+						close = t + k;
+						break;
+					}
+				i = close ? (int) (close - t) + taglen : len;
+			}
+			else
+				i = j;
+		}
+		else if (ch == '-' && i + 1 < len && t[i + 1] == '-')
+		{
+			int			start = i;
+
+			while (i < len && t[i] != '\n')
+				i++;
+			if (comment_allows(t + start, i - start, rule))
+				return true;
+		}
+		else if (ch == '/' && i + 1 < len && t[i + 1] == '*')
+		{
+			int			start = i;
+			int			depth = 1;
+
+			i += 2;
+			while (i < len && depth > 0)
+			{
+				if (t[i] == '/' && i + 1 < len && t[i + 1] == '*')
+					depth++, i += 2;
+				else if (t[i] == '*' && i + 1 < len && t[i + 1] == '/')
+					depth--, i += 2;
+				else
+					i++;
+			}
+			if (comment_allows(t + start, i - start, rule))
+				return true;
+		}
+		else
+			i++;
 	}
 	return false;
 }
@@ -1873,10 +1982,24 @@ lint_part(LintState *st, const char *sql, int part_timeout)
 		st->line = line_at(sql, skip_space(sql, Min(Max(raw->stmt_location, 0), len), len),
 						   &scanned, &line);
 		{
-			int			from = Min(Max(raw->stmt_location, 0), len);
-			int			n = raw->stmt_len > 0 ? Min(raw->stmt_len, len - from) : len - from;
+			/* from its first word to its end, and a -- comment after its ';' on that line */
+			int			from = skip_space(sql, Min(Max(raw->stmt_location, 0), len), len);
+			int			to = raw->stmt_len > 0 ? Min(raw->stmt_location + raw->stmt_len, len) : len;
 
-			st->text = pnstrdup(sql + from, n);
+			if (to < len && sql[to] == ';')
+			{
+				int			k = to + 1;
+
+				while (k < len && (sql[k] == ' ' || sql[k] == '\t'))
+					k++;
+				if (k + 1 < len && sql[k] == '-' && sql[k + 1] == '-')
+				{
+					while (k < len && sql[k] != '\n')
+						k++;
+					to = k;
+				}
+			}
+			st->text = pnstrdup(sql + from, Max(to - from, 0));
 		}
 		lint_statement(st, raw->stmt);
 		st->text = NULL;

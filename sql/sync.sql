@@ -798,6 +798,20 @@ BEGIN
       owned_cols := owned_cols || sq.attname;
     END IF;
     sequences := sequences || format('%s (%s.%s, next %s)', sq.seq, from_name, sq.attname, coalesce(new_val + 1, 1));
+    -- the reverse sync writes these values into the old table's narrower column
+    IF NOT reverse THEN
+      SELECT CASE fa.atttypid WHEN 'int2'::pg_catalog.regtype THEN 32767
+                              WHEN 'int4'::pg_catalog.regtype THEN 2147483647 END - coalesce(new_val, 0)
+        INTO col_max
+        FROM pg_attribute fa WHERE fa.attrelid = from_rel AND fa.attname = sq.attname AND NOT fa.attisdropped;
+      IF col_max IS NOT NULL AND col_max < 214748364 THEN   -- within a tenth of integer's range
+        RAISE WARNING '% values are left before %.% outgrows the old table''s % column', col_max, from_name,
+                      sq.attname, (SELECT format_type(fa.atttypid, NULL) FROM pg_attribute fa
+                                    WHERE fa.attrelid = from_rel AND fa.attname = sq.attname)
+          USING DETAIL = 'The reverse sync writes every new row into the archive; past that value those writes, and so the application''s, fail.',
+                HINT = 'Contract (drop the reverse sync) before then.';
+      END IF;
+    END IF;
   END LOOP;
 
   -- the names: "from" steps aside, "to" takes its place

@@ -256,6 +256,15 @@ SELECT statement, rule FROM shift.lint($$
   TRUNCATE t_renamed /* shift:allow all */;
   ALTER TABLE t_renamed RENAME COLUMN d TO e /* shift:allow truncate */$$) ORDER BY 1, 2;
 
+-- the comment after a statement's ';' on its line is that statement's; prose
+-- after the rule ids names nothing; text inside literals is not a comment
+SELECT statement, rule FROM shift.lint($$
+  ALTER TABLE t_renamed RENAME COLUMN a TO b; -- shift:allow rename-column
+  ALTER TABLE t_renamed RENAME COLUMN b TO c;
+  ALTER TABLE t_renamed RENAME COLUMN c TO d /* shift:allow rename-column, since all readers moved */;
+  ALTER TABLE t_renamed ALTER COLUMN d SET DEFAULT 'shift:allow all', DROP COLUMN e;
+  ALTER TABLE t_renamed DROP COLUMN f /* $x$ shift:allow drop-column $x$ */$$, '1s') ORDER BY 1, 2;
+
 -- ---- privileges: anyone may lint; it never needs access to the tables
 SELECT p.proname, has_function_privilege('public', p.oid, 'EXECUTE') AS public_execute
   FROM pg_proc p WHERE p.pronamespace = 'shift'::regnamespace AND p.proname LIKE 'lint%' ORDER BY 1;
