@@ -755,6 +755,34 @@ upsert_sql(Mapping *m)
 }
 
 /*
+ * The column of rel that expr is, if it is nothing but a column (maybe
+ * cast): "id", "\"Id\"::bigint".  InvalidAttrNumber otherwise.
+ */
+static AttrNumber
+plain_column(Oid rel, const char *expr)
+{
+	List	   *stmts = raw_parser(psprintf("SELECT %s", expr), RAW_PARSE_DEFAULT);
+	SelectStmt *sel;
+	Node	   *v;
+	ColumnRef  *cr;
+
+	if (list_length(stmts) != 1)
+		return InvalidAttrNumber;
+	sel = (SelectStmt *) linitial_node(RawStmt, stmts)->stmt;
+	if (!IsA(sel, SelectStmt) || list_length(sel->targetList) != 1)
+		return InvalidAttrNumber;
+	v = ((ResTarget *) linitial(sel->targetList))->val;
+	if (IsA(v, TypeCast))
+		v = ((TypeCast *) v)->arg;
+	if (!IsA(v, ColumnRef))
+		return InvalidAttrNumber;
+	cr = (ColumnRef *) v;
+	if (list_length(cr->fields) != 1 || !IsA(linitial(cr->fields), String))
+		return InvalidAttrNumber;
+	return get_attnum(rel, strVal(linitial(cr->fields)));
+}
+
+/*
  * DELETE FROM dst WHERE (key) IN (keys of rows [EXCEPT keys of except])
  * [AND no row of src maps to the key now]
  */
@@ -783,22 +811,30 @@ delete_sql(Mapping *m, const char *rows, const char *except, bool unclaimed)
 		ListCell   *lc;
 		bool		first = true;
 
-		/* the key's expressions over src, as the key's columns */
-		appendStringInfoString(&s, " AND NOT EXISTS (SELECT 1 FROM (SELECT ");
+		/*
+		 * No row of src maps to the key now.  A key expression that is a
+		 * column of src (maybe cast) is compared on that column, cast from
+		 * the key's side, so that src's index on it serves the lookup.
+		 */
+		appendStringInfo(&s, " AND NOT EXISTS (SELECT 1 FROM %s AS %s WHERE ", qualified_name(m->src),
+						 quote_identifier(m->alias));
 		foreach(lc, m->key)
 		{
-			appendStringInfo(&s, "%s(%s)", first ? "" : ", ",
-							 (char *) list_nth(m->exprs, list_index_of_name(m->columns, lfirst(lc))));
+			const char *k = lfirst(lc);
+			const char *expr = list_nth(m->exprs, list_index_of_name(m->columns, k));
+			AttrNumber	att = plain_column(m->src, expr);
+
+			if (att != InvalidAttrNumber)
+				appendStringInfo(&s, "%s%s.%s = pgs_t.%s::%s", first ? "" : " AND ",
+								 quote_identifier(m->alias),
+								 quote_identifier(get_attname(m->src, att, false)),
+								 quote_identifier(k),
+								 format_type_with_typemod(get_atttype(m->src, att), -1));
+			else
+				appendStringInfo(&s, "%s(%s) = pgs_t.%s", first ? "" : " AND ", expr, quote_identifier(k));
 			first = false;
 		}
-		appendStringInfo(&s, " FROM %s AS %s) pgs_c (", qualified_name(m->src),
-						 quote_identifier(m->alias));
-		append_names(&s, m->key, "");
-		appendStringInfoString(&s, ") WHERE (");
-		append_names(&s, m->key, "pgs_c.");
-		appendStringInfoString(&s, ") = (");
-		append_names(&s, m->key, "pgs_t.");
-		appendStringInfoString(&s, "))");
+		appendStringInfoChar(&s, ')');
 	}
 	return s.data;
 }
