@@ -803,7 +803,9 @@ end
 -- db:sync_drop(name): drops the sync if it exists.
 function helpers.sync_drop(db, name)
   if type(name) ~= "string" then error("db:sync_drop: expected the sync's name", 2) end
-  exec_at(db, caller_where(2), "SELECT shift.sync_drop($1, if_exists => true)", name)
+  -- it locks both tables: a short lock_timeout, and lock timeouts and
+  -- deadlocks retried, as for any DDL on a busy table
+  ddl_at(db, caller_where(2), "SELECT shift.sync_drop('" .. name:gsub("'", "''") .. "', if_exists => true)")
 end
 
 -- db:cutover{sync =, archive =, check =, check_rows =, lock_timeout =, retries =,

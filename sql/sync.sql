@@ -474,8 +474,10 @@ RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+  rec @extschema@.sync;
 BEGIN
-  PERFORM 1 FROM @extschema@.sync s WHERE s.name = sync_drop.name FOR UPDATE;
+  SELECT * INTO rec FROM @extschema@.sync s WHERE s.name = sync_drop.name FOR UPDATE;
   IF NOT FOUND THEN
     IF if_exists THEN
       RETURN;
@@ -483,6 +485,20 @@ BEGIN
     RAISE EXCEPTION 'sync "%" does not exist', name
       USING ERRCODE = 'undefined_object',
             HINT = 'SELECT name FROM shift.sync_status lists the syncs.';
+  END IF;
+  -- DROP TRIGGER takes an ACCESS EXCLUSIVE lock on each table (and on every
+  -- partition of a partitioned one).  Writers lock the table they write, then
+  -- through the sync the other one: taking both locks first, in that order,
+  -- cannot deadlock with them (dropping the triggers one table at a time, the
+  -- destination's or a partition's first, could).
+  IF rec.kind = 'table' THEN
+    IF rec.direction = 'reverse' THEN
+      EXECUTE format('LOCK TABLE %s, %s IN ACCESS EXCLUSIVE MODE', rec.target, rec.relation);
+    ELSE
+      EXECUTE format('LOCK TABLE %s, %s IN ACCESS EXCLUSIVE MODE', rec.relation, rec.target);
+    END IF;
+  ELSE
+    EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', rec.relation);
   END IF;
   PERFORM @extschema@._sync_uninstall(name);
   DELETE FROM @extschema@.sync s WHERE s.name = sync_drop.name;
