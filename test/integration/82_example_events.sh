@@ -162,3 +162,21 @@ for e in "phase_done:backfill" "phase_failed:cutover\|interrupted:cutover" \
   if grep -q "$e" <<<"$hist"; then ok "the history records $e"; else not_ok "the history lacks $e" "$hist"; fi
 done
 expect_eq "the migration is done" "$(q "SELECT status FROM shift.status WHERE migration = '$MIG'")" done
+
+# ---- on a small fresh table: from each phase before the contract, a rollback
+# undoes everything and leaves events as it was
+new_db ex_events_rb
+make_events 3000
+before=$(q "SELECT count(*) || ':' || sum(hashtext(e::text)) FROM events e")
+for to in expand sync backfill validate cutover; do
+  pgshift --dsn "dbname=$DB" run "$EX" --to "$to" -q
+  expect_rc "a fresh run up to $to" 0
+  pgshift --dsn "dbname=$DB" rollback "$EX" -q
+  expect_rc "rolls back from $to to the start" 0
+  expect_eq "after the rollback from $to: events is the plain table with its rows, nothing of the migration is left" \
+    "$(q "SELECT (SELECT relkind::text FROM pg_class WHERE oid = 'events'::regclass)
+                 || ' ' || (SELECT count(*) || ':' || sum(hashtext(e::text)) FROM events e)
+                 || ' ' || (to_regclass('events_v2') IS NULL AND to_regclass('events_archive') IS NULL
+                            AND NOT EXISTS (SELECT FROM shift.sync) AND NOT EXISTS (SELECT FROM shift.backfill))")" \
+    "r $before true"
+done
