@@ -80,11 +80,12 @@ expect_eq "and left payments without an account" "$(( left > 0 && left < ROWS / 
 "$PGSHIFT" --dsn "dbname=$DB" run "$EX" --to backfill --lock-wait 15 >"$WORK/run2.out" 2>&1 &
 runner=$!
 wait_for "the resumed backfill goes on" 60 "SELECT keys_done > $at_kill + 2000 FROM shift.backfill WHERE name = '$JOB'"
-expect_in "the second run took over the killed runner's lease" "$(cat "$WORK/run2.out")" "taking over from pgshift pid"
 load_stop load1            # the crash would break its connections: stop it first
 restart_immediate
 wait "$runner"
 expect_eq "the crash stopped the run" "$?" 1
+# read once the runner has exited (its output is flushed by then)
+expect_in "the second run took over the killed runner's lease" "$(cat "$WORK/run2.out")" "taking over from pgshift pid"
 expect_in "which said the server went away" "$(cat "$WORK/run2.out")" "terminat"
 at_crash=$(job_keys); echo "# keys walked at the crash: $at_crash of $ROWS"
 expect_eq "the checkpoint kept what committed before the crash" "$(( at_crash > at_kill && at_crash < ROWS ))" 1
