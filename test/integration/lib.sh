@@ -129,7 +129,8 @@ load_start() {
   rm -f "$WORK/load-$name.stop" "$WORK/load-$name.out"
   (
     while [ ! -e "$WORK/load-$name.stop" ]; do
-      PGUSER=$role "$PGSHIFT_PGBIN/pgbench" -n -c "$clients" -j 2 -T 3 -f "$script" -d "$DB" \
+      # shellcheck disable=SC2086  # LOAD_OPTS: extra pgbench options, split on spaces
+      PGUSER=$role "$PGSHIFT_PGBIN/pgbench" -n -c "$clients" -j 2 -T 3 ${LOAD_OPTS:-} -f "$script" -d "$DB" \
         >>"$WORK/load-$name.out" 2>&1 || echo "pgbench exited with status $?" >>"$WORK/load-$name.out"
     done
   ) &
@@ -144,5 +145,7 @@ load_failures() {
   awk '/^number of failed transactions:/ { n += $5 } /aborted|exited with status/ { n++ } END { print n + 0 }' \
     "$WORK/load-$1.out"
 }
+# load_retried NAME: transactions pgbench retried (with LOAD_OPTS=--max-tries=N) after a deadlock.
+load_retried() { awk '/^number of transactions retried:/ { n += $5 } END { print n + 0 }' "$WORK/load-$1.out"; }
 # load_errors NAME: the first lines that explain failures (for a test's diagnostics).
 load_errors() { grep -E 'error|aborted|exited' "$WORK/load-$1.out" | head -5; }
