@@ -76,12 +76,13 @@ expect_eq "the kill stopped the backfill part way" "$(( at_kill > 0 && at_kill <
 "$PGSHIFT" --dsn "dbname=$DB" run "$EX" --to validate --lock-wait 15 >"$WORK/run2.out" 2>&1 &
 runner=$!
 wait_for "the resumed backfill goes on" 60 "SELECT keys_done > $at_kill + 3000 FROM shift.backfill WHERE name = 'orders_id_bigint:backfill'"
-expect_in "the second run took over the killed runner's lease" "$(cat "$WORK/run2.out")" "taking over from pgshift pid"
 load_stop load1            # the crash would break its connections: stop it first
 restart_immediate
 wait "$runner"
 expect_eq "the crash stopped the run" "$?" 1
 expect_in "which said the server went away" "$(cat "$WORK/run2.out")" "terminat"
+# read once the runner has exited (its output is flushed by then)
+expect_in "the second run took over the killed runner's lease" "$(cat "$WORK/run2.out")" "taking over from pgshift pid"
 at_crash=$(job_keys)
 expect_eq "the checkpoint kept what committed before the crash" "$(( at_crash > at_kill && at_crash < ROWS ))" 1
 q "SELECT shift.backfill_set('orders_id_bigint:backfill', batch_max => 50000, sleep_ratio => 0)" >/dev/null
