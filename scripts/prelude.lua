@@ -710,6 +710,11 @@ local function qi(name)
   return '"' .. tostring(name):gsub('"', '""') .. '"'
 end
 
+-- A string literal (standard_conforming_strings is on in every supported server).
+local function ql(s)
+  return "'" .. tostring(s):gsub("'", "''") .. "'"
+end
+
 -- A quoted column list from a Lua list of names.
 local function column_list(cols, what, name)
   if type(cols) ~= "table" or #cols == 0 then
@@ -805,7 +810,7 @@ function helpers.sync_drop(db, name)
   if type(name) ~= "string" then error("db:sync_drop: expected the sync's name", 2) end
   -- it locks both tables: a short lock_timeout, and lock timeouts and
   -- deadlocks retried, as for any DDL on a busy table
-  ddl_at(db, caller_where(2), "SELECT shift.sync_drop('" .. name:gsub("'", "''") .. "', if_exists => true)")
+  ddl_at(db, caller_where(2), "SELECT shift.sync_drop(" .. ql(name) .. ", if_exists => true)")
 end
 
 -- db:cutover{sync =, archive =, check =, check_rows =, lock_timeout =, retries =,
