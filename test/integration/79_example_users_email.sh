@@ -34,6 +34,12 @@ expect_eq "from the sync on, every new write has email_lower" \
           AND created_at > '$synced_at'")" 0
 
 # ---- the runner killed in the middle of the backfill
+# The job is made now, as the example defines it, in small slow batches: left to
+# its default size, the first batches can finish the table before a poll slows it.
+q "SELECT shift.backfill_create('$JOB', 'users', set => 'email_lower = lower(email)',
+                                 \"where\" => 'email_lower IS DISTINCT FROM lower(email)',
+                                 batch_min => 500, batch_max => 500, sleep_ratio => 20,
+                                 migration => 'users_email_lower', phase => 'backfill')" >/dev/null
 "$PGSHIFT" --dsn "dbname=$DB" run "$EX" --to validate >"$WORK/run1.out" 2>&1 &
 runner=$!
 wait_for "the backfill started" 60 "SELECT EXISTS (SELECT FROM shift.backfill WHERE name = '$JOB' AND keys_done > 0)"
