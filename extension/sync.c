@@ -467,8 +467,14 @@ compile_assignments(const char *name, const char *what, Relation rel, const char
 							tle->resname)));
 		if (reads)
 			pull_varattnos((Node *) tle->expr, 1, reads);
-		old = MemoryContextSwitchTo(cxt);
+		/*
+		 * Planned here, then copied whole into cxt: the planner flat-copies
+		 * Const nodes, so its output still points at the literals' datums
+		 * in the analyzer's memory, which does not outlive this call.
+		 */
 		expr = expression_planner(tle->expr);
+		old = MemoryContextSwitchTo(cxt);
+		expr = copyObject(expr);
 		(*atts)[i] = tle->resno;
 		(*exprs)[i] = ExecInitExpr(expr, NULL);
 		MemoryContextSwitchTo(old);

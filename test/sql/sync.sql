@@ -76,6 +76,22 @@ SELECT id, email, email_lower FROM users WHERE id = 2;
 ROLLBACK;
 SELECT shift.sync_drop('u2');
 
+-- ---- literals in set and reverse_set outlive the statement that compiled them
+-- (the planner shares a literal's text with the analyzer's short-lived memory;
+-- a copy kept in the cache must not: thousands of rows reuse that memory)
+CREATE TABLE names (id int PRIMARY KEY, full_name text, first_name text, last_name text);
+SELECT shift.sync_create('split', 'names',
+  set => $$first_name = split_part(full_name, ' ', 1), last_name = substr(full_name, length(split_part(full_name, ' ', 1)) + 2)$$,
+  reverse_set => $$full_name = concat_ws(' ', first_name, nullif(last_name, ''))$$);
+INSERT INTO names (id, full_name) SELECT g, 'First' || g || ' Last ' || repeat('x', g % 50) FROM generate_series(1, 3000) g;
+INSERT INTO names (id, first_name, last_name) SELECT g, 'F' || g, 'L' || repeat('y', g % 40) FROM generate_series(3001, 6000) g;
+UPDATE names SET full_name = full_name || ' Jr' WHERE id % 3 = 0 AND id <= 3000;
+SELECT count(*) AS disagreeing FROM names
+ WHERE first_name IS DISTINCT FROM split_part(full_name, ' ', 1)
+    OR last_name IS DISTINCT FROM substr(full_name, length(split_part(full_name, ' ', 1)) + 2);
+SELECT shift.sync_drop('split');
+DROP TABLE names;
+
 -- ---- the creator's search_path is used, not the writer's
 CREATE SCHEMA util;
 CREATE FUNCTION util.norm(t text) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT lower(trim(t)) $$;
