@@ -22,7 +22,6 @@ INSERT INTO users (id, email) VALUES (nextval('users_new_id'), 'New' || :id || '
 SQL
 JOB=users_email_lower:backfill
 agree() { q "SELECT count(*) FROM users WHERE email_lower IS DISTINCT FROM lower(email)"; }
-keys() { q "SELECT coalesce((SELECT keys_done FROM shift.backfill WHERE name = '$JOB'), 0)"; }
 
 load_start app "$WORK/app.sql" 4
 pgshift --dsn "dbname=$DB" run "$EX" --to sync
@@ -40,24 +39,11 @@ q "SELECT shift.backfill_create('$JOB', 'users', set => 'email_lower = lower(ema
                                  \"where\" => 'email_lower IS DISTINCT FROM lower(email)',
                                  batch_min => 500, batch_max => 500, sleep_ratio => 20,
                                  migration => 'users_email_lower', phase => 'backfill')" >/dev/null
-"$PGSHIFT" --dsn "dbname=$DB" run "$EX" --to validate >"$WORK/run1.out" 2>&1 &
-runner=$!
-wait_for "the backfill started" 60 "SELECT EXISTS (SELECT FROM shift.backfill WHERE name = '$JOB' AND keys_done > 0)"
-q "SELECT shift.backfill_set('$JOB', batch_min => 500, batch_max => 500, sleep_ratio => 20)" >/dev/null
-wait_for "some batches are done" 60 "SELECT keys_done >= 15000 FROM shift.backfill WHERE name = '$JOB'"
-{ kill -9 "$runner"; wait "$runner"; } 2>/dev/null
-at_kill=$(keys)
+runner_bg run1 --dsn "dbname=$DB" run "$EX" --to validate
+kill_runner_at "$JOB" 15000 "$ROWS"
 
 # ---- the server crashes while the next run goes on
-"$PGSHIFT" --dsn "dbname=$DB" run "$EX" --to validate --lock-wait 15 >"$WORK/run2.out" 2>&1 &
-runner=$!
-wait_for "the next run goes on from the checkpoint" 60 "SELECT keys_done > $at_kill + 2000 FROM shift.backfill WHERE name = '$JOB'"
-load_stop app
-restart_immediate
-wait "$runner"
-expect_eq "the crash stopped that run" "$?" 1
-at_crash=$(keys)
-expect_eq "it had gone past the kill, not to the end" "$(( at_crash > at_kill && at_crash < ROWS ))" 1
+crash_mid_backfill "$JOB" "$ROWS" app --dsn "dbname=$DB" run "$EX" --to validate --lock-wait 15
 q "SELECT shift.backfill_set('$JOB', batch_max => 50000, sleep_ratio => 0)" >/dev/null
 load_start app2 "$WORK/app.sql" 4
 pgshift --dsn "dbname=$DB" run "$EX" --to validate --lock-wait 15

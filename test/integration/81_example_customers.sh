@@ -41,7 +41,6 @@ JOB=customers_split_name:backfill
 # the example's own condition (the job made below must match its definition)
 DISAGREE="first_name IS DISTINCT FROM split_part(full_name, ' ', 1) OR last_name IS DISTINCT FROM substr(full_name, length(split_part(full_name, ' ', 1)) + 2)"
 disagree() { q "SELECT count(*) FROM customers WHERE ($DISAGREE) ${1:-}"; }
-keys() { q "SELECT coalesce((SELECT keys_done FROM shift.backfill WHERE name = '$JOB'), 0)"; }
 
 pgshift --dsn "dbname=$DB" plan --format markdown "$EX"
 expect_rc "the example's plan renders" 0
@@ -67,24 +66,11 @@ q "SELECT shift.backfill_create('$JOB', 'customers',
         \"where\" => '$(sed "s/'/''/g" <<<"$DISAGREE")',
         batch_min => 500, batch_max => 500, sleep_ratio => 20,
         migration => 'customers_split_name', phase => 'backfill')" >/dev/null
-"$PGSHIFT" --dsn "dbname=$DB" run "$EX" --to validate >"$WORK/run1.out" 2>&1 &
-runner=$!
-wait_for "the backfill started" 60 "SELECT EXISTS (SELECT FROM shift.backfill WHERE name = '$JOB' AND keys_done > 0)"
-wait_for "some batches are done" 60 "SELECT keys_done >= 15000 FROM shift.backfill WHERE name = '$JOB'"
-{ kill -9 "$runner"; wait "$runner"; } 2>/dev/null
-at_kill=$(keys)
-expect_eq "the kill left the backfill half done" "$(( at_kill < ROWS ))" 1
+runner_bg run1 --dsn "dbname=$DB" run "$EX" --to validate
+kill_runner_at "$JOB" 15000 "$ROWS"
 
 # ---- the server crashes while the next run goes on
-"$PGSHIFT" --dsn "dbname=$DB" run "$EX" --to validate --lock-wait 15 >"$WORK/run2.out" 2>&1 &
-runner=$!
-wait_for "the next run goes on from the checkpoint" 60 "SELECT keys_done > $at_kill + 2000 FROM shift.backfill WHERE name = '$JOB'"
-load_stop v1
-restart_immediate
-wait "$runner"
-expect_eq "the crash stopped that run" "$?" 1
-at_crash=$(keys)
-expect_eq "it had gone past the kill, not to the end" "$(( at_crash > at_kill && at_crash < ROWS ))" 1
+crash_mid_backfill "$JOB" "$ROWS" v1 --dsn "dbname=$DB" run "$EX" --to validate --lock-wait 15
 
 # ---- after the restart: both versions write, the run completes
 q "SELECT shift.backfill_set('$JOB', batch_max => 50000, sleep_ratio => 0)" >/dev/null

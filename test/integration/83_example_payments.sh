@@ -51,7 +51,6 @@ slow_backfill() {
                                    batch_min => 250, batch_max => 250, sleep_ratio => 100,
                                    migration => 'payments_account_fk', phase => 'backfill')" >/dev/null
 }
-job_keys() { q "SELECT coalesce((SELECT keys_done FROM shift.backfill WHERE name = '$JOB'), 0)"; }
 
 pgshift --dsn "dbname=$DB" plan --format markdown "$EX"
 expect_rc "the example's plan renders" 0
@@ -67,28 +66,13 @@ expect_eq "and is valid" "$(q "SELECT indisvalid FROM pg_index WHERE indexrelid 
 
 # ---- fault 1: the runner SIGKILLed mid-backfill
 slow_backfill
-"$PGSHIFT" --dsn "dbname=$DB" run "$EX" --to backfill >"$WORK/run1.out" 2>&1 &
-runner=$!
-wait_for "it has done some batches" 60 "SELECT keys_done >= 3000 FROM shift.backfill WHERE name = '$JOB'"
-{ kill -9 "$runner"; wait "$runner"; } 2>/dev/null
-at_kill=$(job_keys); echo "# keys walked at the kill: $at_kill of $ROWS"
-expect_eq "the kill stopped the backfill part way" "$(( at_kill > 0 && at_kill < ROWS ))" 1
+runner_bg run1 --dsn "dbname=$DB" run "$EX" --to backfill
+kill_runner_at "$JOB" 3000 "$ROWS"
 left=$(nulls)
 expect_eq "and left payments without an account" "$(( left > 0 && left < ROWS / 3 ))" 1
 
 # ---- fault 2: the server crashes (-m immediate) while the resumed run backfills
-"$PGSHIFT" --dsn "dbname=$DB" run "$EX" --to backfill --lock-wait 15 >"$WORK/run2.out" 2>&1 &
-runner=$!
-wait_for "the resumed backfill goes on" 60 "SELECT keys_done > $at_kill + 2000 FROM shift.backfill WHERE name = '$JOB'"
-load_stop load1            # the crash would break its connections: stop it first
-restart_immediate
-wait "$runner"
-expect_eq "the crash stopped the run" "$?" 1
-# read once the runner has exited (its output is flushed by then)
-expect_in "the second run took over the killed runner's lease" "$(cat "$WORK/run2.out")" "taking over from pgshift pid"
-expect_in "which said the server went away" "$(cat "$WORK/run2.out")" "terminat"
-at_crash=$(job_keys); echo "# keys walked at the crash: $at_crash of $ROWS"
-expect_eq "the checkpoint kept what committed before the crash" "$(( at_crash > at_kill && at_crash < ROWS ))" 1
+crash_mid_backfill "$JOB" "$ROWS" load1 --dsn "dbname=$DB" run "$EX" --to backfill --lock-wait 15
 expect_eq "payments without an account are still left" "$(( $(nulls) > 0 ))" 1
 q "SELECT shift.backfill_set('$JOB', batch_max => 50000, sleep_ratio => 0)" >/dev/null
 

@@ -111,6 +111,49 @@ restart_immediate() {
   as_owner "$PGSHIFT_PGBIN/pg_ctl" -D "$PGSHIFT_DATA" -l "$PGSHIFT_LOG" -w -t 60 start >/dev/null
 }
 
+# ---- faults injected mid-backfill (the examples' end-to-end tests)
+# job_keys JOB: the keys backfill job JOB has walked (0 before it exists).
+job_keys() { q "SELECT coalesce((SELECT keys_done FROM shift.backfill WHERE name = '$1'), 0)"; }
+
+# runner_bg NAME ARGS...: pgshift ARGS in the background, its output in
+# $WORK/NAME.out (complete once it has exited); RUNNER is its pid.
+runner_bg() { local name=$1; shift; "$PGSHIFT" "$@" >"$WORK/$name.out" 2>&1 & RUNNER=$!; }
+
+# kill_runner_at JOB KEYS TOTAL: once backfill job JOB has walked KEYS keys,
+# SIGKILLs the runner RUNNER, and checks that the backfill stopped part way:
+# AT_KILL keys of TOTAL.
+kill_runner_at() {
+  local job=$1 keys=$2 total=$3
+  wait_for "the backfill has walked $keys keys" 60 \
+    "SELECT coalesce((SELECT keys_done >= $keys FROM shift.backfill WHERE name = '$job'), false)"
+  { kill -9 "$RUNNER"; wait "$RUNNER"; } 2>/dev/null
+  AT_KILL=$(job_keys "$job")
+  expect_eq "the kill stopped the backfill part way ($AT_KILL of $total keys)" "$(( AT_KILL > 0 && AT_KILL < total ))" 1
+}
+
+# crash_mid_backfill JOB TOTAL LOAD ARGS...: the run after the kill.  Runs
+# pgshift ARGS until job JOB has gone 2000 keys past AT_KILL, stops the load
+# LOAD (the crash would break its connections), stops the server -m immediate
+# and starts it again.  Checks that the run failed saying the server went away,
+# that it had taken over the killed runner's lease, and that the checkpoint
+# kept what committed: AT_CRASH keys, past the kill and short of TOTAL.
+crash_mid_backfill() {
+  local job=$1 total=$2 load=$3 rc=0 out
+  shift 3
+  runner_bg crashed "$@"
+  wait_for "the resumed backfill goes on" 60 "SELECT keys_done > $AT_KILL + 2000 FROM shift.backfill WHERE name = '$job'"
+  load_stop "$load"
+  restart_immediate
+  wait "$RUNNER" || rc=$?
+  expect_eq "the crash stopped the run" "$rc" 1
+  out=$(cat "$WORK/crashed.out")
+  expect_in "which said the server went away" "$out" "terminat"
+  expect_in "it had taken over the killed runner's lease" "$out" "taking over from pgshift pid"
+  AT_CRASH=$(job_keys "$job")
+  expect_eq "the checkpoint kept what committed before the crash ($AT_CRASH keys)" \
+    "$(( AT_CRASH > AT_KILL && AT_CRASH < total ))" 1
+}
+
 # snapshot_rows TABLE: saves every row of TABLE as it is now, into TABLE_before.
 snapshot_rows() { q "DROP TABLE IF EXISTS $1_before; CREATE TABLE $1_before AS SELECT * FROM $1"; }
 
