@@ -248,6 +248,8 @@ typedef struct SyncEntry
 	SPIPlanPtr	delete_old;		/* DELETE the old rows' keys */
 	SPIPlanPtr	delete_moved;	/* the same, but not the keys a source row holds now */
 	SPIPlanPtr	truncate;
+	int			nkeyatts;		/* the key's source columns, 0 if an expression hides them */
+	AttrNumber *keyatts;		/* their numbers in the trigger's table */
 } SyncEntry;
 
 static HTAB *sync_cache = NULL;
@@ -901,6 +903,8 @@ prepare_kept(const char *name, const char *sql)
  * what the first row's upsert just wrote under that key: these deletes
  * leave a key alone while a source row maps to it.
  */
+static void key_columns(SyncEntry *e, Mapping *m, Relation rel);
+
 static void
 build_table_entry(SyncEntry *e, SyncConfig *c, Mapping *m, Relation rel, bool per_row)
 {
@@ -915,6 +919,82 @@ build_table_entry(SyncEntry *e, SyncConfig *c, Mapping *m, Relation rel, bool pe
 		e->delete_moved = prepare_kept(c->name, delete_sql(m, OLD_ROWS, NULL, true));
 	e->truncate = prepare_kept(c->name, psprintf("TRUNCATE %s", qualified_name(m->dst)));
 	SPI_finish();
+	key_columns(e, m, rel);
+}
+
+/*
+ * The source columns the destination key is made of, when every key
+ * expression is a column (maybe cast): an UPDATE that leaves them alone
+ * cannot take a key away, and skips delete_gone.  Numbered in rel, which
+ * may be a partition with its own column order.
+ */
+static void
+key_columns(SyncEntry *e, Mapping *m, Relation rel)
+{
+	AttrNumber *atts = MemoryContextAlloc(e->cxt, sizeof(AttrNumber) * list_length(m->key));
+	ListCell   *lc;
+	int			n = 0;
+
+	foreach(lc, m->key)
+	{
+		const char *expr = list_nth(m->exprs, list_index_of_name(m->columns, lfirst(lc)));
+		AttrNumber	att = plain_column(m->src, expr);
+
+		if (att == InvalidAttrNumber)
+			return;
+		att = get_attnum(RelationGetRelid(rel), get_attname(m->src, att, false));
+		if (att == InvalidAttrNumber)
+			return;
+		atts[n++] = att;
+	}
+	e->keyatts = atts;
+	e->nkeyatts = n;
+}
+
+/* Do the two rows have the same key columns (see key_columns)? */
+static bool
+same_key(SyncEntry *e, TupleTableSlot *a, TupleTableSlot *b)
+{
+	int			i;
+
+	for (i = 0; i < e->nkeyatts; i++)
+		if (!same_value(a, b, e->keyatts[i]))
+			return false;
+	return true;
+}
+
+/*
+ * Did an UPDATE keep every row's key?  Old and new rows are compared in
+ * pairs, in the order the transition tables hold them; when every pair
+ * agrees the old keys are the new keys, so no key is gone (whatever the
+ * pairing).  Reads with read pointers of its own, as a scan of the
+ * transition table would.
+ */
+static bool
+keys_kept(SyncEntry *e, Relation rel, Tuplestorestate *oldrows, Tuplestorestate *newrows)
+{
+	TupleTableSlot *a;
+	TupleTableSlot *b;
+	bool		kept = true;
+
+	if (tuplestore_tuple_count(oldrows) != tuplestore_tuple_count(newrows))
+		return false;
+	a = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
+	b = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
+	tuplestore_select_read_pointer(oldrows, tuplestore_alloc_read_pointer(oldrows, EXEC_FLAG_REWIND));
+	tuplestore_select_read_pointer(newrows, tuplestore_alloc_read_pointer(newrows, EXEC_FLAG_REWIND));
+	tuplestore_rescan(oldrows);
+	tuplestore_rescan(newrows);
+	while (kept && tuplestore_gettupleslot(oldrows, true, false, a))
+	{
+		CHECK_FOR_INTERRUPTS();
+		kept = tuplestore_gettupleslot(newrows, true, false, b) && same_key(e, a, b);
+	}
+	tuplestore_select_read_pointer(oldrows, 0);
+	tuplestore_select_read_pointer(newrows, 0);
+	ExecDropSingleTupleTableSlot(a);
+	ExecDropSingleTupleTableSlot(b);
+	return kept;
 }
 
 /*
@@ -997,7 +1077,10 @@ table_sync(SyncEntry *e, TriggerData *td)
 	else if (TRIGGER_FIRED_BY_UPDATE(ev))
 	{
 		/* keys that changed: their old rows go, then every new row is upserted */
-		run_plan(e->delete_gone);
+		if (e->nkeyatts == 0 ||
+			!(per_row ? same_key(e, td->tg_trigslot, td->tg_newslot) :
+			  keys_kept(e, td->tg_relation, oldrows, newrows)))
+			run_plan(e->delete_gone);
 		run_plan(e->upsert);
 	}
 	else if (per_row && HeapTupleHeaderIndicatesMovedPartitions(td->tg_trigtuple->t_data))
@@ -1216,6 +1299,7 @@ shift_sync_check(PG_FUNCTION_ARGS)
 		table_close(rel, NoLock);
 		free_entry_resources(&e);
 		memset(&e, 0, sizeof(e));
+		e.cxt = AllocSetContextCreate(cxt, "pg_shift sync check entry", ALLOCSET_SMALL_SIZES);
 		if (c->reverse.columns != NIL)
 		{
 			rel = table_open(c->reverse.src, AccessShareLock);

@@ -326,6 +326,30 @@ SELECT count(*) AS target_rows FROM pt;
 SELECT shift.sync_drop('ps');
 SELECT count(*) AS triggers_left FROM pg_trigger WHERE tgname LIKE 'shift_sync_ps%';
 
+-- ---- an UPDATE that keeps every key skips the delete of vanished keys: it must still see
+-- key changes when the key is an expression, or in a partition whose columns lie elsewhere
+CREATE TABLE kx (id int PRIMARY KEY, v text);
+CREATE TABLE kx2 (k bigint PRIMARY KEY, v text);
+SELECT shift.sync_create('kx', 'kx', "into" => 'kx2', columns => '{k,v}', "select" => 'id + 1000, v', reverse => false);
+INSERT INTO kx VALUES (1, 'a'), (2, 'b'), (3, 'c');
+UPDATE kx SET v = v || '!';
+UPDATE kx SET id = id + 10 WHERE id = 2;
+UPDATE kx SET v = 'x', id = 4 WHERE id = 3;
+SELECT * FROM kx2 ORDER BY k;
+SELECT shift.sync_drop('kx');
+CREATE TABLE pk (id int, v text, PRIMARY KEY (id)) PARTITION BY RANGE (id);
+CREATE TABLE pk_1 (junk int, v text, id int NOT NULL);
+ALTER TABLE pk_1 DROP COLUMN junk;
+ALTER TABLE pk ATTACH PARTITION pk_1 FOR VALUES FROM (0) TO (100);
+CREATE TABLE pk2 (id bigint PRIMARY KEY, v text);
+SELECT shift.sync_create('pk', 'pk', "into" => 'pk2', "select" => 'id::bigint, v', reverse => false);
+INSERT INTO pk VALUES (1, 'a'), (2, 'b');
+UPDATE pk SET v = v || '!';
+UPDATE pk_1 SET id = 5 WHERE id = 1;
+UPDATE pk SET id = 7, v = 'moved' WHERE id = 2;
+SELECT * FROM pk2 ORDER BY id;
+SELECT shift.sync_drop('pk');
+
 -- ---- refused table-level definitions
 CREATE TABLE nokey (id int, v text);
 CREATE TABLE nokey2 (id int, v text);
