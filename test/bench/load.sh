@@ -54,12 +54,12 @@ SQL
 
 # pgbench NAME SECONDS: the application for SECONDS, one log line per transaction
 bench() {
-  (cd "$WORK" && exec "$PGBENCH" -n -c 4 -j 2 -T "$2" -f app.sql -l --log-prefix="log-$1" -d "$DB" \
+  (cd "$WORK" && exec "$PGBENCH" -n -c 4 -j 2 -T "$2" -f app.sql -l --log-prefix="log-$1" "$DB" \
      >"$WORK/summary-$1" 2>&1)
 }
 # bench_bg NAME SECONDS: the same in the background; bench_stop ends it
 bench_bg() {
-  (cd "$WORK" && exec "$PGBENCH" -n -c 4 -j 2 -T "$2" -f app.sql -l --log-prefix="log-$1" -d "$DB" \
+  (cd "$WORK" && exec "$PGBENCH" -n -c 4 -j 2 -T "$2" -f app.sql -l --log-prefix="log-$1" "$DB" \
      >"$WORK/summary-$1" 2>&1) &
   bench_pid=$!
 }

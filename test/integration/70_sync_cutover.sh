@@ -69,7 +69,7 @@ differences() {
 }
 
 # ---- the whole way under load
-"$PGBENCH" -n -c 4 -j 2 -T 24 -f "$WORK/app.sql" -d "$DB" >"$WORK/pgbench.out" 2>&1 &
+"$PGBENCH" -n -c 4 -j 2 -T 24 -f "$WORK/app.sql" "$DB" >"$WORK/pgbench.out" 2>&1 &
 bench=$!
 sleep 2
 pgshift --dsn "dbname=$DB" run "$f" --to validate

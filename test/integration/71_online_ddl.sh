@@ -127,7 +127,7 @@ return migration {
 }
 LUA
 )
-"$PGBENCH" -n -c 2 -T 8 -f "$WORK/stock.sql" -d "$DB" >"$WORK/pgbench.out" 2>&1 &
+"$PGBENCH" -n -c 2 -T 8 -f "$WORK/stock.sql" "$DB" >"$WORK/pgbench.out" 2>&1 &
 bench=$!
 sleep 1
 pgshift --dsn "dbname=$DB" run "$g" --to stock_qty-validate

@@ -173,7 +173,7 @@ load_start() {
   (
     while [ ! -e "$WORK/load-$name.stop" ]; do
       # shellcheck disable=SC2086  # LOAD_OPTS: extra pgbench options, split on spaces
-      PGUSER=$role "$PGSHIFT_PGBIN/pgbench" -n -c "$clients" -j 2 -T 3 ${LOAD_OPTS:-} -f "$script" -d "$DB" \
+      PGUSER=$role "$PGSHIFT_PGBIN/pgbench" -n -c "$clients" -j 2 -T 3 ${LOAD_OPTS:-} -f "$script" "$DB" \
         >>"$WORK/load-$name.out" 2>&1 || echo "pgbench exited with status $?" >>"$WORK/load-$name.out"
     done
   ) &
