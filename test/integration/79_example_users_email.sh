@@ -33,18 +33,14 @@ expect_eq "from the sync on, every new write has email_lower" \
           AND created_at > '$synced_at'")" 0
 
 # ---- the runner killed in the middle of the backfill
-# The job is made now, as the example defines it, in small slow batches: left to
-# its default size, the first batches can finish the table before a poll slows it.
-q "SELECT shift.backfill_create('$JOB', 'users', set => 'email_lower = lower(email)',
-                                 \"where\" => 'email_lower IS DISTINCT FROM lower(email)',
-                                 batch_min => 500, batch_max => 500, sleep_ratio => 20,
-                                 migration => 'users_email_lower', phase => 'backfill')" >/dev/null
+slow_example_job "$JOB" users users_email_lower \
+  "set => 'email_lower = lower(email)', \"where\" => 'email_lower IS DISTINCT FROM lower(email)'"
 runner_bg run1 --dsn "dbname=$DB" run "$EX" --to validate
 kill_runner_at "$JOB" 15000 "$ROWS"
 
 # ---- the server crashes while the next run goes on
 crash_mid_backfill "$JOB" "$ROWS" app --dsn "dbname=$DB" run "$EX" --to validate --lock-wait 15
-q "SELECT shift.backfill_set('$JOB', batch_max => 50000, sleep_ratio => 0)" >/dev/null
+full_speed "$JOB"
 load_start app2 "$WORK/app.sql" 4
 pgshift --dsn "dbname=$DB" run "$EX" --to validate --lock-wait 15
 expect_rc "after the restart, backfill and validate complete under load" 0

@@ -47,15 +47,6 @@ END;
 SQL
 same_rows() { q "SELECT count(*) FROM shift.compare('$1', '$2', columns => '{id,customer_id,status,amount,created_at,note}')"; }
 JOB=orders_id_bigint:backfill
-# the job made beforehand as the example defines it, in small slow batches:
-# left to its default size, the first batches can finish the table before the
-# kill (made slow only once running, it did once in a full run)
-slow_backfill() {
-  q "SELECT shift.backfill_create('$JOB', 'orders', \"into\" => 'orders_v2', on_conflict => 'nothing',
-                                   batch_min => 500, batch_max => 500, sleep_ratio => 20,
-                                   migration => 'orders_id_bigint', phase => 'backfill')" >/dev/null
-}
-
 pgshift --dsn "dbname=$DB" plan --format markdown "$EX"
 expect_rc "the example's plan renders" 0
 expect_in "as a document to review" "$OUT" "# Migration plan: orders_id_bigint"
@@ -68,13 +59,13 @@ pgshift --dsn "dbname=$DB" run "$EX" --to sync
 expect_rc "expand and sync run under load" 0
 
 # ---- fault 1: the runner SIGKILLed mid-backfill
-slow_backfill
+slow_example_job "$JOB" orders orders_id_bigint "\"into\" => 'orders_v2', on_conflict => 'nothing'"
 runner_bg run1 --dsn "dbname=$DB" run "$EX" --to validate
 kill_runner_at "$JOB" 20000 "$ROWS"
 
 # ---- fault 2: the server crashes (-m immediate) while the resumed run backfills
 crash_mid_backfill "$JOB" "$ROWS" load1 --dsn "dbname=$DB" run "$EX" --to validate --lock-wait 15
-q "SELECT shift.backfill_set('orders_id_bigint:backfill', batch_max => 50000, sleep_ratio => 0)" >/dev/null
+full_speed "$JOB"
 load_start load2 "$WORK/app.sql" 4 ex_orders_app
 sleep 1
 pgshift --dsn "dbname=$DB" run "$EX" --to validate --lock-wait 15

@@ -61,11 +61,9 @@ expect_eq "(v1 did write in that time)" \
 
 # ---- the runner killed in the middle of the backfill (the job made beforehand
 # in small slow batches, so that the kill finds it half done)
-q "SELECT shift.backfill_create('$JOB', 'customers',
-        set => 'first_name = split_part(full_name, '' '', 1), last_name = substr(full_name, length(split_part(full_name, '' '', 1)) + 2)',
-        \"where\" => '$(sed "s/'/''/g" <<<"$DISAGREE")',
-        batch_min => 500, batch_max => 500, sleep_ratio => 20,
-        migration => 'customers_split_name', phase => 'backfill')" >/dev/null
+slow_example_job "$JOB" customers customers_split_name \
+  "set => 'first_name = split_part(full_name, '' '', 1), last_name = substr(full_name, length(split_part(full_name, '' '', 1)) + 2)',
+   \"where\" => '$(sed "s/'/''/g" <<<"$DISAGREE")'"
 runner_bg run1 --dsn "dbname=$DB" run "$EX" --to validate
 kill_runner_at "$JOB" 15000 "$ROWS"
 
@@ -73,7 +71,7 @@ kill_runner_at "$JOB" 15000 "$ROWS"
 crash_mid_backfill "$JOB" "$ROWS" v1 --dsn "dbname=$DB" run "$EX" --to validate --lock-wait 15
 
 # ---- after the restart: both versions write, the run completes
-q "SELECT shift.backfill_set('$JOB', batch_max => 50000, sleep_ratio => 0)" >/dev/null
+full_speed "$JOB"
 load_start v1b "$WORK/app_v1.sql" 2 $APP
 load_start v2 "$WORK/app_v2.sql" 2 $APP
 pgshift --dsn "dbname=$DB" run "$EX" --to not_null --lock-wait 15

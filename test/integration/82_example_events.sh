@@ -73,16 +73,13 @@ expect_eq "its key includes the partition key" \
   "PRIMARY KEY (id, created_at)"
 
 # ---- fault 1: the runner SIGKILLed mid-backfill
-# the job made beforehand as the example defines it, in small slow batches (as 79 does)
-q "SELECT shift.backfill_create('$JOB', 'events', \"into\" => 'events_v2', on_conflict => 'nothing',
-                                 batch_min => 500, batch_max => 500, sleep_ratio => 20,
-                                 migration => 'events_partition_by_month', phase => 'backfill')" >/dev/null
+slow_example_job "$JOB" events events_partition_by_month "\"into\" => 'events_v2', on_conflict => 'nothing'"
 runner_bg run1 --dsn "dbname=$DB" run "$EX" --to validate
 kill_runner_at "$JOB" 15000 "$ROWS"
 
 # ---- fault 2: the server crashes (-m immediate) while the resumed run backfills
 crash_mid_backfill "$JOB" "$ROWS" load1 --dsn "dbname=$DB" run "$EX" --to validate --lock-wait 15
-q "SELECT shift.backfill_set('$JOB', batch_max => 50000, sleep_ratio => 0)" >/dev/null
+full_speed "$JOB"
 # Around the cut-over, its rollback and the contract, an application transaction
 # has (rarely, under a loaded machine) been chosen as a deadlock victim: it is
 # retried, as an application retries 40P01, and the retries are reported.

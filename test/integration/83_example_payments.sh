@@ -43,15 +43,6 @@ INSERT INTO payments (account_id, amount, created_at) VALUES (:a, 12.34, now());
 UPDATE payments SET amount = amount + 1 WHERE id = :id;
 END;
 SQL
-# The backfill job, made beforehand with the definition the example gives it
-# (db:backfill reuses a job of its name and definition, settings and all) but
-# in small batches with long pauses, so that the faults find it part way.
-slow_backfill() {
-  q "SELECT shift.backfill_create('$JOB', 'payments', set => 'account_id = 0', \"where\" => 'account_id IS NULL',
-                                   batch_min => 250, batch_max => 250, sleep_ratio => 100,
-                                   migration => 'payments_account_fk', phase => 'backfill')" >/dev/null
-}
-
 pgshift --dsn "dbname=$DB" plan --format markdown "$EX"
 expect_rc "the example's plan renders" 0
 expect_in "as a document to review" "$OUT" "# Migration plan: payments_account_fk"
@@ -65,7 +56,10 @@ expect_rc "the index is built under load" 0
 expect_eq "and is valid" "$(q "SELECT indisvalid FROM pg_index WHERE indexrelid = 'payments_account_id_idx'::regclass")" t
 
 # ---- fault 1: the runner SIGKILLed mid-backfill
-slow_backfill
+# The backfill job, made beforehand with the definition the example gives it
+# (db:backfill reuses a job of its name and definition, settings and all) but
+# in small batches with long pauses, so that the faults find it part way.
+slow_example_job "$JOB" payments payments_account_fk "set => 'account_id = 0', \"where\" => 'account_id IS NULL'" 250 100
 runner_bg run1 --dsn "dbname=$DB" run "$EX" --to backfill
 kill_runner_at "$JOB" 3000 "$ROWS"
 left=$(nulls)
@@ -74,7 +68,7 @@ expect_eq "and left payments without an account" "$(( left > 0 && left < ROWS / 
 # ---- fault 2: the server crashes (-m immediate) while the resumed run backfills
 crash_mid_backfill "$JOB" "$ROWS" load1 --dsn "dbname=$DB" run "$EX" --to backfill --lock-wait 15
 expect_eq "payments without an account are still left" "$(( $(nulls) > 0 ))" 1
-q "SELECT shift.backfill_set('$JOB', batch_max => 50000, sleep_ratio => 0)" >/dev/null
+full_speed "$JOB"
 
 load_start load2 "$WORK/app.sql" 4 ex_payments_app
 sleep 1

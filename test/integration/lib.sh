@@ -115,6 +115,18 @@ restart_immediate() {
 # job_keys JOB: the keys backfill job JOB has walked (0 before it exists).
 job_keys() { q "SELECT coalesce((SELECT keys_done FROM shift.backfill WHERE name = '$1'), 0)"; }
 
+# slow_example_job JOB RELATION MIGRATION DEFINITION [BATCH] [SLEEP_RATIO]: makes backfill
+# job JOB of RELATION for MIGRATION's backfill phase beforehand, as the example
+# defines it (DEFINITION: its set/where/into/on_conflict arguments, in SQL), in
+# batches of BATCH keys (500) each followed by a rest SLEEP_RATIO (20) times as
+# long: left to its default size, the first batches can finish the table before
+# a fault is injected.  full_speed JOB lets it go flat out afterwards.
+slow_example_job() {
+  q "SELECT shift.backfill_create('$1', '$2', $4, batch_min => ${5:-500}, batch_max => ${5:-500},
+                                  sleep_ratio => ${6:-20}, migration => '$3', phase => 'backfill')" >/dev/null
+}
+full_speed() { q "SELECT shift.backfill_set('$1', batch_max => 50000, sleep_ratio => 0)" >/dev/null; }
+
 # runner_bg NAME ARGS...: pgshift ARGS in the background, its output in
 # $WORK/NAME.out (complete once it has exited); RUNNER is its pid.
 runner_bg() { local name=$1; shift; "$PGSHIFT" "$@" >"$WORK/$name.out" 2>&1 & RUNNER=$!; }
