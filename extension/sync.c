@@ -244,6 +244,8 @@ typedef struct SyncEntry
 
 	/* table level */
 	SPIPlanPtr	upsert;			/* INSERT ... SELECT FROM new rows ON CONFLICT DO UPDATE */
+	SPIPlanPtr	update_kept;	/* UPDATE the rows the new rows' keys find (NULL: only key columns) */
+	SPIPlanPtr	insert_missing; /* the upsert of the new rows whose keys are not there */
 	SPIPlanPtr	delete_gone;	/* DELETE the keys the old rows had and the new ones lack */
 	SPIPlanPtr	delete_old;		/* DELETE the old rows' keys */
 	SPIPlanPtr	delete_moved;	/* the same, but not the keys a source row holds now */
@@ -262,6 +264,10 @@ free_entry_resources(SyncEntry *e)
 {
 	if (e->upsert)
 		SPI_freeplan(e->upsert);
+	if (e->update_kept)
+		SPI_freeplan(e->update_kept);
+	if (e->insert_missing)
+		SPI_freeplan(e->insert_missing);
 	if (e->delete_gone)
 		SPI_freeplan(e->delete_gone);
 	if (e->delete_old)
@@ -726,8 +732,24 @@ name_in(List *names, const char *name)
 	return list_index_of_name(names, name) >= 0;
 }
 
+/* "pgs_t.k1 = <rows>.k1 AND ...": a destination row and a mapped row with the same key */
+static void
+append_key_match(StringInfo s, Mapping *m, const char *rows)
+{
+	ListCell   *lc;
+
+	foreach(lc, m->key)
+		appendStringInfo(s, "%spgs_t.%s = %s.%s", foreach_current_index(lc) ? " AND " : "",
+						 quote_identifier(lfirst(lc)), rows, quote_identifier(lfirst(lc)));
+}
+
+/*
+ * INSERT INTO dst SELECT <exprs> FROM new rows ON CONFLICT (key) DO UPDATE;
+ * only_missing: only the mapped rows whose key dst does not hold (yet: a
+ * row committed since then is still caught by ON CONFLICT).
+ */
 static char *
-upsert_sql(Mapping *m)
+upsert_sql(Mapping *m, bool only_missing)
 {
 	StringInfoData s;
 	ListCell   *lc;
@@ -737,9 +759,22 @@ upsert_sql(Mapping *m)
 	appendStringInfo(&s, "INSERT INTO %s AS pgs_t (", qualified_name(m->dst));
 	append_names(&s, m->columns, "");
 	appendStringInfoString(&s, ") OVERRIDING SYSTEM VALUE SELECT ");
-	append_exprs(&s, m->exprs);
-	appendStringInfo(&s, " FROM %s AS %s ON CONFLICT (", NEW_ROWS,
-					 quote_identifier(m->alias));
+	if (only_missing)
+	{
+		append_names(&s, m->columns, "pgs_s.");
+		appendStringInfoString(&s, " FROM ");
+		append_mapped(&s, m, NEW_ROWS);
+		appendStringInfo(&s, " WHERE NOT EXISTS (SELECT 1 FROM %s AS pgs_t WHERE ",
+						 qualified_name(m->dst));
+		append_key_match(&s, m, "pgs_s");
+		appendStringInfoString(&s, ") ON CONFLICT (");
+	}
+	else
+	{
+		append_exprs(&s, m->exprs);
+		appendStringInfo(&s, " FROM %s AS %s ON CONFLICT (", NEW_ROWS,
+						 quote_identifier(m->alias));
+	}
 	append_names(&s, m->key, "");
 	appendStringInfoString(&s, ") DO UPDATE SET ");
 	foreach(lc, m->columns)
@@ -759,6 +794,40 @@ upsert_sql(Mapping *m)
 		s.data[s.len] = '\0';
 		appendStringInfoString(&s, " DO NOTHING");
 	}
+	return s.data;
+}
+
+/*
+ * UPDATE dst SET <non-key columns> FROM mapped new rows WHERE the keys
+ * match, or NULL when every column is a key column.  For an UPDATE that
+ * kept its keys this is cheaper than the upsert: a row found is updated
+ * without a speculative insertion and the tuple lock ON CONFLICT takes.
+ */
+static char *
+update_sql(Mapping *m)
+{
+	StringInfoData s;
+	ListCell   *lc;
+	bool		any = false;
+
+	initStringInfo(&s);
+	appendStringInfo(&s, "UPDATE %s AS pgs_t SET ", qualified_name(m->dst));
+	foreach(lc, m->columns)
+	{
+		char	   *col = lfirst(lc);
+
+		if (name_in(m->key, col))
+			continue;
+		appendStringInfo(&s, "%s%s = pgs_s.%s", any ? ", " : "", quote_identifier(col),
+						 quote_identifier(col));
+		any = true;
+	}
+	if (!any)
+		return NULL;
+	appendStringInfoString(&s, " FROM ");
+	append_mapped(&s, m, NEW_ROWS);
+	appendStringInfoString(&s, " WHERE ");
+	append_key_match(&s, m, "pgs_s");
 	return s.data;
 }
 
@@ -912,7 +981,10 @@ build_table_entry(SyncEntry *e, SyncConfig *c, Mapping *m, Relation rel, bool pe
 		elog(ERROR, "SPI_connect failed");
 	register_rows(NEW_ROWS, rel, NULL, 0);
 	register_rows(OLD_ROWS, rel, NULL, 0);
-	e->upsert = prepare_kept(c->name, upsert_sql(m));
+	e->upsert = prepare_kept(c->name, upsert_sql(m, false));
+	if (update_sql(m) != NULL)
+		e->update_kept = prepare_kept(c->name, update_sql(m));
+	e->insert_missing = prepare_kept(c->name, upsert_sql(m, true));
 	e->delete_gone = prepare_kept(c->name, delete_sql(m, OLD_ROWS, NEW_ROWS, per_row));
 	e->delete_old = prepare_kept(c->name, delete_sql(m, OLD_ROWS, NULL, false));
 	if (per_row)
@@ -1076,12 +1148,27 @@ table_sync(SyncEntry *e, TriggerData *td)
 		run_plan(e->upsert);
 	else if (TRIGGER_FIRED_BY_UPDATE(ev))
 	{
-		/* keys that changed: their old rows go, then every new row is upserted */
-		if (e->nkeyatts == 0 ||
-			!(per_row ? same_key(e, td->tg_trigslot, td->tg_newslot) :
-			  keys_kept(e, td->tg_relation, oldrows, newrows)))
+		if (e->nkeyatts > 0 &&
+			(per_row ? same_key(e, td->tg_trigslot, td->tg_newslot) :
+			 keys_kept(e, td->tg_relation, oldrows, newrows)))
+		{
+			/* every key kept: update the rows there, then add those missing */
+			uint64		found = 0;
+
+			if (e->update_kept)
+			{
+				run_plan(e->update_kept);
+				found = SPI_processed;
+			}
+			if (found < (uint64) tuplestore_tuple_count(newrows))
+				run_plan(e->insert_missing);
+		}
+		else
+		{
+			/* keys that changed: their old rows go, then every new row is upserted */
 			run_plan(e->delete_gone);
-		run_plan(e->upsert);
+			run_plan(e->upsert);
+		}
 	}
 	else if (per_row && HeapTupleHeaderIndicatesMovedPartitions(td->tg_trigtuple->t_data))
 		run_plan(e->delete_moved);	/* half of an UPDATE that moved the row */

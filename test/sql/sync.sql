@@ -350,6 +350,25 @@ UPDATE pk SET id = 7, v = 'moved' WHERE id = 2;
 SELECT * FROM pk2 ORDER BY id;
 SELECT shift.sync_drop('pk');
 
+-- ---- an UPDATE that keeps its keys updates the rows the target holds and adds the ones it lacks
+-- (rows written before the sync existed), also when every column is a key column
+CREATE TABLE ku (id int PRIMARY KEY, v text);
+CREATE TABLE ku2 (id bigint PRIMARY KEY, v text);
+INSERT INTO ku VALUES (1, 'a'), (2, 'b'), (3, 'c');
+SELECT shift.sync_create('ku', 'ku', "into" => 'ku2', reverse => false);
+UPDATE ku SET v = v || '!' WHERE id <= 2;
+INSERT INTO ku VALUES (4, 'd');
+UPDATE ku SET v = v || '?';
+SELECT * FROM ku2 ORDER BY id;
+SELECT shift.sync_drop('ku');
+CREATE TABLE ko (id int PRIMARY KEY);
+CREATE TABLE ko2 (id bigint PRIMARY KEY);
+INSERT INTO ko VALUES (1), (2);
+SELECT shift.sync_create('ko', 'ko', "into" => 'ko2', reverse => false);
+UPDATE ko SET id = id;
+SELECT * FROM ko2 ORDER BY id;
+SELECT shift.sync_drop('ko');
+
 -- ---- refused table-level definitions
 CREATE TABLE nokey (id int, v text);
 CREATE TABLE nokey2 (id int, v text);
