@@ -732,6 +732,26 @@ name_in(List *names, const char *name)
 	return list_index_of_name(names, name) >= 0;
 }
 
+/* "c1 = <rows>.c1, ..." for the columns outside the key; false if there are none */
+static bool
+append_set_list(StringInfo s, Mapping *m, const char *rows)
+{
+	ListCell   *lc;
+	bool		any = false;
+
+	foreach(lc, m->columns)
+	{
+		char	   *col = lfirst(lc);
+
+		if (name_in(m->key, col))
+			continue;
+		appendStringInfo(s, "%s%s = %s.%s", any ? ", " : "", quote_identifier(col), rows,
+						 quote_identifier(col));
+		any = true;
+	}
+	return any;
+}
+
 /* "pgs_t.k1 = <rows>.k1 AND ...": a destination row and a mapped row with the same key */
 static void
 append_key_match(StringInfo s, Mapping *m, const char *rows)
@@ -752,8 +772,6 @@ static char *
 upsert_sql(Mapping *m, bool only_missing)
 {
 	StringInfoData s;
-	ListCell   *lc;
-	bool		any = false;
 
 	initStringInfo(&s);
 	appendStringInfo(&s, "INSERT INTO %s AS pgs_t (", qualified_name(m->dst));
@@ -777,17 +795,7 @@ upsert_sql(Mapping *m, bool only_missing)
 	}
 	append_names(&s, m->key, "");
 	appendStringInfoString(&s, ") DO UPDATE SET ");
-	foreach(lc, m->columns)
-	{
-		char	   *col = lfirst(lc);
-
-		if (name_in(m->key, col))
-			continue;
-		appendStringInfo(&s, "%s%s = EXCLUDED.%s", any ? ", " : "", quote_identifier(col),
-						 quote_identifier(col));
-		any = true;
-	}
-	if (!any)
+	if (!append_set_list(&s, m, "EXCLUDED"))
 	{
 		/* only key columns: there is nothing to update */
 		s.len -= strlen(" DO UPDATE SET ");
@@ -807,22 +815,10 @@ static char *
 update_sql(Mapping *m)
 {
 	StringInfoData s;
-	ListCell   *lc;
-	bool		any = false;
 
 	initStringInfo(&s);
 	appendStringInfo(&s, "UPDATE %s AS pgs_t SET ", qualified_name(m->dst));
-	foreach(lc, m->columns)
-	{
-		char	   *col = lfirst(lc);
-
-		if (name_in(m->key, col))
-			continue;
-		appendStringInfo(&s, "%s%s = pgs_s.%s", any ? ", " : "", quote_identifier(col),
-						 quote_identifier(col));
-		any = true;
-	}
-	if (!any)
+	if (!append_set_list(&s, m, "pgs_s"))
 		return NULL;
 	appendStringInfoString(&s, " FROM ");
 	append_mapped(&s, m, NEW_ROWS);
