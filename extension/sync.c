@@ -732,6 +732,13 @@ name_in(List *names, const char *name)
 	return list_index_of_name(names, name) >= 0;
 }
 
+/* The expression over src that fills key column k of dst. */
+static const char *
+key_expr(Mapping *m, const char *k)
+{
+	return list_nth(m->exprs, list_index_of_name(m->columns, k));
+}
+
 /* "c1 = <rows>.c1, ..." for the columns outside the key; false if there are none */
 static bool
 append_set_list(StringInfo s, Mapping *m, const char *rows)
@@ -894,7 +901,7 @@ delete_sql(Mapping *m, const char *rows, const char *except, bool unclaimed)
 		foreach(lc, m->key)
 		{
 			const char *k = lfirst(lc);
-			const char *expr = list_nth(m->exprs, list_index_of_name(m->columns, k));
+			const char *expr = key_expr(m, k);
 			AttrNumber	att = plain_column(m->src, expr);
 
 			if (att != InvalidAttrNumber)
@@ -973,13 +980,16 @@ static void key_columns(SyncEntry *e, Mapping *m, Relation rel);
 static void
 build_table_entry(SyncEntry *e, SyncConfig *c, Mapping *m, Relation rel, bool per_row)
 {
+	char	   *update;
+
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	register_rows(NEW_ROWS, rel, NULL, 0);
 	register_rows(OLD_ROWS, rel, NULL, 0);
+	update = update_sql(m);
 	e->upsert = prepare_kept(c->name, upsert_sql(m, false));
-	if (update_sql(m) != NULL)
-		e->update_kept = prepare_kept(c->name, update_sql(m));
+	if (update != NULL)
+		e->update_kept = prepare_kept(c->name, update);
 	e->insert_missing = prepare_kept(c->name, upsert_sql(m, true));
 	e->delete_gone = prepare_kept(c->name, delete_sql(m, OLD_ROWS, NEW_ROWS, per_row));
 	e->delete_old = prepare_kept(c->name, delete_sql(m, OLD_ROWS, NULL, false));
@@ -1005,8 +1015,7 @@ key_columns(SyncEntry *e, Mapping *m, Relation rel)
 
 	foreach(lc, m->key)
 	{
-		const char *expr = list_nth(m->exprs, list_index_of_name(m->columns, lfirst(lc)));
-		AttrNumber	att = plain_column(m->src, expr);
+		AttrNumber	att = plain_column(m->src, key_expr(m, lfirst(lc)));
 
 		if (att == InvalidAttrNumber)
 			return;
@@ -1043,10 +1052,15 @@ keys_kept(SyncEntry *e, Relation rel, Tuplestorestate *oldrows, Tuplestorestate 
 {
 	TupleTableSlot *a;
 	TupleTableSlot *b;
+	MemoryContext row_cxt;
+	MemoryContext old;
 	bool		kept = true;
 
 	if (tuplestore_tuple_count(oldrows) != tuplestore_tuple_count(newrows))
 		return false;
+	/* comparing may detoast a key: per row, in a context reset per row */
+	row_cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_shift key check",
+									ALLOCSET_SMALL_SIZES);
 	a = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
 	b = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
 	tuplestore_select_read_pointer(oldrows, tuplestore_alloc_read_pointer(oldrows, EXEC_FLAG_REWIND));
@@ -1056,8 +1070,12 @@ keys_kept(SyncEntry *e, Relation rel, Tuplestorestate *oldrows, Tuplestorestate 
 	while (kept && tuplestore_gettupleslot(oldrows, true, false, a))
 	{
 		CHECK_FOR_INTERRUPTS();
+		old = MemoryContextSwitchTo(row_cxt);
 		kept = tuplestore_gettupleslot(newrows, true, false, b) && same_key(e, a, b);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(row_cxt);
 	}
+	MemoryContextDelete(row_cxt);
 	tuplestore_select_read_pointer(oldrows, 0);
 	tuplestore_select_read_pointer(newrows, 0);
 	ExecDropSingleTupleTableSlot(a);
@@ -1375,19 +1393,21 @@ shift_sync_check(PG_FUNCTION_ARGS)
 	}
 	else
 	{
-		Relation	rel = table_open(c->forward.src, AccessShareLock);
+		/* both directions, each in an entry of its own */
+		Mapping    *maps[2] = {&c->forward, c->reverse.columns != NIL ? &c->reverse : NULL};
+		int			i;
 
-		build_table_entry(&e, c, &c->forward, rel,
-						  rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE);
-		table_close(rel, NoLock);
-		free_entry_resources(&e);
-		memset(&e, 0, sizeof(e));
-		e.cxt = AllocSetContextCreate(cxt, "pg_shift sync check entry", ALLOCSET_SMALL_SIZES);
-		if (c->reverse.columns != NIL)
+		for (i = 0; i < 2 && maps[i] != NULL; i++)
 		{
-			rel = table_open(c->reverse.src, AccessShareLock);
-			build_table_entry(&e, c, &c->reverse, rel,
-							  rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE);
+			Relation	rel = table_open(maps[i]->src, AccessShareLock);
+
+			if (i > 0)
+			{
+				free_entry_resources(&e);
+				memset(&e, 0, sizeof(e));
+				e.cxt = AllocSetContextCreate(cxt, "pg_shift sync check entry", ALLOCSET_SMALL_SIZES);
+			}
+			build_table_entry(&e, c, maps[i], rel, rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE);
 			table_close(rel, NoLock);
 		}
 	}
