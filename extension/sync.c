@@ -1070,10 +1070,16 @@ keys_kept(SyncEntry *e, Relation rel, Tuplestorestate *oldrows, Tuplestorestate 
 	while (kept && tuplestore_gettupleslot(oldrows, true, false, a))
 	{
 		CHECK_FOR_INTERRUPTS();
-		old = MemoryContextSwitchTo(row_cxt);
-		kept = tuplestore_gettupleslot(newrows, true, false, b) && same_key(e, a, b);
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(row_cxt);
+		/* fetched outside row_cxt: a tuple read back from disk belongs to its slot */
+		if (!tuplestore_gettupleslot(newrows, true, false, b))
+			kept = false;
+		else
+		{
+			old = MemoryContextSwitchTo(row_cxt);
+			kept = same_key(e, a, b);
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(row_cxt);
+		}
 	}
 	MemoryContextDelete(row_cxt);
 	tuplestore_select_read_pointer(oldrows, 0);

@@ -360,6 +360,12 @@ UPDATE ku SET v = v || '!' WHERE id <= 2;
 INSERT INTO ku VALUES (4, 'd');
 UPDATE ku SET v = v || '?';
 SELECT * FROM ku2 ORDER BY id;
+-- transition tables large enough to spill to disk (tuples read back belong to their slots)
+SET work_mem = '64kB';
+INSERT INTO ku SELECT g, 'v' || g FROM generate_series(10, 20000) g;
+UPDATE ku SET v = v || '+' WHERE id >= 10;
+RESET work_mem;
+SELECT count(*) AS ku2_rows, count(*) FILTER (WHERE v LIKE '%+') AS updated FROM ku2;
 SELECT shift.sync_drop('ku');
 CREATE TABLE ko (id int PRIMARY KEY);
 CREATE TABLE ko2 (id bigint PRIMARY KEY);
