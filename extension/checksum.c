@@ -59,6 +59,7 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "pgstat.h"
 #include "port/pg_bswap.h"
 #include "parser/parser.h"
 #include "portability/instr_time.h"
@@ -458,18 +459,21 @@ put_numeric_data(Buf *b, const char *p, int len)
  * each numeric's scale bits cleared.  Clearing them in place works when the
  * numeric is in the form every equal value has: the short form, or the long
  * form of a value too large or small for the short one; jsonb_mask returns
- * false for anything else (a long form chosen only for its scale, an
+ * -1 for anything else (a long form chosen only for its scale, an
  * unstripped digit, a short varlena header), which is then rebuilt first.
- * c points at a container inside a writable copy; reads are unaligned-safe.
+ * Otherwise it returns how many numerics carry scale bits, and clears them
+ * when write is set (c must then point into a writable copy; without it c
+ * is only read).  Reads are unaligned-safe.
  */
-static bool
-jsonb_mask(char *c)
+static int
+jsonb_mask(char *c, bool write)
 {
 	uint32		header;
 	int			n;
 	char	   *entries = c + sizeof(uint32);
 	char	   *base;
 	uint32		off = 0;
+	int			changed = 0;
 	int			i;
 
 	memcpy(&header, c, sizeof(header));
@@ -489,13 +493,14 @@ jsonb_mask(char *c)
 			char	   *p = num + VARHDRSZ;
 			uint32		vh;
 			uint16		h;
+			uint16		masked;
 			int			len;
 			int			weight;
 			const char *digits;
 			int			ndigits;
 
 			if (VARATT_IS_1B(num))
-				return false;
+				return -1;
 			memcpy(&vh, num, sizeof(vh));
 			len = VARSIZE_4B(&vh) - VARHDRSZ;
 			memcpy(&h, p, sizeof(h));
@@ -505,7 +510,7 @@ jsonb_mask(char *c)
 				{
 					digits = p + 2;
 					ndigits = (len - 2) / 2;
-					h &= ~0x1F80;	/* short form: the scale */
+					masked = h & ~0x1F80;	/* short form: the scale */
 				}
 				else
 				{
@@ -514,26 +519,35 @@ jsonb_mask(char *c)
 					memcpy(&w, p + 2, sizeof(w));
 					weight = w;
 					if (weight >= -64 && weight <= 63)
-						return false;	/* long only for its scale */
+						return -1;	/* long only for its scale */
 					digits = p + 4;
 					ndigits = (len - 4) / 2;
-					h &= ~0x3FFF;	/* long form: the scale */
+					masked = h & ~0x3FFF;	/* long form: the scale */
 				}
 				if (ndigits > 0 &&
 					(digit_at(digits, 0) == 0 || digit_at(digits, ndigits - 1) == 0))
-					return false;
-				memcpy(p, &h, sizeof(h));
+					return -1;
+				if (masked != h)
+				{
+					changed++;
+					if (write)
+						memcpy(p, &masked, sizeof(masked));
+				}
 			}
 		}
 		else if (JBE_ISCONTAINER(e))
 		{
+			int			sub;
+
 			check_stack_depth();
-			if (!jsonb_mask(base + INTALIGN(off)))
-				return false;
+			sub = jsonb_mask(base + INTALIGN(off), write);
+			if (sub < 0)
+				return -1;
+			changed += sub;
 		}
 		off = end;
 	}
-	return true;
+	return changed;
 }
 
 /*
@@ -638,46 +652,40 @@ jsonb_canonical(const char *container, int len)
 	return JsonbValueToJsonb(res);
 }
 
-/* A jsonb's word: the hash of its container with numeric scales cleared. */
+/*
+ * A jsonb's word: the hash of its container with numeric scales cleared.
+ * Most containers have none to clear (integers have scale 0), so the first
+ * pass only reads, and the bytes are hashed where they lie.
+ */
 static uint64
 jsonb_word(Buf *scratch, Datum d)
 {
 	struct varlena *v = (struct varlena *) DatumGetPointer(d);
-	const char *c;
+	char	   *c;
 	int			len;
-	union
-	{
-		char		data[256];
-		uint32		align;
-	}			small;
-	char	   *copy;
+	int			changed;
 
 	if (VARATT_IS_EXTERNAL(v) || VARATT_IS_COMPRESSED(v))
 		v = pg_detoast_datum(v);
 	c = VARDATA_ANY(v);
 	len = VARSIZE_ANY_EXHDR(v);
-	if (len <= (int) sizeof(small.data))
-		copy = small.data;
-	else
-	{
-		scratch->len = 0;
-		buf_reserve(scratch, len);
-		copy = scratch->data;
-	}
-	memcpy(copy, c, len);
-	if (!jsonb_mask(copy))
+	changed = jsonb_mask(c, false);
+	if (changed == 0)
+		return XXH3_64bits(c, len);
+	if (changed < 0)
 	{
 		Jsonb	   *canon = jsonb_canonical(c, len);
 
+		c = VARDATA(canon);
 		len = VARSIZE(canon) - VARHDRSZ;
-		scratch->len = 0;
-		buf_reserve(scratch, len);
-		copy = scratch->data;
-		memcpy(copy, VARDATA(canon), len);
-		if (!jsonb_mask(copy))
-			elog(ERROR, "could not put a jsonb value in canonical form");
 	}
-	return XXH3_64bits(copy, len);
+	/* a copy to clear the scales in (a canonical rebuild may still carry them) */
+	scratch->len = 0;
+	buf_reserve(scratch, len);
+	memcpy(scratch->data, c, len);
+	if (jsonb_mask(scratch->data, true) < 0)
+		elog(ERROR, "could not put a jsonb value in canonical form");
+	return XXH3_64bits(scratch->data, len);
 }
 
 /*
@@ -1150,6 +1158,15 @@ typedef enum ReceiverMode
 	RM_ROWS						/* keep each row of the wanted buckets */
 } ReceiverMode;
 
+/* One table column as tuple_words reads it: its layout and its output column. */
+typedef struct PhysAtt
+{
+	int16		len;
+	char		align;
+	bool		byval;
+	int			col;			/* the target-list column it is, or -1 */
+} PhysAtt;
+
 typedef struct HashReceiver
 {
 	DestReceiver pub;
@@ -1163,6 +1180,7 @@ typedef struct HashReceiver
 	int		   *map;			/* target-list column -> slot column */
 	Oid		   *types;			/* target-list column types */
 	int			maxatt;			/* slot columns to deform */
+	PhysAtt    *phys;			/* per table column, for tuple_words; or NULL */
 	ColHash    *ch;
 	uint64	   *hashes;			/* the row's column hashes, then the key's */
 	Buf			buf;			/* the row hash's input */
@@ -1278,14 +1296,109 @@ key_text(HashReceiver *r, const Datum *values, const bool *nulls_in)
 											  TYPALIGN_INT));
 }
 
+/* The words of the target-list columns 0..n-1 (NULL_WORD for NULL) into h[] and isnull[]. */
+static inline void
+value_words(HashReceiver *r, int n, const Datum *values, const bool *nulls, uint64 *h,
+			bool *isnull)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		int			att = r->map[i];
+
+		isnull[i] = nulls[att];
+		h[i] = isnull[i] ? NULL_WORD : value_word(&r->scratch, &r->ch[i], values[att]);
+	}
+}
+
 /*
- * Appends the words of the row's n columns (little-endian) and their NULL
+ * Stores output column col's word: straight into the row buffer (words at
+ * p, NULL bitmap at bits, cleared by the caller) when direct, else into
+ * h[] and isnull[].
+ */
+static pg_attribute_always_inline void
+set_word(bool direct, int col, uint64 w, bool null, uint64 *h, bool *isnull,
+		 char *p, char *bits)
+{
+	if (direct)
+	{
+		uint64		le = LE64(w);
+
+		memcpy(p + 8 * col, &le, 8);
+		if (null)
+			bits[col >> 3] |= (char) (1 << (col & 7));
+	}
+	else
+	{
+		h[col] = w;
+		isnull[col] = null;
+	}
+}
+
+/*
+ * The same read straight from a heap tuple, for every target-list column
+ * (as heap_deform_tuple walks it, without its arrays): the whole-table
+ * scans spend most of their time here.  r->phys says which table column is
+ * which output column.  direct (every output column is a row column, no
+ * key column outside them) writes the row buffer itself, saving a copy.
+ */
+static pg_attribute_always_inline void
+tuple_words(HashReceiver *r, HeapTuple tuple, TupleDesc desc, bool direct,
+			uint64 *h, bool *isnull, char *p, char *bits)
+{
+	HeapTupleHeader tup = tuple->t_data;
+	bool		hasnulls = HeapTupleHasNulls(tuple);
+	bits8	   *bp = tup->t_bits;
+	char	   *tp = (char *) tup + tup->t_hoff;
+	int			natts = Min(HeapTupleHeaderGetNatts(tup), r->maxatt);
+	uint32		off = 0;
+	int			att;
+
+	for (att = 0; att < natts; att++)
+	{
+		const PhysAtt *a = &r->phys[att];
+
+		if (hasnulls && att_isnull(att, bp))
+		{
+			if (a->col >= 0)
+				set_word(direct, a->col, NULL_WORD, true, h, isnull, p, bits);
+			continue;
+		}
+		if (a->len == -1)
+			off = att_align_pointer(off, a->align, -1, tp + off);
+		else
+			off = att_align_nominal(off, a->align);
+		if (a->col >= 0)
+			set_word(direct, a->col,
+					 value_word(&r->scratch, &r->ch[a->col],
+								fetch_att(tp + off, a->byval, a->len)),
+					 false, h, isnull, p, bits);
+		off = att_addlength_pointer(off, a->len, tp + off);
+	}
+	/* columns added after the tuple was written: their missing value */
+	for (; att < r->maxatt; att++)
+	{
+		int			col = r->phys[att].col;
+
+		if (col >= 0)
+		{
+			bool		null;
+			Datum		d = getmissingattr(desc, att + 1, &null);
+
+			set_word(direct, col, null ? NULL_WORD : value_word(&r->scratch, &r->ch[col], d),
+					 null, h, isnull, p, bits);
+		}
+	}
+}
+
+/*
+ * Appends the words of the row's columns (little-endian) and their NULL
  * bitmap: the input of the row hash.  Value i is the i-th 8 bytes, so a
- * value's position counts; the bitmap tells NULL from any value.  Fills h[]
- * with the words (NULL_WORD for NULL) and isnull[].
+ * value's position counts; the bitmap tells NULL from any value.
  */
 static inline void
-put_row_words(HashReceiver *r, const Datum *values, const bool *nulls, uint64 *h, bool *isnull)
+put_row_words(HashReceiver *r, const uint64 *h, const bool *isnull)
 {
 	int			n = r->ncols;
 	int			nbytes = (n + 7) / 8;
@@ -1300,27 +1413,19 @@ put_row_words(HashReceiver *r, const Datum *values, const bool *nulls, uint64 *h
 	memset(bits, 0, nbytes);
 	for (i = 0; i < n; i++)
 	{
-		int			att = r->map[i];
-		uint64		le;
+		uint64		le = LE64(h[i]);
 
-		if (nulls[att])
-		{
-			isnull[i] = true;
-			h[i] = NULL_WORD;
+		if (isnull[i])
 			bits[i >> 3] |= (char) (1 << (i & 7));
-		}
-		else
-		{
-			isnull[i] = false;
-			h[i] = value_word(&r->scratch, &r->ch[i], values[att]);
-		}
-		le = LE64(h[i]);
 		memcpy(p + 8 * i, &le, 8);
 	}
 	b->len += 8 * n + nbytes;
 }
 
-/* The same for the key into kbuf: key columns among the columns reuse their words. */
+/*
+ * The same for the key into kbuf: key columns among the columns reuse their
+ * words, as do all when values is NULL (tuple_words computed them all).
+ */
 static void
 put_key_words(HashReceiver *r, const Datum *values, const bool *nulls, const uint64 *h,
 			  const bool *isnull)
@@ -1344,7 +1449,7 @@ put_key_words(HashReceiver *r, const Datum *values, const bool *nulls, const uin
 		uint64		w;
 		uint64		le;
 
-		if (col < r->ncols)
+		if (col < r->ncols || values == NULL)
 		{
 			null = isnull[col];
 			w = h[col];
@@ -1370,10 +1475,13 @@ put_key_words(HashReceiver *r, const Datum *values, const bool *nulls, const uin
  * words in column order and the NULL bitmap (with the key's words appended
  * when a key column is not among the columns, so values swapped between
  * keys change it).  The key hash is XXH3-128 of the key columns' words,
- * seeded apart; a keyless row is its own key.
+ * seeded apart; a keyless row is its own key.  The values come from
+ * values/nulls, or when tuple is given straight from it (r->phys set, and
+ * only for the modes that keep no values).
  */
 static void
-hash_row(HashReceiver *r, const Datum *values, const bool *nulls, TupleDesc desc)
+hash_row(HashReceiver *r, const Datum *values, const bool *nulls, TupleDesc desc,
+		 HeapTuple tuple)
 {
 	MemoryContext old;
 	XXH128_hash_t row;
@@ -1388,7 +1496,33 @@ hash_row(HashReceiver *r, const Datum *values, const bool *nulls, TupleDesc desc
 	old = MemoryContextSwitchTo(r->row_cxt);
 
 	r->buf.len = 0;
-	put_row_words(r, values, nulls, h, isnull);
+	if (tuple && r->natts == r->ncols)
+	{
+		int			n = r->ncols;
+		int			nbytes = (n + 7) / 8;
+
+		buf_reserve(&r->buf, 8 * n + nbytes);
+		memset(r->buf.data + 8 * n, 0, nbytes);
+		tuple_words(r, tuple, desc, true, NULL, NULL, r->buf.data, r->buf.data + 8 * n);
+		r->buf.len = 8 * n + nbytes;
+		/* the key's words, for put_key_words */
+		for (i = 0; i < r->nkeys; i++)
+		{
+			int			col = r->keypos[i];
+
+			memcpy(&h[col], r->buf.data + 8 * col, 8);
+			h[col] = LE64(h[col]);
+			isnull[col] = (r->buf.data[8 * n + (col >> 3)] & (1 << (col & 7))) != 0;
+		}
+	}
+	else
+	{
+		if (tuple)
+			tuple_words(r, tuple, desc, false, h, isnull, NULL, NULL);
+		else
+			value_words(r, r->ncols, values, nulls, h, isnull);
+		put_row_words(r, h, isnull);
+	}
 	if (want_key)
 	{
 		if (r->nkeys == 0)
@@ -1414,6 +1548,7 @@ hash_row(HashReceiver *r, const Datum *values, const bool *nulls, TupleDesc desc
 				acc_add(&r->accs[bucket], row);
 			break;
 		case RM_RANGE:
+			Assert(values != NULL);
 			acc_add(&r->total, row);
 			MemoryContextReset(r->last_cxt);
 			MemoryContextSwitchTo(r->last_cxt);
@@ -1428,6 +1563,7 @@ hash_row(HashReceiver *r, const Datum *values, const bool *nulls, TupleDesc desc
 			}
 			break;
 		case RM_ROWS:
+			Assert(values != NULL);
 			if (r->only == NULL || (r->only[bucket >> 3] & (1 << (bucket & 7))))
 			{
 				RowEntry   *e;
@@ -1470,7 +1606,7 @@ recv_slot(TupleTableSlot *slot, DestReceiver *self)
 	HashReceiver *r = (HashReceiver *) self;
 
 	slot_getsomeattrs(slot, r->maxatt);
-	hash_row(r, slot->tts_values, slot->tts_isnull, slot->tts_tupleDescriptor);
+	hash_row(r, slot->tts_values, slot->tts_isnull, slot->tts_tupleDescriptor, NULL);
 	return true;
 }
 
@@ -1637,6 +1773,81 @@ pages_condition(PageRange pr)
  * time.  Returns false (having read nothing) otherwise; the caller then
  * runs the query, which also gives the executor's own permission error.
  */
+/*
+ * Sets r->phys for tuple_words when it can serve: a mode that keeps no
+ * values, and no table column read as two output columns.
+ */
+static bool
+phys_setup(HashReceiver *r, TupleDesc desc)
+{
+	int			att;
+	int			i;
+
+	if (r->mode != RM_TOTAL && r->mode != RM_BUCKETS)
+		return false;
+	if (r->phys)
+		pfree(r->phys);
+	r->phys = MemoryContextAlloc(r->keep_cxt, sizeof(PhysAtt) * r->maxatt);
+	for (att = 0; att < r->maxatt; att++)
+	{
+		Form_pg_attribute a = TupleDescAttr(desc, att);
+
+		r->phys[att].len = a->attlen;
+		r->phys[att].align = a->attalign;
+		r->phys[att].byval = a->attbyval;
+		r->phys[att].col = -1;
+	}
+	for (i = 0; i < r->natts; i++)
+	{
+		if (r->phys[r->map[i]].col >= 0)
+		{
+			pfree(r->phys);
+			r->phys = NULL;
+			return false;
+		}
+		r->phys[r->map[i]].col = i;
+	}
+	return true;
+}
+
+/*
+ * Hashes the visible tuples of pages lo..hi-1 straight from each page (no
+ * slot, no deformed arrays, no per-tuple call into the scan): heapgetpage
+ * pins the page, prunes it and lists the tuples the scan's snapshot sees,
+ * which stay readable while the pin is held, as in a page-at-a-time scan.
+ */
+static void
+heap_pages_into(HashReceiver *r, TableScanDesc sscan, TupleDesc desc, BlockNumber lo,
+				BlockNumber hi)
+{
+	HeapScanDesc scan = (HeapScanDesc) sscan;
+	Relation	rel = sscan->rs_rd;
+	HeapTupleData tuple;
+	BlockNumber blk;
+
+	tuple.t_tableOid = RelationGetRelid(rel);
+	for (blk = lo; blk < hi && blk < scan->rs_nblocks; blk++)
+	{
+		Page		page;
+		int			i;
+
+		heapgetpage(sscan, blk);
+		page = BufferGetPage(scan->rs_cbuf);
+		for (i = 0; i < scan->rs_ntuples; i++)
+		{
+			OffsetNumber off = scan->rs_vistuples[i];
+			ItemId		lpp = PageGetItemId(page, off);
+
+			tuple.t_data = (HeapTupleHeader) PageGetItem(page, lpp);
+			tuple.t_len = ItemIdGetLength(lpp);
+			ItemPointerSet(&tuple.t_self, blk, off);
+			hash_row(r, NULL, NULL, desc, &tuple);
+		}
+		if (pgstat_should_count_relation(rel))
+			rel->pgstat_info->t_counts.t_tuples_returned += scan->rs_ntuples;
+	}
+}
+
 static bool
 heap_scan_into(Side *side, HashReceiver *r, PageRange pr)
 {
@@ -1681,26 +1892,26 @@ heap_scan_into(Side *side, HashReceiver *r, PageRange pr)
 
 		TupleDesc	desc = RelationGetDescr(rel);
 
-		/* a page range starts where it says; a whole table may join a running scan */
-		scan = table_beginscan_strat(rel, GetActiveSnapshot(), 0, NULL, true, !pr.given);
-		if (pr.given)
-		{
-			BlockNumber hi = Min(pr.hi, nblocks);
+		BlockNumber lo = pr.given ? Min(pr.lo, nblocks) : 0;
+		BlockNumber hi = pr.given ? Min(pr.hi, nblocks) : nblocks;
+		bool		fused = phys_setup(r, desc);
 
-			heap_setscanlimits(scan, Min(pr.lo, nblocks), hi > pr.lo ? hi - pr.lo : 0);
-		}
-		if (r->maxatt == desc->natts)
+		/*
+		 * A page range starts where it says; a whole table read tuple by
+		 * tuple may join a running scan (the page loop reads in block order).
+		 */
+		scan = table_beginscan_strat(rel, GetActiveSnapshot(), 0, NULL, true,
+									 !pr.given && !fused);
+		if (pr.given)
+			heap_setscanlimits(scan, lo, hi > lo ? hi - lo : 0);
+		if (fused && (scan->rs_flags & SO_ALLOW_PAGEMODE))
+			heap_pages_into(r, scan, desc, lo, hi);
+		else if (fused)
 		{
-			/* every column: deform straight from the page, no slot */
-			Datum	   *values = palloc(sizeof(Datum) * desc->natts);
-			bool	   *nulls = palloc(sizeof(bool) * desc->natts);
 			HeapTuple	tuple;
 
 			while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
-			{
-				heap_deform_tuple(tuple, desc, values, nulls);
-				hash_row(r, values, nulls, desc);
-			}
+				hash_row(r, NULL, NULL, desc, tuple);
 		}
 		else
 		{
