@@ -1095,14 +1095,25 @@ keys_kept(SyncEntry *e, Relation rel, Tuplestorestate *oldrows, Tuplestorestate 
  * otherwise miss rows a backfill committed after its snapshot was taken (a
  * mirrored DELETE would leave them, an upsert would fail to serialize).
  */
+/*
+ * Runs a mirror statement with snap, or with a fresh snapshot if snap is
+ * NULL (SPI copies it and advances its command id: the statement sees what
+ * the ones before it in this transaction wrote).
+ */
 static void
-run_plan(SPIPlanPtr plan)
+run_plan_at(SPIPlanPtr plan, Snapshot snap)
 {
-	int			rc = SPI_execute_snapshot(plan, NULL, NULL, GetLatestSnapshot(), InvalidSnapshot,
-										  false, true, 0);
+	int			rc = SPI_execute_snapshot(plan, NULL, NULL, snap ? snap : GetLatestSnapshot(),
+										  InvalidSnapshot, false, true, 0);
 
 	if (rc < 0)
 		elog(ERROR, "a statement of a sync failed: %s", SPI_result_code_string(rc));
+}
+
+static void
+run_plan(SPIPlanPtr plan)
+{
+	run_plan_at(plan, NULL);
 }
 
 /* A tuplestore holding one row. */
@@ -1172,16 +1183,27 @@ table_sync(SyncEntry *e, TriggerData *td)
 			(per_row ? same_key(e, td->tg_trigslot, td->tg_newslot) :
 			 keys_kept(e, td->tg_relation, oldrows, newrows)))
 		{
-			/* every key kept: update the rows there, then add those missing */
+			/*
+			 * Every key kept: update the rows there, then add those missing.
+			 * Both statements read the other table with one snapshot.  With
+			 * a fresh one for the second, a row a backfill batch had inserted
+			 * but not committed when the UPDATE looked (so it found nothing
+			 * to update) would be committed by the time the insert looked for
+			 * missing rows, found there, and skipped: its copy would keep the
+			 * batch's older values.  With one snapshot the insert does not
+			 * see it either, runs into its key, and ON CONFLICT updates it.
+			 */
 			uint64		found = 0;
+			Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
 
 			if (e->update_kept)
 			{
-				run_plan(e->update_kept);
+				run_plan_at(e->update_kept, snap);
 				found = SPI_processed;
 			}
 			if (found < (uint64) tuplestore_tuple_count(newrows))
-				run_plan(e->insert_missing);
+				run_plan_at(e->insert_missing, snap);
+			UnregisterSnapshot(snap);
 		}
 		else
 		{

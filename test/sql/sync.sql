@@ -530,6 +530,45 @@ SELECT shift.backfill_create('kf_copy', 'kf', "into" => 'kf_by_id', on_conflict 
 SELECT shift.backfill_create('kf_copy', 'kf', "into" => 'kf_by_id', on_conflict => 'nothing');
 SELECT shift.backfill_drop('kf_copy');
 
+-- ---- a backfill batch commits between the two statements that mirror an UPDATE
+-- The UPDATE of the copy finds nothing (the batch's insert of the key is not
+-- committed yet); then the batch commits; the insert of missing rows must still
+-- write the key (ON CONFLICT updates it), or the copy keeps the batch's values.
+-- Three sessions: this one holds a gate that the mirror's UPDATE statement waits
+-- at (a statement trigger on the copy, which fires after that statement's snapshot
+-- is taken), a batch session holds the uncommitted copy, a writer updates.
+CREATE EXTENSION dblink SCHEMA synct;
+CREATE TABLE race (id int PRIMARY KEY, v text);
+CREATE TABLE race_v2 (id bigint PRIMARY KEY, v text);
+INSERT INTO race VALUES (1, 'old');
+SELECT shift.sync_create('race', 'race', "into" => 'race_v2');
+CREATE FUNCTION race_gate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM pg_advisory_lock_shared(4711); PERFORM pg_advisory_unlock_shared(4711); RETURN NULL; END $$;
+CREATE TRIGGER race_gate BEFORE UPDATE ON race_v2 FOR EACH STATEMENT EXECUTE FUNCTION race_gate();
+SELECT format('host=%s port=%s dbname=%s', split_part(current_setting('unix_socket_directories'), ',', 1),
+              current_setting('port'), current_database()) AS conn \gset
+SELECT dblink_connect('batch', :'conn'), dblink_connect('writer', :'conn');
+SELECT pg_advisory_lock(4711);
+SELECT dblink_exec('batch', 'BEGIN');
+SELECT dblink_exec('batch', 'INSERT INTO synct.race_v2 VALUES (1, ''old'') ON CONFLICT DO NOTHING');
+SELECT dblink_send_query('writer', 'UPDATE synct.race SET v = ''new'' WHERE id = 1');
+DO $$
+BEGIN
+  FOR i IN 1..600 LOOP
+    EXIT WHEN EXISTS (SELECT FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'
+                        AND query LIKE 'UPDATE synct.race %');
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+END $$;
+SELECT count(*) AS writer_at_the_gate FROM pg_stat_activity
+ WHERE wait_event_type = 'Lock' AND wait_event = 'advisory' AND query LIKE 'UPDATE synct.race %';
+SELECT dblink_exec('batch', 'COMMIT');
+SELECT pg_advisory_unlock(4711);
+SELECT * FROM dblink_get_result('writer') AS r(status text);
+SELECT dblink_disconnect('batch'), dblink_disconnect('writer');
+SELECT s.v AS source, t.v AS copy FROM race s JOIN race_v2 t USING (id);
+DROP EXTENSION dblink;
+
 -- ---- clean up, so that later suites can drop the extension
 SELECT shift.sync_drop(name) FROM shift.sync ORDER BY name;
 RESET search_path;
