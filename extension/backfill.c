@@ -57,6 +57,7 @@
 #include "pgstat.h"
 #include "portability/instr_time.h"
 #include "storage/latch.h"
+#include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -1459,6 +1460,20 @@ is_retryable(int sqlerrcode)
 }
 
 /*
+ * The lock_timeout a batch runs with: the job's, but at most half of
+ * deadlock_timeout.  A batch and an application transaction can deadlock on
+ * the copy's keys (each waits for a key of the other's uncommitted insert),
+ * and the deadlock detector then aborts whichever began waiting first, most
+ * often the application.  A batch that gives up before any deadlock check
+ * runs is the one that loses: it rolls back and is retried.
+ */
+static int
+batch_lock_timeout(int job_ms)
+{
+	return Min(job_ms, Max(DeadlockTimeout / 2, 1));
+}
+
+/*
  * One batch in a subtransaction, with the job's lock_timeout.  Returns NULL
  * when it committed its work into the current transaction, or the error of
  * a retryable failure (the subtransaction rolled back).  Other errors are
@@ -1477,7 +1492,7 @@ run_one_batch(BackfillJob *job, BackfillPlans *plans, int retries, BatchResult *
 	{
 		char		lt[32];
 
-		snprintf(lt, sizeof(lt), "%dms", job->lock_timeout_ms);
+		snprintf(lt, sizeof(lt), "%dms", batch_lock_timeout(job->lock_timeout_ms));
 		(void) set_config_option("lock_timeout", lt, PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_LOCAL, true, 0, false);
 		lock_checkpoint(job);

@@ -217,6 +217,21 @@ CALL shift.backfill_run('guarded');
 SELECT shift.backfill_pause('guarded');
 RESET ROLE;
 
+-- a batch's lock_timeout is the job's, but at most half of deadlock_timeout
+-- (so that in a deadlock with the application the batch is the one to give up)
+CREATE TABLE lt (id int PRIMARY KEY, seen text);
+INSERT INTO lt SELECT g, NULL FROM generate_series(1, 3) g;
+SELECT shift.backfill_create('lt_long', 'lt', set => $$seen = current_setting('lock_timeout')$$,
+                             lock_timeout_ms => 5000, max_lag => NULL);
+CALL shift.backfill_run('lt_long');
+SELECT DISTINCT seen FROM lt;
+SELECT shift.backfill_create('lt_short', 'lt', set => $$seen = current_setting('lock_timeout')$$,
+                             lock_timeout_ms => 120, max_lag => NULL);
+CALL shift.backfill_run('lt_short');
+SELECT DISTINCT seen FROM lt;
+SHOW lock_timeout;
+SELECT shift.backfill_drop('lt_long'), shift.backfill_drop('lt_short');
+
 DROP VIEW prog;
 DROP OWNED BY regress_pgshift_bf, regress_pgshift_bf2, regress_pgshift_nobody;
 DROP ROLE regress_pgshift_bf, regress_pgshift_bf2, regress_pgshift_nobody;
