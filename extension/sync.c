@@ -739,9 +739,30 @@ key_expr(Mapping *m, const char *k)
 	return list_nth(m->exprs, list_index_of_name(m->columns, k));
 }
 
-/* "c1 = <rows>.c1, ..." for the columns outside the key; false if there are none */
+/* May an UPDATE set column col of rel (not identity ALWAYS, not generated)? */
 static bool
-append_set_list(StringInfo s, Mapping *m, const char *rows)
+settable(Oid rel, const char *col)
+{
+	HeapTuple	tp = SearchSysCacheAttName(rel, col);
+	bool		ok = false;
+
+	if (HeapTupleIsValid(tp))
+	{
+		Form_pg_attribute a = (Form_pg_attribute) GETSTRUCT(tp);
+
+		ok = a->attidentity != ATTRIBUTE_IDENTITY_ALWAYS && a->attgenerated == '\0';
+		ReleaseSysCache(tp);
+	}
+	return ok;
+}
+
+/*
+ * "c1 = <rows>.c1, ..." for the columns outside the key, and with keys for
+ * the key columns too (those of them that an UPDATE may set: not an identity
+ * column GENERATED ALWAYS); false if there are none
+ */
+static bool
+append_set_list(StringInfo s, Mapping *m, const char *rows, bool keys)
 {
 	ListCell   *lc;
 	bool		any = false;
@@ -750,7 +771,7 @@ append_set_list(StringInfo s, Mapping *m, const char *rows)
 	{
 		char	   *col = lfirst(lc);
 
-		if (name_in(m->key, col))
+		if (name_in(m->key, col) && !(keys && settable(m->dst, col)))
 			continue;
 		appendStringInfo(s, "%s%s = %s.%s", any ? ", " : "", quote_identifier(col), rows,
 						 quote_identifier(col));
@@ -801,10 +822,17 @@ upsert_sql(Mapping *m, bool only_missing)
 						 quote_identifier(m->alias));
 	}
 	append_names(&s, m->key, "");
+
+	/*
+	 * The key columns are set too: a key may change to a value its type
+	 * calls equal but spells differently (numeric 1.0 to 1.00, citext 'a' to
+	 * 'A'), and the copy must take the new spelling.  Set to the same bytes
+	 * they leave a HOT update possible.
+	 */
 	appendStringInfoString(&s, ") DO UPDATE SET ");
-	if (!append_set_list(&s, m, "EXCLUDED"))
+	if (!append_set_list(&s, m, "EXCLUDED", true))
 	{
-		/* only key columns: there is nothing to update */
+		/* nothing an UPDATE may set */
 		s.len -= strlen(" DO UPDATE SET ");
 		s.data[s.len] = '\0';
 		appendStringInfoString(&s, " DO NOTHING");
@@ -825,7 +853,7 @@ update_sql(Mapping *m)
 
 	initStringInfo(&s);
 	appendStringInfo(&s, "UPDATE %s AS pgs_t SET ", qualified_name(m->dst));
-	if (!append_set_list(&s, m, "pgs_s"))
+	if (!append_set_list(&s, m, "pgs_s", false))
 		return NULL;
 	appendStringInfoString(&s, " FROM ");
 	append_mapped(&s, m, NEW_ROWS);

@@ -569,6 +569,26 @@ SELECT dblink_disconnect('batch'), dblink_disconnect('writer');
 SELECT s.v AS source, t.v AS copy FROM race s JOIN race_v2 t USING (id);
 DROP EXTENSION dblink;
 
+-- ---- a key changed to a value its type calls equal but spells differently
+-- (numeric 1.0 to 1.00): the copy takes the new spelling, with and without
+-- columns outside the key, one row and many
+CREATE TABLE spell (id numeric PRIMARY KEY, v text);
+CREATE TABLE spell_v2 (id numeric PRIMARY KEY, v text);
+CREATE TABLE spellk (id numeric PRIMARY KEY);
+CREATE TABLE spellk_v2 (id numeric PRIMARY KEY);
+SELECT shift.sync_create('spell', 'spell', "into" => 'spell_v2'),
+       shift.sync_create('spellk', 'spellk', "into" => 'spellk_v2');
+INSERT INTO spell VALUES (1.0, 'a'), (2.0, 'b');
+INSERT INTO spellk VALUES (1.0), (2.0);
+UPDATE spell SET id = 1.00 WHERE id = 1;
+UPDATE spellk SET id = 1.00 WHERE id = 1;
+SELECT s.id::text AS source, t.id::text AS copy, t.v FROM spell s JOIN spell_v2 t USING (id) ORDER BY id;
+SELECT s.id::text AS source, t.id::text AS copy FROM spellk s JOIN spellk_v2 t USING (id) ORDER BY id;
+UPDATE spell SET id = id * 1.000, v = v || '!';
+UPDATE spellk SET id = id * 1.000;
+SELECT s.id::text AS source, t.id::text AS copy, t.v FROM spell s JOIN spell_v2 t USING (id) ORDER BY id;
+SELECT s.id::text AS source, t.id::text AS copy FROM spellk s JOIN spellk_v2 t USING (id) ORDER BY id;
+
 -- ---- clean up, so that later suites can drop the extension
 SELECT shift.sync_drop(name) FROM shift.sync ORDER BY name;
 RESET search_path;
