@@ -5,6 +5,9 @@
 # (an order paid, a new order and order line now and then, a lookup through a
 # view).  Measured from pgbench's per-transaction log, in the same run:
 #   - baseline: the application alone, BENCH_LOAD_SECONDS (default 20);
+#   - the floor of any dual write: the application writing orders_v2 itself
+#     (each UPDATE and INSERT done twice, no trigger, orders_v2 full);
+#   - the sync alone: every write mirrored by the trigger, no backfill;
 #   - during the backfill (the sync trigger active, the copy running), at the
 #     example's pace (sleep_ratio 3: the copy rests three times as long as
 #     each batch took) and again flat out (sleep_ratio 0), for contrast;
@@ -51,10 +54,25 @@ INSERT INTO order_lines (order_id, sku, qty) SELECT :id, 'sku-x', :op WHERE :op 
 SELECT count(*) FROM open_orders WHERE customer_id = :c;
 END;
 SQL
+# the same, with the application keeping orders_v2 current itself
+cat >"$WORK/both.sql" <<SQL
+\\set id random(1, $ROWS)
+\\set c random(1, 50000)
+\\set op random(1, 10)
+BEGIN;
+UPDATE orders SET status = 'paid', amount = amount + 1 WHERE id = :id;
+UPDATE orders_v2 SET status = 'paid', amount = amount + 1 WHERE id = :id;
+WITH n AS (INSERT INTO orders (customer_id, status, amount, created_at)
+                SELECT :c, 'new', 9.99, now() WHERE :op <= 2 RETURNING *)
+INSERT INTO orders_v2 SELECT * FROM n;
+INSERT INTO order_lines (order_id, sku, qty) SELECT :id, 'sku-x', :op WHERE :op = 3;
+SELECT count(*) FROM open_orders WHERE customer_id = :c;
+END;
+SQL
 
-# pgbench NAME SECONDS: the application for SECONDS, one log line per transaction
+# pgbench NAME SECONDS [SCRIPT]: the application for SECONDS, one log line per transaction
 bench() {
-  (cd "$WORK" && exec "$PGBENCH" -n -c 4 -j 2 -T "$2" -f app.sql -l --log-prefix="log-$1" "$DB" \
+  (cd "$WORK" && exec "$PGBENCH" -n -c 4 -j 2 -T "$2" -f "${3:-app.sql}" -l --log-prefix="log-$1" "$DB" \
      >"$WORK/summary-$1" 2>&1)
 }
 # bench_bg NAME SECONDS: the same in the background; bench_stop ends it
@@ -83,6 +101,12 @@ stats() {
 
 bench base "$SECS"
 read -r base_tps base_p50 base_p99 base_max < <(stats base 0 0)
+
+"$PGSHIFT" --dsn "dbname=$DB" run "$EX" --to expand -q
+psql -c "INSERT INTO orders_v2 SELECT * FROM orders" -c "VACUUM ANALYZE orders_v2" >/dev/null
+bench both "$SECS" both.sql
+read -r bo_tps bo_p50 bo_p99 bo_max < <(stats both 0 0)
+psql -c "TRUNCATE orders_v2" >/dev/null
 
 "$PGSHIFT" --dsn "dbname=$DB" run "$EX" --to sync -q
 bench synced "$SECS"
@@ -127,6 +151,8 @@ echo
 echo "| window | seconds | TPS | TPS vs baseline | p50 ms | p99 ms | p99 vs baseline | max ms |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|"
 printf '| baseline (application alone) | %s | %s | 1.00 | %s | %s | 1.00 | %s |\n' "$SECS" "$base_tps" "$base_p50" "$base_p99" "$base_max"
+printf '| the application writing orders_v2 itself (the floor of any dual write) | %s | %s | %s | %s | %s | %s | %s |\n' "$SECS" "$bo_tps" \
+  "$(ratio "$bo_tps" "$base_tps")" "$bo_p50" "$bo_p99" "$(ratio "$bo_p99" "$base_p99")" "$bo_max"
 printf '| the sync alone (every write mirrored, no backfill) | %s | %s | %s | %s | %s | %s | %s |\n' "$SECS" "$sy_tps" \
   "$(ratio "$sy_tps" "$base_tps")" "$sy_p50" "$sy_p99" "$(ratio "$sy_p99" "$base_p99")" "$sy_max"
 printf '| backfill, the example'"'"'s pace (sleep_ratio 3) | %s | %s | %s | %s | %s | %s | %s |\n' "$bf_secs" "$bf_tps" "$(ratio "$bf_tps" "$base_tps")" \
@@ -138,6 +164,7 @@ printf '| cut-over (%s attempt(s)) | %s | %s | %s | %s | %s | %s | %s |\n' "$att
 echo
 echo "Targets during the example's backfill: TPS ≥ 80 % of the baseline, p99 ≤ 3× the baseline;" \
   "around the cut-over no transaction waited longer than lock_timeout (1 s) plus one retry:" \
-  "longest $(calc "%.0f" "$co_max") ms."
+  "longest $(calc "%.0f" "$co_max") ms." \
+  "Any dual write costs the application: writing orders_v2 itself it kept $(ratio "$bo_tps" "$base_tps") of the baseline's TPS."
 echo
 dropdb "$DB"
