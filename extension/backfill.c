@@ -1474,7 +1474,7 @@ batch_lock_timeout(int job_ms)
 }
 
 /*
- * One batch in a subtransaction, with the job's lock_timeout.  Returns NULL
+ * One batch in a subtransaction, with batch_lock_timeout.  Returns NULL
  * when it committed its work into the current transaction, or the error of
  * a retryable failure (the subtransaction rolled back).  Other errors are
  * rethrown after the job is marked failed.
@@ -1638,7 +1638,7 @@ run_batches(BackfillJob *job, BackfillPlans *plans, RunLimits *limits,
 						(errcode(edata->sqlerrcode),
 						 errmsg("backfill job \"%s\" gave up after %d retries: %s", job->name,
 								retries - 1, edata->message),
-						 errhint("Raise max_retries or lock_timeout_ms with shift.backfill_set, or find what holds the locks.")));
+						 errhint("Raise max_retries (or lock_timeout_ms, which counts up to half of deadlock_timeout) with shift.backfill_set, or find what holds the locks.")));
 			}
 			backoff = Min(10000.0, 50.0 * pow(2.0, retries - 1)) *
 				(0.5 + pg_prng_double(&pg_global_prng_state) / 2);

@@ -758,8 +758,7 @@ settable(Oid rel, const char *col)
 
 /*
  * "c1 = <rows>.c1, ..." for the columns outside the key, and with keys for
- * the key columns too (those of them that an UPDATE may set: not an identity
- * column GENERATED ALWAYS); false if there are none
+ * the key columns that an UPDATE may set too; false if there are none
  */
 static bool
 append_set_list(StringInfo s, Mapping *m, const char *rows, bool keys)

@@ -43,32 +43,23 @@ CREATE VIEW open_orders AS SELECT id, customer_id, amount FROM orders WHERE stat
 VACUUM ANALYZE orders;
 VACUUM ANALYZE order_lines;
 SQL
-cat >"$WORK/app.sql" <<SQL
-\\set id random(1, $ROWS)
-\\set c random(1, 50000)
-\\set op random(1, 10)
-BEGIN;
-UPDATE orders SET status = 'paid', amount = amount + 1 WHERE id = :id;
-INSERT INTO orders (customer_id, status, amount, created_at) SELECT :c, 'new', 9.99, now() WHERE :op <= 2;
-INSERT INTO order_lines (order_id, sku, qty) SELECT :id, 'sku-x', :op WHERE :op = 3;
-SELECT count(*) FROM open_orders WHERE customer_id = :c;
-END;
-SQL
-# the same, with the application keeping orders_v2 current itself
-cat >"$WORK/both.sql" <<SQL
-\\set id random(1, $ROWS)
-\\set c random(1, 50000)
-\\set op random(1, 10)
-BEGIN;
-UPDATE orders SET status = 'paid', amount = amount + 1 WHERE id = :id;
-UPDATE orders_v2 SET status = 'paid', amount = amount + 1 WHERE id = :id;
-WITH n AS (INSERT INTO orders (customer_id, status, amount, created_at)
-                SELECT :c, 'new', 9.99, now() WHERE :op <= 2 RETURNING *)
-INSERT INTO orders_v2 SELECT * FROM n;
-INSERT INTO order_lines (order_id, sku, qty) SELECT :id, 'sku-x', :op WHERE :op = 3;
-SELECT count(*) FROM open_orders WHERE customer_id = :c;
-END;
-SQL
+# app_sql [both]: the application's transaction; with "both" the application
+# keeps orders_v2 current itself (each UPDATE and INSERT done on both tables)
+app_sql() {
+  local new_order="INSERT INTO orders (customer_id, status, amount, created_at) SELECT :c, 'new', 9.99, now() WHERE :op <= 2"
+  printf '%s\n' "\\set id random(1, $ROWS)" '\set c random(1, 50000)' '\set op random(1, 10)' 'BEGIN;' \
+    "UPDATE orders SET status = 'paid', amount = amount + 1 WHERE id = :id;"
+  if [ "${1:-}" = both ]; then
+    echo "UPDATE orders_v2 SET status = 'paid', amount = amount + 1 WHERE id = :id;"
+    echo "WITH n AS ($new_order RETURNING *) INSERT INTO orders_v2 SELECT * FROM n;"
+  else
+    echo "$new_order;"
+  fi
+  printf '%s\n' "INSERT INTO order_lines (order_id, sku, qty) SELECT :id, 'sku-x', :op WHERE :op = 3;" \
+    'SELECT count(*) FROM open_orders WHERE customer_id = :c;' 'END;'
+}
+app_sql >"$WORK/app.sql"
+app_sql both >"$WORK/both.sql"
 
 # pgbench NAME SECONDS [SCRIPT]: the application for SECONDS, one log line per transaction
 bench() {
