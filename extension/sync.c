@@ -68,6 +68,9 @@
 
 #include "pg_shift.h"
 
+/* how often a REPEATABLE READ or SERIALIZABLE writer's mirror is tried */
+#define SYNC_SERIALIZE_ATTEMPTS 3
+
 PG_FUNCTION_INFO_V1(shift_sync_trigger);
 PG_FUNCTION_INFO_V1(shift_sync_check);
 PG_FUNCTION_INFO_V1(shift_select_list);
@@ -1117,15 +1120,12 @@ keys_kept(SyncEntry *e, Relation rel, Tuplestorestate *oldrows, Tuplestorestate 
 }
 
 /*
- * Runs a mirror statement.  It reads the other table with a new snapshot, as
- * foreign key checks do: a REPEATABLE READ or SERIALIZABLE writer would
- * otherwise miss rows a backfill committed after its snapshot was taken (a
- * mirrored DELETE would leave them, an upsert would fail to serialize).
- */
-/*
- * Runs a mirror statement with snap, or with a fresh snapshot if snap is
- * NULL (SPI copies it and advances its command id: the statement sees what
- * the ones before it in this transaction wrote).
+ * Runs a mirror statement with snap, or with a new snapshot if snap is NULL
+ * (SPI copies it and advances its command id: the statement sees what the
+ * ones before it in this transaction wrote).  Never the writer's own
+ * snapshot, as foreign key checks do not use it either: a REPEATABLE READ or
+ * SERIALIZABLE writer would miss rows a backfill committed after that
+ * snapshot was taken, and a mirrored DELETE would leave them.
  */
 static void
 run_plan_at(SPIPlanPtr plan, Snapshot snap)
@@ -1151,6 +1151,112 @@ one_row(HeapTuple tuple)
 
 	tuplestore_puttuple(ts, tuple);
 	return ts;
+}
+
+/*
+ * Runs the statements that mirror what the trigger's statement (or row) did,
+ * on an SPI connection with the transition rows registered.
+ */
+static void
+mirror(SyncEntry *e, TriggerData *td, Tuplestorestate *oldrows, Tuplestorestate *newrows)
+{
+	TriggerEvent ev = td->tg_event;
+	bool		per_row = TRIGGER_FIRED_FOR_ROW(ev);
+
+	if (TRIGGER_FIRED_BY_INSERT(ev))
+		run_plan(e->upsert);
+	else if (TRIGGER_FIRED_BY_UPDATE(ev))
+	{
+		if (e->nkeyatts > 0 &&
+			(per_row ? same_key(e, td->tg_trigslot, td->tg_newslot) :
+			 keys_kept(e, td->tg_relation, oldrows, newrows)))
+		{
+			/*
+			 * Every key kept: update the rows there, then add those missing.
+			 * Both statements read the other table with one snapshot.  With
+			 * a fresh one for the second, a row a backfill batch had inserted
+			 * but not committed when the UPDATE looked (so it found nothing
+			 * to update) would be committed by the time the insert looked for
+			 * missing rows, found there, and skipped: its copy would keep the
+			 * batch's older values.  With one snapshot the insert does not
+			 * see it either, runs into its key, and ON CONFLICT updates it.
+			 */
+			uint64		found = 0;
+			Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
+
+			if (e->update_kept)
+			{
+				run_plan_at(e->update_kept, snap);
+				found = SPI_processed;
+			}
+			if (found < (uint64) tuplestore_tuple_count(newrows))
+				run_plan_at(e->insert_missing, snap);
+			UnregisterSnapshot(snap);
+		}
+		else
+		{
+			/* keys that changed: their old rows go, then every new row is upserted */
+			run_plan(e->delete_gone);
+			run_plan(e->upsert);
+		}
+	}
+	else if (per_row && HeapTupleHeaderIndicatesMovedPartitions(td->tg_trigtuple->t_data))
+		run_plan(e->delete_moved);	/* half of an UPDATE that moved the row */
+	else
+		run_plan(e->delete_old);
+}
+
+/*
+ * mirror() for a REPEATABLE READ or SERIALIZABLE writer: in a subtransaction,
+ * run again with a new snapshot when it fails to serialize.  A copy row that a
+ * backfill batch (or another writer) had not committed when a mirror
+ * statement took its snapshot makes ON CONFLICT DO UPDATE, or an UPDATE, wait
+ * for it; read committed then goes on with the row, these levels refuse it
+ * (40001) because the snapshot does not see it.  The copy mirrors what is
+ * committed, not what the writer's snapshot saw, so the second attempt, whose
+ * snapshot sees the row, is right.  A failure the retries do not cure (a
+ * transaction SSI has doomed) reaches the writer as before.
+ */
+static void
+mirror_retrying(SyncEntry *e, TriggerData *td, Tuplestorestate *oldrows, Tuplestorestate *newrows)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile int attempt;
+
+	for (attempt = 1;; attempt++)
+	{
+		volatile bool done = false;
+
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(cxt);
+		PG_TRY();
+		{
+			mirror(e, td, oldrows, newrows);
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner;
+			done = true;
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner;
+			if (edata->sqlerrcode != ERRCODE_T_R_SERIALIZATION_FAILURE ||
+				attempt >= SYNC_SERIALIZE_ATTEMPTS)
+				ReThrowError(edata);
+			FreeErrorData(edata);
+		}
+		PG_END_TRY();
+		if (done)
+			return;
+	}
 }
 
 /* The table-level trigger: mirrors what the statement (or row) did. */
@@ -1202,47 +1308,10 @@ table_sync(SyncEntry *e, TriggerData *td)
 	if (oldrows)
 		register_rows(OLD_ROWS, td->tg_relation, oldrows, tuplestore_tuple_count(oldrows));
 	level = enter_search_path(e->search_path);
-	if (TRIGGER_FIRED_BY_INSERT(ev))
-		run_plan(e->upsert);
-	else if (TRIGGER_FIRED_BY_UPDATE(ev))
-	{
-		if (e->nkeyatts > 0 &&
-			(per_row ? same_key(e, td->tg_trigslot, td->tg_newslot) :
-			 keys_kept(e, td->tg_relation, oldrows, newrows)))
-		{
-			/*
-			 * Every key kept: update the rows there, then add those missing.
-			 * Both statements read the other table with one snapshot.  With
-			 * a fresh one for the second, a row a backfill batch had inserted
-			 * but not committed when the UPDATE looked (so it found nothing
-			 * to update) would be committed by the time the insert looked for
-			 * missing rows, found there, and skipped: its copy would keep the
-			 * batch's older values.  With one snapshot the insert does not
-			 * see it either, runs into its key, and ON CONFLICT updates it.
-			 */
-			uint64		found = 0;
-			Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
-
-			if (e->update_kept)
-			{
-				run_plan_at(e->update_kept, snap);
-				found = SPI_processed;
-			}
-			if (found < (uint64) tuplestore_tuple_count(newrows))
-				run_plan_at(e->insert_missing, snap);
-			UnregisterSnapshot(snap);
-		}
-		else
-		{
-			/* keys that changed: their old rows go, then every new row is upserted */
-			run_plan(e->delete_gone);
-			run_plan(e->upsert);
-		}
-	}
-	else if (per_row && HeapTupleHeaderIndicatesMovedPartitions(td->tg_trigtuple->t_data))
-		run_plan(e->delete_moved);	/* half of an UPDATE that moved the row */
+	if (IsolationUsesXactSnapshot())
+		mirror_retrying(e, td, oldrows, newrows);
 	else
-		run_plan(e->delete_old);
+		mirror(e, td, oldrows, newrows);
 	AtEOXact_GUC(true, level);
 	SPI_finish();
 	if (per_row)
