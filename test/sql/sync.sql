@@ -637,6 +637,27 @@ UPDATE spellk SET id = id * 1.000;
 SELECT s.id::text AS source, t.id::text AS copy, t.v FROM spell s JOIN spell_v2 t USING (id) ORDER BY id;
 SELECT s.id::text AS source, t.id::text AS copy FROM spellk s JOIN spellk_v2 t USING (id) ORDER BY id;
 
+-- ---- MERGE: each action is mirrored (PostgreSQL fires the statement triggers
+-- of every action MERGE names, each with the rows of that action), also when
+-- the same MERGE deletes, updates, re-keys and inserts
+CREATE TABLE mg (id int PRIMARY KEY, v text);
+CREATE TABLE mg_v2 (id bigint PRIMARY KEY, v text);
+SELECT shift.sync_create('mg', 'mg', "into" => 'mg_v2');
+INSERT INTO mg SELECT g, 'old' FROM generate_series(1, 8) g;
+MERGE INTO mg USING (VALUES (1, 'update'), (2, 'delete'), (9, 'insert'), (10, 'insert')) AS s (id, act)
+   ON mg.id = s.id
+ WHEN MATCHED AND s.act = 'delete' THEN DELETE
+ WHEN MATCHED THEN UPDATE SET v = 'merged'
+ WHEN NOT MATCHED THEN INSERT VALUES (s.id, 'inserted');
+MERGE INTO mg USING (VALUES (3, 'rekey'), (4, 'update'), (5, 'delete'), (11, 'insert')) AS s (id, act)
+   ON mg.id = s.id
+ WHEN MATCHED AND s.act = 'delete' THEN DELETE
+ WHEN MATCHED AND s.act = 'rekey' THEN UPDATE SET id = mg.id + 100, v = 'rekeyed'
+ WHEN MATCHED THEN UPDATE SET v = 'merged again'
+ WHEN NOT MATCHED THEN INSERT VALUES (s.id, 'inserted');
+SELECT id, s.v AS source, t.v AS copy FROM mg s FULL JOIN mg_v2 t USING (id) ORDER BY id;
+SELECT count(*) AS differences FROM shift.compare('mg', 'mg_v2');
+
 -- ---- clean up, so that later suites can drop the extension
 SELECT shift.sync_drop(name) FROM shift.sync ORDER BY name;
 RESET search_path;
