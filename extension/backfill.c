@@ -1473,62 +1473,51 @@ batch_lock_timeout(int job_ms)
 	return Min(job_ms, Max(DeadlockTimeout / 2, 1));
 }
 
+typedef struct OneBatch
+{
+	BackfillJob *job;
+	BackfillPlans *plans;
+	int			retries;
+	BatchResult *res;
+} OneBatch;
+
+static void
+one_batch(void *arg)
+{
+	OneBatch   *b = arg;
+	BackfillJob *job = b->job;
+	char		lt[32];
+
+	snprintf(lt, sizeof(lt), "%dms", batch_lock_timeout(job->lock_timeout_ms));
+	(void) set_config_option("lock_timeout", lt, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
+	lock_checkpoint(job);
+	memset(b->res, 0, sizeof(*b->res));
+	if (strcmp(job->state, "paused") != 0 && strcmp(job->state, "cancelled") != 0 &&
+		strcmp(job->state, "done") != 0)
+		do_batch(job, b->plans, b->retries, b->res);
+}
+
 /*
  * One batch in a subtransaction, with batch_lock_timeout.  Returns NULL
  * when it committed its work into the current transaction, or the error of
  * a retryable failure (the subtransaction rolled back).  Other errors are
- * rethrown after the job is marked failed.
+ * rethrown after the job is marked failed (a cancel or a shutdown is
+ * rethrown as it is: the job resumes).
  */
 static ErrorData *
 run_one_batch(BackfillJob *job, BackfillPlans *plans, int retries, BatchResult *res)
 {
-	MemoryContext oldcontext = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	ErrorData  *volatile edata = NULL;
+	OneBatch	b = {job, plans, retries, res};
+	ErrorData  *e = shift_try(one_batch, &b);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcontext);
-	PG_TRY();
+	if (e != NULL && !is_retryable(e->sqlerrcode))
 	{
-		char		lt[32];
-
-		snprintf(lt, sizeof(lt), "%dms", batch_lock_timeout(job->lock_timeout_ms));
-		(void) set_config_option("lock_timeout", lt, PGC_USERSET, PGC_S_SESSION,
-								 GUC_ACTION_LOCAL, true, 0, false);
-		lock_checkpoint(job);
-		memset(res, 0, sizeof(*res));
-		if (strcmp(job->state, "paused") != 0 && strcmp(job->state, "cancelled") != 0 &&
-			strcmp(job->state, "done") != 0)
-			do_batch(job, plans, retries, res);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
+		record_failure(job, e);
+		SPI_commit();
+		ReThrowError(e);
 	}
-	PG_CATCH();
-	{
-		ErrorData  *e;
-
-		MemoryContextSwitchTo(oldcontext);
-		e = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
-		if (!is_retryable(e->sqlerrcode))
-		{
-			/* a cancel or shutdown leaves the job as it is: it resumes */
-			if (e->sqlerrcode != ERRCODE_QUERY_CANCELED &&
-				e->sqlerrcode != ERRCODE_ADMIN_SHUTDOWN)
-			{
-				record_failure(job, e);
-				SPI_commit();
-			}
-			ReThrowError(e);
-		}
-		edata = e;
-	}
-	PG_END_TRY();
-	return edata;
+	return e;
 }
 
 /* Are there standbys (whose lag this role may not be allowed to see)? */

@@ -68,6 +68,8 @@
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
 
+#include "pg_shift.h"
+
 PG_FUNCTION_INFO_V1(shift_lint);
 PG_FUNCTION_INFO_V1(shift_lint_script);
 
@@ -515,48 +517,20 @@ in_transaction_block(LintState *st)
 
 /* ---------------------------------------------------------------- subtransactions */
 
-typedef void (*LintTryFn) (void *arg);
-
 /*
- * Runs fn(arg) in an internal subtransaction: parse analysis may fail (an
- * unknown function or type) after taking catalog locks and buffer pins,
- * which only a subtransaction abort releases.  Returns NULL on success, or
- * the error message.  Memory fn allocates stays in the caller's context.
- * A query cancel or a lost connection is not caught.
+ * Runs fn(arg) in a subtransaction: parse analysis may fail (an unknown
+ * function or type) after taking catalog locks and buffer pins, which only a
+ * subtransaction abort releases.  Returns NULL on success, or the error
+ * message.  Memory fn allocates stays in the caller's context.
  */
 static char *
-lint_try(LintTryFn fn, void *arg)
+lint_try(void (*fn) (void *arg), void *arg)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	char	   *volatile failure = NULL;
+	ErrorData  *edata = shift_try(fn, arg);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		fn(arg);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
-			edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
-			PG_RE_THROW();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		failure = edata->message ? edata->message : pstrdup("unknown error");
-	}
-	PG_END_TRY();
-	return failure;
+	if (edata == NULL)
+		return NULL;
+	return edata->message ? edata->message : pstrdup("unknown error");
 }
 
 /* ---------------------------------------------------------------- ADD COLUMN defaults */

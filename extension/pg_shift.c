@@ -4,15 +4,17 @@
  *	  Module entry point of the pg_shift extension and shift.version().
  *
  * The capabilities live one per file (bookkeeping, backfill, checksum,
- * sync, lint); this file holds only what the whole module shares.  Nothing
- * here takes locks or opens transactions of its own.
+ * sync, lint); this file holds only what the whole module shares.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
 
 #include "pg_shift.h"
 
@@ -45,4 +47,45 @@ Datum
 shift_version(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_TEXT_P(cstring_to_text(PG_SHIFT_VERSION));
+}
+
+/*
+ * Runs fn(arg) in an internal subtransaction.  Returns NULL when it
+ * succeeded, or the error it raised, copied into the caller's memory context
+ * after the subtransaction was rolled back (releasing the locks, buffer pins
+ * and memory it held).  A query cancel or a shutdown is never caught.
+ */
+ErrorData *
+shift_try(void (*fn) (void *arg), void *arg)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	ErrorData  *volatile failure = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+			edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
+			PG_RE_THROW();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		failure = edata;
+	}
+	PG_END_TRY();
+	return failure;
 }

@@ -2,7 +2,8 @@
  *
  * pg_shift.h
  *	  What the extension's C files share: checks of the SQL fragments users
- *	  give (sqlfrag.c) and the sync layer's start-up hook (sync.c).
+ *	  give (sqlfrag.c), the sync layer's start-up hook (sync.c) and running
+ *	  a piece of work in a subtransaction (pg_shift.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -25,5 +26,12 @@ extern bool shift_is_plain_select(Node *stmt, bool with_where);
 
 /* Registers the sync triggers' cache invalidation callbacks (from _PG_init). */
 extern void shift_sync_init(void);
+
+/*
+ * Runs fn(arg) in an internal subtransaction: NULL when it succeeded, else
+ * the error it raised (the subtransaction rolled back).  Cancels and
+ * shutdowns are not caught.
+ */
+extern struct ErrorData *shift_try(void (*fn) (void *arg), void *arg);
 
 #endif							/* PG_SHIFT_H */

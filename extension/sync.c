@@ -1217,45 +1217,38 @@ mirror(SyncEntry *e, TriggerData *td, Tuplestorestate *oldrows, Tuplestorestate 
  * snapshot sees the row, is right.  A failure the retries do not cure (a
  * transaction SSI has doomed) reaches the writer as before.
  */
+typedef struct MirrorCall
+{
+	SyncEntry  *e;
+	TriggerData *td;
+	Tuplestorestate *oldrows;
+	Tuplestorestate *newrows;
+} MirrorCall;
+
+static void
+mirror_call(void *arg)
+{
+	MirrorCall *m = arg;
+
+	mirror(m->e, m->td, m->oldrows, m->newrows);
+}
+
 static void
 mirror_retrying(SyncEntry *e, TriggerData *td, Tuplestorestate *oldrows, Tuplestorestate *newrows)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	volatile int attempt;
+	MirrorCall	m = {e, td, oldrows, newrows};
+	int			attempt;
 
 	for (attempt = 1;; attempt++)
 	{
-		volatile bool done = false;
+		ErrorData  *edata = shift_try(mirror_call, &m);
 
-		BeginInternalSubTransaction(NULL);
-		MemoryContextSwitchTo(cxt);
-		PG_TRY();
-		{
-			mirror(e, td, oldrows, newrows);
-			ReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(cxt);
-			CurrentResourceOwner = owner;
-			done = true;
-		}
-		PG_CATCH();
-		{
-			ErrorData  *edata;
-
-			MemoryContextSwitchTo(cxt);
-			edata = CopyErrorData();
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(cxt);
-			CurrentResourceOwner = owner;
-			if (edata->sqlerrcode != ERRCODE_T_R_SERIALIZATION_FAILURE ||
-				attempt >= SYNC_SERIALIZE_ATTEMPTS)
-				ReThrowError(edata);
-			FreeErrorData(edata);
-		}
-		PG_END_TRY();
-		if (done)
+		if (edata == NULL)
 			return;
+		if (edata->sqlerrcode != ERRCODE_T_R_SERIALIZATION_FAILURE ||
+			attempt >= SYNC_SERIALIZE_ATTEMPTS)
+			ReThrowError(edata);
+		FreeErrorData(edata);
 	}
 }
 

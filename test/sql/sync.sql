@@ -555,6 +555,7 @@ SELECT dblink_send_query('writer', 'UPDATE synct.race SET v = ''new'' WHERE id =
 DO $$
 BEGIN
   FOR i IN 1..600 LOOP
+    PERFORM pg_stat_clear_snapshot();
     EXIT WHEN EXISTS (SELECT FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'
                         AND query LIKE 'UPDATE synct.race %');
     PERFORM pg_sleep(0.05);
@@ -578,34 +579,31 @@ CREATE TABLE rr_v2 (id bigint PRIMARY KEY, v text);
 INSERT INTO rr VALUES (1, 'old'), (2, 'old'), (3, 'old');
 SELECT shift.sync_create('rr', 'rr', "into" => 'rr_v2');
 SELECT dblink_connect('batch', :'conn'), dblink_connect('writer', :'conn');
-CREATE FUNCTION rr_wait(what text) RETURNS bigint LANGUAGE plpgsql AS $$
+-- rr_update(level, id): the batch copies row id and holds it; a writer at
+-- level updates it, and must be waiting for the batch when the batch commits
+CREATE FUNCTION rr_update(level text, row_id int, OUT writer_waited bigint, OUT writer text) LANGUAGE plpgsql AS $$
+DECLARE
+  upd text := format('UPDATE synct.rr SET v = %L WHERE id = %s', lower(level), row_id);
 BEGIN
+  PERFORM dblink_exec('batch', 'BEGIN');
+  PERFORM dblink_exec('batch', format('INSERT INTO synct.rr_v2 VALUES (%s, ''old'')', row_id));
+  PERFORM dblink_exec('writer', 'BEGIN ISOLATION LEVEL ' || level);
+  PERFORM * FROM dblink('writer', 'SELECT count(*) FROM synct.rr') AS r(n bigint);  -- its snapshot
+  PERFORM dblink_send_query('writer', upd);
   FOR i IN 1..600 LOOP
-    EXIT WHEN EXISTS (SELECT FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE what);
+    PERFORM pg_stat_clear_snapshot();  -- else the first look is kept for the whole transaction
+    EXIT WHEN EXISTS (SELECT FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query = upd);
     PERFORM pg_sleep(0.05);
   END LOOP;
-  RETURN (SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE what);
+  PERFORM pg_stat_clear_snapshot();
+  writer_waited := (SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query = upd);
+  PERFORM dblink_exec('batch', 'COMMIT');
+  SELECT status INTO writer FROM dblink_get_result('writer') AS r(status text);
+  PERFORM * FROM dblink_get_result('writer') AS r(status text);  -- the end of its results
+  writer := writer || ', ' || dblink_exec('writer', 'COMMIT');
 END $$;
-SELECT dblink_exec('batch', 'BEGIN');
-SELECT dblink_exec('batch', 'INSERT INTO synct.rr_v2 VALUES (1, ''old'')');
-SELECT dblink_exec('writer', 'BEGIN ISOLATION LEVEL REPEATABLE READ');
-SELECT * FROM dblink('writer', 'SELECT count(*) FROM synct.rr') AS r(rows_seen bigint);
-SELECT dblink_send_query('writer', 'UPDATE synct.rr SET v = ''repeatable read'' WHERE id = 1');
-SELECT rr_wait('UPDATE synct.rr SET v = ''repeatable read''%') AS writer_waits_for_the_batch;
-SELECT dblink_exec('batch', 'COMMIT');
-SELECT * FROM dblink_get_result('writer') AS r(status text);
-SELECT * FROM dblink_get_result('writer') AS r(status text);  -- the end of its results
-SELECT dblink_exec('writer', 'COMMIT');
-SELECT dblink_exec('batch', 'BEGIN');
-SELECT dblink_exec('batch', 'INSERT INTO synct.rr_v2 VALUES (2, ''old'')');
-SELECT dblink_exec('writer', 'BEGIN ISOLATION LEVEL SERIALIZABLE');
-SELECT * FROM dblink('writer', 'SELECT count(*) FROM synct.rr') AS r(rows_seen bigint);
-SELECT dblink_send_query('writer', 'UPDATE synct.rr SET v = ''serializable'' WHERE id = 2');
-SELECT rr_wait('UPDATE synct.rr SET v = ''serializable''%') AS writer_waits_for_the_batch;
-SELECT dblink_exec('batch', 'COMMIT');
-SELECT * FROM dblink_get_result('writer') AS r(status text);
-SELECT * FROM dblink_get_result('writer') AS r(status text);  -- the end of its results
-SELECT dblink_exec('writer', 'COMMIT');
+SELECT * FROM rr_update('REPEATABLE READ', 1);
+SELECT * FROM rr_update('SERIALIZABLE', 2);
 -- A writer deletes a row a batch copied after the writer's snapshot was taken:
 -- the mirror's DELETE must see the copy as committed, not as the writer saw it.
 SELECT dblink_exec('writer', 'BEGIN ISOLATION LEVEL REPEATABLE READ');
