@@ -320,6 +320,14 @@ UPDATE ps SET id = 199 WHERE id = 2;
 DELETE FROM ps WHERE id = 160;
 SELECT * FROM ps_diff;
 SELECT * FROM pt ORDER BY id;
+-- a partition made after the sync, written directly: the row trigger was cloned to it
+CREATE TABLE ps_3 PARTITION OF ps FOR VALUES FROM (200) TO (300);
+INSERT INTO ps_3 VALUES (250, 'new partition');
+UPDATE ps_3 SET v = 'new partition, updated' WHERE id = 250;
+INSERT INTO ps_3 VALUES (251, 'gone');
+DELETE FROM ps_3 WHERE id = 251;
+SELECT * FROM ps_diff;
+SELECT * FROM pt WHERE id >= 200 ORDER BY id;
 -- TRUNCATE of the partitioned table itself
 TRUNCATE ps;
 SELECT count(*) AS target_rows FROM pt;
