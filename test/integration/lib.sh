@@ -144,16 +144,24 @@ kill_runner_at() {
 }
 
 # crash_mid_backfill JOB TOTAL LOAD ARGS...: the run after the kill.  Runs
-# pgshift ARGS until job JOB has gone 2000 keys past AT_KILL, stops the load
+# pgshift ARGS until job JOB has gone 2000 keys past where it was when the
+# run took the lease over, stops the load
 # LOAD (the crash would break its connections), stops the server -m immediate
 # and starts it again.  Checks that the run failed saying the server went away,
 # that it had taken over the killed runner's lease, and that the checkpoint
 # kept what committed: AT_CRASH keys, past the kill and short of TOTAL.
 crash_mid_backfill() {
-  local job=$1 total=$2 load=$3 rc=0 out
+  local job=$1 total=$2 load=$3 rc=0 out from
   shift 3
   runner_bg crashed "$@"
-  wait_for "the resumed backfill goes on" 60 "SELECT keys_done > $AT_KILL + 2000 FROM shift.backfill WHERE name = '$job'"
+  # The killed runner's session goes on until it notices (within a second,
+  # client_connection_check_interval): count from when the new run holds the
+  # lease, or that session's last batches could be all the progress seen.
+  wait_for "the resumed run holds the lease" 60 \
+    "SELECT coalesce((SELECT m.lease_runner_pid = $RUNNER FROM shift.migration m
+                        JOIN shift.backfill b ON b.migration = m.name WHERE b.name = '$job'), false)"
+  from=$(job_keys "$job")
+  wait_for "the resumed backfill goes on" 60 "SELECT keys_done > $from + 2000 FROM shift.backfill WHERE name = '$job'"
   load_stop "$load"
   restart_immediate
   wait "$RUNNER" || rc=$?
