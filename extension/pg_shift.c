@@ -53,7 +53,8 @@ shift_version(PG_FUNCTION_ARGS)
  * Runs fn(arg) in an internal subtransaction.  Returns NULL when it
  * succeeded, or the error it raised, copied into the caller's memory context
  * after the subtransaction was rolled back (releasing the locks, buffer pins
- * and memory it held).  A query cancel or a shutdown is never caught.
+ * and snapshots it held; what fn allocated stays in the caller's context).
+ * A query cancel or a shutdown is rethrown, after that rollback too.
  */
 ErrorData *
 shift_try(void (*fn) (void *arg), void *arg)
@@ -77,13 +78,14 @@ shift_try(void (*fn) (void *arg), void *arg)
 
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
-			edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
-			PG_RE_THROW();
 		FlushErrorState();
+		/* rolled back before anything is rethrown: no caller may meet it open */
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+			edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
+			ReThrowError(edata);
 		failure = edata;
 	}
 	PG_END_TRY();

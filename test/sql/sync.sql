@@ -612,6 +612,19 @@ BEGIN
 END $$;
 SELECT * FROM rr_update('REPEATABLE READ', 1);
 SELECT * FROM rr_update('SERIALIZABLE', 2);
+-- A cancel (here statement_timeout) while such a writer's mirror waits: the
+-- writer's transaction rolls back and its session stays usable (the mirror's
+-- subtransaction must not be left open for the session to trip over)
+SELECT dblink_exec('batch', 'BEGIN');
+SELECT dblink_exec('batch', 'UPDATE synct.rr_v2 SET v = ''held'' WHERE id = 1');
+SELECT dblink_exec('writer', 'SET default_transaction_isolation = ''repeatable read''');
+SELECT dblink_exec('writer', 'SET statement_timeout = ''300ms''');
+SELECT dblink_exec('writer', 'UPDATE synct.rr SET v = ''cancelled'' WHERE id = 1', false) AS cancelled;
+SELECT dblink_error_message('writer') LIKE '%canceling statement due to statement timeout%' AS by_the_timeout;
+SELECT * FROM dblink('writer', 'SELECT 1') AS r(still_usable int);
+SELECT dblink_exec('writer', 'BEGIN'), dblink_exec('writer', 'ROLLBACK');
+SELECT dblink_exec('writer', 'RESET statement_timeout'), dblink_exec('writer', 'RESET default_transaction_isolation');
+SELECT dblink_exec('batch', 'ROLLBACK');
 -- A writer deletes a row a batch copied after the writer's snapshot was taken:
 -- the mirror's DELETE must see the copy as committed, not as the writer saw it.
 SELECT dblink_exec('writer', 'BEGIN ISOLATION LEVEL REPEATABLE READ');
