@@ -66,10 +66,10 @@ return migration {
       up = function(db)
         -- A busy table: after each batch the copy rests nine times as long,
         -- so it works a tenth of the time and the application keeps its pace
-        -- (on a 2-core machine that 4 clients keep busy, 0.8 or more of their
-        -- throughput, where resting three times as long kept about 0.7; a
-        -- million rows take about two and a half minutes).  Batches are short (target_ms 50, not the default 200):
-        -- an application UPDATE of a row that a batch has copied but not yet
+        -- (on a 2-core machine that 4 clients keep busy: 0.8 or more of their
+        -- throughput, where resting three times as long kept 0.7 to 0.8; a
+        -- million rows take two and a half to three minutes).  Batches are
+        -- short (target_ms 50, not the default 200): an application UPDATE of a row that a batch has copied but not yet
         -- committed makes the sync write the same key of orders_v2, and that
         -- write waits for the batch to commit; fewer rows in flight and a
         -- shorter batch mean fewer and shorter waits.  At a quiet hour,
