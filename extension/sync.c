@@ -253,6 +253,9 @@ typedef struct SyncEntry
 	SPIPlanPtr	delete_old;		/* DELETE the old rows' keys */
 	SPIPlanPtr	delete_moved;	/* the same, but not the keys a source row holds now */
 	SPIPlanPtr	truncate;
+	/* on one partition of a partitioned source: its TRUNCATE */
+	SPIPlanPtr	other_has_rows; /* SELECT 1 FROM the other table LIMIT 1 */
+	SPIPlanPtr	delete_partition;	/* DELETE the keys of the partition's rows */
 	int			nkeyatts;		/* the key's source columns, 0 if an expression hides them */
 	AttrNumber *keyatts;		/* their numbers in the trigger's table */
 } SyncEntry;
@@ -279,6 +282,10 @@ free_entry_resources(SyncEntry *e)
 		SPI_freeplan(e->delete_moved);
 	if (e->truncate)
 		SPI_freeplan(e->truncate);
+	if (e->other_has_rows)
+		SPI_freeplan(e->other_has_rows);
+	if (e->delete_partition)
+		SPI_freeplan(e->delete_partition);
 	if (e->cxt)
 		MemoryContextDelete(e->cxt);
 }
@@ -1026,6 +1033,15 @@ build_table_entry(SyncEntry *e, SyncConfig *c, Mapping *m, Relation rel, bool pe
 	if (per_row)
 		e->delete_moved = prepare_kept(c->name, delete_sql(m, OLD_ROWS, NULL, true));
 	e->truncate = prepare_kept(c->name, psprintf("TRUNCATE %s", qualified_name(m->dst)));
+	if (!per_row && RelationGetRelid(rel) != m->src)
+	{
+		/* a partition's own statement trigger: it fires for its TRUNCATE */
+		e->other_has_rows = prepare_kept(c->name, psprintf("SELECT 1 FROM %s LIMIT 1",
+														   qualified_name(m->dst)));
+		e->delete_partition = prepare_kept(c->name,
+										   delete_sql(m, psprintf("ONLY %s", qualified_name(RelationGetRelid(rel))),
+													  NULL, false));
+	}
 	SPI_finish();
 	key_columns(e, m, rel);
 }
@@ -1267,7 +1283,19 @@ table_sync(SyncEntry *e, TriggerData *td)
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
 		level = enter_search_path(e->search_path);
-		run_plan(e->truncate);
+		if (e->delete_partition == NULL)
+			run_plan(e->truncate);
+		else
+		{
+			/*
+			 * One partition truncated: its rows go from the other table.  When
+			 * the partitioned table is truncated as a whole, its own trigger
+			 * has emptied the other table already, and there is nothing to do.
+			 */
+			run_plan(e->other_has_rows);
+			if (SPI_processed > 0)
+				run_plan(e->delete_partition);
+		}
 		AtEOXact_GUC(true, level);
 		SPI_finish();
 		return;
@@ -1423,7 +1451,8 @@ get_entry(TriggerData *td)
  * ('forward' or 'reverse').  Column level: BEFORE INSERT OR UPDATE FOR EACH
  * ROW.  Table level: AFTER statement triggers with transition tables named
  * pgs_new / pgs_old, or AFTER row triggers on a partitioned source; AFTER
- * TRUNCATE.
+ * TRUNCATE, or BEFORE TRUNCATE on a partitioned source and on each of its
+ * partitions.
  */
 Datum
 shift_sync_trigger(PG_FUNCTION_ARGS)
@@ -1467,7 +1496,7 @@ shift_sync_trigger(PG_FUNCTION_ARGS)
 			return PointerGetDatum(result);
 		}
 	}
-	if (TRIGGER_FIRED_BEFORE(td->tg_event))
+	if (TRIGGER_FIRED_BEFORE(td->tg_event) && !TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("table-level sync \"%s\" must fire AFTER", e->name)));

@@ -91,6 +91,18 @@ AS $$
                s.target_alias, s.direction, s.search_path)::pg_catalog.text, 'UTF8')), 'hex')
 $$;
 
+-- The tables a sync's triggers may sit on: both tables and their partitions.
+CREATE FUNCTION @extschema@._sync_relations(a pg_catalog.regclass, b pg_catalog.regclass)
+RETURNS SETOF pg_catalog.oid
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT a::oid WHERE a IS NOT NULL
+  UNION SELECT b::oid WHERE b IS NOT NULL
+  UNION SELECT t.relid::oid FROM pg_partition_tree(a) t
+  UNION SELECT t.relid::oid FROM pg_partition_tree(b) t
+$$;
+
 -- Creates the triggers of a sync in its current direction.
 CREATE FUNCTION @extschema@._sync_install(p_name pg_catalog.text)
 RETURNS void
@@ -100,6 +112,7 @@ AS $$
 DECLARE
   s @extschema@.sync;
   src pg_catalog.regclass;
+  part pg_catalog.regclass;
   base pg_catalog.text := 'shift_sync_' || p_name;
   fn pg_catalog.text := '@extschema@._sync_trigger';
   args pg_catalog.text;
@@ -116,6 +129,21 @@ BEGIN
     -- statement triggers do not fire for writes made to a partition directly
     EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW EXECUTE FUNCTION %s(%s)',
                    base || '_row', src, fn, args);
+    -- Nor for TRUNCATE of one partition, and PostgreSQL clones no statement
+    -- trigger to partitions: each partition that holds rows now gets its own,
+    -- which deletes that partition's keys from the other table first.  The
+    -- partitioned table's fires BEFORE too, so that truncating all of it
+    -- empties the other table before any partition's trigger looks (each
+    -- then finds nothing to delete).
+    FOR part IN SELECT t.relid FROM pg_partition_tree(src) t JOIN pg_class c ON c.oid = t.relid
+                 WHERE t.isleaf AND c.relkind = 'r' ORDER BY t.relid::pg_catalog.regclass::pg_catalog.text
+    LOOP
+      EXECUTE format('CREATE TRIGGER %I BEFORE TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s(%s)',
+                     base || '_trn', part, fn, args);
+    END LOOP;
+    EXECUTE format('CREATE TRIGGER %I BEFORE TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s(%s)',
+                   base || '_trn', src, fn, args);
+    RETURN;
   ELSE
     EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS pgs_new'
                    ' FOR EACH STATEMENT EXECUTE FUNCTION %s(%s)',
@@ -145,9 +173,9 @@ BEGIN
              FROM pg_trigger tg
             WHERE tg.tgfoid = '@extschema@._sync_trigger'::pg_catalog.regproc AND tg.tgparentid = 0
               AND tg.tgname = ANY (@extschema@._sync_trigger_names(p_name))
-              AND tg.tgrelid IN (SELECT s.relation FROM @extschema@.sync s WHERE s.name = p_name
-                                 UNION ALL
-                                 SELECT s.target FROM @extschema@.sync s WHERE s.name = p_name)
+              AND tg.tgrelid IN (SELECT r FROM @extschema@.sync s,
+                                      LATERAL @extschema@._sync_relations(s.relation, s.target) r
+                                  WHERE s.name = p_name)
   LOOP
     EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, t.rel);
   END LOOP;
@@ -530,11 +558,11 @@ SELECT s.name,
        s.archive_name
   FROM @extschema@.sync s
   LEFT JOIN LATERAL (
-    SELECT array_agg(tg.tgname::pg_catalog.text ORDER BY tg.tgname) AS triggers,
+    SELECT array_agg(DISTINCT tg.tgname::pg_catalog.text ORDER BY tg.tgname::pg_catalog.text) AS triggers,
            bool_and(tg.tgenabled <> 'D') AS enabled
       FROM pg_catalog.pg_trigger tg
      WHERE tg.tgfoid = '@extschema@._sync_trigger'::pg_catalog.regproc AND tg.tgparentid = 0
-       AND tg.tgrelid IN (s.relation, s.target)
+       AND tg.tgrelid IN (SELECT @extschema@._sync_relations(s.relation, s.target))
        AND tg.tgname = ANY (@extschema@._sync_trigger_names(s.name))) t ON true;
 COMMENT ON VIEW @extschema@.sync_status IS
   'every sync: kind, direction, which table fires into which, its triggers and whether they are enabled, its SQL';

@@ -211,6 +211,25 @@ SET client_min_messages = warning;
 SELECT live FROM shift.cutover('lb');
 SELECT pending_validate FROM shift.sync WHERE name = 'lb';
 
+-- ---- into a partitioned table: after the cut-over the reverse sync fires from
+-- it, and a TRUNCATE of one of its partitions reaches the archive too; the
+-- revert takes those triggers off again
+CREATE TABLE pt_old (id int PRIMARY KEY, v text);
+CREATE TABLE pt_new (id bigint PRIMARY KEY, v text) PARTITION BY RANGE (id);
+CREATE TABLE pt_new_1 PARTITION OF pt_new FOR VALUES FROM (0) TO (100);
+CREATE TABLE pt_new_2 PARTITION OF pt_new FOR VALUES FROM (100) TO (200);
+SELECT shift.sync_create('pt', 'pt_old', "into" => 'pt_new');
+INSERT INTO pt_old VALUES (1, 'a'), (2, 'b'), (150, 'c');
+SELECT live, archived FROM shift.cutover('pt');
+SELECT tgrelid::regclass, tgname FROM pg_trigger
+ WHERE tgname LIKE 'shift_sync_pt%' AND tgparentid = 0 ORDER BY 1, 2;
+TRUNCATE pt_new_1;
+SELECT * FROM pt_old_archive ORDER BY id;
+SELECT triggers, enabled FROM shift.sync_status WHERE name = 'pt';
+SELECT live FROM shift.cutover_revert('pt');
+SELECT tgrelid::regclass, tgname FROM pg_trigger
+ WHERE tgname LIKE 'shift_sync_pt%' AND tgparentid = 0 ORDER BY 1, 2;
+
 -- ---- clean up, so that later suites can drop the extension
 SELECT shift.sync_drop(name) FROM shift.sync ORDER BY name;
 RESET search_path;

@@ -328,6 +328,19 @@ INSERT INTO ps_3 VALUES (251, 'gone');
 DELETE FROM ps_3 WHERE id = 251;
 SELECT * FROM ps_diff;
 SELECT * FROM pt WHERE id >= 200 ORDER BY id;
+-- TRUNCATE of one partition: its rows go from the copy, the others stay; a
+-- partition made after the sync has no such trigger (the README says so)
+INSERT INTO ps VALUES (5, 'ps_1'), (6, 'ps_1'), (170, 'ps_2');
+SELECT tgrelid::regclass, tgname, tgtype & 2 = 2 AS before FROM pg_trigger
+ WHERE tgname = 'shift_sync_ps_trn' ORDER BY 1;
+TRUNCATE ps_1;
+SELECT * FROM ps_diff;
+SELECT count(*) FILTER (WHERE id < 100) AS copy_rows_of_ps_1, count(*) AS copy_rows FROM pt;
+BEGIN;
+TRUNCATE ps_2, ps_1;
+SELECT * FROM ps_diff;
+ROLLBACK;
+SELECT * FROM ps_diff;
 -- TRUNCATE of the partitioned table itself
 TRUNCATE ps;
 SELECT count(*) AS target_rows FROM pt;
