@@ -160,7 +160,7 @@ BEGIN
 END
 $$;
 
--- Drops whatever triggers of the sync exist, on either table.
+-- Drops whatever triggers of the sync exist, on either table or any partition.
 CREATE FUNCTION @extschema@._sync_uninstall(p_name pg_catalog.text)
 RETURNS void
 LANGUAGE plpgsql
@@ -173,9 +173,10 @@ BEGIN
              FROM pg_trigger tg
             WHERE tg.tgfoid = '@extschema@._sync_trigger'::pg_catalog.regproc AND tg.tgparentid = 0
               AND tg.tgname = ANY (@extschema@._sync_trigger_names(p_name))
-              AND tg.tgrelid IN (SELECT r FROM @extschema@.sync s,
-                                      LATERAL @extschema@._sync_relations(s.relation, s.target) r
-                                  WHERE s.name = p_name)
+              -- its first argument names the sync: also a partition detached since
+              AND pg_catalog.substr(tg.tgargs, 1, pg_catalog.octet_length(p_name) + 1)
+                  = pg_catalog.convert_to(p_name, pg_catalog.current_setting('server_encoding'))
+                    || '\x00'::pg_catalog.bytea
   LOOP
     EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, t.rel);
   END LOOP;
