@@ -39,6 +39,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/partition.h"
 #include "catalog/pg_type.h"
 #include "common/keywords.h"
 #include "commands/trigger.h"
@@ -254,6 +255,7 @@ typedef struct SyncEntry
 	SPIPlanPtr	delete_moved;	/* the same, but not the keys a source row holds now */
 	SPIPlanPtr	truncate;
 	/* on one partition of a partitioned source: its TRUNCATE */
+	Oid			partition_of;	/* the partitioned source, InvalidOid if not */
 	SPIPlanPtr	other_has_rows; /* SELECT 1 FROM the other table LIMIT 1 */
 	SPIPlanPtr	delete_partition;	/* DELETE the keys of the partition's rows */
 	int			nkeyatts;		/* the key's source columns, 0 if an expression hides them */
@@ -1036,6 +1038,7 @@ build_table_entry(SyncEntry *e, SyncConfig *c, Mapping *m, Relation rel, bool pe
 	if (!per_row && RelationGetRelid(rel) != m->src)
 	{
 		/* a partition's own statement trigger: it fires for its TRUNCATE */
+		e->partition_of = m->src;
 		e->other_has_rows = prepare_kept(c->name, psprintf("SELECT 1 FROM %s LIMIT 1",
 														   qualified_name(m->dst)));
 		e->delete_partition = prepare_kept(c->name,
@@ -1292,9 +1295,14 @@ table_sync(SyncEntry *e, TriggerData *td)
 			 * the partitioned table is truncated as a whole, its own trigger
 			 * has emptied the other table already, and there is nothing to do.
 			 */
-			run_plan(e->other_has_rows);
-			if (SPI_processed > 0)
-				run_plan(e->delete_partition);
+			/* detached since, it is a table of its own: its rows are not the source's */
+			if (list_member_oid(get_partition_ancestors(RelationGetRelid(td->tg_relation)),
+								e->partition_of))
+			{
+				run_plan(e->other_has_rows);
+				if (SPI_processed > 0)
+					run_plan(e->delete_partition);
+			}
 		}
 		AtEOXact_GUC(true, level);
 		SPI_finish();

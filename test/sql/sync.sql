@@ -344,8 +344,14 @@ SELECT * FROM ps_diff;
 -- TRUNCATE of the partitioned table itself
 TRUNCATE ps;
 SELECT count(*) AS target_rows FROM pt;
--- a partition detached keeps its trigger: sync_drop finds it all the same
+-- a partition detached keeps its trigger, which leaves the copy alone now (the
+-- table is no longer the source's), and sync_drop finds it all the same
+INSERT INTO ps VALUES (110, 'detached'), (120, 'detached');
 ALTER TABLE ps DETACH PARTITION ps_2;
+CREATE TABLE ps_2b PARTITION OF ps FOR VALUES FROM (100) TO (115);
+INSERT INTO ps VALUES (110, 'stays');  -- key 110 is in the source again, and in ps_2 too
+TRUNCATE ps_2;
+SELECT * FROM pt ORDER BY id;
 SELECT shift.sync_drop('ps');
 SELECT count(*) AS triggers_left FROM pg_trigger WHERE tgname LIKE 'shift_sync_ps%';
 
