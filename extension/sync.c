@@ -1023,6 +1023,22 @@ build_table_entry(SyncEntry *e, SyncConfig *c, Mapping *m, Relation rel, bool pe
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	if (!per_row && RelationGetRelid(rel) != m->src)
+	{
+		/*
+		 * A partition's own statement trigger fires for its TRUNCATE only:
+		 * it needs only these two plans (and a TRUNCATE of the whole table
+		 * builds one such entry per partition).
+		 */
+		e->partition_of = m->src;
+		e->other_has_rows = prepare_kept(c->name, psprintf("SELECT 1 FROM %s LIMIT 1",
+														   qualified_name(m->dst)));
+		e->delete_partition = prepare_kept(c->name,
+										   delete_sql(m, psprintf("ONLY %s", qualified_name(RelationGetRelid(rel))),
+													  NULL, false));
+		SPI_finish();
+		return;
+	}
 	register_rows(NEW_ROWS, rel, NULL, 0);
 	register_rows(OLD_ROWS, rel, NULL, 0);
 	update = update_sql(m);
@@ -1035,16 +1051,6 @@ build_table_entry(SyncEntry *e, SyncConfig *c, Mapping *m, Relation rel, bool pe
 	if (per_row)
 		e->delete_moved = prepare_kept(c->name, delete_sql(m, OLD_ROWS, NULL, true));
 	e->truncate = prepare_kept(c->name, psprintf("TRUNCATE %s", qualified_name(m->dst)));
-	if (!per_row && RelationGetRelid(rel) != m->src)
-	{
-		/* a partition's own statement trigger: it fires for its TRUNCATE */
-		e->partition_of = m->src;
-		e->other_has_rows = prepare_kept(c->name, psprintf("SELECT 1 FROM %s LIMIT 1",
-														   qualified_name(m->dst)));
-		e->delete_partition = prepare_kept(c->name,
-										   delete_sql(m, psprintf("ONLY %s", qualified_name(RelationGetRelid(rel))),
-													  NULL, false));
-	}
 	SPI_finish();
 	key_columns(e, m, rel);
 }

@@ -113,6 +113,7 @@ DECLARE
   s @extschema@.sync;
   src pg_catalog.regclass;
   part pg_catalog.regclass;
+  owned boolean;
   base pg_catalog.text := 'shift_sync_' || p_name;
   fn pg_catalog.text := '@extschema@._sync_trigger';
   args pg_catalog.text;
@@ -135,11 +136,26 @@ BEGIN
     -- partitioned table's fires BEFORE too, so that truncating all of it
     -- empties the other table before any partition's trigger looks (each
     -- then finds nothing to delete).
-    FOR part IN SELECT t.relid FROM pg_partition_tree(src) t JOIN pg_class c ON c.oid = t.relid
-                 WHERE t.isleaf AND c.relkind = 'r' ORDER BY t.relid::pg_catalog.regclass::pg_catalog.text
+    FOR part, owned IN
+        SELECT t.relid, pg_has_role(c.relowner, 'USAGE') FROM pg_partition_tree(src) t
+          JOIN pg_class c ON c.oid = t.relid
+         WHERE t.isleaf AND c.relkind = 'r' ORDER BY t.relid::pg_catalog.regclass::pg_catalog.text
     LOOP
-      EXECUTE format('CREATE TRIGGER %I BEFORE TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s(%s)',
-                     base || '_trn', part, fn, args);
+      IF owned THEN
+        EXECUTE format('CREATE TRIGGER %I BEFORE TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s(%s)',
+                       base || '_trn', part, fn, args);
+      ELSE
+        -- only its owner could drop the trigger again (sync_drop, the cut-over)
+        RAISE WARNING 'TRUNCATE of partition % will not be mirrored by sync "%"', part, p_name
+          USING DETAIL = format('Role %s does not own it, and only its owner could drop the trigger again.', current_user),
+                HINT = 'Create the sync as a role that owns every partition, or empty that partition with DELETE.';
+      END IF;
+    END LOOP;
+    FOR part IN SELECT t.relid FROM pg_partition_tree(src) t JOIN pg_class c ON c.oid = t.relid
+                 WHERE t.isleaf AND c.relkind = 'f'
+    LOOP
+      RAISE WARNING 'TRUNCATE of foreign partition % will not be mirrored by sync "%"', part, p_name
+        USING HINT = 'Foreign tables take no TRUNCATE triggers: empty it with DELETE.';
     END LOOP;
     EXECUTE format('CREATE TRIGGER %I BEFORE TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s(%s)',
                    base || '_trn', src, fn, args);
@@ -176,7 +192,7 @@ BEGIN
               -- its first argument names the sync: also a partition detached since
               AND pg_catalog.substr(tg.tgargs, 1, pg_catalog.octet_length(p_name) + 1)
                   = pg_catalog.convert_to(p_name, pg_catalog.current_setting('server_encoding'))
-                    || '\x00'::pg_catalog.bytea
+                    || pg_catalog.decode('00', 'hex')
   LOOP
     EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, t.rel);
   END LOOP;

@@ -341,6 +341,26 @@ TRUNCATE ps_2, ps_1;
 SELECT * FROM ps_diff;
 ROLLBACK;
 SELECT * FROM ps_diff;
+-- a partition the creating role does not own gets no TRUNCATE trigger (only its
+-- owner could drop it again): warned, and sync_drop then works as that role
+CREATE ROLE regress_sync_partowner IN ROLE shift_operator;
+GRANT CREATE, USAGE ON SCHEMA synct TO regress_sync_partowner;
+CREATE TABLE po (id int PRIMARY KEY, v text) PARTITION BY RANGE (id);
+CREATE TABLE po_1 PARTITION OF po FOR VALUES FROM (0) TO (100);
+CREATE TABLE po_2 PARTITION OF po FOR VALUES FROM (100) TO (200);
+CREATE TABLE po_v2 (id bigint PRIMARY KEY, v text);
+ALTER TABLE po OWNER TO regress_sync_partowner;
+ALTER TABLE po_1 OWNER TO regress_sync_partowner;
+ALTER TABLE po_v2 OWNER TO regress_sync_partowner;
+GRANT TRIGGER ON po_2 TO regress_sync_partowner;
+SET ROLE regress_sync_partowner;
+SELECT shift.sync_create('po', 'po', "into" => 'po_v2');
+SELECT tgrelid::regclass, tgname FROM pg_trigger WHERE tgname = 'shift_sync_po_trn' ORDER BY 1;
+SELECT shift.sync_drop('po');
+RESET ROLE;
+DROP TABLE po, po_v2;
+REVOKE ALL ON SCHEMA synct FROM regress_sync_partowner;
+DROP ROLE regress_sync_partowner;
 -- TRUNCATE of the partitioned table itself
 TRUNCATE ps;
 SELECT count(*) AS target_rows FROM pt;
