@@ -1180,7 +1180,7 @@ one_row(HeapTuple tuple)
 
 /*
  * Runs the statements that mirror what the trigger's statement (or row) did,
- * on an SPI connection with the transition rows registered.
+ * on an SPI connection with the transition rows (if any) registered.
  */
 static void
 mirror(SyncEntry *e, TriggerData *td, Tuplestorestate *oldrows, Tuplestorestate *newrows)
@@ -1188,7 +1188,26 @@ mirror(SyncEntry *e, TriggerData *td, Tuplestorestate *oldrows, Tuplestorestate 
 	TriggerEvent ev = td->tg_event;
 	bool		per_row = TRIGGER_FIRED_FOR_ROW(ev);
 
-	if (TRIGGER_FIRED_BY_INSERT(ev))
+	if (TRIGGER_FIRED_BY_TRUNCATE(ev) && !OidIsValid(e->partition_of))
+		run_plan(e->truncate);
+	else if (TRIGGER_FIRED_BY_TRUNCATE(ev))
+	{
+		/*
+		 * One partition truncated: its keys go from the other table.  When
+		 * the partitioned table is truncated as a whole, its own trigger has
+		 * emptied the other table already and there is nothing to do; and a
+		 * partition detached since is a table of its own, whose rows are not
+		 * the source's.
+		 */
+		if (list_member_oid(get_partition_ancestors(RelationGetRelid(td->tg_relation)),
+							e->partition_of))
+		{
+			run_plan(e->other_has_rows);
+			if (SPI_processed > 0)
+				run_plan(e->delete_partition);
+		}
+	}
+	else if (TRIGGER_FIRED_BY_INSERT(ev))
 		run_plan(e->upsert);
 	else if (TRIGGER_FIRED_BY_UPDATE(ev))
 	{
@@ -1289,32 +1308,9 @@ table_sync(SyncEntry *e, TriggerData *td)
 
 	if (TRIGGER_FIRED_BY_TRUNCATE(ev))
 	{
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		level = enter_search_path(e->search_path);
-		if (e->delete_partition == NULL)
-			run_plan(e->truncate);
-		else
-		{
-			/*
-			 * One partition truncated: its rows go from the other table.  When
-			 * the partitioned table is truncated as a whole, its own trigger
-			 * has emptied the other table already, and there is nothing to do.
-			 */
-			/* detached since, it is a table of its own: its rows are not the source's */
-			if (list_member_oid(get_partition_ancestors(RelationGetRelid(td->tg_relation)),
-								e->partition_of))
-			{
-				run_plan(e->other_has_rows);
-				if (SPI_processed > 0)
-					run_plan(e->delete_partition);
-			}
-		}
-		AtEOXact_GUC(true, level);
-		SPI_finish();
-		return;
+		/* no transition rows */
 	}
-	if (per_row)
+	else if (per_row)
 	{
 		if (TRIGGER_FIRED_BY_INSERT(ev))
 			newrows = one_row(td->tg_trigtuple);

@@ -91,18 +91,6 @@ AS $$
                s.target_alias, s.direction, s.search_path)::pg_catalog.text, 'UTF8')), 'hex')
 $$;
 
--- The tables a sync's triggers may sit on: both tables and their partitions.
-CREATE FUNCTION @extschema@._sync_relations(a pg_catalog.regclass, b pg_catalog.regclass)
-RETURNS SETOF pg_catalog.oid
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-  SELECT a::oid WHERE a IS NOT NULL
-  UNION SELECT b::oid WHERE b IS NOT NULL
-  UNION SELECT t.relid::oid FROM pg_partition_tree(a) t
-  UNION SELECT t.relid::oid FROM pg_partition_tree(b) t
-$$;
-
 -- Creates the triggers of a sync in its current direction.
 CREATE FUNCTION @extschema@._sync_install(p_name pg_catalog.text)
 RETURNS void
@@ -113,6 +101,7 @@ DECLARE
   s @extschema@.sync;
   src pg_catalog.regclass;
   part pg_catalog.regclass;
+  kind pg_catalog."char";
   owned boolean;
   base pg_catalog.text := 'shift_sync_' || p_name;
   fn pg_catalog.text := '@extschema@._sync_trigger';
@@ -136,26 +125,23 @@ BEGIN
     -- partitioned table's fires BEFORE too, so that truncating all of it
     -- empties the other table before any partition's trigger looks (each
     -- then finds nothing to delete).
-    FOR part, owned IN
-        SELECT t.relid, pg_has_role(c.relowner, 'USAGE') FROM pg_partition_tree(src) t
+    FOR part, kind, owned IN
+        SELECT t.relid, c.relkind, pg_has_role(c.relowner, 'USAGE') FROM pg_partition_tree(src) t
           JOIN pg_class c ON c.oid = t.relid
-         WHERE t.isleaf AND c.relkind = 'r' ORDER BY t.relid::pg_catalog.regclass::pg_catalog.text
+         WHERE t.isleaf ORDER BY t.relid::pg_catalog.regclass::pg_catalog.text
     LOOP
-      IF owned THEN
-        EXECUTE format('CREATE TRIGGER %I BEFORE TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s(%s)',
-                       base || '_trn', part, fn, args);
-      ELSE
+      IF kind = 'f' THEN
+        RAISE WARNING 'TRUNCATE of foreign partition % will not be mirrored by sync "%"', part, p_name
+          USING HINT = 'Foreign tables take no TRUNCATE triggers: empty it with DELETE.';
+      ELSIF NOT owned THEN
         -- only its owner could drop the trigger again (sync_drop, the cut-over)
         RAISE WARNING 'TRUNCATE of partition % will not be mirrored by sync "%"', part, p_name
           USING DETAIL = format('Role %s does not own it, and only its owner could drop the trigger again.', current_user),
                 HINT = 'Create the sync as a role that owns every partition, or empty that partition with DELETE.';
+      ELSE
+        EXECUTE format('CREATE TRIGGER %I BEFORE TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s(%s)',
+                       base || '_trn', part, fn, args);
       END IF;
-    END LOOP;
-    FOR part IN SELECT t.relid FROM pg_partition_tree(src) t JOIN pg_class c ON c.oid = t.relid
-                 WHERE t.isleaf AND c.relkind = 'f'
-    LOOP
-      RAISE WARNING 'TRUNCATE of foreign partition % will not be mirrored by sync "%"', part, p_name
-        USING HINT = 'Foreign tables take no TRUNCATE triggers: empty it with DELETE.';
     END LOOP;
     EXECUTE format('CREATE TRIGGER %I BEFORE TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s(%s)',
                    base || '_trn', src, fn, args);
@@ -579,7 +565,9 @@ SELECT s.name,
            bool_and(tg.tgenabled <> 'D') AS enabled
       FROM pg_catalog.pg_trigger tg
      WHERE tg.tgfoid = '@extschema@._sync_trigger'::pg_catalog.regproc AND tg.tgparentid = 0
-       AND tg.tgrelid IN (SELECT @extschema@._sync_relations(s.relation, s.target))
+       AND tg.tgrelid IN (SELECT s.relation UNION SELECT s.target
+                          UNION SELECT t.relid FROM pg_catalog.pg_partition_tree(s.relation) t
+                          UNION SELECT t.relid FROM pg_catalog.pg_partition_tree(s.target) t)
        AND tg.tgname = ANY (@extschema@._sync_trigger_names(s.name))) t ON true;
 COMMENT ON VIEW @extschema@.sync_status IS
   'every sync: kind, direction, which table fires into which, its triggers and whether they are enabled, its SQL';

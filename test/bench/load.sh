@@ -143,7 +143,8 @@ rerun() {
   read -r "${1}_tps" "${1}_p50" "${1}_p99" "${1}_max" < <(stats "$1" "$t4" "$t5")
   printf -v "${1}_secs" '%s' "$(calc "%.1f" "$t5 - $t4")"
 }
-rerun quick 3
+QUICK=3
+rerun quick "$QUICK"
 rerun flat 0
 
 ratio() { calc "%.2f" "$1 / $2"; }
@@ -159,7 +160,7 @@ printf '| the sync alone (every write mirrored, no backfill) | %s | %s | %s | %s
 printf '| backfill at the example'"'"'s pace (sleep_ratio %s) | %s | %s | %s | %s | %s | %s | %s |\n' "$PACE" "$bf_secs" "$bf_tps" "$(ratio "$bf_tps" "$base_tps")" \
   "$bf_p50" "$bf_p99" "$(ratio "$bf_p99" "$base_p99")" "$bf_max"
 # shellcheck disable=SC2154  # set by rerun
-printf '| backfill at sleep_ratio 3, for contrast | %s | %s | %s | %s | %s | %s | %s |\n' "$quick_secs" "$quick_tps" "$(ratio "$quick_tps" "$base_tps")" \
+printf '| backfill at sleep_ratio %s, for contrast | %s | %s | %s | %s | %s | %s | %s |\n' "$QUICK" "$quick_secs" "$quick_tps" "$(ratio "$quick_tps" "$base_tps")" \
   "$quick_p50" "$quick_p99" "$(ratio "$quick_p99" "$base_p99")" "$quick_max"
 # shellcheck disable=SC2154
 printf '| backfill flat out (sleep_ratio 0), for contrast | %s | %s | %s | %s | %s | %s | %s |\n' "$flat_secs" "$flat_tps" "$(ratio "$flat_tps" "$base_tps")" \

@@ -336,7 +336,7 @@ SELECT tgrelid::regclass, tgname, tgtype & 2 = 2 AS before FROM pg_trigger
 TRUNCATE ps_1;
 SELECT * FROM ps_diff;
 SELECT count(*) FILTER (WHERE id < 100) AS copy_rows_of_ps_1, count(*) AS copy_rows FROM pt;
-BEGIN;
+BEGIN ISOLATION LEVEL REPEATABLE READ;  -- the mirror then runs in a subtransaction
 TRUNCATE ps_2, ps_1;
 SELECT * FROM ps_diff;
 ROLLBACK;
