@@ -263,6 +263,7 @@ typedef struct SyncEntry
 } SyncEntry;
 
 static HTAB *sync_cache = NULL;
+static SyncEntry *last_entry = NULL;	/* the one found last: a bulk statement asks for it per row */
 static uint64 invalidations = 0;	/* bumped by every callback */
 static List *retired = NIL;		/* entries to free at the end of the transaction */
 static bool callbacks_registered = false;
@@ -1374,6 +1375,9 @@ get_entry(TriggerData *td)
 	int			level;
 	uint64		seen;
 
+	/* dynahash never moves an entry; an invalidation clears valid */
+	if (last_entry != NULL && last_entry->tgoid == tg->tgoid && last_entry->valid)
+		return last_entry;
 	shift_sync_init();
 	if (sync_cache == NULL)
 	{
@@ -1387,7 +1391,8 @@ get_entry(TriggerData *td)
 	}
 	e = hash_search(sync_cache, &tg->tgoid, HASH_ENTER, &found);
 	if (found && e->valid)
-		return e;
+		return last_entry = e;
+	last_entry = NULL;
 	if (found)
 	{
 		/* keep the stale resources alive until the transaction ends */
@@ -1442,6 +1447,8 @@ get_entry(TriggerData *td)
 		AtEOXact_GUC(true, level);
 		/* used now; built again next time if something changed meanwhile */
 		e->valid = (seen == invalidations);
+		if (e->valid)
+			last_entry = e;
 	}
 	PG_CATCH();
 	{
