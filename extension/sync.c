@@ -1452,7 +1452,8 @@ get_entry(TriggerData *td)
 	}
 	PG_CATCH();
 	{
-		/* leave nothing half-built behind */
+		/* leave nothing half-built behind, nor a pointer to it */
+		last_entry = NULL;
 		free_entry_resources(e);
 		hash_search(sync_cache, &tg->tgoid, HASH_REMOVE, NULL);
 		PG_RE_THROW();
