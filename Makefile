@@ -7,6 +7,7 @@
 #                   example migration against a throwaway cluster
 #   make test       every test against a throwaway cluster; ends "N passed, N failed"
 #   make bench      benchmarks (ratios against baselines, never pass/fail)
+#   make fuzz       long fuzz runs (test/fuzz/*.sh; FUZZ_SEED=, FUZZ_MINUTES=)
 #   make unit       runner unit tests (cmocka), no server needed
 #   make valgrind   runner unit tests under valgrind, failing on leaks
 
@@ -21,10 +22,11 @@ MODULE_big = pg_shift
 OBJS = extension/pg_shift.o extension/sqlfrag.o extension/backfill.o extension/checksum.o \
 	extension/sync.o extension/lint.o
 
-# The install script is generated; upgrade scripts are checked in and never
-# edited once released.
+# The install script is generated; released install scripts and the upgrade
+# scripts between them are checked in and never edited once released.
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
-DATA = $(wildcard sql/$(EXTENSION)--*--*.sql)
+RELEASED = 0.1.0
+DATA = $(foreach v,$(RELEASED),sql/$(EXTENSION)--$(v).sql) $(wildcard sql/$(EXTENSION)--*--*.sql)
 
 PG_CPPFLAGS = -DPG_SHIFT_VERSION=\"$(EXTVERSION)\"
 # PostgreSQL's headers and fmgr macros trip these three -Wextra warnings.
@@ -60,7 +62,7 @@ sql/$(EXTENSION)--$(EXTVERSION).sql: $(SQL_SOURCES) $(EXTENSION).control
 
 $(OBJS): $(EXTENSION).control
 
-.PHONY: runner install-runner clean-runner deps demo test bench unit valgrind
+.PHONY: runner install-runner clean-runner deps demo test bench fuzz unit valgrind
 
 runner:
 	$(MAKE) -C runner
@@ -84,6 +86,9 @@ test:
 
 bench:
 	bash test/harness.sh bench
+
+fuzz:
+	bash test/harness.sh fuzz
 
 unit: runner
 	$(MAKE) -C test/unit run

@@ -7,6 +7,7 @@
 #   harness.sh test [SUITE...]       SUITE: meta regress unit integration (default: all)
 #   harness.sh demo                  run scripts/examples/users_email_lower.lua
 #   harness.sh bench                 run test/bench/*.sh, write bench-report.md
+#   harness.sh fuzz                  run test/fuzz/*.sh for long (FUZZ_SEED, FUZZ_MINUTES)
 #   harness.sh shell                 a shell with PGHOST/PGPORT set to a fresh cluster
 #   harness.sh exec COMMAND...       run COMMAND with PGHOST/PGPORT set to a fresh cluster
 #
@@ -277,6 +278,37 @@ cmd_bench() {
   say "==> report written to $report"
 }
 
+# Long fuzz runs: each test/fuzz/*.sh prints TAP like an integration test and
+# reads FUZZ_SEED (default: from the clock, printed) and FUZZ_MINUTES (default
+# 10, shared between the scripts).  The bounded, fixed-seed versions of the
+# same fuzzers run inside `make test`.
+cmd_fuzz() {
+  deps
+  build_install
+  cluster_start
+  export FUZZ_SEED=${FUZZ_SEED:-$(date +%s)} FUZZ_MINUTES=${FUZZ_MINUTES:-10}
+  say "==> fuzz: seed $FUZZ_SEED, $FUZZ_MINUTES minutes"
+  local f out rc found=0
+  for f in test/fuzz/*.sh; do
+    [ -e "$f" ] || continue
+    found=1
+    out=$PGS_TMP/$(basename "$f").out
+    say "--- $f"
+    set +e
+    bash "$f" >"$out" 2>&1
+    rc=$?
+    set -e
+    cat "$out"
+    count_tap "$out" "$(basename "$f" .sh)"
+    [ $rc -eq 0 ] || grep -q '^not ok' "$out" || fail "$(basename "$f"): exited $rc before finishing"
+  done
+  [ $found -eq 1 ] || say "no fuzzers are defined yet (test/fuzz/*.sh)"
+  cluster_stop
+  say ""
+  say "$PASSED passed, $FAILED failed"
+  [ "$FAILED" -eq 0 ]
+}
+
 cmd_exec() {
   build_install
   cluster_start
@@ -298,7 +330,8 @@ case "${1:-}" in
   test) shift; cmd_test "$@" ;;
   demo) cmd_demo ;;
   bench) cmd_bench ;;
+  fuzz) cmd_fuzz ;;
   shell) cmd_shell ;;
   exec) shift; cmd_exec "$@" ;;
-  *) die "usage: harness.sh deps|test [SUITE...]|demo|bench|shell|exec COMMAND..." ;;
+  *) die "usage: harness.sh deps|test [SUITE...]|demo|bench|fuzz|shell|exec COMMAND..." ;;
 esac
