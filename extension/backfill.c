@@ -28,9 +28,17 @@
  * next batch.  Batch sizes adapt to a target duration; runs wait while
  * replication replay lag or a user throttle query says so.
  *
- * All SQL runs as the calling role.  The job's SQL fragments (set, where,
- * select, throttle query) are checked with the server's parser: each must
- * be exactly the clause it claims to be, so none can widen the key range.
+ * Who runs what (see control.c): the job's SQL (its set, where, select and
+ * throttle query, and the statements built around them) runs as the job's
+ * owner under the search_path recorded when it was made, whoever runs the
+ * job; only the owner, a role with its privileges or a superuser may run
+ * it, and only while every field it executes is what _backfill_check
+ * checked (shift_internal.backfill_verify).  The job's row and its batch
+ * log are read and written as the owner of pg_shift (shift_ctl_execute).
+ * The generated parts name every operator by schema, as the key index's
+ * operator family has it (sqlgen.c), and every table by schema; the
+ * fragments are checked with the server's parser: each must be exactly the
+ * clause it claims to be, so none can widen the key range.
  *
  *-------------------------------------------------------------------------
  */
@@ -38,9 +46,11 @@
 
 #include <math.h>
 
+#include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/pg_aggregate.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_collation.h"
@@ -53,6 +63,7 @@
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
+#include "parser/parse_func.h"
 #include "parser/parser.h"
 #include "pgstat.h"
 #include "portability/instr_time.h"
@@ -99,10 +110,17 @@ typedef struct BackfillJob
 	char	   *on_conflict;
 	Oid			key_index;
 	char	   *owner;
+	Oid			owner_id;
+	char	   *search_path;	/* recorded at creation: the job's SQL runs under it */
 
 	int			nkeys;
 	char	   *key_names[INDEX_MAX_KEYS];
 	Oid			key_types[INDEX_MAX_KEYS];
+	/* the key index's ordering: its operators, and the key as it sorts */
+	ShiftKeyOps key_ops[INDEX_MAX_KEYS];
+	char	   *key_sorted[INDEX_MAX_KEYS];	/* "col" or "col COLLATE x" */
+	bool		key_rowcmp;		/* one schema for all: ROW(...) op ROW(...) */
+	bool		key_max;		/* one column whose pg_catalog.max() sorts as the index */
 
 	/* settings, reread before every batch */
 	int			batch_min;
@@ -166,6 +184,21 @@ static Datum
 spi_datum(int col, bool *isnull)
 {
 	return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col, isnull);
+}
+
+/* A fixed statement on the job's row or its batch log, as pg_shift's owner. */
+static int
+ctl(const char *sql, int nargs, Oid *argtypes, Datum *args, const char *nulls,
+	bool read_only, long count)
+{
+	return shift_ctl_execute(sql, nargs, argtypes, args, nulls, read_only, count);
+}
+
+/* The job's own SQL runs between these two: as its owner, under its search_path. */
+static void
+as_owner(BackfillJob *job, ShiftAs *as)
+{
+	shift_as_begin(as, job->owner_id, job->search_path);
 }
 
 /* ---------------------------------------------------------------- keys */
@@ -306,6 +339,53 @@ index_am(Oid indexoid)
 }
 
 /*
+ * The order the job walks in is its key index's: each comparison and sort
+ * uses that index's operator family (qualified with its schema, never
+ * looked up through a search_path) and its collation.  With one key column
+ * whose pg_catalog.max() sorts by the same operator, a batch's upper key is
+ * that max() over the batch's keys; otherwise the top of the batch sorted.
+ */
+static void
+resolve_key_ordering(BackfillJob *job, TupleDesc desc)
+{
+	Relation	index = index_open(job->key_index, AccessShareLock);
+	int			i;
+
+	job->key_rowcmp = true;
+	for (i = 0; i < job->nkeys; i++)
+	{
+		ShiftKeyOps *ops = &job->key_ops[i];
+		Form_pg_attribute att = TupleDescAttr(desc, index->rd_index->indkey.values[i] - 1);
+
+		shift_index_key_ops(index, i, ops);
+		job->key_sorted[i] = psprintf("%s%s", quote_identifier(job->key_names[i]),
+									  ops->collation != att->attcollation ?
+									  shift_collate_clause(ops->collation) : "");
+		if (!ops->same_nsp || ops->nsp != job->key_ops[0].nsp)
+			job->key_rowcmp = false;
+	}
+	job->key_max = false;
+	if (job->nkeys == 1)
+	{
+		Oid			argtype = job->key_ops[0].opcintype;
+		Oid			maxfn = LookupFuncName(list_make2(makeString("pg_catalog"), makeString("max")),
+										   1, &argtype, true);
+
+		if (OidIsValid(maxfn))
+		{
+			HeapTuple	agg = SearchSysCache1(AGGFNOID, ObjectIdGetDatum(maxfn));
+
+			if (HeapTupleIsValid(agg))
+			{
+				job->key_max = ((Form_pg_aggregate) GETSTRUCT(agg))->aggsortop == job->key_ops[0].gt;
+				ReleaseSysCache(agg);
+			}
+		}
+	}
+	index_close(index, AccessShareLock);
+}
+
+/*
  * Resolves the job's key: its primary key, or the unique index named by
  * key => (key_index equal to the table itself means "the primary key").
  */
@@ -373,6 +453,7 @@ resolve_key(BackfillJob *job)
 	}
 	job->key_index = indexoid;
 	ReleaseSysCache(tup);
+	resolve_key_ordering(job, desc);
 	table_close(rel, AccessShareLock);
 }
 
@@ -416,19 +497,17 @@ load_job(const char *name, bool lock)
 	bool		isnull;
 	Datum		d;
 	MemoryContext cxt = CurrentMemoryContext;
-	int			rc;
 	char		sql[1024];
 
 	snprintf(sql, sizeof(sql),
 			 "SELECT " SETTINGS_COLUMNS ", relation::pg_catalog.oid, kind, set_clause,"
 			 " where_clause, into_relation::pg_catalog.oid, into_columns, select_list,"
 			 " on_conflict, key_index::pg_catalog.oid, owner::pg_catalog.text,"
-			 " upper_key, last_key, batches, batch_size, rate"
+			 " upper_key, last_key, batches, batch_size, rate, search_path"
 			 " FROM shift.backfill WHERE name OPERATOR(pg_catalog.=) $1%s",
 			 lock ? " FOR UPDATE" : "");
 	args[0] = CStringGetTextDatum(name);
-	rc = SPI_execute_with_args(sql, 1, argtypes, args, NULL, false, 1);
-	spi_check(rc, "reading a backfill job");
+	(void) ctl(sql, 1, argtypes, args, NULL, false, 1);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -466,6 +545,8 @@ load_job(const char *name, bool lock)
 	job->on_conflict = spi_text(C(8));
 	job->key_index = DatumGetObjectId(spi_datum(C(9), &isnull));
 	job->owner = spi_text(C(10));
+	job->owner_id = get_role_oid(job->owner, true);
+	job->search_path = spi_text(C(16));
 	job->batches = DatumGetInt64(spi_datum(C(13), &isnull));
 	d = spi_datum(C(14), &isnull);
 	job->batch_size = isnull ? 0 : DatumGetInt32(d);
@@ -501,12 +582,10 @@ lock_checkpoint(BackfillJob *job)
 	Datum		args[1] = {CStringGetTextDatum(job->name)};
 	bool		isnull;
 	Datum		d;
-	int			rc;
 
-	rc = SPI_execute_with_args("SELECT state, last_key, upper_key FROM shift.backfill"
-							   " WHERE name OPERATOR(pg_catalog.=) $1 FOR UPDATE",
-							   1, argtypes, args, NULL, false, 1);
-	spi_check(rc, "locking a backfill job");
+	(void) ctl("SELECT state, last_key, upper_key FROM shift.backfill"
+			   " WHERE name OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+			   1, argtypes, args, NULL, false, 1);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -537,20 +616,28 @@ lock_checkpoint(BackfillJob *job)
 }
 
 /*
- * Only the job's owner, or a member of the owner's role, may run it: a job
- * is SQL its owner wrote, and it runs with the privileges of whoever runs it.
+ * Only the job's owner, a role with its privileges, or a superuser may run
+ * it, and it runs as its owner; and only while it is what was checked.
  */
 static void
 check_owner(BackfillJob *job)
 {
-	Oid			owner = get_role_oid(job->owner, true);
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(job->name)};
 
-	if (!OidIsValid(owner) || !has_privs_of_role(GetUserId(), owner))
+	if (!OidIsValid(job->owner_id))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("backfill job \"%s\" belongs to role \"%s\", which no longer exists",
+						job->name, job->owner),
+				 errhint("Drop the job with shift.backfill_drop and create it again.")));
+	if (!shift_may_act_for(job->owner))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("backfill job \"%s\" belongs to role \"%s\"", job->name, job->owner),
-				 errdetail("A job runs its owner's SQL with the privileges of the role running it."),
+				 errdetail("A job runs as its owner; only that role, a member with its privileges or a superuser may run it."),
 				 errhint("Run it as \"%s\" or a member of that role.", job->owner)));
+	(void) ctl("SELECT shift_internal.backfill_verify($1)", 1, argtypes, args, NULL, true, 1);
 }
 
 /* ---------------------------------------------------------------- SQL fragments */
@@ -620,28 +707,88 @@ check_fragments(BackfillJob *job)
 
 /* ---------------------------------------------------------------- statements */
 
-/* "(k1, k2) > ($1, $2)": op against parameters first..first+nkeys-1 */
+/* The operator of key column i for a strategy ("<", "<=", ">", ">="). */
+static Oid
+key_op(BackfillJob *job, int i, const char *op)
+{
+	ShiftKeyOps *ops = &job->key_ops[i];
+
+	if (strcmp(op, "<") == 0)
+		return ops->lt;
+	if (strcmp(op, "<=") == 0)
+		return ops->le;
+	if (strcmp(op, ">") == 0)
+		return ops->gt;
+	if (strcmp(op, ">=") == 0)
+		return ops->ge;
+	return ops->eq;
+}
+
+/*
+ * "(k1, k2) OPERATOR(s.>) ($1, $2)": the key in the index's order against
+ * parameters first..first+nkeys-1.  Operators of several schemas cannot
+ * share one row comparison: then it is spelled out column by column,
+ * "k1 > $1 OR (k1 = $1 AND k2 > $2)", with the first column's range
+ * (k1 >= $1) in front so that the index still bounds the scan.
+ */
 static void
 append_key_condition(StringInfo s, BackfillJob *job, const char *op, int first)
 {
 	int			i;
 
-	appendStringInfoChar(s, '(');
-	for (i = 0; i < job->nkeys; i++)
-		appendStringInfo(s, "%s%s", i ? ", " : "", quote_identifier(job->key_names[i]));
-	appendStringInfo(s, ") %s (", op);
-	for (i = 0; i < job->nkeys; i++)
-		appendStringInfo(s, "%s$%d", i ? ", " : "", first + i);
-	appendStringInfoChar(s, ')');
+	if (job->key_rowcmp)
+	{
+		appendStringInfoChar(s, '(');
+		for (i = 0; i < job->nkeys; i++)
+			appendStringInfo(s, "%s%s", i ? ", " : "", job->key_sorted[i]);
+		appendStringInfo(s, ") %s (", shift_qualified_operator(key_op(job, 0, op)));
+		for (i = 0; i < job->nkeys; i++)
+			appendStringInfo(s, "%s$%d", i ? ", " : "", first + i);
+		appendStringInfoChar(s, ')');
+		return;
+	}
+	else
+	{
+		/* the strict form of op for every column but the last */
+		const char *strict = op[0] == '<' ? "<" : ">";
+		const char *loose = op[0] == '<' ? "<=" : ">=";
+		int			j;
+
+		appendStringInfoString(s, "(");
+		shift_append_compare(s, job->key_sorted[0], key_op(job, 0, loose), psprintf("$%d", first));
+		appendStringInfoString(s, " AND (");
+		for (i = 0; i < job->nkeys; i++)
+		{
+			appendStringInfo(s, "%s(", i ? " OR " : "");
+			for (j = 0; j < i; j++)
+			{
+				shift_append_compare(s, job->key_sorted[j], job->key_ops[j].eq,
+									 psprintf("$%d", first + j));
+				appendStringInfoString(s, " AND ");
+			}
+			shift_append_compare(s, job->key_sorted[i],
+								 key_op(job, i, i == job->nkeys - 1 ? op : strict),
+								 psprintf("$%d", first + i));
+			appendStringInfoChar(s, ')');
+		}
+		appendStringInfoString(s, "))");
+	}
 }
 
+/* "k1, k2" (names only), or with ordering "k1 USING OPERATOR(s.<), ..." */
 static void
-append_key_list(StringInfo s, BackfillJob *job, const char *suffix)
+append_key_list(StringInfo s, BackfillJob *job, const char *order)
 {
 	int			i;
 
 	for (i = 0; i < job->nkeys; i++)
-		appendStringInfo(s, "%s%s%s", i ? ", " : "", quote_identifier(job->key_names[i]), suffix);
+	{
+		if (order == NULL)
+			appendStringInfo(s, "%s%s", i ? ", " : "", quote_identifier(job->key_names[i]));
+		else
+			appendStringInfo(s, "%s%s USING %s", i ? ", " : "", job->key_sorted[i],
+							 shift_qualified_operator(key_op(job, i, order)));
+	}
 }
 
 /*
@@ -664,9 +811,10 @@ append_range(StringInfo s, BackfillJob *job, bool first)
 
 /*
  * The statement finding a batch's upper key and its number of keys: the
- * last of the next n keys.  With one key column, max() and count() stream
- * over the index scan; a row of columns has no max(), so it takes the top
- * row of the n in descending order (a top-1 sort, no full sort).
+ * last of the next n keys in the index's order.  With max() (see
+ * resolve_key_ordering), max() and count() stream over the index scan;
+ * otherwise it takes the top row of the n in descending order (a top-1
+ * sort, no full sort).
  */
 static char *
 hi_sql(BackfillJob *job, bool first)
@@ -674,16 +822,16 @@ hi_sql(BackfillJob *job, bool first)
 	StringInfoData s;
 
 	initStringInfo(&s);
-	if (job->nkeys == 1)
+	if (job->key_max)
 		appendStringInfo(&s, "SELECT pg_catalog.max(%s), pg_catalog.count(*) FROM (SELECT ",
-						 quote_identifier(job->key_names[0]));
+						 job->key_sorted[0]);
 	else
 	{
 		appendStringInfoString(&s, "SELECT ");
-		append_key_list(&s, job, "");
+		append_key_list(&s, job, NULL);
 		appendStringInfoString(&s, ", pg_catalog.count(*) OVER () FROM (SELECT ");
 	}
-	append_key_list(&s, job, "");
+	append_key_list(&s, job, NULL);
 	appendStringInfo(&s, " FROM %s WHERE ", relation_name(job->relid, "table", job->name));
 	if (!first)
 	{
@@ -692,12 +840,12 @@ hi_sql(BackfillJob *job, bool first)
 	}
 	append_key_condition(&s, job, "<=", job->nkeys + 1);
 	appendStringInfoString(&s, " ORDER BY ");
-	append_key_list(&s, job, "");
+	append_key_list(&s, job, "<");
 	appendStringInfo(&s, " LIMIT $%d) s", 2 * job->nkeys + 1);
-	if (job->nkeys > 1)
+	if (!job->key_max)
 	{
 		appendStringInfoString(&s, " ORDER BY ");
-		append_key_list(&s, job, " DESC");
+		append_key_list(&s, job, ">");
 		appendStringInfoString(&s, " LIMIT 1");
 	}
 	return s.data;
@@ -825,18 +973,16 @@ copy_lock_mode(BackfillJob *job)
 	Oid			argtypes[2] = {OIDOID, OIDOID};
 	Datum		args[2];
 	bool		isnull;
-	int			rc;
 
 	if (!job->copy)
 		return COPY_LOCK_NONE;
 	args[0] = ObjectIdGetDatum(job->relid);
 	args[1] = ObjectIdGetDatum(job->into_relid);
-	rc = SPI_execute_with_args(
-		"SELECT bool_and(key_follows_source) FROM shift.sync WHERE kind OPERATOR(pg_catalog.=) 'table'"
-		" AND direction OPERATOR(pg_catalog.=) 'forward'"
-		" AND relation OPERATOR(pg_catalog.=) $1 AND target OPERATOR(pg_catalog.=) $2",
-		2, argtypes, args, NULL, true, 1);
-	spi_check(rc, "looking for a sync of the copy");
+	/* any role's sync: the copy's reads must respect it whoever made it */
+	(void) ctl("SELECT bool_and(key_follows_source) FROM shift.sync WHERE kind OPERATOR(pg_catalog.=) 'table'"
+			   " AND direction OPERATOR(pg_catalog.=) 'forward'"
+			   " AND relation OPERATOR(pg_catalog.=) $1 AND target OPERATOR(pg_catalog.=) $2",
+			   2, argtypes, args, NULL, true, 1);
 	(void) spi_datum(1, &isnull);
 	if (isnull)
 		return COPY_LOCK_NONE;
@@ -847,6 +993,7 @@ static void
 prepare_plans(BackfillJob *job, BackfillPlans *plans, bool keep)
 {
 	int			n = job->nkeys;
+	ShiftAs		as;
 
 	job->lock_mode = copy_lock_mode(job);
 	if (job->lock_mode != COPY_LOCK_NONE && strcmp(job->on_conflict, "nothing") != 0)
@@ -856,10 +1003,13 @@ prepare_plans(BackfillJob *job, BackfillPlans *plans, bool keep)
 						job->name, job->on_conflict),
 				 errdetail("The sync writes each row as it changes; a copy that raised on those rows (error) or overwrote them with what it read earlier (update) would fail or lose the newer version."),
 				 errhint("Use on_conflict => 'nothing': the rows the sync wrote are newer.")));
+	/* parsed as the owner, under the job's search_path: what it will run */
+	as_owner(job, &as);
 	plans->hi_first = prepare(job, hi_sql(job, true), 2 * n + 1, "key search");
 	plans->hi_next = prepare(job, hi_sql(job, false), 2 * n + 1, "key search");
 	plans->batch_first = prepare(job, batch_sql(job, true), 2 * n, "batch statement");
 	plans->batch_next = prepare(job, batch_sql(job, false), 2 * n, "batch statement");
+	shift_as_end(&as);
 	if (keep)
 	{
 		SPI_keepplan(plans->hi_first);
@@ -899,24 +1049,26 @@ fix_upper_bound(BackfillJob *job)
 	bool		isnull;
 	int			i;
 	int			rc;
+	ShiftAs		as;
 
 	initStringInfo(&s);
 	appendStringInfoString(&s, "SELECT ");
-	append_key_list(&s, job, "");
+	append_key_list(&s, job, NULL);
 	appendStringInfo(&s, " FROM %s ORDER BY ", relation_name(job->relid, "table", job->name));
-	append_key_list(&s, job, " DESC");
+	append_key_list(&s, job, ">");
 	appendStringInfoString(&s, " LIMIT 1");
+	as_owner(job, &as);
 	rc = SPI_execute(s.data, true, 1);
+	shift_as_end(&as);
 	spi_check(rc, "finding the last key");
 	args[0] = CStringGetTextDatum(job->name);
 	if (SPI_processed == 0)
 	{
-		rc = SPI_execute_with_args("UPDATE shift.backfill SET state = 'done', estimated_total = 0,"
-								   " started_at = pg_catalog.now(), finished_at = pg_catalog.now(),"
-								   " updated_at = pg_catalog.now()"
-								   " WHERE name OPERATOR(pg_catalog.=) $1",
-								   1, argtypes, args, NULL, false, 0);
-		spi_check(rc, "recording an empty table");
+		(void) ctl("UPDATE shift.backfill SET state = 'done', estimated_total = 0,"
+				   " started_at = pg_catalog.now(), finished_at = pg_catalog.now(),"
+				   " updated_at = pg_catalog.now()"
+				   " WHERE name OPERATOR(pg_catalog.=) $1",
+				   1, argtypes, args, NULL, false, 0);
 		strlcpy(job->state, "done", sizeof(job->state));
 		return false;
 	}
@@ -929,30 +1081,35 @@ fix_upper_bound(BackfillJob *job)
 	args[1] = keys_to_array(job, job->upper);
 	args[2] = CStringGetTextDatum(keys_to_text(job, job->upper));
 	args[3] = ObjectIdGetDatum(job->relid);
-	rc = SPI_execute_with_args(
-		"UPDATE shift.backfill SET upper_key = $2, upper_key_text = $3,"
-		"  estimated_total = (SELECT pg_catalog.round(pg_catalog.sum(c.reltuples)"
-		"                            FILTER (WHERE c.reltuples >= 0))::pg_catalog.int8"
-		"    FROM pg_catalog.pg_partition_tree($4::pg_catalog.regclass) t"
-		"    JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid WHERE t.isleaf),"
-		"  state = CASE WHEN state IN ('pending', 'failed') THEN 'active' ELSE state END,"
-		"  started_at = pg_catalog.now()"
-		" WHERE name OPERATOR(pg_catalog.=) $1 RETURNING estimated_total",
-		4, argtypes, args, NULL, false, 0);
-	spi_check(rc, "recording the upper bound");
+	(void) ctl("UPDATE shift.backfill SET upper_key = $2, upper_key_text = $3,"
+			   "  estimated_total = (SELECT pg_catalog.round(pg_catalog.sum(c.reltuples)"
+			   "                            FILTER (WHERE c.reltuples >= 0))::pg_catalog.int8"
+			   "    FROM pg_catalog.pg_partition_tree($4::pg_catalog.regclass) t"
+			   "    JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid WHERE t.isleaf),"
+			   "  state = CASE WHEN state IN ('pending', 'failed') THEN 'active' ELSE state END,"
+			   "  started_at = pg_catalog.now()"
+			   " WHERE name OPERATOR(pg_catalog.=) $1 RETURNING estimated_total",
+			   4, argtypes, args, NULL, false, 0);
 	(void) spi_datum(1, &isnull);
 	if (isnull)
 	{
-		/* never analyzed: count what there is to walk */
+		/* never analyzed: count what there is to walk (as the job's owner) */
 		StringInfoData c;
+		Oid			counttypes[2] = {TEXTOID, INT8OID};
+		Datum		countargs[2];
 
 		initStringInfo(&c);
-		appendStringInfo(&c, "UPDATE shift.backfill SET estimated_total ="
-						 " (SELECT pg_catalog.count(*) FROM %s)"
-						 " WHERE name OPERATOR(pg_catalog.=) $1",
+		appendStringInfo(&c, "SELECT pg_catalog.count(*) FROM %s",
 						 relation_name(job->relid, "table", job->name));
-		rc = SPI_execute_with_args(c.data, 1, argtypes, args, NULL, false, 0);
+		as_owner(job, &as);
+		rc = SPI_execute(c.data, true, 1);
+		shift_as_end(&as);
 		spi_check(rc, "counting the rows to walk");
+		countargs[0] = args[0];
+		countargs[1] = spi_datum(1, &isnull);
+		(void) ctl("UPDATE shift.backfill SET estimated_total = $2"
+				   " WHERE name OPERATOR(pg_catalog.=) $1",
+				   2, counttypes, countargs, NULL, false, 0);
 	}
 	if (strcmp(job->state, "pending") == 0 || strcmp(job->state, "failed") == 0)
 		strlcpy(job->state, "active", sizeof(job->state));
@@ -997,6 +1154,7 @@ do_batch(BackfillJob *job, BackfillPlans *plans, int retries, BatchResult *res)
 	int			size;
 	instr_time	start;
 	instr_time	elapsed;
+	ShiftAs		as;
 
 	memset(res, 0, sizeof(*res));
 	if (!job->has_upper && !fix_upper_bound(job))
@@ -1023,7 +1181,9 @@ do_batch(BackfillJob *job, BackfillPlans *plans, int retries, BatchResult *res)
 	args[2 * n] = Int64GetDatum(size);
 
 	/* 1. the batch's upper key */
+	as_owner(job, &as);
 	rc = SPI_execute_plan(job->has_last ? plans->hi_next : plans->hi_first, args, nulls, true, 1);
+	shift_as_end(&as);
 	spi_check(rc, "finding the batch's keys");
 	if (SPI_processed > 0)
 	{
@@ -1039,12 +1199,11 @@ do_batch(BackfillJob *job, BackfillPlans *plans, int retries, BatchResult *res)
 		Oid			argtypes[1] = {TEXTOID};
 		Datum		a[1] = {CStringGetTextDatum(job->name)};
 
-		rc = SPI_execute_with_args("UPDATE shift.backfill SET state = 'done',"
-								   " finished_at = pg_catalog.now(), updated_at = pg_catalog.now(),"
-								   " throttled = NULL"
-								   " WHERE name OPERATOR(pg_catalog.=) $1",
-								   1, argtypes, a, NULL, false, 0);
-		spi_check(rc, "recording the end of the job");
+		(void) ctl("UPDATE shift.backfill SET state = 'done',"
+				   " finished_at = pg_catalog.now(), updated_at = pg_catalog.now(),"
+				   " throttled = NULL"
+				   " WHERE name OPERATOR(pg_catalog.=) $1",
+				   1, argtypes, a, NULL, false, 0);
 		strlcpy(job->state, "done", sizeof(job->state));
 		res->done = true;
 		return;
@@ -1065,8 +1224,10 @@ do_batch(BackfillJob *job, BackfillPlans *plans, int retries, BatchResult *res)
 	/* 2. the work */
 	for (i = 0; i < n; i++)
 		args[n + i] = hi[i];
+	as_owner(job, &as);
 	rc = SPI_execute_plan(job->has_last ? plans->batch_next : plans->batch_first, args, nulls,
 						  false, 0);
+	shift_as_end(&as);
 	spi_check(rc, "running a batch");
 	res->rows = SPI_processed;
 
@@ -1091,7 +1252,7 @@ do_batch(BackfillJob *job, BackfillPlans *plans, int retries, BatchResult *res)
 		a[7] = Float8GetDatum(res->ms);
 		a[8] = Int32GetDatum(used);
 		a[9] = Int32GetDatum(retries);
-		rc = SPI_execute_with_args(
+		(void) ctl(
 			"WITH cp AS ("
 			" UPDATE shift.backfill SET last_key = $2, last_key_text = $3,"
 			"  keys_done = keys_done + $4, rows_done = rows_done + $5, batches = batches + 1,"
@@ -1103,7 +1264,6 @@ do_batch(BackfillJob *job, BackfillPlans *plans, int retries, BatchResult *res)
 			" INSERT INTO shift.backfill_batch (job, batch, keys, rows, ms, batch_size, retries)"
 			" SELECT $1, batches, $4, $5, $8, $9, $10 FROM cp",
 			10, argtypes, a, NULL, false, 0);
-		spi_check(rc, "writing the checkpoint");
 	}
 	set_last_key(job, hi);
 	if (strcmp(job->state, "failed") == 0)
@@ -1174,10 +1334,13 @@ shift_backfill_check(PG_FUNCTION_ARGS)
 	Datum		args[5];
 	char		nulls[6] = "     ";
 	int			i;
-	int			rc;
 
 	SPI_connect();
 	job = load_job(name, true);
+	if (!OidIsValid(job->owner_id) || !shift_may_act_for(job->owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("backfill job \"%s\" belongs to role \"%s\"", name, job->owner)));
 	check_fragments(job);
 
 	if (job->copy)
@@ -1258,17 +1421,25 @@ shift_backfill_check(PG_FUNCTION_ARGS)
 	}
 	else
 		nulls[3] = nulls[4] = 'n';
-	rc = SPI_execute_with_args("UPDATE shift.backfill SET key_index = $2::pg_catalog.regclass,"
-							   " key_columns = $3, into_columns = $4, select_list = $5"
-							   " WHERE name OPERATOR(pg_catalog.=) $1",
-							   5, argtypes, args, nulls, false, 0);
-	spi_check(rc, "storing the job's key");
+	(void) ctl("UPDATE shift.backfill SET key_index = $2::pg_catalog.regclass,"
+			   " key_columns = $3, into_columns = $4, select_list = $5"
+			   " WHERE name OPERATOR(pg_catalog.=) $1",
+			   5, argtypes, args, nulls, false, 0);
 
 	/* every statement must prepare: errors in the job's SQL show up now */
 	memset(&plans, 0, sizeof(plans));
 	prepare_plans(job, &plans, false);
-	if (job->throttle_query && SPI_prepare(job->throttle_query, 0, NULL) == NULL)
-		elog(ERROR, "could not prepare the throttle query of backfill job \"%s\"", name);
+	if (job->throttle_query)
+	{
+		ShiftAs		as;
+		SPIPlanPtr	plan;
+
+		as_owner(job, &as);
+		plan = SPI_prepare(job->throttle_query, 0, NULL);
+		shift_as_end(&as);
+		if (plan == NULL)
+			elog(ERROR, "could not prepare the throttle query of backfill job \"%s\"", name);
+	}
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -1358,18 +1529,21 @@ refresh_settings(BackfillJob *job)
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1] = {CStringGetTextDatum(job->name)};
 	MemoryContext cxt = CurrentMemoryContext;
-	int			rc;
+	char	   *throttle = job->throttle_query;
 
-	rc = SPI_execute_with_args("SELECT " SETTINGS_COLUMNS
-							   " FROM shift.backfill WHERE name OPERATOR(pg_catalog.=) $1",
-							   1, argtypes, args, NULL, true, 1);
-	spi_check(rc, "rereading a backfill job");
+	(void) ctl("SELECT " SETTINGS_COLUMNS
+			   " FROM shift.backfill WHERE name OPERATOR(pg_catalog.=) $1",
+			   1, argtypes, args, NULL, true, 1);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("backfill job \"%s\" was dropped while it ran", job->name)));
 	MemoryContextSwitchTo(cxt);
 	read_settings(job);
+	/* a new throttle query runs only once it is what was checked */
+	if ((throttle == NULL) != (job->throttle_query == NULL) ||
+		(throttle != NULL && strcmp(throttle, job->throttle_query) != 0))
+		(void) ctl("SELECT shift_internal.backfill_verify($1)", 1, argtypes, args, NULL, true, 1);
 }
 
 /*
@@ -1397,7 +1571,11 @@ throttle_reason(BackfillJob *job, bool lag_visible)
 	}
 	if (job->throttle_query)
 	{
+		ShiftAs		as;
+
+		as_owner(job, &as);
 		rc = SPI_execute(job->throttle_query, true, 1);
+		shift_as_end(&as);
 		if (rc != SPI_OK_SELECT || SPI_tuptable->tupdesc->natts != 1 ||
 			SPI_gettypeid(SPI_tuptable->tupdesc, 1) != BOOLOID)
 			ereport(ERROR,
@@ -1421,17 +1599,15 @@ record_throttle(BackfillJob *job, const char *reason)
 	Oid			argtypes[2] = {TEXTOID, TEXTOID};
 	Datum		args[2];
 	char		nulls[3] = "  ";
-	int			rc;
 
 	args[0] = CStringGetTextDatum(job->name);
 	if (reason)
 		args[1] = CStringGetTextDatum(reason);
 	else
 		nulls[1] = 'n';
-	rc = SPI_execute_with_args("UPDATE shift.backfill SET throttled = $2"
-							   " WHERE name OPERATOR(pg_catalog.=) $1",
-							   2, argtypes, args, nulls, false, 0);
-	spi_check(rc, "recording a throttle");
+	(void) ctl("UPDATE shift.backfill SET throttled = $2"
+			   " WHERE name OPERATOR(pg_catalog.=) $1",
+			   2, argtypes, args, nulls, false, 0);
 }
 
 static void
@@ -1439,16 +1615,14 @@ record_failure(BackfillJob *job, ErrorData *edata)
 {
 	Oid			argtypes[3] = {TEXTOID, TEXTOID, TEXTOID};
 	Datum		args[3];
-	int			rc;
 
 	args[0] = CStringGetTextDatum(job->name);
 	args[1] = CStringGetTextDatum(edata->message ? edata->message : "unknown error");
 	args[2] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
-	rc = SPI_execute_with_args("UPDATE shift.backfill SET state = 'failed', last_error = $2,"
-							   " last_sqlstate = $3, updated_at = pg_catalog.clock_timestamp()"
-							   " WHERE name OPERATOR(pg_catalog.=) $1",
-							   3, argtypes, args, NULL, false, 0);
-	spi_check(rc, "recording a failure");
+	(void) ctl("UPDATE shift.backfill SET state = 'failed', last_error = shift_internal.cap($2),"
+			   " last_sqlstate = $3, updated_at = pg_catalog.clock_timestamp()"
+			   " WHERE name OPERATOR(pg_catalog.=) $1",
+			   3, argtypes, args, NULL, false, 0);
 }
 
 static bool

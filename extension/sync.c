@@ -30,7 +30,13 @@
  * Everything runs as the role writing the table, in its transaction: the
  * mirrored rows commit or roll back with the statement that caused them.
  * The stored search_path of the sync is in force while its SQL is parsed
- * and run, so the writer's own search_path cannot change what it means.
+ * and run, so the writer's own search_path cannot change what it means,
+ * and the statements built around the sync's expressions name every
+ * operator and type by schema (sqlgen.c).  The trigger reads the sync's
+ * definition as the owner of pg_shift (no application role can read
+ * shift.sync), and only if it is what was checked and what the trigger was
+ * made for.  Checking and compiling a sync outside a trigger
+ * (shift._sync_check, the cut-over's check) runs as the sync's owner.
  *
  *-------------------------------------------------------------------------
  */
@@ -53,6 +59,7 @@
 #include "parser/analyze.h"
 #include "parser/parser.h"
 #include "parser/scanner.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -75,6 +82,7 @@
 PG_FUNCTION_INFO_V1(shift_sync_trigger);
 PG_FUNCTION_INFO_V1(shift_sync_check);
 PG_FUNCTION_INFO_V1(shift_select_list);
+PG_FUNCTION_INFO_V1(shift_cutover_check);
 
 /* The transition tables' names, in the triggers and in the statements. */
 #define NEW_ROWS	"pgs_new"
@@ -104,6 +112,7 @@ typedef struct SyncConfig
 	Mapping		forward;
 	Mapping		reverse;		/* columns NIL: none */
 	char	   *search_path;
+	char	   *owner;
 } SyncConfig;
 
 static List *
@@ -126,14 +135,19 @@ text_array_to_list(Datum d, bool isnull)
 }
 
 /*
- * Reads the sync's row (SPI must be connected); allocates in cxt.  digest,
- * when given, is what the trigger was created with: the row must still hash
- * to it.  shift_operator may write shift.sync, but only sync_create has
- * checked what it holds, and a trigger runs it as every writer of the table;
- * an edited row is refused instead of run.
+ * Reads a sync as the owner of pg_shift (SPI must be connected); allocates
+ * in cxt.
+ *
+ * checked: what it was checked as (shift.sync.checked, sealed by
+ * sync_create and the cut-over once _sync_check passed), which must still
+ * hash to digest when digest is given (the trigger's own copy of it).  The
+ * trigger always runs this: what a superuser may have edited by hand in the
+ * row's columns since never reaches the application's writes, and a record
+ * whose checked copy no longer hashes to the trigger's digest is refused,
+ * not run.  Otherwise (checking a sync before it is sealed): the columns.
  */
 static SyncConfig *
-load_config(const char *name, const char *digest, MemoryContext cxt)
+load_config(const char *name, bool checked, const char *digest, MemoryContext cxt)
 {
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1];
@@ -142,17 +156,27 @@ load_config(const char *name, const char *digest, MemoryContext cxt)
 	HeapTuple	tup;
 	MemoryContext old;
 	bool		isnull;
-	int			rc;
 
 	args[0] = CStringGetTextDatum(name);
-	rc = SPI_execute_with_args(
-		"SELECT kind, relation, target, set_clause, reverse_set, target_columns, expressions,"
-		"       target_key, reverse_columns, reverse_expressions, relation_key, search_path,"
-		"       relation_alias, target_alias, shift._sync_digest(s)"
-		"  FROM shift.sync s WHERE name OPERATOR(pg_catalog.=) $1",
-		1, argtypes, args, NULL, true, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "could not read sync \"%s\": %s", name, SPI_result_code_string(rc));
+	if (checked)
+		(void) shift_ctl_execute(
+			"SELECT d->>'kind', (d->>'relation')::pg_catalog.oid, (d->>'target')::pg_catalog.oid,"
+			"       d->>'set', d->>'reverse_set',"
+			"       shift_internal.text_array(d->'columns'), shift_internal.text_array(d->'select'),"
+			"       shift_internal.text_array(d->'key'), shift_internal.text_array(d->'reverse_columns'),"
+			"       shift_internal.text_array(d->'reverse_select'), shift_internal.text_array(d->'reverse_key'),"
+			"       d->>'search_path', d->>'relation_alias', d->>'target_alias',"
+			"       pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(d::pg_catalog.text, 'UTF8')), 'hex'),"
+			"       d->>'owner'"
+			"  FROM (SELECT s.checked AS d FROM shift.sync s WHERE s.name OPERATOR(pg_catalog.=) $1) x",
+			1, argtypes, args, NULL, true, 1);
+	else
+		(void) shift_ctl_execute(
+			"SELECT kind, relation, target, set_clause, reverse_set, target_columns, expressions,"
+			"       target_key, reverse_columns, reverse_expressions, relation_key, search_path,"
+			"       relation_alias, target_alias, NULL::pg_catalog.text, owner"
+			"  FROM shift.sync s WHERE name OPERATOR(pg_catalog.=) $1",
+			1, argtypes, args, NULL, true, 1);
 	if (SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -161,11 +185,12 @@ load_config(const char *name, const char *digest, MemoryContext cxt)
 				 errhint("Drop the trigger, or create the sync again with shift.sync_create.")));
 	desc = SPI_tuptable->tupdesc;
 	tup = SPI_tuptable->vals[0];
-	if (digest != NULL && strcmp(SPI_getvalue(tup, desc, 15), digest) != 0)
+	if (checked && (SPI_getvalue(tup, desc, 1) == NULL ||
+					(digest != NULL && strcmp(SPI_getvalue(tup, desc, 15), digest) != 0)))
 		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("the definition of sync \"%s\" was changed outside shift.sync_create", name),
-				 errdetail("Its trigger was created for another definition; running this one could run SQL nobody checked."),
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("the checked definition of sync \"%s\" is not the one its trigger was made for", name),
+				 errdetail("shift.sync.checked was changed outside pg_shift's functions; running it could run SQL nobody checked."),
 				 errhint("Drop the sync with shift.sync_drop and create it again.")));
 	old = MemoryContextSwitchTo(cxt);
 	c = palloc0(sizeof(SyncConfig));
@@ -175,6 +200,7 @@ load_config(const char *name, const char *digest, MemoryContext cxt)
 	c->set_clause = SPI_getvalue(tup, desc, 4);
 	c->reverse_set = SPI_getvalue(tup, desc, 5);
 	c->search_path = SPI_getvalue(tup, desc, 12);
+	c->owner = SPI_getvalue(tup, desc, 16);
 	if (!c->column_level)
 	{
 		Datum		d;
@@ -211,6 +237,23 @@ enter_search_path(const char *search_path)
 	(void) set_config_option("search_path", search_path, PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
 	return level;
+}
+
+/*
+ * Makes the sync's owner the current user and its search_path current
+ * (undo with shift_as_end), after checking the caller may act for it.
+ */
+static void
+as_sync_owner(SyncConfig *c, ShiftAs *as)
+{
+	Oid			owner = get_role_oid(c->owner, true);
+
+	if (!OidIsValid(owner) || !shift_may_act_for(c->owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("sync \"%s\" belongs to role \"%s\"", c->name, c->owner),
+				 errhint("Act as \"%s\", a member of it, or a superuser.", c->owner)));
+	shift_as_begin(as, owner, c->search_path);
 }
 
 /* "sync "x"" for error messages */
@@ -792,6 +835,31 @@ append_set_list(StringInfo s, Mapping *m, const char *rows, bool keys)
 	return any;
 }
 
+/*
+ * "dst_expr OPERATOR(s.=) CAST(other AS type)": other, a mapped key value,
+ * compared with destination key column k the way the destination stores it
+ * (cast to the column's type and modifier, as the upsert's assignment
+ * would) by the equality of the column type's default btree class.
+ */
+static void
+append_key_equal(StringInfo s, Mapping *m, const char *k, const char *dst_expr, const char *other)
+{
+	AttrNumber	att = get_attnum(m->dst, k);
+	Oid			type;
+	int32		typmod;
+	Oid			coll;
+	ShiftKeyOps ops;
+
+	if (att == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("key column \"%s\" of %s does not exist", k, qualified_name(m->dst))));
+	get_atttypetypmodcoll(m->dst, att, &type, &typmod, &coll);
+	shift_type_key_ops(type, coll, &ops);
+	shift_append_compare(s, dst_expr, ops.eq,
+						 psprintf("CAST(%s AS %s)", other, shift_qualified_type(type, typmod)));
+}
+
 /* "pgs_t.k1 = <rows>.k1 AND ...": a destination row and a mapped row with the same key */
 static void
 append_key_match(StringInfo s, Mapping *m, const char *rows)
@@ -799,8 +867,12 @@ append_key_match(StringInfo s, Mapping *m, const char *rows)
 	ListCell   *lc;
 
 	foreach(lc, m->key)
-		appendStringInfo(s, "%spgs_t.%s = %s.%s", foreach_current_index(lc) ? " AND " : "",
-						 quote_identifier(lfirst(lc)), rows, quote_identifier(lfirst(lc)));
+	{
+		if (foreach_current_index(lc) > 0)
+			appendStringInfoString(s, " AND ");
+		append_key_equal(s, m, lfirst(lc), psprintf("pgs_t.%s", quote_identifier(lfirst(lc))),
+						 psprintf("%s.%s", rows, quote_identifier(lfirst(lc))));
+	}
 }
 
 /*
@@ -903,8 +975,8 @@ plain_column(Oid rel, const char *expr)
 }
 
 /*
- * DELETE FROM dst WHERE (key) IN (keys of rows [EXCEPT keys of except])
- * [AND no row of src maps to the key now]
+ * DELETE FROM dst WHERE its key is among the keys of rows [EXCEPT the keys
+ * of except] [AND no row of src maps to the key now]
  */
 static char *
 delete_sql(Mapping *m, const char *rows, const char *except, bool unclaimed)
@@ -912,9 +984,8 @@ delete_sql(Mapping *m, const char *rows, const char *except, bool unclaimed)
 	StringInfoData s;
 
 	initStringInfo(&s);
-	appendStringInfo(&s, "DELETE FROM %s AS pgs_t WHERE (", qualified_name(m->dst));
-	append_names(&s, m->key, "pgs_t.");
-	appendStringInfoString(&s, ") IN (SELECT ");
+	appendStringInfo(&s, "DELETE FROM %s AS pgs_t WHERE EXISTS (SELECT 1 FROM (SELECT ",
+					 qualified_name(m->dst));
 	append_names(&s, m->key, "pgs_s.");
 	appendStringInfoString(&s, " FROM ");
 	append_mapped(&s, m, rows);
@@ -925,6 +996,8 @@ delete_sql(Mapping *m, const char *rows, const char *except, bool unclaimed)
 		appendStringInfoString(&s, " FROM ");
 		append_mapped(&s, m, except);
 	}
+	appendStringInfoString(&s, ") pgs_k WHERE ");
+	append_key_match(&s, m, "pgs_k");
 	appendStringInfoChar(&s, ')');
 	if (unclaimed)
 	{
@@ -944,14 +1017,26 @@ delete_sql(Mapping *m, const char *rows, const char *except, bool unclaimed)
 			const char *expr = key_expr(m, k);
 			AttrNumber	att = plain_column(m->src, expr);
 
+			if (!first)
+				appendStringInfoString(&s, " AND ");
 			if (att != InvalidAttrNumber)
-				appendStringInfo(&s, "%s%s.%s = pgs_t.%s::%s", first ? "" : " AND ",
-								 quote_identifier(m->alias),
-								 quote_identifier(get_attname(m->src, att, false)),
-								 quote_identifier(k),
-								 format_type_with_typemod(get_atttype(m->src, att), -1));
+			{
+				Oid			type;
+				int32		typmod;
+				Oid			coll;
+				ShiftKeyOps ops;
+
+				get_atttypetypmodcoll(m->src, att, &type, &typmod, &coll);
+				shift_type_key_ops(type, coll, &ops);
+				shift_append_compare(&s, psprintf("%s.%s", quote_identifier(m->alias),
+												  quote_identifier(get_attname(m->src, att, false))),
+									 ops.eq,
+									 psprintf("CAST(pgs_t.%s AS %s)", quote_identifier(k),
+											  shift_qualified_type(type, -1)));
+			}
 			else
-				appendStringInfo(&s, "%s(%s) = pgs_t.%s", first ? "" : " AND ", expr, quote_identifier(k));
+				append_key_equal(&s, m, k, psprintf("pgs_t.%s", quote_identifier(k)),
+								 psprintf("(%s)", expr));
 			first = false;
 		}
 		appendStringInfoChar(&s, ')');
@@ -1419,7 +1504,7 @@ get_entry(TriggerData *td)
 	{
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		c = load_config(tg->tgargs[0], tg->tgargs[2], cxt);
+		c = load_config(tg->tgargs[0], true, tg->tgargs[2], cxt);
 		SPI_finish();
 		old = MemoryContextSwitchTo(cxt);
 		e->name = c->name;
@@ -1522,6 +1607,141 @@ shift_sync_trigger(PG_FUNCTION_ARGS)
 	return PointerGetDatum(NULL);
 }
 
+/* ---------------------------------------------------------------- the cut-over's check */
+
+/* One side of the check: "SELECT <cols> FROM rel AS alias ORDER BY alias.key DESC LIMIT n". */
+static char *
+check_side_sql(Oid rel, const char *alias, List *exprs, List *key, int rows)
+{
+	StringInfoData s;
+	ListCell   *lc;
+
+	initStringInfo(&s);
+	appendStringInfoString(&s, "SELECT ");
+	foreach(lc, exprs)
+		appendStringInfo(&s, "%s%s", foreach_current_index(lc) ? ", " : "", (char *) lfirst(lc));
+	appendStringInfo(&s, " FROM %s AS %s ORDER BY ", qualified_name(rel), quote_identifier(alias));
+	/*
+	 * The table's own key column, qualified by the alias: a bare name would
+	 * be the output column of that name, the mapped (maybe cast) value,
+	 * which no index orders, and the whole table would be sorted under the
+	 * cut-over's locks.
+	 */
+	foreach(lc, key)
+		appendStringInfo(&s, "%s%s.%s DESC", foreach_current_index(lc) ? ", " : "",
+						 quote_identifier(alias), quote_identifier(lfirst(lc)));
+	appendStringInfo(&s, " LIMIT %d", rows);
+	return s.data;
+}
+
+/*
+ * shift_internal.cutover_check(sync text, reverse bool, check_mode text,
+ *                              check_rows int) returns void
+ *
+ * Compares the two sides of a table-level sync under the cut-over's locks,
+ * in the direction about to be taken (reverse: the revert): 'recent' the
+ * last check_rows rows of each, the source's mapped through the sync's
+ * expressions (each one's own key orders it, through its index), 'count'
+ * the row counts, 'none' nothing.  Raises when they differ.  The sync's
+ * expressions run as its owner, under its search_path.
+ */
+Datum
+shift_cutover_check(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	bool		reverse = PG_GETARG_BOOL(1);
+	char	   *mode = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	int			rows = PG_GETARG_INT32(3);
+	MemoryContext cxt = CurrentMemoryContext;
+	SyncConfig *c;
+	Mapping    *m;
+	List	   *src_key;
+	List	   *src_exprs = NIL;
+	List	   *dst_cols = NIL;
+	char	   *src_sql;
+	char	   *dst_sql;
+	ListCell   *lc;
+	ListCell   *lc2;
+	ShiftAs		as;
+	int64		diff;
+	bool		isnull;
+	int			rc;
+
+	if (strcmp(mode, "none") == 0)
+		PG_RETURN_VOID();
+	if (strcmp(mode, "count") != 0 && strcmp(mode, "recent") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("check must be recent, count or none, not \"%s\"", mode)));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	c = load_config(name, true, NULL, cxt);
+	if (c->column_level || c->reverse.columns == NIL)
+		elog(ERROR, "sync \"%s\" has nothing to check for a cut-over", name);
+	m = reverse ? &c->reverse : &c->forward;
+	/* the source's key: the other direction's key columns, of the source */
+	src_key = reverse ? c->forward.key : c->reverse.key;
+	as_sync_owner(c, &as);
+	if (strcmp(mode, "count") == 0)
+	{
+		int64		n_src;
+		int64		n_dst;
+
+		rc = SPI_execute(psprintf("SELECT pg_catalog.count(*) FROM %s", qualified_name(m->src)), true, 1);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "could not count the rows of %s", qualified_name(m->src));
+		n_src = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		rc = SPI_execute(psprintf("SELECT pg_catalog.count(*) FROM %s", qualified_name(m->dst)), true, 1);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "could not count the rows of %s", qualified_name(m->dst));
+		n_dst = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		shift_as_end(&as);
+		if (n_src != n_dst)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("cut-over check of sync \"%s\" failed: %s has " INT64_FORMAT " rows, %s has " INT64_FORMAT,
+							name, qualified_name(m->src), n_src, qualified_name(m->dst), n_dst),
+					 errhint("Find the differences with shift.compare; the sync keeps the tables equal once the backfill is done.")));
+		SPI_finish();
+		PG_RETURN_VOID();
+	}
+	/* each mapped value cast to its destination column's type, as stored */
+	forboth(lc, m->columns, lc2, m->exprs)
+	{
+		AttrNumber	att = get_attnum(m->dst, lfirst(lc));
+		Oid			type;
+		int32		typmod;
+		Oid			coll;
+
+		if (att == InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" of %s does not exist", (char *) lfirst(lc), qualified_name(m->dst))));
+		get_atttypetypmodcoll(m->dst, att, &type, &typmod, &coll);
+		src_exprs = lappend(src_exprs, psprintf("CAST((%s) AS %s)", (char *) lfirst(lc2),
+												shift_qualified_type(type, typmod)));
+		dst_cols = lappend(dst_cols, psprintf("pgs_d.%s", quote_identifier(lfirst(lc))));
+	}
+	src_sql = check_side_sql(m->src, m->alias, src_exprs, src_key, rows);
+	dst_sql = check_side_sql(m->dst, "pgs_d", dst_cols, m->key, rows);
+	rc = SPI_execute(psprintf("SELECT (SELECT pg_catalog.count(*) FROM ((%s) EXCEPT ALL (%s)) a)"
+							  " OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM ((%s) EXCEPT ALL (%s)) b)",
+							  src_sql, dst_sql, dst_sql, src_sql), true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not compare the last rows of sync \"%s\"", name);
+	diff = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	shift_as_end(&as);
+	if (diff > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cut-over check of sync \"%s\" failed: " INT64_FORMAT " of the last %d rows of %s and %s differ",
+						name, diff, rows, qualified_name(m->src), qualified_name(m->dst)),
+				 errdetail("Compared: %s against %s", src_sql, dst_sql),
+				 errhint("Find the differences with shift.compare; check => 'count' or 'none' skips this comparison.")));
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
 /* ---------------------------------------------------------------- shift._sync_check */
 
 /*
@@ -1539,13 +1759,14 @@ shift_sync_check(PG_FUNCTION_ARGS)
 											  ALLOCSET_SMALL_SIZES);
 	SyncConfig *c;
 	SyncEntry	e;
-	int			level;
+	ShiftAs		as;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	c = load_config(name, NULL, cxt);
+	c = load_config(name, false, NULL, cxt);
 	SPI_finish();
-	level = enter_search_path(c->search_path);
+	/* compiled as the sync's owner, under its search_path */
+	as_sync_owner(c, &as);
 	memset(&e, 0, sizeof(e));
 	e.cxt = AllocSetContextCreate(cxt, "pg_shift sync check entry", ALLOCSET_SMALL_SIZES);
 	if (c->column_level)
@@ -1576,7 +1797,7 @@ shift_sync_check(PG_FUNCTION_ARGS)
 		}
 	}
 	free_entry_resources(&e);
-	AtEOXact_GUC(true, level);
+	shift_as_end(&as);
 	MemoryContextDelete(cxt);
 	PG_RETURN_VOID();
 }

@@ -834,13 +834,13 @@ local function cutover(db, opts, revert, where)
   local function validate_pending()
     -- the re-pointed foreign keys left NOT VALID by the swap (this one, or
     -- one whose runner died before it got here): validating blocks no writes
-    local p = query_at(db, where, "SELECT pending_validate::text AS p FROM shift.sync WHERE name = $1", opts.sync)[1]
-    for _, stmt in ipairs(parse_text_array(p and p.p)) do
-      ddl_at(db, where, stmt, { lock_timeout = opts.lock_timeout or "2s" })
-      M.log("validated: " .. stmt)
+    -- (built by the extension from the catalog, never from stored text)
+    for _, p in ipairs(query_at(db, where, "SELECT s AS stmt FROM shift.cutover_pending($1) s", opts.sync)) do
+      ddl_at(db, where, p.stmt, { lock_timeout = opts.lock_timeout or "2s" })
+      M.log("validated: " .. p.stmt)
     end
   end
-  local state = query_at(db, where, "SELECT direction FROM shift.sync WHERE name = $1", opts.sync)[1]
+  local state = query_at(db, where, "SELECT direction FROM shift.sync_status WHERE name = $1", opts.sync)[1]
   if state and state.direction == (revert and "forward" or "reverse") then
     M.log(string.format("sync %s is %s: nothing to %s", opts.sync,
       revert and "not cut over" or "cut over already", revert and "revert" or "do"))

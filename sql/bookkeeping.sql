@@ -38,7 +38,10 @@ CREATE TABLE @extschema@.migration (
   created_at        pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now(),
   started_at        pg_catalog.timestamptz,
   finished_at       pg_catalog.timestamptz,
-  applied_by        pg_catalog.name NOT NULL DEFAULT CURRENT_USER,
+  -- the role that registered it: only it (a member with its privileges, or a
+  -- superuser) may see it, run it, roll it back (see shift_internal.may_act)
+  owner             pg_catalog.name NOT NULL,
+  applied_by        pg_catalog.name NOT NULL,
   runner_version    pg_catalog.text,
   host              pg_catalog.text,
   -- the lease: set while a runner works on the migration
@@ -115,6 +118,20 @@ $$;
 CREATE TRIGGER event_append_only BEFORE UPDATE OR DELETE ON @extschema@.event
   FOR EACH ROW EXECUTE FUNCTION @extschema@.event_append_only();
 
+-- Each role sees its own migrations (and a member of a role, that role's);
+-- nobody but the owner of pg_shift writes these tables (see sql/control.sql).
+ALTER TABLE @extschema@.migration ENABLE ROW LEVEL SECURITY;
+CREATE POLICY visible_to_owner ON @extschema@.migration FOR SELECT
+  USING (shift_internal.may_act(owner));
+ALTER TABLE @extschema@.phase ENABLE ROW LEVEL SECURITY;
+CREATE POLICY visible_to_owner ON @extschema@.phase FOR SELECT
+  USING (EXISTS (SELECT 1 FROM @extschema@.migration m
+                  WHERE m.name OPERATOR(pg_catalog.=) phase.migration));
+ALTER TABLE @extschema@.event ENABLE ROW LEVEL SECURITY;
+CREATE POLICY visible_to_owner ON @extschema@.event FOR SELECT
+  USING (EXISTS (SELECT 1 FROM @extschema@.migration m
+                  WHERE m.name OPERATOR(pg_catalog.=) event.migration));
+
 -- pg_dump keeps the history with the database.
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.migration', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.phase', '');
@@ -171,7 +188,7 @@ $$;
 -- ---------------------------------------------------------------------------
 
 -- The migration row, locked, leased to this session; raises otherwise.
-CREATE FUNCTION @extschema@._leased(p_migration pg_catalog.text)
+CREATE FUNCTION shift_internal._leased(p_migration pg_catalog.text)
 RETURNS @extschema@.migration
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -184,6 +201,7 @@ BEGIN
     RAISE EXCEPTION 'migration "%" does not exist', p_migration
       USING ERRCODE = 'undefined_object';
   END IF;
+  PERFORM shift_internal.check_owner(format('migration "%s"', p_migration), m.owner);
   IF m.lease_control_pid IS DISTINCT FROM pg_backend_pid() THEN
     RAISE EXCEPTION 'migration "%" is not leased by this session', p_migration
       USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -196,7 +214,7 @@ END
 $$;
 
 -- The phase row, locked; raises if the migration has no such phase.
-CREATE FUNCTION @extschema@._phase(p_migration pg_catalog.text, p_phase pg_catalog.text)
+CREATE FUNCTION shift_internal._phase(p_migration pg_catalog.text, p_phase pg_catalog.text)
 RETURNS @extschema@.phase
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -214,7 +232,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION @extschema@._event(p_migration pg_catalog.text, p_phase pg_catalog.text,
+CREATE FUNCTION shift_internal._event(p_migration pg_catalog.text, p_phase pg_catalog.text,
                                    p_kind pg_catalog.text, p_message pg_catalog.text DEFAULT NULL,
                                    p_sqlstate pg_catalog.text DEFAULT NULL,
                                    p_detail pg_catalog.jsonb DEFAULT NULL)
@@ -222,9 +240,10 @@ RETURNS void
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$
-  INSERT INTO @extschema@.event (migration, phase, kind, message, sqlstate, detail, host)
-  SELECT p_migration, p_phase, p_kind, p_message, p_sqlstate, p_detail,
-         (SELECT lease_host FROM @extschema@.migration WHERE name = p_migration)
+  INSERT INTO @extschema@.event (migration, phase, kind, message, sqlstate, detail, host, role)
+  SELECT p_migration, p_phase, p_kind, shift_internal.cap(p_message), p_sqlstate, p_detail,
+         (SELECT lease_host FROM @extschema@.migration WHERE name = p_migration),
+         pg_get_userbyid(shift_internal.caller())
 $$;
 
 /*
@@ -242,7 +261,7 @@ $$;
  *
  * Returns the phases with their state.
  */
-CREATE FUNCTION @extschema@.migration_begin(
+CREATE FUNCTION shift_internal.migration_begin(
   migration pg_catalog.text, script_sha256 pg_catalog.text, phases pg_catalog.jsonb,
   operation pg_catalog.text, work_pid pg_catalog.int4,
   runner_version pg_catalog.text DEFAULT NULL, host pg_catalog.text DEFAULT NULL,
@@ -307,17 +326,19 @@ BEGIN
 
   SELECT * INTO m FROM @extschema@.migration mm WHERE mm.name = v_mig FOR UPDATE;
   IF NOT FOUND THEN
-    INSERT INTO @extschema@.migration (name, script_sha256, script_path, nphases)
-    VALUES (v_mig, script_sha256, script_path, n)
+    INSERT INTO @extschema@.migration (name, script_sha256, script_path, nphases, owner, applied_by)
+    VALUES (v_mig, script_sha256, script_path, n, pg_get_userbyid(shift_internal.caller()),
+            pg_get_userbyid(shift_internal.caller()))
     RETURNING * INTO m;
     INSERT INTO @extschema@.phase (migration, ordinal, name, reversible, has_verify)
     SELECT v_mig, e.ord::int4, e.val ->> 'name', (e.val ->> 'reversible')::bool,
            coalesce((e.val ->> 'has_verify')::bool, false)
       FROM jsonb_array_elements(phases) WITH ORDINALITY AS e(val, ord);
-    PERFORM @extschema@._event(v_mig, NULL, 'registered',
+    PERFORM shift_internal._event(v_mig, NULL, 'registered',
                                format('%s phase%s', n, CASE WHEN n = 1 THEN '' ELSE 's' END), NULL,
                                jsonb_build_object('script_sha256', script_sha256));
   ELSE
+    PERFORM shift_internal.check_owner(format('migration "%s"', v_mig), m.owner);
     -- We hold the advisory lock, so a lease still recorded is stale.
     IF m.lease_control_pid IS NOT NULL THEN
       UPDATE @extschema@.phase pp
@@ -325,7 +346,7 @@ BEGIN
              finished_at = now(),
              error_message = 'interrupted: the runner stopped while the phase was running'
        WHERE pp.migration = v_mig AND pp.status IN ('running', 'rolling_back');
-      PERFORM @extschema@._event(v_mig, NULL, 'takeover',
+      PERFORM shift_internal._event(v_mig, NULL, 'takeover',
         format('lease of pgshift pid %s on %s taken over: its sessions %s and %s are gone',
                coalesce(m.lease_runner_pid::text, '?'), coalesce(m.lease_host, '?'),
                m.lease_work_pid, m.lease_control_pid),
@@ -358,7 +379,7 @@ BEGIN
                   HINT = 'Phases that have started cannot be renamed, moved or removed; roll them back first.';
         END IF;
       END LOOP;
-      PERFORM @extschema@._event(v_mig, NULL,
+      PERFORM shift_internal._event(v_mig, NULL,
         CASE WHEN NOT EXISTS (SELECT FROM @extschema@.phase pp
                                WHERE pp.migration = v_mig AND pp.status <> 'done')
              THEN 'drift_allowed' ELSE 'script_changed' END,
@@ -391,7 +412,7 @@ BEGIN
          lease_runner_pid = runner_pid, lease_host = migration_begin.host,
          lease_since = now(), lease_heartbeat = now()
    WHERE mm.name = v_mig;
-  PERFORM @extschema@._event(v_mig, NULL, operation || '_started',
+  PERFORM shift_internal._event(v_mig, NULL, operation || '_started',
                              format('pgshift %s (pid %s) on %s', coalesce(runner_version, '?'),
                                     coalesce(runner_pid::text, '?'), coalesce(host, '?')));
 
@@ -400,22 +421,36 @@ BEGIN
       FROM @extschema@.phase pp WHERE pp.migration = v_mig ORDER BY pp.ordinal;
 END
 $$;
+CREATE FUNCTION @extschema@.migration_begin(
+  migration pg_catalog.text, script_sha256 pg_catalog.text, phases pg_catalog.jsonb,
+  operation pg_catalog.text, work_pid pg_catalog.int4,
+  runner_version pg_catalog.text DEFAULT NULL, host pg_catalog.text DEFAULT NULL,
+  runner_pid pg_catalog.int4 DEFAULT NULL, script_path pg_catalog.text DEFAULT NULL,
+  allow_drift pg_catalog.bool DEFAULT false)
+RETURNS TABLE (ordinal pg_catalog.int4, name pg_catalog.text, status pg_catalog.text,
+               reversible pg_catalog.bool, needs_cleanup pg_catalog.bool)
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
 
 -- shift.heartbeat(migration): the lease holder is alive.
-CREATE FUNCTION @extschema@.heartbeat(migration pg_catalog.text)
+CREATE FUNCTION shift_internal.heartbeat(migration pg_catalog.text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-  PERFORM @extschema@._leased(migration);
+  PERFORM shift_internal._leased(migration);
   UPDATE @extschema@.migration SET lease_heartbeat = now() WHERE name = heartbeat.migration;
 END
 $$;
+CREATE FUNCTION @extschema@.heartbeat(migration pg_catalog.text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
 
 -- shift.phase_start(migration, phase): phase -> running.  Every earlier phase
 -- must be done; the phase must be pending, failed or rolled back, and clean.
-CREATE FUNCTION @extschema@.phase_start(migration pg_catalog.text, phase pg_catalog.text)
+CREATE FUNCTION shift_internal.phase_start(migration pg_catalog.text, phase pg_catalog.text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -425,8 +460,8 @@ DECLARE
   p @extschema@.phase;
   blocker @extschema@.phase;
 BEGIN
-  m := @extschema@._leased(migration);
-  p := @extschema@._phase(migration, phase);
+  m := shift_internal._leased(migration);
+  p := shift_internal._phase(migration, phase);
   IF m.operation <> 'run' THEN
     RAISE EXCEPTION 'phase "%" of migration "%" cannot start during a %', phase, migration, m.operation
       USING ERRCODE = 'object_not_in_prerequisite_state';
@@ -456,14 +491,18 @@ BEGIN
    WHERE pp.migration = phase_start.migration AND pp.name = phase;
   UPDATE @extschema@.migration mm SET current_phase = phase, lease_heartbeat = now()
    WHERE mm.name = phase_start.migration;
-  PERFORM @extschema@._event(migration, phase, 'phase_started',
+  PERFORM shift_internal._event(migration, phase, 'phase_started',
                              format('attempt %s', p.attempts + 1));
 END
 $$;
+CREATE FUNCTION @extschema@.phase_start(migration pg_catalog.text, phase pg_catalog.text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
 
 -- shift.phase_resumable(migration, phase, resumable): the running phase is in
 -- (or has left) a section that an interruption does not need to undo.
-CREATE FUNCTION @extschema@.phase_resumable(migration pg_catalog.text, phase pg_catalog.text,
+CREATE FUNCTION shift_internal.phase_resumable(migration pg_catalog.text, phase pg_catalog.text,
                                             resumable pg_catalog.bool)
 RETURNS void
 LANGUAGE plpgsql
@@ -472,8 +511,8 @@ AS $$
 DECLARE
   p @extschema@.phase;
 BEGIN
-  PERFORM @extschema@._leased(migration);
-  p := @extschema@._phase(migration, phase);
+  PERFORM shift_internal._leased(migration);
+  p := shift_internal._phase(migration, phase);
   IF p.status <> 'running' THEN
     RAISE EXCEPTION 'phase "%" of migration "%" is %, not running', phase, migration, p.status
       USING ERRCODE = 'object_not_in_prerequisite_state';
@@ -482,9 +521,14 @@ BEGIN
    WHERE pp.migration = phase_resumable.migration AND pp.name = phase;
 END
 $$;
+CREATE FUNCTION @extschema@.phase_resumable(migration pg_catalog.text, phase pg_catalog.text,
+                                            resumable pg_catalog.bool)
+RETURNS void
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
 
 -- shift.phase_done(migration, phase, rows_affected): running -> done.
-CREATE FUNCTION @extschema@.phase_done(migration pg_catalog.text, phase pg_catalog.text,
+CREATE FUNCTION shift_internal.phase_done(migration pg_catalog.text, phase pg_catalog.text,
                                        rows_affected pg_catalog.int8 DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql
@@ -493,8 +537,8 @@ AS $$
 DECLARE
   p @extschema@.phase;
 BEGIN
-  PERFORM @extschema@._leased(migration);
-  p := @extschema@._phase(migration, phase);
+  PERFORM shift_internal._leased(migration);
+  p := shift_internal._phase(migration, phase);
   IF p.status <> 'running' THEN
     RAISE EXCEPTION 'phase "%" of migration "%" cannot finish: it is %', phase, migration, p.status
       USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -505,18 +549,23 @@ BEGIN
          duration = now() - pp.started_at, rows_affected = phase_done.rows_affected
    WHERE pp.migration = phase_done.migration AND pp.name = phase;
   UPDATE @extschema@.migration SET lease_heartbeat = now() WHERE name = phase_done.migration;
-  PERFORM @extschema@._event(migration, phase, 'phase_done',
+  PERFORM shift_internal._event(migration, phase, 'phase_done',
                              format('%s rows', coalesce(rows_affected::text, 'no count of')), NULL,
                              jsonb_build_object('seconds', extract(epoch FROM now() - p.started_at),
                                                 'rows', rows_affected));
 END
 $$;
+CREATE FUNCTION @extschema@.phase_done(migration pg_catalog.text, phase pg_catalog.text,
+                                       rows_affected pg_catalog.int8 DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
 
 -- shift.phase_failed(migration, phase, message, sqlstate, interrupted):
 -- running -> failed.  The phase keeps needs_cleanup until shift.phase_cleaned,
 -- unless it was interrupted in a resumable section (a backfill, which goes
 -- on from its checkpoint).
-CREATE FUNCTION @extschema@.phase_failed(migration pg_catalog.text, phase pg_catalog.text,
+CREATE FUNCTION shift_internal.phase_failed(migration pg_catalog.text, phase pg_catalog.text,
                                          message pg_catalog.text,
                                          sqlstate pg_catalog.text DEFAULT NULL,
                                          interrupted pg_catalog.bool DEFAULT false)
@@ -527,26 +576,33 @@ AS $$
 DECLARE
   p @extschema@.phase;
 BEGIN
-  PERFORM @extschema@._leased(migration);
-  p := @extschema@._phase(migration, phase);
+  PERFORM shift_internal._leased(migration);
+  p := shift_internal._phase(migration, phase);
   IF p.status <> 'running' THEN
     RAISE EXCEPTION 'phase "%" of migration "%" cannot fail: it is %', phase, migration, p.status
       USING ERRCODE = 'object_not_in_prerequisite_state';
   END IF;
   UPDATE @extschema@.phase pp
      SET status = 'failed', finished_at = now(), duration = now() - pp.started_at,
-         error_message = phase_failed.message, error_sqlstate = phase_failed.sqlstate,
+         error_message = shift_internal.cap(phase_failed.message), error_sqlstate = phase_failed.sqlstate,
          needs_cleanup = pp.reversible AND NOT (interrupted AND pp.resumable)
    WHERE pp.migration = phase_failed.migration AND pp.name = phase;
   UPDATE @extschema@.migration SET lease_heartbeat = now() WHERE name = phase_failed.migration;
-  PERFORM @extschema@._event(migration, phase,
+  PERFORM shift_internal._event(migration, phase,
                              CASE WHEN interrupted THEN 'interrupted' ELSE 'phase_failed' END,
                              message, sqlstate);
 END
 $$;
+CREATE FUNCTION @extschema@.phase_failed(migration pg_catalog.text, phase pg_catalog.text,
+                                         message pg_catalog.text,
+                                         sqlstate pg_catalog.text DEFAULT NULL,
+                                         interrupted pg_catalog.bool DEFAULT false)
+RETURNS void
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
 
 -- shift.phase_cleaned(migration, phase): the down of a failed phase ran.
-CREATE FUNCTION @extschema@.phase_cleaned(migration pg_catalog.text, phase pg_catalog.text)
+CREATE FUNCTION shift_internal.phase_cleaned(migration pg_catalog.text, phase pg_catalog.text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -554,8 +610,8 @@ AS $$
 DECLARE
   p @extschema@.phase;
 BEGIN
-  PERFORM @extschema@._leased(migration);
-  p := @extschema@._phase(migration, phase);
+  PERFORM shift_internal._leased(migration);
+  p := shift_internal._phase(migration, phase);
   IF p.status <> 'failed' OR NOT p.needs_cleanup THEN
     RAISE EXCEPTION 'phase "%" of migration "%" has nothing to clean up: it is %', phase, migration,
                     CASE WHEN p.status = 'failed' THEN 'failed and clean' ELSE p.status END
@@ -563,15 +619,19 @@ BEGIN
   END IF;
   UPDATE @extschema@.phase pp SET needs_cleanup = false
    WHERE pp.migration = phase_cleaned.migration AND pp.name = phase;
-  PERFORM @extschema@._forget_backfills(migration, phase);
-  PERFORM @extschema@._event(migration, phase, 'phase_cleaned_up', 'its down ran');
+  PERFORM shift_internal._forget_backfills(migration, phase);
+  PERFORM shift_internal._event(migration, phase, 'phase_cleaned_up', 'its down ran');
 END
 $$;
+CREATE FUNCTION @extschema@.phase_cleaned(migration pg_catalog.text, phase pg_catalog.text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
 
 -- shift.phase_rollback_start(migration, phase): done (or failed and not clean)
 -- -> rolling_back.  Phases are rolled back last first; a phase without down is
 -- a point of no return.
-CREATE FUNCTION @extschema@.phase_rollback_start(migration pg_catalog.text, phase pg_catalog.text)
+CREATE FUNCTION shift_internal.phase_rollback_start(migration pg_catalog.text, phase pg_catalog.text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -581,8 +641,8 @@ DECLARE
   p @extschema@.phase;
   blocker @extschema@.phase;
 BEGIN
-  m := @extschema@._leased(migration);
-  p := @extschema@._phase(migration, phase);
+  m := shift_internal._leased(migration);
+  p := shift_internal._phase(migration, phase);
   IF m.operation <> 'rollback' THEN
     RAISE EXCEPTION 'phase "%" of migration "%" cannot be rolled back during a %', phase, migration, m.operation
       USING ERRCODE = 'object_not_in_prerequisite_state';
@@ -618,12 +678,16 @@ BEGIN
    WHERE pp.migration = phase_rollback_start.migration AND pp.name = phase;
   UPDATE @extschema@.migration mm SET current_phase = phase, lease_heartbeat = now()
    WHERE mm.name = phase_rollback_start.migration;
-  PERFORM @extschema@._event(migration, phase, 'phase_rollback_started', NULL);
+  PERFORM shift_internal._event(migration, phase, 'phase_rollback_started', NULL);
 END
 $$;
+CREATE FUNCTION @extschema@.phase_rollback_start(migration pg_catalog.text, phase pg_catalog.text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
 
 -- shift.phase_rolled_back(migration, phase): rolling_back -> rolled_back.
-CREATE FUNCTION @extschema@.phase_rolled_back(migration pg_catalog.text, phase pg_catalog.text)
+CREATE FUNCTION shift_internal.phase_rolled_back(migration pg_catalog.text, phase pg_catalog.text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -631,8 +695,8 @@ AS $$
 DECLARE
   p @extschema@.phase;
 BEGIN
-  PERFORM @extschema@._leased(migration);
-  p := @extschema@._phase(migration, phase);
+  PERFORM shift_internal._leased(migration);
+  p := shift_internal._phase(migration, phase);
   IF p.status <> 'rolling_back' THEN
     RAISE EXCEPTION 'phase "%" of migration "%" cannot be marked rolled back: it is %', phase, migration, p.status
       USING ERRCODE = 'object_not_in_prerequisite_state';
@@ -641,16 +705,20 @@ BEGIN
      SET status = 'rolled_back', needs_cleanup = false, finished_at = now(),
          duration = now() - pp.started_at
    WHERE pp.migration = phase_rolled_back.migration AND pp.name = phase;
-  PERFORM @extschema@._forget_backfills(migration, phase);
+  PERFORM shift_internal._forget_backfills(migration, phase);
   UPDATE @extschema@.migration SET lease_heartbeat = now() WHERE name = phase_rolled_back.migration;
-  PERFORM @extschema@._event(migration, phase, 'phase_rolled_back', NULL, NULL,
+  PERFORM shift_internal._event(migration, phase, 'phase_rolled_back', NULL, NULL,
                              jsonb_build_object('seconds', extract(epoch FROM now() - p.started_at)));
 END
 $$;
+CREATE FUNCTION @extschema@.phase_rolled_back(migration pg_catalog.text, phase pg_catalog.text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
 
 -- shift.phase_rollback_failed(migration, phase, message, sqlstate):
 -- rolling_back -> failed, still needing cleanup.
-CREATE FUNCTION @extschema@.phase_rollback_failed(migration pg_catalog.text, phase pg_catalog.text,
+CREATE FUNCTION shift_internal.phase_rollback_failed(migration pg_catalog.text, phase pg_catalog.text,
                                                   message pg_catalog.text,
                                                   sqlstate pg_catalog.text DEFAULT NULL)
 RETURNS void
@@ -660,8 +728,8 @@ AS $$
 DECLARE
   p @extschema@.phase;
 BEGIN
-  PERFORM @extschema@._leased(migration);
-  p := @extschema@._phase(migration, phase);
+  PERFORM shift_internal._leased(migration);
+  p := shift_internal._phase(migration, phase);
   IF p.status <> 'rolling_back' THEN
     RAISE EXCEPTION 'phase "%" of migration "%" cannot fail its rollback: it is %', phase, migration, p.status
       USING ERRCODE = 'object_not_in_prerequisite_state';
@@ -669,16 +737,22 @@ BEGIN
   UPDATE @extschema@.phase pp
      SET status = 'failed', needs_cleanup = true, finished_at = now(),
          duration = now() - pp.started_at,
-         error_message = 'rollback failed: ' || phase_rollback_failed.message,
+         error_message = shift_internal.cap('rollback failed: ' || phase_rollback_failed.message),
          error_sqlstate = phase_rollback_failed.sqlstate
    WHERE pp.migration = phase_rollback_failed.migration AND pp.name = phase;
-  PERFORM @extschema@._event(migration, phase, 'phase_rollback_failed', message, sqlstate);
+  PERFORM shift_internal._event(migration, phase, 'phase_rollback_failed', message, sqlstate);
 END
 $$;
+CREATE FUNCTION @extschema@.phase_rollback_failed(migration pg_catalog.text, phase pg_catalog.text,
+                                                  message pg_catalog.text,
+                                                  sqlstate pg_catalog.text DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
 
 -- shift.log_event(migration, phase, kind, message, sqlstate, detail): an
 -- event that changes no state (retry, verify result, cleanup failure, error).
-CREATE FUNCTION @extschema@.log_event(migration pg_catalog.text, phase pg_catalog.text,
+CREATE FUNCTION shift_internal.log_event(migration pg_catalog.text, phase pg_catalog.text,
                                       kind pg_catalog.text, message pg_catalog.text DEFAULT NULL,
                                       sqlstate pg_catalog.text DEFAULT NULL,
                                       detail pg_catalog.jsonb DEFAULT NULL)
@@ -687,22 +761,29 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-  PERFORM @extschema@._leased(migration);
+  PERFORM shift_internal._leased(migration);
   IF kind NOT IN ('retry', 'verify_passed', 'verify_failed', 'cleanup_failed', 'error') THEN
     RAISE EXCEPTION 'event kind "%" is recorded by the state functions, not by log_event', kind
       USING ERRCODE = 'invalid_parameter_value',
             HINT = 'log_event takes retry, verify_passed, verify_failed, cleanup_failed or error.';
   END IF;
   IF phase IS NOT NULL THEN
-    PERFORM @extschema@._phase(migration, phase);
+    PERFORM shift_internal._phase(migration, phase);
   END IF;
-  PERFORM @extschema@._event(migration, phase, kind, message, sqlstate, detail);
+  PERFORM shift_internal._event(migration, phase, kind, message, sqlstate, detail);
 END
 $$;
+CREATE FUNCTION @extschema@.log_event(migration pg_catalog.text, phase pg_catalog.text,
+                                      kind pg_catalog.text, message pg_catalog.text DEFAULT NULL,
+                                      sqlstate pg_catalog.text DEFAULT NULL,
+                                      detail pg_catalog.jsonb DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
 
 -- shift.migration_end(migration): releases the lease; the migration's status
 -- follows from its phases.  Returns that status.
-CREATE FUNCTION @extschema@.migration_end(migration pg_catalog.text)
+CREATE FUNCTION shift_internal.migration_end(migration pg_catalog.text)
 RETURNS pg_catalog.text
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -711,7 +792,7 @@ DECLARE
   m @extschema@.migration;
   s pg_catalog.text;
 BEGIN
-  m := @extschema@._leased(migration);
+  m := shift_internal._leased(migration);
   IF EXISTS (SELECT FROM @extschema@.phase pp
               WHERE pp.migration = migration_end.migration
                 AND pp.status IN ('running', 'rolling_back')) THEN
@@ -740,18 +821,22 @@ BEGIN
      SET status = s, finished_at = now(), lease_work_pid = NULL, lease_control_pid = NULL,
          lease_runner_pid = NULL, lease_host = NULL, lease_since = NULL, lease_heartbeat = NULL
    WHERE mm.name = migration_end.migration;
-  PERFORM @extschema@._event(migration, NULL, m.operation || '_finished',
+  PERFORM shift_internal._event(migration, NULL, m.operation || '_finished',
                              format('status %s', s), NULL,
                              jsonb_build_object('seconds', extract(epoch FROM now() - m.started_at)));
   RETURN s;
 END
 $$;
+CREATE FUNCTION @extschema@.migration_end(migration pg_catalog.text)
+RETURNS pg_catalog.text
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
 
 -- ---------------------------------------------------------------------------
 -- Views
 -- ---------------------------------------------------------------------------
 
-CREATE VIEW @extschema@.status AS
+CREATE VIEW @extschema@.status WITH (security_invoker = true) AS
 SELECT m.name AS migration,
        m.status,
        m.operation,
@@ -771,6 +856,7 @@ SELECT m.name AS migration,
        m.lease_work_pid,
        pg_catalog.now() - m.lease_heartbeat AS heartbeat_age,
        m.applied_by,
+       m.owner,
        m.runner_version,
        m.script_sha256,
        m.script_path
@@ -789,7 +875,7 @@ SELECT m.name AS migration,
 COMMENT ON VIEW @extschema@.status IS
   'one row per migration: state, phase k of n, elapsed time, last error, lease holder';
 
-CREATE VIEW @extschema@.history AS
+CREATE VIEW @extschema@.history WITH (security_invoker = true) AS
 SELECT e.id, e.at, e.migration, e.phase, e.kind, e.message, e.sqlstate, e.role, e.host, e.backend_pid
   FROM @extschema@.event e
  ORDER BY e.id;
@@ -799,35 +885,29 @@ COMMENT ON VIEW @extschema@.history IS 'every recorded event, oldest first';
 -- Privileges: nothing for PUBLIC; shift_operator may run migrations.
 -- ---------------------------------------------------------------------------
 
--- What the current role lacks to run migrations (no rows: nothing).
+-- What the current role lacks to run migrations (no rows: nothing): every
+-- privilege shift_operator holds on pg_shift's objects, as the grants at the
+-- end of the install script give them, so the list cannot fall behind them.
 CREATE FUNCTION @extschema@.missing_privileges()
 RETURNS SETOF pg_catalog.text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-  -- one privilege per row: has_*_privilege with a list is true if ANY is held
-  SELECT format('%s on %s %s', priv, kind, obj)
-    FROM (VALUES ('SELECT', '@extschema@.migration', 'table'),
-                 ('INSERT', '@extschema@.migration', 'table'),
-                 ('UPDATE', '@extschema@.migration', 'table'),
-                 ('SELECT', '@extschema@.phase', 'table'),
-                 ('INSERT', '@extschema@.phase', 'table'),
-                 ('UPDATE', '@extschema@.phase', 'table'),
-                 ('DELETE', '@extschema@.phase', 'table'),
-                 ('SELECT', '@extschema@.event', 'table'),
-                 ('INSERT', '@extschema@.event', 'columns of table'),
-                 ('EXECUTE', '@extschema@.migration_begin(text,text,jsonb,text,integer,text,text,integer,text,boolean)', 'function'),
-                 ('EXECUTE', '@extschema@.try_lock(text)', 'function'),
-                 ('SELECT', '@extschema@.backfill', 'table'),
-                 ('INSERT', '@extschema@.backfill', 'table'),
-                 ('UPDATE', '@extschema@.backfill', 'table'),
-                 ('INSERT', '@extschema@.backfill_batch', 'table'),
-                 ('EXECUTE', '@extschema@.backfill_run(text,interval,bigint)', 'procedure')) AS v(priv, obj, kind)
-   WHERE CASE kind
-           WHEN 'table' THEN NOT has_table_privilege(obj, priv)
-           WHEN 'columns of table' THEN NOT has_any_column_privilege(obj, priv)
-           ELSE NOT has_function_privilege(obj, priv)  -- procedures too
-         END
+  SELECT format('SELECT on %s %s', CASE c.relkind WHEN 'v' THEN 'view' ELSE 'table' END,
+                c.oid::pg_catalog.regclass)
+    FROM pg_class c
+   WHERE c.relnamespace = '@extschema@'::pg_catalog.regnamespace AND c.relkind IN ('r', 'v')
+     AND has_table_privilege('shift_operator', c.oid, 'SELECT')
+     AND NOT has_table_privilege(c.oid, 'SELECT')
+  UNION ALL
+  SELECT format('EXECUTE on %s %s', CASE p.prokind WHEN 'p' THEN 'procedure' ELSE 'function' END,
+                p.oid::pg_catalog.regprocedure)
+    FROM pg_proc p
+   WHERE p.pronamespace = '@extschema@'::pg_catalog.regnamespace
+     AND p.proname !~ '^_' AND p.prorettype <> 'pg_catalog.trigger'::pg_catalog.regtype
+     AND has_function_privilege('shift_operator', p.oid, 'EXECUTE')
+     AND NOT has_function_privilege(p.oid, 'EXECUTE')
+   ORDER BY 1
 $$;
 COMMENT ON FUNCTION @extschema@.missing_privileges() IS
   'privileges the current role lacks to run migrations with pgshift (GRANT shift_operator gives them all)';

@@ -28,8 +28,10 @@ CREATE TABLE @extschema@.sync (
   key_follows_source  pg_catalog.bool NOT NULL DEFAULT false,  -- target key = source key columns (cast)
   direction           pg_catalog.text NOT NULL DEFAULT 'forward'
                       CHECK (direction IN ('forward', 'reverse')),
-  search_path         pg_catalog.text NOT NULL,       -- in force when its SQL is parsed and run
-  owner               pg_catalog.name NOT NULL DEFAULT CURRENT_USER,
+  search_path         pg_catalog.text NOT NULL,       -- recorded when it was made; its SQL is parsed and run under it
+  owner               pg_catalog.name NOT NULL,       -- made it: only it may change, drop or cut it over
+  checked             pg_catalog.jsonb,               -- what _sync_check compiled (shift_internal.sync_definition)
+  digest              pg_catalog.text,                -- sha256 of checked: what the triggers are made for
   migration           pg_catalog.text,
   phase               pg_catalog.text,
   created_at          pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now(),
@@ -39,7 +41,7 @@ CREATE TABLE @extschema@.sync (
   archive_name        pg_catalog.text,
   cutover_at          pg_catalog.timestamptz,
   repointed_fks       pg_catalog.text[],              -- valid foreign keys the cut-over re-pointed NOT VALID
-  pending_validate    pg_catalog.text[],              -- VALIDATE statements the last swap left to run
+  to_validate         pg_catalog.oid[],               -- those constraints (pg_constraint) the last swap left NOT VALID
   CHECK ((kind = 'column') = (set_clause IS NOT NULL)),
   CHECK ((kind = 'table') = (target IS NOT NULL)),
   CHECK (kind = 'table' OR direction = 'forward'),
@@ -49,6 +51,13 @@ CREATE TABLE @extschema@.sync (
 COMMENT ON TABLE @extschema@.sync IS
   'dual-write syncs: what their triggers compute, in which direction they run, and the cut-over';
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.sync', '');
+
+-- Each role sees its own syncs; nobody but the owner of pg_shift writes them.
+-- The triggers do not read this table as the writer: they read it as its
+-- owner (see load_config in sync.c), so application roles need no access.
+ALTER TABLE @extschema@.sync ENABLE ROW LEVEL SECURITY;
+CREATE POLICY visible_to_owner ON @extschema@.sync FOR SELECT
+  USING (shift_internal.may_act(owner));
 
 -- The trigger function (C): arguments are the sync's name and its direction.
 CREATE FUNCTION @extschema@._sync_trigger()
@@ -78,18 +87,224 @@ AS $$
                'shift_sync_' || name || '_trn']
 $$;
 
--- What a sync's trigger is created for: a hash of everything it will run.
--- The trigger refuses a row that no longer hashes to it (see sync.c).
-CREATE FUNCTION @extschema@._sync_digest(s @extschema@.sync)
-RETURNS pg_catalog.text
-LANGUAGE sql IMMUTABLE
+-- Everything of a sync that its triggers execute, or that decides what they
+-- execute: what its digest covers.
+CREATE FUNCTION shift_internal.sync_definition(s @extschema@.sync)
+RETURNS pg_catalog.jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(
-           ROW(s.name, s.kind, s.relation::pg_catalog.oid, s.set_clause, s.reverse_set,
-               s.target::pg_catalog.oid, s.target_columns, s.expressions, s.target_key,
-               s.reverse_columns, s.reverse_expressions, s.relation_key, s.relation_alias,
-               s.target_alias, s.direction, s.search_path)::pg_catalog.text, 'UTF8')), 'hex')
+  SELECT jsonb_build_object(
+    'name', s.name, 'kind', s.kind, 'relation', s.relation::pg_catalog.oid,
+    'set', s.set_clause, 'reverse_set', s.reverse_set, 'target', s.target::pg_catalog.oid,
+    'columns', s.target_columns, 'select', s.expressions, 'key', s.target_key,
+    'reverse_columns', s.reverse_columns, 'reverse_select', s.reverse_expressions,
+    'reverse_key', s.relation_key, 'relation_alias', s.relation_alias,
+    'target_alias', s.target_alias, 'direction', s.direction, 'search_path', s.search_path,
+    'owner', s.owner)
 $$;
+
+/*
+ * The sync's digest, once its row is what was checked: an error names the
+ * fields changed since.  What its triggers carry and check (see sync.c).
+ */
+CREATE FUNCTION shift_internal.sync_verify(p_name pg_catalog.text)
+RETURNS pg_catalog.text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  s @extschema@.sync;
+  now_def pg_catalog.jsonb;
+  changed pg_catalog.text;
+BEGIN
+  SELECT * INTO s FROM @extschema@.sync x WHERE x.name = p_name;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'sync "%" does not exist', p_name
+      USING ERRCODE = 'undefined_object', HINT = 'SELECT name FROM shift.sync_status lists the syncs.';
+  END IF;
+  IF s.checked IS NULL OR s.digest IS DISTINCT FROM
+       encode(sha256(convert_to(s.checked::text, 'UTF8')), 'hex') THEN
+    RAISE EXCEPTION 'sync "%" has no valid record of what was checked', p_name
+      USING ERRCODE = 'data_corrupted',
+            DETAIL = 'Its checked definition or digest was changed outside pg_shift''s functions.',
+            HINT = 'Drop the sync with shift.sync_drop and create it again.';
+  END IF;
+  now_def := shift_internal.sync_definition(s);
+  SELECT string_agg(k, ', ' ORDER BY k) INTO changed
+    FROM jsonb_object_keys(now_def || s.checked) k
+   WHERE now_def -> k IS DISTINCT FROM s.checked -> k;
+  IF changed IS NOT NULL THEN
+    RAISE EXCEPTION 'sync "%" was changed since it was checked: %', p_name, changed
+      USING ERRCODE = 'data_corrupted',
+            DETAIL = 'A sync''s triggers run only what shift.sync_create checked; these fields differ from it.',
+            HINT = 'Drop the sync with shift.sync_drop and create it again.';
+  END IF;
+  RETURN s.digest;
+END
+$$;
+
+-- The digest the sync's triggers were made for (their third argument), or
+-- NULL if they disagree among themselves or there are none.
+CREATE FUNCTION shift_internal.sync_installed_digest(p_name pg_catalog.text)
+RETURNS pg_catalog.text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT CASE WHEN count(DISTINCT d) = 1 THEN min(d) END
+    FROM (SELECT (string_to_array(encode(tg.tgargs, 'escape'), '\000'))[3] AS d
+            FROM pg_trigger tg
+           WHERE tg.tgfoid = '@extschema@._sync_trigger'::pg_catalog.regproc AND tg.tgparentid = 0
+             AND tg.tgname = ANY (@extschema@._sync_trigger_names(p_name))
+             AND substr(tg.tgargs, 1, octet_length(p_name) + 1)
+                 = convert_to(p_name, current_setting('server_encoding')) || decode('00', 'hex')) t
+$$;
+
+/*
+ * shift._sync_record(row, if_exists) -> created
+ *
+ * Records a sync sync_create has worked out (its owner the caller, its
+ * search_path pinned), compiles everything its triggers will run as that
+ * owner (shift._sync_check) and seals what was checked.  An identical sync
+ * of the caller's with if_exists => 'reuse' is kept (false); any other
+ * existing sync of that name is an error.
+ */
+CREATE FUNCTION shift_internal._sync_record(new_row @extschema@.sync, if_exists pg_catalog.text)
+RETURNS pg_catalog.bool
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  old @extschema@.sync;
+BEGIN
+  new_row.owner := pg_get_userbyid(shift_internal.caller());
+  new_row.search_path := shift_internal.pin_search_path(new_row.search_path);
+  new_row.created_at := now();
+  new_row.checked := NULL;
+  new_row.digest := NULL;
+  new_row.direction := 'forward';
+  new_row.cutover_at := NULL;
+  new_row.to_validate := NULL;
+  new_row.repointed_fks := NULL;
+  SELECT * INTO old FROM @extschema@.sync s WHERE s.name = new_row.name FOR UPDATE;
+  IF FOUND THEN
+    PERFORM shift_internal.check_owner(format('sync "%s"', new_row.name), old.owner);
+    IF if_exists = 'reuse' AND old.kind = new_row.kind AND old.relation = new_row.relation
+       AND old.set_clause IS NOT DISTINCT FROM new_row.set_clause
+       AND old.reverse_set IS NOT DISTINCT FROM new_row.reverse_set
+       AND old.target IS NOT DISTINCT FROM new_row.target
+       AND old.target_columns IS NOT DISTINCT FROM new_row.target_columns
+       AND old.expressions IS NOT DISTINCT FROM new_row.expressions
+       AND old.target_key IS NOT DISTINCT FROM new_row.target_key
+       AND old.reverse_columns IS NOT DISTINCT FROM new_row.reverse_columns
+       AND old.reverse_expressions IS NOT DISTINCT FROM new_row.reverse_expressions
+       AND old.relation_key IS NOT DISTINCT FROM new_row.relation_key
+       AND old.search_path IS NOT DISTINCT FROM new_row.search_path
+       AND old.migration IS NOT DISTINCT FROM new_row.migration
+       AND old.phase IS NOT DISTINCT FROM new_row.phase THEN
+      PERFORM shift_internal.sync_verify(old.name);
+      RETURN false;
+    END IF;
+    RAISE EXCEPTION 'sync "%" already exists%', new_row.name,
+      CASE WHEN if_exists = 'reuse' THEN ' with a different definition' ELSE '' END
+      USING ERRCODE = 'duplicate_object',
+            HINT = 'Drop it with shift.sync_drop(''' || new_row.name || ''') or choose another name.';
+  END IF;
+  INSERT INTO @extschema@.sync SELECT new_row.*;
+  PERFORM @extschema@._sync_check(new_row.name);
+  PERFORM shift_internal._sync_seal(new_row.name);
+  RETURN true;
+END
+$$;
+
+-- Records what the sync is now as what was checked (after _sync_check passed).
+CREATE FUNCTION shift_internal._sync_seal(p_name pg_catalog.text)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+  UPDATE @extschema@.sync s
+     SET checked = shift_internal.sync_definition(s),
+         digest = encode(sha256(convert_to(shift_internal.sync_definition(s)::text, 'UTF8')), 'hex')
+   WHERE s.name = p_name
+$$;
+
+/*
+ * shift._sync_forget(name): forgets a sync whose triggers sync_drop removed.
+ */
+CREATE FUNCTION shift_internal._sync_forget(p_name pg_catalog.text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  s @extschema@.sync;
+BEGIN
+  SELECT * INTO s FROM @extschema@.sync x WHERE x.name = p_name FOR UPDATE;
+  IF FOUND THEN
+    PERFORM shift_internal.check_owner(format('sync "%s"', p_name), s.owner);
+    DELETE FROM @extschema@.sync x WHERE x.name = p_name;
+  END IF;
+END
+$$;
+
+/*
+ * shift._sync_turn(...): records a cut-over (reverse false) or its revert
+ * (reverse true) that _cutover_swap has just made, once it has checked the
+ * sync is still in the direction the swap started from; re-compiles the
+ * turned-around triggers' SQL as the owner and seals it.
+ */
+CREATE FUNCTION shift_internal._sync_turn(p_name pg_catalog.text, reverse pg_catalog.bool,
+  p_archive_name pg_catalog.text, p_relation_name pg_catalog.text, p_target_name pg_catalog.text,
+  p_repointed pg_catalog.text[], p_to_validate pg_catalog.oid[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  s @extschema@.sync;
+BEGIN
+  SELECT * INTO s FROM @extschema@.sync x WHERE x.name = p_name FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'sync "%" does not exist', p_name USING ERRCODE = 'undefined_object';
+  END IF;
+  PERFORM shift_internal.check_owner(format('sync "%s"', p_name), s.owner);
+  PERFORM shift_internal.sync_verify(p_name);
+  IF s.direction <> (CASE WHEN reverse THEN 'reverse' ELSE 'forward' END) THEN
+    RAISE EXCEPTION 'sync "%" was turned around by another session meanwhile (it is now %)', p_name, s.direction
+      USING ERRCODE = 'serialization_failure';
+  END IF;
+  IF reverse THEN
+    UPDATE @extschema@.sync x SET direction = 'forward', cutover_at = NULL, archive_name = NULL,
+                                  to_validate = p_to_validate
+     WHERE x.name = p_name;
+  ELSE
+    UPDATE @extschema@.sync x
+       SET direction = 'reverse', cutover_at = now(), archive_name = p_archive_name,
+           relation_name = p_relation_name, target_name = p_target_name,
+           repointed_fks = p_repointed, to_validate = p_to_validate
+     WHERE x.name = p_name;
+  END IF;
+  PERFORM @extschema@._sync_check(p_name);
+  PERFORM shift_internal._sync_seal(p_name);
+END
+$$;
+
+-- What the caller-level functions below call to change shift.sync (control.c).
+CREATE FUNCTION @extschema@._sync_record(new_row @extschema@.sync, if_exists pg_catalog.text)
+RETURNS pg_catalog.bool
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
+CREATE FUNCTION @extschema@._sync_forget(p_name pg_catalog.text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
+CREATE FUNCTION @extschema@._sync_turn(p_name pg_catalog.text, reverse pg_catalog.bool,
+  p_archive_name pg_catalog.text, p_relation_name pg_catalog.text, p_target_name pg_catalog.text,
+  p_repointed pg_catalog.text[], p_to_validate pg_catalog.oid[])
+RETURNS void
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
 
 -- Creates the triggers of a sync in its current direction.
 CREATE FUNCTION @extschema@._sync_install(p_name pg_catalog.text)
@@ -107,8 +322,10 @@ DECLARE
   fn pg_catalog.text := '@extschema@._sync_trigger';
   args pg_catalog.text;
 BEGIN
+  -- only a definition that is what was checked is ever installed
+  args := shift_internal.sync_verify(p_name);
   SELECT * INTO STRICT s FROM @extschema@.sync WHERE name = p_name;
-  args := format('%L, %L, %L', p_name, s.direction, @extschema@._sync_digest(s));
+  args := format('%L, %L, %L', p_name, s.direction, args);
   IF s.kind = 'column' THEN
     EXECUTE format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION %s(%s)',
                    base, s.relation, fn, args);
@@ -340,7 +557,7 @@ DECLARE
   missing pg_catalog.text;
   writers pg_catalog.text;
 BEGIN
-  PERFORM @extschema@._check_create('sync', v_name, 48, if_exists);
+  PERFORM shift_internal._check_create('sync', v_name, 48, if_exists);
   IF (set IS NULL) = ("into" IS NULL) THEN
     RAISE EXCEPTION 'sync "%" needs exactly one of set => (columns of one table) and into => (another table)', v_name
       USING ERRCODE = 'invalid_parameter_value';
@@ -402,8 +619,6 @@ BEGIN
   new_row.migration := sync_create.migration;
   new_row.phase := sync_create.phase;
   new_row.direction := 'forward';
-  new_row.owner := current_user;
-  new_row.created_at := now();
   new_row.key_follows_source := false;
   IF set IS NOT NULL THEN
     new_row.kind := 'column';
@@ -438,7 +653,9 @@ BEGIN
        WHERE m.c = ANY (fwd.out_key)), false);
   END IF;
 
-  SELECT * INTO old FROM @extschema@.sync s WHERE s.name = v_name FOR UPDATE;
+  -- the caller's own sync of that name, reused as it is (checked again under
+  -- its lock by _sync_record); one of another role's is refused there
+  SELECT * INTO old FROM @extschema@.sync s WHERE s.name = v_name;
   IF FOUND THEN
     IF if_exists = 'reuse' AND old.kind = new_row.kind AND old.relation = new_row.relation
        AND old.set_clause IS NOT DISTINCT FROM new_row.set_clause
@@ -450,9 +667,10 @@ BEGIN
        AND old.reverse_columns IS NOT DISTINCT FROM new_row.reverse_columns
        AND old.reverse_expressions IS NOT DISTINCT FROM new_row.reverse_expressions
        AND old.relation_key IS NOT DISTINCT FROM new_row.relation_key
-       AND old.search_path IS NOT DISTINCT FROM new_row.search_path
+       AND old.search_path IS NOT DISTINCT FROM shift_internal.pin_search_path(new_row.search_path)
        AND old.migration IS NOT DISTINCT FROM new_row.migration
-       AND old.phase IS NOT DISTINCT FROM new_row.phase THEN
+       AND old.phase IS NOT DISTINCT FROM new_row.phase
+       AND NOT @extschema@._sync_record(new_row, if_exists) THEN
       RETURN v_name;
     END IF;
     RAISE EXCEPTION 'sync "%" already exists%', v_name,
@@ -473,7 +691,8 @@ BEGIN
               HINT = 'Give reverse_columns and reverse_select to compute them, if a rollback must restore them.';
     END IF;
   END IF;
-  INSERT INTO @extschema@.sync SELECT new_row.*;
+  -- recorded as the caller's, compiled as the caller and sealed (control.c)
+  PERFORM @extschema@._sync_record(new_row, if_exists);
   IF new_row.kind = 'table' THEN
     -- roles that write the old table must be able to write the new one too
     SELECT string_agg(quote_ident(r.rolname), ', ' ORDER BY r.rolname) INTO writers
@@ -489,7 +708,6 @@ BEGIN
               HINT = format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO %s;', "into", writers);
     END IF;
   END IF;
-  PERFORM @extschema@._sync_check(v_name);
   PERFORM @extschema@._sync_install(v_name);
   RETURN v_name;
 END
@@ -508,7 +726,7 @@ AS $$
 DECLARE
   rec @extschema@.sync;
 BEGIN
-  SELECT * INTO rec FROM @extschema@.sync s WHERE s.name = sync_drop.name FOR UPDATE;
+  SELECT * INTO rec FROM @extschema@.sync s WHERE s.name = sync_drop.name;
   IF NOT FOUND THEN
     IF if_exists THEN
       RETURN;
@@ -517,6 +735,7 @@ BEGIN
       USING ERRCODE = 'undefined_object',
             HINT = 'SELECT name FROM shift.sync_status lists the syncs.';
   END IF;
+  PERFORM shift_internal.check_owner(format('sync "%s"', name), rec.owner);
   -- DROP TRIGGER takes an ACCESS EXCLUSIVE lock on each table (and on every
   -- partition of a partitioned one).  Writers lock the table they write, then
   -- through the sync the other one: taking both locks first, in that order,
@@ -532,11 +751,11 @@ BEGIN
     EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', rec.relation);
   END IF;
   PERFORM @extschema@._sync_uninstall(name);
-  DELETE FROM @extschema@.sync s WHERE s.name = sync_drop.name;
+  PERFORM @extschema@._sync_forget(name);
 END
 $$;
 
-CREATE VIEW @extschema@.sync_status AS
+CREATE VIEW @extschema@.sync_status WITH (security_invoker = true) AS
 SELECT s.name,
        s.kind,
        s.direction,
@@ -558,7 +777,11 @@ SELECT s.name,
        s.owner,
        s.created_at,
        s.cutover_at,
-       s.archive_name
+       s.archive_name,
+       -- the row is what was checked, and its triggers were made for that
+       (s.digest IS NOT DISTINCT FROM shift_internal.sync_installed_digest(s.name)
+        AND s.digest IS NOT DISTINCT FROM encode(sha256(convert_to(s.checked::text, 'UTF8')), 'hex')
+        AND s.checked IS NOT DISTINCT FROM shift_internal.sync_definition(s)) AS definition_ok
   FROM @extschema@.sync s
   LEFT JOIN LATERAL (
     SELECT array_agg(DISTINCT tg.tgname::pg_catalog.text ORDER BY tg.tgname::pg_catalog.text) AS triggers,
@@ -596,70 +819,15 @@ AS $$
 $$;
 
 /*
- * Compares the two sides of a table-level sync under the cut-over's locks:
- * 'recent' the last check_rows rows of each (by each one's key, mapped),
- * 'count' the row counts, 'none' nothing.  Raises when they differ.
+ * shift_internal.cutover_check(sync, reverse, check_mode, check_rows) (C,
+ * sync.c): compares the two sides under the cut-over's locks, running the
+ * sync's expressions as the sync's owner.
  */
-CREATE FUNCTION @extschema@._cutover_check(s @extschema@.sync, reverse pg_catalog.bool,
-                                           check_mode pg_catalog.text, check_rows pg_catalog.int4)
+CREATE FUNCTION shift_internal.cutover_check(sync pg_catalog.text, reverse pg_catalog.bool,
+                                             check_mode pg_catalog.text, check_rows pg_catalog.int4)
 RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  src pg_catalog.regclass := CASE WHEN reverse THEN s.target ELSE s.relation END;
-  dst pg_catalog.regclass := CASE WHEN reverse THEN s.relation ELSE s.target END;
-  cols pg_catalog.text[] := CASE WHEN reverse THEN s.reverse_columns ELSE s.target_columns END;
-  exprs pg_catalog.text[] := CASE WHEN reverse THEN s.reverse_expressions ELSE s.expressions END;
-  src_key pg_catalog.text[] := CASE WHEN reverse THEN s.target_key ELSE s.relation_key END;
-  dst_key pg_catalog.text[] := CASE WHEN reverse THEN s.relation_key ELSE s.target_key END;
-  alias pg_catalog.text;
-  src_sql pg_catalog.text;
-  dst_sql pg_catalog.text;
-  n_src pg_catalog.int8;
-  n_dst pg_catalog.int8;
-  diff pg_catalog.int8;
-BEGIN
-  IF check_mode = 'none' THEN
-    RETURN;
-  ELSIF check_mode = 'count' THEN
-    EXECUTE format('SELECT count(*) FROM %s', src) INTO n_src;
-    EXECUTE format('SELECT count(*) FROM %s', dst) INTO n_dst;
-    IF n_src <> n_dst THEN
-      RAISE EXCEPTION 'cut-over check of sync "%" failed: % has % rows, % has %', s.name, src, n_src, dst, n_dst
-        USING ERRCODE = 'object_not_in_prerequisite_state',
-              HINT = 'Find the differences with shift.compare; the sync keeps the tables equal once the backfill is done.';
-    END IF;
-    RETURN;
-  ELSIF check_mode <> 'recent' THEN
-    RAISE EXCEPTION 'check must be recent, count or none, not "%"', check_mode
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  -- the source's own name qualifies its columns in the expressions
-  -- the source's name when the sync was made qualifies its columns, as in the trigger
-  alias := CASE WHEN reverse THEN s.target_alias ELSE s.relation_alias END;
-  SELECT format('SELECT %s FROM %s AS %I ORDER BY %s DESC LIMIT %s',
-                string_agg(format('CAST((%s) AS %s)', e, format_type(a.atttypid, a.atttypmod)), ', ' ORDER BY o),
-                src, alias,
-                (SELECT string_agg(quote_ident(k), ' DESC, ') FROM unnest(src_key) k), check_rows)
-    INTO src_sql
-    FROM unnest(cols, exprs) WITH ORDINALITY AS m(c, e, o)
-    JOIN pg_attribute a ON a.attrelid = dst AND a.attname = m.c;
-  SELECT format('SELECT %s FROM %s ORDER BY %s DESC LIMIT %s',
-                (SELECT string_agg(quote_ident(c), ', ') FROM unnest(cols) c), dst,
-                (SELECT string_agg(quote_ident(k), ' DESC, ') FROM unnest(dst_key) k), check_rows)
-    INTO dst_sql;
-  EXECUTE format('SELECT (SELECT count(*) FROM ((%s) EXCEPT ALL (%s)) a) + (SELECT count(*) FROM ((%s) EXCEPT ALL (%s)) b)',
-                 src_sql, dst_sql, dst_sql, src_sql) INTO diff;
-  IF diff > 0 THEN
-    RAISE EXCEPTION 'cut-over check of sync "%" failed: % of the last % rows of % and % differ', s.name, diff,
-                    check_rows, src, dst
-      USING ERRCODE = 'object_not_in_prerequisite_state',
-            DETAIL = 'Compared: ' || src_sql || ' against ' || dst_sql,
-            HINT = 'Find the differences with shift.compare; check => ''count'' or ''none'' skips this comparison.';
-  END IF;
-END
-$$;
+AS 'MODULE_PATHNAME', 'shift_cutover_check'
+LANGUAGE C STRICT;
 
 -- Before rel moves to schema nsp: its indexes and sequences move with it, so those whose
 -- names nsp already has (orders_pkey of the old table) get free ones.  Returns how many.
@@ -741,6 +909,7 @@ DECLARE
   fk_defs pg_catalog.text[] := '{}';
   target_id pg_catalog.text[] := CASE WHEN s.target_name IS NOT NULL THEN parse_ident(s.target_name) END;
   repointed pg_catalog.text[] := '{}';
+  pending pg_catalog.oid[] := '{}';
   left_behind pg_catalog.text;
   new_val pg_catalog.int8;
   col_max pg_catalog.int8;
@@ -936,6 +1105,8 @@ BEGIN
        OR format('%s.%I', fk_children[i], fk_names[i]) = ANY (coalesce(s.repointed_fks, '{}')) THEN
       to_validate := to_validate || format('ALTER TABLE %s VALIDATE CONSTRAINT %I', fk_children[i], fk_names[i]);
       repointed := repointed || format('%s.%I', fk_children[i], fk_names[i]);
+      pending := pending || (SELECT con.oid FROM pg_constraint con
+                              WHERE con.conrelid = fk_children[i] AND con.conname = fk_names[i]);
     END IF;
   END LOOP;
 
@@ -958,23 +1129,15 @@ BEGIN
       USING HINT = 'Recreate them on the new table before or right after the cut-over.';
   END IF;
 
-  -- the sync turns around
+  -- the sync turns around: recorded, its SQL compiled against the renamed
+  -- tables as its owner and sealed (_sync_turn), then its triggers made again
   PERFORM @extschema@._sync_uninstall(s.name);
-  IF reverse THEN
-    UPDATE @extschema@.sync x SET direction = 'forward', cutover_at = NULL, archive_name = NULL
-     WHERE x.name = s.name;
-  ELSE
-    UPDATE @extschema@.sync x
-       SET direction = 'reverse', cutover_at = now(), archive_name = quote_ident(from_nsp) || '.' || quote_ident(archive),
-           relation_name = quote_ident(from_nsp) || '.' || quote_ident(from_name),
-           target_name = quote_ident(to_nsp) || '.' || quote_ident(to_name),
-           repointed_fks = repointed
-     WHERE x.name = s.name;
-  END IF;
-  UPDATE @extschema@.sync x SET pending_validate = to_validate WHERE x.name = s.name;
+  PERFORM @extschema@._sync_turn(s.name, reverse,
+    quote_ident(from_nsp) || '.' || quote_ident(archive),
+    quote_ident(from_nsp) || '.' || quote_ident(from_name),
+    quote_ident(to_nsp) || '.' || quote_ident(to_name),
+    repointed, pending);
   PERFORM @extschema@._sync_install(s.name);
-  -- the turned-around triggers must compile against the renamed tables, now
-  PERFORM @extschema@._sync_check(s.name);
 END
 $$;
 
@@ -1001,10 +1164,18 @@ DECLARE
   attempt pg_catalog.int4 := 0;
   what pg_catalog.text := CASE WHEN reverse THEN 'revert the cut-over of' ELSE 'cut over' END;
 BEGIN
-  SELECT * INTO s FROM @extschema@.sync x WHERE x.name = p_sync FOR UPDATE;
+  SELECT * INTO s FROM @extschema@.sync x WHERE x.name = p_sync;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'sync "%" does not exist', p_sync
       USING ERRCODE = 'undefined_object', HINT = 'SELECT name FROM shift.sync_status lists the syncs.';
+  END IF;
+  PERFORM shift_internal.check_owner(format('sync "%s"', p_sync), s.owner);
+  -- what its triggers run is what was checked, and what the row says now
+  IF shift_internal.sync_verify(p_sync) IS DISTINCT FROM shift_internal.sync_installed_digest(p_sync) THEN
+    RAISE EXCEPTION 'cannot % sync "%": its triggers were not made for its recorded definition', what, p_sync
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = 'The triggers on the tables are missing, disagree, or carry another digest than shift.sync records.',
+            HINT = 'SELECT * FROM shift.sync_status shows the triggers; drop the sync with shift.sync_drop and create it again.';
   END IF;
   IF s.kind <> 'table' THEN
     RAISE EXCEPTION 'sync "%" is column-level: there is no table to cut over to', p_sync
@@ -1031,6 +1202,13 @@ BEGIN
   END IF;
   IF NOT reverse THEN
     archive := coalesce(archive, (SELECT c.relname || '_archive' FROM pg_class c WHERE c.oid = s.relation));
+    -- a longer name would be cut to 63 bytes, perhaps to the table's own name: say so before any lock
+    IF octet_length(archive) >= 64 THEN
+      RAISE EXCEPTION 'archive name "%" is longer than 63 bytes', archive
+        USING ERRCODE = 'name_too_long',
+              DETAIL = 'PostgreSQL would cut it short, and the rename could then collide.',
+              HINT = 'Pass archive => a shorter name.';
+    END IF;
     IF EXISTS (SELECT 1 FROM pg_class c WHERE c.relname = archive
                   AND c.relnamespace = (SELECT c2.relnamespace FROM pg_class c2 WHERE c2.oid = s.relation)) THEN
       RAISE EXCEPTION 'cannot rename % to "%": that name is taken', s.relation, archive
@@ -1077,7 +1255,7 @@ BEGIN
       t0 := clock_timestamp();
       EXECUTE format('LOCK TABLE %s, %s IN ACCESS EXCLUSIVE MODE', first_rel, second_rel);
       t1 := clock_timestamp();
-      PERFORM @extschema@._cutover_check(s, reverse, check_mode, check_rows);
+      PERFORM shift_internal.cutover_check(p_sync, reverse, check_mode, check_rows);
       r := @extschema@._cutover_swap(s, reverse, archive);
       PERFORM set_config('lock_timeout', old_timeout, true);
       attempts := attempt;
@@ -1157,6 +1335,28 @@ SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT * FROM @extschema@._cutover(sync, true, NULL, "check", check_rows, lock_timeout, retries,
                                      backoff, max_backoff, max_xact_age)
+$$;
+
+/*
+ * shift.cutover_pending(sync) -> SETOF text
+ *
+ * The VALIDATE CONSTRAINT statements the last cut-over (or revert) of a sync
+ * left to run: the foreign keys it re-pointed NOT VALID that are still not
+ * valid, built from the catalog, never from stored text.  Validating takes
+ * no lock that blocks writes; db:cutover runs them right after the swap (and
+ * on the next run, if the runner died in between).
+ */
+CREATE FUNCTION @extschema@.cutover_pending(sync pg_catalog.text)
+RETURNS SETOF pg_catalog.text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT format('ALTER TABLE %s VALIDATE CONSTRAINT %I', con.conrelid::pg_catalog.regclass, con.conname)
+    FROM @extschema@.sync s
+   CROSS JOIN LATERAL unnest(s.to_validate) WITH ORDINALITY AS v(conoid, ord)
+    JOIN pg_constraint con ON con.oid = v.conoid
+   WHERE s.name = cutover_pending.sync AND NOT con.convalidated
+   ORDER BY v.ord
 $$;
 
 /*

@@ -209,7 +209,7 @@ CREATE TRIGGER lb_audit BEFORE UPDATE ON lb FOR EACH ROW EXECUTE FUNCTION lb_tou
 SELECT shift.sync_create('lb', 'lb', "into" => 'lb_new');
 SET client_min_messages = warning;
 SELECT live FROM shift.cutover('lb');
-SELECT pending_validate FROM shift.sync WHERE name = 'lb';
+SELECT * FROM shift.cutover_pending('lb');
 
 -- ---- into a partitioned table: after the cut-over the reverse sync fires from
 -- it, and a TRUNCATE of one of its partitions reaches the archive too; the
