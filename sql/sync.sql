@@ -179,6 +179,16 @@ DECLARE
 BEGIN
   new_row.owner := pg_get_userbyid(shift_internal.caller());
   new_row.search_path := shift_internal.pin_search_path(new_row.search_path);
+  -- what sync_create checked as the caller, again: this function can be called alone
+  IF NOT has_table_privilege(shift_internal.caller(), new_row.relation, 'TRIGGER')
+     OR (new_row.target IS NOT NULL
+         AND NOT has_table_privilege(shift_internal.caller(), new_row.target, 'TRIGGER')) THEN
+    RAISE EXCEPTION 'role "%" may not create triggers on %', new_row.owner,
+                    CASE WHEN NOT has_table_privilege(shift_internal.caller(), new_row.relation, 'TRIGGER')
+                         THEN new_row.relation ELSE new_row.target END
+      USING ERRCODE = 'insufficient_privilege',
+            HINT = 'Create the sync as the tables'' owner, or GRANT TRIGGER.';
+  END IF;
   new_row.created_at := now();
   new_row.checked := NULL;
   new_row.digest := NULL;
@@ -1355,7 +1365,8 @@ AS $$
     FROM @extschema@.sync s
    CROSS JOIN LATERAL unnest(s.to_validate) WITH ORDINALITY AS v(conoid, ord)
     JOIN pg_constraint con ON con.oid = v.conoid
-   WHERE s.name = cutover_pending.sync AND NOT con.convalidated
+   WHERE s.name = cutover_pending.sync AND NOT con.convalidated AND con.contype = 'f'
+     AND con.confrelid IN (s.relation, s.target)
    ORDER BY v.ord
 $$;
 

@@ -128,6 +128,12 @@ SELECT shift._sync_turn('owner_sync', false, 'sec.x', 'sec.acct', 'sec.acct2', '
 SELECT shift._sync_check('owner_sync');
 SELECT shift_internal.cutover_check('owner_sync', false, 'recent', 10);
 SELECT shift.sync_create('owner_sync', 'open.mine', set => 'n = 1');
+-- a sync of another role's tables cannot be recorded without its triggers
+SELECT shift._sync_record(s, 'error') FROM shift.sync s;
+SELECT shift._sync_record(ROW('planted', 'table', 'sec.acct'::regclass, NULL, NULL, 'sec.acct2'::regclass,
+                              '{id}', '{id}', '{id}', NULL, NULL, NULL, 'acct', 'acct2', true, 'forward',
+                              'sec', 'regress_sec_op', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                              NULL, NULL)::shift.sync, 'error');
 RESET ROLE;
 SELECT name, direction, definition_ok FROM shift.sync_status WHERE name = 'owner_sync';
 
