@@ -890,7 +890,11 @@ open_session(Session *s)
 		pgs_error_clear(&err);
 		return false;
 	}
-	if ((res = record(s, "SELECT string_agg(m, ', '), current_user FROM shift.missing_privileges() m",
+	/* the first few of what is missing: the grant gives them all at once */
+	if ((res = record(s, "SELECT string_agg(m, ', ') FILTER (WHERE n <= 4)"
+					  " || CASE WHEN count(*) > 4 THEN format(' and %s more', count(*) - 4) ELSE '' END,"
+					  " current_user"
+					  " FROM (SELECT m, row_number() OVER () AS n FROM shift.missing_privileges() m) x",
 					  0, NULL)) == NULL)
 		return false;
 	if (!PQgetisnull(res, 0, 0))
