@@ -1822,17 +1822,86 @@ run_batches(BackfillJob *job, BackfillPlans *plans, RunLimits *limits,
 	MemoryContextDelete(batch_cxt);
 }
 
+/* The pg_cron job a run was told about (schedule =>) is removed: in this database. */
+static void
+unschedule_call(void *arg)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum((char *) arg)};
+	int			rc;
+
+	rc = SPI_execute_with_args("SELECT cron.unschedule($1)", 1, argtypes, args, NULL, false, 1);
+	spi_check(rc, "removing a pg_cron schedule");
+}
+
+/*
+ * The job is done or cancelled (why): the pg_cron schedule that runs it
+ * (schedule =>, now or in an earlier run) has nothing left to do.  Where
+ * pg_cron lives in this database it is removed, as the role that runs it
+ * (pg_cron runs a job as the role that scheduled it, which may remove it);
+ * otherwise the run says how to remove it there.  Returns true if removed.
+ */
+static bool
+end_schedule(BackfillJob *job, const char *schedule, const char *why)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(job->name)};
+	int			rc;
+	const char *cron_db;
+
+	if (schedule == NULL)
+	{
+		(void) ctl("SELECT schedule FROM shift.backfill WHERE name OPERATOR(pg_catalog.=) $1",
+				   1, argtypes, args, NULL, true, 1);
+		schedule = SPI_processed > 0 ? spi_text(1) : NULL;
+		if (schedule == NULL)
+			return false;
+	}
+	rc = SPI_execute("SELECT pg_catalog.to_regprocedure('cron.unschedule(text)') IS NOT NULL", true, 1);
+	spi_check(rc, "looking for pg_cron");
+	if (DatumGetBool(spi_datum(1, &(bool){false})))
+	{
+		ErrorData  *e = shift_try(unschedule_call, (void *) schedule);
+
+		if (e == NULL)
+		{
+			(void) ctl("UPDATE shift.backfill SET schedule = NULL WHERE name OPERATOR(pg_catalog.=) $1",
+					   1, argtypes, args, NULL, false, 0);
+			ereport(NOTICE,
+					(errmsg("backfill job \"%s\" is %s: its pg_cron schedule \"%s\" was removed",
+							job->name, why, schedule)));
+			return true;
+		}
+		ereport(WARNING,
+				(errmsg("backfill job \"%s\" is %s, but its pg_cron schedule \"%s\" could not be removed: %s",
+						job->name, why, schedule, e->message),
+				 errhint("Remove it with SELECT cron.unschedule('%s');", schedule)));
+		return false;
+	}
+	cron_db = GetConfigOption("cron.database_name", true, false);
+	ereport(NOTICE,
+			(errmsg("backfill job \"%s\" is %s: its pg_cron schedule \"%s\" has nothing left to do",
+					job->name, why, schedule),
+			 errhint("Remove it in database \"%s\" with SELECT cron.unschedule('%s');",
+					 cron_db ? cron_db : "postgres", schedule)));
+	return false;
+}
+
 /*
  * CALL shift.backfill_run(name text, max_runtime interval DEFAULT NULL,
- *                         max_batches bigint DEFAULT NULL)
+ *                         max_batches bigint DEFAULT NULL,
+ *                         schedule text DEFAULT NULL)
  *
  * Runs batches, committing after each, until the job is done, paused or
- * cancelled, or the limits are reached.  See the file header.
+ * cancelled, or the limits are reached.  See the file header.  A job that
+ * is paused when the run starts is an error (a pg_cron job shows it as
+ * failed, with why); one that is done or cancelled ends its schedule.
  */
 Datum
 shift_backfill_run(PG_FUNCTION_ARGS)
 {
 	char	   *name;
+	char	   *schedule;
 	RunLimits	limits = {-1, -1};
 	bool		nonatomic;
 	BackfillPlans plans;
@@ -1853,6 +1922,7 @@ shift_backfill_run(PG_FUNCTION_ARGS)
 	}
 	if (!PG_ARGISNULL(2))
 		limits.max_batches = PG_GETARG_INT64(2);
+	schedule = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
 
 	nonatomic = fcinfo->context && IsA(fcinfo->context, CallContext) &&
 		!castNode(CallContext, fcinfo->context)->atomic;
@@ -1870,11 +1940,39 @@ shift_backfill_run(PG_FUNCTION_ARGS)
 	job = load_job(name, false);
 	check_owner(job);
 	check_fragments(job);
+	if (schedule != NULL)
+	{
+		Oid			argtypes[2] = {TEXTOID, TEXTOID};
+		Datum		args[2] = {CStringGetTextDatum(name), CStringGetTextDatum(schedule)};
+
+		(void) ctl("UPDATE shift.backfill SET schedule = $2 WHERE name OPERATOR(pg_catalog.=) $1",
+				   2, argtypes, args, NULL, false, 0);
+		SPI_commit();
+	}
 	if (strcmp(job->state, "cancelled") == 0)
+	{
+		if (end_schedule(job, schedule, "cancelled"))
+		{
+			SPI_finish();
+			PG_RETURN_VOID();
+		}
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("backfill job \"%s\" was cancelled", name),
 				 errhint("A cancelled job does not run again; drop it and create a new one.")));
+	}
+	if (strcmp(job->state, "paused") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("backfill job \"%s\" is paused", name),
+				 errhint("Resume it with SELECT shift.backfill_resume('%s'); it goes on from its checkpoint.",
+						 name)));
+	if (strcmp(job->state, "done") == 0)
+	{
+		(void) end_schedule(job, schedule, "done");
+		SPI_finish();
+		PG_RETURN_VOID();
+	}
 	if (!try_job_lock(name, true))
 		lock_busy_error(name);
 
@@ -1893,6 +1991,8 @@ shift_backfill_run(PG_FUNCTION_ARGS)
 
 	if (strcmp(job->state, "paused") == 0)
 		ereport(NOTICE, (errmsg("backfill job \"%s\" is paused", name)));
+	else if (strcmp(job->state, "done") == 0 || strcmp(job->state, "cancelled") == 0)
+		(void) end_schedule(job, schedule, job->state);
 	SPI_finish();
 	PG_RETURN_VOID();
 }

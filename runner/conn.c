@@ -342,6 +342,14 @@ pgs_exec(PGconn *conn, const char *sql, int nparams,
 	ExecStatusType status;
 	int			sent;
 
+	/* interrupted: the phase's code gets no new statement on the work connection */
+	if (conn == work_conn && pgs_interrupted)
+	{
+		pgs_error_set(err, "57014", "interrupted by %s: no new statement is sent",
+					  pgs_interrupted == SIGTERM ? "SIGTERM" : "SIGINT (Ctrl-C)");
+		err->statement = strdup(sql);
+		return NULL;
+	}
 	if (nparams > 0)
 		sent = PQsendQueryParams(conn, sql, nparams, NULL, values, NULL, NULL, 0);
 	else

@@ -14,7 +14,9 @@
  * function, and both connections are owned by db objects, so lua_close()
  * closes them whatever happened.
  */
+#include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -136,14 +138,12 @@ hook_current(void *arg, const char **phase)
 
 /*
  * C.backfill_watch: a backfill starts (job) or ends (NULL) in the running
- * phase.  While it runs, the phase is resumable: an interruption leaves the
- * job to go on from its checkpoint instead of running the phase's down.
+ * phase: its progress is shown while it runs.
  */
 static bool
 hook_watch(void *arg, const char *job)
 {
 	Session    *s = arg;
-	const char *p[3] = {s->name, s->cur_phase, job ? "true" : "false"};
 
 	if (job)
 	{
@@ -155,9 +155,7 @@ hook_watch(void *arg, const char *job)
 		s->watch_job[0] = '\0';
 		pgs_live_clear();
 	}
-	if (s->cur_phase == NULL || s->op != OP_RUN)
-		return true;
-	return record_ok(s, "SELECT shift.phase_resumable($1, $2, $3)", 3, p);
+	return true;
 }
 
 static void
@@ -337,20 +335,74 @@ rollback_open_transaction(Session *s)
 }
 
 /*
+ * Was the step that just failed interrupted rather than failing on its own?
+ * Interrupted: a signal to the runner (Ctrl-C, SIGTERM), the work session
+ * lost (terminated by pg_terminate_backend, the server shut down or
+ * crashed, the network cut).  Everything else, the step's own SQL or Lua
+ * error, is a failure.  An interrupted phase is resumed by the next run,
+ * never undone by its down first (README: "Interrupted or failed").
+ */
+static bool
+step_interrupted(Session *s, const char *sqlstate)
+{
+	if (pgs_interrupted || PQstatus(s->work) != CONNECTION_OK)
+		return true;
+	if (sqlstate == NULL)
+		return false;
+	/* query_canceled: pg_cancel_backend, or an operator's pause of a backfill
+	 * (db:backfill); not the phase's own statement_timeout */
+	if (strcmp(sqlstate, "57014") == 0)
+		return strstr(pgs_failure_message(s->L, -1, NULL), "statement timeout") == NULL;
+	return strcmp(sqlstate, "57P01") == 0 ||	/* admin_shutdown: pg_terminate_backend */
+		strcmp(sqlstate, "57P02") == 0 ||	/* crash_shutdown */
+		strcmp(sqlstate, "57P03") == 0 ||	/* cannot_connect_now */
+		strncmp(sqlstate, "08", 2) == 0;	/* connection_exception */
+}
+
+/*
  * Calls fn ("up", "down", "verify") of the phase table at index phase with
  * the work db.  Returns true, or false with a failure table pushed.  A
  * transaction the function left open is rolled back and is a failure.
  */
+/*
+ * The phase's code went on INTERRUPT_GRACE_SECONDS after an interrupt (it
+ * catches the error the interrupt raises, in a loop): record the phase as
+ * interrupted, release the lease, and end pgshift, so that the bookkeeping
+ * never says "running" for a runner that is gone.  Called from the stop hook.
+ */
+static void
+give_up_on_phase(void *arg)
+{
+	Session    *s = arg;
+	const char *msg = "interrupted: the phase's code went on after the interrupt, and pgshift stopped it";
+	const char *f[5] = {s->name, s->cur_phase, msg, "57014", "true"};
+	const char *m[1] = {s->name};
+
+	fprintf(stderr, "pgshift: the phase's code did not stop after the interrupt; "
+			"recording it as interrupted and ending\n");
+	if (s->cur_phase && s->op == OP_RUN)
+		record_ok(s, "SELECT shift.phase_failed($1, $2, $3, $4, $5)", 5, f);
+	else if (s->cur_phase && s->op == OP_ROLLBACK)
+		record_ok(s, "SELECT shift.phase_rollback_failed($1, $2, $3, $4, $5)", 5, f);
+	if (s->leased)
+		record_ok(s, "SELECT shift.migration_end($1)", 1, m);
+	fflush(stdout);
+	_exit(PGS_EXIT_FAIL);
+}
+
 static bool
 call_phase(Session *s, int phase, const char *fn)
 {
 	lua_State  *L = s->L;
+	int			rc;
 
 	lua_getfield(L, phase, fn);
 	lua_pushvalue(L, s->workdb);
-	if (pgs_pcall(L, 1, 0) != LUA_OK)
+	pgs_phase_code(L, true, give_up_on_phase, s);
+	rc = pgs_pcall(L, 1, 0);
+	pgs_phase_code(L, false, NULL, NULL);
+	if (rc != LUA_OK)
 	{
-		pgs_clear_interrupt_hook(L);
 		rollback_open_transaction(s);
 		return false;
 	}
@@ -456,6 +508,68 @@ clean_up(Session *s, int phase, int i, const char *name, const char *step)
 	return true;
 }
 
+/*
+ * The up (or the verify gate) of phase i, on the stack at index phase, did
+ * not finish: the failure is on the stack top.  Interrupted, the phase is
+ * recorded as such and the run stops, to be resumed; failed on its own, it
+ * is recorded (a refused verify gate as verify_failed too) and its down runs
+ * at once.  Returns false (the run stops) in every case but a failure whose
+ * down ran; s->rc is set.
+ */
+static bool
+phase_stopped(Session *s, int phase, int i, const char *name, const char *step)
+{
+	lua_State  *L = s->L;
+	const char *sqlstate;
+	const char *msg = pgs_failure_message(L, -1, &sqlstate);
+	bool		interrupted = step_interrupted(s, sqlstate);
+	const char *f[5] = {s->name, name, msg,
+		interrupted && !sqlstate ? "57014" : sqlstate,
+	interrupted ? "true" : "false"};
+	bool		connected = PQstatus(s->work) == CONNECTION_OK;
+
+	s->cur_phase = NULL;
+	s->rc = PGS_EXIT_FAIL;
+	print_phase_failure(s, i, name, step);
+	if (!interrupted && strcmp(step, "verify") == 0)
+	{
+		const char *ev[5] = {s->name, name, "verify_failed", msg, sqlstate};
+
+		if (!record_ok(s, "SELECT shift.log_event($1, $2, $3, $4, $5)", 5, ev))
+			return false;
+	}
+	if (!record_ok(s, "SELECT shift.phase_failed($1, $2, $3, $4, $5)", 5, f))
+		return false;
+	lua_pop(L, 1);				/* the failure: f borrowed its strings */
+	s->state[i - 1].needs_cleanup = phase_has(s, phase, "down");
+	strcpy(s->state[i - 1].status, interrupted ? "interrupted" : "failed");
+	if (interrupted)
+	{
+		fprintf(stderr, "migration %s was interrupted in phase %d/%d '%s'; nothing is undone.\n"
+				"Run again to resume: the phase runs again from where it stopped "
+				"(a backfill from its checkpoint), without its down.\n"
+				"To undo it instead: pgshift rollback %s\n",
+				s->name, i, s->nphases, name, s->path);
+		return false;
+	}
+	if (phase_has(s, phase, "down") && connected)
+	{
+		if (!clean_up(s, phase, i, name, "down"))
+			return false;
+		fprintf(stderr, "phase '%s' was undone by its down; phases before it stay done.\n", name);
+	}
+	else if (phase_has(s, phase, "down"))
+		fprintf(stderr, "the phase's down could not run (the connection is lost); "
+				"it runs before the phase is tried again.\n");
+	else
+		fprintf(stderr, "phase '%s' has no down: what it committed before failing stays.\n",
+				name);
+	fprintf(stderr, "To retry after fixing the cause: pgshift run %s\n"
+			"To undo the completed phases:    pgshift rollback %s\n",
+			s->path, s->path);
+	return false;
+}
+
 /* pgshift run: pending phases in order, each with its verify gate. */
 static void
 run_phases(Session *s)
@@ -472,6 +586,8 @@ run_phases(Session *s)
 		double		t0;
 		int64_t		rows;
 		char		rowbuf[32];
+		const char *step;
+		bool		ok;
 
 		phase = lua_gettop(L);
 		if (strcmp(s->state[i - 1].status, "done") == 0)
@@ -489,8 +605,9 @@ run_phases(Session *s)
 				s->rc = PGS_EXIT_FAIL;
 				return;
 			}
-			/* an interrupted earlier attempt: undo what it may have left */
-			if (s->state[i - 1].needs_cleanup && phase_has(s, phase, "down") &&
+			/* a failed attempt whose down failed too: undo what it left first */
+			if (strcmp(s->state[i - 1].status, "failed") == 0 &&
+				s->state[i - 1].needs_cleanup && phase_has(s, phase, "down") &&
 				!clean_up(s, phase, i, name, "cleanup"))
 			{
 				s->rc = PGS_EXIT_FAIL;
@@ -503,8 +620,14 @@ run_phases(Session *s)
 			}
 			begin_step(s, i, name, "up");
 			t0 = now_ms();
-			if (call_phase(s, phase, "up") &&
-				(!phase_has(s, phase, "verify") || call_phase(s, phase, "verify")))
+			step = "up";
+			ok = call_phase(s, phase, "up");
+			if (ok && phase_has(s, phase, "verify"))
+			{
+				step = "verify";
+				ok = call_phase(s, phase, "verify");
+			}
+			if (ok)
 			{
 				rows = take_rows(s);
 				snprintf(rowbuf, sizeof(rowbuf), "%lld", (long long) rows);
@@ -518,52 +641,8 @@ run_phases(Session *s)
 				emit_phase(s, "phase_done", i, name, "up", t0, rows);
 				strcpy(s->state[i - 1].status, "done");
 			}
-			else
-			{
-				const char *sqlstate;
-				const char *msg = pgs_failure_message(L, -1, &sqlstate);
-				bool		interrupted = pgs_interrupted != 0;
-				const char *f[5] = {s->name, name, msg,
-					interrupted && !sqlstate ? "57014" : sqlstate,
-				interrupted ? "true" : "false"};
-				bool		connected = PQstatus(s->work) == CONNECTION_OK;
-
-				s->cur_phase = NULL;
-				s->rc = PGS_EXIT_FAIL;
-				print_phase_failure(s, i, name, "up");
-				if (!record_ok(s, "SELECT shift.phase_failed($1, $2, $3, $4, $5)", 5, f))
-					return;
-				lua_pop(L, 1);	/* the failure: f borrowed its strings */
-				s->state[i - 1].needs_cleanup = phase_has(s, phase, "down");
-				strcpy(s->state[i - 1].status, "failed");
-				if (interrupted)
-				{
-					fprintf(stderr, "migration %s interrupted in phase %d/%d '%s'.\n"
-							"Run again to resume: %s.\n", s->name, i, s->nphases, name,
-							phase_has(s, phase, "down") ?
-							"the phase's down runs first, then the phase again" :
-							"the phase runs again");
-					return;
-				}
-				if (phase_has(s, phase, "down") && connected)
-				{
-					if (clean_up(s, phase, i, name, "down"))
-						fprintf(stderr, "phase '%s' was undone by its down; "
-								"phases before it stay done.\n", name);
-					else
-						return;
-				}
-				else if (phase_has(s, phase, "down"))
-					fprintf(stderr, "the phase's down could not run (the connection is lost); "
-							"it runs before the phase is tried again.\n");
-				else
-					fprintf(stderr, "phase '%s' has no down: what it committed before failing stays.\n",
-							name);
-				fprintf(stderr, "To retry after fixing the cause: pgshift run %s\n"
-						"To undo the completed phases:    pgshift rollback %s\n",
-						s->path, s->path);
+			else if (!phase_stopped(s, phase, i, name, step))
 				return;
-			}
 		}
 		lua_settop(L, phase - 1);
 		if (to && strcmp(name, to) == 0)
@@ -575,31 +654,42 @@ run_phases(Session *s)
 static bool
 needs_rollback(const PhaseState *st)
 {
-	return strcmp(st->status, "done") == 0 ||
+	return strcmp(st->status, "done") == 0 || strcmp(st->status, "interrupted") == 0 ||
 		(strcmp(st->status, "failed") == 0 && st->needs_cleanup);
 }
 
-/* pgshift rollback [--to PHASE]: downs of completed phases, last first. */
-static void
-rollback_phases(Session *s)
+/* The ordinal of --to's phase (phases at or before it stay), 0 without --to. */
+static int
+rollback_stop(Session *s)
 {
-	lua_State  *L = s->L;
-	int			stop = 0;		/* phases at or before this ordinal stay */
+	int			stop = 0;
 	int			i;
-	int			count = 0;
 
 	if (s->opts->to)
 		for (i = 1; i <= s->nphases; i++)
 		{
 			if (strcmp(push_phase(s, i), s->opts->to) == 0)
 				stop = i;
-			lua_pop(L, 1);
+			lua_pop(s->L, 1);
 		}
+	return stop;
+}
 
-	/* refuse before touching anything if a point of no return is in the way */
+/*
+ * Would rolling back the phases after stop cross a point of no return, given
+ * their states?  Says so (and which phase) and returns true; else false, with
+ * *count the phases there are to roll back.
+ */
+static bool
+rollback_refused(Session *s, const PhaseState *states, int stop, int *count)
+{
+	lua_State  *L = s->L;
+	int			i;
+
+	*count = 0;
 	for (i = s->nphases; i > stop; i--)
 	{
-		PhaseState *st = &s->state[i - 1];
+		const PhaseState *st = &states[i - 1];
 		const char *name = push_phase(s, i);
 		bool		todo = needs_rollback(st);
 
@@ -615,13 +705,30 @@ rollback_phases(Session *s)
 					s->path, name);
 			pgs_emit(L, "error", "migration", 's', s->name, "phase", 's', name,
 					 "message", 's', "point of no return", NULL);
-			s->rc = PGS_EXIT_FAIL;
 			lua_pop(L, 1);
-			return;
+			return true;
 		}
 		if (todo)
-			count++;
+			(*count)++;
 		lua_pop(L, 1);
+	}
+	return false;
+}
+
+/* pgshift rollback [--to PHASE]: downs of completed phases, last first. */
+static void
+rollback_phases(Session *s)
+{
+	lua_State  *L = s->L;
+	int			stop = rollback_stop(s);	/* phases at or before this ordinal stay */
+	int			i;
+	int			count;
+
+	/* refuse before touching anything if a point of no return is in the way */
+	if (rollback_refused(s, s->state, stop, &count))
+	{
+		s->rc = PGS_EXIT_FAIL;
+		return;
 	}
 	if (count == 0)
 		pgs_emit(L, "note", "message", 's', "nothing to roll back", NULL);
@@ -630,7 +737,7 @@ rollback_phases(Session *s)
 	{
 		PhaseState *st = &s->state[i - 1];
 		const char *name;
-		const char *p[4];
+		const char *p[5];
 		int			phase;
 		double		t0;
 
@@ -669,16 +776,21 @@ rollback_phases(Session *s)
 		else
 		{
 			const char *sqlstate;
+			bool		interrupted;
 
 			s->cur_phase = NULL;
 			p[2] = pgs_failure_message(L, -1, &sqlstate);
 			p[3] = sqlstate;
+			interrupted = step_interrupted(s, sqlstate);
+			p[4] = interrupted ? "true" : "false";
 			print_phase_failure(s, i, name, "down");
-			record_ok(s, "SELECT shift.phase_rollback_failed($1, $2, $3, $4)", 4, p);
+			record_ok(s, "SELECT shift.phase_rollback_failed($1, $2, $3, $4, $5)", 5, p);
 			lua_pop(L, 1);		/* the failure: p borrowed its strings */
-			fprintf(stderr, "the rollback stopped at phase %d '%s'; phases before it stay done.\n"
-					"Fix the cause and run the rollback again: pgshift rollback %s\n",
-					i, name, s->path);
+			fprintf(stderr, "the rollback %s at phase %d '%s'; phases before it stay done.\n"
+					"%s: pgshift rollback %s\n",
+					interrupted ? "was interrupted" : "stopped", i, name,
+					interrupted ? "Run it again to go on" : "Fix the cause and run the rollback again",
+					s->path);
 			s->rc = PGS_EXIT_FAIL;
 			return;
 		}
@@ -758,69 +870,143 @@ push_phases_json(Session *s)
 	return lua_tostring(s->L, -1);
 }
 
-/* Takes the migration lock on the work connection, polling up to --lock-wait. */
+/* One try at the migration's lock; -1 on an error (printed). */
+static int
+try_lock_once(Session *s)
+{
+	const char *p[1] = {s->name};
+	PgsError	err;
+	PGresult   *res;
+	int			got;
+
+	memset(&err, 0, sizeof(err));
+	res = pgs_exec(s->work, "SELECT shift.try_lock($1)", 1, p, &err);
+	if (res == NULL)
+	{
+		pgs_report_error(&err, "while taking the migration's lock");
+		pgs_error_clear(&err);
+		return -1;
+	}
+	got = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	return got;
+}
+
+/* Polls for the lock until deadline (ms); 1 got it, 0 not, -1 error. */
+static int
+poll_lock(Session *s, double deadline)
+{
+	for (;;)
+	{
+		int			got = try_lock_once(s);
+
+		if (got != 0)
+			return got;
+		if (now_ms() >= deadline || pgs_interrupted)
+			return 0;
+		usleep(100000);
+	}
+}
+
+/*
+ * Takes the migration lock on the work connection, polling up to
+ * --lock-wait.  A lock held by the session of a runner that is gone (its
+ * lease names this host and a pgshift process that no longer exists: killed,
+ * and its backend has not noticed yet) is taken over at once: that session is
+ * ended, and the lock awaited a few seconds.  Otherwise says who holds it,
+ * and advises ending a session only when it is no live pgshift's.
+ */
 static bool
 take_lock(Session *s)
 {
 	const char *p[1] = {s->name};
-	double		deadline = now_ms() + s->opts->lock_wait * 1000.0;
+	PGresult   *res;
+	char		host[256];
+	int			got;
+	bool		lease_is_holder;
+	bool		holder_is_pgshift;
+	bool		runner_gone;
 
-	for (;;)
+	got = poll_lock(s, now_ms() + s->opts->lock_wait * 1000.0);
+	if (got != 0)
+		return got > 0;
+
+	if (gethostname(host, sizeof(host)) != 0)
+		strcpy(host, "?");
+	host[sizeof(host) - 1] = '\0';
+	res = record(s, "SELECT h.pid, coalesce(h.application_name, ''), "
+				 "coalesce(h.state, '?'), coalesce(left(h.query, 200), ''), "
+				 "h.lease_host, h.lease_runner_pid, "
+				 "to_char(h.lease_since, 'YYYY-MM-DD HH24:MI:SS'), "
+				 "extract(epoch FROM h.heartbeat_age)::int, "
+				 "m.lease_work_pid IS NOT DISTINCT FROM h.pid "
+				 "FROM shift.lock_holder($1) h LEFT JOIN shift.migration m ON m.name = $1",
+				 1, p);
+	if (res == NULL)
+		return false;
+	if (PQntuples(res) == 0)
 	{
+		/* released between the two looks: try once more */
+		PQclear(res);
+		got = poll_lock(s, now_ms() + 2000.0);
+		if (got != 0)
+			return got > 0;
+		pgs_errorf("migration %s is locked by another session, which released it and took it again\n",
+				   s->name);
+		return false;
+	}
+	lease_is_holder = strcmp(PQgetvalue(res, 0, 8), "t") == 0;
+	holder_is_pgshift = strncmp(PQgetvalue(res, 0, 1), "pgshift", 7) == 0;
+	runner_gone = lease_is_holder && !PQgetisnull(res, 0, 4) && !PQgetisnull(res, 0, 5) &&
+		strcmp(PQgetvalue(res, 0, 4), host) == 0 &&
+		kill((pid_t) atoi(PQgetvalue(res, 0, 5)), 0) != 0 && errno == ESRCH;
+	if (runner_gone)
+	{
+		const char *t[1] = {PQgetvalue(res, 0, 0)};
 		PgsError	err;
-		PGresult   *res;
-		bool		got;
+		PGresult   *r2;
 
+		/*
+		 * Its backend ends within client_connection_check_interval when idle;
+		 * end it now.  A role that may not signal it (another role's) just
+		 * waits the few seconds below.
+		 */
 		memset(&err, 0, sizeof(err));
-		res = pgs_exec(s->work, "SELECT shift.try_lock($1)", 1, p, &err);
-		if (res == NULL)
+		r2 = pgs_exec(s->ctl, "SELECT pg_catalog.pg_terminate_backend($1::int4, 5000)", 1, t, &err);
+		PQclear(r2);
+		pgs_error_clear(&err);
+		got = poll_lock(s, now_ms() + 5000.0);
+		if (got > 0)
 		{
-			pgs_report_error(&err, "while taking the migration's lock");
-			pgs_error_clear(&err);
-			return false;
-		}
-		got = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-		PQclear(res);
-		if (got)
+			pgs_emit(s->L, "note", "message", 's',
+					 "the runner that held this migration is gone: its session was ended and the lock taken over",
+					 NULL);
+			PQclear(res);
 			return true;
-		if (now_ms() >= deadline || pgs_interrupted)
-			break;
-		usleep(250000);
-	}
-
-	/* say who holds it */
-	{
-		PGresult   *res = record(s, "SELECT pid, coalesce(application_name, ''), "
-								 "coalesce(state, '?'), coalesce(left(query, 200), ''), "
-								 "lease_host, lease_runner_pid, "
-								 "to_char(lease_since, 'YYYY-MM-DD HH24:MI:SS'), "
-								 "extract(epoch FROM heartbeat_age)::int "
-								 "FROM shift.lock_holder($1)", 1, p);
-
-		if (res == NULL)
-			return false;
-		if (PQntuples(res) == 0)
-			pgs_errorf("migration %s is locked by another session, which has just released it\n",
-					   s->name);
-		else
-		{
-			pgs_errorf("migration %s is locked by %s pid %s on host %s (session pid %s)\n",
-					   s->name,
-					   PQgetisnull(res, 0, 5) ? "a session that is not pgshift," : "pgshift",
-					   PQgetisnull(res, 0, 5) ? "?" : PQgetvalue(res, 0, 5),
-					   PQgetisnull(res, 0, 4) ? "?" : PQgetvalue(res, 0, 4),
-					   PQgetvalue(res, 0, 0));
-			if (!PQgetisnull(res, 0, 6))
-				fprintf(stderr, "  running since %s, last heartbeat %s s ago\n",
-						PQgetvalue(res, 0, 6), PQgetvalue(res, 0, 7));
-			fprintf(stderr, "  that session is %s: %s\n", PQgetvalue(res, 0, 2),
-					PQgetvalue(res, 0, 3));
-			fprintf(stderr, "  hint: wait for it (--lock-wait=SECONDS). If its runner is gone, "
-					"end the session with SELECT pg_terminate_backend(%s); and run again.\n",
-					PQgetvalue(res, 0, 0));
 		}
-		PQclear(res);
 	}
+	if (lease_is_holder)
+		pgs_errorf("migration %s is locked by pgshift pid %s on host %s (session pid %s)\n",
+				   s->name, PQgetvalue(res, 0, 5), PQgetvalue(res, 0, 4), PQgetvalue(res, 0, 0));
+	else if (holder_is_pgshift)
+		pgs_errorf("migration %s is locked by another pgshift that is starting on it (session pid %s)\n",
+				   s->name, PQgetvalue(res, 0, 0));
+	else
+		pgs_errorf("migration %s is locked by a session that is not pgshift (session pid %s, %s)\n",
+				   s->name, PQgetvalue(res, 0, 0),
+				   *PQgetvalue(res, 0, 1) ? PQgetvalue(res, 0, 1) : "no application name");
+	if (lease_is_holder && !PQgetisnull(res, 0, 6))
+		fprintf(stderr, "  running since %s, last heartbeat %s s ago\n",
+				PQgetvalue(res, 0, 6), PQgetvalue(res, 0, 7));
+	fprintf(stderr, "  that session is %s: %s\n", PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3));
+	if (lease_is_holder || holder_is_pgshift)
+		fprintf(stderr, "  hint: another pgshift is working on this migration: wait for it "
+				"(--lock-wait=SECONDS) or stop that runner (Ctrl-C); it resumes where it stopped.\n");
+	else
+		fprintf(stderr, "  hint: wait for it (--lock-wait=SECONDS), or end that session "
+				"(SELECT pg_terminate_backend(%s);) if it is not doing anything you need.\n",
+				PQgetvalue(res, 0, 0));
+	PQclear(res);
 	return false;
 }
 
@@ -938,6 +1124,40 @@ open_session(Session *s)
 			lua_pop(L, 1);
 		}
 		PQclear(res);
+	}
+
+	/*
+	 * A rollback that would cross a point of no return is refused before
+	 * shift.migration_begin records it: a refused rollback changes nothing,
+	 * not even what status says about the last run.
+	 */
+	if (s->op == OP_ROLLBACK)
+	{
+		const char *mp[1] = {s->name};
+		int			count;
+		bool		refused = false;
+
+		if ((res = record(s, "SELECT status, needs_cleanup FROM shift.phase WHERE migration = $1 "
+						  "ORDER BY ordinal", 1, mp)) == NULL)
+			return false;
+		if (PQntuples(res) == s->nphases)
+		{
+			PhaseState *states = calloc(s->nphases, sizeof(PhaseState));
+
+			for (i = 0; states && i < s->nphases; i++)
+			{
+				snprintf(states[i].status, sizeof(states[i].status), "%s", PQgetvalue(res, i, 0));
+				states[i].needs_cleanup = strcmp(PQgetvalue(res, i, 1), "t") == 0;
+			}
+			refused = states && rollback_refused(s, states, rollback_stop(s), &count);
+			free(states);
+		}
+		PQclear(res);
+		if (refused)
+		{
+			s->rc = PGS_EXIT_FAIL;
+			return false;
+		}
 	}
 
 	if (gethostname(s->host, sizeof(s->host)) != 0)

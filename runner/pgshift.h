@@ -96,6 +96,7 @@ extern void pgs_emit(lua_State *L, const char *event,...);
 extern void pgs_catch_interrupts(lua_State *L);
 extern void pgs_stop_hook(lua_State *L, lua_Debug *ar);
 extern void pgs_clear_interrupt_hook(lua_State *L);
+extern void pgs_phase_code(lua_State *L, bool on, void (*give_up) (void *arg), void *arg);
 
 /*
  * What the engine offers the prelude while a phase runs (C.event, C.current,

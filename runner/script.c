@@ -352,7 +352,32 @@ l_add_rows(lua_State *L)
 	return 0;
 }
 
+/*
+ * C.sqlerror(message, sqlstate, hint, where): an error value like the ones
+ * failed statements raise, for what the prelude reports in the same terms
+ * (a backfill job an operator paused: SQLSTATE 57014, an interruption).
+ */
+static int
+l_sqlerror(lua_State *L)
+{
+	PgsError	err;
+
+	memset(&err, 0, sizeof(err));
+	err.severity = (char *) "ERROR";
+	err.message = (char *) luaL_checkstring(L, 1);
+	err.sqlstate = (char *) luaL_checkstring(L, 2);
+	err.hint = (char *) luaL_optstring(L, 3, NULL);
+	pgs_push_sqlerror(L, &err);
+	if (lua_type(L, 4) == LUA_TSTRING)
+	{
+		lua_pushvalue(L, 4);
+		lua_setfield(L, -2, "where");
+	}
+	return 1;
+}
+
 static const luaL_Reg c_helpers[] = {
+	{"sqlerror", l_sqlerror},
 	{"write", l_write},
 	{"sleep", l_sleep},
 	{"event", l_event},
@@ -366,11 +391,35 @@ static const luaL_Reg c_helpers[] = {
 /* ---- interrupts ---- */
 
 static lua_State *interrupt_L = NULL;
+static bool phase_code = false;	/* a phase's up, down or verify is running */
+static double interrupted_at = 0;	/* when the first signal came */
+static void (*give_up_fn) (void *arg) = NULL;	/* see pgs_phase_code */
+static void *give_up_arg = NULL;
 
+/* How long a phase's code may go on after an interrupt before pgshift gives up on it. */
+#define INTERRUPT_GRACE_SECONDS 5.0
+
+/*
+ * The hook an interrupt sets: stops the phase's code at its next instruction
+ * with an "interrupted" error.  It stays set, firing again every few thousand
+ * instructions, so a migration that catches the error (pcall in a loop) is
+ * stopped again; if the code still runs INTERRUPT_GRACE_SECONDS later, the
+ * engine records the interruption and ends pgshift (give_up_fn).  Outside a
+ * phase's code (pgshift's own Lua: output, bookkeeping) it does nothing:
+ * the engine sees pgs_interrupted itself.
+ */
 void
 pgs_stop_hook(lua_State *L, lua_Debug *ar)
 {
-	lua_sethook(L, NULL, 0, 0);
+	if (!phase_code)
+	{
+		lua_sethook(L, NULL, 0, 0);
+		return;
+	}
+	if (interrupted_at > 0 && pgs_monotonic_seconds() - interrupted_at > INTERRUPT_GRACE_SECONDS &&
+		give_up_fn)
+		give_up_fn(give_up_arg);	/* does not return */
+	lua_sethook(L, pgs_stop_hook, LUA_MASKCOUNT, 5000);
 	luaL_error(L, "interrupted by %s", pgs_interrupted == SIGTERM ? "SIGTERM" : "SIGINT (Ctrl-C)");
 }
 
@@ -378,16 +427,17 @@ static void
 on_signal(int signo)
 {
 	pgs_interrupted = signo;
+	interrupted_at = pgs_monotonic_seconds();	/* clock_gettime: async-signal-safe */
 	signal(signo, SIG_DFL);		/* a second signal ends pgshift at once */
-	if (interrupt_L)
+	if (interrupt_L && phase_code)
 		lua_sethook(interrupt_L, pgs_stop_hook,
 					LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
 }
 
 /*
  * pgs_catch_interrupts: the first SIGINT or SIGTERM sets pgs_interrupted,
- * cancels the running statement (see pgs_exec) and stops the Lua code at its
- * next instruction; a second one ends the process.
+ * cancels the running statement (see pgs_exec) and stops the phase's Lua
+ * code at its next instruction; a second one ends the process.
  */
 void
 pgs_catch_interrupts(lua_State *L)
@@ -400,6 +450,28 @@ pgs_catch_interrupts(lua_State *L)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+}
+
+/*
+ * The engine says when a phase's code runs (on) and when it is back in its
+ * own (off).  give_up(arg), if given, is what the stop hook calls when the
+ * code goes on too long after an interrupt: it must record the interruption
+ * and end the process.
+ */
+void
+pgs_phase_code(lua_State *L, bool on, void (*give_up) (void *arg), void *arg)
+{
+	phase_code = on;
+	give_up_fn = give_up;
+	give_up_arg = arg;
+	if (on && pgs_interrupted)
+	{
+		if (interrupted_at == 0)
+			interrupted_at = pgs_monotonic_seconds();
+		lua_sethook(L, pgs_stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+	}
+	else if (!on)
+		lua_sethook(L, NULL, 0, 0);
 }
 
 /* Removes a stop hook an interrupt left behind (the code it was for is gone). */
@@ -600,12 +672,18 @@ pgs_emit(lua_State *L, const char *event,...)
 	 * The interrupt hook is for the migration's code, not for our output:
 	 * lift it while the event prints, and put it back if an interrupt came.
 	 */
-	lua_sethook(L, NULL, 0, 0);
-	if (pgs_pcall(L, 1, 0) != LUA_OK)
 	{
-		pgs_print_failure(L, -1, stderr, "while printing progress", true);
-		lua_pop(L, 1);
+		bool		was_phase_code = phase_code;
+
+		phase_code = false;
+		lua_sethook(L, NULL, 0, 0);
+		if (pgs_pcall(L, 1, 0) != LUA_OK)
+		{
+			pgs_print_failure(L, -1, stderr, "while printing progress", true);
+			lua_pop(L, 1);
+		}
+		phase_code = was_phase_code;
+		if (phase_code && pgs_interrupted)
+			lua_sethook(L, pgs_stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
 	}
-	if (pgs_interrupted)
-		lua_sethook(L, pgs_stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
 }

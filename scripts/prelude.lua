@@ -242,7 +242,7 @@ end
 M.duration = duration
 
 local STEP_LABEL = { up = "", down = " (down)", verify = " (verify)",
-                     cleanup = " (down of the interrupted attempt)" }
+                     cleanup = " (down of the failed attempt)" }
 
 -- The text form of each event (nil: nothing on stdout in text mode).
 local TEXT = {
@@ -491,29 +491,48 @@ end
 -- db:backfill{table =, set = | into =, ...} -> rows written.  Creates the job
 -- (or reuses the identical one a previous attempt made) and runs it to the end
 -- with CALL shift.backfill_run, which commits after every batch.  Interrupted
--- (Ctrl-C, a lost runner), it goes on from its checkpoint on the next run.
+-- (Ctrl-C, a lost runner or session), it goes on from its checkpoint on the
+-- next run.  A job an operator paused or cancelled stops the phase as an
+-- interruption too (SQLSTATE 57014): nothing is undone, and the next run goes
+-- on from the checkpoint once the job may run again.
+local function operator_stop(where, name, state)
+  if state == "paused" then
+    return C.sqlerror("backfill job '" .. name .. "' is paused", "57014",
+      "Resume it with SELECT shift.backfill_resume('" .. name .. "'); the next run goes on from its checkpoint.",
+      where)
+  end
+  return C.sqlerror("backfill job '" .. name .. "' was cancelled", "57014",
+    "To start it over (the rows it did are done again): SELECT shift.backfill_drop('" .. name
+      .. "'), then run again; or roll the migration back.", where)
+end
 function db_methods.backfill(db, opts)
   opts = check_backfill_options(opts)
   local where = caller_where(2)
   local name = backfill_name(opts)
   local sql, params = backfill_create_sql(opts, name)
   exec_at(db, where, sql, table.unpack(params))
-  local before = db:value("SELECT rows_done FROM shift.backfill WHERE name = $1", name)
+  local function state()
+    return db:query("SELECT state, rows_done, keys_done, batches FROM shift.backfill_progress"
+      .. " WHERE name = $1", name)[1]
+  end
+  local st = state()
+  if st.state == "paused" or st.state == "cancelled" then error(operator_stop(where, name, st.state), 0) end
+  local before = st.rows_done
   C.backfill_watch(name)
   local ok, err = pcall(exec_at, db, where, "CALL shift.backfill_run($1)", name)
-  -- Only a finished run ends the resumable section: interrupted, the phase
-  -- must stay resumable, so that the next run goes on from the checkpoint.
-  if not ok then error(err, 0) end
+  if not ok then
+    -- paused or cancelled meanwhile: the operator's stop, not the phase's failure
+    local now = db:in_transaction() and nil or select(2, pcall(state))
+    if type(now) == "table" and (now.state == "paused" or now.state == "cancelled") then
+      error(operator_stop(where, name, now.state), 0)
+    end
+    error(err, 0)
+  end
   C.backfill_watch(nil)
-  local st = db:query("SELECT state, rows_done, keys_done, batches FROM shift.backfill_progress"
-    .. " WHERE name = $1", name)[1]
+  st = state()
   C.add_rows(st.rows_done - before)
-  if st.state == "paused" then
-    error(where .. "backfill job '" .. name .. "' was paused; resume it with SELECT shift.backfill_resume('"
-      .. name .. "') and run the migration again", 0)
-  elseif st.state == "cancelled" then
-    error(where .. "backfill job '" .. name .. "' was cancelled; drop it with SELECT shift.backfill_drop('"
-      .. name .. "') to start it over", 0)
+  if st.state == "paused" or st.state == "cancelled" then
+    error(operator_stop(where, name, st.state), 0)
   elseif st.state ~= "done" then
     error(where .. "backfill job '" .. name .. "' stopped in state " .. st.state, 0)
   end
@@ -1294,10 +1313,17 @@ SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS 
         end)
       end },
     { name = name .. "-contract",
-      description = "drop the sync and " .. old .. " (no way back)",
+      description = "drop the sync and " .. old .. " in one short transaction (no way back)",
       up = function(db)
-        db:sync_drop(name)
-        db:drop_column{ table = tbl, column = old, lock_timeout = opts.lock_timeout }
+        -- together: between the two, the application's inserts (which no
+        -- longer write the old column) would meet its NOT NULL with no sync
+        -- to fill it
+        local where = site
+        local t = table_name(db, where, tbl)
+        short_transaction(db, where, opts, function(tx)
+          tx:exec("SELECT shift.sync_drop($1, if_exists => true)", name)
+          tx:exec("ALTER TABLE " .. t .. " DROP COLUMN IF EXISTS " .. qi(old))
+        end)
       end },
   }
   is_group[phases] = true
@@ -1523,7 +1549,8 @@ SELECT s.migration, s.status, s.operation, s.phases_done, s.nphases, s.phase,
        s.last_error, s.last_error_sqlstate, s.last_error_phase,
        s.lease_host, s.lease_runner_pid, s.lease_work_pid,
        date_trunc('second', s.heartbeat_age)::text AS heartbeat_age,
-       s.applied_by::text AS applied_by, s.runner_version, s.script_sha256, s.script_path
+       s.applied_by::text AS applied_by, s.runner_version, s.script_sha256, s.script_path,
+       s.runner_alive
   FROM shift.status s
  WHERE $1::text IS NULL OR s.migration = $1
  ORDER BY s.started_at NULLS FIRST, s.migration]]
@@ -1564,9 +1591,13 @@ function M.status(db, name, format)
   out[#out + 1] = string.format("  last %s by %s with pgshift %s: started %s, %s %s",
     r.operation or "run", r.applied_by, r.runner_version or "?", r.started or "-",
     r.finished and ("finished " .. r.finished .. ",") or "still running,", r.elapsed or "")
-  if r.lease_work_pid then
+  if r.lease_work_pid and r.runner_alive then
     out[#out + 1] = string.format("  running now: pgshift pid %s on %s, session %s, last heartbeat %s ago",
       tostring(r.lease_runner_pid), r.lease_host or "?", tostring(r.lease_work_pid), r.heartbeat_age or "?")
+  elseif r.lease_work_pid then
+    out[#out + 1] = string.format("  its runner is gone: pgshift pid %s on %s stopped without finishing"
+      .. " (last heartbeat %s ago); pgshift run resumes it", tostring(r.lease_runner_pid),
+      r.lease_host or "?", r.heartbeat_age or "?")
   end
   out[#out + 1] = "  phases:"
   for _, p in ipairs(r.phases) do
@@ -1574,7 +1605,11 @@ function M.status(db, name, format)
     if p.duration then extra[#extra + 1] = p.duration end
     if p.rows_affected then extra[#extra + 1] = p.rows_affected .. " rows" end
     if not p.reversible then extra[#extra + 1] = "no down" end
-    if p.needs_cleanup then extra[#extra + 1] = "needs its down before a retry" end
+    if p.status == "interrupted" then
+      extra[#extra + 1] = "interrupted: a run resumes it, a rollback runs its down"
+    elseif p.needs_cleanup then
+      extra[#extra + 1] = "needs its down before a retry"
+    end
     if p.error_message then
       extra[#extra + 1] = "error: " .. p.error_message .. (p.error_sqlstate and (" (" .. p.error_sqlstate .. ")") or "")
     end

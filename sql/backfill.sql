@@ -35,6 +35,8 @@ CREATE TABLE @extschema@.backfill (
   max_retries       pg_catalog.int4 NOT NULL DEFAULT 20 CHECK (max_retries >= 0),
   max_lag           pg_catalog.interval DEFAULT '10 seconds',
   throttle_query    pg_catalog.text,
+  -- the pg_cron job that runs it (backfill_run's schedule =>), until it is removed
+  schedule          pg_catalog.text,
   -- state
   state             pg_catalog.text NOT NULL DEFAULT 'pending'
                     CHECK (state IN ('pending', 'active', 'paused', 'done', 'cancelled', 'failed')),
@@ -335,15 +337,20 @@ AS 'MODULE_PATHNAME', 'shift_backfill_check'
 LANGUAGE C STRICT;
 
 /*
- * CALL shift.backfill_run(name, max_runtime => NULL, max_batches => NULL)
+ * CALL shift.backfill_run(name, max_runtime => NULL, max_batches => NULL,
+ *                         schedule => NULL)
  *
  * Runs batches until the job is done, paused or cancelled, or max_runtime
  * or max_batches is reached, committing after every batch.  Must be called
- * with CALL outside an explicit transaction (pg_cron does that).
+ * with CALL outside an explicit transaction (pg_cron does that).  schedule
+ * names the pg_cron job that calls it: once the job is done or cancelled,
+ * that schedule is removed (when pg_cron lives in this database), or the
+ * run says how to remove it.
  */
 CREATE PROCEDURE @extschema@.backfill_run(name pg_catalog.text,
                                           max_runtime pg_catalog.interval DEFAULT NULL,
-                                          max_batches pg_catalog.int8 DEFAULT NULL)
+                                          max_batches pg_catalog.int8 DEFAULT NULL,
+                                          schedule pg_catalog.text DEFAULT NULL)
 AS 'MODULE_PATHNAME', 'shift_backfill_run'
 LANGUAGE C;
 
@@ -552,7 +559,8 @@ SELECT b.name,
        b.updated_at,
        b.finished_at,
        coalesce(b.finished_at, b.updated_at) - b.started_at AS elapsed,
-       b.owner
+       b.owner,
+       b.schedule
   FROM @extschema@.backfill b
   LEFT JOIN pg_catalog.pg_locks l
     ON l.locktype = 'advisory' AND l.granted AND l.objsubid = 2

@@ -8,11 +8,21 @@
 -- with SQLSTATE 55000.  Phase states:
 --
 --   pending -> running -> done -> rolling_back -> rolled_back -> running ...
---                      \-> failed -> running (retry) | rolling_back
+--                      |-> failed (its own error) -> running (retry) | rolling_back
+--                      \-> interrupted -> running (resume) | rolling_back
+--
+-- One rule decides between the two ends of a running phase (README,
+-- "Interrupted or failed"): a phase that failed on its own (its SQL or Lua
+-- raised, its verify gate refused) has its down run at once; a phase that
+-- was interrupted (the runner killed or stopped by a signal, its session
+-- terminated, the connection or the server lost, its lease taken over) is
+-- resumed by the next run, which never runs its down first: what it did is
+-- kept and a backfill goes on from its checkpoint.  A rollback runs the down
+-- of an interrupted phase like that of a done one.
 --
 -- needs_cleanup is true while a phase's effects may be partial (it started and
--- neither finished nor had its down run since); the runner runs the phase's
--- down before running it again or rolling back past it.
+-- neither finished nor had its down run since): a failed phase whose down has
+-- not run (or failed) gets it before it runs again or is rolled back past.
 -- ---------------------------------------------------------------------------
 
 -- Role for non-superusers who run migrations: GRANT shift_operator TO someone.
@@ -30,8 +40,11 @@ CREATE TABLE @extschema@.migration (
   script_sha256     pg_catalog.text NOT NULL
                     CHECK (script_sha256 OPERATOR(pg_catalog.~) '^[0-9a-f]{64}$'),
   script_path       pg_catalog.text,
+  -- pending (nothing done), running (leased), done, partial (some phases
+  -- done, the rest not started or rolled back), failed, interrupted, rolled_back
   status            pg_catalog.text NOT NULL DEFAULT 'pending'
-                    CHECK (status IN ('pending', 'running', 'failed', 'done', 'rolled_back')),
+                    CHECK (status IN ('pending', 'running', 'failed', 'interrupted', 'done',
+                                      'partial', 'rolled_back')),
   operation         pg_catalog.text CHECK (operation IN ('run', 'rollback', 'verify')),
   current_phase     pg_catalog.text,
   nphases           pg_catalog.int4 NOT NULL CHECK (nphases > 0),
@@ -62,12 +75,11 @@ CREATE TABLE @extschema@.phase (
   ordinal           pg_catalog.int4 NOT NULL CHECK (ordinal > 0),
   name              pg_catalog.text NOT NULL,
   status            pg_catalog.text NOT NULL DEFAULT 'pending'
-                    CHECK (status IN ('pending', 'running', 'done', 'failed',
+                    CHECK (status IN ('pending', 'running', 'done', 'failed', 'interrupted',
                                       'rolling_back', 'rolled_back')),
   reversible        pg_catalog.bool NOT NULL,
   has_verify        pg_catalog.bool NOT NULL DEFAULT false,
   needs_cleanup     pg_catalog.bool NOT NULL DEFAULT false,
-  resumable         pg_catalog.bool NOT NULL DEFAULT false,
   attempts          pg_catalog.int4 NOT NULL DEFAULT 0,
   started_at        pg_catalog.timestamptz,
   finished_at       pg_catalog.timestamptz,
@@ -341,9 +353,9 @@ BEGIN
     PERFORM shift_internal.check_owner(format('migration "%s"', v_mig), m.owner);
     -- We hold the advisory lock, so a lease still recorded is stale.
     IF m.lease_control_pid IS NOT NULL THEN
+      -- an interruption: resumed by a run, or undone by a rollback, never half of each
       UPDATE @extschema@.phase pp
-         SET status = 'failed', needs_cleanup = pp.reversible AND NOT pp.resumable,
-             finished_at = now(),
+         SET status = 'interrupted', needs_cleanup = pp.reversible, finished_at = now(),
              error_message = 'interrupted: the runner stopped while the phase was running'
        WHERE pp.migration = v_mig AND pp.status IN ('running', 'rolling_back');
       PERFORM shift_internal._event(v_mig, NULL, 'takeover',
@@ -466,12 +478,13 @@ BEGIN
     RAISE EXCEPTION 'phase "%" of migration "%" cannot start during a %', phase, migration, m.operation
       USING ERRCODE = 'object_not_in_prerequisite_state';
   END IF;
-  IF p.status NOT IN ('pending', 'failed', 'rolled_back') THEN
+  IF p.status NOT IN ('pending', 'failed', 'interrupted', 'rolled_back') THEN
     RAISE EXCEPTION 'phase "%" of migration "%" cannot start: it is %', phase, migration, p.status
       USING ERRCODE = 'object_not_in_prerequisite_state';
   END IF;
-  IF p.needs_cleanup AND p.reversible THEN
-    RAISE EXCEPTION 'phase "%" of migration "%" cannot start: its last attempt was interrupted and its down has not run',
+  -- an interrupted phase resumes as it is; a failed one starts clean
+  IF p.status = 'failed' AND p.needs_cleanup AND p.reversible THEN
+    RAISE EXCEPTION 'phase "%" of migration "%" cannot start: it failed and its down has not run',
                     phase, migration
       USING ERRCODE = 'object_not_in_prerequisite_state',
             HINT = 'Run the phase''s down and record it with shift.phase_cleaned first (pgshift does).';
@@ -485,7 +498,7 @@ BEGIN
       USING ERRCODE = 'object_not_in_prerequisite_state';
   END IF;
   UPDATE @extschema@.phase pp
-     SET status = 'running', needs_cleanup = true, resumable = false, attempts = pp.attempts + 1,
+     SET status = 'running', needs_cleanup = true, attempts = pp.attempts + 1,
          started_at = now(), finished_at = NULL, duration = NULL, rows_affected = NULL,
          error_message = NULL, error_sqlstate = NULL
    WHERE pp.migration = phase_start.migration AND pp.name = phase;
@@ -496,33 +509,6 @@ BEGIN
 END
 $$;
 CREATE FUNCTION @extschema@.phase_start(migration pg_catalog.text, phase pg_catalog.text)
-RETURNS void
-AS 'MODULE_PATHNAME', 'shift_owner_call'
-LANGUAGE C;
-
--- shift.phase_resumable(migration, phase, resumable): the running phase is in
--- (or has left) a section that an interruption does not need to undo.
-CREATE FUNCTION shift_internal.phase_resumable(migration pg_catalog.text, phase pg_catalog.text,
-                                            resumable pg_catalog.bool)
-RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  p @extschema@.phase;
-BEGIN
-  PERFORM shift_internal._leased(migration);
-  p := shift_internal._phase(migration, phase);
-  IF p.status <> 'running' THEN
-    RAISE EXCEPTION 'phase "%" of migration "%" is %, not running', phase, migration, p.status
-      USING ERRCODE = 'object_not_in_prerequisite_state';
-  END IF;
-  UPDATE @extschema@.phase pp SET resumable = phase_resumable.resumable
-   WHERE pp.migration = phase_resumable.migration AND pp.name = phase;
-END
-$$;
-CREATE FUNCTION @extschema@.phase_resumable(migration pg_catalog.text, phase pg_catalog.text,
-                                            resumable pg_catalog.bool)
 RETURNS void
 AS 'MODULE_PATHNAME', 'shift_owner_call'
 LANGUAGE C;
@@ -562,9 +548,8 @@ AS 'MODULE_PATHNAME', 'shift_owner_call'
 LANGUAGE C;
 
 -- shift.phase_failed(migration, phase, message, sqlstate, interrupted):
--- running -> failed.  The phase keeps needs_cleanup until shift.phase_cleaned,
--- unless it was interrupted in a resumable section (a backfill, which goes
--- on from its checkpoint).
+-- running -> failed (its own error: the runner runs its down next, then
+-- shift.phase_cleaned), or -> interrupted (the next run resumes it).
 CREATE FUNCTION shift_internal.phase_failed(migration pg_catalog.text, phase pg_catalog.text,
                                          message pg_catalog.text,
                                          sqlstate pg_catalog.text DEFAULT NULL,
@@ -583,9 +568,10 @@ BEGIN
       USING ERRCODE = 'object_not_in_prerequisite_state';
   END IF;
   UPDATE @extschema@.phase pp
-     SET status = 'failed', finished_at = now(), duration = now() - pp.started_at,
+     SET status = CASE WHEN interrupted THEN 'interrupted' ELSE 'failed' END,
+         finished_at = now(), duration = now() - pp.started_at,
          error_message = shift_internal.cap(phase_failed.message), error_sqlstate = phase_failed.sqlstate,
-         needs_cleanup = pp.reversible AND NOT (interrupted AND pp.resumable)
+         needs_cleanup = pp.reversible
    WHERE pp.migration = phase_failed.migration AND pp.name = phase;
   UPDATE @extschema@.migration SET lease_heartbeat = now() WHERE name = phase_failed.migration;
   PERFORM shift_internal._event(migration, phase,
@@ -651,14 +637,14 @@ BEGIN
     RAISE EXCEPTION 'phase "%" of migration "%" has no down: it is a point of no return', phase, migration
       USING ERRCODE = 'object_not_in_prerequisite_state';
   END IF;
-  IF NOT (p.status = 'done' OR (p.status = 'failed' AND p.needs_cleanup)) THEN
+  IF NOT (p.status IN ('done', 'interrupted') OR (p.status = 'failed' AND p.needs_cleanup)) THEN
     RAISE EXCEPTION 'phase "%" of migration "%" cannot be rolled back: it is %', phase, migration,
                     CASE WHEN p.status = 'failed' THEN 'failed and already clean' ELSE p.status END
       USING ERRCODE = 'object_not_in_prerequisite_state';
   END IF;
   SELECT * INTO blocker FROM @extschema@.phase pp
    WHERE pp.migration = phase_rollback_start.migration AND pp.ordinal > p.ordinal
-     AND (pp.status IN ('done', 'running', 'rolling_back') OR pp.needs_cleanup
+     AND (pp.status IN ('done', 'running', 'rolling_back', 'interrupted') OR pp.needs_cleanup
           OR (pp.status = 'failed' AND NOT pp.reversible))
    ORDER BY pp.ordinal DESC LIMIT 1;
   IF FOUND THEN
@@ -716,11 +702,13 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'shift_owner_call'
 LANGUAGE C;
 
--- shift.phase_rollback_failed(migration, phase, message, sqlstate):
--- rolling_back -> failed, still needing cleanup.
+-- shift.phase_rollback_failed(migration, phase, message, sqlstate, interrupted):
+-- rolling_back -> failed (its down raised), or -> interrupted: either way it
+-- still needs its down.
 CREATE FUNCTION shift_internal.phase_rollback_failed(migration pg_catalog.text, phase pg_catalog.text,
                                                   message pg_catalog.text,
-                                                  sqlstate pg_catalog.text DEFAULT NULL)
+                                                  sqlstate pg_catalog.text DEFAULT NULL,
+                                                  interrupted pg_catalog.bool DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -735,17 +723,22 @@ BEGIN
       USING ERRCODE = 'object_not_in_prerequisite_state';
   END IF;
   UPDATE @extschema@.phase pp
-     SET status = 'failed', needs_cleanup = true, finished_at = now(),
+     SET status = CASE WHEN interrupted THEN 'interrupted' ELSE 'failed' END,
+         needs_cleanup = true, finished_at = now(),
          duration = now() - pp.started_at,
-         error_message = shift_internal.cap('rollback failed: ' || phase_rollback_failed.message),
+         error_message = shift_internal.cap(CASE WHEN interrupted THEN 'rollback interrupted: '
+                                                 ELSE 'rollback failed: ' END || phase_rollback_failed.message),
          error_sqlstate = phase_rollback_failed.sqlstate
    WHERE pp.migration = phase_rollback_failed.migration AND pp.name = phase;
-  PERFORM shift_internal._event(migration, phase, 'phase_rollback_failed', message, sqlstate);
+  PERFORM shift_internal._event(migration, phase,
+                                CASE WHEN interrupted THEN 'interrupted' ELSE 'phase_rollback_failed' END,
+                                message, sqlstate);
 END
 $$;
 CREATE FUNCTION @extschema@.phase_rollback_failed(migration pg_catalog.text, phase pg_catalog.text,
                                                   message pg_catalog.text,
-                                                  sqlstate pg_catalog.text DEFAULT NULL)
+                                                  sqlstate pg_catalog.text DEFAULT NULL,
+                                                  interrupted pg_catalog.bool DEFAULT false)
 RETURNS void
 AS 'MODULE_PATHNAME', 'shift_owner_call'
 LANGUAGE C;
@@ -812,8 +805,10 @@ BEGIN
   END IF;
   SELECT CASE
            WHEN bool_or(pp.status = 'failed') THEN 'failed'
+           WHEN bool_or(pp.status = 'interrupted') THEN 'interrupted'
            WHEN bool_and(pp.status = 'done') THEN 'done'
-           WHEN NOT bool_or(pp.status = 'done') AND bool_or(pp.status = 'rolled_back') THEN 'rolled_back'
+           WHEN bool_or(pp.status = 'done') THEN 'partial'
+           WHEN bool_or(pp.status = 'rolled_back') THEN 'rolled_back'
            ELSE 'pending'
          END INTO s
     FROM @extschema@.phase pp WHERE pp.migration = migration_end.migration;
@@ -838,7 +833,9 @@ LANGUAGE C;
 
 CREATE VIEW @extschema@.status WITH (security_invoker = true) AS
 SELECT m.name AS migration,
-       m.status,
+       -- a lease whose work session no longer holds the migration's lock is a
+       -- runner that is gone: interrupted, whatever was recorded last
+       CASE WHEN m.status = 'running' AND NOT live.holds THEN 'interrupted' ELSE m.status END AS status,
        m.operation,
        d.done AS phases_done,
        m.nphases,
@@ -855,12 +852,20 @@ SELECT m.name AS migration,
        m.lease_runner_pid,
        m.lease_work_pid,
        pg_catalog.now() - m.lease_heartbeat AS heartbeat_age,
+       m.lease_work_pid IS NOT NULL AND live.holds AS runner_alive,
        m.applied_by,
        m.owner,
        m.runner_version,
        m.script_sha256,
        m.script_path
   FROM @extschema@.migration m
+  CROSS JOIN LATERAL (
+    SELECT EXISTS (SELECT FROM pg_catalog.pg_locks l
+                    WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+                      AND l.pid = m.lease_work_pid
+                      AND l.classid = 1936221812::pg_catalog.oid
+                      AND l.objid = (pg_catalog.hashtext(m.name)::pg_catalog.int8 & 4294967295)::pg_catalog.oid)
+           AS holds) live
   CROSS JOIN LATERAL (
     SELECT count(*) FILTER (WHERE p.status = 'done') AS done
       FROM @extschema@.phase p WHERE p.migration = m.name) d
@@ -870,7 +875,7 @@ SELECT m.name AS migration,
      ORDER BY p.ordinal LIMIT 1) cur ON true
   LEFT JOIN LATERAL (
     SELECT p.error_message, p.error_sqlstate, p.name FROM @extschema@.phase p
-     WHERE p.migration = m.name AND p.status = 'failed'
+     WHERE p.migration = m.name AND p.status IN ('failed', 'interrupted')
      ORDER BY p.finished_at DESC NULLS LAST LIMIT 1) err ON true;
 COMMENT ON VIEW @extschema@.status IS
   'one row per migration: state, phase k of n, elapsed time, last error, lease holder';

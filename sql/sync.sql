@@ -829,6 +829,32 @@ AS $$
 $$;
 
 /*
+ * shift._cutover_blockers(rel1, rel2) -> text: the backfill jobs, of any
+ * role, that still write or read either table (not done, not cancelled),
+ * with the pg_cron schedule each was last run by; NULL if none.  A cut-over
+ * (or its revert) renames the tables: such a job would follow its table's
+ * OID to the archive and write there, where the live table never sees it.
+ * Read as the extension's owner (it sees every role's jobs).
+ */
+CREATE FUNCTION shift_internal._cutover_blockers(rel1 pg_catalog.regclass, rel2 pg_catalog.regclass)
+RETURNS pg_catalog.text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT string_agg(format('backfill job "%s" of role %s (%s%s)', b.name, b.owner, b.state,
+                           CASE WHEN b.schedule IS NOT NULL
+                                THEN format(', run by pg_cron job "%s"', b.schedule) ELSE '' END),
+                    '; ' ORDER BY b.name)
+    FROM @extschema@.backfill b
+   WHERE b.state NOT IN ('done', 'cancelled')
+     AND (b.relation IN (rel1, rel2) OR b.into_relation IN (rel1, rel2))
+$$;
+CREATE FUNCTION @extschema@._cutover_blockers(rel1 pg_catalog.regclass, rel2 pg_catalog.regclass)
+RETURNS pg_catalog.text
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
+
+/*
  * shift_internal.cutover_check(sync, reverse, check_mode, check_rows) (C,
  * sync.c): compares the two sides under the cut-over's locks, running the
  * sync's expressions as the sync's owner.
@@ -1241,6 +1267,14 @@ BEGIN
       USING ERRCODE = 'feature_not_supported',
             DETAIL = 'PostgreSQL 15 cannot add a NOT VALID foreign key to a partitioned table, and a validated one would scan it under the cut-over''s locks.',
             HINT = 'Drop those foreign keys before the cut-over and add them to the new table afterwards (db:add_foreign_key).';
+  END IF;
+  -- a backfill still at work on either table would follow it to the archive
+  blockers := @extschema@._cutover_blockers(s.relation, s.target);
+  IF blockers IS NOT NULL THEN
+    RAISE EXCEPTION 'cannot % sync "%": a backfill is not finished on % or %', what, p_sync, s.relation, s.target
+      USING ERRCODE = 'object_in_use',
+            DETAIL = 'Unfinished: ' || blockers || '.  The cut-over renames the tables, and such a job would go on writing the archive.',
+            HINT = 'Let it finish (CALL shift.backfill_run) or cancel it (SELECT shift.backfill_cancel(name)), and remove the pg_cron schedule that runs it; then cut over.';
   END IF;
   -- a long transaction holding either table would make every attempt time out
   blockers := @extschema@._lock_holders(s.relation, s.target, max_xact_age);

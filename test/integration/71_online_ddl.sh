@@ -154,8 +154,21 @@ q "INSERT INTO stock (id, qty) VALUES (90005, 5)"
 expect_eq "and after the swap's rollback inserts keep their values" \
   "$(q "SELECT qty || '/' || qty__new FROM stock WHERE id = 90005")" "5/5"
 expect_eq "and the copy agrees with it in every row" "$(q "SELECT count(*) FROM stock WHERE qty__new IS DISTINCT FROM qty")" 0
+# the application's new version inserts without the old column while the
+# contract drops the sync and that (NOT NULL) column: never between the two
+cat >"$WORK/insert.sql" <<'SQL'
+\set id random(100000, 100000000)
+INSERT INTO stock (id, qty) VALUES (:id, 1) ON CONFLICT (id) DO NOTHING;
+SQL
+"$PGBENCH" -n -c 2 -T 6 -f "$WORK/insert.sql" "$DB" >"$WORK/inserts.out" 2>&1 &
+bench=$!
+sleep 1
 pgshift --dsn "dbname=$DB" run "$g"
 expect_rc "swap and contract" 0
+wait $bench
+bench_rc=$?
+expect_eq "no insert of the application failed while the sync and the old column went" \
+  "$bench_rc:$(grep -c 'aborted\|ERROR' "$WORK/inserts.out")" "0:0"
 expect_eq "qty is bigint, NOT NULL, with its default, and the helper columns are gone" \
   "$(q "SELECT format_type(atttypid, atttypmod) || ' ' || attnotnull || ' ' || pg_get_expr(d.adbin, d.adrelid)
           || ' ' || (SELECT count(*) FROM pg_attribute x WHERE x.attrelid = 'stock'::regclass AND x.attname LIKE 'qty\_\_%' AND NOT x.attisdropped)

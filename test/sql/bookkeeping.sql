@@ -133,12 +133,17 @@ SELECT * FROM shift.migration_begin('m2', repeat('d', 64),
 SELECT name, status, needs_cleanup, error_message FROM shift.phase WHERE migration = 'm2' ORDER BY ordinal;
 SELECT shift.migration_end('m2');
 
--- an interrupted reversible phase must be cleaned (its down run) before it restarts
+-- an interrupted phase is resumed as it is (its down does not run first);
+-- a phase that failed on its own starts again only once its down ran
 SELECT count(*) AS phases FROM shift.migration_begin('m2', repeat('d', 64),
   '[{"name":"only","reversible":true},{"name":"extra","reversible":true},{"name":"more","reversible":true}]',
   'run', pg_backend_pid());
 SELECT shift.phase_start('m2', 'extra');
 SELECT shift.phase_failed('m2', 'extra', 'canceled by the user', '57014', interrupted => true);
+SELECT name, status, needs_cleanup FROM shift.phase WHERE migration = 'm2' AND name = 'extra';
+SELECT shift.phase_cleaned('m2', 'extra');
+SELECT shift.phase_start('m2', 'extra');
+SELECT shift.phase_failed('m2', 'extra', 'division by zero', '22012');
 SELECT shift.phase_start('m2', 'extra');
 SELECT shift.phase_cleaned('m2', 'extra');
 SELECT shift.phase_start('m2', 'extra');
