@@ -8,6 +8,7 @@
 #   make test       every test against a throwaway cluster; ends "N passed, N failed"
 #   make bench      benchmarks (ratios against baselines, never pass/fail)
 #   make fuzz       long fuzz runs (test/fuzz/*.sh; FUZZ_SEED=, FUZZ_MINUTES=)
+#   make soak       the operator model for long (SEED=, MINUTES=, default 60)
 #   make unit       runner unit tests (cmocka), no server needed
 #   make valgrind   runner unit tests under valgrind, failing on leaks
 
@@ -62,7 +63,7 @@ sql/$(EXTENSION)--$(EXTVERSION).sql: $(SQL_SOURCES) $(EXTENSION).control
 
 $(OBJS): $(EXTENSION).control
 
-.PHONY: runner install-runner clean-runner deps demo test bench fuzz unit valgrind
+.PHONY: runner install-runner clean-runner deps demo test bench fuzz soak unit valgrind
 
 runner:
 	$(MAKE) -C runner
@@ -89,6 +90,9 @@ bench:
 
 fuzz:
 	bash test/harness.sh fuzz
+
+soak:
+	bash test/harness.sh soak
 
 unit: runner
 	$(MAKE) -C test/unit run

@@ -43,8 +43,10 @@ q "CREATE TABLE l (id int PRIMARY KEY, n int NOT NULL DEFAULT 0, pad text);
    INSERT INTO l SELECT g, 0, repeat('x', 200) FROM generate_series(1, 30000) g"
 q "SELECT shift.backfill_create('lagged', 'l', set => 'n = n + 1', batch_min => 1000, batch_max => 1000,
                                 max_lag => '1 second', sleep_ratio => 20)" >/dev/null
-psql -X -q -h "$SB" -p "$SBPORT" -d "$DB" -c "SELECT pg_wal_replay_pause()" >/dev/null
 q "CALL shift.backfill_run('lagged', max_batches => 3)"
+# paused only now: with replay paused first, the lag could pass max_lag before
+# those three batches ran, and that run would wait for a replay nobody resumes
+psql -X -q -h "$SB" -p "$SBPORT" -d "$DB" -c "SELECT pg_wal_replay_pause()" >/dev/null
 psql -X -q -d "$DB" -c "CALL shift.backfill_run('lagged')" >"$WORK/lagged.out" 2>&1 &
 runner=$!
 wait_for "the job waits on the standby's lag" 30 \
