@@ -85,6 +85,7 @@ extern void pgs_push_sqlerror(lua_State *L, const PgsError *err);
 
 struct PgsOptions;
 extern lua_State *pgs_lua_new(const struct PgsOptions *opts);
+extern void pgs_push_where(lua_State *L);
 extern int	pgs_pcall(lua_State *L, int nargs, int nresults);
 extern void pgs_print_failure(lua_State *L, int idx, FILE *out,
 							  const char *context, bool verbose);

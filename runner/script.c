@@ -85,12 +85,13 @@ has_position(const char *msg)
 }
 
 /*
- * Pushes "file:line: " of the innermost active function defined in a file
- * (chunk name "@..."), or "" when there is none.  assert() and error objects
- * without position get the line of the migration code that raised them.
+ * pgs_push_where: pushes "file:line: " of the innermost active function
+ * defined in a file (chunk name "@..."), or "" when there is none: the line
+ * of the migration code that called into the runner.  assert() and error
+ * objects without position get it too.
  */
-static void
-push_file_where(lua_State *L)
+void
+pgs_push_where(lua_State *L)
 {
 	lua_Debug	ar;
 	int			level;
@@ -149,11 +150,11 @@ msghandler(lua_State *L)
 		const char *msg = lua_tostring(L, 1);
 
 		if (has_position(msg))
-			lua_pushstring(L, msg);
+			lua_pushvalue(L, 1);	/* the whole string: it may hold a zero byte */
 		else
 		{
-			push_file_where(L);
-			lua_pushstring(L, msg);
+			pgs_push_where(L);
+			lua_pushvalue(L, 1);
 			lua_concat(L, 2);
 		}
 	}
@@ -164,9 +165,31 @@ msghandler(lua_State *L)
 	else
 	{
 		lua_settop(L, 2);		/* drop a __tostring result that is no string */
-		push_file_where(L);
+		pgs_push_where(L);
 		lua_pushfstring(L, "error object is a %s value", luaL_typename(L, 1));
 		lua_concat(L, 2);
+	}
+	/* a zero byte would cut the message short wherever C reads it: "\0" */
+	{
+		size_t		len;
+		const char *msg = lua_tolstring(L, -1, &len);
+
+		if (strlen(msg) != len)
+		{
+			luaL_Buffer b;
+			size_t		i;
+
+			luaL_buffinit(L, &b);
+			for (i = 0; i < len; i++)
+			{
+				if (msg[i] == '\0')
+					luaL_addstring(&b, "\\0");
+				else
+					luaL_addchar(&b, msg[i]);
+			}
+			luaL_pushresult(&b);
+			lua_remove(L, -2);
+		}
 	}
 	lua_setfield(L, 2, "message");
 

@@ -311,6 +311,16 @@ local function caller_where(level)
   return ""
 end
 
+-- What db:exec would refuse: a zero byte (PostgreSQL would see only the text
+-- before it); nil if the string is fine.
+local function zero_byte(what, s)
+  local at = type(s) == "string" and s:find("\0", 1, true)
+  if at then
+    return string.format("%s contains a zero byte (at byte %d), which PostgreSQL text cannot hold;"
+      .. " nothing was sent", what, at)
+  end
+end
+
 -- Runs db:exec, attributing an SQL error to `where` (the user's call).
 local function exec_at(db, where, sql, ...)
   local ok, n = pcall(db.exec, db, sql, ...)
@@ -372,6 +382,8 @@ end
 -- runs once (an aborted transaction cannot retry).
 function db_methods.ddl(db, sql, opts)
   if type(sql) ~= "string" then error("db:ddl: expected an SQL string", 2) end
+  local bad = zero_byte("the SQL text", sql)
+  if bad then error(caller_where(2) .. "db:ddl: " .. bad, 0) end
   opts = check_options(opts, DDL_OPTIONS, "db:ddl")
   local where = caller_where(2)
   local lock_timeout = timeout_text(opts.lock_timeout or "2s", "lock_timeout")
@@ -647,6 +659,9 @@ end
 local function record(self, kind, sql, ...)
   if type(sql) ~= "string" then error("db:" .. kind .. ": expected an SQL string", 3) end
   local params = table.pack(...)
+  local bad = zero_byte("the SQL text", sql)
+  for i = 1, params.n do bad = bad or zero_byte("parameter $" .. i, params[i]) end
+  if bad then error(caller_where(3) .. "db:" .. kind .. ": " .. bad, 0) end
   local shown = {}
   for i = 1, params.n do
     local v = params[i]
