@@ -111,6 +111,17 @@ load_migration_file(lua_State *L, InspectArgs *a, char *sha)
 	return true;
 }
 
+/* The command's output: a string, bytes and all (the filter shows a zero). */
+static void
+print_result(lua_State *L, int idx)
+{
+	size_t		len;
+	const char *text = lua_tolstring(L, idx, &len);
+
+	fwrite(text, 1, len, stdout);
+	fflush(stdout);
+}
+
 static int
 plan_main(lua_State *L)
 {
@@ -166,8 +177,7 @@ plan_main(lua_State *L)
 		a->rc = PGS_EXIT_FAIL;
 		return 0;
 	}
-	fputs(lua_tostring(L, -1), stdout);
-	fflush(stdout);
+	print_result(L, -1);
 	a->rc = PGS_EXIT_OK;
 	return 0;
 }
@@ -204,8 +214,7 @@ status_main(lua_State *L)
 		pgs_errorf("%s\n", lua_tostring(L, -1));
 		return 0;
 	}
-	fputs(lua_tostring(L, -2), stdout);
-	fflush(stdout);
+	print_result(L, -2);
 	a->rc = PGS_EXIT_OK;
 	return 0;
 }
@@ -265,8 +274,7 @@ lint_main(lua_State *L)
 		pgs_print_failure(L, -1, stderr, "while linting", opts->verbose);
 		return 0;
 	}
-	fputs(lua_tostring(L, -2), stdout);
-	fflush(stdout);
+	print_result(L, -2);
 	a->rc = (int) lua_tointeger(L, -1);
 	return 0;
 }

@@ -161,7 +161,19 @@ extern int	pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copt
 /* ---- sha256.c ---- */
 extern int	pgs_sha256_file(const char *path, char *hex);
 
-/* ---- output ---- */
+/* ---- output.c: the filter in front of stdout and stderr, JSON strings ---- */
+typedef void (*PgsPutFn) (void *arg, const char *s, size_t len);
+
+extern void pgs_output_init(void);
+extern void pgs_output_json(bool on);
+extern void pgs_term_control(const char *seq);
+extern int	pgs_utf8_decode(const unsigned char *s, size_t len, uint32_t *cp);
+extern size_t pgs_sanitize(const char *in, size_t len, bool json, bool final,
+						   PgsPutFn put, void *arg);
+extern void pgs_json_quote(const char *s, size_t len, PgsPutFn put, void *arg);
+extern void pgs_json_fputs(FILE *out, const char *s);
+
+/* ---- script.c: the live line, errors ---- */
 extern void pgs_live_update(const char *text);
 extern void pgs_live_clear(void);
 extern void pgs_errorf(const char *fmt,...) __attribute__((format(printf, 1, 2)));

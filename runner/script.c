@@ -39,16 +39,17 @@ pgs_live_clear(void)
 {
 	if (live_shown)
 	{
-		fputs("\r\033[K", stdout);
-		fflush(stdout);
+		pgs_term_control("\r\033[K");
 		live_shown = false;
 	}
 }
 
+/* The line's text goes through the output filter; only "\r\033[K" does not. */
 void
 pgs_live_update(const char *text)
 {
-	fprintf(stdout, "\r\033[K%s", text);
+	pgs_term_control("\r\033[K");
+	fputs(text, stdout);
 	fflush(stdout);
 	live_shown = true;
 }
@@ -282,6 +283,26 @@ pgs_print_failure(lua_State *L, int idx, FILE *out, const char *context,
 	fflush(out);
 }
 
+/* C.json_string(s) -> s as a JSON string literal (see pgs_json_quote) */
+static void
+put_buffer(void *arg, const char *s, size_t len)
+{
+	luaL_addlstring((luaL_Buffer *) arg, s, len);
+}
+
+static int
+l_json_string(lua_State *L)
+{
+	size_t		len;
+	const char *s = luaL_checklstring(L, 1, &len);
+	luaL_Buffer b;
+
+	luaL_buffinit(L, &b);
+	pgs_json_quote(s, len, put_buffer, &b);
+	luaL_pushresult(&b);
+	return 1;
+}
+
 /* C.write(text): progress output on stdout (clears the live line). */
 static int
 l_write(lua_State *L)
@@ -383,6 +404,7 @@ static const luaL_Reg c_helpers[] = {
 	{"backfill_watch", l_backfill_watch},
 	{"add_rows", l_add_rows},
 	{"msghandler", msghandler},
+	{"json_string", l_json_string},
 	{NULL, NULL}
 };
 

@@ -26,9 +26,9 @@ local function sorted_keys(t)
   return table.concat(keys, ", ")
 end
 
--- Marks tables made by migration{} so that the loader can tell them from
--- anything else a file might return.
-local is_migration = setmetatable({}, { __mode = "k" })
+-- What migration{} returned -> the validated migration it stands for.  The
+-- file gets a copy: changing it afterwards changes nothing that runs.
+local validated = setmetatable({}, { __mode = "k" })
 
 -- error() at the line of the caller's `migration {` (level 3: the check
 -- function, migration(), then the file), or at an explicit line when a
@@ -169,8 +169,13 @@ function M.migration(spec)
     out.phases[i] = { name = p.name, description = p.description, up = p.up,
                       down = p.down, verify = p.verify, line = pw.line }
   end
-  is_migration[out] = true
-  return out
+  local copy = { name = out.name, description = out.description, phases = {} }
+  for i, p in ipairs(out.phases) do
+    copy.phases[i] = { name = p.name, description = p.description, up = p.up,
+                       down = p.down, verify = p.verify }
+  end
+  validated[copy] = out
+  return copy
 end
 
 -- ---------------------------------------------------------------------------
@@ -185,11 +190,11 @@ end
 
 -- JSON text of a Lua value.  Tables made with M.array() are arrays; other
 -- tables are objects with sorted keys (stable output); nil and NaN are null.
+-- Strings are always valid JSON whatever bytes they hold (C.json_string:
+-- controls escaped, bytes that are not UTF-8 become U+FFFD).
 local array_mt = { __name = "json array" }
 function M.array(t) return setmetatable(t or {}, array_mt) end
 
-local escapes = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
-                  ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
 local function json(v, out)
   local t = type(v)
   if v == nil then out[#out + 1] = "null"
@@ -199,9 +204,7 @@ local function json(v, out)
     elseif math.type(v) == "integer" then out[#out + 1] = string.format("%d", v)
     else out[#out + 1] = string.format("%.17g", v) end
   elseif t == "string" then
-    out[#out + 1] = '"' .. v:gsub('[%c"\\]', function(c)
-      return escapes[c] or string.format("\\u%04x", c:byte())
-    end) .. '"'
+    out[#out + 1] = C.json_string(v)
   elseif t == "table" then
     if getmetatable(v) == array_mt or (next(v) ~= nil and rawlen(v) > 0 and next(v, rawlen(v)) == nil) then
       out[#out + 1] = "["
@@ -1620,11 +1623,12 @@ function M.load(path)
     loading = nil
   end })
   local result = chunk()
-  if not is_migration[result] then
+  local mig = validated[result]
+  if not mig then
     error(path .. ": the file must end with 'return migration { ... }' (it returned "
       .. (result == nil and "nothing" or ("a " .. type(result))) .. ")", 0)
   end
-  return result
+  return mig
 end
 
 
