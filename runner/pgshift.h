@@ -85,6 +85,10 @@ extern void pgs_push_sqlerror(lua_State *L, const PgsError *err);
 
 struct PgsOptions;
 extern lua_State *pgs_lua_new(const struct PgsOptions *opts);
+extern lua_State *pgs_lua_new_sandbox(const struct PgsOptions *opts);
+extern void pgs_lua_close(lua_State *L);
+extern void pgs_sandbox_limits(long long steps, size_t memory, int cpu_seconds);
+extern const char *pgs_sandbox_stopped(lua_State *L);
 extern void pgs_push_where(lua_State *L);
 extern int	pgs_pcall(lua_State *L, int nargs, int nresults);
 extern void pgs_print_failure(lua_State *L, int idx, FILE *out,
