@@ -1286,6 +1286,6 @@ pgs_cmd_session(const PgsOptions *opts, const char *command, const char *path)
 	}
 	pgs_set_work_conn(NULL, NULL, NULL);
 	pgs_set_engine(NULL);
-	lua_close(L);
+	pgs_lua_close(L);
 	return s.rc;
 }

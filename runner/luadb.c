@@ -8,7 +8,9 @@
  * so that a Lua error raised while rows are converted (out of memory, a
  * duplicate column name) never leaks it.  SQL errors are raised as tables
  * with metatable pgshift.sqlerror: message, sqlstate, detail, hint, context,
- * statement, position and where (the file:line of the call).
+ * statement, position and where (the file:line of the call).  SQL text or a
+ * parameter holding a zero byte is refused before anything is sent: libpq
+ * would send only the part before it.
  */
 #include <errno.h>
 #include <math.h>
@@ -230,12 +232,38 @@ sqlerror_tostring(lua_State *L)
 }
 
 /*
+ * Raises "file:line: db:METHOD: WHAT contains a zero byte ..." for a string
+ * that libpq would cut short at its first zero byte: "INSERT ...\0; DROP ..."
+ * would run the INSERT and report success.  file:line is the migration's
+ * call.  Nothing has been sent when this is raised.
+ */
+static void
+refuse_zero_byte(lua_State *L, int idx, const char *method, const char *what)
+{
+	size_t		len;
+	const char *s;
+	const char *zero;
+
+	if (lua_type(L, idx) != LUA_TSTRING)
+		return;
+	s = lua_tolstring(L, idx, &len);
+	if ((zero = memchr(s, '\0', len)) == NULL)
+		return;
+	pgs_push_where(L);
+	lua_pushfstring(L, "db:%s: %s contains a zero byte (at byte %d), which PostgreSQL "
+					"text cannot hold; nothing was sent", method, what,
+					(int) (zero - s) + 1);
+	lua_concat(L, 2);
+	lua_error(L);
+}
+
+/*
  * Runs the statement in argument 2 with arguments 3.. as parameters and
  * returns the result box (on the stack top) holding a successful result.
- * Raises an sqlerror on failure.
+ * Raises an sqlerror on failure.  method names the db method for errors.
  */
 static ResultBox *
-run_statement(lua_State *L)
+run_statement(lua_State *L, const char *method)
 {
 	LuaDb	   *db = check_db(L);
 	const char *sql = luaL_checkstring(L, 2);
@@ -247,6 +275,14 @@ run_statement(lua_State *L)
 	if (nparams > MAX_PARAMS)
 		luaL_error(L, "too many parameters (%d, the limit is %d)",
 				   nparams, MAX_PARAMS);
+	refuse_zero_byte(L, 2, method, "the SQL text");
+	for (i = 0; i < nparams; i++)
+	{
+		char		what[32];
+
+		snprintf(what, sizeof(what), "parameter $%d", i + 1);
+		refuse_zero_byte(L, 3 + i, method, what);
+	}
 	if (nparams > 0)
 	{
 		luaL_checkstack(L, nparams + 8, "too many parameters");
@@ -307,7 +343,7 @@ writes_rows(const char *tag)
 static int
 db_exec(lua_State *L)
 {
-	ResultBox  *box = run_statement(L);
+	ResultBox  *box = run_statement(L, "exec");
 	const char *n = PQcmdTuples(box->res);
 	lua_Integer count = (n && *n) ? (lua_Integer) strtoll(n, NULL, 10)
 		: (lua_Integer) PQntuples(box->res);
@@ -323,7 +359,7 @@ db_exec(lua_State *L)
 static int
 db_query(lua_State *L)
 {
-	ResultBox  *box = run_statement(L);
+	ResultBox  *box = run_statement(L, "query");
 	PGresult   *res = box->res;
 	int			nrows = PQntuples(res);
 	int			ncols = PQnfields(res);
@@ -362,7 +398,7 @@ db_query(lua_State *L)
 static int
 db_value(lua_State *L)
 {
-	ResultBox  *box = run_statement(L);
+	ResultBox  *box = run_statement(L, "value");
 	PGresult   *res = box->res;
 
 	if (PQntuples(res) == 0 || PQnfields(res) == 0)

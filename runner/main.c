@@ -222,6 +222,8 @@ main(int argc, char **argv)
 	int			c;
 	int			i;
 
+	/* everything printed from here on goes through the output filter */
+	pgs_output_init();
 	memset(&opts, 0, sizeof(opts));
 	memset(&copts, 0, sizeof(copts));
 	opterr = 0;
@@ -343,6 +345,10 @@ main(int argc, char **argv)
 			fputs("Try \"pgshift --help\" for more information.\n", stderr);
 			return PGS_EXIT_USAGE;
 		}
+
+	/* stdout carries JSON: what the filter neutralises becomes JSON escapes */
+	if (opts.json || (opts.format && strcmp(opts.format, "json") == 0))
+		pgs_output_json(true);
 
 	if (strcmp(command, "compare") == 0)
 	{

@@ -85,6 +85,11 @@ extern void pgs_push_sqlerror(lua_State *L, const PgsError *err);
 
 struct PgsOptions;
 extern lua_State *pgs_lua_new(const struct PgsOptions *opts);
+extern lua_State *pgs_lua_new_sandbox(const struct PgsOptions *opts);
+extern void pgs_lua_close(lua_State *L);
+extern void pgs_sandbox_limits(long long steps, size_t memory, int cpu_seconds);
+extern const char *pgs_sandbox_stopped(lua_State *L);
+extern void pgs_push_where(lua_State *L);
 extern int	pgs_pcall(lua_State *L, int nargs, int nresults);
 extern void pgs_print_failure(lua_State *L, int idx, FILE *out,
 							  const char *context, bool verbose);
@@ -161,7 +166,19 @@ extern int	pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copt
 /* ---- sha256.c ---- */
 extern int	pgs_sha256_file(const char *path, char *hex);
 
-/* ---- output ---- */
+/* ---- output.c: the filter in front of stdout and stderr, JSON strings ---- */
+typedef void (*PgsPutFn) (void *arg, const char *s, size_t len);
+
+extern void pgs_output_init(void);
+extern void pgs_output_json(bool on);
+extern void pgs_term_control(const char *seq);
+extern int	pgs_utf8_decode(const unsigned char *s, size_t len, uint32_t *cp);
+extern size_t pgs_sanitize(const char *in, size_t len, bool json, bool final,
+						   PgsPutFn put, void *arg);
+extern void pgs_json_quote(const char *s, size_t len, PgsPutFn put, void *arg);
+extern void pgs_json_fputs(FILE *out, const char *s);
+
+/* ---- script.c: the live line, errors ---- */
 extern void pgs_live_update(const char *text);
 extern void pgs_live_clear(void);
 extern void pgs_errorf(const char *fmt,...) __attribute__((format(printf, 1, 2)));

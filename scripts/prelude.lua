@@ -26,9 +26,9 @@ local function sorted_keys(t)
   return table.concat(keys, ", ")
 end
 
--- Marks tables made by migration{} so that the loader can tell them from
--- anything else a file might return.
-local is_migration = setmetatable({}, { __mode = "k" })
+-- What migration{} returned -> the validated migration it stands for.  The
+-- file gets a copy: changing it afterwards changes nothing that runs.
+local validated = setmetatable({}, { __mode = "k" })
 
 -- error() at the line of the caller's `migration {` (level 3: the check
 -- function, migration(), then the file), or at an explicit line when a
@@ -93,15 +93,18 @@ end
 local is_group = setmetatable({}, { __mode = "k" })
 local group_where = setmetatable({}, { __mode = "k" })
 
--- While a file runs, the line it is executing: `return migration { ... }` is
--- a tail call, which leaves no frame for debug.getinfo to find the caller in.
-local loading = nil
+-- While a file runs, C.tracked() gives the line it is executing: `return
+-- migration { ... }` is a tail call, which leaves no frame for debug.getinfo
+-- to find the caller in.
+local loading = false
 
 -- migration { name = ..., phases = { ... } } -> the validated migration.
 function M.migration(spec)
   local where = { level = 3 }
-  if loading and loading.line then
-    where = { source = loading.short_src, line = loading.line }
+  local src, line
+  if loading then src, line = C.tracked() end
+  if line then
+    where = { source = src, line = line }
   else
     local info = debug.getinfo(2, "Sl")
     if info and info.currentline and info.currentline > 0 then
@@ -169,15 +172,21 @@ function M.migration(spec)
     out.phases[i] = { name = p.name, description = p.description, up = p.up,
                       down = p.down, verify = p.verify, line = pw.line }
   end
-  is_migration[out] = true
-  return out
+  local copy = { name = out.name, description = out.description, phases = {} }
+  for i, p in ipairs(out.phases) do
+    copy.phases[i] = { name = p.name, description = p.description, up = p.up,
+                       down = p.down, verify = p.verify }
+  end
+  validated[copy] = out
+  return copy
 end
 
 -- ---------------------------------------------------------------------------
 -- Output: every progress line and every --json event goes through M.emit.
 -- ---------------------------------------------------------------------------
 
-local settings = { format = "text", quiet = false, dry_run = false }
+-- sandbox: the file is under review (plan, lint), see M.load.
+local settings = { format = "text", quiet = false, dry_run = false, sandbox = false }
 
 function M.configure(opts)
   for k, v in pairs(opts) do settings[k] = v end
@@ -185,11 +194,11 @@ end
 
 -- JSON text of a Lua value.  Tables made with M.array() are arrays; other
 -- tables are objects with sorted keys (stable output); nil and NaN are null.
+-- Strings are always valid JSON whatever bytes they hold (C.json_string:
+-- controls escaped, bytes that are not UTF-8 become U+FFFD).
 local array_mt = { __name = "json array" }
 function M.array(t) return setmetatable(t or {}, array_mt) end
 
-local escapes = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
-                  ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
 local function json(v, out)
   local t = type(v)
   if v == nil then out[#out + 1] = "null"
@@ -199,9 +208,7 @@ local function json(v, out)
     elseif math.type(v) == "integer" then out[#out + 1] = string.format("%d", v)
     else out[#out + 1] = string.format("%.17g", v) end
   elseif t == "string" then
-    out[#out + 1] = '"' .. v:gsub('[%c"\\]', function(c)
-      return escapes[c] or string.format("\\u%04x", c:byte())
-    end) .. '"'
+    out[#out + 1] = C.json_string(v)
   elseif t == "table" then
     if getmetatable(v) == array_mt or (next(v) ~= nil and rawlen(v) > 0 and next(v, rawlen(v)) == nil) then
       out[#out + 1] = "["
@@ -291,7 +298,8 @@ end
 
 -- log(...): a progress line from a migration, indented under its phase.
 function M.log(...)
-  if settings.dry_run then return end     -- plan: phase code runs, prints nothing
+  -- plan and lint: the file's code runs, prints nothing
+  if settings.dry_run or settings.sandbox then return end
   local parts = table.pack(...)
   for i = 1, parts.n do parts[i] = tostring(parts[i]) end
   M.emit { event = "log", message = table.concat(parts, " ", 1, parts.n) }
@@ -309,6 +317,16 @@ local function caller_where(level)
     return info.short_src .. ":" .. info.currentline .. ": "
   end
   return ""
+end
+
+-- What db:exec would refuse: a zero byte (PostgreSQL would see only the text
+-- before it); nil if the string is fine.
+local function zero_byte(what, s)
+  local at = type(s) == "string" and s:find("\0", 1, true)
+  if at then
+    return string.format("%s contains a zero byte (at byte %d), which PostgreSQL text cannot hold;"
+      .. " nothing was sent", what, at)
+  end
 end
 
 -- Runs db:exec, attributing an SQL error to `where` (the user's call).
@@ -372,6 +390,8 @@ end
 -- runs once (an aborted transaction cannot retry).
 function db_methods.ddl(db, sql, opts)
   if type(sql) ~= "string" then error("db:ddl: expected an SQL string", 2) end
+  local bad = zero_byte("the SQL text", sql)
+  if bad then error(caller_where(2) .. "db:ddl: " .. bad, 0) end
   opts = check_options(opts, DDL_OPTIONS, "db:ddl")
   local where = caller_where(2)
   local lock_timeout = timeout_text(opts.lock_timeout or "2s", "lock_timeout")
@@ -655,31 +675,44 @@ end
 -- The dry-run db of `pgshift plan`: records what a phase would send.
 -- ---------------------------------------------------------------------------
 
-local Dry = {}
+-- A dry-run db is an empty table; what it recorded is kept here, out of
+-- reach of the code under review (plan and lint run a file that need not be
+-- trusted: it must not be able to change what the reviewer is shown), and
+-- its metatable is hidden from getmetatable().
+local Dry = { __name = "dry-run db", __metatable = "dry-run db" }
 Dry.__index = Dry
-Dry.__name = "dry-run db"
+local dry_state = setmetatable({}, { __mode = "k" })
 
 function M.dry_db()
-  return setmetatable({ statements = {}, intx = false }, Dry)
+  local db = setmetatable({}, Dry)
+  dry_state[db] = { statements = {}, intx = false }
+  return db
 end
 
+local function is_dry(db) return dry_state[db] ~= nil end
+
 local function record(self, kind, sql, ...)
+  local state = dry_state[self]
+  if not state then error("db:" .. kind .. ": expected a db (call it as db:" .. kind .. "(...))", 3) end
   if type(sql) ~= "string" then error("db:" .. kind .. ": expected an SQL string", 3) end
   local params = table.pack(...)
+  local bad = zero_byte("the SQL text", sql)
+  for i = 1, params.n do bad = bad or zero_byte("parameter $" .. i, params[i]) end
+  if bad then error(caller_where(3) .. "db:" .. kind .. ": " .. bad, 0) end
   local shown = {}
   for i = 1, params.n do
     local v = params[i]
     shown[i] = v == nil and "NULL" or (type(v) == "string" and string.format("%q", v) or tostring(v))
   end
-  self.statements[#self.statements + 1] = { kind = kind, sql = sql, params = M.array(shown),
-                                           where = caller_where(3) }
-  return self.statements[#self.statements]
+  state.statements[#state.statements + 1] = { kind = kind, sql = sql, params = M.array(shown),
+                                              where = caller_where(3) }
+  return state.statements[#state.statements]
 end
 
 function Dry:exec(sql, ...) record(self, "exec", sql, ...) return 0 end
 function Dry:query(sql, ...) record(self, "query", sql, ...) return {} end
 function Dry:value(sql, ...) record(self, "value", sql, ...) return nil end
-function Dry:in_transaction() return self.intx end
+function Dry:in_transaction() return dry_state[self] ~= nil and dry_state[self].intx end
 function Dry:ddl(sql, opts)
   opts = check_options(opts, DDL_OPTIONS, "db:ddl")
   local st = record(self, "ddl", sql)
@@ -688,9 +721,9 @@ function Dry:ddl(sql, opts)
 end
 function Dry:transaction(fn)
   record(self, "exec", "BEGIN")
-  self.intx = true
+  dry_state[self].intx = true
   local res = table.pack(pcall(fn, self))
-  self.intx = false
+  dry_state[self].intx = false
   record(self, "exec", res[1] and "COMMIT" or "ROLLBACK")
   if not res[1] then error(res[2], 0) end
   return table.unpack(res, 2, res.n)
@@ -762,7 +795,7 @@ end
 -- A catalog lookup: the dry run answers nothing and records nothing (a plan
 -- shows what changes, and takes the path that changes the most).
 local function query_at(db, where, sql, ...)
-  if getmetatable(db) == Dry then return {} end
+  if is_dry(db) then return {} end
   return run_query(db, where, sql, ...)
 end
 
@@ -956,7 +989,7 @@ function helpers.drop_index(db, opts)
   local where = caller_where(2)
   local name = required(opts, "name", "db:drop_index")
   local _, qname = index_state(db, where, required(opts, "table", "db:drop_index"), name)
-  if qname == nil and getmetatable(db) ~= Dry then return false end
+  if qname == nil and not is_dry(db) then return false end
   ddl_at(db, where, "DROP INDEX CONCURRENTLY IF EXISTS " .. (qname or qi(name)),
     { lock_timeout = opts.lock_timeout or 0 })
   return true
@@ -1090,7 +1123,7 @@ function helpers.add_column(db, opts)
   else
     local rewrites = query_at(db, where, "SELECT 1 FROM shift.lint($1, '1s') WHERE rule = 'add-column-rewrite'",
       add .. " DEFAULT " .. opts.default)
-    if #rewrites == 0 and getmetatable(db) ~= Dry then
+    if #rewrites == 0 and not is_dry(db) then
       ddl_at(db, where, add .. " DEFAULT " .. opts.default .. (opts.not_null and " NOT NULL" or ""), lt)
       return
     end
@@ -1295,7 +1328,7 @@ SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS 
       down = function(db)
         local where = site
         local t = table_name(db, where, tbl)
-        if getmetatable(db) ~= Dry and not inspect(db, where, old) then
+        if not is_dry(db) and not inspect(db, where, old) then
           M.log(tbl .. "." .. col .. " was not swapped: nothing to undo")
           return
         end
@@ -1346,7 +1379,7 @@ local function dry_run(fn)
   settings.dry_run = true
   local ok, err = xpcall(fn, C.msghandler, db)
   settings.dry_run = false
-  return { statements = M.array(db.statements), stopped = (not ok) and err.message or nil }
+  return { statements = M.array(dry_state[db].statements), stopped = (not ok) and err.message or nil }
 end
 
 -- M.plan(migration, info) -> the plan as a table.  info: file, sha256, and
@@ -1619,32 +1652,105 @@ function M.status(db, name, format)
   return table.concat(out, "\n") .. "\n"
 end
 
+-- ---------------------------------------------------------------------------
+-- Loading a migration file.  run, rollback and verify trust the file: it
+-- sees all of Lua, like a Makefile sees the shell.  plan and lint review a
+-- file that need not be trusted: it runs in a sandbox environment with the
+-- pure libraries (copies, so that it cannot change the ones the runner
+-- uses), os.time/date/clock/difftime, text-only load, and nothing that
+-- reaches files, processes, the environment, the debug library or the
+-- runner's own tables.  script.c hides the strings' metatable, removes
+-- string.dump and bounds instructions, memory and CPU time.
+-- ---------------------------------------------------------------------------
+
+local function copy_table(t)
+  local c = {}
+  for k, v in pairs(t) do c[k] = v end
+  return c
+end
+
+-- A name the sandbox does not offer: using it says why.
+local function unavailable(name)
+  return name .. " is not available in pgshift plan and lint: they review the file in a sandbox"
+    .. " (run, rollback and verify give it all of Lua)"
+end
+local function blocked_function(name)
+  return function() error(unavailable(name), 2) end
+end
+-- t (a new table by default) whose other fields say they are unavailable
+local function blocked_library(name, t)
+  return setmetatable(t or {}, {
+    __index = function(_, k) error(unavailable(name .. "." .. tostring(k)), 2) end,
+    __newindex = function(_, k) error(unavailable(name .. "." .. tostring(k)), 2) end,
+    __metatable = false,
+  })
+end
+
+local SANDBOX_BASE = {
+  "assert", "error", "getmetatable", "ipairs", "next", "pairs", "pcall", "rawequal", "rawget",
+  "rawlen", "rawset", "select", "tonumber", "tostring", "type", "xpcall",
+  "_VERSION",
+}
+
+local function sandbox_env()
+  local env = {}
+  for _, k in ipairs(SANDBOX_BASE) do env[k] = _G[k] end
+  for _, k in ipairs({ "string", "table", "math", "utf8", "coroutine" }) do
+    env[k] = copy_table(_G[k])
+  end
+  env.string.dump = nil
+  -- os.getenv answers nil: the reviewer's environment stays private
+  env.os = blocked_library("os", { time = os.time, date = os.date, clock = os.clock,
+                                   difftime = os.difftime, getenv = function() return nil end })
+  -- text chunks only, in this environment unless another is given
+  local real_load = load
+  env.load = function(chunk, name, _, ...)
+    if select("#", ...) > 0 then return real_load(chunk, name, "t", ...) end
+    return real_load(chunk, name, "t", env)
+  end
+  env.print = function() end             -- like log(): plan prints nothing of the file's
+  -- a finalizer runs with hooks off, where the instruction limit cannot stop it
+  env.setmetatable = function(t, mt)
+    if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
+      error(unavailable("a __gc metamethod (finalizer)"), 2)
+    end
+    return setmetatable(t, mt)
+  end
+  for _, k in ipairs({ "io", "debug", "package" }) do env[k] = blocked_library(k) end
+  for _, k in ipairs({ "require", "dofile", "loadfile", "collectgarbage", "warn" }) do
+    env[k] = blocked_function(k)
+  end
+  env._G = env
+  return env
+end
+
 -- Loads a migration file: runs it in its own environment (globals it sets
 -- stay in it) and checks that it returned migration { ... }.
 function M.load(path)
-  local env = setmetatable({ migration = M.migration, log = M.log, online = M.online },
-                           { __index = _G })
+  local env
+  if settings.sandbox then
+    env = sandbox_env()
+  else
+    env = setmetatable({}, { __index = _G })
+  end
+  env.migration, env.log = M.migration, M.log
+  env.online = { change_column_type = M.online.change_column_type }
   local chunk, err = loadfile(path, "t", env)
   if not chunk then error(err, 0) end
-  local state = { source = "@" .. path }
-  loading = state
-  debug.sethook(function(_, line)
-    local info = debug.getinfo(2, "S")
-    if info.source == state.source then
-      state.short_src, state.line = info.short_src, line
-    end
-  end, "l")
-  -- Removes the hook however the chunk ends, error included.
+  loading = true
+  C.track("@" .. path)
+  -- Stops following the file however the chunk ends, error included.
   local _ <close> = setmetatable({}, { __close = function()
-    debug.sethook()
-    loading = nil
+    C.track()
+    loading = false
   end })
   local result = chunk()
-  if not is_migration[result] then
+  local mig = validated[result]
+  if not mig then
     error(path .. ": the file must end with 'return migration { ... }' (it returned "
       .. (result == nil and "nothing" or ("a " .. type(result))) .. ")", 0)
   end
-  return result
+  return mig
 end
 
 

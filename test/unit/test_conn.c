@@ -759,6 +759,69 @@ test_luadb_bad_parameter_frees_nothing_twice(void **state)
 	lua_close(L);
 }
 
+/* Runs code loaded as file "mig.lua" with a db over the fake connection. */
+static int
+run_file(lua_State *L, const char *code, size_t len)
+{
+	if (luaL_loadbuffer(L, code, len, "@mig.lua") != LUA_OK)
+		fail_msg("%s", lua_tostring(L, -1));
+	pgs_push_db(L, CONN);
+	return pgs_pcall(L, 1, 1);
+}
+
+/*
+ * A zero byte in the SQL text or a parameter: libpq would send the text
+ * before it ("INSERT ...\0; DROP ..." ran the INSERT and succeeded).  Each
+ * call refuses it, naming the migration's line, and sends nothing: no mock
+ * result is queued, so a send would fail the test.
+ */
+static void
+test_luadb_zero_byte_refused_before_sending(void **state)
+{
+	static const char exec_code[] =
+		"local db = ...\n\ndb:exec('INSERT INTO t VALUES (1)\\0; DROP TABLE t')\n";
+	static const char query_code[] =
+		"local db = ...\ndb:query('SELECT $1, $2', 'a', 'b\\0c')\n";
+	static const char value_code[] =
+		"local db = ...\nlocal x = 1\nreturn db:value('SELECT 1\\0')\n";
+	static const char ddl_code[] =
+		"local db = ...\ndb:ddl('DROP TABLE a\\0, b')\n";
+	lua_State  *L = pgs_lua_new(NULL);
+
+	reset();
+	assert_int_not_equal(run_file(L, exec_code, sizeof(exec_code) - 1), LUA_OK);
+	assert_string_equal(failure_message(L),
+						"mig.lua:3: db:exec: the SQL text contains a zero byte (at byte 25), "
+						"which PostgreSQL text cannot hold; nothing was sent");
+	lua_settop(L, 0);
+	assert_int_not_equal(run_file(L, query_code, sizeof(query_code) - 1), LUA_OK);
+	assert_string_equal(failure_message(L),
+						"mig.lua:2: db:query: parameter $2 contains a zero byte (at byte 2), "
+						"which PostgreSQL text cannot hold; nothing was sent");
+	lua_settop(L, 0);
+	assert_int_not_equal(run_file(L, value_code, sizeof(value_code) - 1), LUA_OK);
+	assert_non_null(strstr(failure_message(L), "mig.lua:3: db:value: the SQL text contains a zero byte"));
+	lua_settop(L, 0);
+	assert_int_not_equal(run_file(L, ddl_code, sizeof(ddl_code) - 1), LUA_OK);
+	assert_string_equal(failure_message(L),
+						"mig.lua:2: db:ddl: the SQL text contains a zero byte (at byte 13), "
+						"which PostgreSQL text cannot hold; nothing was sent");
+	assert_int_equal(last_nparams, -1);	/* nothing was sent at all */
+	lua_close(L);
+}
+
+/* An error message with a zero byte is shown whole, the byte as \0. */
+static void
+test_luadb_failure_message_keeps_zero_bytes(void **state)
+{
+	static const char code[] = "error('before\\0after')\n";
+	lua_State  *L = pgs_lua_new(NULL);
+
+	assert_int_not_equal(run_file(L, code, sizeof(code) - 1), LUA_OK);
+	assert_string_equal(failure_message(L), "mig.lua:1: before\\0after");
+	lua_close(L);
+}
+
 int
 main(void)
 {
@@ -783,6 +846,8 @@ main(void)
 		cmocka_unit_test(test_luadb_counts_only_written_rows),
 		cmocka_unit_test(test_luadb_closed_db),
 		cmocka_unit_test(test_luadb_bad_parameter_frees_nothing_twice),
+		cmocka_unit_test(test_luadb_zero_byte_refused_before_sending),
+		cmocka_unit_test(test_luadb_failure_message_keeps_zero_bytes),
 	};
 
 	return cmocka_run_group_tests_name("conn", tests, NULL, NULL);

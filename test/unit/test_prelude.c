@@ -300,6 +300,35 @@ test_prelude_globals_stay_in_the_file(void **state)
 	unlink(path);
 }
 
+/*
+ * What migration{} returns is a copy: a file that changes it afterwards (a
+ * phase name no check saw, another up function) changes nothing that runs.
+ */
+static void
+test_prelude_changes_after_validation_ignored(void **state)
+{
+	lua_State  *L = pgs_lua_new(NULL);
+	const char *path = write_file("changed.lua",
+		"local ran = false\n"
+		"local m = migration { name = 'c', phases = { { name = 'a', up = function() end } } }\n"
+		"m.name = 'c\\27[2J'\n"
+		"m.phases[1].name = 'a\\27]0;pwned\\7'\n"
+		"m.phases[1].up = function() ran = true end\n"
+		"m.phases[2] = { name = 'extra', up = function() end }\n"
+		"return m\n");
+
+	assert_int_equal(pgs_load_migration(L, path), PGS_EXIT_OK);
+	lua_getfield(L, -1, "name");
+	assert_string_equal(lua_tostring(L, -1), "c");
+	lua_getfield(L, -2, "phases");
+	assert_int_equal(luaL_len(L, -1), 1);
+	lua_geti(L, -1, 1);
+	lua_getfield(L, -1, "name");
+	assert_string_equal(lua_tostring(L, -1), "a");
+	lua_close(L);
+	unlink(path);
+}
+
 int
 main(void)
 {
@@ -324,6 +353,7 @@ main(void)
 		cmocka_unit_test(test_prelude_file_returns_nothing),
 		cmocka_unit_test(test_prelude_missing_file_is_usage_error),
 		cmocka_unit_test(test_prelude_globals_stay_in_the_file),
+		cmocka_unit_test(test_prelude_changes_after_validation_ignored),
 	};
 
 	return cmocka_run_group_tests_name("prelude", tests, group_setup, group_teardown);

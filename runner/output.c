@@ -1,0 +1,386 @@
+/*
+ * output.c
+ *	  Everything pgshift prints goes through here: the text it prints comes
+ *	  from the server (error messages, notices, recorded state), from the
+ *	  migration file (log(), errors, descriptions, SQL) and from the command
+ *	  line, and none of it may drive the terminal.
+ *
+ * pgs_output_init() puts a filter in front of stdout and stderr (glibc's
+ * fopencookie: stdout and stderr are plain variables there), so every
+ * printf, fputs and Lua print() of every source file is filtered in one
+ * place.  In text mode the filter replaces what a terminal would act on:
+ * C0 controls other than newline and tab, DEL, and bytes that are not valid
+ * UTF-8 become \xNN; C1 controls (U+0080..U+009F) and the bidirectional
+ * formatting characters (which can make text display in another order than
+ * it reads) become \uNNNN.  Only pgs_term_control() writes escape sequences,
+ * for the live progress line.  In JSON mode (--json) stdout carries JSON
+ * documents: the same characters become JSON escapes instead, so that even
+ * a writer that missed one still produces valid JSON (see pgs_json_quote,
+ * which escapes them itself).
+ */
+#define _GNU_SOURCE				/* fopencookie */
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pgshift.h"
+
+/*
+ * pgs_utf8_decode: the length of the valid UTF-8 sequence at s (1..4, with
+ * the code point in *cp), 0 if s[0] does not start one (an invalid byte), or
+ * -1 if the len bytes at s are a valid but incomplete start of one.
+ * Overlong forms, surrogates and code points above U+10FFFF are invalid.
+ */
+int
+pgs_utf8_decode(const unsigned char *s, size_t len, uint32_t *cp)
+{
+	unsigned char c = s[0];
+	unsigned char lo = 0x80;
+	unsigned char hi = 0xBF;
+	int			n;
+	int			i;
+	uint32_t	v;
+
+	if (c < 0x80)
+	{
+		*cp = c;
+		return 1;
+	}
+	if (c >= 0xC2 && c <= 0xDF)
+	{
+		n = 2;
+		v = c & 0x1F;
+	}
+	else if (c >= 0xE0 && c <= 0xEF)
+	{
+		n = 3;
+		v = c & 0x0F;
+		if (c == 0xE0)
+			lo = 0xA0;			/* no overlong forms */
+		else if (c == 0xED)
+			hi = 0x9F;			/* no surrogates */
+	}
+	else if (c >= 0xF0 && c <= 0xF4)
+	{
+		n = 4;
+		v = c & 0x07;
+		if (c == 0xF0)
+			lo = 0x90;
+		else if (c == 0xF4)
+			hi = 0x8F;			/* nothing above U+10FFFF */
+	}
+	else
+		return 0;
+	for (i = 1; i < n; i++)
+	{
+		if ((size_t) i >= len)
+			return -1;
+		if (s[i] < lo || s[i] > hi)
+			return 0;
+		v = (v << 6) | (s[i] & 0x3F);
+		lo = 0x80;
+		hi = 0xBF;
+	}
+	*cp = v;
+	return n;
+}
+
+/* Unicode's bidirectional formatting characters (UAX #9). */
+static bool
+is_bidi_control(uint32_t cp)
+{
+	return cp == 0x061C || cp == 0x200E || cp == 0x200F ||
+		(cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
+/*
+ * pgs_sanitize: passes the len bytes at in to put, neutralised for a
+ * terminal (json false) or for the inside of a JSON string (json true), as
+ * the file header describes.  An incomplete UTF-8 sequence at the end is not
+ * consumed unless final is set (then its bytes count as invalid); returns
+ * the number of bytes consumed.
+ */
+size_t
+pgs_sanitize(const char *in, size_t len, bool json, bool final,
+			 PgsPutFn put, void *arg)
+{
+	const unsigned char *s = (const unsigned char *) in;
+	size_t		i = 0;
+	size_t		run = 0;		/* start of the bytes passed as they are */
+
+	while (i < len)
+	{
+		uint32_t	cp = 0;
+		int			n = pgs_utf8_decode(s + i, len - i, &cp);
+		char		esc[16];
+
+		if (n == -1 && !final)
+			break;
+		if (n > 0)
+		{
+			bool		bad;
+
+			if (json)
+				bad = (cp < 0x20 && cp != '\n') || (cp >= 0x7F && cp <= 0x9F) ||
+					cp == 0x2028 || cp == 0x2029;
+			else
+				bad = (cp < 0x20 && cp != '\n' && cp != '\t') ||
+					(cp >= 0x7F && cp <= 0x9F) || is_bidi_control(cp);
+			if (!bad)
+			{
+				i += n;
+				continue;
+			}
+			if (json || cp >= 0x80)
+				snprintf(esc, sizeof(esc), "\\u%04x", (unsigned) cp);
+			else
+				snprintf(esc, sizeof(esc), "\\x%02x", (unsigned) cp);
+		}
+		else
+		{
+			n = 1;				/* an invalid byte, or a truncated sequence */
+			if (json)
+				strcpy(esc, "\\ufffd");
+			else
+				snprintf(esc, sizeof(esc), "\\x%02x", s[i]);
+		}
+		if (i > run)
+			put(arg, in + run, i - run);
+		put(arg, esc, strlen(esc));
+		i += n;
+		run = i;
+	}
+	if (i > run)
+		put(arg, in + run, i - run);
+	return i;
+}
+
+/*
+ * pgs_json_quote: s[0..len) as a JSON string literal, quotes included.
+ * Escaped: '"', '\\', U+0000..U+001F, DEL and the C1 controls
+ * U+0080..U+009F, and U+2028/U+2029 (line breaks to JavaScript); each byte
+ * that is not part of a valid UTF-8 sequence becomes U+FFFD.  Everything
+ * else is passed as UTF-8.
+ */
+void
+pgs_json_quote(const char *s, size_t len, PgsPutFn put, void *arg)
+{
+	const unsigned char *u = (const unsigned char *) s;
+	size_t		i = 0;
+	size_t		run = 0;
+
+	put(arg, "\"", 1);
+	while (i < len)
+	{
+		uint32_t	cp = 0;
+		int			n = pgs_utf8_decode(u + i, len - i, &cp);
+		char		esc[8];
+
+		if (n > 0 && cp >= 0x20 && cp != '"' && cp != '\\' &&
+			!(cp >= 0x7F && cp <= 0x9F) && cp != 0x2028 && cp != 0x2029)
+		{
+			i += n;
+			continue;
+		}
+		if (n <= 0)
+		{
+			n = 1;
+			strcpy(esc, "\\ufffd");
+		}
+		else if (cp == '"' || cp == '\\')
+			snprintf(esc, sizeof(esc), "\\%c", (char) cp);
+		else if (cp == '\n')
+			strcpy(esc, "\\n");
+		else if (cp == '\t')
+			strcpy(esc, "\\t");
+		else if (cp == '\r')
+			strcpy(esc, "\\r");
+		else if (cp == '\b')
+			strcpy(esc, "\\b");
+		else if (cp == '\f')
+			strcpy(esc, "\\f");
+		else
+			snprintf(esc, sizeof(esc), "\\u%04x", (unsigned) cp);
+		if (i > run)
+			put(arg, s + run, i - run);
+		put(arg, esc, strlen(esc));
+		i += n;
+		run = i;
+	}
+	if (i > run)
+		put(arg, s + run, i - run);
+	put(arg, "\"", 1);
+}
+
+static void
+put_file(void *arg, const char *s, size_t len)
+{
+	fwrite(s, 1, len, (FILE *) arg);
+}
+
+/* pgs_json_fputs: the C string s as a JSON string literal on out. */
+void
+pgs_json_fputs(FILE *out, const char *s)
+{
+	pgs_json_quote(s, strlen(s), put_file, out);
+}
+
+/* ---- the filtered standard streams ---- */
+
+typedef struct Filter
+{
+	int			fd;				/* where the filtered bytes go */
+	bool		json;			/* JSON mode (stdout with --json) */
+	size_t		held;			/* an incomplete UTF-8 sequence, kept for the next write */
+	char		hold[4];
+} Filter;
+
+static Filter out_filter = {STDOUT_FILENO, false, 0, {0}};
+static Filter err_filter = {STDERR_FILENO, false, 0, {0}};
+static bool output_ready = false;
+
+/* write(2) all of it; output errors are not worth dying for here. */
+static void
+write_all(int fd, const char *s, size_t len)
+{
+	while (len > 0)
+	{
+		ssize_t		n = write(fd, s, len);
+
+		if (n < 0)
+		{
+			if (errno == EINTR)
+				continue;
+			return;
+		}
+		s += n;
+		len -= n;
+	}
+}
+
+static void
+put_fd(void *arg, const char *s, size_t len)
+{
+	write_all(((Filter *) arg)->fd, s, len);
+}
+
+/* Filters buf (after the bytes held from last time) onto the filter's fd. */
+static void
+filter_bytes(Filter *f, const char *buf, size_t len, bool final)
+{
+	size_t		used;
+
+	if (f->held > 0)
+	{
+		/* complete the held sequence with up to 3 new bytes */
+		char		tmp[8];
+		size_t		take = len < 4 ? len : 4;
+		size_t		have = f->held;
+
+		memcpy(tmp, f->hold, have);
+		memcpy(tmp + have, buf, take);
+		used = pgs_sanitize(tmp, have + take, f->json, final && take == len,
+							put_fd, f);
+		f->held = 0;
+		if (used < have)
+		{
+			/* still incomplete: everything new was part of it */
+			memcpy(f->hold, tmp + used, have + take - used);
+			f->held = have + take - used;
+			return;
+		}
+		buf += used - have;
+		len -= used - have;
+	}
+	used = pgs_sanitize(buf, len, f->json, final, put_fd, f);
+	if (used < len)
+	{
+		memcpy(f->hold, buf + used, len - used);
+		f->held = len - used;
+	}
+}
+
+static ssize_t
+filter_write(void *cookie, const char *buf, size_t len)
+{
+	filter_bytes(cookie, buf, len, false);
+	return len;
+}
+
+/* Writes out a sequence left incomplete at the end (as invalid bytes). */
+static void
+filter_finish(Filter *f)
+{
+	if (f->held > 0)
+		filter_bytes(f, "", 0, true);
+}
+
+static void
+output_at_exit(void)
+{
+	fflush(stdout);
+	fflush(stderr);
+	filter_finish(&out_filter);
+	filter_finish(&err_filter);
+}
+
+/*
+ * pgs_output_init: puts the filter in front of stdout and stderr, text mode
+ * on both.  Call it first in main(), before any Lua state is made (the io
+ * library keeps the stdout it finds).
+ */
+void
+pgs_output_init(void)
+{
+	cookie_io_functions_t io = {NULL, filter_write, NULL, NULL};
+	FILE	   *o;
+	FILE	   *e;
+
+	if (output_ready)
+		return;
+	o = fopencookie(&out_filter, "w", io);
+	e = fopencookie(&err_filter, "w", io);
+	if (o == NULL || e == NULL)
+	{
+		if (o)
+			fclose(o);
+		if (e)
+			fclose(e);
+		return;					/* out of memory at start: nothing printed yet */
+	}
+	fflush(stdout);
+	fflush(stderr);
+	setvbuf(o, NULL, isatty(STDOUT_FILENO) ? _IOLBF : _IOFBF, BUFSIZ);
+	setvbuf(e, NULL, _IONBF, 0);
+	stdout = o;
+	stderr = e;
+	output_ready = true;
+	atexit(output_at_exit);
+}
+
+/* pgs_output_json: stdout carries JSON from now on (--json, --format json). */
+void
+pgs_output_json(bool on)
+{
+	fflush(stdout);
+	out_filter.json = on;
+}
+
+/*
+ * pgs_term_control: an escape sequence of the runner's own (the live line)
+ * written to the terminal as it is, after what stdout holds.
+ */
+void
+pgs_term_control(const char *seq)
+{
+	fflush(stdout);
+	if (output_ready)
+		write_all(STDOUT_FILENO, seq, strlen(seq));
+	else
+	{
+		fputs(seq, stdout);
+		fflush(stdout);
+	}
+}
