@@ -1830,7 +1830,8 @@ unschedule_call(void *arg)
 	Datum		args[1] = {CStringGetTextDatum((char *) arg)};
 	int			rc;
 
-	rc = SPI_execute_with_args("SELECT cron.unschedule($1)", 1, argtypes, args, NULL, false, 1);
+	rc = SPI_execute_with_args("SELECT cron.unschedule($1::pg_catalog.name)", 1, argtypes, args,
+							   NULL, false, 1);
 	spi_check(rc, "removing a pg_cron schedule");
 }
 
@@ -1857,7 +1858,8 @@ end_schedule(BackfillJob *job, const char *schedule, const char *why)
 		if (schedule == NULL)
 			return false;
 	}
-	rc = SPI_execute("SELECT pg_catalog.to_regprocedure('cron.unschedule(text)') IS NOT NULL", true, 1);
+	/* cron.unschedule(job_name name) since pg_cron 1.3 */
+	rc = SPI_execute("SELECT pg_catalog.to_regprocedure('cron.unschedule(name)') IS NOT NULL", true, 1);
 	spi_check(rc, "looking for pg_cron");
 	if (DatumGetBool(spi_datum(1, &(bool){false})))
 	{
@@ -1922,7 +1924,8 @@ shift_backfill_run(PG_FUNCTION_ARGS)
 	}
 	if (!PG_ARGISNULL(2))
 		limits.max_batches = PG_GETARG_INT64(2);
-	schedule = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	/* (the procedure of 0.1.0, before ALTER EXTENSION UPDATE, passes three) */
+	schedule = PG_NARGS() < 4 || PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
 
 	nonatomic = fcinfo->context && IsA(fcinfo->context, CallContext) &&
 		!castNode(CallContext, fcinfo->context)->atomic;

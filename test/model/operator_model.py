@@ -215,11 +215,13 @@ class World:
     def writer(self, seed, kind):
         rnd = random.Random(seed)
         conn = None
-        seen = self.restarts            # the restarts made before the connection was opened
+        # the restarts finished before the connection was opened (-1: it was
+        # opened while one was going on, and may go with it)
+        seen = self.restarts
         while not self.stop.is_set():
             try:
                 if conn is None or conn.closed:
-                    seen = self.restarts
+                    seen = -1 if self.restarting.is_set() else self.restarts
                     conn = self.connect(autocommit=False)
                     conn.cursor().execute("SET lock_timeout = '2s'")
                     conn.commit()
@@ -304,13 +306,13 @@ class World:
 
     def restart_server(self):
         self.restarting.set()
-        self.restarts += 1
         try:
             subprocess.run(as_postgres([os.path.join(PGBIN, "pg_ctl"), "-D", PGDATA, "-l", PGLOG,
                                         "-m", "immediate", "-w", "-t", "60", "restart"]),
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
         finally:
             time.sleep(1.0)
+            self.restarts += 1
             self.restarting.clear()
 
 
