@@ -203,8 +203,8 @@ SELECT rel FROM rels WHERE rel::text LIKE 'c%' ORDER BY 1;
 CREATE TABLE q (id int PRIMARY KEY, v text);
 CREATE TABLE q_new (id bigint PRIMARY KEY, v text);
 INSERT INTO q VALUES (1, 'a');
-INSERT INTO q_new VALUES (1, 'a');
 SELECT shift.sync_create('q', 'q', "into" => 'q_new', reverse_select => 'q_new.id::int, q_new.v');
+INSERT INTO q_new VALUES (1, 'a');       -- the backfill
 SELECT live, archived FROM shift.cutover('q');
 INSERT INTO q VALUES (2, 'b');
 SELECT * FROM q_archive ORDER BY id;
