@@ -28,6 +28,12 @@ extern bool shift_is_plain_select(Node *stmt, bool with_where);
 extern void shift_sync_init(void);
 
 /*
+ * Installs lint's needs_fmgr_hook, which refuses user functions while lint
+ * analyses SQL (from _PG_init; see lint.c).
+ */
+extern void shift_lint_init(void);
+
+/*
  * Runs fn(arg) in an internal subtransaction: NULL when it succeeded, else
  * the error it raised (the subtransaction rolled back).  Cancels and
  * shutdowns are not caught.

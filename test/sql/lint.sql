@@ -265,6 +265,58 @@ SELECT statement, rule FROM shift.lint($$
   ALTER TABLE t_renamed ALTER COLUMN d SET DEFAULT 'shift:allow all', DROP COLUMN e;
   ALTER TABLE t_renamed DROP COLUMN f /* $x$ shift:allow drop-column $x$ */$$, '1s') ORDER BY 1, 2;
 
+-- ---- lint runs no user code: no input function converts a literal, no
+-- domain CHECK is evaluated or planned, no user function is called or
+-- inlined.  Each user function below counts its calls in a sequence, which
+-- no rollback undoes; a domain CHECK made of built-ins sets a setting.
+CREATE SEQUENCE user_code_calls;
+CREATE FUNCTION user_code_ran() RETURNS bigint LANGUAGE sql AS
+  $$ SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM lint_test.user_code_calls $$;
+CREATE FUNCTION watch(int) RETURNS bool LANGUAGE plpgsql AS
+  $$ BEGIN PERFORM nextval('lint_test.user_code_calls'); RETURN true; END $$;
+CREATE FUNCTION watch_imm(int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS
+  $$ BEGIN PERFORM nextval('lint_test.user_code_calls'); RETURN $1; END $$;
+CREATE FUNCTION sql_imm(int) RETURNS int LANGUAGE sql IMMUTABLE AS
+  $$ SELECT lint_test.watch_imm($1) $$;
+CREATE DOMAIN watched AS int CHECK (watch(VALUE));
+CREATE TYPE watched_row AS (a watched);
+CREATE TYPE watched_range AS RANGE (subtype = watched);
+CREATE FUNCTION takes_row(watched_row) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT 1';
+CREATE DOMAIN sets_config AS int CHECK (set_config('lint_test.ran', 'yes', false) IS NOT NULL);
+CREATE TYPE sets_config_row AS (a sets_config);
+CREATE DOMAIN folded AS int CHECK (VALUE > watch_imm(0));
+CREATE DOMAIN folded_too AS int CHECK (VALUE > watch_imm(0));
+CREATE TYPE boxed AS (v int);
+CREATE FUNCTION box(int) RETURNS boxed LANGUAGE sql IMMUTABLE AS
+  $$ SELECT ROW($1 + lint_test.watch_imm(1))::lint_test.boxed $$;
+CREATE CAST (int AS boxed) WITH FUNCTION box(int) AS ASSIGNMENT;
+-- a composite literal whose field is a domain with a CHECK (record_in -> domain_in)
+SELECT * FROM l($$ALTER TABLE users ADD COLUMN c watched_row DEFAULT '(1)'$$);
+-- an array and a range of that domain
+SELECT * FROM l($$ALTER TABLE users ADD COLUMN c watched[] DEFAULT '{2}'$$);
+SELECT * FROM l($$ALTER TABLE users ADD COLUMN c watched_range DEFAULT '[3,4)'$$);
+-- an unknown literal made a composite by a function's argument type
+SELECT * FROM l($$ALTER TABLE users ADD COLUMN c int DEFAULT takes_row('(5)')$$);
+-- immutable user functions in a default: neither folded nor inlined
+SELECT * FROM l('ALTER TABLE users ADD COLUMN c int DEFAULT watch_imm(6) + sql_imm(7)');
+-- a domain whose CHECK calls an immutable user function on a constant: the
+-- typcache would fold it while loading the domain's constraints
+SELECT * FROM l('ALTER TABLE users ADD COLUMN c folded');
+SELECT * FROM l('ALTER TABLE users ALTER COLUMN n TYPE folded_too');
+-- a cast through a SQL function: planning would inline it and fold
+-- watch_imm(1); lint says it cannot tell instead
+SELECT * FROM l('ALTER TABLE users ALTER COLUMN n TYPE boxed');
+SELECT user_code_ran() AS user_code_calls;
+-- a domain CHECK made of built-ins only (set_config) is not evaluated either
+SELECT * FROM l($$ALTER TABLE users ADD COLUMN c sets_config_row DEFAULT '(1)'$$);
+SELECT current_setting('lint_test.ran', true) IS NULL AS setting_untouched;
+-- after lint, the same functions run and inline as usual: the hook only acts
+-- while lint analyses
+SELECT '(8)'::watched_row AS still_converts, user_code_ran() AS user_code_calls;
+CREATE FUNCTION sql_double(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1 * 2';
+EXPLAIN (VERBOSE, COSTS OFF) SELECT sql_double(n) FROM users;
+SELECT watch_imm(9) AS called, user_code_ran() AS user_code_calls;
+
 -- ---- privileges: anyone may lint; it never needs access to the tables
 SELECT p.proname, has_function_privilege('public', p.oid, 'EXECUTE') AS public_execute
   FROM pg_proc p WHERE p.pronamespace = 'shift'::regnamespace AND p.proname LIKE 'lint%' ORDER BY 1;
