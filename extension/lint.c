@@ -48,9 +48,9 @@
  * while it was active are the ordinary ones and it costs one test of a
  * counter per lookup of a non-built-in function (not per call) elsewhere.
  *
- * Every input is bounded (shift_check_size, SQLSTATE 54000), and the work is
- * linear in it: earlier statements' facts are found through hash tables, and
- * each statement is linted in a memory context reset after it.
+ * The work is linear in the input: earlier statements' facts are found
+ * through hash tables, and each statement is linted in a memory context
+ * reset after it.
  *
  *-------------------------------------------------------------------------
  */
@@ -71,6 +71,7 @@
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
+#include "common/hashfn.h"
 #include "commands/tablecmds.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -93,6 +94,7 @@
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
+#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/regproc.h"
@@ -115,13 +117,61 @@ PG_FUNCTION_INFO_V1(shift_lint_script);
 /* lock_timeout values: milliseconds, 0 for none */
 #define TIMEOUT_UNSET	(-1)
 
+/*
+ * Facts about earlier statements (tables created, CHECK (col IS NOT NULL)
+ * constraints added) are found by name through hash tables, so that linting
+ * stays linear in the number of statements.  A name written without a
+ * schema matches the same name in any schema (same_name), so each fact is
+ * filed twice: under its schema (or under "no schema" when it has none) and
+ * under "any schema".  A lookup with a schema looks at that schema's group
+ * and the no-schema group; a lookup without one at the any-schema group.
+ */
+typedef enum NameKind
+{
+	NK_SCHEMA,					/* written with this schema */
+	NK_NONE,					/* written without a schema */
+	NK_ANY						/* whatever the schema */
+} NameKind;
+
+typedef struct NameKey
+{
+	NameKind	kind;
+	const char *schema;			/* NK_SCHEMA only, else NULL */
+	const char *table;
+	const char *name;			/* a column or constraint, or NULL */
+	int			phase;			/* NewRelCount only, else 0 */
+} NameKey;
+
 /* A table or index created earlier in the input. */
 typedef struct LintRel
 {
 	char	   *schema;			/* as written, or NULL */
 	char	   *name;
 	int			phase;			/* new (empty) only within this phase */
+	bool		forgotten;		/* dropped since */
 } LintRel;
+
+/* new_rel_counts: how many live LintRels of a phase a group holds */
+typedef struct NewRelCount
+{
+	NameKey		key;
+	int			live;
+} NewRelCount;
+
+/* new_rel_lists: a group's LintRels (forgotten ones are skipped) */
+typedef struct NewRelList
+{
+	NameKey		key;
+	List	   *rels;
+} NewRelList;
+
+/* check_columns: the CHECK (col IS NOT NULL) constraints on a column */
+typedef struct CheckColumn
+{
+	NameKey		key;
+	int			validated;		/* how many are validated */
+	struct LintCheck *last;		/* the one added last */
+} CheckColumn;
 
 /* A CHECK (col IS NOT NULL) constraint added earlier in the input. */
 typedef struct LintCheck
@@ -131,7 +181,16 @@ typedef struct LintCheck
 	char	   *conname;		/* given or the name PostgreSQL would choose */
 	char	   *column;
 	bool		validated;
+	int64		added;			/* order of addition */
+	CheckColumn *columns[2];	/* its groups in check_columns */
 } LintCheck;
+
+/* check_names: the constraints of a name not validated yet */
+typedef struct CheckName
+{
+	NameKey		key;
+	List	   *pending;
+} CheckName;
 
 typedef struct LintState
 {
@@ -157,12 +216,20 @@ typedef struct LintState
 	int			tx_saved_timeout;	/* session value at BEGIN */
 	int			part_timeout;	/* db:ddl's, or TIMEOUT_UNSET */
 
-	/* what earlier statements did */
-	List	   *new_rels;		/* LintRel */
-	List	   *checks;			/* LintCheck */
+	/* what earlier statements did, in memory that lasts the whole call */
+	MemoryContext keep;
+	HTAB	   *new_rel_counts; /* NewRelCount */
+	HTAB	   *new_rel_lists;	/* NewRelList */
+	HTAB	   *check_columns;	/* CheckColumn */
+	HTAB	   *check_names;	/* CheckName */
+	int64		checks_added;
 
 	/* the statement being linted */
+	MemoryContext stmt_cxt;		/* reset after each statement */
+	MemoryContext item_cxt;		/* reset after each of its items */
 	const char *text;			/* its SQL (for shift:allow comments) */
+	uint32		allows;			/* the rules it allows (rule_bit) ... */
+	bool		allows_known;	/* ... once read from text */
 	const char *lock;			/* lock on its main object, or NULL */
 	LOCKMODE	strongest;		/* strongest lock on an existing relation */
 	char	   *strongest_on;	/* ... and which */
@@ -272,6 +339,39 @@ lint_relid(const RangeVar *rv)
 	return OidIsValid(nsp) ? get_relname_relid(rv->relname, nsp) : InvalidOid;
 }
 
+/*
+ * Is rv a temporary table?  The catalog is only asked when it could be:
+ * for an unqualified name when this session has a temporary schema, for a
+ * qualified one when the schema is temporary.  (Asking about a name that
+ * does not exist leaves a negative entry in the session's catalog cache for
+ * good; a long list of names would fill it.)
+ */
+static bool
+is_temp_rel(const RangeVar *rv)
+{
+	Oid			nsp;
+	Oid			toast_nsp;
+	Oid			relid;
+
+	if (rv == NULL || rv->relname == NULL || rv->catalogname != NULL)
+		return false;
+	if (rv->schemaname == NULL)
+	{
+		GetTempNamespaceState(&nsp, &toast_nsp);
+		if (!OidIsValid(nsp))
+			return false;
+		relid = RelnameGetRelid(rv->relname);
+	}
+	else
+	{
+		nsp = get_namespace_oid(rv->schemaname, true);
+		if (!OidIsValid(nsp) || !isAnyTempNamespace(nsp))
+			return false;
+		relid = get_relname_relid(rv->relname, nsp);
+	}
+	return OidIsValid(relid) && get_rel_persistence(relid) == RELPERSISTENCE_TEMP;
+}
+
 static bool
 same_name(const char *schema1, const char *name1,
 		  const char *schema2, const char *name2)
@@ -279,6 +379,99 @@ same_name(const char *schema1, const char *name1,
 	if (name1 == NULL || name2 == NULL || strcmp(name1, name2) != 0)
 		return false;
 	return schema1 == NULL || schema2 == NULL || strcmp(schema1, schema2) == 0;
+}
+
+/* ---------------------------------------------------------------- facts by name */
+
+static uint32
+name_key_hash(const void *key, Size keysize)
+{
+	const NameKey *k = key;
+	uint32		h = hash_uint32((uint32) k->kind);
+
+	if (k->schema)
+		h = hash_combine(h, string_hash(k->schema, NAMEDATALEN));
+	if (k->table)
+		h = hash_combine(h, string_hash(k->table, NAMEDATALEN));
+	if (k->name)
+		h = hash_combine(h, string_hash(k->name, NAMEDATALEN));
+	return hash_combine(h, hash_uint32((uint32) k->phase));
+}
+
+static bool
+same_string(const char *a, const char *b)
+{
+	return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
+}
+
+static int
+name_key_match(const void *key1, const void *key2, Size keysize)
+{
+	const NameKey *a = key1;
+	const NameKey *b = key2;
+
+	return !(a->kind == b->kind && a->phase == b->phase &&
+			 same_string(a->schema, b->schema) && same_string(a->table, b->table) &&
+			 same_string(a->name, b->name));
+}
+
+static HTAB *
+name_table(LintState *st, const char *what, Size entrysize)
+{
+	HASHCTL		ctl;
+
+	ctl.keysize = sizeof(NameKey);
+	ctl.entrysize = entrysize;
+	ctl.hash = name_key_hash;
+	ctl.match = name_key_match;
+	ctl.hcxt = st->keep;
+	return hash_create(what, 64, &ctl,
+					   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+}
+
+static NameKey
+name_key(NameKind kind, const char *schema, const char *table, const char *name,
+		 int phase)
+{
+	NameKey		k;
+
+	memset(&k, 0, sizeof(k));
+	k.kind = kind;
+	k.schema = kind == NK_SCHEMA ? schema : NULL;
+	k.table = table;
+	k.name = name;
+	k.phase = phase;
+	return k;
+}
+
+/*
+ * The groups a name is looked up in: with a schema, that schema's and the
+ * no-schema group; without, the any-schema group.  Returns how many.
+ */
+static int
+lookup_keys(NameKey *keys, const char *schema, const char *table,
+			const char *name, int phase)
+{
+	if (schema == NULL)
+	{
+		keys[0] = name_key(NK_ANY, NULL, table, name, phase);
+		return 1;
+	}
+	keys[0] = name_key(NK_SCHEMA, schema, table, name, phase);
+	keys[1] = name_key(NK_NONE, NULL, table, name, phase);
+	return 2;
+}
+
+/*
+ * The groups a fact is filed in: its own (its schema's, or no-schema) and
+ * the any-schema group.  The strings must last as long as the tables.
+ */
+static void
+filing_keys(NameKey *keys, const char *schema, const char *table,
+			const char *name, int phase)
+{
+	keys[0] = name_key(schema ? NK_SCHEMA : NK_NONE, schema, table, name, phase);
+	keys[1] = name_key(NK_ANY, NULL, table, name, phase);
 }
 
 /*
@@ -289,47 +482,99 @@ same_name(const char *schema1, const char *name1,
 static bool
 is_new_rel(LintState *st, const RangeVar *rv)
 {
-	ListCell   *lc;
-	Oid			relid;
+	NameKey		keys[2];
+	int			n;
+	int			i;
 
-	if (rv == NULL)
+	if (rv == NULL || rv->relname == NULL)
 		return false;
-	foreach(lc, st->new_rels)
+	n = lookup_keys(keys, rv->schemaname, rv->relname, NULL, st->phase);
+	for (i = 0; i < n; i++)
 	{
-		LintRel    *r = lfirst(lc);
+		NewRelCount *c = hash_search(st->new_rel_counts, &keys[i], HASH_FIND, NULL);
 
-		if (r->phase == st->phase &&
-			same_name(r->schema, r->name, rv->schemaname, rv->relname))
+		if (c && c->live > 0)
 			return true;
 	}
-	relid = lint_relid(rv);
-	return OidIsValid(relid) && get_rel_persistence(relid) == RELPERSISTENCE_TEMP;
+	return is_temp_rel(rv);
 }
 
 static void
 add_new_rel(LintState *st, const char *schema, const char *name)
 {
-	LintRel    *r = palloc0(sizeof(LintRel));
+	MemoryContext old;
+	LintRel    *r;
+	NameKey		keys[2];
+	int			i;
 
 	if (name == NULL)
 		return;
+	old = MemoryContextSwitchTo(st->keep);
+	r = palloc0(sizeof(LintRel));
 	r->schema = schema ? pstrdup(schema) : NULL;
 	r->name = pstrdup(name);
 	r->phase = st->phase;
-	st->new_rels = lappend(st->new_rels, r);
+	filing_keys(keys, r->schema, r->name, NULL, r->phase);
+	for (i = 0; i < 2; i++)
+	{
+		bool		found;
+		NewRelCount *c = hash_search(st->new_rel_counts, &keys[i], HASH_ENTER, &found);
+		NewRelList *l;
+
+		if (!found)
+			c->live = 0;
+		c->live++;
+		keys[i].phase = 0;
+		l = hash_search(st->new_rel_lists, &keys[i], HASH_ENTER, &found);
+		if (!found)
+			l->rels = NIL;
+		l->rels = lappend(l->rels, r);
+	}
+	MemoryContextSwitchTo(old);
 }
 
+/*
+ * Forgets the tables of that name (in any phase), as if never created.
+ * Each LintRel is forgotten once and then dropped from the lists it is met
+ * in, so this stays linear over the whole input.
+ */
 static void
 forget_new_rel(LintState *st, const char *schema, const char *name)
 {
-	ListCell   *lc;
+	NameKey		keys[2];
+	int			n;
+	int			i;
 
-	foreach(lc, st->new_rels)
+	if (name == NULL)
+		return;
+	n = lookup_keys(keys, schema, name, NULL, 0);
+	for (i = 0; i < n; i++)
 	{
-		LintRel    *r = lfirst(lc);
+		NewRelList *l = hash_search(st->new_rel_lists, &keys[i], HASH_FIND, NULL);
+		ListCell   *lc;
 
-		if (same_name(r->schema, r->name, schema, name))
-			st->new_rels = foreach_delete_current(st->new_rels, lc);
+		if (l == NULL)
+			continue;
+		foreach(lc, l->rels)
+		{
+			LintRel    *r = lfirst(lc);
+			NameKey		own[2];
+			int			j;
+
+			if (r->forgotten)
+				continue;
+			r->forgotten = true;
+			filing_keys(own, r->schema, r->name, NULL, r->phase);
+			for (j = 0; j < 2; j++)
+			{
+				NewRelCount *c = hash_search(st->new_rel_counts, &own[j], HASH_FIND, NULL);
+
+				if (c)
+					c->live--;
+			}
+		}
+		list_free(l->rels);
+		l->rels = NIL;
 	}
 }
 
@@ -346,17 +591,30 @@ static const char *const rule_ids[] = {
 	"unique-without-index", "vacuum-full", "all", NULL
 };
 
+/* The bit of a rule id (its index in rule_ids), every bit for "all", or 0. */
+static uint32
+rule_bit(const char *word, size_t len)
+{
+	int			i;
+
+	StaticAssertStmt(lengthof(rule_ids) <= 32, "a rule's bit must fit in a uint32");
+	for (i = 0; rule_ids[i] != NULL; i++)
+		if (len == strlen(rule_ids[i]) && strncmp(word, rule_ids[i], len) == 0)
+			return strcmp(rule_ids[i], "all") == 0 ? ~(uint32) 0 : (uint32) 1 << i;
+	return 0;
+}
+
 /*
- * Does one comment's text allow the rule?  "shift:allow" is followed by rule
+ * The rules one comment's text allows.  "shift:allow" is followed by rule
  * ids (separated by blanks or commas); the list ends at the first word that
  * is not one, so prose after it ("... because readers moved") names nothing.
  */
-static bool
-comment_allows(const char *c, int n, const char *rule)
+static uint32
+comment_allows(const char *c, int n)
 {
 	const char *end = c + n;
 	const char *p;
-	size_t		rlen = strlen(rule);
+	uint32		mask = 0;
 
 	for (p = c; p + 11 <= end; p++)
 	{
@@ -368,48 +626,39 @@ comment_allows(const char *c, int n, const char *rule)
 		for (;;)
 		{
 			const char *w;
-			int			i;
-			bool		known = false;
+			uint32		bit;
 
 			while (q < end && (*q == ' ' || *q == '\t' || *q == ','))
 				q++;
 			w = q;
 			while (q < end && (isalnum((unsigned char) *q) || *q == '-' || *q == '_'))
 				q++;
-			if (q == w)
+			if (q == w || (bit = rule_bit(w, q - w)) == 0)
 				break;
-			for (i = 0; rule_ids[i] != NULL && !known; i++)
-				known = (size_t) (q - w) == strlen(rule_ids[i]) && strncmp(w, rule_ids[i], q - w) == 0;
-			if (!known)
-				break;
-			if ((q - w == 3 && strncmp(w, "all", 3) == 0) ||
-				((size_t) (q - w) == rlen && strncmp(w, rule, rlen) == 0))
-				return true;
+			mask |= bit;
 		}
 		p = q - 1;
 	}
-	return false;
+	return mask;
 }
 
 /*
- * Does the statement allow the rule?  A comment inside it (before its ';'),
- * or a -- comment right after its ';' on the same line, reading
- * "shift:allow rule-id ..." (or "shift:allow all") silences those rules for
- * that statement: for a risky form the author has made safe another way.
+ * The rules a statement allows.  A comment inside it (before its ';'), or a
+ * -- comment right after its ';' on the same line, reading "shift:allow
+ * rule-id ..." (or "shift:allow all") silences those rules for that
+ * statement: for a risky form the author has made safe another way.
  * Comments are found by skipping string literals, quoted identifiers and
  * dollar quotes; comments before the statement's first word belong to the
- * statement before it.
+ * statement before it.  The text is read once per statement, however many
+ * findings it has.
  */
-static bool
-allowed(LintState *st, const char *rule)
+static uint32
+statement_allows(const char *t)
 {
-	const char *t = st->text;
-	int			len;
+	int			len = strlen(t);
 	int			i;
+	uint32		mask = 0;
 
-	if (t == NULL)
-		return false;
-	len = strlen(t);
 	for (i = 0; i < len;)
 	{
 		char		ch = t[i];
@@ -452,8 +701,7 @@ allowed(LintState *st, const char *rule)
 
 			while (i < len && t[i] != '\n')
 				i++;
-			if (comment_allows(t + start, i - start, rule))
-				return true;
+			mask |= comment_allows(t + start, i - start);
 		}
 		else if (ch == '/' && i + 1 < len && t[i + 1] == '*')
 		{
@@ -470,13 +718,26 @@ allowed(LintState *st, const char *rule)
 				else
 					i++;
 			}
-			if (comment_allows(t + start, i - start, rule))
-				return true;
+			mask |= comment_allows(t + start, i - start);
 		}
 		else
 			i++;
 	}
-	return false;
+	return mask;
+}
+
+/* Does the statement being linted allow the rule? */
+static bool
+allowed(LintState *st, const char *rule)
+{
+	if (st->text == NULL)
+		return false;
+	if (!st->allows_known)
+	{
+		st->allows = statement_allows(st->text);
+		st->allows_known = true;
+	}
+	return (st->allows & rule_bit(rule, strlen(rule))) != 0;
 }
 
 static void
@@ -527,9 +788,40 @@ note_lock(LintState *st, const RangeVar *rv, const char *what, LOCKMODE mode)
 		return;
 	if (mode > st->strongest)
 	{
+		/* it outlives the item being linted: in the statement's context */
+		MemoryContext old = MemoryContextSwitchTo(st->stmt_cxt);
+
 		st->strongest = mode;
 		st->strongest_on = rv ? rv_name(rv) : pstrdup(what);
+		MemoryContextSwitchTo(old);
 	}
+}
+
+/*
+ * The items of a statement (ALTER TABLE's subcommands, the relations a
+ * DROP, TRUNCATE, LOCK or VACUUM names, ...) are linted in st->item_cxt,
+ * reset before each item and after the last: a statement of many items
+ * keeps only its findings.  Usage:
+ *		old = items_begin(st); foreach (...) { item_next(st); ... } items_end(st, old);
+ */
+static MemoryContext
+items_begin(LintState *st)
+{
+	return MemoryContextSwitchTo(st->item_cxt);
+}
+
+static void
+item_next(LintState *st)
+{
+	CHECK_FOR_INTERRUPTS();
+	MemoryContextReset(st->item_cxt);
+}
+
+static void
+items_end(LintState *st, MemoryContext old)
+{
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(st->item_cxt);
 }
 
 /* The lock_timeout in force for the current statement, in ms (0: none). */
@@ -983,7 +1275,10 @@ record_not_null_checks(LintState *st, const RangeVar *rv, Constraint *con,
 	}
 	if ((col = raw_not_null_column(expr)) != NULL)
 	{
+		MemoryContext old = MemoryContextSwitchTo(st->keep);
 		LintCheck  *c = palloc0(sizeof(LintCheck));
+		NameKey		keys[2];
+		int			i;
 
 		c->schema = rv->schemaname ? pstrdup(rv->schemaname) : NULL;
 		c->table = pstrdup(rv->relname);
@@ -992,30 +1287,62 @@ record_not_null_checks(LintState *st, const RangeVar *rv, Constraint *con,
 			makeObjectName(rv->relname, col, "check");
 		c->column = pstrdup(col);
 		c->validated = !con->skip_validation;
-		st->checks = lappend(st->checks, c);
+		c->added = ++st->checks_added;
+		filing_keys(keys, c->schema, c->table, c->column, 0);
+		for (i = 0; i < 2; i++)
+		{
+			bool		found;
+			CheckColumn *cc = hash_search(st->check_columns, &keys[i], HASH_ENTER, &found);
+
+			if (!found)
+				cc->validated = 0;
+			cc->last = c;
+			if (c->validated)
+				cc->validated++;
+			c->columns[i] = cc;
+		}
+		if (!c->validated)
+		{
+			filing_keys(keys, c->schema, c->table, c->conname, 0);
+			for (i = 0; i < 2; i++)
+			{
+				bool		found;
+				CheckName  *cn = hash_search(st->check_names, &keys[i], HASH_ENTER, &found);
+
+				if (!found)
+					cn->pending = NIL;
+				cn->pending = lappend(cn->pending, c);
+			}
+		}
+		MemoryContextSwitchTo(old);
 	}
 }
 
-/* The tracked CHECK (col IS NOT NULL) for rv.col, validated ones first. */
-static LintCheck *
-find_check(LintState *st, const RangeVar *rv, const char *col)
+/*
+ * The tracked CHECK (col IS NOT NULL) constraints on rv.col: true if one of
+ * them is validated; otherwise *last is the one added last, or NULL.
+ */
+static bool
+find_check(LintState *st, const RangeVar *rv, const char *col, LintCheck **last)
 {
-	ListCell   *lc;
-	LintCheck  *found = NULL;
+	NameKey		keys[2];
+	int			n;
+	int			i;
 
-	foreach(lc, st->checks)
+	*last = NULL;
+	n = lookup_keys(keys, rv->schemaname, rv->relname, col, 0);
+	for (i = 0; i < n; i++)
 	{
-		LintCheck  *c = lfirst(lc);
+		CheckColumn *cc = hash_search(st->check_columns, &keys[i], HASH_FIND, NULL);
 
-		if (same_name(c->schema, c->table, rv->schemaname, rv->relname) &&
-			strcmp(c->column, col) == 0)
-		{
-			if (c->validated)
-				return c;
-			found = c;
-		}
+		if (cc == NULL)
+			continue;
+		if (cc->validated > 0)
+			return true;
+		if (*last == NULL || cc->last->added > (*last)->added)
+			*last = cc->last;
 	}
-	return found;
+	return false;
 }
 
 /* Does a cooked CHECK expression imply "attnum IS NOT NULL"? */
@@ -1288,8 +1615,7 @@ lint_set_not_null(LintState *st, RangeVar *rv, const char *col)
 
 	if (col == NULL || is_new_rel(st, rv))
 		return;
-	c = find_check(st, rv, col);
-	if (c && c->validated)
+	if (find_check(st, rv, col, &c))
 		return;
 	relid = lint_relid(rv);
 	if (OidIsValid(relid) && catalog_not_null(relid, col))
@@ -1352,20 +1678,40 @@ lint_add_constraint(LintState *st, RangeVar *rv, Constraint *con)
 	}
 }
 
+/*
+ * VALIDATE CONSTRAINT: the tracked constraints of that name on the table are
+ * validated.  Each is taken off the pending lists once, so this stays
+ * linear over the whole input.
+ */
 static void
 lint_validate_constraint(LintState *st, RangeVar *rv, const char *conname)
 {
-	ListCell   *lc;
+	NameKey		keys[2];
+	int			n;
+	int			i;
 
-	if (conname == NULL)
+	if (conname == NULL || rv->relname == NULL)
 		return;
-	foreach(lc, st->checks)
+	n = lookup_keys(keys, rv->schemaname, rv->relname, conname, 0);
+	for (i = 0; i < n; i++)
 	{
-		LintCheck  *c = lfirst(lc);
+		CheckName  *cn = hash_search(st->check_names, &keys[i], HASH_FIND, NULL);
+		ListCell   *lc;
 
-		if (same_name(c->schema, c->table, rv->schemaname, rv->relname) &&
-			strcmp(c->conname, conname) == 0)
+		if (cn == NULL)
+			continue;
+		foreach(lc, cn->pending)
+		{
+			LintCheck  *c = lfirst(lc);
+
+			if (c->validated)
+				continue;
 			c->validated = true;
+			c->columns[0]->validated++;
+			c->columns[1]->validated++;
+		}
+		list_free(cn->pending);
+		cn->pending = NIL;
 	}
 }
 
@@ -1377,6 +1723,7 @@ lint_alter_table(LintState *st, AlterTableStmt *stmt)
 	bool		fresh;
 	const char *table;
 	ListCell   *lc;
+	MemoryContext old;
 
 	if (rv == NULL)
 		return;
@@ -1386,9 +1733,12 @@ lint_alter_table(LintState *st, AlterTableStmt *stmt)
 	table = rv_name(rv);
 	note_lock(st, rv, NULL, mode);
 
+	old = items_begin(st);
 	foreach(lc, stmt->cmds)
 	{
 		AlterTableCmd *cmd = lfirst(lc);
+
+		item_next(st);
 
 		if (cmd == NULL || !IsA(cmd, AlterTableCmd))
 			continue;
@@ -1457,6 +1807,7 @@ lint_alter_table(LintState *st, AlterTableStmt *stmt)
 				break;
 		}
 	}
+	items_end(st, old);
 }
 
 /* ---------------------------------------------------------------- other statements */
@@ -1499,6 +1850,7 @@ static void
 lint_drop(LintState *st, DropStmt *stmt)
 {
 	ListCell   *lc;
+	MemoryContext old;
 
 	if (!is_relation_drop(stmt->removeType) && stmt->removeType != OBJECT_TRIGGER)
 		return;
@@ -1510,11 +1862,14 @@ lint_drop(LintState *st, DropStmt *stmt)
 			   "DROP INDEX CONCURRENTLY fails inside a transaction block",
 			   "Run it on its own: outside BEGIN ... COMMIT (db:transaction) and as the only statement of its db:exec or db:ddl call.");
 
+	old = items_begin(st);
 	foreach(lc, stmt->objects)
 	{
 		List	   *names = lfirst(lc);
 		RangeVar   *rv;
 		char	   *name;
+
+		item_next(st);
 
 		if (names == NULL || !IsA(names, List))
 			continue;
@@ -1547,6 +1902,7 @@ lint_drop(LintState *st, DropStmt *stmt)
 				   psprintf("DROP INDEX %s takes an ACCESS EXCLUSIVE lock on its table", name),
 				   "Use DROP INDEX CONCURRENTLY (outside a transaction block), which does not block reads or writes.");
 	}
+	items_end(st, old);
 }
 
 static void
@@ -1588,6 +1944,7 @@ static void
 lint_vacuum(LintState *st, VacuumStmt *stmt)
 {
 	ListCell   *lc;
+	MemoryContext old;
 	bool		full = stmt->is_vacuumcmd && option_true(stmt->options, "full");
 
 	st->lock = lock_name(full ? AccessExclusiveLock : ShareUpdateExclusiveLock);
@@ -1605,9 +1962,12 @@ lint_vacuum(LintState *st, VacuumStmt *stmt)
 			   "Use plain VACUUM; to shrink a bloated table online, use pg_repack or copy it into a new table with db:backfill and swap.");
 		return;
 	}
+	old = items_begin(st);
 	foreach(lc, stmt->rels)
 	{
 		VacuumRelation *vr = lfirst(lc);
+
+		item_next(st);
 
 		if (vr == NULL || !IsA(vr, VacuumRelation) || vr->relation == NULL ||
 			is_new_rel(st, vr->relation))
@@ -1618,6 +1978,7 @@ lint_vacuum(LintState *st, VacuumStmt *stmt)
 						rv_name(vr->relation)),
 			   "Use plain VACUUM; to shrink a bloated table online, use pg_repack or copy it into a new table with db:backfill and swap.");
 	}
+	items_end(st, old);
 }
 
 static void
@@ -1658,11 +2019,15 @@ static void
 lint_lock(LintState *st, LockStmt *stmt)
 {
 	ListCell   *lc;
+	MemoryContext old;
 
 	st->lock = lock_name(stmt->mode);
+	old = items_begin(st);
 	foreach(lc, stmt->relations)
 	{
 		RangeVar   *rv = lfirst(lc);
+
+		item_next(st);
 
 		if (rv == NULL || !IsA(rv, RangeVar) || is_new_rel(st, rv))
 			continue;
@@ -1674,17 +2039,22 @@ lint_lock(LintState *st, LockStmt *stmt)
 						stmt->mode >= ShareLock ? "blocks writes (or more)" : "holds its lock"),
 			   "Keep the transaction short and take the lock with NOWAIT or under a short lock_timeout (db:ddl), retrying on failure.");
 	}
+	items_end(st, old);
 }
 
 static void
 lint_truncate(LintState *st, TruncateStmt *stmt)
 {
 	ListCell   *lc;
+	MemoryContext old;
 
 	st->lock = lock_name(AccessExclusiveLock);
+	old = items_begin(st);
 	foreach(lc, stmt->relations)
 	{
 		RangeVar   *rv = lfirst(lc);
+
+		item_next(st);
 
 		if (rv == NULL || !IsA(rv, RangeVar) || is_new_rel(st, rv))
 			continue;
@@ -1694,6 +2064,7 @@ lint_truncate(LintState *st, TruncateStmt *stmt)
 						rv_name(rv)),
 			   "Delete in batches (db:backfill with a where condition, or a DELETE per key range) if the rows must go while the table is in use.");
 	}
+	items_end(st, old);
 }
 
 static void
@@ -1863,7 +2234,9 @@ static void
 lint_select(LintState *st, SelectStmt *stmt)
 {
 	ListCell   *lc;
+	MemoryContext old;
 
+	old = items_begin(st);
 	foreach(lc, stmt->targetList)
 	{
 		ResTarget  *rt = lfirst(lc);
@@ -1872,6 +2245,8 @@ lint_select(LintState *st, SelectStmt *stmt)
 		char	   *name;
 		char	   *local;
 		bool		is_local;
+
+		item_next(st);
 
 		if (rt == NULL || !IsA(rt, ResTarget) || rt->val == NULL ||
 			!IsA(rt->val, FuncCall))
@@ -1894,6 +2269,7 @@ lint_select(LintState *st, SelectStmt *stmt)
 			continue;
 		set_timeout(st, parse_timeout(const_text(lsecond(fc->args))), is_local);
 	}
+	items_end(st, old);
 }
 
 static void
@@ -2153,15 +2529,33 @@ parse_part(LintState *st, const char *sql)
 	return NIL;
 }
 
+/*
+ * Lints one part (a text parsed at once): its parse tree lives in a context
+ * of its own, freed after the part, and each statement is linted in a
+ * context reset after it; what later statements need is kept in st->keep.
+ */
 static void
-lint_part(LintState *st, const char *sql, int part_timeout)
+lint_part(LintState *st, text *part, int part_timeout)
 {
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext part_cxt = AllocSetContextCreate(caller, "pg_shift lint part",
+												   ALLOCSET_DEFAULT_SIZES);
+	MemoryContext stmt_cxt = AllocSetContextCreate(part_cxt, "pg_shift lint statement",
+												   ALLOCSET_DEFAULT_SIZES);
+	MemoryContext item_cxt = AllocSetContextCreate(stmt_cxt, "pg_shift lint item",
+												   ALLOCSET_DEFAULT_SIZES);
+	char	   *sql;
 	List	   *stmts;
 	ListCell   *lc;
-	int			len = (int) strlen(sql);
+	int			len;
 	int			scanned = 0;
 	int			line = 1;
 
+	st->stmt_cxt = stmt_cxt;
+	st->item_cxt = item_cxt;
+	MemoryContextSwitchTo(part_cxt);
+	sql = text_to_cstring(part);
+	len = (int) strlen(sql);
 	st->sql = sql;
 	st->part_timeout = part_timeout;
 	stmts = parse_part(st, sql);
@@ -2176,6 +2570,7 @@ lint_part(LintState *st, const char *sql, int part_timeout)
 		st->statement++;
 		if (raw == NULL || !IsA(raw, RawStmt) || raw->stmt == NULL)
 			continue;
+		MemoryContextSwitchTo(stmt_cxt);
 		st->line = line_at(sql, skip_space(sql, Min(Max(raw->stmt_location, 0), len), len),
 						   &scanned, &line);
 		{
@@ -2197,14 +2592,23 @@ lint_part(LintState *st, const char *sql, int part_timeout)
 				}
 			}
 			st->text = pnstrdup(sql + from, Max(to - from, 0));
+			st->allows_known = false;
 		}
 		lint_statement(st, raw->stmt);
 		st->text = NULL;
+		st->strongest_on = NULL;
+		MemoryContextSwitchTo(part_cxt);
+		/* resets item_cxt too, and keeps it */
+		MemoryContextReset(stmt_cxt);
 	}
 	if (st->implicit_tx && !st->explicit_tx)
 		st->local_timeout = TIMEOUT_UNSET;
 	st->implicit_tx = false;
 	st->part_timeout = TIMEOUT_UNSET;
+	st->sql = NULL;
+	st->stmt_cxt = st->item_cxt = NULL;
+	MemoryContextSwitchTo(caller);
+	MemoryContextDelete(part_cxt);
 }
 
 /* ---------------------------------------------------------------- SQL entry points */
@@ -2243,6 +2647,18 @@ init_state(LintState *st, FunctionCallInfo fcinfo, bool script_mode, int timeout
 	st->start_timeout = st->session_timeout = timeout;
 	st->local_timeout = TIMEOUT_UNSET;
 	st->part_timeout = TIMEOUT_UNSET;
+	st->keep = AllocSetContextCreate(CurrentMemoryContext, "pg_shift lint state",
+									 ALLOCSET_DEFAULT_SIZES);
+	st->new_rel_counts = name_table(st, "pg_shift lint new relations", sizeof(NewRelCount));
+	st->new_rel_lists = name_table(st, "pg_shift lint new relation lists", sizeof(NewRelList));
+	st->check_columns = name_table(st, "pg_shift lint checks by column", sizeof(CheckColumn));
+	st->check_names = name_table(st, "pg_shift lint checks by name", sizeof(CheckName));
+}
+
+static void
+end_state(LintState *st)
+{
+	MemoryContextDelete(st->keep);
 }
 
 /*
@@ -2261,7 +2677,8 @@ shift_lint(PG_FUNCTION_ARGS)
 
 	init_state(&st, fcinfo, false, start_timeout(fcinfo, 1));
 	if (!PG_ARGISNULL(0))
-		lint_part(&st, text_to_cstring(PG_GETARG_TEXT_PP(0)), TIMEOUT_UNSET);
+		lint_part(&st, PG_GETARG_TEXT_PP(0), TIMEOUT_UNSET);
+	end_state(&st);
 	return (Datum) 0;
 }
 
@@ -2311,7 +2728,10 @@ shift_lint_script(PG_FUNCTION_ARGS)
 
 	init_state(&st, fcinfo, true, start_timeout(fcinfo, 3));
 	if (PG_ARGISNULL(0))
+	{
+		end_state(&st);
 		return (Datum) 0;
+	}
 	nparts = array_elements(PG_GETARG_ARRAYTYPE_P(0), TEXTOID, &parts, &part_nulls);
 	if (!PG_ARGISNULL(1) &&
 		array_elements(PG_GETARG_ARRAYTYPE_P(1), TEXTOID, &timeouts, &timeout_nulls) != nparts)
@@ -2323,7 +2743,6 @@ shift_lint_script(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("phases must have one element per part")));
-
 	for (i = 0; i < nparts; i++)
 	{
 		int			timeout = TIMEOUT_UNSET;
@@ -2343,7 +2762,8 @@ shift_lint_script(PG_FUNCTION_ARGS)
 						 errhint("Give a duration such as '2s' or '500ms', or 0 for none.")));
 		}
 		if (!part_nulls[i])
-			lint_part(&st, TextDatumGetCString(parts[i]), timeout);
+			lint_part(&st, DatumGetTextPP(parts[i]), timeout);
 	}
+	end_state(&st);
 	return (Datum) 0;
 }

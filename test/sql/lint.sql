@@ -317,6 +317,33 @@ CREATE FUNCTION sql_double(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1
 EXPLAIN (VERBOSE, COSTS OFF) SELECT sql_double(n) FROM users;
 SELECT watch_imm(9) AS called, user_code_ran() AS user_code_calls;
 
+-- ---- linear in the input: earlier statements' facts are found through hash
+-- tables, a statement's shift:allow comments are read once however many
+-- findings it has, and each statement and subcommand is linted in memory
+-- reset after it.  Each input is about 1 MB (the limit); a quadratic
+-- implementation took from 10 s to minutes on them, and hits this timeout.
+SET statement_timeout = '20s';
+-- 8 500 CHECK (cK IS NOT NULL) NOT VALID constraints, each validated, then
+-- SET NOT NULL on the first, the last (both proven) and one never checked
+SELECT statement, rule, message FROM shift.lint(
+  (SELECT string_agg(format('ALTER TABLE users ADD CONSTRAINT c%s CHECK (c%s IS NOT NULL) NOT VALID;
+ALTER TABLE users VALIDATE CONSTRAINT c%s;', i, i, i), E'\n') FROM generate_series(1, 8500) i)
+  || ' ALTER TABLE users ALTER c1 SET NOT NULL, ALTER c8500 SET NOT NULL, ALTER n SET NOT NULL', '1s');
+-- 20 000 tables created, each indexed while new: no finding
+SELECT count(*) AS findings FROM shift.lint(
+  (SELECT string_agg(format('CREATE TABLE t%s (); CREATE INDEX ON t%s (x);', i, i), E'\n')
+     FROM generate_series(1, 20000) i), '1s');
+-- the same name created and dropped 30 000 times, then used: it exists no more
+SELECT statement, rule FROM shift.lint(repeat('CREATE TABLE t (); DROP TABLE t; ', 30000)
+  || 'CREATE INDEX ON t (x)', '1s');
+-- one ALTER TABLE with 55 000 type changes, each a finding
+SELECT count(*) AS findings, count(DISTINCT message) AS messages FROM shift.lint(
+  'ALTER TABLE users ' || repeat('ALTER n TYPE int8, ', 54999) || 'ALTER n TYPE int8', '1s');
+-- one DROP TABLE of 100 000 tables, each a finding
+SELECT count(*) AS findings FROM shift.lint(
+  (SELECT 'DROP TABLE ' || string_agg('gone' || i, ',') FROM generate_series(1, 100000) i), '1s');
+RESET statement_timeout;
+
 -- ---- privileges: anyone may lint; it never needs access to the tables
 SELECT p.proname, has_function_privilege('public', p.oid, 'EXECUTE') AS public_execute
   FROM pg_proc p WHERE p.pronamespace = 'shift'::regnamespace AND p.proname LIKE 'lint%' ORDER BY 1;
