@@ -2,22 +2,33 @@
  *
  * sqlfrag.c
  *	  Checks of the SQL fragments users hand to pg_shift (a backfill's set,
- *	  where and select, a sync's assignments and select lists): each is
- *	  parsed alone with the server's own parser, so a fragment that is more
- *	  than it claims (a second statement, a FROM, a trailing comment, an
- *	  unbalanced parenthesis) is refused before it is pasted into a
- *	  statement.  Parsing only: no catalog access, no locks.
+ *	  where, select and throttle_query, a sync's assignments and select
+ *	  lists): each is parsed alone with the server's own parser, so a
+ *	  fragment that is more than it claims (a second statement, a FROM, a
+ *	  trailing comment, an unbalanced parenthesis) is refused before it is
+ *	  pasted into a statement.  shift._select_list splits a select list into
+ *	  its expressions.  Parsing only: no catalog access, no locks.
+ *
+ * The work on a fragment is linear in its size.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
+#include "common/keywords.h"
+#include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
 #include "parser/parser.h"
+#include "parser/scanner.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
 #include "utils/memutils.h"
 
 #include "pg_shift.h"
+
+PG_FUNCTION_INFO_V1(shift_select_list);
 
 static bool
 contains_param_walker(Node *node, void *context)
@@ -32,11 +43,12 @@ contains_param_walker(Node *node, void *context)
 Node *
 shift_parse_fragment(const char *owner, const char *what, const char *prefix, const char *text)
 {
-	char	   *sql = psprintf("%s%s", prefix, text);
+	char	   *sql;
 	List	   *stmts;
 	Node	   *stmt;
 	MemoryContext cxt = CurrentMemoryContext;
 
+	sql = psprintf("%s%s", prefix, text);
 	PG_TRY();
 	{
 		stmts = raw_parser(sql, RAW_PARSE_DEFAULT);
@@ -80,4 +92,186 @@ shift_is_plain_select(Node *stmt, bool with_where)
 		s->valuesLists == NIL && s->sortClause == NIL && s->limitOffset == NULL &&
 		s->limitCount == NULL && s->lockingClause == NIL && s->withClause == NULL &&
 		s->targetList != NIL;
+}
+
+/* ---------------------------------------------------------------- shift._select_list */
+
+/*
+ * The offsets in sql of its ',' tokens, in order, from one scan: a comma in
+ * a string, a quoted name or a comment is not a token.  The array is in the
+ * caller's memory context, *n its length.
+ */
+static int *
+comma_tokens(const char *sql, int *n)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext scan_cxt = AllocSetContextCreate(caller, "pg_shift select list scan",
+												   ALLOCSET_DEFAULT_SIZES);
+	core_yy_extra_type yyextra;
+	core_yyscan_t scanner;
+	core_YYSTYPE yylval;
+	YYLTYPE		yylloc;
+	int			tok;
+	int			size = 16;
+	int		   *commas = palloc(sizeof(int) * size);
+
+	*n = 0;
+	/* the scanner's copies of names and literals go into scan_cxt */
+	MemoryContextSwitchTo(scan_cxt);
+	scanner = scanner_init(sql, &yyextra, &ScanKeywords, ScanKeywordTokens);
+	while ((tok = core_yylex(&yylval, &yylloc, scanner)) != 0)
+	{
+		if (tok != ',')
+			continue;
+		if (*n == size)
+		{
+			size *= 2;
+			commas = repalloc(commas, sizeof(int) * size);
+		}
+		commas[(*n)++] = yylloc;
+	}
+	scanner_finish(scanner);
+	MemoryContextSwitchTo(caller);
+	MemoryContextDelete(scan_cxt);
+	return commas;
+}
+
+/* Does "SELECT (item)" parse as a SELECT of exactly one expression? */
+static bool
+paren_expression(const char *item)
+{
+	volatile bool ok = false;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		List	   *stmts = raw_parser(psprintf("SELECT (%s)", item), RAW_PARSE_DEFAULT);
+
+		ok = list_length(stmts) == 1 &&
+			IsA(linitial_node(RawStmt, stmts)->stmt, SelectStmt) &&
+			list_length(((SelectStmt *) linitial_node(RawStmt, stmts)->stmt)->targetList) == 1;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/*
+ * shift._select_list(select text) returns text[]
+ *
+ * The expressions of a select list, one per element, each checked to stand
+ * alone: "id::bigint, lower(email)" -> {"id::bigint", "lower(email)"}.
+ * A list with a FROM, a star, an alias or anything past the expressions is
+ * refused.
+ *
+ * Linear in the list's length: the list is parsed once and scanned once for
+ * its commas; each item is then cut out and parsed on its own in a memory
+ * context reset per item.
+ */
+Datum
+shift_select_list(PG_FUNCTION_ARGS)
+{
+	const char *prefix = "SELECT ";
+	char	   *list;
+	char	   *sql;
+	SelectStmt *s;
+	ListCell   *lc;
+	int			n;
+	int			i = 0;
+	int		   *starts;
+	int		   *commas;
+	int			ncommas;
+	int			next_comma = 0;
+	Datum	   *out;
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext item_cxt;
+
+	list = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	sql = psprintf("%s%s", prefix, list);
+	s = (SelectStmt *) shift_parse_fragment("the select list", "select", prefix, list);
+	if (!shift_is_plain_select((Node *) s, false))
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNTAX_ERROR),
+				 errmsg("select must be a list of expressions only"),
+				 errdetail("It was: %s", list),
+				 errhint("Write select => 'id::bigint, lower(email)'; the source table is FROM.")));
+	n = list_length(s->targetList);
+	starts = palloc(sizeof(int) * (n + 1));
+	foreach(lc, s->targetList)
+	{
+		ResTarget  *rt = lfirst(lc);
+
+		if (rt->name != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_SYNTAX_ERROR),
+					 errmsg("select must not name its expressions (\"AS %s\")", rt->name),
+					 errhint("The expressions fill the columns in the order given.")));
+		if (IsA(rt->val, ColumnRef) && IsA(llast(((ColumnRef *) rt->val)->fields), A_Star))
+			ereport(ERROR,
+					(errcode(ERRCODE_SYNTAX_ERROR),
+					 errmsg("select must list its expressions, not *")));
+		starts[i++] = rt->location;
+	}
+	starts[n] = strlen(sql);
+	commas = comma_tokens(sql, &ncommas);
+	out = palloc(sizeof(Datum) * n);
+	item_cxt = AllocSetContextCreate(caller, "pg_shift select list item",
+									 ALLOCSET_DEFAULT_SIZES);
+	for (i = 0; i < n; i++)
+	{
+		int			len = starts[i + 1] - starts[i];
+		char	   *item;
+
+		CHECK_FOR_INTERRUPTS();
+		MemoryContextSwitchTo(item_cxt);
+		item = pnstrdup(sql + starts[i], len);
+		if (i < n - 1)
+		{
+			/*
+			 * Cut at the separating comma: the last comma token before the
+			 * next item (a comment after the expression may hold commas).
+			 * The items come in order, so the commas are walked once.
+			 */
+			int			cut = -1;
+
+			while (next_comma < ncommas && commas[next_comma] < starts[i + 1])
+				next_comma++;
+			if (next_comma > 0 && commas[next_comma - 1] >= starts[i])
+				cut = commas[next_comma - 1];
+			if (cut < 0)
+				elog(ERROR, "could not split the select list at item %d", i + 1);
+			item[cut - starts[i]] = '\0';
+		}
+		/* trim blanks around it */
+		while (*item == ' ' || *item == '\t' || *item == '\n' || *item == '\r')
+			item++;
+		len = strlen(item);
+		while (len > 0 && (item[len - 1] == ' ' || item[len - 1] == '\t' ||
+						   item[len - 1] == '\n' || item[len - 1] == '\r'))
+			item[--len] = '\0';
+
+		/*
+		 * It is used as "(item)": a trailing -- comment would swallow the
+		 * ")".  Inside the list, the line break that ended one was trimmed
+		 * above: put it back.  At the end of the list, refuse the comment.
+		 */
+		if (i < n - 1 && !paren_expression(item))
+			item = psprintf("%s\n", item);
+		s = (SelectStmt *) shift_parse_fragment("the select list", "select item", "SELECT (",
+												psprintf("%s)", item));
+		if (!shift_is_plain_select((Node *) s, false) || list_length(s->targetList) != 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_SYNTAX_ERROR),
+					 errmsg("select item %d is not an expression on its own: %s", i + 1, item),
+					 errhint("End a -- comment inside the list with a line break, or use /* */.")));
+		MemoryContextSwitchTo(caller);
+		out[i] = CStringGetTextDatum(item);
+		MemoryContextReset(item_cxt);
+	}
+	MemoryContextDelete(item_cxt);
+	PG_RETURN_ARRAYTYPE_P(construct_array(out, n, TEXTOID, -1, false, TYPALIGN_INT));
 }

@@ -1,0 +1,32 @@
+-- fragments: the checks of the SQL fragments users hand to pg_shift
+-- (extension/sqlfrag.c).  shift._select_list is linear in the list.
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS pg_shift;
+\set SHOW_CONTEXT never
+CREATE SCHEMA frag_test;
+SET search_path = frag_test;
+CREATE TABLE items (id int PRIMARY KEY, n int, m int, t text);
+CREATE TABLE items_copy (id int PRIMARY KEY, n int);
+CREATE FUNCTION refusal(call text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+  EXECUTE call;
+  RETURN 'accepted';
+EXCEPTION WHEN OTHERS THEN
+  RETURN SQLSTATE || ': ' || SQLERRM;
+END $$;
+
+-- ---- shift._select_list of 20 000 items: one parse and one scan of the
+-- list, then each item alone.  Rescanning the list for each item took 79 s
+-- and 4.7 GB for 40 kB; this timeout is there for such an implementation.
+-- Every 1 000th item has a comment holding commas.
+SET statement_timeout = '20s';
+SELECT array_length(l, 1) AS items, l[1] AS first, l[1000] AS with_comment,
+       l[1001] AS after_it, l[20000] AS last, octet_length(s) AS bytes
+  FROM (SELECT s, shift._select_list(s) AS l
+          FROM (SELECT string_agg(CASE WHEN i % 1000 = 0 THEN format('f(c%s, 2) /* a, b */', i % 10)
+                                       ELSE 'c' || i % 10 END, ', ') AS s
+                  FROM generate_series(1, 20000) i) x) y;
+RESET statement_timeout;
+
+RESET search_path;
+DROP SCHEMA frag_test CASCADE;
