@@ -48,9 +48,9 @@
  * while it was active are the ordinary ones and it costs one test of a
  * counter per lookup of a non-built-in function (not per call) elsewhere.
  *
- * The work is linear in the input: earlier statements' facts are found
- * through hash tables, and each statement is linted in a memory context
- * reset after it.
+ * Every input is bounded (shift_check_size, SQLSTATE 54000), and the work is
+ * linear in it: earlier statements' facts are found through hash tables, and
+ * each statement is linted in a memory context reset after it.
  *
  *-------------------------------------------------------------------------
  */
@@ -58,6 +58,7 @@
 
 #include <ctype.h>
 
+#include "access/detoast.h"
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
@@ -2556,6 +2557,8 @@ lint_part(LintState *st, text *part, int part_timeout)
 	MemoryContextSwitchTo(part_cxt);
 	sql = text_to_cstring(part);
 	len = (int) strlen(sql);
+	shift_check_scannable(st->script_mode ? "a part of shift.lint_script" : "the SQL to lint",
+						  sql, len, SHIFT_MAX_SCAN_COST);
 	st->sql = sql;
 	st->part_timeout = part_timeout;
 	stmts = parse_part(st, sql);
@@ -2613,6 +2616,18 @@ lint_part(LintState *st, text *part, int part_timeout)
 
 /* ---------------------------------------------------------------- SQL entry points */
 
+#define LINT_SIZE_HINT \
+	"Lint a long script in pieces: split it into several db:exec calls (shift.lint_script parts) or shift.lint calls."
+
+/* Refuses a lint input (a text or array argument) over limit, before detoasting it. */
+static void
+check_arg_size(FunctionCallInfo fcinfo, int argno, const char *what, Size limit)
+{
+	if (!PG_ARGISNULL(argno))
+		shift_check_size(what, toast_raw_datum_size(PG_GETARG_DATUM(argno)) - VARHDRSZ,
+						 limit, LINT_SIZE_HINT);
+}
+
 static int
 start_timeout(FunctionCallInfo fcinfo, int argno)
 {
@@ -2622,6 +2637,7 @@ start_timeout(FunctionCallInfo fcinfo, int argno)
 
 	if (PG_ARGISNULL(argno))
 		return LockTimeout;
+	check_arg_size(fcinfo, argno, "the lock_timeout given to lint", SHIFT_MAX_SETTING);
 	value = text_to_cstring(PG_GETARG_TEXT_PP(argno));
 	if (!parse_int(value, &ms, GUC_UNIT_MS, &hint) || ms < 0)
 		ereport(ERROR,
@@ -2675,6 +2691,7 @@ shift_lint(PG_FUNCTION_ARGS)
 {
 	LintState	st;
 
+	check_arg_size(fcinfo, 0, "the SQL to lint", SHIFT_MAX_LINT_PART);
 	init_state(&st, fcinfo, false, start_timeout(fcinfo, 1));
 	if (!PG_ARGISNULL(0))
 		lint_part(&st, PG_GETARG_TEXT_PP(0), TIMEOUT_UNSET);
@@ -2726,6 +2743,9 @@ shift_lint_script(PG_FUNCTION_ARGS)
 	int			nparts;
 	int			i;
 
+	check_arg_size(fcinfo, 0, "the array of parts of shift.lint_script", SHIFT_MAX_LINT_SCRIPT);
+	check_arg_size(fcinfo, 1, "part_lock_timeouts of shift.lint_script", SHIFT_MAX_LINT_SCRIPT);
+	check_arg_size(fcinfo, 2, "phases of shift.lint_script", SHIFT_MAX_LINT_SCRIPT);
 	init_state(&st, fcinfo, true, start_timeout(fcinfo, 3));
 	if (PG_ARGISNULL(0))
 	{
@@ -2743,6 +2763,21 @@ shift_lint_script(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("phases must have one element per part")));
+	/* each part alone, before any is linted */
+	for (i = 0; i < nparts; i++)
+	{
+		Size		size;
+
+		if (!part_nulls[i] &&
+			(size = toast_raw_datum_size(parts[i]) - VARHDRSZ) > SHIFT_MAX_LINT_PART)
+			shift_check_size(psprintf("part %d of shift.lint_script", i + 1), size,
+							 SHIFT_MAX_LINT_PART, LINT_SIZE_HINT);
+		if (timeouts && !timeout_nulls[i] &&
+			(size = toast_raw_datum_size(timeouts[i]) - VARHDRSZ) > SHIFT_MAX_SETTING)
+			shift_check_size(psprintf("the lock timeout of part %d of shift.lint_script", i + 1),
+							 size, SHIFT_MAX_SETTING, LINT_SIZE_HINT);
+	}
+
 	for (i = 0; i < nparts; i++)
 	{
 		int			timeout = TIMEOUT_UNSET;

@@ -344,6 +344,28 @@ SELECT count(*) AS findings FROM shift.lint(
   (SELECT 'DROP TABLE ' || string_agg('gone' || i, ',') FROM generate_series(1, 100000) i), '1s');
 RESET statement_timeout;
 
+-- ---- every input is bounded: SQLSTATE 54000 naming it, its size and the limit
+CREATE FUNCTION refusal(call text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+  EXECUTE call;
+  RETURN 'accepted';
+EXCEPTION WHEN OTHERS THEN
+  RETURN SQLSTATE || ': ' || SQLERRM;
+END $$;
+SELECT count(*) FROM shift.lint(repeat('-', 1048577));
+SELECT refusal($$SELECT count(*) FROM shift.lint(repeat(' ', 1048569) || 'SELECT 1')$$) AS one_byte_over,
+       refusal($$SELECT count(*) FROM shift.lint(repeat(' ', 1048568) || 'SELECT 1')$$) AS at_the_limit;
+SELECT refusal($$SELECT count(*) FROM shift.lint('SELECT 1', repeat('1', 1025))$$) AS lock_timeout;
+SELECT refusal($$SELECT count(*) FROM shift.lint_script(ARRAY['SELECT 1', repeat(' ', 1048577)])$$) AS part,
+       refusal($$SELECT count(*) FROM shift.lint_script(array_fill(repeat(' ', 1000000), ARRAY[3]))$$) AS parts_together,
+       refusal($$SELECT count(*) FROM shift.lint_script(array_fill(repeat(' ', 1000000), ARRAY[2]))$$) AS two_parts;
+SELECT refusal($$SELECT count(*) FROM shift.lint_script(ARRAY['SELECT 1'], ARRAY[repeat('1', 1025)])$$) AS part_lock_timeout;
+-- runs of operator characters, on which PostgreSQL's scanner is quadratic:
+-- 20 000 nested comment openers took 2.7 s and could not be cancelled
+SELECT count(*) FROM shift.lint(repeat('/*', 20000) || repeat('*/', 20000));
+SELECT refusal($$SELECT count(*) FROM shift.lint('SELECT 1 ' || repeat('+', 10001) || ' 1')$$) AS long_run,
+       refusal($$SELECT count(*) FROM shift.lint(repeat('-- ' || repeat('-', 100) || E'\n', 5000) || 'SELECT 1')$$) AS banner_lines;
+
 -- ---- privileges: anyone may lint; it never needs access to the tables
 SELECT p.proname, has_function_privilege('public', p.oid, 'EXECUTE') AS public_execute
   FROM pg_proc p WHERE p.pronamespace = 'shift'::regnamespace AND p.proname LIKE 'lint%' ORDER BY 1;
