@@ -26,6 +26,8 @@
 #include "nodes/parsenodes.h"
 #include "parser/parser.h"
 #include "parser/scanner.h"
+/* after scanner.h, which it needs: the token numbers (PARAM) */
+#include "parser/gram.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
@@ -101,14 +103,33 @@ shift_check_scannable(const char *what, const char *text, Size len, uint64 limit
 				 errhint("Break long runs of operator characters (a long line of dashes or stars in a comment, many signs in a row) with spaces.")));
 }
 
+/*
+ * Does sql use a parameter ($1, ...)?  Read from its tokens rather than its
+ * tree: the parser makes a ParamRef of each PARAM token and of nothing
+ * else, and a tree walker knows only expressions and the DML statements,
+ * while a throttle_query may parse as any statement at all.
+ */
 static bool
-contains_param_walker(Node *node, void *context)
+has_parameter(const char *sql)
 {
-	if (node == NULL)
-		return false;
-	if (IsA(node, ParamRef))
-		return true;
-	return raw_expression_tree_walker(node, contains_param_walker, context);
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext scan_cxt = AllocSetContextCreate(caller, "pg_shift fragment scan",
+												   ALLOCSET_DEFAULT_SIZES);
+	core_yy_extra_type yyextra;
+	core_yyscan_t scanner;
+	core_YYSTYPE yylval;
+	YYLTYPE		yylloc;
+	int			tok;
+	bool		found = false;
+
+	MemoryContextSwitchTo(scan_cxt);
+	scanner = scanner_init(sql, &yyextra, &ScanKeywords, ScanKeywordTokens);
+	while (!found && (tok = core_yylex(&yylval, &yylloc, scanner)) != 0)
+		found = tok == PARAM;
+	scanner_finish(scanner);
+	MemoryContextSwitchTo(caller);
+	MemoryContextDelete(scan_cxt);
+	return found;
 }
 
 Node *
@@ -148,7 +169,7 @@ shift_parse_fragment(const char *owner, const char *what, const char *prefix, co
 				(errcode(ERRCODE_SYNTAX_ERROR),
 				 errmsg("%s of %s must not contain several statements", what, owner)));
 	stmt = linitial_node(RawStmt, stmts)->stmt;
-	if (contains_param_walker(stmt, NULL))
+	if (has_parameter(sql))
 		ereport(ERROR,
 				(errcode(ERRCODE_SYNTAX_ERROR),
 				 errmsg("%s of %s must not use parameters ($1, ...)", what, owner)));

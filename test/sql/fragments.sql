@@ -53,5 +53,13 @@ SELECT shift._select_list('n ' || repeat('+', 3200) || ' 1');
 SELECT refusal($$SELECT shift.backfill_create('ops', 'items', set => 'n = 1 ' || repeat('-+', 1600) || ' 1')$$) AS set,
        refusal($$SELECT shift._select_list('n ' || repeat('+', 3000) || ' 1, n')$$) AS short_enough;
 
+-- ---- found by the fuzzer: a fragment that parses as a statement the
+-- expression walker does not know (a throttle_query of BEGIN, VACUUM, ...)
+-- was an internal error (XX000 unrecognized node type) instead of a refusal
+SELECT refusal($$SELECT shift.backfill_create('tq', 'items', set => 'n = 1', throttle_query => 'BEGIN')$$) AS "begin",
+       refusal($$SELECT shift.backfill_create('tq', 'items', set => 'n = 1', throttle_query => 'VACUUM items')$$) AS vacuum;
+SELECT refusal($$SELECT shift.backfill_create('tq', 'items', set => 'n = 1', throttle_query => 'PREPARE p AS SELECT $1')$$) AS parameter,
+       refusal($$SELECT shift.backfill_create('tq', 'items', set => 'n = 1', throttle_query => 'SELECT ''$1'', $x$ $2 $x$')$$) AS quoted_dollar;
+
 RESET search_path;
 DROP SCHEMA frag_test CASCADE;
