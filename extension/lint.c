@@ -947,7 +947,8 @@ literals_to_params(Node *node, int *count)
 	if (node == NULL)
 		return false;
 	check_stack_depth();
-	if (IsA(node, TypeName))
+	/* a DEFAULT cannot hold a subquery (analysis refuses it): no need to look in */
+	if (IsA(node, TypeName) || IsA(node, SubLink))
 		return false;
 	if (IsA(node, TypeCast))
 		return literals_to_params(((TypeCast *) node)->arg, count);
