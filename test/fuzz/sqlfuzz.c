@@ -971,6 +971,29 @@ proc_kb(const char *field)
 	return kb;
 }
 
+/* The backend's CPU time so far (user + system), in ms (-1 if unknown). */
+static char proc_stat[64];
+
+static long
+proc_cpu_ms(void)
+{
+	FILE	   *f = fopen(proc_stat, "r");
+	char		line[1024];
+	char	   *p;
+	unsigned long utime,
+				stime;
+
+	if (f == NULL)
+		return -1;
+	p = fgets(line, sizeof(line), f);
+	fclose(f);
+	/* after "pid (comm)", fields 3..: utime and stime are the 14th and 15th */
+	if (p == NULL || (p = strrchr(line, ')')) == NULL ||
+		sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
+		return -1;
+	return (long) ((utime + stime) * 1000 / sysconf(_SC_CLK_TCK));
+}
+
 static void
 connect_backend(void)
 {
@@ -991,6 +1014,7 @@ connect_backend(void)
 					"SET lock_timeout = '1s'"));
 	snprintf(proc_status, sizeof(proc_status), "/proc/%d/status", backend_pid);
 	snprintf(proc_clear, sizeof(proc_clear), "/proc/%d/clear_refs", backend_pid);
+	snprintf(proc_stat, sizeof(proc_stat), "/proc/%d/stat", backend_pid);
 
 	/* cap the backend's address space: a blow-up fails as out of memory */
 	vmsize = proc_kb("VmSize");
@@ -1156,7 +1180,10 @@ typedef struct Stats
 	long		refused;
 	long		failures;
 	long		per_target[T_CONTROL_TIME + 1];
-	double		max_ms;
+	double		max_ms;			/* wall clock, as the client saw it */
+	long		max_ms_input;
+	long		max_cpu_ms;		/* the backend's CPU time, load aside */
+	long		max_cpu_input;
 	long		max_growth_kb;
 	long		max_growth_input;
 	size_t		max_bytes;
@@ -1225,6 +1252,8 @@ run_input(Input *in, Stats *st)
 	PGresult   *res;
 	long		rss;
 	long		hwm;
+	long		cpu0;
+	long		cpu;
 	double		t0;
 	double		ms;
 	int			k;
@@ -1244,10 +1273,17 @@ run_input(Input *in, Stats *st)
 	rss = reset_peak();
 	if (in_transaction(in->target))
 		PQclear(PQexec(conn, "BEGIN"));
+	cpu0 = proc_cpu_ms();
 	t0 = now_ms();
 	res = PQexecParams(conn, target_sql(in->target), in->nparams, types, values, lengths,
 					   formats, 0);
 	ms = now_ms() - t0;
+	cpu = proc_cpu_ms();
+	if (cpu >= 0 && cpu0 >= 0 && cpu - cpu0 > st->max_cpu_ms)
+	{
+		st->max_cpu_ms = cpu - cpu0;
+		st->max_cpu_input = in->number;
+	}
 	if (PQresultStatus(res) == PGRES_TUPLES_OK || PQresultStatus(res) == PGRES_COMMAND_OK)
 		st->accepted++;
 	else if (PQstatus(conn) != CONNECTION_OK)
@@ -1321,7 +1357,10 @@ run_input(Input *in, Stats *st)
 		calls = now;
 	}
 	if (ms > st->max_ms)
+	{
 		st->max_ms = ms;
+		st->max_ms_input = in->number;
+	}
 	st->per_target[in->target]++;
 	st->inputs++;
 	st->failures += failed != 0;
@@ -1484,10 +1523,12 @@ main(int argc, char **argv)
 		free(crashes.data);
 	}
 	printf("sqlfuzz: inputs=%ld accepted=%ld refused=%ld failures=%ld seconds=%.0f "
-		   "per_second=%.0f max_ms=%.0f max_growth_mb=%.1f (input %ld) max_bytes=%zu",
+		   "per_second=%.0f max_ms=%.0f (input %ld) max_cpu_ms=%ld (input %ld) "
+		   "max_growth_mb=%.1f (input %ld) max_bytes=%zu",
 		   st.inputs, st.accepted, st.refused, st.failures, (now_ms() - start) / 1000,
-		   st.inputs / ((now_ms() - start) / 1000 + 1e-9), st.max_ms,
-		   st.max_growth_kb / 1024.0, st.max_growth_input, st.max_bytes);
+		   st.inputs / ((now_ms() - start) / 1000 + 1e-9), st.max_ms, st.max_ms_input,
+		   st.max_cpu_ms, st.max_cpu_input, st.max_growth_kb / 1024.0, st.max_growth_input,
+		   st.max_bytes);
 	for (i = 0; i < T_COUNT; i++)
 		printf(" %s=%ld", target_names[i], st.per_target[i]);
 	printf(" sqlstate_classes=");
