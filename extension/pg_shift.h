@@ -30,17 +30,20 @@
  *	   0.7 s.  The widest real fragment, a select list casting each of a
  *	   table's 1600 columns (PostgreSQL's maximum), is about 64 kB.
  *	 - a text lint parses at once (shift.lint's SQL, one part of
- *	   shift.lint_script, i.e. one db:exec): 1 MB, at most ~100 MB and 0.3 s
- *	   of CPU for the costliest shapes tried.  A hand-written migration
- *	   statement is a few kB; only a whole schema or data load comes near,
- *	   and it can be split into several db:exec calls.
- *	 - all parts of one shift.lint_script call (the array as stored): 2 MB.
+ *	   shift.lint_script, i.e. one db:exec): 512 kB.  Parsing and linting
+ *	   take 0.3 to 0.6 s of CPU per MB for the costliest shapes tried, and
+ *	   on a busy 2-core machine the wall clock was up to twice that: a
+ *	   million fuzzed inputs up to 2 MB met the 1 s statement_timeout twice,
+ *	   at 0.8 and 1.9 MB.  A hand-written migration statement is a few kB;
+ *	   only a whole schema or data load comes near, and it can be split into
+ *	   several db:exec calls.
+ *	 - all parts of one shift.lint_script call (the array as stored): 1 MB.
  *	   Parts are parsed and freed one by one, so this bounds only the time.
  *	 - a lock_timeout given to lint: 1 kB (it is a duration such as '2s').
  */
 #define SHIFT_MAX_FRAGMENT		(128 * 1024)
-#define SHIFT_MAX_LINT_PART		(1024 * 1024)
-#define SHIFT_MAX_LINT_SCRIPT	(2 * 1024 * 1024)
+#define SHIFT_MAX_LINT_PART		(512 * 1024)
+#define SHIFT_MAX_LINT_SCRIPT	(1024 * 1024)
 #define SHIFT_MAX_SETTING		1024
 
 /*

@@ -2,7 +2,7 @@
 # The long fuzz of everything in pg_shift that reads SQL a user wrote (see
 # test/integration/62_fuzz.sh, its bounded version in `make test`): the same
 # generator and checks, for FUZZ_MINUTES minutes (or FUZZ_INPUTS inputs)
-# from FUZZ_SEED, with inputs up to past the largest limit (2 MB).  Any
+# from FUZZ_SEED, with inputs up to past the largest limit (1 MB).  Any
 # failing input is printed with the command that regenerates it and the SQL
 # that replays it.
 . "$(dirname "$0")/../integration/lib.sh"
@@ -18,7 +18,7 @@ fuzz_setup
 fuzz_build || exit 0
 fuzz_controls
 
-sqlfuzz --seed "$seed" "${budget[@]}" --max-size 2200000
+sqlfuzz --seed "$seed" "${budget[@]}" --max-size 1200000
 rc=$?
 if [ $rc -le 1 ]; then ok "the fuzzer ran ($what)"; else not_ok "the fuzzer stopped (exit $rc)" "$(tail -n 20 "$WORK/sqlfuzz.out")"; fi
 # all the inputs asked for, or at least a few a second whatever the machine

@@ -504,7 +504,7 @@ repeat_to(Buf *b, size_t pos, const char *piece, size_t plen, size_t target)
 static size_t
 huge_size(Rng *r)
 {
-	static const size_t limits[] = {128 * 1024, 1024 * 1024, 2 * 1024 * 1024};
+	static const size_t limits[] = {128 * 1024, 512 * 1024, 1024 * 1024};
 	int			k = (int) rng_below(r, 10);
 
 	if (k < 6)
@@ -1144,8 +1144,8 @@ report_failure(const Input *in, const char *why)
 	printf("# FAILED input %ld (%s, %zu bytes): %s\n", in->number,
 		   target_names[in->target], total, why);
 	printf("#   starts: %s\n", head);
-	printf("#   regenerate: sqlfuzz --seed %llu --replay %ld CORPUS...\n",
-		   (unsigned long long) opt_seed, in->number);
+	printf("#   regenerate: sqlfuzz --seed %llu --max-size %zu --replay %ld CORPUS...\n",
+		   (unsigned long long) opt_seed, opt_max_size, in->number);
 	if (total <= 4096 || opt_failures == NULL)
 	{
 		printf("#   replay: ");
