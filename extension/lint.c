@@ -224,6 +224,7 @@ typedef struct LintState
 	HTAB	   *check_columns;	/* CheckColumn */
 	HTAB	   *check_names;	/* CheckName */
 	int64		checks_added;
+	int			findings;		/* reported so far */
 
 	/* the statement being linted */
 	MemoryContext stmt_cxt;		/* reset after each statement */
@@ -751,6 +752,14 @@ report(LintState *st, const char *severity, const char *rule,
 
 	if (allowed(st, rule))
 		return;
+	/* the output is bounded too: past the limit, stop at once */
+	if (++st->findings > SHIFT_MAX_LINT_FINDINGS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("lint stopped after %d findings", SHIFT_MAX_LINT_FINDINGS),
+				 errdetail("Statement %d of the linted SQL would be finding %d; no migration has that many, and the rest were not looked for.",
+						   st->statement, st->findings),
+				 errhint("Lint the script in pieces, or silence a rule that fires on each of many objects with a shift:allow comment.")));
 
 	memset(nulls, 0, sizeof(nulls));
 	if (st->with_part)

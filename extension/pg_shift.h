@@ -40,11 +40,16 @@
  *	 - all parts of one shift.lint_script call (the array as stored): 1 MB.
  *	   Parts are parsed and freed one by one, so this bounds only the time.
  *	 - a lock_timeout given to lint: 1 kB (it is a duration such as '2s').
+ *	 - lint's output: 10 000 findings in one call.  A statement naming many
+ *	   relations has a finding for each (DROP TABLE a, b, ... of 130 000
+ *	   tables made that many rows, spilled to a temporary file: over a
+ *	   second of I/O for 0.3 s of CPU); a migration has a handful.
  */
 #define SHIFT_MAX_FRAGMENT		(128 * 1024)
 #define SHIFT_MAX_LINT_PART		(512 * 1024)
 #define SHIFT_MAX_LINT_SCRIPT	(1024 * 1024)
 #define SHIFT_MAX_SETTING		1024
+#define SHIFT_MAX_LINT_FINDINGS	10000
 
 /*
  * The most scanning work a text may cost in runs of operator characters,
