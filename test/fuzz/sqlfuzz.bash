@@ -21,8 +21,11 @@ fuzz_build() {
     not_ok "sqlfuzz does not build" "$out"
     return 1
   fi
-  mkdir -p "$WORK/failures"
-  [ "$(id -u)" -ne 0 ] || chown postgres: "$WORK/failures"
+  # failing inputs too long to print are written here, which outlives the test
+  FUZZ_FAILURES=${FUZZ_FAILURES:-$(mktemp -d /tmp/pgshift-fuzz-failures.XXXXXX)}
+  mkdir -p "$FUZZ_FAILURES"
+  chmod 755 "$FUZZ_FAILURES"
+  [ "$(id -u)" -ne 0 ] || chown postgres: "$FUZZ_FAILURES"
 }
 
 # fuzz_setup: in $DB, the tables the fragment calls work on, the objects the
@@ -67,7 +70,7 @@ fuzz_setup() {
 # memory of its session's backend) against $DB; output in $WORK/sqlfuzz.out.
 sqlfuzz() {
   as_owner env PGHOST="$PGHOST" PGPORT="$PGPORT" PGUSER="$PGUSER" PGDATABASE="$DB" \
-    "$WORK/sqlfuzz" --log "$PGSHIFT_LOG" --failures "$WORK/failures" --tripwire fuzz.user_code_calls \
+    "$WORK/sqlfuzz" --log "$PGSHIFT_LOG" --failures "$FUZZ_FAILURES" --tripwire fuzz.user_code_calls \
     "$@" "${FUZZ_CORPUS[@]}" \
     >"$WORK/sqlfuzz.out" 2>&1
 }
@@ -105,6 +108,7 @@ fuzz_check() {
   else
     not_ok "$failures inputs failed (each with its replay)" "$(grep -A4 'FAILED' "$WORK/sqlfuzz.out" | head -n 60)"
   fi
+  rmdir "$FUZZ_FAILURES" 2>/dev/null || echo "# long failing inputs kept in $FUZZ_FAILURES"
   if [ "${accepted:-0}" -gt $((inputs / 10)) ] && [ "${refused:-0}" -gt $((inputs / 10)) ]; then
     ok "both outcomes are exercised: $accepted accepted, $refused refused"
   else

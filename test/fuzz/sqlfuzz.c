@@ -1144,7 +1144,7 @@ report_failure(const Input *in, const char *why)
 	printf("# FAILED input %ld (%s, %zu bytes): %s\n", in->number,
 		   target_names[in->target], total, why);
 	printf("#   starts: %s\n", head);
-	printf("#   regenerate: sqlfuzz --seed %llu --max-size %zu --replay %ld CORPUS...\n",
+	printf("#   regenerate (from the same corpus files): sqlfuzz --seed %llu --max-size %zu --replay %ld CORPUS...\n",
 		   (unsigned long long) opt_seed, opt_max_size, in->number);
 	if (total <= 4096 || opt_failures == NULL)
 	{
