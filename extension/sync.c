@@ -144,6 +144,15 @@ text_array_to_list(Datum d, bool isnull)
  * row's columns since never reaches the application's writes, and a record
  * whose checked copy no longer hashes to the trigger's digest is refused,
  * not run.  Otherwise (checking a sync before it is sealed): the columns.
+ *
+ * A trigger can fire between the installation of this library and ALTER
+ * EXTENSION pg_shift UPDATE, when shift.sync is still version 0.1.0's: it
+ * has no checked definition, and the trigger's digest is 0.1.0's hash of the
+ * row (shift._sync_digest).  The trigger then reads the row as 0.1.0's
+ * library did, as the writing role (0.1.0 lets every role read shift.sync),
+ * and runs it only if it hashes to the trigger's digest.  Writers thus keep
+ * working until the update, which seals every sync again and makes its
+ * triggers anew; everything else refuses meanwhile (shift_extension_owner).
  */
 static SyncConfig *
 load_config(const char *name, bool checked, const char *digest, MemoryContext cxt)
@@ -155,9 +164,27 @@ load_config(const char *name, bool checked, const char *digest, MemoryContext cx
 	HeapTuple	tup;
 	MemoryContext old;
 	bool		isnull;
+	bool		v010 = checked && strcmp(shift_sql_version(), "0.1.0") == 0;
 
 	args[0] = CStringGetTextDatum(name);
-	if (checked)
+
+	if (v010)
+	{
+		ShiftAs		as;
+		int			rc;
+
+		shift_as_begin(&as, GetUserId(), "pg_catalog, pg_temp");
+		rc = SPI_execute_with_args(
+			"SELECT kind, relation, target, set_clause, reverse_set, target_columns, expressions,"
+			"       target_key, reverse_columns, reverse_expressions, relation_key, search_path,"
+			"       relation_alias, target_alias, shift._sync_digest(s), owner"
+			"  FROM shift.sync s WHERE name OPERATOR(pg_catalog.=) $1",
+			1, argtypes, args, NULL, true, 1);
+		shift_as_end(&as);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "could not read sync \"%s\": %s", name, SPI_result_code_string(rc));
+	}
+	else if (checked)
 		(void) shift_ctl_execute(
 			"SELECT d->>'kind', (d->>'relation')::pg_catalog.oid, (d->>'target')::pg_catalog.oid,"
 			"       d->>'set', d->>'reverse_set',"
@@ -189,6 +216,8 @@ load_config(const char *name, bool checked, const char *digest, MemoryContext cx
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("the checked definition of sync \"%s\" is not the one its trigger was made for", name),
+				 v010 ?
+				 errdetail("Its row in shift.sync was changed outside pg_shift's functions; running it could run SQL nobody checked.") :
 				 errdetail("shift.sync.checked was changed outside pg_shift's functions; running it could run SQL nobody checked."),
 				 errhint("Drop the sync with shift.sync_drop and create it again.")));
 	old = MemoryContextSwitchTo(cxt);
