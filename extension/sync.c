@@ -168,6 +168,15 @@ load_config(const char *name, bool checked, const char *digest, MemoryContext cx
 
 	args[0] = CStringGetTextDatum(name);
 
+	/*
+	 * Read as committed now, as the catalog the trigger comes from is, not
+	 * in the writer's snapshot: a REPEATABLE READ or SERIALIZABLE writer
+	 * whose snapshot predates the sync, its cut-over or ALTER EXTENSION
+	 * pg_shift UPDATE would find no row, or not the one its trigger was
+	 * made for, and fail.  (The mirror statements run with a new snapshot
+	 * too, see run_plan_at.)
+	 */
+	PushActiveSnapshot(GetLatestSnapshot());
 	if (v010)
 	{
 		ShiftAs		as;
@@ -203,6 +212,7 @@ load_config(const char *name, bool checked, const char *digest, MemoryContext cx
 			"       relation_alias, target_alias, NULL::pg_catalog.text, owner"
 			"  FROM shift.sync s WHERE name OPERATOR(pg_catalog.=) $1",
 			1, argtypes, args, NULL, true, 1);
+	PopActiveSnapshot();
 	if (SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),

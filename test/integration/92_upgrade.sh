@@ -8,14 +8,14 @@
 # issue 23 attack).  Then the 0.2.0 library is installed and the server
 # restarted: the sync triggers keep mirroring every write on 0.1.0's tables,
 # and everything else refuses, saying to run ALTER EXTENSION pg_shift UPDATE.
-# The update runs while pgbench writes; the schema it leaves is exactly a
-# fresh 0.2.0 install's (pg_dump --binary-upgrade of both); every sync is
-# sealed again, its triggers made anew, and the 0.2.0 runner finishes the
-# migration: the backfill goes on from 0.1.0's checkpoint, the copy compares
-# equal, the cut-over and the contract run.  No write fails.  Last, updates
-# that must not happen stop and change nothing: a view of the user's on a
-# table of pg_shift, a sync whose row was edited since its triggers were
-# made.
+# The update runs while pgbench writes and a REPEATABLE READ writer waits
+# with an older snapshot; the schema it leaves is exactly a fresh 0.2.0
+# install's (pg_dump --binary-upgrade of both); every sync is sealed again,
+# its triggers made anew, and the 0.2.0 runner finishes the migration: the
+# backfill goes on from 0.1.0's checkpoint, the copy compares equal, the
+# cut-over and the contract run.  No write fails.  Last, updates that must
+# not happen stop and change nothing: a view of the user's on a table of
+# pg_shift, a sync whose row was edited since its triggers were made.
 . "$(dirname "$0")/lib.sh"
 
 PGBENCH=$PGSHIFT_PGBIN/pgbench
@@ -231,10 +231,29 @@ expect_eq "a cut-over one mirrors back into the archive" \
   "$(q "SELECT owner FROM accounts_archive WHERE id = 1001")" "window"
 sleep 2
 
-# ---- the update, while pgbench writes
+# ---- the update, while pgbench writes, and while a REPEATABLE READ
+# transaction that took its snapshot before it waits to write
+psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$DB" >"$WORK/rr.out" 2>&1 <<'SQL' &
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT 1;
+SELECT pg_sleep(3);
+UPDATE orders SET customer = -3 WHERE id = 9;
+INSERT INTO customers (id, email) VALUES (1003, 'Repeatable@Example.COM');
+SELECT 'it saw ' || extversion FROM pg_extension WHERE extname = 'pg_shift';
+COMMIT;
+SQL
+rr=$!
+sleep 0.5
 out=$(PGOPTIONS="-c client_min_messages=warning" psql -X -q -d "$DB" -v ON_ERROR_STOP=1 \
         -c "ALTER EXTENSION pg_shift UPDATE" 2>&1)
 expect_eq "ALTER EXTENSION pg_shift UPDATE runs under load" "$?" 0
+wait $rr
+rc=$?
+expect_eq "a REPEATABLE READ writer whose snapshot predates the update writes after it" "$rc" 0
+expect_in "(its snapshot did predate it)" "$(cat "$WORK/rr.out")" "it saw 0.1.0"
+expect_eq "through the new triggers" \
+  "$(q "SELECT o.customer || ' ' || c.email_lower FROM orders_v2 o, customers c WHERE o.id = 9 AND c.id = 1003")" \
+  "-3 repeatable@example.com"
 expect_eq "to 0.2.0" "$(q "SELECT extversion FROM pg_extension WHERE extname = 'pg_shift'")" "0.2.0"
 expect_in "it kept of the stored statements only the foreign key's" "$out" \
   'sync "accounts": of the statements its cut-over left to run, only those validating its foreign keys are kept'
