@@ -96,6 +96,33 @@ PG_FUNCTION_INFO_V1(shift_backfill_run);
 /* The first batch of a run is small; later ones adapt. */
 #define FIRST_BATCH			500
 
+/*
+ * The state of a job, as its row's state column stores it (the table's
+ * CHECK lists the same six; backfill_state_names maps between them).
+ */
+typedef enum BackfillState
+{
+	BACKFILL_PENDING,			/* made, its walk not started */
+	BACKFILL_ACTIVE,			/* walking */
+	BACKFILL_PAUSED,			/* stopped by shift.backfill_pause */
+	BACKFILL_DONE,				/* walked up to its bound */
+	BACKFILL_CANCELLED,			/* stopped for good by shift.backfill_cancel */
+	BACKFILL_FAILED				/* its last batch raised an error */
+} BackfillState;
+
+static const char *const backfill_state_names[] = {
+	[BACKFILL_PENDING] = "pending",
+	[BACKFILL_ACTIVE] = "active",
+	[BACKFILL_PAUSED] = "paused",
+	[BACKFILL_DONE] = "done",
+	[BACKFILL_CANCELLED] = "cancelled",
+	[BACKFILL_FAILED] = "failed",
+};
+
+/* A job in these states runs no batch until an operator moves it. */
+#define BACKFILL_HALTED(s) \
+	((s) == BACKFILL_DONE || (s) == BACKFILL_PAUSED || (s) == BACKFILL_CANCELLED)
+
 typedef struct BackfillJob
 {
 	char	   *name;
@@ -138,7 +165,7 @@ typedef struct BackfillJob
 	MemoryContext last_cxt;
 
 	/* state */
-	char		state[16];
+	BackfillState state;		/* as last read or written (store_state) */
 	bool		has_upper;
 	Datum		upper[INDEX_MAX_KEYS];
 	bool		has_last;
@@ -199,6 +226,50 @@ static void
 as_owner(BackfillJob *job, ShiftAs *as)
 {
 	shift_as_begin(as, job->owner_id, job->search_path);
+}
+
+/* ---------------------------------------------------------------- state */
+
+/* The text the table stores for state. */
+static const char *
+state_name(BackfillState state)
+{
+	return backfill_state_names[state];
+}
+
+/* The state the table's text names; any other text is an internal error. */
+static BackfillState
+parse_state(const char *job, const char *text)
+{
+	int			i;
+
+	for (i = 0; i < lengthof(backfill_state_names); i++)
+		if (strcmp(text, backfill_state_names[i]) == 0)
+			return (BackfillState) i;
+	ereport(ERROR,
+			(errcode(ERRCODE_INTERNAL_ERROR),
+			 errmsg("backfill job \"%s\" is in unknown state \"%s\"", job, text),
+			 errdetail("The states of a backfill job are pending, active, paused, done, cancelled and failed.")));
+	pg_unreachable();
+}
+
+/*
+ * Writes the job's state into its row (with the assignments in also, if
+ * any: a fixed list such as "finished_at = pg_catalog.now()") and into job.
+ */
+static void
+store_state(BackfillJob *job, BackfillState state, const char *also)
+{
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		args[2];
+
+	args[0] = CStringGetTextDatum(job->name);
+	args[1] = CStringGetTextDatum(state_name(state));
+	(void) ctl(psprintf("UPDATE shift.backfill SET state = $2%s%s"
+						" WHERE name OPERATOR(pg_catalog.=) $1",
+						also ? ", " : "", also ? also : ""),
+			   2, argtypes, args, NULL, false, 0);
+	job->state = state;
 }
 
 /* ---------------------------------------------------------------- keys */
@@ -471,7 +542,7 @@ read_settings(BackfillJob *job)
 	bool		isnull;
 	Datum		d;
 
-	strlcpy(job->state, spi_text(1), sizeof(job->state));
+	job->state = parse_state(job->name, spi_text(1));
 	job->batch_min = DatumGetInt32(spi_datum(2, &isnull));
 	job->batch_max = DatumGetInt32(spi_datum(3, &isnull));
 	job->target_ms = DatumGetInt32(spi_datum(4, &isnull));
@@ -590,7 +661,7 @@ lock_checkpoint(BackfillJob *job)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("backfill job \"%s\" was dropped while it ran", job->name)));
-	strlcpy(job->state, spi_text(1), sizeof(job->state));
+	job->state = parse_state(job->name, spi_text(1));
 	d = spi_datum(2, &isnull);
 	if (isnull)
 	{
@@ -1064,12 +1135,9 @@ fix_upper_bound(BackfillJob *job)
 	args[0] = CStringGetTextDatum(job->name);
 	if (SPI_processed == 0)
 	{
-		(void) ctl("UPDATE shift.backfill SET state = 'done', estimated_total = 0,"
-				   " started_at = pg_catalog.now(), finished_at = pg_catalog.now(),"
-				   " updated_at = pg_catalog.now()"
-				   " WHERE name OPERATOR(pg_catalog.=) $1",
-				   1, argtypes, args, NULL, false, 0);
-		strlcpy(job->state, "done", sizeof(job->state));
+		store_state(job, BACKFILL_DONE,
+					"estimated_total = 0, started_at = pg_catalog.now(),"
+					" finished_at = pg_catalog.now(), updated_at = pg_catalog.now()");
 		return false;
 	}
 	for (i = 0; i < job->nkeys; i++)
@@ -1086,7 +1154,6 @@ fix_upper_bound(BackfillJob *job)
 			   "                            FILTER (WHERE c.reltuples >= 0))::pg_catalog.int8"
 			   "    FROM pg_catalog.pg_partition_tree($4::pg_catalog.regclass) t"
 			   "    JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid WHERE t.isleaf),"
-			   "  state = CASE WHEN state IN ('pending', 'failed') THEN 'active' ELSE state END,"
 			   "  started_at = pg_catalog.now()"
 			   " WHERE name OPERATOR(pg_catalog.=) $1 RETURNING estimated_total",
 			   4, argtypes, args, NULL, false, 0);
@@ -1111,8 +1178,9 @@ fix_upper_bound(BackfillJob *job)
 				   " WHERE name OPERATOR(pg_catalog.=) $1",
 				   2, counttypes, countargs, NULL, false, 0);
 	}
-	if (strcmp(job->state, "pending") == 0 || strcmp(job->state, "failed") == 0)
-		strlcpy(job->state, "active", sizeof(job->state));
+	/* the row is locked since its state was read: job->state is the row's */
+	if (job->state == BACKFILL_PENDING || job->state == BACKFILL_FAILED)
+		store_state(job, BACKFILL_ACTIVE, NULL);
 	return true;
 }
 
@@ -1196,15 +1264,9 @@ do_batch(BackfillJob *job, BackfillPlans *plans, int retries, BatchResult *res)
 	if (SPI_processed == 0)
 	{
 		/* nothing left up to the bound */
-		Oid			argtypes[1] = {TEXTOID};
-		Datum		a[1] = {CStringGetTextDatum(job->name)};
-
-		(void) ctl("UPDATE shift.backfill SET state = 'done',"
-				   " finished_at = pg_catalog.now(), updated_at = pg_catalog.now(),"
-				   " throttled = NULL"
-				   " WHERE name OPERATOR(pg_catalog.=) $1",
-				   1, argtypes, a, NULL, false, 0);
-		strlcpy(job->state, "done", sizeof(job->state));
+		store_state(job, BACKFILL_DONE,
+					"finished_at = pg_catalog.now(), updated_at = pg_catalog.now(),"
+					" throttled = NULL");
 		res->done = true;
 		return;
 	}
@@ -1258,16 +1320,15 @@ do_batch(BackfillJob *job, BackfillPlans *plans, int retries, BatchResult *res)
 			"  keys_done = keys_done + $4, rows_done = rows_done + $5, batches = batches + 1,"
 			"  batch_size = $6, rate = $7, busy_ms = busy_ms + $8, retries = retries + $10,"
 			"  updated_at = pg_catalog.clock_timestamp(), throttled = NULL,"
-			"  last_error = NULL, last_sqlstate = NULL,"
-			"  state = CASE WHEN state = 'failed' THEN 'active' ELSE state END"
+			"  last_error = NULL, last_sqlstate = NULL"
 			" WHERE name OPERATOR(pg_catalog.=) $1 RETURNING batches)"
 			" INSERT INTO shift.backfill_batch (job, batch, keys, rows, ms, batch_size, retries)"
 			" SELECT $1, batches, $4, $5, $8, $9, $10 FROM cp",
 			10, argtypes, a, NULL, false, 0);
 	}
 	set_last_key(job, hi);
-	if (strcmp(job->state, "failed") == 0)
-		strlcpy(job->state, "active", sizeof(job->state));
+	if (job->state == BACKFILL_FAILED)
+		store_state(job, BACKFILL_ACTIVE, NULL);
 	job->batches++;
 }
 
@@ -1475,13 +1536,13 @@ shift_backfill_step(PG_FUNCTION_ARGS)
 	job = load_job(name, true);
 	check_owner(job);
 	memset(&res, 0, sizeof(res));
-	if (strcmp(job->state, "done") == 0)
+	if (job->state == BACKFILL_DONE)
 		res.done = true;
-	else if (strcmp(job->state, "paused") == 0 || strcmp(job->state, "cancelled") == 0)
+	else if (job->state == BACKFILL_PAUSED || job->state == BACKFILL_CANCELLED)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("backfill job \"%s\" is %s", name, job->state),
-				 errhint("%s", strcmp(job->state, "paused") == 0 ?
+				 errmsg("backfill job \"%s\" is %s", name, state_name(job->state)),
+				 errhint("%s", job->state == BACKFILL_PAUSED ?
 						 "Resume it with shift.backfill_resume." :
 						 "A cancelled job does not run again; drop it and create a new one.")));
 	else
@@ -1490,8 +1551,6 @@ shift_backfill_step(PG_FUNCTION_ARGS)
 		memset(&plans, 0, sizeof(plans));
 		prepare_plans(job, &plans, false);
 		do_batch(job, &plans, 0, &res);
-		if (!res.done && strcmp(job->state, "failed") == 0)
-			strlcpy(job->state, "active", sizeof(job->state));
 	}
 	SPI_finish();
 
@@ -1619,10 +1678,10 @@ record_failure(BackfillJob *job, ErrorData *edata)
 	args[0] = CStringGetTextDatum(job->name);
 	args[1] = CStringGetTextDatum(edata->message ? edata->message : "unknown error");
 	args[2] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
-	(void) ctl("UPDATE shift.backfill SET state = 'failed', last_error = shift_internal.cap($2),"
-			   " last_sqlstate = $3, updated_at = pg_catalog.clock_timestamp()"
+	(void) ctl("UPDATE shift.backfill SET last_error = shift_internal.cap($2), last_sqlstate = $3"
 			   " WHERE name OPERATOR(pg_catalog.=) $1",
 			   3, argtypes, args, NULL, false, 0);
+	store_state(job, BACKFILL_FAILED, "updated_at = pg_catalog.clock_timestamp()");
 }
 
 static bool
@@ -1667,8 +1726,7 @@ one_batch(void *arg)
 							 GUC_ACTION_LOCAL, true, 0, false);
 	lock_checkpoint(job);
 	memset(b->res, 0, sizeof(*b->res));
-	if (strcmp(job->state, "paused") != 0 && strcmp(job->state, "cancelled") != 0 &&
-		strcmp(job->state, "done") != 0)
+	if (!BACKFILL_HALTED(job->state))
 		do_batch(job, b->plans, b->retries, b->res);
 }
 
@@ -1751,8 +1809,7 @@ run_batches(BackfillJob *job, BackfillPlans *plans, RunLimits *limits,
 			break;
 
 		refresh_settings(job);
-		if (strcmp(job->state, "done") == 0 || strcmp(job->state, "paused") == 0 ||
-			strcmp(job->state, "cancelled") == 0)
+		if (BACKFILL_HALTED(job->state))
 			break;
 		/* a sync made or dropped since the statements were prepared changes their locks */
 		if (copy_lock_mode(job) != job->lock_mode)
@@ -1812,8 +1869,7 @@ run_batches(BackfillJob *job, BackfillPlans *plans, RunLimits *limits,
 		SPI_commit();
 		ran++;
 		retries = 0;
-		if (res.done || strcmp(job->state, "done") == 0 ||
-			strcmp(job->state, "paused") == 0 || strcmp(job->state, "cancelled") == 0)
+		if (res.done || BACKFILL_HALTED(job->state))
 			break;
 		if (job->sleep_ratio > 0)
 			sleep_ms(res.ms * job->sleep_ratio);
@@ -1952,7 +2008,7 @@ shift_backfill_run(PG_FUNCTION_ARGS)
 				   2, argtypes, args, NULL, false, 0);
 		SPI_commit();
 	}
-	if (strcmp(job->state, "cancelled") == 0)
+	if (job->state == BACKFILL_CANCELLED)
 	{
 		if (end_schedule(job, schedule, "cancelled"))
 		{
@@ -1964,13 +2020,13 @@ shift_backfill_run(PG_FUNCTION_ARGS)
 				 errmsg("backfill job \"%s\" was cancelled", name),
 				 errhint("A cancelled job does not run again; drop it and create a new one.")));
 	}
-	if (strcmp(job->state, "paused") == 0)
+	if (job->state == BACKFILL_PAUSED)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("backfill job \"%s\" is paused", name),
 				 errhint("Resume it with SELECT shift.backfill_resume('%s'); it goes on from its checkpoint.",
 						 name)));
-	if (strcmp(job->state, "done") == 0)
+	if (job->state == BACKFILL_DONE)
 	{
 		(void) end_schedule(job, schedule, "done");
 		SPI_finish();
@@ -1992,10 +2048,10 @@ shift_backfill_run(PG_FUNCTION_ARGS)
 	}
 	PG_END_TRY();
 
-	if (strcmp(job->state, "paused") == 0)
+	if (job->state == BACKFILL_PAUSED)
 		ereport(NOTICE, (errmsg("backfill job \"%s\" is paused", name)));
-	else if (strcmp(job->state, "done") == 0 || strcmp(job->state, "cancelled") == 0)
-		(void) end_schedule(job, schedule, job->state);
+	else if (job->state == BACKFILL_DONE || job->state == BACKFILL_CANCELLED)
+		(void) end_schedule(job, schedule, state_name(job->state));
 	SPI_finish();
 	PG_RETURN_VOID();
 }
