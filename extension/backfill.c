@@ -20,10 +20,10 @@
  *
  * backfill_run is a procedure called non-atomically: it runs each batch in
  * a subtransaction (so lock timeouts, deadlocks and serialization failures
- * can be retried) and commits after each.  It holds a session-level
- * advisory lock on (0x73686266 'shbf', hashtext(name)) for the whole run, so
- * one session runs a job at a time; backfill_step takes the same lock for
- * its transaction.  Before each batch it rereads the job's settings, so
+ * can be retried) and commits after each.  It holds the job's run lock, a
+ * session-level advisory lock on (0x73686266 'shbf', hashtext(name)) defined
+ * by job_lock_key alone, for the whole run, so one session runs a job at a
+ * time; backfill_step takes the same lock for its transaction.  Before each batch it rereads the job's settings, so
  * shift.backfill_pause/resume/cancel/set from any session take effect at the
  * next batch.  Batch sizes adapt to a target duration; runs wait while
  * replication replay lag or a user throttle query says so.
@@ -85,7 +85,9 @@
 PG_FUNCTION_INFO_V1(shift_backfill_check);
 PG_FUNCTION_INFO_V1(shift_backfill_step);
 PG_FUNCTION_INFO_V1(shift_backfill_run);
+PG_FUNCTION_INFO_V1(shift_backfill_lock_key);
 
+/* The first key of every job's run lock (see job_lock_key). */
 #define BACKFILL_LOCK_KEY	0x73686266	/* 'shbf' */
 
 /* How a copy locks the rows it reads (see copy_lock_mode). */
@@ -1332,36 +1334,44 @@ do_batch(BackfillJob *job, BackfillPlans *plans, int retries, BatchResult *res)
 	job->batches++;
 }
 
-/* hashtext(name) as SQL computes it (shift.backfill_progress, backfill_drop). */
-static int32
-job_lock_key(const char *name)
+/*
+ * The job's run lock: the advisory lock on the two int4 keys
+ * (0x73686266 'shbf', hashtext(name)), the only definition of it.  SQL gets
+ * it from shift_internal.backfill_lock_key (backfill_drop takes it,
+ * shift.backfill_progress finds its holder in pg_locks).  pg_shift 0.1.0
+ * used the same keys, so a run started before ALTER EXTENSION UPDATE and
+ * the new code still exclude each other.
+ */
+static void
+job_lock_key(const char *name, int32 *key1, int32 *key2)
 {
-	return DatumGetInt32(DirectFunctionCall1Coll(hashtext, DEFAULT_COLLATION_OID,
-												 CStringGetTextDatum(name)));
+	*key1 = BACKFILL_LOCK_KEY;
+	*key2 = DatumGetInt32(DirectFunctionCall1Coll(hashtext, DEFAULT_COLLATION_OID,
+												  CStringGetTextDatum(name)));
 }
 
 /* Takes the job's run lock for the session (run) or the transaction (step). */
 static bool
 try_job_lock(const char *name, bool session)
 {
-	int32		key = job_lock_key(name);
+	int32		key1;
+	int32		key2;
 
-	if (session)
-		return DatumGetBool(DirectFunctionCall2(pg_try_advisory_lock_int4,
-												Int32GetDatum(BACKFILL_LOCK_KEY),
-												Int32GetDatum(key)));
-	return DatumGetBool(DirectFunctionCall2(pg_try_advisory_xact_lock_int4,
-											Int32GetDatum(BACKFILL_LOCK_KEY),
-											Int32GetDatum(key)));
+	job_lock_key(name, &key1, &key2);
+	return DatumGetBool(DirectFunctionCall2(session ? pg_try_advisory_lock_int4 :
+											pg_try_advisory_xact_lock_int4,
+											Int32GetDatum(key1), Int32GetDatum(key2)));
 }
 
 static void
 release_job_lock(const char *name)
 {
-	int32		key = job_lock_key(name);
+	int32		key1;
+	int32		key2;
 
-	(void) DirectFunctionCall2(pg_advisory_unlock_int4, Int32GetDatum(BACKFILL_LOCK_KEY),
-							   Int32GetDatum(key));
+	job_lock_key(name, &key1, &key2);
+	(void) DirectFunctionCall2(pg_advisory_unlock_int4, Int32GetDatum(key1),
+							   Int32GetDatum(key2));
 }
 
 static void
@@ -1372,6 +1382,32 @@ lock_busy_error(const char *name)
 			 errmsg("backfill job \"%s\" is being run by another session", name),
 			 errhint("SELECT running_pid FROM shift.backfill_progress WHERE name = '%s' names it.",
 					 name)));
+}
+
+/* ---------------------------------------------------------------- shift_internal.backfill_lock_key */
+
+/*
+ * shift_internal.backfill_lock_key(name text, OUT key1 int4, OUT key2 int4)
+ *
+ * The two keys of the job's run lock (see job_lock_key), as
+ * pg_advisory_lock(key1, key2) takes them; pg_locks shows the lock with
+ * classid = key1, objid = key2 (as oid) and objsubid = 2.
+ */
+Datum
+shift_backfill_lock_key(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+	int32		key1;
+	int32		key2;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "backfill_lock_key must return a row");
+	job_lock_key(text_to_cstring(PG_GETARG_TEXT_PP(0)), &key1, &key2);
+	values[0] = Int32GetDatum(key1);
+	values[1] = Int32GetDatum(key2);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
 }
 
 /* ---------------------------------------------------------------- shift._backfill_check */

@@ -330,6 +330,15 @@ RETURNS pg_catalog.text
 AS 'MODULE_PATHNAME', 'shift_owner_call'
 LANGUAGE C;
 
+-- The two keys of a job's run lock, (0x73686266 'shbf', hashtext(name)), as
+-- the C code takes it: backfill_run for its session, backfill_step and
+-- backfill_drop for their transaction.  pg_locks shows it with classid =
+-- key1, objid = key2 and objsubid = 2 (shift.backfill_progress).
+CREATE FUNCTION shift_internal.backfill_lock_key(name pg_catalog.text,
+                                                 OUT key1 pg_catalog.int4, OUT key2 pg_catalog.int4)
+AS 'MODULE_PATHNAME', 'shift_backfill_lock_key'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
 -- Resolves and checks a job's key, columns and SQL (C).
 CREATE FUNCTION @extschema@._backfill_check(name pg_catalog.text)
 RETURNS void
@@ -508,8 +517,8 @@ AS $$
 DECLARE
   j @extschema@.backfill := shift_internal._backfill_job(name);
 BEGIN
-  -- the key of the job's run lock: (0x73686266 'shbf', hashtext(name))
-  IF NOT pg_try_advisory_xact_lock(1936220774, hashtext(name)) THEN
+  IF NOT (SELECT pg_try_advisory_xact_lock(k.key1, k.key2)
+            FROM shift_internal.backfill_lock_key(name) k) THEN
     RAISE EXCEPTION 'backfill job "%" is running and cannot be dropped', name
       USING ERRCODE = 'object_in_use', HINT = 'Cancel it first with shift.backfill_cancel.';
   END IF;
@@ -562,12 +571,13 @@ SELECT b.name,
        b.owner,
        b.schedule
   FROM @extschema@.backfill b
+  CROSS JOIN LATERAL shift_internal.backfill_lock_key(b.name) k
   LEFT JOIN pg_catalog.pg_locks l
     ON l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
    AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d
                       WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
-   AND l.classid = 1936220774::oid
-   AND l.objid = (pg_catalog.hashtext(b.name)::int8 & 4294967295)::oid;
+   AND l.classid = k.key1::pg_catalog.oid
+   AND l.objid = k.key2::pg_catalog.oid;
 COMMENT ON VIEW @extschema@.backfill_progress IS
   'every backfill job: state, rows done, estimated total, percent, rate (keys/s), ETA, batch size, last key, retries, last error';
 

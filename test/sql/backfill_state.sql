@@ -97,15 +97,28 @@ CALL shift.backfill_run('st');
 SELECT state, keys_done FROM shift.backfill WHERE name = 'st';
 SELECT n, count(*) FROM st GROUP BY n ORDER BY n;
 
--- ---- the run lock: (0x73686266 'shbf', hashtext(name)), for names whose
--- hash is positive and negative; shift.backfill_progress shows its holder
+-- ---- the run lock: (0x73686266 'shbf', hashtext(name)) as in 0.1.0, so a
+-- run started before an upgrade and the new code agree; defined once
+-- (shift_internal.backfill_lock_key), for names whose hash is positive and
+-- negative; shift.backfill_progress shows its holder
 SELECT shift.backfill_create('lock-a', 'st', set => 'n = n'), hashtext('lock-a') > 0 AS positive;
 SELECT shift.backfill_create('lock-b', 'st', set => 'n = n'), hashtext('lock-b') > 0 AS positive;
+SELECT n, k.key1 = 1936220774 AND k.key2 = hashtext(n) AS keys_of_0_1_0
+  FROM unnest('{lock-a,lock-b}'::text[]) n, shift_internal.backfill_lock_key(n) k;
 SELECT pg_advisory_lock(1936220774, hashtext('lock-a')), pg_advisory_lock(1936220774, hashtext('lock-b'));
 SELECT name, state, running_pid = pg_backend_pid() AS this_session
   FROM shift.backfill_progress WHERE name LIKE 'lock-%' ORDER BY name;
 SELECT pg_advisory_unlock(1936220774, hashtext('lock-a')), pg_advisory_unlock(1936220774, hashtext('lock-b'));
 SELECT name, state, running_pid FROM shift.backfill_progress WHERE name LIKE 'lock-%' ORDER BY name;
+-- any reader of the view may compute the key (the view runs as its reader)
+CREATE ROLE regress_bf_state_op IN ROLE shift_operator;
+GRANT SELECT, UPDATE ON st TO regress_bf_state_op;
+SET ROLE regress_bf_state_op;
+SELECT shift.backfill_create('lock-c', 'st', set => 'n = n');
+SELECT pg_advisory_lock(k.key1, k.key2) FROM shift_internal.backfill_lock_key('lock-c') k;
+SELECT name, state, running_pid = pg_backend_pid() AS this_session FROM shift.backfill_progress;
+SELECT pg_advisory_unlock(k.key1, k.key2) FROM shift_internal.backfill_lock_key('lock-c') k;
+RESET ROLE;
 
 -- ---- a state the C code does not know is an internal error, never taken
 -- for another (the table's CHECK keeps it out; dropped here to show it)
@@ -127,3 +140,5 @@ SELECT name, state, keys_done FROM shift.backfill WHERE name = 'lock-a';
 
 DROP FUNCTION put(text, bool), attempt(text, bool, text);
 DROP EXTENSION pg_shift;
+DROP OWNED BY regress_bf_state_op;
+DROP ROLE regress_bf_state_op;
