@@ -26,10 +26,11 @@
  * can be retried) and commits after each.  It holds the job's run lock, a
  * session-level advisory lock on (0x73686266 'shbf', hashtext(name)) defined
  * by job_lock_key alone, for the whole run, so one session runs a job at a
- * time; backfill_step takes the same lock for its transaction.  Before each batch it rereads the job's settings, so
- * shift.backfill_pause/resume/cancel/set from any session take effect at the
- * next batch.  Batch sizes adapt to a target duration; runs wait while
- * replication replay lag or a user throttle query says so.
+ * time; backfill_step takes the same lock for its transaction.  Before each
+ * batch it rereads the job's settings, so shift.backfill_pause/resume/
+ * cancel/set from any session take effect at the next batch.  Batch sizes
+ * adapt to a target duration; runs wait while replication replay lag or a
+ * user throttle query says so.
  *
  * Who runs what (see control.c): the job's SQL (its set, where, select and
  * throttle query, and the statements built around them) runs as the job's
@@ -48,7 +49,6 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
-#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
@@ -56,9 +56,7 @@
 #include "funcapi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/rel.h"
 #include "utils/timestamp.h"
 
 #include "backfill.h"
@@ -150,96 +148,21 @@ shift_backfill_lock_key(PG_FUNCTION_ARGS)
 /* ---------------------------------------------------------------- shift._backfill_check */
 
 /*
- * shift._backfill_check(name text) returns void
- *
- * Called by backfill_create (and backfill_set) in the same transaction:
- * resolves the key and, for a copy, the default column mapping, stores them,
- * checks every SQL fragment and prepares the job's statements.
+ * Stores what _backfill_check resolved: the key index and its columns, and
+ * a copy's columns and select list.
  */
-Datum
-shift_backfill_check(PG_FUNCTION_ARGS)
+static void
+store_resolved(BackfillJob *job)
 {
-	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	BackfillJob *job;
-	BackfillPlans plans;
-	StringInfoData cols;
 	Datum		keynames[INDEX_MAX_KEYS];
 	Oid			argtypes[5] = {TEXTOID, OIDOID, TEXTARRAYOID, TEXTARRAYOID, TEXTOID};
 	Datum		args[5];
 	char		nulls[6] = "     ";
 	int			i;
 
-	SPI_connect();
-	job = backfill_load_job(name, true);
-	if (!OidIsValid(job->owner_id) || !shift_may_act_for(job->owner))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("backfill job \"%s\" belongs to role \"%s\"", name, job->owner)));
-	backfill_check_fragments(job);
-
-	if (job->copy)
-	{
-		Relation	into = table_open(job->into_relid, AccessShareLock);
-
-		if (into->rd_rel->relkind != RELKIND_RELATION &&
-			into->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
-			ereport(ERROR,
-					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-					 errmsg("\"%s\" is not a table", RelationGetRelationName(into))));
-		if (job->into_relid == job->relid)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("backfill job \"%s\" copies \"%s\" into itself", name,
-							RelationGetRelationName(into)),
-					 errhint("Use set => to change rows in place.")));
-		if (job->into_columns == NIL)
-		{
-			/* the target's columns the source has too, by name */
-			TupleDesc	desc = RelationGetDescr(into);
-
-			for (i = 0; i < desc->natts; i++)
-			{
-				Form_pg_attribute att = TupleDescAttr(desc, i);
-
-				if (att->attisdropped || att->attgenerated)
-					continue;
-				if (get_attnum(job->relid, NameStr(att->attname)) != InvalidAttrNumber)
-					job->into_columns = lappend(job->into_columns, pstrdup(NameStr(att->attname)));
-			}
-			if (job->into_columns == NIL)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("\"%s\" and \"%s\" have no column name in common",
-								get_rel_name(job->relid), RelationGetRelationName(into)),
-						 errhint("Give columns => and select =>.")));
-		}
-		else
-		{
-			ListCell   *lc;
-
-			foreach(lc, job->into_columns)
-				if (get_attnum(job->into_relid, lfirst(lc)) == InvalidAttrNumber)
-					ereport(ERROR,
-							(errcode(ERRCODE_UNDEFINED_COLUMN),
-							 errmsg("column \"%s\" of \"%s\" does not exist", (char *) lfirst(lc),
-									RelationGetRelationName(into))));
-		}
-		if (job->select_list == NULL)
-		{
-			ListCell   *lc;
-
-			initStringInfo(&cols);
-			foreach(lc, job->into_columns)
-				appendStringInfo(&cols, "%s%s", cols.len ? ", " : "", quote_identifier(lfirst(lc)));
-			job->select_list = cols.data;
-		}
-		table_close(into, AccessShareLock);
-	}
-
-	/* store what was resolved */
 	for (i = 0; i < job->nkeys; i++)
 		keynames[i] = CStringGetTextDatum(job->key_names[i]);
-	args[0] = CStringGetTextDatum(name);
+	args[0] = CStringGetTextDatum(job->name);
 	args[1] = ObjectIdGetDatum(job->key_index);
 	args[2] = PointerGetDatum(construct_array(keynames, job->nkeys, TEXTOID, -1, false, TYPALIGN_INT));
 	if (job->copy)
@@ -259,6 +182,33 @@ shift_backfill_check(PG_FUNCTION_ARGS)
 			   " key_columns = $3, into_columns = $4, select_list = $5"
 			   " WHERE name OPERATOR(pg_catalog.=) $1",
 			   5, argtypes, args, nulls, false, 0);
+}
+
+/*
+ * shift._backfill_check(name text) returns void
+ *
+ * Called by backfill_create (and backfill_set) in the same transaction:
+ * resolves the key and, for a copy, the default column mapping, stores them,
+ * checks every SQL fragment and prepares the job's statements.
+ */
+Datum
+shift_backfill_check(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	BackfillJob *job;
+	BackfillPlans plans;
+
+	SPI_connect();
+	job = backfill_load_job(name, true);
+	if (!OidIsValid(job->owner_id) || !shift_may_act_for(job->owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("backfill job \"%s\" belongs to role \"%s\"", name, job->owner)));
+	backfill_check_fragments(job);
+
+	if (job->copy)
+		backfill_resolve_copy(job);
+	store_resolved(job);
 
 	/* every statement must prepare: errors in the job's SQL show up now */
 	memset(&plans, 0, sizeof(plans));

@@ -188,10 +188,12 @@ extern void backfill_lock_checkpoint(BackfillJob *job);
 extern void backfill_refresh_settings(BackfillJob *job);
 extern void backfill_check_owner(BackfillJob *job);
 extern void backfill_check_fragments(BackfillJob *job);
+extern void backfill_resolve_copy(BackfillJob *job);
 
 /* ---- backfill_sql.c */
 
-extern void backfill_append_key_list(StringInfo s, BackfillJob *job, const char *order);
+extern char *backfill_last_key_sql(BackfillJob *job);
+extern char *backfill_count_sql(BackfillJob *job);
 extern int	backfill_copy_lock_mode(BackfillJob *job);
 extern void backfill_prepare_plans(BackfillJob *job, BackfillPlans *plans, bool keep);
 extern void backfill_free_plans(BackfillPlans *plans);

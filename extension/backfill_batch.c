@@ -28,7 +28,7 @@
 static bool
 fix_upper_bound(BackfillJob *job)
 {
-	StringInfoData s;
+	char	   *sql = backfill_last_key_sql(job);
 	Datum		keys[INDEX_MAX_KEYS];
 	Oid			argtypes[4] = {TEXTOID, BYTEAARRAYOID, TEXTOID, OIDOID};
 	Datum		args[4];
@@ -37,22 +37,16 @@ fix_upper_bound(BackfillJob *job)
 	int			rc;
 	ShiftAs		as;
 
-	initStringInfo(&s);
-	appendStringInfoString(&s, "SELECT ");
-	backfill_append_key_list(&s, job, NULL);
-	appendStringInfo(&s, " FROM %s ORDER BY ", backfill_relation_name(job->relid, "table", job->name));
-	backfill_append_key_list(&s, job, ">");
-	appendStringInfoString(&s, " LIMIT 1");
 	as_owner(job, &as);
-	rc = SPI_execute(s.data, true, 1);
+	rc = SPI_execute(sql, true, 1);
 	shift_as_end(&as);
 	spi_check(rc, "finding the last key");
 	args[0] = CStringGetTextDatum(job->name);
 	if (SPI_processed == 0)
 	{
 		backfill_store_state(job, BACKFILL_DONE,
-					"estimated_total = 0, started_at = pg_catalog.now(),"
-					" finished_at = pg_catalog.now(), updated_at = pg_catalog.now()");
+							 "estimated_total = 0, started_at = pg_catalog.now(),"
+							 " finished_at = pg_catalog.now(), updated_at = pg_catalog.now()");
 		return false;
 	}
 	for (i = 0; i < job->nkeys; i++)
@@ -76,15 +70,12 @@ fix_upper_bound(BackfillJob *job)
 	if (isnull)
 	{
 		/* never analyzed: count what there is to walk (as the job's owner) */
-		StringInfoData c;
 		Oid			counttypes[2] = {TEXTOID, INT8OID};
 		Datum		countargs[2];
 
-		initStringInfo(&c);
-		appendStringInfo(&c, "SELECT pg_catalog.count(*) FROM %s",
-						 backfill_relation_name(job->relid, "table", job->name));
+		sql = backfill_count_sql(job);
 		as_owner(job, &as);
-		rc = SPI_execute(c.data, true, 1);
+		rc = SPI_execute(sql, true, 1);
 		shift_as_end(&as);
 		spi_check(rc, "counting the rows to walk");
 		countargs[0] = args[0];
@@ -119,6 +110,47 @@ next_batch_size(BackfillJob *job, int64 keys, double ms)
 	if (size > job->batch_max)
 		size = job->batch_max;
 	return (int) size;
+}
+
+/*
+ * The end of a batch, in the transaction of its rows: the checkpoint moves
+ * to hi, the batch goes into the batch log, and the next batch's size is
+ * chosen from this one's rate.  retries: as for backfill_do_batch.
+ */
+static void
+write_checkpoint(BackfillJob *job, Datum *hi, BatchResult *res, int retries)
+{
+	Oid			argtypes[10] = {TEXTOID, BYTEAARRAYOID, TEXTOID, INT8OID, INT8OID,
+	INT4OID, FLOAT8OID, FLOAT8OID, INT4OID, INT4OID};
+	Datum		a[10];
+	int			used = job->batch_size;
+
+	job->batch_size = next_batch_size(job, res->keys, res->ms);
+	a[0] = CStringGetTextDatum(job->name);
+	a[1] = backfill_keys_to_array(job, hi);
+	a[2] = CStringGetTextDatum(backfill_keys_to_text(job, hi));
+	a[3] = Int64GetDatum(res->keys);
+	a[4] = Int64GetDatum(res->rows);
+	a[5] = Int32GetDatum(job->batch_size);
+	a[6] = Float8GetDatum(job->rate);
+	a[7] = Float8GetDatum(res->ms);
+	a[8] = Int32GetDatum(used);
+	a[9] = Int32GetDatum(retries);
+	(void) ctl("WITH cp AS ("
+			   " UPDATE shift.backfill SET last_key = $2, last_key_text = $3,"
+			   "  keys_done = keys_done + $4, rows_done = rows_done + $5, batches = batches + 1,"
+			   "  batch_size = $6, rate = $7, busy_ms = busy_ms + $8, retries = retries + $10,"
+			   "  updated_at = pg_catalog.clock_timestamp(), throttled = NULL,"
+			   "  last_error = NULL, last_sqlstate = NULL"
+			   " WHERE name OPERATOR(pg_catalog.=) $1 RETURNING batches)"
+			   " INSERT INTO shift.backfill_batch (job, batch, keys, rows, ms, batch_size, retries)"
+			   " SELECT $1, batches, $4, $5, $8, $9, $10 FROM cp",
+			   10, argtypes, a, NULL, false, 0);
+	backfill_set_last_key(job, hi);
+	/* the row is locked since its state was read: job->state is the row's */
+	if (job->state == BACKFILL_FAILED)
+		backfill_store_state(job, BACKFILL_ACTIVE, NULL);
+	job->batches++;
 }
 
 /*
@@ -180,8 +212,8 @@ backfill_do_batch(BackfillJob *job, BackfillPlans *plans, int retries, BatchResu
 	{
 		/* nothing left up to the bound */
 		backfill_store_state(job, BACKFILL_DONE,
-					"finished_at = pg_catalog.now(), updated_at = pg_catalog.now(),"
-					" throttled = NULL");
+							 "finished_at = pg_catalog.now(), updated_at = pg_catalog.now(),"
+							 " throttled = NULL");
 		res->done = true;
 		return;
 	}
@@ -212,37 +244,5 @@ backfill_do_batch(BackfillJob *job, BackfillPlans *plans, int retries, BatchResu
 	INSTR_TIME_SET_CURRENT(elapsed);
 	INSTR_TIME_SUBTRACT(elapsed, start);
 	res->ms = INSTR_TIME_GET_MILLISEC(elapsed);
-	{
-		Oid			argtypes[10] = {TEXTOID, BYTEAARRAYOID, TEXTOID, INT8OID, INT8OID,
-		INT4OID, FLOAT8OID, FLOAT8OID, INT4OID, INT4OID};
-		Datum		a[10];
-		int			used = job->batch_size;
-
-		job->batch_size = next_batch_size(job, res->keys, res->ms);
-		a[0] = CStringGetTextDatum(job->name);
-		a[1] = backfill_keys_to_array(job, hi);
-		a[2] = CStringGetTextDatum(backfill_keys_to_text(job, hi));
-		a[3] = Int64GetDatum(res->keys);
-		a[4] = Int64GetDatum(res->rows);
-		a[5] = Int32GetDatum(job->batch_size);
-		a[6] = Float8GetDatum(job->rate);
-		a[7] = Float8GetDatum(res->ms);
-		a[8] = Int32GetDatum(used);
-		a[9] = Int32GetDatum(retries);
-		(void) ctl(
-			"WITH cp AS ("
-			" UPDATE shift.backfill SET last_key = $2, last_key_text = $3,"
-			"  keys_done = keys_done + $4, rows_done = rows_done + $5, batches = batches + 1,"
-			"  batch_size = $6, rate = $7, busy_ms = busy_ms + $8, retries = retries + $10,"
-			"  updated_at = pg_catalog.clock_timestamp(), throttled = NULL,"
-			"  last_error = NULL, last_sqlstate = NULL"
-			" WHERE name OPERATOR(pg_catalog.=) $1 RETURNING batches)"
-			" INSERT INTO shift.backfill_batch (job, batch, keys, rows, ms, batch_size, retries)"
-			" SELECT $1, batches, $4, $5, $8, $9, $10 FROM cp",
-			10, argtypes, a, NULL, false, 0);
-	}
-	backfill_set_last_key(job, hi);
-	if (job->state == BACKFILL_FAILED)
-		backfill_store_state(job, BACKFILL_ACTIVE, NULL);
-	job->batches++;
+	write_checkpoint(job, hi, res, retries);
 }

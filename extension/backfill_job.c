@@ -6,9 +6,10 @@
  *	  its state (parsed once per read, written by backfill_store_state), its
  *	  key (the key index's columns and ordering) and checkpoint (key values
  *	  stored as bytea[] of their binary send form), and the checks made
- *	  before any of its SQL runs: who may run it (backfill_check_owner) and
+ *	  before any of its SQL runs: who may run it (backfill_check_owner),
  *	  whether each SQL fragment is only the clause it claims to be
- *	  (backfill_check_fragments).
+ *	  (backfill_check_fragments) and, for a copy, its target and columns
+ *	  (backfill_resolve_copy, when the job is made or changed).
  *
  * The row is read and written as the owner of pg_shift (shift_ctl_execute);
  * a batch locks it FOR UPDATE (backfill_lock_checkpoint), so the state and
@@ -555,6 +556,74 @@ backfill_refresh_settings(BackfillJob *job)
 	if ((throttle == NULL) != (job->throttle_query == NULL) ||
 		(throttle != NULL && strcmp(throttle, job->throttle_query) != 0))
 		(void) ctl("SELECT shift_internal.backfill_verify($1)", 1, argtypes, args, NULL, true, 1);
+}
+
+/*
+ * A copy's target and columns, checked: the target must be a table other
+ * than the source; its columns are those named (columns =>), each of which
+ * must exist, or else the target's columns the source has too, by name;
+ * the select list defaults to those columns of the source.
+ */
+void
+backfill_resolve_copy(BackfillJob *job)
+{
+	Relation	into = table_open(job->into_relid, AccessShareLock);
+	StringInfoData cols;
+	int			i;
+
+	if (into->rd_rel->relkind != RELKIND_RELATION &&
+		into->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a table", RelationGetRelationName(into))));
+	if (job->into_relid == job->relid)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("backfill job \"%s\" copies \"%s\" into itself", job->name,
+						RelationGetRelationName(into)),
+				 errhint("Use set => to change rows in place.")));
+	if (job->into_columns == NIL)
+	{
+		/* the target's columns the source has too, by name */
+		TupleDesc	desc = RelationGetDescr(into);
+
+		for (i = 0; i < desc->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, i);
+
+			if (att->attisdropped || att->attgenerated)
+				continue;
+			if (get_attnum(job->relid, NameStr(att->attname)) != InvalidAttrNumber)
+				job->into_columns = lappend(job->into_columns, pstrdup(NameStr(att->attname)));
+		}
+		if (job->into_columns == NIL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("\"%s\" and \"%s\" have no column name in common",
+							get_rel_name(job->relid), RelationGetRelationName(into)),
+					 errhint("Give columns => and select =>.")));
+	}
+	else
+	{
+		ListCell   *lc;
+
+		foreach(lc, job->into_columns)
+			if (get_attnum(job->into_relid, lfirst(lc)) == InvalidAttrNumber)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_COLUMN),
+						 errmsg("column \"%s\" of \"%s\" does not exist", (char *) lfirst(lc),
+								RelationGetRelationName(into))));
+	}
+	if (job->select_list == NULL)
+	{
+		ListCell   *lc;
+
+		initStringInfo(&cols);
+		foreach(lc, job->into_columns)
+			appendStringInfo(&cols, "%s%s", cols.len ? ", " : "", quote_identifier(lfirst(lc)));
+		job->select_list = cols.data;
+	}
+	table_close(into, AccessShareLock);
 }
 
 /* ---------------------------------------------------------------- SQL fragments */

@@ -6,7 +6,8 @@
  *	  upper key (the last of the next n keys in the key index's order) and the
  *	  batch's UPDATE or INSERT ... SELECT over the keys in (checkpoint, upper
  *	  key], each in a form for the first batch (no checkpoint yet) and the
- *	  next ones.
+ *	  next ones; and, for a job's first batch, the queries of its last key
+ *	  (the bound) and of its row count when the planner has no estimate.
  *
  * Every operator is the key index's own, named with its schema (sqlgen.c),
  * every table with its schema; the job's fragments are put in as checked
@@ -98,8 +99,8 @@ append_key_condition(StringInfo s, BackfillJob *job, const char *op, int first)
 }
 
 /* "k1, k2" (names only), or with ordering "k1 USING OPERATOR(s.<), ..." */
-void
-backfill_append_key_list(StringInfo s, BackfillJob *job, const char *order)
+static void
+append_key_list(StringInfo s, BackfillJob *job, const char *order)
 {
 	int			i;
 
@@ -131,6 +132,29 @@ append_range(StringInfo s, BackfillJob *job, bool first)
 		appendStringInfo(s, " AND (\n%s\n)", job->where_clause);
 }
 
+/* The job's last key now (its upper bound, fixed on its first batch). */
+char *
+backfill_last_key_sql(BackfillJob *job)
+{
+	StringInfoData s;
+
+	initStringInfo(&s);
+	appendStringInfoString(&s, "SELECT ");
+	append_key_list(&s, job, NULL);
+	appendStringInfo(&s, " FROM %s ORDER BY ", backfill_relation_name(job->relid, "table", job->name));
+	append_key_list(&s, job, ">");
+	appendStringInfoString(&s, " LIMIT 1");
+	return s.data;
+}
+
+/* The number of rows the job walks, when the planner has no estimate. */
+char *
+backfill_count_sql(BackfillJob *job)
+{
+	return psprintf("SELECT pg_catalog.count(*) FROM %s",
+					backfill_relation_name(job->relid, "table", job->name));
+}
+
 /*
  * The statement finding a batch's upper key and its number of keys: the
  * last of the next n keys in the index's order.  With max() (see
@@ -150,10 +174,10 @@ hi_sql(BackfillJob *job, bool first)
 	else
 	{
 		appendStringInfoString(&s, "SELECT ");
-		backfill_append_key_list(&s, job, NULL);
+		append_key_list(&s, job, NULL);
 		appendStringInfoString(&s, ", pg_catalog.count(*) OVER () FROM (SELECT ");
 	}
-	backfill_append_key_list(&s, job, NULL);
+	append_key_list(&s, job, NULL);
 	appendStringInfo(&s, " FROM %s WHERE ", backfill_relation_name(job->relid, "table", job->name));
 	if (!first)
 	{
@@ -162,15 +186,65 @@ hi_sql(BackfillJob *job, bool first)
 	}
 	append_key_condition(&s, job, "<=", job->nkeys + 1);
 	appendStringInfoString(&s, " ORDER BY ");
-	backfill_append_key_list(&s, job, "<");
+	append_key_list(&s, job, "<");
 	appendStringInfo(&s, " LIMIT $%d) s", 2 * job->nkeys + 1);
 	if (!job->key_max)
 	{
 		appendStringInfoString(&s, " ORDER BY ");
-		backfill_append_key_list(&s, job, ">");
+		append_key_list(&s, job, ">");
 		appendStringInfoString(&s, " LIMIT 1");
 	}
 	return s.data;
+}
+
+/*
+ * A copy's "ON CONFLICT (pk) DO UPDATE SET col = EXCLUDED.col, ...": every
+ * copied column outside the target's primary key takes the new value.
+ */
+static void
+append_on_conflict_update(StringInfo s, BackfillJob *job)
+{
+	Relation	into = table_open(job->into_relid, AccessShareLock);
+	Oid			pk = RelationGetPrimaryKeyIndex(into);
+	HeapTuple	tup;
+	Form_pg_index idx;
+	StringInfoData set;
+	ListCell   *lc;
+	int			i;
+
+	if (!OidIsValid(pk))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("on_conflict => 'update' needs a primary key on \"%s\"",
+						RelationGetRelationName(into))));
+	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(pk));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for index %u", pk);
+	idx = (Form_pg_index) GETSTRUCT(tup);
+	appendStringInfoString(s, "\nON CONFLICT (");
+	for (i = 0; i < idx->indnkeyatts; i++)
+		appendStringInfo(s, "%s%s", i ? ", " : "",
+						 quote_identifier(get_attname(job->into_relid, idx->indkey.values[i], false)));
+	/* every copied column outside the key takes the new value */
+	initStringInfo(&set);
+	foreach(lc, job->into_columns)
+	{
+		AttrNumber	att = get_attnum(job->into_relid, lfirst(lc));
+		bool		in_pk = false;
+
+		for (i = 0; i < idx->indnkeyatts; i++)
+			in_pk |= idx->indkey.values[i] == att;
+		if (!in_pk)
+			appendStringInfo(&set, "%s%s = EXCLUDED.%s", set.len ? ", " : "",
+							 quote_identifier(lfirst(lc)), quote_identifier(lfirst(lc)));
+	}
+	/* only key columns copied: there is nothing to update */
+	if (set.len > 0)
+		appendStringInfo(s, ") DO UPDATE SET %s", set.data);
+	else
+		appendStringInfoString(s, ") DO NOTHING");
+	ReleaseSysCache(tup);
+	table_close(into, AccessShareLock);
 }
 
 /* The statement that does a batch's work. */
@@ -216,48 +290,7 @@ batch_sql(BackfillJob *job, bool first)
 		if (strcmp(job->on_conflict, "nothing") == 0)
 			appendStringInfoString(&s, "\nON CONFLICT DO NOTHING");
 		else if (strcmp(job->on_conflict, "update") == 0)
-		{
-			Relation	into = table_open(job->into_relid, AccessShareLock);
-			Oid			pk = RelationGetPrimaryKeyIndex(into);
-			HeapTuple	tup;
-			Form_pg_index idx;
-			StringInfoData set;
-			int			i;
-
-			if (!OidIsValid(pk))
-				ereport(ERROR,
-						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						 errmsg("on_conflict => 'update' needs a primary key on \"%s\"",
-								RelationGetRelationName(into))));
-			tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(pk));
-			if (!HeapTupleIsValid(tup))
-				elog(ERROR, "cache lookup failed for index %u", pk);
-			idx = (Form_pg_index) GETSTRUCT(tup);
-			appendStringInfoString(&s, "\nON CONFLICT (");
-			for (i = 0; i < idx->indnkeyatts; i++)
-				appendStringInfo(&s, "%s%s", i ? ", " : "",
-								 quote_identifier(get_attname(job->into_relid, idx->indkey.values[i], false)));
-			/* every copied column outside the key takes the new value */
-			initStringInfo(&set);
-			foreach(lc, job->into_columns)
-			{
-				AttrNumber	att = get_attnum(job->into_relid, lfirst(lc));
-				bool		in_pk = false;
-
-				for (i = 0; i < idx->indnkeyatts; i++)
-					in_pk |= idx->indkey.values[i] == att;
-				if (!in_pk)
-					appendStringInfo(&set, "%s%s = EXCLUDED.%s", set.len ? ", " : "",
-									 quote_identifier(lfirst(lc)), quote_identifier(lfirst(lc)));
-			}
-			/* only key columns copied: there is nothing to update */
-			if (set.len > 0)
-				appendStringInfo(&s, ") DO UPDATE SET %s", set.data);
-			else
-				appendStringInfoString(&s, ") DO NOTHING");
-			ReleaseSysCache(tup);
-			table_close(into, AccessShareLock);
-		}
+			append_on_conflict_update(&s, job);
 	}
 	return s.data;
 }
@@ -279,10 +312,6 @@ prepare(BackfillJob *job, const char *sql, int nargs, const char *what)
 	return plan;
 }
 
-/*
- * Prepares the job's statements (errors in its SQL surface here, with the
- * statement as context).  Kept plans when keep, for a whole run.
- */
 /*
  * How a copy must lock the rows it reads: not at all unless a table-level
  * sync mirrors the source into the copy's target; then FOR KEY SHARE when
@@ -311,6 +340,10 @@ backfill_copy_lock_mode(BackfillJob *job)
 	return DatumGetBool(spi_datum(1, &isnull)) ? COPY_LOCK_KEY_SHARE : COPY_LOCK_SHARE;
 }
 
+/*
+ * Prepares the job's statements (errors in its SQL surface here, with the
+ * statement as context).  Kept plans when keep, for a whole run.
+ */
 void
 backfill_prepare_plans(BackfillJob *job, BackfillPlans *plans, bool keep)
 {
