@@ -554,7 +554,7 @@ BEGIN
     RAISE EXCEPTION 'cannot % sync "%": a backfill is not finished on % or %', what, p_sync, s.relation, s.target
       USING ERRCODE = 'object_in_use',
             DETAIL = 'Unfinished: ' || blockers || '.  The cut-over renames the tables, and such a job would go on writing the archive.',
-            HINT = 'Let it finish (CALL shift.backfill_run) or cancel it (SELECT shift.backfill_cancel(name)), and remove the pg_cron schedule that runs it; then cut over.';
+            HINT = 'Let it finish (CALL shift.backfill_run) or cancel it (SELECT shift.backfill_cancel(name)), and remove the pg_cron schedule that runs it; then try again.';
   END IF;
   -- a long transaction holding either table would make every attempt time out
   blockers := @extschema@._lock_holders(s.relation, s.target, max_xact_age);

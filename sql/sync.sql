@@ -566,6 +566,7 @@ DECLARE
   rev record;
   missing pg_catalog.text;
   writers pg_catalog.text;
+  old_rows pg_catalog.bool;
 BEGIN
   PERFORM shift_internal._check_create('sync', v_name, 48, if_exists);
   IF (set IS NULL) = ("into" IS NULL) THEN
@@ -703,6 +704,21 @@ BEGIN
   END IF;
   -- recorded as the caller's, compiled as the caller and sealed (control.c)
   PERFORM @extschema@._sync_record(new_row, if_exists);
+  -- a new table-level sync starts from an empty copy: rows already there were
+  -- written without it, and those changed or deleted since would stay stale
+  -- (a backfill that skips the keys it finds neither overwrites nor deletes)
+  IF new_row.kind = 'table' THEN
+    EXECUTE format('SELECT EXISTS (SELECT FROM %s)', "into"::pg_catalog.text) INTO STRICT old_rows;
+    IF old_rows THEN
+      RAISE EXCEPTION 'cannot sync % into %: it already holds rows', relation, "into"
+        USING ERRCODE = 'object_not_in_prerequisite_state',
+              DETAIL = format('A table-level sync mirrors the writes made once it exists; rows of %s written before, '
+                              'by an earlier sync or copy, are stale wherever %s changed or deleted them since.',
+                              "into", relation),
+              HINT = format('Empty it first (TRUNCATE %s): the backfill after the sync copies every row.  '
+                            'A phase that drops the sync in its down should empty the copy there too.', "into");
+    END IF;
+  END IF;
   IF new_row.kind = 'table' THEN
     -- roles that write the old table must be able to write the new one too
     SELECT string_agg(quote_ident(r.rolname), ', ' ORDER BY r.rolname) INTO writers
