@@ -152,7 +152,7 @@ PHASES='[{"name": "expand", "reversible": true}, {"name": "sync", "reversible": 
 
 # ---- 0.1.0: the migration half way, as 0.1.0's runner recorded it (its
 # work and control sessions in one), under the application's writes
-load_start before "$WORK/app.sql" 4
+load_start before "$WORK/app.sql" 2
 sleep 1
 psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$DB" -v sha="$(sha256sum "$f" | cut -d' ' -f1)" -v path="$f" \
   -v phases="$PHASES" >"$WORK/v010.out" 2>&1 <<'SQL'
@@ -203,7 +203,7 @@ expect_eq "under 0.1.0, the application wrote without a failure" "$(load_failure
 # session keeps 0.1.0's in memory
 install_library "$WORK/pg_shift-0.2.0.so"
 restart_server
-load_start window "$WORK/app.sql" 4
+load_start window "$WORK/app.sql" 2
 expect_eq "the library is 0.2.0, the SQL objects still 0.1.0" \
   "$(q "SELECT shift.version() || ' ' || extversion FROM pg_extension WHERE extname = 'pg_shift'")" "0.2.0 0.1.0"
 err=$(q "SELECT * FROM shift.backfill_step('orders_v2:backfill')" 2>&1)
@@ -262,37 +262,6 @@ expect_eq "no statement is left to run but that validation" "$(q "SELECT shift.c
   "ALTER TABLE public.ledger VALIDATE CONSTRAINT ledger_account_id_fkey"
 expect_eq "nothing else was said" "$(grep -c WARNING <<<"$out")" 1
 
-dropdb --if-exists --force it_upgrade_fresh 2>/dev/null
-createdb it_upgrade_fresh && T_DBS+=(it_upgrade_fresh)
-psql -X -q -d it_upgrade_fresh -c "CREATE EXTENSION pg_shift" >/dev/null
-catalog_dump "$DB" >"$WORK/upgraded.dump"
-catalog_dump it_upgrade_fresh >"$WORK/fresh.dump"
-if diff -u "$WORK/fresh.dump" "$WORK/upgraded.dump" >"$WORK/schema.diff"; then
-  ok "the upgraded schema is a fresh 0.2.0 install's ($(grep -c 'ALTER EXTENSION pg_shift ADD' "$WORK/fresh.dump") objects, their grants, policies and comments)"
-else
-  not_ok "the upgraded schema differs from a fresh 0.2.0 install's" "$(head -40 "$WORK/schema.diff")"
-fi
-# fixed_rows DB: the rows of pg_shift's tables that pg_dump does not keep
-# (its configuration tables'), which the install script fills (phase_move...)
-fixed_rows() {
-  local t
-  for t in $(psql -X -A -t -d "$1" -c "
-      SELECT c.oid::regclass FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
-       WHERE d.classid = 'pg_class'::regclass AND d.deptype = 'e' AND c.relkind = 'r'
-         AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_shift')
-         AND c.oid <> ALL (coalesce((SELECT extconfig FROM pg_extension WHERE extname = 'pg_shift'), '{}'))
-       ORDER BY 1"); do
-    echo "$t"
-    psql -X -A -t -d "$1" -c "SELECT x::text FROM $t x ORDER BY 1"
-  done
-}
-fixed_rows "$DB" >"$WORK/upgraded.rows"
-if [ -s "$WORK/upgraded.rows" ] && [ "$(fixed_rows it_upgrade_fresh)" = "$(cat "$WORK/upgraded.rows")" ]; then
-  ok "and so are the rows of its fixed tables ($(grep -c '^shift' "$WORK/upgraded.rows" | tr -d '\n') tables)"
-else
-  not_ok "the rows of pg_shift's fixed tables differ from a fresh install's" "$(cat "$WORK/upgraded.rows")"
-fi
-
 expect_eq "every sync is sealed, its triggers made for the new digest" \
   "$(q "SELECT string_agg(name || '=' || definition_ok || '/' || enabled, ' ' ORDER BY name) FROM shift.sync_status")" \
   "accounts=true/true customers=true/true orders=true/true tags=true/false"
@@ -346,6 +315,38 @@ sleep 2
 load_stop window
 expect_eq "the archive followed the live table through the reverse sync" \
   "$(q "SELECT count(*) FROM shift.compare('orders', 'orders_archive', columns => '{id,customer,amount,updated}')")" 0
+# the schema the update left (nothing since changed it), now that pgbench is done
+dropdb --if-exists --force it_upgrade_fresh 2>/dev/null
+createdb it_upgrade_fresh && T_DBS+=(it_upgrade_fresh)
+psql -X -q -d it_upgrade_fresh -c "CREATE EXTENSION pg_shift" >/dev/null
+catalog_dump "$DB" >"$WORK/upgraded.dump"
+catalog_dump it_upgrade_fresh >"$WORK/fresh.dump"
+if diff -u "$WORK/fresh.dump" "$WORK/upgraded.dump" >"$WORK/schema.diff"; then
+  ok "the upgraded schema is a fresh 0.2.0 install's ($(grep -c 'ALTER EXTENSION pg_shift ADD' "$WORK/fresh.dump") objects, their grants, policies and comments)"
+else
+  not_ok "the upgraded schema differs from a fresh 0.2.0 install's" "$(head -40 "$WORK/schema.diff")"
+fi
+# fixed_rows DB: the rows of pg_shift's tables that pg_dump does not keep
+# (its configuration tables'), which the install script fills (phase_move...)
+fixed_rows() {
+  local t
+  for t in $(psql -X -A -t -d "$1" -c "
+      SELECT c.oid::regclass FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
+       WHERE d.classid = 'pg_class'::regclass AND d.deptype = 'e' AND c.relkind = 'r'
+         AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_shift')
+         AND c.oid <> ALL (coalesce((SELECT extconfig FROM pg_extension WHERE extname = 'pg_shift'), '{}'))
+       ORDER BY 1"); do
+    echo "$t"
+    psql -X -A -t -d "$1" -c "SELECT x::text FROM $t x ORDER BY 1"
+  done
+}
+fixed_rows "$DB" >"$WORK/upgraded.rows"
+if [ -s "$WORK/upgraded.rows" ] && [ "$(fixed_rows it_upgrade_fresh)" = "$(cat "$WORK/upgraded.rows")" ]; then
+  ok "and so are the rows of its fixed tables ($(grep -c '^shift' "$WORK/upgraded.rows" | tr -d '\n') tables)"
+else
+  not_ok "the rows of pg_shift's fixed tables differ from a fresh install's" "$(cat "$WORK/upgraded.rows")"
+fi
+
 pgshift --dsn "dbname=$DB" run "$f"
 expect_rc "and contracts" 0
 expect_eq "the migration is done" "$(q "SELECT status FROM shift.migration")" "done"
