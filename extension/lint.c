@@ -249,7 +249,7 @@ static const char *const lock_names[] = {
 };
 
 static const char *
-lock_name(LOCKMODE mode)
+lint_lock_name(LOCKMODE mode)
 {
 	if (mode <= NoLock || mode > AccessExclusiveLock)
 		return NULL;
@@ -258,7 +258,7 @@ lock_name(LOCKMODE mode)
 
 /* schema.name of a RangeVar, quoted where needed */
 static char *
-rv_name(const RangeVar *rv)
+lint_rv_name(const RangeVar *rv)
 {
 	if (rv == NULL || rv->relname == NULL)
 		return pstrdup("?");
@@ -269,7 +269,7 @@ rv_name(const RangeVar *rv)
 
 /* a list of String nodes (a qualified name), quoted; "?" if it is not one */
 static char *
-names_text(List *names)
+lint_names_text(List *names)
 {
 	StringInfoData s;
 	ListCell   *lc;
@@ -288,7 +288,7 @@ names_text(List *names)
 }
 
 static const char *
-qi(const char *name)
+lint_qi(const char *name)
 {
 	return name ? quote_identifier(name) : "?";
 }
@@ -418,7 +418,7 @@ name_key_match(const void *key1, const void *key2, Size keysize)
 }
 
 static HTAB *
-name_table(LintState *st, const char *what, Size entrysize)
+lint_name_table(LintState *st, const char *what, Size entrysize)
 {
 	HASHCTL		ctl;
 
@@ -482,7 +482,7 @@ filing_keys(NameKey *keys, const char *schema, const char *table,
  * scan rules do not apply.
  */
 static bool
-is_new_rel(LintState *st, const RangeVar *rv)
+lint_is_new_rel(LintState *st, const RangeVar *rv)
 {
 	NameKey		keys[2];
 	int			n;
@@ -502,7 +502,7 @@ is_new_rel(LintState *st, const RangeVar *rv)
 }
 
 static void
-add_new_rel(LintState *st, const char *schema, const char *name)
+lint_add_new_rel(LintState *st, const char *schema, const char *name)
 {
 	MemoryContext old;
 	LintRel    *r;
@@ -541,7 +541,7 @@ add_new_rel(LintState *st, const char *schema, const char *name)
  * in, so this stays linear over the whole input.
  */
 static void
-forget_new_rel(LintState *st, const char *schema, const char *name)
+lint_forget_new_rel(LintState *st, const char *schema, const char *name)
 {
 	NameKey		keys[2];
 	int			n;
@@ -743,8 +743,8 @@ allowed(LintState *st, const char *rule)
 }
 
 static void
-report(LintState *st, const char *severity, const char *rule,
-	   const char *object, const char *message, const char *hint)
+lint_report(LintState *st, const char *severity, const char *rule,
+			const char *object, const char *message, const char *hint)
 {
 	Datum		values[9];
 	bool		nulls[9];
@@ -792,9 +792,9 @@ report(LintState *st, const char *severity, const char *rule,
  * own rules have run.  A new or temporary relation waits for nobody.
  */
 static void
-note_lock(LintState *st, const RangeVar *rv, const char *what, LOCKMODE mode)
+lint_note_lock(LintState *st, const RangeVar *rv, const char *what, LOCKMODE mode)
 {
-	if (rv != NULL && is_new_rel(st, rv))
+	if (rv != NULL && lint_is_new_rel(st, rv))
 		return;
 	if (mode > st->strongest)
 	{
@@ -802,7 +802,7 @@ note_lock(LintState *st, const RangeVar *rv, const char *what, LOCKMODE mode)
 		MemoryContext old = MemoryContextSwitchTo(st->stmt_cxt);
 
 		st->strongest = mode;
-		st->strongest_on = rv ? rv_name(rv) : pstrdup(what);
+		st->strongest_on = rv ? lint_rv_name(rv) : pstrdup(what);
 		MemoryContextSwitchTo(old);
 	}
 }
@@ -812,23 +812,23 @@ note_lock(LintState *st, const RangeVar *rv, const char *what, LOCKMODE mode)
  * DROP, TRUNCATE, LOCK or VACUUM names, ...) are linted in st->item_cxt,
  * reset before each item and after the last: a statement of many items
  * keeps only its findings.  Usage:
- *		old = items_begin(st); foreach (...) { item_next(st); ... } items_end(st, old);
+ *		old = lint_items_begin(st); foreach (...) { lint_item_next(st); ... } lint_items_end(st, old);
  */
 static MemoryContext
-items_begin(LintState *st)
+lint_items_begin(LintState *st)
 {
 	return MemoryContextSwitchTo(st->item_cxt);
 }
 
 static void
-item_next(LintState *st)
+lint_item_next(LintState *st)
 {
 	CHECK_FOR_INTERRUPTS();
 	MemoryContextReset(st->item_cxt);
 }
 
 static void
-items_end(LintState *st, MemoryContext old)
+lint_items_end(LintState *st, MemoryContext old)
 {
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(st->item_cxt);
@@ -1077,7 +1077,7 @@ find_volatile_walker(Node *node, DefaultCheck *dc)
  * checked on every row.
  */
 static void
-check_default(void *arg)
+lint_check_default(void *arg)
 {
 	DefaultCheck *dc = arg;
 	ParseState *pstate = make_parsestate(NULL);
@@ -1213,7 +1213,7 @@ checked_domain_walker(Node *node, void *context)
  * typcache and plan them.
  */
 static void
-check_type_change(void *arg)
+lint_check_type_change(void *arg)
 {
 	TypeChangeCheck *tc = arg;
 	ParseState *pstate = make_parsestate(NULL);
@@ -1268,8 +1268,8 @@ raw_not_null_column(Node *n)
 
 /* Records each "col IS NOT NULL" of a CHECK expression (ANDs included). */
 static void
-record_not_null_checks(LintState *st, const RangeVar *rv, Constraint *con,
-					   Node *expr)
+lint_record_not_null_checks(LintState *st, const RangeVar *rv, Constraint *con,
+							Node *expr)
 {
 	const char *col;
 
@@ -1281,7 +1281,7 @@ record_not_null_checks(LintState *st, const RangeVar *rv, Constraint *con,
 		ListCell   *lc;
 
 		foreach(lc, ((BoolExpr *) expr)->args)
-			record_not_null_checks(st, rv, con, lfirst(lc));
+			lint_record_not_null_checks(st, rv, con, lfirst(lc));
 		return;
 	}
 	if ((col = raw_not_null_column(expr)) != NULL)
@@ -1334,7 +1334,7 @@ record_not_null_checks(LintState *st, const RangeVar *rv, Constraint *con,
  * them is validated; otherwise *last is the one added last, or NULL.
  */
 static bool
-find_check(LintState *st, const RangeVar *rv, const char *col, LintCheck **last)
+lint_find_check(LintState *st, const RangeVar *rv, const char *col, LintCheck **last)
 {
 	NameKey		keys[2];
 	int			n;
@@ -1390,7 +1390,7 @@ cooked_implies_not_null(Node *n, AttrNumber attnum)
  * the catalog prove it (which lets SET NOT NULL skip its scan)?
  */
 static bool
-catalog_not_null(Oid relid, const char *col)
+lint_catalog_not_null(Oid relid, const char *col)
 {
 	HeapTuple	tup;
 	AttrNumber	attnum;
@@ -1463,8 +1463,8 @@ alter_table_lock(List *cmds)
 static void
 lint_add_column(LintState *st, RangeVar *rv, ColumnDef *col)
 {
-	const char *table = rv_name(rv);
-	const char *cname = qi(col->colname);
+	const char *table = lint_rv_name(rv);
+	const char *cname = lint_qi(col->colname);
 	Node	   *raw_default = NULL;
 	bool		identity = false;
 	bool		generated = false;
@@ -1493,24 +1493,24 @@ lint_add_column(LintState *st, RangeVar *rv, ColumnDef *col)
 				break;
 			case CONSTR_CHECK:
 			case CONSTR_FOREIGN:
-				report(st, SEV_HIGH, "constraint-not-valid", table,
-					   psprintf("ADD COLUMN %s with a %s constraint checks every row of %s while holding an ACCESS EXCLUSIVE lock",
-								cname, con->contype == CONSTR_CHECK ? "CHECK" : "REFERENCES",
-								table),
-					   psprintf("Add the column without it, then ALTER TABLE %s ADD CONSTRAINT ... %s NOT VALID, then VALIDATE CONSTRAINT in a later statement (it does not block writes).",
-								table, con->contype == CONSTR_CHECK ? "CHECK (...)" :
-								"FOREIGN KEY (...) REFERENCES ..."));
+				lint_report(st, SEV_HIGH, "constraint-not-valid", table,
+							psprintf("ADD COLUMN %s with a %s constraint checks every row of %s while holding an ACCESS EXCLUSIVE lock",
+									 cname, con->contype == CONSTR_CHECK ? "CHECK" : "REFERENCES",
+									 table),
+							psprintf("Add the column without it, then ALTER TABLE %s ADD CONSTRAINT ... %s NOT VALID, then VALIDATE CONSTRAINT in a later statement (it does not block writes).",
+									 table, con->contype == CONSTR_CHECK ? "CHECK (...)" :
+									 "FOREIGN KEY (...) REFERENCES ..."));
 				if (con->contype == CONSTR_FOREIGN && con->pktable)
-					note_lock(st, con->pktable, NULL, ShareRowExclusiveLock);
+					lint_note_lock(st, con->pktable, NULL, ShareRowExclusiveLock);
 				break;
 			case CONSTR_PRIMARY:
 			case CONSTR_UNIQUE:
-				report(st, SEV_HIGH, "unique-without-index", table,
-					   psprintf("ADD COLUMN %s %s builds an index on %s while holding an ACCESS EXCLUSIVE lock",
-								cname, con->contype == CONSTR_PRIMARY ? "PRIMARY KEY" : "UNIQUE",
-								table),
-					   psprintf("Add the column, CREATE UNIQUE INDEX CONCURRENTLY on it, then ALTER TABLE %s ADD CONSTRAINT ... %s USING INDEX.",
-								table, con->contype == CONSTR_PRIMARY ? "PRIMARY KEY" : "UNIQUE"));
+				lint_report(st, SEV_HIGH, "unique-without-index", table,
+							psprintf("ADD COLUMN %s %s builds an index on %s while holding an ACCESS EXCLUSIVE lock",
+									 cname, con->contype == CONSTR_PRIMARY ? "PRIMARY KEY" : "UNIQUE",
+									 table),
+							psprintf("Add the column, CREATE UNIQUE INDEX CONCURRENTLY on it, then ALTER TABLE %s ADD CONSTRAINT ... %s USING INDEX.",
+									 table, con->contype == CONSTR_PRIMARY ? "PRIMARY KEY" : "UNIQUE"));
 				break;
 			default:
 				break;
@@ -1519,12 +1519,12 @@ lint_add_column(LintState *st, RangeVar *rv, ColumnDef *col)
 
 	if (identity || generated || is_serial(col->typeName))
 	{
-		report(st, SEV_CRITICAL, "add-column-rewrite", table,
-			   psprintf("ADD COLUMN %s %s rewrites %s while holding an ACCESS EXCLUSIVE lock",
-						cname, identity ? "GENERATED ... AS IDENTITY" :
-						generated ? "GENERATED ALWAYS AS (...) STORED" :
-						"of a serial type", table),
-			   "Add the column without a default (or with a constant one), then fill it with db:backfill (shift.backfill_create) and set the default or identity afterwards.");
+		lint_report(st, SEV_CRITICAL, "add-column-rewrite", table,
+					psprintf("ADD COLUMN %s %s rewrites %s while holding an ACCESS EXCLUSIVE lock",
+							 cname, identity ? "GENERATED ... AS IDENTITY" :
+							 generated ? "GENERATED ALWAYS AS (...) STORED" :
+							 "of a serial type", table),
+					"Add the column without a default (or with a constant one), then fill it with db:backfill (shift.backfill_create) and set the default or identity afterwards.");
 	}
 	else if (col->typeName != NULL)
 	{
@@ -1534,38 +1534,38 @@ lint_add_column(LintState *st, RangeVar *rv, ColumnDef *col)
 		memset(&dc, 0, sizeof(dc));
 		dc.col = col;
 		dc.raw_default = raw_default;
-		failure = lint_try(check_default, &dc);
+		failure = lint_try(lint_check_default, &dc);
 		if (failure)
-			report(st, SEV_MEDIUM, "add-column-rewrite", table,
-				   psprintf("cannot tell whether ADD COLUMN %s rewrites %s: %s",
-							cname, table, failure),
-				   "If the default calls a volatile function, every row is rewritten under an ACCESS EXCLUSIVE lock; add the column without it and fill it with db:backfill.");
+			lint_report(st, SEV_MEDIUM, "add-column-rewrite", table,
+						psprintf("cannot tell whether ADD COLUMN %s rewrites %s: %s",
+								 cname, table, failure),
+						"If the default calls a volatile function, every row is rewritten under an ACCESS EXCLUSIVE lock; add the column without it and fill it with db:backfill.");
 		else if (dc.is_volatile)
-			report(st, SEV_CRITICAL, "add-column-rewrite", table,
-				   psprintf("ADD COLUMN %s with a volatile default (%s) rewrites %s while holding an ACCESS EXCLUSIVE lock",
-							cname, dc.volatile_func ? dc.volatile_func : "?", table),
-				   "Add the column without a default, SET DEFAULT in a separate statement (new rows get it), then fill the existing rows with db:backfill (shift.backfill_create).");
+			lint_report(st, SEV_CRITICAL, "add-column-rewrite", table,
+						psprintf("ADD COLUMN %s with a volatile default (%s) rewrites %s while holding an ACCESS EXCLUSIVE lock",
+								 cname, dc.volatile_func ? dc.volatile_func : "?", table),
+						"Add the column without a default, SET DEFAULT in a separate statement (new rows get it), then fill the existing rows with db:backfill (shift.backfill_create).");
 		else if (dc.domain_checks)
-			report(st, SEV_CRITICAL, "add-column-rewrite", table,
-				   psprintf("ADD COLUMN %s of a domain with constraints rewrites %s while holding an ACCESS EXCLUSIVE lock",
-							cname, table),
-				   "Add the column with the domain's base type, fill it with db:backfill, then change its type to the domain.");
+			lint_report(st, SEV_CRITICAL, "add-column-rewrite", table,
+						psprintf("ADD COLUMN %s of a domain with constraints rewrites %s while holding an ACCESS EXCLUSIVE lock",
+								 cname, table),
+						"Add the column with the domain's base type, fill it with db:backfill, then change its type to the domain.");
 	}
 
 	if (not_null && raw_default == NULL && !identity && !generated &&
 		!is_serial(col->typeName))
-		report(st, SEV_HIGH, "add-column-not-null", table,
-			   psprintf("ADD COLUMN %s NOT NULL without a default fails if %s has rows",
-						cname, table),
-			   "Add the column as nullable, fill it with db:backfill, then add CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT and SET NOT NULL; or give it a constant DEFAULT.");
+		lint_report(st, SEV_HIGH, "add-column-not-null", table,
+					psprintf("ADD COLUMN %s NOT NULL without a default fails if %s has rows",
+							 cname, table),
+					"Add the column as nullable, fill it with db:backfill, then add CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT and SET NOT NULL; or give it a constant DEFAULT.");
 }
 
 static void
 lint_type_change(LintState *st, RangeVar *rv, AlterTableCmd *cmd)
 {
 	ColumnDef  *def = (ColumnDef *) cmd->def;
-	const char *table = rv_name(rv);
-	const char *cname = qi(cmd->name);
+	const char *table = lint_rv_name(rv);
+	const char *cname = lint_qi(cmd->name);
 	TypeChangeCheck tc;
 	Oid			relid = lint_relid(rv);
 	HeapTuple	tup;
@@ -1576,19 +1576,19 @@ lint_type_change(LintState *st, RangeVar *rv, AlterTableCmd *cmd)
 		return;
 	if (def->raw_default != NULL)
 	{
-		report(st, SEV_CRITICAL, "column-type-rewrite", table,
-			   psprintf("ALTER COLUMN %s TYPE ... USING rewrites %s while holding an ACCESS EXCLUSIVE lock",
-						cname, table),
-			   rewrite_hint);
+		lint_report(st, SEV_CRITICAL, "column-type-rewrite", table,
+					psprintf("ALTER COLUMN %s TYPE ... USING rewrites %s while holding an ACCESS EXCLUSIVE lock",
+							 cname, table),
+					rewrite_hint);
 		return;
 	}
 	if (!OidIsValid(relid) || cmd->name == NULL ||
 		!HeapTupleIsValid(tup = SearchSysCacheAttName(relid, cmd->name)))
 	{
-		report(st, SEV_CRITICAL, "column-type-rewrite", table,
-			   psprintf("ALTER COLUMN %s TYPE probably rewrites %s while holding an ACCESS EXCLUSIVE lock (the column is not in the catalog, so this cannot be checked)",
-						cname, table),
-			   rewrite_hint);
+		lint_report(st, SEV_CRITICAL, "column-type-rewrite", table,
+					psprintf("ALTER COLUMN %s TYPE probably rewrites %s while holding an ACCESS EXCLUSIVE lock (the column is not in the catalog, so this cannot be checked)",
+							 cname, table),
+					rewrite_hint);
 		return;
 	}
 	memset(&tc, 0, sizeof(tc));
@@ -1599,90 +1599,90 @@ lint_type_change(LintState *st, RangeVar *rv, AlterTableCmd *cmd)
 	tc.attcollation = ((Form_pg_attribute) GETSTRUCT(tup))->attcollation;
 	ReleaseSysCache(tup);
 	tc.typeName = def->typeName;
-	failure = lint_try(check_type_change, &tc);
+	failure = lint_try(lint_check_type_change, &tc);
 	if (failure)
-		report(st, SEV_CRITICAL, "column-type-rewrite", table,
-			   psprintf("ALTER COLUMN %s TYPE probably rewrites %s while holding an ACCESS EXCLUSIVE lock (%s)",
-						cname, table, failure),
-			   rewrite_hint);
+		lint_report(st, SEV_CRITICAL, "column-type-rewrite", table,
+					psprintf("ALTER COLUMN %s TYPE probably rewrites %s while holding an ACCESS EXCLUSIVE lock (%s)",
+							 cname, table, failure),
+					rewrite_hint);
 	else if (tc.rewrite)
-		report(st, SEV_CRITICAL, "column-type-rewrite", table,
-			   psprintf("ALTER COLUMN %s TYPE %s rewrites %s while holding an ACCESS EXCLUSIVE lock%s",
-						cname, tc.new_type, table, tc.no_cast ? " (and needs USING: there is no assignment cast)" : ""),
-			   rewrite_hint);
+		lint_report(st, SEV_CRITICAL, "column-type-rewrite", table,
+					psprintf("ALTER COLUMN %s TYPE %s rewrites %s while holding an ACCESS EXCLUSIVE lock%s",
+							 cname, tc.new_type, table, tc.no_cast ? " (and needs USING: there is no assignment cast)" : ""),
+					rewrite_hint);
 	else
-		report(st, SEV_LOW, "column-type-change", table,
-			   psprintf("ALTER COLUMN %s TYPE %s does not rewrite %s but takes an ACCESS EXCLUSIVE lock",
-						cname, tc.new_type, table),
-			   "It is quick; run it with a lock_timeout (db:ddl) so that it never queues in front of other sessions.");
+		lint_report(st, SEV_LOW, "column-type-change", table,
+					psprintf("ALTER COLUMN %s TYPE %s does not rewrite %s but takes an ACCESS EXCLUSIVE lock",
+							 cname, tc.new_type, table),
+					"It is quick; run it with a lock_timeout (db:ddl) so that it never queues in front of other sessions.");
 }
 
 static void
 lint_set_not_null(LintState *st, RangeVar *rv, const char *col)
 {
-	const char *table = rv_name(rv);
+	const char *table = lint_rv_name(rv);
 	LintCheck  *c;
 	Oid			relid;
 
-	if (col == NULL || is_new_rel(st, rv))
+	if (col == NULL || lint_is_new_rel(st, rv))
 		return;
-	if (find_check(st, rv, col, &c))
+	if (lint_find_check(st, rv, col, &c))
 		return;
 	relid = lint_relid(rv);
-	if (OidIsValid(relid) && catalog_not_null(relid, col))
+	if (OidIsValid(relid) && lint_catalog_not_null(relid, col))
 		return;
-	report(st, SEV_HIGH, "set-not-null", table,
-		   c ? psprintf("SET NOT NULL on %s.%s scans the table while holding an ACCESS EXCLUSIVE lock: constraint %s is still NOT VALID",
-						table, qi(col), qi(c->conname)) :
-		   psprintf("SET NOT NULL on %s.%s scans the table while holding an ACCESS EXCLUSIVE lock",
-					table, qi(col)),
-		   psprintf("First ALTER TABLE %s ADD CONSTRAINT ... CHECK (%s IS NOT NULL) NOT VALID, then VALIDATE CONSTRAINT (it does not block writes); SET NOT NULL then skips the scan, and the CHECK can be dropped.",
-					table, qi(col)));
+	lint_report(st, SEV_HIGH, "set-not-null", table,
+				c ? psprintf("SET NOT NULL on %s.%s scans the table while holding an ACCESS EXCLUSIVE lock: constraint %s is still NOT VALID",
+							 table, lint_qi(col), lint_qi(c->conname)) :
+				psprintf("SET NOT NULL on %s.%s scans the table while holding an ACCESS EXCLUSIVE lock",
+						 table, lint_qi(col)),
+				psprintf("First ALTER TABLE %s ADD CONSTRAINT ... CHECK (%s IS NOT NULL) NOT VALID, then VALIDATE CONSTRAINT (it does not block writes); SET NOT NULL then skips the scan, and the CHECK can be dropped.",
+						 table, lint_qi(col)));
 }
 
 static void
 lint_add_constraint(LintState *st, RangeVar *rv, Constraint *con)
 {
-	const char *table = rv_name(rv);
+	const char *table = lint_rv_name(rv);
 	/* "CONSTRAINT name " or nothing */
 	const char *cname = con->conname ?
-		psprintf("CONSTRAINT %s ", qi(con->conname)) : "";
+		psprintf("CONSTRAINT %s ", lint_qi(con->conname)) : "";
 
 	switch (con->contype)
 	{
 		case CONSTR_CHECK:
-			record_not_null_checks(st, rv, con, con->raw_expr);
+			lint_record_not_null_checks(st, rv, con, con->raw_expr);
 			if (!con->skip_validation)
-				report(st, SEV_HIGH, "constraint-not-valid", table,
-					   psprintf("ADD %sCHECK checks every row of %s while holding an ACCESS EXCLUSIVE lock",
-								cname, table),
-					   psprintf("Add it with NOT VALID (new rows are checked at once), then ALTER TABLE %s VALIDATE CONSTRAINT in a later statement, which does not block reads or writes.",
-								table));
+				lint_report(st, SEV_HIGH, "constraint-not-valid", table,
+							psprintf("ADD %sCHECK checks every row of %s while holding an ACCESS EXCLUSIVE lock",
+									 cname, table),
+							psprintf("Add it with NOT VALID (new rows are checked at once), then ALTER TABLE %s VALIDATE CONSTRAINT in a later statement, which does not block reads or writes.",
+									 table));
 			break;
 		case CONSTR_FOREIGN:
 			if (con->pktable)
-				note_lock(st, con->pktable, NULL, ShareRowExclusiveLock);
+				lint_note_lock(st, con->pktable, NULL, ShareRowExclusiveLock);
 			if (!con->skip_validation)
-				report(st, SEV_HIGH, "constraint-not-valid", table,
-					   psprintf("ADD %sFOREIGN KEY checks every row of %s while blocking writes to it and to %s",
-								cname, table, rv_name(con->pktable)),
-					   psprintf("Add it with NOT VALID (new rows are checked at once), then ALTER TABLE %s VALIDATE CONSTRAINT in a later statement, which does not block writes.",
-								table));
+				lint_report(st, SEV_HIGH, "constraint-not-valid", table,
+							psprintf("ADD %sFOREIGN KEY checks every row of %s while blocking writes to it and to %s",
+									 cname, table, lint_rv_name(con->pktable)),
+							psprintf("Add it with NOT VALID (new rows are checked at once), then ALTER TABLE %s VALIDATE CONSTRAINT in a later statement, which does not block writes.",
+									 table));
 			break;
 		case CONSTR_PRIMARY:
 		case CONSTR_UNIQUE:
 			if (con->indexname == NULL)
-				report(st, SEV_HIGH, "unique-without-index", table,
-					   psprintf("ADD %s%s builds its index on %s while holding an ACCESS EXCLUSIVE lock",
-								cname, con->contype == CONSTR_PRIMARY ? "PRIMARY KEY" : "UNIQUE", table),
-					   psprintf("CREATE UNIQUE INDEX CONCURRENTLY first, then ALTER TABLE %s ADD CONSTRAINT ... %s USING INDEX, which only takes a brief lock.",
-								table, con->contype == CONSTR_PRIMARY ? "PRIMARY KEY" : "UNIQUE"));
+				lint_report(st, SEV_HIGH, "unique-without-index", table,
+							psprintf("ADD %s%s builds its index on %s while holding an ACCESS EXCLUSIVE lock",
+									 cname, con->contype == CONSTR_PRIMARY ? "PRIMARY KEY" : "UNIQUE", table),
+							psprintf("CREATE UNIQUE INDEX CONCURRENTLY first, then ALTER TABLE %s ADD CONSTRAINT ... %s USING INDEX, which only takes a brief lock.",
+									 table, con->contype == CONSTR_PRIMARY ? "PRIMARY KEY" : "UNIQUE"));
 			break;
 		case CONSTR_EXCLUSION:
-			report(st, SEV_HIGH, "unique-without-index", table,
-				   psprintf("ADD %sEXCLUDE builds its index on %s while holding an ACCESS EXCLUSIVE lock",
-							cname, table),
-				   "An exclusion constraint cannot use an existing index; add it while the table is small, or enforce the rule another way (a unique index built CONCURRENTLY, a trigger).");
+			lint_report(st, SEV_HIGH, "unique-without-index", table,
+						psprintf("ADD %sEXCLUDE builds its index on %s while holding an ACCESS EXCLUSIVE lock",
+								 cname, table),
+						"An exclusion constraint cannot use an existing index; add it while the table is small, or enforce the rule another way (a unique index built CONCURRENTLY, a trigger).");
 			break;
 		default:
 			break;
@@ -1739,17 +1739,17 @@ lint_alter_table(LintState *st, AlterTableStmt *stmt)
 	if (rv == NULL)
 		return;
 	mode = alter_table_lock(stmt->cmds);
-	st->lock = lock_name(mode);
-	fresh = is_new_rel(st, rv);
-	table = rv_name(rv);
-	note_lock(st, rv, NULL, mode);
+	st->lock = lint_lock_name(mode);
+	fresh = lint_is_new_rel(st, rv);
+	table = lint_rv_name(rv);
+	lint_note_lock(st, rv, NULL, mode);
 
-	old = items_begin(st);
+	old = lint_items_begin(st);
 	foreach(lc, stmt->cmds)
 	{
 		AlterTableCmd *cmd = lfirst(lc);
 
-		item_next(st);
+		lint_item_next(st);
 
 		if (cmd == NULL || !IsA(cmd, AlterTableCmd))
 			continue;
@@ -1760,9 +1760,9 @@ lint_alter_table(LintState *st, AlterTableStmt *stmt)
 			Constraint *con = (Constraint *) cmd->def;
 
 			if (con->contype == CONSTR_CHECK)
-				record_not_null_checks(st, rv, con, con->raw_expr);
+				lint_record_not_null_checks(st, rv, con, con->raw_expr);
 			if (con->contype == CONSTR_FOREIGN && con->pktable)
-				note_lock(st, con->pktable, NULL, ShareRowExclusiveLock);
+				lint_note_lock(st, con->pktable, NULL, ShareRowExclusiveLock);
 			continue;
 		}
 		if (cmd->subtype == AT_ValidateConstraint)
@@ -1790,35 +1790,35 @@ lint_alter_table(LintState *st, AlterTableStmt *stmt)
 					lint_add_constraint(st, rv, (Constraint *) cmd->def);
 				break;
 			case AT_DropColumn:
-				report(st, SEV_MEDIUM, "drop-column", table,
-					   psprintf("DROP COLUMN %s.%s breaks any running code that still reads or writes it, and its data is gone",
-								table, qi(cmd->name)),
-					   "Deploy code that no longer uses the column first, then drop it in a contract phase of its own (a phase without down: a point of no return).");
+				lint_report(st, SEV_MEDIUM, "drop-column", table,
+							psprintf("DROP COLUMN %s.%s breaks any running code that still reads or writes it, and its data is gone",
+									 table, lint_qi(cmd->name)),
+							"Deploy code that no longer uses the column first, then drop it in a contract phase of its own (a phase without down: a point of no return).");
 				break;
 			case AT_SetLogged:
 			case AT_SetUnLogged:
-				report(st, SEV_CRITICAL, "set-logged", table,
-					   psprintf("SET %s rewrites %s while holding an ACCESS EXCLUSIVE lock",
-								cmd->subtype == AT_SetLogged ? "LOGGED" : "UNLOGGED", table),
-					   "Create a new table with the persistence you want, copy the rows with db:backfill (into =), keep it in sync with shift.sync_create, then swap the names.");
+				lint_report(st, SEV_CRITICAL, "set-logged", table,
+							psprintf("SET %s rewrites %s while holding an ACCESS EXCLUSIVE lock",
+									 cmd->subtype == AT_SetLogged ? "LOGGED" : "UNLOGGED", table),
+							"Create a new table with the persistence you want, copy the rows with db:backfill (into =), keep it in sync with shift.sync_create, then swap the names.");
 				break;
 			case AT_SetTableSpace:
-				report(st, SEV_CRITICAL, "set-tablespace", table,
-					   psprintf("SET TABLESPACE %s copies %s while holding an ACCESS EXCLUSIVE lock",
-								qi(cmd->name), table),
-					   "Move it outside busy hours, or copy into a new table in the target tablespace with db:backfill and swap; indexes can be rebuilt there with CREATE INDEX CONCURRENTLY ... TABLESPACE.");
+				lint_report(st, SEV_CRITICAL, "set-tablespace", table,
+							psprintf("SET TABLESPACE %s copies %s while holding an ACCESS EXCLUSIVE lock",
+									 lint_qi(cmd->name), table),
+							"Move it outside busy hours, or copy into a new table in the target tablespace with db:backfill and swap; indexes can be rebuilt there with CREATE INDEX CONCURRENTLY ... TABLESPACE.");
 				break;
 			case AT_SetAccessMethod:
-				report(st, SEV_CRITICAL, "set-access-method", table,
-					   psprintf("SET ACCESS METHOD %s rewrites %s while holding an ACCESS EXCLUSIVE lock",
-								qi(cmd->name), table),
-					   "Create a new table with the access method, copy the rows with db:backfill (into =), keep it in sync with shift.sync_create, then swap the names.");
+				lint_report(st, SEV_CRITICAL, "set-access-method", table,
+							psprintf("SET ACCESS METHOD %s rewrites %s while holding an ACCESS EXCLUSIVE lock",
+									 lint_qi(cmd->name), table),
+							"Create a new table with the access method, copy the rows with db:backfill (into =), keep it in sync with shift.sync_create, then swap the names.");
 				break;
 			default:
 				break;
 		}
 	}
-	items_end(st, old);
+	lint_items_end(st, old);
 }
 
 /* ---------------------------------------------------------------- other statements */
@@ -1827,26 +1827,26 @@ static void
 lint_create_index(LintState *st, IndexStmt *stmt)
 {
 	RangeVar   *rv = stmt->relation;
-	const char *index = stmt->idxname ? qi(stmt->idxname) : "(unnamed)";
-	bool		fresh = is_new_rel(st, rv);
+	const char *index = stmt->idxname ? lint_qi(stmt->idxname) : "(unnamed)";
+	bool		fresh = lint_is_new_rel(st, rv);
 
-	st->lock = lock_name(stmt->concurrent ? ShareUpdateExclusiveLock : ShareLock);
+	st->lock = lint_lock_name(stmt->concurrent ? ShareUpdateExclusiveLock : ShareLock);
 	if (stmt->concurrent && in_transaction_block(st))
-		report(st, SEV_HIGH, "not-in-transaction", rv_name(rv),
-			   psprintf("CREATE INDEX CONCURRENTLY %s fails inside a transaction block", index),
-			   "Run it on its own: outside BEGIN ... COMMIT (db:transaction) and as the only statement of its db:exec or db:ddl call.");
+		lint_report(st, SEV_HIGH, "not-in-transaction", lint_rv_name(rv),
+					psprintf("CREATE INDEX CONCURRENTLY %s fails inside a transaction block", index),
+					"Run it on its own: outside BEGIN ... COMMIT (db:transaction) and as the only statement of its db:exec or db:ddl call.");
 	if (fresh)
 	{
 		if (rv && stmt->idxname)
-			add_new_rel(st, rv->schemaname, stmt->idxname);
+			lint_add_new_rel(st, rv->schemaname, stmt->idxname);
 		return;
 	}
-	note_lock(st, rv, NULL, stmt->concurrent ? ShareUpdateExclusiveLock : ShareLock);
+	lint_note_lock(st, rv, NULL, stmt->concurrent ? ShareUpdateExclusiveLock : ShareLock);
 	if (!stmt->concurrent)
-		report(st, SEV_HIGH, "index-not-concurrent", rv_name(rv),
-			   psprintf("CREATE INDEX %s blocks writes to %s until the index is built",
-						index, rv_name(rv)),
-			   "Use CREATE INDEX CONCURRENTLY (outside a transaction block); if it fails, drop the INVALID index it leaves and try again.");
+		lint_report(st, SEV_HIGH, "index-not-concurrent", lint_rv_name(rv),
+					psprintf("CREATE INDEX %s blocks writes to %s until the index is built",
+							 index, lint_rv_name(rv)),
+					"Use CREATE INDEX CONCURRENTLY (outside a transaction block); if it fails, drop the INVALID index it leaves and try again.");
 }
 
 static bool
@@ -1865,22 +1865,22 @@ lint_drop(LintState *st, DropStmt *stmt)
 
 	if (!is_relation_drop(stmt->removeType) && stmt->removeType != OBJECT_TRIGGER)
 		return;
-	st->lock = lock_name(stmt->removeType == OBJECT_INDEX && stmt->concurrent ?
-						 ShareUpdateExclusiveLock : AccessExclusiveLock);
+	st->lock = lint_lock_name(stmt->removeType == OBJECT_INDEX && stmt->concurrent ?
+							  ShareUpdateExclusiveLock : AccessExclusiveLock);
 	if (stmt->removeType == OBJECT_INDEX && stmt->concurrent &&
 		in_transaction_block(st))
-		report(st, SEV_HIGH, "not-in-transaction", NULL,
-			   "DROP INDEX CONCURRENTLY fails inside a transaction block",
-			   "Run it on its own: outside BEGIN ... COMMIT (db:transaction) and as the only statement of its db:exec or db:ddl call.");
+		lint_report(st, SEV_HIGH, "not-in-transaction", NULL,
+					"DROP INDEX CONCURRENTLY fails inside a transaction block",
+					"Run it on its own: outside BEGIN ... COMMIT (db:transaction) and as the only statement of its db:exec or db:ddl call.");
 
-	old = items_begin(st);
+	old = lint_items_begin(st);
 	foreach(lc, stmt->objects)
 	{
 		List	   *names = lfirst(lc);
 		RangeVar   *rv;
 		char	   *name;
 
-		item_next(st);
+		lint_item_next(st);
 
 		if (names == NULL || !IsA(names, List))
 			continue;
@@ -1891,29 +1891,29 @@ lint_drop(LintState *st, DropStmt *stmt)
 				continue;
 			names = list_copy_head(names, list_length(names) - 1);
 		}
-		name = names_text(names);
+		name = lint_names_text(names);
 		if (strcmp(name, "?") == 0 || list_length(names) > 3)
 			continue;
 		rv = makeRangeVarFromNameList(names);
-		if (is_new_rel(st, rv))
+		if (lint_is_new_rel(st, rv))
 		{
 			if (stmt->removeType != OBJECT_TRIGGER)
-				forget_new_rel(st, rv->schemaname, rv->relname);
+				lint_forget_new_rel(st, rv->schemaname, rv->relname);
 			continue;
 		}
-		note_lock(st, rv, NULL, stmt->removeType == OBJECT_INDEX && stmt->concurrent ?
-				  ShareUpdateExclusiveLock : AccessExclusiveLock);
+		lint_note_lock(st, rv, NULL, stmt->removeType == OBJECT_INDEX && stmt->concurrent ?
+					   ShareUpdateExclusiveLock : AccessExclusiveLock);
 		if (stmt->removeType == OBJECT_TABLE)
-			report(st, SEV_MEDIUM, "drop-table", name,
-				   psprintf("DROP TABLE %s breaks any running code that still uses it, and its data is gone",
-							name),
-				   "Deploy code that no longer uses the table first, then drop it in a contract phase of its own (a phase without down: a point of no return); or rename it aside and drop it later.");
+			lint_report(st, SEV_MEDIUM, "drop-table", name,
+						psprintf("DROP TABLE %s breaks any running code that still uses it, and its data is gone",
+								 name),
+						"Deploy code that no longer uses the table first, then drop it in a contract phase of its own (a phase without down: a point of no return); or rename it aside and drop it later.");
 		else if (stmt->removeType == OBJECT_INDEX && !stmt->concurrent)
-			report(st, SEV_MEDIUM, "drop-index-not-concurrent", name,
-				   psprintf("DROP INDEX %s takes an ACCESS EXCLUSIVE lock on its table", name),
-				   "Use DROP INDEX CONCURRENTLY (outside a transaction block), which does not block reads or writes.");
+			lint_report(st, SEV_MEDIUM, "drop-index-not-concurrent", name,
+						psprintf("DROP INDEX %s takes an ACCESS EXCLUSIVE lock on its table", name),
+						"Use DROP INDEX CONCURRENTLY (outside a transaction block), which does not block reads or writes.");
 	}
-	items_end(st, old);
+	lint_items_end(st, old);
 }
 
 static void
@@ -1924,31 +1924,31 @@ lint_rename(LintState *st, RenameStmt *stmt)
 
 	if (rv == NULL)
 		return;
-	table = rv_name(rv);
+	table = lint_rv_name(rv);
 	if (stmt->renameType == OBJECT_INDEX)
-		st->lock = lock_name(ShareUpdateExclusiveLock);
+		st->lock = lint_lock_name(ShareUpdateExclusiveLock);
 	else
-		st->lock = lock_name(AccessExclusiveLock);
-	if (is_new_rel(st, rv))
+		st->lock = lint_lock_name(AccessExclusiveLock);
+	if (lint_is_new_rel(st, rv))
 	{
 		if (stmt->renameType == OBJECT_TABLE && stmt->newname)
-			add_new_rel(st, rv->schemaname, stmt->newname);
+			lint_add_new_rel(st, rv->schemaname, stmt->newname);
 		return;
 	}
-	note_lock(st, rv, NULL, stmt->renameType == OBJECT_INDEX ?
-			  ShareUpdateExclusiveLock : AccessExclusiveLock);
+	lint_note_lock(st, rv, NULL, stmt->renameType == OBJECT_INDEX ?
+				   ShareUpdateExclusiveLock : AccessExclusiveLock);
 	if (stmt->renameType == OBJECT_COLUMN)
-		report(st, SEV_HIGH, "rename-column", table,
-			   psprintf("RENAME COLUMN %s.%s TO %s breaks running code that uses the old name",
-						table, qi(stmt->subname), qi(stmt->newname)),
-			   "Add a column with the new name, keep both in sync with shift.sync_create, fill it with db:backfill, move the code over, then drop the old column in a contract phase.");
+		lint_report(st, SEV_HIGH, "rename-column", table,
+					psprintf("RENAME COLUMN %s.%s TO %s breaks running code that uses the old name",
+							 table, lint_qi(stmt->subname), lint_qi(stmt->newname)),
+					"Add a column with the new name, keep both in sync with shift.sync_create, fill it with db:backfill, move the code over, then drop the old column in a contract phase.");
 	else if (stmt->renameType == OBJECT_TABLE || stmt->renameType == OBJECT_VIEW ||
 			 stmt->renameType == OBJECT_MATVIEW ||
 			 stmt->renameType == OBJECT_FOREIGN_TABLE)
-		report(st, SEV_HIGH, "rename-table", table,
-			   psprintf("RENAME %s TO %s breaks running code that uses the old name",
-						table, qi(stmt->newname)),
-			   "Rename it and create a view with the old name in the same transaction (simple views are updatable), then drop the view once no code uses it.");
+		lint_report(st, SEV_HIGH, "rename-table", table,
+					psprintf("RENAME %s TO %s breaks running code that uses the old name",
+							 table, lint_qi(stmt->newname)),
+					"Rename it and create a view with the old name in the same transaction (simple views are updatable), then drop the view once no code uses it.");
 }
 
 static void
@@ -1958,38 +1958,38 @@ lint_vacuum(LintState *st, VacuumStmt *stmt)
 	MemoryContext old;
 	bool		full = stmt->is_vacuumcmd && option_true(stmt->options, "full");
 
-	st->lock = lock_name(full ? AccessExclusiveLock : ShareUpdateExclusiveLock);
+	st->lock = lint_lock_name(full ? AccessExclusiveLock : ShareUpdateExclusiveLock);
 	if (stmt->is_vacuumcmd && in_transaction_block(st))
-		report(st, SEV_HIGH, "not-in-transaction", NULL,
-			   "VACUUM fails inside a transaction block",
-			   "Run it on its own: outside BEGIN ... COMMIT (db:transaction) and as the only statement of its db:exec call.");
+		lint_report(st, SEV_HIGH, "not-in-transaction", NULL,
+					"VACUUM fails inside a transaction block",
+					"Run it on its own: outside BEGIN ... COMMIT (db:transaction) and as the only statement of its db:exec call.");
 	if (!full)
 		return;
 	if (stmt->rels == NIL)
 	{
-		note_lock(st, NULL, "every table in the database", AccessExclusiveLock);
-		report(st, SEV_CRITICAL, "vacuum-full", NULL,
-			   "VACUUM FULL rewrites every table in the database, each while holding an ACCESS EXCLUSIVE lock",
-			   "Use plain VACUUM; to shrink a bloated table online, use pg_repack or copy it into a new table with db:backfill and swap.");
+		lint_note_lock(st, NULL, "every table in the database", AccessExclusiveLock);
+		lint_report(st, SEV_CRITICAL, "vacuum-full", NULL,
+					"VACUUM FULL rewrites every table in the database, each while holding an ACCESS EXCLUSIVE lock",
+					"Use plain VACUUM; to shrink a bloated table online, use pg_repack or copy it into a new table with db:backfill and swap.");
 		return;
 	}
-	old = items_begin(st);
+	old = lint_items_begin(st);
 	foreach(lc, stmt->rels)
 	{
 		VacuumRelation *vr = lfirst(lc);
 
-		item_next(st);
+		lint_item_next(st);
 
 		if (vr == NULL || !IsA(vr, VacuumRelation) || vr->relation == NULL ||
-			is_new_rel(st, vr->relation))
+			lint_is_new_rel(st, vr->relation))
 			continue;
-		note_lock(st, vr->relation, NULL, AccessExclusiveLock);
-		report(st, SEV_CRITICAL, "vacuum-full", rv_name(vr->relation),
-			   psprintf("VACUUM FULL rewrites %s while holding an ACCESS EXCLUSIVE lock",
-						rv_name(vr->relation)),
-			   "Use plain VACUUM; to shrink a bloated table online, use pg_repack or copy it into a new table with db:backfill and swap.");
+		lint_note_lock(st, vr->relation, NULL, AccessExclusiveLock);
+		lint_report(st, SEV_CRITICAL, "vacuum-full", lint_rv_name(vr->relation),
+					psprintf("VACUUM FULL rewrites %s while holding an ACCESS EXCLUSIVE lock",
+							 lint_rv_name(vr->relation)),
+					"Use plain VACUUM; to shrink a bloated table online, use pg_repack or copy it into a new table with db:backfill and swap.");
 	}
-	items_end(st, old);
+	lint_items_end(st, old);
 }
 
 static void
@@ -2001,29 +2001,29 @@ lint_reindex(LintState *st, ReindexStmt *stmt)
 
 	mode = concurrent ? ShareUpdateExclusiveLock :
 		stmt->kind == REINDEX_OBJECT_INDEX ? AccessExclusiveLock : ShareLock;
-	st->lock = lock_name(mode);
+	st->lock = lint_lock_name(mode);
 	if ((concurrent || stmt->kind == REINDEX_OBJECT_SCHEMA ||
 		 stmt->kind == REINDEX_OBJECT_SYSTEM || stmt->kind == REINDEX_OBJECT_DATABASE) &&
 		in_transaction_block(st))
-		report(st, SEV_HIGH, "not-in-transaction", NULL,
-			   psprintf("REINDEX%s fails inside a transaction block",
-						concurrent ? " CONCURRENTLY" : ""),
-			   "Run it on its own: outside BEGIN ... COMMIT (db:transaction) and as the only statement of its db:exec call.");
-	if (stmt->relation && is_new_rel(st, stmt->relation))
+		lint_report(st, SEV_HIGH, "not-in-transaction", NULL,
+					psprintf("REINDEX%s fails inside a transaction block",
+							 concurrent ? " CONCURRENTLY" : ""),
+					"Run it on its own: outside BEGIN ... COMMIT (db:transaction) and as the only statement of its db:exec call.");
+	if (stmt->relation && lint_is_new_rel(st, stmt->relation))
 		return;
-	what = stmt->relation ? rv_name(stmt->relation) :
+	what = stmt->relation ? lint_rv_name(stmt->relation) :
 		psprintf("%s %s", stmt->kind == REINDEX_OBJECT_SCHEMA ? "schema" : "database",
-				 qi(stmt->name));
-	note_lock(st, stmt->relation, what, mode);
+				 lint_qi(stmt->name));
+	lint_note_lock(st, stmt->relation, what, mode);
 	if (!concurrent)
-		report(st, SEV_HIGH, "reindex-not-concurrent", what,
-			   stmt->kind == REINDEX_OBJECT_INDEX ?
-			   psprintf("REINDEX INDEX %s blocks writes to its table and every query that would use the index until it is rebuilt",
-						what) :
-			   stmt->relation ?
-			   psprintf("REINDEX TABLE %s blocks writes to it until its indexes are rebuilt", what) :
-			   psprintf("REINDEX %s blocks writes to each table until its indexes are rebuilt", what),
-			   "Use REINDEX CONCURRENTLY (outside a transaction block).");
+		lint_report(st, SEV_HIGH, "reindex-not-concurrent", what,
+					stmt->kind == REINDEX_OBJECT_INDEX ?
+					psprintf("REINDEX INDEX %s blocks writes to its table and every query that would use the index until it is rebuilt",
+							 what) :
+					stmt->relation ?
+					psprintf("REINDEX TABLE %s blocks writes to it until its indexes are rebuilt", what) :
+					psprintf("REINDEX %s blocks writes to each table until its indexes are rebuilt", what),
+					"Use REINDEX CONCURRENTLY (outside a transaction block).");
 }
 
 static void
@@ -2032,25 +2032,25 @@ lint_lock(LintState *st, LockStmt *stmt)
 	ListCell   *lc;
 	MemoryContext old;
 
-	st->lock = lock_name(stmt->mode);
-	old = items_begin(st);
+	st->lock = lint_lock_name(stmt->mode);
+	old = lint_items_begin(st);
 	foreach(lc, stmt->relations)
 	{
 		RangeVar   *rv = lfirst(lc);
 
-		item_next(st);
+		lint_item_next(st);
 
-		if (rv == NULL || !IsA(rv, RangeVar) || is_new_rel(st, rv))
+		if (rv == NULL || !IsA(rv, RangeVar) || lint_is_new_rel(st, rv))
 			continue;
 		if (!stmt->nowait)
-			note_lock(st, rv, NULL, stmt->mode);
-		report(st, stmt->mode >= ShareLock ? SEV_HIGH : SEV_LOW, "lock-table", rv_name(rv),
-			   psprintf("LOCK TABLE %s IN %s MODE %s until the transaction ends",
-						rv_name(rv), lock_name(stmt->mode) ? lock_name(stmt->mode) : "?",
-						stmt->mode >= ShareLock ? "blocks writes (or more)" : "holds its lock"),
-			   "Keep the transaction short and take the lock with NOWAIT or under a short lock_timeout (db:ddl), retrying on failure.");
+			lint_note_lock(st, rv, NULL, stmt->mode);
+		lint_report(st, stmt->mode >= ShareLock ? SEV_HIGH : SEV_LOW, "lock-table", lint_rv_name(rv),
+					psprintf("LOCK TABLE %s IN %s MODE %s until the transaction ends",
+							 lint_rv_name(rv), lint_lock_name(stmt->mode) ? lint_lock_name(stmt->mode) : "?",
+							 stmt->mode >= ShareLock ? "blocks writes (or more)" : "holds its lock"),
+					"Keep the transaction short and take the lock with NOWAIT or under a short lock_timeout (db:ddl), retrying on failure.");
 	}
-	items_end(st, old);
+	lint_items_end(st, old);
 }
 
 static void
@@ -2059,52 +2059,52 @@ lint_truncate(LintState *st, TruncateStmt *stmt)
 	ListCell   *lc;
 	MemoryContext old;
 
-	st->lock = lock_name(AccessExclusiveLock);
-	old = items_begin(st);
+	st->lock = lint_lock_name(AccessExclusiveLock);
+	old = lint_items_begin(st);
 	foreach(lc, stmt->relations)
 	{
 		RangeVar   *rv = lfirst(lc);
 
-		item_next(st);
+		lint_item_next(st);
 
-		if (rv == NULL || !IsA(rv, RangeVar) || is_new_rel(st, rv))
+		if (rv == NULL || !IsA(rv, RangeVar) || lint_is_new_rel(st, rv))
 			continue;
-		note_lock(st, rv, NULL, AccessExclusiveLock);
-		report(st, SEV_HIGH, "truncate", rv_name(rv),
-			   psprintf("TRUNCATE %s removes every row and takes an ACCESS EXCLUSIVE lock",
-						rv_name(rv)),
-			   "Delete in batches (db:backfill with a where condition, or a DELETE per key range) if the rows must go while the table is in use.");
+		lint_note_lock(st, rv, NULL, AccessExclusiveLock);
+		lint_report(st, SEV_HIGH, "truncate", lint_rv_name(rv),
+					psprintf("TRUNCATE %s removes every row and takes an ACCESS EXCLUSIVE lock",
+							 lint_rv_name(rv)),
+					"Delete in batches (db:backfill with a where condition, or a DELETE per key range) if the rows must go while the table is in use.");
 	}
-	items_end(st, old);
+	lint_items_end(st, old);
 }
 
 static void
 lint_cluster(LintState *st, ClusterStmt *stmt)
 {
-	st->lock = lock_name(AccessExclusiveLock);
-	if (stmt->relation && is_new_rel(st, stmt->relation))
+	st->lock = lint_lock_name(AccessExclusiveLock);
+	if (stmt->relation && lint_is_new_rel(st, stmt->relation))
 		return;
-	note_lock(st, stmt->relation, "every clustered table", AccessExclusiveLock);
-	report(st, SEV_CRITICAL, "cluster", stmt->relation ? rv_name(stmt->relation) : NULL,
-		   stmt->relation ?
-		   psprintf("CLUSTER rewrites %s while holding an ACCESS EXCLUSIVE lock",
-					rv_name(stmt->relation)) :
-		   "CLUSTER rewrites every previously clustered table, each while holding an ACCESS EXCLUSIVE lock",
-		   "Use pg_repack --order-by, or copy the rows in order into a new table with db:backfill and swap.");
+	lint_note_lock(st, stmt->relation, "every clustered table", AccessExclusiveLock);
+	lint_report(st, SEV_CRITICAL, "cluster", stmt->relation ? lint_rv_name(stmt->relation) : NULL,
+				stmt->relation ?
+				psprintf("CLUSTER rewrites %s while holding an ACCESS EXCLUSIVE lock",
+						 lint_rv_name(stmt->relation)) :
+				"CLUSTER rewrites every previously clustered table, each while holding an ACCESS EXCLUSIVE lock",
+				"Use pg_repack --order-by, or copy the rows in order into a new table with db:backfill and swap.");
 }
 
 static void
 lint_refresh(LintState *st, RefreshMatViewStmt *stmt)
 {
-	st->lock = lock_name(stmt->concurrent ? ExclusiveLock : AccessExclusiveLock);
-	if (stmt->relation == NULL || is_new_rel(st, stmt->relation))
+	st->lock = lint_lock_name(stmt->concurrent ? ExclusiveLock : AccessExclusiveLock);
+	if (stmt->relation == NULL || lint_is_new_rel(st, stmt->relation))
 		return;
-	note_lock(st, stmt->relation, NULL, stmt->concurrent ? ExclusiveLock : AccessExclusiveLock);
+	lint_note_lock(st, stmt->relation, NULL, stmt->concurrent ? ExclusiveLock : AccessExclusiveLock);
 	if (!stmt->concurrent)
-		report(st, SEV_MEDIUM, "refresh-not-concurrent", rv_name(stmt->relation),
-			   psprintf("REFRESH MATERIALIZED VIEW %s blocks reads of it until the refresh is done",
-						rv_name(stmt->relation)),
-			   "Use REFRESH MATERIALIZED VIEW CONCURRENTLY (it needs a unique index on the view).");
+		lint_report(st, SEV_MEDIUM, "refresh-not-concurrent", lint_rv_name(stmt->relation),
+					psprintf("REFRESH MATERIALIZED VIEW %s blocks reads of it until the refresh is done",
+							 lint_rv_name(stmt->relation)),
+					"Use REFRESH MATERIALIZED VIEW CONCURRENTLY (it needs a unique index on the view).");
 }
 
 static void
@@ -2119,8 +2119,8 @@ lint_create_table(LintState *st, CreateStmt *stmt)
 	if (stmt->partbound && stmt->inhRelations != NIL &&
 		IsA(linitial(stmt->inhRelations), RangeVar))
 	{
-		st->lock = lock_name(AccessExclusiveLock);
-		note_lock(st, linitial(stmt->inhRelations), NULL, AccessExclusiveLock);
+		st->lock = lint_lock_name(AccessExclusiveLock);
+		lint_note_lock(st, linitial(stmt->inhRelations), NULL, AccessExclusiveLock);
 	}
 	foreach(lc, stmt->tableElts)
 	{
@@ -2139,7 +2139,7 @@ lint_create_table(LintState *st, CreateStmt *stmt)
 			if (con && IsA(con, Constraint) && con->contype == CONSTR_FOREIGN &&
 				con->pktable && !same_name(con->pktable->schemaname, con->pktable->relname,
 										   rv->schemaname, rv->relname))
-				note_lock(st, con->pktable, NULL, ShareRowExclusiveLock);
+				lint_note_lock(st, con->pktable, NULL, ShareRowExclusiveLock);
 		}
 	}
 	foreach(lc, stmt->constraints)
@@ -2147,11 +2147,11 @@ lint_create_table(LintState *st, CreateStmt *stmt)
 		Constraint *con = lfirst(lc);
 
 		if (con && IsA(con, Constraint) && con->contype == CONSTR_FOREIGN && con->pktable)
-			note_lock(st, con->pktable, NULL, ShareRowExclusiveLock);
+			lint_note_lock(st, con->pktable, NULL, ShareRowExclusiveLock);
 	}
 	/* CREATE TABLE IF NOT EXISTS of an existing table creates nothing */
 	if (!(stmt->if_not_exists && OidIsValid(lint_relid(rv))))
-		add_new_rel(st, rv->schemaname, rv->relname);
+		lint_add_new_rel(st, rv->schemaname, rv->relname);
 }
 
 static void
@@ -2159,10 +2159,10 @@ lint_alter_enum(LintState *st, AlterEnumStmt *stmt)
 {
 	if (stmt->oldVal != NULL || stmt->newVal == NULL || !in_transaction_block(st))
 		return;
-	report(st, SEV_MEDIUM, "enum-value-in-transaction", names_text(stmt->typeName),
-		   psprintf("the value %s added to enum %s inside a transaction block cannot be used until the transaction commits",
-					quote_literal_cstr(stmt->newVal), names_text(stmt->typeName)),
-		   "Add the value in a statement of its own, outside BEGIN ... COMMIT, before the statements that use it.");
+	lint_report(st, SEV_MEDIUM, "enum-value-in-transaction", lint_names_text(stmt->typeName),
+				psprintf("the value %s added to enum %s inside a transaction block cannot be used until the transaction commits",
+						 quote_literal_cstr(stmt->newVal), lint_names_text(stmt->typeName)),
+				"Add the value in a statement of its own, outside BEGIN ... COMMIT, before the statements that use it.");
 }
 
 /* ---------------------------------------------------------------- lock_timeout tracking */
@@ -2190,7 +2190,7 @@ const_text(Node *n)
 
 /* "2s" -> 2000; -1 if it is not a valid lock_timeout */
 static int
-parse_timeout(const char *text)
+lint_parse_timeout(const char *text)
 {
 	int			ms;
 
@@ -2228,7 +2228,7 @@ lint_variable_set(LintState *st, VariableSetStmt *stmt)
 	{
 		case VAR_SET_VALUE:
 			if (list_length(stmt->args) == 1)
-				set_timeout(st, parse_timeout(const_text(linitial(stmt->args))),
+				set_timeout(st, lint_parse_timeout(const_text(linitial(stmt->args))),
 							stmt->is_local);
 			break;
 		case VAR_SET_DEFAULT:
@@ -2247,7 +2247,7 @@ lint_select(LintState *st, SelectStmt *stmt)
 	ListCell   *lc;
 	MemoryContext old;
 
-	old = items_begin(st);
+	old = lint_items_begin(st);
 	foreach(lc, stmt->targetList)
 	{
 		ResTarget  *rt = lfirst(lc);
@@ -2257,7 +2257,7 @@ lint_select(LintState *st, SelectStmt *stmt)
 		char	   *local;
 		bool		is_local;
 
-		item_next(st);
+		lint_item_next(st);
 
 		if (rt == NULL || !IsA(rt, ResTarget) || rt->val == NULL ||
 			!IsA(rt->val, FuncCall))
@@ -2278,9 +2278,9 @@ lint_select(LintState *st, SelectStmt *stmt)
 		else if ((local = const_text(lthird(fc->args))) == NULL ||
 				 !parse_bool(local, &is_local))
 			continue;
-		set_timeout(st, parse_timeout(const_text(lsecond(fc->args))), is_local);
+		set_timeout(st, lint_parse_timeout(const_text(lsecond(fc->args))), is_local);
 	}
-	items_end(st, old);
+	lint_items_end(st, old);
 }
 
 static void
@@ -2366,12 +2366,12 @@ lint_statement(LintState *st, Node *stmt)
 				CreateTableAsStmt *ctas = (CreateTableAsStmt *) stmt;
 
 				if (ctas->into && ctas->into->rel)
-					add_new_rel(st, ctas->into->rel->schemaname, ctas->into->rel->relname);
+					lint_add_new_rel(st, ctas->into->rel->schemaname, ctas->into->rel->relname);
 				break;
 			}
 		case T_CreateTrigStmt:
-			st->lock = lock_name(ShareRowExclusiveLock);
-			note_lock(st, ((CreateTrigStmt *) stmt)->relation, NULL, ShareRowExclusiveLock);
+			st->lock = lint_lock_name(ShareRowExclusiveLock);
+			lint_note_lock(st, ((CreateTrigStmt *) stmt)->relation, NULL, ShareRowExclusiveLock);
 			break;
 		case T_AlterEnumStmt:
 			lint_alter_enum(st, (AlterEnumStmt *) stmt);
@@ -2380,14 +2380,14 @@ lint_statement(LintState *st, Node *stmt)
 			{
 				AlterTableMoveAllStmt *m = (AlterTableMoveAllStmt *) stmt;
 				char	   *what = psprintf("every relation in tablespace %s",
-											qi(m->orig_tablespacename));
+											lint_qi(m->orig_tablespacename));
 
-				st->lock = lock_name(AccessExclusiveLock);
-				note_lock(st, NULL, what, AccessExclusiveLock);
-				report(st, SEV_CRITICAL, "set-tablespace", what,
-					   psprintf("ALTER ... ALL IN TABLESPACE %s SET TABLESPACE copies %s, each while holding an ACCESS EXCLUSIVE lock",
-								qi(m->orig_tablespacename), what),
-					   "Move relations one at a time outside busy hours, or copy into new tables with db:backfill and swap.");
+				st->lock = lint_lock_name(AccessExclusiveLock);
+				lint_note_lock(st, NULL, what, AccessExclusiveLock);
+				lint_report(st, SEV_CRITICAL, "set-tablespace", what,
+							psprintf("ALTER ... ALL IN TABLESPACE %s SET TABLESPACE copies %s, each while holding an ACCESS EXCLUSIVE lock",
+									 lint_qi(m->orig_tablespacename), what),
+							"Move relations one at a time outside busy hours, or copy into new tables with db:backfill and swap.");
 				break;
 			}
 		case T_VariableSetStmt:
@@ -2404,12 +2404,12 @@ lint_statement(LintState *st, Node *stmt)
 	}
 
 	if (st->strongest >= ShareLock && timeout_in_force(st) == 0)
-		report(st, st->strongest >= ExclusiveLock ? SEV_HIGH : SEV_MEDIUM,
-			   "missing-lock-timeout", st->strongest_on,
-			   psprintf("waits for %s %s lock on %s with no lock_timeout: while it waits, every later query on %s queues behind it",
-						st->strongest == ShareLock || st->strongest == ShareRowExclusiveLock ? "a" : "an",
-						lock_name(st->strongest), st->strongest_on, st->strongest_on),
-			   "Run it with db:ddl, which sets a short lock_timeout and retries, or SET lock_timeout = '2s' before it.");
+		lint_report(st, st->strongest >= ExclusiveLock ? SEV_HIGH : SEV_MEDIUM,
+					"missing-lock-timeout", st->strongest_on,
+					psprintf("waits for %s %s lock on %s with no lock_timeout: while it waits, every later query on %s queues behind it",
+							 st->strongest == ShareLock || st->strongest == ShareRowExclusiveLock ? "a" : "an",
+							 lint_lock_name(st->strongest), st->strongest_on, st->strongest_on),
+					"Run it with db:ddl, which sets a short lock_timeout and retries, or SET lock_timeout = '2s' before it.");
 }
 
 /* ---------------------------------------------------------------- parts */
@@ -2532,11 +2532,11 @@ parse_part(LintState *st, const char *sql)
 	st->statement++;
 	st->line = edata->cursorpos > 0 ? line : 1;
 	st->lock = NULL;
-	report(st, SEV_CRITICAL, "syntax-error", NULL,
-		   edata->cursorpos > 0 ?
-		   psprintf("does not parse: %s (line %d, column %d)", edata->message, line, col) :
-		   psprintf("does not parse: %s", edata->message),
-		   "Fix the SQL; it would fail the same way when it runs.");
+	lint_report(st, SEV_CRITICAL, "syntax-error", NULL,
+				edata->cursorpos > 0 ?
+				psprintf("does not parse: %s (line %d, column %d)", edata->message, line, col) :
+				psprintf("does not parse: %s", edata->message),
+				"Fix the SQL; it would fail the same way when it runs.");
 	return NIL;
 }
 
@@ -2675,10 +2675,10 @@ init_state(LintState *st, FunctionCallInfo fcinfo, bool script_mode, int timeout
 	st->part_timeout = TIMEOUT_UNSET;
 	st->keep = AllocSetContextCreate(CurrentMemoryContext, "pg_shift lint state",
 									 ALLOCSET_DEFAULT_SIZES);
-	st->new_rel_counts = name_table(st, "pg_shift lint new relations", sizeof(NewRelCount));
-	st->new_rel_lists = name_table(st, "pg_shift lint new relation lists", sizeof(NewRelList));
-	st->check_columns = name_table(st, "pg_shift lint checks by column", sizeof(CheckColumn));
-	st->check_names = name_table(st, "pg_shift lint checks by name", sizeof(CheckName));
+	st->new_rel_counts = lint_name_table(st, "pg_shift lint new relations", sizeof(NewRelCount));
+	st->new_rel_lists = lint_name_table(st, "pg_shift lint new relation lists", sizeof(NewRelList));
+	st->check_columns = lint_name_table(st, "pg_shift lint checks by column", sizeof(CheckColumn));
+	st->check_names = lint_name_table(st, "pg_shift lint checks by name", sizeof(CheckName));
 }
 
 static void
@@ -2799,7 +2799,7 @@ shift_lint_script(PG_FUNCTION_ARGS)
 		{
 			char	   *value = TextDatumGetCString(timeouts[i]);
 
-			timeout = parse_timeout(value);
+			timeout = lint_parse_timeout(value);
 			if (timeout < 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
