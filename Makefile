@@ -22,6 +22,11 @@ EXTVERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(EXTENSION)
 MODULE_big = pg_shift
 OBJS = extension/pg_shift.o extension/control.o extension/sqlgen.o extension/sqlfrag.o extension/backfill.o extension/checksum.o \
 	extension/sync.o extension/lint.o
+OBJS += extension/lint_rules.o
+OBJS += extension/lint_alter.o
+OBJS += extension/lint_analyze.o
+OBJS += extension/lint_facts.o
+OBJS += extension/lint_report.o
 
 # The install script is generated; released install scripts and the upgrade
 # scripts between them are checked in and never edited once released.
