@@ -40,7 +40,6 @@
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
-#include "parser/parser.h"
 #include "storage/proc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -132,32 +131,20 @@ char_position(const char *sql, int cursorpos, int *line, int *col)
 static List *
 parse_part(LintState *st, const char *sql)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	List	   *volatile stmts = NIL;
-	ErrorData  *volatile edata = NULL;
+	ErrorData  *edata;
+	List	   *stmts = shift_raw_parse(sql, &edata);
 	int			line;
 	int			col;
 
-	PG_TRY();
-	{
-		stmts = raw_parser(sql, RAW_PARSE_DEFAULT);
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		/* only what the parser reports about the text; nothing else is ours */
-		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION &&
-			ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION &&
-			ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_FEATURE_NOT_SUPPORTED &&
-			edata->sqlerrcode != ERRCODE_PROGRAM_LIMIT_EXCEEDED &&
-			edata->sqlerrcode != ERRCODE_STATEMENT_TOO_COMPLEX)
-			PG_RE_THROW();
-		FlushErrorState();
-	}
-	PG_END_TRY();
 	if (edata == NULL)
 		return stmts;
+	/* only what the parser reports about the text; nothing else is ours */
+	if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION &&
+		ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION &&
+		ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_FEATURE_NOT_SUPPORTED &&
+		edata->sqlerrcode != ERRCODE_PROGRAM_LIMIT_EXCEEDED &&
+		edata->sqlerrcode != ERRCODE_STATEMENT_TOO_COMPLEX)
+		ReThrowError(edata);
 
 	char_position(sql, edata->cursorpos, &line, &col);
 	if (!st->script_mode)
