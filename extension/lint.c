@@ -37,9 +37,11 @@
 
 #include "access/detoast.h"
 #include "catalog/pg_type.h"
+#include "common/keywords.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "parser/scanner.h"
 #include "storage/proc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -54,38 +56,29 @@ PG_FUNCTION_INFO_V1(shift_lint_script);
 
 /* ---------------------------------------------------------------- parts */
 
-/* Skips blanks and comments: where a statement's own text starts. */
+/*
+ * Where a statement's own text starts: its first token, read by the core
+ * scanner (scan.l) from start, just after the previous statement's ';' (or
+ * at the start of the part), where the parser's scanner was in its initial
+ * state too; to, its end, if it has none.  Blanks and comments before it
+ * are skipped exactly as the parser skipped them.
+ */
 static int
-skip_space(const char *sql, int pos, int len)
+first_token(const char *sql, int start, int to)
 {
-	while (pos < len)
-	{
-		if (sql[pos] == ' ' || sql[pos] == '\t' || sql[pos] == '\n' ||
-			sql[pos] == '\r' || sql[pos] == '\f' || sql[pos] == '\v')
-			pos++;
-		else if (sql[pos] == '-' && pos + 1 < len && sql[pos + 1] == '-')
-		{
-			while (pos < len && sql[pos] != '\n')
-				pos++;
-		}
-		else if (sql[pos] == '/' && pos + 1 < len && sql[pos + 1] == '*')
-		{
-			int			depth = 1;
+	core_yy_extra_type extra;
+	core_yyscan_t scanner;
+	core_YYSTYPE yylval;
+	YYLTYPE		yylloc;
+	int			pos = to;
 
-			pos += 2;
-			while (pos < len && depth > 0)
-			{
-				if (sql[pos] == '/' && pos + 1 < len && sql[pos + 1] == '*')
-					depth++, pos += 2;
-				else if (sql[pos] == '*' && pos + 1 < len && sql[pos + 1] == '/')
-					depth--, pos += 2;
-				else
-					pos++;
-			}
-		}
-		else
-			break;
-	}
+	scanner = scanner_init(pnstrdup(sql + start, to - start), &extra, &ScanKeywords,
+						   ScanKeywordTokens);
+	/* the parser gave them */
+	extra.escape_string_warning = false;
+	if (core_yylex(&yylval, &yylloc, scanner) != 0)
+		pos = start + yylloc;
+	scanner_finish(scanner);
 	return pos;
 }
 
@@ -187,6 +180,7 @@ lint_part(LintState *st, text *part, int part_timeout)
 	List	   *stmts;
 	ListCell   *lc;
 	int			len;
+	int			start;
 	int			scanned = 0;
 	int			line = 1;
 
@@ -212,31 +206,14 @@ lint_part(LintState *st, text *part, int part_timeout)
 		if (raw == NULL || !IsA(raw, RawStmt) || raw->stmt == NULL)
 			continue;
 		MemoryContextSwitchTo(stmt_cxt);
-		st->line = line_at(sql, skip_space(sql, Min(Max(raw->stmt_location, 0), len), len),
-						   &scanned, &line);
-		{
-			/* from its first word to its end, and a -- comment after its ';' on that line */
-			int			from = skip_space(sql, Min(Max(raw->stmt_location, 0), len), len);
-			int			to = raw->stmt_len > 0 ? Min(raw->stmt_location + raw->stmt_len, len) : len;
-
-			if (to < len && sql[to] == ';')
-			{
-				int			k = to + 1;
-
-				while (k < len && (sql[k] == ' ' || sql[k] == '\t'))
-					k++;
-				if (k + 1 < len && sql[k] == '-' && sql[k + 1] == '-')
-				{
-					while (k < len && sql[k] != '\n')
-						k++;
-					to = k;
-				}
-			}
-			st->text = pnstrdup(sql + from, Max(to - from, 0));
-			st->allows_known = false;
-		}
+		/* its text: from its first token to its ';' (or the end) */
+		start = Min(Max(raw->stmt_location, 0), len);
+		st->text_to = raw->stmt_len > 0 ? Min(start + raw->stmt_len, len) : len;
+		st->text_from = first_token(sql, start, st->text_to);
+		st->allows_known = false;
+		st->line = line_at(sql, st->text_from, &scanned, &line);
 		lint_statement(st, raw->stmt);
-		st->text = NULL;
+		st->text_from = st->text_to = -1;
 		st->strongest_on = NULL;
 		MemoryContextSwitchTo(part_cxt);
 		/* resets item_cxt too, and keeps it */
@@ -301,6 +278,7 @@ init_state(LintState *st, FunctionCallInfo fcinfo, bool script_mode, int timeout
 	st->start_timeout = st->session_timeout = timeout;
 	st->local_timeout = TIMEOUT_UNSET;
 	st->part_timeout = TIMEOUT_UNSET;
+	st->text_from = st->text_to = -1;	/* not in a statement */
 	st->keep = AllocSetContextCreate(CurrentMemoryContext, "pg_shift lint state",
 									 ALLOCSET_DEFAULT_SIZES);
 	st->new_rel_counts = lint_name_table(st, "pg_shift lint new relations", sizeof(NewRelCount));

@@ -145,9 +145,10 @@ typedef struct LintState
 	/* the statement being linted */
 	MemoryContext stmt_cxt;		/* reset after each statement */
 	MemoryContext item_cxt;		/* reset after each of its items */
-	const char *text;			/* its SQL (for shift:allow comments) */
+	int			text_from;		/* its text in sql: from its first token ... */
+	int			text_to;		/* ... to its ';' or the end (-1: none) */
 	uint32		allows;			/* the rules it allows (rule_bit) ... */
-	bool		allows_known;	/* ... once read from text */
+	bool		allows_known;	/* ... once read from its comments */
 	const char *lock;			/* lock on its main object, or NULL */
 	LOCKMODE	strongest;		/* strongest lock on an existing relation */
 	char	   *strongest_on;	/* ... and which */

@@ -13,8 +13,10 @@
 
 #include <ctype.h>
 
+#include "common/keywords.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "parser/scanner.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
@@ -141,83 +143,78 @@ comment_allows(const char *c, int n)
  * The rules a statement allows.  A comment inside it (before its ';'), or a
  * -- comment right after its ';' on the same line, reading "shift:allow
  * rule-id ..." (or "shift:allow all") silences those rules for that
- * statement: for a risky form the author has made safe another way.
- * Comments are found by skipping string literals, quoted identifiers and
- * dollar quotes; comments before the statement's first word belong to the
- * statement before it.  The text is read once per statement, however many
- * findings it has.
+ * statement: for a risky form the author has made safe another way.  The
+ * comments are what the core scanner (scan.l) skips between the statement's
+ * tokens, so text in a literal, a quoted name or a dollar quote is never
+ * taken for one; comments before the statement's first token belong to the
+ * statement before it.  (A comment between the halves of a string literal
+ * continued over a line break, 'a' -- ... 'b', is inside that one token and
+ * is not read.)  Read once per statement, however many findings it has, and
+ * scanned only if "shift:allow" is in its text at all.
  */
 static uint32
-statement_allows(const char *t)
+statement_allows(LintState *st)
 {
-	int			len = strlen(t);
-	int			i;
+	const char *sql = st->sql;
+	int			to = st->text_to;
 	uint32		mask = 0;
+	char	   *text;
+	int			len;
 
-	for (i = 0; i < len;)
+	/* a -- comment after the ';' on that line: only blanks between them */
+	if (sql[to] == ';')
 	{
-		char		ch = t[i];
+		int			k = to + 1;
 
-		if (ch == '\'' || ch == '"')
+		while (sql[k] == ' ' || sql[k] == '\t')
+			k++;
+		if (sql[k] == '-' && sql[k + 1] == '-')
 		{
-			/* a literal or quoted identifier; doubled quotes stay inside */
-			i++;
-			while (i < len && !(t[i] == ch && (i + 1 >= len || t[i + 1] != ch)))
-				i += (t[i] == ch) ? 2 : 1;
-			i++;
-		}
-		else if (ch == '$')
-		{
-			/* $tag$ ... $tag$ */
-			int			j = i + 1;
+			int			start = k;
 
-			while (j < len && (isalnum((unsigned char) t[j]) || t[j] == '_'))
-				j++;
-			if (j < len && t[j] == '$' && !(j > i + 1 && isdigit((unsigned char) t[i + 1])))
-			{
-				int			taglen = j - i + 1;
-				const char *close = NULL;
-				int			k;
-
-				for (k = j + 1; k + taglen <= len; k++)
-					if (strncmp(t + k, t + i, taglen) == 0)
-					{
-						close = t + k;
-						break;
-					}
-				i = close ? (int) (close - t) + taglen : len;
-			}
-			else
-				i = j;
+			while (sql[k] != '\0' && sql[k] != '\n')
+				k++;
+			mask |= comment_allows(sql + start, k - start);
 		}
-		else if (ch == '-' && i + 1 < len && t[i + 1] == '-')
-		{
-			int			start = i;
-
-			while (i < len && t[i] != '\n')
-				i++;
-			mask |= comment_allows(t + start, i - start);
-		}
-		else if (ch == '/' && i + 1 < len && t[i + 1] == '*')
-		{
-			int			start = i;
-			int			depth = 1;
-
-			i += 2;
-			while (i < len && depth > 0)
-			{
-				if (t[i] == '/' && i + 1 < len && t[i + 1] == '*')
-					depth++, i += 2;
-				else if (t[i] == '*' && i + 1 < len && t[i + 1] == '/')
-					depth--, i += 2;
-				else
-					i++;
-			}
-			mask |= comment_allows(t + start, i - start);
-		}
-		else
-			i++;
 	}
+
+	/* the comments between its tokens */
+	len = to - st->text_from;
+	text = pnstrdup(sql + st->text_from, len);
+	if (strstr(text, "shift:allow") != NULL)
+	{
+		core_yy_extra_type extra;
+		core_yyscan_t scanner;
+		core_YYSTYPE yylval;
+		YYLTYPE		yylloc;
+		int			end = 0;	/* of the token before */
+
+		/*
+		 * It starts at a token, so the scanner reads it as the parser read
+		 * the whole text.  Warnings were the parser's to give.
+		 */
+		scanner = scanner_init(text, &extra, &ScanKeywords, ScanKeywordTokens);
+		extra.escape_string_warning = false;
+		while (core_yylex(&yylval, &yylloc, scanner) != 0)
+		{
+			/*
+			 * Between two tokens: nothing but blanks and comments, read as
+			 * one text ("shift:allow" and a rule id cannot span two).
+			 */
+			if (yylloc > end)
+				mask |= comment_allows(text + end, yylloc - end);
+
+			/*
+			 * The token ends where core_yylex left a '\0' in its copy of the
+			 * text, until the next call (parser.c measures tokens so too).
+			 */
+			end = yylloc + strlen(extra.scanbuf + yylloc);
+		}
+		if (len > end)
+			mask |= comment_allows(text + end, len - end);
+		scanner_finish(scanner);
+	}
+	pfree(text);
 	return mask;
 }
 
@@ -225,11 +222,11 @@ statement_allows(const char *t)
 static bool
 allowed(LintState *st, const char *rule)
 {
-	if (st->text == NULL)
+	if (st->text_from < 0)
 		return false;
 	if (!st->allows_known)
 	{
-		st->allows = statement_allows(st->text);
+		st->allows = statement_allows(st);
 		st->allows_known = true;
 	}
 	return (st->allows & rule_bit(rule, strlen(rule))) != 0;
