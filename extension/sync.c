@@ -146,7 +146,7 @@ text_array_to_list(Datum d, bool isnull)
  * not run.  Otherwise (checking a sync before it is sealed): the columns.
  */
 static SyncConfig *
-load_config(const char *name, bool checked, const char *digest, MemoryContext cxt)
+sync_load_config(const char *name, bool checked, const char *digest, MemoryContext cxt)
 {
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1];
@@ -229,7 +229,7 @@ load_config(const char *name, bool checked, const char *digest, MemoryContext cx
 
 /* Makes the sync's search_path current; undo with AtEOXact_GUC(true, level). */
 static int
-enter_search_path(const char *search_path)
+sync_enter_search_path(const char *search_path)
 {
 	int			level = NewGUCNestLevel();
 
@@ -243,7 +243,7 @@ enter_search_path(const char *search_path)
  * (undo with shift_as_end), after checking the caller may act for it.
  */
 static void
-as_sync_owner(SyncConfig *c, ShiftAs *as)
+sync_as_owner(SyncConfig *c, ShiftAs *as)
 {
 	Oid			owner = get_role_oid(c->owner, true);
 
@@ -311,7 +311,7 @@ static List *retired = NIL;		/* entries to free at the end of the transaction */
 static bool callbacks_registered = false;
 
 static void
-free_entry_resources(SyncEntry *e)
+sync_free_entry_resources(SyncEntry *e)
 {
 	if (e->upsert)
 		SPI_freeplan(e->upsert);
@@ -342,7 +342,7 @@ free_retired(void)
 
 	foreach(lc, retired)
 	{
-		free_entry_resources(lfirst(lc));
+		sync_free_entry_resources(lfirst(lc));
 		pfree(lfirst(lc));
 	}
 	list_free(retired);
@@ -548,7 +548,7 @@ compile_assignments(const char *name, const char *what, Relation rel, const char
 
 /* Builds a column-level entry: compiles set and reverse_set against rel. */
 static void
-build_column_entry(SyncEntry *e, SyncConfig *c, Relation rel)
+sync_build_column_entry(SyncEntry *e, SyncConfig *c, Relation rel)
 {
 	Bitmapset  *up_reads = NULL;
 	Bitmapset  *down_reads = NULL;
@@ -721,7 +721,7 @@ column_sync(SyncEntry *e, TriggerData *td)
 /* ---------------------------------------------------------------- table level */
 
 static char *
-qualified_name(Oid relid)
+sync_qualified_name(Oid relid)
 {
 	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 									  get_rel_name(relid));
@@ -789,7 +789,7 @@ name_in(List *names, const char *name)
 
 /* The expression over src that fills key column k of dst. */
 static const char *
-key_expr(Mapping *m, const char *k)
+sync_key_expr(Mapping *m, const char *k)
 {
 	return list_nth(m->exprs, list_index_of_name(m->columns, k));
 }
@@ -852,7 +852,7 @@ append_key_equal(StringInfo s, Mapping *m, const char *k, const char *dst_expr, 
 	if (att == InvalidAttrNumber)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("key column \"%s\" of %s does not exist", k, qualified_name(m->dst))));
+				 errmsg("key column \"%s\" of %s does not exist", k, sync_qualified_name(m->dst))));
 	get_atttypetypmodcoll(m->dst, att, &type, &typmod, &coll);
 	shift_type_key_ops(type, coll, &ops);
 	shift_append_compare(s, dst_expr, ops.eq,
@@ -880,12 +880,12 @@ append_key_match(StringInfo s, Mapping *m, const char *rows)
  * row committed since then is still caught by ON CONFLICT).
  */
 static char *
-upsert_sql(Mapping *m, bool only_missing)
+sync_upsert_sql(Mapping *m, bool only_missing)
 {
 	StringInfoData s;
 
 	initStringInfo(&s);
-	appendStringInfo(&s, "INSERT INTO %s AS pgs_t (", qualified_name(m->dst));
+	appendStringInfo(&s, "INSERT INTO %s AS pgs_t (", sync_qualified_name(m->dst));
 	append_names(&s, m->columns, "");
 	appendStringInfoString(&s, ") OVERRIDING SYSTEM VALUE SELECT ");
 	if (only_missing)
@@ -894,7 +894,7 @@ upsert_sql(Mapping *m, bool only_missing)
 		appendStringInfoString(&s, " FROM ");
 		append_mapped(&s, m, NEW_ROWS);
 		appendStringInfo(&s, " WHERE NOT EXISTS (SELECT 1 FROM %s AS pgs_t WHERE ",
-						 qualified_name(m->dst));
+						 sync_qualified_name(m->dst));
 		append_key_match(&s, m, "pgs_s");
 		appendStringInfoString(&s, ") ON CONFLICT (");
 	}
@@ -930,12 +930,12 @@ upsert_sql(Mapping *m, bool only_missing)
  * without a speculative insertion and the tuple lock ON CONFLICT takes.
  */
 static char *
-update_sql(Mapping *m)
+sync_update_sql(Mapping *m)
 {
 	StringInfoData s;
 
 	initStringInfo(&s);
-	appendStringInfo(&s, "UPDATE %s AS pgs_t SET ", qualified_name(m->dst));
+	appendStringInfo(&s, "UPDATE %s AS pgs_t SET ", sync_qualified_name(m->dst));
 	if (!append_set_list(&s, m, "pgs_s", false))
 		return NULL;
 	appendStringInfoString(&s, " FROM ");
@@ -950,7 +950,7 @@ update_sql(Mapping *m)
  * cast): "id", "\"Id\"::bigint".  InvalidAttrNumber otherwise.
  */
 static AttrNumber
-plain_column(Oid rel, const char *expr)
+sync_plain_column(Oid rel, const char *expr)
 {
 	List	   *stmts = raw_parser(psprintf("SELECT %s", expr), RAW_PARSE_DEFAULT);
 	SelectStmt *sel;
@@ -978,13 +978,13 @@ plain_column(Oid rel, const char *expr)
  * of except] [AND no row of src maps to the key now]
  */
 static char *
-delete_sql(Mapping *m, const char *rows, const char *except, bool unclaimed)
+sync_delete_sql(Mapping *m, const char *rows, const char *except, bool unclaimed)
 {
 	StringInfoData s;
 
 	initStringInfo(&s);
 	appendStringInfo(&s, "DELETE FROM %s AS pgs_t WHERE EXISTS (SELECT 1 FROM (SELECT ",
-					 qualified_name(m->dst));
+					 sync_qualified_name(m->dst));
 	append_names(&s, m->key, "pgs_s.");
 	appendStringInfoString(&s, " FROM ");
 	append_mapped(&s, m, rows);
@@ -1008,13 +1008,13 @@ delete_sql(Mapping *m, const char *rows, const char *except, bool unclaimed)
 		 * column of src (maybe cast) is compared on that column, cast from
 		 * the key's side, so that src's index on it serves the lookup.
 		 */
-		appendStringInfo(&s, " AND NOT EXISTS (SELECT 1 FROM %s AS %s WHERE ", qualified_name(m->src),
+		appendStringInfo(&s, " AND NOT EXISTS (SELECT 1 FROM %s AS %s WHERE ", sync_qualified_name(m->src),
 						 quote_identifier(m->alias));
 		foreach(lc, m->key)
 		{
 			const char *k = lfirst(lc);
-			const char *expr = key_expr(m, k);
-			AttrNumber	att = plain_column(m->src, expr);
+			const char *expr = sync_key_expr(m, k);
+			AttrNumber	att = sync_plain_column(m->src, expr);
 
 			if (!first)
 				appendStringInfoString(&s, " AND ");
@@ -1102,7 +1102,7 @@ prepare_kept(const char *name, const char *sql)
 static void key_columns(SyncEntry *e, Mapping *m, Relation rel);
 
 static void
-build_table_entry(SyncEntry *e, SyncConfig *c, Mapping *m, Relation rel, bool per_row)
+sync_build_table_entry(SyncEntry *e, SyncConfig *c, Mapping *m, Relation rel, bool per_row)
 {
 	char	   *update;
 
@@ -1117,25 +1117,25 @@ build_table_entry(SyncEntry *e, SyncConfig *c, Mapping *m, Relation rel, bool pe
 		 */
 		e->partition_of = m->src;
 		e->other_has_rows = prepare_kept(c->name, psprintf("SELECT 1 FROM %s LIMIT 1",
-														   qualified_name(m->dst)));
+														   sync_qualified_name(m->dst)));
 		e->delete_partition = prepare_kept(c->name,
-										   delete_sql(m, psprintf("ONLY %s", qualified_name(RelationGetRelid(rel))),
-													  NULL, false));
+										   sync_delete_sql(m, psprintf("ONLY %s", sync_qualified_name(RelationGetRelid(rel))),
+														   NULL, false));
 		SPI_finish();
 		return;
 	}
 	register_rows(NEW_ROWS, rel, NULL, 0);
 	register_rows(OLD_ROWS, rel, NULL, 0);
-	update = update_sql(m);
-	e->upsert = prepare_kept(c->name, upsert_sql(m, false));
+	update = sync_update_sql(m);
+	e->upsert = prepare_kept(c->name, sync_upsert_sql(m, false));
 	if (update != NULL)
 		e->update_kept = prepare_kept(c->name, update);
-	e->insert_missing = prepare_kept(c->name, upsert_sql(m, true));
-	e->delete_gone = prepare_kept(c->name, delete_sql(m, OLD_ROWS, NEW_ROWS, per_row));
-	e->delete_old = prepare_kept(c->name, delete_sql(m, OLD_ROWS, NULL, false));
+	e->insert_missing = prepare_kept(c->name, sync_upsert_sql(m, true));
+	e->delete_gone = prepare_kept(c->name, sync_delete_sql(m, OLD_ROWS, NEW_ROWS, per_row));
+	e->delete_old = prepare_kept(c->name, sync_delete_sql(m, OLD_ROWS, NULL, false));
 	if (per_row)
-		e->delete_moved = prepare_kept(c->name, delete_sql(m, OLD_ROWS, NULL, true));
-	e->truncate = prepare_kept(c->name, psprintf("TRUNCATE %s", qualified_name(m->dst)));
+		e->delete_moved = prepare_kept(c->name, sync_delete_sql(m, OLD_ROWS, NULL, true));
+	e->truncate = prepare_kept(c->name, psprintf("TRUNCATE %s", sync_qualified_name(m->dst)));
 	SPI_finish();
 	key_columns(e, m, rel);
 }
@@ -1155,7 +1155,7 @@ key_columns(SyncEntry *e, Mapping *m, Relation rel)
 
 	foreach(lc, m->key)
 	{
-		AttrNumber	att = plain_column(m->src, key_expr(m, lfirst(lc)));
+		AttrNumber	att = sync_plain_column(m->src, sync_key_expr(m, lfirst(lc)));
 
 		if (att == InvalidAttrNumber)
 			return;
@@ -1423,7 +1423,7 @@ table_sync(SyncEntry *e, TriggerData *td)
 		register_rows(NEW_ROWS, td->tg_relation, newrows, tuplestore_tuple_count(newrows));
 	if (oldrows)
 		register_rows(OLD_ROWS, td->tg_relation, oldrows, tuplestore_tuple_count(oldrows));
-	level = enter_search_path(e->search_path);
+	level = sync_enter_search_path(e->search_path);
 	if (IsolationUsesXactSnapshot())
 		mirror_retrying(e, td, oldrows, newrows);
 	else
@@ -1503,7 +1503,7 @@ get_entry(TriggerData *td)
 	{
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		c = load_config(tg->tgargs[0], true, tg->tgargs[2], cxt);
+		c = sync_load_config(tg->tgargs[0], true, tg->tgargs[2], cxt);
 		SPI_finish();
 		old = MemoryContextSwitchTo(cxt);
 		e->name = c->name;
@@ -1511,11 +1511,11 @@ get_entry(TriggerData *td)
 		e->relid = RelationGetRelid(td->tg_relation);
 		e->search_path = c->search_path;
 		MemoryContextSwitchTo(old);
-		level = enter_search_path(c->search_path);
+		level = sync_enter_search_path(c->search_path);
 		if (c->column_level)
 		{
 			e->otherid = InvalidOid;
-			build_column_entry(e, c, td->tg_relation);
+			sync_build_column_entry(e, c, td->tg_relation);
 		}
 		else
 		{
@@ -1526,7 +1526,7 @@ get_entry(TriggerData *td)
 						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 						 errmsg("sync \"%s\" has no reverse mapping", c->name)));
 			e->otherid = m->dst;
-			build_table_entry(e, c, m, td->tg_relation, TRIGGER_FIRED_FOR_ROW(td->tg_event));
+			sync_build_table_entry(e, c, m, td->tg_relation, TRIGGER_FIRED_FOR_ROW(td->tg_event));
 		}
 		AtEOXact_GUC(true, level);
 		/* used now; built again next time if something changed meanwhile */
@@ -1538,7 +1538,7 @@ get_entry(TriggerData *td)
 	{
 		/* leave nothing half-built behind, nor a pointer to it */
 		last_entry = NULL;
-		free_entry_resources(e);
+		sync_free_entry_resources(e);
 		hash_search(sync_cache, &tg->tgoid, HASH_REMOVE, NULL);
 		PG_RE_THROW();
 	}
@@ -1619,7 +1619,7 @@ check_side_sql(Oid rel, const char *alias, List *exprs, List *key, int rows)
 	appendStringInfoString(&s, "SELECT ");
 	foreach(lc, exprs)
 		appendStringInfo(&s, "%s%s", foreach_current_index(lc) ? ", " : "", (char *) lfirst(lc));
-	appendStringInfo(&s, " FROM %s AS %s ORDER BY ", qualified_name(rel), quote_identifier(alias));
+	appendStringInfo(&s, " FROM %s AS %s ORDER BY ", sync_qualified_name(rel), quote_identifier(alias));
 	/*
 	 * The table's own key column, qualified by the alias: a bare name would
 	 * be the output column of that name, the mapped (maybe cast) value,
@@ -1674,32 +1674,32 @@ shift_cutover_check(PG_FUNCTION_ARGS)
 				 errmsg("check must be recent, count or none, not \"%s\"", mode)));
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	c = load_config(name, true, NULL, cxt);
+	c = sync_load_config(name, true, NULL, cxt);
 	if (c->column_level || c->reverse.columns == NIL)
 		elog(ERROR, "sync \"%s\" has nothing to check for a cut-over", name);
 	m = reverse ? &c->reverse : &c->forward;
 	/* the source's key: the other direction's key columns, of the source */
 	src_key = reverse ? c->forward.key : c->reverse.key;
-	as_sync_owner(c, &as);
+	sync_as_owner(c, &as);
 	if (strcmp(mode, "count") == 0)
 	{
 		int64		n_src;
 		int64		n_dst;
 
-		rc = SPI_execute(psprintf("SELECT pg_catalog.count(*) FROM %s", qualified_name(m->src)), true, 1);
+		rc = SPI_execute(psprintf("SELECT pg_catalog.count(*) FROM %s", sync_qualified_name(m->src)), true, 1);
 		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "could not count the rows of %s", qualified_name(m->src));
+			elog(ERROR, "could not count the rows of %s", sync_qualified_name(m->src));
 		n_src = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		rc = SPI_execute(psprintf("SELECT pg_catalog.count(*) FROM %s", qualified_name(m->dst)), true, 1);
+		rc = SPI_execute(psprintf("SELECT pg_catalog.count(*) FROM %s", sync_qualified_name(m->dst)), true, 1);
 		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "could not count the rows of %s", qualified_name(m->dst));
+			elog(ERROR, "could not count the rows of %s", sync_qualified_name(m->dst));
 		n_dst = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		shift_as_end(&as);
 		if (n_src != n_dst)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("cut-over check of sync \"%s\" failed: %s has " INT64_FORMAT " rows, %s has " INT64_FORMAT,
-							name, qualified_name(m->src), n_src, qualified_name(m->dst), n_dst),
+							name, sync_qualified_name(m->src), n_src, sync_qualified_name(m->dst), n_dst),
 					 errhint("Find the differences with shift.compare; the sync keeps the tables equal once the backfill is done.")));
 		SPI_finish();
 		PG_RETURN_VOID();
@@ -1715,7 +1715,7 @@ shift_cutover_check(PG_FUNCTION_ARGS)
 		if (att == InvalidAttrNumber)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_COLUMN),
-					 errmsg("column \"%s\" of %s does not exist", (char *) lfirst(lc), qualified_name(m->dst))));
+					 errmsg("column \"%s\" of %s does not exist", (char *) lfirst(lc), sync_qualified_name(m->dst))));
 		get_atttypetypmodcoll(m->dst, att, &type, &typmod, &coll);
 		src_exprs = lappend(src_exprs, psprintf("CAST((%s) AS %s)", (char *) lfirst(lc2),
 												shift_qualified_type(type, typmod)));
@@ -1734,7 +1734,7 @@ shift_cutover_check(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("cut-over check of sync \"%s\" failed: " INT64_FORMAT " of the last %d rows of %s and %s differ",
-						name, diff, rows, qualified_name(m->src), qualified_name(m->dst)),
+						name, diff, rows, sync_qualified_name(m->src), sync_qualified_name(m->dst)),
 				 errdetail("Compared: %s against %s", src_sql, dst_sql),
 				 errhint("Find the differences with shift.compare; check => 'count' or 'none' skips this comparison.")));
 	SPI_finish();
@@ -1762,17 +1762,17 @@ shift_sync_check(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	c = load_config(name, false, NULL, cxt);
+	c = sync_load_config(name, false, NULL, cxt);
 	SPI_finish();
 	/* compiled as the sync's owner, under its search_path */
-	as_sync_owner(c, &as);
+	sync_as_owner(c, &as);
 	memset(&e, 0, sizeof(e));
 	e.cxt = AllocSetContextCreate(cxt, "pg_shift sync check entry", ALLOCSET_SMALL_SIZES);
 	if (c->column_level)
 	{
 		Relation	rel = table_open(c->relation, RowExclusiveLock);
 
-		build_column_entry(&e, c, rel);
+		sync_build_column_entry(&e, c, rel);
 		table_close(rel, NoLock);
 	}
 	else
@@ -1787,15 +1787,15 @@ shift_sync_check(PG_FUNCTION_ARGS)
 
 			if (i > 0)
 			{
-				free_entry_resources(&e);
+				sync_free_entry_resources(&e);
 				memset(&e, 0, sizeof(e));
 				e.cxt = AllocSetContextCreate(cxt, "pg_shift sync check entry", ALLOCSET_SMALL_SIZES);
 			}
-			build_table_entry(&e, c, maps[i], rel, rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE);
+			sync_build_table_entry(&e, c, maps[i], rel, rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE);
 			table_close(rel, NoLock);
 		}
 	}
-	free_entry_resources(&e);
+	sync_free_entry_resources(&e);
 	shift_as_end(&as);
 	MemoryContextDelete(cxt);
 	PG_RETURN_VOID();
