@@ -20,7 +20,8 @@ EXTENSION = pg_shift
 EXTVERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(EXTENSION).control)
 
 MODULE_big = pg_shift
-OBJS = extension/pg_shift.o extension/control.o extension/sqlgen.o extension/sqlfrag.o extension/backfill.o extension/checksum.o \
+OBJS = extension/pg_shift.o extension/control.o extension/sqlgen.o extension/sqlfrag.o extension/backfill.o extension/backfill_job.o extension/backfill_sql.o \
+	extension/backfill_batch.o extension/backfill_run.o extension/backfill_cron.o extension/checksum.o \
 	extension/sync.o extension/lint.o
 OBJS += extension/lint_rules.o
 OBJS += extension/lint_alter.o
