@@ -30,7 +30,8 @@
  * this library's version (shift_extension_owner).  Between a new library's
  * installation and ALTER EXTENSION pg_shift UPDATE, every function that
  * reads them refuses, and only the sync triggers run (on the old version's
- * definitions, see load_config in sync.c), so that writers never fail.
+ * definitions, see sync_load_config in sync_config.c), so that writers
+ * never fail.
  *
  * Switching roles uses SetUserIdAndSecContext with
  * SECURITY_LOCAL_USERID_CHANGE (and SECURITY_RESTRICTED_OPERATION when the
@@ -124,7 +125,7 @@ extension_row(char **version)
  * The version of pg_shift's SQL objects in this database.  It differs from
  * the library's (PG_SHIFT_VERSION) between the installation of a new library
  * and ALTER EXTENSION pg_shift UPDATE: then only the sync triggers run, on
- * the old objects (see load_config in sync.c).
+ * the old objects (see sync_load_config in sync_config.c).
  */
 char *
 shift_sql_version(void)

@@ -27,8 +27,9 @@
 -- synced table wait for it from step 1 on (they cannot deadlock with it:
 -- their tables are locked first, in the order they take them), then go on
 -- through the new triggers.  Before the update, a 0.2.0 library already runs
--- 0.1.0's sync triggers as 0.1.0 did (load_config in extension/sync.c) and
--- refuses everything else (shift_extension_owner in extension/control.c).
+-- 0.1.0's sync triggers as 0.1.0 did (sync_load_config in
+-- extension/sync_config.c) and refuses everything else
+-- (shift_extension_owner in extension/control.c).
 -- ---------------------------------------------------------------------------
 
 -- Nothing outside pg_shift may depend on 0.1.0's objects, which are all
