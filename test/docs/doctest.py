@@ -59,6 +59,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 FENCE = re.compile(r'^(\s*)```(\w*)\s*$')
 MARK = re.compile(r'^\s*<!--\s*doctest:\s*(\w+)\s*(.*?)\s*(-->)?\s*$')
@@ -185,6 +186,7 @@ def run_file(md, root, pgshift, counter):
                 print(f'ok {n} - {b.where()} # SKIP {skip}')
                 continue
             cwd = root if b.mark('repo') is not None else scratch
+            started = time.monotonic()
             if b.lang == 'sql':
                 rc, out = sh(['psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-f', '-'], env, cwd, b.text)
             elif b.lang == 'sh':
@@ -218,6 +220,7 @@ def run_file(md, root, pgshift, counter):
             else:
                 print(f'ok {n} - {b.where()}')
                 if os.environ.get('DOCTEST_VERBOSE'):
+                    print(f'#   ({time.monotonic() - started:.1f} s)')
                     for l in out.rstrip('\n').split('\n'):
                         print('#   ' + l)
     finally:
