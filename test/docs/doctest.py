@@ -13,7 +13,9 @@ type them, with PGDATABASE set and the installed pgshift on PATH:
   ```sh     bash -e -o pipefail runs it
   ```lua    a migration file: `pgshift plan --offline` checks it (it is
             loaded, validated, and every up, down and verify function runs
-            against the dry-run db)
+            against the dry-run db); the dry run must not stop (a misspelt
+            option of a db call stops it too), unless the block is also run
+            for real (`run`) or written to a file for later blocks (`file`)
   ```text   output or a synopsis: not code, not run
 
 Any other block (no language, or another one) is a failure: every block is
@@ -186,6 +188,7 @@ def run_file(md, root, pgshift, counter):
                 print(f'ok {n} - {b.where()} # SKIP {skip}')
                 continue
             cwd = root if b.mark('repo') is not None else scratch
+            unchecked = None
             started = time.monotonic()
             if b.lang == 'sql':
                 rc, out = sh(['psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-f', '-'], env, cwd, b.text)
@@ -200,9 +203,12 @@ def run_file(md, root, pgshift, counter):
                         f.write(b.text)
                 path = lua_file(b, scratch, n)
                 rc, out = sh([pgshift, 'plan', '--offline', path], env, cwd)
+                stopped = [l.strip() for l in out.split('\n') if 'the dry run stopped here' in l]
                 if rc == 0 and b.mark('run') is not None:
                     rc, more = sh([pgshift, 'run', path], env, cwd)
                     out += more
+                elif rc == 0 and stopped and dest is None:
+                    unchecked = 'nothing runs it for real, and its dry run stopped (' + stopped[0] + ')'
             want_error = b.mark('error') is not None
             problems = []
             if want_error and rc == 0:
@@ -212,6 +218,8 @@ def run_file(md, root, pgshift, counter):
             for expect in b.all_marks('expect'):
                 if expect not in out:
                     problems.append(f'its output lacks {expect!r}')
+            if unchecked:
+                problems.append(unchecked)
             if problems:
                 failed += 1
                 print(f'not ok {n} - {b.where()}: ' + '; '.join(problems))
