@@ -20,8 +20,16 @@ EXTENSION = pg_shift
 EXTVERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(EXTENSION).control)
 
 MODULE_big = pg_shift
-OBJS = extension/pg_shift.o extension/control.o extension/sqlgen.o extension/sqlfrag.o extension/backfill.o extension/checksum.o \
+OBJS = extension/pg_shift.o extension/control.o extension/sqlgen.o extension/sqlfrag.o extension/backfill.o extension/backfill_job.o extension/backfill_sql.o \
+	extension/backfill_batch.o extension/backfill_run.o extension/backfill_cron.o extension/checksum.o \
 	extension/sync.o extension/lint.o
+OBJS += extension/lint_rules.o
+OBJS += extension/lint_alter.o
+OBJS += extension/lint_analyze.o
+OBJS += extension/lint_facts.o
+OBJS += extension/lint_report.o
+OBJS += extension/sync_config.o
+OBJS += extension/sync_check.o
 
 # The install script is generated; released install scripts and the upgrade
 # scripts between them are checked in and never edited once released.
@@ -42,17 +50,26 @@ RUNNER_BINDIR ?= /usr/local/bin
 export PG_CONFIG EXTVERSION
 
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
-ifneq ($(wildcard $(PGXS)),)
-include $(PGXS)
-all: runner
-install: install-runner
-clean: clean-runner
-else
+# "PostgreSQL 15.4 (...)" -> 15.  The checksums' heap path reads PostgreSQL 15
+# internals, so another major version is refused, not built.
+PG_VERSION_TEXT := $(shell $(PG_CONFIG) --version 2>/dev/null)
+PG_MAJOR := $(firstword $(subst ., ,$(word 2,$(PG_VERSION_TEXT))))
+ifeq ($(wildcard $(PGXS)),)
 # No PostgreSQL server headers yet: only the targets that can install them work.
 all install:
 	@echo "pg_shift: PostgreSQL 15 development files not found ($(PG_CONFIG) --pgxs)." >&2
 	@echo "Run 'make deps' (as root) or 'make demo', or install postgresql-server-dev-15." >&2
 	@exit 2
+else ifneq ($(PG_MAJOR),15)
+all install:
+	@echo "pg_shift: needs PostgreSQL 15, but $(PG_CONFIG) is $(PG_VERSION_TEXT)." >&2
+	@echo "Point PG_CONFIG at PostgreSQL 15's pg_config: make PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config" >&2
+	@exit 2
+else
+include $(PGXS)
+all: runner
+install: install-runner
+clean: clean-runner
 endif
 
 # The install script's sources, in order: the header, then one file per capability.

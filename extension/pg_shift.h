@@ -11,6 +11,7 @@
 #define PG_SHIFT_H
 
 #include "nodes/nodes.h"
+#include "nodes/pg_list.h"
 #include "postgres_ext.h"
 
 /*
@@ -88,6 +89,15 @@ extern void shift_check_scannable(const char *what, const char *text, Size len,
  */
 extern Node *shift_parse_fragment(const char *owner, const char *what, const char *prefix,
 								  const char *text);
+
+/*
+ * Parses sql with the server's parser (raw_parser, RAW_PARSE_DEFAULT): its
+ * statements, and *error NULL.  If the parser raises an error: NIL, and
+ * *error a copy of the error (in the caller's memory context), the error
+ * state cleared; the caller words it its own way or raises it again with
+ * ReThrowError.  The one place pg_shift catches the parser's errors.
+ */
+extern List *shift_raw_parse(const char *sql, struct ErrorData **error);
 
 /* A SELECT with nothing but a target list (and a WHERE clause when allowed). */
 extern bool shift_is_plain_select(Node *stmt, bool with_where);

@@ -132,13 +132,36 @@ has_parameter(const char *sql)
 	return found;
 }
 
+List *
+shift_raw_parse(const char *sql, ErrorData **error)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	List	   *volatile stmts = NIL;
+
+	*error = NULL;
+	/* raw parsing takes no lock and no buffer: nothing to roll back */
+	PG_TRY();
+	{
+		stmts = raw_parser(sql, RAW_PARSE_DEFAULT);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		*error = CopyErrorData();
+		FlushErrorState();
+		stmts = NIL;
+	}
+	PG_END_TRY();
+	return stmts;
+}
+
 Node *
 shift_parse_fragment(const char *owner, const char *what, const char *prefix, const char *text)
 {
 	char	   *sql;
 	List	   *stmts;
 	Node	   *stmt;
-	MemoryContext cxt = CurrentMemoryContext;
+	ErrorData  *edata;
 	Size		size = strlen(text);
 
 	if (size > SHIFT_MAX_FRAGMENT)
@@ -147,23 +170,12 @@ shift_parse_fragment(const char *owner, const char *what, const char *prefix, co
 	shift_check_scannable(psprintf("%s of %s", what, owner), text, size,
 						  SHIFT_MAX_FRAGMENT_SCAN_COST);
 	sql = psprintf("%s%s", prefix, text);
-	PG_TRY();
-	{
-		stmts = raw_parser(sql, RAW_PARSE_DEFAULT);
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
+	stmts = shift_raw_parse(sql, &edata);
+	if (edata != NULL)
 		ereport(ERROR,
 				(errcode(edata->sqlerrcode),
 				 errmsg("%s of %s does not parse: %s", what, owner, edata->message),
 				 errdetail("It was read as: %s", sql)));
-	}
-	PG_END_TRY();
 	if (list_length(stmts) != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_SYNTAX_ERROR),
@@ -238,24 +250,12 @@ comma_tokens(const char *sql, int *n)
 static bool
 paren_expression(const char *item)
 {
-	volatile bool ok = false;
-	MemoryContext cxt = CurrentMemoryContext;
+	ErrorData  *edata;
+	List	   *stmts = shift_raw_parse(psprintf("SELECT (%s)", item), &edata);
 
-	PG_TRY();
-	{
-		List	   *stmts = raw_parser(psprintf("SELECT (%s)", item), RAW_PARSE_DEFAULT);
-
-		ok = list_length(stmts) == 1 &&
-			IsA(linitial_node(RawStmt, stmts)->stmt, SelectStmt) &&
-			list_length(((SelectStmt *) linitial_node(RawStmt, stmts)->stmt)->targetList) == 1;
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		FlushErrorState();
-	}
-	PG_END_TRY();
-	return ok;
+	return edata == NULL && list_length(stmts) == 1 &&
+		IsA(linitial_node(RawStmt, stmts)->stmt, SelectStmt) &&
+		list_length(((SelectStmt *) linitial_node(RawStmt, stmts)->stmt)->targetList) == 1;
 }
 
 /*
