@@ -7,9 +7,10 @@
 
 FUZZ_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # the corpus: real SQL from the regress scripts, the example migrations, the
-# README, and the DDL corpus of 60_lint.sh's in-server fuzz of lint's rules
+# README and the reference in doc/, and the DDL corpus of 60_lint.sh's
+# in-server fuzz of lint's rules
 FUZZ_CORPUS=("$PGSHIFT_ROOT"/test/sql/*.sql "$PGSHIFT_ROOT"/scripts/examples/*.lua "$PGSHIFT_ROOT/README.md"
-             "$PGSHIFT_ROOT/test/integration/60_lint.sh")
+             "$PGSHIFT_ROOT"/doc/*.md "$PGSHIFT_ROOT/test/integration/60_lint.sh")
 
 # fuzz_build: compiles sqlfuzz into $WORK/sqlfuzz; a TAP line either way.
 fuzz_build() {
