@@ -1025,9 +1025,8 @@ open_session(Session *s)
 	char		path[PATH_MAX];
 	char		runner_pid[16];
 	int			i;
-	int			e;
 
-	s->rc = pgs_load_migration(L, s->path);
+	s->rc = pgs_load_migration(L, s->path, s->sha256);
 	if (s->rc != PGS_EXIT_OK)
 	{
 		pgs_print_failure(L, -1, stderr, s->rc == PGS_EXIT_FAIL ?
@@ -1041,12 +1040,6 @@ open_session(Session *s)
 	lua_getfield(L, s->mig, "phases");
 	s->nphases = (int) luaL_len(L, -1);
 	lua_pop(L, 1);
-	if ((e = pgs_sha256_file(s->path, s->sha256)) != 0)
-	{
-		pgs_errorf("cannot read migration file \"%s\": %s\n", s->path, strerror(e));
-		s->rc = PGS_EXIT_USAGE;
-		return false;
-	}
 	if (s->opts->to)
 	{
 		bool		found = false;

@@ -117,19 +117,11 @@ print_failure(lua_State *L, InspectArgs *a, const char *context, bool verbose)
 static bool
 load_migration_file(lua_State *L, InspectArgs *a, char *sha)
 {
-	int			e;
-
-	a->rc = pgs_load_migration(L, a->arg);
+	a->rc = pgs_load_migration(L, a->arg, sha);
 	if (a->rc != PGS_EXIT_OK)
 	{
 		print_failure(L, a, a->rc == PGS_EXIT_FAIL ?
 					  "the migration file is not valid" : NULL, a->opts->verbose);
-		return false;
-	}
-	if ((e = pgs_sha256_file(a->arg, sha)) != 0)
-	{
-		pgs_errorf("cannot read migration file \"%s\": %s\n", a->arg, strerror(e));
-		a->rc = PGS_EXIT_USAGE;
 		return false;
 	}
 	return true;

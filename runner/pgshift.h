@@ -93,7 +93,8 @@ extern void pgs_push_where(lua_State *L);
 extern int	pgs_pcall(lua_State *L, int nargs, int nresults);
 extern void pgs_print_failure(lua_State *L, int idx, FILE *out,
 							  const char *context, bool verbose);
-extern int	pgs_load_migration(lua_State *L, const char *path);
+extern int	pgs_load_migration(lua_State *L, const char *path, char *sha256);
+extern int	pgs_sha256_file(const char *path, char *hex);
 extern void pgs_push_failure(lua_State *L, const char *fmt,...);
 extern const char *pgs_failure_message(lua_State *L, int idx, const char **sqlstate);
 extern void pgs_push_prelude_function(lua_State *L, const char *name);
@@ -162,9 +163,6 @@ typedef struct PgsCompareOptions
 } PgsCompareOptions;
 
 extern int	pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts);
-
-/* ---- sha256.c ---- */
-extern int	pgs_sha256_file(const char *path, char *hex);
 
 /* ---- output.c: the filter in front of stdout and stderr, JSON strings ---- */
 typedef void (*PgsPutFn) (void *arg, const char *s, size_t len);

@@ -29,6 +29,7 @@
 
 #include <lauxlib.h>
 #include <lualib.h>
+#include <openssl/evp.h>
 
 #include "pgshift.h"
 
@@ -984,16 +985,56 @@ pgs_failure_message(lua_State *L, int idx, const char **sqlstate)
 }
 
 /*
- * pgs_load_migration: loads and validates the migration file at path.
+ * pgs_sha256_file: the SHA-256 of the file at path, as 64 lowercase hex
+ * digits and a NUL in hex (65 bytes), through libcrypto.  The drift check
+ * compares it with the digest recorded when the migration last ran (and a
+ * DBA may compare it with sha256sum).  Returns 0, or an errno value.
+ */
+int
+pgs_sha256_file(const char *path, char *hex)
+{
+	FILE	   *f = fopen(path, "rb");
+	EVP_MD_CTX *ctx;
+	unsigned char buf[8192];
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	size_t		n;
+	int			rc = 0;
+	unsigned int i;
+
+	if (f == NULL)
+		return errno;
+	if ((ctx = EVP_MD_CTX_new()) == NULL ||
+		EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+		rc = ENOMEM;
+	while (rc == 0 && (n = fread(buf, 1, sizeof(buf), f)) > 0)
+		if (EVP_DigestUpdate(ctx, buf, n) != 1)
+			rc = EIO;
+	if (rc == 0 && ferror(f))
+		rc = EIO;
+	if (rc == 0 && (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != 32))
+		rc = EIO;
+	EVP_MD_CTX_free(ctx);
+	fclose(f);
+	if (rc == 0)
+		for (i = 0; i < mdlen; i++)
+			snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	return rc;
+}
+
+/*
+ * pgs_load_migration: loads and validates the migration file at path, and
+ * (sha256 not NULL) hashes it into sha256 (65 bytes, see pgs_sha256_file).
  * Returns PGS_EXIT_OK with the migration table pushed, or, with a failure
  * table pushed instead, PGS_EXIT_USAGE (the file cannot be read) or
  * PGS_EXIT_FAIL (it is not a valid migration).
  */
 int
-pgs_load_migration(lua_State *L, const char *path)
+pgs_load_migration(lua_State *L, const char *path, char *sha256)
 {
 	struct stat st;
 	FILE	   *f;
+	int			e;
 
 	if (stat(path, &st) != 0)
 	{
@@ -1018,6 +1059,12 @@ pgs_load_migration(lua_State *L, const char *path)
 	lua_pushstring(L, path);
 	if (pgs_pcall(L, 1, 1) != LUA_OK)
 		return PGS_EXIT_FAIL;
+	if (sha256 && (e = pgs_sha256_file(path, sha256)) != 0)
+	{
+		lua_pop(L, 1);
+		pgs_push_failure(L, "cannot read migration file \"%s\": %s", path, strerror(e));
+		return PGS_EXIT_USAGE;
+	}
 	return PGS_EXIT_OK;
 }
 
