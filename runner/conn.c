@@ -395,13 +395,8 @@ pgs_exec(PGconn *conn, const char *sql, int nparams,
 static void
 notice_receiver(void *arg, const PGresult *res)
 {
-	const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY);
-	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-
-	pgs_live_clear();
-	fflush(stdout);
-	fprintf(stderr, "pgshift: server %s: %s\n", sev ? sev : "NOTICE", msg ? msg : "");
-	fflush(stderr);
+	pgs_print_notice(PQresultErrorField(res, PG_DIAG_SEVERITY),
+					 PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
 }
 
 /*
@@ -540,72 +535,4 @@ pgs_check_extension(PGconn *conn, PgsError *err)
 	PQclear(res);
 	free(extversion);
 	return PGS_EXIT_OK;
-}
-
-/*
- * Prints the context lines of an error (the one-line cause is the caller's):
- * detail, hint, the statement with a caret at the error position, and the
- * server's context.
- */
-void
-pgs_error_print(FILE *out, const PgsError *err)
-{
-	if (err->detail)
-		fprintf(out, "  detail: %s\n", err->detail);
-	if (err->hint)
-		fprintf(out, "  hint: %s\n", err->hint);
-	if (err->statement)
-	{
-		const char *s = err->statement;
-		int			line = 1;
-		int			col = 1;
-		int			chars = 0;
-		bool		multiline = strchr(s, '\n') != NULL;
-		const char *p;
-
-		/* position counts characters; count UTF-8 lead bytes to find it */
-		for (p = s; *p && err->position > 0; p++)
-		{
-			if (((unsigned char) *p & 0xC0) != 0x80)
-			{
-				if (++chars == err->position)
-					break;
-				if (*p == '\n')
-				{
-					line++;
-					col = 0;
-				}
-				col++;
-			}
-		}
-		fprintf(out, "  statement: ");
-		for (p = s; *p; p++)
-		{
-			fputc(*p, out);
-			if (*p == '\n')
-				fputs("             ", out);
-		}
-		fputc('\n', out);
-		if (err->position > 0 && !multiline)
-			fprintf(out, "%*s^\n", 13 + col - 1, "");
-		else if (err->position > 0)
-			fprintf(out, "  position: line %d, column %d of the statement\n",
-					line, col);
-	}
-	if (err->context)
-		fprintf(out, "  server context: %s\n", err->context);
-}
-
-/* Prints a PgsError: "pgshift: message (SQLSTATE x)", context, details. */
-void
-pgs_report_error(const PgsError *err, const char *context)
-{
-	if (err->sqlstate)
-		pgs_errorf("%s (SQLSTATE %s)\n", err->message, err->sqlstate);
-	else
-		pgs_errorf("%s\n", err->message);
-	if (context)
-		fprintf(stderr, "  %s\n", context);
-	pgs_error_print(stderr, err);
-	fflush(stderr);
 }

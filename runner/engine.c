@@ -164,28 +164,6 @@ hook_add_rows(void *arg, int64_t rows)
 	((Session *) arg)->extra_rows += rows;
 }
 
-/* 1234567 -> "1,234,567" */
-static void
-group_digits(char *buf, size_t len, long long n)
-{
-	char		raw[32];
-	int			digits;
-	int			i;
-	size_t		o = 0;
-
-	snprintf(raw, sizeof(raw), "%lld", n < 0 ? -n : n);
-	digits = (int) strlen(raw);
-	if (n < 0 && o < len - 1)
-		buf[o++] = '-';
-	for (i = 0; i < digits && o < len - 1; i++)
-	{
-		if (i > 0 && (digits - i) % 3 == 0 && o < len - 1)
-			buf[o++] = ',';
-		buf[o++] = raw[i];
-	}
-	buf[o] = '\0';
-}
-
 /*
  * The progress of the backfill job the phase runs (db:backfill): a live bar
  * on a terminal, a line every 10 seconds otherwise (or a JSON event).
@@ -197,16 +175,7 @@ show_backfill_progress(Session *s, double t)
 	PgsError	err;
 	PGresult   *res;
 	bool		tty = !s->opts->json && isatty(STDOUT_FILENO);
-	long long	rows;
-	long long	keys;
-	long long	total;
-	double		pct;
-	double		rate;
-	long long	eta;
-	char		rowbuf[32];
-	char		ratebuf[32];
-	char		etabuf[32];
-	char		line[512];
+	PgsBackfillProgress bp;
 
 	if (!tty && t < s->watch_next_line)
 		return;
@@ -221,39 +190,24 @@ show_backfill_progress(Session *s, double t)
 		PQclear(res);
 		return;
 	}
-	rows = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	keys = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-	total = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
-	pct = strtod(PQgetvalue(res, 0, 3), NULL);
-	rate = strtod(PQgetvalue(res, 0, 4), NULL);
-	eta = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
-	group_digits(rowbuf, sizeof(rowbuf), rows);
-	group_digits(ratebuf, sizeof(ratebuf), (long long) rate);
-	if (eta >= 0)
-		snprintf(etabuf, sizeof(etabuf), "ETA %lld:%02lld", eta / 60, eta % 60);
-	else
-		snprintf(etabuf, sizeof(etabuf), "ETA ?");
+	bp.rows = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	bp.keys = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	bp.total = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+	bp.percent = strtod(PQgetvalue(res, 0, 3), NULL);
+	bp.rate = strtod(PQgetvalue(res, 0, 4), NULL);
+	bp.eta = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
+	bp.waiting = PQgetvalue(res, 0, 6);
 	if (tty)
 	{
-		char		bar[21];
-		int			filled = (int) (pct / 5);
-		int			i;
-
-		for (i = 0; i < 20; i++)
-			bar[i] = i < filled ? '#' : '.';
-		bar[20] = '\0';
-		snprintf(line, sizeof(line), "    [%s] %5.1f%%  %s rows  %s rows/s  %s%s%s", bar, pct,
-				 rowbuf, ratebuf, etabuf, *PQgetvalue(res, 0, 6) ? "  waiting: " : "",
-				 PQgetvalue(res, 0, 6));
 		if (!s->opts->quiet)
-			pgs_live_update(line);
+			pgs_live_backfill(&bp);
 	}
 	else
 	{
-		pgs_emit(s->L, "progress", "job", 's', s->watch_job, "rows", 'i', rows,
-				 "keys", 'i', keys, "total", 'i', total, "percent", 'd', pct,
-				 "rate", 'd', rate, "eta_seconds", 'i', eta,
-				 "waiting", 's', *PQgetvalue(res, 0, 6) ? PQgetvalue(res, 0, 6) : NULL, NULL);
+		pgs_emit(s->L, "progress", "job", 's', s->watch_job, "rows", 'i', bp.rows,
+				 "keys", 'i', bp.keys, "total", 'i', bp.total, "percent", 'd', bp.percent,
+				 "rate", 'd', bp.rate, "eta_seconds", 'i', bp.eta,
+				 "waiting", 's', *bp.waiting ? bp.waiting : NULL, NULL);
 		s->watch_next_line = t + 10000;
 	}
 	PQclear(res);
@@ -269,14 +223,7 @@ tick(void *arg)
 	if (s->watch_job[0])
 		show_backfill_progress(s, t);
 	else if (s->cur_phase && !s->opts->quiet && !s->opts->json && isatty(STDOUT_FILENO))
-	{
-		char		line[256];
-		int			secs = (int) ((t - s->cur_started) / 1000);
-
-		snprintf(line, sizeof(line), "    ... %s running for %d:%02d", s->cur_phase,
-				 secs / 60, secs % 60);
-		pgs_live_update(line);
-	}
+		pgs_live_elapsed(s->cur_phase, (int) ((t - s->cur_started) / 1000));
 	if (s->leased && t - s->last_heartbeat > 10000)
 	{
 		const char *p[1] = {s->name};

@@ -40,46 +40,6 @@ extern const size_t pgs_prelude_len;
 #define PRELUDE_KEY "pgshift.prelude"
 #define FAILURE_METATABLE "pgshift.failure"
 
-/*
- * The live line: on a terminal, the running phase's elapsed time, redrawn in
- * place.  Everything else printed clears it first.
- */
-static bool live_shown = false;
-
-void
-pgs_live_clear(void)
-{
-	if (live_shown)
-	{
-		pgs_term_control("\r\033[K");
-		live_shown = false;
-	}
-}
-
-/* The line's text goes through the output filter; only "\r\033[K" does not. */
-void
-pgs_live_update(const char *text)
-{
-	pgs_term_control("\r\033[K");
-	fputs(text, stdout);
-	fflush(stdout);
-	live_shown = true;
-}
-
-void
-pgs_errorf(const char *fmt,...)
-{
-	va_list		ap;
-
-	pgs_live_clear();
-	fflush(stdout);
-	fputs("pgshift: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fflush(stderr);
-}
-
 /* Does msg already start with "chunk:line:"? */
 static bool
 has_position(const char *msg)
@@ -95,30 +55,6 @@ has_position(const char *msg)
 	while (*p >= '0' && *p <= '9')
 		p++;
 	return *p == ':';
-}
-
-/*
- * pgs_push_where: pushes "file:line: " of the innermost active function
- * defined in a file (chunk name "@..."), or "" when there is none: the line
- * of the migration code that called into the runner.  assert() and error
- * objects without position get it too.
- */
-void
-pgs_push_where(lua_State *L)
-{
-	lua_Debug	ar;
-	int			level;
-
-	for (level = 1; lua_getstack(L, level, &ar); level++)
-	{
-		lua_getinfo(L, "Sl", &ar);
-		if (ar.source[0] == '@' && ar.currentline > 0)
-		{
-			lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
-			return;
-		}
-	}
-	lua_pushliteral(L, "");
 }
 
 /* Is the value at idx a table with the named metatable? */
@@ -262,22 +198,18 @@ pgs_print_failure(lua_State *L, int idx, FILE *out, const char *context,
 {
 	const char *msg;
 	const char *tb;
+	PgsError	err;
+	bool		sql;
 
 	idx = lua_absindex(L, idx);
 	msg = field_string(L, idx, "message");
-	pgs_live_clear();
-	fflush(stdout);
-	fprintf(out, "pgshift: %s\n", msg ? msg : "unknown error");
-	if (context)
-		fprintf(out, "  %s\n", context);
-
-	if (lua_getfield(L, idx, "sqlerror") == LUA_TTABLE)
+	tb = verbose ? field_string(L, idx, "traceback") : NULL;
+	memset(&err, 0, sizeof(err));
+	if ((sql = lua_getfield(L, idx, "sqlerror") == LUA_TTABLE))
 	{
 		int			e = lua_gettop(L);
-		PgsError	err;
 
 		/* borrowed strings: printed, never freed */
-		memset(&err, 0, sizeof(err));
 		err.detail = (char *) field_string(L, e, "detail");
 		err.hint = (char *) field_string(L, e, "hint");
 		err.statement = (char *) field_string(L, e, "statement");
@@ -285,14 +217,10 @@ pgs_print_failure(lua_State *L, int idx, FILE *out, const char *context,
 		lua_getfield(L, e, "position");
 		err.position = (int) lua_tointeger(L, -1);
 		lua_pop(L, 1);
-		pgs_error_print(out, &err);
 	}
+	pgs_print_error(out, msg ? msg : "unknown error", NULL, context,
+					sql ? &err : NULL, tb);
 	lua_pop(L, 1);
-
-	tb = field_string(L, idx, "traceback");
-	if (verbose && tb)
-		fprintf(out, "%s\n", tb);
-	fflush(out);
 }
 
 /* ---- the sandbox's guard ---- */
