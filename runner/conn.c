@@ -389,6 +389,24 @@ pgs_exec(PGconn *conn, const char *sql, int nparams,
 }
 
 /*
+ * pgs_exec_unchecked: runs sql (one statement, no parameters) whose outcome
+ * changes nothing that follows: a ROLLBACK of a transaction a phase left
+ * open, a session setting.  Unlike pgs_exec it also runs on the work
+ * connection after an interrupt (that ROLLBACK must go through), and it
+ * neither ticks nor can be cancelled, so use it only for statements that
+ * take no time.  Returns whether it succeeded.
+ */
+bool
+pgs_exec_unchecked(PGconn *conn, const char *sql)
+{
+	PGresult   *res = PQexec(conn, sql);
+	ExecStatusType status = PQresultStatus(res);
+
+	PQclear(res);
+	return status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK;
+}
+
+/*
  * Server notices (warnings: see pgs_connect) go to stderr on a line of their
  * own, never into the middle of the live progress line.
  */
@@ -411,7 +429,6 @@ pgs_connect(const char *dsn, const char *appname, PgsError *err)
 	const char *keys[] = {"dbname", "fallback_application_name", NULL};
 	const char *vals[] = {dsn, appname, NULL};
 	PGconn	   *conn;
-	PGresult   *res;
 
 	conn = PQconnectdbParams(keys, vals, 1);
 	if (conn == NULL)
@@ -431,8 +448,7 @@ pgs_connect(const char *dsn, const char *appname, PgsError *err)
 	 * output; warnings and errors are not.  A phase may SET it lower.
 	 */
 	PQsetNoticeReceiver(conn, notice_receiver, NULL);
-	res = PQexec(conn, "SET client_min_messages = warning");
-	PQclear(res);
+	pgs_exec_unchecked(conn, "SET client_min_messages = warning");
 	return conn;
 }
 

@@ -273,9 +273,7 @@ rollback_open_transaction(Session *s)
 
 	if (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR)
 	{
-		PGresult   *res = PQexec(s->work, "ROLLBACK");
-
-		PQclear(res);
+		pgs_exec_unchecked(s->work, "ROLLBACK");
 		return true;
 	}
 	return false;
@@ -790,30 +788,21 @@ verify_phases(Session *s)
 
 /* ---- the session ---- */
 
-/* The migration's phases as the JSON that shift.migration_begin takes. */
+/*
+ * Pushes the migration's phases as the JSON that shift.migration_begin
+ * takes, written by the prelude's JSON writer; NULL (the failure pushed and
+ * printed) if that fails.
+ */
 static const char *
 push_phases_json(Session *s)
 {
-	luaL_Buffer b;
-	int			i;
-
-	luaL_buffinit(s->L, &b);
-	luaL_addchar(&b, '[');
-	for (i = 1; i <= s->nphases; i++)
+	pgs_push_prelude_function(s->L, "phases_json");
+	lua_pushvalue(s->L, s->mig);
+	if (pgs_pcall(s->L, 1, 1) != LUA_OK)
 	{
-		const char *name = push_phase(s, i);
-		int			phase = lua_gettop(s->L);
-		char		item[256];
-
-		/* names are validated: letters, digits, _ . - only */
-		snprintf(item, sizeof(item), "%s{\"name\":\"%s\",\"reversible\":%s,\"has_verify\":%s}",
-				 i > 1 ? "," : "", name, phase_has(s, phase, "down") ? "true" : "false",
-				 phase_has(s, phase, "verify") ? "true" : "false");
-		lua_pop(s->L, 1);
-		luaL_addstring(&b, item);
+		pgs_print_failure(s->L, -1, stderr, "internal error in pgshift", true);
+		return NULL;
 	}
-	luaL_addchar(&b, ']');
-	luaL_pushresult(&b);
 	return lua_tostring(s->L, -1);
 }
 
@@ -1040,8 +1029,7 @@ open_session(Session *s)
 	s->workdb = lua_gettop(L);
 	pgs_db_pin(L, s->workdb);
 	/* a backend whose runner vanished stops its statement (and frees the lock) */
-	res = PQexec(s->work, "SET client_connection_check_interval = '1s'");
-	PQclear(res);
+	pgs_exec_unchecked(s->work, "SET client_connection_check_interval = '1s'");
 	snprintf(s->work_pid, sizeof(s->work_pid), "%d", PQbackendPID(s->work));
 	if (!take_lock(s))
 		return false;
@@ -1111,9 +1099,9 @@ open_session(Session *s)
 							 s->work_pid, PGS_VERSION, s->host, runner_pid, path,
 							 s->opts->allow_drift ? "true" : "false"};
 
-		res = record(s, "SELECT status, needs_cleanup FROM shift.migration_begin("
-					 "$1, $2, $3::jsonb, $4, $5::int, $6, $7, $8::int, $9, $10::boolean)",
-					 10, p);
+		res = p[2] ? record(s, "SELECT status, needs_cleanup FROM shift.migration_begin("
+							"$1, $2, $3::jsonb, $4, $5::int, $6, $7, $8::int, $9, $10::boolean)",
+							10, p) : NULL;
 		lua_pop(L, 1);
 	}
 	if (res == NULL)

@@ -97,6 +97,7 @@ extern void pgs_maybe_tick(void);
 extern double pgs_monotonic_seconds(void);
 extern PGresult *pgs_exec(PGconn *conn, const char *sql, int nparams,
 						  const char *const *values, PgsError *err);
+extern bool pgs_exec_unchecked(PGconn *conn, const char *sql);
 extern void pgs_error_from_result(PGconn *conn, const PGresult *res,
 								  const char *sql, PgsError *err);
 extern void pgs_error_clear(PgsError *err);

@@ -240,6 +240,15 @@ function M.json(v)
   return table.concat(out)
 end
 
+-- M.phases_json(mig): the migration's phases as shift.migration_begin takes them.
+function M.phases_json(mig)
+  local out = M.array()
+  for i, p in ipairs(mig.phases) do
+    out[i] = { name = p.name, reversible = p.down ~= nil, has_verify = p.verify ~= nil }
+  end
+  return M.json(out)
+end
+
 local function duration(ms)
   if ms == nil then return "?" end
   if ms < 1000 then return string.format("%.0f ms", ms) end
