@@ -127,6 +127,16 @@ extern void pgs_push_where(lua_State *L);
 
 /* ---- script.c: Lua state, prelude, protected calls, failures ---- */
 
+/* A module of the prelude, scripts/prelude/NAME.lua (see prelude_lua.c). */
+typedef struct PgsPreludeModule
+{
+	const char *name;
+	const unsigned char *text;
+	size_t		len;
+} PgsPreludeModule;
+
+extern const PgsPreludeModule pgs_prelude[];	/* in load order, then {NULL} */
+
 struct PgsOptions;
 extern lua_State *pgs_lua_new(const struct PgsOptions *opts);
 extern lua_State *pgs_lua_new_sandbox(const struct PgsOptions *opts);

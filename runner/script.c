@@ -33,10 +33,6 @@
 
 #include "pgshift.h"
 
-/* runner/prelude_lua.c, generated from scripts/prelude.lua by the Makefile */
-extern const unsigned char pgs_prelude[];
-extern const size_t pgs_prelude_len;
-
 #define PRELUDE_KEY "pgshift.prelude"
 #define FAILURE_METATABLE "pgshift.failure"
 
@@ -610,7 +606,19 @@ l_sqlerror(lua_State *L)
 	return 1;
 }
 
+/*
+ * C.where() -> "file:line: " of the innermost line of a migration file
+ * running (see pgs_push_where), "" if none.
+ */
+static int
+l_where(lua_State *L)
+{
+	pgs_push_where(L);
+	return 1;
+}
+
 static const luaL_Reg c_helpers[] = {
+	{"where", l_where},
 	{"sqlerror", l_sqlerror},
 	{"write", l_write},
 	{"sleep", l_sleep},
@@ -719,21 +727,41 @@ pgs_clear_interrupt_hook(lua_State *L)
 }
 
 /*
- * Runs the prelude with the C helpers as its argument and keeps its module
- * table in the registry.  Raises on failure (the caller is protected).
+ * Runs the prelude's modules in order (runner/Makefile's PRELUDE), each with
+ * the C helpers and the table of the modules run before it as arguments,
+ * and keeps the table of the last one, api.lua (what C calls by name), in
+ * the registry.  Raises on failure (the caller is protected).
  */
 static int
 open_prelude(lua_State *L)
 {
-	if (luaL_loadbufferx(L, (const char *) pgs_prelude, pgs_prelude_len,
-						 "=[prelude]", "t") != LUA_OK)
-		return lua_error(L);
+	const PgsPreludeModule *m;
+	int			helpers;
+	int			modules;
+
 	luaL_newlib(L, c_helpers);
 	pgs_push_db_methods(L);
 	lua_setfield(L, -2, "db_methods");
-	lua_call(L, 1, 1);
-	if (!lua_istable(L, -1))
-		return luaL_error(L, "the prelude did not return its module table");
+	helpers = lua_gettop(L);
+	lua_newtable(L);
+	modules = lua_gettop(L);
+	for (m = pgs_prelude; m->name; m++)
+	{
+		char		chunkname[64];
+
+		/* tracebacks name the file: [prelude/db.lua]:42 */
+		snprintf(chunkname, sizeof(chunkname), "=[prelude/%s.lua]", m->name);
+		if (luaL_loadbufferx(L, (const char *) m->text, m->len, chunkname, "t") != LUA_OK)
+			return lua_error(L);
+		lua_pushvalue(L, helpers);
+		lua_pushvalue(L, modules);
+		lua_call(L, 2, 1);
+		if (!lua_istable(L, -1))
+			return luaL_error(L, "the prelude's module %s did not return its table", m->name);
+		lua_setfield(L, modules, m->name);
+	}
+	if (lua_getfield(L, modules, "api") != LUA_TTABLE)
+		return luaL_error(L, "the prelude has no module api");
 	lua_setfield(L, LUA_REGISTRYINDEX, PRELUDE_KEY);
 	return 0;
 }

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# The prelude's db methods, seen from the migration file: an error about a
+# call's arguments names the file's line of the call, never a line of the
+# runner's own Lua; every statement a plan records (a helper's, an online
+# recipe's) names the line of the migration file that made it; identifiers
+# and literals are quoted by libpq (db:quote_ident, db:quote_literal), the
+# same in a plan made offline.
+. "$(dirname "$0")/lib.sh"
+
+new_db calls
+
+# ---- argument errors point at the call (plan --offline: no server needed)
+# bad_call NAME CALL MESSAGE: a phase whose up makes CALL is planned; the
+# dry run stops at the file's line 2 with MESSAGE, naming no prelude line.
+bad_call() {
+  local f
+  f=$(mig "bad_$1" <<LUA
+return migration { name = "bad", phases = { { name = "a", up = function(db)
+  $2
+end } } }
+LUA
+)
+  pgshift plan --offline "$f"
+  expect_in "$1: the dry run stops at the file's line" "$OUT" "-- the dry run stopped here: $f:2: $3"
+  expect_not_in "$1: and never at the prelude's" "$OUT" "[prelude"
+}
+bad_call checksum 'db:checksum{ table = "t", bogus = 1 }' \
+  "db:checksum: unknown option 'bogus' (allowed: columns, table)"
+bad_call backfill 'db:backfill{ table = "t", set = "x = 1", bogus = 1 }' "db:backfill: unknown option 'bogus'"
+bad_call cutover 'db:cutover{ bogus = 1 }' "db:cutover: unknown option 'bogus'"
+bad_call cutover_sync 'db:cutover{}' "db:cutover: 'sync' is required"
+bad_call not_null 'db:drop_not_null{ table = "t" }' "db:drop_not_null: 'column' is required"
+bad_call compare_key 'db:compare{ source = "a", target = "b", key = 5 }' "db:compare: 'key' must be a list"
+bad_call sync_columns 'db:sync{ table = "t", set = "a = 1", columns = 5 }' "db:sync: 'columns' must be a list"
+
+# ---- every recorded statement names the line of the migration file that made it
+f=$(mig made <<'LUA'
+return migration { name = "made", phases = {
+  { name = "index",
+    up = function(db)
+      db:create_index{ name = "t_x", table = "t", columns = { "x" } }
+    end,
+    down = function(db) db:drop_index{ name = "t_x", table = "t" } end },
+  online.change_column_type{ table = "t", column = "x", type = "bigint" },
+} }
+LUA
+)
+pgshift plan --offline --format json "$f"
+expect_rc "plan of helpers and an online recipe" 0
+expect_eq "a helper's statement: the helper's call" \
+  "$(json_field "$OUT" '{phases,0,up,statements,0,where}')" "$f:4: "
+expect_eq "its down's too" "$(json_field "$OUT" '{phases,0,down,statements,0,where}')" "$f:6: "
+wheres=$(psql -X -q -A -t -d "$DB" -v j="$OUT" <<<"SELECT string_agg(DISTINCT s->>'where', '|')
+  FROM jsonb_array_elements((:'j')::jsonb -> 'phases') WITH ORDINALITY p(ph, n),
+       LATERAL (VALUES (ph -> 'up'), (ph -> 'down')) x(step),
+       LATERAL jsonb_array_elements(step -> 'statements') s
+ WHERE n > 1 AND step <> 'null'")
+expect_eq "every statement of change_column_type's five phases: the recipe's call" "$wheres" "$f:7: "
+expect_not_in "no statement names the prelude" "$OUT" "[prelude"
+
+# ---- quoting through libpq: the same text in a run and in an offline plan
+f=$(mig quoted <<'LUA'
+return migration { name = "quoted", phases = {
+  { name = "make",
+    up = function(db)
+      db:exec("CREATE TABLE " .. db:quote_ident('we"ird t') .. " (v text)")
+      local insert = "INSERT INTO " .. db:quote_ident('we"ird t') .. " VALUES ("
+        .. db:quote_literal("it's") .. "), (" .. db:quote_literal([[back\slash]]) .. ")"
+      log(insert)
+      db:exec(insert)
+    end,
+    down = function(db) db:exec("DROP TABLE " .. db:quote_ident('we"ird t')) end },
+} }
+LUA
+)
+insert="INSERT INTO \"we\"\"ird t\" VALUES ('it''s'), ( E'back\\\\slash')"
+pgshift --dsn "dbname=$DB" run "$f"
+expect_rc "a migration quoting with db:quote_ident and db:quote_literal runs" 0
+expect_in "libpq quoted them" "$OUT" "    $insert"
+expect_eq "the identifier and both literals arrived as written" \
+  "$(q "SELECT string_agg(v, ',' ORDER BY v) FROM \"we\"\"ird t\"")" 'back\slash,it'"'"'s'
+pgshift plan --offline "$f"
+expect_in "an offline plan quotes the same way" "$OUT" "    $insert;"
+f=$(mig zero <<'LUA'
+return migration { name = "zero", phases = { { name = "a", up = function(db)
+  db:quote_ident("a\0b")
+end } } }
+LUA
+)
+pgshift --dsn "dbname=$DB" run "$f"
+expect_rc "quoting a zero byte is refused" 1
+expect_first_line "naming the call" "$f:2: db:quote_ident: the text to quote contains a zero byte (at byte 2)"
