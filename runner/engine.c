@@ -875,8 +875,8 @@ take_lock(Session *s)
 				 "h.lease_host, h.lease_runner_pid, "
 				 "to_char(h.lease_since, 'YYYY-MM-DD HH24:MI:SS'), "
 				 "extract(epoch FROM h.heartbeat_age)::int, "
-				 "m.lease_work_pid IS NOT DISTINCT FROM h.pid "
-				 "FROM shift.lock_holder($1) h LEFT JOIN shift.migration m ON m.name = $1",
+				 "l.work_pid IS NOT DISTINCT FROM h.pid "
+				 "FROM shift.lock_holder($1) h LEFT JOIN shift.lease l ON l.migration = $1",
 				 1, p);
 	if (res == NULL)
 		return false;
@@ -1038,8 +1038,8 @@ open_session(Session *s)
 	{
 		const char *p[1] = {s->name};
 
-		if ((res = record(s, "SELECT lease_runner_pid, lease_host FROM shift.migration "
-						  "WHERE name = $1 AND lease_control_pid IS NOT NULL", 1, p)) == NULL)
+		if ((res = record(s, "SELECT runner_pid, host FROM shift.lease WHERE migration = $1",
+						  1, p)) == NULL)
 			return false;
 		if (PQntuples(res) > 0)
 		{
@@ -1065,8 +1065,8 @@ open_session(Session *s)
 		int			count;
 		bool		refused = false;
 
-		if ((res = record(s, "SELECT status, needs_cleanup FROM shift.phase WHERE migration = $1 "
-						  "ORDER BY ordinal", 1, mp)) == NULL)
+		if ((res = record(s, "SELECT status, needs_cleanup FROM shift.phase_status "
+						  "WHERE migration = $1 ORDER BY ordinal", 1, mp)) == NULL)
 			return false;
 		if (PQntuples(res) == s->nphases)
 		{

@@ -1,4 +1,5 @@
--- scripts/prelude/status.lua: `pgshift status`, from the shift.status view.
+-- scripts/prelude/status.lua: `pgshift status`, from the shift.status and
+-- shift.phase_status views.
 
 local C, P = ...
 local output = P.output
@@ -22,7 +23,7 @@ local PHASES_SQL = [[
 SELECT p.ordinal, p.name, p.status, p.reversible, p.needs_cleanup, p.attempts,
        date_trunc('milliseconds', p.duration)::text AS duration, p.rows_affected,
        p.error_message, p.error_sqlstate
-  FROM shift.phase p WHERE p.migration = $1 ORDER BY p.ordinal]]
+  FROM shift.phase_status p WHERE p.migration = $1 ORDER BY p.ordinal]]
 
 local function pad(s, n) s = tostring(s or ""); return s .. string.rep(" ", n - #s) end
 

@@ -4,7 +4,9 @@
 # runner's own Lua; every statement a plan records (a helper's, an online
 # recipe's) names the line of the migration file that made it; identifiers
 # and literals are quoted by libpq (db:quote_ident, db:quote_literal), the
-# same in a plan made offline.
+# same in a plan made offline; and plan reads the recorded state through the
+# views meant for the runner, so a migration whose runner died reads as
+# interrupted there as in `pgshift status`.
 . "$(dirname "$0")/lib.sh"
 
 new_db calls
@@ -90,3 +92,34 @@ LUA
 pgshift --dsn "dbname=$DB" run "$f"
 expect_rc "quoting a zero byte is refused" 1
 expect_first_line "naming the call" "$f:2: db:quote_ident: the text to quote contains a zero byte (at byte 2)"
+
+# ---- a migration whose runner died reads as interrupted, in plan as in status
+q "CREATE TABLE slept (x int)"
+f=$(mig dies <<'LUA'
+return migration { name = "dies", phases = {
+  { name = "sleep", up = function(db)
+      db:exec("INSERT INTO slept VALUES (1)")
+      db:exec("SELECT pg_sleep(60)")
+    end,
+    down = function(db) end },
+} }
+LUA
+)
+"$PGSHIFT" --dsn "dbname=$DB" run "$f" >"$WORK/dies.out" 2>&1 &
+k=$!
+wait_for "the runner is in its phase" 20 "SELECT count(*) = 1 FROM slept"
+{ kill -9 "$k"; wait "$k"; } 2>/dev/null
+# its session ends within client_connection_check_interval, and the lock with it
+wait_for "the dead runner's lock is gone" 20 \
+  "SELECT NOT runner_alive FROM shift.status WHERE migration = 'dies'"
+expect_eq "the recorded migration still says running" \
+  "$(q "SELECT status FROM shift.migration WHERE name = 'dies'")" running
+pgshift --dsn "dbname=$DB" status dies
+expect_in "status says interrupted" "$OUT" "migration dies: interrupted"
+pgshift --dsn "dbname=$DB" plan "$f"
+expect_rc "plan of it" 0
+expect_in "plan says interrupted too" "$OUT" "state: interrupted"
+pgshift --dsn "dbname=$DB" plan --format json "$f"
+expect_eq "its phase as recorded" "$(json_field "$OUT" '{phases,0,state}')" running
+pgshift --dsn "dbname=$DB" rollback "$f"
+expect_rc "and it rolls back" 0
