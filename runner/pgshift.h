@@ -12,7 +12,7 @@
  *	 conn.c		libpq: connect, execute, PgsError
  *	 luadb.c	the db object of Lua (its C methods)
  *	 script.c	the Lua state, the embedded prelude, protected calls, the sandbox
- *	 engine.c, inspect.c, compare.c	the commands
+ *	 engine.c (with lock.c), inspect.c, compare.c	the commands
  *	 main.c		the command line
  */
 #ifndef PGSHIFT_H
@@ -195,6 +195,13 @@ typedef struct PgsOptions
 
 extern int	pgs_cmd_session(const PgsOptions *opts, const char *command,
 							const char *path);
+
+/* What a failed bookkeeping statement on the control connection says. */
+#define PGS_CONTROL_CONTEXT "while recording progress in shift.* (control connection)"
+
+/* ---- lock.c: the migration's lock ---- */
+extern bool pgs_take_lock(lua_State *L, PGconn *work, PGconn *ctl,
+						  const char *name, double lock_wait);
 
 /* ---- inspect.c: commands that only read ---- */
 extern int	pgs_cmd_plan(const PgsOptions *opts, const char *path);
