@@ -72,8 +72,9 @@ local CUTOVER_OPTIONS = {
 }
 local function cutover(db, opts, revert, where)
   local what = revert and "db:cutover_revert" or "db:cutover"
-  opts = D.check_options(opts, CUTOVER_OPTIONS, what, 4)
-  D.required(opts, "sync", what, nil, 4)
+  -- db:cutover and db:cutover_revert tail-call this: level 3 is their caller
+  opts = D.check_options(opts, CUTOVER_OPTIONS, what)
+  D.required(opts, "sync", what)
   if revert and opts.archive ~= nil then error(what .. ": 'archive' applies to db:cutover", 3) end
   if db:in_transaction() then
     error(what .. ": must run outside db:transaction (it is its own short transaction)", 3)

@@ -12,8 +12,9 @@
 new_db calls
 
 # ---- argument errors point at the call (plan --offline: no server needed)
-# bad_call NAME CALL MESSAGE: a phase whose up makes CALL is planned; the
-# dry run stops at the file's line 2 with MESSAGE, naming no prelude line.
+# bad_call NAME CALL MESSAGE [LINE]: a phase whose up makes CALL (from line
+# 2) is planned; the dry run stops at the file's LINE (2) with MESSAGE,
+# naming no prelude line.
 bad_call() {
   local f
   f=$(mig "bad_$1" <<LUA
@@ -23,7 +24,7 @@ end } } }
 LUA
 )
   pgshift plan --offline "$f"
-  expect_in "$1: the dry run stops at the file's line" "$OUT" "-- the dry run stopped here: $f:2: $3"
+  expect_in "$1: the dry run stops at the file's line" "$OUT" "-- the dry run stopped here: $f:${4:-2}: $3"
   expect_not_in "$1: and never at the prelude's" "$OUT" "[prelude"
 }
 bad_call checksum 'db:checksum{ table = "t", bogus = 1 }' \
@@ -32,6 +33,17 @@ bad_call backfill 'db:backfill{ table = "t", set = "x = 1", bogus = 1 }' "db:bac
 bad_call cutover 'db:cutover{ bogus = 1 }' "db:cutover: unknown option 'bogus'"
 bad_call cutover_sync 'db:cutover{}' "db:cutover: 'sync' is required"
 bad_call not_null 'db:drop_not_null{ table = "t" }' "db:drop_not_null: 'column' is required"
+# from a function of the file's own: the line of the call, not of the function's caller
+nested=$'local function f()
+    db:cutover{ bogus = 1 }
+  end
+  f()'
+bad_call nested_cutover "$nested" "db:cutover: unknown option 'bogus'" 3
+nested=$'local function f()
+    db:add_not_null{ table = "t" }
+  end
+  f()'
+bad_call nested_not_null "$nested" "db:add_not_null: 'column' is required" 3
 bad_call compare_key 'db:compare{ source = "a", target = "b", key = 5 }' "db:compare: 'key' must be a list"
 bad_call sync_columns 'db:sync{ table = "t", set = "a = 1", columns = 5 }' "db:sync: 'columns' must be a list"
 
