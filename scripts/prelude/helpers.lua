@@ -203,47 +203,44 @@ end
 -- validated check instead of scanning), then the check goes.
 local NOT_NULL_OPTIONS = { table = true, column = true, constraint = true, lock_timeout = true }
 
--- What db:add_not_null and db:drop_not_null take (errors at the method's caller).
-local function not_null_options(opts, what)
+-- What db:add_not_null and db:drop_not_null work on: the table (as given,
+-- and as the server names it, n.t), the column and the CHECK's names (and
+-- quoted: n.qcol, n.qcon), where the call is, its lock_timeout.  Errors
+-- point at the method's caller.
+local function not_null_target(db, opts, what)
   opts = D.check_options(opts, NOT_NULL_OPTIONS, what, 4)
-  local tbl = D.required(opts, "table", what, nil, 4)
-  local col = D.required(opts, "column", what, nil, 4)
-  return opts, tbl, col, opts.constraint or (D.bare_name(tbl) .. "_" .. col .. "_not_null")
+  local n = { tbl = D.required(opts, "table", what, nil, 4),
+              col = D.required(opts, "column", what, nil, 4),
+              where = D.where(), lt = { lock_timeout = opts.lock_timeout } }
+  n.con = opts.constraint or (D.bare_name(n.tbl) .. "_" .. n.col .. "_not_null")
+  n.qcol, n.qcon = D.qi(db, n.col), D.qi(db, n.con)
+  n.t = D.table_name(db, n.where, n.tbl)
+  return n
 end
 
 function H.add_not_null(db, opts)
-  local tbl, col, con
-  opts, tbl, col, con = not_null_options(opts, "db:add_not_null")
-  local where = D.where()
-  local lt = { lock_timeout = opts.lock_timeout }
-  local t = D.table_name(db, where, tbl)
-  local nn = D.lookup(db, where, "SELECT attnotnull FROM pg_catalog.pg_attribute"
-    .. " WHERE attrelid = $1::pg_catalog.regclass AND attname = $2 AND NOT attisdropped", tbl, col)[1]
+  local n = not_null_target(db, opts, "db:add_not_null")
+  local function alter(what) D.ddl_at(db, n.where, "ALTER TABLE " .. n.t .. " " .. what, n.lt) end
+  local nn = D.lookup(db, n.where, "SELECT attnotnull FROM pg_catalog.pg_attribute"
+    .. " WHERE attrelid = $1::pg_catalog.regclass AND attname = $2 AND NOT attisdropped", n.tbl, n.col)[1]
   if nn and nn.attnotnull then
-    output.log(t .. "." .. col .. " is NOT NULL already")
+    output.log(n.t .. "." .. n.col .. " is NOT NULL already")
   else
-    local state = constraint_state(db, where, tbl, con)
+    local state = constraint_state(db, n.where, n.tbl, n.con)
     if state == nil then
-      D.ddl_at(db, where, "ALTER TABLE " .. t .. " ADD CONSTRAINT " .. D.qi(db, con) .. " CHECK (" .. D.qi(db, col)
-        .. " IS NOT NULL) NOT VALID", lt)
+      alter("ADD CONSTRAINT " .. n.qcon .. " CHECK (" .. n.qcol .. " IS NOT NULL) NOT VALID")
     end
-    if state ~= true then
-      D.ddl_at(db, where, "ALTER TABLE " .. t .. " VALIDATE CONSTRAINT " .. D.qi(db, con), lt)
-    end
-    D.ddl_at(db, where, "ALTER TABLE " .. t .. " ALTER COLUMN " .. D.qi(db, col) .. " SET NOT NULL", lt)
+    if state ~= true then alter("VALIDATE CONSTRAINT " .. n.qcon) end
+    alter("ALTER COLUMN " .. n.qcol .. " SET NOT NULL")
   end
-  D.ddl_at(db, where, "ALTER TABLE " .. t .. " DROP CONSTRAINT IF EXISTS " .. D.qi(db, con), lt)
+  alter("DROP CONSTRAINT IF EXISTS " .. n.qcon)
 end
 
 -- db:drop_not_null{table =, column =}: the way back.
 function H.drop_not_null(db, opts)
-  local tbl, col, con
-  opts, tbl, col, con = not_null_options(opts, "db:drop_not_null")
-  local where = D.where()
-  local lt = { lock_timeout = opts.lock_timeout }
-  local t = D.table_name(db, where, tbl)
-  D.ddl_at(db, where, "ALTER TABLE " .. t .. " DROP CONSTRAINT IF EXISTS " .. D.qi(db, con), lt)
-  D.ddl_at(db, where, "ALTER TABLE " .. t .. " ALTER COLUMN " .. D.qi(db, col) .. " DROP NOT NULL", lt)
+  local n = not_null_target(db, opts, "db:drop_not_null")
+  D.ddl_at(db, n.where, "ALTER TABLE " .. n.t .. " DROP CONSTRAINT IF EXISTS " .. n.qcon, n.lt)
+  D.ddl_at(db, n.where, "ALTER TABLE " .. n.t .. " ALTER COLUMN " .. n.qcol .. " DROP NOT NULL", n.lt)
 end
 
 -- db:add_foreign_key{table =, columns = {...}, references =, ref_columns = {...},
