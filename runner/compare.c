@@ -3,8 +3,8 @@
  *	  pgshift compare: one table on two servers, compared by chunk checksums.
  *
  * Each side runs in a REPEATABLE READ READ ONLY transaction, so every query
- * on it sees one snapshot.  Both servers work at once (asynchronous libpq,
- * one poll loop):
+ * on it sees one snapshot.  Both servers work at once (pgs_send and
+ * pgs_wait_any of conn.c):
  *
  *	 1. each side sums its table into 2^n key-hash buckets
  *		(shift.chunk_checksums with buckets => 2^n), in page ranges so that
@@ -18,14 +18,9 @@
  * Only sums and the rows of differing buckets cross the wire.  Exit status:
  * 0 equal, 1 different, 2 usage or connection error.
  */
-#include <errno.h>
 #include <inttypes.h>
-#include <poll.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "pgshift.h"
@@ -132,14 +127,6 @@ count_received(const PGresult *res)
 	wire_received += 1 + 4 + 16;	/* CommandComplete */
 }
 
-static volatile sig_atomic_t compare_interrupted = 0;
-
-static void
-on_signal(int sig)
-{
-	compare_interrupted = 1;
-}
-
 static void *
 xmalloc(size_t n)
 {
@@ -207,6 +194,7 @@ list_literal(const char *list)
 
 /* ---------------------------------------------------------------- both servers at once */
 
+/* Sends a statement on a side (pgs_send), without waiting for it. */
 static bool
 side_send(Side *s, const char *sql, int nparams, const char *const *values)
 {
@@ -215,9 +203,8 @@ side_send(Side *s, const char *sql, int nparams, const char *const *values)
 	PQclear(s->result);
 	s->result = NULL;
 	count_sent(sql, nparams, values);
-	if (!PQsendQueryParams(s->conn, sql, nparams, NULL, values, NULL, NULL, 0))
+	if (!pgs_send(s->conn, sql, nparams, values, &s->err))
 	{
-		pgs_error_from_result(s->conn, NULL, sql, &s->err);
 		s->failed = true;
 		return false;
 	}
@@ -225,30 +212,23 @@ side_send(Side *s, const char *sql, int nparams, const char *const *values)
 	return true;
 }
 
-/* Collects a finished statement's result; the first error wins. */
+/* Collects a finished statement's result; the side's first error wins. */
 static void
 side_collect(Side *s)
 {
-	PGresult   *res;
+	PgsError	err;
 
-	while ((res = PQgetResult(s->conn)) != NULL)
+	memset(&err, 0, sizeof(err));
+	s->result = pgs_get_result(s->conn, s->sql, &err);
+	if (s->result)
+		count_received(s->result);
+	else if (!s->failed)
 	{
-		ExecStatusType st = PQresultStatus(res);
-
-		if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
-		{
-			count_received(res);
-			PQclear(s->result);
-			s->result = res;
-		}
-		else
-		{
-			if (!s->failed)
-				pgs_error_from_result(s->conn, res, s->sql, &s->err);
-			s->failed = true;
-			PQclear(res);
-		}
+		s->err = err;			/* the side's error now owns the strings */
+		memset(&err, 0, sizeof(err));
+		s->failed = true;
 	}
+	pgs_error_clear(&err);
 	s->busy = false;
 }
 
@@ -267,51 +247,24 @@ wait_sides(Compare *c)
 
 	for (;;)
 	{
-		struct pollfd pfd[2];
-		int			n = 0;
-		int			map[2];
+		PGconn	   *busy[2];
 		int			i;
 
 		for (i = 0; i < 2; i++)
+			busy[i] = c->side[i].busy ? c->side[i].conn : NULL;
+		if (busy[0] == NULL && busy[1] == NULL)
+			return -1;
+		i = pgs_wait_any(busy, 2, 250);
+		if (i >= 0)
 		{
-			Side	   *s = &c->side[i];
-
-			if (!s->busy)
-				continue;
-			if (!PQconsumeInput(s->conn))
-			{
-				side_collect(s);
-				return i;
-			}
-			if (!PQisBusy(s->conn))
-			{
-				side_collect(s);
-				return i;
-			}
-			pfd[n].fd = PQsocket(s->conn);
-			pfd[n].events = POLLIN;
-			pfd[n].revents = 0;
-			map[n++] = i;
+			side_collect(&c->side[i]);
+			return i;
 		}
-		if (n == 0)
-			return -1;
-		(void) map;
-		if (poll(pfd, n, 250) < 0 && errno != EINTR)
-			return -1;
-		if (compare_interrupted && !cancelled)
+		if (pgs_interrupted && !cancelled)
 		{
 			for (i = 0; i < 2; i++)
 				if (c->side[i].busy)
-				{
-					PGcancel   *cancel = PQgetCancel(c->side[i].conn);
-					char		buf[256];
-
-					if (cancel)
-					{
-						PQcancel(cancel, buf, sizeof(buf));
-						PQfreeCancel(cancel);
-					}
-				}
+					pgs_cancel(c->side[i].conn);
 			cancelled = true;
 		}
 		if (pgs_monotonic_seconds() >= next)
@@ -884,7 +837,6 @@ pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts)
 	int			rc = PGS_EXIT_OK;
 	int			s;
 	int64_t		b;
-	struct sigaction sa;
 
 	memset(&c, 0, sizeof(c));
 	memset(&level, 0, sizeof(level));
@@ -903,10 +855,8 @@ pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts)
 	c.key[0] = copts->key ? list_literal(copts->key) : NULL;
 	c.key[1] = copts->target_key ? list_literal(copts->target_key) : c.key[0];
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	/* the first Ctrl-C (or SIGTERM) cancels both sides' statements */
+	pgs_catch_interrupts(NULL);
 
 	for (s = 0; s < 2 && rc == PGS_EXIT_OK; s++)
 	{
@@ -966,7 +916,7 @@ pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts)
 	if (c.tty && !opts->quiet && !opts->json)
 		pgs_live_clear();
 	match_rows(&c, &n);
-	if (compare_interrupted)
+	if (pgs_interrupted)
 	{
 		pgs_errorf("compare interrupted\n");
 		rc = PGS_EXIT_USAGE;
@@ -1013,17 +963,7 @@ done:
 		pgs_live_clear();
 	for (s = 0; s < 2; s++)
 		if (c.side[s].busy)
-		{
-			/* the other side failed: stop this one's scan rather than leave it running */
-			PGcancel   *cancel = PQgetCancel(c.side[s].conn);
-			char		buf[256];
-
-			if (cancel)
-			{
-				PQcancel(cancel, buf, sizeof(buf));
-				PQfreeCancel(cancel);
-			}
-		}
+			pgs_cancel(c.side[s].conn);	/* the other side failed: stop this one's scan */
 	for (s = 0; s < 2; s++)
 	{
 		PQclear(c.side[s].result);

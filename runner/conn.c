@@ -3,9 +3,11 @@
  *	  The runner's one libpq helper: connect, execute, and turn failures into
  *	  a PgsError that names the server message, SQLSTATE and statement.
  *
- * Every statement the runner sends goes through pgs_exec().  It never
- * returns a failed PGresult: either a result the caller must PQclear(), or
- * NULL with *err filled in, so callers cannot forget an error status.
+ * Every statement the runner sends goes through pgs_exec(), or, when
+ * statements run on several connections at once (pgshift compare), through
+ * pgs_send(), pgs_wait_any() and pgs_get_result().  Neither returns a failed
+ * PGresult: either a result the caller must PQclear(), or NULL with *err
+ * filled in, so callers cannot forget an error status.
  */
 #include <poll.h>
 #include <stdarg.h>
@@ -14,8 +16,6 @@
 #include <time.h>
 
 #include "pgshift.h"
-
-static void cancel_statement(PGconn *conn);
 
 static char *
 dup_or_null(const char *s)
@@ -180,7 +180,7 @@ abandon_copy(PGconn *conn, ExecStatusType status)
 		{
 			if (!canceled)
 			{
-				cancel_statement(conn);
+				pgs_cancel(conn);
 				canceled = true;
 			}
 			while (PQgetCopyData(conn, &buf, 0) > 0)
@@ -228,9 +228,9 @@ pgs_monotonic_seconds(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* Asks the server to cancel the statement running on conn. */
-static void
-cancel_statement(PGconn *conn)
+/* pgs_cancel: asks the server to cancel the statement running on conn. */
+void
+pgs_cancel(PGconn *conn)
 {
 	PGcancel   *cancel = PQgetCancel(conn);
 	char		errbuf[256];
@@ -290,7 +290,7 @@ wait_for_result(PGconn *conn)
 			rc = poll(&pfd, 1, 250);
 			if (is_work && pgs_interrupted && !canceled)
 			{
-				cancel_statement(conn);
+				pgs_cancel(conn);
 				canceled = true;
 			}
 			if (rc > 0 && !PQconsumeInput(conn))
@@ -386,6 +386,96 @@ pgs_exec(PGconn *conn, const char *sql, int nparams,
 			PQclear(res);
 			return NULL;
 	}
+}
+
+/*
+ * pgs_send: sends one statement (the extended protocol, nparams text
+ * parameters, NULL for SQL NULL) and returns without waiting for it, so that
+ * statements on several connections can run at once (pgshift compare).
+ * pgs_wait_any says when its result is there, pgs_get_result takes it.
+ * False, with *err set, if it could not be sent.  Neither ticks nor cancels
+ * on an interrupt: the caller, which waits, decides (pgs_cancel).
+ */
+bool
+pgs_send(PGconn *conn, const char *sql, int nparams,
+		 const char *const *values, PgsError *err)
+{
+	if (PQsendQueryParams(conn, sql, nparams, NULL, values, NULL, NULL, 0))
+		return true;
+	pgs_error_from_result(conn, NULL, sql, err);
+	return false;
+}
+
+/*
+ * pgs_wait_any: waits at most timeout_ms for one of the n (at most
+ * PGS_WAIT_MAX) connections that have a statement in flight (conns[i] not
+ * NULL) to have its result ready, or to have lost its connection (then
+ * pgs_get_result says so).  Returns that connection's index, or -1 if none
+ * did in time, none has a statement in flight, or a signal came.
+ */
+int
+pgs_wait_any(PGconn *const *conns, int n, int timeout_ms)
+{
+	struct pollfd pfd[PGS_WAIT_MAX];
+	int			npfd = 0;
+	int			i;
+
+	for (i = 0; i < n && i < PGS_WAIT_MAX; i++)
+	{
+		if (conns[i] == NULL)
+			continue;
+		if (!PQconsumeInput(conns[i]) || !PQisBusy(conns[i]))
+			return i;
+		pfd[npfd].fd = PQsocket(conns[i]);
+		pfd[npfd].events = POLLIN;
+		pfd[npfd].revents = 0;
+		npfd++;
+	}
+	if (npfd == 0 || poll(pfd, npfd, timeout_ms) <= 0)
+		return -1;
+	for (i = 0; i < n && i < PGS_WAIT_MAX; i++)
+		if (conns[i] != NULL &&
+			(!PQconsumeInput(conns[i]) || !PQisBusy(conns[i])))
+			return i;
+	return -1;
+}
+
+/*
+ * pgs_get_result: the result of the statement pgs_send sent on conn, once
+ * pgs_wait_any said it is ready (before that, it waits): the result to
+ * PQclear(), or NULL with *err set to the statement's first error (or to
+ * libpq's reason when the connection was lost).
+ */
+PGresult *
+pgs_get_result(PGconn *conn, const char *sql, PgsError *err)
+{
+	PGresult   *res;
+	PGresult   *last = NULL;
+	bool		failed = false;
+
+	while ((res = PQgetResult(conn)) != NULL)
+	{
+		ExecStatusType st = PQresultStatus(res);
+
+		if (!failed && (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK))
+		{
+			PQclear(last);
+			last = res;
+			continue;
+		}
+		if (!failed)
+			pgs_error_from_result(conn, res, sql, err);
+		failed = true;
+		PQclear(res);
+	}
+	if (failed)
+	{
+		PQclear(last);
+		return NULL;
+	}
+	if (last == NULL)
+		pgs_error_from_result(conn, NULL, sql, err);
+	return last;
 }
 
 /*

@@ -4,8 +4,9 @@
  *
  * The runner orders work over time (phases, retries, progress); everything
  * that moves rows is a call into the pg_shift extension.  All SQL goes
- * through pgs_exec() in conn.c; all Lua runs in protected mode through
- * script.c; everything printed goes through output.c.
+ * through conn.c (pgs_exec; pgs_send for statements run in parallel); all
+ * Lua runs in protected mode through script.c; everything printed goes
+ * through output.c.
  *
  * The files form layers, each calling only the layers before it:
  *	 output.c	the filtered streams, JSON strings, the live line, error reports
@@ -98,6 +99,13 @@ extern double pgs_monotonic_seconds(void);
 extern PGresult *pgs_exec(PGconn *conn, const char *sql, int nparams,
 						  const char *const *values, PgsError *err);
 extern bool pgs_exec_unchecked(PGconn *conn, const char *sql);
+
+#define PGS_WAIT_MAX	8		/* connections pgs_wait_any watches at once */
+extern bool pgs_send(PGconn *conn, const char *sql, int nparams,
+					 const char *const *values, PgsError *err);
+extern int	pgs_wait_any(PGconn *const *conns, int n, int timeout_ms);
+extern PGresult *pgs_get_result(PGconn *conn, const char *sql, PgsError *err);
+extern void pgs_cancel(PGconn *conn);
 extern void pgs_error_from_result(PGconn *conn, const PGresult *res,
 								  const char *sql, PgsError *err);
 extern void pgs_error_clear(PgsError *err);

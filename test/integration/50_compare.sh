@@ -136,6 +136,33 @@ q "CREATE TABLE typed (id int PRIMARY KEY, v int); INSERT INTO typed VALUES (1, 
 pgshift compare --source "$SRC" --target "$TGT" --table typed
 expect_rc "an int column against a text column is refused on the server" 2
 
+# ---- Ctrl-C: the statements in flight are cancelled, exit 2 at once
+q "CREATE TABLE held (id int PRIMARY KEY)"
+q2 "CREATE TABLE held (id int PRIMARY KEY)"
+psql -X -q -h "$SECOND_HOST" -p "$SECOND_PORT" -U postgres -d "$DB" \
+  -c "BEGIN; LOCK TABLE held; SELECT pg_sleep(60)" >/dev/null 2>&1 &
+holder=$!
+held() { q2 "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+             WHERE c.relname = 'held' AND l.granted = $1"; }
+for _ in $(seq 1 100); do [ "$(held true)" = 1 ] && break; sleep 0.1; done
+"$PGSHIFT" compare --source "$SRC" --target "$TGT" --table held >"$WORK/int.out" 2>"$WORK/int.err" &
+cmp=$!
+for _ in $(seq 1 200); do [ "$(held false)" = 1 ] && break; sleep 0.1; done
+expect_eq "the compare waits for the target's table" "$(held false)" 1
+start=$(date +%s)
+kill -INT "$cmp"
+wait "$cmp"
+RC=$? OUT=$(cat "$WORK/int.out") ERR=$(cat "$WORK/int.err")
+expect_rc "Ctrl-C stops a compare" 2
+expect_eq "promptly (the waiting statement is cancelled)" "$(( $(date +%s) - start < 10 ))" 1
+expect_first_line "the cancelled statement is the cause" "canceling statement due to user request (SQLSTATE 57014)"
+expect_in "on the target" "$ERR" "on the target (host="
+sessions() { q2 "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgshift compare'"; }
+for _ in $(seq 1 50); do [ "$(sessions)" = 0 ] && break; sleep 0.1; done
+expect_eq "and its session is gone from the target" "$(sessions)" 0
+q2 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()" >/dev/null
+wait "$holder"
+
 # ---- db:checksum and db:compare in a validate phase
 q "CREATE TABLE old_t (id int PRIMARY KEY, v text); INSERT INTO old_t SELECT g, 'v' || g FROM generate_series(1, 1000) g;
    CREATE TABLE new_t (id bigint PRIMARY KEY, v text); INSERT INTO new_t SELECT * FROM old_t"
