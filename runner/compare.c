@@ -19,6 +19,7 @@
  * 0 equal, 1 different, 2 usage or connection error.
  */
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -80,6 +81,7 @@ typedef struct Compare
 	const char *pass_name;
 	double		started;
 	bool		tty;
+	lua_State  *L;				/* with --json: the prelude, whose writer writes it */
 } Compare;
 
 /*
@@ -316,24 +318,6 @@ cmp_progress(Compare *c, bool force)
 		snprintf(line, sizeof(line), "compare %s: %s  %.0fs", c->side[0].table, c->pass_name, el);
 	pgs_live_update(line);
 	(void) force;
-}
-
-static void
-json_string(FILE *out, const char *s)
-{
-	fputc('"', out);
-	for (; *s; s++)
-	{
-		unsigned char ch = (unsigned char) *s;
-
-		if (ch == '"' || ch == '\\')
-			fprintf(out, "\\%c", ch);
-		else if (ch < 0x20)
-			fprintf(out, "\\u%04x", ch);
-		else
-			fputc(ch, out);
-	}
-	fputc('"', out);
 }
 
 /* ---------------------------------------------------------------- the passes */
@@ -627,13 +611,8 @@ report(Compare *c, const char *kind, const Row *row, Counts *n)
 	else
 		n->missing_in_source++;
 	if (c->opts->json)
-	{
-		fputs("{\"event\":\"difference\",\"kind\":", stdout);
-		json_string(stdout, kind);
-		fputs(",\"key\":", stdout);
-		json_string(stdout, row->key);
-		fputs("}\n", stdout);
-	}
+		pgs_json_line(c->L, "event", 's', "difference", "kind", 's', kind,
+					  "key", 's', row->key, NULL);
 	else if (!c->opts->quiet)
 		printf("%-18s %s\n", kind, row->key);
 }
@@ -857,6 +836,8 @@ pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts)
 
 	/* the first Ctrl-C (or SIGTERM) cancels both sides' statements */
 	pgs_catch_interrupts(NULL);
+	if (opts->json && (c.L = pgs_lua_new(opts)) == NULL)
+		return PGS_EXIT_USAGE;
 
 	for (s = 0; s < 2 && rc == PGS_EXIT_OK; s++)
 	{
@@ -928,21 +909,18 @@ pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts)
 		double		secs = pgs_monotonic_seconds() - c.started;
 
 		if (opts->json)
-		{
-			fputs("{\"event\":\"compare\",\"source\":", stdout);
-			json_string(stdout, c.side[0].table);
-			fputs(",\"target\":", stdout);
-			json_string(stdout, c.side[1].table);
-			printf(",\"equal\":%s,"
-				   "\"source_rows\":%" PRId64 ",\"target_rows\":%" PRId64 ","
-				   "\"missing_in_target\":%" PRId64 ",\"missing_in_source\":%" PRId64 ","
-				   "\"different\":%" PRId64 ",\"buckets\":%d,\"seconds\":%.3f,"
-				   "\"bytes_received\":%" PRId64 ",\"bytes_sent\":%" PRId64 "}\n",
-				   total == 0 ? "true" : "false",
-				   c.side[0].rows, c.side[1].rows, n.missing_in_target, n.missing_in_source,
-				   n.different, 1 << c.bits, secs,
-				   received, sent);
-		}
+			pgs_json_line(c.L, "event", 's', "compare",
+						  "source", 's', c.side[0].table, "target", 's', c.side[1].table,
+						  "equal", 'b', total == 0,
+						  "source_rows", 'i', (long long) c.side[0].rows,
+						  "target_rows", 'i', (long long) c.side[1].rows,
+						  "missing_in_target", 'i', (long long) n.missing_in_target,
+						  "missing_in_source", 'i', (long long) n.missing_in_source,
+						  "different", 'i', (long long) n.different,
+						  "buckets", 'i', (long long) 1 << c.bits,
+						  "seconds", 'd', floor(secs * 1000.0 + 0.5) / 1000.0,
+						  "bytes_received", 'i', (long long) received,
+						  "bytes_sent", 'i', (long long) sent, NULL);
 		else if (!opts->quiet)
 		{
 			if (total == 0)
@@ -978,5 +956,7 @@ done:
 		free(c.rows[b].key);
 	free(c.rows);
 	free(level.buckets);
+	if (c.L)
+		pgs_lua_close(c.L);
 	return rc;
 }

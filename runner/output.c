@@ -20,9 +20,10 @@
  * for the live progress line.  In JSON mode (--json) stdout carries JSON
  * documents: the same characters become JSON escapes instead, so that even
  * a writer that missed one still produces valid JSON (see pgs_json_quote,
- * which escapes them itself).  Every JSON string pgshift writes is made by
- * pgs_json_quote: the prelude's JSON documents through C.json_string, C
- * through pgs_json_fputs.
+ * which escapes them itself).  Every JSON document pgshift writes is made
+ * by the prelude's one writer (output.lua: O.json; from C, pgs_emit and
+ * pgs_json_line), and every JSON string in it by pgs_json_quote here
+ * (C.json_string).
  */
 #define _GNU_SOURCE				/* fopencookie */
 
@@ -219,19 +220,6 @@ pgs_json_quote(const char *s, size_t len, PgsPutFn put, void *arg)
 	if (i > run)
 		put(arg, s + run, i - run);
 	put(arg, "\"", 1);
-}
-
-static void
-put_file(void *arg, const char *s, size_t len)
-{
-	fwrite(s, 1, len, (FILE *) arg);
-}
-
-/* pgs_json_fputs: the C string s as a JSON string literal on out. */
-void
-pgs_json_fputs(FILE *out, const char *s)
-{
-	pgs_json_quote(s, strlen(s), put_file, out);
 }
 
 /* ---- the filtered standard streams ---- */

@@ -74,7 +74,6 @@ extern int	pgs_utf8_decode(const unsigned char *s, size_t len, uint32_t *cp);
 extern size_t pgs_sanitize(const char *in, size_t len, bool json, bool final,
 						   PgsPutFn put, void *arg);
 extern void pgs_json_quote(const char *s, size_t len, PgsPutFn put, void *arg);
-extern void pgs_json_fputs(FILE *out, const char *s);
 extern void pgs_live_update(const char *text);
 extern void pgs_live_clear(void);
 extern void pgs_live_elapsed(const char *phase, int secs);
@@ -160,6 +159,7 @@ extern void pgs_push_failure(lua_State *L, const char *fmt,...);
 extern const char *pgs_failure_message(lua_State *L, int idx, const char **sqlstate);
 extern void pgs_push_prelude_function(lua_State *L, const char *name);
 extern void pgs_emit(lua_State *L, const char *event,...);
+extern void pgs_json_line(lua_State *L,...);
 extern void pgs_catch_interrupts(lua_State *L);
 extern void pgs_stop_hook(lua_State *L, lua_Debug *ar);
 extern void pgs_clear_interrupt_hook(lua_State *L);

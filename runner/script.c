@@ -1025,21 +1025,15 @@ pgs_load_migration(lua_State *L, const char *path, char *sha256)
 }
 
 /*
- * pgs_emit(L, event, key, type, value, ..., NULL): one progress event through
- * the prelude's M.emit (text line or JSON line).  type is 's' (const char *,
- * NULL skipped), 'i' (long long), 'd' (double) or 'b' (int as boolean).
+ * Sets the fields of ap (key, type, value, ... up to a NULL key) in the
+ * table on top of the stack, as pgs_emit describes; with keys (a stack
+ * index, or 0) each key set is also appended to the list there.
  */
-void
-pgs_emit(lua_State *L, const char *event,...)
+static void
+set_fields(lua_State *L, va_list ap, int keys)
 {
-	va_list		ap;
 	const char *key;
 
-	pgs_push_prelude_function(L, "emit");
-	lua_createtable(L, 0, 8);
-	lua_pushstring(L, event);
-	lua_setfield(L, -2, "event");
-	va_start(ap, event);
 	while ((key = va_arg(ap, const char *)) != NULL)
 	{
 		int			type = va_arg(ap, int);
@@ -1069,7 +1063,58 @@ pgs_emit(lua_State *L, const char *event,...)
 				break;
 		}
 		lua_setfield(L, -2, key);
+		if (keys)
+		{
+			lua_pushstring(L, key);
+			lua_rawseti(L, keys, (lua_Integer) lua_rawlen(L, keys) + 1);
+		}
 	}
+}
+
+/*
+ * pgs_json_line(L, key, type, value, ..., NULL): one JSON object on stdout,
+ * its keys in the order given, written by the prelude's one JSON writer
+ * (output.lua); types as for pgs_emit.  For JSON that is not a progress
+ * event (pgshift compare's lines).
+ */
+void
+pgs_json_line(lua_State *L,...)
+{
+	va_list		ap;
+	int			keys;
+
+	pgs_push_prelude_function(L, "json_line");
+	lua_newtable(L);			/* the object */
+	lua_newtable(L);			/* its keys, in order */
+	keys = lua_gettop(L);
+	lua_pushvalue(L, -2);
+	va_start(ap, L);
+	set_fields(L, ap, keys);
+	va_end(ap);
+	lua_pop(L, 1);
+	if (pgs_pcall(L, 2, 0) != LUA_OK)
+	{
+		pgs_print_failure(L, -1, stderr, "while printing JSON", true);
+		lua_pop(L, 1);
+	}
+}
+
+/*
+ * pgs_emit(L, event, key, type, value, ..., NULL): one progress event through
+ * the prelude's M.emit (text line or JSON line).  type is 's' (const char *,
+ * NULL skipped), 'i' (long long), 'd' (double) or 'b' (int as boolean).
+ */
+void
+pgs_emit(lua_State *L, const char *event,...)
+{
+	va_list		ap;
+
+	pgs_push_prelude_function(L, "emit");
+	lua_createtable(L, 0, 8);
+	lua_pushstring(L, event);
+	lua_setfield(L, -2, "event");
+	va_start(ap, event);
+	set_fields(L, ap, 0);
 	va_end(ap);
 	/*
 	 * The interrupt hook is for the migration's code, not for our output:

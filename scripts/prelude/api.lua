@@ -7,6 +7,7 @@ return {
   configure = P.output.configure,       -- script.c: the command's settings
   emit = P.output.emit,                 -- pgs_emit: a progress event
   json = P.output.json,
+  json_line = P.output.json_line,       -- pgs_json_line: compare's JSON lines
   load = P.loader.load,                 -- pgs_load_migration
   phases_json = P.loader.phases_json,   -- engine.c: for shift.migration_begin
   plan = P.lint.plan,                   -- inspect.c: pgshift plan

@@ -21,12 +21,24 @@ function O.configure(opts)
   for k, v in pairs(opts) do settings[k] = v end
 end
 
--- JSON text of a Lua value.  Tables made with O.array() are arrays; other
--- tables are objects with sorted keys (stable output); nil and NaN are null.
--- Strings are always valid JSON whatever bytes they hold (C.json_string:
--- controls escaped, bytes that are not UTF-8 become U+FFFD).
+-- JSON text of a Lua value.  Tables made with O.array() are arrays; tables
+-- made with O.object(t, keys) are objects with the keys of the list keys, in
+-- its order (those whose value is nil left out); other tables are objects
+-- with sorted keys (stable output).  nil and NaN are null; a float is
+-- written with as few digits as give it back exactly.  Strings are always
+-- valid JSON whatever bytes they hold (C.json_string: controls escaped,
+-- bytes that are not UTF-8 become U+FFFD).
 local array_mt = { __name = "json array" }
 function O.array(t) return setmetatable(t or {}, array_mt) end
+function O.object(t, keys) return setmetatable(t, { __name = "json object", keys = keys }) end
+
+local function float_text(v)
+  for _, f in ipairs({ "%.15g", "%.16g" }) do
+    local s = string.format(f, v)
+    if tonumber(s) == v then return s end
+  end
+  return string.format("%.17g", v)
+end
 
 local function json(v, out)
   local t = type(v)
@@ -35,11 +47,12 @@ local function json(v, out)
   elseif t == "number" then
     if v ~= v or v == math.huge or v == -math.huge then out[#out + 1] = "null"
     elseif math.type(v) == "integer" then out[#out + 1] = string.format("%d", v)
-    else out[#out + 1] = string.format("%.17g", v) end
+    else out[#out + 1] = float_text(v) end
   elseif t == "string" then
     out[#out + 1] = C.json_string(v)
   elseif t == "table" then
-    if getmetatable(v) == array_mt or (next(v) ~= nil and rawlen(v) > 0 and next(v, rawlen(v)) == nil) then
+    local mt = getmetatable(v)
+    if mt == array_mt or (next(v) ~= nil and rawlen(v) > 0 and next(v, rawlen(v)) == nil) then
       out[#out + 1] = "["
       for i = 1, rawlen(v) do
         if i > 1 then out[#out + 1] = "," end
@@ -47,15 +60,22 @@ local function json(v, out)
       end
       out[#out + 1] = "]"
     else
-      local keys = {}
-      for k in pairs(v) do keys[#keys + 1] = k end
-      table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+      local keys = mt and mt.keys
+      if not keys then
+        keys = {}
+        for k in pairs(v) do keys[#keys + 1] = k end
+        table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+      end
       out[#out + 1] = "{"
-      for i, k in ipairs(keys) do
-        if i > 1 then out[#out + 1] = "," end
-        json(tostring(k), out)
-        out[#out + 1] = ":"
-        json(v[k], out)
+      local first = true
+      for _, k in ipairs(keys) do
+        if v[k] ~= nil then
+          if not first then out[#out + 1] = "," end
+          first = false
+          json(tostring(k), out)
+          out[#out + 1] = ":"
+          json(v[k], out)
+        end
       end
       out[#out + 1] = "}"
     end
@@ -123,6 +143,12 @@ function O.emit(e)
     local line = render and render(e)
     if line then C.write(line .. "\n") end
   end
+end
+
+-- O.json_line(t, keys): one JSON object on stdout, its keys in the order
+-- of the list keys (pgshift compare's lines, written from C: pgs_json_line).
+function O.json_line(t, keys)
+  C.write(O.json(O.object(t, keys)) .. "\n")
 end
 
 -- log(...): a progress line from a migration, indented under its phase.

@@ -41,6 +41,9 @@ expect_eq "json summary: equal" "$(json_field "$summary" '{equal}')" true
 expect_eq "json summary: the source's rows" "$(json_field "$summary" '{source_rows}')" "$ROWS"
 received=$(json_field "$summary" '{bytes_received}')
 expect_eq "bytes received are measured and small (< 200 kB for $ROWS equal rows)" "$(( received > 0 && received < 200000 ))" 1
+expect_eq "the summary's fields in their order, seconds to the millisecond" \
+  "$(sed -E 's/[0-9]+(\.[0-9]{1,3})?([,}])/N\2/g' <<<"$summary")" \
+  '{"event":"compare","source":"t","target":"t","equal":true,"source_rows":N,"target_rows":N,"missing_in_target":N,"missing_in_source":N,"different":N,"buckets":N,"seconds":N,"bytes_received":N,"bytes_sent":N}'
 
 # ---- each kind of difference, found and named
 q2 "UPDATE t SET name = 'changed' WHERE id = 777;
