@@ -70,8 +70,8 @@ typedef struct Compare
 	const PgsOptions *opts;
 	const PgsCompareOptions *copts;
 	Side		side[2];
-	const char *columns[2];		/* text[] literals or NULL */
-	const char *key[2];
+	char	   *columns[2];		/* text[] literals (see side_lists) or NULL */
+	char	   *key[2];
 	int			bits;			/* level-1 buckets: 2^bits */
 	Acc		   *acc[2];
 	Row		   *rows;
@@ -152,22 +152,63 @@ xstrdup(const char *s)
 }
 
 /*
- * "a,b,lower(c, d)" -> '{"a","b","lower(c, d)"}': split at commas outside
- * parentheses and quotes, each element quoted for an array literal.
+ * A list of columns or key columns: what --columns and the like give, or
+ * the source's own, by name.  given false: none (every column, the primary
+ * key).
  */
-static char *
-list_literal(const char *list)
+typedef struct List
 {
-	size_t		n = strlen(list);
-	char	   *out = xmalloc(4 * n + 8);
-	char	   *o = out;
+	bool		given;
+	int			n;
+	char	  **elem;
+} List;
+
+static void
+list_add(List *l, const char *s, size_t len)
+{
+	char	  **ne = realloc(l->elem, sizeof(char *) * (l->n + 1));
+
+	if (ne == NULL)
+	{
+		pgs_errorf("out of memory\n");
+		exit(PGS_EXIT_USAGE);
+	}
+	l->elem = ne;
+	l->elem[l->n] = xmalloc(len + 1);
+	memcpy(l->elem[l->n], s, len);
+	l->elem[l->n][len] = '\0';
+	l->n++;
+	l->given = true;
+}
+
+static void
+list_free(List *l)
+{
+	int			i;
+
+	for (i = 0; i < l->n; i++)
+		free(l->elem[i]);
+	free(l->elem);
+	memset(l, 0, sizeof(*l));
+}
+
+/*
+ * "a,b,lower(c, d)" -> a | b | lower(c, d): the command line's list split at
+ * commas outside parentheses and double quotes (the spaces after a comma
+ * dropped); NULL: none given.
+ */
+static void
+split_list(const char *text, List *l)
+{
 	int			depth = 0;
 	bool		quoted = false;
+	const char *start = text;
 	const char *p;
 
-	*o++ = '{';
-	*o++ = '"';
-	for (p = list; *p; p++)
+	memset(l, 0, sizeof(*l));
+	if (text == NULL)
+		return;
+	for (p = text; *p; p++)
 	{
 		if (*p == '"')
 			quoted = !quoted;
@@ -177,21 +218,30 @@ list_literal(const char *list)
 			depth--;
 		if (!quoted && depth == 0 && *p == ',')
 		{
-			*o++ = '"';
-			*o++ = ',';
-			*o++ = '"';
+			list_add(l, start, p - start);
 			while (p[1] == ' ')
 				p++;
-			continue;
+			start = p + 1;
 		}
-		if (*p == '"' || *p == '\\')
-			*o++ = '\\';
-		*o++ = *p;
 	}
-	*o++ = '"';
-	*o++ = '}';
-	*o = '\0';
-	return out;
+	list_add(l, start, p - start);
+}
+
+/*
+ * The labels of the source's columns (key false) or key columns (key true),
+ * in order, from shift.checksum_columns: what the target's lists default to.
+ * A keyless source gives an empty key list: the target is keyless too.
+ */
+static void
+labels_list(PGresult *cols, bool key, List *l)
+{
+	int			r;
+
+	memset(l, 0, sizeof(*l));
+	l->given = true;
+	for (r = 0; r < PQntuples(cols); r++)
+		if ((strcmp(PQgetvalue(cols, r, 3), "t") == 0) == key)
+			list_add(l, PQgetvalue(cols, r, 0), strlen(PQgetvalue(cols, r, 0)));
 }
 
 /* ---------------------------------------------------------------- both servers at once */
@@ -671,8 +721,65 @@ match_rows(Compare *c, Counts *n)
 
 /* ---------------------------------------------------------------- the command */
 
+/*
+ * The text[] literals of side i's column and key lists, as the server writes
+ * them (the elements are parameters: nothing is quoted here), or NULL for a
+ * list not given.
+ */
 static int
-open_side(Compare *c, Side *s)
+side_lists(Compare *c, Side *s, int i, const List *cols, const List *key)
+{
+	const List *lists[2] = {cols, key};
+	const char **values;
+	char	   *sql;
+	char	   *o;
+	PGresult   *res;
+	int			nparams = 0;
+	int			k;
+	int			j;
+
+	c->columns[i] = c->key[i] = NULL;
+	if (!cols->given && !key->given)
+		return PGS_EXIT_OK;
+	values = xmalloc(sizeof(char *) * (cols->n + key->n));
+	sql = xmalloc(128 + 8 * (size_t) (cols->n + key->n));
+	o = sql + sprintf(sql, "SELECT ");
+	for (k = 0; k < 2; k++)
+	{
+		if (k > 0)
+			o += sprintf(o, ", ");
+		if (!lists[k]->given)
+		{
+			o += sprintf(o, "NULL::pg_catalog.text");
+			continue;
+		}
+		o += sprintf(o, "ARRAY[");
+		for (j = 0; j < lists[k]->n; j++)
+		{
+			values[nparams++] = lists[k]->elem[j];
+			o += sprintf(o, "%s$%d", j ? "," : "", nparams);
+		}
+		o += sprintf(o, "]::pg_catalog.text[]::pg_catalog.text");
+	}
+	res = side_exec(c, s, sql, nparams, values);
+	free(sql);
+	free(values);
+	if (res == NULL)
+		return side_error(c, s, "reading the lists of columns to compare");
+	if (!PQgetisnull(res, 0, 0))
+		c->columns[i] = xstrdup(PQgetvalue(res, 0, 0));
+	if (!PQgetisnull(res, 0, 1))
+		c->key[i] = xstrdup(PQgetvalue(res, 0, 1));
+	return PGS_EXIT_OK;
+}
+
+/*
+ * Connects side i, starts its snapshot and reads its table's size and the
+ * columns to compare.  The target's lists default to the source's, by name
+ * (as in shift.compare), not to the target's own order.
+ */
+static int
+open_side(Compare *c, Side *s, List given[2][2])
 {
 	static const char *size_sql =
 		"SELECT coalesce(max(pg_catalog.pg_relation_size(relid)"
@@ -698,6 +805,30 @@ open_side(Compare *c, Side *s)
 	s->reltuples = strtod(PQgetvalue(res, 0, 1), NULL);
 	{
 		int			i = s == &c->side[0] ? 0 : 1;
+		List		own[2];
+		const List *use[2];
+		int			k;
+
+		memset(own, 0, sizeof(own));
+		for (k = 0; k < 2; k++)
+		{
+			use[k] = &given[i][k];
+			if (i == 1 && !use[k]->given)
+				use[k] = &given[0][k];
+			if (i == 1 && !use[k]->given)
+			{
+				labels_list(c->side[0].columns, k == 1, &own[k]);
+				use[k] = &own[k];
+			}
+		}
+		rc = side_lists(c, s, i, use[0], use[1]);
+		list_free(&own[0]);
+		list_free(&own[1]);
+		if (rc != PGS_EXIT_OK)
+			return rc;
+	}
+	{
+		int			i = s == &c->side[0] ? 0 : 1;
 		const char *cv[3] = {s->table, c->columns[i], c->key[i]};
 
 		res = side_exec(c, s, "SELECT label, type, class, is_key FROM shift.checksum_columns("
@@ -708,59 +839,6 @@ open_side(Compare *c, Side *s)
 		s->result = NULL;		/* now owned by s->columns */
 	}
 	return PGS_EXIT_OK;
-}
-
-/*
- * The target's columns and key default to the source's, by name (as in
- * shift.compare), not to the target's own order.
- */
-static void
-default_target_lists(Compare *c)
-{
-	PGresult   *cols = c->side[0].columns;
-	int			pass;
-
-	for (pass = 0; pass < 2; pass++)
-	{
-		const char *given = pass == 0 ? c->copts->target_columns : c->copts->target_key;
-		const char *source = pass == 0 ? c->copts->columns : c->copts->key;
-		size_t		len = 3;
-		char	   *lit;
-		char	   *o;
-		int			r;
-		int			n = 0;
-
-		if (given != NULL || source != NULL)
-			continue;
-		for (r = 0; r < PQntuples(cols); r++)
-			len += 2 * strlen(PQgetvalue(cols, r, 0)) + 3;
-		lit = xmalloc(len);
-		o = lit;
-		*o++ = '{';
-		for (r = 0; r < PQntuples(cols); r++)
-		{
-			const char *p;
-
-			if ((strcmp(PQgetvalue(cols, r, 3), "t") == 0) != (pass == 1))
-				continue;
-			if (n++)
-				*o++ = ',';
-			*o++ = '"';
-			for (p = PQgetvalue(cols, r, 0); *p; p++)
-			{
-				if (*p == '"' || *p == '\\')
-					*o++ = '\\';
-				*o++ = *p;
-			}
-			*o++ = '"';
-		}
-		*o++ = '}';
-		*o = '\0';
-		if (pass == 0)
-			c->columns[1] = lit;
-		else
-			c->key[1] = lit;	/* "{}": keyless like the source */
-	}
 }
 
 /*
@@ -816,6 +894,7 @@ pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts)
 	int			rc = PGS_EXIT_OK;
 	int			s;
 	int64_t		b;
+	List		given[2][2];	/* by side: --columns, --key; --target-... */
 
 	memset(&c, 0, sizeof(c));
 	memset(&level, 0, sizeof(level));
@@ -829,10 +908,10 @@ pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts)
 	c.side[1].name = "target";
 	c.side[1].dsn = copts->target;
 	c.side[1].table = copts->target_table ? copts->target_table : copts->table;
-	c.columns[0] = copts->columns ? list_literal(copts->columns) : NULL;
-	c.columns[1] = copts->target_columns ? list_literal(copts->target_columns) : c.columns[0];
-	c.key[0] = copts->key ? list_literal(copts->key) : NULL;
-	c.key[1] = copts->target_key ? list_literal(copts->target_key) : c.key[0];
+	split_list(copts->columns, &given[0][0]);
+	split_list(copts->key, &given[0][1]);
+	split_list(copts->target_columns, &given[1][0]);
+	split_list(copts->target_key, &given[1][1]);
 
 	/* the first Ctrl-C (or SIGTERM) cancels both sides' statements */
 	pgs_catch_interrupts(NULL);
@@ -840,11 +919,7 @@ pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts)
 		return PGS_EXIT_USAGE;
 
 	for (s = 0; s < 2 && rc == PGS_EXIT_OK; s++)
-	{
-		rc = open_side(&c, &c.side[s]);
-		if (rc == PGS_EXIT_OK && s == 0)
-			default_target_lists(&c);
-	}
+		rc = open_side(&c, &c.side[s], given);
 	if (rc == PGS_EXIT_OK)
 		rc = check_columns(&c);
 	if (rc != PGS_EXIT_OK)
@@ -951,6 +1026,10 @@ done:
 		pgs_error_clear(&c.side[s].err);
 		free(c.side[s].sql);
 		free(c.acc[s]);
+		free(c.columns[s]);
+		free(c.key[s]);
+		list_free(&given[s][0]);
+		list_free(&given[s][1]);
 	}
 	for (b = 0; b < c.nrows; b++)
 		free(c.rows[b].key);

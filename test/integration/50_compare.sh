@@ -80,6 +80,20 @@ pgshift compare --source "$SRC" --target "$TGT" --table acct --target-table acco
   --columns "id,full_name,score" --target-columns "id,name,score::int"
 expect_in "and one changed score is found" "$OUT" "different          {9}"
 
+# ---- column names that need quoting, in the lists the target takes from the source
+odd='CREATE TABLE "od""d" ("k e,y" int PRIMARY KEY, "we""ird, col\" text, "{x}" int);
+     INSERT INTO "od""d" SELECT g, $$v$$ || g, g FROM generate_series(1, 1000) g'
+q "$odd"; q2 "$odd"
+pgshift compare --source "$SRC" --target "$TGT" --table '"od""d"'
+expect_rc "odd column names: equal tables compare equal" 0
+q2 'UPDATE "od""d" SET "we""ird, col\" = $$x$$ WHERE "k e,y" = 7'
+pgshift compare --source "$SRC" --target "$TGT" --table '"od""d"'
+expect_in "and a changed value under an odd name is found" "$OUT" "different          {7}"
+pgshift compare --source "$SRC" --target "$TGT" --table '"od""d"' --columns '"k e,y","{x}"'
+expect_rc "a --columns list with quoted names, commas and braces in them" 0
+pgshift compare --source "$SRC" --target "$TGT" --table '"od""d"' --columns '"k e,y", "we""ird, col\"'
+expect_in "names the same difference" "$OUT" "different          {7}"
+
 # ---- a table without a primary key: rows compared as a multiset
 q "CREATE TABLE logs (msg text, n int); INSERT INTO logs SELECT 'm' || (g % 100), g % 3 FROM generate_series(1, 3000) g"
 q2 "CREATE TABLE logs (msg text, n int); INSERT INTO logs SELECT 'm' || (g % 100), g % 3 FROM generate_series(1, 3000) g"
