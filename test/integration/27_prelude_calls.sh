@@ -6,7 +6,8 @@
 # and literals are quoted by libpq (db:quote_ident, db:quote_literal), the
 # same in a plan made offline; and plan reads the recorded state through the
 # views meant for the runner, so a migration whose runner died reads as
-# interrupted there as in `pgshift status`.
+# interrupted there as in `pgshift status`; no statement of the runner's
+# sources reads a control table or shift_internal.
 . "$(dirname "$0")/lib.sh"
 
 new_db calls
@@ -135,3 +136,25 @@ pgshift --dsn "dbname=$DB" plan --format json "$f"
 expect_eq "its phase as recorded" "$(json_field "$OUT" '{phases,0,state}')" running
 pgshift --dsn "dbname=$DB" rollback "$f"
 expect_rc "and it rolls back" 0
+
+# ---- what the runner reads: views and functions made for reading, never a
+# control table.  Every shift.NAME that a statement of runner/*.c or
+# scripts/prelude/*.lua reads FROM (or JOINs, UPDATEs, INSERTs INTO) is a
+# view or a function of the installed extension, and nothing names
+# shift_internal.
+src=$(ls "$PGSHIFT_ROOT"/runner/*.c "$PGSHIFT_ROOT"/scripts/prelude/*.lua | grep -v '/prelude_lua\.c$')
+read_names=$(cat $src | tr '\n' ' ' | sed 's/"[[:space:]]*"//g' |
+  grep -oE '(FROM|JOIN|UPDATE|INTO)[[:space:]]+(ONLY[[:space:]]+)?shift\.[a-z_]+' | awk '{print $NF}' | sort -u)
+expect_eq "the sources read several shift objects (the check sees them)" \
+  "$(( $(wc -w <<<"$read_names") >= 10 ))" 1
+for n in $read_names; do
+  kind=$(q "SELECT coalesce((SELECT CASE c.relkind WHEN 'v' THEN 'view' ELSE 'table' END
+              FROM pg_class c WHERE c.oid = to_regclass('$n')),
+            (SELECT 'function' FROM pg_proc p JOIN pg_namespace s ON s.oid = p.pronamespace
+              WHERE s.nspname || '.' || p.proname = '$n' LIMIT 1), 'missing')")
+  case $kind in
+    view|function) ok "the runner reads $n, a $kind" ;;
+    *) not_ok "the runner reads $n, a $kind: read it through a view of sql/runner_api.sql" ;;
+  esac
+done
+expect_eq "no statement names shift_internal" "$(cat $src | grep -c 'shift_internal\.')" 0
