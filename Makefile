@@ -20,7 +20,8 @@ EXTENSION = pg_shift
 EXTVERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(EXTENSION).control)
 
 MODULE_big = pg_shift
-OBJS = extension/pg_shift.o extension/control.o extension/sqlgen.o extension/sqlfrag.o extension/backfill.o extension/checksum.o \
+OBJS = extension/pg_shift.o extension/control.o extension/sqlgen.o extension/sqlfrag.o extension/backfill.o extension/backfill_job.o extension/backfill_sql.o \
+	extension/backfill_batch.o extension/backfill_run.o extension/backfill_cron.o extension/checksum.o \
 	extension/sync.o extension/lint.o
 
 # The install script is generated; released install scripts and the upgrade
@@ -56,7 +57,7 @@ all install:
 endif
 
 # The install script's sources, in order: the header, then one file per capability.
-SQL_SOURCES = sql/$(EXTENSION).sql sql/control.sql sql/bookkeeping.sql sql/backfill.sql sql/checksum.sql sql/sync.sql sql/runner_api.sql sql/lint.sql sql/grants.sql
+SQL_SOURCES = sql/$(EXTENSION).sql sql/control.sql sql/bookkeeping.sql sql/backfill.sql sql/checksum.sql sql/sync.sql sql/cutover.sql sql/runner_api.sql sql/lint.sql sql/grants.sql
 
 sql/$(EXTENSION)--$(EXTVERSION).sql: $(SQL_SOURCES) $(EXTENSION).control
 	cat $(SQL_SOURCES) | sed 's/@PG_SHIFT_VERSION@/$(EXTVERSION)/g' > $@

@@ -21,12 +21,44 @@
  * rolled back and reported as "could not tell".  The functions are
  * therefore PARALLEL UNSAFE.
  *
+ * Lint runs no user code.  Anyone may lint (shift.lint is granted to
+ * PUBLIC), often as a role more privileged than whoever wrote the types and
+ * functions the linted SQL names, so nothing a non-superuser can define may
+ * run: no type input function, cast, operator, function body or domain
+ * CHECK.  Parse analysis would run some: it converts a literal with its
+ * type's input function (record_in reaches a field's domain CHECK, which
+ * may call anything, built-in set_config included), the typcache plans a
+ * domain's CHECK expressions (folding immutable functions on constants),
+ * and the planner inlines SQL functions and folds immutable ones.  So:
+ *	 - string literals are analysed as parameters of unknown type, which take
+ *	   the type their context gives them without being converted (what
+ *	   PREPARE does); no input function runs on them;
+ *	 - whether a domain has constraints is read from pg_type and
+ *	   pg_constraint, never through the typcache, and a type change to a
+ *	   domain with constraints is a rewrite without planning anything;
+ *	 - while the analysis runs, a needs_fmgr_hook (installed at load by
+ *	   shift_lint_init) refuses any function whose language is not internal
+ *	   or C (only a superuser can create those): looking one up to call it,
+ *	   or the planner asking whether it may inline it, raises an error.  The
+ *	   analysis then fails inside its subtransaction, and the finding says
+ *	   the statement "cannot be analysed without running user code (function
+ *	   X)": it is reported, never evaluated.
+ * The hook answers as the previous hook would whenever lint is not
+ * analysing, and it never asks fmgr to wrap a function, so FmgrInfos made
+ * while it was active are the ordinary ones and it costs one test of a
+ * counter per lookup of a non-built-in function (not per call) elsewhere.
+ *
+ * Every input is bounded (shift_check_size, SQLSTATE 54000), and the work is
+ * linear in it: earlier statements' facts are found through hash tables, and
+ * each statement is linted in a memory context reset after it.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include <ctype.h>
 
+#include "access/detoast.h"
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
@@ -36,10 +68,12 @@
 #include "catalog/pg_attribute.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_constraint.h"
+#include "catalog/pg_language.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
 #include "commands/tablecmds.h"
+#include "common/hashfn.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
@@ -52,6 +86,7 @@
 #include "parser/parse_collate.h"
 #include "parser/parse_expr.h"
 #include "parser/parse_node.h"
+#include "parser/parse_param.h"
 #include "parser/parse_type.h"
 #include "parser/parser.h"
 #include "storage/lockdefs.h"
@@ -60,8 +95,10 @@
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
+#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/regproc.h"
 #include "utils/rel.h"
 #include "utils/resowner.h"
 #include "utils/syscache.h"
@@ -81,13 +118,61 @@ PG_FUNCTION_INFO_V1(shift_lint_script);
 /* lock_timeout values: milliseconds, 0 for none */
 #define TIMEOUT_UNSET	(-1)
 
+/*
+ * Facts about earlier statements (tables created, CHECK (col IS NOT NULL)
+ * constraints added) are found by name through hash tables, so that linting
+ * stays linear in the number of statements.  A name written without a
+ * schema matches the same name in any schema (same_name), so each fact is
+ * filed twice: under its schema (or under "no schema" when it has none) and
+ * under "any schema".  A lookup with a schema looks at that schema's group
+ * and the no-schema group; a lookup without one at the any-schema group.
+ */
+typedef enum NameKind
+{
+	NK_SCHEMA,					/* written with this schema */
+	NK_NONE,					/* written without a schema */
+	NK_ANY						/* whatever the schema */
+} NameKind;
+
+typedef struct NameKey
+{
+	NameKind	kind;
+	const char *schema;			/* NK_SCHEMA only, else NULL */
+	const char *table;
+	const char *name;			/* a column or constraint, or NULL */
+	int			phase;			/* NewRelCount only, else 0 */
+} NameKey;
+
 /* A table or index created earlier in the input. */
 typedef struct LintRel
 {
 	char	   *schema;			/* as written, or NULL */
 	char	   *name;
 	int			phase;			/* new (empty) only within this phase */
+	bool		forgotten;		/* dropped since */
 } LintRel;
+
+/* new_rel_counts: how many live LintRels of a phase a group holds */
+typedef struct NewRelCount
+{
+	NameKey		key;
+	int			live;
+} NewRelCount;
+
+/* new_rel_lists: a group's LintRels (forgotten ones are skipped) */
+typedef struct NewRelList
+{
+	NameKey		key;
+	List	   *rels;
+} NewRelList;
+
+/* check_columns: the CHECK (col IS NOT NULL) constraints on a column */
+typedef struct CheckColumn
+{
+	NameKey		key;
+	int			validated;		/* how many are validated */
+	struct LintCheck *last;		/* the one added last */
+} CheckColumn;
 
 /* A CHECK (col IS NOT NULL) constraint added earlier in the input. */
 typedef struct LintCheck
@@ -97,7 +182,16 @@ typedef struct LintCheck
 	char	   *conname;		/* given or the name PostgreSQL would choose */
 	char	   *column;
 	bool		validated;
+	int64		added;			/* order of addition */
+	CheckColumn *columns[2];	/* its groups in check_columns */
 } LintCheck;
+
+/* check_names: the constraints of a name not validated yet */
+typedef struct CheckName
+{
+	NameKey		key;
+	List	   *pending;
+} CheckName;
 
 typedef struct LintState
 {
@@ -123,12 +217,21 @@ typedef struct LintState
 	int			tx_saved_timeout;	/* session value at BEGIN */
 	int			part_timeout;	/* db:ddl's, or TIMEOUT_UNSET */
 
-	/* what earlier statements did */
-	List	   *new_rels;		/* LintRel */
-	List	   *checks;			/* LintCheck */
+	/* what earlier statements did, in memory that lasts the whole call */
+	MemoryContext keep;
+	HTAB	   *new_rel_counts; /* NewRelCount */
+	HTAB	   *new_rel_lists;	/* NewRelList */
+	HTAB	   *check_columns;	/* CheckColumn */
+	HTAB	   *check_names;	/* CheckName */
+	int64		checks_added;
+	int			findings;		/* reported so far */
 
 	/* the statement being linted */
+	MemoryContext stmt_cxt;		/* reset after each statement */
+	MemoryContext item_cxt;		/* reset after each of its items */
 	const char *text;			/* its SQL (for shift:allow comments) */
+	uint32		allows;			/* the rules it allows (rule_bit) ... */
+	bool		allows_known;	/* ... once read from text */
 	const char *lock;			/* lock on its main object, or NULL */
 	LOCKMODE	strongest;		/* strongest lock on an existing relation */
 	char	   *strongest_on;	/* ... and which */
@@ -238,6 +341,39 @@ lint_relid(const RangeVar *rv)
 	return OidIsValid(nsp) ? get_relname_relid(rv->relname, nsp) : InvalidOid;
 }
 
+/*
+ * Is rv a temporary table?  The catalog is only asked when it could be:
+ * for an unqualified name when this session has a temporary schema, for a
+ * qualified one when the schema is temporary.  (Asking about a name that
+ * does not exist leaves a negative entry in the session's catalog cache for
+ * good; a long list of names would fill it.)
+ */
+static bool
+is_temp_rel(const RangeVar *rv)
+{
+	Oid			nsp;
+	Oid			toast_nsp;
+	Oid			relid;
+
+	if (rv == NULL || rv->relname == NULL || rv->catalogname != NULL)
+		return false;
+	if (rv->schemaname == NULL)
+	{
+		GetTempNamespaceState(&nsp, &toast_nsp);
+		if (!OidIsValid(nsp))
+			return false;
+		relid = RelnameGetRelid(rv->relname);
+	}
+	else
+	{
+		nsp = get_namespace_oid(rv->schemaname, true);
+		if (!OidIsValid(nsp) || !isAnyTempNamespace(nsp))
+			return false;
+		relid = get_relname_relid(rv->relname, nsp);
+	}
+	return OidIsValid(relid) && get_rel_persistence(relid) == RELPERSISTENCE_TEMP;
+}
+
 static bool
 same_name(const char *schema1, const char *name1,
 		  const char *schema2, const char *name2)
@@ -245,6 +381,99 @@ same_name(const char *schema1, const char *name1,
 	if (name1 == NULL || name2 == NULL || strcmp(name1, name2) != 0)
 		return false;
 	return schema1 == NULL || schema2 == NULL || strcmp(schema1, schema2) == 0;
+}
+
+/* ---------------------------------------------------------------- facts by name */
+
+static uint32
+name_key_hash(const void *key, Size keysize)
+{
+	const NameKey *k = key;
+	uint32		h = hash_uint32((uint32) k->kind);
+
+	if (k->schema)
+		h = hash_combine(h, string_hash(k->schema, NAMEDATALEN));
+	if (k->table)
+		h = hash_combine(h, string_hash(k->table, NAMEDATALEN));
+	if (k->name)
+		h = hash_combine(h, string_hash(k->name, NAMEDATALEN));
+	return hash_combine(h, hash_uint32((uint32) k->phase));
+}
+
+static bool
+same_string(const char *a, const char *b)
+{
+	return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
+}
+
+static int
+name_key_match(const void *key1, const void *key2, Size keysize)
+{
+	const NameKey *a = key1;
+	const NameKey *b = key2;
+
+	return !(a->kind == b->kind && a->phase == b->phase &&
+			 same_string(a->schema, b->schema) && same_string(a->table, b->table) &&
+			 same_string(a->name, b->name));
+}
+
+static HTAB *
+name_table(LintState *st, const char *what, Size entrysize)
+{
+	HASHCTL		ctl;
+
+	ctl.keysize = sizeof(NameKey);
+	ctl.entrysize = entrysize;
+	ctl.hash = name_key_hash;
+	ctl.match = name_key_match;
+	ctl.hcxt = st->keep;
+	return hash_create(what, 64, &ctl,
+					   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+}
+
+static NameKey
+name_key(NameKind kind, const char *schema, const char *table, const char *name,
+		 int phase)
+{
+	NameKey		k;
+
+	memset(&k, 0, sizeof(k));
+	k.kind = kind;
+	k.schema = kind == NK_SCHEMA ? schema : NULL;
+	k.table = table;
+	k.name = name;
+	k.phase = phase;
+	return k;
+}
+
+/*
+ * The groups a name is looked up in: with a schema, that schema's and the
+ * no-schema group; without, the any-schema group.  Returns how many.
+ */
+static int
+lookup_keys(NameKey *keys, const char *schema, const char *table,
+			const char *name, int phase)
+{
+	if (schema == NULL)
+	{
+		keys[0] = name_key(NK_ANY, NULL, table, name, phase);
+		return 1;
+	}
+	keys[0] = name_key(NK_SCHEMA, schema, table, name, phase);
+	keys[1] = name_key(NK_NONE, NULL, table, name, phase);
+	return 2;
+}
+
+/*
+ * The groups a fact is filed in: its own (its schema's, or no-schema) and
+ * the any-schema group.  The strings must last as long as the tables.
+ */
+static void
+filing_keys(NameKey *keys, const char *schema, const char *table,
+			const char *name, int phase)
+{
+	keys[0] = name_key(schema ? NK_SCHEMA : NK_NONE, schema, table, name, phase);
+	keys[1] = name_key(NK_ANY, NULL, table, name, phase);
 }
 
 /*
@@ -255,47 +484,99 @@ same_name(const char *schema1, const char *name1,
 static bool
 is_new_rel(LintState *st, const RangeVar *rv)
 {
-	ListCell   *lc;
-	Oid			relid;
+	NameKey		keys[2];
+	int			n;
+	int			i;
 
-	if (rv == NULL)
+	if (rv == NULL || rv->relname == NULL)
 		return false;
-	foreach(lc, st->new_rels)
+	n = lookup_keys(keys, rv->schemaname, rv->relname, NULL, st->phase);
+	for (i = 0; i < n; i++)
 	{
-		LintRel    *r = lfirst(lc);
+		NewRelCount *c = hash_search(st->new_rel_counts, &keys[i], HASH_FIND, NULL);
 
-		if (r->phase == st->phase &&
-			same_name(r->schema, r->name, rv->schemaname, rv->relname))
+		if (c && c->live > 0)
 			return true;
 	}
-	relid = lint_relid(rv);
-	return OidIsValid(relid) && get_rel_persistence(relid) == RELPERSISTENCE_TEMP;
+	return is_temp_rel(rv);
 }
 
 static void
 add_new_rel(LintState *st, const char *schema, const char *name)
 {
-	LintRel    *r = palloc0(sizeof(LintRel));
+	MemoryContext old;
+	LintRel    *r;
+	NameKey		keys[2];
+	int			i;
 
 	if (name == NULL)
 		return;
+	old = MemoryContextSwitchTo(st->keep);
+	r = palloc0(sizeof(LintRel));
 	r->schema = schema ? pstrdup(schema) : NULL;
 	r->name = pstrdup(name);
 	r->phase = st->phase;
-	st->new_rels = lappend(st->new_rels, r);
+	filing_keys(keys, r->schema, r->name, NULL, r->phase);
+	for (i = 0; i < 2; i++)
+	{
+		bool		found;
+		NewRelCount *c = hash_search(st->new_rel_counts, &keys[i], HASH_ENTER, &found);
+		NewRelList *l;
+
+		if (!found)
+			c->live = 0;
+		c->live++;
+		keys[i].phase = 0;
+		l = hash_search(st->new_rel_lists, &keys[i], HASH_ENTER, &found);
+		if (!found)
+			l->rels = NIL;
+		l->rels = lappend(l->rels, r);
+	}
+	MemoryContextSwitchTo(old);
 }
 
+/*
+ * Forgets the tables of that name (in any phase), as if never created.
+ * Each LintRel is forgotten once and then dropped from the lists it is met
+ * in, so this stays linear over the whole input.
+ */
 static void
 forget_new_rel(LintState *st, const char *schema, const char *name)
 {
-	ListCell   *lc;
+	NameKey		keys[2];
+	int			n;
+	int			i;
 
-	foreach(lc, st->new_rels)
+	if (name == NULL)
+		return;
+	n = lookup_keys(keys, schema, name, NULL, 0);
+	for (i = 0; i < n; i++)
 	{
-		LintRel    *r = lfirst(lc);
+		NewRelList *l = hash_search(st->new_rel_lists, &keys[i], HASH_FIND, NULL);
+		ListCell   *lc;
 
-		if (same_name(r->schema, r->name, schema, name))
-			st->new_rels = foreach_delete_current(st->new_rels, lc);
+		if (l == NULL)
+			continue;
+		foreach(lc, l->rels)
+		{
+			LintRel    *r = lfirst(lc);
+			NameKey		own[2];
+			int			j;
+
+			if (r->forgotten)
+				continue;
+			r->forgotten = true;
+			filing_keys(own, r->schema, r->name, NULL, r->phase);
+			for (j = 0; j < 2; j++)
+			{
+				NewRelCount *c = hash_search(st->new_rel_counts, &own[j], HASH_FIND, NULL);
+
+				if (c)
+					c->live--;
+			}
+		}
+		list_free(l->rels);
+		l->rels = NIL;
 	}
 }
 
@@ -312,17 +593,30 @@ static const char *const rule_ids[] = {
 	"unique-without-index", "vacuum-full", "all", NULL
 };
 
+/* The bit of a rule id (its index in rule_ids), every bit for "all", or 0. */
+static uint32
+rule_bit(const char *word, size_t len)
+{
+	int			i;
+
+	StaticAssertStmt(lengthof(rule_ids) <= 32, "a rule's bit must fit in a uint32");
+	for (i = 0; rule_ids[i] != NULL; i++)
+		if (len == strlen(rule_ids[i]) && strncmp(word, rule_ids[i], len) == 0)
+			return strcmp(rule_ids[i], "all") == 0 ? ~(uint32) 0 : (uint32) 1 << i;
+	return 0;
+}
+
 /*
- * Does one comment's text allow the rule?  "shift:allow" is followed by rule
+ * The rules one comment's text allows.  "shift:allow" is followed by rule
  * ids (separated by blanks or commas); the list ends at the first word that
  * is not one, so prose after it ("... because readers moved") names nothing.
  */
-static bool
-comment_allows(const char *c, int n, const char *rule)
+static uint32
+comment_allows(const char *c, int n)
 {
 	const char *end = c + n;
 	const char *p;
-	size_t		rlen = strlen(rule);
+	uint32		mask = 0;
 
 	for (p = c; p + 11 <= end; p++)
 	{
@@ -334,48 +628,39 @@ comment_allows(const char *c, int n, const char *rule)
 		for (;;)
 		{
 			const char *w;
-			int			i;
-			bool		known = false;
+			uint32		bit;
 
 			while (q < end && (*q == ' ' || *q == '\t' || *q == ','))
 				q++;
 			w = q;
 			while (q < end && (isalnum((unsigned char) *q) || *q == '-' || *q == '_'))
 				q++;
-			if (q == w)
+			if (q == w || (bit = rule_bit(w, q - w)) == 0)
 				break;
-			for (i = 0; rule_ids[i] != NULL && !known; i++)
-				known = (size_t) (q - w) == strlen(rule_ids[i]) && strncmp(w, rule_ids[i], q - w) == 0;
-			if (!known)
-				break;
-			if ((q - w == 3 && strncmp(w, "all", 3) == 0) ||
-				((size_t) (q - w) == rlen && strncmp(w, rule, rlen) == 0))
-				return true;
+			mask |= bit;
 		}
 		p = q - 1;
 	}
-	return false;
+	return mask;
 }
 
 /*
- * Does the statement allow the rule?  A comment inside it (before its ';'),
- * or a -- comment right after its ';' on the same line, reading
- * "shift:allow rule-id ..." (or "shift:allow all") silences those rules for
- * that statement: for a risky form the author has made safe another way.
+ * The rules a statement allows.  A comment inside it (before its ';'), or a
+ * -- comment right after its ';' on the same line, reading "shift:allow
+ * rule-id ..." (or "shift:allow all") silences those rules for that
+ * statement: for a risky form the author has made safe another way.
  * Comments are found by skipping string literals, quoted identifiers and
  * dollar quotes; comments before the statement's first word belong to the
- * statement before it.
+ * statement before it.  The text is read once per statement, however many
+ * findings it has.
  */
-static bool
-allowed(LintState *st, const char *rule)
+static uint32
+statement_allows(const char *t)
 {
-	const char *t = st->text;
-	int			len;
+	int			len = strlen(t);
 	int			i;
+	uint32		mask = 0;
 
-	if (t == NULL)
-		return false;
-	len = strlen(t);
 	for (i = 0; i < len;)
 	{
 		char		ch = t[i];
@@ -418,8 +703,7 @@ allowed(LintState *st, const char *rule)
 
 			while (i < len && t[i] != '\n')
 				i++;
-			if (comment_allows(t + start, i - start, rule))
-				return true;
+			mask |= comment_allows(t + start, i - start);
 		}
 		else if (ch == '/' && i + 1 < len && t[i + 1] == '*')
 		{
@@ -436,13 +720,26 @@ allowed(LintState *st, const char *rule)
 				else
 					i++;
 			}
-			if (comment_allows(t + start, i - start, rule))
-				return true;
+			mask |= comment_allows(t + start, i - start);
 		}
 		else
 			i++;
 	}
-	return false;
+	return mask;
+}
+
+/* Does the statement being linted allow the rule? */
+static bool
+allowed(LintState *st, const char *rule)
+{
+	if (st->text == NULL)
+		return false;
+	if (!st->allows_known)
+	{
+		st->allows = statement_allows(st->text);
+		st->allows_known = true;
+	}
+	return (st->allows & rule_bit(rule, strlen(rule))) != 0;
 }
 
 static void
@@ -455,6 +752,14 @@ report(LintState *st, const char *severity, const char *rule,
 
 	if (allowed(st, rule))
 		return;
+	/* the output is bounded too: past the limit, stop at once */
+	if (++st->findings > SHIFT_MAX_LINT_FINDINGS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("lint stopped after %d findings", SHIFT_MAX_LINT_FINDINGS),
+				 errdetail("Statement %d of the linted SQL would be finding %d; no migration has that many, and the rest were not looked for.",
+						   st->statement, st->findings),
+				 errhint("Lint the script in pieces, or silence a rule that fires on each of many objects with a shift:allow comment.")));
 
 	memset(nulls, 0, sizeof(nulls));
 	if (st->with_part)
@@ -493,9 +798,40 @@ note_lock(LintState *st, const RangeVar *rv, const char *what, LOCKMODE mode)
 		return;
 	if (mode > st->strongest)
 	{
+		/* it outlives the item being linted: in the statement's context */
+		MemoryContext old = MemoryContextSwitchTo(st->stmt_cxt);
+
 		st->strongest = mode;
 		st->strongest_on = rv ? rv_name(rv) : pstrdup(what);
+		MemoryContextSwitchTo(old);
 	}
+}
+
+/*
+ * The items of a statement (ALTER TABLE's subcommands, the relations a
+ * DROP, TRUNCATE, LOCK or VACUUM names, ...) are linted in st->item_cxt,
+ * reset before each item and after the last: a statement of many items
+ * keeps only its findings.  Usage:
+ *		old = items_begin(st); foreach (...) { item_next(st); ... } items_end(st, old);
+ */
+static MemoryContext
+items_begin(LintState *st)
+{
+	return MemoryContextSwitchTo(st->item_cxt);
+}
+
+static void
+item_next(LintState *st)
+{
+	CHECK_FOR_INTERRUPTS();
+	MemoryContextReset(st->item_cxt);
+}
+
+static void
+items_end(LintState *st, MemoryContext old)
+{
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(st->item_cxt);
 }
 
 /* The lock_timeout in force for the current statement, in ms (0: none). */
@@ -515,22 +851,184 @@ in_transaction_block(LintState *st)
 	return st->explicit_tx || st->implicit_tx;
 }
 
-/* ---------------------------------------------------------------- subtransactions */
+/* ---------------------------------------------------------------- running no user code */
+
+/* > 0 while lint's parse analysis runs: user functions are refused */
+static int	analysis_depth = 0;
+static needs_fmgr_hook_type prev_needs_fmgr_hook = NULL;
 
 /*
- * Runs fn(arg) in a subtransaction: parse analysis may fail (an unknown
- * function or type) after taking catalog locks and buffer pins, which only a
+ * The needs_fmgr_hook: fmgr asks it when it looks up a function that is not
+ * built in (to call it), and the planner when it would inline a SQL
+ * function.  During lint's analysis a function in any language but internal
+ * and C (which only a superuser can create) is refused with an error;
+ * otherwise the previous hook answers.  It never answers true itself, so it
+ * never changes how a function is called.
+ */
+static bool
+lint_needs_fmgr_hook(Oid fn_oid)
+{
+	if (analysis_depth > 0)
+	{
+		HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn_oid));
+
+		if (HeapTupleIsValid(tup))
+		{
+			Oid			lang = ((Form_pg_proc) GETSTRUCT(tup))->prolang;
+
+			ReleaseSysCache(tup);
+			if (lang != INTERNALlanguageId && lang != ClanguageId)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot be analysed without running user code (function %s)",
+								format_procedure_qualified(fn_oid))));
+		}
+	}
+	return prev_needs_fmgr_hook ? prev_needs_fmgr_hook(fn_oid) : false;
+}
+
+/* Installs the hook, after whatever was there (from _PG_init). */
+void
+shift_lint_init(void)
+{
+	prev_needs_fmgr_hook = needs_fmgr_hook;
+	needs_fmgr_hook = lint_needs_fmgr_hook;
+}
+
+typedef struct Analysis
+{
+	void		(*fn) (void *arg);
+	void	   *arg;
+} Analysis;
+
+/* Runs an analysis with user functions refused. */
+static void
+run_guarded(void *arg)
+{
+	Analysis   *a = arg;
+
+	analysis_depth++;
+	PG_TRY();
+	{
+		a->fn(a->arg);
+	}
+	PG_FINALLY();
+	{
+		analysis_depth--;
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Runs fn(arg), a parse analysis, in a subtransaction with user functions
+ * refused: it may fail (an unknown function or type, a function lint will
+ * not run) after taking catalog locks and buffer pins, which only a
  * subtransaction abort releases.  Returns NULL on success, or the error
  * message.  Memory fn allocates stays in the caller's context.
  */
 static char *
 lint_try(void (*fn) (void *arg), void *arg)
 {
-	ErrorData  *edata = shift_try(fn, arg);
+	Analysis	a;
+	ErrorData  *edata;
 
+	a.fn = fn;
+	a.arg = arg;
+	edata = shift_try(run_guarded, &a);
 	if (edata == NULL)
 		return NULL;
 	return edata->message ? edata->message : pstrdup("unknown error");
+}
+
+/*
+ * Turns each string literal of a raw expression into a parameter of unknown
+ * type, numbered from 1, in place (a ParamRef fits in an A_Const's memory;
+ * the tree is the caller's copy).  Analysed with variable parameters, each
+ * takes the type its context gives it, as in PREPARE, and no input function
+ * ever sees its text.  Type names (and their modifiers) are left alone.
+ */
+static bool
+literals_to_params(Node *node, int *count)
+{
+	StaticAssertStmt(sizeof(ParamRef) <= sizeof(A_Const),
+					 "a ParamRef must fit where an A_Const was");
+
+	if (node == NULL)
+		return false;
+	check_stack_depth();
+	/* a DEFAULT cannot hold a subquery (analysis refuses it): no need to look in */
+	if (IsA(node, TypeName) || IsA(node, SubLink))
+		return false;
+	if (IsA(node, TypeCast))
+		return literals_to_params(((TypeCast *) node)->arg, count);
+	if (IsA(node, A_Const))
+	{
+		A_Const    *c = (A_Const *) node;
+
+		if (!c->isnull && IsA(&c->val, String))
+		{
+			int			location = c->location;
+			ParamRef   *p = (ParamRef *) node;
+
+			memset(node, 0, sizeof(A_Const));
+			p->type = T_ParamRef;
+			p->number = ++(*count);
+			p->location = location;
+		}
+		return false;
+	}
+	return raw_expression_tree_walker(node, literals_to_params, count);
+}
+
+/*
+ * Does the type, a domain, or a domain it is based on, have a NOT NULL or
+ * CHECK constraint?  Read from the catalogs: DomainHasConstraints() would
+ * load the typcache, which plans the CHECK expressions.
+ */
+static bool
+domain_has_constraints(Oid typid)
+{
+	while (OidIsValid(typid))
+	{
+		HeapTuple	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
+		Form_pg_type typ;
+		Oid			base;
+		bool		notnull;
+		Relation	conrel;
+		SysScanDesc scan;
+		ScanKeyData key[2];
+		bool		found = false;
+
+		if (!HeapTupleIsValid(tup))
+			return false;
+		typ = (Form_pg_type) GETSTRUCT(tup);
+		if (typ->typtype != TYPTYPE_DOMAIN)
+		{
+			ReleaseSysCache(tup);
+			return false;
+		}
+		base = typ->typbasetype;
+		notnull = typ->typnotnull;
+		ReleaseSysCache(tup);
+		if (notnull)
+			return true;
+
+		conrel = table_open(ConstraintRelationId, AccessShareLock);
+		ScanKeyInit(&key[0], Anum_pg_constraint_conrelid, BTEqualStrategyNumber,
+					F_OIDEQ, ObjectIdGetDatum(InvalidOid));
+		ScanKeyInit(&key[1], Anum_pg_constraint_contypid, BTEqualStrategyNumber,
+					F_OIDEQ, ObjectIdGetDatum(typid));
+		scan = systable_beginscan(conrel, ConstraintRelidTypidNameIndexId, true,
+								  NULL, 2, key);
+		while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
+			found = ((Form_pg_constraint) GETSTRUCT(tup))->contype == CONSTRAINT_CHECK;
+		systable_endscan(scan);
+		table_close(conrel, AccessShareLock);
+		if (found)
+			return true;
+		typid = base;
+	}
+	return false;
 }
 
 /* ---------------------------------------------------------------- ADD COLUMN defaults */
@@ -573,8 +1071,10 @@ find_volatile_walker(Node *node, DefaultCheck *dc)
 /*
  * Decides from pg_proc whether the default would be computed per row:
  * transformed and coerced to the column's type as ALTER TABLE does, then
- * contain_volatile_functions().  Without a default, the type's (a domain's)
- * default counts, and a domain with constraints is checked on every row.
+ * contain_volatile_functions().  Its string literals are parameters here
+ * (literals_to_params), so no input function runs.  Without a default, the
+ * type's (a domain's) default counts, and a domain with constraints is
+ * checked on every row.
  */
 static void
 check_default(void *arg)
@@ -588,10 +1088,16 @@ check_default(void *arg)
 	typenameTypeIdAndMod(pstate, dc->col->typeName, &typid, &typmod);
 	if (dc->raw_default)
 	{
+		Node	   *raw = copyObject(dc->raw_default);
 		Node	   *coerced;
+		int			nparams = 0;
+		Oid		   *paramtypes;
 
-		expr = transformExpr(pstate, copyObject(dc->raw_default),
-							 EXPR_KIND_COLUMN_DEFAULT);
+		literals_to_params(raw, &nparams);
+		/* sized once: the parser would enlarge it one parameter at a time */
+		paramtypes = palloc0(sizeof(Oid) * Max(nparams, 1));
+		setup_parse_variable_parameters(pstate, &paramtypes, &nparams);
+		expr = transformExpr(pstate, raw, EXPR_KIND_COLUMN_DEFAULT);
 		coerced = coerce_to_target_type(pstate, expr, exprType(expr),
 										typid, typmod, COERCION_ASSIGNMENT,
 										COERCE_IMPLICIT_CAST, -1);
@@ -605,7 +1111,7 @@ check_default(void *arg)
 		dc->is_volatile = true;
 		find_volatile_walker(expr, dc);
 	}
-	dc->domain_checks = DomainHasConstraints(typid);
+	dc->domain_checks = domain_has_constraints(typid);
 }
 
 /* Is the column's type one of the serial pseudo-types (as the parser sees them)? */
@@ -665,7 +1171,7 @@ change_requires_rewrite(Node *expr, AttrNumber attnum)
 		{
 			CoerceToDomain *d = (CoerceToDomain *) expr;
 
-			if (DomainHasConstraints(d->resulttype))
+			if (domain_has_constraints(d->resulttype))
 				return true;
 			expr = (Node *) d->arg;
 		}
@@ -685,11 +1191,26 @@ change_requires_rewrite(Node *expr, AttrNumber attnum)
 	}
 }
 
+/* Is there a coercion to a domain with constraints in the expression? */
+static bool
+checked_domain_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, CoerceToDomain) &&
+		domain_has_constraints(((CoerceToDomain *) node)->resulttype))
+		return true;
+	return expression_tree_walker(node, checked_domain_walker, context);
+}
+
 /*
  * What ALTER TABLE would do without USING: coerce the column to the new
  * type (assignment coercion), plan the expression (which drops length
  * coercions that cannot fail, such as varchar(10) to varchar(20)) and look
- * at what is left.
+ * at what is left.  A coercion to a domain with constraints is a rewrite
+ * whatever else the expression holds (planning keeps it), and is decided
+ * before planning, which would load the domain's CHECK expressions into the
+ * typcache and plan them.
  */
 static void
 check_type_change(void *arg)
@@ -709,6 +1230,11 @@ check_type_change(void *arg)
 	if (expr == NULL)
 	{
 		tc->no_cast = true;
+		tc->rewrite = true;
+		return;
+	}
+	if (checked_domain_walker(expr, NULL))
+	{
 		tc->rewrite = true;
 		return;
 	}
@@ -760,7 +1286,10 @@ record_not_null_checks(LintState *st, const RangeVar *rv, Constraint *con,
 	}
 	if ((col = raw_not_null_column(expr)) != NULL)
 	{
+		MemoryContext old = MemoryContextSwitchTo(st->keep);
 		LintCheck  *c = palloc0(sizeof(LintCheck));
+		NameKey		keys[2];
+		int			i;
 
 		c->schema = rv->schemaname ? pstrdup(rv->schemaname) : NULL;
 		c->table = pstrdup(rv->relname);
@@ -769,30 +1298,62 @@ record_not_null_checks(LintState *st, const RangeVar *rv, Constraint *con,
 			makeObjectName(rv->relname, col, "check");
 		c->column = pstrdup(col);
 		c->validated = !con->skip_validation;
-		st->checks = lappend(st->checks, c);
+		c->added = ++st->checks_added;
+		filing_keys(keys, c->schema, c->table, c->column, 0);
+		for (i = 0; i < 2; i++)
+		{
+			bool		found;
+			CheckColumn *cc = hash_search(st->check_columns, &keys[i], HASH_ENTER, &found);
+
+			if (!found)
+				cc->validated = 0;
+			cc->last = c;
+			if (c->validated)
+				cc->validated++;
+			c->columns[i] = cc;
+		}
+		if (!c->validated)
+		{
+			filing_keys(keys, c->schema, c->table, c->conname, 0);
+			for (i = 0; i < 2; i++)
+			{
+				bool		found;
+				CheckName  *cn = hash_search(st->check_names, &keys[i], HASH_ENTER, &found);
+
+				if (!found)
+					cn->pending = NIL;
+				cn->pending = lappend(cn->pending, c);
+			}
+		}
+		MemoryContextSwitchTo(old);
 	}
 }
 
-/* The tracked CHECK (col IS NOT NULL) for rv.col, validated ones first. */
-static LintCheck *
-find_check(LintState *st, const RangeVar *rv, const char *col)
+/*
+ * The tracked CHECK (col IS NOT NULL) constraints on rv.col: true if one of
+ * them is validated; otherwise *last is the one added last, or NULL.
+ */
+static bool
+find_check(LintState *st, const RangeVar *rv, const char *col, LintCheck **last)
 {
-	ListCell   *lc;
-	LintCheck  *found = NULL;
+	NameKey		keys[2];
+	int			n;
+	int			i;
 
-	foreach(lc, st->checks)
+	*last = NULL;
+	n = lookup_keys(keys, rv->schemaname, rv->relname, col, 0);
+	for (i = 0; i < n; i++)
 	{
-		LintCheck  *c = lfirst(lc);
+		CheckColumn *cc = hash_search(st->check_columns, &keys[i], HASH_FIND, NULL);
 
-		if (same_name(c->schema, c->table, rv->schemaname, rv->relname) &&
-			strcmp(c->column, col) == 0)
-		{
-			if (c->validated)
-				return c;
-			found = c;
-		}
+		if (cc == NULL)
+			continue;
+		if (cc->validated > 0)
+			return true;
+		if (*last == NULL || cc->last->added > (*last)->added)
+			*last = cc->last;
 	}
-	return found;
+	return false;
 }
 
 /* Does a cooked CHECK expression imply "attnum IS NOT NULL"? */
@@ -1065,8 +1626,7 @@ lint_set_not_null(LintState *st, RangeVar *rv, const char *col)
 
 	if (col == NULL || is_new_rel(st, rv))
 		return;
-	c = find_check(st, rv, col);
-	if (c && c->validated)
+	if (find_check(st, rv, col, &c))
 		return;
 	relid = lint_relid(rv);
 	if (OidIsValid(relid) && catalog_not_null(relid, col))
@@ -1129,20 +1689,40 @@ lint_add_constraint(LintState *st, RangeVar *rv, Constraint *con)
 	}
 }
 
+/*
+ * VALIDATE CONSTRAINT: the tracked constraints of that name on the table are
+ * validated.  Each is taken off the pending lists once, so this stays
+ * linear over the whole input.
+ */
 static void
 lint_validate_constraint(LintState *st, RangeVar *rv, const char *conname)
 {
-	ListCell   *lc;
+	NameKey		keys[2];
+	int			n;
+	int			i;
 
-	if (conname == NULL)
+	if (conname == NULL || rv->relname == NULL)
 		return;
-	foreach(lc, st->checks)
+	n = lookup_keys(keys, rv->schemaname, rv->relname, conname, 0);
+	for (i = 0; i < n; i++)
 	{
-		LintCheck  *c = lfirst(lc);
+		CheckName  *cn = hash_search(st->check_names, &keys[i], HASH_FIND, NULL);
+		ListCell   *lc;
 
-		if (same_name(c->schema, c->table, rv->schemaname, rv->relname) &&
-			strcmp(c->conname, conname) == 0)
+		if (cn == NULL)
+			continue;
+		foreach(lc, cn->pending)
+		{
+			LintCheck  *c = lfirst(lc);
+
+			if (c->validated)
+				continue;
 			c->validated = true;
+			c->columns[0]->validated++;
+			c->columns[1]->validated++;
+		}
+		list_free(cn->pending);
+		cn->pending = NIL;
 	}
 }
 
@@ -1154,6 +1734,7 @@ lint_alter_table(LintState *st, AlterTableStmt *stmt)
 	bool		fresh;
 	const char *table;
 	ListCell   *lc;
+	MemoryContext old;
 
 	if (rv == NULL)
 		return;
@@ -1163,9 +1744,12 @@ lint_alter_table(LintState *st, AlterTableStmt *stmt)
 	table = rv_name(rv);
 	note_lock(st, rv, NULL, mode);
 
+	old = items_begin(st);
 	foreach(lc, stmt->cmds)
 	{
 		AlterTableCmd *cmd = lfirst(lc);
+
+		item_next(st);
 
 		if (cmd == NULL || !IsA(cmd, AlterTableCmd))
 			continue;
@@ -1234,6 +1818,7 @@ lint_alter_table(LintState *st, AlterTableStmt *stmt)
 				break;
 		}
 	}
+	items_end(st, old);
 }
 
 /* ---------------------------------------------------------------- other statements */
@@ -1276,6 +1861,7 @@ static void
 lint_drop(LintState *st, DropStmt *stmt)
 {
 	ListCell   *lc;
+	MemoryContext old;
 
 	if (!is_relation_drop(stmt->removeType) && stmt->removeType != OBJECT_TRIGGER)
 		return;
@@ -1287,11 +1873,14 @@ lint_drop(LintState *st, DropStmt *stmt)
 			   "DROP INDEX CONCURRENTLY fails inside a transaction block",
 			   "Run it on its own: outside BEGIN ... COMMIT (db:transaction) and as the only statement of its db:exec or db:ddl call.");
 
+	old = items_begin(st);
 	foreach(lc, stmt->objects)
 	{
 		List	   *names = lfirst(lc);
 		RangeVar   *rv;
 		char	   *name;
+
+		item_next(st);
 
 		if (names == NULL || !IsA(names, List))
 			continue;
@@ -1324,6 +1913,7 @@ lint_drop(LintState *st, DropStmt *stmt)
 				   psprintf("DROP INDEX %s takes an ACCESS EXCLUSIVE lock on its table", name),
 				   "Use DROP INDEX CONCURRENTLY (outside a transaction block), which does not block reads or writes.");
 	}
+	items_end(st, old);
 }
 
 static void
@@ -1365,6 +1955,7 @@ static void
 lint_vacuum(LintState *st, VacuumStmt *stmt)
 {
 	ListCell   *lc;
+	MemoryContext old;
 	bool		full = stmt->is_vacuumcmd && option_true(stmt->options, "full");
 
 	st->lock = lock_name(full ? AccessExclusiveLock : ShareUpdateExclusiveLock);
@@ -1382,9 +1973,12 @@ lint_vacuum(LintState *st, VacuumStmt *stmt)
 			   "Use plain VACUUM; to shrink a bloated table online, use pg_repack or copy it into a new table with db:backfill and swap.");
 		return;
 	}
+	old = items_begin(st);
 	foreach(lc, stmt->rels)
 	{
 		VacuumRelation *vr = lfirst(lc);
+
+		item_next(st);
 
 		if (vr == NULL || !IsA(vr, VacuumRelation) || vr->relation == NULL ||
 			is_new_rel(st, vr->relation))
@@ -1395,6 +1989,7 @@ lint_vacuum(LintState *st, VacuumStmt *stmt)
 						rv_name(vr->relation)),
 			   "Use plain VACUUM; to shrink a bloated table online, use pg_repack or copy it into a new table with db:backfill and swap.");
 	}
+	items_end(st, old);
 }
 
 static void
@@ -1435,11 +2030,15 @@ static void
 lint_lock(LintState *st, LockStmt *stmt)
 {
 	ListCell   *lc;
+	MemoryContext old;
 
 	st->lock = lock_name(stmt->mode);
+	old = items_begin(st);
 	foreach(lc, stmt->relations)
 	{
 		RangeVar   *rv = lfirst(lc);
+
+		item_next(st);
 
 		if (rv == NULL || !IsA(rv, RangeVar) || is_new_rel(st, rv))
 			continue;
@@ -1451,17 +2050,22 @@ lint_lock(LintState *st, LockStmt *stmt)
 						stmt->mode >= ShareLock ? "blocks writes (or more)" : "holds its lock"),
 			   "Keep the transaction short and take the lock with NOWAIT or under a short lock_timeout (db:ddl), retrying on failure.");
 	}
+	items_end(st, old);
 }
 
 static void
 lint_truncate(LintState *st, TruncateStmt *stmt)
 {
 	ListCell   *lc;
+	MemoryContext old;
 
 	st->lock = lock_name(AccessExclusiveLock);
+	old = items_begin(st);
 	foreach(lc, stmt->relations)
 	{
 		RangeVar   *rv = lfirst(lc);
+
+		item_next(st);
 
 		if (rv == NULL || !IsA(rv, RangeVar) || is_new_rel(st, rv))
 			continue;
@@ -1471,6 +2075,7 @@ lint_truncate(LintState *st, TruncateStmt *stmt)
 						rv_name(rv)),
 			   "Delete in batches (db:backfill with a where condition, or a DELETE per key range) if the rows must go while the table is in use.");
 	}
+	items_end(st, old);
 }
 
 static void
@@ -1640,7 +2245,9 @@ static void
 lint_select(LintState *st, SelectStmt *stmt)
 {
 	ListCell   *lc;
+	MemoryContext old;
 
+	old = items_begin(st);
 	foreach(lc, stmt->targetList)
 	{
 		ResTarget  *rt = lfirst(lc);
@@ -1649,6 +2256,8 @@ lint_select(LintState *st, SelectStmt *stmt)
 		char	   *name;
 		char	   *local;
 		bool		is_local;
+
+		item_next(st);
 
 		if (rt == NULL || !IsA(rt, ResTarget) || rt->val == NULL ||
 			!IsA(rt->val, FuncCall))
@@ -1671,6 +2280,7 @@ lint_select(LintState *st, SelectStmt *stmt)
 			continue;
 		set_timeout(st, parse_timeout(const_text(lsecond(fc->args))), is_local);
 	}
+	items_end(st, old);
 }
 
 static void
@@ -1930,15 +2540,35 @@ parse_part(LintState *st, const char *sql)
 	return NIL;
 }
 
+/*
+ * Lints one part (a text parsed at once): its parse tree lives in a context
+ * of its own, freed after the part, and each statement is linted in a
+ * context reset after it; what later statements need is kept in st->keep.
+ */
 static void
-lint_part(LintState *st, const char *sql, int part_timeout)
+lint_part(LintState *st, text *part, int part_timeout)
 {
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext part_cxt = AllocSetContextCreate(caller, "pg_shift lint part",
+												   ALLOCSET_DEFAULT_SIZES);
+	MemoryContext stmt_cxt = AllocSetContextCreate(part_cxt, "pg_shift lint statement",
+												   ALLOCSET_DEFAULT_SIZES);
+	MemoryContext item_cxt = AllocSetContextCreate(stmt_cxt, "pg_shift lint item",
+												   ALLOCSET_DEFAULT_SIZES);
+	char	   *sql;
 	List	   *stmts;
 	ListCell   *lc;
-	int			len = (int) strlen(sql);
+	int			len;
 	int			scanned = 0;
 	int			line = 1;
 
+	st->stmt_cxt = stmt_cxt;
+	st->item_cxt = item_cxt;
+	MemoryContextSwitchTo(part_cxt);
+	sql = text_to_cstring(part);
+	len = (int) strlen(sql);
+	shift_check_scannable(st->script_mode ? "a part of shift.lint_script" : "the SQL to lint",
+						  sql, len, SHIFT_MAX_SCAN_COST);
 	st->sql = sql;
 	st->part_timeout = part_timeout;
 	stmts = parse_part(st, sql);
@@ -1953,6 +2583,7 @@ lint_part(LintState *st, const char *sql, int part_timeout)
 		st->statement++;
 		if (raw == NULL || !IsA(raw, RawStmt) || raw->stmt == NULL)
 			continue;
+		MemoryContextSwitchTo(stmt_cxt);
 		st->line = line_at(sql, skip_space(sql, Min(Max(raw->stmt_location, 0), len), len),
 						   &scanned, &line);
 		{
@@ -1974,17 +2605,38 @@ lint_part(LintState *st, const char *sql, int part_timeout)
 				}
 			}
 			st->text = pnstrdup(sql + from, Max(to - from, 0));
+			st->allows_known = false;
 		}
 		lint_statement(st, raw->stmt);
 		st->text = NULL;
+		st->strongest_on = NULL;
+		MemoryContextSwitchTo(part_cxt);
+		/* resets item_cxt too, and keeps it */
+		MemoryContextReset(stmt_cxt);
 	}
 	if (st->implicit_tx && !st->explicit_tx)
 		st->local_timeout = TIMEOUT_UNSET;
 	st->implicit_tx = false;
 	st->part_timeout = TIMEOUT_UNSET;
+	st->sql = NULL;
+	st->stmt_cxt = st->item_cxt = NULL;
+	MemoryContextSwitchTo(caller);
+	MemoryContextDelete(part_cxt);
 }
 
 /* ---------------------------------------------------------------- SQL entry points */
+
+#define LINT_SIZE_HINT \
+	"Lint a long script in pieces: split it into several db:exec calls (shift.lint_script parts) or shift.lint calls."
+
+/* Refuses a lint input (a text or array argument) over limit, before detoasting it. */
+static void
+check_arg_size(FunctionCallInfo fcinfo, int argno, const char *what, Size limit)
+{
+	if (!PG_ARGISNULL(argno))
+		shift_check_size(what, toast_raw_datum_size(PG_GETARG_DATUM(argno)) - VARHDRSZ,
+						 limit, LINT_SIZE_HINT);
+}
 
 static int
 start_timeout(FunctionCallInfo fcinfo, int argno)
@@ -1995,6 +2647,7 @@ start_timeout(FunctionCallInfo fcinfo, int argno)
 
 	if (PG_ARGISNULL(argno))
 		return LockTimeout;
+	check_arg_size(fcinfo, argno, "the lock_timeout given to lint", SHIFT_MAX_SETTING);
 	value = text_to_cstring(PG_GETARG_TEXT_PP(argno));
 	if (!parse_int(value, &ms, GUC_UNIT_MS, &hint) || ms < 0)
 		ereport(ERROR,
@@ -2020,6 +2673,18 @@ init_state(LintState *st, FunctionCallInfo fcinfo, bool script_mode, int timeout
 	st->start_timeout = st->session_timeout = timeout;
 	st->local_timeout = TIMEOUT_UNSET;
 	st->part_timeout = TIMEOUT_UNSET;
+	st->keep = AllocSetContextCreate(CurrentMemoryContext, "pg_shift lint state",
+									 ALLOCSET_DEFAULT_SIZES);
+	st->new_rel_counts = name_table(st, "pg_shift lint new relations", sizeof(NewRelCount));
+	st->new_rel_lists = name_table(st, "pg_shift lint new relation lists", sizeof(NewRelList));
+	st->check_columns = name_table(st, "pg_shift lint checks by column", sizeof(CheckColumn));
+	st->check_names = name_table(st, "pg_shift lint checks by name", sizeof(CheckName));
+}
+
+static void
+end_state(LintState *st)
+{
+	MemoryContextDelete(st->keep);
 }
 
 /*
@@ -2036,9 +2701,11 @@ shift_lint(PG_FUNCTION_ARGS)
 {
 	LintState	st;
 
+	check_arg_size(fcinfo, 0, "the SQL to lint", SHIFT_MAX_LINT_PART);
 	init_state(&st, fcinfo, false, start_timeout(fcinfo, 1));
 	if (!PG_ARGISNULL(0))
-		lint_part(&st, text_to_cstring(PG_GETARG_TEXT_PP(0)), TIMEOUT_UNSET);
+		lint_part(&st, PG_GETARG_TEXT_PP(0), TIMEOUT_UNSET);
+	end_state(&st);
 	return (Datum) 0;
 }
 
@@ -2086,9 +2753,15 @@ shift_lint_script(PG_FUNCTION_ARGS)
 	int			nparts;
 	int			i;
 
+	check_arg_size(fcinfo, 0, "the array of parts of shift.lint_script", SHIFT_MAX_LINT_SCRIPT);
+	check_arg_size(fcinfo, 1, "part_lock_timeouts of shift.lint_script", SHIFT_MAX_LINT_SCRIPT);
+	check_arg_size(fcinfo, 2, "phases of shift.lint_script", SHIFT_MAX_LINT_SCRIPT);
 	init_state(&st, fcinfo, true, start_timeout(fcinfo, 3));
 	if (PG_ARGISNULL(0))
+	{
+		end_state(&st);
 		return (Datum) 0;
+	}
 	nparts = array_elements(PG_GETARG_ARRAYTYPE_P(0), TEXTOID, &parts, &part_nulls);
 	if (!PG_ARGISNULL(1) &&
 		array_elements(PG_GETARG_ARRAYTYPE_P(1), TEXTOID, &timeouts, &timeout_nulls) != nparts)
@@ -2100,6 +2773,20 @@ shift_lint_script(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("phases must have one element per part")));
+	/* each part alone, before any is linted */
+	for (i = 0; i < nparts; i++)
+	{
+		Size		size;
+
+		if (!part_nulls[i] &&
+			(size = toast_raw_datum_size(parts[i]) - VARHDRSZ) > SHIFT_MAX_LINT_PART)
+			shift_check_size(psprintf("part %d of shift.lint_script", i + 1), size,
+							 SHIFT_MAX_LINT_PART, LINT_SIZE_HINT);
+		if (timeouts && !timeout_nulls[i] &&
+			(size = toast_raw_datum_size(timeouts[i]) - VARHDRSZ) > SHIFT_MAX_SETTING)
+			shift_check_size(psprintf("the lock timeout of part %d of shift.lint_script", i + 1),
+							 size, SHIFT_MAX_SETTING, LINT_SIZE_HINT);
+	}
 
 	for (i = 0; i < nparts; i++)
 	{
@@ -2120,7 +2807,8 @@ shift_lint_script(PG_FUNCTION_ARGS)
 						 errhint("Give a duration such as '2s' or '500ms', or 0 for none.")));
 		}
 		if (!part_nulls[i])
-			lint_part(&st, TextDatumGetCString(parts[i]), timeout);
+			lint_part(&st, DatumGetTextPP(parts[i]), timeout);
 	}
+	end_state(&st);
 	return (Datum) 0;
 }

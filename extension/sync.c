@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * sync.c
- *	  Dual-write triggers: shift._sync_trigger, shift._sync_check,
- *	  shift._select_list.
+ *	  Dual-write triggers: shift._sync_trigger, shift._sync_check
+ *	  (shift._select_list, which splits a select list, is in sqlfrag.c).
  *
  * A sync (a row of shift.sync, made by shift.sync_create) keeps new and old
  * in step while both are in use:
@@ -81,7 +81,6 @@
 
 PG_FUNCTION_INFO_V1(shift_sync_trigger);
 PG_FUNCTION_INFO_V1(shift_sync_check);
-PG_FUNCTION_INFO_V1(shift_select_list);
 PG_FUNCTION_INFO_V1(shift_cutover_check);
 
 /* The transition tables' names, in the triggers and in the statements. */
@@ -1800,143 +1799,4 @@ shift_sync_check(PG_FUNCTION_ARGS)
 	shift_as_end(&as);
 	MemoryContextDelete(cxt);
 	PG_RETURN_VOID();
-}
-
-/* ---------------------------------------------------------------- shift._select_list */
-
-/*
- * The offset in sql of the last ',' token at or after from and before to:
- * a comma in a string, a quoted name or a comment is not a token.  -1 if
- * there is none.
- */
-static int
-last_comma(const char *sql, int from, int to)
-{
-	core_yy_extra_type yyextra;
-	core_yyscan_t scanner;
-	core_YYSTYPE yylval;
-	YYLTYPE		yylloc;
-	int			tok;
-	int			found = -1;
-
-	scanner = scanner_init(sql, &yyextra, &ScanKeywords, ScanKeywordTokens);
-	while ((tok = core_yylex(&yylval, &yylloc, scanner)) != 0 && yylloc < to)
-		if (tok == ',' && yylloc >= from)
-			found = yylloc;
-	scanner_finish(scanner);
-	return found;
-}
-
-/* Does "SELECT (item)" parse as a SELECT of exactly one expression? */
-static bool
-paren_expression(const char *item)
-{
-	volatile bool ok = false;
-	MemoryContext cxt = CurrentMemoryContext;
-
-	PG_TRY();
-	{
-		List	   *stmts = raw_parser(psprintf("SELECT (%s)", item), RAW_PARSE_DEFAULT);
-
-		ok = list_length(stmts) == 1 &&
-			IsA(linitial_node(RawStmt, stmts)->stmt, SelectStmt) &&
-			list_length(((SelectStmt *) linitial_node(RawStmt, stmts)->stmt)->targetList) == 1;
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		FlushErrorState();
-	}
-	PG_END_TRY();
-	return ok;
-}
-
-/*
- * shift._select_list(select text) returns text[]
- *
- * The expressions of a select list, one per element, each checked to stand
- * alone: "id::bigint, lower(email)" -> {"id::bigint", "lower(email)"}.
- * A list with a FROM, a star, an alias or anything past the expressions is
- * refused.
- */
-Datum
-shift_select_list(PG_FUNCTION_ARGS)
-{
-	char	   *list = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	const char *prefix = "SELECT ";
-	char	   *sql = psprintf("%s%s", prefix, list);
-	SelectStmt *s;
-	ListCell   *lc;
-	int			n;
-	int			i = 0;
-	int		   *starts;
-	Datum	   *out;
-
-	s = (SelectStmt *) shift_parse_fragment("the select list", "select", prefix, list);
-	if (!shift_is_plain_select((Node *) s, false))
-		ereport(ERROR,
-				(errcode(ERRCODE_SYNTAX_ERROR),
-				 errmsg("select must be a list of expressions only"),
-				 errdetail("It was: %s", list),
-				 errhint("Write select => 'id::bigint, lower(email)'; the source table is FROM.")));
-	n = list_length(s->targetList);
-	starts = palloc(sizeof(int) * (n + 1));
-	foreach(lc, s->targetList)
-	{
-		ResTarget  *rt = lfirst(lc);
-
-		if (rt->name != NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_SYNTAX_ERROR),
-					 errmsg("select must not name its expressions (\"AS %s\")", rt->name),
-					 errhint("The expressions fill the columns in the order given.")));
-		if (IsA(rt->val, ColumnRef) && IsA(llast(((ColumnRef *) rt->val)->fields), A_Star))
-			ereport(ERROR,
-					(errcode(ERRCODE_SYNTAX_ERROR),
-					 errmsg("select must list its expressions, not *")));
-		starts[i++] = rt->location;
-	}
-	starts[n] = strlen(sql);
-	out = palloc(sizeof(Datum) * n);
-	for (i = 0; i < n; i++)
-	{
-		int			len = starts[i + 1] - starts[i];
-		char	   *item = pnstrdup(sql + starts[i], len);
-
-		if (i < n - 1)
-		{
-			/*
-			 * Cut at the separating comma: the last comma token before the
-			 * next item (a comment after the expression may hold commas).
-			 */
-			int			cut = last_comma(sql, starts[i], starts[i + 1]);
-
-			if (cut < 0)
-				elog(ERROR, "could not split the select list at item %d", i + 1);
-			item[cut - starts[i]] = '\0';
-		}
-		/* trim blanks around it */
-		while (*item == ' ' || *item == '\t' || *item == '\n' || *item == '\r')
-			item++;
-		len = strlen(item);
-		while (len > 0 && (item[len - 1] == ' ' || item[len - 1] == '\t' ||
-						   item[len - 1] == '\n' || item[len - 1] == '\r'))
-			item[--len] = '\0';
-		/*
-		 * It is used as "(item)": a trailing -- comment would swallow the
-		 * ")".  Inside the list, the line break that ended one was trimmed
-		 * above: put it back.  At the end of the list, refuse the comment.
-		 */
-		if (i < n - 1 && !paren_expression(item))
-			item = psprintf("%s\n", item);
-		s = (SelectStmt *) shift_parse_fragment("the select list", "select item", "SELECT (",
-												psprintf("%s)", item));
-		if (!shift_is_plain_select((Node *) s, false) || list_length(s->targetList) != 1)
-			ereport(ERROR,
-					(errcode(ERRCODE_SYNTAX_ERROR),
-					 errmsg("select item %d is not an expression on its own: %s", i + 1, item),
-					 errhint("End a -- comment inside the list with a line break, or use /* */.")));
-		out[i] = CStringGetTextDatum(item);
-	}
-	PG_RETURN_ARRAYTYPE_P(construct_array(out, n, TEXTOID, -1, false, TYPALIGN_INT));
 }

@@ -330,6 +330,15 @@ RETURNS pg_catalog.text
 AS 'MODULE_PATHNAME', 'shift_owner_call'
 LANGUAGE C;
 
+-- The two keys of a job's run lock, (0x73686266 'shbf', hashtext(name)), as
+-- the C code takes it: backfill_run for its session, backfill_step and
+-- backfill_drop for their transaction.  pg_locks shows it with classid =
+-- key1, objid = key2 and objsubid = 2 (shift.backfill_progress).
+CREATE FUNCTION shift_internal.backfill_lock_key(name pg_catalog.text,
+                                                 OUT key1 pg_catalog.int4, OUT key2 pg_catalog.int4)
+AS 'MODULE_PATHNAME', 'shift_backfill_lock_key'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
 -- Resolves and checks a job's key, columns and SQL (C).
 CREATE FUNCTION @extschema@._backfill_check(name pg_catalog.text)
 RETURNS void
@@ -385,23 +394,62 @@ BEGIN
 END
 $$;
 
--- shift.backfill_pause(name): the job stops before its next batch.
-CREATE FUNCTION shift_internal.backfill_pause(name pg_catalog.text)
+-- ---------------------------------------------------------------------------
+-- What an operator does to a job (pause, resume, cancel), as a table: the
+-- states each move is allowed from, the state it moves to (to_state while
+-- the job's walk has not started, i.e. it has no upper key yet,
+-- to_started once it has), whether it ends the job (finished_at), and the
+-- error for a job in any other state (format(refusal, name, state)).  The
+-- run sees the new state before its next batch.  _backfill_move makes a
+-- move; the C code's enum BackfillState names the same six states as
+-- the table's CHECK.
+-- ---------------------------------------------------------------------------
+CREATE TABLE shift_internal.backfill_move (
+  move          pg_catalog.text PRIMARY KEY,
+  from_states   pg_catalog.text[] NOT NULL,
+  to_state      pg_catalog.text NOT NULL,
+  to_started    pg_catalog.text NOT NULL,
+  finishes      pg_catalog.bool NOT NULL,
+  refusal       pg_catalog.text NOT NULL
+);
+INSERT INTO shift_internal.backfill_move VALUES
+  ('pause', '{pending,active,paused,failed}', 'paused', 'paused', false,
+   'backfill job "%s" is %s and cannot be paused'),
+  ('resume', '{paused,failed}', 'pending', 'active', false,
+   'backfill job "%s" is %s, not paused'),
+  ('cancel', '{pending,active,paused,cancelled,failed}', 'cancelled', 'cancelled', true,
+   'backfill job "%s" is already %s');
+
+-- Makes move p_move of job p_name (its owner's); returns the new state.
+CREATE FUNCTION shift_internal._backfill_move(p_name pg_catalog.text, p_move pg_catalog.text)
 RETURNS pg_catalog.text
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  j @extschema@.backfill := shift_internal._backfill_job(name);
+  j @extschema@.backfill := shift_internal._backfill_job(p_name);
+  mv shift_internal.backfill_move;
+  s pg_catalog.text;
 BEGIN
-  IF j.state IN ('done', 'cancelled') THEN
-    RAISE EXCEPTION 'backfill job "%" is % and cannot be paused', name, j.state
-      USING ERRCODE = 'object_not_in_prerequisite_state';
+  SELECT * INTO STRICT mv FROM shift_internal.backfill_move x WHERE x.move = p_move;
+  IF NOT j.state = ANY (mv.from_states) THEN
+    RAISE EXCEPTION USING MESSAGE = format(mv.refusal, p_name, j.state),
+                          ERRCODE = 'object_not_in_prerequisite_state';
   END IF;
-  UPDATE @extschema@.backfill b SET state = 'paused' WHERE b.name = backfill_pause.name;
-  RETURN 'paused';
+  s := CASE WHEN j.upper_key IS NULL THEN mv.to_state ELSE mv.to_started END;
+  UPDATE @extschema@.backfill b
+     SET state = s, finished_at = CASE WHEN mv.finishes THEN now() ELSE b.finished_at END
+   WHERE b.name = p_name;
+  RETURN s;
 END
 $$;
+
+-- shift.backfill_pause(name): the job stops before its next batch.
+CREATE FUNCTION shift_internal.backfill_pause(name pg_catalog.text)
+RETURNS pg_catalog.text
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT shift_internal._backfill_move(name, 'pause') $$;
 CREATE FUNCTION @extschema@.backfill_pause(name pg_catalog.text)
 RETURNS pg_catalog.text
 AS 'MODULE_PATHNAME', 'shift_owner_call'
@@ -410,22 +458,9 @@ LANGUAGE C;
 -- shift.backfill_resume(name): a paused (or failed) job may run again.
 CREATE FUNCTION shift_internal.backfill_resume(name pg_catalog.text)
 RETURNS pg_catalog.text
-LANGUAGE plpgsql
+LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  j @extschema@.backfill := shift_internal._backfill_job(name);
-  s pg_catalog.text;
-BEGIN
-  IF j.state NOT IN ('paused', 'failed') THEN
-    RAISE EXCEPTION 'backfill job "%" is %, not paused', name, j.state
-      USING ERRCODE = 'object_not_in_prerequisite_state';
-  END IF;
-  s := CASE WHEN j.upper_key IS NULL THEN 'pending' ELSE 'active' END;
-  UPDATE @extschema@.backfill b SET state = s WHERE b.name = backfill_resume.name;
-  RETURN s;
-END
-$$;
+AS $$ SELECT shift_internal._backfill_move(name, 'resume') $$;
 CREATE FUNCTION @extschema@.backfill_resume(name pg_catalog.text)
 RETURNS pg_catalog.text
 AS 'MODULE_PATHNAME', 'shift_owner_call'
@@ -434,21 +469,9 @@ LANGUAGE C;
 -- shift.backfill_cancel(name): the job stops before its next batch, for good.
 CREATE FUNCTION shift_internal.backfill_cancel(name pg_catalog.text)
 RETURNS pg_catalog.text
-LANGUAGE plpgsql
+LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  j @extschema@.backfill := shift_internal._backfill_job(name);
-BEGIN
-  IF j.state = 'done' THEN
-    RAISE EXCEPTION 'backfill job "%" is already done', name
-      USING ERRCODE = 'object_not_in_prerequisite_state';
-  END IF;
-  UPDATE @extschema@.backfill b SET state = 'cancelled', finished_at = now()
-   WHERE b.name = backfill_cancel.name;
-  RETURN 'cancelled';
-END
-$$;
+AS $$ SELECT shift_internal._backfill_move(name, 'cancel') $$;
 CREATE FUNCTION @extschema@.backfill_cancel(name pg_catalog.text)
 RETURNS pg_catalog.text
 AS 'MODULE_PATHNAME', 'shift_owner_call'
@@ -508,8 +531,8 @@ AS $$
 DECLARE
   j @extschema@.backfill := shift_internal._backfill_job(name);
 BEGIN
-  -- the key of the job's run lock: (0x73686266 'shbf', hashtext(name))
-  IF NOT pg_try_advisory_xact_lock(1936220774, hashtext(name)) THEN
+  IF NOT (SELECT pg_try_advisory_xact_lock(k.key1, k.key2)
+            FROM shift_internal.backfill_lock_key(name) k) THEN
     RAISE EXCEPTION 'backfill job "%" is running and cannot be dropped', name
       USING ERRCODE = 'object_in_use', HINT = 'Cancel it first with shift.backfill_cancel.';
   END IF;
@@ -562,12 +585,13 @@ SELECT b.name,
        b.owner,
        b.schedule
   FROM @extschema@.backfill b
+  CROSS JOIN LATERAL shift_internal.backfill_lock_key(b.name) k
   LEFT JOIN pg_catalog.pg_locks l
     ON l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
    AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d
                       WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
-   AND l.classid = 1936220774::oid
-   AND l.objid = (pg_catalog.hashtext(b.name)::int8 & 4294967295)::oid;
+   AND l.classid = k.key1::pg_catalog.oid
+   AND l.objid = k.key2::pg_catalog.oid;
 COMMENT ON VIEW @extschema@.backfill_progress IS
   'every backfill job: state, rows done, estimated total, percent, rate (keys/s), ETA, batch size, last key, retries, last error';
 

@@ -460,35 +460,142 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'shift_owner_call'
 LANGUAGE C;
 
+-- ---------------------------------------------------------------------------
+-- The phase state machine, as a table: every move a phase can make, from
+-- which state (and, for a failed phase, whether its down is still owed), to
+-- which state (NULL: it stays), what needs_cleanup becomes ('true',
+-- 'false', 'reversible': whether the phase has a down, NULL: unchanged),
+-- and the event it records.  _phase_check says whether a move is allowed
+-- (and names the state when it is not); _phase_apply makes it.  The
+-- functions below add what is special to each move (the operation it
+-- belongs to, the order of phases) and its fields.
+-- ---------------------------------------------------------------------------
+CREATE TABLE shift_internal.phase_move (
+  move          pg_catalog.text NOT NULL,
+  verb          pg_catalog.text NOT NULL,     -- "phase p of migration m cannot <verb>: it is ..."
+  from_status   pg_catalog.text NOT NULL,
+  owes_down     pg_catalog.bool,              -- NULL: either way
+  to_status     pg_catalog.text,
+  cleanup       pg_catalog.text CHECK (cleanup IN ('true', 'false', 'reversible')),
+  event         pg_catalog.text NOT NULL,
+  UNIQUE (move, from_status, owes_down)
+);
+INSERT INTO shift_internal.phase_move VALUES
+  ('start', 'start', 'pending', NULL, 'running', 'true', 'phase_started'),
+  ('start', 'start', 'failed', false, 'running', 'true', 'phase_started'),
+  ('start', 'start', 'interrupted', NULL, 'running', 'true', 'phase_started'),
+  ('start', 'start', 'rolled_back', NULL, 'running', 'true', 'phase_started'),
+  ('done', 'finish', 'running', NULL, 'done', 'false', 'phase_done'),
+  ('fail', 'fail', 'running', NULL, 'failed', 'reversible', 'phase_failed'),
+  ('interrupt', 'fail', 'running', NULL, 'interrupted', 'reversible', 'interrupted'),
+  ('clean', 'clean up', 'failed', true, NULL, 'false', 'phase_cleaned_up'),
+  ('rollback', 'be rolled back', 'done', NULL, 'rolling_back', 'true', 'phase_rollback_started'),
+  ('rollback', 'be rolled back', 'interrupted', NULL, 'rolling_back', 'true', 'phase_rollback_started'),
+  ('rollback', 'be rolled back', 'failed', true, 'rolling_back', 'true', 'phase_rollback_started'),
+  ('rolled_back', 'be marked rolled back', 'rolling_back', NULL, 'rolled_back', 'false', 'phase_rolled_back'),
+  ('rollback_fail', 'fail its rollback', 'rolling_back', NULL, 'failed', 'true', 'phase_rollback_failed'),
+  ('rollback_interrupt', 'fail its rollback', 'rolling_back', NULL, 'interrupted', 'true', 'interrupted');
+
+-- The move allowed from p's state, or an error naming the state.
+CREATE FUNCTION shift_internal._phase_check(p @extschema@.phase, p_move pg_catalog.text)
+RETURNS shift_internal.phase_move
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  mv shift_internal.phase_move;
+  verb pg_catalog.text;
+  owes pg_catalog.bool := p.needs_cleanup AND p.reversible;
+BEGIN
+  SELECT * INTO mv FROM shift_internal.phase_move x
+   WHERE x.move = p_move AND x.from_status = p.status AND (x.owes_down IS NULL OR x.owes_down = owes);
+  IF FOUND THEN
+    RETURN mv;
+  END IF;
+  verb := (SELECT min(x.verb) FROM shift_internal.phase_move x WHERE x.move = p_move);
+  IF p_move = 'start' AND p.status = 'failed' THEN
+    RAISE EXCEPTION 'phase "%" of migration "%" cannot start: it failed and its down has not run',
+                    p.name, p.migration
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Run the phase''s down and record it with shift.phase_cleaned first (pgshift does).';
+  ELSIF p_move = 'clean' THEN
+    RAISE EXCEPTION 'phase "%" of migration "%" has nothing to clean up: it is %', p.name, p.migration,
+                    CASE WHEN p.status = 'failed' THEN 'failed and clean' ELSE p.status END
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  ELSIF p_move = 'done' THEN
+    RAISE EXCEPTION 'phase "%" of migration "%" cannot finish: it is %', p.name, p.migration, p.status
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Only a running phase can finish; start it with shift.phase_start.';
+  END IF;
+  RAISE EXCEPTION 'phase "%" of migration "%" cannot %: it is %', p.name, p.migration, verb,
+                  CASE WHEN p.status = 'failed' AND p_move = 'rollback' THEN 'failed and already clean'
+                       ELSE p.status END
+    USING ERRCODE = 'object_not_in_prerequisite_state';
+END
+$$;
+
+-- Makes move mv of phase p, with the fields the move sets (NULL: not its),
+-- and records its event.
+CREATE FUNCTION shift_internal._phase_apply(p @extschema@.phase, mv shift_internal.phase_move,
+                                            message pg_catalog.text DEFAULT NULL,
+                                            sqlstate pg_catalog.text DEFAULT NULL,
+                                            rows_affected pg_catalog.int8 DEFAULT NULL,
+                                            event_message pg_catalog.text DEFAULT NULL,
+                                            event_detail pg_catalog.jsonb DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  starting CONSTANT pg_catalog.bool := mv.to_status IN ('running', 'rolling_back');
+  ending CONSTANT pg_catalog.bool := mv.to_status IS NOT NULL AND NOT starting;
+BEGIN
+  UPDATE @extschema@.phase pp
+     SET status = coalesce(mv.to_status, pp.status),
+         needs_cleanup = CASE mv.cleanup WHEN 'true' THEN true WHEN 'false' THEN false
+                                         WHEN 'reversible' THEN pp.reversible ELSE pp.needs_cleanup END,
+         attempts = pp.attempts + CASE WHEN mv.to_status = 'running' THEN 1 ELSE 0 END,
+         started_at = CASE WHEN starting THEN now() ELSE pp.started_at END,
+         finished_at = CASE WHEN starting THEN NULL WHEN ending THEN now() ELSE pp.finished_at END,
+         duration = CASE WHEN starting THEN NULL WHEN ending THEN now() - pp.started_at ELSE pp.duration END,
+         rows_affected = CASE WHEN mv.to_status = 'running' THEN NULL WHEN mv.move = 'done'
+                              THEN _phase_apply.rows_affected ELSE pp.rows_affected END,
+         error_message = CASE WHEN starting THEN NULL WHEN message IS NOT NULL
+                              THEN shift_internal.cap(message) ELSE pp.error_message END,
+         error_sqlstate = CASE WHEN starting THEN NULL WHEN message IS NOT NULL
+                               THEN _phase_apply.sqlstate ELSE pp.error_sqlstate END
+   WHERE pp.migration = p.migration AND pp.name = p.name;
+  UPDATE @extschema@.migration mm
+     SET current_phase = CASE WHEN starting THEN p.name ELSE mm.current_phase END,
+         lease_heartbeat = now()
+   WHERE mm.name = p.migration;
+  IF mv.move IN ('clean', 'rolled_back') THEN
+    -- its down ran: a backfill it made would start over
+    PERFORM shift_internal._forget_backfills(p.migration, p.name);
+  END IF;
+  PERFORM shift_internal._event(p.migration, p.name, mv.event, event_message, sqlstate, event_detail);
+END
+$$;
+
 -- shift.phase_start(migration, phase): phase -> running.  Every earlier phase
--- must be done; the phase must be pending, failed or rolled back, and clean.
+-- must be done; the phase must be pending, interrupted (resumed as it is),
+-- rolled back, or failed with its down run.
 CREATE FUNCTION shift_internal.phase_start(migration pg_catalog.text, phase pg_catalog.text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  m @extschema@.migration;
-  p @extschema@.phase;
+  m @extschema@.migration := shift_internal._leased(migration);
+  p @extschema@.phase := shift_internal._phase(migration, phase);
+  mv shift_internal.phase_move;
   blocker @extschema@.phase;
 BEGIN
-  m := shift_internal._leased(migration);
-  p := shift_internal._phase(migration, phase);
   IF m.operation <> 'run' THEN
     RAISE EXCEPTION 'phase "%" of migration "%" cannot start during a %', phase, migration, m.operation
       USING ERRCODE = 'object_not_in_prerequisite_state';
   END IF;
-  IF p.status NOT IN ('pending', 'failed', 'interrupted', 'rolled_back') THEN
-    RAISE EXCEPTION 'phase "%" of migration "%" cannot start: it is %', phase, migration, p.status
-      USING ERRCODE = 'object_not_in_prerequisite_state';
-  END IF;
-  -- an interrupted phase resumes as it is; a failed one starts clean
-  IF p.status = 'failed' AND p.needs_cleanup AND p.reversible THEN
-    RAISE EXCEPTION 'phase "%" of migration "%" cannot start: it failed and its down has not run',
-                    phase, migration
-      USING ERRCODE = 'object_not_in_prerequisite_state',
-            HINT = 'Run the phase''s down and record it with shift.phase_cleaned first (pgshift does).';
-  END IF;
+  mv := shift_internal._phase_check(p, 'start');
   SELECT * INTO blocker FROM @extschema@.phase pp
    WHERE pp.migration = phase_start.migration AND pp.ordinal < p.ordinal AND pp.status <> 'done'
    ORDER BY pp.ordinal LIMIT 1;
@@ -497,15 +604,7 @@ BEGIN
                     p.ordinal, phase, migration, blocker.ordinal, blocker.name, blocker.status
       USING ERRCODE = 'object_not_in_prerequisite_state';
   END IF;
-  UPDATE @extschema@.phase pp
-     SET status = 'running', needs_cleanup = true, attempts = pp.attempts + 1,
-         started_at = now(), finished_at = NULL, duration = NULL, rows_affected = NULL,
-         error_message = NULL, error_sqlstate = NULL
-   WHERE pp.migration = phase_start.migration AND pp.name = phase;
-  UPDATE @extschema@.migration mm SET current_phase = phase, lease_heartbeat = now()
-   WHERE mm.name = phase_start.migration;
-  PERFORM shift_internal._event(migration, phase, 'phase_started',
-                             format('attempt %s', p.attempts + 1));
+  PERFORM shift_internal._phase_apply(p, mv, event_message => format('attempt %s', p.attempts + 1));
 END
 $$;
 CREATE FUNCTION @extschema@.phase_start(migration pg_catalog.text, phase pg_catalog.text)
@@ -525,20 +624,11 @@ DECLARE
 BEGIN
   PERFORM shift_internal._leased(migration);
   p := shift_internal._phase(migration, phase);
-  IF p.status <> 'running' THEN
-    RAISE EXCEPTION 'phase "%" of migration "%" cannot finish: it is %', phase, migration, p.status
-      USING ERRCODE = 'object_not_in_prerequisite_state',
-            HINT = 'Only a running phase can finish; start it with shift.phase_start.';
-  END IF;
-  UPDATE @extschema@.phase pp
-     SET status = 'done', needs_cleanup = false, finished_at = now(),
-         duration = now() - pp.started_at, rows_affected = phase_done.rows_affected
-   WHERE pp.migration = phase_done.migration AND pp.name = phase;
-  UPDATE @extschema@.migration SET lease_heartbeat = now() WHERE name = phase_done.migration;
-  PERFORM shift_internal._event(migration, phase, 'phase_done',
-                             format('%s rows', coalesce(rows_affected::text, 'no count of')), NULL,
-                             jsonb_build_object('seconds', extract(epoch FROM now() - p.started_at),
-                                                'rows', rows_affected));
+  PERFORM shift_internal._phase_apply(p, shift_internal._phase_check(p, 'done'),
+    rows_affected => rows_affected,
+    event_message => format('%s rows', coalesce(rows_affected::text, 'no count of')),
+    event_detail => jsonb_build_object('seconds', extract(epoch FROM now() - p.started_at),
+                                       'rows', rows_affected));
 END
 $$;
 CREATE FUNCTION @extschema@.phase_done(migration pg_catalog.text, phase pg_catalog.text,
@@ -563,20 +653,9 @@ DECLARE
 BEGIN
   PERFORM shift_internal._leased(migration);
   p := shift_internal._phase(migration, phase);
-  IF p.status <> 'running' THEN
-    RAISE EXCEPTION 'phase "%" of migration "%" cannot fail: it is %', phase, migration, p.status
-      USING ERRCODE = 'object_not_in_prerequisite_state';
-  END IF;
-  UPDATE @extschema@.phase pp
-     SET status = CASE WHEN interrupted THEN 'interrupted' ELSE 'failed' END,
-         finished_at = now(), duration = now() - pp.started_at,
-         error_message = shift_internal.cap(phase_failed.message), error_sqlstate = phase_failed.sqlstate,
-         needs_cleanup = pp.reversible
-   WHERE pp.migration = phase_failed.migration AND pp.name = phase;
-  UPDATE @extschema@.migration SET lease_heartbeat = now() WHERE name = phase_failed.migration;
-  PERFORM shift_internal._event(migration, phase,
-                             CASE WHEN interrupted THEN 'interrupted' ELSE 'phase_failed' END,
-                             message, sqlstate);
+  PERFORM shift_internal._phase_apply(p,
+    shift_internal._phase_check(p, CASE WHEN interrupted THEN 'interrupt' ELSE 'fail' END),
+    message, sqlstate, event_message => message);
 END
 $$;
 CREATE FUNCTION @extschema@.phase_failed(migration pg_catalog.text, phase pg_catalog.text,
@@ -598,15 +677,8 @@ DECLARE
 BEGIN
   PERFORM shift_internal._leased(migration);
   p := shift_internal._phase(migration, phase);
-  IF p.status <> 'failed' OR NOT p.needs_cleanup THEN
-    RAISE EXCEPTION 'phase "%" of migration "%" has nothing to clean up: it is %', phase, migration,
-                    CASE WHEN p.status = 'failed' THEN 'failed and clean' ELSE p.status END
-      USING ERRCODE = 'object_not_in_prerequisite_state';
-  END IF;
-  UPDATE @extschema@.phase pp SET needs_cleanup = false
-   WHERE pp.migration = phase_cleaned.migration AND pp.name = phase;
-  PERFORM shift_internal._forget_backfills(migration, phase);
-  PERFORM shift_internal._event(migration, phase, 'phase_cleaned_up', 'its down ran');
+  PERFORM shift_internal._phase_apply(p, shift_internal._phase_check(p, 'clean'),
+                                      event_message => 'its down ran');
 END
 $$;
 CREATE FUNCTION @extschema@.phase_cleaned(migration pg_catalog.text, phase pg_catalog.text)
@@ -614,21 +686,20 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'shift_owner_call'
 LANGUAGE C;
 
--- shift.phase_rollback_start(migration, phase): done (or failed and not clean)
--- -> rolling_back.  Phases are rolled back last first; a phase without down is
--- a point of no return.
+-- shift.phase_rollback_start(migration, phase): done, interrupted, or failed
+-- with its down owed -> rolling_back.  Phases are rolled back last first; a
+-- phase without down is a point of no return.
 CREATE FUNCTION shift_internal.phase_rollback_start(migration pg_catalog.text, phase pg_catalog.text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  m @extschema@.migration;
-  p @extschema@.phase;
+  m @extschema@.migration := shift_internal._leased(migration);
+  p @extschema@.phase := shift_internal._phase(migration, phase);
+  mv shift_internal.phase_move;
   blocker @extschema@.phase;
 BEGIN
-  m := shift_internal._leased(migration);
-  p := shift_internal._phase(migration, phase);
   IF m.operation <> 'rollback' THEN
     RAISE EXCEPTION 'phase "%" of migration "%" cannot be rolled back during a %', phase, migration, m.operation
       USING ERRCODE = 'object_not_in_prerequisite_state';
@@ -637,11 +708,7 @@ BEGIN
     RAISE EXCEPTION 'phase "%" of migration "%" has no down: it is a point of no return', phase, migration
       USING ERRCODE = 'object_not_in_prerequisite_state';
   END IF;
-  IF NOT (p.status IN ('done', 'interrupted') OR (p.status = 'failed' AND p.needs_cleanup)) THEN
-    RAISE EXCEPTION 'phase "%" of migration "%" cannot be rolled back: it is %', phase, migration,
-                    CASE WHEN p.status = 'failed' THEN 'failed and already clean' ELSE p.status END
-      USING ERRCODE = 'object_not_in_prerequisite_state';
-  END IF;
+  mv := shift_internal._phase_check(p, 'rollback');
   SELECT * INTO blocker FROM @extschema@.phase pp
    WHERE pp.migration = phase_rollback_start.migration AND pp.ordinal > p.ordinal
      AND (pp.status IN ('done', 'running', 'rolling_back', 'interrupted') OR pp.needs_cleanup
@@ -658,13 +725,7 @@ BEGIN
       USING ERRCODE = 'object_not_in_prerequisite_state',
             HINT = 'Roll phases back in reverse order.';
   END IF;
-  UPDATE @extschema@.phase pp
-     SET status = 'rolling_back', needs_cleanup = true, started_at = now(), finished_at = NULL,
-         duration = NULL, error_message = NULL, error_sqlstate = NULL
-   WHERE pp.migration = phase_rollback_start.migration AND pp.name = phase;
-  UPDATE @extschema@.migration mm SET current_phase = phase, lease_heartbeat = now()
-   WHERE mm.name = phase_rollback_start.migration;
-  PERFORM shift_internal._event(migration, phase, 'phase_rollback_started', NULL);
+  PERFORM shift_internal._phase_apply(p, mv);
 END
 $$;
 CREATE FUNCTION @extschema@.phase_rollback_start(migration pg_catalog.text, phase pg_catalog.text)
@@ -683,18 +744,8 @@ DECLARE
 BEGIN
   PERFORM shift_internal._leased(migration);
   p := shift_internal._phase(migration, phase);
-  IF p.status <> 'rolling_back' THEN
-    RAISE EXCEPTION 'phase "%" of migration "%" cannot be marked rolled back: it is %', phase, migration, p.status
-      USING ERRCODE = 'object_not_in_prerequisite_state';
-  END IF;
-  UPDATE @extschema@.phase pp
-     SET status = 'rolled_back', needs_cleanup = false, finished_at = now(),
-         duration = now() - pp.started_at
-   WHERE pp.migration = phase_rolled_back.migration AND pp.name = phase;
-  PERFORM shift_internal._forget_backfills(migration, phase);
-  UPDATE @extschema@.migration SET lease_heartbeat = now() WHERE name = phase_rolled_back.migration;
-  PERFORM shift_internal._event(migration, phase, 'phase_rolled_back', NULL, NULL,
-                             jsonb_build_object('seconds', extract(epoch FROM now() - p.started_at)));
+  PERFORM shift_internal._phase_apply(p, shift_internal._phase_check(p, 'rolled_back'),
+    event_detail => jsonb_build_object('seconds', extract(epoch FROM now() - p.started_at)));
 END
 $$;
 CREATE FUNCTION @extschema@.phase_rolled_back(migration pg_catalog.text, phase pg_catalog.text)
@@ -718,21 +769,10 @@ DECLARE
 BEGIN
   PERFORM shift_internal._leased(migration);
   p := shift_internal._phase(migration, phase);
-  IF p.status <> 'rolling_back' THEN
-    RAISE EXCEPTION 'phase "%" of migration "%" cannot fail its rollback: it is %', phase, migration, p.status
-      USING ERRCODE = 'object_not_in_prerequisite_state';
-  END IF;
-  UPDATE @extschema@.phase pp
-     SET status = CASE WHEN interrupted THEN 'interrupted' ELSE 'failed' END,
-         needs_cleanup = true, finished_at = now(),
-         duration = now() - pp.started_at,
-         error_message = shift_internal.cap(CASE WHEN interrupted THEN 'rollback interrupted: '
-                                                 ELSE 'rollback failed: ' END || phase_rollback_failed.message),
-         error_sqlstate = phase_rollback_failed.sqlstate
-   WHERE pp.migration = phase_rollback_failed.migration AND pp.name = phase;
-  PERFORM shift_internal._event(migration, phase,
-                                CASE WHEN interrupted THEN 'interrupted' ELSE 'phase_rollback_failed' END,
-                                message, sqlstate);
+  PERFORM shift_internal._phase_apply(p,
+    shift_internal._phase_check(p, CASE WHEN interrupted THEN 'rollback_interrupt' ELSE 'rollback_fail' END),
+    CASE WHEN interrupted THEN 'rollback interrupted: ' ELSE 'rollback failed: ' END || message,
+    sqlstate, event_message => message);
 END
 $$;
 CREATE FUNCTION @extschema@.phase_rollback_failed(migration pg_catalog.text, phase pg_catalog.text,

@@ -258,6 +258,15 @@ pb=$!
 wait_for "both jobs run at once" 30 "SELECT count(*) = 2 FROM shift.backfill_progress WHERE state = 'running'"
 OUT=$(psql -X -q -d "$DB" -c "CALL shift.backfill_run('par_a')" 2>&1)
 expect_in "a second runner of the same job is refused" "$OUT" "backfill job \"par_a\" is being run by another session"
+# the run lock, as backfill_run takes it in C, is the one shift.backfill_progress
+# and shift.backfill_drop look for in SQL
+expect_eq "the progress view names the session running each job" \
+  "$(q "SELECT string_agg((p.running_pid = a.pid)::text, ',' ORDER BY p.name)
+          FROM shift.backfill_progress p
+          JOIN pg_stat_activity a ON a.query = format('CALL shift.backfill_run(%L)', p.name)
+         WHERE p.name LIKE 'par_%'")" "true,true"
+OUT=$(q "SELECT shift.backfill_drop('par_b')" 2>&1)
+expect_in "a job being run cannot be dropped" "$OUT" "backfill job \"par_b\" is running and cannot be dropped"
 q "SELECT shift.backfill_set('par_a', sleep_ratio => 0, batch_max => 20000); SELECT shift.backfill_set('par_b', sleep_ratio => 0, batch_max => 20000)" >/dev/null
 wait $pa; wait $pb
 expect_eq "both finished" "$(q "SELECT string_agg(state, ',' ORDER BY name) FROM shift.backfill WHERE name LIKE 'par_%'")" "done,done"

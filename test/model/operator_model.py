@@ -94,7 +94,10 @@ return migration {
         db:value "SELECT shift.copy_grants('orders', 'orders_v2')"
         db:sync { name = "orders", table = "orders", into = "orders_v2" }
       end,
-      down = function(db) db:sync_drop "orders" end },
+      down = function(db)
+        db:sync_drop "orders"
+        db:ddl "TRUNCATE orders_v2"
+      end },
     { name = "backfill",
       up = function(db)
         db:backfill { table = "orders", into = "orders_v2", on_conflict = "nothing",
@@ -251,9 +254,17 @@ class World:
                         conn.rollback()
                 except psycopg2.Error:
                     pass
+                # a lost connection has no SQLSTATE; psycopg2 raises it as an
+                # OperationalError, or, lost in commit, as a plain DatabaseError
+                # after which neither conn.closed nor libpq's status tells: the
+                # message of libpq does
+                gone = conn is None or conn.closed != 0 or any(
+                    m in str(e) for m in ("server closed the connection", "connection to server",
+                                          "no connection to the server"))
                 if state in RETRYABLE:
                     self.retries += 1
-                elif (state is None and isinstance(e, (psycopg2.OperationalError, psycopg2.InterfaceError))) \
+                elif (state is None and (gone or isinstance(e, (psycopg2.OperationalError,
+                                                                  psycopg2.InterfaceError)))) \
                         or (state and state.startswith(("08", "57P"))):
                     # the connection went: only a server restart of the sequence may do that
                     if not self.restarting.is_set() and self.restarts == seen:

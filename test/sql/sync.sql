@@ -277,6 +277,14 @@ UPDATE sw SET id = CASE id WHEN 1 THEN 2 WHEN 2 THEN 3 ELSE 1 END, v = v || '!';
 SELECT (SELECT array_agg(s::text ORDER BY id) FROM sw s) = (SELECT array_agg(s::text ORDER BY id) FROM sw2 s) AS same,
        (SELECT string_agg(id || v, ' ' ORDER BY id) FROM sw2) AS target;
 SELECT shift.sync_drop('sw');
+-- a new sync into a table that holds rows is refused: they were written
+-- without it (here by the sync just dropped) and may be stale
+DELETE FROM sw WHERE id = 1;
+SELECT shift.sync_create('sw', 'sw', "into" => 'sw2', reverse => false);
+SELECT count(*) AS rows_kept FROM sw2;
+TRUNCATE sw2;
+SELECT shift.sync_create('sw', 'sw', "into" => 'sw2', reverse => false);
+SELECT shift.sync_drop('sw');
 
 -- ---- partitioned target
 CREATE TABLE m (id int PRIMARY KEY, v text);
@@ -462,6 +470,7 @@ CREATE ROLE regress_sync_writer;
 GRANT SELECT, INSERT, UPDATE, DELETE ON acct TO regress_sync_writer;
 -- sync_create warns about roles that write the old table but not the new one
 SELECT shift.sync_drop('a');
+TRUNCATE acct2;                 -- a new sync starts from an empty copy
 SELECT shift.sync_create('a', 'acct', "into" => 'acct2',
                          columns => '{id,name,email_lower,note}',
                          "select" => 'id::bigint, full_name, lower(acct.email), note',
