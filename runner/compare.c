@@ -3,8 +3,8 @@
  *	  pgshift compare: one table on two servers, compared by chunk checksums.
  *
  * Each side runs in a REPEATABLE READ READ ONLY transaction, so every query
- * on it sees one snapshot.  Both servers work at once (asynchronous libpq,
- * one poll loop):
+ * on it sees one snapshot.  Both servers work at once (pgs_send and
+ * pgs_wait_any of conn.c):
  *
  *	 1. each side sums its table into 2^n key-hash buckets
  *		(shift.chunk_checksums with buckets => 2^n), in page ranges so that
@@ -18,14 +18,10 @@
  * Only sums and the rows of differing buckets cross the wire.  Exit status:
  * 0 equal, 1 different, 2 usage or connection error.
  */
-#include <errno.h>
 #include <inttypes.h>
-#include <poll.h>
-#include <signal.h>
-#include <stdarg.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "pgshift.h"
@@ -74,8 +70,8 @@ typedef struct Compare
 	const PgsOptions *opts;
 	const PgsCompareOptions *copts;
 	Side		side[2];
-	const char *columns[2];		/* text[] literals or NULL */
-	const char *key[2];
+	char	   *columns[2];		/* text[] literals (see side_lists) or NULL */
+	char	   *key[2];
 	int			bits;			/* level-1 buckets: 2^bits */
 	Acc		   *acc[2];
 	Row		   *rows;
@@ -85,6 +81,7 @@ typedef struct Compare
 	const char *pass_name;
 	double		started;
 	bool		tty;
+	lua_State  *L;				/* with --json: the prelude, whose writer writes it */
 } Compare;
 
 /*
@@ -132,14 +129,6 @@ count_received(const PGresult *res)
 	wire_received += 1 + 4 + 16;	/* CommandComplete */
 }
 
-static volatile sig_atomic_t compare_interrupted = 0;
-
-static void
-on_signal(int sig)
-{
-	compare_interrupted = 1;
-}
-
 static void *
 xmalloc(size_t n)
 {
@@ -163,22 +152,63 @@ xstrdup(const char *s)
 }
 
 /*
- * "a,b,lower(c, d)" -> '{"a","b","lower(c, d)"}': split at commas outside
- * parentheses and quotes, each element quoted for an array literal.
+ * A list of columns or key columns: what --columns and the like give, or
+ * the source's own, by name.  given false: none (every column, the primary
+ * key).
  */
-static char *
-list_literal(const char *list)
+typedef struct List
 {
-	size_t		n = strlen(list);
-	char	   *out = xmalloc(4 * n + 8);
-	char	   *o = out;
+	bool		given;
+	int			n;
+	char	  **elem;
+} List;
+
+static void
+list_add(List *l, const char *s, size_t len)
+{
+	char	  **ne = realloc(l->elem, sizeof(char *) * (l->n + 1));
+
+	if (ne == NULL)
+	{
+		pgs_errorf("out of memory\n");
+		exit(PGS_EXIT_USAGE);
+	}
+	l->elem = ne;
+	l->elem[l->n] = xmalloc(len + 1);
+	memcpy(l->elem[l->n], s, len);
+	l->elem[l->n][len] = '\0';
+	l->n++;
+	l->given = true;
+}
+
+static void
+list_free(List *l)
+{
+	int			i;
+
+	for (i = 0; i < l->n; i++)
+		free(l->elem[i]);
+	free(l->elem);
+	memset(l, 0, sizeof(*l));
+}
+
+/*
+ * "a,b,lower(c, d)" -> a | b | lower(c, d): the command line's list split at
+ * commas outside parentheses and double quotes (the spaces after a comma
+ * dropped); NULL: none given.
+ */
+static void
+split_list(const char *text, List *l)
+{
 	int			depth = 0;
 	bool		quoted = false;
+	const char *start = text;
 	const char *p;
 
-	*o++ = '{';
-	*o++ = '"';
-	for (p = list; *p; p++)
+	memset(l, 0, sizeof(*l));
+	if (text == NULL)
+		return;
+	for (p = text; *p; p++)
 	{
 		if (*p == '"')
 			quoted = !quoted;
@@ -188,25 +218,35 @@ list_literal(const char *list)
 			depth--;
 		if (!quoted && depth == 0 && *p == ',')
 		{
-			*o++ = '"';
-			*o++ = ',';
-			*o++ = '"';
+			list_add(l, start, p - start);
 			while (p[1] == ' ')
 				p++;
-			continue;
+			start = p + 1;
 		}
-		if (*p == '"' || *p == '\\')
-			*o++ = '\\';
-		*o++ = *p;
 	}
-	*o++ = '"';
-	*o++ = '}';
-	*o = '\0';
-	return out;
+	list_add(l, start, p - start);
+}
+
+/*
+ * The labels of the source's columns (key false) or key columns (key true),
+ * in order, from shift.checksum_columns: what the target's lists default to.
+ * A keyless source gives an empty key list: the target is keyless too.
+ */
+static void
+labels_list(PGresult *cols, bool key, List *l)
+{
+	int			r;
+
+	memset(l, 0, sizeof(*l));
+	l->given = true;
+	for (r = 0; r < PQntuples(cols); r++)
+		if ((strcmp(PQgetvalue(cols, r, 3), "t") == 0) == key)
+			list_add(l, PQgetvalue(cols, r, 0), strlen(PQgetvalue(cols, r, 0)));
 }
 
 /* ---------------------------------------------------------------- both servers at once */
 
+/* Sends a statement on a side (pgs_send), without waiting for it. */
 static bool
 side_send(Side *s, const char *sql, int nparams, const char *const *values)
 {
@@ -215,9 +255,8 @@ side_send(Side *s, const char *sql, int nparams, const char *const *values)
 	PQclear(s->result);
 	s->result = NULL;
 	count_sent(sql, nparams, values);
-	if (!PQsendQueryParams(s->conn, sql, nparams, NULL, values, NULL, NULL, 0))
+	if (!pgs_send(s->conn, sql, nparams, values, &s->err))
 	{
-		pgs_error_from_result(s->conn, NULL, sql, &s->err);
 		s->failed = true;
 		return false;
 	}
@@ -225,30 +264,23 @@ side_send(Side *s, const char *sql, int nparams, const char *const *values)
 	return true;
 }
 
-/* Collects a finished statement's result; the first error wins. */
+/* Collects a finished statement's result; the side's first error wins. */
 static void
 side_collect(Side *s)
 {
-	PGresult   *res;
+	PgsError	err;
 
-	while ((res = PQgetResult(s->conn)) != NULL)
+	memset(&err, 0, sizeof(err));
+	s->result = pgs_get_result(s->conn, s->sql, &err);
+	if (s->result)
+		count_received(s->result);
+	else if (!s->failed)
 	{
-		ExecStatusType st = PQresultStatus(res);
-
-		if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
-		{
-			count_received(res);
-			PQclear(s->result);
-			s->result = res;
-		}
-		else
-		{
-			if (!s->failed)
-				pgs_error_from_result(s->conn, res, s->sql, &s->err);
-			s->failed = true;
-			PQclear(res);
-		}
+		s->err = err;			/* the side's error now owns the strings */
+		memset(&err, 0, sizeof(err));
+		s->failed = true;
 	}
+	pgs_error_clear(&err);
 	s->busy = false;
 }
 
@@ -267,51 +299,24 @@ wait_sides(Compare *c)
 
 	for (;;)
 	{
-		struct pollfd pfd[2];
-		int			n = 0;
-		int			map[2];
+		PGconn	   *busy[2];
 		int			i;
 
 		for (i = 0; i < 2; i++)
+			busy[i] = c->side[i].busy ? c->side[i].conn : NULL;
+		if (busy[0] == NULL && busy[1] == NULL)
+			return -1;
+		i = pgs_wait_any(busy, 2, 250);
+		if (i >= 0)
 		{
-			Side	   *s = &c->side[i];
-
-			if (!s->busy)
-				continue;
-			if (!PQconsumeInput(s->conn))
-			{
-				side_collect(s);
-				return i;
-			}
-			if (!PQisBusy(s->conn))
-			{
-				side_collect(s);
-				return i;
-			}
-			pfd[n].fd = PQsocket(s->conn);
-			pfd[n].events = POLLIN;
-			pfd[n].revents = 0;
-			map[n++] = i;
+			side_collect(&c->side[i]);
+			return i;
 		}
-		if (n == 0)
-			return -1;
-		(void) map;
-		if (poll(pfd, n, 250) < 0 && errno != EINTR)
-			return -1;
-		if (compare_interrupted && !cancelled)
+		if (pgs_interrupted && !cancelled)
 		{
 			for (i = 0; i < 2; i++)
 				if (c->side[i].busy)
-				{
-					PGcancel   *cancel = PQgetCancel(c->side[i].conn);
-					char		buf[256];
-
-					if (cancel)
-					{
-						PQcancel(cancel, buf, sizeof(buf));
-						PQfreeCancel(cancel);
-					}
-				}
+					pgs_cancel(c->side[i].conn);
 			cancelled = true;
 		}
 		if (pgs_monotonic_seconds() >= next)
@@ -363,24 +368,6 @@ cmp_progress(Compare *c, bool force)
 		snprintf(line, sizeof(line), "compare %s: %s  %.0fs", c->side[0].table, c->pass_name, el);
 	pgs_live_update(line);
 	(void) force;
-}
-
-static void
-json_string(FILE *out, const char *s)
-{
-	fputc('"', out);
-	for (; *s; s++)
-	{
-		unsigned char ch = (unsigned char) *s;
-
-		if (ch == '"' || ch == '\\')
-			fprintf(out, "\\%c", ch);
-		else if (ch < 0x20)
-			fprintf(out, "\\u%04x", ch);
-		else
-			fputc(ch, out);
-	}
-	fputc('"', out);
 }
 
 /* ---------------------------------------------------------------- the passes */
@@ -674,13 +661,8 @@ report(Compare *c, const char *kind, const Row *row, Counts *n)
 	else
 		n->missing_in_source++;
 	if (c->opts->json)
-	{
-		fputs("{\"event\":\"difference\",\"kind\":", stdout);
-		json_string(stdout, kind);
-		fputs(",\"key\":", stdout);
-		json_string(stdout, row->key);
-		fputs("}\n", stdout);
-	}
+		pgs_json_line(c->L, "event", 's', "difference", "kind", 's', kind,
+					  "key", 's', row->key, NULL);
 	else if (!c->opts->quiet)
 		printf("%-18s %s\n", kind, row->key);
 }
@@ -739,8 +721,65 @@ match_rows(Compare *c, Counts *n)
 
 /* ---------------------------------------------------------------- the command */
 
+/*
+ * The text[] literals of side i's column and key lists, as the server writes
+ * them (the elements are parameters: nothing is quoted here), or NULL for a
+ * list not given.
+ */
 static int
-open_side(Compare *c, Side *s)
+side_lists(Compare *c, Side *s, int i, const List *cols, const List *key)
+{
+	const List *lists[2] = {cols, key};
+	const char **values;
+	char	   *sql;
+	char	   *o;
+	PGresult   *res;
+	int			nparams = 0;
+	int			k;
+	int			j;
+
+	c->columns[i] = c->key[i] = NULL;
+	if (!cols->given && !key->given)
+		return PGS_EXIT_OK;
+	values = xmalloc(sizeof(char *) * (cols->n + key->n));
+	sql = xmalloc(128 + 8 * (size_t) (cols->n + key->n));
+	o = sql + sprintf(sql, "SELECT ");
+	for (k = 0; k < 2; k++)
+	{
+		if (k > 0)
+			o += sprintf(o, ", ");
+		if (!lists[k]->given)
+		{
+			o += sprintf(o, "NULL::pg_catalog.text");
+			continue;
+		}
+		o += sprintf(o, "ARRAY[");
+		for (j = 0; j < lists[k]->n; j++)
+		{
+			values[nparams++] = lists[k]->elem[j];
+			o += sprintf(o, "%s$%d", j ? "," : "", nparams);
+		}
+		o += sprintf(o, "]::pg_catalog.text[]::pg_catalog.text");
+	}
+	res = side_exec(c, s, sql, nparams, values);
+	free(sql);
+	free(values);
+	if (res == NULL)
+		return side_error(c, s, "reading the lists of columns to compare");
+	if (!PQgetisnull(res, 0, 0))
+		c->columns[i] = xstrdup(PQgetvalue(res, 0, 0));
+	if (!PQgetisnull(res, 0, 1))
+		c->key[i] = xstrdup(PQgetvalue(res, 0, 1));
+	return PGS_EXIT_OK;
+}
+
+/*
+ * Connects side i, starts its snapshot and reads its table's size and the
+ * columns to compare.  The target's lists default to the source's, by name
+ * (as in shift.compare), not to the target's own order.
+ */
+static int
+open_side(Compare *c, Side *s, List given[2][2])
 {
 	static const char *size_sql =
 		"SELECT coalesce(max(pg_catalog.pg_relation_size(relid)"
@@ -766,6 +805,30 @@ open_side(Compare *c, Side *s)
 	s->reltuples = strtod(PQgetvalue(res, 0, 1), NULL);
 	{
 		int			i = s == &c->side[0] ? 0 : 1;
+		List		own[2];
+		const List *use[2];
+		int			k;
+
+		memset(own, 0, sizeof(own));
+		for (k = 0; k < 2; k++)
+		{
+			use[k] = &given[i][k];
+			if (i == 1 && !use[k]->given)
+				use[k] = &given[0][k];
+			if (i == 1 && !use[k]->given)
+			{
+				labels_list(c->side[0].columns, k == 1, &own[k]);
+				use[k] = &own[k];
+			}
+		}
+		rc = side_lists(c, s, i, use[0], use[1]);
+		list_free(&own[0]);
+		list_free(&own[1]);
+		if (rc != PGS_EXIT_OK)
+			return rc;
+	}
+	{
+		int			i = s == &c->side[0] ? 0 : 1;
 		const char *cv[3] = {s->table, c->columns[i], c->key[i]};
 
 		res = side_exec(c, s, "SELECT label, type, class, is_key FROM shift.checksum_columns("
@@ -776,59 +839,6 @@ open_side(Compare *c, Side *s)
 		s->result = NULL;		/* now owned by s->columns */
 	}
 	return PGS_EXIT_OK;
-}
-
-/*
- * The target's columns and key default to the source's, by name (as in
- * shift.compare), not to the target's own order.
- */
-static void
-default_target_lists(Compare *c)
-{
-	PGresult   *cols = c->side[0].columns;
-	int			pass;
-
-	for (pass = 0; pass < 2; pass++)
-	{
-		const char *given = pass == 0 ? c->copts->target_columns : c->copts->target_key;
-		const char *source = pass == 0 ? c->copts->columns : c->copts->key;
-		size_t		len = 3;
-		char	   *lit;
-		char	   *o;
-		int			r;
-		int			n = 0;
-
-		if (given != NULL || source != NULL)
-			continue;
-		for (r = 0; r < PQntuples(cols); r++)
-			len += 2 * strlen(PQgetvalue(cols, r, 0)) + 3;
-		lit = xmalloc(len);
-		o = lit;
-		*o++ = '{';
-		for (r = 0; r < PQntuples(cols); r++)
-		{
-			const char *p;
-
-			if ((strcmp(PQgetvalue(cols, r, 3), "t") == 0) != (pass == 1))
-				continue;
-			if (n++)
-				*o++ = ',';
-			*o++ = '"';
-			for (p = PQgetvalue(cols, r, 0); *p; p++)
-			{
-				if (*p == '"' || *p == '\\')
-					*o++ = '\\';
-				*o++ = *p;
-			}
-			*o++ = '"';
-		}
-		*o++ = '}';
-		*o = '\0';
-		if (pass == 0)
-			c->columns[1] = lit;
-		else
-			c->key[1] = lit;	/* "{}": keyless like the source */
-	}
 }
 
 /*
@@ -884,7 +894,7 @@ pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts)
 	int			rc = PGS_EXIT_OK;
 	int			s;
 	int64_t		b;
-	struct sigaction sa;
+	List		given[2][2];	/* by side: --columns, --key; --target-... */
 
 	memset(&c, 0, sizeof(c));
 	memset(&level, 0, sizeof(level));
@@ -898,22 +908,18 @@ pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts)
 	c.side[1].name = "target";
 	c.side[1].dsn = copts->target;
 	c.side[1].table = copts->target_table ? copts->target_table : copts->table;
-	c.columns[0] = copts->columns ? list_literal(copts->columns) : NULL;
-	c.columns[1] = copts->target_columns ? list_literal(copts->target_columns) : c.columns[0];
-	c.key[0] = copts->key ? list_literal(copts->key) : NULL;
-	c.key[1] = copts->target_key ? list_literal(copts->target_key) : c.key[0];
+	split_list(copts->columns, &given[0][0]);
+	split_list(copts->key, &given[0][1]);
+	split_list(copts->target_columns, &given[1][0]);
+	split_list(copts->target_key, &given[1][1]);
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	/* the first Ctrl-C (or SIGTERM) cancels both sides' statements */
+	pgs_catch_interrupts(NULL);
+	if (opts->json && (c.L = pgs_lua_new(opts)) == NULL)
+		return PGS_EXIT_USAGE;
 
 	for (s = 0; s < 2 && rc == PGS_EXIT_OK; s++)
-	{
-		rc = open_side(&c, &c.side[s]);
-		if (rc == PGS_EXIT_OK && s == 0)
-			default_target_lists(&c);
-	}
+		rc = open_side(&c, &c.side[s], given);
 	if (rc == PGS_EXIT_OK)
 		rc = check_columns(&c);
 	if (rc != PGS_EXIT_OK)
@@ -966,7 +972,7 @@ pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts)
 	if (c.tty && !opts->quiet && !opts->json)
 		pgs_live_clear();
 	match_rows(&c, &n);
-	if (compare_interrupted)
+	if (pgs_interrupted)
 	{
 		pgs_errorf("compare interrupted\n");
 		rc = PGS_EXIT_USAGE;
@@ -978,21 +984,18 @@ pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts)
 		double		secs = pgs_monotonic_seconds() - c.started;
 
 		if (opts->json)
-		{
-			fputs("{\"event\":\"compare\",\"source\":", stdout);
-			json_string(stdout, c.side[0].table);
-			fputs(",\"target\":", stdout);
-			json_string(stdout, c.side[1].table);
-			printf(",\"equal\":%s,"
-				   "\"source_rows\":%" PRId64 ",\"target_rows\":%" PRId64 ","
-				   "\"missing_in_target\":%" PRId64 ",\"missing_in_source\":%" PRId64 ","
-				   "\"different\":%" PRId64 ",\"buckets\":%d,\"seconds\":%.3f,"
-				   "\"bytes_received\":%" PRId64 ",\"bytes_sent\":%" PRId64 "}\n",
-				   total == 0 ? "true" : "false",
-				   c.side[0].rows, c.side[1].rows, n.missing_in_target, n.missing_in_source,
-				   n.different, 1 << c.bits, secs,
-				   received, sent);
-		}
+			pgs_json_line(c.L, "event", 's', "compare",
+						  "source", 's', c.side[0].table, "target", 's', c.side[1].table,
+						  "equal", 'b', total == 0,
+						  "source_rows", 'i', (long long) c.side[0].rows,
+						  "target_rows", 'i', (long long) c.side[1].rows,
+						  "missing_in_target", 'i', (long long) n.missing_in_target,
+						  "missing_in_source", 'i', (long long) n.missing_in_source,
+						  "different", 'i', (long long) n.different,
+						  "buckets", 'i', (long long) 1 << c.bits,
+						  "seconds", 'd', floor(secs * 1000.0 + 0.5) / 1000.0,
+						  "bytes_received", 'i', (long long) received,
+						  "bytes_sent", 'i', (long long) sent, NULL);
 		else if (!opts->quiet)
 		{
 			if (total == 0)
@@ -1013,17 +1016,7 @@ done:
 		pgs_live_clear();
 	for (s = 0; s < 2; s++)
 		if (c.side[s].busy)
-		{
-			/* the other side failed: stop this one's scan rather than leave it running */
-			PGcancel   *cancel = PQgetCancel(c.side[s].conn);
-			char		buf[256];
-
-			if (cancel)
-			{
-				PQcancel(cancel, buf, sizeof(buf));
-				PQfreeCancel(cancel);
-			}
-		}
+			pgs_cancel(c.side[s].conn);	/* the other side failed: stop this one's scan */
 	for (s = 0; s < 2; s++)
 	{
 		PQclear(c.side[s].result);
@@ -1033,10 +1026,16 @@ done:
 		pgs_error_clear(&c.side[s].err);
 		free(c.side[s].sql);
 		free(c.acc[s]);
+		free(c.columns[s]);
+		free(c.key[s]);
+		list_free(&given[s][0]);
+		list_free(&given[s][1]);
 	}
 	for (b = 0; b < c.nrows; b++)
 		free(c.rows[b].key);
 	free(c.rows);
 	free(level.buckets);
+	if (c.L)
+		pgs_lua_close(c.L);
 	return rc;
 }

@@ -14,7 +14,6 @@
  * function, and both connections are owned by db objects, so lua_close()
  * closes them whatever happened.
  */
-#include <errno.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -101,7 +100,7 @@ record(Session *s, const char *sql, int nparams, const char *const *params)
 	res = pgs_exec(s->ctl, sql, nparams, params, &err);
 	if (res == NULL)
 	{
-		pgs_report_error(&err, "while recording progress in shift.* (control connection)");
+		pgs_report_error(&err, PGS_CONTROL_CONTEXT);
 		pgs_error_clear(&err);
 	}
 	return res;
@@ -164,28 +163,6 @@ hook_add_rows(void *arg, int64_t rows)
 	((Session *) arg)->extra_rows += rows;
 }
 
-/* 1234567 -> "1,234,567" */
-static void
-group_digits(char *buf, size_t len, long long n)
-{
-	char		raw[32];
-	int			digits;
-	int			i;
-	size_t		o = 0;
-
-	snprintf(raw, sizeof(raw), "%lld", n < 0 ? -n : n);
-	digits = (int) strlen(raw);
-	if (n < 0 && o < len - 1)
-		buf[o++] = '-';
-	for (i = 0; i < digits && o < len - 1; i++)
-	{
-		if (i > 0 && (digits - i) % 3 == 0 && o < len - 1)
-			buf[o++] = ',';
-		buf[o++] = raw[i];
-	}
-	buf[o] = '\0';
-}
-
 /*
  * The progress of the backfill job the phase runs (db:backfill): a live bar
  * on a terminal, a line every 10 seconds otherwise (or a JSON event).
@@ -197,16 +174,7 @@ show_backfill_progress(Session *s, double t)
 	PgsError	err;
 	PGresult   *res;
 	bool		tty = !s->opts->json && isatty(STDOUT_FILENO);
-	long long	rows;
-	long long	keys;
-	long long	total;
-	double		pct;
-	double		rate;
-	long long	eta;
-	char		rowbuf[32];
-	char		ratebuf[32];
-	char		etabuf[32];
-	char		line[512];
+	PgsBackfillProgress bp;
 
 	if (!tty && t < s->watch_next_line)
 		return;
@@ -221,39 +189,24 @@ show_backfill_progress(Session *s, double t)
 		PQclear(res);
 		return;
 	}
-	rows = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	keys = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-	total = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
-	pct = strtod(PQgetvalue(res, 0, 3), NULL);
-	rate = strtod(PQgetvalue(res, 0, 4), NULL);
-	eta = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
-	group_digits(rowbuf, sizeof(rowbuf), rows);
-	group_digits(ratebuf, sizeof(ratebuf), (long long) rate);
-	if (eta >= 0)
-		snprintf(etabuf, sizeof(etabuf), "ETA %lld:%02lld", eta / 60, eta % 60);
-	else
-		snprintf(etabuf, sizeof(etabuf), "ETA ?");
+	bp.rows = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	bp.keys = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	bp.total = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+	bp.percent = strtod(PQgetvalue(res, 0, 3), NULL);
+	bp.rate = strtod(PQgetvalue(res, 0, 4), NULL);
+	bp.eta = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
+	bp.waiting = PQgetvalue(res, 0, 6);
 	if (tty)
 	{
-		char		bar[21];
-		int			filled = (int) (pct / 5);
-		int			i;
-
-		for (i = 0; i < 20; i++)
-			bar[i] = i < filled ? '#' : '.';
-		bar[20] = '\0';
-		snprintf(line, sizeof(line), "    [%s] %5.1f%%  %s rows  %s rows/s  %s%s%s", bar, pct,
-				 rowbuf, ratebuf, etabuf, *PQgetvalue(res, 0, 6) ? "  waiting: " : "",
-				 PQgetvalue(res, 0, 6));
 		if (!s->opts->quiet)
-			pgs_live_update(line);
+			pgs_live_backfill(&bp);
 	}
 	else
 	{
-		pgs_emit(s->L, "progress", "job", 's', s->watch_job, "rows", 'i', rows,
-				 "keys", 'i', keys, "total", 'i', total, "percent", 'd', pct,
-				 "rate", 'd', rate, "eta_seconds", 'i', eta,
-				 "waiting", 's', *PQgetvalue(res, 0, 6) ? PQgetvalue(res, 0, 6) : NULL, NULL);
+		pgs_emit(s->L, "progress", "job", 's', s->watch_job, "rows", 'i', bp.rows,
+				 "keys", 'i', bp.keys, "total", 'i', bp.total, "percent", 'd', bp.percent,
+				 "rate", 'd', bp.rate, "eta_seconds", 'i', bp.eta,
+				 "waiting", 's', *bp.waiting ? bp.waiting : NULL, NULL);
 		s->watch_next_line = t + 10000;
 	}
 	PQclear(res);
@@ -269,14 +222,7 @@ tick(void *arg)
 	if (s->watch_job[0])
 		show_backfill_progress(s, t);
 	else if (s->cur_phase && !s->opts->quiet && !s->opts->json && isatty(STDOUT_FILENO))
-	{
-		char		line[256];
-		int			secs = (int) ((t - s->cur_started) / 1000);
-
-		snprintf(line, sizeof(line), "    ... %s running for %d:%02d", s->cur_phase,
-				 secs / 60, secs % 60);
-		pgs_live_update(line);
-	}
+		pgs_live_elapsed(s->cur_phase, (int) ((t - s->cur_started) / 1000));
 	if (s->leased && t - s->last_heartbeat > 10000)
 	{
 		const char *p[1] = {s->name};
@@ -326,9 +272,7 @@ rollback_open_transaction(Session *s)
 
 	if (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR)
 	{
-		PGresult   *res = PQexec(s->work, "ROLLBACK");
-
-		PQclear(res);
+		pgs_exec_unchecked(s->work, "ROLLBACK");
 		return true;
 	}
 	return false;
@@ -843,191 +787,49 @@ verify_phases(Session *s)
 
 /* ---- the session ---- */
 
-/* The migration's phases as the JSON that shift.migration_begin takes. */
+/*
+ * Pushes the migration's phases as the JSON that shift.migration_begin
+ * takes, written by the prelude's JSON writer; NULL (the failure pushed and
+ * printed) if that fails.
+ */
 static const char *
 push_phases_json(Session *s)
 {
-	luaL_Buffer b;
-	int			i;
-
-	luaL_buffinit(s->L, &b);
-	luaL_addchar(&b, '[');
-	for (i = 1; i <= s->nphases; i++)
+	pgs_push_prelude_function(s->L, "phases_json");
+	lua_pushvalue(s->L, s->mig);
+	if (pgs_pcall(s->L, 1, 1) != LUA_OK)
 	{
-		const char *name = push_phase(s, i);
-		int			phase = lua_gettop(s->L);
-		char		item[256];
-
-		/* names are validated: letters, digits, _ . - only */
-		snprintf(item, sizeof(item), "%s{\"name\":\"%s\",\"reversible\":%s,\"has_verify\":%s}",
-				 i > 1 ? "," : "", name, phase_has(s, phase, "down") ? "true" : "false",
-				 phase_has(s, phase, "verify") ? "true" : "false");
-		lua_pop(s->L, 1);
-		luaL_addstring(&b, item);
+		pgs_print_failure(s->L, -1, stderr, "internal error in pgshift", true);
+		return NULL;
 	}
-	luaL_addchar(&b, ']');
-	luaL_pushresult(&b);
 	return lua_tostring(s->L, -1);
 }
 
-/* One try at the migration's lock; -1 on an error (printed). */
-static int
-try_lock_once(Session *s)
+/* Phase states from res (columns status, needs_cleanup), n rows at most. */
+static void
+read_states(PGresult *res, PhaseState *states, int n)
 {
-	const char *p[1] = {s->name};
-	PgsError	err;
-	PGresult   *res;
-	int			got;
+	int			i;
 
-	memset(&err, 0, sizeof(err));
-	res = pgs_exec(s->work, "SELECT shift.try_lock($1)", 1, p, &err);
-	if (res == NULL)
+	for (i = 0; i < n && i < PQntuples(res); i++)
 	{
-		pgs_report_error(&err, "while taking the migration's lock");
-		pgs_error_clear(&err);
-		return -1;
-	}
-	got = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-	PQclear(res);
-	return got;
-}
-
-/* Polls for the lock until deadline (ms); 1 got it, 0 not, -1 error. */
-static int
-poll_lock(Session *s, double deadline)
-{
-	for (;;)
-	{
-		int			got = try_lock_once(s);
-
-		if (got != 0)
-			return got;
-		if (now_ms() >= deadline || pgs_interrupted)
-			return 0;
-		usleep(100000);
+		snprintf(states[i].status, sizeof(states[i].status), "%s", PQgetvalue(res, i, 0));
+		states[i].needs_cleanup = strcmp(PQgetvalue(res, i, 1), "t") == 0;
 	}
 }
 
 /*
- * Takes the migration lock on the work connection, polling up to
- * --lock-wait.  A lock held by the session of a runner that is gone (its
- * lease names this host and a pgshift process that no longer exists: killed,
- * and its backend has not noticed yet) is taken over at once: that session is
- * ended, and the lock awaited a few seconds.  Otherwise says who holds it,
- * and advises ending a session only when it is no live pgshift's.
+ * The session's first step: the validated migration (pushed, s->mig), its
+ * name, phases and script hash, and --to checked against its phases.
  */
 static bool
-take_lock(Session *s)
-{
-	const char *p[1] = {s->name};
-	PGresult   *res;
-	char		host[256];
-	int			got;
-	bool		lease_is_holder;
-	bool		holder_is_pgshift;
-	bool		runner_gone;
-
-	got = poll_lock(s, now_ms() + s->opts->lock_wait * 1000.0);
-	if (got != 0)
-		return got > 0;
-
-	if (gethostname(host, sizeof(host)) != 0)
-		strcpy(host, "?");
-	host[sizeof(host) - 1] = '\0';
-	res = record(s, "SELECT h.pid, coalesce(h.application_name, ''), "
-				 "coalesce(h.state, '?'), coalesce(left(h.query, 200), ''), "
-				 "h.lease_host, h.lease_runner_pid, "
-				 "to_char(h.lease_since, 'YYYY-MM-DD HH24:MI:SS'), "
-				 "extract(epoch FROM h.heartbeat_age)::int, "
-				 "m.lease_work_pid IS NOT DISTINCT FROM h.pid "
-				 "FROM shift.lock_holder($1) h LEFT JOIN shift.migration m ON m.name = $1",
-				 1, p);
-	if (res == NULL)
-		return false;
-	if (PQntuples(res) == 0)
-	{
-		/* released between the two looks: try once more */
-		PQclear(res);
-		got = poll_lock(s, now_ms() + 2000.0);
-		if (got != 0)
-			return got > 0;
-		pgs_errorf("migration %s is locked by another session, which released it and took it again\n",
-				   s->name);
-		return false;
-	}
-	lease_is_holder = strcmp(PQgetvalue(res, 0, 8), "t") == 0;
-	holder_is_pgshift = strncmp(PQgetvalue(res, 0, 1), "pgshift", 7) == 0;
-	runner_gone = lease_is_holder && !PQgetisnull(res, 0, 4) && !PQgetisnull(res, 0, 5) &&
-		strcmp(PQgetvalue(res, 0, 4), host) == 0 &&
-		kill((pid_t) atoi(PQgetvalue(res, 0, 5)), 0) != 0 && errno == ESRCH;
-	if (runner_gone)
-	{
-		const char *t[1] = {PQgetvalue(res, 0, 0)};
-		PgsError	err;
-		PGresult   *r2;
-
-		/*
-		 * Its backend ends within client_connection_check_interval when idle;
-		 * end it now.  A role that may not signal it (another role's) just
-		 * waits the few seconds below.
-		 */
-		memset(&err, 0, sizeof(err));
-		r2 = pgs_exec(s->ctl, "SELECT pg_catalog.pg_terminate_backend($1::int4, 5000)", 1, t, &err);
-		PQclear(r2);
-		pgs_error_clear(&err);
-		got = poll_lock(s, now_ms() + 5000.0);
-		if (got > 0)
-		{
-			pgs_emit(s->L, "note", "message", 's',
-					 "the runner that held this migration is gone: its session was ended and the lock taken over",
-					 NULL);
-			PQclear(res);
-			return true;
-		}
-	}
-	if (lease_is_holder)
-		pgs_errorf("migration %s is locked by pgshift pid %s on host %s (session pid %s)\n",
-				   s->name, PQgetvalue(res, 0, 5), PQgetvalue(res, 0, 4), PQgetvalue(res, 0, 0));
-	else if (holder_is_pgshift)
-		pgs_errorf("migration %s is locked by another pgshift that is starting on it (session pid %s)\n",
-				   s->name, PQgetvalue(res, 0, 0));
-	else
-		pgs_errorf("migration %s is locked by a session that is not pgshift (session pid %s, %s)\n",
-				   s->name, PQgetvalue(res, 0, 0),
-				   *PQgetvalue(res, 0, 1) ? PQgetvalue(res, 0, 1) : "no application name");
-	if (lease_is_holder && !PQgetisnull(res, 0, 6))
-		fprintf(stderr, "  running since %s, last heartbeat %s s ago\n",
-				PQgetvalue(res, 0, 6), PQgetvalue(res, 0, 7));
-	fprintf(stderr, "  that session is %s: %s\n", PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3));
-	if (lease_is_holder || holder_is_pgshift)
-		fprintf(stderr, "  hint: another pgshift is working on this migration: wait for it "
-				"(--lock-wait=SECONDS) or stop that runner (Ctrl-C); it resumes where it stopped.\n");
-	else
-		fprintf(stderr, "  hint: wait for it (--lock-wait=SECONDS), or end that session "
-				"(SELECT pg_terminate_backend(%s);) if it is not doing anything you need.\n",
-				PQgetvalue(res, 0, 0));
-	PQclear(res);
-	return false;
-}
-
-/*
- * Opens the session: validated migration, script hash, both connections,
- * version and privilege checks, the lock, and shift.migration_begin.
- * Returns false with s->rc set when the command cannot go on.
- */
-static bool
-open_session(Session *s)
+load_file(Session *s)
 {
 	lua_State  *L = s->L;
-	PgsError	err;
-	PGresult   *res;
-	char	   *where;
-	char		path[PATH_MAX];
-	char		runner_pid[16];
+	bool		found = false;
 	int			i;
-	int			e;
 
-	s->rc = pgs_load_migration(L, s->path);
+	s->rc = pgs_load_migration(L, s->path, s->sha256);
 	if (s->rc != PGS_EXIT_OK)
 	{
 		pgs_print_failure(L, -1, stderr, s->rc == PGS_EXIT_FAIL ?
@@ -1041,34 +843,34 @@ open_session(Session *s)
 	lua_getfield(L, s->mig, "phases");
 	s->nphases = (int) luaL_len(L, -1);
 	lua_pop(L, 1);
-	if ((e = pgs_sha256_file(s->path, s->sha256)) != 0)
+	if (s->opts->to == NULL)
+		return true;
+	for (i = 1; i <= s->nphases && !found; i++)
 	{
-		pgs_errorf("cannot read migration file \"%s\": %s\n", s->path, strerror(e));
+		found = strcmp(push_phase(s, i), s->opts->to) == 0;
+		lua_pop(L, 1);
+	}
+	if (!found)
+	{
+		pgs_errorf("--to %s: migration %s has no phase of that name\n", s->opts->to, s->name);
 		s->rc = PGS_EXIT_USAGE;
-		return false;
 	}
-	if (s->opts->to)
-	{
-		bool		found = false;
+	return found;
+}
 
-		for (i = 1; i <= s->nphases && !found; i++)
-		{
-			found = strcmp(push_phase(s, i), s->opts->to) == 0;
-			lua_pop(L, 1);
-		}
-		if (!found)
-		{
-			pgs_errorf("--to %s: migration %s has no phase of that name\n", s->opts->to, s->name);
-			s->rc = PGS_EXIT_USAGE;
-			return false;
-		}
-	}
+/*
+ * The control connection (checks and bookkeeping): the extension at this
+ * runner's version, and every privilege a migration needs.
+ */
+static bool
+connect_control(Session *s)
+{
+	PgsError	err;
+	PGresult   *res;
 
-	/* the control connection: checks and bookkeeping */
-	s->rc = PGS_EXIT_USAGE;
-	if ((s->ctl = pgs_connect_db(L, s->opts->dsn, "pgshift control")) == NULL)
+	if ((s->ctl = pgs_connect_db(s->L, s->opts->dsn, "pgshift control")) == NULL)
 		return false;
-	s->ctldb = lua_gettop(L);
+	s->ctldb = lua_gettop(s->L);
 	memset(&err, 0, sizeof(err));
 	if (pgs_check_extension(s->ctl, &err) != PGS_EXIT_OK)
 	{
@@ -1093,72 +895,95 @@ open_session(Session *s)
 		return false;
 	}
 	PQclear(res);
+	return true;
+}
 
-	/* the work connection: the lock, then the phases' SQL */
+/*
+ * The work connection, which runs the phases' SQL and holds the
+ * migration's lock; says so when it takes over from a runner that is gone.
+ */
+static bool
+connect_work(Session *s)
+{
+	lua_State  *L = s->L;
+	const char *p[1] = {s->name};
+	PGresult   *res;
+
 	if ((s->work = pgs_connect_db(L, s->opts->dsn, "pgshift")) == NULL)
 		return false;
 	s->workdb = lua_gettop(L);
 	pgs_db_pin(L, s->workdb);
 	/* a backend whose runner vanished stops its statement (and frees the lock) */
-	res = PQexec(s->work, "SET client_connection_check_interval = '1s'");
-	PQclear(res);
+	pgs_exec_unchecked(s->work, "SET client_connection_check_interval = '1s'");
 	snprintf(s->work_pid, sizeof(s->work_pid), "%d", PQbackendPID(s->work));
-	if (!take_lock(s))
+	if (!pgs_take_lock(L, s->work, s->ctl, s->name, s->opts->lock_wait))
 		return false;
 
 	/* a lease still recorded belongs to a runner whose sessions are gone */
+	if ((res = record(s, "SELECT runner_pid, host FROM shift.lease WHERE migration = $1",
+					  1, p)) == NULL)
+		return false;
+	if (PQntuples(res) > 0)
 	{
-		const char *p[1] = {s->name};
+		const char *msg = lua_pushfstring(L, "taking over from pgshift pid %s on %s, "
+										  "which stopped without finishing (its sessions are gone)",
+										  PQgetisnull(res, 0, 0) ? "?" : PQgetvalue(res, 0, 0),
+										  PQgetisnull(res, 0, 1) ? "?" : PQgetvalue(res, 0, 1));
 
-		if ((res = record(s, "SELECT lease_runner_pid, lease_host FROM shift.migration "
-						  "WHERE name = $1 AND lease_control_pid IS NOT NULL", 1, p)) == NULL)
-			return false;
-		if (PQntuples(res) > 0)
-		{
-			const char *msg = lua_pushfstring(L, "taking over from pgshift pid %s on %s, "
-											  "which stopped without finishing (its sessions are gone)",
-											  PQgetisnull(res, 0, 0) ? "?" : PQgetvalue(res, 0, 0),
-											  PQgetisnull(res, 0, 1) ? "?" : PQgetvalue(res, 0, 1));
-
-			pgs_emit(L, "note", "message", 's', msg, NULL);
-			lua_pop(L, 1);
-		}
-		PQclear(res);
+		pgs_emit(L, "note", "message", 's', msg, NULL);
+		lua_pop(L, 1);
 	}
+	PQclear(res);
+	return true;
+}
 
-	/*
-	 * A rollback that would cross a point of no return is refused before
-	 * shift.migration_begin records it: a refused rollback changes nothing,
-	 * not even what status says about the last run.
-	 */
-	if (s->op == OP_ROLLBACK)
+/*
+ * A rollback that would cross a point of no return is refused before
+ * shift.migration_begin records it: a refused rollback changes nothing,
+ * not even what status says about the last run.  True if refused (said so).
+ */
+static bool
+rollback_refused_early(Session *s)
+{
+	const char *p[1] = {s->name};
+	PGresult   *res;
+	int			count;
+	bool		refused = false;
+
+	if (s->op != OP_ROLLBACK)
+		return false;
+	if ((res = record(s, "SELECT status, needs_cleanup FROM shift.phase_status "
+					  "WHERE migration = $1 ORDER BY ordinal", 1, p)) == NULL)
+		return true;
+	if (PQntuples(res) == s->nphases)
 	{
-		const char *mp[1] = {s->name};
-		int			count;
-		bool		refused = false;
+		PhaseState *states = calloc(s->nphases, sizeof(PhaseState));
 
-		if ((res = record(s, "SELECT status, needs_cleanup FROM shift.phase WHERE migration = $1 "
-						  "ORDER BY ordinal", 1, mp)) == NULL)
-			return false;
-		if (PQntuples(res) == s->nphases)
+		if (states)
 		{
-			PhaseState *states = calloc(s->nphases, sizeof(PhaseState));
-
-			for (i = 0; states && i < s->nphases; i++)
-			{
-				snprintf(states[i].status, sizeof(states[i].status), "%s", PQgetvalue(res, i, 0));
-				states[i].needs_cleanup = strcmp(PQgetvalue(res, i, 1), "t") == 0;
-			}
-			refused = states && rollback_refused(s, states, rollback_stop(s), &count);
-			free(states);
+			read_states(res, states, s->nphases);
+			refused = rollback_refused(s, states, rollback_stop(s), &count);
 		}
-		PQclear(res);
-		if (refused)
-		{
-			s->rc = PGS_EXIT_FAIL;
-			return false;
-		}
+		free(states);
 	}
+	PQclear(res);
+	if (refused)
+		s->rc = PGS_EXIT_FAIL;
+	return refused;
+}
+
+/*
+ * shift.migration_begin: the lease, the run recorded, the phases' states
+ * (s->state); then the start event.
+ */
+static bool
+begin_migration(Session *s)
+{
+	lua_State  *L = s->L;
+	PGresult   *res;
+	char	   *where;
+	char		path[PATH_MAX];
+	char		runner_pid[16];
 
 	if (gethostname(s->host, sizeof(s->host)) != 0)
 		strcpy(s->host, "?");
@@ -1171,9 +996,9 @@ open_session(Session *s)
 							 s->work_pid, PGS_VERSION, s->host, runner_pid, path,
 							 s->opts->allow_drift ? "true" : "false"};
 
-		res = record(s, "SELECT status, needs_cleanup FROM shift.migration_begin("
-					 "$1, $2, $3::jsonb, $4, $5::int, $6, $7, $8::int, $9, $10::boolean)",
-					 10, p);
+		res = p[2] ? record(s, "SELECT status, needs_cleanup FROM shift.migration_begin("
+							"$1, $2, $3::jsonb, $4, $5::int, $6, $7, $8::int, $9, $10::boolean)",
+							10, p) : NULL;
 		lua_pop(L, 1);
 	}
 	if (res == NULL)
@@ -1184,11 +1009,7 @@ open_session(Session *s)
 	s->leased = true;
 	s->last_heartbeat = now_ms();
 	s->state = lua_newuserdatauv(L, sizeof(PhaseState) * s->nphases, 0);
-	for (i = 0; i < s->nphases && i < PQntuples(res); i++)
-	{
-		snprintf(s->state[i].status, sizeof(s->state[i].status), "%s", PQgetvalue(res, i, 0));
-		s->state[i].needs_cleanup = strcmp(PQgetvalue(res, i, 1), "t") == 0;
-	}
+	read_states(res, s->state, s->nphases);
 	PQclear(res);
 
 	where = pgs_conn_describe(s->work);
@@ -1198,6 +1019,23 @@ open_session(Session *s)
 			 "file", 's', s->path, "phases", 'i', (long long) s->nphases,
 			 "target", 's', lua_tostring(L, -1), "sha256", 's', s->sha256, NULL);
 	lua_pop(L, 1);
+	return true;
+}
+
+/*
+ * Opens the session: validated migration, script hash, both connections,
+ * version and privilege checks, the lock, and shift.migration_begin.
+ * Returns false with s->rc set when the command cannot go on.
+ */
+static bool
+open_session(Session *s)
+{
+	if (!load_file(s))
+		return false;
+	s->rc = PGS_EXIT_USAGE;
+	if (!connect_control(s) || !connect_work(s) || rollback_refused_early(s) ||
+		!begin_migration(s))
+		return false;
 	s->rc = PGS_EXIT_OK;
 	return true;
 }

@@ -3,11 +3,12 @@
  *	  Commands that only read: pgshift plan, pgshift status and pgshift lint.
  *
  * plan runs every phase function against the prelude's dry-run db, which
- * records the SQL instead of sending it; connected, it also reads each
- * phase's state from shift.phase and lints the recorded SQL with
- * shift.lint_script, in a read-only session.  lint does the same dry run
- * and reports only the findings.  status reads the shift.status view.  The
- * rendering (text, markdown, JSON) is the prelude's.
+ * records the SQL instead of sending it; connected, it also reads the
+ * recorded state (the shift.status and shift.phase_status views) and lints
+ * the recorded SQL with shift.lint_script, in a read-only session.  lint
+ * does the same dry run and reports only the findings.  status reads the
+ * shift.status and shift.phase_status views.  The rendering (text,
+ * markdown, JSON) is the prelude's.
  *
  * plan and lint review a file that need not be trusted: it runs in the
  * sandbox of pgs_lua_new_sandbox(), and a file the sandbox had to stop is
@@ -60,9 +61,9 @@ push_recorded_state(lua_State *L, PGconn *conn, const char *name)
 	PQclear(res);
 	if (res)
 		res = pgs_exec(conn,
-					   "SELECT m.status, p.name, p.status, p.needs_cleanup"
-					   "  FROM shift.migration m JOIN shift.phase p ON p.migration = m.name"
-					   " WHERE m.name = $1 ORDER BY p.ordinal", 1, p, &err);
+					   "SELECT s.status, p.name, p.status, p.needs_cleanup"
+					   "  FROM shift.status s JOIN shift.phase_status p ON p.migration = s.migration"
+					   " WHERE s.migration = $1 ORDER BY p.ordinal", 1, p, &err);
 	if (res == NULL)
 	{
 		pgs_report_error(&err, "while reading the migration's state");
@@ -117,19 +118,11 @@ print_failure(lua_State *L, InspectArgs *a, const char *context, bool verbose)
 static bool
 load_migration_file(lua_State *L, InspectArgs *a, char *sha)
 {
-	int			e;
-
-	a->rc = pgs_load_migration(L, a->arg);
+	a->rc = pgs_load_migration(L, a->arg, sha);
 	if (a->rc != PGS_EXIT_OK)
 	{
 		print_failure(L, a, a->rc == PGS_EXIT_FAIL ?
 					  "the migration file is not valid" : NULL, a->opts->verbose);
-		return false;
-	}
-	if ((e = pgs_sha256_file(a->arg, sha)) != 0)
-	{
-		pgs_errorf("cannot read migration file \"%s\": %s\n", a->arg, strerror(e));
-		a->rc = PGS_EXIT_USAGE;
 		return false;
 	}
 	return true;

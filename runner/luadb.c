@@ -1,7 +1,8 @@
 /*
  * luadb.c
  *	  The `db` object a migration's phase functions receive:
- *	  db:exec(sql, ...), db:query(sql, ...), db:value(sql, ...).
+ *	  db:exec(sql, ...), db:query(sql, ...), db:value(sql, ...),
+ *	  db:quote_ident(s), db:quote_literal(s).
  *
  * A db is a full userdata owning one PGconn, closed by __close/__gc.  Each
  * statement's PGresult lives in a small userdata of its own ("result box")
@@ -232,6 +233,30 @@ sqlerror_tostring(lua_State *L)
 }
 
 /*
+ * pgs_push_where: pushes "file:line: " of the innermost active function
+ * defined in a file (chunk name "@..."), or "" when there is none: the line
+ * of the migration code that called into the runner.  assert() and error
+ * objects without position get it too.
+ */
+void
+pgs_push_where(lua_State *L)
+{
+	lua_Debug	ar;
+	int			level;
+
+	for (level = 1; lua_getstack(L, level, &ar); level++)
+	{
+		lua_getinfo(L, "Sl", &ar);
+		if (ar.source[0] == '@' && ar.currentline > 0)
+		{
+			lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
+			return;
+		}
+	}
+	lua_pushliteral(L, "");
+}
+
+/*
  * Raises "file:line: db:METHOD: WHAT contains a zero byte ..." for a string
  * that libpq would cut short at its first zero byte: "INSERT ...\0; DROP ..."
  * would run the INSERT and report success.  file:line is the migration's
@@ -455,6 +480,88 @@ db_in_transaction(lua_State *L)
 	return 1;
 }
 
+/*
+ * s quoted as libpq quotes it without a connection's settings, in a UTF-8
+ * session: an identifier in double quotes, a literal in single quotes (with
+ * " E" before it, and backslashes doubled, if it holds one).  Pushed.
+ */
+static void
+push_quoted_offline(lua_State *L, const char *s, size_t len, bool literal)
+{
+	char		q = literal ? '\'' : '"';
+	luaL_Buffer b;
+	size_t		i;
+
+	luaL_buffinit(L, &b);
+	if (literal && memchr(s, '\\', len) != NULL)
+		luaL_addstring(&b, " E");
+	luaL_addchar(&b, q);
+	for (i = 0; i < len; i++)
+	{
+		if (s[i] == q || (literal && s[i] == '\\'))
+			luaL_addchar(&b, s[i]);
+		luaL_addchar(&b, s[i]);
+	}
+	luaL_addchar(&b, q);
+	luaL_pushresult(&b);
+}
+
+/*
+ * db:quote_ident(s), db:quote_literal(s): s quoted by libpq for the db's
+ * connection (PQescapeIdentifier, PQescapeLiteral), for SQL that cannot take
+ * it as a parameter (DDL).  Called on anything but a db of this file (the
+ * dry-run db of plan, which may have no server), the same quoting is done
+ * here (push_quoted_offline): that text is shown, never sent.
+ */
+static int
+quote(lua_State *L, bool literal)
+{
+	LuaDb	   *db = luaL_testudata(L, 1, PGS_DB_METATABLE);
+	const char *method = literal ? "quote_literal" : "quote_ident";
+	size_t		len;
+	const char *s = luaL_checklstring(L, 2, &len);
+	char	   *quoted;
+
+	if (db && db->conn == NULL)
+		return luaL_error(L, "the database connection is closed");
+	refuse_zero_byte(L, 2, method, "the text to quote");
+	if (db == NULL)
+	{
+		push_quoted_offline(L, s, len, literal);
+		return 1;
+	}
+	quoted = literal ? PQescapeLiteral(db->conn, s, len) :
+		PQescapeIdentifier(db->conn, s, len);
+	if (quoted == NULL)
+	{
+		const char *msg = PQerrorMessage(db->conn);
+		size_t		n = strlen(msg);
+
+		while (n > 0 && msg[n - 1] == '\n')
+			n--;
+		pgs_push_where(L);
+		lua_pushfstring(L, "db:%s: ", method);
+		lua_pushlstring(L, msg, n);
+		lua_concat(L, 3);
+		return lua_error(L);
+	}
+	lua_pushstring(L, quoted);
+	PQfreemem(quoted);
+	return 1;
+}
+
+static int
+db_quote_ident(lua_State *L)
+{
+	return quote(L, false);
+}
+
+static int
+db_quote_literal(lua_State *L)
+{
+	return quote(L, true);
+}
+
 static int
 db_tostring(lua_State *L)
 {
@@ -472,6 +579,8 @@ static const luaL_Reg db_methods[] = {
 	{"query", db_query},
 	{"value", db_value},
 	{"in_transaction", db_in_transaction},
+	{"quote_ident", db_quote_ident},
+	{"quote_literal", db_quote_literal},
 	{"close", db_close},
 	{NULL, NULL}
 };

@@ -1,9 +1,13 @@
 /*
  * output.c
- *	  Everything pgshift prints goes through here: the text it prints comes
- *	  from the server (error messages, notices, recorded state), from the
- *	  migration file (log(), errors, descriptions, SQL) and from the command
- *	  line, and none of it may drive the terminal.
+ *	  Everything pgshift prints goes through here: the filter in front of
+ *	  stdout and stderr, the one JSON string writer, the live line on a
+ *	  terminal (a phase's elapsed time, a backfill's progress bar), and the
+ *	  one format of an error report.  The text it prints comes from the server
+ *	  (error messages, notices, recorded state), from the migration file
+ *	  (log(), errors, descriptions, SQL) and from the command line, and none
+ *	  of it may drive the terminal.  This file calls no other file of the
+ *	  runner: connections, Lua and commands print through it.
  *
  * pgs_output_init() puts a filter in front of stdout and stderr (glibc's
  * fopencookie: stdout and stderr are plain variables there), so every
@@ -16,11 +20,15 @@
  * for the live progress line.  In JSON mode (--json) stdout carries JSON
  * documents: the same characters become JSON escapes instead, so that even
  * a writer that missed one still produces valid JSON (see pgs_json_quote,
- * which escapes them itself).
+ * which escapes them itself).  Every JSON document pgshift writes is made
+ * by the prelude's one writer (output.lua: O.json; from C, pgs_emit and
+ * pgs_json_line), and every JSON string in it by pgs_json_quote here
+ * (C.json_string).
  */
 #define _GNU_SOURCE				/* fopencookie */
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -214,19 +222,6 @@ pgs_json_quote(const char *s, size_t len, PgsPutFn put, void *arg)
 	put(arg, "\"", 1);
 }
 
-static void
-put_file(void *arg, const char *s, size_t len)
-{
-	fwrite(s, 1, len, (FILE *) arg);
-}
-
-/* pgs_json_fputs: the C string s as a JSON string literal on out. */
-void
-pgs_json_fputs(FILE *out, const char *s)
-{
-	pgs_json_quote(s, strlen(s), put_file, out);
-}
-
 /* ---- the filtered standard streams ---- */
 
 typedef struct Filter
@@ -383,4 +378,211 @@ pgs_term_control(const char *seq)
 		fputs(seq, stdout);
 		fflush(stdout);
 	}
+}
+
+/* ---- the live line ---- */
+
+/*
+ * On a terminal, the running phase's elapsed time or its backfill's
+ * progress, redrawn in place.  Everything else printed clears it first.
+ */
+static bool live_shown = false;
+
+void
+pgs_live_clear(void)
+{
+	if (live_shown)
+	{
+		pgs_term_control("\r\033[K");
+		live_shown = false;
+	}
+}
+
+/* The line's text goes through the output filter; only "\r\033[K" does not. */
+void
+pgs_live_update(const char *text)
+{
+	pgs_term_control("\r\033[K");
+	fputs(text, stdout);
+	fflush(stdout);
+	live_shown = true;
+}
+
+/* 1234567 -> "1,234,567" */
+static void
+group_digits(char *buf, size_t len, long long n)
+{
+	char		raw[32];
+	int			digits;
+	int			i;
+	size_t		o = 0;
+
+	snprintf(raw, sizeof(raw), "%lld", n < 0 ? -n : n);
+	digits = (int) strlen(raw);
+	if (n < 0 && o < len - 1)
+		buf[o++] = '-';
+	for (i = 0; i < digits && o < len - 1; i++)
+	{
+		if (i > 0 && (digits - i) % 3 == 0 && o < len - 1)
+			buf[o++] = ',';
+		buf[o++] = raw[i];
+	}
+	buf[o] = '\0';
+}
+
+/* The live line of a phase running for secs seconds. */
+void
+pgs_live_elapsed(const char *phase, int secs)
+{
+	char		line[256];
+
+	snprintf(line, sizeof(line), "    ... %s running for %d:%02d", phase,
+			 secs / 60, secs % 60);
+	pgs_live_update(line);
+}
+
+/*
+ * The live line of a backfill: a bar, percent, rows, rate, ETA (eta < 0:
+ * unknown) and what it waits for ("" if nothing).
+ */
+void
+pgs_live_backfill(const PgsBackfillProgress *p)
+{
+	char		rowbuf[32];
+	char		ratebuf[32];
+	char		etabuf[32];
+	char		bar[21];
+	char		line[512];
+	int			filled = (int) (p->percent / 5);
+	int			i;
+
+	group_digits(rowbuf, sizeof(rowbuf), p->rows);
+	group_digits(ratebuf, sizeof(ratebuf), (long long) p->rate);
+	if (p->eta >= 0)
+		snprintf(etabuf, sizeof(etabuf), "ETA %lld:%02lld", p->eta / 60, p->eta % 60);
+	else
+		snprintf(etabuf, sizeof(etabuf), "ETA ?");
+	for (i = 0; i < 20; i++)
+		bar[i] = i < filled ? '#' : '.';
+	bar[20] = '\0';
+	snprintf(line, sizeof(line), "    [%s] %5.1f%%  %s rows  %s rows/s  %s%s%s", bar,
+			 p->percent, rowbuf, ratebuf, etabuf, *p->waiting ? "  waiting: " : "",
+			 p->waiting);
+	pgs_live_update(line);
+}
+
+/* ---- messages and error reports ---- */
+
+/* pgs_errorf: "pgshift: " and the message on stderr, below the live line. */
+void
+pgs_errorf(const char *fmt,...)
+{
+	va_list		ap;
+
+	pgs_live_clear();
+	fflush(stdout);
+	fputs("pgshift: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fflush(stderr);
+}
+
+/* A server's warning (see pgs_connect), on a line of its own. */
+void
+pgs_print_notice(const char *severity, const char *message)
+{
+	pgs_live_clear();
+	fflush(stdout);
+	fprintf(stderr, "pgshift: server %s: %s\n", severity ? severity : "NOTICE",
+			message ? message : "");
+	fflush(stderr);
+}
+
+/*
+ * Prints the context lines of an error (the one-line cause is the caller's):
+ * detail, hint, the statement with a caret at the error position, and the
+ * server's context.
+ */
+void
+pgs_error_print(FILE *out, const PgsError *err)
+{
+	if (err->detail)
+		fprintf(out, "  detail: %s\n", err->detail);
+	if (err->hint)
+		fprintf(out, "  hint: %s\n", err->hint);
+	if (err->statement)
+	{
+		const char *s = err->statement;
+		int			line = 1;
+		int			col = 1;
+		int			chars = 0;
+		bool		multiline = strchr(s, '\n') != NULL;
+		const char *p;
+
+		/* position counts characters; count UTF-8 lead bytes to find it */
+		for (p = s; *p && err->position > 0; p++)
+		{
+			if (((unsigned char) *p & 0xC0) != 0x80)
+			{
+				if (++chars == err->position)
+					break;
+				if (*p == '\n')
+				{
+					line++;
+					col = 0;
+				}
+				col++;
+			}
+		}
+		fprintf(out, "  statement: ");
+		for (p = s; *p; p++)
+		{
+			fputc(*p, out);
+			if (*p == '\n')
+				fputs("             ", out);
+		}
+		fputc('\n', out);
+		if (err->position > 0 && !multiline)
+			fprintf(out, "%*s^\n", 13 + col - 1, "");
+		else if (err->position > 0)
+			fprintf(out, "  position: line %d, column %d of the statement\n",
+					line, col);
+	}
+	if (err->context)
+		fprintf(out, "  server context: %s\n", err->context);
+}
+
+/*
+ * pgs_print_error: the one format of an error report on out:
+ *	 pgshift: message[ (SQLSTATE xxxxx)]
+ *	   context
+ *	   detail, hint, statement, server context (details, may be NULL)
+ *	 traceback (may be NULL)
+ */
+void
+pgs_print_error(FILE *out, const char *message, const char *sqlstate,
+				const char *context, const PgsError *details,
+				const char *traceback)
+{
+	pgs_live_clear();
+	fflush(stdout);
+	if (sqlstate)
+		fprintf(out, "pgshift: %s (SQLSTATE %s)\n", message, sqlstate);
+	else
+		fprintf(out, "pgshift: %s\n", message);
+	if (context)
+		fprintf(out, "  %s\n", context);
+	if (details)
+		pgs_error_print(out, details);
+	if (traceback)
+		fprintf(out, "%s\n", traceback);
+	fflush(out);
+}
+
+/* Prints a PgsError on stderr: "pgshift: message (SQLSTATE x)", context, details. */
+void
+pgs_report_error(const PgsError *err, const char *context)
+{
+	pgs_print_error(stderr, err->message, err->sqlstate, context, err, NULL);
 }

@@ -29,55 +29,12 @@
 
 #include <lauxlib.h>
 #include <lualib.h>
+#include <openssl/evp.h>
 
 #include "pgshift.h"
 
-/* runner/prelude_lua.c, generated from scripts/prelude.lua by the Makefile */
-extern const unsigned char pgs_prelude[];
-extern const size_t pgs_prelude_len;
-
 #define PRELUDE_KEY "pgshift.prelude"
 #define FAILURE_METATABLE "pgshift.failure"
-
-/*
- * The live line: on a terminal, the running phase's elapsed time, redrawn in
- * place.  Everything else printed clears it first.
- */
-static bool live_shown = false;
-
-void
-pgs_live_clear(void)
-{
-	if (live_shown)
-	{
-		pgs_term_control("\r\033[K");
-		live_shown = false;
-	}
-}
-
-/* The line's text goes through the output filter; only "\r\033[K" does not. */
-void
-pgs_live_update(const char *text)
-{
-	pgs_term_control("\r\033[K");
-	fputs(text, stdout);
-	fflush(stdout);
-	live_shown = true;
-}
-
-void
-pgs_errorf(const char *fmt,...)
-{
-	va_list		ap;
-
-	pgs_live_clear();
-	fflush(stdout);
-	fputs("pgshift: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fflush(stderr);
-}
 
 /* Does msg already start with "chunk:line:"? */
 static bool
@@ -94,30 +51,6 @@ has_position(const char *msg)
 	while (*p >= '0' && *p <= '9')
 		p++;
 	return *p == ':';
-}
-
-/*
- * pgs_push_where: pushes "file:line: " of the innermost active function
- * defined in a file (chunk name "@..."), or "" when there is none: the line
- * of the migration code that called into the runner.  assert() and error
- * objects without position get it too.
- */
-void
-pgs_push_where(lua_State *L)
-{
-	lua_Debug	ar;
-	int			level;
-
-	for (level = 1; lua_getstack(L, level, &ar); level++)
-	{
-		lua_getinfo(L, "Sl", &ar);
-		if (ar.source[0] == '@' && ar.currentline > 0)
-		{
-			lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
-			return;
-		}
-	}
-	lua_pushliteral(L, "");
 }
 
 /* Is the value at idx a table with the named metatable? */
@@ -261,22 +194,18 @@ pgs_print_failure(lua_State *L, int idx, FILE *out, const char *context,
 {
 	const char *msg;
 	const char *tb;
+	PgsError	err;
+	bool		sql;
 
 	idx = lua_absindex(L, idx);
 	msg = field_string(L, idx, "message");
-	pgs_live_clear();
-	fflush(stdout);
-	fprintf(out, "pgshift: %s\n", msg ? msg : "unknown error");
-	if (context)
-		fprintf(out, "  %s\n", context);
-
-	if (lua_getfield(L, idx, "sqlerror") == LUA_TTABLE)
+	tb = verbose ? field_string(L, idx, "traceback") : NULL;
+	memset(&err, 0, sizeof(err));
+	if ((sql = lua_getfield(L, idx, "sqlerror") == LUA_TTABLE))
 	{
 		int			e = lua_gettop(L);
-		PgsError	err;
 
 		/* borrowed strings: printed, never freed */
-		memset(&err, 0, sizeof(err));
 		err.detail = (char *) field_string(L, e, "detail");
 		err.hint = (char *) field_string(L, e, "hint");
 		err.statement = (char *) field_string(L, e, "statement");
@@ -284,14 +213,10 @@ pgs_print_failure(lua_State *L, int idx, FILE *out, const char *context,
 		lua_getfield(L, e, "position");
 		err.position = (int) lua_tointeger(L, -1);
 		lua_pop(L, 1);
-		pgs_error_print(out, &err);
 	}
+	pgs_print_error(out, msg ? msg : "unknown error", NULL, context,
+					sql ? &err : NULL, tb);
 	lua_pop(L, 1);
-
-	tb = field_string(L, idx, "traceback");
-	if (verbose && tb)
-		fprintf(out, "%s\n", tb);
-	fflush(out);
 }
 
 /* ---- the sandbox's guard ---- */
@@ -681,7 +606,19 @@ l_sqlerror(lua_State *L)
 	return 1;
 }
 
+/*
+ * C.where() -> "file:line: " of the innermost line of a migration file
+ * running (see pgs_push_where), "" if none.
+ */
+static int
+l_where(lua_State *L)
+{
+	pgs_push_where(L);
+	return 1;
+}
+
 static const luaL_Reg c_helpers[] = {
+	{"where", l_where},
 	{"sqlerror", l_sqlerror},
 	{"write", l_write},
 	{"sleep", l_sleep},
@@ -790,21 +727,41 @@ pgs_clear_interrupt_hook(lua_State *L)
 }
 
 /*
- * Runs the prelude with the C helpers as its argument and keeps its module
- * table in the registry.  Raises on failure (the caller is protected).
+ * Runs the prelude's modules in order (runner/Makefile's PRELUDE), each with
+ * the C helpers and the table of the modules run before it as arguments,
+ * and keeps the table of the last one, api.lua (what C calls by name), in
+ * the registry.  Raises on failure (the caller is protected).
  */
 static int
 open_prelude(lua_State *L)
 {
-	if (luaL_loadbufferx(L, (const char *) pgs_prelude, pgs_prelude_len,
-						 "=[prelude]", "t") != LUA_OK)
-		return lua_error(L);
+	const PgsPreludeModule *m;
+	int			helpers;
+	int			modules;
+
 	luaL_newlib(L, c_helpers);
 	pgs_push_db_methods(L);
 	lua_setfield(L, -2, "db_methods");
-	lua_call(L, 1, 1);
-	if (!lua_istable(L, -1))
-		return luaL_error(L, "the prelude did not return its module table");
+	helpers = lua_gettop(L);
+	lua_newtable(L);
+	modules = lua_gettop(L);
+	for (m = pgs_prelude; m->name; m++)
+	{
+		char		chunkname[64];
+
+		/* tracebacks name the file: [prelude/db.lua]:42 */
+		snprintf(chunkname, sizeof(chunkname), "=[prelude/%s.lua]", m->name);
+		if (luaL_loadbufferx(L, (const char *) m->text, m->len, chunkname, "t") != LUA_OK)
+			return lua_error(L);
+		lua_pushvalue(L, helpers);
+		lua_pushvalue(L, modules);
+		lua_call(L, 2, 1);
+		if (!lua_istable(L, -1))
+			return luaL_error(L, "the prelude's module %s did not return its table", m->name);
+		lua_setfield(L, modules, m->name);
+	}
+	if (lua_getfield(L, modules, "api") != LUA_TTABLE)
+		return luaL_error(L, "the prelude has no module api");
 	lua_setfield(L, LUA_REGISTRYINDEX, PRELUDE_KEY);
 	return 0;
 }
@@ -984,16 +941,56 @@ pgs_failure_message(lua_State *L, int idx, const char **sqlstate)
 }
 
 /*
- * pgs_load_migration: loads and validates the migration file at path.
+ * pgs_sha256_file: the SHA-256 of the file at path, as 64 lowercase hex
+ * digits and a NUL in hex (65 bytes), through libcrypto.  The drift check
+ * compares it with the digest recorded when the migration last ran (and a
+ * DBA may compare it with sha256sum).  Returns 0, or an errno value.
+ */
+int
+pgs_sha256_file(const char *path, char *hex)
+{
+	FILE	   *f = fopen(path, "rb");
+	EVP_MD_CTX *ctx;
+	unsigned char buf[8192];
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	size_t		n;
+	int			rc = 0;
+	unsigned int i;
+
+	if (f == NULL)
+		return errno;
+	if ((ctx = EVP_MD_CTX_new()) == NULL ||
+		EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+		rc = ENOMEM;
+	while (rc == 0 && (n = fread(buf, 1, sizeof(buf), f)) > 0)
+		if (EVP_DigestUpdate(ctx, buf, n) != 1)
+			rc = EIO;
+	if (rc == 0 && ferror(f))
+		rc = EIO;
+	if (rc == 0 && (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != 32))
+		rc = EIO;
+	EVP_MD_CTX_free(ctx);
+	fclose(f);
+	if (rc == 0)
+		for (i = 0; i < mdlen; i++)
+			snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	return rc;
+}
+
+/*
+ * pgs_load_migration: loads and validates the migration file at path, and
+ * (sha256 not NULL) hashes it into sha256 (65 bytes, see pgs_sha256_file).
  * Returns PGS_EXIT_OK with the migration table pushed, or, with a failure
  * table pushed instead, PGS_EXIT_USAGE (the file cannot be read) or
  * PGS_EXIT_FAIL (it is not a valid migration).
  */
 int
-pgs_load_migration(lua_State *L, const char *path)
+pgs_load_migration(lua_State *L, const char *path, char *sha256)
 {
 	struct stat st;
 	FILE	   *f;
+	int			e;
 
 	if (stat(path, &st) != 0)
 	{
@@ -1018,25 +1015,25 @@ pgs_load_migration(lua_State *L, const char *path)
 	lua_pushstring(L, path);
 	if (pgs_pcall(L, 1, 1) != LUA_OK)
 		return PGS_EXIT_FAIL;
+	if (sha256 && (e = pgs_sha256_file(path, sha256)) != 0)
+	{
+		lua_pop(L, 1);
+		pgs_push_failure(L, "cannot read migration file \"%s\": %s", path, strerror(e));
+		return PGS_EXIT_USAGE;
+	}
 	return PGS_EXIT_OK;
 }
 
 /*
- * pgs_emit(L, event, key, type, value, ..., NULL): one progress event through
- * the prelude's M.emit (text line or JSON line).  type is 's' (const char *,
- * NULL skipped), 'i' (long long), 'd' (double) or 'b' (int as boolean).
+ * Sets the fields of ap (key, type, value, ... up to a NULL key) in the
+ * table on top of the stack, as pgs_emit describes; with keys (a stack
+ * index, or 0) each key set is also appended to the list there.
  */
-void
-pgs_emit(lua_State *L, const char *event,...)
+static void
+set_fields(lua_State *L, va_list ap, int keys)
 {
-	va_list		ap;
 	const char *key;
 
-	pgs_push_prelude_function(L, "emit");
-	lua_createtable(L, 0, 8);
-	lua_pushstring(L, event);
-	lua_setfield(L, -2, "event");
-	va_start(ap, event);
 	while ((key = va_arg(ap, const char *)) != NULL)
 	{
 		int			type = va_arg(ap, int);
@@ -1066,7 +1063,58 @@ pgs_emit(lua_State *L, const char *event,...)
 				break;
 		}
 		lua_setfield(L, -2, key);
+		if (keys)
+		{
+			lua_pushstring(L, key);
+			lua_rawseti(L, keys, (lua_Integer) lua_rawlen(L, keys) + 1);
+		}
 	}
+}
+
+/*
+ * pgs_json_line(L, key, type, value, ..., NULL): one JSON object on stdout,
+ * its keys in the order given, written by the prelude's one JSON writer
+ * (output.lua); types as for pgs_emit.  For JSON that is not a progress
+ * event (pgshift compare's lines).
+ */
+void
+pgs_json_line(lua_State *L,...)
+{
+	va_list		ap;
+	int			keys;
+
+	pgs_push_prelude_function(L, "json_line");
+	lua_newtable(L);			/* the object */
+	lua_newtable(L);			/* its keys, in order */
+	keys = lua_gettop(L);
+	lua_pushvalue(L, -2);
+	va_start(ap, L);
+	set_fields(L, ap, keys);
+	va_end(ap);
+	lua_pop(L, 1);
+	if (pgs_pcall(L, 2, 0) != LUA_OK)
+	{
+		pgs_print_failure(L, -1, stderr, "while printing JSON", true);
+		lua_pop(L, 1);
+	}
+}
+
+/*
+ * pgs_emit(L, event, key, type, value, ..., NULL): one progress event through
+ * the prelude's M.emit (text line or JSON line).  type is 's' (const char *,
+ * NULL skipped), 'i' (long long), 'd' (double) or 'b' (int as boolean).
+ */
+void
+pgs_emit(lua_State *L, const char *event,...)
+{
+	va_list		ap;
+
+	pgs_push_prelude_function(L, "emit");
+	lua_createtable(L, 0, 8);
+	lua_pushstring(L, event);
+	lua_setfield(L, -2, "event");
+	va_start(ap, event);
+	set_fields(L, ap, 0);
 	va_end(ap);
 	/*
 	 * The interrupt hook is for the migration's code, not for our output:

@@ -647,10 +647,17 @@ def terminations(count, seed):
         while done < count:
             p = w.pgshift(["run", w.paths["bump"], "--to", "backfill", "--lock-wait", "5"], background=True)
             time.sleep(rnd.uniform(0.15, 0.45))
-            if p.poll() is not None:
+            # on a loaded machine the runner may not have connected yet: a
+            # termination that finds no session of it is tried again, until
+            # one does or the run has ended
+            hit = 0
+            while hit == 0 and p.poll() is None:
+                hit = w.v("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                          "WHERE datname = current_database() AND application_name = 'pgshift'")
+                if hit == 0:
+                    time.sleep(0.05)
+            if hit == 0:
                 break
-            w.v("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND application_name = 'pgshift'")
             p.communicate(timeout=120)
             done += 1
             check(w)

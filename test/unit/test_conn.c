@@ -3,7 +3,7 @@
  *	  libpq error paths and the db object's handling of results, with libpq
  *	  replaced at link time (-Wl,--wrap, see the Makefile): a lost connection,
  *	  an out-of-memory NULL result, a COPY the runner must refuse, server
- *	  error fields, extension version mismatches, and every PGresult freed
+ *	  error fields, statements sent without waiting (pgs_send), extension version mismatches, and every PGresult freed
  *	  exactly once even when Lua raises an error while holding it.
  */
 #include <setjmp.h>
@@ -449,6 +449,79 @@ test_conn_first_error_of_a_string_wins(void **state)
 	pgs_error_clear(&err);
 }
 
+/* ---- pgs_send, pgs_wait_any, pgs_get_result (statements in parallel) ---- */
+
+static void
+test_conn_send_failure_sets_error(void **state)
+{
+	PgsError	err = {0};
+
+	reset();
+	conn_status = CONNECTION_BAD;
+	conn_error = "no connection to the server\n";
+	will_return(__wrap_PQsendQueryParams, NULL);
+	assert_false(pgs_send(CONN, "SELECT 1", 0, NULL, &err));
+	assert_string_equal(err.sqlstate, "08006");
+	assert_string_equal(err.message, "no connection to the server");
+	assert_string_equal(err.statement, "SELECT 1");
+	pgs_error_clear(&err);
+}
+
+static void
+test_conn_wait_any_names_the_ready_one(void **state)
+{
+	PGconn	   *none[2] = {NULL, NULL};
+	PGconn	   *second[2] = {NULL, CONN};
+
+	reset();
+	assert_int_equal(pgs_wait_any(none, 2, 0), -1);	/* nothing in flight */
+	assert_int_equal(pgs_wait_any(second, 2, 0), 1);	/* PQisBusy says done */
+}
+
+static void
+test_conn_get_result_last_result_or_first_error(void **state)
+{
+	FakeResult	ok = {.status = PGRES_TUPLES_OK};
+	FakeResult	bad = {.status = PGRES_FATAL_ERROR};
+	FakeResult	after = {.status = PGRES_COMMAND_OK};
+	PgsError	err = {0};
+
+	reset();
+	will_return(__wrap_PQsendQueryParams, &ok);
+	assert_true(pgs_send(CONN, "SELECT $1", 1, (const char *const[]) {"x"}, &err));
+	assert_ptr_equal(pgs_get_result(CONN, "SELECT $1", &err), (PGresult *) &ok);
+	assert_null(err.message);
+	assert_int_equal(ok.cleared, 0);	/* the caller's to clear */
+
+	reset();
+	bad.fields[PG_DIAG_SQLSTATE] = "57014";
+	bad.fields[PG_DIAG_MESSAGE_PRIMARY] = "canceling statement due to user request";
+	ok.cleared = 0;
+	queue_result(&bad);
+	queue_result(&after);
+	will_return(__wrap_PQsendQueryParams, &ok);
+	assert_true(pgs_send(CONN, "SELECT pg_sleep(9)", 0, NULL, &err));
+	assert_null(pgs_get_result(CONN, "SELECT pg_sleep(9)", &err));
+	assert_string_equal(err.sqlstate, "57014");
+	assert_string_equal(err.statement, "SELECT pg_sleep(9)");
+	assert_int_equal(ok.cleared + bad.cleared + after.cleared, 3);
+	pgs_error_clear(&err);
+}
+
+static void
+test_conn_get_result_none_is_an_error(void **state)
+{
+	PgsError	err = {0};
+
+	reset();
+	conn_status = CONNECTION_BAD;
+	conn_error = "server closed the connection unexpectedly\n";
+	assert_null(pgs_get_result(CONN, "SELECT 1", &err));
+	assert_string_equal(err.sqlstate, "08006");
+	assert_string_equal(err.message, "server closed the connection unexpectedly");
+	pgs_error_clear(&err);
+}
+
 static void
 test_conn_server_message_with_newline_kept_whole(void **state)
 {
@@ -832,6 +905,10 @@ main(void)
 		cmocka_unit_test(test_conn_copy_refused_and_drained),
 		cmocka_unit_test(test_conn_copy_out_cancelled),
 		cmocka_unit_test(test_conn_first_error_of_a_string_wins),
+		cmocka_unit_test(test_conn_send_failure_sets_error),
+		cmocka_unit_test(test_conn_wait_any_names_the_ready_one),
+		cmocka_unit_test(test_conn_get_result_last_result_or_first_error),
+		cmocka_unit_test(test_conn_get_result_none_is_an_error),
 		cmocka_unit_test(test_conn_server_message_with_newline_kept_whole),
 		cmocka_unit_test(test_conn_empty_statement),
 		cmocka_unit_test(test_conn_extension_not_installed),

@@ -165,6 +165,31 @@ test_output_prelude_json_strings(void **state)
 	lua_close(L);
 }
 
+/* Numbers: integers as they are, floats in as few digits as read back exactly. */
+static void
+test_output_prelude_json_numbers(void **state)
+{
+	lua_State  *L = pgs_lua_new(NULL);
+
+	pgs_push_prelude_function(L, "json");
+	lua_createtable(L, 0, 5);
+	lua_pushnumber(L, 5.3);
+	lua_setfield(L, -2, "a");
+	lua_pushnumber(L, 0.1 + 0.2);	/* not 0.3: needs all 17 digits */
+	lua_setfield(L, -2, "b");
+	lua_pushinteger(L, 9007199254740993LL);
+	lua_setfield(L, -2, "c");
+	lua_pushnumber(L, 2.0);
+	lua_setfield(L, -2, "d");
+	lua_pushnumber(L, 1e300 * 1e10);	/* infinity has no JSON form */
+	lua_setfield(L, -2, "e");
+	assert_int_equal(pgs_pcall(L, 1, 1), LUA_OK);
+	assert_string_equal(lua_tostring(L, -1),
+						"{\"a\":5.3,\"b\":0.30000000000000004,\"c\":9007199254740993,"
+						"\"d\":2,\"e\":null}");
+	lua_close(L);
+}
+
 /*
  * The filtered streams themselves, in a child whose stdout and stderr are
  * pipes: printf, a byte at a time with fputc, and the live line's own
@@ -234,6 +259,7 @@ main(void)
 		cmocka_unit_test(test_output_split_sequence_kept_for_next_write),
 		cmocka_unit_test(test_output_json_quote),
 		cmocka_unit_test(test_output_prelude_json_strings),
+		cmocka_unit_test(test_output_prelude_json_numbers),
 		cmocka_unit_test(test_output_filtered_streams),
 	};
 
