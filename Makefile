@@ -33,9 +33,18 @@ OBJS += extension/sync_check.o
 
 # The install script is generated; released install scripts and the upgrade
 # scripts between them are checked in and never edited once released.
-DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 RELEASED = 0.1.0
-DATA = $(foreach v,$(RELEASED),sql/$(EXTENSION)--$(v).sql) $(wildcard sql/$(EXTENSION)--*--*.sql)
+LAST_RELEASE = $(lastword $(RELEASED))
+DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
+# The upgrade from the last release to the version in development is
+# generated too (see its rule below); at the release it is checked in as
+# built, and the version joins RELEASED.
+ifneq ($(LAST_RELEASE),$(EXTVERSION))
+UPGRADE = sql/$(EXTENSION)--$(LAST_RELEASE)--$(EXTVERSION).sql
+DATA_built += $(UPGRADE)
+endif
+DATA = $(foreach v,$(RELEASED),sql/$(EXTENSION)--$(v).sql) \
+	$(filter-out $(UPGRADE),$(wildcard sql/$(EXTENSION)--*--*.sql))
 
 PG_CPPFLAGS = -DPG_SHIFT_VERSION=\"$(EXTVERSION)\"
 # PostgreSQL's headers and fmgr macros trip these three -Wextra warnings.
@@ -77,6 +86,22 @@ SQL_SOURCES = sql/$(EXTENSION).sql sql/control.sql sql/bookkeeping.sql sql/backf
 
 sql/$(EXTENSION)--$(EXTVERSION).sql: $(SQL_SOURCES) $(EXTENSION).control
 	cat $(SQL_SOURCES) | sed 's/@PG_SHIFT_VERSION@/$(EXTVERSION)/g' > $@
+
+# The upgrade script: its hand-written part, sql/upgrade/A--B.sql (what
+# becomes of the data: the last release's tables and rows), with the whole
+# install script in place of its line "-- @INSTALL_SCRIPT@" (the install
+# script's own \echo guard left out).  The functions, views, types, policies
+# and grants an upgrade makes are thus exactly what a fresh install makes,
+# however the sources change until the release.
+ifdef UPGRADE
+$(UPGRADE): sql/upgrade/$(LAST_RELEASE)--$(EXTVERSION).sql sql/$(EXTENSION)--$(EXTVERSION).sql
+	awk -v script='$(word 2,$^)' \
+	  '$$0 == "-- @INSTALL_SCRIPT@" { n++; while ((getline l < script) > 0) if (l !~ /^\\echo /) print l; next } \
+	   { print } \
+	   END { if (n != 1) { print FILENAME ": needs one line -- @INSTALL_SCRIPT@, has " n + 0 > "/dev/stderr"; exit 1 } }' \
+	  $< > $@.tmp
+	mv $@.tmp $@
+endif
 
 $(OBJS): $(EXTENSION).control
 

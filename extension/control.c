@@ -26,6 +26,13 @@
  *	   to run the job.  A sync's triggers are the exception PostgreSQL makes
  *	   for every trigger: they run as the role writing the table.
  *
+ * And one more: the control tables are used only when the SQL objects are
+ * this library's version (shift_extension_owner).  Between a new library's
+ * installation and ALTER EXTENSION pg_shift UPDATE, every function that
+ * reads them refuses, and only the sync triggers run (on the old version's
+ * definitions, see sync_load_config in sync_config.c), so that writers
+ * never fail.
+ *
  * Switching roles uses SetUserIdAndSecContext with
  * SECURITY_LOCAL_USERID_CHANGE (and SECURITY_RESTRICTED_OPERATION when the
  * role changes, so that the stored SQL cannot leave temporary objects or
@@ -75,12 +82,14 @@ static int	owner_call_depth = 0;
 /* ---------------------------------------------------------------- roles */
 
 /*
- * The role that owns pg_shift's objects: pg_extension.extowner.  Looked up
- * on every call (a scan of a tiny catalog by its index): the extension may
- * have been dropped and created again by another role in this session.
+ * pg_extension's row of pg_shift: returns its owner (extowner) and sets
+ * *version to the version of its SQL objects in this database (extversion).
+ * Looked up on every call (a scan of a tiny catalog by its index): the
+ * extension may have been dropped and created again by another role, or
+ * updated, in this session.
  */
-Oid
-shift_extension_owner(void)
+static Oid
+extension_row(char **version)
 {
 	Oid			extoid = get_extension_oid("pg_shift", false);
 	Relation	rel;
@@ -89,17 +98,66 @@ shift_extension_owner(void)
 	HeapTuple	tup;
 	Oid			owner = InvalidOid;
 
+	*version = NULL;
 	rel = table_open(ExtensionRelationId, AccessShareLock);
 	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
 				ObjectIdGetDatum(extoid));
 	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
 	tup = systable_getnext(scan);
 	if (HeapTupleIsValid(tup))
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tup, Anum_pg_extension_extversion,
+									 RelationGetDescr(rel), &isnull);
+
 		owner = ((Form_pg_extension) GETSTRUCT(tup))->extowner;
+		if (!isnull)
+			*version = TextDatumGetCString(d);
+	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
-	if (!OidIsValid(owner))
-		elog(ERROR, "could not find the owner of extension pg_shift");
+	if (!OidIsValid(owner) || *version == NULL)
+		elog(ERROR, "could not find the owner and version of extension pg_shift");
+	return owner;
+}
+
+/*
+ * The version of pg_shift's SQL objects in this database.  It differs from
+ * the library's (PG_SHIFT_VERSION) between the installation of a new library
+ * and ALTER EXTENSION pg_shift UPDATE: then only the sync triggers run, on
+ * the old objects (see sync_load_config in sync_config.c).
+ */
+char *
+shift_sql_version(void)
+{
+	char	   *version;
+
+	(void) extension_row(&version);
+	return version;
+}
+
+/*
+ * The role that owns pg_shift's objects: pg_extension.extowner.  Everything
+ * that reads or writes the control tables asks for it first, so this is
+ * where a library newer than the SQL objects refuses to work on them: it
+ * would read columns that are not there yet, or miss what their checks
+ * guard.
+ */
+Oid
+shift_extension_owner(void)
+{
+	char	   *version;
+	Oid			owner = extension_row(&version);
+
+	if (strcmp(version, PG_SHIFT_VERSION) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("pg_shift's SQL objects are version %s but its library is %s",
+						version, PG_SHIFT_VERSION),
+				 errdetail("The library was replaced without updating the extension in this database; "
+						   "until it is, the library runs the triggers of existing syncs and nothing "
+						   "else that reads pg_shift's tables."),
+				 errhint("Run ALTER EXTENSION pg_shift UPDATE in this database.")));
 	return owner;
 }
 

@@ -129,6 +129,7 @@ typedef struct ShiftAs
 } ShiftAs;
 
 extern Oid	shift_extension_owner(void);
+extern char *shift_sql_version(void);
 extern Oid	shift_caller(void);
 extern bool shift_may_act_for(const char *owner);
 extern void shift_as_begin(ShiftAs *as, Oid role, const char *search_path);

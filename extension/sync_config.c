@@ -15,12 +15,14 @@
 
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "parser/parser.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #include "pg_shift.h"
@@ -58,6 +60,15 @@ text_array_to_list(Datum d, bool isnull)
  * row's columns since never reaches the application's writes, and a record
  * whose checked copy no longer hashes to the trigger's digest is refused,
  * not run.  Otherwise (checking a sync before it is sealed): the columns.
+ *
+ * A trigger can fire between the installation of this library and ALTER
+ * EXTENSION pg_shift UPDATE, when shift.sync is still version 0.1.0's: it
+ * has no checked definition, and the trigger's digest is 0.1.0's hash of the
+ * row (shift._sync_digest).  The trigger then reads the row as 0.1.0's
+ * library did, as the writing role (0.1.0 lets every role read shift.sync),
+ * and runs it only if it hashes to the trigger's digest.  Writers thus keep
+ * working until the update, which seals every sync again and makes its
+ * triggers anew; everything else refuses meanwhile (shift_extension_owner).
  */
 SyncConfig *
 sync_load_config(const char *name, bool checked, const char *digest, MemoryContext cxt)
@@ -69,9 +80,36 @@ sync_load_config(const char *name, bool checked, const char *digest, MemoryConte
 	HeapTuple	tup;
 	MemoryContext old;
 	bool		isnull;
+	bool		v010 = checked && strcmp(shift_sql_version(), "0.1.0") == 0;
 
 	args[0] = CStringGetTextDatum(name);
-	if (checked)
+
+	/*
+	 * Read as committed now, as the catalog the trigger comes from is, not
+	 * in the writer's snapshot: a REPEATABLE READ or SERIALIZABLE writer
+	 * whose snapshot predates the sync, its cut-over or ALTER EXTENSION
+	 * pg_shift UPDATE would find no row, or not the one its trigger was
+	 * made for, and fail.  (The mirror statements run with a new snapshot
+	 * too, see run_plan_at in sync.c.)
+	 */
+	PushActiveSnapshot(GetLatestSnapshot());
+	if (v010)
+	{
+		ShiftAs		as;
+		int			rc;
+
+		shift_as_begin(&as, GetUserId(), "pg_catalog, pg_temp");
+		rc = SPI_execute_with_args(
+			"SELECT kind, relation, target, set_clause, reverse_set, target_columns, expressions,"
+			"       target_key, reverse_columns, reverse_expressions, relation_key, search_path,"
+			"       relation_alias, target_alias, shift._sync_digest(s), owner"
+			"  FROM shift.sync s WHERE name OPERATOR(pg_catalog.=) $1",
+			1, argtypes, args, NULL, true, 1);
+		shift_as_end(&as);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "could not read sync \"%s\": %s", name, SPI_result_code_string(rc));
+	}
+	else if (checked)
 		(void) shift_ctl_execute(
 			"SELECT d->>'kind', (d->>'relation')::pg_catalog.oid, (d->>'target')::pg_catalog.oid,"
 			"       d->>'set', d->>'reverse_set',"
@@ -90,6 +128,7 @@ sync_load_config(const char *name, bool checked, const char *digest, MemoryConte
 			"       relation_alias, target_alias, NULL::pg_catalog.text, owner"
 			"  FROM shift.sync s WHERE name OPERATOR(pg_catalog.=) $1",
 			1, argtypes, args, NULL, true, 1);
+	PopActiveSnapshot();
 	if (SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -103,6 +142,8 @@ sync_load_config(const char *name, bool checked, const char *digest, MemoryConte
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("the checked definition of sync \"%s\" is not the one its trigger was made for", name),
+				 v010 ?
+				 errdetail("Its row in shift.sync was changed outside pg_shift's functions; running it could run SQL nobody checked.") :
 				 errdetail("shift.sync.checked was changed outside pg_shift's functions; running it could run SQL nobody checked."),
 				 errhint("Drop the sync with shift.sync_drop and create it again.")));
 	old = MemoryContextSwitchTo(cxt);
