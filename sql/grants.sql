@@ -42,6 +42,7 @@ GRANT EXECUTE ON FUNCTION shift_internal.pin_search_path(pg_catalog.text),
                           shift_internal.backfill_verify(pg_catalog.text),
                           shift_internal.backfill_lock_key(pg_catalog.text),
                           shift_internal.sync_definition(@extschema@.sync),
+                          shift_internal.sync_row(pg_catalog.text),
                           shift_internal.sync_verify(pg_catalog.text),
                           shift_internal.sync_installed_digest(pg_catalog.text),
                           shift_internal.cutover_check(pg_catalog.text, pg_catalog.bool, pg_catalog.text, pg_catalog.int4)

@@ -104,6 +104,24 @@ AS $$
     'owner', s.owner)
 $$;
 
+-- The row of sync p_name; an error if there is none.
+CREATE FUNCTION shift_internal.sync_row(p_name pg_catalog.text)
+RETURNS @extschema@.sync
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  s @extschema@.sync;
+BEGIN
+  SELECT * INTO s FROM @extschema@.sync x WHERE x.name = p_name;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'sync "%" does not exist', p_name
+      USING ERRCODE = 'undefined_object', HINT = 'SELECT name FROM shift.sync_status lists the syncs.';
+  END IF;
+  RETURN s;
+END
+$$;
+
 /*
  * The sync's digest, once its row is what was checked: an error names the
  * fields changed since.  What its triggers carry and check (see sync.c).
@@ -118,11 +136,7 @@ DECLARE
   now_def pg_catalog.jsonb;
   changed pg_catalog.text;
 BEGIN
-  SELECT * INTO s FROM @extschema@.sync x WHERE x.name = p_name;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'sync "%" does not exist', p_name
-      USING ERRCODE = 'undefined_object', HINT = 'SELECT name FROM shift.sync_status lists the syncs.';
-  END IF;
+  s := shift_internal.sync_row(p_name);
   IF s.checked IS NULL OR s.digest IS DISTINCT FROM
        encode(sha256(convert_to(s.checked::text, 'UTF8')), 'hex') THEN
     RAISE EXCEPTION 'sync "%" has no valid record of what was checked', p_name
