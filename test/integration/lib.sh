@@ -25,13 +25,14 @@ not_ok() {
   local l; for l in "$@"; do printf '%s\n' "$l" | sed 's/^/#   /'; done
 }
 
-# new_db NAME: a fresh database it_NAME with pg_shift installed; sets DB.
+# new_db NAME [VERSION]: a fresh database it_NAME with pg_shift installed
+# (its default version, or VERSION); sets DB.
 new_db() {
   DB="it_$1"
   dropdb --if-exists --force "$DB" 2>/dev/null
   createdb "$DB" || { echo "Bail out! createdb $DB failed"; exit 1; }
   T_DBS+=("$DB")
-  q "CREATE EXTENSION pg_shift" >/dev/null
+  q "CREATE EXTENSION pg_shift${2:+ VERSION '$2'}" >/dev/null
 }
 
 # q SQL: runs SQL in $DB, prints unaligned tuples, fails the script on error.
@@ -212,3 +213,4 @@ load_failures() {
 load_retried() { awk '/^number of transactions retried:/ { n += $5 } END { print n + 0 }' "$WORK/load-$1.out"; }
 # load_errors NAME: the first lines that explain failures (for a test's diagnostics).
 load_errors() { grep -E 'error|aborted|exited' "$WORK/load-$1.out" | head -5; }
+
