@@ -111,11 +111,7 @@ expect_rc "cut-over and contract" 0
 expect_eq "the archive is gone and the sync with it" \
   "$(q "SELECT (to_regclass('orders_archive') IS NULL) AND NOT EXISTS (SELECT FROM shift.sync)")" t
 load_stop load2
-for b in load1 load2; do
-  n=$(load_failures $b)
-  if [ "$n" = 0 ]; then ok "pgbench ($b, $(load_transactions $b) transactions) saw no failed transaction"
-  else not_ok "pgbench ($b) saw $n failures" "$(load_errors $b)"; fi
-done
+expect_no_load_failures load1 load2
 expect_eq "every order line points at an existing order" \
   "$(q "SELECT count(*) FROM order_lines l WHERE NOT EXISTS (SELECT FROM orders o WHERE o.id = l.order_id)")" 0
 hist=$(events orders_id_bigint)

@@ -135,11 +135,7 @@ expect_eq "the archive is gone and the sync with it" \
   "$(q "SELECT (to_regclass('events_archive') IS NULL) AND NOT EXISTS (SELECT FROM shift.sync)")" t
 load_stop load2
 echo "# pgbench (load2) retried $(load_retried load2) transaction(s) after a deadlock"
-for b in load1 load2; do
-  n=$(load_failures $b)
-  if [ "$n" = 0 ]; then ok "pgbench ($b, $(load_transactions $b) transactions) saw no failed transaction"
-  else not_ok "pgbench ($b) saw $n failures" "$(load_errors $b)"; fi
-done
+expect_no_load_failures load1 load2
 expect_eq "the sequence survived the archive's drop, ahead of every id" \
   "$(q "SELECT last_value >= (SELECT max(id) FROM events) FROM events_id_seq")" t
 expect_eq "new rows still get ids" "$(q "INSERT INTO events (kind) VALUES ('after') RETURNING id > $ROWS")" t

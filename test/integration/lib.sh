@@ -214,3 +214,13 @@ load_retried() { awk '/^number of transactions retried:/ { n += $5 } END { print
 # load_errors NAME: the first lines that explain failures (for a test's diagnostics).
 load_errors() { grep -E 'error|aborted|exited' "$WORK/load-$1.out" | head -5; }
 
+# expect_no_load_failures NAME...: one test per load, passed when its pgbench
+# saw no failed transaction.
+expect_no_load_failures() {
+  local b n
+  for b in "$@"; do
+    n=$(load_failures "$b")
+    if [ "$n" = 0 ]; then ok "pgbench ($b, $(load_transactions "$b") transactions) saw no failed transaction"
+    else not_ok "pgbench ($b) saw $n failures" "$(load_errors "$b")"; fi
+  done
+}
