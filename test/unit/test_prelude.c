@@ -70,6 +70,21 @@ expect_refusal(const char *name, const char *text, int line, const char *fragmen
 	expect_refusal_in(name, name, text, line, fragment);
 }
 
+/*
+ * Loads the valid migration file at path: asserts it loads, is named name
+ * and has nphases phases; leaves the migration, its name and its phases on
+ * the stack.
+ */
+static void
+assert_loads(lua_State *L, const char *path, const char *name, int nphases)
+{
+	assert_int_equal(pgs_load_migration(L, path, NULL), PGS_EXIT_OK);
+	lua_getfield(L, -1, "name");
+	assert_string_equal(lua_tostring(L, -1), name);
+	lua_getfield(L, -2, "phases");
+	assert_int_equal(luaL_len(L, -1), nphases);
+}
+
 static void
 test_prelude_valid_file_loads(void **state)
 {
@@ -83,11 +98,7 @@ test_prelude_valid_file_loads(void **state)
 		"  },\n"
 		"}\n");
 
-	assert_int_equal(pgs_load_migration(L, path, NULL), PGS_EXIT_OK);
-	lua_getfield(L, -1, "name");
-	assert_string_equal(lua_tostring(L, -1), "ok");
-	lua_getfield(L, -2, "phases");
-	assert_int_equal(luaL_len(L, -1), 2);
+	assert_loads(L, path, "ok", 2);
 	lua_geti(L, -1, 2);
 	lua_getfield(L, -1, "line");
 	assert_int_equal(lua_tointeger(L, -1), 5);
@@ -306,11 +317,7 @@ test_prelude_changes_after_validation_ignored(void **state)
 		"m.phases[2] = { name = 'extra', up = function() end }\n"
 		"return m\n");
 
-	assert_int_equal(pgs_load_migration(L, path, NULL), PGS_EXIT_OK);
-	lua_getfield(L, -1, "name");
-	assert_string_equal(lua_tostring(L, -1), "c");
-	lua_getfield(L, -2, "phases");
-	assert_int_equal(luaL_len(L, -1), 1);
+	assert_loads(L, path, "c", 1);
 	lua_geti(L, -1, 1);
 	lua_getfield(L, -1, "name");
 	assert_string_equal(lua_tostring(L, -1), "a");
