@@ -74,23 +74,7 @@ expect_rc "after the restart the run completes backfill and validate, under load
 expect_in "validate found the copy equal" "$OUT" "orders and orders_v2 are equal"
 
 # ---- fault 3: the runner's backend terminated while the cut-over waits for locks
-# a reader keeps orders locked (ACCESS SHARE: the application goes on, the cut-over waits)
-psql -X -q -d "$DB" -c "BEGIN; SELECT count(*) FROM orders; SELECT pg_sleep(6); COMMIT" >/dev/null 2>&1 &
-holder=$!
-sleep 0.5
-"$PGSHIFT" --dsn "dbname=$DB" run "$EX" --to cutover >"$WORK/run3.out" 2>&1 &
-runner=$!
-wait_for "the cut-over is waiting for its locks" 30 \
-  "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'pgshift' AND query LIKE '%shift.cutover%')"
-sleep 1
-q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pgshift' AND query LIKE '%shift.cutover%'" >/dev/null
-wait "$runner"
-expect_eq "the run whose backend was terminated failed" "$?" 1
-expect_eq "and nothing was swapped" "$(q "SELECT direction FROM shift.sync WHERE name = 'orders'")" forward
-wait "$holder"
-pgshift --dsn "dbname=$DB" run "$EX" --to cutover --lock-wait 15
-expect_rc "the next run cuts over, under load" 0
-expect_in "and says what it did" "$OUT" "public.orders is live, public.orders_archive archived"
+terminate_mid_cutover orders --dsn "dbname=$DB" run "$EX"
 expect_eq "orders.id is bigint" "$(q "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'orders'::regclass AND attname = 'id'")" bigint
 expect_eq "order_lines references the new table, validated" \
   "$(q "SELECT confrelid::regclass || ' ' || convalidated FROM pg_constraint WHERE conname = 'order_lines_order_id_fkey'")" "orders true"

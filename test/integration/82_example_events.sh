@@ -95,23 +95,7 @@ expect_eq "rows moved out of the monthly range live in the default partition" \
   "$(q "SELECT count(*) > 0 AND bool_and(created_at < '2025-01-01' OR created_at >= '2027-01-01') FROM events_default")" t
 
 # ---- fault 3: the runner's backend terminated while the cut-over waits for locks
-# a reader keeps events locked (ACCESS SHARE: the application goes on, the cut-over waits)
-psql -X -q -d "$DB" -c "BEGIN; SELECT count(*) FROM events; SELECT pg_sleep(6); COMMIT" >/dev/null 2>&1 &
-holder=$!
-sleep 0.5
-"$PGSHIFT" --dsn "dbname=$DB" run "$EX" --to cutover >"$WORK/run3.out" 2>&1 &
-runner=$!
-wait_for "the cut-over is waiting for its locks" 30 \
-  "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'pgshift' AND query LIKE '%shift.cutover%')"
-sleep 1
-q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pgshift' AND query LIKE '%shift.cutover%'" >/dev/null
-wait "$runner"
-expect_eq "the run whose backend was terminated failed" "$?" 1
-expect_eq "and nothing was swapped" "$(q "SELECT direction FROM shift.sync WHERE name = 'events'")" forward
-wait "$holder"
-pgshift --dsn "dbname=$DB" run "$EX" --to cutover --lock-wait 15
-expect_rc "the next run cuts over, under load" 0
-expect_in "and says what it did" "$OUT" "public.events is live, public.events_archive archived"
+terminate_mid_cutover events --dsn "dbname=$DB" run "$EX"
 expect_eq "events is the partitioned table now" "$(q "SELECT relkind FROM pg_class WHERE oid = 'events'::regclass")" p
 expect_eq "its partitions came along" "$(q "SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass")" 25
 expect_eq "the sequence belongs to the new table" \

@@ -175,6 +175,33 @@ crash_mid_backfill() {
     "$(( AT_CRASH > AT_KILL && AT_CRASH < total ))" 1
 }
 
+# terminate_mid_cutover TABLE ARGS...: a reader keeps TABLE locked (ACCESS
+# SHARE: the application goes on, the cut-over waits) while pgshift ARGS
+# --to cutover runs; its backend is terminated while the cut-over waits for
+# its locks.  Checks that the run failed with nothing swapped (sync TABLE
+# still forward), then that the next run (ARGS --to cutover --lock-wait 15)
+# cuts over and says so.
+terminate_mid_cutover() {
+  local table=$1 holder runner
+  shift
+  psql -X -q -d "$DB" -c "BEGIN; SELECT count(*) FROM $table; SELECT pg_sleep(6); COMMIT" >/dev/null 2>&1 &
+  holder=$!
+  sleep 0.5
+  "$PGSHIFT" "$@" --to cutover >"$WORK/run3.out" 2>&1 &
+  runner=$!
+  wait_for "the cut-over is waiting for its locks" 30 \
+    "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'pgshift' AND query LIKE '%shift.cutover%')"
+  sleep 1
+  q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pgshift' AND query LIKE '%shift.cutover%'" >/dev/null
+  wait "$runner"
+  expect_eq "the run whose backend was terminated failed" "$?" 1
+  expect_eq "and nothing was swapped" "$(q "SELECT direction FROM shift.sync WHERE name = '$table'")" forward
+  wait "$holder"
+  pgshift "$@" --to cutover --lock-wait 15
+  expect_rc "the next run cuts over, under load" 0
+  expect_in "and says what it did" "$OUT" "public.$table is live, public.${table}_archive archived"
+}
+
 # snapshot_rows TABLE: saves every row of TABLE as it is now, into TABLE_before.
 snapshot_rows() { q "DROP TABLE IF EXISTS $1_before; CREATE TABLE $1_before AS SELECT * FROM $1"; }
 
