@@ -71,13 +71,21 @@ BEGIN
 END
 $$;
 
+-- A JSON array of strings as text[] (NULL for JSON null or no value).
+CREATE FUNCTION shift_internal.text_array(j pg_catalog.jsonb)
+RETURNS pg_catalog.text[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+  SELECT CASE WHEN pg_catalog.jsonb_typeof(j) OPERATOR(pg_catalog.=) 'array'
+              THEN ARRAY(SELECT pg_catalog.jsonb_array_elements_text(j)) END
+$$;
+
 -- The digest a backfill job or a sync keeps of what was checked (def).
 CREATE FUNCTION shift_internal.definition_digest(def pg_catalog.jsonb)
 RETURNS pg_catalog.text
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
+LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-  SELECT encode(sha256(convert_to(def::text, 'UTF8')), 'hex')
+  SELECT pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(def::pg_catalog.text, 'UTF8')), 'hex')
 $$;
 
 /*
@@ -110,13 +118,4 @@ BEGIN
       USING ERRCODE = 'data_corrupted', DETAIL = detail, HINT = hint;
   END IF;
 END
-$$;
-
--- A JSON array of strings as text[] (NULL for JSON null or no value).
-CREATE FUNCTION shift_internal.text_array(j pg_catalog.jsonb)
-RETURNS pg_catalog.text[]
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$
-  SELECT CASE WHEN pg_catalog.jsonb_typeof(j) OPERATOR(pg_catalog.=) 'array'
-              THEN ARRAY(SELECT pg_catalog.jsonb_array_elements_text(j)) END
 $$;
