@@ -202,6 +202,22 @@ terminate_mid_cutover() {
   expect_in "and says what it did" "$OUT" "public.$table is live, public.${table}_archive archived"
 }
 
+# expect_faulted_history MIG: the history of example migration MIG after the
+# three faults and the way back and forth over the cut-over: both lease
+# takeovers, the backfill, the interrupted cut-over, the cut-over, its
+# revert and the contract; and MIG is done.
+expect_faulted_history() {
+  local hist e
+  hist=$(events "$1")
+  expect_eq "the history records both lease takeovers (after the kill and after the crash)" \
+    "$(grep -o 'takeover' <<<"$hist" | wc -l)" 2
+  for e in "phase_done:backfill" "phase_failed:cutover\|interrupted:cutover" \
+           "phase_done:cutover" "phase_rolled_back:cutover" "phase_done:contract"; do
+    if grep -q "$e" <<<"$hist"; then ok "the history records $e"; else not_ok "the history lacks $e" "$hist"; fi
+  done
+  expect_eq "the migration is done" "$(q "SELECT status FROM shift.status WHERE migration = '$1'")" done
+}
+
 # snapshot_rows TABLE: saves every row of TABLE as it is now, into TABLE_before.
 snapshot_rows() { q "DROP TABLE IF EXISTS $1_before; CREATE TABLE $1_before AS SELECT * FROM $1"; }
 
