@@ -50,6 +50,14 @@ push(lua_State *L, const char *text, Oid type)
 	pgs_push_value(L, text, (int) strlen(text), type, false);
 }
 
+/* Pushes text as a value of type, asserting it became a Lua value of luatype. */
+static void
+push_as(lua_State *L, const char *text, Oid type, int luatype)
+{
+	push(L, text, type);
+	assert_int_equal(lua_type(L, -1), luatype);
+}
+
 static void
 test_values_integers(void **state)
 {
@@ -95,11 +103,9 @@ test_values_booleans_and_null(void **state)
 {
 	lua_State  *L = *state;
 
-	push(L, "t", BOOLOID);
-	assert_int_equal(lua_type(L, -1), LUA_TBOOLEAN);
+	push_as(L, "t", BOOLOID, LUA_TBOOLEAN);
 	assert_true(lua_toboolean(L, -1));
-	push(L, "f", BOOLOID);
-	assert_int_equal(lua_type(L, -1), LUA_TBOOLEAN);
+	push_as(L, "f", BOOLOID, LUA_TBOOLEAN);
 	assert_false(lua_toboolean(L, -1));
 	pgs_push_value(L, "", 0, INT4OID, true);
 	assert_true(lua_isnil(L, -1));
@@ -117,8 +123,7 @@ test_values_numeric_keeps_precision(void **state)
 	lua_State  *L = *state;
 	const char *big = "123456789012345678901234567890.000000000000000000001";
 
-	push(L, big, NUMERICOID);
-	assert_int_equal(lua_type(L, -1), LUA_TSTRING);
+	push_as(L, big, NUMERICOID, LUA_TSTRING);
 	assert_string_equal(lua_tostring(L, -1), big);
 	push(L, "1.10", NUMERICOID);
 	assert_string_equal(lua_tostring(L, -1), "1.10");
@@ -143,12 +148,9 @@ test_values_unexpected_integer_text_stays_string(void **state)
 {
 	lua_State  *L = *state;
 
-	push(L, "12abc", INT4OID);
-	assert_int_equal(lua_type(L, -1), LUA_TSTRING);
-	push(L, "99999999999999999999", INT8OID);	/* out of range */
-	assert_int_equal(lua_type(L, -1), LUA_TSTRING);
-	push(L, "x", BOOLOID);
-	assert_int_equal(lua_type(L, -1), LUA_TSTRING);
+	push_as(L, "12abc", INT4OID, LUA_TSTRING);
+	push_as(L, "99999999999999999999", INT8OID, LUA_TSTRING);	/* out of range */
+	push_as(L, "x", BOOLOID, LUA_TSTRING);
 	lua_settop(L, 0);
 }
 
