@@ -112,6 +112,20 @@ print_failure(lua_State *L, InspectArgs *a, const char *context, bool verbose)
 }
 
 /*
+ * pgs_pcall(L, nargs, nresults): true if it returned; false, with a->rc
+ * PGS_EXIT_FAIL and the failure printed with context, if it raised an error.
+ */
+static bool
+call_ok(lua_State *L, InspectArgs *a, int nargs, int nresults, const char *context)
+{
+	if (pgs_pcall(L, nargs, nresults) == LUA_OK)
+		return true;
+	a->rc = PGS_EXIT_FAIL;
+	print_failure(L, a, context, true);
+	return false;
+}
+
+/*
  * True, with a->rc set and the cause printed, if the sandbox stopped the
  * file's code, even though what ran it went on.
  */
@@ -202,19 +216,11 @@ plan_main(lua_State *L)
 	pgs_push_prelude_function(L, "plan");
 	lua_pushvalue(L, mig);
 	lua_pushvalue(L, info);
-	if (pgs_pcall(L, 2, 1) != LUA_OK)
-	{
-		a->rc = PGS_EXIT_FAIL;
-		print_failure(L, a, "while planning", true);
+	if (!call_ok(L, a, 2, 1, "while planning"))
 		return 0;
-	}
 	lua_pushstring(L, format);
-	if (pgs_pcall(L, 2, 1) != LUA_OK)
-	{
-		a->rc = PGS_EXIT_FAIL;
-		print_failure(L, a, "while printing the plan", true);
+	if (!call_ok(L, a, 2, 1, "while printing the plan"))
 		return 0;
-	}
 	/* stopped, yet the dry run went on: no plan from a stopped file */
 	if (stopped_anyway(L, a))
 		return 0;
@@ -331,11 +337,7 @@ run_protected(const PgsOptions *opts, lua_CFunction fn, const char *arg,
 		return PGS_EXIT_FAIL;
 	lua_pushcfunction(L, fn);
 	lua_pushlightuserdata(L, &a);
-	if (pgs_pcall(L, 1, 0) != LUA_OK)
-	{
-		a.rc = PGS_EXIT_FAIL;
-		print_failure(L, &a, "internal error in pgshift", true);
-	}
+	(void) call_ok(L, &a, 1, 0, "internal error in pgshift");
 	pgs_lua_close(L);
 	return a.rc;
 }
