@@ -634,6 +634,53 @@ parse_fragment(BackfillJob *job, const char *what, const char *prefix, const cha
 	return shift_parse_fragment(psprintf("backfill job \"%s\"", job->name), what, prefix, text);
 }
 
+/* What a fragment of a backfill job must parse as. */
+typedef enum FragmentKind
+{
+	FRAGMENT_SET,				/* SET assignments only */
+	FRAGMENT_WHERE,				/* a condition only */
+	FRAGMENT_SELECT,			/* a list of expressions only */
+	FRAGMENT_QUERY				/* one SELECT */
+} FragmentKind;
+
+static bool
+fragment_is(FragmentKind kind, Node *stmt)
+{
+	UpdateStmt *u = (UpdateStmt *) stmt;
+
+	switch (kind)
+	{
+		case FRAGMENT_SET:
+			return IsA(stmt, UpdateStmt) && !u->whereClause && u->fromClause == NIL &&
+				u->returningList == NIL && !u->withClause;
+		case FRAGMENT_WHERE:
+			return shift_is_plain_select(stmt, true);
+		case FRAGMENT_SELECT:
+			return shift_is_plain_select(stmt, false);
+		case FRAGMENT_QUERY:
+			return IsA(stmt, SelectStmt);
+	}
+	return false;
+}
+
+/*
+ * Raises unless fragment what of the job (text, NULL if it has none), put
+ * after prefix, is of kind: "<what> of backfill job ... must be <must_be>",
+ * with the text as detail if show_text, and hint if not NULL.
+ */
+static void
+check_fragment(BackfillJob *job, const char *what, const char *prefix, const char *text,
+			   FragmentKind kind, const char *must_be, bool show_text, const char *hint)
+{
+	if (text == NULL || fragment_is(kind, parse_fragment(job, what, prefix, text)))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_SYNTAX_ERROR),
+			 errmsg("%s of backfill job \"%s\" must be %s", what, job->name, must_be),
+			 show_text ? errdetail("It was: %s", text) : 0,
+			 hint ? errhint("%s", hint) : 0));
+}
+
 /*
  * Checks each SQL fragment on its own: set must be only SET assignments,
  * where only a condition, select only a list of expressions, the throttle
@@ -644,49 +691,15 @@ parse_fragment(BackfillJob *job, const char *what, const char *prefix, const cha
 void
 backfill_check_fragments(BackfillJob *job)
 {
-	Node	   *stmt;
-
-	if (job->set_clause)
-	{
-		UpdateStmt *u;
-
-		stmt = parse_fragment(job, "set", "UPDATE x SET ", job->set_clause);
-		u = (UpdateStmt *) stmt;
-		if (!IsA(stmt, UpdateStmt) || u->whereClause || u->fromClause != NIL ||
-			u->returningList != NIL || u->withClause)
-			ereport(ERROR,
-					(errcode(ERRCODE_SYNTAX_ERROR),
-					 errmsg("set of backfill job \"%s\" must be assignments only", job->name),
-					 errdetail("It was: %s", job->set_clause),
-					 errhint("Write set => 'col = expr, col2 = expr2'; put conditions in where =>.")));
-	}
-	if (job->where_clause)
-	{
-		stmt = parse_fragment(job, "where", "SELECT 1 WHERE ", job->where_clause);
-		if (!shift_is_plain_select(stmt, true))
-			ereport(ERROR,
-					(errcode(ERRCODE_SYNTAX_ERROR),
-					 errmsg("where of backfill job \"%s\" must be a condition only", job->name),
-					 errdetail("It was: %s", job->where_clause)));
-	}
-	if (job->select_list)
-	{
-		stmt = parse_fragment(job, "select", "SELECT ", job->select_list);
-		if (!shift_is_plain_select(stmt, false))
-			ereport(ERROR,
-					(errcode(ERRCODE_SYNTAX_ERROR),
-					 errmsg("select of backfill job \"%s\" must be a list of expressions only",
-							job->name),
-					 errdetail("It was: %s", job->select_list),
-					 errhint("Write select => 'id::bigint, lower(email)'; the source table is FROM.")));
-	}
-	if (job->throttle_query)
-	{
-		stmt = parse_fragment(job, "throttle_query", "", job->throttle_query);
-		if (!IsA(stmt, SelectStmt))
-			ereport(ERROR,
-					(errcode(ERRCODE_SYNTAX_ERROR),
-					 errmsg("throttle_query of backfill job \"%s\" must be a SELECT", job->name),
-					 errhint("It runs before every batch; while it returns true the job waits.")));
-	}
+	check_fragment(job, "set", "UPDATE x SET ", job->set_clause, FRAGMENT_SET,
+				   "assignments only", true,
+				   "Write set => 'col = expr, col2 = expr2'; put conditions in where =>.");
+	check_fragment(job, "where", "SELECT 1 WHERE ", job->where_clause, FRAGMENT_WHERE,
+				   "a condition only", true, NULL);
+	check_fragment(job, "select", "SELECT ", job->select_list, FRAGMENT_SELECT,
+				   "a list of expressions only", true,
+				   "Write select => 'id::bigint, lower(email)'; the source table is FROM.");
+	check_fragment(job, "throttle_query", "", job->throttle_query, FRAGMENT_QUERY,
+				   "a SELECT", false,
+				   "It runs before every batch; while it returns true the job waits.");
 }

@@ -377,13 +377,9 @@ backfill_prepare_plans(BackfillJob *job, BackfillPlans *plans, bool keep)
 void
 backfill_free_plans(BackfillPlans *plans)
 {
-	if (plans->hi_first)
-		SPI_freeplan(plans->hi_first);
-	if (plans->hi_next)
-		SPI_freeplan(plans->hi_next);
-	if (plans->batch_first)
-		SPI_freeplan(plans->batch_first);
-	if (plans->batch_next)
-		SPI_freeplan(plans->batch_next);
+	SPIPlanPtr	all[] = {plans->hi_first, plans->hi_next, plans->batch_first,
+		plans->batch_next};
+
+	shift_free_plans(all, lengthof(all));
 	memset(plans, 0, sizeof(*plans));
 }

@@ -339,6 +339,17 @@ shift_caller_sql(PG_FUNCTION_ARGS)
 	PG_RETURN_OID(shift_caller());
 }
 
+/* Frees each plan of plans[0 .. n - 1] that is not NULL (SPI_freeplan). */
+void
+shift_free_plans(SPIPlanPtr *plans, int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (plans[i])
+			SPI_freeplan(plans[i]);
+}
+
 /* ---------------------------------------------------------------- search_path */
 
 /*

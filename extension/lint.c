@@ -282,9 +282,9 @@ init_state(LintState *st, FunctionCallInfo fcinfo, bool script_mode, int timeout
 	st->keep = AllocSetContextCreate(CurrentMemoryContext, "pg_shift lint state",
 									 ALLOCSET_DEFAULT_SIZES);
 	st->new_rel_counts = lint_name_table(st, "pg_shift lint new relations", sizeof(NewRelCount));
-	st->new_rel_lists = lint_name_table(st, "pg_shift lint new relation lists", sizeof(NewRelList));
+	st->new_rel_lists = lint_name_table(st, "pg_shift lint new relation lists", sizeof(NameList));
 	st->check_columns = lint_name_table(st, "pg_shift lint checks by column", sizeof(CheckColumn));
-	st->check_names = lint_name_table(st, "pg_shift lint checks by name", sizeof(CheckName));
+	st->check_names = lint_name_table(st, "pg_shift lint checks by name", sizeof(NameList));
 }
 
 static void

@@ -75,12 +75,15 @@ typedef struct NewRelCount
 	int			live;
 } NewRelCount;
 
-/* new_rel_lists: a group's LintRels (forgotten ones are skipped) */
-typedef struct NewRelList
+/*
+ * The entries of new_rel_lists (a group's LintRels; forgotten ones are
+ * skipped) and of check_names (the constraints of a name not validated yet).
+ */
+typedef struct NameList
 {
 	NameKey		key;
-	List	   *rels;
-} NewRelList;
+	List	   *items;
+} NameList;
 
 /* check_columns: the CHECK (col IS NOT NULL) constraints on a column */
 typedef struct CheckColumn
@@ -101,13 +104,6 @@ typedef struct LintCheck
 	int64		added;			/* order of addition */
 	CheckColumn *columns[2];	/* its groups in check_columns */
 } LintCheck;
-
-/* check_names: the constraints of a name not validated yet */
-typedef struct CheckName
-{
-	NameKey		key;
-	List	   *pending;
-} CheckName;
 
 typedef struct LintState
 {
@@ -136,9 +132,9 @@ typedef struct LintState
 	/* what earlier statements did, in memory that lasts the whole call */
 	MemoryContext keep;
 	HTAB	   *new_rel_counts; /* NewRelCount */
-	HTAB	   *new_rel_lists;	/* NewRelList */
+	HTAB	   *new_rel_lists;	/* NameList of LintRel */
 	HTAB	   *check_columns;	/* CheckColumn */
-	HTAB	   *check_names;	/* CheckName */
+	HTAB	   *check_names;	/* NameList of LintCheck */
 	int64		checks_added;
 	int			findings;		/* reported so far */
 

@@ -19,6 +19,7 @@
 #include "utils/syscache.h"
 
 #include "lint.h"
+#include "pg_shift.h"
 
 /* ---------------------------------------------------------------- ALTER TABLE */
 
@@ -42,29 +43,38 @@ is_serial(TypeName *tn)
 	return false;
 }
 
+typedef struct LockLevel
+{
+	List	   *cmds;
+	LOCKMODE	mode;
+} LockLevel;
+
+static void
+lock_level(void *arg)
+{
+	LockLevel  *ll = arg;
+
+	ll->mode = AlterTableGetLockLevel(ll->cmds);
+}
+
 static LOCKMODE
 alter_table_lock(List *cmds)
 {
-	volatile LOCKMODE mode = AccessExclusiveLock;
-	MemoryContext cxt = CurrentMemoryContext;
+	LockLevel	ll = {cmds, AccessExclusiveLock};
+	ErrorData  *error;
 
 	/*
 	 * AlterTableGetLockLevel() reads only the command list, which the raw
 	 * parser fills in; it raises an error only for a subcommand it does not
 	 * know, and then the strongest lock is the safe answer.
 	 */
-	PG_TRY();
+	error = shift_catch(lock_level, &ll);
+	if (error)
 	{
-		mode = AlterTableGetLockLevel(cmds);
+		FreeErrorData(error);
+		return AccessExclusiveLock;
 	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		FlushErrorState();
-		mode = AccessExclusiveLock;
-	}
-	PG_END_TRY();
-	return mode;
+	return ll.mode;
 }
 
 static void

@@ -180,6 +180,43 @@ filing_keys(NameKey *keys, const char *schema, const char *table,
 	keys[1] = name_key(NK_ANY, NULL, table, name, phase);
 }
 
+/* Adds item to the list of name key in table (a table of NameLists). */
+static void
+name_list_add(HTAB *table, NameKey *key, void *item)
+{
+	bool		found;
+	NameList   *l = hash_search(table, key, HASH_ENTER, &found);
+
+	if (!found)
+		l->items = NIL;
+	l->items = lappend(l->items, item);
+}
+
+/*
+ * Calls fn(item, arg) on each item of the lists of keys[0 .. n - 1] in table
+ * and empties those lists, so that an item is met at most once per list
+ * over the whole input.
+ */
+static void
+name_lists_take(HTAB *table, NameKey *keys, int n, void (*fn) (void *item, void *arg),
+				void *arg)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		NameList   *l = hash_search(table, &keys[i], HASH_FIND, NULL);
+		ListCell   *lc;
+
+		if (l == NULL)
+			continue;
+		foreach(lc, l->items)
+			fn(lfirst(lc), arg);
+		list_free(l->items);
+		l->items = NIL;
+	}
+}
+
 /*
  * Is rv a table created earlier in this phase of the input, or a temporary
  * table?  Either way it is private to this session (or empty), so lock and
@@ -225,18 +262,36 @@ lint_add_new_rel(LintState *st, const char *schema, const char *name)
 	{
 		bool		found;
 		NewRelCount *c = hash_search(st->new_rel_counts, &keys[i], HASH_ENTER, &found);
-		NewRelList *l;
 
 		if (!found)
 			c->live = 0;
 		c->live++;
 		keys[i].phase = 0;
-		l = hash_search(st->new_rel_lists, &keys[i], HASH_ENTER, &found);
-		if (!found)
-			l->rels = NIL;
-		l->rels = lappend(l->rels, r);
+		name_list_add(st->new_rel_lists, &keys[i], r);
 	}
 	MemoryContextSwitchTo(old);
+}
+
+/* Forgets LintRel item (once), as lint_forget_new_rel's name_lists_take visits it. */
+static void
+forget_new_rel(void *item, void *arg)
+{
+	LintState  *st = arg;
+	LintRel    *r = item;
+	NameKey		own[2];
+	int			j;
+
+	if (r->forgotten)
+		return;
+	r->forgotten = true;
+	filing_keys(own, r->schema, r->name, NULL, r->phase);
+	for (j = 0; j < 2; j++)
+	{
+		NewRelCount *c = hash_search(st->new_rel_counts, &own[j], HASH_FIND, NULL);
+
+		if (c)
+			c->live--;
+	}
 }
 
 /*
@@ -248,40 +303,11 @@ void
 lint_forget_new_rel(LintState *st, const char *schema, const char *name)
 {
 	NameKey		keys[2];
-	int			n;
-	int			i;
 
 	if (name == NULL)
 		return;
-	n = lookup_keys(keys, schema, name, NULL, 0);
-	for (i = 0; i < n; i++)
-	{
-		NewRelList *l = hash_search(st->new_rel_lists, &keys[i], HASH_FIND, NULL);
-		ListCell   *lc;
-
-		if (l == NULL)
-			continue;
-		foreach(lc, l->rels)
-		{
-			LintRel    *r = lfirst(lc);
-			NameKey		own[2];
-			int			j;
-
-			if (r->forgotten)
-				continue;
-			r->forgotten = true;
-			filing_keys(own, r->schema, r->name, NULL, r->phase);
-			for (j = 0; j < 2; j++)
-			{
-				NewRelCount *c = hash_search(st->new_rel_counts, &own[j], HASH_FIND, NULL);
-
-				if (c)
-					c->live--;
-			}
-		}
-		list_free(l->rels);
-		l->rels = NIL;
-	}
+	name_lists_take(st->new_rel_lists, keys, lookup_keys(keys, schema, name, NULL, 0),
+					forget_new_rel, st);
 }
 /* ---------------------------------------------------------------- NOT NULL proofs */
 
@@ -356,14 +382,7 @@ lint_record_not_null_checks(LintState *st, const RangeVar *rv, Constraint *con,
 		{
 			filing_keys(keys, c->schema, c->table, c->conname, 0);
 			for (i = 0; i < 2; i++)
-			{
-				bool		found;
-				CheckName  *cn = hash_search(st->check_names, &keys[i], HASH_ENTER, &found);
-
-				if (!found)
-					cn->pending = NIL;
-				cn->pending = lappend(cn->pending, c);
-			}
+				name_list_add(st->check_names, &keys[i], c);
 		}
 		MemoryContextSwitchTo(old);
 	}
@@ -472,6 +491,19 @@ lint_catalog_not_null(Oid relid, const char *col)
 	table_close(conrel, AccessShareLock);
 	return proven;
 }
+/* Marks LintCheck item validated (once), in both its check_columns groups. */
+static void
+validate_check(void *item, void *arg)
+{
+	LintCheck  *c = item;
+
+	if (c->validated)
+		return;
+	c->validated = true;
+	c->columns[0]->validated++;
+	c->columns[1]->validated++;
+}
+
 /*
  * VALIDATE CONSTRAINT: the tracked constraints of that name on the table are
  * validated.  Each is taken off the pending lists once, so this stays
@@ -481,30 +513,10 @@ void
 lint_validate_constraint(LintState *st, RangeVar *rv, const char *conname)
 {
 	NameKey		keys[2];
-	int			n;
-	int			i;
 
 	if (conname == NULL || rv->relname == NULL)
 		return;
-	n = lookup_keys(keys, rv->schemaname, rv->relname, conname, 0);
-	for (i = 0; i < n; i++)
-	{
-		CheckName  *cn = hash_search(st->check_names, &keys[i], HASH_FIND, NULL);
-		ListCell   *lc;
-
-		if (cn == NULL)
-			continue;
-		foreach(lc, cn->pending)
-		{
-			LintCheck  *c = lfirst(lc);
-
-			if (c->validated)
-				continue;
-			c->validated = true;
-			c->columns[0]->validated++;
-			c->columns[1]->validated++;
-		}
-		list_free(cn->pending);
-		cn->pending = NIL;
-	}
+	name_lists_take(st->check_names, keys,
+					lookup_keys(keys, rv->schemaname, rv->relname, conname, 0),
+					validate_check, NULL);
 }

@@ -281,15 +281,19 @@ lint_reindex(LintState *st, ReindexStmt *stmt)
 					"Use REINDEX CONCURRENTLY (outside a transaction block).");
 }
 
+/*
+ * Calls fn(st, rv, stmt) for each relation of a LOCK or TRUNCATE (one item
+ * each) that exists before the script.
+ */
 static void
-lint_lock(LintState *st, LockStmt *stmt)
+lint_existing_rels(LintState *st, List *relations,
+				   void (*fn) (LintState *st, RangeVar *rv, void *stmt), void *stmt)
 {
 	ListCell   *lc;
 	MemoryContext old;
 
-	st->lock = lint_lock_name(stmt->mode);
 	old = lint_items_begin(st);
-	foreach(lc, stmt->relations)
+	foreach(lc, relations)
 	{
 		RangeVar   *rv = lfirst(lc);
 
@@ -297,40 +301,47 @@ lint_lock(LintState *st, LockStmt *stmt)
 
 		if (rv == NULL || !IsA(rv, RangeVar) || lint_is_new_rel(st, rv))
 			continue;
-		if (!stmt->nowait)
-			lint_note_lock(st, rv, NULL, stmt->mode);
-		lint_report(st, stmt->mode >= ShareLock ? SEV_HIGH : SEV_LOW, "lock-table", lint_rv_name(rv),
-					psprintf("LOCK TABLE %s IN %s MODE %s until the transaction ends",
-							 lint_rv_name(rv), lint_lock_name(stmt->mode) ? lint_lock_name(stmt->mode) : "?",
-							 stmt->mode >= ShareLock ? "blocks writes (or more)" : "holds its lock"),
-					"Keep the transaction short and take the lock with NOWAIT or under a short lock_timeout (db:ddl), retrying on failure.");
+		fn(st, rv, stmt);
 	}
 	lint_items_end(st, old);
 }
 
 static void
+lint_lock_rel(LintState *st, RangeVar *rv, void *arg)
+{
+	LockStmt   *stmt = arg;
+
+	if (!stmt->nowait)
+		lint_note_lock(st, rv, NULL, stmt->mode);
+	lint_report(st, stmt->mode >= ShareLock ? SEV_HIGH : SEV_LOW, "lock-table", lint_rv_name(rv),
+				psprintf("LOCK TABLE %s IN %s MODE %s until the transaction ends",
+						 lint_rv_name(rv), lint_lock_name(stmt->mode) ? lint_lock_name(stmt->mode) : "?",
+						 stmt->mode >= ShareLock ? "blocks writes (or more)" : "holds its lock"),
+				"Keep the transaction short and take the lock with NOWAIT or under a short lock_timeout (db:ddl), retrying on failure.");
+}
+
+static void
+lint_lock(LintState *st, LockStmt *stmt)
+{
+	st->lock = lint_lock_name(stmt->mode);
+	lint_existing_rels(st, stmt->relations, lint_lock_rel, stmt);
+}
+
+static void
+lint_truncate_rel(LintState *st, RangeVar *rv, void *stmt)
+{
+	lint_note_lock(st, rv, NULL, AccessExclusiveLock);
+	lint_report(st, SEV_HIGH, "truncate", lint_rv_name(rv),
+				psprintf("TRUNCATE %s removes every row and takes an ACCESS EXCLUSIVE lock",
+						 lint_rv_name(rv)),
+				"Delete in batches (db:backfill with a where condition, or a DELETE per key range) if the rows must go while the table is in use.");
+}
+
+static void
 lint_truncate(LintState *st, TruncateStmt *stmt)
 {
-	ListCell   *lc;
-	MemoryContext old;
-
 	st->lock = lint_lock_name(AccessExclusiveLock);
-	old = lint_items_begin(st);
-	foreach(lc, stmt->relations)
-	{
-		RangeVar   *rv = lfirst(lc);
-
-		lint_item_next(st);
-
-		if (rv == NULL || !IsA(rv, RangeVar) || lint_is_new_rel(st, rv))
-			continue;
-		lint_note_lock(st, rv, NULL, AccessExclusiveLock);
-		lint_report(st, SEV_HIGH, "truncate", lint_rv_name(rv),
-					psprintf("TRUNCATE %s removes every row and takes an ACCESS EXCLUSIVE lock",
-							 lint_rv_name(rv)),
-					"Delete in batches (db:backfill with a where condition, or a DELETE per key range) if the rows must go while the table is in use.");
-	}
-	lint_items_end(st, old);
+	lint_existing_rels(st, stmt->relations, lint_truncate_rel, stmt);
 }
 
 static void

@@ -125,6 +125,14 @@ extern void shift_lint_init(void);
  */
 extern struct ErrorData *shift_try(void (*fn) (void *arg), void *arg);
 
+/*
+ * Runs fn(arg), which must take no lock, buffer pin or snapshot (raw
+ * parsing, reading a parse tree): NULL when it succeeded, else the error it
+ * raised, copied into the caller's memory context.  No subtransaction, and
+ * every error is caught.
+ */
+extern struct ErrorData *shift_catch(void (*fn) (void *arg), void *arg);
+
 /* ---- control.c: who pg_shift acts as ---- */
 
 /* A role and search_path made current by shift_as_begin, until shift_as_end. */
@@ -143,6 +151,8 @@ extern void shift_as_begin(ShiftAs *as, Oid role, const char *search_path);
 extern void shift_as_end(ShiftAs *as);
 extern int	shift_ctl_execute(const char *sql, int nargs, Oid *argtypes, Datum *values,
 							  const char *nulls, bool read_only, long count);
+struct _SPI_plan;
+extern void shift_free_plans(struct _SPI_plan **plans, int n);
 extern char *shift_pinned_search_path(const char *path);
 
 /* ---- sqlgen.c: generated SQL that no search_path can redirect ---- */

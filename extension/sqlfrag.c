@@ -105,13 +105,13 @@ shift_check_scannable(const char *what, const char *text, Size len, uint64 limit
 }
 
 /*
- * Does sql use a parameter ($1, ...)?  Read from its tokens rather than its
- * tree: the parser makes a ParamRef of each PARAM token and of nothing
- * else, and a tree walker knows only expressions and the DML statements,
- * while a throttle_query may parse as any statement at all.
+ * The offsets in sql of its tokens of kind want (a token code such as ','
+ * or PARAM), in order, from one scan that stops after limit of them (0: no
+ * limit): a comma in a string, a quoted name or a comment is not a token.
+ * The array is in the caller's memory context, *n its length.
  */
-static bool
-has_parameter(const char *sql)
+static int *
+token_offsets(const char *sql, int want, int limit, int *n)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	MemoryContext scan_cxt = AllocSetContextCreate(caller, "pg_shift fragment scan",
@@ -121,39 +121,88 @@ has_parameter(const char *sql)
 	core_YYSTYPE yylval;
 	YYLTYPE		yylloc;
 	int			tok;
-	bool		found = false;
+	int			size = 16;
+	int		   *offsets = palloc(sizeof(int) * size);
 
+	*n = 0;
+	/* the scanner's copies of names and literals go into scan_cxt */
 	MemoryContextSwitchTo(scan_cxt);
 	scanner = scanner_init(sql, &yyextra, &ScanKeywords, ScanKeywordTokens);
-	while (!found && (tok = core_yylex(&yylval, &yylloc, scanner)) != 0)
-		found = tok == PARAM;
+	while ((limit == 0 || *n < limit) &&
+		   (tok = core_yylex(&yylval, &yylloc, scanner)) != 0)
+	{
+		if (tok != want)
+			continue;
+		if (*n == size)
+		{
+			size *= 2;
+			offsets = repalloc(offsets, sizeof(int) * size);
+		}
+		offsets[(*n)++] = yylloc;
+	}
 	scanner_finish(scanner);
 	MemoryContextSwitchTo(caller);
 	MemoryContextDelete(scan_cxt);
-	return found;
+	return offsets;
+}
+
+/*
+ * Does sql use a parameter ($1, ...)?  Read from its tokens rather than its
+ * tree: the parser makes a ParamRef of each PARAM token and of nothing
+ * else, and a tree walker knows only expressions and the DML statements,
+ * while a throttle_query may parse as any statement at all.
+ */
+static bool
+has_parameter(const char *sql)
+{
+	int			n;
+
+	pfree(token_offsets(sql, PARAM, 1, &n));
+	return n > 0;
+}
+
+ErrorData *
+shift_catch(void (*fn) (void *arg), void *arg)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ErrorData  *volatile failure = NULL;
+
+	PG_TRY();
+	{
+		fn(arg);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		failure = CopyErrorData();
+		FlushErrorState();
+	}
+	PG_END_TRY();
+	return failure;
+}
+
+typedef struct RawParse
+{
+	const char *sql;
+	List	   *stmts;
+} RawParse;
+
+static void
+raw_parse(void *arg)
+{
+	RawParse   *rp = arg;
+
+	rp->stmts = raw_parser(rp->sql, RAW_PARSE_DEFAULT);
 }
 
 List *
 shift_raw_parse(const char *sql, ErrorData **error)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	List	   *volatile stmts = NIL;
+	RawParse	rp = {sql, NIL};
 
-	*error = NULL;
 	/* raw parsing takes no lock and no buffer: nothing to roll back */
-	PG_TRY();
-	{
-		stmts = raw_parser(sql, RAW_PARSE_DEFAULT);
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		*error = CopyErrorData();
-		FlushErrorState();
-		stmts = NIL;
-	}
-	PG_END_TRY();
-	return stmts;
+	*error = shift_catch(raw_parse, &rp);
+	return *error ? NIL : rp.stmts;
 }
 
 Node *
@@ -206,46 +255,6 @@ shift_is_plain_select(Node *stmt, bool with_where)
 }
 
 /* ---------------------------------------------------------------- shift._select_list */
-
-/*
- * The offsets in sql of its ',' tokens, in order, from one scan: a comma in
- * a string, a quoted name or a comment is not a token.  The array is in the
- * caller's memory context, *n its length.
- */
-static int *
-comma_tokens(const char *sql, int *n)
-{
-	MemoryContext caller = CurrentMemoryContext;
-	MemoryContext scan_cxt = AllocSetContextCreate(caller, "pg_shift select list scan",
-												   ALLOCSET_DEFAULT_SIZES);
-	core_yy_extra_type yyextra;
-	core_yyscan_t scanner;
-	core_YYSTYPE yylval;
-	YYLTYPE		yylloc;
-	int			tok;
-	int			size = 16;
-	int		   *commas = palloc(sizeof(int) * size);
-
-	*n = 0;
-	/* the scanner's copies of names and literals go into scan_cxt */
-	MemoryContextSwitchTo(scan_cxt);
-	scanner = scanner_init(sql, &yyextra, &ScanKeywords, ScanKeywordTokens);
-	while ((tok = core_yylex(&yylval, &yylloc, scanner)) != 0)
-	{
-		if (tok != ',')
-			continue;
-		if (*n == size)
-		{
-			size *= 2;
-			commas = repalloc(commas, sizeof(int) * size);
-		}
-		commas[(*n)++] = yylloc;
-	}
-	scanner_finish(scanner);
-	MemoryContextSwitchTo(caller);
-	MemoryContextDelete(scan_cxt);
-	return commas;
-}
 
 /* Does "SELECT (item)" parse as a SELECT of exactly one expression? */
 static bool
@@ -320,7 +329,7 @@ shift_select_list(PG_FUNCTION_ARGS)
 		starts[i++] = rt->location;
 	}
 	starts[n] = strlen(sql);
-	commas = comma_tokens(sql, &ncommas);
+	commas = token_offsets(sql, ',', 0, &ncommas);
 	out = palloc(sizeof(Datum) * n);
 	item_cxt = AllocSetContextCreate(caller, "pg_shift select list item",
 									 ALLOCSET_DEFAULT_SIZES);

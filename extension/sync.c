@@ -90,24 +90,11 @@ static bool callbacks_registered = false;
 void
 sync_free_entry_resources(SyncEntry *e)
 {
-	if (e->upsert)
-		SPI_freeplan(e->upsert);
-	if (e->update_kept)
-		SPI_freeplan(e->update_kept);
-	if (e->insert_missing)
-		SPI_freeplan(e->insert_missing);
-	if (e->delete_gone)
-		SPI_freeplan(e->delete_gone);
-	if (e->delete_old)
-		SPI_freeplan(e->delete_old);
-	if (e->delete_moved)
-		SPI_freeplan(e->delete_moved);
-	if (e->truncate)
-		SPI_freeplan(e->truncate);
-	if (e->other_has_rows)
-		SPI_freeplan(e->other_has_rows);
-	if (e->delete_partition)
-		SPI_freeplan(e->delete_partition);
+	SPIPlanPtr	plans[] = {e->upsert, e->update_kept, e->insert_missing,
+		e->delete_gone, e->delete_old, e->delete_moved, e->truncate,
+		e->other_has_rows, e->delete_partition};
+
+	shift_free_plans(plans, lengthof(plans));
 	if (e->cxt)
 		MemoryContextDelete(e->cxt);
 }

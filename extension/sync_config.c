@@ -50,6 +50,29 @@ text_array_to_list(Datum d, bool isnull)
 }
 
 /*
+ * One direction of a table sync from its row: alias in column alias_col,
+ * then its columns, expressions and key in the three text[] columns from
+ * first_col on.
+ */
+static void
+read_mapping(Mapping *m, Oid src, Oid dst, HeapTuple tup, TupleDesc desc,
+			 int alias_col, int first_col)
+{
+	bool		isnull;
+	Datum		d;
+
+	m->src = src;
+	m->dst = dst;
+	m->alias = SPI_getvalue(tup, desc, alias_col);
+	d = SPI_getbinval(tup, desc, first_col, &isnull);
+	m->columns = text_array_to_list(d, isnull);
+	d = SPI_getbinval(tup, desc, first_col + 1, &isnull);
+	m->exprs = text_array_to_list(d, isnull);
+	d = SPI_getbinval(tup, desc, first_col + 2, &isnull);
+	m->key = text_array_to_list(d, isnull);
+}
+
+/*
  * Reads a sync as the owner of pg_shift (SPI must be connected); allocates
  * in cxt.
  *
@@ -157,26 +180,10 @@ sync_load_config(const char *name, bool checked, const char *digest, MemoryConte
 	c->owner = SPI_getvalue(tup, desc, 16);
 	if (!c->column_level)
 	{
-		Datum		d;
+		Oid			target = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
 
-		c->forward.src = c->relation;
-		c->forward.dst = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
-		c->forward.alias = SPI_getvalue(tup, desc, 13);
-		d = SPI_getbinval(tup, desc, 6, &isnull);
-		c->forward.columns = text_array_to_list(d, isnull);
-		d = SPI_getbinval(tup, desc, 7, &isnull);
-		c->forward.exprs = text_array_to_list(d, isnull);
-		d = SPI_getbinval(tup, desc, 8, &isnull);
-		c->forward.key = text_array_to_list(d, isnull);
-		c->reverse.src = c->forward.dst;
-		c->reverse.dst = c->relation;
-		c->reverse.alias = SPI_getvalue(tup, desc, 14);
-		d = SPI_getbinval(tup, desc, 9, &isnull);
-		c->reverse.columns = text_array_to_list(d, isnull);
-		d = SPI_getbinval(tup, desc, 10, &isnull);
-		c->reverse.exprs = text_array_to_list(d, isnull);
-		d = SPI_getbinval(tup, desc, 11, &isnull);
-		c->reverse.key = text_array_to_list(d, isnull);
+		read_mapping(&c->forward, c->relation, target, tup, desc, 13, 6);
+		read_mapping(&c->reverse, target, c->relation, tup, desc, 14, 9);
 	}
 	MemoryContextSwitchTo(old);
 	return c;

@@ -112,6 +112,44 @@ print_failure(lua_State *L, InspectArgs *a, const char *context, bool verbose)
 }
 
 /*
+ * pgs_pcall(L, nargs, nresults): true if it returned; false, with a->rc
+ * PGS_EXIT_FAIL and the failure printed with context, if it raised an error.
+ */
+static bool
+call_ok(lua_State *L, InspectArgs *a, int nargs, int nresults, const char *context)
+{
+	if (pgs_pcall(L, nargs, nresults) == LUA_OK)
+		return true;
+	a->rc = PGS_EXIT_FAIL;
+	print_failure(L, a, context, true);
+	return false;
+}
+
+/*
+ * True, with a->rc set and the cause printed, if the sandbox stopped the
+ * file's code, even though what ran it went on.
+ */
+static bool
+stopped_anyway(lua_State *L, InspectArgs *a)
+{
+	if (!*pgs_sandbox_stopped(L))
+		return false;
+	a->rc = PGS_EXIT_FAIL;
+	print_failure(L, a, NULL, false);
+	return true;
+}
+
+/* Sets the file's name and digest in the table at info (plan and lint). */
+static void
+set_file_info(lua_State *L, int info, const InspectArgs *a, const char *sha)
+{
+	lua_pushstring(L, a->arg);
+	lua_setfield(L, info, "file");
+	lua_pushstring(L, sha);
+	lua_setfield(L, info, "sha256");
+}
+
+/*
  * Loads and validates the migration file a->arg, pushing the migration, and
  * hashes it into sha.  False, with a->rc set and the error printed, if not.
  */
@@ -172,35 +210,20 @@ plan_main(lua_State *L)
 		lua_setfield(L, -2, "lint_db");
 	}
 	info = lua_gettop(L);
-	lua_pushstring(L, a->arg);
-	lua_setfield(L, info, "file");
-	lua_pushstring(L, sha);
-	lua_setfield(L, info, "sha256");
+	set_file_info(L, info, a, sha);
 
 	pgs_push_prelude_function(L, "render_plan");
 	pgs_push_prelude_function(L, "plan");
 	lua_pushvalue(L, mig);
 	lua_pushvalue(L, info);
-	if (pgs_pcall(L, 2, 1) != LUA_OK)
-	{
-		a->rc = PGS_EXIT_FAIL;
-		print_failure(L, a, "while planning", true);
+	if (!call_ok(L, a, 2, 1, "while planning"))
 		return 0;
-	}
 	lua_pushstring(L, format);
-	if (pgs_pcall(L, 2, 1) != LUA_OK)
-	{
-		a->rc = PGS_EXIT_FAIL;
-		print_failure(L, a, "while printing the plan", true);
+	if (!call_ok(L, a, 2, 1, "while printing the plan"))
 		return 0;
-	}
-	if (*pgs_sandbox_stopped(L))
-	{
-		/* stopped, yet the dry run went on: no plan from a stopped file */
-		a->rc = PGS_EXIT_FAIL;
-		print_failure(L, a, NULL, false);
+	/* stopped, yet the dry run went on: no plan from a stopped file */
+	if (stopped_anyway(L, a))
 		return 0;
-	}
 	print_result(L, -1);
 	a->rc = PGS_EXIT_OK;
 	return 0;
@@ -285,10 +308,7 @@ lint_main(lua_State *L)
 	lua_pushvalue(L, db);
 	lua_createtable(L, 0, 4);
 	info = lua_gettop(L);
-	lua_pushstring(L, a->arg);
-	lua_setfield(L, info, "file");
-	lua_pushstring(L, sha);
-	lua_setfield(L, info, "sha256");
+	set_file_info(L, info, a, sha);
 	lua_pushstring(L, opts->fail_on ? opts->fail_on : "HIGH");
 	lua_setfield(L, info, "fail_on");
 	lua_pushstring(L, opts->json ? "json" : "text");
@@ -298,12 +318,8 @@ lint_main(lua_State *L)
 		print_failure(L, a, "while linting", opts->verbose);
 		return 0;
 	}
-	if (*pgs_sandbox_stopped(L))
-	{
-		a->rc = PGS_EXIT_FAIL;
-		print_failure(L, a, NULL, false);
+	if (stopped_anyway(L, a))
 		return 0;
-	}
 	print_result(L, -2);
 	a->rc = (int) lua_tointeger(L, -1);
 	return 0;
@@ -321,11 +337,7 @@ run_protected(const PgsOptions *opts, lua_CFunction fn, const char *arg,
 		return PGS_EXIT_FAIL;
 	lua_pushcfunction(L, fn);
 	lua_pushlightuserdata(L, &a);
-	if (pgs_pcall(L, 1, 0) != LUA_OK)
-	{
-		a.rc = PGS_EXIT_FAIL;
-		print_failure(L, &a, "internal error in pgshift", true);
-	}
+	(void) call_ok(L, &a, 1, 0, "internal error in pgshift");
 	pgs_lua_close(L);
 	return a.rc;
 }

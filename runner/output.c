@@ -104,6 +104,85 @@ is_bidi_control(uint32_t cp)
 }
 
 /*
+ * How one code point is passed: false if as it is, else true with esc set
+ * to what stands for it.  n and cp are pgs_utf8_decode's (n <= 0: the byte
+ * at s is not part of a valid sequence).
+ */
+typedef bool (*EscapeFn) (const unsigned char *s, int n, uint32_t cp, char *esc,
+						  size_t size, const void *how);
+
+/*
+ * Passes s[0..len) to put, each code point that escape picks replaced by its
+ * escape, the bytes between in runs as they are.  An incomplete UTF-8
+ * sequence at the end stops the walk if wait is set (it is not consumed);
+ * returns the number of bytes consumed.
+ */
+static size_t
+put_escaped(const unsigned char *s, size_t len, bool wait, EscapeFn escape,
+			const void *how, PgsPutFn put, void *arg)
+{
+	size_t		i = 0;
+	size_t		run = 0;		/* start of the bytes passed as they are */
+
+	while (i < len)
+	{
+		uint32_t	cp = 0;
+		int			n = pgs_utf8_decode(s + i, len - i, &cp);
+		char		esc[16];
+
+		if (n == -1 && wait)
+			break;
+		if (!escape(s + i, n, cp, esc, sizeof(esc), how))
+		{
+			i += n;
+			continue;
+		}
+		if (n <= 0)
+			n = 1;
+		if (i > run)
+			put(arg, (const char *) s + run, i - run);
+		put(arg, esc, strlen(esc));
+		i += n;
+		run = i;
+	}
+	if (i > run)
+		put(arg, (const char *) s + run, i - run);
+	return i;
+}
+
+/* pgs_sanitize's escapes; how points to its json flag. */
+static bool
+sanitize_escape(const unsigned char *s, int n, uint32_t cp, char *esc,
+				size_t size, const void *how)
+{
+	bool		json = *(const bool *) how;
+	bool		bad;
+
+	if (n <= 0)
+	{
+		/* an invalid byte, or a truncated sequence */
+		if (json)
+			strcpy(esc, "\\ufffd");
+		else
+			snprintf(esc, size, "\\x%02x", s[0]);
+		return true;
+	}
+	if (json)
+		bad = (cp < 0x20 && cp != '\n') || (cp >= 0x7F && cp <= 0x9F) ||
+			cp == 0x2028 || cp == 0x2029;
+	else
+		bad = (cp < 0x20 && cp != '\n' && cp != '\t') ||
+			(cp >= 0x7F && cp <= 0x9F) || is_bidi_control(cp);
+	if (!bad)
+		return false;
+	if (json || cp >= 0x80)
+		snprintf(esc, size, "\\u%04x", (unsigned) cp);
+	else
+		snprintf(esc, size, "\\x%02x", (unsigned) cp);
+	return true;
+}
+
+/*
  * pgs_sanitize: passes the len bytes at in to put, neutralised for a
  * terminal (json false) or for the inside of a JSON string (json true), as
  * the file header describes.  An incomplete UTF-8 sequence at the end is not
@@ -114,55 +193,35 @@ size_t
 pgs_sanitize(const char *in, size_t len, bool json, bool final,
 			 PgsPutFn put, void *arg)
 {
-	const unsigned char *s = (const unsigned char *) in;
-	size_t		i = 0;
-	size_t		run = 0;		/* start of the bytes passed as they are */
+	return put_escaped((const unsigned char *) in, len, !final, sanitize_escape,
+					   &json, put, arg);
+}
 
-	while (i < len)
-	{
-		uint32_t	cp = 0;
-		int			n = pgs_utf8_decode(s + i, len - i, &cp);
-		char		esc[16];
-
-		if (n == -1 && !final)
-			break;
-		if (n > 0)
-		{
-			bool		bad;
-
-			if (json)
-				bad = (cp < 0x20 && cp != '\n') || (cp >= 0x7F && cp <= 0x9F) ||
-					cp == 0x2028 || cp == 0x2029;
-			else
-				bad = (cp < 0x20 && cp != '\n' && cp != '\t') ||
-					(cp >= 0x7F && cp <= 0x9F) || is_bidi_control(cp);
-			if (!bad)
-			{
-				i += n;
-				continue;
-			}
-			if (json || cp >= 0x80)
-				snprintf(esc, sizeof(esc), "\\u%04x", (unsigned) cp);
-			else
-				snprintf(esc, sizeof(esc), "\\x%02x", (unsigned) cp);
-		}
-		else
-		{
-			n = 1;				/* an invalid byte, or a truncated sequence */
-			if (json)
-				strcpy(esc, "\\ufffd");
-			else
-				snprintf(esc, sizeof(esc), "\\x%02x", s[i]);
-		}
-		if (i > run)
-			put(arg, in + run, i - run);
-		put(arg, esc, strlen(esc));
-		i += n;
-		run = i;
-	}
-	if (i > run)
-		put(arg, in + run, i - run);
-	return i;
+/* pgs_json_quote's escapes. */
+static bool
+json_escape(const unsigned char *s, int n, uint32_t cp, char *esc,
+			size_t size, const void *how)
+{
+	if (n > 0 && cp >= 0x20 && cp != '"' && cp != '\\' &&
+		!(cp >= 0x7F && cp <= 0x9F) && cp != 0x2028 && cp != 0x2029)
+		return false;
+	if (n <= 0)
+		strcpy(esc, "\\ufffd");
+	else if (cp == '"' || cp == '\\')
+		snprintf(esc, size, "\\%c", (char) cp);
+	else if (cp == '\n')
+		strcpy(esc, "\\n");
+	else if (cp == '\t')
+		strcpy(esc, "\\t");
+	else if (cp == '\r')
+		strcpy(esc, "\\r");
+	else if (cp == '\b')
+		strcpy(esc, "\\b");
+	else if (cp == '\f')
+		strcpy(esc, "\\f");
+	else
+		snprintf(esc, size, "\\u%04x", (unsigned) cp);
+	return true;
 }
 
 /*
@@ -175,50 +234,8 @@ pgs_sanitize(const char *in, size_t len, bool json, bool final,
 void
 pgs_json_quote(const char *s, size_t len, PgsPutFn put, void *arg)
 {
-	const unsigned char *u = (const unsigned char *) s;
-	size_t		i = 0;
-	size_t		run = 0;
-
 	put(arg, "\"", 1);
-	while (i < len)
-	{
-		uint32_t	cp = 0;
-		int			n = pgs_utf8_decode(u + i, len - i, &cp);
-		char		esc[8];
-
-		if (n > 0 && cp >= 0x20 && cp != '"' && cp != '\\' &&
-			!(cp >= 0x7F && cp <= 0x9F) && cp != 0x2028 && cp != 0x2029)
-		{
-			i += n;
-			continue;
-		}
-		if (n <= 0)
-		{
-			n = 1;
-			strcpy(esc, "\\ufffd");
-		}
-		else if (cp == '"' || cp == '\\')
-			snprintf(esc, sizeof(esc), "\\%c", (char) cp);
-		else if (cp == '\n')
-			strcpy(esc, "\\n");
-		else if (cp == '\t')
-			strcpy(esc, "\\t");
-		else if (cp == '\r')
-			strcpy(esc, "\\r");
-		else if (cp == '\b')
-			strcpy(esc, "\\b");
-		else if (cp == '\f')
-			strcpy(esc, "\\f");
-		else
-			snprintf(esc, sizeof(esc), "\\u%04x", (unsigned) cp);
-		if (i > run)
-			put(arg, s + run, i - run);
-		put(arg, esc, strlen(esc));
-		i += n;
-		run = i;
-	}
-	if (i > run)
-		put(arg, s + run, i - run);
+	put_escaped((const unsigned char *) s, len, false, json_escape, NULL, put, arg);
 	put(arg, "\"", 1);
 }
 

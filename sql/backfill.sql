@@ -115,7 +115,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
   UPDATE @extschema@.backfill b
      SET checked = shift_internal.backfill_definition(b),
-         digest = encode(sha256(convert_to(shift_internal.backfill_definition(b)::text, 'UTF8')), 'hex')
+         digest = shift_internal.definition_digest(shift_internal.backfill_definition(b))
    WHERE b.name = p_name
 $$;
 
@@ -131,30 +131,15 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   b @extschema@.backfill;
-  now_def pg_catalog.jsonb;
-  changed pg_catalog.text;
 BEGIN
   SELECT * INTO b FROM @extschema@.backfill x WHERE x.name = p_name;
   IF NOT FOUND THEN
     RETURN;   -- the caller reports a missing job in its own words
   END IF;
-  now_def := shift_internal.backfill_definition(b);
-  IF b.checked IS NULL OR b.digest IS DISTINCT FROM
-       encode(sha256(convert_to(b.checked::text, 'UTF8')), 'hex') THEN
-    RAISE EXCEPTION 'backfill job "%" has no valid record of what was checked', p_name
-      USING ERRCODE = 'data_corrupted',
-            DETAIL = 'Its checked definition or digest was changed outside pg_shift''s functions.',
-            HINT = 'Drop the job with shift.backfill_drop and create it again.';
-  END IF;
-  SELECT string_agg(k, ', ' ORDER BY k) INTO changed
-    FROM jsonb_object_keys(now_def || b.checked) k
-   WHERE now_def -> k IS DISTINCT FROM b.checked -> k;
-  IF changed IS NOT NULL THEN
-    RAISE EXCEPTION 'backfill job "%" was changed since it was checked: %', p_name, changed
-      USING ERRCODE = 'data_corrupted',
-            DETAIL = 'A job runs only the SQL shift.backfill_create checked; these fields differ from it.',
-            HINT = 'Drop the job with shift.backfill_drop and create it again.';
-  END IF;
+  PERFORM shift_internal.verify_checked(format('backfill job "%s"', p_name), b.checked, b.digest,
+    shift_internal.backfill_definition(b),
+    'A job runs only the SQL shift.backfill_create checked; these fields differ from it.',
+    'Drop the job with shift.backfill_drop and create it again.');
 END
 $$;
 

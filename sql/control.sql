@@ -79,3 +79,43 @@ AS $$
   SELECT CASE WHEN pg_catalog.jsonb_typeof(j) OPERATOR(pg_catalog.=) 'array'
               THEN ARRAY(SELECT pg_catalog.jsonb_array_elements_text(j)) END
 $$;
+
+-- The digest a backfill job or a sync keeps of what was checked (def).
+CREATE FUNCTION shift_internal.definition_digest(def pg_catalog.jsonb)
+RETURNS pg_catalog.text
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+  SELECT pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(def::pg_catalog.text, 'UTF8')), 'hex')
+$$;
+
+/*
+ * Raises unless what (a backfill job or a sync) is as it was checked: its
+ * record of what was checked (checked, with its digest) intact, and its
+ * definition now (now_def) the same; the error names the fields that
+ * differ.  detail says what runs only as checked, hint how to start over.
+ */
+CREATE FUNCTION shift_internal.verify_checked(what pg_catalog.text, checked pg_catalog.jsonb,
+                                              digest pg_catalog.text, now_def pg_catalog.jsonb,
+                                              detail pg_catalog.text, hint pg_catalog.text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  changed pg_catalog.text;
+BEGIN
+  IF checked IS NULL OR digest IS DISTINCT FROM shift_internal.definition_digest(checked) THEN
+    RAISE EXCEPTION '% has no valid record of what was checked', what
+      USING ERRCODE = 'data_corrupted',
+            DETAIL = 'Its checked definition or digest was changed outside pg_shift''s functions.',
+            HINT = hint;
+  END IF;
+  SELECT string_agg(k, ', ' ORDER BY k) INTO changed
+    FROM jsonb_object_keys(now_def || checked) k
+   WHERE now_def -> k IS DISTINCT FROM checked -> k;
+  IF changed IS NOT NULL THEN
+    RAISE EXCEPTION '% was changed since it was checked: %', what, changed
+      USING ERRCODE = 'data_corrupted', DETAIL = detail, HINT = hint;
+  END IF;
+END
+$$;

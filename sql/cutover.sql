@@ -480,11 +480,7 @@ DECLARE
   attempt pg_catalog.int4 := 0;
   what pg_catalog.text := CASE WHEN reverse THEN 'revert the cut-over of' ELSE 'cut over' END;
 BEGIN
-  SELECT * INTO s FROM @extschema@.sync x WHERE x.name = p_sync;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'sync "%" does not exist', p_sync
-      USING ERRCODE = 'undefined_object', HINT = 'SELECT name FROM shift.sync_status lists the syncs.';
-  END IF;
+  s := shift_internal.sync_row(p_sync);
   PERFORM shift_internal.check_owner(format('sync "%s"', p_sync), s.owner);
   -- what its triggers run is what was checked, and what the row says now
   IF shift_internal.sync_verify(p_sync) IS DISTINCT FROM shift_internal.sync_installed_digest(p_sync) THEN

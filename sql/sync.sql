@@ -104,6 +104,24 @@ AS $$
     'owner', s.owner)
 $$;
 
+-- The row of sync p_name; an error if there is none.
+CREATE FUNCTION shift_internal.sync_row(p_name pg_catalog.text)
+RETURNS @extschema@.sync
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  s @extschema@.sync;
+BEGIN
+  SELECT * INTO s FROM @extschema@.sync x WHERE x.name = p_name;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'sync "%" does not exist', p_name
+      USING ERRCODE = 'undefined_object', HINT = 'SELECT name FROM shift.sync_status lists the syncs.';
+  END IF;
+  RETURN s;
+END
+$$;
+
 /*
  * The sync's digest, once its row is what was checked: an error names the
  * fields changed since.  What its triggers carry and check (see sync.c).
@@ -114,32 +132,12 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  s @extschema@.sync;
-  now_def pg_catalog.jsonb;
-  changed pg_catalog.text;
+  s @extschema@.sync := shift_internal.sync_row(p_name);
 BEGIN
-  SELECT * INTO s FROM @extschema@.sync x WHERE x.name = p_name;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'sync "%" does not exist', p_name
-      USING ERRCODE = 'undefined_object', HINT = 'SELECT name FROM shift.sync_status lists the syncs.';
-  END IF;
-  IF s.checked IS NULL OR s.digest IS DISTINCT FROM
-       encode(sha256(convert_to(s.checked::text, 'UTF8')), 'hex') THEN
-    RAISE EXCEPTION 'sync "%" has no valid record of what was checked', p_name
-      USING ERRCODE = 'data_corrupted',
-            DETAIL = 'Its checked definition or digest was changed outside pg_shift''s functions.',
-            HINT = 'Drop the sync with shift.sync_drop and create it again.';
-  END IF;
-  now_def := shift_internal.sync_definition(s);
-  SELECT string_agg(k, ', ' ORDER BY k) INTO changed
-    FROM jsonb_object_keys(now_def || s.checked) k
-   WHERE now_def -> k IS DISTINCT FROM s.checked -> k;
-  IF changed IS NOT NULL THEN
-    RAISE EXCEPTION 'sync "%" was changed since it was checked: %', p_name, changed
-      USING ERRCODE = 'data_corrupted',
-            DETAIL = 'A sync''s triggers run only what shift.sync_create checked; these fields differ from it.',
-            HINT = 'Drop the sync with shift.sync_drop and create it again.';
-  END IF;
+  PERFORM shift_internal.verify_checked(format('sync "%s"', p_name), s.checked, s.digest,
+    shift_internal.sync_definition(s),
+    'A sync''s triggers run only what shift.sync_create checked; these fields differ from it.',
+    'Drop the sync with shift.sync_drop and create it again.');
   RETURN s.digest;
 END
 $$;
@@ -235,7 +233,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
   UPDATE @extschema@.sync s
      SET checked = shift_internal.sync_definition(s),
-         digest = encode(sha256(convert_to(shift_internal.sync_definition(s)::text, 'UTF8')), 'hex')
+         digest = shift_internal.definition_digest(shift_internal.sync_definition(s))
    WHERE s.name = p_name
 $$;
 

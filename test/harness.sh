@@ -151,6 +151,19 @@ count_tap() {
   done <"$file"
 }
 
+# run_tap OUT SUITE CMD...: runs CMD with its output in OUT, prints that and
+# counts its TAP lines as SUITE's; TAP_RC is CMD's exit status.
+run_tap() {
+  local out=$1 suite=$2
+  shift 2
+  set +e
+  "$@" >"$out" 2>&1
+  TAP_RC=$?
+  set -e
+  cat "$out"
+  count_tap "$out" "$suite"
+}
+
 suite_meta() {
   say "==> meta: version agreement"
   local cv mv pv
@@ -194,14 +207,9 @@ suite_unit() {
   say "==> unit: cmocka tests of the runner"
   local out=$PGS_TMP/unit.out target=run
   command -v valgrind >/dev/null && target=valgrind
-  set +e
-  make -s -C test/unit "$target" >"$out" 2>&1
-  local rc=$?
-  set -e
-  cat "$out"
-  count_tap "$out" unit
-  if [ $rc -ne 0 ] && ! grep -q '^not ok' "$out"; then
-    fail "unit: make -C test/unit $target exited $rc"
+  run_tap "$out" unit make -s -C test/unit "$target"
+  if [ $TAP_RC -ne 0 ] && ! grep -q '^not ok' "$out"; then
+    fail "unit: make -C test/unit $target exited $TAP_RC"
   fi
 }
 
@@ -217,20 +225,15 @@ wanted_test() {
 
 suite_integration() {
   say "==> integration: pgshift against the server"
-  local t out rc
+  local t out
   for t in test/integration/[0-9]*.sh; do
     [ -e "$t" ] || continue
     if [ -n "${PGSHIFT_TESTS:-}" ] && ! wanted_test "$t"; then continue; fi
     out=$PGS_TMP/$(basename "$t").out
     say "--- $t"
-    set +e
-    bash "$t" >"$out" 2>&1
-    rc=$?
-    set -e
-    cat "$out"
-    count_tap "$out" "$(basename "$t" .sh)"
-    if [ $rc -ne 0 ] && ! grep -q '^not ok' "$out"; then
-      fail "$(basename "$t"): exited $rc before finishing"
+    run_tap "$out" "$(basename "$t" .sh)" bash "$t"
+    if [ $TAP_RC -ne 0 ] && ! grep -q '^not ok' "$out"; then
+      fail "$(basename "$t"): exited $TAP_RC before finishing"
     fi
   done
 }
@@ -300,19 +303,14 @@ cmd_fuzz() {
   cluster_start
   export FUZZ_SEED=${FUZZ_SEED:-$(date +%s)} FUZZ_MINUTES=${FUZZ_MINUTES:-10}
   say "==> fuzz: seed $FUZZ_SEED, $FUZZ_MINUTES minutes"
-  local f out rc found=0
+  local f out found=0
   for f in test/fuzz/*.sh; do
     [ -e "$f" ] || continue
     found=1
     out=$PGS_TMP/$(basename "$f").out
     say "--- $f"
-    set +e
-    bash "$f" >"$out" 2>&1
-    rc=$?
-    set -e
-    cat "$out"
-    count_tap "$out" "$(basename "$f" .sh)"
-    [ $rc -eq 0 ] || grep -q '^not ok' "$out" || fail "$(basename "$f"): exited $rc before finishing"
+    run_tap "$out" "$(basename "$f" .sh)" bash "$f"
+    [ $TAP_RC -eq 0 ] || grep -q '^not ok' "$out" || fail "$(basename "$f"): exited $TAP_RC before finishing"
   done
   [ $found -eq 1 ] || say "no fuzzers are defined yet (test/fuzz/*.sh)"
   cluster_stop

@@ -127,6 +127,15 @@ LUA
 pgshift --dsn "dbname=$DB" run "$f3"
 expect_rc "db:ddl inside db:transaction keeps the transaction's lock_timeout" 0
 
+# hold_busy SECONDS: another session takes an ACCESS EXCLUSIVE lock on busy
+# and holds it for SECONDS; HOLDER is its pid.  Returns once the lock is held.
+hold_busy() {
+  psql -X -q -d "$DB" -c "BEGIN; LOCK TABLE busy; SELECT pg_sleep($1); COMMIT;" >/dev/null &
+  HOLDER=$!
+  wait_for "the other session holds the lock" 10 \
+    "SELECT EXISTS (SELECT FROM pg_locks WHERE relation = 'busy'::regclass AND mode = 'AccessExclusiveLock' AND granted)"
+}
+
 # ---- db:ddl waits out a lock held by another session, retrying
 q "CREATE TABLE busy (x int)"
 f=$(mig ddl <<'LUA'
@@ -139,12 +148,9 @@ return migration { name = "ddl", phases = {
     end } } }
 LUA
 )
-psql -X -q -d "$DB" -c "BEGIN; LOCK TABLE busy; SELECT pg_sleep(2); COMMIT;" >/dev/null &
-holder=$!
-wait_for "the other session holds the lock" 10 \
-  "SELECT EXISTS (SELECT FROM pg_locks WHERE relation = 'busy'::regclass AND mode = 'AccessExclusiveLock' AND granted)"
+hold_busy 2
 pgshift --dsn "dbname=$DB" run "$f"
-wait $holder
+wait $HOLDER
 expect_rc "db:ddl succeeds once the lock is free" 0
 expect_in "each retry is logged" "$OUT" "canceling statement due to lock timeout (SQLSTATE 55P03); retry 1 of 30"
 expect_eq "and recorded" "$(q "SELECT count(*) > 0 FROM shift.event WHERE migration = 'ddl' AND kind = 'retry' AND sqlstate = '55P03'")" t
@@ -158,11 +164,8 @@ return migration { name = "ddl2", phases = {
     end } } }
 LUA
 )
-psql -X -q -d "$DB" -c "BEGIN; LOCK TABLE busy; SELECT pg_sleep(3); COMMIT;" >/dev/null &
-holder=$!
-wait_for "the other session holds the lock" 10 \
-  "SELECT EXISTS (SELECT FROM pg_locks WHERE relation = 'busy'::regclass AND mode = 'AccessExclusiveLock' AND granted)"
+hold_busy 3
 pgshift --dsn "dbname=$DB" run "$f"
-wait $holder
+wait $HOLDER
 expect_rc "db:ddl gives up after its retries" 1
 expect_first_line "with the lock timeout as the cause, at the db:ddl line" "ddl2.lua:3: canceling statement due to lock timeout (SQLSTATE 55P03)"

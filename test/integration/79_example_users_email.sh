@@ -93,11 +93,7 @@ load_stop app3
 expect_eq "every row agrees" "$(agree)" 0
 expect_eq "email_lower is NOT NULL and the sync is gone" \
   "$(q "SELECT attnotnull FROM pg_attribute WHERE attrelid = 'users'::regclass AND attname = 'email_lower'") $(q "SELECT count(*) FROM shift.sync")" "t 0"
-for b in app app2 app3; do
-  n=$(load_failures $b)
-  if [ "$n" = 0 ]; then ok "pgbench ($b, $(load_transactions $b) transactions) saw no failed transaction"
-  else not_ok "pgbench ($b) saw $n failures" "$(load_errors $b)"; fi
-done
+expect_no_load_failures app app2 app3
 hist=$(events users_email_lower)
 expect_eq "the history records both takeovers (kill, crash)" "$(grep -o takeover <<<"$hist" | wc -l)" 2
 expect_in "and the index build whose session was terminated, as an interruption" "$hist" "interrupted:index"

@@ -74,23 +74,7 @@ expect_rc "after the restart the run completes backfill and validate, under load
 expect_in "validate found the copy equal" "$OUT" "orders and orders_v2 are equal"
 
 # ---- fault 3: the runner's backend terminated while the cut-over waits for locks
-# a reader keeps orders locked (ACCESS SHARE: the application goes on, the cut-over waits)
-psql -X -q -d "$DB" -c "BEGIN; SELECT count(*) FROM orders; SELECT pg_sleep(6); COMMIT" >/dev/null 2>&1 &
-holder=$!
-sleep 0.5
-"$PGSHIFT" --dsn "dbname=$DB" run "$EX" --to cutover >"$WORK/run3.out" 2>&1 &
-runner=$!
-wait_for "the cut-over is waiting for its locks" 30 \
-  "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'pgshift' AND query LIKE '%shift.cutover%')"
-sleep 1
-q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pgshift' AND query LIKE '%shift.cutover%'" >/dev/null
-wait "$runner"
-expect_eq "the run whose backend was terminated failed" "$?" 1
-expect_eq "and nothing was swapped" "$(q "SELECT direction FROM shift.sync WHERE name = 'orders'")" forward
-wait "$holder"
-pgshift --dsn "dbname=$DB" run "$EX" --to cutover --lock-wait 15
-expect_rc "the next run cuts over, under load" 0
-expect_in "and says what it did" "$OUT" "public.orders is live, public.orders_archive archived"
+terminate_mid_cutover orders --dsn "dbname=$DB" run "$EX"
 expect_eq "orders.id is bigint" "$(q "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'orders'::regclass AND attname = 'id'")" bigint
 expect_eq "order_lines references the new table, validated" \
   "$(q "SELECT confrelid::regclass || ' ' || convalidated FROM pg_constraint WHERE conname = 'order_lines_order_id_fkey'")" "orders true"
@@ -111,18 +95,7 @@ expect_rc "cut-over and contract" 0
 expect_eq "the archive is gone and the sync with it" \
   "$(q "SELECT (to_regclass('orders_archive') IS NULL) AND NOT EXISTS (SELECT FROM shift.sync)")" t
 load_stop load2
-for b in load1 load2; do
-  n=$(load_failures $b)
-  if [ "$n" = 0 ]; then ok "pgbench ($b, $(load_transactions $b) transactions) saw no failed transaction"
-  else not_ok "pgbench ($b) saw $n failures" "$(load_errors $b)"; fi
-done
+expect_no_load_failures load1 load2
 expect_eq "every order line points at an existing order" \
   "$(q "SELECT count(*) FROM order_lines l WHERE NOT EXISTS (SELECT FROM orders o WHERE o.id = l.order_id)")" 0
-hist=$(events orders_id_bigint)
-expect_eq "the history records both lease takeovers (after the kill and after the crash)" \
-  "$(grep -o 'takeover' <<<"$hist" | wc -l)" 2
-for e in "phase_done:backfill" "phase_failed:cutover\|interrupted:cutover" \
-         "phase_done:cutover" "phase_rolled_back:cutover" "phase_done:contract"; do
-  if grep -q "$e" <<<"$hist"; then ok "the history records $e"; else not_ok "the history lacks $e" "$hist"; fi
-done
-expect_eq "the migration is done" "$(q "SELECT status FROM shift.status WHERE migration = 'orders_id_bigint'")" done
+expect_faulted_history orders_id_bigint

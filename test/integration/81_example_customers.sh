@@ -133,11 +133,7 @@ expect_eq "the names no application touched (the upper half) kept their split pa
             (CASE WHEN id % 10 = 0 THEN 'Single' ELSE 'First' END || id,
              CASE id % 10 WHEN 0 THEN '' WHEN 1 THEN 'van der Last' || id ELSE 'Last' || id END))
           FROM customers WHERE id > $((ROWS / 2)) AND id <= $ROWS")" "$((ROWS - ROWS / 2)) 0"
-for b in v1 v1b v2 v2b; do
-  n=$(load_failures $b)
-  if [ "$n" = 0 ]; then ok "pgbench ($b, $(load_transactions $b) transactions) saw no failed transaction"
-  else not_ok "pgbench ($b) saw $n failures" "$(load_errors $b)"; fi
-done
+expect_no_load_failures v1 v1b v2 v2b
 hist=$(events customers_split_name)
 expect_eq "the history records both takeovers (kill, crash)" "$(grep -o takeover <<<"$hist" | wc -l)" 2
 expect_in "and the terminated contract, as an interruption" "$hist" "interrupted:contract"

@@ -95,23 +95,7 @@ expect_eq "rows moved out of the monthly range live in the default partition" \
   "$(q "SELECT count(*) > 0 AND bool_and(created_at < '2025-01-01' OR created_at >= '2027-01-01') FROM events_default")" t
 
 # ---- fault 3: the runner's backend terminated while the cut-over waits for locks
-# a reader keeps events locked (ACCESS SHARE: the application goes on, the cut-over waits)
-psql -X -q -d "$DB" -c "BEGIN; SELECT count(*) FROM events; SELECT pg_sleep(6); COMMIT" >/dev/null 2>&1 &
-holder=$!
-sleep 0.5
-"$PGSHIFT" --dsn "dbname=$DB" run "$EX" --to cutover >"$WORK/run3.out" 2>&1 &
-runner=$!
-wait_for "the cut-over is waiting for its locks" 30 \
-  "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'pgshift' AND query LIKE '%shift.cutover%')"
-sleep 1
-q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pgshift' AND query LIKE '%shift.cutover%'" >/dev/null
-wait "$runner"
-expect_eq "the run whose backend was terminated failed" "$?" 1
-expect_eq "and nothing was swapped" "$(q "SELECT direction FROM shift.sync WHERE name = 'events'")" forward
-wait "$holder"
-pgshift --dsn "dbname=$DB" run "$EX" --to cutover --lock-wait 15
-expect_rc "the next run cuts over, under load" 0
-expect_in "and says what it did" "$OUT" "public.events is live, public.events_archive archived"
+terminate_mid_cutover events --dsn "dbname=$DB" run "$EX"
 expect_eq "events is the partitioned table now" "$(q "SELECT relkind FROM pg_class WHERE oid = 'events'::regclass")" p
 expect_eq "its partitions came along" "$(q "SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass")" 25
 expect_eq "the sequence belongs to the new table" \
@@ -135,22 +119,11 @@ expect_eq "the archive is gone and the sync with it" \
   "$(q "SELECT (to_regclass('events_archive') IS NULL) AND NOT EXISTS (SELECT FROM shift.sync)")" t
 load_stop load2
 echo "# pgbench (load2) retried $(load_retried load2) transaction(s) after a deadlock"
-for b in load1 load2; do
-  n=$(load_failures $b)
-  if [ "$n" = 0 ]; then ok "pgbench ($b, $(load_transactions $b) transactions) saw no failed transaction"
-  else not_ok "pgbench ($b) saw $n failures" "$(load_errors $b)"; fi
-done
+expect_no_load_failures load1 load2
 expect_eq "the sequence survived the archive's drop, ahead of every id" \
   "$(q "SELECT last_value >= (SELECT max(id) FROM events) FROM events_id_seq")" t
 expect_eq "new rows still get ids" "$(q "INSERT INTO events (kind) VALUES ('after') RETURNING id > $ROWS")" t
-hist=$(events $MIG)
-expect_eq "the history records both lease takeovers (after the kill and after the crash)" \
-  "$(grep -o 'takeover' <<<"$hist" | wc -l)" 2
-for e in "phase_done:backfill" "phase_failed:cutover\|interrupted:cutover" \
-         "phase_done:cutover" "phase_rolled_back:cutover" "phase_done:contract"; do
-  if grep -q "$e" <<<"$hist"; then ok "the history records $e"; else not_ok "the history lacks $e" "$hist"; fi
-done
-expect_eq "the migration is done" "$(q "SELECT status FROM shift.status WHERE migration = '$MIG'")" done
+expect_faulted_history $MIG
 
 # ---- on a small fresh table: from each phase before the contract, a rollback
 # undoes everything and leaves events as it was

@@ -91,11 +91,7 @@ q "INSERT INTO payments (account_id, amount) VALUES (NULL, 1)" 2>/dev/null
 expect_eq "a payment without an account is refused" "$?" 1
 q "INSERT INTO payments (account_id, amount) VALUES ($ACCOUNTS + 1, 1)" 2>/dev/null
 expect_eq "so is one with an account that does not exist" "$?" 1
-for b in load1 load2; do
-  n=$(load_failures $b)
-  if [ "$n" = 0 ]; then ok "pgbench ($b, $(load_transactions $b) transactions) saw no failed transaction"
-  else not_ok "pgbench ($b) saw $n failures" "$(load_errors $b)"; fi
-done
+expect_no_load_failures load1 load2
 expect_eq "pgbench wrote while the migration ran" "$(( $(load_transactions load1) > 0 && $(load_transactions load2) > 0 ))" 1
 
 hist=$(events payments_account_fk)

@@ -54,15 +54,6 @@ restart_server() {
   as_owner "$PGSHIFT_PGBIN/pg_ctl" -D "$PGSHIFT_DATA" -l "$PGSHIFT_LOG" -m fast -w -t 60 restart >/dev/null
 }
 
-# new_db_0_1_0 NAME: a fresh database it_NAME with pg_shift 0.1.0; sets DB.
-new_db_0_1_0() {
-  DB="it_$1"
-  dropdb --if-exists --force "$DB" 2>/dev/null
-  createdb "$DB" || { echo "Bail out! createdb $DB failed"; exit 1; }
-  T_DBS+=("$DB")
-  q "CREATE EXTENSION pg_shift VERSION '0.1.0'" >/dev/null
-}
-
 # catalog_dump DB: the schema of pg_shift in DB as pg_upgrade would carry it
 # over (every member object, its ACL, policies, comments, the extension's
 # configuration tables), without what differs between any two databases:
@@ -78,12 +69,12 @@ catalog_dump() {
 }
 
 install_library "$V010/pg_shift.so"
-new_db_0_1_0 upgrade_tampered   # for the refusals at the end
+new_db upgrade_tampered 0.1.0   # for the refusals at the end
 q "CREATE TABLE t (id int PRIMARY KEY, v text); CREATE TABLE t_v2 (id bigint PRIMARY KEY, v text);
    SELECT shift.sync_create('t', 't', \"into\" => 't_v2');
    UPDATE shift.sync SET expressions = '{id,upper(v)}' WHERE name = 't';
    CREATE VIEW my_migrations AS SELECT name, status FROM shift.migration" >/dev/null
-new_db_0_1_0 upgrade
+new_db upgrade 0.1.0
 expect_eq "pg_shift 0.1.0: its library and its SQL objects" \
   "$(q "SELECT shift.version() || ' ' || extversion FROM pg_extension WHERE extname = 'pg_shift'")" "0.1.0 0.1.0"
 

@@ -25,13 +25,14 @@ not_ok() {
   local l; for l in "$@"; do printf '%s\n' "$l" | sed 's/^/#   /'; done
 }
 
-# new_db NAME: a fresh database it_NAME with pg_shift installed; sets DB.
+# new_db NAME [VERSION]: a fresh database it_NAME with pg_shift installed
+# (its default version, or VERSION); sets DB.
 new_db() {
   DB="it_$1"
   dropdb --if-exists --force "$DB" 2>/dev/null
   createdb "$DB" || { echo "Bail out! createdb $DB failed"; exit 1; }
   T_DBS+=("$DB")
-  q "CREATE EXTENSION pg_shift" >/dev/null
+  q "CREATE EXTENSION pg_shift${2:+ VERSION '$2'}" >/dev/null
 }
 
 # q SQL: runs SQL in $DB, prints unaligned tuples, fails the script on error.
@@ -174,6 +175,49 @@ crash_mid_backfill() {
     "$(( AT_CRASH > AT_KILL && AT_CRASH < total ))" 1
 }
 
+# terminate_mid_cutover TABLE ARGS...: a reader keeps TABLE locked (ACCESS
+# SHARE: the application goes on, the cut-over waits) while pgshift ARGS
+# --to cutover runs; its backend is terminated while the cut-over waits for
+# its locks.  Checks that the run failed with nothing swapped (sync TABLE
+# still forward), then that the next run (ARGS --to cutover --lock-wait 15)
+# cuts over and says so.
+terminate_mid_cutover() {
+  local table=$1 holder runner
+  shift
+  psql -X -q -d "$DB" -c "BEGIN; SELECT count(*) FROM $table; SELECT pg_sleep(6); COMMIT" >/dev/null 2>&1 &
+  holder=$!
+  sleep 0.5
+  "$PGSHIFT" "$@" --to cutover >"$WORK/run3.out" 2>&1 &
+  runner=$!
+  wait_for "the cut-over is waiting for its locks" 30 \
+    "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'pgshift' AND query LIKE '%shift.cutover%')"
+  sleep 1
+  q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pgshift' AND query LIKE '%shift.cutover%'" >/dev/null
+  wait "$runner"
+  expect_eq "the run whose backend was terminated failed" "$?" 1
+  expect_eq "and nothing was swapped" "$(q "SELECT direction FROM shift.sync WHERE name = '$table'")" forward
+  wait "$holder"
+  pgshift "$@" --to cutover --lock-wait 15
+  expect_rc "the next run cuts over, under load" 0
+  expect_in "and says what it did" "$OUT" "public.$table is live, public.${table}_archive archived"
+}
+
+# expect_faulted_history MIG: the history of example migration MIG after the
+# three faults and the way back and forth over the cut-over: both lease
+# takeovers, the backfill, the interrupted cut-over, the cut-over, its
+# revert and the contract; and MIG is done.
+expect_faulted_history() {
+  local hist e
+  hist=$(events "$1")
+  expect_eq "the history records both lease takeovers (after the kill and after the crash)" \
+    "$(grep -o 'takeover' <<<"$hist" | wc -l)" 2
+  for e in "phase_done:backfill" "phase_failed:cutover\|interrupted:cutover" \
+           "phase_done:cutover" "phase_rolled_back:cutover" "phase_done:contract"; do
+    if grep -q "$e" <<<"$hist"; then ok "the history records $e"; else not_ok "the history lacks $e" "$hist"; fi
+  done
+  expect_eq "the migration is done" "$(q "SELECT status FROM shift.status WHERE migration = '$1'")" done
+}
+
 # snapshot_rows TABLE: saves every row of TABLE as it is now, into TABLE_before.
 snapshot_rows() { q "DROP TABLE IF EXISTS $1_before; CREATE TABLE $1_before AS SELECT * FROM $1"; }
 
@@ -212,3 +256,14 @@ load_failures() {
 load_retried() { awk '/^number of transactions retried:/ { n += $5 } END { print n + 0 }' "$WORK/load-$1.out"; }
 # load_errors NAME: the first lines that explain failures (for a test's diagnostics).
 load_errors() { grep -E 'error|aborted|exited' "$WORK/load-$1.out" | head -5; }
+
+# expect_no_load_failures NAME...: one test per load, passed when its pgbench
+# saw no failed transaction.
+expect_no_load_failures() {
+  local b n
+  for b in "$@"; do
+    n=$(load_failures "$b")
+    if [ "$n" = 0 ]; then ok "pgbench ($b, $(load_transactions "$b") transactions) saw no failed transaction"
+    else not_ok "pgbench ($b) saw $n failures" "$(load_errors "$b")"; fi
+  done
+}

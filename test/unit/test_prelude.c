@@ -19,6 +19,7 @@
 #include <lauxlib.h>
 
 #include "pgshift.h"
+#include "unit_files.h"
 
 static char dir[] = "/tmp/pgshift-unit.XXXXXX";
 
@@ -34,21 +35,6 @@ group_teardown(void **state)
 	return rmdir(dir);
 }
 
-/* Writes text to DIR/name and returns the path (static buffer). */
-static const char *
-write_file(const char *name, const char *text)
-{
-	static char path[256];
-	FILE	   *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
-	return path;
-}
-
 /*
  * Loads text as migration file `name` and checks that it is refused with a
  * message containing "WHERE:LINE:" (WHERE: the file expected in the message)
@@ -59,7 +45,7 @@ expect_refusal_in(const char *where_file, const char *name, const char *text,
 				  int line, const char *fragment)
 {
 	lua_State  *L = pgs_lua_new(NULL);
-	const char *path = write_file(name, text);
+	const char *path = unit_write_file(dir, name, text);
 	char		where[128];
 	const char *msg;
 
@@ -84,11 +70,26 @@ expect_refusal(const char *name, const char *text, int line, const char *fragmen
 	expect_refusal_in(name, name, text, line, fragment);
 }
 
+/*
+ * Loads the valid migration file at path: asserts it loads, is named name
+ * and has nphases phases; leaves the migration, its name and its phases on
+ * the stack.
+ */
+static void
+assert_loads(lua_State *L, const char *path, const char *name, int nphases)
+{
+	assert_int_equal(pgs_load_migration(L, path, NULL), PGS_EXIT_OK);
+	lua_getfield(L, -1, "name");
+	assert_string_equal(lua_tostring(L, -1), name);
+	lua_getfield(L, -2, "phases");
+	assert_int_equal(luaL_len(L, -1), nphases);
+}
+
 static void
 test_prelude_valid_file_loads(void **state)
 {
 	lua_State  *L = pgs_lua_new(NULL);
-	const char *path = write_file("ok.lua",
+	const char *path = unit_write_file(dir, "ok.lua",
 		"return migration {\n"
 		"  name = 'ok', description = 'fine',\n"
 		"  phases = {\n"
@@ -97,11 +98,7 @@ test_prelude_valid_file_loads(void **state)
 		"  },\n"
 		"}\n");
 
-	assert_int_equal(pgs_load_migration(L, path, NULL), PGS_EXIT_OK);
-	lua_getfield(L, -1, "name");
-	assert_string_equal(lua_tostring(L, -1), "ok");
-	lua_getfield(L, -2, "phases");
-	assert_int_equal(luaL_len(L, -1), 2);
+	assert_loads(L, path, "ok", 2);
 	lua_geti(L, -1, 2);
 	lua_getfield(L, -1, "line");
 	assert_int_equal(lua_tointeger(L, -1), 5);
@@ -294,7 +291,7 @@ static void
 test_prelude_globals_stay_in_the_file(void **state)
 {
 	lua_State  *L = pgs_lua_new(NULL);
-	const char *path = write_file("globals.lua",
+	const char *path = unit_write_file(dir, "globals.lua",
 		"leaked = 1\nreturn migration { name = 'g', phases = { { name = 'a', up = print } } }\n");
 
 	assert_int_equal(pgs_load_migration(L, path, NULL), PGS_EXIT_OK);
@@ -311,7 +308,7 @@ static void
 test_prelude_changes_after_validation_ignored(void **state)
 {
 	lua_State  *L = pgs_lua_new(NULL);
-	const char *path = write_file("changed.lua",
+	const char *path = unit_write_file(dir, "changed.lua",
 		"local ran = false\n"
 		"local m = migration { name = 'c', phases = { { name = 'a', up = function() end } } }\n"
 		"m.name = 'c\\27[2J'\n"
@@ -320,11 +317,7 @@ test_prelude_changes_after_validation_ignored(void **state)
 		"m.phases[2] = { name = 'extra', up = function() end }\n"
 		"return m\n");
 
-	assert_int_equal(pgs_load_migration(L, path, NULL), PGS_EXIT_OK);
-	lua_getfield(L, -1, "name");
-	assert_string_equal(lua_tostring(L, -1), "c");
-	lua_getfield(L, -2, "phases");
-	assert_int_equal(luaL_len(L, -1), 1);
+	assert_loads(L, path, "c", 1);
 	lua_geti(L, -1, 1);
 	lua_getfield(L, -1, "name");
 	assert_string_equal(lua_tostring(L, -1), "a");
@@ -390,7 +383,7 @@ test_prelude_load_gives_digest(void **state)
 {
 	lua_State  *L = pgs_lua_new(NULL);
 	const char *text = "return migration { name = 'd', phases = { { name = 'a', up = print } } }\n";
-	const char *path = write_file("digest.lua", text);
+	const char *path = unit_write_file(dir, "digest.lua", text);
 	char		loaded[65];
 	char		direct[65];
 

@@ -22,6 +22,7 @@
 #include <lauxlib.h>
 
 #include "pgshift.h"
+#include "unit_files.h"
 
 static char dir[] = "/tmp/pgshift-sandbox.XXXXXX";
 static char marker[256];		/* a hostile file's proof that it got out */
@@ -47,20 +48,6 @@ teardown_limits(void **state)
 {
 	pgs_sandbox_limits(0, 0, 0);
 	return 0;
-}
-
-static const char *
-write_file(const char *name, const char *text)
-{
-	static char path[256];
-	FILE	   *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
-	return path;
 }
 
 static char *
@@ -97,7 +84,7 @@ plan(const char *name, const char *text, const char *format)
 	int			saved_err = dup(STDERR_FILENO);
 	int			fo;
 	int			fe;
-	const char *path = write_file(name, text);
+	const char *path = unit_write_file(dir, name, text);
 
 	snprintf(outp, sizeof(outp), "%s/stdout", dir);
 	snprintf(errp, sizeof(errp), "%s/stderr", dir);
@@ -358,7 +345,7 @@ test_sandbox_stuck_library_call_ends_the_process(void **state)
 	int			status;
 	char		path[256];
 
-	snprintf(path, sizeof(path), "%s", write_file("stuck.lua", "local s = (''):rep(1 << 62)\n"));
+	snprintf(path, sizeof(path), "%s", unit_write_file(dir, "stuck.lua", "local s = (''):rep(1 << 62)\n"));
 	assert_int_equal(pipe(err), 0);
 	pid = fork();
 	assert_true(pid >= 0);

@@ -50,6 +50,14 @@ push(lua_State *L, const char *text, Oid type)
 	pgs_push_value(L, text, (int) strlen(text), type, false);
 }
 
+/* Pushes text as a value of type, asserting it became a Lua value of luatype. */
+static void
+push_as(lua_State *L, const char *text, Oid type, int luatype)
+{
+	push(L, text, type);
+	assert_int_equal(lua_type(L, -1), luatype);
+}
+
 static void
 test_values_integers(void **state)
 {
@@ -95,11 +103,9 @@ test_values_booleans_and_null(void **state)
 {
 	lua_State  *L = *state;
 
-	push(L, "t", BOOLOID);
-	assert_int_equal(lua_type(L, -1), LUA_TBOOLEAN);
+	push_as(L, "t", BOOLOID, LUA_TBOOLEAN);
 	assert_true(lua_toboolean(L, -1));
-	push(L, "f", BOOLOID);
-	assert_int_equal(lua_type(L, -1), LUA_TBOOLEAN);
+	push_as(L, "f", BOOLOID, LUA_TBOOLEAN);
 	assert_false(lua_toboolean(L, -1));
 	pgs_push_value(L, "", 0, INT4OID, true);
 	assert_true(lua_isnil(L, -1));
@@ -117,8 +123,7 @@ test_values_numeric_keeps_precision(void **state)
 	lua_State  *L = *state;
 	const char *big = "123456789012345678901234567890.000000000000000000001";
 
-	push(L, big, NUMERICOID);
-	assert_int_equal(lua_type(L, -1), LUA_TSTRING);
+	push_as(L, big, NUMERICOID, LUA_TSTRING);
 	assert_string_equal(lua_tostring(L, -1), big);
 	push(L, "1.10", NUMERICOID);
 	assert_string_equal(lua_tostring(L, -1), "1.10");
@@ -143,12 +148,9 @@ test_values_unexpected_integer_text_stays_string(void **state)
 {
 	lua_State  *L = *state;
 
-	push(L, "12abc", INT4OID);
-	assert_int_equal(lua_type(L, -1), LUA_TSTRING);
-	push(L, "99999999999999999999", INT8OID);	/* out of range */
-	assert_int_equal(lua_type(L, -1), LUA_TSTRING);
-	push(L, "x", BOOLOID);
-	assert_int_equal(lua_type(L, -1), LUA_TSTRING);
+	push_as(L, "12abc", INT4OID, LUA_TSTRING);
+	push_as(L, "99999999999999999999", INT8OID, LUA_TSTRING);	/* out of range */
+	push_as(L, "x", BOOLOID, LUA_TSTRING);
 	lua_settop(L, 0);
 }
 
@@ -182,25 +184,28 @@ test_values_params(void **state)
 {
 	lua_State  *L = *state;
 
+	/* floats go as the shortest text that reads back as the same double */
+	static const struct
+	{
+		double		value;
+		const char *text;
+	}			floats[] = {
+		{0.1, "0.1"}, {19.99, "19.99"}, {1.0 / 3.0, "0.3333333333333333"},
+		{HUGE_VAL, "Infinity"}, {-HUGE_VAL, "-Infinity"}, {NAN, "NaN"},
+	};
+	size_t		i;
+
 	lua_pushinteger(L, 42);
 	assert_string_equal(param(L, LUA_OK), "42");
 	lua_pushinteger(L, LUA_MININTEGER);
 	assert_string_equal(param(L, LUA_OK), "-9223372036854775808");
-	/* floats go as the shortest text that reads back as the same double */
-	lua_pushnumber(L, 0.1);
-	assert_string_equal(param(L, LUA_OK), "0.1");
-	lua_pushnumber(L, 19.99);
-	assert_string_equal(param(L, LUA_OK), "19.99");
-	lua_pushnumber(L, 1.0 / 3.0);
-	assert_string_equal(param(L, LUA_OK), "0.3333333333333333");
+	for (i = 0; i < sizeof(floats) / sizeof(floats[0]); i++)
+	{
+		lua_pushnumber(L, floats[i].value);
+		assert_string_equal(param(L, LUA_OK), floats[i].text);
+	}
 	lua_pushnumber(L, 5e-324);
 	assert_true(strtod(param(L, LUA_OK), NULL) == 5e-324);
-	lua_pushnumber(L, HUGE_VAL);
-	assert_string_equal(param(L, LUA_OK), "Infinity");
-	lua_pushnumber(L, -HUGE_VAL);
-	assert_string_equal(param(L, LUA_OK), "-Infinity");
-	lua_pushnumber(L, NAN);
-	assert_string_equal(param(L, LUA_OK), "NaN");
 	lua_pushboolean(L, 1);
 	assert_string_equal(param(L, LUA_OK), "true");
 	lua_pushboolean(L, 0);
