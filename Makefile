@@ -20,6 +20,7 @@ EXTVERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(EXTENSION)
 
 MODULE_big = pg_shift
 OBJS = extension/pg_shift.o extension/sqlfrag.o extension/backfill.o extension/checksum.o \
+	extension/checksum_canon.o extension/checksum_scan.o extension/checksum_compare.o \
 	extension/sync.o extension/lint.o
 
 # The install script is generated; released install scripts and the upgrade
@@ -61,6 +62,7 @@ sql/$(EXTENSION)--$(EXTVERSION).sql: $(SQL_SOURCES) $(EXTENSION).control
 	cat $(SQL_SOURCES) | sed 's/@PG_SHIFT_VERSION@/$(EXTVERSION)/g' > $@
 
 $(OBJS): $(EXTENSION).control
+extension/checksum.o extension/checksum_canon.o extension/checksum_scan.o extension/checksum_compare.o: extension/checksum.h
 
 .PHONY: runner install-runner clean-runner deps demo test bench fuzz unit valgrind
 
