@@ -3,20 +3,29 @@
  *	  pgshift compare: one table on two servers, compared by chunk checksums.
  *
  * Each side runs in a REPEATABLE READ READ ONLY transaction, so every query
- * on it sees one snapshot.  Both servers work at once (asynchronous libpq,
- * one poll loop):
+ * on it sees one snapshot.  When one side replicates the other (a physical
+ * standby of it, or a logical subscription to it), the upstream side's
+ * snapshot is taken first, with its WAL position, and the downstream side's
+ * once it has applied that position: both see the same point.  Both
+ * servers then work at once (asynchronous libpq, one poll loop):
  *
  *	 1. each side sums its table into 2^n key-hash buckets
  *		(shift.chunk_checksums with buckets => 2^n), in page ranges so that
- *		progress can be shown;
+ *		progress can be shown (a view or foreign table in one part);
  *	 2. buckets that differ and hold many rows are split 256 ways
  *		(bucket b of 2^n is buckets 256b .. 256b+255 of 2^(n+8)) and summed
  *		again, only those;
  *	 3. the rows of the small differing buckets are fetched as key, key hash
- *		and row hash (shift.row_hashes) and matched here.
+ *		and row hash (shift.row_hashes) and matched here;
+ *	 4. unless --recheck 0, the snapshots end and the keys that differed are
+ *		read again (shift.key_rows) up to N times, after 0.5, 1, 2, ... s:
+ *		a key whose rows became equal, or kept changing, was written during
+ *		the compare and is reported "in flight", not as a difference; one
+ *		that stays different and still is a difference.
  *
- * Only sums and the rows of differing buckets cross the wire.  Exit status:
- * 0 equal, 1 different, 2 usage or connection error.
+ * Only sums and the rows of differing buckets cross the wire.  Every
+ * statement qualifies its functions, operators and types.  Exit status:
+ * 0 equal (rows in flight only), 1 different, 2 usage or connection error.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -34,6 +43,7 @@
 #define SPLIT_BITS		8		/* each refinement splits a bucket 256 ways */
 #define ROWS_TO_FETCH	512		/* a bucket this small is fetched row by row */
 #define PARTS			20		/* page ranges per side, for progress */
+#define LSN_WAIT_SECS	60.0	/* the longest wait for a replica to catch up */
 
 typedef struct Acc
 {
@@ -63,24 +73,52 @@ typedef struct Side
 	char	   *sql;			/* the statement in flight */
 	int64_t		pages;
 	double		reltuples;
+	bool		paged;			/* stored in pages: a table or materialized view */
 	PGresult   *columns;		/* shift.checksum_columns: label, type, class, is_key */
+	int			parts;
 	int			next_part;
 	int			parts_done;
 	int64_t		rows;
+	/* replication, as read before the snapshot */
+	char	   *sysid;
+	bool		in_recovery;
+	char	   *subs;			/* subscribed slot names, "{a,b}" or NULL */
+	char	   *slots;			/* logical slots of this database, "{a,b}" or NULL */
 } Side;
+
+/*
+ * A key whose rows differ: the rows each side has for it (their row
+ * hashes), as first found and as last read again.
+ */
+typedef struct Group
+{
+	char		key_hash[33];
+	char	   *key;			/* text[] literal */
+	char	  **first[2];		/* row hashes per side, sorted */
+	int			nfirst[2];
+	char	  **last[2];
+	int			nlast[2];
+	bool		equal;			/* became equal on a recheck */
+	bool		moved;			/* changed between two reads */
+	bool		seen;			/* in the current recheck's answer */
+} Group;
 
 typedef struct Compare
 {
 	const PgsOptions *opts;
 	const PgsCompareOptions *copts;
 	Side		side[2];
-	const char *columns[2];		/* text[] literals or NULL */
-	const char *key[2];
+	char	   *columns[2];		/* text[] literals or NULL */
+	char	   *key[2];
 	int			bits;			/* level-1 buckets: 2^bits */
 	Acc		   *acc[2];
 	Row		   *rows;
 	int64_t		nrows;
 	int64_t		maxrows;
+	Group	   *groups;
+	int64_t		ngroups;
+	int			rechecks;		/* rounds done */
+	char	   *lsn;			/* the WAL position both sides were read at, or NULL */
 	int			pass;
 	const char *pass_name;
 	double		started;
@@ -153,6 +191,18 @@ xmalloc(size_t n)
 	return p;
 }
 
+static void *
+xrealloc(void *p, size_t n)
+{
+	p = realloc(p, n ? n : 1);
+	if (p == NULL)
+	{
+		pgs_errorf("out of memory\n");
+		exit(PGS_EXIT_USAGE);
+	}
+	return p;
+}
+
 static char *
 xstrdup(const char *s)
 {
@@ -162,44 +212,76 @@ xstrdup(const char *s)
 	return p;
 }
 
+/* Appends s to a text[] literal being built at *o, quoted for an element. */
+static char *
+put_element(char *o, const char *s, size_t n)
+{
+	size_t		i;
+
+	*o++ = '"';
+	for (i = 0; i < n; i++)
+	{
+		if (s[i] == '"' || s[i] == '\\')
+			*o++ = '\\';
+		*o++ = s[i];
+	}
+	*o++ = '"';
+	return o;
+}
+
 /*
- * "a,b,lower(c, d)" -> '{"a","b","lower(c, d)"}': split at commas outside
- * parentheses and quotes, each element quoted for an array literal.
+ * "a, \"b,c\", lower(d, e), x || ','" -> '{"a","\"b,c\"","lower(d, e)","x || ','"}':
+ * split at commas outside parentheses, brackets, "quoted identifiers" and
+ * 'string literals' (a doubled quote stays inside), each element trimmed
+ * and quoted for an array literal.  malloc'd.
  */
 static char *
 list_literal(const char *list)
 {
 	size_t		n = strlen(list);
-	char	   *out = xmalloc(4 * n + 8);
+	char	   *out = xmalloc(2 * n + 3 * (n + 1) + 3);
 	char	   *o = out;
 	int			depth = 0;
-	bool		quoted = false;
+	char		quote = 0;
+	const char *start = list;
 	const char *p;
 
 	*o++ = '{';
-	*o++ = '"';
-	for (p = list; *p; p++)
+	for (p = list;; p++)
 	{
-		if (*p == '"')
-			quoted = !quoted;
-		if (!quoted && *p == '(')
-			depth++;
-		if (!quoted && *p == ')' && depth > 0)
-			depth--;
-		if (!quoted && depth == 0 && *p == ',')
+		if (*p != '\0' && quote)
 		{
-			*o++ = '"';
-			*o++ = ',';
-			*o++ = '"';
-			while (p[1] == ' ')
-				p++;
+			if (*p == quote)
+			{
+				if (p[1] == quote)
+					p++;		/* "" or '': the quote itself */
+				else
+					quote = 0;
+			}
 			continue;
 		}
-		if (*p == '"' || *p == '\\')
-			*o++ = '\\';
-		*o++ = *p;
+		if (*p == '"' || *p == '\'')
+			quote = *p;
+		else if (*p == '(' || *p == '[')
+			depth++;
+		else if ((*p == ')' || *p == ']') && depth > 0)
+			depth--;
+		else if (*p == '\0' || (*p == ',' && depth == 0))
+		{
+			const char *end = p;
+
+			while (start < end && (*start == ' ' || *start == '\t'))
+				start++;
+			while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+				end--;
+			if (o > out + 1)
+				*o++ = ',';
+			o = put_element(o, start, (size_t) (end - start));
+			start = p + 1;
+			if (*p == '\0')
+				break;
+		}
 	}
-	*o++ = '"';
 	*o++ = '}';
 	*o = '\0';
 	return out;
@@ -252,12 +334,31 @@ side_collect(Side *s)
 	s->busy = false;
 }
 
-static void cmp_progress(Compare *c, bool force);
+static void cmp_progress(Compare *c);
+
+static void
+cancel_busy(Compare *c)
+{
+	int			i;
+
+	for (i = 0; i < 2; i++)
+		if (c->side[i].busy)
+		{
+			PGcancel   *cancel = PQgetCancel(c->side[i].conn);
+			char		buf[256];
+
+			if (cancel)
+			{
+				PQcancel(cancel, buf, sizeof(buf));
+				PQfreeCancel(cancel);
+			}
+		}
+}
 
 /*
- * Waits until a side finishes its statement (or both, when both is true),
- * cancelling both on Ctrl-C and redrawing progress once a second.  Returns
- * the index of a side that finished, or -1 when none is busy.
+ * Waits until a side finishes its statement, cancelling both on Ctrl-C and
+ * redrawing progress once a second.  Returns the index of a side that
+ * finished, or -1 when none is busy.
  */
 static int
 wait_sides(Compare *c)
@@ -269,7 +370,6 @@ wait_sides(Compare *c)
 	{
 		struct pollfd pfd[2];
 		int			n = 0;
-		int			map[2];
 		int			i;
 
 		for (i = 0; i < 2; i++)
@@ -278,12 +378,7 @@ wait_sides(Compare *c)
 
 			if (!s->busy)
 				continue;
-			if (!PQconsumeInput(s->conn))
-			{
-				side_collect(s);
-				return i;
-			}
-			if (!PQisBusy(s->conn))
+			if (!PQconsumeInput(s->conn) || !PQisBusy(s->conn))
 			{
 				side_collect(s);
 				return i;
@@ -291,32 +386,20 @@ wait_sides(Compare *c)
 			pfd[n].fd = PQsocket(s->conn);
 			pfd[n].events = POLLIN;
 			pfd[n].revents = 0;
-			map[n++] = i;
+			n++;
 		}
 		if (n == 0)
 			return -1;
-		(void) map;
 		if (poll(pfd, n, 250) < 0 && errno != EINTR)
 			return -1;
 		if (compare_interrupted && !cancelled)
 		{
-			for (i = 0; i < 2; i++)
-				if (c->side[i].busy)
-				{
-					PGcancel   *cancel = PQgetCancel(c->side[i].conn);
-					char		buf[256];
-
-					if (cancel)
-					{
-						PQcancel(cancel, buf, sizeof(buf));
-						PQfreeCancel(cancel);
-					}
-				}
+			cancel_busy(c);
 			cancelled = true;
 		}
 		if (pgs_monotonic_seconds() >= next)
 		{
-			cmp_progress(c, false);
+			cmp_progress(c);
 			next = pgs_monotonic_seconds() + 1.0;
 		}
 	}
@@ -345,10 +428,32 @@ side_error(Compare *c, Side *s, const char *what)
 	return PGS_EXIT_USAGE;
 }
 
+/* Sleeps up to secs, less when interrupted; false when interrupted. */
+static bool
+nap(double secs)
+{
+	double		until = pgs_monotonic_seconds() + secs;
+
+	while (!compare_interrupted)
+	{
+		double		left = until - pgs_monotonic_seconds();
+		struct timespec ts;
+
+		if (left <= 0)
+			return true;
+		if (left > 0.1)
+			left = 0.1;
+		ts.tv_sec = 0;
+		ts.tv_nsec = (long) (left * 1e9);
+		nanosleep(&ts, NULL);
+	}
+	return false;
+}
+
 /* ---------------------------------------------------------------- progress and output */
 
 static void
-cmp_progress(Compare *c, bool force)
+cmp_progress(Compare *c)
 {
 	char		line[256];
 	double		el = pgs_monotonic_seconds() - c->started;
@@ -357,12 +462,12 @@ cmp_progress(Compare *c, bool force)
 		return;
 	if (c->pass == 1)
 		snprintf(line, sizeof(line), "compare %s: checksums  source %3d%%  target %3d%%  %.0fs",
-				 c->side[0].table, c->side[0].parts_done * 100 / PARTS,
-				 c->side[1].parts_done * 100 / PARTS, el);
+				 c->side[0].table, c->side[0].parts_done * 100 / c->side[0].parts,
+				 c->side[1].parts_done * 100 / c->side[1].parts, el);
 	else
-		snprintf(line, sizeof(line), "compare %s: %s  %.0fs", c->side[0].table, c->pass_name, el);
+		snprintf(line, sizeof(line), "compare %s: %s  %.0fs", c->side[0].table,
+				 c->pass_name ? c->pass_name : "starting", el);
 	pgs_live_update(line);
-	(void) force;
 }
 
 static void
@@ -401,18 +506,20 @@ static int
 pass_buckets(Compare *c)
 {
 	static const char *sql =
-		"SELECT chunk, rows, checksum FROM shift.chunk_checksums($1::regclass, $2::text[], $3::text[],"
-		" buckets => $4::int4, pages => $5::int8range)";
+		"SELECT chunk, rows, checksum FROM shift.chunk_checksums($1::pg_catalog.regclass,"
+		" $2::pg_catalog.text[], $3::pg_catalog.text[], buckets => $4::pg_catalog.int4,"
+		" pages => $5::pg_catalog.int8range)";
 	char		buckets[16];
 	int			i;
 
 	snprintf(buckets, sizeof(buckets), "%d", 1 << c->bits);
 	c->pass = 1;
 	for (i = 0; i < 2; i++)
-	{
 		c->acc[i] = calloc((size_t) 1 << c->bits, sizeof(Acc));
-		if (c->acc[i] == NULL)
-			return PGS_EXIT_USAGE;
+	if (c->acc[0] == NULL || c->acc[1] == NULL)
+	{
+		pgs_errorf("out of memory\n");
+		return PGS_EXIT_USAGE;
 	}
 	for (;;)
 	{
@@ -423,11 +530,11 @@ pass_buckets(Compare *c)
 			Side	   *s = &c->side[i];
 			char		range[64];
 			const char *values[5];
-			int64_t		per = s->pages / PARTS + 1;
+			int64_t		per = s->pages / s->parts + 1;
 
-			if (s->busy || s->failed || s->next_part >= PARTS)
+			if (s->busy || s->failed || s->next_part >= s->parts)
 				continue;
-			if (s->next_part == PARTS - 1)
+			if (s->next_part == s->parts - 1)
 				snprintf(range, sizeof(range), "[%" PRId64 ",)", per * s->next_part);
 			else
 				snprintf(range, sizeof(range), "[%" PRId64 ",%" PRId64 ")",
@@ -436,7 +543,7 @@ pass_buckets(Compare *c)
 			values[1] = c->columns[i];
 			values[2] = c->key[i];
 			values[3] = buckets;
-			values[4] = range;
+			values[4] = s->paged ? range : NULL;	/* a view has no pages: one part */
 			s->next_part++;
 			side_send(s, sql, 5, values);
 		}
@@ -499,16 +606,7 @@ static void
 level_add(Level *l, int64_t b, int64_t rows)
 {
 	if ((l->n & (l->n - 1)) == 0)
-	{
-		int64_t    *nb = realloc(l->buckets, sizeof(int64_t) * (l->n ? l->n * 2 : 1));
-
-		if (nb == NULL)
-		{
-			pgs_errorf("out of memory\n");
-			exit(PGS_EXIT_USAGE);
-		}
-		l->buckets = nb;
-	}
+		l->buckets = xrealloc(l->buckets, sizeof(int64_t) * (l->n ? l->n * 2 : 1));
 	l->buckets[l->n++] = b;
 	if (rows > l->maxrows)
 		l->maxrows = rows;
@@ -519,8 +617,9 @@ static int
 refine(Compare *c, Level *l, Level *next)
 {
 	static const char *sql =
-		"SELECT chunk, rows, checksum FROM shift.chunk_checksums($1::regclass, $2::text[], $3::text[],"
-		" buckets => $4::int4, only_buckets => $5::int4[])";
+		"SELECT chunk, rows, checksum FROM shift.chunk_checksums($1::pg_catalog.regclass,"
+		" $2::pg_catalog.text[], $3::pg_catalog.text[], buckets => $4::pg_catalog.int4,"
+		" only_buckets => $5::pg_catalog.int4[])";
 	int64_t		nchild = l->n << SPLIT_BITS;
 	int64_t    *children = xmalloc(sizeof(int64_t) * nchild);
 	Acc		   *sums[2];
@@ -541,11 +640,11 @@ refine(Compare *c, Level *l, Level *next)
 	}
 	while (wait_sides(c) >= 0)
 		;
+	free(list);
 	for (s = 0; s < 2; s++)
 		if (c->side[s].failed)
 		{
 			free(children);
-			free(list);
 			return side_error(c, &c->side[s], "refining bucket checksums");
 		}
 
@@ -556,6 +655,11 @@ refine(Compare *c, Level *l, Level *next)
 		int			r;
 
 		sums[s] = calloc(nchild, sizeof(Acc));
+		if (sums[s] == NULL)
+		{
+			pgs_errorf("out of memory\n");
+			exit(PGS_EXIT_USAGE);
+		}
 		for (r = 0; r < PQntuples(res); r++)
 		{
 			int64_t		b = strtoll(PQgetvalue(res, r, 0), NULL, 10);
@@ -584,8 +688,24 @@ refine(Compare *c, Level *l, Level *next)
 	free(sums[0]);
 	free(sums[1]);
 	free(children);
-	free(list);
 	return PGS_EXIT_OK;
+}
+
+static void
+add_row(Compare *c, const char *key, const char *key_hash, const char *row_hash, int side)
+{
+	Row		   *row;
+
+	if (c->nrows == c->maxrows)
+	{
+		c->maxrows = c->maxrows ? c->maxrows * 2 : 1024;
+		c->rows = xrealloc(c->rows, sizeof(Row) * c->maxrows);
+	}
+	row = &c->rows[c->nrows++];
+	row->key = xstrdup(key);
+	snprintf(row->key_hash, sizeof(row->key_hash), "%s", key_hash);
+	snprintf(row->row_hash, sizeof(row->row_hash), "%s", row_hash);
+	row->side = side;
 }
 
 /* Fetches key, key hash and row hash of the rows in l's buckets from both sides. */
@@ -593,8 +713,9 @@ static int
 fetch_rows(Compare *c, Level *l)
 {
 	static const char *sql =
-		"SELECT key::text, key_hash, row_hash FROM shift.row_hashes($1::regclass, $2::text[], $3::text[],"
-		" buckets => $4::int4, only_buckets => $5::int4[])";
+		"SELECT key::pg_catalog.text, key_hash, row_hash FROM shift.row_hashes("
+		"$1::pg_catalog.regclass, $2::pg_catalog.text[], $3::pg_catalog.text[],"
+		" buckets => $4::pg_catalog.int4, only_buckets => $5::pg_catalog.int4[])";
 	char	   *list = int_list(l->buckets, l->n);
 	char		buckets[16];
 	int			s;
@@ -617,28 +738,7 @@ fetch_rows(Compare *c, Level *l)
 		if (c->side[s].failed)
 			return side_error(c, &c->side[s], "fetching the rows of differing buckets");
 		for (r = 0; r < PQntuples(res); r++)
-		{
-			Row		   *row;
-
-			if (c->nrows == c->maxrows)
-			{
-				Row		   *nr;
-
-				c->maxrows = c->maxrows ? c->maxrows * 2 : 1024;
-				nr = realloc(c->rows, sizeof(Row) * c->maxrows);
-				if (nr == NULL)
-				{
-					pgs_errorf("out of memory\n");
-					exit(PGS_EXIT_USAGE);
-				}
-				c->rows = nr;
-			}
-			row = &c->rows[c->nrows++];
-			row->key = xstrdup(PQgetvalue(res, r, 0));
-			snprintf(row->key_hash, sizeof(row->key_hash), "%s", PQgetvalue(res, r, 1));
-			snprintf(row->row_hash, sizeof(row->row_hash), "%s", PQgetvalue(res, r, 2));
-			row->side = s;
-		}
+			add_row(c, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1), PQgetvalue(res, r, 2), s);
 	}
 	return PGS_EXIT_OK;
 }
@@ -657,98 +757,510 @@ cmp_row(const void *pa, const void *pb)
 	return r;
 }
 
+static int
+cmp_str(const void *pa, const void *pb)
+{
+	return strcmp(*(char *const *) pa, *(char *const *) pb);
+}
+
+/* ---------------------------------------------------------------- differences */
+
 typedef struct Counts
 {
 	int64_t		missing_in_target;
 	int64_t		missing_in_source;
 	int64_t		different;
+	int64_t		in_flight;
 } Counts;
 
 static void
-report(Compare *c, const char *kind, const Row *row, Counts *n)
+report(Compare *c, const char *kind, const char *key, Counts *n)
 {
 	if (strcmp(kind, "different") == 0)
 		n->different++;
 	else if (strcmp(kind, "missing_in_target") == 0)
 		n->missing_in_target++;
-	else
+	else if (strcmp(kind, "missing_in_source") == 0)
 		n->missing_in_source++;
+	else
+		n->in_flight++;
 	if (c->opts->json)
 	{
 		fputs("{\"event\":\"difference\",\"kind\":", stdout);
 		json_string(stdout, kind);
 		fputs(",\"key\":", stdout);
-		json_string(stdout, row->key);
+		json_string(stdout, key);
 		fputs("}\n", stdout);
 	}
 	else if (!c->opts->quiet)
-		printf("%-18s %s\n", kind, row->key);
+		printf("%-18s %s\n", kind, key);
 }
 
 /*
- * Matches the fetched rows: within one key hash, equal row hashes on both
- * sides cancel in pairs; the rest pairs up as different, or is missing.
+ * The differences between two sides' rows of one key (row hashes, sorted):
+ * equal hashes cancel in pairs; what remains pairs up as different, the
+ * rest is missing on one side.  Reports each with kind, or as in flight.
+ */
+static int
+pair_rows(Compare *c, char **a, int na, char **b, int nb, const char *key, const char *as,
+		  Counts *n)
+{
+	int			i = 0;
+	int			j = 0;
+	int			left[2] = {0, 0};
+	int			k;
+
+	while (i < na || j < nb)
+	{
+		int			r = i == na ? 1 : j == nb ? -1 : strcmp(a[i], b[j]);
+
+		if (r == 0)
+		{
+			i++;
+			j++;
+		}
+		else if (r < 0)
+		{
+			left[0]++;
+			i++;
+		}
+		else
+		{
+			left[1]++;
+			j++;
+		}
+	}
+	for (k = 0; k < left[0] || k < left[1]; k++)
+	{
+		if (n)
+			report(c, as ? as : k < left[0] && k < left[1] ? "different" :
+				   k < left[0] ? "missing_in_target" : "missing_in_source", key, n);
+	}
+	return left[0] > left[1] ? left[0] : left[1];
+}
+
+/*
+ * Groups the fetched rows by key hash and keeps the keys whose rows differ,
+ * with each side's row hashes.
  */
 static void
-match_rows(Compare *c, Counts *n)
+group_rows(Compare *c)
 {
 	int64_t		i = 0;
 
-	qsort(c->rows, c->nrows, sizeof(Row), cmp_row);
+	if (c->nrows > 1)
+		qsort(c->rows, c->nrows, sizeof(Row), cmp_row);
 	while (i < c->nrows)
 	{
 		int64_t		end = i;
 		int64_t		j;
-		const Row **left[2];
-		int64_t		nl[2] = {0, 0};
+		Group		g;
+		int			s;
 
 		while (end < c->nrows && strcmp(c->rows[end].key_hash, c->rows[i].key_hash) == 0)
 			end++;
-		left[0] = xmalloc(sizeof(Row *) * (end - i));
-		left[1] = xmalloc(sizeof(Row *) * (end - i));
-		for (j = i; j < end;)
+		memset(&g, 0, sizeof(g));
+		for (s = 0; s < 2; s++)
+			g.first[s] = xmalloc(sizeof(char *) * (end - i));
+		for (j = i; j < end; j++)
 		{
-			int64_t		k = j;
-			int64_t		cnt[2] = {0, 0};
-			int64_t		m;
-			int64_t		both;
-
-			while (k < end && strcmp(c->rows[k].row_hash, c->rows[j].row_hash) == 0)
-				cnt[c->rows[k++].side]++;
-			both = cnt[0] < cnt[1] ? cnt[0] : cnt[1];
-			for (m = both; m < cnt[0]; m++)
-				left[0][nl[0]++] = &c->rows[j + m];
-			for (m = both; m < cnt[1]; m++)
-				left[1][nl[1]++] = &c->rows[j + cnt[0] + m];
-			j = k;
+			s = c->rows[j].side;
+			g.first[s][g.nfirst[s]++] = c->rows[j].row_hash;
 		}
-		for (j = 0; j < nl[0] || j < nl[1]; j++)
+		if (pair_rows(c, g.first[0], g.nfirst[0], g.first[1], g.nfirst[1], NULL, NULL, NULL) == 0)
 		{
-			if (j < nl[0] && j < nl[1])
-				report(c, "different", left[0][j], n);
-			else if (j < nl[0])
-				report(c, "missing_in_target", left[0][j], n);
-			else
-				report(c, "missing_in_source", left[1][j], n);
+			free(g.first[0]);
+			free(g.first[1]);
+			i = end;
+			continue;
 		}
-		free(left[0]);
-		free(left[1]);
+		memcpy(g.key_hash, c->rows[i].key_hash, sizeof(g.key_hash));
+		g.key = c->rows[i].key;
+		for (s = 0; s < 2; s++)
+		{
+			g.last[s] = g.first[s];
+			g.nlast[s] = g.nfirst[s];
+		}
+		if ((c->ngroups & (c->ngroups - 1)) == 0)
+			c->groups = xrealloc(c->groups, sizeof(Group) * (c->ngroups ? c->ngroups * 2 : 1));
+		c->groups[c->ngroups++] = g;
 		i = end;
 	}
 }
 
+static int
+find_group(Compare *c, const char *key_hash)
+{
+	int64_t		lo = 0;
+	int64_t		hi = c->ngroups;
+
+	while (lo < hi)
+	{
+		int64_t		mid = (lo + hi) / 2;
+
+		if (strcmp(c->groups[mid].key_hash, key_hash) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < c->ngroups && strcmp(c->groups[lo].key_hash, key_hash) == 0 ? (int) lo : -1;
+}
+
+static bool
+same_hashes(char **a, int na, char **b, int nb)
+{
+	int			i;
+
+	if (na != nb)
+		return false;
+	for (i = 0; i < na; i++)
+		if (strcmp(a[i], b[i]) != 0)
+			return false;
+	return true;
+}
+
+/* Frees a group's last read unless it is the first one (which c->rows owns). */
+static void
+free_last(Group *gr, int s)
+{
+	int			k;
+
+	if (gr->last[s] == gr->first[s])
+		return;
+	for (k = 0; k < gr->nlast[s]; k++)
+		free(gr->last[s][k]);
+	free(gr->last[s]);
+}
+
+/*
+ * Reads the keys still differing again on both sides (each side a new
+ * snapshot, both at once): a key now equal was in flight; one whose rows
+ * changed since the read before (the snapshot's, first) is moving.
+ */
+static int
+recheck(Compare *c)
+{
+	static const char *sql =
+		"SELECT key_hash, row_hash FROM shift.key_rows($1::pg_catalog.regclass,"
+		" $2::pg_catalog.text[], $3::pg_catalog.text[], $4::pg_catalog.text[])";
+	size_t		len = 3;
+	char	   *keys;
+	char	   *o;
+	char	 ***fresh[2];
+	int		   *nfresh[2];
+	int64_t		g;
+	int64_t		open = 0;
+	int			s;
+
+	for (g = 0; g < c->ngroups; g++)
+		if (!c->groups[g].equal)
+		{
+			len += 2 * strlen(c->groups[g].key) + 3;
+			open++;
+		}
+	if (open == 0)
+		return PGS_EXIT_OK;
+	keys = xmalloc(len);
+	o = keys;
+	*o++ = '{';
+	for (g = 0; g < c->ngroups; g++)
+		if (!c->groups[g].equal)
+		{
+			if (o > keys + 1)
+				*o++ = ',';
+			o = put_element(o, c->groups[g].key, strlen(c->groups[g].key));
+		}
+	*o++ = '}';
+	*o = '\0';
+	for (s = 0; s < 2; s++)
+	{
+		const char *values[4] = {c->side[s].table, keys, c->columns[s], c->key[s]};
+
+		side_send(&c->side[s], sql, 4, values);
+	}
+	while (wait_sides(c) >= 0)
+		;
+	free(keys);
+	for (s = 0; s < 2; s++)
+		if (c->side[s].failed)
+			return side_error(c, &c->side[s], "reading the differing keys again");
+
+	/* each open group's rows as read now, copied out of the results */
+	for (s = 0; s < 2; s++)
+	{
+		PGresult   *res = c->side[s].result;
+		int			r;
+
+		fresh[s] = calloc(c->ngroups, sizeof(char **));
+		nfresh[s] = calloc(c->ngroups, sizeof(int));
+		if (fresh[s] == NULL || nfresh[s] == NULL)
+		{
+			pgs_errorf("out of memory\n");
+			exit(PGS_EXIT_USAGE);
+		}
+		for (r = 0; r < PQntuples(res); r++)
+		{
+			int			k = find_group(c, PQgetvalue(res, r, 0));
+
+			if (k < 0 || c->groups[k].equal)
+				continue;
+			fresh[s][k] = xrealloc(fresh[s][k], sizeof(char *) * (nfresh[s][k] + 1));
+			fresh[s][k][nfresh[s][k]++] = xstrdup(PQgetvalue(res, r, 1));
+		}
+	}
+	for (g = 0; g < c->ngroups; g++)
+	{
+		Group	   *gr = &c->groups[g];
+
+		if (gr->equal)
+			continue;
+		for (s = 0; s < 2; s++)
+		{
+			if (nfresh[s][g] > 1)
+				qsort(fresh[s][g], nfresh[s][g], sizeof(char *), cmp_str);
+			if (!same_hashes(gr->last[s], gr->nlast[s], fresh[s][g], nfresh[s][g]))
+				gr->moved = true;
+			free_last(gr, s);
+			gr->last[s] = fresh[s][g] ? fresh[s][g] : xmalloc(sizeof(char *));
+			gr->nlast[s] = nfresh[s][g];
+		}
+		if (same_hashes(gr->last[0], gr->nlast[0], gr->last[1], gr->nlast[1]))
+			gr->equal = true;
+	}
+	for (s = 0; s < 2; s++)
+	{
+		free(fresh[s]);
+		free(nfresh[s]);
+	}
+	return PGS_EXIT_OK;
+}
+
+/*
+ * The recheck rounds, once the snapshots have ended: after 0.5 s, 1 s,
+ * 2 s, ... each round reads the keys still differing, until all are equal.
+ */
+static int
+recheck_rounds(Compare *c)
+{
+	int			round;
+	int			s;
+
+	for (s = 0; s < 2; s++)
+		if (side_exec(c, &c->side[s], "COMMIT", 0, NULL) == NULL)
+			return side_error(c, &c->side[s], "ending the snapshot");
+	c->pass_name = "reading the differing rows again";
+	for (round = 1; round <= c->copts->recheck; round++)
+	{
+		double		delay = 0.5 * (double) (1 << (round - 1 < 5 ? round - 1 : 5));
+		int64_t		g;
+		int			rc;
+
+		cmp_progress(c);
+		if (!nap(delay))
+			break;
+		rc = recheck(c);
+		if (rc != PGS_EXIT_OK)
+			return rc;
+		c->rechecks = round;
+		for (g = 0; g < c->ngroups && c->groups[g].equal; g++)
+			;
+		if (g == c->ngroups)
+			break;
+	}
+	return PGS_EXIT_OK;
+}
+
+/* Reports every group: in flight, or its differences as last read. */
+static void
+report_groups(Compare *c, Counts *n)
+{
+	int64_t		g;
+
+	for (g = 0; g < c->ngroups; g++)
+	{
+		Group	   *gr = &c->groups[g];
+
+		if (gr->equal || gr->moved)
+			pair_rows(c, gr->first[0], gr->nfirst[0], gr->first[1], gr->nfirst[1], gr->key,
+					  "in_flight", n);
+		else
+			pair_rows(c, gr->last[0], gr->nlast[0], gr->last[1], gr->nlast[1], gr->key, NULL, n);
+	}
+}
+
+static void
+free_groups(Compare *c)
+{
+	int64_t		g;
+	int			s;
+
+	for (g = 0; g < c->ngroups; g++)
+		for (s = 0; s < 2; s++)
+		{
+			free_last(&c->groups[g], s);
+			free(c->groups[g].first[s]);
+		}
+	free(c->groups);
+}
+
 /* ---------------------------------------------------------------- the command */
+
+/* What a side says about replication, read before its snapshot. */
+static int
+read_replication(Compare *c, Side *s)
+{
+	static const char *sql =
+		"SELECT (SELECT system_identifier FROM pg_catalog.pg_control_system())::pg_catalog.text,"
+		" pg_catalog.pg_is_in_recovery(),"
+		" (SELECT pg_catalog.array_agg(subslotname::pg_catalog.text) FROM pg_catalog.pg_subscription"
+		"   WHERE subenabled AND subdbid OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_database"
+		"     WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database()))::pg_catalog.text,"
+		" (SELECT pg_catalog.array_agg(slot_name::pg_catalog.text) FROM pg_catalog.pg_replication_slots"
+		"   WHERE slot_type OPERATOR(pg_catalog.=) 'logical'"
+		"     AND database OPERATOR(pg_catalog.=) pg_catalog.current_database())::pg_catalog.text";
+	PGresult   *res = side_exec(c, s, sql, 0, NULL);
+
+	if (res == NULL)
+		return side_error(c, s, "reading its replication state");
+	s->sysid = xstrdup(PQgetvalue(res, 0, 0));
+	s->in_recovery = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+	s->subs = PQgetisnull(res, 0, 2) ? NULL : xstrdup(PQgetvalue(res, 0, 2));
+	s->slots = PQgetisnull(res, 0, 3) ? NULL : xstrdup(PQgetvalue(res, 0, 3));
+	return PGS_EXIT_OK;
+}
+
+/* The subscribed slot of down that is a logical slot of up, or NULL (malloc'd). */
+static char *
+shared_slot(Side *down, Side *up)
+{
+	char	   *subs;
+	char	   *tok;
+	char	   *save = NULL;
+	char	   *found = NULL;
+
+	if (down->subs == NULL || up->slots == NULL)
+		return NULL;
+	subs = xstrdup(down->subs);
+	for (tok = strtok_r(subs, "{},\"", &save); tok; tok = strtok_r(NULL, "{},\"", &save))
+	{
+		size_t		n = strlen(tok);
+		const char *p = up->slots;
+
+		while ((p = strstr(p, tok)) != NULL)
+		{
+			bool		start = p == up->slots || strchr("{,\"", p[-1]) != NULL;
+			bool		end = p[n] == '\0' || strchr("},\"", p[n]) != NULL;
+
+			if (start && end)
+			{
+				found = xstrdup(tok);
+				break;
+			}
+			p += n;
+		}
+		if (found)
+			break;
+	}
+	free(subs);
+	return found;
+}
+
+/*
+ * Starts both snapshots.  When one side replicates the other, the upstream
+ * snapshot comes first with its WAL insert position, and the downstream one
+ * once that position is applied there (replayed by a standby; confirmed by
+ * a subscription's apply worker, whose latest_end_lsn is only reported
+ * after everything sent before it was applied), so both see one point.
+ * Otherwise the two snapshots are independent; the recheck sorts out what
+ * changed meanwhile.
+ */
+static int
+begin_snapshots(Compare *c)
+{
+	static const char *begin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+	static const char *lsn_sql = "SELECT pg_catalog.pg_current_wal_insert_lsn()::pg_catalog.text";
+	static const char *replay_sql =
+		"SELECT pg_catalog.pg_last_wal_replay_lsn() OPERATOR(pg_catalog.>=) $1::pg_catalog.pg_lsn";
+	static const char *applied_sql =
+		"SELECT coalesce(pg_catalog.bool_or(latest_end_lsn OPERATOR(pg_catalog.>=) $1::pg_catalog.pg_lsn), false)"
+		" FROM pg_catalog.pg_stat_subscription s JOIN pg_catalog.pg_subscription p ON p.oid OPERATOR(pg_catalog.=) s.subid"
+		" WHERE s.relid IS NULL AND p.subslotname OPERATOR(pg_catalog.=) $2";
+	int			up = -1;
+	char	   *slot = NULL;
+	int			s;
+
+	for (s = 0; s < 2; s++)
+	{
+		int			rc = read_replication(c, &c->side[s]);
+
+		if (rc != PGS_EXIT_OK)
+			return rc;
+	}
+	if (strcmp(c->side[0].sysid, c->side[1].sysid) == 0 &&
+		c->side[0].in_recovery != c->side[1].in_recovery)
+		up = c->side[0].in_recovery ? 1 : 0;	/* a physical standby of the other */
+	else if ((slot = shared_slot(&c->side[1], &c->side[0])) != NULL)
+		up = 0;					/* the target subscribes to the source */
+	else if ((slot = shared_slot(&c->side[0], &c->side[1])) != NULL)
+		up = 1;
+	if (up < 0)
+	{
+		for (s = 0; s < 2; s++)
+			if (side_exec(c, &c->side[s], begin, 0, NULL) == NULL)
+				return side_error(c, &c->side[s], "starting a snapshot");
+		return PGS_EXIT_OK;
+	}
+	{
+		Side	   *u = &c->side[up];
+		Side	   *d = &c->side[1 - up];
+		PGresult   *res;
+		double		deadline = pgs_monotonic_seconds() + LSN_WAIT_SECS;
+		char		line[200];
+
+		if (side_exec(c, u, begin, 0, NULL) == NULL ||
+			(res = side_exec(c, u, lsn_sql, 0, NULL)) == NULL)
+		{
+			free(slot);
+			return side_error(c, u, "starting a snapshot");
+		}
+		c->lsn = xstrdup(PQgetvalue(res, 0, 0));
+		snprintf(line, sizeof(line), "waiting for the %s to apply %s", d->name, c->lsn);
+		c->pass_name = line;
+		for (;;)
+		{
+			const char *values[2] = {c->lsn, slot};
+
+			res = side_exec(c, d, slot ? applied_sql : replay_sql, slot ? 2 : 1, values);
+			if (res == NULL)
+			{
+				free(slot);
+				return side_error(c, d, "waiting for replication to catch up");
+			}
+			if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
+				break;
+			if (pgs_monotonic_seconds() > deadline || compare_interrupted)
+			{
+				if (!c->opts->quiet)
+					pgs_errorf("the %s did not apply %s within %.0f s: comparing two independent snapshots\n",
+							   d->name, c->lsn, LSN_WAIT_SECS);
+				free(c->lsn);
+				c->lsn = NULL;
+				break;
+			}
+			cmp_progress(c);
+			nap(0.02);
+		}
+		c->pass_name = NULL;
+		free(slot);
+		if (side_exec(c, d, begin, 0, NULL) == NULL)
+			return side_error(c, d, "starting a snapshot");
+	}
+	return PGS_EXIT_OK;
+}
 
 static int
 open_side(Compare *c, Side *s)
 {
-	static const char *size_sql =
-		"SELECT coalesce(max(pg_catalog.pg_relation_size(relid)"
-		"   / pg_catalog.current_setting('block_size')::int8), 0),"
-		" (SELECT reltuples FROM pg_catalog.pg_class WHERE oid = $1::regclass)"
-		" FROM pg_catalog.pg_partition_tree($1::regclass) WHERE isleaf";
-	PGresult   *res;
-	const char *values[1] = {s->table};
 	int			rc;
 
 	s->conn = pgs_connect(s->dsn, "pgshift compare", &s->err);
@@ -757,24 +1269,43 @@ open_side(Compare *c, Side *s)
 	rc = pgs_check_extension(s->conn, &s->err);
 	if (rc != PGS_EXIT_OK)
 		return side_error(c, s, "checking the extension");
-	if (side_exec(c, s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL) == NULL)
-		return side_error(c, s, "starting a snapshot");
+	return PGS_EXIT_OK;
+}
+
+/* The table's size (in its snapshot), its kind, and the columns to compare. */
+static int
+describe_side(Compare *c, Side *s)
+{
+	static const char *size_sql =
+		"WITH RECURSIVE tree(relid) AS ("
+		"   SELECT $1::pg_catalog.regclass::pg_catalog.oid"
+		"   UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree t"
+		"     ON i.inhparent OPERATOR(pg_catalog.=) t.relid)"
+		" SELECT coalesce(pg_catalog.max(pg_catalog.pg_relation_size(relid::pg_catalog.regclass)"
+		"   OPERATOR(pg_catalog./) pg_catalog.current_setting('block_size')::pg_catalog.int8), 0),"
+		" coalesce(pg_catalog.sum(GREATEST(c.reltuples, 0)), 0),"
+		" (SELECT relkind FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass)"
+		"   OPERATOR(pg_catalog.=) ANY ('{r,m,p}'::pg_catalog.\"char\"[])"
+		" FROM tree JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tree.relid";
+	PGresult   *res;
+	const char *values[1] = {s->table};
+	int			i = s == &c->side[0] ? 0 : 1;
+	const char *cv[3] = {s->table, c->columns[i], c->key[i]};
+
 	res = side_exec(c, s, size_sql, 1, values);
 	if (res == NULL)
 		return side_error(c, s, "finding the table");
 	s->pages = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	s->reltuples = strtod(PQgetvalue(res, 0, 1), NULL);
-	{
-		int			i = s == &c->side[0] ? 0 : 1;
-		const char *cv[3] = {s->table, c->columns[i], c->key[i]};
-
-		res = side_exec(c, s, "SELECT label, type, class, is_key FROM shift.checksum_columns("
-						"$1::regclass, $2::text[], $3::text[]) ORDER BY is_key, ord", 3, cv);
-		if (res == NULL)
-			return side_error(c, s, "reading the columns to compare");
-		s->columns = res;
-		s->result = NULL;		/* now owned by s->columns */
-	}
+	s->paged = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
+	s->parts = s->paged ? PARTS : 1;
+	res = side_exec(c, s, "SELECT label, type, class, is_key FROM shift.checksum_columns("
+					"$1::pg_catalog.regclass, $2::pg_catalog.text[], $3::pg_catalog.text[])"
+					" ORDER BY is_key, ord", 3, cv);
+	if (res == NULL)
+		return side_error(c, s, "reading the columns to compare");
+	s->columns = res;
+	s->result = NULL;			/* now owned by s->columns */
 	return PGS_EXIT_OK;
 }
 
@@ -796,7 +1327,6 @@ default_target_lists(Compare *c)
 		char	   *lit;
 		char	   *o;
 		int			r;
-		int			n = 0;
 
 		if (given != NULL || source != NULL)
 			continue;
@@ -807,27 +1337,24 @@ default_target_lists(Compare *c)
 		*o++ = '{';
 		for (r = 0; r < PQntuples(cols); r++)
 		{
-			const char *p;
-
 			if ((strcmp(PQgetvalue(cols, r, 3), "t") == 0) != (pass == 1))
 				continue;
-			if (n++)
+			if (o > lit + 1)
 				*o++ = ',';
-			*o++ = '"';
-			for (p = PQgetvalue(cols, r, 0); *p; p++)
-			{
-				if (*p == '"' || *p == '\\')
-					*o++ = '\\';
-				*o++ = *p;
-			}
-			*o++ = '"';
+			o = put_element(o, PQgetvalue(cols, r, 0), strlen(PQgetvalue(cols, r, 0)));
 		}
 		*o++ = '}';
 		*o = '\0';
 		if (pass == 0)
+		{
+			free(c->columns[1]);
 			c->columns[1] = lit;
+		}
 		else
+		{
+			free(c->key[1]);
 			c->key[1] = lit;	/* "{}": keyless like the source */
+		}
 	}
 }
 
@@ -872,12 +1399,56 @@ check_columns(Compare *c)
 	return PGS_EXIT_OK;
 }
 
+static void
+print_summary(Compare *c, const Counts *n, int64_t received, int64_t sent)
+{
+	int64_t		total = n->missing_in_target + n->missing_in_source + n->different;
+	double		secs = pgs_monotonic_seconds() - c->started;
+
+	if (c->opts->json)
+	{
+		fputs("{\"event\":\"compare\",\"source\":", stdout);
+		json_string(stdout, c->side[0].table);
+		fputs(",\"target\":", stdout);
+		json_string(stdout, c->side[1].table);
+		printf(",\"equal\":%s,"
+			   "\"source_rows\":%" PRId64 ",\"target_rows\":%" PRId64 ","
+			   "\"missing_in_target\":%" PRId64 ",\"missing_in_source\":%" PRId64 ","
+			   "\"different\":%" PRId64 ",\"in_flight\":%" PRId64 ",\"rechecks\":%d,\"lsn\":",
+			   total == 0 ? "true" : "false",
+			   c->side[0].rows, c->side[1].rows, n->missing_in_target, n->missing_in_source,
+			   n->different, n->in_flight, c->rechecks);
+		if (c->lsn)
+			json_string(stdout, c->lsn);
+		else
+			fputs("null", stdout);
+		printf(",\"buckets\":%d,\"seconds\":%.3f,"
+			   "\"bytes_received\":%" PRId64 ",\"bytes_sent\":%" PRId64 "}\n",
+			   1 << c->bits, secs, received, sent);
+		return;
+	}
+	if (c->opts->quiet)
+		return;
+	if (total == 0)
+		printf("%s: equal (%" PRId64 " rows on each side", c->side[0].table, c->side[0].rows);
+	else
+		printf("%s: %" PRId64 " difference(s): %" PRId64 " missing in target, %" PRId64
+			   " missing in source, %" PRId64 " different (source %" PRId64
+			   " rows, target %" PRId64 " rows", c->side[0].table, total, n->missing_in_target,
+			   n->missing_in_source, n->different, c->side[0].rows, c->side[1].rows);
+	if (n->in_flight > 0)
+		printf("; %" PRId64 " in flight: written during the compare", n->in_flight);
+	if (c->lsn)
+		printf("; both read at WAL position %s", c->lsn);
+	printf(") in %.1fs\n", secs);
+}
+
 int
 pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts)
 {
 	Compare		c;
 	Level		level;
-	Counts		n = {0, 0, 0};
+	Counts		n = {0, 0, 0, 0};
 	int64_t		received = 0;
 	int64_t		sent = 0;
 	double		est;
@@ -898,10 +1469,13 @@ pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts)
 	c.side[1].name = "target";
 	c.side[1].dsn = copts->target;
 	c.side[1].table = copts->target_table ? copts->target_table : copts->table;
+	c.side[0].parts = c.side[1].parts = 1;
 	c.columns[0] = copts->columns ? list_literal(copts->columns) : NULL;
-	c.columns[1] = copts->target_columns ? list_literal(copts->target_columns) : c.columns[0];
+	c.columns[1] = copts->target_columns ? list_literal(copts->target_columns) :
+		c.columns[0] ? xstrdup(c.columns[0]) : NULL;
 	c.key[0] = copts->key ? list_literal(copts->key) : NULL;
-	c.key[1] = copts->target_key ? list_literal(copts->target_key) : c.key[0];
+	c.key[1] = copts->target_key ? list_literal(copts->target_key) :
+		c.key[0] ? xstrdup(c.key[0]) : NULL;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -909,8 +1483,12 @@ pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts)
 	sigaction(SIGTERM, &sa, NULL);
 
 	for (s = 0; s < 2 && rc == PGS_EXIT_OK; s++)
-	{
 		rc = open_side(&c, &c.side[s]);
+	if (rc == PGS_EXIT_OK)
+		rc = begin_snapshots(&c);
+	for (s = 0; s < 2 && rc == PGS_EXIT_OK; s++)
+	{
+		rc = describe_side(&c, &c.side[s]);
 		if (rc == PGS_EXIT_OK && s == 0)
 			default_target_lists(&c);
 	}
@@ -946,7 +1524,7 @@ pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts)
 		Level		next;
 
 		c.pass_name = "narrowing down differing buckets";
-		cmp_progress(&c, true);
+		cmp_progress(&c);
 		rc = refine(&c, &level, &next);
 		if (rc != PGS_EXIT_OK)
 			goto done;
@@ -956,8 +1534,15 @@ pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts)
 	if (level.n > 0)
 	{
 		c.pass_name = "fetching the rows of differing buckets";
-		cmp_progress(&c, true);
+		cmp_progress(&c);
 		rc = fetch_rows(&c, &level);
+		if (rc != PGS_EXIT_OK)
+			goto done;
+	}
+	group_rows(&c);
+	if (c.ngroups > 0 && copts->recheck > 0 && !compare_interrupted)
+	{
+		rc = recheck_rounds(&c);
 		if (rc != PGS_EXIT_OK)
 			goto done;
 	}
@@ -965,65 +1550,21 @@ pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts)
 	sent = wire_sent;
 	if (c.tty && !opts->quiet && !opts->json)
 		pgs_live_clear();
-	match_rows(&c, &n);
 	if (compare_interrupted)
 	{
 		pgs_errorf("compare interrupted\n");
 		rc = PGS_EXIT_USAGE;
 		goto done;
 	}
-
-	{
-		int64_t		total = n.missing_in_target + n.missing_in_source + n.different;
-		double		secs = pgs_monotonic_seconds() - c.started;
-
-		if (opts->json)
-		{
-			fputs("{\"event\":\"compare\",\"source\":", stdout);
-			json_string(stdout, c.side[0].table);
-			fputs(",\"target\":", stdout);
-			json_string(stdout, c.side[1].table);
-			printf(",\"equal\":%s,"
-				   "\"source_rows\":%" PRId64 ",\"target_rows\":%" PRId64 ","
-				   "\"missing_in_target\":%" PRId64 ",\"missing_in_source\":%" PRId64 ","
-				   "\"different\":%" PRId64 ",\"buckets\":%d,\"seconds\":%.3f,"
-				   "\"bytes_received\":%" PRId64 ",\"bytes_sent\":%" PRId64 "}\n",
-				   total == 0 ? "true" : "false",
-				   c.side[0].rows, c.side[1].rows, n.missing_in_target, n.missing_in_source,
-				   n.different, 1 << c.bits, secs,
-				   received, sent);
-		}
-		else if (!opts->quiet)
-		{
-			if (total == 0)
-				printf("%s: equal (%" PRId64 " rows on each side) in %.1fs\n",
-					   c.side[0].table, c.side[0].rows, secs);
-			else
-				printf("%s: %" PRId64 " difference(s): %" PRId64 " missing in target, %" PRId64
-					   " missing in source, %" PRId64 " different (source %" PRId64
-					   " rows, target %" PRId64 " rows) in %.1fs\n",
-					   c.side[0].table, total, n.missing_in_target, n.missing_in_source,
-					   n.different, c.side[0].rows, c.side[1].rows, secs);
-		}
-		rc = total == 0 ? PGS_EXIT_OK : PGS_EXIT_FAIL;
-	}
+	report_groups(&c, &n);
+	print_summary(&c, &n, received, sent);
+	rc = n.missing_in_target + n.missing_in_source + n.different == 0 ? PGS_EXIT_OK : PGS_EXIT_FAIL;
 
 done:
 	if (c.tty && !opts->quiet && !opts->json)
 		pgs_live_clear();
-	for (s = 0; s < 2; s++)
-		if (c.side[s].busy)
-		{
-			/* the other side failed: stop this one's scan rather than leave it running */
-			PGcancel   *cancel = PQgetCancel(c.side[s].conn);
-			char		buf[256];
-
-			if (cancel)
-			{
-				PQcancel(cancel, buf, sizeof(buf));
-				PQfreeCancel(cancel);
-			}
-		}
+	/* the other side failed: stop this one's scan rather than leave it running */
+	cancel_busy(&c);
 	for (s = 0; s < 2; s++)
 	{
 		PQclear(c.side[s].result);
@@ -1032,11 +1573,18 @@ done:
 			PQfinish(c.side[s].conn);
 		pgs_error_clear(&c.side[s].err);
 		free(c.side[s].sql);
+		free(c.side[s].sysid);
+		free(c.side[s].subs);
+		free(c.side[s].slots);
 		free(c.acc[s]);
+		free(c.columns[s]);
+		free(c.key[s]);
 	}
+	free_groups(&c);
 	for (b = 0; b < c.nrows; b++)
 		free(c.rows[b].key);
 	free(c.rows);
+	free(c.lsn);
 	free(level.buckets);
 	return rc;
 }

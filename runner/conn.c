@@ -399,14 +399,15 @@ notice_receiver(void *arg, const PGresult *res)
 /*
  * pgs_connect: opens a connection from a conninfo string or URI (NULL: the
  * libpq environment, PGHOST, PGDATABASE, ...), named appname unless the
- * connection string names it, reporting warnings but not notices.  On failure returns NULL with
+ * connection string names it, in UTF8 whatever the database's encoding (so
+ * --json output is UTF-8), reporting warnings but not notices.  On failure returns NULL with
  * *err set to libpq's reason and SQLSTATE 08001.
  */
 PGconn *
 pgs_connect(const char *dsn, const char *appname, PgsError *err)
 {
-	const char *keys[] = {"dbname", "fallback_application_name", NULL};
-	const char *vals[] = {dsn, appname, NULL};
+	const char *keys[] = {"dbname", "fallback_application_name", "client_encoding", NULL};
+	const char *vals[] = {dsn, appname, "UTF8", NULL};
 	PGconn	   *conn;
 	PGresult   *res;
 

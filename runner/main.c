@@ -34,7 +34,7 @@ usage(FILE *out)
 			"                                     lint every phase's SQL on the server\n"
 			"  pgshift [OPTION]... compare --target=DSN --table=TABLE [--source=DSN]\n"
 			"          [--target-table=T] [--columns=C,...] [--target-columns=C,...]\n"
-			"          [--key=C,...] [--target-key=C,...] [--buckets=N]\n"
+			"          [--key=C,...] [--target-key=C,...] [--buckets=N] [--recheck=N]\n"
 			"                                     compare a table on two servers by chunk\n"
 			"                                     checksums; list the rows that differ\n"
 			"\n"
@@ -53,6 +53,8 @@ usage(FILE *out)
 			"                       libpq environment)\n"
 			"      --target=DSN     compare: the target server\n"
 			"      --table=TABLE    compare: the table (schema-qualified if needed)\n"
+			"      --recheck=N      compare: read differing rows again up to N times\n"
+			"                       (default 3); rows written meanwhile are in flight\n"
 			"      --json           machine-readable output (events, status, plan, compare)\n"
 			"  -q, --quiet          print only errors\n"
 			"  -v, --verbose        add a Lua traceback to errors\n"
@@ -108,7 +110,8 @@ enum
 	OPT_KEY,
 	OPT_TARGET_KEY,
 	OPT_BUCKETS,
-	OPT_FAIL_ON
+	OPT_FAIL_ON,
+	OPT_RECHECK
 };
 
 /* Which options each command takes (beyond the common ones). */
@@ -140,6 +143,7 @@ option_allowed(const char *command, int opt)
 		case OPT_KEY:
 		case OPT_TARGET_KEY:
 		case OPT_BUCKETS:
+		case OPT_RECHECK:
 			return strcmp(command, "compare") == 0;
 		default:
 			return true;
@@ -181,6 +185,8 @@ option_name(int opt)
 			return "--buckets";
 		case OPT_FAIL_ON:
 			return "--fail-on";
+		case OPT_RECHECK:
+			return "--recheck";
 		default:
 			return "?";
 	}
@@ -211,6 +217,7 @@ main(int argc, char **argv)
 		{"target-key", required_argument, NULL, OPT_TARGET_KEY},
 		{"buckets", required_argument, NULL, OPT_BUCKETS},
 		{"fail-on", required_argument, NULL, OPT_FAIL_ON},
+		{"recheck", required_argument, NULL, OPT_RECHECK},
 		{NULL, 0, NULL, 0}
 	};
 	PgsOptions	opts;
@@ -224,6 +231,7 @@ main(int argc, char **argv)
 
 	memset(&opts, 0, sizeof(opts));
 	memset(&copts, 0, sizeof(copts));
+	copts.recheck = 3;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":d:qvVh", long_options, NULL)) != -1)
 	{
@@ -306,6 +314,16 @@ main(int argc, char **argv)
 						return usage_error("--buckets: \"%s\" is not a power of two from 1 to 4096",
 										   optarg);
 					copts.buckets = (int) v;
+					break;
+				}
+			case OPT_RECHECK:
+				{
+					char	   *end;
+					long		v = strtol(optarg, &end, 10);
+
+					if (end == optarg || *end != '\0' || v < 0 || v > 100)
+						return usage_error("--recheck: \"%s\" is not a number from 0 to 100", optarg);
+					copts.recheck = (int) v;
 					break;
 				}
 			case OPT_FAIL_ON:
