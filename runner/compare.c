@@ -1167,18 +1167,20 @@ shared_slot(Side *down, Side *up)
 
 /*
  * Starts both snapshots.  When one side replicates the other, the upstream
- * snapshot comes first with its WAL insert position, and the downstream one
- * once that position is applied there (replayed by a standby; confirmed by
- * a subscription's apply worker, whose latest_end_lsn is only reported
- * after everything sent before it was applied), so both see one point.
- * Otherwise the two snapshots are independent; the recheck sorts out what
- * changed meanwhile.
+ * snapshot comes first with its WAL flush position (what a sender can have
+ * sent: every synchronous commit the snapshot sees is before it), and the
+ * downstream one once that position is applied there (replayed by a
+ * standby; for a subscription, the position its apply worker last heard
+ * from the publisher in a keepalive, which it handles only after applying
+ * everything sent before), so both see one point.  An asynchronous commit
+ * not yet flushed can still differ; the recheck sorts it out, as it does
+ * everything written meanwhile when the two snapshots are independent.
  */
 static int
 begin_snapshots(Compare *c)
 {
 	static const char *begin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
-	static const char *lsn_sql = "SELECT pg_catalog.pg_current_wal_insert_lsn()::pg_catalog.text";
+	static const char *lsn_sql = "SELECT pg_catalog.pg_current_wal_flush_lsn()::pg_catalog.text";
 	static const char *replay_sql =
 		"SELECT pg_catalog.pg_last_wal_replay_lsn() OPERATOR(pg_catalog.>=) $1::pg_catalog.pg_lsn";
 	static const char *applied_sql =
