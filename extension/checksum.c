@@ -68,6 +68,7 @@ PG_FUNCTION_INFO_V1(shift_chunk_checksums);
 PG_FUNCTION_INFO_V1(shift_row_hashes);
 PG_FUNCTION_INFO_V1(shift_key_rows);
 PG_FUNCTION_INFO_V1(shift_checksum_columns);
+PG_FUNCTION_INFO_V1(shift_value_word);
 
 /* ---------------------------------------------------------------- what to hash */
 
@@ -1317,4 +1318,33 @@ shift_checksum_columns(PG_FUNCTION_ARGS)
 	}
 	AtEOXact_GUC(true, level);
 	return (Datum) 0;
+}
+
+/* ---------------------------------------------------------------- value_word */
+
+/*
+ * shift.value_word(value anyelement) RETURNS text
+ *
+ * The canonical word of one value (doc/checksum.md), as 16 hexadecimal
+ * digits, most significant first: what a row hash is built from, for
+ * checking another implementation or a single value.  NULL for NULL (a
+ * NULL's word is NULL_WORD with its bit set in the row's bitmap).
+ */
+Datum
+shift_value_word(PG_FUNCTION_ARGS)
+{
+	Oid			typid = get_fn_expr_argtype(fcinfo->flinfo, 0);
+	ColHash		ch;
+	Canon		cn;
+	uint64		w;
+	int			level;
+
+	if (!OidIsValid(typid))
+		elog(ERROR, "could not determine the type of the value");
+	level = canon_pin_settings();
+	colhash_init(&ch, typid, -1, CurrentMemoryContext);
+	canon_init(&cn);
+	w = value_word(&cn, &ch, PG_GETARG_DATUM(0));
+	AtEOXact_GUC(true, level);
+	PG_RETURN_TEXT_P(cstring_to_text(psprintf("%016llx", (unsigned long long) w)));
 }

@@ -85,3 +85,10 @@ AS 'MODULE_PATHNAME', 'shift_checksum_columns';
 COMMENT ON FUNCTION @extschema@.checksum_columns(pg_catalog.regclass, pg_catalog.text[], pg_catalog.text[]) IS
   'The columns and key a checksum of the table hashes, with their types and hash classes (columns of different classes never match)';
 
+
+CREATE FUNCTION @extschema@.value_word(value anyelement)
+RETURNS pg_catalog.text
+LANGUAGE c STABLE STRICT
+AS 'MODULE_PATHNAME', 'shift_value_word';
+COMMENT ON FUNCTION @extschema@.value_word(anyelement) IS
+  'The canonical 64-bit word of one value (doc/checksum.md), as 16 hexadecimal digits';

@@ -663,3 +663,70 @@ SELECT (SELECT array_agg((key, key_hash, row_hash)::text ORDER BY key_hash) FROM
        AS same_as_row_hashes;
 SELECT key FROM shift.key_rows('dup_a', keys => '{"{y,2}"}');
 SELECT key FROM shift.key_rows('nk', key => '{k}', keys => '{"{NULL}"}');
+
+-- ---- test vectors of doc/checksum.md (the document quotes this output)
+CREATE TYPE vec_mood AS ENUM ('sad', 'happy');
+SELECT * FROM (VALUES
+  ('1::int4', shift.value_word(1::int4)),
+  ('1::int8', shift.value_word(1::int8)),
+  ('-1::int2', shift.value_word(-1::int2)),
+  ('true', shift.value_word(true)),
+  ('''2000-01-02''::date', shift.value_word('2000-01-02'::date)),
+  ('''1999-12-31''::date', shift.value_word('1999-12-31'::date)),
+  ('''2000-01-01 00:00:01+00''::timestamptz', shift.value_word('2000-01-01 00:00:01+00'::timestamptz)),
+  ('1.5::float8', shift.value_word(1.5::float8)),
+  ('1.5::float4', shift.value_word(1.5::float4)),
+  ('''-0''::float8', shift.value_word('-0'::float8)),
+  ('''NaN''::float8', shift.value_word('NaN'::float8)),
+  ('1.5::numeric', shift.value_word(1.5::numeric)),
+  ('1.50000::numeric(100,70)', shift.value_word(1.50000::numeric(100,70))),
+  ('-12345.678::numeric', shift.value_word(-12345.678::numeric)),
+  ('0.000::numeric', shift.value_word(0.000::numeric)),
+  ('123456789012345.678::numeric', shift.value_word(123456789012345.678::numeric)),
+  ('''NaN''::numeric', shift.value_word('NaN'::numeric)),
+  ('''''::text', shift.value_word(''::text)),
+  ('''a''::text', shift.value_word('a'::text)),
+  ('''abc''::text', shift.value_word('abc'::text)),
+  ('''abc  ''::char(5)', shift.value_word('abc  '::char(5))),
+  ('''café''::text', shift.value_word('café'::text)),
+  ('''sad''::vec_mood', shift.value_word('sad'::vec_mood)),
+  ('''SAD''::citext', shift.value_word('SAD'::citext)),
+  ('''\xdeadbeef''::bytea', shift.value_word('\xdeadbeef'::bytea)),
+  ('''1 day''::interval', shift.value_word('1 day'::interval)),
+  ('''24 hours''::interval', shift.value_word('24 hours'::interval)),
+  ('''12:00+02''::timetz', shift.value_word('12:00+02'::timetz)),
+  ('''a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11''::uuid', shift.value_word('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid)),
+  ('''{"b": [true, null, "x"], "a": 1.50}''::jsonb', shift.value_word('{"b": [true, null, "x"], "a": 1.50}'::jsonb)),
+  ('''"s"''::jsonb', shift.value_word('"s"'::jsonb)),
+  ('''10.1.2.3/8''::inet', shift.value_word('10.1.2.3/8'::inet)),
+  ('''08:00:2b:01:02:03''::macaddr', shift.value_word('08:00:2b:01:02:03'::macaddr)),
+  ('B''101''::varbit', shift.value_word(B'101'::varbit)),
+  ('''(1,2)''::point', shift.value_word('(1,2)'::point)),
+  ('ARRAY[1, NULL, 3]', shift.value_word(ARRAY[1, NULL, 3])),
+  ('''{}''::int[]', shift.value_word('{}'::int[])),
+  ('''[0:1]={1,2}''::int[]', shift.value_word('[0:1]={1,2}'::int[])),
+  ('ROW(1, ''a'')', shift.value_word(ROW(1, 'a'))),
+  ('int4range(1, 5)', shift.value_word(int4range(1, 5))),
+  ('''empty''::int4range', shift.value_word('empty'::int4range)),
+  ('''{[1,3),[5,7)}''::int4multirange', shift.value_word('{[1,3),[5,7)}'::int4multirange)),
+  ('''a fat cat''::tsvector', shift.value_word('a fat cat'::tsvector))
+) v(value, word);
+-- equal values, one word: what the rows above pair up
+SELECT shift.value_word(1::int4) = shift.value_word(1::int8) AS int4_int8,
+       shift.value_word(1.5::numeric) = shift.value_word(1.50000::numeric(100,70)) AS numeric_scale,
+       shift.value_word('1 day'::interval) = shift.value_word('24 hours'::interval) AS interval_span,
+       shift.value_word('abc  '::char(5)) = shift.value_word('abc'::text) AS bpchar_text,
+       shift.value_word('sad'::vec_mood) = shift.value_word('sad'::text) AS enum_label,
+       shift.value_word('SAD'::citext) = shift.value_word('sad'::citext) AS citext_case,
+       shift.value_word(ARRAY[1]) = shift.value_word((ARRAY[1, NULL])[1:1]) AS array_bitmap,
+       shift.value_word(1.5::float4) = shift.value_word(1.5::float8) AS float4_float8,
+       shift.value_word('-0'::float8) = shift.value_word(0::float8) AS minus_zero,
+       -- a type without a rule (its output text) follows its equality when its equal values print alike
+       (shift.value_word('1.0'::seg) = shift.value_word('1.00'::seg)) = ('1.0'::seg = '1.00'::seg) AS seg_as_its_equality;
+-- rows and chunks
+CREATE TABLE vec (id int PRIMARY KEY, t text, n numeric);
+INSERT INTO vec VALUES (1, 'a', 1.5), (2, NULL, 0);
+SELECT * FROM shift.table_checksum('vec');
+SELECT * FROM shift.table_checksum('vec', key => '{id}');
+SELECT bucket, key, key_hash, row_hash FROM shift.row_hashes('vec', buckets => 4) ORDER BY key;
+SELECT * FROM shift.chunk_checksums('vec', buckets => 2);
