@@ -365,7 +365,6 @@ typedef struct HashReceiver
 	int			ncols;			/* leading columns hashed as the row */
 	int			nkeys;			/* 0: the row is its own key */
 	int			keypos[INDEX_MAX_KEYS];
-	bool		ready;
 	int			natts;			/* output columns */
 	int		   *map;			/* output column -> slot column */
 	int			maxatt;			/* slot columns to deform */
