@@ -321,7 +321,7 @@ DECLARE
   fams text[];
   f prop.family;
   ncols int;
-  nrows int := prop.ri(5, 40);
+  nrows int;
   colnames text[] := ARRAY['id'];
   types text[] := ARRAY['int4'];
   eqs boolean[] := ARRAY[true];
@@ -350,6 +350,7 @@ BEGIN
   disagreements := 0;
   skipped := 0;
   PERFORM setseed(seed);
+  nrows := prop.ri(5, 40);
   PERFORM prop.reset_settings();
   DROP TABLE IF EXISTS prop.a, prop.b;
   -- the family, and two to four others
