@@ -254,7 +254,7 @@ bytes_word(Datum d)
  * needed), longer ones the XXH3-64 hash of their canonical bytes.
  * Anything detoasted or built is allocated in the caller's per-row context.
  */
-static inline uint64
+static pg_attribute_always_inline uint64
 value_word(Canon *cn, ColHash *c, Datum d)
 {
 	switch (c->op)

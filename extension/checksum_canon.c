@@ -99,13 +99,13 @@ canon_init(Canon *cn)
 }
 
 /* The buffer of the next nesting level, emptied; canon_leave gives it back. */
-static Buf *
+static inline Buf *
 canon_enter(Canon *cn)
 {
 	Buf		   *b;
 
 	check_stack_depth();
-	if (cn->depth == cn->nbufs)
+	if (unlikely(cn->depth == cn->nbufs))
 	{
 		MemoryContext old = MemoryContextSwitchTo(cn->cxt);
 		int			n = cn->nbufs ? cn->nbufs * 2 : 4;
@@ -168,12 +168,23 @@ text_word_bytes(const char *p, int len)
 }
 
 /* Appends characters as a jsonb string: 's', UTF-8 length, UTF-8 bytes. */
-static void
+static inline void
 put_string(Buf *b, const char *p, int len)
 {
 	char	   *u = NULL;
 
-	if (canon_convert_text && len > 0)
+	if (likely(!canon_convert_text))
+	{
+		uint32		le = LE32((uint32) len);
+
+		buf_reserve(b, 5 + len);
+		b->data[b->len] = 's';
+		memcpy(b->data + b->len + 1, &le, 4);
+		memcpy(b->data + b->len + 5, p, len);
+		b->len += 5 + len;
+		return;
+	}
+	if (len > 0)
 	{
 		u = pg_server_to_any(p, len, PG_UTF8);
 		if (u != p)
@@ -212,8 +223,8 @@ digit_at(const char *digits, int i)
  * compatibility (numeric.c: a uint16 header, short or long form, then int16
  * digits).
  */
-static uint64
-numeric_word_data(const char *p, int len)
+static pg_noinline uint64
+numeric_word_slow(const char *p, int len)
 {
 	uint16		hdr;
 	bool		negative;
@@ -298,6 +309,39 @@ numeric_word_data(const char *p, int len)
 	}
 }
 
+/*
+ * numeric_word_slow's word, the common case first: the short form with one
+ * to three digits, none of them a leading or trailing zero (PostgreSQL
+ * stores none), packed straight from the header; its weight (-64..63)
+ * always fits the packed form.
+ */
+static inline uint64
+numeric_word_data(const char *p, int len)
+{
+	uint16		hdr;
+
+	memcpy(&hdr, p, sizeof(hdr));
+	if ((hdr & 0xC000) == 0x8000 && len >= 4 && len <= 8)
+	{
+		int			n = (len - 2) / 2;
+
+		if (digit_at(p + 2, 0) != 0 && digit_at(p + 2, n - 1) != 0)
+		{
+			int			weight = (hdr & 0x0040) ?
+				(int) (~0x003F | (hdr & 0x003F)) : (int) (hdr & 0x003F);
+			uint64		w = (UINT64CONST(1) << 63) |
+				((uint64) ((hdr & 0x2000) != 0) << 62) |
+				((uint64) n << 60) | ((uint64) (uint8) (int8) weight << 52);
+			int			i;
+
+			for (i = 0; i < n; i++)
+				w |= (uint64) (uint16) digit_at(p + 2, i) << (14 * i);
+			return w;
+		}
+	}
+	return numeric_word_slow(p, len);
+}
+
 /* The word of a numeric varlena at num (any alignment, any header). */
 static uint64
 numeric_word_at(const char *num)
@@ -328,25 +372,30 @@ numeric_word(Datum d)
 static void jsonb_container(Buf *b, const char *c);
 
 /*
- * Appends entry i of a container: strings as 's', length, UTF-8; numbers
- * as 'd' and their numeric word; 't', 'f', 'n'; containers recursively.
- * base is where the container's data starts, start[] each entry's offset.
+ * Appends entry e of a container, whose data runs from off to end (offsets
+ * from base, where the container's data starts): strings as 's', length,
+ * UTF-8; numbers as 'd' and their numeric word; 't', 'f', 'n'; containers
+ * recursively.  Numbers and containers start at the next 4-byte boundary of
+ * their offset.
  */
-static void
-jsonb_entry(Buf *b, const char *entries, const char *base, const uint32 *start, int i)
+static inline void
+jsonb_entry(Buf *b, JEntry e, const char *base, uint32 off, uint32 end)
 {
-	JEntry		e;
-
-	memcpy(&e, entries + sizeof(JEntry) * i, sizeof(e));
 	switch (e & JENTRY_TYPEMASK)
 	{
 		case JENTRY_ISSTRING:
-			put_string(b, base + start[i], (int) (start[i + 1] - start[i]));
+			put_string(b, base + off, (int) (end - off));
 			break;
 		case JENTRY_ISNUMERIC:
-			put_u8(b, 'd');
-			put_u64(b, numeric_word_at(base + INTALIGN(start[i])));
-			break;
+			{
+				uint64		le = LE64(numeric_word_at(base + INTALIGN(off)));
+
+				buf_reserve(b, 9);
+				b->data[b->len] = 'd';
+				memcpy(b->data + b->len + 1, &le, 8);
+				b->len += 9;
+				break;
+			}
 		case JENTRY_ISBOOL_FALSE:
 			put_u8(b, 'f');
 			break;
@@ -357,7 +406,7 @@ jsonb_entry(Buf *b, const char *entries, const char *base, const uint32 *start, 
 			put_u8(b, 'n');
 			break;
 		case JENTRY_ISCONTAINER:
-			jsonb_container(b, base + INTALIGN(start[i]));
+			jsonb_container(b, base + INTALIGN(off));
 			break;
 		default:
 			elog(ERROR, "unexpected jsonb entry type %u", e & JENTRY_TYPEMASK);
@@ -385,11 +434,87 @@ cmp_jsonb_key(const void *pa, const void *pb)
 }
 
 /*
+ * An object of a database whose encoding is not UTF-8: its keys converted,
+ * then sorted again by their UTF-8 length and bytes; each key followed by
+ * its value.
+ */
+static void
+jsonb_object_converted(Buf *b, const char *entries, const char *base, int count)
+{
+	uint32	   *start = palloc(sizeof(uint32) * (2 * count + 1));
+	JsonbKey   *keys = palloc(sizeof(JsonbKey) * Max(count, 1));
+	uint32		off = 0;
+	int			i;
+
+	for (i = 0; i < 2 * count; i++)
+	{
+		JEntry		e;
+
+		memcpy(&e, entries + sizeof(JEntry) * i, sizeof(e));
+		start[i] = off;
+		off = JBE_HAS_OFF(e) ? JBE_OFFLENFLD(e) : off + JBE_OFFLENFLD(e);
+	}
+	start[2 * count] = off;
+	for (i = 0; i < count; i++)
+	{
+		const char *p = base + start[i];
+		int			len = (int) (start[i + 1] - start[i]);
+		char	   *u = len > 0 ? pg_server_to_any(p, len, PG_UTF8) : (char *) p;
+
+		keys[i].conv = u != p ? u : NULL;
+		keys[i].p = u;
+		keys[i].len = u != p ? (int) strlen(u) : len;
+		keys[i].index = i;
+	}
+	qsort(keys, count, sizeof(JsonbKey), cmp_jsonb_key);
+	for (i = 0; i < count; i++)
+	{
+		int			v = count + keys[i].index;
+		JEntry		e;
+
+		put_u8(b, 's');
+		put_u32(b, (uint32) keys[i].len);
+		put_bytes(b, keys[i].p, keys[i].len);
+		memcpy(&e, entries + sizeof(JEntry) * v, sizeof(e));
+		jsonb_entry(b, e, base, start[v], start[v + 1]);
+		if (keys[i].conv)
+			pfree(keys[i].conv);
+	}
+	pfree(keys);
+	pfree(start);
+}
+
+/*
+ * Where entry i of a container's entries starts, relative to its data: the
+ * lengths of the entries before it, summed back to the nearest one that
+ * stores its end offset (one in JB_OFFSET_STRIDE does), as getJsonbOffset
+ * does, but unaligned-safe.
+ */
+static inline uint32
+jsonb_offset(const char *entries, int i)
+{
+	uint32		off = 0;
+
+	while (--i >= 0)
+	{
+		JEntry		e;
+
+		memcpy(&e, entries + sizeof(JEntry) * i, sizeof(e));
+		off += JBE_OFFLENFLD(e);
+		if (JBE_HAS_OFF(e))
+			break;
+	}
+	return off;
+}
+
+/*
  * Appends a container: an array as '[', its count and its elements; an
  * object as '{', its count and its members, key then value, ordered by the
  * key's UTF-8 length, then its bytes (which is how jsonb stores them when
  * the database is UTF-8; otherwise the converted keys are sorted here); a
- * scalar alone.  Reads are unaligned-safe.
+ * scalar alone.  Entries are read once, in one pass: an object's keys and
+ * values (stored all keys first) with a cursor each.  Reads are
+ * unaligned-safe.
  */
 static void
 jsonb_container(Buf *b, const char *c)
@@ -397,82 +522,70 @@ jsonb_container(Buf *b, const char *c)
 	uint32		header;
 	uint32		count;
 	bool		object;
-	int			n;
 	const char *entries = c + sizeof(uint32);
 	const char *base;
-	uint32		stack[65];
-	uint32	   *start;
-	uint32		off = 0;
 	int			i;
 
 	check_stack_depth();
 	memcpy(&header, c, sizeof(header));
 	count = header & JB_CMASK;
 	object = (header & JB_FOBJECT) != 0;
-	n = object ? 2 * count : count;
-	base = entries + sizeof(JEntry) * (Size) n;
-	start = n < (int) lengthof(stack) ? stack : palloc(sizeof(uint32) * (n + 1));
-	for (i = 0; i < n; i++)
-	{
-		JEntry		e;
-
-		memcpy(&e, entries + sizeof(JEntry) * i, sizeof(e));
-		start[i] = off;
-		/* an entry stores either its end offset or its length */
-		off = JBE_HAS_OFF(e) ? JBE_OFFLENFLD(e) : off + JBE_OFFLENFLD(e);
-	}
-	start[n] = off;
-
-	if (header & JB_FSCALAR)
-		jsonb_entry(b, entries, base, start, 0);
-	else if (!object)
-	{
-		put_u8(b, '[');
-		put_u32(b, count);
-		for (i = 0; i < n; i++)
-			jsonb_entry(b, entries, base, start, i);
-	}
-	else if (!canon_convert_text)
+	base = entries + sizeof(JEntry) * (Size) (object ? 2 * count : count);
+	if (object && canon_convert_text && count > 0)
 	{
 		put_u8(b, '{');
 		put_u32(b, count);
+		jsonb_object_converted(b, entries, base, count);
+		return;
+	}
+	if (!(header & JB_FSCALAR))
+	{
+		uint32		le = LE32(count);
+
+		buf_reserve(b, 5);
+		b->data[b->len] = object ? '{' : '[';
+		memcpy(b->data + b->len + 1, &le, 4);
+		b->len += 5;
+	}
+	if (!object)
+	{
+		uint32		off = 0;
+
 		for (i = 0; i < (int) count; i++)
 		{
-			jsonb_entry(b, entries, base, start, i);
-			jsonb_entry(b, entries, base, start, count + i);
+			JEntry		e;
+			uint32		end;
+
+			memcpy(&e, entries + sizeof(JEntry) * i, sizeof(e));
+			/* an entry stores either its end offset or its length */
+			end = JBE_HAS_OFF(e) ? JBE_OFFLENFLD(e) : off + JBE_OFFLENFLD(e);
+			jsonb_entry(b, e, base, off, end);
+			off = end;
 		}
 	}
 	else
 	{
-		JsonbKey   *keys = palloc(sizeof(JsonbKey) * Max(count, 1));
+		const char *ventries = entries + sizeof(JEntry) * (Size) count;
+		uint32		koff = 0;
+		uint32		voff = jsonb_offset(entries, (int) count);
 
 		for (i = 0; i < (int) count; i++)
 		{
-			const char *p = base + start[i];
-			int			len = (int) (start[i + 1] - start[i]);
-			char	   *u = len > 0 ? pg_server_to_any(p, len, PG_UTF8) : (char *) p;
+			JEntry		k;
+			JEntry		v;
+			uint32		kend;
+			uint32		vend;
 
-			keys[i].conv = u != p ? u : NULL;
-			keys[i].p = u;
-			keys[i].len = u != p ? (int) strlen(u) : len;
-			keys[i].index = i;
+			memcpy(&k, entries + sizeof(JEntry) * i, sizeof(k));
+			memcpy(&v, ventries + sizeof(JEntry) * i, sizeof(v));
+			kend = JBE_HAS_OFF(k) ? JBE_OFFLENFLD(k) : koff + JBE_OFFLENFLD(k);
+			vend = JBE_HAS_OFF(v) ? JBE_OFFLENFLD(v) : voff + JBE_OFFLENFLD(v);
+			jsonb_entry(b, k, base, koff, kend);
+			jsonb_entry(b, v, base, voff, vend);
+			koff = kend;
+			voff = vend;
 		}
-		qsort(keys, count, sizeof(JsonbKey), cmp_jsonb_key);
-		put_u8(b, '{');
-		put_u32(b, count);
-		for (i = 0; i < (int) count; i++)
-		{
-			put_u8(b, 's');
-			put_u32(b, (uint32) keys[i].len);
-			put_bytes(b, keys[i].p, keys[i].len);
-			jsonb_entry(b, entries, base, start, count + keys[i].index);
-			if (keys[i].conv)
-				pfree(keys[i].conv);
-		}
-		pfree(keys);
 	}
-	if (start != stack)
-		pfree(start);
 }
 
 static uint64
