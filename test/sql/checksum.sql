@@ -723,6 +723,80 @@ SELECT shift.value_word(1::int4) = shift.value_word(1::int8) AS int4_int8,
        shift.value_word('-0'::float8) = shift.value_word(0::float8) AS minus_zero,
        -- a type without a rule (its output text) follows its equality when its equal values print alike
        (shift.value_word('1.0'::seg) = shift.value_word('1.00'::seg)) = ('1.0'::seg = '1.00'::seg) AS seg_as_its_equality;
+-- a second implementation of doc/checksum.md, in SQL, for the containers:
+-- their canonical bytes built by the document's rules from their parts'
+-- words, then hashed as a bytea (whose word is H64 of its bytes, as 'a' and
+-- '\x61' show).  jsonb objects of more than 32 members store every 32nd
+-- entry's offset instead of its length, which the reader must follow.
+SELECT shift.value_word('a'::text) = shift.value_word('\x61'::bytea) AS text_is_h64_of_utf8;
+CREATE FUNCTION vec_le(word text, nbytes int DEFAULT 8) RETURNS bytea LANGUAGE sql AS $$
+  SELECT decode(string_agg(substr(lpad(word, 16, '0'), 15 - 2 * i, 2), '' ORDER BY i), 'hex')
+    FROM generate_series(0, nbytes - 1) i
+$$;
+CREATE FUNCTION vec_le32(n bigint) RETURNS bytea LANGUAGE sql AS $$
+  SELECT vec_le(to_hex(n & 4294967295), 4)
+$$;
+CREATE FUNCTION vec_j(j jsonb) RETURNS bytea LANGUAGE plpgsql AS $$
+BEGIN
+  RETURN CASE jsonb_typeof(j)
+    WHEN 'null' THEN 'n'::bytea
+    WHEN 'boolean' THEN CASE WHEN j::boolean THEN 't'::bytea ELSE 'f'::bytea END
+    WHEN 'string' THEN 's'::bytea || vec_le32(octet_length(convert_to(j #>> '{}', 'UTF8')))
+                       || convert_to(j #>> '{}', 'UTF8')
+    WHEN 'number' THEN 'd'::bytea || vec_le(shift.value_word(j::numeric))
+    WHEN 'array' THEN '['::bytea || vec_le32(jsonb_array_length(j))
+                      || coalesce((SELECT string_agg(vec_j(e), ''::bytea ORDER BY o)
+                                     FROM jsonb_array_elements(j) WITH ORDINALITY x(e, o)), '')
+    ELSE '{'::bytea || vec_le32((SELECT count(*) FROM jsonb_object_keys(j)))
+         || coalesce((SELECT string_agg(vec_j(to_jsonb(k)) || vec_j(v), ''::bytea
+                                        ORDER BY octet_length(convert_to(k, 'UTF8')), convert_to(k, 'UTF8'))
+                        FROM jsonb_each(j) x(k, v)), '')
+  END;
+END $$;
+CREATE FUNCTION vec_arr(a anyarray) RETURNS bytea LANGUAGE plpgsql AS $$
+DECLARE
+  out bytea := vec_le32(coalesce(array_ndims(a), 0));
+BEGIN
+  FOR d IN 1..coalesce(array_ndims(a), 0) LOOP
+    out := out || vec_le32(array_length(a, d)) || vec_le32(array_lower(a, d));
+  END LOOP;
+  RETURN out
+    || coalesce((SELECT string_agg(CASE WHEN num_nulls(e) = 1 THEN vec_le('6e756c6c2d2d6e75')
+                                        ELSE vec_le(shift.value_word(e)) END, ''::bytea ORDER BY o)
+                   FROM unnest(a) WITH ORDINALITY x(e, o)), '')
+    || coalesce((SELECT decode(string_agg(lpad(to_hex(bits), 2, '0'), '' ORDER BY byte), 'hex')
+                   FROM (SELECT (o - 1) / 8 AS byte, sum(CASE WHEN num_nulls(e) = 1 THEN 1 << ((o - 1) % 8)::int ELSE 0 END) AS bits
+                           FROM unnest(a) WITH ORDINALITY x(e, o) GROUP BY 1) b), '');
+END $$;
+CREATE TABLE vec_json (what text, j jsonb);
+INSERT INTO vec_json VALUES
+  ('document vector', '{"b": [true, null, "x"], "a": 1.50}'),
+  ('scalars', 'null'), ('scalars', 'true'), ('scalars', '"ü"'), ('scalars', '-0.000'), ('scalars', '""'),
+  ('empty containers', '[]'), ('empty containers', '{}'), ('empty containers', '[{}, [], {"": []}]'),
+  ('keys of every length, UTF-8', '{"zz": 1, "é": 2, "a": 3, "ab": 4, "😀": 5, "b": {"y": null, "x": [1e-40, 1e40]}}'),
+  ('100 members', (SELECT jsonb_object_agg('k' || i, CASE i % 4 WHEN 0 THEN to_jsonb(i * 1.50) WHEN 1 THEN to_jsonb(repeat('v', i))
+                                                             WHEN 2 THEN jsonb_build_array(i, 'x') ELSE jsonb_build_object('n', i) END)
+                   FROM generate_series(1, 100) i)),
+  ('40 objects of 40 members', (SELECT jsonb_agg((SELECT jsonb_object_agg(repeat('k', j % 7 + 1) || j, repeat('w', (i * j) % 5))
+                                                  FROM generate_series(1, 40) j)) FROM generate_series(1, 40) i)),
+  ('70 elements', (SELECT jsonb_agg(CASE WHEN i % 3 = 0 THEN NULL ELSE i END) FROM generate_series(1, 70) i));
+SELECT what, count(*) AS values, bool_and(shift.value_word(j) = shift.value_word(vec_j(j))) AS as_specified
+  FROM vec_json GROUP BY what ORDER BY what;
+CREATE TABLE vec_arrays (what text, i int8[], t text[]);
+INSERT INTO vec_arrays VALUES
+  ('document vector', ARRAY[1, NULL, 3], '{x,NULL,"y z"}'),
+  ('empty', '{}', '{}'),
+  ('two dimensions, lower bounds', '[-2:-1][3:4]={{1,2},{3,NULL}}', '[0:2]={a,NULL,"é"}'),
+  ('NULLs past the first bitmap byte', (SELECT array_agg(CASE WHEN g IN (9, 17, 20) THEN NULL ELSE g END) FROM generate_series(1, 20) g),
+   (SELECT array_agg(CASE WHEN g % 9 = 0 THEN NULL ELSE repeat('x', g) END) FROM generate_series(1, 30) g)),
+  ('a NULL bitmap without a NULL', (ARRAY[1, NULL]::int8[])[1:1], (ARRAY['a', NULL])[1:1]);
+SELECT what, shift.value_word(i) = shift.value_word(vec_arr(i)) AS int8_as_specified,
+       shift.value_word(t) = shift.value_word(vec_arr(t)) AS text_as_specified
+  FROM vec_arrays ORDER BY what;
+-- a composite: LE32(fields), their words, their NULL bitmap
+SELECT shift.value_word(ROW(1, NULL::text, 'x'::text)) =
+       shift.value_word(vec_le32(3) || vec_le(shift.value_word(1)) || vec_le('6e756c6c2d2d6e75')
+                        || vec_le(shift.value_word('x'::text)) || '\x02'::bytea) AS composite_as_specified;
 -- rows and chunks
 CREATE TABLE vec (id int PRIMARY KEY, t text, n numeric);
 INSERT INTO vec VALUES (1, 'a', 1.5), (2, NULL, 0);
