@@ -159,6 +159,7 @@ typedef enum WordOp
 	W_FLOAT8,
 	W_TEXT,						/* varlena characters, as UTF-8 */
 	W_BYTES,					/* varlena bytes */
+	W_NUMERIC,
 	W_OTHER						/* everything else: other_word */
 } WordOp;
 
@@ -207,6 +208,7 @@ extern void canon_init(Canon *cn);
 extern void colhash_init(ColHash *c, Oid typid, int32 typmod, MemoryContext cxt);
 extern char *colhash_class(ColHash *c);
 extern uint64 text_word_bytes(const char *p, int len);
+extern uint64 numeric_word_slow(const char *p, int len);
 extern uint64 other_word(Canon *cn, ColHash *c, Datum d);
 extern int	canon_pin_settings(void);
 extern void canon_pin_search_path(void);
@@ -248,6 +250,61 @@ bytes_word(Datum d)
 	return XXH3_64bits(VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v));
 }
 
+static inline int16
+digit_at(const char *digits, int i)
+{
+	int16		d;
+
+	memcpy(&d, digits + 2 * i, sizeof(d));
+	return d;
+}
+
+/*
+ * The word of a numeric from its data (after the varlena header, at any
+ * alignment), the common case here: the short form with one to three
+ * digits, none of them a leading or trailing zero (PostgreSQL stores none),
+ * packed straight from the header (its weight, -64..63, always fits the
+ * packed form).  numeric_word_slow (checksum_canon.c) does the rest, and
+ * defines the word.
+ */
+static inline uint64
+numeric_word_data(const char *p, int len)
+{
+	uint16		hdr;
+
+	memcpy(&hdr, p, sizeof(hdr));
+	if ((hdr & 0xC000) == 0x8000 && len >= 4 && len <= 8)
+	{
+		int			n = (len - 2) / 2;
+
+		if (digit_at(p + 2, 0) != 0 && digit_at(p + 2, n - 1) != 0)
+		{
+			int			weight = (hdr & 0x0040) ?
+				(int) (~0x003F | (hdr & 0x003F)) : (int) (hdr & 0x003F);
+			uint64		w = (UINT64CONST(1) << 63) |
+				((uint64) ((hdr & 0x2000) != 0) << 62) |
+				((uint64) n << 60) | ((uint64) (uint8) (int8) weight << 52);
+			int			i;
+
+			for (i = 0; i < n; i++)
+				w |= (uint64) (uint16) digit_at(p + 2, i) << (14 * i);
+			return w;
+		}
+	}
+	return numeric_word_slow(p, len);
+}
+
+/* The word of a numeric datum. */
+static inline uint64
+numeric_word(Datum d)
+{
+	struct varlena *v = (struct varlena *) DatumGetPointer(d);
+
+	if (VARATT_IS_EXTERNAL(v) || VARATT_IS_COMPRESSED(v))
+		v = pg_detoast_datum_packed(v);
+	return numeric_word_data(VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v));
+}
+
 /*
  * The 64-bit word standing for one non-NULL value: values of at most 8
  * bytes are their own canonical bits (an injective code, no hashing
@@ -277,6 +334,8 @@ value_word(Canon *cn, ColHash *c, Datum d)
 			return text_word(d);
 		case W_BYTES:
 			return bytes_word(d);
+		case W_NUMERIC:
+			return numeric_word(d);
 		case W_OTHER:
 			break;
 	}

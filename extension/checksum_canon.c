@@ -104,7 +104,9 @@ canon_enter(Canon *cn)
 {
 	Buf		   *b;
 
-	check_stack_depth();
+	/* a value's own level needs no check: its nested ones do */
+	if (cn->depth > 0)
+		check_stack_depth();
 	if (unlikely(cn->depth == cn->nbufs))
 	{
 		MemoryContext old = MemoryContextSwitchTo(cn->cxt);
@@ -204,15 +206,6 @@ put_string(Buf *b, const char *p, int len)
 
 /* ---------------------------------------------------------------- numeric */
 
-static inline int16
-digit_at(const char *digits, int i)
-{
-	int16		d;
-
-	memcpy(&d, digits + 2 * i, sizeof(d));
-	return d;
-}
-
 /*
  * A numeric's word from its data (after the varlena header, at any
  * alignment): sign, weight and base-10000 digits without leading or
@@ -223,7 +216,7 @@ digit_at(const char *digits, int i)
  * compatibility (numeric.c: a uint16 header, short or long form, then int16
  * digits).
  */
-static pg_noinline uint64
+pg_noinline uint64
 numeric_word_slow(const char *p, int len)
 {
 	uint16		hdr;
@@ -309,39 +302,6 @@ numeric_word_slow(const char *p, int len)
 	}
 }
 
-/*
- * numeric_word_slow's word, the common case first: the short form with one
- * to three digits, none of them a leading or trailing zero (PostgreSQL
- * stores none), packed straight from the header; its weight (-64..63)
- * always fits the packed form.
- */
-static inline uint64
-numeric_word_data(const char *p, int len)
-{
-	uint16		hdr;
-
-	memcpy(&hdr, p, sizeof(hdr));
-	if ((hdr & 0xC000) == 0x8000 && len >= 4 && len <= 8)
-	{
-		int			n = (len - 2) / 2;
-
-		if (digit_at(p + 2, 0) != 0 && digit_at(p + 2, n - 1) != 0)
-		{
-			int			weight = (hdr & 0x0040) ?
-				(int) (~0x003F | (hdr & 0x003F)) : (int) (hdr & 0x003F);
-			uint64		w = (UINT64CONST(1) << 63) |
-				((uint64) ((hdr & 0x2000) != 0) << 62) |
-				((uint64) n << 60) | ((uint64) (uint8) (int8) weight << 52);
-			int			i;
-
-			for (i = 0; i < n; i++)
-				w |= (uint64) (uint16) digit_at(p + 2, i) << (14 * i);
-			return w;
-		}
-	}
-	return numeric_word_slow(p, len);
-}
-
 /* The word of a numeric varlena at num (any alignment, any header). */
 static uint64
 numeric_word_at(const char *num)
@@ -355,16 +315,6 @@ numeric_word_at(const char *num)
 		memcpy(&vh, num, sizeof(vh));
 		return numeric_word_data(num + VARHDRSZ, VARSIZE_4B(&vh) - VARHDRSZ);
 	}
-}
-
-static uint64
-numeric_word(Datum d)
-{
-	struct varlena *v = (struct varlena *) DatumGetPointer(d);
-
-	if (VARATT_IS_EXTERNAL(v) || VARATT_IS_COMPRESSED(v))
-		v = pg_detoast_datum_packed(v);
-	return numeric_word_data(VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v));
 }
 
 /* ---------------------------------------------------------------- jsonb */
@@ -406,6 +356,7 @@ jsonb_entry(Buf *b, JEntry e, const char *base, uint32 off, uint32 end)
 			put_u8(b, 'n');
 			break;
 		case JENTRY_ISCONTAINER:
+			check_stack_depth();
 			jsonb_container(b, base + INTALIGN(off));
 			break;
 		default:
@@ -526,7 +477,6 @@ jsonb_container(Buf *b, const char *c)
 	const char *base;
 	int			i;
 
-	check_stack_depth();
 	memcpy(&header, c, sizeof(header));
 	count = header & JB_CMASK;
 	object = (header & JB_FOBJECT) != 0;
@@ -1065,6 +1015,7 @@ colhash_init(ColHash *c, Oid typid, int32 typmod, MemoryContext cxt)
 			return;
 		case NUMERICOID:
 			c->kind = HK_NUMERIC;
+			c->op = W_NUMERIC;
 			return;
 		case TEXTOID:
 		case VARCHAROID:
