@@ -194,7 +194,9 @@ side_init(Side *side, const char *what, Oid relid, ArrayType *columns, ArrayType
 		side->relkind != RELKIND_FOREIGN_TABLE)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("%s \"%s\" is not a table", what, RelationGetRelationName(rel))));
+				 errmsg("%s \"%s\" has no rows to checksum", what, RelationGetRelationName(rel)),
+				 errdetail_relkind_not_supported(side->relkind),
+				 errhint("Checksums read tables, partitioned tables, materialized views, views and foreign tables.")));
 	if (side->relkind == RELKIND_MATVIEW && !RelationIsPopulated(rel))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
