@@ -8,6 +8,7 @@
 #   make test       every test against a throwaway cluster; ends "N passed, N failed"
 #   make bench      benchmarks (ratios against baselines, never pass/fail)
 #   make fuzz       long fuzz runs (test/fuzz/*.sh; FUZZ_SEED=, FUZZ_MINUTES=)
+#   make soak       the operator model for long (SEED=, MINUTES=, default 60)
 #   make unit       runner unit tests (cmocka), no server needed
 #   make valgrind   runner unit tests under valgrind, failing on leaks
 
@@ -19,15 +20,32 @@ EXTENSION = pg_shift
 EXTVERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(EXTENSION).control)
 
 MODULE_big = pg_shift
-OBJS = extension/pg_shift.o extension/sqlfrag.o extension/backfill.o extension/checksum.o \
+OBJS = extension/pg_shift.o extension/control.o extension/sqlgen.o extension/sqlfrag.o extension/backfill.o extension/backfill_job.o extension/backfill_sql.o \
+	extension/backfill_batch.o extension/backfill_run.o extension/backfill_cron.o extension/checksum.o \
 	extension/checksum_canon.o extension/checksum_scan.o extension/checksum_compare.o \
 	extension/sync.o extension/lint.o
+OBJS += extension/lint_rules.o
+OBJS += extension/lint_alter.o
+OBJS += extension/lint_analyze.o
+OBJS += extension/lint_facts.o
+OBJS += extension/lint_report.o
+OBJS += extension/sync_config.o
+OBJS += extension/sync_check.o
 
 # The install script is generated; released install scripts and the upgrade
 # scripts between them are checked in and never edited once released.
-DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 RELEASED = 0.1.0
-DATA = $(foreach v,$(RELEASED),sql/$(EXTENSION)--$(v).sql) $(wildcard sql/$(EXTENSION)--*--*.sql)
+LAST_RELEASE = $(lastword $(RELEASED))
+DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
+# The upgrade from the last release to the version in development is
+# generated too (see its rule below); at the release it is checked in as
+# built, and the version joins RELEASED.
+ifneq ($(LAST_RELEASE),$(EXTVERSION))
+UPGRADE = sql/$(EXTENSION)--$(LAST_RELEASE)--$(EXTVERSION).sql
+DATA_built += $(UPGRADE)
+endif
+DATA = $(foreach v,$(RELEASED),sql/$(EXTENSION)--$(v).sql) \
+	$(filter-out $(UPGRADE),$(wildcard sql/$(EXTENSION)--*--*.sql))
 
 PG_CPPFLAGS = -DPG_SHIFT_VERSION=\"$(EXTVERSION)\"
 # PostgreSQL's headers and fmgr macros trip these three -Wextra warnings.
@@ -42,29 +60,54 @@ RUNNER_BINDIR ?= /usr/local/bin
 export PG_CONFIG EXTVERSION
 
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
-ifneq ($(wildcard $(PGXS)),)
-include $(PGXS)
-all: runner
-install: install-runner
-clean: clean-runner
-else
+# "PostgreSQL 15.4 (...)" -> 15.  The checksums' heap path reads PostgreSQL 15
+# internals, so another major version is refused, not built.
+PG_VERSION_TEXT := $(shell $(PG_CONFIG) --version 2>/dev/null)
+PG_MAJOR := $(firstword $(subst ., ,$(word 2,$(PG_VERSION_TEXT))))
+ifeq ($(wildcard $(PGXS)),)
 # No PostgreSQL server headers yet: only the targets that can install them work.
 all install:
 	@echo "pg_shift: PostgreSQL 15 development files not found ($(PG_CONFIG) --pgxs)." >&2
 	@echo "Run 'make deps' (as root) or 'make demo', or install postgresql-server-dev-15." >&2
 	@exit 2
+else ifneq ($(PG_MAJOR),15)
+all install:
+	@echo "pg_shift: needs PostgreSQL 15, but $(PG_CONFIG) is $(PG_VERSION_TEXT)." >&2
+	@echo "Point PG_CONFIG at PostgreSQL 15's pg_config: make PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config" >&2
+	@exit 2
+else
+include $(PGXS)
+all: runner
+install: install-runner
+clean: clean-runner
 endif
 
 # The install script's sources, in order: the header, then one file per capability.
-SQL_SOURCES = sql/$(EXTENSION).sql sql/bookkeeping.sql sql/backfill.sql sql/checksum.sql sql/sync.sql sql/lint.sql sql/grants.sql
+SQL_SOURCES = sql/$(EXTENSION).sql sql/control.sql sql/bookkeeping.sql sql/backfill.sql sql/checksum.sql sql/sync.sql sql/cutover.sql sql/runner_api.sql sql/lint.sql sql/grants.sql
 
 sql/$(EXTENSION)--$(EXTVERSION).sql: $(SQL_SOURCES) $(EXTENSION).control
 	cat $(SQL_SOURCES) | sed 's/@PG_SHIFT_VERSION@/$(EXTVERSION)/g' > $@
 
+# The upgrade script: its hand-written part, sql/upgrade/A--B.sql (what
+# becomes of the data: the last release's tables and rows), with the whole
+# install script in place of its line "-- @INSTALL_SCRIPT@" (the install
+# script's own \echo guard left out).  The functions, views, types, policies
+# and grants an upgrade makes are thus exactly what a fresh install makes,
+# however the sources change until the release.
+ifdef UPGRADE
+$(UPGRADE): sql/upgrade/$(LAST_RELEASE)--$(EXTVERSION).sql sql/$(EXTENSION)--$(EXTVERSION).sql
+	awk -v script='$(word 2,$^)' \
+	  '$$0 == "-- @INSTALL_SCRIPT@" { n++; while ((getline l < script) > 0) if (l !~ /^\\echo /) print l; next } \
+	   { print } \
+	   END { if (n != 1) { print FILENAME ": needs one line -- @INSTALL_SCRIPT@, has " n + 0 > "/dev/stderr"; exit 1 } }' \
+	  $< > $@.tmp
+	mv $@.tmp $@
+endif
+
 $(OBJS): $(EXTENSION).control
 extension/checksum.o extension/checksum_canon.o extension/checksum_scan.o extension/checksum_compare.o: extension/checksum.h
 
-.PHONY: runner install-runner clean-runner deps demo test bench fuzz unit valgrind
+.PHONY: runner install-runner clean-runner deps demo test bench fuzz soak unit valgrind
 
 runner:
 	$(MAKE) -C runner
@@ -91,6 +134,9 @@ bench:
 
 fuzz:
 	bash test/harness.sh fuzz
+
+soak:
+	bash test/harness.sh soak
 
 unit: runner
 	$(MAKE) -C test/unit run

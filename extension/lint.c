@@ -21,1821 +21,64 @@
  * rolled back and reported as "could not tell".  The functions are
  * therefore PARALLEL UNSAFE.
  *
+ * Lint runs no user code (see lint_analyze.c).  The rules are in
+ * lint_rules.c and lint_alter.c, the facts they look up in lint_facts.c,
+ * and findings and shift:allow comments in lint_report.c; this file parses
+ * each part of the input and hands its statements, in order, to
+ * lint_statement.
+ *
+ * Every input is bounded (shift_check_size, SQLSTATE 54000), and the work is
+ * linear in it: earlier statements' facts are found through hash tables, and
+ * each statement is linted in a memory context reset after it.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include <ctype.h>
-
-#include "access/genam.h"
-#include "access/htup_details.h"
-#include "access/table.h"
-#include "access/xact.h"
-#include "catalog/indexing.h"
-#include "catalog/namespace.h"
-#include "catalog/pg_attribute.h"
-#include "catalog/pg_class.h"
-#include "catalog/pg_constraint.h"
-#include "catalog/pg_proc.h"
+#include "access/detoast.h"
 #include "catalog/pg_type.h"
-#include "commands/defrem.h"
-#include "commands/tablecmds.h"
-#include "fmgr.h"
+#include "common/keywords.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
-#include "nodes/makefuncs.h"
-#include "nodes/nodeFuncs.h"
-#include "nodes/parsenodes.h"
-#include "optimizer/optimizer.h"
-#include "parser/parse_coerce.h"
-#include "parser/parse_collate.h"
-#include "parser/parse_expr.h"
-#include "parser/parse_node.h"
-#include "parser/parse_type.h"
-#include "parser/parser.h"
-#include "storage/lockdefs.h"
+#include "parser/scanner.h"
 #include "storage/proc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/fmgroids.h"
 #include "utils/guc.h"
-#include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/rel.h"
-#include "utils/resowner.h"
-#include "utils/syscache.h"
-#include "utils/timestamp.h"
-#include "utils/typcache.h"
 
 #include "pg_shift.h"
+#include "lint.h"
 
 PG_FUNCTION_INFO_V1(shift_lint);
 PG_FUNCTION_INFO_V1(shift_lint_script);
 
-#define SEV_CRITICAL	"CRITICAL"
-#define SEV_HIGH		"HIGH"
-#define SEV_MEDIUM		"MEDIUM"
-#define SEV_LOW			"LOW"
-
-/* lock_timeout values: milliseconds, 0 for none */
-#define TIMEOUT_UNSET	(-1)
-
-/* A table or index created earlier in the input. */
-typedef struct LintRel
-{
-	char	   *schema;			/* as written, or NULL */
-	char	   *name;
-	int			phase;			/* new (empty) only within this phase */
-} LintRel;
-
-/* A CHECK (col IS NOT NULL) constraint added earlier in the input. */
-typedef struct LintCheck
-{
-	char	   *schema;
-	char	   *table;
-	char	   *conname;		/* given or the name PostgreSQL would choose */
-	char	   *column;
-	bool		validated;
-} LintCheck;
-
-typedef struct LintState
-{
-	/* output */
-	Tuplestorestate *out;
-	TupleDesc	desc;
-	bool		with_part;		/* lint_script: a part column first */
-
-	/* where we are */
-	const char *sql;			/* the part being linted */
-	int			part;			/* 1-based */
-	int			phase;
-	int			statement;		/* 1-based, over the whole input */
-	int			line;			/* in the part, of the current statement */
-
-	/* transactions and lock_timeout */
-	bool		script_mode;	/* parts are sent as simple queries */
-	bool		explicit_tx;	/* inside BEGIN ... COMMIT */
-	bool		implicit_tx;	/* a part of several statements */
-	int			start_timeout;	/* what RESET goes back to */
-	int			session_timeout;
-	int			local_timeout;	/* SET LOCAL in force, or TIMEOUT_UNSET */
-	int			tx_saved_timeout;	/* session value at BEGIN */
-	int			part_timeout;	/* db:ddl's, or TIMEOUT_UNSET */
-
-	/* what earlier statements did */
-	List	   *new_rels;		/* LintRel */
-	List	   *checks;			/* LintCheck */
-
-	/* the statement being linted */
-	const char *text;			/* its SQL (for shift:allow comments) */
-	const char *lock;			/* lock on its main object, or NULL */
-	LOCKMODE	strongest;		/* strongest lock on an existing relation */
-	char	   *strongest_on;	/* ... and which */
-} LintState;
-
-static void lint_statement(LintState *st, Node *stmt);
-static int	skip_space(const char *sql, int pos, int len);
-
-/* ---------------------------------------------------------------- helpers */
-
-static const char *const lock_names[] = {
-	NULL, "ACCESS SHARE", "ROW SHARE", "ROW EXCLUSIVE",
-	"SHARE UPDATE EXCLUSIVE", "SHARE", "SHARE ROW EXCLUSIVE", "EXCLUSIVE",
-	"ACCESS EXCLUSIVE"
-};
-
-static const char *
-lock_name(LOCKMODE mode)
-{
-	if (mode <= NoLock || mode > AccessExclusiveLock)
-		return NULL;
-	return lock_names[mode];
-}
-
-/* schema.name of a RangeVar, quoted where needed */
-static char *
-rv_name(const RangeVar *rv)
-{
-	if (rv == NULL || rv->relname == NULL)
-		return pstrdup("?");
-	if (rv->schemaname)
-		return quote_qualified_identifier(rv->schemaname, rv->relname);
-	return pstrdup(quote_identifier(rv->relname));
-}
-
-/* a list of String nodes (a qualified name), quoted; "?" if it is not one */
-static char *
-names_text(List *names)
-{
-	StringInfoData s;
-	ListCell   *lc;
-
-	initStringInfo(&s);
-	foreach(lc, names)
-	{
-		Node	   *n = lfirst(lc);
-
-		if (n == NULL || !IsA(n, String))
-			return pstrdup("?");
-		appendStringInfo(&s, "%s%s", s.len ? "." : "",
-						 quote_identifier(strVal(n)));
-	}
-	return s.len ? s.data : pstrdup("?");
-}
-
-static const char *
-qi(const char *name)
-{
-	return name ? quote_identifier(name) : "?";
-}
-
-/* Is the option (a DefElem list) `name` given and true? */
-static bool
-option_true(List *options, const char *name)
-{
-	ListCell   *lc;
-
-	foreach(lc, options)
-	{
-		DefElem    *d = lfirst(lc);
-
-		if (d == NULL || !IsA(d, DefElem) || d->defname == NULL ||
-			strcmp(d->defname, name) != 0)
-			continue;
-		if (d->arg == NULL)
-			return true;
-		if (IsA(d->arg, Boolean))
-			return boolVal(d->arg);
-		if (IsA(d->arg, Integer))
-			return intVal(d->arg) != 0;
-		if (IsA(d->arg, String))
-		{
-			bool		b;
-
-			return parse_bool(strVal(d->arg), &b) && b;
-		}
-		return false;
-	}
-	return false;
-}
-
-/*
- * The OID of an existing relation, or InvalidOid.  No lock is taken and no
- * privilege is checked (get_namespace_oid and RelnameGetRelid do neither),
- * so linting SQL about objects one may not touch still works.
- */
-static Oid
-lint_relid(const RangeVar *rv)
-{
-	Oid			nsp;
-
-	if (rv == NULL || rv->relname == NULL || rv->catalogname != NULL)
-		return InvalidOid;
-	if (rv->schemaname == NULL)
-		return RelnameGetRelid(rv->relname);
-	nsp = get_namespace_oid(rv->schemaname, true);
-	return OidIsValid(nsp) ? get_relname_relid(rv->relname, nsp) : InvalidOid;
-}
-
-static bool
-same_name(const char *schema1, const char *name1,
-		  const char *schema2, const char *name2)
-{
-	if (name1 == NULL || name2 == NULL || strcmp(name1, name2) != 0)
-		return false;
-	return schema1 == NULL || schema2 == NULL || strcmp(schema1, schema2) == 0;
-}
-
-/*
- * Is rv a table created earlier in this phase of the input, or a temporary
- * table?  Either way it is private to this session (or empty), so lock and
- * scan rules do not apply.
- */
-static bool
-is_new_rel(LintState *st, const RangeVar *rv)
-{
-	ListCell   *lc;
-	Oid			relid;
-
-	if (rv == NULL)
-		return false;
-	foreach(lc, st->new_rels)
-	{
-		LintRel    *r = lfirst(lc);
-
-		if (r->phase == st->phase &&
-			same_name(r->schema, r->name, rv->schemaname, rv->relname))
-			return true;
-	}
-	relid = lint_relid(rv);
-	return OidIsValid(relid) && get_rel_persistence(relid) == RELPERSISTENCE_TEMP;
-}
-
-static void
-add_new_rel(LintState *st, const char *schema, const char *name)
-{
-	LintRel    *r = palloc0(sizeof(LintRel));
-
-	if (name == NULL)
-		return;
-	r->schema = schema ? pstrdup(schema) : NULL;
-	r->name = pstrdup(name);
-	r->phase = st->phase;
-	st->new_rels = lappend(st->new_rels, r);
-}
-
-static void
-forget_new_rel(LintState *st, const char *schema, const char *name)
-{
-	ListCell   *lc;
-
-	foreach(lc, st->new_rels)
-	{
-		LintRel    *r = lfirst(lc);
-
-		if (same_name(r->schema, r->name, schema, name))
-			st->new_rels = foreach_delete_current(st->new_rels, lc);
-	}
-}
-
-/* ---------------------------------------------------------------- output */
-
-/* The rule ids a "shift:allow" comment may name. */
-static const char *const rule_ids[] = {
-	"add-column-not-null", "add-column-rewrite", "cluster", "column-type-change",
-	"column-type-rewrite", "constraint-not-valid", "drop-column", "drop-index-not-concurrent",
-	"drop-table", "enum-value-in-transaction", "index-not-concurrent", "lock-table",
-	"missing-lock-timeout", "not-in-transaction", "refresh-not-concurrent",
-	"reindex-not-concurrent", "rename-column", "rename-table", "set-access-method",
-	"set-logged", "set-not-null", "set-tablespace", "syntax-error", "truncate",
-	"unique-without-index", "vacuum-full", "all", NULL
-};
-
-/*
- * Does one comment's text allow the rule?  "shift:allow" is followed by rule
- * ids (separated by blanks or commas); the list ends at the first word that
- * is not one, so prose after it ("... because readers moved") names nothing.
- */
-static bool
-comment_allows(const char *c, int n, const char *rule)
-{
-	const char *end = c + n;
-	const char *p;
-	size_t		rlen = strlen(rule);
-
-	for (p = c; p + 11 <= end; p++)
-	{
-		const char *q;
-
-		if (strncmp(p, "shift:allow", 11) != 0)
-			continue;
-		q = p + 11;
-		for (;;)
-		{
-			const char *w;
-			int			i;
-			bool		known = false;
-
-			while (q < end && (*q == ' ' || *q == '\t' || *q == ','))
-				q++;
-			w = q;
-			while (q < end && (isalnum((unsigned char) *q) || *q == '-' || *q == '_'))
-				q++;
-			if (q == w)
-				break;
-			for (i = 0; rule_ids[i] != NULL && !known; i++)
-				known = (size_t) (q - w) == strlen(rule_ids[i]) && strncmp(w, rule_ids[i], q - w) == 0;
-			if (!known)
-				break;
-			if ((q - w == 3 && strncmp(w, "all", 3) == 0) ||
-				((size_t) (q - w) == rlen && strncmp(w, rule, rlen) == 0))
-				return true;
-		}
-		p = q - 1;
-	}
-	return false;
-}
-
-/*
- * Does the statement allow the rule?  A comment inside it (before its ';'),
- * or a -- comment right after its ';' on the same line, reading
- * "shift:allow rule-id ..." (or "shift:allow all") silences those rules for
- * that statement: for a risky form the author has made safe another way.
- * Comments are found by skipping string literals, quoted identifiers and
- * dollar quotes; comments before the statement's first word belong to the
- * statement before it.
- */
-static bool
-allowed(LintState *st, const char *rule)
-{
-	const char *t = st->text;
-	int			len;
-	int			i;
-
-	if (t == NULL)
-		return false;
-	len = strlen(t);
-	for (i = 0; i < len;)
-	{
-		char		ch = t[i];
-
-		if (ch == '\'' || ch == '"')
-		{
-			/* a literal or quoted identifier; doubled quotes stay inside */
-			i++;
-			while (i < len && !(t[i] == ch && (i + 1 >= len || t[i + 1] != ch)))
-				i += (t[i] == ch) ? 2 : 1;
-			i++;
-		}
-		else if (ch == '$')
-		{
-			/* $tag$ ... $tag$ */
-			int			j = i + 1;
-
-			while (j < len && (isalnum((unsigned char) t[j]) || t[j] == '_'))
-				j++;
-			if (j < len && t[j] == '$' && !(j > i + 1 && isdigit((unsigned char) t[i + 1])))
-			{
-				int			taglen = j - i + 1;
-				const char *close = NULL;
-				int			k;
-
-				for (k = j + 1; k + taglen <= len; k++)
-					if (strncmp(t + k, t + i, taglen) == 0)
-					{
-						close = t + k;
-						break;
-					}
-				i = close ? (int) (close - t) + taglen : len;
-			}
-			else
-				i = j;
-		}
-		else if (ch == '-' && i + 1 < len && t[i + 1] == '-')
-		{
-			int			start = i;
-
-			while (i < len && t[i] != '\n')
-				i++;
-			if (comment_allows(t + start, i - start, rule))
-				return true;
-		}
-		else if (ch == '/' && i + 1 < len && t[i + 1] == '*')
-		{
-			int			start = i;
-			int			depth = 1;
-
-			i += 2;
-			while (i < len && depth > 0)
-			{
-				if (t[i] == '/' && i + 1 < len && t[i + 1] == '*')
-					depth++, i += 2;
-				else if (t[i] == '*' && i + 1 < len && t[i + 1] == '/')
-					depth--, i += 2;
-				else
-					i++;
-			}
-			if (comment_allows(t + start, i - start, rule))
-				return true;
-		}
-		else
-			i++;
-	}
-	return false;
-}
-
-static void
-report(LintState *st, const char *severity, const char *rule,
-	   const char *object, const char *message, const char *hint)
-{
-	Datum		values[9];
-	bool		nulls[9];
-	int			i = 0;
-
-	if (allowed(st, rule))
-		return;
-
-	memset(nulls, 0, sizeof(nulls));
-	if (st->with_part)
-		values[i++] = Int32GetDatum(st->part);
-	values[i++] = Int32GetDatum(st->statement);
-	values[i++] = Int32GetDatum(st->line);
-	values[i++] = CStringGetTextDatum(severity);
-	values[i++] = CStringGetTextDatum(rule);
-	if (st->lock)
-		values[i] = CStringGetTextDatum(st->lock);
-	else
-		nulls[i] = true;
-	i++;
-	if (object)
-		values[i] = CStringGetTextDatum(object);
-	else
-		nulls[i] = true;
-	i++;
-	values[i++] = CStringGetTextDatum(message);
-	if (hint)
-		values[i] = CStringGetTextDatum(hint);
-	else
-		nulls[i] = true;
-	tuplestore_putvalues(st->out, st->desc, values, nulls);
-}
-
-/*
- * Notes that the statement locks an existing relation in `mode`; the
- * lock-timeout rule looks at the strongest such lock once the statement's
- * own rules have run.  A new or temporary relation waits for nobody.
- */
-static void
-note_lock(LintState *st, const RangeVar *rv, const char *what, LOCKMODE mode)
-{
-	if (rv != NULL && is_new_rel(st, rv))
-		return;
-	if (mode > st->strongest)
-	{
-		st->strongest = mode;
-		st->strongest_on = rv ? rv_name(rv) : pstrdup(what);
-	}
-}
-
-/* The lock_timeout in force for the current statement, in ms (0: none). */
-static int
-timeout_in_force(LintState *st)
-{
-	if (st->part_timeout != TIMEOUT_UNSET)
-		return st->part_timeout;
-	if (st->local_timeout != TIMEOUT_UNSET)
-		return st->local_timeout;
-	return st->session_timeout;
-}
-
-static bool
-in_transaction_block(LintState *st)
-{
-	return st->explicit_tx || st->implicit_tx;
-}
-
-/* ---------------------------------------------------------------- subtransactions */
-
-/*
- * Runs fn(arg) in a subtransaction: parse analysis may fail (an unknown
- * function or type) after taking catalog locks and buffer pins, which only a
- * subtransaction abort releases.  Returns NULL on success, or the error
- * message.  Memory fn allocates stays in the caller's context.
- */
-static char *
-lint_try(void (*fn) (void *arg), void *arg)
-{
-	ErrorData  *edata = shift_try(fn, arg);
-
-	if (edata == NULL)
-		return NULL;
-	return edata->message ? edata->message : pstrdup("unknown error");
-}
-
-/* ---------------------------------------------------------------- ADD COLUMN defaults */
-
-typedef struct DefaultCheck
-{
-	ColumnDef  *col;
-	Node	   *raw_default;	/* NULL: none given */
-	char	   *volatile_func;	/* out: the volatile function, or NULL */
-	bool		is_volatile;	/* out */
-	bool		domain_checks;	/* out: a domain with constraints */
-} DefaultCheck;
-
-static bool
-volatile_func_checker(Oid func_id, void *context)
-{
-	return func_volatile(func_id) == PROVOLATILE_VOLATILE;
-}
-
-/* Finds the first volatile function in a transformed expression. */
-static bool
-find_volatile_walker(Node *node, DefaultCheck *dc)
-{
-	if (node == NULL)
-		return false;
-	if (IsA(node, FuncExpr) &&
-		func_volatile(((FuncExpr *) node)->funcid) == PROVOLATILE_VOLATILE)
-	{
-		dc->volatile_func = get_func_name(((FuncExpr *) node)->funcid);
-		return true;
-	}
-	if (check_functions_in_node(node, volatile_func_checker, NULL))
-	{
-		dc->volatile_func = pstrdup("a volatile operator or cast");
-		return true;
-	}
-	return expression_tree_walker(node, find_volatile_walker, dc);
-}
-
-/*
- * Decides from pg_proc whether the default would be computed per row:
- * transformed and coerced to the column's type as ALTER TABLE does, then
- * contain_volatile_functions().  Without a default, the type's (a domain's)
- * default counts, and a domain with constraints is checked on every row.
- */
-static void
-check_default(void *arg)
-{
-	DefaultCheck *dc = arg;
-	ParseState *pstate = make_parsestate(NULL);
-	Oid			typid;
-	int32		typmod;
-	Node	   *expr = NULL;
-
-	typenameTypeIdAndMod(pstate, dc->col->typeName, &typid, &typmod);
-	if (dc->raw_default)
-	{
-		Node	   *coerced;
-
-		expr = transformExpr(pstate, copyObject(dc->raw_default),
-							 EXPR_KIND_COLUMN_DEFAULT);
-		coerced = coerce_to_target_type(pstate, expr, exprType(expr),
-										typid, typmod, COERCION_ASSIGNMENT,
-										COERCE_IMPLICIT_CAST, -1);
-		if (coerced)
-			expr = coerced;
-	}
-	else
-		expr = get_typdefault(typid);
-	if (expr && contain_volatile_functions(expr))
-	{
-		dc->is_volatile = true;
-		find_volatile_walker(expr, dc);
-	}
-	dc->domain_checks = DomainHasConstraints(typid);
-}
-
-/* Is the column's type one of the serial pseudo-types (as the parser sees them)? */
-static bool
-is_serial(TypeName *tn)
-{
-	static const char *const serials[] = {
-		"smallserial", "serial2", "serial", "serial4", "bigserial", "serial8"
-	};
-	const char *name;
-	int			i;
-
-	if (tn == NULL || tn->pct_type || list_length(tn->names) != 1 ||
-		!IsA(linitial(tn->names), String))
-		return false;
-	name = strVal(linitial(tn->names));
-	for (i = 0; i < lengthof(serials); i++)
-		if (strcmp(name, serials[i]) == 0)
-			return true;
-	return false;
-}
-
-/* ---------------------------------------------------------------- ALTER COLUMN TYPE */
-
-typedef struct TypeChangeCheck
-{
-	Oid			relid;
-	AttrNumber	attnum;
-	Oid			atttypid;
-	int32		atttypmod;
-	Oid			attcollation;
-	TypeName   *typeName;
-	char	   *new_type;		/* out: the new type, as format_type prints it */
-	bool		rewrite;		/* out */
-	bool		no_cast;		/* out: needs USING */
-} TypeChangeCheck;
-
-/*
- * Does the planned conversion expression need a rewrite?  This follows
- * ATColumnChangeRequiresRewrite() in tablecmds.c (static there): the column
- * itself, binary-compatible relabelings, domains without constraints and
- * the timestamp <-> timestamptz conversions that the session's TimeZone
- * makes free are no rewrite; anything else is.
- */
-static bool
-change_requires_rewrite(Node *expr, AttrNumber attnum)
-{
-	for (;;)
-	{
-		if (expr == NULL)
-			return true;
-		if (IsA(expr, Var) && ((Var *) expr)->varattno == attnum)
-			return false;
-		else if (IsA(expr, RelabelType))
-			expr = (Node *) ((RelabelType *) expr)->arg;
-		else if (IsA(expr, CoerceToDomain))
-		{
-			CoerceToDomain *d = (CoerceToDomain *) expr;
-
-			if (DomainHasConstraints(d->resulttype))
-				return true;
-			expr = (Node *) d->arg;
-		}
-		else if (IsA(expr, FuncExpr))
-		{
-			FuncExpr   *f = (FuncExpr *) expr;
-
-			if ((f->funcid == F_TIMESTAMPTZ_TIMESTAMP ||
-				 f->funcid == F_TIMESTAMP_TIMESTAMPTZ) &&
-				!TimestampTimestampTzRequiresRewrite() && f->args != NIL)
-				expr = linitial(f->args);
-			else
-				return true;
-		}
-		else
-			return true;
-	}
-}
-
-/*
- * What ALTER TABLE would do without USING: coerce the column to the new
- * type (assignment coercion), plan the expression (which drops length
- * coercions that cannot fail, such as varchar(10) to varchar(20)) and look
- * at what is left.
- */
-static void
-check_type_change(void *arg)
-{
-	TypeChangeCheck *tc = arg;
-	ParseState *pstate = make_parsestate(NULL);
-	Oid			typid;
-	int32		typmod;
-	Node	   *expr;
-
-	typenameTypeIdAndMod(pstate, tc->typeName, &typid, &typmod);
-	tc->new_type = format_type_with_typemod(typid, typmod);
-	expr = (Node *) makeVar(1, tc->attnum, tc->atttypid, tc->atttypmod,
-							tc->attcollation, 0);
-	expr = coerce_to_target_type(pstate, expr, tc->atttypid, typid, typmod,
-								 COERCION_ASSIGNMENT, COERCE_IMPLICIT_CAST, -1);
-	if (expr == NULL)
-	{
-		tc->no_cast = true;
-		tc->rewrite = true;
-		return;
-	}
-	assign_expr_collations(pstate, expr);
-	expr = (Node *) expression_planner((Expr *) expr);
-	tc->rewrite = change_requires_rewrite(expr, tc->attnum);
-}
-
-/* ---------------------------------------------------------------- NOT NULL proofs */
-
-/* The column a raw "col IS NOT NULL" tests, or NULL. */
-static const char *
-raw_not_null_column(Node *n)
-{
-	NullTest   *nt;
-	ColumnRef  *cr;
-	Node	   *last;
-
-	if (n == NULL || !IsA(n, NullTest))
-		return NULL;
-	nt = (NullTest *) n;
-	if (nt->nulltesttype != IS_NOT_NULL || nt->arg == NULL ||
-		!IsA(nt->arg, ColumnRef))
-		return NULL;
-	cr = (ColumnRef *) nt->arg;
-	if (cr->fields == NIL)
-		return NULL;
-	last = llast(cr->fields);
-	return IsA(last, String) ? strVal(last) : NULL;
-}
-
-/* Records each "col IS NOT NULL" of a CHECK expression (ANDs included). */
-static void
-record_not_null_checks(LintState *st, const RangeVar *rv, Constraint *con,
-					   Node *expr)
-{
-	const char *col;
-
-	check_stack_depth();
-	if (expr == NULL)
-		return;
-	if (IsA(expr, BoolExpr) && ((BoolExpr *) expr)->boolop == AND_EXPR)
-	{
-		ListCell   *lc;
-
-		foreach(lc, ((BoolExpr *) expr)->args)
-			record_not_null_checks(st, rv, con, lfirst(lc));
-		return;
-	}
-	if ((col = raw_not_null_column(expr)) != NULL)
-	{
-		LintCheck  *c = palloc0(sizeof(LintCheck));
-
-		c->schema = rv->schemaname ? pstrdup(rv->schemaname) : NULL;
-		c->table = pstrdup(rv->relname);
-		/* unnamed: "table_col_check", as AddRelationNewConstraints names it */
-		c->conname = con->conname ? pstrdup(con->conname) :
-			makeObjectName(rv->relname, col, "check");
-		c->column = pstrdup(col);
-		c->validated = !con->skip_validation;
-		st->checks = lappend(st->checks, c);
-	}
-}
-
-/* The tracked CHECK (col IS NOT NULL) for rv.col, validated ones first. */
-static LintCheck *
-find_check(LintState *st, const RangeVar *rv, const char *col)
-{
-	ListCell   *lc;
-	LintCheck  *found = NULL;
-
-	foreach(lc, st->checks)
-	{
-		LintCheck  *c = lfirst(lc);
-
-		if (same_name(c->schema, c->table, rv->schemaname, rv->relname) &&
-			strcmp(c->column, col) == 0)
-		{
-			if (c->validated)
-				return c;
-			found = c;
-		}
-	}
-	return found;
-}
-
-/* Does a cooked CHECK expression imply "attnum IS NOT NULL"? */
-static bool
-cooked_implies_not_null(Node *n, AttrNumber attnum)
-{
-	ListCell   *lc;
-
-	check_stack_depth();
-	if (n == NULL)
-		return false;
-	if (IsA(n, List))
-	{
-		foreach(lc, (List *) n)
-			if (cooked_implies_not_null(lfirst(lc), attnum))
-				return true;
-		return false;
-	}
-	if (IsA(n, BoolExpr) && ((BoolExpr *) n)->boolop == AND_EXPR)
-		return cooked_implies_not_null((Node *) ((BoolExpr *) n)->args, attnum);
-	if (IsA(n, NullTest))
-	{
-		NullTest   *nt = (NullTest *) n;
-
-		return nt->nulltesttype == IS_NOT_NULL && !nt->argisrow &&
-			nt->arg && IsA(nt->arg, Var) &&
-			((Var *) nt->arg)->varattno == attnum;
-	}
-	return false;
-}
-
-/*
- * Is the column already NOT NULL, or does a validated CHECK constraint in
- * the catalog prove it (which lets SET NOT NULL skip its scan)?
- */
-static bool
-catalog_not_null(Oid relid, const char *col)
-{
-	HeapTuple	tup;
-	AttrNumber	attnum;
-	bool		notnull;
-	Relation	conrel;
-	SysScanDesc scan;
-	ScanKeyData key;
-	bool		proven = false;
-
-	tup = SearchSysCacheAttName(relid, col);
-	if (!HeapTupleIsValid(tup))
-		return false;
-	attnum = ((Form_pg_attribute) GETSTRUCT(tup))->attnum;
-	notnull = ((Form_pg_attribute) GETSTRUCT(tup))->attnotnull;
-	ReleaseSysCache(tup);
-	if (notnull)
-		return true;
-
-	conrel = table_open(ConstraintRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_constraint_conrelid, BTEqualStrategyNumber,
-				F_OIDEQ, ObjectIdGetDatum(relid));
-	scan = systable_beginscan(conrel, ConstraintRelidTypidNameIndexId, true,
-							  NULL, 1, &key);
-	while (!proven && HeapTupleIsValid(tup = systable_getnext(scan)))
-	{
-		Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
-		Datum		bin;
-		bool		isnull;
-
-		if (con->contype != CONSTRAINT_CHECK || !con->convalidated)
-			continue;
-		bin = heap_getattr(tup, Anum_pg_constraint_conbin,
-						   RelationGetDescr(conrel), &isnull);
-		if (!isnull)
-			proven = cooked_implies_not_null(stringToNode(TextDatumGetCString(bin)),
-											 attnum);
-	}
-	systable_endscan(scan);
-	table_close(conrel, AccessShareLock);
-	return proven;
-}
-
-/* ---------------------------------------------------------------- ALTER TABLE */
-
-static LOCKMODE
-alter_table_lock(List *cmds)
-{
-	volatile LOCKMODE mode = AccessExclusiveLock;
-	MemoryContext cxt = CurrentMemoryContext;
-
-	/*
-	 * AlterTableGetLockLevel() reads only the command list, which the raw
-	 * parser fills in; it raises an error only for a subcommand it does not
-	 * know, and then the strongest lock is the safe answer.
-	 */
-	PG_TRY();
-	{
-		mode = AlterTableGetLockLevel(cmds);
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		FlushErrorState();
-		mode = AccessExclusiveLock;
-	}
-	PG_END_TRY();
-	return mode;
-}
-
-static void
-lint_add_column(LintState *st, RangeVar *rv, ColumnDef *col)
-{
-	const char *table = rv_name(rv);
-	const char *cname = qi(col->colname);
-	Node	   *raw_default = NULL;
-	bool		identity = false;
-	bool		generated = false;
-	bool		not_null = false;
-	ListCell   *lc;
-
-	foreach(lc, col->constraints)
-	{
-		Constraint *con = lfirst(lc);
-
-		if (con == NULL || !IsA(con, Constraint))
-			continue;
-		switch (con->contype)
-		{
-			case CONSTR_DEFAULT:
-				raw_default = con->raw_expr;
-				break;
-			case CONSTR_IDENTITY:
-				identity = true;
-				break;
-			case CONSTR_GENERATED:
-				generated = true;
-				break;
-			case CONSTR_NOTNULL:
-				not_null = true;
-				break;
-			case CONSTR_CHECK:
-			case CONSTR_FOREIGN:
-				report(st, SEV_HIGH, "constraint-not-valid", table,
-					   psprintf("ADD COLUMN %s with a %s constraint checks every row of %s while holding an ACCESS EXCLUSIVE lock",
-								cname, con->contype == CONSTR_CHECK ? "CHECK" : "REFERENCES",
-								table),
-					   psprintf("Add the column without it, then ALTER TABLE %s ADD CONSTRAINT ... %s NOT VALID, then VALIDATE CONSTRAINT in a later statement (it does not block writes).",
-								table, con->contype == CONSTR_CHECK ? "CHECK (...)" :
-								"FOREIGN KEY (...) REFERENCES ..."));
-				if (con->contype == CONSTR_FOREIGN && con->pktable)
-					note_lock(st, con->pktable, NULL, ShareRowExclusiveLock);
-				break;
-			case CONSTR_PRIMARY:
-			case CONSTR_UNIQUE:
-				report(st, SEV_HIGH, "unique-without-index", table,
-					   psprintf("ADD COLUMN %s %s builds an index on %s while holding an ACCESS EXCLUSIVE lock",
-								cname, con->contype == CONSTR_PRIMARY ? "PRIMARY KEY" : "UNIQUE",
-								table),
-					   psprintf("Add the column, CREATE UNIQUE INDEX CONCURRENTLY on it, then ALTER TABLE %s ADD CONSTRAINT ... %s USING INDEX.",
-								table, con->contype == CONSTR_PRIMARY ? "PRIMARY KEY" : "UNIQUE"));
-				break;
-			default:
-				break;
-		}
-	}
-
-	if (identity || generated || is_serial(col->typeName))
-	{
-		report(st, SEV_CRITICAL, "add-column-rewrite", table,
-			   psprintf("ADD COLUMN %s %s rewrites %s while holding an ACCESS EXCLUSIVE lock",
-						cname, identity ? "GENERATED ... AS IDENTITY" :
-						generated ? "GENERATED ALWAYS AS (...) STORED" :
-						"of a serial type", table),
-			   "Add the column without a default (or with a constant one), then fill it with db:backfill (shift.backfill_create) and set the default or identity afterwards.");
-	}
-	else if (col->typeName != NULL)
-	{
-		DefaultCheck dc;
-		char	   *failure;
-
-		memset(&dc, 0, sizeof(dc));
-		dc.col = col;
-		dc.raw_default = raw_default;
-		failure = lint_try(check_default, &dc);
-		if (failure)
-			report(st, SEV_MEDIUM, "add-column-rewrite", table,
-				   psprintf("cannot tell whether ADD COLUMN %s rewrites %s: %s",
-							cname, table, failure),
-				   "If the default calls a volatile function, every row is rewritten under an ACCESS EXCLUSIVE lock; add the column without it and fill it with db:backfill.");
-		else if (dc.is_volatile)
-			report(st, SEV_CRITICAL, "add-column-rewrite", table,
-				   psprintf("ADD COLUMN %s with a volatile default (%s) rewrites %s while holding an ACCESS EXCLUSIVE lock",
-							cname, dc.volatile_func ? dc.volatile_func : "?", table),
-				   "Add the column without a default, SET DEFAULT in a separate statement (new rows get it), then fill the existing rows with db:backfill (shift.backfill_create).");
-		else if (dc.domain_checks)
-			report(st, SEV_CRITICAL, "add-column-rewrite", table,
-				   psprintf("ADD COLUMN %s of a domain with constraints rewrites %s while holding an ACCESS EXCLUSIVE lock",
-							cname, table),
-				   "Add the column with the domain's base type, fill it with db:backfill, then change its type to the domain.");
-	}
-
-	if (not_null && raw_default == NULL && !identity && !generated &&
-		!is_serial(col->typeName))
-		report(st, SEV_HIGH, "add-column-not-null", table,
-			   psprintf("ADD COLUMN %s NOT NULL without a default fails if %s has rows",
-						cname, table),
-			   "Add the column as nullable, fill it with db:backfill, then add CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT and SET NOT NULL; or give it a constant DEFAULT.");
-}
-
-static void
-lint_type_change(LintState *st, RangeVar *rv, AlterTableCmd *cmd)
-{
-	ColumnDef  *def = (ColumnDef *) cmd->def;
-	const char *table = rv_name(rv);
-	const char *cname = qi(cmd->name);
-	TypeChangeCheck tc;
-	Oid			relid = lint_relid(rv);
-	HeapTuple	tup;
-	char	   *failure;
-	const char *rewrite_hint = "Add a column of the new type, keep it in sync with shift.sync_create, fill it with db:backfill, then switch the application and drop the old column.";
-
-	if (def == NULL || !IsA(def, ColumnDef) || def->typeName == NULL)
-		return;
-	if (def->raw_default != NULL)
-	{
-		report(st, SEV_CRITICAL, "column-type-rewrite", table,
-			   psprintf("ALTER COLUMN %s TYPE ... USING rewrites %s while holding an ACCESS EXCLUSIVE lock",
-						cname, table),
-			   rewrite_hint);
-		return;
-	}
-	if (!OidIsValid(relid) || cmd->name == NULL ||
-		!HeapTupleIsValid(tup = SearchSysCacheAttName(relid, cmd->name)))
-	{
-		report(st, SEV_CRITICAL, "column-type-rewrite", table,
-			   psprintf("ALTER COLUMN %s TYPE probably rewrites %s while holding an ACCESS EXCLUSIVE lock (the column is not in the catalog, so this cannot be checked)",
-						cname, table),
-			   rewrite_hint);
-		return;
-	}
-	memset(&tc, 0, sizeof(tc));
-	tc.relid = relid;
-	tc.attnum = ((Form_pg_attribute) GETSTRUCT(tup))->attnum;
-	tc.atttypid = ((Form_pg_attribute) GETSTRUCT(tup))->atttypid;
-	tc.atttypmod = ((Form_pg_attribute) GETSTRUCT(tup))->atttypmod;
-	tc.attcollation = ((Form_pg_attribute) GETSTRUCT(tup))->attcollation;
-	ReleaseSysCache(tup);
-	tc.typeName = def->typeName;
-	failure = lint_try(check_type_change, &tc);
-	if (failure)
-		report(st, SEV_CRITICAL, "column-type-rewrite", table,
-			   psprintf("ALTER COLUMN %s TYPE probably rewrites %s while holding an ACCESS EXCLUSIVE lock (%s)",
-						cname, table, failure),
-			   rewrite_hint);
-	else if (tc.rewrite)
-		report(st, SEV_CRITICAL, "column-type-rewrite", table,
-			   psprintf("ALTER COLUMN %s TYPE %s rewrites %s while holding an ACCESS EXCLUSIVE lock%s",
-						cname, tc.new_type, table, tc.no_cast ? " (and needs USING: there is no assignment cast)" : ""),
-			   rewrite_hint);
-	else
-		report(st, SEV_LOW, "column-type-change", table,
-			   psprintf("ALTER COLUMN %s TYPE %s does not rewrite %s but takes an ACCESS EXCLUSIVE lock",
-						cname, tc.new_type, table),
-			   "It is quick; run it with a lock_timeout (db:ddl) so that it never queues in front of other sessions.");
-}
-
-static void
-lint_set_not_null(LintState *st, RangeVar *rv, const char *col)
-{
-	const char *table = rv_name(rv);
-	LintCheck  *c;
-	Oid			relid;
-
-	if (col == NULL || is_new_rel(st, rv))
-		return;
-	c = find_check(st, rv, col);
-	if (c && c->validated)
-		return;
-	relid = lint_relid(rv);
-	if (OidIsValid(relid) && catalog_not_null(relid, col))
-		return;
-	report(st, SEV_HIGH, "set-not-null", table,
-		   c ? psprintf("SET NOT NULL on %s.%s scans the table while holding an ACCESS EXCLUSIVE lock: constraint %s is still NOT VALID",
-						table, qi(col), qi(c->conname)) :
-		   psprintf("SET NOT NULL on %s.%s scans the table while holding an ACCESS EXCLUSIVE lock",
-					table, qi(col)),
-		   psprintf("First ALTER TABLE %s ADD CONSTRAINT ... CHECK (%s IS NOT NULL) NOT VALID, then VALIDATE CONSTRAINT (it does not block writes); SET NOT NULL then skips the scan, and the CHECK can be dropped.",
-					table, qi(col)));
-}
-
-static void
-lint_add_constraint(LintState *st, RangeVar *rv, Constraint *con)
-{
-	const char *table = rv_name(rv);
-	/* "CONSTRAINT name " or nothing */
-	const char *cname = con->conname ?
-		psprintf("CONSTRAINT %s ", qi(con->conname)) : "";
-
-	switch (con->contype)
-	{
-		case CONSTR_CHECK:
-			record_not_null_checks(st, rv, con, con->raw_expr);
-			if (!con->skip_validation)
-				report(st, SEV_HIGH, "constraint-not-valid", table,
-					   psprintf("ADD %sCHECK checks every row of %s while holding an ACCESS EXCLUSIVE lock",
-								cname, table),
-					   psprintf("Add it with NOT VALID (new rows are checked at once), then ALTER TABLE %s VALIDATE CONSTRAINT in a later statement, which does not block reads or writes.",
-								table));
-			break;
-		case CONSTR_FOREIGN:
-			if (con->pktable)
-				note_lock(st, con->pktable, NULL, ShareRowExclusiveLock);
-			if (!con->skip_validation)
-				report(st, SEV_HIGH, "constraint-not-valid", table,
-					   psprintf("ADD %sFOREIGN KEY checks every row of %s while blocking writes to it and to %s",
-								cname, table, rv_name(con->pktable)),
-					   psprintf("Add it with NOT VALID (new rows are checked at once), then ALTER TABLE %s VALIDATE CONSTRAINT in a later statement, which does not block writes.",
-								table));
-			break;
-		case CONSTR_PRIMARY:
-		case CONSTR_UNIQUE:
-			if (con->indexname == NULL)
-				report(st, SEV_HIGH, "unique-without-index", table,
-					   psprintf("ADD %s%s builds its index on %s while holding an ACCESS EXCLUSIVE lock",
-								cname, con->contype == CONSTR_PRIMARY ? "PRIMARY KEY" : "UNIQUE", table),
-					   psprintf("CREATE UNIQUE INDEX CONCURRENTLY first, then ALTER TABLE %s ADD CONSTRAINT ... %s USING INDEX, which only takes a brief lock.",
-								table, con->contype == CONSTR_PRIMARY ? "PRIMARY KEY" : "UNIQUE"));
-			break;
-		case CONSTR_EXCLUSION:
-			report(st, SEV_HIGH, "unique-without-index", table,
-				   psprintf("ADD %sEXCLUDE builds its index on %s while holding an ACCESS EXCLUSIVE lock",
-							cname, table),
-				   "An exclusion constraint cannot use an existing index; add it while the table is small, or enforce the rule another way (a unique index built CONCURRENTLY, a trigger).");
-			break;
-		default:
-			break;
-	}
-}
-
-static void
-lint_validate_constraint(LintState *st, RangeVar *rv, const char *conname)
-{
-	ListCell   *lc;
-
-	if (conname == NULL)
-		return;
-	foreach(lc, st->checks)
-	{
-		LintCheck  *c = lfirst(lc);
-
-		if (same_name(c->schema, c->table, rv->schemaname, rv->relname) &&
-			strcmp(c->conname, conname) == 0)
-			c->validated = true;
-	}
-}
-
-static void
-lint_alter_table(LintState *st, AlterTableStmt *stmt)
-{
-	RangeVar   *rv = stmt->relation;
-	LOCKMODE	mode;
-	bool		fresh;
-	const char *table;
-	ListCell   *lc;
-
-	if (rv == NULL)
-		return;
-	mode = alter_table_lock(stmt->cmds);
-	st->lock = lock_name(mode);
-	fresh = is_new_rel(st, rv);
-	table = rv_name(rv);
-	note_lock(st, rv, NULL, mode);
-
-	foreach(lc, stmt->cmds)
-	{
-		AlterTableCmd *cmd = lfirst(lc);
-
-		if (cmd == NULL || !IsA(cmd, AlterTableCmd))
-			continue;
-		/* what later statements may rely on, whether the table is new or not */
-		if (cmd->subtype == AT_AddConstraint && cmd->def && IsA(cmd->def, Constraint) &&
-			fresh)
-		{
-			Constraint *con = (Constraint *) cmd->def;
-
-			if (con->contype == CONSTR_CHECK)
-				record_not_null_checks(st, rv, con, con->raw_expr);
-			if (con->contype == CONSTR_FOREIGN && con->pktable)
-				note_lock(st, con->pktable, NULL, ShareRowExclusiveLock);
-			continue;
-		}
-		if (cmd->subtype == AT_ValidateConstraint)
-		{
-			lint_validate_constraint(st, rv, cmd->name);
-			continue;
-		}
-		if (fresh)
-			continue;
-
-		switch (cmd->subtype)
-		{
-			case AT_AddColumn:
-				if (cmd->def && IsA(cmd->def, ColumnDef))
-					lint_add_column(st, rv, (ColumnDef *) cmd->def);
-				break;
-			case AT_AlterColumnType:
-				lint_type_change(st, rv, cmd);
-				break;
-			case AT_SetNotNull:
-				lint_set_not_null(st, rv, cmd->name);
-				break;
-			case AT_AddConstraint:
-				if (cmd->def && IsA(cmd->def, Constraint))
-					lint_add_constraint(st, rv, (Constraint *) cmd->def);
-				break;
-			case AT_DropColumn:
-				report(st, SEV_MEDIUM, "drop-column", table,
-					   psprintf("DROP COLUMN %s.%s breaks any running code that still reads or writes it, and its data is gone",
-								table, qi(cmd->name)),
-					   "Deploy code that no longer uses the column first, then drop it in a contract phase of its own (a phase without down: a point of no return).");
-				break;
-			case AT_SetLogged:
-			case AT_SetUnLogged:
-				report(st, SEV_CRITICAL, "set-logged", table,
-					   psprintf("SET %s rewrites %s while holding an ACCESS EXCLUSIVE lock",
-								cmd->subtype == AT_SetLogged ? "LOGGED" : "UNLOGGED", table),
-					   "Create a new table with the persistence you want, copy the rows with db:backfill (into =), keep it in sync with shift.sync_create, then swap the names.");
-				break;
-			case AT_SetTableSpace:
-				report(st, SEV_CRITICAL, "set-tablespace", table,
-					   psprintf("SET TABLESPACE %s copies %s while holding an ACCESS EXCLUSIVE lock",
-								qi(cmd->name), table),
-					   "Move it outside busy hours, or copy into a new table in the target tablespace with db:backfill and swap; indexes can be rebuilt there with CREATE INDEX CONCURRENTLY ... TABLESPACE.");
-				break;
-			case AT_SetAccessMethod:
-				report(st, SEV_CRITICAL, "set-access-method", table,
-					   psprintf("SET ACCESS METHOD %s rewrites %s while holding an ACCESS EXCLUSIVE lock",
-								qi(cmd->name), table),
-					   "Create a new table with the access method, copy the rows with db:backfill (into =), keep it in sync with shift.sync_create, then swap the names.");
-				break;
-			default:
-				break;
-		}
-	}
-}
-
-/* ---------------------------------------------------------------- other statements */
-
-static void
-lint_create_index(LintState *st, IndexStmt *stmt)
-{
-	RangeVar   *rv = stmt->relation;
-	const char *index = stmt->idxname ? qi(stmt->idxname) : "(unnamed)";
-	bool		fresh = is_new_rel(st, rv);
-
-	st->lock = lock_name(stmt->concurrent ? ShareUpdateExclusiveLock : ShareLock);
-	if (stmt->concurrent && in_transaction_block(st))
-		report(st, SEV_HIGH, "not-in-transaction", rv_name(rv),
-			   psprintf("CREATE INDEX CONCURRENTLY %s fails inside a transaction block", index),
-			   "Run it on its own: outside BEGIN ... COMMIT (db:transaction) and as the only statement of its db:exec or db:ddl call.");
-	if (fresh)
-	{
-		if (rv && stmt->idxname)
-			add_new_rel(st, rv->schemaname, stmt->idxname);
-		return;
-	}
-	note_lock(st, rv, NULL, stmt->concurrent ? ShareUpdateExclusiveLock : ShareLock);
-	if (!stmt->concurrent)
-		report(st, SEV_HIGH, "index-not-concurrent", rv_name(rv),
-			   psprintf("CREATE INDEX %s blocks writes to %s until the index is built",
-						index, rv_name(rv)),
-			   "Use CREATE INDEX CONCURRENTLY (outside a transaction block); if it fails, drop the INVALID index it leaves and try again.");
-}
-
-static bool
-is_relation_drop(ObjectType type)
-{
-	return type == OBJECT_TABLE || type == OBJECT_INDEX ||
-		type == OBJECT_MATVIEW || type == OBJECT_VIEW ||
-		type == OBJECT_FOREIGN_TABLE || type == OBJECT_SEQUENCE;
-}
-
-static void
-lint_drop(LintState *st, DropStmt *stmt)
-{
-	ListCell   *lc;
-
-	if (!is_relation_drop(stmt->removeType) && stmt->removeType != OBJECT_TRIGGER)
-		return;
-	st->lock = lock_name(stmt->removeType == OBJECT_INDEX && stmt->concurrent ?
-						 ShareUpdateExclusiveLock : AccessExclusiveLock);
-	if (stmt->removeType == OBJECT_INDEX && stmt->concurrent &&
-		in_transaction_block(st))
-		report(st, SEV_HIGH, "not-in-transaction", NULL,
-			   "DROP INDEX CONCURRENTLY fails inside a transaction block",
-			   "Run it on its own: outside BEGIN ... COMMIT (db:transaction) and as the only statement of its db:exec or db:ddl call.");
-
-	foreach(lc, stmt->objects)
-	{
-		List	   *names = lfirst(lc);
-		RangeVar   *rv;
-		char	   *name;
-
-		if (names == NULL || !IsA(names, List))
-			continue;
-		if (stmt->removeType == OBJECT_TRIGGER)
-		{
-			/* (schema.)table.trigger: the table is locked */
-			if (list_length(names) < 2)
-				continue;
-			names = list_copy_head(names, list_length(names) - 1);
-		}
-		name = names_text(names);
-		if (strcmp(name, "?") == 0 || list_length(names) > 3)
-			continue;
-		rv = makeRangeVarFromNameList(names);
-		if (is_new_rel(st, rv))
-		{
-			if (stmt->removeType != OBJECT_TRIGGER)
-				forget_new_rel(st, rv->schemaname, rv->relname);
-			continue;
-		}
-		note_lock(st, rv, NULL, stmt->removeType == OBJECT_INDEX && stmt->concurrent ?
-				  ShareUpdateExclusiveLock : AccessExclusiveLock);
-		if (stmt->removeType == OBJECT_TABLE)
-			report(st, SEV_MEDIUM, "drop-table", name,
-				   psprintf("DROP TABLE %s breaks any running code that still uses it, and its data is gone",
-							name),
-				   "Deploy code that no longer uses the table first, then drop it in a contract phase of its own (a phase without down: a point of no return); or rename it aside and drop it later.");
-		else if (stmt->removeType == OBJECT_INDEX && !stmt->concurrent)
-			report(st, SEV_MEDIUM, "drop-index-not-concurrent", name,
-				   psprintf("DROP INDEX %s takes an ACCESS EXCLUSIVE lock on its table", name),
-				   "Use DROP INDEX CONCURRENTLY (outside a transaction block), which does not block reads or writes.");
-	}
-}
-
-static void
-lint_rename(LintState *st, RenameStmt *stmt)
-{
-	RangeVar   *rv = stmt->relation;
-	const char *table;
-
-	if (rv == NULL)
-		return;
-	table = rv_name(rv);
-	if (stmt->renameType == OBJECT_INDEX)
-		st->lock = lock_name(ShareUpdateExclusiveLock);
-	else
-		st->lock = lock_name(AccessExclusiveLock);
-	if (is_new_rel(st, rv))
-	{
-		if (stmt->renameType == OBJECT_TABLE && stmt->newname)
-			add_new_rel(st, rv->schemaname, stmt->newname);
-		return;
-	}
-	note_lock(st, rv, NULL, stmt->renameType == OBJECT_INDEX ?
-			  ShareUpdateExclusiveLock : AccessExclusiveLock);
-	if (stmt->renameType == OBJECT_COLUMN)
-		report(st, SEV_HIGH, "rename-column", table,
-			   psprintf("RENAME COLUMN %s.%s TO %s breaks running code that uses the old name",
-						table, qi(stmt->subname), qi(stmt->newname)),
-			   "Add a column with the new name, keep both in sync with shift.sync_create, fill it with db:backfill, move the code over, then drop the old column in a contract phase.");
-	else if (stmt->renameType == OBJECT_TABLE || stmt->renameType == OBJECT_VIEW ||
-			 stmt->renameType == OBJECT_MATVIEW ||
-			 stmt->renameType == OBJECT_FOREIGN_TABLE)
-		report(st, SEV_HIGH, "rename-table", table,
-			   psprintf("RENAME %s TO %s breaks running code that uses the old name",
-						table, qi(stmt->newname)),
-			   "Rename it and create a view with the old name in the same transaction (simple views are updatable), then drop the view once no code uses it.");
-}
-
-static void
-lint_vacuum(LintState *st, VacuumStmt *stmt)
-{
-	ListCell   *lc;
-	bool		full = stmt->is_vacuumcmd && option_true(stmt->options, "full");
-
-	st->lock = lock_name(full ? AccessExclusiveLock : ShareUpdateExclusiveLock);
-	if (stmt->is_vacuumcmd && in_transaction_block(st))
-		report(st, SEV_HIGH, "not-in-transaction", NULL,
-			   "VACUUM fails inside a transaction block",
-			   "Run it on its own: outside BEGIN ... COMMIT (db:transaction) and as the only statement of its db:exec call.");
-	if (!full)
-		return;
-	if (stmt->rels == NIL)
-	{
-		note_lock(st, NULL, "every table in the database", AccessExclusiveLock);
-		report(st, SEV_CRITICAL, "vacuum-full", NULL,
-			   "VACUUM FULL rewrites every table in the database, each while holding an ACCESS EXCLUSIVE lock",
-			   "Use plain VACUUM; to shrink a bloated table online, use pg_repack or copy it into a new table with db:backfill and swap.");
-		return;
-	}
-	foreach(lc, stmt->rels)
-	{
-		VacuumRelation *vr = lfirst(lc);
-
-		if (vr == NULL || !IsA(vr, VacuumRelation) || vr->relation == NULL ||
-			is_new_rel(st, vr->relation))
-			continue;
-		note_lock(st, vr->relation, NULL, AccessExclusiveLock);
-		report(st, SEV_CRITICAL, "vacuum-full", rv_name(vr->relation),
-			   psprintf("VACUUM FULL rewrites %s while holding an ACCESS EXCLUSIVE lock",
-						rv_name(vr->relation)),
-			   "Use plain VACUUM; to shrink a bloated table online, use pg_repack or copy it into a new table with db:backfill and swap.");
-	}
-}
-
-static void
-lint_reindex(LintState *st, ReindexStmt *stmt)
-{
-	bool		concurrent = option_true(stmt->params, "concurrently");
-	const char *what;
-	LOCKMODE	mode;
-
-	mode = concurrent ? ShareUpdateExclusiveLock :
-		stmt->kind == REINDEX_OBJECT_INDEX ? AccessExclusiveLock : ShareLock;
-	st->lock = lock_name(mode);
-	if ((concurrent || stmt->kind == REINDEX_OBJECT_SCHEMA ||
-		 stmt->kind == REINDEX_OBJECT_SYSTEM || stmt->kind == REINDEX_OBJECT_DATABASE) &&
-		in_transaction_block(st))
-		report(st, SEV_HIGH, "not-in-transaction", NULL,
-			   psprintf("REINDEX%s fails inside a transaction block",
-						concurrent ? " CONCURRENTLY" : ""),
-			   "Run it on its own: outside BEGIN ... COMMIT (db:transaction) and as the only statement of its db:exec call.");
-	if (stmt->relation && is_new_rel(st, stmt->relation))
-		return;
-	what = stmt->relation ? rv_name(stmt->relation) :
-		psprintf("%s %s", stmt->kind == REINDEX_OBJECT_SCHEMA ? "schema" : "database",
-				 qi(stmt->name));
-	note_lock(st, stmt->relation, what, mode);
-	if (!concurrent)
-		report(st, SEV_HIGH, "reindex-not-concurrent", what,
-			   stmt->kind == REINDEX_OBJECT_INDEX ?
-			   psprintf("REINDEX INDEX %s blocks writes to its table and every query that would use the index until it is rebuilt",
-						what) :
-			   stmt->relation ?
-			   psprintf("REINDEX TABLE %s blocks writes to it until its indexes are rebuilt", what) :
-			   psprintf("REINDEX %s blocks writes to each table until its indexes are rebuilt", what),
-			   "Use REINDEX CONCURRENTLY (outside a transaction block).");
-}
-
-static void
-lint_lock(LintState *st, LockStmt *stmt)
-{
-	ListCell   *lc;
-
-	st->lock = lock_name(stmt->mode);
-	foreach(lc, stmt->relations)
-	{
-		RangeVar   *rv = lfirst(lc);
-
-		if (rv == NULL || !IsA(rv, RangeVar) || is_new_rel(st, rv))
-			continue;
-		if (!stmt->nowait)
-			note_lock(st, rv, NULL, stmt->mode);
-		report(st, stmt->mode >= ShareLock ? SEV_HIGH : SEV_LOW, "lock-table", rv_name(rv),
-			   psprintf("LOCK TABLE %s IN %s MODE %s until the transaction ends",
-						rv_name(rv), lock_name(stmt->mode) ? lock_name(stmt->mode) : "?",
-						stmt->mode >= ShareLock ? "blocks writes (or more)" : "holds its lock"),
-			   "Keep the transaction short and take the lock with NOWAIT or under a short lock_timeout (db:ddl), retrying on failure.");
-	}
-}
-
-static void
-lint_truncate(LintState *st, TruncateStmt *stmt)
-{
-	ListCell   *lc;
-
-	st->lock = lock_name(AccessExclusiveLock);
-	foreach(lc, stmt->relations)
-	{
-		RangeVar   *rv = lfirst(lc);
-
-		if (rv == NULL || !IsA(rv, RangeVar) || is_new_rel(st, rv))
-			continue;
-		note_lock(st, rv, NULL, AccessExclusiveLock);
-		report(st, SEV_HIGH, "truncate", rv_name(rv),
-			   psprintf("TRUNCATE %s removes every row and takes an ACCESS EXCLUSIVE lock",
-						rv_name(rv)),
-			   "Delete in batches (db:backfill with a where condition, or a DELETE per key range) if the rows must go while the table is in use.");
-	}
-}
-
-static void
-lint_cluster(LintState *st, ClusterStmt *stmt)
-{
-	st->lock = lock_name(AccessExclusiveLock);
-	if (stmt->relation && is_new_rel(st, stmt->relation))
-		return;
-	note_lock(st, stmt->relation, "every clustered table", AccessExclusiveLock);
-	report(st, SEV_CRITICAL, "cluster", stmt->relation ? rv_name(stmt->relation) : NULL,
-		   stmt->relation ?
-		   psprintf("CLUSTER rewrites %s while holding an ACCESS EXCLUSIVE lock",
-					rv_name(stmt->relation)) :
-		   "CLUSTER rewrites every previously clustered table, each while holding an ACCESS EXCLUSIVE lock",
-		   "Use pg_repack --order-by, or copy the rows in order into a new table with db:backfill and swap.");
-}
-
-static void
-lint_refresh(LintState *st, RefreshMatViewStmt *stmt)
-{
-	st->lock = lock_name(stmt->concurrent ? ExclusiveLock : AccessExclusiveLock);
-	if (stmt->relation == NULL || is_new_rel(st, stmt->relation))
-		return;
-	note_lock(st, stmt->relation, NULL, stmt->concurrent ? ExclusiveLock : AccessExclusiveLock);
-	if (!stmt->concurrent)
-		report(st, SEV_MEDIUM, "refresh-not-concurrent", rv_name(stmt->relation),
-			   psprintf("REFRESH MATERIALIZED VIEW %s blocks reads of it until the refresh is done",
-						rv_name(stmt->relation)),
-			   "Use REFRESH MATERIALIZED VIEW CONCURRENTLY (it needs a unique index on the view).");
-}
-
-static void
-lint_create_table(LintState *st, CreateStmt *stmt)
-{
-	RangeVar   *rv = stmt->relation;
-	ListCell   *lc;
-
-	if (rv == NULL)
-		return;
-	/* a partition locks its parent; a foreign key the referenced table */
-	if (stmt->partbound && stmt->inhRelations != NIL &&
-		IsA(linitial(stmt->inhRelations), RangeVar))
-	{
-		st->lock = lock_name(AccessExclusiveLock);
-		note_lock(st, linitial(stmt->inhRelations), NULL, AccessExclusiveLock);
-	}
-	foreach(lc, stmt->tableElts)
-	{
-		Node	   *elt = lfirst(lc);
-		List	   *cons = NIL;
-		ListCell   *lc2;
-
-		if (elt && IsA(elt, ColumnDef))
-			cons = ((ColumnDef *) elt)->constraints;
-		else if (elt && IsA(elt, Constraint))
-			cons = list_make1(elt);
-		foreach(lc2, cons)
-		{
-			Constraint *con = lfirst(lc2);
-
-			if (con && IsA(con, Constraint) && con->contype == CONSTR_FOREIGN &&
-				con->pktable && !same_name(con->pktable->schemaname, con->pktable->relname,
-										   rv->schemaname, rv->relname))
-				note_lock(st, con->pktable, NULL, ShareRowExclusiveLock);
-		}
-	}
-	foreach(lc, stmt->constraints)
-	{
-		Constraint *con = lfirst(lc);
-
-		if (con && IsA(con, Constraint) && con->contype == CONSTR_FOREIGN && con->pktable)
-			note_lock(st, con->pktable, NULL, ShareRowExclusiveLock);
-	}
-	/* CREATE TABLE IF NOT EXISTS of an existing table creates nothing */
-	if (!(stmt->if_not_exists && OidIsValid(lint_relid(rv))))
-		add_new_rel(st, rv->schemaname, rv->relname);
-}
-
-static void
-lint_alter_enum(LintState *st, AlterEnumStmt *stmt)
-{
-	if (stmt->oldVal != NULL || stmt->newVal == NULL || !in_transaction_block(st))
-		return;
-	report(st, SEV_MEDIUM, "enum-value-in-transaction", names_text(stmt->typeName),
-		   psprintf("the value %s added to enum %s inside a transaction block cannot be used until the transaction commits",
-					quote_literal_cstr(stmt->newVal), names_text(stmt->typeName)),
-		   "Add the value in a statement of its own, outside BEGIN ... COMMIT, before the statements that use it.");
-}
-
-/* ---------------------------------------------------------------- lock_timeout tracking */
-
-/* A constant's text ("2s", 500), or NULL if it is not a constant. */
-static char *
-const_text(Node *n)
-{
-	A_Const    *c;
-
-	if (n == NULL || !IsA(n, A_Const) || ((A_Const *) n)->isnull)
-		return NULL;
-	c = (A_Const *) n;
-	switch (nodeTag(&c->val))
-	{
-		case T_Integer:
-			return psprintf("%d", intVal(&c->val));
-		case T_Float:
-		case T_String:
-			return pstrdup(strVal(&c->val));
-		default:
-			return NULL;
-	}
-}
-
-/* "2s" -> 2000; -1 if it is not a valid lock_timeout */
-static int
-parse_timeout(const char *text)
-{
-	int			ms;
-
-	if (text == NULL || !parse_int(text, &ms, GUC_UNIT_MS, NULL) || ms < 0)
-		return -1;
-	return ms;
-}
-
-static void
-set_timeout(LintState *st, int ms, bool is_local)
-{
-	if (ms < 0)
-		return;
-	if (!is_local)
-	{
-		st->session_timeout = ms;
-		st->local_timeout = TIMEOUT_UNSET;
-	}
-	else if (in_transaction_block(st))
-		st->local_timeout = ms;
-	/* SET LOCAL outside a transaction block has no effect */
-}
-
-static void
-lint_variable_set(LintState *st, VariableSetStmt *stmt)
-{
-	if (stmt->kind == VAR_RESET_ALL)
-	{
-		set_timeout(st, st->start_timeout, false);
-		return;
-	}
-	if (stmt->name == NULL || pg_strcasecmp(stmt->name, "lock_timeout") != 0)
-		return;
-	switch (stmt->kind)
-	{
-		case VAR_SET_VALUE:
-			if (list_length(stmt->args) == 1)
-				set_timeout(st, parse_timeout(const_text(linitial(stmt->args))),
-							stmt->is_local);
-			break;
-		case VAR_SET_DEFAULT:
-		case VAR_RESET:
-			set_timeout(st, st->start_timeout, stmt->is_local);
-			break;
-		default:
-			break;
-	}
-}
-
-/* SELECT [pg_catalog.]set_config('lock_timeout', '2s', is_local) */
-static void
-lint_select(LintState *st, SelectStmt *stmt)
-{
-	ListCell   *lc;
-
-	foreach(lc, stmt->targetList)
-	{
-		ResTarget  *rt = lfirst(lc);
-		FuncCall   *fc;
-		Node	   *last;
-		char	   *name;
-		char	   *local;
-		bool		is_local;
-
-		if (rt == NULL || !IsA(rt, ResTarget) || rt->val == NULL ||
-			!IsA(rt->val, FuncCall))
-			continue;
-		fc = (FuncCall *) rt->val;
-		if (fc->funcname == NIL || list_length(fc->args) != 3)
-			continue;
-		last = llast(fc->funcname);
-		if (!IsA(last, String) || strcmp(strVal(last), "set_config") != 0)
-			continue;
-		name = const_text(linitial(fc->args));
-		if (name == NULL || pg_strcasecmp(name, "lock_timeout") != 0)
-			continue;
-		if (lthird(fc->args) && IsA(lthird(fc->args), A_Const) &&
-			!((A_Const *) lthird(fc->args))->isnull &&
-			IsA(&((A_Const *) lthird(fc->args))->val, Boolean))
-			is_local = boolVal(&((A_Const *) lthird(fc->args))->val);
-		else if ((local = const_text(lthird(fc->args))) == NULL ||
-				 !parse_bool(local, &is_local))
-			continue;
-		set_timeout(st, parse_timeout(const_text(lsecond(fc->args))), is_local);
-	}
-}
-
-static void
-lint_transaction(LintState *st, TransactionStmt *stmt)
-{
-	switch (stmt->kind)
-	{
-		case TRANS_STMT_BEGIN:
-		case TRANS_STMT_START:
-			if (!st->explicit_tx)
-				st->tx_saved_timeout = st->session_timeout;
-			st->explicit_tx = true;
-			break;
-		case TRANS_STMT_COMMIT:
-		case TRANS_STMT_ROLLBACK:
-		case TRANS_STMT_PREPARE:
-			if (!st->explicit_tx)
-				break;
-			/* SET LOCAL ends with the transaction; a rollback undoes SET too */
-			st->local_timeout = TIMEOUT_UNSET;
-			if (stmt->kind != TRANS_STMT_COMMIT)
-				st->session_timeout = st->tx_saved_timeout;
-			if (stmt->chain && stmt->kind != TRANS_STMT_PREPARE)
-				st->tx_saved_timeout = st->session_timeout;
-			else
-				st->explicit_tx = false;
-			break;
-		default:
-			break;
-	}
-}
-
-/* ---------------------------------------------------------------- one statement */
-
-/*
- * Lints one raw statement, then applies the lock-timeout rule to the
- * strongest lock it takes on an existing relation.
- */
-static void
-lint_statement(LintState *st, Node *stmt)
-{
-	st->lock = NULL;
-	st->strongest = NoLock;
-	st->strongest_on = NULL;
-
-	switch (nodeTag(stmt))
-	{
-		case T_AlterTableStmt:
-			lint_alter_table(st, (AlterTableStmt *) stmt);
-			break;
-		case T_IndexStmt:
-			lint_create_index(st, (IndexStmt *) stmt);
-			break;
-		case T_DropStmt:
-			lint_drop(st, (DropStmt *) stmt);
-			break;
-		case T_RenameStmt:
-			lint_rename(st, (RenameStmt *) stmt);
-			break;
-		case T_VacuumStmt:
-			lint_vacuum(st, (VacuumStmt *) stmt);
-			break;
-		case T_ClusterStmt:
-			lint_cluster(st, (ClusterStmt *) stmt);
-			break;
-		case T_ReindexStmt:
-			lint_reindex(st, (ReindexStmt *) stmt);
-			break;
-		case T_LockStmt:
-			lint_lock(st, (LockStmt *) stmt);
-			break;
-		case T_TruncateStmt:
-			lint_truncate(st, (TruncateStmt *) stmt);
-			break;
-		case T_RefreshMatViewStmt:
-			lint_refresh(st, (RefreshMatViewStmt *) stmt);
-			break;
-		case T_CreateStmt:
-			lint_create_table(st, (CreateStmt *) stmt);
-			break;
-		case T_CreateTableAsStmt:
-			{
-				CreateTableAsStmt *ctas = (CreateTableAsStmt *) stmt;
-
-				if (ctas->into && ctas->into->rel)
-					add_new_rel(st, ctas->into->rel->schemaname, ctas->into->rel->relname);
-				break;
-			}
-		case T_CreateTrigStmt:
-			st->lock = lock_name(ShareRowExclusiveLock);
-			note_lock(st, ((CreateTrigStmt *) stmt)->relation, NULL, ShareRowExclusiveLock);
-			break;
-		case T_AlterEnumStmt:
-			lint_alter_enum(st, (AlterEnumStmt *) stmt);
-			break;
-		case T_AlterTableMoveAllStmt:
-			{
-				AlterTableMoveAllStmt *m = (AlterTableMoveAllStmt *) stmt;
-				char	   *what = psprintf("every relation in tablespace %s",
-											qi(m->orig_tablespacename));
-
-				st->lock = lock_name(AccessExclusiveLock);
-				note_lock(st, NULL, what, AccessExclusiveLock);
-				report(st, SEV_CRITICAL, "set-tablespace", what,
-					   psprintf("ALTER ... ALL IN TABLESPACE %s SET TABLESPACE copies %s, each while holding an ACCESS EXCLUSIVE lock",
-								qi(m->orig_tablespacename), what),
-					   "Move relations one at a time outside busy hours, or copy into new tables with db:backfill and swap.");
-				break;
-			}
-		case T_VariableSetStmt:
-			lint_variable_set(st, (VariableSetStmt *) stmt);
-			break;
-		case T_SelectStmt:
-			lint_select(st, (SelectStmt *) stmt);
-			break;
-		case T_TransactionStmt:
-			lint_transaction(st, (TransactionStmt *) stmt);
-			break;
-		default:
-			break;
-	}
-
-	if (st->strongest >= ShareLock && timeout_in_force(st) == 0)
-		report(st, st->strongest >= ExclusiveLock ? SEV_HIGH : SEV_MEDIUM,
-			   "missing-lock-timeout", st->strongest_on,
-			   psprintf("waits for %s %s lock on %s with no lock_timeout: while it waits, every later query on %s queues behind it",
-						st->strongest == ShareLock || st->strongest == ShareRowExclusiveLock ? "a" : "an",
-						lock_name(st->strongest), st->strongest_on, st->strongest_on),
-			   "Run it with db:ddl, which sets a short lock_timeout and retries, or SET lock_timeout = '2s' before it.");
-}
-
 /* ---------------------------------------------------------------- parts */
 
-/* Skips blanks and comments: where a statement's own text starts. */
+/*
+ * Where a statement's own text starts: its first token, read by the core
+ * scanner (scan.l) from start, just after the previous statement's ';' (or
+ * at the start of the part), where the parser's scanner was in its initial
+ * state too; to, its end, if it has none.  Blanks and comments before it
+ * are skipped exactly as the parser skipped them.
+ */
 static int
-skip_space(const char *sql, int pos, int len)
+first_token(const char *sql, int start, int to)
 {
-	while (pos < len)
-	{
-		if (sql[pos] == ' ' || sql[pos] == '\t' || sql[pos] == '\n' ||
-			sql[pos] == '\r' || sql[pos] == '\f' || sql[pos] == '\v')
-			pos++;
-		else if (sql[pos] == '-' && pos + 1 < len && sql[pos + 1] == '-')
-		{
-			while (pos < len && sql[pos] != '\n')
-				pos++;
-		}
-		else if (sql[pos] == '/' && pos + 1 < len && sql[pos + 1] == '*')
-		{
-			int			depth = 1;
+	core_yy_extra_type extra;
+	core_yyscan_t scanner;
+	core_YYSTYPE yylval;
+	YYLTYPE		yylloc;
+	int			pos = to;
 
-			pos += 2;
-			while (pos < len && depth > 0)
-			{
-				if (sql[pos] == '/' && pos + 1 < len && sql[pos + 1] == '*')
-					depth++, pos += 2;
-				else if (sql[pos] == '*' && pos + 1 < len && sql[pos + 1] == '/')
-					depth--, pos += 2;
-				else
-					pos++;
-			}
-		}
-		else
-			break;
-	}
+	scanner = scanner_init(pnstrdup(sql + start, to - start), &extra, &ScanKeywords,
+						   ScanKeywordTokens);
+	/* the parser gave them */
+	extra.escape_string_warning = false;
+	if (core_yylex(&yylval, &yylloc, scanner) != 0)
+		pos = start + yylloc;
+	scanner_finish(scanner);
 	return pos;
 }
 
@@ -1881,32 +124,20 @@ char_position(const char *sql, int cursorpos, int *line, int *col)
 static List *
 parse_part(LintState *st, const char *sql)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	List	   *volatile stmts = NIL;
-	ErrorData  *volatile edata = NULL;
+	ErrorData  *edata;
+	List	   *stmts = shift_raw_parse(sql, &edata);
 	int			line;
 	int			col;
 
-	PG_TRY();
-	{
-		stmts = raw_parser(sql, RAW_PARSE_DEFAULT);
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		/* only what the parser reports about the text; nothing else is ours */
-		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION &&
-			ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION &&
-			ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_FEATURE_NOT_SUPPORTED &&
-			edata->sqlerrcode != ERRCODE_PROGRAM_LIMIT_EXCEEDED &&
-			edata->sqlerrcode != ERRCODE_STATEMENT_TOO_COMPLEX)
-			PG_RE_THROW();
-		FlushErrorState();
-	}
-	PG_END_TRY();
 	if (edata == NULL)
 		return stmts;
+	/* only what the parser reports about the text; nothing else is ours */
+	if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION &&
+		ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION &&
+		ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_FEATURE_NOT_SUPPORTED &&
+		edata->sqlerrcode != ERRCODE_PROGRAM_LIMIT_EXCEEDED &&
+		edata->sqlerrcode != ERRCODE_STATEMENT_TOO_COMPLEX)
+		ReThrowError(edata);
 
 	char_position(sql, edata->cursorpos, &line, &col);
 	if (!st->script_mode)
@@ -1922,23 +153,44 @@ parse_part(LintState *st, const char *sql)
 	st->statement++;
 	st->line = edata->cursorpos > 0 ? line : 1;
 	st->lock = NULL;
-	report(st, SEV_CRITICAL, "syntax-error", NULL,
-		   edata->cursorpos > 0 ?
-		   psprintf("does not parse: %s (line %d, column %d)", edata->message, line, col) :
-		   psprintf("does not parse: %s", edata->message),
-		   "Fix the SQL; it would fail the same way when it runs.");
+	lint_report(st, SEV_CRITICAL, "syntax-error", NULL,
+				edata->cursorpos > 0 ?
+				psprintf("does not parse: %s (line %d, column %d)", edata->message, line, col) :
+				psprintf("does not parse: %s", edata->message),
+				"Fix the SQL; it would fail the same way when it runs.");
 	return NIL;
 }
 
+/*
+ * Lints one part (a text parsed at once): its parse tree lives in a context
+ * of its own, freed after the part, and each statement is linted in a
+ * context reset after it; what later statements need is kept in st->keep.
+ */
 static void
-lint_part(LintState *st, const char *sql, int part_timeout)
+lint_part(LintState *st, text *part, int part_timeout)
 {
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext part_cxt = AllocSetContextCreate(caller, "pg_shift lint part",
+												   ALLOCSET_DEFAULT_SIZES);
+	MemoryContext stmt_cxt = AllocSetContextCreate(part_cxt, "pg_shift lint statement",
+												   ALLOCSET_DEFAULT_SIZES);
+	MemoryContext item_cxt = AllocSetContextCreate(stmt_cxt, "pg_shift lint item",
+												   ALLOCSET_DEFAULT_SIZES);
+	char	   *sql;
 	List	   *stmts;
 	ListCell   *lc;
-	int			len = (int) strlen(sql);
+	int			len;
+	int			start;
 	int			scanned = 0;
 	int			line = 1;
 
+	st->stmt_cxt = stmt_cxt;
+	st->item_cxt = item_cxt;
+	MemoryContextSwitchTo(part_cxt);
+	sql = text_to_cstring(part);
+	len = (int) strlen(sql);
+	shift_check_scannable(st->script_mode ? "a part of shift.lint_script" : "the SQL to lint",
+						  sql, len, SHIFT_MAX_SCAN_COST);
 	st->sql = sql;
 	st->part_timeout = part_timeout;
 	stmts = parse_part(st, sql);
@@ -1953,38 +205,43 @@ lint_part(LintState *st, const char *sql, int part_timeout)
 		st->statement++;
 		if (raw == NULL || !IsA(raw, RawStmt) || raw->stmt == NULL)
 			continue;
-		st->line = line_at(sql, skip_space(sql, Min(Max(raw->stmt_location, 0), len), len),
-						   &scanned, &line);
-		{
-			/* from its first word to its end, and a -- comment after its ';' on that line */
-			int			from = skip_space(sql, Min(Max(raw->stmt_location, 0), len), len);
-			int			to = raw->stmt_len > 0 ? Min(raw->stmt_location + raw->stmt_len, len) : len;
-
-			if (to < len && sql[to] == ';')
-			{
-				int			k = to + 1;
-
-				while (k < len && (sql[k] == ' ' || sql[k] == '\t'))
-					k++;
-				if (k + 1 < len && sql[k] == '-' && sql[k + 1] == '-')
-				{
-					while (k < len && sql[k] != '\n')
-						k++;
-					to = k;
-				}
-			}
-			st->text = pnstrdup(sql + from, Max(to - from, 0));
-		}
+		MemoryContextSwitchTo(stmt_cxt);
+		/* its text: from its first token to its ';' (or the end) */
+		start = Min(Max(raw->stmt_location, 0), len);
+		st->text_to = raw->stmt_len > 0 ? Min(start + raw->stmt_len, len) : len;
+		st->text_from = first_token(sql, start, st->text_to);
+		st->allows_known = false;
+		st->line = line_at(sql, st->text_from, &scanned, &line);
 		lint_statement(st, raw->stmt);
-		st->text = NULL;
+		st->text_from = st->text_to = -1;
+		st->strongest_on = NULL;
+		MemoryContextSwitchTo(part_cxt);
+		/* resets item_cxt too, and keeps it */
+		MemoryContextReset(stmt_cxt);
 	}
 	if (st->implicit_tx && !st->explicit_tx)
 		st->local_timeout = TIMEOUT_UNSET;
 	st->implicit_tx = false;
 	st->part_timeout = TIMEOUT_UNSET;
+	st->sql = NULL;
+	st->stmt_cxt = st->item_cxt = NULL;
+	MemoryContextSwitchTo(caller);
+	MemoryContextDelete(part_cxt);
 }
 
 /* ---------------------------------------------------------------- SQL entry points */
+
+#define LINT_SIZE_HINT \
+	"Lint a long script in pieces: split it into several db:exec calls (shift.lint_script parts) or shift.lint calls."
+
+/* Refuses a lint input (a text or array argument) over limit, before detoasting it. */
+static void
+check_arg_size(FunctionCallInfo fcinfo, int argno, const char *what, Size limit)
+{
+	if (!PG_ARGISNULL(argno))
+		shift_check_size(what, toast_raw_datum_size(PG_GETARG_DATUM(argno)) - VARHDRSZ,
+						 limit, LINT_SIZE_HINT);
+}
 
 static int
 start_timeout(FunctionCallInfo fcinfo, int argno)
@@ -1995,6 +252,7 @@ start_timeout(FunctionCallInfo fcinfo, int argno)
 
 	if (PG_ARGISNULL(argno))
 		return LockTimeout;
+	check_arg_size(fcinfo, argno, "the lock_timeout given to lint", SHIFT_MAX_SETTING);
 	value = text_to_cstring(PG_GETARG_TEXT_PP(argno));
 	if (!parse_int(value, &ms, GUC_UNIT_MS, &hint) || ms < 0)
 		ereport(ERROR,
@@ -2020,6 +278,19 @@ init_state(LintState *st, FunctionCallInfo fcinfo, bool script_mode, int timeout
 	st->start_timeout = st->session_timeout = timeout;
 	st->local_timeout = TIMEOUT_UNSET;
 	st->part_timeout = TIMEOUT_UNSET;
+	st->text_from = st->text_to = -1;	/* not in a statement */
+	st->keep = AllocSetContextCreate(CurrentMemoryContext, "pg_shift lint state",
+									 ALLOCSET_DEFAULT_SIZES);
+	st->new_rel_counts = lint_name_table(st, "pg_shift lint new relations", sizeof(NewRelCount));
+	st->new_rel_lists = lint_name_table(st, "pg_shift lint new relation lists", sizeof(NewRelList));
+	st->check_columns = lint_name_table(st, "pg_shift lint checks by column", sizeof(CheckColumn));
+	st->check_names = lint_name_table(st, "pg_shift lint checks by name", sizeof(CheckName));
+}
+
+static void
+end_state(LintState *st)
+{
+	MemoryContextDelete(st->keep);
 }
 
 /*
@@ -2036,9 +307,11 @@ shift_lint(PG_FUNCTION_ARGS)
 {
 	LintState	st;
 
+	check_arg_size(fcinfo, 0, "the SQL to lint", SHIFT_MAX_LINT_PART);
 	init_state(&st, fcinfo, false, start_timeout(fcinfo, 1));
 	if (!PG_ARGISNULL(0))
-		lint_part(&st, text_to_cstring(PG_GETARG_TEXT_PP(0)), TIMEOUT_UNSET);
+		lint_part(&st, PG_GETARG_TEXT_PP(0), TIMEOUT_UNSET);
+	end_state(&st);
 	return (Datum) 0;
 }
 
@@ -2086,9 +359,15 @@ shift_lint_script(PG_FUNCTION_ARGS)
 	int			nparts;
 	int			i;
 
+	check_arg_size(fcinfo, 0, "the array of parts of shift.lint_script", SHIFT_MAX_LINT_SCRIPT);
+	check_arg_size(fcinfo, 1, "part_lock_timeouts of shift.lint_script", SHIFT_MAX_LINT_SCRIPT);
+	check_arg_size(fcinfo, 2, "phases of shift.lint_script", SHIFT_MAX_LINT_SCRIPT);
 	init_state(&st, fcinfo, true, start_timeout(fcinfo, 3));
 	if (PG_ARGISNULL(0))
+	{
+		end_state(&st);
 		return (Datum) 0;
+	}
 	nparts = array_elements(PG_GETARG_ARRAYTYPE_P(0), TEXTOID, &parts, &part_nulls);
 	if (!PG_ARGISNULL(1) &&
 		array_elements(PG_GETARG_ARRAYTYPE_P(1), TEXTOID, &timeouts, &timeout_nulls) != nparts)
@@ -2100,6 +379,20 @@ shift_lint_script(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("phases must have one element per part")));
+	/* each part alone, before any is linted */
+	for (i = 0; i < nparts; i++)
+	{
+		Size		size;
+
+		if (!part_nulls[i] &&
+			(size = toast_raw_datum_size(parts[i]) - VARHDRSZ) > SHIFT_MAX_LINT_PART)
+			shift_check_size(psprintf("part %d of shift.lint_script", i + 1), size,
+							 SHIFT_MAX_LINT_PART, LINT_SIZE_HINT);
+		if (timeouts && !timeout_nulls[i] &&
+			(size = toast_raw_datum_size(timeouts[i]) - VARHDRSZ) > SHIFT_MAX_SETTING)
+			shift_check_size(psprintf("the lock timeout of part %d of shift.lint_script", i + 1),
+							 size, SHIFT_MAX_SETTING, LINT_SIZE_HINT);
+	}
 
 	for (i = 0; i < nparts; i++)
 	{
@@ -2112,7 +405,7 @@ shift_lint_script(PG_FUNCTION_ARGS)
 		{
 			char	   *value = TextDatumGetCString(timeouts[i]);
 
-			timeout = parse_timeout(value);
+			timeout = lint_parse_timeout(value);
 			if (timeout < 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -2120,7 +413,8 @@ shift_lint_script(PG_FUNCTION_ARGS)
 						 errhint("Give a duration such as '2s' or '500ms', or 0 for none.")));
 		}
 		if (!part_nulls[i])
-			lint_part(&st, TextDatumGetCString(parts[i]), timeout);
+			lint_part(&st, DatumGetTextPP(parts[i]), timeout);
 	}
+	end_state(&st);
 	return (Datum) 0;
 }

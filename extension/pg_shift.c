@@ -26,11 +26,15 @@ PG_MODULE_MAGIC;
 
 void		_PG_init(void);
 
-/* Module load: the sync triggers' cache invalidation callbacks. */
+/*
+ * Module load: the sync triggers' cache invalidation callbacks, and lint's
+ * hook that keeps user functions from running while it analyses SQL.
+ */
 void
 _PG_init(void)
 {
 	shift_sync_init();
+	shift_lint_init();
 }
 
 PG_FUNCTION_INFO_V1(shift_version);

@@ -2,64 +2,186 @@
  *
  * sqlfrag.c
  *	  Checks of the SQL fragments users hand to pg_shift (a backfill's set,
- *	  where and select, a sync's assignments and select lists): each is
- *	  parsed alone with the server's own parser, so a fragment that is more
- *	  than it claims (a second statement, a FROM, a trailing comment, an
- *	  unbalanced parenthesis) is refused before it is pasted into a
- *	  statement.  Parsing only: no catalog access, no locks.
+ *	  where, select and throttle_query, a sync's assignments and select
+ *	  lists): each is parsed alone with the server's own parser, so a
+ *	  fragment that is more than it claims (a second statement, a FROM, a
+ *	  trailing comment, an unbalanced parenthesis) is refused before it is
+ *	  pasted into a statement.  shift._select_list splits a select list into
+ *	  its expressions.  Parsing only: no catalog access, no locks.
+ *
+ * Every text is bounded first (shift_check_size): a parse tree takes many
+ * times the text's size in memory, so an unbounded fragment could exhaust a
+ * backend's memory (an OOM kill restarts the whole cluster).  The work on a
+ * fragment is linear in its size.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/detoast.h"
+#include "catalog/pg_type.h"
+#include "common/keywords.h"
+#include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
 #include "parser/parser.h"
+#include "parser/scanner.h"
+/* after scanner.h, which it needs: the token numbers (PARAM) */
+#include "parser/gram.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
 #include "utils/memutils.h"
 
 #include "pg_shift.h"
 
-static bool
-contains_param_walker(Node *node, void *context)
+PG_FUNCTION_INFO_V1(shift_select_list);
+
+/*
+ * Refuses a text longer than limit bytes (SQLSTATE 54000), naming it, its
+ * size and the limit.  what is the text ("the SQL to lint", 'set of backfill
+ * job "x"'); hint says what to do instead.
+ */
+void
+shift_check_size(const char *what, Size size, Size limit, const char *hint)
 {
-	if (node == NULL)
-		return false;
-	if (IsA(node, ParamRef))
-		return true;
-	return raw_expression_tree_walker(node, contains_param_walker, context);
+	if (size <= limit)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg("%s is too long: %zu bytes, the limit is %zu", what, size, limit),
+			 errdetail("The limit bounds the memory and time pg_shift spends on one input: a text is parsed in one piece, and its parse tree takes many times its size in memory."),
+			 errhint("%s", hint)));
 }
 
-Node *
-shift_parse_fragment(const char *owner, const char *what, const char *prefix, const char *text)
+/*
+ * Refuses a text on which PostgreSQL's scanner (scan.l) would take too long.
+ * The scanner is linear except in runs of operator characters
+ * (~!@#^&|`?+-*%<>= and the slash): there a token may match the rest of the
+ * run and give all but its first characters back (an operator cut where a
+ * comment starts, trailing signs trimmed from an operator, a comment opener
+ * followed by more operator characters), so a run of L characters can take
+ * L * L steps: comment openers nested 20 000 deep took 2.7 s, "+" 40 000
+ * times 2.9 s, and no query cancel is seen meanwhile.  The sum of L * L over
+ * the text's runs (wherever they are, in a comment or a string too) bounds
+ * that work; a real statement's runs are a few characters long, and even a
+ * thousand 100-character banner lines of dashes stay within the limit.
+ */
+void
+shift_check_scannable(const char *what, const char *text, Size len, uint64 limit)
 {
-	char	   *sql = psprintf("%s%s", prefix, text);
-	List	   *stmts;
-	Node	   *stmt;
-	MemoryContext cxt = CurrentMemoryContext;
+	static bool op_char[256];
+	static bool op_char_ready = false;
+	uint64		cost = 0;
+	uint64		run = 0;
+	Size		i;
 
+	if (!op_char_ready)
+	{
+		const char *c;
+
+		for (c = "~!@#^&|`?+-*/%<>="; *c; c++)
+			op_char[(unsigned char) *c] = true;
+		op_char_ready = true;
+	}
+	for (i = 0; i < len; i++)
+	{
+		if (op_char[(unsigned char) text[i]])
+			run++;
+		else if (run > 0)
+		{
+			cost += run * run;
+			run = 0;
+		}
+	}
+	cost += run * run;
+	if (cost > limit)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%s has too many operator characters in a row", what),
+				 errdetail("PostgreSQL's scanner takes time quadratic in the length of a run of operator characters (~!@#^&|`?+-*/%%<>=); the runs of this text come to %llu units of that work, the limit is %llu.",
+						   (unsigned long long) cost, (unsigned long long) limit),
+				 errhint("Break long runs of operator characters (a long line of dashes or stars in a comment, many signs in a row) with spaces.")));
+}
+
+/*
+ * Does sql use a parameter ($1, ...)?  Read from its tokens rather than its
+ * tree: the parser makes a ParamRef of each PARAM token and of nothing
+ * else, and a tree walker knows only expressions and the DML statements,
+ * while a throttle_query may parse as any statement at all.
+ */
+static bool
+has_parameter(const char *sql)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext scan_cxt = AllocSetContextCreate(caller, "pg_shift fragment scan",
+												   ALLOCSET_DEFAULT_SIZES);
+	core_yy_extra_type yyextra;
+	core_yyscan_t scanner;
+	core_YYSTYPE yylval;
+	YYLTYPE		yylloc;
+	int			tok;
+	bool		found = false;
+
+	MemoryContextSwitchTo(scan_cxt);
+	scanner = scanner_init(sql, &yyextra, &ScanKeywords, ScanKeywordTokens);
+	while (!found && (tok = core_yylex(&yylval, &yylloc, scanner)) != 0)
+		found = tok == PARAM;
+	scanner_finish(scanner);
+	MemoryContextSwitchTo(caller);
+	MemoryContextDelete(scan_cxt);
+	return found;
+}
+
+List *
+shift_raw_parse(const char *sql, ErrorData **error)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	List	   *volatile stmts = NIL;
+
+	*error = NULL;
+	/* raw parsing takes no lock and no buffer: nothing to roll back */
 	PG_TRY();
 	{
 		stmts = raw_parser(sql, RAW_PARSE_DEFAULT);
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
-
 		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
+		*error = CopyErrorData();
 		FlushErrorState();
+		stmts = NIL;
+	}
+	PG_END_TRY();
+	return stmts;
+}
+
+Node *
+shift_parse_fragment(const char *owner, const char *what, const char *prefix, const char *text)
+{
+	char	   *sql;
+	List	   *stmts;
+	Node	   *stmt;
+	ErrorData  *edata;
+	Size		size = strlen(text);
+
+	if (size > SHIFT_MAX_FRAGMENT)
+		shift_check_size(psprintf("%s of %s", what, owner), size, SHIFT_MAX_FRAGMENT,
+						 SHIFT_FRAGMENT_HINT);
+	shift_check_scannable(psprintf("%s of %s", what, owner), text, size,
+						  SHIFT_MAX_FRAGMENT_SCAN_COST);
+	sql = psprintf("%s%s", prefix, text);
+	stmts = shift_raw_parse(sql, &edata);
+	if (edata != NULL)
 		ereport(ERROR,
 				(errcode(edata->sqlerrcode),
 				 errmsg("%s of %s does not parse: %s", what, owner, edata->message),
 				 errdetail("It was read as: %s", sql)));
-	}
-	PG_END_TRY();
 	if (list_length(stmts) != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_SYNTAX_ERROR),
 				 errmsg("%s of %s must not contain several statements", what, owner)));
 	stmt = linitial_node(RawStmt, stmts)->stmt;
-	if (contains_param_walker(stmt, NULL))
+	if (has_parameter(sql))
 		ereport(ERROR,
 				(errcode(ERRCODE_SYNTAX_ERROR),
 				 errmsg("%s of %s must not use parameters ($1, ...)", what, owner)));
@@ -80,4 +202,178 @@ shift_is_plain_select(Node *stmt, bool with_where)
 		s->valuesLists == NIL && s->sortClause == NIL && s->limitOffset == NULL &&
 		s->limitCount == NULL && s->lockingClause == NIL && s->withClause == NULL &&
 		s->targetList != NIL;
+}
+
+/* ---------------------------------------------------------------- shift._select_list */
+
+/*
+ * The offsets in sql of its ',' tokens, in order, from one scan: a comma in
+ * a string, a quoted name or a comment is not a token.  The array is in the
+ * caller's memory context, *n its length.
+ */
+static int *
+comma_tokens(const char *sql, int *n)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext scan_cxt = AllocSetContextCreate(caller, "pg_shift select list scan",
+												   ALLOCSET_DEFAULT_SIZES);
+	core_yy_extra_type yyextra;
+	core_yyscan_t scanner;
+	core_YYSTYPE yylval;
+	YYLTYPE		yylloc;
+	int			tok;
+	int			size = 16;
+	int		   *commas = palloc(sizeof(int) * size);
+
+	*n = 0;
+	/* the scanner's copies of names and literals go into scan_cxt */
+	MemoryContextSwitchTo(scan_cxt);
+	scanner = scanner_init(sql, &yyextra, &ScanKeywords, ScanKeywordTokens);
+	while ((tok = core_yylex(&yylval, &yylloc, scanner)) != 0)
+	{
+		if (tok != ',')
+			continue;
+		if (*n == size)
+		{
+			size *= 2;
+			commas = repalloc(commas, sizeof(int) * size);
+		}
+		commas[(*n)++] = yylloc;
+	}
+	scanner_finish(scanner);
+	MemoryContextSwitchTo(caller);
+	MemoryContextDelete(scan_cxt);
+	return commas;
+}
+
+/* Does "SELECT (item)" parse as a SELECT of exactly one expression? */
+static bool
+paren_expression(const char *item)
+{
+	ErrorData  *edata;
+	List	   *stmts = shift_raw_parse(psprintf("SELECT (%s)", item), &edata);
+
+	return edata == NULL && list_length(stmts) == 1 &&
+		IsA(linitial_node(RawStmt, stmts)->stmt, SelectStmt) &&
+		list_length(((SelectStmt *) linitial_node(RawStmt, stmts)->stmt)->targetList) == 1;
+}
+
+/*
+ * shift._select_list(select text) returns text[]
+ *
+ * The expressions of a select list, one per element, each checked to stand
+ * alone: "id::bigint, lower(email)" -> {"id::bigint", "lower(email)"}.
+ * A list with a FROM, a star, an alias or anything past the expressions is
+ * refused.
+ *
+ * Linear in the list's length: the list is parsed once and scanned once for
+ * its commas; each item is then cut out and parsed on its own in a memory
+ * context reset per item.
+ */
+Datum
+shift_select_list(PG_FUNCTION_ARGS)
+{
+	const char *prefix = "SELECT ";
+	char	   *list;
+	char	   *sql;
+	SelectStmt *s;
+	ListCell   *lc;
+	int			n;
+	int			i = 0;
+	int		   *starts;
+	int		   *commas;
+	int			ncommas;
+	int			next_comma = 0;
+	Datum	   *out;
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext item_cxt;
+
+	/* before the text is even detoasted */
+	shift_check_size("select of the select list",
+					 toast_raw_datum_size(PG_GETARG_DATUM(0)) - VARHDRSZ,
+					 SHIFT_MAX_FRAGMENT, SHIFT_FRAGMENT_HINT);
+	list = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	sql = psprintf("%s%s", prefix, list);
+	s = (SelectStmt *) shift_parse_fragment("the select list", "select", prefix, list);
+	if (!shift_is_plain_select((Node *) s, false))
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNTAX_ERROR),
+				 errmsg("select must be a list of expressions only"),
+				 errdetail("It was: %s", list),
+				 errhint("Write select => 'id::bigint, lower(email)'; the source table is FROM.")));
+	n = list_length(s->targetList);
+	starts = palloc(sizeof(int) * (n + 1));
+	foreach(lc, s->targetList)
+	{
+		ResTarget  *rt = lfirst(lc);
+
+		if (rt->name != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_SYNTAX_ERROR),
+					 errmsg("select must not name its expressions (\"AS %s\")", rt->name),
+					 errhint("The expressions fill the columns in the order given.")));
+		if (IsA(rt->val, ColumnRef) && IsA(llast(((ColumnRef *) rt->val)->fields), A_Star))
+			ereport(ERROR,
+					(errcode(ERRCODE_SYNTAX_ERROR),
+					 errmsg("select must list its expressions, not *")));
+		starts[i++] = rt->location;
+	}
+	starts[n] = strlen(sql);
+	commas = comma_tokens(sql, &ncommas);
+	out = palloc(sizeof(Datum) * n);
+	item_cxt = AllocSetContextCreate(caller, "pg_shift select list item",
+									 ALLOCSET_DEFAULT_SIZES);
+	for (i = 0; i < n; i++)
+	{
+		int			len = starts[i + 1] - starts[i];
+		char	   *item;
+
+		CHECK_FOR_INTERRUPTS();
+		MemoryContextSwitchTo(item_cxt);
+		item = pnstrdup(sql + starts[i], len);
+		if (i < n - 1)
+		{
+			/*
+			 * Cut at the separating comma: the last comma token before the
+			 * next item (a comment after the expression may hold commas).
+			 * The items come in order, so the commas are walked once.
+			 */
+			int			cut = -1;
+
+			while (next_comma < ncommas && commas[next_comma] < starts[i + 1])
+				next_comma++;
+			if (next_comma > 0 && commas[next_comma - 1] >= starts[i])
+				cut = commas[next_comma - 1];
+			if (cut < 0)
+				elog(ERROR, "could not split the select list at item %d", i + 1);
+			item[cut - starts[i]] = '\0';
+		}
+		/* trim blanks around it */
+		while (*item == ' ' || *item == '\t' || *item == '\n' || *item == '\r')
+			item++;
+		len = strlen(item);
+		while (len > 0 && (item[len - 1] == ' ' || item[len - 1] == '\t' ||
+						   item[len - 1] == '\n' || item[len - 1] == '\r'))
+			item[--len] = '\0';
+
+		/*
+		 * It is used as "(item)": a trailing -- comment would swallow the
+		 * ")".  Inside the list, the line break that ended one was trimmed
+		 * above: put it back.  At the end of the list, refuse the comment.
+		 */
+		if (i < n - 1 && !paren_expression(item))
+			item = psprintf("%s\n", item);
+		s = (SelectStmt *) shift_parse_fragment("the select list", "select item", "SELECT (",
+												psprintf("%s)", item));
+		if (!shift_is_plain_select((Node *) s, false) || list_length(s->targetList) != 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_SYNTAX_ERROR),
+					 errmsg("select item %d is not an expression on its own: %s", i + 1, item),
+					 errhint("End a -- comment inside the list with a line break, or use /* */.")));
+		MemoryContextSwitchTo(caller);
+		out[i] = CStringGetTextDatum(item);
+		MemoryContextReset(item_cxt);
+	}
+	MemoryContextDelete(item_cxt);
+	PG_RETURN_ARRAYTYPE_P(construct_array(out, n, TEXTOID, -1, false, TYPALIGN_INT));
 }

@@ -1,8 +1,11 @@
 /*-------------------------------------------------------------------------
  *
  * sync.c
- *	  Dual-write triggers: shift._sync_trigger, shift._sync_check,
- *	  shift._select_list.
+ *	  Dual-write triggers: shift._sync_trigger, its cache of compiled syncs,
+ *	  and the work it does per write.  A sync's definition and the
+ *	  statements its table-level triggers run are built in sync_config.c;
+ *	  shift._sync_check and the cut-over's check are in sync_check.c;
+ *	  shift._select_list, which splits a select list, is in sqlfrag.c.
  *
  * A sync (a row of shift.sync, made by shift.sync_create) keeps new and old
  * in step while both are in use:
@@ -30,18 +33,21 @@
  * Everything runs as the role writing the table, in its transaction: the
  * mirrored rows commit or roll back with the statement that caused them.
  * The stored search_path of the sync is in force while its SQL is parsed
- * and run, so the writer's own search_path cannot change what it means.
+ * and run, so the writer's own search_path cannot change what it means,
+ * and the statements built around the sync's expressions name every
+ * operator and type by schema (sqlgen.c).  The trigger reads the sync's
+ * definition as the owner of pg_shift (no application role can read
+ * shift.sync), and only if it is what was checked and what the trigger was
+ * made for.  Checking and compiling a sync outside a trigger
+ * (shift._sync_check, the cut-over's check) runs as the sync's owner.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/htup_details.h"
-#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/partition.h"
-#include "catalog/pg_type.h"
-#include "common/keywords.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
@@ -52,8 +58,6 @@
 #include "optimizer/optimizer.h"
 #include "parser/analyze.h"
 #include "parser/parser.h"
-#include "parser/scanner.h"
-#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/guc.h"
@@ -68,199 +72,14 @@
 #include "utils/tuplestore.h"
 
 #include "pg_shift.h"
+#include "sync.h"
 
 /* how often a REPEATABLE READ or SERIALIZABLE writer's mirror is tried */
 #define SYNC_SERIALIZE_ATTEMPTS 3
 
 PG_FUNCTION_INFO_V1(shift_sync_trigger);
-PG_FUNCTION_INFO_V1(shift_sync_check);
-PG_FUNCTION_INFO_V1(shift_select_list);
-
-/* The transition tables' names, in the triggers and in the statements. */
-#define NEW_ROWS	"pgs_new"
-#define OLD_ROWS	"pgs_old"
-
-/* ---------------------------------------------------------------- configuration */
-
-/* One direction of a table-level sync: rows of src become rows of dst. */
-typedef struct Mapping
-{
-	Oid			src;
-	Oid			dst;
-	char	   *alias;			/* src's name when the sync was made: qualifies its columns */
-	List	   *columns;		/* dst columns written, of char * */
-	List	   *exprs;			/* one SQL expression over src per column */
-	List	   *key;			/* dst columns that identify a row */
-} Mapping;
-
-/* A row of shift.sync, as the trigger needs it. */
-typedef struct SyncConfig
-{
-	char	   *name;
-	bool		column_level;
-	Oid			relation;
-	char	   *set_clause;
-	char	   *reverse_set;
-	Mapping		forward;
-	Mapping		reverse;		/* columns NIL: none */
-	char	   *search_path;
-} SyncConfig;
-
-static List *
-text_array_to_list(Datum d, bool isnull)
-{
-	Datum	   *elems;
-	bool	   *nulls;
-	int			n;
-	int			i;
-	List	   *out = NIL;
-
-	if (isnull)
-		return NIL;
-	deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
-					  &elems, &nulls, &n);
-	for (i = 0; i < n; i++)
-		if (!nulls[i])
-			out = lappend(out, TextDatumGetCString(elems[i]));
-	return out;
-}
-
-/*
- * Reads the sync's row (SPI must be connected); allocates in cxt.  digest,
- * when given, is what the trigger was created with: the row must still hash
- * to it.  shift_operator may write shift.sync, but only sync_create has
- * checked what it holds, and a trigger runs it as every writer of the table;
- * an edited row is refused instead of run.
- */
-static SyncConfig *
-load_config(const char *name, const char *digest, MemoryContext cxt)
-{
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		args[1];
-	SyncConfig *c;
-	TupleDesc	desc;
-	HeapTuple	tup;
-	MemoryContext old;
-	bool		isnull;
-	int			rc;
-
-	args[0] = CStringGetTextDatum(name);
-	rc = SPI_execute_with_args(
-		"SELECT kind, relation, target, set_clause, reverse_set, target_columns, expressions,"
-		"       target_key, reverse_columns, reverse_expressions, relation_key, search_path,"
-		"       relation_alias, target_alias, shift._sync_digest(s)"
-		"  FROM shift.sync s WHERE name OPERATOR(pg_catalog.=) $1",
-		1, argtypes, args, NULL, true, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "could not read sync \"%s\": %s", name, SPI_result_code_string(rc));
-	if (SPI_processed != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("sync \"%s\" does not exist", name),
-				 errdetail("A trigger of pg_shift names a sync that shift.sync does not hold."),
-				 errhint("Drop the trigger, or create the sync again with shift.sync_create.")));
-	desc = SPI_tuptable->tupdesc;
-	tup = SPI_tuptable->vals[0];
-	if (digest != NULL && strcmp(SPI_getvalue(tup, desc, 15), digest) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("the definition of sync \"%s\" was changed outside shift.sync_create", name),
-				 errdetail("Its trigger was created for another definition; running this one could run SQL nobody checked."),
-				 errhint("Drop the sync with shift.sync_drop and create it again.")));
-	old = MemoryContextSwitchTo(cxt);
-	c = palloc0(sizeof(SyncConfig));
-	c->name = pstrdup(name);
-	c->column_level = strcmp(SPI_getvalue(tup, desc, 1), "column") == 0;
-	c->relation = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
-	c->set_clause = SPI_getvalue(tup, desc, 4);
-	c->reverse_set = SPI_getvalue(tup, desc, 5);
-	c->search_path = SPI_getvalue(tup, desc, 12);
-	if (!c->column_level)
-	{
-		Datum		d;
-
-		c->forward.src = c->relation;
-		c->forward.dst = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
-		c->forward.alias = SPI_getvalue(tup, desc, 13);
-		d = SPI_getbinval(tup, desc, 6, &isnull);
-		c->forward.columns = text_array_to_list(d, isnull);
-		d = SPI_getbinval(tup, desc, 7, &isnull);
-		c->forward.exprs = text_array_to_list(d, isnull);
-		d = SPI_getbinval(tup, desc, 8, &isnull);
-		c->forward.key = text_array_to_list(d, isnull);
-		c->reverse.src = c->forward.dst;
-		c->reverse.dst = c->relation;
-		c->reverse.alias = SPI_getvalue(tup, desc, 14);
-		d = SPI_getbinval(tup, desc, 9, &isnull);
-		c->reverse.columns = text_array_to_list(d, isnull);
-		d = SPI_getbinval(tup, desc, 10, &isnull);
-		c->reverse.exprs = text_array_to_list(d, isnull);
-		d = SPI_getbinval(tup, desc, 11, &isnull);
-		c->reverse.key = text_array_to_list(d, isnull);
-	}
-	MemoryContextSwitchTo(old);
-	return c;
-}
-
-/* Makes the sync's search_path current; undo with AtEOXact_GUC(true, level). */
-static int
-enter_search_path(const char *search_path)
-{
-	int			level = NewGUCNestLevel();
-
-	(void) set_config_option("search_path", search_path, PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	return level;
-}
-
-/* "sync "x"" for error messages */
-static char *
-sync_label(const char *name)
-{
-	return psprintf("sync \"%s\"", name);
-}
 
 /* ---------------------------------------------------------------- the cache */
-
-typedef struct SyncEntry
-{
-	Oid			tgoid;			/* hash key */
-	bool		valid;
-	MemoryContext cxt;			/* everything below but the plans */
-	char	   *name;
-	bool		column_level;
-	Oid			relid;			/* the table the trigger is on */
-	Oid			otherid;		/* the table it writes */
-	char	   *search_path;
-
-	/* column level: new columns from old (up), old from new (down) */
-	int			nup;
-	AttrNumber *up_att;
-	ExprState **up_expr;
-	int			ndown;
-	AttrNumber *down_att;
-	ExprState **down_expr;
-	ExprContext *econtext;
-	bool		busy;			/* computing a row: expressions are not re-entrant */
-	int			natts;			/* of the row: the arrays below */
-	Datum	   *values;
-	bool	   *nulls;
-
-	/* table level */
-	SPIPlanPtr	upsert;			/* INSERT ... SELECT FROM new rows ON CONFLICT DO UPDATE */
-	SPIPlanPtr	update_kept;	/* UPDATE the rows the new rows' keys find (NULL: only key columns) */
-	SPIPlanPtr	insert_missing; /* the upsert of the new rows whose keys are not there */
-	SPIPlanPtr	delete_gone;	/* DELETE the keys the old rows had and the new ones lack */
-	SPIPlanPtr	delete_old;		/* DELETE the old rows' keys */
-	SPIPlanPtr	delete_moved;	/* the same, but not the keys a source row holds now */
-	SPIPlanPtr	truncate;
-	/* on one partition of a partitioned source: its TRUNCATE */
-	Oid			partition_of;	/* the partitioned source, InvalidOid if not */
-	SPIPlanPtr	other_has_rows; /* SELECT 1 FROM the other table LIMIT 1 */
-	SPIPlanPtr	delete_partition;	/* DELETE the keys of the partition's rows */
-	int			nkeyatts;		/* the key's source columns, 0 if an expression hides them */
-	AttrNumber *keyatts;		/* their numbers in the trigger's table */
-} SyncEntry;
 
 static HTAB *sync_cache = NULL;
 static SyncEntry *last_entry = NULL;	/* the one found last: a bulk statement asks for it per row */
@@ -268,8 +87,8 @@ static uint64 invalidations = 0;	/* bumped by every callback */
 static List *retired = NIL;		/* entries to free at the end of the transaction */
 static bool callbacks_registered = false;
 
-static void
-free_entry_resources(SyncEntry *e)
+void
+sync_free_entry_resources(SyncEntry *e)
 {
 	if (e->upsert)
 		SPI_freeplan(e->upsert);
@@ -300,7 +119,7 @@ free_retired(void)
 
 	foreach(lc, retired)
 	{
-		free_entry_resources(lfirst(lc));
+		sync_free_entry_resources(lfirst(lc));
 		pfree(lfirst(lc));
 	}
 	list_free(retired);
@@ -363,8 +182,6 @@ typedef struct PrepareContext
 	const char *name;
 	const char *sql;
 } PrepareContext;
-
-
 
 static bool
 contains_sublink_walker(Node *node, void *context)
@@ -505,8 +322,8 @@ compile_assignments(const char *name, const char *what, Relation rel, const char
 }
 
 /* Builds a column-level entry: compiles set and reverse_set against rel. */
-static void
-build_column_entry(SyncEntry *e, SyncConfig *c, Relation rel)
+void
+sync_build_column_entry(SyncEntry *e, SyncConfig *c, Relation rel)
 {
 	Bitmapset  *up_reads = NULL;
 	Bitmapset  *down_reads = NULL;
@@ -678,287 +495,6 @@ column_sync(SyncEntry *e, TriggerData *td)
 
 /* ---------------------------------------------------------------- table level */
 
-static char *
-qualified_name(Oid relid)
-{
-	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-									  get_rel_name(relid));
-}
-
-static void
-append_names(StringInfo s, List *names, const char *prefix)
-{
-	ListCell   *lc;
-	bool		first = true;
-
-	foreach(lc, names)
-	{
-		appendStringInfo(s, "%s%s%s", first ? "" : ", ", prefix, quote_identifier(lfirst(lc)));
-		first = false;
-	}
-}
-
-/* The expressions, each in parentheses (shift._select_list made sure they can be). */
-static void
-append_exprs(StringInfo s, List *items)
-{
-	ListCell   *lc;
-	bool		first = true;
-
-	foreach(lc, items)
-	{
-		appendStringInfo(s, "%s(%s)", first ? "" : ", ", (char *) lfirst(lc));
-		first = false;
-	}
-}
-
-/*
- * "(SELECT <exprs> FROM <rows> AS <alias>) pgs_s (<columns>)": the mapped
- * rows of a transition table, under the destination's column names.  The
- * alias is the source's own name, so expressions may qualify columns with it.
- */
-static void
-append_mapped(StringInfo s, Mapping *m, const char *rows)
-{
-	appendStringInfoString(s, "(SELECT ");
-	append_exprs(s, m->exprs);
-	appendStringInfo(s, " FROM %s AS %s) pgs_s (", rows, quote_identifier(m->alias));
-	append_names(s, m->columns, "");
-	appendStringInfoChar(s, ')');
-}
-
-/* The position of name in names, or -1. */
-static int
-list_index_of_name(List *names, const char *name)
-{
-	ListCell   *lc;
-
-	foreach(lc, names)
-		if (strcmp(lfirst(lc), name) == 0)
-			return foreach_current_index(lc);
-	return -1;
-}
-
-static bool
-name_in(List *names, const char *name)
-{
-	return list_index_of_name(names, name) >= 0;
-}
-
-/* The expression over src that fills key column k of dst. */
-static const char *
-key_expr(Mapping *m, const char *k)
-{
-	return list_nth(m->exprs, list_index_of_name(m->columns, k));
-}
-
-/* May an UPDATE set column col of rel (not identity ALWAYS, not generated)? */
-static bool
-settable(Oid rel, const char *col)
-{
-	HeapTuple	tp = SearchSysCacheAttName(rel, col);
-	bool		ok = false;
-
-	if (HeapTupleIsValid(tp))
-	{
-		Form_pg_attribute a = (Form_pg_attribute) GETSTRUCT(tp);
-
-		ok = a->attidentity != ATTRIBUTE_IDENTITY_ALWAYS && a->attgenerated == '\0';
-		ReleaseSysCache(tp);
-	}
-	return ok;
-}
-
-/*
- * "c1 = <rows>.c1, ..." for the columns outside the key, and with keys for
- * the key columns that an UPDATE may set too; false if there are none
- */
-static bool
-append_set_list(StringInfo s, Mapping *m, const char *rows, bool keys)
-{
-	ListCell   *lc;
-	bool		any = false;
-
-	foreach(lc, m->columns)
-	{
-		char	   *col = lfirst(lc);
-
-		if (name_in(m->key, col) && !(keys && settable(m->dst, col)))
-			continue;
-		appendStringInfo(s, "%s%s = %s.%s", any ? ", " : "", quote_identifier(col), rows,
-						 quote_identifier(col));
-		any = true;
-	}
-	return any;
-}
-
-/* "pgs_t.k1 = <rows>.k1 AND ...": a destination row and a mapped row with the same key */
-static void
-append_key_match(StringInfo s, Mapping *m, const char *rows)
-{
-	ListCell   *lc;
-
-	foreach(lc, m->key)
-		appendStringInfo(s, "%spgs_t.%s = %s.%s", foreach_current_index(lc) ? " AND " : "",
-						 quote_identifier(lfirst(lc)), rows, quote_identifier(lfirst(lc)));
-}
-
-/*
- * INSERT INTO dst SELECT <exprs> FROM new rows ON CONFLICT (key) DO UPDATE;
- * only_missing: only the mapped rows whose key dst does not hold (yet: a
- * row committed since then is still caught by ON CONFLICT).
- */
-static char *
-upsert_sql(Mapping *m, bool only_missing)
-{
-	StringInfoData s;
-
-	initStringInfo(&s);
-	appendStringInfo(&s, "INSERT INTO %s AS pgs_t (", qualified_name(m->dst));
-	append_names(&s, m->columns, "");
-	appendStringInfoString(&s, ") OVERRIDING SYSTEM VALUE SELECT ");
-	if (only_missing)
-	{
-		append_names(&s, m->columns, "pgs_s.");
-		appendStringInfoString(&s, " FROM ");
-		append_mapped(&s, m, NEW_ROWS);
-		appendStringInfo(&s, " WHERE NOT EXISTS (SELECT 1 FROM %s AS pgs_t WHERE ",
-						 qualified_name(m->dst));
-		append_key_match(&s, m, "pgs_s");
-		appendStringInfoString(&s, ") ON CONFLICT (");
-	}
-	else
-	{
-		append_exprs(&s, m->exprs);
-		appendStringInfo(&s, " FROM %s AS %s ON CONFLICT (", NEW_ROWS,
-						 quote_identifier(m->alias));
-	}
-	append_names(&s, m->key, "");
-
-	/*
-	 * The key columns are set too: a key may change to a value its type
-	 * calls equal but spells differently (numeric 1.0 to 1.00, citext 'a' to
-	 * 'A'), and the copy must take the new spelling.  Set to the same bytes
-	 * they leave a HOT update possible.
-	 */
-	appendStringInfoString(&s, ") DO UPDATE SET ");
-	if (!append_set_list(&s, m, "EXCLUDED", true))
-	{
-		/* nothing an UPDATE may set */
-		s.len -= strlen(" DO UPDATE SET ");
-		s.data[s.len] = '\0';
-		appendStringInfoString(&s, " DO NOTHING");
-	}
-	return s.data;
-}
-
-/*
- * UPDATE dst SET <non-key columns> FROM mapped new rows WHERE the keys
- * match, or NULL when every column is a key column.  For an UPDATE that
- * kept its keys this is cheaper than the upsert: a row found is updated
- * without a speculative insertion and the tuple lock ON CONFLICT takes.
- */
-static char *
-update_sql(Mapping *m)
-{
-	StringInfoData s;
-
-	initStringInfo(&s);
-	appendStringInfo(&s, "UPDATE %s AS pgs_t SET ", qualified_name(m->dst));
-	if (!append_set_list(&s, m, "pgs_s", false))
-		return NULL;
-	appendStringInfoString(&s, " FROM ");
-	append_mapped(&s, m, NEW_ROWS);
-	appendStringInfoString(&s, " WHERE ");
-	append_key_match(&s, m, "pgs_s");
-	return s.data;
-}
-
-/*
- * The column of rel that expr is, if it is nothing but a column (maybe
- * cast): "id", "\"Id\"::bigint".  InvalidAttrNumber otherwise.
- */
-static AttrNumber
-plain_column(Oid rel, const char *expr)
-{
-	List	   *stmts = raw_parser(psprintf("SELECT %s", expr), RAW_PARSE_DEFAULT);
-	SelectStmt *sel;
-	Node	   *v;
-	ColumnRef  *cr;
-
-	if (list_length(stmts) != 1)
-		return InvalidAttrNumber;
-	sel = (SelectStmt *) linitial_node(RawStmt, stmts)->stmt;
-	if (!IsA(sel, SelectStmt) || list_length(sel->targetList) != 1)
-		return InvalidAttrNumber;
-	v = ((ResTarget *) linitial(sel->targetList))->val;
-	if (IsA(v, TypeCast))
-		v = ((TypeCast *) v)->arg;
-	if (!IsA(v, ColumnRef))
-		return InvalidAttrNumber;
-	cr = (ColumnRef *) v;
-	if (list_length(cr->fields) != 1 || !IsA(linitial(cr->fields), String))
-		return InvalidAttrNumber;
-	return get_attnum(rel, strVal(linitial(cr->fields)));
-}
-
-/*
- * DELETE FROM dst WHERE (key) IN (keys of rows [EXCEPT keys of except])
- * [AND no row of src maps to the key now]
- */
-static char *
-delete_sql(Mapping *m, const char *rows, const char *except, bool unclaimed)
-{
-	StringInfoData s;
-
-	initStringInfo(&s);
-	appendStringInfo(&s, "DELETE FROM %s AS pgs_t WHERE (", qualified_name(m->dst));
-	append_names(&s, m->key, "pgs_t.");
-	appendStringInfoString(&s, ") IN (SELECT ");
-	append_names(&s, m->key, "pgs_s.");
-	appendStringInfoString(&s, " FROM ");
-	append_mapped(&s, m, rows);
-	if (except)
-	{
-		appendStringInfoString(&s, " EXCEPT SELECT ");
-		append_names(&s, m->key, "pgs_s.");
-		appendStringInfoString(&s, " FROM ");
-		append_mapped(&s, m, except);
-	}
-	appendStringInfoChar(&s, ')');
-	if (unclaimed)
-	{
-		ListCell   *lc;
-		bool		first = true;
-
-		/*
-		 * No row of src maps to the key now.  A key expression that is a
-		 * column of src (maybe cast) is compared on that column, cast from
-		 * the key's side, so that src's index on it serves the lookup.
-		 */
-		appendStringInfo(&s, " AND NOT EXISTS (SELECT 1 FROM %s AS %s WHERE ", qualified_name(m->src),
-						 quote_identifier(m->alias));
-		foreach(lc, m->key)
-		{
-			const char *k = lfirst(lc);
-			const char *expr = key_expr(m, k);
-			AttrNumber	att = plain_column(m->src, expr);
-
-			if (att != InvalidAttrNumber)
-				appendStringInfo(&s, "%s%s.%s = pgs_t.%s::%s", first ? "" : " AND ",
-								 quote_identifier(m->alias),
-								 quote_identifier(get_attname(m->src, att, false)),
-								 quote_identifier(k),
-								 format_type_with_typemod(get_atttype(m->src, att), -1));
-			else
-				appendStringInfo(&s, "%s(%s) = pgs_t.%s", first ? "" : " AND ", expr, quote_identifier(k));
-			first = false;
-		}
-		appendStringInfoChar(&s, ')');
-	}
-	return s.data;
-}
-
 /* An empty transition table of rel's row type, registered in the SPI connection. */
 static void
 register_rows(const char *name, Relation rel, Tuplestorestate *rows, int64 n)
@@ -1017,8 +553,8 @@ prepare_kept(const char *name, const char *sql)
  */
 static void key_columns(SyncEntry *e, Mapping *m, Relation rel);
 
-static void
-build_table_entry(SyncEntry *e, SyncConfig *c, Mapping *m, Relation rel, bool per_row)
+void
+sync_build_table_entry(SyncEntry *e, SyncConfig *c, Mapping *m, Relation rel, bool per_row)
 {
 	char	   *update;
 
@@ -1033,25 +569,25 @@ build_table_entry(SyncEntry *e, SyncConfig *c, Mapping *m, Relation rel, bool pe
 		 */
 		e->partition_of = m->src;
 		e->other_has_rows = prepare_kept(c->name, psprintf("SELECT 1 FROM %s LIMIT 1",
-														   qualified_name(m->dst)));
+														   sync_qualified_name(m->dst)));
 		e->delete_partition = prepare_kept(c->name,
-										   delete_sql(m, psprintf("ONLY %s", qualified_name(RelationGetRelid(rel))),
-													  NULL, false));
+										   sync_delete_sql(m, psprintf("ONLY %s", sync_qualified_name(RelationGetRelid(rel))),
+														   NULL, false));
 		SPI_finish();
 		return;
 	}
 	register_rows(NEW_ROWS, rel, NULL, 0);
 	register_rows(OLD_ROWS, rel, NULL, 0);
-	update = update_sql(m);
-	e->upsert = prepare_kept(c->name, upsert_sql(m, false));
+	update = sync_update_sql(m);
+	e->upsert = prepare_kept(c->name, sync_upsert_sql(m, false));
 	if (update != NULL)
 		e->update_kept = prepare_kept(c->name, update);
-	e->insert_missing = prepare_kept(c->name, upsert_sql(m, true));
-	e->delete_gone = prepare_kept(c->name, delete_sql(m, OLD_ROWS, NEW_ROWS, per_row));
-	e->delete_old = prepare_kept(c->name, delete_sql(m, OLD_ROWS, NULL, false));
+	e->insert_missing = prepare_kept(c->name, sync_upsert_sql(m, true));
+	e->delete_gone = prepare_kept(c->name, sync_delete_sql(m, OLD_ROWS, NEW_ROWS, per_row));
+	e->delete_old = prepare_kept(c->name, sync_delete_sql(m, OLD_ROWS, NULL, false));
 	if (per_row)
-		e->delete_moved = prepare_kept(c->name, delete_sql(m, OLD_ROWS, NULL, true));
-	e->truncate = prepare_kept(c->name, psprintf("TRUNCATE %s", qualified_name(m->dst)));
+		e->delete_moved = prepare_kept(c->name, sync_delete_sql(m, OLD_ROWS, NULL, true));
+	e->truncate = prepare_kept(c->name, psprintf("TRUNCATE %s", sync_qualified_name(m->dst)));
 	SPI_finish();
 	key_columns(e, m, rel);
 }
@@ -1071,7 +607,7 @@ key_columns(SyncEntry *e, Mapping *m, Relation rel)
 
 	foreach(lc, m->key)
 	{
-		AttrNumber	att = plain_column(m->src, key_expr(m, lfirst(lc)));
+		AttrNumber	att = sync_plain_column(m->src, sync_key_expr(m, lfirst(lc)));
 
 		if (att == InvalidAttrNumber)
 			return;
@@ -1339,7 +875,7 @@ table_sync(SyncEntry *e, TriggerData *td)
 		register_rows(NEW_ROWS, td->tg_relation, newrows, tuplestore_tuple_count(newrows));
 	if (oldrows)
 		register_rows(OLD_ROWS, td->tg_relation, oldrows, tuplestore_tuple_count(oldrows));
-	level = enter_search_path(e->search_path);
+	level = sync_enter_search_path(e->search_path);
 	if (IsolationUsesXactSnapshot())
 		mirror_retrying(e, td, oldrows, newrows);
 	else
@@ -1419,7 +955,7 @@ get_entry(TriggerData *td)
 	{
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		c = load_config(tg->tgargs[0], tg->tgargs[2], cxt);
+		c = sync_load_config(tg->tgargs[0], true, tg->tgargs[2], cxt);
 		SPI_finish();
 		old = MemoryContextSwitchTo(cxt);
 		e->name = c->name;
@@ -1427,11 +963,11 @@ get_entry(TriggerData *td)
 		e->relid = RelationGetRelid(td->tg_relation);
 		e->search_path = c->search_path;
 		MemoryContextSwitchTo(old);
-		level = enter_search_path(c->search_path);
+		level = sync_enter_search_path(c->search_path);
 		if (c->column_level)
 		{
 			e->otherid = InvalidOid;
-			build_column_entry(e, c, td->tg_relation);
+			sync_build_column_entry(e, c, td->tg_relation);
 		}
 		else
 		{
@@ -1442,7 +978,7 @@ get_entry(TriggerData *td)
 						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 						 errmsg("sync \"%s\" has no reverse mapping", c->name)));
 			e->otherid = m->dst;
-			build_table_entry(e, c, m, td->tg_relation, TRIGGER_FIRED_FOR_ROW(td->tg_event));
+			sync_build_table_entry(e, c, m, td->tg_relation, TRIGGER_FIRED_FOR_ROW(td->tg_event));
 		}
 		AtEOXact_GUC(true, level);
 		/* used now; built again next time if something changed meanwhile */
@@ -1454,7 +990,7 @@ get_entry(TriggerData *td)
 	{
 		/* leave nothing half-built behind, nor a pointer to it */
 		last_entry = NULL;
-		free_entry_resources(e);
+		sync_free_entry_resources(e);
 		hash_search(sync_cache, &tg->tgoid, HASH_REMOVE, NULL);
 		PG_RE_THROW();
 	}
@@ -1520,202 +1056,4 @@ shift_sync_trigger(PG_FUNCTION_ARGS)
 				 errmsg("table-level sync \"%s\" must fire AFTER", e->name)));
 	table_sync(e, td);
 	return PointerGetDatum(NULL);
-}
-
-/* ---------------------------------------------------------------- shift._sync_check */
-
-/*
- * shift._sync_check(name text) returns void
- *
- * Called by sync_create before it installs any trigger: compiles what the
- * triggers will run (both directions of a table-level sync), so every
- * mistake in the sync's SQL is reported now, with the statement.
- */
-Datum
-shift_sync_check(PG_FUNCTION_ARGS)
-{
-	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_shift sync check",
-											  ALLOCSET_SMALL_SIZES);
-	SyncConfig *c;
-	SyncEntry	e;
-	int			level;
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	c = load_config(name, NULL, cxt);
-	SPI_finish();
-	level = enter_search_path(c->search_path);
-	memset(&e, 0, sizeof(e));
-	e.cxt = AllocSetContextCreate(cxt, "pg_shift sync check entry", ALLOCSET_SMALL_SIZES);
-	if (c->column_level)
-	{
-		Relation	rel = table_open(c->relation, RowExclusiveLock);
-
-		build_column_entry(&e, c, rel);
-		table_close(rel, NoLock);
-	}
-	else
-	{
-		/* both directions, each in an entry of its own */
-		Mapping    *maps[2] = {&c->forward, c->reverse.columns != NIL ? &c->reverse : NULL};
-		int			i;
-
-		for (i = 0; i < 2 && maps[i] != NULL; i++)
-		{
-			Relation	rel = table_open(maps[i]->src, AccessShareLock);
-
-			if (i > 0)
-			{
-				free_entry_resources(&e);
-				memset(&e, 0, sizeof(e));
-				e.cxt = AllocSetContextCreate(cxt, "pg_shift sync check entry", ALLOCSET_SMALL_SIZES);
-			}
-			build_table_entry(&e, c, maps[i], rel, rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE);
-			table_close(rel, NoLock);
-		}
-	}
-	free_entry_resources(&e);
-	AtEOXact_GUC(true, level);
-	MemoryContextDelete(cxt);
-	PG_RETURN_VOID();
-}
-
-/* ---------------------------------------------------------------- shift._select_list */
-
-/*
- * The offset in sql of the last ',' token at or after from and before to:
- * a comma in a string, a quoted name or a comment is not a token.  -1 if
- * there is none.
- */
-static int
-last_comma(const char *sql, int from, int to)
-{
-	core_yy_extra_type yyextra;
-	core_yyscan_t scanner;
-	core_YYSTYPE yylval;
-	YYLTYPE		yylloc;
-	int			tok;
-	int			found = -1;
-
-	scanner = scanner_init(sql, &yyextra, &ScanKeywords, ScanKeywordTokens);
-	while ((tok = core_yylex(&yylval, &yylloc, scanner)) != 0 && yylloc < to)
-		if (tok == ',' && yylloc >= from)
-			found = yylloc;
-	scanner_finish(scanner);
-	return found;
-}
-
-/* Does "SELECT (item)" parse as a SELECT of exactly one expression? */
-static bool
-paren_expression(const char *item)
-{
-	volatile bool ok = false;
-	MemoryContext cxt = CurrentMemoryContext;
-
-	PG_TRY();
-	{
-		List	   *stmts = raw_parser(psprintf("SELECT (%s)", item), RAW_PARSE_DEFAULT);
-
-		ok = list_length(stmts) == 1 &&
-			IsA(linitial_node(RawStmt, stmts)->stmt, SelectStmt) &&
-			list_length(((SelectStmt *) linitial_node(RawStmt, stmts)->stmt)->targetList) == 1;
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		FlushErrorState();
-	}
-	PG_END_TRY();
-	return ok;
-}
-
-/*
- * shift._select_list(select text) returns text[]
- *
- * The expressions of a select list, one per element, each checked to stand
- * alone: "id::bigint, lower(email)" -> {"id::bigint", "lower(email)"}.
- * A list with a FROM, a star, an alias or anything past the expressions is
- * refused.
- */
-Datum
-shift_select_list(PG_FUNCTION_ARGS)
-{
-	char	   *list = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	const char *prefix = "SELECT ";
-	char	   *sql = psprintf("%s%s", prefix, list);
-	SelectStmt *s;
-	ListCell   *lc;
-	int			n;
-	int			i = 0;
-	int		   *starts;
-	Datum	   *out;
-
-	s = (SelectStmt *) shift_parse_fragment("the select list", "select", prefix, list);
-	if (!shift_is_plain_select((Node *) s, false))
-		ereport(ERROR,
-				(errcode(ERRCODE_SYNTAX_ERROR),
-				 errmsg("select must be a list of expressions only"),
-				 errdetail("It was: %s", list),
-				 errhint("Write select => 'id::bigint, lower(email)'; the source table is FROM.")));
-	n = list_length(s->targetList);
-	starts = palloc(sizeof(int) * (n + 1));
-	foreach(lc, s->targetList)
-	{
-		ResTarget  *rt = lfirst(lc);
-
-		if (rt->name != NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_SYNTAX_ERROR),
-					 errmsg("select must not name its expressions (\"AS %s\")", rt->name),
-					 errhint("The expressions fill the columns in the order given.")));
-		if (IsA(rt->val, ColumnRef) && IsA(llast(((ColumnRef *) rt->val)->fields), A_Star))
-			ereport(ERROR,
-					(errcode(ERRCODE_SYNTAX_ERROR),
-					 errmsg("select must list its expressions, not *")));
-		starts[i++] = rt->location;
-	}
-	starts[n] = strlen(sql);
-	out = palloc(sizeof(Datum) * n);
-	for (i = 0; i < n; i++)
-	{
-		int			len = starts[i + 1] - starts[i];
-		char	   *item = pnstrdup(sql + starts[i], len);
-
-		if (i < n - 1)
-		{
-			/*
-			 * Cut at the separating comma: the last comma token before the
-			 * next item (a comment after the expression may hold commas).
-			 */
-			int			cut = last_comma(sql, starts[i], starts[i + 1]);
-
-			if (cut < 0)
-				elog(ERROR, "could not split the select list at item %d", i + 1);
-			item[cut - starts[i]] = '\0';
-		}
-		/* trim blanks around it */
-		while (*item == ' ' || *item == '\t' || *item == '\n' || *item == '\r')
-			item++;
-		len = strlen(item);
-		while (len > 0 && (item[len - 1] == ' ' || item[len - 1] == '\t' ||
-						   item[len - 1] == '\n' || item[len - 1] == '\r'))
-			item[--len] = '\0';
-		/*
-		 * It is used as "(item)": a trailing -- comment would swallow the
-		 * ")".  Inside the list, the line break that ended one was trimmed
-		 * above: put it back.  At the end of the list, refuse the comment.
-		 */
-		if (i < n - 1 && !paren_expression(item))
-			item = psprintf("%s\n", item);
-		s = (SelectStmt *) shift_parse_fragment("the select list", "select item", "SELECT (",
-												psprintf("%s)", item));
-		if (!shift_is_plain_select((Node *) s, false) || list_length(s->targetList) != 1)
-			ereport(ERROR,
-					(errcode(ERRCODE_SYNTAX_ERROR),
-					 errmsg("select item %d is not an expression on its own: %s", i + 1, item),
-					 errhint("End a -- comment inside the list with a line break, or use /* */.")));
-		out[i] = CStringGetTextDatum(item);
-	}
-	PG_RETURN_ARRAYTYPE_P(construct_array(out, n, TEXTOID, -1, false, TYPALIGN_INT));
 }

@@ -7,7 +7,7 @@
  * standby of it, or a logical subscription to it), the upstream side's
  * snapshot is taken first, with its WAL position, and the downstream side's
  * once it has applied that position: both see the same point.  Both
- * servers then work at once (asynchronous libpq, one poll loop):
+ * servers then work at once (pgs_send and pgs_wait_any of conn.c):
  *
  *	 1. each side sums its table into 2^n key-hash buckets
  *		(shift.chunk_checksums with buckets => 2^n), in page ranges so that
@@ -24,14 +24,13 @@
  *		that stays different and still is a difference.
  *
  * Only sums and the rows of differing buckets cross the wire.  Every
- * statement qualifies its functions, operators and types.  Exit status:
+ * statement qualifies its functions, operators and types, and every value
+ * it carries (table names, column lists, keys) is a parameter.  --json
+ * lines are written by the prelude's one JSON writer.  Exit status:
  * 0 equal (rows in flight only), 1 different, 2 usage or connection error.
  */
-#include <errno.h>
 #include <inttypes.h>
-#include <poll.h>
-#include <signal.h>
-#include <stdarg.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -44,6 +43,7 @@
 #define ROWS_TO_FETCH	512		/* a bucket this small is fetched row by row */
 #define PARTS			20		/* page ranges per side, for progress */
 #define LSN_WAIT_SECS	60.0	/* the longest wait for a replica to catch up */
+#define KEYS_PER_READ	1000	/* keys read again per statement (one parameter each) */
 
 typedef struct Acc
 {
@@ -108,7 +108,7 @@ typedef struct Compare
 	const PgsOptions *opts;
 	const PgsCompareOptions *copts;
 	Side		side[2];
-	char	   *columns[2];		/* text[] literals or NULL */
+	char	   *columns[2];		/* text[] literals (see side_lists) or NULL */
 	char	   *key[2];
 	int			bits;			/* level-1 buckets: 2^bits */
 	Acc		   *acc[2];
@@ -123,6 +123,7 @@ typedef struct Compare
 	const char *pass_name;
 	double		started;
 	bool		tty;
+	lua_State  *L;				/* with --json: the prelude, whose writer writes it */
 } Compare;
 
 /*
@@ -170,14 +171,6 @@ count_received(const PGresult *res)
 	wire_received += 1 + 4 + 16;	/* CommandComplete */
 }
 
-static volatile sig_atomic_t compare_interrupted = 0;
-
-static void
-on_signal(int sig)
-{
-	compare_interrupted = 1;
-}
-
 static void *
 xmalloc(size_t n)
 {
@@ -212,42 +205,58 @@ xstrdup(const char *s)
 	return p;
 }
 
-/* Appends s to a text[] literal being built at *o, quoted for an element. */
-static char *
-put_element(char *o, const char *s, size_t n)
+/*
+ * A list of columns or key columns: what --columns and the like give, or
+ * the source's own, by name.  given false: none (every column, the primary
+ * key).
+ */
+typedef struct List
 {
-	size_t		i;
+	bool		given;
+	int			n;
+	char	  **elem;
+} List;
 
-	*o++ = '"';
-	for (i = 0; i < n; i++)
-	{
-		if (s[i] == '"' || s[i] == '\\')
-			*o++ = '\\';
-		*o++ = s[i];
-	}
-	*o++ = '"';
-	return o;
+static void
+list_add(List *l, const char *s, size_t len)
+{
+	l->elem = xrealloc(l->elem, sizeof(char *) * (l->n + 1));
+	l->elem[l->n] = xmalloc(len + 1);
+	memcpy(l->elem[l->n], s, len);
+	l->elem[l->n][len] = '\0';
+	l->n++;
+	l->given = true;
+}
+
+static void
+list_free(List *l)
+{
+	int			i;
+
+	for (i = 0; i < l->n; i++)
+		free(l->elem[i]);
+	free(l->elem);
+	memset(l, 0, sizeof(*l));
 }
 
 /*
- * "a, \"b,c\", lower(d, e), x || ','" -> '{"a","\"b,c\"","lower(d, e)","x || ','"}':
- * split at commas outside parentheses, brackets, "quoted identifiers" and
- * 'string literals' (a doubled quote stays inside), each element trimmed
- * and quoted for an array literal.  malloc'd.
+ * "a, \"b,c\", lower(d, e), x || ','" -> a | "b,c" | lower(d, e) | x || ',':
+ * the command line's list split at commas outside parentheses, brackets,
+ * "quoted identifiers" and 'string literals' (a doubled quote stays
+ * inside), each element trimmed; nothing given (NULL): none.
  */
-static char *
-list_literal(const char *list)
+static void
+split_list(const char *text, List *l)
 {
-	size_t		n = strlen(list);
-	char	   *out = xmalloc(2 * n + 3 * (n + 1) + 3);
-	char	   *o = out;
 	int			depth = 0;
 	char		quote = 0;
-	const char *start = list;
+	const char *start = text;
 	const char *p;
 
-	*o++ = '{';
-	for (p = list;; p++)
+	memset(l, 0, sizeof(*l));
+	if (text == NULL)
+		return;
+	for (p = text;; p++)
 	{
 		if (*p != '\0' && quote)
 		{
@@ -274,21 +283,34 @@ list_literal(const char *list)
 				start++;
 			while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
 				end--;
-			if (o > out + 1)
-				*o++ = ',';
-			o = put_element(o, start, (size_t) (end - start));
+			list_add(l, start, (size_t) (end - start));
 			start = p + 1;
 			if (*p == '\0')
 				break;
 		}
 	}
-	*o++ = '}';
-	*o = '\0';
-	return out;
+}
+
+/*
+ * The labels of the source's columns (key false) or key columns (key true),
+ * in order, from shift.checksum_columns: what the target's lists default to.
+ * A keyless source gives an empty key list: the target is keyless too.
+ */
+static void
+labels_list(PGresult *cols, bool key, List *l)
+{
+	int			r;
+
+	memset(l, 0, sizeof(*l));
+	l->given = true;
+	for (r = 0; r < PQntuples(cols); r++)
+		if ((strcmp(PQgetvalue(cols, r, 3), "t") == 0) == key)
+			list_add(l, PQgetvalue(cols, r, 0), strlen(PQgetvalue(cols, r, 0)));
 }
 
 /* ---------------------------------------------------------------- both servers at once */
 
+/* Sends a statement on a side (pgs_send), without waiting for it. */
 static bool
 side_send(Side *s, const char *sql, int nparams, const char *const *values)
 {
@@ -297,9 +319,8 @@ side_send(Side *s, const char *sql, int nparams, const char *const *values)
 	PQclear(s->result);
 	s->result = NULL;
 	count_sent(sql, nparams, values);
-	if (!PQsendQueryParams(s->conn, sql, nparams, NULL, values, NULL, NULL, 0))
+	if (!pgs_send(s->conn, sql, nparams, values, &s->err))
 	{
-		pgs_error_from_result(s->conn, NULL, sql, &s->err);
 		s->failed = true;
 		return false;
 	}
@@ -307,35 +328,29 @@ side_send(Side *s, const char *sql, int nparams, const char *const *values)
 	return true;
 }
 
-/* Collects a finished statement's result; the first error wins. */
+/* Collects a finished statement's result; the side's first error wins. */
 static void
 side_collect(Side *s)
 {
-	PGresult   *res;
+	PgsError	err;
 
-	while ((res = PQgetResult(s->conn)) != NULL)
+	memset(&err, 0, sizeof(err));
+	s->result = pgs_get_result(s->conn, s->sql, &err);
+	if (s->result)
+		count_received(s->result);
+	else if (!s->failed)
 	{
-		ExecStatusType st = PQresultStatus(res);
-
-		if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
-		{
-			count_received(res);
-			PQclear(s->result);
-			s->result = res;
-		}
-		else
-		{
-			if (!s->failed)
-				pgs_error_from_result(s->conn, res, s->sql, &s->err);
-			s->failed = true;
-			PQclear(res);
-		}
+		s->err = err;			/* the side's error now owns the strings */
+		memset(&err, 0, sizeof(err));
+		s->failed = true;
 	}
+	pgs_error_clear(&err);
 	s->busy = false;
 }
 
 static void cmp_progress(Compare *c);
 
+/* Cancels the statements in flight (pgs_cancel). */
 static void
 cancel_busy(Compare *c)
 {
@@ -343,16 +358,7 @@ cancel_busy(Compare *c)
 
 	for (i = 0; i < 2; i++)
 		if (c->side[i].busy)
-		{
-			PGcancel   *cancel = PQgetCancel(c->side[i].conn);
-			char		buf[256];
-
-			if (cancel)
-			{
-				PQcancel(cancel, buf, sizeof(buf));
-				PQfreeCancel(cancel);
-			}
-		}
+			pgs_cancel(c->side[i].conn);
 }
 
 /*
@@ -368,31 +374,20 @@ wait_sides(Compare *c)
 
 	for (;;)
 	{
-		struct pollfd pfd[2];
-		int			n = 0;
+		PGconn	   *busy[2];
 		int			i;
 
 		for (i = 0; i < 2; i++)
+			busy[i] = c->side[i].busy ? c->side[i].conn : NULL;
+		if (busy[0] == NULL && busy[1] == NULL)
+			return -1;
+		i = pgs_wait_any(busy, 2, 250);
+		if (i >= 0)
 		{
-			Side	   *s = &c->side[i];
-
-			if (!s->busy)
-				continue;
-			if (!PQconsumeInput(s->conn) || !PQisBusy(s->conn))
-			{
-				side_collect(s);
-				return i;
-			}
-			pfd[n].fd = PQsocket(s->conn);
-			pfd[n].events = POLLIN;
-			pfd[n].revents = 0;
-			n++;
+			side_collect(&c->side[i]);
+			return i;
 		}
-		if (n == 0)
-			return -1;
-		if (poll(pfd, n, 250) < 0 && errno != EINTR)
-			return -1;
-		if (compare_interrupted && !cancelled)
+		if (pgs_interrupted && !cancelled)
 		{
 			cancel_busy(c);
 			cancelled = true;
@@ -434,7 +429,7 @@ nap(double secs)
 {
 	double		until = pgs_monotonic_seconds() + secs;
 
-	while (!compare_interrupted)
+	while (!pgs_interrupted)
 	{
 		double		left = until - pgs_monotonic_seconds();
 		struct timespec ts;
@@ -468,24 +463,6 @@ cmp_progress(Compare *c)
 		snprintf(line, sizeof(line), "compare %s: %s  %.0fs", c->side[0].table,
 				 c->pass_name ? c->pass_name : "starting", el);
 	pgs_live_update(line);
-}
-
-static void
-json_string(FILE *out, const char *s)
-{
-	fputc('"', out);
-	for (; *s; s++)
-	{
-		unsigned char ch = (unsigned char) *s;
-
-		if (ch == '"' || ch == '\\')
-			fprintf(out, "\\%c", ch);
-		else if (ch < 0x20)
-			fprintf(out, "\\u%04x", ch);
-		else
-			fputc(ch, out);
-	}
-	fputc('"', out);
 }
 
 /* ---------------------------------------------------------------- the passes */
@@ -785,13 +762,8 @@ report(Compare *c, const char *kind, const char *key, Counts *n)
 	else
 		n->in_flight++;
 	if (c->opts->json)
-	{
-		fputs("{\"event\":\"difference\",\"kind\":", stdout);
-		json_string(stdout, kind);
-		fputs(",\"key\":", stdout);
-		json_string(stdout, key);
-		fputs("}\n", stdout);
-	}
+		pgs_json_line(c->L, "event", 's', "difference", "kind", 's', kind,
+					  "key", 's', key, NULL);
 	else if (!c->opts->quiet)
 		printf("%-18s %s\n", kind, key);
 }
@@ -934,80 +906,87 @@ free_last(Group *gr, int s)
 
 /*
  * Reads the keys still differing again on both sides (each side a new
- * snapshot, both at once): a key now equal was in flight; one whose rows
- * changed since the read before (the snapshot's, first) is moving.
+ * snapshot, both at once), KEYS_PER_READ keys a statement, each key a
+ * parameter: a key now equal was in flight; one whose rows changed since
+ * the read before (the snapshot's, first) is moving.
  */
 static int
 recheck(Compare *c)
 {
-	static const char *sql =
-		"SELECT key_hash, row_hash FROM shift.key_rows($1::pg_catalog.regclass,"
-		" $2::pg_catalog.text[], $3::pg_catalog.text[], $4::pg_catalog.text[])";
-	size_t		len = 3;
-	char	   *keys;
-	char	   *o;
+	static const char *head =
+		"SELECT key_hash, row_hash FROM shift.key_rows($1::pg_catalog.regclass, ARRAY[";
+	static const char *tail =
+		"]::pg_catalog.text[], $2::pg_catalog.text[], $3::pg_catalog.text[])";
+	int64_t    *open = xmalloc(sizeof(int64_t) * (c->ngroups ? c->ngroups : 1));
+	int64_t		nopen = 0;
+	int64_t		first;
 	char	 ***fresh[2];
 	int		   *nfresh[2];
 	int64_t		g;
-	int64_t		open = 0;
 	int			s;
 
 	for (g = 0; g < c->ngroups; g++)
 		if (!c->groups[g].equal)
-		{
-			len += 2 * strlen(c->groups[g].key) + 3;
-			open++;
-		}
-	if (open == 0)
-		return PGS_EXIT_OK;
-	keys = xmalloc(len);
-	o = keys;
-	*o++ = '{';
-	for (g = 0; g < c->ngroups; g++)
-		if (!c->groups[g].equal)
-		{
-			if (o > keys + 1)
-				*o++ = ',';
-			o = put_element(o, c->groups[g].key, strlen(c->groups[g].key));
-		}
-	*o++ = '}';
-	*o = '\0';
+			open[nopen++] = g;
 	for (s = 0; s < 2; s++)
 	{
-		const char *values[4] = {c->side[s].table, keys, c->columns[s], c->key[s]};
-
-		side_send(&c->side[s], sql, 4, values);
-	}
-	while (wait_sides(c) >= 0)
-		;
-	free(keys);
-	for (s = 0; s < 2; s++)
-		if (c->side[s].failed)
-			return side_error(c, &c->side[s], "reading the differing keys again");
-
-	/* each open group's rows as read now, copied out of the results */
-	for (s = 0; s < 2; s++)
-	{
-		PGresult   *res = c->side[s].result;
-		int			r;
-
-		fresh[s] = calloc(c->ngroups, sizeof(char **));
-		nfresh[s] = calloc(c->ngroups, sizeof(int));
+		fresh[s] = calloc(c->ngroups ? c->ngroups : 1, sizeof(char **));
+		nfresh[s] = calloc(c->ngroups ? c->ngroups : 1, sizeof(int));
 		if (fresh[s] == NULL || nfresh[s] == NULL)
 		{
 			pgs_errorf("out of memory\n");
 			exit(PGS_EXIT_USAGE);
 		}
-		for (r = 0; r < PQntuples(res); r++)
-		{
-			int			k = find_group(c, PQgetvalue(res, r, 0));
+	}
 
-			if (k < 0 || c->groups[k].equal)
-				continue;
-			fresh[s][k] = xrealloc(fresh[s][k], sizeof(char *) * (nfresh[s][k] + 1));
-			fresh[s][k][nfresh[s][k]++] = xstrdup(PQgetvalue(res, r, 1));
+	/* each open group's rows as read now, copied out of the results */
+	for (first = 0; first < nopen; first += KEYS_PER_READ)
+	{
+		int			n = nopen - first < KEYS_PER_READ ? (int) (nopen - first) : KEYS_PER_READ;
+		char	   *sql = xmalloc(strlen(head) + strlen(tail) + 8 * (size_t) n + 1);
+		const char **values = xmalloc(sizeof(char *) * (3 + n));
+		char	   *o = sql + sprintf(sql, "%s", head);
+		int			k;
+
+		for (k = 0; k < n; k++)
+		{
+			values[3 + k] = c->groups[open[first + k]].key;
+			o += sprintf(o, "%s$%d", k ? "," : "", 4 + k);
+		}
+		strcpy(o, tail);
+		for (s = 0; s < 2; s++)
+		{
+			values[0] = c->side[s].table;
+			values[1] = c->columns[s];
+			values[2] = c->key[s];
+			side_send(&c->side[s], sql, 3 + n, values);
+		}
+		while (wait_sides(c) >= 0)
+			;
+		free(sql);
+		free(values);
+		for (s = 0; s < 2; s++)
+		{
+			PGresult   *res = c->side[s].result;
+			int			r;
+
+			if (c->side[s].failed)
+			{
+				free(open);
+				return side_error(c, &c->side[s], "reading the differing keys again");
+			}
+			for (r = 0; r < PQntuples(res); r++)
+			{
+				int			kg = find_group(c, PQgetvalue(res, r, 0));
+
+				if (kg < 0 || c->groups[kg].equal)
+					continue;
+				fresh[s][kg] = xrealloc(fresh[s][kg], sizeof(char *) * (nfresh[s][kg] + 1));
+				fresh[s][kg][nfresh[s][kg]++] = xstrdup(PQgetvalue(res, r, 1));
+			}
 		}
 	}
+	free(open);
 	for (g = 0; g < c->ngroups; g++)
 	{
 		Group	   *gr = &c->groups[g];
@@ -1240,7 +1219,7 @@ begin_snapshots(Compare *c)
 			}
 			if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
 				break;
-			if (pgs_monotonic_seconds() > deadline || compare_interrupted)
+			if (pgs_monotonic_seconds() > deadline || pgs_interrupted)
 			{
 				if (!c->opts->quiet)
 					pgs_errorf("the %s did not apply %s within %.0f s: comparing two independent snapshots\n",
@@ -1274,9 +1253,66 @@ open_side(Compare *c, Side *s)
 	return PGS_EXIT_OK;
 }
 
-/* The table's size (in its snapshot), its kind, and the columns to compare. */
+/*
+ * The text[] literals of side i's column and key lists, as the server writes
+ * them (the elements are parameters: nothing is quoted here), or NULL for a
+ * list not given.
+ */
 static int
-describe_side(Compare *c, Side *s)
+side_lists(Compare *c, Side *s, int i, const List *cols, const List *key)
+{
+	const List *lists[2] = {cols, key};
+	const char **values;
+	char	   *sql;
+	char	   *o;
+	PGresult   *res;
+	int			nparams = 0;
+	int			k;
+	int			j;
+
+	c->columns[i] = c->key[i] = NULL;
+	if (!cols->given && !key->given)
+		return PGS_EXIT_OK;
+	values = xmalloc(sizeof(char *) * (cols->n + key->n));
+	sql = xmalloc(128 + 8 * (size_t) (cols->n + key->n));
+	o = sql + sprintf(sql, "SELECT ");
+	for (k = 0; k < 2; k++)
+	{
+		if (k > 0)
+			o += sprintf(o, ", ");
+		if (!lists[k]->given)
+		{
+			o += sprintf(o, "NULL::pg_catalog.text");
+			continue;
+		}
+		o += sprintf(o, "ARRAY[");
+		for (j = 0; j < lists[k]->n; j++)
+		{
+			values[nparams++] = lists[k]->elem[j];
+			o += sprintf(o, "%s$%d", j ? "," : "", nparams);
+		}
+		o += sprintf(o, "]::pg_catalog.text[]::pg_catalog.text");
+	}
+	res = side_exec(c, s, sql, nparams, values);
+	free(sql);
+	free(values);
+	if (res == NULL)
+		return side_error(c, s, "reading the lists of columns to compare");
+	if (!PQgetisnull(res, 0, 0))
+		c->columns[i] = xstrdup(PQgetvalue(res, 0, 0));
+	if (!PQgetisnull(res, 0, 1))
+		c->key[i] = xstrdup(PQgetvalue(res, 0, 1));
+	return PGS_EXIT_OK;
+}
+
+/*
+ * The table's size (in its snapshot), its kind, and the columns to compare.
+ * The target's lists default to the source's, by name (as in
+ * shift.compare), not to the target's own order: the source is described
+ * first.
+ */
+static int
+describe_side(Compare *c, Side *s, List given[2][2])
 {
 	static const char *size_sql =
 		"WITH RECURSIVE tree(relid) AS ("
@@ -1292,7 +1328,7 @@ describe_side(Compare *c, Side *s)
 	PGresult   *res;
 	const char *values[1] = {s->table};
 	int			i = s == &c->side[0] ? 0 : 1;
-	const char *cv[3] = {s->table, c->columns[i], c->key[i]};
+	int			rc;
 
 	res = side_exec(c, s, size_sql, 1, values);
 	if (res == NULL)
@@ -1301,63 +1337,41 @@ describe_side(Compare *c, Side *s)
 	s->reltuples = strtod(PQgetvalue(res, 0, 1), NULL);
 	s->paged = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
 	s->parts = s->paged ? PARTS : 1;
-	res = side_exec(c, s, "SELECT label, type, class, is_key FROM shift.checksum_columns("
-					"$1::pg_catalog.regclass, $2::pg_catalog.text[], $3::pg_catalog.text[])"
-					" ORDER BY is_key, ord", 3, cv);
-	if (res == NULL)
-		return side_error(c, s, "reading the columns to compare");
-	s->columns = res;
-	s->result = NULL;			/* now owned by s->columns */
-	return PGS_EXIT_OK;
-}
-
-/*
- * The target's columns and key default to the source's, by name (as in
- * shift.compare), not to the target's own order.
- */
-static void
-default_target_lists(Compare *c)
-{
-	PGresult   *cols = c->side[0].columns;
-	int			pass;
-
-	for (pass = 0; pass < 2; pass++)
 	{
-		const char *given = pass == 0 ? c->copts->target_columns : c->copts->target_key;
-		const char *source = pass == 0 ? c->copts->columns : c->copts->key;
-		size_t		len = 3;
-		char	   *lit;
-		char	   *o;
-		int			r;
+		List		own[2];
+		const List *use[2];
+		int			k;
 
-		if (given != NULL || source != NULL)
-			continue;
-		for (r = 0; r < PQntuples(cols); r++)
-			len += 2 * strlen(PQgetvalue(cols, r, 0)) + 3;
-		lit = xmalloc(len);
-		o = lit;
-		*o++ = '{';
-		for (r = 0; r < PQntuples(cols); r++)
+		memset(own, 0, sizeof(own));
+		for (k = 0; k < 2; k++)
 		{
-			if ((strcmp(PQgetvalue(cols, r, 3), "t") == 0) != (pass == 1))
-				continue;
-			if (o > lit + 1)
-				*o++ = ',';
-			o = put_element(o, PQgetvalue(cols, r, 0), strlen(PQgetvalue(cols, r, 0)));
+			use[k] = &given[i][k];
+			if (i == 1 && !use[k]->given)
+				use[k] = &given[0][k];
+			if (i == 1 && !use[k]->given)
+			{
+				labels_list(c->side[0].columns, k == 1, &own[k]);
+				use[k] = &own[k];
+			}
 		}
-		*o++ = '}';
-		*o = '\0';
-		if (pass == 0)
-		{
-			free(c->columns[1]);
-			c->columns[1] = lit;
-		}
-		else
-		{
-			free(c->key[1]);
-			c->key[1] = lit;	/* "{}": keyless like the source */
-		}
+		rc = side_lists(c, s, i, use[0], use[1]);
+		list_free(&own[0]);
+		list_free(&own[1]);
+		if (rc != PGS_EXIT_OK)
+			return rc;
 	}
+	{
+		const char *cv[3] = {s->table, c->columns[i], c->key[i]};
+
+		res = side_exec(c, s, "SELECT label, type, class, is_key FROM shift.checksum_columns("
+						"$1::pg_catalog.regclass, $2::pg_catalog.text[], $3::pg_catalog.text[])"
+						" ORDER BY is_key, ord", 3, cv);
+		if (res == NULL)
+			return side_error(c, s, "reading the columns to compare");
+		s->columns = res;
+		s->result = NULL;		/* now owned by s->columns */
+	}
+	return PGS_EXIT_OK;
 }
 
 /*
@@ -1409,24 +1423,21 @@ print_summary(Compare *c, const Counts *n, int64_t received, int64_t sent)
 
 	if (c->opts->json)
 	{
-		fputs("{\"event\":\"compare\",\"source\":", stdout);
-		json_string(stdout, c->side[0].table);
-		fputs(",\"target\":", stdout);
-		json_string(stdout, c->side[1].table);
-		printf(",\"equal\":%s,"
-			   "\"source_rows\":%" PRId64 ",\"target_rows\":%" PRId64 ","
-			   "\"missing_in_target\":%" PRId64 ",\"missing_in_source\":%" PRId64 ","
-			   "\"different\":%" PRId64 ",\"in_flight\":%" PRId64 ",\"rechecks\":%d,\"lsn\":",
-			   total == 0 ? "true" : "false",
-			   c->side[0].rows, c->side[1].rows, n->missing_in_target, n->missing_in_source,
-			   n->different, n->in_flight, c->rechecks);
-		if (c->lsn)
-			json_string(stdout, c->lsn);
-		else
-			fputs("null", stdout);
-		printf(",\"buckets\":%d,\"seconds\":%.3f,"
-			   "\"bytes_received\":%" PRId64 ",\"bytes_sent\":%" PRId64 "}\n",
-			   1 << c->bits, secs, received, sent);
+		pgs_json_line(c->L, "event", 's', "compare",
+					  "source", 's', c->side[0].table, "target", 's', c->side[1].table,
+					  "equal", 'b', total == 0,
+					  "source_rows", 'i', (long long) c->side[0].rows,
+					  "target_rows", 'i', (long long) c->side[1].rows,
+					  "missing_in_target", 'i', (long long) n->missing_in_target,
+					  "missing_in_source", 'i', (long long) n->missing_in_source,
+					  "different", 'i', (long long) n->different,
+					  "in_flight", 'i', (long long) n->in_flight,
+					  "rechecks", 'i', (long long) c->rechecks,
+					  "lsn", 's', c->lsn,	/* left out when the snapshots are independent */
+					  "buckets", 'i', (long long) 1 << c->bits,
+					  "seconds", 'd', floor(secs * 1000.0 + 0.5) / 1000.0,
+					  "bytes_received", 'i', (long long) received,
+					  "bytes_sent", 'i', (long long) sent, NULL);
 		return;
 	}
 	if (c->opts->quiet)
@@ -1457,7 +1468,7 @@ pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts)
 	int			rc = PGS_EXIT_OK;
 	int			s;
 	int64_t		b;
-	struct sigaction sa;
+	List		given[2][2];	/* by side: --columns, --key; --target-... */
 
 	memset(&c, 0, sizeof(c));
 	memset(&level, 0, sizeof(level));
@@ -1472,28 +1483,22 @@ pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts)
 	c.side[1].dsn = copts->target;
 	c.side[1].table = copts->target_table ? copts->target_table : copts->table;
 	c.side[0].parts = c.side[1].parts = 1;
-	c.columns[0] = copts->columns ? list_literal(copts->columns) : NULL;
-	c.columns[1] = copts->target_columns ? list_literal(copts->target_columns) :
-		c.columns[0] ? xstrdup(c.columns[0]) : NULL;
-	c.key[0] = copts->key ? list_literal(copts->key) : NULL;
-	c.key[1] = copts->target_key ? list_literal(copts->target_key) :
-		c.key[0] ? xstrdup(c.key[0]) : NULL;
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	/* the first Ctrl-C (or SIGTERM) cancels both sides' statements */
+	pgs_catch_interrupts(NULL);
+	if (opts->json && (c.L = pgs_lua_new(opts)) == NULL)
+		return PGS_EXIT_USAGE;
+	split_list(copts->columns, &given[0][0]);
+	split_list(copts->key, &given[0][1]);
+	split_list(copts->target_columns, &given[1][0]);
+	split_list(copts->target_key, &given[1][1]);
 
 	for (s = 0; s < 2 && rc == PGS_EXIT_OK; s++)
 		rc = open_side(&c, &c.side[s]);
 	if (rc == PGS_EXIT_OK)
 		rc = begin_snapshots(&c);
 	for (s = 0; s < 2 && rc == PGS_EXIT_OK; s++)
-	{
-		rc = describe_side(&c, &c.side[s]);
-		if (rc == PGS_EXIT_OK && s == 0)
-			default_target_lists(&c);
-	}
+		rc = describe_side(&c, &c.side[s], given);
 	if (rc == PGS_EXIT_OK)
 		rc = check_columns(&c);
 	if (rc != PGS_EXIT_OK)
@@ -1542,7 +1547,7 @@ pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts)
 			goto done;
 	}
 	group_rows(&c);
-	if (c.ngroups > 0 && copts->recheck > 0 && !compare_interrupted)
+	if (c.ngroups > 0 && copts->recheck > 0 && !pgs_interrupted)
 	{
 		rc = recheck_rounds(&c);
 		if (rc != PGS_EXIT_OK)
@@ -1552,7 +1557,7 @@ pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts)
 	sent = wire_sent;
 	if (c.tty && !opts->quiet && !opts->json)
 		pgs_live_clear();
-	if (compare_interrupted)
+	if (pgs_interrupted)
 	{
 		pgs_errorf("compare interrupted\n");
 		rc = PGS_EXIT_USAGE;
@@ -1581,6 +1586,8 @@ done:
 		free(c.acc[s]);
 		free(c.columns[s]);
 		free(c.key[s]);
+		list_free(&given[s][0]);
+		list_free(&given[s][1]);
 	}
 	free_groups(&c);
 	for (b = 0; b < c.nrows; b++)
@@ -1588,5 +1595,7 @@ done:
 	free(c.rows);
 	free(c.lsn);
 	free(level.buckets);
+	if (c.L)
+		pgs_lua_close(c.L);
 	return rc;
 }

@@ -3,9 +3,11 @@
  *	  The runner's one libpq helper: connect, execute, and turn failures into
  *	  a PgsError that names the server message, SQLSTATE and statement.
  *
- * Every statement the runner sends goes through pgs_exec().  It never
- * returns a failed PGresult: either a result the caller must PQclear(), or
- * NULL with *err filled in, so callers cannot forget an error status.
+ * Every statement the runner sends goes through pgs_exec(), or, when
+ * statements run on several connections at once (pgshift compare), through
+ * pgs_send(), pgs_wait_any() and pgs_get_result().  Neither returns a failed
+ * PGresult: either a result the caller must PQclear(), or NULL with *err
+ * filled in, so callers cannot forget an error status.
  */
 #include <poll.h>
 #include <stdarg.h>
@@ -14,8 +16,6 @@
 #include <time.h>
 
 #include "pgshift.h"
-
-static void cancel_statement(PGconn *conn);
 
 static char *
 dup_or_null(const char *s)
@@ -180,7 +180,7 @@ abandon_copy(PGconn *conn, ExecStatusType status)
 		{
 			if (!canceled)
 			{
-				cancel_statement(conn);
+				pgs_cancel(conn);
 				canceled = true;
 			}
 			while (PQgetCopyData(conn, &buf, 0) > 0)
@@ -228,9 +228,9 @@ pgs_monotonic_seconds(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* Asks the server to cancel the statement running on conn. */
-static void
-cancel_statement(PGconn *conn)
+/* pgs_cancel: asks the server to cancel the statement running on conn. */
+void
+pgs_cancel(PGconn *conn)
 {
 	PGcancel   *cancel = PQgetCancel(conn);
 	char		errbuf[256];
@@ -290,7 +290,7 @@ wait_for_result(PGconn *conn)
 			rc = poll(&pfd, 1, 250);
 			if (is_work && pgs_interrupted && !canceled)
 			{
-				cancel_statement(conn);
+				pgs_cancel(conn);
 				canceled = true;
 			}
 			if (rc > 0 && !PQconsumeInput(conn))
@@ -342,6 +342,14 @@ pgs_exec(PGconn *conn, const char *sql, int nparams,
 	ExecStatusType status;
 	int			sent;
 
+	/* interrupted: the phase's code gets no new statement on the work connection */
+	if (conn == work_conn && pgs_interrupted)
+	{
+		pgs_error_set(err, "57014", "interrupted by %s: no new statement is sent",
+					  pgs_interrupted == SIGTERM ? "SIGTERM" : "SIGINT (Ctrl-C)");
+		err->statement = strdup(sql);
+		return NULL;
+	}
 	if (nparams > 0)
 		sent = PQsendQueryParams(conn, sql, nparams, NULL, values, NULL, NULL, 0);
 	else
@@ -381,19 +389,122 @@ pgs_exec(PGconn *conn, const char *sql, int nparams,
 }
 
 /*
+ * pgs_send: sends one statement (the extended protocol, nparams text
+ * parameters, NULL for SQL NULL) and returns without waiting for it, so that
+ * statements on several connections can run at once (pgshift compare).
+ * pgs_wait_any says when its result is there, pgs_get_result takes it.
+ * False, with *err set, if it could not be sent.  Neither ticks nor cancels
+ * on an interrupt: the caller, which waits, decides (pgs_cancel).
+ */
+bool
+pgs_send(PGconn *conn, const char *sql, int nparams,
+		 const char *const *values, PgsError *err)
+{
+	if (PQsendQueryParams(conn, sql, nparams, NULL, values, NULL, NULL, 0))
+		return true;
+	pgs_error_from_result(conn, NULL, sql, err);
+	return false;
+}
+
+/*
+ * pgs_wait_any: waits at most timeout_ms for one of the n (at most
+ * PGS_WAIT_MAX) connections that have a statement in flight (conns[i] not
+ * NULL) to have its result ready, or to have lost its connection (then
+ * pgs_get_result says so).  Returns that connection's index, or -1 if none
+ * did in time, none has a statement in flight, or a signal came.
+ */
+int
+pgs_wait_any(PGconn *const *conns, int n, int timeout_ms)
+{
+	struct pollfd pfd[PGS_WAIT_MAX];
+	int			npfd = 0;
+	int			i;
+
+	for (i = 0; i < n && i < PGS_WAIT_MAX; i++)
+	{
+		if (conns[i] == NULL)
+			continue;
+		if (!PQconsumeInput(conns[i]) || !PQisBusy(conns[i]))
+			return i;
+		pfd[npfd].fd = PQsocket(conns[i]);
+		pfd[npfd].events = POLLIN;
+		pfd[npfd].revents = 0;
+		npfd++;
+	}
+	if (npfd == 0 || poll(pfd, npfd, timeout_ms) <= 0)
+		return -1;
+	for (i = 0; i < n && i < PGS_WAIT_MAX; i++)
+		if (conns[i] != NULL &&
+			(!PQconsumeInput(conns[i]) || !PQisBusy(conns[i])))
+			return i;
+	return -1;
+}
+
+/*
+ * pgs_get_result: the result of the statement pgs_send sent on conn, once
+ * pgs_wait_any said it is ready (before that, it waits): the result to
+ * PQclear(), or NULL with *err set to the statement's first error (or to
+ * libpq's reason when the connection was lost).
+ */
+PGresult *
+pgs_get_result(PGconn *conn, const char *sql, PgsError *err)
+{
+	PGresult   *res;
+	PGresult   *last = NULL;
+	bool		failed = false;
+
+	while ((res = PQgetResult(conn)) != NULL)
+	{
+		ExecStatusType st = PQresultStatus(res);
+
+		if (!failed && (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK))
+		{
+			PQclear(last);
+			last = res;
+			continue;
+		}
+		if (!failed)
+			pgs_error_from_result(conn, res, sql, err);
+		failed = true;
+		PQclear(res);
+	}
+	if (failed)
+	{
+		PQclear(last);
+		return NULL;
+	}
+	if (last == NULL)
+		pgs_error_from_result(conn, NULL, sql, err);
+	return last;
+}
+
+/*
+ * pgs_exec_unchecked: runs sql (one statement, no parameters) whose outcome
+ * changes nothing that follows: a ROLLBACK of a transaction a phase left
+ * open, a session setting.  Unlike pgs_exec it also runs on the work
+ * connection after an interrupt (that ROLLBACK must go through), and it
+ * neither ticks nor can be cancelled, so use it only for statements that
+ * take no time.  Returns whether it succeeded.
+ */
+bool
+pgs_exec_unchecked(PGconn *conn, const char *sql)
+{
+	PGresult   *res = PQexec(conn, sql);
+	ExecStatusType status = PQresultStatus(res);
+
+	PQclear(res);
+	return status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK;
+}
+
+/*
  * Server notices (warnings: see pgs_connect) go to stderr on a line of their
  * own, never into the middle of the live progress line.
  */
 static void
 notice_receiver(void *arg, const PGresult *res)
 {
-	const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY);
-	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-
-	pgs_live_clear();
-	fflush(stdout);
-	fprintf(stderr, "pgshift: server %s: %s\n", sev ? sev : "NOTICE", msg ? msg : "");
-	fflush(stderr);
+	pgs_print_notice(PQresultErrorField(res, PG_DIAG_SEVERITY),
+					 PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
 }
 
 /*
@@ -409,7 +520,6 @@ pgs_connect(const char *dsn, const char *appname, PgsError *err)
 	const char *keys[] = {"dbname", "fallback_application_name", "client_encoding", NULL};
 	const char *vals[] = {dsn, appname, "UTF8", NULL};
 	PGconn	   *conn;
-	PGresult   *res;
 
 	conn = PQconnectdbParams(keys, vals, 1);
 	if (conn == NULL)
@@ -429,8 +539,7 @@ pgs_connect(const char *dsn, const char *appname, PgsError *err)
 	 * output; warnings and errors are not.  A phase may SET it lower.
 	 */
 	PQsetNoticeReceiver(conn, notice_receiver, NULL);
-	res = PQexec(conn, "SET client_min_messages = warning");
-	PQclear(res);
+	pgs_exec_unchecked(conn, "SET client_min_messages = warning");
 	return conn;
 }
 
@@ -533,72 +642,4 @@ pgs_check_extension(PGconn *conn, PgsError *err)
 	PQclear(res);
 	free(extversion);
 	return PGS_EXIT_OK;
-}
-
-/*
- * Prints the context lines of an error (the one-line cause is the caller's):
- * detail, hint, the statement with a caret at the error position, and the
- * server's context.
- */
-void
-pgs_error_print(FILE *out, const PgsError *err)
-{
-	if (err->detail)
-		fprintf(out, "  detail: %s\n", err->detail);
-	if (err->hint)
-		fprintf(out, "  hint: %s\n", err->hint);
-	if (err->statement)
-	{
-		const char *s = err->statement;
-		int			line = 1;
-		int			col = 1;
-		int			chars = 0;
-		bool		multiline = strchr(s, '\n') != NULL;
-		const char *p;
-
-		/* position counts characters; count UTF-8 lead bytes to find it */
-		for (p = s; *p && err->position > 0; p++)
-		{
-			if (((unsigned char) *p & 0xC0) != 0x80)
-			{
-				if (++chars == err->position)
-					break;
-				if (*p == '\n')
-				{
-					line++;
-					col = 0;
-				}
-				col++;
-			}
-		}
-		fprintf(out, "  statement: ");
-		for (p = s; *p; p++)
-		{
-			fputc(*p, out);
-			if (*p == '\n')
-				fputs("             ", out);
-		}
-		fputc('\n', out);
-		if (err->position > 0 && !multiline)
-			fprintf(out, "%*s^\n", 13 + col - 1, "");
-		else if (err->position > 0)
-			fprintf(out, "  position: line %d, column %d of the statement\n",
-					line, col);
-	}
-	if (err->context)
-		fprintf(out, "  server context: %s\n", err->context);
-}
-
-/* Prints a PgsError: "pgshift: message (SQLSTATE x)", context, details. */
-void
-pgs_report_error(const PgsError *err, const char *context)
-{
-	if (err->sqlstate)
-		pgs_errorf("%s (SQLSTATE %s)\n", err->message, err->sqlstate);
-	else
-		pgs_errorf("%s\n", err->message);
-	if (context)
-		fprintf(stderr, "  %s\n", context);
-	pgs_error_print(stderr, err);
-	fflush(stderr);
 }

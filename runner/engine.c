@@ -15,6 +15,7 @@
  * closes them whatever happened.
  */
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -99,7 +100,7 @@ record(Session *s, const char *sql, int nparams, const char *const *params)
 	res = pgs_exec(s->ctl, sql, nparams, params, &err);
 	if (res == NULL)
 	{
-		pgs_report_error(&err, "while recording progress in shift.* (control connection)");
+		pgs_report_error(&err, PGS_CONTROL_CONTEXT);
 		pgs_error_clear(&err);
 	}
 	return res;
@@ -136,14 +137,12 @@ hook_current(void *arg, const char **phase)
 
 /*
  * C.backfill_watch: a backfill starts (job) or ends (NULL) in the running
- * phase.  While it runs, the phase is resumable: an interruption leaves the
- * job to go on from its checkpoint instead of running the phase's down.
+ * phase: its progress is shown while it runs.
  */
 static bool
 hook_watch(void *arg, const char *job)
 {
 	Session    *s = arg;
-	const char *p[3] = {s->name, s->cur_phase, job ? "true" : "false"};
 
 	if (job)
 	{
@@ -155,37 +154,13 @@ hook_watch(void *arg, const char *job)
 		s->watch_job[0] = '\0';
 		pgs_live_clear();
 	}
-	if (s->cur_phase == NULL || s->op != OP_RUN)
-		return true;
-	return record_ok(s, "SELECT shift.phase_resumable($1, $2, $3)", 3, p);
+	return true;
 }
 
 static void
 hook_add_rows(void *arg, int64_t rows)
 {
 	((Session *) arg)->extra_rows += rows;
-}
-
-/* 1234567 -> "1,234,567" */
-static void
-group_digits(char *buf, size_t len, long long n)
-{
-	char		raw[32];
-	int			digits;
-	int			i;
-	size_t		o = 0;
-
-	snprintf(raw, sizeof(raw), "%lld", n < 0 ? -n : n);
-	digits = (int) strlen(raw);
-	if (n < 0 && o < len - 1)
-		buf[o++] = '-';
-	for (i = 0; i < digits && o < len - 1; i++)
-	{
-		if (i > 0 && (digits - i) % 3 == 0 && o < len - 1)
-			buf[o++] = ',';
-		buf[o++] = raw[i];
-	}
-	buf[o] = '\0';
 }
 
 /*
@@ -199,16 +174,7 @@ show_backfill_progress(Session *s, double t)
 	PgsError	err;
 	PGresult   *res;
 	bool		tty = !s->opts->json && isatty(STDOUT_FILENO);
-	long long	rows;
-	long long	keys;
-	long long	total;
-	double		pct;
-	double		rate;
-	long long	eta;
-	char		rowbuf[32];
-	char		ratebuf[32];
-	char		etabuf[32];
-	char		line[512];
+	PgsBackfillProgress bp;
 
 	if (!tty && t < s->watch_next_line)
 		return;
@@ -223,39 +189,24 @@ show_backfill_progress(Session *s, double t)
 		PQclear(res);
 		return;
 	}
-	rows = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	keys = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-	total = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
-	pct = strtod(PQgetvalue(res, 0, 3), NULL);
-	rate = strtod(PQgetvalue(res, 0, 4), NULL);
-	eta = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
-	group_digits(rowbuf, sizeof(rowbuf), rows);
-	group_digits(ratebuf, sizeof(ratebuf), (long long) rate);
-	if (eta >= 0)
-		snprintf(etabuf, sizeof(etabuf), "ETA %lld:%02lld", eta / 60, eta % 60);
-	else
-		snprintf(etabuf, sizeof(etabuf), "ETA ?");
+	bp.rows = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	bp.keys = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	bp.total = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+	bp.percent = strtod(PQgetvalue(res, 0, 3), NULL);
+	bp.rate = strtod(PQgetvalue(res, 0, 4), NULL);
+	bp.eta = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
+	bp.waiting = PQgetvalue(res, 0, 6);
 	if (tty)
 	{
-		char		bar[21];
-		int			filled = (int) (pct / 5);
-		int			i;
-
-		for (i = 0; i < 20; i++)
-			bar[i] = i < filled ? '#' : '.';
-		bar[20] = '\0';
-		snprintf(line, sizeof(line), "    [%s] %5.1f%%  %s rows  %s rows/s  %s%s%s", bar, pct,
-				 rowbuf, ratebuf, etabuf, *PQgetvalue(res, 0, 6) ? "  waiting: " : "",
-				 PQgetvalue(res, 0, 6));
 		if (!s->opts->quiet)
-			pgs_live_update(line);
+			pgs_live_backfill(&bp);
 	}
 	else
 	{
-		pgs_emit(s->L, "progress", "job", 's', s->watch_job, "rows", 'i', rows,
-				 "keys", 'i', keys, "total", 'i', total, "percent", 'd', pct,
-				 "rate", 'd', rate, "eta_seconds", 'i', eta,
-				 "waiting", 's', *PQgetvalue(res, 0, 6) ? PQgetvalue(res, 0, 6) : NULL, NULL);
+		pgs_emit(s->L, "progress", "job", 's', s->watch_job, "rows", 'i', bp.rows,
+				 "keys", 'i', bp.keys, "total", 'i', bp.total, "percent", 'd', bp.percent,
+				 "rate", 'd', bp.rate, "eta_seconds", 'i', bp.eta,
+				 "waiting", 's', *bp.waiting ? bp.waiting : NULL, NULL);
 		s->watch_next_line = t + 10000;
 	}
 	PQclear(res);
@@ -271,14 +222,7 @@ tick(void *arg)
 	if (s->watch_job[0])
 		show_backfill_progress(s, t);
 	else if (s->cur_phase && !s->opts->quiet && !s->opts->json && isatty(STDOUT_FILENO))
-	{
-		char		line[256];
-		int			secs = (int) ((t - s->cur_started) / 1000);
-
-		snprintf(line, sizeof(line), "    ... %s running for %d:%02d", s->cur_phase,
-				 secs / 60, secs % 60);
-		pgs_live_update(line);
-	}
+		pgs_live_elapsed(s->cur_phase, (int) ((t - s->cur_started) / 1000));
 	if (s->leased && t - s->last_heartbeat > 10000)
 	{
 		const char *p[1] = {s->name};
@@ -328,12 +272,35 @@ rollback_open_transaction(Session *s)
 
 	if (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR)
 	{
-		PGresult   *res = PQexec(s->work, "ROLLBACK");
-
-		PQclear(res);
+		pgs_exec_unchecked(s->work, "ROLLBACK");
 		return true;
 	}
 	return false;
+}
+
+/*
+ * Was the step that just failed interrupted rather than failing on its own?
+ * Interrupted: a signal to the runner (Ctrl-C, SIGTERM), the work session
+ * lost (terminated by pg_terminate_backend, the server shut down or
+ * crashed, the network cut).  Everything else, the step's own SQL or Lua
+ * error, is a failure.  An interrupted phase is resumed by the next run,
+ * never undone by its down first (README: "Interrupted or failed").
+ */
+static bool
+step_interrupted(Session *s, const char *sqlstate)
+{
+	if (pgs_interrupted || PQstatus(s->work) != CONNECTION_OK)
+		return true;
+	if (sqlstate == NULL)
+		return false;
+	/* query_canceled: pg_cancel_backend, or an operator's pause of a backfill
+	 * (db:backfill); not the phase's own statement_timeout */
+	if (strcmp(sqlstate, "57014") == 0)
+		return strstr(pgs_failure_message(s->L, -1, NULL), "statement timeout") == NULL;
+	return strcmp(sqlstate, "57P01") == 0 ||	/* admin_shutdown: pg_terminate_backend */
+		strcmp(sqlstate, "57P02") == 0 ||	/* crash_shutdown */
+		strcmp(sqlstate, "57P03") == 0 ||	/* cannot_connect_now */
+		strncmp(sqlstate, "08", 2) == 0;	/* connection_exception */
 }
 
 /*
@@ -341,16 +308,45 @@ rollback_open_transaction(Session *s)
  * the work db.  Returns true, or false with a failure table pushed.  A
  * transaction the function left open is rolled back and is a failure.
  */
+/*
+ * The phase's code went on INTERRUPT_GRACE_SECONDS after an interrupt (it
+ * catches the error the interrupt raises, in a loop): record the phase as
+ * interrupted, release the lease, and end pgshift, so that the bookkeeping
+ * never says "running" for a runner that is gone.  Called from the stop hook.
+ */
+static void
+give_up_on_phase(void *arg)
+{
+	Session    *s = arg;
+	const char *msg = "interrupted: the phase's code went on after the interrupt, and pgshift stopped it";
+	const char *f[5] = {s->name, s->cur_phase, msg, "57014", "true"};
+	const char *m[1] = {s->name};
+
+	fprintf(stderr, "pgshift: the phase's code did not stop after the interrupt; "
+			"recording it as interrupted and ending\n");
+	if (s->cur_phase && s->op == OP_RUN)
+		record_ok(s, "SELECT shift.phase_failed($1, $2, $3, $4, $5)", 5, f);
+	else if (s->cur_phase && s->op == OP_ROLLBACK)
+		record_ok(s, "SELECT shift.phase_rollback_failed($1, $2, $3, $4, $5)", 5, f);
+	if (s->leased)
+		record_ok(s, "SELECT shift.migration_end($1)", 1, m);
+	fflush(stdout);
+	_exit(PGS_EXIT_FAIL);
+}
+
 static bool
 call_phase(Session *s, int phase, const char *fn)
 {
 	lua_State  *L = s->L;
+	int			rc;
 
 	lua_getfield(L, phase, fn);
 	lua_pushvalue(L, s->workdb);
-	if (pgs_pcall(L, 1, 0) != LUA_OK)
+	pgs_phase_code(L, true, give_up_on_phase, s);
+	rc = pgs_pcall(L, 1, 0);
+	pgs_phase_code(L, false, NULL, NULL);
+	if (rc != LUA_OK)
 	{
-		pgs_clear_interrupt_hook(L);
 		rollback_open_transaction(s);
 		return false;
 	}
@@ -456,6 +452,68 @@ clean_up(Session *s, int phase, int i, const char *name, const char *step)
 	return true;
 }
 
+/*
+ * The up (or the verify gate) of phase i, on the stack at index phase, did
+ * not finish: the failure is on the stack top.  Interrupted, the phase is
+ * recorded as such and the run stops, to be resumed; failed on its own, it
+ * is recorded (a refused verify gate as verify_failed too) and its down runs
+ * at once.  Returns false (the run stops) in every case but a failure whose
+ * down ran; s->rc is set.
+ */
+static bool
+phase_stopped(Session *s, int phase, int i, const char *name, const char *step)
+{
+	lua_State  *L = s->L;
+	const char *sqlstate;
+	const char *msg = pgs_failure_message(L, -1, &sqlstate);
+	bool		interrupted = step_interrupted(s, sqlstate);
+	const char *f[5] = {s->name, name, msg,
+		interrupted && !sqlstate ? "57014" : sqlstate,
+	interrupted ? "true" : "false"};
+	bool		connected = PQstatus(s->work) == CONNECTION_OK;
+
+	s->cur_phase = NULL;
+	s->rc = PGS_EXIT_FAIL;
+	print_phase_failure(s, i, name, step);
+	if (!interrupted && strcmp(step, "verify") == 0)
+	{
+		const char *ev[5] = {s->name, name, "verify_failed", msg, sqlstate};
+
+		if (!record_ok(s, "SELECT shift.log_event($1, $2, $3, $4, $5)", 5, ev))
+			return false;
+	}
+	if (!record_ok(s, "SELECT shift.phase_failed($1, $2, $3, $4, $5)", 5, f))
+		return false;
+	lua_pop(L, 1);				/* the failure: f borrowed its strings */
+	s->state[i - 1].needs_cleanup = phase_has(s, phase, "down");
+	strcpy(s->state[i - 1].status, interrupted ? "interrupted" : "failed");
+	if (interrupted)
+	{
+		fprintf(stderr, "migration %s was interrupted in phase %d/%d '%s'; nothing is undone.\n"
+				"Run again to resume: the phase runs again from where it stopped "
+				"(a backfill from its checkpoint), without its down.\n"
+				"To undo it instead: pgshift rollback %s\n",
+				s->name, i, s->nphases, name, s->path);
+		return false;
+	}
+	if (phase_has(s, phase, "down") && connected)
+	{
+		if (!clean_up(s, phase, i, name, "down"))
+			return false;
+		fprintf(stderr, "phase '%s' was undone by its down; phases before it stay done.\n", name);
+	}
+	else if (phase_has(s, phase, "down"))
+		fprintf(stderr, "the phase's down could not run (the connection is lost); "
+				"it runs before the phase is tried again.\n");
+	else
+		fprintf(stderr, "phase '%s' has no down: what it committed before failing stays.\n",
+				name);
+	fprintf(stderr, "To retry after fixing the cause: pgshift run %s\n"
+			"To undo the completed phases:    pgshift rollback %s\n",
+			s->path, s->path);
+	return false;
+}
+
 /* pgshift run: pending phases in order, each with its verify gate. */
 static void
 run_phases(Session *s)
@@ -472,6 +530,8 @@ run_phases(Session *s)
 		double		t0;
 		int64_t		rows;
 		char		rowbuf[32];
+		const char *step;
+		bool		ok;
 
 		phase = lua_gettop(L);
 		if (strcmp(s->state[i - 1].status, "done") == 0)
@@ -489,8 +549,9 @@ run_phases(Session *s)
 				s->rc = PGS_EXIT_FAIL;
 				return;
 			}
-			/* an interrupted earlier attempt: undo what it may have left */
-			if (s->state[i - 1].needs_cleanup && phase_has(s, phase, "down") &&
+			/* a failed attempt whose down failed too: undo what it left first */
+			if (strcmp(s->state[i - 1].status, "failed") == 0 &&
+				s->state[i - 1].needs_cleanup && phase_has(s, phase, "down") &&
 				!clean_up(s, phase, i, name, "cleanup"))
 			{
 				s->rc = PGS_EXIT_FAIL;
@@ -503,8 +564,14 @@ run_phases(Session *s)
 			}
 			begin_step(s, i, name, "up");
 			t0 = now_ms();
-			if (call_phase(s, phase, "up") &&
-				(!phase_has(s, phase, "verify") || call_phase(s, phase, "verify")))
+			step = "up";
+			ok = call_phase(s, phase, "up");
+			if (ok && phase_has(s, phase, "verify"))
+			{
+				step = "verify";
+				ok = call_phase(s, phase, "verify");
+			}
+			if (ok)
 			{
 				rows = take_rows(s);
 				snprintf(rowbuf, sizeof(rowbuf), "%lld", (long long) rows);
@@ -518,52 +585,8 @@ run_phases(Session *s)
 				emit_phase(s, "phase_done", i, name, "up", t0, rows);
 				strcpy(s->state[i - 1].status, "done");
 			}
-			else
-			{
-				const char *sqlstate;
-				const char *msg = pgs_failure_message(L, -1, &sqlstate);
-				bool		interrupted = pgs_interrupted != 0;
-				const char *f[5] = {s->name, name, msg,
-					interrupted && !sqlstate ? "57014" : sqlstate,
-				interrupted ? "true" : "false"};
-				bool		connected = PQstatus(s->work) == CONNECTION_OK;
-
-				s->cur_phase = NULL;
-				s->rc = PGS_EXIT_FAIL;
-				print_phase_failure(s, i, name, "up");
-				if (!record_ok(s, "SELECT shift.phase_failed($1, $2, $3, $4, $5)", 5, f))
-					return;
-				lua_pop(L, 1);	/* the failure: f borrowed its strings */
-				s->state[i - 1].needs_cleanup = phase_has(s, phase, "down");
-				strcpy(s->state[i - 1].status, "failed");
-				if (interrupted)
-				{
-					fprintf(stderr, "migration %s interrupted in phase %d/%d '%s'.\n"
-							"Run again to resume: %s.\n", s->name, i, s->nphases, name,
-							phase_has(s, phase, "down") ?
-							"the phase's down runs first, then the phase again" :
-							"the phase runs again");
-					return;
-				}
-				if (phase_has(s, phase, "down") && connected)
-				{
-					if (clean_up(s, phase, i, name, "down"))
-						fprintf(stderr, "phase '%s' was undone by its down; "
-								"phases before it stay done.\n", name);
-					else
-						return;
-				}
-				else if (phase_has(s, phase, "down"))
-					fprintf(stderr, "the phase's down could not run (the connection is lost); "
-							"it runs before the phase is tried again.\n");
-				else
-					fprintf(stderr, "phase '%s' has no down: what it committed before failing stays.\n",
-							name);
-				fprintf(stderr, "To retry after fixing the cause: pgshift run %s\n"
-						"To undo the completed phases:    pgshift rollback %s\n",
-						s->path, s->path);
+			else if (!phase_stopped(s, phase, i, name, step))
 				return;
-			}
 		}
 		lua_settop(L, phase - 1);
 		if (to && strcmp(name, to) == 0)
@@ -575,31 +598,42 @@ run_phases(Session *s)
 static bool
 needs_rollback(const PhaseState *st)
 {
-	return strcmp(st->status, "done") == 0 ||
+	return strcmp(st->status, "done") == 0 || strcmp(st->status, "interrupted") == 0 ||
 		(strcmp(st->status, "failed") == 0 && st->needs_cleanup);
 }
 
-/* pgshift rollback [--to PHASE]: downs of completed phases, last first. */
-static void
-rollback_phases(Session *s)
+/* The ordinal of --to's phase (phases at or before it stay), 0 without --to. */
+static int
+rollback_stop(Session *s)
 {
-	lua_State  *L = s->L;
-	int			stop = 0;		/* phases at or before this ordinal stay */
+	int			stop = 0;
 	int			i;
-	int			count = 0;
 
 	if (s->opts->to)
 		for (i = 1; i <= s->nphases; i++)
 		{
 			if (strcmp(push_phase(s, i), s->opts->to) == 0)
 				stop = i;
-			lua_pop(L, 1);
+			lua_pop(s->L, 1);
 		}
+	return stop;
+}
 
-	/* refuse before touching anything if a point of no return is in the way */
+/*
+ * Would rolling back the phases after stop cross a point of no return, given
+ * their states?  Says so (and which phase) and returns true; else false, with
+ * *count the phases there are to roll back.
+ */
+static bool
+rollback_refused(Session *s, const PhaseState *states, int stop, int *count)
+{
+	lua_State  *L = s->L;
+	int			i;
+
+	*count = 0;
 	for (i = s->nphases; i > stop; i--)
 	{
-		PhaseState *st = &s->state[i - 1];
+		const PhaseState *st = &states[i - 1];
 		const char *name = push_phase(s, i);
 		bool		todo = needs_rollback(st);
 
@@ -615,13 +649,30 @@ rollback_phases(Session *s)
 					s->path, name);
 			pgs_emit(L, "error", "migration", 's', s->name, "phase", 's', name,
 					 "message", 's', "point of no return", NULL);
-			s->rc = PGS_EXIT_FAIL;
 			lua_pop(L, 1);
-			return;
+			return true;
 		}
 		if (todo)
-			count++;
+			(*count)++;
 		lua_pop(L, 1);
+	}
+	return false;
+}
+
+/* pgshift rollback [--to PHASE]: downs of completed phases, last first. */
+static void
+rollback_phases(Session *s)
+{
+	lua_State  *L = s->L;
+	int			stop = rollback_stop(s);	/* phases at or before this ordinal stay */
+	int			i;
+	int			count;
+
+	/* refuse before touching anything if a point of no return is in the way */
+	if (rollback_refused(s, s->state, stop, &count))
+	{
+		s->rc = PGS_EXIT_FAIL;
+		return;
 	}
 	if (count == 0)
 		pgs_emit(L, "note", "message", 's', "nothing to roll back", NULL);
@@ -630,7 +681,7 @@ rollback_phases(Session *s)
 	{
 		PhaseState *st = &s->state[i - 1];
 		const char *name;
-		const char *p[4];
+		const char *p[5];
 		int			phase;
 		double		t0;
 
@@ -669,16 +720,21 @@ rollback_phases(Session *s)
 		else
 		{
 			const char *sqlstate;
+			bool		interrupted;
 
 			s->cur_phase = NULL;
 			p[2] = pgs_failure_message(L, -1, &sqlstate);
 			p[3] = sqlstate;
+			interrupted = step_interrupted(s, sqlstate);
+			p[4] = interrupted ? "true" : "false";
 			print_phase_failure(s, i, name, "down");
-			record_ok(s, "SELECT shift.phase_rollback_failed($1, $2, $3, $4)", 4, p);
+			record_ok(s, "SELECT shift.phase_rollback_failed($1, $2, $3, $4, $5)", 5, p);
 			lua_pop(L, 1);		/* the failure: p borrowed its strings */
-			fprintf(stderr, "the rollback stopped at phase %d '%s'; phases before it stay done.\n"
-					"Fix the cause and run the rollback again: pgshift rollback %s\n",
-					i, name, s->path);
+			fprintf(stderr, "the rollback %s at phase %d '%s'; phases before it stay done.\n"
+					"%s: pgshift rollback %s\n",
+					interrupted ? "was interrupted" : "stopped", i, name,
+					interrupted ? "Run it again to go on" : "Fix the cause and run the rollback again",
+					s->path);
 			s->rc = PGS_EXIT_FAIL;
 			return;
 		}
@@ -731,117 +787,49 @@ verify_phases(Session *s)
 
 /* ---- the session ---- */
 
-/* The migration's phases as the JSON that shift.migration_begin takes. */
+/*
+ * Pushes the migration's phases as the JSON that shift.migration_begin
+ * takes, written by the prelude's JSON writer; NULL (the failure pushed and
+ * printed) if that fails.
+ */
 static const char *
 push_phases_json(Session *s)
 {
-	luaL_Buffer b;
-	int			i;
-
-	luaL_buffinit(s->L, &b);
-	luaL_addchar(&b, '[');
-	for (i = 1; i <= s->nphases; i++)
+	pgs_push_prelude_function(s->L, "phases_json");
+	lua_pushvalue(s->L, s->mig);
+	if (pgs_pcall(s->L, 1, 1) != LUA_OK)
 	{
-		const char *name = push_phase(s, i);
-		int			phase = lua_gettop(s->L);
-		char		item[256];
-
-		/* names are validated: letters, digits, _ . - only */
-		snprintf(item, sizeof(item), "%s{\"name\":\"%s\",\"reversible\":%s,\"has_verify\":%s}",
-				 i > 1 ? "," : "", name, phase_has(s, phase, "down") ? "true" : "false",
-				 phase_has(s, phase, "verify") ? "true" : "false");
-		lua_pop(s->L, 1);
-		luaL_addstring(&b, item);
+		pgs_print_failure(s->L, -1, stderr, "internal error in pgshift", true);
+		return NULL;
 	}
-	luaL_addchar(&b, ']');
-	luaL_pushresult(&b);
 	return lua_tostring(s->L, -1);
 }
 
-/* Takes the migration lock on the work connection, polling up to --lock-wait. */
-static bool
-take_lock(Session *s)
+/* Phase states from res (columns status, needs_cleanup), n rows at most. */
+static void
+read_states(PGresult *res, PhaseState *states, int n)
 {
-	const char *p[1] = {s->name};
-	double		deadline = now_ms() + s->opts->lock_wait * 1000.0;
+	int			i;
 
-	for (;;)
+	for (i = 0; i < n && i < PQntuples(res); i++)
 	{
-		PgsError	err;
-		PGresult   *res;
-		bool		got;
-
-		memset(&err, 0, sizeof(err));
-		res = pgs_exec(s->work, "SELECT shift.try_lock($1)", 1, p, &err);
-		if (res == NULL)
-		{
-			pgs_report_error(&err, "while taking the migration's lock");
-			pgs_error_clear(&err);
-			return false;
-		}
-		got = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-		PQclear(res);
-		if (got)
-			return true;
-		if (now_ms() >= deadline || pgs_interrupted)
-			break;
-		usleep(250000);
+		snprintf(states[i].status, sizeof(states[i].status), "%s", PQgetvalue(res, i, 0));
+		states[i].needs_cleanup = strcmp(PQgetvalue(res, i, 1), "t") == 0;
 	}
-
-	/* say who holds it */
-	{
-		PGresult   *res = record(s, "SELECT pid, coalesce(application_name, ''), "
-								 "coalesce(state, '?'), coalesce(left(query, 200), ''), "
-								 "lease_host, lease_runner_pid, "
-								 "to_char(lease_since, 'YYYY-MM-DD HH24:MI:SS'), "
-								 "extract(epoch FROM heartbeat_age)::int "
-								 "FROM shift.lock_holder($1)", 1, p);
-
-		if (res == NULL)
-			return false;
-		if (PQntuples(res) == 0)
-			pgs_errorf("migration %s is locked by another session, which has just released it\n",
-					   s->name);
-		else
-		{
-			pgs_errorf("migration %s is locked by %s pid %s on host %s (session pid %s)\n",
-					   s->name,
-					   PQgetisnull(res, 0, 5) ? "a session that is not pgshift," : "pgshift",
-					   PQgetisnull(res, 0, 5) ? "?" : PQgetvalue(res, 0, 5),
-					   PQgetisnull(res, 0, 4) ? "?" : PQgetvalue(res, 0, 4),
-					   PQgetvalue(res, 0, 0));
-			if (!PQgetisnull(res, 0, 6))
-				fprintf(stderr, "  running since %s, last heartbeat %s s ago\n",
-						PQgetvalue(res, 0, 6), PQgetvalue(res, 0, 7));
-			fprintf(stderr, "  that session is %s: %s\n", PQgetvalue(res, 0, 2),
-					PQgetvalue(res, 0, 3));
-			fprintf(stderr, "  hint: wait for it (--lock-wait=SECONDS). If its runner is gone, "
-					"end the session with SELECT pg_terminate_backend(%s); and run again.\n",
-					PQgetvalue(res, 0, 0));
-		}
-		PQclear(res);
-	}
-	return false;
 }
 
 /*
- * Opens the session: validated migration, script hash, both connections,
- * version and privilege checks, the lock, and shift.migration_begin.
- * Returns false with s->rc set when the command cannot go on.
+ * The session's first step: the validated migration (pushed, s->mig), its
+ * name, phases and script hash, and --to checked against its phases.
  */
 static bool
-open_session(Session *s)
+load_file(Session *s)
 {
 	lua_State  *L = s->L;
-	PgsError	err;
-	PGresult   *res;
-	char	   *where;
-	char		path[PATH_MAX];
-	char		runner_pid[16];
+	bool		found = false;
 	int			i;
-	int			e;
 
-	s->rc = pgs_load_migration(L, s->path);
+	s->rc = pgs_load_migration(L, s->path, s->sha256);
 	if (s->rc != PGS_EXIT_OK)
 	{
 		pgs_print_failure(L, -1, stderr, s->rc == PGS_EXIT_FAIL ?
@@ -855,34 +843,34 @@ open_session(Session *s)
 	lua_getfield(L, s->mig, "phases");
 	s->nphases = (int) luaL_len(L, -1);
 	lua_pop(L, 1);
-	if ((e = pgs_sha256_file(s->path, s->sha256)) != 0)
+	if (s->opts->to == NULL)
+		return true;
+	for (i = 1; i <= s->nphases && !found; i++)
 	{
-		pgs_errorf("cannot read migration file \"%s\": %s\n", s->path, strerror(e));
+		found = strcmp(push_phase(s, i), s->opts->to) == 0;
+		lua_pop(L, 1);
+	}
+	if (!found)
+	{
+		pgs_errorf("--to %s: migration %s has no phase of that name\n", s->opts->to, s->name);
 		s->rc = PGS_EXIT_USAGE;
-		return false;
 	}
-	if (s->opts->to)
-	{
-		bool		found = false;
+	return found;
+}
 
-		for (i = 1; i <= s->nphases && !found; i++)
-		{
-			found = strcmp(push_phase(s, i), s->opts->to) == 0;
-			lua_pop(L, 1);
-		}
-		if (!found)
-		{
-			pgs_errorf("--to %s: migration %s has no phase of that name\n", s->opts->to, s->name);
-			s->rc = PGS_EXIT_USAGE;
-			return false;
-		}
-	}
+/*
+ * The control connection (checks and bookkeeping): the extension at this
+ * runner's version, and every privilege a migration needs.
+ */
+static bool
+connect_control(Session *s)
+{
+	PgsError	err;
+	PGresult   *res;
 
-	/* the control connection: checks and bookkeeping */
-	s->rc = PGS_EXIT_USAGE;
-	if ((s->ctl = pgs_connect_db(L, s->opts->dsn, "pgshift control")) == NULL)
+	if ((s->ctl = pgs_connect_db(s->L, s->opts->dsn, "pgshift control")) == NULL)
 		return false;
-	s->ctldb = lua_gettop(L);
+	s->ctldb = lua_gettop(s->L);
 	memset(&err, 0, sizeof(err));
 	if (pgs_check_extension(s->ctl, &err) != PGS_EXIT_OK)
 	{
@@ -890,7 +878,11 @@ open_session(Session *s)
 		pgs_error_clear(&err);
 		return false;
 	}
-	if ((res = record(s, "SELECT string_agg(m, ', '), current_user FROM shift.missing_privileges() m",
+	/* the first few of what is missing: the grant gives them all at once */
+	if ((res = record(s, "SELECT string_agg(m, ', ') FILTER (WHERE n <= 4)"
+					  " || CASE WHEN count(*) > 4 THEN format(' and %s more', count(*) - 4) ELSE '' END,"
+					  " current_user"
+					  " FROM (SELECT m, row_number() OVER () AS n FROM shift.missing_privileges() m) x",
 					  0, NULL)) == NULL)
 		return false;
 	if (!PQgetisnull(res, 0, 0))
@@ -903,38 +895,95 @@ open_session(Session *s)
 		return false;
 	}
 	PQclear(res);
+	return true;
+}
 
-	/* the work connection: the lock, then the phases' SQL */
+/*
+ * The work connection, which runs the phases' SQL and holds the
+ * migration's lock; says so when it takes over from a runner that is gone.
+ */
+static bool
+connect_work(Session *s)
+{
+	lua_State  *L = s->L;
+	const char *p[1] = {s->name};
+	PGresult   *res;
+
 	if ((s->work = pgs_connect_db(L, s->opts->dsn, "pgshift")) == NULL)
 		return false;
 	s->workdb = lua_gettop(L);
 	pgs_db_pin(L, s->workdb);
 	/* a backend whose runner vanished stops its statement (and frees the lock) */
-	res = PQexec(s->work, "SET client_connection_check_interval = '1s'");
-	PQclear(res);
+	pgs_exec_unchecked(s->work, "SET client_connection_check_interval = '1s'");
 	snprintf(s->work_pid, sizeof(s->work_pid), "%d", PQbackendPID(s->work));
-	if (!take_lock(s))
+	if (!pgs_take_lock(L, s->work, s->ctl, s->name, s->opts->lock_wait))
 		return false;
 
 	/* a lease still recorded belongs to a runner whose sessions are gone */
+	if ((res = record(s, "SELECT runner_pid, host FROM shift.lease WHERE migration = $1",
+					  1, p)) == NULL)
+		return false;
+	if (PQntuples(res) > 0)
 	{
-		const char *p[1] = {s->name};
+		const char *msg = lua_pushfstring(L, "taking over from pgshift pid %s on %s, "
+										  "which stopped without finishing (its sessions are gone)",
+										  PQgetisnull(res, 0, 0) ? "?" : PQgetvalue(res, 0, 0),
+										  PQgetisnull(res, 0, 1) ? "?" : PQgetvalue(res, 0, 1));
 
-		if ((res = record(s, "SELECT lease_runner_pid, lease_host FROM shift.migration "
-						  "WHERE name = $1 AND lease_control_pid IS NOT NULL", 1, p)) == NULL)
-			return false;
-		if (PQntuples(res) > 0)
-		{
-			const char *msg = lua_pushfstring(L, "taking over from pgshift pid %s on %s, "
-											  "which stopped without finishing (its sessions are gone)",
-											  PQgetisnull(res, 0, 0) ? "?" : PQgetvalue(res, 0, 0),
-											  PQgetisnull(res, 0, 1) ? "?" : PQgetvalue(res, 0, 1));
-
-			pgs_emit(L, "note", "message", 's', msg, NULL);
-			lua_pop(L, 1);
-		}
-		PQclear(res);
+		pgs_emit(L, "note", "message", 's', msg, NULL);
+		lua_pop(L, 1);
 	}
+	PQclear(res);
+	return true;
+}
+
+/*
+ * A rollback that would cross a point of no return is refused before
+ * shift.migration_begin records it: a refused rollback changes nothing,
+ * not even what status says about the last run.  True if refused (said so).
+ */
+static bool
+rollback_refused_early(Session *s)
+{
+	const char *p[1] = {s->name};
+	PGresult   *res;
+	int			count;
+	bool		refused = false;
+
+	if (s->op != OP_ROLLBACK)
+		return false;
+	if ((res = record(s, "SELECT status, needs_cleanup FROM shift.phase_status "
+					  "WHERE migration = $1 ORDER BY ordinal", 1, p)) == NULL)
+		return true;
+	if (PQntuples(res) == s->nphases)
+	{
+		PhaseState *states = calloc(s->nphases, sizeof(PhaseState));
+
+		if (states)
+		{
+			read_states(res, states, s->nphases);
+			refused = rollback_refused(s, states, rollback_stop(s), &count);
+		}
+		free(states);
+	}
+	PQclear(res);
+	if (refused)
+		s->rc = PGS_EXIT_FAIL;
+	return refused;
+}
+
+/*
+ * shift.migration_begin: the lease, the run recorded, the phases' states
+ * (s->state); then the start event.
+ */
+static bool
+begin_migration(Session *s)
+{
+	lua_State  *L = s->L;
+	PGresult   *res;
+	char	   *where;
+	char		path[PATH_MAX];
+	char		runner_pid[16];
 
 	if (gethostname(s->host, sizeof(s->host)) != 0)
 		strcpy(s->host, "?");
@@ -947,9 +996,9 @@ open_session(Session *s)
 							 s->work_pid, PGS_VERSION, s->host, runner_pid, path,
 							 s->opts->allow_drift ? "true" : "false"};
 
-		res = record(s, "SELECT status, needs_cleanup FROM shift.migration_begin("
-					 "$1, $2, $3::jsonb, $4, $5::int, $6, $7, $8::int, $9, $10::boolean)",
-					 10, p);
+		res = p[2] ? record(s, "SELECT status, needs_cleanup FROM shift.migration_begin("
+							"$1, $2, $3::jsonb, $4, $5::int, $6, $7, $8::int, $9, $10::boolean)",
+							10, p) : NULL;
 		lua_pop(L, 1);
 	}
 	if (res == NULL)
@@ -960,11 +1009,7 @@ open_session(Session *s)
 	s->leased = true;
 	s->last_heartbeat = now_ms();
 	s->state = lua_newuserdatauv(L, sizeof(PhaseState) * s->nphases, 0);
-	for (i = 0; i < s->nphases && i < PQntuples(res); i++)
-	{
-		snprintf(s->state[i].status, sizeof(s->state[i].status), "%s", PQgetvalue(res, i, 0));
-		s->state[i].needs_cleanup = strcmp(PQgetvalue(res, i, 1), "t") == 0;
-	}
+	read_states(res, s->state, s->nphases);
 	PQclear(res);
 
 	where = pgs_conn_describe(s->work);
@@ -974,6 +1019,23 @@ open_session(Session *s)
 			 "file", 's', s->path, "phases", 'i', (long long) s->nphases,
 			 "target", 's', lua_tostring(L, -1), "sha256", 's', s->sha256, NULL);
 	lua_pop(L, 1);
+	return true;
+}
+
+/*
+ * Opens the session: validated migration, script hash, both connections,
+ * version and privilege checks, the lock, and shift.migration_begin.
+ * Returns false with s->rc set when the command cannot go on.
+ */
+static bool
+open_session(Session *s)
+{
+	if (!load_file(s))
+		return false;
+	s->rc = PGS_EXIT_USAGE;
+	if (!connect_control(s) || !connect_work(s) || rollback_refused_early(s) ||
+		!begin_migration(s))
+		return false;
 	s->rc = PGS_EXIT_OK;
 	return true;
 }
@@ -1062,6 +1124,6 @@ pgs_cmd_session(const PgsOptions *opts, const char *command, const char *path)
 	}
 	pgs_set_work_conn(NULL, NULL, NULL);
 	pgs_set_engine(NULL);
-	lua_close(L);
+	pgs_lua_close(L);
 	return s.rc;
 }

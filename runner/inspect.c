@@ -3,11 +3,16 @@
  *	  Commands that only read: pgshift plan, pgshift status and pgshift lint.
  *
  * plan runs every phase function against the prelude's dry-run db, which
- * records the SQL instead of sending it; connected, it also reads each
- * phase's state from shift.phase and lints the recorded SQL with
- * shift.lint_script, in a read-only session.  lint does the same dry run
- * and reports only the findings.  status reads the shift.status view.  The
- * rendering (text, markdown, JSON) is the prelude's.
+ * records the SQL instead of sending it; connected, it also reads the
+ * recorded state (the shift.status and shift.phase_status views) and lints
+ * the recorded SQL with shift.lint_script, in a read-only session.  lint
+ * does the same dry run and reports only the findings.  status reads the
+ * shift.status and shift.phase_status views.  The rendering (text,
+ * markdown, JSON) is the prelude's.
+ *
+ * plan and lint review a file that need not be trusted: it runs in the
+ * sandbox of pgs_lua_new_sandbox(), and a file the sandbox had to stop is
+ * reported as such, in one line, whatever else failed after it.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -56,9 +61,9 @@ push_recorded_state(lua_State *L, PGconn *conn, const char *name)
 	PQclear(res);
 	if (res)
 		res = pgs_exec(conn,
-					   "SELECT m.status, p.name, p.status, p.needs_cleanup"
-					   "  FROM shift.migration m JOIN shift.phase p ON p.migration = m.name"
-					   " WHERE m.name = $1 ORDER BY p.ordinal", 1, p, &err);
+					   "SELECT s.status, p.name, p.status, p.needs_cleanup"
+					   "  FROM shift.status s JOIN shift.phase_status p ON p.migration = s.migration"
+					   " WHERE s.migration = $1 ORDER BY p.ordinal", 1, p, &err);
 	if (res == NULL)
 	{
 		pgs_report_error(&err, "while reading the migration's state");
@@ -87,28 +92,51 @@ push_recorded_state(lua_State *L, PGconn *conn, const char *name)
 }
 
 /*
+ * Prints the failure on the stack top with context, unless the sandbox
+ * stopped the file's code: then that is the cause, whatever failed after it.
+ */
+static void
+print_failure(lua_State *L, InspectArgs *a, const char *context, bool verbose)
+{
+	const char *stopped = pgs_sandbox_stopped(L);
+
+	if (*stopped)
+	{
+		pgs_errorf("%s\n", stopped);
+		fprintf(stderr, "  plan and lint stop a migration file at this limit "
+				"(see the README); nothing was changed\n");
+		a->rc = PGS_EXIT_FAIL;
+		return;
+	}
+	pgs_print_failure(L, -1, stderr, context, verbose);
+}
+
+/*
  * Loads and validates the migration file a->arg, pushing the migration, and
  * hashes it into sha.  False, with a->rc set and the error printed, if not.
  */
 static bool
 load_migration_file(lua_State *L, InspectArgs *a, char *sha)
 {
-	int			e;
-
-	a->rc = pgs_load_migration(L, a->arg);
+	a->rc = pgs_load_migration(L, a->arg, sha);
 	if (a->rc != PGS_EXIT_OK)
 	{
-		pgs_print_failure(L, -1, stderr, a->rc == PGS_EXIT_FAIL ?
-						  "the migration file is not valid" : NULL, a->opts->verbose);
-		return false;
-	}
-	if ((e = pgs_sha256_file(a->arg, sha)) != 0)
-	{
-		pgs_errorf("cannot read migration file \"%s\": %s\n", a->arg, strerror(e));
-		a->rc = PGS_EXIT_USAGE;
+		print_failure(L, a, a->rc == PGS_EXIT_FAIL ?
+					  "the migration file is not valid" : NULL, a->opts->verbose);
 		return false;
 	}
 	return true;
+}
+
+/* The command's output: a string, bytes and all (the filter shows a zero). */
+static void
+print_result(lua_State *L, int idx)
+{
+	size_t		len;
+	const char *text = lua_tolstring(L, idx, &len);
+
+	fwrite(text, 1, len, stdout);
+	fflush(stdout);
 }
 
 static int
@@ -155,19 +183,25 @@ plan_main(lua_State *L)
 	lua_pushvalue(L, info);
 	if (pgs_pcall(L, 2, 1) != LUA_OK)
 	{
-		pgs_print_failure(L, -1, stderr, "while planning", true);
 		a->rc = PGS_EXIT_FAIL;
+		print_failure(L, a, "while planning", true);
 		return 0;
 	}
 	lua_pushstring(L, format);
 	if (pgs_pcall(L, 2, 1) != LUA_OK)
 	{
-		pgs_print_failure(L, -1, stderr, "while printing the plan", true);
 		a->rc = PGS_EXIT_FAIL;
+		print_failure(L, a, "while printing the plan", true);
 		return 0;
 	}
-	fputs(lua_tostring(L, -1), stdout);
-	fflush(stdout);
+	if (*pgs_sandbox_stopped(L))
+	{
+		/* stopped, yet the dry run went on: no plan from a stopped file */
+		a->rc = PGS_EXIT_FAIL;
+		print_failure(L, a, NULL, false);
+		return 0;
+	}
+	print_result(L, -1);
 	a->rc = PGS_EXIT_OK;
 	return 0;
 }
@@ -204,8 +238,7 @@ status_main(lua_State *L)
 		pgs_errorf("%s\n", lua_tostring(L, -1));
 		return 0;
 	}
-	fputs(lua_tostring(L, -2), stdout);
-	fflush(stdout);
+	print_result(L, -2);
 	a->rc = PGS_EXIT_OK;
 	return 0;
 }
@@ -262,19 +295,26 @@ lint_main(lua_State *L)
 	lua_setfield(L, info, "format");
 	if (pgs_pcall(L, 3, 2) != LUA_OK)
 	{
-		pgs_print_failure(L, -1, stderr, "while linting", opts->verbose);
+		print_failure(L, a, "while linting", opts->verbose);
 		return 0;
 	}
-	fputs(lua_tostring(L, -2), stdout);
-	fflush(stdout);
+	if (*pgs_sandbox_stopped(L))
+	{
+		a->rc = PGS_EXIT_FAIL;
+		print_failure(L, a, NULL, false);
+		return 0;
+	}
+	print_result(L, -2);
 	a->rc = (int) lua_tointeger(L, -1);
 	return 0;
 }
 
+/* Runs fn in a new state: sandboxed when it runs a migration file. */
 static int
-run_protected(const PgsOptions *opts, lua_CFunction fn, const char *arg)
+run_protected(const PgsOptions *opts, lua_CFunction fn, const char *arg,
+			  bool sandbox)
 {
-	lua_State  *L = pgs_lua_new(opts);
+	lua_State  *L = sandbox ? pgs_lua_new_sandbox(opts) : pgs_lua_new(opts);
 	InspectArgs a = {opts, arg, PGS_EXIT_FAIL};
 
 	if (L == NULL)
@@ -283,10 +323,10 @@ run_protected(const PgsOptions *opts, lua_CFunction fn, const char *arg)
 	lua_pushlightuserdata(L, &a);
 	if (pgs_pcall(L, 1, 0) != LUA_OK)
 	{
-		pgs_print_failure(L, -1, stderr, "internal error in pgshift", true);
 		a.rc = PGS_EXIT_FAIL;
+		print_failure(L, &a, "internal error in pgshift", true);
 	}
-	lua_close(L);
+	pgs_lua_close(L);
 	return a.rc;
 }
 
@@ -294,19 +334,19 @@ run_protected(const PgsOptions *opts, lua_CFunction fn, const char *arg)
 int
 pgs_cmd_plan(const PgsOptions *opts, const char *path)
 {
-	return run_protected(opts, plan_main, path);
+	return run_protected(opts, plan_main, path, true);
 }
 
 /* pgshift status [NAME] [--json] */
 int
 pgs_cmd_status(const PgsOptions *opts, const char *name)
 {
-	return run_protected(opts, status_main, name);
+	return run_protected(opts, status_main, name, false);
 }
 
 /* pgshift lint FILE [--fail-on LEVEL] [--json] */
 int
 pgs_cmd_lint(const PgsOptions *opts, const char *path)
 {
-	return run_protected(opts, lint_main, path);
+	return run_protected(opts, lint_main, path, true);
 }

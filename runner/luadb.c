@@ -1,14 +1,17 @@
 /*
  * luadb.c
  *	  The `db` object a migration's phase functions receive:
- *	  db:exec(sql, ...), db:query(sql, ...), db:value(sql, ...).
+ *	  db:exec(sql, ...), db:query(sql, ...), db:value(sql, ...),
+ *	  db:quote_ident(s), db:quote_literal(s).
  *
  * A db is a full userdata owning one PGconn, closed by __close/__gc.  Each
  * statement's PGresult lives in a small userdata of its own ("result box")
  * so that a Lua error raised while rows are converted (out of memory, a
  * duplicate column name) never leaks it.  SQL errors are raised as tables
  * with metatable pgshift.sqlerror: message, sqlstate, detail, hint, context,
- * statement, position and where (the file:line of the call).
+ * statement, position and where (the file:line of the call).  SQL text or a
+ * parameter holding a zero byte is refused before anything is sent: libpq
+ * would send only the part before it.
  */
 #include <errno.h>
 #include <math.h>
@@ -230,12 +233,62 @@ sqlerror_tostring(lua_State *L)
 }
 
 /*
+ * pgs_push_where: pushes "file:line: " of the innermost active function
+ * defined in a file (chunk name "@..."), or "" when there is none: the line
+ * of the migration code that called into the runner.  assert() and error
+ * objects without position get it too.
+ */
+void
+pgs_push_where(lua_State *L)
+{
+	lua_Debug	ar;
+	int			level;
+
+	for (level = 1; lua_getstack(L, level, &ar); level++)
+	{
+		lua_getinfo(L, "Sl", &ar);
+		if (ar.source[0] == '@' && ar.currentline > 0)
+		{
+			lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
+			return;
+		}
+	}
+	lua_pushliteral(L, "");
+}
+
+/*
+ * Raises "file:line: db:METHOD: WHAT contains a zero byte ..." for a string
+ * that libpq would cut short at its first zero byte: "INSERT ...\0; DROP ..."
+ * would run the INSERT and report success.  file:line is the migration's
+ * call.  Nothing has been sent when this is raised.
+ */
+static void
+refuse_zero_byte(lua_State *L, int idx, const char *method, const char *what)
+{
+	size_t		len;
+	const char *s;
+	const char *zero;
+
+	if (lua_type(L, idx) != LUA_TSTRING)
+		return;
+	s = lua_tolstring(L, idx, &len);
+	if ((zero = memchr(s, '\0', len)) == NULL)
+		return;
+	pgs_push_where(L);
+	lua_pushfstring(L, "db:%s: %s contains a zero byte (at byte %d), which PostgreSQL "
+					"text cannot hold; nothing was sent", method, what,
+					(int) (zero - s) + 1);
+	lua_concat(L, 2);
+	lua_error(L);
+}
+
+/*
  * Runs the statement in argument 2 with arguments 3.. as parameters and
  * returns the result box (on the stack top) holding a successful result.
- * Raises an sqlerror on failure.
+ * Raises an sqlerror on failure.  method names the db method for errors.
  */
 static ResultBox *
-run_statement(lua_State *L)
+run_statement(lua_State *L, const char *method)
 {
 	LuaDb	   *db = check_db(L);
 	const char *sql = luaL_checkstring(L, 2);
@@ -247,6 +300,14 @@ run_statement(lua_State *L)
 	if (nparams > MAX_PARAMS)
 		luaL_error(L, "too many parameters (%d, the limit is %d)",
 				   nparams, MAX_PARAMS);
+	refuse_zero_byte(L, 2, method, "the SQL text");
+	for (i = 0; i < nparams; i++)
+	{
+		char		what[32];
+
+		snprintf(what, sizeof(what), "parameter $%d", i + 1);
+		refuse_zero_byte(L, 3 + i, method, what);
+	}
 	if (nparams > 0)
 	{
 		luaL_checkstack(L, nparams + 8, "too many parameters");
@@ -307,7 +368,7 @@ writes_rows(const char *tag)
 static int
 db_exec(lua_State *L)
 {
-	ResultBox  *box = run_statement(L);
+	ResultBox  *box = run_statement(L, "exec");
 	const char *n = PQcmdTuples(box->res);
 	lua_Integer count = (n && *n) ? (lua_Integer) strtoll(n, NULL, 10)
 		: (lua_Integer) PQntuples(box->res);
@@ -323,7 +384,7 @@ db_exec(lua_State *L)
 static int
 db_query(lua_State *L)
 {
-	ResultBox  *box = run_statement(L);
+	ResultBox  *box = run_statement(L, "query");
 	PGresult   *res = box->res;
 	int			nrows = PQntuples(res);
 	int			ncols = PQnfields(res);
@@ -362,7 +423,7 @@ db_query(lua_State *L)
 static int
 db_value(lua_State *L)
 {
-	ResultBox  *box = run_statement(L);
+	ResultBox  *box = run_statement(L, "value");
 	PGresult   *res = box->res;
 
 	if (PQntuples(res) == 0 || PQnfields(res) == 0)
@@ -419,6 +480,88 @@ db_in_transaction(lua_State *L)
 	return 1;
 }
 
+/*
+ * s quoted as libpq quotes it without a connection's settings, in a UTF-8
+ * session: an identifier in double quotes, a literal in single quotes (with
+ * " E" before it, and backslashes doubled, if it holds one).  Pushed.
+ */
+static void
+push_quoted_offline(lua_State *L, const char *s, size_t len, bool literal)
+{
+	char		q = literal ? '\'' : '"';
+	luaL_Buffer b;
+	size_t		i;
+
+	luaL_buffinit(L, &b);
+	if (literal && memchr(s, '\\', len) != NULL)
+		luaL_addstring(&b, " E");
+	luaL_addchar(&b, q);
+	for (i = 0; i < len; i++)
+	{
+		if (s[i] == q || (literal && s[i] == '\\'))
+			luaL_addchar(&b, s[i]);
+		luaL_addchar(&b, s[i]);
+	}
+	luaL_addchar(&b, q);
+	luaL_pushresult(&b);
+}
+
+/*
+ * db:quote_ident(s), db:quote_literal(s): s quoted by libpq for the db's
+ * connection (PQescapeIdentifier, PQescapeLiteral), for SQL that cannot take
+ * it as a parameter (DDL).  Called on anything but a db of this file (the
+ * dry-run db of plan, which may have no server), the same quoting is done
+ * here (push_quoted_offline): that text is shown, never sent.
+ */
+static int
+quote(lua_State *L, bool literal)
+{
+	LuaDb	   *db = luaL_testudata(L, 1, PGS_DB_METATABLE);
+	const char *method = literal ? "quote_literal" : "quote_ident";
+	size_t		len;
+	const char *s = luaL_checklstring(L, 2, &len);
+	char	   *quoted;
+
+	if (db && db->conn == NULL)
+		return luaL_error(L, "the database connection is closed");
+	refuse_zero_byte(L, 2, method, "the text to quote");
+	if (db == NULL)
+	{
+		push_quoted_offline(L, s, len, literal);
+		return 1;
+	}
+	quoted = literal ? PQescapeLiteral(db->conn, s, len) :
+		PQescapeIdentifier(db->conn, s, len);
+	if (quoted == NULL)
+	{
+		const char *msg = PQerrorMessage(db->conn);
+		size_t		n = strlen(msg);
+
+		while (n > 0 && msg[n - 1] == '\n')
+			n--;
+		pgs_push_where(L);
+		lua_pushfstring(L, "db:%s: ", method);
+		lua_pushlstring(L, msg, n);
+		lua_concat(L, 3);
+		return lua_error(L);
+	}
+	lua_pushstring(L, quoted);
+	PQfreemem(quoted);
+	return 1;
+}
+
+static int
+db_quote_ident(lua_State *L)
+{
+	return quote(L, false);
+}
+
+static int
+db_quote_literal(lua_State *L)
+{
+	return quote(L, true);
+}
+
 static int
 db_tostring(lua_State *L)
 {
@@ -436,6 +579,8 @@ static const luaL_Reg db_methods[] = {
 	{"query", db_query},
 	{"value", db_value},
 	{"in_transaction", db_in_transaction},
+	{"quote_ident", db_quote_ident},
+	{"quote_literal", db_quote_literal},
 	{"close", db_close},
 	{NULL, NULL}
 };

@@ -7,81 +7,319 @@
  *	     lint found something at or above --fail-on
  *	  2  usage, file, connection or setup error, or the migration is locked
  *	     by another runner (nothing was run)
+ *
+ * Two tables say everything about the command line: commands[] (name,
+ * synopsis, summary, what it runs) and options[] (name, letter, value, the
+ * commands that take it, help text, what it sets).  The parser and --help
+ * are both made from them, so they cannot tell different stories.
  */
 #include <getopt.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "pgshift.h"
 
-static void
-usage(FILE *out)
+/* What the command line fills in. */
+typedef struct Cli
 {
-	fprintf(out,
-			"pgshift %s: zero-downtime PostgreSQL migrations written in Lua\n"
-			"\n"
-			"Usage:\n"
-			"  pgshift [OPTION]... run FILE [--to PHASE] [--allow-drift]\n"
-			"                                     run the pending phases in order\n"
-			"  pgshift [OPTION]... rollback FILE [--to PHASE] [--allow-drift]\n"
-			"                                     undo completed phases, last first\n"
-			"  pgshift [OPTION]... verify FILE    run the verify gates of completed phases\n"
-			"  pgshift [OPTION]... plan FILE [--format text|markdown|json] [--offline]\n"
-			"                                     print the plan; change nothing\n"
-			"  pgshift [OPTION]... status [NAME]  the state of every migration, or of one\n"
-			"  pgshift [OPTION]... lint FILE [--fail-on LEVEL]\n"
-			"                                     lint every phase's SQL on the server\n"
-			"  pgshift [OPTION]... compare --target=DSN --table=TABLE [--source=DSN]\n"
-			"          [--target-table=T] [--columns=C,...] [--target-columns=C,...]\n"
-			"          [--key=C,...] [--target-key=C,...] [--buckets=N] [--recheck=N]\n"
-			"                                     compare a table on two servers by chunk\n"
-			"                                     checksums; list the rows that differ\n"
-			"\n"
-			"Options:\n"
-			"  -d, --dsn=DSN        connection string or URI (default: the libpq\n"
-			"                       environment: PGHOST, PGPORT, PGDATABASE, PGUSER, ...)\n"
-			"      --to=PHASE       run: stop after PHASE; rollback: keep PHASE and\n"
-			"                       the phases before it\n"
-			"      --lock-wait=SECS wait up to SECS for another runner to finish (default 0)\n"
-			"      --allow-drift    accept a completed migration's changed script (logged)\n"
-			"      --format=FORMAT  plan: text (default), markdown or json\n"
-			"      --offline        plan: do not connect (no recorded state, no lint)\n"
-			"      --fail-on=LEVEL  lint: exit 1 on a finding at or above LEVEL:\n"
-			"                       critical, high (default), medium or low\n"
-			"      --source=DSN     compare: the source server (default: --dsn or the\n"
-			"                       libpq environment)\n"
-			"      --target=DSN     compare: the target server\n"
-			"      --table=TABLE    compare: the table (schema-qualified if needed)\n"
-			"      --recheck=N      compare: read differing rows again up to N times\n"
-			"                       (default 3); rows written meanwhile are in flight\n"
-			"      --json           machine-readable output (events, status, plan, compare)\n"
-			"  -q, --quiet          print only errors\n"
-			"  -v, --verbose        add a Lua traceback to errors\n"
-			"  -V, --version        print the version and exit\n"
-			"  -h, --help           print this help and exit\n"
-			"\n"
-			"Exit status: 0 done (compare: equal); 1 the migration failed (or a verify\n"
-			"gate, or a refused rollback; compare: the tables differ; lint: a finding\n"
-			"at or above --fail-on); 2 usage, file,\n"
-			"connection or setup error, or the\n"
-			"migration is locked by another runner (nothing was run).\n"
-			"The database needs the pg_shift extension of the same version:\n"
-			"  CREATE EXTENSION pg_shift;\n",
-			PGS_VERSION);
+	PgsOptions	opts;
+	PgsCompareOptions copts;
+	bool		done;			/* --help or --version printed: exit 0 */
+} Cli;
+
+/* ---- commands ---- */
+
+enum
+{
+	CMD_RUN = 1 << 0,
+	CMD_ROLLBACK = 1 << 1,
+	CMD_VERIFY = 1 << 2,
+	CMD_PLAN = 1 << 3,
+	CMD_STATUS = 1 << 4,
+	CMD_LINT = 1 << 5,
+	CMD_COMPARE = 1 << 6
+};
+
+#define CMD_SESSION (CMD_RUN | CMD_ROLLBACK | CMD_VERIFY)
+
+typedef enum CommandArg
+{
+	ARG_FILE,					/* a migration FILE, required */
+	ARG_NAME,					/* a migration NAME, optional */
+	ARG_NONE
+} CommandArg;
+
+typedef struct Command
+{
+	const char *name;
+	unsigned	bit;
+	CommandArg	arg;
+	const char *synopsis;		/* after "pgshift [OPTION]... "; \n continues it */
+	const char *summary;		/* \n starts another line */
+	int			(*run) (Cli *cli, const char *command, const char *arg);
+} Command;
+
+static int	usage_error(const char *fmt, const char *arg);
+
+static int
+run_session(Cli *cli, const char *command, const char *arg)
+{
+	return pgs_cmd_session(&cli->opts, command, arg);
 }
 
-/* "High" -> "HIGH": a lint severity in any case, or NULL */
+static int
+run_plan(Cli *cli, const char *command, const char *arg)
+{
+	return pgs_cmd_plan(&cli->opts, arg);
+}
+
+static int
+run_status(Cli *cli, const char *command, const char *arg)
+{
+	return pgs_cmd_status(&cli->opts, arg);
+}
+
+static int
+run_lint(Cli *cli, const char *command, const char *arg)
+{
+	return pgs_cmd_lint(&cli->opts, arg);
+}
+
+static int
+run_compare(Cli *cli, const char *command, const char *arg)
+{
+	if (cli->copts.target == NULL)
+		return usage_error("%scompare: --target=DSN is required", "");
+	if (cli->copts.table == NULL)
+		return usage_error("%scompare: --table=TABLE is required", "");
+	if (cli->copts.source == NULL)
+		cli->copts.source = cli->opts.dsn;
+	return pgs_cmd_compare(&cli->opts, &cli->copts);
+}
+
+static const Command commands[] = {
+	{"run", CMD_RUN, ARG_FILE, "run FILE [--to PHASE] [--allow-drift]",
+	"run the pending phases in order", run_session},
+	{"rollback", CMD_ROLLBACK, ARG_FILE, "rollback FILE [--to PHASE] [--allow-drift]",
+	"undo completed phases, last first", run_session},
+	{"verify", CMD_VERIFY, ARG_FILE, "verify FILE",
+	"run the verify gates of completed phases", run_session},
+	{"plan", CMD_PLAN, ARG_FILE, "plan FILE [--format text|markdown|json] [--offline]",
+	"print the plan; change nothing", run_plan},
+	{"status", CMD_STATUS, ARG_NAME, "status [NAME]",
+	"the state of every migration, or of one", run_status},
+	{"lint", CMD_LINT, ARG_FILE, "lint FILE [--fail-on LEVEL]",
+	"lint every phase's SQL on the server", run_lint},
+	{"compare", CMD_COMPARE, ARG_NONE,
+		"compare --target=DSN --table=TABLE [--source=DSN]\n"
+		"          [--target-table=T] [--columns=C,...] [--target-columns=C,...]\n"
+		"          [--key=C,...] [--target-key=C,...] [--buckets=N] [--recheck=N]",
+		"compare a table on two servers by chunk\n"
+	"checksums; list the rows that differ", run_compare},
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+/* ---- options ---- */
+
+typedef struct Option
+{
+	const char *name;			/* the long name, without "--" */
+	char		letter;			/* the short option, or 0 */
+	const char *value;			/* the value's name in the help; NULL: no value */
+	unsigned	commands;		/* the commands that take it; 0: every command */
+	const char *help;			/* \n starts another line; NULL: in the synopsis */
+	size_t		field;			/* offset in Cli of the const char * (with a
+								 * value) or bool (without) it sets */
+	/* parses and sets the value instead; returns NULL or what is wrong (%s: the value) */
+	const char *(*parse) (Cli *cli, const char *value);
+} Option;
+
 static const char *
-severity_name(const char *arg)
+parse_lock_wait(Cli *cli, const char *value)
+{
+	char	   *end;
+
+	cli->opts.lock_wait = strtod(value, &end);
+	if (end == value || *end != '\0' || cli->opts.lock_wait < 0 ||
+		cli->opts.lock_wait > 86400)
+		return "--lock-wait: \"%s\" is not a number of seconds from 0 to 86400";
+	return NULL;
+}
+
+static const char *
+parse_format(Cli *cli, const char *value)
+{
+	if (strcmp(value, "text") != 0 && strcmp(value, "markdown") != 0 &&
+		strcmp(value, "json") != 0)
+		return "--format: \"%s\" is not text, markdown or json";
+	cli->opts.format = value;
+	return NULL;
+}
+
+/* "High" -> "HIGH": a lint severity in any case */
+static const char *
+parse_fail_on(Cli *cli, const char *value)
 {
 	static const char *const names[] = {"CRITICAL", "HIGH", "MEDIUM", "LOW"};
 	size_t		i;
 
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strcasecmp(arg, names[i]) == 0)
-			return names[i];
+		if (strcasecmp(value, names[i]) == 0)
+		{
+			cli->opts.fail_on = names[i];
+			return NULL;
+		}
+	return "--fail-on: \"%s\" is not critical, high, medium or low";
+}
+
+static const char *
+parse_buckets(Cli *cli, const char *value)
+{
+	char	   *end;
+	long		v = strtol(value, &end, 10);
+
+	if (end == value || *end != '\0' || v < 1 || v > 4096 || (v & (v - 1)) != 0)
+		return "--buckets: \"%s\" is not a power of two from 1 to 4096";
+	cli->copts.buckets = (int) v;
 	return NULL;
+}
+
+static const char *
+parse_recheck(Cli *cli, const char *value)
+{
+	char	   *end;
+	long		v = strtol(value, &end, 10);
+
+	if (end == value || *end != '\0' || v < 0 || v > 100)
+		return "--recheck: \"%s\" is not a number from 0 to 100";
+	cli->copts.recheck = (int) v;
+	return NULL;
+}
+
+static void usage(FILE *out);
+
+static const char *
+print_version(Cli *cli, const char *value)
+{
+	printf("pgshift %s\n", PGS_VERSION);
+	cli->done = true;
+	return NULL;
+}
+
+static const char *
+print_help(Cli *cli, const char *value)
+{
+	usage(stdout);
+	cli->done = true;
+	return NULL;
+}
+
+#define OPT(f) offsetof(Cli, opts.f)
+#define COPT(f) offsetof(Cli, copts.f)
+
+/* In the order --help lists them. */
+static const Option options[] = {
+	{"dsn", 'd', "DSN", 0, "connection string or URI (default: the libpq\n"
+	"environment: PGHOST, PGPORT, PGDATABASE, PGUSER, ...)", OPT(dsn), NULL},
+	{"to", 0, "PHASE", CMD_RUN | CMD_ROLLBACK,
+		"run: stop after PHASE; rollback: keep PHASE and\n"
+	"the phases before it", OPT(to), NULL},
+	{"lock-wait", 0, "SECS", CMD_SESSION,
+	"wait up to SECS for another runner to finish (default 0)", 0, parse_lock_wait},
+	{"allow-drift", 0, NULL, CMD_SESSION,
+	"accept a completed migration's changed script (logged)", OPT(allow_drift), NULL},
+	{"format", 0, "FORMAT", CMD_PLAN,
+	"plan: text (default), markdown or json", 0, parse_format},
+	{"offline", 0, NULL, CMD_PLAN,
+	"plan: do not connect (no recorded state, no lint)", OPT(offline), NULL},
+	{"fail-on", 0, "LEVEL", CMD_LINT, "lint: exit 1 on a finding at or above LEVEL:\n"
+	"critical, high (default), medium or low", 0, parse_fail_on},
+	{"source", 0, "DSN", CMD_COMPARE, "compare: the source server (default: --dsn or the\n"
+	"libpq environment)", COPT(source), NULL},
+	{"target", 0, "DSN", CMD_COMPARE, "compare: the target server", COPT(target), NULL},
+	{"table", 0, "TABLE", CMD_COMPARE, "compare: the table (schema-qualified if needed)",
+	COPT(table), NULL},
+	{"target-table", 0, "T", CMD_COMPARE, NULL, COPT(target_table), NULL},
+	{"columns", 0, "C,...", CMD_COMPARE, NULL, COPT(columns), NULL},
+	{"target-columns", 0, "C,...", CMD_COMPARE, NULL, COPT(target_columns), NULL},
+	{"key", 0, "C,...", CMD_COMPARE, NULL, COPT(key), NULL},
+	{"target-key", 0, "C,...", CMD_COMPARE, NULL, COPT(target_key), NULL},
+	{"buckets", 0, "N", CMD_COMPARE, NULL, 0, parse_buckets},
+	{"recheck", 0, "N", CMD_COMPARE, "compare: read differing rows again up to N times\n"
+	"(default 3); rows written meanwhile are in flight", 0, parse_recheck},
+	{"json", 0, NULL, 0, "machine-readable output (events, status, plan, compare)",
+	OPT(json), NULL},
+	{"quiet", 'q', NULL, 0, "print only errors", OPT(quiet), NULL},
+	{"verbose", 'v', NULL, 0, "add a Lua traceback to errors", OPT(verbose), NULL},
+	{"version", 'V', NULL, 0, "print the version and exit", 0, print_version},
+	{"help", 'h', NULL, 0, "print this help and exit", 0, print_help},
+};
+
+#define NOPTIONS (sizeof(options) / sizeof(options[0]))
+
+/* Column where the summaries and help texts start. */
+#define SUMMARY_COLUMN	37
+#define HELP_COLUMN		23
+
+/* Prints text's lines, the first after what is printed already, the rest indented. */
+static void
+print_lines(FILE *out, const char *text, int indent)
+{
+	const char *nl;
+
+	while ((nl = strchr(text, '\n')) != NULL)
+	{
+		fprintf(out, "%.*s\n%*s", (int) (nl - text), text, indent, "");
+		text = nl + 1;
+	}
+	fprintf(out, "%s\n", text);
+}
+
+static void
+usage(FILE *out)
+{
+	size_t		i;
+
+	fprintf(out, "pgshift %s: zero-downtime PostgreSQL migrations written in Lua\n"
+			"\nUsage:\n", PGS_VERSION);
+	for (i = 0; i < NCOMMANDS; i++)
+	{
+		const Command *c = &commands[i];
+		int			len = fprintf(out, "  pgshift [OPTION]... %s", c->synopsis);
+
+		if (strchr(c->synopsis, '\n') == NULL && len + 2 <= SUMMARY_COLUMN)
+			fprintf(out, "%*s", SUMMARY_COLUMN - len, "");
+		else
+			fprintf(out, "\n%*s", SUMMARY_COLUMN, "");
+		print_lines(out, c->summary, SUMMARY_COLUMN);
+	}
+	fputs("\nOptions:\n", out);
+	for (i = 0; i < NOPTIONS; i++)
+	{
+		const Option *o = &options[i];
+		char		letter[8] = "    ";
+		char		name[64];
+
+		if (o->help == NULL)
+			continue;
+		if (o->letter)
+			snprintf(letter, sizeof(letter), "-%c, ", o->letter);
+		snprintf(name, sizeof(name), "--%s%s%s", o->name, o->value ? "=" : "",
+				 o->value ? o->value : "");
+		fprintf(out, "  %s%-16s ", letter, name);
+		print_lines(out, o->help, HELP_COLUMN);
+	}
+	fputs("\n"
+		  "Exit status: 0 done (compare: equal); 1 the migration failed (or a verify\n"
+		  "gate, or a refused rollback; compare: the tables differ; lint: a finding\n"
+		  "at or above --fail-on); 2 usage, file,\n"
+		  "connection or setup error, or the\n"
+		  "migration is locked by another runner (nothing was run).\n"
+		  "The database needs the pg_shift extension of the same version:\n"
+		  "  CREATE EXTENSION pg_shift;\n", out);
 }
 
 static int
@@ -93,306 +331,135 @@ usage_error(const char *fmt, const char *arg)
 	return PGS_EXIT_USAGE;
 }
 
-enum
+/* Sets what option o sets; returns PGS_EXIT_OK or prints what is wrong. */
+static int
+apply_option(Cli *cli, const Option *o, const char *value)
 {
-	OPT_TO = 256,
-	OPT_LOCK_WAIT,
-	OPT_ALLOW_DRIFT,
-	OPT_FORMAT,
-	OPT_OFFLINE,
-	OPT_JSON,
-	OPT_SOURCE,
-	OPT_TARGET,
-	OPT_TABLE,
-	OPT_TARGET_TABLE,
-	OPT_COLUMNS,
-	OPT_TARGET_COLUMNS,
-	OPT_KEY,
-	OPT_TARGET_KEY,
-	OPT_BUCKETS,
-	OPT_FAIL_ON,
-	OPT_RECHECK
-};
+	const char *wrong;
 
-/* Which options each command takes (beyond the common ones). */
-static bool
-option_allowed(const char *command, int opt)
-{
-	bool		session = strcmp(command, "run") == 0 || strcmp(command, "rollback") == 0 ||
-		strcmp(command, "verify") == 0;
-
-	switch (opt)
+	if (o->parse)
 	{
-		case OPT_TO:
-			return strcmp(command, "run") == 0 || strcmp(command, "rollback") == 0;
-		case OPT_LOCK_WAIT:
-			return session;
-		case OPT_ALLOW_DRIFT:
-			return session;
-		case OPT_FORMAT:
-		case OPT_OFFLINE:
-			return strcmp(command, "plan") == 0;
-		case OPT_FAIL_ON:
-			return strcmp(command, "lint") == 0;
-		case OPT_SOURCE:
-		case OPT_TARGET:
-		case OPT_TABLE:
-		case OPT_TARGET_TABLE:
-		case OPT_COLUMNS:
-		case OPT_TARGET_COLUMNS:
-		case OPT_KEY:
-		case OPT_TARGET_KEY:
-		case OPT_BUCKETS:
-		case OPT_RECHECK:
-			return strcmp(command, "compare") == 0;
-		default:
-			return true;
+		if ((wrong = o->parse(cli, value)) != NULL)
+			return usage_error(wrong, value);
 	}
+	else if (o->value)
+		*(const char **) ((char *) cli + o->field) = value;
+	else
+		*(bool *) ((char *) cli + o->field) = true;
+	return PGS_EXIT_OK;
 }
 
-static const char *
-option_name(int opt)
+/*
+ * Parses the options into cli (getopt_long: they may come anywhere, before
+ * or after the command).  Returns PGS_EXIT_OK, or prints what is wrong;
+ * *used gets the options given that not every command takes.
+ */
+static int
+parse_options(int argc, char **argv, Cli *cli, const Option **used, int *nused)
 {
-	switch (opt)
+	struct option longopts[NOPTIONS + 1];
+	char		shortopts[2 * NOPTIONS + 2] = ":";
+	size_t		i;
+	int			c;
+	int			rc;
+
+	memset(longopts, 0, sizeof(longopts));
+	for (i = 0; i < NOPTIONS; i++)
 	{
-		case OPT_TO:
-			return "--to";
-		case OPT_LOCK_WAIT:
-			return "--lock-wait";
-		case OPT_ALLOW_DRIFT:
-			return "--allow-drift";
-		case OPT_FORMAT:
-			return "--format";
-		case OPT_OFFLINE:
-			return "--offline";
-		case OPT_SOURCE:
-			return "--source";
-		case OPT_TARGET:
-			return "--target";
-		case OPT_TABLE:
-			return "--table";
-		case OPT_TARGET_TABLE:
-			return "--target-table";
-		case OPT_COLUMNS:
-			return "--columns";
-		case OPT_TARGET_COLUMNS:
-			return "--target-columns";
-		case OPT_KEY:
-			return "--key";
-		case OPT_TARGET_KEY:
-			return "--target-key";
-		case OPT_BUCKETS:
-			return "--buckets";
-		case OPT_FAIL_ON:
-			return "--fail-on";
-		case OPT_RECHECK:
-			return "--recheck";
-		default:
-			return "?";
+		const Option *o = &options[i];
+
+		longopts[i].name = o->name;
+		longopts[i].has_arg = o->value ? required_argument : no_argument;
+		longopts[i].val = o->letter ? o->letter : 256 + (int) i;
+		if (o->letter)
+		{
+			size_t		n = strlen(shortopts);
+
+			shortopts[n++] = o->letter;
+			if (o->value)
+				shortopts[n++] = ':';
+			shortopts[n] = '\0';
+		}
 	}
+	opterr = 0;
+	*nused = 0;
+	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1)
+	{
+		const Option *o = NULL;
+
+		if (c == ':')
+			return usage_error("option %s needs a value", argv[optind - 1]);
+		if (c >= 256)
+			o = &options[c - 256];
+		else
+			for (i = 0; i < NOPTIONS && o == NULL; i++)
+				if (c != '?' && options[i].letter == c)
+					o = &options[i];
+		if (o == NULL)
+		{
+			if (optopt != 0 && optopt < 256)
+			{
+				char		opt[3] = {'-', (char) optopt, '\0'};
+
+				return usage_error("unknown option \"%s\"", opt);
+			}
+			return usage_error("unknown option or value in \"%s\"", argv[optind - 1]);
+		}
+		if ((rc = apply_option(cli, o, optarg)) != PGS_EXIT_OK || cli->done)
+			return rc;
+		if (o->commands != 0 && *nused < (int) NOPTIONS)
+			used[(*nused)++] = o;
+	}
+	return PGS_EXIT_OK;
 }
 
 int
 main(int argc, char **argv)
 {
-	static const struct option long_options[] = {
-		{"dsn", required_argument, NULL, 'd'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},
-		{"to", required_argument, NULL, OPT_TO},
-		{"lock-wait", required_argument, NULL, OPT_LOCK_WAIT},
-		{"allow-drift", no_argument, NULL, OPT_ALLOW_DRIFT},
-		{"format", required_argument, NULL, OPT_FORMAT},
-		{"offline", no_argument, NULL, OPT_OFFLINE},
-		{"json", no_argument, NULL, OPT_JSON},
-		{"source", required_argument, NULL, OPT_SOURCE},
-		{"target", required_argument, NULL, OPT_TARGET},
-		{"table", required_argument, NULL, OPT_TABLE},
-		{"target-table", required_argument, NULL, OPT_TARGET_TABLE},
-		{"columns", required_argument, NULL, OPT_COLUMNS},
-		{"target-columns", required_argument, NULL, OPT_TARGET_COLUMNS},
-		{"key", required_argument, NULL, OPT_KEY},
-		{"target-key", required_argument, NULL, OPT_TARGET_KEY},
-		{"buckets", required_argument, NULL, OPT_BUCKETS},
-		{"fail-on", required_argument, NULL, OPT_FAIL_ON},
-		{"recheck", required_argument, NULL, OPT_RECHECK},
-		{NULL, 0, NULL, 0}
-	};
-	PgsOptions	opts;
-	PgsCompareOptions copts;
-	const char *command;
+	Cli			cli;
+	const Option *used[NOPTIONS];
+	const Command *cmd = NULL;
 	const char *arg = NULL;
-	int			used[32] = {0};
-	int			nused = 0;
-	int			c;
-	int			i;
+	int			nused;
+	int			rc;
+	size_t		i;
 
-	memset(&opts, 0, sizeof(opts));
-	memset(&copts, 0, sizeof(copts));
-	copts.recheck = 3;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":d:qvVh", long_options, NULL)) != -1)
-	{
-		switch (c)
-		{
-			case 'd':
-				opts.dsn = optarg;
-				break;
-			case 'q':
-				opts.quiet = true;
-				break;
-			case 'v':
-				opts.verbose = true;
-				break;
-			case 'V':
-				printf("pgshift %s\n", PGS_VERSION);
-				return PGS_EXIT_OK;
-			case 'h':
-				usage(stdout);
-				return PGS_EXIT_OK;
-			case OPT_TO:
-				opts.to = optarg;
-				break;
-			case OPT_LOCK_WAIT:
-				{
-					char	   *end;
-
-					opts.lock_wait = strtod(optarg, &end);
-					if (end == optarg || *end != '\0' || opts.lock_wait < 0 ||
-						opts.lock_wait > 86400)
-						return usage_error("--lock-wait: \"%s\" is not a number of "
-										   "seconds from 0 to 86400", optarg);
-					break;
-				}
-			case OPT_ALLOW_DRIFT:
-				opts.allow_drift = true;
-				break;
-			case OPT_FORMAT:
-				if (strcmp(optarg, "text") != 0 && strcmp(optarg, "markdown") != 0 &&
-					strcmp(optarg, "json") != 0)
-					return usage_error("--format: \"%s\" is not text, markdown or json", optarg);
-				opts.format = optarg;
-				break;
-			case OPT_OFFLINE:
-				opts.offline = true;
-				break;
-			case OPT_JSON:
-				opts.json = true;
-				break;
-			case OPT_SOURCE:
-				copts.source = optarg;
-				break;
-			case OPT_TARGET:
-				copts.target = optarg;
-				break;
-			case OPT_TABLE:
-				copts.table = optarg;
-				break;
-			case OPT_TARGET_TABLE:
-				copts.target_table = optarg;
-				break;
-			case OPT_COLUMNS:
-				copts.columns = optarg;
-				break;
-			case OPT_TARGET_COLUMNS:
-				copts.target_columns = optarg;
-				break;
-			case OPT_KEY:
-				copts.key = optarg;
-				break;
-			case OPT_TARGET_KEY:
-				copts.target_key = optarg;
-				break;
-			case OPT_BUCKETS:
-				{
-					char	   *end;
-					long		v = strtol(optarg, &end, 10);
-
-					if (end == optarg || *end != '\0' || v < 1 || v > 4096 || (v & (v - 1)) != 0)
-						return usage_error("--buckets: \"%s\" is not a power of two from 1 to 4096",
-										   optarg);
-					copts.buckets = (int) v;
-					break;
-				}
-			case OPT_RECHECK:
-				{
-					char	   *end;
-					long		v = strtol(optarg, &end, 10);
-
-					if (end == optarg || *end != '\0' || v < 0 || v > 100)
-						return usage_error("--recheck: \"%s\" is not a number from 0 to 100", optarg);
-					copts.recheck = (int) v;
-					break;
-				}
-			case OPT_FAIL_ON:
-				if ((opts.fail_on = severity_name(optarg)) == NULL)
-					return usage_error("--fail-on: \"%s\" is not critical, high, medium or low",
-									   optarg);
-				break;
-			case ':':
-				return usage_error("option %s needs a value", argv[optind - 1]);
-			default:
-				if (optopt != 0 && optopt < 256)
-				{
-					char		opt[3] = {'-', (char) optopt, '\0'};
-
-					return usage_error("unknown option \"%s\"", opt);
-				}
-				return usage_error("unknown option or value in \"%s\"", argv[optind - 1]);
-		}
-		if (c >= OPT_TO && nused < 32)
-			used[nused++] = c;
-	}
+	/* everything printed from here on goes through the output filter */
+	pgs_output_init();
+	memset(&cli, 0, sizeof(cli));
+	cli.copts.recheck = 3;
+	if ((rc = parse_options(argc, argv, &cli, used, &nused)) != PGS_EXIT_OK || cli.done)
+		return rc;
 
 	if (optind >= argc)
 		return usage_error("%sno command given", "");
-	command = argv[optind++];
-	if (strcmp(command, "run") != 0 && strcmp(command, "rollback") != 0 &&
-		strcmp(command, "verify") != 0 && strcmp(command, "plan") != 0 &&
-		strcmp(command, "status") != 0 && strcmp(command, "compare") != 0 &&
-		strcmp(command, "lint") != 0)
-		return usage_error("unknown command \"%s\"", command);
-	for (i = 0; i < nused; i++)
-		if (!option_allowed(command, used[i]))
+	for (i = 0; i < NCOMMANDS && cmd == NULL; i++)
+		if (strcmp(argv[optind], commands[i].name) == 0)
+			cmd = &commands[i];
+	if (cmd == NULL)
+		return usage_error("unknown command \"%s\"", argv[optind]);
+	optind++;
+	for (i = 0; i < (size_t) nused; i++)
+		if ((used[i]->commands & cmd->bit) == 0)
 		{
-			fprintf(stderr, "pgshift: %s does not take %s\n", command, option_name(used[i]));
+			fprintf(stderr, "pgshift: %s does not take --%s\n", cmd->name, used[i]->name);
 			fputs("Try \"pgshift --help\" for more information.\n", stderr);
 			return PGS_EXIT_USAGE;
 		}
 
-	if (strcmp(command, "compare") == 0)
-	{
-		if (optind < argc)
-			return usage_error("unexpected argument \"%s\"", argv[optind]);
-		if (copts.target == NULL)
-			return usage_error("%scompare: --target=DSN is required", "");
-		if (copts.table == NULL)
-			return usage_error("%scompare: --table=TABLE is required", "");
-		if (copts.source == NULL)
-			copts.source = opts.dsn;
-		return pgs_cmd_compare(&opts, &copts);
-	}
-	if (strcmp(command, "status") == 0)
-	{
-		if (optind < argc)
-			arg = argv[optind++];
-	}
-	else
+	/* stdout carries JSON: what the filter neutralises becomes JSON escapes */
+	if (cli.opts.json || (cli.opts.format && strcmp(cli.opts.format, "json") == 0))
+		pgs_output_json(true);
+
+	if (cmd->arg == ARG_FILE)
 	{
 		if (optind >= argc)
-			return usage_error("%s: missing migration FILE", command);
+			return usage_error("%s: missing migration FILE", cmd->name);
 		arg = argv[optind++];
 	}
+	else if (cmd->arg == ARG_NAME && optind < argc)
+		arg = argv[optind++];
 	if (optind < argc)
 		return usage_error("unexpected argument \"%s\"", argv[optind]);
-
-	if (strcmp(command, "plan") == 0)
-		return pgs_cmd_plan(&opts, arg);
-	if (strcmp(command, "status") == 0)
-		return pgs_cmd_status(&opts, arg);
-	if (strcmp(command, "lint") == 0)
-		return pgs_cmd_lint(&opts, arg);
-	return pgs_cmd_session(&opts, command, arg);
+	return cmd->run(&cli, cmd->name, arg);
 }

@@ -4,8 +4,17 @@
  *
  * The runner orders work over time (phases, retries, progress); everything
  * that moves rows is a call into the pg_shift extension.  All SQL goes
- * through pgs_exec() in conn.c; all Lua runs in protected mode through
- * script.c.
+ * through conn.c (pgs_exec; pgs_send for statements run in parallel); all
+ * Lua runs in protected mode through script.c; everything printed goes
+ * through output.c.
+ *
+ * The files form layers, each calling only the layers before it:
+ *	 output.c	the filtered streams, JSON strings, the live line, error reports
+ *	 conn.c		libpq: connect, execute, PgsError
+ *	 luadb.c	the db object of Lua (its C methods)
+ *	 script.c	the Lua state, the embedded prelude, protected calls, the sandbox
+ *	 engine.c (with lock.c), inspect.c, compare.c	the commands
+ *	 main.c		the command line
  */
 #ifndef PGSHIFT_H
 #define PGSHIFT_H
@@ -25,7 +34,7 @@
 #define PGS_EXIT_FAIL	1		/* the migration failed / a difference found */
 #define PGS_EXIT_USAGE	2		/* bad command line, file, connection or setup */
 
-/* ---- conn.c: the one libpq helper ---- */
+/* ---- output.c: everything printed (calls no other file) ---- */
 
 /*
  * What went wrong with a statement, copied out of the PGresult (or out of the
@@ -44,6 +53,41 @@ typedef struct PgsError
 	int			position;		/* 1-based character offset in statement, or 0 */
 } PgsError;
 
+typedef void (*PgsPutFn) (void *arg, const char *s, size_t len);
+
+/* A backfill job's progress, as shift.backfill_progress shows it. */
+typedef struct PgsBackfillProgress
+{
+	long long	rows;
+	long long	keys;
+	long long	total;			/* estimated keys in all; 0 if unknown */
+	double		percent;
+	double		rate;			/* keys a second */
+	long long	eta;			/* seconds, or -1 if unknown */
+	const char *waiting;		/* what it waits for, "" if nothing */
+} PgsBackfillProgress;
+
+extern void pgs_output_init(void);
+extern void pgs_output_json(bool on);
+extern void pgs_term_control(const char *seq);
+extern int	pgs_utf8_decode(const unsigned char *s, size_t len, uint32_t *cp);
+extern size_t pgs_sanitize(const char *in, size_t len, bool json, bool final,
+						   PgsPutFn put, void *arg);
+extern void pgs_json_quote(const char *s, size_t len, PgsPutFn put, void *arg);
+extern void pgs_live_update(const char *text);
+extern void pgs_live_clear(void);
+extern void pgs_live_elapsed(const char *phase, int secs);
+extern void pgs_live_backfill(const PgsBackfillProgress *p);
+extern void pgs_errorf(const char *fmt,...) __attribute__((format(printf, 1, 2)));
+extern void pgs_print_notice(const char *severity, const char *message);
+extern void pgs_error_print(FILE *out, const PgsError *err);
+extern void pgs_print_error(FILE *out, const char *message, const char *sqlstate,
+							const char *context, const PgsError *details,
+							const char *traceback);
+extern void pgs_report_error(const PgsError *err, const char *context);
+
+/* ---- conn.c: the one libpq helper ---- */
+
 typedef void (*PgsTickFn) (void *arg);
 
 extern volatile sig_atomic_t pgs_interrupted;
@@ -53,15 +97,21 @@ extern void pgs_maybe_tick(void);
 extern double pgs_monotonic_seconds(void);
 extern PGresult *pgs_exec(PGconn *conn, const char *sql, int nparams,
 						  const char *const *values, PgsError *err);
+extern bool pgs_exec_unchecked(PGconn *conn, const char *sql);
+
+#define PGS_WAIT_MAX	8		/* connections pgs_wait_any watches at once */
+extern bool pgs_send(PGconn *conn, const char *sql, int nparams,
+					 const char *const *values, PgsError *err);
+extern int	pgs_wait_any(PGconn *const *conns, int n, int timeout_ms);
+extern PGresult *pgs_get_result(PGconn *conn, const char *sql, PgsError *err);
+extern void pgs_cancel(PGconn *conn);
 extern void pgs_error_from_result(PGconn *conn, const PGresult *res,
 								  const char *sql, PgsError *err);
 extern void pgs_error_clear(PgsError *err);
 extern void pgs_error_set(PgsError *err, const char *sqlstate,
 						  const char *fmt,...) __attribute__((format(printf, 3, 4)));
-extern void pgs_error_print(FILE *out, const PgsError *err);
 extern char *pgs_conn_describe(PGconn *conn);
 extern int	pgs_check_extension(PGconn *conn, PgsError *err);
-extern void pgs_report_error(const PgsError *err, const char *context);
 
 /* ---- luadb.c: the db object migrations receive ---- */
 
@@ -80,22 +130,40 @@ extern void pgs_push_value(lua_State *L, const char *text, int len,
 						   Oid type, bool isnull);
 extern const char *pgs_param_text(lua_State *L, int idx, int argno);
 extern void pgs_push_sqlerror(lua_State *L, const PgsError *err);
+extern void pgs_push_where(lua_State *L);
 
 /* ---- script.c: Lua state, prelude, protected calls, failures ---- */
 
+/* A module of the prelude, scripts/prelude/NAME.lua (see prelude_lua.c). */
+typedef struct PgsPreludeModule
+{
+	const char *name;
+	const unsigned char *text;
+	size_t		len;
+} PgsPreludeModule;
+
+extern const PgsPreludeModule pgs_prelude[];	/* in load order, then {NULL} */
+
 struct PgsOptions;
 extern lua_State *pgs_lua_new(const struct PgsOptions *opts);
+extern lua_State *pgs_lua_new_sandbox(const struct PgsOptions *opts);
+extern void pgs_lua_close(lua_State *L);
+extern void pgs_sandbox_limits(long long steps, size_t memory, int cpu_seconds);
+extern const char *pgs_sandbox_stopped(lua_State *L);
 extern int	pgs_pcall(lua_State *L, int nargs, int nresults);
 extern void pgs_print_failure(lua_State *L, int idx, FILE *out,
 							  const char *context, bool verbose);
-extern int	pgs_load_migration(lua_State *L, const char *path);
+extern int	pgs_load_migration(lua_State *L, const char *path, char *sha256);
+extern int	pgs_sha256_file(const char *path, char *hex);
 extern void pgs_push_failure(lua_State *L, const char *fmt,...);
 extern const char *pgs_failure_message(lua_State *L, int idx, const char **sqlstate);
 extern void pgs_push_prelude_function(lua_State *L, const char *name);
 extern void pgs_emit(lua_State *L, const char *event,...);
+extern void pgs_json_line(lua_State *L,...);
 extern void pgs_catch_interrupts(lua_State *L);
 extern void pgs_stop_hook(lua_State *L, lua_Debug *ar);
 extern void pgs_clear_interrupt_hook(lua_State *L);
+extern void pgs_phase_code(lua_State *L, bool on, void (*give_up) (void *arg), void *arg);
 
 /*
  * What the engine offers the prelude while a phase runs (C.event, C.current,
@@ -136,6 +204,13 @@ typedef struct PgsOptions
 extern int	pgs_cmd_session(const PgsOptions *opts, const char *command,
 							const char *path);
 
+/* What a failed bookkeeping statement on the control connection says. */
+#define PGS_CONTROL_CONTEXT "while recording progress in shift.* (control connection)"
+
+/* ---- lock.c: the migration's lock ---- */
+extern bool pgs_take_lock(lua_State *L, PGconn *work, PGconn *ctl,
+						  const char *name, double lock_wait);
+
 /* ---- inspect.c: commands that only read ---- */
 extern int	pgs_cmd_plan(const PgsOptions *opts, const char *path);
 extern int	pgs_cmd_status(const PgsOptions *opts, const char *name);
@@ -157,13 +232,5 @@ typedef struct PgsCompareOptions
 } PgsCompareOptions;
 
 extern int	pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts);
-
-/* ---- sha256.c ---- */
-extern int	pgs_sha256_file(const char *path, char *hex);
-
-/* ---- output ---- */
-extern void pgs_live_update(const char *text);
-extern void pgs_live_clear(void);
-extern void pgs_errorf(const char *fmt,...) __attribute__((format(printf, 1, 2)));
 
 #endif							/* PGSHIFT_H */

@@ -8,64 +8,33 @@
  * whatever was raised into a "failure" table:
  *	 { message = "file:line: what", traceback = "...", sqlerror = <table|nil> }
  * so that callers print errors one way, whatever raised them.
+ *
+ * pgs_lua_new_sandbox() makes the state in which `plan` and `lint` review a
+ * migration file that need not be trusted: the prelude runs the file in an
+ * environment without os, io, debug, package, require or binary chunks (see
+ * M.load), the strings' shared metatable is hidden from it, and a guard
+ * bounds what the file's code can take from the reviewer's machine: Lua
+ * instructions (a count hook every HOOK_STEP instructions, inherited by
+ * every coroutine), memory (the state's allocator) and CPU time (SIGPROF,
+ * for a loop inside one library call, which no hook sees).
  */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lualib.h>
+#include <openssl/evp.h>
 
 #include "pgshift.h"
 
-/* runner/prelude_lua.c, generated from scripts/prelude.lua by the Makefile */
-extern const unsigned char pgs_prelude[];
-extern const size_t pgs_prelude_len;
-
 #define PRELUDE_KEY "pgshift.prelude"
 #define FAILURE_METATABLE "pgshift.failure"
-
-/*
- * The live line: on a terminal, the running phase's elapsed time, redrawn in
- * place.  Everything else printed clears it first.
- */
-static bool live_shown = false;
-
-void
-pgs_live_clear(void)
-{
-	if (live_shown)
-	{
-		fputs("\r\033[K", stdout);
-		fflush(stdout);
-		live_shown = false;
-	}
-}
-
-void
-pgs_live_update(const char *text)
-{
-	fprintf(stdout, "\r\033[K%s", text);
-	fflush(stdout);
-	live_shown = true;
-}
-
-void
-pgs_errorf(const char *fmt,...)
-{
-	va_list		ap;
-
-	pgs_live_clear();
-	fflush(stdout);
-	fputs("pgshift: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fflush(stderr);
-}
 
 /* Does msg already start with "chunk:line:"? */
 static bool
@@ -82,29 +51,6 @@ has_position(const char *msg)
 	while (*p >= '0' && *p <= '9')
 		p++;
 	return *p == ':';
-}
-
-/*
- * Pushes "file:line: " of the innermost active function defined in a file
- * (chunk name "@..."), or "" when there is none.  assert() and error objects
- * without position get the line of the migration code that raised them.
- */
-static void
-push_file_where(lua_State *L)
-{
-	lua_Debug	ar;
-	int			level;
-
-	for (level = 1; lua_getstack(L, level, &ar); level++)
-	{
-		lua_getinfo(L, "Sl", &ar);
-		if (ar.source[0] == '@' && ar.currentline > 0)
-		{
-			lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
-			return;
-		}
-	}
-	lua_pushliteral(L, "");
 }
 
 /* Is the value at idx a table with the named metatable? */
@@ -149,11 +95,11 @@ msghandler(lua_State *L)
 		const char *msg = lua_tostring(L, 1);
 
 		if (has_position(msg))
-			lua_pushstring(L, msg);
+			lua_pushvalue(L, 1);	/* the whole string: it may hold a zero byte */
 		else
 		{
-			push_file_where(L);
-			lua_pushstring(L, msg);
+			pgs_push_where(L);
+			lua_pushvalue(L, 1);
 			lua_concat(L, 2);
 		}
 	}
@@ -164,9 +110,31 @@ msghandler(lua_State *L)
 	else
 	{
 		lua_settop(L, 2);		/* drop a __tostring result that is no string */
-		push_file_where(L);
+		pgs_push_where(L);
 		lua_pushfstring(L, "error object is a %s value", luaL_typename(L, 1));
 		lua_concat(L, 2);
+	}
+	/* a zero byte would cut the message short wherever C reads it: "\0" */
+	{
+		size_t		len;
+		const char *msg = lua_tolstring(L, -1, &len);
+
+		if (strlen(msg) != len)
+		{
+			luaL_Buffer b;
+			size_t		i;
+
+			luaL_buffinit(L, &b);
+			for (i = 0; i < len; i++)
+			{
+				if (msg[i] == '\0')
+					luaL_addstring(&b, "\\0");
+				else
+					luaL_addchar(&b, msg[i]);
+			}
+			luaL_pushresult(&b);
+			lua_remove(L, -2);
+		}
 	}
 	lua_setfield(L, 2, "message");
 
@@ -226,22 +194,18 @@ pgs_print_failure(lua_State *L, int idx, FILE *out, const char *context,
 {
 	const char *msg;
 	const char *tb;
+	PgsError	err;
+	bool		sql;
 
 	idx = lua_absindex(L, idx);
 	msg = field_string(L, idx, "message");
-	pgs_live_clear();
-	fflush(stdout);
-	fprintf(out, "pgshift: %s\n", msg ? msg : "unknown error");
-	if (context)
-		fprintf(out, "  %s\n", context);
-
-	if (lua_getfield(L, idx, "sqlerror") == LUA_TTABLE)
+	tb = verbose ? field_string(L, idx, "traceback") : NULL;
+	memset(&err, 0, sizeof(err));
+	if ((sql = lua_getfield(L, idx, "sqlerror") == LUA_TTABLE))
 	{
 		int			e = lua_gettop(L);
-		PgsError	err;
 
 		/* borrowed strings: printed, never freed */
-		memset(&err, 0, sizeof(err));
 		err.detail = (char *) field_string(L, e, "detail");
 		err.hint = (char *) field_string(L, e, "hint");
 		err.statement = (char *) field_string(L, e, "statement");
@@ -249,14 +213,273 @@ pgs_print_failure(lua_State *L, int idx, FILE *out, const char *context,
 		lua_getfield(L, e, "position");
 		err.position = (int) lua_tointeger(L, -1);
 		lua_pop(L, 1);
-		pgs_error_print(out, &err);
 	}
+	pgs_print_error(out, msg ? msg : "unknown error", NULL, context,
+					sql ? &err : NULL, tb);
 	lua_pop(L, 1);
+}
 
-	tb = field_string(L, idx, "traceback");
-	if (verbose && tb)
-		fprintf(out, "%s\n", tb);
-	fflush(out);
+/* ---- the sandbox's guard ---- */
+
+/*
+ * The sandbox's limits.  The plan of the largest example (scripts/examples)
+ * runs 15 000 Lua instructions in a state that never holds more than 0.4 MiB
+ * and takes milliseconds of CPU: the limits are thousands of times that, so
+ * only a file that loops or hoards meets them, and its reviewer waits
+ * seconds (100 million instructions are about 2 s on the 2-core test
+ * machine), not forever.
+ */
+#define HOOK_STEP			1000	/* instructions between two count hooks */
+#define DEFAULT_STEPS		100000000LL
+#define DEFAULT_MEMORY		((size_t) 256 << 20)
+#define DEFAULT_CPU_SECONDS 10
+#define CPU_GRACE_SECONDS	5		/* then the process ends (a stuck C call) */
+#define MEMORY_RESERVE		((size_t) 16 << 20) /* to report, once stopped */
+
+static long long sandbox_steps = DEFAULT_STEPS;
+static size_t sandbox_memory = DEFAULT_MEMORY;
+static int	sandbox_cpu = DEFAULT_CPU_SECONDS;
+
+typedef enum GuardStop
+{
+	GUARD_OK = 0,
+	GUARD_STEPS,
+	GUARD_MEMORY,
+	GUARD_CPU
+} GuardStop;
+
+/* One per sandboxed state: the allocator's user data. */
+typedef struct Guard
+{
+	size_t		used;			/* bytes the state holds */
+	size_t		limit;
+	long long	steps;			/* instructions run (in HOOK_STEP units) */
+	long long	step_limit;
+	int			cpu_seconds;
+	GuardStop	stop;			/* why the file's code was stopped */
+	char		where[LUA_IDSIZE + 16]; /* "file:line" of the stop, or "" */
+} Guard;
+
+static volatile sig_atomic_t cpu_over = 0;
+
+/*
+ * pgs_sandbox_limits: the limits of sandboxed states made from now on;
+ * 0 keeps a limit's default.  For tests, which cannot wait for the defaults.
+ */
+void
+pgs_sandbox_limits(long long steps, size_t memory, int cpu_seconds)
+{
+	sandbox_steps = steps > 0 ? steps : DEFAULT_STEPS;
+	sandbox_memory = memory > 0 ? memory : DEFAULT_MEMORY;
+	sandbox_cpu = cpu_seconds > 0 ? cpu_seconds : DEFAULT_CPU_SECONDS;
+}
+
+static void *
+guard_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+	Guard	   *g = ud;
+	size_t		old = ptr ? osize : 0;
+	void	   *p;
+
+	if (nsize == 0)
+	{
+		free(ptr);
+		g->used -= old;
+		return NULL;
+	}
+	if (nsize > old &&
+		g->used - old + nsize > g->limit + (g->stop != GUARD_OK ? MEMORY_RESERVE : 0))
+	{
+		if (g->stop == GUARD_OK)
+			g->stop = GUARD_MEMORY;
+		return NULL;			/* Lua raises "not enough memory" */
+	}
+	p = realloc(ptr, nsize);
+	if (p != NULL)
+		g->used = g->used - old + nsize;
+	return p;
+}
+
+/* The guard of a sandboxed state; NULL for a trusted one. */
+static Guard *
+guard_of(lua_State *L)
+{
+	void	   *ud;
+
+	return lua_getallocf(L, &ud) == guard_alloc ? ud : NULL;
+}
+
+/* While a migration file loads: the line it is at (see C.track). */
+static struct
+{
+	char	   *source;			/* the file's chunk name, "@path"; NULL: off */
+	char		short_src[LUA_IDSIZE];
+	int			line;
+}			tracking;
+
+/*
+ * The hook of every state: line events while a file loads (tracking), and in
+ * a sandbox the instruction count, CPU time and memory checks.  Once the
+ * file's code is stopped, every hook raises again, so that a pcall in the
+ * file cannot catch the stop and go on.
+ */
+static void
+guard_hook(lua_State *L, lua_Debug *ar)
+{
+	Guard	   *g;
+
+	if (ar->event == LUA_HOOKLINE)
+	{
+		if (tracking.source && lua_getinfo(L, "S", ar) &&
+			strcmp(ar->source, tracking.source) == 0)
+		{
+			memcpy(tracking.short_src, ar->short_src, sizeof(tracking.short_src));
+			tracking.line = ar->currentline;
+		}
+		return;
+	}
+	if (ar->event != LUA_HOOKCOUNT || (g = guard_of(L)) == NULL)
+		return;
+	g->steps += HOOK_STEP;
+	if (g->stop == GUARD_OK)
+	{
+		if (cpu_over)
+			g->stop = GUARD_CPU;
+		else if (g->steps > g->step_limit)
+			g->stop = GUARD_STEPS;
+		else
+			return;
+		if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
+			snprintf(g->where, sizeof(g->where), "%s:%d", ar->short_src, ar->currentline);
+	}
+	lua_sethook(L, guard_hook, lua_gethookmask(L), 1);
+	luaL_error(L, "%s", pgs_sandbox_stopped(L));
+}
+
+/* The hook a state runs with when no interrupt is pending. */
+static void
+set_guard_hook(lua_State *L)
+{
+	int			mask = (tracking.source ? LUA_MASKLINE : 0) |
+		(guard_of(L) ? LUA_MASKCOUNT : 0);
+
+	lua_sethook(L, mask ? guard_hook : NULL, mask, HOOK_STEP);
+}
+
+/*
+ * pgs_sandbox_stopped: why the file's code was stopped ("" if it was not,
+ * or the state is not a sandbox), for the one line plan and lint print.
+ */
+const char *
+pgs_sandbox_stopped(lua_State *L)
+{
+	static char msg[256];
+	Guard	   *g = guard_of(L);
+
+	if (g == NULL || g->stop == GUARD_OK)
+		return "";
+	switch (g->stop)
+	{
+		case GUARD_STEPS:
+			snprintf(msg, sizeof(msg), "%s%sthe migration file's code ran more than %lld "
+					 "Lua instructions (an endless loop?)",
+					 g->where, *g->where ? ": " : "", g->step_limit);
+			break;
+		case GUARD_MEMORY:
+			snprintf(msg, sizeof(msg), "the migration file's code used more than %zu MiB "
+					 "of memory", g->limit >> 20);
+			break;
+		default:
+			snprintf(msg, sizeof(msg), "%s%sthe migration file's code used more than %d s "
+					 "of CPU time", g->where, *g->where ? ": " : "", g->cpu_seconds);
+			break;
+	}
+	return msg;
+}
+
+/*
+ * SIGPROF: the CPU time is up.  The first time, the count hook stops the
+ * file's code; if it is still inside one library call CPU_GRACE_SECONDS
+ * later (a pattern match, string.rep of an empty string: no hook runs
+ * there), the process ends.
+ */
+static void
+on_cpu_limit(int signo)
+{
+	static const char msg[] =
+		"pgshift: stopped: the migration file's code went on past the CPU time limit "
+		"inside one call that cannot be interrupted (a Lua library function); "
+		"nothing was changed\n";
+
+	ssize_t		n;
+
+	if (!cpu_over)
+	{
+		cpu_over = 1;
+		return;
+	}
+	n = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+	(void) n;					/* nothing more to do if it failed */
+	_exit(PGS_EXIT_FAIL);
+}
+
+static void
+set_cpu_timer(int seconds)
+{
+	struct itimerval t;
+
+	memset(&t, 0, sizeof(t));
+	t.it_value.tv_sec = seconds;
+	t.it_interval.tv_sec = seconds < CPU_GRACE_SECONDS ? seconds : CPU_GRACE_SECONDS;
+	setitimer(ITIMER_PROF, &t, NULL);
+}
+
+/* C.track(source) starts following the lines of chunk source; C.track() stops. */
+static int
+l_track(lua_State *L)
+{
+	const char *source = luaL_optstring(L, 1, NULL);
+
+	free(tracking.source);
+	tracking.source = source ? strdup(source) : NULL;
+	tracking.line = 0;
+	tracking.short_src[0] = '\0';
+	if (pgs_interrupted && guard_of(L) == NULL)
+		lua_sethook(L, pgs_stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+	else
+		set_guard_hook(L);
+	return 0;
+}
+
+/* C.tracked() -> short_src, line of the tracked chunk last run (nil if none) */
+static int
+l_tracked(lua_State *L)
+{
+	if (tracking.line <= 0)
+		return 0;
+	lua_pushstring(L, tracking.short_src);
+	lua_pushinteger(L, tracking.line);
+	return 2;
+}
+
+/* C.json_string(s) -> s as a JSON string literal (see pgs_json_quote) */
+static void
+put_buffer(void *arg, const char *s, size_t len)
+{
+	luaL_addlstring((luaL_Buffer *) arg, s, len);
+}
+
+static int
+l_json_string(lua_State *L)
+{
+	size_t		len;
+	const char *s = luaL_checklstring(L, 1, &len);
+	luaL_Buffer b;
+
+	luaL_buffinit(L, &b);
+	pgs_json_quote(s, len, put_buffer, &b);
+	luaL_pushresult(&b);
+	return 1;
 }
 
 /* C.write(text): progress output on stdout (clears the live line). */
@@ -272,11 +495,18 @@ l_write(lua_State *L)
 	return 0;
 }
 
-/* C.sleep(seconds): sleeps, raising "interrupted" on SIGINT/SIGTERM. */
+/*
+ * C.sleep(seconds): sleeps, raising "interrupted" on SIGINT/SIGTERM.  In a
+ * sandbox it returns at once: a dry run has nothing to wait for, and a file
+ * must not keep its reviewer waiting.
+ */
 static int
 l_sleep(lua_State *L)
 {
 	double		left = luaL_checknumber(L, 1);
+
+	if (guard_of(L))
+		return 0;
 
 	while (left > 0 && !pgs_interrupted)
 	{
@@ -352,7 +582,44 @@ l_add_rows(lua_State *L)
 	return 0;
 }
 
+/*
+ * C.sqlerror(message, sqlstate, hint, where): an error value like the ones
+ * failed statements raise, for what the prelude reports in the same terms
+ * (a backfill job an operator paused: SQLSTATE 57014, an interruption).
+ */
+static int
+l_sqlerror(lua_State *L)
+{
+	PgsError	err;
+
+	memset(&err, 0, sizeof(err));
+	err.severity = (char *) "ERROR";
+	err.message = (char *) luaL_checkstring(L, 1);
+	err.sqlstate = (char *) luaL_checkstring(L, 2);
+	err.hint = (char *) luaL_optstring(L, 3, NULL);
+	pgs_push_sqlerror(L, &err);
+	if (lua_type(L, 4) == LUA_TSTRING)
+	{
+		lua_pushvalue(L, 4);
+		lua_setfield(L, -2, "where");
+	}
+	return 1;
+}
+
+/*
+ * C.where() -> "file:line: " of the innermost line of a migration file
+ * running (see pgs_push_where), "" if none.
+ */
+static int
+l_where(lua_State *L)
+{
+	pgs_push_where(L);
+	return 1;
+}
+
 static const luaL_Reg c_helpers[] = {
+	{"where", l_where},
+	{"sqlerror", l_sqlerror},
 	{"write", l_write},
 	{"sleep", l_sleep},
 	{"event", l_event},
@@ -360,17 +627,44 @@ static const luaL_Reg c_helpers[] = {
 	{"backfill_watch", l_backfill_watch},
 	{"add_rows", l_add_rows},
 	{"msghandler", msghandler},
+	{"track", l_track},
+	{"tracked", l_tracked},
+	{"json_string", l_json_string},
 	{NULL, NULL}
 };
 
 /* ---- interrupts ---- */
 
 static lua_State *interrupt_L = NULL;
+static bool phase_code = false;	/* a phase's up, down or verify is running */
+static double interrupted_at = 0;	/* when the first signal came */
+static void (*give_up_fn) (void *arg) = NULL;	/* see pgs_phase_code */
+static void *give_up_arg = NULL;
 
+/* How long a phase's code may go on after an interrupt before pgshift gives up on it. */
+#define INTERRUPT_GRACE_SECONDS 5.0
+
+/*
+ * The hook an interrupt sets: stops the phase's code at its next instruction
+ * with an "interrupted" error.  It stays set, firing again every few thousand
+ * instructions, so a migration that catches the error (pcall in a loop) is
+ * stopped again; if the code still runs INTERRUPT_GRACE_SECONDS later, the
+ * engine records the interruption and ends pgshift (give_up_fn).  Outside a
+ * phase's code (pgshift's own Lua: output, bookkeeping) it does nothing:
+ * the engine sees pgs_interrupted itself.
+ */
 void
 pgs_stop_hook(lua_State *L, lua_Debug *ar)
 {
-	lua_sethook(L, NULL, 0, 0);
+	if (!phase_code)
+	{
+		set_guard_hook(L);
+		return;
+	}
+	if (interrupted_at > 0 && pgs_monotonic_seconds() - interrupted_at > INTERRUPT_GRACE_SECONDS &&
+		give_up_fn)
+		give_up_fn(give_up_arg);	/* does not return */
+	lua_sethook(L, pgs_stop_hook, LUA_MASKCOUNT, 5000);
 	luaL_error(L, "interrupted by %s", pgs_interrupted == SIGTERM ? "SIGTERM" : "SIGINT (Ctrl-C)");
 }
 
@@ -378,16 +672,17 @@ static void
 on_signal(int signo)
 {
 	pgs_interrupted = signo;
+	interrupted_at = pgs_monotonic_seconds();	/* clock_gettime: async-signal-safe */
 	signal(signo, SIG_DFL);		/* a second signal ends pgshift at once */
-	if (interrupt_L)
+	if (interrupt_L && phase_code)
 		lua_sethook(interrupt_L, pgs_stop_hook,
 					LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
 }
 
 /*
  * pgs_catch_interrupts: the first SIGINT or SIGTERM sets pgs_interrupted,
- * cancels the running statement (see pgs_exec) and stops the Lua code at its
- * next instruction; a second one ends the process.
+ * cancels the running statement (see pgs_exec) and stops the phase's Lua
+ * code at its next instruction; a second one ends the process.
  */
 void
 pgs_catch_interrupts(lua_State *L)
@@ -402,48 +697,139 @@ pgs_catch_interrupts(lua_State *L)
 	sigaction(SIGTERM, &sa, NULL);
 }
 
+/*
+ * The engine says when a phase's code runs (on) and when it is back in its
+ * own (off).  give_up(arg), if given, is what the stop hook calls when the
+ * code goes on too long after an interrupt: it must record the interruption
+ * and end the process.
+ */
+void
+pgs_phase_code(lua_State *L, bool on, void (*give_up) (void *arg), void *arg)
+{
+	phase_code = on;
+	give_up_fn = give_up;
+	give_up_arg = arg;
+	if (on && pgs_interrupted)
+	{
+		if (interrupted_at == 0)
+			interrupted_at = pgs_monotonic_seconds();
+		lua_sethook(L, pgs_stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+	}
+	else if (!on)
+		set_guard_hook(L);
+}
+
 /* Removes a stop hook an interrupt left behind (the code it was for is gone). */
 void
 pgs_clear_interrupt_hook(lua_State *L)
 {
-	lua_sethook(L, NULL, 0, 0);
+	set_guard_hook(L);
 }
 
 /*
- * Runs the prelude with the C helpers as its argument and keeps its module
- * table in the registry.  Raises on failure (the caller is protected).
+ * Runs the prelude's modules in order (runner/Makefile's PRELUDE), each with
+ * the C helpers and the table of the modules run before it as arguments,
+ * and keeps the table of the last one, api.lua (what C calls by name), in
+ * the registry.  Raises on failure (the caller is protected).
  */
 static int
 open_prelude(lua_State *L)
 {
-	if (luaL_loadbufferx(L, (const char *) pgs_prelude, pgs_prelude_len,
-						 "=[prelude]", "t") != LUA_OK)
-		return lua_error(L);
+	const PgsPreludeModule *m;
+	int			helpers;
+	int			modules;
+
 	luaL_newlib(L, c_helpers);
 	pgs_push_db_methods(L);
 	lua_setfield(L, -2, "db_methods");
-	lua_call(L, 1, 1);
-	if (!lua_istable(L, -1))
-		return luaL_error(L, "the prelude did not return its module table");
+	helpers = lua_gettop(L);
+	lua_newtable(L);
+	modules = lua_gettop(L);
+	for (m = pgs_prelude; m->name; m++)
+	{
+		char		chunkname[64];
+
+		/* tracebacks name the file: [prelude/db.lua]:42 */
+		snprintf(chunkname, sizeof(chunkname), "=[prelude/%s.lua]", m->name);
+		if (luaL_loadbufferx(L, (const char *) m->text, m->len, chunkname, "t") != LUA_OK)
+			return lua_error(L);
+		lua_pushvalue(L, helpers);
+		lua_pushvalue(L, modules);
+		lua_call(L, 2, 1);
+		if (!lua_istable(L, -1))
+			return luaL_error(L, "the prelude's module %s did not return its table", m->name);
+		lua_setfield(L, modules, m->name);
+	}
+	if (lua_getfield(L, modules, "api") != LUA_TTABLE)
+		return luaL_error(L, "the prelude has no module api");
 	lua_setfield(L, LUA_REGISTRYINDEX, PRELUDE_KEY);
 	return 0;
 }
 
 /*
- * pgs_lua_new: a Lua state with the standard libraries, the db metatables
- * and the prelude, or NULL (with a message printed) if that fails.
+ * Makes the sandbox's part of a state: the guard as its allocator, the count
+ * hook set before any coroutine exists (each new one inherits it), the CPU
+ * timer.  False if out of memory.
  */
-lua_State *
-pgs_lua_new(const PgsOptions *opts)
+static bool
+guard_state(lua_State *L)
+{
+	Guard	   *g = calloc(1, sizeof(Guard));
+	struct sigaction sa;
+
+	if (g == NULL)
+		return false;
+	/* what the state holds so far, counted the way Lua counts it */
+	g->used = (size_t) lua_gc(L, LUA_GCCOUNT, 0) * 1024 + (size_t) lua_gc(L, LUA_GCCOUNTB, 0);
+	g->limit = sandbox_memory;
+	g->step_limit = sandbox_steps;
+	g->cpu_seconds = sandbox_cpu;
+	lua_setallocf(L, guard_alloc, g);
+	set_guard_hook(L);
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_cpu_limit;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGPROF, &sa, NULL);
+	cpu_over = 0;
+	set_cpu_timer(g->cpu_seconds);
+	return true;
+}
+
+/*
+ * What a sandboxed file could use to reach past its environment: the shared
+ * metatable of strings (getmetatable("").__index is the real string table)
+ * is hidden, and string.dump goes (no bytecode can be made, so none loaded).
+ */
+static void
+hide_string_library(lua_State *L)
+{
+	lua_pushliteral(L, "");
+	lua_getmetatable(L, -1);
+	lua_pushboolean(L, 0);
+	lua_setfield(L, -2, "__metatable");
+	lua_pop(L, 2);
+	lua_getglobal(L, LUA_STRLIBNAME);
+	lua_pushnil(L);
+	lua_setfield(L, -2, "dump");
+	lua_pop(L, 1);
+}
+
+static lua_State *
+new_state(const PgsOptions *opts, bool sandbox)
 {
 	lua_State  *L = luaL_newstate();
 
-	if (L == NULL)
+	if (L == NULL || (sandbox && !guard_state(L)))
 	{
+		if (L)
+			lua_close(L);
 		pgs_errorf("cannot create a Lua state: out of memory\n");
 		return NULL;
 	}
 	luaL_openlibs(L);
+	if (sandbox)
+		hide_string_library(L);
 	pgs_open_db(L);
 	luaL_newmetatable(L, FAILURE_METATABLE);
 	lua_pop(L, 1);
@@ -451,25 +837,68 @@ pgs_lua_new(const PgsOptions *opts)
 	if (pgs_pcall(L, 0, 0) != LUA_OK)
 	{
 		pgs_print_failure(L, -1, stderr, "while loading the runner's prelude", true);
-		lua_close(L);
+		pgs_lua_close(L);
 		return NULL;
 	}
-	if (opts)
+	if (opts || sandbox)
 	{
 		pgs_push_prelude_function(L, "configure");
-		lua_createtable(L, 0, 2);
-		lua_pushstring(L, opts->json ? "json" : "text");
+		lua_createtable(L, 0, 3);
+		lua_pushstring(L, opts && opts->json ? "json" : "text");
 		lua_setfield(L, -2, "format");
-		lua_pushboolean(L, opts->quiet);
+		lua_pushboolean(L, opts && opts->quiet);
 		lua_setfield(L, -2, "quiet");
+		lua_pushboolean(L, sandbox);
+		lua_setfield(L, -2, "sandbox");
 		if (pgs_pcall(L, 1, 0) != LUA_OK)
 		{
 			pgs_print_failure(L, -1, stderr, "while configuring the runner's prelude", true);
-			lua_close(L);
+			pgs_lua_close(L);
 			return NULL;
 		}
 	}
 	return L;
+}
+
+/*
+ * pgs_lua_new: a Lua state with the standard libraries, the db metatables
+ * and the prelude, or NULL (with a message printed) if that fails.  The
+ * migration file it loads is trusted: it gets all of Lua (run, rollback,
+ * verify).
+ */
+lua_State *
+pgs_lua_new(const PgsOptions *opts)
+{
+	return new_state(opts, false);
+}
+
+/*
+ * pgs_lua_new_sandbox: the same for a file under review (plan, lint): it runs
+ * in the sandbox the file header describes.  One at a time per process (the
+ * CPU timer is the process's); close it with pgs_lua_close().
+ */
+lua_State *
+pgs_lua_new_sandbox(const PgsOptions *opts)
+{
+	return new_state(opts, true);
+}
+
+/* pgs_lua_close: closes a state of either kind, and a sandbox's guard. */
+void
+pgs_lua_close(lua_State *L)
+{
+	Guard	   *g = guard_of(L);
+
+	lua_close(L);				/* finalizers still run under the guard */
+	/* a file stopped while it loaded could not stop the tracking itself */
+	free(tracking.source);
+	tracking.source = NULL;
+	if (g)
+	{
+		set_cpu_timer(0);
+		cpu_over = 0;
+		free(g);
+	}
 }
 
 /* Pushes the prelude's function `name`. */
@@ -512,16 +941,56 @@ pgs_failure_message(lua_State *L, int idx, const char **sqlstate)
 }
 
 /*
- * pgs_load_migration: loads and validates the migration file at path.
+ * pgs_sha256_file: the SHA-256 of the file at path, as 64 lowercase hex
+ * digits and a NUL in hex (65 bytes), through libcrypto.  The drift check
+ * compares it with the digest recorded when the migration last ran (and a
+ * DBA may compare it with sha256sum).  Returns 0, or an errno value.
+ */
+int
+pgs_sha256_file(const char *path, char *hex)
+{
+	FILE	   *f = fopen(path, "rb");
+	EVP_MD_CTX *ctx;
+	unsigned char buf[8192];
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	size_t		n;
+	int			rc = 0;
+	unsigned int i;
+
+	if (f == NULL)
+		return errno;
+	if ((ctx = EVP_MD_CTX_new()) == NULL ||
+		EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+		rc = ENOMEM;
+	while (rc == 0 && (n = fread(buf, 1, sizeof(buf), f)) > 0)
+		if (EVP_DigestUpdate(ctx, buf, n) != 1)
+			rc = EIO;
+	if (rc == 0 && ferror(f))
+		rc = EIO;
+	if (rc == 0 && (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != 32))
+		rc = EIO;
+	EVP_MD_CTX_free(ctx);
+	fclose(f);
+	if (rc == 0)
+		for (i = 0; i < mdlen; i++)
+			snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	return rc;
+}
+
+/*
+ * pgs_load_migration: loads and validates the migration file at path, and
+ * (sha256 not NULL) hashes it into sha256 (65 bytes, see pgs_sha256_file).
  * Returns PGS_EXIT_OK with the migration table pushed, or, with a failure
  * table pushed instead, PGS_EXIT_USAGE (the file cannot be read) or
  * PGS_EXIT_FAIL (it is not a valid migration).
  */
 int
-pgs_load_migration(lua_State *L, const char *path)
+pgs_load_migration(lua_State *L, const char *path, char *sha256)
 {
 	struct stat st;
 	FILE	   *f;
+	int			e;
 
 	if (stat(path, &st) != 0)
 	{
@@ -546,25 +1015,25 @@ pgs_load_migration(lua_State *L, const char *path)
 	lua_pushstring(L, path);
 	if (pgs_pcall(L, 1, 1) != LUA_OK)
 		return PGS_EXIT_FAIL;
+	if (sha256 && (e = pgs_sha256_file(path, sha256)) != 0)
+	{
+		lua_pop(L, 1);
+		pgs_push_failure(L, "cannot read migration file \"%s\": %s", path, strerror(e));
+		return PGS_EXIT_USAGE;
+	}
 	return PGS_EXIT_OK;
 }
 
 /*
- * pgs_emit(L, event, key, type, value, ..., NULL): one progress event through
- * the prelude's M.emit (text line or JSON line).  type is 's' (const char *,
- * NULL skipped), 'i' (long long), 'd' (double) or 'b' (int as boolean).
+ * Sets the fields of ap (key, type, value, ... up to a NULL key) in the
+ * table on top of the stack, as pgs_emit describes; with keys (a stack
+ * index, or 0) each key set is also appended to the list there.
  */
-void
-pgs_emit(lua_State *L, const char *event,...)
+static void
+set_fields(lua_State *L, va_list ap, int keys)
 {
-	va_list		ap;
 	const char *key;
 
-	pgs_push_prelude_function(L, "emit");
-	lua_createtable(L, 0, 8);
-	lua_pushstring(L, event);
-	lua_setfield(L, -2, "event");
-	va_start(ap, event);
 	while ((key = va_arg(ap, const char *)) != NULL)
 	{
 		int			type = va_arg(ap, int);
@@ -594,18 +1063,76 @@ pgs_emit(lua_State *L, const char *event,...)
 				break;
 		}
 		lua_setfield(L, -2, key);
+		if (keys)
+		{
+			lua_pushstring(L, key);
+			lua_rawseti(L, keys, (lua_Integer) lua_rawlen(L, keys) + 1);
+		}
 	}
+}
+
+/*
+ * pgs_json_line(L, key, type, value, ..., NULL): one JSON object on stdout,
+ * its keys in the order given, written by the prelude's one JSON writer
+ * (output.lua); types as for pgs_emit.  For JSON that is not a progress
+ * event (pgshift compare's lines).
+ */
+void
+pgs_json_line(lua_State *L,...)
+{
+	va_list		ap;
+	int			keys;
+
+	pgs_push_prelude_function(L, "json_line");
+	lua_newtable(L);			/* the object */
+	lua_newtable(L);			/* its keys, in order */
+	keys = lua_gettop(L);
+	lua_pushvalue(L, -2);
+	va_start(ap, L);
+	set_fields(L, ap, keys);
+	va_end(ap);
+	lua_pop(L, 1);
+	if (pgs_pcall(L, 2, 0) != LUA_OK)
+	{
+		pgs_print_failure(L, -1, stderr, "while printing JSON", true);
+		lua_pop(L, 1);
+	}
+}
+
+/*
+ * pgs_emit(L, event, key, type, value, ..., NULL): one progress event through
+ * the prelude's M.emit (text line or JSON line).  type is 's' (const char *,
+ * NULL skipped), 'i' (long long), 'd' (double) or 'b' (int as boolean).
+ */
+void
+pgs_emit(lua_State *L, const char *event,...)
+{
+	va_list		ap;
+
+	pgs_push_prelude_function(L, "emit");
+	lua_createtable(L, 0, 8);
+	lua_pushstring(L, event);
+	lua_setfield(L, -2, "event");
+	va_start(ap, event);
+	set_fields(L, ap, 0);
 	va_end(ap);
 	/*
 	 * The interrupt hook is for the migration's code, not for our output:
-	 * lift it while the event prints, and put it back if an interrupt came.
+	 * lift it while the event prints (the guard's stays), and put it back if
+	 * an interrupt came.
 	 */
-	lua_sethook(L, NULL, 0, 0);
-	if (pgs_pcall(L, 1, 0) != LUA_OK)
 	{
-		pgs_print_failure(L, -1, stderr, "while printing progress", true);
-		lua_pop(L, 1);
+		bool		was_phase_code = phase_code;
+
+		phase_code = false;
+		set_guard_hook(L);
+		if (pgs_pcall(L, 1, 0) != LUA_OK)
+		{
+			pgs_print_failure(L, -1, stderr, "while printing progress", true);
+			lua_pop(L, 1);
+		}
+		phase_code = was_phase_code;
+		if (phase_code && pgs_interrupted)
+			lua_sethook(L, pgs_stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
 	}
-	if (pgs_interrupted)
-		lua_sethook(L, pgs_stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
 }

@@ -20,7 +20,10 @@ CREATE TABLE @extschema@.backfill (
                     CHECK (on_conflict IN ('error', 'nothing', 'update')),
   key_index         pg_catalog.regclass NOT NULL,
   key_columns       pg_catalog.text[] NOT NULL,
-  owner             pg_catalog.name NOT NULL DEFAULT CURRENT_USER,
+  owner             pg_catalog.name NOT NULL,   -- made it; its SQL runs as this role
+  search_path       pg_catalog.text NOT NULL,   -- recorded when it was made; its SQL runs under it
+  checked           pg_catalog.jsonb,           -- what _backfill_check checked (backfill_definition)
+  digest            pg_catalog.text,            -- sha256 of checked
   migration         pg_catalog.text,   -- the migration phase that made it (db:backfill)
   phase             pg_catalog.text,
   -- settings, read before every batch (change them with shift.backfill_set)
@@ -32,6 +35,8 @@ CREATE TABLE @extschema@.backfill (
   max_retries       pg_catalog.int4 NOT NULL DEFAULT 20 CHECK (max_retries >= 0),
   max_lag           pg_catalog.interval DEFAULT '10 seconds',
   throttle_query    pg_catalog.text,
+  -- the pg_cron job that runs it (backfill_run's schedule =>), until it is removed
+  schedule          pg_catalog.text,
   -- state
   state             pg_catalog.text NOT NULL DEFAULT 'pending'
                     CHECK (state IN ('pending', 'active', 'paused', 'done', 'cancelled', 'failed')),
@@ -79,7 +84,81 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.backfill', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.backfill_batch', '');
 
 -- Settings in range, or a clear error (instead of a CHECK violation).
-CREATE FUNCTION @extschema@._backfill_check_settings(
+-- Each role sees its own jobs; nobody but the owner of pg_shift writes them.
+ALTER TABLE @extschema@.backfill ENABLE ROW LEVEL SECURITY;
+CREATE POLICY visible_to_owner ON @extschema@.backfill FOR SELECT
+  USING (shift_internal.may_act(owner));
+ALTER TABLE @extschema@.backfill_batch ENABLE ROW LEVEL SECURITY;
+CREATE POLICY visible_to_owner ON @extschema@.backfill_batch FOR SELECT
+  USING (EXISTS (SELECT 1 FROM @extschema@.backfill b
+                  WHERE b.name OPERATOR(pg_catalog.=) backfill_batch.job));
+
+-- Everything of a job that is executed, or decides what is: what its digest covers.
+CREATE FUNCTION shift_internal.backfill_definition(b @extschema@.backfill)
+RETURNS pg_catalog.jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT jsonb_build_object(
+    'name', b.name, 'relation', b.relation::pg_catalog.oid, 'kind', b.kind,
+    'set', b.set_clause, 'where', b.where_clause, 'into', b.into_relation::pg_catalog.oid,
+    'columns', b.into_columns, 'select', b.select_list, 'on_conflict', b.on_conflict,
+    'key', b.key_index::pg_catalog.oid, 'key_columns', b.key_columns, 'owner', b.owner,
+    'search_path', b.search_path, 'throttle_query', b.throttle_query)
+$$;
+
+-- Records what was checked, once _backfill_check has passed.
+CREATE FUNCTION shift_internal._backfill_seal(p_name pg_catalog.text)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+  UPDATE @extschema@.backfill b
+     SET checked = shift_internal.backfill_definition(b),
+         digest = encode(sha256(convert_to(shift_internal.backfill_definition(b)::text, 'UTF8')), 'hex')
+   WHERE b.name = p_name
+$$;
+
+/*
+ * The job as checked, or an error naming what changed since: its SQL runs
+ * only if every field it executes is what _backfill_check saw.  Called by
+ * backfill_run and backfill_step (C) before anything runs.
+ */
+CREATE FUNCTION shift_internal.backfill_verify(p_name pg_catalog.text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  b @extschema@.backfill;
+  now_def pg_catalog.jsonb;
+  changed pg_catalog.text;
+BEGIN
+  SELECT * INTO b FROM @extschema@.backfill x WHERE x.name = p_name;
+  IF NOT FOUND THEN
+    RETURN;   -- the caller reports a missing job in its own words
+  END IF;
+  now_def := shift_internal.backfill_definition(b);
+  IF b.checked IS NULL OR b.digest IS DISTINCT FROM
+       encode(sha256(convert_to(b.checked::text, 'UTF8')), 'hex') THEN
+    RAISE EXCEPTION 'backfill job "%" has no valid record of what was checked', p_name
+      USING ERRCODE = 'data_corrupted',
+            DETAIL = 'Its checked definition or digest was changed outside pg_shift''s functions.',
+            HINT = 'Drop the job with shift.backfill_drop and create it again.';
+  END IF;
+  SELECT string_agg(k, ', ' ORDER BY k) INTO changed
+    FROM jsonb_object_keys(now_def || b.checked) k
+   WHERE now_def -> k IS DISTINCT FROM b.checked -> k;
+  IF changed IS NOT NULL THEN
+    RAISE EXCEPTION 'backfill job "%" was changed since it was checked: %', p_name, changed
+      USING ERRCODE = 'data_corrupted',
+            DETAIL = 'A job runs only the SQL shift.backfill_create checked; these fields differ from it.',
+            HINT = 'Drop the job with shift.backfill_drop and create it again.';
+  END IF;
+END
+$$;
+
+CREATE FUNCTION shift_internal._backfill_check_settings(
   batch_min pg_catalog.int4, batch_max pg_catalog.int4, target_ms pg_catalog.int4,
   sleep_ratio pg_catalog.float8, lock_timeout_ms pg_catalog.int4, max_retries pg_catalog.int4)
 RETURNS void
@@ -111,7 +190,7 @@ END
 $$;
 
 -- The arguments every *_create shares: the name's form and if_exists.
-CREATE FUNCTION @extschema@._check_create(what pg_catalog.text, name pg_catalog.text,
+CREATE FUNCTION shift_internal._check_create(what pg_catalog.text, name pg_catalog.text,
                                           max_length pg_catalog.int4, if_exists pg_catalog.text)
 RETURNS void
 LANGUAGE plpgsql
@@ -146,7 +225,7 @@ $$;
  * phase tie the job to the phase that made it: running that phase's down
  * drops the job, so that a new attempt starts from the beginning.
  */
-CREATE FUNCTION @extschema@.backfill_create(
+CREATE FUNCTION shift_internal.backfill_create(
   name pg_catalog.text, relation pg_catalog.regclass,
   set pg_catalog.text DEFAULT NULL, "where" pg_catalog.text DEFAULT NULL,
   "into" pg_catalog.regclass DEFAULT NULL, columns pg_catalog.text[] DEFAULT NULL,
@@ -157,7 +236,8 @@ CREATE FUNCTION @extschema@.backfill_create(
   lock_timeout_ms pg_catalog.int4 DEFAULT 1000, max_retries pg_catalog.int4 DEFAULT 20,
   max_lag pg_catalog.interval DEFAULT '10 seconds', throttle_query pg_catalog.text DEFAULT NULL,
   if_exists pg_catalog.text DEFAULT 'error',
-  migration pg_catalog.text DEFAULT NULL, phase pg_catalog.text DEFAULT NULL)
+  migration pg_catalog.text DEFAULT NULL, phase pg_catalog.text DEFAULT NULL,
+  search_path pg_catalog.text DEFAULT pg_catalog.current_setting('search_path'))
 RETURNS pg_catalog.text
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -166,24 +246,26 @@ DECLARE
   old @extschema@.backfill;
   kind pg_catalog.text;
   v_name CONSTANT pg_catalog.text := backfill_create.name;
+  who CONSTANT pg_catalog.oid := shift_internal.caller();
+  path CONSTANT pg_catalog.text := shift_internal.pin_search_path(backfill_create.search_path);
 BEGIN
-  PERFORM @extschema@._check_create('backfill job', v_name, 250, if_exists);
+  PERFORM shift_internal._check_create('backfill job', v_name, 250, if_exists);
   IF (set IS NULL) = ("into" IS NULL) THEN
     RAISE EXCEPTION 'backfill job "%" needs exactly one of set => (update in place) and into => (copy)', v_name
       USING ERRCODE = 'invalid_parameter_value',
             HINT = 'set => ''col = expr'' updates rows in place; into => ''table'' copies them.';
   END IF;
   kind := CASE WHEN set IS NOT NULL THEN 'update' ELSE 'copy' END;
-  PERFORM @extschema@._backfill_check_settings(batch_min, batch_max, target_ms, sleep_ratio,
+  PERFORM shift_internal._backfill_check_settings(batch_min, batch_max, target_ms, sleep_ratio,
                                                lock_timeout_ms, max_retries);
   -- PostgreSQL refuses the run anyway; say so now, before anything starts
-  IF kind = 'update' AND NOT (has_table_privilege(relation, 'SELECT') AND has_table_privilege(relation, 'UPDATE')) THEN
-    RAISE EXCEPTION 'role "%" may not backfill %: it needs SELECT and UPDATE on it', current_user, relation
+  IF kind = 'update' AND NOT (has_table_privilege(who, relation, 'SELECT') AND has_table_privilege(who, relation, 'UPDATE')) THEN
+    RAISE EXCEPTION 'role "%" may not backfill %: it needs SELECT and UPDATE on it', pg_get_userbyid(who), relation
       USING ERRCODE = 'insufficient_privilege';
   END IF;
-  IF kind = 'copy' AND NOT (has_table_privilege(relation, 'SELECT') AND has_table_privilege("into", 'INSERT')) THEN
+  IF kind = 'copy' AND NOT (has_table_privilege(who, relation, 'SELECT') AND has_table_privilege(who, "into", 'INSERT')) THEN
     RAISE EXCEPTION 'role "%" may not copy % into %: it needs SELECT on the one and INSERT on the other',
-                    current_user, relation, "into"
+                    pg_get_userbyid(who), relation, "into"
       USING ERRCODE = 'insufficient_privilege';
   END IF;
   IF kind = 'update' AND (columns IS NOT NULL OR "select" IS NOT NULL OR on_conflict <> 'error') THEN
@@ -193,6 +275,8 @@ BEGIN
 
   SELECT * INTO old FROM @extschema@.backfill b WHERE b.name = v_name FOR UPDATE;
   IF FOUND THEN
+    -- a name another role took is its job: never reused, never shown
+    PERFORM shift_internal.check_owner(format('backfill job "%s"', v_name), old.owner);
     IF if_exists = 'reuse' AND old.relation = backfill_create.relation AND old.kind = kind
        AND old.set_clause IS NOT DISTINCT FROM set
        AND old.where_clause IS NOT DISTINCT FROM "where"
@@ -202,7 +286,9 @@ BEGIN
        AND old.on_conflict = on_conflict
        AND (key IS NULL OR old.key_index = key)
        AND old.migration IS NOT DISTINCT FROM backfill_create.migration
-       AND old.phase IS NOT DISTINCT FROM backfill_create.phase THEN
+       AND old.phase IS NOT DISTINCT FROM backfill_create.phase
+       AND old.search_path = path THEN
+      PERFORM shift_internal.backfill_verify(v_name);
       RETURN v_name;
     END IF;
     RAISE EXCEPTION 'backfill job "%" already exists%', v_name,
@@ -214,16 +300,44 @@ BEGIN
   INSERT INTO @extschema@.backfill (name, relation, kind, set_clause, where_clause, into_relation,
                                     into_columns, select_list, on_conflict, key_index, key_columns,
                                     batch_min, batch_max, target_ms, sleep_ratio, lock_timeout_ms,
-                                    max_retries, max_lag, throttle_query, migration, phase)
+                                    max_retries, max_lag, throttle_query, migration, phase,
+                                    owner, search_path)
   VALUES (v_name, relation, kind, set, "where", "into", columns, "select", on_conflict,
           coalesce(key, relation), '{}', batch_min, batch_max, target_ms, sleep_ratio,
           lock_timeout_ms, max_retries, max_lag, throttle_query,
-          backfill_create.migration, backfill_create.phase);
-  -- resolves the key, the default column mapping, checks and prepares everything
+          backfill_create.migration, backfill_create.phase, pg_get_userbyid(who), path);
+  -- resolves the key, the default column mapping, checks and prepares
+  -- everything, as the job's owner under its search_path; then records it
   PERFORM @extschema@._backfill_check(v_name);
+  PERFORM shift_internal._backfill_seal(v_name);
   RETURN v_name;
 END
 $$;
+CREATE FUNCTION @extschema@.backfill_create(
+  name pg_catalog.text, relation pg_catalog.regclass,
+  set pg_catalog.text DEFAULT NULL, "where" pg_catalog.text DEFAULT NULL,
+  "into" pg_catalog.regclass DEFAULT NULL, columns pg_catalog.text[] DEFAULT NULL,
+  "select" pg_catalog.text DEFAULT NULL, on_conflict pg_catalog.text DEFAULT 'error',
+  key pg_catalog.regclass DEFAULT NULL,
+  batch_min pg_catalog.int4 DEFAULT 100, batch_max pg_catalog.int4 DEFAULT 50000,
+  target_ms pg_catalog.int4 DEFAULT 200, sleep_ratio pg_catalog.float8 DEFAULT 0,
+  lock_timeout_ms pg_catalog.int4 DEFAULT 1000, max_retries pg_catalog.int4 DEFAULT 20,
+  max_lag pg_catalog.interval DEFAULT '10 seconds', throttle_query pg_catalog.text DEFAULT NULL,
+  if_exists pg_catalog.text DEFAULT 'error',
+  migration pg_catalog.text DEFAULT NULL, phase pg_catalog.text DEFAULT NULL,
+  search_path pg_catalog.text DEFAULT pg_catalog.current_setting('search_path'))
+RETURNS pg_catalog.text
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
+
+-- The two keys of a job's run lock, (0x73686266 'shbf', hashtext(name)), as
+-- the C code takes it: backfill_run for its session, backfill_step and
+-- backfill_drop for their transaction.  pg_locks shows it with classid =
+-- key1, objid = key2 and objsubid = 2 (shift.backfill_progress).
+CREATE FUNCTION shift_internal.backfill_lock_key(name pg_catalog.text,
+                                                 OUT key1 pg_catalog.int4, OUT key2 pg_catalog.int4)
+AS 'MODULE_PATHNAME', 'shift_backfill_lock_key'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
 -- Resolves and checks a job's key, columns and SQL (C).
 CREATE FUNCTION @extschema@._backfill_check(name pg_catalog.text)
@@ -232,15 +346,20 @@ AS 'MODULE_PATHNAME', 'shift_backfill_check'
 LANGUAGE C STRICT;
 
 /*
- * CALL shift.backfill_run(name, max_runtime => NULL, max_batches => NULL)
+ * CALL shift.backfill_run(name, max_runtime => NULL, max_batches => NULL,
+ *                         schedule => NULL)
  *
  * Runs batches until the job is done, paused or cancelled, or max_runtime
  * or max_batches is reached, committing after every batch.  Must be called
- * with CALL outside an explicit transaction (pg_cron does that).
+ * with CALL outside an explicit transaction (pg_cron does that).  schedule
+ * names the pg_cron job that calls it: once the job is done or cancelled,
+ * that schedule is removed (when pg_cron lives in this database), or the
+ * run says how to remove it.
  */
 CREATE PROCEDURE @extschema@.backfill_run(name pg_catalog.text,
                                           max_runtime pg_catalog.interval DEFAULT NULL,
-                                          max_batches pg_catalog.int8 DEFAULT NULL)
+                                          max_batches pg_catalog.int8 DEFAULT NULL,
+                                          schedule pg_catalog.text DEFAULT NULL)
 AS 'MODULE_PATHNAME', 'shift_backfill_run'
 LANGUAGE C;
 
@@ -256,7 +375,7 @@ CREATE FUNCTION @extschema@.backfill_step(name pg_catalog.text,
 AS 'MODULE_PATHNAME', 'shift_backfill_step'
 LANGUAGE C STRICT;
 
-CREATE FUNCTION @extschema@._backfill_job(p_name pg_catalog.text)
+CREATE FUNCTION shift_internal._backfill_job(p_name pg_catalog.text)
 RETURNS @extschema@.backfill
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -270,69 +389,96 @@ BEGIN
       USING ERRCODE = 'undefined_object',
             HINT = 'SELECT name FROM shift.backfill_progress lists the jobs.';
   END IF;
+  PERFORM shift_internal.check_owner(format('backfill job "%s"', p_name), j.owner);
   RETURN j;
 END
 $$;
 
--- shift.backfill_pause(name): the job stops before its next batch.
-CREATE FUNCTION @extschema@.backfill_pause(name pg_catalog.text)
-RETURNS pg_catalog.text
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  j @extschema@.backfill := @extschema@._backfill_job(name);
-BEGIN
-  IF j.state IN ('done', 'cancelled') THEN
-    RAISE EXCEPTION 'backfill job "%" is % and cannot be paused', name, j.state
-      USING ERRCODE = 'object_not_in_prerequisite_state';
-  END IF;
-  UPDATE @extschema@.backfill b SET state = 'paused' WHERE b.name = backfill_pause.name;
-  RETURN 'paused';
-END
-$$;
+-- ---------------------------------------------------------------------------
+-- What an operator does to a job (pause, resume, cancel), as a table: the
+-- states each move is allowed from, the state it moves to (to_state while
+-- the job's walk has not started, i.e. it has no upper key yet,
+-- to_started once it has), whether it ends the job (finished_at), and the
+-- error for a job in any other state (format(refusal, name, state)).  The
+-- run sees the new state before its next batch.  _backfill_move makes a
+-- move; the C code's enum BackfillState names the same six states as
+-- the table's CHECK.
+-- ---------------------------------------------------------------------------
+CREATE TABLE shift_internal.backfill_move (
+  move          pg_catalog.text PRIMARY KEY,
+  from_states   pg_catalog.text[] NOT NULL,
+  to_state      pg_catalog.text NOT NULL,
+  to_started    pg_catalog.text NOT NULL,
+  finishes      pg_catalog.bool NOT NULL,
+  refusal       pg_catalog.text NOT NULL
+);
+INSERT INTO shift_internal.backfill_move VALUES
+  ('pause', '{pending,active,paused,failed}', 'paused', 'paused', false,
+   'backfill job "%s" is %s and cannot be paused'),
+  ('resume', '{paused,failed}', 'pending', 'active', false,
+   'backfill job "%s" is %s, not paused'),
+  ('cancel', '{pending,active,paused,cancelled,failed}', 'cancelled', 'cancelled', true,
+   'backfill job "%s" is already %s');
 
--- shift.backfill_resume(name): a paused (or failed) job may run again.
-CREATE FUNCTION @extschema@.backfill_resume(name pg_catalog.text)
+-- Makes move p_move of job p_name (its owner's); returns the new state.
+CREATE FUNCTION shift_internal._backfill_move(p_name pg_catalog.text, p_move pg_catalog.text)
 RETURNS pg_catalog.text
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  j @extschema@.backfill := @extschema@._backfill_job(name);
+  j @extschema@.backfill := shift_internal._backfill_job(p_name);
+  mv shift_internal.backfill_move;
   s pg_catalog.text;
 BEGIN
-  IF j.state NOT IN ('paused', 'failed') THEN
-    RAISE EXCEPTION 'backfill job "%" is %, not paused', name, j.state
-      USING ERRCODE = 'object_not_in_prerequisite_state';
+  SELECT * INTO STRICT mv FROM shift_internal.backfill_move x WHERE x.move = p_move;
+  IF NOT j.state = ANY (mv.from_states) THEN
+    RAISE EXCEPTION USING MESSAGE = format(mv.refusal, p_name, j.state),
+                          ERRCODE = 'object_not_in_prerequisite_state';
   END IF;
-  s := CASE WHEN j.upper_key IS NULL THEN 'pending' ELSE 'active' END;
-  UPDATE @extschema@.backfill b SET state = s WHERE b.name = backfill_resume.name;
+  s := CASE WHEN j.upper_key IS NULL THEN mv.to_state ELSE mv.to_started END;
+  UPDATE @extschema@.backfill b
+     SET state = s, finished_at = CASE WHEN mv.finishes THEN now() ELSE b.finished_at END
+   WHERE b.name = p_name;
   RETURN s;
 END
 $$;
 
+-- shift.backfill_pause(name): the job stops before its next batch.
+CREATE FUNCTION shift_internal.backfill_pause(name pg_catalog.text)
+RETURNS pg_catalog.text
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT shift_internal._backfill_move(name, 'pause') $$;
+CREATE FUNCTION @extschema@.backfill_pause(name pg_catalog.text)
+RETURNS pg_catalog.text
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
+
+-- shift.backfill_resume(name): a paused (or failed) job may run again.
+CREATE FUNCTION shift_internal.backfill_resume(name pg_catalog.text)
+RETURNS pg_catalog.text
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT shift_internal._backfill_move(name, 'resume') $$;
+CREATE FUNCTION @extschema@.backfill_resume(name pg_catalog.text)
+RETURNS pg_catalog.text
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
+
 -- shift.backfill_cancel(name): the job stops before its next batch, for good.
+CREATE FUNCTION shift_internal.backfill_cancel(name pg_catalog.text)
+RETURNS pg_catalog.text
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT shift_internal._backfill_move(name, 'cancel') $$;
 CREATE FUNCTION @extschema@.backfill_cancel(name pg_catalog.text)
 RETURNS pg_catalog.text
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  j @extschema@.backfill := @extschema@._backfill_job(name);
-BEGIN
-  IF j.state = 'done' THEN
-    RAISE EXCEPTION 'backfill job "%" is already done', name
-      USING ERRCODE = 'object_not_in_prerequisite_state';
-  END IF;
-  UPDATE @extschema@.backfill b SET state = 'cancelled', finished_at = now()
-   WHERE b.name = backfill_cancel.name;
-  RETURN 'cancelled';
-END
-$$;
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
 
 -- shift.backfill_set(name, ...): changes settings; the next batch uses them.
-CREATE FUNCTION @extschema@.backfill_set(name pg_catalog.text,
+CREATE FUNCTION shift_internal.backfill_set(name pg_catalog.text,
   batch_min pg_catalog.int4 DEFAULT NULL, batch_max pg_catalog.int4 DEFAULT NULL,
   target_ms pg_catalog.int4 DEFAULT NULL, sleep_ratio pg_catalog.float8 DEFAULT NULL,
   lock_timeout_ms pg_catalog.int4 DEFAULT NULL, max_retries pg_catalog.int4 DEFAULT NULL,
@@ -343,9 +489,9 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  j @extschema@.backfill := @extschema@._backfill_job(name);
+  j @extschema@.backfill := shift_internal._backfill_job(name);
 BEGIN
-  PERFORM @extschema@._backfill_check_settings(
+  PERFORM shift_internal._backfill_check_settings(
     coalesce(batch_min, j.batch_min), coalesce(batch_max, j.batch_max),
     coalesce(target_ms, j.target_ms), coalesce(sleep_ratio, j.sleep_ratio),
     coalesce(lock_timeout_ms, j.lock_timeout_ms), coalesce(max_retries, j.max_retries));
@@ -360,32 +506,46 @@ BEGIN
          throttle_query = CASE WHEN clear_throttle_query THEN NULL
                                ELSE coalesce(backfill_set.throttle_query, b.throttle_query) END
    WHERE b.name = backfill_set.name;
-  IF throttle_query IS NOT NULL THEN
+  IF throttle_query IS NOT NULL OR clear_throttle_query THEN
     PERFORM @extschema@._backfill_check(name);
+    PERFORM shift_internal._backfill_seal(name);
   END IF;
 END
 $$;
+CREATE FUNCTION @extschema@.backfill_set(name pg_catalog.text,
+  batch_min pg_catalog.int4 DEFAULT NULL, batch_max pg_catalog.int4 DEFAULT NULL,
+  target_ms pg_catalog.int4 DEFAULT NULL, sleep_ratio pg_catalog.float8 DEFAULT NULL,
+  lock_timeout_ms pg_catalog.int4 DEFAULT NULL, max_retries pg_catalog.int4 DEFAULT NULL,
+  max_lag pg_catalog.interval DEFAULT NULL, throttle_query pg_catalog.text DEFAULT NULL,
+  clear_max_lag pg_catalog.bool DEFAULT false, clear_throttle_query pg_catalog.bool DEFAULT false)
+RETURNS void
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
 
 -- shift.backfill_drop(name): forgets a job that is not running.
-CREATE FUNCTION @extschema@.backfill_drop(name pg_catalog.text)
+CREATE FUNCTION shift_internal.backfill_drop(name pg_catalog.text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  j @extschema@.backfill := @extschema@._backfill_job(name);
+  j @extschema@.backfill := shift_internal._backfill_job(name);
 BEGIN
-  -- the key of the job's run lock: (0x73686266 'shbf', hashtext(name))
-  IF NOT pg_try_advisory_xact_lock(1936220774, hashtext(name)) THEN
+  IF NOT (SELECT pg_try_advisory_xact_lock(k.key1, k.key2)
+            FROM shift_internal.backfill_lock_key(name) k) THEN
     RAISE EXCEPTION 'backfill job "%" is running and cannot be dropped', name
       USING ERRCODE = 'object_in_use', HINT = 'Cancel it first with shift.backfill_cancel.';
   END IF;
   DELETE FROM @extschema@.backfill b WHERE b.name = backfill_drop.name;
 END
 $$;
+CREATE FUNCTION @extschema@.backfill_drop(name pg_catalog.text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
 
 -- Drops the backfill jobs a phase made, once its down has undone their work.
-CREATE FUNCTION @extschema@._forget_backfills(migration pg_catalog.text, phase pg_catalog.text)
+CREATE FUNCTION shift_internal._forget_backfills(migration pg_catalog.text, phase pg_catalog.text)
 RETURNS void
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
@@ -394,7 +554,7 @@ AS $$
    WHERE b.migration = _forget_backfills.migration AND b.phase = _forget_backfills.phase
 $$;
 
-CREATE VIEW @extschema@.backfill_progress AS
+CREATE VIEW @extschema@.backfill_progress WITH (security_invoker = true) AS
 SELECT b.name,
        b.relation,
        b.kind,
@@ -422,14 +582,16 @@ SELECT b.name,
        b.updated_at,
        b.finished_at,
        coalesce(b.finished_at, b.updated_at) - b.started_at AS elapsed,
-       b.owner
+       b.owner,
+       b.schedule
   FROM @extschema@.backfill b
+  CROSS JOIN LATERAL shift_internal.backfill_lock_key(b.name) k
   LEFT JOIN pg_catalog.pg_locks l
     ON l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
    AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d
                       WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
-   AND l.classid = 1936220774::oid
-   AND l.objid = (pg_catalog.hashtext(b.name)::int8 & 4294967295)::oid;
+   AND l.classid = k.key1::pg_catalog.oid
+   AND l.objid = k.key2::pg_catalog.oid;
 COMMENT ON VIEW @extschema@.backfill_progress IS
   'every backfill job: state, rows done, estimated total, percent, rate (keys/s), ETA, batch size, last key, retries, last error';
 

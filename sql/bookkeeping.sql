@@ -8,11 +8,21 @@
 -- with SQLSTATE 55000.  Phase states:
 --
 --   pending -> running -> done -> rolling_back -> rolled_back -> running ...
---                      \-> failed -> running (retry) | rolling_back
+--                      |-> failed (its own error) -> running (retry) | rolling_back
+--                      \-> interrupted -> running (resume) | rolling_back
+--
+-- One rule decides between the two ends of a running phase (README,
+-- "Interrupted or failed"): a phase that failed on its own (its SQL or Lua
+-- raised, its verify gate refused) has its down run at once; a phase that
+-- was interrupted (the runner killed or stopped by a signal, its session
+-- terminated, the connection or the server lost, its lease taken over) is
+-- resumed by the next run, which never runs its down first: what it did is
+-- kept and a backfill goes on from its checkpoint.  A rollback runs the down
+-- of an interrupted phase like that of a done one.
 --
 -- needs_cleanup is true while a phase's effects may be partial (it started and
--- neither finished nor had its down run since); the runner runs the phase's
--- down before running it again or rolling back past it.
+-- neither finished nor had its down run since): a failed phase whose down has
+-- not run (or failed) gets it before it runs again or is rolled back past.
 -- ---------------------------------------------------------------------------
 
 -- Role for non-superusers who run migrations: GRANT shift_operator TO someone.
@@ -30,15 +40,21 @@ CREATE TABLE @extschema@.migration (
   script_sha256     pg_catalog.text NOT NULL
                     CHECK (script_sha256 OPERATOR(pg_catalog.~) '^[0-9a-f]{64}$'),
   script_path       pg_catalog.text,
+  -- pending (nothing done), running (leased), done, partial (some phases
+  -- done, the rest not started or rolled back), failed, interrupted, rolled_back
   status            pg_catalog.text NOT NULL DEFAULT 'pending'
-                    CHECK (status IN ('pending', 'running', 'failed', 'done', 'rolled_back')),
+                    CHECK (status IN ('pending', 'running', 'failed', 'interrupted', 'done',
+                                      'partial', 'rolled_back')),
   operation         pg_catalog.text CHECK (operation IN ('run', 'rollback', 'verify')),
   current_phase     pg_catalog.text,
   nphases           pg_catalog.int4 NOT NULL CHECK (nphases > 0),
   created_at        pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now(),
   started_at        pg_catalog.timestamptz,
   finished_at       pg_catalog.timestamptz,
-  applied_by        pg_catalog.name NOT NULL DEFAULT CURRENT_USER,
+  -- the role that registered it: only it (a member with its privileges, or a
+  -- superuser) may see it, run it, roll it back (see shift_internal.may_act)
+  owner             pg_catalog.name NOT NULL,
+  applied_by        pg_catalog.name NOT NULL,
   runner_version    pg_catalog.text,
   host              pg_catalog.text,
   -- the lease: set while a runner works on the migration
@@ -59,12 +75,11 @@ CREATE TABLE @extschema@.phase (
   ordinal           pg_catalog.int4 NOT NULL CHECK (ordinal > 0),
   name              pg_catalog.text NOT NULL,
   status            pg_catalog.text NOT NULL DEFAULT 'pending'
-                    CHECK (status IN ('pending', 'running', 'done', 'failed',
+                    CHECK (status IN ('pending', 'running', 'done', 'failed', 'interrupted',
                                       'rolling_back', 'rolled_back')),
   reversible        pg_catalog.bool NOT NULL,
   has_verify        pg_catalog.bool NOT NULL DEFAULT false,
   needs_cleanup     pg_catalog.bool NOT NULL DEFAULT false,
-  resumable         pg_catalog.bool NOT NULL DEFAULT false,
   attempts          pg_catalog.int4 NOT NULL DEFAULT 0,
   started_at        pg_catalog.timestamptz,
   finished_at       pg_catalog.timestamptz,
@@ -114,6 +129,20 @@ END
 $$;
 CREATE TRIGGER event_append_only BEFORE UPDATE OR DELETE ON @extschema@.event
   FOR EACH ROW EXECUTE FUNCTION @extschema@.event_append_only();
+
+-- Each role sees its own migrations (and a member of a role, that role's);
+-- nobody but the owner of pg_shift writes these tables (see sql/control.sql).
+ALTER TABLE @extschema@.migration ENABLE ROW LEVEL SECURITY;
+CREATE POLICY visible_to_owner ON @extschema@.migration FOR SELECT
+  USING (shift_internal.may_act(owner));
+ALTER TABLE @extschema@.phase ENABLE ROW LEVEL SECURITY;
+CREATE POLICY visible_to_owner ON @extschema@.phase FOR SELECT
+  USING (EXISTS (SELECT 1 FROM @extschema@.migration m
+                  WHERE m.name OPERATOR(pg_catalog.=) phase.migration));
+ALTER TABLE @extschema@.event ENABLE ROW LEVEL SECURITY;
+CREATE POLICY visible_to_owner ON @extschema@.event FOR SELECT
+  USING (EXISTS (SELECT 1 FROM @extschema@.migration m
+                  WHERE m.name OPERATOR(pg_catalog.=) event.migration));
 
 -- pg_dump keeps the history with the database.
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.migration', '');
@@ -171,7 +200,7 @@ $$;
 -- ---------------------------------------------------------------------------
 
 -- The migration row, locked, leased to this session; raises otherwise.
-CREATE FUNCTION @extschema@._leased(p_migration pg_catalog.text)
+CREATE FUNCTION shift_internal._leased(p_migration pg_catalog.text)
 RETURNS @extschema@.migration
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -184,6 +213,7 @@ BEGIN
     RAISE EXCEPTION 'migration "%" does not exist', p_migration
       USING ERRCODE = 'undefined_object';
   END IF;
+  PERFORM shift_internal.check_owner(format('migration "%s"', p_migration), m.owner);
   IF m.lease_control_pid IS DISTINCT FROM pg_backend_pid() THEN
     RAISE EXCEPTION 'migration "%" is not leased by this session', p_migration
       USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -196,7 +226,7 @@ END
 $$;
 
 -- The phase row, locked; raises if the migration has no such phase.
-CREATE FUNCTION @extschema@._phase(p_migration pg_catalog.text, p_phase pg_catalog.text)
+CREATE FUNCTION shift_internal._phase(p_migration pg_catalog.text, p_phase pg_catalog.text)
 RETURNS @extschema@.phase
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -214,7 +244,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION @extschema@._event(p_migration pg_catalog.text, p_phase pg_catalog.text,
+CREATE FUNCTION shift_internal._event(p_migration pg_catalog.text, p_phase pg_catalog.text,
                                    p_kind pg_catalog.text, p_message pg_catalog.text DEFAULT NULL,
                                    p_sqlstate pg_catalog.text DEFAULT NULL,
                                    p_detail pg_catalog.jsonb DEFAULT NULL)
@@ -222,9 +252,10 @@ RETURNS void
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$
-  INSERT INTO @extschema@.event (migration, phase, kind, message, sqlstate, detail, host)
-  SELECT p_migration, p_phase, p_kind, p_message, p_sqlstate, p_detail,
-         (SELECT lease_host FROM @extschema@.migration WHERE name = p_migration)
+  INSERT INTO @extschema@.event (migration, phase, kind, message, sqlstate, detail, host, role)
+  SELECT p_migration, p_phase, p_kind, shift_internal.cap(p_message), p_sqlstate, p_detail,
+         (SELECT lease_host FROM @extschema@.migration WHERE name = p_migration),
+         pg_get_userbyid(shift_internal.caller())
 $$;
 
 /*
@@ -242,7 +273,7 @@ $$;
  *
  * Returns the phases with their state.
  */
-CREATE FUNCTION @extschema@.migration_begin(
+CREATE FUNCTION shift_internal.migration_begin(
   migration pg_catalog.text, script_sha256 pg_catalog.text, phases pg_catalog.jsonb,
   operation pg_catalog.text, work_pid pg_catalog.int4,
   runner_version pg_catalog.text DEFAULT NULL, host pg_catalog.text DEFAULT NULL,
@@ -307,25 +338,27 @@ BEGIN
 
   SELECT * INTO m FROM @extschema@.migration mm WHERE mm.name = v_mig FOR UPDATE;
   IF NOT FOUND THEN
-    INSERT INTO @extschema@.migration (name, script_sha256, script_path, nphases)
-    VALUES (v_mig, script_sha256, script_path, n)
+    INSERT INTO @extschema@.migration (name, script_sha256, script_path, nphases, owner, applied_by)
+    VALUES (v_mig, script_sha256, script_path, n, pg_get_userbyid(shift_internal.caller()),
+            pg_get_userbyid(shift_internal.caller()))
     RETURNING * INTO m;
     INSERT INTO @extschema@.phase (migration, ordinal, name, reversible, has_verify)
     SELECT v_mig, e.ord::int4, e.val ->> 'name', (e.val ->> 'reversible')::bool,
            coalesce((e.val ->> 'has_verify')::bool, false)
       FROM jsonb_array_elements(phases) WITH ORDINALITY AS e(val, ord);
-    PERFORM @extschema@._event(v_mig, NULL, 'registered',
+    PERFORM shift_internal._event(v_mig, NULL, 'registered',
                                format('%s phase%s', n, CASE WHEN n = 1 THEN '' ELSE 's' END), NULL,
                                jsonb_build_object('script_sha256', script_sha256));
   ELSE
+    PERFORM shift_internal.check_owner(format('migration "%s"', v_mig), m.owner);
     -- We hold the advisory lock, so a lease still recorded is stale.
     IF m.lease_control_pid IS NOT NULL THEN
+      -- an interruption: resumed by a run, or undone by a rollback, never half of each
       UPDATE @extschema@.phase pp
-         SET status = 'failed', needs_cleanup = pp.reversible AND NOT pp.resumable,
-             finished_at = now(),
+         SET status = 'interrupted', needs_cleanup = pp.reversible, finished_at = now(),
              error_message = 'interrupted: the runner stopped while the phase was running'
        WHERE pp.migration = v_mig AND pp.status IN ('running', 'rolling_back');
-      PERFORM @extschema@._event(v_mig, NULL, 'takeover',
+      PERFORM shift_internal._event(v_mig, NULL, 'takeover',
         format('lease of pgshift pid %s on %s taken over: its sessions %s and %s are gone',
                coalesce(m.lease_runner_pid::text, '?'), coalesce(m.lease_host, '?'),
                m.lease_work_pid, m.lease_control_pid),
@@ -358,7 +391,7 @@ BEGIN
                   HINT = 'Phases that have started cannot be renamed, moved or removed; roll them back first.';
         END IF;
       END LOOP;
-      PERFORM @extschema@._event(v_mig, NULL,
+      PERFORM shift_internal._event(v_mig, NULL,
         CASE WHEN NOT EXISTS (SELECT FROM @extschema@.phase pp
                                WHERE pp.migration = v_mig AND pp.status <> 'done')
              THEN 'drift_allowed' ELSE 'script_changed' END,
@@ -391,7 +424,7 @@ BEGIN
          lease_runner_pid = runner_pid, lease_host = migration_begin.host,
          lease_since = now(), lease_heartbeat = now()
    WHERE mm.name = v_mig;
-  PERFORM @extschema@._event(v_mig, NULL, operation || '_started',
+  PERFORM shift_internal._event(v_mig, NULL, operation || '_started',
                              format('pgshift %s (pid %s) on %s', coalesce(runner_version, '?'),
                                     coalesce(runner_pid::text, '?'), coalesce(host, '?')));
 
@@ -400,47 +433,169 @@ BEGIN
       FROM @extschema@.phase pp WHERE pp.migration = v_mig ORDER BY pp.ordinal;
 END
 $$;
+CREATE FUNCTION @extschema@.migration_begin(
+  migration pg_catalog.text, script_sha256 pg_catalog.text, phases pg_catalog.jsonb,
+  operation pg_catalog.text, work_pid pg_catalog.int4,
+  runner_version pg_catalog.text DEFAULT NULL, host pg_catalog.text DEFAULT NULL,
+  runner_pid pg_catalog.int4 DEFAULT NULL, script_path pg_catalog.text DEFAULT NULL,
+  allow_drift pg_catalog.bool DEFAULT false)
+RETURNS TABLE (ordinal pg_catalog.int4, name pg_catalog.text, status pg_catalog.text,
+               reversible pg_catalog.bool, needs_cleanup pg_catalog.bool)
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
 
 -- shift.heartbeat(migration): the lease holder is alive.
-CREATE FUNCTION @extschema@.heartbeat(migration pg_catalog.text)
+CREATE FUNCTION shift_internal.heartbeat(migration pg_catalog.text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-  PERFORM @extschema@._leased(migration);
+  PERFORM shift_internal._leased(migration);
   UPDATE @extschema@.migration SET lease_heartbeat = now() WHERE name = heartbeat.migration;
 END
 $$;
+CREATE FUNCTION @extschema@.heartbeat(migration pg_catalog.text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
 
--- shift.phase_start(migration, phase): phase -> running.  Every earlier phase
--- must be done; the phase must be pending, failed or rolled back, and clean.
-CREATE FUNCTION @extschema@.phase_start(migration pg_catalog.text, phase pg_catalog.text)
+-- ---------------------------------------------------------------------------
+-- The phase state machine, as a table: every move a phase can make, from
+-- which state (and, for a failed phase, whether its down is still owed), to
+-- which state (NULL: it stays), what needs_cleanup becomes ('true',
+-- 'false', 'reversible': whether the phase has a down, NULL: unchanged),
+-- and the event it records.  _phase_check says whether a move is allowed
+-- (and names the state when it is not); _phase_apply makes it.  The
+-- functions below add what is special to each move (the operation it
+-- belongs to, the order of phases) and its fields.
+-- ---------------------------------------------------------------------------
+CREATE TABLE shift_internal.phase_move (
+  move          pg_catalog.text NOT NULL,
+  verb          pg_catalog.text NOT NULL,     -- "phase p of migration m cannot <verb>: it is ..."
+  from_status   pg_catalog.text NOT NULL,
+  owes_down     pg_catalog.bool,              -- NULL: either way
+  to_status     pg_catalog.text,
+  cleanup       pg_catalog.text CHECK (cleanup IN ('true', 'false', 'reversible')),
+  event         pg_catalog.text NOT NULL,
+  UNIQUE (move, from_status, owes_down)
+);
+INSERT INTO shift_internal.phase_move VALUES
+  ('start', 'start', 'pending', NULL, 'running', 'true', 'phase_started'),
+  ('start', 'start', 'failed', false, 'running', 'true', 'phase_started'),
+  ('start', 'start', 'interrupted', NULL, 'running', 'true', 'phase_started'),
+  ('start', 'start', 'rolled_back', NULL, 'running', 'true', 'phase_started'),
+  ('done', 'finish', 'running', NULL, 'done', 'false', 'phase_done'),
+  ('fail', 'fail', 'running', NULL, 'failed', 'reversible', 'phase_failed'),
+  ('interrupt', 'fail', 'running', NULL, 'interrupted', 'reversible', 'interrupted'),
+  ('clean', 'clean up', 'failed', true, NULL, 'false', 'phase_cleaned_up'),
+  ('rollback', 'be rolled back', 'done', NULL, 'rolling_back', 'true', 'phase_rollback_started'),
+  ('rollback', 'be rolled back', 'interrupted', NULL, 'rolling_back', 'true', 'phase_rollback_started'),
+  ('rollback', 'be rolled back', 'failed', true, 'rolling_back', 'true', 'phase_rollback_started'),
+  ('rolled_back', 'be marked rolled back', 'rolling_back', NULL, 'rolled_back', 'false', 'phase_rolled_back'),
+  ('rollback_fail', 'fail its rollback', 'rolling_back', NULL, 'failed', 'true', 'phase_rollback_failed'),
+  ('rollback_interrupt', 'fail its rollback', 'rolling_back', NULL, 'interrupted', 'true', 'interrupted');
+
+-- The move allowed from p's state, or an error naming the state.
+CREATE FUNCTION shift_internal._phase_check(p @extschema@.phase, p_move pg_catalog.text)
+RETURNS shift_internal.phase_move
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  mv shift_internal.phase_move;
+  verb pg_catalog.text;
+  owes pg_catalog.bool := p.needs_cleanup AND p.reversible;
+BEGIN
+  SELECT * INTO mv FROM shift_internal.phase_move x
+   WHERE x.move = p_move AND x.from_status = p.status AND (x.owes_down IS NULL OR x.owes_down = owes);
+  IF FOUND THEN
+    RETURN mv;
+  END IF;
+  verb := (SELECT min(x.verb) FROM shift_internal.phase_move x WHERE x.move = p_move);
+  IF p_move = 'start' AND p.status = 'failed' THEN
+    RAISE EXCEPTION 'phase "%" of migration "%" cannot start: it failed and its down has not run',
+                    p.name, p.migration
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Run the phase''s down and record it with shift.phase_cleaned first (pgshift does).';
+  ELSIF p_move = 'clean' THEN
+    RAISE EXCEPTION 'phase "%" of migration "%" has nothing to clean up: it is %', p.name, p.migration,
+                    CASE WHEN p.status = 'failed' THEN 'failed and clean' ELSE p.status END
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  ELSIF p_move = 'done' THEN
+    RAISE EXCEPTION 'phase "%" of migration "%" cannot finish: it is %', p.name, p.migration, p.status
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Only a running phase can finish; start it with shift.phase_start.';
+  END IF;
+  RAISE EXCEPTION 'phase "%" of migration "%" cannot %: it is %', p.name, p.migration, verb,
+                  CASE WHEN p.status = 'failed' AND p_move = 'rollback' THEN 'failed and already clean'
+                       ELSE p.status END
+    USING ERRCODE = 'object_not_in_prerequisite_state';
+END
+$$;
+
+-- Makes move mv of phase p, with the fields the move sets (NULL: not its),
+-- and records its event.
+CREATE FUNCTION shift_internal._phase_apply(p @extschema@.phase, mv shift_internal.phase_move,
+                                            message pg_catalog.text DEFAULT NULL,
+                                            sqlstate pg_catalog.text DEFAULT NULL,
+                                            rows_affected pg_catalog.int8 DEFAULT NULL,
+                                            event_message pg_catalog.text DEFAULT NULL,
+                                            event_detail pg_catalog.jsonb DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  m @extschema@.migration;
-  p @extschema@.phase;
+  starting CONSTANT pg_catalog.bool := mv.to_status IN ('running', 'rolling_back');
+  ending CONSTANT pg_catalog.bool := mv.to_status IS NOT NULL AND NOT starting;
+BEGIN
+  UPDATE @extschema@.phase pp
+     SET status = coalesce(mv.to_status, pp.status),
+         needs_cleanup = CASE mv.cleanup WHEN 'true' THEN true WHEN 'false' THEN false
+                                         WHEN 'reversible' THEN pp.reversible ELSE pp.needs_cleanup END,
+         attempts = pp.attempts + CASE WHEN mv.to_status = 'running' THEN 1 ELSE 0 END,
+         started_at = CASE WHEN starting THEN now() ELSE pp.started_at END,
+         finished_at = CASE WHEN starting THEN NULL WHEN ending THEN now() ELSE pp.finished_at END,
+         duration = CASE WHEN starting THEN NULL WHEN ending THEN now() - pp.started_at ELSE pp.duration END,
+         rows_affected = CASE WHEN mv.to_status = 'running' THEN NULL WHEN mv.move = 'done'
+                              THEN _phase_apply.rows_affected ELSE pp.rows_affected END,
+         error_message = CASE WHEN starting THEN NULL WHEN message IS NOT NULL
+                              THEN shift_internal.cap(message) ELSE pp.error_message END,
+         error_sqlstate = CASE WHEN starting THEN NULL WHEN message IS NOT NULL
+                               THEN _phase_apply.sqlstate ELSE pp.error_sqlstate END
+   WHERE pp.migration = p.migration AND pp.name = p.name;
+  UPDATE @extschema@.migration mm
+     SET current_phase = CASE WHEN starting THEN p.name ELSE mm.current_phase END,
+         lease_heartbeat = now()
+   WHERE mm.name = p.migration;
+  IF mv.move IN ('clean', 'rolled_back') THEN
+    -- its down ran: a backfill it made would start over
+    PERFORM shift_internal._forget_backfills(p.migration, p.name);
+  END IF;
+  PERFORM shift_internal._event(p.migration, p.name, mv.event, event_message, sqlstate, event_detail);
+END
+$$;
+
+-- shift.phase_start(migration, phase): phase -> running.  Every earlier phase
+-- must be done; the phase must be pending, interrupted (resumed as it is),
+-- rolled back, or failed with its down run.
+CREATE FUNCTION shift_internal.phase_start(migration pg_catalog.text, phase pg_catalog.text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  m @extschema@.migration := shift_internal._leased(migration);
+  p @extschema@.phase := shift_internal._phase(migration, phase);
+  mv shift_internal.phase_move;
   blocker @extschema@.phase;
 BEGIN
-  m := @extschema@._leased(migration);
-  p := @extschema@._phase(migration, phase);
   IF m.operation <> 'run' THEN
     RAISE EXCEPTION 'phase "%" of migration "%" cannot start during a %', phase, migration, m.operation
       USING ERRCODE = 'object_not_in_prerequisite_state';
   END IF;
-  IF p.status NOT IN ('pending', 'failed', 'rolled_back') THEN
-    RAISE EXCEPTION 'phase "%" of migration "%" cannot start: it is %', phase, migration, p.status
-      USING ERRCODE = 'object_not_in_prerequisite_state';
-  END IF;
-  IF p.needs_cleanup AND p.reversible THEN
-    RAISE EXCEPTION 'phase "%" of migration "%" cannot start: its last attempt was interrupted and its down has not run',
-                    phase, migration
-      USING ERRCODE = 'object_not_in_prerequisite_state',
-            HINT = 'Run the phase''s down and record it with shift.phase_cleaned first (pgshift does).';
-  END IF;
+  mv := shift_internal._phase_check(p, 'start');
   SELECT * INTO blocker FROM @extschema@.phase pp
    WHERE pp.migration = phase_start.migration AND pp.ordinal < p.ordinal AND pp.status <> 'done'
    ORDER BY pp.ordinal LIMIT 1;
@@ -449,42 +604,16 @@ BEGIN
                     p.ordinal, phase, migration, blocker.ordinal, blocker.name, blocker.status
       USING ERRCODE = 'object_not_in_prerequisite_state';
   END IF;
-  UPDATE @extschema@.phase pp
-     SET status = 'running', needs_cleanup = true, resumable = false, attempts = pp.attempts + 1,
-         started_at = now(), finished_at = NULL, duration = NULL, rows_affected = NULL,
-         error_message = NULL, error_sqlstate = NULL
-   WHERE pp.migration = phase_start.migration AND pp.name = phase;
-  UPDATE @extschema@.migration mm SET current_phase = phase, lease_heartbeat = now()
-   WHERE mm.name = phase_start.migration;
-  PERFORM @extschema@._event(migration, phase, 'phase_started',
-                             format('attempt %s', p.attempts + 1));
+  PERFORM shift_internal._phase_apply(p, mv, event_message => format('attempt %s', p.attempts + 1));
 END
 $$;
-
--- shift.phase_resumable(migration, phase, resumable): the running phase is in
--- (or has left) a section that an interruption does not need to undo.
-CREATE FUNCTION @extschema@.phase_resumable(migration pg_catalog.text, phase pg_catalog.text,
-                                            resumable pg_catalog.bool)
+CREATE FUNCTION @extschema@.phase_start(migration pg_catalog.text, phase pg_catalog.text)
 RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  p @extschema@.phase;
-BEGIN
-  PERFORM @extschema@._leased(migration);
-  p := @extschema@._phase(migration, phase);
-  IF p.status <> 'running' THEN
-    RAISE EXCEPTION 'phase "%" of migration "%" is %, not running', phase, migration, p.status
-      USING ERRCODE = 'object_not_in_prerequisite_state';
-  END IF;
-  UPDATE @extschema@.phase pp SET resumable = phase_resumable.resumable
-   WHERE pp.migration = phase_resumable.migration AND pp.name = phase;
-END
-$$;
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
 
 -- shift.phase_done(migration, phase, rows_affected): running -> done.
-CREATE FUNCTION @extschema@.phase_done(migration pg_catalog.text, phase pg_catalog.text,
+CREATE FUNCTION shift_internal.phase_done(migration pg_catalog.text, phase pg_catalog.text,
                                        rows_affected pg_catalog.int8 DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql
@@ -493,30 +622,25 @@ AS $$
 DECLARE
   p @extschema@.phase;
 BEGIN
-  PERFORM @extschema@._leased(migration);
-  p := @extschema@._phase(migration, phase);
-  IF p.status <> 'running' THEN
-    RAISE EXCEPTION 'phase "%" of migration "%" cannot finish: it is %', phase, migration, p.status
-      USING ERRCODE = 'object_not_in_prerequisite_state',
-            HINT = 'Only a running phase can finish; start it with shift.phase_start.';
-  END IF;
-  UPDATE @extschema@.phase pp
-     SET status = 'done', needs_cleanup = false, finished_at = now(),
-         duration = now() - pp.started_at, rows_affected = phase_done.rows_affected
-   WHERE pp.migration = phase_done.migration AND pp.name = phase;
-  UPDATE @extschema@.migration SET lease_heartbeat = now() WHERE name = phase_done.migration;
-  PERFORM @extschema@._event(migration, phase, 'phase_done',
-                             format('%s rows', coalesce(rows_affected::text, 'no count of')), NULL,
-                             jsonb_build_object('seconds', extract(epoch FROM now() - p.started_at),
-                                                'rows', rows_affected));
+  PERFORM shift_internal._leased(migration);
+  p := shift_internal._phase(migration, phase);
+  PERFORM shift_internal._phase_apply(p, shift_internal._phase_check(p, 'done'),
+    rows_affected => rows_affected,
+    event_message => format('%s rows', coalesce(rows_affected::text, 'no count of')),
+    event_detail => jsonb_build_object('seconds', extract(epoch FROM now() - p.started_at),
+                                       'rows', rows_affected));
 END
 $$;
+CREATE FUNCTION @extschema@.phase_done(migration pg_catalog.text, phase pg_catalog.text,
+                                       rows_affected pg_catalog.int8 DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
 
 -- shift.phase_failed(migration, phase, message, sqlstate, interrupted):
--- running -> failed.  The phase keeps needs_cleanup until shift.phase_cleaned,
--- unless it was interrupted in a resumable section (a backfill, which goes
--- on from its checkpoint).
-CREATE FUNCTION @extschema@.phase_failed(migration pg_catalog.text, phase pg_catalog.text,
+-- running -> failed (its own error: the runner runs its down next, then
+-- shift.phase_cleaned), or -> interrupted (the next run resumes it).
+CREATE FUNCTION shift_internal.phase_failed(migration pg_catalog.text, phase pg_catalog.text,
                                          message pg_catalog.text,
                                          sqlstate pg_catalog.text DEFAULT NULL,
                                          interrupted pg_catalog.bool DEFAULT false)
@@ -527,26 +651,23 @@ AS $$
 DECLARE
   p @extschema@.phase;
 BEGIN
-  PERFORM @extschema@._leased(migration);
-  p := @extschema@._phase(migration, phase);
-  IF p.status <> 'running' THEN
-    RAISE EXCEPTION 'phase "%" of migration "%" cannot fail: it is %', phase, migration, p.status
-      USING ERRCODE = 'object_not_in_prerequisite_state';
-  END IF;
-  UPDATE @extschema@.phase pp
-     SET status = 'failed', finished_at = now(), duration = now() - pp.started_at,
-         error_message = phase_failed.message, error_sqlstate = phase_failed.sqlstate,
-         needs_cleanup = pp.reversible AND NOT (interrupted AND pp.resumable)
-   WHERE pp.migration = phase_failed.migration AND pp.name = phase;
-  UPDATE @extschema@.migration SET lease_heartbeat = now() WHERE name = phase_failed.migration;
-  PERFORM @extschema@._event(migration, phase,
-                             CASE WHEN interrupted THEN 'interrupted' ELSE 'phase_failed' END,
-                             message, sqlstate);
+  PERFORM shift_internal._leased(migration);
+  p := shift_internal._phase(migration, phase);
+  PERFORM shift_internal._phase_apply(p,
+    shift_internal._phase_check(p, CASE WHEN interrupted THEN 'interrupt' ELSE 'fail' END),
+    message, sqlstate, event_message => message);
 END
 $$;
+CREATE FUNCTION @extschema@.phase_failed(migration pg_catalog.text, phase pg_catalog.text,
+                                         message pg_catalog.text,
+                                         sqlstate pg_catalog.text DEFAULT NULL,
+                                         interrupted pg_catalog.bool DEFAULT false)
+RETURNS void
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
 
 -- shift.phase_cleaned(migration, phase): the down of a failed phase ran.
-CREATE FUNCTION @extschema@.phase_cleaned(migration pg_catalog.text, phase pg_catalog.text)
+CREATE FUNCTION shift_internal.phase_cleaned(migration pg_catalog.text, phase pg_catalog.text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -554,35 +675,31 @@ AS $$
 DECLARE
   p @extschema@.phase;
 BEGIN
-  PERFORM @extschema@._leased(migration);
-  p := @extschema@._phase(migration, phase);
-  IF p.status <> 'failed' OR NOT p.needs_cleanup THEN
-    RAISE EXCEPTION 'phase "%" of migration "%" has nothing to clean up: it is %', phase, migration,
-                    CASE WHEN p.status = 'failed' THEN 'failed and clean' ELSE p.status END
-      USING ERRCODE = 'object_not_in_prerequisite_state';
-  END IF;
-  UPDATE @extschema@.phase pp SET needs_cleanup = false
-   WHERE pp.migration = phase_cleaned.migration AND pp.name = phase;
-  PERFORM @extschema@._forget_backfills(migration, phase);
-  PERFORM @extschema@._event(migration, phase, 'phase_cleaned_up', 'its down ran');
+  PERFORM shift_internal._leased(migration);
+  p := shift_internal._phase(migration, phase);
+  PERFORM shift_internal._phase_apply(p, shift_internal._phase_check(p, 'clean'),
+                                      event_message => 'its down ran');
 END
 $$;
+CREATE FUNCTION @extschema@.phase_cleaned(migration pg_catalog.text, phase pg_catalog.text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
 
--- shift.phase_rollback_start(migration, phase): done (or failed and not clean)
--- -> rolling_back.  Phases are rolled back last first; a phase without down is
--- a point of no return.
-CREATE FUNCTION @extschema@.phase_rollback_start(migration pg_catalog.text, phase pg_catalog.text)
+-- shift.phase_rollback_start(migration, phase): done, interrupted, or failed
+-- with its down owed -> rolling_back.  Phases are rolled back last first; a
+-- phase without down is a point of no return.
+CREATE FUNCTION shift_internal.phase_rollback_start(migration pg_catalog.text, phase pg_catalog.text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  m @extschema@.migration;
-  p @extschema@.phase;
+  m @extschema@.migration := shift_internal._leased(migration);
+  p @extschema@.phase := shift_internal._phase(migration, phase);
+  mv shift_internal.phase_move;
   blocker @extschema@.phase;
 BEGIN
-  m := @extschema@._leased(migration);
-  p := @extschema@._phase(migration, phase);
   IF m.operation <> 'rollback' THEN
     RAISE EXCEPTION 'phase "%" of migration "%" cannot be rolled back during a %', phase, migration, m.operation
       USING ERRCODE = 'object_not_in_prerequisite_state';
@@ -591,14 +708,10 @@ BEGIN
     RAISE EXCEPTION 'phase "%" of migration "%" has no down: it is a point of no return', phase, migration
       USING ERRCODE = 'object_not_in_prerequisite_state';
   END IF;
-  IF NOT (p.status = 'done' OR (p.status = 'failed' AND p.needs_cleanup)) THEN
-    RAISE EXCEPTION 'phase "%" of migration "%" cannot be rolled back: it is %', phase, migration,
-                    CASE WHEN p.status = 'failed' THEN 'failed and already clean' ELSE p.status END
-      USING ERRCODE = 'object_not_in_prerequisite_state';
-  END IF;
+  mv := shift_internal._phase_check(p, 'rollback');
   SELECT * INTO blocker FROM @extschema@.phase pp
    WHERE pp.migration = phase_rollback_start.migration AND pp.ordinal > p.ordinal
-     AND (pp.status IN ('done', 'running', 'rolling_back') OR pp.needs_cleanup
+     AND (pp.status IN ('done', 'running', 'rolling_back', 'interrupted') OR pp.needs_cleanup
           OR (pp.status = 'failed' AND NOT pp.reversible))
    ORDER BY pp.ordinal DESC LIMIT 1;
   IF FOUND THEN
@@ -612,47 +725,41 @@ BEGIN
       USING ERRCODE = 'object_not_in_prerequisite_state',
             HINT = 'Roll phases back in reverse order.';
   END IF;
-  UPDATE @extschema@.phase pp
-     SET status = 'rolling_back', needs_cleanup = true, started_at = now(), finished_at = NULL,
-         duration = NULL, error_message = NULL, error_sqlstate = NULL
-   WHERE pp.migration = phase_rollback_start.migration AND pp.name = phase;
-  UPDATE @extschema@.migration mm SET current_phase = phase, lease_heartbeat = now()
-   WHERE mm.name = phase_rollback_start.migration;
-  PERFORM @extschema@._event(migration, phase, 'phase_rollback_started', NULL);
+  PERFORM shift_internal._phase_apply(p, mv);
 END
 $$;
+CREATE FUNCTION @extschema@.phase_rollback_start(migration pg_catalog.text, phase pg_catalog.text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
 
 -- shift.phase_rolled_back(migration, phase): rolling_back -> rolled_back.
+CREATE FUNCTION shift_internal.phase_rolled_back(migration pg_catalog.text, phase pg_catalog.text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p @extschema@.phase;
+BEGIN
+  PERFORM shift_internal._leased(migration);
+  p := shift_internal._phase(migration, phase);
+  PERFORM shift_internal._phase_apply(p, shift_internal._phase_check(p, 'rolled_back'),
+    event_detail => jsonb_build_object('seconds', extract(epoch FROM now() - p.started_at)));
+END
+$$;
 CREATE FUNCTION @extschema@.phase_rolled_back(migration pg_catalog.text, phase pg_catalog.text)
 RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  p @extschema@.phase;
-BEGIN
-  PERFORM @extschema@._leased(migration);
-  p := @extschema@._phase(migration, phase);
-  IF p.status <> 'rolling_back' THEN
-    RAISE EXCEPTION 'phase "%" of migration "%" cannot be marked rolled back: it is %', phase, migration, p.status
-      USING ERRCODE = 'object_not_in_prerequisite_state';
-  END IF;
-  UPDATE @extschema@.phase pp
-     SET status = 'rolled_back', needs_cleanup = false, finished_at = now(),
-         duration = now() - pp.started_at
-   WHERE pp.migration = phase_rolled_back.migration AND pp.name = phase;
-  PERFORM @extschema@._forget_backfills(migration, phase);
-  UPDATE @extschema@.migration SET lease_heartbeat = now() WHERE name = phase_rolled_back.migration;
-  PERFORM @extschema@._event(migration, phase, 'phase_rolled_back', NULL, NULL,
-                             jsonb_build_object('seconds', extract(epoch FROM now() - p.started_at)));
-END
-$$;
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
 
--- shift.phase_rollback_failed(migration, phase, message, sqlstate):
--- rolling_back -> failed, still needing cleanup.
-CREATE FUNCTION @extschema@.phase_rollback_failed(migration pg_catalog.text, phase pg_catalog.text,
+-- shift.phase_rollback_failed(migration, phase, message, sqlstate, interrupted):
+-- rolling_back -> failed (its down raised), or -> interrupted: either way it
+-- still needs its down.
+CREATE FUNCTION shift_internal.phase_rollback_failed(migration pg_catalog.text, phase pg_catalog.text,
                                                   message pg_catalog.text,
-                                                  sqlstate pg_catalog.text DEFAULT NULL)
+                                                  sqlstate pg_catalog.text DEFAULT NULL,
+                                                  interrupted pg_catalog.bool DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -660,25 +767,25 @@ AS $$
 DECLARE
   p @extschema@.phase;
 BEGIN
-  PERFORM @extschema@._leased(migration);
-  p := @extschema@._phase(migration, phase);
-  IF p.status <> 'rolling_back' THEN
-    RAISE EXCEPTION 'phase "%" of migration "%" cannot fail its rollback: it is %', phase, migration, p.status
-      USING ERRCODE = 'object_not_in_prerequisite_state';
-  END IF;
-  UPDATE @extschema@.phase pp
-     SET status = 'failed', needs_cleanup = true, finished_at = now(),
-         duration = now() - pp.started_at,
-         error_message = 'rollback failed: ' || phase_rollback_failed.message,
-         error_sqlstate = phase_rollback_failed.sqlstate
-   WHERE pp.migration = phase_rollback_failed.migration AND pp.name = phase;
-  PERFORM @extschema@._event(migration, phase, 'phase_rollback_failed', message, sqlstate);
+  PERFORM shift_internal._leased(migration);
+  p := shift_internal._phase(migration, phase);
+  PERFORM shift_internal._phase_apply(p,
+    shift_internal._phase_check(p, CASE WHEN interrupted THEN 'rollback_interrupt' ELSE 'rollback_fail' END),
+    CASE WHEN interrupted THEN 'rollback interrupted: ' ELSE 'rollback failed: ' END || message,
+    sqlstate, event_message => message);
 END
 $$;
+CREATE FUNCTION @extschema@.phase_rollback_failed(migration pg_catalog.text, phase pg_catalog.text,
+                                                  message pg_catalog.text,
+                                                  sqlstate pg_catalog.text DEFAULT NULL,
+                                                  interrupted pg_catalog.bool DEFAULT false)
+RETURNS void
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
 
 -- shift.log_event(migration, phase, kind, message, sqlstate, detail): an
 -- event that changes no state (retry, verify result, cleanup failure, error).
-CREATE FUNCTION @extschema@.log_event(migration pg_catalog.text, phase pg_catalog.text,
+CREATE FUNCTION shift_internal.log_event(migration pg_catalog.text, phase pg_catalog.text,
                                       kind pg_catalog.text, message pg_catalog.text DEFAULT NULL,
                                       sqlstate pg_catalog.text DEFAULT NULL,
                                       detail pg_catalog.jsonb DEFAULT NULL)
@@ -687,22 +794,29 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-  PERFORM @extschema@._leased(migration);
+  PERFORM shift_internal._leased(migration);
   IF kind NOT IN ('retry', 'verify_passed', 'verify_failed', 'cleanup_failed', 'error') THEN
     RAISE EXCEPTION 'event kind "%" is recorded by the state functions, not by log_event', kind
       USING ERRCODE = 'invalid_parameter_value',
             HINT = 'log_event takes retry, verify_passed, verify_failed, cleanup_failed or error.';
   END IF;
   IF phase IS NOT NULL THEN
-    PERFORM @extschema@._phase(migration, phase);
+    PERFORM shift_internal._phase(migration, phase);
   END IF;
-  PERFORM @extschema@._event(migration, phase, kind, message, sqlstate, detail);
+  PERFORM shift_internal._event(migration, phase, kind, message, sqlstate, detail);
 END
 $$;
+CREATE FUNCTION @extschema@.log_event(migration pg_catalog.text, phase pg_catalog.text,
+                                      kind pg_catalog.text, message pg_catalog.text DEFAULT NULL,
+                                      sqlstate pg_catalog.text DEFAULT NULL,
+                                      detail pg_catalog.jsonb DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
 
 -- shift.migration_end(migration): releases the lease; the migration's status
 -- follows from its phases.  Returns that status.
-CREATE FUNCTION @extschema@.migration_end(migration pg_catalog.text)
+CREATE FUNCTION shift_internal.migration_end(migration pg_catalog.text)
 RETURNS pg_catalog.text
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -711,7 +825,7 @@ DECLARE
   m @extschema@.migration;
   s pg_catalog.text;
 BEGIN
-  m := @extschema@._leased(migration);
+  m := shift_internal._leased(migration);
   IF EXISTS (SELECT FROM @extschema@.phase pp
               WHERE pp.migration = migration_end.migration
                 AND pp.status IN ('running', 'rolling_back')) THEN
@@ -731,8 +845,10 @@ BEGIN
   END IF;
   SELECT CASE
            WHEN bool_or(pp.status = 'failed') THEN 'failed'
+           WHEN bool_or(pp.status = 'interrupted') THEN 'interrupted'
            WHEN bool_and(pp.status = 'done') THEN 'done'
-           WHEN NOT bool_or(pp.status = 'done') AND bool_or(pp.status = 'rolled_back') THEN 'rolled_back'
+           WHEN bool_or(pp.status = 'done') THEN 'partial'
+           WHEN bool_or(pp.status = 'rolled_back') THEN 'rolled_back'
            ELSE 'pending'
          END INTO s
     FROM @extschema@.phase pp WHERE pp.migration = migration_end.migration;
@@ -740,20 +856,26 @@ BEGIN
      SET status = s, finished_at = now(), lease_work_pid = NULL, lease_control_pid = NULL,
          lease_runner_pid = NULL, lease_host = NULL, lease_since = NULL, lease_heartbeat = NULL
    WHERE mm.name = migration_end.migration;
-  PERFORM @extschema@._event(migration, NULL, m.operation || '_finished',
+  PERFORM shift_internal._event(migration, NULL, m.operation || '_finished',
                              format('status %s', s), NULL,
                              jsonb_build_object('seconds', extract(epoch FROM now() - m.started_at)));
   RETURN s;
 END
 $$;
+CREATE FUNCTION @extschema@.migration_end(migration pg_catalog.text)
+RETURNS pg_catalog.text
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
 
 -- ---------------------------------------------------------------------------
 -- Views
 -- ---------------------------------------------------------------------------
 
-CREATE VIEW @extschema@.status AS
+CREATE VIEW @extschema@.status WITH (security_invoker = true) AS
 SELECT m.name AS migration,
-       m.status,
+       -- a lease whose work session no longer holds the migration's lock is a
+       -- runner that is gone: interrupted, whatever was recorded last
+       CASE WHEN m.status = 'running' AND NOT live.holds THEN 'interrupted' ELSE m.status END AS status,
        m.operation,
        d.done AS phases_done,
        m.nphases,
@@ -770,11 +892,20 @@ SELECT m.name AS migration,
        m.lease_runner_pid,
        m.lease_work_pid,
        pg_catalog.now() - m.lease_heartbeat AS heartbeat_age,
+       m.lease_work_pid IS NOT NULL AND live.holds AS runner_alive,
        m.applied_by,
+       m.owner,
        m.runner_version,
        m.script_sha256,
        m.script_path
   FROM @extschema@.migration m
+  CROSS JOIN LATERAL (
+    SELECT EXISTS (SELECT FROM pg_catalog.pg_locks l
+                    WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+                      AND l.pid = m.lease_work_pid
+                      AND l.classid = 1936221812::pg_catalog.oid
+                      AND l.objid = (pg_catalog.hashtext(m.name)::pg_catalog.int8 & 4294967295)::pg_catalog.oid)
+           AS holds) live
   CROSS JOIN LATERAL (
     SELECT count(*) FILTER (WHERE p.status = 'done') AS done
       FROM @extschema@.phase p WHERE p.migration = m.name) d
@@ -784,12 +915,12 @@ SELECT m.name AS migration,
      ORDER BY p.ordinal LIMIT 1) cur ON true
   LEFT JOIN LATERAL (
     SELECT p.error_message, p.error_sqlstate, p.name FROM @extschema@.phase p
-     WHERE p.migration = m.name AND p.status = 'failed'
+     WHERE p.migration = m.name AND p.status IN ('failed', 'interrupted')
      ORDER BY p.finished_at DESC NULLS LAST LIMIT 1) err ON true;
 COMMENT ON VIEW @extschema@.status IS
   'one row per migration: state, phase k of n, elapsed time, last error, lease holder';
 
-CREATE VIEW @extschema@.history AS
+CREATE VIEW @extschema@.history WITH (security_invoker = true) AS
 SELECT e.id, e.at, e.migration, e.phase, e.kind, e.message, e.sqlstate, e.role, e.host, e.backend_pid
   FROM @extschema@.event e
  ORDER BY e.id;
@@ -799,35 +930,29 @@ COMMENT ON VIEW @extschema@.history IS 'every recorded event, oldest first';
 -- Privileges: nothing for PUBLIC; shift_operator may run migrations.
 -- ---------------------------------------------------------------------------
 
--- What the current role lacks to run migrations (no rows: nothing).
+-- What the current role lacks to run migrations (no rows: nothing): every
+-- privilege shift_operator holds on pg_shift's objects, as the grants at the
+-- end of the install script give them, so the list cannot fall behind them.
 CREATE FUNCTION @extschema@.missing_privileges()
 RETURNS SETOF pg_catalog.text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-  -- one privilege per row: has_*_privilege with a list is true if ANY is held
-  SELECT format('%s on %s %s', priv, kind, obj)
-    FROM (VALUES ('SELECT', '@extschema@.migration', 'table'),
-                 ('INSERT', '@extschema@.migration', 'table'),
-                 ('UPDATE', '@extschema@.migration', 'table'),
-                 ('SELECT', '@extschema@.phase', 'table'),
-                 ('INSERT', '@extschema@.phase', 'table'),
-                 ('UPDATE', '@extschema@.phase', 'table'),
-                 ('DELETE', '@extschema@.phase', 'table'),
-                 ('SELECT', '@extschema@.event', 'table'),
-                 ('INSERT', '@extschema@.event', 'columns of table'),
-                 ('EXECUTE', '@extschema@.migration_begin(text,text,jsonb,text,integer,text,text,integer,text,boolean)', 'function'),
-                 ('EXECUTE', '@extschema@.try_lock(text)', 'function'),
-                 ('SELECT', '@extschema@.backfill', 'table'),
-                 ('INSERT', '@extschema@.backfill', 'table'),
-                 ('UPDATE', '@extschema@.backfill', 'table'),
-                 ('INSERT', '@extschema@.backfill_batch', 'table'),
-                 ('EXECUTE', '@extschema@.backfill_run(text,interval,bigint)', 'procedure')) AS v(priv, obj, kind)
-   WHERE CASE kind
-           WHEN 'table' THEN NOT has_table_privilege(obj, priv)
-           WHEN 'columns of table' THEN NOT has_any_column_privilege(obj, priv)
-           ELSE NOT has_function_privilege(obj, priv)  -- procedures too
-         END
+  SELECT format('SELECT on %s %s', CASE c.relkind WHEN 'v' THEN 'view' ELSE 'table' END,
+                c.oid::pg_catalog.regclass)
+    FROM pg_class c
+   WHERE c.relnamespace = '@extschema@'::pg_catalog.regnamespace AND c.relkind IN ('r', 'v')
+     AND has_table_privilege('shift_operator', c.oid, 'SELECT')
+     AND NOT has_table_privilege(c.oid, 'SELECT')
+  UNION ALL
+  SELECT format('EXECUTE on %s %s', CASE p.prokind WHEN 'p' THEN 'procedure' ELSE 'function' END,
+                p.oid::pg_catalog.regprocedure)
+    FROM pg_proc p
+   WHERE p.pronamespace = '@extschema@'::pg_catalog.regnamespace
+     AND p.proname !~ '^_' AND p.prorettype <> 'pg_catalog.trigger'::pg_catalog.regtype
+     AND has_function_privilege('shift_operator', p.oid, 'EXECUTE')
+     AND NOT has_function_privilege(p.oid, 'EXECUTE')
+   ORDER BY 1
 $$;
 COMMENT ON FUNCTION @extschema@.missing_privileges() IS
   'privileges the current role lacks to run migrations with pgshift (GRANT shift_operator gives them all)';

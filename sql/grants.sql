@@ -1,28 +1,48 @@
 -- ---------------------------------------------------------------------------
--- Privileges, last so that they cover every object above: nothing for PUBLIC
--- but version(), missing_privileges() and the lint functions (which only
--- parse text and read the catalog), and reading shift.sync (a sync's
--- trigger reads its definition as whichever role writes the table);
--- shift_operator may run migrations, backfills, syncs and cut-overs.  Every function runs as its caller (no SECURITY DEFINER).
+-- Privileges, last so that they cover every object above.
+--
+--   PUBLIC          shift.version(), shift.missing_privileges() and the lint
+--                   functions (they only parse text and read the catalog);
+--                   the helpers the row-level security policies call.
+--   shift_operator  reads its own rows of every control table and view (the
+--                   policies decide which), calls every function of schema
+--                   shift.  It writes no control table directly: nobody but
+--                   the extension's owner does (see sql/control.sql).
+--
+-- Nothing is SECURITY DEFINER; the functions in shift_internal that the
+-- shift_owner_call functions run are executable by the owner alone.
 -- ---------------------------------------------------------------------------
 
 REVOKE ALL ON ALL TABLES IN SCHEMA @extschema@ FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA @extschema@ FROM PUBLIC;
 REVOKE EXECUTE ON ALL ROUTINES IN SCHEMA @extschema@ FROM PUBLIC;
+REVOKE EXECUTE ON ALL ROUTINES IN SCHEMA shift_internal FROM PUBLIC;
+
 GRANT EXECUTE ON FUNCTION @extschema@.version() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.missing_privileges() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.lint(pg_catalog.text, pg_catalog.text) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.lint_script(pg_catalog.text[], pg_catalog.text[], pg_catalog.int4[], pg_catalog.text) TO PUBLIC;
+-- row-level security policies run these as whoever reads
+GRANT EXECUTE ON FUNCTION shift_internal.caller(), shift_internal.may_act(pg_catalog.name) TO PUBLIC;
 
-GRANT SELECT, INSERT, UPDATE ON @extschema@.migration TO shift_operator;
-GRANT SELECT, INSERT, UPDATE, DELETE ON @extschema@.phase TO shift_operator;
--- events: only what _event writes, so who, when and which session stay true
-GRANT SELECT ON @extschema@.event TO shift_operator;
-GRANT INSERT (migration, phase, kind, message, sqlstate, detail, host) ON @extschema@.event TO shift_operator;
-GRANT SELECT, INSERT, UPDATE, DELETE ON @extschema@.backfill, @extschema@.backfill_batch TO shift_operator;
-GRANT SELECT, INSERT, UPDATE, DELETE ON @extschema@.sync TO shift_operator;
-GRANT SELECT ON @extschema@.sync TO PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@._sync_digest(@extschema@.sync) TO PUBLIC;
-GRANT SELECT ON @extschema@.status, @extschema@.history, @extschema@.backfill_progress,
+GRANT SELECT ON @extschema@.migration, @extschema@.phase, @extschema@.event,
+                @extschema@.backfill, @extschema@.backfill_batch, @extschema@.sync,
+                @extschema@.status, @extschema@.history, @extschema@.backfill_progress,
                 @extschema@.sync_status TO shift_operator;
 GRANT EXECUTE ON ALL ROUTINES IN SCHEMA @extschema@ TO shift_operator;
+-- what the caller-level functions of schema shift call in shift_internal:
+-- checks and reads, each as the caller (row-level security applies), and
+-- the cut-over's check, which runs a sync's SQL as the sync's owner once
+-- the caller may act for it
+GRANT EXECUTE ON FUNCTION shift_internal.pin_search_path(pg_catalog.text),
+                          shift_internal.cap(pg_catalog.text),
+                          shift_internal.check_owner(pg_catalog.text, pg_catalog.name),
+                          shift_internal._check_create(pg_catalog.text, pg_catalog.text, pg_catalog.int4, pg_catalog.text),
+                          shift_internal.backfill_definition(@extschema@.backfill),
+                          shift_internal.backfill_verify(pg_catalog.text),
+                          shift_internal.backfill_lock_key(pg_catalog.text),
+                          shift_internal.sync_definition(@extschema@.sync),
+                          shift_internal.sync_verify(pg_catalog.text),
+                          shift_internal.sync_installed_digest(pg_catalog.text),
+                          shift_internal.cutover_check(pg_catalog.text, pg_catalog.bool, pg_catalog.text, pg_catalog.int4)
+  TO PUBLIC;

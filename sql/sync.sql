@@ -28,8 +28,10 @@ CREATE TABLE @extschema@.sync (
   key_follows_source  pg_catalog.bool NOT NULL DEFAULT false,  -- target key = source key columns (cast)
   direction           pg_catalog.text NOT NULL DEFAULT 'forward'
                       CHECK (direction IN ('forward', 'reverse')),
-  search_path         pg_catalog.text NOT NULL,       -- in force when its SQL is parsed and run
-  owner               pg_catalog.name NOT NULL DEFAULT CURRENT_USER,
+  search_path         pg_catalog.text NOT NULL,       -- recorded when it was made; its SQL is parsed and run under it
+  owner               pg_catalog.name NOT NULL,       -- made it: only it may change, drop or cut it over
+  checked             pg_catalog.jsonb,               -- what _sync_check compiled (shift_internal.sync_definition)
+  digest              pg_catalog.text,                -- sha256 of checked: what the triggers are made for
   migration           pg_catalog.text,
   phase               pg_catalog.text,
   created_at          pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now(),
@@ -39,7 +41,7 @@ CREATE TABLE @extschema@.sync (
   archive_name        pg_catalog.text,
   cutover_at          pg_catalog.timestamptz,
   repointed_fks       pg_catalog.text[],              -- valid foreign keys the cut-over re-pointed NOT VALID
-  pending_validate    pg_catalog.text[],              -- VALIDATE statements the last swap left to run
+  to_validate         pg_catalog.oid[],               -- those constraints (pg_constraint) the last swap left NOT VALID
   CHECK ((kind = 'column') = (set_clause IS NOT NULL)),
   CHECK ((kind = 'table') = (target IS NOT NULL)),
   CHECK (kind = 'table' OR direction = 'forward'),
@@ -49,6 +51,13 @@ CREATE TABLE @extschema@.sync (
 COMMENT ON TABLE @extschema@.sync IS
   'dual-write syncs: what their triggers compute, in which direction they run, and the cut-over';
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.sync', '');
+
+-- Each role sees its own syncs; nobody but the owner of pg_shift writes them.
+-- The triggers do not read this table as the writer: they read it as its
+-- owner (see load_config in sync.c), so application roles need no access.
+ALTER TABLE @extschema@.sync ENABLE ROW LEVEL SECURITY;
+CREATE POLICY visible_to_owner ON @extschema@.sync FOR SELECT
+  USING (shift_internal.may_act(owner));
 
 -- The trigger function (C): arguments are the sync's name and its direction.
 CREATE FUNCTION @extschema@._sync_trigger()
@@ -78,18 +87,234 @@ AS $$
                'shift_sync_' || name || '_trn']
 $$;
 
--- What a sync's trigger is created for: a hash of everything it will run.
--- The trigger refuses a row that no longer hashes to it (see sync.c).
-CREATE FUNCTION @extschema@._sync_digest(s @extschema@.sync)
-RETURNS pg_catalog.text
-LANGUAGE sql IMMUTABLE
+-- Everything of a sync that its triggers execute, or that decides what they
+-- execute: what its digest covers.
+CREATE FUNCTION shift_internal.sync_definition(s @extschema@.sync)
+RETURNS pg_catalog.jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(
-           ROW(s.name, s.kind, s.relation::pg_catalog.oid, s.set_clause, s.reverse_set,
-               s.target::pg_catalog.oid, s.target_columns, s.expressions, s.target_key,
-               s.reverse_columns, s.reverse_expressions, s.relation_key, s.relation_alias,
-               s.target_alias, s.direction, s.search_path)::pg_catalog.text, 'UTF8')), 'hex')
+  SELECT jsonb_build_object(
+    'name', s.name, 'kind', s.kind, 'relation', s.relation::pg_catalog.oid,
+    'set', s.set_clause, 'reverse_set', s.reverse_set, 'target', s.target::pg_catalog.oid,
+    'columns', s.target_columns, 'select', s.expressions, 'key', s.target_key,
+    'reverse_columns', s.reverse_columns, 'reverse_select', s.reverse_expressions,
+    'reverse_key', s.relation_key, 'relation_alias', s.relation_alias,
+    'target_alias', s.target_alias, 'direction', s.direction, 'search_path', s.search_path,
+    'owner', s.owner)
 $$;
+
+/*
+ * The sync's digest, once its row is what was checked: an error names the
+ * fields changed since.  What its triggers carry and check (see sync.c).
+ */
+CREATE FUNCTION shift_internal.sync_verify(p_name pg_catalog.text)
+RETURNS pg_catalog.text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  s @extschema@.sync;
+  now_def pg_catalog.jsonb;
+  changed pg_catalog.text;
+BEGIN
+  SELECT * INTO s FROM @extschema@.sync x WHERE x.name = p_name;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'sync "%" does not exist', p_name
+      USING ERRCODE = 'undefined_object', HINT = 'SELECT name FROM shift.sync_status lists the syncs.';
+  END IF;
+  IF s.checked IS NULL OR s.digest IS DISTINCT FROM
+       encode(sha256(convert_to(s.checked::text, 'UTF8')), 'hex') THEN
+    RAISE EXCEPTION 'sync "%" has no valid record of what was checked', p_name
+      USING ERRCODE = 'data_corrupted',
+            DETAIL = 'Its checked definition or digest was changed outside pg_shift''s functions.',
+            HINT = 'Drop the sync with shift.sync_drop and create it again.';
+  END IF;
+  now_def := shift_internal.sync_definition(s);
+  SELECT string_agg(k, ', ' ORDER BY k) INTO changed
+    FROM jsonb_object_keys(now_def || s.checked) k
+   WHERE now_def -> k IS DISTINCT FROM s.checked -> k;
+  IF changed IS NOT NULL THEN
+    RAISE EXCEPTION 'sync "%" was changed since it was checked: %', p_name, changed
+      USING ERRCODE = 'data_corrupted',
+            DETAIL = 'A sync''s triggers run only what shift.sync_create checked; these fields differ from it.',
+            HINT = 'Drop the sync with shift.sync_drop and create it again.';
+  END IF;
+  RETURN s.digest;
+END
+$$;
+
+-- The digest the sync's triggers were made for (their third argument), or
+-- NULL if they disagree among themselves or there are none.
+CREATE FUNCTION shift_internal.sync_installed_digest(p_name pg_catalog.text)
+RETURNS pg_catalog.text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT CASE WHEN count(DISTINCT d) = 1 THEN min(d) END
+    FROM (SELECT (string_to_array(encode(tg.tgargs, 'escape'), '\000'))[3] AS d
+            FROM pg_trigger tg
+           WHERE tg.tgfoid = '@extschema@._sync_trigger'::pg_catalog.regproc AND tg.tgparentid = 0
+             AND tg.tgname = ANY (@extschema@._sync_trigger_names(p_name))
+             AND substr(tg.tgargs, 1, octet_length(p_name) + 1)
+                 = convert_to(p_name, current_setting('server_encoding')) || decode('00', 'hex')) t
+$$;
+
+/*
+ * shift._sync_record(row, if_exists) -> created
+ *
+ * Records a sync sync_create has worked out (its owner the caller, its
+ * search_path pinned), compiles everything its triggers will run as that
+ * owner (shift._sync_check) and seals what was checked.  An identical sync
+ * of the caller's with if_exists => 'reuse' is kept (false); any other
+ * existing sync of that name is an error.
+ */
+CREATE FUNCTION shift_internal._sync_record(new_row @extschema@.sync, if_exists pg_catalog.text)
+RETURNS pg_catalog.bool
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  old @extschema@.sync;
+BEGIN
+  new_row.owner := pg_get_userbyid(shift_internal.caller());
+  new_row.search_path := shift_internal.pin_search_path(new_row.search_path);
+  -- what sync_create checked as the caller, again: this function can be called alone
+  IF NOT has_table_privilege(shift_internal.caller(), new_row.relation, 'TRIGGER')
+     OR (new_row.target IS NOT NULL
+         AND NOT has_table_privilege(shift_internal.caller(), new_row.target, 'TRIGGER')) THEN
+    RAISE EXCEPTION 'role "%" may not create triggers on %', new_row.owner,
+                    CASE WHEN NOT has_table_privilege(shift_internal.caller(), new_row.relation, 'TRIGGER')
+                         THEN new_row.relation ELSE new_row.target END
+      USING ERRCODE = 'insufficient_privilege',
+            HINT = 'Create the sync as the tables'' owner, or GRANT TRIGGER.';
+  END IF;
+  new_row.created_at := now();
+  new_row.checked := NULL;
+  new_row.digest := NULL;
+  new_row.direction := 'forward';
+  new_row.cutover_at := NULL;
+  new_row.to_validate := NULL;
+  new_row.repointed_fks := NULL;
+  SELECT * INTO old FROM @extschema@.sync s WHERE s.name = new_row.name FOR UPDATE;
+  IF FOUND THEN
+    PERFORM shift_internal.check_owner(format('sync "%s"', new_row.name), old.owner);
+    IF if_exists = 'reuse' AND old.kind = new_row.kind AND old.relation = new_row.relation
+       AND old.set_clause IS NOT DISTINCT FROM new_row.set_clause
+       AND old.reverse_set IS NOT DISTINCT FROM new_row.reverse_set
+       AND old.target IS NOT DISTINCT FROM new_row.target
+       AND old.target_columns IS NOT DISTINCT FROM new_row.target_columns
+       AND old.expressions IS NOT DISTINCT FROM new_row.expressions
+       AND old.target_key IS NOT DISTINCT FROM new_row.target_key
+       AND old.reverse_columns IS NOT DISTINCT FROM new_row.reverse_columns
+       AND old.reverse_expressions IS NOT DISTINCT FROM new_row.reverse_expressions
+       AND old.relation_key IS NOT DISTINCT FROM new_row.relation_key
+       AND old.search_path IS NOT DISTINCT FROM new_row.search_path
+       AND old.migration IS NOT DISTINCT FROM new_row.migration
+       AND old.phase IS NOT DISTINCT FROM new_row.phase THEN
+      PERFORM shift_internal.sync_verify(old.name);
+      RETURN false;
+    END IF;
+    RAISE EXCEPTION 'sync "%" already exists%', new_row.name,
+      CASE WHEN if_exists = 'reuse' THEN ' with a different definition' ELSE '' END
+      USING ERRCODE = 'duplicate_object',
+            HINT = 'Drop it with shift.sync_drop(''' || new_row.name || ''') or choose another name.';
+  END IF;
+  INSERT INTO @extschema@.sync SELECT new_row.*;
+  PERFORM @extschema@._sync_check(new_row.name);
+  PERFORM shift_internal._sync_seal(new_row.name);
+  RETURN true;
+END
+$$;
+
+-- Records what the sync is now as what was checked (after _sync_check passed).
+CREATE FUNCTION shift_internal._sync_seal(p_name pg_catalog.text)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+  UPDATE @extschema@.sync s
+     SET checked = shift_internal.sync_definition(s),
+         digest = encode(sha256(convert_to(shift_internal.sync_definition(s)::text, 'UTF8')), 'hex')
+   WHERE s.name = p_name
+$$;
+
+/*
+ * shift._sync_forget(name): forgets a sync whose triggers sync_drop removed.
+ */
+CREATE FUNCTION shift_internal._sync_forget(p_name pg_catalog.text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  s @extschema@.sync;
+BEGIN
+  SELECT * INTO s FROM @extschema@.sync x WHERE x.name = p_name FOR UPDATE;
+  IF FOUND THEN
+    PERFORM shift_internal.check_owner(format('sync "%s"', p_name), s.owner);
+    DELETE FROM @extschema@.sync x WHERE x.name = p_name;
+  END IF;
+END
+$$;
+
+/*
+ * shift._sync_turn(...): records a cut-over (reverse false) or its revert
+ * (reverse true) that _cutover_swap has just made, once it has checked the
+ * sync is still in the direction the swap started from; re-compiles the
+ * turned-around triggers' SQL as the owner and seals it.
+ */
+CREATE FUNCTION shift_internal._sync_turn(p_name pg_catalog.text, reverse pg_catalog.bool,
+  p_archive_name pg_catalog.text, p_relation_name pg_catalog.text, p_target_name pg_catalog.text,
+  p_repointed pg_catalog.text[], p_to_validate pg_catalog.oid[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  s @extschema@.sync;
+BEGIN
+  SELECT * INTO s FROM @extschema@.sync x WHERE x.name = p_name FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'sync "%" does not exist', p_name USING ERRCODE = 'undefined_object';
+  END IF;
+  PERFORM shift_internal.check_owner(format('sync "%s"', p_name), s.owner);
+  PERFORM shift_internal.sync_verify(p_name);
+  IF s.direction <> (CASE WHEN reverse THEN 'reverse' ELSE 'forward' END) THEN
+    RAISE EXCEPTION 'sync "%" was turned around by another session meanwhile (it is now %)', p_name, s.direction
+      USING ERRCODE = 'serialization_failure';
+  END IF;
+  IF reverse THEN
+    UPDATE @extschema@.sync x SET direction = 'forward', cutover_at = NULL, archive_name = NULL,
+                                  to_validate = p_to_validate
+     WHERE x.name = p_name;
+  ELSE
+    UPDATE @extschema@.sync x
+       SET direction = 'reverse', cutover_at = now(), archive_name = p_archive_name,
+           relation_name = p_relation_name, target_name = p_target_name,
+           repointed_fks = p_repointed, to_validate = p_to_validate
+     WHERE x.name = p_name;
+  END IF;
+  PERFORM @extschema@._sync_check(p_name);
+  PERFORM shift_internal._sync_seal(p_name);
+END
+$$;
+
+-- What the caller-level functions below call to change shift.sync (control.c).
+CREATE FUNCTION @extschema@._sync_record(new_row @extschema@.sync, if_exists pg_catalog.text)
+RETURNS pg_catalog.bool
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
+CREATE FUNCTION @extschema@._sync_forget(p_name pg_catalog.text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
+CREATE FUNCTION @extschema@._sync_turn(p_name pg_catalog.text, reverse pg_catalog.bool,
+  p_archive_name pg_catalog.text, p_relation_name pg_catalog.text, p_target_name pg_catalog.text,
+  p_repointed pg_catalog.text[], p_to_validate pg_catalog.oid[])
+RETURNS void
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
 
 -- Creates the triggers of a sync in its current direction.
 CREATE FUNCTION @extschema@._sync_install(p_name pg_catalog.text)
@@ -107,8 +332,10 @@ DECLARE
   fn pg_catalog.text := '@extschema@._sync_trigger';
   args pg_catalog.text;
 BEGIN
+  -- only a definition that is what was checked is ever installed
+  args := shift_internal.sync_verify(p_name);
   SELECT * INTO STRICT s FROM @extschema@.sync WHERE name = p_name;
-  args := format('%L, %L, %L', p_name, s.direction, @extschema@._sync_digest(s));
+  args := format('%L, %L, %L', p_name, s.direction, args);
   IF s.kind = 'column' THEN
     EXECUTE format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION %s(%s)',
                    base, s.relation, fn, args);
@@ -339,8 +566,9 @@ DECLARE
   rev record;
   missing pg_catalog.text;
   writers pg_catalog.text;
+  old_rows pg_catalog.bool;
 BEGIN
-  PERFORM @extschema@._check_create('sync', v_name, 48, if_exists);
+  PERFORM shift_internal._check_create('sync', v_name, 48, if_exists);
   IF (set IS NULL) = ("into" IS NULL) THEN
     RAISE EXCEPTION 'sync "%" needs exactly one of set => (columns of one table) and into => (another table)', v_name
       USING ERRCODE = 'invalid_parameter_value';
@@ -402,8 +630,6 @@ BEGIN
   new_row.migration := sync_create.migration;
   new_row.phase := sync_create.phase;
   new_row.direction := 'forward';
-  new_row.owner := current_user;
-  new_row.created_at := now();
   new_row.key_follows_source := false;
   IF set IS NOT NULL THEN
     new_row.kind := 'column';
@@ -438,7 +664,9 @@ BEGIN
        WHERE m.c = ANY (fwd.out_key)), false);
   END IF;
 
-  SELECT * INTO old FROM @extschema@.sync s WHERE s.name = v_name FOR UPDATE;
+  -- the caller's own sync of that name, reused as it is (checked again under
+  -- its lock by _sync_record); one of another role's is refused there
+  SELECT * INTO old FROM @extschema@.sync s WHERE s.name = v_name;
   IF FOUND THEN
     IF if_exists = 'reuse' AND old.kind = new_row.kind AND old.relation = new_row.relation
        AND old.set_clause IS NOT DISTINCT FROM new_row.set_clause
@@ -450,9 +678,10 @@ BEGIN
        AND old.reverse_columns IS NOT DISTINCT FROM new_row.reverse_columns
        AND old.reverse_expressions IS NOT DISTINCT FROM new_row.reverse_expressions
        AND old.relation_key IS NOT DISTINCT FROM new_row.relation_key
-       AND old.search_path IS NOT DISTINCT FROM new_row.search_path
+       AND old.search_path IS NOT DISTINCT FROM shift_internal.pin_search_path(new_row.search_path)
        AND old.migration IS NOT DISTINCT FROM new_row.migration
-       AND old.phase IS NOT DISTINCT FROM new_row.phase THEN
+       AND old.phase IS NOT DISTINCT FROM new_row.phase
+       AND NOT @extschema@._sync_record(new_row, if_exists) THEN
       RETURN v_name;
     END IF;
     RAISE EXCEPTION 'sync "%" already exists%', v_name,
@@ -473,7 +702,23 @@ BEGIN
               HINT = 'Give reverse_columns and reverse_select to compute them, if a rollback must restore them.';
     END IF;
   END IF;
-  INSERT INTO @extschema@.sync SELECT new_row.*;
+  -- recorded as the caller's, compiled as the caller and sealed (control.c)
+  PERFORM @extschema@._sync_record(new_row, if_exists);
+  -- a new table-level sync starts from an empty copy: rows already there were
+  -- written without it, and those changed or deleted since would stay stale
+  -- (a backfill that skips the keys it finds neither overwrites nor deletes)
+  IF new_row.kind = 'table' THEN
+    EXECUTE format('SELECT EXISTS (SELECT FROM %s)', "into"::pg_catalog.text) INTO STRICT old_rows;
+    IF old_rows THEN
+      RAISE EXCEPTION 'cannot sync % into %: it already holds rows', relation, "into"
+        USING ERRCODE = 'object_not_in_prerequisite_state',
+              DETAIL = format('A table-level sync mirrors the writes made once it exists; rows of %s written before, '
+                              'by an earlier sync or copy, are stale wherever %s changed or deleted them since.',
+                              "into", relation),
+              HINT = format('Empty it first (TRUNCATE %s): the backfill after the sync copies every row.  '
+                            'A phase that drops the sync in its down should empty the copy there too.', "into");
+    END IF;
+  END IF;
   IF new_row.kind = 'table' THEN
     -- roles that write the old table must be able to write the new one too
     SELECT string_agg(quote_ident(r.rolname), ', ' ORDER BY r.rolname) INTO writers
@@ -489,7 +734,6 @@ BEGIN
               HINT = format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO %s;', "into", writers);
     END IF;
   END IF;
-  PERFORM @extschema@._sync_check(v_name);
   PERFORM @extschema@._sync_install(v_name);
   RETURN v_name;
 END
@@ -508,7 +752,7 @@ AS $$
 DECLARE
   rec @extschema@.sync;
 BEGIN
-  SELECT * INTO rec FROM @extschema@.sync s WHERE s.name = sync_drop.name FOR UPDATE;
+  SELECT * INTO rec FROM @extschema@.sync s WHERE s.name = sync_drop.name;
   IF NOT FOUND THEN
     IF if_exists THEN
       RETURN;
@@ -517,6 +761,7 @@ BEGIN
       USING ERRCODE = 'undefined_object',
             HINT = 'SELECT name FROM shift.sync_status lists the syncs.';
   END IF;
+  PERFORM shift_internal.check_owner(format('sync "%s"', name), rec.owner);
   -- DROP TRIGGER takes an ACCESS EXCLUSIVE lock on each table (and on every
   -- partition of a partitioned one).  Writers lock the table they write, then
   -- through the sync the other one: taking both locks first, in that order,
@@ -532,11 +777,11 @@ BEGIN
     EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', rec.relation);
   END IF;
   PERFORM @extschema@._sync_uninstall(name);
-  DELETE FROM @extschema@.sync s WHERE s.name = sync_drop.name;
+  PERFORM @extschema@._sync_forget(name);
 END
 $$;
 
-CREATE VIEW @extschema@.sync_status AS
+CREATE VIEW @extschema@.sync_status WITH (security_invoker = true) AS
 SELECT s.name,
        s.kind,
        s.direction,
@@ -558,7 +803,11 @@ SELECT s.name,
        s.owner,
        s.created_at,
        s.cutover_at,
-       s.archive_name
+       s.archive_name,
+       -- the row is what was checked, and its triggers were made for that
+       (s.digest IS NOT DISTINCT FROM shift_internal.sync_installed_digest(s.name)
+        AND s.digest IS NOT DISTINCT FROM encode(sha256(convert_to(s.checked::text, 'UTF8')), 'hex')
+        AND s.checked IS NOT DISTINCT FROM shift_internal.sync_definition(s)) AS definition_ok
   FROM @extschema@.sync s
   LEFT JOIN LATERAL (
     SELECT array_agg(DISTINCT tg.tgname::pg_catalog.text ORDER BY tg.tgname::pg_catalog.text) AS triggers,
@@ -572,617 +821,3 @@ SELECT s.name,
 COMMENT ON VIEW @extschema@.sync_status IS
   'every sync: kind, direction, which table fires into which, its triggers and whether they are enabled, its SQL';
 
--- ---------------------------------------------------------------------------
--- Cut-over
--- ---------------------------------------------------------------------------
-
--- Sessions holding a lock on either table, as text for a message.
-CREATE FUNCTION @extschema@._lock_holders(rel1 pg_catalog.regclass, rel2 pg_catalog.regclass,
-                                          older_than pg_catalog.interval DEFAULT NULL)
-RETURNS pg_catalog.text
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-  SELECT string_agg(DISTINCT format('pid %s (%s, transaction open %s%s)', x.pid, coalesce(x.state, '?'),
-                                    coalesce(date_trunc('second', now() - x.xact_start)::text, '?'),
-                                    CASE WHEN x.query IS NOT NULL AND x.query <> ''
-                                         THEN ': ' || left(regexp_replace(x.query, '\s+', ' ', 'g'), 80)
-                                         ELSE '' END), '; ')
-    FROM (SELECT DISTINCT a.pid, a.state, a.xact_start, a.query
-            FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-           WHERE l.locktype = 'relation' AND l.relation IN (rel1::oid, rel2::oid) AND l.granted
-             AND l.pid <> pg_backend_pid()
-             AND (older_than IS NULL OR a.xact_start < now() - older_than)) x
-$$;
-
-/*
- * Compares the two sides of a table-level sync under the cut-over's locks:
- * 'recent' the last check_rows rows of each (by each one's key, mapped),
- * 'count' the row counts, 'none' nothing.  Raises when they differ.
- */
-CREATE FUNCTION @extschema@._cutover_check(s @extschema@.sync, reverse pg_catalog.bool,
-                                           check_mode pg_catalog.text, check_rows pg_catalog.int4)
-RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  src pg_catalog.regclass := CASE WHEN reverse THEN s.target ELSE s.relation END;
-  dst pg_catalog.regclass := CASE WHEN reverse THEN s.relation ELSE s.target END;
-  cols pg_catalog.text[] := CASE WHEN reverse THEN s.reverse_columns ELSE s.target_columns END;
-  exprs pg_catalog.text[] := CASE WHEN reverse THEN s.reverse_expressions ELSE s.expressions END;
-  src_key pg_catalog.text[] := CASE WHEN reverse THEN s.target_key ELSE s.relation_key END;
-  dst_key pg_catalog.text[] := CASE WHEN reverse THEN s.relation_key ELSE s.target_key END;
-  alias pg_catalog.text;
-  src_sql pg_catalog.text;
-  dst_sql pg_catalog.text;
-  n_src pg_catalog.int8;
-  n_dst pg_catalog.int8;
-  diff pg_catalog.int8;
-BEGIN
-  IF check_mode = 'none' THEN
-    RETURN;
-  ELSIF check_mode = 'count' THEN
-    EXECUTE format('SELECT count(*) FROM %s', src) INTO n_src;
-    EXECUTE format('SELECT count(*) FROM %s', dst) INTO n_dst;
-    IF n_src <> n_dst THEN
-      RAISE EXCEPTION 'cut-over check of sync "%" failed: % has % rows, % has %', s.name, src, n_src, dst, n_dst
-        USING ERRCODE = 'object_not_in_prerequisite_state',
-              HINT = 'Find the differences with shift.compare; the sync keeps the tables equal once the backfill is done.';
-    END IF;
-    RETURN;
-  ELSIF check_mode <> 'recent' THEN
-    RAISE EXCEPTION 'check must be recent, count or none, not "%"', check_mode
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  -- the source's own name qualifies its columns in the expressions
-  -- the source's name when the sync was made qualifies its columns, as in the trigger
-  alias := CASE WHEN reverse THEN s.target_alias ELSE s.relation_alias END;
-  SELECT format('SELECT %s FROM %s AS %I ORDER BY %s DESC LIMIT %s',
-                string_agg(format('CAST((%s) AS %s)', e, format_type(a.atttypid, a.atttypmod)), ', ' ORDER BY o),
-                src, alias,
-                (SELECT string_agg(quote_ident(k), ' DESC, ') FROM unnest(src_key) k), check_rows)
-    INTO src_sql
-    FROM unnest(cols, exprs) WITH ORDINALITY AS m(c, e, o)
-    JOIN pg_attribute a ON a.attrelid = dst AND a.attname = m.c;
-  SELECT format('SELECT %s FROM %s ORDER BY %s DESC LIMIT %s',
-                (SELECT string_agg(quote_ident(c), ', ') FROM unnest(cols) c), dst,
-                (SELECT string_agg(quote_ident(k), ' DESC, ') FROM unnest(dst_key) k), check_rows)
-    INTO dst_sql;
-  EXECUTE format('SELECT (SELECT count(*) FROM ((%s) EXCEPT ALL (%s)) a) + (SELECT count(*) FROM ((%s) EXCEPT ALL (%s)) b)',
-                 src_sql, dst_sql, dst_sql, src_sql) INTO diff;
-  IF diff > 0 THEN
-    RAISE EXCEPTION 'cut-over check of sync "%" failed: % of the last % rows of % and % differ', s.name, diff,
-                    check_rows, src, dst
-      USING ERRCODE = 'object_not_in_prerequisite_state',
-            DETAIL = 'Compared: ' || src_sql || ' against ' || dst_sql,
-            HINT = 'Find the differences with shift.compare; check => ''count'' or ''none'' skips this comparison.';
-  END IF;
-END
-$$;
-
--- Before rel moves to schema nsp: its indexes and sequences move with it, so those whose
--- names nsp already has (orders_pkey of the old table) get free ones.  Returns how many.
-CREATE FUNCTION @extschema@._free_names(rel pg_catalog.regclass, nsp pg_catalog.name)
-RETURNS pg_catalog.int4
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  o record;
-  candidate pg_catalog.name;
-  n pg_catalog.int4 := 0;
-  k pg_catalog.int4;
-BEGIN
-  FOR o IN SELECT c.oid::pg_catalog.regclass AS obj, c.relname, c.relkind
-             FROM pg_class c
-            WHERE (c.oid IN (SELECT i.indexrelid FROM pg_index i WHERE i.indrelid = rel)
-                   OR c.oid IN (SELECT d.objid FROM pg_depend d
-                                 WHERE d.classid = 'pg_class'::pg_catalog.regclass AND d.refobjid = rel
-                                   AND d.refclassid = 'pg_class'::pg_catalog.regclass AND d.deptype IN ('a', 'i')))
-              AND c.relkind IN ('i', 'I', 'S')
-              AND EXISTS (SELECT 1 FROM pg_class x JOIN pg_namespace xn ON xn.oid = x.relnamespace
-                           WHERE xn.nspname = nsp AND x.relname = c.relname)
-  LOOP
-    k := 1;
-    LOOP
-      candidate := left(o.relname, 55) || '_' || k;
-      EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_class x JOIN pg_namespace xn ON xn.oid = x.relnamespace
-                             WHERE x.relname = candidate
-                               AND xn.nspname IN (nsp, (SELECT cn.nspname FROM pg_class c2
-                                                          JOIN pg_namespace cn ON cn.oid = c2.relnamespace
-                                                         WHERE c2.oid = rel)));
-      k := k + 1;
-    END LOOP;
-    EXECUTE format('ALTER %s %s RENAME TO %I', CASE WHEN o.relkind = 'S' THEN 'SEQUENCE' ELSE 'INDEX' END,
-                   o.obj, candidate);
-    n := n + 1;
-  END LOOP;
-  RETURN n;
-END
-$$;
-
-/*
- * The swap itself, under the locks: make "to" what "from" was.  Views on
- * "from" are redefined on "to", foreign keys into "from" re-pointed at "to"
- * (NOT VALID: validate them after), sequences brought past both tables'
- * values and given to "to", "from"'s grants and owner copied, names
- * swapped, and the sync's triggers turned around.  Returns what it did.
- */
-CREATE FUNCTION @extschema@._cutover_swap(s @extschema@.sync, reverse pg_catalog.bool,
-                                          archive pg_catalog.text,
-                                          OUT views pg_catalog.text[], OUT foreign_keys pg_catalog.text[],
-                                          OUT to_validate pg_catalog.text[], OUT sequences pg_catalog.text[])
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  from_rel pg_catalog.regclass := CASE WHEN reverse THEN s.target ELSE s.relation END;
-  to_rel pg_catalog.regclass := CASE WHEN reverse THEN s.relation ELSE s.target END;
-  from_nsp pg_catalog.name;
-  from_name pg_catalog.name;
-  to_nsp pg_catalog.name;
-  to_name pg_catalog.name;
-  from_owner pg_catalog.name;
-  to_owner pg_catalog.name;
-  v record;
-  fk record;
-  g record;
-  sq record;
-  view_names pg_catalog.regclass[] := '{}';
-  view_defs pg_catalog.text[] := '{}';
-  view_opts pg_catalog.text[] := '{}';
-  view_texts pg_catalog.text[] := '{}';
-  view_owners pg_catalog.name[] := '{}';
-  view_acls pg_catalog.text[] := '{}';
-  view_comments pg_catalog.text[] := '{}';
-  fk_children pg_catalog.regclass[] := '{}';
-  fk_names pg_catalog.name[] := '{}';
-  fk_defs pg_catalog.text[] := '{}';
-  target_id pg_catalog.text[] := CASE WHEN s.target_name IS NOT NULL THEN parse_ident(s.target_name) END;
-  repointed pg_catalog.text[] := '{}';
-  left_behind pg_catalog.text;
-  new_val pg_catalog.int8;
-  col_max pg_catalog.int8;
-  owned_seqs pg_catalog.regclass[] := '{}';
-  owned_cols pg_catalog.name[] := '{}';
-BEGIN
-  views := '{}';
-  foreign_keys := '{}';
-  to_validate := '{}';
-  sequences := '{}';
-  SELECT n.nspname, c.relname, pg_get_userbyid(c.relowner) INTO from_nsp, from_name, from_owner
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = from_rel;
-  SELECT n.nspname, c.relname, pg_get_userbyid(c.relowner) INTO to_nsp, to_name, to_owner
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_rel;
-
-  -- what depends on "from", captured before the names change
-  FOR v IN SELECT DISTINCT r.ev_class::pg_catalog.regclass AS vname, pg_get_viewdef(r.ev_class) AS def,
-                  c.reloptions, pg_get_userbyid(c.relowner) AS owner, c.relacl::pg_catalog.text AS acl,
-                  obj_description(r.ev_class, 'pg_class') AS comment
-             FROM pg_depend d
-             JOIN pg_rewrite r ON r.oid = d.objid
-             JOIN pg_class c ON c.oid = r.ev_class
-            WHERE d.classid = 'pg_rewrite'::pg_catalog.regclass AND d.refclassid = 'pg_class'::pg_catalog.regclass
-              AND d.refobjid = from_rel AND c.relkind = 'v' AND r.ev_class <> from_rel
-  LOOP
-    view_names := view_names || v.vname;
-    view_defs := view_defs || v.def;
-    view_opts := view_opts || CASE WHEN v.reloptions IS NOT NULL
-                                   THEN ' WITH (' || array_to_string(v.reloptions, ', ') || ')' ELSE '' END;
-    view_texts := view_texts || v.vname::pg_catalog.text;
-    view_owners := view_owners || v.owner;
-    view_acls := view_acls || v.acl;
-    view_comments := view_comments || v.comment;
-  END LOOP;
-  FOR fk IN SELECT con.conname, con.conrelid::pg_catalog.regclass AS child, pg_get_constraintdef(con.oid) AS def
-              FROM pg_constraint con
-             WHERE con.contype = 'f' AND con.confrelid = from_rel AND con.conparentid = 0
-               AND con.conrelid NOT IN (from_rel, to_rel)
-  LOOP
-    fk_children := fk_children || fk.child;
-    fk_names := fk_names || fk.conname;
-    fk_defs := fk_defs || fk.def;
-  END LOOP;
-
-  -- "from"'s grants and owner (the owner first: a sequence can only be OWNED BY a
-  -- table of its own owner, and the one "from" owned is given to "to" below)
-  PERFORM @extschema@.copy_grants(from_rel, to_rel);
-  IF to_owner <> from_owner THEN
-    EXECUTE format('ALTER TABLE %s OWNER TO %I', to_rel, from_owner);
-  END IF;
-
-  -- sequences of "to": past every value either table holds or handed out
-  FOR sq IN
-    SELECT a.attname, a.attnum, format_type(a.atttypid, a.atttypmod) AS coltype, a.atttypid,
-           dep.refobjid::pg_catalog.regclass AS seq
-      FROM pg_attribute a
-      JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
-      JOIN pg_depend dep ON dep.classid = 'pg_attrdef'::pg_catalog.regclass AND dep.objid = ad.oid
-                        AND dep.refclassid = 'pg_class'::pg_catalog.regclass
-      JOIN pg_class sc ON sc.oid = dep.refobjid AND sc.relkind = 'S'
-     WHERE a.attrelid = to_rel AND a.attnum > 0 AND NOT a.attisdropped
-    UNION ALL
-    SELECT a.attname, a.attnum, format_type(a.atttypid, a.atttypmod), a.atttypid,
-           dep.objid::pg_catalog.regclass
-      FROM pg_attribute a
-      JOIN pg_depend dep ON dep.refclassid = 'pg_class'::pg_catalog.regclass AND dep.refobjid = a.attrelid
-                        AND dep.refobjsubid = a.attnum AND dep.classid = 'pg_class'::pg_catalog.regclass
-                        AND dep.deptype = 'i'
-     WHERE a.attrelid = to_rel AND a.attidentity <> ''
-  LOOP
-    SELECT greatest(coalesce(ps.last_value, ps.start_value - 1), ps.start_value - 1) INTO new_val
-      FROM pg_sequences ps
-     WHERE ps.schemaname = (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                             WHERE c.oid = sq.seq)
-       AND ps.sequencename = (SELECT c.relname FROM pg_class c WHERE c.oid = sq.seq);
-    IF sq.atttypid IN ('int2'::pg_catalog.regtype, 'int4'::pg_catalog.regtype, 'int8'::pg_catalog.regtype) THEN
-      EXECUTE format('SELECT max(%I)::int8 FROM %s', sq.attname, to_rel) INTO col_max;
-      new_val := greatest(new_val, col_max);
-      -- and past what the same column of "from" handed out
-      SELECT greatest(new_val, max(coalesce(ps.last_value, 0))) INTO new_val
-        FROM pg_attribute fa
-        JOIN pg_attrdef fad ON fad.adrelid = fa.attrelid AND fad.adnum = fa.attnum
-        JOIN pg_depend fd ON fd.classid = 'pg_attrdef'::pg_catalog.regclass AND fd.objid = fad.oid
-                         AND fd.refclassid = 'pg_class'::pg_catalog.regclass
-        JOIN pg_class fsc ON fsc.oid = fd.refobjid AND fsc.relkind = 'S'
-        JOIN pg_namespace fsn ON fsn.oid = fsc.relnamespace
-        JOIN pg_sequences ps ON ps.schemaname = fsn.nspname AND ps.sequencename = fsc.relname
-       WHERE fa.attrelid = from_rel AND fa.attname = sq.attname;
-    END IF;
-    -- a sequence declared narrower than its new column (serial int -> bigint)
-    IF EXISTS (SELECT 1 FROM pg_sequence ps WHERE ps.seqrelid = sq.seq
-                  AND ps.seqtypid IN ('int2'::pg_catalog.regtype, 'int4'::pg_catalog.regtype)
-                  AND sq.atttypid = 'int8'::pg_catalog.regtype) THEN
-      EXECUTE format('ALTER SEQUENCE %s AS bigint', sq.seq);
-    END IF;
-    IF new_val IS NOT NULL AND new_val >= (SELECT ps.seqmin FROM pg_sequence ps WHERE ps.seqrelid = sq.seq) THEN
-      PERFORM setval(sq.seq, new_val, true);
-    END IF;
-    -- owned by a column of "from": it would go when the archive is dropped.  Given to "to"
-    -- below, once "to" is in "from"'s schema (OWNED BY wants the table in the sequence's).
-    IF EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::pg_catalog.regclass AND d.objid = sq.seq
-                  AND d.refobjid = from_rel AND d.deptype = 'a') THEN
-      owned_seqs := owned_seqs || sq.seq;
-      owned_cols := owned_cols || sq.attname;
-    END IF;
-    sequences := sequences || format('%s (%s.%s, next %s)', sq.seq, from_name, sq.attname, coalesce(new_val + 1, 1));
-    -- the reverse sync writes these values into the old table's narrower column
-    IF NOT reverse THEN
-      SELECT CASE fa.atttypid WHEN 'int2'::pg_catalog.regtype THEN 32767
-                              WHEN 'int4'::pg_catalog.regtype THEN 2147483647 END - coalesce(new_val, 0)
-        INTO col_max
-        FROM pg_attribute fa WHERE fa.attrelid = from_rel AND fa.attname = sq.attname AND NOT fa.attisdropped;
-      IF col_max IS NOT NULL AND col_max < 214748364 THEN   -- within a tenth of integer's range
-        RAISE WARNING '% values are left before %.% outgrows the old table''s % column', col_max, from_name,
-                      sq.attname, (SELECT format_type(fa.atttypid, NULL) FROM pg_attribute fa
-                                    WHERE fa.attrelid = from_rel AND fa.attname = sq.attname)
-          USING DETAIL = 'The reverse sync writes every new row into the archive; past that value those writes, and so the application''s, fail.',
-                HINT = 'Contract (drop the reverse sync) before then.';
-      END IF;
-    END IF;
-  END LOOP;
-
-  -- the names: "from" steps aside, "to" takes its place
-  IF reverse THEN
-    EXECUTE format('ALTER TABLE %s RENAME TO %I', from_rel, left(target_id[2], 50) || '_shift_swap');
-    EXECUTE format('ALTER TABLE %s RENAME TO %I', to_rel, from_name);
-    IF to_nsp <> from_nsp THEN
-      PERFORM @extschema@._free_names(to_rel, from_nsp);
-      EXECUTE format('ALTER TABLE %s SET SCHEMA %I', to_rel, from_nsp);
-    END IF;
-    -- "to" is in the sequences' schema now, and "from" has not taken them along yet
-    FOR i IN 1 .. coalesce(array_length(owned_seqs, 1), 0) LOOP
-      EXECUTE format('ALTER SEQUENCE %s OWNED BY %s.%I', owned_seqs[i], to_rel, owned_cols[i]);
-    END LOOP;
-    IF target_id[1] <> from_nsp THEN
-      PERFORM @extschema@._free_names(from_rel, target_id[1]);
-      EXECUTE format('ALTER TABLE %s SET SCHEMA %I', from_rel, target_id[1]);
-    END IF;
-    EXECUTE format('ALTER TABLE %s RENAME TO %I', from_rel, target_id[2]);
-  ELSE
-    EXECUTE format('ALTER TABLE %s RENAME TO %I', from_rel, archive);
-    IF to_nsp <> from_nsp THEN
-      PERFORM @extschema@._free_names(to_rel, from_nsp);
-      EXECUTE format('ALTER TABLE %s SET SCHEMA %I', to_rel, from_nsp);
-    END IF;
-    FOR i IN 1 .. coalesce(array_length(owned_seqs, 1), 0) LOOP
-      EXECUTE format('ALTER SEQUENCE %s OWNED BY %s.%I', owned_seqs[i], to_rel, owned_cols[i]);
-    END LOOP;
-    IF to_name <> from_name THEN   -- v2.orders -> orders: renaming to its own name fails
-      EXECUTE format('ALTER TABLE %s RENAME TO %I', to_rel, from_name);
-    END IF;
-  END IF;
-  -- views: their text names the table, which is now "to"
-  FOR i IN 1 .. coalesce(array_length(view_names, 1), 0) LOOP
-    BEGIN
-      EXECUTE format('CREATE OR REPLACE VIEW %s%s AS %s', view_names[i], view_opts[i],
-                     rtrim(view_defs[i], '; '));
-    EXCEPTION WHEN invalid_table_definition OR feature_not_supported OR datatype_mismatch THEN
-      -- a column changes type: a view nothing depends on is dropped and made again, as it was
-      IF EXISTS (SELECT 1 FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
-                  WHERE d.classid = 'pg_rewrite'::pg_catalog.regclass AND d.refobjid = view_names[i]
-                    AND r.ev_class <> view_names[i]) THEN
-        RAISE EXCEPTION 'view % cannot follow % to its new table: %', view_names[i], from_name, SQLERRM
-          USING ERRCODE = 'object_not_in_prerequisite_state',
-                DETAIL = 'Other views depend on it, so it cannot be dropped and made again here.',
-                HINT = 'Drop and recreate these views in the cut-over phase, then cut over.';
-      END IF;
-      EXECUTE format('DROP VIEW %s', view_texts[i]);
-      EXECUTE format('CREATE VIEW %s%s AS %s', view_texts[i], view_opts[i],
-                     rtrim(view_defs[i], '; '));
-      EXECUTE format('ALTER VIEW %s OWNER TO %I', view_texts[i], view_owners[i]);
-      FOR g IN SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END AS grantee,
-                      a.privilege_type, a.is_grantable
-                 FROM aclexplode(nullif(view_acls[i], '{}')::pg_catalog.aclitem[]) a   -- NULL, empty: none
-                WHERE pg_get_userbyid(a.grantee) IS DISTINCT FROM view_owners[i]
-      LOOP
-        EXECUTE format('GRANT %s ON %s TO %s%s', g.privilege_type, view_texts[i], g.grantee,
-                       CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
-      END LOOP;
-      IF view_comments[i] IS NOT NULL THEN
-        EXECUTE format('COMMENT ON VIEW %s IS %L', view_texts[i], view_comments[i]);
-      END IF;
-    END;
-    views := views || view_texts[i];
-  END LOOP;
-  -- foreign keys into the table: re-pointed, NOT VALID (validation takes no strong lock, later)
-  FOR i IN 1 .. coalesce(array_length(fk_names, 1), 0) LOOP
-    EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I, ADD CONSTRAINT %I %s%s', fk_children[i], fk_names[i],
-                   fk_names[i], fk_defs[i], CASE WHEN fk_defs[i] LIKE '% NOT VALID' THEN '' ELSE ' NOT VALID' END);
-    foreign_keys := foreign_keys || format('%s.%I', fk_children[i], fk_names[i]);
-    -- valid before pg_shift touched it (now, or at the first cut-over): validate it after
-    IF fk_defs[i] NOT LIKE '% NOT VALID'
-       OR format('%s.%I', fk_children[i], fk_names[i]) = ANY (coalesce(s.repointed_fks, '{}')) THEN
-      to_validate := to_validate || format('ALTER TABLE %s VALIDATE CONSTRAINT %I', fk_children[i], fk_names[i]);
-      repointed := repointed || format('%s.%I', fk_children[i], fk_names[i]);
-    END IF;
-  END LOOP;
-
-  -- what stays with the old table: say so
-  SELECT string_agg(format('trigger %I', t.tgname), ', ') INTO left_behind
-    FROM pg_trigger t
-   WHERE t.tgrelid = from_rel AND NOT t.tgisinternal
-     AND t.tgfoid <> '@extschema@._sync_trigger'::pg_catalog.regproc
-     AND NOT EXISTS (SELECT 1 FROM pg_trigger t2 WHERE t2.tgrelid = to_rel AND t2.tgname = t.tgname);
-  SELECT concat_ws(', ', left_behind, string_agg(DISTINCT format('materialized view %s', r.ev_class::pg_catalog.regclass), ', '))
-    INTO left_behind
-    FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class c ON c.oid = r.ev_class
-   WHERE d.classid = 'pg_rewrite'::pg_catalog.regclass AND d.refobjid = from_rel AND c.relkind = 'm';
-  SELECT concat_ws(', ', nullif(left_behind, ''),
-                   string_agg(DISTINCT format('column privileges on %I', a.attname), ', '))
-    INTO left_behind
-    FROM pg_attribute a WHERE a.attrelid = from_rel AND a.attacl IS NOT NULL AND NOT a.attisdropped;
-  IF nullif(left_behind, '') IS NOT NULL THEN
-    RAISE WARNING 'these stay with % and do not follow it to %: %', from_name, to_name, left_behind
-      USING HINT = 'Recreate them on the new table before or right after the cut-over.';
-  END IF;
-
-  -- the sync turns around
-  PERFORM @extschema@._sync_uninstall(s.name);
-  IF reverse THEN
-    UPDATE @extschema@.sync x SET direction = 'forward', cutover_at = NULL, archive_name = NULL
-     WHERE x.name = s.name;
-  ELSE
-    UPDATE @extschema@.sync x
-       SET direction = 'reverse', cutover_at = now(), archive_name = quote_ident(from_nsp) || '.' || quote_ident(archive),
-           relation_name = quote_ident(from_nsp) || '.' || quote_ident(from_name),
-           target_name = quote_ident(to_nsp) || '.' || quote_ident(to_name),
-           repointed_fks = repointed
-     WHERE x.name = s.name;
-  END IF;
-  UPDATE @extschema@.sync x SET pending_validate = to_validate WHERE x.name = s.name;
-  PERFORM @extschema@._sync_install(s.name);
-  -- the turned-around triggers must compile against the renamed tables, now
-  PERFORM @extschema@._sync_check(s.name);
-END
-$$;
-
--- Shared by cutover and cutover_revert: the locks, the retries, the check, the swap.
-CREATE FUNCTION @extschema@._cutover(p_sync pg_catalog.text, reverse pg_catalog.bool, archive pg_catalog.text,
-  check_mode pg_catalog.text, check_rows pg_catalog.int4, lock_timeout pg_catalog.text,
-  retries pg_catalog.int4, backoff pg_catalog.float8, max_backoff pg_catalog.float8,
-  max_xact_age pg_catalog.interval)
-RETURNS TABLE (attempts pg_catalog.int4, lock_wait_ms pg_catalog.float8, locked_ms pg_catalog.float8,
-               live pg_catalog.text, archived pg_catalog.text, views pg_catalog.text[],
-               foreign_keys pg_catalog.text[], to_validate pg_catalog.text[], sequences pg_catalog.text[])
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  s @extschema@.sync;
-  first_rel pg_catalog.regclass;
-  second_rel pg_catalog.regclass;
-  old_timeout pg_catalog.text := current_setting('lock_timeout');
-  blockers pg_catalog.text;
-  t0 pg_catalog.timestamptz;
-  t1 pg_catalog.timestamptz;
-  r record;
-  attempt pg_catalog.int4 := 0;
-  what pg_catalog.text := CASE WHEN reverse THEN 'revert the cut-over of' ELSE 'cut over' END;
-BEGIN
-  SELECT * INTO s FROM @extschema@.sync x WHERE x.name = p_sync FOR UPDATE;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'sync "%" does not exist', p_sync
-      USING ERRCODE = 'undefined_object', HINT = 'SELECT name FROM shift.sync_status lists the syncs.';
-  END IF;
-  IF s.kind <> 'table' THEN
-    RAISE EXCEPTION 'sync "%" is column-level: there is no table to cut over to', p_sync
-      USING ERRCODE = 'object_not_in_prerequisite_state',
-            HINT = 'A column-level sync serves both columns at once; drop it once the application has moved.';
-  END IF;
-  IF NOT reverse AND s.direction <> 'forward' THEN
-    RAISE EXCEPTION 'sync "%" is already cut over (at %)', p_sync, s.cutover_at
-      USING ERRCODE = 'object_not_in_prerequisite_state',
-            HINT = 'shift.cutover_revert goes back; shift.sync_drop ends the reverse sync.';
-  END IF;
-  IF reverse AND s.direction <> 'reverse' THEN
-    RAISE EXCEPTION 'sync "%" has not been cut over', p_sync
-      USING ERRCODE = 'object_not_in_prerequisite_state';
-  END IF;
-  IF NOT reverse AND s.reverse_columns IS NULL THEN
-    RAISE EXCEPTION 'sync "%" has no reverse mapping: after this cut-over nothing would keep % current', p_sync, s.relation
-      USING ERRCODE = 'object_not_in_prerequisite_state',
-            HINT = 'Create the sync with a reverse mapping (the default) so that a rollback after the cut-over loses nothing.';
-  END IF;
-  IF check_rows < 1 OR retries < 0 OR backoff < 0 OR max_backoff < backoff THEN
-    RAISE EXCEPTION 'check_rows must be positive, retries and backoff not negative, max_backoff at least backoff'
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  IF NOT reverse THEN
-    archive := coalesce(archive, (SELECT c.relname || '_archive' FROM pg_class c WHERE c.oid = s.relation));
-    IF EXISTS (SELECT 1 FROM pg_class c WHERE c.relname = archive
-                  AND c.relnamespace = (SELECT c2.relnamespace FROM pg_class c2 WHERE c2.oid = s.relation)) THEN
-      RAISE EXCEPTION 'cannot rename % to "%": that name is taken', s.relation, archive
-        USING ERRCODE = 'duplicate_table', HINT = 'Pass archive => another name.';
-    END IF;
-  END IF;
-  -- what the swap could not do, said before taking any lock
-  IF EXISTS (SELECT 1 FROM pg_class c WHERE c.oid IN (s.relation, s.target)
-                AND (c.relrowsecurity OR c.relforcerowsecurity)) THEN
-    RAISE EXCEPTION 'cannot % sync "%": row-level security is enabled on % or %', what, p_sync, s.relation, s.target
-      USING ERRCODE = 'feature_not_supported',
-            DETAIL = 'Policies do not follow the table to its new name.';
-  END IF;
-  blockers := (SELECT string_agg(format('%s.%I', con.conrelid::pg_catalog.regclass, con.conname), ', ')
-                 FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid
-                WHERE con.contype = 'f' AND con.conparentid = 0 AND c.relkind = 'p'
-                  AND con.confrelid = CASE WHEN reverse THEN s.target ELSE s.relation END);
-  IF blockers IS NOT NULL THEN
-    RAISE EXCEPTION 'cannot % sync "%": partitioned tables reference it (%)', what, p_sync, blockers
-      USING ERRCODE = 'feature_not_supported',
-            DETAIL = 'PostgreSQL 15 cannot add a NOT VALID foreign key to a partitioned table, and a validated one would scan it under the cut-over''s locks.',
-            HINT = 'Drop those foreign keys before the cut-over and add them to the new table afterwards (db:add_foreign_key).';
-  END IF;
-  -- a long transaction holding either table would make every attempt time out
-  blockers := @extschema@._lock_holders(s.relation, s.target, max_xact_age);
-  IF blockers IS NOT NULL THEN
-    RAISE EXCEPTION 'cannot % sync "%": long-running transactions hold % or %', what, p_sync, s.relation, s.target
-      USING ERRCODE = 'object_in_use',
-            DETAIL = 'Holding a lock for longer than ' || max_xact_age || ': ' || blockers || '.',
-            HINT = 'Wait for them to finish, or end them with SELECT pg_terminate_backend(pid).';
-  END IF;
-  -- writers take the table they write first, then (through the sync) the
-  -- other one: locking in that order cannot deadlock with them
-  IF reverse THEN
-    first_rel := s.target; second_rel := s.relation;
-  ELSE
-    first_rel := s.relation; second_rel := s.target;
-  END IF;
-
-  LOOP
-    attempt := attempt + 1;
-    BEGIN
-      PERFORM set_config('lock_timeout', _cutover.lock_timeout, true);
-      t0 := clock_timestamp();
-      EXECUTE format('LOCK TABLE %s, %s IN ACCESS EXCLUSIVE MODE', first_rel, second_rel);
-      t1 := clock_timestamp();
-      PERFORM @extschema@._cutover_check(s, reverse, check_mode, check_rows);
-      r := @extschema@._cutover_swap(s, reverse, archive);
-      PERFORM set_config('lock_timeout', old_timeout, true);
-      attempts := attempt;
-      lock_wait_ms := 1000 * extract(epoch FROM t1 - t0);
-      locked_ms := 1000 * extract(epoch FROM clock_timestamp() - t1);
-      views := r.views;
-      foreign_keys := r.foreign_keys;
-      to_validate := r.to_validate;
-      sequences := r.sequences;
-      SELECT x.relation::pg_catalog.text, x.target::pg_catalog.text INTO archived, live
-        FROM @extschema@.sync x WHERE x.name = p_sync;
-      IF reverse THEN
-        SELECT x.target::pg_catalog.text, x.relation::pg_catalog.text INTO archived, live
-          FROM @extschema@.sync x WHERE x.name = p_sync;
-      END IF;
-      RETURN NEXT;
-      RETURN;
-    EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
-      blockers := @extschema@._lock_holders(s.relation, s.target);
-      IF attempt > retries THEN
-        RAISE EXCEPTION 'could not % sync "%": % and % stayed locked through % attempts (lock_timeout %)',
-                        what, p_sync, s.relation, s.target, attempt, _cutover.lock_timeout
-          USING ERRCODE = 'lock_not_available',
-                DETAIL = 'Last seen holding them: ' || coalesce(blockers, 'nobody (the locks were released meanwhile)') || '.',
-                HINT = 'Run it again at a quieter time, raise retries, or end the blocking sessions.';
-      END IF;
-      RAISE NOTICE 'cut-over of sync "%": attempt % timed out waiting for locks (held by %); retrying',
-                   p_sync, attempt, coalesce(blockers, 'nobody now');
-      PERFORM pg_sleep(least(max_backoff, backoff * 2 ^ (attempt - 1)) * (0.5 + random() / 2));
-    END;
-  END LOOP;
-END
-$$;
-
-/*
- * shift.cutover(sync, archive => '<relation>_archive', check => 'recent',
- *   check_rows => 1000, lock_timeout => '1s', retries => 10, backoff => 0.2,
- *   max_backoff => 5, max_xact_age => '1 minute')
- *
- * In one short transaction with a small lock_timeout, retried with backoff:
- * locks both tables, checks they agree, renames the old table to archive
- * and the new one to the old name, carries over views, foreign keys,
- * sequences, grants and owner, and turns the sync around so that the
- * archive stays current.  Refuses at once if a long transaction holds
- * either table, naming it.
- */
-CREATE FUNCTION @extschema@.cutover(sync pg_catalog.text, archive pg_catalog.text DEFAULT NULL,
-  "check" pg_catalog.text DEFAULT 'recent', check_rows pg_catalog.int4 DEFAULT 1000,
-  lock_timeout pg_catalog.text DEFAULT '1s', retries pg_catalog.int4 DEFAULT 10,
-  backoff pg_catalog.float8 DEFAULT 0.2, max_backoff pg_catalog.float8 DEFAULT 5,
-  max_xact_age pg_catalog.interval DEFAULT '1 minute')
-RETURNS TABLE (attempts pg_catalog.int4, lock_wait_ms pg_catalog.float8, locked_ms pg_catalog.float8,
-               live pg_catalog.text, archived pg_catalog.text, views pg_catalog.text[],
-               foreign_keys pg_catalog.text[], to_validate pg_catalog.text[], sequences pg_catalog.text[])
-LANGUAGE sql
-SET search_path = pg_catalog, pg_temp
-AS $$
-  SELECT * FROM @extschema@._cutover(sync, false, archive, "check", check_rows, lock_timeout, retries,
-                                     backoff, max_backoff, max_xact_age)
-$$;
-
-/*
- * shift.cutover_revert(sync, ...): the way back after a cut-over, in the same
- * kind of transaction: the archive (kept current by the reverse sync) takes
- * its name back, the new table its old name, and the sync runs forward again.
- */
-CREATE FUNCTION @extschema@.cutover_revert(sync pg_catalog.text,
-  "check" pg_catalog.text DEFAULT 'recent', check_rows pg_catalog.int4 DEFAULT 1000,
-  lock_timeout pg_catalog.text DEFAULT '1s', retries pg_catalog.int4 DEFAULT 10,
-  backoff pg_catalog.float8 DEFAULT 0.2, max_backoff pg_catalog.float8 DEFAULT 5,
-  max_xact_age pg_catalog.interval DEFAULT '1 minute')
-RETURNS TABLE (attempts pg_catalog.int4, lock_wait_ms pg_catalog.float8, locked_ms pg_catalog.float8,
-               live pg_catalog.text, archived pg_catalog.text, views pg_catalog.text[],
-               foreign_keys pg_catalog.text[], to_validate pg_catalog.text[], sequences pg_catalog.text[])
-LANGUAGE sql
-SET search_path = pg_catalog, pg_temp
-AS $$
-  SELECT * FROM @extschema@._cutover(sync, true, NULL, "check", check_rows, lock_timeout, retries,
-                                     backoff, max_backoff, max_xact_age)
-$$;
-
-/*
- * shift.copy_grants(from_table, to_table): grants on to_table what every
- * role has been granted on from_table (table privileges, not column ones).
- * Before a table-level sync, the roles that write the old table need the
- * same on the new one: its trigger writes as them.
- */
-CREATE FUNCTION @extschema@.copy_grants(from_table pg_catalog.regclass, to_table pg_catalog.regclass)
-RETURNS pg_catalog.int4
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  g record;
-  n pg_catalog.int4 := 0;
-BEGIN
-  FOR g IN SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END AS grantee,
-                  a.privilege_type, a.is_grantable
-             FROM pg_class c, aclexplode(nullif(c.relacl, '{}')) a   -- NULL, empty: none
-            WHERE c.oid = from_table AND a.grantee <> c.relowner
-  LOOP
-    EXECUTE format('GRANT %s ON %s TO %s%s', g.privilege_type, to_table, g.grantee,
-                   CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
-    n := n + 1;
-  END LOOP;
-  RETURN n;
-END
-$$;

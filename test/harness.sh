@@ -8,6 +8,7 @@
 #   harness.sh demo                  run scripts/examples/users_email_lower.lua
 #   harness.sh bench                 run test/bench/*.sh, write bench-report.md
 #   harness.sh fuzz                  run test/fuzz/*.sh for long (FUZZ_SEED, FUZZ_MINUTES)
+#   harness.sh soak                  the operator model for long (SEED, MINUTES: default 60)
 #   harness.sh shell                 a shell with PGHOST/PGPORT set to a fresh cluster
 #   harness.sh exec COMMAND...       run COMMAND with PGHOST/PGPORT set to a fresh cluster
 #
@@ -25,7 +26,8 @@ export PGSHIFT_ROOT=$ROOT
 cd "$ROOT"
 
 PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-contrib
-  liblua5.4-dev libpq-dev libcmocka-dev libxxhash-dev pkg-config build-essential valgrind)
+  liblua5.4-dev libpq-dev libssl-dev libcmocka-dev libxxhash-dev pkg-config build-essential valgrind jq
+  python3 python3-psycopg2)
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'harness: %s\n' "$*" >&2; exit 2; }
@@ -203,12 +205,22 @@ suite_unit() {
   fi
 }
 
+# PGSHIFT_TESTS="30_phases 70_sync": run the integration files whose names
+# contain one of the words
+wanted_test() {
+  local w
+  for w in $PGSHIFT_TESTS; do
+    [[ "$1" == *"$w"* ]] && return 0
+  done
+  return 1
+}
+
 suite_integration() {
   say "==> integration: pgshift against the server"
   local t out rc
   for t in test/integration/[0-9]*.sh; do
     [ -e "$t" ] || continue
-    if [ -n "${PGSHIFT_TESTS:-}" ] && [[ "$t" != *"$PGSHIFT_TESTS"* ]]; then continue; fi
+    if [ -n "${PGSHIFT_TESTS:-}" ] && ! wanted_test "$t"; then continue; fi
     out=$PGS_TMP/$(basename "$t").out
     say "--- $t"
     set +e
@@ -309,6 +321,27 @@ cmd_fuzz() {
   [ "$FAILED" -eq 0 ]
 }
 
+# The operator model (test/model/operator_model.py) for MINUTES, from SEED:
+# random sequences of operator actions, invariants checked after each.
+cmd_soak() {
+  deps
+  build_install
+  cluster_start
+  local seed=${SEED:-$(date +%s)} minutes=${MINUTES:-60} out=$PGS_TMP/soak.out rc
+  say "==> soak: the operator model, seed $seed, $minutes minutes"
+  set +e
+  PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 test/model/operator_model.py --seed "$seed" \
+    --minutes "$minutes" --actions "${ACTIONS:-20}" | tee "$out"
+  rc=${PIPESTATUS[0]}
+  set -e
+  count_tap "$out" soak
+  [ "$rc" -eq 0 ] || grep -q '^not ok' "$out" || fail "soak: the model exited $rc"
+  cluster_stop
+  say ""
+  say "$PASSED passed, $FAILED failed"
+  [ "$FAILED" -eq 0 ]
+}
+
 cmd_exec() {
   build_install
   cluster_start
@@ -331,7 +364,8 @@ case "${1:-}" in
   demo) cmd_demo ;;
   bench) cmd_bench ;;
   fuzz) cmd_fuzz ;;
+  soak) cmd_soak ;;
   shell) cmd_shell ;;
   exec) shift; cmd_exec "$@" ;;
-  *) die "usage: harness.sh deps|test [SUITE...]|demo|bench|fuzz|shell|exec COMMAND..." ;;
+  *) die "usage: harness.sh deps|test [SUITE...]|demo|bench|fuzz|soak|shell|exec COMMAND..." ;;
 esac

@@ -108,7 +108,12 @@ return migration {
         -- after the cut-over the reverse sync writes events_archive by its own key, id
         db:sync { name = "events", table = "events", into = "events_v2" }
       end,
-      down = function(db) db:sync_drop "events" end },
+      -- without the sync the copy goes stale: empty it, so that running this
+      -- phase again starts from an empty copy (sync_create refuses another)
+      down = function(db)
+        db:sync_drop "events"
+        db:ddl "TRUNCATE events_v2 /* shift:allow truncate: the copy, which nothing reads yet */"
+      end },
 
     { name = "backfill",
       description = "copy the rows that exist now, in id order and in batches; the sync handles every later write",

@@ -59,7 +59,12 @@ return migration {
         db:value "SELECT shift.copy_grants('orders', 'orders_v2')"
         db:sync { name = "orders", table = "orders", into = "orders_v2" }
       end,
-      down = function(db) db:sync_drop "orders" end },
+      -- without the sync the copy goes stale: empty it, so that running this
+      -- phase again starts from an empty copy (sync_create refuses another)
+      down = function(db)
+        db:sync_drop "orders"
+        db:ddl "TRUNCATE orders_v2 /* shift:allow truncate: the copy, which nothing reads yet */"
+      end },
 
     { name = "backfill",
       description = "copy the rows that exist now, in batches; the sync handles every later write",

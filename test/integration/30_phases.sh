@@ -64,7 +64,7 @@ expect_rc "rollback --to a" 0
 expect_in "c is rolled back first" "$(echo "$OUT" | grep -- '-->' | head -1)" "[3/3] c (down)"
 expect_eq "b and c are rolled back, a stays" "$(phase_status three)" "a=done b=rolled_back c=rolled_back"
 expect_eq "their effects are gone" "$(q "SELECT string_agg(phase, ',') FROM applied")" "a"
-expect_eq "the migration is pending" "$(q "SELECT status FROM shift.migration WHERE name = 'three'")" pending
+expect_eq "the migration is partly applied (not pending: a is done)" "$(q "SELECT status FROM shift.migration WHERE name = 'three'")" partial
 pgshift --dsn "dbname=$DB" run "$f" --to b
 expect_rc "run --to b" 0
 expect_eq "it stops after b" "$(phase_status three)" "a=done b=done c=rolled_back"
@@ -90,8 +90,12 @@ LUA
 )
 pgshift --dsn "dbname=$DB" run "$f"
 expect_rc "nor runs" 0
+last_run=$(q "SELECT operation || ' ' || status || ' ' || started_at FROM shift.migration WHERE name = 'nor'")
 pgshift --dsn "dbname=$DB" rollback "$f"
 expect_rc "rolling back across a phase without down is refused" 1
+expect_eq "the refused rollback leaves the record of the last run as it was" \
+  "$(q "SELECT operation || ' ' || status || ' ' || started_at FROM shift.migration WHERE name = 'nor'")" "$last_run"
+expect_eq "and no rollback is in the history" "$(q "SELECT count(*) FROM shift.event WHERE migration = 'nor' AND kind LIKE 'rollback%'")" 0
 expect_first_line "it names the point of no return" \
   "cannot roll back phase 2 'contract' of migration nor: it has no down (a point of no return)"
 expect_in "and how far it can go" "$ERR" "pgshift rollback $f --to contract"
@@ -120,6 +124,10 @@ pgshift --dsn "dbname=$DB" run "$f"
 expect_rc "a failing verify gate fails the phase" 1
 expect_first_line "with the gate's message and line" "gate.lua:7: 1 negative rows"
 expect_eq "the phase's down ran" "$(q "SELECT count(*) FROM vt WHERE x = 2")" 0
+expect_in "the failure is the gate's, not the up's" "$ERR" "in the verify of phase 'check'"
+expect_eq "recorded as verify_failed, then the phase failed" \
+  "$(q "SELECT string_agg(kind, ' ' ORDER BY id) FROM shift.event WHERE migration = 'gate' AND kind IN ('verify_failed', 'phase_failed')")" \
+  "verify_failed phase_failed"
 q "DELETE FROM vt WHERE x < 0"
 pgshift --dsn "dbname=$DB" run "$f"
 expect_rc "with the data fixed the gate passes" 0
@@ -130,7 +138,7 @@ q "INSERT INTO vt VALUES (-5)"
 pgshift --dsn "dbname=$DB" verify "$f"
 expect_rc "pgshift verify finds the broken data" 1
 expect_eq "verify results are logged" "$(q "SELECT string_agg(kind, ' ' ORDER BY id) FROM shift.event WHERE migration = 'gate' AND kind IN ('verify_passed', 'verify_failed')")" \
-  "verify_passed verify_failed"
+  "verify_failed verify_passed verify_failed"
 expect_eq "verify changes no state" "$(q "SELECT status FROM shift.migration WHERE name = 'gate'")" done
 
 # ---- transactions: left open, db:transaction rolls back on error

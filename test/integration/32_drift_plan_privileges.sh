@@ -111,7 +111,7 @@ LUA
 pgshift --dsn "dbname=$DB user=regress_pgshift_app" run "$f"
 expect_rc "a role without privileges on shift.* is refused" 2
 expect_first_line "naming the role and database" "role \"regress_pgshift_app\" may not run migrations in database \"$DB\""
-expect_in "listing what it lacks" "$ERR" "INSERT on table shift.migration"
+expect_in "listing what it lacks" "$ERR" "missing: EXECUTE on function shift."
 expect_in "with the grant to give" "$ERR" "hint: GRANT shift_operator TO regress_pgshift_app;"
 expect_eq "nothing ran" "$(q "SELECT count(*) FROM app_t")" 0
 q "GRANT shift_operator TO regress_pgshift_app"

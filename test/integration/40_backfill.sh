@@ -122,13 +122,77 @@ RC=$?
 ERR=$(cat "$WORK/int.err")
 expect_rc "Ctrl-C stops the run" 1
 expect_in "the backfill was cancelled mid-batch" "$ERR" "interrupted by SIGINT"
-expect_eq "the phase needs no cleanup: the job resumes" \
-  "$(q "SELECT status || ' ' || needs_cleanup FROM shift.phase WHERE migration = 'bfint'")" "failed false"
+expect_eq "the phase is interrupted: the next run resumes it" \
+  "$(q "SELECT status FROM shift.phase WHERE migration = 'bfint'")" "interrupted"
 q "SELECT shift.backfill_set('bfint', sleep_ratio => 0, batch_max => 20000)" >/dev/null
 pgshift --dsn "dbname=$DB" run "$f"
 expect_rc "the next run resumes the backfill" 0
-expect_not_in "without running the down" "$OUT" "(down of the interrupted attempt)"
+expect_not_in "without running the down" "$OUT" "(down"
 expect_eq "every row exactly once" "$(rows_changed_once t4)" 0
+
+# ---- three more interruptions of a runner's non-idempotent backfill: each is
+# resumed from the checkpoint by the next run, never undone and redone
+f6=$(mig bf6 <<'LUA'
+return migration { name = "bf6", phases = {
+  { name = "fill",
+    up = function(db)
+      db:backfill { table = "t6", set = "n = n + 1", batch_min = 500, batch_max = 500, target_ms = 50,
+                    sleep_ratio = tonumber(os.getenv("SLEEP_RATIO") or "0"), max_lag = false }
+      db:exec("SELECT pg_sleep($1)", tonumber(os.getenv("AFTER") or "0"))
+    end,
+    down = function(db) db:exec("UPDATE t6 SET n = 0") end },
+} }
+LUA
+)
+# (a) the work session terminated mid-backfill (an admin, a failover)
+make_table t6
+snapshot_rows t6
+SLEEP_RATIO=8 "$PGSHIFT" --dsn "dbname=$DB" run "$f6" >"$WORK/t6a.out" 2>&1 &
+runner=$!
+wait_for "the backfill is under way" 30 "SELECT keys_done >= 3000 FROM shift.backfill WHERE name = 'bf6:fill'"
+q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pgshift' AND datname = current_database()" >/dev/null
+wait $runner
+RC=$?
+expect_rc "the run whose session was terminated stops" 1
+expect_eq "as an interruption" "$(q "SELECT status FROM shift.phase WHERE migration = 'bf6'")" interrupted
+expect_eq "and its job kept its checkpoint" "$(q "SELECT keys_done >= 3000 FROM shift.backfill WHERE name = 'bf6:fill'")" t
+pgshift --dsn "dbname=$DB" run "$f6"
+expect_rc "the next run resumes and completes" 0
+expect_not_in "without undoing the phase" "$OUT" "(down"
+expect_eq "after the termination, every row was processed exactly once" "$(rows_changed_once t6)" 0
+
+# (b) the runner SIGKILLed after the backfill finished, before the phase was recorded done
+pgshift --dsn "dbname=$DB" rollback "$f6"
+expect_rc "rolled back for the next case" 0
+snapshot_rows t6
+AFTER=30 "$PGSHIFT" --dsn "dbname=$DB" run "$f6" >"$WORK/t6b.out" 2>&1 &
+runner=$!
+wait_for "the backfill is done, the phase not yet" 60 \
+  "SELECT state = 'done' FROM shift.backfill WHERE name = 'bf6:fill' UNION ALL SELECT false LIMIT 1"
+{ kill -9 "$runner"; wait "$runner"; } 2>/dev/null
+pgshift --dsn "dbname=$DB" run "$f6"
+expect_rc "the next run, started at once, completes" 0
+expect_not_in "without undoing the phase" "$OUT" "(down"
+expect_eq "after the kill between the backfill and the bookkeeping, every row exactly once" "$(rows_changed_once t6)" 0
+
+# (c) a runner SIGKILLed while a second one waits for its lock (--lock-wait)
+pgshift --dsn "dbname=$DB" rollback "$f6"
+expect_rc "rolled back for the last case" 0
+snapshot_rows t6
+SLEEP_RATIO=8 "$PGSHIFT" --dsn "dbname=$DB" run "$f6" >"$WORK/t6c.out" 2>&1 &
+first=$!
+wait_for "the first runner's backfill is under way" 30 "SELECT keys_done >= 3000 FROM shift.backfill WHERE name = 'bf6:fill'"
+"$PGSHIFT" --dsn "dbname=$DB" run "$f6" --lock-wait 60 >"$WORK/t6d.out" 2>&1 &
+second=$!
+sleep 1
+{ kill -9 "$first"; wait "$first"; } 2>/dev/null
+q "SELECT shift.backfill_set('bf6:fill', sleep_ratio => 0, batch_max => 20000)" >/dev/null
+wait "$second"
+RC=$?
+OUT=$(cat "$WORK/t6d.out")
+expect_rc "the waiting runner takes over and completes" 0
+expect_not_in "without undoing the phase" "$OUT" "(down"
+expect_eq "after the kill of the lock holder, every row exactly once" "$(rows_changed_once t6)" 0
 
 # ---- concurrent writers: updates and inserts all along; no row missed, deadlocks handled
 make_table t5
@@ -194,6 +258,15 @@ pb=$!
 wait_for "both jobs run at once" 30 "SELECT count(*) = 2 FROM shift.backfill_progress WHERE state = 'running'"
 OUT=$(psql -X -q -d "$DB" -c "CALL shift.backfill_run('par_a')" 2>&1)
 expect_in "a second runner of the same job is refused" "$OUT" "backfill job \"par_a\" is being run by another session"
+# the run lock, as backfill_run takes it in C, is the one shift.backfill_progress
+# and shift.backfill_drop look for in SQL
+expect_eq "the progress view names the session running each job" \
+  "$(q "SELECT string_agg((p.running_pid = a.pid)::text, ',' ORDER BY p.name)
+          FROM shift.backfill_progress p
+          JOIN pg_stat_activity a ON a.query = format('CALL shift.backfill_run(%L)', p.name)
+         WHERE p.name LIKE 'par_%'")" "true,true"
+OUT=$(q "SELECT shift.backfill_drop('par_b')" 2>&1)
+expect_in "a job being run cannot be dropped" "$OUT" "backfill job \"par_b\" is running and cannot be dropped"
 q "SELECT shift.backfill_set('par_a', sleep_ratio => 0, batch_max => 20000); SELECT shift.backfill_set('par_b', sleep_ratio => 0, batch_max => 20000)" >/dev/null
 wait $pa; wait $pb
 expect_eq "both finished" "$(q "SELECT string_agg(state, ',' ORDER BY name) FROM shift.backfill WHERE name LIKE 'par_%'")" "done,done"

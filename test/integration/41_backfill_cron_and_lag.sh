@@ -21,6 +21,33 @@ expect_eq "it took several scheduled runs" "$(( runs >= 2 ))" 1
 expect_eq "every row exactly once" "$(q "SELECT count(*) FROM c WHERE n <> 1")" 0
 expect_eq "in batches of the size asked" "$(q "SELECT count(*), max(keys) FROM shift.backfill_batch WHERE job = 'cronjob'")" "3|500"
 
+# ---- a finished job ends its own schedule (schedule =>): in pg_cron's own
+# database it removes it; elsewhere it says where and how
+q "CREATE TABLE c2 (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
+   INSERT INTO c2 SELECT g, 0 FROM generate_series(1, 300) g"
+q "SELECT shift.backfill_create('other_db', 'c2', set => 'n = n + 1')" >/dev/null
+msg=$(PGOPTIONS="-c client_min_messages=notice" psql -X -q -d "$DB" -c "CALL shift.backfill_run('other_db', schedule => 'pgshift-it-other')" 2>&1)
+expect_in "a job done in another database than pg_cron's says how to end its schedule" "$msg" \
+  "Remove it in database \"postgres\" with SELECT cron.unschedule('pgshift-it-other');"
+expect_eq "and the progress view names the schedule" \
+  "$(q "SELECT state || ' ' || schedule FROM shift.backfill_progress WHERE name = 'other_db'")" "done pgshift-it-other"
+psql -X -q -d postgres -c "DROP EXTENSION IF EXISTS pg_shift; CREATE EXTENSION pg_shift;
+  CREATE TABLE pgshift_it_cron (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
+  INSERT INTO pgshift_it_cron SELECT g, 0 FROM generate_series(1, 300) g;
+  SELECT shift.backfill_create('same_db', 'pgshift_it_cron', set => 'n = n + 1');
+  SELECT shift.backfill_create('cancelled', 'pgshift_it_cron', set => 'n = n');
+  SELECT shift.backfill_cancel('cancelled');
+  SELECT cron.schedule('pgshift-it-same', '0 0 1 1 *', 'SELECT 1');
+  SELECT cron.schedule('pgshift-it-cancelled', '0 0 1 1 *', 'SELECT 1');" >/dev/null
+msg=$(PGOPTIONS="-c client_min_messages=notice" psql -X -q -d postgres -c "CALL shift.backfill_run('same_db', schedule => 'pgshift-it-same')" 2>&1)
+expect_in "in pg_cron's database a finished job removes its schedule" "$msg" "its pg_cron schedule \"pgshift-it-same\" was removed"
+expect_eq "it is gone from cron.job" "$(psql -X -A -t -q -d postgres -c "SELECT count(*) FROM cron.job WHERE jobname = 'pgshift-it-same'")" 0
+psql -X -q -d postgres -c "CALL shift.backfill_run('cancelled', schedule => 'pgshift-it-cancelled')" >/dev/null 2>&1
+rc=$?
+expect_eq "a cancelled job's run removes its schedule instead of failing every minute" \
+  "$rc $(psql -X -A -t -q -d postgres -c "SELECT count(*) FROM cron.job WHERE jobname = 'pgshift-it-cancelled'")" "0 0"
+psql -X -q -d postgres -c "DROP TABLE pgshift_it_cron; DROP EXTENSION pg_shift" >/dev/null
+
 # ---- replication lag: a standby whose replay is paused holds the job back
 SB=$(mktemp -d /tmp/pgshift-standby.XXXXXX)
 chmod 700 "$SB"
@@ -43,8 +70,10 @@ q "CREATE TABLE l (id int PRIMARY KEY, n int NOT NULL DEFAULT 0, pad text);
    INSERT INTO l SELECT g, 0, repeat('x', 200) FROM generate_series(1, 30000) g"
 q "SELECT shift.backfill_create('lagged', 'l', set => 'n = n + 1', batch_min => 1000, batch_max => 1000,
                                 max_lag => '1 second', sleep_ratio => 20)" >/dev/null
-psql -X -q -h "$SB" -p "$SBPORT" -d "$DB" -c "SELECT pg_wal_replay_pause()" >/dev/null
 q "CALL shift.backfill_run('lagged', max_batches => 3)"
+# paused only now: with replay paused first, the lag could pass max_lag before
+# those three batches ran, and that run would wait for a replay nobody resumes
+psql -X -q -h "$SB" -p "$SBPORT" -d "$DB" -c "SELECT pg_wal_replay_pause()" >/dev/null
 psql -X -q -d "$DB" -c "CALL shift.backfill_run('lagged')" >"$WORK/lagged.out" 2>&1 &
 runner=$!
 wait_for "the job waits on the standby's lag" 30 \

@@ -45,6 +45,10 @@ expect_eq "json summary: equal" "$(json_field "$summary" '{equal}')" true
 expect_eq "json summary: the source's rows" "$(json_field "$summary" '{source_rows}')" "$ROWS"
 received=$(json_field "$summary" '{bytes_received}')
 expect_eq "bytes received are measured and small (< 200 kB for $ROWS equal rows)" "$(( received > 0 && received < 200000 ))" 1
+expect_eq "the summary's fields in their order, seconds to the millisecond" \
+  "$(sed -E 's/[0-9]+(\.[0-9]{1,3})?([,}])/N\2/g' <<<"$summary")" \
+  '{"event":"compare","source":"t","target":"t","equal":true,"source_rows":N,"target_rows":N,"missing_in_target":N,"missing_in_source":N,"different":N,"in_flight":N,"rechecks":N,"buckets":N,"seconds":N,"bytes_received":N,"bytes_sent":N}'
+# with one side replicating the other, "lsn" comes between "rechecks" and "buckets" (52)
 
 # ---- each kind of difference, found and named
 q2 "UPDATE t SET name = 'changed' WHERE id = 777;
@@ -80,6 +84,20 @@ q2 "UPDATE account_new SET score = '7' WHERE id = 9"
 pgshift compare --source "$SRC" --target "$TGT" --table acct --target-table account_new \
   --columns "id,full_name,score" --target-columns "id,name,score::int"
 expect_in "and one changed score is found" "$OUT" "different          {9}"
+
+# ---- column names that need quoting, in the lists the target takes from the source
+odd='CREATE TABLE "od""d" ("k e,y" int PRIMARY KEY, "we""ird, col\" text, "{x}" int);
+     INSERT INTO "od""d" SELECT g, $$v$$ || g, g FROM generate_series(1, 1000) g'
+q "$odd"; q2 "$odd"
+pgshift compare --source "$SRC" --target "$TGT" --table '"od""d"'
+expect_rc "odd column names: equal tables compare equal" 0
+q2 'UPDATE "od""d" SET "we""ird, col\" = $$x$$ WHERE "k e,y" = 7'
+pgshift compare --source "$SRC" --target "$TGT" --table '"od""d"'
+expect_in "and a changed value under an odd name is found" "$OUT" "different          {7}"
+pgshift compare --source "$SRC" --target "$TGT" --table '"od""d"' --columns '"k e,y","{x}"'
+expect_rc "a --columns list with quoted names, commas and braces in them" 0
+pgshift compare --source "$SRC" --target "$TGT" --table '"od""d"' --columns '"k e,y", "we""ird, col\"'
+expect_in "names the same difference" "$OUT" "different          {7}"
 
 # ---- a table without a primary key: rows compared as a multiset
 q "CREATE TABLE logs (msg text, n int); INSERT INTO logs SELECT 'm' || (g % 100), g % 3 FROM generate_series(1, 3000) g"
@@ -241,6 +259,33 @@ q2 "UPDATE flight SET v = -1 WHERE id = 99999"
 pgshift compare --source "$SRC" --target "$TGT" --table flight --recheck 1 --json
 expect_rc "a change that stays is still a difference after the recheck" 1
 expect_in "reported different" "$OUT" '{"event":"difference","kind":"different","key":"{99999}"}'
+
+# ---- Ctrl-C: the statements in flight are cancelled, exit 2 at once
+q "CREATE TABLE held (id int PRIMARY KEY)"
+q2 "CREATE TABLE held (id int PRIMARY KEY)"
+psql -X -q -h "$SECOND_HOST" -p "$SECOND_PORT" -U postgres -d "$DB" \
+  -c "BEGIN; LOCK TABLE held; SELECT pg_sleep(60)" >/dev/null 2>&1 &
+holder=$!
+held() { q2 "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+             WHERE c.relname = 'held' AND l.granted = $1"; }
+for _ in $(seq 1 100); do [ "$(held true)" = 1 ] && break; sleep 0.1; done
+"$PGSHIFT" compare --source "$SRC" --target "$TGT" --table held >"$WORK/int.out" 2>"$WORK/int.err" &
+cmp=$!
+for _ in $(seq 1 200); do [ "$(held false)" = 1 ] && break; sleep 0.1; done
+expect_eq "the compare waits for the target's table" "$(held false)" 1
+start=$(date +%s)
+kill -INT "$cmp"
+wait "$cmp"
+RC=$? OUT=$(cat "$WORK/int.out") ERR=$(cat "$WORK/int.err")
+expect_rc "Ctrl-C stops a compare" 2
+expect_eq "promptly (the waiting statement is cancelled)" "$(( $(date +%s) - start < 10 ))" 1
+expect_first_line "the cancelled statement is the cause" "canceling statement due to user request (SQLSTATE 57014)"
+expect_in "on the target" "$ERR" "on the target (host="
+sessions() { q2 "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgshift compare'"; }
+for _ in $(seq 1 50); do [ "$(sessions)" = 0 ] && break; sleep 0.1; done
+expect_eq "and its session is gone from the target" "$(sessions)" 0
+q2 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()" >/dev/null
+wait "$holder"
 
 # ---- db:checksum and db:compare in a validate phase
 q "CREATE TABLE old_t (id int PRIMARY KEY, v text); INSERT INTO old_t SELECT g, 'v' || g FROM generate_series(1, 1000) g;

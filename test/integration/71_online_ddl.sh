@@ -154,8 +154,37 @@ q "INSERT INTO stock (id, qty) VALUES (90005, 5)"
 expect_eq "and after the swap's rollback inserts keep their values" \
   "$(q "SELECT qty || '/' || qty__new FROM stock WHERE id = 90005")" "5/5"
 expect_eq "and the copy agrees with it in every row" "$(q "SELECT count(*) FROM stock WHERE qty__new IS DISTINCT FROM qty")" 0
+# the application's new version inserts without the old column while the
+# contract drops the sync and that (NOT NULL) column: never between the two
+cat >"$WORK/insert.sql" <<'SQL'
+\set id random(100000, 100000000)
+INSERT INTO stock (id, qty) VALUES (:id, 1) ON CONFLICT (id) DO NOTHING;
+SQL
+pgshift --dsn "dbname=$DB" run "$g" --to stock_qty-swap
+expect_rc "the swap again" 0
+# which transaction drops what: the gap between the sync's triggers and the
+# old column is a window in which inserts fail, however short it is
+q "CREATE TABLE drop_log (xid xid8, what text);
+   CREATE FUNCTION log_drops() RETURNS event_trigger LANGUAGE plpgsql AS \$\$
+   BEGIN
+     INSERT INTO public.drop_log SELECT pg_current_xact_id(), object_type || ' ' || object_identity
+       FROM pg_event_trigger_dropped_objects() WHERE object_type IN ('trigger', 'table column');
+   END \$\$;
+   CREATE EVENT TRIGGER log_drops ON sql_drop EXECUTE FUNCTION log_drops()"
+"$PGBENCH" -n -c 2 -T 6 -f "$WORK/insert.sql" "$DB" >"$WORK/inserts.out" 2>&1 &
+bench=$!
+sleep 1
 pgshift --dsn "dbname=$DB" run "$g"
-expect_rc "swap and contract" 0
+expect_rc "the contract" 0
+q "DROP EVENT TRIGGER log_drops"
+expect_eq "the contract drops the sync's triggers and the old column in one transaction" \
+  "$(q "SELECT count(DISTINCT xid) || ':' || count(*) FILTER (WHERE what LIKE 'table column %qty\_\_old')
+               || ':' || (count(*) FILTER (WHERE what LIKE 'trigger %stock') > 0)
+          FROM drop_log")" "1:1:true"
+wait $bench
+bench_rc=$?
+expect_eq "no insert of the application failed while the sync and the old column went" \
+  "$bench_rc:$(grep -c 'aborted\|ERROR' "$WORK/inserts.out")" "0:0"
 expect_eq "qty is bigint, NOT NULL, with its default, and the helper columns are gone" \
   "$(q "SELECT format_type(atttypid, atttypmod) || ' ' || attnotnull || ' ' || pg_get_expr(d.adbin, d.adrelid)
           || ' ' || (SELECT count(*) FROM pg_attribute x WHERE x.attrelid = 'stock'::regclass AND x.attname LIKE 'qty\_\_%' AND NOT x.attisdropped)

@@ -140,7 +140,7 @@ for b in v1 v1b v2 v2b; do
 done
 hist=$(events customers_split_name)
 expect_eq "the history records both takeovers (kill, crash)" "$(grep -o takeover <<<"$hist" | wc -l)" 2
-expect_in "and the terminated contract" "$hist" "phase_failed:contract"
+expect_in "and the terminated contract, as an interruption" "$hist" "interrupted:contract"
 expect_in "and the rollbacks" "$hist" "phase_rolled_back:expand"
 expect_eq "every phase is done" "$(phase_status customers_split_name)" \
   "expand=done sync=done backfill=done validate=done not_null=done contract=done"

@@ -73,7 +73,7 @@ SELECT shift.backfill_create('ctl', 'items', set => 'label = upper(label)', batc
 CALL shift.backfill_run('ctl', max_batches => 3);
 SELECT name, state, keys_done, batches FROM prog WHERE name = 'ctl';
 SELECT shift.backfill_pause('ctl');
-CALL shift.backfill_run('ctl');
+CALL shift.backfill_run('ctl');                 -- paused: an error (pg_cron shows it failed), not a silent no-op
 SELECT name, state, keys_done FROM prog WHERE name = 'ctl';
 SELECT * FROM shift.backfill_step('ctl');
 SELECT shift.backfill_resume('ctl');

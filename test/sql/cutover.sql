@@ -55,6 +55,16 @@ SELECT * FROM shift.cutover('ord', archive => 'taken');      -- the archive name
 CREATE TABLE orders_archive (x int);
 SELECT * FROM shift.cutover('ord');                         -- the default one too
 DROP TABLE orders_archive;
+-- a backfill job not finished on either table would follow it to the archive: refused, naming it
+SELECT shift.backfill_create('ord_fill', 'orders', "into" => 'v2.orders', on_conflict => 'nothing');
+SELECT * FROM shift.cutover('ord');
+SELECT shift.backfill_pause('ord_fill');
+SELECT * FROM shift.cutover('ord');                         -- paused is not finished
+SELECT shift.backfill_drop('ord_fill');
+SELECT shift.backfill_create('ord_fix', 'v2.orders', set => 'amount = amount');
+SELECT * FROM shift.cutover('ord');                         -- on the new table too
+SELECT shift.backfill_cancel('ord_fix');                    -- cancelled: no longer in the way
+SELECT shift.backfill_drop('ord_fix');
 SELECT rel, owner FROM rels WHERE rel::text IN ('orders', 'v2.orders') ORDER BY 1;
 
 -- ---- the check: a difference the sync did not make fails the cut-over ('recent', the default,
@@ -130,6 +140,10 @@ EXCEPTION WHEN object_not_in_prerequisite_state THEN
 END
 $$;
 
+-- ---- cutover_revert: refused while a backfill is not finished on either table
+SELECT shift.backfill_create('live_fix', 'orders', set => 'amount = amount');
+SELECT * FROM shift.cutover_revert('ord');
+SELECT shift.backfill_drop('live_fix');
 -- ---- cutover_revert: the names and the forward direction come back
 SELECT attempts, live, archived, views, foreign_keys, to_validate, sequences FROM shift.cutover_revert('ord');
 SELECT name, direction, source, destination, triggers, archive_name, cutover_at FROM shift.sync_status;
@@ -189,8 +203,8 @@ SELECT rel FROM rels WHERE rel::text LIKE 'c%' ORDER BY 1;
 CREATE TABLE q (id int PRIMARY KEY, v text);
 CREATE TABLE q_new (id bigint PRIMARY KEY, v text);
 INSERT INTO q VALUES (1, 'a');
-INSERT INTO q_new VALUES (1, 'a');
 SELECT shift.sync_create('q', 'q', "into" => 'q_new', reverse_select => 'q_new.id::int, q_new.v');
+INSERT INTO q_new VALUES (1, 'a');       -- the backfill
 SELECT live, archived FROM shift.cutover('q');
 INSERT INTO q VALUES (2, 'b');
 SELECT * FROM q_archive ORDER BY id;
@@ -209,7 +223,7 @@ CREATE TRIGGER lb_audit BEFORE UPDATE ON lb FOR EACH ROW EXECUTE FUNCTION lb_tou
 SELECT shift.sync_create('lb', 'lb', "into" => 'lb_new');
 SET client_min_messages = warning;
 SELECT live FROM shift.cutover('lb');
-SELECT pending_validate FROM shift.sync WHERE name = 'lb';
+SELECT * FROM shift.cutover_pending('lb');
 
 -- ---- into a partitioned table: after the cut-over the reverse sync fires from
 -- it, and a TRUNCATE of one of its partitions reaches the archive too; the

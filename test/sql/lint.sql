@@ -265,6 +265,120 @@ SELECT statement, rule FROM shift.lint($$
   ALTER TABLE t_renamed ALTER COLUMN d SET DEFAULT 'shift:allow all', DROP COLUMN e;
   ALTER TABLE t_renamed DROP COLUMN f /* $x$ shift:allow drop-column $x$ */$$, '1s') ORDER BY 1, 2;
 
+-- ---- lint runs no user code: no input function converts a literal, no
+-- domain CHECK is evaluated or planned, no user function is called or
+-- inlined.  Each user function below counts its calls in a sequence, which
+-- no rollback undoes; a domain CHECK made of built-ins sets a setting.
+CREATE SEQUENCE user_code_calls;
+CREATE FUNCTION user_code_ran() RETURNS bigint LANGUAGE sql AS
+  $$ SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM lint_test.user_code_calls $$;
+CREATE FUNCTION watch(int) RETURNS bool LANGUAGE plpgsql AS
+  $$ BEGIN PERFORM nextval('lint_test.user_code_calls'); RETURN true; END $$;
+CREATE FUNCTION watch_imm(int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS
+  $$ BEGIN PERFORM nextval('lint_test.user_code_calls'); RETURN $1; END $$;
+CREATE FUNCTION sql_imm(int) RETURNS int LANGUAGE sql IMMUTABLE AS
+  $$ SELECT lint_test.watch_imm($1) $$;
+CREATE DOMAIN watched AS int CHECK (watch(VALUE));
+CREATE TYPE watched_row AS (a watched);
+CREATE TYPE watched_range AS RANGE (subtype = watched);
+CREATE FUNCTION takes_row(watched_row) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT 1';
+CREATE DOMAIN sets_config AS int CHECK (set_config('lint_test.ran', 'yes', false) IS NOT NULL);
+CREATE TYPE sets_config_row AS (a sets_config);
+CREATE DOMAIN folded AS int CHECK (VALUE > watch_imm(0));
+CREATE DOMAIN folded_too AS int CHECK (VALUE > watch_imm(0));
+CREATE TYPE boxed AS (v int);
+CREATE FUNCTION box(int) RETURNS boxed LANGUAGE sql IMMUTABLE AS
+  $$ SELECT ROW($1 + lint_test.watch_imm(1))::lint_test.boxed $$;
+CREATE CAST (int AS boxed) WITH FUNCTION box(int) AS ASSIGNMENT;
+-- a composite literal whose field is a domain with a CHECK (record_in -> domain_in)
+SELECT * FROM l($$ALTER TABLE users ADD COLUMN c watched_row DEFAULT '(1)'$$);
+-- an array and a range of that domain
+SELECT * FROM l($$ALTER TABLE users ADD COLUMN c watched[] DEFAULT '{2}'$$);
+SELECT * FROM l($$ALTER TABLE users ADD COLUMN c watched_range DEFAULT '[3,4)'$$);
+-- an unknown literal made a composite by a function's argument type
+SELECT * FROM l($$ALTER TABLE users ADD COLUMN c int DEFAULT takes_row('(5)')$$);
+-- immutable user functions in a default: neither folded nor inlined
+SELECT * FROM l('ALTER TABLE users ADD COLUMN c int DEFAULT watch_imm(6) + sql_imm(7)');
+-- a domain whose CHECK calls an immutable user function on a constant: the
+-- typcache would fold it while loading the domain's constraints
+SELECT * FROM l('ALTER TABLE users ADD COLUMN c folded');
+SELECT * FROM l('ALTER TABLE users ALTER COLUMN n TYPE folded_too');
+-- a cast through a SQL function: planning would inline it and fold
+-- watch_imm(1); lint says it cannot tell instead
+SELECT * FROM l('ALTER TABLE users ALTER COLUMN n TYPE boxed');
+SELECT user_code_ran() AS user_code_calls;
+-- a domain CHECK made of built-ins only (set_config) is not evaluated either
+SELECT * FROM l($$ALTER TABLE users ADD COLUMN c sets_config_row DEFAULT '(1)'$$);
+SELECT current_setting('lint_test.ran', true) IS NULL AS setting_untouched;
+-- after lint, the same functions run and inline as usual: the hook only acts
+-- while lint analyses
+SELECT '(8)'::watched_row AS still_converts, user_code_ran() AS user_code_calls;
+CREATE FUNCTION sql_double(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1 * 2';
+EXPLAIN (VERBOSE, COSTS OFF) SELECT sql_double(n) FROM users;
+SELECT watch_imm(9) AS called, user_code_ran() AS user_code_calls;
+
+-- ---- linear in the input: earlier statements' facts are found through hash
+-- tables, a statement's shift:allow comments are read once however many
+-- findings it has, and each statement and subcommand is linted in memory
+-- reset after it.  Each input is about as long as the limits allow (512 kB
+-- a part, 1 MB a lint_script call); a quadratic implementation took from
+-- 10 s to minutes on them, and hits this timeout.
+SET statement_timeout = '5s';
+-- 8 500 CHECK (cK IS NOT NULL) NOT VALID constraints, each validated, in two
+-- parts, then SET NOT NULL on the first, the last (both proven) and one
+-- never checked
+SELECT part, statement, rule, message FROM shift.lint_script(
+  (SELECT array_agg(p ORDER BY k) FROM (
+     SELECT i % 2 AS k, string_agg(format('ALTER TABLE users ADD CONSTRAINT c%s CHECK (c%s IS NOT NULL) NOT VALID;
+ALTER TABLE users VALIDATE CONSTRAINT c%s;', i, i, i), E'\n' ORDER BY i) AS p
+       FROM generate_series(1, 8500) i GROUP BY i % 2) x)
+  || ARRAY['ALTER TABLE users ALTER c1 SET NOT NULL, ALTER c8500 SET NOT NULL, ALTER n SET NOT NULL'],
+  lock_timeout => '1s');
+-- 20 000 tables created, each indexed while new, in two parts: no finding
+SELECT count(*) AS findings FROM shift.lint_script(
+  (SELECT array_agg(p ORDER BY k) FROM (
+     SELECT i % 2 AS k, string_agg(format('CREATE TABLE t%s (); CREATE INDEX ON t%s (x);', i, i), E'\n') AS p
+       FROM generate_series(1, 20000) i GROUP BY i % 2) x), lock_timeout => '1s');
+-- the same name created and dropped 30 000 times, then used: it exists no more
+SELECT part, statement, rule FROM shift.lint_script(
+  ARRAY[repeat('CREATE TABLE t (); DROP TABLE t; ', 15000), repeat('CREATE TABLE t (); DROP TABLE t; ', 15000),
+        'CREATE INDEX ON t (x)'], lock_timeout => '1s');
+-- one ALTER TABLE with 9 000 type changes, each a finding
+SELECT count(*) AS findings, count(DISTINCT message) AS messages FROM shift.lint(
+  'ALTER TABLE users ' || repeat('ALTER n TYPE int8, ', 8999) || 'ALTER n TYPE int8', '1s');
+-- one with 26 000, and one DROP TABLE of 45 000 tables, each silenced by a
+-- comment at the end of its statement (which was read again for each)
+SELECT count(*) AS findings FROM shift.lint(
+  'ALTER TABLE users ' || repeat('ALTER n TYPE int8, ', 25999) || 'ALTER n TYPE int8 /* shift:allow column-type-rewrite */', '1s');
+SELECT count(*) AS findings FROM shift.lint(
+  (SELECT 'DROP TABLE ' || string_agg('gone' || i, ',') FROM generate_series(1, 45000) i) || ' /* shift:allow drop-table */', '1s');
+RESET statement_timeout;
+
+-- ---- every input is bounded: SQLSTATE 54000 naming it, its size and the limit
+CREATE FUNCTION refusal(call text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+  EXECUTE call;
+  RETURN 'accepted';
+EXCEPTION WHEN OTHERS THEN
+  RETURN SQLSTATE || ': ' || SQLERRM;
+END $$;
+SELECT count(*) FROM shift.lint(repeat('-', 524289));
+SELECT refusal($$SELECT count(*) FROM shift.lint(repeat(' ', 524281) || 'SELECT 1')$$) AS one_byte_over,
+       refusal($$SELECT count(*) FROM shift.lint(repeat(' ', 524280) || 'SELECT 1')$$) AS at_the_limit;
+SELECT refusal($$SELECT count(*) FROM shift.lint('SELECT 1', repeat('1', 1025))$$) AS lock_timeout;
+SELECT refusal($$SELECT count(*) FROM shift.lint_script(ARRAY['SELECT 1', repeat(' ', 524289)])$$) AS part,
+       refusal($$SELECT count(*) FROM shift.lint_script(array_fill(repeat(' ', 400000), ARRAY[3]))$$) AS parts_together,
+       refusal($$SELECT count(*) FROM shift.lint_script(array_fill(repeat(' ', 400000), ARRAY[2]))$$) AS two_parts;
+SELECT refusal($$SELECT count(*) FROM shift.lint_script(ARRAY['SELECT 1'], ARRAY[repeat('1', 1025)])$$) AS part_lock_timeout;
+-- the output too: 10 000 findings at most (each of many relations named is one)
+SELECT count(*) AS findings FROM shift.lint(repeat('TRUNCATE users; ', 10000), '1s');
+SELECT count(*) FROM shift.lint(repeat('TRUNCATE users; ', 10000) || 'TRUNCATE users, orders', '1s');
+-- runs of operator characters, on which PostgreSQL's scanner is quadratic:
+-- 20 000 nested comment openers took 2.7 s and could not be cancelled
+SELECT count(*) FROM shift.lint(repeat('/*', 20000) || repeat('*/', 20000));
+SELECT refusal($$SELECT count(*) FROM shift.lint('SELECT 1 ' || repeat('+', 10001) || ' 1')$$) AS long_run,
+       refusal($$SELECT count(*) FROM shift.lint(repeat('-- ' || repeat('-', 100) || E'\n', 5000) || 'SELECT 1')$$) AS banner_lines;
+
 -- ---- privileges: anyone may lint; it never needs access to the tables
 SELECT p.proname, has_function_privilege('public', p.oid, 'EXECUTE') AS public_execute
   FROM pg_proc p WHERE p.pronamespace = 'shift'::regnamespace AND p.proname LIKE 'lint%' ORDER BY 1;

@@ -277,6 +277,14 @@ UPDATE sw SET id = CASE id WHEN 1 THEN 2 WHEN 2 THEN 3 ELSE 1 END, v = v || '!';
 SELECT (SELECT array_agg(s::text ORDER BY id) FROM sw s) = (SELECT array_agg(s::text ORDER BY id) FROM sw2 s) AS same,
        (SELECT string_agg(id || v, ' ' ORDER BY id) FROM sw2) AS target;
 SELECT shift.sync_drop('sw');
+-- a new sync into a table that holds rows is refused: they were written
+-- without it (here by the sync just dropped) and may be stale
+DELETE FROM sw WHERE id = 1;
+SELECT shift.sync_create('sw', 'sw', "into" => 'sw2', reverse => false);
+SELECT count(*) AS rows_kept FROM sw2;
+TRUNCATE sw2;
+SELECT shift.sync_create('sw', 'sw', "into" => 'sw2', reverse => false);
+SELECT shift.sync_drop('sw');
 
 -- ---- partitioned target
 CREATE TABLE m (id int PRIMARY KEY, v text);
@@ -462,6 +470,7 @@ CREATE ROLE regress_sync_writer;
 GRANT SELECT, INSERT, UPDATE, DELETE ON acct TO regress_sync_writer;
 -- sync_create warns about roles that write the old table but not the new one
 SELECT shift.sync_drop('a');
+TRUNCATE acct2;                 -- a new sync starts from an empty copy
 SELECT shift.sync_create('a', 'acct', "into" => 'acct2',
                          columns => '{id,name,email_lower,note}',
                          "select" => 'id::bigint, full_name, lower(acct.email), note',
@@ -470,7 +479,8 @@ SELECT shift.sync_create('a', 'acct', "into" => 'acct2',
 SET ROLE regress_sync_writer;
 INSERT INTO acct VALUES (90, 'Ninety', NULL, NULL);
 SELECT count(*) FROM acct WHERE id = 90;
--- shift.sync is readable by everyone (the trigger reads it as the writer), writable by nobody of them
+-- shift.sync is neither readable nor writable by application roles: the trigger
+-- reads it as the owner of pg_shift, and writes go through sync_create alone
 SELECT name, kind FROM shift.sync WHERE name = 'a';
 UPDATE shift.sync SET search_path = 'evil' WHERE name = 'a';
 DELETE FROM shift.sync;
@@ -517,18 +527,23 @@ SELECT shift._select_list('a ORDER BY 1');
 -- ======================================================================
 -- found in review: each of these was wrong before its fix
 -- ======================================================================
--- a definition edited behind sync_create's back is refused, not run
+-- a definition edited behind sync_create's back (only a superuser can) is
+-- never run: the trigger runs what sync_create checked, compiled again or not,
+-- and sync_status shows the row no longer matches
 CREATE TABLE tamper (id int PRIMARY KEY, a text, b text);
 SELECT shift.sync_create('tamper', 'tamper', set => 'b = upper(a)');
 INSERT INTO tamper VALUES (1, 'x');
 UPDATE shift.sync SET set_clause = 'b = pg_catalog.current_user' WHERE name = 'tamper';
--- the trigger compiled here already keeps what sync_create checked
 INSERT INTO tamper VALUES (2, 'y');
--- compiled again (here after a change of the table; in any new session), it refuses
-ALTER TABLE tamper ADD COLUMN z int;
+ALTER TABLE tamper ADD COLUMN z int;     -- compiled again (as in any new session)
 INSERT INTO tamper VALUES (3, 'z');
-UPDATE shift.sync SET set_clause = 'b = upper(a)' WHERE name = 'tamper';
-INSERT INTO tamper VALUES (3, 'z');
+SELECT name, definition_ok FROM shift.sync_status WHERE name = 'tamper';
+-- an edit of the checked copy itself no longer hashes to the trigger's digest: refused, not run
+UPDATE shift.sync SET set_clause = 'b = upper(a)',
+                      checked = jsonb_set(checked, '{set}', '"b = pg_catalog.current_user"')
+ WHERE name = 'tamper';
+ALTER TABLE tamper ADD COLUMN y int;
+INSERT INTO tamper VALUES (4, 'w');
 SELECT * FROM tamper ORDER BY id;
 SELECT shift.sync_drop('tamper');
 -- tables whose writes a trigger would miss, or whose rows a policy hides

@@ -3,7 +3,7 @@
  *	  libpq error paths and the db object's handling of results, with libpq
  *	  replaced at link time (-Wl,--wrap, see the Makefile): a lost connection,
  *	  an out-of-memory NULL result, a COPY the runner must refuse, server
- *	  error fields, extension version mismatches, and every PGresult freed
+ *	  error fields, statements sent without waiting (pgs_send), extension version mismatches, and every PGresult freed
  *	  exactly once even when Lua raises an error while holding it.
  */
 #include <setjmp.h>
@@ -449,6 +449,79 @@ test_conn_first_error_of_a_string_wins(void **state)
 	pgs_error_clear(&err);
 }
 
+/* ---- pgs_send, pgs_wait_any, pgs_get_result (statements in parallel) ---- */
+
+static void
+test_conn_send_failure_sets_error(void **state)
+{
+	PgsError	err = {0};
+
+	reset();
+	conn_status = CONNECTION_BAD;
+	conn_error = "no connection to the server\n";
+	will_return(__wrap_PQsendQueryParams, NULL);
+	assert_false(pgs_send(CONN, "SELECT 1", 0, NULL, &err));
+	assert_string_equal(err.sqlstate, "08006");
+	assert_string_equal(err.message, "no connection to the server");
+	assert_string_equal(err.statement, "SELECT 1");
+	pgs_error_clear(&err);
+}
+
+static void
+test_conn_wait_any_names_the_ready_one(void **state)
+{
+	PGconn	   *none[2] = {NULL, NULL};
+	PGconn	   *second[2] = {NULL, CONN};
+
+	reset();
+	assert_int_equal(pgs_wait_any(none, 2, 0), -1);	/* nothing in flight */
+	assert_int_equal(pgs_wait_any(second, 2, 0), 1);	/* PQisBusy says done */
+}
+
+static void
+test_conn_get_result_last_result_or_first_error(void **state)
+{
+	FakeResult	ok = {.status = PGRES_TUPLES_OK};
+	FakeResult	bad = {.status = PGRES_FATAL_ERROR};
+	FakeResult	after = {.status = PGRES_COMMAND_OK};
+	PgsError	err = {0};
+
+	reset();
+	will_return(__wrap_PQsendQueryParams, &ok);
+	assert_true(pgs_send(CONN, "SELECT $1", 1, (const char *const[]) {"x"}, &err));
+	assert_ptr_equal(pgs_get_result(CONN, "SELECT $1", &err), (PGresult *) &ok);
+	assert_null(err.message);
+	assert_int_equal(ok.cleared, 0);	/* the caller's to clear */
+
+	reset();
+	bad.fields[PG_DIAG_SQLSTATE] = "57014";
+	bad.fields[PG_DIAG_MESSAGE_PRIMARY] = "canceling statement due to user request";
+	ok.cleared = 0;
+	queue_result(&bad);
+	queue_result(&after);
+	will_return(__wrap_PQsendQueryParams, &ok);
+	assert_true(pgs_send(CONN, "SELECT pg_sleep(9)", 0, NULL, &err));
+	assert_null(pgs_get_result(CONN, "SELECT pg_sleep(9)", &err));
+	assert_string_equal(err.sqlstate, "57014");
+	assert_string_equal(err.statement, "SELECT pg_sleep(9)");
+	assert_int_equal(ok.cleared + bad.cleared + after.cleared, 3);
+	pgs_error_clear(&err);
+}
+
+static void
+test_conn_get_result_none_is_an_error(void **state)
+{
+	PgsError	err = {0};
+
+	reset();
+	conn_status = CONNECTION_BAD;
+	conn_error = "server closed the connection unexpectedly\n";
+	assert_null(pgs_get_result(CONN, "SELECT 1", &err));
+	assert_string_equal(err.sqlstate, "08006");
+	assert_string_equal(err.message, "server closed the connection unexpectedly");
+	pgs_error_clear(&err);
+}
+
 static void
 test_conn_server_message_with_newline_kept_whole(void **state)
 {
@@ -759,6 +832,69 @@ test_luadb_bad_parameter_frees_nothing_twice(void **state)
 	lua_close(L);
 }
 
+/* Runs code loaded as file "mig.lua" with a db over the fake connection. */
+static int
+run_file(lua_State *L, const char *code, size_t len)
+{
+	if (luaL_loadbuffer(L, code, len, "@mig.lua") != LUA_OK)
+		fail_msg("%s", lua_tostring(L, -1));
+	pgs_push_db(L, CONN);
+	return pgs_pcall(L, 1, 1);
+}
+
+/*
+ * A zero byte in the SQL text or a parameter: libpq would send the text
+ * before it ("INSERT ...\0; DROP ..." ran the INSERT and succeeded).  Each
+ * call refuses it, naming the migration's line, and sends nothing: no mock
+ * result is queued, so a send would fail the test.
+ */
+static void
+test_luadb_zero_byte_refused_before_sending(void **state)
+{
+	static const char exec_code[] =
+		"local db = ...\n\ndb:exec('INSERT INTO t VALUES (1)\\0; DROP TABLE t')\n";
+	static const char query_code[] =
+		"local db = ...\ndb:query('SELECT $1, $2', 'a', 'b\\0c')\n";
+	static const char value_code[] =
+		"local db = ...\nlocal x = 1\nreturn db:value('SELECT 1\\0')\n";
+	static const char ddl_code[] =
+		"local db = ...\ndb:ddl('DROP TABLE a\\0, b')\n";
+	lua_State  *L = pgs_lua_new(NULL);
+
+	reset();
+	assert_int_not_equal(run_file(L, exec_code, sizeof(exec_code) - 1), LUA_OK);
+	assert_string_equal(failure_message(L),
+						"mig.lua:3: db:exec: the SQL text contains a zero byte (at byte 25), "
+						"which PostgreSQL text cannot hold; nothing was sent");
+	lua_settop(L, 0);
+	assert_int_not_equal(run_file(L, query_code, sizeof(query_code) - 1), LUA_OK);
+	assert_string_equal(failure_message(L),
+						"mig.lua:2: db:query: parameter $2 contains a zero byte (at byte 2), "
+						"which PostgreSQL text cannot hold; nothing was sent");
+	lua_settop(L, 0);
+	assert_int_not_equal(run_file(L, value_code, sizeof(value_code) - 1), LUA_OK);
+	assert_non_null(strstr(failure_message(L), "mig.lua:3: db:value: the SQL text contains a zero byte"));
+	lua_settop(L, 0);
+	assert_int_not_equal(run_file(L, ddl_code, sizeof(ddl_code) - 1), LUA_OK);
+	assert_string_equal(failure_message(L),
+						"mig.lua:2: db:ddl: the SQL text contains a zero byte (at byte 13), "
+						"which PostgreSQL text cannot hold; nothing was sent");
+	assert_int_equal(last_nparams, -1);	/* nothing was sent at all */
+	lua_close(L);
+}
+
+/* An error message with a zero byte is shown whole, the byte as \0. */
+static void
+test_luadb_failure_message_keeps_zero_bytes(void **state)
+{
+	static const char code[] = "error('before\\0after')\n";
+	lua_State  *L = pgs_lua_new(NULL);
+
+	assert_int_not_equal(run_file(L, code, sizeof(code) - 1), LUA_OK);
+	assert_string_equal(failure_message(L), "mig.lua:1: before\\0after");
+	lua_close(L);
+}
+
 int
 main(void)
 {
@@ -769,6 +905,10 @@ main(void)
 		cmocka_unit_test(test_conn_copy_refused_and_drained),
 		cmocka_unit_test(test_conn_copy_out_cancelled),
 		cmocka_unit_test(test_conn_first_error_of_a_string_wins),
+		cmocka_unit_test(test_conn_send_failure_sets_error),
+		cmocka_unit_test(test_conn_wait_any_names_the_ready_one),
+		cmocka_unit_test(test_conn_get_result_last_result_or_first_error),
+		cmocka_unit_test(test_conn_get_result_none_is_an_error),
 		cmocka_unit_test(test_conn_server_message_with_newline_kept_whole),
 		cmocka_unit_test(test_conn_empty_statement),
 		cmocka_unit_test(test_conn_extension_not_installed),
@@ -783,6 +923,8 @@ main(void)
 		cmocka_unit_test(test_luadb_counts_only_written_rows),
 		cmocka_unit_test(test_luadb_closed_db),
 		cmocka_unit_test(test_luadb_bad_parameter_frees_nothing_twice),
+		cmocka_unit_test(test_luadb_zero_byte_refused_before_sending),
+		cmocka_unit_test(test_luadb_failure_message_keeps_zero_bytes),
 	};
 
 	return cmocka_run_group_tests_name("conn", tests, NULL, NULL);

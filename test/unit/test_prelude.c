@@ -2,8 +2,11 @@
  * test_prelude.c
  *	  Validation of migration files by the embedded prelude: every malformed
  *	  shape is refused with "file:line: what is wrong" before anything
- *	  connects to a database.
+ *	  connects to a database.  And the file's digest, which the drift check
+ *	  compares with the one recorded in the database: it must stay the
+ *	  SHA-256 a DBA gets from sha256sum (FIPS 180-4 test vectors).
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -61,7 +64,7 @@ expect_refusal_in(const char *where_file, const char *name, const char *text,
 	const char *msg;
 
 	assert_non_null(L);
-	assert_int_equal(pgs_load_migration(L, path), PGS_EXIT_FAIL);
+	assert_int_equal(pgs_load_migration(L, path, NULL), PGS_EXIT_FAIL);
 	assert_true(lua_istable(L, -1));
 	lua_getfield(L, -1, "message");
 	msg = lua_tostring(L, -1);
@@ -94,7 +97,7 @@ test_prelude_valid_file_loads(void **state)
 		"  },\n"
 		"}\n");
 
-	assert_int_equal(pgs_load_migration(L, path), PGS_EXIT_OK);
+	assert_int_equal(pgs_load_migration(L, path, NULL), PGS_EXIT_OK);
 	lua_getfield(L, -1, "name");
 	assert_string_equal(lua_tostring(L, -1), "ok");
 	lua_getfield(L, -2, "phases");
@@ -278,10 +281,10 @@ test_prelude_missing_file_is_usage_error(void **state)
 {
 	lua_State  *L = pgs_lua_new(NULL);
 
-	assert_int_equal(pgs_load_migration(L, "/nonexistent/x.lua"), PGS_EXIT_USAGE);
+	assert_int_equal(pgs_load_migration(L, "/nonexistent/x.lua", NULL), PGS_EXIT_USAGE);
 	lua_getfield(L, -1, "message");
 	assert_non_null(strstr(lua_tostring(L, -1), "No such file or directory"));
-	assert_int_equal(pgs_load_migration(L, "/tmp"), PGS_EXIT_USAGE);
+	assert_int_equal(pgs_load_migration(L, "/tmp", NULL), PGS_EXIT_USAGE);
 	lua_getfield(L, -1, "message");
 	assert_non_null(strstr(lua_tostring(L, -1), "is not a regular file"));
 	lua_close(L);
@@ -294,8 +297,107 @@ test_prelude_globals_stay_in_the_file(void **state)
 	const char *path = write_file("globals.lua",
 		"leaked = 1\nreturn migration { name = 'g', phases = { { name = 'a', up = print } } }\n");
 
-	assert_int_equal(pgs_load_migration(L, path), PGS_EXIT_OK);
+	assert_int_equal(pgs_load_migration(L, path, NULL), PGS_EXIT_OK);
 	assert_int_equal(lua_getglobal(L, "leaked"), LUA_TNIL);
+	lua_close(L);
+	unlink(path);
+}
+
+/*
+ * What migration{} returns is a copy: a file that changes it afterwards (a
+ * phase name no check saw, another up function) changes nothing that runs.
+ */
+static void
+test_prelude_changes_after_validation_ignored(void **state)
+{
+	lua_State  *L = pgs_lua_new(NULL);
+	const char *path = write_file("changed.lua",
+		"local ran = false\n"
+		"local m = migration { name = 'c', phases = { { name = 'a', up = function() end } } }\n"
+		"m.name = 'c\\27[2J'\n"
+		"m.phases[1].name = 'a\\27]0;pwned\\7'\n"
+		"m.phases[1].up = function() ran = true end\n"
+		"m.phases[2] = { name = 'extra', up = function() end }\n"
+		"return m\n");
+
+	assert_int_equal(pgs_load_migration(L, path, NULL), PGS_EXIT_OK);
+	lua_getfield(L, -1, "name");
+	assert_string_equal(lua_tostring(L, -1), "c");
+	lua_getfield(L, -2, "phases");
+	assert_int_equal(luaL_len(L, -1), 1);
+	lua_geti(L, -1, 1);
+	lua_getfield(L, -1, "name");
+	assert_string_equal(lua_tostring(L, -1), "a");
+	lua_close(L);
+	unlink(path);
+}
+
+/* Writes len bytes of data, repeat times, to DIR/name; returns the path. */
+static const char *
+write_bytes(const char *name, const char *data, size_t len, size_t repeat)
+{
+	static char path[256];
+	FILE	   *f;
+	size_t		i;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "wb");
+	assert_non_null(f);
+	for (i = 0; i < repeat; i++)
+		assert_int_equal(fwrite(data, 1, len, f), len);
+	fclose(f);
+	return path;
+}
+
+static void
+expect_digest(const char *data, size_t len, size_t repeat, const char *want)
+{
+	const char *path = write_bytes("digest", data, len, repeat);
+	char		hex[65];
+
+	assert_int_equal(pgs_sha256_file(path, hex), 0);
+	unlink(path);
+	assert_string_equal(hex, want);
+}
+
+static void
+test_prelude_digest_vectors(void **state)
+{
+	const char *two_blocks = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+	char		block[1000];
+
+	expect_digest("", 0, 1, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	expect_digest("abc", 3, 1, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	expect_digest(two_blocks, strlen(two_blocks), 1,
+				  "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+	/* a million 'a': read through the file buffer many times over */
+	memset(block, 'a', sizeof(block));
+	expect_digest(block, sizeof(block), 1000,
+				  "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+static void
+test_prelude_digest_missing_file(void **state)
+{
+	char		hex[65];
+
+	assert_int_equal(pgs_sha256_file("/nonexistent/migration.lua", hex), ENOENT);
+}
+
+/* Loading a valid file gives its digest (value from coreutils sha256sum). */
+static void
+test_prelude_load_gives_digest(void **state)
+{
+	lua_State  *L = pgs_lua_new(NULL);
+	const char *text = "return migration { name = 'd', phases = { { name = 'a', up = print } } }\n";
+	const char *path = write_file("digest.lua", text);
+	char		loaded[65];
+	char		direct[65];
+
+	assert_int_equal(pgs_load_migration(L, path, loaded), PGS_EXIT_OK);
+	assert_int_equal(pgs_sha256_file(path, direct), 0);
+	assert_string_equal(loaded, direct);
+	assert_string_equal(loaded, "09ee7a0c37e790becb5dc829ed137ec2ba32db773d826582dafa8a06b3ff3dfc");
 	lua_close(L);
 	unlink(path);
 }
@@ -324,6 +426,10 @@ main(void)
 		cmocka_unit_test(test_prelude_file_returns_nothing),
 		cmocka_unit_test(test_prelude_missing_file_is_usage_error),
 		cmocka_unit_test(test_prelude_globals_stay_in_the_file),
+		cmocka_unit_test(test_prelude_changes_after_validation_ignored),
+		cmocka_unit_test(test_prelude_digest_vectors),
+		cmocka_unit_test(test_prelude_digest_missing_file),
+		cmocka_unit_test(test_prelude_load_gives_digest),
 	};
 
 	return cmocka_run_group_tests_name("prelude", tests, group_setup, group_teardown);

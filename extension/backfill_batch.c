@@ -1,0 +1,248 @@
+/*-------------------------------------------------------------------------
+ *
+ * backfill_batch.c
+ *	  One batch of a backfill job, in the caller's transaction with the job's
+ *	  row locked: on the first, fix the job's upper bound (the largest key
+ *	  now) and its estimated size; find the batch's upper key, run the batch
+ *	  over the keys up to it, and write the checkpoint and a batch log row in
+ *	  the same transaction as the rows.  The next batch's size aims at the
+ *	  job's target duration at the rate observed (next_batch_size).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "portability/instr_time.h"
+#include "utils/builtins.h"
+
+#include "backfill.h"
+
+/* The first batch of a run is small; later ones adapt. */
+#define FIRST_BATCH			500
+
+/*
+ * Fixes the job's upper bound (the largest key now) and its estimated size,
+ * on its first batch.  Returns false if the table is empty (the job is done).
+ */
+static bool
+fix_upper_bound(BackfillJob *job)
+{
+	char	   *sql = backfill_last_key_sql(job);
+	Datum		keys[INDEX_MAX_KEYS];
+	Oid			argtypes[4] = {TEXTOID, BYTEAARRAYOID, TEXTOID, OIDOID};
+	Datum		args[4];
+	bool		isnull;
+	int			i;
+	int			rc;
+	ShiftAs		as;
+
+	as_owner(job, &as);
+	rc = SPI_execute(sql, true, 1);
+	shift_as_end(&as);
+	spi_check(rc, "finding the last key");
+	args[0] = CStringGetTextDatum(job->name);
+	if (SPI_processed == 0)
+	{
+		backfill_store_state(job, BACKFILL_DONE,
+							 "estimated_total = 0, started_at = pg_catalog.now(),"
+							 " finished_at = pg_catalog.now(), updated_at = pg_catalog.now()");
+		return false;
+	}
+	for (i = 0; i < job->nkeys; i++)
+		keys[i] = spi_datum(i + 1, &isnull);
+	backfill_copy_keys(job, job->keep_cxt, job->upper, keys);
+	job->has_upper = true;
+
+	/* the size: the planner's estimate, summed over leaf partitions */
+	args[1] = backfill_keys_to_array(job, job->upper);
+	args[2] = CStringGetTextDatum(backfill_keys_to_text(job, job->upper));
+	args[3] = ObjectIdGetDatum(job->relid);
+	(void) ctl("UPDATE shift.backfill SET upper_key = $2, upper_key_text = $3,"
+			   "  estimated_total = (SELECT pg_catalog.round(pg_catalog.sum(c.reltuples)"
+			   "                            FILTER (WHERE c.reltuples >= 0))::pg_catalog.int8"
+			   "    FROM pg_catalog.pg_partition_tree($4::pg_catalog.regclass) t"
+			   "    JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid WHERE t.isleaf),"
+			   "  started_at = pg_catalog.now()"
+			   " WHERE name OPERATOR(pg_catalog.=) $1 RETURNING estimated_total",
+			   4, argtypes, args, NULL, false, 0);
+	(void) spi_datum(1, &isnull);
+	if (isnull)
+	{
+		/* never analyzed: count what there is to walk (as the job's owner) */
+		Oid			counttypes[2] = {TEXTOID, INT8OID};
+		Datum		countargs[2];
+
+		sql = backfill_count_sql(job);
+		as_owner(job, &as);
+		rc = SPI_execute(sql, true, 1);
+		shift_as_end(&as);
+		spi_check(rc, "counting the rows to walk");
+		countargs[0] = args[0];
+		countargs[1] = spi_datum(1, &isnull);
+		(void) ctl("UPDATE shift.backfill SET estimated_total = $2"
+				   " WHERE name OPERATOR(pg_catalog.=) $1",
+				   2, counttypes, countargs, NULL, false, 0);
+	}
+	/* the row is locked since its state was read: job->state is the row's */
+	if (job->state == BACKFILL_PENDING || job->state == BACKFILL_FAILED)
+		backfill_store_state(job, BACKFILL_ACTIVE, NULL);
+	return true;
+}
+
+/* The next batch size: aimed at target_ms at the observed rate, bounded. */
+static int
+next_batch_size(BackfillJob *job, int64 keys, double ms)
+{
+	double		size = job->batch_size > 0 ? job->batch_size : Max(job->batch_min, FIRST_BATCH);
+
+	if (keys > 0 && ms > 0)
+	{
+		double		rate = keys / (ms / 1000.0);
+
+		job->rate = job->rate > 0 ? 0.7 * job->rate + 0.3 * rate : rate;
+		size = Min(job->rate * job->target_ms / 1000.0, job->batch_size * 2.0);
+		if (ms > 2.0 * job->target_ms)
+			size = Min(size, job->batch_size / 2.0);
+	}
+	if (size < job->batch_min)
+		size = job->batch_min;
+	if (size > job->batch_max)
+		size = job->batch_max;
+	return (int) size;
+}
+
+/*
+ * The end of a batch, in the transaction of its rows: the checkpoint moves
+ * to hi, the batch goes into the batch log, and the next batch's size is
+ * chosen from this one's rate.  retries: as for backfill_do_batch.
+ */
+static void
+write_checkpoint(BackfillJob *job, Datum *hi, BatchResult *res, int retries)
+{
+	Oid			argtypes[10] = {TEXTOID, BYTEAARRAYOID, TEXTOID, INT8OID, INT8OID,
+	INT4OID, FLOAT8OID, FLOAT8OID, INT4OID, INT4OID};
+	Datum		a[10];
+	int			used = job->batch_size;
+
+	job->batch_size = next_batch_size(job, res->keys, res->ms);
+	a[0] = CStringGetTextDatum(job->name);
+	a[1] = backfill_keys_to_array(job, hi);
+	a[2] = CStringGetTextDatum(backfill_keys_to_text(job, hi));
+	a[3] = Int64GetDatum(res->keys);
+	a[4] = Int64GetDatum(res->rows);
+	a[5] = Int32GetDatum(job->batch_size);
+	a[6] = Float8GetDatum(job->rate);
+	a[7] = Float8GetDatum(res->ms);
+	a[8] = Int32GetDatum(used);
+	a[9] = Int32GetDatum(retries);
+	(void) ctl("WITH cp AS ("
+			   " UPDATE shift.backfill SET last_key = $2, last_key_text = $3,"
+			   "  keys_done = keys_done + $4, rows_done = rows_done + $5, batches = batches + 1,"
+			   "  batch_size = $6, rate = $7, busy_ms = busy_ms + $8, retries = retries + $10,"
+			   "  updated_at = pg_catalog.clock_timestamp(), throttled = NULL,"
+			   "  last_error = NULL, last_sqlstate = NULL"
+			   " WHERE name OPERATOR(pg_catalog.=) $1 RETURNING batches)"
+			   " INSERT INTO shift.backfill_batch (job, batch, keys, rows, ms, batch_size, retries)"
+			   " SELECT $1, batches, $4, $5, $8, $9, $10 FROM cp",
+			   10, argtypes, a, NULL, false, 0);
+	backfill_set_last_key(job, hi);
+	/* the row is locked since its state was read: job->state is the row's */
+	if (job->state == BACKFILL_FAILED)
+		backfill_store_state(job, BACKFILL_ACTIVE, NULL);
+	job->batches++;
+}
+
+/*
+ * One batch inside the current transaction: the job's row must be locked
+ * and its state current.  retries: how many attempts failed before this one.
+ */
+void
+backfill_do_batch(BackfillJob *job, BackfillPlans *plans, int retries, BatchResult *res)
+{
+	Datum		args[2 * INDEX_MAX_KEYS + 1];
+	char		nulls[2 * INDEX_MAX_KEYS + 2];
+	Datum		hi[INDEX_MAX_KEYS];
+	int			n = job->nkeys;
+	int			i;
+	int			rc;
+	int			size;
+	instr_time	start;
+	instr_time	elapsed;
+	ShiftAs		as;
+
+	memset(res, 0, sizeof(*res));
+	if (!job->has_upper && !fix_upper_bound(job))
+	{
+		res->done = true;
+		return;
+	}
+	/* timed from here: the batch's own statements, not the one-time bound */
+	INSTR_TIME_SET_CURRENT(start);
+	if (job->batch_size <= 0)
+		job->batch_size = Max(job->batch_min, Min(FIRST_BATCH, job->batch_max));
+	job->batch_size = Max(job->batch_min, Min(job->batch_size, job->batch_max));
+	size = job->batch_size;
+
+	memset(nulls, ' ', sizeof(nulls));
+	nulls[2 * n + 1] = '\0';
+	for (i = 0; i < n; i++)
+	{
+		args[i] = job->has_last ? job->last[i] : (Datum) 0;
+		if (!job->has_last)
+			nulls[i] = 'n';
+		args[n + i] = job->upper[i];
+	}
+	args[2 * n] = Int64GetDatum(size);
+
+	/* 1. the batch's upper key */
+	as_owner(job, &as);
+	rc = SPI_execute_plan(job->has_last ? plans->hi_next : plans->hi_first, args, nulls, true, 1);
+	shift_as_end(&as);
+	spi_check(rc, "finding the batch's keys");
+	if (SPI_processed > 0)
+	{
+		bool		isnull;
+
+		(void) spi_datum(1, &isnull);
+		if (isnull)				/* max() of no rows */
+			SPI_processed = 0;
+	}
+	if (SPI_processed == 0)
+	{
+		/* nothing left up to the bound */
+		backfill_store_state(job, BACKFILL_DONE,
+							 "finished_at = pg_catalog.now(), updated_at = pg_catalog.now(),"
+							 " throttled = NULL");
+		res->done = true;
+		return;
+	}
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		hi[i] = spi_datum(i + 1, &isnull);
+	}
+	{
+		bool		isnull;
+
+		res->keys = DatumGetInt64(spi_datum(n + 1, &isnull));
+	}
+	backfill_copy_keys(job, CurrentMemoryContext, hi, hi);	/* out of SPI's result */
+
+	/* 2. the work */
+	for (i = 0; i < n; i++)
+		args[n + i] = hi[i];
+	as_owner(job, &as);
+	rc = SPI_execute_plan(job->has_last ? plans->batch_next : plans->batch_first, args, nulls,
+						  false, 0);
+	shift_as_end(&as);
+	spi_check(rc, "running a batch");
+	res->rows = SPI_processed;
+
+	/* 3. the checkpoint, committed with the rows */
+	INSTR_TIME_SET_CURRENT(elapsed);
+	INSTR_TIME_SUBTRACT(elapsed, start);
+	res->ms = INSTR_TIME_GET_MILLISEC(elapsed);
+	write_checkpoint(job, hi, res, retries);
+}

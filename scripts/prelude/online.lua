@@ -1,0 +1,226 @@
+-- scripts/prelude/online.lua: online.change_column_type{...}, a column's
+-- type changed without a table rewrite under ACCESS EXCLUSIVE, as five
+-- phases:
+--   <name>-expand    add <column>__new of the new type, a two-way column sync
+--   <name>-backfill  fill it in batches (rows already equal are skipped)
+--   <name>-validate  prove every row agrees; copy NOT NULL (online) and the default
+--   <name>-swap      rename <column> -> <column>__old, <column>__new -> <column>
+--                    and turn the sync around, in one short transaction
+--   <name>-contract  drop the sync and <column>__old (the point of no return)
+-- using / reverse_using are the conversions, with $old and $new standing for
+-- the two columns (defaults: "$old::<type>" and "$new::<old type>").  A
+-- column in an index, a constraint or an identity is refused: change it
+-- through a new table (db:sync{into =}, db:cutover) instead.
+--
+-- Each phase is a small function of the recipe `r` (what one call asked
+-- for) and the db; like the helpers, they use only db methods, so plan's
+-- dry run shows them as they would run.
+
+local C, P = ...
+local output, D, loader = P.output, P.db, P.loader
+local N = {}
+
+local CHANGE_TYPE_OPTIONS = {
+  table = true, column = true, type = true, using = true, reverse_using = true, name = true,
+  lock_timeout = true, retries = true, backfill = true,
+}
+
+-- The swap's renames are safe: both names exist throughout, kept equal by the sync.
+local SWAP_ALLOW = " /* shift:allow rename-column: both columns stay, kept equal by a sync */"
+
+-- template with $old and $new replaced by quoted column names
+local function expand_template(db, t, old, new)
+  return (t:gsub("%$old", function() return D.qi(db, old) end)
+           :gsub("%$new", function() return D.qi(db, new) end))
+end
+
+-- Runs fn(tx) in a transaction with a short lock_timeout, the whole
+-- transaction retried on lock timeouts and deadlocks like db:ddl.
+local function short_transaction(db, where, opts, fn)
+  local lock_timeout = D.timeout_text(opts.lock_timeout or "2s", "lock_timeout")
+  D.retrying(where, { retries = opts.retries or 5, backoff = 0.5, max_backoff = 30 }, function()
+    return pcall(db.transaction, db, function(tx)
+      tx:exec("SET LOCAL lock_timeout = " .. tx:quote_literal(lock_timeout))
+      fn(tx)
+    end)
+  end)
+end
+
+-- A column's type, NOT NULL, default, and what the swap cannot carry (nil:
+-- no such column, or a dry run).
+local function inspect(r, db, column)
+  return D.lookup(db, r.site, [[
+SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS notnull,
+       pg_catalog.pg_get_expr(d.adbin, d.adrelid) AS default, a.attidentity <> '' AS identity,
+       (SELECT pg_catalog.string_agg(c.relname, ', ') FROM pg_catalog.pg_index i
+          JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+         WHERE i.indrelid = a.attrelid AND a.attnum = ANY (i.indkey::int2[])) AS indexes,
+       (SELECT pg_catalog.string_agg(k.conname, ', ') FROM pg_catalog.pg_constraint k
+         WHERE k.conrelid = a.attrelid AND a.attnum = ANY (k.conkey)) AS constraints
+  FROM pg_catalog.pg_attribute a
+  LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+ WHERE a.attrelid = $1::pg_catalog.regclass AND a.attname = $2 AND NOT a.attisdropped]], r.tbl, column)[1]
+end
+
+-- The conversion back to the old type (held by old_column).
+local function reverse_using(r, db, old_column)
+  if r.opts.reverse_using then return r.opts.reverse_using end
+  local col = inspect(r, db, old_column)
+  return "$new::" .. (col and col.type or "<the type of " .. r.col .. ">")
+end
+
+-- The sync's two assignments.  Before the swap, writers write col (old type)
+-- and new follows; after it, writers write col (new type) and old follows;
+-- either way the other column is computed from the live one.
+local function sync_args(r, db, rev, swapped)
+  if swapped then
+    return { name = r.name, table = r.tbl,
+             set = D.qi(db, r.old) .. " = " .. expand_template(db, rev, r.old, r.col),
+             reverse_set = D.qi(db, r.col) .. " = " .. expand_template(db, r.using, r.old, r.col) }
+  end
+  return { name = r.name, table = r.tbl,
+           set = D.qi(db, r.new) .. " = " .. expand_template(db, r.using, r.col, r.new),
+           reverse_set = D.qi(db, r.col) .. " = " .. expand_template(db, rev, r.col, r.new) }
+end
+
+-- The one swap, both ways, in one short transaction: col goes aside (to
+-- `aside`), `incoming` becomes col, col's default (as `live` had it before)
+-- moves with the name, and the sync is made again the other way round
+-- (`after`).  The swap up is (old, new); its undo is (new, old).
+local function swap(r, db, aside, incoming, live, default_note, after)
+  local t = D.table_name(db, r.site, r.tbl)
+  short_transaction(db, r.site, r.opts, function(tx)
+    local function alter(what) tx:exec("ALTER TABLE " .. t .. " " .. what) end
+    alter("RENAME COLUMN " .. D.qi(tx, r.col) .. " TO " .. D.qi(tx, aside) .. SWAP_ALLOW)
+    alter("RENAME COLUMN " .. D.qi(tx, incoming) .. " TO " .. D.qi(tx, r.col) .. SWAP_ALLOW)
+    if live == nil or live.default then
+      alter("ALTER COLUMN " .. D.qi(tx, aside) .. " DROP DEFAULT")
+      alter("ALTER COLUMN " .. D.qi(tx, r.col) .. " SET DEFAULT "
+        .. (live and live.default or default_note))
+    end
+    tx:exec("SELECT shift.sync_drop($1, if_exists => true)", r.name)
+    tx:exec("SELECT shift.sync_create($1, $2::pg_catalog.regclass, set => $3, reverse_set => $4)",
+      r.name, r.tbl, after.set, after.reverse_set)
+  end)
+end
+
+-- ---- the phases
+
+local function expand_up(r, db)
+  local col = inspect(r, db, r.col)
+  local what = r.site .. r.tbl .. "." .. r.col
+  if col then
+    if col.identity then error(what .. " is an identity column: change its type through a new table", 0) end
+    if col.indexes then error(what .. " is in index(es) " .. col.indexes
+      .. ": change its type through a new table (db:sync{into =}, db:cutover)", 0) end
+    if col.constraints then error(what .. " is in constraint(s) " .. col.constraints
+      .. ": change its type through a new table (db:sync{into =}, db:cutover)", 0) end
+  end
+  db:add_column{ table = r.tbl, column = r.new, type = r.typ, lock_timeout = r.opts.lock_timeout }
+  db:sync(sync_args(r, db, reverse_using(r, db, r.col), false))
+end
+
+local function expand_down(r, db)
+  db:sync_drop(r.name)
+  db:drop_column{ table = r.tbl, column = r.new, lock_timeout = r.opts.lock_timeout }
+end
+
+local function backfill_up(r, db)
+  local e = expand_template(db, r.using, r.col, r.new)
+  local bf = { table = r.tbl, set = D.qi(db, r.new) .. " = " .. e,
+               where = D.qi(db, r.new) .. " IS DISTINCT FROM (" .. e .. ")" }
+  for k, v in pairs(r.opts.backfill or {}) do bf[k] = v end
+  db:backfill(bf)
+end
+
+local function validate_up(r, db)
+  local bad = db:value("SELECT count(*) FROM " .. D.table_name(db, r.site, r.tbl) .. " WHERE "
+    .. D.qi(db, r.new) .. " IS DISTINCT FROM (" .. expand_template(db, r.using, r.col, r.new) .. ")")
+  if bad and bad > 0 then
+    error(r.site .. bad .. " rows of " .. r.tbl .. " have " .. r.new .. " disagreeing with " .. r.col, 0)
+  end
+  local col = inspect(r, db, r.col)
+  if col == nil or col.notnull then
+    db:add_not_null{ table = r.tbl, column = r.new, lock_timeout = r.opts.lock_timeout }
+  end
+  -- the default moves at the swap: a default on the new side while the
+  -- two-way sync runs would look like a new-version write and win
+end
+
+local function validate_down(r, db)
+  db:drop_not_null{ table = r.tbl, column = r.new, lock_timeout = r.opts.lock_timeout }
+end
+
+local function swap_up(r, db)
+  if inspect(r, db, r.old) and not inspect(r, db, r.new) then
+    output.log(r.tbl .. "." .. r.col .. " is swapped already")
+    return
+  end
+  -- looked up before the renames, while col still has the old type
+  local live = inspect(r, db, r.col)
+  swap(r, db, r.old, r.new, live, "/* the default of " .. r.col .. ", if it has one */ NULL",
+    sync_args(r, db, reverse_using(r, db, r.col), true))
+end
+
+local function swap_down(r, db)
+  if not D.is_dry(db) and not inspect(r, db, r.old) then
+    output.log(r.tbl .. "." .. r.col .. " was not swapped: nothing to undo")
+    return
+  end
+  local live = inspect(r, db, r.col)
+  swap(r, db, r.new, r.old, live, "/* the default, if it has one */ NULL",
+    sync_args(r, db, reverse_using(r, db, r.old), false))
+end
+
+-- The sync and the old column go together: between the two, the
+-- application's inserts (which no longer write the old column) would meet
+-- its NOT NULL with no sync to fill it.
+local function contract_up(r, db)
+  local t = D.table_name(db, r.site, r.tbl)
+  short_transaction(db, r.site, r.opts, function(tx)
+    tx:exec("SELECT shift.sync_drop($1, if_exists => true)", r.name)
+    tx:exec("ALTER TABLE " .. t .. " DROP COLUMN IF EXISTS " .. D.qi(tx, r.old))
+  end)
+end
+
+-- online.change_column_type{table =, column =, type =, using =, reverse_using =,
+-- name =, lock_timeout =, retries =, backfill = {...}} -> its five phases.
+function N.change_column_type(opts)
+  local info = debug.getinfo(2, "Sl")
+  opts = D.check_options(opts, CHANGE_TYPE_OPTIONS, "online.change_column_type")
+  for _, k in ipairs({ "table", "column", "type" }) do
+    if type(opts[k]) ~= "string" then error("online.change_column_type: '" .. k .. "' is required", 2) end
+  end
+  local r = { opts = opts, tbl = opts.table, col = opts.column, typ = opts.type,
+              old = opts.column .. "__old", new = opts.column .. "__new",
+              using = opts.using or ("$old::" .. opts.type),
+              -- errors of the phases point at the helper's call in the migration file
+              site = (info and info.currentline and info.currentline > 0)
+                and (info.short_src .. ":" .. info.currentline .. ": ") or "" }
+  r.name = opts.name or (D.bare_name(r.tbl) .. "_" .. r.col .. "_type")
+  if not r.name:match("^[%w_.%-]+$") or #r.name > 48 then
+    error("online.change_column_type: 'name' must be up to 48 letters, digits, '_', '.' or '-' (got "
+      .. string.format("%q", r.name) .. ")", 2)
+  end
+  local function step(fn) return function(db) return fn(r, db) end end
+  local col, new, old, typ = r.col, r.new, r.old, r.typ
+  return loader.group({
+    { name = r.name .. "-expand",
+      description = "add " .. new .. " " .. typ .. " next to " .. col .. ", kept equal to it both ways",
+      up = step(expand_up), down = step(expand_down) },
+    { name = r.name .. "-backfill",
+      description = "fill " .. new .. " from " .. col .. " in batches",
+      up = step(backfill_up), down = function(db) end },
+    { name = r.name .. "-validate",
+      description = "every row agrees; " .. new .. " gets " .. col .. "'s NOT NULL",
+      up = step(validate_up), down = step(validate_down) },
+    { name = r.name .. "-swap",
+      description = col .. " becomes the " .. typ .. " column, in one short transaction; the old one stays as " .. old,
+      up = step(swap_up), down = step(swap_down) },
+    { name = r.name .. "-contract",
+      description = "drop the sync and " .. old .. " in one short transaction (no way back)",
+      up = step(contract_up) },
+  }, info.short_src, info.currentline)
+end
+
+return N

@@ -1,0 +1,65 @@
+-- fragments: the checks of the SQL fragments users hand to pg_shift
+-- (extension/sqlfrag.c).  shift._select_list is linear in the list, and
+-- every fragment is bounded before it is parsed (SQLSTATE 54000, naming it,
+-- its size and the limit), runs of operator characters included.
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS pg_shift;
+\set SHOW_CONTEXT never
+CREATE SCHEMA frag_test;
+SET search_path = frag_test;
+CREATE TABLE items (id int PRIMARY KEY, n int, m int, t text);
+CREATE TABLE items_copy (id int PRIMARY KEY, n int);
+CREATE FUNCTION refusal(call text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+  EXECUTE call;
+  RETURN 'accepted';
+EXCEPTION WHEN OTHERS THEN
+  RETURN SQLSTATE || ': ' || SQLERRM;
+END $$;
+
+-- ---- shift._select_list of 20 000 items: one parse and one scan of the
+-- list, then each item alone.  Rescanning the list for each item took 79 s
+-- and 4.7 GB for 40 kB; this timeout is there for such an implementation.
+-- Every 1 000th item has a comment holding commas.
+SET statement_timeout = '20s';
+SELECT array_length(l, 1) AS items, l[1] AS first, l[1000] AS with_comment,
+       l[1001] AS after_it, l[20000] AS last, octet_length(s) AS bytes
+  FROM (SELECT s, shift._select_list(s) AS l
+          FROM (SELECT string_agg(CASE WHEN i % 1000 = 0 THEN format('f(c%s, 2) /* a, b */', i % 10)
+                                       ELSE 'c' || i % 10 END, ', ') AS s
+                  FROM generate_series(1, 20000) i) x) y;
+RESET statement_timeout;
+
+-- ---- the limit: 128 kB per fragment
+SELECT refusal($$SELECT shift._select_list(repeat('a,', 65535) || 'aa')$$) AS at_the_limit,
+       array_length(shift._select_list(repeat('a,', 65535) || 'aa'), 1) AS items;
+SELECT shift._select_list(repeat('a,', 65536) || 'a');
+SELECT refusal($$SELECT shift.backfill_create('big', 'items', set => 'n = 1' || repeat(' ', 131072))$$) AS set,
+       refusal($$SELECT shift.backfill_create('big', 'items', set => 'n = 1', "where" => 'true' || repeat(' ', 131072))$$) AS "where";
+SELECT refusal($$SELECT shift.backfill_create('big', 'items', "into" => 'items_copy', columns => ARRAY['id', 'n'],
+                                              "select" => 'id, n' || repeat(' ', 131072))$$) AS "select",
+       refusal($$SELECT shift.backfill_create('big', 'items', set => 'n = 1',
+                                              throttle_query => 'SELECT true' || repeat(' ', 131072))$$) AS throttle_query;
+SELECT refusal($$SELECT shift.sync_create('big', 'items', set => 'm = n' || repeat(' ', 131072))$$) AS sync_set,
+       refusal($$SELECT shift.sync_create('big', 'items', "into" => 'items_copy', columns => ARRAY['id', 'n'],
+                                          "select" => 'id, n' || repeat(' ', 131072))$$) AS sync_select;
+-- nothing was created
+SELECT (SELECT count(*) FROM shift.backfill_progress) AS jobs, (SELECT count(*) FROM shift.sync_status) AS syncs;
+
+-- ---- runs of operator characters, on which PostgreSQL's scanner is
+-- quadratic, count against a fragment too (a tenth of lint's budget: a
+-- fragment is parsed again in each statement made from it)
+SELECT shift._select_list('n ' || repeat('+', 3200) || ' 1');
+SELECT refusal($$SELECT shift.backfill_create('ops', 'items', set => 'n = 1 ' || repeat('-+', 1600) || ' 1')$$) AS set,
+       refusal($$SELECT shift._select_list('n ' || repeat('+', 3000) || ' 1, n')$$) AS short_enough;
+
+-- ---- found by the fuzzer: a fragment that parses as a statement the
+-- expression walker does not know (a throttle_query of BEGIN, VACUUM, ...)
+-- was an internal error (XX000 unrecognized node type) instead of a refusal
+SELECT refusal($$SELECT shift.backfill_create('tq', 'items', set => 'n = 1', throttle_query => 'BEGIN')$$) AS "begin",
+       refusal($$SELECT shift.backfill_create('tq', 'items', set => 'n = 1', throttle_query => 'VACUUM items')$$) AS vacuum;
+SELECT refusal($$SELECT shift.backfill_create('tq', 'items', set => 'n = 1', throttle_query => 'PREPARE p AS SELECT $1')$$) AS parameter,
+       refusal($$SELECT shift.backfill_create('tq', 'items', set => 'n = 1', throttle_query => 'SELECT ''$1'', $x$ $2 $x$')$$) AS quoted_dollar;
+
+RESET search_path;
+DROP SCHEMA frag_test CASCADE;
