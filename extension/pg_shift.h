@@ -99,6 +99,13 @@ extern Node *shift_parse_fragment(const char *owner, const char *what, const cha
  */
 extern List *shift_raw_parse(const char *sql, struct ErrorData **error);
 
+/*
+ * The name of the one column expr is, if it is nothing but a column, maybe
+ * cast ("id", "\"Id\"::bigint"); NULL otherwise, also for text that does not
+ * parse.  shift._plain_column in SQL, sync_plain_column in the trigger.
+ */
+extern char *shift_plain_column_name(const char *expr);
+
 /* A SELECT with nothing but a target list (and a WHERE clause when allowed). */
 extern bool shift_is_plain_select(Node *stmt, bool with_where);
 

@@ -35,6 +35,7 @@
 #include "pg_shift.h"
 
 PG_FUNCTION_INFO_V1(shift_select_list);
+PG_FUNCTION_INFO_V1(shift_plain_column);
 
 /*
  * Refuses a text longer than limit bytes (SQLSTATE 54000), naming it, its
@@ -376,4 +377,64 @@ shift_select_list(PG_FUNCTION_ARGS)
 	}
 	MemoryContextDelete(item_cxt);
 	PG_RETURN_ARRAYTYPE_P(construct_array(out, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/* ---------------------------------------------------------------- plain columns */
+
+char *
+shift_plain_column_name(const char *expr)
+{
+	ErrorData  *edata;
+	List	   *stmts = shift_raw_parse(psprintf("SELECT %s", expr), &edata);
+	SelectStmt *sel;
+	Node	   *v;
+	ColumnRef  *cr;
+
+	if (edata != NULL)
+	{
+		/* text that does not parse is not a column; anything else is raised */
+		if (edata->sqlerrcode != ERRCODE_SYNTAX_ERROR)
+			ReThrowError(edata);
+		FreeErrorData(edata);
+		return NULL;
+	}
+	if (list_length(stmts) != 1)
+		return NULL;
+	sel = (SelectStmt *) linitial_node(RawStmt, stmts)->stmt;
+	if (!shift_is_plain_select((Node *) sel, false) || list_length(sel->targetList) != 1 ||
+		((ResTarget *) linitial(sel->targetList))->name != NULL)
+		return NULL;
+	v = ((ResTarget *) linitial(sel->targetList))->val;
+	if (IsA(v, TypeCast))
+		v = ((TypeCast *) v)->arg;
+	if (!IsA(v, ColumnRef))
+		return NULL;
+	cr = (ColumnRef *) v;
+	if (list_length(cr->fields) != 1 || !IsA(linitial(cr->fields), String))
+		return NULL;
+	return strVal(linitial(cr->fields));
+}
+
+/*
+ * shift._plain_column(expr text) returns text
+ *
+ * The column an expression of a select list is, if it is nothing but one
+ * column, maybe cast: 'id' -> id, '"Id"::bigint' -> Id; NULL for anything
+ * else.  sync_create matches a select list to a key with it, by the same
+ * reading as the sync's trigger (sync_plain_column).
+ */
+Datum
+shift_plain_column(PG_FUNCTION_ARGS)
+{
+	char	   *expr;
+	char	   *name;
+
+	shift_check_size("expression", toast_raw_datum_size(PG_GETARG_DATUM(0)) - VARHDRSZ,
+					 SHIFT_MAX_FRAGMENT, SHIFT_FRAGMENT_HINT);
+	expr = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	shift_check_scannable("expression", expr, strlen(expr), SHIFT_MAX_FRAGMENT_SCAN_COST);
+	name = shift_plain_column_name(expr);
+	if (name == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(name));
 }

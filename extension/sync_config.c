@@ -451,25 +451,9 @@ sync_update_sql(Mapping *m)
 AttrNumber
 sync_plain_column(Oid rel, const char *expr)
 {
-	List	   *stmts = raw_parser(psprintf("SELECT %s", expr), RAW_PARSE_DEFAULT);
-	SelectStmt *sel;
-	Node	   *v;
-	ColumnRef  *cr;
+	char	   *name = shift_plain_column_name(expr);
 
-	if (list_length(stmts) != 1)
-		return InvalidAttrNumber;
-	sel = (SelectStmt *) linitial_node(RawStmt, stmts)->stmt;
-	if (!IsA(sel, SelectStmt) || list_length(sel->targetList) != 1)
-		return InvalidAttrNumber;
-	v = ((ResTarget *) linitial(sel->targetList))->val;
-	if (IsA(v, TypeCast))
-		v = ((TypeCast *) v)->arg;
-	if (!IsA(v, ColumnRef))
-		return InvalidAttrNumber;
-	cr = (ColumnRef *) v;
-	if (list_length(cr->fields) != 1 || !IsA(linitial(cr->fields), String))
-		return InvalidAttrNumber;
-	return get_attnum(rel, strVal(linitial(cr->fields)));
+	return name ? get_attnum(rel, name) : InvalidAttrNumber;
 }
 
 /*

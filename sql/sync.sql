@@ -517,16 +517,12 @@ BEGIN
 END
 $$;
 
--- The column an expression is, if it is nothing but a column (maybe cast): 'id', '"Id"::bigint'.
+-- The column an expression is, if it is nothing but a column (maybe cast):
+-- 'id', '"Id"::bigint'; NULL otherwise (sqlfrag.c: the server's parser reads it).
 CREATE FUNCTION @extschema@._plain_column(expr pg_catalog.text)
 RETURNS pg_catalog.text
-LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-  SELECT CASE WHEN m[1] IS NOT NULL THEN lower(m[1]) ELSE replace(m[2], '""', '"') END
-    FROM regexp_match(expr, '^\s*(?:([A-Za-z_][A-Za-z0-9_$]*)|"((?:[^"]|"")+)")'
-                            '\s*(?:::\s*[A-Za-z_][A-Za-z0-9_ ]*(?:\s*\([0-9, ]*\))?(?:\[\])?\s*)?$') AS m
-$$;
+AS 'MODULE_PATHNAME', 'shift_plain_column'
+LANGUAGE C IMMUTABLE STRICT;
 
 /*
  * shift.sync_create(name, relation, set => | into =>, ...) -> name

@@ -61,5 +61,14 @@ SELECT refusal($$SELECT shift.backfill_create('tq', 'items', set => 'n = 1', thr
 SELECT refusal($$SELECT shift.backfill_create('tq', 'items', set => 'n = 1', throttle_query => 'PREPARE p AS SELECT $1')$$) AS parameter,
        refusal($$SELECT shift.backfill_create('tq', 'items', set => 'n = 1', throttle_query => 'SELECT ''$1'', $x$ $2 $x$')$$) AS quoted_dollar;
 
+-- ---- shift._plain_column reads an expression with the server's parser (the
+-- same reading as the sync's trigger): a column, maybe cast or in
+-- parentheses, is that column; anything else, or what does not parse, NULL
+SELECT e, shift._plain_column(e)
+  FROM unnest(ARRAY['id', ' ID ', '"Id"', '"a""b"::bigint', 'id::numeric(12, 2)[]', '(id)::int8',
+                    'id::"my type"', 't.id', 'id + 1', 'lower(email)', 'id AS x', 'id, n',
+                    'id FROM t', '"unclosed', '1', '']) AS e;
+SELECT refusal($$SELECT shift._plain_column(repeat('+', 3200))$$) AS scan_budget;
+
 RESET search_path;
 DROP SCHEMA frag_test CASCADE;
