@@ -22,6 +22,7 @@ EXTVERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(EXTENSION)
 MODULE_big = pg_shift
 OBJS = extension/pg_shift.o extension/control.o extension/sqlgen.o extension/sqlfrag.o extension/backfill.o extension/backfill_job.o extension/backfill_sql.o \
 	extension/backfill_batch.o extension/backfill_run.o extension/backfill_cron.o extension/checksum.o \
+	extension/checksum_canon.o extension/checksum_scan.o extension/checksum_compare.o \
 	extension/sync.o extension/lint.o
 OBJS += extension/lint_rules.o
 OBJS += extension/lint_alter.o
@@ -104,6 +105,7 @@ $(UPGRADE): sql/upgrade/$(LAST_RELEASE)--$(EXTVERSION).sql sql/$(EXTENSION)--$(E
 endif
 
 $(OBJS): $(EXTENSION).control
+extension/checksum.o extension/checksum_canon.o extension/checksum_scan.o extension/checksum_compare.o: extension/checksum.h
 
 .PHONY: runner install-runner clean-runner deps demo test bench fuzz soak unit valgrind
 

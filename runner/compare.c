@@ -3,25 +3,37 @@
  *	  pgshift compare: one table on two servers, compared by chunk checksums.
  *
  * Each side runs in a REPEATABLE READ READ ONLY transaction, so every query
- * on it sees one snapshot.  Both servers work at once (pgs_send and
- * pgs_wait_any of conn.c):
+ * on it sees one snapshot.  When one side replicates the other (a physical
+ * standby of it, or a logical subscription to it), the upstream side's
+ * snapshot is taken first, with its WAL position, and the downstream side's
+ * once it has applied that position: both see the same point.  Both
+ * servers then work at once (pgs_send and pgs_wait_any of conn.c):
  *
  *	 1. each side sums its table into 2^n key-hash buckets
  *		(shift.chunk_checksums with buckets => 2^n), in page ranges so that
- *		progress can be shown;
+ *		progress can be shown (a view or foreign table in one part);
  *	 2. buckets that differ and hold many rows are split 256 ways
  *		(bucket b of 2^n is buckets 256b .. 256b+255 of 2^(n+8)) and summed
  *		again, only those;
  *	 3. the rows of the small differing buckets are fetched as key, key hash
- *		and row hash (shift.row_hashes) and matched here.
+ *		and row hash (shift.row_hashes) and matched here;
+ *	 4. unless --recheck 0, the snapshots end and the keys that differed are
+ *		read again (shift.key_rows) up to N times, after 0.5, 1, 2, ... s:
+ *		a key whose rows became equal, or kept changing, was written during
+ *		the compare and is reported "in flight", not as a difference; one
+ *		that stays different and still is a difference.
  *
- * Only sums and the rows of differing buckets cross the wire.  Exit status:
- * 0 equal, 1 different, 2 usage or connection error.
+ * Only sums and the rows of differing buckets cross the wire.  Every
+ * statement qualifies its functions, operators and types, and every value
+ * it carries (table names, column lists, keys) is a parameter.  --json
+ * lines are written by the prelude's one JSON writer.  Exit status:
+ * 0 equal (rows in flight only), 1 different, 2 usage or connection error.
  */
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "pgshift.h"
@@ -30,6 +42,8 @@
 #define SPLIT_BITS		8		/* each refinement splits a bucket 256 ways */
 #define ROWS_TO_FETCH	512		/* a bucket this small is fetched row by row */
 #define PARTS			20		/* page ranges per side, for progress */
+#define LSN_WAIT_SECS	60.0	/* the longest wait for a replica to catch up */
+#define KEYS_PER_READ	1000	/* keys read again per statement (one parameter each) */
 
 typedef struct Acc
 {
@@ -59,11 +73,35 @@ typedef struct Side
 	char	   *sql;			/* the statement in flight */
 	int64_t		pages;
 	double		reltuples;
+	bool		paged;			/* stored in pages: a table or materialized view */
 	PGresult   *columns;		/* shift.checksum_columns: label, type, class, is_key */
+	int			parts;
 	int			next_part;
 	int			parts_done;
 	int64_t		rows;
+	/* replication, as read before the snapshot */
+	char	   *sysid;
+	bool		in_recovery;
+	char	   *subs;			/* subscribed slot names, "{a,b}" or NULL */
+	char	   *slots;			/* logical slots of this database, "{a,b}" or NULL */
 } Side;
+
+/*
+ * A key whose rows differ: the rows each side has for it (their row
+ * hashes), as first found and as last read again.
+ */
+typedef struct Group
+{
+	char		key_hash[33];
+	char	   *key;			/* text[] literal */
+	char	  **first[2];		/* row hashes per side, sorted */
+	int			nfirst[2];
+	char	  **last[2];
+	int			nlast[2];
+	bool		equal;			/* became equal on a recheck */
+	bool		moved;			/* changed between two reads */
+	bool		seen;			/* in the current recheck's answer */
+} Group;
 
 typedef struct Compare
 {
@@ -77,6 +115,10 @@ typedef struct Compare
 	Row		   *rows;
 	int64_t		nrows;
 	int64_t		maxrows;
+	Group	   *groups;
+	int64_t		ngroups;
+	int			rechecks;		/* rounds done */
+	char	   *lsn;			/* the WAL position both sides were read at, or NULL */
 	int			pass;
 	const char *pass_name;
 	double		started;
@@ -142,6 +184,18 @@ xmalloc(size_t n)
 	return p;
 }
 
+static void *
+xrealloc(void *p, size_t n)
+{
+	p = realloc(p, n ? n : 1);
+	if (p == NULL)
+	{
+		pgs_errorf("out of memory\n");
+		exit(PGS_EXIT_USAGE);
+	}
+	return p;
+}
+
 static char *
 xstrdup(const char *s)
 {
@@ -166,14 +220,7 @@ typedef struct List
 static void
 list_add(List *l, const char *s, size_t len)
 {
-	char	  **ne = realloc(l->elem, sizeof(char *) * (l->n + 1));
-
-	if (ne == NULL)
-	{
-		pgs_errorf("out of memory\n");
-		exit(PGS_EXIT_USAGE);
-	}
-	l->elem = ne;
+	l->elem = xrealloc(l->elem, sizeof(char *) * (l->n + 1));
 	l->elem[l->n] = xmalloc(len + 1);
 	memcpy(l->elem[l->n], s, len);
 	l->elem[l->n][len] = '\0';
@@ -193,38 +240,55 @@ list_free(List *l)
 }
 
 /*
- * "a,b,lower(c, d)" -> a | b | lower(c, d): the command line's list split at
- * commas outside parentheses and double quotes (the spaces after a comma
- * dropped); NULL: none given.
+ * "a, \"b,c\", lower(d, e), x || ','" -> a | "b,c" | lower(d, e) | x || ',':
+ * the command line's list split at commas outside parentheses, brackets,
+ * "quoted identifiers" and 'string literals' (a doubled quote stays
+ * inside), each element trimmed; nothing given (NULL): none.
  */
 static void
 split_list(const char *text, List *l)
 {
 	int			depth = 0;
-	bool		quoted = false;
+	char		quote = 0;
 	const char *start = text;
 	const char *p;
 
 	memset(l, 0, sizeof(*l));
 	if (text == NULL)
 		return;
-	for (p = text; *p; p++)
+	for (p = text;; p++)
 	{
-		if (*p == '"')
-			quoted = !quoted;
-		if (!quoted && *p == '(')
-			depth++;
-		if (!quoted && *p == ')' && depth > 0)
-			depth--;
-		if (!quoted && depth == 0 && *p == ',')
+		if (*p != '\0' && quote)
 		{
-			list_add(l, start, p - start);
-			while (p[1] == ' ')
-				p++;
+			if (*p == quote)
+			{
+				if (p[1] == quote)
+					p++;		/* "" or '': the quote itself */
+				else
+					quote = 0;
+			}
+			continue;
+		}
+		if (*p == '"' || *p == '\'')
+			quote = *p;
+		else if (*p == '(' || *p == '[')
+			depth++;
+		else if ((*p == ')' || *p == ']') && depth > 0)
+			depth--;
+		else if (*p == '\0' || (*p == ',' && depth == 0))
+		{
+			const char *end = p;
+
+			while (start < end && (*start == ' ' || *start == '\t'))
+				start++;
+			while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+				end--;
+			list_add(l, start, (size_t) (end - start));
 			start = p + 1;
+			if (*p == '\0')
+				break;
 		}
 	}
-	list_add(l, start, p - start);
 }
 
 /*
@@ -284,12 +348,23 @@ side_collect(Side *s)
 	s->busy = false;
 }
 
-static void cmp_progress(Compare *c, bool force);
+static void cmp_progress(Compare *c);
+
+/* Cancels the statements in flight (pgs_cancel). */
+static void
+cancel_busy(Compare *c)
+{
+	int			i;
+
+	for (i = 0; i < 2; i++)
+		if (c->side[i].busy)
+			pgs_cancel(c->side[i].conn);
+}
 
 /*
- * Waits until a side finishes its statement (or both, when both is true),
- * cancelling both on Ctrl-C and redrawing progress once a second.  Returns
- * the index of a side that finished, or -1 when none is busy.
+ * Waits until a side finishes its statement, cancelling both on Ctrl-C and
+ * redrawing progress once a second.  Returns the index of a side that
+ * finished, or -1 when none is busy.
  */
 static int
 wait_sides(Compare *c)
@@ -314,14 +389,12 @@ wait_sides(Compare *c)
 		}
 		if (pgs_interrupted && !cancelled)
 		{
-			for (i = 0; i < 2; i++)
-				if (c->side[i].busy)
-					pgs_cancel(c->side[i].conn);
+			cancel_busy(c);
 			cancelled = true;
 		}
 		if (pgs_monotonic_seconds() >= next)
 		{
-			cmp_progress(c, false);
+			cmp_progress(c);
 			next = pgs_monotonic_seconds() + 1.0;
 		}
 	}
@@ -350,10 +423,32 @@ side_error(Compare *c, Side *s, const char *what)
 	return PGS_EXIT_USAGE;
 }
 
+/* Sleeps up to secs, less when interrupted; false when interrupted. */
+static bool
+nap(double secs)
+{
+	double		until = pgs_monotonic_seconds() + secs;
+
+	while (!pgs_interrupted)
+	{
+		double		left = until - pgs_monotonic_seconds();
+		struct timespec ts;
+
+		if (left <= 0)
+			return true;
+		if (left > 0.1)
+			left = 0.1;
+		ts.tv_sec = 0;
+		ts.tv_nsec = (long) (left * 1e9);
+		nanosleep(&ts, NULL);
+	}
+	return false;
+}
+
 /* ---------------------------------------------------------------- progress and output */
 
 static void
-cmp_progress(Compare *c, bool force)
+cmp_progress(Compare *c)
 {
 	char		line[256];
 	double		el = pgs_monotonic_seconds() - c->started;
@@ -362,12 +457,12 @@ cmp_progress(Compare *c, bool force)
 		return;
 	if (c->pass == 1)
 		snprintf(line, sizeof(line), "compare %s: checksums  source %3d%%  target %3d%%  %.0fs",
-				 c->side[0].table, c->side[0].parts_done * 100 / PARTS,
-				 c->side[1].parts_done * 100 / PARTS, el);
+				 c->side[0].table, c->side[0].parts_done * 100 / c->side[0].parts,
+				 c->side[1].parts_done * 100 / c->side[1].parts, el);
 	else
-		snprintf(line, sizeof(line), "compare %s: %s  %.0fs", c->side[0].table, c->pass_name, el);
+		snprintf(line, sizeof(line), "compare %s: %s  %.0fs", c->side[0].table,
+				 c->pass_name ? c->pass_name : "starting", el);
 	pgs_live_update(line);
-	(void) force;
 }
 
 /* ---------------------------------------------------------------- the passes */
@@ -388,18 +483,20 @@ static int
 pass_buckets(Compare *c)
 {
 	static const char *sql =
-		"SELECT chunk, rows, checksum FROM shift.chunk_checksums($1::regclass, $2::text[], $3::text[],"
-		" buckets => $4::int4, pages => $5::int8range)";
+		"SELECT chunk, rows, checksum FROM shift.chunk_checksums($1::pg_catalog.regclass,"
+		" $2::pg_catalog.text[], $3::pg_catalog.text[], buckets => $4::pg_catalog.int4,"
+		" pages => $5::pg_catalog.int8range)";
 	char		buckets[16];
 	int			i;
 
 	snprintf(buckets, sizeof(buckets), "%d", 1 << c->bits);
 	c->pass = 1;
 	for (i = 0; i < 2; i++)
-	{
 		c->acc[i] = calloc((size_t) 1 << c->bits, sizeof(Acc));
-		if (c->acc[i] == NULL)
-			return PGS_EXIT_USAGE;
+	if (c->acc[0] == NULL || c->acc[1] == NULL)
+	{
+		pgs_errorf("out of memory\n");
+		return PGS_EXIT_USAGE;
 	}
 	for (;;)
 	{
@@ -410,11 +507,11 @@ pass_buckets(Compare *c)
 			Side	   *s = &c->side[i];
 			char		range[64];
 			const char *values[5];
-			int64_t		per = s->pages / PARTS + 1;
+			int64_t		per = s->pages / s->parts + 1;
 
-			if (s->busy || s->failed || s->next_part >= PARTS)
+			if (s->busy || s->failed || s->next_part >= s->parts)
 				continue;
-			if (s->next_part == PARTS - 1)
+			if (s->next_part == s->parts - 1)
 				snprintf(range, sizeof(range), "[%" PRId64 ",)", per * s->next_part);
 			else
 				snprintf(range, sizeof(range), "[%" PRId64 ",%" PRId64 ")",
@@ -423,7 +520,7 @@ pass_buckets(Compare *c)
 			values[1] = c->columns[i];
 			values[2] = c->key[i];
 			values[3] = buckets;
-			values[4] = range;
+			values[4] = s->paged ? range : NULL;	/* a view has no pages: one part */
 			s->next_part++;
 			side_send(s, sql, 5, values);
 		}
@@ -486,16 +583,7 @@ static void
 level_add(Level *l, int64_t b, int64_t rows)
 {
 	if ((l->n & (l->n - 1)) == 0)
-	{
-		int64_t    *nb = realloc(l->buckets, sizeof(int64_t) * (l->n ? l->n * 2 : 1));
-
-		if (nb == NULL)
-		{
-			pgs_errorf("out of memory\n");
-			exit(PGS_EXIT_USAGE);
-		}
-		l->buckets = nb;
-	}
+		l->buckets = xrealloc(l->buckets, sizeof(int64_t) * (l->n ? l->n * 2 : 1));
 	l->buckets[l->n++] = b;
 	if (rows > l->maxrows)
 		l->maxrows = rows;
@@ -506,8 +594,9 @@ static int
 refine(Compare *c, Level *l, Level *next)
 {
 	static const char *sql =
-		"SELECT chunk, rows, checksum FROM shift.chunk_checksums($1::regclass, $2::text[], $3::text[],"
-		" buckets => $4::int4, only_buckets => $5::int4[])";
+		"SELECT chunk, rows, checksum FROM shift.chunk_checksums($1::pg_catalog.regclass,"
+		" $2::pg_catalog.text[], $3::pg_catalog.text[], buckets => $4::pg_catalog.int4,"
+		" only_buckets => $5::pg_catalog.int4[])";
 	int64_t		nchild = l->n << SPLIT_BITS;
 	int64_t    *children = xmalloc(sizeof(int64_t) * nchild);
 	Acc		   *sums[2];
@@ -528,11 +617,11 @@ refine(Compare *c, Level *l, Level *next)
 	}
 	while (wait_sides(c) >= 0)
 		;
+	free(list);
 	for (s = 0; s < 2; s++)
 		if (c->side[s].failed)
 		{
 			free(children);
-			free(list);
 			return side_error(c, &c->side[s], "refining bucket checksums");
 		}
 
@@ -543,6 +632,11 @@ refine(Compare *c, Level *l, Level *next)
 		int			r;
 
 		sums[s] = calloc(nchild, sizeof(Acc));
+		if (sums[s] == NULL)
+		{
+			pgs_errorf("out of memory\n");
+			exit(PGS_EXIT_USAGE);
+		}
 		for (r = 0; r < PQntuples(res); r++)
 		{
 			int64_t		b = strtoll(PQgetvalue(res, r, 0), NULL, 10);
@@ -571,8 +665,24 @@ refine(Compare *c, Level *l, Level *next)
 	free(sums[0]);
 	free(sums[1]);
 	free(children);
-	free(list);
 	return PGS_EXIT_OK;
+}
+
+static void
+add_row(Compare *c, const char *key, const char *key_hash, const char *row_hash, int side)
+{
+	Row		   *row;
+
+	if (c->nrows == c->maxrows)
+	{
+		c->maxrows = c->maxrows ? c->maxrows * 2 : 1024;
+		c->rows = xrealloc(c->rows, sizeof(Row) * c->maxrows);
+	}
+	row = &c->rows[c->nrows++];
+	row->key = xstrdup(key);
+	snprintf(row->key_hash, sizeof(row->key_hash), "%s", key_hash);
+	snprintf(row->row_hash, sizeof(row->row_hash), "%s", row_hash);
+	row->side = side;
 }
 
 /* Fetches key, key hash and row hash of the rows in l's buckets from both sides. */
@@ -580,8 +690,9 @@ static int
 fetch_rows(Compare *c, Level *l)
 {
 	static const char *sql =
-		"SELECT key::text, key_hash, row_hash FROM shift.row_hashes($1::regclass, $2::text[], $3::text[],"
-		" buckets => $4::int4, only_buckets => $5::int4[])";
+		"SELECT key::pg_catalog.text, key_hash, row_hash FROM shift.row_hashes("
+		"$1::pg_catalog.regclass, $2::pg_catalog.text[], $3::pg_catalog.text[],"
+		" buckets => $4::pg_catalog.int4, only_buckets => $5::pg_catalog.int4[])";
 	char	   *list = int_list(l->buckets, l->n);
 	char		buckets[16];
 	int			s;
@@ -604,28 +715,7 @@ fetch_rows(Compare *c, Level *l)
 		if (c->side[s].failed)
 			return side_error(c, &c->side[s], "fetching the rows of differing buckets");
 		for (r = 0; r < PQntuples(res); r++)
-		{
-			Row		   *row;
-
-			if (c->nrows == c->maxrows)
-			{
-				Row		   *nr;
-
-				c->maxrows = c->maxrows ? c->maxrows * 2 : 1024;
-				nr = realloc(c->rows, sizeof(Row) * c->maxrows);
-				if (nr == NULL)
-				{
-					pgs_errorf("out of memory\n");
-					exit(PGS_EXIT_USAGE);
-				}
-				c->rows = nr;
-			}
-			row = &c->rows[c->nrows++];
-			row->key = xstrdup(PQgetvalue(res, r, 0));
-			snprintf(row->key_hash, sizeof(row->key_hash), "%s", PQgetvalue(res, r, 1));
-			snprintf(row->row_hash, sizeof(row->row_hash), "%s", PQgetvalue(res, r, 2));
-			row->side = s;
-		}
+			add_row(c, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1), PQgetvalue(res, r, 2), s);
 	}
 	return PGS_EXIT_OK;
 }
@@ -644,82 +734,524 @@ cmp_row(const void *pa, const void *pb)
 	return r;
 }
 
+static int
+cmp_str(const void *pa, const void *pb)
+{
+	return strcmp(*(char *const *) pa, *(char *const *) pb);
+}
+
+/* ---------------------------------------------------------------- differences */
+
 typedef struct Counts
 {
 	int64_t		missing_in_target;
 	int64_t		missing_in_source;
 	int64_t		different;
+	int64_t		in_flight;
 } Counts;
 
 static void
-report(Compare *c, const char *kind, const Row *row, Counts *n)
+report(Compare *c, const char *kind, const char *key, Counts *n)
 {
 	if (strcmp(kind, "different") == 0)
 		n->different++;
 	else if (strcmp(kind, "missing_in_target") == 0)
 		n->missing_in_target++;
-	else
+	else if (strcmp(kind, "missing_in_source") == 0)
 		n->missing_in_source++;
+	else
+		n->in_flight++;
 	if (c->opts->json)
 		pgs_json_line(c->L, "event", 's', "difference", "kind", 's', kind,
-					  "key", 's', row->key, NULL);
+					  "key", 's', key, NULL);
 	else if (!c->opts->quiet)
-		printf("%-18s %s\n", kind, row->key);
+		printf("%-18s %s\n", kind, key);
 }
 
 /*
- * Matches the fetched rows: within one key hash, equal row hashes on both
- * sides cancel in pairs; the rest pairs up as different, or is missing.
+ * The differences between two sides' rows of one key (row hashes, sorted):
+ * equal hashes cancel in pairs; what remains pairs up as different, the
+ * rest is missing on one side.  Reports each with kind, or as in flight.
+ */
+static int
+pair_rows(Compare *c, char **a, int na, char **b, int nb, const char *key, const char *as,
+		  Counts *n)
+{
+	int			i = 0;
+	int			j = 0;
+	int			left[2] = {0, 0};
+	int			k;
+
+	while (i < na || j < nb)
+	{
+		int			r = i == na ? 1 : j == nb ? -1 : strcmp(a[i], b[j]);
+
+		if (r == 0)
+		{
+			i++;
+			j++;
+		}
+		else if (r < 0)
+		{
+			left[0]++;
+			i++;
+		}
+		else
+		{
+			left[1]++;
+			j++;
+		}
+	}
+	for (k = 0; k < left[0] || k < left[1]; k++)
+	{
+		if (n)
+			report(c, as ? as : k < left[0] && k < left[1] ? "different" :
+				   k < left[0] ? "missing_in_target" : "missing_in_source", key, n);
+	}
+	return left[0] > left[1] ? left[0] : left[1];
+}
+
+/*
+ * Groups the fetched rows by key hash and keeps the keys whose rows differ,
+ * with each side's row hashes.
  */
 static void
-match_rows(Compare *c, Counts *n)
+group_rows(Compare *c)
 {
 	int64_t		i = 0;
 
-	qsort(c->rows, c->nrows, sizeof(Row), cmp_row);
+	if (c->nrows > 1)
+		qsort(c->rows, c->nrows, sizeof(Row), cmp_row);
 	while (i < c->nrows)
 	{
 		int64_t		end = i;
 		int64_t		j;
-		const Row **left[2];
-		int64_t		nl[2] = {0, 0};
+		Group		g;
+		int			s;
 
 		while (end < c->nrows && strcmp(c->rows[end].key_hash, c->rows[i].key_hash) == 0)
 			end++;
-		left[0] = xmalloc(sizeof(Row *) * (end - i));
-		left[1] = xmalloc(sizeof(Row *) * (end - i));
-		for (j = i; j < end;)
+		memset(&g, 0, sizeof(g));
+		for (s = 0; s < 2; s++)
+			g.first[s] = xmalloc(sizeof(char *) * (end - i));
+		for (j = i; j < end; j++)
 		{
-			int64_t		k = j;
-			int64_t		cnt[2] = {0, 0};
-			int64_t		m;
-			int64_t		both;
-
-			while (k < end && strcmp(c->rows[k].row_hash, c->rows[j].row_hash) == 0)
-				cnt[c->rows[k++].side]++;
-			both = cnt[0] < cnt[1] ? cnt[0] : cnt[1];
-			for (m = both; m < cnt[0]; m++)
-				left[0][nl[0]++] = &c->rows[j + m];
-			for (m = both; m < cnt[1]; m++)
-				left[1][nl[1]++] = &c->rows[j + cnt[0] + m];
-			j = k;
+			s = c->rows[j].side;
+			g.first[s][g.nfirst[s]++] = c->rows[j].row_hash;
 		}
-		for (j = 0; j < nl[0] || j < nl[1]; j++)
+		if (pair_rows(c, g.first[0], g.nfirst[0], g.first[1], g.nfirst[1], NULL, NULL, NULL) == 0)
 		{
-			if (j < nl[0] && j < nl[1])
-				report(c, "different", left[0][j], n);
-			else if (j < nl[0])
-				report(c, "missing_in_target", left[0][j], n);
-			else
-				report(c, "missing_in_source", left[1][j], n);
+			free(g.first[0]);
+			free(g.first[1]);
+			i = end;
+			continue;
 		}
-		free(left[0]);
-		free(left[1]);
+		memcpy(g.key_hash, c->rows[i].key_hash, sizeof(g.key_hash));
+		g.key = c->rows[i].key;
+		for (s = 0; s < 2; s++)
+		{
+			g.last[s] = g.first[s];
+			g.nlast[s] = g.nfirst[s];
+		}
+		if ((c->ngroups & (c->ngroups - 1)) == 0)
+			c->groups = xrealloc(c->groups, sizeof(Group) * (c->ngroups ? c->ngroups * 2 : 1));
+		c->groups[c->ngroups++] = g;
 		i = end;
 	}
 }
 
+static int
+find_group(Compare *c, const char *key_hash)
+{
+	int64_t		lo = 0;
+	int64_t		hi = c->ngroups;
+
+	while (lo < hi)
+	{
+		int64_t		mid = (lo + hi) / 2;
+
+		if (strcmp(c->groups[mid].key_hash, key_hash) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < c->ngroups && strcmp(c->groups[lo].key_hash, key_hash) == 0 ? (int) lo : -1;
+}
+
+static bool
+same_hashes(char **a, int na, char **b, int nb)
+{
+	int			i;
+
+	if (na != nb)
+		return false;
+	for (i = 0; i < na; i++)
+		if (strcmp(a[i], b[i]) != 0)
+			return false;
+	return true;
+}
+
+/* Frees a group's last read unless it is the first one (which c->rows owns). */
+static void
+free_last(Group *gr, int s)
+{
+	int			k;
+
+	if (gr->last[s] == gr->first[s])
+		return;
+	for (k = 0; k < gr->nlast[s]; k++)
+		free(gr->last[s][k]);
+	free(gr->last[s]);
+}
+
+/*
+ * Reads the keys still differing again on both sides (each side a new
+ * snapshot, both at once), KEYS_PER_READ keys a statement, each key a
+ * parameter: a key now equal was in flight; one whose rows changed since
+ * the read before (the snapshot's, first) is moving.
+ */
+static int
+recheck(Compare *c)
+{
+	static const char *head =
+		"SELECT key_hash, row_hash FROM shift.key_rows($1::pg_catalog.regclass, ARRAY[";
+	static const char *tail =
+		"]::pg_catalog.text[], $2::pg_catalog.text[], $3::pg_catalog.text[])";
+	int64_t    *open = xmalloc(sizeof(int64_t) * (c->ngroups ? c->ngroups : 1));
+	int64_t		nopen = 0;
+	int64_t		first;
+	char	 ***fresh[2];
+	int		   *nfresh[2];
+	int64_t		g;
+	int			s;
+
+	for (g = 0; g < c->ngroups; g++)
+		if (!c->groups[g].equal)
+			open[nopen++] = g;
+	for (s = 0; s < 2; s++)
+	{
+		fresh[s] = calloc(c->ngroups ? c->ngroups : 1, sizeof(char **));
+		nfresh[s] = calloc(c->ngroups ? c->ngroups : 1, sizeof(int));
+		if (fresh[s] == NULL || nfresh[s] == NULL)
+		{
+			pgs_errorf("out of memory\n");
+			exit(PGS_EXIT_USAGE);
+		}
+	}
+
+	/* each open group's rows as read now, copied out of the results */
+	for (first = 0; first < nopen; first += KEYS_PER_READ)
+	{
+		int			n = nopen - first < KEYS_PER_READ ? (int) (nopen - first) : KEYS_PER_READ;
+		char	   *sql = xmalloc(strlen(head) + strlen(tail) + 8 * (size_t) n + 1);
+		const char **values = xmalloc(sizeof(char *) * (3 + n));
+		char	   *o = sql + sprintf(sql, "%s", head);
+		int			k;
+
+		for (k = 0; k < n; k++)
+		{
+			values[3 + k] = c->groups[open[first + k]].key;
+			o += sprintf(o, "%s$%d", k ? "," : "", 4 + k);
+		}
+		strcpy(o, tail);
+		for (s = 0; s < 2; s++)
+		{
+			values[0] = c->side[s].table;
+			values[1] = c->columns[s];
+			values[2] = c->key[s];
+			side_send(&c->side[s], sql, 3 + n, values);
+		}
+		while (wait_sides(c) >= 0)
+			;
+		free(sql);
+		free(values);
+		for (s = 0; s < 2; s++)
+		{
+			PGresult   *res = c->side[s].result;
+			int			r;
+
+			if (c->side[s].failed)
+			{
+				free(open);
+				return side_error(c, &c->side[s], "reading the differing keys again");
+			}
+			for (r = 0; r < PQntuples(res); r++)
+			{
+				int			kg = find_group(c, PQgetvalue(res, r, 0));
+
+				if (kg < 0 || c->groups[kg].equal)
+					continue;
+				fresh[s][kg] = xrealloc(fresh[s][kg], sizeof(char *) * (nfresh[s][kg] + 1));
+				fresh[s][kg][nfresh[s][kg]++] = xstrdup(PQgetvalue(res, r, 1));
+			}
+		}
+	}
+	free(open);
+	for (g = 0; g < c->ngroups; g++)
+	{
+		Group	   *gr = &c->groups[g];
+
+		if (gr->equal)
+			continue;
+		for (s = 0; s < 2; s++)
+		{
+			if (nfresh[s][g] > 1)
+				qsort(fresh[s][g], nfresh[s][g], sizeof(char *), cmp_str);
+			if (!same_hashes(gr->last[s], gr->nlast[s], fresh[s][g], nfresh[s][g]))
+				gr->moved = true;
+			free_last(gr, s);
+			gr->last[s] = fresh[s][g] ? fresh[s][g] : xmalloc(sizeof(char *));
+			gr->nlast[s] = nfresh[s][g];
+		}
+		if (same_hashes(gr->last[0], gr->nlast[0], gr->last[1], gr->nlast[1]))
+			gr->equal = true;
+	}
+	for (s = 0; s < 2; s++)
+	{
+		free(fresh[s]);
+		free(nfresh[s]);
+	}
+	return PGS_EXIT_OK;
+}
+
+/*
+ * The recheck rounds, once the snapshots have ended: after 0.5 s, 1 s,
+ * 2 s, ... each round reads the keys still differing, until all are equal.
+ */
+static int
+recheck_rounds(Compare *c)
+{
+	int			round;
+	int			s;
+
+	for (s = 0; s < 2; s++)
+		if (side_exec(c, &c->side[s], "COMMIT", 0, NULL) == NULL)
+			return side_error(c, &c->side[s], "ending the snapshot");
+	c->pass_name = "reading the differing rows again";
+	for (round = 1; round <= c->copts->recheck; round++)
+	{
+		double		delay = 0.5 * (double) (1 << (round - 1 < 5 ? round - 1 : 5));
+		int64_t		g;
+		int			rc;
+
+		cmp_progress(c);
+		if (!nap(delay))
+			break;
+		rc = recheck(c);
+		if (rc != PGS_EXIT_OK)
+			return rc;
+		c->rechecks = round;
+		for (g = 0; g < c->ngroups && c->groups[g].equal; g++)
+			;
+		if (g == c->ngroups)
+			break;
+	}
+	return PGS_EXIT_OK;
+}
+
+/* Reports every group: in flight, or its differences as last read. */
+static void
+report_groups(Compare *c, Counts *n)
+{
+	int64_t		g;
+
+	for (g = 0; g < c->ngroups; g++)
+	{
+		Group	   *gr = &c->groups[g];
+
+		if (gr->equal || gr->moved)
+			pair_rows(c, gr->first[0], gr->nfirst[0], gr->first[1], gr->nfirst[1], gr->key,
+					  "in_flight", n);
+		else
+			pair_rows(c, gr->last[0], gr->nlast[0], gr->last[1], gr->nlast[1], gr->key, NULL, n);
+	}
+}
+
+static void
+free_groups(Compare *c)
+{
+	int64_t		g;
+	int			s;
+
+	for (g = 0; g < c->ngroups; g++)
+		for (s = 0; s < 2; s++)
+		{
+			free_last(&c->groups[g], s);
+			free(c->groups[g].first[s]);
+		}
+	free(c->groups);
+}
+
 /* ---------------------------------------------------------------- the command */
+
+/* What a side says about replication, read before its snapshot. */
+static int
+read_replication(Compare *c, Side *s)
+{
+	static const char *sql =
+		"SELECT (SELECT system_identifier FROM pg_catalog.pg_control_system())::pg_catalog.text,"
+		" pg_catalog.pg_is_in_recovery(),"
+		" (SELECT pg_catalog.array_agg(subslotname::pg_catalog.text) FROM pg_catalog.pg_subscription"
+		"   WHERE subenabled AND subdbid OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_database"
+		"     WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database()))::pg_catalog.text,"
+		" (SELECT pg_catalog.array_agg(slot_name::pg_catalog.text) FROM pg_catalog.pg_replication_slots"
+		"   WHERE slot_type OPERATOR(pg_catalog.=) 'logical'"
+		"     AND database OPERATOR(pg_catalog.=) pg_catalog.current_database())::pg_catalog.text";
+	PGresult   *res = side_exec(c, s, sql, 0, NULL);
+
+	if (res == NULL)
+		return side_error(c, s, "reading its replication state");
+	s->sysid = xstrdup(PQgetvalue(res, 0, 0));
+	s->in_recovery = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+	s->subs = PQgetisnull(res, 0, 2) ? NULL : xstrdup(PQgetvalue(res, 0, 2));
+	s->slots = PQgetisnull(res, 0, 3) ? NULL : xstrdup(PQgetvalue(res, 0, 3));
+	return PGS_EXIT_OK;
+}
+
+/* The subscribed slot of down that is a logical slot of up, or NULL (malloc'd). */
+static char *
+shared_slot(Side *down, Side *up)
+{
+	char	   *subs;
+	char	   *tok;
+	char	   *save = NULL;
+	char	   *found = NULL;
+
+	if (down->subs == NULL || up->slots == NULL)
+		return NULL;
+	subs = xstrdup(down->subs);
+	for (tok = strtok_r(subs, "{},\"", &save); tok; tok = strtok_r(NULL, "{},\"", &save))
+	{
+		size_t		n = strlen(tok);
+		const char *p = up->slots;
+
+		while ((p = strstr(p, tok)) != NULL)
+		{
+			bool		start = p == up->slots || strchr("{,\"", p[-1]) != NULL;
+			bool		end = p[n] == '\0' || strchr("},\"", p[n]) != NULL;
+
+			if (start && end)
+			{
+				found = xstrdup(tok);
+				break;
+			}
+			p += n;
+		}
+		if (found)
+			break;
+	}
+	free(subs);
+	return found;
+}
+
+/*
+ * Starts both snapshots.  When one side replicates the other, the upstream
+ * snapshot comes first with its WAL flush position (what a sender can have
+ * sent: every synchronous commit the snapshot sees is before it), and the
+ * downstream one once that position is applied there (replayed by a
+ * standby; for a subscription, the position its apply worker last heard
+ * from the publisher in a keepalive, which it handles only after applying
+ * everything sent before), so both see one point.  An asynchronous commit
+ * not yet flushed can still differ; the recheck sorts it out, as it does
+ * everything written meanwhile when the two snapshots are independent.
+ */
+static int
+begin_snapshots(Compare *c)
+{
+	static const char *begin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+	static const char *lsn_sql = "SELECT pg_catalog.pg_current_wal_flush_lsn()::pg_catalog.text";
+	static const char *replay_sql =
+		"SELECT pg_catalog.pg_last_wal_replay_lsn() OPERATOR(pg_catalog.>=) $1::pg_catalog.pg_lsn";
+	static const char *applied_sql =
+		"SELECT coalesce(pg_catalog.bool_or(latest_end_lsn OPERATOR(pg_catalog.>=) $1::pg_catalog.pg_lsn), false)"
+		" FROM pg_catalog.pg_stat_subscription s JOIN pg_catalog.pg_subscription p ON p.oid OPERATOR(pg_catalog.=) s.subid"
+		" WHERE s.relid IS NULL AND p.subslotname OPERATOR(pg_catalog.=) $2";
+	int			up = -1;
+	char	   *slot = NULL;
+	int			s;
+
+	for (s = 0; s < 2; s++)
+	{
+		int			rc = read_replication(c, &c->side[s]);
+
+		if (rc != PGS_EXIT_OK)
+			return rc;
+	}
+	if (strcmp(c->side[0].sysid, c->side[1].sysid) == 0 &&
+		c->side[0].in_recovery != c->side[1].in_recovery)
+		up = c->side[0].in_recovery ? 1 : 0;	/* a physical standby of the other */
+	else if ((slot = shared_slot(&c->side[1], &c->side[0])) != NULL)
+		up = 0;					/* the target subscribes to the source */
+	else if ((slot = shared_slot(&c->side[0], &c->side[1])) != NULL)
+		up = 1;
+	if (up < 0)
+	{
+		for (s = 0; s < 2; s++)
+			if (side_exec(c, &c->side[s], begin, 0, NULL) == NULL)
+				return side_error(c, &c->side[s], "starting a snapshot");
+		return PGS_EXIT_OK;
+	}
+	{
+		Side	   *u = &c->side[up];
+		Side	   *d = &c->side[1 - up];
+		PGresult   *res;
+		double		deadline = pgs_monotonic_seconds() + LSN_WAIT_SECS;
+		char		line[200];
+
+		if (side_exec(c, u, begin, 0, NULL) == NULL ||
+			(res = side_exec(c, u, lsn_sql, 0, NULL)) == NULL)
+		{
+			free(slot);
+			return side_error(c, u, "starting a snapshot");
+		}
+		c->lsn = xstrdup(PQgetvalue(res, 0, 0));
+		snprintf(line, sizeof(line), "waiting for the %s to apply %s", d->name, c->lsn);
+		c->pass_name = line;
+		for (;;)
+		{
+			const char *values[2] = {c->lsn, slot};
+
+			res = side_exec(c, d, slot ? applied_sql : replay_sql, slot ? 2 : 1, values);
+			if (res == NULL)
+			{
+				free(slot);
+				return side_error(c, d, "waiting for replication to catch up");
+			}
+			if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
+				break;
+			if (pgs_monotonic_seconds() > deadline || pgs_interrupted)
+			{
+				if (!c->opts->quiet)
+					pgs_errorf("the %s did not apply %s within %.0f s: comparing two independent snapshots\n",
+							   d->name, c->lsn, LSN_WAIT_SECS);
+				free(c->lsn);
+				c->lsn = NULL;
+				break;
+			}
+			cmp_progress(c);
+			nap(0.02);
+		}
+		c->pass_name = NULL;
+		free(slot);
+		if (side_exec(c, d, begin, 0, NULL) == NULL)
+			return side_error(c, d, "starting a snapshot");
+	}
+	return PGS_EXIT_OK;
+}
+
+static int
+open_side(Compare *c, Side *s)
+{
+	int			rc;
+
+	s->conn = pgs_connect(s->dsn, "pgshift compare", &s->err);
+	if (s->conn == NULL)
+		return side_error(c, s, "connecting");
+	rc = pgs_check_extension(s->conn, &s->err);
+	if (rc != PGS_EXIT_OK)
+		return side_error(c, s, "checking the extension");
+	return PGS_EXIT_OK;
+}
 
 /*
  * The text[] literals of side i's column and key lists, as the server writes
@@ -774,37 +1306,38 @@ side_lists(Compare *c, Side *s, int i, const List *cols, const List *key)
 }
 
 /*
- * Connects side i, starts its snapshot and reads its table's size and the
- * columns to compare.  The target's lists default to the source's, by name
- * (as in shift.compare), not to the target's own order.
+ * The table's size (in its snapshot), its kind, and the columns to compare.
+ * The target's lists default to the source's, by name (as in
+ * shift.compare), not to the target's own order: the source is described
+ * first.
  */
 static int
-open_side(Compare *c, Side *s, List given[2][2])
+describe_side(Compare *c, Side *s, List given[2][2])
 {
 	static const char *size_sql =
-		"SELECT coalesce(max(pg_catalog.pg_relation_size(relid)"
-		"   / pg_catalog.current_setting('block_size')::int8), 0),"
-		" (SELECT reltuples FROM pg_catalog.pg_class WHERE oid = $1::regclass)"
-		" FROM pg_catalog.pg_partition_tree($1::regclass) WHERE isleaf";
+		"WITH RECURSIVE tree(relid) AS ("
+		"   SELECT $1::pg_catalog.regclass::pg_catalog.oid"
+		"   UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree t"
+		"     ON i.inhparent OPERATOR(pg_catalog.=) t.relid)"
+		" SELECT coalesce(pg_catalog.max(pg_catalog.pg_relation_size(relid::pg_catalog.regclass)"
+		"   OPERATOR(pg_catalog./) pg_catalog.current_setting('block_size')::pg_catalog.int8), 0),"
+		" coalesce(pg_catalog.sum(GREATEST(c.reltuples, 0)), 0),"
+		" (SELECT relkind FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass)"
+		"   OPERATOR(pg_catalog.=) ANY ('{r,m,p}'::pg_catalog.\"char\"[])"
+		" FROM tree JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tree.relid";
 	PGresult   *res;
 	const char *values[1] = {s->table};
+	int			i = s == &c->side[0] ? 0 : 1;
 	int			rc;
 
-	s->conn = pgs_connect(s->dsn, "pgshift compare", &s->err);
-	if (s->conn == NULL)
-		return side_error(c, s, "connecting");
-	rc = pgs_check_extension(s->conn, &s->err);
-	if (rc != PGS_EXIT_OK)
-		return side_error(c, s, "checking the extension");
-	if (side_exec(c, s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL) == NULL)
-		return side_error(c, s, "starting a snapshot");
 	res = side_exec(c, s, size_sql, 1, values);
 	if (res == NULL)
 		return side_error(c, s, "finding the table");
 	s->pages = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	s->reltuples = strtod(PQgetvalue(res, 0, 1), NULL);
+	s->paged = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
+	s->parts = s->paged ? PARTS : 1;
 	{
-		int			i = s == &c->side[0] ? 0 : 1;
 		List		own[2];
 		const List *use[2];
 		int			k;
@@ -828,11 +1361,11 @@ open_side(Compare *c, Side *s, List given[2][2])
 			return rc;
 	}
 	{
-		int			i = s == &c->side[0] ? 0 : 1;
 		const char *cv[3] = {s->table, c->columns[i], c->key[i]};
 
 		res = side_exec(c, s, "SELECT label, type, class, is_key FROM shift.checksum_columns("
-						"$1::regclass, $2::text[], $3::text[]) ORDER BY is_key, ord", 3, cv);
+						"$1::pg_catalog.regclass, $2::pg_catalog.text[], $3::pg_catalog.text[])"
+						" ORDER BY is_key, ord", 3, cv);
 		if (res == NULL)
 			return side_error(c, s, "reading the columns to compare");
 		s->columns = res;
@@ -882,12 +1415,53 @@ check_columns(Compare *c)
 	return PGS_EXIT_OK;
 }
 
+static void
+print_summary(Compare *c, const Counts *n, int64_t received, int64_t sent)
+{
+	int64_t		total = n->missing_in_target + n->missing_in_source + n->different;
+	double		secs = pgs_monotonic_seconds() - c->started;
+
+	if (c->opts->json)
+	{
+		pgs_json_line(c->L, "event", 's', "compare",
+					  "source", 's', c->side[0].table, "target", 's', c->side[1].table,
+					  "equal", 'b', total == 0,
+					  "source_rows", 'i', (long long) c->side[0].rows,
+					  "target_rows", 'i', (long long) c->side[1].rows,
+					  "missing_in_target", 'i', (long long) n->missing_in_target,
+					  "missing_in_source", 'i', (long long) n->missing_in_source,
+					  "different", 'i', (long long) n->different,
+					  "in_flight", 'i', (long long) n->in_flight,
+					  "rechecks", 'i', (long long) c->rechecks,
+					  "lsn", 's', c->lsn,	/* left out when the snapshots are independent */
+					  "buckets", 'i', (long long) 1 << c->bits,
+					  "seconds", 'd', floor(secs * 1000.0 + 0.5) / 1000.0,
+					  "bytes_received", 'i', (long long) received,
+					  "bytes_sent", 'i', (long long) sent, NULL);
+		return;
+	}
+	if (c->opts->quiet)
+		return;
+	if (total == 0)
+		printf("%s: equal (%" PRId64 " rows on each side", c->side[0].table, c->side[0].rows);
+	else
+		printf("%s: %" PRId64 " difference(s): %" PRId64 " missing in target, %" PRId64
+			   " missing in source, %" PRId64 " different (source %" PRId64
+			   " rows, target %" PRId64 " rows", c->side[0].table, total, n->missing_in_target,
+			   n->missing_in_source, n->different, c->side[0].rows, c->side[1].rows);
+	if (n->in_flight > 0)
+		printf("; %" PRId64 " in flight: written during the compare", n->in_flight);
+	if (c->lsn)
+		printf("; both read at WAL position %s", c->lsn);
+	printf(") in %.1fs\n", secs);
+}
+
 int
 pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts)
 {
 	Compare		c;
 	Level		level;
-	Counts		n = {0, 0, 0};
+	Counts		n = {0, 0, 0, 0};
 	int64_t		received = 0;
 	int64_t		sent = 0;
 	double		est;
@@ -908,18 +1482,23 @@ pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts)
 	c.side[1].name = "target";
 	c.side[1].dsn = copts->target;
 	c.side[1].table = copts->target_table ? copts->target_table : copts->table;
-	split_list(copts->columns, &given[0][0]);
-	split_list(copts->key, &given[0][1]);
-	split_list(copts->target_columns, &given[1][0]);
-	split_list(copts->target_key, &given[1][1]);
+	c.side[0].parts = c.side[1].parts = 1;
 
 	/* the first Ctrl-C (or SIGTERM) cancels both sides' statements */
 	pgs_catch_interrupts(NULL);
 	if (opts->json && (c.L = pgs_lua_new(opts)) == NULL)
 		return PGS_EXIT_USAGE;
+	split_list(copts->columns, &given[0][0]);
+	split_list(copts->key, &given[0][1]);
+	split_list(copts->target_columns, &given[1][0]);
+	split_list(copts->target_key, &given[1][1]);
 
 	for (s = 0; s < 2 && rc == PGS_EXIT_OK; s++)
-		rc = open_side(&c, &c.side[s], given);
+		rc = open_side(&c, &c.side[s]);
+	if (rc == PGS_EXIT_OK)
+		rc = begin_snapshots(&c);
+	for (s = 0; s < 2 && rc == PGS_EXIT_OK; s++)
+		rc = describe_side(&c, &c.side[s], given);
 	if (rc == PGS_EXIT_OK)
 		rc = check_columns(&c);
 	if (rc != PGS_EXIT_OK)
@@ -952,7 +1531,7 @@ pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts)
 		Level		next;
 
 		c.pass_name = "narrowing down differing buckets";
-		cmp_progress(&c, true);
+		cmp_progress(&c);
 		rc = refine(&c, &level, &next);
 		if (rc != PGS_EXIT_OK)
 			goto done;
@@ -962,8 +1541,15 @@ pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts)
 	if (level.n > 0)
 	{
 		c.pass_name = "fetching the rows of differing buckets";
-		cmp_progress(&c, true);
+		cmp_progress(&c);
 		rc = fetch_rows(&c, &level);
+		if (rc != PGS_EXIT_OK)
+			goto done;
+	}
+	group_rows(&c);
+	if (c.ngroups > 0 && copts->recheck > 0 && !pgs_interrupted)
+	{
+		rc = recheck_rounds(&c);
 		if (rc != PGS_EXIT_OK)
 			goto done;
 	}
@@ -971,52 +1557,21 @@ pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts)
 	sent = wire_sent;
 	if (c.tty && !opts->quiet && !opts->json)
 		pgs_live_clear();
-	match_rows(&c, &n);
 	if (pgs_interrupted)
 	{
 		pgs_errorf("compare interrupted\n");
 		rc = PGS_EXIT_USAGE;
 		goto done;
 	}
-
-	{
-		int64_t		total = n.missing_in_target + n.missing_in_source + n.different;
-		double		secs = pgs_monotonic_seconds() - c.started;
-
-		if (opts->json)
-			pgs_json_line(c.L, "event", 's', "compare",
-						  "source", 's', c.side[0].table, "target", 's', c.side[1].table,
-						  "equal", 'b', total == 0,
-						  "source_rows", 'i', (long long) c.side[0].rows,
-						  "target_rows", 'i', (long long) c.side[1].rows,
-						  "missing_in_target", 'i', (long long) n.missing_in_target,
-						  "missing_in_source", 'i', (long long) n.missing_in_source,
-						  "different", 'i', (long long) n.different,
-						  "buckets", 'i', (long long) 1 << c.bits,
-						  "seconds", 'd', floor(secs * 1000.0 + 0.5) / 1000.0,
-						  "bytes_received", 'i', (long long) received,
-						  "bytes_sent", 'i', (long long) sent, NULL);
-		else if (!opts->quiet)
-		{
-			if (total == 0)
-				printf("%s: equal (%" PRId64 " rows on each side) in %.1fs\n",
-					   c.side[0].table, c.side[0].rows, secs);
-			else
-				printf("%s: %" PRId64 " difference(s): %" PRId64 " missing in target, %" PRId64
-					   " missing in source, %" PRId64 " different (source %" PRId64
-					   " rows, target %" PRId64 " rows) in %.1fs\n",
-					   c.side[0].table, total, n.missing_in_target, n.missing_in_source,
-					   n.different, c.side[0].rows, c.side[1].rows, secs);
-		}
-		rc = total == 0 ? PGS_EXIT_OK : PGS_EXIT_FAIL;
-	}
+	report_groups(&c, &n);
+	print_summary(&c, &n, received, sent);
+	rc = n.missing_in_target + n.missing_in_source + n.different == 0 ? PGS_EXIT_OK : PGS_EXIT_FAIL;
 
 done:
 	if (c.tty && !opts->quiet && !opts->json)
 		pgs_live_clear();
-	for (s = 0; s < 2; s++)
-		if (c.side[s].busy)
-			pgs_cancel(c.side[s].conn);	/* the other side failed: stop this one's scan */
+	/* the other side failed: stop this one's scan rather than leave it running */
+	cancel_busy(&c);
 	for (s = 0; s < 2; s++)
 	{
 		PQclear(c.side[s].result);
@@ -1025,15 +1580,20 @@ done:
 			PQfinish(c.side[s].conn);
 		pgs_error_clear(&c.side[s].err);
 		free(c.side[s].sql);
+		free(c.side[s].sysid);
+		free(c.side[s].subs);
+		free(c.side[s].slots);
 		free(c.acc[s]);
 		free(c.columns[s]);
 		free(c.key[s]);
 		list_free(&given[s][0]);
 		list_free(&given[s][1]);
 	}
+	free_groups(&c);
 	for (b = 0; b < c.nrows; b++)
 		free(c.rows[b].key);
 	free(c.rows);
+	free(c.lsn);
 	free(level.buckets);
 	if (c.L)
 		pgs_lua_close(c.L);

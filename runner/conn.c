@@ -510,15 +510,18 @@ notice_receiver(void *arg, const PGresult *res)
 /*
  * pgs_connect: opens a connection from a conninfo string or URI (NULL: the
  * libpq environment, PGHOST, PGDATABASE, ...), named appname unless the
- * connection string names it, reporting warnings but not notices.  On failure returns NULL with
- * *err set to libpq's reason and SQLSTATE 08001.
+ * connection string names it, in UTF8 whatever the database's encoding (so
+ * --json output is UTF-8) but for SQL_ASCII (see below), reporting warnings
+ * but not notices.  On failure returns NULL with *err set to libpq's reason
+ * and SQLSTATE 08001.
  */
 PGconn *
 pgs_connect(const char *dsn, const char *appname, PgsError *err)
 {
-	const char *keys[] = {"dbname", "fallback_application_name", NULL};
-	const char *vals[] = {dsn, appname, NULL};
+	const char *keys[] = {"dbname", "fallback_application_name", "client_encoding", NULL};
+	const char *vals[] = {dsn, appname, "UTF8", NULL};
 	PGconn	   *conn;
+	const char *server_encoding;
 
 	conn = PQconnectdbParams(keys, vals, 1);
 	if (conn == NULL)
@@ -529,6 +532,20 @@ pgs_connect(const char *dsn, const char *appname, PgsError *err)
 	if (PQstatus(conn) != CONNECTION_OK)
 	{
 		pgs_error_set(err, "08001", "could not connect to the database: %s",
+					  PQerrorMessage(conn));
+		PQfinish(conn);
+		return NULL;
+	}
+	/*
+	 * A SQL_ASCII database's text is bytes in no known encoding: the server
+	 * refuses to send what is not valid UTF-8 to a UTF8 client, so there the
+	 * bytes come as they are (the output filter escapes what is not UTF-8).
+	 */
+	server_encoding = PQparameterStatus(conn, "server_encoding");
+	if (server_encoding != NULL && strcmp(server_encoding, "SQL_ASCII") == 0 &&
+		PQsetClientEncoding(conn, "SQL_ASCII") != 0)
+	{
+		pgs_error_set(err, "08001", "could not set client_encoding to SQL_ASCII: %s",
 					  PQerrorMessage(conn));
 		PQfinish(conn);
 		return NULL;

@@ -115,7 +115,7 @@ static const Command commands[] = {
 	{"compare", CMD_COMPARE, ARG_NONE,
 		"compare --target=DSN --table=TABLE [--source=DSN]\n"
 		"          [--target-table=T] [--columns=C,...] [--target-columns=C,...]\n"
-		"          [--key=C,...] [--target-key=C,...] [--buckets=N]",
+		"          [--key=C,...] [--target-key=C,...] [--buckets=N] [--recheck=N]",
 		"compare a table on two servers by chunk\n"
 	"checksums; list the rows that differ", run_compare},
 };
@@ -187,6 +187,18 @@ parse_buckets(Cli *cli, const char *value)
 	return NULL;
 }
 
+static const char *
+parse_recheck(Cli *cli, const char *value)
+{
+	char	   *end;
+	long		v = strtol(value, &end, 10);
+
+	if (end == value || *end != '\0' || v < 0 || v > 100)
+		return "--recheck: \"%s\" is not a number from 0 to 100";
+	cli->copts.recheck = (int) v;
+	return NULL;
+}
+
 static void usage(FILE *out);
 
 static const char *
@@ -236,6 +248,8 @@ static const Option options[] = {
 	{"key", 0, "C,...", CMD_COMPARE, NULL, COPT(key), NULL},
 	{"target-key", 0, "C,...", CMD_COMPARE, NULL, COPT(target_key), NULL},
 	{"buckets", 0, "N", CMD_COMPARE, NULL, 0, parse_buckets},
+	{"recheck", 0, "N", CMD_COMPARE, "compare: read differing rows again up to N times\n"
+	"(default 3); rows written meanwhile are in flight", 0, parse_recheck},
 	{"json", 0, NULL, 0, "machine-readable output (events, status, plan, compare)",
 	OPT(json), NULL},
 	{"quiet", 'q', NULL, 0, "print only errors", OPT(quiet), NULL},
@@ -413,6 +427,7 @@ main(int argc, char **argv)
 	/* everything printed from here on goes through the output filter */
 	pgs_output_init();
 	memset(&cli, 0, sizeof(cli));
+	cli.copts.recheck = 3;
 	if ((rc = parse_options(argc, argv, &cli, used, &nused)) != PGS_EXIT_OK || cli.done)
 		return rc;
 

@@ -228,6 +228,7 @@ typedef struct PgsCompareOptions
 	const char *key;			/* comma-separated; NULL: the primary key */
 	const char *target_key;
 	int			buckets;		/* first-level buckets; 0: from the row estimate */
+	int			recheck;		/* rounds of reading differing keys again; 0: none */
 } PgsCompareOptions;
 
 extern int	pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts);

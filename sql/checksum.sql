@@ -1,20 +1,22 @@
 -- ---------------------------------------------------------------------------
--- Checksums and compare (C in extension/checksum.c).  Every row is hashed in
--- a canonical binary form with XXH3-128; a chunk is a row count plus two
--- 64-bit sums of its rows' hashes.  All of these only read, as the calling
--- role, in the calling statement's snapshot.
+-- Checksums and compare (C in extension/checksum*.c).  Every value becomes a
+-- word in the canonical form doc/checksum.md specifies, every row an XXH3-128
+-- hash of its words; a chunk is a row count plus two 64-bit sums of its rows'
+-- hashes.  All of these only read, as the calling role, in the calling
+-- statement's snapshot.
 -- ---------------------------------------------------------------------------
 
 CREATE FUNCTION @extschema@.table_checksum(
   rel      pg_catalog.regclass,
   columns  pg_catalog.text[] DEFAULT NULL,
+  key      pg_catalog.text[] DEFAULT NULL,
   OUT rows pg_catalog.int8,
   OUT checksum pg_catalog.text)
 RETURNS record
 LANGUAGE c STABLE
 AS 'MODULE_PATHNAME', 'shift_table_checksum';
-COMMENT ON FUNCTION @extschema@.table_checksum(pg_catalog.regclass, pg_catalog.text[]) IS
-  'Row count and 128-bit order-independent checksum of a table (or of the given columns/expressions) in one scan';
+COMMENT ON FUNCTION @extschema@.table_checksum(pg_catalog.regclass, pg_catalog.text[], pg_catalog.text[]) IS
+  'Row count and 128-bit order-independent checksum of a table (or of the given columns/expressions) in one scan; with key, each row bound to its key as chunk_checksums hashes it';
 
 CREATE FUNCTION @extschema@.chunk_checksums(
   rel        pg_catalog.regclass,
@@ -47,6 +49,17 @@ AS 'MODULE_PATHNAME', 'shift_row_hashes';
 COMMENT ON FUNCTION @extschema@.row_hashes(pg_catalog.regclass, pg_catalog.text[], pg_catalog.text[], pg_catalog.int4, pg_catalog.int4[]) IS
   'Key and row hash of each row in the given key-hash buckets: the drill-down under chunk_checksums';
 
+CREATE FUNCTION @extschema@.key_rows(
+  rel      pg_catalog.regclass,
+  keys     pg_catalog.text[],
+  columns  pg_catalog.text[] DEFAULT NULL,
+  key      pg_catalog.text[] DEFAULT NULL)
+RETURNS TABLE (key pg_catalog.text[], key_hash pg_catalog.text, row_hash pg_catalog.text)
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'shift_key_rows';
+COMMENT ON FUNCTION @extschema@.key_rows(pg_catalog.regclass, pg_catalog.text[], pg_catalog.text[], pg_catalog.text[]) IS
+  'Key and row hash of the rows with the given keys (each as row_hashes prints it): what pgshift compare reads again for rows that differed';
+
 CREATE FUNCTION @extschema@.compare(
   source         pg_catalog.regclass,
   target         pg_catalog.regclass,
@@ -72,3 +85,10 @@ AS 'MODULE_PATHNAME', 'shift_checksum_columns';
 COMMENT ON FUNCTION @extschema@.checksum_columns(pg_catalog.regclass, pg_catalog.text[], pg_catalog.text[]) IS
   'The columns and key a checksum of the table hashes, with their types and hash classes (columns of different classes never match)';
 
+
+CREATE FUNCTION @extschema@.value_word(value anyelement)
+RETURNS pg_catalog.text
+LANGUAGE c STABLE STRICT
+AS 'MODULE_PATHNAME', 'shift_value_word';
+COMMENT ON FUNCTION @extschema@.value_word(anyelement) IS
+  'The canonical 64-bit word of one value (doc/checksum.md), as 16 hexadecimal digits';

@@ -5,6 +5,10 @@
 # refinement through several bucket levels, a consistent snapshot under
 # concurrent writes, and clear errors (bad table, missing extension, dead
 # server) with exit 2.  Also db:checksum and db:compare in a migration.
+# Then what used to give wrong answers: a key spelled differently in the two
+# lists, a view, a quoted column name with a comma, enums, domains and
+# composites whose type OIDs differ between the servers, a LATIN1 database,
+# and rows written during the compare (in flight, not different).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/cluster.sh"
 
@@ -43,7 +47,8 @@ received=$(json_field "$summary" '{bytes_received}')
 expect_eq "bytes received are measured and small (< 200 kB for $ROWS equal rows)" "$(( received > 0 && received < 200000 ))" 1
 expect_eq "the summary's fields in their order, seconds to the millisecond" \
   "$(sed -E 's/[0-9]+(\.[0-9]{1,3})?([,}])/N\2/g' <<<"$summary")" \
-  '{"event":"compare","source":"t","target":"t","equal":true,"source_rows":N,"target_rows":N,"missing_in_target":N,"missing_in_source":N,"different":N,"buckets":N,"seconds":N,"bytes_received":N,"bytes_sent":N}'
+  '{"event":"compare","source":"t","target":"t","equal":true,"source_rows":N,"target_rows":N,"missing_in_target":N,"missing_in_source":N,"different":N,"in_flight":N,"rechecks":N,"buckets":N,"seconds":N,"bytes_received":N,"bytes_sent":N}'
+# with one side replicating the other, "lsn" comes between "rechecks" and "buckets" (52)
 
 # ---- each kind of difference, found and named
 q2 "UPDATE t SET name = 'changed' WHERE id = 777;
@@ -152,6 +157,108 @@ q2 "CREATE TABLE typed (id int PRIMARY KEY, v text); INSERT INTO typed VALUES (1
 q "CREATE TABLE typed (id int PRIMARY KEY, v int); INSERT INTO typed VALUES (1, 1)"
 pgshift compare --source "$SRC" --target "$TGT" --table typed
 expect_rc "an int column against a text column is refused on the server" 2
+
+# ---- a key spelled differently in the two column lists is still the key
+for spelling in 'id::bigint' '(id)' 'ID'; do
+  pgshift compare --source "$SRC" --target "$TGT" --table acct --target-table account_new \
+    --columns "$spelling,full_name" --target-columns "id,name"
+  expect_rc "--columns '$spelling,full_name' against --target-columns 'id,name': the 9 changed rows are not all rows" 0
+done
+
+# ---- a view compares like a table (no pages), on either side
+q "CREATE VIEW acct_v AS SELECT id, full_name AS name, score::text AS score FROM acct"
+pgshift compare --source "$SRC" --target "$TGT" --table acct_v --target-table account_new --key id
+expect_rc "a view on the source against a table on the target" 1
+expect_in "finds the one changed score" "$OUT" "different          {9}"
+expect_in "and only it" "$OUT" "1 difference(s): 0 missing in target, 0 missing in source, 1 different"
+
+# ---- a quoted column name holding a comma is one column; so is a string literal with one
+q "CREATE TABLE quoted (id int PRIMARY KEY, \"a,b\" text, c text); INSERT INTO quoted SELECT g, 'x' || g, 'c' FROM generate_series(1, 100) g"
+q2 "CREATE TABLE quoted (id int PRIMARY KEY, \"a,b\" text, c text); INSERT INTO quoted SELECT g, 'x' || g, 'd' FROM generate_series(1, 100) g"
+pgshift compare --source "$SRC" --target "$TGT" --table quoted --columns 'id,"a,b"'
+expect_rc "--columns 'id,\"a,b\"' compares the column \"a,b\" (equal; c, which differs, is left out)" 0
+pgshift compare --source "$SRC" --target "$TGT" --table quoted --columns "id, \"a,b\" || ',' || length(c)"
+expect_rc "a string literal with a comma stays inside its expression" 0
+q2 "UPDATE quoted SET \"a,b\" = 'changed' WHERE id = 42"
+pgshift compare --source "$SRC" --target "$TGT" --table quoted --columns 'id,"a,b"'
+expect_in "and a change in \"a,b\" is found" "$OUT" "different          {42}"
+
+# ---- enums, domains, composites and arrays of them: the type OIDs differ between the servers
+types="CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+  CREATE DOMAIN score AS int CHECK (VALUE >= 0);
+  CREATE TYPE entry AS (m mood, s score, note text);
+  CREATE TABLE typed_t (id int PRIMARY KEY, m mood, ms mood[], ss score[], e entry, es entry[]);"
+q2 "CREATE TYPE filler AS ENUM ('x'); CREATE TABLE filler_t (a int, b text); CREATE DOMAIN filler_d AS text"
+q "$types"; q2 "$types"
+fill="INSERT INTO typed_t SELECT g, (ARRAY['sad','ok','happy'])[1 + g % 3]::mood, ARRAY['ok', NULL, 'happy']::mood[],
+  ARRAY[g, g + 1]::score[], ROW('happy', g, 'n' || g)::entry, ARRAY[ROW('sad', g, NULL)::entry, NULL]
+  FROM generate_series(1, 1000) g"
+q "$fill"; q2 "$fill"
+oids="$(q "SELECT 'mood'::regtype::oid, 'entry'::regtype::oid") / $(q2 "SELECT 'mood'::regtype::oid, 'entry'::regtype::oid")"
+if [ "${oids%% / *}" != "${oids##* / }" ]; then ok "the types' OIDs differ between the servers ($oids)"; else not_ok "the types' OIDs differ between the servers ($oids)"; fi
+pgshift compare --source "$SRC" --target "$TGT" --table typed_t
+expect_rc "1 000 equal rows of enums, domains, composites and their arrays compare equal" 0
+q2 "UPDATE typed_t SET es = ARRAY[ROW('sad', id, 'x')::entry, NULL] WHERE id = 500"
+pgshift compare --source "$SRC" --target "$TGT" --table typed_t
+expect_rc "one changed field deep in an array of composites" 1
+expect_in "is the one difference" "$OUT" "1 difference(s): 0 missing in target, 0 missing in source, 1 different"
+
+# ---- a LATIN1 database: the same characters compare equal, and --json stays UTF-8
+createdb -h "$SECOND_HOST" -p "$SECOND_PORT" -U postgres -E LATIN1 --locale=C -T template0 latin
+ql() { psql -X -q -A -t -v ON_ERROR_STOP=1 -h "$SECOND_HOST" -p "$SECOND_PORT" -U postgres -d latin -c "$1"; }
+ql "CREATE EXTENSION pg_shift; CREATE EXTENSION citext; CREATE EXTENSION hstore"
+q "CREATE EXTENSION IF NOT EXISTS citext; CREATE EXTENSION IF NOT EXISTS hstore"
+enc="CREATE TYPE pair AS (a text, b int);
+  CREATE TABLE words (w text PRIMARY KEY, ta text[], c citext, h hstore, p pair, j jsonb);
+  INSERT INTO words VALUES ('café', '{crème,brûlée}', 'Ýes', 'clé=>été', ('à', 1), '{\"é\": \"ü\", \"a\": 1.50}'),
+                           ('naïve', '{}', 'x', '', ('b', 2), '[]'), ('plain', NULL, NULL, NULL, NULL, NULL)"
+q "$enc"; PGCLIENTENCODING=UTF8 ql "$enc"
+expect_eq "the LATIN1 database stores é in one byte" "$(PGCLIENTENCODING=UTF8 ql "SELECT octet_length(w) FROM words WHERE w LIKE 'caf%'")" 4
+pgshift compare --source "$SRC" --target "$SECOND_DSN dbname=latin" --table words
+expect_rc "a UTF8 and a LATIN1 database holding the same characters compare equal" 0
+PGCLIENTENCODING=UTF8 ql "UPDATE words SET c = 'Ýet' WHERE w = 'café'"
+pgshift compare --source "$SECOND_DSN dbname=latin" --target "$SRC" --table words --json
+expect_rc "a change in the LATIN1 database is found" 1
+expect_in "and --json gives its key in UTF-8" "$OUT" '{"event":"difference","kind":"different","key":"{café}"}'
+if printf '%s' "$OUT" | iconv -f UTF-8 -t UTF-8 >/dev/null 2>&1; then ok "the whole --json output is valid UTF-8"; else not_ok "the whole --json output is valid UTF-8" "$OUT"; fi
+
+# ---- rows written during the compare: in flight, not different
+# The writer changes 20 rows on the source, and the same rows on the target
+# 0.2 s later (as a replica would), a batch every 0.05 s, while compare runs:
+# at any moment a few batches are on the source only.
+q "CREATE TABLE flight (id int PRIMARY KEY, v int); INSERT INTO flight SELECT g, 0 FROM generate_series(1, 100000) g; ANALYZE flight"
+q2 "CREATE TABLE flight (id int PRIMARY KEY, v int); INSERT INTO flight SELECT g, 0 FROM generate_series(1, 100000) g; ANALYZE flight"
+writer() {
+  local k=0
+  while [ ! -e "$WORK/stop" ]; do
+    psql -X -q -d "$DB" -c "UPDATE flight SET v = v + 1 WHERE id > $k AND id <= $k + 20" >/dev/null 2>&1
+    ( sleep 0.2; psql -X -q -h "$SECOND_HOST" -p "$SECOND_PORT" -U postgres -d "$DB" \
+        -c "UPDATE flight SET v = v + 1 WHERE id > $k AND id <= $k + 20" >/dev/null 2>&1 ) &
+    k=$(( (k + 20) % 100000 ))
+    sleep 0.05
+  done
+  wait
+}
+rm -f "$WORK/stop"; writer & wpid=$!; sleep 0.5
+pgshift compare --source "$SRC" --target "$TGT" --table flight --json
+touch "$WORK/stop"; wait $wpid
+summary=$(tail -1 <<<"$OUT")
+expect_rc "writes reaching the target 0.2 s after the source: no difference (exit 0)" 0
+expect_eq "none is reported different" "$(json_field "$summary" '{different}')" 0
+expect_eq "rows written during the compare are reported in flight" "$(( $(json_field "$summary" '{in_flight}') > 0 ))" 1
+expect_eq "after at least one recheck" "$(( $(json_field "$summary" '{rechecks}') >= 1 ))" 1
+expect_in "each one as in_flight" "$OUT" '"kind":"in_flight"'
+rm -f "$WORK/stop"; writer & wpid=$!; sleep 0.5
+pgshift compare --source "$SRC" --target "$TGT" --table flight --recheck 0 --json
+touch "$WORK/stop"; wait $wpid
+expect_rc "with --recheck 0 the same rows are differences, as before" 1
+pgshift compare --source "$SRC" --target "$TGT" --table flight --recheck x
+expect_rc "--recheck takes a number" 2
+# a row that stays different through the rechecks is a difference
+q2 "UPDATE flight SET v = -1 WHERE id = 99999"
+pgshift compare --source "$SRC" --target "$TGT" --table flight --recheck 1 --json
+expect_rc "a change that stays is still a difference after the recheck" 1
+expect_in "reported different" "$OUT" '{"event":"difference","kind":"different","key":"{99999}"}'
 
 # ---- Ctrl-C: the statements in flight are cancelled, exit 2 at once
 q "CREATE TABLE held (id int PRIMARY KEY)"
