@@ -24,8 +24,8 @@
 --      was moved aside.
 --
 -- All of it happens in ALTER EXTENSION's one transaction.  The writers of a
--- synced table wait for it from step 1 on (they cannot deadlock with it:
--- their tables are locked first, in the order they take them), then go on
+-- synced table wait for it from step 1 on (they cannot deadlock with it: it
+-- never waits for one of their tables while holding another), then go on
 -- through the new triggers.  Before the update, a 0.2.0 library already runs
 -- 0.1.0's sync triggers as 0.1.0 did (sync_load_config in
 -- extension/sync_config.c) and refuses everything else
@@ -92,10 +92,14 @@ $$;
 -- (shift._sync_digest); 0.2.0's the digest of what was checked.  A sync
 -- whose triggers agree with its row (what 0.1.0's library checked at every
 -- write) has them made again in step 4; one that does not stops the update:
--- its row was edited since, and 0.2.0 seals only what was checked.  Each
--- sync's tables are locked before its triggers are dropped, in the order its
--- writers take them (the table written, then the one the trigger writes), so
--- that writers wait for the update rather than deadlock with it.
+-- its row was edited since, and 0.2.0 seals only what was checked.  The
+-- tables of every sync are locked before any trigger is dropped, so that
+-- writers wait for the update rather than deadlock with it.  A transaction
+-- of the application may use several synced tables in any order (read
+-- orders, then write customers), so the update never waits for one of them
+-- while it holds another: it waits for one alone, then takes the others
+-- without waiting; if one is busy, it lets all go and starts again, waiting
+-- for that one first.
 -- ---------------------------------------------------------------------------
 
 CREATE SCHEMA shift_0_1_0;
@@ -135,21 +139,37 @@ DO $$
 DECLARE
   s record;
   digests pg_catalog.text[];
-  tables pg_catalog.text;
+  tables pg_catalog.regclass[];
+  first pg_catalog.regclass;
+  busy pg_catalog.regclass;
+  t pg_catalog.regclass;
 BEGIN
   -- no sync comes or goes meanwhile (writers only read it: they go on)
   LOCK TABLE @extschema@.sync IN SHARE MODE;
-  FOR s IN SELECT x.name, @extschema@._sync_digest(x) AS digest,
-                  CASE WHEN x.kind = 'table' AND x.direction = 'reverse'
-                       THEN ARRAY[x.target, x.relation] ELSE ARRAY[x.relation, x.target] END AS lock_order
-             FROM @extschema@.sync x ORDER BY x.name
+  SELECT array_agg(DISTINCT c.oid::pg_catalog.regclass) INTO tables
+    FROM @extschema@.sync x, unnest(ARRAY[x.relation, x.target]) AS u(rel)
+    JOIN pg_class c ON c.oid = u.rel;
+  first := tables[1];
+  WHILE first IS NOT NULL LOOP
+    busy := NULL;
+    BEGIN
+      EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', first);
+      FOREACH t IN ARRAY tables LOOP
+        busy := t;
+        IF t <> first THEN
+          EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE NOWAIT', t);
+        END IF;
+      END LOOP;
+      first := NULL;                    -- all taken; kept when the block ends
+    EXCEPTION WHEN lock_not_available THEN
+      IF busy IS NULL THEN              -- the wait itself (lock_timeout): say so
+        RAISE;
+      END IF;
+      first := busy;                    -- all let go: wait for that one first
+    END;
+  END LOOP;
+  FOR s IN SELECT x.name, @extschema@._sync_digest(x) AS digest FROM @extschema@.sync x ORDER BY x.name
   LOOP
-    SELECT string_agg(c.oid::regclass::text, ', ' ORDER BY u.ord) INTO tables
-      FROM unnest(s.lock_order) WITH ORDINALITY AS u(rel, ord)
-      JOIN pg_class c ON c.oid = u.rel;
-    IF tables IS NOT NULL THEN
-      EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', tables);
-    END IF;
     IF shift_0_1_0.keep_triggers(s.name) = 0 THEN
       RAISE WARNING 'sync "%" has no triggers: it is kept as it is, and nothing runs it', s.name
         USING HINT = format('Drop it with SELECT shift.sync_drop(%L) if it is not needed.', s.name);

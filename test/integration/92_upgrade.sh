@@ -92,9 +92,10 @@ q "CREATE TABLE orders (id serial PRIMARY KEY, customer int NOT NULL, amount int
 
 # the application: one order changed, sometimes a new one, sometimes one
 # deleted (never the first hundred, nor any order's customer: the test's own
-# writes below)
+# writes below, one of them in a REPEATABLE READ transaction, which a write
+# of the application to the same row would rightly fail)
 cat >"$WORK/app.sql" <<'SQL'
-\set id random(1, 24000)
+\set id random(101, 24000)
 \set d random(-50, 50)
 \set op random(1, 20)
 BEGIN;
@@ -222,8 +223,12 @@ expect_eq "a cut-over one mirrors back into the archive" \
   "$(q "SELECT owner FROM accounts_archive WHERE id = 1001")" "window"
 sleep 2
 
-# ---- the update, while pgbench writes, and while a REPEATABLE READ
-# transaction that took its snapshot before it waits to write
+# ---- the update, while pgbench writes, while a REPEATABLE READ
+# transaction that took its snapshot before it waits to write, and while
+# another transaction that read orders, so the update waits for it on that
+# table, goes on to write customers, another synced table: the update must
+# not hold that one while it waits (the two would deadlock).  The update
+# starts once both have begun.
 psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$DB" >"$WORK/rr.out" 2>&1 <<'SQL' &
 BEGIN ISOLATION LEVEL REPEATABLE READ;
 SELECT 1;
@@ -234,14 +239,33 @@ SELECT 'it saw ' || extversion FROM pg_extension WHERE extname = 'pg_shift';
 COMMIT;
 SQL
 rr=$!
-sleep 0.5
+psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$DB" >"$WORK/reader.out" 2>&1 <<'SQL' &
+BEGIN;
+SELECT 'it read customer ' || customer FROM orders WHERE id = 9;
+SELECT pg_sleep(2);
+INSERT INTO customers (id, email) VALUES (1004, 'Reader@Example.COM');
+COMMIT;
+SQL
+reader=$!
+for _ in $(seq 600); do
+  [ -s "$WORK/rr.out" ] && grep -q "it read customer" "$WORK/reader.out" && break
+  sleep 0.1
+done
 out=$(PGOPTIONS="-c client_min_messages=warning" psql -X -q -d "$DB" -v ON_ERROR_STOP=1 \
         -c "ALTER EXTENSION pg_shift UPDATE" 2>&1)
 expect_eq "ALTER EXTENSION pg_shift UPDATE runs under load" "$?" 0
 wait $rr
 rc=$?
 expect_eq "a REPEATABLE READ writer whose snapshot predates the update writes after it" "$rc" 0
+[ "$rc" -eq 0 ] || sed 's/^/# rr: /' "$WORK/rr.out"
 expect_in "(its snapshot did predate it)" "$(cat "$WORK/rr.out")" "it saw 0.1.0"
+wait $reader
+rc=$?
+expect_eq "a writer that read orders before the update, then writes customers, does not deadlock with it" \
+  "$rc" 0
+expect_in "(it read orders before the update began)" "$(cat "$WORK/reader.out")" "it read customer 9"
+expect_eq "and its write was synced" "$(q "SELECT email_lower FROM customers WHERE id = 1004")" "reader@example.com"
+[ "$rc" -eq 0 ] || sed 's/^/# reader: /' "$WORK/reader.out"
 expect_eq "through the new triggers" \
   "$(q "SELECT o.customer || ' ' || c.email_lower FROM orders_v2 o, customers c WHERE o.id = 9 AND c.id = 1003")" \
   "-3 repeatable@example.com"
