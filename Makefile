@@ -77,6 +77,8 @@ all install:
 	@exit 2
 else
 include $(PGXS)
+# PGXS does not track headers: every object is rebuilt when a shared header changes
+$(OBJS): $(wildcard extension/*.h)
 all: runner
 install: install-runner
 clean: clean-runner
