@@ -645,8 +645,18 @@ def terminations(count, seed):
         w.pgshift(["run", w.paths["bump"], "--to", "expand"])
         w.q("SELECT 1")
         while done < count:
+            before = w.v("SELECT coalesce(max(batches), 0) FROM shift.backfill WHERE name = 'bump:backfill'")
             p = w.pgshift(["run", w.paths["bump"], "--to", "backfill", "--lock-wait", "5"], background=True)
-            time.sleep(rnd.uniform(0.15, 0.45))
+            # the kill lands while the job works: after it has committed
+            # between one and twenty more batches than before (a fixed delay let
+            # a fast machine finish all rows before the last termination);
+            # 20 kills x 20 batches of 100 rows stay under ROWS, so each of them
+            # finds the job unfinished
+            want = before + rnd.randint(1, 20)
+            while p.poll() is None and w.v("SELECT coalesce(max(batches), 0) FROM shift.backfill "
+                                           "WHERE name = 'bump:backfill'") < want:
+                time.sleep(0.005)
+            time.sleep(rnd.uniform(0, 0.01))
             # on a loaded machine the runner may not have connected yet: a
             # termination that finds no session of it is tried again, until
             # one does or the run has ended
