@@ -120,6 +120,43 @@ AS $$
 $$;
 
 /*
+ * Makes a job of pg_shift 0.1.0 (never sealed: the upgrade seals none) the
+ * caller's, from the definition the caller gave shift.backfill_create,
+ * which has compared it with the stored one: the fields that run are set
+ * from that request, then checked as the caller and sealed.  The progress
+ * (state, bound, checkpoint, counters) is kept.
+ */
+CREATE FUNCTION shift_internal._backfill_adopt(p_name pg_catalog.text, p_owner pg_catalog.oid,
+                                               p_path pg_catalog.text, p_columns pg_catalog.text[],
+                                               p_select pg_catalog.text, p_key pg_catalog.regclass,
+                                               p_throttle pg_catalog.text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  old_key pg_catalog.regclass;
+BEGIN
+  SELECT b.key_index INTO old_key FROM @extschema@.backfill b WHERE b.name = p_name;
+  UPDATE @extschema@.backfill b
+     SET owner = pg_catalog.pg_get_userbyid(p_owner), search_path = p_path,
+         into_columns = CASE WHEN b.kind = 'copy' THEN p_columns END,
+         select_list = CASE WHEN b.kind = 'copy' THEN p_select END,
+         key_index = p_key, key_columns = '{}', throttle_query = p_throttle
+   WHERE b.name = p_name;
+  PERFORM @extschema@._backfill_check(p_name);   -- resolves a table to its primary key
+  IF old_key IS DISTINCT FROM (SELECT b.key_index FROM @extschema@.backfill b WHERE b.name = p_name) THEN
+    -- its checkpoint is a position in that index: another one would skip rows
+    RAISE EXCEPTION 'backfill job "%" already exists with a different definition', p_name
+      USING ERRCODE = 'duplicate_object',
+            DETAIL = format('It walks the index %s.', old_key),
+            HINT = format('Drop it with shift.backfill_drop(%L) or choose another name.', p_name);
+  END IF;
+  PERFORM shift_internal._backfill_seal(p_name);
+END
+$$;
+
+/*
  * The job as checked, or an error naming what changed since: its SQL runs
  * only if every field it executes is what _backfill_check saw.  Called by
  * backfill_run and backfill_step (C) before anything runs.
@@ -135,6 +172,13 @@ BEGIN
   SELECT * INTO b FROM @extschema@.backfill x WHERE x.name = p_name;
   IF NOT FOUND THEN
     RETURN;   -- the caller reports a missing job in its own words
+  END IF;
+  IF b.checked IS NULL AND b.digest IS NULL THEN
+    RAISE EXCEPTION 'backfill job "%" was made by pg_shift 0.1.0 and has not been checked since', p_name
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = '0.1.0 let members of shift_operator change a job''s SQL and owner; 0.2.0 runs only what it checked.',
+            HINT = 'pgshift run resumes it from its checkpoint; from SQL, call shift.backfill_create with the same '
+                   'definition and if_exists => ''reuse''.';
   END IF;
   PERFORM shift_internal.verify_checked(format('backfill job "%s"', p_name), b.checked, b.digest,
     shift_internal.backfill_definition(b),
@@ -272,7 +316,15 @@ BEGIN
        AND (key IS NULL OR old.key_index = key)
        AND old.migration IS NOT DISTINCT FROM backfill_create.migration
        AND old.phase IS NOT DISTINCT FROM backfill_create.phase
-       AND old.search_path = path THEN
+       AND (old.search_path = path OR (old.digest IS NULL AND old.checked IS NULL)) THEN
+      IF old.digest IS NULL AND old.checked IS NULL THEN
+        -- a job of 0.1.0, never sealed: the caller's request becomes its
+        -- definition (the defaults resolved anew under the caller's
+        -- search_path, nothing of the stored row that runs kept), checked
+        -- and sealed as the caller; its progress stays
+        PERFORM shift_internal._backfill_adopt(v_name, who, path, columns, "select",
+                                               coalesce(key, relation), throttle_query);
+      END IF;
       PERFORM shift_internal.backfill_verify(v_name);
       RETURN v_name;
     END IF;

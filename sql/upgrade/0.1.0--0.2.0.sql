@@ -299,10 +299,9 @@ SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence('@extschema@.event', 
   FROM shift_0_1_0.event_id_seq s;
 
 -- A job's SQL was checked under search_path pg_catalog, pg_temp and ran
--- under whatever path its runner had.  It now runs under the one recorded
--- with it, as its owner: the path a session has by default (normally what
--- the runner had, and what db:backfill records when it reuses the job),
--- checked again below.
+-- under whatever path its runner had.  The path recorded here is the one a
+-- session has by default; the role that gives the job's definition again
+-- (below) replaces it with its own.
 INSERT INTO @extschema@.backfill
   (name, relation, kind, set_clause, where_clause, into_relation, into_columns, select_list,
    on_conflict, key_index, key_columns, owner, search_path, migration, phase, batch_min, batch_max,
@@ -326,24 +325,24 @@ INSERT INTO @extschema@.backfill_batch (job, batch, at, keys, rows, ms, batch_si
 SELECT bb.job, bb.batch, bb.at, bb.keys, bb.rows, bb.ms, bb.batch_size, bb.retries
   FROM shift_0_1_0.backfill_batch bb;
 
--- Every job is checked again (as its owner, under its search_path) and
--- sealed.  One that no longer checks out is kept unsealed: it cannot run
--- (backfill_run refuses it, saying so) until it is made again.
+-- No job is sealed here.  0.1.0 let any member of shift_operator rewrite a
+-- job's SQL, its owner and its checkpoint, and kept no record of what was
+-- made: sealing a job as its recorded owner could run an operator's SQL as a
+-- superuser.  A job left unsealed does not run (backfill_verify says why)
+-- until its definition is given again by a role that may act as its owner
+-- (shift.backfill_create with if_exists => 'reuse', which the runner's
+-- db:backfill calls): only if the two agree is it checked, as that role,
+-- and sealed, keeping its checkpoint.
 DO $$
 DECLARE
   b record;
 BEGIN
-  FOR b IN SELECT x.name, x.state FROM @extschema@.backfill x ORDER BY x.name LOOP
-    BEGIN
-      PERFORM @extschema@._backfill_check(b.name);
-      PERFORM shift_internal._backfill_seal(b.name);
-    EXCEPTION WHEN OTHERS THEN
-      IF b.state NOT IN ('done', 'cancelled') THEN
-        RAISE WARNING 'backfill job "%" of pg_shift 0.1.0 does not check out under 0.2.0: %', b.name, SQLERRM
-          USING HINT = format('It will not run: drop it with SELECT shift.backfill_drop(%L) and create it again.',
-                              b.name);
-      END IF;
-    END;
+  FOR b IN SELECT x.name FROM @extschema@.backfill x WHERE x.state NOT IN ('done', 'cancelled')
+            ORDER BY x.name LOOP
+    RAISE WARNING 'backfill job "%" of pg_shift 0.1.0 runs again once its definition is given again', b.name
+      USING DETAIL = '0.1.0 let members of shift_operator change a job''s SQL and owner; 0.2.0 runs only what it checked.',
+            HINT = 'pgshift run resumes it from its checkpoint; from SQL, call shift.backfill_create with the same '
+                   'definition and if_exists => ''reuse''.';
   END LOOP;
 END
 $$;

@@ -74,6 +74,24 @@ q "CREATE TABLE t (id int PRIMARY KEY, v text); CREATE TABLE t_v2 (id bigint PRI
    SELECT shift.sync_create('t', 't', \"into\" => 't_v2');
    UPDATE shift.sync SET expressions = '{id,upper(v)}' WHERE name = 't';
    CREATE VIEW my_migrations AS SELECT name, status FROM shift.migration" >/dev/null
+# 0.1.0 let any member of shift_operator rewrite a backfill job: this one,
+# made by the superuser, is given a function of the operator's to run
+q "CREATE TABLE notes (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
+   INSERT INTO notes (id) SELECT g FROM generate_series(1, 10) g;
+   SELECT shift.backfill_create('notes:bump', 'notes', set => 'n = n + 1');
+   DROP ROLE IF EXISTS upgrade_mallory;
+   CREATE ROLE upgrade_mallory LOGIN IN ROLE shift_operator;
+   CREATE SCHEMA mallory AUTHORIZATION upgrade_mallory" >/dev/null
+psql -X -q -v ON_ERROR_STOP=1 -U upgrade_mallory -d "$DB" >/dev/null <<'SQL'
+CREATE FUNCTION mallory.bump(n int) RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+  EXECUTE 'ALTER ROLE upgrade_mallory SUPERUSER';
+  RETURN n + 1;
+END $$;
+UPDATE shift.backfill SET set_clause = 'n = mallory.bump(n)' WHERE name = 'notes:bump';
+SQL
+expect_eq "under 0.1.0, an operator rewrote the superuser's backfill job" \
+  "$(q "SELECT set_clause || ' ' || owner FROM shift.backfill WHERE name = 'notes:bump'")" "n = mallory.bump(n) postgres"
 new_db upgrade 0.1.0
 expect_eq "pg_shift 0.1.0: its library and its SQL objects" \
   "$(q "SELECT shift.version() || ' ' || extversion FROM pg_extension WHERE extname = 'pg_shift'")" "0.1.0 0.1.0"
@@ -275,7 +293,9 @@ expect_in "it kept of the stored statements only the foreign key's" "$out" \
 expect_in "saying which it dropped" "$out" "Dropped: ALTER ROLE shift_operator SUPERUSER."
 expect_eq "no statement is left to run but that validation" "$(q "SELECT shift.cutover_pending('accounts')")" \
   "ALTER TABLE public.ledger VALIDATE CONSTRAINT ledger_account_id_fkey"
-expect_eq "nothing else was said" "$(grep -c WARNING <<<"$out")" 1
+expect_in "it says the unfinished backfill job waits for its definition" "$out" \
+  'WARNING:  backfill job "orders_v2:backfill" of pg_shift 0.1.0 runs again once its definition is given again'
+expect_eq "nothing else was said" "$(grep -c WARNING <<<"$out")" 2
 
 expect_eq "every sync is sealed, its triggers made for the new digest" \
   "$(q "SELECT string_agg(name || '=' || definition_ok || '/' || enabled, ' ' ORDER BY name) FROM shift.sync_status")" \
@@ -286,8 +306,11 @@ expect_eq "as they were: on the same tables, for the same events" \
   "accounts.shift_sync_accounts_del accounts.shift_sync_accounts_ins accounts.shift_sync_accounts_trn accounts.shift_sync_accounts_upd customers.shift_sync_customers orders.shift_sync_orders_del orders.shift_sync_orders_ins orders.shift_sync_orders_trn orders.shift_sync_orders_upd tags.shift_sync_tags"
 expect_eq "their search_path is pinned, \$user being the owner" \
   "$(q "SELECT DISTINCT search_path FROM shift.sync")" "postgres, public, pg_temp"
-expect_eq "the backfill job is sealed too, with the search_path it runs under" \
-  "$(q "SELECT digest IS NOT NULL AND checked IS NOT NULL AND search_path = 'postgres, public, pg_temp' FROM shift.backfill")" t
+expect_eq "the backfill job is not sealed: 0.1.0's operators could have rewritten it" \
+  "$(q "SELECT digest IS NULL AND checked IS NULL FROM shift.backfill")" t
+err=$(psql -X -q -d "$DB" -c "CALL shift.backfill_run('orders_v2:backfill')" 2>&1)
+expect_in "so it does not run yet" "$err" \
+  'ERROR:  backfill job "orders_v2:backfill" was made by pg_shift 0.1.0 and has not been checked since'
 expect_eq "the interrupted backfill phase is what 0.2.0 calls interrupted" "$(phase_status orders_v2)" \
   "expand=done sync=done backfill=interrupted validate=pending cutover=pending contract=pending"
 expect_eq "and so is the migration, owned by the role that ran it" \
@@ -313,6 +336,9 @@ expect_eq "from 0.1.0's checkpoint: its three batches are kept, the next ones fo
   "1 true true"
 expect_eq "the same job, walking to the bound it had fixed when it started" \
   "$(q "SELECT created_at || ' ' || upper_key_text FROM shift.backfill")" "$job_before"
+expect_eq "given again by db:backfill, it was sealed as the runner's role, with the search_path it runs under" \
+  "$(q "SELECT digest IS NOT NULL AND checked IS NOT NULL AND owner = 'postgres'
+               AND search_path = 'postgres, public, pg_temp' FROM shift.backfill")" t
 # Each key up to the bound once: at most the bound (ids start at 1), at least
 # the keys still there (a job started over, counters kept, would be 3000 over).
 walked=$(q "SELECT state || ' ' || keys_done || ' ' || upper_key_text || ' '
@@ -393,3 +419,13 @@ q "SELECT shift.sync_drop('t')" >/dev/null
 q "ALTER EXTENSION pg_shift UPDATE" >/dev/null
 expect_eq "once it is dropped (by 0.1.0's sync_drop), the update goes through" \
   "$(q "SELECT extversion FROM pg_extension WHERE extname = 'pg_shift'")" "0.2.0"
+err=$(psql -X -q -d "$DB" -c "CALL shift.backfill_run('notes:bump')" 2>&1)
+expect_in "the rewritten job of 0.1.0 does not run after the update" "$err" \
+  'ERROR:  backfill job "notes:bump" was made by pg_shift 0.1.0 and has not been checked since'
+expect_eq "so its SQL ran as nobody: the operator is no superuser, no row was bumped" \
+  "$(q "SELECT rolsuper || ' ' || (SELECT sum(n) FROM notes) FROM pg_roles WHERE rolname = 'upgrade_mallory'")" "false 0"
+err=$(q "SELECT shift.backfill_create('notes:bump', 'notes', set => 'n = n + 1', if_exists => 'reuse')" 2>&1)
+expect_in "given its definition again, it is refused: it is not what the superuser asks for" "$err" \
+  'backfill job "notes:bump" already exists with a different definition'
+q "SELECT shift.backfill_drop('notes:bump')" >/dev/null
+q "DROP SCHEMA mallory CASCADE; DROP ROLE upgrade_mallory" >/dev/null
