@@ -31,6 +31,7 @@ OBJS += extension/lint_facts.o
 OBJS += extension/lint_report.o
 OBJS += extension/sync_config.o
 OBJS += extension/sync_check.o
+OBJS += extension/checksum_side.o
 
 # The install script is generated; released install scripts and the upgrade
 # scripts between them are checked in and never edited once released.

@@ -5,7 +5,9 @@
  *	  checksum_canon.c    the canonical word of a value, per type
  *	  checksum_scan.c     row hashes, and reading a relation (page reader
  *	                      or executor) into them
- *	  checksum.c          the SQL entry points, what to hash, key ranges
+ *	  checksum_side.c     what to hash: a side's columns and key, and the
+ *	                      key's btree operators
+ *	  checksum.c          the SQL entry points, key ranges
  *	  checksum_compare.c  shift.compare
  *
  * doc/checksum.md specifies the canonical form these implement, with test
@@ -21,9 +23,11 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "access/stratnum.h"
 #include "access/tupdesc.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
 #include "port/pg_bswap.h"
 #include "tcop/dest.h"
@@ -378,6 +382,20 @@ extern void side_default_target(Side *tgt, Side *src, bool columns, bool key);
 extern void side_finish(Side *side);
 extern char *side_target_list(Side *side);
 extern List *text_array_list(ArrayType *arr);
+extern void append_key_list(StringInfo s, Side *side);
+
+/* A key column's btree operators, each as OPERATOR(schema.name). */
+typedef struct KeyOps
+{
+	bool		found;
+	char	   *schema;			/* quoted */
+	char	   *ops[BTMaxStrategyNumber + 1];	/* by strategy */
+	char	   *names[BTMaxStrategyNumber + 1];
+} KeyOps;
+
+extern KeyOps *key_ops(Side *side);
+extern void require_key_ops(Side *side, KeyOps *ops);
+extern void append_key_bound(StringInfo s, Side *side, KeyOps *ops, bool greater, int param);
 
 /* ---------------------------------------------------------------- row hashes */
 
