@@ -32,6 +32,7 @@ OBJS += extension/lint_report.o
 OBJS += extension/sync_config.o
 OBJS += extension/sync_check.o
 OBJS += extension/checksum_side.o
+OBJS += extension/checksum_type.o
 
 # The install script is generated; released install scripts and the upgrade
 # scripts between them are checked in and never edited once released.
@@ -108,7 +109,8 @@ $(UPGRADE): sql/upgrade/$(LAST_RELEASE)--$(EXTVERSION).sql sql/$(EXTENSION)--$(E
 endif
 
 $(OBJS): $(EXTENSION).control
-extension/checksum.o extension/checksum_canon.o extension/checksum_scan.o extension/checksum_compare.o: extension/checksum.h
+extension/checksum.o extension/checksum_side.o extension/checksum_type.o extension/checksum_canon.o \
+	extension/checksum_scan.o extension/checksum_compare.o: extension/checksum.h
 
 .PHONY: runner install-runner clean-runner deps demo test bench fuzz soak unit valgrind
 

@@ -2,7 +2,8 @@
  *
  * checksum.h
  *	  Declarations shared by the checksum code:
- *	  checksum_canon.c    the canonical word of a value, per type
+ *	  checksum_type.c     which rule a type's values follow (ColHash setup)
+ *	  checksum_canon.c    the canonical word of a value, per rule
  *	  checksum_scan.c     row hashes, and reading a relation (page reader
  *	                      or executor) into them
  *	  checksum_side.c     what to hash: a side's columns and key, and the
@@ -207,10 +208,14 @@ typedef struct Canon
 /* The word of a NULL (the row's NULL bitmap tells it from a value). */
 #define NULL_WORD		UINT64CONST(0x6e756c6c2d2d6e75)
 
+/* checksum_type.c */
+extern void colhash_init(ColHash *c, Oid typid, int32 typmod, MemoryContext cxt);
+extern void record_setup(ColHash *c, Oid typid, int32 typmod);
+extern char *colhash_class(ColHash *c);
+
+/* checksum_canon.c */
 extern bool canon_convert_text;
 extern void canon_init(Canon *cn);
-extern void colhash_init(ColHash *c, Oid typid, int32 typmod, MemoryContext cxt);
-extern char *colhash_class(ColHash *c);
 extern uint64 text_word_bytes(const char *p, int len);
 extern uint64 numeric_word_slow(const char *p, int len);
 extern uint64 other_word(Canon *cn, ColHash *c, Datum d);

@@ -16,7 +16,9 @@
  * ranges, multiranges and composites are built from the words of their
  * elements, bounds and fields, with nothing per-database (no type OID).
  * Types without a rule here hash their output function's text, computed
- * with the display settings fixed by canon_pin_settings.
+ * with the display settings fixed by canon_pin_settings.  Which rule a
+ * type follows is settled once per column by colhash_init
+ * (checksum_type.c).
  *
  * Nothing here takes locks or writes; memory goes to the caller's current
  * (per-row) context, nested ColHash parts to the ColHash's own context.
@@ -28,11 +30,9 @@
 #include <sys/socket.h>
 
 #include "access/htup_details.h"
-#include "catalog/dependency.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_enum.h"
 #include "catalog/pg_type.h"
-#include "commands/extension.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/array.h"
@@ -604,28 +604,6 @@ array_word(Canon *cn, ColHash *c, Datum d)
 	return canon_leave(cn, b);
 }
 
-/* Looks up the fields of composite type (typid, typmod) for c. */
-static void
-record_setup(ColHash *c, Oid typid, int32 typmod)
-{
-	MemoryContext old = MemoryContextSwitchTo(c->cxt);
-	TupleDesc	desc = lookup_rowtype_tupdesc_copy(typid, typmod);
-	int			i;
-
-	c->rectype = typid;
-	c->rectypmod = typmod;
-	c->desc = desc;
-	c->fields = palloc0(sizeof(ColHash) * Max(desc->natts, 1));
-	for (i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-
-		if (!att->attisdropped)
-			colhash_init(&c->fields[i], att->atttypid, att->atttypmod, c->cxt);
-	}
-	MemoryContextSwitchTo(old);
-}
-
 static uint64
 record_word(Canon *cn, ColHash *c, Datum d)
 {
@@ -752,6 +730,154 @@ enum_word(Datum d)
 	return w;
 }
 
+/* The bpchar word: characters without their trailing blanks, as bpchar compares. */
+static uint64
+bpchar_word(Datum d)
+{
+	struct varlena *v = (struct varlena *) DatumGetPointer(d);
+	const char *p;
+	int			n;
+
+	if (VARATT_IS_EXTERNAL(v) || VARATT_IS_COMPRESSED(v))
+		v = pg_detoast_datum_packed(v);
+	p = VARDATA_ANY(v);
+	n = VARSIZE_ANY_EXHDR(v);
+	while (n > 0 && p[n - 1] == ' ')
+		n--;
+	return text_word_bytes(p, n);
+}
+
+/*
+ * The citext word: as citext compares, lower-cased in the database's default
+ * collation.
+ */
+static uint64
+citext_word(Datum d)
+{
+	struct varlena *v = (struct varlena *) DatumGetPointer(d);
+	char	   *lower;
+
+	if (VARATT_IS_EXTERNAL(v) || VARATT_IS_COMPRESSED(v))
+		v = pg_detoast_datum_packed(v);
+	lower = str_tolower(VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v), DEFAULT_COLLATION_OID);
+	return text_word_bytes(lower, strlen(lower));
+}
+
+/*
+ * The interval word: equal spans are equal intervals (1 day = 24 hours,
+ * 1 month = 30 days).
+ */
+static uint64
+interval_word(Datum d)
+{
+	Interval   *iv = DatumGetIntervalP(d);
+	int64		days = (int64) iv->month * DAYS_PER_MONTH + iv->day;
+	int64		t = iv->time;
+	int64		q = t / USECS_PER_DAY;
+	uint64		le[2];
+
+	if (t % USECS_PER_DAY < 0)
+		q--;
+	le[0] = LE64((uint64) (days + q));
+	le[1] = LE64((uint64) (t - q * USECS_PER_DAY));
+	return XXH3_64bits(le, sizeof(le));
+}
+
+/* The timetz word: equal only when both the time and the zone are equal. */
+static uint64
+timetz_word(Datum d)
+{
+	TimeTzADT  *t = DatumGetTimeTzADTP(d);
+	char		out[12];
+	uint64		time = LE64((uint64) t->time);
+	uint32		zone = LE32((uint32) t->zone);
+
+	memcpy(out, &time, 8);
+	memcpy(out + 8, &zone, 4);
+	return XXH3_64bits(out, sizeof(out));
+}
+
+/* The inet word: family, prefix length, address bytes. */
+static uint64
+inet_word(Datum d)
+{
+	inet	   *ip = DatumGetInetPP(d);
+	char		out[18];
+	int			size = ip_addrsize(ip);
+
+	out[0] = ip_family(ip) == PGSQL_AF_INET ? 4 : 6;
+	out[1] = (char) ip_bits(ip);
+	memcpy(out + 2, ip_addr(ip), size);
+	return XXH3_64bits(out, 2 + size);
+}
+
+/* The macaddr word: the six bytes, first byte highest. */
+static uint64
+macaddr_word(Datum d)
+{
+	macaddr    *m = DatumGetMacaddrP(d);
+
+	return ((uint64) m->a << 40) | ((uint64) m->b << 32) | ((uint64) m->c << 24) |
+		((uint64) m->d << 16) | ((uint64) m->e << 8) | (uint64) m->f;
+}
+
+/* The macaddr8 word: the eight bytes, first byte highest. */
+static uint64
+macaddr8_word(Datum d)
+{
+	macaddr8   *m = DatumGetMacaddr8P(d);
+
+	return ((uint64) m->a << 56) | ((uint64) m->b << 48) | ((uint64) m->c << 40) |
+		((uint64) m->d << 32) | ((uint64) m->e << 24) | ((uint64) m->f << 16) |
+		((uint64) m->g << 8) | (uint64) m->h;
+}
+
+/* The bit word: the length in bits, then the bits. */
+static uint64
+bit_word(Canon *cn, Datum d)
+{
+	VarBit	   *vb = DatumGetVarBitP(d);
+	Buf		   *b = canon_enter(cn);
+
+	put_u32(b, (uint32) VARBITLEN(vb));
+	put_bytes(b, VARBITS(vb), VARBITBYTES(vb));
+	return canon_leave(cn, b);
+}
+
+/* The tid word: block number and offset. */
+static uint64
+tid_word(Datum d)
+{
+	ItemPointer ip = (ItemPointer) DatumGetPointer(d);
+
+	return ((uint64) ItemPointerGetBlockNumberNoCheck(ip) << 16) |
+		(uint64) ItemPointerGetOffsetNumberNoCheck(ip);
+}
+
+/* The path word: closed or open, the number of points, the points. */
+static uint64
+path_word(Canon *cn, Datum d)
+{
+	PATH	   *path = DatumGetPathP(d);
+	char		prefix[5];
+	uint32		npts = LE32((uint32) path->npts);
+
+	prefix[0] = path->closed ? 1 : 0;
+	memcpy(prefix + 1, &npts, 4);
+	return doubles_word(cn, (const char *) path->p, 2 * path->npts, prefix, 5);
+}
+
+/* The polygon word: the number of points, the points. */
+static uint64
+polygon_word(Canon *cn, Datum d)
+{
+	POLYGON    *poly = DatumGetPolygonP(d);
+	uint32		npts = LE32((uint32) poly->npts);
+
+	return doubles_word(cn, (const char *) poly->p, 2 * poly->npts,
+						(const char *) &npts, 4);
+}
+
 /* The word of a value of the kinds value_word leaves out. */
 uint64
 other_word(Canon *cn, ColHash *c, Datum d)
@@ -761,19 +887,7 @@ other_word(Canon *cn, ColHash *c, Datum d)
 		case HK_NUMERIC:
 			return numeric_word(d);
 		case HK_BPCHAR:
-			{
-				struct varlena *v = (struct varlena *) DatumGetPointer(d);
-				const char *p;
-				int			n;
-
-				if (VARATT_IS_EXTERNAL(v) || VARATT_IS_COMPRESSED(v))
-					v = pg_detoast_datum_packed(v);
-				p = VARDATA_ANY(v);
-				n = VARSIZE_ANY_EXHDR(v);
-				while (n > 0 && p[n - 1] == ' ')
-					n--;
-				return text_word_bytes(p, n);
-			}
+			return bpchar_word(d);
 		case HK_NAME:
 			{
 				const char *p = NameStr(*DatumGetName(d));
@@ -783,89 +897,25 @@ other_word(Canon *cn, ColHash *c, Datum d)
 		case HK_ENUM:
 			return enum_word(d);
 		case HK_CITEXT:
-			{
-				/* as citext compares: lower-cased in the database's default collation */
-				struct varlena *v = (struct varlena *) DatumGetPointer(d);
-				char	   *lower;
-
-				if (VARATT_IS_EXTERNAL(v) || VARATT_IS_COMPRESSED(v))
-					v = pg_detoast_datum_packed(v);
-				lower = str_tolower(VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v), DEFAULT_COLLATION_OID);
-				return text_word_bytes(lower, strlen(lower));
-			}
+			return citext_word(d);
 		case HK_UUID:
 			return XXH3_64bits(DatumGetUUIDP(d)->data, UUID_LEN);
 		case HK_INTERVAL:
-			{
-				/* equal spans are equal intervals: 1 day = 24 hours, 1 month = 30 days */
-				Interval   *iv = DatumGetIntervalP(d);
-				int64		days = (int64) iv->month * DAYS_PER_MONTH + iv->day;
-				int64		t = iv->time;
-				int64		q = t / USECS_PER_DAY;
-				uint64		le[2];
-
-				if (t % USECS_PER_DAY < 0)
-					q--;
-				le[0] = LE64((uint64) (days + q));
-				le[1] = LE64((uint64) (t - q * USECS_PER_DAY));
-				return XXH3_64bits(le, sizeof(le));
-			}
+			return interval_word(d);
 		case HK_TIMETZ:
-			{
-				/* equal only when both the time and the zone are equal */
-				TimeTzADT  *t = DatumGetTimeTzADTP(d);
-				char		out[12];
-				uint64		time = LE64((uint64) t->time);
-				uint32		zone = LE32((uint32) t->zone);
-
-				memcpy(out, &time, 8);
-				memcpy(out + 8, &zone, 4);
-				return XXH3_64bits(out, sizeof(out));
-			}
+			return timetz_word(d);
 		case HK_JSONB:
 			return jsonb_word(cn, d);
 		case HK_INET:
-			{
-				inet	   *ip = DatumGetInetPP(d);
-				char		out[18];
-				int			size = ip_addrsize(ip);
-
-				out[0] = ip_family(ip) == PGSQL_AF_INET ? 4 : 6;
-				out[1] = (char) ip_bits(ip);
-				memcpy(out + 2, ip_addr(ip), size);
-				return XXH3_64bits(out, 2 + size);
-			}
+			return inet_word(d);
 		case HK_MACADDR:
-			{
-				macaddr    *m = DatumGetMacaddrP(d);
-
-				return ((uint64) m->a << 40) | ((uint64) m->b << 32) | ((uint64) m->c << 24) |
-					((uint64) m->d << 16) | ((uint64) m->e << 8) | (uint64) m->f;
-			}
+			return macaddr_word(d);
 		case HK_MACADDR8:
-			{
-				macaddr8   *m = DatumGetMacaddr8P(d);
-
-				return ((uint64) m->a << 56) | ((uint64) m->b << 48) | ((uint64) m->c << 40) |
-					((uint64) m->d << 32) | ((uint64) m->e << 24) | ((uint64) m->f << 16) |
-					((uint64) m->g << 8) | (uint64) m->h;
-			}
+			return macaddr8_word(d);
 		case HK_BIT:
-			{
-				VarBit	   *vb = DatumGetVarBitP(d);
-				Buf		   *b = canon_enter(cn);
-
-				put_u32(b, (uint32) VARBITLEN(vb));
-				put_bytes(b, VARBITS(vb), VARBITBYTES(vb));
-				return canon_leave(cn, b);
-			}
+			return bit_word(cn, d);
 		case HK_TID:
-			{
-				ItemPointer ip = (ItemPointer) DatumGetPointer(d);
-
-				return ((uint64) ItemPointerGetBlockNumberNoCheck(ip) << 16) |
-					(uint64) ItemPointerGetOffsetNumberNoCheck(ip);
-			}
+			return tid_word(d);
 		case HK_POINT:
 			return doubles_word(cn, DatumGetPointer(d), 2, NULL, 0);
 		case HK_LSEG:
@@ -877,23 +927,9 @@ other_word(Canon *cn, ColHash *c, Datum d)
 		case HK_CIRCLE:
 			return doubles_word(cn, DatumGetPointer(d), 3, NULL, 0);
 		case HK_PATH:
-			{
-				PATH	   *path = DatumGetPathP(d);
-				char		prefix[5];
-				uint32		npts = LE32((uint32) path->npts);
-
-				prefix[0] = path->closed ? 1 : 0;
-				memcpy(prefix + 1, &npts, 4);
-				return doubles_word(cn, (const char *) path->p, 2 * path->npts, prefix, 5);
-			}
+			return path_word(cn, d);
 		case HK_POLYGON:
-			{
-				POLYGON    *poly = DatumGetPolygonP(d);
-				uint32		npts = LE32((uint32) poly->npts);
-
-				return doubles_word(cn, (const char *) poly->p, 2 * poly->npts,
-									(const char *) &npts, 4);
-			}
+			return polygon_word(cn, d);
 		case HK_ARRAY:
 			return array_word(cn, c, d);
 		case HK_RECORD:
@@ -918,324 +954,6 @@ other_word(Canon *cn, ColHash *c, Datum d)
 	}
 	elog(ERROR, "unexpected hash kind %d", (int) c->kind);
 	return 0;					/* not reached */
-}
-
-/* ---------------------------------------------------------------- per type */
-
-/* The type is citext of the citext extension. */
-static bool
-is_citext(Oid typid, Form_pg_type t)
-{
-	Oid			ext;
-	char	   *name;
-
-	if (strcmp(NameStr(t->typname), "citext") != 0)
-		return false;
-	ext = getExtensionOfObject(TypeRelationId, typid);
-	if (!OidIsValid(ext))
-		return false;
-	name = get_extension_name(ext);
-	return name != NULL && strcmp(name, "citext") == 0;
-}
-
-/*
- * Sets up c for values of typid (typmod matters only for anonymous
- * records): domains are their base type; arrays, ranges, multiranges and
- * composites set up their parts, in cxt.
- */
-void
-colhash_init(ColHash *c, Oid typid, int32 typmod, MemoryContext cxt)
-{
-	int32		basemod = typmod;
-	Oid			base = getBaseTypeAndTypmod(typid, &basemod);
-	HeapTuple	tup;
-	Form_pg_type t;
-	MemoryContext old;
-
-	check_stack_depth();
-	memset(c, 0, sizeof(*c));
-	c->cxt = cxt;
-	c->typid = base;
-	c->typmod = basemod;
-	c->op = W_OTHER;
-	get_typlenbyvalalign(base, &c->typlen, &c->typbyval, &c->typalign);
-	switch (base)
-	{
-		case INT2OID:
-			c->kind = HK_INT;
-			c->op = W_INT2;
-			return;
-		case INT4OID:
-			c->kind = HK_INT;
-			c->op = W_INT4;
-			return;
-		case INT8OID:
-			c->kind = HK_INT;
-			c->op = W_INT8;
-			return;
-		case BOOLOID:
-		case CHAROID:
-			c->kind = HK_FIXED;
-			c->op = W_U8;
-			return;
-		case DATEOID:
-		case OIDOID:
-		case XIDOID:
-		case CIDOID:
-		case REGPROCOID:
-		case REGPROCEDUREOID:
-		case REGOPEROID:
-		case REGOPERATOROID:
-		case REGCLASSOID:
-		case REGTYPEOID:
-		case REGCONFIGOID:
-		case REGDICTIONARYOID:
-		case REGROLEOID:
-		case REGNAMESPACEOID:
-		case REGCOLLATIONOID:
-			c->kind = HK_FIXED;
-			c->op = W_U32;
-			return;
-		case TIMEOID:
-		case TIMESTAMPOID:
-		case TIMESTAMPTZOID:
-		case CASHOID:
-		case PG_LSNOID:
-		case XID8OID:
-			c->kind = HK_FIXED;
-			c->op = W_INT8;
-			return;
-		case FLOAT4OID:
-			c->kind = HK_FLOAT4;
-			c->op = W_FLOAT4;
-			return;
-		case FLOAT8OID:
-			c->kind = HK_FLOAT8;
-			c->op = W_FLOAT8;
-			return;
-		case NUMERICOID:
-			c->kind = HK_NUMERIC;
-			c->op = W_NUMERIC;
-			return;
-		case TEXTOID:
-		case VARCHAROID:
-		case JSONOID:
-		case XMLOID:
-			c->kind = HK_TEXT;
-			c->op = W_TEXT;
-			return;
-		case BPCHAROID:
-			c->kind = HK_BPCHAR;
-			return;
-		case NAMEOID:
-			c->kind = HK_NAME;
-			return;
-		case BYTEAOID:
-			c->kind = HK_BYTEA;
-			c->op = W_BYTES;
-			return;
-		case UUIDOID:
-			c->kind = HK_UUID;
-			return;
-		case INTERVALOID:
-			c->kind = HK_INTERVAL;
-			return;
-		case TIMETZOID:
-			c->kind = HK_TIMETZ;
-			return;
-		case JSONBOID:
-			c->kind = HK_JSONB;
-			return;
-		case INETOID:
-		case CIDROID:
-			c->kind = HK_INET;
-			return;
-		case MACADDROID:
-			c->kind = HK_MACADDR;
-			return;
-		case MACADDR8OID:
-			c->kind = HK_MACADDR8;
-			return;
-		case BITOID:
-		case VARBITOID:
-			c->kind = HK_BIT;
-			return;
-		case TIDOID:
-			c->kind = HK_TID;
-			return;
-		case POINTOID:
-			c->kind = HK_POINT;
-			return;
-		case LSEGOID:
-			c->kind = HK_LSEG;
-			return;
-		case BOXOID:
-			c->kind = HK_BOX;
-			return;
-		case LINEOID:
-			c->kind = HK_LINE;
-			return;
-		case CIRCLEOID:
-			c->kind = HK_CIRCLE;
-			return;
-		case PATHOID:
-			c->kind = HK_PATH;
-			return;
-		case POLYGONOID:
-			c->kind = HK_POLYGON;
-			return;
-		case RECORDOID:
-			/* an anonymous record: its fields come with its first value */
-			c->kind = HK_RECORD;
-			if (basemod >= 0)
-				record_setup(c, RECORDOID, basemod);
-			return;
-		default:
-			break;
-	}
-
-	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(base));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for type %u", base);
-	t = (Form_pg_type) GETSTRUCT(tup);
-	old = MemoryContextSwitchTo(cxt);
-	if (t->typtype == TYPTYPE_ENUM)
-		c->kind = HK_ENUM;
-	else if (t->typtype == TYPTYPE_COMPOSITE)
-	{
-		c->kind = HK_RECORD;
-		record_setup(c, base, -1);
-	}
-	else if (t->typtype == TYPTYPE_RANGE)
-	{
-		c->kind = HK_RANGE;
-		c->tc = lookup_type_cache(base, TYPECACHE_RANGE_INFO);
-		c->elem = palloc(sizeof(ColHash));
-		colhash_init(c->elem, c->tc->rngelemtype->type_id, -1, cxt);
-	}
-	else if (t->typtype == TYPTYPE_MULTIRANGE)
-	{
-		c->kind = HK_MULTIRANGE;
-		c->tc = lookup_type_cache(base, TYPECACHE_MULTIRANGE_INFO)->rngtype;
-		c->elem = palloc(sizeof(ColHash));
-		colhash_init(c->elem, c->tc->rngelemtype->type_id, -1, cxt);
-	}
-	else if (IsTrueArrayType(t))
-	{
-		c->kind = HK_ARRAY;
-		c->elem = palloc(sizeof(ColHash));
-		colhash_init(c->elem, t->typelem, basemod, cxt);
-	}
-	else if (is_citext(base, t))
-		c->kind = HK_CITEXT;
-	else
-	{
-		Oid			outfn;
-		bool		isvarlena;
-
-		c->kind = HK_OUTPUT;
-		getTypeOutputInfo(base, &outfn, &isvarlena);
-		fmgr_info_cxt(outfn, &c->out, cxt);
-	}
-	MemoryContextSwitchTo(old);
-	ReleaseSysCache(tup);
-}
-
-/* A type's name without its schema, which may differ between servers. */
-static char *
-type_name(Oid typid)
-{
-	HeapTuple	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
-	char	   *name;
-
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for type %u", typid);
-	name = pstrdup(NameStr(((Form_pg_type) GETSTRUCT(tup))->typname));
-	ReleaseSysCache(tup);
-	return name;
-}
-
-/*
- * Which values a column's can equal: two columns whose classes differ never
- * hash equal (int against text), so compare refuses them up front.  The
- * class names no OID or schema, so two servers give the same class.
- */
-char *
-colhash_class(ColHash *c)
-{
-	switch (c->kind)
-	{
-		case HK_INT:
-			return pstrdup("integer");
-		case HK_FLOAT4:
-		case HK_FLOAT8:
-			return pstrdup("float");
-		case HK_NUMERIC:
-			return pstrdup("numeric");
-		case HK_TEXT:
-		case HK_BPCHAR:
-		case HK_NAME:
-		case HK_ENUM:
-			return pstrdup("text");
-		case HK_CITEXT:
-			return pstrdup("citext");
-		case HK_BYTEA:
-			return pstrdup("bytea");
-		case HK_UUID:
-			return pstrdup("uuid");
-		case HK_INTERVAL:
-			return pstrdup("interval");
-		case HK_TIMETZ:
-			return pstrdup("time with time zone");
-		case HK_JSONB:
-			return pstrdup("jsonb");
-		case HK_INET:
-			return pstrdup("inet");
-		case HK_MACADDR:
-		case HK_MACADDR8:
-		case HK_TID:
-		case HK_POINT:
-		case HK_LSEG:
-		case HK_BOX:
-		case HK_LINE:
-		case HK_CIRCLE:
-		case HK_PATH:
-		case HK_POLYGON:
-			return format_type_be(c->typid);
-		case HK_BIT:
-			return pstrdup("bit");
-		case HK_FIXED:
-			/* the OID alias types (regclass, ...) hold OIDs */
-			return psprintf("fixed %s", c->op == W_U32 && c->typid != DATEOID &&
-							c->typid != XIDOID && c->typid != CIDOID ?
-							"oid" : format_type_be(c->typid));
-		case HK_ARRAY:
-			return psprintf("%s[]", colhash_class(c->elem));
-		case HK_RANGE:
-			return psprintf("range(%s)", colhash_class(c->elem));
-		case HK_MULTIRANGE:
-			return psprintf("multirange(%s)", colhash_class(c->elem));
-		case HK_RECORD:
-			{
-				StringInfoData s;
-				int			i;
-				int			n = 0;
-
-				if (c->desc == NULL)
-					return pstrdup("record");
-				initStringInfo(&s);
-				appendStringInfoChar(&s, '(');
-				for (i = 0; i < c->desc->natts; i++)
-					if (!TupleDescAttr(c->desc, i)->attisdropped)
-						appendStringInfo(&s, "%s%s", n++ ? "," : "",
-										 colhash_class(&c->fields[i]));
-				appendStringInfoChar(&s, ')');
-				return s.data;
-			}
-		case HK_OUTPUT:
-			return psprintf("output %s", type_name(c->typid));
-	}
-	return pstrdup("?");
 }
 
 /* ---------------------------------------------------------------- settings */
