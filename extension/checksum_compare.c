@@ -128,6 +128,104 @@ check_column_types(Side *src, Side *tgt)
 }
 
 /*
+ * Opens both sides from shift.compare's arguments: the target's columns and
+ * key default to the source's, and both must pair up column for column,
+ * with types whose values can hash equal.
+ */
+static void
+open_sides(FunctionCallInfo fcinfo, Side *src, Side *tgt)
+{
+	side_init(src, "source", PG_GETARG_OID(0), PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2),
+			  PG_ARGISNULL(4) ? NULL : PG_GETARG_ARRAYTYPE_P(4), true);
+	side_finish(src);
+	side_init(tgt, "target", PG_GETARG_OID(1),
+			  PG_ARGISNULL(3) ? (PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2)) :
+			  PG_GETARG_ARRAYTYPE_P(3),
+			  PG_ARGISNULL(5) ? (PG_ARGISNULL(4) ? NULL : PG_GETARG_ARRAYTYPE_P(4)) :
+			  PG_GETARG_ARRAYTYPE_P(5), false);
+	/* the target's columns and key default to the source's, by what they resolve to */
+	side_default_target(tgt, src, PG_ARGISNULL(3) && PG_ARGISNULL(2),
+						PG_ARGISNULL(5) && PG_ARGISNULL(4));
+	if (list_length(src->columns) != list_length(tgt->columns))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("source has %d columns to compare but target has %d",
+						list_length(src->columns), list_length(tgt->columns)),
+				 errhint("Give both lists: columns => ARRAY[...], target_columns => ARRAY[...].")));
+	if (list_length(src->key) != list_length(tgt->key))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("source key has %d columns but target key has %d",
+						list_length(src->key), list_length(tgt->key))));
+	side_finish(tgt);
+	if (!src->has_exprs && !tgt->has_exprs)
+		canon_pin_search_path();
+	check_column_types(src, tgt);
+}
+
+/* The buckets argument's bits, or enough for about a thousand rows per bucket. */
+static int
+compare_bits(FunctionCallInfo fcinfo, Oid relid)
+{
+	int			bits;
+
+	if (PG_ARGISNULL(6))
+	{
+		double		est = reltuples(relid);
+
+		bits = 4;
+		while (bits < 20 && ((double) ((int64) 1 << bits)) * 1000.0 < est)
+			bits++;
+	}
+	else
+		bits = bucket_bits(PG_GETARG_INT32(6));
+	return bits;
+}
+
+/*
+ * Emits the differences among the rows all[i..] of one key hash (sorted by
+ * row hash, then side) and returns where the next key hash starts: equal
+ * row hashes on both sides cancel in pairs; what remains pairs up as
+ * different, the rest is missing.
+ */
+static int64
+emit_key_run(ReturnSetInfo *rsinfo, RowEntry *all, int64 n, int64 i, Side *src)
+{
+	int64		end = i;
+	int64		j;
+	List	   *left[2] = {NIL, NIL};
+
+	while (end < n && cmp_hash(all[end].key, all[i].key) == 0)
+		end++;
+	for (j = i; j < end;)
+	{
+		int64		k = j;
+		int64		count[2] = {0, 0};
+		int64		m;
+
+		while (k < end && cmp_hash(all[k].row, all[j].row) == 0)
+			count[all[k++].side]++;
+		/* sorted by side within the run: sources first */
+		for (m = 0; m < count[0] - Min(count[0], count[1]); m++)
+			left[0] = lappend(left[0], &all[j + m]);
+		for (m = 0; m < count[1] - Min(count[0], count[1]); m++)
+			left[1] = lappend(left[1], &all[j + count[0] + m]);
+		j = k;
+	}
+	while (left[0] != NIL && left[1] != NIL)
+	{
+		emit_difference(rsinfo, "different", linitial(left[0]), linitial(left[1]), src);
+		left[0] = list_delete_first(left[0]);
+		left[1] = list_delete_first(left[1]);
+	}
+	for (j = 0; j < list_length(left[0]); j++)
+		emit_difference(rsinfo, "missing_in_target", list_nth(left[0], j), NULL, src);
+	for (j = 0; j < list_length(left[1]); j++)
+		emit_difference(rsinfo, "missing_in_source", list_nth(left[1], j), NULL, src);
+	return end;
+}
+
+/*
  * shift.compare(source regclass, target regclass, columns text[],
  *		target_columns text[], key text[], target_key text[], buckets integer)
  *	 RETURNS TABLE (kind text, key text[], columns text[])
@@ -164,45 +262,10 @@ shift_compare(PG_FUNCTION_ARGS)
 				 errmsg("source and target must not be NULL")));
 	InitMaterializedSRF(fcinfo, 0);
 	level = canon_pin_settings();
-	side_init(&src, "source", PG_GETARG_OID(0), PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2),
-			  PG_ARGISNULL(4) ? NULL : PG_GETARG_ARRAYTYPE_P(4), true);
-	side_finish(&src);
-	side_init(&tgt, "target", PG_GETARG_OID(1),
-			  PG_ARGISNULL(3) ? (PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2)) :
-			  PG_GETARG_ARRAYTYPE_P(3),
-			  PG_ARGISNULL(5) ? (PG_ARGISNULL(4) ? NULL : PG_GETARG_ARRAYTYPE_P(4)) :
-			  PG_GETARG_ARRAYTYPE_P(5), false);
-	/* the target's columns and key default to the source's, by what they resolve to */
-	side_default_target(&tgt, &src, PG_ARGISNULL(3) && PG_ARGISNULL(2),
-						PG_ARGISNULL(5) && PG_ARGISNULL(4));
-	if (list_length(src.columns) != list_length(tgt.columns))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("source has %d columns to compare but target has %d",
-						list_length(src.columns), list_length(tgt.columns)),
-				 errhint("Give both lists: columns => ARRAY[...], target_columns => ARRAY[...].")));
-	if (list_length(src.key) != list_length(tgt.key))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("source key has %d columns but target key has %d",
-						list_length(src.key), list_length(tgt.key))));
-	side_finish(&tgt);
-	if (!src.has_exprs && !tgt.has_exprs)
-		canon_pin_search_path();
-	check_column_types(&src, &tgt);
+	open_sides(fcinfo, &src, &tgt);
 	open_spi();
 
-	if (PG_ARGISNULL(6))
-	{
-		/* about a thousand rows per bucket */
-		double		est = reltuples(src.relid);
-
-		bits = 4;
-		while (bits < 20 && ((double) ((int64) 1 << bits)) * 1000.0 < est)
-			bits++;
-	}
-	else
-		bits = bucket_bits(PG_GETARG_INT32(6));
+	bits = compare_bits(fcinfo, src.relid);
 	nb = (uint32) 1 << bits;
 
 	rs = receiver_create(RM_BUCKETS, &src);
@@ -237,45 +300,8 @@ shift_compare(PG_FUNCTION_ARGS)
 	if (n > 1)
 		qsort(all, n, sizeof(RowEntry), cmp_entry);
 
-	/*
-	 * Walk each run of one key hash: equal row hashes on both sides cancel
-	 * in pairs; what remains pairs up as different, the rest is missing.
-	 */
 	for (i = 0; i < n;)
-	{
-		int64		end = i;
-		int64		j;
-		List	   *left[2] = {NIL, NIL};
-
-		while (end < n && cmp_hash(all[end].key, all[i].key) == 0)
-			end++;
-		for (j = i; j < end;)
-		{
-			int64		k = j;
-			int64		count[2] = {0, 0};
-			int64		m;
-
-			while (k < end && cmp_hash(all[k].row, all[j].row) == 0)
-				count[all[k++].side]++;
-			/* sorted by side within the run: sources first */
-			for (m = 0; m < count[0] - Min(count[0], count[1]); m++)
-				left[0] = lappend(left[0], &all[j + m]);
-			for (m = 0; m < count[1] - Min(count[0], count[1]); m++)
-				left[1] = lappend(left[1], &all[j + count[0] + m]);
-			j = k;
-		}
-		while (left[0] != NIL && left[1] != NIL)
-		{
-			emit_difference(rsinfo, "different", linitial(left[0]), linitial(left[1]), &src);
-			left[0] = list_delete_first(left[0]);
-			left[1] = list_delete_first(left[1]);
-		}
-		for (j = 0; j < list_length(left[0]); j++)
-			emit_difference(rsinfo, "missing_in_target", list_nth(left[0], j), NULL, &src);
-		for (j = 0; j < list_length(left[1]); j++)
-			emit_difference(rsinfo, "missing_in_source", list_nth(left[1], j), NULL, &src);
-		i = end;
-	}
+		i = emit_key_run(rsinfo, all, n, i, &src);
 	SPI_finish();
 	AtEOXact_GUC(true, level);
 	return (Datum) 0;
