@@ -28,6 +28,11 @@
  * it carries (table names, column lists, keys) is a parameter.  --json
  * lines are written by the prelude's one JSON writer.  Exit status:
  * 0 equal (rows in flight only), 1 different, 2 usage or connection error.
+ *
+ * This file opens the sides, takes the snapshots, runs statements on both
+ * servers at once and prints; compare_find.c does steps 1 to 3 (the
+ * passes), compare_diff.c step 4 and the differences' report.  compare.h
+ * declares what they share.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -36,95 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "pgshift.h"
-
-#define LEVEL_BITS_MAX	24		/* shift.chunk_checksums' limit */
-#define SPLIT_BITS		8		/* each refinement splits a bucket 256 ways */
-#define ROWS_TO_FETCH	512		/* a bucket this small is fetched row by row */
-#define PARTS			20		/* page ranges per side, for progress */
-#define LSN_WAIT_SECS	60.0	/* the longest wait for a replica to catch up */
-#define KEYS_PER_READ	1000	/* keys read again per statement (one parameter each) */
-
-typedef struct Acc
-{
-	int64_t		rows;
-	uint64_t	lo;
-	uint64_t	hi;
-} Acc;
-
-typedef struct Row
-{
-	char		key_hash[33];
-	char		row_hash[33];
-	int			side;
-	char	   *key;			/* text[] literal */
-} Row;
-
-typedef struct Side
-{
-	const char *name;			/* "source" or "target" */
-	const char *dsn;
-	const char *table;
-	PGconn	   *conn;
-	bool		busy;
-	PGresult   *result;			/* of the last statement, or NULL */
-	PgsError	err;
-	bool		failed;
-	char	   *sql;			/* the statement in flight */
-	int64_t		pages;
-	double		reltuples;
-	bool		paged;			/* stored in pages: a table or materialized view */
-	PGresult   *columns;		/* shift.checksum_columns: label, type, class, is_key */
-	int			parts;
-	int			next_part;
-	int			parts_done;
-	int64_t		rows;
-	/* replication, as read before the snapshot */
-	char	   *sysid;
-	bool		in_recovery;
-	char	   *subs;			/* subscribed slot names, "{a,b}" or NULL */
-	char	   *slots;			/* logical slots of this database, "{a,b}" or NULL */
-} Side;
-
-/*
- * A key whose rows differ: the rows each side has for it (their row
- * hashes), as first found and as last read again.
- */
-typedef struct Group
-{
-	char		key_hash[33];
-	char	   *key;			/* text[] literal */
-	char	  **first[2];		/* row hashes per side, sorted */
-	int			nfirst[2];
-	char	  **last[2];
-	int			nlast[2];
-	bool		equal;			/* became equal on a recheck */
-	bool		moved;			/* changed between two reads */
-	bool		seen;			/* in the current recheck's answer */
-} Group;
-
-typedef struct Compare
-{
-	const PgsOptions *opts;
-	const PgsCompareOptions *copts;
-	Side		side[2];
-	char	   *columns[2];		/* text[] literals (see side_lists) or NULL */
-	char	   *key[2];
-	int			bits;			/* level-1 buckets: 2^bits */
-	Acc		   *acc[2];
-	Row		   *rows;
-	int64_t		nrows;
-	int64_t		maxrows;
-	Group	   *groups;
-	int64_t		ngroups;
-	int			rechecks;		/* rounds done */
-	char	   *lsn;			/* the WAL position both sides were read at, or NULL */
-	int			pass;
-	const char *pass_name;
-	double		started;
-	bool		tty;
-	lua_State  *L;				/* with --json: the prelude, whose writer writes it */
-} Compare;
+#include "compare.h"
 
 /*
  * Protocol bytes each way, counted from the messages themselves (libpq does
@@ -171,40 +88,6 @@ count_received(const PGresult *res)
 	wire_received += 1 + 4 + 16;	/* CommandComplete */
 }
 
-static void *
-xmalloc(size_t n)
-{
-	void	   *p = malloc(n ? n : 1);
-
-	if (p == NULL)
-	{
-		pgs_errorf("out of memory\n");
-		exit(PGS_EXIT_USAGE);
-	}
-	return p;
-}
-
-static void *
-xrealloc(void *p, size_t n)
-{
-	p = realloc(p, n ? n : 1);
-	if (p == NULL)
-	{
-		pgs_errorf("out of memory\n");
-		exit(PGS_EXIT_USAGE);
-	}
-	return p;
-}
-
-static char *
-xstrdup(const char *s)
-{
-	char	   *p = xmalloc(strlen(s) + 1);
-
-	strcpy(p, s);
-	return p;
-}
-
 /*
  * A list of columns or key columns: what --columns and the like give, or
  * the source's own, by name.  given false: none (every column, the primary
@@ -220,8 +103,8 @@ typedef struct List
 static void
 list_add(List *l, const char *s, size_t len)
 {
-	l->elem = xrealloc(l->elem, sizeof(char *) * (l->n + 1));
-	l->elem[l->n] = xmalloc(len + 1);
+	l->elem = pgs_realloc(l->elem, sizeof(char *) * (l->n + 1));
+	l->elem[l->n] = pgs_malloc(len + 1);
 	memcpy(l->elem[l->n], s, len);
 	l->elem[l->n][len] = '\0';
 	l->n++;
@@ -311,11 +194,11 @@ labels_list(PGresult *cols, bool key, List *l)
 /* ---------------------------------------------------------------- both servers at once */
 
 /* Sends a statement on a side (pgs_send), without waiting for it. */
-static bool
+bool
 side_send(Side *s, const char *sql, int nparams, const char *const *values)
 {
 	free(s->sql);
-	s->sql = xstrdup(sql);
+	s->sql = pgs_strdup(sql);
 	PQclear(s->result);
 	s->result = NULL;
 	count_sent(sql, nparams, values);
@@ -348,8 +231,6 @@ side_collect(Side *s)
 	s->busy = false;
 }
 
-static void cmp_progress(Compare *c);
-
 /* Cancels the statements in flight (pgs_cancel). */
 static void
 cancel_busy(Compare *c)
@@ -366,7 +247,7 @@ cancel_busy(Compare *c)
  * redrawing progress once a second.  Returns the index of a side that
  * finished, or -1 when none is busy.
  */
-static int
+int
 wait_sides(Compare *c)
 {
 	double		next = pgs_monotonic_seconds() + 1.0;
@@ -401,7 +282,7 @@ wait_sides(Compare *c)
 }
 
 /* Runs one statement on a side and waits for it (setup, not the scans). */
-static PGresult *
+PGresult *
 side_exec(Compare *c, Side *s, const char *sql, int nparams, const char *const *values)
 {
 	if (!side_send(s, sql, nparams, values))
@@ -413,7 +294,7 @@ side_exec(Compare *c, Side *s, const char *sql, int nparams, const char *const *
 	return s->result;
 }
 
-static int
+int
 side_error(Compare *c, Side *s, const char *what)
 {
 	char		context[512];
@@ -424,7 +305,7 @@ side_error(Compare *c, Side *s, const char *what)
 }
 
 /* Sleeps up to secs, less when interrupted; false when interrupted. */
-static bool
+bool
 nap(double secs)
 {
 	double		until = pgs_monotonic_seconds() + secs;
@@ -447,7 +328,7 @@ nap(double secs)
 
 /* ---------------------------------------------------------------- progress and output */
 
-static void
+void
 cmp_progress(Compare *c)
 {
 	char		line[256];
@@ -463,623 +344,6 @@ cmp_progress(Compare *c)
 		snprintf(line, sizeof(line), "compare %s: %s  %.0fs", c->side[0].table,
 				 c->pass_name ? c->pass_name : "starting", el);
 	pgs_live_update(line);
-}
-
-/* ---------------------------------------------------------------- the passes */
-
-static void
-parse_checksum(const char *hex, Acc *a)
-{
-	char		part[17];
-
-	memcpy(part, hex, 16);
-	part[16] = '\0';
-	a->hi += strtoull(part, NULL, 16);
-	a->lo += strtoull(hex + 16, NULL, 16);
-}
-
-/* Pass 1: every bucket of 2^bits, in page ranges, both sides at once. */
-static int
-pass_buckets(Compare *c)
-{
-	static const char *sql =
-		"SELECT chunk, rows, checksum FROM shift.chunk_checksums($1::pg_catalog.regclass,"
-		" $2::pg_catalog.text[], $3::pg_catalog.text[], buckets => $4::pg_catalog.int4,"
-		" pages => $5::pg_catalog.int8range)";
-	char		buckets[16];
-	int			i;
-
-	snprintf(buckets, sizeof(buckets), "%d", 1 << c->bits);
-	c->pass = 1;
-	for (i = 0; i < 2; i++)
-		c->acc[i] = calloc((size_t) 1 << c->bits, sizeof(Acc));
-	if (c->acc[0] == NULL || c->acc[1] == NULL)
-	{
-		pgs_errorf("out of memory\n");
-		return PGS_EXIT_USAGE;
-	}
-	for (;;)
-	{
-		int			done;
-
-		for (i = 0; i < 2; i++)
-		{
-			Side	   *s = &c->side[i];
-			char		range[64];
-			const char *values[5];
-			int64_t		per = s->pages / s->parts + 1;
-
-			if (s->busy || s->failed || s->next_part >= s->parts)
-				continue;
-			if (s->next_part == s->parts - 1)
-				snprintf(range, sizeof(range), "[%" PRId64 ",)", per * s->next_part);
-			else
-				snprintf(range, sizeof(range), "[%" PRId64 ",%" PRId64 ")",
-						 per * s->next_part, per * (s->next_part + 1));
-			values[0] = s->table;
-			values[1] = c->columns[i];
-			values[2] = c->key[i];
-			values[3] = buckets;
-			values[4] = s->paged ? range : NULL;	/* a view has no pages: one part */
-			s->next_part++;
-			side_send(s, sql, 5, values);
-		}
-		done = wait_sides(c);
-		if (done < 0)
-		{
-			for (i = 0; i < 2; i++)
-				if (c->side[i].failed)
-					return side_error(c, &c->side[i], "computing bucket checksums");
-			break;
-		}
-		if (c->side[done].failed)
-			return side_error(c, &c->side[done], "computing bucket checksums");
-		{
-			PGresult   *res = c->side[done].result;
-			int			r;
-
-			for (r = 0; r < PQntuples(res); r++)
-			{
-				long		b = strtol(PQgetvalue(res, r, 0), NULL, 10);
-				int64_t		rows = strtoll(PQgetvalue(res, r, 1), NULL, 10);
-				Acc		   *a = &c->acc[done][b];
-
-				a->rows += rows;
-				c->side[done].rows += rows;
-				parse_checksum(PQgetvalue(res, r, 2), a);
-			}
-			c->side[done].parts_done++;
-		}
-	}
-	return PGS_EXIT_OK;
-}
-
-/* An int4[] literal of bucket numbers, malloc'd. */
-static char *
-int_list(const int64_t *v, int64_t n)
-{
-	char	   *out = xmalloc((size_t) n * 12 + 3);
-	char	   *o = out;
-	int64_t		i;
-
-	*o++ = '{';
-	for (i = 0; i < n; i++)
-		o += sprintf(o, "%s%" PRId64, i ? "," : "", v[i]);
-	*o++ = '}';
-	*o = '\0';
-	return out;
-}
-
-/* Buckets (at level bits) that differ; sums from acc, or from a refinement result. */
-typedef struct Level
-{
-	int			bits;
-	int64_t    *buckets;		/* differing */
-	int64_t		n;
-	int64_t		maxrows;		/* the most rows a side has in one of them */
-} Level;
-
-static void
-level_add(Level *l, int64_t b, int64_t rows)
-{
-	if ((l->n & (l->n - 1)) == 0)
-		l->buckets = xrealloc(l->buckets, sizeof(int64_t) * (l->n ? l->n * 2 : 1));
-	l->buckets[l->n++] = b;
-	if (rows > l->maxrows)
-		l->maxrows = rows;
-}
-
-/* Both sides sum the children of the differing buckets of l; returns the next level. */
-static int
-refine(Compare *c, Level *l, Level *next)
-{
-	static const char *sql =
-		"SELECT chunk, rows, checksum FROM shift.chunk_checksums($1::pg_catalog.regclass,"
-		" $2::pg_catalog.text[], $3::pg_catalog.text[], buckets => $4::pg_catalog.int4,"
-		" only_buckets => $5::pg_catalog.int4[])";
-	int64_t		nchild = l->n << SPLIT_BITS;
-	int64_t    *children = xmalloc(sizeof(int64_t) * nchild);
-	Acc		   *sums[2];
-	char	   *list;
-	char		buckets[16];
-	int64_t		i;
-	int			s;
-
-	for (i = 0; i < nchild; i++)
-		children[i] = (l->buckets[i >> SPLIT_BITS] << SPLIT_BITS) | (i & ((1 << SPLIT_BITS) - 1));
-	list = int_list(children, nchild);
-	snprintf(buckets, sizeof(buckets), "%d", 1 << (l->bits + SPLIT_BITS));
-	for (s = 0; s < 2; s++)
-	{
-		const char *values[5] = {c->side[s].table, c->columns[s], c->key[s], buckets, list};
-
-		side_send(&c->side[s], sql, 5, values);
-	}
-	while (wait_sides(c) >= 0)
-		;
-	free(list);
-	for (s = 0; s < 2; s++)
-		if (c->side[s].failed)
-		{
-			free(children);
-			return side_error(c, &c->side[s], "refining bucket checksums");
-		}
-
-	/* children are sorted: index a child by its position in children */
-	for (s = 0; s < 2; s++)
-	{
-		PGresult   *res = c->side[s].result;
-		int			r;
-
-		sums[s] = calloc(nchild, sizeof(Acc));
-		if (sums[s] == NULL)
-		{
-			pgs_errorf("out of memory\n");
-			exit(PGS_EXIT_USAGE);
-		}
-		for (r = 0; r < PQntuples(res); r++)
-		{
-			int64_t		b = strtoll(PQgetvalue(res, r, 0), NULL, 10);
-			int64_t		lo = 0,
-						hi = nchild - 1;
-
-			while (lo < hi)
-			{
-				int64_t		mid = (lo + hi) / 2;
-
-				if (children[mid] < b)
-					lo = mid + 1;
-				else
-					hi = mid;
-			}
-			sums[s][lo].rows = strtoll(PQgetvalue(res, r, 1), NULL, 10);
-			parse_checksum(PQgetvalue(res, r, 2), &sums[s][lo]);
-		}
-	}
-	memset(next, 0, sizeof(*next));
-	next->bits = l->bits + SPLIT_BITS;
-	for (i = 0; i < nchild; i++)
-		if (memcmp(&sums[0][i], &sums[1][i], sizeof(Acc)) != 0)
-			level_add(next, children[i],
-					  sums[0][i].rows > sums[1][i].rows ? sums[0][i].rows : sums[1][i].rows);
-	free(sums[0]);
-	free(sums[1]);
-	free(children);
-	return PGS_EXIT_OK;
-}
-
-static void
-add_row(Compare *c, const char *key, const char *key_hash, const char *row_hash, int side)
-{
-	Row		   *row;
-
-	if (c->nrows == c->maxrows)
-	{
-		c->maxrows = c->maxrows ? c->maxrows * 2 : 1024;
-		c->rows = xrealloc(c->rows, sizeof(Row) * c->maxrows);
-	}
-	row = &c->rows[c->nrows++];
-	row->key = xstrdup(key);
-	snprintf(row->key_hash, sizeof(row->key_hash), "%s", key_hash);
-	snprintf(row->row_hash, sizeof(row->row_hash), "%s", row_hash);
-	row->side = side;
-}
-
-/* Fetches key, key hash and row hash of the rows in l's buckets from both sides. */
-static int
-fetch_rows(Compare *c, Level *l)
-{
-	static const char *sql =
-		"SELECT key::pg_catalog.text, key_hash, row_hash FROM shift.row_hashes("
-		"$1::pg_catalog.regclass, $2::pg_catalog.text[], $3::pg_catalog.text[],"
-		" buckets => $4::pg_catalog.int4, only_buckets => $5::pg_catalog.int4[])";
-	char	   *list = int_list(l->buckets, l->n);
-	char		buckets[16];
-	int			s;
-
-	snprintf(buckets, sizeof(buckets), "%d", 1 << l->bits);
-	for (s = 0; s < 2; s++)
-	{
-		const char *values[5] = {c->side[s].table, c->columns[s], c->key[s], buckets, list};
-
-		side_send(&c->side[s], sql, 5, values);
-	}
-	while (wait_sides(c) >= 0)
-		;
-	free(list);
-	for (s = 0; s < 2; s++)
-	{
-		PGresult   *res = c->side[s].result;
-		int			r;
-
-		if (c->side[s].failed)
-			return side_error(c, &c->side[s], "fetching the rows of differing buckets");
-		for (r = 0; r < PQntuples(res); r++)
-			add_row(c, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1), PQgetvalue(res, r, 2), s);
-	}
-	return PGS_EXIT_OK;
-}
-
-static int
-cmp_row(const void *pa, const void *pb)
-{
-	const Row  *a = pa;
-	const Row  *b = pb;
-	int			r = strcmp(a->key_hash, b->key_hash);
-
-	if (r == 0)
-		r = strcmp(a->row_hash, b->row_hash);
-	if (r == 0)
-		r = a->side - b->side;
-	return r;
-}
-
-static int
-cmp_str(const void *pa, const void *pb)
-{
-	return strcmp(*(char *const *) pa, *(char *const *) pb);
-}
-
-/* ---------------------------------------------------------------- differences */
-
-typedef struct Counts
-{
-	int64_t		missing_in_target;
-	int64_t		missing_in_source;
-	int64_t		different;
-	int64_t		in_flight;
-} Counts;
-
-static void
-report(Compare *c, const char *kind, const char *key, Counts *n)
-{
-	if (strcmp(kind, "different") == 0)
-		n->different++;
-	else if (strcmp(kind, "missing_in_target") == 0)
-		n->missing_in_target++;
-	else if (strcmp(kind, "missing_in_source") == 0)
-		n->missing_in_source++;
-	else
-		n->in_flight++;
-	if (c->opts->json)
-		pgs_json_line(c->L, "event", 's', "difference", "kind", 's', kind,
-					  "key", 's', key, NULL);
-	else if (!c->opts->quiet)
-		printf("%-18s %s\n", kind, key);
-}
-
-/*
- * The differences between two sides' rows of one key (row hashes, sorted):
- * equal hashes cancel in pairs; what remains pairs up as different, the
- * rest is missing on one side.  Reports each with kind, or as in flight.
- */
-static int
-pair_rows(Compare *c, char **a, int na, char **b, int nb, const char *key, const char *as,
-		  Counts *n)
-{
-	int			i = 0;
-	int			j = 0;
-	int			left[2] = {0, 0};
-	int			k;
-
-	while (i < na || j < nb)
-	{
-		int			r = i == na ? 1 : j == nb ? -1 : strcmp(a[i], b[j]);
-
-		if (r == 0)
-		{
-			i++;
-			j++;
-		}
-		else if (r < 0)
-		{
-			left[0]++;
-			i++;
-		}
-		else
-		{
-			left[1]++;
-			j++;
-		}
-	}
-	for (k = 0; k < left[0] || k < left[1]; k++)
-	{
-		if (n)
-			report(c, as ? as : k < left[0] && k < left[1] ? "different" :
-				   k < left[0] ? "missing_in_target" : "missing_in_source", key, n);
-	}
-	return left[0] > left[1] ? left[0] : left[1];
-}
-
-/*
- * Groups the fetched rows by key hash and keeps the keys whose rows differ,
- * with each side's row hashes.
- */
-static void
-group_rows(Compare *c)
-{
-	int64_t		i = 0;
-
-	if (c->nrows > 1)
-		qsort(c->rows, c->nrows, sizeof(Row), cmp_row);
-	while (i < c->nrows)
-	{
-		int64_t		end = i;
-		int64_t		j;
-		Group		g;
-		int			s;
-
-		while (end < c->nrows && strcmp(c->rows[end].key_hash, c->rows[i].key_hash) == 0)
-			end++;
-		memset(&g, 0, sizeof(g));
-		for (s = 0; s < 2; s++)
-			g.first[s] = xmalloc(sizeof(char *) * (end - i));
-		for (j = i; j < end; j++)
-		{
-			s = c->rows[j].side;
-			g.first[s][g.nfirst[s]++] = c->rows[j].row_hash;
-		}
-		if (pair_rows(c, g.first[0], g.nfirst[0], g.first[1], g.nfirst[1], NULL, NULL, NULL) == 0)
-		{
-			free(g.first[0]);
-			free(g.first[1]);
-			i = end;
-			continue;
-		}
-		memcpy(g.key_hash, c->rows[i].key_hash, sizeof(g.key_hash));
-		g.key = c->rows[i].key;
-		for (s = 0; s < 2; s++)
-		{
-			g.last[s] = g.first[s];
-			g.nlast[s] = g.nfirst[s];
-		}
-		if ((c->ngroups & (c->ngroups - 1)) == 0)
-			c->groups = xrealloc(c->groups, sizeof(Group) * (c->ngroups ? c->ngroups * 2 : 1));
-		c->groups[c->ngroups++] = g;
-		i = end;
-	}
-}
-
-static int
-find_group(Compare *c, const char *key_hash)
-{
-	int64_t		lo = 0;
-	int64_t		hi = c->ngroups;
-
-	while (lo < hi)
-	{
-		int64_t		mid = (lo + hi) / 2;
-
-		if (strcmp(c->groups[mid].key_hash, key_hash) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < c->ngroups && strcmp(c->groups[lo].key_hash, key_hash) == 0 ? (int) lo : -1;
-}
-
-static bool
-same_hashes(char **a, int na, char **b, int nb)
-{
-	int			i;
-
-	if (na != nb)
-		return false;
-	for (i = 0; i < na; i++)
-		if (strcmp(a[i], b[i]) != 0)
-			return false;
-	return true;
-}
-
-/* Frees a group's last read unless it is the first one (which c->rows owns). */
-static void
-free_last(Group *gr, int s)
-{
-	int			k;
-
-	if (gr->last[s] == gr->first[s])
-		return;
-	for (k = 0; k < gr->nlast[s]; k++)
-		free(gr->last[s][k]);
-	free(gr->last[s]);
-}
-
-/*
- * Reads the keys still differing again on both sides (each side a new
- * snapshot, both at once), KEYS_PER_READ keys a statement, each key a
- * parameter: a key now equal was in flight; one whose rows changed since
- * the read before (the snapshot's, first) is moving.
- */
-static int
-recheck(Compare *c)
-{
-	static const char *head =
-		"SELECT key_hash, row_hash FROM shift.key_rows($1::pg_catalog.regclass, ARRAY[";
-	static const char *tail =
-		"]::pg_catalog.text[], $2::pg_catalog.text[], $3::pg_catalog.text[])";
-	int64_t    *open = xmalloc(sizeof(int64_t) * (c->ngroups ? c->ngroups : 1));
-	int64_t		nopen = 0;
-	int64_t		first;
-	char	 ***fresh[2];
-	int		   *nfresh[2];
-	int64_t		g;
-	int			s;
-
-	for (g = 0; g < c->ngroups; g++)
-		if (!c->groups[g].equal)
-			open[nopen++] = g;
-	for (s = 0; s < 2; s++)
-	{
-		fresh[s] = calloc(c->ngroups ? c->ngroups : 1, sizeof(char **));
-		nfresh[s] = calloc(c->ngroups ? c->ngroups : 1, sizeof(int));
-		if (fresh[s] == NULL || nfresh[s] == NULL)
-		{
-			pgs_errorf("out of memory\n");
-			exit(PGS_EXIT_USAGE);
-		}
-	}
-
-	/* each open group's rows as read now, copied out of the results */
-	for (first = 0; first < nopen; first += KEYS_PER_READ)
-	{
-		int			n = nopen - first < KEYS_PER_READ ? (int) (nopen - first) : KEYS_PER_READ;
-		char	   *sql = xmalloc(strlen(head) + strlen(tail) + 8 * (size_t) n + 1);
-		const char **values = xmalloc(sizeof(char *) * (3 + n));
-		char	   *o = sql + sprintf(sql, "%s", head);
-		int			k;
-
-		for (k = 0; k < n; k++)
-		{
-			values[3 + k] = c->groups[open[first + k]].key;
-			o += sprintf(o, "%s$%d", k ? "," : "", 4 + k);
-		}
-		strcpy(o, tail);
-		for (s = 0; s < 2; s++)
-		{
-			values[0] = c->side[s].table;
-			values[1] = c->columns[s];
-			values[2] = c->key[s];
-			side_send(&c->side[s], sql, 3 + n, values);
-		}
-		while (wait_sides(c) >= 0)
-			;
-		free(sql);
-		free(values);
-		for (s = 0; s < 2; s++)
-		{
-			PGresult   *res = c->side[s].result;
-			int			r;
-
-			if (c->side[s].failed)
-			{
-				free(open);
-				return side_error(c, &c->side[s], "reading the differing keys again");
-			}
-			for (r = 0; r < PQntuples(res); r++)
-			{
-				int			kg = find_group(c, PQgetvalue(res, r, 0));
-
-				if (kg < 0 || c->groups[kg].equal)
-					continue;
-				fresh[s][kg] = xrealloc(fresh[s][kg], sizeof(char *) * (nfresh[s][kg] + 1));
-				fresh[s][kg][nfresh[s][kg]++] = xstrdup(PQgetvalue(res, r, 1));
-			}
-		}
-	}
-	free(open);
-	for (g = 0; g < c->ngroups; g++)
-	{
-		Group	   *gr = &c->groups[g];
-
-		if (gr->equal)
-			continue;
-		for (s = 0; s < 2; s++)
-		{
-			if (nfresh[s][g] > 1)
-				qsort(fresh[s][g], nfresh[s][g], sizeof(char *), cmp_str);
-			if (!same_hashes(gr->last[s], gr->nlast[s], fresh[s][g], nfresh[s][g]))
-				gr->moved = true;
-			free_last(gr, s);
-			gr->last[s] = fresh[s][g] ? fresh[s][g] : xmalloc(sizeof(char *));
-			gr->nlast[s] = nfresh[s][g];
-		}
-		if (same_hashes(gr->last[0], gr->nlast[0], gr->last[1], gr->nlast[1]))
-			gr->equal = true;
-	}
-	for (s = 0; s < 2; s++)
-	{
-		free(fresh[s]);
-		free(nfresh[s]);
-	}
-	return PGS_EXIT_OK;
-}
-
-/*
- * The recheck rounds, once the snapshots have ended: after 0.5 s, 1 s,
- * 2 s, ... each round reads the keys still differing, until all are equal.
- */
-static int
-recheck_rounds(Compare *c)
-{
-	int			round;
-	int			s;
-
-	for (s = 0; s < 2; s++)
-		if (side_exec(c, &c->side[s], "COMMIT", 0, NULL) == NULL)
-			return side_error(c, &c->side[s], "ending the snapshot");
-	c->pass_name = "reading the differing rows again";
-	for (round = 1; round <= c->copts->recheck; round++)
-	{
-		double		delay = 0.5 * (double) (1 << (round - 1 < 5 ? round - 1 : 5));
-		int64_t		g;
-		int			rc;
-
-		cmp_progress(c);
-		if (!nap(delay))
-			break;
-		rc = recheck(c);
-		if (rc != PGS_EXIT_OK)
-			return rc;
-		c->rechecks = round;
-		for (g = 0; g < c->ngroups && c->groups[g].equal; g++)
-			;
-		if (g == c->ngroups)
-			break;
-	}
-	return PGS_EXIT_OK;
-}
-
-/* Reports every group: in flight, or its differences as last read. */
-static void
-report_groups(Compare *c, Counts *n)
-{
-	int64_t		g;
-
-	for (g = 0; g < c->ngroups; g++)
-	{
-		Group	   *gr = &c->groups[g];
-
-		if (gr->equal || gr->moved)
-			pair_rows(c, gr->first[0], gr->nfirst[0], gr->first[1], gr->nfirst[1], gr->key,
-					  "in_flight", n);
-		else
-			pair_rows(c, gr->last[0], gr->nlast[0], gr->last[1], gr->nlast[1], gr->key, NULL, n);
-	}
-}
-
-static void
-free_groups(Compare *c)
-{
-	int64_t		g;
-	int			s;
-
-	for (g = 0; g < c->ngroups; g++)
-		for (s = 0; s < 2; s++)
-		{
-			free_last(&c->groups[g], s);
-			free(c->groups[g].first[s]);
-		}
-	free(c->groups);
 }
 
 /* ---------------------------------------------------------------- the command */
@@ -1101,10 +365,10 @@ read_replication(Compare *c, Side *s)
 
 	if (res == NULL)
 		return side_error(c, s, "reading its replication state");
-	s->sysid = xstrdup(PQgetvalue(res, 0, 0));
+	s->sysid = pgs_strdup(PQgetvalue(res, 0, 0));
 	s->in_recovery = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
-	s->subs = PQgetisnull(res, 0, 2) ? NULL : xstrdup(PQgetvalue(res, 0, 2));
-	s->slots = PQgetisnull(res, 0, 3) ? NULL : xstrdup(PQgetvalue(res, 0, 3));
+	s->subs = PQgetisnull(res, 0, 2) ? NULL : pgs_strdup(PQgetvalue(res, 0, 2));
+	s->slots = PQgetisnull(res, 0, 3) ? NULL : pgs_strdup(PQgetvalue(res, 0, 3));
 	return PGS_EXIT_OK;
 }
 
@@ -1119,7 +383,7 @@ shared_slot(Side *down, Side *up)
 
 	if (down->subs == NULL || up->slots == NULL)
 		return NULL;
-	subs = xstrdup(down->subs);
+	subs = pgs_strdup(down->subs);
 	for (tok = strtok_r(subs, "{},\"", &save); tok; tok = strtok_r(NULL, "{},\"", &save))
 	{
 		size_t		n = strlen(tok);
@@ -1132,7 +396,7 @@ shared_slot(Side *down, Side *up)
 
 			if (start && end)
 			{
-				found = xstrdup(tok);
+				found = pgs_strdup(tok);
 				break;
 			}
 			p += n;
@@ -1204,7 +468,7 @@ begin_snapshots(Compare *c)
 			free(slot);
 			return side_error(c, u, "starting a snapshot");
 		}
-		c->lsn = xstrdup(PQgetvalue(res, 0, 0));
+		c->lsn = pgs_strdup(PQgetvalue(res, 0, 0));
 		snprintf(line, sizeof(line), "waiting for the %s to apply %s", d->name, c->lsn);
 		c->pass_name = line;
 		for (;;)
@@ -1273,8 +537,8 @@ side_lists(Compare *c, Side *s, int i, const List *cols, const List *key)
 	c->columns[i] = c->key[i] = NULL;
 	if (!cols->given && !key->given)
 		return PGS_EXIT_OK;
-	values = xmalloc(sizeof(char *) * (cols->n + key->n));
-	sql = xmalloc(128 + 8 * (size_t) (cols->n + key->n));
+	values = pgs_malloc(sizeof(char *) * (cols->n + key->n));
+	sql = pgs_malloc(128 + 8 * (size_t) (cols->n + key->n));
 	o = sql + sprintf(sql, "SELECT ");
 	for (k = 0; k < 2; k++)
 	{
@@ -1299,9 +563,9 @@ side_lists(Compare *c, Side *s, int i, const List *cols, const List *key)
 	if (res == NULL)
 		return side_error(c, s, "reading the lists of columns to compare");
 	if (!PQgetisnull(res, 0, 0))
-		c->columns[i] = xstrdup(PQgetvalue(res, 0, 0));
+		c->columns[i] = pgs_strdup(PQgetvalue(res, 0, 0));
 	if (!PQgetisnull(res, 0, 1))
-		c->key[i] = xstrdup(PQgetvalue(res, 0, 1));
+		c->key[i] = pgs_strdup(PQgetvalue(res, 0, 1));
 	return PGS_EXIT_OK;
 }
 
@@ -1456,6 +720,117 @@ print_summary(Compare *c, const Counts *n, int64_t received, int64_t sent)
 	printf(") in %.1fs\n", secs);
 }
 
+/* The compare's state before anything is connected. */
+static void
+compare_init(Compare *c, const PgsOptions *opts, const PgsCompareOptions *copts)
+{
+	memset(c, 0, sizeof(*c));
+	c->opts = opts;
+	c->copts = copts;
+	c->tty = isatty(STDOUT_FILENO);
+	c->started = pgs_monotonic_seconds();
+	c->side[0].name = "source";
+	c->side[0].dsn = copts->source;
+	c->side[0].table = copts->table;
+	c->side[1].name = "target";
+	c->side[1].dsn = copts->target;
+	c->side[1].table = copts->target_table ? copts->target_table : copts->table;
+	c->side[0].parts = c->side[1].parts = 1;
+}
+
+/* Level 1's buckets: --buckets, or about 20 000 rows a bucket, from 16 to 4096. */
+static int
+level1_bits(Compare *c)
+{
+	double		est = c->side[0].reltuples > c->side[1].reltuples ?
+		c->side[0].reltuples : c->side[1].reltuples;
+	int			bits = 4;
+
+
+	while (bits < 12 && (double) (1 << bits) * 20000.0 < est)
+		bits++;
+	if (c->copts->buckets > 0)
+		for (bits = 0; (1 << bits) < c->copts->buckets; bits++)
+			;
+	return bits;
+}
+
+/*
+ * From level 1's sums, the differing buckets into level; refines them while
+ * they are big, then fetches their rows (compare_find.c).
+ */
+static int
+narrow_down(Compare *c, Level *level)
+{
+	int64_t		b;
+	int			rc;
+
+	level->bits = c->bits;
+	for (b = 0; b < ((int64_t) 1 << c->bits); b++)
+		if (memcmp(&c->acc[0][b], &c->acc[1][b], sizeof(Acc)) != 0)
+			level_add(level, b, c->acc[0][b].rows > c->acc[1][b].rows ?
+					  c->acc[0][b].rows : c->acc[1][b].rows);
+
+	/* refine while differing buckets are big; then fetch their rows */
+	c->pass = 2;
+	while (level->n > 0 && level->maxrows > ROWS_TO_FETCH &&
+		   level->bits + SPLIT_BITS <= LEVEL_BITS_MAX && level->n <= 4096)
+	{
+		Level		next;
+
+		c->pass_name = "narrowing down differing buckets";
+		cmp_progress(c);
+		rc = refine(c, level, &next);
+		if (rc != PGS_EXIT_OK)
+			return rc;
+		free(level->buckets);
+		*level = next;
+	}
+	if (level->n > 0)
+	{
+		c->pass_name = "fetching the rows of differing buckets";
+		cmp_progress(c);
+		rc = fetch_rows(c, level);
+		if (rc != PGS_EXIT_OK)
+			return rc;
+	}
+	return PGS_EXIT_OK;
+}
+
+/* Frees what the compare holds: connections, results, lists, rows. */
+static void
+compare_free(Compare *c, List given[2][2], Level *level)
+{
+	int64_t		b;
+	int			s;
+
+	for (s = 0; s < 2; s++)
+	{
+		PQclear(c->side[s].result);
+		PQclear(c->side[s].columns);
+		if (c->side[s].conn)
+			PQfinish(c->side[s].conn);
+		pgs_error_clear(&c->side[s].err);
+		free(c->side[s].sql);
+		free(c->side[s].sysid);
+		free(c->side[s].subs);
+		free(c->side[s].slots);
+		free(c->acc[s]);
+		free(c->columns[s]);
+		free(c->key[s]);
+		list_free(&given[s][0]);
+		list_free(&given[s][1]);
+	}
+	free_groups(c);
+	for (b = 0; b < c->nrows; b++)
+		free(c->rows[b].key);
+	free(c->rows);
+	free(c->lsn);
+	free(level->buckets);
+	if (c->L)
+		pgs_lua_close(c->L);
+}
+
 int
 pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts)
 {
@@ -1464,25 +839,12 @@ pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts)
 	Counts		n = {0, 0, 0, 0};
 	int64_t		received = 0;
 	int64_t		sent = 0;
-	double		est;
 	int			rc = PGS_EXIT_OK;
 	int			s;
-	int64_t		b;
 	List		given[2][2];	/* by side: --columns, --key; --target-... */
 
-	memset(&c, 0, sizeof(c));
+	compare_init(&c, opts, copts);
 	memset(&level, 0, sizeof(level));
-	c.opts = opts;
-	c.copts = copts;
-	c.tty = isatty(STDOUT_FILENO);
-	c.started = pgs_monotonic_seconds();
-	c.side[0].name = "source";
-	c.side[0].dsn = copts->source;
-	c.side[0].table = copts->table;
-	c.side[1].name = "target";
-	c.side[1].dsn = copts->target;
-	c.side[1].table = copts->target_table ? copts->target_table : copts->table;
-	c.side[0].parts = c.side[1].parts = 1;
 
 	/* the first Ctrl-C (or SIGTERM) cancels both sides' statements */
 	pgs_catch_interrupts(NULL);
@@ -1504,48 +866,14 @@ pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts)
 	if (rc != PGS_EXIT_OK)
 		goto done;
 
-	/* level 1: about 20 000 rows a bucket, from 16 to 4096 buckets */
-	est = c.side[0].reltuples > c.side[1].reltuples ? c.side[0].reltuples : c.side[1].reltuples;
-	c.bits = 4;
-	while (c.bits < 12 && (double) (1 << c.bits) * 20000.0 < est)
-		c.bits++;
-	if (copts->buckets > 0)
-		for (c.bits = 0; (1 << c.bits) < copts->buckets; c.bits++)
-			;
-
+	c.bits = level1_bits(&c);
 	rc = pass_buckets(&c);
 	if (rc != PGS_EXIT_OK)
 		goto done;
 
-	level.bits = c.bits;
-	for (b = 0; b < ((int64_t) 1 << c.bits); b++)
-		if (memcmp(&c.acc[0][b], &c.acc[1][b], sizeof(Acc)) != 0)
-			level_add(&level, b, c.acc[0][b].rows > c.acc[1][b].rows ?
-					  c.acc[0][b].rows : c.acc[1][b].rows);
-
-	/* refine while differing buckets are big; then fetch their rows */
-	c.pass = 2;
-	while (level.n > 0 && level.maxrows > ROWS_TO_FETCH &&
-		   level.bits + SPLIT_BITS <= LEVEL_BITS_MAX && level.n <= 4096)
-	{
-		Level		next;
-
-		c.pass_name = "narrowing down differing buckets";
-		cmp_progress(&c);
-		rc = refine(&c, &level, &next);
-		if (rc != PGS_EXIT_OK)
-			goto done;
-		free(level.buckets);
-		level = next;
-	}
-	if (level.n > 0)
-	{
-		c.pass_name = "fetching the rows of differing buckets";
-		cmp_progress(&c);
-		rc = fetch_rows(&c, &level);
-		if (rc != PGS_EXIT_OK)
-			goto done;
-	}
+	rc = narrow_down(&c, &level);
+	if (rc != PGS_EXIT_OK)
+		goto done;
 	group_rows(&c);
 	if (c.ngroups > 0 && copts->recheck > 0 && !pgs_interrupted)
 	{
@@ -1572,30 +900,6 @@ done:
 		pgs_live_clear();
 	/* the other side failed: stop this one's scan rather than leave it running */
 	cancel_busy(&c);
-	for (s = 0; s < 2; s++)
-	{
-		PQclear(c.side[s].result);
-		PQclear(c.side[s].columns);
-		if (c.side[s].conn)
-			PQfinish(c.side[s].conn);
-		pgs_error_clear(&c.side[s].err);
-		free(c.side[s].sql);
-		free(c.side[s].sysid);
-		free(c.side[s].subs);
-		free(c.side[s].slots);
-		free(c.acc[s]);
-		free(c.columns[s]);
-		free(c.key[s]);
-		list_free(&given[s][0]);
-		list_free(&given[s][1]);
-	}
-	free_groups(&c);
-	for (b = 0; b < c.nrows; b++)
-		free(c.rows[b].key);
-	free(c.rows);
-	free(c.lsn);
-	free(level.buckets);
-	if (c.L)
-		pgs_lua_close(c.L);
+	compare_free(&c, given, &level);
 	return rc;
 }

@@ -23,6 +23,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <libpq-fe.h>
 #include <lua.h>
@@ -85,6 +87,49 @@ extern void pgs_print_error(FILE *out, const char *message, const char *sqlstate
 							const char *context, const PgsError *details,
 							const char *traceback);
 extern void pgs_report_error(const PgsError *err, const char *context);
+
+/*
+ * malloc, realloc, calloc and strdup that do not return NULL: out of memory is
+ * reported and ends the runner with exit status 2.
+ */
+static inline void *
+pgs_realloc(void *p, size_t n)
+{
+	p = realloc(p, n ? n : 1);
+	if (p == NULL)
+	{
+		pgs_errorf("out of memory\n");
+		exit(PGS_EXIT_USAGE);
+	}
+	return p;
+}
+
+static inline void *
+pgs_malloc(size_t n)
+{
+	return pgs_realloc(NULL, n);
+}
+
+static inline void *
+pgs_calloc(size_t n, size_t size)
+{
+	void	   *p = calloc(n ? n : 1, size ? size : 1);
+
+	if (p == NULL)
+	{
+		pgs_errorf("out of memory\n");
+		exit(PGS_EXIT_USAGE);
+	}
+	return p;
+}
+
+static inline char *
+pgs_strdup(const char *s)
+{
+	size_t		n = strlen(s) + 1;
+
+	return memcpy(pgs_malloc(n), s, n);
+}
 
 /* ---- conn.c: the one libpq helper ---- */
 
