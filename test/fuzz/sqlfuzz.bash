@@ -16,7 +16,7 @@ FUZZ_CORPUS=("$PGSHIFT_ROOT"/test/sql/*.sql "$PGSHIFT_ROOT"/scripts/examples/*.l
 fuzz_build() {
   local pgc=${PG_CONFIG:-$PGSHIFT_PGBIN/pg_config} out
   if out=$(cc -O2 -Wall -Wextra -Werror -Wno-unused-parameter -I"$("$pgc" --includedir)" \
-             -o "$WORK/sqlfuzz" "$FUZZ_DIR/sqlfuzz.c" -L"$("$pgc" --libdir)" -lpq 2>&1); then
+             -o "$WORK/sqlfuzz" "$FUZZ_DIR/sqlfuzz.c" "$FUZZ_DIR/sqlfuzz_input.c" -L"$("$pgc" --libdir)" -lpq 2>&1); then
     ok "sqlfuzz builds"
   else
     not_ok "sqlfuzz does not build" "$out"
