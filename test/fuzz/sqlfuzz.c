@@ -629,20 +629,15 @@ usage(void)
 	exit(2);
 }
 
-int
-main(int argc, char **argv)
+/*
+ * Reads the options into opt_* (and *print_only, *self_test); returns the
+ * index of the first corpus file.
+ */
+static int
+parse_options(int argc, char **argv, long *print_only, int *self_test)
 {
 	int			i;
-	Stats		st;
-	Input		in;
-	long		n;
-	double		start;
-	long		print_only = -1;
-	int			stop = 0;
-	int			self_test = 0;
 
-	memset(&st, 0, sizeof(st));
-	memset(&in, 0, sizeof(in));
 	for (i = 1; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i++)
 	{
 		const char *o = argv[i];
@@ -655,7 +650,7 @@ main(int argc, char **argv)
 		}
 		if (strcmp(o, "--self-test") == 0)
 		{
-			self_test = 1;
+			*self_test = 1;
 			continue;
 		}
 		if (v == NULL)
@@ -678,12 +673,123 @@ main(int argc, char **argv)
 		else if (strcmp(o, "--replay") == 0)
 			opt_replay = atol(v);
 		else if (strcmp(o, "--print") == 0)
-			print_only = atol(v);
+			*print_only = atol(v);
 		else if (strcmp(o, "--tripwire") == 0)
 			opt_tripwire = v;
 		else
 			usage();
 	}
+	return i;
+}
+
+/*
+ * --self-test: each control input must fail, through the same watch as
+ * every input.  Returns the exit status: 1 when one was missed.
+ */
+static int
+run_self_test(Input *in, Stats *st)
+{
+	Target		controls[] = {T_CONTROL_MEMORY, T_CONTROL_CAP, T_CONTROL_TIME};
+	int			kinds[] = {FAIL_MEMORY, FAIL_OUT_OF_MEMORY, FAIL_TIME};
+	const char *what[] = {"memory", "cap", "time"};
+	int			missed = 0;
+	int			i;
+
+	for (i = 0; i < 3; i++)
+	{
+		int			caught;
+
+		in->number = -1 - i;
+		in->target = controls[i];
+		in->nparams = 0;
+		/* the memory controls may take longer than the time limit */
+		if (controls[i] != T_CONTROL_TIME)
+			PQclear(exec_ok("SET statement_timeout = '60s'"));
+		caught = (run_input(in, st) & kinds[i]) != 0;
+		PQclear(exec_ok("SET statement_timeout = '1s'"));
+		printf("self-test: %s: %s\n", what[i], caught ? "caught" : "MISSED");
+		missed += !caught;
+	}
+	PQfinish(conn);
+	return missed ? 1 : 0;
+}
+
+/*
+ * After a batch (or the input replayed): fails the run when the server log
+ * tells of a crashed backend or the server does not answer; now and then
+ * a progress line.  Returns 1 to stop.
+ */
+static int
+check_server(long n, Stats *st, double start)
+{
+	Buf			crashes = {0};
+	int			stop = 0;
+	PGresult   *res;
+
+	buf_reset(&crashes);
+	if (log_crashes(&crashes))
+	{
+		printf("# FAILED: the server log tells of a crashed backend after input %ld:\n%s",
+			   n, crashes.data);
+		st->failures++;
+		stop = 1;
+	}
+	res = PQexec(conn, "SELECT 1");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	{
+		printf("# FAILED: the server does not answer after input %ld: %s\n", n,
+			   PQerrorMessage(conn));
+		st->failures++;
+		stop = 1;
+	}
+	PQclear(res);
+	if ((n + 1) % (opt_batch * 40) == 0)
+	{
+		printf("# %ld inputs, %.0f/s, %ld failures\n", st->inputs,
+			   st->inputs / ((now_ms() - start) / 1000), st->failures);
+		fflush(stdout);
+	}
+	free(crashes.data);
+	return stop;
+}
+
+/* The last line: "sqlfuzz: inputs=N ..." with the counts. */
+static void
+print_summary(const Stats *st, double start)
+{
+	int			i;
+
+	printf("sqlfuzz: inputs=%ld accepted=%ld refused=%ld failures=%ld seconds=%.0f "
+		   "per_second=%.0f max_ms=%.0f (input %ld) max_cpu_ms=%ld (input %ld) "
+		   "max_growth_mb=%.1f (input %ld) max_bytes=%zu",
+		   st->inputs, st->accepted, st->refused, st->failures, (now_ms() - start) / 1000,
+		   st->inputs / ((now_ms() - start) / 1000 + 1e-9), st->max_ms, st->max_ms_input,
+		   st->max_cpu_ms, st->max_cpu_input, st->max_growth_kb / 1024.0, st->max_growth_input,
+		   st->max_bytes);
+	for (i = 0; i < T_COUNT; i++)
+		printf(" %s=%ld", target_names[i], st->per_target[i]);
+	printf(" sqlstate_classes=");
+	for (i = 0; i < 64; i++)
+		if (st->classes[i][0])
+			printf("%c%c:%ld,", st->classes[i][0], st->classes[i][1], st->by_class[i]);
+	printf("\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	int			i;
+	Stats		st;
+	Input		in;
+	long		n;
+	double		start;
+	long		print_only = -1;
+	int			stop = 0;
+	int			self_test = 0;
+
+	memset(&st, 0, sizeof(st));
+	memset(&in, 0, sizeof(in));
+	i = parse_options(argc, argv, &print_only, &self_test);
 	if (i >= argc)
 		usage();
 	for (; i < argc; i++)
@@ -703,39 +809,13 @@ main(int argc, char **argv)
 	connect_backend();
 	log_start();
 	if (self_test)
-	{
-		/* each control must fail, through the same watch as every input */
-		Target		controls[] = {T_CONTROL_MEMORY, T_CONTROL_CAP, T_CONTROL_TIME};
-		int			kinds[] = {FAIL_MEMORY, FAIL_OUT_OF_MEMORY, FAIL_TIME};
-		const char *what[] = {"memory", "cap", "time"};
-		int			missed = 0;
-
-		for (i = 0; i < 3; i++)
-		{
-			int			caught;
-
-			in.number = -1 - i;
-			in.target = controls[i];
-			in.nparams = 0;
-			/* the memory controls may take longer than the time limit */
-			if (controls[i] != T_CONTROL_TIME)
-				PQclear(exec_ok("SET statement_timeout = '60s'"));
-			caught = (run_input(&in, &st) & kinds[i]) != 0;
-			PQclear(exec_ok("SET statement_timeout = '1s'"));
-			printf("self-test: %s: %s\n", what[i], caught ? "caught" : "MISSED");
-			missed += !caught;
-		}
-		PQfinish(conn);
-		return missed ? 1 : 0;
-	}
+		return run_self_test(&in, &st);
 	printf("# sqlfuzz: seed %llu, %zu statements and %zu fragments in the corpus, backend %d\n",
 		   (unsigned long long) opt_seed, statements.n, fragments.n, backend_pid);
 	fflush(stdout);
 	start = now_ms();
 	for (n = opt_replay >= 0 ? opt_replay : 0; !stop; n++)
 	{
-		Buf			crashes = {0};
-
 		if (opt_replay >= 0 ? n > opt_replay :
 			opt_seconds > 0 ? now_ms() - start > opt_seconds * 1000 : n >= opt_count)
 			break;
@@ -743,49 +823,9 @@ main(int argc, char **argv)
 		if (run_input(&in, &st) && PQstatus(conn) != CONNECTION_OK)
 			stop = 1;
 		if ((n + 1) % opt_batch == 0 || stop || opt_replay >= 0)
-		{
-			PGresult   *res;
-
-			buf_reset(&crashes);
-			if (log_crashes(&crashes))
-			{
-				printf("# FAILED: the server log tells of a crashed backend after input %ld:\n%s",
-					   n, crashes.data);
-				st.failures++;
-				stop = 1;
-			}
-			res = PQexec(conn, "SELECT 1");
-			if (PQresultStatus(res) != PGRES_TUPLES_OK)
-			{
-				printf("# FAILED: the server does not answer after input %ld: %s\n", n,
-					   PQerrorMessage(conn));
-				st.failures++;
-				stop = 1;
-			}
-			PQclear(res);
-			if ((n + 1) % (opt_batch * 40) == 0)
-			{
-				printf("# %ld inputs, %.0f/s, %ld failures\n", st.inputs,
-					   st.inputs / ((now_ms() - start) / 1000), st.failures);
-				fflush(stdout);
-			}
-		}
-		free(crashes.data);
+			stop |= check_server(n, &st, start);
 	}
-	printf("sqlfuzz: inputs=%ld accepted=%ld refused=%ld failures=%ld seconds=%.0f "
-		   "per_second=%.0f max_ms=%.0f (input %ld) max_cpu_ms=%ld (input %ld) "
-		   "max_growth_mb=%.1f (input %ld) max_bytes=%zu",
-		   st.inputs, st.accepted, st.refused, st.failures, (now_ms() - start) / 1000,
-		   st.inputs / ((now_ms() - start) / 1000 + 1e-9), st.max_ms, st.max_ms_input,
-		   st.max_cpu_ms, st.max_cpu_input, st.max_growth_kb / 1024.0, st.max_growth_input,
-		   st.max_bytes);
-	for (i = 0; i < T_COUNT; i++)
-		printf(" %s=%ld", target_names[i], st.per_target[i]);
-	printf(" sqlstate_classes=");
-	for (i = 0; i < 64; i++)
-		if (st.classes[i][0])
-			printf("%c%c:%ld,", st.classes[i][0], st.classes[i][1], st.by_class[i]);
-	printf("\n");
+	print_summary(&st, start);
 	PQfinish(conn);
 	return st.failures ? 1 : 0;
 }

@@ -371,6 +371,149 @@ pick_mutation(Rng *r)
 	return total;
 }
 
+/* Swaps two token spans of b. */
+static void
+swap_spans(Rng *r, Buf *b)
+{
+	size_t		l1,
+				l2;
+	size_t		a1 = token_span(r, b, &l1);
+	char	   *t1 = xstrndup(b->data + a1, l1);
+	size_t		a2;
+	char	   *t2;
+
+	buf_delete(b, a1, l1);
+	a2 = token_span(r, b, &l2);
+	t2 = xstrndup(b->data + a2, l2);
+	buf_delete(b, a2, l2);
+	buf_insert(b, a2, t1, l1);
+	buf_insert(b, a1 <= b->len ? a1 : b->len, t2, l2);
+	free(t1);
+	free(t2);
+}
+
+/* Inserts at pos a token span of another input of pool. */
+static void
+splice_tokens(Rng *r, Buf *b, size_t pos, const Corpus *pool)
+{
+	size_t		at;
+	size_t		len;
+
+	if (pool->n)
+	{
+		Buf			other = {0};
+
+		buf_reset(&other);
+		buf_adds(&other, pool->items[rng_below(r, pool->n)]);
+		at = token_span(r, &other, &len);
+		buf_insert(b, pos, " ", 1);
+		buf_insert(b, pos + 1, other.data + at, len);
+		free(other.data);
+	}
+}
+
+/* Inserts at pos a quote, comment, keyword or odd byte (specials, or a NUL). */
+static void
+insert_special(Rng *r, Buf *b, size_t pos)
+{
+	size_t		k = 0;
+
+	while (specials[k])
+		k++;
+	k = rng_below(r, k + 1);
+	if (specials[k] == NULL)
+		buf_insert(b, pos, "", 1);	/* a NUL byte */
+	else
+		buf_insert(b, pos, specials[k], strlen(specials[k]));
+}
+
+/* Wraps a token span of b in deep nesting (parentheses, ARRAY[, CASE, comments). */
+static void
+nest_span(Rng *r, Buf *b)
+{
+	static const char *const open[] = {"(", "ARRAY[", "ROW(", "CASE WHEN true THEN ", "/* ", "coalesce("};
+	static const char *const close[] = {")", "]", ")", " END", " */", ", 1)"};
+	int			k = (int) rng_below(r, 6);
+	size_t		depth = 1 + rng_below(r, rng_chance(r, 20) ? 20000 : 50);
+	Buf			o = {0};
+	Buf			c = {0};
+	size_t		at;
+	size_t		len;
+	size_t		i;
+
+	at = token_span(r, b, &len);
+	buf_reset(&o);
+	buf_reset(&c);
+	for (i = 0; i < depth && o.len + c.len + b->len < opt_max_size; i++)
+	{
+		buf_adds(&o, open[k]);
+		buf_adds(&c, close[k]);
+	}
+	buf_insert(b, at + len, c.data, c.len);
+	buf_insert(b, at, o.data, o.len);
+	free(o.data);
+	free(c.data);
+}
+
+/* Repeats a token span of b in place up to a huge size. */
+static void
+repeat_span(Rng *r, Buf *b)
+{
+	size_t		at;
+	size_t		len;
+
+	at = token_span(r, b, &len);
+	if (len)
+	{
+		char	   *piece = xstrndup(b->data + at, len);
+		Buf			p = {0};
+
+		buf_reset(&p);
+		buf_add(&p, piece, len);
+		buf_add(&p, rng_chance(r, 50) ? ", " : " ", rng_chance(r, 50) ? 2 : 1);
+		repeat_to(b, at, p.data, p.len, huge_size(r));
+		free(piece);
+		free(p.data);
+	}
+}
+
+/* Inserts at pos a run of operator characters (or of comment openers). */
+static void
+operator_run(Rng *r, Buf *b, size_t pos)
+{
+	static const char ops[] = "~!@#^&|`?+-*/%<>=";
+	size_t		n = 1 + rng_below(r, rng_chance(r, 10) ? 20000 : 200);
+	char	   *run = xmalloc(n);
+	size_t		i;
+
+	for (i = 0; i < n; i++)
+		run[i] = ops[rng_below(r, sizeof(ops) - 1)];
+	if (rng_chance(r, 30))
+		for (i = 0; i + 1 < n; i += 2)
+			run[i] = '/', run[i + 1] = '*';
+	buf_insert(b, pos, run, n);
+	free(run);
+}
+
+/* Repeats the whole of a short b, as statements of a script, up to a huge size. */
+static void
+repeat_script(Rng *r, Buf *b)
+{
+	if (b->len && b->len < 4096)
+	{
+		char	   *piece = xstrndup(b->data, b->len);
+		Buf			p = {0};
+
+		buf_reset(&p);
+		buf_add(&p, piece, strlen(piece));
+		buf_adds(&p, ";\n");
+		repeat_to(b, b->len, p.data, p.len, huge_size(r));
+		free(piece);
+		free(p.data);
+	}
+}
+
+/* Applies one mutation, picked by weight, to b; pool gives what is spliced in. */
 static void
 mutate(Rng *r, Buf *b, const Corpus *pool)
 {
@@ -399,108 +542,26 @@ mutate(Rng *r, Buf *b, const Corpus *pool)
 			}
 			break;
 		case 3:					/* swap two token spans */
-			{
-				size_t		l1,
-							l2;
-				size_t		a1 = token_span(r, b, &l1);
-				char	   *t1 = xstrndup(b->data + a1, l1);
-				size_t		a2;
-				char	   *t2;
-
-				buf_delete(b, a1, l1);
-				a2 = token_span(r, b, &l2);
-				t2 = xstrndup(b->data + a2, l2);
-				buf_delete(b, a2, l2);
-				buf_insert(b, a2, t1, l1);
-				buf_insert(b, a1 <= b->len ? a1 : b->len, t2, l2);
-				free(t1);
-				free(t2);
-			}
+			swap_spans(r, b);
 			break;
 		case 4:					/* splice tokens of another input */
-			if (pool->n)
-			{
-				Buf			other = {0};
-
-				buf_reset(&other);
-				buf_adds(&other, pool->items[rng_below(r, pool->n)]);
-				at = token_span(r, &other, &len);
-				buf_insert(b, pos, " ", 1);
-				buf_insert(b, pos + 1, other.data + at, len);
-				free(other.data);
-			}
+			splice_tokens(r, b, pos, pool);
 			break;
 		case 5:					/* random bytes */
 			random_bytes(r, b, pos);
 			break;
 		case 6:					/* quotes, comments, keywords, odd bytes */
 		case 7:
-			{
-				size_t		k = 0;
-
-				while (specials[k])
-					k++;
-				k = rng_below(r, k + 1);
-				if (specials[k] == NULL)
-					buf_insert(b, pos, "", 1);	/* a NUL byte */
-				else
-					buf_insert(b, pos, specials[k], strlen(specials[k]));
-			}
+			insert_special(r, b, pos);
 			break;
 		case 8:					/* deep nesting around a span */
-			{
-				static const char *const open[] = {"(", "ARRAY[", "ROW(", "CASE WHEN true THEN ", "/* ", "coalesce("};
-				static const char *const close[] = {")", "]", ")", " END", " */", ", 1)"};
-				int			k = (int) rng_below(r, 6);
-				size_t		depth = 1 + rng_below(r, rng_chance(r, 20) ? 20000 : 50);
-				Buf			o = {0};
-				Buf			c = {0};
-				size_t		i;
-
-				at = token_span(r, b, &len);
-				buf_reset(&o);
-				buf_reset(&c);
-				for (i = 0; i < depth && o.len + c.len + b->len < opt_max_size; i++)
-				{
-					buf_adds(&o, open[k]);
-					buf_adds(&c, close[k]);
-				}
-				buf_insert(b, at + len, c.data, c.len);
-				buf_insert(b, at, o.data, o.len);
-				free(o.data);
-				free(c.data);
-			}
+			nest_span(r, b);
 			break;
 		case 9:					/* huge repetition of a span */
-			at = token_span(r, b, &len);
-			if (len)
-			{
-				char	   *piece = xstrndup(b->data + at, len);
-				Buf			p = {0};
-
-				buf_reset(&p);
-				buf_add(&p, piece, len);
-				buf_add(&p, rng_chance(r, 50) ? ", " : " ", rng_chance(r, 50) ? 2 : 1);
-				repeat_to(b, at, p.data, p.len, huge_size(r));
-				free(piece);
-				free(p.data);
-			}
+			repeat_span(r, b);
 			break;
 		case 10:				/* a run of operator characters */
-			{
-				static const char ops[] = "~!@#^&|`?+-*/%<>=";
-				size_t		n = 1 + rng_below(r, rng_chance(r, 10) ? 20000 : 200);
-				char	   *run = xmalloc(n);
-				size_t		i;
-
-				for (i = 0; i < n; i++)
-					run[i] = ops[rng_below(r, sizeof(ops) - 1)];
-				if (rng_chance(r, 30))
-					for (i = 0; i + 1 < n; i += 2)
-						run[i] = '/', run[i + 1] = '*';
-				buf_insert(b, pos, run, n);
-				free(run);
-			}
+			operator_run(r, b, pos);
 			break;
 		case 11:				/* glue another input on */
 			if (pool->n)
@@ -522,18 +583,7 @@ mutate(Rng *r, Buf *b, const Corpus *pool)
 			}
 			break;
 		case 13:				/* a huge repetition of the whole input, as a script */
-			if (b->len && b->len < 4096)
-			{
-				char	   *piece = xstrndup(b->data, b->len);
-				Buf			p = {0};
-
-				buf_reset(&p);
-				buf_add(&p, piece, strlen(piece));
-				buf_adds(&p, ";\n");
-				repeat_to(b, b->len, p.data, p.len, huge_size(r));
-				free(piece);
-				free(p.data);
-			}
+			repeat_script(r, b);
 			break;
 	}
 	if (b->len > opt_max_size)
