@@ -331,73 +331,25 @@ check_key_not_null(Side *side)
 }
 
 /*
- * Key ranges: chunk after chunk of chunk_rows rows in key order (or sized
- * to target_ms), each (lower, upper] with the first open below and the last
- * open above, so another table checked with the same bounds covers the same
- * keys.  The order and the bounds use the key's own btree operators.
+ * chunk_ranges' two statements, [0] from the start and [1] after a lower
+ * key: $1..$n the lower key, $n+1..$2n the upper key (when has_upper),
+ * $2n+1 the limit; rows in key order.
  */
 static void
-chunk_ranges(ReturnSetInfo *rsinfo, Side *side, int64 chunk_rows, int32 target_ms,
-			 ArrayType *lower_arr, ArrayType *upper_arr)
+prepare_range_plans(Side *side, KeyOps *ops, Oid *types, bool has_upper, SPIPlanPtr *plans)
 {
 	int			nkeys = list_length(side->key);
-	char	   *tl;
 	StringInfoData sql;
-	Oid			types[INDEX_MAX_KEYS * 2 + 1];
-	Datum		vals[INDEX_MAX_KEYS * 2 + 1];
-	Datum		upper[INDEX_MAX_KEYS];
-	bool		upper_nulls[INDEX_MAX_KEYS];
-	SPIPlanPtr	plans[2];		/* [0] from the start, [1] after a lower key */
-	bool		no_nulls[INDEX_MAX_KEYS] = {false};
-	MemoryContext param_cxt;
-	HashReceiver *r;
-	KeyOps	   *ops;
-	int64		chunk = 0;
-	int64		size = chunk_rows;
-	bool		has_lower = lower_arr != NULL;
-	bool		has_upper = upper_arr != NULL;
 	ListCell   *lc;
-	int			i;
 	int			p;
 
-	if (nkeys == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("%s \"%s\" has no primary key to cut into key ranges", side->what,
-						get_rel_name(side->relid)),
-				 errhint("Name its key with key => ARRAY['col'], or use buckets => n, which needs no key.")));
-	ops = key_ops(side);
-	require_key_ops(side, ops);
-	check_key_not_null(side);
-	r = receiver_create(RM_RANGE, side);
-	tl = side_target_list(side);
-	/* the lower key's copy passed to a query; the receiver overwrites r->last meanwhile */
-	param_cxt = AllocSetContextCreate(CurrentMemoryContext, "shift checksum bound",
-									  ALLOCSET_SMALL_SIZES);
-
-	foreach(lc, side->key)
-		types[foreach_current_index(lc)] = ((Column *) lfirst(lc))->typid;
-	for (i = 0; i < nkeys; i++)
-		types[nkeys + i] = types[i];
-	types[2 * nkeys] = INT8OID;
-	if (has_upper)
-	{
-		key_values_in(text_array_list(upper_arr), side->key, "upper", upper, upper_nulls);
-		for (i = 0; i < nkeys; i++)
-			if (upper_nulls[i])
-				ereport(ERROR,
-						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-						 errmsg("upper must not contain NULL")));
-	}
-
-	/* $1..$n lower key, $n+1..$2n upper key, $2n+1 the limit */
 	initStringInfo(&sql);
 	for (p = 0; p < 2; p++)
 	{
 		bool		any = false;
 
 		resetStringInfo(&sql);
-		appendStringInfo(&sql, "SELECT %s FROM %s", tl, side->relname);
+		appendStringInfo(&sql, "SELECT %s FROM %s", side_target_list(side), side->relname);
 		if (p == 1)
 		{
 			appendStringInfoString(&sql, " WHERE ");
@@ -417,6 +369,79 @@ chunk_ranges(ReturnSetInfo *rsinfo, Side *side, int64 chunk_rows, int32 target_m
 		appendStringInfo(&sql, " LIMIT $%d", 2 * nkeys + 1);
 		plans[p] = prepare_plan(sql.data, 2 * nkeys + 1, types);
 	}
+}
+
+/*
+ * The next chunk's rows for chunks of target_ms, from the last one's size
+ * and time: at most twice or half the last, from 100 to 10 000 000 rows.
+ */
+static int64
+next_chunk_size(int64 size, int32 target_ms, double ms)
+{
+	double		next = ms > 0 ? size * (target_ms / ms) : size * 2.0;
+
+	next = Min(next, size * 2.0);
+	next = Max(next, size / 2.0);
+	return (int64) Min(Max(next, 100.0), 10000000.0);
+}
+
+/*
+ * Key ranges: chunk after chunk of chunk_rows rows in key order (or sized
+ * to target_ms), each (lower, upper] with the first open below and the last
+ * open above, so another table checked with the same bounds covers the same
+ * keys.  The order and the bounds use the key's own btree operators.
+ */
+static void
+chunk_ranges(ReturnSetInfo *rsinfo, Side *side, int64 chunk_rows, int32 target_ms,
+			 ArrayType *lower_arr, ArrayType *upper_arr)
+{
+	int			nkeys = list_length(side->key);
+	Oid			types[INDEX_MAX_KEYS * 2 + 1];
+	Datum		vals[INDEX_MAX_KEYS * 2 + 1];
+	Datum		upper[INDEX_MAX_KEYS];
+	bool		upper_nulls[INDEX_MAX_KEYS];
+	SPIPlanPtr	plans[2];		/* [0] from the start, [1] after a lower key */
+	bool		no_nulls[INDEX_MAX_KEYS] = {false};
+	MemoryContext param_cxt;
+	HashReceiver *r;
+	KeyOps	   *ops;
+	int64		chunk = 0;
+	int64		size = chunk_rows;
+	bool		has_lower = lower_arr != NULL;
+	bool		has_upper = upper_arr != NULL;
+	ListCell   *lc;
+	int			i;
+
+	if (nkeys == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s \"%s\" has no primary key to cut into key ranges", side->what,
+						get_rel_name(side->relid)),
+				 errhint("Name its key with key => ARRAY['col'], or use buckets => n, which needs no key.")));
+	ops = key_ops(side);
+	require_key_ops(side, ops);
+	check_key_not_null(side);
+	r = receiver_create(RM_RANGE, side);
+	/* the lower key's copy passed to a query; the receiver overwrites r->last meanwhile */
+	param_cxt = AllocSetContextCreate(CurrentMemoryContext, "shift checksum bound",
+									  ALLOCSET_SMALL_SIZES);
+
+	foreach(lc, side->key)
+		types[foreach_current_index(lc)] = ((Column *) lfirst(lc))->typid;
+	for (i = 0; i < nkeys; i++)
+		types[nkeys + i] = types[i];
+	types[2 * nkeys] = INT8OID;
+	if (has_upper)
+	{
+		key_values_in(text_array_list(upper_arr), side->key, "upper", upper, upper_nulls);
+		for (i = 0; i < nkeys; i++)
+			if (upper_nulls[i])
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("upper must not contain NULL")));
+	}
+
+	prepare_range_plans(side, ops, types, has_upper, plans);
 
 	if (has_lower)
 	{
@@ -476,14 +501,7 @@ chunk_ranges(ReturnSetInfo *rsinfo, Side *side, int64 chunk_rows, int32 target_m
 			break;
 		has_lower = true;
 		if (target_ms > 0)
-		{
-			double		ms = INSTR_TIME_GET_MILLISEC(elapsed);
-			double		next = ms > 0 ? size * (target_ms / ms) : size * 2.0;
-
-			next = Min(next, size * 2.0);
-			next = Max(next, size / 2.0);
-			size = (int64) Min(Max(next, 100.0), 10000000.0);
-		}
+			size = next_chunk_size(size, target_ms, INSTR_TIME_GET_MILLISEC(elapsed));
 	}
 }
 
