@@ -113,6 +113,27 @@ int_list(const int64_t *v, int64_t n)
 	return out;
 }
 
+/*
+ * Runs sql on both sides at once, with the table, columns, key, 2^bits
+ * buckets and the int4[] list of buckets as $1..$5, and waits for both.
+ */
+static void
+run_on_buckets(Compare *c, const char *sql, int bits, const char *list)
+{
+	char		buckets[16];
+	int			s;
+
+	snprintf(buckets, sizeof(buckets), "%d", 1 << bits);
+	for (s = 0; s < 2; s++)
+	{
+		const char *values[5] = {c->side[s].table, c->columns[s], c->key[s], buckets, list};
+
+		side_send(&c->side[s], sql, 5, values);
+	}
+	while (wait_sides(c) >= 0)
+		;
+}
+
 void
 level_add(Level *l, int64_t b, int64_t rows)
 {
@@ -135,22 +156,13 @@ refine(Compare *c, Level *l, Level *next)
 	int64_t    *children = pgs_malloc(sizeof(int64_t) * nchild);
 	Acc		   *sums[2];
 	char	   *list;
-	char		buckets[16];
 	int64_t		i;
 	int			s;
 
 	for (i = 0; i < nchild; i++)
 		children[i] = (l->buckets[i >> SPLIT_BITS] << SPLIT_BITS) | (i & ((1 << SPLIT_BITS) - 1));
 	list = int_list(children, nchild);
-	snprintf(buckets, sizeof(buckets), "%d", 1 << (l->bits + SPLIT_BITS));
-	for (s = 0; s < 2; s++)
-	{
-		const char *values[5] = {c->side[s].table, c->columns[s], c->key[s], buckets, list};
-
-		side_send(&c->side[s], sql, 5, values);
-	}
-	while (wait_sides(c) >= 0)
-		;
+	run_on_buckets(c, sql, l->bits + SPLIT_BITS, list);
 	free(list);
 	for (s = 0; s < 2; s++)
 		if (c->side[s].failed)
@@ -223,18 +235,9 @@ fetch_rows(Compare *c, Level *l)
 		"$1::pg_catalog.regclass, $2::pg_catalog.text[], $3::pg_catalog.text[],"
 		" buckets => $4::pg_catalog.int4, only_buckets => $5::pg_catalog.int4[])";
 	char	   *list = int_list(l->buckets, l->n);
-	char		buckets[16];
 	int			s;
 
-	snprintf(buckets, sizeof(buckets), "%d", 1 << l->bits);
-	for (s = 0; s < 2; s++)
-	{
-		const char *values[5] = {c->side[s].table, c->columns[s], c->key[s], buckets, list};
-
-		side_send(&c->side[s], sql, 5, values);
-	}
-	while (wait_sides(c) >= 0)
-		;
+	run_on_buckets(c, sql, l->bits, list);
 	free(list);
 	for (s = 0; s < 2; s++)
 	{
