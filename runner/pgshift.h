@@ -13,7 +13,8 @@
  *	 conn.c		libpq: connect, execute, PgsError
  *	 luadb.c	the db object of Lua (its C methods)
  *	 script.c	the Lua state, the embedded prelude, protected calls, the sandbox
- *	 engine.c (with lock.c), inspect.c, compare.c	the commands
+ *	 engine.c (with lock.c), inspect.c, compare.c (with compare_find.c,
+ *		compare_diff.c; compare.h)	the commands
  *	 main.c		the command line
  */
 #ifndef PGSHIFT_H
