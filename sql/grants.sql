@@ -51,3 +51,11 @@ GRANT EXECUTE ON FUNCTION shift_internal.pin_search_path(pg_catalog.text),
                           shift_internal.sync_installed_digest(pg_catalog.text),
                           shift_internal.cutover_check(pg_catalog.text, pg_catalog.bool, pg_catalog.text, pg_catalog.int4)
   TO PUBLIC;
+
+-- shift_monitor (sql/monitor.sql): reads, runs nothing.  The views are
+-- security_invoker, so it reads them through the tables' policies; the
+-- progress view computes a job's lock key (granted to PUBLIC above).
+GRANT SELECT ON @extschema@.migration, @extschema@.phase, @extschema@.event,
+                @extschema@.backfill, @extschema@.backfill_batch, @extschema@.sync,
+                @extschema@.status, @extschema@.history, @extschema@.backfill_progress,
+                @extschema@.sync_status, @extschema@.lease, @extschema@.phase_status TO shift_monitor;

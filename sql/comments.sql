@@ -1,0 +1,69 @@
+-- ---------------------------------------------------------------------------
+-- What psql's \df+, \dv+ and \dt+ say about pg_shift's public objects: each
+-- function with its arguments, what it does and the doc/ page that has the
+-- rest.  Tables and views are commented where they are made; the test
+-- test/sql/comments.sql fails when a function, procedure, table or view of
+-- schema shift has no comment.
+-- ---------------------------------------------------------------------------
+
+-- backfill jobs (doc/sql.md, "Backfill")
+COMMENT ON ROUTINE @extschema@.backfill_create(pg_catalog.text, pg_catalog.regclass, pg_catalog.text, pg_catalog.text, pg_catalog.regclass, pg_catalog.text[], pg_catalog.text, pg_catalog.text, pg_catalog.regclass, pg_catalog.int4, pg_catalog.int4, pg_catalog.int4, pg_catalog.float8, pg_catalog.int4, pg_catalog.int4, pg_catalog.interval, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text) IS
+'backfill_create(name, relation, set => ''col = expr'' [, "where" =>] | "into" => table [, columns, "select", on_conflict], key, batch_min, batch_max, target_ms, sleep_ratio, lock_timeout_ms, max_retries, max_lag, throttle_query, if_exists => error|reuse, migration, phase, search_path): defines a resumable batched job, checks its SQL and returns its name';
+COMMENT ON ROUTINE @extschema@.backfill_run(pg_catalog.text, pg_catalog.interval, pg_catalog.int8, pg_catalog.text) IS
+'CALL backfill_run(name, max_runtime, max_batches, schedule): runs batches, one transaction each, until the job is done, paused, cancelled or a limit is reached; for pg_cron';
+COMMENT ON ROUTINE @extschema@.backfill_step(pg_catalog.text) IS
+'backfill_step(name) -> (keys, rows, done): runs one batch in the caller''s transaction';
+COMMENT ON ROUTINE @extschema@.backfill_set(pg_catalog.text, pg_catalog.int4, pg_catalog.int4, pg_catalog.int4, pg_catalog.float8, pg_catalog.int4, pg_catalog.int4, pg_catalog.interval, pg_catalog.text, pg_catalog.bool, pg_catalog.bool) IS
+'backfill_set(name, batch_min, batch_max, target_ms, sleep_ratio, lock_timeout_ms, max_retries, max_lag, throttle_query, clear_max_lag, clear_throttle_query): changes a job''s pace; NULL keeps a setting';
+COMMENT ON ROUTINE @extschema@.backfill_pause(pg_catalog.text) IS
+'backfill_pause(name): stops a job after its current batch; backfill_resume goes on from its checkpoint';
+COMMENT ON ROUTINE @extschema@.backfill_resume(pg_catalog.text) IS
+'backfill_resume(name): makes a paused job runnable again, from its checkpoint';
+COMMENT ON ROUTINE @extschema@.backfill_cancel(pg_catalog.text) IS
+'backfill_cancel(name): stops a job for good; what it wrote stays';
+COMMENT ON ROUTINE @extschema@.backfill_drop(pg_catalog.text) IS
+'backfill_drop(name): forgets a job and its batches; the rows it wrote stay';
+
+-- syncs and cut-over (doc/sql.md, "Sync" and "Cut-over")
+COMMENT ON ROUTINE @extschema@.sync_create(pg_catalog.text, pg_catalog.regclass, pg_catalog.text, pg_catalog.text, pg_catalog.regclass, pg_catalog.text[], pg_catalog.text, pg_catalog.text[], pg_catalog.bool, pg_catalog.text[], pg_catalog.text, pg_catalog.text[], pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text) IS
+'sync_create(name, relation, set => ''col = expr'' [, reverse_set] | "into" => table [, columns, "select", key, reverse, reverse_columns, reverse_select, reverse_key], if_exists, migration, phase, search_path): dual-write triggers keeping a column or a copy of the table in step with every write';
+COMMENT ON ROUTINE @extschema@.sync_drop(pg_catalog.text, pg_catalog.bool) IS
+'sync_drop(name, if_exists): drops a sync''s triggers and its record';
+COMMENT ON ROUTINE @extschema@.cutover(pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.int4, pg_catalog.text, pg_catalog.int4, pg_catalog.float8, pg_catalog.float8, pg_catalog.interval) IS
+'cutover(sync, archive, "check" => recent|count|none, check_rows, lock_timeout, retries, backoff, max_backoff, max_xact_age): swaps a table-level sync''s copy in under short locks, with retries; the old table becomes the archive, kept in step the other way';
+COMMENT ON ROUTINE @extschema@.cutover_revert(pg_catalog.text, pg_catalog.text, pg_catalog.int4, pg_catalog.text, pg_catalog.int4, pg_catalog.float8, pg_catalog.float8, pg_catalog.interval) IS
+'cutover_revert(sync, "check", check_rows, lock_timeout, retries, backoff, max_backoff, max_xact_age): swaps the archive back in after a cut-over, no row lost';
+COMMENT ON ROUTINE @extschema@.cutover_pending(pg_catalog.text) IS
+'cutover_pending(sync): the VALIDATE CONSTRAINT statements the last cut-over or revert left to run';
+COMMENT ON ROUTINE @extschema@.copy_grants(pg_catalog.regclass, pg_catalog.regclass) IS
+'copy_grants(from_table, to_table): grants on to_table every table privilege a role holds on from_table';
+
+-- migrations, for the runner (doc/sql.md, "Bookkeeping")
+COMMENT ON ROUTINE @extschema@.migration_begin(pg_catalog.text, pg_catalog.text, pg_catalog.jsonb, pg_catalog.text, pg_catalog.int4, pg_catalog.text, pg_catalog.text, pg_catalog.int4, pg_catalog.text, pg_catalog.bool) IS
+'migration_begin(migration, script_sha256, phases, operation, work_pid, runner_version, host, runner_pid, script_path, allow_drift): registers or resumes a migration run and takes its lease; returns its phases'' states';
+COMMENT ON ROUTINE @extschema@.migration_end(pg_catalog.text) IS
+'migration_end(migration): ends a run, recording its outcome, and gives the lease up';
+COMMENT ON ROUTINE @extschema@.heartbeat(pg_catalog.text) IS
+'heartbeat(migration): renews the lease of the run this session holds';
+COMMENT ON ROUTINE @extschema@.lock_holder(pg_catalog.text) IS
+'lock_holder(migration): which session holds a migration''s lock, and what its lease says';
+COMMENT ON ROUTINE @extschema@.unlock(pg_catalog.text) IS
+'unlock(migration): releases the migration''s advisory lock this session holds';
+COMMENT ON ROUTINE @extschema@.log_event(pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.jsonb) IS
+'log_event(migration, phase, kind, message, sqlstate, detail): appends an event to a migration this session leases';
+COMMENT ON ROUTINE @extschema@.event_append_only() IS
+'trigger function of shift.event: its rows are never updated or deleted';
+COMMENT ON ROUTINE @extschema@.phase_start(pg_catalog.text, pg_catalog.text) IS
+'phase_start(migration, phase): a phase''s up begins';
+COMMENT ON ROUTINE @extschema@.phase_done(pg_catalog.text, pg_catalog.text, pg_catalog.int8) IS
+'phase_done(migration, phase, rows_affected): a phase''s up (and verify) succeeded';
+COMMENT ON ROUTINE @extschema@.phase_failed(pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.bool) IS
+'phase_failed(migration, phase, message, sqlstate, interrupted): a phase''s up failed or was interrupted';
+COMMENT ON ROUTINE @extschema@.phase_cleaned(pg_catalog.text, pg_catalog.text) IS
+'phase_cleaned(migration, phase): the down of a failed phase ran';
+COMMENT ON ROUTINE @extschema@.phase_rollback_start(pg_catalog.text, pg_catalog.text) IS
+'phase_rollback_start(migration, phase): a phase''s down begins (a rollback)';
+COMMENT ON ROUTINE @extschema@.phase_rolled_back(pg_catalog.text, pg_catalog.text) IS
+'phase_rolled_back(migration, phase): a phase''s down succeeded';
+COMMENT ON ROUTINE @extschema@.phase_rollback_failed(pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.bool) IS
+'phase_rollback_failed(migration, phase, message, sqlstate, interrupted): a phase''s down failed or was interrupted';
