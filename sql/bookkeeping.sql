@@ -259,39 +259,18 @@ AS $$
 $$;
 
 /*
- * shift.migration_begin(migration, script_sha256, phases, operation, work_pid, ...)
- *
- * Registers the migration (or reconciles it with the script as it is now) and
- * gives this session its lease.  phases is a JSON array of
- * {"name": text, "reversible": bool, "has_verify": bool} in order.  The
- * session work_pid must hold the migration's advisory lock (shift.try_lock):
- * that lock, not the lease, is what keeps two runners apart, so a lease
- * still marked as held is stale and is taken over (and logged).  A script
- * whose hash differs from the one a completed migration ran is refused
- * unless allow_drift; for a migration not yet complete it is accepted if
- * every phase that has started keeps its name and place.
- *
- * Returns the phases with their state.
+ * The arguments of shift.migration_begin checked: its operation, the
+ * migration's name and the phases' list (see there).
  */
-CREATE FUNCTION shift_internal.migration_begin(
-  migration pg_catalog.text, script_sha256 pg_catalog.text, phases pg_catalog.jsonb,
-  operation pg_catalog.text, work_pid pg_catalog.int4,
-  runner_version pg_catalog.text DEFAULT NULL, host pg_catalog.text DEFAULT NULL,
-  runner_pid pg_catalog.int4 DEFAULT NULL, script_path pg_catalog.text DEFAULT NULL,
-  allow_drift pg_catalog.bool DEFAULT false)
-RETURNS TABLE (ordinal pg_catalog.int4, name pg_catalog.text, status pg_catalog.text,
-               reversible pg_catalog.bool, needs_cleanup pg_catalog.bool)
+CREATE FUNCTION shift_internal._migration_args(v_mig pg_catalog.text, phases pg_catalog.jsonb,
+                                               operation pg_catalog.text)
+RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  m @extschema@.migration;
-  p @extschema@.phase;
   n pg_catalog.int4;
-  i pg_catalog.int4;
   ph pg_catalog.jsonb;
-  new_name pg_catalog.text;
-  v_mig CONSTANT pg_catalog.text := migration_begin.migration;
 BEGIN
   IF operation NOT IN ('run', 'rollback', 'verify') THEN
     RAISE EXCEPTION 'unknown operation "%"', operation
@@ -323,6 +302,112 @@ BEGIN
   IF (SELECT count(DISTINCT e ->> 'name') FROM jsonb_array_elements(phases) e) <> n THEN
     RAISE EXCEPTION 'phase names must be unique' USING ERRCODE = 'invalid_parameter_value';
   END IF;
+END
+$$;
+
+/*
+ * Migration m, registered with another script than script_sha256: refused
+ * if m was completed (unless allow_drift), or if a phase that has started
+ * would lose its name or place; otherwise the change is logged.
+ */
+CREATE FUNCTION shift_internal._migration_drift(m @extschema@.migration, script_sha256 pg_catalog.text,
+                                                phases pg_catalog.jsonb, allow_drift pg_catalog.bool)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p @extschema@.phase;
+  new_name pg_catalog.text;
+BEGIN
+  -- completed means every phase done (the status may say running after a crash)
+  IF NOT EXISTS (SELECT FROM @extschema@.phase pp
+                  WHERE pp.migration = m.name AND pp.status <> 'done')
+     AND NOT allow_drift THEN
+    RAISE EXCEPTION 'migration "%" was completed with a different script', m.name
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = format('It ran with sha256 %s; the script now has sha256 %s.',
+                            m.script_sha256, script_sha256),
+            HINT = 'Put changes in a new migration. To accept the edited script anyway, run with --allow-drift (it is logged).';
+  END IF;
+  -- Every phase that has started must keep its name and place.
+  FOR p IN SELECT * FROM @extschema@.phase pp
+            WHERE pp.migration = m.name AND pp.status <> 'pending' ORDER BY pp.ordinal LOOP
+    new_name := phases -> (p.ordinal - 1) ->> 'name';
+    IF new_name IS DISTINCT FROM p.name THEN
+      RAISE EXCEPTION 'migration "%": phase % "%" is % but the script now has %',
+                      m.name, p.ordinal, p.name, p.status,
+                      coalesce(format('"%s" in its place', new_name), 'no such phase')
+        USING ERRCODE = 'object_not_in_prerequisite_state',
+              HINT = 'Phases that have started cannot be renamed, moved or removed; roll them back first.';
+    END IF;
+  END LOOP;
+  PERFORM shift_internal._event(m.name, NULL,
+    CASE WHEN NOT EXISTS (SELECT FROM @extschema@.phase pp
+                           WHERE pp.migration = m.name AND pp.status <> 'done')
+         THEN 'drift_allowed' ELSE 'script_changed' END,
+    format('script sha256 %s... -> %s...', left(m.script_sha256, 12), left(script_sha256, 12)),
+    NULL, jsonb_build_object('old_sha256', m.script_sha256, 'new_sha256', script_sha256));
+END
+$$;
+
+/*
+ * The phase list of migration p_migration made what phases says: names,
+ * flags, new and removed phases (the state of a phase that keeps its place
+ * is kept).
+ */
+CREATE FUNCTION shift_internal._phase_list(p_migration pg_catalog.text, phases pg_catalog.jsonb)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+  DELETE FROM @extschema@.phase pp
+   WHERE pp.migration = p_migration AND pp.ordinal > jsonb_array_length(phases);
+  -- two passes so that reordering pending phases never violates UNIQUE (migration, name)
+  UPDATE @extschema@.phase pp SET name = '#' || pp.ordinal
+   WHERE pp.migration = p_migration;
+  INSERT INTO @extschema@.phase AS pp (migration, ordinal, name, reversible, has_verify)
+  SELECT p_migration, e.ord::int4, e.val ->> 'name', (e.val ->> 'reversible')::bool,
+         coalesce((e.val ->> 'has_verify')::bool, false)
+    FROM jsonb_array_elements(phases) WITH ORDINALITY AS e(val, ord)
+  ON CONFLICT ON CONSTRAINT phase_pkey DO UPDATE
+    SET name = excluded.name, reversible = excluded.reversible,
+        has_verify = excluded.has_verify
+$$;
+
+/*
+ * shift.migration_begin(migration, script_sha256, phases, operation, work_pid, ...)
+ *
+ * Registers the migration (or reconciles it with the script as it is now) and
+ * gives this session its lease.  phases is a JSON array of
+ * {"name": text, "reversible": bool, "has_verify": bool} in order.  The
+ * session work_pid must hold the migration's advisory lock (shift.try_lock):
+ * that lock, not the lease, is what keeps two runners apart, so a lease
+ * still marked as held is stale and is taken over (and logged).  A script
+ * whose hash differs from the one a completed migration ran is refused
+ * unless allow_drift; for a migration not yet complete it is accepted if
+ * every phase that has started keeps its name and place.
+ *
+ * Returns the phases with their state.
+ */
+CREATE FUNCTION shift_internal.migration_begin(
+  migration pg_catalog.text, script_sha256 pg_catalog.text, phases pg_catalog.jsonb,
+  operation pg_catalog.text, work_pid pg_catalog.int4,
+  runner_version pg_catalog.text DEFAULT NULL, host pg_catalog.text DEFAULT NULL,
+  runner_pid pg_catalog.int4 DEFAULT NULL, script_path pg_catalog.text DEFAULT NULL,
+  allow_drift pg_catalog.bool DEFAULT false)
+RETURNS TABLE (ordinal pg_catalog.int4, name pg_catalog.text, status pg_catalog.text,
+               reversible pg_catalog.bool, needs_cleanup pg_catalog.bool)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  m @extschema@.migration;
+  n pg_catalog.int4;
+  v_mig CONSTANT pg_catalog.text := migration_begin.migration;
+BEGIN
+  PERFORM shift_internal._migration_args(v_mig, phases, operation);
+  n := jsonb_array_length(phases);
 
   IF NOT EXISTS (
       SELECT FROM pg_locks l
@@ -342,10 +427,7 @@ BEGIN
     VALUES (v_mig, script_sha256, script_path, n, pg_get_userbyid(shift_internal.caller()),
             pg_get_userbyid(shift_internal.caller()))
     RETURNING * INTO m;
-    INSERT INTO @extschema@.phase (migration, ordinal, name, reversible, has_verify)
-    SELECT v_mig, e.ord::int4, e.val ->> 'name', (e.val ->> 'reversible')::bool,
-           coalesce((e.val ->> 'has_verify')::bool, false)
-      FROM jsonb_array_elements(phases) WITH ORDINALITY AS e(val, ord);
+    PERFORM shift_internal._phase_list(v_mig, phases);
     PERFORM shift_internal._event(v_mig, NULL, 'registered',
                                format('%s phase%s', n, CASE WHEN n = 1 THEN '' ELSE 's' END), NULL,
                                jsonb_build_object('script_sha256', script_sha256));
@@ -369,49 +451,10 @@ BEGIN
     END IF;
 
     IF m.script_sha256 <> script_sha256 THEN
-      -- completed means every phase done (the status may say running after a crash)
-      IF NOT EXISTS (SELECT FROM @extschema@.phase pp
-                      WHERE pp.migration = v_mig AND pp.status <> 'done')
-         AND NOT allow_drift THEN
-        RAISE EXCEPTION 'migration "%" was completed with a different script', v_mig
-          USING ERRCODE = 'object_not_in_prerequisite_state',
-                DETAIL = format('It ran with sha256 %s; the script now has sha256 %s.',
-                                m.script_sha256, script_sha256),
-                HINT = 'Put changes in a new migration. To accept the edited script anyway, run with --allow-drift (it is logged).';
-      END IF;
-      -- Every phase that has started must keep its name and place.
-      FOR p IN SELECT * FROM @extschema@.phase pp
-                WHERE pp.migration = v_mig AND pp.status <> 'pending' ORDER BY pp.ordinal LOOP
-        new_name := phases -> (p.ordinal - 1) ->> 'name';
-        IF new_name IS DISTINCT FROM p.name THEN
-          RAISE EXCEPTION 'migration "%": phase % "%" is % but the script now has %',
-                          v_mig, p.ordinal, p.name, p.status,
-                          coalesce(format('"%s" in its place', new_name), 'no such phase')
-            USING ERRCODE = 'object_not_in_prerequisite_state',
-                  HINT = 'Phases that have started cannot be renamed, moved or removed; roll them back first.';
-        END IF;
-      END LOOP;
-      PERFORM shift_internal._event(v_mig, NULL,
-        CASE WHEN NOT EXISTS (SELECT FROM @extschema@.phase pp
-                               WHERE pp.migration = v_mig AND pp.status <> 'done')
-             THEN 'drift_allowed' ELSE 'script_changed' END,
-        format('script sha256 %s... -> %s...', left(m.script_sha256, 12), left(script_sha256, 12)),
-        NULL, jsonb_build_object('old_sha256', m.script_sha256, 'new_sha256', script_sha256));
+      PERFORM shift_internal._migration_drift(m, script_sha256, phases, allow_drift);
     END IF;
 
-    -- Reconcile the phase list with the script: names, flags, new and removed phases.
-    DELETE FROM @extschema@.phase pp
-     WHERE pp.migration = v_mig AND pp.ordinal > n;
-    -- two passes so that reordering pending phases never violates UNIQUE (migration, name)
-    UPDATE @extschema@.phase pp SET name = '#' || pp.ordinal
-     WHERE pp.migration = v_mig;
-    INSERT INTO @extschema@.phase AS pp (migration, ordinal, name, reversible, has_verify)
-    SELECT v_mig, e.ord::int4, e.val ->> 'name', (e.val ->> 'reversible')::bool,
-           coalesce((e.val ->> 'has_verify')::bool, false)
-      FROM jsonb_array_elements(phases) WITH ORDINALITY AS e(val, ord)
-    ON CONFLICT ON CONSTRAINT phase_pkey DO UPDATE
-      SET name = excluded.name, reversible = excluded.reversible,
-          has_verify = excluded.has_verify;
+    PERFORM shift_internal._phase_list(v_mig, phases);
   END IF;
 
   UPDATE @extschema@.migration mm
@@ -577,6 +620,57 @@ BEGIN
 END
 $$;
 
+-- Phase p_phase of a migration whose lease this session holds, for a move
+-- of operation p_operation ('run', 'rollback'); during another operation an
+-- error says the phase cannot <verb>.
+CREATE FUNCTION shift_internal._phase_during(p_migration pg_catalog.text, p_phase pg_catalog.text,
+                                             p_operation pg_catalog.text, verb pg_catalog.text)
+RETURNS @extschema@.phase
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  m @extschema@.migration := shift_internal._leased(p_migration);
+  p @extschema@.phase := shift_internal._phase(p_migration, p_phase);
+BEGIN
+  IF m.operation <> p_operation THEN
+    RAISE EXCEPTION 'phase "%" of migration "%" cannot % during a %', p_phase, p_migration, verb, m.operation
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  RETURN p;
+END
+$$;
+
+-- Makes move p_move of phase p_phase of a migration whose lease this
+-- session holds, for the moves that need no check of their own (the others
+-- call _phase_check and _phase_apply themselves); timed adds to the event's
+-- detail the seconds since the phase started.
+CREATE FUNCTION shift_internal._phase_move(p_migration pg_catalog.text, p_phase pg_catalog.text,
+                                           p_move pg_catalog.text,
+                                           message pg_catalog.text DEFAULT NULL,
+                                           sqlstate pg_catalog.text DEFAULT NULL,
+                                           rows_affected pg_catalog.int8 DEFAULT NULL,
+                                           event_message pg_catalog.text DEFAULT NULL,
+                                           event_detail pg_catalog.jsonb DEFAULT NULL,
+                                           timed pg_catalog.bool DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p @extschema@.phase;
+BEGIN
+  PERFORM shift_internal._leased(p_migration);
+  p := shift_internal._phase(p_migration, p_phase);
+  IF timed THEN
+    event_detail := jsonb_build_object('seconds', extract(epoch FROM now() - p.started_at))
+                    || coalesce(event_detail, '{}');
+  END IF;
+  PERFORM shift_internal._phase_apply(p, shift_internal._phase_check(p, p_move), message, sqlstate,
+                                      rows_affected, event_message, event_detail);
+END
+$$;
+
 -- shift.phase_start(migration, phase): phase -> running.  Every earlier phase
 -- must be done; the phase must be pending, interrupted (resumed as it is),
 -- rolled back, or failed with its down run.
@@ -586,15 +680,10 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  m @extschema@.migration := shift_internal._leased(migration);
-  p @extschema@.phase := shift_internal._phase(migration, phase);
+  p @extschema@.phase := shift_internal._phase_during(migration, phase, 'run', 'start');
   mv shift_internal.phase_move;
   blocker @extschema@.phase;
 BEGIN
-  IF m.operation <> 'run' THEN
-    RAISE EXCEPTION 'phase "%" of migration "%" cannot start during a %', phase, migration, m.operation
-      USING ERRCODE = 'object_not_in_prerequisite_state';
-  END IF;
   mv := shift_internal._phase_check(p, 'start');
   SELECT * INTO blocker FROM @extschema@.phase pp
    WHERE pp.migration = phase_start.migration AND pp.ordinal < p.ordinal AND pp.status <> 'done'
@@ -619,16 +708,10 @@ RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-  p @extschema@.phase;
 BEGIN
-  PERFORM shift_internal._leased(migration);
-  p := shift_internal._phase(migration, phase);
-  PERFORM shift_internal._phase_apply(p, shift_internal._phase_check(p, 'done'),
-    rows_affected => rows_affected,
+  PERFORM shift_internal._phase_move(migration, phase, 'done', rows_affected => rows_affected,
     event_message => format('%s rows', coalesce(rows_affected::text, 'no count of')),
-    event_detail => jsonb_build_object('seconds', extract(epoch FROM now() - p.started_at),
-                                       'rows', rows_affected));
+    event_detail => jsonb_build_object('rows', rows_affected), timed => true);
 END
 $$;
 CREATE FUNCTION @extschema@.phase_done(migration pg_catalog.text, phase pg_catalog.text,
@@ -648,14 +731,9 @@ RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-  p @extschema@.phase;
 BEGIN
-  PERFORM shift_internal._leased(migration);
-  p := shift_internal._phase(migration, phase);
-  PERFORM shift_internal._phase_apply(p,
-    shift_internal._phase_check(p, CASE WHEN interrupted THEN 'interrupt' ELSE 'fail' END),
-    message, sqlstate, event_message => message);
+  PERFORM shift_internal._phase_move(migration, phase, CASE WHEN interrupted THEN 'interrupt' ELSE 'fail' END,
+                                     message, sqlstate, event_message => message);
 END
 $$;
 CREATE FUNCTION @extschema@.phase_failed(migration pg_catalog.text, phase pg_catalog.text,
@@ -672,13 +750,8 @@ RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-  p @extschema@.phase;
 BEGIN
-  PERFORM shift_internal._leased(migration);
-  p := shift_internal._phase(migration, phase);
-  PERFORM shift_internal._phase_apply(p, shift_internal._phase_check(p, 'clean'),
-                                      event_message => 'its down ran');
+  PERFORM shift_internal._phase_move(migration, phase, 'clean', event_message => 'its down ran');
 END
 $$;
 CREATE FUNCTION @extschema@.phase_cleaned(migration pg_catalog.text, phase pg_catalog.text)
@@ -695,15 +768,10 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  m @extschema@.migration := shift_internal._leased(migration);
-  p @extschema@.phase := shift_internal._phase(migration, phase);
+  p @extschema@.phase := shift_internal._phase_during(migration, phase, 'rollback', 'be rolled back');
   mv shift_internal.phase_move;
   blocker @extschema@.phase;
 BEGIN
-  IF m.operation <> 'rollback' THEN
-    RAISE EXCEPTION 'phase "%" of migration "%" cannot be rolled back during a %', phase, migration, m.operation
-      USING ERRCODE = 'object_not_in_prerequisite_state';
-  END IF;
   IF NOT p.reversible THEN
     RAISE EXCEPTION 'phase "%" of migration "%" has no down: it is a point of no return', phase, migration
       USING ERRCODE = 'object_not_in_prerequisite_state';
@@ -739,13 +807,8 @@ RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-  p @extschema@.phase;
 BEGIN
-  PERFORM shift_internal._leased(migration);
-  p := shift_internal._phase(migration, phase);
-  PERFORM shift_internal._phase_apply(p, shift_internal._phase_check(p, 'rolled_back'),
-    event_detail => jsonb_build_object('seconds', extract(epoch FROM now() - p.started_at)));
+  PERFORM shift_internal._phase_move(migration, phase, 'rolled_back', timed => true);
 END
 $$;
 CREATE FUNCTION @extschema@.phase_rolled_back(migration pg_catalog.text, phase pg_catalog.text)
@@ -764,13 +827,9 @@ RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-  p @extschema@.phase;
 BEGIN
-  PERFORM shift_internal._leased(migration);
-  p := shift_internal._phase(migration, phase);
-  PERFORM shift_internal._phase_apply(p,
-    shift_internal._phase_check(p, CASE WHEN interrupted THEN 'rollback_interrupt' ELSE 'rollback_fail' END),
+  PERFORM shift_internal._phase_move(migration, phase,
+    CASE WHEN interrupted THEN 'rollback_interrupt' ELSE 'rollback_fail' END,
     CASE WHEN interrupted THEN 'rollback interrupted: ' ELSE 'rollback failed: ' END || message,
     sqlstate, event_message => message);
 END

@@ -5,7 +5,8 @@
 -- swapped: the old table becomes the archive and the new one takes its
 -- name, with its views, foreign keys, sequences, grants and owner, and the
 -- sync turns around so that the archive stays current.  Each step is its
--- own function: _cutover_capture (what depends on the old table),
+-- own function: _cutover_refusal (what it would refuse, said before any
+-- lock), _cutover_capture (what depends on the old table),
 -- _cutover_sequences, _cutover_rename, _cutover_carry (views, foreign keys,
 -- what stays behind), then _sync_turn and _sync_install.
 -- ---------------------------------------------------------------------------
@@ -458,53 +459,47 @@ CREATE TYPE @extschema@.cutover_result AS (
   sequences     pg_catalog.text[]    -- sequences moved past both tables' values
 );
 
--- Shared by cutover and cutover_revert: the locks, the retries, the check, the swap.
-CREATE FUNCTION @extschema@._cutover(p_sync pg_catalog.text, reverse pg_catalog.bool, archive pg_catalog.text,
-  check_mode pg_catalog.text, check_rows pg_catalog.int4, lock_timeout pg_catalog.text,
+/*
+ * What shift.cutover (reverse false) or shift.cutover_revert would refuse
+ * to do with sync s, said before any lock is taken; what names the act in
+ * the errors.  Returns the name the old table is to take (archive, or its
+ * default).
+ */
+CREATE FUNCTION @extschema@._cutover_refusal(s @extschema@.sync, reverse pg_catalog.bool,
+  what pg_catalog.text, archive pg_catalog.text, check_rows pg_catalog.int4,
   retries pg_catalog.int4, backoff pg_catalog.float8, max_backoff pg_catalog.float8,
   max_xact_age pg_catalog.interval)
-RETURNS SETOF @extschema@.cutover_result
+RETURNS pg_catalog.text
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  s @extschema@.sync;
-  first_rel pg_catalog.regclass;
-  second_rel pg_catalog.regclass;
-  old_timeout pg_catalog.text := current_setting('lock_timeout');
   blockers pg_catalog.text;
-  t0 pg_catalog.timestamptz;
-  t1 pg_catalog.timestamptz;
-  r record;
-  res @extschema@.cutover_result;
-  attempt pg_catalog.int4 := 0;
-  what pg_catalog.text := CASE WHEN reverse THEN 'revert the cut-over of' ELSE 'cut over' END;
 BEGIN
-  s := shift_internal.sync_row(p_sync);
-  PERFORM shift_internal.check_owner(format('sync "%s"', p_sync), s.owner);
+  PERFORM shift_internal.check_owner(format('sync "%s"', s.name), s.owner);
   -- what its triggers run is what was checked, and what the row says now
-  IF shift_internal.sync_verify(p_sync) IS DISTINCT FROM shift_internal.sync_installed_digest(p_sync) THEN
-    RAISE EXCEPTION 'cannot % sync "%": its triggers were not made for its recorded definition', what, p_sync
+  IF shift_internal.sync_verify(s.name) IS DISTINCT FROM shift_internal.sync_installed_digest(s.name) THEN
+    RAISE EXCEPTION 'cannot % sync "%": its triggers were not made for its recorded definition', what, s.name
       USING ERRCODE = 'object_not_in_prerequisite_state',
             DETAIL = 'The triggers on the tables are missing, disagree, or carry another digest than shift.sync records.',
             HINT = 'SELECT * FROM shift.sync_status shows the triggers; drop the sync with shift.sync_drop and create it again.';
   END IF;
   IF s.kind <> 'table' THEN
-    RAISE EXCEPTION 'sync "%" is column-level: there is no table to cut over to', p_sync
+    RAISE EXCEPTION 'sync "%" is column-level: there is no table to cut over to', s.name
       USING ERRCODE = 'object_not_in_prerequisite_state',
             HINT = 'A column-level sync serves both columns at once; drop it once the application has moved.';
   END IF;
   IF NOT reverse AND s.direction <> 'forward' THEN
-    RAISE EXCEPTION 'sync "%" is already cut over (at %)', p_sync, s.cutover_at
+    RAISE EXCEPTION 'sync "%" is already cut over (at %)', s.name, s.cutover_at
       USING ERRCODE = 'object_not_in_prerequisite_state',
             HINT = 'shift.cutover_revert goes back; shift.sync_drop ends the reverse sync.';
   END IF;
   IF reverse AND s.direction <> 'reverse' THEN
-    RAISE EXCEPTION 'sync "%" has not been cut over', p_sync
+    RAISE EXCEPTION 'sync "%" has not been cut over', s.name
       USING ERRCODE = 'object_not_in_prerequisite_state';
   END IF;
   IF NOT reverse AND s.reverse_columns IS NULL THEN
-    RAISE EXCEPTION 'sync "%" has no reverse mapping: after this cut-over nothing would keep % current', p_sync, s.relation
+    RAISE EXCEPTION 'sync "%" has no reverse mapping: after this cut-over nothing would keep % current', s.name, s.relation
       USING ERRCODE = 'object_not_in_prerequisite_state',
             HINT = 'Create the sync with a reverse mapping (the default) so that a rollback after the cut-over loses nothing.';
   END IF;
@@ -530,7 +525,7 @@ BEGIN
   -- what the swap could not do, said before taking any lock
   IF EXISTS (SELECT 1 FROM pg_class c WHERE c.oid IN (s.relation, s.target)
                 AND (c.relrowsecurity OR c.relforcerowsecurity)) THEN
-    RAISE EXCEPTION 'cannot % sync "%": row-level security is enabled on % or %', what, p_sync, s.relation, s.target
+    RAISE EXCEPTION 'cannot % sync "%": row-level security is enabled on % or %', what, s.name, s.relation, s.target
       USING ERRCODE = 'feature_not_supported',
             DETAIL = 'Policies do not follow the table to its new name.';
   END IF;
@@ -539,7 +534,7 @@ BEGIN
                 WHERE con.contype = 'f' AND con.conparentid = 0 AND c.relkind = 'p'
                   AND con.confrelid = CASE WHEN reverse THEN s.target ELSE s.relation END);
   IF blockers IS NOT NULL THEN
-    RAISE EXCEPTION 'cannot % sync "%": partitioned tables reference it (%)', what, p_sync, blockers
+    RAISE EXCEPTION 'cannot % sync "%": partitioned tables reference it (%)', what, s.name, blockers
       USING ERRCODE = 'feature_not_supported',
             DETAIL = 'PostgreSQL 15 cannot add a NOT VALID foreign key to a partitioned table, and a validated one would scan it under the cut-over''s locks.',
             HINT = 'Drop those foreign keys before the cut-over and add them to the new table afterwards (db:add_foreign_key).';
@@ -547,7 +542,7 @@ BEGIN
   -- a backfill still at work on either table would follow it to the archive
   blockers := @extschema@._cutover_blockers(s.relation, s.target);
   IF blockers IS NOT NULL THEN
-    RAISE EXCEPTION 'cannot % sync "%": a backfill is not finished on % or %', what, p_sync, s.relation, s.target
+    RAISE EXCEPTION 'cannot % sync "%": a backfill is not finished on % or %', what, s.name, s.relation, s.target
       USING ERRCODE = 'object_in_use',
             DETAIL = 'Unfinished: ' || blockers || '.  The cut-over renames the tables, and such a job would go on writing the archive.',
             HINT = 'Let it finish (CALL shift.backfill_run) or cancel it (SELECT shift.backfill_cancel(name)), and remove the pg_cron schedule that runs it; then try again.';
@@ -555,11 +550,40 @@ BEGIN
   -- a long transaction holding either table would make every attempt time out
   blockers := @extschema@._lock_holders(s.relation, s.target, max_xact_age);
   IF blockers IS NOT NULL THEN
-    RAISE EXCEPTION 'cannot % sync "%": long-running transactions hold % or %', what, p_sync, s.relation, s.target
+    RAISE EXCEPTION 'cannot % sync "%": long-running transactions hold % or %', what, s.name, s.relation, s.target
       USING ERRCODE = 'object_in_use',
             DETAIL = 'Holding a lock for longer than ' || max_xact_age || ': ' || blockers || '.',
             HINT = 'Wait for them to finish, or end them with SELECT pg_terminate_backend(pid).';
   END IF;
+  RETURN archive;
+END
+$$;
+
+-- Shared by cutover and cutover_revert: the locks, the retries, the check, the swap.
+CREATE FUNCTION @extschema@._cutover(p_sync pg_catalog.text, reverse pg_catalog.bool, archive pg_catalog.text,
+  check_mode pg_catalog.text, check_rows pg_catalog.int4, lock_timeout pg_catalog.text,
+  retries pg_catalog.int4, backoff pg_catalog.float8, max_backoff pg_catalog.float8,
+  max_xact_age pg_catalog.interval)
+RETURNS SETOF @extschema@.cutover_result
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  s @extschema@.sync;
+  first_rel pg_catalog.regclass;
+  second_rel pg_catalog.regclass;
+  old_timeout pg_catalog.text := current_setting('lock_timeout');
+  blockers pg_catalog.text;
+  t0 pg_catalog.timestamptz;
+  t1 pg_catalog.timestamptz;
+  r record;
+  res @extschema@.cutover_result;
+  attempt pg_catalog.int4 := 0;
+  what pg_catalog.text := CASE WHEN reverse THEN 'revert the cut-over of' ELSE 'cut over' END;
+BEGIN
+  s := shift_internal.sync_row(p_sync);
+  archive := @extschema@._cutover_refusal(s, reverse, what, archive, check_rows, retries, backoff,
+                                          max_backoff, max_xact_age);
   -- writers take the table they write first, then (through the sync) the
   -- other one: locking in that order cannot deadlock with them
   IF reverse THEN

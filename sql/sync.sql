@@ -159,6 +159,31 @@ AS $$
 $$;
 
 /*
+ * Whether sync new_row, as sync_create works it out, defines what sync old
+ * does: an existing sync if_exists => 'reuse' keeps.  new_row's search_path
+ * may be pinned already or not (pinning a pinned path changes nothing).
+ */
+CREATE FUNCTION shift_internal._sync_same(old @extschema@.sync, new_row @extschema@.sync)
+RETURNS pg_catalog.bool
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT old.kind = new_row.kind AND old.relation = new_row.relation
+     AND old.set_clause IS NOT DISTINCT FROM new_row.set_clause
+     AND old.reverse_set IS NOT DISTINCT FROM new_row.reverse_set
+     AND old.target IS NOT DISTINCT FROM new_row.target
+     AND old.target_columns IS NOT DISTINCT FROM new_row.target_columns
+     AND old.expressions IS NOT DISTINCT FROM new_row.expressions
+     AND old.target_key IS NOT DISTINCT FROM new_row.target_key
+     AND old.reverse_columns IS NOT DISTINCT FROM new_row.reverse_columns
+     AND old.reverse_expressions IS NOT DISTINCT FROM new_row.reverse_expressions
+     AND old.relation_key IS NOT DISTINCT FROM new_row.relation_key
+     AND old.search_path IS NOT DISTINCT FROM shift_internal.pin_search_path(new_row.search_path)
+     AND old.migration IS NOT DISTINCT FROM new_row.migration
+     AND old.phase IS NOT DISTINCT FROM new_row.phase
+$$;
+
+/*
  * shift._sync_record(row, if_exists) -> created
  *
  * Records a sync sync_create has worked out (its owner the caller, its
@@ -197,19 +222,7 @@ BEGIN
   SELECT * INTO old FROM @extschema@.sync s WHERE s.name = new_row.name FOR UPDATE;
   IF FOUND THEN
     PERFORM shift_internal.check_owner(format('sync "%s"', new_row.name), old.owner);
-    IF if_exists = 'reuse' AND old.kind = new_row.kind AND old.relation = new_row.relation
-       AND old.set_clause IS NOT DISTINCT FROM new_row.set_clause
-       AND old.reverse_set IS NOT DISTINCT FROM new_row.reverse_set
-       AND old.target IS NOT DISTINCT FROM new_row.target
-       AND old.target_columns IS NOT DISTINCT FROM new_row.target_columns
-       AND old.expressions IS NOT DISTINCT FROM new_row.expressions
-       AND old.target_key IS NOT DISTINCT FROM new_row.target_key
-       AND old.reverse_columns IS NOT DISTINCT FROM new_row.reverse_columns
-       AND old.reverse_expressions IS NOT DISTINCT FROM new_row.reverse_expressions
-       AND old.relation_key IS NOT DISTINCT FROM new_row.relation_key
-       AND old.search_path IS NOT DISTINCT FROM new_row.search_path
-       AND old.migration IS NOT DISTINCT FROM new_row.migration
-       AND old.phase IS NOT DISTINCT FROM new_row.phase THEN
+    IF if_exists = 'reuse' AND shift_internal._sync_same(old, new_row) THEN
       PERFORM shift_internal.sync_verify(old.name);
       RETURN false;
     END IF;
@@ -523,44 +536,19 @@ AS 'MODULE_PATHNAME', 'shift_plain_column'
 LANGUAGE C IMMUTABLE STRICT;
 
 /*
- * shift.sync_create(name, relation, set => | into =>, ...) -> name
- *
- * Column level: set => 'new_col = expr(old cols), ...' keeps new columns
- * computed on every INSERT and UPDATE; reverse_set => 'old_col = expr(new
- * cols)' computes the old ones instead when a writer changed only new
- * columns (to values that disagree with set's).
- * Table level: into => 'new_table' mirrors every INSERT, UPDATE, DELETE and
- * TRUNCATE of relation into it: columns => the new table's columns (default:
- * those relation has by name), select => one expression over relation per
- * column (default: the same names), key => the new table's key (default: its
- * primary key).  The reverse mapping (reverse_columns, reverse_select,
- * reverse_key, same defaults the other way) is what runs after the
- * cut-over; reverse => false makes a sync that cannot be cut over with a
- * way back.  Everything is compiled before any trigger exists.
+ * The arguments of shift.sync_create checked (see there), as the caller:
+ * which of them go together, what the tables are, whether the caller may
+ * create triggers on them.
  */
-CREATE FUNCTION @extschema@.sync_create(
-  name pg_catalog.text, relation pg_catalog.regclass,
-  set pg_catalog.text DEFAULT NULL, reverse_set pg_catalog.text DEFAULT NULL,
-  "into" pg_catalog.regclass DEFAULT NULL, columns pg_catalog.text[] DEFAULT NULL,
-  "select" pg_catalog.text DEFAULT NULL, key pg_catalog.text[] DEFAULT NULL,
-  reverse pg_catalog.bool DEFAULT true, reverse_columns pg_catalog.text[] DEFAULT NULL,
-  reverse_select pg_catalog.text DEFAULT NULL, reverse_key pg_catalog.text[] DEFAULT NULL,
-  if_exists pg_catalog.text DEFAULT 'error',
-  migration pg_catalog.text DEFAULT NULL, phase pg_catalog.text DEFAULT NULL,
-  search_path pg_catalog.text DEFAULT pg_catalog.current_setting('search_path'))
-RETURNS pg_catalog.text
+CREATE FUNCTION @extschema@._sync_create_args(v_name pg_catalog.text, relation pg_catalog.regclass,
+  set pg_catalog.text, reverse_set pg_catalog.text, "into" pg_catalog.regclass,
+  columns pg_catalog.text[], "select" pg_catalog.text, key pg_catalog.text[],
+  reverse_columns pg_catalog.text[], reverse_select pg_catalog.text, reverse_key pg_catalog.text[],
+  if_exists pg_catalog.text)
+RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-  v_name CONSTANT pg_catalog.text := sync_create.name;
-  old @extschema@.sync;
-  new_row @extschema@.sync;
-  fwd record;
-  rev record;
-  missing pg_catalog.text;
-  writers pg_catalog.text;
-  old_rows pg_catalog.bool;
 BEGIN
   PERFORM shift_internal._check_create('sync', v_name, 48, if_exists);
   IF (set IS NULL) = ("into" IS NULL) THEN
@@ -615,6 +603,93 @@ BEGIN
       USING ERRCODE = 'insufficient_privilege',
             HINT = 'Create the sync as the tables'' owner, or GRANT TRIGGER.';
   END IF;
+END
+$$;
+
+/*
+ * What shift.sync_create says of the new table of table-level sync v_name,
+ * as the caller: an error if it already holds rows, a warning naming the
+ * roles that write relation but could not write it.
+ */
+CREATE FUNCTION @extschema@._sync_new_table(v_name pg_catalog.text, relation pg_catalog.regclass,
+                                            "into" pg_catalog.regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  old_rows pg_catalog.bool;
+  writers pg_catalog.text;
+BEGIN
+  -- a new table-level sync starts from an empty copy: rows already there were
+  -- written without it, and those changed or deleted since would stay stale
+  -- (a backfill that skips the keys it finds neither overwrites nor deletes)
+  EXECUTE format('SELECT EXISTS (SELECT FROM %s)', "into"::pg_catalog.text) INTO STRICT old_rows;
+  IF old_rows THEN
+    RAISE EXCEPTION 'cannot sync % into %: it already holds rows', relation, "into"
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = format('A table-level sync mirrors the writes made once it exists; rows of %s written before, '
+                            'by an earlier sync or copy, are stale wherever %s changed or deleted them since.',
+                            "into", relation),
+            HINT = format('Empty it first (TRUNCATE %s): the backfill after the sync copies every row.  '
+                          'A phase that drops the sync in its down should empty the copy there too.', "into");
+  END IF;
+  -- roles that write the old table must be able to write the new one too
+  SELECT string_agg(quote_ident(r.rolname), ', ' ORDER BY r.rolname) INTO writers
+    FROM pg_roles r
+   WHERE NOT r.rolsuper AND r.rolname !~ '^pg_'
+     AND (has_table_privilege(r.oid, relation, 'INSERT') OR has_table_privilege(r.oid, relation, 'UPDATE')
+          OR has_table_privilege(r.oid, relation, 'DELETE'))
+     AND NOT (has_table_privilege(r.oid, "into", 'SELECT') AND has_table_privilege(r.oid, "into", 'INSERT')
+              AND has_table_privilege(r.oid, "into", 'UPDATE') AND has_table_privilege(r.oid, "into", 'DELETE'));
+  IF writers IS NOT NULL THEN
+    RAISE WARNING 'roles % write % but could not write % through sync "%"', writers, relation, "into", v_name
+      USING DETAIL = 'The sync runs as the role writing the table: it needs SELECT, INSERT, UPDATE and DELETE on the new table.',
+            HINT = format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO %s;', "into", writers);
+  END IF;
+END
+$$;
+
+/*
+ * shift.sync_create(name, relation, set => | into =>, ...) -> name
+ *
+ * Column level: set => 'new_col = expr(old cols), ...' keeps new columns
+ * computed on every INSERT and UPDATE; reverse_set => 'old_col = expr(new
+ * cols)' computes the old ones instead when a writer changed only new
+ * columns (to values that disagree with set's).
+ * Table level: into => 'new_table' mirrors every INSERT, UPDATE, DELETE and
+ * TRUNCATE of relation into it: columns => the new table's columns (default:
+ * those relation has by name), select => one expression over relation per
+ * column (default: the same names), key => the new table's key (default: its
+ * primary key).  The reverse mapping (reverse_columns, reverse_select,
+ * reverse_key, same defaults the other way) is what runs after the
+ * cut-over; reverse => false makes a sync that cannot be cut over with a
+ * way back.  Everything is compiled before any trigger exists.
+ */
+CREATE FUNCTION @extschema@.sync_create(
+  name pg_catalog.text, relation pg_catalog.regclass,
+  set pg_catalog.text DEFAULT NULL, reverse_set pg_catalog.text DEFAULT NULL,
+  "into" pg_catalog.regclass DEFAULT NULL, columns pg_catalog.text[] DEFAULT NULL,
+  "select" pg_catalog.text DEFAULT NULL, key pg_catalog.text[] DEFAULT NULL,
+  reverse pg_catalog.bool DEFAULT true, reverse_columns pg_catalog.text[] DEFAULT NULL,
+  reverse_select pg_catalog.text DEFAULT NULL, reverse_key pg_catalog.text[] DEFAULT NULL,
+  if_exists pg_catalog.text DEFAULT 'error',
+  migration pg_catalog.text DEFAULT NULL, phase pg_catalog.text DEFAULT NULL,
+  search_path pg_catalog.text DEFAULT pg_catalog.current_setting('search_path'))
+RETURNS pg_catalog.text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_name CONSTANT pg_catalog.text := sync_create.name;
+  old @extschema@.sync;
+  new_row @extschema@.sync;
+  fwd record;
+  rev record;
+  missing pg_catalog.text;
+BEGIN
+  PERFORM @extschema@._sync_create_args(v_name, relation, set, reverse_set, "into", columns, "select",
+                                        key, reverse_columns, reverse_select, reverse_key, if_exists);
 
   -- the whole definition, defaults filled in
   new_row.name := v_name;
@@ -662,19 +737,7 @@ BEGIN
   -- its lock by _sync_record); one of another role's is refused there
   SELECT * INTO old FROM @extschema@.sync s WHERE s.name = v_name;
   IF FOUND THEN
-    IF if_exists = 'reuse' AND old.kind = new_row.kind AND old.relation = new_row.relation
-       AND old.set_clause IS NOT DISTINCT FROM new_row.set_clause
-       AND old.reverse_set IS NOT DISTINCT FROM new_row.reverse_set
-       AND old.target IS NOT DISTINCT FROM new_row.target
-       AND old.target_columns IS NOT DISTINCT FROM new_row.target_columns
-       AND old.expressions IS NOT DISTINCT FROM new_row.expressions
-       AND old.target_key IS NOT DISTINCT FROM new_row.target_key
-       AND old.reverse_columns IS NOT DISTINCT FROM new_row.reverse_columns
-       AND old.reverse_expressions IS NOT DISTINCT FROM new_row.reverse_expressions
-       AND old.relation_key IS NOT DISTINCT FROM new_row.relation_key
-       AND old.search_path IS NOT DISTINCT FROM shift_internal.pin_search_path(new_row.search_path)
-       AND old.migration IS NOT DISTINCT FROM new_row.migration
-       AND old.phase IS NOT DISTINCT FROM new_row.phase
+    IF if_exists = 'reuse' AND shift_internal._sync_same(old, new_row)
        AND NOT @extschema@._sync_record(new_row, if_exists) THEN
       RETURN v_name;
     END IF;
@@ -698,35 +761,8 @@ BEGIN
   END IF;
   -- recorded as the caller's, compiled as the caller and sealed (control.c)
   PERFORM @extschema@._sync_record(new_row, if_exists);
-  -- a new table-level sync starts from an empty copy: rows already there were
-  -- written without it, and those changed or deleted since would stay stale
-  -- (a backfill that skips the keys it finds neither overwrites nor deletes)
   IF new_row.kind = 'table' THEN
-    EXECUTE format('SELECT EXISTS (SELECT FROM %s)', "into"::pg_catalog.text) INTO STRICT old_rows;
-    IF old_rows THEN
-      RAISE EXCEPTION 'cannot sync % into %: it already holds rows', relation, "into"
-        USING ERRCODE = 'object_not_in_prerequisite_state',
-              DETAIL = format('A table-level sync mirrors the writes made once it exists; rows of %s written before, '
-                              'by an earlier sync or copy, are stale wherever %s changed or deleted them since.',
-                              "into", relation),
-              HINT = format('Empty it first (TRUNCATE %s): the backfill after the sync copies every row.  '
-                            'A phase that drops the sync in its down should empty the copy there too.', "into");
-    END IF;
-  END IF;
-  IF new_row.kind = 'table' THEN
-    -- roles that write the old table must be able to write the new one too
-    SELECT string_agg(quote_ident(r.rolname), ', ' ORDER BY r.rolname) INTO writers
-      FROM pg_roles r
-     WHERE NOT r.rolsuper AND r.rolname !~ '^pg_'
-       AND (has_table_privilege(r.oid, relation, 'INSERT') OR has_table_privilege(r.oid, relation, 'UPDATE')
-            OR has_table_privilege(r.oid, relation, 'DELETE'))
-       AND NOT (has_table_privilege(r.oid, "into", 'SELECT') AND has_table_privilege(r.oid, "into", 'INSERT')
-                AND has_table_privilege(r.oid, "into", 'UPDATE') AND has_table_privilege(r.oid, "into", 'DELETE'));
-    IF writers IS NOT NULL THEN
-      RAISE WARNING 'roles % write % but could not write % through sync "%"', writers, relation, "into", v_name
-        USING DETAIL = 'The sync runs as the role writing the table: it needs SELECT, INSERT, UPDATE and DELETE on the new table.',
-              HINT = format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO %s;', "into", writers);
-    END IF;
+    PERFORM @extschema@._sync_new_table(v_name, relation, "into");
   END IF;
   PERFORM @extschema@._sync_install(v_name);
   RETURN v_name;
