@@ -193,10 +193,12 @@ conf_error(lua_State *L, const char *key, const char *what)
 	return luaL_error(L, "%s %s", key, what);
 }
 
+/* "nil", "a number", "a boolean", ...: what a value is, for messages */
 static const char *
 conf_type(lua_State *L, int idx)
 {
-	return luaL_typename(L, idx);
+	return lua_isnil(L, idx) ? "nil" :
+		lua_pushfstring(L, "a %s", luaL_typename(L, idx));
 }
 
 /*
@@ -287,10 +289,16 @@ conf_main(lua_State *L)
 	int			rc;
 
 	rc = luaL_loadfilex(L, path, "t");
-	if (rc == LUA_ERRFILE)
-		return lua_error(L);
 	if (rc != LUA_OK)
+	{
+		/* a syntax error names the file and line; a binary chunk does not */
+		if (strstr(lua_tostring(L, -1), CONF_NAME) == NULL)
+		{
+			lua_pushfstring(L, "%s: %s", path, lua_tostring(L, -1));
+			lua_remove(L, -2);
+		}
 		return lua_error(L);
+	}
 	/* the chunk's only upvalue is its _ENV: an empty table that checks */
 	lua_newtable(L);
 	lua_createtable(L, 0, 3);

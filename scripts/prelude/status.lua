@@ -171,7 +171,7 @@ function S.project(db, dir, files, format)
   end
   if #missing > 0 then
     out[#out + 1] = string.format("recorded in the database, no file in %s:", dir)
-    local w = { 9, 6, 5 }
+    local w = { 0, 0, 0 }
     for _, r in ipairs(missing) do
       w[1] = math.max(w[1], #r.migration); w[2] = math.max(w[2], #r.status); w[3] = math.max(w[3], #r.phase)
     end

@@ -139,7 +139,7 @@ pgshift --dsn "dbname=$DB" run "$f"
 expect_rc "a single FILE runs as before" 0
 pgshift --dsn "dbname=$DB" status "$D"
 expect_in "status DIR lists what only the database has" "$OUT" "recorded in the database, no file in $D:"
-expect_in "by name, status and file" "$OUT" "elsewhere  done    1 of 1  $(realpath "$f")"
+expect_in "by name, status and file" "$OUT" "elsewhere  done  1 of 1  $(realpath "$f")"
 pgshift --dsn "dbname=$DB" --json status "$D"
 expect_eq "in JSON too" "$(json_field "$OUT" '{not_in_directory,0,migration}')" elsewhere
 
