@@ -458,8 +458,6 @@ list_files(Project *p)
 	int			cap = 0;
 	size_t		dirlen = strlen(p->dir);
 
-	while (dirlen > 1 && p->dir[dirlen - 1] == '/')
-		dirlen--;
 	if (d == NULL)
 	{
 		pgs_errorf("cannot open directory \"%s\": %s\n", p->dir, strerror(errno));
@@ -475,20 +473,19 @@ list_files(Project *p)
 			continue;
 		if (p->nfiles == cap)
 		{
+			ProjectFile *more = realloc(p->files, (cap ? 2 * cap : 16) * sizeof(ProjectFile));
+
+			if (more == NULL)
+				break;
+			p->files = more;
 			cap = cap ? 2 * cap : 16;
-			p->files = realloc(p->files, cap * sizeof(ProjectFile));
 		}
 		f = &p->files[p->nfiles];
 		memset(f, 0, sizeof(*f));
-		f->path = malloc(dirlen + len + 2);
-		if (p->files == NULL || f->path == NULL)
-		{
-			closedir(d);
-			pgs_errorf("out of memory\n");
-			return PGS_EXIT_USAGE;
-		}
-		sprintf(f->path, "%.*s/%s", (int) dirlen, p->dir, e->d_name);
-		f->base = f->path + dirlen + 1;
+		if ((f->path = malloc(dirlen + len + 2)) == NULL)
+			break;
+		sprintf(f->path, "%s%s%s", p->dir, strcmp(p->dir, "/") == 0 ? "" : "/", e->d_name);
+		f->base = strrchr(f->path, '/') + 1;
 		/* a directory or a device named *.lua is not a migration */
 		if (stat(f->path, &st) != 0 || !S_ISREG(st.st_mode))
 		{
@@ -498,7 +495,13 @@ list_files(Project *p)
 		p->nfiles++;
 	}
 	closedir(d);
-	qsort(p->files, p->nfiles, sizeof(ProjectFile), compare_files);
+	if (e != NULL)
+	{
+		pgs_errorf("out of memory\n");
+		return PGS_EXIT_USAGE;
+	}
+	if (p->nfiles > 1)
+		qsort(p->files, p->nfiles, sizeof(ProjectFile), compare_files);
 	return PGS_EXIT_OK;
 }
 
@@ -828,6 +831,8 @@ pgs_cmd_project(PgsOptions *opts, const char *command, const char *dir)
 {
 	Project		p;
 	int			rc;
+	char	   *copy;
+	size_t		n;
 
 	if (strcmp(command, "rollback") == 0 || strcmp(command, "verify") == 0)
 		return project_usage_error("%s takes one migration FILE, not a directory: "
@@ -835,6 +840,15 @@ pgs_cmd_project(PgsOptions *opts, const char *command, const char *dir)
 	if (opts->to)
 		return project_usage_error("--to %s: with a directory it is ambiguous (a phase of "
 								   "which migration?); run one FILE with --to", opts->to);
+	/* "migrations/" and "migrations" are one directory, and print as one */
+	if ((copy = strdup(dir)) == NULL)
+	{
+		pgs_errorf("out of memory\n");
+		return PGS_EXIT_USAGE;
+	}
+	for (n = strlen(copy); n > 1 && copy[n - 1] == '/'; n--)
+		copy[n - 1] = '\0';
+	dir = copy;
 	if ((rc = apply_conf(opts, dir)) != PGS_EXIT_OK ||
 		(rc = pgs_resolve_target(opts)) != PGS_EXIT_OK)
 		return rc;
@@ -852,5 +866,6 @@ pgs_cmd_project(PgsOptions *opts, const char *command, const char *dir)
 			rc = status_dir(&p, opts);
 	}
 	free_project(&p);
+	free(copy);
 	return rc;
 }

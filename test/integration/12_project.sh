@@ -100,6 +100,17 @@ expect_eq "only the new file ran" \
   "$(runs orders_bigint) $(runs a_note) $(runs b_default) $(runs later)" "1 1 1 1"
 expect_eq "the new column is there" "$(q "SELECT count(*) FROM pg_attribute WHERE attrelid = 'orders'::regclass AND attname = 'later'")" 1
 
+# ---- a file added with a name that sorts before applied ones: said so
+file 015_between.lua between "SELECT 1" "SELECT 1"
+pgshift --dsn "dbname=$DB" status "$D/"
+expect_eq "status DIR/ (a trailing slash is the same directory) shows it pending" \
+  "$(awk '$1 == "015_between.lua" { print $3 }' <<<"$OUT")" pending
+expect_in "and notes it" "$(grep 015_between <<<"$OUT")" "sorts before an applied file: run applies it now, after them"
+pgshift --dsn "dbname=$DB" plan --offline "$D"
+expect_eq "plan --offline DIR plans every file, knowing no state" \
+  "$(grep -c '^Plan for migration' <<<"$OUT")" 5
+rm "$D/015_between.lua"
+
 # ---- a failing file stops the run; the files after it stay pending
 file 030_fails.lua fails "UPDATE orders SET amount = amount / 0" "SELECT 1"
 file 040_after.lua after "ALTER TABLE orders ADD COLUMN after_fail int" "ALTER TABLE orders DROP COLUMN after_fail"
