@@ -186,7 +186,7 @@ pgs_parse_duration(const char *text)
 	return -1;
 }
 
-/* Raises "where: what" at the assignment being checked. */
+/* Raises "KEY WHAT" at the line of the assignment being checked. */
 static int
 conf_error(lua_State *L, const char *key, const char *what)
 {
