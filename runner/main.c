@@ -100,17 +100,17 @@ run_compare(Cli *cli, const char *command, const char *arg)
 }
 
 static const Command commands[] = {
-	{"run", CMD_RUN, ARG_FILE, "run FILE [--to PHASE] [--allow-drift]",
-	"run the pending phases in order", run_session},
+	{"run", CMD_RUN, ARG_FILE, "run FILE|DIR [--to PHASE] [--allow-drift]",
+	"run the pending phases in order (DIR: the\nfiles not yet applied, by name)", run_session},
 	{"rollback", CMD_ROLLBACK, ARG_FILE, "rollback FILE [--to PHASE] [--allow-drift]",
 	"undo completed phases, last first", run_session},
 	{"verify", CMD_VERIFY, ARG_FILE, "verify FILE",
 	"run the verify gates of completed phases", run_session},
-	{"plan", CMD_PLAN, ARG_FILE, "plan FILE [--format text|markdown|json] [--offline]",
+	{"plan", CMD_PLAN, ARG_FILE, "plan FILE|DIR [--format text|markdown|json] [--offline]",
 	"print the plan; change nothing", run_plan},
-	{"status", CMD_STATUS, ARG_NAME, "status [NAME]",
-	"the state of every migration, or of one", run_status},
-	{"lint", CMD_LINT, ARG_FILE, "lint FILE [--fail-on LEVEL]",
+	{"status", CMD_STATUS, ARG_NAME, "status [NAME|DIR]",
+	"the state of every migration, or of one;\nDIR: of each file, and drift", run_status},
+	{"lint", CMD_LINT, ARG_FILE, "lint FILE|DIR [--fail-on LEVEL]",
 	"lint every phase's SQL on the server", run_lint},
 	{"compare", CMD_COMPARE, ARG_NONE,
 		"compare --target=DSN --table=TABLE [--source=DSN]\n"
@@ -143,6 +143,7 @@ parse_lock_wait(Cli *cli, const char *value)
 	char	   *end;
 
 	cli->opts.lock_wait = strtod(value, &end);
+	cli->opts.lock_wait_given = true;
 	if (end == value || *end != '\0' || cli->opts.lock_wait < 0 ||
 		cli->opts.lock_wait > 86400)
 		return "--lock-wait: \"%s\" is not a number of seconds from 0 to 86400";
@@ -224,6 +225,8 @@ print_help(Cli *cli, const char *value)
 static const Option options[] = {
 	{"dsn", 'd', "DSN", 0, "connection string or URI (default: the libpq\n"
 	"environment: PGHOST, PGPORT, PGDATABASE, PGUSER, ...)", OPT(dsn), NULL},
+	{"service", 0, "NAME", 0, "connect to service NAME of libpq's service file\n"
+	"(pg_service.conf; PGSERVICE does so without it)", OPT(service), NULL},
 	{"to", 0, "PHASE", CMD_RUN | CMD_ROLLBACK,
 		"run: stop after PHASE; rollback: keep PHASE and\n"
 	"the phases before it", OPT(to), NULL},
@@ -461,5 +464,10 @@ main(int argc, char **argv)
 		arg = argv[optind++];
 	if (optind < argc)
 		return usage_error("unexpected argument \"%s\"", argv[optind]);
+	/* a directory of migrations: project.c, file by file */
+	if (arg && pgs_is_directory(arg))
+		return pgs_cmd_project(&cli.opts, cmd->name, arg);
+	if ((rc = pgs_resolve_target(&cli.opts)) != PGS_EXIT_OK)
+		return rc;
 	return cmd->run(&cli, cmd->name, arg);
 }

@@ -15,6 +15,7 @@
  *	 script.c	the Lua state, the embedded prelude, protected calls, the sandbox
  *	 engine.c (with lock.c), inspect.c, compare.c (with compare_find.c,
  *		compare_diff.c; compare.h)	the commands
+ *	 project.c	a directory of migrations (the commands, file by file)
  *	 main.c		the command line
  */
 #ifndef PGSHIFT_H
@@ -236,11 +237,13 @@ extern void pgs_set_engine(const PgsEngineHooks *hooks);
 typedef struct PgsOptions
 {
 	const char *dsn;			/* NULL: the libpq environment decides */
+	const char *service;		/* --service: a service of pg_service.conf */
 	bool		verbose;
 	bool		quiet;
 	bool		json;			/* events and reports as JSON */
 	const char *to;				/* run/rollback: stop at this phase */
 	double		lock_wait;		/* seconds to poll for the migration lock */
+	bool		lock_wait_given;	/* --lock-wait was given (pgshift.conf's yields) */
 	bool		allow_drift;	/* run a completed migration's edited script */
 	const char *format;			/* plan: text, markdown or json */
 	bool		offline;		/* plan: do not connect */
@@ -278,5 +281,24 @@ typedef struct PgsCompareOptions
 } PgsCompareOptions;
 
 extern int	pgs_cmd_compare(const PgsOptions *opts, const PgsCompareOptions *copts);
+
+/* ---- project.c: a directory of migrations, pgshift.conf, --service ---- */
+
+/* What a project file (DIR/pgshift.conf) sets; unset: NULL, lock_wait < 0. */
+typedef struct PgsConf
+{
+	char	   *service;
+	char	   *dsn;
+	double		lock_wait;		/* seconds */
+	const char *fail_on;		/* CRITICAL, HIGH, MEDIUM or LOW */
+} PgsConf;
+
+extern bool pgs_is_directory(const char *path);
+extern int	pgs_cmd_project(PgsOptions *opts, const char *command, const char *dir);
+extern int	pgs_resolve_target(PgsOptions *opts);
+extern char *pgs_service_dsn(const char *service);
+extern double pgs_parse_duration(const char *text);
+extern int	pgs_conf_read(const char *path, PgsConf *conf, char **error);
+extern void pgs_conf_free(PgsConf *conf);
 
 #endif							/* PGSHIFT_H */

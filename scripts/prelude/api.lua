@@ -14,4 +14,5 @@ return {
   render_plan = P.plan.render,
   lint_report = P.lint.report,          -- inspect.c: pgshift lint
   status = P.status.status,             -- inspect.c: pgshift status
+  project_status = P.status.project,    -- project.c: pgshift status DIR
 }

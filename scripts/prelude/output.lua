@@ -125,6 +125,18 @@ local TEXT = {
       e.waiting and ("; waiting: " .. e.waiting) or "")
   end,
   note = function(e) return "    note: " .. e.message end,
+  project_start = function(e)
+    return string.format("==> directory %s: %d migration file%s, %d applied, %d to run", e.directory,
+      e.files, e.files == 1 and "" or "s", e.applied, e.to_run)
+  end,
+  project_finish = function(e)
+    if e.stopped_at then
+      return string.format("==> directory %s: stopped at %s (exit %d); %d of %d file%s run", e.directory,
+        e.stopped_at, e.exit, e.ran, e.to_run, e.to_run == 1 and "" or "s")
+    end
+    return string.format("==> directory %s: %d of %d file%s run", e.directory, e.ran, e.to_run,
+      e.to_run == 1 and "" or "s")
+  end,
   finish = function(e)
     return string.format("==> %s of migration %s %s after %s: status %s, %d of %d phases done",
       e.operation, e.migration, e.exit == 0 and "finished" or "stopped", duration(e.ms),

@@ -83,4 +83,104 @@ function S.status(db, name, format)
   return table.concat(out, "\n") .. "\n"
 end
 
+-- The state of a file of a directory, given what shift.status recorded for
+-- its migration (r, or nil): as project.c's run decides what to run.
+local function file_state(f, r)
+  if f.error then return "invalid" end
+  if not r then return "pending" end
+  if r.status == "done" then return r.script_sha256 == f.sha256 and "applied" or "changed" end
+  return r.status  -- pending (registered only), running, failed, interrupted, partial, rolled_back
+end
+
+local function short(sha) return sha and (sha:sub(1, 12) .. "...") or "?" end
+
+-- What the NOTE column says of a file in state st.
+local function file_note(f, r, st, before_applied)
+  local notes = {}
+  if st == "invalid" then notes[#notes + 1] = f.error end
+  if st == "changed" then
+    notes[#notes + 1] = string.format("changed since applied: sha256 %s recorded, %s now"
+      .. " (run refuses it: put changes in a new file)", short(r.script_sha256), short(f.sha256))
+  elseif r and r.script_sha256 ~= f.sha256 then
+    notes[#notes + 1] = "the file changed since its last run"
+  end
+  if st == "running" and r.lease_work_pid then
+    notes[#notes + 1] = string.format("running now: pgshift pid %s on %s",
+      tostring(r.lease_runner_pid), r.lease_host or "?")
+  end
+  if r and r.last_error and (st == "failed" or st == "interrupted") then
+    notes[#notes + 1] = r.last_error_phase .. ": " .. r.last_error
+  end
+  if st == "pending" and before_applied then
+    notes[#notes + 1] = "sorts before an applied file: run applies it now, after them"
+  end
+  return table.concat(notes, "; ")
+end
+
+-- S.project(db, dir, files, format) -> text: each file of directory dir
+-- (files: {file, path, migration, sha256} or {file, path, error}, in order)
+-- with its state, then the migrations recorded that no file declares.
+function S.project(db, dir, files, format)
+  local rows = db:query(STATUS_SQL, nil)
+  local by_name, declared = {}, {}
+  for _, r in ipairs(rows) do by_name[r.migration] = r end
+  local last_applied = 0
+  for i, f in ipairs(files) do
+    if f.migration then declared[f.migration] = true end
+    local st = file_state(f, f.migration and by_name[f.migration])
+    if st == "applied" or st == "changed" then last_applied = i end
+  end
+  local out_files, missing = output.array(), output.array()
+  for i, f in ipairs(files) do
+    local r = f.migration and by_name[f.migration]
+    local st = file_state(f, r)
+    out_files[i] = output.object({
+      file = f.file, migration = f.migration, state = st, status = r and r.status,
+      phase = r and r.phase, sha256 = f.sha256, recorded_sha256 = r and r.script_sha256,
+      finished = r and r.finished, note = file_note(f, r, st, i < last_applied),
+    }, { "file", "migration", "state", "status", "phase", "sha256", "recorded_sha256",
+         "finished", "note" })
+  end
+  for _, r in ipairs(rows) do
+    if not declared[r.migration] then
+      missing[#missing + 1] = output.object({
+        migration = r.migration, status = r.status, phase = r.phase, finished = r.finished,
+        script_path = r.script_path,
+      }, { "migration", "status", "phase", "finished", "script_path" })
+    end
+  end
+  if format == "json" then
+    return output.json(output.object({ directory = dir, files = out_files, not_in_directory = missing },
+      { "directory", "files", "not_in_directory" })) .. "\n"
+  end
+  local out = {}
+  if #out_files == 0 then
+    out[#out + 1] = "no migration files (*.lua) in " .. dir
+  else
+    local w = { 4, 9, 5, 5 }
+    for _, f in ipairs(out_files) do
+      w[1] = math.max(w[1], #f.file); w[2] = math.max(w[2], #(f.migration or "-"))
+      w[3] = math.max(w[3], #f.state); w[4] = math.max(w[4], #(f.phase or ""))
+    end
+    out[#out + 1] = pad("FILE", w[1] + 2) .. pad("MIGRATION", w[2] + 2) .. pad("STATE", w[3] + 2)
+      .. pad("PHASE", w[4] + 2) .. "NOTE"
+    for _, f in ipairs(out_files) do
+      out[#out + 1] = (pad(f.file, w[1] + 2) .. pad(f.migration or "-", w[2] + 2) .. pad(f.state, w[3] + 2)
+        .. pad(f.phase, w[4] + 2) .. f.note):gsub("%s+$", "")
+    end
+  end
+  if #missing > 0 then
+    out[#out + 1] = string.format("recorded in the database, no file in %s:", dir)
+    local w = { 0, 0, 0 }
+    for _, r in ipairs(missing) do
+      w[1] = math.max(w[1], #r.migration); w[2] = math.max(w[2], #r.status); w[3] = math.max(w[3], #r.phase)
+    end
+    for _, r in ipairs(missing) do
+      out[#out + 1] = ("  " .. pad(r.migration, w[1] + 2) .. pad(r.status, w[2] + 2) .. pad(r.phase, w[3] + 2)
+        .. (r.script_path or "")):gsub("%s+$", "")
+    end
+  end
+  return table.concat(out, "\n") .. "\n"
+end
+
 return S
