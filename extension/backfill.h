@@ -28,6 +28,7 @@
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
+#include "utils/timestamp.h"
 
 #include "pg_shift.h"
 
@@ -106,7 +107,11 @@ typedef struct BackfillJob
 	Datum		last[INDEX_MAX_KEYS];
 	int64		batches;
 	int			batch_size;
-	double		rate;
+	double		rate;			/* keys/s while working: sizes the batches */
+	TimestampTz since;			/* backfill_run: when the previous batch of
+								 * this run committed (or the run began); 0
+								 * outside a run.  A batch's wall time, its
+								 * rest and throttling included, runs from it */
 } BackfillJob;
 
 /*

@@ -120,10 +120,11 @@ next_batch_size(BackfillJob *job, int64 keys, double ms)
 static void
 write_checkpoint(BackfillJob *job, Datum *hi, BatchResult *res, int retries)
 {
-	Oid			argtypes[10] = {TEXTOID, BYTEAARRAYOID, TEXTOID, INT8OID, INT8OID,
-	INT4OID, FLOAT8OID, FLOAT8OID, INT4OID, INT4OID};
-	Datum		a[10];
+	Oid			argtypes[11] = {TEXTOID, BYTEAARRAYOID, TEXTOID, INT8OID, INT8OID,
+	INT4OID, FLOAT8OID, FLOAT8OID, INT4OID, INT4OID, FLOAT8OID};
+	Datum		a[11];
 	int			used = job->batch_size;
+	double		wall_ms = res->ms;
 
 	job->batch_size = next_batch_size(job, res->keys, res->ms);
 	a[0] = CStringGetTextDatum(job->name);
@@ -136,6 +137,9 @@ write_checkpoint(BackfillJob *job, Datum *hi, BatchResult *res, int retries)
 	a[7] = Float8GetDatum(res->ms);
 	a[8] = Int32GetDatum(used);
 	a[9] = Int32GetDatum(retries);
+	if (job->since != 0)
+		wall_ms = Max(res->ms, (GetCurrentTimestamp() - job->since) / 1000.0);
+	a[10] = Float8GetDatum(wall_ms);
 	(void) ctl("WITH cp AS ("
 			   " UPDATE shift.backfill SET last_key = $2, last_key_text = $3,"
 			   "  keys_done = keys_done + $4, rows_done = rows_done + $5, batches = batches + 1,"
@@ -143,9 +147,9 @@ write_checkpoint(BackfillJob *job, Datum *hi, BatchResult *res, int retries)
 			   "  updated_at = pg_catalog.clock_timestamp(), throttled = NULL,"
 			   "  last_error = NULL, last_sqlstate = NULL"
 			   " WHERE name OPERATOR(pg_catalog.=) $1 RETURNING batches)"
-			   " INSERT INTO shift.backfill_batch (job, batch, keys, rows, ms, batch_size, retries)"
-			   " SELECT $1, batches, $4, $5, $8, $9, $10 FROM cp",
-			   10, argtypes, a, NULL, false, 0);
+			   " INSERT INTO shift.backfill_batch (job, batch, keys, rows, ms, batch_size, retries, wall_ms)"
+			   " SELECT $1, batches, $4, $5, $8, $9, $10, $11 FROM cp",
+			   11, argtypes, a, NULL, false, 0);
 	backfill_set_last_key(job, hi);
 	/* the row is locked since its state was read: job->state is the row's */
 	if (job->state == BACKFILL_FAILED)

@@ -233,6 +233,7 @@ backfill_run_batches(BackfillJob *job, BackfillPlans *plans, RunLimits *limits,
 	int			retries = 0;
 	int64		ran = 0;
 
+	job->since = started;
 	for (;;)
 	{
 		BatchResult res;
@@ -307,6 +308,7 @@ backfill_run_batches(BackfillJob *job, BackfillPlans *plans, RunLimits *limits,
 			continue;
 		}
 		SPI_commit();
+		job->since = GetCurrentTimestamp();
 		ran++;
 		retries = 0;
 		if (res.done || BACKFILL_HALTED(job->state))

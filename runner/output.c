@@ -459,8 +459,9 @@ pgs_live_elapsed(const char *phase, int secs)
 }
 
 /*
- * The live line of a backfill: a bar, percent, rows, rate, ETA (eta < 0:
- * unknown) and what it waits for ("" if nothing).
+ * The live line of a backfill: a bar, percent, rows, rate (keys per second
+ * of wall-clock time), and the ETA (eta < 0: unknown) or, instead, what it
+ * waits for ("" if nothing).
  */
 void
 pgs_live_backfill(const PgsBackfillProgress *p)
@@ -475,16 +476,18 @@ pgs_live_backfill(const PgsBackfillProgress *p)
 
 	group_digits(rowbuf, sizeof(rowbuf), p->rows);
 	group_digits(ratebuf, sizeof(ratebuf), (long long) p->rate);
-	if (p->eta >= 0)
+	/* a job held back says why instead of an ETA it would not keep */
+	if (*p->waiting)
+		snprintf(etabuf, sizeof(etabuf), "waiting: ");
+	else if (p->eta >= 0)
 		snprintf(etabuf, sizeof(etabuf), "ETA %lld:%02lld", p->eta / 60, p->eta % 60);
 	else
 		snprintf(etabuf, sizeof(etabuf), "ETA ?");
 	for (i = 0; i < 20; i++)
 		bar[i] = i < filled ? '#' : '.';
 	bar[20] = '\0';
-	snprintf(line, sizeof(line), "    [%s] %5.1f%%  %s rows  %s rows/s  %s%s%s", bar,
-			 p->percent, rowbuf, ratebuf, etabuf, *p->waiting ? "  waiting: " : "",
-			 p->waiting);
+	snprintf(line, sizeof(line), "    [%s] %5.1f%%  %s rows  %s keys/s  %s%s", bar,
+			 p->percent, rowbuf, ratebuf, etabuf, p->waiting);
 	pgs_live_update(line);
 }
 

@@ -75,6 +75,10 @@ CREATE TABLE @extschema@.backfill_batch (
   ms                pg_catalog.float8 NOT NULL,
   batch_size        pg_catalog.int4 NOT NULL,
   retries           pg_catalog.int4 NOT NULL DEFAULT 0,
+  -- the wall-clock time the batch took in its run: since the previous
+  -- batch of the run committed (its rest, throttling and retries included),
+  -- or since the run began; ms for a batch run alone (backfill_step)
+  wall_ms           pg_catalog.float8,
   PRIMARY KEY (job, batch)
 );
 COMMENT ON TABLE @extschema@.backfill_batch IS
@@ -604,9 +608,12 @@ SELECT b.name,
        CASE WHEN b.state = 'done' THEN 100.0
             WHEN coalesce(b.estimated_total, 0) > 0
             THEN least(99.9, round(100.0 * b.keys_done / b.estimated_total, 1)) END AS percent,
-       round(b.rate::numeric, 1) AS rate,
-       CASE WHEN b.state NOT IN ('done', 'cancelled') AND b.rate > 0 AND b.estimated_total IS NOT NULL
-            THEN make_interval(secs => greatest(b.estimated_total - b.keys_done, 0) / b.rate) END AS eta,
+       round(w.rate::numeric, 1) AS rate,
+       -- an ETA only while a session runs the job and nothing holds it back
+       -- (paused, throttled, failed, ended, or no runner: NULL)
+       CASE WHEN l.pid IS NOT NULL AND b.state IN ('active', 'pending') AND b.throttled IS NULL AND w.rate > 0
+                 AND b.estimated_total IS NOT NULL
+            THEN make_interval(secs => greatest(b.estimated_total - b.keys_done, 0) / w.rate) END AS eta,
        b.batch_size,
        b.batches,
        b.last_key_text AS last_key,
@@ -628,7 +635,22 @@ SELECT b.name,
    AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d
                       WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
    AND l.classid = k.key1::pg_catalog.oid
-   AND l.objid = k.key2::pg_catalog.oid;
+   AND l.objid = k.key2::pg_catalog.oid
+  -- keys per second of wall-clock time, rests and throttling included, over
+  -- the batches of the last minute (up to the last one); while a job runs,
+  -- the time since its last batch beyond a batch's usual time counts too, so
+  -- a stalled job's rate falls
+  CROSS JOIN LATERAL (
+    SELECT sum(bb.keys)::pg_catalog.float8
+           / nullif((sum(coalesce(bb.wall_ms, bb.ms))
+                     + CASE WHEN l.pid IS NOT NULL
+                            THEN greatest(1000 * extract(epoch FROM pg_catalog.clock_timestamp() - max(bb.at))
+                                          - avg(coalesce(bb.wall_ms, bb.ms)), 0)
+                            ELSE 0 END)::pg_catalog.float8 / 1000, 0) AS rate
+      FROM @extschema@.backfill_batch bb
+     WHERE bb.job = b.name
+       AND bb.at >= (SELECT max(x.at) FROM @extschema@.backfill_batch x WHERE x.job = b.name)
+                    - interval '60 seconds') w;
 COMMENT ON VIEW @extschema@.backfill_progress IS
   'every backfill job: state, rows done, estimated total, percent, rate (keys/s), ETA, batch size, last key, retries, last error';
 

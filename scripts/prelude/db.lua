@@ -475,9 +475,13 @@ function methods.backfill(db, opts)
   elseif st.state ~= "done" then
     error(where .. "backfill job '" .. name .. "' stopped in state " .. st.state, 0)
   end
-  output.log(string.format("backfill %s: %d rows written, %d keys walked in %d batches", name,
-    st.rows_done, st.keys_done, st.batches))
-  return st.rows_done
+  -- the phase's "done in ..., N rows" counts this run's rows: say them the
+  -- same way, and the job's total beside them when an earlier run wrote some
+  local this_run = st.rows_done - before
+  output.log(string.format("backfill %s: %d rows written%s, %d keys walked in %d batches", name,
+    this_run, before > 0 and string.format(" by this run (%d in all)", st.rows_done) or "",
+    st.keys_done, st.batches))
+  return this_run
 end
 
 -- ---------------------------------------------------------------------------

@@ -282,5 +282,5 @@ return migration { name = "bfprog", phases = {
 LUA
 )
 script -qec "'$PGSHIFT' --dsn 'dbname=$DB' run '$f'" /dev/null >"$WORK/bar.out" 2>&1
-expect_in "a terminal gets a progress bar" "$(cat "$WORK/bar.out")" "rows/s  ETA"
+expect_in "a terminal gets a progress bar" "$(cat "$WORK/bar.out")" "keys/s  ETA"
 expect_in "with the percent done" "$(grep -o '\] *[0-9.]*%' "$WORK/bar.out" | head -1)" "%"
