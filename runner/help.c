@@ -314,6 +314,7 @@ pgs_help_man(FILE *out)
 {
 	int			i;
 	int			j;
+	int			n;
 
 	fprintf(out, ".\\\" pgshift.1: made by \"pgshift --man\" from the tables of "
 			"runner/main.c; do not edit\n"
@@ -341,10 +342,13 @@ pgs_help_man(FILE *out)
 		  "the options listed under it, and every command takes", out);
 	for (i = 0, j = 0; i < noptions; i++)
 		if (visible(&options[i]) && options[i].commands == 0)
+			j++;
+	for (i = 0, n = j; i < noptions; i++)
+		if (visible(&options[i]) && options[i].commands == 0)
 		{
-			fprintf(out, "%s\\fB\\-\\-", j++ ? ", " : " ");
+			fprintf(out, "%s\\fB\\-\\-", --j == 0 && n > 1 ? " and " : " ");
 			man_text(out, options[i].name);
-			fputs("\\fR", out);
+			fputs(j > 0 ? "\\fR," : "\\fR", out);
 		}
 	fputs(".\n.SH COMMANDS\n", out);
 	for (i = 0; i < ncommands; i++)
