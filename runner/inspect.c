@@ -166,14 +166,39 @@ load_migration_file(lua_State *L, InspectArgs *a, char *sha)
 	return true;
 }
 
-/* The command's output: a string, bytes and all (the filter shows a zero). */
+/*
+ * The command's output: a string, bytes and all (the filter shows a zero),
+ * or a list of pieces {text, style}, each in its colour on a terminal (see
+ * pgs_styled).
+ */
 static void
 print_result(lua_State *L, int idx)
 {
 	size_t		len;
-	const char *text = lua_tolstring(L, idx, &len);
+	const char *text;
 
-	fwrite(text, 1, len, stdout);
+	idx = lua_absindex(L, idx);
+	if (lua_istable(L, idx))
+	{
+		lua_Integer i;
+		lua_Integer n = luaL_len(L, idx);
+
+		for (i = 1; i <= n; i++)
+		{
+			lua_geti(L, idx, i);
+			lua_geti(L, -1, 1);
+			lua_geti(L, -2, 2);
+			text = lua_tolstring(L, -2, &len);
+			if (text)
+				pgs_styled(stdout, pgs_style_named(lua_tostring(L, -1)), text, len);
+			lua_pop(L, 3);
+		}
+	}
+	else
+	{
+		text = lua_tolstring(L, idx, &len);
+		fwrite(text, 1, len, stdout);
+	}
 	fflush(stdout);
 }
 

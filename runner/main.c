@@ -9,9 +9,11 @@
  *	     by another runner (nothing was run)
  *
  * Two tables say everything about the command line: commands[] (name,
- * synopsis, summary, what it runs) and options[] (name, letter, value, the
- * commands that take it, help text, what it sets).  The parser and --help
- * are both made from them, so they cannot tell different stories.
+ * synopsis, summary, description, example, what it runs) and options[]
+ * (name, letter, value, the commands that take it, help text, what it sets).
+ * The parser is made from them, and so are the help, the man page and the
+ * shell completion (help.c, which gets a copy of what they show): they
+ * cannot tell different stories.
  */
 #include <getopt.h>
 #include <stddef.h>
@@ -26,7 +28,8 @@ typedef struct Cli
 {
 	PgsOptions	opts;
 	PgsCompareOptions copts;
-	bool		done;			/* --help or --version printed: exit 0 */
+	bool		done;			/* --version or --man printed: exit 0 */
+	bool		help;			/* --help: print the command's help */
 } Cli;
 
 /* ---- commands ---- */
@@ -39,10 +42,14 @@ enum
 	CMD_PLAN = 1 << 3,
 	CMD_STATUS = 1 << 4,
 	CMD_LINT = 1 << 5,
-	CMD_COMPARE = 1 << 6
+	CMD_COMPARE = 1 << 6,
+	CMD_HELP = 1 << 7,
+	CMD_COMPLETION = 1 << 8
 };
 
 #define CMD_SESSION (CMD_RUN | CMD_ROLLBACK | CMD_VERIFY)
+/* the commands that talk to a server */
+#define CMD_DB (~(unsigned) (CMD_HELP | CMD_COMPLETION))
 
 typedef enum CommandArg
 {
@@ -58,6 +65,8 @@ typedef struct Command
 	CommandArg	arg;
 	const char *synopsis;		/* after "pgshift [OPTION]... "; \n continues it */
 	const char *summary;		/* \n starts another line */
+	const char *description;	/* help COMMAND: one paragraph */
+	const char *example;		/* help COMMAND: \n starts another line */
 	int			(*run) (Cli *cli, const char *command, const char *arg);
 } Command;
 
@@ -99,25 +108,103 @@ run_compare(Cli *cli, const char *command, const char *arg)
 	return pgs_cmd_compare(&cli->opts, &cli->copts);
 }
 
+static int
+run_help(Cli *cli, const char *command, const char *arg)
+{
+	if (arg == NULL)
+	{
+		pgs_help_usage(stdout);
+		return PGS_EXIT_OK;
+	}
+	return pgs_help_command(stdout, arg);
+}
+
+static int
+run_completion(Cli *cli, const char *command, const char *arg)
+{
+	if (arg == NULL)
+		return usage_error("%scompletion: which shell? bash or zsh", "");
+	return pgs_help_completion(stdout, arg);
+}
+
 static const Command commands[] = {
 	{"run", CMD_RUN, ARG_FILE, "run FILE|DIR [--to PHASE] [--allow-drift]",
-	"run the pending phases in order (DIR: the\nfiles not yet applied, by name)", run_session},
+		"run the pending phases in order (of FILE, or of each file of DIR not yet applied)",
+		"Runs the phases of the migration FILE that are not done yet, in order, "
+		"each followed by its verify gate, and records every step in the database "
+		"(shift.*), so that a run that was interrupted resumes where it stopped. "
+		"A phase that fails runs its down and stops the run (exit 1). With --to, "
+		"the run stops after PHASE. A completed migration whose file has changed "
+		"since it ran is refused unless --allow-drift. Given a directory DIR, "
+		"runs each of its *.lua files not yet applied, in the byte order of their "
+		"names, and stops at the first that fails (DIR/pgshift.conf may name the "
+		"target, the lock wait and the lint threshold).",
+	"pgshift run migrations/ --service staging", run_session},
 	{"rollback", CMD_ROLLBACK, ARG_FILE, "rollback FILE [--to PHASE] [--allow-drift]",
-	"undo completed phases, last first", run_session},
+		"undo completed phases, last first",
+		"Runs the down of the completed phases of the migration FILE, last first, "
+		"each recorded in the database. With --to, PHASE and the phases before it "
+		"are kept. Before changing anything it refuses to cross a phase that has "
+		"no down.",
+	"pgshift rollback migrations/add_email.lua --to add_column", run_session},
 	{"verify", CMD_VERIFY, ARG_FILE, "verify FILE",
-	"run the verify gates of completed phases", run_session},
+		"run the verify gates of completed phases",
+		"Runs the verify gates of the completed phases of the migration FILE "
+		"again, and nothing else; exits 1 if one fails (recorded as "
+		"verify_failed).",
+	"pgshift verify migrations/add_email.lua", run_session},
 	{"plan", CMD_PLAN, ARG_FILE, "plan FILE|DIR [--format text|markdown|json] [--offline]",
-	"print the plan; change nothing", run_plan},
+		"print the plan; change nothing",
+		"Prints what run would do: each phase's SQL (from a dry run of the file "
+		"in a sandbox), its rollback, its verify gate and its points of no "
+		"return, with the state the database recorded for each phase and, "
+		"connected, each statement's lint findings. Its session is read-only: "
+		"nothing changes. With --offline it does not connect. Given a directory, "
+		"plans the files run would run, in order (offline: every file).",
+	"pgshift plan migrations/add_email.lua --format markdown > plan.md", run_plan},
 	{"status", CMD_STATUS, ARG_NAME, "status [NAME|DIR]",
-	"the state of every migration, or of one;\nDIR: of each file, and drift", run_status},
+		"the state of every migration, or of one, or of each file of DIR",
+		"Prints the state of every migration the database recorded (shift.status), "
+		"or, given NAME, of that migration and each of its phases. Given a "
+		"directory, shows each file as applied, pending, failed, interrupted, "
+		"running or changed since it was applied (drift), and the migrations the "
+		"database has that no file declares.",
+	"pgshift status migrations/", run_status},
 	{"lint", CMD_LINT, ARG_FILE, "lint FILE|DIR [--fail-on LEVEL]",
-	"lint every phase's SQL on the server", run_lint},
+		"lint every phase's SQL on the server",
+		"Dry-runs every phase of the migration FILE as plan does and lints the "
+		"SQL on the server, with PostgreSQL's own parser and the catalog: the "
+		"locks each statement takes, table rewrites and scans, changes that "
+		"break running code. Nothing is changed. Exits 1 if a finding is at or "
+		"above --fail-on. Given a directory, lints every file in it.",
+	"pgshift lint migrations/add_email.lua --fail-on medium", run_lint},
 	{"compare", CMD_COMPARE, ARG_NONE,
 		"compare --target=DSN --table=TABLE [--source=DSN]\n"
 		"          [--target-table=T] [--columns=C,...] [--target-columns=C,...]\n"
 		"          [--key=C,...] [--target-key=C,...] [--buckets=N] [--recheck=N]",
 		"compare a table on two servers by chunk\n"
-	"checksums; list the rows that differ", run_compare},
+		"checksums; list the rows that differ",
+		"Compares a table on two servers (a primary and its logical replica, an "
+		"old cluster and a new one) by checksums of key ranges, narrows the "
+		"ranges that differ down to rows, and lists those rows; rows that change "
+		"while it runs are read again (--recheck) and reported as in flight. "
+		"Exits 1 if the tables differ.",
+		"pgshift compare --source=postgres://old/app --target=postgres://new/app \\\n"
+	"    --table=public.users", run_compare},
+	{"help", CMD_HELP, ARG_NAME, "help [COMMAND]",
+		"print this help, or a command's",
+		"Prints the help of pgshift, or of COMMAND: its synopsis, what it does, "
+		"the options it takes and an example. \"pgshift COMMAND --help\" prints "
+		"the same. \"man pgshift\" has it all.",
+	"pgshift help run", run_help},
+	{"completion", CMD_COMPLETION, ARG_NAME, "completion bash|zsh",
+		"print a shell completion script",
+		"Prints the completion script of bash or zsh for pgshift: commands, the "
+		"options of each command and their values. \"make install\" installs both "
+		"(share/bash-completion/completions/pgshift, "
+		"share/zsh/site-functions/_pgshift); to try one in the current shell, "
+		"source its output.",
+	"source <(pgshift completion bash)", run_completion},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -200,7 +287,19 @@ parse_recheck(Cli *cli, const char *value)
 	return NULL;
 }
 
-static void usage(FILE *out);
+static const char *
+parse_color(Cli *cli, const char *value)
+{
+	if (strcmp(value, "auto") == 0)
+		pgs_color_mode(PGS_COLOR_AUTO);
+	else if (strcmp(value, "always") == 0)
+		pgs_color_mode(PGS_COLOR_ALWAYS);
+	else if (strcmp(value, "never") == 0)
+		pgs_color_mode(PGS_COLOR_NEVER);
+	else
+		return "--color: \"%s\" is not auto, always or never";
+	return NULL;
+}
 
 static const char *
 print_version(Cli *cli, const char *value)
@@ -210,10 +309,18 @@ print_version(Cli *cli, const char *value)
 	return NULL;
 }
 
+/* the command's help, once the command is known (see main) */
 static const char *
-print_help(Cli *cli, const char *value)
+ask_help(Cli *cli, const char *value)
 {
-	usage(stdout);
+	cli->help = true;
+	return NULL;
+}
+
+static const char *
+print_man(Cli *cli, const char *value)
+{
+	pgs_help_man(stdout);
 	cli->done = true;
 	return NULL;
 }
@@ -221,11 +328,11 @@ print_help(Cli *cli, const char *value)
 #define OPT(f) offsetof(Cli, opts.f)
 #define COPT(f) offsetof(Cli, copts.f)
 
-/* In the order --help lists them. */
+/* In the order --help lists them; no help text: hidden. */
 static const Option options[] = {
-	{"dsn", 'd', "DSN", 0, "connection string or URI (default: the libpq\n"
+	{"dsn", 'd', "DSN", CMD_DB, "connection string or URI (default: the libpq\n"
 	"environment: PGHOST, PGPORT, PGDATABASE, PGUSER, ...)", OPT(dsn), NULL},
-	{"service", 0, "NAME", 0, "connect to service NAME of libpq's service file\n"
+	{"service", 0, "NAME", CMD_DB, "connect to service NAME of libpq's service file\n"
 	"(pg_service.conf; PGSERVICE does so without it)", OPT(service), NULL},
 	{"to", 0, "PHASE", CMD_RUN | CMD_ROLLBACK,
 		"run: stop after PHASE; rollback: keep PHASE and\n"
@@ -245,91 +352,37 @@ static const Option options[] = {
 	{"target", 0, "DSN", CMD_COMPARE, "compare: the target server", COPT(target), NULL},
 	{"table", 0, "TABLE", CMD_COMPARE, "compare: the table (schema-qualified if needed)",
 	COPT(table), NULL},
-	{"target-table", 0, "T", CMD_COMPARE, NULL, COPT(target_table), NULL},
-	{"columns", 0, "C,...", CMD_COMPARE, NULL, COPT(columns), NULL},
-	{"target-columns", 0, "C,...", CMD_COMPARE, NULL, COPT(target_columns), NULL},
-	{"key", 0, "C,...", CMD_COMPARE, NULL, COPT(key), NULL},
-	{"target-key", 0, "C,...", CMD_COMPARE, NULL, COPT(target_key), NULL},
-	{"buckets", 0, "N", CMD_COMPARE, NULL, 0, parse_buckets},
+	{"target-table", 0, "T", CMD_COMPARE, "compare: the table on the target (default:\n"
+	"--table)", COPT(target_table), NULL},
+	{"columns", 0, "C,...", CMD_COMPARE, "compare: the columns (default: every column)",
+	COPT(columns), NULL},
+	{"target-columns", 0, "C,...", CMD_COMPARE, "compare: the columns on the target\n"
+	"(default: --columns)", COPT(target_columns), NULL},
+	{"key", 0, "C,...", CMD_COMPARE, "compare: the key (default: the primary key)",
+	COPT(key), NULL},
+	{"target-key", 0, "C,...", CMD_COMPARE, "compare: the key on the target (default:\n"
+	"--key)", COPT(target_key), NULL},
+	{"buckets", 0, "N", CMD_COMPARE, "compare: the first split, a power of two up to\n"
+	"4096 (default: from the table's size)", 0, parse_buckets},
 	{"recheck", 0, "N", CMD_COMPARE, "compare: read differing rows again up to N times\n"
 	"(default 3); rows written meanwhile are in flight", 0, parse_recheck},
-	{"json", 0, NULL, 0, "machine-readable output (events, status, plan, compare)",
+	{"json", 0, NULL, CMD_DB, "machine-readable output (events, status, plan, compare)",
 	OPT(json), NULL},
-	{"quiet", 'q', NULL, 0, "print only errors", OPT(quiet), NULL},
-	{"verbose", 'v', NULL, 0, "add a Lua traceback to errors", OPT(verbose), NULL},
+	{"quiet", 'q', NULL, CMD_DB, "print only errors", OPT(quiet), NULL},
+	{"verbose", 'v', NULL, CMD_DB, "add a Lua traceback to errors", OPT(verbose), NULL},
+	{"color", 0, "WHEN", 0, "colour: auto (default: on a terminal, unless\n"
+	"NO_COLOR is set or TERM=dumb), always or never", 0, parse_color},
 	{"version", 'V', NULL, 0, "print the version and exit", 0, print_version},
-	{"help", 'h', NULL, 0, "print this help and exit", 0, print_help},
+	{"help", 'h', NULL, 0, "print the help (of the command) and exit", 0, ask_help},
+	{"man", 0, NULL, 0, NULL, 0, print_man},
 };
 
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
 
-/* Column where the summaries and help texts start. */
-#define SUMMARY_COLUMN	37
-#define HELP_COLUMN		23
-
-/* Prints text's lines, the first after what is printed already, the rest indented. */
-static void
-print_lines(FILE *out, const char *text, int indent)
-{
-	const char *nl;
-
-	while ((nl = strchr(text, '\n')) != NULL)
-	{
-		fprintf(out, "%.*s\n%*s", (int) (nl - text), text, indent, "");
-		text = nl + 1;
-	}
-	fprintf(out, "%s\n", text);
-}
-
-static void
-usage(FILE *out)
-{
-	size_t		i;
-
-	fprintf(out, "pgshift %s: zero-downtime PostgreSQL migrations written in Lua\n"
-			"\nUsage:\n", PGS_VERSION);
-	for (i = 0; i < NCOMMANDS; i++)
-	{
-		const Command *c = &commands[i];
-		int			len = fprintf(out, "  pgshift [OPTION]... %s", c->synopsis);
-
-		if (strchr(c->synopsis, '\n') == NULL && len + 2 <= SUMMARY_COLUMN)
-			fprintf(out, "%*s", SUMMARY_COLUMN - len, "");
-		else
-			fprintf(out, "\n%*s", SUMMARY_COLUMN, "");
-		print_lines(out, c->summary, SUMMARY_COLUMN);
-	}
-	fputs("\nOptions:\n", out);
-	for (i = 0; i < NOPTIONS; i++)
-	{
-		const Option *o = &options[i];
-		char		letter[8] = "    ";
-		char		name[64];
-
-		if (o->help == NULL)
-			continue;
-		if (o->letter)
-			snprintf(letter, sizeof(letter), "-%c, ", o->letter);
-		snprintf(name, sizeof(name), "--%s%s%s", o->name, o->value ? "=" : "",
-				 o->value ? o->value : "");
-		fprintf(out, "  %s%-16s ", letter, name);
-		print_lines(out, o->help, HELP_COLUMN);
-	}
-	fputs("\n"
-		  "Exit status: 0 done (compare: equal); 1 the migration failed (or a verify\n"
-		  "gate, or a refused rollback; compare: the tables differ; lint: a finding\n"
-		  "at or above --fail-on); 2 usage, file,\n"
-		  "connection or setup error, or the\n"
-		  "migration is locked by another runner (nothing was run).\n"
-		  "The database needs the pg_shift extension of the same version:\n"
-		  "  CREATE EXTENSION pg_shift;\n", out);
-}
-
 static int
 usage_error(const char *fmt, const char *arg)
 {
-	fputs("pgshift: ", stderr);
-	fprintf(stderr, fmt, arg);
+	pgs_errorf(fmt, arg);
 	fputs("\nTry \"pgshift --help\" for more information.\n", stderr);
 	return PGS_EXIT_USAGE;
 }
@@ -416,6 +469,34 @@ parse_options(int argc, char **argv, Cli *cli, const Option **used, int *nused)
 	return PGS_EXIT_OK;
 }
 
+/* Gives help.c what the two tables show. */
+static void
+help_tables(void)
+{
+	static PgsHelpCommand hc[NCOMMANDS];
+	static PgsHelpOption ho[NOPTIONS];
+	size_t		i;
+
+	for (i = 0; i < NCOMMANDS; i++)
+	{
+		const Command *c = &commands[i];
+
+		hc[i] = (PgsHelpCommand) {
+			c->name, c->bit, c->arg == ARG_FILE, c->synopsis, c->summary,
+			c->description, c->example
+		};
+	}
+	for (i = 0; i < NOPTIONS; i++)
+	{
+		const Option *o = &options[i];
+
+		ho[i] = (PgsHelpOption) {
+			o->name, o->letter, o->value, o->commands, o->help
+		};
+	}
+	pgs_help_tables(hc, (int) NCOMMANDS, ho, (int) NOPTIONS);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -429,26 +510,36 @@ main(int argc, char **argv)
 
 	/* everything printed from here on goes through the output filter */
 	pgs_output_init();
+	help_tables();
 	memset(&cli, 0, sizeof(cli));
 	cli.copts.recheck = 3;
 	if ((rc = parse_options(argc, argv, &cli, used, &nused)) != PGS_EXIT_OK || cli.done)
 		return rc;
 
 	if (optind >= argc)
+	{
+		if (cli.help)
+		{
+			pgs_help_usage(stdout);
+			return PGS_EXIT_OK;
+		}
 		return usage_error("%sno command given", "");
+	}
 	for (i = 0; i < NCOMMANDS && cmd == NULL; i++)
 		if (strcmp(argv[optind], commands[i].name) == 0)
 			cmd = &commands[i];
 	if (cmd == NULL)
-		return usage_error("unknown command \"%s\"", argv[optind]);
+		return pgs_help_unknown_command(argv[optind]);
 	optind++;
 	for (i = 0; i < (size_t) nused; i++)
 		if ((used[i]->commands & cmd->bit) == 0)
 		{
-			fprintf(stderr, "pgshift: %s does not take --%s\n", cmd->name, used[i]->name);
-			fputs("Try \"pgshift --help\" for more information.\n", stderr);
+			pgs_errorf("%s does not take --%s\n", cmd->name, used[i]->name);
+			fprintf(stderr, "Try \"pgshift help %s\" for its options.\n", cmd->name);
 			return PGS_EXIT_USAGE;
 		}
+	if (cli.help)
+		return pgs_help_command(stdout, cmd->name);
 
 	/* stdout carries JSON: what the filter neutralises becomes JSON escapes */
 	if (cli.opts.json || (cli.opts.format && strcmp(cli.opts.format, "json") == 0))

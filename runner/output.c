@@ -17,7 +17,8 @@
  * UTF-8 become \xNN; C1 controls (U+0080..U+009F) and the bidirectional
  * formatting characters (which can make text display in another order than
  * it reads) become \uNNNN.  Only pgs_term_control() writes escape sequences,
- * for the live progress line.  In JSON mode (--json) stdout carries JSON
+ * for the live progress line, and pgs_styled(), for colour: both write their
+ * own sequences past the filter, never text.  In JSON mode (--json) stdout carries JSON
  * documents: the same characters become JSON escapes instead, so that even
  * a writer that missed one still produces valid JSON (see pgs_json_quote,
  * which escapes them itself).  Every JSON document pgshift writes is made
@@ -370,6 +371,7 @@ pgs_output_init(void)
 	stderr = e;
 	output_ready = true;
 	atexit(output_at_exit);
+	pgs_color_mode(PGS_COLOR_AUTO);
 }
 
 /* pgs_output_json: stdout carries JSON from now on (--json, --format json). */
@@ -395,6 +397,117 @@ pgs_term_control(const char *seq)
 		fputs(seq, stdout);
 		fflush(stdout);
 	}
+}
+
+/* ---- colour ---- */
+
+/*
+ * --color=auto (the default) colours a stream that is a terminal, unless
+ * NO_COLOR is set to anything but "" (https://no-color.org) or TERM is
+ * "dumb" or unset; always and never say it all.  stdout carrying JSON is
+ * never coloured.  The runner picks what is coloured (pgs_styled's callers:
+ * phase headers, ok and failed markers, errors, lint severities); the colours
+ * are here.
+ */
+static bool color_out = false;
+static bool color_err = false;
+
+/* pgs_color_mode: decides colour for stdout and stderr (--color=WHEN). */
+void
+pgs_color_mode(PgsColorMode mode)
+{
+	const char *no_color = getenv("NO_COLOR");
+	const char *term = getenv("TERM");
+	bool		allowed;
+
+	if (mode != PGS_COLOR_AUTO)
+	{
+		color_out = color_err = (mode == PGS_COLOR_ALWAYS);
+		return;
+	}
+	allowed = (no_color == NULL || no_color[0] == '\0') &&
+		term != NULL && term[0] != '\0' && strcmp(term, "dumb") != 0;
+	color_out = allowed && isatty(STDOUT_FILENO);
+	color_err = allowed && isatty(STDERR_FILENO);
+}
+
+/* pgs_color_on: is what goes to out (stdout or stderr) coloured? */
+bool
+pgs_color_on(FILE *out)
+{
+	if (out == stdout)
+		return color_out && !out_filter.json;
+	if (out == stderr)
+		return color_err;
+	return false;
+}
+
+static const struct
+{
+	const char *name;			/* what Lua calls it (C.write's second argument) */
+	const char *sgr;			/* its Select Graphic Rendition parameters */
+}			styles[] = {
+	[PGS_STYLE_PLAIN] = {"plain", NULL},
+	[PGS_STYLE_HEADER] = {"header", "1"},
+	[PGS_STYLE_PHASE] = {"phase", "1;36"},
+	[PGS_STYLE_OK] = {"ok", "32"},
+	[PGS_STYLE_FAIL] = {"fail", "1;31"},
+	[PGS_STYLE_ERROR] = {"error", "1;31"},
+	[PGS_STYLE_WARN] = {"warn", "33"},
+	[PGS_STYLE_CRITICAL] = {"CRITICAL", "1;35"},
+	[PGS_STYLE_HIGH] = {"HIGH", "1;31"},
+	[PGS_STYLE_MEDIUM] = {"MEDIUM", "33"},
+	[PGS_STYLE_LOW] = {"LOW", "36"},
+};
+
+/* pgs_style_named: the style called name ("ok", "HIGH", ...); plain if none. */
+PgsStyle
+pgs_style_named(const char *name)
+{
+	size_t		i;
+
+	for (i = 0; name != NULL && i < sizeof(styles) / sizeof(styles[0]); i++)
+		if (strcmp(styles[i].name, name) == 0)
+			return (PgsStyle) i;
+	return PGS_STYLE_PLAIN;
+}
+
+/* Writes a sequence of the runner's own to out's terminal, past the filter. */
+static void
+write_control(FILE *out, const char *seq)
+{
+	Filter	   *f = out == stderr ? &err_filter : &out_filter;
+
+	fflush(out);
+	if (!output_ready)
+	{
+		fputs(seq, out);
+		fflush(out);
+		return;
+	}
+	filter_finish(f);			/* a sequence cut short stays before it */
+	write_all(f->fd, seq, strlen(seq));
+}
+
+/*
+ * pgs_styled: the len bytes of text on out (stdout or stderr), through the
+ * filter as everything else, in style's colour if out is coloured.
+ */
+void
+pgs_styled(FILE *out, PgsStyle style, const char *text, size_t len)
+{
+	char		sgr[32];
+	bool		on = pgs_color_on(out) && style > PGS_STYLE_PLAIN &&
+		(size_t) style < sizeof(styles) / sizeof(styles[0]) && len > 0;
+
+	if (on)
+	{
+		snprintf(sgr, sizeof(sgr), "\033[%sm", styles[style].sgr);
+		write_control(out, sgr);
+	}
+	fwrite(text, 1, len, out);
+	if (on)
+		write_control(out, "\033[0m");
 }
 
 /* ---- the live line ---- */
@@ -501,7 +614,8 @@ pgs_errorf(const char *fmt,...)
 
 	pgs_live_clear();
 	fflush(stdout);
-	fputs("pgshift: ", stderr);
+	pgs_styled(stderr, PGS_STYLE_ERROR, "pgshift:", 8);
+	fputc(' ', stderr);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
@@ -514,8 +628,17 @@ pgs_print_notice(const char *severity, const char *message)
 {
 	pgs_live_clear();
 	fflush(stdout);
-	fprintf(stderr, "pgshift: server %s: %s\n", severity ? severity : "NOTICE",
-			message ? message : "");
+	fputs("pgshift: ", stderr);
+	severity = severity ? severity : "NOTICE";
+	if (strcmp(severity, "NOTICE") != 0 && strcmp(severity, "INFO") != 0 &&
+		strcmp(severity, "LOG") != 0 && strncmp(severity, "DEBUG", 5) != 0)
+	{
+		pgs_styled(stderr, PGS_STYLE_WARN, "server ", 7);
+		pgs_styled(stderr, PGS_STYLE_WARN, severity, strlen(severity));
+	}
+	else
+		fprintf(stderr, "server %s", severity);
+	fprintf(stderr, ": %s\n", message ? message : "");
 	fflush(stderr);
 }
 
@@ -587,10 +710,11 @@ pgs_print_error(FILE *out, const char *message, const char *sqlstate,
 {
 	pgs_live_clear();
 	fflush(stdout);
+	pgs_styled(out, PGS_STYLE_ERROR, "pgshift:", 8);
 	if (sqlstate)
-		fprintf(out, "pgshift: %s (SQLSTATE %s)\n", message, sqlstate);
+		fprintf(out, " %s (SQLSTATE %s)\n", message, sqlstate);
 	else
-		fprintf(out, "pgshift: %s\n", message);
+		fprintf(out, " %s\n", message);
 	if (context)
 		fprintf(out, "  %s\n", context);
 	if (details)

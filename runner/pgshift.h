@@ -9,13 +9,15 @@
  * through output.c.
  *
  * The files form layers, each calling only the layers before it:
- *	 output.c	the filtered streams, JSON strings, the live line, error reports
+ *	 output.c	the filtered streams, colour, JSON strings, the live line,
+ *				error reports
  *	 conn.c		libpq: connect, execute, PgsError
  *	 luadb.c	the db object of Lua (its C methods)
  *	 script.c	the Lua state, the embedded prelude, protected calls, the sandbox
  *	 engine.c (with lock.c), inspect.c, compare.c (with compare_find.c,
  *		compare_diff.c; compare.h)	the commands
  *	 project.c	a directory of migrations (the commands, file by file)
+ *	 help.c		help, the man page and shell completion, from main.c's tables
  *	 main.c		the command line
  */
 #ifndef PGSHIFT_H
@@ -71,8 +73,36 @@ typedef struct PgsBackfillProgress
 	const char *waiting;		/* what it waits for, "" if nothing */
 } PgsBackfillProgress;
 
+/* --color=WHEN */
+typedef enum PgsColorMode
+{
+	PGS_COLOR_AUTO,				/* on a terminal, unless NO_COLOR or TERM=dumb */
+	PGS_COLOR_ALWAYS,
+	PGS_COLOR_NEVER
+} PgsColorMode;
+
+/* What a piece of text is, for its colour (see pgs_styled). */
+typedef enum PgsStyle
+{
+	PGS_STYLE_PLAIN,
+	PGS_STYLE_HEADER,			/* "==> run migration ..." */
+	PGS_STYLE_PHASE,			/* "--> [1/3] add_column" */
+	PGS_STYLE_OK,				/* done, finished */
+	PGS_STYLE_FAIL,				/* failed, stopped */
+	PGS_STYLE_ERROR,			/* "pgshift:" before an error */
+	PGS_STYLE_WARN,				/* a note, a server's warning */
+	PGS_STYLE_CRITICAL,			/* lint severities */
+	PGS_STYLE_HIGH,
+	PGS_STYLE_MEDIUM,
+	PGS_STYLE_LOW
+} PgsStyle;
+
 extern void pgs_output_init(void);
 extern void pgs_output_json(bool on);
+extern void pgs_color_mode(PgsColorMode mode);
+extern bool pgs_color_on(FILE *out);
+extern PgsStyle pgs_style_named(const char *name);
+extern void pgs_styled(FILE *out, PgsStyle style, const char *text, size_t len);
 extern void pgs_term_control(const char *seq);
 extern int	pgs_utf8_decode(const unsigned char *s, size_t len, uint32_t *cp);
 extern size_t pgs_sanitize(const char *in, size_t len, bool json, bool final,
@@ -300,5 +330,37 @@ extern char *pgs_service_dsn(const char *service);
 extern double pgs_parse_duration(const char *text);
 extern int	pgs_conf_read(const char *path, PgsConf *conf, char **error);
 extern void pgs_conf_free(PgsConf *conf);
+
+/* ---- help.c: help, man page, completion, from main.c's two tables ---- */
+
+/* A command as the help shows it (main.c's commands[]). */
+typedef struct PgsHelpCommand
+{
+	const char *name;
+	unsigned	bit;			/* its bit in PgsHelpOption.commands */
+	bool		file_arg;		/* its argument is a file */
+	const char *synopsis;		/* after "pgshift [OPTION]... "; \n continues it */
+	const char *summary;		/* one line or two; \n starts another */
+	const char *description;	/* one paragraph, no \n */
+	const char *example;		/* a command line; \n starts another */
+} PgsHelpCommand;
+
+/* An option as the help shows it (main.c's options[]). */
+typedef struct PgsHelpOption
+{
+	const char *name;			/* without "--" */
+	char		letter;			/* the short option, or 0 */
+	const char *value;			/* the value's name; NULL: no value */
+	unsigned	commands;		/* the commands that take it; 0: every command */
+	const char *help;			/* \n starts another line; NULL: hidden */
+} PgsHelpOption;
+
+extern void pgs_help_tables(const PgsHelpCommand *commands, int ncommands,
+							const PgsHelpOption *options, int noptions);
+extern void pgs_help_usage(FILE *out);
+extern int	pgs_help_command(FILE *out, const char *name);
+extern int	pgs_help_unknown_command(const char *name);
+extern void pgs_help_man(FILE *out);
+extern int	pgs_help_completion(FILE *out, const char *shell);
 
 #endif							/* PGSHIFT_H */

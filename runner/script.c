@@ -482,15 +482,20 @@ l_json_string(lua_State *L)
 	return 1;
 }
 
-/* C.write(text): progress output on stdout (clears the live line). */
+/*
+ * C.write(text[, style]): progress output on stdout (clears the live line),
+ * in the colour of style ("header", "ok", "HIGH", ...: see pgs_styled) if
+ * stdout is coloured.
+ */
 static int
 l_write(lua_State *L)
 {
 	size_t		len;
 	const char *text = luaL_checklstring(L, 1, &len);
+	const char *style = luaL_optstring(L, 2, NULL);
 
 	pgs_live_clear();
-	fwrite(text, 1, len, stdout);
+	pgs_styled(stdout, pgs_style_named(style), text, len);
 	fflush(stdout);
 	return 0;
 }

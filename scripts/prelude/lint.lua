@@ -99,7 +99,8 @@ local function first_line(sql)
   return line .. (#line < #text and " ..." or "")
 end
 
--- T.report(mig, db, info) -> text, exit code.  info: file, sha256,
+-- T.report(mig, db, info) -> output, exit code (output: JSON text, or a
+-- list of pieces {text, style}).  info: file, sha256,
 -- fail_on (a severity), format ("text" or "json").
 function T.report(mig, db, info)
   local plan = T.plan(mig, { file = info.file, sha256 = info.sha256, lint_db = db })
@@ -123,21 +124,26 @@ function T.report(mig, db, info)
       failed = failing > 0, failing = failing, counts = plan.lint.counts, findings = findings,
       not_linted = stopped }) .. "\n", rc
   end
+  -- text: a list of pieces {text, style}, the severities coloured on a
+  -- terminal (inspect.c prints it)
   local out = {}
+  local function put(text, style) out[#out + 1] = { text, style } end
   for _, f in ipairs(findings) do
-    out[#out + 1] = string.format("%s: phase '%s' (%s), statement %d: %s %s: %s", plan.file,
-      f.phase, f.step, f.statement, f.severity, f.rule, f.message)
-    out[#out + 1] = "    " .. (f.where and (f.where .. ": ") or "")
-      .. first_line(f.sql) .. (f.line > 1 and string.format("  (line %d)", f.line) or "")
-    if f.hint then out[#out + 1] = "    hint: " .. f.hint end
+    put(string.format("%s: phase '%s' (%s), statement %d: ", plan.file, f.phase, f.step,
+      f.statement))
+    put(f.severity, f.severity)
+    put(string.format(" %s: %s\n", f.rule, f.message))
+    put("    " .. (f.where and (f.where .. ": ") or "")
+      .. first_line(f.sql) .. (f.line > 1 and string.format("  (line %d)", f.line) or "") .. "\n")
+    if f.hint then put("    hint: " .. f.hint .. "\n") end
   end
   for _, s in ipairs(stopped) do
-    out[#out + 1] = string.format("%s: phase '%s' (%s): not linted past this point: the dry run stopped: %s",
-      plan.file, s.phase, s.step, s.reason)
+    put(string.format("%s: phase '%s' (%s): not linted past this point: the dry run stopped: %s\n",
+      plan.file, s.phase, s.step, s.reason))
   end
-  out[#out + 1] = string.format("lint of migration %s: %s; %d at or above %s", plan.migration,
-    plan_mod.lint_summary(plan), failing, info.fail_on)
-  return table.concat(out, "\n") .. "\n", rc
+  put(string.format("lint of migration %s: %s; %d at or above %s\n", plan.migration,
+    plan_mod.lint_summary(plan), failing, info.fail_on))
+  return out, rc
 end
 
 return T

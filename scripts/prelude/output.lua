@@ -100,21 +100,27 @@ O.duration = duration
 local STEP_LABEL = { up = "", down = " (down)", verify = " (verify)",
                      cleanup = " (down of the failed attempt)" }
 
--- The text form of each event (nil: nothing on stdout in text mode).
+-- The text form of each event (nil: nothing on stdout in text mode): a
+-- line, or a list of pieces {text, style} (style: what colours it on a
+-- terminal, see pgs_styled in runner/output.c; nil: plain).
 local TEXT = {
   start = function(e)
-    return string.format("==> %s migration %s (%s): %d phase%s on %s", e.operation, e.migration,
-      e.file, e.phases, e.phases == 1 and "" or "s", e.target)
+    return { { string.format("==> %s migration %s (%s): %d phase%s on %s", e.operation,
+      e.migration, e.file, e.phases, e.phases == 1 and "" or "s", e.target), "header" } }
   end,
   phase_start = function(e)
-    return string.format("--> [%d/%d] %s%s", e.ordinal, e.phases, e.phase, STEP_LABEL[e.step] or "")
+    return { { string.format("--> [%d/%d] %s%s", e.ordinal, e.phases, e.phase,
+      STEP_LABEL[e.step] or ""), "phase" } }
   end,
   phase_skip = function(e)
-    return string.format("--> [%d/%d] %s: %s", e.ordinal, e.phases, e.phase, e.reason)
+    return { { string.format("--> [%d/%d] %s", e.ordinal, e.phases, e.phase), "phase" },
+      { ": " .. e.reason } }
   end,
   phase_done = function(e)
     local rows = (e.rows and e.rows > 0) and string.format(", %d row%s", e.rows, e.rows == 1 and "" or "s") or ""
-    return string.format("    %s in %s%s", e.result or "done", duration(e.ms), rows)
+    local result = e.result or "done"
+    return { { "    " }, { result, result == "done" and "ok" or "fail" },
+      { string.format(" in %s%s", duration(e.ms), rows) } }
   end,
   log = function(e) return "    " .. e.message end,
   progress = function(e)
@@ -124,7 +130,7 @@ local TEXT = {
       e.job, e.percent, e.keys, e.total, e.rows, e.rate, eta,
       e.waiting and ("; waiting: " .. e.waiting) or "")
   end,
-  note = function(e) return "    note: " .. e.message end,
+  note = function(e) return { { "    " }, { "note:", "warn" }, { " " .. e.message } } end,
   project_start = function(e)
     return string.format("==> directory %s: %d migration file%s, %d applied, %d to run", e.directory,
       e.files, e.files == 1 and "" or "s", e.applied, e.to_run)
@@ -138,11 +144,22 @@ local TEXT = {
       e.to_run == 1 and "" or "s")
   end,
   finish = function(e)
-    return string.format("==> %s of migration %s %s after %s: status %s, %d of %d phases done",
-      e.operation, e.migration, e.exit == 0 and "finished" or "stopped", duration(e.ms),
-      e.status, e.done, e.phases)
+    return { { string.format("==> %s of migration %s ", e.operation, e.migration), "header" },
+      e.exit == 0 and { "finished", "ok" } or { "stopped", "fail" },
+      { string.format(" after %s: status %s, %d of %d phases done", duration(e.ms), e.status,
+        e.done, e.phases), "header" } }
   end,
 }
+
+-- O.write(line): a line of TEXT's form on stdout, with its newline.
+function O.write(line)
+  if type(line) == "table" then
+    for _, piece in ipairs(line) do C.write(piece[1], piece[2]) end
+    C.write("\n")
+  else
+    C.write(line .. "\n")
+  end
+end
 
 -- O.emit{event = "...", ...}: one progress event, as a text line or a JSON line.
 function O.emit(e)
@@ -153,7 +170,7 @@ function O.emit(e)
   elseif not settings.quiet then
     local render = TEXT[e.event]
     local line = render and render(e)
-    if line then C.write(line .. "\n") end
+    if line then O.write(line) end
   end
 end
 

@@ -95,7 +95,7 @@ expect_eq "all done" "$(phase_status slow)" "first=done slow=done last=done"
 
 # ---- on a terminal, a live line shows the running phase's elapsed time
 pgshift --dsn "dbname=$DB" rollback "$f" --to first
-SLEEP=2.5 script -qec "'$PGSHIFT' --dsn 'dbname=$DB' run '$f'" /dev/null >"$WORK/tty.out" 2>&1
+SLEEP=2.5 script -qec "'$PGSHIFT' --color=never --dsn 'dbname=$DB' run '$f'" /dev/null >"$WORK/tty.out" 2>&1
 expect_in "the live line counts the seconds" "$(cat "$WORK/tty.out")" "... slow running for 0:02"
 expect_in "and is cleared before the phase's result" "$(cat "$WORK/tty.out")" $'\r\033[K    done in 2.'
 f2=$(mig shorts <<'LUA'
