@@ -2,7 +2,7 @@
  *
  * backfill.c
  *	  Batched, resumable, adaptive, throttled backfills: the SQL entry
- *	  points shift._backfill_check, shift.backfill_step,
+ *	  points shift_internal._backfill_check, shift.backfill_step,
  *	  CALL shift.backfill_run and shift_internal.backfill_lock_key, and the
  *	  job's run lock.  What the other backfill_*.c files do is listed in
  *	  backfill.h.
@@ -145,7 +145,7 @@ shift_backfill_lock_key(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
 }
 
-/* ---------------------------------------------------------------- shift._backfill_check */
+/* ---------------------------------------------------------------- shift_internal._backfill_check */
 
 /*
  * Stores what _backfill_check resolved: the key index and its columns, and
@@ -185,7 +185,7 @@ store_resolved(BackfillJob *job)
 }
 
 /*
- * shift._backfill_check(name text) returns void
+ * shift_internal._backfill_check(name text) returns void
  *
  * Called by backfill_create (and backfill_set) in the same transaction:
  * resolves the key and, for a copy, the default column mapping, stores them,

@@ -10,8 +10,9 @@
  *	   backfill_batch, sync) are written by no role but their owner, the role
  *	   that ran CREATE EXTENSION.  The SQL functions that change them are
  *	   declared with shift_owner_call as their body: it calls the function of
- *	   the same name and argument types in schema shift_internal (whose
- *	   EXECUTE nobody else holds) as that owner, in a security-restricted
+ *	   the same name and argument types in schema shift_internal (NAME_as_owner
+ *	   for a function shift_internal.NAME; nobody else holds EXECUTE on
+ *	   either) as that owner, in a security-restricted
  *	   operation, and remembers who called, so that the implementation can
  *	   check that the caller owns the row it changes (shift_internal.caller()).
  *	   Those implementations run fixed SQL on the control tables and the
@@ -247,6 +248,7 @@ owner_call_setup(FunctionCallInfo fcinfo)
 	Oid			fn = fcinfo->flinfo->fn_oid;
 	HeapTuple	tup;
 	Form_pg_proc proc;
+	char	   *impl_name;
 	Oid			impl;
 	Oid			owner;
 	OwnerCall  *oc;
@@ -255,8 +257,11 @@ owner_call_setup(FunctionCallInfo fcinfo)
 	if (!HeapTupleIsValid(tup))
 		elog(ERROR, "cache lookup failed for function %u", fn);
 	proc = (Form_pg_proc) GETSTRUCT(tup);
-	impl = LookupFuncName(list_make2(makeString(INTERNAL_SCHEMA),
-									 makeString(pstrdup(NameStr(proc->proname)))),
+	impl_name = pstrdup(NameStr(proc->proname));
+	/* an internal function's implementation beside it is NAME_as_owner */
+	if (proc->pronamespace == get_namespace_oid(INTERNAL_SCHEMA, false))
+		impl_name = psprintf("%s_as_owner", impl_name);
+	impl = LookupFuncName(list_make2(makeString(INTERNAL_SCHEMA), makeString(impl_name)),
 						  proc->pronargs, proc->proargtypes.values, true);
 	ReleaseSysCache(tup);
 	if (!OidIsValid(impl) || impl == fn)
@@ -286,7 +291,8 @@ owner_call_setup(FunctionCallInfo fcinfo)
 
 /*
  * The body of every SQL function that changes a control table: calls
- * shift_internal.<the same name>(<the same argument types>) with the same
+ * shift_internal.<the same name>(<the same argument types>), or
+ * shift_internal.<name>_as_owner for shift_internal.<name>, with the same
  * arguments (and the same result set, for a set-returning function) as the
  * owner of pg_shift, remembering the caller for shift_internal.caller().
  */

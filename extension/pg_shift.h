@@ -102,7 +102,7 @@ extern List *shift_raw_parse(const char *sql, struct ErrorData **error);
 /*
  * The name of the one column expr is, if it is nothing but a column, maybe
  * cast ("id", "\"Id\"::bigint"); NULL otherwise, also for text that does not
- * parse.  shift._plain_column in SQL, sync_plain_column in the trigger.
+ * parse.  shift_internal._plain_column in SQL, sync_plain_column in the trigger.
  */
 extern char *shift_plain_column_name(const char *expr);
 

@@ -6,7 +6,7 @@
  *	  lists): each is parsed alone with the server's own parser, so a
  *	  fragment that is more than it claims (a second statement, a FROM, a
  *	  trailing comment, an unbalanced parenthesis) is refused before it is
- *	  pasted into a statement.  shift._select_list splits a select list into
+ *	  pasted into a statement.  shift_internal._select_list splits a select list into
  *	  its expressions.  Parsing only: no catalog access, no locks.
  *
  * Every text is bounded first (shift_check_size): a parse tree takes many
@@ -254,7 +254,7 @@ shift_is_plain_select(Node *stmt, bool with_where)
 		s->targetList != NIL;
 }
 
-/* ---------------------------------------------------------------- shift._select_list */
+/* ---------------------------------------------------------------- shift_internal._select_list */
 
 /* Does "SELECT (item)" parse as a SELECT of exactly one expression? */
 static bool
@@ -269,7 +269,7 @@ paren_expression(const char *item)
 }
 
 /*
- * shift._select_list(select text) returns text[]
+ * shift_internal._select_list(select text) returns text[]
  *
  * The expressions of a select list, one per element, each checked to stand
  * alone: "id::bigint, lower(email)" -> {"id::bigint", "lower(email)"}.
@@ -425,7 +425,7 @@ shift_plain_column_name(const char *expr)
 }
 
 /*
- * shift._plain_column(expr text) returns text
+ * shift_internal._plain_column(expr text) returns text
  *
  * The column an expression of a select list is, if it is nothing but one
  * column, maybe cast: 'id' -> id, '"Id"::bigint' -> Id; NULL for anything

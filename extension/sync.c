@@ -1,11 +1,11 @@
 /*-------------------------------------------------------------------------
  *
  * sync.c
- *	  Dual-write triggers: shift._sync_trigger, its cache of compiled syncs,
+ *	  Dual-write triggers: shift_internal._sync_trigger, its cache of compiled syncs,
  *	  and the work it does per write.  A sync's definition and the
  *	  statements its table-level triggers run are built in sync_config.c;
- *	  shift._sync_check and the cut-over's check are in sync_check.c;
- *	  shift._select_list, which splits a select list, is in sqlfrag.c.
+ *	  shift_internal._sync_check and the cut-over's check are in sync_check.c;
+ *	  shift_internal._select_list, which splits a select list, is in sqlfrag.c.
  *
  * A sync (a row of shift.sync, made by shift.sync_create) keeps new and old
  * in step while both are in use:
@@ -39,7 +39,7 @@
  * definition as the owner of pg_shift (no application role can read
  * shift.sync), and only if it is what was checked and what the trigger was
  * made for.  Checking and compiling a sync outside a trigger
- * (shift._sync_check, the cut-over's check) runs as the sync's owner.
+ * (shift_internal._sync_check, the cut-over's check) runs as the sync's owner.
  *
  *-------------------------------------------------------------------------
  */
@@ -986,7 +986,7 @@ get_entry(TriggerData *td)
 }
 
 /*
- * shift._sync_trigger() returns trigger
+ * shift_internal._sync_trigger() returns trigger
  *
  * Arguments (from CREATE TRIGGER): the sync's name and its direction
  * ('forward' or 'reverse').  Column level: BEFORE INSERT OR UPDATE FOR EACH
@@ -1004,7 +1004,7 @@ shift_sync_trigger(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("shift._sync_trigger() must be called as a trigger")));
+				 errmsg("shift_internal._sync_trigger() must be called as a trigger")));
 	td = (TriggerData *) fcinfo->context;
 	e = get_entry(td);
 	if (e->column_level)

@@ -3,11 +3,11 @@
  * sync.h
  *	  What the files of the dual-write sync share (private to them):
  *
- *	  sync.c		 the trigger shift._sync_trigger, its cache of compiled
+ *	  sync.c		 the trigger shift_internal._sync_trigger, its cache of compiled
  *					 syncs, the column-level and table-level work per write
  *	  sync_config.c	 a sync's definition read from shift.sync, and the
  *					 statements its table-level triggers run
- *	  sync_check.c	 shift._sync_check and the cut-over's check
+ *	  sync_check.c	 shift_internal._sync_check and the cut-over's check
  *
  *-------------------------------------------------------------------------
  */

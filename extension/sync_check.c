@@ -2,7 +2,7 @@
  *
  * sync_check.c
  *	  Checks of a sync outside its triggers, run as the sync's owner under
- *	  its search_path: shift._sync_check compiles what the triggers will run
+ *	  its search_path: shift_internal._sync_check compiles what the triggers will run
  *	  before sync_create installs them, and shift_internal.cutover_check
  *	  compares the two sides of a table-level sync under the cut-over's
  *	  locks.
@@ -158,10 +158,10 @@ shift_cutover_check(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* ---------------------------------------------------------------- shift._sync_check */
+/* ---------------------------------------------------------------- shift_internal._sync_check */
 
 /*
- * shift._sync_check(name text) returns void
+ * shift_internal._sync_check(name text) returns void
  *
  * Called by sync_create before it installs any trigger: compiles what the
  * triggers will run (both directions of a table-level sync), so every

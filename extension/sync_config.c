@@ -246,7 +246,7 @@ append_names(StringInfo s, List *names, const char *prefix)
 	}
 }
 
-/* The expressions, each in parentheses (shift._select_list made sure they can be). */
+/* The expressions, each in parentheses (shift_internal._select_list made sure they can be). */
 static void
 append_exprs(StringInfo s, List *items)
 {

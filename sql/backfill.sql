@@ -148,7 +148,7 @@ BEGIN
          select_list = CASE WHEN b.kind = 'copy' THEN p_select END,
          key_index = p_key, key_columns = '{}', throttle_query = p_throttle
    WHERE b.name = p_name;
-  PERFORM @extschema@._backfill_check(p_name);   -- resolves a table to its primary key
+  PERFORM shift_internal._backfill_check(p_name);   -- resolves a table to its primary key
   IF old_key IS DISTINCT FROM (SELECT b.key_index FROM @extschema@.backfill b WHERE b.name = p_name) THEN
     -- its checkpoint is a position in that index: another one would skip rows
     RAISE EXCEPTION 'backfill job "%" already exists with a different definition', p_name
@@ -349,7 +349,7 @@ BEGIN
           backfill_create.migration, backfill_create.phase, pg_get_userbyid(who), path);
   -- resolves the key, the default column mapping, checks and prepares
   -- everything, as the job's owner under its search_path; then records it
-  PERFORM @extschema@._backfill_check(v_name);
+  PERFORM shift_internal._backfill_check(v_name);
   PERFORM shift_internal._backfill_seal(v_name);
   RETURN v_name;
 END
@@ -381,7 +381,7 @@ AS 'MODULE_PATHNAME', 'shift_backfill_lock_key'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
 -- Resolves and checks a job's key, columns and SQL (C).
-CREATE FUNCTION @extschema@._backfill_check(name pg_catalog.text)
+CREATE FUNCTION shift_internal._backfill_check(name pg_catalog.text)
 RETURNS void
 AS 'MODULE_PATHNAME', 'shift_backfill_check'
 LANGUAGE C STRICT;
@@ -548,7 +548,7 @@ BEGIN
                                ELSE coalesce(backfill_set.throttle_query, b.throttle_query) END
    WHERE b.name = backfill_set.name;
   IF throttle_query IS NOT NULL OR clear_throttle_query THEN
-    PERFORM @extschema@._backfill_check(name);
+    PERFORM shift_internal._backfill_check(name);
     PERFORM shift_internal._backfill_seal(name);
   END IF;
 END

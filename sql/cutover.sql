@@ -12,7 +12,7 @@
 -- ---------------------------------------------------------------------------
 
 -- Sessions holding a lock on either table, as text for a message.
-CREATE FUNCTION @extschema@._lock_holders(rel1 pg_catalog.regclass, rel2 pg_catalog.regclass,
+CREATE FUNCTION shift_internal._lock_holders(rel1 pg_catalog.regclass, rel2 pg_catalog.regclass,
                                           older_than pg_catalog.interval DEFAULT NULL)
 RETURNS pg_catalog.text
 LANGUAGE sql STABLE
@@ -31,14 +31,14 @@ AS $$
 $$;
 
 /*
- * shift._cutover_blockers(rel1, rel2) -> text: the backfill jobs, of any
+ * shift_internal._cutover_blockers(rel1, rel2) -> text: the backfill jobs, of any
  * role, that still write or read either table (not done, not cancelled),
  * with the pg_cron schedule each was last run by; NULL if none.  A cut-over
  * (or its revert) renames the tables: such a job would follow its table's
  * OID to the archive and write there, where the live table never sees it.
  * Read as the extension's owner (it sees every role's jobs).
  */
-CREATE FUNCTION shift_internal._cutover_blockers(rel1 pg_catalog.regclass, rel2 pg_catalog.regclass)
+CREATE FUNCTION shift_internal._cutover_blockers_as_owner(rel1 pg_catalog.regclass, rel2 pg_catalog.regclass)
 RETURNS pg_catalog.text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -51,7 +51,7 @@ AS $$
    WHERE b.state NOT IN ('done', 'cancelled')
      AND (b.relation IN (rel1, rel2) OR b.into_relation IN (rel1, rel2))
 $$;
-CREATE FUNCTION @extschema@._cutover_blockers(rel1 pg_catalog.regclass, rel2 pg_catalog.regclass)
+CREATE FUNCTION shift_internal._cutover_blockers(rel1 pg_catalog.regclass, rel2 pg_catalog.regclass)
 RETURNS pg_catalog.text
 AS 'MODULE_PATHNAME', 'shift_owner_call'
 LANGUAGE C;
@@ -69,7 +69,7 @@ LANGUAGE C STRICT;
 
 -- Before rel moves to schema nsp: its indexes and sequences move with it, so those whose
 -- names nsp already has (orders_pkey of the old table) get free ones.  Returns how many.
-CREATE FUNCTION @extschema@._free_names(rel pg_catalog.regclass, nsp pg_catalog.name)
+CREATE FUNCTION shift_internal._free_names(rel pg_catalog.regclass, nsp pg_catalog.name)
 RETURNS pg_catalog.int4
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -113,7 +113,7 @@ $$;
  * (name, definition, options, owner, grants, comment) and the foreign keys
  * other tables hold into it (child, name, definition).
  */
-CREATE FUNCTION @extschema@._cutover_capture(from_rel pg_catalog.regclass, to_rel pg_catalog.regclass)
+CREATE FUNCTION shift_internal._cutover_capture(from_rel pg_catalog.regclass, to_rel pg_catalog.regclass)
 RETURNS pg_catalog.jsonb
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -149,7 +149,7 @@ $$;
  * _cutover_rename to give to "to" (the archive's drop would drop it).
  * Returns {sequences: [what was done, as text], owned: [{seq, col}]}.
  */
-CREATE FUNCTION @extschema@._cutover_sequences(from_rel pg_catalog.regclass, to_rel pg_catalog.regclass,
+CREATE FUNCTION shift_internal._cutover_sequences(from_rel pg_catalog.regclass, to_rel pg_catalog.regclass,
                                                reverse pg_catalog.bool)
 RETURNS pg_catalog.jsonb
 LANGUAGE plpgsql
@@ -238,7 +238,7 @@ $$;
  * schema, and the sequences "from" owned (owned: [{seq, col}]) are given to
  * "to" once it is in their schema (OWNED BY wants the table there).
  */
-CREATE FUNCTION @extschema@._cutover_rename(from_rel pg_catalog.regclass, to_rel pg_catalog.regclass,
+CREATE FUNCTION shift_internal._cutover_rename(from_rel pg_catalog.regclass, to_rel pg_catalog.regclass,
                                             reverse pg_catalog.bool, archive pg_catalog.text,
                                             target_name pg_catalog.text, owned pg_catalog.jsonb)
 RETURNS void
@@ -266,7 +266,7 @@ BEGIN
     EXECUTE format('ALTER TABLE %s RENAME TO %I', to_rel, from_name);
   END IF;
   IF to_nsp <> from_nsp THEN
-    PERFORM @extschema@._free_names(to_rel, from_nsp);
+    PERFORM shift_internal._free_names(to_rel, from_nsp);
     EXECUTE format('ALTER TABLE %s SET SCHEMA %I', to_rel, from_nsp);
   END IF;
   FOR o IN SELECT * FROM jsonb_array_elements(owned) LOOP
@@ -274,7 +274,7 @@ BEGIN
   END LOOP;
   IF reverse THEN
     IF target_id[1] <> from_nsp THEN
-      PERFORM @extschema@._free_names(from_rel, target_id[1]);
+      PERFORM shift_internal._free_names(from_rel, target_id[1]);
       EXECUTE format('ALTER TABLE %s SET SCHEMA %I', from_rel, target_id[1]);
     END IF;
     EXECUTE format('ALTER TABLE %s RENAME TO %I', from_rel, target_id[2]);
@@ -294,7 +294,7 @@ $$;
  * pending, the OIDs of the re-pointed constraints to validate, those valid
  * before pg_shift touched them (now, or at the first cut-over: repointed_before).
  */
-CREATE FUNCTION @extschema@._cutover_carry(captured pg_catalog.jsonb, from_name pg_catalog.text,
+CREATE FUNCTION shift_internal._cutover_carry(captured pg_catalog.jsonb, from_name pg_catalog.text,
                                            repointed_before pg_catalog.text[])
 RETURNS pg_catalog.jsonb
 LANGUAGE plpgsql
@@ -362,7 +362,7 @@ $$;
 
 -- What stays with the old table, said in a warning: its own triggers,
 -- materialized views over it, column-level grants.
-CREATE FUNCTION @extschema@._cutover_left_behind(from_rel pg_catalog.regclass, to_rel pg_catalog.regclass,
+CREATE FUNCTION shift_internal._cutover_left_behind(from_rel pg_catalog.regclass, to_rel pg_catalog.regclass,
                                                  from_name pg_catalog.text, to_name pg_catalog.text)
 RETURNS void
 LANGUAGE plpgsql
@@ -375,7 +375,7 @@ BEGIN
            (SELECT string_agg(format('trigger %I', t.tgname), ', ')
               FROM pg_trigger t
              WHERE t.tgrelid = from_rel AND NOT t.tgisinternal
-               AND t.tgfoid <> '@extschema@._sync_trigger'::pg_catalog.regproc
+               AND t.tgfoid <> 'shift_internal._sync_trigger'::pg_catalog.regproc
                AND NOT EXISTS (SELECT 1 FROM pg_trigger t2 WHERE t2.tgrelid = to_rel AND t2.tgname = t.tgname)),
            (SELECT string_agg(DISTINCT format('materialized view %s', r.ev_class::pg_catalog.regclass), ', ')
               FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class c ON c.oid = r.ev_class
@@ -396,7 +396,7 @@ $$;
  * compiled against the renamed tables as its owner and sealed (_sync_turn),
  * and its triggers made again.  Returns what it did.
  */
-CREATE FUNCTION @extschema@._cutover_swap(s @extschema@.sync, reverse pg_catalog.bool,
+CREATE FUNCTION shift_internal._cutover_swap(s @extschema@.sync, reverse pg_catalog.bool,
                                           archive pg_catalog.text,
                                           OUT views pg_catalog.text[], OUT foreign_keys pg_catalog.text[],
                                           OUT to_validate pg_catalog.text[], OUT sequences pg_catalog.text[])
@@ -419,26 +419,26 @@ BEGIN
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = from_rel;
   SELECT n.nspname, c.relname INTO to_nsp, to_name
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_rel;
-  captured := @extschema@._cutover_capture(from_rel, to_rel);
+  captured := shift_internal._cutover_capture(from_rel, to_rel);
   -- "from"'s grants and owner (the owner first: a sequence can only be OWNED
   -- BY a table of its own owner, and the one "from" owned is given to "to")
   PERFORM @extschema@.copy_grants(from_rel, to_rel);
   IF (SELECT pg_get_userbyid(c.relowner) FROM pg_class c WHERE c.oid = to_rel) <> from_owner THEN
     EXECUTE format('ALTER TABLE %s OWNER TO %I', to_rel, from_owner);
   END IF;
-  seqs := @extschema@._cutover_sequences(from_rel, to_rel, reverse);
-  PERFORM @extschema@._cutover_rename(from_rel, to_rel, reverse, archive, s.target_name, seqs -> 'owned');
-  carried := @extschema@._cutover_carry(captured, from_name, s.repointed_fks);
-  PERFORM @extschema@._cutover_left_behind(from_rel, to_rel, from_name, to_name);
+  seqs := shift_internal._cutover_sequences(from_rel, to_rel, reverse);
+  PERFORM shift_internal._cutover_rename(from_rel, to_rel, reverse, archive, s.target_name, seqs -> 'owned');
+  carried := shift_internal._cutover_carry(captured, from_name, s.repointed_fks);
+  PERFORM shift_internal._cutover_left_behind(from_rel, to_rel, from_name, to_name);
 
-  PERFORM @extschema@._sync_uninstall(s.name);
-  PERFORM @extschema@._sync_turn(s.name, reverse,
+  PERFORM shift_internal._sync_uninstall(s.name);
+  PERFORM shift_internal._sync_turn(s.name, reverse,
     quote_ident(from_nsp) || '.' || quote_ident(archive),
     quote_ident(from_nsp) || '.' || quote_ident(from_name),
     quote_ident(to_nsp) || '.' || quote_ident(to_name),
     ARRAY(SELECT jsonb_array_elements_text(carried -> 'repointed')),
     ARRAY(SELECT jsonb_array_elements_text(carried -> 'pending'))::pg_catalog.oid[]);
-  PERFORM @extschema@._sync_install(s.name);
+  PERFORM shift_internal._sync_install(s.name);
   views := ARRAY(SELECT jsonb_array_elements_text(carried -> 'views'));
   foreign_keys := ARRAY(SELECT jsonb_array_elements_text(carried -> 'foreign_keys'));
   to_validate := ARRAY(SELECT jsonb_array_elements_text(carried -> 'to_validate'));
@@ -465,7 +465,7 @@ CREATE TYPE @extschema@.cutover_result AS (
  * the errors.  Returns the name the old table is to take (archive, or its
  * default).
  */
-CREATE FUNCTION @extschema@._cutover_refusal(s @extschema@.sync, reverse pg_catalog.bool,
+CREATE FUNCTION shift_internal._cutover_refusal(s @extschema@.sync, reverse pg_catalog.bool,
   what pg_catalog.text, archive pg_catalog.text, check_rows pg_catalog.int4,
   retries pg_catalog.int4, backoff pg_catalog.float8, max_backoff pg_catalog.float8,
   max_xact_age pg_catalog.interval)
@@ -540,7 +540,7 @@ BEGIN
             HINT = 'Drop those foreign keys before the cut-over and add them to the new table afterwards (db:add_foreign_key).';
   END IF;
   -- a backfill still at work on either table would follow it to the archive
-  blockers := @extschema@._cutover_blockers(s.relation, s.target);
+  blockers := shift_internal._cutover_blockers(s.relation, s.target);
   IF blockers IS NOT NULL THEN
     RAISE EXCEPTION 'cannot % sync "%": a backfill is not finished on % or %', what, s.name, s.relation, s.target
       USING ERRCODE = 'object_in_use',
@@ -548,7 +548,7 @@ BEGIN
             HINT = 'Let it finish (CALL shift.backfill_run) or cancel it (SELECT shift.backfill_cancel(name)), and remove the pg_cron schedule that runs it; then try again.';
   END IF;
   -- a long transaction holding either table would make every attempt time out
-  blockers := @extschema@._lock_holders(s.relation, s.target, max_xact_age);
+  blockers := shift_internal._lock_holders(s.relation, s.target, max_xact_age);
   IF blockers IS NOT NULL THEN
     RAISE EXCEPTION 'cannot % sync "%": long-running transactions hold % or %', what, s.name, s.relation, s.target
       USING ERRCODE = 'object_in_use',
@@ -560,7 +560,7 @@ END
 $$;
 
 -- Shared by cutover and cutover_revert: the locks, the retries, the check, the swap.
-CREATE FUNCTION @extschema@._cutover(p_sync pg_catalog.text, reverse pg_catalog.bool, archive pg_catalog.text,
+CREATE FUNCTION shift_internal._cutover(p_sync pg_catalog.text, reverse pg_catalog.bool, archive pg_catalog.text,
   check_mode pg_catalog.text, check_rows pg_catalog.int4, lock_timeout pg_catalog.text,
   retries pg_catalog.int4, backoff pg_catalog.float8, max_backoff pg_catalog.float8,
   max_xact_age pg_catalog.interval)
@@ -582,7 +582,7 @@ DECLARE
   what pg_catalog.text := CASE WHEN reverse THEN 'revert the cut-over of' ELSE 'cut over' END;
 BEGIN
   s := shift_internal.sync_row(p_sync);
-  archive := @extschema@._cutover_refusal(s, reverse, what, archive, check_rows, retries, backoff,
+  archive := shift_internal._cutover_refusal(s, reverse, what, archive, check_rows, retries, backoff,
                                           max_backoff, max_xact_age);
   -- writers take the table they write first, then (through the sync) the
   -- other one: locking in that order cannot deadlock with them
@@ -600,7 +600,7 @@ BEGIN
       EXECUTE format('LOCK TABLE %s, %s IN ACCESS EXCLUSIVE MODE', first_rel, second_rel);
       t1 := clock_timestamp();
       PERFORM shift_internal.cutover_check(p_sync, reverse, check_mode, check_rows);
-      r := @extschema@._cutover_swap(s, reverse, archive);
+      r := shift_internal._cutover_swap(s, reverse, archive);
       PERFORM set_config('lock_timeout', old_timeout, true);
       res.attempts := attempt;
       res.lock_wait_ms := 1000 * extract(epoch FROM t1 - t0);
@@ -618,7 +618,7 @@ BEGIN
       RETURN NEXT res;
       RETURN;
     EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
-      blockers := @extschema@._lock_holders(s.relation, s.target);
+      blockers := shift_internal._lock_holders(s.relation, s.target);
       IF attempt > retries THEN
         RAISE EXCEPTION 'could not % sync "%": % and % stayed locked through % attempts (lock_timeout %)',
                         what, p_sync, s.relation, s.target, attempt, _cutover.lock_timeout
@@ -655,7 +655,7 @@ RETURNS SETOF @extschema@.cutover_result
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT * FROM @extschema@._cutover(sync, false, archive, "check", check_rows, lock_timeout, retries,
+  SELECT * FROM shift_internal._cutover(sync, false, archive, "check", check_rows, lock_timeout, retries,
                                      backoff, max_backoff, max_xact_age)
 $$;
 
@@ -673,7 +673,7 @@ RETURNS SETOF @extschema@.cutover_result
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT * FROM @extschema@._cutover(sync, true, NULL, "check", check_rows, lock_timeout, retries,
+  SELECT * FROM shift_internal._cutover(sync, true, NULL, "check", check_rows, lock_timeout, retries,
                                      backoff, max_backoff, max_xact_age)
 $$;
 

@@ -6,7 +6,7 @@
 --                   the helpers the row-level security policies call.
 --   shift_operator  reads its own rows of every control table and view (the
 --                   policies decide which), calls every function of schema
---                   shift.  It writes no control table directly: nobody but
+--                   shift and the internal steps they call (listed below).  It writes no control table directly: nobody but
 --                   the extension's owner does (see sql/control.sql).
 --
 -- Nothing is SECURITY DEFINER; the functions in shift_internal that the
@@ -51,6 +51,48 @@ GRANT EXECUTE ON FUNCTION shift_internal.pin_search_path(pg_catalog.text),
                           shift_internal.sync_installed_digest(pg_catalog.text),
                           shift_internal.cutover_check(pg_catalog.text, pg_catalog.bool, pg_catalog.text, pg_catalog.int4)
   TO PUBLIC;
+
+-- the steps of the caller-level functions (sync_create, sync_drop, the
+-- cut-over, backfill_create), kept in shift_internal out of \df shift.*'s
+-- sight: executable by shift_operator, as they were when they lived in
+-- schema shift; those of them that change a control table run their
+-- NAME_as_owner implementation as the owner (shift_owner_call)
+GRANT EXECUTE ON FUNCTION
+  shift_internal._backfill_check(pg_catalog.text),
+  shift_internal._cutover(pg_catalog.text, pg_catalog.bool, pg_catalog.text, pg_catalog.text, pg_catalog.int4,
+                          pg_catalog.text, pg_catalog.int4, pg_catalog.float8, pg_catalog.float8, pg_catalog.interval),
+  shift_internal._cutover_blockers(pg_catalog.regclass, pg_catalog.regclass),
+  shift_internal._cutover_capture(pg_catalog.regclass, pg_catalog.regclass),
+  shift_internal._cutover_carry(pg_catalog.jsonb, pg_catalog.text, pg_catalog.text[]),
+  shift_internal._cutover_left_behind(pg_catalog.regclass, pg_catalog.regclass, pg_catalog.text, pg_catalog.text),
+  shift_internal._cutover_refusal(@extschema@.sync, pg_catalog.bool, pg_catalog.text, pg_catalog.text, pg_catalog.int4,
+                                  pg_catalog.int4, pg_catalog.float8, pg_catalog.float8, pg_catalog.interval),
+  shift_internal._cutover_rename(pg_catalog.regclass, pg_catalog.regclass, pg_catalog.bool, pg_catalog.text,
+                                 pg_catalog.text, pg_catalog.jsonb),
+  shift_internal._cutover_sequences(pg_catalog.regclass, pg_catalog.regclass, pg_catalog.bool),
+  shift_internal._cutover_swap(@extschema@.sync, pg_catalog.bool, pg_catalog.text),
+  shift_internal._free_names(pg_catalog.regclass, pg_catalog.name),
+  shift_internal._lock_holders(pg_catalog.regclass, pg_catalog.regclass, pg_catalog.interval),
+  shift_internal._plain_column(pg_catalog.text),
+  shift_internal._primary_key(pg_catalog.regclass),
+  shift_internal._select_list(pg_catalog.text),
+  shift_internal._sync_check(pg_catalog.text),
+  shift_internal._sync_create_args(pg_catalog.text, pg_catalog.regclass, pg_catalog.text, pg_catalog.text,
+                                   pg_catalog.regclass, pg_catalog.text[], pg_catalog.text, pg_catalog.text[],
+                                   pg_catalog.text[], pg_catalog.text, pg_catalog.text[], pg_catalog.text),
+  shift_internal._sync_forget(pg_catalog.text),
+  shift_internal._sync_install(pg_catalog.text),
+  shift_internal._sync_mapping(pg_catalog.text, pg_catalog.text, pg_catalog.regclass, pg_catalog.regclass,
+                               pg_catalog.text[], pg_catalog.text, pg_catalog.text[]),
+  shift_internal._sync_new_table(pg_catalog.text, pg_catalog.regclass, pg_catalog.regclass),
+  shift_internal._sync_record(@extschema@.sync, pg_catalog.text),
+  shift_internal._sync_trigger(),
+  shift_internal._sync_trigger_names(pg_catalog.text),
+  shift_internal._sync_turn(pg_catalog.text, pg_catalog.bool, pg_catalog.text, pg_catalog.text, pg_catalog.text,
+                            pg_catalog.text[], pg_catalog.oid[]),
+  shift_internal._sync_uninstall(pg_catalog.text),
+  shift_internal._writable_columns(pg_catalog.regclass)
+  TO shift_operator;
 
 -- shift_monitor (sql/monitor.sql): reads, runs nothing.  The views are
 -- security_invoker, so it reads them through the tables' policies; the

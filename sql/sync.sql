@@ -60,25 +60,25 @@ CREATE POLICY visible_to_owner ON @extschema@.sync FOR SELECT
   USING (shift_internal.may_act(owner));
 
 -- The trigger function (C): arguments are the sync's name and its direction.
-CREATE FUNCTION @extschema@._sync_trigger()
+CREATE FUNCTION shift_internal._sync_trigger()
 RETURNS trigger
 AS 'MODULE_PATHNAME', 'shift_sync_trigger'
 LANGUAGE C;
 
 -- Compiles everything a sync's triggers will run (C), so mistakes surface now.
-CREATE FUNCTION @extschema@._sync_check(name pg_catalog.text)
+CREATE FUNCTION shift_internal._sync_check(name pg_catalog.text)
 RETURNS void
 AS 'MODULE_PATHNAME', 'shift_sync_check'
 LANGUAGE C STRICT;
 
 -- 'a::bigint, lower(b)' -> {a::bigint,lower(b)}, each checked to stand alone (C).
-CREATE FUNCTION @extschema@._select_list("select" pg_catalog.text)
+CREATE FUNCTION shift_internal._select_list("select" pg_catalog.text)
 RETURNS pg_catalog.text[]
 AS 'MODULE_PATHNAME', 'shift_select_list'
 LANGUAGE C STRICT IMMUTABLE;
 
 -- The names of a sync's triggers (the first one is the column-level trigger).
-CREATE FUNCTION @extschema@._sync_trigger_names(name pg_catalog.text)
+CREATE FUNCTION shift_internal._sync_trigger_names(name pg_catalog.text)
 RETURNS pg_catalog.text[]
 LANGUAGE sql IMMUTABLE
 AS $$
@@ -152,8 +152,8 @@ AS $$
   SELECT CASE WHEN count(DISTINCT d) = 1 THEN min(d) END
     FROM (SELECT (string_to_array(encode(tg.tgargs, 'escape'), '\000'))[3] AS d
             FROM pg_trigger tg
-           WHERE tg.tgfoid = '@extschema@._sync_trigger'::pg_catalog.regproc AND tg.tgparentid = 0
-             AND tg.tgname = ANY (@extschema@._sync_trigger_names(p_name))
+           WHERE tg.tgfoid = 'shift_internal._sync_trigger'::pg_catalog.regproc AND tg.tgparentid = 0
+             AND tg.tgname = ANY (shift_internal._sync_trigger_names(p_name))
              AND substr(tg.tgargs, 1, octet_length(p_name) + 1)
                  = convert_to(p_name, current_setting('server_encoding')) || decode('00', 'hex')) t
 $$;
@@ -184,15 +184,15 @@ AS $$
 $$;
 
 /*
- * shift._sync_record(row, if_exists) -> created
+ * shift_internal._sync_record(row, if_exists) -> created
  *
  * Records a sync sync_create has worked out (its owner the caller, its
  * search_path pinned), compiles everything its triggers will run as that
- * owner (shift._sync_check) and seals what was checked.  An identical sync
+ * owner (shift_internal._sync_check) and seals what was checked.  An identical sync
  * of the caller's with if_exists => 'reuse' is kept (false); any other
  * existing sync of that name is an error.
  */
-CREATE FUNCTION shift_internal._sync_record(new_row @extschema@.sync, if_exists pg_catalog.text)
+CREATE FUNCTION shift_internal._sync_record_as_owner(new_row @extschema@.sync, if_exists pg_catalog.text)
 RETURNS pg_catalog.bool
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -232,7 +232,7 @@ BEGIN
             HINT = 'Drop it with shift.sync_drop(''' || new_row.name || ''') or choose another name.';
   END IF;
   INSERT INTO @extschema@.sync SELECT new_row.*;
-  PERFORM @extschema@._sync_check(new_row.name);
+  PERFORM shift_internal._sync_check(new_row.name);
   PERFORM shift_internal._sync_seal(new_row.name);
   RETURN true;
 END
@@ -251,9 +251,9 @@ AS $$
 $$;
 
 /*
- * shift._sync_forget(name): forgets a sync whose triggers sync_drop removed.
+ * shift_internal._sync_forget(name): forgets a sync whose triggers sync_drop removed.
  */
-CREATE FUNCTION shift_internal._sync_forget(p_name pg_catalog.text)
+CREATE FUNCTION shift_internal._sync_forget_as_owner(p_name pg_catalog.text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -270,12 +270,12 @@ END
 $$;
 
 /*
- * shift._sync_turn(...): records a cut-over (reverse false) or its revert
+ * shift_internal._sync_turn(...): records a cut-over (reverse false) or its revert
  * (reverse true) that _cutover_swap has just made, once it has checked the
  * sync is still in the direction the swap started from; re-compiles the
  * turned-around triggers' SQL as the owner and seals it.
  */
-CREATE FUNCTION shift_internal._sync_turn(p_name pg_catalog.text, reverse pg_catalog.bool,
+CREATE FUNCTION shift_internal._sync_turn_as_owner(p_name pg_catalog.text, reverse pg_catalog.bool,
   p_archive_name pg_catalog.text, p_relation_name pg_catalog.text, p_target_name pg_catalog.text,
   p_repointed pg_catalog.text[], p_to_validate pg_catalog.oid[])
 RETURNS void
@@ -306,21 +306,21 @@ BEGIN
            repointed_fks = p_repointed, to_validate = p_to_validate
      WHERE x.name = p_name;
   END IF;
-  PERFORM @extschema@._sync_check(p_name);
+  PERFORM shift_internal._sync_check(p_name);
   PERFORM shift_internal._sync_seal(p_name);
 END
 $$;
 
 -- What the caller-level functions below call to change shift.sync (control.c).
-CREATE FUNCTION @extschema@._sync_record(new_row @extschema@.sync, if_exists pg_catalog.text)
+CREATE FUNCTION shift_internal._sync_record(new_row @extschema@.sync, if_exists pg_catalog.text)
 RETURNS pg_catalog.bool
 AS 'MODULE_PATHNAME', 'shift_owner_call'
 LANGUAGE C;
-CREATE FUNCTION @extschema@._sync_forget(p_name pg_catalog.text)
+CREATE FUNCTION shift_internal._sync_forget(p_name pg_catalog.text)
 RETURNS void
 AS 'MODULE_PATHNAME', 'shift_owner_call'
 LANGUAGE C;
-CREATE FUNCTION @extschema@._sync_turn(p_name pg_catalog.text, reverse pg_catalog.bool,
+CREATE FUNCTION shift_internal._sync_turn(p_name pg_catalog.text, reverse pg_catalog.bool,
   p_archive_name pg_catalog.text, p_relation_name pg_catalog.text, p_target_name pg_catalog.text,
   p_repointed pg_catalog.text[], p_to_validate pg_catalog.oid[])
 RETURNS void
@@ -328,7 +328,7 @@ AS 'MODULE_PATHNAME', 'shift_owner_call'
 LANGUAGE C;
 
 -- Creates the triggers of a sync in its current direction.
-CREATE FUNCTION @extschema@._sync_install(p_name pg_catalog.text)
+CREATE FUNCTION shift_internal._sync_install(p_name pg_catalog.text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -340,7 +340,7 @@ DECLARE
   kind pg_catalog."char";
   owned boolean;
   base pg_catalog.text := 'shift_sync_' || p_name;
-  fn pg_catalog.text := '@extschema@._sync_trigger';
+  fn pg_catalog.text := 'shift_internal._sync_trigger';
   args pg_catalog.text;
 BEGIN
   -- only a definition that is what was checked is ever installed
@@ -401,7 +401,7 @@ END
 $$;
 
 -- Drops whatever triggers of the sync exist, on either table or any partition.
-CREATE FUNCTION @extschema@._sync_uninstall(p_name pg_catalog.text)
+CREATE FUNCTION shift_internal._sync_uninstall(p_name pg_catalog.text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -411,8 +411,8 @@ DECLARE
 BEGIN
   FOR t IN SELECT tg.tgname, tg.tgrelid::pg_catalog.regclass AS rel
              FROM pg_trigger tg
-            WHERE tg.tgfoid = '@extschema@._sync_trigger'::pg_catalog.regproc AND tg.tgparentid = 0
-              AND tg.tgname = ANY (@extschema@._sync_trigger_names(p_name))
+            WHERE tg.tgfoid = 'shift_internal._sync_trigger'::pg_catalog.regproc AND tg.tgparentid = 0
+              AND tg.tgname = ANY (shift_internal._sync_trigger_names(p_name))
               -- its first argument names the sync: also a partition detached since
               AND pg_catalog.substr(tg.tgargs, 1, pg_catalog.octet_length(p_name) + 1)
                   = pg_catalog.convert_to(p_name, pg_catalog.current_setting('server_encoding'))
@@ -424,7 +424,7 @@ END
 $$;
 
 -- Column names of rel that are not dropped or generated, in order.
-CREATE FUNCTION @extschema@._writable_columns(rel pg_catalog.regclass)
+CREATE FUNCTION shift_internal._writable_columns(rel pg_catalog.regclass)
 RETURNS pg_catalog.text[]
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -435,7 +435,7 @@ AS $$
 $$;
 
 -- The primary key's column names, or NULL.
-CREATE FUNCTION @extschema@._primary_key(rel pg_catalog.regclass)
+CREATE FUNCTION shift_internal._primary_key(rel pg_catalog.regclass)
 RETURNS pg_catalog.text[]
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -453,7 +453,7 @@ $$;
  * src per column (default: the same names), and dst's key (default: its
  * primary key, which must be among the columns).
  */
-CREATE FUNCTION @extschema@._sync_mapping(sync_name pg_catalog.text, what pg_catalog.text,
+CREATE FUNCTION shift_internal._sync_mapping(sync_name pg_catalog.text, what pg_catalog.text,
   src pg_catalog.regclass, dst pg_catalog.regclass, columns pg_catalog.text[],
   "select" pg_catalog.text, key pg_catalog.text[],
   OUT out_columns pg_catalog.text[], OUT out_expressions pg_catalog.text[], OUT out_key pg_catalog.text[])
@@ -462,8 +462,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   c pg_catalog.text;
-  src_cols pg_catalog.text[] := @extschema@._writable_columns(src);
-  dst_cols pg_catalog.text[] := @extschema@._writable_columns(dst);
+  src_cols pg_catalog.text[] := shift_internal._writable_columns(src);
+  dst_cols pg_catalog.text[] := shift_internal._writable_columns(dst);
 BEGIN
   IF columns IS NULL THEN
     SELECT coalesce(array_agg(x ORDER BY o), '{}') INTO out_columns
@@ -489,7 +489,7 @@ BEGIN
     SELECT array_agg(quote_ident(x) ORDER BY o) INTO out_expressions
       FROM unnest(out_columns) WITH ORDINALITY AS d(x, o);
   ELSE
-    out_expressions := @extschema@._select_list("select");
+    out_expressions := shift_internal._select_list("select");
   END IF;
   IF cardinality(out_expressions) <> cardinality(out_columns) THEN
     RAISE EXCEPTION 'the % mapping of sync "%" has % columns but % expressions', what, sync_name,
@@ -497,7 +497,7 @@ BEGIN
       USING ERRCODE = 'invalid_parameter_value',
             HINT = 'Give one expression per column, in the same order.';
   END IF;
-  out_key := coalesce(key, @extschema@._primary_key(dst));
+  out_key := coalesce(key, shift_internal._primary_key(dst));
   IF out_key IS NULL THEN
     RAISE EXCEPTION '% has no primary key to match rows by (the % mapping of sync "%")', dst, what, sync_name
       USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -530,7 +530,7 @@ $$;
 
 -- The column an expression is, if it is nothing but a column (maybe cast):
 -- 'id', '"Id"::bigint'; NULL otherwise (sqlfrag.c: the server's parser reads it).
-CREATE FUNCTION @extschema@._plain_column(expr pg_catalog.text)
+CREATE FUNCTION shift_internal._plain_column(expr pg_catalog.text)
 RETURNS pg_catalog.text
 AS 'MODULE_PATHNAME', 'shift_plain_column'
 LANGUAGE C IMMUTABLE STRICT;
@@ -540,7 +540,7 @@ LANGUAGE C IMMUTABLE STRICT;
  * which of them go together, what the tables are, whether the caller may
  * create triggers on them.
  */
-CREATE FUNCTION @extschema@._sync_create_args(v_name pg_catalog.text, relation pg_catalog.regclass,
+CREATE FUNCTION shift_internal._sync_create_args(v_name pg_catalog.text, relation pg_catalog.regclass,
   set pg_catalog.text, reverse_set pg_catalog.text, "into" pg_catalog.regclass,
   columns pg_catalog.text[], "select" pg_catalog.text, key pg_catalog.text[],
   reverse_columns pg_catalog.text[], reverse_select pg_catalog.text, reverse_key pg_catalog.text[],
@@ -611,7 +611,7 @@ $$;
  * as the caller: an error if it already holds rows, a warning naming the
  * roles that write relation but could not write it.
  */
-CREATE FUNCTION @extschema@._sync_new_table(v_name pg_catalog.text, relation pg_catalog.regclass,
+CREATE FUNCTION shift_internal._sync_new_table(v_name pg_catalog.text, relation pg_catalog.regclass,
                                             "into" pg_catalog.regclass)
 RETURNS void
 LANGUAGE plpgsql
@@ -688,7 +688,7 @@ DECLARE
   rev record;
   missing pg_catalog.text;
 BEGIN
-  PERFORM @extschema@._sync_create_args(v_name, relation, set, reverse_set, "into", columns, "select",
+  PERFORM shift_internal._sync_create_args(v_name, relation, set, reverse_set, "into", columns, "select",
                                         key, reverse_columns, reverse_select, reverse_key, if_exists);
 
   -- the whole definition, defaults filled in
@@ -708,13 +708,13 @@ BEGIN
     new_row.kind := 'table';
     new_row.target := "into";
     new_row.target_alias := (SELECT c.relname FROM pg_class c WHERE c.oid = "into");
-    SELECT * INTO fwd FROM @extschema@._sync_mapping(v_name, 'forward', relation, "into", columns,
+    SELECT * INTO fwd FROM shift_internal._sync_mapping(v_name, 'forward', relation, "into", columns,
                                                      "select", key);
     new_row.target_columns := fwd.out_columns;
     new_row.expressions := fwd.out_expressions;
     new_row.target_key := fwd.out_key;
     IF reverse THEN
-      SELECT * INTO rev FROM @extschema@._sync_mapping(v_name, 'reverse', "into", relation,
+      SELECT * INTO rev FROM shift_internal._sync_mapping(v_name, 'reverse', "into", relation,
                                                        reverse_columns, reverse_select, reverse_key);
       new_row.reverse_columns := rev.out_columns;
       new_row.reverse_expressions := rev.out_expressions;
@@ -727,8 +727,8 @@ BEGIN
     -- Then a copy backfill need only lock the rows it reads against key
     -- changes (FOR KEY SHARE); otherwise against every change (FOR SHARE).
     new_row.key_follows_source := coalesce((
-      SELECT bool_and(@extschema@._plain_column(m.e) = ANY (@extschema@._primary_key(relation)))
-             AND count(DISTINCT @extschema@._plain_column(m.e)) = cardinality(@extschema@._primary_key(relation))
+      SELECT bool_and(shift_internal._plain_column(m.e) = ANY (shift_internal._primary_key(relation)))
+             AND count(DISTINCT shift_internal._plain_column(m.e)) = cardinality(shift_internal._primary_key(relation))
         FROM unnest(fwd.out_columns, fwd.out_expressions) AS m(c, e)
        WHERE m.c = ANY (fwd.out_key)), false);
   END IF;
@@ -738,7 +738,7 @@ BEGIN
   SELECT * INTO old FROM @extschema@.sync s WHERE s.name = v_name;
   IF FOUND THEN
     IF if_exists = 'reuse' AND shift_internal._sync_same(old, new_row)
-       AND NOT @extschema@._sync_record(new_row, if_exists) THEN
+       AND NOT shift_internal._sync_record(new_row, if_exists) THEN
       RETURN v_name;
     END IF;
     RAISE EXCEPTION 'sync "%" already exists%', v_name,
@@ -760,11 +760,11 @@ BEGIN
     END IF;
   END IF;
   -- recorded as the caller's, compiled as the caller and sealed (control.c)
-  PERFORM @extschema@._sync_record(new_row, if_exists);
+  PERFORM shift_internal._sync_record(new_row, if_exists);
   IF new_row.kind = 'table' THEN
-    PERFORM @extschema@._sync_new_table(v_name, relation, "into");
+    PERFORM shift_internal._sync_new_table(v_name, relation, "into");
   END IF;
-  PERFORM @extschema@._sync_install(v_name);
+  PERFORM shift_internal._sync_install(v_name);
   RETURN v_name;
 END
 $$;
@@ -806,8 +806,8 @@ BEGIN
   ELSE
     EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', rec.relation);
   END IF;
-  PERFORM @extschema@._sync_uninstall(name);
-  PERFORM @extschema@._sync_forget(name);
+  PERFORM shift_internal._sync_uninstall(name);
+  PERFORM shift_internal._sync_forget(name);
 END
 $$;
 
@@ -843,11 +843,11 @@ SELECT s.name,
     SELECT array_agg(DISTINCT tg.tgname::pg_catalog.text ORDER BY tg.tgname::pg_catalog.text) AS triggers,
            bool_and(tg.tgenabled <> 'D') AS enabled
       FROM pg_catalog.pg_trigger tg
-     WHERE tg.tgfoid = '@extschema@._sync_trigger'::pg_catalog.regproc AND tg.tgparentid = 0
+     WHERE tg.tgfoid = 'shift_internal._sync_trigger'::pg_catalog.regproc AND tg.tgparentid = 0
        AND tg.tgrelid IN (SELECT s.relation UNION SELECT s.target
                           UNION SELECT t.relid FROM pg_catalog.pg_partition_tree(s.relation) t
                           UNION SELECT t.relid FROM pg_catalog.pg_partition_tree(s.target) t)
-       AND tg.tgname = ANY (@extschema@._sync_trigger_names(s.name))) t ON true;
+       AND tg.tgname = ANY (shift_internal._sync_trigger_names(s.name))) t ON true;
 COMMENT ON VIEW @extschema@.sync_status IS
   'every sync: kind, direction, which table fires into which, its triggers and whether they are enabled, its SQL';
 

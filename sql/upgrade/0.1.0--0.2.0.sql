@@ -387,6 +387,7 @@ DECLARE
   s record;
   t record;
   digest pg_catalog.text;
+  def pg_catalog.text;
   msg pg_catalog.text;
   state pg_catalog.text;
 BEGIN
@@ -405,7 +406,7 @@ BEGIN
                                                            con.conrelid::regclass, con.conname) = v)));
     END IF;
     BEGIN
-      PERFORM @extschema@._sync_check(s.name);
+      PERFORM shift_internal._sync_check(s.name);
     EXCEPTION WHEN OTHERS THEN
       GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
       IF s.live THEN
@@ -422,7 +423,16 @@ BEGIN
     PERFORM shift_internal._sync_seal(s.name);
     digest := shift_internal.sync_verify(s.name);
     FOR t IN SELECT * FROM shift_0_1_0.sync_trigger x WHERE x.sync = s.name ORDER BY x.tgrelid, x.tgname LOOP
-      EXECUTE replace(t.def, format('%L)', t.digest), format('%L)', digest));
+      -- on 0.2.0's trigger function: the definition ends in 0.1.0's
+      -- "EXECUTE FUNCTION shift._sync_trigger('name', ..., 'digest')"; only
+      -- the words change, never a quote, so the statement parses as it did
+      def := regexp_replace(t.def, ' EXECUTE FUNCTION @extschema@\._sync_trigger(\((''([^'']|'''')*''(, )?)*\))$',
+                            ' EXECUTE FUNCTION shift_internal._sync_trigger\1');
+      IF def = t.def THEN
+        RAISE EXCEPTION 'sync "%": trigger % does not run pg_shift 0.1.0''s trigger function as expected', s.name, t.tgname
+          USING ERRCODE = 'data_corrupted', DETAIL = t.def;
+      END IF;
+      EXECUTE replace(def, format('%L)', t.digest), format('%L)', digest));
       IF t.enabled <> 'O' THEN
         EXECUTE format('ALTER TABLE %s %s TRIGGER %I', t.tgrelid::regclass,
                        CASE t.enabled WHEN 'D' THEN 'DISABLE' WHEN 'R' THEN 'ENABLE REPLICA'

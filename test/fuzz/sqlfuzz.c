@@ -2,7 +2,7 @@
  *
  * sqlfuzz.c
  *	  Fuzzes the parts of pg_shift that read SQL a user wrote: shift.lint,
- *	  shift.lint_script, shift._select_list and the fragment checks of
+ *	  shift.lint_script, shift_internal._select_list and the fragment checks of
  *	  shift.backfill_create (set, where, select, throttle_query) and
  *	  shift.sync_create (set, select), on a real server.
  *

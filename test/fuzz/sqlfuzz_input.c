@@ -610,7 +610,7 @@ target_sql(Target t)
 			return "SELECT count(*) FROM shift.lint_script(string_to_array($1, chr(30)), "
 				"string_to_array($2, chr(30)), string_to_array($3, ',')::int[], $4)";
 		case T_SELECT_LIST:
-			return "SELECT array_length(shift._select_list($1), 1)";
+			return "SELECT array_length(shift_internal._select_list($1), 1)";
 		case T_BF_SET:
 			return "SELECT shift.backfill_create('fz', 'fuzz.items', set => $1)";
 		case T_BF_WHERE:

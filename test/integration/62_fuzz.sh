@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Bounded fuzz (fixed seed) of everything in pg_shift that reads SQL a user
-# wrote: shift.lint, shift.lint_script, shift._select_list and the fragment
+# wrote: shift.lint, shift.lint_script, shift_internal._select_list and the fragment
 # checks of shift.backfill_create and shift.sync_create (inside transactions
 # that are rolled back).  The inputs are mutations of real SQL made by
 # test/fuzz/sqlfuzz.c, the generator `make fuzz` runs for long in

@@ -302,7 +302,7 @@ expect_eq "every sync is sealed, its triggers made for the new digest" \
   "accounts=true/true customers=true/true orders=true/true tags=true/false"
 expect_eq "as they were: on the same tables, for the same events" \
   "$(q "SELECT string_agg(tgrelid::regclass || '.' || tgname, ' ' ORDER BY tgname) FROM pg_trigger
-         WHERE tgfoid = 'shift._sync_trigger'::regproc")" \
+         WHERE tgfoid = 'shift_internal._sync_trigger'::regproc")" \
   "accounts.shift_sync_accounts_del accounts.shift_sync_accounts_ins accounts.shift_sync_accounts_trn accounts.shift_sync_accounts_upd customers.shift_sync_customers orders.shift_sync_orders_del orders.shift_sync_orders_ins orders.shift_sync_orders_trn orders.shift_sync_orders_upd tags.shift_sync_tags"
 expect_eq "their search_path is pinned, \$user being the owner" \
   "$(q "SELECT DISTINCT search_path FROM shift.sync")" "postgres, public, pg_temp"

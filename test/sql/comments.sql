@@ -28,6 +28,17 @@ ORDER BY 1;
 CREATE ROLE regress_mon IN ROLE shift_monitor;
 CREATE ROLE regress_mon_op IN ROLE shift_operator;
 CREATE ROLE regress_mon_nobody;
+
+-- what \df shift.* lists to an ordinary role (no grants): the public API
+-- only, no internal "_" function, each with its comment
+SET ROLE regress_mon_nobody;
+SELECT count(*) >= 40 AS routines_listed FROM pg_proc p WHERE p.pronamespace = 'shift'::regnamespace;
+SELECT p.proname AS internal_or_without_comment
+  FROM pg_proc p
+ WHERE p.pronamespace = 'shift'::regnamespace
+   AND (p.proname ~ '^_' OR obj_description(p.oid, 'pg_proc') IS NULL)
+ ORDER BY 1;
+RESET ROLE;
 CREATE TABLE mon_t (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
 INSERT INTO mon_t (id) SELECT g FROM generate_series(1, 5) g;
 SELECT shift.try_lock('mon_su');

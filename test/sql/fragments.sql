@@ -1,5 +1,5 @@
 -- fragments: the checks of the SQL fragments users hand to pg_shift
--- (extension/sqlfrag.c).  shift._select_list is linear in the list, and
+-- (extension/sqlfrag.c).  shift_internal._select_list is linear in the list, and
 -- every fragment is bounded before it is parsed (SQLSTATE 54000, naming it,
 -- its size and the limit), runs of operator characters included.
 SET client_min_messages = warning;
@@ -17,23 +17,23 @@ EXCEPTION WHEN OTHERS THEN
   RETURN SQLSTATE || ': ' || SQLERRM;
 END $$;
 
--- ---- shift._select_list of 20 000 items: one parse and one scan of the
+-- ---- shift_internal._select_list of 20 000 items: one parse and one scan of the
 -- list, then each item alone.  Rescanning the list for each item took 79 s
 -- and 4.7 GB for 40 kB; this timeout is there for such an implementation.
 -- Every 1 000th item has a comment holding commas.
 SET statement_timeout = '20s';
 SELECT array_length(l, 1) AS items, l[1] AS first, l[1000] AS with_comment,
        l[1001] AS after_it, l[20000] AS last, octet_length(s) AS bytes
-  FROM (SELECT s, shift._select_list(s) AS l
+  FROM (SELECT s, shift_internal._select_list(s) AS l
           FROM (SELECT string_agg(CASE WHEN i % 1000 = 0 THEN format('f(c%s, 2) /* a, b */', i % 10)
                                        ELSE 'c' || i % 10 END, ', ') AS s
                   FROM generate_series(1, 20000) i) x) y;
 RESET statement_timeout;
 
 -- ---- the limit: 128 kB per fragment
-SELECT refusal($$SELECT shift._select_list(repeat('a,', 65535) || 'aa')$$) AS at_the_limit,
-       array_length(shift._select_list(repeat('a,', 65535) || 'aa'), 1) AS items;
-SELECT shift._select_list(repeat('a,', 65536) || 'a');
+SELECT refusal($$SELECT shift_internal._select_list(repeat('a,', 65535) || 'aa')$$) AS at_the_limit,
+       array_length(shift_internal._select_list(repeat('a,', 65535) || 'aa'), 1) AS items;
+SELECT shift_internal._select_list(repeat('a,', 65536) || 'a');
 SELECT refusal($$SELECT shift.backfill_create('big', 'items', set => 'n = 1' || repeat(' ', 131072))$$) AS set,
        refusal($$SELECT shift.backfill_create('big', 'items', set => 'n = 1', "where" => 'true' || repeat(' ', 131072))$$) AS "where";
 SELECT refusal($$SELECT shift.backfill_create('big', 'items', "into" => 'items_copy', columns => ARRAY['id', 'n'],
@@ -49,9 +49,9 @@ SELECT (SELECT count(*) FROM shift.backfill_progress) AS jobs, (SELECT count(*) 
 -- ---- runs of operator characters, on which PostgreSQL's scanner is
 -- quadratic, count against a fragment too (a tenth of lint's budget: a
 -- fragment is parsed again in each statement made from it)
-SELECT shift._select_list('n ' || repeat('+', 3200) || ' 1');
+SELECT shift_internal._select_list('n ' || repeat('+', 3200) || ' 1');
 SELECT refusal($$SELECT shift.backfill_create('ops', 'items', set => 'n = 1 ' || repeat('-+', 1600) || ' 1')$$) AS set,
-       refusal($$SELECT shift._select_list('n ' || repeat('+', 3000) || ' 1, n')$$) AS short_enough;
+       refusal($$SELECT shift_internal._select_list('n ' || repeat('+', 3000) || ' 1, n')$$) AS short_enough;
 
 -- ---- found by the fuzzer: a fragment that parses as a statement the
 -- expression walker does not know (a throttle_query of BEGIN, VACUUM, ...)
@@ -61,14 +61,14 @@ SELECT refusal($$SELECT shift.backfill_create('tq', 'items', set => 'n = 1', thr
 SELECT refusal($$SELECT shift.backfill_create('tq', 'items', set => 'n = 1', throttle_query => 'PREPARE p AS SELECT $1')$$) AS parameter,
        refusal($$SELECT shift.backfill_create('tq', 'items', set => 'n = 1', throttle_query => 'SELECT ''$1'', $x$ $2 $x$')$$) AS quoted_dollar;
 
--- ---- shift._plain_column reads an expression with the server's parser (the
+-- ---- shift_internal._plain_column reads an expression with the server's parser (the
 -- same reading as the sync's trigger): a column, maybe cast or in
 -- parentheses, is that column; anything else, or what does not parse, NULL
-SELECT e, shift._plain_column(e)
+SELECT e, shift_internal._plain_column(e)
   FROM unnest(ARRAY['id', ' ID ', '"Id"', '"a""b"::bigint', 'id::numeric(12, 2)[]', '(id)::int8',
                     'id::"my type"', 't.id', 'id + 1', 'lower(email)', 'id AS x', 'id, n',
                     'id FROM t', '"unclosed', '1', '']) AS e;
-SELECT refusal($$SELECT shift._plain_column(repeat('+', 3200))$$) AS scan_budget;
+SELECT refusal($$SELECT shift_internal._plain_column(repeat('+', 3200))$$) AS scan_budget;
 
 RESET search_path;
 DROP SCHEMA frag_test CASCADE;

@@ -43,16 +43,60 @@ SELECT c.relname,
  GROUP BY c.relname, c.relrowsecurity ORDER BY 1;
 SELECT count(*) AS security_definer_functions
   FROM pg_proc WHERE pronamespace IN ('shift'::regnamespace, 'shift_internal'::regnamespace) AND prosecdef;
--- the implementations that run as the owner are the owner's alone
-SELECT count(*) AS callable_implementations
-  FROM pg_proc i JOIN pg_proc w ON w.proname = i.proname AND w.proargtypes = i.proargtypes
- WHERE i.pronamespace = 'shift_internal'::regnamespace AND w.pronamespace = 'shift'::regnamespace
-   AND (has_function_privilege('shift_operator', i.oid, 'EXECUTE')
-        OR has_function_privilege('public', i.oid, 'EXECUTE'));
+-- the implementations that run as the owner are the owner's alone: that of
+-- shift.NAME is shift_internal.NAME, that of shift_internal.NAME is
+-- shift_internal.NAME_as_owner (extension/control.c)
+SELECT w.pronamespace::regnamespace AS wrapper_schema, count(i.oid) AS implementations,
+       count(*) FILTER (WHERE has_function_privilege('shift_operator', i.oid, 'EXECUTE')
+                           OR has_function_privilege('public', i.oid, 'EXECUTE')) AS callable_implementations
+  FROM pg_proc w
+  LEFT JOIN pg_proc i
+    ON i.pronamespace = 'shift_internal'::regnamespace AND i.proargtypes = w.proargtypes
+   AND i.proname = CASE WHEN w.pronamespace = 'shift'::regnamespace THEN w.proname
+                        ELSE w.proname || '_as_owner' END
+ WHERE w.prosrc = 'shift_owner_call'
+ GROUP BY 1 ORDER BY 1;
+-- a role with nothing may execute in shift_internal only what row-level
+-- security and the caller-level checks need (sql/grants.sql) ...
+SELECT p.oid::regprocedure AS public_internal_routines
+  FROM pg_proc p
+ WHERE p.pronamespace = 'shift_internal'::regnamespace
+   AND has_function_privilege('regress_sec_nobody', p.oid, 'EXECUTE')
+ ORDER BY 1::text;
+-- ... and calling any other is refused for want of the privilege (the
+-- arguments are not constants, which the planner would fold into the
+-- result of a strict function without calling it)
+SET ROLE regress_sec_nobody;
+DO $$
+DECLARE
+  f regprocedure;
+  denied int := 0;
+  other text := '';
+BEGIN
+  FOR f IN SELECT p.oid FROM pg_proc p
+            WHERE p.pronamespace = 'shift_internal'::regnamespace AND p.prorettype <> 'trigger'::regtype
+              AND p.oid NOT IN (SELECT p2.oid FROM pg_proc p2, aclexplode(p2.proacl) a
+                                 WHERE p2.pronamespace = p.pronamespace AND a.grantee = 0)
+            ORDER BY p.oid::regprocedure::text LOOP
+    BEGIN
+      EXECUTE format('SELECT %s.%I(%s)', 'shift_internal', (SELECT proname FROM pg_proc WHERE oid = f),
+                     (SELECT string_agg('(SELECT NULL::' || t::regtype::text || ')', ', ' ORDER BY n)
+                        FROM pg_proc, unnest(proargtypes) WITH ORDINALITY u(t, n) WHERE oid = f));
+      other := other || f || ' ran; ';
+    EXCEPTION
+      WHEN insufficient_privilege THEN denied := denied + 1;
+      WHEN OTHERS THEN other := other || f || ': ' || SQLERRM || '; ';
+    END;
+  END LOOP;
+  RAISE WARNING 'permission denied on % routines of shift_internal; otherwise: %', denied, coalesce(nullif(other, ''), 'none');
+END
+$$;
+RESET ROLE;
+SELECT has_function_privilege('regress_sec_nobody', 'shift_internal._sync_trigger()', 'EXECUTE') AS nobody_may_make_sync_triggers;
 SET ROLE regress_sec_op;
 SELECT shift_internal.phase_done('m', 'p', 1);
 SELECT shift_internal.backfill_set('j', batch_min => 1);
-SELECT shift_internal._sync_turn('s', false, 'a', 'b', 'c', '{}', '{}');
+SELECT shift_internal._sync_turn_as_owner('s', false, 'a', 'b', 'c', '{}', '{}');
 RESET ROLE;
 
 -- ======================================================================
@@ -78,7 +122,7 @@ SELECT shift.backfill_cancel('owner_job');
 SELECT shift.backfill_drop('owner_job');
 CALL shift.backfill_run('owner_job');
 SELECT * FROM shift.backfill_step('owner_job');
-SELECT shift._backfill_check('owner_job');
+SELECT shift_internal._backfill_check('owner_job');
 CREATE TABLE open.mine (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
 INSERT INTO open.mine SELECT g, 0 FROM generate_series(1, 10) g;
 SELECT shift.backfill_create('owner_job', 'open.mine', set => 'n = 1', if_exists => 'reuse');
@@ -123,14 +167,14 @@ SELECT * FROM shift.cutover('owner_sync');
 SELECT * FROM shift.cutover_revert('owner_sync');
 SELECT * FROM shift.cutover_pending('owner_sync');
 SELECT shift.sync_drop('owner_sync');
-SELECT shift._sync_forget('owner_sync');
-SELECT shift._sync_turn('owner_sync', false, 'sec.x', 'sec.acct', 'sec.acct2', '{}', '{}');
-SELECT shift._sync_check('owner_sync');
+SELECT shift_internal._sync_forget('owner_sync');
+SELECT shift_internal._sync_turn('owner_sync', false, 'sec.x', 'sec.acct', 'sec.acct2', '{}', '{}');
+SELECT shift_internal._sync_check('owner_sync');
 SELECT shift_internal.cutover_check('owner_sync', false, 'recent', 10);
 SELECT shift.sync_create('owner_sync', 'open.mine', set => 'n = 1');
 -- a sync of another role's tables cannot be recorded without its triggers
-SELECT shift._sync_record(s, 'error') FROM shift.sync s;
-SELECT shift._sync_record(ROW('planted', 'table', 'sec.acct'::regclass, NULL, NULL, 'sec.acct2'::regclass,
+SELECT shift_internal._sync_record(s, 'error') FROM shift.sync s;
+SELECT shift_internal._sync_record(ROW('planted', 'table', 'sec.acct'::regclass, NULL, NULL, 'sec.acct2'::regclass,
                               '{id}', '{id}', '{id}', NULL, NULL, NULL, 'acct', 'acct2', true, 'forward',
                               'sec', 'regress_sec_op', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
                               NULL, NULL)::shift.sync, 'error');

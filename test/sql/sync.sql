@@ -1,6 +1,6 @@
 -- sync: dual-write triggers.  Column level (set, reverse_set), table level
 -- (into, columns, select, key and the reverse mapping), partitioned tables,
--- the cache of compiled triggers, privileges, shift._select_list.  The
+-- the cache of compiled triggers, privileges, shift_internal._select_list.  The
 -- cut-over is in cutover.sql.
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pg_shift;
@@ -504,25 +504,25 @@ SELECT count(*) AS triggers_left FROM pg_trigger WHERE tgrelid IN ('acct'::regcl
 SELECT count(*) AS syncs FROM shift.sync_status;
 
 -- ======================================================================
--- shift._select_list: one expression per element, split where the parser splits
+-- shift_internal._select_list: one expression per element, split where the parser splits
 -- ======================================================================
-SELECT shift._select_list('id::bigint, lower(email)');
-SELECT shift._select_list($q$'a, b', 'it''s, here', "odd, name", $d$x, y$d$, E'\', ,'$q$);
-SELECT shift._select_list('coalesce(a, b, ''c''), f(1, (2, 3), ARRAY[4, 5]), x::numeric(10, 2), CAST(y AS varchar(3))');
-SELECT shift._select_list('CASE WHEN a IN (1, 2) THEN 3 ELSE 4 END, ROW(1, 2), a[1:2], (a, b) = (c, d)');
-SELECT shift._select_list('a /* one, two */, b');
-SELECT shift._select_list(E'a -- first, or second\n, b');
-SELECT shift._select_list(E'f(1, -- a comma, here\n 2), b');
-SELECT shift._select_list('a -- trailing');
-SELECT shift._select_list('a AS x, b');
-SELECT shift._select_list('a x');
-SELECT shift._select_list('*');
-SELECT shift._select_list('t.*, a');
-SELECT shift._select_list('a FROM t');
-SELECT shift._select_list('a, ');
-SELECT shift._select_list('a); DROP TABLE acct; SELECT (1');
-SELECT shift._select_list('a, $1');
-SELECT shift._select_list('a ORDER BY 1');
+SELECT shift_internal._select_list('id::bigint, lower(email)');
+SELECT shift_internal._select_list($q$'a, b', 'it''s, here', "odd, name", $d$x, y$d$, E'\', ,'$q$);
+SELECT shift_internal._select_list('coalesce(a, b, ''c''), f(1, (2, 3), ARRAY[4, 5]), x::numeric(10, 2), CAST(y AS varchar(3))');
+SELECT shift_internal._select_list('CASE WHEN a IN (1, 2) THEN 3 ELSE 4 END, ROW(1, 2), a[1:2], (a, b) = (c, d)');
+SELECT shift_internal._select_list('a /* one, two */, b');
+SELECT shift_internal._select_list(E'a -- first, or second\n, b');
+SELECT shift_internal._select_list(E'f(1, -- a comma, here\n 2), b');
+SELECT shift_internal._select_list('a -- trailing');
+SELECT shift_internal._select_list('a AS x, b');
+SELECT shift_internal._select_list('a x');
+SELECT shift_internal._select_list('*');
+SELECT shift_internal._select_list('t.*, a');
+SELECT shift_internal._select_list('a FROM t');
+SELECT shift_internal._select_list('a, ');
+SELECT shift_internal._select_list('a); DROP TABLE acct; SELECT (1');
+SELECT shift_internal._select_list('a, $1');
+SELECT shift_internal._select_list('a ORDER BY 1');
 
 -- ======================================================================
 -- found in review: each of these was wrong before its fix
@@ -586,7 +586,7 @@ CREATE TABLE kf_by_code (code text PRIMARY KEY, id int);
 SELECT shift.sync_create('kf1', 'kf', "into" => 'kf_by_id', "select" => '"id"::bigint, code');
 SELECT shift.sync_create('kf2', 'kf', "into" => 'kf_by_code', reverse => false);
 SELECT name, key_follows_source FROM shift.sync WHERE name LIKE 'kf%' ORDER BY 1;
-SELECT shift._plain_column(e) FROM unnest(ARRAY['id', '"Id"::bigint', 'id::numeric(12,2)', 'id + 1',
+SELECT shift_internal._plain_column(e) FROM unnest(ARRAY['id', '"Id"::bigint', 'id::numeric(12,2)', 'id + 1',
                                                  'lower(id)', 'id::bigint + 1']) e;
 -- and a copy into a synced table must leave the rows the sync wrote alone
 SELECT shift.backfill_create('kf_copy', 'kf', "into" => 'kf_by_id');
