@@ -350,7 +350,7 @@ shift_backfill_run(PG_FUNCTION_ARGS)
 	}
 	if (job->state == BACKFILL_CANCELLED)
 	{
-		if (backfill_end_schedule(job, schedule, "cancelled"))
+		if (backfill_end_schedule(job->name, schedule, "cancelled"))
 		{
 			SPI_finish();
 			PG_RETURN_VOID();
@@ -368,7 +368,7 @@ shift_backfill_run(PG_FUNCTION_ARGS)
 						 name)));
 	if (job->state == BACKFILL_DONE)
 	{
-		(void) backfill_end_schedule(job, schedule, "done");
+		(void) backfill_end_schedule(job->name, schedule, "done");
 		SPI_finish();
 		PG_RETURN_VOID();
 	}
@@ -391,7 +391,7 @@ shift_backfill_run(PG_FUNCTION_ARGS)
 	if (job->state == BACKFILL_PAUSED)
 		ereport(NOTICE, (errmsg("backfill job \"%s\" is paused", name)));
 	else if (job->state == BACKFILL_DONE || job->state == BACKFILL_CANCELLED)
-		(void) backfill_end_schedule(job, schedule, backfill_state_name(job->state));
+		(void) backfill_end_schedule(job->name, schedule, backfill_state_name(job->state));
 	SPI_finish();
 	PG_RETURN_VOID();
 }

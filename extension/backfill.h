@@ -215,6 +215,6 @@ extern void backfill_run_batches(BackfillJob *job, BackfillPlans *plans, RunLimi
 
 /* ---- backfill_cron.c */
 
-extern bool backfill_end_schedule(BackfillJob *job, const char *schedule, const char *why);
+extern bool backfill_end_schedule(const char *name, const char *schedule, const char *why);
 
 #endif							/* BACKFILL_H */

@@ -3,9 +3,10 @@
  * backfill_cron.c
  *	  The pg_cron schedule of a backfill job (CALL backfill_run's
  *	  schedule =>): once the job is done or cancelled it has nothing left to
- *	  do.  Where pg_cron lives in this database the schedule is removed, as
- *	  the role running the job; otherwise the run says how to remove it in
- *	  pg_cron's database.
+ *	  do, and neither has a dropped job's.  Where pg_cron lives in this
+ *	  database the schedule is removed, as the role running or dropping the
+ *	  job; otherwise the caller is told how to remove it in pg_cron's
+ *	  database.
  *
  *-------------------------------------------------------------------------
  */
@@ -17,32 +18,55 @@
 
 #include "backfill.h"
 
+PG_FUNCTION_INFO_V1(shift_backfill_unschedule);
 
-/* The pg_cron job a run was told about (schedule =>) is removed: in this database. */
+
+/* A schedule to remove: its name, and how many were removed. */
+typedef struct Unschedule
+{
+	const char *schedule;
+	int64		removed;
+} Unschedule;
+
+/*
+ * The pg_cron jobs of this database named u->schedule are removed, as the
+ * caller (the role that runs the job, or drops it): pg_cron lets a role
+ * remove its own schedules, and a superuser any.  Only the rows of cron.job
+ * the caller sees (pg_cron's policy: its own, all for a superuser).
+ */
 static void
 unschedule_call(void *arg)
 {
+	Unschedule *u = arg;
 	Oid			argtypes[1] = {TEXTOID};
-	Datum		args[1] = {CStringGetTextDatum((char *) arg)};
+	Datum		args[1] = {CStringGetTextDatum(u->schedule)};
+	ShiftAs		as;
 	int			rc;
 
-	rc = SPI_execute_with_args("SELECT cron.unschedule($1::pg_catalog.name)", 1, argtypes, args,
-							   NULL, false, 1);
+	shift_as_begin(&as, shift_caller(), "pg_catalog, pg_temp");
+	rc = SPI_execute_with_args("SELECT pg_catalog.count(cron.unschedule(j.jobid)) FROM cron.job j "
+							   "WHERE j.jobname OPERATOR(pg_catalog.=) $1::pg_catalog.name "
+							   "AND j.database OPERATOR(pg_catalog.=) pg_catalog.current_database()",
+							   1, argtypes, args, NULL, false, 1);
+	shift_as_end(&as);
 	spi_check(rc, "removing a pg_cron schedule");
+	u->removed = DatumGetInt64(spi_datum(1, &(bool){false}));
 }
 
 /*
- * The job is done or cancelled (why): the pg_cron schedule that runs it
- * (schedule =>, now or in an earlier run) has nothing left to do.  Where
- * pg_cron lives in this database it is removed, as the role that runs it
- * (pg_cron runs a job as the role that scheduled it, which may remove it);
- * otherwise the run says how to remove it there.  Returns true if removed.
+ * The job is done, cancelled or dropped (why): the pg_cron schedule that
+ * runs it (schedule =>, now or in an earlier run) has nothing left to do.
+ * Where pg_cron lives in this database it is removed, as the caller (pg_cron
+ * runs a job as the role that scheduled it, which may remove it; a role
+ * dropping the job removes its own schedule, a superuser any); one already
+ * gone is forgotten.  Otherwise the caller is told how to remove it there.
+ * Returns true if the schedule is gone.
  */
 bool
-backfill_end_schedule(BackfillJob *job, const char *schedule, const char *why)
+backfill_end_schedule(const char *name, const char *schedule, const char *why)
 {
 	Oid			argtypes[1] = {TEXTOID};
-	Datum		args[1] = {CStringGetTextDatum(job->name)};
+	Datum		args[1] = {CStringGetTextDatum(name)};
 	int			rc;
 	const char *cron_db;
 
@@ -54,33 +78,69 @@ backfill_end_schedule(BackfillJob *job, const char *schedule, const char *why)
 		if (schedule == NULL)
 			return false;
 	}
-	/* cron.unschedule(job_name name) since pg_cron 1.3 */
-	rc = SPI_execute("SELECT pg_catalog.to_regprocedure('cron.unschedule(name)') IS NOT NULL", true, 1);
+	/*
+	 * cron.job and cron.unschedule(job_id bigint) of extension pg_cron, in
+	 * this database (not what another role made in a schema named cron)
+	 */
+	rc = SPI_execute("SELECT pg_catalog.count(*) OPERATOR(pg_catalog.=) 2 FROM pg_catalog.pg_depend d "
+					 "JOIN pg_catalog.pg_extension e ON e.oid OPERATOR(pg_catalog.=) d.refobjid "
+					 "WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass::pg_catalog.oid "
+					 "AND d.deptype OPERATOR(pg_catalog.=) 'e' AND e.extname OPERATOR(pg_catalog.=) 'pg_cron' "
+					 "AND ((d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass::pg_catalog.oid "
+					 "AND d.objid OPERATOR(pg_catalog.=) "
+					 "pg_catalog.to_regprocedure('cron.unschedule(bigint)')::pg_catalog.oid) "
+					 "OR (d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass::pg_catalog.oid "
+					 "AND d.objid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('cron.job')::pg_catalog.oid))",
+					 true, 1);
 	spi_check(rc, "looking for pg_cron");
 	if (DatumGetBool(spi_datum(1, &(bool){false})))
 	{
-		ErrorData  *e = shift_try(unschedule_call, (void *) schedule);
+		Unschedule	u = {schedule, 0};
+		ErrorData  *e = shift_try(unschedule_call, &u);
 
 		if (e == NULL)
 		{
 			(void) ctl("UPDATE shift.backfill SET schedule = NULL WHERE name OPERATOR(pg_catalog.=) $1",
 					   1, argtypes, args, NULL, false, 0);
-			ereport(NOTICE,
-					(errmsg("backfill job \"%s\" is %s: its pg_cron schedule \"%s\" was removed",
-							job->name, why, schedule)));
+			if (u.removed > 0)
+				ereport(NOTICE,
+						(errmsg("backfill job \"%s\" is %s: its pg_cron schedule \"%s\" was removed",
+								name, why, schedule)));
 			return true;
 		}
 		ereport(WARNING,
 				(errmsg("backfill job \"%s\" is %s, but its pg_cron schedule \"%s\" could not be removed: %s",
-						job->name, why, schedule, e->message),
-				 errhint("Remove it with SELECT cron.unschedule('%s');", schedule)));
+						name, why, schedule, e->message),
+				 errhint("Remove it as the role that scheduled it with SELECT cron.unschedule('%s');", schedule)));
 		return false;
 	}
 	cron_db = GetConfigOption("cron.database_name", true, false);
 	ereport(NOTICE,
 			(errmsg("backfill job \"%s\" is %s: its pg_cron schedule \"%s\" has nothing left to do",
-					job->name, why, schedule),
+					name, why, schedule),
 			 errhint("Remove it in database \"%s\" with SELECT cron.unschedule('%s');",
 					 cron_db ? cron_db : "postgres", schedule)));
 	return false;
+}
+
+/*
+ * shift_internal._backfill_unschedule(name text) returns bool
+ *
+ * Before a job is dropped (shift.backfill_drop, or the down of the phase
+ * that made it): its recorded pg_cron schedule is removed where pg_cron
+ * lives in this database, as the role that called pg_shift, or the caller
+ * is told how.  Runs inside the owner's implementation of the drop, which
+ * has checked that the caller may act for the job's owner.
+ */
+Datum
+shift_backfill_unschedule(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	bool		gone;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	gone = backfill_end_schedule(name, NULL, "dropped");
+	SPI_finish();
+	PG_RETURN_BOOL(gone);
 }

@@ -563,7 +563,17 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'shift_owner_call'
 LANGUAGE C;
 
--- shift.backfill_drop(name): forgets a job that is not running.
+-- A job about to be dropped: its recorded pg_cron schedule (backfill_run's
+-- schedule =>) is removed, as the caller, where pg_cron lives in this
+-- database; otherwise a notice says how (C, backfill_cron.c).  Returns
+-- whether the schedule is gone.
+CREATE FUNCTION shift_internal._backfill_unschedule(name pg_catalog.text)
+RETURNS pg_catalog.bool
+AS 'MODULE_PATHNAME', 'shift_backfill_unschedule'
+LANGUAGE C STRICT;
+
+-- shift.backfill_drop(name): forgets a job that is not running, and ends
+-- the pg_cron schedule pg_shift recorded for it.
 CREATE FUNCTION shift_internal.backfill_drop(name pg_catalog.text)
 RETURNS void
 LANGUAGE plpgsql
@@ -577,6 +587,9 @@ BEGIN
     RAISE EXCEPTION 'backfill job "%" is running and cannot be dropped', name
       USING ERRCODE = 'object_in_use', HINT = 'Cancel it first with shift.backfill_cancel.';
   END IF;
+  IF j.schedule IS NOT NULL THEN
+    PERFORM shift_internal._backfill_unschedule(name);
+  END IF;
   DELETE FROM @extschema@.backfill b WHERE b.name = backfill_drop.name;
 END
 $$;
@@ -585,12 +598,16 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'shift_owner_call'
 LANGUAGE C;
 
--- Drops the backfill jobs a phase made, once its down has undone their work.
+-- Drops the backfill jobs a phase made, once its down has undone their
+-- work, and the pg_cron schedules recorded for them.
 CREATE FUNCTION shift_internal._forget_backfills(migration pg_catalog.text, phase pg_catalog.text)
 RETURNS void
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$
+  SELECT count(shift_internal._backfill_unschedule(b.name)) FROM @extschema@.backfill b
+   WHERE b.migration = _forget_backfills.migration AND b.phase = _forget_backfills.phase
+     AND b.schedule IS NOT NULL;
   DELETE FROM @extschema@.backfill b
    WHERE b.migration = _forget_backfills.migration AND b.phase = _forget_backfills.phase
 $$;

@@ -22,7 +22,7 @@ COMMENT ON ROUTINE @extschema@.backfill_resume(pg_catalog.text) IS
 COMMENT ON ROUTINE @extschema@.backfill_cancel(pg_catalog.text) IS
 'backfill_cancel(name): stops a job for good; what it wrote stays';
 COMMENT ON ROUTINE @extschema@.backfill_drop(pg_catalog.text) IS
-'backfill_drop(name): forgets a job and its batches; the rows it wrote stay';
+'backfill_drop(name): forgets a job and its batches, and removes the pg_cron schedule backfill_run''s schedule => recorded (in this database; elsewhere it says how); the rows it wrote stay';
 
 -- syncs and cut-over (doc/sql.md, "Sync" and "Cut-over")
 COMMENT ON ROUTINE @extschema@.sync_create(pg_catalog.text, pg_catalog.regclass, pg_catalog.text, pg_catalog.text, pg_catalog.regclass, pg_catalog.text[], pg_catalog.text, pg_catalog.text[], pg_catalog.bool, pg_catalog.text[], pg_catalog.text, pg_catalog.text[], pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text) IS

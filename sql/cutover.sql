@@ -31,28 +31,68 @@ AS $$
 $$;
 
 /*
- * shift_internal._cutover_blockers(rel1, rel2) -> text: the backfill jobs, of any
- * role, that still write or read either table (not done, not cancelled),
- * with the pg_cron schedule each was last run by; NULL if none.  A cut-over
- * (or its revert) renames the tables: such a job would follow its table's
- * OID to the archive and write there, where the live table never sees it.
- * Read as the extension's owner (it sees every role's jobs).
+ * shift_internal._cutover_blockers(rel1, rel2) -> (jobs, unschedule): the
+ * backfill jobs, of any role, that still write or read either table (not
+ * done, not cancelled), each with the pg_cron schedules that run it; NULL
+ * if none.  A cut-over (or its revert) renames the tables: such a job would
+ * follow its table's OID to the archive and write there, where the live
+ * table never sees it, and its schedule would go on running it.  A schedule
+ * is the one backfill_run's schedule => recorded, and, where pg_cron lives
+ * in this database, every row of cron.job for this database named so or
+ * whose command calls backfill_run with the job's name as a literal;
+ * unschedule says how to remove them.  Read as the extension's owner (it
+ * sees every role's jobs, and every role's schedules if a superuser).
  */
-CREATE FUNCTION shift_internal._cutover_blockers_as_owner(rel1 pg_catalog.regclass, rel2 pg_catalog.regclass)
-RETURNS pg_catalog.text
-LANGUAGE sql STABLE
+CREATE FUNCTION shift_internal._cutover_blockers_as_owner(rel1 pg_catalog.regclass, rel2 pg_catalog.regclass,
+                                                          OUT jobs pg_catalog.text, OUT unschedule pg_catalog.text)
+RETURNS record
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT string_agg(format('backfill job "%s" of role %s (%s%s)', b.name, b.owner, b.state,
-                           CASE WHEN b.schedule IS NOT NULL
-                                THEN format(', run by pg_cron job "%s"', b.schedule) ELSE '' END),
-                    '; ' ORDER BY b.name)
-    FROM @extschema@.backfill b
-   WHERE b.state NOT IN ('done', 'cancelled')
-     AND (b.relation IN (rel1, rel2) OR b.into_relation IN (rel1, rel2))
+DECLARE
+  -- pg_cron's own table (a member of extension pg_cron), nobody else's
+  here pg_catalog.bool := EXISTS (SELECT FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
+                                   WHERE d.classid = 'pg_class'::pg_catalog.regclass
+                                     AND d.objid = to_regclass('cron.job')
+                                     AND d.refclassid = 'pg_extension'::pg_catalog.regclass
+                                     AND d.deptype = 'e' AND e.extname = 'pg_cron');
+  cron_db pg_catalog.text := coalesce(current_setting('cron.database_name', true), 'postgres');
+  b record;
+  crons pg_catalog.text;
+  stmts pg_catalog.text;
+BEGIN
+  FOR b IN SELECT x.name, x.owner, x.state, x.schedule FROM @extschema@.backfill x
+            WHERE x.state NOT IN ('done', 'cancelled')
+              AND (x.relation IN (rel1, rel2) OR x.into_relation IN (rel1, rel2))
+            ORDER BY x.name LOOP
+    crons := NULL;
+    stmts := NULL;
+    IF here THEN
+      -- pg_cron's table, read only when it exists
+      EXECUTE $q$
+        SELECT string_agg(format('pg_cron job %s "%s" of role %s', j.jobid, j.jobname, j.username), ', ' ORDER BY j.jobid),
+               string_agg(format('SELECT cron.unschedule(%s);', j.jobid), ' ' ORDER BY j.jobid)
+          FROM cron.job j
+         WHERE j.database OPERATOR(pg_catalog.=) pg_catalog.current_database()
+           AND (j.jobname OPERATOR(pg_catalog.=) $1::pg_catalog.name
+                OR (pg_catalog.strpos(j.command, 'backfill_run') OPERATOR(pg_catalog.>) 0
+                    AND pg_catalog.strpos(j.command, pg_catalog.quote_literal($2)) OPERATOR(pg_catalog.>) 0))$q$
+        INTO crons, stmts USING b.schedule, b.name;
+    ELSIF b.schedule IS NOT NULL THEN
+      -- recorded; pg_cron's table is in its own database
+      crons := format('pg_cron job "%s" in database "%s"', b.schedule, cron_db);
+      stmts := format('in database "%s", SELECT cron.unschedule(%L);', cron_db, b.schedule);
+    END IF;
+    jobs := concat_ws('; ', jobs, format('backfill job "%s" of role %s (%s%s)', b.name, b.owner, b.state,
+                                         CASE WHEN crons IS NOT NULL THEN ', run by ' || crons ELSE '' END));
+    unschedule := concat_ws(' ', unschedule, stmts);
+  END LOOP;
+  unschedule := nullif(unschedule, '');
+END
 $$;
-CREATE FUNCTION shift_internal._cutover_blockers(rel1 pg_catalog.regclass, rel2 pg_catalog.regclass)
-RETURNS pg_catalog.text
+CREATE FUNCTION shift_internal._cutover_blockers(rel1 pg_catalog.regclass, rel2 pg_catalog.regclass,
+                                                 OUT jobs pg_catalog.text, OUT unschedule pg_catalog.text)
+RETURNS record
 AS 'MODULE_PATHNAME', 'shift_owner_call'
 LANGUAGE C;
 
@@ -475,6 +515,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   blockers pg_catalog.text;
+  jobs record;
 BEGIN
   PERFORM shift_internal.check_owner(format('sync "%s"', s.name), s.owner);
   -- what its triggers run is what was checked, and what the row says now
@@ -539,13 +580,17 @@ BEGIN
             DETAIL = 'PostgreSQL 15 cannot add a NOT VALID foreign key to a partitioned table, and a validated one would scan it under the cut-over''s locks.',
             HINT = 'Drop those foreign keys before the cut-over and add them to the new table afterwards (db:add_foreign_key).';
   END IF;
-  -- a backfill still at work on either table would follow it to the archive
-  blockers := shift_internal._cutover_blockers(s.relation, s.target);
-  IF blockers IS NOT NULL THEN
+  -- a backfill still at work on either table, or the pg_cron schedule that
+  -- runs it, would follow it to the archive
+  SELECT * INTO jobs FROM shift_internal._cutover_blockers(s.relation, s.target);
+  IF jobs.jobs IS NOT NULL THEN
     RAISE EXCEPTION 'cannot % sync "%": a backfill is not finished on % or %', what, s.name, s.relation, s.target
       USING ERRCODE = 'object_in_use',
-            DETAIL = 'Unfinished: ' || blockers || '.  The cut-over renames the tables, and such a job would go on writing the archive.',
-            HINT = 'Let it finish (CALL shift.backfill_run) or cancel it (SELECT shift.backfill_cancel(name)), and remove the pg_cron schedule that runs it; then try again.';
+            DETAIL = 'Unfinished: ' || jobs.jobs || '.  The cut-over renames the tables, and such a job would go on writing the archive.',
+            HINT = 'Wait for it to finish (CALL shift.backfill_run), or cancel it (SELECT shift.backfill_cancel(name)) '
+                   'or drop it (SELECT shift.backfill_drop(name)); then try again.'
+                   || CASE WHEN jobs.unschedule IS NOT NULL
+                           THEN '  To remove the pg_cron schedules that run it: ' || jobs.unschedule ELSE '' END;
   END IF;
   -- a long transaction holding either table would make every attempt time out
   blockers := shift_internal._lock_holders(s.relation, s.target, max_xact_age);

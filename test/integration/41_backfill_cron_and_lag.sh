@@ -46,6 +46,63 @@ psql -X -q -d postgres -c "CALL shift.backfill_run('cancelled', schedule => 'pgs
 rc=$?
 expect_eq "a cancelled job's run removes its schedule instead of failing every minute" \
   "$rc $(psql -X -A -t -q -d postgres -c "SELECT count(*) FROM cron.job WHERE jobname = 'pgshift-it-cancelled'")" "0 0"
+
+# ---- a cut-over refuses while a pg_cron schedule runs an unfinished job on
+# its tables (in pg_cron's database, where cron.job is seen), naming it and
+# how to unschedule it; dropping a job removes the schedule it recorded
+pc() { psql -X -q -A -t -v ON_ERROR_STOP=1 -d postgres -c "$1"; }
+pc "CREATE TABLE pgshift_it_co (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
+    CREATE TABLE pgshift_it_co2 (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
+    INSERT INTO pgshift_it_co SELECT g, 0 FROM generate_series(1, 10) g;
+    SELECT shift.sync_create('pgshift_it_co', 'pgshift_it_co', \"into\" => 'pgshift_it_co2');
+    SELECT shift.backfill_create('co_copy', 'pgshift_it_co', \"into\" => 'pgshift_it_co2', on_conflict => 'nothing')" >/dev/null
+cronid=$(pc "SELECT cron.schedule('pgshift-it-copy', '0 0 1 1 *', \$\$CALL shift.backfill_run('co_copy', max_runtime => '50 seconds')\$\$)")
+err=$(psql -X -q -d postgres -c "SELECT * FROM shift.cutover('pgshift_it_co')" 2>&1)
+expect_in "the cut-over names the pg_cron schedule that runs an unfinished job on its table" "$err" \
+  "backfill job \"co_copy\" of role postgres (pending, run by pg_cron job $cronid \"pgshift-it-copy\" of role postgres)"
+expect_in "and says how to unschedule it" "$err" \
+  "To remove the pg_cron schedules that run it: SELECT cron.unschedule($cronid);"
+expect_eq "nothing was renamed" "$(pc "SELECT to_regclass('pgshift_it_co_archive') IS NULL")" t
+pc "SELECT cron.unschedule($cronid)" >/dev/null
+pc "CALL shift.backfill_run('co_copy', max_batches => 0, schedule => 'pgshift-it-rec')" >/dev/null 2>&1
+pc "SELECT cron.schedule('pgshift-it-rec', '0 0 1 1 *', \$\$CALL shift.backfill_run('co_copy', schedule => 'pgshift-it-rec')\$\$)" >/dev/null
+err=$(psql -X -q -d postgres -c "SELECT * FROM shift.cutover('pgshift_it_co')" 2>&1)
+expect_in "a schedule recorded by schedule => is named too" "$err" "\"pgshift-it-rec\" of role postgres)"
+msg=$(PGOPTIONS="-c client_min_messages=notice" psql -X -q -d postgres -c "SELECT shift.backfill_drop('co_copy')" 2>&1)
+expect_in "dropping the job removes the schedule it recorded" "$msg" \
+  "backfill job \"co_copy\" is dropped: its pg_cron schedule \"pgshift-it-rec\" was removed"
+expect_eq "it is gone from cron.job" "$(pc "SELECT count(*) FROM cron.job WHERE jobname = 'pgshift-it-rec'")" 0
+pc "INSERT INTO pgshift_it_co2 SELECT * FROM pgshift_it_co" >/dev/null      # the backfill
+expect_eq "and the cut-over goes through" "$(pc "SELECT archived FROM shift.cutover('pgshift_it_co')")" \
+  "public.pgshift_it_co_archive"
+pc "SELECT shift.sync_drop('pgshift_it_co'); DROP TABLE pgshift_it_co, pgshift_it_co_archive" >/dev/null
+# the down of the phase that made a job drops it, and the schedule it recorded
+psql -X -q -v ON_ERROR_STOP=1 -d postgres >"$WORK/down.out" 2>&1 <<'SQL'
+SELECT shift.try_lock('pgshift_it_m');
+SELECT count(*) FROM shift.migration_begin('pgshift_it_m', repeat('a', 64),
+                                           '[{"name": "fill", "reversible": true}]', 'run', pg_backend_pid());
+SELECT shift.phase_start('pgshift_it_m', 'fill');
+CREATE TABLE pgshift_it_m (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
+SELECT shift.backfill_create('pgshift_it_m:fill', 'pgshift_it_m', set => 'n = 1',
+                             migration => 'pgshift_it_m', phase => 'fill');
+CALL shift.backfill_run('pgshift_it_m:fill', max_batches => 0, schedule => 'pgshift-it-m');
+SELECT cron.schedule('pgshift-it-m', '0 0 1 1 *', $$CALL shift.backfill_run('pgshift_it_m:fill')$$);
+SELECT shift.phase_failed('pgshift_it_m', 'fill', 'boom', NULL, false);
+SET client_min_messages = notice;
+SELECT shift.phase_cleaned('pgshift_it_m', 'fill');
+SQL
+rc=$?
+expect_eq "a phase made a job with a schedule, failed, and its down was recorded" "$rc" 0
+[ "$rc" -eq 0 ] || sed 's/^/# /' "$WORK/down.out"
+expect_in "the down removes the job's schedule" "$(cat "$WORK/down.out")" \
+  "backfill job \"pgshift_it_m:fill\" is dropped: its pg_cron schedule \"pgshift-it-m\" was removed"
+expect_eq "from cron.job, with the job" \
+  "$(pc "SELECT (SELECT count(*) FROM cron.job WHERE jobname = 'pgshift-it-m') || ' ' || count(*) FROM shift.backfill WHERE name = 'pgshift_it_m:fill'")" \
+  "0 0"
+# in another database than pg_cron's, dropping a job says where and how
+msg=$(PGOPTIONS="-c client_min_messages=notice" psql -X -q -d "$DB" -c "SELECT shift.backfill_drop('other_db')" 2>&1)
+expect_in "elsewhere, dropping a job says how to end its schedule in pg_cron's database" "$msg" \
+  "Remove it in database \"postgres\" with SELECT cron.unschedule('pgshift-it-other');"
 psql -X -q -d postgres -c "DROP TABLE pgshift_it_cron; DROP EXTENSION pg_shift" >/dev/null
 
 # ---- replication lag: a standby whose replay is paused holds the job back

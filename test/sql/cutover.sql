@@ -61,6 +61,16 @@ SELECT * FROM shift.cutover('ord');
 SELECT shift.backfill_pause('ord_fill');
 SELECT * FROM shift.cutover('ord');                         -- paused is not finished
 SELECT shift.backfill_drop('ord_fill');
+-- one run by pg_cron (backfill_run's schedule => recorded it; pg_cron lives in
+-- another database): the refusal names the schedule and how to remove it
+SELECT shift.backfill_create('ord_cron', 'orders', "into" => 'v2.orders', on_conflict => 'nothing');
+CALL shift.backfill_run('ord_cron', max_batches => 0, schedule => 'ord-copy');
+SELECT state, schedule FROM shift.backfill WHERE name = 'ord_cron';
+SELECT * FROM shift.cutover('ord');
+-- and dropping the job says how to remove that schedule there
+SET client_min_messages = notice;
+SELECT shift.backfill_drop('ord_cron');
+SET client_min_messages = warning;
 SELECT shift.backfill_create('ord_fix', 'v2.orders', set => 'amount = amount');
 SELECT * FROM shift.cutover('ord');                         -- on the new table too
 SELECT shift.backfill_cancel('ord_fix');                    -- cancelled: no longer in the way
