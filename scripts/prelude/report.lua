@@ -337,8 +337,10 @@ local function timeline_chart(m, t0, x1)
       runs = runs + 1
       local x = c:x(e.t)
       c:add(string.format('<line class="run" x1="%s" y1="%d" x2="%s" y2="%d"/>', num(x), TOP, num(x), TOP + c.ph))
-      c:add(string.format('<text class="runlabel" x="%s" y="%d">%s %d</text>', num(x + 3), TOP + c.ph - 4,
-        e.kind:gsub("_started", ""), runs))
+      local right = x > LEFT + c.pw - 60   -- near the right edge: the label goes left of the line
+      c:add(string.format('<text class="runlabel" x="%s" y="%d" text-anchor="%s">%s %d</text>',
+        num(right and x - 3 or x + 3), TOP + c.ph - 4, right and "end" or "start",
+        (e.kind:gsub("_started", "")), runs))
     end
   end
   return c
@@ -377,7 +379,7 @@ local function rate_chart(m, t0, x0, x1)
     ymax = math.max(ymax, b.rate)
   end
   local c = chart { id = "chart-rate", title = "Rows written per second (wall clock, rests included)",
-    t0 = t0, x0 = x0, x1 = x1, ylabel = "rows/s", ymax = ymax * 1.1,
+    height = 220, t0 = t0, x0 = x0, x1 = x1, ylabel = "rows/s", ymax = ymax * 1.1,
     legend = { { COLOR.rate, "rows/s per batch" } }, attrs = string.format(' data-points="%d"', #m.batches) }
   local line = {}
   for _, b in ipairs(m.batches) do line[#line + 1] = num(c:x(b.t)) .. "," .. num(c:y(b.rate)) end
@@ -399,7 +401,7 @@ local function duration_chart(m, t0, x0, x1)
     targets[#targets + 1] = j
   end
   local c = chart { id = "chart-duration", title = "Batch duration against its target (target_ms)",
-    t0 = t0, x0 = x0, x1 = x1, ylabel = "ms per batch", ymax = ymax * 1.15,
+    height = 220, t0 = t0, x0 = x0, x1 = x1, ylabel = "ms per batch", ymax = ymax * 1.15,
     legend = { { COLOR.duration, "batch work (ms)" }, { COLOR.target, "target_ms" } },
     attrs = string.format(' data-points="%d"', #m.batches) }
   for _, j in ipairs(targets) do
@@ -481,7 +483,7 @@ local function locks_chart(m, t0, x1)
       j.max_retries)
   end
   local c = chart { id = "chart-locks", title = "Lock waits: retries after a lock timeout or a deadlock",
-    t0 = t0, x0 = 0, x1 = x1, ylabel = "retries", ymax = math.ceil(ymax * 1.2 + 0.5),
+    height = 220, t0 = t0, x0 = 0, x1 = x1, ylabel = "retries", ymax = math.ceil(ymax * 1.2 + 0.5),
     legend = { { COLOR.batch_retries, "backfill batch retries" }, { COLOR.lock_retries, "statement retries (events)" } },
     note = (nretry + nbatch == 0 and "no lock waits recorded" or nil),
     attrs = string.format(' data-batches="%d" data-events="%d"', nbatch, nretry) }
@@ -523,6 +525,7 @@ table.list td { border-bottom: 1px solid #eee; }
 .outcome-bad { color: #d62728; font-weight: bold; }
 code, .mono { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 12px; }
 svg.chart { display: block; margin: 4px 0 0; }
+svg.chart text.title { display: none; }
 svg text, g.chart text { font-family: "DejaVu Sans", Arial, sans-serif; }
 .title { font-size: 15px; font-weight: bold; fill: #222; }
 .plot { fill: #fafafa; stroke: #888; stroke-width: 1; }
@@ -535,7 +538,7 @@ footer { margin-top: 32px; color: #777; font-size: 12px; }
 ]]
 
 -- The style inside an SVG document of its own
-local SVG_STYLE = 'text { font-family: "DejaVu Sans", Arial, sans-serif; }\n' .. STYLE:match("(%.title.-)footer")
+local SVG_STYLE = 'text { font-family: "DejaVu Sans", Arial, sans-serif; }\n' .. STYLE:match("\n(%.title.-)footer")
 
 local HOW_TO_READ = {
   ["chart-timeline"] = "One bar per attempt of each phase, from its start to its end, coloured by how it ended; "
@@ -672,8 +675,7 @@ function R.report(db, name, info)
   local title = "pg_shift report: migration " .. m.migration.migration
   local html = { '<!DOCTYPE html>', '<html xmlns="http://www.w3.org/1999/xhtml" lang="en">', "<head>",
     '<meta charset="utf-8"/>', "<title>" .. esc(title) .. "</title>", "<style>" .. STYLE .. "</style>",
-    "</head>", "<body>", "<h1>" .. esc(title) .. "</h1>", header(m), "<h2>Phases</h2>", phases_table(m) }
-  if #m.jobs > 0 then html[#html + 1] = "<h2>Backfill jobs</h2>"; html[#html + 1] = jobs_table(m) end
+    "</head>", "<body>", "<h1>" .. esc(title) .. "</h1>", header(m) }
   local svg, y = {}, 0
   for _, c in ipairs(charts) do
     html[#html + 1] = string.format('<h2>%s</h2>\n<p class="read">%s</p>', esc(c.title), esc(HOW_TO_READ[c.id]))
@@ -681,6 +683,9 @@ function R.report(db, name, info)
     svg[#svg + 1] = c:render(y)
     y = y + c.height + 10
   end
+  html[#html + 1] = "<h2>Phases</h2>"
+  html[#html + 1] = phases_table(m)
+  if #m.jobs > 0 then html[#html + 1] = "<h2>Backfill jobs</h2>"; html[#html + 1] = jobs_table(m) end
   html[#html + 1] = "<h2>Events</h2>"
   html[#html + 1] = events_table(m)
   html[#html + 1] = string.format("<footer>Made by pgshift %s report at %s from shift.status, shift.phase, "
