@@ -52,10 +52,10 @@ Dry.__index = function(_, k)
   return f
 end
 
--- Y.new(site) -> a dry-run db; site: see db.start_dry.
-function Y.new(site)
+-- Y.new(site, migration, phase) -> a dry-run db; see db.start_dry.
+function Y.new(site, migration, phase)
   local d = setmetatable({}, Dry)
-  db.start_dry(d, site)
+  db.start_dry(d, site, migration, phase)
   return d
 end
 

@@ -14,11 +14,11 @@ G.SEVERITIES = SEVERITIES
 
 -- Runs fn against a fresh dry-run db: the statements it would send, and the
 -- error that stopped it, if any (a value a real query would have returned is
--- nil in a dry run, so code that needs one stops there).  site: see
--- db.start_dry.
-local function dry_run(fn, site)
+-- nil in a dry run, so code that needs one stops there).  site, migration,
+-- phase: see db.start_dry.
+local function dry_run(fn, site, migration, phase)
   if fn == nil then return nil end
-  local db = dry.new(site)
+  local db = dry.new(site, migration, phase)
   settings.dry_run = true
   local ok, err = xpcall(fn, C.msghandler, db)
   settings.dry_run = false
@@ -38,8 +38,9 @@ function G.build(mig, info)
     local site = p.source and p.line and (p.source .. ":" .. p.line .. ": ") or ""
     local ph = { ordinal = i, name = p.name, description = p.description,
                  reversible = p.down ~= nil, state = st and st.status or nil,
-                 up = dry_run(p.up, site), down = dry_run(p.down, site),
-                 verify = dry_run(p.verify, site) }
+                 up = dry_run(p.up, site, mig.name, p.name),
+                 down = dry_run(p.down, site, mig.name, p.name),
+                 verify = dry_run(p.verify, site, mig.name, p.name) }
     plan.phases[i] = ph
     if not ph.reversible then plan.points_of_no_return[#plan.points_of_no_return + 1] = p.name end
   end
