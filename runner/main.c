@@ -588,8 +588,12 @@ main(int argc, char **argv)
 		arg = argv[optind++];
 	if (optind < argc)
 		return usage_error("unexpected argument \"%s\"", argv[optind]);
-	/* a directory of migrations: project.c, file by file */
-	if (arg && cmd->arg != ARG_MIGRATION && pgs_is_directory(arg))
+	/*
+	 * a directory of migrations: project.c, file by file (only for the
+	 * commands that take a migration FILE, and status; "help run" beside a
+	 * directory named run is still help)
+	 */
+	if (arg && (cmd->arg == ARG_FILE || (cmd->bit & CMD_STATUS)) && pgs_is_directory(arg))
 		return pgs_cmd_project(&cli.opts, cmd->name, arg);
 	if ((rc = pgs_resolve_target(&cli.opts)) != PGS_EXIT_OK)
 		return rc;
