@@ -23,6 +23,7 @@
 #include "access/table.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -115,11 +116,45 @@ append_key_list(StringInfo s, BackfillJob *job, const char *order)
 }
 
 /*
+ * Where the job's own fragments sit in a statement built from them, so that
+ * an error inside one is reported as the user's (see prepare).
+ */
+typedef struct FragSpan
+{
+	const char *what;			/* "set", "where", "select list" */
+	const char *text;			/* as the job has it */
+	int			from;			/* byte offsets in the statement */
+	int			to;
+} FragSpan;
+
+#define MAX_SPANS 2
+
+typedef struct FragSpans
+{
+	int			n;
+	FragSpan	span[MAX_SPANS];
+} FragSpans;
+
+/* Appends fragment text (the job's what) to s, noting where it went. */
+static void
+append_fragment(StringInfo s, FragSpans *spans, const char *what, const char *text)
+{
+	FragSpan   *f = &spans->span[spans->n++];
+
+	Assert(spans->n <= MAX_SPANS);
+	f->what = what;
+	f->text = text;
+	f->from = s->len;
+	appendStringInfoString(s, text);
+	f->to = s->len;
+}
+
+/*
  * WHERE clause of a batch: keys after $1..$n (unless first) up to
  * $n+1..$2n, and the job's own condition.
  */
 static void
-append_range(StringInfo s, BackfillJob *job, bool first)
+append_range(StringInfo s, BackfillJob *job, bool first, FragSpans *spans)
 {
 	appendStringInfoString(s, "\n WHERE ");
 	if (!first)
@@ -129,7 +164,11 @@ append_range(StringInfo s, BackfillJob *job, bool first)
 	}
 	append_key_condition(s, job, "<=", job->nkeys + 1);
 	if (job->where_clause)
-		appendStringInfo(s, " AND (\n%s\n)", job->where_clause);
+	{
+		appendStringInfoString(s, " AND (\n");
+		append_fragment(s, spans, "where", job->where_clause);
+		appendStringInfoString(s, "\n)");
+	}
 }
 
 /* The job's last key now (its upper bound, fixed on its first batch). */
@@ -247,18 +286,21 @@ append_on_conflict_update(StringInfo s, BackfillJob *job)
 	table_close(into, AccessShareLock);
 }
 
-/* The statement that does a batch's work. */
+/* The statement that does a batch's work; spans: where the job's fragments are. */
 static char *
-batch_sql(BackfillJob *job, bool first)
+batch_sql(BackfillJob *job, bool first, FragSpans *spans)
 {
 	StringInfoData s;
 	const char *rel = backfill_relation_name(job->relid, "table", job->name);
 
 	initStringInfo(&s);
+	spans->n = 0;
 	if (!job->copy)
 	{
-		appendStringInfo(&s, "UPDATE %s SET\n%s\n", rel, job->set_clause);
-		append_range(&s, job, first);
+		appendStringInfo(&s, "UPDATE %s SET\n", rel);
+		append_fragment(&s, spans, "set", job->set_clause);
+		appendStringInfoString(&s, "\n");
+		append_range(&s, job, first, spans);
 	}
 	else
 	{
@@ -271,8 +313,10 @@ batch_sql(BackfillJob *job, bool first)
 			appendStringInfo(&s, "%s%s", first_col ? "" : ", ", quote_identifier(lfirst(lc)));
 			first_col = false;
 		}
-		appendStringInfo(&s, ") OVERRIDING SYSTEM VALUE\nSELECT\n%s\n  FROM %s", job->select_list, rel);
-		append_range(&s, job, first);
+		appendStringInfoString(&s, ") OVERRIDING SYSTEM VALUE\nSELECT\n");
+		append_fragment(&s, spans, "select list", job->select_list);
+		appendStringInfo(&s, "\n  FROM %s", rel);
+		append_range(&s, job, first, spans);
 		if (job->lock_mode != COPY_LOCK_NONE)
 		{
 			/*
@@ -295,17 +339,70 @@ batch_sql(BackfillJob *job, bool first)
 	return s.data;
 }
 
+/*
+ * An error preparing sql that points (internalpos, in characters) into one
+ * of the job's fragments is raised again as that fragment's: "set of
+ * backfill job "x": column ... does not exist", with the fragment and the
+ * character in it, rather than with the statement built around it, which
+ * the user never wrote.  Any other error is raised as it was.
+ */
+static void
+raise_in_fragment(BackfillJob *job, const char *sql, FragSpans *spans, ErrorData *edata)
+{
+	int			at;
+	int			i;
+
+	if (spans == NULL || edata->internalpos <= 0 || edata->internalquery == NULL ||
+		strcmp(edata->internalquery, sql) != 0)
+		ReThrowError(edata);
+	/* the character position as a byte offset */
+	at = 0;
+	for (i = 1; i < edata->internalpos && sql[at] != '\0'; i++)
+		at += pg_mblen(sql + at);
+	for (i = 0; i < spans->n; i++)
+	{
+		FragSpan   *f = &spans->span[i];
+
+		if (at >= f->from && at < f->to)
+			ereport(ERROR,
+					(errcode(edata->sqlerrcode),
+					 errmsg("%s of backfill job \"%s\": %s", f->what, job->name, edata->message),
+					 edata->detail ? errdetail("%s The %s given was: %s (the error is at character %d of it).",
+											   edata->detail, f->what, f->text,
+											   pg_mbstrlen_with_len(f->text, at - f->from) + 1) :
+					 errdetail("The %s given was: %s (the error is at character %d of it).",
+							   f->what, f->text, pg_mbstrlen_with_len(f->text, at - f->from) + 1),
+					 edata->hint ? errhint("%s", edata->hint) : 0));
+	}
+	ReThrowError(edata);
+}
+
 static SPIPlanPtr
-prepare(BackfillJob *job, const char *sql, int nargs, const char *what)
+prepare(BackfillJob *job, const char *sql, int nargs, const char *what, FragSpans *spans)
 {
 	Oid			argtypes[2 * INDEX_MAX_KEYS + 1];
-	SPIPlanPtr	plan;
+	SPIPlanPtr	plan = NULL;
+	MemoryContext cxt = CurrentMemoryContext;
 	int			i;
 
 	for (i = 0; i < job->nkeys; i++)
 		argtypes[i] = argtypes[job->nkeys + i] = job->key_types[i];
 	argtypes[2 * job->nkeys] = INT8OID;
-	plan = SPI_prepare(sql, nargs, argtypes);
+	/* raised again at once (the transaction aborts): no subtransaction needed */
+	PG_TRY();
+	{
+		plan = SPI_prepare(sql, nargs, argtypes);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		raise_in_fragment(job, sql, spans, edata);
+	}
+	PG_END_TRY();
 	if (plan == NULL)
 		elog(ERROR, "could not prepare the %s of backfill job \"%s\": %s", what, job->name,
 			 SPI_result_code_string(SPI_result));
@@ -349,6 +446,8 @@ backfill_prepare_plans(BackfillJob *job, BackfillPlans *plans, bool keep)
 {
 	int			n = job->nkeys;
 	ShiftAs		as;
+	FragSpans	spans;
+	char	   *sql;
 
 	job->lock_mode = backfill_copy_lock_mode(job);
 	if (job->lock_mode != COPY_LOCK_NONE && strcmp(job->on_conflict, "nothing") != 0)
@@ -360,10 +459,12 @@ backfill_prepare_plans(BackfillJob *job, BackfillPlans *plans, bool keep)
 				 errhint("Use on_conflict => 'nothing': the rows the sync wrote are newer.")));
 	/* parsed as the owner, under the job's search_path: what it will run */
 	as_owner(job, &as);
-	plans->hi_first = prepare(job, hi_sql(job, true), 2 * n + 1, "key search");
-	plans->hi_next = prepare(job, hi_sql(job, false), 2 * n + 1, "key search");
-	plans->batch_first = prepare(job, batch_sql(job, true), 2 * n, "batch statement");
-	plans->batch_next = prepare(job, batch_sql(job, false), 2 * n, "batch statement");
+	plans->hi_first = prepare(job, hi_sql(job, true), 2 * n + 1, "key search", NULL);
+	plans->hi_next = prepare(job, hi_sql(job, false), 2 * n + 1, "key search", NULL);
+	sql = batch_sql(job, true, &spans);
+	plans->batch_first = prepare(job, sql, 2 * n, "batch statement", &spans);
+	sql = batch_sql(job, false, &spans);
+	plans->batch_next = prepare(job, sql, 2 * n, "batch statement", &spans);
 	shift_as_end(&as);
 	if (keep)
 	{

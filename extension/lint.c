@@ -285,6 +285,7 @@ init_state(LintState *st, FunctionCallInfo fcinfo, bool script_mode, int timeout
 	st->new_rel_lists = lint_name_table(st, "pg_shift lint new relation lists", sizeof(NameList));
 	st->check_columns = lint_name_table(st, "pg_shift lint checks by column", sizeof(CheckColumn));
 	st->check_names = lint_name_table(st, "pg_shift lint checks by name", sizeof(NameList));
+	st->added_columns = lint_name_table(st, "pg_shift lint added columns", sizeof(AddedColumn));
 }
 
 static void

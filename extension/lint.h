@@ -11,7 +11,8 @@
  *	  lint_analyze.c  parse analysis that runs no user code (a default's
  *					  volatility, whether a type change rewrites)
  *	  lint_facts.c	  what lint knows beyond the statement: earlier
- *					  statements' tables and NOT NULL checks, the catalog's
+ *					  statements' tables, NOT NULL checks and added
+ *					  columns, the catalog's
  *	  lint_report.c	  findings: naming objects, shift:allow comments, the
  *					  output rows and the locks a statement takes
  *
@@ -105,6 +106,19 @@ typedef struct LintCheck
 	CheckColumn *columns[2];	/* its groups in check_columns */
 } LintCheck;
 
+/*
+ * added_columns: a column an ALTER TABLE ... ADD COLUMN added to an existing
+ * table (with IF NOT EXISTS: one the catalog does not have), filed under the
+ * table as written and the phase.  names_moved (see LintState) says whether the table's name may
+ * since mean another table.
+ */
+typedef struct AddedColumn
+{
+	NameKey		key;
+	bool		live;			/* not dropped or renamed since */
+	int64		names_moved;	/* LintState.names_moved when it was added */
+} AddedColumn;
+
 typedef struct LintState
 {
 	/* output */
@@ -135,6 +149,9 @@ typedef struct LintState
 	HTAB	   *new_rel_lists;	/* NameList of LintRel */
 	HTAB	   *check_columns;	/* CheckColumn */
 	HTAB	   *check_names;	/* NameList of LintCheck */
+	HTAB	   *added_columns;	/* AddedColumn */
+	int64		names_moved;	/* table renames, drops, SET SCHEMA and
+								 * search_path changes so far */
 	int64		checks_added;
 	int			findings;		/* reported so far */
 
@@ -198,6 +215,9 @@ extern bool lint_find_check(LintState *st, const RangeVar *rv, const char *col,
 							LintCheck **last);
 extern void lint_validate_constraint(LintState *st, RangeVar *rv, const char *conname);
 extern bool lint_catalog_not_null(Oid relid, const char *col);
+extern void lint_add_column_fact(LintState *st, const RangeVar *rv, const char *col,
+								 bool if_not_exists);
+extern bool lint_take_added_column(LintState *st, const RangeVar *rv, const char *col);
 
 /* ---- lint_report.c */
 extern const char *lint_lock_name(LOCKMODE mode);

@@ -357,7 +357,11 @@ lint_alter_table(LintState *st, AlterTableStmt *stmt)
 		{
 			case AT_AddColumn:
 				if (cmd->def && IsA(cmd->def, ColumnDef))
+				{
 					lint_add_column(st, rv, (ColumnDef *) cmd->def);
+					lint_add_column_fact(st, rv, ((ColumnDef *) cmd->def)->colname,
+										 cmd->missing_ok);
+				}
 				break;
 			case AT_AlterColumnType:
 				lint_type_change(st, rv, cmd);
@@ -370,6 +374,9 @@ lint_alter_table(LintState *st, AlterTableStmt *stmt)
 					lint_add_constraint(st, rv, (Constraint *) cmd->def);
 				break;
 			case AT_DropColumn:
+				/* the way back from this phase's ADD COLUMN loses nothing */
+				if (lint_take_added_column(st, rv, cmd->name))
+					break;
 				lint_report(st, SEV_MEDIUM, "drop-column", table,
 							psprintf("DROP COLUMN %s.%s breaks any running code that still reads or writes it, and its data is gone",
 									 table, lint_qi(cmd->name)),

@@ -520,3 +520,87 @@ lint_validate_constraint(LintState *st, RangeVar *rv, const char *conname)
 					lookup_keys(keys, rv->schemaname, rv->relname, conname, 0),
 					validate_check, NULL);
 }
+
+/* ---------------------------------------------------------------- added columns */
+
+/*
+ * A column added by this input, under the table exactly as written (the
+ * schema given or none: another spelling of the name may mean another
+ * table) and the current phase.
+ */
+static NameKey
+added_column_key(LintState *st, const RangeVar *rv, const char *col)
+{
+	return name_key(rv->schemaname ? NK_SCHEMA : NK_NONE, rv->schemaname,
+					rv->relname, col, st->phase);
+}
+
+/*
+ * ALTER TABLE rv ADD [IF NOT EXISTS] col on a table not new in this phase:
+ * records that this phase makes the column, for lint_take_added_column.
+ * Without IF NOT EXISTS it surely does (or fails).  With it (db:add_column
+ * writes it, so that a phase can run again), only if the table is in the
+ * catalog without such a column: a column there already may hold data from
+ * before the migration.
+ */
+void
+lint_add_column_fact(LintState *st, const RangeVar *rv, const char *col,
+					 bool if_not_exists)
+{
+	MemoryContext old;
+	NameKey		key;
+	AddedColumn *a;
+	bool		found;
+
+	if (rv == NULL || rv->relname == NULL || rv->catalogname != NULL || col == NULL)
+		return;
+	if (if_not_exists)
+	{
+		Oid			relid = lint_relid(rv);
+		HeapTuple	tup;
+
+		if (!OidIsValid(relid))
+			return;
+		tup = SearchSysCacheAttName(relid, col);
+		if (HeapTupleIsValid(tup))
+		{
+			ReleaseSysCache(tup);
+			return;
+		}
+	}
+	old = MemoryContextSwitchTo(st->keep);
+	key = added_column_key(st, rv, col);
+	key.schema = key.schema ? pstrdup(key.schema) : NULL;
+	key.table = pstrdup(key.table);
+	key.name = pstrdup(key.name);
+	a = hash_search(st->added_columns, &key, HASH_ENTER, &found);
+	a->live = true;
+	a->names_moved = st->names_moved;
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * DROP COLUMN (or RENAME COLUMN) col of rv: was col added earlier in this
+ * phase to the table rv names, with nothing since that could make rv's name
+ * mean another table?  Either way the fact is used up: the column of that
+ * name is gone.  Identifiers compare as the parser left them (case-folded
+ * unless quoted), so "Flag" and flag differ and ADDED is added.
+ */
+bool
+lint_take_added_column(LintState *st, const RangeVar *rv, const char *col)
+{
+	NameKey		key;
+	AddedColumn *a;
+	bool		same;
+
+	if (rv == NULL || rv->relname == NULL || rv->catalogname != NULL || col == NULL)
+		return false;
+	key = added_column_key(st, rv, col);
+	a = hash_search(st->added_columns, &key, HASH_FIND, NULL);
+	if (a == NULL)
+		return false;
+	same = a->live && a->names_moved == st->names_moved;
+	a->live = false;
+	return same;
+}
+

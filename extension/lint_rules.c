@@ -120,6 +120,8 @@ lint_drop(LintState *st, DropStmt *stmt)
 
 	if (!is_relation_drop(stmt->removeType) && stmt->removeType != OBJECT_TRIGGER)
 		return;
+	if (stmt->removeType != OBJECT_TRIGGER)
+		st->names_moved++;		/* a name may now mean another table */
 	st->lock = lint_lock_name(stmt->removeType == OBJECT_INDEX && stmt->concurrent ?
 							  ShareUpdateExclusiveLock : AccessExclusiveLock);
 	if (stmt->removeType == OBJECT_INDEX && stmt->concurrent &&
@@ -177,6 +179,15 @@ lint_rename(LintState *st, RenameStmt *stmt)
 	RangeVar   *rv = stmt->relation;
 	const char *table;
 
+	/* the name of a column this input added now means another, or none */
+	if (stmt->renameType == OBJECT_COLUMN)
+		(void) lint_take_added_column(st, rv, stmt->subname);
+	/* a table's name may now mean another table */
+	if (stmt->renameType == OBJECT_TABLE || stmt->renameType == OBJECT_VIEW ||
+		stmt->renameType == OBJECT_MATVIEW ||
+		stmt->renameType == OBJECT_FOREIGN_TABLE ||
+		stmt->renameType == OBJECT_SCHEMA)
+		st->names_moved++;
 	if (rv == NULL)
 		return;
 	table = lint_rv_name(rv);
@@ -483,6 +494,10 @@ set_timeout(LintState *st, int ms, bool is_local)
 static void
 lint_variable_set(LintState *st, VariableSetStmt *stmt)
 {
+	/* an unqualified table name may now mean another table */
+	if (stmt->kind == VAR_RESET_ALL ||
+		(stmt->name && pg_strcasecmp(stmt->name, "search_path") == 0))
+		st->names_moved++;
 	if (stmt->kind == VAR_RESET_ALL)
 	{
 		set_timeout(st, st->start_timeout, false);
@@ -605,6 +620,9 @@ lint_statement(LintState *st, Node *stmt)
 			break;
 		case T_RenameStmt:
 			lint_rename(st, (RenameStmt *) stmt);
+			break;
+		case T_AlterObjectSchemaStmt:
+			st->names_moved++;	/* a name may now mean another table */
 			break;
 		case T_VacuumStmt:
 			lint_vacuum(st, (VacuumStmt *) stmt);

@@ -30,6 +30,8 @@ typedef struct Cli
 	PgsCompareOptions copts;
 	bool		done;			/* --version or --man printed: exit 0 */
 	bool		help;			/* --help: print the command's help */
+	const char *html;			/* report: --html FILE */
+	const char *svg;			/* report: --svg FILE */
 } Cli;
 
 /* ---- commands ---- */
@@ -44,7 +46,8 @@ enum
 	CMD_LINT = 1 << 5,
 	CMD_COMPARE = 1 << 6,
 	CMD_HELP = 1 << 7,
-	CMD_COMPLETION = 1 << 8
+	CMD_COMPLETION = 1 << 8,
+	CMD_REPORT = 1 << 9
 };
 
 #define CMD_SESSION (CMD_RUN | CMD_ROLLBACK | CMD_VERIFY)
@@ -55,6 +58,7 @@ typedef enum CommandArg
 {
 	ARG_FILE,					/* a migration FILE, required */
 	ARG_NAME,					/* a migration NAME, optional */
+	ARG_MIGRATION,				/* a migration NAME, required; never a directory */
 	ARG_NONE
 } CommandArg;
 
@@ -94,6 +98,14 @@ static int
 run_lint(Cli *cli, const char *command, const char *arg)
 {
 	return pgs_cmd_lint(&cli->opts, arg);
+}
+
+static int
+run_report(Cli *cli, const char *command, const char *arg)
+{
+	if (cli->html == NULL && cli->svg == NULL)
+		return usage_error("%sreport: give --html=FILE, --svg=FILE or both", "");
+	return pgs_cmd_report(&cli->opts, arg, cli->html, cli->svg);
 }
 
 static int
@@ -178,6 +190,17 @@ static const Command commands[] = {
 		"break running code. Nothing is changed. Exits 1 if a finding is at or "
 		"above --fail-on. Given a directory, lints every file in it.",
 	"pgshift lint migrations/add_email.lua --fail-on medium", run_lint},
+	{"report", CMD_REPORT, ARG_MIGRATION, "report NAME [--html=FILE] [--svg=FILE]",
+		"a run report with charts, for a change ticket",
+		"Draws, from what the database recorded for migration NAME (its phases, "
+		"events, backfill jobs and their batches), a phase timeline, the rows "
+		"written per second, each batch's duration against its target, where "
+		"the backfill waited (resting, throttled, lag, not running) and the "
+		"lock waits (retries) over time. --html writes one self-contained HTML "
+		"page (inline SVG and CSS, nothing to fetch) with the facts a change "
+		"ticket needs: database, migration, when, who, outcome, every event. "
+		"--svg writes the charts alone as one SVG. Nothing is changed.",
+	"pgshift report add_email --html add_email.html", run_report},
 	{"compare", CMD_COMPARE, ARG_NONE,
 		"compare --target=DSN --table=TABLE [--source=DSN]\n"
 		"          [--target-table=T] [--columns=C,...] [--target-columns=C,...]\n"
@@ -366,7 +389,11 @@ static const Option options[] = {
 	"4096 (default: from the table's size)", 0, parse_buckets},
 	{"recheck", 0, "N", CMD_COMPARE, "compare: read differing rows again up to N times\n"
 	"(default 3); rows written meanwhile are in flight", 0, parse_recheck},
-	{"json", 0, NULL, CMD_DB, "machine-readable output (events, status, plan, compare)",
+	{"html", 0, "FILE", CMD_REPORT, "report: write the HTML report to FILE", offsetof(Cli, html),
+	NULL},
+	{"svg", 0, "FILE", CMD_REPORT, "report: write the charts to FILE as one SVG",
+	offsetof(Cli, svg), NULL},
+	{"json", 0, NULL, CMD_DB & ~(unsigned) CMD_REPORT, "machine-readable output (events, status, plan, compare)",
 	OPT(json), NULL},
 	{"quiet", 'q', NULL, CMD_DB, "print only errors", OPT(quiet), NULL},
 	{"verbose", 'v', NULL, CMD_DB, "add a Lua traceback to errors", OPT(verbose), NULL},
@@ -551,12 +578,22 @@ main(int argc, char **argv)
 			return usage_error("%s: missing migration FILE", cmd->name);
 		arg = argv[optind++];
 	}
+	else if (cmd->arg == ARG_MIGRATION)
+	{
+		if (optind >= argc)
+			return usage_error("%s: missing migration NAME", cmd->name);
+		arg = argv[optind++];
+	}
 	else if (cmd->arg == ARG_NAME && optind < argc)
 		arg = argv[optind++];
 	if (optind < argc)
 		return usage_error("unexpected argument \"%s\"", argv[optind]);
-	/* a directory of migrations: project.c, file by file */
-	if (arg && pgs_is_directory(arg))
+	/*
+	 * a directory of migrations: project.c, file by file (only for the
+	 * commands that take a migration FILE, and status; "help run" beside a
+	 * directory named run is still help)
+	 */
+	if (arg && (cmd->arg == ARG_FILE || (cmd->bit & CMD_STATUS)) && pgs_is_directory(arg))
 		return pgs_cmd_project(&cli.opts, cmd->name, arg);
 	if ((rc = pgs_resolve_target(&cli.opts)) != PGS_EXIT_OK)
 		return rc;

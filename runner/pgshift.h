@@ -14,7 +14,7 @@
  *	 conn.c		libpq: connect, execute, PgsError
  *	 luadb.c	the db object of Lua (its C methods)
  *	 script.c	the Lua state, the embedded prelude, protected calls, the sandbox
- *	 engine.c (with lock.c), inspect.c, compare.c (with compare_find.c,
+ *	 engine.c (with lock.c), inspect.c, report.c, compare.c (with compare_find.c,
  *		compare_diff.c; compare.h)	the commands
  *	 project.c	a directory of migrations (the commands, file by file)
  *	 help.c		help, the man page and shell completion, from main.c's tables
@@ -294,6 +294,10 @@ extern bool pgs_take_lock(lua_State *L, PGconn *work, PGconn *ctl,
 extern int	pgs_cmd_plan(const PgsOptions *opts, const char *path);
 extern int	pgs_cmd_status(const PgsOptions *opts, const char *name);
 extern int	pgs_cmd_lint(const PgsOptions *opts, const char *path);
+
+/* ---- report.c: a run report with charts ---- */
+extern int	pgs_cmd_report(const PgsOptions *opts, const char *name,
+						   const char *html, const char *svg);
 
 /* ---- compare.c: one table on two servers ---- */
 typedef struct PgsCompareOptions

@@ -862,8 +862,10 @@ pgs_cmd_project(PgsOptions *opts, const char *command, const char *dir)
 			rc = plan_dir(&p, opts);
 		else if (strcmp(command, "lint") == 0)
 			rc = lint_dir(&p, opts);
-		else
+		else if (strcmp(command, "status") == 0)
 			rc = status_dir(&p, opts);
+		else
+			rc = project_usage_error("%s does not take a directory", command);
 	}
 	free_project(&p);
 	free(copy);

@@ -83,6 +83,8 @@ CREATE TABLE @extschema@.backfill_batch (
 );
 COMMENT ON TABLE @extschema@.backfill_batch IS
   'one row per committed batch of a backfill job (committed with it)';
+-- backfill_progress reads a job's batches of the last minute
+CREATE INDEX backfill_batch_job_at_idx ON @extschema@.backfill_batch (job, at);
 
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.backfill', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.backfill_batch', '');
@@ -126,14 +128,22 @@ $$;
 /*
  * Makes a job of pg_shift 0.1.0 (never sealed: the upgrade seals none) the
  * caller's, from the definition the caller gave shift.backfill_create,
- * which has compared it with the stored one: the fields that run are set
- * from that request, then checked as the caller and sealed.  The progress
- * (state, bound, checkpoint, counters) is kept.
+ * which has compared it with the stored one: the fields that run and the
+ * settings (batch sizes, pace, lock timeout, retries, lag) are set from that
+ * request, then checked as the caller and sealed.  The progress (state,
+ * bound, checkpoint, counters) is kept: started again, a job whose SQL is
+ * not idempotent would apply it twice to the rows it did.  A member of
+ * shift_operator could also rewrite that progress under 0.1.0 (the update
+ * says so, for every job it keeps; doc/operating.md).
  */
 CREATE FUNCTION shift_internal._backfill_adopt(p_name pg_catalog.text, p_owner pg_catalog.oid,
                                                p_path pg_catalog.text, p_columns pg_catalog.text[],
                                                p_select pg_catalog.text, p_key pg_catalog.regclass,
-                                               p_throttle pg_catalog.text)
+                                               p_throttle pg_catalog.text, p_batch_min pg_catalog.int4,
+                                               p_batch_max pg_catalog.int4, p_target_ms pg_catalog.int4,
+                                               p_sleep_ratio pg_catalog.float8,
+                                               p_lock_timeout_ms pg_catalog.int4,
+                                               p_max_retries pg_catalog.int4, p_max_lag pg_catalog.interval)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -146,7 +156,10 @@ BEGIN
      SET owner = pg_catalog.pg_get_userbyid(p_owner), search_path = p_path,
          into_columns = CASE WHEN b.kind = 'copy' THEN p_columns END,
          select_list = CASE WHEN b.kind = 'copy' THEN p_select END,
-         key_index = p_key, key_columns = '{}', throttle_query = p_throttle
+         key_index = p_key, key_columns = '{}', throttle_query = p_throttle,
+         batch_min = p_batch_min, batch_max = p_batch_max, target_ms = p_target_ms,
+         sleep_ratio = p_sleep_ratio, lock_timeout_ms = p_lock_timeout_ms,
+         max_retries = p_max_retries, max_lag = p_max_lag
    WHERE b.name = p_name;
   PERFORM shift_internal._backfill_check(p_name);   -- resolves a table to its primary key
   IF old_key IS DISTINCT FROM (SELECT b.key_index FROM @extschema@.backfill b WHERE b.name = p_name) THEN
@@ -327,7 +340,9 @@ BEGIN
         -- search_path, nothing of the stored row that runs kept), checked
         -- and sealed as the caller; its progress stays
         PERFORM shift_internal._backfill_adopt(v_name, who, path, columns, "select",
-                                               coalesce(key, relation), throttle_query);
+                                               coalesce(key, relation), throttle_query, batch_min,
+                                               batch_max, target_ms, sleep_ratio, lock_timeout_ms,
+                                               max_retries, max_lag);
       END IF;
       PERFORM shift_internal.backfill_verify(v_name);
       RETURN v_name;
@@ -532,6 +547,9 @@ AS $$
 DECLARE
   j @extschema@.backfill := shift_internal._backfill_job(name);
 BEGIN
+  -- a job of 0.1.0 is sealed only by giving its definition again: sealing it
+  -- here would seal whatever its row holds
+  PERFORM shift_internal.backfill_verify(name);
   PERFORM shift_internal._backfill_check_settings(
     coalesce(batch_min, j.batch_min), coalesce(batch_max, j.batch_max),
     coalesce(target_ms, j.target_ms), coalesce(sleep_ratio, j.sleep_ratio),
@@ -628,8 +646,10 @@ SELECT b.name,
        round(w.rate::numeric, 1) AS rate,
        -- an ETA only while a session runs the job and nothing holds it back
        -- (paused, throttled, failed, ended, or no runner: NULL)
+       -- (and none past a year: a rate near zero is a stall, not a forecast)
        CASE WHEN l.pid IS NOT NULL AND b.state IN ('active', 'pending') AND b.throttled IS NULL AND w.rate > 0
                  AND b.estimated_total IS NOT NULL
+                 AND greatest(b.estimated_total - b.keys_done, 0) / w.rate < 31557600
             THEN make_interval(secs => greatest(b.estimated_total - b.keys_done, 0) / w.rate) END AS eta,
        b.batch_size,
        b.batches,

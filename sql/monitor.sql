@@ -5,7 +5,12 @@
 -- each control table).  A dashboard, an on-call engineer or a monitoring
 -- agent wants all of them and no power: GRANT shift_monitor TO someone.  It
 -- reads the control tables and the views over them, every row (the
--- policies below), and executes no function of pg_shift's but version().
+-- policies below), and executes none of pg_shift's functions but those
+-- PUBLIC may (version(), missing_privileges(), the lint functions).  What it
+-- reads includes what the jobs and syncs store: their SQL, their
+-- checkpoints (key values of the tables they walk) and error messages
+-- (which may quote a row's values), as pg_monitor reads the queries of
+-- pg_stat_activity: grant it to whom may see that.
 -- ---------------------------------------------------------------------------
 
 DO $$

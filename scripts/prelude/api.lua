@@ -15,4 +15,5 @@ return {
   lint_report = P.lint.report,          -- inspect.c: pgshift lint
   status = P.status.status,             -- inspect.c: pgshift status
   project_status = P.status.project,    -- project.c: pgshift status DIR
+  report = P.report.report,             -- report.c: pgshift report
 }

@@ -245,12 +245,22 @@ end
 local dry_state = setmetatable({}, { __mode = "k" })
 
 -- site: "file:line: " a statement is attributed to when no line of a
--- migration file is running (a phase made by a helper runs the prelude's code).
-function D.start_dry(db, site)
-  dry_state[db] = { statements = {}, intx = false, site = site or "" }
+-- migration file is running (a phase made by a helper runs the prelude's
+-- code); migration, phase: the names a run would be in (see D.current).
+function D.start_dry(db, site, migration, phase)
+  dry_state[db] = { statements = {}, intx = false, site = site or "",
+                    migration = migration, phase = phase, backfills = { n = 0 } }
 end
 
 function D.is_dry(db) return dry_state[db] ~= nil end
+
+-- D.current(db) -> the migration and phase db runs for: a run's (C.current),
+-- or those a dry run stands for (nil outside either).
+function D.current(db)
+  local state = dry_state[db]
+  if state then return state.migration, state.phase end
+  return C.current()
+end
 
 function D.dry_state(db) return dry_state[db] end
 
@@ -369,21 +379,24 @@ local BACKFILL_CASTS = {
 -- option -> the argument name of shift.backfill_create (some are SQL keywords)
 local BACKFILL_ARGS = { where = '"where"', into = '"into"', select = '"select"' }
 
--- Backfills a phase makes are named after it: "migration:phase", then ":2", ...
+-- Backfills a phase makes are named after it: "migration:phase", then ":2",
+-- ...  A dry run counts in its own record, from 1 for each step it runs,
+-- as a run does for the phase it runs.
 local backfill_seq = { phase = nil, n = 0 }
 
-local function backfill_name(opts)
+local function backfill_name(db, opts)
   if opts.name then return opts.name end
-  local mig, phase = C.current()
-  local key = (mig or "plan") .. ":" .. (phase or "plan")
-  if backfill_seq.phase ~= key then backfill_seq.phase, backfill_seq.n = key, 0 end
-  backfill_seq.n = backfill_seq.n + 1
-  return key .. (backfill_seq.n > 1 and (":" .. backfill_seq.n) or "")
+  local mig, phase = D.current(db)
+  local seq = D.is_dry(db) and dry_state[db].backfills or backfill_seq
+  local key = (mig or "?") .. ":" .. (phase or "?")
+  if seq.phase ~= key then seq.phase, seq.n = key, 0 end
+  seq.n = seq.n + 1
+  return key .. (seq.n > 1 and (":" .. seq.n) or "")
 end
 
 -- The shift.backfill_create call for opts: only the options given, as parameters.
-local function backfill_create_sql(opts, name)
-  local mig, phase = C.current()
+local function backfill_create_sql(db, opts, name)
+  local mig, phase = D.current(db)
   local c = D.call("SELECT shift.backfill_create")
   c.arg(nil, name)
   c.arg("relation", opts.table, BACKFILL_CASTS.table)
@@ -444,8 +457,8 @@ end
 function methods.backfill(db, opts)
   opts = check_backfill_options(opts)
   local where = D.where()
-  local name = backfill_name(opts)
-  local sql, params = backfill_create_sql(opts, name)
+  local name = backfill_name(db, opts)
+  local sql, params = backfill_create_sql(db, opts, name)
   if D.is_dry(db) then
     D.dry_send(db, "value", where, sql, table.unpack(params))
     D.dry_send(db, "exec", where, "CALL shift.backfill_run($1)", name)

@@ -12,17 +12,19 @@ local G = {}
 local SEVERITIES = { "LOW", "MEDIUM", "HIGH", "CRITICAL" }
 G.SEVERITIES = SEVERITIES
 
--- Runs fn against a fresh dry-run db: the statements it would send, and the
--- error that stopped it, if any (a value a real query would have returned is
--- nil in a dry run, so code that needs one stops there).  site: see
--- db.start_dry.
-local function dry_run(fn, site)
+-- Runs fn against a fresh dry-run db: the statements it would send, the
+-- checks it left to the real run, and the error that stopped it, if any (a
+-- value a real query would have returned is a placeholder in a dry run, so
+-- code that needs the value itself stops there; see dry.lua).  site,
+-- migration, phase: see db.start_dry.
+local function dry_run(fn, site, migration, phase)
   if fn == nil then return nil end
-  local db = dry.new(site)
+  local db = dry.new(site, migration, phase)
   settings.dry_run = true
   local ok, err = xpcall(fn, C.msghandler, db)
   settings.dry_run = false
-  return { statements = dry.statements(db), stopped = (not ok) and err.message or nil }
+  return { statements = dry.statements(db), unchecked = dry.unchecked(db),
+           stopped = (not ok) and err.message or nil }
 end
 
 -- G.build(migration, info) -> the plan as a table, without lint (see
@@ -38,8 +40,9 @@ function G.build(mig, info)
     local site = p.source and p.line and (p.source .. ":" .. p.line .. ": ") or ""
     local ph = { ordinal = i, name = p.name, description = p.description,
                  reversible = p.down ~= nil, state = st and st.status or nil,
-                 up = dry_run(p.up, site), down = dry_run(p.down, site),
-                 verify = dry_run(p.verify, site) }
+                 up = dry_run(p.up, site, mig.name, p.name),
+                 down = dry_run(p.down, site, mig.name, p.name),
+                 verify = dry_run(p.verify, site, mig.name, p.name) }
     plan.phases[i] = ph
     if not ph.reversible then plan.points_of_no_return[#plan.points_of_no_return + 1] = p.name end
   end
@@ -62,9 +65,20 @@ function G.dedent(sql)
   return table.concat(lines, "\n")
 end
 
+-- The checks a dry run left to the real run, recorded after statement n.
+local function unchecked_lines(step, n, indent, out)
+  for _, u in ipairs(step.unchecked or {}) do
+    if u.after == n then
+      out[#out + 1] = indent .. "-- not checked in a dry run: " .. u.where .. "assert: "
+        .. u.message:gsub("\n", " ") .. " (it depends on a value only the database has)"
+    end
+  end
+end
+
 local function sql_lines(step, indent, out)
   if step == nil then return end
-  for _, st in ipairs(step.statements) do
+  unchecked_lines(step, 0, indent, out)
+  for n, st in ipairs(step.statements) do
     local text = G.dedent(st.sql)
     local notes = {}
     if #st.params > 0 then
@@ -79,6 +93,7 @@ local function sql_lines(step, indent, out)
     if #notes > 0 then text = text .. "  -- " .. table.concat(notes, "; ") end
     for line in (text .. "\n"):gmatch("(.-)\n") do out[#out + 1] = indent .. line end
     for _, line in ipairs(G.lint_notes(st)) do out[#out + 1] = indent .. line end
+    unchecked_lines(step, n, indent, out)
   end
   if #step.statements == 0 then out[#out + 1] = indent .. "-- (no SQL)" end
   if step.stopped then

@@ -19,9 +19,10 @@
 --   4. copies the rows into the new tables, filling in what 0.2.0 adds (the
 --      owner of a migration, the search_path a job or sync runs under, the
 --      interrupted state, the constraints a cut-over left to validate),
---      checks and seals every backfill job and sync again, makes each sync's
---      triggers again as they were but for the new digest, and drops what
---      was moved aside.
+--      checks and seals every sync again, makes each sync's triggers again
+--      as they were but for the new digest, leaves every backfill job
+--      unsealed (it runs once its definition is given again, see below),
+--      and drops what was moved aside.
 --
 -- All of it happens in ALTER EXTENSION's one transaction.  The writers of a
 -- synced table wait for it from step 1 on (they cannot deadlock with it: it
@@ -336,14 +337,26 @@ SELECT bb.job, bb.batch, bb.at, bb.keys, bb.rows, bb.ms, bb.batch_size, bb.retri
 DO $$
 DECLARE
   b record;
+  ended pg_catalog.text[];
 BEGIN
   FOR b IN SELECT x.name FROM @extschema@.backfill x WHERE x.state NOT IN ('done', 'cancelled')
             ORDER BY x.name LOOP
     RAISE WARNING 'backfill job "%" of pg_shift 0.1.0 runs again once its definition is given again', b.name
-      USING DETAIL = '0.1.0 let members of shift_operator change a job''s SQL and owner; 0.2.0 runs only what it checked.',
+      USING DETAIL = '0.1.0 let members of shift_operator change a job''s SQL, owner and checkpoint; 0.2.0 runs only what it checked, from the checkpoint recorded.',
             HINT = 'pgshift run resumes it from its checkpoint; from SQL, call shift.backfill_create with the same '
                    'definition and if_exists => ''reuse''.';
   END LOOP;
+  -- ended jobs run no more, but a job recorded as done skips its phase's
+  -- backfill when given again: say which are taken as recorded
+  SELECT array_agg(x.name ORDER BY x.name) INTO ended
+    FROM @extschema@.backfill x WHERE x.state IN ('done', 'cancelled');
+  IF ended IS NOT NULL THEN
+    RAISE WARNING '% backfill job(s) of pg_shift 0.1.0 recorded as done or cancelled are kept as recorded',
+                  cardinality(ended)
+      USING DETAIL = format('0.1.0 let members of shift_operator change a job''s state and checkpoint. The jobs: %s.',
+                            array_to_string(ended[1:20], ', ') || CASE WHEN cardinality(ended) > 20 THEN ', ...' ELSE '' END),
+            HINT = 'If you do not trust what those members did, compare the tables (shift.compare) before contracting.';
+  END IF;
 END
 $$;
 

@@ -101,6 +101,40 @@ pgshift --dsn "dbname=$DB" run "$f"
 expect_rc "a failed assert fails the migration" 1
 expect_first_line "assert gets the file:line of the call" "assert.lua:6: 10 rows differ"
 
+# ---- an error inside a backfill's own fragment names the fragment, in the
+# user's words, not the statement pg_shift built around it
+q "CREATE TABLE copies (id int PRIMARY KEY, n int)" >/dev/null
+fragment() {  # fragment NAME CALL FIRST-LINE DETAIL
+  local f
+  f=$(mig "frag_$1" <<LUA
+return migration { name = "frag_$1", phases = { { name = "p", up = function(db)
+  $2
+end } } }
+LUA
+)
+  pgshift --dsn "dbname=$DB" run "$f"
+  expect_rc "$1: the migration fails" 1
+  expect_first_line "$1: the error names the fragment and the file's line" "frag_$1.lua:2: $3"
+  expect_in "$1: and shows the fragment as written, where the error is" "$ERR" "detail: $4"
+  expect_not_in "$1: not the statement built around it" "$ERR" "UPDATE public.items"
+  expect_eq "$1: nothing was created" "$(q "SELECT count(*) FROM shift.backfill_progress WHERE name = 'frag_$1:p'")" 0
+}
+fragment set_function 'db:backfill { table = "items", set = "n = nosuchfunc(n)" }' \
+  'set of backfill job "frag_set_function:p": function nosuchfunc(integer) does not exist (SQLSTATE 42883)' \
+  'The set given was: n = nosuchfunc(n) (the error is at character 5 of it).'
+fragment set_type 'db:backfill { table = "items", set = "n = now()" }' \
+  'set of backfill job "frag_set_type:p": column "n" is of type integer but expression is of type timestamp with time zone (SQLSTATE 42804)' \
+  'The set given was: n = now() (the error is at character 5 of it).'
+fragment where_column 'db:backfill { table = "items", set = "n = n + 1", where = "n > 0 AND nocol" }' \
+  'where of backfill job "frag_where_column:p": column "nocol" does not exist (SQLSTATE 42703)' \
+  'The where given was: n > 0 AND nocol (the error is at character 11 of it).'
+fragment where_operator "db:backfill { table = \"items\", set = \"n = n + 1\", where = \"n = 'é' || 1 >>> 2\" }" \
+  'where of backfill job "frag_where_operator:p": operator does not exist' \
+  "The where given was: n = 'é' || 1 >>> 2 (the error is at character 14 of it)."
+fragment select 'db:backfill { table = "items", into = "copies", select = "id, nosuch(n)" }' \
+  'select list of backfill job "frag_select:p": function nosuch(integer) does not exist (SQLSTATE 42883)' \
+  'The select list given was: id, nosuch(n) (the error is at character 5 of it).'
+
 # ---- extension missing, or of another version: nothing runs
 f=$(mig touch <<'LUA'
 return migration { name = "touch", phases = {

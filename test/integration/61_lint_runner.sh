@@ -20,7 +20,7 @@ return migration { name = "risky", phases = {
       db:exec("CREATE INDEX accounts_email ON accounts (email)")
       db:ddl("ALTER TABLE accounts ADD COLUMN created timestamptz DEFAULT clock_timestamp()")
     end,
-    down = function(db) db:ddl("ALTER TABLE accounts DROP COLUMN created") end },
+    down = function(db) db:ddl("ALTER TABLE accounts DROP COLUMN created, DROP COLUMN email") end },
   { name = "tighten",
     up = function(db) db:ddl("ALTER TABLE accounts ALTER COLUMN plan SET NOT NULL") end },
 } }
@@ -38,7 +38,7 @@ expect_in "the volatile default is found from pg_proc" "$OUT" \
   "phase 'expand' (up), statement 2: CRITICAL add-column-rewrite: ADD COLUMN created with a volatile default (clock_timestamp)"
 expect_not_in "db:ddl's lock_timeout counts" "$OUT" "statement 2: HIGH missing-lock-timeout"
 expect_in "SET NOT NULL without a validated CHECK" "$OUT" "phase 'tighten' (up), statement 1: HIGH set-not-null"
-expect_in "the down is linted too" "$OUT" "phase 'expand' (down), statement 1: MEDIUM drop-column"
+expect_in "the down is linted too" "$OUT" "phase 'expand' (down), statement 1: MEDIUM drop-column: DROP COLUMN accounts.email"
 expect_in "with a summary" "$OUT" "lint of migration risky: 5 findings: 1 CRITICAL, 2 HIGH, 2 MEDIUM; 3 at or above HIGH"
 expect_eq "lint changed nothing" "$(catalog)" "$before"
 
@@ -171,3 +171,34 @@ pgshift --dsn "dbname=$DB" lint "$safe"
 expect_rc "linting a migration that already ran works the same" 0
 pgshift --dsn "dbname=$DB" lint "$risky"
 expect_not_in "SET NOT NULL of a column that is NOT NULL now is fine" "$OUT" "set-not-null"
+
+# ---- a down that drops the column its own up added is the way back
+back=$(mig way_back <<'LUA'
+return migration { name = "way_back", phases = {
+  { name = "expand",
+    up = function(db)
+      db:ddl('ALTER TABLE accounts ADD COLUMN nick text')
+      db:add_column { table = "accounts", column = "Score", type = "int" }
+    end,
+    down = function(db)
+      db:ddl('ALTER TABLE accounts DROP COLUMN nick')
+      db:drop_column { table = "accounts", column = "Score" }
+    end },
+  { name = "more",
+    up = function(db) db:ddl("ALTER TABLE accounts ADD COLUMN later text") end,
+    down = function(db)
+      db:ddl("ALTER TABLE accounts DROP COLUMN later")
+      db:ddl("ALTER TABLE accounts DROP COLUMN nick")    -- the first phase's
+      db:ddl("ALTER TABLE accounts DROP COLUMN email")   -- there before
+    end },
+} }
+LUA
+)
+pgshift --dsn "dbname=$DB" lint --fail-on MEDIUM "$back"
+expect_not_in "the first phase's down drops what its up added: no finding" "$OUT" "phase 'expand' (down)"
+expect_not_in "nor for the second phase's own column" "$OUT" "DROP COLUMN accounts.later"
+expect_in "a down dropping an earlier phase's column is flagged" "$OUT" \
+  "phase 'more' (down), statement 2: MEDIUM drop-column: DROP COLUMN accounts.nick"
+expect_in "a down dropping a column that was there before is flagged" "$OUT" \
+  "phase 'more' (down), statement 3: MEDIUM drop-column: DROP COLUMN accounts.email"
+expect_rc "and fails at MEDIUM" 1

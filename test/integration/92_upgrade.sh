@@ -336,6 +336,8 @@ expect_eq "from 0.1.0's checkpoint: its three batches are kept, the next ones fo
   "1 true true"
 expect_eq "the same job, walking to the bound it had fixed when it started" \
   "$(q "SELECT created_at || ' ' || upper_key_text FROM shift.backfill")" "$job_before"
+expect_eq "its settings are the migration file's (batch_max 2000), not those recorded under 0.1.0 (1000)" \
+  "$(q "SELECT batch_min || ' ' || batch_max FROM shift.backfill")" "100 2000"
 expect_eq "given again by db:backfill, it was sealed as the runner's role, with the search_path it runs under" \
   "$(q "SELECT digest IS NOT NULL AND checked IS NOT NULL AND owner = 'postgres'
                AND search_path = 'postgres, public, pg_temp' FROM shift.backfill")" t
@@ -423,6 +425,12 @@ err=$(psql -X -q -d "$DB" -c "CALL shift.backfill_run('notes:bump')" 2>&1)
 expect_in "the rewritten job of 0.1.0 does not run after the update" "$err" \
   'ERROR:  backfill job "notes:bump" was made by pg_shift 0.1.0 and has not been checked since'
 expect_eq "so its SQL ran as nobody: the operator is no superuser, no row was bumped" \
+  "$(q "SELECT rolsuper || ' ' || (SELECT sum(n) FROM notes) FROM pg_roles WHERE rolname = 'upgrade_mallory'")" "false 0"
+err=$(q "SELECT shift.backfill_set('notes:bump', clear_throttle_query => true)" 2>&1)
+expect_in "changing its settings does not seal it either" "$err" \
+  'ERROR:  backfill job "notes:bump" was made by pg_shift 0.1.0 and has not been checked since'
+err=$(psql -X -q -d "$DB" -c "CALL shift.backfill_run('notes:bump')" 2>&1)
+expect_eq "so it still runs nothing: the operator is no superuser, no row was bumped" \
   "$(q "SELECT rolsuper || ' ' || (SELECT sum(n) FROM notes) FROM pg_roles WHERE rolname = 'upgrade_mallory'")" "false 0"
 err=$(q "SELECT shift.backfill_create('notes:bump', 'notes', set => 'n = n + 1', if_exists => 'reuse')" 2>&1)
 expect_in "given its definition again, it is refused: it is not what the superuser asks for" "$err" \

@@ -241,6 +241,38 @@ SELECT part, statement, rule FROM shift.lint_script(
         'ALTER TABLE users VALIDATE CONSTRAINT n_nn',
         'ALTER TABLE users ALTER n SET NOT NULL'],
   ARRAY['2s', '2s', '2s'], ARRAY[1, 2, 3]) ;
+-- drop-column: a down dropping a column its own phase's up added (the
+-- runner sends the ups of phases 1 .. N, then phase N's down) is the way
+-- back, not a loss; only the same table as written and the same column,
+-- compared as identifiers; with IF NOT EXISTS only a column the catalog
+-- does not have yet
+SELECT part, statement, message FROM shift.lint_script(
+  ARRAY['ALTER TABLE users ADD COLUMN added int, ADD COLUMN "Flag" int, ADD COLUMN IF NOT EXISTS maybe int, ADD COLUMN IF NOT EXISTS email text',
+        'ALTER TABLE users DROP COLUMN ADDED',          -- the same identifier: not flagged
+        'ALTER TABLE users DROP COLUMN "Flag"',         -- not flagged
+        'ALTER TABLE users DROP COLUMN flag',           -- another column
+        'ALTER TABLE users DROP COLUMN maybe',          -- not there before: not flagged
+        'ALTER TABLE users DROP COLUMN email',          -- there before the IF NOT EXISTS
+        'ALTER TABLE users DROP COLUMN name',           -- there before
+        'ALTER TABLE orders DROP COLUMN added',         -- another table
+        'ALTER TABLE lint_test.users DROP COLUMN "Flag"',  -- written otherwise: flagged
+        'ALTER TABLE users DROP COLUMN added'],         -- dropped once already
+  phases => ARRAY[1, 1, 1, 1, 1, 1, 1, 1, 1, 1]) WHERE rule = 'drop-column';
+SELECT part, statement, message FROM shift.lint_script(
+  ARRAY['ALTER TABLE users ADD COLUMN a1 int',           -- phase 1 up
+        'ALTER TABLE users ADD COLUMN a2 int',           -- phase 2 up
+        'ALTER TABLE users DROP COLUMN a1, DROP COLUMN a2'],  -- phase 2 down: a1 is phase 1's
+  phases => ARRAY[1, 2, 2]) WHERE rule = 'drop-column';
+-- a rename in between: the name no longer means the column added
+SELECT part, statement, message FROM shift.lint_script(
+  ARRAY['ALTER TABLE users ADD COLUMN r int',
+        'ALTER TABLE users RENAME COLUMN r TO r2',
+        'ALTER TABLE users RENAME COLUMN name TO r',
+        'ALTER TABLE users ADD COLUMN s int',
+        'ALTER TABLE users RENAME TO users_old',
+        'ALTER TABLE orders RENAME TO users',
+        'ALTER TABLE users DROP COLUMN r, DROP COLUMN r2, DROP COLUMN s'],
+  phases => ARRAY[1, 1, 1, 1, 1, 1, 1]) WHERE rule = 'drop-column';
 SELECT * FROM shift.lint_script(ARRAY['SELECT 1'], ARRAY['1s', '2s']);
 SELECT * FROM shift.lint_script(ARRAY['SELECT 1'], ARRAY['later']);
 SELECT * FROM shift.lint_script(ARRAY['SELECT 1'], phases => ARRAY[1, 2]);
