@@ -664,7 +664,16 @@ SELECT b.name,
        b.finished_at,
        coalesce(b.finished_at, b.updated_at) - b.started_at AS elapsed,
        b.owner,
-       b.schedule
+       b.schedule,
+       b.migration,
+       b.phase,
+       b.target_ms,
+       b.sleep_ratio,
+       b.lock_timeout_ms,
+       b.max_retries,
+       b.max_lag,
+       b.throttle_query IS NOT NULL AS has_throttle_query,
+       b.created_at
   FROM @extschema@.backfill b
   CROSS JOIN LATERAL shift_internal.backfill_lock_key(b.name) k
   LEFT JOIN pg_catalog.pg_locks l

@@ -100,4 +100,5 @@ GRANT EXECUTE ON FUNCTION
 GRANT SELECT ON @extschema@.migration, @extschema@.phase, @extschema@.event,
                 @extschema@.backfill, @extschema@.backfill_batch, @extschema@.sync,
                 @extschema@.status, @extschema@.history, @extschema@.backfill_progress,
-                @extschema@.sync_status, @extschema@.lease, @extschema@.phase_status TO shift_monitor;
+                @extschema@.sync_status, @extschema@.lease, @extschema@.phase_status,
+                @extschema@.backfill_batches TO shift_monitor;

@@ -1,9 +1,9 @@
 -- ---------------------------------------------------------------------------
 -- What pgshift reads.  The runner reads no control table's columns itself:
 -- it reads the public views (shift.status, shift.backfill_progress,
--- shift.sync_status) and the two views below, made for it, so that the
--- tables can change shape while these keep theirs.  It writes only through
--- the state functions (sql/bookkeeping.sql).  Both views run as whoever
+-- shift.sync_status, shift.history) and the views below, made for it, so
+-- that the tables can change shape while these keep theirs.  It writes only
+-- through the state functions (sql/bookkeeping.sql).  The views run as whoever
 -- reads them (security_invoker): each role sees its own migrations, as in
 -- the tables beneath.
 -- ---------------------------------------------------------------------------
@@ -50,4 +50,23 @@ SELECT p.migration,
 COMMENT ON VIEW @extschema@.phase_status IS
   'every phase of every migration with its recorded state, attempts, timings and last error';
 
-GRANT SELECT ON @extschema@.lease, @extschema@.phase_status TO shift_operator;
+-- shift.backfill_batches: every committed batch of every backfill job, with
+-- the migration and phase of its job (pgshift report draws them).
+CREATE VIEW @extschema@.backfill_batches WITH (security_invoker = true) AS
+SELECT bb.job,
+       b.migration,
+       b.phase,
+       bb.batch,
+       bb.at,
+       bb.keys,
+       bb.rows,
+       bb.ms,
+       coalesce(bb.wall_ms, bb.ms) AS wall_ms,
+       bb.batch_size,
+       bb.retries
+  FROM @extschema@.backfill_batch bb
+  JOIN @extschema@.backfill b ON b.name OPERATOR(pg_catalog.=) bb.job;
+COMMENT ON VIEW @extschema@.backfill_batches IS
+  'every committed batch of every backfill job: when, keys, rows, ms working, wall_ms by the clock (rests included), size, retries';
+
+GRANT SELECT ON @extschema@.lease, @extschema@.phase_status, @extschema@.backfill_batches TO shift_operator;

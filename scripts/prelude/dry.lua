@@ -131,8 +131,24 @@ function Y.assert(v, ...)
   end
   local msg = select("#", ...) > 0 and (...) or "assertion failed!"
   state.unchecked[#state.unchecked + 1] = { where = C.where(), message = tostring(msg),
-                                            after = #state.statements }
+                                            after = #state.statements, kind = "assert" }
   return v, ...
+end
+
+-- Y.error(message, level): the migration file's error, the same way: once
+-- the dry run has answered a placeholder, the branch that raises may be one
+-- only the placeholder took ("if refs then error(...) end" takes it, since
+-- a placeholder is true), so the error is noted and the code goes on.
+function Y.error(msg, level)
+  local state = settings.dry_run and current and db.dry_state(current)
+  if not (state and state.placeholders > 0) then
+    -- as Lua's error raises it: level 1 (the default) is the file's line,
+    -- one above this function (env.error tail-calls it)
+    level = level == nil and 1 or level
+    error(msg, level > 0 and level + 1 or level)
+  end
+  state.unchecked[#state.unchecked + 1] = { where = C.where(), message = tostring(msg),
+                                            after = #state.statements, kind = "error" }
 end
 
 return Y

@@ -274,6 +274,7 @@ function L.load(path)
   env.migration, env.log = L.migration, output.log
   -- a check on a value a dry run does not have is left to the real run (dry.lua)
   env.assert = function(...) return P.dry.assert(...) end
+  env.error = function(...) return P.dry.error(...) end
   -- online.lua is loaded after this module: looked up when a file loads
   env.online = { change_column_type = P.online.change_column_type }
   local chunk, err = loadfile(path, "t", env)

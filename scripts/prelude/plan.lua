@@ -69,7 +69,7 @@ end
 local function unchecked_lines(step, n, indent, out)
   for _, u in ipairs(step.unchecked or {}) do
     if u.after == n then
-      out[#out + 1] = indent .. "-- not checked in a dry run: " .. u.where .. "assert: "
+      out[#out + 1] = indent .. "-- not checked in a dry run: " .. u.where .. (u.kind or "assert") .. ": "
         .. u.message:gsub("\n", " ") .. " (it depends on a value only the database has)"
     end
   end

@@ -1,7 +1,7 @@
 -- scripts/prelude/report.lua: `pgshift report NAME`, a run report with
 -- charts drawn from what the database recorded for migration NAME: its
--- phases and events (shift.phase, shift.event), its backfill jobs and their
--- batches (shift.backfill, shift.backfill_batch).  R.report returns one
+-- phases and events (shift.phase_status, shift.history), its backfill jobs
+-- and their batches (shift.backfill_progress, shift.backfill_batches).  R.report returns one
 -- self-contained HTML page (inline SVG and CSS: no script, no network, no
 -- other file) and one SVG document holding the same charts; report.c writes
 -- them.  Every text that comes from the database is escaped for XML (esc), so
@@ -31,23 +31,23 @@ SELECT p.ordinal, p.name, p.status, p.attempts, p.reversible, p.rows_affected,
        pg_catalog.date_part('epoch', p.started_at)::float8 AS started,
        pg_catalog.date_part('epoch', p.finished_at)::float8 AS finished,
        p.error_message, p.error_sqlstate
-  FROM shift.phase p
+  FROM shift.phase_status p
  WHERE p.migration OPERATOR(pg_catalog.=) $1
  ORDER BY p.ordinal]]
 
 local EVENTS_SQL = [[
 SELECT e.id, pg_catalog.date_part('epoch', e.at)::float8 AS t, e.phase, e.kind,
        e.message, e.sqlstate, e.role::text AS role, e.host
-  FROM shift.event e
+  FROM shift.history e
  WHERE e.migration OPERATOR(pg_catalog.=) $1
  ORDER BY e.id]]
 
 local JOBS_SQL = [[
 SELECT b.name, b.relation::text AS relation, b.phase, b.state, b.target_ms, b.sleep_ratio,
-       b.lock_timeout_ms, b.max_retries, b.throttle_query IS NOT NULL AS has_throttle_query,
+       b.lock_timeout_ms, b.max_retries, b.has_throttle_query,
        b.max_lag::text AS max_lag, b.throttled, b.rows_done, b.keys_done, b.batches, b.retries,
        b.last_error
-  FROM shift.backfill b
+  FROM shift.backfill_progress b
  WHERE b.migration OPERATOR(pg_catalog.=) $1
  ORDER BY b.created_at, b.name]]
 
@@ -56,11 +56,9 @@ SELECT b.name, b.relation::text AS relation, b.phase, b.state, b.target_ms, b.sl
 -- backoff included), or since its run began
 local BATCHES_SQL = [[
 SELECT bb.job, bb.batch, pg_catalog.date_part('epoch', bb.at)::float8 AS t,
-       bb.keys, bb.rows, bb.ms, coalesce(bb.wall_ms, bb.ms) AS wall_ms,
-       bb.batch_size, bb.retries
-  FROM shift.backfill_batch bb
-  JOIN shift.backfill b ON b.name OPERATOR(pg_catalog.=) bb.job
- WHERE b.migration OPERATOR(pg_catalog.=) $1
+       bb.keys, bb.rows, bb.ms, bb.wall_ms, bb.batch_size, bb.retries
+  FROM shift.backfill_batches bb
+ WHERE bb.migration OPERATOR(pg_catalog.=) $1
  ORDER BY bb.at, bb.job, bb.batch]]
 
 -- ---------------------------------------------------------------------------
@@ -688,8 +686,8 @@ function R.report(db, name, info)
   if #m.jobs > 0 then html[#html + 1] = "<h2>Backfill jobs</h2>"; html[#html + 1] = jobs_table(m) end
   html[#html + 1] = "<h2>Events</h2>"
   html[#html + 1] = events_table(m)
-  html[#html + 1] = string.format("<footer>Made by pgshift %s report at %s from shift.status, shift.phase, "
-    .. "shift.event, shift.backfill and shift.backfill_batch.</footer>", esc(info.version), esc(clock(now)))
+  html[#html + 1] = string.format("<footer>Made by pgshift %s report at %s from shift.status, shift.phase_status, "
+    .. "shift.history, shift.backfill_progress and shift.backfill_batches.</footer>", esc(info.version), esc(clock(now)))
   html[#html + 1] = "</body>\n</html>\n"
 
   local svgdoc = string.format('<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg"'
