@@ -13,6 +13,7 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
@@ -29,10 +30,11 @@ typedef struct Unschedule
 } Unschedule;
 
 /*
- * The pg_cron jobs of this database named u->schedule are removed, as the
- * caller (the role that runs the job, or drops it): pg_cron lets a role
- * remove its own schedules, and a superuser any.  Only the rows of cron.job
- * the caller sees (pg_cron's policy: its own, all for a superuser).
+ * The caller's pg_cron jobs of this database named u->schedule are removed,
+ * as the caller (the role that runs the job, or drops it).  Only the
+ * caller's own, as cron.unschedule(name) would: a superuser sees every
+ * role's rows of cron.job, and another role's schedule of the same name is
+ * not this job's to remove.
  */
 static void
 unschedule_call(void *arg)
@@ -46,7 +48,8 @@ unschedule_call(void *arg)
 	shift_as_begin(&as, shift_caller(), "pg_catalog, pg_temp");
 	rc = SPI_execute_with_args("SELECT pg_catalog.count(cron.unschedule(j.jobid)) FROM cron.job j "
 							   "WHERE j.jobname OPERATOR(pg_catalog.=) $1::pg_catalog.name "
-							   "AND j.database OPERATOR(pg_catalog.=) pg_catalog.current_database()",
+							   "AND j.database OPERATOR(pg_catalog.=) pg_catalog.current_database() "
+							   "AND j.username OPERATOR(pg_catalog.=) CURRENT_USER",
 							   1, argtypes, args, NULL, false, 1);
 	shift_as_end(&as);
 	spi_check(rc, "removing a pg_cron schedule");
@@ -106,6 +109,12 @@ backfill_end_schedule(const char *name, const char *schedule, const char *why)
 				ereport(NOTICE,
 						(errmsg("backfill job \"%s\" is %s: its pg_cron schedule \"%s\" was removed",
 								name, why, schedule)));
+			else
+				ereport(NOTICE,
+						(errmsg("backfill job \"%s\" is %s: role \"%s\" has no pg_cron schedule \"%s\" in this database",
+								name, why, GetUserNameFromId(shift_caller(), false), schedule),
+						 errhint("If another role scheduled it, remove it as that role with SELECT cron.unschedule('%s');",
+								 schedule)));
 			return true;
 		}
 		ereport(WARNING,

@@ -68,10 +68,17 @@ pc "CALL shift.backfill_run('co_copy', max_batches => 0, schedule => 'pgshift-it
 pc "SELECT cron.schedule('pgshift-it-rec', '0 0 1 1 *', \$\$CALL shift.backfill_run('co_copy', schedule => 'pgshift-it-rec')\$\$)" >/dev/null
 err=$(psql -X -q -d postgres -c "SELECT * FROM shift.cutover('pgshift_it_co')" 2>&1)
 expect_in "a schedule recorded by schedule => is named too" "$err" "\"pgshift-it-rec\" of role postgres)"
+# another role's schedule of the same name is not this job's: a superuser's
+# drop of the job must leave it
+pc "DROP ROLE IF EXISTS pgshift_it_other; CREATE ROLE pgshift_it_other;
+    GRANT USAGE ON SCHEMA cron TO pgshift_it_other;
+    SET ROLE pgshift_it_other; SELECT cron.schedule('pgshift-it-rec', '0 0 1 1 *', 'SELECT 1'); RESET ROLE" >/dev/null
 msg=$(PGOPTIONS="-c client_min_messages=notice" psql -X -q -d postgres -c "SELECT shift.backfill_drop('co_copy')" 2>&1)
 expect_in "dropping the job removes the schedule it recorded" "$msg" \
   "backfill job \"co_copy\" is dropped: its pg_cron schedule \"pgshift-it-rec\" was removed"
-expect_eq "it is gone from cron.job" "$(pc "SELECT count(*) FROM cron.job WHERE jobname = 'pgshift-it-rec'")" 0
+expect_eq "it is gone from cron.job, and the other role's schedule of that name is still there" \
+  "$(pc "SELECT string_agg(username, ',') FROM cron.job WHERE jobname = 'pgshift-it-rec'")" pgshift_it_other
+pc "SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = 'pgshift-it-rec'; DROP ROLE pgshift_it_other" >/dev/null
 pc "INSERT INTO pgshift_it_co2 SELECT * FROM pgshift_it_co" >/dev/null      # the backfill
 expect_eq "and the cut-over goes through" "$(pc "SELECT archived FROM shift.cutover('pgshift_it_co')")" \
   "public.pgshift_it_co_archive"
