@@ -321,6 +321,37 @@ AS $$
 $$;
 
 /*
+ * Would a view made of select list items over nspname.relname be view
+ * existing?  Compared as PostgreSQL reads both (pg_get_viewdef), through a
+ * temporary view made and dropped in a subtransaction, the items read under
+ * search_path (pinned).
+ */
+CREATE FUNCTION shift_internal._version_view_same(existing pg_catalog.oid, items pg_catalog.text,
+                                                  nspname pg_catalog.name, relname pg_catalog.name,
+                                                  search_path pg_catalog.text)
+RETURNS pg_catalog.bool
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  probe pg_catalog.oid;
+  same pg_catalog.bool;
+BEGIN
+  PERFORM set_config('search_path', shift_internal.pin_search_path(_version_view_same.search_path), true);
+  BEGIN
+    EXECUTE pg_catalog.format('CREATE TEMPORARY VIEW pg_shift_version_probe AS SELECT %s FROM %I.%I',
+                              items, nspname, relname);
+    probe := pg_catalog.to_regclass('pg_temp.pg_shift_version_probe');
+    same := pg_catalog.pg_get_viewdef(probe) OPERATOR(pg_catalog.=) pg_catalog.pg_get_viewdef(existing);
+    -- undone with the subtransaction
+    RAISE EXCEPTION USING ERRCODE = 'P0004';
+  EXCEPTION WHEN assert_failure THEN
+    RETURN same;
+  END;
+END
+$$;
+
+/*
  * shift.version_view(version, relation, columns => '*', view_name =>,
  *                    if_exists => 'error', migration, phase, search_path) -> the view
  *
@@ -396,12 +427,18 @@ BEGIN
   new_row.expressions := cols.expressions;
   new_row.names := cols.names;
 
+  SELECT string_agg(format('%s AS %I', e, n), ', ' ORDER BY o) INTO items
+    FROM unnest(cols.expressions, cols.names) WITH ORDINALITY AS x(e, n, o);
   SELECT * INTO old FROM @extschema@.version_relation r
    WHERE r.version = v_version AND r.view_name = new_row.view_name;
   IF FOUND THEN
-    IF if_exists = 'reuse' AND old.relation = relation AND old.columns = columns
-       AND shift_internal._version_view_live(old) THEN
-      RETURN old.view::pg_catalog.regclass;
+    -- the same view: over the same table, and PostgreSQL reads the two
+    -- definitions alike (the columns given may name a column renamed since
+    -- by its new name: the view follows it by number)
+    IF if_exists = 'reuse' AND old.relation = relation AND shift_internal._version_view_live(old) THEN
+      IF shift_internal._version_view_same(old.view, items, rel.nspname, rel.relname, version_view.search_path) THEN
+        RETURN old.view::pg_catalog.regclass;
+      END IF;
     END IF;
     RAISE EXCEPTION 'version "%" has a view "%" already%', v_version, new_row.view_name,
       CASE WHEN if_exists = 'reuse' THEN ' with a different definition' ELSE '' END
@@ -409,8 +446,6 @@ BEGIN
             HINT = format('Drop the version with shift.version_drop(%L), or give another view_name.', v_version);
   END IF;
 
-  SELECT string_agg(format('%s AS %I', e, n), ', ' ORDER BY o) INTO items
-    FROM unnest(cols.expressions, cols.names) WITH ORDINALITY AS x(e, n, o);
   -- the expressions resolve their names as the caller wrote them
   PERFORM set_config('search_path', shift_internal.pin_search_path(version_view.search_path), true);
   EXECUTE format('CREATE VIEW %I.%I WITH (security_invoker = true) AS SELECT %s FROM %I.%I',

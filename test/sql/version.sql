@@ -163,6 +163,14 @@ INSERT INTO app_v2.orders (score, note) VALUES (2, 'v2 after rename') RETURNING 
 SELECT id, rating, note FROM app_v1.orders WHERE note LIKE '%after rename' ORDER BY id;
 RESET ROLE;
 SELECT version, tables FROM shift.versions ORDER BY 1;
+-- what the view is now, given by the columns' new names, is the same view:
+-- reused; another is not
+SET ROLE regress_ver_owner;
+SELECT shift.version_view('app_v1', 'vert.purchases', columns => 'id, score AS rating, note, price',
+                          view_name => 'orders', if_exists => 'reuse');
+SELECT shift.version_view('app_v1', 'vert.purchases', columns => 'id, score, note, price',
+                          view_name => 'orders', if_exists => 'reuse');
+RESET ROLE;
 
 -- ======================================================================
 -- ownership: another role sees nothing and drops nothing
