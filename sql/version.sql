@@ -34,7 +34,7 @@ COMMENT ON TABLE @extschema@.version_schema IS
 CREATE TABLE @extschema@.version_relation (
   version         pg_catalog.text NOT NULL REFERENCES @extschema@.version_schema (name) ON DELETE CASCADE,
   view_name       pg_catalog.text NOT NULL CHECK (pg_catalog.octet_length(view_name) BETWEEN 1 AND 63),
-  view            pg_catalog.oid NOT NULL,           -- the view pg_shift made (dropped only if it is still that one)
+  view            pg_catalog.regclass NOT NULL,      -- the view pg_shift made (dropped only if it is still that one)
   relation        pg_catalog.regclass NOT NULL,      -- the table it shows
   columns         pg_catalog.text NOT NULL,          -- the select list it was made from, as given
   expressions     pg_catalog.text[] NOT NULL,        -- over the table, one per view column, as checked
@@ -437,7 +437,7 @@ BEGIN
     -- by its new name: the view follows it by number)
     IF if_exists = 'reuse' AND old.relation = relation AND shift_internal._version_view_live(old) THEN
       IF shift_internal._version_view_same(old.view, items, rel.nspname, rel.relname, version_view.search_path) THEN
-        RETURN old.view::pg_catalog.regclass;
+        RETURN old.view;
       END IF;
     END IF;
     RAISE EXCEPTION 'version "%" has a view "%" already%', v_version, new_row.view_name,
@@ -484,7 +484,7 @@ BEGIN
     EXECUTE format('GRANT USAGE ON SCHEMA %I TO %s', v_version, grantees);
   END IF;
   PERFORM shift_internal._version_view_record(new_row);
-  RETURN new_row.view::pg_catalog.regclass;
+  RETURN new_row.view;
 END
 $$;
 
