@@ -116,7 +116,7 @@ GRANT EXECUTE ON FUNCTION
   shift_internal.version_row(pg_catalog.text),
   shift_internal._version_columns(pg_catalog.regclass, pg_catalog.text),
   shift_internal._version_view_live(@extschema@.version_relation),
-  shift_internal._version_view_same(pg_catalog.oid, pg_catalog.text, pg_catalog.name, pg_catalog.name, pg_catalog.text),
+  shift_internal._version_view_same(pg_catalog.regclass, pg_catalog.text, pg_catalog.name, pg_catalog.name, pg_catalog.text),
   shift_internal._version_record(pg_catalog.text, pg_catalog.bool, pg_catalog.text, pg_catalog.text),
   shift_internal._version_view_record(@extschema@.version_relation),
   shift_internal._version_forget(pg_catalog.text, pg_catalog.text)

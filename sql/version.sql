@@ -323,10 +323,11 @@ $$;
 /*
  * Would a view made of select list items over nspname.relname be view
  * existing?  Compared as PostgreSQL reads both (pg_get_viewdef), through a
- * temporary view made and dropped in a subtransaction, the items read under
+ * probe view made beside it (in the version's schema, where the caller
+ * makes views) and undone with a subtransaction; the items are read under
  * search_path (pinned).
  */
-CREATE FUNCTION shift_internal._version_view_same(existing pg_catalog.oid, items pg_catalog.text,
+CREATE FUNCTION shift_internal._version_view_same(existing pg_catalog.regclass, items pg_catalog.text,
                                                   nspname pg_catalog.name, relname pg_catalog.name,
                                                   search_path pg_catalog.text)
 RETURNS pg_catalog.bool
@@ -334,17 +335,18 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  probe pg_catalog.oid;
+  version pg_catalog.name := (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                               WHERE c.oid = existing);
+  probe pg_catalog.text := 'pg_shift_probe_' || pg_catalog.txid_current();
   same pg_catalog.bool;
 BEGIN
   PERFORM set_config('search_path', shift_internal.pin_search_path(_version_view_same.search_path), true);
   BEGIN
-    EXECUTE pg_catalog.format('CREATE TEMPORARY VIEW pg_shift_version_probe AS SELECT %s FROM %I.%I',
-                              items, nspname, relname);
-    probe := pg_catalog.to_regclass('pg_temp.pg_shift_version_probe');
-    same := pg_catalog.pg_get_viewdef(probe) OPERATOR(pg_catalog.=) pg_catalog.pg_get_viewdef(existing);
-    -- undone with the subtransaction
-    RAISE EXCEPTION USING ERRCODE = 'P0004';
+    EXECUTE pg_catalog.format('CREATE VIEW %I.%I AS SELECT %s FROM %I.%I', version, probe, items, nspname, relname);
+    same := pg_catalog.pg_get_viewdef(pg_catalog.format('%I.%I', version, probe)::pg_catalog.regclass)
+            OPERATOR(pg_catalog.=) pg_catalog.pg_get_viewdef(existing);
+    -- the probe is undone with the subtransaction
+    RAISE EXCEPTION USING ERRCODE = 'assert_failure';
   EXCEPTION WHEN assert_failure THEN
     RETURN same;
   END;
