@@ -50,6 +50,7 @@ CREATE EXTENSION pg_shift;
 CREATE TABLE orders (id bigint PRIMARY KEY, rating int NOT NULL DEFAULT 3, note text);
 INSERT INTO orders SELECT g, g % 5, 'order ' || g FROM generate_series(1, $rows) g;
 VACUUM ANALYZE orders;
+CHECKPOINT;
 SQL
   size=$(psql -At -c "SELECT pg_size_pretty(pg_total_relation_size('orders'))")
   # the best of three runs, each rolled back (a first run also pays for cold caches)

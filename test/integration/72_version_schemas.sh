@@ -71,6 +71,34 @@ expect_in "plan shows the old version's view" "$OUT" "SELECT shift.version_view"
 expect_in "plan shows the rename" "$OUT" 'ALTER TABLE orders RENAME COLUMN "rating" TO "score"'
 expect_in "plan shows the contract dropping the old version" "$OUT" "SELECT shift.version_drop"
 
+# ---- bad calls are refused at the migration file's line (plan --offline: no server)
+bad_call() {
+  local b
+  b=$(mig "bad_$1" <<LUA
+return migration { name = "bad", phases = { { name = "a", up = function(db)
+  $2
+end } } }
+LUA
+)
+  pgshift plan --offline "$b"
+  expect_in "$1: the dry run stops at the file's line" "$OUT" "-- the dry run stopped here: $b:2: $3"
+}
+bad_call no_tables 'db:create_version{ version = "v" }' \
+  "db:create_version: 'tables' must be a table of {[table] = {columns =, view =}}"
+bad_call bad_table_option 'db:create_version{ version = "v", tables = { t = { column = "a" } } }' \
+  "db:create_version tables[t]: unknown option 'column' (allowed: columns, table, view)"
+bad_call drop_migration 'db:drop_version{ version = "v", migration = 5 }' \
+  "db:drop_version: 'migration' must be true (this migration) or a migration's name"
+b=$(mig bad_rename <<'LUA'
+return migration { name = "bad", phases = {
+  online.rename_column{ table = "t", from = "a", to = "b", old_version = "v", new_version = "v" },
+} }
+LUA
+)
+pgshift plan --offline "$b"
+expect_in "a rename between one version and itself is refused at its line" "$ERR" \
+  "$b:2: online.rename_column: 'old_version' and 'new_version' must differ"
+
 # ---- before: the old application reads the table itself; the new one cannot yet
 expect_eq "before: the old version writes" \
   "$(as app_v1 "INSERT INTO orders (rating, note) VALUES (7, 'before') RETURNING rating")" 7
