@@ -454,6 +454,14 @@ BEGIN
                  v_version, new_row.view_name, items, rel.nspname, rel.relname);
   PERFORM set_config('search_path', path, true);
   new_row.view := format('%I.%I', v_version, new_row.view_name)::pg_catalog.regclass;
+  -- simple, or the application could not write through it (INSERT, UPDATE, DELETE: 4 | 8 | 16)
+  IF pg_relation_is_updatable(new_row.view, false) & 28 <> 28 THEN
+    RAISE EXCEPTION 'the view of % for version "%" would not be simple: writes could not go through it',
+                    relation, v_version
+      USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Its columns are: %s.', items),
+            HINT = 'A version''s view shows columns and expressions of one row: no aggregate, window or set-returning function.';
+  END IF;
 
   -- the table's grants, on the view; USAGE on the schema to their grantees
   FOR g IN

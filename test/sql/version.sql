@@ -63,6 +63,8 @@ SELECT shift.version_view('app_v1', 'vert.orders', columns => 'id FROM vert.orde
 SELECT shift.version_view('app_v1', 'vert.orders', columns => 'id; DROP TABLE vert.orders', view_name => 'x');
 SELECT shift.version_view('app_v1', 'vert.orders', columns => 'id, note -- comment', view_name => 'x');
 SELECT shift.version_view('app_v1', 'vert.orders', columns => 'id, nope', view_name => 'x');
+SELECT shift.version_view('app_v1', 'vert.orders', columns => 'id, count(*) OVER () AS n', view_name => 'x');
+SELECT shift.version_view('app_v1', 'vert.orders', columns => 'id, generate_series(1, 2) AS g', view_name => 'x');
 SELECT shift.version_view('app_v9', 'vert.orders');
 SELECT shift.version_view('app_v1', 'app_v1.orders', view_name => 'x');
 SELECT shift.version_create('shift');
