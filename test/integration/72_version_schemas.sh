@@ -224,6 +224,10 @@ both_tables() {
     "new $1 old $1"
 }
 cbefore=$(relfile customers)
+pgshift --dsn "dbname=$DB" lint "$g"
+expect_rc "rename_table lints clean" 0
+pgshift --dsn "dbname=$DB" plan "$g"
+expect_in "plan shows the table's rename" "$OUT" 'ALTER TABLE public.customers RENAME TO "clients"'
 pgshift --dsn "dbname=$DB" run "$g" --to customers-rename
 expect_rc "rename_table: expand and rename run" 0
 expect_eq "the table has its new name" "$(tables_now)" clients
