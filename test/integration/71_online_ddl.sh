@@ -315,3 +315,25 @@ bad_index server_value 'columns = { "email" }, with = { fillfactor = 5 }' \
   "value 5 out of bounds for option \"fillfactor\"" run
 bad_index quoted_value "method = \"gist\", columns = { \"span\" }, with = { buffering = \"au'to\" }" \
   "invalid value for enum option \"buffering\": au'to" run
+
+# ---- the swap's short transaction is retried when a lock holds it up
+# (db:transaction re-raises a statement's error as a failure: the retry loop
+# must see the lock timeout inside it)
+q "CREATE TABLE held (id int PRIMARY KEY, v int); INSERT INTO held SELECT g, g FROM generate_series(1, 100) g"
+w=$(mig held <<'LUA'
+return migration { name = "held", phases = {
+  online.change_column_type{ table = "held", column = "v", type = "bigint", lock_timeout = 100, retries = 8 },
+} }
+LUA
+)
+pgshift --dsn "dbname=$DB" run "$w" --to held_v_type-validate
+expect_rc "up to the swap" 0
+psql -X -q -d "$DB" -c "BEGIN; LOCK TABLE held IN ACCESS SHARE MODE; SELECT pg_sleep(1.5); COMMIT" >/dev/null &
+locker=$!
+wait_for "the other session holds its lock" 10 \
+  "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE relation = 'held'::regclass AND mode = 'AccessShareLock' AND pid <> pg_backend_pid())"
+pgshift --dsn "dbname=$DB" run "$w" --to held_v_type-swap
+wait $locker
+expect_rc "the swap waits the lock out, retrying" 0
+expect_in "each lock timeout is a retry" "$OUT" "canceling statement due to lock timeout (SQLSTATE 55P03); retry 1 of 8"
+expect_eq "and v is swapped" "$(q "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'held'::regclass AND attname = 'v'")" bigint
