@@ -182,7 +182,7 @@ local function index_parts(db, where, opts)
         .. " holding a dot), got " .. (type(v) == "string" and string.format("%q", v) or ("a " .. type(v))))
     end
     for i, part in ipairs(parts) do
-      if not nonempty(part) then bad(what .. ": an empty name in " .. string.format("%q", tostring(v))) end
+      if not nonempty(part) then bad(what .. ": each part of the name must be a non-empty string") end
       parts[i] = D.qi(db, part)
     end
     return table.concat(parts, ".")

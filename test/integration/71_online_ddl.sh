@@ -301,6 +301,8 @@ bad_index key_option 'columns = { { "email", opklass = "x" } }' \
 bad_index opclass 'columns = { { "email", opclass = "a.b.c" } }' \
   "db:create_index: 'columns' entry 1: 'opclass' must be a name, \"schema.name\", or { \"schema\", \"name\" }"
 bad_index collate 'columns = { { "email", collate = 5 } }' "db:create_index: 'columns' entry 1: 'collate' must be a name"
+bad_index opclass_part 'columns = { { "email", opclass = "ops." } }' \
+  "db:create_index: 'columns' entry 1: 'opclass': each part of the name must be a non-empty string"
 bad_index no_name 'columns = { { order = "desc" } }' "db:create_index: 'columns' entry 1 must be a column name"
 bad_index method 'method = "rtree", columns = { "email" }' \
   "db:create_index: 'method': no index access method \"rtree\" on this server (it has: brin, btree, gin, gist, hash, spgist)" run
