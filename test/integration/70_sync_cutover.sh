@@ -188,13 +188,15 @@ expect_eq "validates it again on the way back" \
   "$(q "SELECT confrelid::regclass || ' ' || convalidated FROM pg_constraint WHERE conname = 'c1_p_fkey'")" "p1 true"
 
 # ---- a column-level sync that knows the writer's version (issue 28)
-# Two versions of the application write one table at once, each through its
-# own column: the old one adds a cent to cents, the new one (its search_path
-# starts with its version schema app_v2) a euro to amount.  A backfill with
-# a volatile SET fills amount meanwhile.  Each write must reach the other
+# Two versions of the application write one table at once: the old one adds
+# a cent to cents, the new one (its search_path starts with its version
+# schema app_v2) a euro to amount, writing the whole row as an ORM does, a
+# stale cents included (+7), which reverse_set replaces.  A backfill with a
+# volatile SET fills amount meanwhile.  Each write must reach the other
 # column converted, and none may be lost: afterwards cents and amount agree
 # on every row, and sum(cents) grew by exactly one per old-version and 100
-# per new-version transaction.  Taking either writer for the other, or the
+# per new-version transaction.  Taking either writer for the other (a guess
+# from the changed columns takes the new one for an old one), or the
 # backfill for the new version, would lose increments.
 PRICES=5000
 q "CREATE SCHEMA app_v2;
@@ -209,7 +211,7 @@ UPDATE prices SET cents = cents + 1 WHERE id = :id;
 SQL
 cat >"$WORK/new_app.sql" <<SQL
 \set id random(1, $PRICES)
-UPDATE prices SET amount = cents / 100.0 + 1 WHERE id = :id;
+UPDATE prices SET amount = cents / 100.0 + 1, cents = cents + 7 WHERE id = :id;
 SQL
 expect_eq "a session whose search_path starts with app_v2 writes as app_v2" \
   "$(PGOPTIONS="-c search_path=app_v2,public" q "SELECT shift.writer_version()")" app_v2
