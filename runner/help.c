@@ -38,7 +38,8 @@ static const struct
 static const char *const exit_status =
 "0 done (compare: equal); 1 the migration failed (or a verify\n"
 "gate, or a refused rollback; compare: the tables differ; lint: a finding\n"
-"at or above --fail-on); 2 usage, file,\n"
+"at or above --fail-on; status DIR: a file is invalid or changed since it\n"
+"was applied); 2 usage, file,\n"
 "connection or setup error, or the\n"
 "migration is locked by another runner (nothing was run).";
 

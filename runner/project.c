@@ -22,7 +22,8 @@
  * code.  plan DIR plans the files to run, lint DIR lints every file, each as
  * for one FILE (in the sandbox), with the worst exit code.  status DIR loads
  * the files in the sandbox and shows each one's state, then the migrations
- * the database has that the directory lacks.
+ * the database has that the directory lacks; it exits 1 if run DIR would
+ * refuse a file (invalid, or changed since applied).
  *
  * pgshift.conf is Lua, text only, run with an empty environment whose
  * assignments are checked as they happen (unknown names and wrong types are
@@ -797,12 +798,17 @@ status_main(lua_State *L)
 	return 0;
 }
 
-/* pgshift status DIR: each file's state, then what only the database has. */
+/*
+ * pgshift status DIR: each file's state, then what only the database has.
+ * Exits 1 when a file is one run DIR refuses (invalid, or applied and
+ * changed since: drift), so that a check in CI fails before the run would.
+ */
 static int
 status_dir(Project *p, const PgsOptions *opts)
 {
 	lua_State  *L;
 	int			rc;
+	int			i;
 
 	if ((rc = load_files(p, opts, true, false)) != PGS_EXIT_OK ||
 		(rc = read_recorded(p, opts)) != PGS_EXIT_OK)
@@ -819,6 +825,9 @@ status_dir(Project *p, const PgsOptions *opts)
 		rc = PGS_EXIT_USAGE;
 	}
 	pgs_lua_close(L);
+	for (i = 0; i < p->nfiles && rc == PGS_EXIT_OK; i++)
+		if (p->files[i].name == NULL || is_changed(&p->files[i]))
+			rc = PGS_EXIT_FAIL;
 	return rc;
 }
 
