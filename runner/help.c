@@ -472,6 +472,10 @@ completion_bash(FILE *out)
 		if (visible(&options[i]) && words)
 			fprintf(out, "            --%s) COMPREPLY=($(compgen -W '%s' -- \"$cur\")) ;;\n",
 					options[i].name, words);
+		else if (visible(&options[i]) && options[i].value &&
+				 strcmp(options[i].value, "FILE") == 0)
+			fprintf(out, "            --%s) compopt -o filenames 2>/dev/null;"
+					" COMPREPLY=($(compgen -f -- \"$cur\")) ;;\n", options[i].name);
 	}
 	fputs("            *) COMPREPLY=() ;;\n"
 		  "        esac\n"
