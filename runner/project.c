@@ -27,8 +27,9 @@
  *
  * pgshift.conf is Lua, text only, run with an empty environment whose
  * assignments are checked as they happen (unknown names and wrong types are
- * errors at FILE:LINE), under an instruction and a memory limit: it can set
- * values, nothing else.  What the command line says wins over it.
+ * errors at FILE:LINE), in the sandbox that reviews migration files
+ * (script.c's guard) under an instruction and a memory limit of its own: it
+ * can set values, nothing else.  What the command line says wins over it.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -43,7 +44,6 @@
 
 #define CONF_NAME			"pgshift.conf"
 #define CONF_MAX_STEPS		1000000 /* Lua instructions */
-#define CONF_HOOK_STEP		1000
 #define CONF_MAX_MEMORY		((size_t) 1 << 20)	/* bytes, beyond the empty state */
 
 /* ---- targets ---- */
@@ -108,58 +108,12 @@ pgs_resolve_target(PgsOptions *opts)
 
 /* ---- pgshift.conf ---- */
 
-typedef struct ConfState
+/* What conf_main reads, and fills. */
+typedef struct ConfRead
 {
+	const char *path;
 	PgsConf    *conf;
-	size_t		used;			/* bytes the Lua state holds */
-	size_t		limit;
-	long		steps;
-} ConfState;
-
-static void *
-conf_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
-{
-	ConfState  *cs = ud;
-	size_t		old = ptr ? osize : 0;
-	void	   *p;
-
-	if (nsize == 0)
-	{
-		free(ptr);
-		cs->used -= old;
-		return NULL;
-	}
-	if (nsize > old && cs->limit > 0 && cs->used - old + nsize > cs->limit)
-		return NULL;			/* Lua raises "not enough memory" */
-	p = realloc(ptr, nsize);
-	if (p != NULL)
-		cs->used = cs->used - old + nsize;
-	return p;
-}
-
-static ConfState *
-conf_state(lua_State *L)
-{
-	void	   *ud;
-
-	lua_getallocf(L, &ud);
-	return ud;
-}
-
-/* Stops a pgshift.conf that runs on (a loop): it is meant to set values. */
-static void
-conf_hook(lua_State *L, lua_Debug *ar)
-{
-	ConfState  *cs = conf_state(L);
-
-	cs->steps += CONF_HOOK_STEP;
-	if (cs->steps <= CONF_MAX_STEPS)
-		return;
-	lua_getinfo(L, "Sl", ar);
-	luaL_error(L, "%s:%d: stopped after %d Lua instructions (a loop?): "
-			   CONF_NAME " only sets values", ar->short_src, ar->currentline,
-			   CONF_MAX_STEPS);
-}
+} ConfRead;
 
 /*
  * "5s", "500ms", "2min", "1h" or "5" (seconds) -> seconds; -1 if it is none
@@ -210,8 +164,7 @@ conf_type(lua_State *L, int idx)
 static int
 conf_set(lua_State *L)
 {
-	ConfState  *cs = conf_state(L);
-	PgsConf    *conf = cs->conf;
+	PgsConf    *conf = lua_touserdata(L, lua_upvalueindex(1));
 	const char *key;
 
 	if (lua_type(L, 2) != LUA_TSTRING)
@@ -286,7 +239,8 @@ conf_get(lua_State *L)
 static int
 conf_main(lua_State *L)
 {
-	const char *path = lua_touserdata(L, 1);
+	ConfRead   *cr = lua_touserdata(L, 1);
+	const char *path = cr->path;
 	int			rc;
 
 	rc = luaL_loadfilex(L, path, "t");
@@ -303,7 +257,8 @@ conf_main(lua_State *L)
 	/* the chunk's only upvalue is its _ENV: an empty table that checks */
 	lua_newtable(L);
 	lua_createtable(L, 0, 3);
-	lua_pushcfunction(L, conf_set);
+	lua_pushlightuserdata(L, cr->conf);
+	lua_pushcclosure(L, conf_set, 1);
 	lua_setfield(L, -2, "__newindex");
 	lua_pushcfunction(L, conf_get);
 	lua_setfield(L, -2, "__index");
@@ -311,7 +266,6 @@ conf_main(lua_State *L)
 	lua_setfield(L, -2, "__metatable");
 	lua_setmetatable(L, -2);
 	lua_setupvalue(L, -2, 1);
-	lua_sethook(L, conf_hook, LUA_MASKCOUNT, CONF_HOOK_STEP);
 	lua_call(L, 0, 0);
 	return 0;
 }
@@ -320,47 +274,49 @@ conf_main(lua_State *L)
  * pgs_conf_read: reads the project file at path into *conf (which it
  * initializes; free it with pgs_conf_free).  Returns PGS_EXIT_OK, or
  * PGS_EXIT_USAGE with *error (malloc'd) saying what is wrong and where
- * (PATH:LINE: ...).
+ * (PATH:LINE: ...).  The file runs in the sandbox of migration files under
+ * review (pgs_sandbox_run), with its own limits: a file that sets a few
+ * values needs neither many instructions nor much memory.  It gets no CPU
+ * timer: it can call no library function, so the instruction count sees
+ * all it does.
  */
 int
 pgs_conf_read(const char *path, PgsConf *conf, char **error)
 {
-	ConfState	cs;
-	lua_State  *L;
+	ConfRead	cr = {path, conf};
+	PgsSandboxRun run;
 	int			rc;
+	char		buf[1024];
 
 	memset(conf, 0, sizeof(*conf));
 	conf->lock_wait = -1;
 	*error = NULL;
-	memset(&cs, 0, sizeof(cs));
-	cs.conf = conf;
-	if ((L = lua_newstate(conf_alloc, &cs)) == NULL)
+	memset(&run, 0, sizeof(run));
+	run.steps = CONF_MAX_STEPS;
+	run.memory = CONF_MAX_MEMORY;
+	rc = pgs_sandbox_run(&run, conf_main, &cr);
+	if (rc == LUA_OK)
+		return PGS_EXIT_OK;
+	if (run.stop == PGS_SANDBOX_STEPS)
 	{
-		*error = strdup("cannot create a Lua state: out of memory");
-		return PGS_EXIT_USAGE;
+		snprintf(buf, sizeof(buf), "%s: stopped after %d Lua instructions (a loop?): "
+				 CONF_NAME " only sets values", *run.where ? run.where : path,
+				 CONF_MAX_STEPS);
+		*error = strdup(buf);
+		free(run.error);
 	}
-	cs.limit = cs.used + CONF_MAX_MEMORY;
-	lua_pushcfunction(L, conf_main);
-	lua_pushlightuserdata(L, (void *) path);
-	rc = lua_pcall(L, 1, 0, 0);
-	if (rc == LUA_ERRMEM)
+	else if (run.stop == PGS_SANDBOX_MEMORY || rc == LUA_ERRMEM)
 	{
-		char		buf[1024];
-
 		snprintf(buf, sizeof(buf), "%s: uses more than %zu kB of memory: "
 				 CONF_NAME " only sets values", path, CONF_MAX_MEMORY >> 10);
 		*error = strdup(buf);
+		free(run.error);
 	}
-	else if (rc != LUA_OK)
-		*error = strdup(lua_tostring(L, -1) ? lua_tostring(L, -1) : "unknown error");
-	lua_close(L);
-	if (rc != LUA_OK)
-	{
-		pgs_conf_free(conf);
-		conf->lock_wait = -1;
-		return PGS_EXIT_USAGE;
-	}
-	return PGS_EXIT_OK;
+	else
+		*error = run.error;
+	pgs_conf_free(conf);
+	conf->lock_wait = -1;
+	return PGS_EXIT_USAGE;
 }
 
 void

@@ -275,6 +275,13 @@ conf_error "two targets" 'service = "proj"
 dsn = "dbname=x"' "pgshift.conf:2: dsn: service is set already"
 conf_error "a syntax error" 'service = "proj' "pgshift.conf:1: unfinished string"
 conf_error "a loop" 'while true do end' "pgshift.conf:1: stopped after 1000000 Lua instructions (a loop?)"
+conf_error "a loop on a later line, in a function" 'service = "proj"
+local function spin() while true do end end
+spin()' "pgshift.conf:2: stopped after 1000000 Lua instructions (a loop?): pgshift.conf only sets values"
+conf_error "a huge string" 'local s = "xxxxxxxxxxxxxxxx"
+for i = 1, 40 do s = s .. s end' "$D/pgshift.conf: uses more than 1024 kB of memory: pgshift.conf only sets values"
+conf_error "a huge table" 'local t = {}
+for i = 1, 1e7 do t[i] = i end' "$D/pgshift.conf: uses more than 1024 kB of memory"
 conf_error "a call" 'os.execute("touch /tmp/x")' 'pgshift.conf:1: "os" is not defined'
 expect_in "and says what it may hold" "$ERR" 'lock_wait = "5s"'
 expect_eq "nothing ran meanwhile" "$(runs pending_one)" 0
