@@ -253,6 +253,7 @@ extern int	pgs_pcall(lua_State *L, int nargs, int nresults);
 extern void pgs_print_failure(lua_State *L, int idx, FILE *out,
 							  const char *context, bool verbose);
 extern int	pgs_load_migration(lua_State *L, const char *path, char *sha256);
+extern void pgs_keep_migration(lua_State *L, const char *path, const char *sha256);
 extern int	pgs_sha256_file(const char *path, char *hex);
 extern void pgs_push_failure(lua_State *L, const char *fmt,...);
 extern const char *pgs_failure_message(lua_State *L, int idx, const char **sqlstate);
@@ -304,6 +305,8 @@ typedef struct PgsOptions
 
 extern int	pgs_cmd_session(const PgsOptions *opts, const char *command,
 							const char *path);
+extern int	pgs_cmd_session_in(lua_State *L, const PgsOptions *opts,
+							   const char *command, const char *path);
 
 /* What a failed bookkeeping statement on the control connection says. */
 #define PGS_CONTROL_CONTEXT "while recording progress in shift.* (control connection)"

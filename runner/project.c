@@ -18,8 +18,8 @@
  * run DIR loads every file first (as run FILE would: trusted code) and runs
  * nothing if one is not valid, two declare the same name, or an applied one
  * changed (unless --allow-drift); then runs each file to run, in order, as
- * run FILE does, and stops at the first that does not finish, with its exit
- * code.  plan DIR plans the files to run, lint DIR lints every file, each as
+ * run FILE does, in the state it was loaded in (a file's top level runs
+ * once), and stops at the first that does not finish, with its exit code.  plan DIR plans the files to run, lint DIR lints every file, each as
  * for one FILE (in the sandbox), with the worst exit code.  status DIR loads
  * the files in the sandbox and shows each one's state, then the migrations
  * the database has that the directory lacks; it exits 1 if run DIR would
@@ -378,6 +378,7 @@ typedef struct ProjectFile
 	char	   *error;			/* why it did not load */
 	int			load_rc;
 	char		sha256[65];
+	lua_State  *L;				/* run: the state it loaded in, kept to run it */
 	/* recorded in the database (NULL: nothing) */
 	const char *status;
 	const char *recorded_sha256;
@@ -466,10 +467,12 @@ list_files(Project *p)
  * Loads every file for its name and hash, each in a state of its own:
  * trusted for run (as run FILE loads it), the sandbox otherwise.  With
  * report, prints the first file that does not load and returns its exit
- * code; else keeps the error with the file and goes on.
+ * code; else keeps the error with the file and goes on.  With keep (run),
+ * each state stays open with its migration kept (pgs_keep_migration), so
+ * that the run does not load the file a second time.
  */
 static int
-load_files(Project *p, const PgsOptions *opts, bool sandbox, bool report)
+load_files(Project *p, const PgsOptions *opts, bool sandbox, bool report, bool keep)
 {
 	int			i;
 	int			j;
@@ -486,6 +489,13 @@ load_files(Project *p, const PgsOptions *opts, bool sandbox, bool report)
 		{
 			lua_getfield(L, -1, "name");
 			f->name = strdup(lua_tostring(L, -1));
+			lua_pop(L, 1);
+			if (keep)
+			{
+				pgs_keep_migration(L, f->path, f->sha256);
+				f->L = L;
+				continue;
+			}
 		}
 		else if (report)
 		{
@@ -581,6 +591,8 @@ free_project(Project *p)
 		PQfinish(p->conn);
 	for (i = 0; i < p->nfiles; i++)
 	{
+		if (p->files[i].L)
+			pgs_lua_close(p->files[i].L);
 		free(p->files[i].path);
 		free(p->files[i].name);
 		free(p->files[i].error);
@@ -605,7 +617,7 @@ run_dir(Project *p, const PgsOptions *opts)
 	int			changed = 0;
 	int			ran = 0;
 
-	if ((rc = load_files(p, opts, false, true)) != PGS_EXIT_OK ||
+	if ((rc = load_files(p, opts, false, true, true)) != PGS_EXIT_OK ||
 		(rc = read_recorded(p, opts)) != PGS_EXIT_OK)
 		return rc;
 	PQfinish(p->conn);			/* each run opens its own sessions */
@@ -614,6 +626,12 @@ run_dir(Project *p, const PgsOptions *opts)
 	{
 		applied += is_applied(&p->files[i]);
 		changed += is_changed(&p->files[i]);
+		/* a file not to run needs its state no more */
+		if (is_applied(&p->files[i]))
+		{
+			pgs_lua_close(p->files[i].L);
+			p->files[i].L = NULL;
+		}
 	}
 	torun = p->nfiles - applied;
 	/* refuse before running anything, as each run would when it came to them */
@@ -642,8 +660,14 @@ run_dir(Project *p, const PgsOptions *opts)
 			continue;
 		if (pgs_interrupted)
 			rc = PGS_EXIT_FAIL;
-		else if ((rc = pgs_cmd_session(opts, "run", p->files[i].path)) == PGS_EXIT_OK)
-			ran++;
+		else
+		{
+			lua_State  *FL = p->files[i].L;
+
+			p->files[i].L = NULL;	/* the session closes it */
+			if ((rc = pgs_cmd_session_in(FL, opts, "run", p->files[i].path)) == PGS_EXIT_OK)
+				ran++;
+		}
 	}
 	pgs_emit(L, "project_finish", "directory", 's', p->dir, "ran", 'i', (long long) ran,
 			 "to_run", 'i', (long long) torun,
@@ -663,7 +687,7 @@ plan_dir(Project *p, const PgsOptions *opts)
 
 	if (!opts->offline)
 	{
-		if ((rc = load_files(p, opts, true, true)) != PGS_EXIT_OK ||
+		if ((rc = load_files(p, opts, true, true, false)) != PGS_EXIT_OK ||
 			(rc = read_recorded(p, opts)) != PGS_EXIT_OK)
 			return rc;
 		PQfinish(p->conn);
@@ -766,7 +790,7 @@ status_dir(Project *p, const PgsOptions *opts)
 	int			rc;
 	int			i;
 
-	if ((rc = load_files(p, opts, true, false)) != PGS_EXIT_OK ||
+	if ((rc = load_files(p, opts, true, false, false)) != PGS_EXIT_OK ||
 		(rc = read_recorded(p, opts)) != PGS_EXIT_OK)
 		return rc;
 	if ((L = pgs_lua_new(opts)) == NULL)

@@ -36,6 +36,7 @@
 #include "pgshift.h"
 
 #define PRELUDE_KEY "pgshift.prelude"
+#define KEPT_KEY "pgshift.kept_migration"
 #define FAILURE_METATABLE "pgshift.failure"
 
 /* Does msg already start with "chunk:line:"? */
@@ -1036,14 +1037,36 @@ pgs_sha256_file(const char *path, char *hex)
  * (sha256 not NULL) hashes it into sha256 (65 bytes, see pgs_sha256_file).
  * Returns PGS_EXIT_OK with the migration table pushed, or, with a failure
  * table pushed instead, PGS_EXIT_USAGE (the file cannot be read) or
- * PGS_EXIT_FAIL (it is not a valid migration).
+ * PGS_EXIT_FAIL (it is not a valid migration).  If the state kept the
+ * migration of path (pgs_keep_migration), it is that one, hash included:
+ * the file is not read or run again.
  */
 int
 pgs_load_migration(lua_State *L, const char *path, char *sha256)
 {
+	int			top = lua_gettop(L);
 	struct stat st;
 	FILE	   *f;
 	int			e;
+
+	/* loaded already, and kept for this load (pgs_keep_migration) */
+	if (lua_getfield(L, LUA_REGISTRYINDEX, KEPT_KEY) == LUA_TTABLE &&
+		lua_getfield(L, top + 1, "path") == LUA_TSTRING &&
+		strcmp(lua_tostring(L, -1), path) == 0)
+	{
+		if (sha256)
+		{
+			lua_getfield(L, top + 1, "sha256");
+			snprintf(sha256, 65, "%s", lua_tostring(L, -1));
+		}
+		lua_getfield(L, top + 1, "migration");
+		lua_replace(L, top + 1);
+		lua_settop(L, top + 1);
+		lua_pushnil(L);
+		lua_setfield(L, LUA_REGISTRYINDEX, KEPT_KEY);
+		return PGS_EXIT_OK;
+	}
+	lua_settop(L, top);
 
 	if (stat(path, &st) != 0)
 	{
@@ -1075,6 +1098,26 @@ pgs_load_migration(lua_State *L, const char *path, char *sha256)
 		return PGS_EXIT_USAGE;
 	}
 	return PGS_EXIT_OK;
+}
+
+/*
+ * pgs_keep_migration: keeps the migration pgs_load_migration pushed (popped
+ * from the stack) with its path and sha256, so that the next
+ * pgs_load_migration of path in this state takes it instead of loading the
+ * file again: run DIR checks every file before it runs one, and runs each
+ * in the state it loaded it in, so that a file's top level runs once.
+ */
+void
+pgs_keep_migration(lua_State *L, const char *path, const char *sha256)
+{
+	lua_createtable(L, 0, 3);
+	lua_insert(L, -2);
+	lua_setfield(L, -2, "migration");
+	lua_pushstring(L, path);
+	lua_setfield(L, -2, "path");
+	lua_pushstring(L, sha256);
+	lua_setfield(L, -2, "sha256");
+	lua_setfield(L, LUA_REGISTRYINDEX, KEPT_KEY);
 }
 
 /*

@@ -292,3 +292,23 @@ mkdir -p "$WORK/cwd/run"
 out=$(cd "$WORK/cwd" && PGHOST=/nonexistent "$PGSHIFT" help run 2>&1)
 expect_eq "help run beside a directory named run exits 0" "$?" 0
 expect_in "and prints run's help" "$out" "pgshift run migrations/"
+
+# ---- run DIR loads each file once: the check before running and the run
+# share the load (a trusted file's top level runs all of Lua: here it
+# counts its loads in a file)
+mkdir "$WORK/once"
+for n in 1 2; do
+  cat >"$WORK/once/00${n}_count.lua" <<LUA
+local f = assert(io.open("$WORK/loads_$n", "a")); f:write("load\n"); f:close()
+return migration { name = "count_loads_$n", phases = {
+  { name = "a", up = function(db) db:exec "SELECT $n" end } } }
+LUA
+done
+pgshift --dsn "dbname=$DB" run "$WORK/once"
+expect_rc "run DIR of two files that count their loads" 0
+expect_eq "each file ran" "$(runs count_loads_1) $(runs count_loads_2)" "1 1"
+expect_eq "and was loaded once" "$(wc -l <"$WORK/loads_1") $(wc -l <"$WORK/loads_2")" "1 1"
+pgshift --dsn "dbname=$DB" run "$WORK/once"
+expect_rc "run DIR again: both applied" 0
+expect_eq "each was loaded once more, for its name and hash, and not run" \
+  "$(wc -l <"$WORK/loads_1") $(wc -l <"$WORK/loads_2") $(runs count_loads_1) $(runs count_loads_2)" "2 2 1 1"
