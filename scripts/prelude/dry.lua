@@ -45,13 +45,19 @@ Y.placeholder = unknown
 -- kept: a message is made from a placeholder when it contains one of them,
 -- since joining more text around a string keeps it whole ("a" .. n .. "b"
 -- concatenates n .. "b" through the placeholder, then "a" .. "?b" as plain
--- strings).  Past RENDERED_MAX strings, any text with a "?" counts.
-local RENDERED_MAX = 4096
-local rendered, nrendered = {}, 0
+-- strings).  Past RENDERED_MAX strings or RENDERED_BYTES bytes kept (a loop
+-- building SQL from a placeholder), none more is kept and any text with a
+-- "?" counts.
+local RENDERED_MAX, RENDERED_BYTES = 4096, 1 << 20
+local rendered, nrendered, nbytes, overflow = {}, 0, 0, false
 local function render(s)
-  if not rendered[s] then
-    if nrendered < RENDERED_MAX then nrendered = nrendered + 1 end
-    rendered[s] = true
+  if not overflow and not rendered[s] then
+    if nrendered < RENDERED_MAX and nbytes + #s <= RENDERED_BYTES then
+      nrendered, nbytes = nrendered + 1, nbytes + #s
+      rendered[s] = true
+    else
+      overflow = true
+    end
   end
   return s
 end
@@ -60,7 +66,7 @@ end
 local function derived(v)
   if placeholders[v] then return true end
   if type(v) ~= "string" or not v:find("?", 1, true) then return false end
-  if rendered[v] or nrendered >= RENDERED_MAX then return true end
+  if overflow or rendered[v] then return true end
   for s in pairs(rendered) do
     if v:find(s, 1, true) then return true end
   end
