@@ -19,8 +19,9 @@
  * nothing if one is not valid, two declare the same name, or an applied one
  * changed (unless --allow-drift); then runs each file to run, in order, as
  * run FILE does, in the state it was loaded in (a file's top level runs
- * once), and stops at the first that does not finish, with its exit code.  plan DIR plans the files to run, lint DIR lints every file, each as
- * for one FILE (in the sandbox), with the worst exit code.  status DIR loads
+ * once), and stops at the first that does not finish, with its exit code.
+ * plan DIR plans the files to run, lint DIR lints every file, each as for
+ * one FILE (in the sandbox), with the worst exit code.  status DIR loads
  * the files in the sandbox and shows each one's state, then the migrations
  * the database has that the directory lacks; it exits 1 if run DIR would
  * refuse a file (invalid, or changed since applied).
@@ -662,10 +663,11 @@ run_dir(Project *p, const PgsOptions *opts)
 			rc = PGS_EXIT_FAIL;
 		else
 		{
-			lua_State  *FL = p->files[i].L;
+			lua_State  *loaded = p->files[i].L;
 
 			p->files[i].L = NULL;	/* the session closes it */
-			if ((rc = pgs_cmd_session_in(FL, opts, "run", p->files[i].path)) == PGS_EXIT_OK)
+			rc = pgs_cmd_session_in(loaded, opts, "run", p->files[i].path);
+			if (rc == PGS_EXIT_OK)
 				ran++;
 		}
 	}
