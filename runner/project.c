@@ -15,11 +15,12 @@
  * SHA-256 now (pgs_load_migration).  A file "to run" is one that is not
  * done with the same script.
  *
- * run DIR loads every file first (as run FILE would: trusted code) and runs
- * nothing if one is not valid, two declare the same name, or an applied one
- * changed (unless --allow-drift); then runs each file to run, in order, as
- * run FILE does, in the state it was loaded in (a file's top level runs
- * once), and stops at the first that does not finish, with its exit code.
+ * run DIR reads what the database recorded, then loads every file (as run
+ * FILE would: trusted code) and runs nothing if one is not valid, two
+ * declare the same name, or an applied one changed (unless --allow-drift);
+ * then runs each file to run, in order, as run FILE does, in the state it
+ * was loaded in (a file's top level runs once), and stops at the first that
+ * does not finish, with its exit code.
  * plan DIR plans the files to run, lint DIR lints every file, each as for
  * one FILE (in the sandbox), with the worst exit code.  status DIR loads
  * the files in the sandbox and shows each one's state, then the migrations
@@ -464,13 +465,18 @@ list_files(Project *p)
 	return PGS_EXIT_OK;
 }
 
+static void match_recorded(Project *p, ProjectFile *f);
+static bool is_applied(const ProjectFile *f);
+
 /*
  * Loads every file for its name and hash, each in a state of its own:
  * trusted for run (as run FILE loads it), the sandbox otherwise.  With
  * report, prints the first file that does not load and returns its exit
- * code; else keeps the error with the file and goes on.  With keep (run),
- * each state stays open with its migration kept (pgs_keep_migration), so
- * that the run does not load the file a second time.
+ * code; else keeps the error with the file and goes on.  With keep (run,
+ * which read the recorded state first), the state of each file to run
+ * stays open with its migration kept (pgs_keep_migration), so that the run
+ * does not load the file a second time; an applied file's closes at once,
+ * so that the states held are those of the files to run.
  */
 static int
 load_files(Project *p, const PgsOptions *opts, bool sandbox, bool report, bool keep)
@@ -491,7 +497,8 @@ load_files(Project *p, const PgsOptions *opts, bool sandbox, bool report, bool k
 			lua_getfield(L, -1, "name");
 			f->name = strdup(lua_tostring(L, -1));
 			lua_pop(L, 1);
-			if (keep)
+			match_recorded(p, f);
+			if (keep && !is_applied(f))
 			{
 				pgs_keep_migration(L, f->path, f->sha256);
 				f->L = L;
@@ -529,13 +536,31 @@ load_files(Project *p, const PgsOptions *opts, bool sandbox, bool report, bool k
 	return PGS_EXIT_OK;
 }
 
-/* Connects and reads what shift.status recorded of every migration. */
+/* What shift.status recorded of f's migration, if p read it and f loaded. */
+static void
+match_recorded(Project *p, ProjectFile *f)
+{
+	int			r;
+
+	if (p->recorded == NULL || f->name == NULL)
+		return;
+	for (r = 0; r < PQntuples(p->recorded); r++)
+		if (strcmp(PQgetvalue(p->recorded, r, 0), f->name) == 0)
+		{
+			f->status = PQgetvalue(p->recorded, r, 1);
+			f->recorded_sha256 = PQgetvalue(p->recorded, r, 2);
+		}
+}
+
+/*
+ * Connects and reads what shift.status recorded of every migration, for the
+ * files loaded so far and those load_files loads next.
+ */
 static int
 read_recorded(Project *p, const PgsOptions *opts)
 {
 	PgsError	err;
 	int			i;
-	int			r;
 
 	memset(&err, 0, sizeof(err));
 	if ((p->conn = pgs_connect(opts->dsn, "pgshift", &err)) == NULL ||
@@ -557,12 +582,7 @@ read_recorded(Project *p, const PgsOptions *opts)
 		return PGS_EXIT_USAGE;
 	}
 	for (i = 0; i < p->nfiles; i++)
-		for (r = 0; r < PQntuples(p->recorded); r++)
-			if (p->files[i].name && strcmp(PQgetvalue(p->recorded, r, 0), p->files[i].name) == 0)
-			{
-				p->files[i].status = PQgetvalue(p->recorded, r, 1);
-				p->files[i].recorded_sha256 = PQgetvalue(p->recorded, r, 2);
-			}
+		match_recorded(p, &p->files[i]);
 	return PGS_EXIT_OK;
 }
 
@@ -618,8 +638,9 @@ run_dir(Project *p, const PgsOptions *opts)
 	int			changed = 0;
 	int			ran = 0;
 
-	if ((rc = load_files(p, opts, false, true, true)) != PGS_EXIT_OK ||
-		(rc = read_recorded(p, opts)) != PGS_EXIT_OK)
+	/* the recorded state first: load_files keeps the files to run only */
+	if ((rc = read_recorded(p, opts)) != PGS_EXIT_OK ||
+		(rc = load_files(p, opts, false, true, true)) != PGS_EXIT_OK)
 		return rc;
 	PQfinish(p->conn);			/* each run opens its own sessions */
 	p->conn = NULL;
@@ -627,12 +648,6 @@ run_dir(Project *p, const PgsOptions *opts)
 	{
 		applied += is_applied(&p->files[i]);
 		changed += is_changed(&p->files[i]);
-		/* a file not to run needs its state no more */
-		if (is_applied(&p->files[i]))
-		{
-			pgs_lua_close(p->files[i].L);
-			p->files[i].L = NULL;
-		}
 	}
 	torun = p->nfiles - applied;
 	/* refuse before running anything, as each run would when it came to them */
