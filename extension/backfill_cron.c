@@ -81,20 +81,8 @@ backfill_end_schedule(const char *name, const char *schedule, const char *why)
 		if (schedule == NULL)
 			return false;
 	}
-	/*
-	 * cron.job and cron.unschedule(job_id bigint) of extension pg_cron, in
-	 * this database (not what another role made in a schema named cron)
-	 */
-	rc = SPI_execute("SELECT pg_catalog.count(*) OPERATOR(pg_catalog.=) 2 FROM pg_catalog.pg_depend d "
-					 "JOIN pg_catalog.pg_extension e ON e.oid OPERATOR(pg_catalog.=) d.refobjid "
-					 "WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass::pg_catalog.oid "
-					 "AND d.deptype OPERATOR(pg_catalog.=) 'e' AND e.extname OPERATOR(pg_catalog.=) 'pg_cron' "
-					 "AND ((d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass::pg_catalog.oid "
-					 "AND d.objid OPERATOR(pg_catalog.=) "
-					 "pg_catalog.to_regprocedure('cron.unschedule(bigint)')::pg_catalog.oid) "
-					 "OR (d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass::pg_catalog.oid "
-					 "AND d.objid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('cron.job')::pg_catalog.oid))",
-					 true, 1);
+	/* pg_cron's cron.job and cron.unschedule(bigint) in this database */
+	rc = SPI_execute("SELECT shift_internal._pg_cron_here()", true, 1);
 	spi_check(rc, "looking for pg_cron");
 	if (DatumGetBool(spi_datum(1, &(bool){false})))
 	{

@@ -31,42 +31,100 @@ AS $$
 $$;
 
 /*
- * shift_internal._cutover_blockers(rel1, rel2) -> (jobs, unschedule): the
- * backfill jobs, of any role, that still write or read either table (not
- * done, not cancelled), each with the pg_cron schedules that run it; NULL
- * if none.  A cut-over (or its revert) renames the tables: such a job would
- * follow its table's OID to the archive and write there, where the live
- * table never sees it, and its schedule would go on running it.  A schedule
- * is the one backfill_run's schedule => recorded, and, where pg_cron lives
- * in this database, every row of cron.job for this database named so or
- * whose command calls backfill_run with the job's name as a literal;
- * unschedule says how to remove them.  Read as the extension's owner (it
- * sees every role's jobs, and every role's schedules if a superuser).
+ * shift_internal._pg_cron_here() -> bool: is pg_cron installed in this
+ * database?  True when cron.job and cron.unschedule(bigint) are members of
+ * extension pg_cron (not what another role made in a schema named cron).
+ * The one test of it, for the cut-over's guard and a job's end
+ * (backfill_cron.c).
  */
-CREATE FUNCTION shift_internal._cutover_blockers_as_owner(rel1 pg_catalog.regclass, rel2 pg_catalog.regclass,
-                                                          OUT jobs pg_catalog.text, OUT unschedule pg_catalog.text)
+CREATE FUNCTION shift_internal._pg_cron_here()
+RETURNS pg_catalog.bool
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT pg_catalog.count(*) OPERATOR(pg_catalog.=) 2
+    FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_extension e ON e.oid OPERATOR(pg_catalog.=) d.refobjid
+   WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+     AND d.deptype OPERATOR(pg_catalog.=) 'e' AND e.extname OPERATOR(pg_catalog.=) 'pg_cron'
+     AND ((d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+           AND d.objid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure('cron.unschedule(bigint)')::pg_catalog.oid)
+          OR (d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+              AND d.objid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('cron.job')::pg_catalog.oid))
+$$;
+
+/*
+ * shift_internal._cutover_jobs(rel1, rel2) -> (name, owner, state,
+ * schedule): the backfill jobs, of any role, that still write or read
+ * either table (not done, not cancelled).  A cut-over (or its revert)
+ * renames the tables: such a job would follow its table's OID to the
+ * archive and write there, where the live table never sees it.  Read as
+ * the extension's owner, since the cut-over must wait for every role's
+ * jobs; only for a caller who owns both tables (the cut-over renames them), and a
+ * job the caller may not act for is shown by its owner and state alone.
+ */
+CREATE FUNCTION shift_internal._cutover_jobs_as_owner(rel1 pg_catalog.regclass, rel2 pg_catalog.regclass)
+RETURNS TABLE (name pg_catalog.text, owner pg_catalog.name, state pg_catalog.text, schedule pg_catalog.text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF EXISTS (SELECT FROM pg_class c WHERE c.oid IN (rel1, rel2)
+                AND NOT pg_has_role(shift_internal.caller()::oid, c.relowner, 'USAGE')) THEN
+    RAISE EXCEPTION 'must be owner of tables % and %', rel1, rel2 USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  RETURN QUERY
+    SELECT CASE WHEN shift_internal.may_act(x.owner) THEN x.name END, x.owner, x.state,
+           CASE WHEN shift_internal.may_act(x.owner) THEN x.schedule END
+      FROM @extschema@.backfill x
+     WHERE x.state NOT IN ('done', 'cancelled')
+       AND (x.relation IN (rel1, rel2) OR x.into_relation IN (rel1, rel2))
+     ORDER BY x.owner, x.name;
+END
+$$;
+CREATE FUNCTION shift_internal._cutover_jobs(rel1 pg_catalog.regclass, rel2 pg_catalog.regclass)
+RETURNS TABLE (name pg_catalog.text, owner pg_catalog.name, state pg_catalog.text, schedule pg_catalog.text)
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
+
+/*
+ * shift_internal._cutover_blockers(rel1, rel2) -> (jobs, unschedule): the
+ * unfinished backfill jobs on either table (_cutover_jobs), each with the
+ * pg_cron schedules that run it; NULL if none.  A job's schedule is the
+ * one backfill_run's schedule => recorded and, where pg_cron lives in this
+ * database, every row of cron.job for this database, of the job's owner,
+ * named so or whose command calls backfill_run with the job's name as a
+ * literal; unschedule says how to remove them.  cron.job is read as the
+ * caller, so pg_cron's own policy shows a role only its own schedules; and
+ * only the job owner's rows count, so a superuser is not offered another
+ * role's schedule of the same name.
+ */
+CREATE FUNCTION shift_internal._cutover_blockers(rel1 pg_catalog.regclass, rel2 pg_catalog.regclass,
+                                                 OUT jobs pg_catalog.text, OUT unschedule pg_catalog.text)
 RETURNS record
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  -- pg_cron's own table (a member of extension pg_cron), nobody else's
-  here pg_catalog.bool := EXISTS (SELECT FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
-                                   WHERE d.classid = 'pg_class'::pg_catalog.regclass
-                                     AND d.objid = to_regclass('cron.job')
-                                     AND d.refclassid = 'pg_extension'::pg_catalog.regclass
-                                     AND d.deptype = 'e' AND e.extname = 'pg_cron');
-  cron_db pg_catalog.text := coalesce(current_setting('cron.database_name', true), 'postgres');
+  here pg_catalog.bool := shift_internal._pg_cron_here();
+  cron_db pg_catalog.text;
   b record;
   crons pg_catalog.text;
   stmts pg_catalog.text;
 BEGIN
-  FOR b IN SELECT x.name, x.owner, x.state, x.schedule FROM @extschema@.backfill x
-            WHERE x.state NOT IN ('done', 'cancelled')
-              AND (x.relation IN (rel1, rel2) OR x.into_relation IN (rel1, rel2))
-            ORDER BY x.name LOOP
+  IF NOT here THEN
+    BEGIN
+      cron_db := coalesce(current_setting('cron.database_name', true), 'postgres');
+    EXCEPTION WHEN insufficient_privilege THEN
+      cron_db := NULL;          -- a superuser-only setting: named in words instead
+    END;
+  END IF;
+  FOR b IN SELECT * FROM shift_internal._cutover_jobs(rel1, rel2) LOOP
     crons := NULL;
     stmts := NULL;
+    IF b.name IS NULL THEN
+      jobs := concat_ws('; ', jobs, format('a backfill job of role %s (%s)', b.owner, b.state));
+      CONTINUE;
+    END IF;
     IF here THEN
       -- pg_cron's table, read only when it exists
       EXECUTE $q$
@@ -74,14 +132,18 @@ BEGIN
                string_agg(format('SELECT cron.unschedule(%s);', j.jobid), ' ' ORDER BY j.jobid)
           FROM cron.job j
          WHERE j.database OPERATOR(pg_catalog.=) pg_catalog.current_database()
+           AND j.username OPERATOR(pg_catalog.=) $3
            AND (j.jobname OPERATOR(pg_catalog.=) $1::pg_catalog.name
                 OR (pg_catalog.strpos(j.command, 'backfill_run') OPERATOR(pg_catalog.>) 0
                     AND pg_catalog.strpos(j.command, pg_catalog.quote_literal($2)) OPERATOR(pg_catalog.>) 0))$q$
-        INTO crons, stmts USING b.schedule, b.name;
+        INTO crons, stmts USING b.schedule, b.name, b.owner::pg_catalog.text;
     ELSIF b.schedule IS NOT NULL THEN
       -- recorded; pg_cron's table is in its own database
-      crons := format('pg_cron job "%s" in database "%s"', b.schedule, cron_db);
-      stmts := format('in database "%s", SELECT cron.unschedule(%L);', cron_db, b.schedule);
+      crons := format('pg_cron job "%s" in %s', b.schedule,
+                      coalesce(format('database "%s"', cron_db), 'pg_cron''s database'));
+      stmts := format('in %s, as role %s: SELECT cron.unschedule(%L);',
+                      coalesce(format('database "%s"', cron_db), 'pg_cron''s database (cron.database_name)'),
+                      b.owner, b.schedule);
     END IF;
     jobs := concat_ws('; ', jobs, format('backfill job "%s" of role %s (%s%s)', b.name, b.owner, b.state,
                                          CASE WHEN crons IS NOT NULL THEN ', run by ' || crons ELSE '' END));
@@ -90,11 +152,6 @@ BEGIN
   unschedule := nullif(unschedule, '');
 END
 $$;
-CREATE FUNCTION shift_internal._cutover_blockers(rel1 pg_catalog.regclass, rel2 pg_catalog.regclass,
-                                                 OUT jobs pg_catalog.text, OUT unschedule pg_catalog.text)
-RETURNS record
-AS 'MODULE_PATHNAME', 'shift_owner_call'
-LANGUAGE C;
 
 /*
  * shift_internal.cutover_check(sync, reverse, check_mode, check_rows) (C,

@@ -49,7 +49,8 @@ GRANT EXECUTE ON FUNCTION shift_internal.pin_search_path(pg_catalog.text),
                           shift_internal.sync_row(pg_catalog.text),
                           shift_internal.sync_verify(pg_catalog.text),
                           shift_internal.sync_installed_digest(pg_catalog.text),
-                          shift_internal.cutover_check(pg_catalog.text, pg_catalog.bool, pg_catalog.text, pg_catalog.int4)
+                          shift_internal.cutover_check(pg_catalog.text, pg_catalog.bool, pg_catalog.text, pg_catalog.int4),
+                          shift_internal._pg_cron_here()
   TO PUBLIC;
 
 -- the steps of the caller-level functions (sync_create, sync_drop, the
@@ -62,6 +63,7 @@ GRANT EXECUTE ON FUNCTION
   shift_internal._cutover(pg_catalog.text, pg_catalog.bool, pg_catalog.text, pg_catalog.text, pg_catalog.int4,
                           pg_catalog.text, pg_catalog.int4, pg_catalog.float8, pg_catalog.float8, pg_catalog.interval),
   shift_internal._cutover_blockers(pg_catalog.regclass, pg_catalog.regclass),
+  shift_internal._cutover_jobs(pg_catalog.regclass, pg_catalog.regclass),
   shift_internal._cutover_capture(pg_catalog.regclass, pg_catalog.regclass),
   shift_internal._cutover_carry(pg_catalog.jsonb, pg_catalog.text, pg_catalog.text[]),
   shift_internal._cutover_left_behind(pg_catalog.regclass, pg_catalog.regclass, pg_catalog.text, pg_catalog.text),

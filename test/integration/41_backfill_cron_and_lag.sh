@@ -72,13 +72,20 @@ expect_in "a schedule recorded by schedule => is named too" "$err" "\"pgshift-it
 # drop of the job must leave it
 pc "DROP ROLE IF EXISTS pgshift_it_other; CREATE ROLE pgshift_it_other;
     GRANT USAGE ON SCHEMA cron TO pgshift_it_other;
-    SET ROLE pgshift_it_other; SELECT cron.schedule('pgshift-it-rec', '0 0 1 1 *', 'SELECT 1'); RESET ROLE" >/dev/null
+    SET ROLE pgshift_it_other; SELECT cron.schedule('pgshift-it-rec', '0 0 1 1 *', 'SELECT 1');
+    SELECT cron.schedule('pgshift-it-other-run', '0 0 1 1 *', \$\$CALL shift.backfill_run('co_copy')\$\$); RESET ROLE" >/dev/null
+err=$(psql -X -q -d postgres -c "SELECT * FROM shift.cutover('pgshift_it_co')" 2>&1)
+expect_in "with another role's schedules of that name or command, the cut-over names the job owner's" "$err" \
+  "\"pgshift-it-rec\" of role postgres)"
+expect_not_in "and neither names nor offers to unschedule another role's pg_cron jobs" "$err" "pgshift_it_other"
+expect_eq "exactly one unschedule line, for the job owner's schedule" \
+  "$(grep -o 'cron.unschedule([0-9]*)' <<<"$err" | wc -l)" 1
 msg=$(PGOPTIONS="-c client_min_messages=notice" psql -X -q -d postgres -c "SELECT shift.backfill_drop('co_copy')" 2>&1)
 expect_in "dropping the job removes the schedule it recorded" "$msg" \
   "backfill job \"co_copy\" is dropped: its pg_cron schedule \"pgshift-it-rec\" was removed"
 expect_eq "it is gone from cron.job, and the other role's schedule of that name is still there" \
   "$(pc "SELECT string_agg(username, ',') FROM cron.job WHERE jobname = 'pgshift-it-rec'")" pgshift_it_other
-pc "SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = 'pgshift-it-rec'; DROP ROLE pgshift_it_other" >/dev/null
+pc "SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname IN ('pgshift-it-rec', 'pgshift-it-other-run'); DROP ROLE pgshift_it_other" >/dev/null
 pc "INSERT INTO pgshift_it_co2 SELECT * FROM pgshift_it_co" >/dev/null      # the backfill
 expect_eq "and the cut-over goes through" "$(pc "SELECT archived FROM shift.cutover('pgshift_it_co')")" \
   "public.pgshift_it_co_archive"

@@ -144,7 +144,17 @@ SET ROLE regress_sec_op;
 SELECT shift.backfill_create('op_job', 'open.mine', set => 'n = n + open.trap(''set'')',
                              throttle_query => 'SELECT open.trap(''throttle'') = 0',
                              "where" => 'open.trap(''where'') = 1');
+-- the cut-over's guard names another role's unfinished job on a table by
+-- its owner alone, and answers only about tables the caller owns
+CREATE TABLE open.mine3 (id int PRIMARY KEY);
+SELECT * FROM shift_internal._cutover_blockers('open.mine', 'open.mine3');
+SELECT * FROM shift_internal._cutover_blockers('sec.acct', 'open.mine');
 RESET ROLE;
+SELECT shift.backfill_create('su_job', 'open.mine3', set => 'id = id');
+SET ROLE regress_sec_op;
+SELECT * FROM shift_internal._cutover_blockers('open.mine', 'open.mine3');
+RESET ROLE;
+SELECT shift.backfill_drop('su_job');
 CALL shift.backfill_run('op_job');
 SELECT * FROM sec.pwned;
 TRUNCATE open.pwned;
