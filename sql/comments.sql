@@ -67,3 +67,13 @@ COMMENT ON ROUTINE @extschema@.phase_rolled_back(pg_catalog.text, pg_catalog.tex
 'phase_rolled_back(migration, phase): a phase''s down succeeded';
 COMMENT ON ROUTINE @extschema@.phase_rollback_failed(pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.bool) IS
 'phase_rollback_failed(migration, phase, message, sqlstate, interrupted): a phase''s down failed or was interrupted';
+
+-- moving tables to another cluster (doc/move.md)
+COMMENT ON ROUTINE @extschema@.move_record(pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text) IS
+'move_record(move, kind, object, side, migration, phase): records a publication, slot, subscription, table or sequence a move is about to make on this server, so that cleanup finds it';
+COMMENT ON ROUTINE @extschema@.move_forget(pg_catalog.text, pg_catalog.text) IS
+'move_forget(kind, object): forgets what a move made here once it is dropped';
+COMMENT ON ROUTINE @extschema@.move_check(pg_catalog.text, pg_catalog.text[]) IS
+'move_check(side => source|target, tables) -> (item, current, advice): one row per prerequisite of a move that this server fails, with what to change (doc/move.md)';
+COMMENT ON ROUTINE @extschema@.move_schema(pg_catalog.text[]) IS
+'move_schema(tables) -> (ordinal, kind, object, statement): the DDL that makes the tables on another server as they are here (sequences, columns, constraints, indexes, foreign keys between them)';

@@ -104,3 +104,8 @@ GRANT SELECT ON @extschema@.migration, @extschema@.phase, @extschema@.event,
                 @extschema@.status, @extschema@.history, @extschema@.backfill_progress,
                 @extschema@.sync_status, @extschema@.lease, @extschema@.phase_status,
                 @extschema@.backfill_batches TO shift_monitor;
+
+-- moving tables to another cluster (sql/move.sql): the record and the view
+-- are read like the other control tables; shift.move_* functions are
+-- granted to shift_operator with schema shift's routines above
+GRANT SELECT ON @extschema@.move_object, @extschema@.move_status TO shift_operator, shift_monitor;
