@@ -635,6 +635,8 @@ static const luaL_Reg c_helpers[] = {
 	{"track", l_track},
 	{"tracked", l_tracked},
 	{"json_string", l_json_string},
+	{"connect", pgs_l_connect},	/* luadb.c: a second server (db:connect) */
+	{"compare", pgs_l_compare},
 	{NULL, NULL}
 };
 
