@@ -379,6 +379,26 @@ BEGIN
 END
 $$;
 
+-- What moves made on this server, and whether each is there now (a record
+-- without its object: a run stopped between the two; the next drop skips
+-- it).  What the runner reads (it reads no control table).
+CREATE VIEW @extschema@.move_objects WITH (security_invoker = true) AS
+SELECT o.move, o.kind, o.object, o.side, o.owner, o.migration, o.phase, o.created_at,
+       CASE o.kind
+         WHEN 'publication' THEN EXISTS (SELECT FROM pg_catalog.pg_publication p
+                                          WHERE p.pubname OPERATOR(pg_catalog.=) o.object)
+         WHEN 'slot' THEN EXISTS (SELECT FROM pg_catalog.pg_replication_slots s
+                                   WHERE s.slot_name OPERATOR(pg_catalog.=) o.object)
+         WHEN 'subscription' THEN EXISTS (SELECT FROM pg_catalog.pg_subscription s
+                                           JOIN pg_catalog.pg_database d ON d.oid OPERATOR(pg_catalog.=) s.subdbid
+                                          WHERE s.subname OPERATOR(pg_catalog.=) o.object
+                                            AND d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
+         ELSE pg_catalog.to_regclass(o.object) IS NOT NULL
+       END AS present
+  FROM @extschema@.move_object o;
+COMMENT ON VIEW @extschema@.move_objects IS
+  'what moves to another cluster made on this server, and whether each is there now';
+
 -- Each move recorded on this server (the source): its publication, its
 -- slot, whether they exist, the slot's activity, the WAL it holds back,
 -- and the subscriber's lag in bytes and (while it streams) seconds.

@@ -171,7 +171,7 @@ end
 -- What this move recorded on the target, of kind.
 local function recorded(tgt, move, kind)
   if D.is_dry(tgt) then return {} end
-  return tgt:query("SELECT object FROM shift.move_object WHERE move = $1 AND kind = $2"
+  return tgt:query("SELECT object FROM shift.move_objects WHERE move = $1 AND kind = $2"
     .. " AND side = 'target' ORDER BY created_at, object", move, kind)
 end
 

@@ -85,7 +85,10 @@ SELECT shift.move_record('orders_move', 'slot', 'move_orders', 'source');   -- a
 SELECT move, kind, object, side, owner = current_user AS mine, migration, phase FROM shift.move_object ORDER BY kind;
 -- another move of the same object is refused
 SELECT shift.move_record('other', 'slot', 'move_orders', 'source');
--- neither exists (a run stopped between the record and the CREATE)
+-- neither exists (a run stopped between the record and the CREATE); a table made is there
+SELECT shift.move_record('orders_move', 'table', 'movet.customers', 'target');
+SELECT move, kind, object, side, present FROM shift.move_objects ORDER BY kind;
+SELECT shift.move_forget('table', 'movet.customers');
 SELECT move, publication, publication_exists, slot, slot_exists, slot_active, wal_held_bytes,
        inactive_holding_wal FROM shift.move_status;
 -- another role neither sees nor forgets them
