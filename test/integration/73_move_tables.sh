@@ -95,7 +95,8 @@ pgshift --dsn "$SRC" run "$f" --to orders-sync
 wait $locker
 expect_rc "subscribe and sync: publication, subscription, every table copied" 0
 expect_in "progress per table is printed: orders waits" "$OUT" "sync public.orders: copying (d)"
-expect_eq "once a second" "$(grep -c 'sync public.orders: copying (d)' <<<"$OUT" | awk '{ print ($1 >= 2) }')" 1
+expect_eq "again each second until it is ready" \
+  "$(grep 'sync public.orders: ' <<<"$OUT" | grep -vc 'ready (r)' | awk '{ print ($1 >= 3) }')" 1
 expect_in "up to ready" "$OUT" "sync public.orders: ready (r)"
 expect_in "customers too" "$OUT" "sync public.customers: ready (r)"
 expect_in "then the lag" "$OUT" "every table ready in"
@@ -181,3 +182,44 @@ expect_in "and says what to change" "$OUT$ERR" "source: wal_level is replica: se
 expect_in "and about the table without a key" "$OUT$ERR" "source: table public.nokey is no primary key and no REPLICA IDENTITY"
 expect_eq "nothing was made" "$(q2 "SELECT count(*) FROM pg_class WHERE relname IN ('plain', 'nokey')")" 0
 
+
+# ---- db:connect in a migration: the same methods on the other server, its
+# errors naming it (never the DSN's password), dry in a plan
+c=$(mig connect <<LUA
+return migration {
+  name = "connect_demo",
+  phases = {
+    { name = "both", up = function(db)
+        local other = db:connect{ dsn = "$TGT password=sekrit-123" }
+        local n = other:value("SELECT count(*) FROM plain")
+        other:transaction(function(tx) tx:exec("INSERT INTO plain VALUES (\$1)", n + 41) end)
+        local rows = other:query("SELECT id FROM plain ORDER BY id")
+        log("other server: " .. #rows .. " row(s), id " .. rows[1].id .. ", here: "
+          .. db:value("SELECT pg_catalog.current_setting('port')"))
+        other:exec("SELECT * FROM no_such_table")
+      end },
+  },
+}
+LUA
+)
+pgshift --dsn "$SRC" run "$c"
+expect_rc "a failed statement on the other server fails the phase" 1
+expect_in "its methods ran there" "$OUT" "other server: 1 row(s), id 41, here: $SECOND_PORT"
+expect_eq "in its own transaction, committed" "$(q "SELECT string_agg(id::text, ',') FROM plain")" 41
+expect_in "the error names that server" "$OUT$ERR" "on database \"$TGT_DB\" on $PGHOST:$PGPORT as user \"postgres\": relation \"no_such_table\" does not exist"
+expect_not_in "and not the password" "$OUT$ERR" "sekrit"
+pgshift --dsn "$SRC" plan "$c"
+expect_rc "the plan connects nowhere else" 0
+expect_in "and shows the other server's statements, marked" "$OUT" "/* on target host=$PGHOST port=$PGPORT dbname=$TGT_DB */ INSERT INTO plain"
+expect_not_in "without the password" "$OUT$ERR" "sekrit"
+pgshift --dsn "$SRC" rollback "$c"
+d=$(mig noconnect <<LUA
+return migration { name = "noconnect", phases = { { name = "x", up = function(db)
+  db:connect("host=$PGHOST port=1 dbname=nope password=sekrit-123")
+end } } }
+LUA
+)
+pgshift --dsn "$SRC" run "$d"
+expect_rc "a server that cannot be reached fails the phase" 1
+expect_in "naming where it tried" "$OUT$ERR" "db:connect: could not connect to the database: connection to server on socket \"$PGHOST/.s.PGSQL.1\" failed"
+expect_not_in "never the password" "$OUT$ERR" "sekrit"
