@@ -223,7 +223,7 @@ local function schema_down(r, db)
       end
     end
     if D.is_dry(tx) then
-      tx:exec("-- DROP TABLE / DROP SEQUENCE ... CASCADE of what shift.move_object records for this move")
+      tx:exec("-- DROP TABLE / DROP SEQUENCE ... CASCADE of what shift.move_objects lists for this move")
     end
   end)
 end
