@@ -793,8 +793,9 @@ push_conninfo(lua_State *L, PGconn *conn)
 }
 
 /*
- * C.compare(source_db, target_db, table) -> pgshift compare's exit status
- * (0 equal, 1 different, 2 an error, printed): table on the two servers the
+ * C.compare(source_db, target_db, table, quiet) -> pgshift compare's exit
+ * status (0 equal, 1 different, 2 an error, printed unless quiet: a --json
+ * or --quiet run prints no text of its own): table on the two servers the
  * dbs are connected to, compared by pgshift compare itself, which reads
  * both at one WAL position when the target subscribes to the source.  Its
  * errors name the sides by their labels.
@@ -818,6 +819,7 @@ pgs_l_compare(lua_State *L)
 	labels[1] = tgt->label ? NULL : pgs_conn_describe(tgt->conn);
 	memset(&opts, 0, sizeof(opts));
 	memset(&copts, 0, sizeof(copts));
+	opts.quiet = lua_toboolean(L, 4);
 	copts.source = lua_tostring(L, -2);
 	copts.target = lua_tostring(L, -1);
 	copts.source_label = src->label ? src->label : labels[0];

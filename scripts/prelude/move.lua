@@ -410,7 +410,7 @@ local function validate_up(r, db)
   end
   local bad = {}
   for _, t in ipairs(tables) do
-    local rc = C.compare(db, tgt, t)
+    local rc = C.compare(db, tgt, t, output.settings.quiet or output.settings.format == "json")
     if rc ~= 0 then bad[#bad + 1] = t .. (rc == 1 and " differs" or " could not be compared") end
   end
   if #bad > 0 then

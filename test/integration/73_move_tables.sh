@@ -118,7 +118,9 @@ expect_eq "shift.move_status on the source: the slot is active" \
 
 pgshift --dsn "$SRC" run "$f"
 expect_rc "validate: pgshift compare of each table, writers still writing" 0
-expect_in "orders equal" "$OUT" "2 tables equal on both sides"
+expect_in "the compare's own report" "$OUT" "public.orders: equal ("
+expect_in "read at one WAL position" "$OUT" "both read at WAL position"
+expect_in "both tables equal" "$OUT" "2 tables equal on both sides"
 expect_eq "the migration is done" "$(q2 "SELECT status FROM shift.status WHERE migration = 'move_orders'")" done
 
 touch "$WORK/writer.stop"; wait "$WRITER"; WRITER=""
