@@ -241,30 +241,6 @@ sqlerror_tostring(lua_State *L)
 }
 
 /*
- * pgs_push_where: pushes "file:line: " of the innermost active function
- * defined in a file (chunk name "@..."), or "" when there is none: the line
- * of the migration code that called into the runner.  assert() and error
- * objects without position get it too.
- */
-void
-pgs_push_where(lua_State *L)
-{
-	lua_Debug	ar;
-	int			level;
-
-	for (level = 1; lua_getstack(L, level, &ar); level++)
-	{
-		lua_getinfo(L, "Sl", &ar);
-		if (ar.source[0] == '@' && ar.currentline > 0)
-		{
-			lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
-			return;
-		}
-	}
-	lua_pushliteral(L, "");
-}
-
-/*
  * Raises "file:line: db:METHOD: WHAT contains a zero byte ..." for a string
  * that libpq would cut short at its first zero byte: "INSERT ...\0; DROP ..."
  * would run the INSERT and report success.  file:line is the migration's

@@ -71,14 +71,58 @@ has_metatable(lua_State *L, int idx, const char *name)
 #define is_sqlerror(L, idx) has_metatable(L, idx, PGS_SQLERROR_METATABLE)
 #define is_failure(L, idx) has_metatable(L, idx, FAILURE_METATABLE)
 
+/* The short_src of the prelude's chunks: "[prelude/db.lua]" (open_prelude). */
+#define PRELUDE_SOURCE "[prelude/"
+
+/*
+ * The length of msg's leading "[prelude/NAME.lua]:LINE:" when it names a
+ * line of the runner's own Lua (the prelude), else 0.
+ */
+static size_t
+prelude_position(const char *msg)
+{
+	const char *p;
+
+	if (strncmp(msg, PRELUDE_SOURCE, strlen(PRELUDE_SOURCE)) != 0 ||
+		!has_position(msg))
+		return 0;
+	p = strchr(msg, ':') + 1;
+	while (*p >= '0' && *p <= '9')
+		p++;
+	return p + 1 - msg;
+}
+
+/*
+ * Pushes "file:line: " of the migration file's line that led to the error
+ * (pgs_push_where) and returns true; pushes nothing and returns false when
+ * no line of a migration file is involved (the runner's own work).
+ */
+static bool
+push_file_where(lua_State *L)
+{
+	pgs_push_where(L);
+	if (lua_rawlen(L, -1) > 0)
+		return true;
+	lua_pop(L, 1);
+	return false;
+}
+
 /*
  * The message handler of every protected call: see the file header.  A
  * failure that a nested handler already made (db:transaction re-raises one)
  * passes through unchanged, keeping its original traceback.
+ *
+ * An error the prelude raised, or a failed statement it sent, is reported
+ * at the line of the migration file that called it (pgs_push_where: the
+ * helper's call), never at the prelude's own line: the user's mistake is in
+ * the file.  The prelude's line goes to the failure's "origin" and to the
+ * top of its traceback (printed with --verbose).
  */
 static int
 msghandler(lua_State *L)
 {
+	bool		origin = false;
+
 	if (is_failure(L, 1))
 		return 1;
 	lua_createtable(L, 0, 3);	/* the failure, at index 2 */
@@ -86,15 +130,43 @@ msghandler(lua_State *L)
 
 	if (is_sqlerror(L, 1))
 	{
+		size_t		len;
+		const char *where;
+
+		/* sent by the prelude: the sqlerror's where is the prelude's line */
+		if (lua_getfield(L, 1, "where") == LUA_TSTRING &&
+			(where = lua_tolstring(L, -1, &len)) &&
+			prelude_position(where) > 0 && push_file_where(L))
+		{
+			lua_setfield(L, 1, "where");
+			while (len > 0 && (where[len - 1] == ' ' || where[len - 1] == ':'))
+				len--;
+			lua_pushlstring(L, where, len);
+			origin = true;
+			lua_setfield(L, 2, "origin");
+		}
+		lua_pop(L, 1);
 		lua_pushvalue(L, 1);
 		lua_setfield(L, 2, "sqlerror");
 		luaL_tolstring(L, 1, NULL);
 	}
 	else if (lua_type(L, 1) == LUA_TSTRING || lua_type(L, 1) == LUA_TNUMBER)
 	{
-		const char *msg = lua_tostring(L, 1);
+		size_t		len;
+		const char *msg = lua_tolstring(L, 1, &len);
+		size_t		pos = prelude_position(msg);
 
-		if (has_position(msg))
+		if (pos > 0 && push_file_where(L))
+		{
+			lua_pushlstring(L, msg, pos - 1);
+			origin = true;
+			lua_setfield(L, 2, "origin");
+			if (msg[pos] == ' ')
+				pos++;
+			lua_pushlstring(L, msg + pos, len - pos);
+			lua_concat(L, 2);
+		}
+		else if (has_position(msg))
 			lua_pushvalue(L, 1);	/* the whole string: it may hold a zero byte */
 		else
 		{
@@ -138,7 +210,16 @@ msghandler(lua_State *L)
 	}
 	lua_setfield(L, 2, "message");
 
-	luaL_traceback(L, L, NULL, 1);
+	if (origin)
+	{
+		lua_getfield(L, 2, "origin");	/* keeps the text alive */
+		lua_pushfstring(L, "raised in the runner's Lua at %s", lua_tostring(L, -1));
+		luaL_traceback(L, L, lua_tostring(L, -1), 1);
+		lua_remove(L, -2);
+		lua_remove(L, -2);
+	}
+	else
+		luaL_traceback(L, L, NULL, 1);
 	lua_setfield(L, 2, "traceback");
 	return 1;
 }
@@ -462,6 +543,64 @@ l_tracked(lua_State *L)
 	return 2;
 }
 
+/* ---- where an error is reported ---- */
+
+/*
+ * "file:line: " of the migration file's call that made the phase running
+ * now, when a helper made it (online.change_column_type): its code is the
+ * prelude's, with no line of the file on the stack.  Set by C.site.
+ */
+static char phase_site[LUA_IDSIZE + 32];
+
+/*
+ * pgs_push_where: pushes "file:line: " of the line of the migration file
+ * that led to what runs now: the innermost active function defined in a
+ * file (chunk name "@..."); else, in a phase a helper made, the helper's
+ * call (C.site); else, while a file loads, its line (C.track); else "".
+ * Errors raised in the runner's own Lua (the prelude) are reported there
+ * (see msghandler), and so are assert() and error objects without position.
+ */
+void
+pgs_push_where(lua_State *L)
+{
+	lua_Debug	ar;
+	int			level;
+
+	for (level = 1; lua_getstack(L, level, &ar); level++)
+	{
+		lua_getinfo(L, "Sl", &ar);
+		if (ar.source[0] == '@' && ar.currentline > 0)
+		{
+			lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
+			return;
+		}
+	}
+	if (phase_site[0] != '\0')
+		lua_pushstring(L, phase_site);
+	else if (tracking.source && tracking.line > 0)
+		lua_pushfstring(L, "%s:%d: ", tracking.short_src, tracking.line);
+	else
+		lua_pushliteral(L, "");
+}
+
+/*
+ * C.site(where) -> the site it replaces (nil if none): where ("file:line: ",
+ * or nil to clear) is the helper call a phase was made by, for as long as
+ * the phase runs (loader.group sets it around the phase's functions).
+ */
+static int
+l_site(lua_State *L)
+{
+	const char *where = luaL_optstring(L, 1, NULL);
+
+	if (phase_site[0] != '\0')
+		lua_pushstring(L, phase_site);
+	else
+		lua_pushnil(L);
+	snprintf(phase_site, sizeof(phase_site), "%s", where ? where : "");
+	return 1;
+}
+
 /* C.json_string(s) -> s as a JSON string literal (see pgs_json_quote) */
 static void
 put_buffer(void *arg, const char *s, size_t len)
@@ -634,6 +773,7 @@ static const luaL_Reg c_helpers[] = {
 	{"msghandler", msghandler},
 	{"track", l_track},
 	{"tracked", l_tracked},
+	{"site", l_site},
 	{"json_string", l_json_string},
 	{"connect", pgs_l_connect},	/* luadb.c: a second server (db:connect) */
 	{"compare", pgs_l_compare},

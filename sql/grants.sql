@@ -105,6 +105,9 @@ GRANT SELECT ON @extschema@.migration, @extschema@.phase, @extschema@.event,
                 @extschema@.sync_status, @extschema@.lease, @extschema@.phase_status,
                 @extschema@.backfill_batches TO shift_monitor;
 
+-- the version a session writes as: reads its own settings only (sql/sync.sql)
+GRANT EXECUTE ON FUNCTION @extschema@.writer_version() TO PUBLIC;
+
 -- moving tables to another cluster (sql/move.sql): the record and the view
 -- are read like the other control tables; shift.move_* functions are
 -- granted to shift_operator with schema shift's routines above
