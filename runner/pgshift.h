@@ -200,6 +200,8 @@ extern void pgs_push_db(lua_State *L, PGconn *conn);
 extern void pgs_db_set_conn(lua_State *L, int idx, PGconn *conn);
 extern PGconn *pgs_connect_db(lua_State *L, const char *dsn, const char *appname);
 extern void pgs_push_db_methods(lua_State *L);
+extern int	pgs_l_connect(lua_State *L);
+extern int	pgs_l_compare(lua_State *L);
 extern PGconn *pgs_db_conn(lua_State *L, int idx);
 extern void pgs_db_pin(lua_State *L, int idx);
 extern int64_t pgs_db_take_rows(lua_State *L, int idx);
@@ -329,6 +331,8 @@ typedef struct PgsCompareOptions
 {
 	const char *source;			/* DSN; NULL: --dsn or the libpq environment */
 	const char *target;
+	const char *source_label;	/* what errors call a side; NULL: its DSN */
+	const char *target_label;	/*   (a migration's compare: no password shown) */
 	const char *table;
 	const char *target_table;	/* NULL: the same name */
 	const char *columns;		/* comma-separated; NULL: every column */

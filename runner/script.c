@@ -770,6 +770,8 @@ static const luaL_Reg c_helpers[] = {
 	{"tracked", l_tracked},
 	{"site", l_site},
 	{"json_string", l_json_string},
+	{"connect", pgs_l_connect},	/* luadb.c: a second server (db:connect) */
+	{"compare", pgs_l_compare},
 	{NULL, NULL}
 };
 

@@ -34,7 +34,7 @@ function S.status(db, name, format)
   if name then rows[1].phases = output.array(db:query(PHASES_SQL, name)) end
   if format == "json" then return output.json(output.array(rows)) .. "\n" end
   local out = {}
-  if #rows == 0 then return "no migrations have run in this database\n" end
+  if #rows == 0 then return "no migrations have run in this database\n" .. P.move.slot_warnings(db) end
   if not name then
     local w = { 9, 6, 5 }
     for _, r in ipairs(rows) do
@@ -47,7 +47,7 @@ function S.status(db, name, format)
       out[#out + 1] = (pad(r.migration, w[1] + 2) .. pad(r.status, w[2] + 2) .. pad(r.phase, w[3] + 2)
         .. pad(r.started, 21) .. pad(r.elapsed, 10) .. err):gsub("%s+$", "")
     end
-    return table.concat(out, "\n") .. "\n"
+    return table.concat(out, "\n") .. "\n" .. P.move.slot_warnings(db)
   end
   local r = rows[1]
   out[#out + 1] = string.format("migration %s: %s, phase %s", r.migration, r.status, r.phase)
@@ -80,7 +80,7 @@ function S.status(db, name, format)
     out[#out + 1] = string.format("    %2d %s %s %s", p.ordinal, pad(p.name, 20), pad(p.status, 12),
       table.concat(extra, ", ")):gsub("%s+$", "")
   end
-  return table.concat(out, "\n") .. "\n"
+  return table.concat(out, "\n") .. "\n" .. P.move.slot_warnings(db)
 end
 
 -- The state of a file of a directory, given what shift.status recorded for
