@@ -25,8 +25,8 @@ COMMENT ON ROUTINE @extschema@.backfill_drop(pg_catalog.text) IS
 'backfill_drop(name): forgets a job and its batches, and removes the pg_cron schedule backfill_run''s schedule => recorded (in this database; elsewhere it says how); the rows it wrote stay';
 
 -- syncs and cut-over (doc/sql.md, "Sync" and "Cut-over")
-COMMENT ON ROUTINE @extschema@.sync_create(pg_catalog.text, pg_catalog.regclass, pg_catalog.text, pg_catalog.text, pg_catalog.regclass, pg_catalog.text[], pg_catalog.text, pg_catalog.text[], pg_catalog.bool, pg_catalog.text[], pg_catalog.text, pg_catalog.text[], pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text) IS
-'sync_create(name, relation, set => ''col = expr'' [, reverse_set] | "into" => table [, columns, "select", key, reverse, reverse_columns, reverse_select, reverse_key], if_exists, migration, phase, search_path): dual-write triggers keeping a column or a copy of the table in step with every write';
+COMMENT ON ROUTINE @extschema@.sync_create(pg_catalog.text, pg_catalog.regclass, pg_catalog.text, pg_catalog.text, pg_catalog.regclass, pg_catalog.text[], pg_catalog.text, pg_catalog.text[], pg_catalog.bool, pg_catalog.text[], pg_catalog.text, pg_catalog.text[], pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text) IS
+'sync_create(name, relation, set => ''col = expr'' [, reverse_set, new_version, old_version] | "into" => table [, columns, "select", key, reverse, reverse_columns, reverse_select, reverse_key], if_exists, migration, phase, search_path): dual-write triggers keeping a column or a copy of the table in step with every write';
 COMMENT ON ROUTINE @extschema@.sync_drop(pg_catalog.text, pg_catalog.bool) IS
 'sync_drop(name, if_exists): drops a sync''s triggers and its record';
 COMMENT ON ROUTINE @extschema@.cutover(pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.int4, pg_catalog.text, pg_catalog.int4, pg_catalog.float8, pg_catalog.float8, pg_catalog.interval) IS
@@ -67,6 +67,20 @@ COMMENT ON ROUTINE @extschema@.phase_rolled_back(pg_catalog.text, pg_catalog.tex
 'phase_rolled_back(migration, phase): a phase''s down succeeded';
 COMMENT ON ROUTINE @extschema@.phase_rollback_failed(pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.bool) IS
 'phase_rollback_failed(migration, phase, message, sqlstate, interrupted): a phase''s down failed or was interrupted';
+
+-- the writer's version (doc/sql.md, "Application versions")
+COMMENT ON ROUTINE @extschema@.writer_version() IS
+'writer_version(): the application version this session writes as, for a column-level sync with new_version: pg_shift.version, else the first schema of the search_path';
+
+-- moving tables to another cluster (doc/move.md)
+COMMENT ON ROUTINE @extschema@.move_record(pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text) IS
+'move_record(move, kind, object, side, migration, phase): records a publication, slot, subscription, table or sequence a move is about to make on this server, so that cleanup finds it';
+COMMENT ON ROUTINE @extschema@.move_forget(pg_catalog.text, pg_catalog.text) IS
+'move_forget(kind, object): forgets what a move made here once it is dropped';
+COMMENT ON ROUTINE @extschema@.move_check(pg_catalog.text, pg_catalog.text[]) IS
+'move_check(side => source|target, tables) -> (item, current, advice): one row per prerequisite of a move that this server fails, with what to change (doc/move.md)';
+COMMENT ON ROUTINE @extschema@.move_schema(pg_catalog.text[]) IS
+'move_schema(tables) -> (ordinal, kind, object, statement): the DDL that makes the tables on another server as they are here (sequences, columns, constraints, indexes, foreign keys between them)';
 
 -- version schemas (doc/versions.md)
 COMMENT ON ROUTINE @extschema@.version_create(pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text) IS
