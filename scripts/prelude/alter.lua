@@ -31,7 +31,7 @@ local A = {}
 local OPTIONS = {
   table = true, column = true, name = true, type = true, up = true, down = true,
   nullable = true, default = true, check = true, unique = true, references = true,
-  comment = true, old_version = true, new_version = true, id = true, indexes = true,
+  comment = true, old_version = true, new_version = true, id = true, indexes = true, volatile = true,
   lock_timeout = true, retries = true, backfill = true,
 }
 
@@ -153,9 +153,13 @@ end
 -- ---- the data change
 
 local function sync_sql(r, db)
+  if r.add then
+    return { set = D.qi(db, r.new) .. " = " .. r.up, reverse_set = D.qi(db, r.mark) .. " = true" }
+  end
   return {
     set = D.qi(db, r.new) .. " = " .. expand_template(db, r.up, r.col, r.new),
-    reverse_set = D.qi(db, r.col) .. " = " .. expand_template(db, r.down, r.col, r.new),
+    reverse_set = D.qi(db, r.col) .. " = " .. expand_template(db, r.down, r.col, r.new)
+      .. ", " .. D.qi(db, r.mark) .. " = true",
   }
 end
 
@@ -170,14 +174,16 @@ end
 
 local function old_version_up(r, db)
   if r.opts.old_version then
-    version_view(r, db, r.opts.old_version, { [r.new] = false },
+    -- (adding a column: r.new is the new column, under its final name)
+    version_view(r, db, r.opts.old_version, { [r.new] = false, [r.mark] = false },
       "every column of " .. r.tbl .. " but " .. r.new)
   end
 end
 
 local function new_version_up(r, db)
   if r.opts.new_version then
-    version_view(r, db, r.opts.new_version, { [r.col] = false, [r.new] = r.final },
+    version_view(r, db, r.opts.new_version,
+      { [r.col or r.mark] = false, [r.mark] = false, [r.new] = r.final },
       "every column of " .. r.tbl .. " but " .. r.col .. ", " .. r.new .. " shown as " .. r.final)
   end
 end
@@ -264,9 +270,9 @@ SELECT c.relname AS name, pg_catalog.pg_get_indexdef(i.indexrelid) AS def,
 end
 
 local function expand_up(r, db)
-  local col = inspect(r, db, r.col)
-  local what = r.site .. r.tbl .. "." .. r.col
-  if not D.is_dry(db) and col == nil and inspect(r, db, r.new) == nil then
+  local col = not r.add and inspect(r, db, r.col) or nil
+  local what = r.site .. r.tbl .. "." .. (r.col or r.new)
+  if not r.add and not D.is_dry(db) and col == nil and inspect(r, db, r.new) == nil then
     error(what .. ": no such column", 0)
   end
   if col then
@@ -282,11 +288,12 @@ local function expand_up(r, db)
         .. ": change it through a new table (db:sync{into =}, db:cutover)", 0)
     end
   end
-  index_copies(r, db)   -- an index it cannot copy is refused now, not after the backfill
+  if not r.add then index_copies(r, db) end  -- one it cannot copy is refused now, not after the backfill
   local t = D.table_name(db, r.site, r.tbl)
   if col and not r.opts.down then r.down = "$new::" .. col.type end
   if col and not r.opts.type then r.typ = col.type end
   db:add_column{ table = r.tbl, column = r.new, type = r.typ, lock_timeout = r.opts.lock_timeout }
+  db:add_column{ table = r.tbl, column = r.mark, type = "boolean", lock_timeout = r.opts.lock_timeout }
   -- the new default: given, or the old one converted by up (never copied as text)
   local default = r.opts.default
   if default == nil and col and col.default then
@@ -325,12 +332,16 @@ local function expand_down(r, db)
   versions_down(r, db)
   db:sync_drop(r.id)
   db:drop_column{ table = r.tbl, column = r.new, lock_timeout = r.opts.lock_timeout }
+  db:drop_column{ table = r.tbl, column = r.mark, lock_timeout = r.opts.lock_timeout }
 end
 
 local function backfill_up(r, db)
-  local e = expand_template(db, r.up, r.col, r.new)
-  local bf = { table = r.tbl, set = D.qi(db, r.new) .. " = " .. e }
-  if not r.volatile then bf.where = D.qi(db, r.new) .. " IS DISTINCT FROM (" .. e .. ")" end
+  local e = r.add and r.up or expand_template(db, r.up, r.col, r.new)
+  -- rows the new version wrote (marked by the sync's reverse_set) are its
+  -- own: never overwritten; of the others, those already right are skipped
+  local bf = { table = r.tbl, set = D.qi(db, r.new) .. " = " .. e,
+               where = D.qi(db, r.mark) .. " IS NOT TRUE" }
+  if not r.volatile then bf.where = bf.where .. " AND " .. D.qi(db, r.new) .. " IS DISTINCT FROM (" .. e .. ")" end
   for k, v in pairs(r.opts.backfill or {}) do bf[k] = v end
   db:backfill(bf)
 end
@@ -338,8 +349,9 @@ end
 local function validate_up(r, db)
   local t = D.table_name(db, r.site, r.tbl)
   if not r.volatile then
-    local bad = db:value("SELECT count(*) FROM " .. t .. " WHERE " .. D.qi(db, r.new)
-      .. " IS DISTINCT FROM (" .. expand_template(db, r.up, r.col, r.new) .. ")")
+    local e = r.add and r.up or expand_template(db, r.up, r.col, r.new)
+    local bad = db:value("SELECT count(*) FROM " .. t .. " WHERE " .. D.qi(db, r.mark) .. " IS NOT TRUE AND "
+      .. D.qi(db, r.new) .. " IS DISTINCT FROM (" .. e .. ")")
     if bad and not D.is_dry(db) and bad > 0 then
       error(r.site .. bad .. " rows of " .. r.tbl .. " have " .. r.new .. " disagreeing with up(" .. r.col .. ")", 0)
     end
@@ -356,7 +368,7 @@ local function validate_up(r, db)
   if r.opts.unique then
     db:create_index{ name = unique_name(r) .. "__new", table = r.tbl, columns = { r.new }, unique = true }
   end
-  for _, ix in ipairs(index_copies(r, db)) do
+  for _, ix in ipairs(r.add and {} or index_copies(r, db)) do
     local have = D.lookup(db, r.site, [[
 SELECT i.indisvalid AS valid FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
  WHERE i.indrelid = $1::pg_catalog.regclass AND c.relname = $2]], r.tbl, ix.copy)[1]
@@ -366,7 +378,7 @@ SELECT i.indisvalid AS valid FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class
 end
 
 local function validate_down(r, db)
-  for _, ix in ipairs(index_copies(r, db)) do
+  for _, ix in ipairs(r.add and {} or index_copies(r, db)) do
     db:drop_index{ name = ix.copy, table = r.tbl }
   end
   if r.opts.unique then db:drop_index{ name = unique_name(r) .. "__new", table = r.tbl } end
@@ -377,7 +389,7 @@ end
 -- column takes the final name, its indexes the old ones' names.
 local function contract_up(r, db)
   local t = D.table_name(db, r.site, r.tbl)
-  local copies = index_copies(r, db)
+  local copies = r.add and {} or index_copies(r, db)
   D.retrying(r.site, { retries = r.opts.retries or 5, backoff = 0.5, max_backoff = 30 }, function()
     return pcall(db.transaction, db, function(tx)
       tx:exec("SET LOCAL lock_timeout = " .. tx:quote_literal(r.opts.lock_timeout or "2s"))
@@ -386,8 +398,13 @@ local function contract_up(r, db)
         tx:exec("SELECT shift.version_drop($1, if_exists => true, migration => $2)", r.opts.old_version,
           (D.current(tx)))
       end
-      tx:exec("ALTER TABLE " .. t .. " DROP COLUMN IF EXISTS " .. D.qi(tx, r.col))
-      tx:exec("ALTER TABLE " .. t .. " RENAME COLUMN " .. D.qi(tx, r.new) .. " TO " .. D.qi(tx, r.final) .. ALLOW)
+      if r.add then
+        tx:exec("ALTER TABLE " .. t .. " DROP COLUMN IF EXISTS " .. D.qi(tx, r.mark))
+      else
+        tx:exec("ALTER TABLE " .. t .. " DROP COLUMN IF EXISTS " .. D.qi(tx, r.col)
+          .. ", DROP COLUMN IF EXISTS " .. D.qi(tx, r.mark))
+        tx:exec("ALTER TABLE " .. t .. " RENAME COLUMN " .. D.qi(tx, r.new) .. " TO " .. D.qi(tx, r.final) .. ALLOW)
+      end
       for _, ix in ipairs(copies) do
         tx:exec("ALTER INDEX IF EXISTS " .. D.table_name(tx, r.site, ix.copy)
           .. " RENAME TO " .. D.qi(tx, ix.name))
@@ -401,6 +418,36 @@ local function contract_up(r, db)
   end)
 end
 
+-- What every recipe of this file takes: the table, the column, its id
+-- (the phases' prefix and the sync's name), where it was called.
+local function setup(opts, info, what, suffix)
+  local r = { opts = opts, tbl = opts.table, col = opts.column, final = opts.name or opts.column,
+              site = (info and info.currentline and info.currentline > 0)
+                and (info.short_src .. ":" .. info.currentline .. ": ") or "" }
+  r.id = opts.id or (D.bare_name(r.tbl) .. "_" .. r.col .. suffix)
+  if not r.id:match("^[%w_.%-]+$") or #r.id > 48 then
+    error(what .. ": 'id' must be up to 48 letters, digits, '_', '.' or '-' (got "
+      .. string.format("%q", r.id) .. ")", 3)
+  end
+  return r
+end
+
+-- The four phases of a change that moves data (alter_column, add_column).
+local function data_phases(r, info, expand_what, contract_what)
+  local step = function(fn) return function(db) return fn(r, db) end end
+  return loader.group({
+    { name = r.id .. "-expand", description = expand_what,
+      up = step(expand_up), down = step(expand_down) },
+    { name = r.id .. "-backfill",
+      description = "fill " .. r.new .. " by up in batches (rows the new version wrote are its own)",
+      up = step(backfill_up), down = function(db) end },
+    { name = r.id .. "-validate",
+      description = "the new rules validated online; indexes built concurrently on " .. r.new,
+      up = step(validate_up), down = step(validate_down) },
+    { name = r.id .. "-contract", description = contract_what, up = step(contract_up) },
+  }, info.short_src, info.currentline)
+end
+
 -- online.alter_column{table =, column =, name =, type =, up =, down =,
 -- nullable =, default =, check =, unique =, references =, comment =,
 -- old_version =, new_version =, id =, lock_timeout =, retries =,
@@ -411,15 +458,9 @@ function A.alter_column(opts)
   for _, k in ipairs({ "table", "column" }) do
     if type(opts[k]) ~= "string" then error("online.alter_column: '" .. k .. "' is required", 2) end
   end
-  local r = { opts = opts, tbl = opts.table, col = opts.column, final = opts.name or opts.column,
-              site = (info and info.currentline and info.currentline > 0)
-                and (info.short_src .. ":" .. info.currentline .. ": ") or "" }
-  r.id = opts.id or (D.bare_name(r.tbl) .. "_" .. r.col .. "_alter")
-  if not r.id:match("^[%w_.%-]+$") or #r.id > 48 then
-    error("online.alter_column: 'id' must be up to 48 letters, digits, '_', '.' or '-' (got "
-      .. string.format("%q", r.id) .. ")", 2)
-  end
+  local r = setup(opts, info, "online.alter_column", "_alter")
   r.new = r.col .. "__new"
+  r.mark = r.col .. "__by_new"      -- true: the new version wrote the row (the sync sets it)
   r.not_null = opts.nullable == false
   local data = opts.up ~= nil or opts.down ~= nil or opts.nullable == false or opts.check ~= nil
     or opts.unique ~= nil or opts.references ~= nil
@@ -500,22 +541,93 @@ function A.alter_column(opts)
   -- down's default needs the old type: looked up when expand runs
   r.down = opts.down or "$new::<the type of " .. r.col .. ">"
   r.volatile = opts.volatile
-  local col, new, final = r.col, r.new, r.final
+  return data_phases(r, info,
+    "add " .. r.new .. " (" .. r.final .. " of the new version) next to " .. r.col
+      .. ", kept in step by the writer's version",
+    "drop the sync, the old version and " .. r.col .. "; " .. r.new .. " becomes " .. r.final .. " (no way back)")
+end
+
+local ADD_OPTIONS = {
+  table = true, column = true, type = true, up = true, default = true, nullable = true, check = true,
+  unique = true, references = true, comment = true, old_version = true, new_version = true, id = true,
+  lock_timeout = true, retries = true, backfill = true, volatile = true,
+}
+
+-- online.add_column{table =, column =, type =, up =, default =, nullable =,
+-- check =, unique =, references =, comment =, old_version =, new_version =,
+-- id =, ...} -> its phases: the column added (nullable, its rules NOT
+-- VALID); the old version's writes (which do not know it) get up, an SQL
+-- expression over the row's other columns; the new version's writes keep
+-- what they wrote; existing rows are filled by up in batches; the rules
+-- are validated; the contract drops the old version.
+function A.add_column(opts)
+  local info = debug.getinfo(2, "Sl")
+  opts = D.check_options(opts, ADD_OPTIONS, "online.add_column")
+  for _, k in ipairs({ "table", "column", "type", "up" }) do
+    if type(opts[k]) ~= "string" then error("online.add_column: '" .. k .. "' is required", 2) end
+  end
+  local r = setup(opts, info, "online.add_column", "_add")
+  r.add, r.new, r.final, r.typ, r.up, r.col = true, opts.column, opts.column, opts.type, opts.up, nil
+  r.mark = opts.column .. "__by_new"
+  r.not_null = opts.nullable == false
+  r.volatile = opts.volatile
+  return data_phases(r, info,
+    "add " .. r.new .. " " .. r.typ .. "; the old version's writes get up, the new version's keep theirs",
+    "drop the sync and the old version (no way back)")
+end
+
+local DROP_OPTIONS = {
+  table = true, column = true, down = true, old_version = true, new_version = true, id = true,
+  lock_timeout = true, retries = true,
+}
+
+-- online.drop_column{table =, column =, down =, old_version =, new_version =,
+-- id =} -> two phases: <id>-expand shows the new version the table without
+-- the column (the old version keeps it) and, given down (an expression
+-- without columns: what the new version's inserts leave in it), makes it
+-- the column's default meanwhile; <id>-contract drops the old version and
+-- the column (no way back).
+function A.drop_column(opts)
+  local info = debug.getinfo(2, "Sl")
+  opts = D.check_options(opts, DROP_OPTIONS, "online.drop_column")
+  for _, k in ipairs({ "table", "column" }) do
+    if type(opts[k]) ~= "string" then error("online.drop_column: '" .. k .. "' is required", 2) end
+  end
+  local r = setup(opts, info, "online.drop_column", "_drop")
+  r.final = r.col
+  local t
   return loader.group({
     { name = r.id .. "-expand",
-      description = "add " .. new .. " (" .. final .. " of the new version) next to " .. col
-        .. ", kept in step by the writer's version",
-      up = step(expand_up), down = step(expand_down) },
-    { name = r.id .. "-backfill",
-      description = "fill " .. new .. " from " .. col .. " by up, in batches",
-      up = step(backfill_up), down = function(db) end },
-    { name = r.id .. "-validate",
-      description = "the new rules validated online; indexes built concurrently on " .. new,
-      up = step(validate_up), down = step(validate_down) },
+      description = "the new version sees " .. r.tbl .. " without " .. r.col,
+      up = function(db)
+        t = D.table_name(db, r.site, r.tbl)
+        if opts.down then
+          local col = inspect(r, db, r.col)
+          if col and db:recall("default") == nil then db:remember("default", col.default or "NULL") end
+          db:ddl("ALTER TABLE " .. t .. " ALTER COLUMN " .. D.qi(db, r.col) .. " SET DEFAULT " .. opts.down)
+        end
+        if opts.old_version then version_view(r, db, opts.old_version, {}, "every column of " .. r.tbl) end
+        if opts.new_version then
+          version_view(r, db, opts.new_version, { [r.col] = false }, "every column of " .. r.tbl .. " but " .. r.col)
+        end
+      end,
+      down = function(db)
+        versions_down(r, db)
+        local before = db:recall("default")
+        if opts.down and (before or D.is_dry(db)) then
+          t = D.table_name(db, r.site, r.tbl)
+          db:ddl("ALTER TABLE " .. t .. " ALTER COLUMN " .. D.qi(db, r.col)
+            .. ((before == nil or before == "NULL") and " DROP DEFAULT" or (" SET DEFAULT " .. before)))
+        end
+      end },
     { name = r.id .. "-contract",
-      description = "drop the sync, the old version and " .. col .. "; " .. new .. " becomes " .. final
-        .. " (no way back)",
-      up = step(contract_up) },
+      description = "drop the old version and " .. r.tbl .. "." .. r.col .. " (no way back)",
+      up = function(db)
+        if opts.old_version then
+          db:drop_version{ version = opts.old_version, migration = true, lock_timeout = opts.lock_timeout }
+        end
+        db:drop_column{ table = r.tbl, column = r.col, lock_timeout = opts.lock_timeout }
+      end },
   }, info.short_src, info.currentline)
 end
 
