@@ -17,9 +17,35 @@
 #include "utils/builtins.h"
 
 #include "backfill.h"
+#include "sync.h"
 
 /* The first batch of a run is small; later ones adapt. */
 #define FIRST_BATCH			500
+
+/*
+ * Runs the batch statement (the UPDATE or the copy's INSERT) with
+ * sync_backfill_writing set, and only while it runs: the rows it writes are
+ * the backfill's, never taken for an application's by a column-level sync
+ * (sync.c), whatever the job's SET computes.
+ */
+static int
+run_batch_statement(SPIPlanPtr plan, Datum *args, const char *nulls)
+{
+	bool		was = sync_backfill_writing;
+	int			rc;
+
+	sync_backfill_writing = true;
+	PG_TRY();
+	{
+		rc = SPI_execute_plan(plan, args, nulls, false, 0);
+	}
+	PG_FINALLY();
+	{
+		sync_backfill_writing = was;
+	}
+	PG_END_TRY();
+	return rc;
+}
 
 /*
  * Fixes the job's upper bound (the largest key now) and its estimated size,
@@ -238,8 +264,7 @@ backfill_do_batch(BackfillJob *job, BackfillPlans *plans, int retries, BatchResu
 	for (i = 0; i < n; i++)
 		args[n + i] = hi[i];
 	as_owner(job, &as);
-	rc = SPI_execute_plan(job->has_last ? plans->batch_next : plans->batch_first, args, nulls,
-						  false, 0);
+	rc = run_batch_statement(job->has_last ? plans->batch_next : plans->batch_first, args, nulls);
 	shift_as_end(&as);
 	spi_check(rc, "running a batch");
 	res->rows = SPI_processed;

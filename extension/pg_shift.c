@@ -13,10 +13,12 @@
 #include "access/xact.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 
 #include "pg_shift.h"
+#include "sync.h"
 
 #ifndef PG_SHIFT_VERSION
 #error "PG_SHIFT_VERSION must be defined by the build (see the Makefile)"
@@ -27,12 +29,28 @@ PG_MODULE_MAGIC;
 void		_PG_init(void);
 
 /*
- * Module load: the sync triggers' cache invalidation callbacks, and lint's
- * hook that keeps user functions from running while it analyses SQL.
+ * Module load: the sync triggers' cache invalidation callbacks, lint's hook
+ * that keeps user functions from running while it analyses SQL, and
+ * pg_shift.version, the version of the application a session writes as
+ * (see "the writer's version" in sync.c).  Any role may set it: it only
+ * chooses which of a sync's two directions, both its owner's SQL, applies.
  */
 void
 _PG_init(void)
 {
+	DefineCustomStringVariable("pg_shift.version",
+							   "The version of the application this session writes as.",
+							   "A column-level sync made with new_version takes the writes of a "
+							   "session whose version is new_version for the new application's: "
+							   "it keeps the new columns as written and computes the old ones. "
+							   "Empty: the first schema of the search_path is the version.",
+							   &sync_version_setting,
+							   "",
+							   PGC_USERSET,
+							   0,
+							   NULL,
+							   sync_version_setting_assign,
+							   NULL);
 	shift_sync_init();
 	shift_lint_init();
 }

@@ -12,9 +12,12 @@
  *
  *	 - column level: a BEFORE INSERT OR UPDATE row trigger sets the new
  *	   columns from the old ones (set => 'email_lower = lower(email)') and,
- *	   given reverse_set =>, the old ones from the new ones when a writer
- *	   changed only the new side.  It modifies the row being written, so
- *	   nothing is written twice and nothing can ping-pong.
+ *	   given reverse_set =>, the old ones from the new ones when the writer
+ *	   is the new version of the application: the one new_version => names
+ *	   (see "the writer's version" below), or without it, a writer that
+ *	   changed only the new side.  A backfill's write is never the new
+ *	   version's.  It modifies the row being written, so nothing is written
+ *	   twice and nothing can ping-pong.
  *	 - table level: statement triggers with transition tables mirror every
  *	   INSERT, UPDATE, DELETE and TRUNCATE of one table into another through
  *	   a column mapping, set-wise (one INSERT ... ON CONFLICT DO UPDATE and
@@ -47,6 +50,7 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/partition.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
@@ -150,6 +154,8 @@ sync_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
 	sync_relcache_callback(arg, InvalidOid);
 }
 
+static void sync_namespace_callback(Datum arg, int cacheid, uint32 hashvalue);
+
 void
 shift_sync_init(void)
 {
@@ -157,8 +163,150 @@ shift_sync_init(void)
 		return;
 	CacheRegisterRelcacheCallback(sync_relcache_callback, (Datum) 0);
 	CacheRegisterSyscacheCallback(PROCOID, sync_syscache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(NAMESPACEOID, sync_namespace_callback, (Datum) 0);
 	RegisterXactCallback(sync_xact_callback, NULL);
 	callbacks_registered = true;
+}
+
+/* ---------------------------------------------------------------- the writer's version */
+
+/*
+ * Which version of the application writes, as the column-level trigger of a
+ * sync with new_version sees it:
+ *
+ *	 1. a pg_shift backfill's batch statement (sync_backfill_writing): the
+ *		backfill, on the old side whatever its SET;
+ *	 2. else pg_shift.version, if set and not empty;
+ *	 3. else the first schema of the effective search_path, as
+ *		current_schemas(false) gives it (schemas that do not exist are
+ *		skipped, "$user" is the role's schema if there is one): a version
+ *		schema the client put first.
+ *
+ * Rules 2 and 3 are what shift.writer_version() returns.  They only choose
+ * between set and reverse_set, both the sync owner's SQL: no setting of the
+ * writer's makes the trigger run anything else.
+ *
+ * The answer is cached: computing it per row would parse or copy the path
+ * each time.  pg_shift.version's assign hook counts its changes; the search
+ * path is remembered as an OverrideSearchPath, whose match against the
+ * active path is a generation compare while the path is unchanged; a
+ * renamed or dropped schema is seen through the namespace syscache.  Every
+ * time the answer changes, writer_generation grows, and each sync entry
+ * compares its version with the writer's again (SyncEntry.writer_seen).
+ */
+bool		sync_backfill_writing = false;
+char	   *sync_version_setting = NULL;
+
+static uint64 setting_changes = 0;	/* pg_shift.version assigned */
+static uint64 schema_changes = 0;	/* a schema renamed, dropped or made */
+static uint64 writer_generation = 1;	/* writer_version changed */
+static bool writer_known = false;
+static uint64 setting_seen = 0;
+static uint64 schemas_seen = 0;
+static bool writer_from_setting = false;
+static OverrideSearchPath *writer_path = NULL;	/* rule 3: the path it is from */
+static char *writer_version = NULL; /* NULL: none (no schema on the path) */
+
+void
+sync_version_setting_assign(const char *newval, void *extra)
+{
+	setting_changes++;
+}
+
+static void
+sync_namespace_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	schema_changes++;
+}
+
+/* The writer's version by rules 2 and 3; its generation in *gen. */
+static const char *
+current_writer_version(uint64 *gen)
+{
+	bool		from_setting = sync_version_setting != NULL && sync_version_setting[0] != '\0';
+	const char *now;
+	char	   *schema = NULL;
+
+	if (writer_known && setting_seen == setting_changes && schemas_seen == schema_changes &&
+		from_setting == writer_from_setting &&
+		(from_setting || OverrideSearchPathMatchesCurrent(writer_path)))
+	{
+		*gen = writer_generation;
+		return writer_version;
+	}
+	setting_seen = setting_changes;
+	schemas_seen = schema_changes;
+	writer_from_setting = from_setting;
+	writer_known = false;
+	if (writer_path != NULL)
+	{
+		list_free(writer_path->schemas);
+		pfree(writer_path);
+		writer_path = NULL;
+	}
+	if (from_setting)
+		now = sync_version_setting;
+	else
+	{
+		writer_path = GetOverrideSearchPath(TopMemoryContext);
+		if (writer_path->schemas != NIL)
+			schema = get_namespace_name(linitial_oid(writer_path->schemas));
+		now = schema;
+	}
+	if ((now == NULL) != (writer_version == NULL) ||
+		(now != NULL && strcmp(now, writer_version) != 0))
+	{
+		if (writer_version != NULL)
+			pfree(writer_version);
+		writer_version = now ? MemoryContextStrdup(TopMemoryContext, now) : NULL;
+		writer_generation++;
+	}
+	if (schema != NULL)
+		pfree(schema);
+	writer_known = true;
+	*gen = writer_generation;
+	return writer_version;
+}
+
+PG_FUNCTION_INFO_V1(shift_writer_version);
+
+/*
+ * shift.writer_version() returns text
+ *
+ * The version this session writes as (rules 2 and 3 above): pg_shift.version
+ * if set, else the first schema of its effective search_path; NULL if there
+ * is neither.
+ */
+Datum
+shift_writer_version(PG_FUNCTION_ARGS)
+{
+	uint64		gen;
+	const char *v;
+
+	shift_sync_init();
+	v = current_writer_version(&gen);
+	if (v == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(v));
+}
+
+/*
+ * Is the writer of the row the trigger of e is called for the new version
+ * of the application (e has new_version)?  The comparison is cached in e
+ * until the writer's version changes.
+ */
+static bool
+is_new_writer(SyncEntry *e)
+{
+	uint64		gen;
+	const char *v = current_writer_version(&gen);
+
+	if (gen != e->writer_seen)
+	{
+		e->new_writer = v != NULL && strcmp(v, e->new_version) == 0;
+		e->writer_seen = gen;
+	}
+	return e->new_writer;
 }
 
 /* ---------------------------------------------------------------- column level */
@@ -360,6 +508,8 @@ sync_build_column_entry(SyncEntry *e, SyncConfig *c, Relation rel)
 		MemoryContext old = MemoryContextSwitchTo(e->cxt);
 
 		e->econtext = CreateStandaloneExprContext();
+		e->new_version = c->new_version ? pstrdup(c->new_version) : NULL;
+		e->writer_seen = 0;
 		e->natts = RelationGetDescr(rel)->natts;
 		e->values = palloc(sizeof(Datum) * e->natts);
 		e->nulls = palloc(sizeof(bool) * e->natts);
@@ -382,16 +532,26 @@ same_value(TupleTableSlot *a, TupleTableSlot *b, AttrNumber att)
 	return datum_image_eq(va, vb, attr->attbyval, attr->attlen);
 }
 
+/* Who wrote the row, as column_sync() is told */
+typedef enum SyncWriter
+{
+	WRITER_OLD,					/* the old version, or a backfill: set */
+	WRITER_NEW,					/* the new version: reverse_set, new columns kept */
+	WRITER_GUESS				/* no new_version: guess from what changed */
+} SyncWriter;
+
 /*
- * The column-level trigger: returns the row to store.  One-way (set only):
- * the new columns are always computed from the old.  Two-way: a writer that
- * changed only new columns, to values that disagree with the old ones, is a
- * new-version writer, and the old columns are computed from the new; any
- * other write computes the new columns (a backfill writing set's own values
- * agrees, and changes nothing).
+ * The column-level trigger: returns the row to store.
+ *
+ * An old-version writer (and a backfill, always) gets the new columns
+ * computed from the old by set.  A new-version writer keeps the new columns
+ * it wrote, and given reverse_set gets the old ones computed from them.
+ * Without new_version the writer is guessed: one-way (set only), every
+ * writer is old; two-way, a writer that changed only new columns, to values
+ * that disagree with set's, is new, and any other is old.
  */
 static HeapTuple
-column_sync(SyncEntry *e, TriggerData *td)
+column_sync(SyncEntry *e, TriggerData *td, SyncWriter writer)
 {
 	bool		inserting = TRIGGER_FIRED_BY_INSERT(td->tg_event);
 	TupleTableSlot *slot = inserting ? td->tg_trigslot : td->tg_newslot;
@@ -413,7 +573,18 @@ column_sync(SyncEntry *e, TriggerData *td)
 	slot_getallattrs(slot);
 	memcpy(values, slot->tts_values, sizeof(Datum) * desc->natts);
 	memcpy(nulls, slot->tts_isnull, sizeof(bool) * desc->natts);
-	if (e->ndown == 0)
+	if (writer == WRITER_NEW)
+	{
+		if (e->ndown == 0)
+			return tuple;		/* one way: the new columns as written */
+		for (i = 0; i < e->ndown; i++)
+		{
+			AttrNumber	att = e->down_att[i];
+
+			values[att - 1] = ExecEvalExprSwitchContext(e->down_expr[i], ec, &nulls[att - 1]);
+		}
+	}
+	else if (e->ndown == 0 || writer == WRITER_OLD)
 	{
 		for (i = 0; i < e->nup; i++)
 		{
@@ -1009,6 +1180,20 @@ shift_sync_trigger(PG_FUNCTION_ARGS)
 	e = get_entry(td);
 	if (e->column_level)
 	{
+		SyncWriter	writer;
+
+		/*
+		 * The writer's version, from its own settings: get_entry() has put
+		 * back the writer's search_path if it compiled the sync under the
+		 * sync's.
+		 */
+		if (sync_backfill_writing)
+			writer = WRITER_OLD;
+		else if (e->new_version == NULL)
+			writer = WRITER_GUESS;
+		else
+			writer = is_new_writer(e) ? WRITER_NEW : WRITER_OLD;
+
 		if (!TRIGGER_FIRED_BEFORE(td->tg_event) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
 			TRIGGER_FIRED_BY_DELETE(td->tg_event) || TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
 			ereport(ERROR,
@@ -1027,7 +1212,7 @@ shift_sync_trigger(PG_FUNCTION_ARGS)
 			e->busy = true;
 			PG_TRY();
 			{
-				result = column_sync(e, td);
+				result = column_sync(e, td, writer);
 			}
 			PG_FINALLY();
 			{

@@ -47,6 +47,8 @@ typedef struct SyncConfig
 	Mapping		reverse;		/* columns NIL: none */
 	char	   *search_path;
 	char	   *owner;
+	char	   *new_version;	/* the new application's version, or NULL */
+	char	   *old_version;	/* the old one's (recorded, not needed), or NULL */
 } SyncConfig;
 
 /* A trigger compiled: the entry of the cache (sync.c), keyed by trigger OID. */
@@ -70,6 +72,9 @@ typedef struct SyncEntry
 	ExprState **down_expr;
 	ExprContext *econtext;
 	bool		busy;			/* computing a row: expressions are not re-entrant */
+	char	   *new_version;	/* NULL: guess the writer from what it changed */
+	uint64		writer_seen;	/* sync_writer_generation() new_writer is for */
+	bool		new_writer;		/* the writer's version is new_version */
 	int			natts;			/* of the row: the arrays below */
 	Datum	   *values;
 	bool	   *nulls;
@@ -89,6 +94,18 @@ typedef struct SyncEntry
 	int			nkeyatts;		/* the key's source columns, 0 if an expression hides them */
 	AttrNumber *keyatts;		/* their numbers in the trigger's table */
 } SyncEntry;
+
+/*
+ * True while a pg_shift backfill's batch statement runs (backfill_batch.c
+ * sets it around that statement only, and restores it however the statement
+ * ends): what the column-level trigger then sees is the backfill's write,
+ * never an application's.  A C variable: no session can set it.
+ */
+extern bool sync_backfill_writing;
+
+/* pg_shift.version (defined in _PG_init, pg_shift.c): the writer's version */
+extern char *sync_version_setting;
+extern void sync_version_setting_assign(const char *newval, void *extra);
 
 /* ---- sync_config.c */
 extern SyncConfig *sync_load_config(const char *name, bool checked, const char *digest,

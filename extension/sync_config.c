@@ -125,7 +125,8 @@ sync_load_config(const char *name, bool checked, const char *digest, MemoryConte
 		rc = SPI_execute_with_args(
 			"SELECT kind, relation, target, set_clause, reverse_set, target_columns, expressions,"
 			"       target_key, reverse_columns, reverse_expressions, relation_key, search_path,"
-			"       relation_alias, target_alias, shift._sync_digest(s), owner"
+			"       relation_alias, target_alias, shift._sync_digest(s), owner,"
+			"       NULL::pg_catalog.text, NULL::pg_catalog.text"
 			"  FROM shift.sync s WHERE name OPERATOR(pg_catalog.=) $1",
 			1, argtypes, args, NULL, true, 1);
 		shift_as_end(&as);
@@ -141,14 +142,15 @@ sync_load_config(const char *name, bool checked, const char *digest, MemoryConte
 			"       shift_internal.text_array(d->'reverse_select'), shift_internal.text_array(d->'reverse_key'),"
 			"       d->>'search_path', d->>'relation_alias', d->>'target_alias',"
 			"       pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(d::pg_catalog.text, 'UTF8')), 'hex'),"
-			"       d->>'owner'"
+			"       d->>'owner', d->>'new_version', d->>'old_version'"
 			"  FROM (SELECT s.checked AS d FROM shift.sync s WHERE s.name OPERATOR(pg_catalog.=) $1) x",
 			1, argtypes, args, NULL, true, 1);
 	else
 		(void) shift_ctl_execute(
 			"SELECT kind, relation, target, set_clause, reverse_set, target_columns, expressions,"
 			"       target_key, reverse_columns, reverse_expressions, relation_key, search_path,"
-			"       relation_alias, target_alias, NULL::pg_catalog.text, owner"
+			"       relation_alias, target_alias, NULL::pg_catalog.text, owner,"
+			"       new_version, old_version"
 			"  FROM shift.sync s WHERE name OPERATOR(pg_catalog.=) $1",
 			1, argtypes, args, NULL, true, 1);
 	PopActiveSnapshot();
@@ -178,6 +180,8 @@ sync_load_config(const char *name, bool checked, const char *digest, MemoryConte
 	c->reverse_set = SPI_getvalue(tup, desc, 5);
 	c->search_path = SPI_getvalue(tup, desc, 12);
 	c->owner = SPI_getvalue(tup, desc, 16);
+	c->new_version = SPI_getvalue(tup, desc, 17);
+	c->old_version = SPI_getvalue(tup, desc, 18);
 	if (!c->column_level)
 	{
 		Oid			target = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));

@@ -25,8 +25,8 @@ COMMENT ON ROUTINE @extschema@.backfill_drop(pg_catalog.text) IS
 'backfill_drop(name): forgets a job and its batches, and removes the pg_cron schedule backfill_run''s schedule => recorded (in this database; elsewhere it says how); the rows it wrote stay';
 
 -- syncs and cut-over (doc/sql.md, "Sync" and "Cut-over")
-COMMENT ON ROUTINE @extschema@.sync_create(pg_catalog.text, pg_catalog.regclass, pg_catalog.text, pg_catalog.text, pg_catalog.regclass, pg_catalog.text[], pg_catalog.text, pg_catalog.text[], pg_catalog.bool, pg_catalog.text[], pg_catalog.text, pg_catalog.text[], pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text) IS
-'sync_create(name, relation, set => ''col = expr'' [, reverse_set] | "into" => table [, columns, "select", key, reverse, reverse_columns, reverse_select, reverse_key], if_exists, migration, phase, search_path): dual-write triggers keeping a column or a copy of the table in step with every write';
+COMMENT ON ROUTINE @extschema@.sync_create(pg_catalog.text, pg_catalog.regclass, pg_catalog.text, pg_catalog.text, pg_catalog.regclass, pg_catalog.text[], pg_catalog.text, pg_catalog.text[], pg_catalog.bool, pg_catalog.text[], pg_catalog.text, pg_catalog.text[], pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text) IS
+'sync_create(name, relation, set => ''col = expr'' [, reverse_set, new_version, old_version] | "into" => table [, columns, "select", key, reverse, reverse_columns, reverse_select, reverse_key], if_exists, migration, phase, search_path): dual-write triggers keeping a column or a copy of the table in step with every write';
 COMMENT ON ROUTINE @extschema@.sync_drop(pg_catalog.text, pg_catalog.bool) IS
 'sync_drop(name, if_exists): drops a sync''s triggers and its record';
 COMMENT ON ROUTINE @extschema@.cutover(pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.int4, pg_catalog.text, pg_catalog.int4, pg_catalog.float8, pg_catalog.float8, pg_catalog.interval) IS
@@ -69,3 +69,7 @@ COMMENT ON ROUTINE @extschema@.phase_rolled_back(pg_catalog.text, pg_catalog.tex
 'phase_rolled_back(migration, phase): a phase''s down succeeded';
 COMMENT ON ROUTINE @extschema@.phase_rollback_failed(pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.bool) IS
 'phase_rollback_failed(migration, phase, message, sqlstate, interrupted): a phase''s down failed or was interrupted';
+
+-- the writer's version (doc/sql.md, "Application versions")
+COMMENT ON ROUTINE @extschema@.writer_version() IS
+'writer_version(): the application version this session writes as, for a column-level sync with new_version: pg_shift.version, else the first schema of the search_path';

@@ -104,3 +104,6 @@ GRANT SELECT ON @extschema@.migration, @extschema@.phase, @extschema@.event,
                 @extschema@.status, @extschema@.history, @extschema@.backfill_progress,
                 @extschema@.sync_status, @extschema@.lease, @extschema@.phase_status,
                 @extschema@.backfill_batches TO shift_monitor;
+
+-- the version a session writes as: reads its own settings only (sql/sync.sql)
+GRANT EXECUTE ON FUNCTION @extschema@.writer_version() TO PUBLIC;

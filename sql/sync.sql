@@ -42,7 +42,14 @@ CREATE TABLE @extschema@.sync (
   cutover_at          pg_catalog.timestamptz,
   repointed_fks       pg_catalog.text[],              -- valid foreign keys the cut-over re-pointed NOT VALID
   to_validate         pg_catalog.oid[],               -- those constraints (pg_constraint) the last swap left NOT VALID
+  -- column level: the application versions whose writes it tells apart
+  -- (the writer's pg_shift.version, or the first schema of its search_path)
+  new_version         pg_catalog.text,                -- its writes keep the new columns and get reverse_set
+  old_version         pg_catalog.text,                -- recorded for the reader; every other writer is old
   CHECK ((kind = 'column') = (set_clause IS NOT NULL)),
+  CHECK (kind = 'column' OR (new_version IS NULL AND old_version IS NULL)),
+  CHECK (old_version IS NULL OR new_version IS NOT NULL),
+  CHECK (new_version <> old_version),
   CHECK ((kind = 'table') = (target IS NOT NULL)),
   CHECK (kind = 'table' OR direction = 'forward'),
   CHECK (cardinality(target_columns) = cardinality(expressions)),
@@ -102,6 +109,8 @@ AS $$
     'reverse_key', s.relation_key, 'relation_alias', s.relation_alias,
     'target_alias', s.target_alias, 'direction', s.direction, 'search_path', s.search_path,
     'owner', s.owner)
+  -- only when given: a sync without versions keeps the digest it had
+  || jsonb_strip_nulls(jsonb_build_object('new_version', s.new_version, 'old_version', s.old_version))
 $$;
 
 -- The row of sync p_name; an error if there is none.
@@ -181,6 +190,8 @@ AS $$
      AND old.search_path IS NOT DISTINCT FROM shift_internal.pin_search_path(new_row.search_path)
      AND old.migration IS NOT DISTINCT FROM new_row.migration
      AND old.phase IS NOT DISTINCT FROM new_row.phase
+     AND old.new_version IS NOT DISTINCT FROM new_row.new_version
+     AND old.old_version IS NOT DISTINCT FROM new_row.old_version
 $$;
 
 /*
@@ -656,7 +667,12 @@ $$;
  * Column level: set => 'new_col = expr(old cols), ...' keeps new columns
  * computed on every INSERT and UPDATE; reverse_set => 'old_col = expr(new
  * cols)' computes the old ones instead when a writer changed only new
- * columns (to values that disagree with set's).
+ * columns (to values that disagree with set's).  new_version => 'app_v2'
+ * names the new application's version instead of guessing: a writer whose
+ * version (pg_shift.version, else the first schema of its search_path; see
+ * shift.writer_version()) is new_version keeps the new columns it wrote and
+ * gets reverse_set, if any; every other writer gets set.  old_version =>
+ * names the old one, for the record.  A backfill is never the new version.
  * Table level: into => 'new_table' mirrors every INSERT, UPDATE, DELETE and
  * TRUNCATE of relation into it: columns => the new table's columns (default:
  * those relation has by name), select => one expression over relation per
@@ -675,7 +691,8 @@ CREATE FUNCTION @extschema@.sync_create(
   reverse_select pg_catalog.text DEFAULT NULL, reverse_key pg_catalog.text[] DEFAULT NULL,
   if_exists pg_catalog.text DEFAULT 'error',
   migration pg_catalog.text DEFAULT NULL, phase pg_catalog.text DEFAULT NULL,
-  search_path pg_catalog.text DEFAULT pg_catalog.current_setting('search_path'))
+  search_path pg_catalog.text DEFAULT pg_catalog.current_setting('search_path'),
+  new_version pg_catalog.text DEFAULT NULL, old_version pg_catalog.text DEFAULT NULL)
 RETURNS pg_catalog.text
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -690,6 +707,26 @@ DECLARE
 BEGIN
   PERFORM shift_internal._sync_create_args(v_name, relation, set, reverse_set, "into", columns, "select",
                                         key, reverse_columns, reverse_select, reverse_key, if_exists);
+  IF (new_version IS NOT NULL OR old_version IS NOT NULL) AND set IS NULL THEN
+    RAISE EXCEPTION 'new_version and old_version apply only to a column-level sync (set =>)'
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'A table-level sync mirrors every write, whichever version made it.';
+  END IF;
+  IF old_version IS NOT NULL AND new_version IS NULL THEN
+    RAISE EXCEPTION 'sync "%" has old_version but no new_version', v_name
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Name the new version: its writes are the ones told apart.';
+  END IF;
+  IF new_version = '' OR old_version = '' OR octet_length(new_version) >= 64
+     OR octet_length(old_version) >= 64 THEN
+    RAISE EXCEPTION 'a version of sync "%" must be a schema name of 1 to 63 bytes', v_name
+      USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'A writer''s version is its pg_shift.version or the first schema of its search_path.';
+  END IF;
+  IF new_version = old_version THEN
+    RAISE EXCEPTION 'sync "%" has the same new_version and old_version "%"', v_name, new_version
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
 
   -- the whole definition, defaults filled in
   new_row.name := v_name;
@@ -704,6 +741,8 @@ BEGIN
     new_row.kind := 'column';
     new_row.set_clause := set;
     new_row.reverse_set := reverse_set;
+    new_row.new_version := new_version;
+    new_row.old_version := old_version;
   ELSE
     new_row.kind := 'table';
     new_row.target := "into";
@@ -837,7 +876,9 @@ SELECT s.name,
        -- the row is what was checked, and its triggers were made for that
        (s.digest IS NOT DISTINCT FROM shift_internal.sync_installed_digest(s.name)
         AND s.digest IS NOT DISTINCT FROM encode(sha256(convert_to(s.checked::text, 'UTF8')), 'hex')
-        AND s.checked IS NOT DISTINCT FROM shift_internal.sync_definition(s)) AS definition_ok
+        AND s.checked IS NOT DISTINCT FROM shift_internal.sync_definition(s)) AS definition_ok,
+       s.new_version,
+       s.old_version
   FROM @extschema@.sync s
   LEFT JOIN LATERAL (
     SELECT array_agg(DISTINCT tg.tgname::pg_catalog.text ORDER BY tg.tgname::pg_catalog.text) AS triggers,
@@ -851,3 +892,11 @@ SELECT s.name,
 COMMENT ON VIEW @extschema@.sync_status IS
   'every sync: kind, direction, which table fires into which, its triggers and whether they are enabled, its SQL';
 
+
+-- The version the session writes as, as a column-level sync with
+-- new_version sees it (C, sync.c): pg_shift.version, else the first schema
+-- of the effective search_path (current_schemas(false)); NULL if neither.
+CREATE FUNCTION @extschema@.writer_version()
+RETURNS pg_catalog.text
+AS 'MODULE_PATHNAME', 'shift_writer_version'
+LANGUAGE C STABLE;

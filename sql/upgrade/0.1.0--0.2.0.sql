@@ -377,6 +377,9 @@ AS $$
      ORDER BY v.ord) END
 $$;
 
+-- 0.1.0 knew no application versions: new_version and old_version stay
+-- NULL, so each sync guesses its writer as before, and its definition (and
+-- digest) has no version keys (shift_internal.sync_definition).
 INSERT INTO @extschema@.sync
   (name, kind, relation, set_clause, reverse_set, target, target_columns, expressions, target_key,
    reverse_columns, reverse_expressions, relation_key, relation_alias, target_alias,

@@ -3,7 +3,9 @@
 # run.  Column level: a bulk INSERT of BENCH_SYNC_ROWS rows (default 2 000 000)
 # and a bulk UPDATE of half of them into a table whose new columns
 # (email_lower = lower(email), n_big = n::bigint) are kept by no trigger, a
-# PL/pgSQL trigger, or shift's C trigger.  The floor of any BEFORE row
+# PL/pgSQL trigger, shift's C trigger, or shift's C trigger of a sync made
+# with new_version (written by the old version: the trigger checks the
+# writer's version per row, from its cache).  The floor of any BEFORE row
 # trigger is PostgreSQL's own contrib C trigger insert_username, setting
 # email_lower to the user's name while the statement computes n_big: less
 # work than shift's (no expression, a shorter value).  Table level: the same
@@ -36,6 +38,7 @@ CREATE EXTENSION insert_username;
 CREATE TRIGGER c_floor BEFORE INSERT OR UPDATE ON c_floor FOR EACH ROW EXECUTE FUNCTION insert_username(email_lower);
 CREATE TABLE c_plpgsql (LIKE c_none INCLUDING ALL);
 CREATE TABLE c_shift (LIKE c_none INCLUDING ALL);
+CREATE TABLE c_shift_v (LIKE c_none INCLUDING ALL);
 CREATE FUNCTION c_copy() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   NEW.email_lower := lower(NEW.email);
@@ -44,6 +47,8 @@ BEGIN
 END $$;
 CREATE TRIGGER c_copy BEFORE INSERT OR UPDATE ON c_plpgsql FOR EACH ROW EXECUTE FUNCTION c_copy();
 SELECT shift.sync_create('c_shift', 'c_shift', set => 'email_lower = lower(email), n_big = n');
+SELECT shift.sync_create('c_shift_v', 'c_shift_v', set => 'email_lower = lower(email), n_big = n',
+                         new_version => 'bench_app_v2');
 
 -- table level: a source and its bigint-keyed mirror, per method
 CREATE TABLE m_none (id int PRIMARY KEY, a text, b int, c timestamptz);
@@ -98,18 +103,20 @@ timed() {
 EMAIL="'User' || g || '@Example.COM'"
 declare -A T
 for r in $(seq 1 "$ROUNDS"); do
-  psql -c "TRUNCATE c_none, c_inline, c_floor, c_plpgsql, c_shift, m_none, m_row, m_row_t, m_stmt, m_stmt_t, m_both_t" \
+  psql -c "TRUNCATE c_none, c_inline, c_floor, c_plpgsql, c_shift, c_shift_v, m_none, m_row, m_row_t, m_stmt, m_stmt_t, m_both_t" \
     -c "TRUNCATE m_shift" >/dev/null   # its sync truncates m_shift_t
   T[c_none_ins]+=" $(timed "INSERT INTO c_none (id, email, n) SELECT g, $EMAIL, g FROM generate_series(1, $ROWS) g")"
   T[c_inline_ins]+=" $(timed "INSERT INTO c_inline SELECT g, e, g, lower(e), g FROM (SELECT g, $EMAIL AS e FROM generate_series(1, $ROWS) g) s")"
   T[c_floor_ins]+=" $(timed "INSERT INTO c_floor (id, email, n, n_big) SELECT g, $EMAIL, g, g FROM generate_series(1, $ROWS) g")"
   T[c_plpgsql_ins]+=" $(timed "INSERT INTO c_plpgsql (id, email, n) SELECT g, $EMAIL, g FROM generate_series(1, $ROWS) g")"
   T[c_shift_ins]+=" $(timed "INSERT INTO c_shift (id, email, n) SELECT g, $EMAIL, g FROM generate_series(1, $ROWS) g")"
+  T[c_shift_v_ins]+=" $(timed "INSERT INTO c_shift_v (id, email, n) SELECT g, $EMAIL, g FROM generate_series(1, $ROWS) g")"
   T[c_none_upd]+=" $(timed "UPDATE c_none SET email = email || 'x' WHERE id <= $HALF")"
   T[c_inline_upd]+=" $(timed "UPDATE c_inline SET email = email || 'x', email_lower = lower(email || 'x'), n_big = n WHERE id <= $HALF")"
   T[c_floor_upd]+=" $(timed "UPDATE c_floor SET email = email || 'x', n_big = n WHERE id <= $HALF")"
   T[c_plpgsql_upd]+=" $(timed "UPDATE c_plpgsql SET email = email || 'x' WHERE id <= $HALF")"
   T[c_shift_upd]+=" $(timed "UPDATE c_shift SET email = email || 'x' WHERE id <= $HALF")"
+  T[c_shift_v_upd]+=" $(timed "UPDATE c_shift_v SET email = email || 'x' WHERE id <= $HALF")"
   for m in none both_t row stmt shift; do
     T[m_${m}_ins]+=" $(timed "INSERT INTO m_$m SELECT g, 'value ' || g, g, timestamptz '2024-01-01' + g * interval '1 s' FROM generate_series(1, $ROWS) g")"
     T[m_${m}_upd]+=" $(timed "UPDATE m_$m SET b = b + 1 WHERE id <= $HALF")"
@@ -125,7 +132,8 @@ B[m_floor_ins]=$(calc "%.3f" "${B[m_none_ins]} + ${B[m_both_t_ins]}")
 B[m_floor_upd]=$(calc "%.3f" "${B[m_none_upd]} + ${B[m_both_t_upd]}")
 
 # the mirrors must hold what their sources hold
-check_c=$(psql -At -c "SELECT count(*) FROM c_shift WHERE email_lower IS DISTINCT FROM lower(email) OR n_big IS DISTINCT FROM n")
+check_c=$(psql -At -c "SELECT (SELECT count(*) FROM c_shift WHERE email_lower IS DISTINCT FROM lower(email) OR n_big IS DISTINCT FROM n)
+                            + (SELECT count(*) FROM c_shift_v WHERE email_lower IS DISTINCT FROM lower(email) OR n_big IS DISTINCT FROM n)")
 check_m=$(psql -At -c "SELECT (SELECT count(*) FROM shift.compare('m_shift', 'm_shift_t'))
                             + (SELECT count(*) FROM shift.compare('m_row', 'm_row_t'))
                             + (SELECT count(*) FROM shift.compare('m_stmt', 'm_stmt_t'))")
@@ -148,6 +156,7 @@ crow "no trigger, values computed in the statement (same rows)" c_inline
 crow "PostgreSQL's C trigger insert_username (floor of a BEFORE row trigger)" c_floor
 crow "PL/pgSQL BEFORE row trigger" c_plpgsql
 crow "**shift C trigger**" c_shift
+crow "**shift C trigger, sync with new_version (old-version writer)**" c_shift_v
 echo
 echo "Table level (mirror into a bigint-keyed copy):"
 echo
@@ -175,6 +184,10 @@ echo "Targets: column-level overhead ≤ 15 % over no trigger: INSERT $(pct "${B
   "$(ratio "(${B[m_shift_upd]} - ${B[m_none_upd]})" "(${B[m_row_upd]} - ${B[m_none_upd]})")× of PL/pgSQL's;" \
   "the floor is $(ratio "${B[m_floor_ins]}" "${B[m_row_ins]}")× and $(ratio "${B[m_floor_upd]}" "${B[m_row_upd]}")×," \
   "and shift is $(pct "${B[m_shift_ins]}" "${B[m_floor_ins]}") / $(pct "${B[m_shift_upd]}" "${B[m_floor_upd]}") over it)."
+echo "Versioned sync: its trigger costs $(ratio "${B[c_shift_v_ins]}" "${B[c_shift_ins]}")× (INSERT) and" \
+  "$(ratio "${B[c_shift_v_upd]}" "${B[c_shift_upd]}")× (UPDATE) the unversioned one's statement time" \
+  "(over no trigger: $(ratio "(${B[c_shift_v_ins]} - ${B[c_none_ins]})" "(${B[c_shift_ins]} - ${B[c_none_ins]})")× and" \
+  "$(ratio "(${B[c_shift_v_upd]} - ${B[c_none_upd]})" "(${B[c_shift_upd]} - ${B[c_none_upd]})")× its overhead); target ≤ 1×, within noise."
 echo "Rows that differ afterwards: column level $check_c, table level $check_m."
 echo
 dropdb "$DB"

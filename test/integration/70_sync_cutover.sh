@@ -186,3 +186,52 @@ pgshift --dsn "dbname=$DB" rollback "$g"
 expect_rc "the revert" 0
 expect_eq "validates it again on the way back" \
   "$(q "SELECT confrelid::regclass || ' ' || convalidated FROM pg_constraint WHERE conname = 'c1_p_fkey'")" "p1 true"
+
+# ---- a column-level sync that knows the writer's version (issue 28)
+# Two versions of the application write one table at once: the old one adds
+# a cent to cents, the new one (its search_path starts with its version
+# schema app_v2) a euro to amount, writing the whole row as an ORM does, a
+# stale cents included (+7), which reverse_set replaces.  A backfill with a
+# volatile SET fills amount meanwhile.  Each write must reach the other
+# column converted, and none may be lost: afterwards cents and amount agree
+# on every row, and sum(cents) grew by exactly one per old-version and 100
+# per new-version transaction.  Taking either writer for the other (a guess
+# from the changed columns takes the new one for an old one), or the
+# backfill for the new version, would lose increments.
+PRICES=5000
+q "CREATE SCHEMA app_v2;
+   CREATE TABLE prices (id int PRIMARY KEY, cents int NOT NULL, amount numeric);
+   INSERT INTO prices SELECT g, g, NULL FROM generate_series(1, $PRICES) g;
+   SELECT shift.sync_create('prices', 'prices', set => 'amount = cents / 100.0',
+                            reverse_set => 'cents = (amount * 100)::int', new_version => 'app_v2')" >/dev/null
+before=$(q "SELECT sum(cents) FROM prices")
+cat >"$WORK/old_app.sql" <<SQL
+\set id random(1, $PRICES)
+UPDATE prices SET cents = cents + 1 WHERE id = :id;
+SQL
+cat >"$WORK/new_app.sql" <<SQL
+\set id random(1, $PRICES)
+UPDATE prices SET amount = cents / 100.0 + 1, cents = cents + 7 WHERE id = :id;
+SQL
+expect_eq "a session whose search_path starts with app_v2 writes as app_v2" \
+  "$(PGOPTIONS="-c search_path=app_v2,public" q "SELECT shift.writer_version()")" app_v2
+load_start old_app "$WORK/old_app.sql" 2
+export PGOPTIONS="-c client_min_messages=warning -c search_path=app_v2,public"
+load_start new_app "$WORK/new_app.sql" 2
+export PGOPTIONS="-c client_min_messages=warning"
+sleep 1
+q "SELECT shift.backfill_create('prices', 'prices', set => 'amount = cents / 100.0 + 0 * random()', batch_max => 200)" >/dev/null
+q "CALL shift.backfill_run('prices')"
+sleep 1
+load_stop old_app
+load_stop new_app
+expect_no_load_failures old_app new_app
+old_tx=$(load_transactions old_app)
+new_tx=$(load_transactions new_app)
+expect_eq "the backfill ran to its end under both writers" \
+  "$(q "SELECT state FROM shift.backfill_progress WHERE name = 'prices'")" done
+expect_eq "every row's columns agree, and none is left unfilled" \
+  "$(q "SELECT count(*) FROM prices WHERE amount IS DISTINCT FROM cents / 100.0")" 0
+expect_eq "no write was lost: sum(cents) grew by 1 per old ($old_tx) and 100 per new ($new_tx) transaction" \
+  "$(q "SELECT sum(cents) - $before FROM prices")" "$((old_tx + 100 * new_tx))"
+q "SELECT shift.backfill_drop('prices'); SELECT shift.sync_drop('prices')" >/dev/null

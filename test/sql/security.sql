@@ -187,7 +187,7 @@ SELECT shift_internal._sync_record(s, 'error') FROM shift.sync s;
 SELECT shift_internal._sync_record(ROW('planted', 'table', 'sec.acct'::regclass, NULL, NULL, 'sec.acct2'::regclass,
                               '{id}', '{id}', '{id}', NULL, NULL, NULL, 'acct', 'acct2', true, 'forward',
                               'sec', 'regress_sec_op', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-                              NULL, NULL)::shift.sync, 'error');
+                              NULL, NULL, NULL, NULL)::shift.sync, 'error');
 RESET ROLE;
 SELECT name, direction, definition_ok FROM shift.sync_status WHERE name = 'owner_sync';
 
