@@ -8,10 +8,13 @@
 --   data (a type, up/down, NOT NULL, a check, a uniqueness, a reference):
 --   <id>-expand    <column>__new with the new type, default and rules (NOT
 --                  VALID), a two-way sync that knows the writer's version,
---                  the version schemas' views
+--                  the old version's view (the table without <column>__new)
 --   <id>-backfill  <column>__new filled from <column> by up, in batches
 --   <id>-validate  the rules validated, NOT NULL online, unique and the
---                  column's indexes built CONCURRENTLY on <column>__new
+--                  column's indexes built CONCURRENTLY on <column>__new;
+--                  then the new version's view (<column>__new under the
+--                  final name): every row has its new value, so the new
+--                  release may start
 --   <id>-contract  the sync, the old version and <column> dropped,
 --                  <column>__new takes the final name (no way back)
 -- A writer through the old version (its search_path or pg_shift.version)
@@ -154,12 +157,11 @@ end
 
 local function sync_sql(r, db)
   if r.add then
-    return { set = D.qi(db, r.new) .. " = " .. r.up, reverse_set = D.qi(db, r.mark) .. " = true" }
+    return { set = D.qi(db, r.new) .. " = " .. r.up }
   end
   return {
     set = D.qi(db, r.new) .. " = " .. expand_template(db, r.up, r.col, r.new),
-    reverse_set = D.qi(db, r.col) .. " = " .. expand_template(db, r.down, r.col, r.new)
-      .. ", " .. D.qi(db, r.mark) .. " = true",
+    reverse_set = D.qi(db, r.col) .. " = " .. expand_template(db, r.down, r.col, r.new),
   }
 end
 
@@ -175,15 +177,16 @@ end
 local function old_version_up(r, db)
   if r.opts.old_version then
     -- (adding a column: r.new is the new column, under its final name)
-    version_view(r, db, r.opts.old_version, { [r.new] = false, [r.mark] = false },
+    version_view(r, db, r.opts.old_version, { [r.new] = false },
       "every column of " .. r.tbl .. " but " .. r.new)
   end
 end
 
 local function new_version_up(r, db)
   if r.opts.new_version then
-    version_view(r, db, r.opts.new_version,
-      { [r.col or r.mark] = false, [r.mark] = false, [r.new] = r.final },
+    local names = { [r.new] = r.final }
+    if r.col then names[r.col] = false end
+    version_view(r, db, r.opts.new_version, names,
       "every column of " .. r.tbl .. " but " .. r.col .. ", " .. r.new .. " shown as " .. r.final)
   end
 end
@@ -293,7 +296,6 @@ local function expand_up(r, db)
   if col and not r.opts.down then r.down = "$new::" .. col.type end
   if col and not r.opts.type then r.typ = col.type end
   db:add_column{ table = r.tbl, column = r.new, type = r.typ, lock_timeout = r.opts.lock_timeout }
-  db:add_column{ table = r.tbl, column = r.mark, type = "boolean", lock_timeout = r.opts.lock_timeout }
   -- the new default: given, or the old one converted by up (never copied as text)
   local default = r.opts.default
   if default == nil and col and col.default then
@@ -325,23 +327,19 @@ local function expand_up(r, db)
   db:sync{ name = r.id, table = r.tbl, set = s.set, reverse_set = s.reverse_set,
            new_version = r.opts.new_version or r.id, old_version = r.opts.old_version }
   old_version_up(r, db)
-  new_version_up(r, db)
 end
 
 local function expand_down(r, db)
   versions_down(r, db)
   db:sync_drop(r.id)
   db:drop_column{ table = r.tbl, column = r.new, lock_timeout = r.opts.lock_timeout }
-  db:drop_column{ table = r.tbl, column = r.mark, lock_timeout = r.opts.lock_timeout }
 end
 
 local function backfill_up(r, db)
   local e = r.add and r.up or expand_template(db, r.up, r.col, r.new)
-  -- rows the new version wrote (marked by the sync's reverse_set) are its
-  -- own: never overwritten; of the others, those already right are skipped
-  local bf = { table = r.tbl, set = D.qi(db, r.new) .. " = " .. e,
-               where = D.qi(db, r.mark) .. " IS NOT TRUE" }
-  if not r.volatile then bf.where = bf.where .. " AND " .. D.qi(db, r.new) .. " IS DISTINCT FROM (" .. e .. ")" end
+  -- the rows already right are skipped (all of them, with a volatile up)
+  local bf = { table = r.tbl, set = D.qi(db, r.new) .. " = " .. e }
+  if not r.volatile then bf.where = D.qi(db, r.new) .. " IS DISTINCT FROM (" .. e .. ")" end
   for k, v in pairs(r.opts.backfill or {}) do bf[k] = v end
   db:backfill(bf)
 end
@@ -350,7 +348,7 @@ local function validate_up(r, db)
   local t = D.table_name(db, r.site, r.tbl)
   if not r.volatile then
     local e = r.add and r.up or expand_template(db, r.up, r.col, r.new)
-    local bad = db:value("SELECT count(*) FROM " .. t .. " WHERE " .. D.qi(db, r.mark) .. " IS NOT TRUE AND "
+    local bad = db:value("SELECT count(*) FROM " .. t .. " WHERE "
       .. D.qi(db, r.new) .. " IS DISTINCT FROM (" .. e .. ")")
     if bad and not D.is_dry(db) and bad > 0 then
       error(r.site .. bad .. " rows of " .. r.tbl .. " have " .. r.new .. " disagreeing with up(" .. r.col .. ")", 0)
@@ -375,9 +373,15 @@ SELECT i.indisvalid AS valid FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class
     if have and not have.valid then db:drop_index{ name = ix.copy, table = r.tbl } end  -- a failed build's
     if not (have and have.valid) then db:exec(ix.create) end
   end
+  -- every row has its new value now, and the old version's writes keep it
+  -- so: the new version may start
+  new_version_up(r, db)
 end
 
 local function validate_down(r, db)
+  if r.opts.new_version then
+    db:drop_version{ version = r.opts.new_version, migration = true, lock_timeout = r.opts.lock_timeout }
+  end
   for _, ix in ipairs(r.add and {} or index_copies(r, db)) do
     db:drop_index{ name = ix.copy, table = r.tbl }
   end
@@ -398,11 +402,8 @@ local function contract_up(r, db)
         tx:exec("SELECT shift.version_drop($1, if_exists => true, migration => $2)", r.opts.old_version,
           (D.current(tx)))
       end
-      if r.add then
-        tx:exec("ALTER TABLE " .. t .. " DROP COLUMN IF EXISTS " .. D.qi(tx, r.mark))
-      else
-        tx:exec("ALTER TABLE " .. t .. " DROP COLUMN IF EXISTS " .. D.qi(tx, r.col)
-          .. ", DROP COLUMN IF EXISTS " .. D.qi(tx, r.mark))
+      if not r.add then
+        tx:exec("ALTER TABLE " .. t .. " DROP COLUMN IF EXISTS " .. D.qi(tx, r.col))
         tx:exec("ALTER TABLE " .. t .. " RENAME COLUMN " .. D.qi(tx, r.new) .. " TO " .. D.qi(tx, r.final) .. ALLOW)
       end
       for _, ix in ipairs(copies) do
@@ -460,7 +461,6 @@ function A.alter_column(opts)
   end
   local r = setup(opts, info, "online.alter_column", "_alter")
   r.new = r.col .. "__new"
-  r.mark = r.col .. "__by_new"      -- true: the new version wrote the row (the sync sets it)
   r.not_null = opts.nullable == false
   local data = opts.up ~= nil or opts.down ~= nil or opts.nullable == false or opts.check ~= nil
     or opts.unique ~= nil or opts.references ~= nil
@@ -568,7 +568,6 @@ function A.add_column(opts)
   end
   local r = setup(opts, info, "online.add_column", "_add")
   r.add, r.new, r.final, r.typ, r.up, r.col = true, opts.column, opts.column, opts.type, opts.up, nil
-  r.mark = opts.column .. "__by_new"
   r.not_null = opts.nullable == false
   r.volatile = opts.volatile
   return data_phases(r, info,
