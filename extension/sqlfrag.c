@@ -7,7 +7,7 @@
  *	  fragment that is more than it claims (a second statement, a FROM, a
  *	  trailing comment, an unbalanced parenthesis) is refused before it is
  *	  pasted into a statement.  shift_internal._select_list splits a select list into
- *	  its expressions.  Parsing only: no catalog access, no locks.
+ *	  its expressions (_select_items also into the names they are given).  Parsing only: no catalog access, no locks.
  *
  * Every text is bounded first (shift_check_size): a parse tree takes many
  * times the text's size in memory, so an unbounded fragment could exhaust a
@@ -19,6 +19,8 @@
 #include "postgres.h"
 
 #include "access/detoast.h"
+#include "access/htup_details.h"
+#include "funcapi.h"
 #include "catalog/pg_type.h"
 #include "common/keywords.h"
 #include "miscadmin.h"
@@ -36,6 +38,7 @@
 
 PG_FUNCTION_INFO_V1(shift_select_list);
 PG_FUNCTION_INFO_V1(shift_plain_column);
+PG_FUNCTION_INFO_V1(shift_select_items);
 
 /*
  * Refuses a text longer than limit bytes (SQLSTATE 54000), naming it, its
@@ -269,19 +272,51 @@ paren_expression(const char *item)
 }
 
 /*
- * shift_internal._select_list(select text) returns text[]
- *
- * The expressions of a select list, one per element, each checked to stand
- * alone: "id::bigint, lower(email)" -> {"id::bigint", "lower(email)"}.
- * A list with a FROM, a star, an alias or anything past the expressions is
- * refused.
- *
- * Linear in the list's length: the list is parsed once and scanned once for
- * its commas; each item is then cut out and parsed on its own in a memory
- * context reset per item.
+ * Where the name an item of a select list gives its expression starts: the
+ * offset in item of its AS keyword, or of the name itself when it has no AS
+ * ("a b").  The name is the item's last token (comments are not tokens).
  */
-Datum
-shift_select_list(PG_FUNCTION_ARGS)
+static int
+name_start(const char *item)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext scan_cxt = AllocSetContextCreate(caller, "pg_shift fragment scan",
+												   ALLOCSET_DEFAULT_SIZES);
+	core_yy_extra_type yyextra;
+	core_yyscan_t scanner;
+	core_YYSTYPE yylval;
+	YYLTYPE		yylloc;
+	int			tok;
+	int			last = -1;
+	int			prev = -1;
+	int			prev_tok = 0;
+	int			last_tok = 0;
+
+	MemoryContextSwitchTo(scan_cxt);
+	scanner = scanner_init(item, &yyextra, &ScanKeywords, ScanKeywordTokens);
+	while ((tok = core_yylex(&yylval, &yylloc, scanner)) != 0)
+	{
+		prev = last;
+		prev_tok = last_tok;
+		last = yylloc;
+		last_tok = tok;
+	}
+	scanner_finish(scanner);
+	MemoryContextSwitchTo(caller);
+	MemoryContextDelete(scan_cxt);
+	if (last < 0)
+		elog(ERROR, "could not find the name in select item \"%s\"", item);
+	return (prev_tok == AS && prev >= 0) ? prev : last;
+}
+
+/*
+ * The items of select list list_text, split as shift_internal._select_list
+ * describes: n expressions into *exprs and, if names is not NULL, the name
+ * each one is given ("expr AS name"; NULL if none) into *names.  With names
+ * NULL, an item that names its expression is refused.
+ */
+static int
+split_select_list(text *list_text, Datum **exprs, Datum **names)
 {
 	const char *prefix = "SELECT ";
 	char	   *list;
@@ -291,6 +326,7 @@ shift_select_list(PG_FUNCTION_ARGS)
 	int			n;
 	int			i = 0;
 	int		   *starts;
+	char	  **given;
 	int		   *commas;
 	int			ncommas;
 	int			next_comma = 0;
@@ -298,11 +334,7 @@ shift_select_list(PG_FUNCTION_ARGS)
 	MemoryContext caller = CurrentMemoryContext;
 	MemoryContext item_cxt;
 
-	/* before the text is even detoasted */
-	shift_check_size("select of the select list",
-					 toast_raw_datum_size(PG_GETARG_DATUM(0)) - VARHDRSZ,
-					 SHIFT_MAX_FRAGMENT, SHIFT_FRAGMENT_HINT);
-	list = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	list = text_to_cstring(list_text);
 	sql = psprintf("%s%s", prefix, list);
 	s = (SelectStmt *) shift_parse_fragment("the select list", "select", prefix, list);
 	if (!shift_is_plain_select((Node *) s, false))
@@ -313,11 +345,12 @@ shift_select_list(PG_FUNCTION_ARGS)
 				 errhint("Write select => 'id::bigint, lower(email)'; the source table is FROM.")));
 	n = list_length(s->targetList);
 	starts = palloc(sizeof(int) * (n + 1));
+	given = palloc0(sizeof(char *) * n);
 	foreach(lc, s->targetList)
 	{
 		ResTarget  *rt = lfirst(lc);
 
-		if (rt->name != NULL)
+		if (rt->name != NULL && names == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_SYNTAX_ERROR),
 					 errmsg("select must not name its expressions (\"AS %s\")", rt->name),
@@ -326,11 +359,14 @@ shift_select_list(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_SYNTAX_ERROR),
 					 errmsg("select must list its expressions, not *")));
+		given[i] = rt->name;
 		starts[i++] = rt->location;
 	}
 	starts[n] = strlen(sql);
 	commas = token_offsets(sql, ',', 0, &ncommas);
 	out = palloc(sizeof(Datum) * n);
+	if (names != NULL)
+		*names = palloc0(sizeof(Datum) * n);
 	item_cxt = AllocSetContextCreate(caller, "pg_shift select list item",
 									 ALLOCSET_DEFAULT_SIZES);
 	for (i = 0; i < n; i++)
@@ -358,6 +394,9 @@ shift_select_list(PG_FUNCTION_ARGS)
 				elog(ERROR, "could not split the select list at item %d", i + 1);
 			item[cut - starts[i]] = '\0';
 		}
+		/* the name it gives its expression goes, with its AS */
+		if (given[i] != NULL)
+			item[name_start(item)] = '\0';
 		/* trim blanks around it */
 		while (*item == ' ' || *item == '\t' || *item == '\n' || *item == '\r')
 			item++;
@@ -371,7 +410,7 @@ shift_select_list(PG_FUNCTION_ARGS)
 		 * ")".  Inside the list, the line break that ended one was trimmed
 		 * above: put it back.  At the end of the list, refuse the comment.
 		 */
-		if (i < n - 1 && !paren_expression(item))
+		if ((i < n - 1 || given[i] != NULL) && !paren_expression(item))
 			item = psprintf("%s\n", item);
 		s = (SelectStmt *) shift_parse_fragment("the select list", "select item", "SELECT (",
 												psprintf("%s)", item));
@@ -382,10 +421,78 @@ shift_select_list(PG_FUNCTION_ARGS)
 					 errhint("End a -- comment inside the list with a line break, or use /* */.")));
 		MemoryContextSwitchTo(caller);
 		out[i] = CStringGetTextDatum(item);
+		if (names != NULL && given[i] != NULL)
+			(*names)[i] = CStringGetTextDatum(given[i]);
 		MemoryContextReset(item_cxt);
 	}
 	MemoryContextDelete(item_cxt);
+	*exprs = out;
+	return n;
+}
+
+/*
+ * shift_internal._select_list(select text) returns text[]
+ *
+ * The expressions of a select list, one per element, each checked to stand
+ * alone: "id::bigint, lower(email)" -> {"id::bigint", "lower(email)"}.
+ * A list with a FROM, a star, an alias or anything past the expressions is
+ * refused.
+ *
+ * Linear in the list's length: the list is parsed once and scanned once for
+ * its commas; each item is then cut out and parsed on its own in a memory
+ * context reset per item.
+ */
+Datum
+shift_select_list(PG_FUNCTION_ARGS)
+{
+	Datum	   *out;
+	int			n;
+
+	/* before the text is even detoasted */
+	shift_check_size("select of the select list",
+					 toast_raw_datum_size(PG_GETARG_DATUM(0)) - VARHDRSZ,
+					 SHIFT_MAX_FRAGMENT, SHIFT_FRAGMENT_HINT);
+	n = split_select_list(PG_GETARG_TEXT_PP(0), &out, NULL);
 	PG_RETURN_ARRAYTYPE_P(construct_array(out, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/*
+ * shift_internal._select_items(select text, OUT expressions text[], OUT names text[])
+ *
+ * A select list whose items may name their expressions, as a version's view
+ * does ("id, rating AS score, price * 100 cents"): the expressions, split
+ * and checked as by _select_list, and the name each is given (NULL where
+ * none), as the server's parser reads it (folded to lower case unless
+ * quoted).  Same bounds as _select_list.
+ */
+Datum
+shift_select_items(PG_FUNCTION_ARGS)
+{
+	Datum	   *exprs;
+	Datum	   *names;
+	bool	   *nulls;
+	int			dims[1];
+	int			lbs[1] = {1};
+	int			n;
+	int			i;
+	TupleDesc	tupdesc;
+	Datum		values[2];
+	bool		isnull[2] = {false, false};
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	shift_check_size("select of the select list",
+					 toast_raw_datum_size(PG_GETARG_DATUM(0)) - VARHDRSZ,
+					 SHIFT_MAX_FRAGMENT, SHIFT_FRAGMENT_HINT);
+	n = split_select_list(PG_GETARG_TEXT_PP(0), &exprs, &names);
+	nulls = palloc(sizeof(bool) * n);
+	for (i = 0; i < n; i++)
+		nulls[i] = names[i] == (Datum) 0;
+	dims[0] = n;
+	values[0] = PointerGetDatum(construct_array(exprs, n, TEXTOID, -1, false, TYPALIGN_INT));
+	values[1] = PointerGetDatum(construct_md_array(names, nulls, 1, dims, lbs, TEXTOID, -1,
+												   false, TYPALIGN_INT));
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, isnull)));
 }
 
 /* ---------------------------------------------------------------- plain columns */

@@ -73,3 +73,10 @@ COMMENT ON ROUTINE @extschema@.phase_rollback_failed(pg_catalog.text, pg_catalog
 -- the writer's version (doc/sql.md, "Application versions")
 COMMENT ON ROUTINE @extschema@.writer_version() IS
 'writer_version(): the application version this session writes as, for a column-level sync with new_version: pg_shift.version, else the first schema of the search_path';
+-- version schemas (doc/versions.md)
+COMMENT ON ROUTINE @extschema@.version_create(pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text) IS
+'version_create(version, if_exists => error|reuse, migration, phase): makes schema "version" (or adopts an empty one) and records it as an application version whose views version_view makes';
+COMMENT ON ROUTINE @extschema@.version_view(pg_catalog.text, pg_catalog.regclass, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text) IS
+'version_view(version, relation, columns => ''*'' | ''col, col AS new_name, expr AS name'', view_name, if_exists, migration, phase, search_path): a simple security_invoker view of the table in the version''s schema, with the table''s grants; returns it';
+COMMENT ON ROUTINE @extschema@.version_drop(pg_catalog.text, pg_catalog.bool, pg_catalog.bool, pg_catalog.text) IS
+'version_drop(version, force, if_exists, migration): drops the views pg_shift made in the version (only those of migration, if given) and the schema if pg_shift made it and it is empty; refused while sessions visibly use it, unless force';

@@ -107,3 +107,21 @@ GRANT SELECT ON @extschema@.migration, @extschema@.phase, @extschema@.event,
 
 -- the version a session writes as: reads its own settings only (sql/sync.sql)
 GRANT EXECUTE ON FUNCTION @extschema@.writer_version() TO PUBLIC;
+-- version schemas (sql/version.sql): shift_operator makes and drops them
+-- (the public functions, granted above, and the steps they call, below);
+-- shift_monitor reads them.  shift.versions counts the sessions using a
+-- version as whoever reads it (version_sessions reads pg_locks and
+-- pg_stat_activity, which PUBLIC reads anyway).
+GRANT SELECT ON @extschema@.version_schema, @extschema@.version_relation, @extschema@.versions
+  TO shift_operator, shift_monitor;
+GRANT EXECUTE ON FUNCTION shift_internal.version_sessions(pg_catalog.text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION
+  shift_internal._select_items(pg_catalog.text),
+  shift_internal.version_row(pg_catalog.text),
+  shift_internal._version_columns(pg_catalog.regclass, pg_catalog.text),
+  shift_internal._version_view_live(@extschema@.version_relation),
+  shift_internal._version_view_same(pg_catalog.regclass, pg_catalog.text, pg_catalog.name, pg_catalog.name, pg_catalog.text),
+  shift_internal._version_record(pg_catalog.text, pg_catalog.bool, pg_catalog.text, pg_catalog.text),
+  shift_internal._version_view_record(@extschema@.version_relation),
+  shift_internal._version_forget(pg_catalog.text, pg_catalog.text)
+  TO shift_operator;

@@ -276,8 +276,10 @@ function L.load(path)
   env.assert = function(...) return P.dry.assert(...) end
   env.error = function(...) return P.dry.error(...) end
   -- online.lua is loaded after this module: looked up when a file loads
-  env.online = { change_column_type = P.online.change_column_type, alter_column = P.alter.alter_column,
-                 add_column = P.alter.add_column, drop_column = P.alter.drop_column }
+  env.online = { change_column_type = P.online.change_column_type,
+                 rename_column = P.online.rename_column, rename_table = P.online.rename_table,
+                 alter_column = P.alter.alter_column, add_column = P.alter.add_column,
+                 drop_column = P.alter.drop_column }
   local chunk, err = loadfile(path, "t", env)
   if not chunk then error(err, 0) end
   loading = true

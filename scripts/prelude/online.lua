@@ -223,4 +223,198 @@ function N.change_column_type(opts)
   }, info.short_src, info.currentline)
 end
 
+-- ---- renames through version schemas (doc/versions.md)
+--
+-- online.rename_column{table =, from =, to =, old_version =, new_version =,
+-- name =, force =, lock_timeout =, retries =} and online.rename_table{table =,
+-- to =, old_version =, new_version =, ...}: a rename that moves no data.
+--   <name>-expand    the old version's view shows the old name, the new
+--                    version's the new one, both over the same table
+--   <name>-rename    ALTER TABLE ... RENAME, one short transaction: a view
+--                    follows its table's columns and the table itself by
+--                    number, so each version keeps its own name
+--   <name>-contract  the old version's views go (what this migration made)
+-- Each phase has its down: the rename back, the old version made again.
+-- force passes force => true to shift.version_drop (a version that
+-- sessions visibly use is otherwise refused).
+
+local V = P.versions
+
+local RENAME_COLUMN_OPTIONS = {
+  table = true, from = true, to = true, old_version = true, new_version = true, name = true,
+  force = true, lock_timeout = true, retries = true,
+}
+local RENAME_TABLE_OPTIONS = {
+  table = true, to = true, old_version = true, new_version = true, name = true, force = true,
+  lock_timeout = true, retries = true,
+}
+
+-- The rename: safe for the versions, which read through their views.
+local function rename_allow(rule, r)
+  return " /* shift:allow " .. rule .. ": version " .. r.old_version
+    .. " reads it under its old name through its view */"
+end
+
+-- What a recipe's call asked, checked: the recipe `r` its phases share.
+local function rename_recipe(opts, allowed, what, required, default_name)
+  local info = debug.getinfo(3, "Sl")
+  opts = D.check_options(opts, allowed, what, 4)
+  for _, k in ipairs(required) do
+    if type(opts[k]) ~= "string" then error(what .. ": '" .. k .. "' is required", 3) end
+  end
+  if opts.old_version == opts.new_version then
+    error(what .. ": 'old_version' and 'new_version' must differ", 3)
+  end
+  local r = { opts = opts, tbl = opts.table, old_version = opts.old_version, new_version = opts.new_version,
+              site = (info and info.currentline and info.currentline > 0)
+                and (info.short_src .. ":" .. info.currentline .. ": ") or "",
+              info = info }
+  r.name = opts.name or default_name
+  if not r.name:match("^[%w_.%-]+$") or #r.name > 48 then
+    error(what .. ": 'name' must be up to 48 letters, digits, '_', '.' or '-' (got "
+      .. string.format("%q", r.name) .. ")", 3)
+  end
+  return r
+end
+
+-- drops what this migration made in version v
+local function drop_version(r, db, v)
+  db:drop_version{ version = v, migration = true, force = r.opts.force,
+                   lock_timeout = r.opts.lock_timeout, retries = r.opts.retries }
+end
+
+-- ---- rename_column
+
+-- The column's name now: from, to, or nil (neither, or a dry run).
+local function column_now(r, db)
+  local row = D.lookup(db, r.site, [[
+SELECT a.attname FROM pg_catalog.pg_attribute a
+ WHERE a.attrelid = $1::pg_catalog.regclass AND a.attname IN ($2, $3) AND NOT a.attisdropped]],
+    r.tbl, r.from, r.to)
+  if #row > 1 then
+    error(r.site .. r.tbl .. " has both " .. r.from .. " and " .. r.to .. ": rename which?", 0)
+  end
+  return row[1] and row[1].attname
+end
+
+-- The view of the table that version v sees: the column under `shown`.
+local function column_version(r, db, v, shown)
+  local cols = V.renamed_columns(db, r.site, r.tbl, { [r.from] = shown, [r.to] = shown },
+    "every column of " .. r.tbl .. ", " .. r.from .. "/" .. r.to .. " shown as " .. shown)
+  db:create_version{ version = v, tables = { [r.tbl] = { columns = cols } },
+                     lock_timeout = r.opts.lock_timeout, retries = r.opts.retries }
+end
+
+local function rename_column_to(r, db, old, new)
+  local now = column_now(r, db)
+  if now == new then
+    output.log(r.tbl .. "." .. new .. " has its name already")
+    return
+  end
+  if now == nil and not D.is_dry(db) then
+    error(r.site .. r.tbl .. " has no column " .. old, 0)
+  end
+  local t = D.table_name(db, r.site, r.tbl)
+  V.short_transaction(db, r.site, r.opts, function(tx)
+    tx:exec("ALTER TABLE " .. t .. " RENAME COLUMN " .. D.qi(tx, old) .. " TO " .. D.qi(tx, new)
+      .. rename_allow("rename-column", r))
+  end)
+end
+
+function N.rename_column(opts)
+  local r = rename_recipe(opts, RENAME_COLUMN_OPTIONS, "online.rename_column",
+    { "table", "from", "to", "old_version", "new_version" },
+    type(opts) == "table" and type(opts.table) == "string" and type(opts.from) == "string"
+      and (D.bare_name(opts.table) .. "_" .. opts.from .. "_rename") or "rename")
+  r.from, r.to = r.opts.from, r.opts.to
+  local function step(fn) return function(db) return fn(r, db) end end
+  return loader.group({
+    { name = r.name .. "-expand",
+      description = "version " .. r.old_version .. " sees " .. r.tbl .. "." .. r.from .. ", version "
+        .. r.new_version .. " sees it as " .. r.to .. " (views, no data moved)",
+      up = step(function(_, db)
+        column_version(r, db, r.old_version, r.from)
+        column_version(r, db, r.new_version, r.to)
+      end),
+      down = step(function(_, db)
+        drop_version(r, db, r.new_version)
+        drop_version(r, db, r.old_version)
+      end) },
+    { name = r.name .. "-rename",
+      description = "rename " .. r.tbl .. "." .. r.from .. " to " .. r.to .. " (both versions keep their names)",
+      up = step(function(_, db) rename_column_to(r, db, r.from, r.to) end),
+      down = step(function(_, db) rename_column_to(r, db, r.to, r.from) end) },
+    { name = r.name .. "-contract",
+      description = "drop version " .. r.old_version .. "'s view of " .. r.tbl,
+      up = step(function(_, db) drop_version(r, db, r.old_version) end),
+      down = step(function(_, db) column_version(r, db, r.old_version, r.from) end) },
+  }, r.info.short_src, r.info.currentline)
+end
+
+-- ---- rename_table
+
+-- The table under whichever of its two names it has now (nil: neither, or a
+-- dry run), and its new name, schema-qualified as the old one is (or in the
+-- schema the old one resolves to).
+local function table_now(r, db)
+  local row = D.lookup(db, r.site, [[
+SELECT coalesce(pg_catalog.to_regclass($1), pg_catalog.to_regclass($2))::pg_catalog.text AS t,
+       pg_catalog.to_regclass($1) IS NOT NULL AS old_name]], r.tbl, r.new_qualified)[1]
+  return row and row.t, row and row.old_name
+end
+
+local function table_version(r, db, v, view)
+  local t = table_now(r, db)
+  if t == nil and not D.is_dry(db) then error(r.site .. "no table " .. r.tbl .. " or " .. r.new_qualified, 0) end
+  db:create_version{ version = v, tables = { [t or r.tbl] = { view = view } },
+                     lock_timeout = r.opts.lock_timeout, retries = r.opts.retries }
+end
+
+local function rename_table_to(r, db, back)
+  local t, old_name = table_now(r, db)
+  if t and old_name == back then
+    output.log(r.tbl .. " has its name already")
+    return
+  end
+  if t == nil and not D.is_dry(db) then error(r.site .. "no table " .. r.tbl .. " or " .. r.new_qualified, 0) end
+  V.short_transaction(db, r.site, r.opts, function(tx)
+    tx:exec("ALTER TABLE " .. (t or (back and r.new_qualified or r.tbl)) .. " RENAME TO "
+      .. D.qi(tx, back and r.old_bare or r.to) .. rename_allow("rename-table", r))
+  end)
+end
+
+function N.rename_table(opts)
+  local r = rename_recipe(opts, RENAME_TABLE_OPTIONS, "online.rename_table",
+    { "table", "to", "old_version", "new_version" },
+    type(opts) == "table" and type(opts.table) == "string"
+      and (D.bare_name(opts.table) .. "_rename") or "rename")
+  r.to, r.old_bare = r.opts.to, D.bare_name(r.tbl)
+  -- the new name in the old one's schema: "s.t" -> s."to"; "t" -> "to"
+  local schema = r.tbl:match("^(.*)%.[^.]*$")
+  local function quote(s) return '"' .. s:gsub('"', '""') .. '"' end
+  r.new_qualified = (schema and (schema .. ".") or "") .. quote(r.to)
+  local function step(fn) return function(db) return fn(r, db) end end
+  return loader.group({
+    { name = r.name .. "-expand",
+      description = "version " .. r.old_version .. " sees " .. r.old_bare .. ", version " .. r.new_version
+        .. " sees it as " .. r.to .. " (views, no data moved)",
+      up = step(function(_, db)
+        table_version(r, db, r.old_version, r.old_bare)
+        table_version(r, db, r.new_version, r.to)
+      end),
+      down = step(function(_, db)
+        drop_version(r, db, r.new_version)
+        drop_version(r, db, r.old_version)
+      end) },
+    { name = r.name .. "-rename",
+      description = "rename " .. r.tbl .. " to " .. r.to .. " (both versions keep their names)",
+      up = step(function(_, db) rename_table_to(r, db, false) end),
+      down = step(function(_, db) rename_table_to(r, db, true) end) },
+    { name = r.name .. "-contract",
+      description = "drop version " .. r.old_version .. "'s view " .. r.old_bare,
+      up = step(function(_, db) drop_version(r, db, r.old_version) end),
+      down = step(function(_, db) table_version(r, db, r.old_version, r.old_bare) end) },
+  }, r.info.short_src, r.info.currentline)
+end
+
 return N

@@ -27,6 +27,27 @@ SELECT p.ordinal, p.name, p.status, p.reversible, p.needs_cleanup, p.attempts,
 
 local function pad(s, n) s = tostring(s or ""); return s .. string.rep(" ", n - #s) end
 
+-- The live version schemas (shift.versions, sql/version.sql): one line each
+-- with the sessions seen using it, after the migrations; nothing if none.
+local VERSIONS_SQL = [[
+SELECT v.version, pg_catalog.array_to_string(v.views, ', ') AS views, v.sessions,
+       to_char(v.created_at, 'YYYY-MM-DD HH24:MI:SS') AS created, v.migration
+  FROM shift.versions v ORDER BY v.created_at, v.version]]
+
+local function versions_text(db)
+  local rows = db:query(VERSIONS_SQL)
+  if #rows == 0 then return nil end
+  local w = { 7, 5 }
+  for _, r in ipairs(rows) do w[1] = math.max(w[1], #r.version); w[2] = math.max(w[2], #r.views) end
+  local out = { "", pad("VERSION", w[1] + 2) .. pad("VIEWS", w[2] + 2) .. pad("SESSIONS", 10)
+    .. pad("CREATED", 21) .. "MIGRATION" }
+  for _, r in ipairs(rows) do
+    out[#out + 1] = (pad(r.version, w[1] + 2) .. pad(r.views, w[2] + 2) .. pad(r.sessions, 10)
+      .. pad(r.created, 21) .. (r.migration or "")):gsub("%s+$", "")
+  end
+  return table.concat(out, "\n")
+end
+
 -- S.status(db, name, format) -> text; nil and a message when name is unknown.
 function S.status(db, name, format)
   local rows = db:query(STATUS_SQL, name)
@@ -34,7 +55,10 @@ function S.status(db, name, format)
   if name then rows[1].phases = output.array(db:query(PHASES_SQL, name)) end
   if format == "json" then return output.json(output.array(rows)) .. "\n" end
   local out = {}
-  if #rows == 0 then return "no migrations have run in this database\n" end
+  if #rows == 0 then
+    local v = versions_text(db)
+    return "no migrations have run in this database\n" .. (v and (v .. "\n") or "")
+  end
   if not name then
     local w = { 9, 6, 5 }
     for _, r in ipairs(rows) do
@@ -47,6 +71,7 @@ function S.status(db, name, format)
       out[#out + 1] = (pad(r.migration, w[1] + 2) .. pad(r.status, w[2] + 2) .. pad(r.phase, w[3] + 2)
         .. pad(r.started, 21) .. pad(r.elapsed, 10) .. err):gsub("%s+$", "")
     end
+    out[#out + 1] = versions_text(db)
     return table.concat(out, "\n") .. "\n"
   end
   local r = rows[1]
