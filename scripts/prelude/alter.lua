@@ -187,7 +187,7 @@ local function new_version_up(r, db)
     local names = { [r.new] = r.final }
     if r.col then names[r.col] = false end
     version_view(r, db, r.opts.new_version, names,
-      "every column of " .. r.tbl .. " but " .. r.col .. ", " .. r.new .. " shown as " .. r.final)
+      "every column of " .. r.tbl .. (r.col and (" but " .. r.col .. ", " .. r.new .. " shown as " .. r.final) or ""))
   end
 end
 
@@ -360,7 +360,9 @@ local function validate_up(r, db)
   if r.opts.references then
     db:ddl("ALTER TABLE " .. t .. " VALIDATE CONSTRAINT " .. D.qi(db, fkey_name(r)))
   end
-  if r.not_null then
+  -- NOT NULL: asked for, or kept from the old column unless nullable = true
+  local col = not r.add and r.opts.nullable == nil and inspect(r, db, r.col) or nil
+  if r.not_null or (col and col.notnull) then
     db:add_not_null{ table = r.tbl, column = r.new, lock_timeout = r.opts.lock_timeout }
   end
   if r.opts.unique then
@@ -386,7 +388,7 @@ local function validate_down(r, db)
     db:drop_index{ name = ix.copy, table = r.tbl }
   end
   if r.opts.unique then db:drop_index{ name = unique_name(r) .. "__new", table = r.tbl } end
-  if r.not_null then db:drop_not_null{ table = r.tbl, column = r.new } end
+  if r.not_null or r.opts.nullable == nil then db:drop_not_null{ table = r.tbl, column = r.new } end
 end
 
 -- One short transaction: the old version and the old column go, the new

@@ -44,14 +44,17 @@ definition() {
 # NEW_INS) and their updates of row $i (OLD_UPD, NEW_UPD), and the two reads
 # (OLD_BAD, NEW_BAD: how many rows break OLD / NEW; they use $W, a filter).
 W="true"
-writes() {   # writes FROM TO VERSION INS UPD: inserts ids FROM..TO, updates row id-1000
-  local i s
+writes() {   # writes FROM TO VERSION INS UPD: inserts ids FROM..TO, updates row id-FROM+1, one session
+  local i sql=""
   for ((i = $1; i <= $2; i++)); do
-    s=${4//\$i/$i}
-    as "$3" "$s" >/dev/null || echo "$3 insert $i failed" >>"$WORK/writes.err"
-    s=${5//\$i/$((i - $1 + 1))}
-    as "$3" "$s" >/dev/null || echo "$3 update $((i - $1 + 1)) failed" >>"$WORK/writes.err"
+    sql+="${4//\$i/$i};"$'\n'
+    sql+="${5//\$i/$((i - $1 + 1))};"$'\n'
   done
+  local path=public
+  [ "$3" = "-" ] || path="$3,public"
+  printf '%s' "$sql" | PGOPTIONS="-c client_min_messages=warning -c search_path=$path" \
+    psql -X -q -A -t -U "$APP" -d "$DB" >/dev/null 2>"$WORK/writes.$3.err"
+  grep -h "ERROR" "$WORK/writes.$3.err" | sed "s/^/$3: /" >>"$WORK/writes.err"
 }
 NEXT=100000
 both_write() {   # both_write STEP: one writer per version, at once
@@ -66,8 +69,9 @@ both_write() {   # both_write STEP: one writer per version, at once
 reads() {   # reads STEP VERSION_OLD VERSION_NEW: every row reads right in each shape
   W=${4:-true}
   if [ "$1" = "after the contract" ]; then
+    local bad=${FINAL_BAD:-$NEW_BAD}
     expect_eq "$NAME, $1: every row reads as the new version wrote it (through $2)" \
-      "$(as "$2" "${NEW_BAD//\$W/$W}")" 0
+      "$(as "$2" "${bad//\$W/$W}")" 0
     return
   fi
   expect_eq "$NAME, $1: every row reads as the old version wrote it (through ${2})" \
@@ -103,8 +107,9 @@ LUA
   reads "after expand" v1 ""
   expect_eq "$NAME: the new version is not published before its values exist" \
     "$(q "SELECT count(*) FROM pg_namespace WHERE nspname = 'v2'")" 0
-  old_write "during the backfill" 100 &
+  old_write "during the backfill" 100 &      # a subshell: NEXT moves on here
   local bg=$!
+  NEXT=$((NEXT + 100))
   pgshift --dsn "dbname=$DB" run "$f" --to c-backfill
   wait "$bg"
   expect_rc "$NAME: backfill" 0
@@ -114,6 +119,8 @@ LUA
   both_write "after validate"
   both_write "after validate, more at once" 40
   reads "after validate" v1 v2
+  [ "$NAME" != add ] || expect_eq "add: the new version's writes kept their value ('toys')" \
+    "$(q "SELECT count(*) FROM t WHERE category = 'toys'")" 85   # 45 inserted, 40 updated
   # every way back, one phase at a time
   pgshift --dsn "dbname=$DB" rollback "$f" --to c-backfill
   expect_rc "$NAME: validate rolled back" 0
@@ -176,7 +183,7 @@ OLD_UPD="UPDATE t SET title = 't' || id WHERE id = \$i"
 NEW_UPD="UPDATE t SET headline = 't' || id WHERE id = \$i + 500"
 OLD_BAD="SELECT count(*) FROM t WHERE \$W AND title IS DISTINCT FROM 't' || id"
 NEW_BAD="SELECT count(*) FROM t WHERE \$W AND headline IS DISTINCT FROM 't' || id"
-FINAL="id integer true ; headline text true "
+FINAL="id integer t ; headline text t "
 two_phase_case c-alter
 
 # ---- a type change, text -> integer
@@ -191,7 +198,7 @@ OLD_UPD="UPDATE t SET rating = (id % 6)::text WHERE id = \$i"
 NEW_UPD="UPDATE t SET rating = id % 6 WHERE id = \$i + 500"
 OLD_BAD='SELECT count(*) FROM t WHERE $W AND rating IS DISTINCT FROM (id % 6)::text'
 NEW_BAD='SELECT count(*) FROM t WHERE $W AND rating IS DISTINCT FROM id % 6'
-FINAL="id integer true ; rating integer true (('3'::text)::integer)"
+FINAL="id integer t ; rating integer t ('3'::text)::integer"
 run_case
 
 # ---- NOT NULL with up: the old version writes NULLs, the new sees 'none'
@@ -207,7 +214,7 @@ OLD_UPD="UPDATE t SET note = CASE WHEN id % 4 = 0 THEN NULL ELSE 'n' || id END W
 NEW_UPD="UPDATE t SET note = CASE WHEN id % 4 = 0 THEN 'none' ELSE 'n' || id END WHERE id = \$i + 500"
 OLD_BAD="SELECT count(*) FROM t WHERE \$W AND note IS DISTINCT FROM CASE WHEN id % 4 = 0 THEN NULL ELSE 'n' || id END"
 NEW_BAD="SELECT count(*) FROM t WHERE \$W AND note IS DISTINCT FROM CASE WHEN id % 4 = 0 THEN 'none' ELSE 'n' || id END"
-FINAL="id integer true ; note text true "
+FINAL="id integer t ; note text t "
 run_case
 
 # ---- a CHECK with up: the old version writes negatives, the new one's rule is qty >= 0
@@ -276,7 +283,7 @@ NEW_UPD="UPDATE t SET stars = CASE WHEN id % 9 = 0 THEN 0 ELSE id % 6 END WHERE 
 OLD_BAD="SELECT count(*) FROM t WHERE \$W AND nullif(rating, '0') IS DISTINCT FROM
            nullif(CASE WHEN id % 9 = 0 THEN NULL ELSE (id % 6)::text END, '0')"
 NEW_BAD="SELECT count(*) FROM t WHERE \$W AND stars IS DISTINCT FROM CASE WHEN id % 9 = 0 THEN 0 ELSE id % 6 END"
-FINAL="id integer true ; stars smallint true 0"
+FINAL="id integer t ; stars smallint t 0"
 run_case
 
 # ---- add a column with up: the old version's rows get up, the new one's keep theirs ('toys')
@@ -292,10 +299,12 @@ NEW_UPD="UPDATE t SET name = 'p' || id, category = 'toys', who = 'n' WHERE id = 
 OLD_BAD="SELECT count(*) FROM t WHERE \$W AND name IS DISTINCT FROM 'p' || id"
 NEW_BAD="SELECT count(*) FROM t WHERE \$W AND category IS DISTINCT FROM
            CASE WHEN who = 'n' THEN 'toys' ELSE 'cat-' || (id % 3) END"
+# the full rollback dropped the column with what the new version wrote in
+# it; the run after it gives every row up's value
+FINAL_BAD="SELECT count(*) FROM t WHERE \$W AND category IS DISTINCT FROM 'cat-' || (id % 3)"
 FINAL=""
 run_case
-expect_eq "add: the new version's writes kept their value ('toys')" \
-  "$(q "SELECT count(*) > 0 FROM t WHERE category = 'toys'")" t
+FINAL_BAD=""
 
 # ---- drop a column: the new version does not see it; its inserts leave down in it
 NAME=drop
@@ -310,5 +319,5 @@ NEW_UPD="UPDATE t SET name = 'p' || id WHERE id = \$i + 500"
 OLD_BAD="SELECT count(*) FROM t WHERE \$W AND (name IS DISTINCT FROM 'p' || id
            OR legacy NOT IN ('L' || id, 'gone'))"
 NEW_BAD="SELECT count(*) FROM t WHERE \$W AND name IS DISTINCT FROM 'p' || id"
-FINAL="id integer true ; name text false "
+FINAL="id integer t ; name text f "
 two_phase_case c-expand
