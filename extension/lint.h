@@ -108,9 +108,10 @@ typedef struct LintCheck
 
 /*
  * added_columns: a column an ALTER TABLE ... ADD COLUMN added to an existing
- * table (with IF NOT EXISTS: one the catalog does not have), filed under the
- * table as written and the phase.  names_moved (see LintState) says whether the table's name may
- * since mean another table.
+ * table (with IF NOT EXISTS: one the catalog does not have), or such a column
+ * renamed, filed under the table as written and the phase
+ * (lint_column_is_new).  names_moved (see LintState) says whether the
+ * table's name may since mean another table.
  */
 typedef struct AddedColumn
 {
@@ -217,7 +218,8 @@ extern void lint_validate_constraint(LintState *st, RangeVar *rv, const char *co
 extern bool lint_catalog_not_null(Oid relid, const char *col);
 extern void lint_add_column_fact(LintState *st, const RangeVar *rv, const char *col,
 								 bool if_not_exists);
-extern bool lint_take_added_column(LintState *st, const RangeVar *rv, const char *col);
+extern bool lint_column_is_new(LintState *st, const RangeVar *rv, const char *col);
+extern void lint_forget_column(LintState *st, const RangeVar *rv, const char *col);
 
 /* ---- lint_report.c */
 extern const char *lint_lock_name(LOCKMODE mode);

@@ -374,9 +374,14 @@ lint_alter_table(LintState *st, AlterTableStmt *stmt)
 					lint_add_constraint(st, rv, (Constraint *) cmd->def);
 				break;
 			case AT_DropColumn:
-				/* the way back from this phase's ADD COLUMN loses nothing */
-				if (lint_take_added_column(st, rv, cmd->name))
-					break;
+				{
+					/* the way back from this phase's ADD COLUMN loses nothing */
+					bool		is_new = lint_column_is_new(st, rv, cmd->name);
+
+					lint_forget_column(st, rv, cmd->name);
+					if (is_new)
+						break;
+				}
 				lint_report(st, SEV_MEDIUM, "drop-column", table,
 							psprintf("DROP COLUMN %s.%s breaks any running code that still reads or writes it, and its data is gone",
 									 table, lint_qi(cmd->name)),

@@ -537,7 +537,7 @@ added_column_key(LintState *st, const RangeVar *rv, const char *col)
 
 /*
  * ALTER TABLE rv ADD [IF NOT EXISTS] col on a table not new in this phase:
- * records that this phase makes the column, for lint_take_added_column.
+ * records that this phase makes the column, for lint_column_is_new.
  * Without IF NOT EXISTS it surely does (or fails).  With it (db:add_column
  * writes it, so that a phase can run again), only if the table is in the
  * catalog without such a column: a column there already may hold data from
@@ -580,27 +580,42 @@ lint_add_column_fact(LintState *st, const RangeVar *rv, const char *col,
 }
 
 /*
- * DROP COLUMN (or RENAME COLUMN) col of rv: was col added earlier in this
- * phase to the table rv names, with nothing since that could make rv's name
- * mean another table?  Either way the fact is used up: the column of that
- * name is gone.  Identifiers compare as the parser left them (case-folded
- * unless quoted), so "Flag" and flag differ and ADDED is added.
+ * lint_column_is_new: was col added earlier in this phase (ALTER TABLE ...
+ * ADD COLUMN, or a RENAME COLUMN of such a column) to the table rv names,
+ * with nothing since that could make rv's name mean another table or col's
+ * name another column?  Such a column holds no data from before the phase
+ * and no code from before it uses it: dropping or renaming it is the way
+ * back, not a loss.  Identifiers compare as the parser left them
+ * (case-folded unless quoted), so "Flag" and flag differ and ADDED is added.
  */
 bool
-lint_take_added_column(LintState *st, const RangeVar *rv, const char *col)
+lint_column_is_new(LintState *st, const RangeVar *rv, const char *col)
 {
 	NameKey		key;
 	AddedColumn *a;
-	bool		same;
 
 	if (rv == NULL || rv->relname == NULL || rv->catalogname != NULL || col == NULL)
 		return false;
 	key = added_column_key(st, rv, col);
 	a = hash_search(st->added_columns, &key, HASH_FIND, NULL);
-	if (a == NULL)
-		return false;
-	same = a->live && a->names_moved == st->names_moved;
-	a->live = false;
-	return same;
+	return a != NULL && a->live && a->names_moved == st->names_moved;
 }
 
+/*
+ * lint_forget_column: DROP COLUMN or RENAME COLUMN col of rv: the column of
+ * that name is gone, whether it was new or not (a column added later under
+ * the name is new again).
+ */
+void
+lint_forget_column(LintState *st, const RangeVar *rv, const char *col)
+{
+	NameKey		key;
+	AddedColumn *a;
+
+	if (rv == NULL || rv->relname == NULL || rv->catalogname != NULL || col == NULL)
+		return;
+	key = added_column_key(st, rv, col);
+	a = hash_search(st->added_columns, &key, HASH_FIND, NULL);
+	if (a != NULL)
+		a->live = false;
+}

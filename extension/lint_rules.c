@@ -178,10 +178,19 @@ lint_rename(LintState *st, RenameStmt *stmt)
 {
 	RangeVar   *rv = stmt->relation;
 	const char *table;
+	bool		new_column = false;
 
-	/* the name of a column this input added now means another, or none */
+	/*
+	 * A column this phase added keeps being new under its new name; the old
+	 * name means none.
+	 */
 	if (stmt->renameType == OBJECT_COLUMN)
-		(void) lint_take_added_column(st, rv, stmt->subname);
+	{
+		new_column = lint_column_is_new(st, rv, stmt->subname);
+		lint_forget_column(st, rv, stmt->subname);
+		if (new_column)
+			lint_add_column_fact(st, rv, stmt->newname, false);
+	}
 	/* a table's name may now mean another table */
 	if (stmt->renameType == OBJECT_TABLE || stmt->renameType == OBJECT_VIEW ||
 		stmt->renameType == OBJECT_MATVIEW ||
@@ -203,7 +212,8 @@ lint_rename(LintState *st, RenameStmt *stmt)
 	}
 	lint_note_lock(st, rv, NULL, stmt->renameType == OBJECT_INDEX ?
 				   ShareUpdateExclusiveLock : AccessExclusiveLock);
-	if (stmt->renameType == OBJECT_COLUMN)
+	/* no code from before the phase uses a column the phase added */
+	if (stmt->renameType == OBJECT_COLUMN && !new_column)
 		lint_report(st, SEV_HIGH, "rename-column", table,
 					psprintf("RENAME COLUMN %s.%s TO %s breaks running code that uses the old name",
 							 table, lint_qi(stmt->subname), lint_qi(stmt->newname)),

@@ -299,7 +299,8 @@ side_error(Compare *c, Side *s, const char *what)
 {
 	char		context[512];
 
-	snprintf(context, sizeof(context), "%s on the %s (%s)", what, s->name, s->dsn ? s->dsn : "libpq environment");
+	snprintf(context, sizeof(context), "%s on the %s (%s)", what, s->name,
+			 s->label ? s->label : s->dsn ? s->dsn : "libpq environment");
 	pgs_report_error(&s->err, context);
 	return PGS_EXIT_USAGE;
 }
@@ -731,9 +732,11 @@ compare_init(Compare *c, const PgsOptions *opts, const PgsCompareOptions *copts)
 	c->started = pgs_monotonic_seconds();
 	c->side[0].name = "source";
 	c->side[0].dsn = copts->source;
+	c->side[0].label = copts->source_label;
 	c->side[0].table = copts->table;
 	c->side[1].name = "target";
 	c->side[1].dsn = copts->target;
+	c->side[1].label = copts->target_label;
 	c->side[1].table = copts->target_table ? copts->target_table : copts->table;
 	c->side[0].parts = c->side[1].parts = 1;
 }

@@ -39,6 +39,7 @@ typedef struct Side
 {
 	const char *name;			/* "source" or "target" */
 	const char *dsn;
+	const char *label;			/* what errors call it; NULL: the DSN */
 	const char *table;
 	PGconn	   *conn;
 	bool		busy;

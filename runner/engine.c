@@ -1103,7 +1103,18 @@ session_main(lua_State *L)
 int
 pgs_cmd_session(const PgsOptions *opts, const char *command, const char *path)
 {
-	lua_State  *L = pgs_lua_new(opts);
+	return pgs_cmd_session_in(pgs_lua_new(opts), opts, command, path);
+}
+
+/*
+ * pgs_cmd_session_in: the same in L, a state of pgs_lua_new (NULL: it
+ * failed), which it closes; run DIR's, which kept the file's migration
+ * (pgs_keep_migration).
+ */
+int
+pgs_cmd_session_in(lua_State *L, const PgsOptions *opts, const char *command,
+				   const char *path)
+{
 	Session		s;
 
 	memset(&s, 0, sizeof(s));

@@ -38,7 +38,8 @@ static const struct
 static const char *const exit_status =
 "0 done (compare: equal); 1 the migration failed (or a verify\n"
 "gate, or a refused rollback; compare: the tables differ; lint: a finding\n"
-"at or above --fail-on); 2 usage, file,\n"
+"at or above --fail-on; status DIR: a file is invalid or changed since it\n"
+"was applied); 2 usage, file,\n"
 "connection or setup error, or the\n"
 "migration is locked by another runner (nothing was run).";
 
@@ -471,6 +472,10 @@ completion_bash(FILE *out)
 		if (visible(&options[i]) && words)
 			fprintf(out, "            --%s) COMPREPLY=($(compgen -W '%s' -- \"$cur\")) ;;\n",
 					options[i].name, words);
+		else if (visible(&options[i]) && options[i].value &&
+				 strcmp(options[i].value, "FILE") == 0)
+			fprintf(out, "            --%s) compopt -o filenames 2>/dev/null;"
+					" COMPREPLY=($(compgen -f -- \"$cur\")) ;;\n", options[i].name);
 	}
 	fputs("            *) COMPREPLY=() ;;\n"
 		  "        esac\n"

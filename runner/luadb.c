@@ -12,6 +12,13 @@
  * statement, position and where (the file:line of the call).  SQL text or a
  * parameter holding a zero byte is refused before anything is sent: libpq
  * would send only the part before it.
+ *
+ * A migration may open more connections, to other servers, with
+ * db:connect (C.connect here; the Lua method is in scripts/prelude/move.lua):
+ * such a db has a label ("database "x" on host:port as user "u"") that
+ * starts its SQL errors' messages, and keeps the connection string only in
+ * memory, for C.compare (pgshift compare between two dbs), which never
+ * prints it: no message names more of a server than its label.
  */
 #include <errno.h>
 #include <math.h>
@@ -40,6 +47,7 @@ typedef struct LuaDb
 	PGconn	   *conn;			/* NULL once closed */
 	int64_t		rows;			/* rows affected by db:exec since last taken */
 	bool		pinned;			/* owned by the engine: Lua code cannot close it */
+	char	   *label;			/* db:connect's: names the server in errors */
 } LuaDb;
 
 typedef struct ResultBox
@@ -233,30 +241,6 @@ sqlerror_tostring(lua_State *L)
 }
 
 /*
- * pgs_push_where: pushes "file:line: " of the innermost active function
- * defined in a file (chunk name "@..."), or "" when there is none: the line
- * of the migration code that called into the runner.  assert() and error
- * objects without position get it too.
- */
-void
-pgs_push_where(lua_State *L)
-{
-	lua_Debug	ar;
-	int			level;
-
-	for (level = 1; lua_getstack(L, level, &ar); level++)
-	{
-		lua_getinfo(L, "Sl", &ar);
-		if (ar.source[0] == '@' && ar.currentline > 0)
-		{
-			lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
-			return;
-		}
-	}
-	lua_pushliteral(L, "");
-}
-
-/*
  * Raises "file:line: db:METHOD: WHAT contains a zero byte ..." for a string
  * that libpq would cut short at its first zero byte: "INSERT ...\0; DROP ..."
  * would run the INSERT and report success.  file:line is the migration's
@@ -323,6 +307,20 @@ run_statement(lua_State *L, const char *method)
 	box->res = pgs_exec(db->conn, sql, nparams, values, &box->err);
 	if (box->res == NULL)
 	{
+		if (db->label)
+		{
+			/* another server than the migration's: say which */
+			const char *msg = box->err.message ? box->err.message : "unknown error";
+			size_t		len = strlen(db->label) + strlen(msg) + 8;
+			char	   *with = malloc(len);
+
+			if (with)
+			{
+				snprintf(with, len, "on %s: %s", db->label, msg);
+				free(box->err.message);
+				box->err.message = with;
+			}
+		}
 		pgs_push_sqlerror(L, &box->err);
 		pgs_error_clear(&box->err);
 		luaL_where(L, 1);
@@ -442,6 +440,8 @@ db_gc(lua_State *L)
 	PGconn	   *conn = db->conn;
 
 	db->conn = NULL;			/* closed before anything can fail */
+	free(db->label);
+	db->label = NULL;
 	if (conn)
 		PQfinish(conn);
 	return 0;
@@ -640,6 +640,7 @@ pgs_push_db(lua_State *L, PGconn *conn)
 	db->conn = conn;
 	db->rows = 0;
 	db->pinned = false;
+	db->label = NULL;
 	luaL_setmetatable(L, PGS_DB_METATABLE);
 }
 
@@ -690,4 +691,124 @@ pgs_db_take_rows(lua_State *L, int idx)
 
 	db->rows = 0;
 	return n;
+}
+
+/*
+ * C.connect(dsn) -> a db connected to dsn (a conninfo string or URI: a
+ * service is "service=NAME"), owning its connection (closed by
+ * db:close(), or when the run's Lua state closes).  Fails with
+ * "file:line: db:connect: could not connect ..." (libpq's reason, which
+ * names host and port, never the password).
+ */
+int
+pgs_l_connect(lua_State *L)
+{
+	size_t		len;
+	const char *dsn = luaL_checklstring(L, 1, &len);
+	PgsError	err;
+	PGconn	   *conn;
+	LuaDb	   *db;
+
+	refuse_zero_byte(L, 1, "connect", "the connection string");
+	pgs_push_db(L, NULL);
+	db = lua_touserdata(L, -1);
+	memset(&err, 0, sizeof(err));
+	conn = pgs_connect(dsn, "pgshift", &err);
+	if (conn == NULL)
+	{
+		pgs_push_where(L);
+		lua_pushfstring(L, "db:connect: %s%s%s", err.message ? err.message : "could not connect",
+						err.detail ? " " : "", err.detail ? err.detail : "");
+		lua_concat(L, 2);
+		pgs_error_clear(&err);
+		return lua_error(L);
+	}
+	db->conn = conn;
+	db->label = pgs_conn_describe(conn);
+	return 1;
+}
+
+/* Appends key='value' (quoted as libpq reads it) to b. */
+static void
+add_conninfo(luaL_Buffer *b, const char *key, const char *value)
+{
+	const char *p;
+
+	if (luaL_bufflen(b) > 0)
+		luaL_addchar(b, ' ');
+	luaL_addstring(b, key);
+	luaL_addstring(b, "='");
+	for (p = value; *p; p++)
+	{
+		if (*p == '\'' || *p == '\\')
+			luaL_addchar(b, '\\');
+		luaL_addchar(b, *p);
+	}
+	luaL_addchar(b, '\'');
+}
+
+/*
+ * Pushes the connection string that reaches again what conn reached: its
+ * options as libpq used them (a password given in the DSN too: the string
+ * is only passed to libpq, never shown).
+ */
+static void
+push_conninfo(lua_State *L, PGconn *conn)
+{
+	PQconninfoOption *opts = PQconninfo(conn);
+	PQconninfoOption *o;
+	luaL_Buffer b;
+
+	luaL_buffinit(L, &b);
+	for (o = opts; o && o->keyword; o++)
+		if (o->val && *o->val && strcmp(o->keyword, "fallback_application_name") != 0 &&
+			strcmp(o->keyword, "client_encoding") != 0)
+			add_conninfo(&b, o->keyword, o->val);
+	PQconninfoFree(opts);
+	luaL_pushresult(&b);
+}
+
+/*
+ * C.compare(source_db, target_db, table, quiet) -> pgshift compare's exit
+ * status (0 equal, 1 different, 2 an error, printed unless quiet: a --json
+ * or --quiet run prints no text of its own): table on the two servers the
+ * dbs are connected to, compared by pgshift compare itself, which reads
+ * both at one WAL position when the target subscribes to the source.  Its
+ * errors name the sides by their labels.
+ */
+int
+pgs_l_compare(lua_State *L)
+{
+	LuaDb	   *src = luaL_checkudata(L, 1, PGS_DB_METATABLE);
+	LuaDb	   *tgt = luaL_checkudata(L, 2, PGS_DB_METATABLE);
+	const char *table = luaL_checkstring(L, 3);
+	PgsOptions	opts;
+	PgsCompareOptions copts;
+	char	   *labels[2];
+	int			rc;
+
+	if (src->conn == NULL || tgt->conn == NULL)
+		return luaL_error(L, "the database connection is closed");
+	push_conninfo(L, src->conn);
+	push_conninfo(L, tgt->conn);
+	labels[0] = src->label ? NULL : pgs_conn_describe(src->conn);
+	labels[1] = tgt->label ? NULL : pgs_conn_describe(tgt->conn);
+	memset(&opts, 0, sizeof(opts));
+	memset(&copts, 0, sizeof(copts));
+	opts.quiet = lua_toboolean(L, 4);
+	copts.source = lua_tostring(L, -2);
+	copts.target = lua_tostring(L, -1);
+	copts.source_label = src->label ? src->label : labels[0];
+	copts.target_label = tgt->label ? tgt->label : labels[1];
+	copts.table = table;
+	copts.recheck = 3;
+	rc = pgs_cmd_compare(&opts, &copts);
+	free(labels[0]);
+	free(labels[1]);
+	/* compare took the signals for itself: they stop the phase again */
+	lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+	pgs_catch_interrupts(lua_tothread(L, -1));
+	lua_pop(L, 3);
+	lua_pushinteger(L, rc);
+	return 1;
 }

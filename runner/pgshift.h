@@ -200,6 +200,8 @@ extern void pgs_push_db(lua_State *L, PGconn *conn);
 extern void pgs_db_set_conn(lua_State *L, int idx, PGconn *conn);
 extern PGconn *pgs_connect_db(lua_State *L, const char *dsn, const char *appname);
 extern void pgs_push_db_methods(lua_State *L);
+extern int	pgs_l_connect(lua_State *L);
+extern int	pgs_l_compare(lua_State *L);
 extern PGconn *pgs_db_conn(lua_State *L, int idx);
 extern void pgs_db_pin(lua_State *L, int idx);
 extern int64_t pgs_db_take_rows(lua_State *L, int idx);
@@ -227,10 +229,33 @@ extern lua_State *pgs_lua_new_sandbox(const struct PgsOptions *opts);
 extern void pgs_lua_close(lua_State *L);
 extern void pgs_sandbox_limits(long long steps, size_t memory, int cpu_seconds);
 extern const char *pgs_sandbox_stopped(lua_State *L);
+
+/* Why the sandbox's guard stopped the code it ran. */
+typedef enum PgsSandboxStop
+{
+	PGS_SANDBOX_OK = 0,			/* it did not */
+	PGS_SANDBOX_STEPS,			/* too many Lua instructions */
+	PGS_SANDBOX_MEMORY,			/* too much memory */
+	PGS_SANDBOX_CPU				/* too much CPU time */
+} PgsSandboxStop;
+
+/* pgs_sandbox_run's limits, and what happened */
+typedef struct PgsSandboxRun
+{
+	long long	steps;			/* Lua instructions */
+	size_t		memory;			/* bytes, beyond the state's own */
+	int			cpu_seconds;	/* 0: no CPU timer */
+	PgsSandboxStop stop;		/* out */
+	char		where[LUA_IDSIZE + 16]; /* out: "file:line" of a stop, or "" */
+	char	   *error;			/* out: the error raised (malloc'd), or NULL */
+} PgsSandboxRun;
+
+extern int	pgs_sandbox_run(PgsSandboxRun *run, lua_CFunction fn, void *ud);
 extern int	pgs_pcall(lua_State *L, int nargs, int nresults);
 extern void pgs_print_failure(lua_State *L, int idx, FILE *out,
 							  const char *context, bool verbose);
 extern int	pgs_load_migration(lua_State *L, const char *path, char *sha256);
+extern void pgs_keep_migration(lua_State *L, const char *path, const char *sha256);
 extern int	pgs_sha256_file(const char *path, char *hex);
 extern void pgs_push_failure(lua_State *L, const char *fmt,...);
 extern const char *pgs_failure_message(lua_State *L, int idx, const char **sqlstate);
@@ -282,6 +307,8 @@ typedef struct PgsOptions
 
 extern int	pgs_cmd_session(const PgsOptions *opts, const char *command,
 							const char *path);
+extern int	pgs_cmd_session_in(lua_State *L, const PgsOptions *opts,
+							   const char *command, const char *path);
 
 /* What a failed bookkeeping statement on the control connection says. */
 #define PGS_CONTROL_CONTEXT "while recording progress in shift.* (control connection)"
@@ -304,6 +331,8 @@ typedef struct PgsCompareOptions
 {
 	const char *source;			/* DSN; NULL: --dsn or the libpq environment */
 	const char *target;
+	const char *source_label;	/* what errors call a side; NULL: its DSN */
+	const char *target_label;	/*   (a migration's compare: no password shown) */
 	const char *table;
 	const char *target_table;	/* NULL: the same name */
 	const char *columns;		/* comma-separated; NULL: every column */

@@ -15,19 +15,23 @@
  * SHA-256 now (pgs_load_migration).  A file "to run" is one that is not
  * done with the same script.
  *
- * run DIR loads every file first (as run FILE would: trusted code) and runs
- * nothing if one is not valid, two declare the same name, or an applied one
- * changed (unless --allow-drift); then runs each file to run, in order, as
- * run FILE does, and stops at the first that does not finish, with its exit
- * code.  plan DIR plans the files to run, lint DIR lints every file, each as
- * for one FILE (in the sandbox), with the worst exit code.  status DIR loads
+ * run DIR reads what the database recorded, then loads every file (as run
+ * FILE would: trusted code) and runs nothing if one is not valid, two
+ * declare the same name, or an applied one changed (unless --allow-drift);
+ * then runs each file to run, in order, as run FILE does, in the state it
+ * was loaded in (a file's top level runs once), and stops at the first that
+ * does not finish, with its exit code.
+ * plan DIR plans the files to run, lint DIR lints every file, each as for
+ * one FILE (in the sandbox), with the worst exit code.  status DIR loads
  * the files in the sandbox and shows each one's state, then the migrations
- * the database has that the directory lacks.
+ * the database has that the directory lacks; it exits 1 if run DIR would
+ * refuse a file (invalid, or changed since applied).
  *
  * pgshift.conf is Lua, text only, run with an empty environment whose
  * assignments are checked as they happen (unknown names and wrong types are
- * errors at FILE:LINE), under an instruction and a memory limit: it can set
- * values, nothing else.  What the command line says wins over it.
+ * errors at FILE:LINE), in the sandbox that reviews migration files
+ * (script.c's guard) under an instruction and a memory limit of its own: it
+ * can set values, nothing else.  What the command line says wins over it.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -42,7 +46,6 @@
 
 #define CONF_NAME			"pgshift.conf"
 #define CONF_MAX_STEPS		1000000 /* Lua instructions */
-#define CONF_HOOK_STEP		1000
 #define CONF_MAX_MEMORY		((size_t) 1 << 20)	/* bytes, beyond the empty state */
 
 /* ---- targets ---- */
@@ -107,58 +110,12 @@ pgs_resolve_target(PgsOptions *opts)
 
 /* ---- pgshift.conf ---- */
 
-typedef struct ConfState
+/* What conf_main reads, and fills. */
+typedef struct ConfRead
 {
+	const char *path;
 	PgsConf    *conf;
-	size_t		used;			/* bytes the Lua state holds */
-	size_t		limit;
-	long		steps;
-} ConfState;
-
-static void *
-conf_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
-{
-	ConfState  *cs = ud;
-	size_t		old = ptr ? osize : 0;
-	void	   *p;
-
-	if (nsize == 0)
-	{
-		free(ptr);
-		cs->used -= old;
-		return NULL;
-	}
-	if (nsize > old && cs->limit > 0 && cs->used - old + nsize > cs->limit)
-		return NULL;			/* Lua raises "not enough memory" */
-	p = realloc(ptr, nsize);
-	if (p != NULL)
-		cs->used = cs->used - old + nsize;
-	return p;
-}
-
-static ConfState *
-conf_state(lua_State *L)
-{
-	void	   *ud;
-
-	lua_getallocf(L, &ud);
-	return ud;
-}
-
-/* Stops a pgshift.conf that runs on (a loop): it is meant to set values. */
-static void
-conf_hook(lua_State *L, lua_Debug *ar)
-{
-	ConfState  *cs = conf_state(L);
-
-	cs->steps += CONF_HOOK_STEP;
-	if (cs->steps <= CONF_MAX_STEPS)
-		return;
-	lua_getinfo(L, "Sl", ar);
-	luaL_error(L, "%s:%d: stopped after %d Lua instructions (a loop?): "
-			   CONF_NAME " only sets values", ar->short_src, ar->currentline,
-			   CONF_MAX_STEPS);
-}
+} ConfRead;
 
 /*
  * "5s", "500ms", "2min", "1h" or "5" (seconds) -> seconds; -1 if it is none
@@ -209,8 +166,7 @@ conf_type(lua_State *L, int idx)
 static int
 conf_set(lua_State *L)
 {
-	ConfState  *cs = conf_state(L);
-	PgsConf    *conf = cs->conf;
+	PgsConf    *conf = lua_touserdata(L, lua_upvalueindex(1));
 	const char *key;
 
 	if (lua_type(L, 2) != LUA_TSTRING)
@@ -285,7 +241,8 @@ conf_get(lua_State *L)
 static int
 conf_main(lua_State *L)
 {
-	const char *path = lua_touserdata(L, 1);
+	ConfRead   *cr = lua_touserdata(L, 1);
+	const char *path = cr->path;
 	int			rc;
 
 	rc = luaL_loadfilex(L, path, "t");
@@ -302,7 +259,8 @@ conf_main(lua_State *L)
 	/* the chunk's only upvalue is its _ENV: an empty table that checks */
 	lua_newtable(L);
 	lua_createtable(L, 0, 3);
-	lua_pushcfunction(L, conf_set);
+	lua_pushlightuserdata(L, cr->conf);
+	lua_pushcclosure(L, conf_set, 1);
 	lua_setfield(L, -2, "__newindex");
 	lua_pushcfunction(L, conf_get);
 	lua_setfield(L, -2, "__index");
@@ -310,7 +268,6 @@ conf_main(lua_State *L)
 	lua_setfield(L, -2, "__metatable");
 	lua_setmetatable(L, -2);
 	lua_setupvalue(L, -2, 1);
-	lua_sethook(L, conf_hook, LUA_MASKCOUNT, CONF_HOOK_STEP);
 	lua_call(L, 0, 0);
 	return 0;
 }
@@ -319,47 +276,49 @@ conf_main(lua_State *L)
  * pgs_conf_read: reads the project file at path into *conf (which it
  * initializes; free it with pgs_conf_free).  Returns PGS_EXIT_OK, or
  * PGS_EXIT_USAGE with *error (malloc'd) saying what is wrong and where
- * (PATH:LINE: ...).
+ * (PATH:LINE: ...).  The file runs in the sandbox of migration files under
+ * review (pgs_sandbox_run), with its own limits: a file that sets a few
+ * values needs neither many instructions nor much memory.  It gets no CPU
+ * timer: it can call no library function, so the instruction count sees
+ * all it does.
  */
 int
 pgs_conf_read(const char *path, PgsConf *conf, char **error)
 {
-	ConfState	cs;
-	lua_State  *L;
+	ConfRead	cr = {path, conf};
+	PgsSandboxRun run;
 	int			rc;
+	char		buf[1024];
 
 	memset(conf, 0, sizeof(*conf));
 	conf->lock_wait = -1;
 	*error = NULL;
-	memset(&cs, 0, sizeof(cs));
-	cs.conf = conf;
-	if ((L = lua_newstate(conf_alloc, &cs)) == NULL)
+	memset(&run, 0, sizeof(run));
+	run.steps = CONF_MAX_STEPS;
+	run.memory = CONF_MAX_MEMORY;
+	rc = pgs_sandbox_run(&run, conf_main, &cr);
+	if (rc == LUA_OK)
+		return PGS_EXIT_OK;
+	if (run.stop == PGS_SANDBOX_STEPS)
 	{
-		*error = strdup("cannot create a Lua state: out of memory");
-		return PGS_EXIT_USAGE;
+		snprintf(buf, sizeof(buf), "%s: stopped after %d Lua instructions (a loop?): "
+				 CONF_NAME " only sets values", *run.where ? run.where : path,
+				 CONF_MAX_STEPS);
+		*error = strdup(buf);
+		free(run.error);
 	}
-	cs.limit = cs.used + CONF_MAX_MEMORY;
-	lua_pushcfunction(L, conf_main);
-	lua_pushlightuserdata(L, (void *) path);
-	rc = lua_pcall(L, 1, 0, 0);
-	if (rc == LUA_ERRMEM)
+	else if (run.stop == PGS_SANDBOX_MEMORY || rc == LUA_ERRMEM)
 	{
-		char		buf[1024];
-
 		snprintf(buf, sizeof(buf), "%s: uses more than %zu kB of memory: "
 				 CONF_NAME " only sets values", path, CONF_MAX_MEMORY >> 10);
 		*error = strdup(buf);
+		free(run.error);
 	}
-	else if (rc != LUA_OK)
-		*error = strdup(lua_tostring(L, -1) ? lua_tostring(L, -1) : "unknown error");
-	lua_close(L);
-	if (rc != LUA_OK)
-	{
-		pgs_conf_free(conf);
-		conf->lock_wait = -1;
-		return PGS_EXIT_USAGE;
-	}
-	return PGS_EXIT_OK;
+	else
+		*error = run.error;
+	pgs_conf_free(conf);
+	conf->lock_wait = -1;
+	return PGS_EXIT_USAGE;
 }
 
 void
@@ -421,6 +380,7 @@ typedef struct ProjectFile
 	char	   *error;			/* why it did not load */
 	int			load_rc;
 	char		sha256[65];
+	lua_State  *L;				/* run: the state it loaded in, kept to run it */
 	/* recorded in the database (NULL: nothing) */
 	const char *status;
 	const char *recorded_sha256;
@@ -505,14 +465,21 @@ list_files(Project *p)
 	return PGS_EXIT_OK;
 }
 
+static void match_recorded(Project *p, ProjectFile *f);
+static bool is_applied(const ProjectFile *f);
+
 /*
  * Loads every file for its name and hash, each in a state of its own:
  * trusted for run (as run FILE loads it), the sandbox otherwise.  With
  * report, prints the first file that does not load and returns its exit
- * code; else keeps the error with the file and goes on.
+ * code; else keeps the error with the file and goes on.  With keep (run,
+ * which read the recorded state first), the state of each file to run
+ * stays open with its migration kept (pgs_keep_migration), so that the run
+ * does not load the file a second time; an applied file's closes at once,
+ * so that the states held are those of the files to run.
  */
 static int
-load_files(Project *p, const PgsOptions *opts, bool sandbox, bool report)
+load_files(Project *p, const PgsOptions *opts, bool sandbox, bool report, bool keep)
 {
 	int			i;
 	int			j;
@@ -529,6 +496,14 @@ load_files(Project *p, const PgsOptions *opts, bool sandbox, bool report)
 		{
 			lua_getfield(L, -1, "name");
 			f->name = strdup(lua_tostring(L, -1));
+			lua_pop(L, 1);
+			match_recorded(p, f);
+			if (keep && !is_applied(f))
+			{
+				pgs_keep_migration(L, f->path, f->sha256);
+				f->L = L;
+				continue;
+			}
 		}
 		else if (report)
 		{
@@ -561,13 +536,31 @@ load_files(Project *p, const PgsOptions *opts, bool sandbox, bool report)
 	return PGS_EXIT_OK;
 }
 
-/* Connects and reads what shift.status recorded of every migration. */
+/* What shift.status recorded of f's migration, if p read it and f loaded. */
+static void
+match_recorded(Project *p, ProjectFile *f)
+{
+	int			r;
+
+	if (p->recorded == NULL || f->name == NULL)
+		return;
+	for (r = 0; r < PQntuples(p->recorded); r++)
+		if (strcmp(PQgetvalue(p->recorded, r, 0), f->name) == 0)
+		{
+			f->status = PQgetvalue(p->recorded, r, 1);
+			f->recorded_sha256 = PQgetvalue(p->recorded, r, 2);
+		}
+}
+
+/*
+ * Connects and reads what shift.status recorded of every migration, for the
+ * files loaded so far and those load_files loads next.
+ */
 static int
 read_recorded(Project *p, const PgsOptions *opts)
 {
 	PgsError	err;
 	int			i;
-	int			r;
 
 	memset(&err, 0, sizeof(err));
 	if ((p->conn = pgs_connect(opts->dsn, "pgshift", &err)) == NULL ||
@@ -589,12 +582,7 @@ read_recorded(Project *p, const PgsOptions *opts)
 		return PGS_EXIT_USAGE;
 	}
 	for (i = 0; i < p->nfiles; i++)
-		for (r = 0; r < PQntuples(p->recorded); r++)
-			if (p->files[i].name && strcmp(PQgetvalue(p->recorded, r, 0), p->files[i].name) == 0)
-			{
-				p->files[i].status = PQgetvalue(p->recorded, r, 1);
-				p->files[i].recorded_sha256 = PQgetvalue(p->recorded, r, 2);
-			}
+		match_recorded(p, &p->files[i]);
 	return PGS_EXIT_OK;
 }
 
@@ -624,6 +612,8 @@ free_project(Project *p)
 		PQfinish(p->conn);
 	for (i = 0; i < p->nfiles; i++)
 	{
+		if (p->files[i].L)
+			pgs_lua_close(p->files[i].L);
 		free(p->files[i].path);
 		free(p->files[i].name);
 		free(p->files[i].error);
@@ -648,8 +638,9 @@ run_dir(Project *p, const PgsOptions *opts)
 	int			changed = 0;
 	int			ran = 0;
 
-	if ((rc = load_files(p, opts, false, true)) != PGS_EXIT_OK ||
-		(rc = read_recorded(p, opts)) != PGS_EXIT_OK)
+	/* the recorded state first: load_files keeps the files to run only */
+	if ((rc = read_recorded(p, opts)) != PGS_EXIT_OK ||
+		(rc = load_files(p, opts, false, true, true)) != PGS_EXIT_OK)
 		return rc;
 	PQfinish(p->conn);			/* each run opens its own sessions */
 	p->conn = NULL;
@@ -685,8 +676,15 @@ run_dir(Project *p, const PgsOptions *opts)
 			continue;
 		if (pgs_interrupted)
 			rc = PGS_EXIT_FAIL;
-		else if ((rc = pgs_cmd_session(opts, "run", p->files[i].path)) == PGS_EXIT_OK)
-			ran++;
+		else
+		{
+			lua_State  *loaded = p->files[i].L;
+
+			p->files[i].L = NULL;	/* the session closes it */
+			rc = pgs_cmd_session_in(loaded, opts, "run", p->files[i].path);
+			if (rc == PGS_EXIT_OK)
+				ran++;
+		}
 	}
 	pgs_emit(L, "project_finish", "directory", 's', p->dir, "ran", 'i', (long long) ran,
 			 "to_run", 'i', (long long) torun,
@@ -706,7 +704,7 @@ plan_dir(Project *p, const PgsOptions *opts)
 
 	if (!opts->offline)
 	{
-		if ((rc = load_files(p, opts, true, true)) != PGS_EXIT_OK ||
+		if ((rc = load_files(p, opts, true, true, false)) != PGS_EXIT_OK ||
 			(rc = read_recorded(p, opts)) != PGS_EXIT_OK)
 			return rc;
 		PQfinish(p->conn);
@@ -797,14 +795,19 @@ status_main(lua_State *L)
 	return 0;
 }
 
-/* pgshift status DIR: each file's state, then what only the database has. */
+/*
+ * pgshift status DIR: each file's state, then what only the database has.
+ * Exits 1 when a file is one run DIR refuses (invalid, or applied and
+ * changed since: drift), so that a check in CI fails before the run would.
+ */
 static int
 status_dir(Project *p, const PgsOptions *opts)
 {
 	lua_State  *L;
 	int			rc;
+	int			i;
 
-	if ((rc = load_files(p, opts, true, false)) != PGS_EXIT_OK ||
+	if ((rc = load_files(p, opts, true, false, false)) != PGS_EXIT_OK ||
 		(rc = read_recorded(p, opts)) != PGS_EXIT_OK)
 		return rc;
 	if ((L = pgs_lua_new(opts)) == NULL)
@@ -819,6 +822,9 @@ status_dir(Project *p, const PgsOptions *opts)
 		rc = PGS_EXIT_USAGE;
 	}
 	pgs_lua_close(L);
+	for (i = 0; i < p->nfiles && rc == PGS_EXIT_OK; i++)
+		if (p->files[i].name == NULL || is_changed(&p->files[i]))
+			rc = PGS_EXIT_FAIL;
 	return rc;
 }
 

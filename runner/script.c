@@ -16,7 +16,9 @@
  * bounds what the file's code can take from the reviewer's machine: Lua
  * instructions (a count hook every HOOK_STEP instructions, inherited by
  * every coroutine), memory (the state's allocator) and CPU time (SIGPROF,
- * for a loop inside one library call, which no hook sees).
+ * for a loop inside one library call, which no hook sees).  The same guard
+ * runs other code that need not be trusted, with limits of its own, in a
+ * bare state: pgs_sandbox_run() (pgshift.conf).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -34,6 +36,7 @@
 #include "pgshift.h"
 
 #define PRELUDE_KEY "pgshift.prelude"
+#define KEPT_KEY "pgshift.kept_migration"
 #define FAILURE_METATABLE "pgshift.failure"
 
 /* Does msg already start with "chunk:line:"? */
@@ -71,14 +74,58 @@ has_metatable(lua_State *L, int idx, const char *name)
 #define is_sqlerror(L, idx) has_metatable(L, idx, PGS_SQLERROR_METATABLE)
 #define is_failure(L, idx) has_metatable(L, idx, FAILURE_METATABLE)
 
+/* The short_src of the prelude's chunks: "[prelude/db.lua]" (open_prelude). */
+#define PRELUDE_SOURCE "[prelude/"
+
+/*
+ * The length of msg's leading "[prelude/NAME.lua]:LINE:" when it names a
+ * line of the runner's own Lua (the prelude), else 0.
+ */
+static size_t
+prelude_position(const char *msg)
+{
+	const char *p;
+
+	if (strncmp(msg, PRELUDE_SOURCE, strlen(PRELUDE_SOURCE)) != 0 ||
+		!has_position(msg))
+		return 0;
+	p = strchr(msg, ':') + 1;
+	while (*p >= '0' && *p <= '9')
+		p++;
+	return p + 1 - msg;
+}
+
+/*
+ * Pushes "file:line: " of the migration file's line that led to the error
+ * (pgs_push_where) and returns true; pushes nothing and returns false when
+ * no line of a migration file is involved (the runner's own work).
+ */
+static bool
+push_file_where(lua_State *L)
+{
+	pgs_push_where(L);
+	if (lua_rawlen(L, -1) > 0)
+		return true;
+	lua_pop(L, 1);
+	return false;
+}
+
 /*
  * The message handler of every protected call: see the file header.  A
  * failure that a nested handler already made (db:transaction re-raises one)
  * passes through unchanged, keeping its original traceback.
+ *
+ * An error the prelude raised, or a failed statement it sent, is reported
+ * at the line of the migration file that called it (pgs_push_where: the
+ * helper's call), never at the prelude's own line: the user's mistake is in
+ * the file.  The prelude's line goes to the failure's "origin" and to the
+ * top of its traceback (printed with --verbose).
  */
 static int
 msghandler(lua_State *L)
 {
+	bool		origin = false;
+
 	if (is_failure(L, 1))
 		return 1;
 	lua_createtable(L, 0, 3);	/* the failure, at index 2 */
@@ -86,15 +133,43 @@ msghandler(lua_State *L)
 
 	if (is_sqlerror(L, 1))
 	{
+		size_t		len;
+		const char *where;
+
+		/* sent by the prelude: the sqlerror's where is the prelude's line */
+		if (lua_getfield(L, 1, "where") == LUA_TSTRING &&
+			(where = lua_tolstring(L, -1, &len)) &&
+			prelude_position(where) > 0 && push_file_where(L))
+		{
+			lua_setfield(L, 1, "where");
+			while (len > 0 && (where[len - 1] == ' ' || where[len - 1] == ':'))
+				len--;
+			lua_pushlstring(L, where, len);
+			origin = true;
+			lua_setfield(L, 2, "origin");
+		}
+		lua_pop(L, 1);
 		lua_pushvalue(L, 1);
 		lua_setfield(L, 2, "sqlerror");
 		luaL_tolstring(L, 1, NULL);
 	}
 	else if (lua_type(L, 1) == LUA_TSTRING || lua_type(L, 1) == LUA_TNUMBER)
 	{
-		const char *msg = lua_tostring(L, 1);
+		size_t		len;
+		const char *msg = lua_tolstring(L, 1, &len);
+		size_t		pos = prelude_position(msg);
 
-		if (has_position(msg))
+		if (pos > 0 && push_file_where(L))
+		{
+			lua_pushlstring(L, msg, pos - 1);
+			origin = true;
+			lua_setfield(L, 2, "origin");
+			if (msg[pos] == ' ')
+				pos++;
+			lua_pushlstring(L, msg + pos, len - pos);
+			lua_concat(L, 2);
+		}
+		else if (has_position(msg))
 			lua_pushvalue(L, 1);	/* the whole string: it may hold a zero byte */
 		else
 		{
@@ -138,7 +213,16 @@ msghandler(lua_State *L)
 	}
 	lua_setfield(L, 2, "message");
 
-	luaL_traceback(L, L, NULL, 1);
+	if (origin)
+	{
+		lua_getfield(L, 2, "origin");	/* keeps the text alive */
+		lua_pushfstring(L, "raised in the runner's Lua at %s", lua_tostring(L, -1));
+		luaL_traceback(L, L, lua_tostring(L, -1), 1);
+		lua_remove(L, -2);
+		lua_remove(L, -2);
+	}
+	else
+		luaL_traceback(L, L, NULL, 1);
 	lua_setfield(L, 2, "traceback");
 	return 1;
 }
@@ -240,14 +324,6 @@ static long long sandbox_steps = DEFAULT_STEPS;
 static size_t sandbox_memory = DEFAULT_MEMORY;
 static int	sandbox_cpu = DEFAULT_CPU_SECONDS;
 
-typedef enum GuardStop
-{
-	GUARD_OK = 0,
-	GUARD_STEPS,
-	GUARD_MEMORY,
-	GUARD_CPU
-} GuardStop;
-
 /* One per sandboxed state: the allocator's user data. */
 typedef struct Guard
 {
@@ -256,7 +332,7 @@ typedef struct Guard
 	long long	steps;			/* instructions run (in HOOK_STEP units) */
 	long long	step_limit;
 	int			cpu_seconds;
-	GuardStop	stop;			/* why the file's code was stopped */
+	PgsSandboxStop stop;		/* why the file's code was stopped */
 	char		where[LUA_IDSIZE + 16]; /* "file:line" of the stop, or "" */
 } Guard;
 
@@ -288,10 +364,10 @@ guard_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 		return NULL;
 	}
 	if (nsize > old &&
-		g->used - old + nsize > g->limit + (g->stop != GUARD_OK ? MEMORY_RESERVE : 0))
+		g->used - old + nsize > g->limit + (g->stop != PGS_SANDBOX_OK ? MEMORY_RESERVE : 0))
 	{
-		if (g->stop == GUARD_OK)
-			g->stop = GUARD_MEMORY;
+		if (g->stop == PGS_SANDBOX_OK)
+			g->stop = PGS_SANDBOX_MEMORY;
 		return NULL;			/* Lua raises "not enough memory" */
 	}
 	p = realloc(ptr, nsize);
@@ -341,12 +417,12 @@ guard_hook(lua_State *L, lua_Debug *ar)
 	if (ar->event != LUA_HOOKCOUNT || (g = guard_of(L)) == NULL)
 		return;
 	g->steps += HOOK_STEP;
-	if (g->stop == GUARD_OK)
+	if (g->stop == PGS_SANDBOX_OK)
 	{
 		if (cpu_over)
-			g->stop = GUARD_CPU;
+			g->stop = PGS_SANDBOX_CPU;
 		else if (g->steps > g->step_limit)
-			g->stop = GUARD_STEPS;
+			g->stop = PGS_SANDBOX_STEPS;
 		else
 			return;
 		if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
@@ -376,16 +452,16 @@ pgs_sandbox_stopped(lua_State *L)
 	static char msg[256];
 	Guard	   *g = guard_of(L);
 
-	if (g == NULL || g->stop == GUARD_OK)
+	if (g == NULL || g->stop == PGS_SANDBOX_OK)
 		return "";
 	switch (g->stop)
 	{
-		case GUARD_STEPS:
+		case PGS_SANDBOX_STEPS:
 			snprintf(msg, sizeof(msg), "%s%sthe migration file's code ran more than %lld "
 					 "Lua instructions (an endless loop?)",
 					 g->where, *g->where ? ": " : "", g->step_limit);
 			break;
-		case GUARD_MEMORY:
+		case PGS_SANDBOX_MEMORY:
 			snprintf(msg, sizeof(msg), "the migration file's code used more than %zu MiB "
 					 "of memory", g->limit >> 20);
 			break;
@@ -460,6 +536,64 @@ l_tracked(lua_State *L)
 	lua_pushstring(L, tracking.short_src);
 	lua_pushinteger(L, tracking.line);
 	return 2;
+}
+
+/* ---- where an error is reported ---- */
+
+/*
+ * "file:line: " of the migration file's call that made the phase running
+ * now, when a helper made it (online.change_column_type): its code is the
+ * prelude's, with no line of the file on the stack.  Set by C.site.
+ */
+static char phase_site[LUA_IDSIZE + 32];
+
+/*
+ * pgs_push_where: pushes "file:line: " of the line of the migration file
+ * that led to what runs now: the innermost active function defined in a
+ * file (chunk name "@..."); else, in a phase a helper made, the helper's
+ * call (C.site); else, while a file loads, its line (C.track); else "".
+ * Errors raised in the runner's own Lua (the prelude) are reported there
+ * (see msghandler), and so are assert() and error objects without position.
+ */
+void
+pgs_push_where(lua_State *L)
+{
+	lua_Debug	ar;
+	int			level;
+
+	for (level = 1; lua_getstack(L, level, &ar); level++)
+	{
+		lua_getinfo(L, "Sl", &ar);
+		if (ar.source[0] == '@' && ar.currentline > 0)
+		{
+			lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
+			return;
+		}
+	}
+	if (phase_site[0] != '\0')
+		lua_pushstring(L, phase_site);
+	else if (tracking.source && tracking.line > 0)
+		lua_pushfstring(L, "%s:%d: ", tracking.short_src, tracking.line);
+	else
+		lua_pushliteral(L, "");
+}
+
+/*
+ * C.site(where) -> the site it replaces (nil if none): where ("file:line: ",
+ * or nil to clear) is the helper call a phase was made by, for as long as
+ * the phase runs (loader.group sets it around the phase's functions).
+ */
+static int
+l_site(lua_State *L)
+{
+	const char *where = luaL_optstring(L, 1, NULL);
+
+	if (phase_site[0] != '\0')
+		lua_pushstring(L, phase_site);
+	else
+		lua_pushnil(L);
+	snprintf(phase_site, sizeof(phase_site), "%s", where ? where : "");
+	return 1;
 }
 
 /* C.json_string(s) -> s as a JSON string literal (see pgs_json_quote) */
@@ -634,7 +768,10 @@ static const luaL_Reg c_helpers[] = {
 	{"msghandler", msghandler},
 	{"track", l_track},
 	{"tracked", l_tracked},
+	{"site", l_site},
 	{"json_string", l_json_string},
+	{"connect", pgs_l_connect},	/* luadb.c: a second server (db:connect) */
+	{"compare", pgs_l_compare},
 	{NULL, NULL}
 };
 
@@ -772,33 +909,86 @@ open_prelude(lua_State *L)
 }
 
 /*
- * Makes the sandbox's part of a state: the guard as its allocator, the count
- * hook set before any coroutine exists (each new one inherits it), the CPU
- * timer.  False if out of memory.
+ * Makes the sandbox's part of a state: the guard as its allocator (memory:
+ * the bytes the state may hold, beyond those it holds now when relative),
+ * the count hook set before any coroutine exists (each new one inherits
+ * it), the CPU timer (none for 0 seconds).  False if out of memory.
  */
 static bool
-guard_state(lua_State *L)
+guard_state(lua_State *L, long long steps, size_t memory, bool relative,
+			int cpu_seconds)
 {
 	Guard	   *g = calloc(1, sizeof(Guard));
-	struct sigaction sa;
 
 	if (g == NULL)
 		return false;
 	/* what the state holds so far, counted the way Lua counts it */
 	g->used = (size_t) lua_gc(L, LUA_GCCOUNT, 0) * 1024 + (size_t) lua_gc(L, LUA_GCCOUNTB, 0);
-	g->limit = sandbox_memory;
-	g->step_limit = sandbox_steps;
-	g->cpu_seconds = sandbox_cpu;
+	g->limit = relative ? g->used + memory : memory;
+	g->step_limit = steps;
+	g->cpu_seconds = cpu_seconds;
 	lua_setallocf(L, guard_alloc, g);
 	set_guard_hook(L);
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_cpu_limit;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGPROF, &sa, NULL);
-	cpu_over = 0;
-	set_cpu_timer(g->cpu_seconds);
+	if (cpu_seconds > 0)
+	{
+		struct sigaction sa;
+
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_cpu_limit;
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGPROF, &sa, NULL);
+		cpu_over = 0;
+		set_cpu_timer(cpu_seconds);
+	}
 	return true;
+}
+
+/*
+ * pgs_sandbox_run: runs fn (given ud as a light userdata) in a new Lua state
+ * of its own under the sandbox's guard with run's limits, and closes the
+ * state.  The state has no library open: fn loads the code and gives it the
+ * environment it may use.  Returns LUA_OK or the status of the error, with
+ * run->error (malloc'd) its message, and run->stop and run->where saying
+ * whether and where the guard stopped the code (the error is then the
+ * guard's own, worded for a migration file: the caller says what stopped).
+ * For a small file of settings (pgshift.conf); the CPU timer is the
+ * process's, so not while a sandboxed migration state is open.
+ */
+int
+pgs_sandbox_run(PgsSandboxRun *run, lua_CFunction fn, void *ud)
+{
+	lua_State  *L = luaL_newstate();
+	Guard	   *g;
+	int			rc;
+
+	run->stop = PGS_SANDBOX_OK;
+	run->where[0] = '\0';
+	run->error = NULL;
+	if (L == NULL || !guard_state(L, run->steps, run->memory, true, run->cpu_seconds))
+	{
+		if (L)
+			lua_close(L);
+		run->error = strdup("cannot create a Lua state: out of memory");
+		return LUA_ERRMEM;
+	}
+	lua_pushcfunction(L, fn);
+	lua_pushlightuserdata(L, ud);
+	rc = lua_pcall(L, 1, 0, 0);
+	g = guard_of(L);
+	run->stop = g->stop;
+	snprintf(run->where, sizeof(run->where), "%s", g->where);
+	if (rc != LUA_OK)
+		run->error = strdup(lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) :
+							rc == LUA_ERRMEM ? "not enough memory" : "unknown error");
+	if (g->cpu_seconds > 0)
+	{
+		set_cpu_timer(0);
+		cpu_over = 0;
+	}
+	lua_close(L);
+	free(g);
+	return rc;
 }
 
 /*
@@ -825,7 +1015,8 @@ new_state(const PgsOptions *opts, bool sandbox)
 {
 	lua_State  *L = luaL_newstate();
 
-	if (L == NULL || (sandbox && !guard_state(L)))
+	if (L == NULL || (sandbox && !guard_state(L, sandbox_steps, sandbox_memory, false,
+											  sandbox_cpu)))
 	{
 		if (L)
 			lua_close(L);
@@ -988,14 +1179,36 @@ pgs_sha256_file(const char *path, char *hex)
  * (sha256 not NULL) hashes it into sha256 (65 bytes, see pgs_sha256_file).
  * Returns PGS_EXIT_OK with the migration table pushed, or, with a failure
  * table pushed instead, PGS_EXIT_USAGE (the file cannot be read) or
- * PGS_EXIT_FAIL (it is not a valid migration).
+ * PGS_EXIT_FAIL (it is not a valid migration).  If the state kept the
+ * migration of path (pgs_keep_migration), it is that one, hash included:
+ * the file is not read or run again.
  */
 int
 pgs_load_migration(lua_State *L, const char *path, char *sha256)
 {
+	int			top = lua_gettop(L);
 	struct stat st;
 	FILE	   *f;
 	int			e;
+
+	/* loaded already, and kept for this load (pgs_keep_migration) */
+	if (lua_getfield(L, LUA_REGISTRYINDEX, KEPT_KEY) == LUA_TTABLE &&
+		lua_getfield(L, top + 1, "path") == LUA_TSTRING &&
+		strcmp(lua_tostring(L, -1), path) == 0)
+	{
+		if (sha256)
+		{
+			lua_getfield(L, top + 1, "sha256");
+			snprintf(sha256, 65, "%s", lua_tostring(L, -1));
+		}
+		lua_getfield(L, top + 1, "migration");
+		lua_replace(L, top + 1);
+		lua_settop(L, top + 1);
+		lua_pushnil(L);
+		lua_setfield(L, LUA_REGISTRYINDEX, KEPT_KEY);
+		return PGS_EXIT_OK;
+	}
+	lua_settop(L, top);
 
 	if (stat(path, &st) != 0)
 	{
@@ -1027,6 +1240,26 @@ pgs_load_migration(lua_State *L, const char *path, char *sha256)
 		return PGS_EXIT_USAGE;
 	}
 	return PGS_EXIT_OK;
+}
+
+/*
+ * pgs_keep_migration: keeps the migration pgs_load_migration pushed (popped
+ * from the stack) with its path and sha256, so that the next
+ * pgs_load_migration of path in this state takes it instead of loading the
+ * file again: run DIR checks every file before it runs one, and runs each
+ * in the state it loaded it in, so that a file's top level runs once.
+ */
+void
+pgs_keep_migration(lua_State *L, const char *path, const char *sha256)
+{
+	lua_createtable(L, 0, 3);
+	lua_insert(L, -2);
+	lua_setfield(L, -2, "migration");
+	lua_pushstring(L, path);
+	lua_setfield(L, -2, "path");
+	lua_pushstring(L, sha256);
+	lua_setfield(L, -2, "sha256");
+	lua_setfield(L, LUA_REGISTRYINDEX, KEPT_KEY);
 }
 
 /*

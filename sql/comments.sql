@@ -73,6 +73,17 @@ COMMENT ON ROUTINE @extschema@.phase_rollback_failed(pg_catalog.text, pg_catalog
 -- the writer's version (doc/sql.md, "Application versions")
 COMMENT ON ROUTINE @extschema@.writer_version() IS
 'writer_version(): the application version this session writes as, for a column-level sync with new_version: pg_shift.version, else the first schema of the search_path';
+
+-- moving tables to another cluster (doc/move.md)
+COMMENT ON ROUTINE @extschema@.move_record(pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text) IS
+'move_record(move, kind, object, side, migration, phase): records a publication, slot, subscription, table or sequence a move is about to make on this server, so that cleanup finds it';
+COMMENT ON ROUTINE @extschema@.move_forget(pg_catalog.text, pg_catalog.text) IS
+'move_forget(kind, object): forgets what a move made here once it is dropped';
+COMMENT ON ROUTINE @extschema@.move_check(pg_catalog.text, pg_catalog.text[]) IS
+'move_check(side => source|target, tables) -> (item, current, advice): one row per prerequisite of a move that this server fails, with what to change (doc/move.md)';
+COMMENT ON ROUTINE @extschema@.move_schema(pg_catalog.text[]) IS
+'move_schema(tables) -> (ordinal, kind, object, statement): the DDL that makes the tables on another server as they are here (sequences, columns, constraints, indexes, foreign keys between them)';
+
 -- version schemas (doc/versions.md)
 COMMENT ON ROUTINE @extschema@.version_create(pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text) IS
 'version_create(version, if_exists => error|reuse, migration, phase): makes schema "version" (or adopts an empty one) and records it as an application version whose views version_view makes';

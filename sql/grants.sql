@@ -107,6 +107,12 @@ GRANT SELECT ON @extschema@.migration, @extschema@.phase, @extschema@.event,
 
 -- the version a session writes as: reads its own settings only (sql/sync.sql)
 GRANT EXECUTE ON FUNCTION @extschema@.writer_version() TO PUBLIC;
+
+-- moving tables to another cluster (sql/move.sql): the record and the view
+-- are read like the other control tables; shift.move_* functions are
+-- granted to shift_operator with schema shift's routines above
+GRANT SELECT ON @extschema@.move_object, @extschema@.move_objects, @extschema@.move_status TO shift_operator, shift_monitor;
+
 -- version schemas (sql/version.sql): shift_operator makes and drops them
 -- (the public functions, granted above, and the steps they call, below);
 -- shift_monitor reads them.  shift.versions counts the sessions using a

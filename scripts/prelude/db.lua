@@ -219,14 +219,16 @@ function D.retrying(where, policy, attempt)
   while true do
     local ok, res = attempt()
     if ok then return res end
-    local state = type(res) == "table" and res.sqlstate
+    -- a statement's error, or the failure db:transaction re-raises for one
+    local err = type(res) == "table" and (res.sqlstate and res or res.sqlerror)
+    local state = type(err) == "table" and err.sqlstate
     if not (RETRYABLE[state] and n < policy.retries) then
-      if type(res) == "table" and state then res.where = where end
+      if type(res) == "table" and res.sqlstate then res.where = where end
       error(res, 0)
     end
     n = n + 1
     local delay = math.min(policy.max_backoff, policy.backoff * 2 ^ (n - 1)) * (0.5 + math.random() / 2)
-    local msg = string.format("%s (SQLSTATE %s); retry %d of %d in %.1f s", res.message, state,
+    local msg = string.format("%s (SQLSTATE %s); retry %d of %d in %.1f s", err.message, state,
       n, policy.retries, delay)
     output.log(msg)
     C.event("retry", msg, state)

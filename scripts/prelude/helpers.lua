@@ -124,14 +124,30 @@ function H.cutover(db, opts) return cutover(db, opts, false, D.where()) end
 function H.cutover_revert(db, opts) return cutover(db, opts, true, D.where()) end
 
 -- db:create_index{name =, table =, columns = {...} | expressions = {...},
--- unique =, using =, include = {...}, where =, lock_timeout =}: CREATE INDEX
--- CONCURRENTLY, after dropping an invalid index of that name left by a
--- failed attempt; an index of that name that is valid is kept.  It never
--- blocks writes, so by default it waits as long as it must (lock_timeout 0).
+-- unique =, method =, include = {...}, with = {...}, where =, lock_timeout =}:
+-- CREATE INDEX CONCURRENTLY, after dropping an invalid index of that name
+-- left by a failed attempt; an index of that name that is valid is kept.  It
+-- never blocks writes, so by default it waits as long as it must
+-- (lock_timeout 0).  A key is a column name (or an expression's SQL), or a
+-- table { "name", opclass =, collate =, order = "asc" | "desc",
+-- nulls = "first" | "last" }; method is an index access method of pg_am
+-- (`using` is its older name); with holds storage parameters
+-- ({ fillfactor = 70 }).  Every name is quoted; opclass and collate may be
+-- schema-qualified ("schema.name", or { "schema", "name" } when a name
+-- holds a dot).
 local INDEX_OPTIONS = {
   name = true, table = true, columns = true, expressions = true, unique = true, using = true,
-  include = true, where = true, lock_timeout = true,
+  method = true, include = true, with = true, where = true, lock_timeout = true,
 }
+local KEY_OPTIONS = { opclass = true, collate = true, order = true, nulls = true }
+local KEY_ORDER = { asc = "ASC", desc = "DESC" }
+local KEY_NULLS = { first = "NULLS FIRST", last = "NULLS LAST" }
+
+-- a value given, as an error message shows it
+local function shown(v)
+  return type(v) == "string" and string.format("%q", v) or (type(v) == "table" and "a table" or tostring(v))
+end
+
 -- The index's state: nil (absent), true (valid), false (invalid).
 local function index_state(db, where, tbl, name)
   local rows = D.lookup(db, where, [[
@@ -143,6 +159,141 @@ SELECT i.indisvalid AS valid, pg_catalog.format('%I.%I', n.nspname, c.relname) A
   if rows[1] == nil then return nil end
   return rows[1].valid, rows[1].qname
 end
+
+-- What db:create_index builds, checked and quoted; errors are raised at
+-- `where`, the migration file's call, and name the option.
+local function index_parts(db, where, opts)
+  local function bad(msg) error(where .. "db:create_index: " .. msg, 0) end
+  local function nonempty(v) return type(v) == "string" and v ~= "" end
+
+  -- "name", "schema.name" or { "schema", "name" } -> the quoted, qualified name
+  local function qualified(v, what)
+    local parts
+    if type(v) == "string" then
+      parts = {}
+      for part in (v .. "."):gmatch("(.-)%.") do parts[#parts + 1] = part end
+    elseif type(v) == "table" and getmetatable(v) == nil then
+      parts = {}
+      for k, part in pairs(v) do
+        if math.type(k) ~= "integer" or k < 1 or k > #v then parts = nil; break end
+        parts[k] = part
+      end
+    end
+    if parts == nil or #parts < 1 or #parts > 2 then
+      bad(what .. " must be a name, \"schema.name\", or { \"schema\", \"name\" } (for a name"
+        .. " holding a dot), got " .. (type(v) == "string" and string.format("%q", v) or ("a " .. type(v))))
+    end
+    for i, part in ipairs(parts) do
+      if not nonempty(part) then bad(what .. ": each part of the name must be a non-empty string") end
+      parts[i] = D.qi(db, part)
+    end
+    return table.concat(parts, ".")
+  end
+
+  -- a key: a column name or an expression, alone or { key, opclass =, ... }
+  local function key(k, i, kind)
+    local what = "'" .. kind .. "' entry " .. i
+    local spec = k
+    if type(k) == "table" then
+      if getmetatable(k) ~= nil then bad(what .. " must be a plain table") end
+      for o in pairs(k) do
+        if o ~= 1 and not KEY_OPTIONS[o] then
+          bad(string.format("%s: unknown key option '%s' (allowed: collate, nulls, opclass, order)",
+            what, tostring(o)))
+        end
+      end
+      k = k[1]
+    end
+    if not nonempty(k) then
+      bad(what .. " must be " .. (kind == "columns" and "a column name" or "an SQL expression")
+        .. " or { " .. (kind == "columns" and "\"column\"" or "\"expression\"")
+        .. ", opclass =, collate =, order =, nulls = }")
+    end
+    local out = { kind == "columns" and D.qi(db, k) or ("(" .. k .. ")") }
+    if type(spec) == "table" then
+      if spec.collate ~= nil then out[#out + 1] = "COLLATE " .. qualified(spec.collate, what .. ": 'collate'") end
+      if spec.opclass ~= nil then out[#out + 1] = qualified(spec.opclass, what .. ": 'opclass'") end
+      if spec.order ~= nil then
+        local o = type(spec.order) == "string" and KEY_ORDER[spec.order:lower()]
+        if not o then bad(what .. ": 'order' must be \"asc\" or \"desc\", got " .. shown(spec.order)) end
+        out[#out + 1] = o
+      end
+      if spec.nulls ~= nil then
+        local n = type(spec.nulls) == "string" and KEY_NULLS[spec.nulls:lower()]
+        if not n then bad(what .. ": 'nulls' must be \"first\" or \"last\", got " .. shown(spec.nulls)) end
+        out[#out + 1] = n
+      end
+    end
+    return table.concat(out, " ")
+  end
+
+  local parts = {}
+  local kind = opts.columns ~= nil and "columns" or "expressions"
+  local list = opts[kind]
+  if type(list) ~= "table" or #list == 0 then
+    bad("'" .. kind .. "' must be a non-empty list of "
+      .. (kind == "columns" and "column names" or "SQL expressions") .. " (or key tables)")
+  end
+  local keys = {}
+  for i, k in ipairs(list) do keys[i] = key(k, i, kind) end
+  parts.keys = table.concat(keys, ", ")
+
+  if opts.using ~= nil and opts.method ~= nil then bad("give 'method' only ('using' is its older name)") end
+  local method = opts.method or opts.using
+  if method ~= nil then
+    local opt = opts.method ~= nil and "'method'" or "'using'"
+    if not nonempty(method) then bad(opt .. " must be an index access method's name, got " .. shown(method)) end
+    -- the methods this server has (a dry run cannot ask: a real run checks)
+    local known = {}
+    for _, r in ipairs(D.lookup(db, where, "SELECT amname FROM pg_catalog.pg_am WHERE amtype = 'i'"
+        .. " ORDER BY amname")) do
+      known[#known + 1] = r.amname
+    end
+    local found = #known == 0
+    for _, m in ipairs(known) do found = found or m == method end
+    if not found then
+      bad(opt .. ": no index access method " .. string.format("%q", method) .. " on this server (it has: "
+        .. table.concat(known, ", ") .. ")")
+    end
+    parts.method = " USING " .. D.qi(db, method)
+  end
+
+  if opts.with ~= nil then
+    if type(opts.with) ~= "table" or getmetatable(opts.with) ~= nil then
+      bad("'with' must be a table of storage parameters, such as { fillfactor = 70 }")
+    end
+    local names = {}
+    for k, v in pairs(opts.with) do
+      if type(k) ~= "string" or not k:match("^[%a_][%w_]*$") then
+        bad("'with': a storage parameter's name must be an identifier (letters, digits, '_'), got "
+          .. shown(k))
+      end
+      local tv = type(v)
+      if not (tv == "boolean" or tv == "string" or (tv == "number" and v == v and v ~= math.huge
+              and v ~= -math.huge)) then
+        bad("'with': " .. k .. " must be a number, a boolean or a string, got " .. shown(v))
+      end
+      names[#names + 1] = k
+    end
+    if #names == 0 then bad("'with' is empty: leave it out, or give storage parameters") end
+    table.sort(names)
+    local items = {}
+    for i, k in ipairs(names) do
+      local v = opts.with[k]
+      local text
+      if type(v) == "boolean" then text = tostring(v)
+      elseif math.type(v) == "integer" then text = tostring(v)
+      elseif type(v) == "number" then
+        text = string.format("%.15g", v)
+        if tonumber(text) ~= v then text = string.format("%.17g", v) end
+      else text = db:quote_literal(v) end
+      items[i] = D.qi(db, k) .. " = " .. text
+    end
+    parts.with = " WITH (" .. table.concat(items, ", ") .. ")"
+  end
+  return parts
+end
+
 function H.create_index(db, opts)
   opts = D.check_options(opts, INDEX_OPTIONS, "db:create_index")
   local where = D.where()
@@ -154,13 +305,7 @@ function H.create_index(db, opts)
   if db:in_transaction() then
     error("db:create_index: CREATE INDEX CONCURRENTLY cannot run inside db:transaction", 2)
   end
-  local keys
-  if opts.columns then keys = D.column_list(db, opts.columns, "db:create_index", "columns")
-  else
-    local parts = {}
-    for i, e in ipairs(opts.expressions) do parts[i] = "(" .. e .. ")" end
-    keys = table.concat(parts, ", ")
-  end
+  local parts = index_parts(db, where, opts)
   local lt = { lock_timeout = opts.lock_timeout or 0 }
   local valid, qname = index_state(db, where, tbl, name)
   if valid == true then
@@ -171,9 +316,10 @@ function H.create_index(db, opts)
     D.ddl_at(db, where, "DROP INDEX CONCURRENTLY IF EXISTS " .. qname, lt)
   end
   local sql = "CREATE " .. (opts.unique and "UNIQUE " or "") .. "INDEX CONCURRENTLY " .. D.qi(db, name)
-    .. " ON " .. D.table_name(db, where, tbl) .. (opts.using and (" USING " .. opts.using) or "")
-    .. " (" .. keys .. ")"
+    .. " ON " .. D.table_name(db, where, tbl) .. (parts.method or "")
+    .. " (" .. parts.keys .. ")"
     .. (opts.include and (" INCLUDE (" .. D.column_list(db, opts.include, "db:create_index", "include") .. ")") or "")
+    .. (parts.with or "")
     .. (opts.where and (" WHERE " .. opts.where) or "")
   D.ddl_at(db, where, sql, lt)
   return true

@@ -93,12 +93,32 @@ end
 local is_group = setmetatable({}, { __mode = "k" })
 local group_where = setmetatable({}, { __mode = "k" })
 
+-- fn, run with `site` ("file:line: ") as the place its errors and statements
+-- are reported at when no line of a migration file is on the stack (C.site;
+-- see pgs_push_where): a phase a helper made runs only the prelude's code.
+local function at_site(site, fn)
+  if type(fn) ~= "function" then return fn end
+  return function(...)
+    local previous = C.site(site)
+    -- restored however fn ends; an error is reported (msghandler) before this runs
+    local _ <close> = setmetatable({}, { __close = function() C.site(previous) end })
+    return fn(...)
+  end
+end
+
 -- L.group(phases, source, line): phases (a list) made by a helper such as
 -- online.change_column_type, called at source:line of the migration file;
--- migration{} takes the list for its phases, in order.
+-- migration{} takes the list for its phases, in order.  Their errors point
+-- at that call.
 function L.group(phases, source, line)
   is_group[phases] = true
-  for _, p in ipairs(phases) do group_where[p] = { source = source, line = line } end
+  local site = (source and line) and (source .. ":" .. line .. ": ") or nil
+  for _, p in ipairs(phases) do
+    group_where[p] = { source = source, line = line }
+    if site then
+      for _, k in ipairs({ "up", "down", "verify" }) do p[k] = at_site(site, p[k]) end
+    end
+  end
   return phases
 end
 
@@ -276,7 +296,7 @@ function L.load(path)
   env.assert = function(...) return P.dry.assert(...) end
   env.error = function(...) return P.dry.error(...) end
   -- online.lua is loaded after this module: looked up when a file loads
-  env.online = { change_column_type = P.online.change_column_type,
+  env.online = { change_column_type = P.online.change_column_type, move_tables = P.move.move_tables,
                  rename_column = P.online.rename_column, rename_table = P.online.rename_table,
                  alter_column = P.alter.alter_column, add_column = P.alter.add_column,
                  drop_column = P.alter.drop_column }

@@ -191,6 +191,22 @@ function N.change_column_type(opts)
   for _, k in ipairs({ "table", "column", "type" }) do
     if type(opts[k]) ~= "string" then error("online.change_column_type: '" .. k .. "' is required", 2) end
   end
+  -- what the phases use later, checked now: a mistake is the call's line
+  for _, k in ipairs({ "using", "reverse_using" }) do
+    if opts[k] ~= nil and type(opts[k]) ~= "string" then
+      error("online.change_column_type: '" .. k .. "' must be an SQL expression (a string), got a "
+        .. type(opts[k]), 2)
+    end
+  end
+  if opts.lock_timeout ~= nil and not pcall(D.timeout_text, opts.lock_timeout, "lock_timeout") then
+    error("online.change_column_type: 'lock_timeout' must be milliseconds or a duration such as '2s'", 2)
+  end
+  if opts.retries ~= nil and not (math.type(opts.retries) == "integer" and opts.retries >= 0) then
+    error("online.change_column_type: 'retries' must be a whole number >= 0", 2)
+  end
+  if opts.backfill ~= nil and type(opts.backfill) ~= "table" then
+    error("online.change_column_type: 'backfill' must be a table of db:backfill options", 2)
+  end
   local r = { opts = opts, tbl = opts.table, col = opts.column, typ = opts.type,
               old = opts.column .. "__old", new = opts.column .. "__new",
               using = opts.using or ("$old::" .. opts.type),

@@ -57,7 +57,7 @@ function S.status(db, name, format)
   local out = {}
   if #rows == 0 then
     local v = versions_text(db)
-    return "no migrations have run in this database\n" .. (v and (v .. "\n") or "")
+    return "no migrations have run in this database\n" .. (v and (v .. "\n") or "") .. P.move.slot_warnings(db)
   end
   if not name then
     local w = { 9, 6, 5 }
@@ -72,7 +72,7 @@ function S.status(db, name, format)
         .. pad(r.started, 21) .. pad(r.elapsed, 10) .. err):gsub("%s+$", "")
     end
     out[#out + 1] = versions_text(db)
-    return table.concat(out, "\n") .. "\n"
+    return table.concat(out, "\n") .. "\n" .. P.move.slot_warnings(db)
   end
   local r = rows[1]
   out[#out + 1] = string.format("migration %s: %s, phase %s", r.migration, r.status, r.phase)
@@ -105,7 +105,7 @@ function S.status(db, name, format)
     out[#out + 1] = string.format("    %2d %s %s %s", p.ordinal, pad(p.name, 20), pad(p.status, 12),
       table.concat(extra, ", ")):gsub("%s+$", "")
   end
-  return table.concat(out, "\n") .. "\n"
+  return table.concat(out, "\n") .. "\n" .. P.move.slot_warnings(db)
 end
 
 -- The state of a file of a directory, given what shift.status recorded for

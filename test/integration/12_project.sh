@@ -61,6 +61,7 @@ expect_eq "the schema has all three changes" \
   "bigint 'none'::text"
 
 pgshift --dsn "dbname=$DB" status "$D"
+expect_rc "status DIR of an applied project" 0
 expect_eq "status DIR: every file applied" \
   "$(awk 'NR > 1 { print $3 }' <<<"$OUT" | sort -u)" "applied"
 
@@ -74,6 +75,7 @@ expect_eq "and ran none of them again" "$(runs orders_bigint) $(runs a_note) $(r
 cp "$D/002_orders_note.lua" "$WORK/002.saved"
 echo "-- edited after it was applied" >>"$D/002_orders_note.lua"
 pgshift --dsn "dbname=$DB" --json status "$D"
+expect_rc "status DIR with an applied file changed (drift) exits 1, as run DIR refuses it" 1
 expect_eq "status DIR shows the edited file as changed" "$(json_field "$OUT" '{files,1,state}')" changed
 expect_eq "its recorded sha256 is the one of the file as it ran" \
   "$(json_field "$OUT" '{files,1,recorded_sha256}')" "$(sha256sum "$WORK/002.saved" | cut -d' ' -f1)"
@@ -82,6 +84,7 @@ expect_eq "and the file's sha256 is the one of the file now" \
 expect_eq "the others stay applied" "$(json_field "$OUT" '{files,0,state}') $(json_field "$OUT" '{files,2,state}')" \
   "applied applied"
 pgshift --dsn "dbname=$DB" status "$D"
+expect_rc "the text form exits 1 too" 1
 expect_in "the text form says so, with both hashes" "$OUT" \
   "changed since applied: sha256 $(sha256sum "$WORK/002.saved" | cut -c1-12)... recorded, $(sha256sum "$D/002_orders_note.lua" | cut -c1-12)... now"
 file 020_later.lua later "ALTER TABLE orders ADD COLUMN later int" "ALTER TABLE orders DROP COLUMN later"
@@ -120,6 +123,7 @@ expect_first_line "its error first" "030_fails.lua:3: division by zero (SQLSTATE
 expect_in "and where the directory's run stopped" "$OUT" "==> directory $D: stopped at $D/030_fails.lua (exit 1); 0 of 2 files run"
 expect_eq "the file after it did not run" "$(runs after)" 0
 pgshift --dsn "dbname=$DB" --json status "$D"
+expect_rc "status DIR with a failed and a pending file exits 0 (run DIR retries them)" 0
 expect_eq "status DIR: the failed file failed, the next pending" \
   "$(json_field "$OUT" '{files,4,state}') $(json_field "$OUT" '{files,5,state}')" "failed pending"
 expect_in "with the failure's message" "$(json_field "$OUT" '{files,4,note}')" "change: $D/030_fails.lua:3: division by zero"
@@ -174,6 +178,7 @@ expect_rc "an invalid file stops run DIR before anything runs" 1
 expect_in "naming it" "$ERR" "050_broken.lua"
 expect_eq "nothing was recorded" "$(q "SELECT count(*) FROM shift.event")" "$before"
 pgshift --dsn "dbname=$DB" status "$D"
+expect_rc "status DIR with an invalid file exits 1, as run DIR refuses it" 1
 expect_in "status DIR shows it invalid" "$(grep 050_broken <<<"$OUT")" "invalid"
 rm "$D/050_broken.lua" "$D/030_fails.lua" "$D/040_after.lua"
 
@@ -270,6 +275,13 @@ conf_error "two targets" 'service = "proj"
 dsn = "dbname=x"' "pgshift.conf:2: dsn: service is set already"
 conf_error "a syntax error" 'service = "proj' "pgshift.conf:1: unfinished string"
 conf_error "a loop" 'while true do end' "pgshift.conf:1: stopped after 1000000 Lua instructions (a loop?)"
+conf_error "a loop on a later line, in a function" 'service = "proj"
+local function spin() while true do end end
+spin()' "pgshift.conf:2: stopped after 1000000 Lua instructions (a loop?): pgshift.conf only sets values"
+conf_error "a huge string" 'local s = "xxxxxxxxxxxxxxxx"
+for i = 1, 40 do s = s .. s end' "$D/pgshift.conf: uses more than 1024 kB of memory: pgshift.conf only sets values"
+conf_error "a huge table" 'local t = {}
+for i = 1, 1e7 do t[i] = i end' "$D/pgshift.conf: uses more than 1024 kB of memory"
 conf_error "a call" 'os.execute("touch /tmp/x")' 'pgshift.conf:1: "os" is not defined'
 expect_in "and says what it may hold" "$ERR" 'lock_wait = "5s"'
 expect_eq "nothing ran meanwhile" "$(runs pending_one)" 0
@@ -280,3 +292,23 @@ mkdir -p "$WORK/cwd/run"
 out=$(cd "$WORK/cwd" && PGHOST=/nonexistent "$PGSHIFT" help run 2>&1)
 expect_eq "help run beside a directory named run exits 0" "$?" 0
 expect_in "and prints run's help" "$out" "pgshift run migrations/"
+
+# ---- run DIR loads each file once: the check before running and the run
+# share the load (a trusted file's top level runs all of Lua: here it
+# counts its loads in a file)
+mkdir "$WORK/once"
+for n in 1 2; do
+  cat >"$WORK/once/00${n}_count.lua" <<LUA
+local f = assert(io.open("$WORK/loads_$n", "a")); f:write("load\n"); f:close()
+return migration { name = "count_loads_$n", phases = {
+  { name = "a", up = function(db) db:exec "SELECT $n" end } } }
+LUA
+done
+pgshift --dsn "dbname=$DB" run "$WORK/once"
+expect_rc "run DIR of two files that count their loads" 0
+expect_eq "each file ran" "$(runs count_loads_1) $(runs count_loads_2)" "1 1"
+expect_eq "and was loaded once" "$(wc -l <"$WORK/loads_1") $(wc -l <"$WORK/loads_2")" "1 1"
+pgshift --dsn "dbname=$DB" run "$WORK/once"
+expect_rc "run DIR again: both applied" 0
+expect_eq "each was loaded once more, for its name and hash, and not run" \
+  "$(wc -l <"$WORK/loads_1") $(wc -l <"$WORK/loads_2") $(runs count_loads_1) $(runs count_loads_2)" "2 2 1 1"

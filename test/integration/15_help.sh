@@ -155,6 +155,10 @@ expect_eq "pgshift --dsn=DSN compare --target-k<TAB>" \
 expect_eq "pgshift help com<TAB>" "$(complete pgshift help com)" "$(printf 'compare\ncompletion')"
 touch "$WORK/m1.lua" "$WORK/m2.lua"
 expect_eq "pgshift run FILE<TAB>: files" "$(complete pgshift run "$WORK/m")" "$(printf '%s\n' "$WORK/m1.lua" "$WORK/m2.lua")"
+expect_eq "pgshift report NAME --html FILE<TAB>: files" \
+  "$(complete pgshift report add_email --html "$WORK/m")" "$(printf '%s\n' "$WORK/m1.lua" "$WORK/m2.lua")"
+expect_eq "pgshift report NAME --svg=FILE<TAB> (bash splits at =): files" \
+  "$(complete pgshift report add_email --svg = "$WORK/m")" "$(printf '%s\n' "$WORK/m1.lua" "$WORK/m2.lua")"
 
 # ---- zsh completion: zsh parses it
 if zsh -n "$ZSH_COMP" 2>"$WORK/zsh.err"; then ok "zsh parses _pgshift"; else not_ok "zsh -n _pgshift" "$(cat "$WORK/zsh.err")"; fi

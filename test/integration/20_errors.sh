@@ -184,6 +184,63 @@ expect_first_line_re "the cause is one line with the SQLSTATE" \
   "dies.lua:3: (terminating connection due to administrator command \(SQLSTATE 57P01\)|server closed the connection unexpectedly \(SQLSTATE 08006\))$"
 expect_eq "the cause is a single line before the context" "$(sed -n 2p <<<"$ERR" | cut -c1-12)" "  in the up "
 
+# ---- an error raised in the runner's own Lua (a helper's, an online recipe's)
+# names the migration file's line that called it, never the prelude's; the
+# prelude's line is kept for --verbose
+q "CREATE TYPE mood AS ENUM ('ok', 'sad');
+   CREATE TABLE feelings (id int PRIMARY KEY, mood text DEFAULT 'ok');
+   INSERT INTO feelings VALUES (1, 'ok'), (2, 'sad')"
+f=$(mig enum_swap <<'LUA'
+return migration { name = "enum_swap", phases = {
+  { name = "first", up = function(db) db:exec("SELECT 1") end, down = function(db) end },
+  online.change_column_type{ table = "feelings", column = "mood", type = "mood",
+                             reverse_using = "$new::text" },
+} }
+LUA
+)
+pgshift --dsn "dbname=$DB" run "$f"
+expect_rc "the swap's text default on the enum column fails in the database" 1
+expect_first_line "the swap's SQL error names the recipe's call in the file" \
+  "$f:3: column \"mood\" is of type mood but default expression is of type text (SQLSTATE 42804)"
+expect_not_in "and no line of the prelude" "$ERR" "[prelude"
+expect_in "it is the swap that failed" "$ERR" "in the up of phase 'feelings_mood_type-swap'"
+expect_eq "the failure recorded names the file's line too" \
+  "$(q "SELECT error_message LIKE '%enum_swap.lua:3: column \"mood\"%' FROM shift.phase WHERE migration = 'enum_swap' AND name = 'feelings_mood_type-swap'")" t
+pgshift --dsn "dbname=$DB" --verbose run "$f"
+expect_in "--verbose adds the prelude's line to the traceback" "$ERR" "raised in the runner's Lua at [prelude/online.lua]:"
+pgshift --dsn "dbname=$DB" rollback "$f"
+expect_rc "rolled back" 0
+
+# bad_recipe NAME OPTIONS MESSAGE [run]: online.change_column_type with
+# OPTIONS, called at line 3, fails there (as the file loads, or in a phase)
+# with MESSAGE, naming no prelude line, in run and (unless "run": only the
+# server can tell) in an offline plan.
+bad_recipe() {
+  local f
+  f=$(mig "recipe_$1" <<LUA
+return migration { name = "recipe_$1", phases = {
+  { name = "first", up = function(db) db:exec("SELECT 1") end, down = function(db) end },
+  online.change_column_type{ table = "items", column = "n", type = "bigint", $2 },
+} }
+LUA
+)
+  pgshift --dsn "dbname=$DB" run "$f"
+  expect_first_line "$1: the run's error names the call's line" "$f:3: $3"
+  expect_not_in "$1: and no line of the prelude" "$ERR" "[prelude"
+  if [ "${4:-}" != run ]; then
+    pgshift plan --offline "$f"
+    expect_in "$1: so does the plan's" "$OUT$ERR" "$f:3: $3"
+    expect_not_in "$1: the plan names no prelude line" "$OUT$ERR" "[prelude"
+  fi
+  pgshift --dsn "dbname=$DB" rollback "$f" >/dev/null
+}
+bad_recipe using 'using = 5' "online.change_column_type: 'using' must be an SQL expression (a string), got a number"
+bad_recipe lock 'lock_timeout = "forever"' \
+  "online.change_column_type: 'lock_timeout' must be milliseconds or a duration such as '2s'"
+# found by a phase, not at the call: still the call's line
+bad_recipe backfill 'backfill = { bogus = 1 }' "db:backfill: unknown option 'bogus'"
+bad_recipe bad_sql "using = 'no_such_function(\$old)'" "function no_such_function(integer) does not exist" run
+
 # ---- bad command lines
 pgshift
 expect_rc "no command" 2

@@ -104,3 +104,52 @@ expect_in "a failed assert after a placeholder is left to the real run" "$OUT" \
 expect_in "an assert before any value was asked for fails the dry run as before" "$OUT" \
   "-- the dry run stopped here: $f:13: no value was asked for"
 
+
+# ---- only a check that involves a placeholder is left to the real run: a
+# failed assert or error on plain values fails the dry run at its line, even
+# after a placeholder was given (and a comparison of two placeholders needs
+# their values, as n > 0 does)
+f=$(mig plain <<'LUA'
+return migration { name = "plain", phases = {
+  { name = "a", up = function(db)
+      local n = db:value('select 1')
+      assert(n == 0, n .. ' rows differ')
+      assert(n == 0, "there are " .. n + 1 .. " rows, not 0")
+      if n then error("refs: " .. n) end
+      assert(false, n)
+      assert(1 == 2, 'plain')
+      db:exec "SELECT 'after plain'"
+    end },
+  { name = "b", up = function(db)
+      local n = db:value('select 1')
+      db:exec("SELECT 1 WHERE $1 = 0", n)
+      if n then error("a plain error") end
+      db:exec "SELECT 'after a plain error'"
+    end },
+  { name = "c", up = function(db)
+      local a, b = db:value('select 1'), db:value('select 2')
+      if a ~= b then error("they differ") end
+      db:exec "SELECT 'after two placeholders'"
+    end },
+} }
+LUA
+)
+for mode in offline connected; do
+  if [ $mode = offline ]; then pgshift plan --offline "$f"; else pgshift --dsn "dbname=$DB" plan "$f"; fi
+  expect_rc "plan of plain checks after a placeholder ($mode)" 0
+  expect_in "$mode: a check whose message holds the placeholder is not checked" "$OUT" \
+    "-- not checked in a dry run: $f:4: assert: ? rows differ (it depends on a value only the database has)"
+  expect_in "$mode: also when the placeholder is inside the message" "$OUT" \
+    "-- not checked in a dry run: $f:5: assert: there are ? rows, not 0"
+  expect_in "$mode: an error built from it too" "$OUT" "-- not checked in a dry run: $f:6: error: refs: ?"
+  expect_in "$mode: and a placeholder as the message" "$OUT" "-- not checked in a dry run: $f:7: assert: ?"
+  expect_in "$mode: an assert on plain values fails the dry run at its line" "$OUT" \
+    "-- the dry run stopped here: $f:8: plain"
+  expect_not_in "$mode: and nothing after it runs" "$OUT" "after plain"
+  expect_in "$mode: an error with a plain message fails it too" "$OUT" \
+    "-- the dry run stopped here: $f:14: a plain error"
+  expect_not_in "$mode: nothing after the error runs" "$OUT" "after a plain error"
+  expect_in "$mode: comparing two placeholders stops the dry run, saying why" "$OUT" \
+    "-- the dry run stopped here: $f:19: the dry run has no value for this comparison"
+  expect_not_in "$mode: and takes no branch" "$OUT" "they differ"
+done

@@ -199,3 +199,143 @@ LUA
 pgshift --dsn "dbname=$DB" run "$h"
 expect_rc "a column in an index is refused" 1
 expect_in "pointing at the table route" "$ERR" "is in index(es) keyed_pkey: change its type through a new table"
+
+# ---- db:create_index's options: per-key operator class, collation, order and
+# NULLS order, the access method, storage parameters; every name quoted
+q "CREATE SCHEMA \"Ops\"\"S\";
+   CREATE OPERATOR CLASS \"Ops\"\"S\".\"my ops\" FOR TYPE text USING btree AS
+     OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >, FUNCTION 1 bttextcmp(text, text);
+   CREATE TABLE people (id int PRIMARY KEY, email text, \"a\"\"b\" text, tags text[], seen timestamptz,
+                        span tstzrange);
+   INSERT INTO people SELECT g, 'p' || g || '@x', 'q' || g, ARRAY['t' || g % 7], now(),
+                             tstzrange(now(), now() + interval '1 day') FROM generate_series(1, 2000) g"
+k=$(mig index_options <<'LUA'
+local indexes = {
+  { name = "people_email", table = "people", with = { fillfactor = 70 },
+    columns = { { "email", collate = "C", opclass = "text_pattern_ops", order = "desc", nulls = "last" } } },
+  { name = "people_id_nulls", table = "people", columns = { { "id", order = "ASC", nulls = "first" } } },
+  { name = "people_tags", table = "people", method = "gin", columns = { "tags" }, with = { fastupdate = false } },
+  { name = "people_seen", table = "people", method = "brin", columns = { "seen" },
+    with = { pages_per_range = 16, autosummarize = true } },
+  { name = "people_span", table = "people", method = "gist", columns = { "span" }, with = { buffering = "auto" } },
+  { name = "people_ab", table = "people",
+    columns = { { 'a"b', opclass = 'Ops"S.my ops', collate = { "pg_catalog", "C" } } } },
+  { name = "people_lower", table = "people", include = { "id" }, where = "id > 10",
+    expressions = { { "lower(email)", order = "desc" } } },
+  { name = "people_hash", table = "people", using = "hash", columns = { "email" } },
+}
+return migration { name = "index_options", phases = {
+  { name = "indexes",
+    up = function(db) for _, i in ipairs(indexes) do db:create_index(i) end end,
+    down = function(db)
+      for _, i in ipairs(indexes) do db:drop_index{ name = i.name, table = i.table } end
+    end },
+} }
+LUA
+)
+pgshift --dsn "dbname=$DB" lint "$k"
+expect_rc "the indexes with options lint clean" 0
+pgshift --dsn "dbname=$DB" plan "$k"
+expect_in "plan shows a key's collation, operator class, order and NULLS order, and WITH" "$OUT" \
+  'CREATE INDEX CONCURRENTLY "people_email" ON people ("email" COLLATE "C" "text_pattern_ops" DESC NULLS LAST) WITH ("fillfactor" = 70)'
+expect_in "plan shows the method" "$OUT" 'ON people USING "gin" ("tags") WITH ("fastupdate" = false)'
+expect_in "plan shows quoted, schema-qualified names" "$OUT" \
+  '("a""b" COLLATE "pg_catalog"."C" "Ops""S"."my ops")'
+pgshift --dsn "dbname=$DB" run "$k"
+expect_rc "every index is built" 0
+idef() { q "SELECT indexdef FROM pg_indexes WHERE indexname = '$1'"; }
+expect_eq "collation, operator class, DESC NULLS LAST, fillfactor" "$(idef people_email)" \
+  "CREATE INDEX people_email ON public.people USING btree (email COLLATE \"C\" text_pattern_ops DESC NULLS LAST) WITH (fillfactor='70')"
+expect_eq "ASC NULLS FIRST" "$(idef people_id_nulls)" \
+  "CREATE INDEX people_id_nulls ON public.people USING btree (id NULLS FIRST)"
+expect_eq "pg_index's options per key: DESC (1), NULLS FIRST (2)" \
+  "$(q "SELECT string_agg(indoption::text, ' ' ORDER BY indexrelid::regclass::text) FROM pg_index
+         WHERE indexrelid IN ('people_email'::regclass, 'people_id_nulls'::regclass)")" "1 2"
+expect_eq "gin, with its storage parameter" "$(idef people_tags)" \
+  "CREATE INDEX people_tags ON public.people USING gin (tags) WITH (fastupdate='false')"
+expect_eq "brin, with two" "$(idef people_seen)" \
+  "CREATE INDEX people_seen ON public.people USING brin (seen) WITH (autosummarize='true', pages_per_range='16')"
+expect_eq "gist, with a string parameter" "$(idef people_span)" \
+  "CREATE INDEX people_span ON public.people USING gist (span) WITH (buffering=auto)"
+expect_eq "a column named a\"b, an operator class in a quoted schema" "$(idef people_ab)" \
+  "CREATE INDEX people_ab ON public.people USING btree (\"a\"\"b\" COLLATE \"C\" \"Ops\"\"S\".\"my ops\")"
+expect_eq "which pg_index holds" \
+  "$(q "SELECT n.nspname || '.' || c.opcname FROM pg_index i JOIN pg_opclass c ON c.oid = i.indclass[0]
+          JOIN pg_namespace n ON n.oid = c.opcnamespace WHERE i.indexrelid = 'people_ab'::regclass")" 'Ops"S.my ops'
+expect_eq "an expression's key options, with INCLUDE and WHERE as before" "$(idef people_lower)" \
+  "CREATE INDEX people_lower ON public.people USING btree (lower(email) DESC) INCLUDE (id) WHERE (id > 10)"
+expect_eq "'using', the older name of 'method'" "$(idef people_hash)" \
+  "CREATE INDEX people_hash ON public.people USING hash (email)"
+expect_eq "all of them valid" "$(q "SELECT count(*) FILTER (WHERE indisvalid) || '/' || count(*) FROM pg_index
+  WHERE indrelid = 'people'::regclass AND indexrelid <> 'people_pkey'::regclass")" "8/8"
+pgshift --dsn "dbname=$DB" rollback "$k"
+expect_rc "they roll back" 0
+expect_eq "and are gone" "$(q "SELECT count(*) FROM pg_index WHERE indrelid = 'people'::regclass")" 1
+
+# bad_index NAME OPTIONS MESSAGE [run]: db:create_index with OPTIONS (at line 2)
+# fails there with MESSAGE, in a run and (unless "run": only the server can
+# tell) in an offline plan, naming no line of the prelude; nothing is built.
+bad_index() {
+  local f
+  f=$(mig "bad_index_$1" <<LUA
+return migration { name = "bad_index_$1", phases = { { name = "a", up = function(db)
+  db:create_index{ name = "people_bad", table = "people", $2 }
+end } } }
+LUA
+)
+  pgshift --dsn "dbname=$DB" run "$f"
+  expect_first_line "$1: the run fails at the call" "$f:2: $3"
+  expect_not_in "$1: naming no line of the prelude" "$ERR" "[prelude"
+  if [ "${4:-}" != run ]; then
+    pgshift plan --offline "$f"
+    expect_in "$1: the plan stops at the call" "$OUT" "-- the dry run stopped here: $f:2: $3"
+  fi
+  expect_eq "$1: nothing was built" "$(q "SELECT count(*) FROM pg_class WHERE relname = 'people_bad'")" 0
+}
+bad_index order 'columns = { { "email", order = "up" } }' \
+  "db:create_index: 'columns' entry 1: 'order' must be \"asc\" or \"desc\", got \"up\""
+bad_index nulls 'expressions = { "1", { "lower(email)", nulls = "middle" } }' \
+  "db:create_index: 'expressions' entry 2: 'nulls' must be \"first\" or \"last\", got \"middle\""
+bad_index key_option 'columns = { { "email", opklass = "x" } }' \
+  "db:create_index: 'columns' entry 1: unknown key option 'opklass' (allowed: collate, nulls, opclass, order)"
+bad_index opclass 'columns = { { "email", opclass = "a.b.c" } }' \
+  "db:create_index: 'columns' entry 1: 'opclass' must be a name, \"schema.name\", or { \"schema\", \"name\" }"
+bad_index collate 'columns = { { "email", collate = 5 } }' "db:create_index: 'columns' entry 1: 'collate' must be a name"
+bad_index opclass_part 'columns = { { "email", opclass = "ops." } }' \
+  "db:create_index: 'columns' entry 1: 'opclass': each part of the name must be a non-empty string"
+bad_index no_name 'columns = { { order = "desc" } }' "db:create_index: 'columns' entry 1 must be a column name"
+bad_index method 'method = "rtree", columns = { "email" }' \
+  "db:create_index: 'method': no index access method \"rtree\" on this server (it has: brin, btree, gin, gist, hash, spgist)" run
+bad_index both 'method = "gin", using = "gin", columns = { "tags" }' \
+  "db:create_index: give 'method' only ('using' is its older name)"
+bad_index with_name 'columns = { "email" }, with = { ["fillfactor = 1) --"] = 1 }' \
+  "db:create_index: 'with': a storage parameter's name must be an identifier"
+bad_index with_value 'columns = { "email" }, with = { fillfactor = {} }' \
+  "db:create_index: 'with': fillfactor must be a number, a boolean or a string, got a table"
+# what only the server checks is its error, at the call, the value intact
+bad_index server_value 'columns = { "email" }, with = { fillfactor = 5 }' \
+  "value 5 out of bounds for option \"fillfactor\"" run
+bad_index quoted_value "method = \"gist\", columns = { \"span\" }, with = { buffering = \"au'to\" }" \
+  "invalid value for enum option \"buffering\": au'to" run
+
+# ---- the swap's short transaction is retried when a lock holds it up
+# (db:transaction re-raises a statement's error as a failure: the retry loop
+# must see the lock timeout inside it)
+q "CREATE TABLE held (id int PRIMARY KEY, v int); INSERT INTO held SELECT g, g FROM generate_series(1, 100) g"
+w=$(mig held <<'LUA'
+return migration { name = "held", phases = {
+  online.change_column_type{ table = "held", column = "v", type = "bigint", lock_timeout = 100, retries = 8 },
+} }
+LUA
+)
+pgshift --dsn "dbname=$DB" run "$w" --to held_v_type-validate
+expect_rc "up to the swap" 0
+psql -X -q -d "$DB" -c "BEGIN; LOCK TABLE held IN ACCESS SHARE MODE; SELECT pg_sleep(1.5); COMMIT" >/dev/null &
+locker=$!
+wait_for "the other session holds its lock" 10 \
+  "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE relation = 'held'::regclass AND mode = 'AccessShareLock' AND pid <> pg_backend_pid())"
+pgshift --dsn "dbname=$DB" run "$w" --to held_v_type-swap
+wait $locker
+expect_rc "the swap waits the lock out, retrying" 0
+expect_in "each lock timeout is a retry" "$OUT" "canceling statement due to lock timeout (SQLSTATE 55P03); retry 1 of 8"
+expect_eq "and v is swapped" "$(q "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'held'::regclass AND attname = 'v'")" bigint

@@ -273,6 +273,30 @@ SELECT part, statement, message FROM shift.lint_script(
         'ALTER TABLE orders RENAME TO users',
         'ALTER TABLE users DROP COLUMN r, DROP COLUMN r2, DROP COLUMN s'],
   phases => ARRAY[1, 1, 1, 1, 1, 1, 1]) WHERE rule = 'drop-column';
+-- rename-column asks drop-column's question (lint_column_is_new): a column
+-- the phase added has no data and no code from before the phase; renaming
+-- it breaks nothing, and it stays new under its new name
+SELECT part, statement, rule, message FROM shift.lint_script(
+  ARRAY['ALTER TABLE users ADD COLUMN nc int',
+        'ALTER TABLE users RENAME COLUMN nc TO nc2',      -- new: not flagged
+        'ALTER TABLE users RENAME COLUMN name TO name2',  -- there before: flagged
+        'ALTER TABLE users DROP COLUMN nc2',              -- new under its new name: not flagged
+        'ALTER TABLE users ADD COLUMN p1 int',            -- phase 1
+        'ALTER TABLE users RENAME COLUMN p1 TO p2'],      -- phase 2: phase 1's column, flagged
+  ARRAY['1s', '1s', '1s', '1s', '1s', '1s'],
+  ARRAY[1, 1, 1, 1, 1, 2]) WHERE rule IN ('rename-column', 'drop-column') ORDER BY 1, 2;
+-- the rules that reason about every row of the table still flag a column
+-- the phase added: SET NOT NULL scans the rows, a type change rewrites
+-- them, a CHECK reads each, an index is built over all of them, whatever
+-- the column holds
+SELECT statement, rule FROM shift.lint_script(
+  ARRAY['ALTER TABLE users ADD COLUMN fresh_col int',
+        'ALTER TABLE users ALTER fresh_col SET NOT NULL',
+        'ALTER TABLE users ALTER fresh_col TYPE text',
+        'ALTER TABLE users ADD CONSTRAINT fc CHECK (fresh_col > 0)',
+        'CREATE INDEX users_fresh_col ON users (fresh_col)'],
+  ARRAY['1s', '1s', '1s', '1s', '1s'],
+  ARRAY[1, 1, 1, 1, 1]) ORDER BY 1, 2;
 SELECT * FROM shift.lint_script(ARRAY['SELECT 1'], ARRAY['1s', '2s']);
 SELECT * FROM shift.lint_script(ARRAY['SELECT 1'], ARRAY['later']);
 SELECT * FROM shift.lint_script(ARRAY['SELECT 1'], phases => ARRAY[1, 2]);

@@ -1,0 +1,428 @@
+-- ---------------------------------------------------------------------------
+-- Moving tables to another cluster with PostgreSQL's logical replication
+-- (online.move_tables in scripts/prelude/move.lua; design in doc/move.md).
+-- The runner creates the publication, the subscription and its slot; this
+-- file holds what both sides need from the database: the record of what a
+-- move made (so that cleanup finds it after a crash), the prerequisite
+-- check with its advice, the target tables' definitions read from the
+-- source's catalogs, and the view of a move's slot and lag.
+-- ---------------------------------------------------------------------------
+
+-- What a move made on this server.  A row is written before its object is
+-- made and removed once it is dropped: a row without its object is what a
+-- run stopped between the two left, which the next drop skips.
+CREATE TABLE @extschema@.move_object (
+  move        pg_catalog.text NOT NULL
+              CHECK (move OPERATOR(pg_catalog.~) '^[a-z0-9_]{1,48}$'),
+  kind        pg_catalog.text NOT NULL
+              CHECK (kind IN ('publication', 'slot', 'subscription', 'table', 'sequence')),
+  object      pg_catalog.text NOT NULL,       -- its name (schema-qualified and quoted for tables and sequences)
+  side        pg_catalog.text NOT NULL CHECK (side IN ('source', 'target')),
+  owner       pg_catalog.name NOT NULL,       -- made it: only it may forget it
+  migration   pg_catalog.text,
+  phase       pg_catalog.text,
+  created_at  pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now(),
+  PRIMARY KEY (kind, object)
+);
+COMMENT ON TABLE @extschema@.move_object IS
+  'what a move to another cluster made on this server (publication, slot, subscription, tables): cleanup finds it here';
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.move_object', '');
+ALTER TABLE @extschema@.move_object ENABLE ROW LEVEL SECURITY;
+CREATE POLICY visible_to_owner ON @extschema@.move_object FOR SELECT
+  USING (shift_internal.may_act(owner));
+
+-- shift.move_record(move, kind, object, side, migration, phase): records an
+-- object a move is about to make (again: the same row is kept).
+CREATE FUNCTION shift_internal.move_record(move pg_catalog.text, kind pg_catalog.text,
+  object pg_catalog.text, side pg_catalog.text, migration pg_catalog.text DEFAULT NULL,
+  phase pg_catalog.text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  o @extschema@.move_object;
+BEGIN
+  IF move IS NULL OR move OPERATOR(pg_catalog.!~) '^[a-z0-9_]{1,48}$' THEN
+    RAISE EXCEPTION 'invalid move name %', coalesce(quote_literal(move), 'NULL')
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'A move name is 1 to 48 lower-case letters, digits or underscores (it names a replication slot).';
+  END IF;
+  SELECT * INTO o FROM @extschema@.move_object x
+   WHERE x.kind OPERATOR(pg_catalog.=) move_record.kind
+     AND x.object OPERATOR(pg_catalog.=) move_record.object FOR UPDATE;
+  IF FOUND THEN
+    PERFORM shift_internal.check_owner(format('%s %s', o.kind, o.object), o.owner);
+    IF o.move OPERATOR(pg_catalog.<>) move_record.move THEN
+      RAISE EXCEPTION '% % is recorded for move "%", not "%"', o.kind, o.object, o.move, move_record.move
+        USING ERRCODE = 'duplicate_object',
+              HINT = 'Roll that move back first, or give this move another name.';
+    END IF;
+    RETURN;
+  END IF;
+  INSERT INTO @extschema@.move_object (move, kind, object, side, owner, migration, phase)
+  VALUES (move_record.move, move_record.kind, move_record.object, move_record.side,
+          pg_catalog.pg_get_userbyid(shift_internal.caller()), move_record.migration, move_record.phase);
+END
+$$;
+CREATE FUNCTION @extschema@.move_record(move pg_catalog.text, kind pg_catalog.text,
+  object pg_catalog.text, side pg_catalog.text, migration pg_catalog.text DEFAULT NULL,
+  phase pg_catalog.text DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
+
+-- shift.move_forget(kind, object): the object was dropped (or never made).
+CREATE FUNCTION shift_internal.move_forget(kind pg_catalog.text, object pg_catalog.text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  o @extschema@.move_object;
+BEGIN
+  SELECT * INTO o FROM @extschema@.move_object x
+   WHERE x.kind OPERATOR(pg_catalog.=) move_forget.kind
+     AND x.object OPERATOR(pg_catalog.=) move_forget.object FOR UPDATE;
+  IF FOUND THEN
+    PERFORM shift_internal.check_owner(format('%s %s', o.kind, o.object), o.owner);
+    DELETE FROM @extschema@.move_object x
+     WHERE x.kind OPERATOR(pg_catalog.=) move_forget.kind
+       AND x.object OPERATOR(pg_catalog.=) move_forget.object;
+  END IF;
+END
+$$;
+CREATE FUNCTION @extschema@.move_forget(kind pg_catalog.text, object pg_catalog.text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
+
+/*
+ * shift.move_check(side, tables) -> one row per problem that stops a move
+ * of tables (names as the source resolves them, schema-qualified) from
+ * this server, the source, or to it, the target: what, its current value,
+ * and what to change.  No row: nothing stops it.  "need" is one
+ * replication slot, WAL sender or worker for the subscription plus one per
+ * table copied at once (max_sync_workers_per_subscription of this server).
+ */
+CREATE FUNCTION @extschema@.move_check(side pg_catalog.text, tables pg_catalog.text[])
+RETURNS TABLE (item pg_catalog.text, current pg_catalog.text, advice pg_catalog.text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  need pg_catalog.int4 := 1 OPERATOR(pg_catalog.+) least(coalesce(cardinality(tables), 0),
+                            current_setting('max_sync_workers_per_subscription')::pg_catalog.int4);
+  me pg_catalog.pg_roles;
+  setting pg_catalog.int4;
+  used pg_catalog.int4;
+  t pg_catalog.text;
+  rel pg_catalog.oid;
+  c pg_catalog.pg_class;
+  part pg_catalog.text[];
+  has_rows pg_catalog.bool;
+  fk pg_catalog.record;
+BEGIN
+  IF side IS NULL OR side NOT IN ('source', 'target') THEN
+    RAISE EXCEPTION 'side must be ''source'' or ''target'', not %', coalesce(quote_literal(side), 'NULL')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF coalesce(cardinality(tables), 0) OPERATOR(pg_catalog.=) 0 THEN
+    RAISE EXCEPTION 'no tables to move' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT * INTO me FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) current_user;
+
+  IF side OPERATOR(pg_catalog.=) 'source' THEN
+    IF current_setting('wal_level') OPERATOR(pg_catalog.<>) 'logical' THEN
+      RETURN QUERY SELECT 'wal_level', current_setting('wal_level'),
+        format('set wal_level = logical in postgresql.conf (or ALTER SYSTEM SET wal_level = logical) and restart the server');
+    END IF;
+    setting := current_setting('max_replication_slots')::pg_catalog.int4;
+    SELECT count(*) INTO used FROM pg_catalog.pg_replication_slots;
+    IF setting OPERATOR(pg_catalog.-) used OPERATOR(pg_catalog.<) need THEN
+      RETURN QUERY SELECT 'max_replication_slots', format('%s (%s in use)', setting, used),
+        format('the move needs %s free (one for the subscription, one per table copied at once): set max_replication_slots = %s in postgresql.conf and restart the server',
+               need, used OPERATOR(pg_catalog.+) need);
+    END IF;
+    setting := current_setting('max_wal_senders')::pg_catalog.int4;
+    SELECT count(*) INTO used FROM pg_catalog.pg_stat_activity a
+     WHERE a.backend_type OPERATOR(pg_catalog.=) 'walsender';
+    IF setting OPERATOR(pg_catalog.-) used OPERATOR(pg_catalog.<) need THEN
+      RETURN QUERY SELECT 'max_wal_senders', format('%s (%s in use)', setting, used),
+        format('the move needs %s free (one for the subscription, one per table copied at once): set max_wal_senders = %s in postgresql.conf and restart the server',
+               need, used OPERATOR(pg_catalog.+) need);
+    END IF;
+    IF NOT (me.rolsuper OR me.rolreplication) THEN
+      RETURN QUERY SELECT 'replication privilege', format('role %I has neither REPLICATION nor SUPERUSER', current_user),
+        format('ALTER ROLE %I REPLICATION; (the role the subscription connects as needs it: this one unless source_conninfo names another)',
+               current_user);
+    END IF;
+    IF NOT me.rolsuper AND NOT has_database_privilege(current_database(), 'CREATE') THEN
+      RETURN QUERY SELECT 'create publication', format('role %I may not create in database %I', current_user, current_database()),
+        format('GRANT CREATE ON DATABASE %I TO %I;', current_database(), current_user);
+    END IF;
+    FOREACH t IN ARRAY tables LOOP
+      rel := to_regclass(t);
+      IF rel IS NULL THEN
+        RETURN QUERY SELECT format('table %s', t), 'does not exist', 'check the name (schema-qualified) of the table to move';
+        CONTINUE;
+      END IF;
+      SELECT * INTO c FROM pg_catalog.pg_class k WHERE k.oid OPERATOR(pg_catalog.=) rel;
+      IF c.relkind OPERATOR(pg_catalog.<>) 'r' OR c.relpersistence OPERATOR(pg_catalog.<>) 'p' THEN
+        RETURN QUERY SELECT format('table %s', t),
+          format('relkind %s, persistence %s', c.relkind, c.relpersistence),
+          'only ordinary logged tables can be moved (a partitioned table: move its partitions; an unlogged one: ALTER TABLE ... SET LOGGED)';
+        CONTINUE;
+      END IF;
+      IF NOT pg_has_role(c.relowner, 'USAGE') THEN
+        RETURN QUERY SELECT format('table %s', t), format('owned by %I', pg_get_userbyid(c.relowner)),
+          format('CREATE PUBLICATION ... FOR TABLE needs its owner: run the move as %I (or a member of it) or a superuser',
+                 pg_get_userbyid(c.relowner));
+      END IF;
+      IF c.relreplident OPERATOR(pg_catalog.=) 'n'
+         OR (c.relreplident OPERATOR(pg_catalog.=) 'd' AND NOT EXISTS (
+               SELECT FROM pg_catalog.pg_index i WHERE i.indrelid OPERATOR(pg_catalog.=) rel AND i.indisprimary)) THEN
+        RETURN QUERY SELECT format('table %s', t),
+          CASE WHEN c.relreplident OPERATOR(pg_catalog.=) 'n' THEN 'REPLICA IDENTITY NOTHING'
+               ELSE 'no primary key and no REPLICA IDENTITY' END,
+          format('once published, its UPDATEs and DELETEs fail: add a primary key, or ALTER TABLE %s REPLICA IDENTITY USING INDEX <a unique index on NOT NULL columns> (or REPLICA IDENTITY FULL: every update scans the table on the target)',
+                 rel::pg_catalog.regclass);
+      END IF;
+      FOR fk IN SELECT k.conname, k.confrelid::pg_catalog.regclass AS referenced
+                  FROM pg_catalog.pg_constraint k
+                 WHERE k.conrelid OPERATOR(pg_catalog.=) rel AND k.contype OPERATOR(pg_catalog.=) 'f'
+                   AND k.confrelid OPERATOR(pg_catalog.<>) ALL (
+                         SELECT to_regclass(x) FROM pg_catalog.unnest(tables) x WHERE to_regclass(x) IS NOT NULL)
+      LOOP
+        RETURN QUERY SELECT format('table %s', t), format('foreign key %I references %s', fk.conname, fk.referenced),
+          format('move %s too (add it to the tables), or drop the foreign key first: the target would have nothing to reference', fk.referenced);
+      END LOOP;
+    END LOOP;
+    RETURN;
+  END IF;
+
+  -- the target
+  IF current_setting('server_version_num')::pg_catalog.int4 OPERATOR(pg_catalog.<) 160000 AND NOT me.rolsuper THEN
+    RETURN QUERY SELECT 'superuser', format('role %I is not a superuser', current_user),
+      'CREATE SUBSCRIPTION needs a superuser on PostgreSQL 15: connect to the target as one';
+  END IF;
+  setting := current_setting('max_logical_replication_workers')::pg_catalog.int4;
+  SELECT count(*) INTO used FROM pg_catalog.pg_stat_subscription s WHERE s.pid IS NOT NULL;
+  IF setting OPERATOR(pg_catalog.-) used OPERATOR(pg_catalog.<) need THEN
+    RETURN QUERY SELECT 'max_logical_replication_workers', format('%s (%s in use)', setting, used),
+      format('the move needs %s free (one apply worker, one per table copied at once): set max_logical_replication_workers = %s in postgresql.conf and restart the server',
+             need, used OPERATOR(pg_catalog.+) need);
+  END IF;
+  -- background workers of every kind come out of max_worker_processes
+  SELECT count(*) INTO used FROM pg_catalog.pg_stat_activity a
+   WHERE a.backend_type NOT IN ('client backend', 'autovacuum launcher', 'autovacuum worker', 'background writer',
+                                'checkpointer', 'walwriter', 'archiver', 'startup', 'walreceiver', 'walsender',
+                                'logger', 'standalone backend');
+  setting := current_setting('max_worker_processes')::pg_catalog.int4;
+  IF setting OPERATOR(pg_catalog.-) used OPERATOR(pg_catalog.<) need THEN
+    RETURN QUERY SELECT 'max_worker_processes', format('%s (%s background workers running)', setting, used),
+      format('the move needs %s more background workers: set max_worker_processes = %s in postgresql.conf and restart the server',
+             need, used OPERATOR(pg_catalog.+) need);
+  END IF;
+  -- a subscription and each table copy take a replication origin, limited by max_replication_slots
+  setting := current_setting('max_replication_slots')::pg_catalog.int4;
+  SELECT count(*) INTO used FROM pg_catalog.pg_replication_origin;
+  IF setting OPERATOR(pg_catalog.-) used OPERATOR(pg_catalog.<) need THEN
+    RETURN QUERY SELECT 'max_replication_slots', format('%s (%s replication origins in use)', setting, used),
+      format('on the subscriber it limits replication origins; the move needs %s free: set max_replication_slots = %s in postgresql.conf and restart the server',
+             need, used OPERATOR(pg_catalog.+) need);
+  END IF;
+  FOREACH t IN ARRAY tables LOOP
+    rel := to_regclass(t);
+    IF rel IS NULL THEN
+      part := parse_ident(t);
+      IF cardinality(part) OPERATOR(pg_catalog.>) 1 AND to_regnamespace(quote_ident(part[1])) IS NULL THEN
+        RETURN QUERY SELECT format('schema %I', part[1]), 'does not exist',
+          format('CREATE SCHEMA %I; on the target (the table keeps its schema)', part[1]);
+      END IF;
+      CONTINUE;                   -- absent: the schema phase makes it
+    END IF;
+    EXECUTE format('SELECT EXISTS (SELECT FROM %s)', rel::pg_catalog.regclass) INTO has_rows;
+    IF has_rows THEN
+      RETURN QUERY SELECT format('table %s', t), 'exists on the target and has rows',
+        format('the initial copy would add to them: empty it (TRUNCATE %s) or drop it, on the target', rel::pg_catalog.regclass);
+    END IF;
+  END LOOP;
+END
+$$;
+
+/*
+ * shift.move_schema(tables) -> the statements that make the tables
+ * (schema-qualified names) on another server as they are here, in order:
+ * the sequences their columns use, the tables (columns, types, collations,
+ * defaults, identity, NOT NULL, generated columns), their primary key,
+ * unique, check and exclusion constraints, their other indexes, the
+ * foreign keys between them, their replica identity, and which column owns
+ * each sequence.  kind and object name what a statement makes (object is
+ * the quoted qualified name of a table or sequence).  Nothing is made
+ * here; triggers, rules, policies and grants are not carried.
+ */
+CREATE FUNCTION @extschema@.move_schema(tables pg_catalog.text[])
+RETURNS TABLE (ordinal pg_catalog.int4, kind pg_catalog.text, object pg_catalog.text, statement pg_catalog.text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+-- constants in defaults and checks print as the other server reads them back
+SET DateStyle = 'ISO, YMD'
+SET IntervalStyle = 'postgres'
+SET extra_float_digits = 3
+AS $$
+DECLARE
+  rels pg_catalog.oid[];
+  t pg_catalog.text;
+BEGIN
+  FOREACH t IN ARRAY tables LOOP
+    IF to_regclass(t) IS NULL THEN
+      RAISE EXCEPTION 'table % does not exist', t USING ERRCODE = 'undefined_table';
+    END IF;
+    rels := rels OPERATOR(pg_catalog.||) to_regclass(t)::pg_catalog.oid;
+  END LOOP;
+  RETURN QUERY
+  WITH moved AS (
+    SELECT k.oid, format('%I.%I', n.nspname, k.relname) AS name, k.relreplident, x.ord
+      FROM pg_catalog.unnest(rels) WITH ORDINALITY x(oid, ord)
+      JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) x.oid
+      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) k.relnamespace),
+  -- sequences owned by a moved column (not identity ones) or used by a default
+  seqs AS (
+    SELECT d.objid AS seq FROM pg_catalog.pg_depend d JOIN moved m ON d.refobjid OPERATOR(pg_catalog.=) m.oid
+     WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND d.deptype OPERATOR(pg_catalog.=) 'a'
+       AND (SELECT relkind FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) d.objid) OPERATOR(pg_catalog.=) 'S'
+    UNION
+    SELECT d.refobjid FROM pg_catalog.pg_attrdef ad JOIN moved m ON ad.adrelid OPERATOR(pg_catalog.=) m.oid
+      JOIN pg_catalog.pg_depend d ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_attrdef'::pg_catalog.regclass
+                                 AND d.objid OPERATOR(pg_catalog.=) ad.oid
+                                 AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+     WHERE (SELECT relkind FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) d.refobjid) OPERATOR(pg_catalog.=) 'S'),
+  stmts AS (
+    -- 1: sequences
+    SELECT 1 AS step, 0::pg_catalog.int8 AS ord, format('%I.%I', n.nspname, k.relname) AS name, 'sequence' AS what,
+           format('CREATE SEQUENCE %I.%I AS %s INCREMENT BY %s MINVALUE %s MAXVALUE %s START WITH %s CACHE %s %s',
+                  n.nspname, k.relname, format_type(s.seqtypid, NULL), s.seqincrement, s.seqmin, s.seqmax,
+                  s.seqstart, s.seqcache, CASE WHEN s.seqcycle THEN 'CYCLE' ELSE 'NO CYCLE' END) AS sql
+      FROM seqs JOIN pg_catalog.pg_sequence s ON s.seqrelid OPERATOR(pg_catalog.=) seqs.seq
+      JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) seqs.seq
+      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) k.relnamespace
+    UNION ALL
+    -- 2: tables
+    SELECT 2, m.ord, m.name, 'table',
+           format('CREATE TABLE %s (%s)', m.name, (
+             SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod))
+                    OPERATOR(pg_catalog.||) CASE WHEN a.attcollation OPERATOR(pg_catalog.<>) ty.typcollation
+                         THEN format(' COLLATE %I.%I', cn.nspname, co.collname) ELSE '' END
+                    OPERATOR(pg_catalog.||) CASE
+                         WHEN a.attgenerated OPERATOR(pg_catalog.=) 's'
+                           THEN format(' GENERATED ALWAYS AS (%s) STORED', pg_get_expr(ad.adbin, ad.adrelid))
+                         WHEN ad.adbin IS NOT NULL THEN format(' DEFAULT %s', pg_get_expr(ad.adbin, ad.adrelid))
+                         ELSE '' END
+                    OPERATOR(pg_catalog.||) CASE a.attidentity WHEN 'a' THEN ' GENERATED ALWAYS AS IDENTITY'
+                         WHEN 'd' THEN ' GENERATED BY DEFAULT AS IDENTITY' ELSE '' END
+                    OPERATOR(pg_catalog.||) CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END,
+                    ', ' ORDER BY a.attnum)
+               FROM pg_catalog.pg_attribute a
+               JOIN pg_catalog.pg_type ty ON ty.oid OPERATOR(pg_catalog.=) a.atttypid
+               LEFT JOIN pg_catalog.pg_collation co ON co.oid OPERATOR(pg_catalog.=) a.attcollation
+               LEFT JOIN pg_catalog.pg_namespace cn ON cn.oid OPERATOR(pg_catalog.=) co.collnamespace
+               LEFT JOIN pg_catalog.pg_attrdef ad ON ad.adrelid OPERATOR(pg_catalog.=) a.attrelid
+                                                 AND ad.adnum OPERATOR(pg_catalog.=) a.attnum
+              WHERE a.attrelid OPERATOR(pg_catalog.=) m.oid AND a.attnum OPERATOR(pg_catalog.>) 0
+                AND NOT a.attisdropped))
+      FROM moved m
+    UNION ALL
+    -- 3: constraints but foreign keys
+    SELECT 3, m.ord, m.name, 'constraint',
+           format('ALTER TABLE %s ADD CONSTRAINT %I %s', m.name, k.conname, pg_get_constraintdef(k.oid))
+      FROM moved m JOIN pg_catalog.pg_constraint k ON k.conrelid OPERATOR(pg_catalog.=) m.oid
+     WHERE k.contype IN ('p', 'u', 'c', 'x')
+    UNION ALL
+    -- 4: the other indexes
+    SELECT 4, m.ord, m.name, 'index', pg_get_indexdef(i.indexrelid)
+      FROM moved m JOIN pg_catalog.pg_index i ON i.indrelid OPERATOR(pg_catalog.=) m.oid
+     WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_constraint k WHERE k.conindid OPERATOR(pg_catalog.=) i.indexrelid
+                          AND k.conrelid OPERATOR(pg_catalog.=) m.oid)
+    UNION ALL
+    -- 5: foreign keys between moved tables
+    SELECT 5, m.ord, m.name, 'foreign key',
+           format('ALTER TABLE %s ADD CONSTRAINT %I %s', m.name, k.conname, pg_get_constraintdef(k.oid))
+      FROM moved m JOIN pg_catalog.pg_constraint k ON k.conrelid OPERATOR(pg_catalog.=) m.oid
+     WHERE k.contype OPERATOR(pg_catalog.=) 'f' AND k.confrelid OPERATOR(pg_catalog.=) ANY (rels)
+    UNION ALL
+    -- 6: replica identity other than the primary key
+    SELECT 6, m.ord, m.name, 'replica identity',
+           format('ALTER TABLE %s REPLICA IDENTITY %s', m.name,
+                  CASE m.relreplident WHEN 'f' THEN 'FULL' WHEN 'n' THEN 'NOTHING'
+                       ELSE (SELECT format('USING INDEX %I', ic.relname) FROM pg_catalog.pg_index i
+                               JOIN pg_catalog.pg_class ic ON ic.oid OPERATOR(pg_catalog.=) i.indexrelid
+                              WHERE i.indrelid OPERATOR(pg_catalog.=) m.oid AND i.indisreplident) END)
+      FROM moved m WHERE m.relreplident IN ('f', 'n', 'i')
+    UNION ALL
+    -- 7: which column owns each sequence
+    SELECT 7, m.ord, format('%I.%I', n.nspname, k.relname), 'owned by',
+           format('ALTER SEQUENCE %I.%I OWNED BY %s.%I', n.nspname, k.relname, m.name, a.attname)
+      FROM moved m JOIN pg_catalog.pg_depend d ON d.refobjid OPERATOR(pg_catalog.=) m.oid
+      JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) d.objid
+      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) k.relnamespace
+      JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) m.oid
+                                    AND a.attnum OPERATOR(pg_catalog.=) d.refobjsubid
+     WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND d.deptype OPERATOR(pg_catalog.=) 'a' AND k.relkind OPERATOR(pg_catalog.=) 'S')
+  SELECT (row_number() OVER (ORDER BY s.step, s.ord, s.sql))::pg_catalog.int4, s.what, s.name, s.sql
+    FROM stmts s
+   ORDER BY 1;
+END
+$$;
+
+-- What moves made on this server, and whether each is there now (a record
+-- without its object: a run stopped between the two; the next drop skips
+-- it).  What the runner reads (it reads no control table).
+CREATE VIEW @extschema@.move_objects WITH (security_invoker = true) AS
+SELECT o.move, o.kind, o.object, o.side, o.owner, o.migration, o.phase, o.created_at,
+       CASE o.kind
+         WHEN 'publication' THEN EXISTS (SELECT FROM pg_catalog.pg_publication p
+                                          WHERE p.pubname OPERATOR(pg_catalog.=) o.object)
+         WHEN 'slot' THEN EXISTS (SELECT FROM pg_catalog.pg_replication_slots s
+                                   WHERE s.slot_name OPERATOR(pg_catalog.=) o.object)
+         WHEN 'subscription' THEN EXISTS (SELECT FROM pg_catalog.pg_subscription s
+                                           JOIN pg_catalog.pg_database d ON d.oid OPERATOR(pg_catalog.=) s.subdbid
+                                          WHERE s.subname OPERATOR(pg_catalog.=) o.object
+                                            AND d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
+         ELSE pg_catalog.to_regclass(o.object) IS NOT NULL
+       END AS present
+  FROM @extschema@.move_object o;
+COMMENT ON VIEW @extschema@.move_objects IS
+  'what moves to another cluster made on this server, and whether each is there now';
+
+-- Each move recorded on this server (the source): its publication, its
+-- slot, whether they exist, the slot's activity, the WAL it holds back,
+-- and the subscriber's lag in bytes and (while it streams) seconds.
+CREATE VIEW @extschema@.move_status WITH (security_invoker = true) AS
+SELECT m.move,
+       m.owner,
+       m.migration,
+       pb.object AS publication,
+       EXISTS (SELECT FROM pg_catalog.pg_publication p WHERE p.pubname OPERATOR(pg_catalog.=) pb.object) AS publication_exists,
+       sl.object AS slot,
+       rs.slot_name IS NOT NULL AS slot_exists,
+       rs.active AS slot_active,
+       pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), rs.restart_lsn)::pg_catalog.int8 AS wal_held_bytes,
+       pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), rs.confirmed_flush_lsn)::pg_catalog.int8 AS lag_bytes,
+       pg_catalog.date_part('epoch', r.replay_lag) AS lag_seconds,
+       (rs.slot_name IS NOT NULL AND NOT rs.active
+        AND pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), rs.restart_lsn) OPERATOR(pg_catalog.>) 0)
+         AS inactive_holding_wal
+  FROM (SELECT o.move, pg_catalog.min(o.owner) AS owner, pg_catalog.min(o.migration) AS migration
+          FROM @extschema@.move_object o WHERE o.side OPERATOR(pg_catalog.=) 'source' GROUP BY o.move) m
+  LEFT JOIN @extschema@.move_object pb ON pb.move OPERATOR(pg_catalog.=) m.move AND pb.kind OPERATOR(pg_catalog.=) 'publication'
+  LEFT JOIN @extschema@.move_object sl ON sl.move OPERATOR(pg_catalog.=) m.move AND sl.kind OPERATOR(pg_catalog.=) 'slot'
+  LEFT JOIN pg_catalog.pg_replication_slots rs ON rs.slot_name OPERATOR(pg_catalog.=) sl.object
+                                               AND rs.database OPERATOR(pg_catalog.=) pg_catalog.current_database()
+  LEFT JOIN pg_catalog.pg_stat_replication r ON r.pid OPERATOR(pg_catalog.=) rs.active_pid;
+COMMENT ON VIEW @extschema@.move_status IS
+  'moves to another cluster recorded on this server (the source): publication, slot, WAL held, lag';
