@@ -40,6 +40,18 @@ local OPTIONS = {
 
 local ALLOW = " /* shift:allow rename-column: the versions' views follow the column */"
 
+-- The index of the quote closing the literal or quoted name that opens at
+-- s[i] (q: ' or "), a doubled quote being part of it.
+local function quoted_end(s, i, q)
+  local j, n = i + 1, #s
+  while j <= n do
+    if s:sub(j, j) == q then
+      if s:sub(j + 1, j + 1) == q then j = j + 2 else return j end
+    else j = j + 1 end
+  end
+  return n
+end
+
 -- s with every identifier `name` (bare, or double-quoted) outside string
 -- literals and other quoted identifiers replaced by `by`, and $new too.
 local function rename_ident(s, name, by)
@@ -48,20 +60,10 @@ local function rename_ident(s, name, by)
   while i <= n do
     local c = s:sub(i, i)
     if c == "'" then
-      local j = i + 1
-      while j <= n do
-        if s:sub(j, j) == "'" then
-          if s:sub(j + 1, j + 1) == "'" then j = j + 2 else break end
-        else j = j + 1 end
-      end
+      local j = quoted_end(s, i, "'")
       out[#out + 1] = s:sub(i, j); i = j + 1
     elseif c == '"' then
-      local j = i + 1
-      while j <= n do
-        if s:sub(j, j) == '"' then
-          if s:sub(j + 1, j + 1) == '"' then j = j + 2 else break end
-        else j = j + 1 end
-      end
+      local j = quoted_end(s, i, '"')
       local q = s:sub(i, j)
       out[#out + 1] = (q == qname) and by or q; i = j + 1
     elseif s:sub(i, i + 3) == "$new" and not s:sub(i + 4, i + 4):match("[%w_]") then
@@ -396,28 +398,25 @@ end
 local function contract_up(r, db)
   local t = D.table_name(db, r.site, r.tbl)
   local copies = r.add and {} or index_copies(r, db)
-  D.retrying(r.site, { retries = r.opts.retries or 5, backoff = 0.5, max_backoff = 30 }, function()
-    return pcall(db.transaction, db, function(tx)
-      tx:exec("SET LOCAL lock_timeout = " .. tx:quote_literal(r.opts.lock_timeout or "2s"))
-      tx:exec("SELECT shift.sync_drop($1, if_exists => true)", r.id)
-      if r.opts.old_version then
-        tx:exec("SELECT shift.version_drop($1, if_exists => true, migration => $2)", r.opts.old_version,
-          (D.current(tx)))
-      end
-      if not r.add then
-        tx:exec("ALTER TABLE " .. t .. " DROP COLUMN IF EXISTS " .. D.qi(tx, r.col))
-        tx:exec("ALTER TABLE " .. t .. " RENAME COLUMN " .. D.qi(tx, r.new) .. " TO " .. D.qi(tx, r.final) .. ALLOW)
-      end
-      for _, ix in ipairs(copies) do
-        tx:exec("ALTER INDEX IF EXISTS " .. D.table_name(tx, r.site, ix.copy)
-          .. " RENAME TO " .. D.qi(tx, ix.name))
-      end
-      if r.opts.unique then
-        local u = unique_name(r)
-        tx:exec("ALTER TABLE " .. t .. " ADD CONSTRAINT " .. D.qi(tx, u) .. " UNIQUE USING INDEX "
-          .. D.qi(tx, u .. "__new"))
-      end
-    end)
+  D.short_transaction(db, r.site, r.opts, function(tx)
+    tx:exec("SELECT shift.sync_drop($1, if_exists => true)", r.id)
+    if r.opts.old_version then
+      tx:exec("SELECT shift.version_drop($1, if_exists => true, migration => $2)", r.opts.old_version,
+        (D.current(tx)))
+    end
+    if not r.add then
+      tx:exec("ALTER TABLE " .. t .. " DROP COLUMN IF EXISTS " .. D.qi(tx, r.col))
+      tx:exec("ALTER TABLE " .. t .. " RENAME COLUMN " .. D.qi(tx, r.new) .. " TO " .. D.qi(tx, r.final) .. ALLOW)
+    end
+    for _, ix in ipairs(copies) do
+      tx:exec("ALTER INDEX IF EXISTS " .. D.table_name(tx, r.site, ix.copy)
+        .. " RENAME TO " .. D.qi(tx, ix.name))
+    end
+    if r.opts.unique then
+      local u = unique_name(r)
+      tx:exec("ALTER TABLE " .. t .. " ADD CONSTRAINT " .. D.qi(tx, u) .. " UNIQUE USING INDEX "
+        .. D.qi(tx, u .. "__new"))
+    end
   end)
 end
 

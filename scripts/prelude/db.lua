@@ -560,6 +560,22 @@ function methods.compare(db, opts)
   return r
 end
 
+-- D.short_transaction(db, where, opts, fn): fn(tx) in one transaction with a
+-- short lock_timeout (opts.lock_timeout, default 2s), the whole transaction
+-- retried on lock timeouts and deadlocks like db:ddl (opts.retries, 5);
+-- inside a transaction already, fn(db) once, as it is.  The online recipes'
+-- swaps and contracts, and db:create_version/drop_version, run in it.
+function D.short_transaction(db, where, opts, fn)
+  if db:in_transaction() then return fn(db) end
+  local lock_timeout = D.timeout_text(opts.lock_timeout or "2s", "lock_timeout")
+  D.retrying(where, { retries = opts.retries or 5, backoff = 0.5, max_backoff = 30 }, function()
+    return pcall(db.transaction, db, function(tx)
+      tx:exec("SET LOCAL lock_timeout = " .. tx:quote_literal(lock_timeout))
+      fn(tx)
+    end)
+  end)
+end
+
 -- ---------------------------------------------------------------------------
 -- What a phase remembers for its down
 -- ---------------------------------------------------------------------------

@@ -34,17 +34,7 @@ local function expand_template(db, t, old, new)
            :gsub("%$new", function() return D.qi(db, new) end))
 end
 
--- Runs fn(tx) in a transaction with a short lock_timeout, the whole
--- transaction retried on lock timeouts and deadlocks like db:ddl.
-local function short_transaction(db, where, opts, fn)
-  local lock_timeout = D.timeout_text(opts.lock_timeout or "2s", "lock_timeout")
-  D.retrying(where, { retries = opts.retries or 5, backoff = 0.5, max_backoff = 30 }, function()
-    return pcall(db.transaction, db, function(tx)
-      tx:exec("SET LOCAL lock_timeout = " .. tx:quote_literal(lock_timeout))
-      fn(tx)
-    end)
-  end)
-end
+local short_transaction = D.short_transaction
 
 -- A column's type, NOT NULL, default, and what the swap cannot carry (nil:
 -- no such column, or a dry run).
@@ -331,7 +321,7 @@ local function rename_column_to(r, db, old, new)
     error(r.site .. r.tbl .. " has no column " .. old, 0)
   end
   local t = D.table_name(db, r.site, r.tbl)
-  V.short_transaction(db, r.site, r.opts, function(tx)
+  short_transaction(db, r.site, r.opts, function(tx)
     tx:exec("ALTER TABLE " .. t .. " RENAME COLUMN " .. D.qi(tx, old) .. " TO " .. D.qi(tx, new)
       .. rename_allow("rename-column", r))
   end)
@@ -393,7 +383,7 @@ local function rename_table_to(r, db, back)
     return
   end
   if t == nil and not D.is_dry(db) then error(r.site .. "no table " .. r.tbl .. " or " .. r.new_qualified, 0) end
-  V.short_transaction(db, r.site, r.opts, function(tx)
+  short_transaction(db, r.site, r.opts, function(tx)
     tx:exec("ALTER TABLE " .. (t or (back and r.new_qualified or r.tbl)) .. " RENAME TO "
       .. D.qi(tx, back and r.old_bare or r.to) .. rename_allow("rename-table", r))
   end)

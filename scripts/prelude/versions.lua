@@ -14,20 +14,7 @@ local C, P = ...
 local output, D = P.output, P.db
 local V = {}
 
--- Runs fn(tx) in one transaction with a short lock_timeout, the whole
--- transaction retried on lock timeouts and deadlocks (inside a transaction
--- already: once, as it is).
-local function short_transaction(db, where, opts, fn)
-  if db:in_transaction() then return fn(db) end
-  local lock_timeout = D.timeout_text(opts.lock_timeout or "2s", "lock_timeout")
-  D.retrying(where, { retries = opts.retries or 5, backoff = 0.5, max_backoff = 30 }, function()
-    return pcall(db.transaction, db, function(tx)
-      tx:exec("SET LOCAL lock_timeout = " .. tx:quote_literal(lock_timeout))
-      fn(tx)
-    end)
-  end)
-end
-V.short_transaction = short_transaction
+local short_transaction = D.short_transaction
 
 -- The tables option: {["orders"] = {columns = "...", view = "..."} or "columns"}
 -- (or a list of such tables with table =) -> a list {table, columns, view} in

@@ -101,15 +101,8 @@ old_write() {   # old_write STEP [N]: the old version alone writes
 # its new value (as pgroll's start does its backfill before the new schema
 # is used); until then the old version writes alone, through the backfill.
 run_case() {
-  new_db "alt_$NAME"
-  NEXT=100000
-  q "$SETUP; GRANT SELECT, INSERT, UPDATE, DELETE ON t TO $APP" >/dev/null
   local def0 f
-  def0=$(definition)
-  f=$(mig "$NAME" <<LUA
-return migration { name = "m_$NAME", phases = { $MIGRATION } }
-LUA
-)
+  case_setup
   pgshift --dsn "dbname=$DB" run "$f" --to c-expand
   expect_rc "$NAME: expand" 0
   old_write "after expand"
@@ -153,18 +146,24 @@ LUA
   [ -z "$FINAL" ] || expect_eq "$NAME: the table's final columns" "$(definition | head -1)" "$FINAL"
 }
 
-# A change that moves no data (a rename, a drop): FIRST makes both versions
-# at once, FIRST's down undoes it, the contract drops the old version.
-two_phase_case() {   # two_phase_case FIRST
+# case_setup: the case's database, its table (SETUP), the table's definition
+# before (def0) and the migration file (f), in the caller's locals
+case_setup() {
   new_db "alt_$NAME"
   NEXT=100000
   q "$SETUP; GRANT SELECT, INSERT, UPDATE, DELETE ON t TO $APP" >/dev/null
-  local def0 f
   def0=$(definition)
   f=$(mig "$NAME" <<LUA
 return migration { name = "m_$NAME", phases = { $MIGRATION } }
 LUA
 )
+}
+
+# A change that moves no data (a rename, a drop): FIRST makes both versions
+# at once, FIRST's down undoes it, the contract drops the old version.
+two_phase_case() {   # two_phase_case FIRST
+  local def0 f
+  case_setup
   pgshift --dsn "dbname=$DB" run "$f" --to "$1"
   expect_rc "$NAME: $1" 0
   both_write "after $1" 40
