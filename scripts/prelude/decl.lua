@@ -342,6 +342,24 @@ do
   end
 end
 
+-- Every option the schema gives a recipe's operation is one the recipe
+-- takes: each recipe is called once with all of them (and dummy values),
+-- and must not call one of them unknown (check_options runs first).
+do
+  local recipes = { alter_column = P.alter.alter_column, add_column = P.alter.add_column,
+                    drop_column = P.alter.drop_column, rename_column = P.online.rename_column,
+                    rename_table = P.online.rename_table }
+  for op, fn in pairs(recipes) do
+    local opts = {}
+    for k in pairs(resolve(defs[op]).properties) do opts[k] = "x" end
+    local ok, err = pcall(fn, opts)
+    local unknown = not ok and tostring(err):match("unknown option '([^']*)'")
+    if unknown then
+      error("decl.lua: the schema gives " .. op .. " option " .. unknown .. ", which the recipe does not take", 0)
+    end
+  end
+end
+
 -- The list of the schema's operations (for doc and tests: pgshift names them
 -- in the error for an unknown one).
 M.operations = sorted(resolve(defs.operation).properties)
