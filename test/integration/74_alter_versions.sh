@@ -80,6 +80,15 @@ reads() {   # reads STEP VERSION_OLD VERSION_NEW: every row reads right in each 
     "$(as "$3" "${NEW_BAD//\$W/$W}")" 0
 }
 
+# shift.compare of the two shapes, each read through its version's view, with
+# the old one converted by up (CMP_OLD, CMP_NEW: the columns compared, as SQL
+# arrays of expressions): zero where the two releases must agree
+compare_shapes() {
+  expect_eq "$NAME, $1: shift.compare of the old shape (by up) and the new finds no difference" \
+    "$(q "SELECT count(*) FROM shift.compare('v1.t', 'v2.t', columns => $CMP_OLD, target_columns => $CMP_NEW,
+                                              key => '{id}', target_key => '{id}')")" 0
+}
+
 old_write() {   # old_write STEP [N]: the old version alone writes
   local n=${2:-5} o=$NEXT
   NEXT=$((NEXT + n))
@@ -119,6 +128,7 @@ LUA
   both_write "after validate"
   both_write "after validate, more at once" 40
   reads "after validate" v1 v2
+  compare_shapes "after validate"
   [ "$NAME" != add ] || expect_eq "add: the new version's writes kept their value ('toys')" \
     "$(q "SELECT count(*) FROM t WHERE category = 'toys'")" 85   # 45 inserted, 40 updated
   # every way back, one phase at a time
@@ -159,6 +169,7 @@ LUA
   expect_rc "$NAME: $1" 0
   both_write "after $1" 40
   reads "after $1" v1 v2
+  compare_shapes "after $1"
   pgshift --dsn "dbname=$DB" rollback "$f"
   expect_rc "$NAME: $1 rolled back" 0
   old_write "$1 rolled back" 3
@@ -173,6 +184,8 @@ LUA
 
 # ---- a rename: no copy, no backfill, the table never rewritten
 NAME=rename
+CMP_OLD="ARRAY['id', 'title']"
+CMP_NEW="ARRAY['id', 'headline']"
 SETUP="CREATE TABLE t (id int PRIMARY KEY, title text NOT NULL);
        INSERT INTO t SELECT g, 't' || g FROM generate_series(1, 1000) g"
 MIGRATION='online.alter_column{ table = "t", column = "title", name = "headline", id = "c",
@@ -188,6 +201,8 @@ two_phase_case c-alter
 
 # ---- a type change, text -> integer
 NAME=type
+CMP_OLD="ARRAY['id', 'rating::integer']"
+CMP_NEW="ARRAY['id', 'rating']"
 SETUP="CREATE TABLE t (id int PRIMARY KEY, rating text NOT NULL DEFAULT '3');
        INSERT INTO t SELECT g, (g % 6)::text FROM generate_series(1, 1000) g"
 MIGRATION='online.alter_column{ table = "t", column = "rating", type = "integer", id = "c",
@@ -203,6 +218,8 @@ run_case
 
 # ---- NOT NULL with up: the old version writes NULLs, the new sees 'none'
 NAME=notnull
+CMP_OLD="ARRAY['id', 'coalesce(note, ''none'')']"
+CMP_NEW="ARRAY['id', 'note']"
 SETUP="CREATE TABLE t (id int PRIMARY KEY, note text);
        INSERT INTO t SELECT g, CASE WHEN g % 4 = 0 THEN NULL ELSE 'n' || g END FROM generate_series(1, 1000) g"
 MIGRATION='online.alter_column{ table = "t", column = "note", nullable = false, id = "c",
@@ -220,6 +237,8 @@ run_case
 # ---- a CHECK with up: the old version writes negatives, the new one's rule is qty >= 0
 # (who says which version wrote a row last: up is not invertible here)
 NAME=check
+CMP_OLD="ARRAY['id', 'greatest(qty, 0)']"
+CMP_NEW="ARRAY['id', 'qty']"
 SETUP="CREATE TABLE t (id int PRIMARY KEY, qty int, who text);
        INSERT INTO t SELECT g, g % 10 - 5, 'o' FROM generate_series(1, 1000) g"
 MIGRATION='online.alter_column{ table = "t", column = "qty", check = "qty >= 0", id = "c",
@@ -236,6 +255,8 @@ run_case
 
 # ---- UNIQUE with up: the old version's codes repeat, the new one's are unique
 NAME=unique
+CMP_OLD="ARRAY['id', 'code || ''-'' || id']"
+CMP_NEW="ARRAY['id', 'code']"
 SETUP="CREATE TABLE t (id int PRIMARY KEY, code text);
        INSERT INTO t SELECT g, 'c' || (g % 7) FROM generate_series(1, 1000) g"
 MIGRATION='online.alter_column{ table = "t", column = "code", unique = true, id = "c",
@@ -252,6 +273,8 @@ run_case
 
 # ---- a FOREIGN KEY with up: the old version writes owner 0, which no owner has
 NAME=fkey
+CMP_OLD="ARRAY['id', 'nullif(owner, 0)']"
+CMP_NEW="ARRAY['id', 'owner']"
 SETUP="CREATE TABLE owners (id int PRIMARY KEY); INSERT INTO owners SELECT generate_series(1, 9);
        GRANT SELECT ON owners TO $APP;
        CREATE TABLE t (id int PRIMARY KEY, owner int);
@@ -269,6 +292,8 @@ run_case
 
 # ---- several changes of one column at once: rename, type, NOT NULL, CHECK, default
 NAME=several
+CMP_OLD="ARRAY['id', 'coalesce(rating::smallint, 0)']"
+CMP_NEW="ARRAY['id', 'stars']"
 SETUP="CREATE TABLE t (id int PRIMARY KEY, rating text);
        INSERT INTO t SELECT g, CASE WHEN g % 9 = 0 THEN NULL ELSE (g % 6)::text END FROM generate_series(1, 1000) g"
 MIGRATION='online.alter_column{ table = "t", column = "rating", name = "stars", type = "smallint",
@@ -288,6 +313,8 @@ run_case
 
 # ---- add a column with up: the old version's rows get up, the new one's keep theirs ('toys')
 NAME=add
+CMP_OLD="ARRAY['id', 'name']"
+CMP_NEW="ARRAY['id', 'name']"
 SETUP="CREATE TABLE t (id int PRIMARY KEY, name text, who text);
        INSERT INTO t SELECT g, 'p' || g, 'o' FROM generate_series(1, 1000) g"
 MIGRATION='online.add_column{ table = "t", column = "category", type = "text", id = "c",
@@ -308,6 +335,8 @@ FINAL_BAD=""
 
 # ---- drop a column: the new version does not see it; its inserts leave down in it
 NAME=drop
+CMP_OLD="ARRAY['id', 'name']"
+CMP_NEW="ARRAY['id', 'name']"
 SETUP="CREATE TABLE t (id int PRIMARY KEY, name text, legacy text NOT NULL);
        INSERT INTO t SELECT g, 'p' || g, 'L' || g FROM generate_series(1, 1000) g"
 MIGRATION='online.drop_column{ table = "t", column = "legacy", down = "'"'gone'"'", id = "c",
