@@ -76,7 +76,8 @@ local function validator(file, marks, kinds, keymarks)
       local ok = false
       for _, want in ipairs(types) do ok = ok or want == t or (want == "number" and t == "integer") end
       if not ok then
-        fail(at, path, "must be " .. (#types > 1 and "one of: " or "a ") .. table.concat(types, ", ")
+        fail(at, path, "must be " .. (#types > 1 and "one of: " or (types[1]:match("^[aeiou]") and "an " or "a "))
+          .. table.concat(types, ", ")
           .. ", got " .. t .. (type(v) ~= "table" and (" " .. shown(v)) or ""))
       end
     end

@@ -236,6 +236,16 @@ name: bad
 operations:
   - create_constraint: {table: orders, name: x, type: primary}
 YAML
+bad not_object.yaml "a document that is not an object" \
+  "$WORK/not_object.yaml:1:1: must be an object, got string \"just words\"" <<'YAML'
+just words
+YAML
+bad yes.yaml "YAML 1.1's yes is no boolean here" \
+  "$WORK/yes.yaml:3:69: operations[0].create_index.unique: must be a boolean, got string \"yes\"" <<'YAML'
+name: bad
+operations:
+  - create_index: {table: orders, name: i, columns: [email], unique: yes}
+YAML
 bad missing.yaml "a missing option" \
   "$WORK/missing.yaml:3:19: operations[0].create_index: missing 'name'" <<'YAML'
 name: bad
