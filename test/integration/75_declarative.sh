@@ -241,7 +241,7 @@ bad not_object.yaml "a document that is not an object" \
 just words
 YAML
 bad yes.yaml "YAML 1.1's yes is no boolean here" \
-  "$WORK/yes.yaml:3:69: operations[0].create_index.unique: must be a boolean, got string \"yes\"" <<'YAML'
+  "$WORK/yes.yaml:3:70: operations[0].create_index.unique: must be a boolean, got string \"yes\"" <<'YAML'
 name: bad
 operations:
   - create_index: {table: orders, name: i, columns: [email], unique: yes}
