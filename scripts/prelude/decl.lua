@@ -139,12 +139,19 @@ end
 
 -- ---- operations -> phases
 
--- f(opts), called as if from file:line, so that a recipe's errors and the
--- sites of its statements point at the operation in the document.
-local function call_at(file, line, f, opts)
-  local chunk = assert(load(string.rep("\n", line - 1) .. "local f, o = ... local r = f(o) return r",
-    "@" .. file, "t", {}))
-  return chunk(f, opts)
+-- callers(file, lines) -> t: t[line](f, opts) calls f(opts) as if from
+-- file:line, so that a recipe's errors and the sites of its statements point
+-- at the operation in the document.  One chunk for all the lines (sorted),
+-- as long as the document: its line numbers are the document's.
+local function callers(file, lines)
+  local parts, at = { "local t = {} " }, 1
+  for _, l in ipairs(lines) do
+    parts[#parts + 1] = string.rep("\n", l - at)
+    parts[#parts + 1] = "t[" .. l .. "] = function(f, o) local r = f(o) return r end "
+    at = l
+  end
+  parts[#parts + 1] = "return t"
+  return assert(load(table.concat(parts), "@" .. file, "t", {}))()
 end
 
 -- A phase-name part from the document's names: only the characters phase
@@ -168,7 +175,7 @@ local function recipe(fn, idkey, default_id)
   return function(o, ctx)
     local opts = copy(o)
     if opts[idkey] == nil then opts[idkey] = part(default_id(o, ctx), 48) end
-    return call_at(ctx.file, ctx.line, fn, opts)
+    return ctx.call[ctx.line](fn, opts)
   end
 end
 
@@ -379,19 +386,27 @@ function M.load(path)
   local doc, marks, kinds, keymarks = C.decl_read(path)
   local check, fail = validator(path, marks, kinds, keymarks)
   check(doc, schema, "", marks[doc] and marks[doc][0])
+  local line_of = function(mark) return tonumber(mark:match("^(%d+)")) end
+  local lines, seen = {}, {}
+  for i = 0, #doc.operations do
+    local l = line_of(i == 0 and marks[doc][0] or marks[doc.operations][i])
+    if not seen[l] then seen[l] = true; lines[#lines + 1] = l end
+  end
+  table.sort(lines)
+  local call = callers(path, lines)
   local phases = {}
   for i, item in ipairs(doc.operations) do
     local op, o = next(item)
     local opath = "operations[" .. (i - 1) .. "]." .. op
     local at = marks[doc.operations][i]   -- the operation's item: "- alter_column:"
-    local ctx = { n = i, file = path, line = tonumber(at:match("^(%d+)")), path = opath }
+    local ctx = { n = i, file = path, line = line_of(at), path = opath, call = call }
     ctx.fail = function(key, msg)
       fail(key and marks[o][key] or marks[item][op], key and (opath .. "." .. key) or opath, msg)
     end
     local props = resolve(defs[op]).properties
     phases[#phases + 1] = B[op](guarded(o, props, op), ctx)
   end
-  return call_at(path, tonumber((marks[doc][0]):match("^(%d+)")), loader.migration,
+  return call[line_of(marks[doc][0])](loader.migration,
     { name = doc.name, description = doc.description, phases = phases })
 end
 
