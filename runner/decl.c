@@ -84,13 +84,17 @@ decl_next(DeclReader *r, yaml_event_t *ev)
 	return false;
 }
 
-/* Pushes "line:col" of mark. */
+/* Pushes "line:col" of mark (1-based, as an editor counts). */
 static void
 push_mark(lua_State *L, yaml_mark_t mark)
 {
 	lua_pushfstring(L, "%d:%d", (int) mark.line + 1, (int) mark.column + 1);
 }
 
+/*
+ * Does s read as a JSON number (-?digits[.digits][e[+-]digits])?  *integer
+ * says whether it is digits alone.
+ */
 static bool
 matches_number(const char *s, bool *integer)
 {
