@@ -148,7 +148,8 @@ static const Command commands[] = {
 		"A phase that fails runs its down and stops the run (exit 1). With --to, "
 		"the run stops after PHASE. A completed migration whose file has changed "
 		"since it ran is refused unless --allow-drift. Given a directory DIR, "
-		"runs each of its *.lua files not yet applied, in the byte order of their "
+		"runs each of its migration files (*.lua, *.json, *.yaml, *.yml) not yet "
+		"applied, in the byte order of their "
 		"names, and stops at the first that fails (DIR/pgshift.conf may name the "
 		"target, the lock wait and the lint threshold).",
 	"pgshift run migrations/ --service staging", run_session},

@@ -223,6 +223,17 @@ typedef struct PgsPreludeModule
 
 extern const PgsPreludeModule pgs_prelude[];	/* in load order, then {NULL} */
 
+/* ---- decl.c: declarative migration files (JSON, YAML) as Lua data ---- */
+
+/* doc/migration.schema.json, embedded (decl_schema.c, made by the Makefile) */
+extern const unsigned char pgs_decl_schema_text[];
+extern const size_t pgs_decl_schema_len;
+extern bool pgs_decl_parse(lua_State *L, const char *name, const char *text, size_t len,
+						   char *err, size_t errlen);
+extern int	pgs_l_decl_read(lua_State *L);
+extern int	pgs_l_decl_schema(lua_State *L);
+extern bool pgs_migration_file_name(const char *name);
+
 struct PgsOptions;
 extern lua_State *pgs_lua_new(const struct PgsOptions *opts);
 extern lua_State *pgs_lua_new_sandbox(const struct PgsOptions *opts);

@@ -4,8 +4,9 @@
  *	  lint and status DIR; the project file DIR/pgshift.conf; and the target
  *	  named by --service (libpq's service file).
  *
- * The files of DIR are its regular files named *.lua (not starting with a
- * dot), in byte-wise order of their names (strcmp, whatever the locale), so
+ * The files of DIR are its regular files named *.lua, *.json, *.yaml or
+ * *.yml (not starting with a dot; see pgs_migration_file_name), in
+ * byte-wise order of their names (strcmp, whatever the locale), so
  * that 001_a.lua, 002_b.lua, ... run in the order a file listing shows, the
  * same on every machine.  There is no second file listing them to keep in
  * step.  Each file is one migration, known to the database by the name it
@@ -429,7 +430,7 @@ list_files(Project *p)
 		ProjectFile *f;
 		struct stat st;
 
-		if (e->d_name[0] == '.' || len < 5 || strcmp(e->d_name + len - 4, ".lua") != 0)
+		if (e->d_name[0] == '.' || !pgs_migration_file_name(e->d_name))
 			continue;
 		if (p->nfiles == cap)
 		{

@@ -772,6 +772,8 @@ static const luaL_Reg c_helpers[] = {
 	{"json_string", l_json_string},
 	{"connect", pgs_l_connect},	/* luadb.c: a second server (db:connect) */
 	{"compare", pgs_l_compare},
+	{"decl_read", pgs_l_decl_read},	/* decl.c: a JSON or YAML migration file */
+	{"decl_schema", pgs_l_decl_schema},
 	{NULL, NULL}
 };
 

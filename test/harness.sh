@@ -26,7 +26,7 @@ export PGSHIFT_ROOT=$ROOT
 cd "$ROOT"
 
 PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-contrib
-  liblua5.4-dev libpq-dev libssl-dev libcmocka-dev libxxhash-dev pkg-config build-essential valgrind jq
+  liblua5.4-dev libyaml-dev libpq-dev libssl-dev libcmocka-dev libxxhash-dev pkg-config build-essential valgrind jq
   python3 python3-psycopg2
   groff-base man-db zsh bsdutils  # 15_help: man -l, groff -ww, zsh -n, script
   chromium python3-pil)  # 16_report: the report rendered, its screenshot read

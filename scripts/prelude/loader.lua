@@ -285,6 +285,7 @@ end
 -- Loads a migration file: runs it in its own environment (globals it sets
 -- stay in it) and checks that it returned migration { ... }.
 function L.load(path)
+  if P.decl.handles(path) then return P.decl.load(path) end  -- FILE.json, FILE.yaml (decl.lua)
   local env
   if settings.sandbox then
     env = sandbox_env()

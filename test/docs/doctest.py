@@ -16,6 +16,8 @@ type them, with PGDATABASE set and the installed pgshift on PATH:
             against the dry-run db); the dry run must not stop (a misspelt
             option of a db call stops it too), unless the block is also run
             for real (`run`) or written to a file for later blocks (`file`)
+  ```yaml   a declarative migration document (also ```json): checked and
+            marked like a lua block
   ```text   output or a synopsis: not code, not run
 
 Any other block (no language, or another one) is a failure: every block is
@@ -65,7 +67,7 @@ import time
 
 FENCE = re.compile(r'^(\s*)```(\w*)\s*$')
 MARK = re.compile(r'^\s*<!--\s*doctest:\s*(\w+)\s*(.*?)\s*(-->)?\s*$')
-LANGS = ('sql', 'sh', 'lua')
+LANGS = ('sql', 'sh', 'lua', 'yaml', 'json')
 
 
 class Block:
@@ -150,7 +152,7 @@ def lua_file(block, scratch, n):
     elif block.mark('body') is not None:
         text = ('return migration {\n  name = "doc_body_%d",\n  phases = {\n'
                 '    { name = "p", up = function(db)\n%s\n    end },\n  },\n}\n') % (n, text)
-    path = os.path.join(scratch, 'block_%d.lua' % n)
+    path = os.path.join(scratch, 'block_%d.%s' % (n, block.lang))
     with open(path, 'w', encoding='utf-8') as f:
         f.write(text)
     return path
