@@ -426,3 +426,81 @@ SELECT m.move,
   LEFT JOIN pg_catalog.pg_stat_replication r ON r.pid OPERATOR(pg_catalog.=) rs.active_pid;
 COMMENT ON VIEW @extschema@.move_status IS
   'moves to another cluster recorded on this server (the source): publication, slot, WAL held, lag';
+
+-- Each fence of a move's cut-over (direction 'forward': the source fenced,
+-- the target made live; 'back': the way back) with the privileges it moves
+-- (rows of privileges, object, role, kind separated by \x1f, rows by \x1e:
+-- what the lift grants on the side made live, and what the way back takes
+-- from it again), how long writes were unavailable (fence_ms, on the
+-- source's clock) and the WAL position the fence closed at.  A row whose
+-- fence_ms is NULL is a fence that began and did not end: the phase's
+-- down finds the privileges to give back in it.
+CREATE TABLE @extschema@.move_fence (
+  id          pg_catalog.int8 GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  move        pg_catalog.text NOT NULL
+              CHECK (move OPERATOR(pg_catalog.~) '^[a-z0-9_]{1,48}$'),
+  direction   pg_catalog.text NOT NULL CHECK (direction IN ('forward', 'back')),
+  grants      pg_catalog.text NOT NULL,
+  fence_ms    pg_catalog.float8,
+  lsn         pg_catalog.pg_lsn,
+  owner       pg_catalog.name NOT NULL,
+  started_at  pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now(),
+  finished_at pg_catalog.timestamptz
+);
+COMMENT ON TABLE @extschema@.move_fence IS
+  'each fence of a move''s cut-over or way back: the privileges it moved, how long writes were unavailable';
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.move_fence', '');
+ALTER TABLE @extschema@.move_fence ENABLE ROW LEVEL SECURITY;
+CREATE POLICY visible_to_owner ON @extschema@.move_fence FOR SELECT
+  USING (shift_internal.may_act(owner));
+
+-- shift.move_fence_record(move, direction, grants, fence_ms, lsn): a fence
+-- begins (fence_ms NULL: a row is added) or ends (the open row of that move
+-- and direction gets fence_ms, lsn and finished_at).
+CREATE FUNCTION shift_internal.move_fence_record(move pg_catalog.text, direction pg_catalog.text,
+  grants pg_catalog.text, fence_ms pg_catalog.float8 DEFAULT NULL, lsn pg_catalog.pg_lsn DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  o @extschema@.move_fence;
+BEGIN
+  IF move IS NULL OR move OPERATOR(pg_catalog.!~) '^[a-z0-9_]{1,48}$' THEN
+    RAISE EXCEPTION 'invalid move name %', coalesce(quote_literal(move), 'NULL')
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'A move name is 1 to 48 lower-case letters, digits or underscores (it names a replication slot).';
+  END IF;
+  SELECT * INTO o FROM @extschema@.move_fence x
+   WHERE x.move OPERATOR(pg_catalog.=) move_fence_record.move
+     AND x.direction OPERATOR(pg_catalog.=) move_fence_record.direction
+     AND x.fence_ms IS NULL
+   ORDER BY x.id DESC LIMIT 1 FOR UPDATE;
+  IF FOUND THEN
+    PERFORM shift_internal.check_owner(format('fence %s of move %s', o.direction, o.move), o.owner);
+  END IF;
+  IF move_fence_record.fence_ms IS NULL THEN
+    IF FOUND THEN
+      UPDATE @extschema@.move_fence x SET grants = move_fence_record.grants, started_at = pg_catalog.now()
+       WHERE x.id OPERATOR(pg_catalog.=) o.id;
+    ELSE
+      INSERT INTO @extschema@.move_fence (move, direction, grants, owner)
+      VALUES (move_fence_record.move, move_fence_record.direction, move_fence_record.grants,
+              pg_catalog.pg_get_userbyid(shift_internal.caller()));
+    END IF;
+  ELSIF FOUND THEN
+    UPDATE @extschema@.move_fence x
+       SET fence_ms = move_fence_record.fence_ms, lsn = move_fence_record.lsn,
+           finished_at = pg_catalog.now()
+     WHERE x.id OPERATOR(pg_catalog.=) o.id;
+  ELSE
+    RAISE EXCEPTION 'move % has no % fence begun', move, direction
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+END
+$$;
+CREATE FUNCTION @extschema@.move_fence_record(move pg_catalog.text, direction pg_catalog.text,
+  grants pg_catalog.text, fence_ms pg_catalog.float8 DEFAULT NULL, lsn pg_catalog.pg_lsn DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
