@@ -476,10 +476,15 @@ local function wait_confirmed(r, conn, slot, lsn, where)
   end
 end
 
--- Disables subscription name on conn and waits until its worker has gone.
+-- Disables subscription name on conn and waits until its worker has gone:
+-- stopped at once (a disabled subscription's worker notices only when it
+-- next wakes, up to a second later; it has nothing to apply, the other side
+-- being fenced and caught up), and not started again.
 local function stop_sub(r, conn, name)
   conn:exec("ALTER SUBSCRIPTION " .. D.qi(conn, name) .. " DISABLE")
   if D.is_dry(conn) then return end
+  conn:exec("SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_subscription"
+    .. " WHERE subname = $1 AND pid IS NOT NULL", name)
   local t0 = os.time()
   while conn:value("SELECT count(*) FROM pg_catalog.pg_stat_subscription WHERE subname = $1 AND pid IS NOT NULL",
       name) ~= 0 do
