@@ -762,6 +762,21 @@ local function cutover_up(r, db)
   drop_sub(tgt, db, obj)
 end
 
+-- Whether the lift on the target happened: a role of grants may write a
+-- moved table there.
+local function lifted(tgt, grants)
+  for _, g in ipairs(grants) do
+    if g.writes and g.role ~= "PUBLIC" and g.object:match("^TABLE ") then
+      local priv = g.writes:match("^(%u+)")
+      if tgt:value("SELECT pg_catalog.has_table_privilege($1::pg_catalog.text::pg_catalog.regrole::pg_catalog.oid,"
+          .. " $2::pg_catalog.regclass, $3)", g.role, g.object:sub(7), priv) then
+        return true
+      end
+    end
+  end
+  return false
+end
+
 -- The way back (the down of a cut-over that made the target live), or the
 -- clean-up of one that failed before.
 local function cutover_down(r, db)
@@ -771,18 +786,21 @@ local function cutover_down(r, db)
   local tables = source_tables(r, db)
   local f = last_fence(db, move)
   local grants = f and grants_of(f.grants) or (D.is_dry(db) and app_grants(r, db, tables)) or {}
-  local live = sub_state(db, rev)
-  if D.is_dry(db) or live == true then
-    -- the target is live: the forward direction made again (disabled), the
-    -- target fenced, the source brought level, the forward direction
-    -- enabled, the source lifted
-    local pub_conninfo = source_conninfo(r, db)
-    prepare_sub(r, db, "source", tgt, "target", obj, obj, pub_conninfo)
+  local rev_on = sub_state(db, rev)
+  -- the target is live once its fence lifted (or a way back began)
+  local live = D.is_dry(db) or (rev_on ~= nil and f ~= nil and (f.direction == "back" and f.fence_ms == nil
+    or f.direction == "forward" and (f.fence_ms ~= nil and f.fence_ms > 0 or lifted(tgt, grants))))
+  if live then
+    -- the forward direction made again (disabled), the target fenced, the
+    -- source brought level, the forward direction enabled, the source lifted
+    prepare_sub(r, db, "source", tgt, "target", obj, obj, source_conninfo(r, db))
     db:exec("SELECT shift.move_fence_record($1, 'back', $2)", move, grants_text(grants))
     local lsn, t0 = fence(r, tgt, db, grants, tables)
-    wait_confirmed(r, tgt, rev, lsn, "target")
-    stop_sub(r, db, rev)
-    skip_to_now(db, obj)
+    if D.is_dry(db) or rev_on then
+      wait_confirmed(r, tgt, rev, lsn, "target")
+      stop_sub(r, db, rev)
+    end
+    if D.is_dry(tgt) or sub_state(tgt, obj) == false then skip_to_now(db, obj) end
     local nseq = carry_sequences(r, tgt, db, tables)
     tgt:exec("ALTER SUBSCRIPTION " .. D.qi(tgt, obj) .. " ENABLE")
     run_redirect(r, db, tgt, "source")
@@ -790,10 +808,16 @@ local function cutover_down(r, db)
     fence_done(r, db, move, "back", t0, lsn, "source")
     output.log(string.format("%d sequence%s set past the target's; the source's writes flow to the target again",
       nseq, nseq == 1 and "" or "s"))
-  else
-    -- a cut-over that stopped before the target was live: the source's
-    -- privileges given back, the forward subscription enabled again
-    if not D.is_dry(tgt) and sub_state(tgt, obj) == false then
+  end
+  -- the reverse direction goes
+  drop_sub(db, tgt, rev)
+  tgt:exec("DROP PUBLICATION IF EXISTS " .. D.qi(tgt, rev))
+  tgt:exec("SELECT shift.move_forget('publication', $1)", rev)
+  if not live then
+    -- a cut-over that stopped before the target was live: nothing was
+    -- written there; the forward subscription enabled again, the source's
+    -- privileges given back
+    if sub_state(tgt, obj) == false then
       tgt:exec("ALTER SUBSCRIPTION " .. D.qi(tgt, obj) .. " ENABLE")
     end
     if f and f.fence_ms == nil then
@@ -802,10 +826,6 @@ local function cutover_down(r, db)
       output.log("the fence is lifted: writes go to the source")
     end
   end
-  -- the reverse direction goes
-  drop_sub(db, tgt, rev)
-  tgt:exec("DROP PUBLICATION IF EXISTS " .. D.qi(tgt, rev))
-  tgt:exec("SELECT shift.move_forget('publication', $1)", rev)
 end
 
 local function contract_up(r, db)

@@ -9,6 +9,8 @@
 # After the way back (rollback of the cutover phase): every write made on B
 # is on A, A's sequences past B's, the app writing on A.  Then cut over
 # again and contract: no publication, subscription or slot on either side.
+# Before all that, a cut-over whose redirect hook fails: its down lifts the
+# fence and drops the reverse path, the forward direction streams again.
 # The writer saw no error but retried fences.  The fence durations are
 # printed (test/bench/move_fence.sh measures them under load).
 . "$(dirname "$0")/lib.sh"
@@ -58,6 +60,7 @@ return migration {
   phases = {
     online.move_tables{ tables = { "customers", "orders" }, name = "orders", target = { dsn = "$TGT" },
                         redirect = function(db, target, live)
+                          if io.open("$WORK/refuse") then error("the load balancer said no") end
                           log("redirect hook: writes go to the " .. live .. " now, "
                             .. target:value("SELECT pg_catalog.current_setting('port')"))
                         end },
@@ -114,6 +117,28 @@ wait_writes_on A 20
 
 pgshift --dsn "$SRC" run "$f" --to orders-validate
 expect_rc "the move runs up to validate while the application writes on A" 0
+
+# ---- a cut-over that fails (the redirect hook refuses): its down lifts the fence
+touch "$WORK/refuse"
+pgshift --dsn "$SRC" run "$f" --to orders-cutover
+expect_rc "a cut-over whose redirect hook fails fails" 1
+expect_in "saying why" "$ERR" "the load balancer said no): the fence is lifted by the phase's down"
+expect_in "its down ran" "$OUT" "orders-cutover (down)"
+rm "$WORK/refuse"
+expect_eq "the fence is lifted: app may write on A again, not on B" \
+  "$(qa "SELECT has_table_privilege('app', 'orders', 'INSERT')")$(qb "SELECT has_table_privilege('app', 'orders', 'INSERT')")" "tf"
+expect_eq "the reverse path is gone; the forward subscription streams again" \
+  "$(qa "SELECT count(*) FROM pg_subscription")+$(qb "SELECT count(*) FROM pg_publication")+$(qb "SELECT count(*) FROM pg_replication_slots")|$(qb "SELECT string_agg(subname || ' ' || subenabled, ',') FROM pg_subscription")" \
+  "0+0+0|shift_move_orders true"
+expect_eq "and the records say so" \
+  "$(qa "SELECT string_agg(kind || ' ' || object, ', ' ORDER BY kind) FROM shift.move_object")|$(qb "SELECT string_agg(kind || ' ' || object, ', ' ORDER BY kind) FROM shift.move_object WHERE kind = 'subscription'")" \
+  "publication shift_move_orders, slot shift_move_orders|subscription shift_move_orders"
+expect_eq "the fence is recorded as ended" \
+  "$(qa "SELECT count(*) FROM shift.move_fence WHERE fence_ms IS NULL")" 0
+wait_writes_on A 20
+a_rows=$(qa "SELECT count(*) FROM orders")
+wait_for_b() { for _ in $(seq 1 100); do [ "$(qb "SELECT count(*) >= $a_rows FROM orders")" = t ] && return 0; sleep 0.1; done; return 1; }
+wait_for_b && ok "the target goes on receiving the source's writes"
 
 # ---- the cut-over
 pgshift --dsn "$SRC" run "$f" --to orders-cutover
@@ -184,8 +209,9 @@ expect_eq "no publication, subscription or slot on either side" \
 expect_eq "nor a record of one" \
   "$(qa "SELECT count(*) FROM shift.move_object")+$(qb "SELECT count(*) FROM shift.move_object")" "0+0"
 expect_eq "the source's tables stay (drop_source not given)" "$(qa "SELECT count(*) > 0 FROM orders")" t
-expect_eq "three fences recorded, each ended" \
-  "$(qa "SELECT string_agg(direction, ',' ORDER BY id) FROM shift.move_fence WHERE fence_ms IS NOT NULL")" "forward,back,forward"
+expect_eq "four fences recorded, each ended (the failed one took 0 ms)" \
+  "$(qa "SELECT string_agg(direction || (fence_ms > 0)::text, ',' ORDER BY id) FROM shift.move_fence WHERE fence_ms IS NOT NULL")" \
+  "forwardfalse,forwardtrue,backtrue,forwardtrue"
 expect_eq "the application saw no error but fences it retried" "$(cat "$WORK/errors")" ""
 ok "it wrote $(writes_on A) times on A, $(writes_on B) on B, and retried $(wc -l <"$WORK/retries") times"
 expect_eq "the application retried at each of the three fences" "$(( $(wc -l <"$WORK/retries") >= 3 ))" 1
