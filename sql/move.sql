@@ -399,9 +399,11 @@ SELECT o.move, o.kind, o.object, o.side, o.owner, o.migration, o.phase, o.create
 COMMENT ON VIEW @extschema@.move_objects IS
   'what moves to another cluster made on this server, and whether each is there now';
 
--- Each move recorded on this server (the source): its publication, its
--- slot, whether they exist, the slot's activity, the WAL it holds back,
--- and the subscriber's lag in bytes and (while it streams) seconds.
+-- Each move with a publication or slot recorded on this server (the
+-- source; the target too once a cut-over made the way back): the
+-- publication, the slot, whether they exist, the slot's activity, the WAL
+-- it holds back, and the subscriber's lag in bytes and (while it streams)
+-- seconds.
 CREATE VIEW @extschema@.move_status WITH (security_invoker = true) AS
 SELECT m.move,
        m.owner,
@@ -418,14 +420,15 @@ SELECT m.move,
         AND pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), rs.restart_lsn) OPERATOR(pg_catalog.>) 0)
          AS inactive_holding_wal
   FROM (SELECT o.move, pg_catalog.min(o.owner) AS owner, pg_catalog.min(o.migration) AS migration
-          FROM @extschema@.move_object o WHERE o.side OPERATOR(pg_catalog.=) 'source' GROUP BY o.move) m
+          FROM @extschema@.move_object o
+         WHERE o.kind IN ('publication', 'slot') GROUP BY o.move) m
   LEFT JOIN @extschema@.move_object pb ON pb.move OPERATOR(pg_catalog.=) m.move AND pb.kind OPERATOR(pg_catalog.=) 'publication'
   LEFT JOIN @extschema@.move_object sl ON sl.move OPERATOR(pg_catalog.=) m.move AND sl.kind OPERATOR(pg_catalog.=) 'slot'
   LEFT JOIN pg_catalog.pg_replication_slots rs ON rs.slot_name OPERATOR(pg_catalog.=) sl.object
                                                AND rs.database OPERATOR(pg_catalog.=) pg_catalog.current_database()
   LEFT JOIN pg_catalog.pg_stat_replication r ON r.pid OPERATOR(pg_catalog.=) rs.active_pid;
 COMMENT ON VIEW @extschema@.move_status IS
-  'moves to another cluster recorded on this server (the source): publication, slot, WAL held, lag';
+  'moves to another cluster with a publication or slot on this server: publication, slot, WAL held, lag';
 
 -- Each fence of a move's cut-over (direction 'forward': the source fenced,
 -- the target made live; 'back': the way back) with the privileges it moves
@@ -504,3 +507,11 @@ CREATE FUNCTION @extschema@.move_fence_record(move pg_catalog.text, direction pg
 RETURNS void
 AS 'MODULE_PATHNAME', 'shift_owner_call'
 LANGUAGE C;
+
+-- The fences of moves recorded on this server (the source), what the
+-- runner reads (it reads no control table).
+CREATE VIEW @extschema@.move_fences WITH (security_invoker = true) AS
+SELECT f.id, f.move, f.direction, f.grants, f.fence_ms, f.lsn, f.owner, f.started_at, f.finished_at
+  FROM @extschema@.move_fence f;
+COMMENT ON VIEW @extschema@.move_fences IS
+  'each fence of a move''s cut-over or way back recorded on this server: privileges moved, duration, WAL position';

@@ -643,7 +643,7 @@ end
 -- The latest fence of the move recorded on the source.
 local function last_fence(db, move)
   if D.is_dry(db) then return nil end
-  return db:query("SELECT direction, grants, fence_ms FROM shift.move_fence WHERE move = $1 ORDER BY id DESC LIMIT 1",
+  return db:query("SELECT direction, grants, fence_ms FROM shift.move_fences WHERE move = $1 ORDER BY id DESC LIMIT 1",
     move)[1]
 end
 

@@ -169,6 +169,14 @@ resume_writer
 wait_writes_on B 30
 pgshift --dsn "$SRC" status
 expect_not_in "status: no slot of the move is inactive" "$OUT" "warning: replication slot"
+# the way back stopped a while: status on B warns about its slot there
+qa "ALTER SUBSCRIPTION shift_move_orders_rev DISABLE"
+for _ in $(seq 1 50); do [ "$(qb "SELECT active FROM pg_replication_slots WHERE slot_name = 'shift_move_orders_rev'")" = f ] && break; sleep 0.1; done
+wait_writes_on B 5
+pgshift --dsn "$TGT" status
+expect_in "status on the target warns about the way back's inactive slot" "$OUT" \
+  "warning: replication slot shift_move_orders_rev of move orders (migration move_orders) is inactive and holds"
+qa "ALTER SUBSCRIPTION shift_move_orders_rev ENABLE"
 
 # ---- the way back
 pgshift --dsn "$SRC" rollback "$f" --to orders-validate
