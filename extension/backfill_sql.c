@@ -119,27 +119,19 @@ append_key_list(StringInfo s, BackfillJob *job, const char *order)
  * Where the job's own fragments sit in a statement built from them, so that
  * an error inside one is reported as the user's (see prepare).
  */
-typedef struct FragSpan
-{
-	const char *what;			/* "set", "where", "select list" */
-	const char *text;			/* as the job has it */
-	int			from;			/* byte offsets in the statement */
-	int			to;
-} FragSpan;
-
 #define MAX_SPANS 2
 
 typedef struct FragSpans
 {
 	int			n;
-	FragSpan	span[MAX_SPANS];
+	ShiftFragSpan span[MAX_SPANS];
 } FragSpans;
 
 /* Appends fragment text (the job's what) to s, noting where it went. */
 static void
 append_fragment(StringInfo s, FragSpans *spans, const char *what, const char *text)
 {
-	FragSpan   *f = &spans->span[spans->n++];
+	ShiftFragSpan *f = &spans->span[spans->n++];
 
 	Assert(spans->n <= MAX_SPANS);
 	f->what = what;
@@ -340,41 +332,16 @@ batch_sql(BackfillJob *job, bool first, FragSpans *spans)
 }
 
 /*
- * An error preparing sql that points (internalpos, in characters) into one
- * of the job's fragments is raised again as that fragment's: "set of
- * backfill job "x": column ... does not exist", with the fragment and the
- * character in it, rather than with the statement built around it, which
- * the user never wrote.  Any other error is raised as it was.
+ * An error preparing sql that points into one of the job's fragments is
+ * raised again as that fragment's (shift_raise_in_fragment); any other as
+ * it was.
  */
 static void
 raise_in_fragment(BackfillJob *job, const char *sql, FragSpans *spans, ErrorData *edata)
 {
-	int			at;
-	int			i;
-
-	if (spans == NULL || edata->internalpos <= 0 || edata->internalquery == NULL ||
-		strcmp(edata->internalquery, sql) != 0)
+	if (spans == NULL)
 		ReThrowError(edata);
-	/* the character position as a byte offset */
-	at = 0;
-	for (i = 1; i < edata->internalpos && sql[at] != '\0'; i++)
-		at += pg_mblen(sql + at);
-	for (i = 0; i < spans->n; i++)
-	{
-		FragSpan   *f = &spans->span[i];
-
-		if (at >= f->from && at < f->to)
-			ereport(ERROR,
-					(errcode(edata->sqlerrcode),
-					 errmsg("%s of backfill job \"%s\": %s", f->what, job->name, edata->message),
-					 edata->detail ? errdetail("%s The %s given was: %s (the error is at character %d of it).",
-											   edata->detail, f->what, f->text,
-											   pg_mbstrlen_with_len(f->text, at - f->from) + 1) :
-					 errdetail("The %s given was: %s (the error is at character %d of it).",
-							   f->what, f->text, pg_mbstrlen_with_len(f->text, at - f->from) + 1),
-					 edata->hint ? errhint("%s", edata->hint) : 0));
-	}
-	ReThrowError(edata);
+	shift_raise_in_fragment(psprintf("backfill job \"%s\"", job->name), sql, spans->n, spans->span, edata);
 }
 
 static SPIPlanPtr

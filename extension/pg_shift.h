@@ -91,6 +91,28 @@ extern Node *shift_parse_fragment(const char *owner, const char *what, const cha
 								  const char *text);
 
 /*
+ * Where a fragment the user gave (what: "set", "select", ...; text: as
+ * given) sits in a statement built around it: byte offsets from, to.
+ */
+typedef struct ShiftFragSpan
+{
+	const char *what;
+	const char *text;
+	int			from;
+	int			to;
+} ShiftFragSpan;
+
+/*
+ * Raises edata, an error from parsing or analyzing sql, again as the
+ * fragment's it points into ("set of backfill job "x": column ... does not
+ * exist", the fragment and the character in it as detail), not as the
+ * statement built around it, which the user never wrote; any other error
+ * as it was.  Never returns.
+ */
+extern void shift_raise_in_fragment(const char *owner, const char *sql, int nspans,
+									const ShiftFragSpan *spans, struct ErrorData *edata) pg_attribute_noreturn();
+
+/*
  * Parses sql with the server's parser (raw_parser, RAW_PARSE_DEFAULT): its
  * statements, and *error NULL.  If the parser raises an error: NIL, and
  * *error a copy of the error (in the caller's memory context), the error

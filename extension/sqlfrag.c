@@ -26,6 +26,7 @@
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
+#include "mb/pg_wchar.h"
 #include "parser/parser.h"
 #include "parser/scanner.h"
 /* after scanner.h, which it needs: the token numbers (PARAM) */
@@ -206,6 +207,57 @@ shift_raw_parse(const char *sql, ErrorData **error)
 	/* raw parsing takes no lock and no buffer: nothing to roll back */
 	*error = shift_catch(raw_parse, &rp);
 	return *error ? NIL : rp.stmts;
+}
+
+/*
+ * The error's position in sql as a byte offset (-1: none).  SPI's error
+ * callback, and the callers' own, set the internal position with sql as
+ * the internal query; a parser error raised directly has a cursor position.
+ */
+static int
+error_offset(const char *sql, ErrorData *edata)
+{
+	int			pos = 0;
+	int			at = 0;
+	int			i;
+
+	if (edata->internalpos > 0 && edata->internalquery != NULL &&
+		strcmp(edata->internalquery, sql) == 0)
+		pos = edata->internalpos;
+	else if (edata->cursorpos > 0 && edata->internalquery == NULL)
+		pos = edata->cursorpos;
+	if (pos <= 0)
+		return -1;
+	for (i = 1; i < pos && sql[at] != '\0'; i++)
+		at += pg_mblen(sql + at);
+	return at;
+}
+
+void
+shift_raise_in_fragment(const char *owner, const char *sql, int nspans,
+						const ShiftFragSpan *spans, ErrorData *edata)
+{
+	int			at = error_offset(sql, edata);
+	int			i;
+
+	for (i = 0; at >= 0 && i < nspans; i++)
+	{
+		const ShiftFragSpan *f = &spans[i];
+		int			ch;
+
+		if (at < f->from || at >= f->to)
+			continue;
+		ch = pg_mbstrlen_with_len(f->text, at - f->from) + 1;
+		ereport(ERROR,
+				(errcode(edata->sqlerrcode),
+				 errmsg("%s of %s: %s", f->what, owner, edata->message),
+				 edata->detail ? errdetail("%s The %s given was: %s (the error is at character %d of it).",
+										   edata->detail, f->what, f->text, ch) :
+				 errdetail("The %s given was: %s (the error is at character %d of it).",
+						   f->what, f->text, ch),
+				 edata->hint ? errhint("%s", edata->hint) : 0));
+	}
+	ReThrowError(edata);
 }
 
 Node *

@@ -405,6 +405,7 @@ compile_assignments(const char *name, const char *what, Relation rel, const char
 							   clause);
 	PrepareContext pc = {name, sql};
 	ErrorContextCallback cb = {error_context_stack, statement_error_callback, &pc};
+	MemoryContext cxt_of_caller = CurrentMemoryContext;
 	Query	   *q;
 	int			n;
 	ListCell   *lc;
@@ -413,7 +414,23 @@ compile_assignments(const char *name, const char *what, Relation rel, const char
 	MemoryContext old;
 
 	error_context_stack = &cb;
-	q = parse_analyze_fixedparams(raw, sql, NULL, 0, NULL);
+	PG_TRY();
+	{
+		q = parse_analyze_fixedparams(raw, sql, NULL, 0, NULL);
+	}
+	PG_CATCH();
+	{
+		/* raised again at once, as the fragment's: no subtransaction needed */
+		ShiftFragSpan span = {what, clause, strlen(sql) - strlen(clause), strlen(sql)};
+		ErrorData  *edata;
+
+		error_context_stack = cb.previous;
+		MemoryContextSwitchTo(cxt_of_caller);
+		edata = CopyErrorData();
+		FlushErrorState();
+		shift_raise_in_fragment(sync_label(name), sql, 1, &span, edata);
+	}
+	PG_END_TRY();
 	error_context_stack = cb.previous;
 	n = list_length(q->targetList);
 
@@ -677,18 +694,82 @@ prepare_error_callback(void *arg)
 	errcontext("statement of sync \"%s\": %s", p->name, p->sql);
 }
 
+/*
+ * Where each of a mapping's expressions (the user's select or
+ * reverse_select items, each put in parentheses) sits in sql: an error in
+ * one is reported as that item's, not as the statement's.
+ */
+static ShiftFragSpan *
+mapping_spans(Mapping *m, const char *what, const char *sql, int *n)
+{
+	ShiftFragSpan *spans = NULL;
+	int			max = 0;
+	ListCell   *lc;
+
+	*n = 0;
+	if (m == NULL)
+		return NULL;
+	foreach(lc, m->exprs)
+	{
+		char	   *item = lfirst(lc);
+		char	   *wrapped = psprintf("(%s)", item);
+		const char *p = sql;
+
+		while ((p = strstr(p, wrapped)) != NULL)
+		{
+			if (*n == max)
+			{
+				max = Max(8, 2 * max);
+				spans = spans ? repalloc(spans, max * sizeof(ShiftFragSpan)) :
+					palloc(max * sizeof(ShiftFragSpan));
+			}
+			spans[*n].what = what;
+			spans[*n].text = item;
+			spans[*n].from = (p - sql) + 1;
+			spans[*n].to = spans[*n].from + strlen(item);
+			(*n)++;
+			p += strlen(wrapped);
+		}
+	}
+	return spans;
+}
+
+/*
+ * Prepares and keeps one statement of a sync; an error in one of the
+ * mapping's expressions (m, what: "select" or "reverse_select"; m NULL:
+ * none of the user's) is reported as that expression's.
+ */
 static SPIPlanPtr
-prepare_kept(const char *name, const char *sql)
+prepare_kept(const char *name, const char *sql, Mapping *m, const char *what)
 {
 	ErrorContextCallback cb;
 	PrepareContext pc = {name, sql};
-	SPIPlanPtr	plan;
+	SPIPlanPtr	plan = NULL;
+	MemoryContext cxt = CurrentMemoryContext;
 
 	cb.callback = prepare_error_callback;
 	cb.arg = &pc;
 	cb.previous = error_context_stack;
 	error_context_stack = &cb;
-	plan = SPI_prepare(sql, 0, NULL);
+	PG_TRY();
+	{
+		plan = SPI_prepare(sql, 0, NULL);
+	}
+	PG_CATCH();
+	{
+		/* raised again at once (the transaction aborts): no subtransaction needed */
+		ErrorData  *edata;
+		int			n;
+		ShiftFragSpan *spans;
+
+		error_context_stack = cb.previous;
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		spans = mapping_spans(m, what, sql, &n);
+		shift_raise_in_fragment(sync_label(name), sql, n, spans, edata);
+	}
+	PG_END_TRY();
 	error_context_stack = cb.previous;
 	if (plan == NULL)
 		elog(ERROR, "could not prepare a statement of sync \"%s\": %s", name,
@@ -715,6 +796,7 @@ void
 sync_build_table_entry(SyncEntry *e, SyncConfig *c, Mapping *m, Relation rel, bool per_row)
 {
 	char	   *update;
+	const char *what = m == &c->reverse ? "reverse_select item" : "select item";
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -727,25 +809,25 @@ sync_build_table_entry(SyncEntry *e, SyncConfig *c, Mapping *m, Relation rel, bo
 		 */
 		e->partition_of = m->src;
 		e->other_has_rows = prepare_kept(c->name, psprintf("SELECT 1 FROM %s LIMIT 1",
-														   sync_qualified_name(m->dst)));
+														   sync_qualified_name(m->dst)), NULL, NULL);
 		e->delete_partition = prepare_kept(c->name,
 										   sync_delete_sql(m, psprintf("ONLY %s", sync_qualified_name(RelationGetRelid(rel))),
-														   NULL, false));
+														   NULL, false), m, what);
 		SPI_finish();
 		return;
 	}
 	register_rows(NEW_ROWS, rel, NULL, 0);
 	register_rows(OLD_ROWS, rel, NULL, 0);
 	update = sync_update_sql(m);
-	e->upsert = prepare_kept(c->name, sync_upsert_sql(m, false));
+	e->upsert = prepare_kept(c->name, sync_upsert_sql(m, false), m, what);
 	if (update != NULL)
-		e->update_kept = prepare_kept(c->name, update);
-	e->insert_missing = prepare_kept(c->name, sync_upsert_sql(m, true));
-	e->delete_gone = prepare_kept(c->name, sync_delete_sql(m, OLD_ROWS, NEW_ROWS, per_row));
-	e->delete_old = prepare_kept(c->name, sync_delete_sql(m, OLD_ROWS, NULL, false));
+		e->update_kept = prepare_kept(c->name, update, m, what);
+	e->insert_missing = prepare_kept(c->name, sync_upsert_sql(m, true), m, what);
+	e->delete_gone = prepare_kept(c->name, sync_delete_sql(m, OLD_ROWS, NEW_ROWS, per_row), m, what);
+	e->delete_old = prepare_kept(c->name, sync_delete_sql(m, OLD_ROWS, NULL, false), m, what);
 	if (per_row)
-		e->delete_moved = prepare_kept(c->name, sync_delete_sql(m, OLD_ROWS, NULL, true));
-	e->truncate = prepare_kept(c->name, psprintf("TRUNCATE %s", sync_qualified_name(m->dst)));
+		e->delete_moved = prepare_kept(c->name, sync_delete_sql(m, OLD_ROWS, NULL, true), m, what);
+	e->truncate = prepare_kept(c->name, psprintf("TRUNCATE %s", sync_qualified_name(m->dst)), NULL, NULL);
 	SPI_finish();
 	key_columns(e, m, rel);
 }

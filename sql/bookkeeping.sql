@@ -87,6 +87,8 @@ CREATE TABLE @extschema@.phase (
   rows_affected     pg_catalog.int8,
   error_message     pg_catalog.text,
   error_sqlstate    pg_catalog.text,
+  memo              pg_catalog.jsonb,   -- what the phase's up remembered for its down (db:remember)
+  memo_by           pg_catalog.name,    -- the role that wrote it: only that role reads it back
   PRIMARY KEY (migration, ordinal),
   UNIQUE (migration, name)
 );
@@ -740,6 +742,60 @@ CREATE FUNCTION @extschema@.phase_failed(migration pg_catalog.text, phase pg_cat
                                          message pg_catalog.text,
                                          sqlstate pg_catalog.text DEFAULT NULL,
                                          interrupted pg_catalog.bool DEFAULT false)
+RETURNS void
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
+
+-- shift.phase_memo(migration, phase, memo): a phase remembers, for its
+-- down, what its up found before changing it (db:remember: a column's type,
+-- default and comment before a change made in place).  Called by either
+-- session of the runner holding the migration's lease (db:exec runs on the
+-- work session), while the phase runs or rolls back; memo is a JSON object
+-- merged into what is there, at most 64 kB.  The role that writes it is
+-- recorded: db:recall gives it back only to that role, so nobody can plant
+-- text for another role's rollback to run.
+CREATE FUNCTION shift_internal.phase_memo(migration pg_catalog.text, phase pg_catalog.text,
+                                          memo pg_catalog.jsonb)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  m @extschema@.migration;
+  p @extschema@.phase;
+  merged pg_catalog.jsonb;
+BEGIN
+  SELECT * INTO m FROM @extschema@.migration x WHERE x.name = phase_memo.migration;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'migration "%" does not exist', phase_memo.migration USING ERRCODE = 'undefined_object';
+  END IF;
+  PERFORM shift_internal.check_owner(format('migration "%s"', m.name), m.owner);
+  IF pg_backend_pid() NOT IN (coalesce(m.lease_control_pid, 0), coalesce(m.lease_work_pid, 0)) THEN
+    RAISE EXCEPTION 'migration "%" is not leased by this session', m.name
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'A phase remembers while pgshift runs it.';
+  END IF;
+  p := shift_internal._phase(m.name, phase_memo.phase);
+  IF p.status NOT IN ('running', 'rolling_back') THEN
+    RAISE EXCEPTION 'phase "%" of migration "%" is %: it remembers only while it runs or rolls back',
+                    p.name, m.name, p.status USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  IF memo IS NULL OR jsonb_typeof(memo) <> 'object' THEN
+    RAISE EXCEPTION 'a phase''s memo must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  merged := coalesce(CASE WHEN p.memo_by = pg_get_userbyid(shift_internal.caller()) THEN p.memo END, '{}')
+            || memo;
+  IF pg_column_size(merged) > 65536 THEN
+    RAISE EXCEPTION 'the memo of phase "%" of migration "%" would be % bytes', p.name, m.name,
+                    pg_column_size(merged)
+      USING ERRCODE = 'program_limit_exceeded', DETAIL = 'A phase remembers at most 64 kB.';
+  END IF;
+  UPDATE @extschema@.phase x SET memo = merged, memo_by = pg_get_userbyid(shift_internal.caller())
+   WHERE x.migration = m.name AND x.name = p.name;
+END
+$$;
+CREATE FUNCTION @extschema@.phase_memo(migration pg_catalog.text, phase pg_catalog.text,
+                                       memo pg_catalog.jsonb)
 RETURNS void
 AS 'MODULE_PATHNAME', 'shift_owner_call'
 LANGUAGE C;

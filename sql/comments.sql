@@ -59,6 +59,8 @@ COMMENT ON ROUTINE @extschema@.phase_done(pg_catalog.text, pg_catalog.text, pg_c
 'phase_done(migration, phase, rows_affected): a phase''s up (and verify) succeeded';
 COMMENT ON ROUTINE @extschema@.phase_failed(pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.bool) IS
 'phase_failed(migration, phase, message, sqlstate, interrupted): a phase''s up failed or was interrupted';
+COMMENT ON ROUTINE @extschema@.phase_memo(pg_catalog.text, pg_catalog.text, pg_catalog.jsonb) IS
+'phase_memo(migration, phase, memo): the running phase remembers a JSON object for its down (db:remember)';
 COMMENT ON ROUTINE @extschema@.phase_cleaned(pg_catalog.text, pg_catalog.text) IS
 'phase_cleaned(migration, phase): the down of a failed phase ran';
 COMMENT ON ROUTINE @extschema@.phase_rollback_start(pg_catalog.text, pg_catalog.text) IS

@@ -45,7 +45,9 @@ SELECT p.migration,
        p.duration,
        p.rows_affected,
        p.error_message,
-       p.error_sqlstate
+       p.error_sqlstate,
+       p.memo,
+       p.memo_by
   FROM @extschema@.phase p;
 COMMENT ON VIEW @extschema@.phase_status IS
   'every phase of every migration with its recorded state, attempts, timings and last error';

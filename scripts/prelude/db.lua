@@ -560,4 +560,42 @@ function methods.compare(db, opts)
   return r
 end
 
+-- ---------------------------------------------------------------------------
+-- What a phase remembers for its down
+-- ---------------------------------------------------------------------------
+
+-- db:remember(key, value): the running phase keeps value (a string, or nil
+-- to forget) under key, in its row of shift.phase, for its down: what an
+-- in-place change found before it changed it.  It commits with the
+-- statement (or the db:transaction) it is sent in.
+function methods.remember(db, key, value)
+  local mig, phase = C.current()
+  if type(key) ~= "string" then error("db:remember: the key must be a string", 2) end
+  if value ~= nil and type(value) ~= "string" then
+    error("db:remember: the value must be a string or nil (got a " .. type(value) .. ")", 2)
+  end
+  if mig == nil then error("db:remember: only a running phase remembers", 2) end
+  D.exec_at(db, D.where(), "SELECT shift.phase_memo($1, $2, pg_catalog.jsonb_build_object($3::pg_catalog.text, $4::pg_catalog.text))",
+    mig, phase, key, value)
+end
+
+-- db:recall(key) -> the string the phase's up remembered under key (nil if
+-- none).  Only what the same role remembered: refuses otherwise, since the
+-- down may build SQL from it.
+function methods.recall(db, key)
+  local mig, phase = C.current()
+  if type(key) ~= "string" then error("db:recall: the key must be a string", 2) end
+  if mig == nil or D.is_dry(db) then return nil end
+  local row = D.query_at(db, D.where(), [[
+SELECT p.memo ->> $3 AS value, p.memo_by, p.memo_by OPERATOR(pg_catalog.=) CURRENT_USER AS mine
+  FROM shift.phase_status p
+ WHERE p.migration OPERATOR(pg_catalog.=) $1 AND p.name OPERATOR(pg_catalog.=) $2]], mig, phase, key)[1]
+  if row == nil or row.value == nil then return nil end
+  if not row.mine then
+    error(D.where() .. "db:recall: what phase " .. phase .. " remembered was written by role "
+      .. tostring(row.memo_by) .. "; roll it back as that role", 0)
+  end
+  return row.value
+end
+
 return D

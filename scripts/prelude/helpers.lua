@@ -18,7 +18,7 @@ local H = {}
 local SYNC_OPTIONS = {
   name = true, table = true, set = true, reverse_set = true, into = true, columns = true,
   select = true, key = true, reverse = true, reverse_columns = true, reverse_select = true,
-  reverse_key = true,
+  reverse_key = true, new_version = true, old_version = true,
 }
 function H.sync(db, opts)
   opts = D.check_options(opts, SYNC_OPTIONS, "db:sync")
@@ -45,6 +45,8 @@ function H.sync(db, opts)
   c.arg("reverse_columns", D.list_option(opts.reverse_columns, "db:sync", "reverse_columns"), "pg_catalog.text[]")
   c.arg("reverse_select", opts.reverse_select)
   c.arg("reverse_key", D.list_option(opts.reverse_key, "db:sync", "reverse_key"), "pg_catalog.text[]")
+  c.arg("new_version", opts.new_version)
+  c.arg("old_version", opts.old_version)
   c.literal("if_exists => 'reuse'")
   c.arg("migration", mig)
   c.arg("phase", phase)

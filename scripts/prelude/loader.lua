@@ -297,7 +297,9 @@ function L.load(path)
   env.error = function(...) return P.dry.error(...) end
   -- online.lua is loaded after this module: looked up when a file loads
   env.online = { change_column_type = P.online.change_column_type, move_tables = P.move.move_tables,
-                 rename_column = P.online.rename_column, rename_table = P.online.rename_table }
+                 rename_column = P.online.rename_column, rename_table = P.online.rename_table,
+                 alter_column = P.alter.alter_column, add_column = P.alter.add_column,
+                 drop_column = P.alter.drop_column }
   local chunk, err = loadfile(path, "t", env)
   if not chunk then error(err, 0) end
   loading = true

@@ -112,7 +112,7 @@ end
 -- V.renamed_columns(db, where, tbl, names) -> the select list of a view of
 -- tbl showing every column, those physically named as a key of names under
 -- the name it maps to ({rating = "score", score = "score"}: whichever of the
--- two the table has now, shown as score).  The dry run has no catalog: a
+-- two the table has now, shown as score), and without those mapped to false.  The dry run has no catalog: a
 -- note says what it would be.
 function V.renamed_columns(db, where, tbl, names, note)
   local rows = D.lookup(db, where, [[
@@ -121,9 +121,11 @@ SELECT a.attname FROM pg_catalog.pg_attribute a
  ORDER BY a.attnum]], tbl)
   if #rows == 0 then return "/* " .. note .. " */ *" end
   local items = {}
-  for i, r in ipairs(rows) do
+  for _, r in ipairs(rows) do
     local show = names[r.attname]
-    items[i] = D.qi(db, r.attname) .. (show and show ~= r.attname and (" AS " .. D.qi(db, show)) or "")
+    if show ~= false then     -- false: the version does not see it
+      items[#items + 1] = D.qi(db, r.attname) .. (show and show ~= r.attname and (" AS " .. D.qi(db, show)) or "")
+    end
   end
   return table.concat(items, ", ")
 end

@@ -239,7 +239,8 @@ bad_recipe lock 'lock_timeout = "forever"' \
   "online.change_column_type: 'lock_timeout' must be milliseconds or a duration such as '2s'"
 # found by a phase, not at the call: still the call's line
 bad_recipe backfill 'backfill = { bogus = 1 }' "db:backfill: unknown option 'bogus'"
-bad_recipe bad_sql "using = 'no_such_function(\$old)'" "function no_such_function(integer) does not exist" run
+bad_recipe bad_sql "using = 'no_such_function(\$old)'" \
+  'set of sync "items_n_type": function no_such_function(integer) does not exist' run
 
 # ---- bad command lines
 pgshift

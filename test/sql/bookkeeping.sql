@@ -188,7 +188,16 @@ SELECT count(*) AS missing FROM shift.missing_privileges();
 SELECT shift.try_lock('m3');
 SELECT count(*) AS phases FROM shift.migration_begin('m3', repeat('e', 64), '[{"name":"a","reversible":true}]', 'run', pg_backend_pid());
 SELECT shift.phase_start('m3', 'a');
+-- what a phase remembers for its down (db:remember): merged, recorded with
+-- who wrote it, only a JSON object, only while the phase runs
+SELECT shift.phase_memo('m3', 'a', '{"type": "text"}');
+SELECT shift.phase_memo('m3', 'a', '{"default": null}');
+SELECT shift.phase_memo('m3', 'a', '"text"');
+SELECT shift.phase_memo('m3', 'a', jsonb_build_object('big', repeat('x', 70000)));
+SELECT memo, memo_by FROM shift.phase_status WHERE migration = 'm3';
+UPDATE shift.phase SET memo = '{"type": "DROP TABLE x"}' WHERE migration = 'm3';
 SELECT shift.phase_done('m3', 'a');
+SELECT shift.phase_memo('m3', 'a', '{"type": "int"}');
 SELECT shift.migration_end('m3');
 SELECT applied_by FROM shift.migration WHERE name = 'm3';
 -- an operator writes no control table directly (only the owner of pg_shift

@@ -61,6 +61,21 @@ SELECT refusal($$SELECT shift.backfill_create('tq', 'items', set => 'n = 1', thr
 SELECT refusal($$SELECT shift.backfill_create('tq', 'items', set => 'n = 1', throttle_query => 'PREPARE p AS SELECT $1')$$) AS parameter,
        refusal($$SELECT shift.backfill_create('tq', 'items', set => 'n = 1', throttle_query => 'SELECT ''$1'', $x$ $2 $x$')$$) AS quoted_dollar;
 
+-- ---- an error in a fragment is the fragment's: named, with the text given and
+-- the character in it, not the statement pg_shift built around it (sync
+-- errors showed "UPDATE frag_test.items SET ..." or the mirror's INSERT)
+\set VERBOSITY default
+SELECT shift.sync_create('s1', 'items', set => 'm = n +* 2');
+SELECT shift.sync_create('s2', 'items', set => 'm = nosuch + 1');
+SELECT shift.sync_create('s3', 'items', set => 'm = n', reverse_set => 'n = m ++');
+SELECT shift.sync_create('s4', 'items', "into" => 'items_copy', "select" => 'id, nosuch');
+SELECT shift.sync_create('s5', 'items', "into" => 'items_copy', "select" => 'id, n +* 1');
+SELECT shift.sync_create('s6', 'items', "into" => 'items_copy', "select" => 'id, n',
+                         reverse_select => 'id, n, nosuch');
+SELECT shift.backfill_create('b1', 'items', set => 'm = nosuch + 1');
+SELECT shift.backfill_create('b2', 'items', set => 'm = 1', "where" => 'n <> ''x''::int');
+SELECT count(*) AS nothing_recorded FROM shift.sync_status WHERE name LIKE 's_';
+
 -- ---- shift_internal._plain_column reads an expression with the server's parser (the
 -- same reading as the sync's trigger): a column, maybe cast or in
 -- parentheses, is that column; anything else, or what does not parse, NULL

@@ -1,0 +1,635 @@
+-- scripts/prelude/alter.lua: online.alter_column{...}, any change of one
+-- column as the phases that make it without blocking writers, with old and
+-- new application versions side by side.
+--
+-- What the change needs decides its shape:
+--   metadata only (comment, a default, dropping NOT NULL, a wider varchar,
+--   a rename alone): one phase, <id>-alter, with its down; no column copied.
+--   data (a type, up/down, NOT NULL, a check, a uniqueness, a reference):
+--   <id>-expand    <column>__new with the new type, default and rules (NOT
+--                  VALID), a two-way sync that knows the writer's version,
+--                  the old version's view (the table without <column>__new)
+--   <id>-backfill  <column>__new filled from <column> by up, in batches
+--   <id>-validate  the rules validated, NOT NULL online, unique and the
+--                  column's indexes built CONCURRENTLY on <column>__new;
+--                  then the new version's view (<column>__new under the
+--                  final name): every row has its new value, so the new
+--                  release may start
+--   <id>-contract  the sync, the old version and <column> dropped,
+--                  <column>__new takes the final name (no way back)
+-- A writer through the old version (its search_path or pg_shift.version)
+-- writes <column>, and up computes <column>__new; a writer through the new
+-- version writes <column>__new (seen under the new name), and down computes
+-- <column>.  So each version's rules apply to its own writers only, and a
+-- rollback before the contract leaves <column> as the old version wrote it.
+--
+-- Expressions: up is written over the old column as $old (and other
+-- columns by name), down over the new one as $new; check is written over
+-- the column's final name (or $new).
+
+local C, P = ...
+local output, D, loader = P.output, P.db, P.loader
+local A = {}
+
+local OPTIONS = {
+  table = true, column = true, name = true, type = true, up = true, down = true,
+  nullable = true, default = true, check = true, unique = true, references = true,
+  comment = true, old_version = true, new_version = true, id = true, indexes = true, volatile = true,
+  lock_timeout = true, retries = true, backfill = true,
+}
+
+local ALLOW = " /* shift:allow rename-column: the versions' views follow the column */"
+
+-- s with every identifier `name` (bare, or double-quoted) outside string
+-- literals and other quoted identifiers replaced by `by`, and $new too.
+local function rename_ident(s, name, by)
+  local out, i, n = {}, 1, #s
+  local qname = '"' .. name:gsub('"', '""') .. '"'
+  while i <= n do
+    local c = s:sub(i, i)
+    if c == "'" then
+      local j = i + 1
+      while j <= n do
+        if s:sub(j, j) == "'" then
+          if s:sub(j + 1, j + 1) == "'" then j = j + 2 else break end
+        else j = j + 1 end
+      end
+      out[#out + 1] = s:sub(i, j); i = j + 1
+    elseif c == '"' then
+      local j = i + 1
+      while j <= n do
+        if s:sub(j, j) == '"' then
+          if s:sub(j + 1, j + 1) == '"' then j = j + 2 else break end
+        else j = j + 1 end
+      end
+      local q = s:sub(i, j)
+      out[#out + 1] = (q == qname) and by or q; i = j + 1
+    elseif s:sub(i, i + 3) == "$new" and not s:sub(i + 4, i + 4):match("[%w_]") then
+      out[#out + 1] = by; i = i + 4
+    elseif c:match("[%a_]") and (i == 1 or not s:sub(i - 1, i - 1):match("[%w_$.]")) then
+      local word = s:match("^[%w_$]+", i)
+      out[#out + 1] = (word:lower() == name and name == name:lower()) and by or word
+      i = i + #word
+    else
+      out[#out + 1] = c; i = i + 1
+    end
+  end
+  return table.concat(out)
+end
+A.rename_ident = rename_ident
+
+local function expand_template(db, t, old, new)
+  return (t:gsub("%$old", function() return D.qi(db, old) end)
+           :gsub("%$new", function() return D.qi(db, new) end))
+end
+
+-- The column as the catalogs have it (nil in a dry run or if absent).
+local function inspect(r, db, column)
+  return D.lookup(db, r.site, [[
+SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS notnull,
+       pg_catalog.pg_get_expr(d.adbin, d.adrelid) AS default, a.attidentity <> '' AS identity,
+       a.attgenerated <> '' AS generated, pg_catalog.col_description(a.attrelid, a.attnum) AS comment,
+       (SELECT pg_catalog.string_agg(k.conname, ', ') FROM pg_catalog.pg_constraint k
+         WHERE k.conrelid = a.attrelid AND k.contype = 'p' AND a.attnum = ANY (k.conkey)) AS primary_key,
+       (SELECT pg_catalog.string_agg(k.conrelid::pg_catalog.regclass || '.' || k.conname, ', ')
+          FROM pg_catalog.pg_constraint k
+         WHERE k.confrelid = a.attrelid AND k.contype = 'f' AND a.attnum = ANY (k.confkey)) AS referenced_by
+  FROM pg_catalog.pg_attribute a
+  LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+ WHERE a.attrelid = $1::pg_catalog.regclass AND a.attname = $2 AND NOT a.attisdropped]], r.tbl, column)[1]
+end
+
+-- Is the column's type -> opts.type a change PostgreSQL 15 makes in the
+-- catalog only (ATColumnChangeRequiresRewrite says no rewrite, and no scan)?
+-- The cases it knows: varchar(n) to a longer varchar or to text, and the
+-- same for varbit; numeric(p, s) to numeric(q >= p, s).  Anything else is
+-- treated as data.
+local function metadata_type(r, col)
+  local want = r.opts.type:lower():gsub("%s+", " "):gsub("^ ", ""):gsub(" $", "")
+  local have = col.type:lower()
+  local function len(t, names)
+    for _, n in ipairs(names) do
+      if t == n then return math.huge end
+      local m = t:match("^" .. n:gsub("%-", "%%-") .. " ?%((%d+)%)$")
+      if m then return tonumber(m) end
+    end
+  end
+  local varchar = { "character varying", "varchar" }
+  local hv, wv = len(have, varchar), len(want, varchar)
+  if hv and (wv and wv >= hv or (want == "text" and true)) then return true end
+  local bits = { "bit varying", "varbit" }
+  local hb, wb = len(have, bits), len(want, bits)
+  if hb and wb and wb >= hb then return true end
+  local hp, hs = have:match("^numeric%((%d+),(%d+)%)$")
+  local wp, ws = want:gsub(" ", ""):match("^numeric%((%d+),(%d+)%)$")
+  if hp and wp and hs == ws and tonumber(wp) >= tonumber(hp) then return true end
+  return want == have
+end
+
+-- ---- the metadata-only change: one phase and its exact inverse
+
+local function meta_statements(r, db, col, inverse, live)
+  local t = D.table_name(db, r.site, r.tbl)
+  live = live or r.col
+  local stmts = {}
+  local function alter(what) stmts[#stmts + 1] = "ALTER TABLE " .. t .. " " .. what end
+  local o = r.opts
+  if o.type ~= nil then
+    alter("ALTER COLUMN " .. D.qi(db, live) .. " TYPE " .. (inverse and col.type or o.type))
+  end
+  if o.default ~= nil then
+    local d = inverse and col.default or (o.default ~= false and o.default or nil)
+    alter("ALTER COLUMN " .. D.qi(db, live) .. (d and (" SET DEFAULT " .. d) or " DROP DEFAULT"))
+  end
+  if o.comment ~= nil then
+    local c = inverse and col.comment or o.comment
+    stmts[#stmts + 1] = "COMMENT ON COLUMN " .. t .. "." .. D.qi(db, live) .. " IS "
+      .. (c and db:quote_literal(c) or "NULL")
+  end
+  if o.name ~= nil and o.name ~= r.col and live ~= (inverse and r.col or r.final) then
+    alter("RENAME COLUMN " .. D.qi(db, live) .. " TO "
+      .. D.qi(db, inverse and r.col or r.final) .. ALLOW)
+  end
+  return stmts
+end
+
+-- ---- the data change
+
+local function sync_sql(r, db)
+  if r.add then
+    return { set = D.qi(db, r.new) .. " = " .. r.up }
+  end
+  return {
+    set = D.qi(db, r.new) .. " = " .. expand_template(db, r.up, r.col, r.new),
+    reverse_set = D.qi(db, r.col) .. " = " .. expand_template(db, r.down, r.col, r.new),
+  }
+end
+
+-- The version schemas' views (db:create_version): the old version sees the
+-- table without the new column; the new one sees the new column under the
+-- final name, and not the old one.  Absent versions are skipped.
+local function version_view(r, db, v, names, note)
+  local cols = P.versions.renamed_columns(db, r.site, r.tbl, names, note)
+  db:create_version{ version = v, tables = { [r.tbl] = { columns = cols } },
+                     lock_timeout = r.opts.lock_timeout, retries = r.opts.retries }
+end
+
+local function old_version_up(r, db)
+  if r.opts.old_version then
+    -- (adding a column: r.new is the new column, under its final name)
+    version_view(r, db, r.opts.old_version, { [r.new] = false },
+      "every column of " .. r.tbl .. " but " .. r.new)
+  end
+end
+
+local function new_version_up(r, db)
+  if r.opts.new_version then
+    local names = { [r.new] = r.final }
+    if r.col then names[r.col] = false end
+    version_view(r, db, r.opts.new_version, names,
+      "every column of " .. r.tbl .. (r.col and (" but " .. r.col .. ", " .. r.new .. " shown as " .. r.final) or ""))
+  end
+end
+
+local function versions_down(r, db)
+  for _, v in ipairs({ r.opts.new_version, r.opts.old_version }) do
+    if v then db:drop_version{ version = v, migration = true, lock_timeout = r.opts.lock_timeout } end
+  end
+end
+
+local function check_name(r) return D.bare_name(r.tbl) .. "_" .. r.final .. "_check" end
+local function fkey_name(r) return D.bare_name(r.tbl) .. "_" .. r.final .. "_fkey" end
+local function unique_name(r) return D.bare_name(r.tbl) .. "_" .. r.final .. "_key" end
+
+local function has_constraint(r, db, name)
+  return D.lookup(db, r.site, "SELECT 1 AS found FROM pg_catalog.pg_constraint WHERE conrelid = $1::pg_catalog.regclass AND conname = $2",
+    r.tbl, name)[1] ~= nil
+end
+
+local function references_sql(db, ref)
+  if type(ref) == "string" then return ref end
+  local s = D.table_name(db, "", ref.table)
+  if ref.column then s = s .. " (" .. D.qi(db, ref.column) .. ")" end
+  if ref.on_delete then s = s .. " ON DELETE " .. ref.on_delete end
+  if ref.on_update then s = s .. " ON UPDATE " .. ref.on_update end
+  return s
+end
+
+-- A CREATE INDEX statement rewritten to build `name` concurrently, if
+-- absent: CREATE [UNIQUE] INDEX [CONCURRENTLY] [IF NOT EXISTS] [name] ON ...
+local function concurrent_create(db, stmt, name, what)
+  local words, rest = {}, stmt
+  local function take(pat)
+    local m, after = rest:match("^%s*(" .. pat .. ")()")
+    if m then rest = rest:sub(after) end
+    return m
+  end
+  if not take("[Cc][Rr][Ee][Aa][Tt][Ee]") then error(what .. ": expected CREATE INDEX, got: " .. stmt, 0) end
+  local unique = take("[Uu][Nn][Ii][Qq][Uu][Ee]")
+  if not take("[Ii][Nn][Dd][Ee][Xx]") then error(what .. ": expected CREATE INDEX, got: " .. stmt, 0) end
+  take("[Cc][Oo][Nn][Cc][Uu][Rr][Rr][Ee][Nn][Tt][Ll][Yy]")
+  if take("[Ii][Ff]") then take("[Nn][Oo][Tt]"); take("[Ee][Xx][Ii][Ss][Tt][Ss]") end
+  if not take("[Oo][Nn]%f[%s]") then
+    if not (take('"[^"]*"') or take("[%w_]+")) or not take("[Oo][Nn]%f[%s]") then
+      error(what .. ": expected CREATE INDEX [name] ON ..., got: " .. stmt, 0)
+    end
+  end
+  return "CREATE " .. (unique and "UNIQUE " or "") .. "INDEX CONCURRENTLY IF NOT EXISTS "
+    .. D.qi(db, name) .. " ON" .. rest
+end
+
+-- The indexes of the old column (but the primary key), each with the
+-- statement that builds its copy on the new column: the one given in
+-- indexes = {name = "CREATE INDEX ... ($new)"}, or the index's own with the
+-- column renamed when that is sure to mean the same: the column only as a
+-- key (not in an expression or the predicate), or the type unchanged.
+local function index_copies(r, db)
+  local rows = D.query_at(db, r.site, [[
+SELECT c.relname AS name, pg_catalog.pg_get_indexdef(i.indexrelid) AS def,
+       (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL) AS expressions
+  FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+  JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attname = $2
+ WHERE i.indrelid = $1::pg_catalog.regclass AND NOT i.indisprimary
+   AND (a.attnum = ANY (i.indkey::int2[])
+        OR pg_catalog.pg_get_expr(i.indexprs, i.indrelid) ~ ('\m' || $2 || '\M')
+        OR pg_catalog.pg_get_expr(i.indpred, i.indrelid) ~ ('\m' || $2 || '\M'))
+ ORDER BY 1]], r.tbl, r.col) or {}
+  local given = r.opts.indexes or {}
+  for _, ix in ipairs(rows) do
+    local copy = ix.name .. "__new"
+    if given[ix.name] then
+      ix.create = expand_template(db, given[ix.name], r.col, r.new)
+    elseif ix.expressions and r.opts.type then
+      error(r.site .. "index " .. ix.name .. " uses " .. r.tbl .. "." .. r.col
+        .. " in an expression or its predicate, which the new type may not fit: give its copy as indexes = { "
+        .. ix.name .. ' = "CREATE INDEX ... ($new ...)" }', 0)
+    else
+      ix.create = rename_ident(ix.def, r.col, D.qi(db, r.new))
+    end
+    ix.create = concurrent_create(db, ix.create, copy, r.site .. "index " .. ix.name)
+    ix.copy = copy
+  end
+  return rows
+end
+
+local function expand_up(r, db)
+  local col = not r.add and inspect(r, db, r.col) or nil
+  local what = r.site .. r.tbl .. "." .. (r.col or r.new)
+  if not r.add and not D.is_dry(db) and col == nil and inspect(r, db, r.new) == nil then
+    error(what .. ": no such column", 0)
+  end
+  if col then
+    if col.identity or col.generated then
+      error(what .. " is an identity or generated column: change it through a new table (db:sync{into =})", 0)
+    end
+    if col.primary_key then
+      error(what .. " is in primary key " .. col.primary_key
+        .. ": change it through a new table (db:sync{into =}, db:cutover)", 0)
+    end
+    if col.referenced_by then
+      error(what .. " is referenced by " .. col.referenced_by
+        .. ": change it through a new table (db:sync{into =}, db:cutover)", 0)
+    end
+  end
+  if not r.add then index_copies(r, db) end  -- one it cannot copy is refused now, not after the backfill
+  local t = D.table_name(db, r.site, r.tbl)
+  if col and not r.opts.down then r.down = "$new::" .. col.type end
+  if col and not r.opts.type then r.typ = col.type end
+  db:add_column{ table = r.tbl, column = r.new, type = r.typ, lock_timeout = r.opts.lock_timeout }
+  -- the new default: given, or the old one converted by up (never copied as text)
+  local default = r.opts.default
+  if default == nil and col and col.default then
+    default = (r.up:gsub("%$old", function() return "(" .. col.default .. ")" end))
+  end
+  if default then
+    db:ddl("ALTER TABLE " .. t .. " ALTER COLUMN " .. D.qi(db, r.new) .. " SET DEFAULT " .. default,
+      { lock_timeout = r.opts.lock_timeout })
+  end
+  -- the new version's rules, on its column only, checked for new rows now
+  -- and for the old ones by validate
+  if r.opts.check and not has_constraint(r, db, check_name(r)) then
+    db:ddl("ALTER TABLE " .. t .. " ADD CONSTRAINT " .. D.qi(db, check_name(r)) .. " CHECK ("
+      .. rename_ident(r.opts.check, r.final, D.qi(db, r.new)) .. ") NOT VALID",
+      { lock_timeout = r.opts.lock_timeout })
+  end
+  if r.opts.references and not has_constraint(r, db, fkey_name(r)) then
+    db:ddl("ALTER TABLE " .. t .. " ADD CONSTRAINT " .. D.qi(db, fkey_name(r)) .. " FOREIGN KEY ("
+      .. D.qi(db, r.new) .. ") REFERENCES " .. references_sql(db, r.opts.references) .. " NOT VALID",
+      { lock_timeout = r.opts.lock_timeout })
+  end
+  if r.opts.comment then
+    db:exec("COMMENT ON COLUMN " .. t .. "." .. D.qi(db, r.new) .. " IS " .. db:quote_literal(r.opts.comment))
+  end
+  local s = sync_sql(r, db)
+  -- the sync tells writers apart by their version: without a new version
+  -- schema, no application writes as the new version yet (only through
+  -- pg_shift.version = the id), so every write is converted by up
+  db:sync{ name = r.id, table = r.tbl, set = s.set, reverse_set = s.reverse_set,
+           new_version = r.opts.new_version or r.id, old_version = r.opts.old_version }
+  old_version_up(r, db)
+end
+
+local function expand_down(r, db)
+  versions_down(r, db)
+  db:sync_drop(r.id)
+  db:drop_column{ table = r.tbl, column = r.new, lock_timeout = r.opts.lock_timeout }
+end
+
+local function backfill_up(r, db)
+  local e = r.add and r.up or expand_template(db, r.up, r.col, r.new)
+  -- the rows already right are skipped (all of them, with a volatile up)
+  local bf = { table = r.tbl, set = D.qi(db, r.new) .. " = " .. e }
+  if not r.volatile then bf.where = D.qi(db, r.new) .. " IS DISTINCT FROM (" .. e .. ")" end
+  for k, v in pairs(r.opts.backfill or {}) do bf[k] = v end
+  db:backfill(bf)
+end
+
+local function validate_up(r, db)
+  local t = D.table_name(db, r.site, r.tbl)
+  if not r.volatile then
+    local e = r.add and r.up or expand_template(db, r.up, r.col, r.new)
+    local bad = db:value("SELECT count(*) FROM " .. t .. " WHERE "
+      .. D.qi(db, r.new) .. " IS DISTINCT FROM (" .. e .. ")")
+    if bad and not D.is_dry(db) and bad > 0 then
+      error(r.site .. bad .. " rows of " .. r.tbl .. " have " .. r.new .. " disagreeing with up(" .. r.col .. ")", 0)
+    end
+  end
+  if r.opts.check then
+    db:ddl("ALTER TABLE " .. t .. " VALIDATE CONSTRAINT " .. D.qi(db, check_name(r)))
+  end
+  if r.opts.references then
+    db:ddl("ALTER TABLE " .. t .. " VALIDATE CONSTRAINT " .. D.qi(db, fkey_name(r)))
+  end
+  -- NOT NULL: asked for, or kept from the old column unless nullable = true
+  local col = not r.add and r.opts.nullable == nil and inspect(r, db, r.col) or nil
+  if r.not_null or (col and col.notnull) then
+    db:add_not_null{ table = r.tbl, column = r.new, lock_timeout = r.opts.lock_timeout }
+  end
+  if r.opts.unique then
+    db:create_index{ name = unique_name(r) .. "__new", table = r.tbl, columns = { r.new }, unique = true }
+  end
+  for _, ix in ipairs(r.add and {} or index_copies(r, db)) do
+    local have = D.lookup(db, r.site, [[
+SELECT i.indisvalid AS valid FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+ WHERE i.indrelid = $1::pg_catalog.regclass AND c.relname = $2]], r.tbl, ix.copy)[1]
+    if have and not have.valid then db:drop_index{ name = ix.copy, table = r.tbl } end  -- a failed build's
+    if not (have and have.valid) then db:exec(ix.create) end
+  end
+  -- every row has its new value now, and the old version's writes keep it
+  -- so: the new version may start
+  new_version_up(r, db)
+end
+
+local function validate_down(r, db)
+  if r.opts.new_version then
+    db:drop_version{ version = r.opts.new_version, migration = true, lock_timeout = r.opts.lock_timeout }
+  end
+  for _, ix in ipairs(r.add and {} or index_copies(r, db)) do
+    db:drop_index{ name = ix.copy, table = r.tbl }
+  end
+  if r.opts.unique then db:drop_index{ name = unique_name(r) .. "__new", table = r.tbl } end
+  if r.not_null or r.opts.nullable == nil then db:drop_not_null{ table = r.tbl, column = r.new } end
+end
+
+-- One short transaction: the old version and the old column go, the new
+-- column takes the final name, its indexes the old ones' names.
+local function contract_up(r, db)
+  local t = D.table_name(db, r.site, r.tbl)
+  local copies = r.add and {} or index_copies(r, db)
+  D.retrying(r.site, { retries = r.opts.retries or 5, backoff = 0.5, max_backoff = 30 }, function()
+    return pcall(db.transaction, db, function(tx)
+      tx:exec("SET LOCAL lock_timeout = " .. tx:quote_literal(r.opts.lock_timeout or "2s"))
+      tx:exec("SELECT shift.sync_drop($1, if_exists => true)", r.id)
+      if r.opts.old_version then
+        tx:exec("SELECT shift.version_drop($1, if_exists => true, migration => $2)", r.opts.old_version,
+          (D.current(tx)))
+      end
+      if not r.add then
+        tx:exec("ALTER TABLE " .. t .. " DROP COLUMN IF EXISTS " .. D.qi(tx, r.col))
+        tx:exec("ALTER TABLE " .. t .. " RENAME COLUMN " .. D.qi(tx, r.new) .. " TO " .. D.qi(tx, r.final) .. ALLOW)
+      end
+      for _, ix in ipairs(copies) do
+        tx:exec("ALTER INDEX IF EXISTS " .. D.table_name(tx, r.site, ix.copy)
+          .. " RENAME TO " .. D.qi(tx, ix.name))
+      end
+      if r.opts.unique then
+        local u = unique_name(r)
+        tx:exec("ALTER TABLE " .. t .. " ADD CONSTRAINT " .. D.qi(tx, u) .. " UNIQUE USING INDEX "
+          .. D.qi(tx, u .. "__new"))
+      end
+    end)
+  end)
+end
+
+-- What every recipe of this file takes: the table, the column, its id
+-- (the phases' prefix and the sync's name), where it was called.
+local function setup(opts, info, what, suffix)
+  local r = { opts = opts, tbl = opts.table, col = opts.column, final = opts.name or opts.column,
+              site = (info and info.currentline and info.currentline > 0)
+                and (info.short_src .. ":" .. info.currentline .. ": ") or "" }
+  r.id = opts.id or (D.bare_name(r.tbl) .. "_" .. r.col .. suffix)
+  if not r.id:match("^[%w_.%-]+$") or #r.id > 48 then
+    error(what .. ": 'id' must be up to 48 letters, digits, '_', '.' or '-' (got "
+      .. string.format("%q", r.id) .. ")", 3)
+  end
+  return r
+end
+
+-- The four phases of a change that moves data (alter_column, add_column).
+local function data_phases(r, info, expand_what, contract_what)
+  local step = function(fn) return function(db) return fn(r, db) end end
+  return loader.group({
+    { name = r.id .. "-expand", description = expand_what,
+      up = step(expand_up), down = step(expand_down) },
+    { name = r.id .. "-backfill",
+      description = "fill " .. r.new .. " by up in batches (rows the new version wrote are its own)",
+      up = step(backfill_up), down = function(db) end },
+    { name = r.id .. "-validate",
+      description = "the new rules validated online; indexes built concurrently on " .. r.new,
+      up = step(validate_up), down = step(validate_down) },
+    { name = r.id .. "-contract", description = contract_what, up = step(contract_up) },
+  }, info.short_src, info.currentline)
+end
+
+-- online.alter_column{table =, column =, name =, type =, up =, down =,
+-- nullable =, default =, check =, unique =, references =, comment =,
+-- old_version =, new_version =, id =, lock_timeout =, retries =,
+-- backfill = {...}} -> its phases.
+function A.alter_column(opts)
+  local info = debug.getinfo(2, "Sl")
+  opts = D.check_options(opts, OPTIONS, "online.alter_column")
+  for _, k in ipairs({ "table", "column" }) do
+    if type(opts[k]) ~= "string" then error("online.alter_column: '" .. k .. "' is required", 2) end
+  end
+  local r = setup(opts, info, "online.alter_column", "_alter")
+  r.new = r.col .. "__new"
+  r.not_null = opts.nullable == false
+  local data = opts.up ~= nil or opts.down ~= nil or opts.nullable == false or opts.check ~= nil
+    or opts.unique ~= nil or opts.references ~= nil
+  local step = function(fn) return function(db) return fn(r, db) end end
+  if not data then
+    -- metadata only, unless the server says the type change rewrites
+    local phases = {
+      { name = r.id .. "-alter",
+        description = "change " .. r.tbl .. "." .. r.col .. " in the catalog only (no row is read or written)",
+        up = function(db)
+          local col = inspect(r, db, r.col)
+          if opts.type and col and not metadata_type(r, col) then
+            error(r.site .. r.tbl .. "." .. r.col .. ": a change to " .. opts.type
+              .. " rewrites the table; give up = (and down =) to change it online", 0)
+          end
+          if col then
+            -- what down puts back, kept before anything changes (a rerun
+            -- after an interruption finds it kept already)
+            if db:recall("type") == nil then
+              db:remember("type", col.type)
+              db:remember("default", col.default)
+              db:remember("comment", col.comment)
+              db:remember("notnull", tostring(col.notnull))
+            end
+          end
+          if opts.nullable == true then db:drop_not_null{ table = r.tbl, column = r.col } end
+          -- the old version's view sees the column as it is named now (a
+          -- view keeps its columns' names through a rename, but forbids a
+          -- change of type: it is made after the change, before the rename)
+          local stmts = meta_statements(r, db, col, false)
+          local rename = (opts.name and opts.name ~= r.col and #stmts > 0
+            and stmts[#stmts]:find(" RENAME COLUMN ", 1, true)) and table.remove(stmts) or nil
+          for _, s in ipairs(stmts) do db:ddl(s) end
+          if opts.old_version then
+            version_view(r, db, opts.old_version, {}, "every column of " .. r.tbl)
+          end
+          if rename then db:ddl(rename) end
+          if opts.new_version then
+            version_view(r, db, opts.new_version, {}, "every column of " .. r.tbl)
+          end
+        end,
+        down = function(db)
+          local before = { type = db:recall("type"), default = db:recall("default"),
+                           comment = db:recall("comment"), notnull = db:recall("notnull") }
+          if D.is_dry(db) then
+            before = { type = "/* the type before */", default = "/* the default before */ NULL",
+                       comment = "(the comment before)", notnull = "true" }
+          elseif before.type == nil then
+            output.log(r.tbl .. "." .. r.col .. ": the up changed nothing yet")
+            return
+          end
+          versions_down(r, db)
+          local live = inspect(r, db, r.final) and r.final or r.col
+          for _, s in ipairs(meta_statements(r, db, before, true, live)) do db:ddl(s) end
+          if opts.nullable == true and before.notnull == "true" then
+            db:add_not_null{ table = r.tbl, column = r.col }
+          end
+        end },
+    }
+    if opts.old_version then
+      -- the old version goes once no release uses it; its down shows the
+      -- column to it again under the name it knew
+      phases[#phases + 1] = {
+        name = r.id .. "-contract",
+        description = "drop version " .. opts.old_version .. " (its releases are gone)",
+        up = function(db)
+          db:drop_version{ version = opts.old_version, migration = true, lock_timeout = opts.lock_timeout }
+        end,
+        down = function(db)
+          version_view(r, db, opts.old_version, { [r.final] = r.col }, "every column of " .. r.tbl
+            .. ", " .. r.final .. " shown as " .. r.col)
+        end }
+    end
+    return loader.group(phases, info.short_src, info.currentline)
+  end
+  r.typ = opts.type or "<the type of " .. r.col .. ">"
+  r.up = opts.up or (opts.type and ("$old::" .. opts.type)) or "$old"
+  -- down's default needs the old type: looked up when expand runs
+  r.down = opts.down or "$new::<the type of " .. r.col .. ">"
+  r.volatile = opts.volatile
+  return data_phases(r, info,
+    "add " .. r.new .. " (" .. r.final .. " of the new version) next to " .. r.col
+      .. ", kept in step by the writer's version",
+    "drop the sync, the old version and " .. r.col .. "; " .. r.new .. " becomes " .. r.final .. " (no way back)")
+end
+
+local ADD_OPTIONS = {
+  table = true, column = true, type = true, up = true, default = true, nullable = true, check = true,
+  unique = true, references = true, comment = true, old_version = true, new_version = true, id = true,
+  lock_timeout = true, retries = true, backfill = true, volatile = true,
+}
+
+-- online.add_column{table =, column =, type =, up =, default =, nullable =,
+-- check =, unique =, references =, comment =, old_version =, new_version =,
+-- id =, ...} -> its phases: the column added (nullable, its rules NOT
+-- VALID); the old version's writes (which do not know it) get up, an SQL
+-- expression over the row's other columns; the new version's writes keep
+-- what they wrote; existing rows are filled by up in batches; the rules
+-- are validated; the contract drops the old version.
+function A.add_column(opts)
+  local info = debug.getinfo(2, "Sl")
+  opts = D.check_options(opts, ADD_OPTIONS, "online.add_column")
+  for _, k in ipairs({ "table", "column", "type", "up" }) do
+    if type(opts[k]) ~= "string" then error("online.add_column: '" .. k .. "' is required", 2) end
+  end
+  local r = setup(opts, info, "online.add_column", "_add")
+  r.add, r.new, r.final, r.typ, r.up, r.col = true, opts.column, opts.column, opts.type, opts.up, nil
+  r.not_null = opts.nullable == false
+  r.volatile = opts.volatile
+  return data_phases(r, info,
+    "add " .. r.new .. " " .. r.typ .. "; the old version's writes get up, the new version's keep theirs",
+    "drop the sync and the old version (no way back)")
+end
+
+local DROP_OPTIONS = {
+  table = true, column = true, down = true, old_version = true, new_version = true, id = true,
+  lock_timeout = true, retries = true,
+}
+
+-- online.drop_column{table =, column =, down =, old_version =, new_version =,
+-- id =} -> two phases: <id>-expand shows the new version the table without
+-- the column (the old version keeps it) and, given down (an expression
+-- without columns: what the new version's inserts leave in it), makes it
+-- the column's default meanwhile; <id>-contract drops the old version and
+-- the column (no way back).
+function A.drop_column(opts)
+  local info = debug.getinfo(2, "Sl")
+  opts = D.check_options(opts, DROP_OPTIONS, "online.drop_column")
+  for _, k in ipairs({ "table", "column" }) do
+    if type(opts[k]) ~= "string" then error("online.drop_column: '" .. k .. "' is required", 2) end
+  end
+  local r = setup(opts, info, "online.drop_column", "_drop")
+  r.final = r.col
+  local t
+  return loader.group({
+    { name = r.id .. "-expand",
+      description = "the new version sees " .. r.tbl .. " without " .. r.col,
+      up = function(db)
+        t = D.table_name(db, r.site, r.tbl)
+        if opts.down then
+          local col = inspect(r, db, r.col)
+          if col and db:recall("default") == nil then db:remember("default", col.default or "NULL") end
+          db:ddl("ALTER TABLE " .. t .. " ALTER COLUMN " .. D.qi(db, r.col) .. " SET DEFAULT " .. opts.down)
+        end
+        if opts.old_version then version_view(r, db, opts.old_version, {}, "every column of " .. r.tbl) end
+        if opts.new_version then
+          version_view(r, db, opts.new_version, { [r.col] = false }, "every column of " .. r.tbl .. " but " .. r.col)
+        end
+      end,
+      down = function(db)
+        versions_down(r, db)
+        local before = db:recall("default")
+        if opts.down and (before or D.is_dry(db)) then
+          t = D.table_name(db, r.site, r.tbl)
+          db:ddl("ALTER TABLE " .. t .. " ALTER COLUMN " .. D.qi(db, r.col)
+            .. ((before == nil or before == "NULL") and " DROP DEFAULT" or (" SET DEFAULT " .. before)))
+        end
+      end },
+    { name = r.id .. "-contract",
+      description = "drop the old version and " .. r.tbl .. "." .. r.col .. " (no way back)",
+      up = function(db)
+        if opts.old_version then
+          db:drop_version{ version = opts.old_version, migration = true, lock_timeout = opts.lock_timeout }
+        end
+        db:drop_column{ table = r.tbl, column = r.col, lock_timeout = opts.lock_timeout }
+      end },
+  }, info.short_src, info.currentline)
+end
+
+return A
