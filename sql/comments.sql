@@ -79,6 +79,8 @@ COMMENT ON ROUTINE @extschema@.move_record(pg_catalog.text, pg_catalog.text, pg_
 'move_record(move, kind, object, side, migration, phase): records a publication, slot, subscription, table or sequence a move is about to make on this server, so that cleanup finds it';
 COMMENT ON ROUTINE @extschema@.move_forget(pg_catalog.text, pg_catalog.text) IS
 'move_forget(kind, object): forgets what a move made here once it is dropped';
+COMMENT ON ROUTINE @extschema@.move_fence_record(pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.float8, pg_catalog.pg_lsn) IS
+'move_fence_record(move, direction, grants, fence_ms, lsn): a cut-over''s fence begins (fence_ms NULL) or ends (its duration and WAL position), in shift.move_fence';
 COMMENT ON ROUTINE @extschema@.move_check(pg_catalog.text, pg_catalog.text[]) IS
 'move_check(side => source|target, tables) -> (item, current, advice): one row per prerequisite of a move that this server fails, with what to change (doc/move.md)';
 COMMENT ON ROUTINE @extschema@.move_schema(pg_catalog.text[]) IS

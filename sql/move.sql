@@ -399,9 +399,11 @@ SELECT o.move, o.kind, o.object, o.side, o.owner, o.migration, o.phase, o.create
 COMMENT ON VIEW @extschema@.move_objects IS
   'what moves to another cluster made on this server, and whether each is there now';
 
--- Each move recorded on this server (the source): its publication, its
--- slot, whether they exist, the slot's activity, the WAL it holds back,
--- and the subscriber's lag in bytes and (while it streams) seconds.
+-- Each move with a publication or slot recorded on this server (the
+-- source; the target too once a cut-over made the way back): the
+-- publication, the slot, whether they exist, the slot's activity, the WAL
+-- it holds back, and the subscriber's lag in bytes and (while it streams)
+-- seconds.
 CREATE VIEW @extschema@.move_status WITH (security_invoker = true) AS
 SELECT m.move,
        m.owner,
@@ -418,11 +420,98 @@ SELECT m.move,
         AND pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), rs.restart_lsn) OPERATOR(pg_catalog.>) 0)
          AS inactive_holding_wal
   FROM (SELECT o.move, pg_catalog.min(o.owner) AS owner, pg_catalog.min(o.migration) AS migration
-          FROM @extschema@.move_object o WHERE o.side OPERATOR(pg_catalog.=) 'source' GROUP BY o.move) m
+          FROM @extschema@.move_object o
+         WHERE o.kind IN ('publication', 'slot') GROUP BY o.move) m
   LEFT JOIN @extschema@.move_object pb ON pb.move OPERATOR(pg_catalog.=) m.move AND pb.kind OPERATOR(pg_catalog.=) 'publication'
   LEFT JOIN @extschema@.move_object sl ON sl.move OPERATOR(pg_catalog.=) m.move AND sl.kind OPERATOR(pg_catalog.=) 'slot'
   LEFT JOIN pg_catalog.pg_replication_slots rs ON rs.slot_name OPERATOR(pg_catalog.=) sl.object
                                                AND rs.database OPERATOR(pg_catalog.=) pg_catalog.current_database()
   LEFT JOIN pg_catalog.pg_stat_replication r ON r.pid OPERATOR(pg_catalog.=) rs.active_pid;
 COMMENT ON VIEW @extschema@.move_status IS
-  'moves to another cluster recorded on this server (the source): publication, slot, WAL held, lag';
+  'moves to another cluster with a publication or slot on this server: publication, slot, WAL held, lag';
+
+-- Each fence of a move's cut-over (direction 'forward': the source fenced,
+-- the target made live; 'back': the way back) with the privileges it moves
+-- (rows of privileges, object, role, kind separated by \x1f, rows by \x1e:
+-- what the lift grants on the side made live, and what the way back takes
+-- from it again), how long writes were unavailable (fence_ms, on the
+-- source's clock) and the WAL position the fence closed at.  A row whose
+-- fence_ms is NULL is a fence that began and did not end: the phase's
+-- down finds the privileges to give back in it.
+CREATE TABLE @extschema@.move_fence (
+  id          pg_catalog.int8 GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  move        pg_catalog.text NOT NULL
+              CHECK (move OPERATOR(pg_catalog.~) '^[a-z0-9_]{1,48}$'),
+  direction   pg_catalog.text NOT NULL CHECK (direction IN ('forward', 'back')),
+  grants      pg_catalog.text NOT NULL,
+  fence_ms    pg_catalog.float8,
+  lsn         pg_catalog.pg_lsn,
+  owner       pg_catalog.name NOT NULL,
+  started_at  pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now(),
+  finished_at pg_catalog.timestamptz
+);
+COMMENT ON TABLE @extschema@.move_fence IS
+  'each fence of a move''s cut-over or way back: the privileges it moved, how long writes were unavailable';
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.move_fence', '');
+ALTER TABLE @extschema@.move_fence ENABLE ROW LEVEL SECURITY;
+CREATE POLICY visible_to_owner ON @extschema@.move_fence FOR SELECT
+  USING (shift_internal.may_act(owner));
+
+-- shift.move_fence_record(move, direction, grants, fence_ms, lsn): a fence
+-- begins (fence_ms NULL: a row is added) or ends (the open row of that move
+-- and direction gets fence_ms, lsn and finished_at).
+CREATE FUNCTION shift_internal.move_fence_record(move pg_catalog.text, direction pg_catalog.text,
+  grants pg_catalog.text, fence_ms pg_catalog.float8 DEFAULT NULL, lsn pg_catalog.pg_lsn DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  o @extschema@.move_fence;
+BEGIN
+  IF move IS NULL OR move OPERATOR(pg_catalog.!~) '^[a-z0-9_]{1,48}$' THEN
+    RAISE EXCEPTION 'invalid move name %', coalesce(quote_literal(move), 'NULL')
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'A move name is 1 to 48 lower-case letters, digits or underscores (it names a replication slot).';
+  END IF;
+  SELECT * INTO o FROM @extschema@.move_fence x
+   WHERE x.move OPERATOR(pg_catalog.=) move_fence_record.move
+     AND x.direction OPERATOR(pg_catalog.=) move_fence_record.direction
+     AND x.fence_ms IS NULL
+   ORDER BY x.id DESC LIMIT 1 FOR UPDATE;
+  IF FOUND THEN
+    PERFORM shift_internal.check_owner(format('fence %s of move %s', o.direction, o.move), o.owner);
+  END IF;
+  IF move_fence_record.fence_ms IS NULL THEN
+    IF FOUND THEN
+      UPDATE @extschema@.move_fence x SET grants = move_fence_record.grants, started_at = pg_catalog.now()
+       WHERE x.id OPERATOR(pg_catalog.=) o.id;
+    ELSE
+      INSERT INTO @extschema@.move_fence (move, direction, grants, owner)
+      VALUES (move_fence_record.move, move_fence_record.direction, move_fence_record.grants,
+              pg_catalog.pg_get_userbyid(shift_internal.caller()));
+    END IF;
+  ELSIF FOUND THEN
+    UPDATE @extschema@.move_fence x
+       SET fence_ms = move_fence_record.fence_ms, lsn = move_fence_record.lsn,
+           finished_at = pg_catalog.now()
+     WHERE x.id OPERATOR(pg_catalog.=) o.id;
+  ELSE
+    RAISE EXCEPTION 'move % has no % fence begun', move, direction
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+END
+$$;
+CREATE FUNCTION @extschema@.move_fence_record(move pg_catalog.text, direction pg_catalog.text,
+  grants pg_catalog.text, fence_ms pg_catalog.float8 DEFAULT NULL, lsn pg_catalog.pg_lsn DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
+
+-- The fences of moves recorded on this server (the source), what the
+-- runner reads (it reads no control table).
+CREATE VIEW @extschema@.move_fences WITH (security_invoker = true) AS
+SELECT f.id, f.move, f.direction, f.grants, f.fence_ms, f.lsn, f.owner, f.started_at, f.finished_at
+  FROM @extschema@.move_fence f;
+COMMENT ON VIEW @extschema@.move_fences IS
+  'each fence of a move''s cut-over or way back recorded on this server: privileges moved, duration, WAL position';

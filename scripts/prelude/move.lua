@@ -10,7 +10,12 @@
 --   <name>-sync       waits for every table's initial copy, showing its
 --                     progress, then the lag
 --   <name>-validate   pgshift compare of each table at one WAL position
--- The cut-over (fence, sequences, way back) is the next step: not here.
+--   <name>-cutover    fences the application's writes on the source, waits
+--                     for the target, carries the sequences, starts the way
+--                     back (target -> source), lifts the fence on the
+--                     target; its down is the way back
+--   <name>-contract   drops the way back, the forward subscription, the
+--                     publications and slots (and the source's tables)
 --
 -- Names of what a move makes on either server: "shift_move_" and the move's
 -- name (lower case, letters, digits, _), the publication, the subscription
@@ -102,7 +107,8 @@ end
 -- ---------------------------------------------------------------------------
 
 local MOVE_OPTIONS = { tables = true, target = true, name = true, source_conninfo = true,
-                       sync_timeout = true }
+                       sync_timeout = true, target_conninfo = true, app_roles = true, redirect = true,
+                       catchup_timeout = true, drop_source = true }
 
 -- The connection to the target, one per recipe and run.
 local function target(r, db)
@@ -161,6 +167,11 @@ local function check_up(r, db)
     "SELECT item, current, advice FROM shift.move_check('target', $1::pg_catalog.text[])", arr))
   if #lines > 0 then
     error(r.site .. "the move cannot start:\n  " .. table.concat(lines, "\n  "), 0)
+  end
+  local wl = tgt:value("SELECT pg_catalog.current_setting('wal_level')")
+  if not D.is_dry(db) and wl ~= "logical" then
+    output.log("note: target: wal_level is " .. tostring(wl) .. ": the cut-over's way back (a publication on the"
+      .. " target) needs wal_level = logical there; set it and restart the target before the cutover phase")
   end
   output.log(string.format("prerequisites met on both sides for %d table%s", #tables,
     #tables == 1 and "" or "s"))
@@ -230,19 +241,20 @@ end
 
 -- ---- subscribe
 
--- The connection string the target server uses to reach the source: given,
--- or the source's host (its socket directory), port, database and user.
-local function source_conninfo(r, db)
-  if r.opts.source_conninfo then return r.opts.source_conninfo end
+-- The connection string one server uses to reach the other: given, or the
+-- other's host (its socket directory), port, database and user.
+local function conninfo_of(r, db, given)
+  if given then return given end
   local s = D.lookup(db, r.site, [[
 SELECT coalesce(pg_catalog.host(pg_catalog.inet_server_addr()),
                 pg_catalog.btrim(pg_catalog.split_part(pg_catalog.current_setting('unix_socket_directories'), ',', 1))) AS host,
        pg_catalog.current_setting('port') AS port, pg_catalog.current_database() AS dbname,
        current_user AS "user"]])[1]
-  if not s then return "host=<the source's host> port=<port> dbname=<database> user=<user>" end
+  if not s then return "host=<the other's host> port=<port> dbname=<database> user=<user>" end
   return string.format("host=%s port=%s dbname=%s user=%s", conninfo_value(s.host), conninfo_value(s.port),
     conninfo_value(s.dbname), conninfo_value(s.user))
 end
+local function source_conninfo(r, db) return conninfo_of(r, db, r.opts.source_conninfo) end
 
 local function subscribe_up(r, db)
   local tgt = target(r, db)
@@ -420,6 +432,451 @@ local function validate_up(r, db)
   output.log(string.format("%d table%s equal on both sides", #tables, #tables == 1 and "" or "s"))
 end
 
+-- ---- cutover, its way back, and the contract
+--
+-- The fence: the application roles' write privileges (INSERT, UPDATE,
+-- DELETE, TRUNCATE) on the moved tables are revoked on the live side, in a
+-- transaction that then takes EXCLUSIVE locks on them, so that it commits
+-- once every write already under way has committed; from then on those
+-- roles' writes fail with insufficient_privilege (42501) and the
+-- application retries them on the other side.  The lift is the GRANT on the
+-- side made live.  A lock alone would hold the writers and then let them
+-- write on the side that is no longer live (doc/move.md).
+
+-- The reverse direction's name: the forward one's and "_rev" (63 bytes at most).
+local function rev_name(obj) return obj .. "_rev" end
+
+local SUB_SQL = "SELECT subenabled FROM pg_catalog.pg_subscription WHERE subname = $1"
+  .. " AND subdbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())"
+
+-- true (enabled), false (disabled) or nil (absent): subscription name on conn
+local function sub_state(conn, name)
+  if D.is_dry(conn) then return nil end
+  return conn:value(SUB_SQL, name)
+end
+
+local function elapsed_check(r, t0, timeout, what)
+  if os.time() - t0 > timeout then
+    error(string.format("%s%s after %d s (catchup_timeout)", r.site, what, os.time() - t0), 0)
+  end
+end
+
+-- Waits until slot on conn has been confirmed by its subscriber up to lsn.
+local function wait_confirmed(r, conn, slot, lsn, where)
+  if D.is_dry(conn) then return end
+  local t0, timeout = os.time(), r.opts.catchup_timeout or 60
+  while true do
+    local done = conn:value("SELECT confirmed_flush_lsn >= $2::pg_catalog.pg_lsn FROM pg_catalog.pg_replication_slots"
+      .. " WHERE slot_name = $1", slot, lsn)
+    if done == nil then error(r.site .. "replication slot " .. slot .. " is missing on the " .. where, 0) end
+    if done then return end
+    elapsed_check(r, t0, timeout, "the " .. (where == "source" and "target" or "source")
+      .. " has not applied the " .. where .. "'s WAL up to " .. lsn)
+    C.sleep(0.005)
+  end
+end
+
+-- Disables subscription name on conn and waits until its worker has gone:
+-- stopped at once (a disabled subscription's worker notices only when it
+-- next wakes, up to a second later; it has nothing to apply, the other side
+-- being fenced and caught up), and not started again.
+local function stop_sub(r, conn, name)
+  conn:exec("ALTER SUBSCRIPTION " .. D.qi(conn, name) .. " DISABLE")
+  if D.is_dry(conn) then return end
+  conn:exec("SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_subscription"
+    .. " WHERE subname = $1 AND pid IS NOT NULL", name)
+  local t0 = os.time()
+  while conn:value("SELECT count(*) FROM pg_catalog.pg_stat_subscription WHERE subname = $1 AND pid IS NOT NULL",
+      name) ~= 0 do
+    elapsed_check(r, t0, r.opts.catchup_timeout or 60, "the apply worker of subscription " .. name .. " is still running")
+    C.sleep(0.005)
+  end
+end
+
+-- Moves slot (made on conn, inactive) past everything conn wrote so far,
+-- after flushing it: what the other direction applied there is never sent back.
+local function skip_to_now(conn, slot)
+  conn:transaction(function(tx)
+    tx:exec("SET LOCAL synchronous_commit = on")
+    tx:value("SELECT pg_catalog.pg_current_xact_id()")
+  end)
+  conn:exec("SELECT pg_catalog.pg_replication_slot_advance($1, pg_catalog.pg_current_wal_flush_lsn())", slot)
+end
+
+-- The sequences the moved tables own (serial and identity columns), with
+-- their current value on conn.
+local SEQ_SQL = [[
+SELECT pg_catalog.format('%I.%I', n.nspname, s.relname) AS seq, q.last_value, q.increment_by
+  FROM pg_catalog.pg_depend d
+  JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+  JOIN pg_catalog.pg_namespace n ON n.oid = s.relnamespace
+  JOIN pg_catalog.pg_sequences q ON q.schemaname = n.nspname AND q.sequencename = s.relname
+ WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+   AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+   AND d.deptype IN ('a', 'i')
+   AND d.refobjid OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.regclass[])
+ ORDER BY 1]]
+
+-- Sets every sequence the tables own on to, past its value on from.
+local function carry_sequences(r, from, to, tables)
+  local arr = D.array_literal(tables)
+  local rows = D.query_at(from, r.site, SEQ_SQL, arr)
+  local n = 0
+  for _, s in ipairs(rows) do
+    if s.last_value then
+      local op = tonumber(s.increment_by) < 0 and "LEAST" or "GREATEST"
+      D.exec_at(to, r.site, "SELECT pg_catalog.setval($1::pg_catalog.regclass, " .. op
+        .. "($2::pg_catalog.int8, (SELECT last_value FROM pg_catalog.pg_sequences"
+        .. " WHERE pg_catalog.format('%I.%I', schemaname, sequencename) = $1::pg_catalog.text)))", s.seq, s.last_value)
+      n = n + 1
+    end
+  end
+  if D.is_dry(from) then
+    D.exec_at(to, r.site, "-- SELECT pg_catalog.setval(seq, <its last_value on the other side>) for each sequence the tables own")
+  end
+  return n
+end
+
+-- The privileges of the application roles on the tables and the sequences
+-- they own, on db (the source): rows { privs, object, role }.  The roles:
+-- app_roles, or every role (and PUBLIC) but the owner with a write
+-- privilege on a moved table.
+local GRANTS_SQL = [[
+WITH rels AS (
+  SELECT k.oid, k.relkind, k.relowner, k.relacl, pg_catalog.format('%I.%I', n.nspname, k.relname) AS object
+    FROM pg_catalog.pg_class k JOIN pg_catalog.pg_namespace n ON n.oid = k.relnamespace
+   WHERE k.oid OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.regclass[])
+      OR k.oid IN (SELECT d.objid FROM pg_catalog.pg_depend d
+                    WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                      AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.deptype IN ('a', 'i')
+                      AND d.refobjid OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.regclass[]))),
+acl AS (
+  SELECT r.relkind, r.object, a.grantee, a.privilege_type,
+         CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END AS role,
+         CASE WHEN a.grantee = 0 THEN 'public' ELSE pg_catalog.pg_get_userbyid(a.grantee)::pg_catalog.text END AS rolname
+    FROM rels r, LATERAL pg_catalog.aclexplode(r.relacl) a
+   WHERE a.grantee OPERATOR(pg_catalog.<>) r.relowner),
+roles AS (
+  SELECT DISTINCT rolname FROM acl
+   WHERE CASE WHEN $2::pg_catalog.text[] IS NULL
+              THEN relkind = 'r' AND privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
+              ELSE rolname OPERATOR(pg_catalog.=) ANY ($2::pg_catalog.text[]) END)
+SELECT CASE relkind WHEN 'S' THEN 'SEQUENCE ' ELSE 'TABLE ' END || object AS object, role,
+       pg_catalog.string_agg(privilege_type, ', ' ORDER BY privilege_type) AS privs,
+       pg_catalog.string_agg(privilege_type, ', ' ORDER BY privilege_type)
+         FILTER (WHERE relkind = 'r' AND privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')) AS writes
+  FROM acl WHERE rolname IN (SELECT rolname FROM roles)
+ GROUP BY relkind, object, role ORDER BY 1, 2]]
+
+local FS, RS = "\31", "\30"
+
+local function grants_text(rows)
+  local out = {}
+  for _, g in ipairs(rows) do
+    out[#out + 1] = table.concat({ g.object, g.role, g.privs, g.writes or "" }, FS)
+  end
+  return table.concat(out, RS)
+end
+
+local function grants_of(text)
+  local out = {}
+  for row in (text or ""):gmatch("[^" .. RS .. "]+") do
+    local object, role, privs, writes = row:match("^([^" .. FS .. "]*)" .. FS .. "([^" .. FS .. "]*)" .. FS
+      .. "([^" .. FS .. "]*)" .. FS .. "([^" .. FS .. "]*)$")
+    if object then out[#out + 1] = { object = object, role = role, privs = privs, writes = writes ~= "" and writes or nil } end
+  end
+  return out
+end
+
+local function app_grants(r, db, tables)
+  local roles = r.opts.app_roles and D.array_literal(r.opts.app_roles) or nil
+  local rows = D.query_at(db, r.site, GRANTS_SQL, D.array_literal(tables), roles)
+  if D.is_dry(db) then return { { object = "TABLE <each moved table>", role = "<each application role>",
+    privs = "<its privileges>", writes = "INSERT, UPDATE, DELETE, TRUNCATE" } } end
+  local writes = 0
+  for _, g in ipairs(rows) do if g.writes then writes = writes + 1 end end
+  if writes == 0 then
+    error(r.site .. "no application role may write the moved tables: nothing to fence (their owner and superusers"
+      .. " are never fenced); grant the application its privileges, or name its roles in app_roles", 0)
+  end
+  return rows
+end
+
+local function clock(db)
+  return D.is_dry(db) and "now" or db:value("SELECT pg_catalog.clock_timestamp()::pg_catalog.text")
+end
+
+-- The fence on conn: the write privileges revoked, the writes under way
+-- drained; returns the WAL position after them and the fence's start on
+-- the source's clock (clock_db).
+local function fence(r, conn, clock_db, grants, tables)
+  local lsn, t0
+  conn:transaction(function(tx)
+    tx:exec("SET LOCAL lock_timeout = '5s'")
+    for _, g in ipairs(grants) do
+      if g.writes then tx:exec("REVOKE " .. g.writes .. " ON " .. g.object .. " FROM " .. g.role) end
+    end
+    t0 = clock(clock_db)
+    D.exec_at(tx, r.site, "LOCK TABLE " .. table.concat(tables, ", ") .. " IN EXCLUSIVE MODE")
+    lsn = tx:value("SELECT pg_catalog.pg_current_wal_insert_lsn()::pg_catalog.text")
+  end)
+  return lsn or "0/0", t0
+end
+
+-- The lift on conn: grants every privilege (all = true) or the write ones.
+local function lift(conn, grants, all)
+  conn:transaction(function(tx)
+    for _, g in ipairs(grants) do
+      local privs = all and g.privs or g.writes
+      if privs then tx:exec("GRANT " .. privs .. " ON " .. g.object .. " TO " .. g.role) end
+    end
+  end)
+end
+
+
+local function ms_since(db, t)
+  if D.is_dry(db) then return 0 end
+  return tonumber(db:value("SELECT 1000 * pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()"
+    .. " - $1::pg_catalog.timestamptz)", t))
+end
+
+-- The latest fence of the move recorded on the source.
+local function last_fence(db, move)
+  if D.is_dry(db) then return nil end
+  return db:query("SELECT direction, grants, fence_ms FROM shift.move_fences WHERE move = $1 ORDER BY id DESC LIMIT 1",
+    move)[1]
+end
+
+local function run_redirect(r, db, tgt, live)
+  if not r.opts.redirect then return end
+  local ok, err = pcall(r.opts.redirect, db, tgt, live)
+  if not ok then
+    error(r.site .. "the redirect hook failed (" .. tostring(type(err) == "table" and err.message or err)
+      .. "): the fence is lifted by the phase's down", 0)
+  end
+end
+
+-- Drops subscription name on conn (and so its slot on the other side),
+-- detaching the slot when the other side cannot be reached, then a slot of
+-- that name left on other; forgets both records.
+local function drop_sub(conn, other, name)
+  if D.is_dry(conn) or sub_state(conn, name) ~= nil then
+    local ok = pcall(conn.exec, conn, "DROP SUBSCRIPTION IF EXISTS " .. D.qi(conn, name))
+    if not ok then
+      conn:exec("ALTER SUBSCRIPTION " .. D.qi(conn, name) .. " DISABLE")
+      conn:exec("ALTER SUBSCRIPTION " .. D.qi(conn, name) .. " SET (slot_name = NONE)")
+      conn:exec("DROP SUBSCRIPTION " .. D.qi(conn, name))
+    end
+  end
+  conn:exec("SELECT shift.move_forget('subscription', $1)", name)
+  if D.is_dry(other) then
+    other:exec("SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM pg_catalog.pg_replication_slots"
+      .. " WHERE slot_name = $1 AND NOT active", name)
+  else
+    for _ = 1, 100 do
+      local active = other:value("SELECT active FROM pg_catalog.pg_replication_slots WHERE slot_name = $1", name)
+      if active == nil then break end
+      if active == false then
+        other:exec("SELECT pg_catalog.pg_drop_replication_slot($1)", name)
+        break
+      end
+      C.sleep(0.1)
+    end
+  end
+  other:exec("SELECT shift.move_forget('slot', $1)", name)
+end
+
+-- Makes, unless there, a slot name on pub_db and a disabled subscription
+-- name on sub_db reading it (copy_data = false), publication pub: recorded
+-- first on each side.
+local function prepare_sub(r, pub_db, pub_side, sub_db, sub_side, name, pub, conninfo)
+  local move, _, mig, phase = names(r, pub_db)
+  pub_db:exec("SELECT shift.move_record($1, 'slot', $2, $3, $4, $5)", move, name, pub_side, mig, phase)
+  sub_db:exec("SELECT shift.move_record($1, 'subscription', $2, $3, $4, $5)", move, name, sub_side, mig, phase)
+  if sub_state(sub_db, name) ~= nil then return end
+  if D.is_dry(pub_db) or not pub_db:value("SELECT true FROM pg_catalog.pg_replication_slots WHERE slot_name = $1", name) then
+    pub_db:exec("SELECT pg_catalog.pg_create_logical_replication_slot($1, 'pgoutput')", name)
+  end
+  D.exec_at(sub_db, r.site, "CREATE SUBSCRIPTION " .. D.qi(sub_db, name) .. " CONNECTION "
+    .. sub_db:quote_literal(conninfo) .. " PUBLICATION " .. D.qi(sub_db, pub)
+    .. " WITH (copy_data = false, create_slot = false, enabled = false, slot_name = "
+    .. sub_db:quote_literal(name) .. ")")
+end
+
+local function check_logical(r, db, tgt)
+  if D.is_dry(tgt) then return end
+  if not db:value("SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user") then
+    error(r.site .. "source: role " .. db:value("SELECT current_user") .. " is not a superuser: the way back"
+      .. " (a subscription on the source) needs one on PostgreSQL 15; run the cut-over as one", 0)
+  end
+  local wl = tgt:value("SELECT pg_catalog.current_setting('wal_level')")
+  if wl ~= "logical" then
+    error(r.site .. "target: wal_level is " .. wl .. ": the way back (a publication on the target) needs"
+      .. " wal_level = logical there; set it in postgresql.conf and restart the target, then run again", 0)
+  end
+end
+
+-- The fence's outcome, printed and recorded.
+local function fence_done(r, db, move, direction, t0, lsn, live)
+  local ms = ms_since(db, t0)
+  db:exec("SELECT shift.move_fence_record($1, $2, '', $3, $4::pg_catalog.pg_lsn)", move, direction, ms, lsn)
+  output.log(string.format("fence held %.1f ms: writes to the moved tables are on the %s now (WAL %s)",
+    ms, live, lsn))
+end
+
+local function cutover_up(r, db)
+  local tgt = target(r, db)
+  local move, obj, mig, phase = names(r, db)
+  local rev = rev_name(obj)
+  local tables = source_tables(r, db)
+  check_logical(r, db, tgt)
+  if sub_state(db, rev) == true then
+    output.log("the target is live already (subscription " .. rev .. " on the source is enabled)")
+    return
+  end
+  if not D.is_dry(tgt) and sub_state(tgt, obj) == nil then
+    error(r.site .. "subscription " .. obj .. " is missing on the target: run the subscribe phase first", 0)
+  end
+  local grants = app_grants(r, db, tables)
+  -- the way back, ready before the fence: a publication on the target, its
+  -- slot, a disabled subscription on the source (no copy)
+  tgt:exec("SELECT shift.move_record($1, 'publication', $2, 'target', $3, $4)", move, rev, mig, phase)
+  if D.is_dry(tgt) or not tgt:value("SELECT true FROM pg_catalog.pg_publication WHERE pubname = $1", rev) then
+    D.exec_at(tgt, r.site, "CREATE PUBLICATION " .. D.qi(tgt, rev) .. " FOR TABLE " .. table.concat(tables, ", "))
+  end
+  prepare_sub(r, tgt, "target", db, "source", rev, rev, conninfo_of(r, tgt, r.opts.target_conninfo))
+  -- the fence
+  db:exec("SELECT shift.move_fence_record($1, 'forward', $2)", move, grants_text(grants))
+  local lsn, t0 = fence(r, db, db, grants, tables)
+  wait_confirmed(r, db, obj, lsn, "source")            -- the target applied everything
+  stop_sub(r, tgt, obj)                                  -- nothing more comes forward
+  skip_to_now(tgt, rev)                                  -- nor goes back of what came forward
+  local nseq = carry_sequences(r, db, tgt, tables)
+  db:exec("ALTER SUBSCRIPTION " .. D.qi(db, rev) .. " ENABLE")
+  run_redirect(r, db, tgt, "target")
+  lift(tgt, grants, true)
+  fence_done(r, db, move, "forward", t0, lsn, "target")
+  output.log(string.format("%d sequence%s set past the source's; the target's writes flow back to the source"
+    .. " (subscription %s)", nseq, nseq == 1 and "" or "s", rev))
+  -- the forward subscription is done: dropped with its slot (it would hold WAL)
+  drop_sub(tgt, db, obj)
+end
+
+-- Whether the lift on the target happened: a role of grants may write a
+-- moved table there.
+local function lifted(tgt, grants)
+  for _, g in ipairs(grants) do
+    if g.writes and g.role ~= "PUBLIC" and g.object:match("^TABLE ") then
+      local priv = g.writes:match("^(%u+)")
+      if tgt:value("SELECT pg_catalog.has_table_privilege($1::pg_catalog.text::pg_catalog.regrole::pg_catalog.oid,"
+          .. " $2::pg_catalog.regclass, $3)", g.role, g.object:sub(7), priv) then
+        return true
+      end
+    end
+  end
+  return false
+end
+
+-- The way back (the down of a cut-over that made the target live), or the
+-- clean-up of one that failed before.
+local function cutover_down(r, db)
+  local tgt = target(r, db)
+  local move, obj = names(r, db)
+  local rev = rev_name(obj)
+  local tables = source_tables(r, db)
+  local f = last_fence(db, move)
+  local grants = f and grants_of(f.grants) or (D.is_dry(db) and app_grants(r, db, tables)) or {}
+  local rev_on = sub_state(db, rev)
+  -- the target is live once its fence lifted (or a way back began)
+  local live = D.is_dry(db) or (rev_on ~= nil and f ~= nil and (f.direction == "back" and f.fence_ms == nil
+    or f.direction == "forward" and (f.fence_ms ~= nil and f.fence_ms > 0 or lifted(tgt, grants))))
+  if live then
+    -- the forward direction made again (disabled), the target fenced, the
+    -- source brought level, the forward direction enabled, the source lifted
+    prepare_sub(r, db, "source", tgt, "target", obj, obj, source_conninfo(r, db))
+    db:exec("SELECT shift.move_fence_record($1, 'back', $2)", move, grants_text(grants))
+    local lsn, t0 = fence(r, tgt, db, grants, tables)
+    if D.is_dry(db) or rev_on then
+      wait_confirmed(r, tgt, rev, lsn, "target")
+      stop_sub(r, db, rev)
+    end
+    if D.is_dry(tgt) or sub_state(tgt, obj) == false then skip_to_now(db, obj) end
+    local nseq = carry_sequences(r, tgt, db, tables)
+    tgt:exec("ALTER SUBSCRIPTION " .. D.qi(tgt, obj) .. " ENABLE")
+    run_redirect(r, db, tgt, "source")
+    lift(db, grants, false)
+    fence_done(r, db, move, "back", t0, lsn, "source")
+    output.log(string.format("%d sequence%s set past the target's; the source's writes flow to the target again",
+      nseq, nseq == 1 and "" or "s"))
+  end
+  -- the reverse direction goes
+  drop_sub(db, tgt, rev)
+  tgt:exec("DROP PUBLICATION IF EXISTS " .. D.qi(tgt, rev))
+  tgt:exec("SELECT shift.move_forget('publication', $1)", rev)
+  if not live then
+    -- a cut-over that stopped before the target was live: nothing was
+    -- written there; the forward subscription enabled again, the source's
+    -- privileges given back
+    if sub_state(tgt, obj) == false then
+      tgt:exec("ALTER SUBSCRIPTION " .. D.qi(tgt, obj) .. " ENABLE")
+    end
+    if f and f.fence_ms == nil then
+      lift(db, grants, false)
+      db:exec("SELECT shift.move_fence_record($1, $2, '', 0, NULL)", move, f.direction)
+      output.log("the fence is lifted: writes go to the source")
+    end
+  end
+end
+
+local function contract_up(r, db)
+  local tgt = target(r, db)
+  local move, obj = names(r, db)
+  local rev = rev_name(obj)
+  if not D.is_dry(db) and sub_state(db, rev) ~= true then
+    error(r.site .. "the target is not live (no enabled subscription " .. rev .. " on the source): run the cutover"
+      .. " phase first", 0)
+  end
+  local tables = source_tables(r, db)
+  drop_sub(db, tgt, rev)
+  drop_sub(tgt, db, obj)
+  tgt:exec("DROP PUBLICATION IF EXISTS " .. D.qi(tgt, rev))
+  tgt:exec("SELECT shift.move_forget('publication', $1)", rev)
+  db:exec("DROP PUBLICATION IF EXISTS " .. D.qi(db, obj))
+  db:exec("SELECT shift.move_forget('publication', $1)", obj)
+  -- anything else recorded for this move on either side: slots by name
+  for _, side in ipairs({ { db, "source" }, { tgt, "target" } }) do
+    local conn = side[1]
+    if not D.is_dry(conn) then
+      for _, o in ipairs(conn:query("SELECT kind, object FROM shift.move_objects WHERE move = $1"
+          .. " AND kind IN ('slot', 'publication', 'subscription')", move)) do
+        if o.kind == "slot" then
+          conn:exec("SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM pg_catalog.pg_replication_slots"
+            .. " WHERE slot_name = $1 AND NOT active", o.object)
+        elseif o.kind == "publication" then
+          conn:exec("DROP PUBLICATION IF EXISTS " .. D.qi(conn, o.object))
+        else
+          conn:exec("DROP SUBSCRIPTION IF EXISTS " .. D.qi(conn, o.object))
+        end
+        conn:exec("SELECT shift.move_forget($1, $2)", o.kind, o.object)
+      end
+    end
+  end
+  -- the target's tables are the application's now: no longer the move's to drop
+  for _, k in ipairs({ "table", "sequence" }) do
+    for _, o in ipairs(recorded(tgt, move, k)) do tgt:exec("SELECT shift.move_forget($1, $2)", k, o.object) end
+  end
+  if r.opts.drop_source then
+    db:transaction(function(tx)
+      D.exec_at(tx, r.site, "DROP TABLE " .. table.concat(tables, ", "))
+    end)
+    output.log("the source's tables are dropped: " .. table.concat(tables, ", "))
+  else
+    output.log("the source's tables stay (read-only for the application roles): drop them when you no longer"
+      .. " need them, or give drop_source = true")
+  end
+  output.log("no publication, subscription or slot of move " .. move .. " is left on either side")
+end
+
 -- ---- pgshift status
 
 -- Lines warning of each slot a move made on this server that is inactive
@@ -438,7 +895,8 @@ function N.slot_warnings(db)
 end
 
 -- online.move_tables{tables = {...}, target = {service = ...} | {dsn = ...} | "dsn",
--- name =, source_conninfo =, sync_timeout =} -> its phases.
+-- name =, source_conninfo =, sync_timeout =, target_conninfo =, app_roles =,
+-- redirect =, catchup_timeout =, drop_source =} -> its phases.
 function N.move_tables(opts)
   local info = debug.getinfo(2, "Sl")
   opts = D.check_options(opts, MOVE_OPTIONS, "online.move_tables")
@@ -459,6 +917,29 @@ function N.move_tables(opts)
       .. " the target server keeps it in pg_subscription; give its OS user a passfile (~/.pgpass or passfile=)"
       .. " or a service (service=)", 2)
   end
+  local tc = opts.target_conninfo
+  if tc ~= nil and (type(tc) ~= "string" or tc:lower():match("%f[%w]password%s*=") or tc:match("^%a+://[^/@]*:[^/@]*@")) then
+    error("online.move_tables: 'target_conninfo' must be a connection string without a password:"
+      .. " the source server keeps it in pg_subscription; give its OS user a passfile (~/.pgpass or passfile=)"
+      .. " or a service (service=)", 2)
+  end
+  if opts.app_roles ~= nil then
+    if type(opts.app_roles) ~= "table" or #opts.app_roles == 0 then
+      error("online.move_tables: 'app_roles' must be a non-empty list of role names", 2)
+    end
+    for _, a in ipairs(opts.app_roles) do
+      if type(a) ~= "string" then error("online.move_tables: 'app_roles' must be a list of role names", 2) end
+    end
+  end
+  if opts.redirect ~= nil and type(opts.redirect) ~= "function" then
+    error("online.move_tables: 'redirect' must be a function(db, target, live)", 2)
+  end
+  if opts.catchup_timeout ~= nil and (type(opts.catchup_timeout) ~= "number" or opts.catchup_timeout <= 0) then
+    error("online.move_tables: 'catchup_timeout' must be a positive number of seconds", 2)
+  end
+  if opts.drop_source ~= nil and type(opts.drop_source) ~= "boolean" then
+    error("online.move_tables: 'drop_source' must be true or false", 2)
+  end
   local r = { opts = opts, tables = opts.tables, target = opts.target, name = opts.name,
               site = (info and info.currentline and info.currentline > 0)
                 and (info.short_src .. ":" .. info.currentline .. ": ") or "" }
@@ -477,6 +958,12 @@ function N.move_tables(opts)
       up = step(sync_up), down = noop },
     { name = prefix .. "-validate", description = "pgshift compare of every table at one WAL position",
       up = step(validate_up), down = noop },
+    { name = prefix .. "-cutover", description = "fence writes on the source, bring the target level, carry the"
+      .. " sequences, start the way back, lift the fence on the target",
+      up = step(cutover_up), down = step(cutover_down) },
+    { name = prefix .. "-contract", description = "drop the way back, the forward subscription, the publications"
+      .. " and the slots" .. (opts.drop_source and ", and the source's tables" or ""),
+      up = step(contract_up) },
   }, info.short_src, info.currentline)
 end
 
