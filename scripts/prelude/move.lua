@@ -127,17 +127,22 @@ local function names(r, db)
   return move, "shift_move_" .. move, mig, phase
 end
 
--- The tables as the source resolves them: schema-qualified and quoted.
+-- The tables as the source resolves them: schema-qualified and quoted.  A
+-- name the source does not resolve is an error: it would otherwise reach
+-- the publication, lock and drop statements as written.
 local function source_tables(r, db)
   local rows = D.lookup(db, r.site, [[
-SELECT coalesce((SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)
-                   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-                  WHERE c.oid = pg_catalog.to_regclass(u.t)), u.t) AS name
+SELECT u.t AS given, (SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)
+                        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                       WHERE c.oid = pg_catalog.to_regclass(u.t)) AS name
   FROM pg_catalog.unnest($1::pg_catalog.text[]) WITH ORDINALITY u(t, i) ORDER BY u.i]],
     D.array_literal(r.tables))
-  if #rows == 0 then return r.tables end        -- dry: as written
+  if #rows == 0 then return r.tables end        -- dry: as written, shown in the plan only
   local out = {}
-  for i, row in ipairs(rows) do out[i] = row.name end
+  for i, row in ipairs(rows) do
+    if row.name == nil then error(r.site .. "no table " .. row.given .. " on the source", 0) end
+    out[i] = row.name
+  end
   return out
 end
 
