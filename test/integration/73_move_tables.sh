@@ -147,9 +147,19 @@ pgshift --dsn "$SRC" status
 expect_rc "status" 0
 expect_in "warns about the inactive slot holding WAL" "$OUT" "warning: replication slot shift_move_orders of move orders (migration move_orders) is inactive and holds"
 
+# ---- another operator records a table of someone else's under this move's
+# name: the rollback, which drops what the move recorded, must not drop it
+q "DROP ROLE IF EXISTS it73_other; CREATE ROLE it73_other IN ROLE shift_operator;
+   CREATE TABLE victim (id int);
+   SET ROLE it73_other; SELECT shift.move_record('orders', 'table', 'public.victim', 'target'); RESET ROLE" >/dev/null
+
 # ---- the rollback of every phase
 pgshift --dsn "$SRC" rollback "$f"
 expect_rc "every phase rolls back" 0
+expect_eq "a table another role recorded under the move's name is not dropped" \
+  "$(q "SELECT to_regclass('public.victim') IS NOT NULL")" t
+q "SET ROLE it73_other; SELECT shift.move_forget('table', 'public.victim'); RESET ROLE;
+   DROP TABLE victim; DROP ROLE it73_other" >/dev/null
 expect_eq "no publication, slot or record left on the source" \
   "$(q2 "SELECT (SELECT count(*) FROM pg_publication) + (SELECT count(*) FROM pg_replication_slots)
                 + (SELECT count(*) FROM shift.move_object)")" 0
