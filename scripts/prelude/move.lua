@@ -187,8 +187,10 @@ end
 -- What this move recorded on the target, of kind.
 local function recorded(tgt, move, kind)
   if D.is_dry(tgt) then return {} end
+  -- only this role's records: another role may record any name under this
+  -- move's name, and what is read here is dropped
   return tgt:query("SELECT object FROM shift.move_objects WHERE move = $1 AND kind = $2"
-    .. " AND side = 'target' ORDER BY created_at, object", move, kind)
+    .. " AND side = 'target' AND owner = CURRENT_USER ORDER BY created_at, object", move, kind)
 end
 
 local function schema_up(r, db)
@@ -648,8 +650,9 @@ end
 -- The latest fence of the move recorded on the source.
 local function last_fence(db, move)
   if D.is_dry(db) then return nil end
-  return db:query("SELECT direction, grants, fence_ms FROM shift.move_fences WHERE move = $1 ORDER BY id DESC LIMIT 1",
-    move)[1]
+  -- only this role's fences: their grants are run as statements
+  return db:query("SELECT direction, grants, fence_ms FROM shift.move_fences WHERE move = $1"
+    .. " AND owner = CURRENT_USER ORDER BY id DESC LIMIT 1", move)[1]
 end
 
 local function run_redirect(r, db, tgt, live)
@@ -853,7 +856,7 @@ local function contract_up(r, db)
     local conn = side[1]
     if not D.is_dry(conn) then
       for _, o in ipairs(conn:query("SELECT kind, object FROM shift.move_objects WHERE move = $1"
-          .. " AND kind IN ('slot', 'publication', 'subscription')", move)) do
+          .. " AND kind IN ('slot', 'publication', 'subscription') AND owner = CURRENT_USER", move)) do
         if o.kind == "slot" then
           conn:exec("SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM pg_catalog.pg_replication_slots"
             .. " WHERE slot_name = $1 AND NOT active", o.object)
