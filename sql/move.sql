@@ -242,6 +242,15 @@ BEGIN
       END IF;
       CONTINUE;                   -- absent: the schema phase makes it
     END IF;
+    -- read only a plain table of the caller's: a view, a foreign table or
+    -- another role's table at that name would run its author's code here
+    SELECT * INTO c FROM pg_catalog.pg_class x WHERE x.oid OPERATOR(pg_catalog.=) rel;
+    IF c.relkind OPERATOR(pg_catalog.<>) 'r' OR NOT pg_catalog.pg_has_role(c.relowner, 'USAGE') THEN
+      RETURN QUERY SELECT format('table %s', t), format('exists on the target as relkind %s of role %s',
+                                                          c.relkind, pg_catalog.pg_get_userbyid(c.relowner)),
+        format('the move makes a table there: drop or rename %s on the target', rel::pg_catalog.regclass);
+      CONTINUE;
+    END IF;
     EXECUTE format('SELECT EXISTS (SELECT FROM %s)', rel::pg_catalog.regclass) INTO has_rows;
     IF has_rows THEN
       RETURN QUERY SELECT format('table %s', t), 'exists on the target and has rows',

@@ -51,6 +51,19 @@ SELECT * FROM shift.move_check('target', '{movet_target.absent,movet_target.empt
 SET ROLE regress_move_op;
 SELECT item, current, advice FROM shift.move_check('target', '{movet_target.absent}');
 RESET ROLE;
+-- a view (or another role's table) at a moved table's name is reported, not
+-- read: reading it would run its author's functions as the checking role
+GRANT CREATE ON SCHEMA movet_target TO regress_move_op;
+SET ROLE regress_move_op;
+CREATE FUNCTION movet_target.trap() RETURNS bool LANGUAGE plpgsql AS $$
+BEGIN RAISE NOTICE 'trap ran as %', current_user; RETURN true; END $$;
+CREATE VIEW movet_target.trapped AS SELECT 1 AS id WHERE movet_target.trap();
+RESET ROLE;
+SET client_min_messages = notice;
+SELECT item, current, advice FROM shift.move_check('target', '{movet_target.trapped,movet_target.full}');
+SET client_min_messages = warning;
+DROP VIEW movet_target.trapped;
+DROP FUNCTION movet_target.trap();
 -- bad arguments
 SELECT * FROM shift.move_check('sideways', '{movet.orders}');
 SELECT * FROM shift.move_check('source', '{}');
