@@ -255,10 +255,14 @@ BEGIN
                             held, v_version),
             HINT = 'Choose another version name, or empty or drop that schema first.';
   END IF;
-  IF NOT has_schema_privilege(nsp, 'CREATE') THEN
-    RAISE EXCEPTION 'role "%" may not create views in schema "%"', current_user, v_version
+  -- its owner could replace the views or add look-alikes that the version's
+  -- sessions would find first: only a schema of the caller's is adopted
+  IF NOT pg_has_role((SELECT n.nspowner FROM pg_namespace n WHERE n.oid = nsp), 'USAGE') THEN
+    RAISE EXCEPTION 'schema "%" belongs to role "%"', v_version,
+                    (SELECT pg_get_userbyid(n.nspowner) FROM pg_namespace n WHERE n.oid = nsp)
       USING ERRCODE = 'insufficient_privilege',
-            HINT = 'Create the version as the schema''s owner, or GRANT CREATE ON SCHEMA.';
+            DETAIL = 'Its owner could change what the sessions of the version find there.',
+            HINT = 'Create the version as the schema''s owner (or a member of that role), or drop the schema.';
   END IF;
   PERFORM shift_internal._version_record(v_version, false, migration, phase);
   RETURN true;

@@ -245,6 +245,14 @@ SELECT shift.version_drop('adopted');
 SELECT nspname FROM pg_namespace WHERE nspname = 'adopted';
 DROP SCHEMA adopted;
 RESET ROLE;
+-- an empty schema of another role's, even one the caller may create in, is
+-- not adopted: its owner could put look-alikes before the version's views
+CREATE SCHEMA foreign_empty;
+GRANT CREATE, USAGE ON SCHEMA foreign_empty TO regress_ver_owner;
+SET ROLE regress_ver_owner;
+SELECT shift.version_create('foreign_empty');
+RESET ROLE;
+DROP SCHEMA foreign_empty;
 
 -- ======================================================================
 -- hostile names: quotes, blanks, dots in versions, views and columns
