@@ -314,6 +314,13 @@ local function subscribe_down(r, db)
     end
   end
   tgt:exec("SELECT shift.move_forget('subscription', $1)", obj)
+  -- the rows it copied go with it (the check found the tables empty): a
+  -- subscription made again copies them again
+  local copied = {}
+  for _, t in ipairs(source_tables(r, db)) do
+    if dry_run or tgt:value("SELECT pg_catalog.to_regclass($1) IS NOT NULL", t) then copied[#copied + 1] = t end
+  end
+  if #copied > 0 then D.exec_at(tgt, r.site, "TRUNCATE " .. table.concat(copied, ", ")) end
   -- a slot left behind (the subscription gone, or detached): dropped by
   -- name, once its walsender has let go of it
   if not dry_run then
