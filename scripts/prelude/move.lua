@@ -375,6 +375,69 @@ local LAG_SQL_TARGET = [[
 SELECT pg_catalog.date_part('epoch', pg_catalog.now() - s.last_msg_send_time) AS seconds
   FROM pg_catalog.pg_stat_subscription s WHERE s.subname = $1 AND s.relid IS NULL]]
 
+-- What the target is, for messages: never its password.
+local function target_label(r)
+  return describe_dsn(target_dsn(r.target, "online.move_tables"))
+end
+
+-- tgt:method(...), a lost connection to the target (the server stopped or
+-- restarted, the network between cut) said as such, with what to do.
+local function at_target(r, tgt, method, ...)
+  local ok, res = pcall(tgt[method], tgt, ...)
+  if ok then return res end
+  if pcall(tgt.value, tgt, "SELECT 1") then error(res, 0) end
+  error(string.format("%sthe %s cannot be reached (%s): the subscription copies and applies again once it is"
+    .. " back; start it (or mend the network), then run again", r.site, target_label(r),
+    tostring(type(res) == "table" and res.message or res):gsub("%s+$", "")), 0)
+end
+
+local ERRORS_SQL = [[
+SELECT apply_error_count AS apply, sync_error_count AS sync
+  FROM pg_catalog.pg_stat_subscription_stats WHERE subname = $1]]
+
+-- How often the subscription's workers failed on the target so far.
+local function sub_errors(r, tgt, obj)
+  local e = at_target(r, tgt, "query", ERRORS_SQL, obj)[1] or {}
+  return { apply = tonumber(e.apply) or 0, sync = tonumber(e.sync) or 0 }
+end
+
+-- Refuses to wait on once the subscription's workers failed twice since
+-- `since` (sub_errors): a failed worker starts again after
+-- wal_retrieve_retry_interval, and fails again on a conflict it cannot get
+-- past (a key the target has already); one failure can be a server gone
+-- away for a moment.
+local function check_errors(r, tgt, obj, since)
+  local now = sub_errors(r, tgt, obj)
+  local n = now.apply - since.apply + now.sync - since.sync
+  if n >= 2 then
+    error(string.format("%ssubscription %s on the target failed to apply the source's changes %d times while this"
+      .. " phase waited (pg_stat_subscription_stats: apply_error_count %d, sync_error_count %d): a conflict, such"
+      .. " as a row on the target with a key the source writes; the target's server log names the table and the"
+      .. " key: remove the conflicting row on the target, then run again", r.site, obj, n, now.apply, now.sync), 0)
+  end
+end
+
+-- Waits, up to timeout seconds, until the target has applied what the
+-- source wrote so far (the subscription's slot confirmed past the source's
+-- WAL position now), failing on the subscription's repeated errors (since:
+-- sub_errors).  False on timeout.
+local function wait_level(r, db, tgt, obj, since, timeout)
+  local lsn = db:value("SELECT pg_catalog.pg_current_wal_lsn()::pg_catalog.text")
+  local t0 = os.time()
+  while true do
+    local done = db:value("SELECT confirmed_flush_lsn >= $2::pg_catalog.pg_lsn FROM pg_catalog.pg_replication_slots"
+      .. " WHERE slot_name = $1", obj, lsn)
+    if done == nil then
+      error(r.site .. "replication slot " .. obj .. " is missing on the source: roll the move back to its schema"
+        .. " phase (pgshift rollback --to <name>-schema) and run again", 0)
+    end
+    if done then return true end
+    check_errors(r, tgt, obj, since)
+    if os.time() - t0 > timeout then return false end
+    C.sleep(0.1)
+  end
+end
+
 local function sync_up(r, db)
   local tgt = target(r, db)
   local _, obj = names(r, db)
@@ -387,8 +450,9 @@ local function sync_up(r, db)
   local timeout = r.opts.sync_timeout or 3600
   local seen, last_print = {}, -1
   local t0 = os.time()
+  local since = sub_errors(r, tgt, obj)
   while true do
-    local rows = tgt:query(SYNC_SQL, obj)
+    local rows = at_target(r, tgt, "query", SYNC_SQL, obj)
     if #rows == 0 then
       error(r.site .. "subscription " .. obj .. " has no tables on the target: run the subscribe phase", 0)
     end
@@ -411,14 +475,20 @@ local function sync_up(r, db)
     end
     last_print = now
     if ready == #rows then break end
+    check_errors(r, tgt, obj, since)
     if now - t0 > timeout then
       error(string.format("%s%d of %d tables ready after %d s (sync_timeout): the copy goes on; run again to "
         .. "wait more", r.site, ready, #rows, now - t0), 0)
     end
     C.sleep(0.25)
   end
+  -- the changes made during the copy, applied
+  if not wait_level(r, db, tgt, obj, since, math.max(1, timeout - (os.time() - t0))) then
+    error(string.format("%severy table is copied, but the target has not applied the source's changes after %d s"
+      .. " (sync_timeout): run again to wait more", r.site, os.time() - t0), 0)
+  end
   local lag = db:value(LAG_SQL_SOURCE, obj)
-  local secs = tgt:value(LAG_SQL_TARGET, obj)
+  local secs = at_target(r, tgt, "value", LAG_SQL_TARGET, obj)
   output.log(string.format("every table ready in %d s; lag %s behind the source%s", os.time() - t0,
     bytes_text(lag), secs and string.format(", last message %.1f s ago", secs) or ""))
 end
@@ -427,6 +497,7 @@ end
 
 local function validate_up(r, db)
   local tgt = target(r, db)
+  local _, obj = names(r, db)
   local tables = source_tables(r, db)
   if D.is_dry(db) then
     for _, t in ipairs(tables) do
@@ -434,6 +505,9 @@ local function validate_up(r, db)
     end
     return
   end
+  -- a target that fails to apply is said so, not compared (the compare
+  -- waits for it a minute, then finds rows missing)
+  wait_level(r, db, tgt, obj, sub_errors(r, tgt, obj), 60)
   local bad = {}
   for _, t in ipairs(tables) do
     local rc = C.compare(db, tgt, t, output.settings.quiet or output.settings.format == "json")
