@@ -732,7 +732,7 @@ end
 local function last_fence(db, move)
   if D.is_dry(db) then return nil end
   -- only this role's fences: their grants are run as statements
-  return db:query("SELECT direction, grants, fence_ms FROM shift.move_fences WHERE move = $1"
+  return db:query("SELECT direction, grants, fence_ms, started_at::pg_catalog.text FROM shift.move_fences WHERE move = $1"
     .. " AND owner = CURRENT_USER ORDER BY id DESC LIMIT 1", move)[1]
 end
 
@@ -810,7 +810,7 @@ local function fence_done(r, db, move, direction, t0, lsn, live)
   local ms = ms_since(db, t0)
   db:exec("SELECT shift.move_fence_record($1, $2, '', $3, $4::pg_catalog.pg_lsn)", move, direction, ms, lsn)
   output.log(string.format("fence held %.1f ms: writes to the moved tables are on the %s now (WAL %s)",
-    ms, live, lsn))
+    ms, live, lsn or "position not known: the run that fenced stopped"))
 end
 
 local function cutover_up(r, db)
@@ -819,14 +819,34 @@ local function cutover_up(r, db)
   local rev = rev_name(obj)
   local tables = source_tables(r, db)
   check_logical(r, db, tgt)
+  -- a fence begun by a run that stopped (killed, its server gone): the
+  -- source may be fenced already; its privileges are the recorded ones,
+  -- and the fence is timed from when it began
+  local f = last_fence(db, move)
+  local open = f and f.direction == "forward" and f.fence_ms == nil
   if sub_state(db, rev) == true then
-    output.log("the target is live already (subscription " .. rev .. " on the source is enabled)")
+    if not open then
+      output.log("the target is live already (subscription " .. rev .. " on the source is enabled)")
+      return
+    end
+    -- that run stopped after enabling the way back, before the lift
+    output.log("resuming the cut-over begun at " .. f.started_at .. ": the way back is enabled, the fence not yet"
+      .. " lifted")
+    run_redirect(r, db, tgt, "target")
+    lift(tgt, grants_of(f.grants), true)
+    fence_done(r, db, move, "forward", f.started_at, nil, "target")
+    drop_sub(tgt, db, obj)
     return
   end
-  if not D.is_dry(tgt) and sub_state(tgt, obj) == nil then
+  local fwd = sub_state(tgt, obj)
+  if not D.is_dry(tgt) and fwd == nil then
     error(r.site .. "subscription " .. obj .. " is missing on the target: run the subscribe phase first", 0)
   end
-  local grants = app_grants(r, db, tables)
+  local grants = open and grants_of(f.grants) or app_grants(r, db, tables)
+  if fwd == false then
+    -- stopped by that run: it must bring the target level again
+    tgt:exec("ALTER SUBSCRIPTION " .. D.qi(tgt, obj) .. " ENABLE")
+  end
   -- the way back, ready before the fence: a publication on the target, its
   -- slot, a disabled subscription on the source (no copy)
   tgt:exec("SELECT shift.move_record($1, 'publication', $2, 'target', $3, $4)", move, rev, mig, phase)
@@ -835,8 +855,9 @@ local function cutover_up(r, db)
   end
   prepare_sub(r, tgt, "target", db, "source", rev, rev, conninfo_of(r, tgt, r.opts.target_conninfo))
   -- the fence
-  db:exec("SELECT shift.move_fence_record($1, 'forward', $2)", move, grants_text(grants))
+  if not open then db:exec("SELECT shift.move_fence_record($1, 'forward', $2)", move, grants_text(grants)) end
   local lsn, t0 = fence(r, db, db, grants, tables)
+  if open then t0 = f.started_at end
   wait_confirmed(r, db, obj, lsn, "source")            -- the target applied everything
   stop_sub(r, tgt, obj)                                  -- nothing more comes forward
   skip_to_now(tgt, rev)                                  -- nor goes back of what came forward
