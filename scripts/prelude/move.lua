@@ -942,9 +942,11 @@ local function contract_up(r, db)
   local tgt = target(r, db)
   local move, obj = names(r, db)
   local rev = rev_name(obj)
-  if not D.is_dry(db) and sub_state(db, rev) ~= true then
-    error(r.site .. "the target is not live (no enabled subscription " .. rev .. " on the source): run the cutover"
-      .. " phase first", 0)
+  -- live: the last fence lifted on the target (a contract that stopped
+  -- part way may have dropped the way back already)
+  local f = last_fence(db, move)
+  if not D.is_dry(db) and not (f and f.direction == "forward" and f.fence_ms and f.fence_ms > 0) then
+    error(r.site .. "the target is not live (its last fence did not lift there): run the cutover phase first", 0)
   end
   local tables = source_tables(r, db)
   drop_sub(db, tgt, rev)
