@@ -91,8 +91,6 @@ local function inspect(r, db, column)
 SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS notnull,
        pg_catalog.pg_get_expr(d.adbin, d.adrelid) AS default, a.attidentity <> '' AS identity,
        a.attgenerated <> '' AS generated, pg_catalog.col_description(a.attrelid, a.attnum) AS comment,
-       (SELECT pg_catalog.string_agg(k.conname, ', ') FROM pg_catalog.pg_constraint k
-         WHERE k.conrelid = a.attrelid AND k.contype = 'p' AND a.attnum = ANY (k.conkey)) AS primary_key,
        (SELECT pg_catalog.string_agg(k.conrelid::pg_catalog.regclass || '.' || k.conname, ', ')
           FROM pg_catalog.pg_constraint k
          WHERE k.confrelid = a.attrelid AND k.contype = 'f' AND a.attnum = ANY (k.confkey)) AS referenced_by
@@ -257,8 +255,8 @@ SELECT c.relname AS name, pg_catalog.pg_get_indexdef(i.indexrelid) AS def,
   FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
   JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attname = $2
   LEFT JOIN pg_catalog.pg_constraint k
-    ON k.conindid = i.indexrelid AND k.conrelid = i.indrelid AND k.contype IN ('u', 'x')
- WHERE i.indrelid = $1::pg_catalog.regclass AND NOT i.indisprimary
+    ON k.conindid = i.indexrelid AND k.conrelid = i.indrelid AND k.contype IN ('p', 'u', 'x')
+ WHERE i.indrelid = $1::pg_catalog.regclass
    AND (a.attnum = ANY (i.indkey::int2[])
         OR pg_catalog.pg_get_expr(i.indexprs, i.indrelid) ~ ('\m' || $2 || '\M')
         OR pg_catalog.pg_get_expr(i.indpred, i.indrelid) ~ ('\m' || $2 || '\M'))
@@ -364,10 +362,6 @@ local function expand_up(r, db)
   if col then
     if col.identity or col.generated then
       error(what .. " is an identity or generated column: change it through a new table (db:sync{into =})", 0)
-    end
-    if col.primary_key then
-      error(what .. " is in primary key " .. col.primary_key
-        .. ": change it through a new table (db:sync{into =}, db:cutover)", 0)
     end
     if col.referenced_by then
       error(what .. " is referenced by " .. col.referenced_by
@@ -508,6 +502,21 @@ local function contract_up(r, db)
   for _, k in ipairs(constraint_copies(r, db)) do renames[#renames + 1] = k.name end
   if r.opts.check then renames[#renames + 1] = check_name(r) end
   if r.opts.references then renames[#renames + 1] = fkey_name(r) end
+  local owned = r.add and {} or D.query_at(db, r.site, [[
+SELECT s.oid::pg_catalog.regclass::pg_catalog.text AS name,
+       CASE WHEN (q.seqtypid = 'int2'::pg_catalog.regtype::pg_catalog.oid
+                  AND n.atttypid IN ('int4'::pg_catalog.regtype, 'int8'::pg_catalog.regtype))
+              OR (q.seqtypid = 'int4'::pg_catalog.regtype::pg_catalog.oid
+                  AND n.atttypid = 'int8'::pg_catalog.regtype::pg_catalog.oid)
+            THEN pg_catalog.format_type(n.atttypid, NULL) END AS widen
+  FROM pg_catalog.pg_depend d
+  JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+  JOIN pg_catalog.pg_sequence q ON q.seqrelid = s.oid
+  JOIN pg_catalog.pg_attribute o ON o.attrelid = d.refobjid AND o.attnum = d.refobjsubid
+  JOIN pg_catalog.pg_attribute n ON n.attrelid = d.refobjid AND n.attname = $3
+ WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+   AND d.refobjid = $1::pg_catalog.regclass AND o.attname = $2 AND d.deptype = 'a'
+ ORDER BY 1]], r.tbl, r.col, r.new) or {}
   D.short_transaction(db, r.site, r.opts, function(tx)
     tx:exec("SELECT shift.sync_drop($1, if_exists => true)", r.id)
     if r.opts.old_version then
@@ -515,6 +524,12 @@ local function contract_up(r, db)
         (D.current(tx)))
     end
     if not r.add then
+      -- a sequence the old column owns (serial) would go with it: the new
+      -- column owns it, and it counts as far as the new integer type does
+      for _, sq in ipairs(owned) do
+        tx:exec("ALTER SEQUENCE " .. sq.name .. " OWNED BY " .. t .. "." .. D.qi(tx, r.new)
+          .. (sq.widen and (" AS " .. sq.widen) or ""))
+      end
       tx:exec("ALTER TABLE " .. t .. " DROP COLUMN IF EXISTS " .. D.qi(tx, r.col))
       tx:exec("ALTER TABLE " .. t .. " RENAME COLUMN " .. D.qi(tx, r.new) .. " TO " .. D.qi(tx, r.final) .. ALLOW)
     end
@@ -523,8 +538,10 @@ local function contract_up(r, db)
     end
     for _, ix in ipairs(copies) do
       if ix.constraint then
-        -- a UNIQUE constraint again, not only its index
-        tx:exec("ALTER TABLE " .. t .. " ADD CONSTRAINT " .. D.qi(tx, ix.constraint) .. " UNIQUE USING INDEX "
+        -- a PRIMARY KEY or UNIQUE constraint again, not only its index (the
+        -- new column is NOT NULL already: no scan)
+        tx:exec("ALTER TABLE " .. t .. " ADD CONSTRAINT " .. D.qi(tx, ix.constraint)
+          .. (ix.kind == "p" and " PRIMARY KEY" or " UNIQUE") .. " USING INDEX "
           .. D.qi(tx, ix.copy) .. (ix.deferrable and " DEFERRABLE" or "")
           .. (ix.deferred and " INITIALLY DEFERRED" or ""))
       else

@@ -345,6 +345,35 @@ expect_eq "kept: the rules hold for the new version's writes (a row of no owner 
   "$(as v2 "INSERT INTO t (id, owner_id, code) VALUES (999999, 0, 1)"; grep -o 'violates [a-z ]* constraint "[a-z_]*"' "$WORK/as.err" | tail -1)" \
   'violates check constraint "t_owner_check"'
 
+# ---- the primary key's type, int -> bigint (serial): the key rebuilt
+# concurrently and made the primary key again at the contract; the sequence
+# follows the new column and counts as far as bigint does
+NAME=pkey
+CMP_OLD="ARRAY['id::bigint', 'name']"
+CMP_NEW="ARRAY['id', 'name']"
+SETUP="CREATE TABLE t (id serial PRIMARY KEY, name text NOT NULL);
+       INSERT INTO t (name) SELECT 'n' || g FROM generate_series(1, 1000) g;
+       GRANT USAGE ON SEQUENCE t_id_seq TO $APP"
+MIGRATION='online.alter_column{ table = "t", column = "id", type = "bigint", id = "c",
+             up = "$old::bigint", down = "$new::integer", old_version = "v1", new_version = "v2" }'
+OLD_INS="INSERT INTO t (id, name) VALUES (\$i, 'n' || \$i)"
+NEW_INS="INSERT INTO t (id, name) VALUES (\$i, 'n' || \$i)"
+OLD_UPD="UPDATE t SET id = id, name = 'n' || id WHERE id = \$i"
+NEW_UPD="UPDATE t SET id = id, name = 'n' || id WHERE id = \$i + 500"
+OLD_BAD="SELECT count(*) FROM t WHERE \$W AND name IS DISTINCT FROM 'n' || id"
+NEW_BAD="SELECT count(*) FROM t WHERE \$W AND name IS DISTINCT FROM 'n' || id"
+FINAL="name text t ; id bigint t nextval('t_id_seq'::regclass)"
+run_case
+expect_eq "pkey: after the contract, id is the primary key again" \
+  "$(q "SELECT string_agg(conname || ' ' || pg_get_constraintdef(oid), '; ') FROM pg_constraint WHERE conrelid = 't'::regclass")" \
+  "t_pkey PRIMARY KEY (id)"
+expect_eq "pkey: its sequence is the new column's, and a bigint one" \
+  "$(q "SELECT pg_get_serial_sequence('t', 'id') || ' ' || format_type(seqtypid, NULL) || ' ' || seqmax
+          FROM pg_sequence WHERE seqrelid = 't_id_seq'::regclass")" \
+  "public.t_id_seq bigint 9223372036854775807"
+expect_eq "pkey: an insert takes its id from the sequence" \
+  "$(q "INSERT INTO t (name) VALUES ('fresh') RETURNING id = (SELECT last_value FROM t_id_seq)")" t
+
 # a rule whose copy does not fit the new type is refused at expand, naming
 # it; given as constraints = {name = ...} (or false) it is built as written
 NAME=unfit
