@@ -295,9 +295,13 @@ backfill_do_batch(BackfillJob *job, BackfillPlans *plans, int retries, BatchResu
 		 * The remote side must sort and limit the keys: without statistics
 		 * on the foreign table, postgres_fdw's estimates make a local sort
 		 * of every key left look cheaper, and each batch would fetch them
-		 * all.  (Undone by shift_as_end.)
+		 * all.  The cost a disabled sort gets would also JIT-compile the
+		 * statement (a second, each batch): no JIT.  (Both undone by
+		 * shift_as_end.)
 		 */
 		(void) set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+		(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
 	}
 	rc = job->has_last ?
