@@ -323,8 +323,9 @@ BEGIN
     RAISE EXCEPTION 'backfill job "%" names its key twice: give key => (an index) or key_columns => (its columns)', v_name
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  IF key_columns IS NOT NULL AND (cardinality(key_columns) = 0 OR array_position(key_columns, NULL) IS NOT NULL
-                                  OR array_ndims(key_columns) <> 1) THEN
+  IF key_columns IS NOT NULL
+     AND (array_ndims(key_columns) IS DISTINCT FROM 1
+          OR EXISTS (SELECT FROM pg_catalog.unnest(key_columns) c WHERE c IS NULL)) THEN
     RAISE EXCEPTION 'key_columns of backfill job "%" must list one or more column names', v_name
       USING ERRCODE = 'invalid_parameter_value',
             DETAIL = format('It was %L.', key_columns);
