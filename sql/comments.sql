@@ -7,8 +7,8 @@
 -- ---------------------------------------------------------------------------
 
 -- backfill jobs (doc/sql.md, "Backfill")
-COMMENT ON ROUTINE @extschema@.backfill_create(pg_catalog.text, pg_catalog.regclass, pg_catalog.text, pg_catalog.text, pg_catalog.regclass, pg_catalog.text[], pg_catalog.text, pg_catalog.text, pg_catalog.regclass, pg_catalog.int4, pg_catalog.int4, pg_catalog.int4, pg_catalog.float8, pg_catalog.int4, pg_catalog.int4, pg_catalog.interval, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text) IS
-'backfill_create(name, relation, set => ''col = expr'' [, "where" =>] | "into" => table [, columns, "select", on_conflict], key, batch_min, batch_max, target_ms, sleep_ratio, lock_timeout_ms, max_retries, max_lag, throttle_query, if_exists => error|reuse, migration, phase, search_path): defines a resumable batched job, checks its SQL and returns its name';
+COMMENT ON ROUTINE @extschema@.backfill_create(pg_catalog.text, pg_catalog.regclass, pg_catalog.text, pg_catalog.text, pg_catalog.regclass, pg_catalog.text[], pg_catalog.text, pg_catalog.text, pg_catalog.regclass, pg_catalog.text[], pg_catalog.int4, pg_catalog.int4, pg_catalog.int4, pg_catalog.float8, pg_catalog.int4, pg_catalog.int4, pg_catalog.interval, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text) IS
+'backfill_create(name, relation, set => ''col = expr'' [, "where" =>] | "into" => table [, columns, "select", on_conflict], key | key_columns, batch_min, batch_max, target_ms, sleep_ratio, lock_timeout_ms, max_retries, max_lag, throttle_query, if_exists => error|reuse, migration, phase, search_path): defines a resumable batched job, checks its SQL and returns its name';
 COMMENT ON ROUTINE @extschema@.backfill_run(pg_catalog.text, pg_catalog.interval, pg_catalog.int8, pg_catalog.text) IS
 'CALL backfill_run(name, max_runtime, max_batches, schedule): runs batches, one transaction each, until the job is done, paused, cancelled or a limit is reached; for pg_cron';
 COMMENT ON ROUTINE @extschema@.backfill_step(pg_catalog.text) IS
@@ -76,11 +76,15 @@ COMMENT ON ROUTINE @extschema@.writer_version() IS
 
 -- moving tables to another cluster (doc/move.md)
 COMMENT ON ROUTINE @extschema@.move_record(pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text) IS
-'move_record(move, kind, object, side, migration, phase): records a publication, slot, subscription, table or sequence a move is about to make on this server, so that cleanup finds it';
+'move_record(move, kind, object, side, migration, phase): records a publication, slot or subscription a move is about to make on this server, or a table or sequence of the caller''s it made, so that cleanup finds it; a move name is one role''s';
 COMMENT ON ROUTINE @extschema@.move_forget(pg_catalog.text, pg_catalog.text) IS
 'move_forget(kind, object): forgets what a move made here once it is dropped';
-COMMENT ON ROUTINE @extschema@.move_fence_record(pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.float8, pg_catalog.pg_lsn) IS
-'move_fence_record(move, direction, grants, fence_ms, lsn): a cut-over''s fence begins (fence_ms NULL) or ends (its duration and WAL position), in shift.move_fence';
+COMMENT ON ROUTINE @extschema@.move_fence_begin(pg_catalog.text, pg_catalog.text, pg_catalog.text[], pg_catalog.text[]) IS
+'move_fence_begin(move, direction => forward|back, tables, app_roles) -> id: a cut-over''s fence begins, in shift.move_fence, with the privileges it moves read from the catalog (forward) or the last forward fence (back), in shift.move_fence_grant';
+COMMENT ON ROUTINE @extschema@.move_fence_end(pg_catalog.text, pg_catalog.text, pg_catalog.float8, pg_catalog.pg_lsn) IS
+'move_fence_end(move, direction, fence_ms, lsn): the open fence of a move ended: its duration and WAL position';
+COMMENT ON ROUTINE @extschema@.move_fence_statements(pg_catalog.int8, pg_catalog.text) IS
+'move_fence_statements(fence, action => revoke writes|grant writes|grant all) -> the REVOKE or GRANT statements of a fence of the caller''s, built from its rows with every name quoted';
 COMMENT ON ROUTINE @extschema@.move_check(pg_catalog.text, pg_catalog.text[]) IS
 'move_check(side => source|target, tables) -> (item, current, advice): one row per prerequisite of a move that this server fails, with what to change (doc/move.md)';
 COMMENT ON ROUTINE @extschema@.move_schema(pg_catalog.text[]) IS
