@@ -331,13 +331,16 @@ local function subscribe_down(r, db)
     end
   end
   forget(tgt, "subscription", obj)
-  -- the rows it copied go with it (the check found the tables empty): a
-  -- subscription made again copies them again
+  -- the rows it copied into the tables the move made go with it: a
+  -- subscription made again copies them again (a table that was there
+  -- before, empty, keeps them: the next copy would fail on their keys)
   local copied = {}
-  for _, t in ipairs(source_tables(r, db)) do
-    if dry_run or tgt:value("SELECT pg_catalog.to_regclass($1) IS NOT NULL", t) then copied[#copied + 1] = t end
+  for _, o in ipairs(recorded(tgt, names(r, db), "table")) do
+    local rel = tgt:value("SELECT pg_catalog.to_regclass($1)::pg_catalog.text", o.object)
+    if rel then copied[#copied + 1] = rel end
   end
   if #copied > 0 then D.exec_at(tgt, r.site, "TRUNCATE " .. table.concat(copied, ", ")) end
+  if dry_run then tgt:exec("-- TRUNCATE of the tables shift.move_objects lists for this move") end
   -- a slot left behind (the subscription gone, or detached): dropped by
   -- name, once its walsender has let go of it
   if not dry_run then
