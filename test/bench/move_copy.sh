@@ -15,7 +15,7 @@
 # 1 kB a row, an index, a foreign key).  Each copy goes into a fresh database
 # and is verified before it counts: row counts and shift.table_checksum of
 # every table equal to the source's, the same indexes (a copy that is fast
-# and wrong or incomplete aborts the bench).  BENCH_COPY_ROUNDS rounds (default 2), the methods' order reversed
+# and wrong or incomplete aborts the bench).  BENCH_COPY_ROUNDS rounds (default 3), the methods' order reversed
 # every other round.  Speed is the baseline's seconds over the method's
 # (> 1: faster than pg_dump | psql).  Target (issue 29): the move ≥ 1.0×.
 # The move runs twice a round: as by default (every index made by the
@@ -25,7 +25,7 @@
 set -euo pipefail
 : "${PGSHIFT_ROOT:?run through test/harness.sh (bash test/harness.sh exec bash test/bench/move_copy.sh)}"
 ROWS=${BENCH_COPY_ROWS:-2000000}
-ROUNDS=${BENCH_COPY_ROUNDS:-2}
+ROUNDS=${BENCH_COPY_ROUNDS:-3}
 PGSHIFT=${PGSHIFT:-pgshift}
 BIN=${PGSHIFT_PGBIN:-/usr/lib/postgresql/15/bin}
 DB=bench_copy
@@ -122,7 +122,7 @@ verify() {   # METHOD DB: the copy holds every row of every table (checksums equ
     exit 1
   fi
 }
-declare -A T SKIP
+declare -A T SKIP IDX
 record() { T[$1,$2]=$3; }   # METHOD ROUND SECONDS
 
 m_dump() {   # ROUND
@@ -171,10 +171,12 @@ LUA
   t0=$(now)
   "$PGSHIFT" --dsn "$SRC" run "$f" --to "$n-schema" >>"$WORK/pgshift.out" 2>&1 || { cat "$WORK/pgshift.out" >&2; exit 1; }
   t1=$(now)
-  "$PGSHIFT" --dsn "$SRC" run "$f" --to "$n-sync" >>"$WORK/pgshift.out" 2>&1 || { cat "$WORK/pgshift.out" >&2; exit 1; }
+  "$PGSHIFT" --dsn "$SRC" run "$f" --to "$n-sync" >"$WORK/sync.out" 2>&1 || { cat "$WORK/sync.out" >&2; exit 1; }
   local t2; t2=$(now)
   record "$key" "$1" "$(secs "$t0" "$t2")"
   record "${key}_copy" "$1" "$(secs "$t1" "$t2")"
+  # of which the index builds after the copy (pgshift prints each one's time)
+  IDX[$key,$1]=$(awk '/ built on the target in / { s += $(NF - 1) } END { printf "%.1f", s }' "$WORK/sync.out")
   verify "the move" "$db"
   "$PGSHIFT" --dsn "$SRC" rollback "$f" >>"$WORK/pgshift.out" 2>&1 || { cat "$WORK/pgshift.out" >&2; exit 1; }
   qb postgres "DROP DATABASE $db"
@@ -210,4 +212,18 @@ for m in dump dir pgcopydb move move_copy late late_copy; do
       -v by="$DATA_BYTES" 'BEGIN { printf "%.1f | %.2f× | %.0f | %.1f", s, b / s, n / s, by / 1048576 / s }')"
   done
 done
+echo
+echo "| method | speed vs pg_dump \| psql: median of the rounds | lowest | highest |"
+echo "|---|---:|---:|---:|"
+for m in dir pgcopydb move late; do
+  [ -z "${SKIP[$m]:-}" ] || continue
+  printf '| %s | %s |\n' "${LABEL[$m]}" "$(for r in $(seq 1 "$ROUNDS"); do
+      awk -v s="${T[$m,$r]}" -v b="${T[dump,$r]}" 'BEGIN { printf "%.4f\n", b / s }'; done | sort -g |
+    awk '{ v[NR] = $1 } END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+                              printf "%.2f× | %.2f× | %.2f×", m, v[1], v[NR] }')"
+done
+echo
+printf 'Of the move with indexes = "after_copy", the index builds after the copy took:'
+for r in $(seq 1 "$ROUNDS"); do printf ' %s s (round %s)' "${IDX[late,$r]}" "$r"; done
+echo "."
 echo
