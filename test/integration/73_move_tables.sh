@@ -92,12 +92,13 @@ expect_eq "its defaults call pg_catalog's nextval, not one the database's owner 
          WHERE d.classid = 'pg_attrdef'::regclass")" ""
 q "ALTER DATABASE $TGT_DB RESET search_path; ALTER DATABASE $TGT_DB OWNER TO CURRENT_USER;
    DROP FUNCTION public.nextval(regclass); DROP ROLE it73_dbowner" >/dev/null
-expect_eq "with their keys, index, foreign key and sequences" \
+# (the secondary index orders_customer waits for the end of the copy: indexes = "after_copy", the default)
+expect_eq "with their keys, foreign key and sequences" \
   "$(q "SELECT (SELECT count(*) FROM pg_constraint WHERE conrelid IN ('customers'::regclass, 'orders'::regclass))
         || ' ' || (SELECT count(*) FROM pg_indexes WHERE tablename IN ('customers', 'orders'))
         || ' ' || pg_get_serial_sequence('orders', 'id') || ' ' || pg_get_serial_sequence('customers', 'id')
         || ' ' || (SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef WHERE adrelid = 'orders'::regclass AND adnum = 4)")" \
-  "3 3 public.orders_id_seq public.customers_id_seq '2026-01-31'::date"
+  "3 2 public.orders_id_seq public.customers_id_seq '2026-01-31'::date"
 expect_eq "recorded on the target" \
   "$(q "SELECT string_agg(kind || ' ' || object, ', ' ORDER BY kind, object) FROM shift.move_object")" \
   "sequence public.customers_id_seq, sequence public.orders_id_seq, table public.customers, table public.orders"
@@ -115,6 +116,9 @@ expect_eq "again each second until it is ready" \
 expect_in "up to ready" "$OUT" "sync public.orders: ready (r)"
 expect_in "customers too" "$OUT" "sync public.customers: ready (r)"
 expect_in "then the lag" "$OUT" "every table ready in"
+expect_eq "the secondary index is built once the copy is done" \
+  "$(q "SELECT indexdef FROM pg_indexes WHERE indexname = 'orders_customer'")" \
+  "$(q2 "SELECT indexdef FROM pg_indexes WHERE indexname = 'orders_customer'")"
 expect_eq "a publication of both tables on the source" \
   "$(q2 "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_publication_tables WHERE pubname = 'shift_move_orders'")" \
   "customers,orders"
@@ -195,6 +199,50 @@ pgshift --dsn "$SRC" rollback "$f"
 expect_rc "and rolls back" 0
 expect_eq "no publication, subscription or slot on either side" \
   "$(q2 "SELECT (SELECT count(*) FROM pg_publication) + (SELECT count(*) FROM pg_replication_slots)")+$(q "SELECT (SELECT count(*) FROM pg_subscription) + (SELECT count(*) FROM pg_replication_slots)")" "0+0"
+
+# ---- indexes = "after_copy": the secondary index is left out of the schema
+# phase and built by the sync phase once the tables are copied
+h=$(mig late <<LUA
+return migration {
+  name = "move_orders_late",
+  phases = { online.move_tables{ tables = { "customers", "orders" }, name = "late", indexes = "after_copy",
+                                 target = { dsn = "$TGT" } } },
+}
+LUA
+)
+pgshift --dsn "$SRC" plan "$h"
+expect_rc "a move with indexes = after_copy plans" 0
+expect_in "the plan shows the index builds in the sync phase" "$OUT" \
+  "CREATE INDEX IF NOT EXISTS ... of each secondary index shift.move_schema gives (indexes = \"after_copy\")"
+pgshift --dsn "$SRC" run "$h" --to late-schema
+expect_rc "its schema phase" 0
+expect_in "says the secondary index waits" "$OUT" "2 tables made on the target; 1 secondary index made after the initial copy"
+expect_eq "the keys and the foreign key are made, the secondary index not yet" \
+  "$(q "SELECT (SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes WHERE tablename IN ('customers', 'orders'))
+     || ' ' || (SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND conrelid = 'orders'::regclass)")" \
+  "customers_pkey,orders_pkey 1"
+pgshift --dsn "$SRC" run "$h" --to late-sync
+expect_rc "its sync phase" 0
+expect_in "builds the index after the copy" "$OUT" "index orders_customer of public.orders built on the target in"
+expect_eq "as the source has it" "$(q "SELECT indexdef FROM pg_indexes WHERE indexname = 'orders_customer'")" \
+  "$(q2 "SELECT indexdef FROM pg_indexes WHERE indexname = 'orders_customer'")"
+expect_eq "and every row is there" "$(q "SELECT count(*) FROM orders")" "$(q2 "SELECT count(*) FROM orders")"
+pgshift --dsn "$SRC" rollback "$h" --to late-subscribe
+pgshift --dsn "$SRC" run "$h" --to late-sync
+expect_rc "the sync phase runs again" 0
+expect_in "and finds the index made" "$OUT" "index orders_customer of public.orders exists already on the target"
+pgshift --dsn "$SRC" rollback "$h"
+expect_rc "and rolls back" 0
+expect_eq "nothing left on the target" \
+  "$(q "SELECT (SELECT count(*) FROM pg_subscription) + (SELECT count(*) FROM pg_class WHERE relname IN ('customers', 'orders', 'orders_customer'))")" 0
+i=$(mig badindexes <<LUA
+return migration { name = "move_bad", phases = { online.move_tables{ tables = { "orders" }, indexes = "later",
+  target = { dsn = "$TGT" } } } }
+LUA
+)
+pgshift --dsn "$SRC" plan "$i"
+expect_in "another value of indexes is refused" "$OUT$ERR" \
+  "online.move_tables: 'indexes' must be \"after_copy\" (the default) or \"before_copy\""
 
 # ---- the check on a source without logical decoding says what to change
 q "CREATE TABLE plain (id int PRIMARY KEY); CREATE TABLE nokey (v int)"
