@@ -273,7 +273,12 @@ hold B copy "LOCK TABLE orders IN SHARE MODE"
 release xid
 wait_sql B "the killed runner's CREATE SUBSCRIPTION committed" "SELECT count(*) = 1 FROM pg_subscription"
 runner_bg k4 --dsn "$SRC" run "$f" --to orders-sync
-phase_running orders-sync && kill_runner
+# (the copy of orders starts when a table-sync worker is free: its state
+# goes from i to d, the copy then waits on the lock)
+phase_running orders-sync &&
+  wait_sql B "the copy of orders has begun" \
+    "SELECT EXISTS (SELECT FROM pg_subscription_rel WHERE srrelid = 'orders'::regclass AND srsubstate = 'd')" &&
+  kill_runner
 expect_eq "killed in sync during the initial copy (orders not ready)" "$(orders_state)" d
 release copy
 run_to orders-sync
