@@ -142,6 +142,15 @@ FAILURES=()
 pass() { PASSED=$((PASSED + 1)); }
 fail() { FAILED=$((FAILED + 1)); FAILURES+=("$1"); }
 
+# took NAME START: prints "# NAME took N s" (a TAP comment: not counted) and
+# keeps it for the timing table printed at the end of the run.
+TIMES=()
+took() {
+  local s=$((SECONDS - $2))
+  say "# $1 took $s s"
+  TIMES+=("$(printf '%5d s  %s' "$s" "$1")")
+}
+
 # Counts TAP lines ("ok N - x" / "not ok N - x") from a file.
 count_tap() {
   local file=$1 suite=$2 line
@@ -227,13 +236,15 @@ wanted_test() {
 
 suite_integration() {
   say "==> integration: pgshift against the server"
-  local t out
+  local t out start
   for t in test/integration/[0-9]*.sh; do
     [ -e "$t" ] || continue
     if [ -n "${PGSHIFT_TESTS:-}" ] && ! wanted_test "$t"; then continue; fi
     out=$PGS_TMP/$(basename "$t").out
     say "--- $t"
+    start=$SECONDS
     run_tap "$out" "$(basename "$t" .sh)" bash "$t"
+    took "$(basename "$t" .sh)" "$start"
     if [ $TAP_RC -ne 0 ] && ! grep -q '^not ok' "$out"; then
       fail "$(basename "$t"): exited $TAP_RC before finishing"
     fi
@@ -246,14 +257,17 @@ cmd_test() {
   deps
   build_install
   cluster_start
-  local s
+  local s start
   for s in "${suites[@]}"; do
     case "$s" in
-      meta|regress|unit|integration) "suite_$s" ;;
+      meta|regress|unit|integration) start=$SECONDS; "suite_$s"; took "suite $s" "$start" ;;
       *) die "unknown suite '$s' (meta, regress, unit, integration)" ;;
     esac
   done
   cluster_stop
+  TIMES+=("$(printf '%5d s  %s' "$SECONDS" "the whole run (build and cluster included)")")
+  say ""; say "timing (seconds, longest first):"
+  printf '%s\n' "${TIMES[@]}" | sort -rn
   if [ ${#FAILURES[@]} -gt 0 ]; then
     say ""; say "failed:"; printf '  %s\n' "${FAILURES[@]}"
   fi
