@@ -130,7 +130,7 @@ cluster_stop() {
   PGS_TMP=""
 }
 
-on_exit() { local rc=$?; cluster_stop; exit "$rc"; }
+on_exit() { local rc=$?; bg_kill; cluster_stop; exit "$rc"; }
 trap on_exit EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -142,13 +142,12 @@ FAILURES=()
 pass() { PASSED=$((PASSED + 1)); }
 fail() { FAILED=$((FAILED + 1)); FAILURES+=("$1"); }
 
-# took NAME START: prints "# NAME took N s" (a TAP comment: not counted) and
-# keeps it for the timing table printed at the end of the run.
+# took NAME SECS: prints "# NAME took SECS s" (a TAP comment: not counted)
+# and keeps it for the timing table printed at the end of the run.
 TIMES=()
 took() {
-  local s=$((SECONDS - $2))
-  say "# $1 took $s s"
-  TIMES+=("$(printf '%5d s  %s' "$s" "$1")")
+  say "# $1 took $2 s"
+  TIMES+=("$(printf '%5d s  %s' "$2" "$1")")
 }
 
 # Counts TAP lines ("ok N - x" / "not ok N - x") from a file.
@@ -234,21 +233,71 @@ wanted_test() {
   return 1
 }
 
+# An integration file with the line "# harness: background" in its header
+# spends most of its time waiting (for pg_cron's next minute): it is started
+# first, in its own process group, and runs beside the other files in their
+# order up to the first file with the line "# harness: alone" (one that restarts
+# the server or uses the ports next to its port), before which the harness
+# waits for it.  Its output is kept in its own file and printed, whole, once
+# it has finished; its TAP lines are counted then, as any file's.
+BG_PIDS=()
+BG_FILES=()
+marked() { grep -qx "# harness: $2" "$1"; }
+bg_start() {
+  setsid bash -c 'start=$SECONDS; bash "$1" >"$2" 2>&1; echo "$? $((SECONDS - start))" >"$2.rc"' _ "$1" "$2" &
+  BG_PIDS+=($!)
+  BG_FILES+=("$1")
+}
+bg_join() {
+  local i t out rc secs
+  for i in "${!BG_PIDS[@]}"; do
+    t=${BG_FILES[$i]}
+    out=$PGS_TMP/$(basename "$t").out
+    wait "${BG_PIDS[$i]}" || true
+    read -r rc secs <"$out.rc" || { rc=99; secs=0; }
+    say "--- $t (ran in the background)"
+    cat "$out"
+    count_tap "$out" "$(basename "$t" .sh)"
+    took "$(basename "$t" .sh)" "$secs"
+    if [ "$rc" -ne 0 ] && ! grep -q '^not ok' "$out"; then
+      fail "$(basename "$t"): exited $rc before finishing"
+    fi
+  done
+  BG_PIDS=()
+  BG_FILES=()
+}
+bg_kill() {
+  local p
+  for p in "${BG_PIDS[@]}"; do kill -- "-$p" 2>/dev/null || true; done
+}
+
 suite_integration() {
   say "==> integration: pgshift against the server"
-  local t out start
+  local t out start files=()
   for t in test/integration/[0-9]*.sh; do
     [ -e "$t" ] || continue
     if [ -n "${PGSHIFT_TESTS:-}" ] && ! wanted_test "$t"; then continue; fi
+    files+=("$t")
+  done
+  for t in "${files[@]}"; do
+    if marked "$t" background; then
+      say "--- $t: started in the background (its output follows once it has finished)"
+      bg_start "$t" "$PGS_TMP/$(basename "$t").out"
+    fi
+  done
+  for t in "${files[@]}"; do
+    marked "$t" background && continue
+    marked "$t" alone && bg_join
     out=$PGS_TMP/$(basename "$t").out
     say "--- $t"
     start=$SECONDS
     run_tap "$out" "$(basename "$t" .sh)" bash "$t"
-    took "$(basename "$t" .sh)" "$start"
+    took "$(basename "$t" .sh)" $((SECONDS - start))
     if [ $TAP_RC -ne 0 ] && ! grep -q '^not ok' "$out"; then
       fail "$(basename "$t"): exited $TAP_RC before finishing"
     fi
   done
+  bg_join
 }
 
 cmd_test() {
@@ -260,7 +309,7 @@ cmd_test() {
   local s start
   for s in "${suites[@]}"; do
     case "$s" in
-      meta|regress|unit|integration) start=$SECONDS; "suite_$s"; took "suite $s" "$start" ;;
+      meta|regress|unit|integration) start=$SECONDS; "suite_$s"; took "suite $s" $((SECONDS - start)) ;;
       *) die "unknown suite '$s' (meta, regress, unit, integration)" ;;
     esac
   done

@@ -9,6 +9,9 @@
 # subscription or slot is left on either side.  Last, the check's advice on
 # a source with wal_level = replica.  The password given in the target's
 # DSN is never printed nor stored.
+# It starts clusters on the ports after the harness's one: test/harness.sh
+# runs no background file beside it.
+# harness: alone
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/cluster.sh"
 

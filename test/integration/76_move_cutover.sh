@@ -13,6 +13,9 @@
 # fence and drops the reverse path, the forward direction streams again.
 # The writer saw no error but retried fences.  The fence durations are
 # printed (test/bench/move_fence.sh measures them under load).
+# It starts clusters on the ports after the harness's one: test/harness.sh
+# runs no background file beside it.
+# harness: alone
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/cluster.sh"
 
