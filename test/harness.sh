@@ -91,7 +91,7 @@ cluster_start() {
   PGS_TMP=$(mktemp -d /tmp/pgshift-cluster.XXXXXX)
   chmod 755 "$PGS_TMP"
   [ "$(id -u)" -ne 0 ] || chown postgres: "$PGS_TMP"
-  export PGHOST=$PGS_TMP PGPORT
+  export PGHOST=$PGS_TMP PGPORT PGSHIFT_TMP=$PGS_TMP
   PGPORT=$(free_port)
   export PGUSER=postgres PGDATABASE=postgres
   export PGSHIFT_DATA=$PGS_TMP/data PGSHIFT_LOG=$PGS_TMP/server.log
@@ -118,6 +118,11 @@ EOF
 
 cluster_stop() {
   [ -n "$PGS_TMP" ] || return 0
+  local h
+  # the logical pair the move tests share (test/integration/cluster.sh)
+  for h in "$PGS_TMP"/logical-pair/*/data; do
+    [ -f "$h/postmaster.pid" ] && as_pg "$PGSHIFT_PGBIN/pg_ctl" -D "$h" -m immediate -w stop >/dev/null 2>&1
+  done
   if [ -f "$PGSHIFT_DATA/postmaster.pid" ]; then
     as_pg "$PGSHIFT_PGBIN/pg_ctl" -D "$PGSHIFT_DATA" -m fast -w -t 60 stop >/dev/null 2>&1 \
       || as_pg "$PGSHIFT_PGBIN/pg_ctl" -D "$PGSHIFT_DATA" -m immediate -w stop >/dev/null 2>&1 || true
