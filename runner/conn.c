@@ -559,16 +559,58 @@ pgs_connect(const char *dsn, const char *appname, PgsError *err)
 	return conn;
 }
 
+/*
+ * pgs_conninfo_pair: "key='value'", malloc'd (NULL when out of memory), as
+ * libpq's conninfo parser reads it back: a quote or a backslash in value is
+ * escaped with a backslash, so that nothing in it ends the value and adds a
+ * keyword.  The runner's one quoting of connection-string values.
+ */
+char *
+pgs_conninfo_pair(const char *key, const char *value)
+{
+	size_t		klen = strlen(key);
+	char	   *out = malloc(klen + 2 * strlen(value) + sizeof("=''"));
+	char	   *p = out;
+
+	if (out == NULL)
+		return NULL;
+	memcpy(p, key, klen);
+	p += klen;
+	*p++ = '=';
+	*p++ = '\'';
+	for (; *value; value++)
+	{
+		if (*value == '\'' || *value == '\\')
+			*p++ = '\\';
+		*p++ = *value;
+	}
+	*p++ = '\'';
+	*p = '\0';
+	return out;
+}
+
+/*
+ * pgs_conn_server: "host:port" of conn into buf ("localhost" for libpq's
+ * default host), for messages: never more of the connection string.
+ */
+void
+pgs_conn_server(PGconn *conn, char *buf, size_t size)
+{
+	const char *host = PQhost(conn);
+
+	snprintf(buf, size, "%s:%s", host && *host ? host : "localhost", PQport(conn));
+}
+
 /* "database "x" on /tmp:5432 as user y", malloc'd, for messages. */
 char *
 pgs_conn_describe(PGconn *conn)
 {
-	const char *host = PQhost(conn);
+	char		server[512];
 	char		buf[1024];
 
-	snprintf(buf, sizeof(buf), "database \"%s\" on %s:%s as user \"%s\"",
-			 PQdb(conn), host && *host ? host : "localhost", PQport(conn),
-			 PQuser(conn));
+	pgs_conn_server(conn, server, sizeof(server));
+	snprintf(buf, sizeof(buf), "database \"%s\" on %s as user \"%s\"",
+			 PQdb(conn), server, PQuser(conn));
 	return strdup(buf);
 }
 

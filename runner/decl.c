@@ -31,6 +31,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <sys/stat.h>
 #include <yaml.h>
 
@@ -70,6 +71,16 @@ decl_fail(DeclReader *r, yaml_mark_t mark, const char *fmt,...)
 			 r->path[0] ? r->path : "", r->path[0] ? ": " : "", msg);
 }
 
+/* Does name end in suffix? */
+static bool
+ends_with(const char *name, const char *suffix)
+{
+	size_t		len = strlen(name);
+	size_t		n = strlen(suffix);
+
+	return len > n && strcmp(name + len - n, suffix) == 0;
+}
+
 /* The next event, or false with the parser's error set. */
 static bool
 decl_next(DeclReader *r, yaml_event_t *ev)
@@ -77,7 +88,7 @@ decl_next(DeclReader *r, yaml_event_t *ev)
 	if (yaml_parser_parse(&r->parser, ev))
 		return true;
 	decl_fail(r, r->parser.problem_mark, "invalid %s: %s%s%s",
-			  strstr(r->name, ".json") ? "JSON" : "YAML",
+			  ends_with(r->name, ".json") ? "JSON" : "YAML",
 			  r->parser.problem ? r->parser.problem : "syntax error",
 			  r->parser.context ? " " : "",
 			  r->parser.context ? r->parser.context : "");
@@ -168,7 +179,18 @@ push_scalar(DeclReader *r, yaml_event_t *ev)
 			lua_pushinteger(r->L, (lua_Integer) v);
 		}
 		else
-			lua_pushnumber(r->L, strtod(s, NULL));
+		{
+			double		v;
+
+			errno = 0;
+			v = strtod(s, NULL);
+			if (errno == ERANGE && (v == HUGE_VAL || v == -HUGE_VAL))
+			{
+				decl_fail(r, ev->start_mark, "number %s is out of range", s);
+				return false;
+			}
+			lua_pushnumber(r->L, v);
+		}
 	}
 	else
 		lua_pushlstring(r->L, s, len);
@@ -469,21 +491,24 @@ pgs_l_decl_read(lua_State *L)
 		return luaL_error(L, "%s: the document is larger than %d bytes", path,
 						  PGS_DECL_MAX_BYTES);
 	}
-	buf = malloc((size_t) st.st_size + 1);
-	if (buf == NULL)
-	{
-		fclose(f);
-		return luaL_error(L, "out of memory");
-	}
+	/* a userdata: a Lua error (out of memory) below frees it too */
+	buf = lua_newuserdatauv(L, (size_t) st.st_size + 1, 0);
 	n = fread(buf, 1, (size_t) st.st_size + 1, f);
+	if (ferror(f))
+	{
+		int			e = errno;
+
+		fclose(f);
+		return luaL_error(L, "cannot read migration file \"%s\": %s", path, strerror(e));
+	}
 	fclose(f);
 	ok = pgs_decl_parse(L, path, buf, n, err, sizeof(err));
-	free(buf);
 	if (!ok)
 	{
 		lua_pushstring(L, err);
 		return lua_error(L);
 	}
+	lua_remove(L, -5);			/* the buffer, under the four results */
 	return 4;
 }
 
@@ -511,15 +536,10 @@ bool
 pgs_migration_file_name(const char *name)
 {
 	static const char *const suffixes[] = {".lua", ".json", ".yaml", ".yml"};
-	size_t		len = strlen(name);
 	size_t		i;
 
 	for (i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++)
-	{
-		size_t		n = strlen(suffixes[i]);
-
-		if (len > n && strcmp(name + len - n, suffixes[i]) == 0)
+		if (ends_with(name, suffixes[i]))
 			return true;
-	}
 	return false;
 }

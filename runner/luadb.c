@@ -728,25 +728,6 @@ pgs_l_connect(lua_State *L)
 	return 1;
 }
 
-/* Appends key='value' (quoted as libpq reads it) to b. */
-static void
-add_conninfo(luaL_Buffer *b, const char *key, const char *value)
-{
-	const char *p;
-
-	if (luaL_bufflen(b) > 0)
-		luaL_addchar(b, ' ');
-	luaL_addstring(b, key);
-	luaL_addstring(b, "='");
-	for (p = value; *p; p++)
-	{
-		if (*p == '\'' || *p == '\\')
-			luaL_addchar(b, '\\');
-		luaL_addchar(b, *p);
-	}
-	luaL_addchar(b, '\'');
-}
-
 /*
  * Pushes the connection string that reaches again what conn reached: its
  * options as libpq used them (a password given in the DSN too: the string
@@ -763,7 +744,19 @@ push_conninfo(lua_State *L, PGconn *conn)
 	for (o = opts; o && o->keyword; o++)
 		if (o->val && *o->val && strcmp(o->keyword, "fallback_application_name") != 0 &&
 			strcmp(o->keyword, "client_encoding") != 0)
-			add_conninfo(&b, o->keyword, o->val);
+		{
+			char	   *pair = pgs_conninfo_pair(o->keyword, o->val);
+
+			if (pair == NULL)
+			{
+				PQconninfoFree(opts);
+				luaL_error(L, "out of memory");
+			}
+			if (luaL_bufflen(&b) > 0)
+				luaL_addchar(&b, ' ');
+			luaL_addstring(&b, pair);
+			free(pair);
+		}
 	PQconninfoFree(opts);
 	luaL_pushresult(&b);
 }

@@ -187,6 +187,8 @@ extern void pgs_error_from_result(PGconn *conn, const PGresult *res,
 extern void pgs_error_clear(PgsError *err);
 extern void pgs_error_set(PgsError *err, const char *sqlstate,
 						  const char *fmt,...) __attribute__((format(printf, 3, 4)));
+extern char *pgs_conninfo_pair(const char *key, const char *value);
+extern void pgs_conn_server(PGconn *conn, char *buf, size_t size);
 extern char *pgs_conn_describe(PGconn *conn);
 extern int	pgs_check_extension(PGconn *conn, PgsError *err);
 

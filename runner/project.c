@@ -58,21 +58,7 @@
 char *
 pgs_service_dsn(const char *service)
 {
-	size_t		len = strlen(service);
-	char	   *dsn = malloc(2 * len + sizeof("service=''"));
-	char	   *p = dsn;
-
-	if (dsn == NULL)
-		return NULL;
-	p += sprintf(p, "service='");
-	for (; *service; service++)
-	{
-		if (*service == '\'' || *service == '\\')
-			*p++ = '\\';
-		*p++ = *service;
-	}
-	strcpy(p, "'");
-	return dsn;
+	return pgs_conninfo_pair("service", service);
 }
 
 static int

@@ -66,7 +66,6 @@ report_main(lua_State *L)
 	int			db;
 	size_t		len;
 	const char *text;
-	const char *host;
 	char		server[512];
 
 	a->rc = PGS_EXIT_USAGE;
@@ -89,8 +88,7 @@ report_main(lua_State *L)
 	}
 	PQclear(res);
 
-	host = PQhost(conn);
-	snprintf(server, sizeof(server), "%s:%s", host && *host ? host : "localhost", PQport(conn));
+	pgs_conn_server(conn, server, sizeof(server));
 	pgs_push_prelude_function(L, "report");
 	lua_pushvalue(L, db);
 	lua_pushstring(L, a->name);

@@ -76,11 +76,15 @@ COMMENT ON ROUTINE @extschema@.writer_version() IS
 
 -- moving tables to another cluster (doc/move.md)
 COMMENT ON ROUTINE @extschema@.move_record(pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text) IS
-'move_record(move, kind, object, side, migration, phase): records a publication, slot, subscription, table or sequence a move is about to make on this server, so that cleanup finds it';
+'move_record(move, kind, object, side, migration, phase): records a publication, slot or subscription a move is about to make on this server, or a table or sequence of the caller''s it made, so that cleanup finds it; a move name is one role''s';
 COMMENT ON ROUTINE @extschema@.move_forget(pg_catalog.text, pg_catalog.text) IS
 'move_forget(kind, object): forgets what a move made here once it is dropped';
-COMMENT ON ROUTINE @extschema@.move_fence_record(pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.float8, pg_catalog.pg_lsn) IS
-'move_fence_record(move, direction, grants, fence_ms, lsn): a cut-over''s fence begins (fence_ms NULL) or ends (its duration and WAL position), in shift.move_fence';
+COMMENT ON ROUTINE @extschema@.move_fence_begin(pg_catalog.text, pg_catalog.text, pg_catalog.text[], pg_catalog.text[]) IS
+'move_fence_begin(move, direction => forward|back, tables, app_roles) -> id: a cut-over''s fence begins, in shift.move_fence, with the privileges it moves read from the catalog (forward) or the last forward fence (back), in shift.move_fence_grant';
+COMMENT ON ROUTINE @extschema@.move_fence_end(pg_catalog.text, pg_catalog.text, pg_catalog.float8, pg_catalog.pg_lsn) IS
+'move_fence_end(move, direction, fence_ms, lsn): the open fence of a move ended: its duration and WAL position';
+COMMENT ON ROUTINE @extschema@.move_fence_statements(pg_catalog.int8, pg_catalog.text) IS
+'move_fence_statements(fence, action => revoke writes|grant writes|grant all) -> the REVOKE or GRANT statements of a fence of the caller''s, built from its rows with every name quoted';
 COMMENT ON ROUTINE @extschema@.move_check(pg_catalog.text, pg_catalog.text[]) IS
 'move_check(side => source|target, tables) -> (item, current, advice): one row per prerequisite of a move that this server fails, with what to change (doc/move.md)';
 COMMENT ON ROUTINE @extschema@.move_schema(pg_catalog.text[]) IS

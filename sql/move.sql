@@ -8,12 +8,31 @@
 -- source's catalogs, and the view of a move's slot and lag.
 -- ---------------------------------------------------------------------------
 
+-- shift_internal.move_name_ok(move) -> true, or the error that says what a
+-- move name is: the one check of a move's name (the tables' CHECK
+-- constraints and the functions that record a move call it).
+CREATE FUNCTION shift_internal.move_name_ok(move pg_catalog.text)
+RETURNS pg_catalog.bool
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF move IS NULL OR move OPERATOR(pg_catalog.!~) '^[a-z0-9_]{1,48}$' THEN
+    RAISE EXCEPTION 'invalid move name %', coalesce(quote_literal(move), 'NULL')
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'A move name is 1 to 48 lower-case letters, digits or underscores (it names a replication slot).';
+  END IF;
+  RETURN true;
+END
+$$;
+
 -- What a move made on this server.  A row is written before its object is
 -- made and removed once it is dropped: a row without its object is what a
--- run stopped between the two left, which the next drop skips.
+-- run stopped between the two left, which the next drop skips.  (A table
+-- or sequence is recorded once made, in the transaction that makes it: its
+-- record names one of its owner's.)
 CREATE TABLE @extschema@.move_object (
-  move        pg_catalog.text NOT NULL
-              CHECK (move OPERATOR(pg_catalog.~) '^[a-z0-9_]{1,48}$'),
+  move        pg_catalog.text NOT NULL CHECK (shift_internal.move_name_ok(move)),
   kind        pg_catalog.text NOT NULL
               CHECK (kind IN ('publication', 'slot', 'subscription', 'table', 'sequence')),
   object      pg_catalog.text NOT NULL,       -- its name (schema-qualified and quoted for tables and sequences)
@@ -30,9 +49,86 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.move_object', '');
 ALTER TABLE @extschema@.move_object ENABLE ROW LEVEL SECURITY;
 CREATE POLICY visible_to_owner ON @extschema@.move_object FOR SELECT
   USING (shift_internal.may_act(owner));
+CREATE POLICY visible_to_monitor ON @extschema@.move_object FOR SELECT TO shift_monitor USING (true);
+
+-- Each fence of a move's cut-over (direction 'forward': the source fenced,
+-- the target made live; 'back': the way back), how long writes were
+-- unavailable (fence_ms, on the source's clock) and the WAL position the
+-- fence closed at.  The privileges it moves are rows of move_fence_grant.
+-- A row whose fence_ms is NULL is a fence that began and did not end: the
+-- phase's down finds the privileges to give back in its rows.
+CREATE TABLE @extschema@.move_fence (
+  id          pg_catalog.int8 GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  move        pg_catalog.text NOT NULL CHECK (shift_internal.move_name_ok(move)),
+  direction   pg_catalog.text NOT NULL CHECK (direction IN ('forward', 'back')),
+  fence_ms    pg_catalog.float8,
+  lsn         pg_catalog.pg_lsn,
+  owner       pg_catalog.name NOT NULL,
+  started_at  pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now(),
+  finished_at pg_catalog.timestamptz
+);
+COMMENT ON TABLE @extschema@.move_fence IS
+  'each fence of a move''s cut-over or way back: how long writes were unavailable, the WAL position it closed at';
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.move_fence', '');
+ALTER TABLE @extschema@.move_fence ENABLE ROW LEVEL SECURITY;
+CREATE POLICY visible_to_owner ON @extschema@.move_fence FOR SELECT
+  USING (shift_internal.may_act(owner));
+CREATE POLICY visible_to_monitor ON @extschema@.move_fence FOR SELECT TO shift_monitor USING (true);
+
+-- The privileges a fence moves, one row each: what an application role
+-- (grantee; 'public', which no role may be named, for PUBLIC) held on a
+-- moved table or a sequence it owns (relation, on the source; the target's
+-- has the same name).  The fence revokes the write privileges on the live
+-- side; the lift grants them (or all of them) on the side made live.  The
+-- statements are built from these typed rows (move_fence_statements),
+-- never from text.
+CREATE TABLE @extschema@.move_fence_grant (
+  fence       pg_catalog.int8 NOT NULL REFERENCES @extschema@.move_fence (id) ON DELETE CASCADE,
+  relation    pg_catalog.regclass NOT NULL,
+  grantee     pg_catalog.name NOT NULL,
+  privilege   pg_catalog.text NOT NULL
+              CHECK (privilege IN ('SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER',
+                                   'USAGE')),
+  owner       pg_catalog.name NOT NULL,       -- the fence's
+  PRIMARY KEY (fence, relation, grantee, privilege)
+);
+COMMENT ON TABLE @extschema@.move_fence_grant IS
+  'the privileges each fence of a move moves: relation, role, privilege';
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.move_fence_grant', '');
+ALTER TABLE @extschema@.move_fence_grant ENABLE ROW LEVEL SECURITY;
+CREATE POLICY visible_to_owner ON @extschema@.move_fence_grant FOR SELECT
+  USING (shift_internal.may_act(owner));
+CREATE POLICY visible_to_monitor ON @extschema@.move_fence_grant FOR SELECT TO shift_monitor USING (true);
+
+-- shift_internal._move_claim(move): move is a valid name that no role but
+-- those the caller may act for has recorded anything under (a name is one
+-- role's, as a job's or a sync's is).  Waits for another transaction
+-- claiming the same name.
+CREATE FUNCTION shift_internal._move_claim(move pg_catalog.text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  other pg_catalog.name;
+BEGIN
+  PERFORM shift_internal.move_name_ok(move);
+  PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pg_shift move'), pg_catalog.hashtext(move));
+  SELECT x.owner INTO other
+    FROM (SELECT o.owner FROM @extschema@.move_object o WHERE o.move OPERATOR(pg_catalog.=) _move_claim.move
+          UNION
+          SELECT f.owner FROM @extschema@.move_fence f WHERE f.move OPERATOR(pg_catalog.=) _move_claim.move) x
+   WHERE NOT shift_internal.may_act(x.owner)
+   ORDER BY x.owner LIMIT 1;
+  IF FOUND THEN
+    PERFORM shift_internal.check_owner(format('move %s', move), other);
+  END IF;
+END
+$$;
 
 -- shift.move_record(move, kind, object, side, migration, phase): records an
--- object a move is about to make (again: the same row is kept).
+-- object a move is about to make (again: the same row is kept); a table or
+-- sequence once made, one of the caller's.
 CREATE FUNCTION shift_internal.move_record(move pg_catalog.text, kind pg_catalog.text,
   object pg_catalog.text, side pg_catalog.text, migration pg_catalog.text DEFAULT NULL,
   phase pg_catalog.text DEFAULT NULL)
@@ -42,11 +138,22 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   o @extschema@.move_object;
+  c pg_catalog.pg_class;
 BEGIN
-  IF move IS NULL OR move OPERATOR(pg_catalog.!~) '^[a-z0-9_]{1,48}$' THEN
-    RAISE EXCEPTION 'invalid move name %', coalesce(quote_literal(move), 'NULL')
-      USING ERRCODE = 'invalid_parameter_value',
-            HINT = 'A move name is 1 to 48 lower-case letters, digits or underscores (it names a replication slot).';
+  PERFORM shift_internal._move_claim(move);
+  IF kind IN ('table', 'sequence') THEN
+    SELECT * INTO c FROM pg_catalog.pg_class k WHERE k.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(object);
+    IF NOT FOUND THEN
+      RAISE EXCEPTION '% % does not exist', kind, object
+        USING ERRCODE = 'undefined_table',
+              HINT = 'A move records a table or sequence once it has made it, in the same transaction.';
+    END IF;
+    IF (kind OPERATOR(pg_catalog.=) 'table') OPERATOR(pg_catalog.<>) (c.relkind OPERATOR(pg_catalog.=) 'r')
+       OR (kind OPERATOR(pg_catalog.=) 'sequence') OPERATOR(pg_catalog.<>) (c.relkind OPERATOR(pg_catalog.=) 'S') THEN
+      RAISE EXCEPTION '% is not a %', object, kind
+        USING ERRCODE = 'wrong_object_type';
+    END IF;
+    PERFORM shift_internal.check_owner(format('%s %s', kind, object), pg_catalog.pg_get_userbyid(c.relowner));
   END IF;
   SELECT * INTO o FROM @extschema@.move_object x
    WHERE x.kind OPERATOR(pg_catalog.=) move_record.kind
@@ -439,38 +546,128 @@ SELECT m.move,
 COMMENT ON VIEW @extschema@.move_status IS
   'moves to another cluster with a publication or slot on this server: publication, slot, WAL held, lag';
 
--- Each fence of a move's cut-over (direction 'forward': the source fenced,
--- the target made live; 'back': the way back) with the privileges it moves
--- (rows of privileges, object, role, kind separated by \x1f, rows by \x1e:
--- what the lift grants on the side made live, and what the way back takes
--- from it again), how long writes were unavailable (fence_ms, on the
--- source's clock) and the WAL position the fence closed at.  A row whose
--- fence_ms is NULL is a fence that began and did not end: the phase's
--- down finds the privileges to give back in it.
-CREATE TABLE @extschema@.move_fence (
-  id          pg_catalog.int8 GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-  move        pg_catalog.text NOT NULL
-              CHECK (move OPERATOR(pg_catalog.~) '^[a-z0-9_]{1,48}$'),
-  direction   pg_catalog.text NOT NULL CHECK (direction IN ('forward', 'back')),
-  grants      pg_catalog.text NOT NULL,
-  fence_ms    pg_catalog.float8,
-  lsn         pg_catalog.pg_lsn,
-  owner       pg_catalog.name NOT NULL,
-  started_at  pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now(),
-  finished_at pg_catalog.timestamptz
-);
-COMMENT ON TABLE @extschema@.move_fence IS
-  'each fence of a move''s cut-over or way back: the privileges it moved, how long writes were unavailable';
-SELECT pg_catalog.pg_extension_config_dump('@extschema@.move_fence', '');
-ALTER TABLE @extschema@.move_fence ENABLE ROW LEVEL SECURITY;
-CREATE POLICY visible_to_owner ON @extschema@.move_fence FOR SELECT
-  USING (shift_internal.may_act(owner));
 
--- shift.move_fence_record(move, direction, grants, fence_ms, lsn): a fence
--- begins (fence_ms NULL: a row is added) or ends (the open row of that move
--- and direction gets fence_ms, lsn and finished_at).
-CREATE FUNCTION shift_internal.move_fence_record(move pg_catalog.text, direction pg_catalog.text,
-  grants pg_catalog.text, fence_ms pg_catalog.float8 DEFAULT NULL, lsn pg_catalog.pg_lsn DEFAULT NULL)
+-- shift.move_fence_begin(move, direction, tables, app_roles) -> the fence's
+-- id.  A fence begins: its row, and a row of move_fence_grant for each
+-- privilege it moves, read from the catalog, never given as text:
+--   'forward': what the application roles hold on the tables (the caller's,
+--     on this server, the source) and on the sequences they own.  The roles:
+--     app_roles ('public' for PUBLIC), or every role (and PUBLIC) but the
+--     owner with a write privilege on one of the tables.  None: an error
+--     (nothing to fence).
+--   'back': what the move's last forward fence moved.
+-- A fence of that move and direction begun and not ended is begun again:
+-- its rows are kept (the privileges it revoked are not in the catalog any
+-- more).
+CREATE FUNCTION shift_internal.move_fence_begin(move pg_catalog.text, direction pg_catalog.text,
+  tables pg_catalog.text[], app_roles pg_catalog.text[] DEFAULT NULL)
+RETURNS pg_catalog.int8
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  o @extschema@.move_fence;
+  me pg_catalog.name := pg_catalog.pg_get_userbyid(shift_internal.caller());
+  rels pg_catalog.oid[] := '{}';
+  t pg_catalog.text;
+  c pg_catalog.pg_class;
+  forward pg_catalog.int8;
+  id pg_catalog.int8;
+  n pg_catalog.int8;
+BEGIN
+  PERFORM shift_internal._move_claim(move);
+  IF direction IS NULL OR direction NOT IN ('forward', 'back') THEN
+    RAISE EXCEPTION 'direction must be ''forward'' or ''back'', not %', coalesce(quote_literal(direction), 'NULL')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT * INTO o FROM @extschema@.move_fence x
+   WHERE x.move OPERATOR(pg_catalog.=) move_fence_begin.move
+     AND x.direction OPERATOR(pg_catalog.=) move_fence_begin.direction
+     AND x.fence_ms IS NULL
+   ORDER BY x.id DESC LIMIT 1 FOR UPDATE;
+  IF FOUND THEN
+    PERFORM shift_internal.check_owner(format('fence %s of move %s', o.direction, o.move), o.owner);
+    UPDATE @extschema@.move_fence x SET started_at = pg_catalog.now() WHERE x.id OPERATOR(pg_catalog.=) o.id;
+    RETURN o.id;
+  END IF;
+
+  IF direction OPERATOR(pg_catalog.=) 'back' THEN
+    SELECT x.id INTO forward FROM @extschema@.move_fence x
+     WHERE x.move OPERATOR(pg_catalog.=) move_fence_begin.move
+       AND x.direction OPERATOR(pg_catalog.=) 'forward'
+     ORDER BY x.id DESC LIMIT 1;
+    IF NOT FOUND THEN
+      RAISE EXCEPTION 'move % has no forward fence to go back from', move
+        USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    INSERT INTO @extschema@.move_fence (move, direction, owner) VALUES (move, direction, me)
+    RETURNING move_fence.id INTO id;
+    INSERT INTO @extschema@.move_fence_grant (fence, relation, grantee, privilege, owner)
+    SELECT id, g.relation, g.grantee, g.privilege, me
+      FROM @extschema@.move_fence_grant g WHERE g.fence OPERATOR(pg_catalog.=) forward;
+    RETURN id;
+  END IF;
+
+  IF coalesce(cardinality(tables), 0) OPERATOR(pg_catalog.=) 0 THEN
+    RAISE EXCEPTION 'no tables to fence' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  FOREACH t IN ARRAY tables LOOP
+    SELECT * INTO c FROM pg_catalog.pg_class k WHERE k.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(t);
+    IF NOT FOUND OR c.relkind OPERATOR(pg_catalog.<>) 'r' THEN
+      RAISE EXCEPTION 'table % does not exist', t USING ERRCODE = 'undefined_table';
+    END IF;
+    PERFORM shift_internal.check_owner(format('table %s', t), pg_catalog.pg_get_userbyid(c.relowner));
+    rels := rels OPERATOR(pg_catalog.||) c.oid;
+  END LOOP;
+  INSERT INTO @extschema@.move_fence (move, direction, owner) VALUES (move, direction, me)
+  RETURNING move_fence.id INTO id;
+  WITH rel AS (
+    SELECT k.oid, k.relkind, k.relowner, k.relacl FROM pg_catalog.pg_class k
+     WHERE k.oid OPERATOR(pg_catalog.=) ANY (rels)
+        OR k.oid IN (SELECT d.objid FROM pg_catalog.pg_depend d
+                      WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                        AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                        AND d.deptype IN ('a', 'i')
+                        AND d.refobjid OPERATOR(pg_catalog.=) ANY (rels))),
+  acl AS (
+    SELECT r.oid, r.relkind, a.privilege_type,
+           CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'public'
+                ELSE pg_catalog.pg_get_userbyid(a.grantee) END AS grantee
+      FROM rel r, LATERAL pg_catalog.aclexplode(r.relacl) a
+     WHERE a.grantee OPERATOR(pg_catalog.<>) r.relowner),
+  app AS (
+    SELECT DISTINCT a.grantee FROM acl a
+     WHERE CASE WHEN app_roles IS NULL
+                THEN a.relkind OPERATOR(pg_catalog.=) 'r'
+                     AND a.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
+                ELSE a.grantee::pg_catalog.text OPERATOR(pg_catalog.=) ANY (app_roles) END)
+  INSERT INTO @extschema@.move_fence_grant (fence, relation, grantee, privilege, owner)
+  SELECT DISTINCT id, a.oid, a.grantee, a.privilege_type, me
+    FROM acl a WHERE a.grantee IN (SELECT app.grantee FROM app)
+     AND a.privilege_type IN ('SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER', 'USAGE');
+  SELECT count(*) INTO n FROM @extschema@.move_fence_grant g
+    JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) g.relation
+   WHERE g.fence OPERATOR(pg_catalog.=) id AND k.relkind OPERATOR(pg_catalog.=) 'r'
+     AND g.privilege IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE');
+  IF n OPERATOR(pg_catalog.=) 0 THEN
+    RAISE EXCEPTION 'no application role may write the moved tables'
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = 'Their owner and superusers are never fenced: there is nothing to fence.',
+            HINT = 'Grant the application its privileges, or name its roles in app_roles.';
+  END IF;
+  RETURN id;
+END
+$$;
+CREATE FUNCTION @extschema@.move_fence_begin(move pg_catalog.text, direction pg_catalog.text,
+  tables pg_catalog.text[], app_roles pg_catalog.text[] DEFAULT NULL)
+RETURNS pg_catalog.int8
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
+
+-- shift.move_fence_end(move, direction, fence_ms, lsn): the open fence of
+-- that move and direction ended: how long it held writes, where it closed.
+CREATE FUNCTION shift_internal.move_fence_end(move pg_catalog.text, direction pg_catalog.text,
+  fence_ms pg_catalog.float8, lsn pg_catalog.pg_lsn DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -478,41 +675,24 @@ AS $$
 DECLARE
   o @extschema@.move_fence;
 BEGIN
-  IF move IS NULL OR move OPERATOR(pg_catalog.!~) '^[a-z0-9_]{1,48}$' THEN
-    RAISE EXCEPTION 'invalid move name %', coalesce(quote_literal(move), 'NULL')
-      USING ERRCODE = 'invalid_parameter_value',
-            HINT = 'A move name is 1 to 48 lower-case letters, digits or underscores (it names a replication slot).';
-  END IF;
+  PERFORM shift_internal._move_claim(move);
   SELECT * INTO o FROM @extschema@.move_fence x
-   WHERE x.move OPERATOR(pg_catalog.=) move_fence_record.move
-     AND x.direction OPERATOR(pg_catalog.=) move_fence_record.direction
+   WHERE x.move OPERATOR(pg_catalog.=) move_fence_end.move
+     AND x.direction OPERATOR(pg_catalog.=) move_fence_end.direction
      AND x.fence_ms IS NULL
    ORDER BY x.id DESC LIMIT 1 FOR UPDATE;
-  IF FOUND THEN
-    PERFORM shift_internal.check_owner(format('fence %s of move %s', o.direction, o.move), o.owner);
-  END IF;
-  IF move_fence_record.fence_ms IS NULL THEN
-    IF FOUND THEN
-      UPDATE @extschema@.move_fence x SET grants = move_fence_record.grants, started_at = pg_catalog.now()
-       WHERE x.id OPERATOR(pg_catalog.=) o.id;
-    ELSE
-      INSERT INTO @extschema@.move_fence (move, direction, grants, owner)
-      VALUES (move_fence_record.move, move_fence_record.direction, move_fence_record.grants,
-              pg_catalog.pg_get_userbyid(shift_internal.caller()));
-    END IF;
-  ELSIF FOUND THEN
-    UPDATE @extschema@.move_fence x
-       SET fence_ms = move_fence_record.fence_ms, lsn = move_fence_record.lsn,
-           finished_at = pg_catalog.now()
-     WHERE x.id OPERATOR(pg_catalog.=) o.id;
-  ELSE
+  IF NOT FOUND THEN
     RAISE EXCEPTION 'move % has no % fence begun', move, direction
       USING ERRCODE = 'object_not_in_prerequisite_state';
   END IF;
+  PERFORM shift_internal.check_owner(format('fence %s of move %s', o.direction, o.move), o.owner);
+  UPDATE @extschema@.move_fence x
+     SET fence_ms = coalesce(move_fence_end.fence_ms, 0), lsn = move_fence_end.lsn, finished_at = pg_catalog.now()
+   WHERE x.id OPERATOR(pg_catalog.=) o.id;
 END
 $$;
-CREATE FUNCTION @extschema@.move_fence_record(move pg_catalog.text, direction pg_catalog.text,
-  grants pg_catalog.text, fence_ms pg_catalog.float8 DEFAULT NULL, lsn pg_catalog.pg_lsn DEFAULT NULL)
+CREATE FUNCTION @extschema@.move_fence_end(move pg_catalog.text, direction pg_catalog.text,
+  fence_ms pg_catalog.float8, lsn pg_catalog.pg_lsn DEFAULT NULL)
 RETURNS void
 AS 'MODULE_PATHNAME', 'shift_owner_call'
 LANGUAGE C;
@@ -520,7 +700,63 @@ LANGUAGE C;
 -- The fences of moves recorded on this server (the source), what the
 -- runner reads (it reads no control table).
 CREATE VIEW @extschema@.move_fences WITH (security_invoker = true) AS
-SELECT f.id, f.move, f.direction, f.grants, f.fence_ms, f.lsn, f.owner, f.started_at, f.finished_at
+SELECT f.id, f.move, f.direction, f.fence_ms, f.lsn, f.owner, f.started_at, f.finished_at
   FROM @extschema@.move_fence f;
 COMMENT ON VIEW @extschema@.move_fences IS
-  'each fence of a move''s cut-over or way back recorded on this server: privileges moved, duration, WAL position';
+  'each fence of a move''s cut-over or way back recorded on this server: duration, WAL position';
+
+-- The privileges each fence moves, with the relation's kind and quoted
+-- name (as this server has it now; NULL once dropped) and whether the
+-- privilege is one the fence takes away (a write on a table).
+CREATE VIEW @extschema@.move_fence_grants WITH (security_invoker = true) AS
+SELECT g.fence, f.move, f.direction, g.relation,
+       CASE k.relkind WHEN 'S' THEN 'sequence' ELSE 'table' END AS kind,
+       pg_catalog.format('%I.%I', n.nspname, k.relname) AS name,
+       g.grantee, g.privilege,
+       (k.relkind OPERATOR(pg_catalog.=) 'r' AND g.privilege IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')) AS write,
+       g.owner
+  FROM @extschema@.move_fence_grant g
+  JOIN @extschema@.move_fence f ON f.id OPERATOR(pg_catalog.=) g.fence
+  LEFT JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) g.relation
+  LEFT JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) k.relnamespace;
+COMMENT ON VIEW @extschema@.move_fence_grants IS
+  'the privileges each fence of a move moves: relation, role, privilege';
+
+-- shift.move_fence_statements(fence, action) -> the GRANT or REVOKE
+-- statements of a fence of the caller's (one per relation and role), built
+-- from its rows with every name quoted: 'revoke writes' (the fence), 'grant
+-- writes' (its lift on the side it fenced), 'grant all' (the lift on the
+-- side made live).  They name the relations as this server (the source)
+-- does; the other server has the same names.
+CREATE FUNCTION @extschema@.move_fence_statements(fence pg_catalog.int8, action pg_catalog.text)
+RETURNS SETOF pg_catalog.text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF action IS NULL OR action NOT IN ('revoke writes', 'grant writes', 'grant all') THEN
+    RAISE EXCEPTION 'action must be ''revoke writes'', ''grant writes'' or ''grant all'', not %',
+      coalesce(quote_literal(action), 'NULL')
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN QUERY
+  SELECT pg_catalog.format('%s %s ON %s %I.%I %s %s',
+           CASE WHEN action OPERATOR(pg_catalog.=) 'revoke writes' THEN 'REVOKE' ELSE 'GRANT' END,
+           pg_catalog.string_agg(g.privilege, ', ' ORDER BY g.privilege),
+           CASE k.relkind WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, n.nspname, k.relname,
+           CASE WHEN action OPERATOR(pg_catalog.=) 'revoke writes' THEN 'FROM' ELSE 'TO' END,
+           CASE WHEN g.grantee OPERATOR(pg_catalog.=) 'public' THEN 'PUBLIC'
+                ELSE pg_catalog.quote_ident(g.grantee) END)
+    FROM @extschema@.move_fence_grant g
+    JOIN @extschema@.move_fence f ON f.id OPERATOR(pg_catalog.=) g.fence
+    JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) g.relation
+    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) k.relnamespace
+   WHERE g.fence OPERATOR(pg_catalog.=) move_fence_statements.fence
+     AND f.owner OPERATOR(pg_catalog.=) g.owner
+     AND shift_internal.may_act(f.owner)
+     AND (action OPERATOR(pg_catalog.=) 'grant all'
+          OR (k.relkind OPERATOR(pg_catalog.=) 'r' AND g.privilege IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')))
+   GROUP BY k.relkind, n.nspname, k.relname, g.grantee
+   ORDER BY k.relkind DESC, n.nspname, k.relname, g.grantee;
+END
+$$;

@@ -35,7 +35,7 @@ local OPTIONS = {
   table = true, column = true, name = true, type = true, up = true, down = true,
   nullable = true, default = true, check = true, unique = true, references = true,
   comment = true, old_version = true, new_version = true, id = true, indexes = true, volatile = true,
-  lock_timeout = true, retries = true, backfill = true,
+  constraints = true, lock_timeout = true, retries = true, backfill = true,
 }
 
 local ALLOW = " /* shift:allow rename-column: the versions' views follow the column */"
@@ -91,8 +91,6 @@ local function inspect(r, db, column)
 SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS notnull,
        pg_catalog.pg_get_expr(d.adbin, d.adrelid) AS default, a.attidentity <> '' AS identity,
        a.attgenerated <> '' AS generated, pg_catalog.col_description(a.attrelid, a.attnum) AS comment,
-       (SELECT pg_catalog.string_agg(k.conname, ', ') FROM pg_catalog.pg_constraint k
-         WHERE k.conrelid = a.attrelid AND k.contype = 'p' AND a.attnum = ANY (k.conkey)) AS primary_key,
        (SELECT pg_catalog.string_agg(k.conrelid::pg_catalog.regclass || '.' || k.conname, ', ')
           FROM pg_catalog.pg_constraint k
          WHERE k.confrelid = a.attrelid AND k.contype = 'f' AND a.attnum = ANY (k.confkey)) AS referenced_by
@@ -199,13 +197,17 @@ local function versions_down(r, db)
   end
 end
 
+-- The new rules' names (PostgreSQL's own for a column's constraint); each is
+-- built on the new column as <name>__new, next to the old column's own
+-- constraints (a table's constraint names are unique), and takes its name
+-- at the contract.
 local function check_name(r) return D.bare_name(r.tbl) .. "_" .. r.final .. "_check" end
 local function fkey_name(r) return D.bare_name(r.tbl) .. "_" .. r.final .. "_fkey" end
 local function unique_name(r) return D.bare_name(r.tbl) .. "_" .. r.final .. "_key" end
+local NEW = "__new"
 
 local function has_constraint(r, db, name)
-  return D.lookup(db, r.site, "SELECT 1 AS found FROM pg_catalog.pg_constraint WHERE conrelid = $1::pg_catalog.regclass AND conname = $2",
-    r.tbl, name)[1] ~= nil
+  return P.helpers.constraint_state(db, r.site, r.tbl, name) ~= nil
 end
 
 local function references_sql(db, ref)
@@ -248,30 +250,107 @@ end
 local function index_copies(r, db)
   local rows = D.query_at(db, r.site, [[
 SELECT c.relname AS name, pg_catalog.pg_get_indexdef(i.indexrelid) AS def,
-       (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL) AS expressions
+       (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL) AS expressions, i.indnatts AS columns,
+       k.conname AS constraint, k.contype AS kind, k.condeferrable AS deferrable, k.condeferred AS deferred
   FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
   JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attname = $2
- WHERE i.indrelid = $1::pg_catalog.regclass AND NOT i.indisprimary
+  LEFT JOIN pg_catalog.pg_constraint k
+    ON k.conindid = i.indexrelid AND k.conrelid = i.indrelid AND k.contype IN ('p', 'u', 'x')
+ WHERE i.indrelid = $1::pg_catalog.regclass
    AND (a.attnum = ANY (i.indkey::int2[])
         OR pg_catalog.pg_get_expr(i.indexprs, i.indrelid) ~ ('\m' || $2 || '\M')
         OR pg_catalog.pg_get_expr(i.indpred, i.indrelid) ~ ('\m' || $2 || '\M'))
  ORDER BY 1]], r.tbl, r.col) or {}
   local given = r.opts.indexes or {}
+  local kept = {}
   for _, ix in ipairs(rows) do
-    local copy = ix.name .. "__new"
-    if given[ix.name] then
-      ix.create = expand_template(db, given[ix.name], r.col, r.new)
-    elseif ix.expressions and r.opts.type then
-      error(r.site .. "index " .. ix.name .. " uses " .. r.tbl .. "." .. r.col
-        .. " in an expression or its predicate, which the new type may not fit: give its copy as indexes = { "
-        .. ix.name .. ' = "CREATE INDEX ... ($new ...)" }', 0)
-    else
-      ix.create = rename_ident(ix.def, r.col, D.qi(db, r.new))
+    if ix.kind == "x" then
+      error(r.site .. r.tbl .. "." .. r.col .. " is in exclusion constraint " .. ix.constraint
+        .. ", which PostgreSQL cannot build without a long lock: change it through a new table"
+        .. " (db:sync{into =}, db:cutover)", 0)
     end
-    ix.create = concurrent_create(db, ix.create, copy, r.site .. "index " .. ix.name)
-    ix.copy = copy
+    local g = given[ix.name]
+    if g ~= nil and g ~= false and type(g) ~= "string" then
+      error(r.site .. "indexes: " .. ix.name .. ' must be a statement ("CREATE INDEX ... ($new ...)") or false', 0)
+    end
+    -- not kept (it goes with the old column at the contract): given false,
+    -- or the column's single-column UNIQUE with unique = false
+    if g ~= false and not (ix.kind == "u" and r.opts.unique == false and ix.columns == 1) then
+      if g then
+        ix.create = expand_template(db, g, r.col, r.new)
+      elseif ix.expressions and r.opts.type then
+        error(r.site .. "index " .. ix.name .. " uses " .. r.tbl .. "." .. r.col
+          .. " in an expression or its predicate, which the new type may not fit: give its copy as indexes = { "
+          .. ix.name .. ' = "CREATE INDEX ... ($new ...)" }', 0)
+      else
+        ix.create = rename_ident(ix.def, r.col, D.qi(db, r.new))
+      end
+      ix.copy = ix.name .. NEW
+      ix.create = concurrent_create(db, ix.create, ix.copy, r.site .. "index " .. ix.name)
+      kept[#kept + 1] = ix
+    end
   end
-  return rows
+  return kept
+end
+
+-- The old column's CHECK and FOREIGN KEY constraints (its UNIQUE ones come
+-- with their indexes, index_copies), each with the definition its copy on
+-- the new column gets: the one given in constraints = {name = "CHECK
+-- ($new ...)"}, or its own with the column renamed (a foreign key's own
+-- columns only); constraints = {name = false} drops it with the old column.
+-- A rule given as check = or references = replaces the old column's
+-- constraint of its name.  Each copy is <name>__new until the contract.
+local function constraint_copies(r, db)
+  if r.add then return {} end
+  local rows = D.query_at(db, r.site, [[
+SELECT k.conname AS name, k.contype AS kind, pg_catalog.pg_get_constraintdef(k.oid) AS def,
+       k.convalidated AS valid
+  FROM pg_catalog.pg_constraint k
+  JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attname = $2
+ WHERE k.conrelid = $1::pg_catalog.regclass AND a.attnum = ANY (k.conkey) AND k.contype IN ('c', 'f')
+ ORDER BY 1]], r.tbl, r.col) or {}
+  local given, kept, known = r.opts.constraints or {}, {}, {}
+  for _, k in ipairs(rows) do
+    known[k.name] = true
+    known[#known + 1] = k.name
+    local replaced = (k.kind == "c" and r.opts.check and k.name == check_name(r))
+      or (k.kind == "f" and r.opts.references and k.name == fkey_name(r))
+    if given[k.name] == false or replaced then
+      -- goes with the old column at the contract
+    else
+      if type(given[k.name]) == "string" then
+        k.def = expand_template(db, given[k.name], r.col, r.new)
+      elseif k.kind == "f" then
+        local cols, rest = k.def:match("^FOREIGN KEY %((.-)%)(.*)$")
+        k.def = "FOREIGN KEY (" .. rename_ident(cols, r.col, D.qi(db, r.new)) .. ")" .. rest
+      else
+        k.def = rename_ident(k.def, r.col, D.qi(db, r.new))
+      end
+      k.def = k.def:gsub("%s+NOT VALID%s*$", "")
+      k.copy = k.name .. NEW
+      kept[#kept + 1] = k
+    end
+  end
+  for name, v in pairs(given) do
+    if not known[name] and not D.is_dry(db) then
+      error(r.site .. "constraints: " .. r.tbl .. "." .. r.col .. " has no CHECK or FOREIGN KEY constraint "
+        .. tostring(name) .. " (" .. (#known > 0 and ("it has " .. table.concat(known, ", ")) or "it has none")
+        .. ")", 0)
+    end
+    if v ~= false and type(v) ~= "string" then
+      error(r.site .. "constraints: " .. name .. " must be a definition (\"CHECK ($new ...)\") or false", 0)
+    end
+  end
+  return kept
+end
+
+-- Is unique = true kept by the old column's own UNIQUE constraint of that
+-- name (its copy is the new column's uniqueness)?
+local function unique_kept(r, copies)
+  for _, ix in ipairs(copies) do
+    if ix.constraint == unique_name(r) and ix.columns == 1 then return true end
+  end
+  return false
 end
 
 local function expand_up(r, db)
@@ -284,16 +363,13 @@ local function expand_up(r, db)
     if col.identity or col.generated then
       error(what .. " is an identity or generated column: change it through a new table (db:sync{into =})", 0)
     end
-    if col.primary_key then
-      error(what .. " is in primary key " .. col.primary_key
-        .. ": change it through a new table (db:sync{into =}, db:cutover)", 0)
-    end
     if col.referenced_by then
       error(what .. " is referenced by " .. col.referenced_by
         .. ": change it through a new table (db:sync{into =}, db:cutover)", 0)
     end
   end
   if not r.add then index_copies(r, db) end  -- one it cannot copy is refused now, not after the backfill
+  local rules = constraint_copies(r, db)
   local t = D.table_name(db, r.site, r.tbl)
   if col and not r.opts.down then r.down = "$new::" .. col.type end
   if col and not r.opts.type then r.typ = col.type end
@@ -309,15 +385,33 @@ local function expand_up(r, db)
   end
   -- the new version's rules, on its column only, checked for new rows now
   -- and for the old ones by validate
-  if r.opts.check and not has_constraint(r, db, check_name(r)) then
-    db:ddl("ALTER TABLE " .. t .. " ADD CONSTRAINT " .. D.qi(db, check_name(r)) .. " CHECK ("
+  if r.opts.check and not has_constraint(r, db, check_name(r) .. NEW) then
+    db:ddl("ALTER TABLE " .. t .. " ADD CONSTRAINT " .. D.qi(db, check_name(r) .. NEW) .. " CHECK ("
       .. rename_ident(r.opts.check, r.final, D.qi(db, r.new)) .. ") NOT VALID",
       { lock_timeout = r.opts.lock_timeout })
   end
-  if r.opts.references and not has_constraint(r, db, fkey_name(r)) then
-    db:ddl("ALTER TABLE " .. t .. " ADD CONSTRAINT " .. D.qi(db, fkey_name(r)) .. " FOREIGN KEY ("
+  if r.opts.references and not has_constraint(r, db, fkey_name(r) .. NEW) then
+    db:ddl("ALTER TABLE " .. t .. " ADD CONSTRAINT " .. D.qi(db, fkey_name(r) .. NEW) .. " FOREIGN KEY ("
       .. D.qi(db, r.new) .. ") REFERENCES " .. references_sql(db, r.opts.references) .. " NOT VALID",
       { lock_timeout = r.opts.lock_timeout })
+  end
+  -- the old column's own rules, kept on the new one (checked for new rows
+  -- now, for the old ones by validate)
+  for _, k in ipairs(rules) do
+    if not has_constraint(r, db, k.copy) then
+      local ok, e = pcall(db.ddl, db, "ALTER TABLE " .. t .. " ADD CONSTRAINT " .. D.qi(db, k.copy) .. " "
+        .. k.def .. " NOT VALID", { lock_timeout = r.opts.lock_timeout })
+      if not ok then
+        if type(e) == "table" and e.message then
+          e.message = "constraint " .. k.name .. " of " .. r.tbl .. "." .. r.col .. " copied onto " .. r.new
+            .. " as " .. k.def .. ": " .. e.message
+          e.hint = "Give the copy of " .. k.name .. " as constraints = { " .. k.name
+            .. ' = "CHECK (... $new ...)" } (over the new column, $new), or false to drop it with the old column.'
+          e.where = r.site
+        end
+        error(e, 0)
+      end
+    end
   end
   if r.opts.comment then
     db:exec("COMMENT ON COLUMN " .. t .. "." .. D.qi(db, r.new) .. " IS " .. db:quote_literal(r.opts.comment))
@@ -356,21 +450,27 @@ local function validate_up(r, db)
       error(r.site .. bad .. " rows of " .. r.tbl .. " have " .. r.new .. " disagreeing with up(" .. r.col .. ")", 0)
     end
   end
-  if r.opts.check then
-    db:ddl("ALTER TABLE " .. t .. " VALIDATE CONSTRAINT " .. D.qi(db, check_name(r)))
+  local validate = {}
+  if r.opts.check then validate[1] = check_name(r) .. NEW end
+  if r.opts.references then validate[#validate + 1] = fkey_name(r) .. NEW end
+  for _, k in ipairs(constraint_copies(r, db)) do
+    if k.valid then validate[#validate + 1] = k.copy end  -- a NOT VALID one stays so
   end
-  if r.opts.references then
-    db:ddl("ALTER TABLE " .. t .. " VALIDATE CONSTRAINT " .. D.qi(db, fkey_name(r)))
+  for _, name in ipairs(validate) do
+    if P.helpers.constraint_state(db, r.site, r.tbl, name) ~= true then
+      db:ddl("ALTER TABLE " .. t .. " VALIDATE CONSTRAINT " .. D.qi(db, name))
+    end
   end
   -- NOT NULL: asked for, or kept from the old column unless nullable = true
   local col = not r.add and r.opts.nullable == nil and inspect(r, db, r.col) or nil
   if r.not_null or (col and col.notnull) then
     db:add_not_null{ table = r.tbl, column = r.new, lock_timeout = r.opts.lock_timeout }
   end
-  if r.opts.unique then
-    db:create_index{ name = unique_name(r) .. "__new", table = r.tbl, columns = { r.new }, unique = true }
+  local copies = r.add and {} or index_copies(r, db)
+  if r.opts.unique and not unique_kept(r, copies) then
+    db:create_index{ name = unique_name(r) .. NEW, table = r.tbl, columns = { r.new }, unique = true }
   end
-  for _, ix in ipairs(r.add and {} or index_copies(r, db)) do
+  for _, ix in ipairs(copies) do
     local have = D.lookup(db, r.site, [[
 SELECT i.indisvalid AS valid FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
  WHERE i.indrelid = $1::pg_catalog.regclass AND c.relname = $2]], r.tbl, ix.copy)[1]
@@ -389,7 +489,7 @@ local function validate_down(r, db)
   for _, ix in ipairs(r.add and {} or index_copies(r, db)) do
     db:drop_index{ name = ix.copy, table = r.tbl }
   end
-  if r.opts.unique then db:drop_index{ name = unique_name(r) .. "__new", table = r.tbl } end
+  if r.opts.unique then db:drop_index{ name = unique_name(r) .. NEW, table = r.tbl } end
   if r.not_null or r.opts.nullable == nil then db:drop_not_null{ table = r.tbl, column = r.new } end
 end
 
@@ -398,6 +498,25 @@ end
 local function contract_up(r, db)
   local t = D.table_name(db, r.site, r.tbl)
   local copies = r.add and {} or index_copies(r, db)
+  local renames = {}
+  for _, k in ipairs(constraint_copies(r, db)) do renames[#renames + 1] = k.name end
+  if r.opts.check then renames[#renames + 1] = check_name(r) end
+  if r.opts.references then renames[#renames + 1] = fkey_name(r) end
+  local owned = r.add and {} or D.query_at(db, r.site, [[
+SELECT s.oid::pg_catalog.regclass::pg_catalog.text AS name,
+       CASE WHEN (q.seqtypid = 'int2'::pg_catalog.regtype::pg_catalog.oid
+                  AND n.atttypid IN ('int4'::pg_catalog.regtype, 'int8'::pg_catalog.regtype))
+              OR (q.seqtypid = 'int4'::pg_catalog.regtype::pg_catalog.oid
+                  AND n.atttypid = 'int8'::pg_catalog.regtype::pg_catalog.oid)
+            THEN pg_catalog.format_type(n.atttypid, NULL) END AS widen
+  FROM pg_catalog.pg_depend d
+  JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+  JOIN pg_catalog.pg_sequence q ON q.seqrelid = s.oid
+  JOIN pg_catalog.pg_attribute o ON o.attrelid = d.refobjid AND o.attnum = d.refobjsubid
+  JOIN pg_catalog.pg_attribute n ON n.attrelid = d.refobjid AND n.attname = $3
+ WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+   AND d.refobjid = $1::pg_catalog.regclass AND o.attname = $2 AND d.deptype = 'a'
+ ORDER BY 1]], r.tbl, r.col, r.new) or {}
   D.short_transaction(db, r.site, r.opts, function(tx)
     tx:exec("SELECT shift.sync_drop($1, if_exists => true)", r.id)
     if r.opts.old_version then
@@ -405,17 +524,35 @@ local function contract_up(r, db)
         (D.current(tx)))
     end
     if not r.add then
+      -- a sequence the old column owns (serial) would go with it: the new
+      -- column owns it, and it counts as far as the new integer type does
+      for _, sq in ipairs(owned) do
+        tx:exec("ALTER SEQUENCE " .. sq.name .. " OWNED BY " .. t .. "." .. D.qi(tx, r.new)
+          .. (sq.widen and (" AS " .. sq.widen) or ""))
+      end
       tx:exec("ALTER TABLE " .. t .. " DROP COLUMN IF EXISTS " .. D.qi(tx, r.col))
       tx:exec("ALTER TABLE " .. t .. " RENAME COLUMN " .. D.qi(tx, r.new) .. " TO " .. D.qi(tx, r.final) .. ALLOW)
     end
-    for _, ix in ipairs(copies) do
-      tx:exec("ALTER INDEX IF EXISTS " .. D.table_name(tx, r.site, ix.copy)
-        .. " RENAME TO " .. D.qi(tx, ix.name))
+    for _, name in ipairs(renames) do
+      tx:exec("ALTER TABLE " .. t .. " RENAME CONSTRAINT " .. D.qi(tx, name .. NEW) .. " TO " .. D.qi(tx, name))
     end
-    if r.opts.unique then
+    for _, ix in ipairs(copies) do
+      if ix.constraint then
+        -- a PRIMARY KEY or UNIQUE constraint again, not only its index (the
+        -- new column is NOT NULL already: no scan)
+        tx:exec("ALTER TABLE " .. t .. " ADD CONSTRAINT " .. D.qi(tx, ix.constraint)
+          .. (ix.kind == "p" and " PRIMARY KEY" or " UNIQUE") .. " USING INDEX "
+          .. D.qi(tx, ix.copy) .. (ix.deferrable and " DEFERRABLE" or "")
+          .. (ix.deferred and " INITIALLY DEFERRED" or ""))
+      else
+        tx:exec("ALTER INDEX IF EXISTS " .. D.table_name(tx, r.site, ix.copy)
+          .. " RENAME TO " .. D.qi(tx, ix.name))
+      end
+    end
+    if r.opts.unique and not unique_kept(r, copies) then
       local u = unique_name(r)
       tx:exec("ALTER TABLE " .. t .. " ADD CONSTRAINT " .. D.qi(tx, u) .. " UNIQUE USING INDEX "
-        .. D.qi(tx, u .. "__new"))
+        .. D.qi(tx, u .. NEW))
     end
   end)
 end

@@ -338,7 +338,7 @@ function H.drop_index(db, opts)
 end
 
 -- A constraint's state on a table: nil (absent), true (validated), false (NOT VALID).
-local function constraint_state(db, where, tbl, name)
+function H.constraint_state(db, where, tbl, name)
   local rows = D.lookup(db, where, "SELECT convalidated FROM pg_catalog.pg_constraint"
     .. " WHERE conrelid = $1::pg_catalog.regclass AND conname = $2", tbl, name)
   if rows[1] == nil then return nil end
@@ -374,7 +374,7 @@ function H.add_not_null(db, opts)
   if nn and nn.attnotnull then
     output.log(n.t .. "." .. n.col .. " is NOT NULL already")
   else
-    local state = constraint_state(db, n.where, n.tbl, n.con)
+    local state = H.constraint_state(db, n.where, n.tbl, n.con)
     if state == nil then
       alter("ADD CONSTRAINT " .. n.qcon .. " CHECK (" .. n.qcol .. " IS NOT NULL) NOT VALID")
     end
@@ -415,7 +415,7 @@ function H.add_foreign_key(db, opts)
   end
   local lt = { lock_timeout = opts.lock_timeout }
   local t = D.table_name(db, where, tbl)
-  local state = constraint_state(db, where, tbl, name)
+  local state = H.constraint_state(db, where, tbl, name)
   if state == nil then
     D.ddl_at(db, where, "ALTER TABLE " .. t .. " ADD CONSTRAINT " .. D.qi(db, name) .. " FOREIGN KEY (" .. cols
       .. ") REFERENCES " .. D.table_name(db, where, ref)

@@ -127,6 +127,18 @@ local function names(r, db)
   return move, "shift_move_" .. move, mig, phase
 end
 
+-- What the move makes on conn (side "source" or "target"), recorded there
+-- before it is made (a table or sequence once made, in the transaction that
+-- makes it), and forgotten once dropped: shift.move_record, move_forget.
+local function record(r, conn, side, kind, object)
+  local move, _, mig, phase = names(r, conn)
+  conn:exec("SELECT shift.move_record($1, $2, $3, $4, $5, $6)", move, kind, object, side, mig, phase)
+end
+
+local function forget(conn, kind, object)
+  conn:exec("SELECT shift.move_forget($1, $2)", kind, object)
+end
+
 -- The tables as the source resolves them: schema-qualified and quoted.  A
 -- name the source does not resolve is an error: it would otherwise reach
 -- the publication, lock and drop statements as written.
@@ -195,7 +207,7 @@ end
 
 local function schema_up(r, db)
   local tgt = target(r, db)
-  local move, _, mig, phase = names(r, db)
+  local move = names(r, db)
   local stmts = D.query_at(db, r.site, "SELECT kind, object, statement FROM shift.move_schema($1::pg_catalog.text[])"
     .. " ORDER BY ordinal", D.array_literal(source_tables(r, db)))
   -- made by this move before (a run stopped half way): made again; there
@@ -206,8 +218,13 @@ local function schema_up(r, db)
   end
   local keep, made = {}, 0
   tgt:transaction(function(tx)
+    -- the statements name what is not in pg_catalog with its schema: no
+    -- object a role puts in a schema of the session's path can capture a
+    -- type, function or operator they use
+    tx:exec("SET LOCAL search_path = pg_catalog, pg_temp")
     for _, s in ipairs(stmts) do
-      if s.kind == "table" or s.kind == "sequence" then
+      local new = s.kind == "table" or s.kind == "sequence"
+      if new then
         local exists = tx:value("SELECT pg_catalog.to_regclass($1) IS NOT NULL", s.object)
         if exists and ours[s.object] then
           tx:exec("DROP " .. (s.kind == "table" and "TABLE " or "SEQUENCE ") .. s.object .. " CASCADE")
@@ -215,12 +232,12 @@ local function schema_up(r, db)
           keep[s.object] = true
           output.log(s.object .. " exists on the target (empty): kept as it is")
         end
-        if not keep[s.object] then
-          tx:exec("SELECT shift.move_record($1, $2, $3, 'target', $4, $5)", move, s.kind, s.object, mig, phase)
-        end
       end
       if not keep[s.object] then
         D.exec_at(tx, r.site, s.statement)
+        -- recorded once made (the record checks it is the caller's), in
+        -- the same transaction: never one without the other
+        if new then record(r, tx, "target", s.kind, s.object) end
         if s.kind == "table" then made = made + 1 end
       end
     end
@@ -237,7 +254,7 @@ local function schema_down(r, db)
         -- the name as the server quotes it, not as the record holds it
         local rel = tx:value("SELECT pg_catalog.to_regclass($1)::pg_catalog.text", o.object)
         if rel then tx:exec("DROP " .. (k == "table" and "TABLE " or "SEQUENCE ") .. rel .. " CASCADE") end
-        tx:exec("SELECT shift.move_forget($1, $2)", k, o.object)
+        forget(tx, k, o.object)
       end
     end
     if D.is_dry(tx) then
@@ -265,16 +282,16 @@ local function source_conninfo(r, db) return conninfo_of(r, db, r.opts.source_co
 
 local function subscribe_up(r, db)
   local tgt = target(r, db)
-  local move, obj, mig, phase = names(r, db)
+  local _, obj = names(r, db)
   local tables = source_tables(r, db)        -- quoted by the server (as written, dry)
   -- the source: recorded, then made
-  db:exec("SELECT shift.move_record($1, 'publication', $2, 'source', $3, $4)", move, obj, mig, phase)
-  db:exec("SELECT shift.move_record($1, 'slot', $2, 'source', $3, $4)", move, obj, mig, phase)
+  record(r, db, "source", "publication", obj)
+  record(r, db, "source", "slot", obj)
   if D.is_dry(db) or not db:value("SELECT true FROM pg_catalog.pg_publication WHERE pubname = $1", obj) then
     D.exec_at(db, r.site, "CREATE PUBLICATION " .. D.qi(db, obj) .. " FOR TABLE " .. table.concat(tables, ", "))
   end
   -- the target: recorded, then made, unless a run before made it
-  tgt:exec("SELECT shift.move_record($1, 'subscription', $2, 'target', $3, $4)", move, obj, mig, phase)
+  record(r, tgt, "target", "subscription", obj)
   if not D.is_dry(tgt) and tgt:value("SELECT true FROM pg_catalog.pg_subscription WHERE subname = $1"
       .. " AND subdbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())", obj) then
     output.log("subscription " .. obj .. " exists already on the target")
@@ -313,7 +330,7 @@ local function subscribe_down(r, db)
       tgt:exec("DROP SUBSCRIPTION " .. D.qi(tgt, obj))
     end
   end
-  tgt:exec("SELECT shift.move_forget('subscription', $1)", obj)
+  forget(tgt, "subscription", obj)
   -- a slot left behind (the subscription gone, or detached): dropped by
   -- name, once its walsender has let go of it
   if not dry_run then
@@ -332,8 +349,8 @@ local function subscribe_down(r, db)
       .. " WHERE slot_name = $1 AND NOT active", obj)
   end
   db:exec("DROP PUBLICATION IF EXISTS " .. D.qi(db, obj))
-  db:exec("SELECT shift.move_forget('slot', $1)", obj)
-  db:exec("SELECT shift.move_forget('publication', $1)", obj)
+  forget(db, "slot", obj)
+  forget(db, "publication", obj)
 end
 
 -- ---- sync
@@ -544,99 +561,64 @@ local function carry_sequences(r, from, to, tables)
   return n
 end
 
--- The privileges of the application roles on the tables and the sequences
--- they own, on db (the source): rows { privs, object, role }.  The roles:
--- app_roles, or every role (and PUBLIC) but the owner with a write
--- privilege on a moved table.
-local GRANTS_SQL = [[
-WITH rels AS (
-  SELECT k.oid, k.relkind, k.relowner, k.relacl, pg_catalog.format('%I.%I', n.nspname, k.relname) AS object
-    FROM pg_catalog.pg_class k JOIN pg_catalog.pg_namespace n ON n.oid = k.relnamespace
-   WHERE k.oid OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.regclass[])
-      OR k.oid IN (SELECT d.objid FROM pg_catalog.pg_depend d
-                    WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
-                      AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.deptype IN ('a', 'i')
-                      AND d.refobjid OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.regclass[]))),
-acl AS (
-  SELECT r.relkind, r.object, a.grantee, a.privilege_type,
-         CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END AS role,
-         CASE WHEN a.grantee = 0 THEN 'public' ELSE pg_catalog.pg_get_userbyid(a.grantee)::pg_catalog.text END AS rolname
-    FROM rels r, LATERAL pg_catalog.aclexplode(r.relacl) a
-   WHERE a.grantee OPERATOR(pg_catalog.<>) r.relowner),
-roles AS (
-  SELECT DISTINCT rolname FROM acl
-   WHERE CASE WHEN $2::pg_catalog.text[] IS NULL
-              THEN relkind = 'r' AND privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
-              ELSE rolname OPERATOR(pg_catalog.=) ANY ($2::pg_catalog.text[]) END)
-SELECT CASE relkind WHEN 'S' THEN 'SEQUENCE ' ELSE 'TABLE ' END || object AS object, role,
-       pg_catalog.string_agg(privilege_type, ', ' ORDER BY privilege_type) AS privs,
-       pg_catalog.string_agg(privilege_type, ', ' ORDER BY privilege_type)
-         FILTER (WHERE relkind = 'r' AND privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')) AS writes
-  FROM acl WHERE rolname IN (SELECT rolname FROM roles)
- GROUP BY relkind, object, role ORDER BY 1, 2]]
-
-local FS, RS = "\31", "\30"
-
-local function grants_text(rows)
-  local out = {}
-  for _, g in ipairs(rows) do
-    out[#out + 1] = table.concat({ g.object, g.role, g.privs, g.writes or "" }, FS)
-  end
-  return table.concat(out, RS)
+-- A fence begins on the source (shift.move_fence_begin): the privileges it
+-- moves are recorded there as rows (relation, role, privilege), read from
+-- the catalog ('forward': the application roles', app_roles or every role
+-- but the owner that may write a moved table) or from the last forward fence
+-- ('back').  Returns the fence's id (nil, dry).
+local function fence_begin(r, db, move, direction, tables)
+  local row = D.query_at(db, r.site, "SELECT shift.move_fence_begin($1, $2, $3::pg_catalog.text[],"
+    .. " $4::pg_catalog.text[]) AS id", move, direction, D.array_literal(tables),
+    r.opts.app_roles and D.array_literal(r.opts.app_roles) or nil)[1]
+  return row and row.id
 end
 
-local function grants_of(text)
+-- What the dry run shows for each action of a fence.
+local DRY_FENCE = {
+  ["revoke writes"] = "REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON TABLE <each moved table> FROM <each application role>",
+  ["grant writes"] = "GRANT INSERT, UPDATE, DELETE, TRUNCATE ON TABLE <each moved table> TO <each application role>",
+  ["grant all"] = "GRANT <its privileges> ON TABLE <each moved table> (and SEQUENCE <each it owns>) TO <each application role>",
+}
+
+-- The statements of fence id (on db, the source) for action ('revoke
+-- writes', 'grant writes', 'grant all'): built there from the fence's rows,
+-- every name quoted (shift.move_fence_statements); run on either side.
+local function fence_statements(db, id, action)
+  if D.is_dry(db) then return { DRY_FENCE[action] } end
   local out = {}
-  for row in (text or ""):gmatch("[^" .. RS .. "]+") do
-    local object, role, privs, writes = row:match("^([^" .. FS .. "]*)" .. FS .. "([^" .. FS .. "]*)" .. FS
-      .. "([^" .. FS .. "]*)" .. FS .. "([^" .. FS .. "]*)$")
-    if object then out[#out + 1] = { object = object, role = role, privs = privs, writes = writes ~= "" and writes or nil } end
+  for _, row in ipairs(db:query("SELECT s FROM shift.move_fence_statements($1, $2) AS s", id, action)) do
+    out[#out + 1] = row.s
   end
   return out
-end
-
-local function app_grants(r, db, tables)
-  local roles = r.opts.app_roles and D.array_literal(r.opts.app_roles) or nil
-  local rows = D.query_at(db, r.site, GRANTS_SQL, D.array_literal(tables), roles)
-  if D.is_dry(db) then return { { object = "TABLE <each moved table>", role = "<each application role>",
-    privs = "<its privileges>", writes = "INSERT, UPDATE, DELETE, TRUNCATE" } } end
-  local writes = 0
-  for _, g in ipairs(rows) do if g.writes then writes = writes + 1 end end
-  if writes == 0 then
-    error(r.site .. "no application role may write the moved tables: nothing to fence (their owner and superusers"
-      .. " are never fenced); grant the application its privileges, or name its roles in app_roles", 0)
-  end
-  return rows
 end
 
 local function clock(db)
   return D.is_dry(db) and "now" or db:value("SELECT pg_catalog.clock_timestamp()::pg_catalog.text")
 end
 
--- The fence on conn: the write privileges revoked, the writes under way
--- drained; returns the WAL position after them and the fence's start on
--- the source's clock (clock_db).
-local function fence(r, conn, clock_db, grants, tables)
+-- The fence on conn: the write privileges of fence id (recorded on db, the
+-- source) revoked, the writes under way drained, in one short transaction
+-- (lock_timeout 5s, the whole of it tried again on a lock timeout or
+-- deadlock); returns the WAL position after them and the fence's start on
+-- the source's clock.
+local function fence(r, conn, db, id, tables)
+  local revoke = fence_statements(db, id, "revoke writes")
   local lsn, t0
-  conn:transaction(function(tx)
-    tx:exec("SET LOCAL lock_timeout = '5s'")
-    for _, g in ipairs(grants) do
-      if g.writes then tx:exec("REVOKE " .. g.writes .. " ON " .. g.object .. " FROM " .. g.role) end
-    end
-    t0 = clock(clock_db)
+  D.short_transaction(conn, r.site, { lock_timeout = "5s" }, function(tx)
+    for _, sql in ipairs(revoke) do tx:exec(sql) end
+    t0 = clock(db)
     D.exec_at(tx, r.site, "LOCK TABLE " .. table.concat(tables, ", ") .. " IN EXCLUSIVE MODE")
     lsn = tx:value("SELECT pg_catalog.pg_current_wal_insert_lsn()::pg_catalog.text")
   end)
   return lsn or "0/0", t0
 end
 
--- The lift on conn: grants every privilege (all = true) or the write ones.
-local function lift(conn, grants, all)
+-- The lift on conn: every privilege of fence id (all = true) or the write
+-- ones granted.
+local function lift(conn, db, id, all)
+  local grant = fence_statements(db, id, all and "grant all" or "grant writes")
   conn:transaction(function(tx)
-    for _, g in ipairs(grants) do
-      local privs = all and g.privs or g.writes
-      if privs then tx:exec("GRANT " .. privs .. " ON " .. g.object .. " TO " .. g.role) end
-    end
+    for _, sql in ipairs(grant) do tx:exec(sql) end
   end)
 end
 
@@ -650,8 +632,8 @@ end
 -- The latest fence of the move recorded on the source.
 local function last_fence(db, move)
   if D.is_dry(db) then return nil end
-  -- only this role's fences: their grants are run as statements
-  return db:query("SELECT direction, grants, fence_ms FROM shift.move_fences WHERE move = $1"
+  -- only this role's fences: their privileges are granted and revoked
+  return db:query("SELECT id, direction, fence_ms FROM shift.move_fences WHERE move = $1"
     .. " AND owner = CURRENT_USER ORDER BY id DESC LIMIT 1", move)[1]
 end
 
@@ -676,7 +658,7 @@ local function drop_sub(conn, other, name)
       conn:exec("DROP SUBSCRIPTION " .. D.qi(conn, name))
     end
   end
-  conn:exec("SELECT shift.move_forget('subscription', $1)", name)
+  forget(conn, "subscription", name)
   if D.is_dry(other) then
     other:exec("SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM pg_catalog.pg_replication_slots"
       .. " WHERE slot_name = $1 AND NOT active", name)
@@ -691,16 +673,15 @@ local function drop_sub(conn, other, name)
       C.sleep(0.1)
     end
   end
-  other:exec("SELECT shift.move_forget('slot', $1)", name)
+  forget(other, "slot", name)
 end
 
 -- Makes, unless there, a slot name on pub_db and a disabled subscription
 -- name on sub_db reading it (copy_data = false), publication pub: recorded
 -- first on each side.
 local function prepare_sub(r, pub_db, pub_side, sub_db, sub_side, name, pub, conninfo)
-  local move, _, mig, phase = names(r, pub_db)
-  pub_db:exec("SELECT shift.move_record($1, 'slot', $2, $3, $4, $5)", move, name, pub_side, mig, phase)
-  sub_db:exec("SELECT shift.move_record($1, 'subscription', $2, $3, $4, $5)", move, name, sub_side, mig, phase)
+  record(r, pub_db, pub_side, "slot", name)
+  record(r, sub_db, sub_side, "subscription", name)
   if sub_state(sub_db, name) ~= nil then return end
   if D.is_dry(pub_db) or not pub_db:value("SELECT true FROM pg_catalog.pg_replication_slots WHERE slot_name = $1", name) then
     pub_db:exec("SELECT pg_catalog.pg_create_logical_replication_slot($1, 'pgoutput')", name)
@@ -727,14 +708,14 @@ end
 -- The fence's outcome, printed and recorded.
 local function fence_done(r, db, move, direction, t0, lsn, live)
   local ms = ms_since(db, t0)
-  db:exec("SELECT shift.move_fence_record($1, $2, '', $3, $4::pg_catalog.pg_lsn)", move, direction, ms, lsn)
+  db:exec("SELECT shift.move_fence_end($1, $2, $3, $4::pg_catalog.pg_lsn)", move, direction, ms, lsn)
   output.log(string.format("fence held %.1f ms: writes to the moved tables are on the %s now (WAL %s)",
     ms, live, lsn))
 end
 
 local function cutover_up(r, db)
   local tgt = target(r, db)
-  local move, obj, mig, phase = names(r, db)
+  local move, obj = names(r, db)
   local rev = rev_name(obj)
   local tables = source_tables(r, db)
   check_logical(r, db, tgt)
@@ -745,24 +726,25 @@ local function cutover_up(r, db)
   if not D.is_dry(tgt) and sub_state(tgt, obj) == nil then
     error(r.site .. "subscription " .. obj .. " is missing on the target: run the subscribe phase first", 0)
   end
-  local grants = app_grants(r, db, tables)
+  -- the privileges to move, recorded (an error if no application role
+  -- writes the tables: nothing to fence)
+  local id = fence_begin(r, db, move, "forward", tables)
   -- the way back, ready before the fence: a publication on the target, its
   -- slot, a disabled subscription on the source (no copy)
-  tgt:exec("SELECT shift.move_record($1, 'publication', $2, 'target', $3, $4)", move, rev, mig, phase)
+  record(r, tgt, "target", "publication", rev)
   if D.is_dry(tgt) or not tgt:value("SELECT true FROM pg_catalog.pg_publication WHERE pubname = $1", rev) then
     D.exec_at(tgt, r.site, "CREATE PUBLICATION " .. D.qi(tgt, rev) .. " FOR TABLE " .. table.concat(tables, ", "))
   end
   prepare_sub(r, tgt, "target", db, "source", rev, rev, conninfo_of(r, tgt, r.opts.target_conninfo))
   -- the fence
-  db:exec("SELECT shift.move_fence_record($1, 'forward', $2)", move, grants_text(grants))
-  local lsn, t0 = fence(r, db, db, grants, tables)
+  local lsn, t0 = fence(r, db, db, id, tables)
   wait_confirmed(r, db, obj, lsn, "source")            -- the target applied everything
   stop_sub(r, tgt, obj)                                  -- nothing more comes forward
   skip_to_now(tgt, rev)                                  -- nor goes back of what came forward
   local nseq = carry_sequences(r, db, tgt, tables)
   db:exec("ALTER SUBSCRIPTION " .. D.qi(db, rev) .. " ENABLE")
   run_redirect(r, db, tgt, "target")
-  lift(tgt, grants, true)
+  lift(tgt, db, id, true)
   fence_done(r, db, move, "forward", t0, lsn, "target")
   output.log(string.format("%d sequence%s set past the source's; the target's writes flow back to the source"
     .. " (subscription %s)", nseq, nseq == 1 and "" or "s", rev))
@@ -770,16 +752,14 @@ local function cutover_up(r, db)
   drop_sub(tgt, db, obj)
 end
 
--- Whether the lift on the target happened: a role of grants may write a
--- moved table there.
-local function lifted(tgt, grants)
-  for _, g in ipairs(grants) do
-    if g.writes and g.role ~= "PUBLIC" and g.object:match("^TABLE ") then
-      local priv = g.writes:match("^(%u+)")
-      if tgt:value("SELECT pg_catalog.has_table_privilege($1::pg_catalog.text::pg_catalog.regrole::pg_catalog.oid,"
-          .. " $2::pg_catalog.regclass, $3)", g.role, g.object:sub(7), priv) then
-        return true
-      end
+-- Whether the lift on the target happened: a role fence id (recorded on
+-- db) took a write privilege from has it on the target.
+local function lifted(tgt, db, id)
+  for _, g in ipairs(db:query("SELECT name, grantee, privilege FROM shift.move_fence_grants"
+      .. " WHERE fence = $1 AND write AND grantee <> 'public' AND name IS NOT NULL", id)) do
+    if tgt:value("SELECT pg_catalog.has_table_privilege(r.oid, $2::pg_catalog.regclass, $3)"
+        .. " FROM pg_catalog.pg_roles r WHERE r.rolname = $1", g.grantee, g.name, g.privilege) then
+      return true
     end
   end
   return false
@@ -793,17 +773,16 @@ local function cutover_down(r, db)
   local rev = rev_name(obj)
   local tables = source_tables(r, db)
   local f = last_fence(db, move)
-  local grants = f and grants_of(f.grants) or (D.is_dry(db) and app_grants(r, db, tables)) or {}
   local rev_on = sub_state(db, rev)
   -- the target is live once its fence lifted (or a way back began)
   local live = D.is_dry(db) or (rev_on ~= nil and f ~= nil and (f.direction == "back" and f.fence_ms == nil
-    or f.direction == "forward" and (f.fence_ms ~= nil and f.fence_ms > 0 or lifted(tgt, grants))))
+    or f.direction == "forward" and (f.fence_ms ~= nil and f.fence_ms > 0 or lifted(tgt, db, f.id))))
   if live then
     -- the forward direction made again (disabled), the target fenced, the
     -- source brought level, the forward direction enabled, the source lifted
     prepare_sub(r, db, "source", tgt, "target", obj, obj, source_conninfo(r, db))
-    db:exec("SELECT shift.move_fence_record($1, 'back', $2)", move, grants_text(grants))
-    local lsn, t0 = fence(r, tgt, db, grants, tables)
+    local id = fence_begin(r, db, move, "back", tables)
+    local lsn, t0 = fence(r, tgt, db, id, tables)
     if D.is_dry(db) or rev_on then
       wait_confirmed(r, tgt, rev, lsn, "target")
       stop_sub(r, db, rev)
@@ -812,7 +791,7 @@ local function cutover_down(r, db)
     local nseq = carry_sequences(r, tgt, db, tables)
     tgt:exec("ALTER SUBSCRIPTION " .. D.qi(tgt, obj) .. " ENABLE")
     run_redirect(r, db, tgt, "source")
-    lift(db, grants, false)
+    lift(db, db, id, false)
     fence_done(r, db, move, "back", t0, lsn, "source")
     output.log(string.format("%d sequence%s set past the target's; the source's writes flow to the target again",
       nseq, nseq == 1 and "" or "s"))
@@ -820,7 +799,7 @@ local function cutover_down(r, db)
   -- the reverse direction goes
   drop_sub(db, tgt, rev)
   tgt:exec("DROP PUBLICATION IF EXISTS " .. D.qi(tgt, rev))
-  tgt:exec("SELECT shift.move_forget('publication', $1)", rev)
+  forget(tgt, "publication", rev)
   if not live then
     -- a cut-over that stopped before the target was live: nothing was
     -- written there; the forward subscription enabled again, the source's
@@ -829,8 +808,8 @@ local function cutover_down(r, db)
       tgt:exec("ALTER SUBSCRIPTION " .. D.qi(tgt, obj) .. " ENABLE")
     end
     if f and f.fence_ms == nil then
-      lift(db, grants, false)
-      db:exec("SELECT shift.move_fence_record($1, $2, '', 0, NULL)", move, f.direction)
+      lift(db, db, f.id, false)
+      db:exec("SELECT shift.move_fence_end($1, $2, 0, NULL)", move, f.direction)
       output.log("the fence is lifted: writes go to the source")
     end
   end
@@ -848,9 +827,9 @@ local function contract_up(r, db)
   drop_sub(db, tgt, rev)
   drop_sub(tgt, db, obj)
   tgt:exec("DROP PUBLICATION IF EXISTS " .. D.qi(tgt, rev))
-  tgt:exec("SELECT shift.move_forget('publication', $1)", rev)
+  forget(tgt, "publication", rev)
   db:exec("DROP PUBLICATION IF EXISTS " .. D.qi(db, obj))
-  db:exec("SELECT shift.move_forget('publication', $1)", obj)
+  forget(db, "publication", obj)
   -- anything else recorded for this move on either side: slots by name
   for _, side in ipairs({ { db, "source" }, { tgt, "target" } }) do
     local conn = side[1]
@@ -865,13 +844,13 @@ local function contract_up(r, db)
         else
           conn:exec("DROP SUBSCRIPTION IF EXISTS " .. D.qi(conn, o.object))
         end
-        conn:exec("SELECT shift.move_forget($1, $2)", o.kind, o.object)
+        forget(conn, o.kind, o.object)
       end
     end
   end
   -- the target's tables are the application's now: no longer the move's to drop
   for _, k in ipairs({ "table", "sequence" }) do
-    for _, o in ipairs(recorded(tgt, move, k)) do tgt:exec("SELECT shift.move_forget($1, $2)", k, o.object) end
+    for _, o in ipairs(recorded(tgt, move, k)) do forget(tgt, k, o.object) end
   end
   if r.opts.drop_source then
     db:transaction(function(tx)

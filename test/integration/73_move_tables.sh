@@ -78,8 +78,23 @@ pgshift --dsn "$SRC" run "$f" --to orders-check
 expect_rc "check: both sides meet the prerequisites" 0
 expect_in "and says so" "$OUT" "prerequisites met on both sides for 2 tables"
 
+# the target's database belongs to a role that is no superuser: it may put
+# objects in schema public and choose the database's search_path, public
+# first.  The schema phase's DDL (run as a superuser) must resolve nothing
+# through them: a default's nextval must stay pg_catalog's (review S3)
+q "CREATE ROLE it73_dbowner; ALTER DATABASE $TGT_DB OWNER TO it73_dbowner;
+   SET ROLE it73_dbowner;
+   CREATE FUNCTION public.nextval(regclass) RETURNS bigint LANGUAGE sql
+     AS 'SELECT pg_catalog.nextval(\$1) + 1000000';
+   ALTER DATABASE $TGT_DB SET search_path = public, pg_catalog" >/dev/null
 pgshift --dsn "$SRC" run "$f" --to orders-schema
 expect_rc "schema: the tables are made on the target" 0
+expect_eq "its defaults call pg_catalog's nextval, not one the database's owner put first on the search_path" \
+  "$(q "SELECT string_agg(DISTINCT p.pronamespace::regnamespace::text, ',') FROM pg_depend d
+          JOIN pg_proc p ON p.oid = d.refobjid AND d.refclassid = 'pg_proc'::regclass
+         WHERE d.classid = 'pg_attrdef'::regclass")" ""
+q "ALTER DATABASE $TGT_DB RESET search_path; ALTER DATABASE $TGT_DB OWNER TO CURRENT_USER;
+   DROP FUNCTION public.nextval(regclass); DROP ROLE it73_dbowner" >/dev/null
 expect_eq "with their keys, index, foreign key and sequences" \
   "$(q "SELECT (SELECT count(*) FROM pg_constraint WHERE conrelid IN ('customers'::regclass, 'orders'::regclass))
         || ' ' || (SELECT count(*) FROM pg_indexes WHERE tablename IN ('customers', 'orders'))
@@ -150,19 +165,21 @@ pgshift --dsn "$SRC" status
 expect_rc "status" 0
 expect_in "warns about the inactive slot holding WAL" "$OUT" "warning: replication slot shift_move_orders of move orders (migration move_orders) is inactive and holds"
 
-# ---- another operator records a table of someone else's under this move's
-# name: the rollback, which drops what the move recorded, must not drop it
+# ---- another operator records a table of its own under this move's
+# name: refused (review S1); the rollback, which drops what the move
+# recorded, must not drop it either
 q "DROP ROLE IF EXISTS it73_other; CREATE ROLE it73_other IN ROLE shift_operator;
-   CREATE TABLE victim (id int);
-   SET ROLE it73_other; SELECT shift.move_record('orders', 'table', 'public.victim', 'target'); RESET ROLE" >/dev/null
+   CREATE TABLE victim (id int); ALTER TABLE victim OWNER TO it73_other" >/dev/null
+out=$(q "SET ROLE it73_other; SELECT shift.move_record('orders', 'table', 'public.victim', 'target')" 2>&1)
+expect_in "another operator may not record its table under this move's name" "$out" "move orders belongs to role"
+expect_eq "nothing of it is recorded" "$(q "SELECT count(*) FROM shift.move_object WHERE object = 'public.victim'")" 0
 
 # ---- the rollback of every phase
 pgshift --dsn "$SRC" rollback "$f"
 expect_rc "every phase rolls back" 0
 expect_eq "a table another role recorded under the move's name is not dropped" \
   "$(q "SELECT to_regclass('public.victim') IS NOT NULL")" t
-q "SET ROLE it73_other; SELECT shift.move_forget('table', 'public.victim'); RESET ROLE;
-   DROP TABLE victim; DROP ROLE it73_other" >/dev/null
+q "DROP TABLE victim; DROP ROLE it73_other" >/dev/null
 expect_eq "no publication, slot or record left on the source" \
   "$(q2 "SELECT (SELECT count(*) FROM pg_publication) + (SELECT count(*) FROM pg_replication_slots)
                 + (SELECT count(*) FROM shift.move_object)")" 0

@@ -310,6 +310,117 @@ NEW_BAD="SELECT count(*) FROM t WHERE \$W AND stars IS DISTINCT FROM CASE WHEN i
 FINAL="id integer t ; stars smallint t 0"
 run_case
 
+# ---- the column's own rules kept: a type change (int -> bigint) and a
+# rename of a column with a CHECK, a FOREIGN KEY, a deferrable UNIQUE with
+# another column and an index; each is rebuilt on the new column and has its
+# name and kind after the contract (the unique one a constraint again)
+NAME=kept
+CMP_OLD="ARRAY['id', 'owner::bigint']"
+CMP_NEW="ARRAY['id', 'owner_id']"
+SETUP="CREATE TABLE owners (id bigint PRIMARY KEY); INSERT INTO owners SELECT generate_series(1, 9);
+       GRANT SELECT ON owners TO $APP;
+       CREATE TABLE t (id int PRIMARY KEY, owner int NOT NULL CHECK (owner > 0) REFERENCES owners (id),
+                       code int NOT NULL, UNIQUE (owner, code) DEFERRABLE INITIALLY DEFERRED);
+       CREATE INDEX t_owner ON t (owner);
+       INSERT INTO t SELECT g, g % 9 + 1, g FROM generate_series(1, 1000) g"
+MIGRATION='online.alter_column{ table = "t", column = "owner", name = "owner_id", type = "bigint", id = "c",
+             up = "$old::bigint", down = "$new::integer", old_version = "v1", new_version = "v2" }'
+OLD_INS='INSERT INTO t (id, owner, code) VALUES ($i, $i % 9 + 1, $i)'
+NEW_INS='INSERT INTO t (id, owner_id, code) VALUES ($i, $i % 9 + 1, $i)'
+OLD_UPD='UPDATE t SET owner = id % 9 + 1 WHERE id = $i'
+NEW_UPD='UPDATE t SET owner_id = id % 9 + 1 WHERE id = $i + 500'
+OLD_BAD='SELECT count(*) FROM t WHERE $W AND owner IS DISTINCT FROM id % 9 + 1'
+NEW_BAD='SELECT count(*) FROM t WHERE $W AND owner_id IS DISTINCT FROM id % 9 + 1'
+FINAL="id integer t ; code integer t ; owner_id bigint t "
+run_case
+expect_eq "kept: after the contract, the old column's rules are the new one's, under their names" \
+  "$(q "SELECT string_agg(conname || ' ' || pg_get_constraintdef(oid) || ' ' || convalidated, '; ' ORDER BY conname)
+          FROM pg_constraint WHERE conrelid = 't'::regclass")" \
+  "t_owner_check CHECK ((owner_id > 0)) true; t_owner_code_key UNIQUE (owner_id, code) DEFERRABLE INITIALLY DEFERRED true; t_owner_fkey FOREIGN KEY (owner_id) REFERENCES owners(id) true; t_pkey PRIMARY KEY (id) true"
+expect_eq "kept: and its indexes" \
+  "$(q "SELECT string_agg(pg_get_indexdef(indexrelid), '; ' ORDER BY indexrelid::regclass::text)
+          FROM pg_index WHERE indrelid = 't'::regclass")" \
+  "CREATE INDEX t_owner ON public.t USING btree (owner_id); CREATE UNIQUE INDEX t_owner_code_key ON public.t USING btree (owner_id, code); CREATE UNIQUE INDEX t_pkey ON public.t USING btree (id)"
+expect_eq "kept: the rules hold for the new version's writes (a row of no owner is refused)" \
+  "$(as v2 "INSERT INTO t (id, owner_id, code) VALUES (999999, 0, 1)"; grep -o 'violates [a-z ]* constraint "[a-z_]*"' "$WORK/as.err" | tail -1)" \
+  'violates check constraint "t_owner_check"'
+
+# ---- the primary key's type, int -> bigint (serial): the key rebuilt
+# concurrently and made the primary key again at the contract; the sequence
+# follows the new column and counts as far as bigint does
+NAME=pkey
+CMP_OLD="ARRAY['id::bigint', 'name']"
+CMP_NEW="ARRAY['id', 'name']"
+SETUP="CREATE TABLE t (id serial PRIMARY KEY, name text NOT NULL);
+       INSERT INTO t (name) SELECT 'n' || g FROM generate_series(1, 1000) g;
+       GRANT USAGE ON SEQUENCE t_id_seq TO $APP"
+MIGRATION='online.alter_column{ table = "t", column = "id", type = "bigint", id = "c",
+             up = "$old::bigint", down = "$new::integer", old_version = "v1", new_version = "v2" }'
+OLD_INS="INSERT INTO t (id, name) VALUES (\$i, 'n' || \$i)"
+NEW_INS="INSERT INTO t (id, name) VALUES (\$i, 'n' || \$i)"
+OLD_UPD="UPDATE t SET id = id, name = 'n' || id WHERE id = \$i"
+NEW_UPD="UPDATE t SET id = id, name = 'n' || id WHERE id = \$i + 500"
+OLD_BAD="SELECT count(*) FROM t WHERE \$W AND name IS DISTINCT FROM 'n' || id"
+NEW_BAD="SELECT count(*) FROM t WHERE \$W AND name IS DISTINCT FROM 'n' || id"
+FINAL="name text t ; id bigint t nextval('t_id_seq'::regclass)"
+run_case
+expect_eq "pkey: after the contract, id is the primary key again" \
+  "$(q "SELECT string_agg(conname || ' ' || pg_get_constraintdef(oid), '; ') FROM pg_constraint WHERE conrelid = 't'::regclass")" \
+  "t_pkey PRIMARY KEY (id)"
+expect_eq "pkey: its sequence is the new column's, and a bigint one" \
+  "$(q "SELECT pg_get_serial_sequence('t', 'id') || ' ' || format_type(seqtypid, NULL) || ' ' || seqmax
+          FROM pg_sequence WHERE seqrelid = 't_id_seq'::regclass")" \
+  "public.t_id_seq bigint 9223372036854775807"
+expect_eq "pkey: an insert takes its id from the sequence" \
+  "$(q "INSERT INTO t (name) VALUES ('fresh') RETURNING id = (SELECT last_value FROM t_id_seq)")" t
+
+# a rule whose copy does not fit the new type is refused at expand, naming
+# it; given as constraints = {name = ...} (or false) it is built as written
+NAME=unfit
+SETUP="CREATE TABLE t (id int PRIMARY KEY, code text CONSTRAINT t_code_short CHECK (length(code) < 6));
+       INSERT INTO t SELECT g, g::text FROM generate_series(1, 100) g"
+MIGRATION='online.alter_column{ table = "t", column = "code", type = "integer", id = "c",
+             up = "$old::integer", down = "$new::text" }'
+case_setup
+pgshift --dsn "dbname=$DB" run "$f" --to c-expand
+expect_rc "unfit: a CHECK that does not fit the new type stops expand" 1
+expect_in "unfit: the error names the constraint and says what to give" "$ERR" \
+  'constraint t_code_short of t.code copied onto code__new'
+expect_in "unfit: with its hint" "$ERR" 'constraints = { t_code_short = "CHECK (... $new ...)" }'
+pgshift --dsn "dbname=$DB" rollback "$f"
+expect_rc "unfit: the failed expand rolls back" 0
+expect_eq "unfit: and leaves the table as it was" "$(definition)" "$def0"
+MIGRATION='online.alter_column{ table = "t", column = "code", type = "integer", id = "c",
+             up = "$old::integer", down = "$new::text", constraints = { t_code_short = "CHECK ($new < 100000)" } }'
+f=$(mig unfit2 <<LUA
+return migration { name = "m_unfit2", phases = { $MIGRATION } }
+LUA
+)
+pgshift --dsn "dbname=$DB" run "$f"
+expect_rc "unfit: with the copy given, the change runs to the end" 0
+expect_eq "unfit: the given rule is the column's, under the old name" \
+  "$(q "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 't'::regclass AND conname = 't_code_short'")" \
+  "CHECK ((code < 100000))"
+MIGRATION='online.alter_column{ table = "t", column = "code", type = "bigint", id = "d",
+             up = "$old::bigint", down = "$new::integer", constraints = { t_code_long = false } }'
+f=$(mig unfit3 <<LUA
+return migration { name = "m_unfit3", phases = { $MIGRATION } }
+LUA
+)
+pgshift --dsn "dbname=$DB" run "$f"
+expect_rc "unfit: a constraint name the column does not have is refused" 1
+expect_in "unfit: naming the ones it has" "$ERR" "has no CHECK or FOREIGN KEY constraint t_code_long (it has t_code_short)"
+
+# an exclusion constraint cannot be rebuilt without a long lock: refused at expand
+NAME=exclude
+SETUP="CREATE EXTENSION IF NOT EXISTS btree_gist; CREATE TABLE t (id int PRIMARY KEY, room int, EXCLUDE USING gist (room WITH =))"
+MIGRATION='online.alter_column{ table = "t", column = "room", type = "bigint", id = "c", up = "$old::bigint" }'
+case_setup
+pgshift --dsn "dbname=$DB" run "$f"
+expect_rc "exclude: a column in an exclusion constraint is refused" 1
+expect_in "exclude: naming the constraint and the way" "$ERR" "is in exclusion constraint t_room_excl"
+expect_eq "exclude: nothing changed" "$(definition)" "$def0"
+
 # ---- add a column with up: the old version's rows get up, the new one's keep theirs ('toys')
 NAME=add
 CMP_OLD="ARRAY['id', 'name']"

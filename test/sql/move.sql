@@ -117,7 +117,87 @@ SELECT shift.move_forget('publication', 'never_made');              -- nothing t
 SELECT count(*) FROM shift.move_object;
 SELECT shift.move_record('Bad Name', 'slot', 'x', 'source');
 
-DROP SCHEMA movet, movet_target CASCADE;
-DROP OWNED BY regress_move_op;
-DROP ROLE regress_move_op;
+-- ---- a move's name, and the tables it records, are one role's: another
+-- operator may not add records under a name a role it may not act for
+-- uses, and nobody records a table it does not own (review S1)
+CREATE ROLE regress_move_owner IN ROLE shift_operator;
+CREATE ROLE regress_move_mon IN ROLE shift_monitor;
+CREATE SCHEMA movet_own AUTHORIZATION regress_move_owner;
+GRANT USAGE ON SCHEMA movet_own TO PUBLIC;
+CREATE TABLE movet_own.theirs (id int PRIMARY KEY);                    -- the superuser's
+SET ROLE regress_move_owner;
+CREATE TABLE movet_own.mine (id int PRIMARY KEY);
+SELECT shift.move_record('owned_move', 'table', 'movet_own.mine', 'target');
+SELECT shift.move_record('owned_move', 'publication', 'shift_move_owned', 'source');
+SELECT shift.move_record('owned_move', 'slot', 'shift_move_owned', 'source');
+SELECT shift.move_record('owned_move', 'table', 'movet_own.theirs', 'target');     -- not its table
+SELECT shift.move_record('owned_move', 'sequence', 'movet_own.mine', 'target');    -- not a sequence
+SELECT shift.move_record('owned_move', 'table', 'movet_own.nosuch', 'target');     -- not made yet
+RESET ROLE;
+SET ROLE regress_move_op;
+SELECT shift.move_record('owned_move', 'subscription', 'shift_move_owned', 'target');  -- another role's move
+SELECT shift.move_record('owned_move', 'table', 'movet_own.mine', 'target');       -- nor as a new object
+RESET ROLE;
+SELECT move, kind, object, owner FROM shift.move_object WHERE move = 'owned_move' ORDER BY kind, object;
+
+-- ---- a member of shift_monitor reads every role's moves, as it reads the
+-- other control tables, and changes nothing (review S4)
+SET ROLE regress_move_mon;
+SELECT move, kind, object, owner, present FROM shift.move_objects ORDER BY kind, object;
+SELECT move, owner, publication, slot, slot_exists FROM shift.move_status;
+SELECT shift.move_record('mon_move', 'slot', 'x', 'source');
+RESET ROLE;
+
+-- ---- a fence keeps the privileges it moves as rows (relation, role,
+-- privilege), and the statements that take and give them back are built
+-- from those rows, every name quoted (review S2)
+CREATE ROLE "regress_move app"";x";
+SET ROLE regress_move_owner;
+CREATE TABLE movet_own.ledger (id bigserial PRIMARY KEY, v text);
+GRANT SELECT, INSERT, UPDATE ON movet_own.ledger TO "regress_move app"";x";
+GRANT USAGE ON SEQUENCE movet_own.ledger_id_seq TO "regress_move app"";x";
+GRANT SELECT ON movet_own.ledger TO PUBLIC;
+SELECT shift.move_fence_begin('owned_move', 'forward', '{movet_own.ledger}') AS fence \gset
+SELECT relation, kind, grantee, privilege, write FROM shift.move_fence_grants WHERE fence = :fence ORDER BY 1, 3, 4;
+SELECT * FROM shift.move_fence_statements(:fence, 'revoke writes');
+SELECT * FROM shift.move_fence_statements(:fence, 'grant all');
+-- the fence, as the runner makes it, then the lift
+SELECT * FROM shift.move_fence_statements(:fence, 'revoke writes') \gexec
+SELECT has_table_privilege('regress_move app";x', 'movet_own.ledger', 'INSERT') AS may_insert,
+       has_table_privilege('regress_move app";x', 'movet_own.ledger', 'SELECT') AS may_select;
+SELECT shift.move_fence_begin('owned_move', 'forward', '{movet_own.ledger}') = :fence AS same_open_fence;
+SELECT shift.move_fence_end('owned_move', 'forward', 12.5, '0/10');
+-- the way back's fence moves what the forward one moved
+SELECT shift.move_fence_begin('owned_move', 'back', '{movet_own.ledger}') AS back \gset
+SELECT count(*) AS rows_copied FROM shift.move_fence_grants WHERE fence = :back;
+SELECT * FROM shift.move_fence_statements(:back, 'grant writes') \gexec
+SELECT has_table_privilege('regress_move app";x', 'movet_own.ledger', 'INSERT') AS may_insert;
+SELECT shift.move_fence_end('owned_move', 'back', 3, NULL);
+SELECT move, direction, fence_ms, lsn, owner FROM shift.move_fences ORDER BY id;
+-- nothing to fence: no role but the owner writes the table
+SELECT shift.move_fence_begin('owned_move', 'forward', '{movet_own.mine}');
+SELECT shift.move_fence_statements(:fence, 'drop everything');
+RESET ROLE;
+-- another operator may not fence under that move's name, nor another
+-- role's table under its own, nor read the statements of another's fence
+SET ROLE regress_move_op;
+SELECT shift.move_fence_begin('owned_move', 'forward', '{movet_own.ledger}');
+SELECT shift.move_fence_begin('op_move', 'forward', '{movet_own.ledger}');
+SELECT shift.move_fence_end('owned_move', 'forward', 1, NULL);
+SELECT count(*) FROM shift.move_fence_statements(:fence, 'grant all');
+SELECT count(*) FROM shift.move_fence_grants;
+RESET ROLE;
+-- the monitor reads the fences too
+SET ROLE regress_move_mon;
+SELECT move, direction, owner FROM shift.move_fences ORDER BY id;
+SELECT count(*) FROM shift.move_fence_grants;
+RESET ROLE;
+SET ROLE regress_move_owner;
+SELECT shift.move_forget(kind, object) FROM shift.move_objects WHERE move = 'owned_move';
+RESET ROLE;
+DELETE FROM shift.move_fence;
+
+DROP SCHEMA movet, movet_target, movet_own CASCADE;
+DROP OWNED BY regress_move_op, regress_move_owner, regress_move_mon, "regress_move app"";x";
+DROP ROLE regress_move_op, regress_move_owner, regress_move_mon, "regress_move app"";x";
 RESET search_path;

@@ -122,6 +122,13 @@ test_decl_refused(void **state)
 	assert_refused(L, "", "the file holds no document");
 	assert_refused(L, "# only a comment\n", "the file holds no document");
 	assert_refused(L, "a: [1, 2\n", "t.yaml:2:1: a: invalid YAML: did not find expected ',' or ']'");
+	assert_refused(L, "a: 1e999\n", "t.yaml:1:4: a: number 1e999 is out of range");
+	assert_refused(L, "a: -2e400\n", "a: number -2e400 is out of range");
+	/* the kind named is the file's last suffix's */
+	assert_false(pgs_decl_parse(L, "x.json.yaml", "a: [1, 2\n", 9, err, sizeof(err)));
+	assert_non_null(strstr(err, "invalid YAML"));
+	assert_false(pgs_decl_parse(L, "x.yaml.json", "{\"a\": [1, 2", 11, err, sizeof(err)));
+	assert_non_null(strstr(err, "invalid JSON"));
 	assert_false(pgs_decl_parse(L, "z.json", "{\"a\": \"x\0y\"}", 12, err, sizeof(err)));
 	assert_non_null(strstr(err, "z.json: the document contains a zero byte"));
 }
