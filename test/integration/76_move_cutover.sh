@@ -27,7 +27,7 @@ WRITER=""
 pair_reset() {
   logical_pair_clean "$DB"
   for h in "$A_HOST:$A_PORT" "$B_HOST:$B_PORT"; do
-    psql -X -q -h "${h%:*}" -p "${h#*:}" -U postgres -d postgres -c "DROP ROLE IF EXISTS app" 2>/dev/null
+    psql -X -q -h "${h%:*}" -p "${h#*:}" -U postgres -d postgres -c "DROP ROLE IF EXISTS app, U&\"it76\\001Eapp\"" 2>/dev/null
   done
 }
 stop_all() {
