@@ -148,8 +148,8 @@ shift_backfill_lock_key(PG_FUNCTION_ARGS)
 /* ---------------------------------------------------------------- shift_internal._backfill_check */
 
 /*
- * Stores what _backfill_check resolved: the key index and its columns, and
- * a copy's columns and select list.
+ * Stores what _backfill_check resolved: the key index (none for a foreign
+ * table) and its columns, and a copy's columns and select list.
  */
 static void
 store_resolved(BackfillJob *job)
@@ -164,6 +164,8 @@ store_resolved(BackfillJob *job)
 		keynames[i] = CStringGetTextDatum(job->key_names[i]);
 	args[0] = CStringGetTextDatum(job->name);
 	args[1] = ObjectIdGetDatum(job->key_index);
+	if (!OidIsValid(job->key_index))
+		nulls[1] = 'n';			/* a foreign table's key: its columns alone */
 	args[2] = PointerGetDatum(construct_array(keynames, job->nkeys, TEXTOID, -1, false, TYPALIGN_INT));
 	if (job->copy)
 	{

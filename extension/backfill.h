@@ -70,7 +70,10 @@ typedef struct BackfillJob
 	List	   *into_columns;	/* of char * */
 	char	   *select_list;
 	char	   *on_conflict;
-	Oid			key_index;
+	Oid			key_index;		/* InvalidOid: a foreign table's key_columns */
+	List	   *key_columns;	/* of char *: the key as key_columns => named
+								 * it, NIL when named by an index */
+	bool		foreign;		/* the table is a foreign table */
 	char	   *owner;
 	Oid			owner_id;
 	char	   *search_path;	/* recorded at creation: the job's SQL runs under it */
@@ -78,7 +81,10 @@ typedef struct BackfillJob
 	int			nkeys;
 	char	   *key_names[INDEX_MAX_KEYS];
 	Oid			key_types[INDEX_MAX_KEYS];
-	/* the key index's ordering: its operators, and the key as it sorts */
+	/*
+	 * the key's ordering (its index's, or for a foreign table each column
+	 * type's default btree class): its operators, and the key as it sorts
+	 */
 	ShiftKeyOps key_ops[INDEX_MAX_KEYS];
 	char	   *key_sorted[INDEX_MAX_KEYS];	/* "col" or "col COLLATE x" */
 	bool		key_rowcmp;		/* one schema for all: ROW(...) op ROW(...) */
@@ -115,8 +121,20 @@ typedef struct BackfillJob
 } BackfillJob;
 
 /*
+ * Which of a batch's arguments each placeholder of a statement takes: a
+ * foreign table's statements use each placeholder once (see param_ref in
+ * backfill_sql.c).  NULL for a table's: $1.. are the arguments in order.
+ */
+typedef struct BackfillArgMap
+{
+	int			n;				/* placeholders */
+	int		   *src;			/* $k takes argument src[k - 1] */
+} BackfillArgMap;
+
+/*
  * The job's prepared statements: the search for a batch's upper key and
- * the batch itself, each for the first batch (no checkpoint) and the next.
+ * the batch itself, each for the first batch (no checkpoint) and the next,
+ * with their argument maps.
  */
 typedef struct BackfillPlans
 {
@@ -124,6 +142,10 @@ typedef struct BackfillPlans
 	SPIPlanPtr	hi_next;
 	SPIPlanPtr	batch_first;
 	SPIPlanPtr	batch_next;
+	BackfillArgMap *hi_first_map;
+	BackfillArgMap *hi_next_map;
+	BackfillArgMap *batch_first_map;
+	BackfillArgMap *batch_next_map;
 } BackfillPlans;
 
 /* What one batch did. */
@@ -185,6 +207,7 @@ extern const char *backfill_state_name(BackfillState state);
 extern void backfill_store_state(BackfillJob *job, BackfillState state, const char *also);
 extern Datum backfill_keys_to_array(BackfillJob *job, Datum *values);
 extern char *backfill_keys_to_text(BackfillJob *job, Datum *values);
+extern char *backfill_key_names(BackfillJob *job);
 extern void backfill_copy_keys(BackfillJob *job, MemoryContext cxt, Datum *dst, Datum *src);
 extern void backfill_set_last_key(BackfillJob *job, Datum *values);
 extern char *backfill_relation_name(Oid relid, const char *what, const char *job);
@@ -199,9 +222,12 @@ extern void backfill_resolve_copy(BackfillJob *job);
 
 extern char *backfill_last_key_sql(BackfillJob *job);
 extern char *backfill_count_sql(BackfillJob *job);
+extern char *backfill_null_key_sql(BackfillJob *job);
 extern int	backfill_copy_lock_mode(BackfillJob *job);
 extern void backfill_prepare_plans(BackfillJob *job, BackfillPlans *plans, bool keep);
 extern void backfill_free_plans(BackfillPlans *plans);
+extern int	backfill_execute_plan(SPIPlanPtr plan, BackfillArgMap *map, Datum *args,
+								  const char *nulls, bool read_only, long count);
 
 /* ---- backfill_batch.c */
 

@@ -15,6 +15,8 @@
 #include "catalog/pg_type.h"
 #include "portability/instr_time.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
 
 #include "backfill.h"
 #include "sync.h"
@@ -29,7 +31,7 @@
  * (sync.c), whatever the job's SET computes.
  */
 static int
-run_batch_statement(SPIPlanPtr plan, Datum *args, const char *nulls)
+run_batch_statement(SPIPlanPtr plan, BackfillArgMap *map, Datum *args, const char *nulls)
 {
 	bool		was = sync_backfill_writing;
 	int			rc;
@@ -37,7 +39,7 @@ run_batch_statement(SPIPlanPtr plan, Datum *args, const char *nulls)
 	sync_backfill_writing = true;
 	PG_TRY();
 	{
-		rc = SPI_execute_plan(plan, args, nulls, false, 0);
+		rc = backfill_execute_plan(plan, map, args, nulls, false, 0);
 	}
 	PG_FINALLY();
 	{
@@ -45,6 +47,64 @@ run_batch_statement(SPIPlanPtr plan, Datum *args, const char *nulls)
 	}
 	PG_END_TRY();
 	return rc;
+}
+
+/*
+ * A foreign table's key is unique and NOT NULL only if the remote side
+ * says so, which pg_shift cannot check: a row whose key has a NULL column
+ * is in no key range and would silently be left behind, so the first batch
+ * looks for one (a query the FDW can send as it is) and refuses.
+ */
+static void
+check_no_null_key(BackfillJob *job)
+{
+	ShiftAs		as;
+	int			rc;
+
+	as_owner(job, &as);
+	rc = SPI_execute(backfill_null_key_sql(job), true, 1);
+	shift_as_end(&as);
+	spi_check(rc, "looking for NULL keys");
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("foreign table %s has rows whose key is NULL",
+						backfill_relation_name(job->relid, "table", job->name)),
+				 errdetail("Backfill job \"%s\" walks the key (%s); a row with a NULL key column would never be copied.",
+						   job->name, backfill_key_names(job)),
+				 errhint("Name key columns that are NOT NULL on the remote side with key_columns =>.")));
+}
+
+/*
+ * A foreign table's batch must end past the checkpoint: the remote side
+ * found the batch's keys with "key > checkpoint", and PostgreSQL must
+ * agree.  If it does not (the remote side compares the key otherwise: a
+ * case-insensitive or space-padding collation, a type converted on the
+ * way), the walk could stand still or skip rows; stop instead.
+ */
+static void
+check_key_moved(BackfillJob *job, Datum *hi)
+{
+	int			i;
+
+	for (i = 0; i < job->nkeys; i++)
+	{
+		ShiftKeyOps *ops = &job->key_ops[i];
+
+		if (DatumGetBool(OidFunctionCall2Coll(get_opcode(ops->gt), ops->collation,
+											  hi[i], job->last[i])))
+			return;
+		if (!DatumGetBool(OidFunctionCall2Coll(get_opcode(ops->eq), ops->collation,
+											   hi[i], job->last[i])))
+			break;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_EXCEPTION),
+			 errmsg("the key of foreign table %s did not move past the checkpoint of backfill job \"%s\"",
+					backfill_relation_name(job->relid, "table", job->name), job->name),
+			 errdetail("After key %s the remote side returned key %s, which PostgreSQL does not sort after it.",
+					   backfill_keys_to_text(job, job->last), backfill_keys_to_text(job, hi)),
+			 errhint("The key must be unique and NOT NULL on the remote side and compare there as in PostgreSQL: an integer key, or text under a binary collation.")));
 }
 
 /*
@@ -63,6 +123,8 @@ fix_upper_bound(BackfillJob *job)
 	int			rc;
 	ShiftAs		as;
 
+	if (job->foreign)
+		check_no_null_key(job);
 	as_owner(job, &as);
 	rc = SPI_execute(sql, true, 1);
 	shift_as_end(&as);
@@ -227,7 +289,24 @@ backfill_do_batch(BackfillJob *job, BackfillPlans *plans, int retries, BatchResu
 
 	/* 1. the batch's upper key */
 	as_owner(job, &as);
-	rc = SPI_execute_plan(job->has_last ? plans->hi_next : plans->hi_first, args, nulls, true, 1);
+	if (job->foreign)
+	{
+		/*
+		 * The remote side must sort and limit the keys: without statistics
+		 * on the foreign table, postgres_fdw's estimates make a local sort
+		 * of every key left look cheaper, and each batch would fetch them
+		 * all.  The cost a disabled sort gets would also JIT-compile the
+		 * statement (a second, each batch): no JIT.  (Both undone by
+		 * shift_as_end.)
+		 */
+		(void) set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+		(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	}
+	rc = job->has_last ?
+		backfill_execute_plan(plans->hi_next, plans->hi_next_map, args, nulls, true, 1) :
+		backfill_execute_plan(plans->hi_first, plans->hi_first_map, args, nulls, true, 1);
 	shift_as_end(&as);
 	spi_check(rc, "finding the batch's keys");
 	if (SPI_processed > 0)
@@ -259,12 +338,16 @@ backfill_do_batch(BackfillJob *job, BackfillPlans *plans, int retries, BatchResu
 		res->keys = DatumGetInt64(spi_datum(n + 1, &isnull));
 	}
 	backfill_copy_keys(job, CurrentMemoryContext, hi, hi);	/* out of SPI's result */
+	if (job->foreign && job->has_last)
+		check_key_moved(job, hi);
 
 	/* 2. the work */
 	for (i = 0; i < n; i++)
 		args[n + i] = hi[i];
 	as_owner(job, &as);
-	rc = run_batch_statement(job->has_last ? plans->batch_next : plans->batch_first, args, nulls);
+	rc = job->has_last ?
+		run_batch_statement(plans->batch_next, plans->batch_next_map, args, nulls) :
+		run_batch_statement(plans->batch_first, plans->batch_first_map, args, nulls);
 	shift_as_end(&as);
 	spi_check(rc, "running a batch");
 	res->rows = SPI_processed;

@@ -170,6 +170,19 @@ backfill_keys_to_text(BackfillJob *job, Datum *values)
 	return s.data;
 }
 
+/* The key's columns, "id" or "a, b", for people. */
+char *
+backfill_key_names(BackfillJob *job)
+{
+	StringInfoData s;
+	int			i;
+
+	initStringInfo(&s);
+	for (i = 0; i < job->nkeys; i++)
+		appendStringInfo(&s, "%s%s", i ? ", " : "", quote_identifier(job->key_names[i]));
+	return s.data;
+}
+
 /* Copies the key values into cxt. */
 void
 backfill_copy_keys(BackfillJob *job, MemoryContext cxt, Datum *dst, Datum *src)
@@ -230,11 +243,37 @@ index_am(Oid indexoid)
 }
 
 /*
+ * With one key column whose pg_catalog.max() sorts by the key's own ">",
+ * a batch's upper key is that max() over the batch's keys; otherwise the
+ * top of the batch sorted (see hi_sql).
+ */
+static void
+resolve_key_max(BackfillJob *job)
+{
+	Oid			argtype;
+	Oid			maxfn;
+	HeapTuple	agg;
+
+	job->key_max = false;
+	if (job->nkeys != 1)
+		return;
+	argtype = job->key_ops[0].opcintype;
+	maxfn = LookupFuncName(list_make2(makeString("pg_catalog"), makeString("max")),
+						   1, &argtype, true);
+	if (!OidIsValid(maxfn))
+		return;
+	agg = SearchSysCache1(AGGFNOID, ObjectIdGetDatum(maxfn));
+	if (HeapTupleIsValid(agg))
+	{
+		job->key_max = ((Form_pg_aggregate) GETSTRUCT(agg))->aggsortop == job->key_ops[0].gt;
+		ReleaseSysCache(agg);
+	}
+}
+
+/*
  * The order the job walks in is its key index's: each comparison and sort
  * uses that index's operator family (qualified with its schema, never
- * looked up through a search_path) and its collation.  With one key column
- * whose pg_catalog.max() sorts by the same operator, a batch's upper key is
- * that max() over the batch's keys; otherwise the top of the batch sorted.
+ * looked up through a search_path) and its collation.
  */
 static void
 resolve_key_ordering(BackfillJob *job, TupleDesc desc)
@@ -255,30 +294,137 @@ resolve_key_ordering(BackfillJob *job, TupleDesc desc)
 		if (!ops->same_nsp || ops->nsp != job->key_ops[0].nsp)
 			job->key_rowcmp = false;
 	}
-	job->key_max = false;
-	if (job->nkeys == 1)
-	{
-		Oid			argtype = job->key_ops[0].opcintype;
-		Oid			maxfn = LookupFuncName(list_make2(makeString("pg_catalog"), makeString("max")),
-										   1, &argtype, true);
-
-		if (OidIsValid(maxfn))
-		{
-			HeapTuple	agg = SearchSysCache1(AGGFNOID, ObjectIdGetDatum(maxfn));
-
-			if (HeapTupleIsValid(agg))
-			{
-				job->key_max = ((Form_pg_aggregate) GETSTRUCT(agg))->aggsortop == job->key_ops[0].gt;
-				ReleaseSysCache(agg);
-			}
-		}
-	}
 	index_close(index, AccessShareLock);
+	resolve_key_max(job);
 }
 
 /*
- * Resolves the job's key: its primary key, or the unique index named by
- * key => (key_index equal to the table itself means "the primary key").
+ * The attribute numbers of the columns key_columns => names, checked: each
+ * exists (no system column), none twice, at most INDEX_MAX_KEYS.
+ */
+static void
+key_column_attnums(BackfillJob *job, Relation rel, AttrNumber *attnums)
+{
+	ListCell   *lc;
+	int			n = 0;
+	int			i;
+
+	if (list_length(job->key_columns) > INDEX_MAX_KEYS)
+		ereport(ERROR,
+				(errcode(ERRCODE_TOO_MANY_COLUMNS),
+				 errmsg("backfill job \"%s\" names %d key columns, at most %d are allowed",
+						job->name, list_length(job->key_columns), INDEX_MAX_KEYS)));
+	foreach(lc, job->key_columns)
+	{
+		char	   *col = lfirst(lc);
+		AttrNumber	attnum = get_attnum(job->relid, col);
+
+		if (attnum <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("key column \"%s\" of backfill job \"%s\" does not exist in \"%s\"",
+							col, job->name, RelationGetRelationName(rel)),
+					 errhint("key_columns => names columns of the table the job walks.")));
+		for (i = 0; i < n; i++)
+			if (attnums[i] == attnum)
+				ereport(ERROR,
+						(errcode(ERRCODE_DUPLICATE_COLUMN),
+						 errmsg("key column \"%s\" of backfill job \"%s\" is named twice",
+								col, job->name)));
+		attnums[n++] = attnum;
+	}
+}
+
+/*
+ * The key of a foreign table, as key_columns => names it: no index says
+ * how it sorts, so each column sorts by its type's default btree operator
+ * class and its own collation, as PostgreSQL would sort it; an FDW that
+ * pushes the key range, the order and the limit down (postgres_fdw,
+ * mysql_fdw) has the remote server do it.  That the key is unique and NOT
+ * NULL there cannot be checked here: the first batch looks for NULL keys
+ * (fix_upper_bound) and every batch checks that its upper key is past the
+ * checkpoint (backfill_do_batch).  Each column is compared on its own
+ * (never ROW(...) > ROW(...), which no FDW sends to the remote side).
+ */
+static void
+resolve_foreign_key(BackfillJob *job, Relation rel)
+{
+	AttrNumber	attnums[INDEX_MAX_KEYS];
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			i;
+
+	key_column_attnums(job, rel, attnums);
+	job->nkeys = list_length(job->key_columns);
+	for (i = 0; i < job->nkeys; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, attnums[i] - 1);
+
+		job->key_names[i] = pstrdup(NameStr(att->attname));
+		job->key_types[i] = att->atttypid;
+		shift_type_key_ops(att->atttypid, att->attcollation, &job->key_ops[i]);
+		job->key_sorted[i] = pstrdup(quote_identifier(job->key_names[i]));
+	}
+	job->key_rowcmp = false;
+	resolve_key_max(job);
+}
+
+/*
+ * The unique index of a table whose key columns are exactly the columns
+ * key_columns => names, in that order (the primary key first if several
+ * are), or an error.
+ */
+static Oid
+index_of_key_columns(BackfillJob *job, Relation rel)
+{
+	AttrNumber	attnums[INDEX_MAX_KEYS];
+	int			n = list_length(job->key_columns);
+	Oid			found = InvalidOid;
+	List	   *indexes;
+	ListCell   *lc;
+	StringInfoData cols;
+
+	key_column_attnums(job, rel, attnums);
+	indexes = RelationGetIndexList(rel);
+	foreach(lc, indexes)
+	{
+		Oid			indexoid = lfirst_oid(lc);
+		HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(indexoid));
+		Form_pg_index idx;
+		bool		match;
+		int			i;
+
+		if (!HeapTupleIsValid(tup))
+			elog(ERROR, "cache lookup failed for index %u", indexoid);
+		idx = (Form_pg_index) GETSTRUCT(tup);
+		match = idx->indisunique && idx->indisvalid && idx->indnkeyatts == n &&
+			heap_attisnull(tup, Anum_pg_index_indexprs, NULL) &&
+			heap_attisnull(tup, Anum_pg_index_indpred, NULL) &&
+			index_am(indexoid) == BTREE_AM_OID;
+		for (i = 0; match && i < n; i++)
+			match = idx->indkey.values[i] == attnums[i];
+		if (match && (!OidIsValid(found) || idx->indisprimary))
+			found = indexoid;
+		ReleaseSysCache(tup);
+	}
+	if (OidIsValid(found))
+		return found;
+	initStringInfo(&cols);
+	foreach(lc, job->key_columns)
+		appendStringInfo(&cols, "%s%s", cols.len ? ", " : "", quote_identifier(lfirst(lc)));
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("table \"%s\" has no unique index on (%s) to walk",
+					RelationGetRelationName(rel), cols.data),
+			 errdetail("A backfill of a local table walks a valid unique btree index whose columns are the key columns, in their order."),
+			 errhint("Create such an index (CONCURRENTLY), or name the key with key => 'index_name'.")));
+	pg_unreachable();
+}
+
+/*
+ * Resolves the job's key: its primary key, the unique index named by
+ * key => (key_index equal to the table itself means "the primary key"),
+ * or the columns named by key_columns => (on a table, the unique index on
+ * them; on a foreign table, the columns themselves).
  */
 static void
 resolve_key(BackfillJob *job)
@@ -291,13 +437,35 @@ resolve_key(BackfillJob *job)
 	int			i;
 
 	rel = table_open(job->relid, AccessShareLock);
+	job->foreign = rel->rd_rel->relkind == RELKIND_FOREIGN_TABLE;
 	if (rel->rd_rel->relkind != RELKIND_RELATION &&
-		rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+		rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE && !job->foreign)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("\"%s\" is not a table", RelationGetRelationName(rel)),
-				 errdetail("A backfill walks an ordinary or partitioned table.")));
-	if (indexoid == job->relid)
+				 errdetail("A backfill walks an ordinary, partitioned or foreign table.")));
+	if (job->foreign && !job->copy)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("backfill job \"%s\" cannot update foreign table \"%s\" in place",
+						job->name, RelationGetRelationName(rel)),
+				 errdetail("A foreign table is only read: its rows are copied into a local table, whose writes commit together with the job's checkpoint."),
+				 errhint("Copy it with into => 'table'.")));
+	if (job->foreign)
+	{
+		if (job->key_columns == NIL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("foreign table \"%s\" has no index for backfill job \"%s\" to walk",
+							RelationGetRelationName(rel), job->name),
+					 errhint("Name its key with key_columns => '{id}': columns that are unique and NOT NULL on the remote side.")));
+		resolve_foreign_key(job, rel);
+		table_close(rel, AccessShareLock);
+		return;
+	}
+	if (job->key_columns != NIL)
+		indexoid = index_of_key_columns(job, rel);
+	else if (indexoid == job->relid)
 	{
 		indexoid = RelationGetPrimaryKeyIndex(rel);
 		if (!OidIsValid(indexoid))
@@ -305,7 +473,7 @@ resolve_key(BackfillJob *job)
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("table \"%s\" has no primary key to walk",
 							RelationGetRelationName(rel)),
-					 errhint("Name a unique index on NOT NULL columns with key => 'index_name'.")));
+					 errhint("Name a unique index on NOT NULL columns with key => 'index_name', or its columns with key_columns => '{a,b}'.")));
 	}
 	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(indexoid));
 	if (!HeapTupleIsValid(tup))
@@ -396,7 +564,7 @@ backfill_load_job(const char *name, bool lock)
 			 "SELECT " SETTINGS_COLUMNS ", relation::pg_catalog.oid, kind, set_clause,"
 			 " where_clause, into_relation::pg_catalog.oid, into_columns, select_list,"
 			 " on_conflict, key_index::pg_catalog.oid, owner::pg_catalog.text,"
-			 " upper_key, last_key, batches, batch_size, rate, search_path"
+			 " upper_key, last_key, batches, batch_size, rate, search_path, key_columns"
 			 " FROM shift.backfill WHERE name OPERATOR(pg_catalog.=) $1%s",
 			 lock ? " FOR UPDATE" : "");
 	args[0] = CStringGetTextDatum(name);
@@ -436,7 +604,30 @@ backfill_load_job(const char *name, bool lock)
 	}
 	job->select_list = spi_text(C(7));
 	job->on_conflict = spi_text(C(8));
-	job->key_index = DatumGetObjectId(spi_datum(C(9), &isnull));
+	d = spi_datum(C(9), &isnull);
+	job->key_index = isnull ? InvalidOid : DatumGetObjectId(d);
+	if (isnull)
+	{
+		/* named by key_columns => (resolve_key finds a table's index) */
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
+		int			i;
+
+		d = spi_datum(C(17), &isnull);
+		if (isnull)
+			elog(ERROR, "backfill job \"%s\" has neither a key index nor key columns", name);
+		deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
+						  &elems, &nulls, &n);
+		for (i = 0; i < n; i++)
+		{
+			if (nulls[i])
+				elog(ERROR, "NULL key column in backfill job \"%s\"", name);
+			job->key_columns = lappend(job->key_columns, TextDatumGetCString(elems[i]));
+		}
+		if (n == 0)
+			elog(ERROR, "backfill job \"%s\" has neither a key index nor key columns", name);
+	}
 	job->owner = spi_text(C(10));
 	job->owner_id = get_role_oid(job->owner, true);
 	job->search_path = spi_text(C(16));

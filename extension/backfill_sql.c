@@ -49,14 +49,48 @@ key_op(BackfillJob *job, int i, const char *op)
 }
 
 /*
+ * The placeholder of argument arg (0-based) of a batch's arguments (the
+ * checkpoint's n key values, the upper key's n, the batch size): "$arg+1",
+ * or with a map, a placeholder of its own ("$k" for the k-th placeholder
+ * of the statement, map->src[k-1] = arg).  A foreign table's statements
+ * use each placeholder once: mysql_fdw 2.8 binds a parameter used twice
+ * wrongly (the remote query returns no row).
+ */
+static char *
+param_ref(BackfillArgMap *map, int arg)
+{
+	if (map == NULL)
+		return psprintf("$%d", arg + 1);
+	map->src[map->n++] = arg;
+	return psprintf("$%d", map->n);
+}
+
+/* A map for a statement of the job: NULL unless the job's table is foreign. */
+static BackfillArgMap *
+new_arg_map(BackfillJob *job)
+{
+	BackfillArgMap *map;
+
+	if (!job->foreign)
+		return NULL;
+	map = palloc0(sizeof(BackfillArgMap));
+	/* two key conditions of at most n(n+3)/2 placeholders each, the limit */
+	map->src = palloc(sizeof(int) * (job->nkeys * (job->nkeys + 3) + 1));
+	return map;
+}
+
+/*
  * "(k1, k2) OPERATOR(s.>) ($1, $2)": the key in the index's order against
- * parameters first..first+nkeys-1.  Operators of several schemas cannot
- * share one row comparison: then it is spelled out column by column,
+ * arguments first..first+nkeys-1 (0-based, see param_ref).  Operators of
+ * several schemas cannot share one row comparison, and no FDW sends a row
+ * comparison to its remote side: then it is spelled out column by column,
  * "k1 > $1 OR (k1 = $1 AND k2 > $2)", with the first column's range
- * (k1 >= $1) in front so that the index still bounds the scan.
+ * (k1 >= $1) in front so that the index still bounds the scan; one column
+ * is just "k1 > $1".
  */
 static void
-append_key_condition(StringInfo s, BackfillJob *job, const char *op, int first)
+append_key_condition(StringInfo s, BackfillJob *job, const char *op, int first,
+					 BackfillArgMap *map)
 {
 	int			i;
 
@@ -67,10 +101,12 @@ append_key_condition(StringInfo s, BackfillJob *job, const char *op, int first)
 			appendStringInfo(s, "%s%s", i ? ", " : "", job->key_sorted[i]);
 		appendStringInfo(s, ") %s (", shift_qualified_operator(key_op(job, 0, op)));
 		for (i = 0; i < job->nkeys; i++)
-			appendStringInfo(s, "%s$%d", i ? ", " : "", first + i);
+			appendStringInfo(s, "%s%s", i ? ", " : "", param_ref(map, first + i));
 		appendStringInfoChar(s, ')');
 		return;
 	}
+	else if (job->nkeys == 1)
+		shift_append_compare(s, job->key_sorted[0], key_op(job, 0, op), param_ref(map, first));
 	else
 	{
 		/* the strict form of op for every column but the last */
@@ -79,7 +115,7 @@ append_key_condition(StringInfo s, BackfillJob *job, const char *op, int first)
 		int			j;
 
 		appendStringInfoString(s, "(");
-		shift_append_compare(s, job->key_sorted[0], key_op(job, 0, loose), psprintf("$%d", first));
+		shift_append_compare(s, job->key_sorted[0], key_op(job, 0, loose), param_ref(map, first));
 		appendStringInfoString(s, " AND (");
 		for (i = 0; i < job->nkeys; i++)
 		{
@@ -87,12 +123,12 @@ append_key_condition(StringInfo s, BackfillJob *job, const char *op, int first)
 			for (j = 0; j < i; j++)
 			{
 				shift_append_compare(s, job->key_sorted[j], job->key_ops[j].eq,
-									 psprintf("$%d", first + j));
+									 param_ref(map, first + j));
 				appendStringInfoString(s, " AND ");
 			}
 			shift_append_compare(s, job->key_sorted[i],
 								 key_op(job, i, i == job->nkeys - 1 ? op : strict),
-								 psprintf("$%d", first + i));
+								 param_ref(map, first + i));
 			appendStringInfoChar(s, ')');
 		}
 		appendStringInfoString(s, "))");
@@ -146,15 +182,15 @@ append_fragment(StringInfo s, FragSpans *spans, const char *what, const char *te
  * $n+1..$2n, and the job's own condition.
  */
 static void
-append_range(StringInfo s, BackfillJob *job, bool first, FragSpans *spans)
+append_range(StringInfo s, BackfillJob *job, bool first, FragSpans *spans, BackfillArgMap *map)
 {
 	appendStringInfoString(s, "\n WHERE ");
 	if (!first)
 	{
-		append_key_condition(s, job, ">", 1);
+		append_key_condition(s, job, ">", 0, map);
 		appendStringInfoString(s, " AND ");
 	}
-	append_key_condition(s, job, "<=", job->nkeys + 1);
+	append_key_condition(s, job, "<=", job->nkeys, map);
 	if (job->where_clause)
 	{
 		appendStringInfoString(s, " AND (\n");
@@ -178,6 +214,25 @@ backfill_last_key_sql(BackfillJob *job)
 	return s.data;
 }
 
+/*
+ * A row of a foreign table whose key has a NULL column, if there is one:
+ * such a row is in no key range, so no batch would ever copy it.
+ */
+char *
+backfill_null_key_sql(BackfillJob *job)
+{
+	StringInfoData s;
+	int			i;
+
+	initStringInfo(&s);
+	appendStringInfo(&s, "SELECT 1 FROM %s WHERE ",
+					 backfill_relation_name(job->relid, "table", job->name));
+	for (i = 0; i < job->nkeys; i++)
+		appendStringInfo(&s, "%s%s IS NULL", i ? " OR " : "", quote_identifier(job->key_names[i]));
+	appendStringInfoString(&s, " LIMIT 1");
+	return s.data;
+}
+
 /* The number of rows the job walks, when the planner has no estimate. */
 char *
 backfill_count_sql(BackfillJob *job)
@@ -194,7 +249,7 @@ backfill_count_sql(BackfillJob *job)
  * sort, no full sort).
  */
 static char *
-hi_sql(BackfillJob *job, bool first)
+hi_sql(BackfillJob *job, bool first, BackfillArgMap *map)
 {
 	StringInfoData s;
 
@@ -212,13 +267,13 @@ hi_sql(BackfillJob *job, bool first)
 	appendStringInfo(&s, " FROM %s WHERE ", backfill_relation_name(job->relid, "table", job->name));
 	if (!first)
 	{
-		append_key_condition(&s, job, ">", 1);
+		append_key_condition(&s, job, ">", 0, map);
 		appendStringInfoString(&s, " AND ");
 	}
-	append_key_condition(&s, job, "<=", job->nkeys + 1);
+	append_key_condition(&s, job, "<=", job->nkeys, map);
 	appendStringInfoString(&s, " ORDER BY ");
 	append_key_list(&s, job, "<");
-	appendStringInfo(&s, " LIMIT $%d) s", 2 * job->nkeys + 1);
+	appendStringInfo(&s, " LIMIT %s) s", param_ref(map, 2 * job->nkeys));
 	if (!job->key_max)
 	{
 		appendStringInfoString(&s, " ORDER BY ");
@@ -280,7 +335,7 @@ append_on_conflict_update(StringInfo s, BackfillJob *job)
 
 /* The statement that does a batch's work; spans: where the job's fragments are. */
 static char *
-batch_sql(BackfillJob *job, bool first, FragSpans *spans)
+batch_sql(BackfillJob *job, bool first, FragSpans *spans, BackfillArgMap *map)
 {
 	StringInfoData s;
 	const char *rel = backfill_relation_name(job->relid, "table", job->name);
@@ -292,7 +347,7 @@ batch_sql(BackfillJob *job, bool first, FragSpans *spans)
 		appendStringInfo(&s, "UPDATE %s SET\n", rel);
 		append_fragment(&s, spans, "set", job->set_clause);
 		appendStringInfoString(&s, "\n");
-		append_range(&s, job, first, spans);
+		append_range(&s, job, first, spans, map);
 	}
 	else
 	{
@@ -308,7 +363,7 @@ batch_sql(BackfillJob *job, bool first, FragSpans *spans)
 		appendStringInfoString(&s, ") OVERRIDING SYSTEM VALUE\nSELECT\n");
 		append_fragment(&s, spans, "select list", job->select_list);
 		appendStringInfo(&s, "\n  FROM %s", rel);
-		append_range(&s, job, first, spans);
+		append_range(&s, job, first, spans, map);
 		if (job->lock_mode != COPY_LOCK_NONE)
 		{
 			/*
@@ -345,16 +400,12 @@ raise_in_fragment(BackfillJob *job, const char *sql, FragSpans *spans, ErrorData
 }
 
 static SPIPlanPtr
-prepare(BackfillJob *job, const char *sql, int nargs, const char *what, FragSpans *spans)
+prepare_as_is(BackfillJob *job, const char *sql, int nargs, Oid *argtypes, const char *what,
+			  FragSpans *spans)
 {
-	Oid			argtypes[2 * INDEX_MAX_KEYS + 1];
 	SPIPlanPtr	plan = NULL;
 	MemoryContext cxt = CurrentMemoryContext;
-	int			i;
 
-	for (i = 0; i < job->nkeys; i++)
-		argtypes[i] = argtypes[job->nkeys + i] = job->key_types[i];
-	argtypes[2 * job->nkeys] = INT8OID;
 	/* raised again at once (the transaction aborts): no subtransaction needed */
 	PG_TRY();
 	{
@@ -374,6 +425,29 @@ prepare(BackfillJob *job, const char *sql, int nargs, const char *what, FragSpan
 		elog(ERROR, "could not prepare the %s of backfill job \"%s\": %s", what, job->name,
 			 SPI_result_code_string(SPI_result));
 	return plan;
+}
+
+/*
+ * Prepares sql, which takes nargs of a batch's arguments in their order
+ * (see param_ref), or those map lists.
+ */
+static SPIPlanPtr
+prepare(BackfillJob *job, const char *sql, int nargs, const char *what, FragSpans *spans,
+		BackfillArgMap *map)
+{
+	Oid			logical[2 * INDEX_MAX_KEYS + 1];
+	Oid		   *argtypes;
+	int			i;
+
+	for (i = 0; i < job->nkeys; i++)
+		logical[i] = logical[job->nkeys + i] = job->key_types[i];
+	logical[2 * job->nkeys] = INT8OID;
+	if (map == NULL)
+		return prepare_as_is(job, sql, nargs, logical, what, spans);
+	argtypes = palloc(sizeof(Oid) * Max(map->n, 1));
+	for (i = 0; i < map->n; i++)
+		argtypes[i] = logical[map->src[i]];
+	return prepare_as_is(job, sql, map->n, argtypes, what, spans);
 }
 
 /*
@@ -425,13 +499,21 @@ backfill_prepare_plans(BackfillJob *job, BackfillPlans *plans, bool keep)
 				 errdetail("The sync writes each row as it changes; a copy that raised on those rows (error) or overwrote them with what it read earlier (update) would fail or lose the newer version."),
 				 errhint("Use on_conflict => 'nothing': the rows the sync wrote are newer.")));
 	/* parsed as the owner, under the job's search_path: what it will run */
+	plans->hi_first_map = new_arg_map(job);
+	plans->hi_next_map = new_arg_map(job);
+	plans->batch_first_map = new_arg_map(job);
+	plans->batch_next_map = new_arg_map(job);
 	as_owner(job, &as);
-	plans->hi_first = prepare(job, hi_sql(job, true), 2 * n + 1, "key search", NULL);
-	plans->hi_next = prepare(job, hi_sql(job, false), 2 * n + 1, "key search", NULL);
-	sql = batch_sql(job, true, &spans);
-	plans->batch_first = prepare(job, sql, 2 * n, "batch statement", &spans);
-	sql = batch_sql(job, false, &spans);
-	plans->batch_next = prepare(job, sql, 2 * n, "batch statement", &spans);
+	sql = hi_sql(job, true, plans->hi_first_map);
+	plans->hi_first = prepare(job, sql, 2 * n + 1, "key search", NULL, plans->hi_first_map);
+	sql = hi_sql(job, false, plans->hi_next_map);
+	plans->hi_next = prepare(job, sql, 2 * n + 1, "key search", NULL, plans->hi_next_map);
+	sql = batch_sql(job, true, &spans, plans->batch_first_map);
+	plans->batch_first = prepare(job, sql, 2 * n, "batch statement", &spans,
+								 plans->batch_first_map);
+	sql = batch_sql(job, false, &spans, plans->batch_next_map);
+	plans->batch_next = prepare(job, sql, 2 * n, "batch statement", &spans,
+								plans->batch_next_map);
 	shift_as_end(&as);
 	if (keep)
 	{
@@ -440,6 +522,32 @@ backfill_prepare_plans(BackfillJob *job, BackfillPlans *plans, bool keep)
 		SPI_keepplan(plans->batch_first);
 		SPI_keepplan(plans->batch_next);
 	}
+}
+
+/*
+ * SPI_execute_plan of one of the job's statements with the batch's
+ * arguments (args and nulls as prepare's logical order has them), through
+ * the statement's map if it has one.
+ */
+int
+backfill_execute_plan(SPIPlanPtr plan, BackfillArgMap *map, Datum *args, const char *nulls,
+					  bool read_only, long count)
+{
+	Datum	   *a;
+	char	   *n;
+	int			i;
+
+	if (map == NULL)
+		return SPI_execute_plan(plan, args, nulls, read_only, count);
+	a = palloc(sizeof(Datum) * Max(map->n, 1));
+	n = palloc(map->n + 1);
+	for (i = 0; i < map->n; i++)
+	{
+		a[i] = args[map->src[i]];
+		n[i] = nulls[map->src[i]];
+	}
+	n[map->n] = '\0';
+	return SPI_execute_plan(plan, a, n, read_only, count);
 }
 
 void

@@ -18,7 +18,7 @@ CREATE TABLE @extschema@.backfill (
   select_list       pg_catalog.text,
   on_conflict       pg_catalog.text NOT NULL DEFAULT 'error'
                     CHECK (on_conflict IN ('error', 'nothing', 'update')),
-  key_index         pg_catalog.regclass NOT NULL,
+  key_index         pg_catalog.regclass,        -- NULL: a foreign table's key, its key_columns alone
   key_columns       pg_catalog.text[] NOT NULL,
   owner             pg_catalog.name NOT NULL,   -- made it; its SQL runs as this role
   search_path       pg_catalog.text NOT NULL,   -- recorded when it was made; its SQL runs under it
@@ -60,7 +60,8 @@ CREATE TABLE @extschema@.backfill (
   updated_at        pg_catalog.timestamptz,
   finished_at       pg_catalog.timestamptz,
   CHECK ((kind = 'update') = (set_clause IS NOT NULL)),
-  CHECK ((kind = 'copy') = (into_relation IS NOT NULL))
+  CHECK ((kind = 'copy') = (into_relation IS NOT NULL)),
+  CHECK (key_index IS NOT NULL OR pg_catalog.cardinality(key_columns) > 0)
 );
 COMMENT ON TABLE @extschema@.backfill IS
   'backfill jobs: definition, settings read before every batch, and the checkpoint';
@@ -263,7 +264,11 @@ $$;
  * select => the matching expressions over the source (default: the target's
  * columns that the source has too, by name), on_conflict => 'error',
  * 'nothing' or 'update' (the target's primary key decides what conflicts).
- * key => a unique index to walk instead of the primary key.  Every SQL
+ * key => a unique index to walk instead of the primary key, or
+ * key_columns => '{a,b}' its columns: on a table, a unique index on them;
+ * on a foreign table (which has no index, and is only copied from) the
+ * columns themselves, which must be unique and NOT NULL on the remote side.
+ * Every SQL
  * fragment is checked with the server's parser and the statements are
  * prepared once here, so mistakes surface now, not in the first batch.
  * With if_exists => 'reuse', an identical existing job is kept (a different
@@ -276,7 +281,7 @@ CREATE FUNCTION shift_internal.backfill_create(
   set pg_catalog.text DEFAULT NULL, "where" pg_catalog.text DEFAULT NULL,
   "into" pg_catalog.regclass DEFAULT NULL, columns pg_catalog.text[] DEFAULT NULL,
   "select" pg_catalog.text DEFAULT NULL, on_conflict pg_catalog.text DEFAULT 'error',
-  key pg_catalog.regclass DEFAULT NULL,
+  key pg_catalog.regclass DEFAULT NULL, key_columns pg_catalog.text[] DEFAULT NULL,
   batch_min pg_catalog.int4 DEFAULT 100, batch_max pg_catalog.int4 DEFAULT 50000,
   target_ms pg_catalog.int4 DEFAULT 200, sleep_ratio pg_catalog.float8 DEFAULT 0,
   lock_timeout_ms pg_catalog.int4 DEFAULT 1000, max_retries pg_catalog.int4 DEFAULT 20,
@@ -314,6 +319,17 @@ BEGIN
                     pg_get_userbyid(who), relation, "into"
       USING ERRCODE = 'insufficient_privilege';
   END IF;
+  IF key IS NOT NULL AND key_columns IS NOT NULL THEN
+    RAISE EXCEPTION 'backfill job "%" names its key twice: give key => (an index) or key_columns => (its columns)', v_name
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF key_columns IS NOT NULL
+     AND (array_ndims(key_columns) IS DISTINCT FROM 1
+          OR EXISTS (SELECT FROM pg_catalog.unnest(key_columns) c WHERE c IS NULL)) THEN
+    RAISE EXCEPTION 'key_columns of backfill job "%" must list one or more column names', v_name
+      USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('It was %L.', key_columns);
+  END IF;
   IF kind = 'update' AND (columns IS NOT NULL OR "select" IS NOT NULL OR on_conflict <> 'error') THEN
     RAISE EXCEPTION 'columns, select and on_conflict apply only to a copy (into =>)'
       USING ERRCODE = 'invalid_parameter_value';
@@ -331,6 +347,7 @@ BEGIN
        AND ("select" IS NULL OR old.select_list IS NOT DISTINCT FROM "select")
        AND old.on_conflict = on_conflict
        AND (key IS NULL OR old.key_index = key)
+       AND (key_columns IS NULL OR old.key_columns = key_columns)
        AND old.migration IS NOT DISTINCT FROM backfill_create.migration
        AND old.phase IS NOT DISTINCT FROM backfill_create.phase
        AND (old.search_path = path OR (old.digest IS NULL AND old.checked IS NULL)) THEN
@@ -359,7 +376,8 @@ BEGIN
                                     max_retries, max_lag, throttle_query, migration, phase,
                                     owner, search_path)
   VALUES (v_name, relation, kind, set, "where", "into", columns, "select", on_conflict,
-          coalesce(key, relation), '{}', batch_min, batch_max, target_ms, sleep_ratio,
+          CASE WHEN key_columns IS NULL THEN coalesce(key, relation) END,
+          coalesce(key_columns, '{}'), batch_min, batch_max, target_ms, sleep_ratio,
           lock_timeout_ms, max_retries, max_lag, throttle_query,
           backfill_create.migration, backfill_create.phase, pg_get_userbyid(who), path);
   -- resolves the key, the default column mapping, checks and prepares
@@ -374,7 +392,7 @@ CREATE FUNCTION @extschema@.backfill_create(
   set pg_catalog.text DEFAULT NULL, "where" pg_catalog.text DEFAULT NULL,
   "into" pg_catalog.regclass DEFAULT NULL, columns pg_catalog.text[] DEFAULT NULL,
   "select" pg_catalog.text DEFAULT NULL, on_conflict pg_catalog.text DEFAULT 'error',
-  key pg_catalog.regclass DEFAULT NULL,
+  key pg_catalog.regclass DEFAULT NULL, key_columns pg_catalog.text[] DEFAULT NULL,
   batch_min pg_catalog.int4 DEFAULT 100, batch_max pg_catalog.int4 DEFAULT 50000,
   target_ms pg_catalog.int4 DEFAULT 200, sleep_ratio pg_catalog.float8 DEFAULT 0,
   lock_timeout_ms pg_catalog.int4 DEFAULT 1000, max_retries pg_catalog.int4 DEFAULT 20,

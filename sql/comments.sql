@@ -7,8 +7,8 @@
 -- ---------------------------------------------------------------------------
 
 -- backfill jobs (doc/sql.md, "Backfill")
-COMMENT ON ROUTINE @extschema@.backfill_create(pg_catalog.text, pg_catalog.regclass, pg_catalog.text, pg_catalog.text, pg_catalog.regclass, pg_catalog.text[], pg_catalog.text, pg_catalog.text, pg_catalog.regclass, pg_catalog.int4, pg_catalog.int4, pg_catalog.int4, pg_catalog.float8, pg_catalog.int4, pg_catalog.int4, pg_catalog.interval, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text) IS
-'backfill_create(name, relation, set => ''col = expr'' [, "where" =>] | "into" => table [, columns, "select", on_conflict], key, batch_min, batch_max, target_ms, sleep_ratio, lock_timeout_ms, max_retries, max_lag, throttle_query, if_exists => error|reuse, migration, phase, search_path): defines a resumable batched job, checks its SQL and returns its name';
+COMMENT ON ROUTINE @extschema@.backfill_create(pg_catalog.text, pg_catalog.regclass, pg_catalog.text, pg_catalog.text, pg_catalog.regclass, pg_catalog.text[], pg_catalog.text, pg_catalog.text, pg_catalog.regclass, pg_catalog.text[], pg_catalog.int4, pg_catalog.int4, pg_catalog.int4, pg_catalog.float8, pg_catalog.int4, pg_catalog.int4, pg_catalog.interval, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text) IS
+'backfill_create(name, relation, set => ''col = expr'' [, "where" =>] | "into" => table [, columns, "select", on_conflict], key | key_columns, batch_min, batch_max, target_ms, sleep_ratio, lock_timeout_ms, max_retries, max_lag, throttle_query, if_exists => error|reuse, migration, phase, search_path): defines a resumable batched job, checks its SQL and returns its name';
 COMMENT ON ROUTINE @extschema@.backfill_run(pg_catalog.text, pg_catalog.interval, pg_catalog.int8, pg_catalog.text) IS
 'CALL backfill_run(name, max_runtime, max_batches, schedule): runs batches, one transaction each, until the job is done, paused, cancelled or a limit is reached; for pg_cron';
 COMMENT ON ROUTINE @extschema@.backfill_step(pg_catalog.text) IS

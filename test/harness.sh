@@ -29,7 +29,8 @@ PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-c
   liblua5.4-dev libyaml-dev libpq-dev libssl-dev libcmocka-dev libxxhash-dev pkg-config build-essential valgrind jq
   python3 python3-psycopg2
   groff-base man-db zsh bsdutils  # 15_help: man -l, groff -ww, zsh -n, script
-  chromium python3-pil)  # 16_report: the report rendered, its screenshot read
+  chromium python3-pil  # 16_report: the report rendered, its screenshot read
+  mariadb-server postgresql-15-mysql-fdw)  # 78_foreign_backfill: a MariaDB read through mysql_fdw
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'harness: %s\n' "$*" >&2; exit 2; }
@@ -59,12 +60,35 @@ pg_config_path() {
   fi
 }
 
+# The FDWs the tests use come from Debian packages, installed into the
+# system's PostgreSQL; a PostgreSQL elsewhere (PG_CONFIG=/opt/...: a private
+# copy of it) gets their files copied into its own tree, as the package
+# would have installed them there.
+fdw_into_pg_tree() {
+  local sudo=("$@") pkglib share pkg f
+  pkglib=$("$(pg_config_path)" --pkglibdir)
+  share=$("$(pg_config_path)" --sharedir)
+  for pkg in postgresql-15-mysql-fdw; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || continue
+    while IFS= read -r f; do
+      [ -f "$f" ] || continue
+      case "$f" in
+        /usr/lib/postgresql/15/lib/*) [ "$pkglib" = /usr/lib/postgresql/15/lib ] ||
+          "${sudo[@]}" install -D -m 644 "$f" "$pkglib/${f#/usr/lib/postgresql/15/lib/}" ;;
+        /usr/share/postgresql/15/*) [ "$share" = /usr/share/postgresql/15 ] ||
+          "${sudo[@]}" install -D -m 644 "$f" "$share/${f#/usr/share/postgresql/15/}" ;;
+      esac
+    done < <(dpkg -L "$pkg")
+  done
+}
+
 build_install() {
   say "==> building and installing pg_shift"
   local sudo=()
   [ "$(id -u)" -eq 0 ] || sudo=(sudo)
   make -s all >/dev/null
   "${sudo[@]}" make -s install >/dev/null
+  fdw_into_pg_tree "${sudo[@]}"
   export PGSHIFT=${RUNNER_BINDIR:-/usr/local/bin}/pgshift
   [ -x "$PGSHIFT" ] || die "pgshift was not installed at $PGSHIFT"
 }

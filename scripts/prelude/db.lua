@@ -120,6 +120,13 @@ function D.qi(db, name)
   return db:quote_ident(tostring(name))
 end
 
+-- An expression template with $old and $new replaced by the quoted column
+-- names old and new (the online recipes' up/down, using/reverse_using).
+function D.expand_template(db, t, old, new)
+  return (t:gsub("%$old", function() return D.qi(db, old) end)
+           :gsub("%$new", function() return D.qi(db, new) end))
+end
+
 -- A quoted column list from a Lua list of names.
 function D.column_list(db, cols, what, name)
   if type(cols) ~= "table" or #cols == 0 then
@@ -363,17 +370,17 @@ end
 
 local BACKFILL_OPTIONS = {
   name = true, table = true, set = true, where = true, into = true, columns = true,
-  select = true, on_conflict = true, key = true, batch_min = true, batch_max = true,
+  select = true, on_conflict = true, key = true, key_columns = true, batch_min = true, batch_max = true,
   target_ms = true, sleep_ratio = true, lock_timeout_ms = true, max_retries = true,
   max_lag = true, throttle_query = true,
 }
 -- the options in the order shift.backfill_create's call names them
 local BACKFILL_ORDER = { "set", "where", "into", "columns", "select", "on_conflict", "key",
-                         "batch_min", "batch_max", "target_ms", "sleep_ratio", "lock_timeout_ms",
+                         "key_columns", "batch_min", "batch_max", "target_ms", "sleep_ratio", "lock_timeout_ms",
                          "max_retries", "max_lag", "throttle_query" }
 local BACKFILL_CASTS = {
   table = "pg_catalog.regclass", into = "pg_catalog.regclass", key = "pg_catalog.regclass",
-  columns = "pg_catalog.text[]", batch_min = "pg_catalog.int4", batch_max = "pg_catalog.int4",
+  columns = "pg_catalog.text[]", key_columns = "pg_catalog.text[]", batch_min = "pg_catalog.int4", batch_max = "pg_catalog.int4",
   target_ms = "pg_catalog.int4", sleep_ratio = "pg_catalog.float8",
   lock_timeout_ms = "pg_catalog.int4", max_retries = "pg_catalog.int4",
   max_lag = "pg_catalog.interval",
@@ -404,7 +411,7 @@ local function backfill_create_sql(db, opts, name)
   c.arg("relation", opts.table, BACKFILL_CASTS.table)
   for _, k in ipairs(BACKFILL_ORDER) do
     local v = opts[k]
-    if k == "columns" and v ~= nil then v = D.array_literal(v) end
+    if (k == "columns" or k == "key_columns") and v ~= nil then v = D.array_literal(v) end
     if k == "max_lag" and v == false then
       c.literal("max_lag => NULL")
     else
@@ -427,6 +434,9 @@ local function check_backfill_options(opts)
   end
   if opts.columns ~= nil and type(opts.columns) ~= "table" then
     error("db:backfill: 'columns' must be a list of column names", 3)
+  end
+  if opts.key_columns ~= nil and type(opts.key_columns) ~= "table" then
+    error("db:backfill: 'key_columns' must be a list of column names", 3)
   end
   return opts
 end
