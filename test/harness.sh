@@ -298,6 +298,15 @@ bg_start() {
   BG_PIDS+=($!)
   BG_FILES+=("$1")
 }
+# bg_prepare: makes, before files run side by side, what they would race to
+# make on a fresh cluster: pg_shift's roles (the first CREATE EXTENSION of a
+# cluster makes them; two at once, one fails on the duplicate) and pg_cron.
+bg_prepare() {
+  psql -X -q -d postgres -c "CREATE EXTENSION IF NOT EXISTS pg_cron" >/dev/null || die "CREATE EXTENSION pg_cron failed"
+  createdb pgshift_prepare || die "createdb pgshift_prepare failed"
+  psql -X -q -d pgshift_prepare -c "CREATE EXTENSION pg_shift" >/dev/null || die "CREATE EXTENSION pg_shift failed"
+  dropdb pgshift_prepare
+}
 bg_join() {
   local i t out rc secs
   for i in "${!BG_PIDS[@]}"; do
@@ -331,6 +340,7 @@ suite_integration() {
   done
   for t in "${files[@]}"; do
     if marked "$t" background; then
+      [ ${#BG_PIDS[@]} -gt 0 ] || bg_prepare
       say "--- $t: started in the background (its output follows once it has finished)"
       bg_start "$t" "$PGS_TMP/$(basename "$t").out"
     fi
