@@ -113,10 +113,15 @@ cluster_start() {
   local bindir
   bindir=$("$(pg_config_path)" --bindir)
   export PGSHIFT_PGBIN=$bindir
+  # psql, createdb, dropdb of this server's own version, found first: on
+  # Debian, /usr/bin/psql is pg_wrapper, a Perl script that costs some 50 ms
+  # of CPU a call before it runs the same binary, and the suites call psql
+  # many thousand times
+  export PATH=$bindir:$PATH
   PGS_TMP=$(mktemp -d /tmp/pgshift-cluster.XXXXXX)
   chmod 755 "$PGS_TMP"
   [ "$(id -u)" -ne 0 ] || chown postgres: "$PGS_TMP"
-  export PGHOST=$PGS_TMP PGPORT
+  export PGHOST=$PGS_TMP PGPORT PGSHIFT_TMP=$PGS_TMP
   PGPORT=$(free_port)
   export PGUSER=postgres PGDATABASE=postgres
   export PGSHIFT_DATA=$PGS_TMP/data PGSHIFT_LOG=$PGS_TMP/server.log
@@ -143,6 +148,11 @@ EOF
 
 cluster_stop() {
   [ -n "$PGS_TMP" ] || return 0
+  local h
+  # the logical pair the move tests share (test/integration/cluster.sh)
+  for h in "$PGS_TMP"/logical-pair/*/data; do
+    [ -f "$h/postmaster.pid" ] && as_pg "$PGSHIFT_PGBIN/pg_ctl" -D "$h" -m immediate -w stop >/dev/null 2>&1
+  done
   if [ -f "$PGSHIFT_DATA/postmaster.pid" ]; then
     as_pg "$PGSHIFT_PGBIN/pg_ctl" -D "$PGSHIFT_DATA" -m fast -w -t 60 stop >/dev/null 2>&1 \
       || as_pg "$PGSHIFT_PGBIN/pg_ctl" -D "$PGSHIFT_DATA" -m immediate -w stop >/dev/null 2>&1 || true
@@ -155,7 +165,7 @@ cluster_stop() {
   PGS_TMP=""
 }
 
-on_exit() { local rc=$?; cluster_stop; exit "$rc"; }
+on_exit() { local rc=$?; bg_kill; cluster_stop; exit "$rc"; }
 trap on_exit EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -166,6 +176,30 @@ FAILED=0
 FAILURES=()
 pass() { PASSED=$((PASSED + 1)); }
 fail() { FAILED=$((FAILED + 1)); FAILURES+=("$1"); }
+
+# took NAME SECS: prints "# NAME took SECS s" (a TAP comment: not counted)
+# and keeps it for the timing table printed at the end of the run.
+TIMES=()
+took() {
+  local cpu=""
+  [ -z "${3:-}" ] || cpu=" ($3 s of CPU in its own processes, not counting the server)"
+  say "# $1 took $2 s$cpu"
+  TIMES+=("$(printf '%5d s  %s' "$2" "$1")")
+}
+
+# child_cpu: the CPU time (user + system) of this shell's waited-for children
+# so far, in hundredths of a second: less noisy than the clock on a shared
+# machine.
+# (times runs in this shell, not in a $(...) whose children are none)
+CPU=0
+child_cpu() {
+  local u s f=${PGS_TMP:-/tmp}/times.$$
+  times >"$f"
+  { read -r _; read -r u s; } <"$f"
+  rm -f "$f"
+  CPU=$(awk -v u="$u" -v s="$s" 'function sec(t) { split(t, a, "m"); return a[1] * 60 + a[2] }
+                                 BEGIN { printf "%d", (sec(u) + sec(s)) * 100 }')
+}
 
 # Counts TAP lines ("ok N - x" / "not ok N - x") from a file.
 count_tap() {
@@ -250,19 +284,83 @@ wanted_test() {
   return 1
 }
 
+# An integration file with the line "# harness: background" in its header
+# spends most of its time waiting (for pg_cron's next minute): it is started
+# first, in its own process group, and runs beside the other files in their
+# order up to the first file with the line "# harness: alone" (one that restarts
+# the server or uses the ports next to its port), before which the harness
+# waits for it.  Its output is kept in its own file and printed, whole, once
+# it has finished; its TAP lines are counted then, as any file's.
+BG_PIDS=()
+BG_FILES=()
+marked() { grep -qx "# harness: $2" "$1"; }
+bg_start() {
+  setsid bash -c 'start=$SECONDS; bash "$1" >"$2" 2>&1; echo "$? $((SECONDS - start))" >"$2.rc"' _ "$1" "$2" &
+  BG_PIDS+=($!)
+  BG_FILES+=("$1")
+}
+# bg_prepare: makes, before files run side by side, what they would race to
+# make on a fresh cluster: pg_shift's roles (the first CREATE EXTENSION of a
+# cluster makes them; two at once, one fails on the duplicate) and pg_cron.
+bg_prepare() {
+  psql -X -q -d postgres -c "CREATE EXTENSION IF NOT EXISTS pg_cron" >/dev/null || die "CREATE EXTENSION pg_cron failed"
+  createdb pgshift_prepare || die "createdb pgshift_prepare failed"
+  psql -X -q -d pgshift_prepare -c "CREATE EXTENSION pg_shift" >/dev/null || die "CREATE EXTENSION pg_shift failed"
+  dropdb pgshift_prepare
+}
+bg_join() {
+  local i t out rc secs
+  for i in "${!BG_PIDS[@]}"; do
+    t=${BG_FILES[$i]}
+    out=$PGS_TMP/$(basename "$t").out
+    wait "${BG_PIDS[$i]}" || true
+    read -r rc secs <"$out.rc" || { rc=99; secs=0; }
+    say "--- $t (ran in the background)"
+    cat "$out"
+    count_tap "$out" "$(basename "$t" .sh)"
+    took "$(basename "$t" .sh)" "$secs"
+    if [ "$rc" -ne 0 ] && ! grep -q '^not ok' "$out"; then
+      fail "$(basename "$t"): exited $rc before finishing"
+    fi
+  done
+  BG_PIDS=()
+  BG_FILES=()
+}
+bg_kill() {
+  local p
+  for p in "${BG_PIDS[@]}"; do kill -- "-$p" 2>/dev/null || true; done
+}
+
 suite_integration() {
   say "==> integration: pgshift against the server"
-  local t out
+  local t out start cpu files=()
   for t in test/integration/[0-9]*.sh; do
     [ -e "$t" ] || continue
     if [ -n "${PGSHIFT_TESTS:-}" ] && ! wanted_test "$t"; then continue; fi
+    files+=("$t")
+  done
+  for t in "${files[@]}"; do
+    if marked "$t" background; then
+      [ ${#BG_PIDS[@]} -gt 0 ] || bg_prepare
+      say "--- $t: started in the background (its output follows once it has finished)"
+      bg_start "$t" "$PGS_TMP/$(basename "$t").out"
+    fi
+  done
+  for t in "${files[@]}"; do
+    marked "$t" background && continue
+    marked "$t" alone && bg_join
     out=$PGS_TMP/$(basename "$t").out
     say "--- $t"
+    start=$SECONDS
+    child_cpu; cpu=$CPU
     run_tap "$out" "$(basename "$t" .sh)" bash "$t"
+    child_cpu; cpu=$((CPU - cpu))
+    took "$(basename "$t" .sh)" $((SECONDS - start)) "$((cpu / 100)).$(printf '%02d' $((cpu % 100)))"
     if [ $TAP_RC -ne 0 ] && ! grep -q '^not ok' "$out"; then
       fail "$(basename "$t"): exited $TAP_RC before finishing"
     fi
   done
+  bg_join
 }
 
 cmd_test() {
@@ -271,14 +369,17 @@ cmd_test() {
   deps
   build_install
   cluster_start
-  local s
+  local s start
   for s in "${suites[@]}"; do
     case "$s" in
-      meta|regress|unit|integration) "suite_$s" ;;
+      meta|regress|unit|integration) start=$SECONDS; "suite_$s"; took "suite $s" $((SECONDS - start)) ;;
       *) die "unknown suite '$s' (meta, regress, unit, integration)" ;;
     esac
   done
   cluster_stop
+  TIMES+=("$(printf '%5d s  %s' "$SECONDS" "the whole run (build and cluster included)")")
+  say ""; say "timing (seconds, longest first):"
+  printf '%s\n' "${TIMES[@]}" | sort -rn
   if [ ${#FAILURES[@]} -gt 0 ]; then
     say ""; say "failed:"; printf '  %s\n' "${FAILURES[@]}"
   fi

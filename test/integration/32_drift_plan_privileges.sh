@@ -39,8 +39,10 @@ new_db drift_other
 DB=$DB_A
 psql -X -q -d "it_drift_other" -c "SELECT shift.try_lock('drifty'), pg_sleep(5)" >/dev/null &
 other=$!
+# (locks of this database: files in the background hold others)
 for _ in $(seq 1 50); do
-  [ "$(psql -X -A -t -d it_drift_other -c "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")" = 1 ] && break
+  [ "$(psql -X -A -t -d it_drift_other -c "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
+                  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")" = 1 ] && break
   sleep 0.1
 done
 expect_eq "lock_holder sees only this database's locks" "$(q "SELECT count(*) FROM shift.lock_holder('drifty')")" 0

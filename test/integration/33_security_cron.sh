@@ -5,6 +5,9 @@
 # refused, and a superuser's schedule of an operator's job runs the
 # operator's SQL as the operator, never as the superuser.  (The rest of the
 # security suite is pg_regress: test/sql/security.sql.)
+# It waits for pg_cron's next minute: test/harness.sh starts it first and runs
+# the other files beside it.
+# harness: background
 . "$(dirname "$0")/lib.sh"
 
 new_db seccron

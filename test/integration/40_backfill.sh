@@ -4,6 +4,8 @@
 # run finishes and every row was processed exactly once (a non-idempotent
 # n = n + 1, compared row by row with a snapshot taken before).  Also:
 # concurrent writers, parallel jobs, lock timeouts retried, Ctrl-C, progress.
+# It restarts the server: test/harness.sh runs no background file beside it.
+# harness: alone
 . "$(dirname "$0")/lib.sh"
 
 new_db backfill

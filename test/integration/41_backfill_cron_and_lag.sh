@@ -2,6 +2,9 @@
 # Backfill with the world around it: a real pg_cron (preloaded by the harness)
 # finishes a job over several scheduled runs, and a real streaming standby
 # whose replay is paused makes a job wait until it catches up.
+# It waits for pg_cron's next minute: test/harness.sh starts it first and runs
+# the other files beside it.
+# harness: background
 . "$(dirname "$0")/lib.sh"
 
 new_db bfcron

@@ -9,6 +9,9 @@
 # lists, a view, a quoted column name with a comma, enums, domains and
 # composites whose type OIDs differ between the servers, a LATIN1 database,
 # and rows written during the compare (in flight, not different).
+# It starts clusters on the ports after the harness's one: test/harness.sh
+# runs no background file beside it.
+# harness: alone
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/cluster.sh"
 

@@ -7,6 +7,9 @@
 # in each, writes the downstream side has not applied yet when the compare
 # starts are waited for instead of being reported (with --recheck 0, so the
 # recheck cannot hide them).
+# It starts clusters on the ports after the harness's one: test/harness.sh
+# runs no background file beside it.
+# harness: alone
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/cluster.sh"
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # online.move_tables: two related tables (a foreign key between them,
 # bigserial sequences) moved from a second cluster (the source, wal_level =
-# logical) into the harness's cluster (the target) with PostgreSQL's logical
+# logical: A of the pair the move tests share, cluster.sh) into the harness's cluster (the target) with PostgreSQL's logical
 # replication, while writers insert on the source; phase by phase: check,
 # schema, subscribe, sync (progress per table), validate (pgshift compare at
 # one WAL position).  Then a slot left behind without its subscription:
@@ -9,23 +9,26 @@
 # subscription or slot is left on either side.  Last, the check's advice on
 # a source with wal_level = replica.  The password given in the target's
 # DSN is never printed nor stored.
+# It starts clusters on the ports after the harness's one: test/harness.sh
+# runs no background file beside it.
+# harness: alone
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/cluster.sh"
 
 new_db move
 TGT_DB=$DB
-second_cluster_start || { echo "Bail out! could not start a second cluster"; exit 1; }
+# the source: cluster A of the pair the move tests share
+logical_pair_start || { echo "Bail out! could not start the logical pair"; exit 1; }
+SECOND_HOST=$A_HOST SECOND_PORT=$A_PORT SECOND_DSN=$A_DSN
 WRITER=""
 stop_all() {
   touch "$WORK/writer.stop"; [ -z "$WRITER" ] || wait "$WRITER" 2>/dev/null
   q "DROP SUBSCRIPTION IF EXISTS shift_move_orders" >/dev/null 2>&1
-  second_cluster_stop; cleanup
+  logical_pair_clean "$TGT_DB"; cleanup
 }
 trap stop_all EXIT
 
-echo "wal_level = logical" >>"$SECOND_HOST/data/postgresql.conf"
-_second_as_owner "$PGSHIFT_PGBIN/pg_ctl" -D "$SECOND_HOST/data" -l "$SECOND_HOST/server.log" -w -t 60 restart \
-  >/dev/null || { echo "Bail out! could not restart the second cluster"; exit 1; }
+logical_pair_clean "$DB"
 createdb -h "$SECOND_HOST" -p "$SECOND_PORT" -U postgres "$DB"
 q2() { psql -X -q -A -t -v ON_ERROR_STOP=1 -h "$SECOND_HOST" -p "$SECOND_PORT" -U postgres -d "$DB" -c "$1"; }
 SRC="$SECOND_DSN dbname=$DB"

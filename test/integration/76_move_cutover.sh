@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # online.move_tables' cut-over, its way back and the contract, between two
-# clusters with wal_level = logical (A, the source; B, the target), while an
+# clusters with wal_level = logical (A, the source; B, the target: the pair
+# the move tests share, cluster.sh), while an
 # application writes: a loop that inserts a customer and an order as role
 # app on whichever side it believes live, and on a fence error
 # (insufficient_privilege) retries on the other side.  After the cut-over:
@@ -13,30 +14,29 @@
 # fence and drops the reverse path, the forward direction streams again.
 # The writer saw no error but retried fences.  The fence durations are
 # printed (test/bench/move_fence.sh measures them under load).
+# It starts clusters on the ports after the harness's one: test/harness.sh
+# runs no background file beside it.
+# harness: alone
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/cluster.sh"
 
 DB=it_move_cutover
-second_cluster_start || { echo "Bail out! could not start cluster A"; exit 1; }
-A_HOST=$SECOND_HOST A_PORT=$SECOND_PORT
-PGPORT_SAVED=$PGPORT; PGPORT=$((PGPORT + 1))
-second_cluster_start || { SECOND_HOST=$A_HOST; second_cluster_stop; echo "Bail out! could not start cluster B"; exit 1; }
-PGPORT=$PGPORT_SAVED
-B_HOST=$SECOND_HOST B_PORT=$SECOND_PORT
+logical_pair_start || { echo "Bail out! could not start the logical pair"; exit 1; }
 WRITER=""
+# what this file makes on the pair, removed (before and after it)
+pair_reset() {
+  logical_pair_clean "$DB"
+  for h in "$A_HOST:$A_PORT" "$B_HOST:$B_PORT"; do
+    psql -X -q -h "${h%:*}" -p "${h#*:}" -U postgres -d postgres -c "DROP ROLE IF EXISTS app, U&\"it76\\001Eapp\"" 2>/dev/null
+  done
+}
 stop_all() {
   touch "$WORK/writer.stop"; [ -z "$WRITER" ] || wait "$WRITER" 2>/dev/null
-  SECOND_HOST=$B_HOST; second_cluster_stop
-  SECOND_HOST=$A_HOST; second_cluster_stop
-  cleanup
+  pair_reset; cleanup
 }
 trap stop_all EXIT
+pair_reset
 
-for h in "$A_HOST" "$B_HOST"; do
-  echo "wal_level = logical" >>"$h/data/postgresql.conf"
-  _second_as_owner "$PGSHIFT_PGBIN/pg_ctl" -D "$h/data" -l "$h/server.log" -w -t 60 restart >/dev/null ||
-    { echo "Bail out! could not restart $h"; exit 1; }
-done
 qa() { psql -X -q -A -t -v ON_ERROR_STOP=1 -h "$A_HOST" -p "$A_PORT" -U postgres -d "$DB" -c "$1"; }
 qb() { psql -X -q -A -t -v ON_ERROR_STOP=1 -h "$B_HOST" -p "$B_PORT" -U postgres -d "$DB" -c "$1"; }
 for h in "$A_HOST:$A_PORT" "$B_HOST:$B_PORT"; do

@@ -6,6 +6,8 @@
 # INVALID index the next run replaces).  Then every phase is rolled back one by
 # one and run again; at the end every row agrees, pgbench saw no failure, and
 # the history records what happened.
+# It restarts the server: test/harness.sh runs no background file beside it.
+# harness: alone
 . "$(dirname "$0")/lib.sh"
 
 new_db ex_users

@@ -9,6 +9,8 @@
 # failed transaction, shift.compare finds no difference (forward, and in
 # reverse after the cut-over and after its rollback), and the bookkeeping
 # tells the true story, failures included.
+# It restarts the server: test/harness.sh runs no background file beside it.
+# harness: alone
 . "$(dirname "$0")/lib.sh"
 
 new_db ex_orders

@@ -7,6 +7,8 @@
 # contract waits for its lock.  Every phase before the contract is rolled back
 # under load and run again.  At the end every row agrees, pgbench saw no
 # failure, and the history records what happened.
+# It restarts the server: test/harness.sh runs no background file beside it.
+# harness: alone
 . "$(dirname "$0")/lib.sh"
 
 new_db ex_customers

@@ -12,6 +12,8 @@
 # reverse after the cut-over and after its rollback), and the bookkeeping
 # tells the true story, failures included.  Then, on a small fresh table, the
 # migration is rolled back from each phase before its point of no return.
+# It restarts the server: test/harness.sh runs no background file beside it.
+# harness: alone
 . "$(dirname "$0")/lib.sh"
 
 EX=$PGSHIFT_ROOT/scripts/examples/events_partition_by_month.lua

@@ -9,6 +9,8 @@
 # payment is without an account, NOT NULL and the foreign key hold and are
 # validated, pgbench saw no failed transaction, the bookkeeping tells the
 # true story, and a rollback to the start removes what the migration added.
+# It restarts the server: test/harness.sh runs no background file beside it.
+# harness: alone
 . "$(dirname "$0")/lib.sh"
 
 new_db ex_payments

@@ -9,6 +9,8 @@
 # found); then twenty terminations of the runner's session during a backfill
 # that is not idempotent.  `make soak SEED= MINUTES=` runs the same model for
 # long.
+# It restarts the server: test/harness.sh runs no background file beside it.
+# harness: alone
 set -uo pipefail
 : "${PGSHIFT:?run integration tests through test/harness.sh (make test)}"
 export PYTHONDONTWRITEBYTECODE=1

@@ -16,6 +16,8 @@
 # cut-over and the contract run.  No write fails.  Last, updates that must
 # not happen stop and change nothing: a view of the user's on a table of
 # pg_shift, a sync whose row was edited since its triggers were made.
+# It restarts the server: test/harness.sh runs no background file beside it.
+# harness: alone
 . "$(dirname "$0")/lib.sh"
 
 PGBENCH=$PGSHIFT_PGBIN/pgbench

@@ -312,7 +312,7 @@ class World:
                        "AND application_name LIKE 'pgshift%%' AND pid <> pg_backend_pid()")
             if n == 0:
                 return
-            time.sleep(0.2)
+            time.sleep(0.05)
         raise Violation("a pgshift session is still there %d s after its runner ended" % timeout)
 
     def restart_server(self):
@@ -642,10 +642,20 @@ def terminations(count, seed):
     done = 0
     rc = 0
     try:
+        started = time.time()
         w.pgshift(["run", w.paths["bump"], "--to", "expand"])
         w.q("SELECT 1")
+
+        # the job's batches, polled every 5 ms through one connection (the
+        # server is never restarted here; a connection a poll costs a backend)
+        poll = w.connect()
+
+        def batches():
+            with poll.cursor() as cur:
+                cur.execute("SELECT coalesce(max(batches), 0) FROM shift.backfill WHERE name = 'bump:backfill'")
+                return cur.fetchone()[0]
         while done < count:
-            before = w.v("SELECT coalesce(max(batches), 0) FROM shift.backfill WHERE name = 'bump:backfill'")
+            before = batches()
             p = w.pgshift(["run", w.paths["bump"], "--to", "backfill", "--lock-wait", "5"], background=True)
             # the kill lands while the job works: after it has committed
             # between one and twenty more batches than before (a fixed delay let
@@ -653,8 +663,7 @@ def terminations(count, seed):
             # 20 kills x 20 batches of 100 rows stay under ROWS, so each of them
             # finds the job unfinished
             want = before + rnd.randint(1, 20)
-            while p.poll() is None and w.v("SELECT coalesce(max(batches), 0) FROM shift.backfill "
-                                           "WHERE name = 'bump:backfill'") < want:
+            while p.poll() is None and batches() < want:
                 time.sleep(0.005)
             time.sleep(rnd.uniform(0, 0.01))
             # on a loaded machine the runner may not have connected yet: a
@@ -671,8 +680,16 @@ def terminations(count, seed):
             p.communicate(timeout=120)
             done += 1
             check(w)
+        poll.close()
+        # the terminations are over: the rest of the job runs without its
+        # rests (sleep_ratio 8 kept the runs above slow enough to be caught),
+        # under the writers' load still, and must bump each row left once
+        w.q("SELECT shift.backfill_set('bump:backfill', sleep_ratio => 0)")
+        last = time.time()
         rc_run, out = w.pgshift(["run", w.paths["bump"], "--lock-wait", "10"])
         check(w)
+        print("# %d terminations in %.0f s, then the last run in %.0f s" % (
+            done, last - started, time.time() - last))
         bumped = w.q("SELECT bumped, count(*) FROM counters GROUP BY 1 ORDER BY 1")
         ok = rc_run == 0 and bumped and len(bumped) == 1 and bumped[0][0] == 1
         tap(ok, 1, "%d terminations of the runner's session during a non-idempotent backfill under load:"
