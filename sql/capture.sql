@@ -182,9 +182,10 @@ $$;
  * a unique index on exactly those columns.  columns and select => are the
  * backfill's: the table's columns and the matching expressions over the
  * source (default: the table's columns the source has too).  backfill =>
- * names the backfill job that copies the rows first: the capture applies
- * nothing before that job is done (the job's copy could otherwise write a
- * row older than one the capture applied).  The statements are planned
+ * names the backfill job that copies the rows first (made after the
+ * capture, or not started yet: its bound must come after the triggers):
+ * the capture applies nothing before that job is done (the job's copy
+ * could otherwise write a row older than one the capture applied).  The statements are planned
  * here as the caller, so that a mistake surfaces now.
  */
 CREATE FUNCTION shift_internal.capture_create(
@@ -270,10 +271,6 @@ BEGIN
     RAISE EXCEPTION 'the columns of capture "%" leave out key column %', v_name, missing
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  IF backfill IS NOT NULL AND NOT EXISTS (SELECT FROM @extschema@.backfill b WHERE b.name = capture_create.backfill) THEN
-    RAISE EXCEPTION 'backfill job "%" does not exist', backfill
-      USING ERRCODE = 'undefined_object';
-  END IF;
 
   c := ROW(v_name, changelog, source, "into", key_columns, cols,
            coalesce("select", (SELECT string_agg(quote_ident(x), ', ' ORDER BY o) FROM unnest(cols) WITH ORDINALITY u(x, o))),
@@ -296,6 +293,18 @@ BEGIN
             HINT = format('Drop it with shift.capture_drop(%L) or choose another name.', v_name);
   END IF;
 
+  -- the triggers must be writing the changelog before the backfill fixes its
+  -- bound: a row written between the bound and the triggers would be in neither
+  IF EXISTS (SELECT FROM @extschema@.backfill b
+              WHERE b.name = capture_create.backfill AND b.upper_key IS NOT NULL) THEN
+    RAISE EXCEPTION 'backfill job "%" has started: capture "%" must be made before it', backfill, v_name
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = 'A row the source writes after the backfill fixed its bound and before the changelog''s triggers existed would be copied by neither.',
+            HINT = 'Install the changelog''s triggers and create the capture first, then start the backfill; or drop the job and start it again.';
+  END IF;
+  -- the changelog is read once, as the caller: one the remote side lacks fails here
+  PERFORM shift_internal._capture_exec(c.owner, c.search_path,
+    format('SELECT 1 FROM %s LIMIT 1', c.changelog), true);
   -- plan both statements as the caller: a wrong column, type or select => fails here
   PERFORM shift_internal._capture_exec(c.owner, c.search_path,
     'EXPLAIN (COSTS OFF) ' || shift_internal._capture_read_sql(c, 'l.seq OPERATOR(pg_catalog.>) 0', 1), true);
@@ -372,9 +381,14 @@ BEGIN
     WITH f AS (DELETE FROM @extschema@.capture_gap g
                 WHERE g.capture = c.name AND g.noted_at < now() - c.gap_timeout RETURNING 1)
     SELECT count(*) INTO forgotten FROM f;
-    SELECT string_agg(format('(l.seq OPERATOR(pg_catalog.>=) %s AND l.seq OPERATOR(pg_catalog.<=) %s)', g.lo, g.hi),
-                      ' OR ' ORDER BY g.lo)
+    -- one-value gaps (the common kind: a rollback) as one IN list
+    SELECT concat_ws(' OR ',
+             'l.seq OPERATOR(pg_catalog.=) ANY (' || quote_literal(array_agg(g.lo ORDER BY g.lo)
+                                                     FILTER (WHERE g.lo = g.hi)::pg_catalog.text) || ')',
+             string_agg(format('(l.seq OPERATOR(pg_catalog.>=) %s AND l.seq OPERATOR(pg_catalog.<=) %s)', g.lo, g.hi),
+                        ' OR ' ORDER BY g.lo) FILTER (WHERE g.lo < g.hi))
       INTO gapcond FROM @extschema@.capture_gap g WHERE g.capture = c.name;
+    gapcond := nullif(gapcond, '');
     allkeys := '[]';
     IF gapcond IS NOT NULL THEN
       got := shift_internal._capture_exec(c.owner, c.search_path,
@@ -542,9 +556,9 @@ AS $$ SELECT '`' || replace(x, '`', '``') || '`' $$;
  * The MySQL/MariaDB script that makes (install) or drops (remove) a
  * changelog table and the three AFTER triggers on source_table that fill
  * it; key_types gives each key column's MySQL type (as the source table
- * declares it).  The install is idempotent in effect: it fails on triggers
- * that exist already, before writing anything.  Run it with the mariadb or
- * mysql client, as a user with the TRIGGER and CREATE privileges.
+ * declares it).  The install fails on triggers that exist already.  Run it
+ * with the mariadb or mysql command-line client (it uses DELIMITER), as a
+ * user with the TRIGGER and CREATE privileges.
  */
 CREATE FUNCTION @extschema@.capture_mysql_sql(source_table pg_catalog.text, key_columns pg_catalog.text[],
                                               key_types pg_catalog.text[], changelog_table pg_catalog.text,
@@ -591,26 +605,34 @@ BEGIN
                 || ') ENGINE=InnoDB;' || chr(10),
                 log, (SELECT string_agg('  ' || shift_internal.mysql_ident(k) || ' ' || t || ' NOT NULL', ',' || chr(10) ORDER BY o)
                         FROM unnest(key_columns, key_types) WITH ORDINALITY u(k, t, o)));
-  -- an UPDATE that changes the key logs the old key and the new one
+  -- an UPDATE that changes the key logs the old key too.  Each INSERT is a
+  -- simple one (VALUES, its row count known): InnoDB then takes exactly the
+  -- seq values it uses, where INSERT ... SELECT would reserve more and leave
+  -- gaps behind.  The UPDATE trigger's IF needs a compound statement, hence
+  -- the client's DELIMITER.
+  out := out || 'DELIMITER //' || chr(10);
   FOREACH ev IN ARRAY ARRAY['INSERT', 'UPDATE', 'DELETE'] LOOP
     trig := db || shift_internal.mysql_ident(changelog_table || '_' || lower(left(ev, 3)));
     out := out || format('CREATE TRIGGER %s AFTER %s ON %s FOR EACH ROW ', trig, ev, src);
     IF ev = 'INSERT' THEN
-      out := out || format('INSERT INTO %s (%s, kind) VALUES (%s, ''I'');', log, kcols,
+      out := out || format('INSERT INTO %s (%s, kind) VALUES (%s, ''I'')', log, kcols,
                (SELECT string_agg('NEW.' || shift_internal.mysql_ident(k), ', ' ORDER BY o) FROM unnest(key_columns) WITH ORDINALITY u(k, o)));
     ELSIF ev = 'DELETE' THEN
-      out := out || format('INSERT INTO %s (%s, kind) VALUES (%s, ''D'');', log, kcols,
+      out := out || format('INSERT INTO %s (%s, kind) VALUES (%s, ''D'')', log, kcols,
                (SELECT string_agg('OLD.' || shift_internal.mysql_ident(k), ', ' ORDER BY o) FROM unnest(key_columns) WITH ORDINALITY u(k, o)));
     ELSE
-      out := out || format('INSERT INTO %s (%s, kind) SELECT %s, ''U'' UNION ALL SELECT %s, ''D'' FROM DUAL WHERE NOT (%s);',
+      out := out || format('BEGIN INSERT INTO %s (%s, kind) VALUES (%s, ''U''); '
+                           'IF NOT (%s) THEN INSERT INTO %s (%s, kind) VALUES (%s, ''D''); END IF; END',
                log, kcols,
                (SELECT string_agg('NEW.' || shift_internal.mysql_ident(k), ', ' ORDER BY o) FROM unnest(key_columns) WITH ORDINALITY u(k, o)),
-               (SELECT string_agg('OLD.' || shift_internal.mysql_ident(k), ', ' ORDER BY o) FROM unnest(key_columns) WITH ORDINALITY u(k, o)),
                (SELECT string_agg(format('OLD.%s <=> NEW.%s', shift_internal.mysql_ident(k), shift_internal.mysql_ident(k)), ' AND ' ORDER BY o)
-                  FROM unnest(key_columns) WITH ORDINALITY u(k, o)));
+                  FROM unnest(key_columns) WITH ORDINALITY u(k, o)),
+               log, kcols,
+               (SELECT string_agg('OLD.' || shift_internal.mysql_ident(k), ', ' ORDER BY o) FROM unnest(key_columns) WITH ORDINALITY u(k, o)));
     END IF;
-    out := out || chr(10);
+    out := out || '//' || chr(10);
   END LOOP;
+  out := out || 'DELIMITER ;' || chr(10);
   RETURN out;
 END
 $$;
