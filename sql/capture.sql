@@ -333,7 +333,9 @@ LANGUAGE C;
  *
  * Applies up to max_batches batches in the caller's transaction, each with
  * its checkpoint: the rows and the checkpoint commit together, or neither.
- * caught_up: the last batch read fewer changes than batch_size.
+ * changes: the changelog rows applied (late: those of them found in gaps);
+ * keys: the distinct keys re-read, summed over the batches; caught_up: the
+ * last batch read fewer changes than batch_size.
  */
 CREATE FUNCTION shift_internal.capture_apply(name pg_catalog.text, max_batches pg_catalog.int4 DEFAULT 1,
   OUT changes pg_catalog.int8, OUT keys pg_catalog.int8, OUT upserted pg_catalog.int8,
@@ -430,7 +432,7 @@ BEGIN
       deleted := deleted + res[2]::pg_catalog.int8;
       keys := keys + jsonb_array_length(allkeys);
     END IF;
-    changes := changes + (batch->>'n')::int8;
+    changes := changes + (batch->>'n')::int8 + coalesce((got->>'n')::pg_catalog.int8, 0);
     UPDATE @extschema@.capture x
        SET last_seq = coalesce((batch->>'max')::pg_catalog.int8, x.last_seq),
            last_change_at = coalesce(batch->>'at', x.last_change_at),
