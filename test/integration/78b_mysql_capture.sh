@@ -183,6 +183,7 @@ echo "# changelog: $logged rows in $batches batches ($late found late), $upserte
 expect_eq "every changelog row applied exactly once, across the kill and the termination" "$changes" "$logged"
 expect_eq "the writers made changes of every kind" \
   "$(q "SELECT count(DISTINCT kind) >= 3 AND count(*) > 1000 FROM f_log")" t
+echo "# ${SECONDS}s: drained"
 q "CREATE TABLE expected_rows AS SELECT * FROM expected"
 expect_eq "no change lost: foreign table EXCEPT ALL copy is empty" \
   "$(q "SELECT count(*) FROM (TABLE expected_rows EXCEPT ALL TABLE orders) x")" 0
@@ -215,6 +216,7 @@ expect_in "the batch past the checkpoint: its order and limit are MariaDB's" "$r
 expect_in "the source is read for the batch's keys only" "$rq" \
   "FROM \`app\`.\`orders\` WHERE (\`id\`  IN ('3', '4'))"
 
+echo "# ${SECONDS}s: compared"
 # ---- a transaction that commits after a later one: its seq is a gap, then filled
 q "CREATE TABLE orders_ng (LIKE orders INCLUDING ALL); INSERT INTO orders_ng SELECT * FROM orders;
    SELECT shift.capture_create('nogap', 'f_log', 'f_orders', 'orders_ng', '{id}', \"select\" => \$\$$SELECT_LIST\$\$,
@@ -222,12 +224,13 @@ q "CREATE TABLE orders_ng (LIKE orders INCLUDING ALL); INSERT INTO orders_ng SEL
 q "CALL shift.capture_run('nogap')"
 echo "# ${SECONDS}s: nogap caught up"
 mkfifo "$WORK/tx.fifo"
-mariadb --no-defaults -S "$MARIADB_DIR/sock" -uroot -B app <"$WORK/tx.fifo" >"$WORK/tx.out" 2>&1 &
+mariadb --no-defaults -S "$MARIADB_DIR/sock" -uroot -B -n app <"$WORK/tx.fifo" >"$WORK/tx.out" 2>&1 &
 TX=$!
 exec 7>"$WORK/tx.fifo"
 echo "BEGIN; UPDATE orders SET note = 'committed late' WHERE id = 5; SELECT 'held';" >&7
 for _ in $(seq 1 50); do grep -q held "$WORK/tx.out" && break; sleep 0.1; done
 my "UPDATE app.orders SET note = 'committed first' WHERE id = 6"
+grep -q held "$WORK/tx.out" || not_ok "the transaction holding seq is open" "$(cat "$WORK/tx.out")"
 q "SELECT shift.capture_apply('cap', 10), shift.capture_apply('nogap', 10)" >/dev/null
 expect_eq "the apply saw the later change and kept the earlier seq as an open gap" \
   "$(q "SELECT o.note, (SELECT count(*) > 0 FROM shift.capture_gap g WHERE g.capture = 'cap') FROM orders o WHERE id = 6" | tr '|' ' ')" \
@@ -245,6 +248,7 @@ expect_eq "and the copy equals MariaDB again, both ways" \
   "$(q "SELECT (SELECT count(*) FROM (TABLE expected EXCEPT ALL TABLE orders) a) + (SELECT count(*) FROM (TABLE orders EXCEPT ALL TABLE expected) b)")" 0
 
 # ---- the rollback removes the triggers and the changelog from MariaDB
+echo "# ${SECONDS}s: late commit done"
 q "SELECT shift.capture_drop('nogap')" >/dev/null
 pgshift --dsn "dbname=$DB" rollback "$f"
 expect_rc "the migration rolls back" 0
