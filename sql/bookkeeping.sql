@@ -695,6 +695,12 @@ BEGIN
                     p.ordinal, phase, migration, blocker.ordinal, blocker.name, blocker.status
       USING ERRCODE = 'object_not_in_prerequisite_state';
   END IF;
+  -- a fresh up (not the resumption of an interrupted one) starts with no
+  -- memo: what an earlier up remembered was for a down that has run
+  IF p.status IN ('pending', 'rolled_back') OR (p.status = 'failed' AND NOT p.needs_cleanup) THEN
+    UPDATE @extschema@.phase x SET memo = NULL, memo_by = NULL
+     WHERE x.migration = p.migration AND x.name = p.name;
+  END IF;
   PERFORM shift_internal._phase_apply(p, mv, event_message => format('attempt %s', p.attempts + 1));
 END
 $$;
@@ -783,8 +789,15 @@ BEGIN
   IF memo IS NULL OR jsonb_typeof(memo) <> 'object' THEN
     RAISE EXCEPTION 'a phase''s memo must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  merged := coalesce(CASE WHEN p.memo_by = pg_get_userbyid(shift_internal.caller()) THEN p.memo END, '{}')
-            || memo;
+  -- another role acting for the owner does not replace what the running
+  -- phase remembered: the role that wrote it reads it back for the down
+  IF p.memo_by IS DISTINCT FROM pg_get_userbyid(shift_internal.caller()) AND p.memo IS NOT NULL
+     AND p.memo <> '{}' THEN
+    RAISE EXCEPTION 'phase "%" of migration "%" has remembered what role % wrote', p.name, m.name, p.memo_by
+      USING ERRCODE = 'insufficient_privilege',
+            HINT = format('Run or roll back this phase as role %s.', p.memo_by);
+  END IF;
+  merged := coalesce(p.memo, '{}') || memo;
   IF pg_column_size(merged) > 65536 THEN
     RAISE EXCEPTION 'the memo of phase "%" of migration "%" would be % bytes', p.name, m.name,
                     pg_column_size(merged)

@@ -80,10 +80,7 @@ local function rename_ident(s, name, by)
 end
 A.rename_ident = rename_ident
 
-local function expand_template(db, t, old, new)
-  return (t:gsub("%$old", function() return D.qi(db, old) end)
-           :gsub("%$new", function() return D.qi(db, new) end))
-end
+local expand_template = D.expand_template
 
 -- The column as the catalogs have it (nil in a dry run or if absent).
 local function inspect(r, db, column)

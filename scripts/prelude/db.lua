@@ -120,6 +120,13 @@ function D.qi(db, name)
   return db:quote_ident(tostring(name))
 end
 
+-- An expression template with $old and $new replaced by the quoted column
+-- names old and new (the online recipes' up/down, using/reverse_using).
+function D.expand_template(db, t, old, new)
+  return (t:gsub("%$old", function() return D.qi(db, old) end)
+           :gsub("%$new", function() return D.qi(db, new) end))
+end
+
 -- A quoted column list from a Lua list of names.
 function D.column_list(db, cols, what, name)
   if type(cols) ~= "table" or #cols == 0 then

@@ -28,11 +28,7 @@ local CHANGE_TYPE_OPTIONS = {
 -- The swap's renames are safe: both names exist throughout, kept equal by the sync.
 local SWAP_ALLOW = " /* shift:allow rename-column: both columns stay, kept equal by a sync */"
 
--- template with $old and $new replaced by quoted column names
-local function expand_template(db, t, old, new)
-  return (t:gsub("%$old", function() return D.qi(db, old) end)
-           :gsub("%$new", function() return D.qi(db, new) end))
-end
+local expand_template = D.expand_template
 
 local short_transaction = D.short_transaction
 

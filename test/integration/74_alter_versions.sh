@@ -101,7 +101,7 @@ old_write() {   # old_write STEP [N]: the old version alone writes
 # its new value (as pgroll's start does its backfill before the new schema
 # is used); until then the old version writes alone, through the backfill.
 run_case() {
-  local def0 f
+  local def0 f t0=$SECONDS
   case_setup
   pgshift --dsn "dbname=$DB" run "$f" --to c-expand
   expect_rc "$NAME: expand" 0
@@ -144,6 +144,7 @@ run_case() {
   expect_eq "$NAME: the old version is gone" "$(q "SELECT count(*) FROM pg_namespace WHERE nspname = 'v1'")" 0
   reads "after the contract" v2 ""
   [ -z "$FINAL" ] || expect_eq "$NAME: the table's final columns" "$(definition | head -1)" "$FINAL"
+  echo "# case $NAME: $((SECONDS - t0)) s"
 }
 
 # case_setup: the case's database, its table (SETUP), the table's definition

@@ -195,6 +195,15 @@ SELECT shift.phase_memo('m3', 'a', '{"default": null}');
 SELECT shift.phase_memo('m3', 'a', '"text"');
 SELECT shift.phase_memo('m3', 'a', jsonb_build_object('big', repeat('x', 70000)));
 SELECT memo, memo_by FROM shift.phase_status WHERE migration = 'm3';
+-- another role acting for the owner (a member of it) does not replace what
+-- the owner remembered: the owner's rollback could then not recall it
+RESET ROLE;
+CREATE ROLE regress_pgshift_deputy IN ROLE regress_pgshift_operator;
+SET ROLE regress_pgshift_deputy;
+SELECT shift.phase_memo('m3', 'a', '{"type": "bigint"}');
+RESET ROLE;
+SET ROLE regress_pgshift_operator;
+SELECT memo, memo_by FROM shift.phase_status WHERE migration = 'm3';
 UPDATE shift.phase SET memo = '{"type": "DROP TABLE x"}' WHERE migration = 'm3';
 SELECT shift.phase_done('m3', 'a');
 SELECT shift.phase_memo('m3', 'a', '{"type": "int"}');
@@ -211,6 +220,7 @@ SELECT role, message FROM shift.event WHERE migration = 'm3' AND kind = 'error';
 RESET ROLE;
 SELECT shift.unlock('m1'), shift.unlock('m2'), shift.unlock('m3');
 DROP ROLE regress_pgshift_plain;
+DROP ROLE regress_pgshift_deputy;
 DROP ROLE regress_pgshift_operator;
 DROP VIEW ph, ev;
 DROP EXTENSION pg_shift;
