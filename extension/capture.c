@@ -97,3 +97,25 @@ shift_capture_exec(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(value));
 }
+
+PG_FUNCTION_INFO_V1(shift_capture_check_select);
+
+/*
+ * shift_internal._capture_check_select(name text, sql text) returns void
+ *
+ * Refuses (SQLSTATE 54000) a capture's select => that is longer than a
+ * fragment may be, or that PostgreSQL's scanner would take too long on, as
+ * a backfill's: it is parsed again in every batch.
+ */
+Datum
+shift_capture_check_select(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	text	   *sql = PG_GETARG_TEXT_PP(1);
+	char	   *what = psprintf("select of capture \"%s\"", name);
+
+	shift_check_size(what, VARSIZE_ANY_EXHDR(sql), SHIFT_MAX_FRAGMENT, SHIFT_FRAGMENT_HINT);
+	shift_check_scannable(what, VARDATA_ANY(sql), VARSIZE_ANY_EXHDR(sql),
+						  SHIFT_MAX_FRAGMENT_SCAN_COST);
+	PG_RETURN_VOID();
+}

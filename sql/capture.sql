@@ -86,6 +86,12 @@ RETURNS pg_catalog.text
 AS 'MODULE_PATHNAME', 'shift_capture_exec'
 LANGUAGE C;
 
+-- Refuses a select => too long or too costly to scan (C, extension/capture.c).
+CREATE FUNCTION shift_internal._capture_check_select(name pg_catalog.text, sql pg_catalog.text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'shift_capture_check_select'
+LANGUAGE C STRICT;
+
 -- The columns of relation rel (not dropped, not system), in order.
 CREATE FUNCTION shift_internal._capture_columns(rel pg_catalog.regclass)
 RETURNS pg_catalog.text[]
@@ -222,6 +228,9 @@ BEGIN
   IF gap_timeout IS NULL OR gap_timeout < interval '0' THEN
     RAISE EXCEPTION 'gap_timeout must be an interval of 0 or more (got %)', gap_timeout
       USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF "select" IS NOT NULL THEN
+    PERFORM shift_internal._capture_check_select(v_name, "select");
   END IF;
   IF NOT (has_table_privilege(who, changelog, 'SELECT') AND has_table_privilege(who, source, 'SELECT')
           AND has_table_privilege(who, "into", 'SELECT') AND has_table_privilege(who, "into", 'INSERT')

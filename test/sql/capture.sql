@@ -35,6 +35,9 @@ SELECT shift.capture_create('c', 'cap_log', 'cap_src', 'cap_dst', '{id}', column
 SELECT shift.capture_create('c', 'cap_log', 'cap_src', 'cap_dst', '{id}', columns => '{id,v,len}',
                             "select" => 'id, v, no_such_column');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT shift.capture_create('c', 'cap_log', 'cap_src', 'cap_dst', '{id}', columns => '{id,v,len}',
+                            "select" => 'id, v, 1' || repeat(' ', 131072));
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT shift.capture_create('c', 'cap_log', 'cap_src', 'cap_dst', '{id}', if_exists => 'sometimes');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT shift.capture_apply('nobody');
