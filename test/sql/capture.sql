@@ -103,3 +103,28 @@ SELECT shift.capture_drop('c');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT shift.backfill_drop('cap_copy');
 DROP TABLE cap_src, cap_log, cap_dst, cap_nokey, cap_badlog, cap_textseq;
+
+-- a capture's SQL runs as the role that made it, whoever applies it; a role
+-- that may not act for that one may not apply it
+CREATE ROLE regress_cap_owner;
+CREATE ROLE regress_cap_other;
+GRANT shift_operator TO regress_cap_owner, regress_cap_other;
+GRANT CREATE ON SCHEMA public TO regress_cap_owner;
+SET ROLE regress_cap_owner;
+CREATE TABLE cap_src (id int PRIMARY KEY, v text NOT NULL);
+CREATE TABLE cap_log (seq bigint PRIMARY KEY, id int NOT NULL, kind char(1) NOT NULL, at timestamp NOT NULL DEFAULT now());
+CREATE TABLE cap_dst (id int PRIMARY KEY, v text);
+INSERT INTO cap_src VALUES (1, 'a');
+INSERT INTO cap_log (seq, id, kind) VALUES (1, 1, 'I');
+SELECT shift.capture_create('mine', 'cap_log', 'cap_src', 'cap_dst', '{id}', "select" => 'id, current_user');
+SET ROLE regress_cap_other;
+SELECT shift.capture_apply('mine');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT count(*) AS captures_seen FROM shift.capture_progress;
+RESET ROLE;
+SELECT changes, upserted FROM shift.capture_apply('mine');
+SELECT * FROM cap_dst;
+SELECT shift.capture_drop('mine');
+DROP TABLE cap_src, cap_log, cap_dst;
+REVOKE CREATE ON SCHEMA public FROM regress_cap_owner;
+DROP ROLE regress_cap_owner, regress_cap_other;
