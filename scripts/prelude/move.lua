@@ -108,7 +108,7 @@ end
 
 local MOVE_OPTIONS = { tables = true, target = true, name = true, source_conninfo = true,
                        sync_timeout = true, target_conninfo = true, app_roles = true, redirect = true,
-                       catchup_timeout = true, drop_source = true }
+                       catchup_timeout = true, drop_source = true, indexes = true }
 
 -- The connection to the target, one per recipe and run.
 local function target(r, db)
@@ -205,18 +205,42 @@ local function recorded(tgt, move, kind)
     .. " AND side = 'target' AND owner = CURRENT_USER ORDER BY created_at, object", move, kind)
 end
 
+-- The statements that make the moved tables on the target (the source's
+-- shift.move_schema), and a predicate telling which of them wait for the
+-- end of the initial copy: with indexes = "after_copy", the secondary
+-- indexes (those of no constraint), but an index that is a table's replica
+-- identity (the apply worker finds rows by it, and the schema names it).
+-- The copy then writes no index but the keys', and each secondary index is
+-- built once, from the copied rows, at the end of the sync phase.
+local function schema_statements(r, db)
+  local tables = D.array_literal(source_tables(r, db))
+  local stmts = D.query_at(db, r.site, "SELECT kind, object, statement FROM shift.move_schema($1::pg_catalog.text[])"
+    .. " ORDER BY ordinal", tables)
+  local replident = {}
+  if r.opts.indexes == "after_copy" then
+    for _, x in ipairs(D.lookup(db, r.site, "SELECT pg_catalog.pg_get_indexdef(i.indexrelid) AS def"
+        .. " FROM pg_catalog.pg_index i WHERE i.indisreplident AND i.indrelid OPERATOR(pg_catalog.=) ANY"
+        .. " (SELECT pg_catalog.to_regclass(t)::pg_catalog.oid FROM pg_catalog.unnest($1::pg_catalog.text[]) t)",
+        tables)) do
+      replident[x.def] = true
+    end
+  end
+  return stmts, function(st)
+    return r.opts.indexes == "after_copy" and st.kind == "index" and not replident[st.statement]
+  end
+end
+
 local function schema_up(r, db)
   local tgt = target(r, db)
   local move = names(r, db)
-  local stmts = D.query_at(db, r.site, "SELECT kind, object, statement FROM shift.move_schema($1::pg_catalog.text[])"
-    .. " ORDER BY ordinal", D.array_literal(source_tables(r, db)))
+  local stmts, after_copy = schema_statements(r, db)
   -- made by this move before (a run stopped half way): made again; there
   -- beforehand (empty, as the check said): kept, its statements skipped
   local ours = {}
   for _, k in ipairs({ "table", "sequence" }) do
     for _, o in ipairs(recorded(tgt, move, k)) do ours[o.object] = true end
   end
-  local keep, made = {}, 0
+  local keep, made, deferred = {}, 0, 0
   tgt:transaction(function(tx)
     -- the statements name what is not in pg_catalog with its schema: no
     -- object a role puts in a schema of the session's path can capture a
@@ -233,7 +257,11 @@ local function schema_up(r, db)
           output.log(s.object .. " exists on the target (empty): kept as it is")
         end
       end
-      if not keep[s.object] then
+      if keep[s.object] then
+        -- the table was there: nothing of it is made
+      elseif after_copy(s) then
+        deferred = deferred + 1
+      else
         D.exec_at(tx, r.site, s.statement)
         -- recorded once made (the record checks it is the caller's), in
         -- the same transaction: never one without the other
@@ -242,7 +270,9 @@ local function schema_up(r, db)
       end
     end
   end)
-  output.log(string.format("%d table%s made on the target", made, made == 1 and "" or "s"))
+  output.log(string.format("%d table%s made on the target%s", made, made == 1 and "" or "s",
+    deferred == 0 and "" or string.format("; %d secondary index%s made after the initial copy (indexes = \"after_copy\")",
+      deferred, deferred == 1 and "" or "es")))
 end
 
 local function schema_down(r, db)
@@ -385,11 +415,59 @@ local LAG_SQL_TARGET = [[
 SELECT pg_catalog.date_part('epoch', pg_catalog.now() - s.last_msg_send_time) AS seconds
   FROM pg_catalog.pg_stat_subscription s WHERE s.subname = $1 AND s.relid IS NULL]]
 
+-- indexes = "after_copy": each secondary index the schema phase left out,
+-- built on the target now that every table is copied (IF NOT EXISTS: a run
+-- stopped half way made some; each is its own transaction, so none is left
+-- half built).  A plain CREATE INDEX: it holds the apply worker's writes to
+-- its table while it builds (the lag grows, then shrinks); the target is not
+-- live yet.
+local function build_indexes(r, db, tgt)
+  local stmts, after_copy = schema_statements(r, db)
+  if D.is_dry(db) then
+    tgt:exec("-- CREATE INDEX IF NOT EXISTS ... of each secondary index shift.move_schema gives (indexes = \"after_copy\")")
+    return
+  end
+  -- only on the tables this move made (a table that was there is kept as it is)
+  local ours = {}
+  for _, o in ipairs(recorded(tgt, names(r, db), "table")) do ours[o.object] = true end
+  local n = 0
+  local clock = "SELECT pg_catalog.date_part('epoch', pg_catalog.clock_timestamp())"
+  for _, s in ipairs(stmts) do
+    if after_copy(s) and ours[s.object] then
+      -- pg_get_indexdef: CREATE [UNIQUE] INDEX name ON ...
+      local kind, rest = "INDEX", s.statement:match("^CREATE INDEX (.*)$")
+      if not rest then kind, rest = "UNIQUE INDEX", s.statement:match("^CREATE UNIQUE INDEX (.*)$") end
+      if not rest then error(r.site .. "unexpected index definition from shift.move_schema: " .. s.statement, 0) end
+      local name = rest:match("^(.-) ON ") or "?"
+      if tgt:value("SELECT true FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid"
+          .. " WHERE i.indrelid = pg_catalog.to_regclass($1) AND pg_catalog.quote_ident(c.relname) = $2",
+          s.object, name) then
+        output.log(string.format("index %s of %s exists already on the target", name, s.object))
+      else
+        local t0 = tgt:value(clock)
+        tgt:transaction(function(tx)
+          -- under the schema phase's search_path: no object of a schema on
+          -- the session's path can capture what the definition uses
+          tx:exec("SET LOCAL search_path = pg_catalog, pg_temp")
+          D.exec_at(tx, r.site, "CREATE " .. kind .. " IF NOT EXISTS " .. rest)
+        end)
+        n = n + 1
+        output.log(string.format("index %s of %s built on the target in %.1f s", name, s.object,
+          tgt:value(clock) - t0))
+      end
+    end
+  end
+  if n > 0 then
+    output.log(string.format("%d secondary index%s built after the initial copy", n, n == 1 and "" or "es"))
+  end
+end
+
 local function sync_up(r, db)
   local tgt = target(r, db)
   local _, obj = names(r, db)
   if D.is_dry(db) then
     tgt:query(SYNC_SQL, obj)
+    if r.opts.indexes == "after_copy" then build_indexes(r, db, tgt) end
     db:value(LAG_SQL_SOURCE, obj)
     tgt:value(LAG_SQL_TARGET, obj)
     return
@@ -427,6 +505,7 @@ local function sync_up(r, db)
     end
     C.sleep(0.25)
   end
+  if r.opts.indexes == "after_copy" then build_indexes(r, db, tgt) end
   local lag = db:value(LAG_SQL_SOURCE, obj)
   local secs = tgt:value(LAG_SQL_TARGET, obj)
   output.log(string.format("every table ready in %d s; lag %s behind the source%s", os.time() - t0,
@@ -926,6 +1005,9 @@ function N.move_tables(opts)
   end
   if opts.drop_source ~= nil and type(opts.drop_source) ~= "boolean" then
     error("online.move_tables: 'drop_source' must be true or false", 2)
+  end
+  if opts.indexes ~= nil and opts.indexes ~= "before_copy" and opts.indexes ~= "after_copy" then
+    error("online.move_tables: 'indexes' must be \"before_copy\" (the default) or \"after_copy\"", 2)
   end
   local r = { opts = opts, tables = opts.tables, target = opts.target, name = opts.name,
               site = (info and info.currentline and info.currentline > 0)

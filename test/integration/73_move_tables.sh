@@ -196,6 +196,50 @@ expect_rc "and rolls back" 0
 expect_eq "no publication, subscription or slot on either side" \
   "$(q2 "SELECT (SELECT count(*) FROM pg_publication) + (SELECT count(*) FROM pg_replication_slots)")+$(q "SELECT (SELECT count(*) FROM pg_subscription) + (SELECT count(*) FROM pg_replication_slots)")" "0+0"
 
+# ---- indexes = "after_copy": the secondary index is left out of the schema
+# phase and built by the sync phase once the tables are copied
+h=$(mig late <<LUA
+return migration {
+  name = "move_orders_late",
+  phases = { online.move_tables{ tables = { "customers", "orders" }, name = "late", indexes = "after_copy",
+                                 target = { dsn = "$TGT" } } },
+}
+LUA
+)
+pgshift --dsn "$SRC" plan "$h"
+expect_rc "a move with indexes = after_copy plans" 0
+expect_in "the plan shows the index builds in the sync phase" "$OUT" \
+  "CREATE INDEX IF NOT EXISTS ... of each secondary index shift.move_schema gives (indexes = \"after_copy\")"
+pgshift --dsn "$SRC" run "$h" --to late-schema
+expect_rc "its schema phase" 0
+expect_in "says the secondary index waits" "$OUT" "2 tables made on the target; 1 secondary index made after the initial copy"
+expect_eq "the keys and the foreign key are made, the secondary index not yet" \
+  "$(q "SELECT (SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes WHERE tablename IN ('customers', 'orders'))
+     || ' ' || (SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND conrelid = 'orders'::regclass)")" \
+  "customers_pkey,orders_pkey 1"
+pgshift --dsn "$SRC" run "$h" --to late-sync
+expect_rc "its sync phase" 0
+expect_in "builds the index after the copy" "$OUT" "index orders_customer of public.orders built on the target in"
+expect_eq "as the source has it" "$(q "SELECT indexdef FROM pg_indexes WHERE indexname = 'orders_customer'")" \
+  "$(q2 "SELECT indexdef FROM pg_indexes WHERE indexname = 'orders_customer'")"
+expect_eq "and every row is there" "$(q "SELECT count(*) FROM orders")" "$(q2 "SELECT count(*) FROM orders")"
+pgshift --dsn "$SRC" rollback "$h" --to late-subscribe
+pgshift --dsn "$SRC" run "$h" --to late-sync
+expect_rc "the sync phase runs again" 0
+expect_in "and finds the index made" "$OUT" "index orders_customer of public.orders exists already on the target"
+pgshift --dsn "$SRC" rollback "$h"
+expect_rc "and rolls back" 0
+expect_eq "nothing left on the target" \
+  "$(q "SELECT (SELECT count(*) FROM pg_subscription) + (SELECT count(*) FROM pg_class WHERE relname IN ('customers', 'orders', 'orders_customer'))")" 0
+i=$(mig badindexes <<LUA
+return migration { name = "move_bad", phases = { online.move_tables{ tables = { "orders" }, indexes = "later",
+  target = { dsn = "$TGT" } } } }
+LUA
+)
+pgshift --dsn "$SRC" plan "$i"
+expect_in "another value of indexes is refused" "$OUT$ERR" \
+  "online.move_tables: 'indexes' must be \"before_copy\" (the default) or \"after_copy\""
+
 # ---- the check on a source without logical decoding says what to change
 q "CREATE TABLE plain (id int PRIMARY KEY); CREATE TABLE nokey (v int)"
 g=$(mig replica <<LUA
