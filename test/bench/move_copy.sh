@@ -18,9 +18,9 @@
 # and wrong or incomplete aborts the bench).  BENCH_COPY_ROUNDS rounds (default 3), the methods' order reversed
 # every other round.  Speed is the baseline's seconds over the method's
 # (> 1: faster than pg_dump | psql).  Target (issue 29): the move ≥ 1.0×.
-# The move runs twice a round: as by default (every index made by the
-# schema phase, before the copy) and with indexes = "after_copy" (the
-# secondary indexes built once the tables are copied).  Never fails on
+# The move runs twice a round: with indexes = "before_copy" (every index
+# made by the schema phase, before the copy) and with indexes = "after_copy",
+# the default (the secondary indexes built once the tables are copied).  Never fails on
 # timing.
 set -euo pipefail
 : "${PGSHIFT_ROOT:?run through test/harness.sh (bash test/harness.sh exec bash test/bench/move_copy.sh)}"
@@ -165,7 +165,7 @@ return migration {
   name = "bench_copy_$n",
   phases = { online.move_tables{ tables = { "customers", "orders", "documents" }, name = "$n",
                                  target = { dsn = "host=$B_HOST port=$B_PORT user=postgres dbname=$db" },
-                                 ${3:-} } },
+                                 ${3:-indexes = "before_copy"} } },
 }
 LUA
   t0=$(now)
@@ -191,9 +191,10 @@ done
 
 declare -A LABEL=([dump]='`pg_dump \| psql` (baseline)' [dir]='`pg_dump -Fd -j2` + `pg_restore -j2`'
                   [pgcopydb]='`pgcopydb clone` (2 table jobs, 2 index jobs)'
-                  [move]='move: check .. sync (total)' [move_copy]='move: subscribe .. sync (the copy)'
-                  [late]='move, `indexes = "after_copy"`: check .. sync (total)'
-                  [late_copy]='move, `indexes = "after_copy"`: subscribe .. sync (the copy and the index builds)')
+                  [move]='move, `indexes = "before_copy"`: check .. sync (total)'
+                  [move_copy]='move, `indexes = "before_copy"`: subscribe .. sync (the copy)'
+                  [late]='move, `indexes = "after_copy"` (the default): check .. sync (total)'
+                  [late_copy]='move, `indexes = "after_copy"` (the default): subscribe .. sync (the copy and the index builds)')
 echo "## Moving tables: the initial copy against pg_dump | psql and pgcopydb"
 echo
 printf '3 tables, %s rows, %s MB of tables (%s MB with their indexes), between two clusters on one machine;\n' \

@@ -92,12 +92,13 @@ expect_eq "its defaults call pg_catalog's nextval, not one the database's owner 
          WHERE d.classid = 'pg_attrdef'::regclass")" ""
 q "ALTER DATABASE $TGT_DB RESET search_path; ALTER DATABASE $TGT_DB OWNER TO CURRENT_USER;
    DROP FUNCTION public.nextval(regclass); DROP ROLE it73_dbowner" >/dev/null
-expect_eq "with their keys, index, foreign key and sequences" \
+# (the secondary index orders_customer waits for the end of the copy: indexes = "after_copy", the default)
+expect_eq "with their keys, foreign key and sequences" \
   "$(q "SELECT (SELECT count(*) FROM pg_constraint WHERE conrelid IN ('customers'::regclass, 'orders'::regclass))
         || ' ' || (SELECT count(*) FROM pg_indexes WHERE tablename IN ('customers', 'orders'))
         || ' ' || pg_get_serial_sequence('orders', 'id') || ' ' || pg_get_serial_sequence('customers', 'id')
         || ' ' || (SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef WHERE adrelid = 'orders'::regclass AND adnum = 4)")" \
-  "3 3 public.orders_id_seq public.customers_id_seq '2026-01-31'::date"
+  "3 2 public.orders_id_seq public.customers_id_seq '2026-01-31'::date"
 expect_eq "recorded on the target" \
   "$(q "SELECT string_agg(kind || ' ' || object, ', ' ORDER BY kind, object) FROM shift.move_object")" \
   "sequence public.customers_id_seq, sequence public.orders_id_seq, table public.customers, table public.orders"
@@ -115,6 +116,9 @@ expect_eq "again each second until it is ready" \
 expect_in "up to ready" "$OUT" "sync public.orders: ready (r)"
 expect_in "customers too" "$OUT" "sync public.customers: ready (r)"
 expect_in "then the lag" "$OUT" "every table ready in"
+expect_eq "the secondary index is built once the copy is done" \
+  "$(q "SELECT indexdef FROM pg_indexes WHERE indexname = 'orders_customer'")" \
+  "$(q2 "SELECT indexdef FROM pg_indexes WHERE indexname = 'orders_customer'")"
 expect_eq "a publication of both tables on the source" \
   "$(q2 "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_publication_tables WHERE pubname = 'shift_move_orders'")" \
   "customers,orders"
@@ -238,7 +242,7 @@ LUA
 )
 pgshift --dsn "$SRC" plan "$i"
 expect_in "another value of indexes is refused" "$OUT$ERR" \
-  "online.move_tables: 'indexes' must be \"before_copy\" (the default) or \"after_copy\""
+  "online.move_tables: 'indexes' must be \"after_copy\" (the default) or \"before_copy\""
 
 # ---- the check on a source without logical decoding says what to change
 q "CREATE TABLE plain (id int PRIMARY KEY); CREATE TABLE nokey (v int)"
