@@ -23,7 +23,7 @@ MODULE_big = pg_shift
 OBJS = extension/pg_shift.o extension/control.o extension/sqlgen.o extension/sqlfrag.o extension/backfill.o extension/backfill_job.o extension/backfill_sql.o \
 	extension/backfill_batch.o extension/backfill_run.o extension/backfill_cron.o extension/checksum.o \
 	extension/checksum_canon.o extension/checksum_scan.o extension/checksum_compare.o \
-	extension/sync.o extension/lint.o
+	extension/sync.o extension/lint.o extension/capture.o
 OBJS += extension/lint_rules.o
 OBJS += extension/lint_alter.o
 OBJS += extension/lint_analyze.o
@@ -87,7 +87,7 @@ clean: clean-runner
 endif
 
 # The install script's sources, in order: the header, then one file per capability.
-SQL_SOURCES = sql/$(EXTENSION).sql sql/control.sql sql/bookkeeping.sql sql/backfill.sql sql/checksum.sql sql/sync.sql sql/cutover.sql sql/runner_api.sql sql/lint.sql sql/monitor.sql sql/move.sql sql/version.sql sql/comments.sql sql/grants.sql
+SQL_SOURCES = sql/$(EXTENSION).sql sql/control.sql sql/bookkeeping.sql sql/backfill.sql sql/capture.sql sql/checksum.sql sql/sync.sql sql/cutover.sql sql/runner_api.sql sql/lint.sql sql/monitor.sql sql/move.sql sql/version.sql sql/comments.sql sql/grants.sql
 
 sql/$(EXTENSION)--$(EXTVERSION).sql: $(SQL_SOURCES) $(EXTENSION).control
 	cat $(SQL_SOURCES) | sed 's/@PG_SHIFT_VERSION@/$(EXTVERSION)/g' > $@

@@ -6,6 +6,20 @@
 -- schema shift has no comment.
 -- ---------------------------------------------------------------------------
 
+-- change capture (doc/sql.md, "Change capture from a foreign table")
+COMMENT ON ROUTINE @extschema@.capture_create(pg_catalog.text, pg_catalog.regclass, pg_catalog.regclass, pg_catalog.regclass, pg_catalog.text[], pg_catalog.text[], pg_catalog.text, pg_catalog.text, pg_catalog.int4, pg_catalog.interval, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text) IS
+'capture_create(name, changelog, source, "into", key_columns, columns, "select", backfill, batch_size, gap_timeout, if_exists => error|reuse, migration, phase, search_path): defines a change capture from a changelog (seq, key, kind, at), checks its SQL and returns its name';
+COMMENT ON ROUTINE @extschema@.capture_apply(pg_catalog.text, pg_catalog.int4) IS
+'capture_apply(name, max_batches => 1): applies changelog batches in the caller''s transaction, each with its checkpoint; returns changes, keys, upserted, deleted, late, open_gaps, caught_up';
+COMMENT ON ROUTINE @extschema@.capture_run(pg_catalog.text, pg_catalog.interval, pg_catalog.int8) IS
+'CALL capture_run(name, max_runtime, max_batches): applies batches, one transaction each, until the changelog is caught up or a limit is reached; for pg_cron and draining';
+COMMENT ON ROUTINE @extschema@.capture_lag(pg_catalog.text) IS
+'capture_lag(name): asks the changelog now how far the capture is behind: pending changes, the remote largest seq, the time of the oldest pending change';
+COMMENT ON ROUTINE @extschema@.capture_drop(pg_catalog.text) IS
+'capture_drop(name): forgets a capture and its gaps (the source side''s triggers are removed by capture_mysql_sql(..., ''remove''))';
+COMMENT ON ROUTINE @extschema@.capture_mysql_sql(pg_catalog.text, pg_catalog.text[], pg_catalog.text[], pg_catalog.text, pg_catalog.text, pg_catalog.text) IS
+'capture_mysql_sql(source_table, key_columns, key_types, changelog_table, action => install|remove, database): the MySQL/MariaDB script that makes or drops a changelog table and its three triggers, for the mariadb client';
+
 -- backfill jobs (doc/sql.md, "Backfill")
 COMMENT ON ROUTINE @extschema@.backfill_create(pg_catalog.text, pg_catalog.regclass, pg_catalog.text, pg_catalog.text, pg_catalog.regclass, pg_catalog.text[], pg_catalog.text, pg_catalog.text, pg_catalog.regclass, pg_catalog.text[], pg_catalog.int4, pg_catalog.int4, pg_catalog.int4, pg_catalog.float8, pg_catalog.int4, pg_catalog.int4, pg_catalog.interval, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text) IS
 'backfill_create(name, relation, set => ''col = expr'' [, "where" =>] | "into" => table [, columns, "select", on_conflict], key | key_columns, batch_min, batch_max, target_ms, sleep_ratio, lock_timeout_ms, max_retries, max_lag, throttle_query, if_exists => error|reuse, migration, phase, search_path): defines a resumable batched job, checks its SQL and returns its name';

@@ -112,6 +112,7 @@ GRANT EXECUTE ON FUNCTION @extschema@.writer_version() TO PUBLIC;
 -- are read like the other control tables; shift.move_* functions are
 -- granted to shift_operator with schema shift's routines above
 GRANT SELECT ON @extschema@.move_object, @extschema@.move_objects, @extschema@.move_status TO shift_operator, shift_monitor;
+GRANT SELECT ON @extschema@.capture, @extschema@.capture_gap, @extschema@.capture_progress TO shift_operator, shift_monitor;
 GRANT SELECT ON @extschema@.move_fence, @extschema@.move_fences, @extschema@.move_fence_grant,
                 @extschema@.move_fence_grants TO shift_operator, shift_monitor;
 

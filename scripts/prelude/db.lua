@@ -510,6 +510,120 @@ function methods.backfill(db, opts)
 end
 
 -- ---------------------------------------------------------------------------
+-- Change capture from a foreign source (sql/capture.sql): db:mysql runs the
+-- changelog's triggers on the MySQL side, db:capture defines the capture
+-- (before the backfill it names starts) and db:capture_drain applies the
+-- changelog until it is caught up.
+-- ---------------------------------------------------------------------------
+
+local MYSQL_OPTIONS = { sql = true, defaults_file = true, client = true }
+
+-- db:mysql{sql =, defaults_file =, client = "mariadb"} runs a script with
+-- the MySQL/MariaDB command-line client.  The connection (host, port, user,
+-- password, database) comes from defaults_file, a client option file
+-- ([client] section) that only its owner can read: nothing of it is on a
+-- command line.  An error stops the script and the phase, with the client's
+-- message.  Dry, it records the script.
+function methods.mysql(db, opts)
+  opts = D.check_options(opts, MYSQL_OPTIONS, "db:mysql", 3)
+  if type(opts.sql) ~= "string" then error("db:mysql: 'sql' (the script) is required", 2) end
+  if type(opts.defaults_file) ~= "string" then
+    error("db:mysql: 'defaults_file' (a client option file with the connection) is required", 2)
+  end
+  local where = D.where()
+  if D.is_dry(db) then
+    D.record(db, "exec", "-- db:mysql, the MySQL client runs:\n" .. opts.sql)
+    return
+  end
+  local client = opts.client or "mariadb"
+  if not client:match("^[%w_./-]+$") or not opts.defaults_file:match("^[%w_./@:+-]+$") then
+    error(where .. "db:mysql: the client and defaults_file must be plain paths", 0)
+  end
+  local errfile = os.tmpname()
+  local cmd = string.format("%s --defaults-extra-file=%s --batch --skip-column-names 2>%s",
+                            client, opts.defaults_file, errfile)
+  local f = io.popen(cmd, "w")
+  if not f then error(where .. "db:mysql: cannot start " .. client, 0) end
+  f:write(opts.sql)
+  local ok, _, code = f:close()
+  local ef = io.open(errfile, "r")
+  local msg = ef and ef:read("a") or ""
+  if ef then ef:close() end
+  os.remove(errfile)
+  if not ok then
+    error(string.format("%sdb:mysql: %s exited %s: %s", where, client, tostring(code),
+                        (msg:gsub("%s+$", ""))), 0)
+  end
+end
+
+local CAPTURE_OPTIONS = {
+  name = true, changelog = true, source = true, into = true, key_columns = true, columns = true,
+  select = true, backfill = true, batch_size = true, gap_timeout = true,
+}
+
+-- db:capture{name =, changelog =, source =, into =, key_columns =, select =,
+-- columns =, backfill =, batch_size =, gap_timeout =} -> name.  Defines the
+-- capture (the identical one a previous attempt made is kept).  Make it in
+-- the phase that installs the changelog's triggers, before the backfill it
+-- names starts: the extension refuses a backfill that has fixed its bound.
+function methods.capture(db, opts)
+  opts = D.check_options(opts, CAPTURE_OPTIONS, "db:capture", 3)
+  for _, k in ipairs({ "name", "changelog", "source", "into" }) do
+    if type(opts[k]) ~= "string" then error("db:capture: '" .. k .. "' is required", 2) end
+  end
+  if type(opts.key_columns) ~= "table" or #opts.key_columns == 0 then
+    error("db:capture: 'key_columns' must be a non-empty list of column names", 2)
+  end
+  local mig, phase = D.current(db)
+  local c = D.call("SELECT shift.capture_create")
+  c.arg(nil, opts.name)
+  c.arg("changelog", opts.changelog, "pg_catalog.regclass")
+  c.arg("source", opts.source, "pg_catalog.regclass")
+  c.arg('"into"', opts.into, "pg_catalog.regclass")
+  c.arg("key_columns", D.array_literal(opts.key_columns), "pg_catalog.text[]")
+  if opts.columns ~= nil then c.arg("columns", D.array_literal(opts.columns), "pg_catalog.text[]") end
+  c.arg('"select"', opts.select, "pg_catalog.text")
+  c.arg("backfill", opts.backfill, "pg_catalog.text")
+  c.arg("batch_size", opts.batch_size, "pg_catalog.int4")
+  c.arg("gap_timeout", opts.gap_timeout, "pg_catalog.interval")
+  c.literal("if_exists => 'reuse'")
+  c.arg("migration", mig)
+  c.arg("phase", phase)
+  local sql, params = c.sql()
+  local where = D.where()
+  if D.is_dry(db) then
+    D.dry_send(db, "value", where, sql, table.unpack(params))
+    return opts.name
+  end
+  D.exec_at(db, where, sql, table.unpack(params))
+  return opts.name
+end
+
+-- db:capture_drain{name =} -> changes applied.  CALL shift.capture_run until
+-- the changelog is caught up, committing after every batch: killed, the
+-- next run goes on from the checkpoint.
+function methods.capture_drain(db, opts)
+  opts = D.check_options(opts, { name = true }, "db:capture_drain", 3)
+  if type(opts.name) ~= "string" then error("db:capture_drain: 'name' is required", 2) end
+  local where = D.where()
+  if D.is_dry(db) then
+    D.dry_send(db, "exec", where, "CALL shift.capture_run($1)", opts.name)
+    return 0
+  end
+  local function changes()
+    return D.query_at(db, where, "SELECT changes FROM shift.capture_progress WHERE name = $1",
+                      opts.name)[1].changes
+  end
+  local before = changes()
+  D.exec_at(db, where, "CALL shift.capture_run($1)", opts.name)
+  local st = D.query_at(db, where, "SELECT changes, last_seq, open_gaps FROM shift.capture_progress"
+                        .. " WHERE name = $1", opts.name)[1]
+  output.log(string.format("capture %s: %d changes applied, checkpoint at seq %d, %d open gaps",
+    opts.name, st.changes - before, st.last_seq, st.open_gaps))
+  return st.changes - before
+end
+
+-- ---------------------------------------------------------------------------
 -- db:checksum and db:compare: the extension's chunk checksums, for validate
 -- phases
 -- ---------------------------------------------------------------------------
