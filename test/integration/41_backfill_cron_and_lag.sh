@@ -88,7 +88,7 @@ expect_in "dropping the job removes the schedule it recorded" "$msg" \
   "backfill job \"co_copy\" is dropped: its pg_cron schedule \"pgshift-it-rec\" was removed"
 expect_eq "it is gone from cron.job, and the other role's schedule of that name is still there" \
   "$(pc "SELECT string_agg(username, ',') FROM cron.job WHERE jobname = 'pgshift-it-rec'")" pgshift_it_other
-pc "SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname IN ('pgshift-it-rec', 'pgshift-it-other-run'); DROP ROLE pgshift_it_other" >/dev/null
+pc "SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname IN ('pgshift-it-rec', 'pgshift-it-other-run'); REVOKE USAGE ON SCHEMA cron FROM pgshift_it_other; DROP ROLE pgshift_it_other" >/dev/null
 pc "INSERT INTO pgshift_it_co2 SELECT * FROM pgshift_it_co" >/dev/null      # the backfill
 expect_eq "and the cut-over goes through" "$(pc "SELECT archived FROM shift.cutover('pgshift_it_co')")" \
   "public.pgshift_it_co_archive"
