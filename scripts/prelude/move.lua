@@ -804,6 +804,13 @@ end
 local function run_redirect(r, db, tgt, live)
   if not r.opts.redirect then return end
   local ok, err = pcall(r.opts.redirect, db, tgt, live)
+  if not ok and D.is_dry(db) then
+    -- the plan shows what the hook sent before it stopped (an os.execute,
+    -- say, which the review's sandbox refuses) and goes on
+    db:exec("-- the redirect hook (live = " .. live .. ") stopped in the plan: "
+      .. tostring(type(err) == "table" and err.message or err):gsub("\n", " "))
+    return
+  end
   if not ok then
     error(r.site .. "the redirect hook failed (" .. tostring(type(err) == "table" and err.message or err)
       .. "): the fence is lifted by the phase's down", 0)
