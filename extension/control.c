@@ -16,9 +16,12 @@
  *	   operation, and remembers who called, so that the implementation can
  *	   check that the caller owns the row it changes (shift_internal.caller()).
  *	   Those implementations run fixed SQL on the control tables and the
- *	   catalogs under search_path pg_catalog, pg_temp; none runs SQL a role
- *	   stored.  This is how pg_cron writes cron.job for its callers; no
- *	   function is SECURITY DEFINER.
+ *	   catalogs under search_path pg_catalog, pg_temp; the one that runs SQL
+ *	   a role stored, shift_internal.capture_apply, runs it as that role
+ *	   (shift_internal._capture_exec), and a pg_shift function that SQL
+ *	   calls works for that role, not for capture_apply's caller.  This is
+ *	   how pg_cron writes cron.job for its callers; no function is SECURITY
+ *	   DEFINER.
  *	 - C code that reads or writes the control tables does it through
  *	   shift_ctl_execute: as their owner, search_path pinned.
  *	 - SQL a role stored (a backfill job's set, where, select and throttle
@@ -76,7 +79,10 @@ PG_FUNCTION_INFO_V1(shift_pin_search_path);
 /* The schema of the implementations shift_owner_call calls. */
 #define INTERNAL_SCHEMA "shift_internal"
 
-/* The role that called the outermost shift_owner_call still running. */
+/*
+ * The role the running shift_owner_call works for: the one that called the
+ * outermost one, or the role whose stored SQL called a nested one.
+ */
 static Oid	owner_call_caller = InvalidOid;
 static int	owner_call_depth = 0;
 
@@ -303,6 +309,8 @@ shift_owner_call(PG_FUNCTION_ARGS)
 	LOCAL_FCINFO(inner, FUNC_MAX_ARGS);
 	Oid			saved_user;
 	int			saved_sec;
+	Oid			saved_caller = owner_call_caller;
+	int			saved_depth = owner_call_depth;
 	volatile Datum result = (Datum) 0;
 	int			i;
 
@@ -314,7 +322,16 @@ shift_owner_call(PG_FUNCTION_ARGS)
 		inner->args[i] = fcinfo->args[i];
 
 	GetUserIdAndSecContext(&saved_user, &saved_sec);
-	if (owner_call_depth == 0)
+
+	/*
+	 * The caller is whoever runs this call, unless it is an implementation
+	 * (running as the owner of pg_shift) calling another one.  SQL a role
+	 * stored, run by an implementation as that role (a capture's select),
+	 * calls as that role, never as the implementation's caller: else a
+	 * capture's owner could make pg_shift record and run her SQL as whoever
+	 * applies her capture.
+	 */
+	if (owner_call_depth == 0 || saved_user != oc->owner)
 		owner_call_caller = saved_user;
 	owner_call_depth++;
 	SetUserIdAndSecContext(oc->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
@@ -326,8 +343,8 @@ shift_owner_call(PG_FUNCTION_ARGS)
 	PG_FINALLY();
 	{
 		SetUserIdAndSecContext(saved_user, saved_sec);
-		if (--owner_call_depth == 0)
-			owner_call_caller = InvalidOid;
+		owner_call_caller = saved_caller;
+		owner_call_depth = saved_depth;
 	}
 	PG_END_TRY();
 	fcinfo->isnull = inner->isnull;

@@ -125,6 +125,29 @@ RESET ROLE;
 SELECT changes, upserted FROM shift.capture_apply('mine');
 SELECT * FROM cap_dst;
 SELECT shift.capture_drop('mine');
-DROP TABLE cap_src, cap_log, cap_dst;
+-- a pg_shift function called by the owner's SQL works for the owner, not
+-- for whoever applies the capture: a capture or a backfill job that the
+-- select makes is the owner's (with the applier's, its own select would
+-- run as the applier, a superuser here)
+SET ROLE regress_cap_owner;
+CREATE TABLE cap_dst2 (id int PRIMARY KEY, v text);
+CREATE FUNCTION cap_nested(v text) RETURNS text LANGUAGE plpgsql AS $f$
+BEGIN
+  PERFORM shift.capture_create('nested', 'cap_log', 'cap_src', 'cap_dst2', '{id}',
+                               "select" => 'id, current_user', if_exists => 'reuse');
+  PERFORM shift.backfill_create('nested_job', 'cap_src', set => 'v = v');
+  RETURN v;
+END $f$;
+SELECT shift.capture_create('outer', 'cap_log', 'cap_src', 'cap_dst', '{id}', "select" => 'id, cap_nested(v)');
+RESET ROLE;
+SELECT changes, upserted FROM shift.capture_apply('outer');
+SELECT * FROM cap_dst;
+SELECT name, owner FROM shift.capture WHERE name IN ('outer', 'nested') ORDER BY name;
+SELECT name, owner FROM shift.backfill WHERE name = 'nested_job';
+SELECT changes, upserted FROM shift.capture_apply('nested');
+SELECT * FROM cap_dst2;
+SELECT shift.capture_drop('outer'), shift.capture_drop('nested'), shift.backfill_drop('nested_job');
+DROP FUNCTION cap_nested(text);
+DROP TABLE cap_src, cap_log, cap_dst, cap_dst2;
 REVOKE CREATE ON SCHEMA public FROM regress_cap_owner;
 DROP ROLE regress_cap_owner, regress_cap_other;
