@@ -35,19 +35,12 @@ WORK=$(mktemp -d /tmp/pgshift-bench.XXXXXX)
 chmod 755 "$WORK"
 . "$PGSHIFT_ROOT/test/integration/cluster.sh"
 
-second_cluster_start >/dev/null; A_HOST=$SECOND_HOST A_PORT=$SECOND_PORT
-saved=$PGPORT; PGPORT=$((PGPORT + 1)); second_cluster_start >/dev/null; PGPORT=$saved
-B_HOST=$SECOND_HOST B_PORT=$SECOND_PORT
 finish() {
-  SECOND_HOST=$B_HOST; second_cluster_stop
-  SECOND_HOST=$A_HOST; second_cluster_stop
+  own_pair_stop
   rm -rf "$WORK"
 }
 trap finish EXIT
-for h in "$A_HOST" "$B_HOST"; do
-  echo "wal_level = logical" >>"$h/data/postgresql.conf"
-  _second_as_owner "$BIN/pg_ctl" -D "$h/data" -l "$h/server.log" -w -t 60 restart >/dev/null
-done
+own_pair_start
 qa() { command psql -X -q -A -t -v ON_ERROR_STOP=1 -h "$A_HOST" -p "$A_PORT" -U postgres -d "$DB" -c "$1"; }
 qb() {   # DB SQL
   command psql -X -q -A -t -v ON_ERROR_STOP=1 -h "$B_HOST" -p "$B_PORT" -U postgres -d "$1" -c "$2"

@@ -23,21 +23,16 @@ WORK=$(mktemp -d /tmp/pgshift-bench.XXXXXX)
 chmod 755 "$WORK"
 . "$PGSHIFT_ROOT/test/integration/cluster.sh"
 
-second_cluster_start >/dev/null; A_HOST=$SECOND_HOST A_PORT=$SECOND_PORT
-saved=$PGPORT; PGPORT=$((PGPORT + 1)); second_cluster_start >/dev/null; PGPORT=$saved
-B_HOST=$SECOND_HOST B_PORT=$SECOND_PORT
 LOAD=""
 finish() {
   [ -z "$LOAD" ] || { kill "$LOAD" 2>/dev/null; wait "$LOAD" 2>/dev/null; } || true
-  SECOND_HOST=$B_HOST; second_cluster_stop
-  SECOND_HOST=$A_HOST; second_cluster_stop
+  own_pair_stop
   rm -rf "$WORK"
 }
 trap finish EXIT
-for h in "$A_HOST" "$B_HOST"; do
-  echo "wal_level = logical" >>"$h/data/postgresql.conf"
-  _second_as_owner "$PGSHIFT_PGBIN/pg_ctl" -D "$h/data" -l "$h/server.log" -w -t 60 restart >/dev/null
-  command psql -X -q -h "$h" -p "$( [ "$h" = "$A_HOST" ] && echo "$A_PORT" || echo "$B_PORT")" -U postgres -d postgres \
+own_pair_start
+for s in "$A_HOST:$A_PORT" "$B_HOST:$B_PORT"; do
+  command psql -X -q -h "${s%:*}" -p "${s#*:}" -U postgres -d postgres \
     -c "CREATE DATABASE $DB" -c "CREATE ROLE app LOGIN" >/dev/null
 done
 qa() { command psql -X -q -A -t -v ON_ERROR_STOP=1 -h "$A_HOST" -p "$A_PORT" -U postgres -d "$DB" -c "$1"; }

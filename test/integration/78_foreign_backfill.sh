@@ -13,11 +13,7 @@
 . "$(dirname "$0")/mariadb.sh"
 trap 'mariadb_stop; cleanup' EXIT
 
-if ! mariadb_start 2>"$WORK/mariadb.err"; then
-  not_ok "MariaDB starts" "$(cat "$WORK/mariadb.err")"
-  exit 1
-fi
-ok "a throwaway MariaDB listens on 127.0.0.1:$MARIADB_PORT"
+mariadb_start_or_end
 
 new_db foreign
 ROWS=50000
@@ -68,20 +64,8 @@ q "CREATE VIEW expected AS SELECT $SELECT_LIST FROM f_orders"
 # ---- the batches' statements reach MariaDB with their key range, order and limit
 q "SELECT shift.backfill_create('probe', 'f_orders', \"into\" => 'orders', key_columns => '{id}',
                                 \"select\" => \$\$$SELECT_LIST\$\$, batch_min => 1000, batch_max => 1000)" >/dev/null
-plans=$(psql -X -q -A -t -d "$DB" 2>&1 <<'SQL'
-SET client_min_messages = notice;
-LOAD 'auto_explain';
-SET auto_explain.log_min_duration = 0;
-SET auto_explain.log_nested_statements = on;
-SET auto_explain.log_verbose = on;
-SET auto_explain.log_level = notice;
-BEGIN;
-SELECT * FROM shift.backfill_step('probe');
-SELECT * FROM shift.backfill_step('probe');
-ROLLBACK;
-SQL
-)
-rq=$(grep -o 'Remote query: .*' <<<"$plans")
+rq=$(remote_statements 'Remote query' "SELECT * FROM shift.backfill_step('probe');
+                                       SELECT * FROM shift.backfill_step('probe');")
 expect_in "the first batch's keys: the order and the limit are MariaDB's" "$rq" \
   'Remote query: SELECT `id` FROM `app`.`orders` WHERE ((`id` <= 50000)) ORDER BY `id` IS NULL, `id` ASC LIMIT 1000'
 expect_in "the next batch's keys: after the checkpoint, up to the bound, ordered, limited" "$rq" \
@@ -162,20 +146,8 @@ q "CREATE EXTENSION postgres_fdw;
    CREATE TABLE pg_copy (LIKE pg_src INCLUDING ALL)"
 q "SELECT shift.backfill_create('loop', 'f_pg', \"into\" => 'pg_copy', key_columns => '{customer_id,id}',
                                 batch_min => 800, batch_max => 800, max_lag => NULL)" >/dev/null
-plans=$(psql -X -q -A -t -d "$DB" 2>&1 <<'SQL'
-SET client_min_messages = notice;
-LOAD 'auto_explain';
-SET auto_explain.log_min_duration = 0;
-SET auto_explain.log_nested_statements = on;
-SET auto_explain.log_verbose = on;
-SET auto_explain.log_level = notice;
-BEGIN;
-SELECT * FROM shift.backfill_step('loop');
-SELECT * FROM shift.backfill_step('loop');
-ROLLBACK;
-SQL
-)
-rq=$(grep -o 'Remote SQL: .*' <<<"$plans")
+rq=$(remote_statements 'Remote SQL' "SELECT * FROM shift.backfill_step('loop');
+                                     SELECT * FROM shift.backfill_step('loop');")
 # the second batch's key search: after the checkpoint (c, i), up to the bound, each column on its own
 re='Remote SQL: SELECT id, customer_id FROM public\.pg_src WHERE \(\(customer_id >= [0-9]+\)\) AND \(\(customer_id <= 996\)\) AND \(\(\(customer_id > [0-9]+\) OR \(\(customer_id = [0-9]+\) AND \(id > [0-9]+::bigint\)\)\)\) AND .* ORDER BY customer_id ASC NULLS LAST, id ASC NULLS LAST'
 if grep -qE "$re" <<<"$rq"; then ok "postgres_fdw: a two-column key's range and order reach the remote side"

@@ -23,11 +23,7 @@ stop_writers() {
 }
 trap 'stop_writers; mariadb_stop; cleanup' EXIT
 
-if ! mariadb_start 2>"$WORK/mariadb.err"; then
-  not_ok "MariaDB starts" "$(cat "$WORK/mariadb.err")"
-  exit 1
-fi
-ok "a throwaway MariaDB listens on 127.0.0.1:$MARIADB_PORT"
+mariadb_start_or_end
 
 echo "# ${SECONDS}s: MariaDB up"
 new_db capture
@@ -199,19 +195,7 @@ expect_eq "rows the writers inserted, changed the key of and deleted are there o
 # (two rows that are there: the writers, stopped now, deleted or re-keyed some)
 read -r p1 p2 <<<"$(my "SELECT id FROM app.orders WHERE id <= $ROWS ORDER BY id LIMIT 2" | tr '\n' ' ')"
 my "UPDATE app.orders SET note = 'probe' WHERE id IN ($p1, $p2)"
-plans=$(psql -X -q -A -t -d "$DB" 2>&1 <<'SQL'
-SET client_min_messages = notice;
-LOAD 'auto_explain';
-SET auto_explain.log_min_duration = 0;
-SET auto_explain.log_nested_statements = on;
-SET auto_explain.log_verbose = on;
-SET auto_explain.log_level = notice;
-BEGIN;
-SELECT * FROM shift.capture_apply('cap');
-ROLLBACK;
-SQL
-)
-rq=$(grep -o 'Remote query: .*' <<<"$plans")
+rq=$(remote_statements 'Remote query' "SELECT * FROM shift.capture_apply('cap');")
 last=$(q "SELECT last_seq FROM shift.capture WHERE name = 'cap'")
 expect_in "the batch past the checkpoint: its order and limit are MariaDB's" "$rq" \
   "Remote query: SELECT \`seq\`, \`id\`, \`at\` FROM \`app\`.\`pgshift_log_orders\` WHERE ((\`seq\` > $last)) ORDER BY \`seq\` IS NULL, \`seq\` ASC LIMIT 500"

@@ -33,6 +33,36 @@ second_cluster_stop() {
   SECOND_HOST=""
 }
 
+# ---- a pair of clusters with wal_level = logical of the caller's own (the
+# move benchmarks, test/bench/move_*.sh): unlike the shared pair below, made
+# afresh (two second_cluster_start, restarted with wal_level = logical) and
+# removed by own_pair_stop, which the caller puts in its EXIT trap before it
+# calls own_pair_start.  A on port PGPORT + 1, B on PGPORT + 2.  Sets
+# A_HOST, A_PORT, B_HOST, B_PORT.
+own_pair_start() {
+  local saved=$PGPORT h rc=0
+  second_cluster_start >/dev/null || rc=1
+  A_HOST=$SECOND_HOST A_PORT=$SECOND_PORT
+  [ $rc -eq 0 ] || return 1
+  PGPORT=$(( PGPORT + 1 ))
+  second_cluster_start >/dev/null || rc=1
+  PGPORT=$saved
+  B_HOST=$SECOND_HOST B_PORT=$SECOND_PORT
+  [ $rc -eq 0 ] || return 1
+  export A_HOST A_PORT B_HOST B_PORT
+  for h in "$A_HOST" "$B_HOST"; do
+    echo "wal_level = logical" >>"$h/data/postgresql.conf"
+    _second_as_owner "$PGSHIFT_PGBIN/pg_ctl" -D "$h/data" -l "$h/server.log" -w -t 60 restart \
+      >/dev/null || { cat "$h/server.log" >&2; return 1; }
+  done
+}
+
+own_pair_stop() {
+  SECOND_HOST=${B_HOST:-}; second_cluster_stop
+  SECOND_HOST=${A_HOST:-}; second_cluster_stop
+  A_HOST="" B_HOST=""
+}
+
 # ---- the pair of clusters with wal_level = logical that the move tests
 # (73_move_tables, 76_move_cutover) share: A on port PGPORT + 3, B on
 # PGPORT + 4 (clear of the second cluster's and 41's standby's port).  The

@@ -8,8 +8,10 @@
 #
 #   mariadb_start        sets MARIADB_DIR, MARIADB_PORT, MARIADB_PASSWORD; makes
 #                        the user pgshift@127.0.0.1 (all privileges) and database app
+#   mariadb_start_or_end mariadb_start as a test's step: ok, or not ok and exit 1
 #   my SQL               runs SQL as root over the socket (tab-separated, no header)
 #   mariadb_fdw_server NAME  makes server NAME and the user mapping of the current user
+#   remote_statements LABEL SQL  what foreign scans sent while SQL ran (auto_explain)
 
 MARIADB_DIR=""
 MARIADB_PID=""
@@ -62,6 +64,16 @@ mariadb_start() {
   export MARIADB_DIR MARIADB_PORT MARIADB_PASSWORD
 }
 
+# mariadb_start_or_end: mariadb_start as a test file's step: ok once the
+# server listens; otherwise not ok with the server's error, and the file ends.
+mariadb_start_or_end() {
+  if ! mariadb_start 2>"$WORK/mariadb.err"; then
+    not_ok "MariaDB starts" "$(cat "$WORK/mariadb.err")"
+    exit 1
+  fi
+  ok "a throwaway MariaDB listens on 127.0.0.1:$MARIADB_PORT"
+}
+
 mariadb_stop() {
   [ -n "$MARIADB_DIR" ] || return 0
   if [ -n "$MARIADB_PID" ] && kill -0 "$MARIADB_PID" 2>/dev/null; then
@@ -83,4 +95,23 @@ mariadb_fdw_server() {
   q "CREATE EXTENSION IF NOT EXISTS mysql_fdw;
      CREATE SERVER $1 FOREIGN DATA WRAPPER mysql_fdw OPTIONS (host '127.0.0.1', port '$MARIADB_PORT', character_set 'utf8mb4');
      CREATE USER MAPPING FOR CURRENT_USER SERVER $1 OPTIONS (username 'pgshift', password '$MARIADB_PASSWORD')"
+}
+
+# remote_statements LABEL SQL: runs SQL in database DB in a transaction that
+# it rolls back, with auto_explain printing every statement's verbose plan,
+# nested ones included, as a NOTICE; prints the plans' lines from LABEL on:
+# the statements the foreign scans sent ("Remote query" for mysql_fdw,
+# "Remote SQL" for postgres_fdw).
+remote_statements() {
+  psql -X -q -A -t -d "$DB" 2>&1 <<SQL | grep -o "$1: .*"
+SET client_min_messages = notice;
+LOAD 'auto_explain';
+SET auto_explain.log_min_duration = 0;
+SET auto_explain.log_nested_statements = on;
+SET auto_explain.log_verbose = on;
+SET auto_explain.log_level = notice;
+BEGIN;
+$2
+ROLLBACK;
+SQL
 }

@@ -13,28 +13,11 @@
 
 #include <cmocka.h>
 #include <lauxlib.h>
-#include <lualib.h>
 
 #include "pgshift.h"
+#include "unit_files.h"
 
 static char err[2048];
-
-static int
-setup(void **state)
-{
-	lua_State  *L = luaL_newstate();
-
-	luaL_openlibs(L);
-	*state = L;
-	return L ? 0 : -1;
-}
-
-static int
-teardown(void **state)
-{
-	lua_close(*state);
-	return 0;
-}
 
 /* Parses text; true leaves document, marks, kinds, keymarks on the stack. */
 static bool
@@ -190,5 +173,5 @@ main(void)
 		cmocka_unit_test(test_decl_file_names),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, unit_lua_setup, unit_lua_teardown);
 }

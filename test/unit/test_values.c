@@ -14,9 +14,9 @@
 
 #include <cmocka.h>
 #include <lauxlib.h>
-#include <lualib.h>
 
 #include "pgshift.h"
+#include "unit_files.h"
 
 #define BOOLOID		16
 #define INT8OID		20
@@ -26,23 +26,6 @@
 #define FLOAT4OID	700
 #define FLOAT8OID	701
 #define NUMERICOID	1700
-
-static int
-setup(void **state)
-{
-	lua_State  *L = luaL_newstate();
-
-	luaL_openlibs(L);
-	*state = L;
-	return L ? 0 : -1;
-}
-
-static int
-teardown(void **state)
-{
-	lua_close(*state);
-	return 0;
-}
 
 static void
 push(lua_State *L, const char *text, Oid type)
@@ -246,5 +229,5 @@ main(void)
 		cmocka_unit_test(test_values_params_refused),
 	};
 
-	return cmocka_run_group_tests_name("values", tests, setup, teardown);
+	return cmocka_run_group_tests_name("values", tests, unit_lua_setup, unit_lua_teardown);
 }
