@@ -298,41 +298,58 @@ resolve_key_ordering(BackfillJob *job, TupleDesc desc)
 	resolve_key_max(job);
 }
 
-/*
- * The attribute numbers of the columns key_columns => names, checked: each
- * exists (no system column), none twice, at most INDEX_MAX_KEYS.
- */
+/* Raises unless key column att of index indexoid is NOT NULL. */
 static void
-key_column_attnums(BackfillJob *job, Relation rel, AttrNumber *attnums)
+key_column_not_null(Form_pg_attribute att, Oid indexoid)
+{
+	if (!att->attnotnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("key column \"%s\" of index \"%s\" may be NULL", NameStr(att->attname),
+						get_rel_name(indexoid)),
+				 errdetail("Rows with a NULL key could not be walked in key order."),
+				 errhint("Use a key whose columns are NOT NULL.")));
+}
+
+void
+shift_key_column_attnums(Relation rel, List *key_columns, const char *owner, const char *hint,
+						 AttrNumber *attnums)
 {
 	ListCell   *lc;
 	int			n = 0;
 	int			i;
 
-	if (list_length(job->key_columns) > INDEX_MAX_KEYS)
+	if (list_length(key_columns) > INDEX_MAX_KEYS)
 		ereport(ERROR,
 				(errcode(ERRCODE_TOO_MANY_COLUMNS),
-				 errmsg("backfill job \"%s\" names %d key columns, at most %d are allowed",
-						job->name, list_length(job->key_columns), INDEX_MAX_KEYS)));
-	foreach(lc, job->key_columns)
+				 errmsg("%s names %d key columns, at most %d are allowed",
+						owner, list_length(key_columns), INDEX_MAX_KEYS)));
+	foreach(lc, key_columns)
 	{
 		char	   *col = lfirst(lc);
-		AttrNumber	attnum = get_attnum(job->relid, col);
+		AttrNumber	attnum = get_attnum(RelationGetRelid(rel), col);
 
 		if (attnum <= 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_COLUMN),
-					 errmsg("key column \"%s\" of backfill job \"%s\" does not exist in \"%s\"",
-							col, job->name, RelationGetRelationName(rel)),
-					 errhint("key_columns => names columns of the table the job walks.")));
+					 errmsg("key column \"%s\" of %s does not exist in \"%s\"",
+							col, owner, RelationGetRelationName(rel)),
+					 errhint("%s", hint)));
 		for (i = 0; i < n; i++)
 			if (attnums[i] == attnum)
 				ereport(ERROR,
 						(errcode(ERRCODE_DUPLICATE_COLUMN),
-						 errmsg("key column \"%s\" of backfill job \"%s\" is named twice",
-								col, job->name)));
+						 errmsg("key column \"%s\" of %s is named twice", col, owner)));
 		attnums[n++] = attnum;
 	}
+}
+
+/* key_column_attnums for a backfill job's key_columns => */
+static void
+key_column_attnums(BackfillJob *job, Relation rel, AttrNumber *attnums)
+{
+	shift_key_column_attnums(rel, job->key_columns, psprintf("backfill job \"%s\"", job->name),
+							 "key_columns => names columns of the table the job walks.", attnums);
 }
 
 /*
@@ -368,30 +385,20 @@ resolve_foreign_key(BackfillJob *job, Relation rel)
 	resolve_key_max(job);
 }
 
-/*
- * The unique index of a table whose key columns are exactly the columns
- * key_columns => names, in that order (the primary key first if several
- * are), or an error.
- */
-static Oid
-index_of_key_columns(BackfillJob *job, Relation rel)
+Oid
+shift_key_index(Relation rel, int n, const AttrNumber *attnums)
 {
-	AttrNumber	attnums[INDEX_MAX_KEYS];
-	int			n = list_length(job->key_columns);
 	Oid			found = InvalidOid;
-	List	   *indexes;
+	List	   *indexes = RelationGetIndexList(rel);
 	ListCell   *lc;
-	StringInfoData cols;
+	int			i;
 
-	key_column_attnums(job, rel, attnums);
-	indexes = RelationGetIndexList(rel);
 	foreach(lc, indexes)
 	{
 		Oid			indexoid = lfirst_oid(lc);
 		HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(indexoid));
 		Form_pg_index idx;
 		bool		match;
-		int			i;
 
 		if (!HeapTupleIsValid(tup))
 			elog(ERROR, "cache lookup failed for index %u", indexoid);
@@ -406,15 +413,44 @@ index_of_key_columns(BackfillJob *job, Relation rel)
 			found = indexoid;
 		ReleaseSysCache(tup);
 	}
+	if (!OidIsValid(found))
+		return InvalidOid;
+	for (i = 0; i < n; i++)
+		key_column_not_null(TupleDescAttr(RelationGetDescr(rel), attnums[i] - 1), found);
+	return found;
+}
+
+/* The columns key_columns => names, for people: "a, b". */
+static char *
+key_column_list(List *key_columns)
+{
+	StringInfoData cols;
+	ListCell   *lc;
+
+	initStringInfo(&cols);
+	foreach(lc, key_columns)
+		appendStringInfo(&cols, "%s%s", cols.len ? ", " : "", quote_identifier(lfirst(lc)));
+	return cols.data;
+}
+
+/*
+ * The unique index of a table whose key columns are exactly the columns
+ * key_columns => names, in that order (shift_key_index), or an error.
+ */
+static Oid
+index_of_key_columns(BackfillJob *job, Relation rel)
+{
+	AttrNumber	attnums[INDEX_MAX_KEYS];
+	Oid			found;
+
+	key_column_attnums(job, rel, attnums);
+	found = shift_key_index(rel, list_length(job->key_columns), attnums);
 	if (OidIsValid(found))
 		return found;
-	initStringInfo(&cols);
-	foreach(lc, job->key_columns)
-		appendStringInfo(&cols, "%s%s", cols.len ? ", " : "", quote_identifier(lfirst(lc)));
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			 errmsg("table \"%s\" has no unique index on (%s) to walk",
-					RelationGetRelationName(rel), cols.data),
+					RelationGetRelationName(rel), key_column_list(job->key_columns)),
 			 errdetail("A backfill of a local table walks a valid unique btree index whose columns are the key columns, in their order."),
 			 errhint("Create such an index (CONCURRENTLY), or name the key with key => 'index_name'.")));
 	pg_unreachable();
@@ -500,13 +536,7 @@ resolve_key(BackfillJob *job)
 		AttrNumber	attnum = idx->indkey.values[i];
 		Form_pg_attribute att = TupleDescAttr(desc, attnum - 1);
 
-		if (!att->attnotnull)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("key column \"%s\" of index \"%s\" may be NULL", NameStr(att->attname),
-							get_rel_name(indexoid)),
-					 errdetail("Rows with a NULL key could not be walked in key order."),
-					 errhint("Use a key whose columns are NOT NULL.")));
+		key_column_not_null(att, indexoid);
 		job->key_names[i] = pstrdup(NameStr(att->attname));
 		job->key_types[i] = att->atttypid;
 	}
@@ -749,6 +779,25 @@ backfill_refresh_settings(BackfillJob *job)
 		(void) ctl("SELECT shift_internal.backfill_verify($1)", 1, argtypes, args, NULL, true, 1);
 }
 
+List *
+shift_copy_columns(Relation into, Oid source)
+{
+	TupleDesc	desc = RelationGetDescr(into);
+	List	   *cols = NIL;
+	int			i;
+
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped || att->attgenerated)
+			continue;
+		if (get_attnum(source, NameStr(att->attname)) != InvalidAttrNumber)
+			cols = lappend(cols, pstrdup(NameStr(att->attname)));
+	}
+	return cols;
+}
+
 /*
  * A copy's target and columns, checked: the target must be a table other
  * than the source; its columns are those named (columns =>), each of which
@@ -760,7 +809,6 @@ backfill_resolve_copy(BackfillJob *job)
 {
 	Relation	into = table_open(job->into_relid, AccessShareLock);
 	StringInfoData cols;
-	int			i;
 
 	if (into->rd_rel->relkind != RELKIND_RELATION &&
 		into->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
@@ -775,18 +823,7 @@ backfill_resolve_copy(BackfillJob *job)
 				 errhint("Use set => to change rows in place.")));
 	if (job->into_columns == NIL)
 	{
-		/* the target's columns the source has too, by name */
-		TupleDesc	desc = RelationGetDescr(into);
-
-		for (i = 0; i < desc->natts; i++)
-		{
-			Form_pg_attribute att = TupleDescAttr(desc, i);
-
-			if (att->attisdropped || att->attgenerated)
-				continue;
-			if (get_attnum(job->relid, NameStr(att->attname)) != InvalidAttrNumber)
-				job->into_columns = lappend(job->into_columns, pstrdup(NameStr(att->attname)));
-		}
+		job->into_columns = shift_copy_columns(into, job->relid);
 		if (job->into_columns == NIL)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -819,59 +856,6 @@ backfill_resolve_copy(BackfillJob *job)
 
 /* ---------------------------------------------------------------- SQL fragments */
 
-static Node *
-parse_fragment(BackfillJob *job, const char *what, const char *prefix, const char *text)
-{
-	return shift_parse_fragment(psprintf("backfill job \"%s\"", job->name), what, prefix, text);
-}
-
-/* What a fragment of a backfill job must parse as. */
-typedef enum FragmentKind
-{
-	FRAGMENT_SET,				/* SET assignments only */
-	FRAGMENT_WHERE,				/* a condition only */
-	FRAGMENT_SELECT,			/* a list of expressions only */
-	FRAGMENT_QUERY				/* one SELECT */
-} FragmentKind;
-
-static bool
-fragment_is(FragmentKind kind, Node *stmt)
-{
-	UpdateStmt *u = (UpdateStmt *) stmt;
-
-	switch (kind)
-	{
-		case FRAGMENT_SET:
-			return IsA(stmt, UpdateStmt) && !u->whereClause && u->fromClause == NIL &&
-				u->returningList == NIL && !u->withClause;
-		case FRAGMENT_WHERE:
-			return shift_is_plain_select(stmt, true);
-		case FRAGMENT_SELECT:
-			return shift_is_plain_select(stmt, false);
-		case FRAGMENT_QUERY:
-			return IsA(stmt, SelectStmt);
-	}
-	return false;
-}
-
-/*
- * Raises unless fragment what of the job (text, NULL if it has none), put
- * after prefix, is of kind: "<what> of backfill job ... must be <must_be>",
- * with the text as detail if show_text, and hint if not NULL.
- */
-static void
-check_fragment(BackfillJob *job, const char *what, const char *prefix, const char *text,
-			   FragmentKind kind, const char *must_be, bool show_text, const char *hint)
-{
-	if (text == NULL || fragment_is(kind, parse_fragment(job, what, prefix, text)))
-		return;
-	ereport(ERROR,
-			(errcode(ERRCODE_SYNTAX_ERROR),
-			 errmsg("%s of backfill job \"%s\" must be %s", what, job->name, must_be),
-			 show_text ? errdetail("It was: %s", text) : 0,
-			 hint ? errhint("%s", hint) : 0));
-}
-
 /*
  * Checks each SQL fragment on its own: set must be only SET assignments,
  * where only a condition, select only a list of expressions, the throttle
@@ -882,15 +866,15 @@ check_fragment(BackfillJob *job, const char *what, const char *prefix, const cha
 void
 backfill_check_fragments(BackfillJob *job)
 {
-	check_fragment(job, "set", "UPDATE x SET ", job->set_clause, FRAGMENT_SET,
-				   "assignments only", true,
-				   "Write set => 'col = expr, col2 = expr2'; put conditions in where =>.");
-	check_fragment(job, "where", "SELECT 1 WHERE ", job->where_clause, FRAGMENT_WHERE,
-				   "a condition only", true, NULL);
-	check_fragment(job, "select", "SELECT ", job->select_list, FRAGMENT_SELECT,
-				   "a list of expressions only", true,
-				   "Write select => 'id::bigint, lower(email)'; the source table is FROM.");
-	check_fragment(job, "throttle_query", "", job->throttle_query, FRAGMENT_QUERY,
-				   "a SELECT", false,
-				   "It runs before every batch; while it returns true the job waits.");
+	const char *owner = psprintf("backfill job \"%s\"", job->name);
+
+	shift_check_fragment(owner, "set", "UPDATE x SET ", job->set_clause, SHIFT_FRAGMENT_SET,
+						 "assignments only", true,
+						 "Write set => 'col = expr, col2 = expr2'; put conditions in where =>.");
+	shift_check_fragment(owner, "where", "SELECT 1 WHERE ", job->where_clause,
+						 SHIFT_FRAGMENT_WHERE, "a condition only", true, NULL);
+	shift_check_select_fragment(owner, job->select_list);
+	shift_check_fragment(owner, "throttle_query", "", job->throttle_query, SHIFT_FRAGMENT_QUERY,
+						 "a SELECT", false,
+						 "It runs before every batch; while it returns true the job waits.");
 }

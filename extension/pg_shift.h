@@ -10,6 +10,7 @@
 #ifndef PG_SHIFT_H
 #define PG_SHIFT_H
 
+#include "access/attnum.h"
 #include "nodes/nodes.h"
 #include "nodes/pg_list.h"
 #include "postgres_ext.h"
@@ -131,6 +132,33 @@ extern char *shift_plain_column_name(const char *expr);
 /* A SELECT with nothing but a target list (and a WHERE clause when allowed). */
 extern bool shift_is_plain_select(Node *stmt, bool with_where);
 
+/* What a fragment must parse as (shift_check_fragment). */
+typedef enum ShiftFragmentKind
+{
+	SHIFT_FRAGMENT_SET,			/* SET assignments only */
+	SHIFT_FRAGMENT_WHERE,		/* a condition only */
+	SHIFT_FRAGMENT_SELECT,		/* a list of expressions only */
+	SHIFT_FRAGMENT_QUERY		/* one SELECT */
+} ShiftFragmentKind;
+
+/*
+ * Raises (SQLSTATE 42601) unless fragment what of owner (text; NULL if it
+ * has none), put after prefix, parses as kind alone: "<what> of <owner>
+ * must be <must_be>", with the text as detail if show_text, and hint if not
+ * NULL.  A fragment that is more (a second statement, a FROM, an
+ * unbalanced parenthesis, a trailing comment) could otherwise change the
+ * statement it is put into.
+ */
+extern void shift_check_fragment(const char *owner, const char *what, const char *prefix,
+								 const char *text, ShiftFragmentKind kind, const char *must_be,
+								 bool show_text, const char *hint);
+
+/*
+ * A copy's select => (a backfill's, a capture's): a list of expressions
+ * only, which the statement puts between SELECT and FROM.
+ */
+extern void shift_check_select_fragment(const char *owner, const char *text);
+
 /* Registers the sync triggers' cache invalidation callbacks (from _PG_init). */
 extern void shift_sync_init(void);
 
@@ -177,6 +205,33 @@ struct _SPI_plan;
 extern void shift_free_plans(struct _SPI_plan **plans, int n);
 extern char *shift_pinned_search_path(const char *path);
 
+/* ---- backfill_job.c: a table's key and columns, as a backfill and a capture read them ---- */
+
+struct RelationData;
+
+/*
+ * The attribute numbers of the columns key_columns (a List of C strings)
+ * names in rel, checked: each exists (no system column), none twice, at
+ * most INDEX_MAX_KEYS.  owner names whose key it is in errors ('backfill
+ * job "x"'); hint says what key_columns must name.
+ */
+extern void shift_key_column_attnums(struct RelationData *rel, List *key_columns,
+									 const char *owner, const char *hint, AttrNumber *attnums);
+
+/*
+ * The valid unique btree index of rel whose key columns are exactly the n
+ * columns attnums, in that order, without expressions or a WHERE clause
+ * (the primary key first if several are); InvalidOid if there is none.
+ * Raises if one of those columns may be NULL.
+ */
+extern Oid	shift_key_index(struct RelationData *rel, int n, const AttrNumber *attnums);
+
+/*
+ * The columns of into (a table being copied into) that source has too, by
+ * name, in into's order: not dropped, not generated.
+ */
+extern List *shift_copy_columns(struct RelationData *into, Oid source);
+
 /* ---- sqlgen.c: generated SQL that no search_path can redirect ---- */
 
 /* The btree ordering of one key column: its operators and collation. */
@@ -194,7 +249,6 @@ typedef struct ShiftKeyOps
 	bool		same_nsp;		/* all five are in nsp */
 } ShiftKeyOps;
 
-struct RelationData;
 struct StringInfoData;
 extern char *shift_qualified_operator(Oid opno);
 extern char *shift_qualified_type(Oid type, int32 typmod);

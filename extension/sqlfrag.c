@@ -309,6 +309,47 @@ shift_is_plain_select(Node *stmt, bool with_where)
 		s->targetList != NIL;
 }
 
+static bool
+fragment_is(ShiftFragmentKind kind, Node *stmt)
+{
+	UpdateStmt *u = (UpdateStmt *) stmt;
+
+	switch (kind)
+	{
+		case SHIFT_FRAGMENT_SET:
+			return IsA(stmt, UpdateStmt) && !u->whereClause && u->fromClause == NIL &&
+				u->returningList == NIL && !u->withClause;
+		case SHIFT_FRAGMENT_WHERE:
+			return shift_is_plain_select(stmt, true);
+		case SHIFT_FRAGMENT_SELECT:
+			return shift_is_plain_select(stmt, false);
+		case SHIFT_FRAGMENT_QUERY:
+			return IsA(stmt, SelectStmt);
+	}
+	return false;
+}
+
+void
+shift_check_fragment(const char *owner, const char *what, const char *prefix, const char *text,
+					 ShiftFragmentKind kind, const char *must_be, bool show_text, const char *hint)
+{
+	if (text == NULL || fragment_is(kind, shift_parse_fragment(owner, what, prefix, text)))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_SYNTAX_ERROR),
+			 errmsg("%s of %s must be %s", what, owner, must_be),
+			 show_text ? errdetail("It was: %s", text) : 0,
+			 hint ? errhint("%s", hint) : 0));
+}
+
+void
+shift_check_select_fragment(const char *owner, const char *text)
+{
+	shift_check_fragment(owner, "select", "SELECT ", text, SHIFT_FRAGMENT_SELECT,
+						 "a list of expressions only", true,
+						 "Write select => 'id::bigint, lower(email)'; the source table is FROM.");
+}
+
 /* ---------------------------------------------------------------- shift_internal._select_list */
 
 /* Does "SELECT (item)" parse as a SELECT of exactly one expression? */
