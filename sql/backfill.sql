@@ -236,6 +236,23 @@ BEGIN
 END
 $$;
 
+-- key_columns => of a backfill job or a capture (what names it): one or
+-- more column names, or a clear error.
+CREATE FUNCTION shift_internal._check_key_columns(what pg_catalog.text, key_columns pg_catalog.text[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF key_columns IS NULL OR array_ndims(key_columns) IS DISTINCT FROM 1
+     OR EXISTS (SELECT FROM pg_catalog.unnest(key_columns) c WHERE c IS NULL) THEN
+    RAISE EXCEPTION 'key_columns of % must list one or more column names', what
+      USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('It was %L.', key_columns);
+  END IF;
+END
+$$;
+
 -- The arguments every *_create shares: the name's form and if_exists.
 CREATE FUNCTION shift_internal._check_create(what pg_catalog.text, name pg_catalog.text,
                                           max_length pg_catalog.int4, if_exists pg_catalog.text)
@@ -323,12 +340,8 @@ BEGIN
     RAISE EXCEPTION 'backfill job "%" names its key twice: give key => (an index) or key_columns => (its columns)', v_name
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  IF key_columns IS NOT NULL
-     AND (array_ndims(key_columns) IS DISTINCT FROM 1
-          OR EXISTS (SELECT FROM pg_catalog.unnest(key_columns) c WHERE c IS NULL)) THEN
-    RAISE EXCEPTION 'key_columns of backfill job "%" must list one or more column names', v_name
-      USING ERRCODE = 'invalid_parameter_value',
-            DETAIL = format('It was %L.', key_columns);
+  IF key_columns IS NOT NULL THEN
+    PERFORM shift_internal._check_key_columns(format('backfill job "%s"', v_name), key_columns);
   END IF;
   IF kind = 'update' AND (columns IS NOT NULL OR "select" IS NOT NULL OR on_conflict <> 'error') THEN
     RAISE EXCEPTION 'columns, select and on_conflict apply only to a copy (into =>)'

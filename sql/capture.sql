@@ -79,18 +79,52 @@ CREATE POLICY visible_to_owner ON @extschema@.capture_gap FOR SELECT
   USING (EXISTS (SELECT 1 FROM @extschema@.capture c
                   WHERE c.name OPERATOR(pg_catalog.=) capture_gap.capture));
 
--- Runs a capture's statement as its owner (C, extension/capture.c).
-CREATE FUNCTION shift_internal._capture_exec(owner pg_catalog.name, search_path pg_catalog.text,
-                                             sql pg_catalog.text, want_value pg_catalog.bool)
+-- Runs one statement of a capture as its owner: the first column of its
+-- first row (C, extension/capture.c).
+CREATE FUNCTION shift_internal._capture_exec(name pg_catalog.text, owner pg_catalog.name,
+                                             search_path pg_catalog.text, sql pg_catalog.text)
 RETURNS pg_catalog.text
 AS 'MODULE_PATHNAME', 'shift_capture_exec'
 LANGUAGE C;
 
--- Refuses a select => too long or too costly to scan (C, extension/capture.c).
+-- Prepares one statement of a capture as its owner, without running it; an
+-- error in its select => (at byte select_at) is the select's (C).
+CREATE FUNCTION shift_internal._capture_plan(name pg_catalog.text, owner pg_catalog.name,
+                                             search_path pg_catalog.text, sql pg_catalog.text,
+                                             "select" pg_catalog.text, select_at pg_catalog.int4)
+RETURNS void
+AS 'MODULE_PATHNAME', 'shift_capture_plan'
+LANGUAGE C;
+
+-- Refuses a select => that is more than a list of expressions, as a
+-- backfill's, or too long or too costly to scan (C).
 CREATE FUNCTION shift_internal._capture_check_select(name pg_catalog.text, sql pg_catalog.text)
 RETURNS void
 AS 'MODULE_PATHNAME', 'shift_capture_check_select'
 LANGUAGE C STRICT;
+
+-- The unique index of rel on key_columns, as a backfill's key_columns =>
+-- finds it (btree, the columns in their order, NOT NULL); NULL if none (C).
+CREATE FUNCTION shift_internal._capture_key_index(name pg_catalog.text, rel pg_catalog.regclass,
+                                                  key_columns pg_catalog.text[])
+RETURNS pg_catalog.regclass
+AS 'MODULE_PATHNAME', 'shift_capture_key_index'
+LANGUAGE C STRICT;
+
+-- Each key column's equality in rel, 'OPERATOR(schema.op)': its type's
+-- default btree operator class's, as a backfill compares keys (C).
+CREATE FUNCTION shift_internal._capture_key_equality(name pg_catalog.text, rel pg_catalog.regclass,
+                                                     key_columns pg_catalog.text[])
+RETURNS pg_catalog.text[]
+AS 'MODULE_PATHNAME', 'shift_capture_key_equality'
+LANGUAGE C STABLE STRICT;
+
+-- The columns of "into" that source has too, generated ones left out, as a
+-- backfill's copy takes them by default (C).
+CREATE FUNCTION shift_internal._capture_copy_columns("into" pg_catalog.regclass, source pg_catalog.regclass)
+RETURNS pg_catalog.text[]
+AS 'MODULE_PATHNAME', 'shift_capture_copy_columns'
+LANGUAGE C STABLE STRICT;
 
 -- The columns of relation rel (not dropped, not system), in order.
 CREATE FUNCTION shift_internal._capture_columns(rel pg_catalog.regclass)
@@ -104,54 +138,66 @@ AS $$
 $$;
 
 -- The key's predicate over alias al for the keys (a JSON array of arrays of
--- texts, one per key column): col = ANY ('{...}') for one column, else an
--- OR of ANDs.  Values are literals: a foreign table's FDW sends them as
--- they are.
+-- texts, one per key column), each column compared by its equality in eq
+-- (_capture_key_equality): col = ANY ('{...}') for one column, else an OR
+-- of ANDs in parentheses (the statement ANDs more to it).  Values are literals: a foreign table's FDW sends them as they
+-- are.
 CREATE FUNCTION shift_internal._capture_key_pred(al pg_catalog.text, key_columns pg_catalog.text[],
-                                                 keys pg_catalog.jsonb)
+                                                 eq pg_catalog.text[], keys pg_catalog.jsonb)
 RETURNS pg_catalog.text
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT CASE
     WHEN cardinality(key_columns) = 1 THEN
-      format('%I.%I OPERATOR(pg_catalog.=) ANY (%L)', al, key_columns[1],
+      format('%I.%I %s ANY (%L)', al, key_columns[1], eq[1],
              (SELECT array_agg(k->>0) FROM jsonb_array_elements(keys) k)::text)
     ELSE
-      (SELECT string_agg('(' || (SELECT string_agg(format('%I.%I OPERATOR(pg_catalog.=) %L', al, c, k->>(o - 1)::int),
-                                                   ' AND ' ORDER BY o)
-                                   FROM unnest(key_columns) WITH ORDINALITY u(c, o)) || ')', ' OR ')
-         FROM jsonb_array_elements(keys) k)
+      '(' || (SELECT string_agg('(' || (SELECT string_agg(format('%I.%I %s %L', al, c, eq[o], k->>(o - 1)::int),
+                                                          ' AND ' ORDER BY o)
+                                          FROM unnest(key_columns) WITH ORDINALITY u(c, o)) || ')', ' OR ')
+                FROM jsonb_array_elements(keys) k) || ')'
   END
 $$;
 
 /*
  * The statement that upserts the keys' source rows into the table and
  * deletes the keys the source no longer has, as one statement (one read of
- * the source): returns "upserted deleted".
+ * the source): returns "upserted deleted".  select_at: the byte at which
+ * the capture's select => starts in it.  Keys are compared by each
+ * column's own equality (_capture_key_equality), in the source and in the
+ * table.
  */
-CREATE FUNCTION shift_internal._capture_apply_sql(c @extschema@.capture, keys pg_catalog.jsonb)
-RETURNS pg_catalog.text
-LANGUAGE sql STABLE
+CREATE FUNCTION shift_internal._capture_apply_sql(c @extschema@.capture, keys pg_catalog.jsonb,
+                                                  OUT sql pg_catalog.text, OUT select_at pg_catalog.int4)
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT format(
-    'WITH up AS (INSERT INTO %s AS t (%s) SELECT %s FROM %s AS s WHERE %s '
+DECLARE
+  src_eq CONSTANT pg_catalog.text[] := shift_internal._capture_key_equality(c.name, c.source, c.key_columns);
+  into_eq CONSTANT pg_catalog.text[] := shift_internal._capture_key_equality(c.name, c.into_relation, c.key_columns);
+  head pg_catalog.text;
+BEGIN
+  head := format('WITH up AS (INSERT INTO %s AS t (%s) SELECT ', c.into_relation,
+                 (SELECT string_agg(quote_ident(x), ', ' ORDER BY o) FROM unnest(c.into_columns) WITH ORDINALITY u(x, o)));
+  select_at := octet_length(head);
+  -- the select => ends with a line break, as a backfill's: a -- comment ends there
+  sql := head || c.select_list || format(
+    E'\n FROM %s AS s WHERE %s '
     'ON CONFLICT (%s) DO UPDATE SET %s RETURNING %s), '
     'gone AS (DELETE FROM %s AS t WHERE %s AND NOT EXISTS (SELECT FROM up WHERE %s) RETURNING 1) '
     'SELECT pg_catalog.format(''%%s %%s'', (SELECT pg_catalog.count(*) FROM up), (SELECT pg_catalog.count(*) FROM gone))',
-    c.into_relation,
-    (SELECT string_agg(quote_ident(x), ', ' ORDER BY o) FROM unnest(c.into_columns) WITH ORDINALITY u(x, o)),
-    c.select_list, c.source,
-    shift_internal._capture_key_pred('s', c.key_columns, keys),
+    c.source,
+    shift_internal._capture_key_pred('s', c.key_columns, src_eq, keys),
     (SELECT string_agg(quote_ident(x), ', ' ORDER BY o) FROM unnest(c.key_columns) WITH ORDINALITY u(x, o)),
     (SELECT string_agg(format('%I = EXCLUDED.%I', x, x), ', ' ORDER BY o)
        FROM unnest(c.into_columns) WITH ORDINALITY u(x, o)),
     (SELECT string_agg(format('t.%I', x), ', ' ORDER BY o) FROM unnest(c.key_columns) WITH ORDINALITY u(x, o)),
     c.into_relation,
-    shift_internal._capture_key_pred('t', c.key_columns, keys),
-    (SELECT string_agg(format('up.%I OPERATOR(pg_catalog.=) t.%I', x, x), ' AND ' ORDER BY o)
-       FROM unnest(c.key_columns) WITH ORDINALITY u(x, o)))
+    shift_internal._capture_key_pred('t', c.key_columns, into_eq, keys),
+    (SELECT string_agg(format('up.%I %s t.%I', x, into_eq[o], x), ' AND ' ORDER BY o)
+       FROM unnest(c.key_columns) WITH ORDINALITY u(x, o)));
+END
 $$;
 
 /*
@@ -178,6 +224,32 @@ AS $$
 $$;
 
 /*
+ * The backfill job capture c waits for (all NULL: there is none of that
+ * name), which must be a job of the capture's owner: job names are global,
+ * and another role's job of that name says nothing of the rows the
+ * capture's own copy has written (nor is its state the capture owner's to
+ * see).
+ */
+CREATE FUNCTION shift_internal._capture_backfill(c @extschema@.capture)
+RETURNS @extschema@.backfill
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  b @extschema@.backfill;
+BEGIN
+  SELECT * INTO b FROM @extschema@.backfill x WHERE x.name = c.backfill;
+  IF FOUND AND b.owner <> c.owner THEN
+    RAISE EXCEPTION 'backfill job "%" of capture "%" belongs to another role', c.backfill, c.name
+      USING ERRCODE = 'insufficient_privilege',
+            DETAIL = format('A capture waits only for a backfill job of its own owner, "%s".', c.owner),
+            HINT = 'Drop the capture and create it again with a job name no other role has taken.';
+  END IF;
+  RETURN b;
+END
+$$;
+
+/*
  * shift.capture_create(name, changelog, source, "into", key_columns,
  *                      columns => NULL, "select" => NULL, backfill => NULL,
  *                      batch_size => 1000, gap_timeout => '1 hour',
@@ -191,8 +263,12 @@ $$;
  * names the backfill job that copies the rows first (made after the
  * capture, or not started yet: its bound must come after the triggers):
  * the capture applies nothing before that job is done (the job's copy
- * could otherwise write a row older than one the capture applied).  The statements are planned
- * here as the caller, so that a mistake surfaces now.
+ * could otherwise write a row older than one the capture applied); that
+ * job must be the capture's owner's.  The key is "into"'s as a backfill's
+ * key_columns => is a table's: a unique btree index on those columns, in
+ * that order, NOT NULL.  The select => is a list of expressions only, as a
+ * backfill's.  The statements are prepared here as the caller, so that a
+ * mistake surfaces now.
  */
 CREATE FUNCTION shift_internal.capture_create(
   name pg_catalog.text, changelog pg_catalog.regclass, source pg_catalog.regclass,
@@ -212,15 +288,12 @@ DECLARE
   path CONSTANT pg_catalog.text := shift_internal.pin_search_path(capture_create.search_path);
   old @extschema@.capture;
   c @extschema@.capture;
-  cols pg_catalog.text[];
   missing pg_catalog.text;
+  apply_sql pg_catalog.text;
+  select_at pg_catalog.int4;
 BEGIN
   PERFORM shift_internal._check_create('capture', v_name, 250, if_exists);
-  IF key_columns IS NULL OR array_ndims(key_columns) IS DISTINCT FROM 1
-     OR EXISTS (SELECT FROM unnest(key_columns) x WHERE x IS NULL) THEN
-    RAISE EXCEPTION 'key_columns of capture "%" must list one or more column names', v_name
-      USING ERRCODE = 'invalid_parameter_value', DETAIL = format('It was %L.', key_columns);
-  END IF;
+  PERFORM shift_internal._check_key_columns(format('capture "%s"', v_name), key_columns);
   IF batch_size IS NULL OR batch_size NOT BETWEEN 1 AND 100000 THEN
     RAISE EXCEPTION 'batch_size must be between 1 and 100000 (got %)', batch_size
       USING ERRCODE = 'invalid_parameter_value';
@@ -260,31 +333,35 @@ BEGIN
     RAISE EXCEPTION 'source % of capture "%" has no column %', source, v_name, missing
       USING ERRCODE = 'undefined_column';
   END IF;
-  IF NOT EXISTS (SELECT FROM pg_catalog.pg_index i
-                  WHERE i.indrelid = "into" AND i.indisunique AND i.indisvalid AND i.indpred IS NULL
-                    AND i.indexprs IS NULL AND i.indnkeyatts = cardinality(key_columns)
-                    AND (SELECT array_agg(a.attname::text ORDER BY a.attname)
-                           FROM pg_catalog.pg_attribute a
-                          WHERE a.attrelid = "into" AND a.attnum = ANY (i.indkey::int2[]))
-                        = (SELECT array_agg(x ORDER BY x) FROM unnest(key_columns) x)) THEN
-    RAISE EXCEPTION '% has no unique index on (%)', "into", array_to_string(key_columns, ', ')
+  IF shift_internal._capture_key_index(v_name, "into", key_columns) IS NULL THEN
+    RAISE EXCEPTION '% has no unique index on (%)', "into",
+                    (SELECT string_agg(quote_ident(x), ', ' ORDER BY o) FROM unnest(key_columns) WITH ORDINALITY u(x, o))
       USING ERRCODE = 'invalid_object_definition',
-            DETAIL = format('Capture "%s" finds the rows it applies by that key in both tables.', v_name),
-            HINT = 'Name the primary key''s columns in key_columns.';
+            DETAIL = format('Capture "%s" finds the rows it applies by that key in both tables: a valid unique btree index whose columns are the key columns, in their order.', v_name),
+            HINT = 'Name the primary key''s columns in key_columns, in its order.';
   END IF;
-  cols := coalesce(columns, ARRAY(SELECT x FROM unnest(shift_internal._capture_columns("into")) WITH ORDINALITY u(x, o)
-                                   WHERE x = ANY (shift_internal._capture_columns(source)) ORDER BY o));
+
+  c.name := v_name;
+  c.changelog := changelog;
+  c.source := source;
+  c.into_relation := "into";
+  c.key_columns := key_columns;
+  c.into_columns := coalesce(columns, shift_internal._capture_copy_columns("into", source));
+  c.select_list := coalesce("select", (SELECT string_agg(quote_ident(x), ', ' ORDER BY o)
+                                        FROM unnest(c.into_columns) WITH ORDINALITY u(x, o)));
+  c.backfill := backfill;
+  c.batch_size := batch_size;
+  c.gap_timeout := gap_timeout;
+  c.owner := pg_get_userbyid(who);
+  c.search_path := path;
+  c.migration := migration;
+  c.phase := phase;
   SELECT string_agg(quote_ident(x), ', ') INTO missing
-    FROM unnest(key_columns) x WHERE x <> ALL (cols);
+    FROM unnest(key_columns) x WHERE x <> ALL (c.into_columns);
   IF missing IS NOT NULL THEN
     RAISE EXCEPTION 'the columns of capture "%" leave out key column %', v_name, missing
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
-
-  c := ROW(v_name, changelog, source, "into", key_columns, cols,
-           coalesce("select", (SELECT string_agg(quote_ident(x), ', ' ORDER BY o) FROM unnest(cols) WITH ORDINALITY u(x, o))),
-           backfill, batch_size, gap_timeout, pg_get_userbyid(who), path, migration, phase,
-           0, NULL, 0, 0, 0, 0, 0, 0, 0, now(), NULL);
 
   SELECT * INTO old FROM @extschema@.capture x WHERE x.name = v_name FOR UPDATE;
   IF FOUND THEN
@@ -304,23 +381,28 @@ BEGIN
 
   -- the triggers must be writing the changelog before the backfill fixes its
   -- bound: a row written between the bound and the triggers would be in neither
-  IF EXISTS (SELECT FROM @extschema@.backfill b
-              WHERE b.name = capture_create.backfill AND b.upper_key IS NOT NULL) THEN
+  IF backfill IS NOT NULL AND (shift_internal._capture_backfill(c)).upper_key IS NOT NULL THEN
     RAISE EXCEPTION 'backfill job "%" has started: capture "%" must be made before it', backfill, v_name
       USING ERRCODE = 'object_not_in_prerequisite_state',
             DETAIL = 'A row the source writes after the backfill fixed its bound and before the changelog''s triggers existed would be copied by neither.',
             HINT = 'Install the changelog''s triggers and create the capture first, then start the backfill; or drop the job and start it again.';
   END IF;
   -- the changelog is read once, as the caller: one the remote side lacks fails here
-  PERFORM shift_internal._capture_exec(c.owner, c.search_path,
-    format('SELECT 1 FROM %s LIMIT 1', c.changelog), true);
-  -- plan both statements as the caller: a wrong column, type or select => fails here
-  PERFORM shift_internal._capture_exec(c.owner, c.search_path,
-    'EXPLAIN (COSTS OFF) ' || shift_internal._capture_read_sql(c, 'l.seq OPERATOR(pg_catalog.>) 0', 1), true);
-  PERFORM shift_internal._capture_exec(c.owner, c.search_path,
-    'EXPLAIN (COSTS OFF) ' || shift_internal._capture_apply_sql(c,
-      (SELECT jsonb_build_array(jsonb_agg('0'::text)) FROM unnest(key_columns) x)), true);
-  INSERT INTO @extschema@.capture VALUES (c.*);
+  PERFORM shift_internal._capture_exec(c.name, c.owner, c.search_path,
+    format('SELECT 1 FROM %s LIMIT 1', c.changelog));
+  -- prepare both statements as the caller: a wrong column, type or select => fails here
+  PERFORM shift_internal._capture_plan(c.name, c.owner, c.search_path,
+    shift_internal._capture_read_sql(c, 'l.seq OPERATOR(pg_catalog.>) 0', 1), NULL, NULL);
+  SELECT a.sql, a.select_at INTO apply_sql, select_at
+    FROM shift_internal._capture_apply_sql(c, (SELECT jsonb_build_array(jsonb_agg('0'::text))
+                                                 FROM unnest(key_columns) x)) a;
+  PERFORM shift_internal._capture_plan(c.name, c.owner, c.search_path, apply_sql, c.select_list, select_at);
+  INSERT INTO @extschema@.capture (name, changelog, source, into_relation, key_columns, into_columns,
+                                   select_list, backfill, batch_size, gap_timeout, owner, search_path,
+                                   migration, phase)
+  VALUES (c.name, c.changelog, c.source, c.into_relation, c.key_columns, c.into_columns,
+          c.select_list, c.backfill, c.batch_size, c.gap_timeout, c.owner, c.search_path,
+          c.migration, c.phase);
   RETURN v_name;
 END
 $$;
@@ -355,7 +437,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   c @extschema@.capture;
-  bstate pg_catalog.text;
+  job @extschema@.backfill;
   gapcond pg_catalog.text;
   got pg_catalog.jsonb;
   batch pg_catalog.jsonb;
@@ -364,6 +446,7 @@ DECLARE
   i pg_catalog.int4 := 0;
   forgotten pg_catalog.int8;
   s pg_catalog.int8;
+  n pg_catalog.int8;
 BEGIN
   changes := 0; keys := 0; upserted := 0; deleted := 0; late := 0; caught_up := false;
   SELECT * INTO c FROM @extschema@.capture x WHERE x.name = capture_apply.name FOR UPDATE;
@@ -374,9 +457,9 @@ BEGIN
   END IF;
   PERFORM shift_internal.check_owner(format('capture "%s"', c.name), c.owner);
   IF c.backfill IS NOT NULL THEN
-    SELECT b.state INTO bstate FROM @extschema@.backfill b WHERE b.name = c.backfill;
-    IF bstate IS DISTINCT FROM 'done' THEN
-      RAISE EXCEPTION 'capture "%" waits for backfill job "%" (%)', c.name, c.backfill, coalesce(bstate, 'dropped')
+    job := shift_internal._capture_backfill(c);
+    IF job.state IS DISTINCT FROM 'done' THEN
+      RAISE EXCEPTION 'capture "%" waits for backfill job "%" (%)', c.name, c.backfill, coalesce(job.state, 'dropped')
         USING ERRCODE = 'object_not_in_prerequisite_state',
               DETAIL = 'Changes are applied once the backfill has copied every row up to its bound.';
     END IF;
@@ -385,6 +468,8 @@ BEGIN
     RAISE EXCEPTION 'max_batches must be 1 or more (got %)', max_batches
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
+  -- what runs is what capture_create checked: a list of expressions only
+  PERFORM shift_internal._capture_check_select(c.name, c.select_list);
 
   WHILE i < max_batches AND NOT caught_up LOOP
     i := i + 1;
@@ -402,8 +487,8 @@ BEGIN
     gapcond := nullif(gapcond, '');
     allkeys := '[]';
     IF gapcond IS NOT NULL THEN
-      got := shift_internal._capture_exec(c.owner, c.search_path,
-               shift_internal._capture_read_sql(c, gapcond, NULL), true)::jsonb;
+      got := shift_internal._capture_exec(c.name, c.owner, c.search_path,
+               shift_internal._capture_read_sql(c, gapcond, NULL))::jsonb;
       IF (got->>'n')::int8 > 0 THEN
         late := late + (got->>'n')::int8;
         allkeys := got->'keys';
@@ -419,9 +504,9 @@ BEGIN
       END IF;
     END IF;
     -- the batch past the checkpoint
-    batch := shift_internal._capture_exec(c.owner, c.search_path,
+    batch := shift_internal._capture_exec(c.name, c.owner, c.search_path,
                shift_internal._capture_read_sql(c, format('l.seq OPERATOR(pg_catalog.>) %s', c.last_seq),
-                                                c.batch_size), true)::jsonb;
+                                                c.batch_size))::jsonb;
     IF (batch->>'n')::int8 > 0 THEN
       -- the values it skipped: gaps
       INSERT INTO @extschema@.capture_gap (capture, lo, hi)
@@ -435,17 +520,18 @@ BEGIN
     END IF;
     caught_up := (batch->>'n')::int8 < c.batch_size;
     IF jsonb_array_length(allkeys) > 0 THEN
-      res := string_to_array(shift_internal._capture_exec(c.owner, c.search_path,
-                               shift_internal._capture_apply_sql(c, allkeys), true), ' ');
+      res := string_to_array(shift_internal._capture_exec(c.name, c.owner, c.search_path,
+                               (shift_internal._capture_apply_sql(c, allkeys)).sql), ' ');
       upserted := upserted + res[1]::pg_catalog.int8;
       deleted := deleted + res[2]::pg_catalog.int8;
       keys := keys + jsonb_array_length(allkeys);
     END IF;
-    changes := changes + (batch->>'n')::int8 + coalesce((got->>'n')::pg_catalog.int8, 0);
+    n := (batch->>'n')::pg_catalog.int8 + coalesce((got->>'n')::pg_catalog.int8, 0);
+    changes := changes + n;
     UPDATE @extschema@.capture x
        SET last_seq = coalesce((batch->>'max')::pg_catalog.int8, x.last_seq),
            last_change_at = coalesce(batch->>'at', x.last_change_at),
-           changes = x.changes + (batch->>'n')::pg_catalog.int8 + coalesce((got->>'n')::pg_catalog.int8, 0),
+           changes = x.changes + n,
            keys = x.keys + jsonb_array_length(allkeys),
            upserted = x.upserted + coalesce(res[1]::pg_catalog.int8, 0),
            deleted = x.deleted + coalesce(res[2]::pg_catalog.int8, 0),
@@ -516,10 +602,10 @@ BEGIN
     RAISE EXCEPTION 'capture "%" does not exist', capture_lag.name USING ERRCODE = 'undefined_object';
   END IF;
   PERFORM shift_internal.check_owner(format('capture "%s"', c.name), c.owner);
-  r := shift_internal._capture_exec(c.owner, c.search_path, format(
+  r := shift_internal._capture_exec(c.name, c.owner, c.search_path, format(
          'SELECT pg_catalog.jsonb_build_object(''n'', pg_catalog.count(*), ''max'', pg_catalog.max(l.seq), '
          '''at'', pg_catalog.min(l.at)::pg_catalog.text) FROM %s AS l WHERE l.seq OPERATOR(pg_catalog.>) %s',
-         c.changelog, c.last_seq), true)::jsonb;
+         c.changelog, c.last_seq))::jsonb;
   pending := (r->>'n')::pg_catalog.int8;
   remote_max_seq := coalesce((r->>'max')::pg_catalog.int8, c.last_seq);
   oldest_pending_at := r->>'at';

@@ -38,6 +38,20 @@ SELECT shift.capture_create('c', 'cap_log', 'cap_src', 'cap_dst', '{id}', column
 SELECT shift.capture_create('c', 'cap_log', 'cap_src', 'cap_dst', '{id}', columns => '{id,v,len}',
                             "select" => 'id, v, 1' || repeat(' ', 131072));
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
+-- the select is a list of expressions over the source, nothing more: a
+-- second statement, or a FROM that closes the upsert and drops the key's
+-- condition, is refused before anything runs
+CREATE TABLE cap_victim (x int);
+INSERT INTO cap_victim VALUES (1);
+SELECT shift.capture_create('inj', 'cap_log', 'cap_src', 'cap_dst', '{id}', columns => '{id,v}',
+                            "select" => $$id, v FROM cap_src AS s WHERE false RETURNING t.id) SELECT 1; DELETE FROM cap_victim; SELECT '0 0' --$$);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT shift.capture_create('inj', 'cap_log', 'cap_src', 'cap_dst', '{id}', columns => '{id,v}',
+                            "select" => $$id, v FROM cap_src AS s2 WHERE true$$);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT count(*) AS victims_left FROM cap_victim;
+SELECT count(*) AS captures FROM shift.capture;
+DROP TABLE cap_victim;
 SELECT shift.capture_create('c', 'cap_log', 'cap_src', 'cap_dst', '{id}', if_exists => 'sometimes');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT shift.capture_apply('nobody');
@@ -148,6 +162,78 @@ SELECT changes, upserted FROM shift.capture_apply('nested');
 SELECT * FROM cap_dst2;
 SELECT shift.capture_drop('outer'), shift.capture_drop('nested'), shift.backfill_drop('nested_job');
 DROP FUNCTION cap_nested(text);
-DROP TABLE cap_src, cap_log, cap_dst, cap_dst2;
-REVOKE CREATE ON SCHEMA public FROM regress_cap_owner;
+-- backfill => names a job of the capture's owner: another role's job of
+-- that name (names are global) neither shows its state at capture_create
+-- nor, run to done, lets the capture apply before its own copy
+GRANT CREATE ON SCHEMA public TO regress_cap_other;
+SET ROLE regress_cap_other;
+CREATE TABLE cap_other_src (id int PRIMARY KEY, v text);
+CREATE TABLE cap_other_dst (id int PRIMARY KEY, v text);
+SELECT shift.backfill_create('other_started', 'cap_other_src', "into" => 'cap_other_dst');
+SELECT done FROM shift.backfill_step('other_started');
+SET ROLE regress_cap_owner;
+CREATE TABLE cap_dst3 (id int PRIMARY KEY, v text);
+SELECT shift.capture_create('probe', 'cap_log', 'cap_src', 'cap_dst3', '{id}', backfill => 'other_started');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT shift.capture_create('waits', 'cap_log', 'cap_src', 'cap_dst3', '{id}', backfill => 'snatched');
+SET ROLE regress_cap_other;
+SELECT shift.backfill_create('snatched', 'cap_other_src', "into" => 'cap_other_dst');
+SELECT done FROM shift.backfill_step('snatched');
+SET ROLE regress_cap_owner;
+SELECT changes, upserted FROM shift.capture_apply('waits');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT count(*) AS applied FROM cap_dst3;
+RESET ROLE;
+SELECT changes, upserted FROM shift.capture_apply('waits');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT shift.capture_drop('waits');
+SELECT shift.backfill_drop('other_started'), shift.backfill_drop('snatched');
+DROP TABLE cap_src, cap_log, cap_dst, cap_dst2, cap_dst3, cap_other_src, cap_other_dst;
+REVOKE CREATE ON SCHEMA public FROM regress_cap_owner, regress_cap_other;
 DROP ROLE regress_cap_owner, regress_cap_other;
+
+-- a key is matched by its type's own equality, with its collation, as the
+-- backfill matches it: a citext key the changelog logged as 'abc' finds the
+-- row 'Abc' in the source and in the table
+CREATE EXTENSION IF NOT EXISTS citext;
+CREATE TABLE cap_ci_src (code citext PRIMARY KEY, v text NOT NULL);
+CREATE TABLE cap_ci_log (seq bigint PRIMARY KEY, code citext NOT NULL, kind char(1) NOT NULL,
+                         at timestamp NOT NULL DEFAULT '2026-01-01 00:00:00');
+CREATE TABLE cap_ci_dst (code citext PRIMARY KEY, v text);
+INSERT INTO cap_ci_src VALUES ('Abc', 'old'), ('Gone', 'x');
+INSERT INTO cap_ci_dst VALUES ('Abc', 'old'), ('Gone', 'x');
+SELECT shift.capture_create('ci', 'cap_ci_log', 'cap_ci_src', 'cap_ci_dst', '{code}');
+UPDATE cap_ci_src SET v = 'new' WHERE code = 'abc';
+DELETE FROM cap_ci_src WHERE code = 'gone';
+INSERT INTO cap_ci_log (seq, code, kind) VALUES (1, 'abc', 'U'), (2, 'GONE', 'D');
+SELECT changes, keys, upserted, deleted FROM shift.capture_apply('ci');
+SELECT * FROM cap_ci_dst ORDER BY code;
+SELECT shift.capture_drop('ci');
+DROP TABLE cap_ci_src, cap_ci_log, cap_ci_dst;
+
+-- the table's key, as the backfill's: a unique btree index on the key
+-- columns in their order, NOT NULL; a generated column is not written
+CREATE TABLE cap_src (a int NOT NULL, b int NOT NULL, v text NOT NULL, len int, PRIMARY KEY (a, b));
+CREATE TABLE cap_log (seq bigint PRIMARY KEY, a int NOT NULL, b int NOT NULL, kind char(1) NOT NULL,
+                      at timestamp NOT NULL DEFAULT '2026-01-01 00:00:00');
+CREATE TABLE cap_dst (a int NOT NULL, b int NOT NULL, v text,
+                      len int GENERATED ALWAYS AS (length(v)) STORED, PRIMARY KEY (a, b));
+CREATE TABLE cap_nullkey (a int, b int, v text, UNIQUE (a, b));
+CREATE TABLE cap_ab (a int NOT NULL, b int NOT NULL, v text, PRIMARY KEY (a, b));
+SELECT shift.capture_create('k_order', 'cap_log', 'cap_src', 'cap_ab', '{b,a}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT shift.capture_create('k_null', 'cap_log', 'cap_src', 'cap_nullkey', '{a,b}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT shift.capture_create('k', 'cap_log', 'cap_src', 'cap_dst', '{a,b}');
+SELECT into_columns, select_list FROM shift.capture WHERE name = 'k';
+INSERT INTO cap_src VALUES (1, 2, 'abc', 42), (3, 4, 'x', 42);
+INSERT INTO cap_log (seq, a, b, kind) VALUES (1, 1, 2, 'I'), (2, 3, 4, 'I');
+SELECT changes, upserted FROM shift.capture_apply('k');
+SELECT * FROM cap_dst ORDER BY a;
+-- two keys of a batch that are both in the table: both updated, none deleted
+UPDATE cap_src SET v = v || '!';
+INSERT INTO cap_log (seq, a, b, kind) VALUES (3, 1, 2, 'U'), (4, 3, 4, 'U');
+SELECT changes, upserted, deleted FROM shift.capture_apply('k');
+SELECT * FROM cap_dst ORDER BY a;
+SELECT shift.capture_drop('k');
+DROP TABLE cap_src, cap_log, cap_dst, cap_nullkey, cap_ab;
