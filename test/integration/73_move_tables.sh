@@ -177,13 +177,21 @@ q "DROP ROLE IF EXISTS it73_other; CREATE ROLE it73_other IN ROLE shift_operator
 out=$(q "SET ROLE it73_other; SELECT shift.move_record('orders', 'table', 'public.victim', 'target')" 2>&1)
 expect_in "another operator may not record its table under this move's name" "$out" "move orders belongs to role"
 expect_eq "nothing of it is recorded" "$(q "SELECT count(*) FROM shift.move_object WHERE object = 'public.victim'")" 0
+# a recorded table dropped and made again outside the move, another
+# role's now: the rollback neither empties nor drops it (review M7)
+q "DROP TABLE orders; CREATE TABLE orders (id int); INSERT INTO orders VALUES (7);
+   ALTER TABLE orders OWNER TO it73_other" >/dev/null
 
 # ---- the rollback of every phase
 pgshift --dsn "$SRC" rollback "$f"
 expect_rc "every phase rolls back" 0
 expect_eq "a table another role recorded under the move's name is not dropped" \
   "$(q "SELECT to_regclass('public.victim') IS NOT NULL")" t
-q "DROP TABLE victim; DROP ROLE it73_other" >/dev/null
+expect_eq "a table made again at a recorded name is neither emptied nor dropped" \
+  "$(q "SELECT pg_get_userbyid(relowner) || ' ' || (SELECT count(*) FROM orders) FROM pg_class WHERE oid = 'orders'::regclass")" \
+  "it73_other 1"
+expect_in "the rollback says so" "$OUT" "warning: public.orders on the target is not the one this move made"
+q "DROP TABLE victim, orders; DROP ROLE it73_other" >/dev/null
 expect_eq "no publication, slot or record left on the source" \
   "$(q2 "SELECT (SELECT count(*) FROM pg_publication) + (SELECT count(*) FROM pg_replication_slots)
                 + (SELECT count(*) FROM shift.move_object)")" 0
