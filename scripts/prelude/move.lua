@@ -857,11 +857,12 @@ end
 local function run_redirect(r, db, tgt, live)
   if not r.opts.redirect then return end
   local ok, err = pcall(r.opts.redirect, db, tgt, live)
-  if not ok and D.is_dry(db) then
-    -- the plan shows what the hook sent before it stopped (an os.execute,
-    -- say, which the review's sandbox refuses) and goes on
+  if not ok and D.is_dry(db) and loader.sandbox_refusal(err) then
+    -- the plan shows what the hook sent before the review's sandbox
+    -- refused it something (an os.execute, say) and goes on; any other
+    -- error fails the plan, as it fails the run
     db:exec("-- the redirect hook (live = " .. live .. ") stopped in the plan: "
-      .. tostring(type(err) == "table" and err.message or err):gsub("\n", " "))
+      .. tostring(err):gsub("\n", " "))
     return
   end
   if not ok then

@@ -60,6 +60,27 @@ expect_in "seven phases" "$OUT" "orders-contract"
 expect_in "the subscription is made on the target" "$OUT" "/* on target host=$PGHOST port=$PGPORT dbname=$TGT_DB */ CREATE SUBSCRIPTION"
 expect_not_in "the plan shows no password" "$OUT$ERR" "sekrit"
 
+# ---- a redirect hook in the plan: what the review's sandbox refuses it
+# (os.execute) is noted and the plan goes on; any other error of the hook
+# stops the phase's plan there, as it fails the run (review L9)
+for hook in sandboxed failing; do
+  if [ $hook = sandboxed ]; then body='os.execute("/usr/local/bin/switch-app-to db2")'
+  else body='error("the load balancer said no")'; fi
+  mig "redirect_$hook" >/dev/null <<LUA
+return migration { name = "move_redirect_$hook", phases = {
+  online.move_tables{ tables = { "customers", "orders" }, name = "redir", target = { dsn = "$TGT" },
+                      redirect = function(db, target, live) $body end } } }
+LUA
+done
+pgshift --dsn "$SRC" plan "$WORK/redirect_sandboxed.lua"
+expect_rc "a redirect hook calling os.execute plans" 0
+expect_in "the plan notes where the sandbox stopped it" "$OUT" \
+  "-- the redirect hook (live = target) stopped in the plan: "
+pgshift --dsn "$SRC" plan "$WORK/redirect_failing.lua"
+expect_in "a redirect hook that fails otherwise stops the cut-over's plan, with the hook's error" "$OUT" \
+  "-- the dry run stopped here: $WORK/redirect_failing.lua:2: the redirect hook failed ($WORK/redirect_failing.lua:3: the load balancer said no)"
+expect_not_in "not noted as the sandbox's stop and passed over" "$OUT" "stopped in the plan"
+
 # ---- writers on the source throughout the move
 cat >"$WORK/writer.sql" <<'SQL'
 \set c random(1, 2000)
