@@ -244,8 +244,7 @@ local CONSTRAINT_REQUIRED = {
 }
 
 local function constraint_exists(db, o)
-  return D.lookup(db, D.where(), "SELECT 1 AS found FROM pg_catalog.pg_constraint"
-    .. " WHERE conrelid = $1::pg_catalog.regclass AND conname = $2", o.table, o.name)[1] ~= nil
+  return P.helpers.constraint_state(db, D.where(), o.table, o.name) ~= nil
 end
 
 function B.create_constraint(o, ctx)
