@@ -99,6 +99,8 @@ COMMENT ON ROUTINE @extschema@.move_fence_end(pg_catalog.text, pg_catalog.text, 
 'move_fence_end(move, direction, fence_ms, lsn): the open fence of a move ended: its duration and WAL position';
 COMMENT ON ROUTINE @extschema@.move_fence_statements(pg_catalog.int8, pg_catalog.text) IS
 'move_fence_statements(fence, action => revoke writes|grant writes|grant all) -> the REVOKE or GRANT statements of a fence of the caller''s, built from its rows with every name quoted';
+COMMENT ON ROUTINE @extschema@.move_target_table(pg_catalog.text) IS
+'move_target_table(t) -> (decision, current, advice): absent, keep (an empty plain table of the caller''s own with nothing that runs code) or refuse, for what is at a moved table''s name on the target (doc/move.md)';
 COMMENT ON ROUTINE @extschema@.move_check(pg_catalog.text, pg_catalog.text[]) IS
 'move_check(side => source|target, tables) -> (item, current, advice): one row per prerequisite of a move that this server fails, with what to change (doc/move.md)';
 COMMENT ON ROUTINE @extschema@.move_schema(pg_catalog.text[]) IS

@@ -38,10 +38,13 @@ CREATE TABLE @extschema@.move_object (
   object      pg_catalog.text NOT NULL,       -- its name (schema-qualified and quoted for tables and sequences)
   side        pg_catalog.text NOT NULL CHECK (side IN ('source', 'target')),
   owner       pg_catalog.name NOT NULL,       -- made it: only it may forget it
+  relid       pg_catalog.oid,                 -- a table's or sequence's, when made (its name may be reused)
+  relowner    pg_catalog.name,                -- and its owner then: the move drops or empties only that
   migration   pg_catalog.text,
   phase       pg_catalog.text,
   created_at  pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now(),
-  PRIMARY KEY (kind, object)
+  PRIMARY KEY (kind, object),
+  CHECK ((kind IN ('table', 'sequence')) OPERATOR(pg_catalog.=) (relid IS NOT NULL AND relowner IS NOT NULL))
 );
 COMMENT ON TABLE @extschema@.move_object IS
   'what a move to another cluster made on this server (publication, slot, subscription, tables): cleanup finds it here';
@@ -78,13 +81,17 @@ CREATE POLICY visible_to_monitor ON @extschema@.move_fence FOR SELECT TO shift_m
 -- The privileges a fence moves, one row each: what an application role
 -- (grantee; 'public', which no role may be named, for PUBLIC) held on a
 -- moved table or a sequence it owns (relation, on the source; the target's
--- has the same name).  The fence revokes the write privileges on the live
+-- has the same name), with its name and owner when the fence began: a
+-- statement is made only while the relation with that OID still has both.
+-- The fence revokes the write privileges on the live
 -- side; the lift grants them (or all of them) on the side made live.  The
 -- statements are built from these typed rows (move_fence_statements),
 -- never from text.
 CREATE TABLE @extschema@.move_fence_grant (
   fence       pg_catalog.int8 NOT NULL REFERENCES @extschema@.move_fence (id) ON DELETE CASCADE,
   relation    pg_catalog.regclass NOT NULL,
+  relname     pg_catalog.text NOT NULL,       -- its quoted qualified name then (its OID may be reused)
+  relowner    pg_catalog.name NOT NULL,       -- and its owner then
   grantee     pg_catalog.name NOT NULL,
   privilege   pg_catalog.text NOT NULL
               CHECK (privilege IN ('SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER',
@@ -101,15 +108,18 @@ CREATE POLICY visible_to_owner ON @extschema@.move_fence_grant FOR SELECT
 CREATE POLICY visible_to_monitor ON @extschema@.move_fence_grant FOR SELECT TO shift_monitor USING (true);
 
 -- shift_internal._move_claim(move): move is a valid name that no role but
--- those the caller may act for has recorded anything under (a name is one
--- role's, as a job's or a sync's is).  Waits for another transaction
--- claiming the same name.
+-- the caller has recorded anything under: a move's name, with its records
+-- and fences, is one role's exactly.  Not "a role the caller may act for":
+-- a superuser may act for everyone, and would otherwise adopt what another
+-- role recorded under the name (a fence of that role's tables, say).
+-- Waits for another transaction claiming the same name.
 CREATE FUNCTION shift_internal._move_claim(move pg_catalog.text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+  me pg_catalog.name := pg_catalog.pg_get_userbyid(shift_internal.caller());
   other pg_catalog.name;
 BEGIN
   PERFORM shift_internal.move_name_ok(move);
@@ -118,10 +128,14 @@ BEGIN
     FROM (SELECT o.owner FROM @extschema@.move_object o WHERE o.move OPERATOR(pg_catalog.=) _move_claim.move
           UNION
           SELECT f.owner FROM @extschema@.move_fence f WHERE f.move OPERATOR(pg_catalog.=) _move_claim.move) x
-   WHERE NOT shift_internal.may_act(x.owner)
+   WHERE x.owner OPERATOR(pg_catalog.<>) me
    ORDER BY x.owner LIMIT 1;
   IF FOUND THEN
-    PERFORM shift_internal.check_owner(format('move %s', move), other);
+    RAISE EXCEPTION 'move % belongs to role "%"', move, other
+      USING ERRCODE = 'insufficient_privilege',
+            DETAIL = format('A move''s name is one role''s: role "%s" recorded objects or fences under it; role "%s" may not add to them, superuser or not.',
+                            other, me),
+            HINT = format('Give this move another name, or act as "%s" (SET ROLE, or connect as it).', other);
   END IF;
 END
 $$;
@@ -153,7 +167,13 @@ BEGIN
       RAISE EXCEPTION '% is not a %', object, kind
         USING ERRCODE = 'wrong_object_type';
     END IF;
-    PERFORM shift_internal.check_owner(format('%s %s', kind, object), pg_catalog.pg_get_userbyid(c.relowner));
+    -- the caller's own, not one of a role it may act for: the move drops it
+    IF c.relowner OPERATOR(pg_catalog.<>) shift_internal.caller() THEN
+      RAISE EXCEPTION '% % belongs to role "%"', kind, object, pg_catalog.pg_get_userbyid(c.relowner)
+        USING ERRCODE = 'insufficient_privilege',
+              DETAIL = format('A move records only a table or sequence of its own role ("%s"), which made it.',
+                              shift_internal.caller());
+    END IF;
   END IF;
   SELECT * INTO o FROM @extschema@.move_object x
    WHERE x.kind OPERATOR(pg_catalog.=) move_record.kind
@@ -165,11 +185,16 @@ BEGIN
         USING ERRCODE = 'duplicate_object',
               HINT = 'Roll that move back first, or give this move another name.';
     END IF;
+    -- a table or sequence made again: the record names the new one
+    UPDATE @extschema@.move_object x SET relid = c.oid, relowner = pg_catalog.pg_get_userbyid(c.relowner)
+     WHERE x.kind OPERATOR(pg_catalog.=) move_record.kind
+       AND x.object OPERATOR(pg_catalog.=) move_record.object AND c.oid IS NOT NULL;
     RETURN;
   END IF;
-  INSERT INTO @extschema@.move_object (move, kind, object, side, owner, migration, phase)
+  INSERT INTO @extschema@.move_object (move, kind, object, side, owner, relid, relowner, migration, phase)
   VALUES (move_record.move, move_record.kind, move_record.object, move_record.side,
-          pg_catalog.pg_get_userbyid(shift_internal.caller()), move_record.migration, move_record.phase);
+          pg_catalog.pg_get_userbyid(shift_internal.caller()), c.oid, pg_catalog.pg_get_userbyid(c.relowner),
+          move_record.migration, move_record.phase);
 END
 $$;
 CREATE FUNCTION @extschema@.move_record(move pg_catalog.text, kind pg_catalog.text,
@@ -205,6 +230,88 @@ AS 'MODULE_PATHNAME', 'shift_owner_call'
 LANGUAGE C;
 
 /*
+ * shift.move_target_table(t) -> what a move to this server, the target, may
+ * do with what is at a moved table's name t (schema-qualified): decision
+ * 'absent' (the schema phase makes the table), 'keep' (the schema phase
+ * keeps it as it is: an ordinary empty table of the caller's own, role
+ * and not a role it is a member of, with nothing that runs code) or
+ * 'refuse', with what is there (current) and what to do (advice).  The one
+ * decision of the check (shift.move_check) and the schema phase.  A table
+ * kept is written by the subscription's apply worker, which runs as the
+ * subscription's owner (a superuser on PostgreSQL 15), and the cut-over
+ * grants the application's privileges on it: so no triggers, rules or
+ * row-level security policies, and no index, constraint or default whose
+ * expression calls a function or operator outside pg_catalog.  Nothing of a
+ * table refused is read.
+ */
+CREATE FUNCTION @extschema@.move_target_table(t pg_catalog.text)
+RETURNS TABLE (decision pg_catalog.text, current pg_catalog.text, advice pg_catalog.text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  me pg_catalog.oid := shift_internal.caller();
+  rel pg_catalog.oid := pg_catalog.to_regclass(t);
+  c pg_catalog.pg_class;
+  what pg_catalog.text;
+  has_rows pg_catalog.bool;
+BEGIN
+  IF rel IS NULL THEN
+    RETURN QUERY SELECT 'absent', NULL::pg_catalog.text, NULL::pg_catalog.text;
+    RETURN;
+  END IF;
+  SELECT * INTO c FROM pg_catalog.pg_class x WHERE x.oid OPERATOR(pg_catalog.=) rel;
+  IF c.relkind OPERATOR(pg_catalog.<>) 'r' OR c.relowner OPERATOR(pg_catalog.<>) me THEN
+    RETURN QUERY SELECT 'refuse',
+      format('exists on the target as relkind %s of role %s', c.relkind, pg_catalog.pg_get_userbyid(c.relowner)),
+      format('the move makes a table there, or keeps an empty one of the role running it (%s): drop or rename %s on the target',
+             pg_catalog.pg_get_userbyid(me), rel::pg_catalog.regclass);
+    RETURN;
+  END IF;
+  SELECT pg_catalog.string_agg(w, ', ' ORDER BY w) INTO what FROM (
+    SELECT DISTINCT format('trigger %I', g.tgname) AS w FROM pg_catalog.pg_trigger g
+     WHERE g.tgrelid OPERATOR(pg_catalog.=) rel AND NOT g.tgisinternal
+    UNION
+    SELECT format('rule %I', r.rulename) FROM pg_catalog.pg_rewrite r
+     WHERE r.ev_class OPERATOR(pg_catalog.=) rel
+    UNION
+    SELECT format('policy %I', p.polname) FROM pg_catalog.pg_policy p
+     WHERE p.polrelid OPERATOR(pg_catalog.=) rel
+    UNION
+    SELECT 'row level security' WHERE c.relrowsecurity
+    UNION
+    -- what the expressions of its indexes, constraints and defaults call
+    SELECT format('%s calls %s', pg_catalog.pg_describe_object(d.classid, d.objid, 0),
+                  pg_catalog.pg_describe_object(d.refclassid, d.refobjid, 0))
+      FROM pg_catalog.pg_depend d
+      LEFT JOIN pg_catalog.pg_proc f ON d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+                                    AND f.oid OPERATOR(pg_catalog.=) d.refobjid
+      LEFT JOIN pg_catalog.pg_operator o ON d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_operator'::pg_catalog.regclass
+                                        AND o.oid OPERATOR(pg_catalog.=) d.refobjid
+     WHERE ((d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+             AND d.objid IN (SELECT i.indexrelid FROM pg_catalog.pg_index i WHERE i.indrelid OPERATOR(pg_catalog.=) rel))
+         OR (d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_constraint'::pg_catalog.regclass
+             AND d.objid IN (SELECT k.oid FROM pg_catalog.pg_constraint k WHERE k.conrelid OPERATOR(pg_catalog.=) rel))
+         OR (d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_attrdef'::pg_catalog.regclass
+             AND d.objid IN (SELECT a.oid FROM pg_catalog.pg_attrdef a WHERE a.adrelid OPERATOR(pg_catalog.=) rel)))
+       AND coalesce(f.pronamespace, o.oprnamespace) OPERATOR(pg_catalog.<>) 'pg_catalog'::pg_catalog.regnamespace) x;
+  IF what IS NOT NULL THEN
+    RETURN QUERY SELECT 'refuse', format('exists on the target with %s', what),
+      format('the subscription''s apply worker would run them as its owner: drop the table on the target and let the move make it, or drop %s',
+             what);
+    RETURN;
+  END IF;
+  EXECUTE format('SELECT EXISTS (SELECT FROM %s)', rel::pg_catalog.regclass) INTO has_rows;
+  IF has_rows THEN
+    RETURN QUERY SELECT 'refuse', 'exists on the target and has rows',
+      format('the initial copy would add to them: empty it (TRUNCATE %s) or drop it, on the target', rel::pg_catalog.regclass);
+    RETURN;
+  END IF;
+  RETURN QUERY SELECT 'keep', 'exists on the target, empty', 'kept as it is';
+END
+$$;
+
+/*
  * shift.move_check(side, tables) -> one row per problem that stops a move
  * of tables (names as the source resolves them, schema-qualified) from
  * this server, the source, or to it, the target: what, its current value,
@@ -227,7 +334,6 @@ DECLARE
   rel pg_catalog.oid;
   c pg_catalog.pg_class;
   part pg_catalog.text[];
-  has_rows pg_catalog.bool;
   fk pg_catalog.record;
 BEGIN
   IF side IS NULL OR side NOT IN ('source', 'target') THEN
@@ -349,20 +455,11 @@ BEGIN
       END IF;
       CONTINUE;                   -- absent: the schema phase makes it
     END IF;
-    -- read only a plain table of the caller's: a view, a foreign table or
-    -- another role's table at that name would run its author's code here
-    SELECT * INTO c FROM pg_catalog.pg_class x WHERE x.oid OPERATOR(pg_catalog.=) rel;
-    IF c.relkind OPERATOR(pg_catalog.<>) 'r' OR NOT pg_catalog.pg_has_role(c.relowner, 'USAGE') THEN
-      RETURN QUERY SELECT format('table %s', t), format('exists on the target as relkind %s of role %s',
-                                                          c.relkind, pg_catalog.pg_get_userbyid(c.relowner)),
-        format('the move makes a table there: drop or rename %s on the target', rel::pg_catalog.regclass);
-      CONTINUE;
-    END IF;
-    EXECUTE format('SELECT EXISTS (SELECT FROM %s)', rel::pg_catalog.regclass) INTO has_rows;
-    IF has_rows THEN
-      RETURN QUERY SELECT format('table %s', t), 'exists on the target and has rows',
-        format('the initial copy would add to them: empty it (TRUNCATE %s) or drop it, on the target', rel::pg_catalog.regclass);
-    END IF;
+    -- kept only if it is an empty plain table of the caller's own with
+    -- nothing that runs code (a view, a foreign table or another role's
+    -- table is not read: that would run its author's code here)
+    RETURN QUERY SELECT format('table %s', t), k.current, k.advice
+      FROM @extschema@.move_target_table(t) k WHERE k.decision OPERATOR(pg_catalog.=) 'refuse';
   END LOOP;
 END
 $$;
@@ -497,9 +594,18 @@ $$;
 
 -- What moves made on this server, and whether each is there now (a record
 -- without its object: a run stopped between the two; the next drop skips
--- it).  What the runner reads (it reads no control table).
+-- it).  relation: a table or sequence's quoted name if what is at its name
+-- is still the one the move made (the same OID, owned by the same role),
+-- else NULL (dropped, or dropped and made again outside the move: not the
+-- move's to drop or empty).  What the runner reads (it reads no control
+-- table).
 CREATE VIEW @extschema@.move_objects WITH (security_invoker = true) AS
 SELECT o.move, o.kind, o.object, o.side, o.owner, o.migration, o.phase, o.created_at,
+       (SELECT pg_catalog.format('%I.%I', n.nspname, k.relname)
+          FROM pg_catalog.pg_class k JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) k.relnamespace
+         WHERE k.oid OPERATOR(pg_catalog.=) o.relid
+           AND k.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(o.object)
+           AND pg_catalog.pg_get_userbyid(k.relowner) OPERATOR(pg_catalog.=) o.relowner) AS relation,
        CASE o.kind
          WHEN 'publication' THEN EXISTS (SELECT FROM pg_catalog.pg_publication p
                                           WHERE p.pubname OPERATOR(pg_catalog.=) o.object)
@@ -584,9 +690,9 @@ BEGIN
    WHERE x.move OPERATOR(pg_catalog.=) move_fence_begin.move
      AND x.direction OPERATOR(pg_catalog.=) move_fence_begin.direction
      AND x.fence_ms IS NULL
+     AND x.owner OPERATOR(pg_catalog.=) me
    ORDER BY x.id DESC LIMIT 1 FOR UPDATE;
   IF FOUND THEN
-    PERFORM shift_internal.check_owner(format('fence %s of move %s', o.direction, o.move), o.owner);
     UPDATE @extschema@.move_fence x SET started_at = pg_catalog.now() WHERE x.id OPERATOR(pg_catalog.=) o.id;
     RETURN o.id;
   END IF;
@@ -595,6 +701,7 @@ BEGIN
     SELECT x.id INTO forward FROM @extschema@.move_fence x
      WHERE x.move OPERATOR(pg_catalog.=) move_fence_begin.move
        AND x.direction OPERATOR(pg_catalog.=) 'forward'
+       AND x.owner OPERATOR(pg_catalog.=) me
      ORDER BY x.id DESC LIMIT 1;
     IF NOT FOUND THEN
       RAISE EXCEPTION 'move % has no forward fence to go back from', move
@@ -602,8 +709,8 @@ BEGIN
     END IF;
     INSERT INTO @extschema@.move_fence (move, direction, owner) VALUES (move, direction, me)
     RETURNING move_fence.id INTO id;
-    INSERT INTO @extschema@.move_fence_grant (fence, relation, grantee, privilege, owner)
-    SELECT id, g.relation, g.grantee, g.privilege, me
+    INSERT INTO @extschema@.move_fence_grant (fence, relation, relname, relowner, grantee, privilege, owner)
+    SELECT id, g.relation, g.relname, g.relowner, g.grantee, g.privilege, me
       FROM @extschema@.move_fence_grant g WHERE g.fence OPERATOR(pg_catalog.=) forward;
     RETURN id;
   END IF;
@@ -622,7 +729,10 @@ BEGIN
   INSERT INTO @extschema@.move_fence (move, direction, owner) VALUES (move, direction, me)
   RETURNING move_fence.id INTO id;
   WITH rel AS (
-    SELECT k.oid, k.relkind, k.relowner, k.relacl FROM pg_catalog.pg_class k
+    SELECT k.oid, k.relkind, k.relowner, k.relacl,
+           pg_catalog.format('%I.%I', (SELECT n.nspname FROM pg_catalog.pg_namespace n
+                                        WHERE n.oid OPERATOR(pg_catalog.=) k.relnamespace), k.relname) AS relname
+      FROM pg_catalog.pg_class k
      WHERE k.oid OPERATOR(pg_catalog.=) ANY (rels)
         OR k.oid IN (SELECT d.objid FROM pg_catalog.pg_depend d
                       WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
@@ -630,7 +740,7 @@ BEGIN
                         AND d.deptype IN ('a', 'i')
                         AND d.refobjid OPERATOR(pg_catalog.=) ANY (rels))),
   acl AS (
-    SELECT r.oid, r.relkind, a.privilege_type,
+    SELECT r.oid, r.relkind, r.relname, pg_catalog.pg_get_userbyid(r.relowner) AS relowner, a.privilege_type,
            CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'public'
                 ELSE pg_catalog.pg_get_userbyid(a.grantee) END AS grantee
       FROM rel r, LATERAL pg_catalog.aclexplode(r.relacl) a
@@ -641,8 +751,8 @@ BEGIN
                 THEN a.relkind OPERATOR(pg_catalog.=) 'r'
                      AND a.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
                 ELSE a.grantee::pg_catalog.text OPERATOR(pg_catalog.=) ANY (app_roles) END)
-  INSERT INTO @extschema@.move_fence_grant (fence, relation, grantee, privilege, owner)
-  SELECT DISTINCT id, a.oid, a.grantee, a.privilege_type, me
+  INSERT INTO @extschema@.move_fence_grant (fence, relation, relname, relowner, grantee, privilege, owner)
+  SELECT DISTINCT id, a.oid, a.relname, a.relowner, a.grantee, a.privilege_type, me
     FROM acl a WHERE a.grantee IN (SELECT app.grantee FROM app)
      AND a.privilege_type IN ('SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER', 'USAGE');
   SELECT count(*) INTO n FROM @extschema@.move_fence_grant g
@@ -680,12 +790,12 @@ BEGIN
    WHERE x.move OPERATOR(pg_catalog.=) move_fence_end.move
      AND x.direction OPERATOR(pg_catalog.=) move_fence_end.direction
      AND x.fence_ms IS NULL
+     AND x.owner OPERATOR(pg_catalog.=) pg_catalog.pg_get_userbyid(shift_internal.caller())
    ORDER BY x.id DESC LIMIT 1 FOR UPDATE;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'move % has no % fence begun', move, direction
       USING ERRCODE = 'object_not_in_prerequisite_state';
   END IF;
-  PERFORM shift_internal.check_owner(format('fence %s of move %s', o.direction, o.move), o.owner);
   UPDATE @extschema@.move_fence x
      SET fence_ms = coalesce(move_fence_end.fence_ms, 0), lsn = move_fence_end.lsn, finished_at = pg_catalog.now()
    WHERE x.id OPERATOR(pg_catalog.=) o.id;
@@ -723,22 +833,45 @@ COMMENT ON VIEW @extschema@.move_fence_grants IS
   'the privileges each fence of a move moves: relation, role, privilege';
 
 -- shift.move_fence_statements(fence, action) -> the GRANT or REVOKE
--- statements of a fence of the caller's (one per relation and role), built
+-- statements of a fence of the caller's own (one per relation and role;
+-- nothing for another role's fence, a superuser's call included), built
 -- from its rows with every name quoted: 'revoke writes' (the fence), 'grant
 -- writes' (its lift on the side it fenced), 'grant all' (the lift on the
 -- side made live).  They name the relations as this server (the source)
--- does; the other server has the same names.
+-- does; the other server has the same names.  A relation whose OID no
+-- longer has the name and owner the fence recorded (dropped, the OID
+-- reused) is skipped with a warning.
 CREATE FUNCTION @extschema@.move_fence_statements(fence pg_catalog.int8, action pg_catalog.text)
 RETURNS SETOF pg_catalog.text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+  gone pg_catalog.record;
 BEGIN
   IF action IS NULL OR action NOT IN ('revoke writes', 'grant writes', 'grant all') THEN
     RAISE EXCEPTION 'action must be ''revoke writes'', ''grant writes'' or ''grant all'', not %',
       coalesce(quote_literal(action), 'NULL')
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
+  FOR gone IN
+    SELECT DISTINCT f.move, f.direction, g.relname, g.relowner FROM @extschema@.move_fence_grant g
+      JOIN @extschema@.move_fence f ON f.id OPERATOR(pg_catalog.=) g.fence
+     WHERE g.fence OPERATOR(pg_catalog.=) move_fence_statements.fence
+       AND f.owner OPERATOR(pg_catalog.=) pg_catalog.pg_get_userbyid(shift_internal.caller())
+       AND NOT EXISTS (SELECT FROM pg_catalog.pg_class k
+                         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) k.relnamespace
+                        WHERE k.oid OPERATOR(pg_catalog.=) g.relation
+                          AND pg_catalog.format('%I.%I', n.nspname, k.relname) OPERATOR(pg_catalog.=) g.relname
+                          AND pg_catalog.pg_get_userbyid(k.relowner) OPERATOR(pg_catalog.=) g.relowner)
+     ORDER BY g.relname
+  LOOP
+    RAISE WARNING 'relation % of the % fence of move % is no longer the one the fence recorded: skipped',
+      gone.relname, gone.direction, gone.move
+      USING ERRCODE = '01000',
+            DETAIL = format('The fence recorded %s of role "%s"; what has its OID now has another name or owner, or nothing does.',
+                            gone.relname, gone.relowner);
+  END LOOP;
   RETURN QUERY
   SELECT pg_catalog.format('%s %s ON %s %I.%I %s %s',
            CASE WHEN action OPERATOR(pg_catalog.=) 'revoke writes' THEN 'REVOKE' ELSE 'GRANT' END,
@@ -753,7 +886,9 @@ BEGIN
     JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) k.relnamespace
    WHERE g.fence OPERATOR(pg_catalog.=) move_fence_statements.fence
      AND f.owner OPERATOR(pg_catalog.=) g.owner
-     AND shift_internal.may_act(f.owner)
+     AND f.owner OPERATOR(pg_catalog.=) pg_catalog.pg_get_userbyid(shift_internal.caller())
+     AND pg_catalog.format('%I.%I', n.nspname, k.relname) OPERATOR(pg_catalog.=) g.relname
+     AND pg_catalog.pg_get_userbyid(k.relowner) OPERATOR(pg_catalog.=) g.relowner
      AND (action OPERATOR(pg_catalog.=) 'grant all'
           OR (k.relkind OPERATOR(pg_catalog.=) 'r' AND g.privilege IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')))
    GROUP BY k.relkind, n.nspname, k.relname, g.grantee

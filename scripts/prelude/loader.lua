@@ -227,10 +227,18 @@ local function copy_table(t)
   return c
 end
 
--- A name the sandbox does not offer: using it says why.
+-- A name the sandbox does not offer: using it says why.  The message is
+-- the sandbox's refusal, recognized by L.sandbox_refusal.
+local SANDBOX_REFUSAL = " is not available in pgshift plan and lint: they review the file in a sandbox"
 local function unavailable(name)
-  return name .. " is not available in pgshift plan and lint: they review the file in a sandbox"
-    .. " (run, rollback and verify give it all of Lua)"
+  return name .. SANDBOX_REFUSAL .. " (run, rollback and verify give it all of Lua)"
+end
+
+-- L.sandbox_refusal(err) -> whether err (an error value) is the sandbox's
+-- refusal of a name it does not offer (os.execute, io.open, require, ...),
+-- and no other error.
+function L.sandbox_refusal(err)
+  return type(err) == "string" and err:find(SANDBOX_REFUSAL, 1, true) ~= nil
 end
 local function blocked_function(name)
   return function() error(unavailable(name), 2) end

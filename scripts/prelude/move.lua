@@ -196,13 +196,28 @@ end
 
 -- ---- schema
 
--- What this move recorded on the target, of kind.
+-- What this move recorded on the target, of kind: object (the name
+-- recorded), relation (its quoted name while what is there is the one the
+-- move made: the same OID and owner; else nil) and present.
 local function recorded(tgt, move, kind)
   if D.is_dry(tgt) then return {} end
   -- only this role's records: another role may record any name under this
   -- move's name, and what is read here is dropped
-  return tgt:query("SELECT object FROM shift.move_objects WHERE move = $1 AND kind = $2"
+  return tgt:query("SELECT object, relation, present FROM shift.move_objects WHERE move = $1 AND kind = $2"
     .. " AND side = 'target' AND owner = CURRENT_USER ORDER BY created_at, object", move, kind)
+end
+
+-- The quoted name of a table or sequence this move recorded (o, a row of
+-- recorded()) while it is still the one the move made; nil, with a warning
+-- when something else is at its name now (dropped and made again outside
+-- the move: not the move's to drop or empty).
+local function still_ours(o, doing)
+  if o.relation then return o.relation end
+  if o.present then
+    output.log("warning: " .. o.object .. " on the target is not the one this move made (dropped and made"
+      .. " again, or given to another role, since): not " .. doing)
+  end
+  return nil
 end
 
 -- The statements that make the moved tables on the target (the source's
@@ -234,11 +249,13 @@ local function schema_up(r, db)
   local tgt = target(r, db)
   local move = names(r, db)
   local stmts, after_copy = schema_statements(r, db)
-  -- made by this move before (a run stopped half way): made again; there
-  -- beforehand (empty, as the check said): kept, its statements skipped
+  -- made by this move before (a run stopped half way) and still what it
+  -- made: made again; there beforehand: kept, its statements skipped, if
+  -- shift.move_target_table says so (an empty plain table of this role's
+  -- own with nothing that runs code), else refused
   local ours = {}
   for _, k in ipairs({ "table", "sequence" }) do
-    for _, o in ipairs(recorded(tgt, move, k)) do ours[o.object] = true end
+    for _, o in ipairs(recorded(tgt, move, k)) do ours[o.object] = still_ours(o, "made again") end
   end
   local keep, made, deferred = {}, 0, 0
   tgt:transaction(function(tx)
@@ -251,10 +268,25 @@ local function schema_up(r, db)
       if new then
         local exists = tx:value("SELECT pg_catalog.to_regclass($1) IS NOT NULL", s.object)
         if exists and ours[s.object] then
-          tx:exec("DROP " .. (s.kind == "table" and "TABLE " or "SEQUENCE ") .. s.object .. " CASCADE")
-        elseif exists then
+          tx:exec("DROP " .. (s.kind == "table" and "TABLE " or "SEQUENCE ") .. ours[s.object] .. " CASCADE")
+        elseif exists and s.kind == "table" then
+          local k = D.query_at(tx, r.site, "SELECT decision, current, advice FROM shift.move_target_table($1)",
+            s.object)[1]
+          if k.decision ~= "keep" then
+            error(string.format("%starget: table %s %s: %s", r.site, s.object, k.current, k.advice), 0)
+          end
           keep[s.object] = true
           output.log(s.object .. " exists on the target (empty): kept as it is")
+        elseif exists then
+          -- a sequence the tables' defaults use: kept only if this role's own
+          if not tx:value("SELECT c.relkind = 'S' AND c.relowner = (SELECT oid FROM pg_catalog.pg_roles"
+              .. " WHERE rolname = current_user) FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass($1)",
+              s.object) then
+            error(string.format("%starget: %s exists and is not a sequence of role %s's own: drop or rename it on"
+              .. " the target, or let the move make it", r.site, s.object, tx:value("SELECT current_user")), 0)
+          end
+          keep[s.object] = true
+          output.log(s.object .. " exists on the target: kept as it is")
         end
       end
       if keep[s.object] then
@@ -281,8 +313,8 @@ local function schema_down(r, db)
   tgt:transaction(function(tx)
     for _, k in ipairs({ "table", "sequence" }) do
       for _, o in ipairs(recorded(tx, move, k)) do
-        -- the name as the server quotes it, not as the record holds it
-        local rel = tx:value("SELECT pg_catalog.to_regclass($1)::pg_catalog.text", o.object)
+        -- the name as the server quotes it, and only while it is what the move made
+        local rel = still_ours(o, "dropped")
         if rel then tx:exec("DROP " .. (k == "table" and "TABLE " or "SEQUENCE ") .. rel .. " CASCADE") end
         forget(tx, k, o.object)
       end
@@ -385,7 +417,7 @@ local function subscribe_down(r, db)
   -- before, empty, keeps them: the next copy would fail on their keys)
   local copied = {}
   for _, o in ipairs(recorded(tgt, names(r, db), "table")) do
-    local rel = tgt:value("SELECT pg_catalog.to_regclass($1)::pg_catalog.text", o.object)
+    local rel = still_ours(o, "emptied")
     if rel then copied[#copied + 1] = rel end
   end
   if #copied > 0 then D.exec_at(tgt, r.site, "TRUNCATE " .. table.concat(copied, ", ")) end
@@ -521,7 +553,9 @@ local function build_indexes(r, db, tgt)
   end
   -- only on the tables this move made (a table that was there is kept as it is)
   local ours = {}
-  for _, o in ipairs(recorded(tgt, names(r, db), "table")) do ours[o.object] = true end
+  for _, o in ipairs(recorded(tgt, names(r, db), "table")) do
+    ours[o.object] = still_ours(o, "given its indexes") ~= nil
+  end
   local n = 0
   local clock = "SELECT pg_catalog.date_part('epoch', pg_catalog.clock_timestamp())"
   for _, s in ipairs(stmts) do
@@ -823,11 +857,12 @@ end
 local function run_redirect(r, db, tgt, live)
   if not r.opts.redirect then return end
   local ok, err = pcall(r.opts.redirect, db, tgt, live)
-  if not ok and D.is_dry(db) then
-    -- the plan shows what the hook sent before it stopped (an os.execute,
-    -- say, which the review's sandbox refuses) and goes on
+  if not ok and D.is_dry(db) and loader.sandbox_refusal(err) then
+    -- the plan shows what the hook sent before the review's sandbox
+    -- refused it something (an os.execute, say) and goes on; any other
+    -- error fails the plan, as it fails the run
     db:exec("-- the redirect hook (live = " .. live .. ") stopped in the plan: "
-      .. tostring(type(err) == "table" and err.message or err):gsub("\n", " "))
+      .. tostring(err):gsub("\n", " "))
     return
   end
   if not ok then

@@ -60,6 +60,27 @@ expect_in "seven phases" "$OUT" "orders-contract"
 expect_in "the subscription is made on the target" "$OUT" "/* on target host=$PGHOST port=$PGPORT dbname=$TGT_DB */ CREATE SUBSCRIPTION"
 expect_not_in "the plan shows no password" "$OUT$ERR" "sekrit"
 
+# ---- a redirect hook in the plan: what the review's sandbox refuses it
+# (os.execute) is noted and the plan goes on; any other error of the hook
+# stops the phase's plan there, as it fails the run (review L9)
+for hook in sandboxed failing; do
+  if [ $hook = sandboxed ]; then body='os.execute("/usr/local/bin/switch-app-to db2")'
+  else body='error("the load balancer said no")'; fi
+  mig "redirect_$hook" >/dev/null <<LUA
+return migration { name = "move_redirect_$hook", phases = {
+  online.move_tables{ tables = { "customers", "orders" }, name = "redir", target = { dsn = "$TGT" },
+                      redirect = function(db, target, live) $body end } } }
+LUA
+done
+pgshift --dsn "$SRC" plan "$WORK/redirect_sandboxed.lua"
+expect_rc "a redirect hook calling os.execute plans" 0
+expect_in "the plan notes where the sandbox stopped it" "$OUT" \
+  "-- the redirect hook (live = target) stopped in the plan: "
+pgshift --dsn "$SRC" plan "$WORK/redirect_failing.lua"
+expect_in "a redirect hook that fails otherwise stops the cut-over's plan, with the hook's error" "$OUT" \
+  "-- the dry run stopped here: $WORK/redirect_failing.lua:2: the redirect hook failed ($WORK/redirect_failing.lua:3: the load balancer said no)"
+expect_not_in "not noted as the sandbox's stop and passed over" "$OUT" "stopped in the plan"
+
 # ---- writers on the source throughout the move
 cat >"$WORK/writer.sql" <<'SQL'
 \set c random(1, 2000)
@@ -177,13 +198,21 @@ q "DROP ROLE IF EXISTS it73_other; CREATE ROLE it73_other IN ROLE shift_operator
 out=$(q "SET ROLE it73_other; SELECT shift.move_record('orders', 'table', 'public.victim', 'target')" 2>&1)
 expect_in "another operator may not record its table under this move's name" "$out" "move orders belongs to role"
 expect_eq "nothing of it is recorded" "$(q "SELECT count(*) FROM shift.move_object WHERE object = 'public.victim'")" 0
+# a recorded table dropped and made again outside the move, another
+# role's now: the rollback neither empties nor drops it (review M7)
+q "DROP TABLE orders; CREATE TABLE orders (id int); INSERT INTO orders VALUES (7);
+   ALTER TABLE orders OWNER TO it73_other" >/dev/null
 
 # ---- the rollback of every phase
 pgshift --dsn "$SRC" rollback "$f"
 expect_rc "every phase rolls back" 0
 expect_eq "a table another role recorded under the move's name is not dropped" \
   "$(q "SELECT to_regclass('public.victim') IS NOT NULL")" t
-q "DROP TABLE victim; DROP ROLE it73_other" >/dev/null
+expect_eq "a table made again at a recorded name is neither emptied nor dropped" \
+  "$(q "SELECT pg_get_userbyid(relowner) || ' ' || (SELECT count(*) FROM orders) FROM pg_class WHERE oid = 'orders'::regclass")" \
+  "it73_other 1"
+expect_in "the rollback says so" "$OUT" "warning: public.orders on the target is not the one this move made"
+q "DROP TABLE victim, orders; DROP ROLE it73_other" >/dev/null
 expect_eq "no publication, slot or record left on the source" \
   "$(q2 "SELECT (SELECT count(*) FROM pg_publication) + (SELECT count(*) FROM pg_replication_slots)
                 + (SELECT count(*) FROM shift.move_object)")" 0

@@ -197,7 +197,122 @@ SELECT shift.move_forget(kind, object) FROM shift.move_objects WHERE move = 'own
 RESET ROLE;
 DELETE FROM shift.move_fence;
 
-DROP SCHEMA movet, movet_target, movet_own CASCADE;
-DROP OWNED BY regress_move_op, regress_move_owner, regress_move_mon, "regress_move app"";x";
-DROP ROLE regress_move_op, regress_move_owner, regress_move_mon, "regress_move app"";x";
+-- ---- the target keeps a table at a moved table's name only if it is an
+-- empty plain table of the role running the move (here a superuser, as
+-- PostgreSQL 15 needs) with nothing that runs code: the subscription's
+-- apply worker writes it as a superuser, and the cut-over grants the
+-- application's privileges on it (review H1)
+CREATE ROLE regress_move_mallory IN ROLE shift_operator;
+GRANT USAGE, CREATE ON SCHEMA movet_target TO regress_move_mallory;
+SET ROLE regress_move_mallory;
+CREATE FUNCTION movet_target.mal_trig() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE NOTICE 'mallory''s trigger ran as %', current_user; RETURN NEW; END $$;
+CREATE FUNCTION movet_target.mal_f(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1';
+CREATE TABLE movet_target.planted (id int PRIMARY KEY);
+CREATE TRIGGER t BEFORE INSERT ON movet_target.planted FOR EACH ROW EXECUTE FUNCTION movet_target.mal_trig();
+ALTER TABLE movet_target.planted ENABLE ALWAYS TRIGGER t;
+RESET ROLE;
+SELECT * FROM shift.move_check('target', '{movet_target.planted}');
+SELECT decision, current FROM shift.move_target_table('movet_target.planted');
+-- the superuser's own tables: one with a trigger, a rule, a policy, an
+-- index or default calling a function outside pg_catalog is refused; an
+-- index on pg_catalog's lower() and a foreign key (internal triggers) are not
+CREATE TABLE movet_target.trig (id int PRIMARY KEY);
+CREATE TRIGGER t BEFORE INSERT ON movet_target.trig FOR EACH ROW EXECUTE FUNCTION movet_target.mal_trig();
+CREATE TABLE movet_target.ruled (id int);
+CREATE RULE r AS ON INSERT TO movet_target.ruled DO ALSO NOTIFY movet;
+CREATE TABLE movet_target.policed (id int);
+CREATE POLICY p ON movet_target.policed USING (true);
+CREATE TABLE movet_target.indexed (id int, v text);
+CREATE INDEX ON movet_target.indexed (movet_target.mal_f(id));
+CREATE TABLE movet_target.partial (id int, v text);
+CREATE INDEX ON movet_target.partial (id) WHERE movet_target.mal_f(id) > 0;
+CREATE TABLE movet_target.defaulted (id int DEFAULT movet_target.mal_f(1));
+CREATE TABLE movet_target.checked (id int CHECK (movet_target.mal_f(id) > 0));
+CREATE TABLE movet_target.fine (id int PRIMARY KEY REFERENCES movet_target.trig, v text DEFAULT pg_catalog.lower('X'));
+CREATE INDEX ON movet_target.fine (pg_catalog.lower(v));
+SELECT t, k.decision, k.current
+  FROM unnest('{movet_target.trig,movet_target.ruled,movet_target.policed,movet_target.indexed,movet_target.partial,
+                movet_target.defaulted,movet_target.checked,movet_target.fine,movet_target.absent}'::text[]) t,
+       shift.move_target_table(t) k;
+SELECT item, advice FROM shift.move_check('target', '{movet_target.trig,movet_target.fine}');
+-- a table of a role the caller is a member of is not the caller's own
+GRANT regress_move_mallory TO regress_move_op;
+SET ROLE regress_move_op;
+SELECT decision, current FROM shift.move_target_table('movet_target.planted');
+RESET ROLE;
+REVOKE regress_move_mallory FROM regress_move_op;
+
+-- ---- a move's name is one role's exactly: a superuser's cut-over may not
+-- adopt the fence another operator began under its move's name, and gets
+-- no statements of it (review H2)
+CREATE SCHEMA movet_mal AUTHORIZATION regress_move_mallory;
+GRANT INSERT, SELECT ON movet.orders TO "regress_move app"";x";
+SET ROLE regress_move_mallory;
+CREATE TABLE movet_mal.decoy (id int);
+GRANT INSERT ON movet_mal.decoy TO "regress_move app"";x";
+SELECT shift.move_fence_begin('planted_move', 'forward', '{movet_mal.decoy}') AS mal_fence \gset
+RESET ROLE;
+SELECT shift.move_fence_begin('planted_move', 'forward', '{movet.orders}') = :mal_fence AS adopted;
+SELECT * FROM shift.move_fence_statements(:mal_fence, 'revoke writes');
+SELECT shift.move_fence_end('planted_move', 'forward', 1, NULL);
+SELECT shift.move_fence_begin('planted_move', 'back', '{movet.orders}');
+SELECT shift.move_record('planted_move', 'slot', 'shift_move_planted', 'source');
+SELECT move, direction, fence_ms, owner FROM shift.move_fences WHERE move = 'planted_move';
+-- nor may a member of that role add to it
+GRANT regress_move_mallory TO regress_move_op;
+SET ROLE regress_move_op;
+SELECT shift.move_record('planted_move', 'slot', 'shift_move_planted', 'source');
+RESET ROLE;
+REVOKE regress_move_mallory FROM regress_move_op;
+-- the superuser's own fence under its own name is its to use
+SELECT shift.move_fence_begin('su_move', 'forward', '{movet.orders}') AS su_fence \gset
+SELECT * FROM shift.move_fence_statements(:su_fence, 'revoke writes');
+SELECT shift.move_fence_end('su_move', 'forward', 2, NULL);
+-- mallory may not use the superuser's name either
+SET ROLE regress_move_mallory;
+SELECT shift.move_fence_begin('su_move', 'back', '{movet_mal.decoy}');
+RESET ROLE;
+
+-- ---- what a move recorded is acted on only while it is the same object:
+-- a table dropped and made again outside the move (another role's now) is
+-- not the move's to drop or empty, and a fence's relation whose OID now
+-- names another is not granted on (review M7)
+SET ROLE regress_move_mallory;
+CREATE TABLE movet_mal.made (id int);
+SELECT shift.move_record('mal_move', 'table', 'movet_mal.made', 'target');
+SELECT object, relation, present FROM shift.move_objects WHERE move = 'mal_move';
+DROP TABLE movet_mal.made;
+RESET ROLE;
+CREATE TABLE movet_mal.made (id int);                               -- the superuser's now
+SET ROLE regress_move_mallory;
+SELECT object, relation, present FROM shift.move_objects WHERE move = 'mal_move';
+SELECT shift.move_forget('table', 'movet_mal.made');
+-- a table made again by the same role has another OID: not the recorded one either
+CREATE TABLE movet_mal.again (id int);
+SELECT shift.move_record('mal_move', 'table', 'movet_mal.again', 'target');
+DROP TABLE movet_mal.again;
+CREATE TABLE movet_mal.again (id int);
+SELECT object, relation, present FROM shift.move_objects WHERE move = 'mal_move';
+-- recorded again (the schema phase makes it again): the record follows
+SELECT shift.move_record('mal_move', 'table', 'movet_mal.again', 'target');
+SELECT object, relation, present FROM shift.move_objects WHERE move = 'mal_move';
+SELECT shift.move_forget('table', 'movet_mal.again');
+RESET ROLE;
+-- a table of another role is not recorded, not even by a superuser
+SELECT shift.move_record('su_move', 'table', 'movet_mal.decoy', 'target');
+-- a fence's relation renamed away and another made at its name: skipped
+SELECT shift.move_fence_begin('su_move2', 'forward', '{movet.orders}') AS su_fence2 \gset
+ALTER TABLE movet.orders RENAME TO orders_old;
+CREATE TABLE movet.orders (id int);
+SELECT * FROM shift.move_fence_statements(:su_fence2, 'grant all');
+DROP TABLE movet.orders;
+ALTER TABLE movet.orders_old RENAME TO orders;
+SELECT * FROM shift.move_fence_statements(:su_fence2, 'grant writes');
+DELETE FROM shift.move_fence;
+DELETE FROM shift.move_object;
+
+DROP SCHEMA movet, movet_target, movet_own, movet_mal CASCADE;
+DROP OWNED BY regress_move_op, regress_move_owner, regress_move_mon, regress_move_mallory, "regress_move app"";x";
+DROP ROLE regress_move_op, regress_move_owner, regress_move_mon, regress_move_mallory, "regress_move app"";x";
 RESET search_path;
