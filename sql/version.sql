@@ -69,7 +69,7 @@ AS 'MODULE_PATHNAME', 'shift_select_items'
 LANGUAGE C STRICT IMMUTABLE;
 
 -- 'CHECK ((date > ''2000-01-01''::date))', 'date', 'date__new' ->
--- 'CHECK (("date__new" > ''2000-01-01''::date))': the column renamed where
+-- 'CHECK ((date__new > ''2000-01-01''::date))': the column renamed where
 -- the server's parser reads a reference to it (an expression, a CHECK
 -- constraint or a CREATE INDEX statement), every other byte kept; for
 -- online.alter_column's copies of a column's rules (C, sqlfrag.c).
