@@ -7,7 +7,10 @@
  *	  fragment that is more than it claims (a second statement, a FROM, a
  *	  trailing comment, an unbalanced parenthesis) is refused before it is
  *	  pasted into a statement.  shift_internal._select_list splits a select list into
- *	  its expressions (_select_items also into the names they are given).  Parsing only: no catalog access, no locks.
+ *	  its expressions (_select_items also into the names they are given);
+ *	  _rename_column_refs renames a column where an expression, a CHECK
+ *	  constraint or a CREATE INDEX statement refers to it.  Parsing only: no
+ *	  catalog access, no locks.
  *
  * Every text is bounded first (shift_check_size): a parse tree takes many
  * times the text's size in memory, so an unbounded fragment could exhaust a
@@ -40,6 +43,7 @@
 PG_FUNCTION_INFO_V1(shift_select_list);
 PG_FUNCTION_INFO_V1(shift_plain_column);
 PG_FUNCTION_INFO_V1(shift_select_items);
+PG_FUNCTION_INFO_V1(shift_rename_column_refs);
 
 /*
  * Refuses a text longer than limit bytes (SQLSTATE 54000), naming it, its
@@ -646,4 +650,326 @@ shift_plain_column(PG_FUNCTION_ARGS)
 	if (name == NULL)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(name));
+}
+
+/* ---------------------------------------------------------------- shift_internal._rename_column_refs */
+
+/* The tokens of a text: where each starts, and its code. */
+typedef struct Tokens
+{
+	int			n;
+	int		   *at;
+	int		   *code;
+} Tokens;
+
+static void
+scan_tokens(const char *sql, Tokens *t)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext scan_cxt = AllocSetContextCreate(caller, "pg_shift fragment scan",
+												   ALLOCSET_DEFAULT_SIZES);
+	core_yy_extra_type yyextra;
+	core_yyscan_t scanner;
+	core_YYSTYPE yylval;
+	YYLTYPE		yylloc;
+	int			tok;
+	int			size = 64;
+
+	t->n = 0;
+	t->at = palloc(sizeof(int) * size);
+	t->code = palloc(sizeof(int) * size);
+	MemoryContextSwitchTo(scan_cxt);
+	scanner = scanner_init(sql, &yyextra, &ScanKeywords, ScanKeywordTokens);
+	while ((tok = core_yylex(&yylval, &yylloc, scanner)) != 0)
+	{
+		if (t->n == size)
+		{
+			size *= 2;
+			MemoryContextSwitchTo(caller);
+			t->at = repalloc(t->at, sizeof(int) * size);
+			t->code = repalloc(t->code, sizeof(int) * size);
+			MemoryContextSwitchTo(scan_cxt);
+		}
+		t->at[t->n] = yylloc;
+		t->code[t->n++] = tok;
+	}
+	scanner_finish(scanner);
+	MemoryContextSwitchTo(caller);
+	MemoryContextDelete(scan_cxt);
+}
+
+/* The index of the token starting at offset at (a node's location). */
+static int
+token_at(const Tokens *t, int at)
+{
+	int			lo = 0;
+	int			hi = t->n - 1;
+
+	while (lo <= hi)
+	{
+		int			mid = (lo + hi) / 2;
+
+		if (t->at[mid] == at)
+			return mid;
+		if (t->at[mid] < at)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	elog(ERROR, "no token starts at offset %d", at);
+	return -1;					/* keep the compiler quiet */
+}
+
+typedef struct RenameRefs
+{
+	const char *sql;
+	const char *old;
+	Tokens		tokens;
+	bool	   *hit;			/* per token: a name to replace */
+} RenameRefs;
+
+/*
+ * Marks the last field of every ColumnRef naming the column: its token is
+ * the ColumnRef's first one (its location) or, qualified (t.col), the one
+ * 2 * (fields - 1) on, the fields being separated by '.' tokens.
+ */
+static bool
+rename_walker(Node *node, RenameRefs *rr)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, ColumnRef))
+	{
+		ColumnRef  *cr = (ColumnRef *) node;
+		Node	   *last = llast(cr->fields);
+		int			first;
+		int			i;
+
+		if (!IsA(last, String) || strcmp(strVal(last), rr->old) != 0)
+			return false;
+		first = token_at(&rr->tokens, cr->location);
+		for (i = 1; i < list_length(cr->fields); i++)
+			if (first + 2 * i >= rr->tokens.n || rr->tokens.code[first + 2 * i - 1] != '.')
+				elog(ERROR, "could not find field %d of the column reference at offset %d",
+					 i + 1, cr->location);
+		rr->hit[first + 2 * (list_length(cr->fields) - 1)] = true;
+		return false;
+	}
+	return raw_expression_tree_walker(node, rename_walker, (void *) rr);
+}
+
+/*
+ * Marks the names among the elements of the parenthesized list whose '('
+ * is token open (an index's columns or its INCLUDE list): an element that
+ * is a name (elems' IndexElem.name) starts with it.  The expressions are
+ * walked for their column references.  Returns the token of the ')'.
+ */
+static int
+rename_index_elems(RenameRefs *rr, int open, List *elems)
+{
+	const Tokens *t = &rr->tokens;
+	ListCell   *lc = list_head(elems);
+	int			depth = 0;
+	int			i;
+	bool		start = true;
+
+	for (i = open + 1; i < t->n; i++)
+	{
+		int			code = t->code[i];
+
+		if (start)
+		{
+			IndexElem  *e;
+
+			if (lc == NULL)
+				elog(ERROR, "more index elements than parsed at offset %d", t->at[i]);
+			e = lfirst_node(IndexElem, lc);
+			if (e->name != NULL && strcmp(e->name, rr->old) == 0)
+				rr->hit[i] = true;
+			if (e->expr != NULL)
+				rename_walker(e->expr, rr);
+			lc = lnext(elems, lc);
+			start = false;
+		}
+		if (code == '(' || code == '[')
+			depth++;
+		else if ((code == ')' || code == ']') && depth > 0)
+			depth--;
+		else if (code == ')')
+			break;
+		else if (code == ',' && depth == 0)
+			start = true;
+	}
+	if (i >= t->n || lc != NULL)
+		elog(ERROR, "could not match the index elements to their text");
+	return i;
+}
+
+/*
+ * Where the name starting at offset at ends: a quoted name at its closing
+ * quote (a doubled one is part of it), U&"..." likewise, a bare word or
+ * keyword at its last identifier character (scan.l's ident_cont).
+ */
+static int
+name_end(const char *sql, int at)
+{
+	const char *p = sql + at;
+
+	if ((p[0] == 'U' || p[0] == 'u') && p[1] == '&' && p[2] == '"')
+		p += 2;
+	if (*p == '"')
+	{
+		for (p++; *p; p++)
+		{
+			if (*p == '"' && p[1] == '"')
+				p++;
+			else if (*p == '"')
+				return p + 1 - sql;
+		}
+		elog(ERROR, "unterminated quoted name at offset %d", at);
+	}
+	while (IS_HIGHBIT_SET(*p) || isalnum((unsigned char) *p) || *p == '_' || *p == '$')
+		p++;
+	return p - sql;
+}
+
+/*
+ * shift_internal._rename_column_refs(expr text, old text, new text) returns text
+ *
+ * expr with every reference to column old replaced by new, quoted as
+ * needed; every other byte is kept.  expr is an expression ("qty >= 0"), a
+ * CHECK constraint's definition ("CHECK ((qty > 0)) NOT VALID", as
+ * pg_get_constraintdef writes it) or a CREATE INDEX statement (as
+ * pg_get_indexdef writes it).  A reference is what the server's parser
+ * reads as one: a column reference whose last field is old (qty, t.qty),
+ * or an index's key or INCLUDE column of that name; a type, a function, an
+ * operator class, an access method, a schema or a string spelled like the
+ * column stays as it is.  An expression is tried first, then a CREATE
+ * INDEX statement, then a constraint (as ALTER TABLE ... ADD <it>); other
+ * constraints than CHECK are refused (their column lists carry no
+ * positions: the caller builds them from the catalog).
+ *
+ * Linear in expr's size: one parse, one scan, one walk of the tree.
+ */
+Datum
+shift_rename_column_refs(PG_FUNCTION_ARGS)
+{
+	static const char *const prefixes[] = {"SELECT ", "", "ALTER TABLE x ADD "};
+	RenameRefs	rr;
+	char	   *expr;
+	char	   *sql = NULL;
+	const char *newname;
+	Node	   *stmt = NULL;
+	int			kind;
+	int			plen = 0;
+	int			i;
+	StringInfoData out;
+	int			copied;
+
+	shift_check_size("expression", toast_raw_datum_size(PG_GETARG_DATUM(0)) - VARHDRSZ,
+					 SHIFT_MAX_FRAGMENT, SHIFT_FRAGMENT_HINT);
+	expr = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	shift_check_scannable("expression", expr, strlen(expr), SHIFT_MAX_FRAGMENT_SCAN_COST);
+	rr.old = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	newname = quote_identifier(text_to_cstring(PG_GETARG_TEXT_PP(2)));
+
+	for (kind = 0; kind < lengthof(prefixes) && stmt == NULL; kind++)
+	{
+		ErrorData  *edata;
+		List	   *stmts;
+		Node	   *s;
+
+		sql = psprintf("%s%s", prefixes[kind], expr);
+		stmts = shift_raw_parse(sql, &edata);
+		if (edata != NULL)
+		{
+			if (edata->sqlerrcode != ERRCODE_SYNTAX_ERROR)
+				ReThrowError(edata);
+			FreeErrorData(edata);
+			continue;
+		}
+		if (list_length(stmts) != 1)
+			continue;
+		s = linitial_node(RawStmt, stmts)->stmt;
+		if (kind == 0 && shift_is_plain_select(s, false) &&
+			list_length(((SelectStmt *) s)->targetList) == 1 &&
+			((ResTarget *) linitial(((SelectStmt *) s)->targetList))->name == NULL)
+			stmt = s;
+		else if (kind == 1 && IsA(s, IndexStmt))
+			stmt = s;
+		else if (kind == 2 && IsA(s, AlterTableStmt) &&
+				 list_length(((AlterTableStmt *) s)->cmds) == 1 &&
+				 linitial_node(AlterTableCmd, ((AlterTableStmt *) s)->cmds)->subtype == AT_AddConstraint)
+			stmt = s;
+		if (stmt != NULL)
+			plen = strlen(prefixes[kind]);
+	}
+	if (stmt == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNTAX_ERROR),
+				 errmsg("cannot rename column \"%s\" in text that is not an expression, a constraint or a CREATE INDEX statement", rr.old),
+				 errdetail("The text was: %s", expr)));
+
+	rr.sql = sql;
+	scan_tokens(sql, &rr.tokens);
+	rr.hit = palloc0(sizeof(bool) * (rr.tokens.n + 1));
+	if (IsA(stmt, SelectStmt))
+		rename_walker(((ResTarget *) linitial(((SelectStmt *) stmt)->targetList))->val, &rr);
+	else if (IsA(stmt, IndexStmt))
+	{
+		IndexStmt  *ix = (IndexStmt *) stmt;
+		int			open = token_at(&rr.tokens, ix->relation->location);
+		int			close;
+
+		/* the key columns' list: the first '(' after the table's name */
+		while (open < rr.tokens.n && rr.tokens.code[open] != '(')
+			open++;
+		close = rename_index_elems(&rr, open, ix->indexParams);
+		if (ix->indexIncludingParams != NIL)
+		{
+			if (close + 2 >= rr.tokens.n || rr.tokens.code[close + 1] != INCLUDE ||
+				rr.tokens.code[close + 2] != '(')
+				elog(ERROR, "could not find the INCLUDE list of the index");
+			rename_index_elems(&rr, close + 2, ix->indexIncludingParams);
+		}
+		rename_walker(ix->whereClause, &rr);
+	}
+	else
+	{
+		Constraint *c = (Constraint *) linitial_node(AlterTableCmd,
+													 ((AlterTableStmt *) stmt)->cmds)->def;
+
+		if (!IsA(c, Constraint) || c->contype != CONSTR_CHECK)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot rename column \"%s\" in a constraint other than CHECK", rr.old),
+					 errdetail("The constraint was: %s", expr)));
+		rename_walker(c->raw_expr, &rr);
+	}
+
+	/* the text again, each name marked replaced */
+	initStringInfo(&out);
+	copied = plen;
+	for (i = 0; i < rr.tokens.n; i++)
+	{
+		int			at = rr.tokens.at[i];
+		int			end;
+
+		if (!rr.hit[i])
+			continue;
+		if (at < plen)
+			elog(ERROR, "column reference in the prefix at offset %d", at);
+		if (rr.tokens.code[i] == UIDENT && i + 1 < rr.tokens.n && rr.tokens.code[i + 1] == UESCAPE)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot rename column \"%s\" written with UESCAPE", rr.old),
+					 errdetail("The text was: %s", expr),
+					 errhint("Write the column's name without UESCAPE.")));
+		end = name_end(sql, at);
+		appendBinaryStringInfo(&out, sql + copied, at - copied);
+		appendStringInfoString(&out, newname);
+		copied = end;
+	}
+	appendStringInfoString(&out, sql + copied);
+	PG_RETURN_TEXT_P(cstring_to_text(out.data));
 }

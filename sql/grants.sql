@@ -125,6 +125,7 @@ GRANT SELECT ON @extschema@.version_schema, @extschema@.version_relation, @extsc
   TO shift_operator, shift_monitor;
 GRANT EXECUTE ON FUNCTION shift_internal.version_sessions(pg_catalog.text) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION
+  shift_internal._rename_column_refs(pg_catalog.text, pg_catalog.text, pg_catalog.text),
   shift_internal._select_items(pg_catalog.text),
   shift_internal.version_row(pg_catalog.text),
   shift_internal._version_columns(pg_catalog.regclass, pg_catalog.text),

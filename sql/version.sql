@@ -68,6 +68,17 @@ CREATE FUNCTION shift_internal._select_items("select" pg_catalog.text,
 AS 'MODULE_PATHNAME', 'shift_select_items'
 LANGUAGE C STRICT IMMUTABLE;
 
+-- 'CHECK ((date > ''2000-01-01''::date))', 'date', 'date__new' ->
+-- 'CHECK ((date__new > ''2000-01-01''::date))': the column renamed where
+-- the server's parser reads a reference to it (an expression, a CHECK
+-- constraint or a CREATE INDEX statement), every other byte kept; for
+-- online.alter_column's copies of a column's rules (C, sqlfrag.c).
+CREATE FUNCTION shift_internal._rename_column_refs(expr pg_catalog.text, old pg_catalog.text,
+  new pg_catalog.text)
+RETURNS pg_catalog.text
+AS 'MODULE_PATHNAME', 'shift_rename_column_refs'
+LANGUAGE C STRICT IMMUTABLE;
+
 -- The caller's version of that name; an error if there is none.
 CREATE FUNCTION shift_internal.version_row(p_version pg_catalog.text)
 RETURNS @extschema@.version_schema

@@ -40,51 +40,40 @@ local OPTIONS = {
 
 local ALLOW = " /* shift:allow rename-column: the versions' views follow the column */"
 
--- The index of the quote closing the literal or quoted name that opens at
--- s[i] (q: ' or "), a doubled quote being part of it.
-local function quoted_end(s, i, q)
-  local j, n = i + 1, #s
-  while j <= n do
-    if s:sub(j, j) == q then
-      if s:sub(j + 1, j + 1) == q then j = j + 2 else return j end
-    else j = j + 1 end
-  end
-  return n
+-- s (an expression, a CHECK constraint's definition or a CREATE INDEX
+-- statement) with every reference to column old made a reference to new,
+-- as the server's parser reads it (shift_internal._rename_column_refs): a
+-- type, function, schema or access method spelled like the column stays.
+-- The dry run has no server: it shows s as it is.
+local function rename_refs(r, db, s, old, new)
+  local row = D.lookup(db, r.site, "SELECT shift_internal._rename_column_refs($1, $2, $3) AS s", s, old, new)[1]
+  return row and row.s or s
 end
 
--- s with every identifier `name` (bare, or double-quoted) outside string
--- literals and other quoted identifiers replaced by `by`, and $new too.
-local function rename_ident(s, name, by)
-  local out, i, n = {}, 1, #s
-  local qname = '"' .. name:gsub('"', '""') .. '"'
-  while i <= n do
-    local c = s:sub(i, i)
-    if c == "'" then
-      local j = quoted_end(s, i, "'")
-      out[#out + 1] = s:sub(i, j); i = j + 1
-    elseif c == '"' then
-      local j = quoted_end(s, i, '"')
-      local q = s:sub(i, j)
-      out[#out + 1] = (q == qname) and by or q; i = j + 1
-    elseif s:sub(i, i + 3) == "$new" and not s:sub(i + 4, i + 4):match("[%w_]") then
-      out[#out + 1] = by; i = i + 4
-    elseif c:match("[%a_]") and (i == 1 or not s:sub(i - 1, i - 1):match("[%w_$.]")) then
-      local word = s:match("^[%w_$]+", i)
-      out[#out + 1] = (word:lower() == name and name == name:lower()) and by or word
-      i = i + #word
-    else
-      out[#out + 1] = c; i = i + 1
-    end
+-- The rows of a catalog query whose pg_get_*def or regclass text is spliced
+-- into statements, read under search_path pg_catalog, pg_temp: that text
+-- then names everything but pg_catalog's objects with its schema, so no
+-- schema of the session's search_path can capture a name in a copy.  $1 is
+-- the table's OID; the other parameters follow.  (The dry run: no rows.)
+local function pinned_query(r, db, sql, ...)
+  if D.is_dry(db) then return {} end
+  local args, rows = table.pack(...), nil
+  local function run(tx)
+    local oid = D.query_at(tx, r.site, "SELECT $1::pg_catalog.regclass::pg_catalog.oid AS oid", r.tbl)[1].oid
+    local was = tx:value("SELECT pg_catalog.current_setting('search_path')")
+    tx:value("SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true)")
+    rows = D.query_at(tx, r.site, sql, oid, table.unpack(args, 1, args.n))
+    tx:value("SELECT pg_catalog.set_config('search_path', $1, true)", was)
   end
-  return table.concat(out)
+  if db:in_transaction() then run(db) else db:transaction(run) end
+  return rows or {}
 end
-A.rename_ident = rename_ident
 
 local expand_template = D.expand_template
 
 -- The column as the catalogs have it (nil in a dry run or if absent).
 local function inspect(r, db, column)
-  return D.lookup(db, r.site, [[
+  return pinned_query(r, db, [[
 SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS notnull,
        pg_catalog.pg_get_expr(d.adbin, d.adrelid) AS default, a.attidentity <> '' AS identity,
        a.attgenerated <> '' AS generated, pg_catalog.col_description(a.attrelid, a.attnum) AS comment,
@@ -93,7 +82,7 @@ SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS 
          WHERE k.confrelid = a.attrelid AND k.contype = 'f' AND a.attnum = ANY (k.confkey)) AS referenced_by
   FROM pg_catalog.pg_attribute a
   LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
- WHERE a.attrelid = $1::pg_catalog.regclass AND a.attname = $2 AND NOT a.attisdropped]], r.tbl, column)[1]
+ WHERE a.attrelid = $1 AND a.attname = $2 AND NOT a.attisdropped]], column)[1]
 end
 
 -- Is the column's type -> opts.type a change PostgreSQL 15 makes in the
@@ -239,30 +228,71 @@ local function concurrent_create(db, stmt, name, what)
     .. D.qi(db, name) .. " ON" .. rest
 end
 
--- The indexes of the old column (but the primary key), each with the
--- statement that builds its copy on the new column: the one given in
--- indexes = {name = "CREATE INDEX ... ($new)"}, or the index's own with the
--- column renamed when that is sure to mean the same: the column only as a
--- key (not in an expression or the predicate), or the type unchanged.
+-- Does the CREATE INDEX statement stmt have a WHERE (a partial index)?  Read
+-- from its words outside literals, quoted names and comments.
+local function has_where(stmt)
+  local i, n = 1, #stmt
+  while i <= n do
+    local c, two = stmt:sub(i, i), stmt:sub(i, i + 1)
+    if c == "'" or c == '"' then
+      local j = i + 1
+      while j <= n and not (stmt:sub(j, j) == c and stmt:sub(j + 1, j + 1) ~= c) do
+        j = j + (stmt:sub(j, j) == c and 2 or 1)
+      end
+      i = j + 1
+    elseif two == "--" then
+      i = (stmt:find("\n", i, true) or n) + 1
+    elseif two == "/*" then
+      i = (select(2, stmt:find("*/", i + 2, true)) or n) + 1
+    elseif c:match("[%a_]") then
+      local word = stmt:match("^[%w_$]+", i)
+      if word:upper() == "WHERE" then return true end
+      i = i + #word
+    else
+      i = i + 1
+    end
+  end
+  return false
+end
+
+-- The indexes of the old column, each with the statement that builds its
+-- copy on the new column: the one given in indexes = {name = "CREATE INDEX
+-- ... ($new)"}, or the index's own with the column renamed when that is
+-- sure to mean the same: the column only as a key (not in an expression or
+-- the predicate), or the type unchanged.  ix.unique_key: the copy is a
+-- uniqueness of the column alone (unique, not partial, the column its only
+-- key column, whatever the index's name), which unique = true keeps and
+-- unique = false drops.  A copy that is to become a PRIMARY KEY, a UNIQUE
+-- constraint or the replica identity at the contract (no way back) must be
+-- able to, without a scan under the contract's exclusive lock: refused
+-- here otherwise (expand calls this before it changes anything).
 local function index_copies(r, db)
-  local rows = D.query_at(db, r.site, [[
+  local rows = pinned_query(r, db, [[
 SELECT c.relname AS name, pg_catalog.pg_get_indexdef(i.indexrelid) AS def,
-       (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL) AS expressions, i.indnatts AS columns,
+       (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL) AS expressions,
+       i.indisunique AND i.indpred IS NULL AND i.indnkeyatts OPERATOR(pg_catalog.=) 1
+         AND i.indkey[0] OPERATOR(pg_catalog.=) a.attnum AS unique_key,
+       i.indisreplident AS replident, i.indisclustered AS clustered,
        k.conname AS constraint, k.contype AS kind, k.condeferrable AS deferrable, k.condeferred AS deferred
   FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
   JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attname = $2
   LEFT JOIN pg_catalog.pg_constraint k
     ON k.conindid = i.indexrelid AND k.conrelid = i.indrelid AND k.contype IN ('p', 'u', 'x')
- WHERE i.indrelid = $1::pg_catalog.regclass
-   AND (a.attnum = ANY (i.indkey::int2[])
-        OR pg_catalog.pg_get_expr(i.indexprs, i.indrelid) ~ ('\m' || $2 || '\M')
-        OR pg_catalog.pg_get_expr(i.indpred, i.indrelid) ~ ('\m' || $2 || '\M'))
- ORDER BY 1]], r.tbl, r.col) or {}
+ WHERE i.indrelid = $1
+   AND (a.attnum = ANY (i.indkey::pg_catalog.int2[])
+        -- in an expression or the predicate: the index depends on the column
+        OR EXISTS (SELECT FROM pg_catalog.pg_depend d
+                    WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass::pg_catalog.oid
+                      AND d.objid = i.indexrelid
+                      AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass::pg_catalog.oid
+                      AND d.refobjid = i.indrelid AND d.refobjsubid = a.attnum))
+ ORDER BY 1]], r.col)
   local given = r.opts.indexes or {}
   local kept = {}
   for _, ix in ipairs(rows) do
+    local what = r.site .. r.tbl .. "." .. r.col
     if ix.kind == "x" then
-      error(r.site .. r.tbl .. "." .. r.col .. " is in exclusion constraint " .. ix.constraint
+      error(what .. " is in exclusion constraint " .. ix.constraint
         .. ", which PostgreSQL cannot build without a long lock: change it through a new table"
         .. " (db:sync{into =}, db:cutover)", 0)
     end
@@ -270,17 +300,37 @@ SELECT c.relname AS name, pg_catalog.pg_get_indexdef(i.indexrelid) AS def,
     if g ~= nil and g ~= false and type(g) ~= "string" then
       error(r.site .. "indexes: " .. ix.name .. ' must be a statement ("CREATE INDEX ... ($new ...)") or false', 0)
     end
+    local role = ix.kind == "p" and ("primary key " .. ix.constraint)
+      or ix.kind == "u" and ("unique constraint " .. ix.constraint)
+      or ix.replident and "the replica identity" or nil
+    if ix.kind == "p" and r.opts.unique == false then
+      error(what .. " is primary key " .. ix.constraint .. ": unique = false cannot drop it", 0)
+    end
+    if (ix.kind == "p" or ix.replident) and r.opts.nullable == true and g ~= false then
+      error(what .. " is in " .. role .. ", whose columns are NOT NULL: with nullable = true its copy"
+        .. " could become it only by a full scan under an exclusive lock at the contract;"
+        .. " leave out nullable = true", 0)
+    end
     -- not kept (it goes with the old column at the contract): given false,
-    -- or the column's single-column UNIQUE with unique = false
-    if g ~= false and not (ix.kind == "u" and r.opts.unique == false and ix.columns == 1) then
+    -- or the column's uniqueness with unique = false
+    if g ~= false and not (r.opts.unique == false and ix.unique_key) then
       if g then
         ix.create = expand_template(db, g, r.col, r.new)
+        local unique = ix.create:match("^%s*[Cc][Rr][Ee][Aa][Tt][Ee]%s+[Uu][Nn][Ii][Qq][Uu][Ee]%f[%s]") ~= nil
+        local partial = has_where(ix.create)
+        if role and (not unique or partial) then
+          error(r.site .. "indexes: index " .. ix.name .. (ix.constraint and (" backs constraint " .. ix.constraint)
+            or " is the replica identity") .. " (" .. role .. "), which its copy becomes at the contract: give"
+            .. " a CREATE UNIQUE INDEX without WHERE (the copy given is "
+            .. (not unique and "not UNIQUE" or "partial") .. ")", 0)
+        end
+        ix.unique_key = ix.unique_key and unique and not partial
       elseif ix.expressions and r.opts.type then
         error(r.site .. "index " .. ix.name .. " uses " .. r.tbl .. "." .. r.col
           .. " in an expression or its predicate, which the new type may not fit: give its copy as indexes = { "
           .. ix.name .. ' = "CREATE INDEX ... ($new ...)" }', 0)
       else
-        ix.create = rename_ident(ix.def, r.col, D.qi(db, r.new))
+        ix.create = rename_refs(r, db, ix.def, r.col, r.new)
       end
       ix.copy = ix.name .. NEW
       ix.create = concurrent_create(db, ix.create, ix.copy, r.site .. "index " .. ix.name)
@@ -290,22 +340,53 @@ SELECT c.relname AS name, pg_catalog.pg_get_indexdef(i.indexrelid) AS def,
   return kept
 end
 
+local ACTIONS = { a = "NO ACTION", r = "RESTRICT", c = "CASCADE", n = "SET NULL", d = "SET DEFAULT" }
+
+-- A foreign key's definition with the new column in place of the old one,
+-- built from the catalog (its column lists carry no positions a rename by
+-- the parser could use); k has the query's fk_* columns.
+local function foreign_key_sql(k)
+  local s = "FOREIGN KEY (" .. k.fk_columns .. ") REFERENCES " .. k.fk_table .. " (" .. k.fk_refcolumns .. ")"
+  if k.fk_match == "f" then s = s .. " MATCH FULL" elseif k.fk_match == "p" then s = s .. " MATCH PARTIAL" end
+  if k.fk_update ~= "a" then s = s .. " ON UPDATE " .. ACTIONS[k.fk_update] end
+  if k.fk_delete ~= "a" then
+    s = s .. " ON DELETE " .. ACTIONS[k.fk_delete] .. (k.fk_setcolumns and (" (" .. k.fk_setcolumns .. ")") or "")
+  end
+  if k.deferrable then s = s .. " DEFERRABLE" end
+  if k.deferred then s = s .. " INITIALLY DEFERRED" end
+  return s
+end
+
 -- The old column's CHECK and FOREIGN KEY constraints (its UNIQUE ones come
 -- with their indexes, index_copies), each with the definition its copy on
 -- the new column gets: the one given in constraints = {name = "CHECK
--- ($new ...)"}, or its own with the column renamed (a foreign key's own
--- columns only); constraints = {name = false} drops it with the old column.
--- A rule given as check = or references = replaces the old column's
--- constraint of its name.  Each copy is <name>__new until the contract.
+-- ($new ...)"}, or its own with the column renamed (a foreign key's built
+-- from the catalog); constraints = {name = false} drops it with the old
+-- column.  A rule given as check = or references = replaces the old
+-- column's constraint of its name.  Each copy is <name>__new until the
+-- contract.
 local function constraint_copies(r, db)
   if r.add then return {} end
-  local rows = D.query_at(db, r.site, [[
+  -- a list of k's columns (conkey, confkey, confdelsetcols of table rel),
+  -- quoted, with the new column in place of the old one
+  local function columns(list, rel)
+    return "(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(CASE WHEN x.attname OPERATOR(pg_catalog.=) $2"
+      .. " AND " .. rel .. " OPERATOR(pg_catalog.=) k.conrelid THEN $3 ELSE x.attname::pg_catalog.text END), ', ' ORDER BY u.o)"
+      .. " FROM pg_catalog.unnest(" .. list .. ") WITH ORDINALITY u(n, o)"
+      .. " JOIN pg_catalog.pg_attribute x ON x.attrelid = " .. rel .. " AND x.attnum = u.n)"
+  end
+  local rows = pinned_query(r, db, [[
 SELECT k.conname AS name, k.contype AS kind, pg_catalog.pg_get_constraintdef(k.oid) AS def,
-       k.convalidated AS valid
+       k.convalidated AS valid, k.condeferrable AS deferrable, k.condeferred AS deferred,
+       ]] .. columns("k.conkey", "k.conrelid") .. [[ AS fk_columns,
+       ]] .. columns("k.confkey", "k.confrelid") .. [[ AS fk_refcolumns,
+       ]] .. columns("k.confdelsetcols", "k.conrelid") .. [[ AS fk_setcolumns,
+       k.confrelid::pg_catalog.regclass::pg_catalog.text AS fk_table,
+       k.confmatchtype AS fk_match, k.confupdtype AS fk_update, k.confdeltype AS fk_delete
   FROM pg_catalog.pg_constraint k
   JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attname = $2
- WHERE k.conrelid = $1::pg_catalog.regclass AND a.attnum = ANY (k.conkey) AND k.contype IN ('c', 'f')
- ORDER BY 1]], r.tbl, r.col) or {}
+ WHERE k.conrelid = $1 AND a.attnum = ANY (k.conkey) AND k.contype IN ('c', 'f')
+ ORDER BY 1]], r.col, r.new)
   local given, kept, known = r.opts.constraints or {}, {}, {}
   for _, k in ipairs(rows) do
     known[k.name] = true
@@ -318,10 +399,9 @@ SELECT k.conname AS name, k.contype AS kind, pg_catalog.pg_get_constraintdef(k.o
       if type(given[k.name]) == "string" then
         k.def = expand_template(db, given[k.name], r.col, r.new)
       elseif k.kind == "f" then
-        local cols, rest = k.def:match("^FOREIGN KEY %((.-)%)(.*)$")
-        k.def = "FOREIGN KEY (" .. rename_ident(cols, r.col, D.qi(db, r.new)) .. ")" .. rest
+        k.def = foreign_key_sql(k)
       else
-        k.def = rename_ident(k.def, r.col, D.qi(db, r.new))
+        k.def = rename_refs(r, db, k.def, r.col, r.new)
       end
       k.def = k.def:gsub("%s+NOT VALID%s*$", "")
       k.copy = k.name .. NEW
@@ -341,13 +421,55 @@ SELECT k.conname AS name, k.contype AS kind, pg_catalog.pg_get_constraintdef(k.o
   return kept
 end
 
--- Is unique = true kept by the old column's own UNIQUE constraint of that
--- name (its copy is the new column's uniqueness)?
+-- Is unique = true kept by a copy of one of the old column's indexes (a
+-- unique, non-partial index with the column as its only key column, of
+-- whatever name)?
 local function unique_kept(r, copies)
   for _, ix in ipairs(copies) do
-    if ix.constraint == unique_name(r) and ix.columns == 1 then return true end
+    if ix.unique_key then return true end
   end
   return false
+end
+
+-- The sequences the old column owns (serial), by their qualified names, with
+-- their types; widen: the new column's integer type, when it counts further
+-- than the sequence's (nil before expand adds the column).
+local function owned_sequences(r, db)
+  return pinned_query(r, db, [[
+SELECT s.oid::pg_catalog.regclass::pg_catalog.text AS name, pg_catalog.format_type(q.seqtypid, NULL) AS type,
+       CASE WHEN (q.seqtypid = 'pg_catalog.int2'::pg_catalog.regtype::pg_catalog.oid
+                  AND n.atttypid IN ('pg_catalog.int4'::pg_catalog.regtype::pg_catalog.oid,
+                                     'pg_catalog.int8'::pg_catalog.regtype::pg_catalog.oid))
+              OR (q.seqtypid = 'pg_catalog.int4'::pg_catalog.regtype::pg_catalog.oid
+                  AND n.atttypid = 'pg_catalog.int8'::pg_catalog.regtype::pg_catalog.oid)
+            THEN pg_catalog.format_type(n.atttypid, NULL) END AS widen
+  FROM pg_catalog.pg_depend d
+  JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+  JOIN pg_catalog.pg_sequence q ON q.seqrelid = s.oid
+  JOIN pg_catalog.pg_attribute o ON o.attrelid = d.refobjid AND o.attnum = d.refobjsubid
+  LEFT JOIN pg_catalog.pg_attribute n ON n.attrelid = d.refobjid AND n.attname = $3
+ WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass::pg_catalog.oid
+   AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass::pg_catalog.oid
+   AND d.refobjid = $1 AND o.attname = $2 AND d.deptype = 'a'
+ ORDER BY 1]], r.col, r.new)
+end
+
+-- A sequence the old column owns must fit the new type: a bigint sequence's
+-- values may not fit an integer column.  Refused before expand changes
+-- anything.
+local function check_sequences(r, db)
+  local rows = owned_sequences(r, db)
+  if #rows == 0 or not r.opts.type then return end
+  local RANK = { smallint = 1, integer = 2, bigint = 3 }
+  local new = D.query_at(db, r.site, "SELECT pg_catalog.format_type($1::pg_catalog.regtype::pg_catalog.oid, NULL) AS t",
+    r.opts.type)[1].t
+  for _, sq in ipairs(rows) do
+    if RANK[new] and RANK[sq.type] and RANK[new] < RANK[sq.type] then
+      error(r.site .. "sequence " .. sq.name .. " of " .. r.tbl .. "." .. r.col .. " counts as " .. sq.type
+        .. ", further than " .. new .. " holds: its next values may not fit " .. r.new
+        .. "; keep a type as wide as the sequence's, or change the sequence first (ALTER SEQUENCE ... AS " .. new .. ")", 0)
+    end
+  end
 end
 
 local function expand_up(r, db)
@@ -365,7 +487,11 @@ local function expand_up(r, db)
         .. ": change it through a new table (db:sync{into =}, db:cutover)", 0)
     end
   end
-  if not r.add then index_copies(r, db) end  -- one it cannot copy is refused now, not after the backfill
+  -- what it cannot copy is refused now, before anything changes, not after the backfill
+  if not r.add then
+    index_copies(r, db)
+    check_sequences(r, db)
+  end
   local rules = constraint_copies(r, db)
   local t = D.table_name(db, r.site, r.tbl)
   if col and not r.opts.down then r.down = "$new::" .. col.type end
@@ -384,7 +510,7 @@ local function expand_up(r, db)
   -- and for the old ones by validate
   if r.opts.check and not has_constraint(r, db, check_name(r) .. NEW) then
     db:ddl("ALTER TABLE " .. t .. " ADD CONSTRAINT " .. D.qi(db, check_name(r) .. NEW) .. " CHECK ("
-      .. rename_ident(r.opts.check, r.final, D.qi(db, r.new)) .. ") NOT VALID",
+      .. rename_refs(r, db, expand_template(db, r.opts.check, r.col or r.new, r.new), r.final, r.new) .. ") NOT VALID",
       { lock_timeout = r.opts.lock_timeout })
   end
   if r.opts.references and not has_constraint(r, db, fkey_name(r) .. NEW) then
@@ -402,8 +528,9 @@ local function expand_up(r, db)
         if type(e) == "table" and e.message then
           e.message = "constraint " .. k.name .. " of " .. r.tbl .. "." .. r.col .. " copied onto " .. r.new
             .. " as " .. k.def .. ": " .. e.message
-          e.hint = "Give the copy of " .. k.name .. " as constraints = { " .. k.name
-            .. ' = "CHECK (... $new ...)" } (over the new column, $new), or false to drop it with the old column.'
+          e.hint = "Give the copy of " .. k.name .. " as constraints = { " .. k.name .. " = "
+            .. (k.kind == "f" and '"FOREIGN KEY ($new) REFERENCES ..."' or '"CHECK (... $new ...)"')
+            .. " } (over the new column, $new), or false to drop it with the old column."
           e.where = r.site
         end
         error(e, 0)
@@ -473,6 +600,18 @@ SELECT i.indisvalid AS valid FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class
  WHERE i.indrelid = $1::pg_catalog.regclass AND c.relname = $2]], r.tbl, ix.copy)[1]
     if have and not have.valid then db:drop_index{ name = ix.copy, table = r.tbl } end  -- a failed build's
     if not (have and have.valid) then db:exec(ix.create) end
+    if ix.constraint or ix.replident then
+      -- what expand read from the statement given, as built
+      local built = D.lookup(db, r.site, [[
+SELECT i.indisunique AND i.indpred IS NULL AS whole
+  FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+ WHERE i.indrelid = $1::pg_catalog.regclass AND c.relname = $2]], r.tbl, ix.copy)[1]
+      if built and not built.whole then
+        error(r.site .. "indexes: the copy of index " .. ix.name .. ", " .. ix.copy .. ", is not unique or is partial:"
+          .. " it could not become " .. (ix.constraint and ("constraint " .. ix.constraint) or "the replica identity")
+          .. " at the contract", 0)
+      end
+    end
   end
   -- every row has its new value now, and the old version's writes keep it
   -- so: the new version may start
@@ -499,21 +638,7 @@ local function contract_up(r, db)
   for _, k in ipairs(constraint_copies(r, db)) do renames[#renames + 1] = k.name end
   if r.opts.check then renames[#renames + 1] = check_name(r) end
   if r.opts.references then renames[#renames + 1] = fkey_name(r) end
-  local owned = r.add and {} or D.query_at(db, r.site, [[
-SELECT s.oid::pg_catalog.regclass::pg_catalog.text AS name,
-       CASE WHEN (q.seqtypid = 'int2'::pg_catalog.regtype::pg_catalog.oid
-                  AND n.atttypid IN ('int4'::pg_catalog.regtype, 'int8'::pg_catalog.regtype))
-              OR (q.seqtypid = 'int4'::pg_catalog.regtype::pg_catalog.oid
-                  AND n.atttypid = 'int8'::pg_catalog.regtype::pg_catalog.oid)
-            THEN pg_catalog.format_type(n.atttypid, NULL) END AS widen
-  FROM pg_catalog.pg_depend d
-  JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'
-  JOIN pg_catalog.pg_sequence q ON q.seqrelid = s.oid
-  JOIN pg_catalog.pg_attribute o ON o.attrelid = d.refobjid AND o.attnum = d.refobjsubid
-  JOIN pg_catalog.pg_attribute n ON n.attrelid = d.refobjid AND n.attname = $3
- WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
-   AND d.refobjid = $1::pg_catalog.regclass AND o.attname = $2 AND d.deptype = 'a'
- ORDER BY 1]], r.tbl, r.col, r.new) or {}
+  local owned = r.add and {} or owned_sequences(r, db)
   D.short_transaction(db, r.site, r.opts, function(tx)
     tx:exec("SELECT shift.sync_drop($1, if_exists => true)", r.id)
     if r.opts.old_version then
@@ -550,6 +675,12 @@ SELECT s.oid::pg_catalog.regclass::pg_catalog.text AS name,
       local u = unique_name(r)
       tx:exec("ALTER TABLE " .. t .. " ADD CONSTRAINT " .. D.qi(tx, u) .. " UNIQUE USING INDEX "
         .. D.qi(tx, u .. NEW))
+    end
+    -- the old index's marks go to its copy (the old one went with the column)
+    for _, ix in ipairs(copies) do
+      local name = D.qi(tx, ix.constraint or ix.name)
+      if ix.replident then tx:exec("ALTER TABLE " .. t .. " REPLICA IDENTITY USING INDEX " .. name) end
+      if ix.clustered then tx:exec("ALTER TABLE " .. t .. " CLUSTER ON " .. name) end
     end
   end)
 end

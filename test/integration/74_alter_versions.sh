@@ -422,6 +422,154 @@ expect_rc "exclude: a column in an exclusion constraint is refused" 1
 expect_in "exclude: naming the constraint and the way" "$ERR" "is in exclusion constraint t_room_excl"
 expect_eq "exclude: nothing changed" "$(definition)" "$def0"
 
+# rules()/indexes(): the table's constraints and indexes, by name
+rules() { definition | sed -n 2p; }
+indexes() { definition | sed -n 3p; }
+# run_all: case_setup, then the whole migration
+run_all() {
+  case_setup
+  pgshift --dsn "dbname=$DB" run "$f"
+  expect_rc "$NAME: run to the end" 0
+}
+
+# ---- names spelled like the column that are not references to it (a type,
+# a function, a schema, an access method) stay as they are in the copies
+# of its rules; after the contract the rules read as before
+NAME=names
+SETUP="CREATE SCHEMA date;
+       CREATE FUNCTION date.ok(d date) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT d > ''1999-01-01''';
+       CREATE TABLE t (id int PRIMARY KEY, date date CHECK (date > '2000-01-01') CONSTRAINT t_date_ok CHECK (date.ok(date)),
+                       lower text, btree int);
+       CREATE INDEX t_date ON t USING btree (date); CREATE INDEX t_lower ON t (lower(lower));
+       CREATE INDEX t_btree ON t USING btree (btree) WHERE btree > 0;
+       INSERT INTO t SELECT g, '2001-01-01'::date + g, 'l' || g, g FROM generate_series(1, 100) g"
+MIGRATION='online.alter_column{ table = "t", column = "date", nullable = false, id = "c",
+             up = "coalesce($old, '"'2001-01-01'"')", down = "$new" },
+           online.alter_column{ table = "t", column = "lower", nullable = false, id = "d",
+             up = "coalesce($old, '"''"')", down = "$new" },
+           online.alter_column{ table = "t", column = "btree", nullable = false, id = "e",
+             up = "coalesce($old, 1)", down = "$new" }'
+t0=$SECONDS
+run_all
+expect_eq "names: the CHECKs read as before (the type date, the schema date kept)" "$(rules)" "$(sed -n 2p <<<"$def0")"
+expect_eq "names: the indexes read as before (the function lower, the method btree kept)" "$(indexes)" \
+  "$(sed -n 3p <<<"$def0")"
+echo "# case $NAME: $((SECONDS - t0)) s"
+
+# ---- foreign keys copied from the catalog: a quoted column with ")" in its
+# name, PostgreSQL 15's ON DELETE SET NULL (columns), MATCH FULL, deferrable
+NAME=fkeys
+SETUP='CREATE TABLE owners (id int, k int, PRIMARY KEY (id, k));
+       INSERT INTO owners SELECT g, g FROM generate_series(1, 9) g;
+       CREATE TABLE t (id int PRIMARY KEY, owner int, "we)ird" int, k2 int,
+         CONSTRAINT t_a FOREIGN KEY (owner, "we)ird") REFERENCES owners (id, k) MATCH FULL DEFERRABLE INITIALLY DEFERRED,
+         CONSTRAINT t_b FOREIGN KEY (k2, owner) REFERENCES owners (id, k) ON DELETE SET NULL (owner) ON UPDATE CASCADE);
+       INSERT INTO t SELECT g, g % 9 + 1, g % 9 + 1, g % 9 + 1 FROM generate_series(1, 100) g'
+MIGRATION='online.alter_column{ table = "t", column = "owner", type = "bigint", id = "c",
+             up = "$old::bigint", down = "$new::integer" }'
+t0=$SECONDS
+run_all
+expect_eq "fkeys: the foreign keys read as before" "$(rules)" "$(sed -n 2p <<<"$def0")"
+echo "# case $NAME: $((SECONDS - t0)) s"
+# a foreign key whose copy fails: the hint says FOREIGN KEY, not CHECK
+NAME=fkey_unfit
+SETUP="CREATE TABLE owners (id int PRIMARY KEY); INSERT INTO owners VALUES (1);
+       CREATE TABLE t (id int PRIMARY KEY, owner int REFERENCES owners)"
+MIGRATION='online.alter_column{ table = "t", column = "owner", type = "text", id = "c",
+             up = "$old::text", down = "$new::integer" }'
+case_setup
+pgshift --dsn "dbname=$DB" run "$f" --to c-expand
+expect_rc "fkey_unfit: a FOREIGN KEY that does not fit the new type stops expand" 1
+expect_in "fkey_unfit: the hint gives a FOREIGN KEY to write" "$ERR" 'constraints = { t_owner_fkey = "FOREIGN KEY ($new) REFERENCES ..." }'
+
+# ---- unique = true/false against the indexes the column has, whatever their
+# names: the uniqueness kept is any unique, non-partial index with the
+# column as its only key column (INCLUDE columns aside)
+NAME=uniques
+SETUP="CREATE TABLE t (id int PRIMARY KEY, code text UNIQUE, u1 int, u2 int, u3 int);
+       CREATE UNIQUE INDEX t_u1_plain ON t (u1);
+       ALTER TABLE t ADD CONSTRAINT t_u2_inc UNIQUE (u2) INCLUDE (u1);
+       CREATE UNIQUE INDEX t_u3_plain ON t (u3);
+       INSERT INTO t SELECT g, 'c' || g, g, g, g FROM generate_series(1, 100) g"
+MIGRATION='online.alter_column{ table = "t", column = "code", name = "ref", unique = true, id = "c", up = "$old" },
+           online.alter_column{ table = "t", column = "id", type = "bigint", unique = true, id = "d",
+             up = "$old::bigint", down = "$new::integer" },
+           online.alter_column{ table = "t", column = "u1", unique = true, id = "e", up = "$old" },
+           online.alter_column{ table = "t", column = "u2", unique = true, id = "f", up = "$old" },
+           online.alter_column{ table = "t", column = "u3", unique = false, id = "g", up = "$old" }'
+t0=$SECONDS
+run_all
+expect_eq "uniques: one unique index per column, under its old name; unique = false dropped t_u3_plain" \
+  "$(q "SELECT string_agg(c.relname || ' ' || pg_get_indexdef(i.indexrelid, 1, true) || CASE WHEN i.indnatts > i.indnkeyatts THEN ' INCLUDE ' || pg_get_indexdef(i.indexrelid, i.indnatts, true) ELSE '' END, '; ' ORDER BY 1)
+          FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = 't'::regclass AND i.indisunique")" \
+  "t_code_key ref; t_pkey id; t_u1_plain u1; t_u2_inc u2 INCLUDE u1"
+expect_eq "uniques: the constraints are as they were, on the new columns" \
+  "$(q "SELECT string_agg(conname || ' ' || pg_get_constraintdef(oid), '; ' ORDER BY conname) FROM pg_constraint WHERE conrelid = 't'::regclass")" \
+  "t_code_key UNIQUE (ref); t_pkey PRIMARY KEY (id); t_u2_inc UNIQUE (u2) INCLUDE (u1)"
+echo "# case $NAME: $((SECONDS - t0)) s"
+
+# ---- a primary key's or unique constraint's copy must be able to become
+# the constraint at the contract without a long lock: refused at expand
+# when it could not
+NAME=pkey_refused
+SETUP="CREATE TABLE t (id int PRIMARY KEY, code int CONSTRAINT t_code_key UNIQUE)"
+for m in 'id|nullable = true|t.id is in primary key t_pkey|nullable = true' \
+         'id|indexes = { t_pkey = "CREATE INDEX ON t ($new)" }|index t_pkey backs constraint t_pkey|UNIQUE' \
+         'id|indexes = { t_pkey = "CREATE UNIQUE INDEX ON t ($new) WHERE $new > 0" }|index t_pkey backs constraint t_pkey|partial' \
+         'code|indexes = { t_code_key = "CREATE INDEX ON t ($new)" }|index t_code_key backs constraint t_code_key|UNIQUE'; do
+  IFS='|' read -r col opt want1 want2 <<<"$m"
+  MIGRATION='online.alter_column{ table = "t", column = "'"$col"'", type = "bigint", id = "c",
+               up = "$old::bigint", down = "$new::integer", '"$opt"' }'
+  case_setup
+  pgshift --dsn "dbname=$DB" run "$f" --to c-expand
+  expect_rc "pkey_refused ($opt): expand refuses" 1
+  expect_in "pkey_refused ($opt): saying why" "$ERR" "$want1"
+  expect_in "pkey_refused ($opt): and what" "$ERR" "$want2"
+  expect_eq "pkey_refused ($opt): nothing changed" "$(definition)" "$def0"
+done
+
+# ---- REPLICA IDENTITY USING INDEX and CLUSTER ON follow the copy
+NAME=marks
+SETUP="CREATE TABLE t (id int PRIMARY KEY, code int NOT NULL);
+       CREATE UNIQUE INDEX t_code_u ON t (code);
+       ALTER TABLE t REPLICA IDENTITY USING INDEX t_code_u; ALTER TABLE t CLUSTER ON t_code_u;
+       INSERT INTO t SELECT g, g FROM generate_series(1, 100) g"
+MIGRATION='online.alter_column{ table = "t", column = "code", type = "bigint", id = "c",
+             up = "$old::bigint", down = "$new::integer" }'
+t0=$SECONDS
+run_all
+expect_eq "marks: the copy of t_code_u is the replica identity and the clustered index" \
+  "$(q "SELECT string_agg(indexrelid::regclass || ' ' || indisreplident || ' ' || indisclustered, '; ' ORDER BY 1)
+          FROM pg_index WHERE indrelid = 't'::regclass AND (indisreplident OR indisclustered)")" "t_code_u true true"
+expect_eq "marks: the table's replica identity is an index" "$(q "SELECT relreplident FROM pg_class WHERE oid = 't'::regclass")" i
+echo "# case $NAME: $((SECONDS - t0)) s"
+
+# ---- a sequence the column owns is never narrowed: refused at expand
+NAME=narrow
+SETUP="CREATE TABLE t (id bigserial PRIMARY KEY, name text)"
+MIGRATION='online.alter_column{ table = "t", column = "id", type = "integer", id = "c",
+             up = "$old::integer", down = "$new::bigint" }'
+case_setup
+pgshift --dsn "dbname=$DB" run "$f" --to c-expand
+expect_rc "narrow: a bigint sequence for an integer column stops expand" 1
+expect_in "narrow: naming the sequence and the types" "$ERR" "sequence public.t_id_seq of t.id counts as bigint"
+expect_eq "narrow: nothing changed" "$(definition)" "$def0"
+
+# ---- the definitions copied are read with every name qualified, whatever
+# the runner's search_path: the statements sent name app.ok (the server's
+# log of DDL shows them)
+NAME=qualified
+SETUP="CREATE SCHEMA app; CREATE FUNCTION app.ok(v int) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT v > 0';
+       CREATE TABLE t (id int PRIMARY KEY, x int CONSTRAINT t_x_ok CHECK (app.ok(x)));
+       CREATE INDEX t_x_ok_ix ON t (app.ok(x));
+       INSERT INTO t SELECT g, g FROM generate_series(1, 100) g"
+MIGRATION='online.alter_column{ table = "t", column = "x", nullable = false, id = "c", up = "coalesce($old, 1)", down = "$new" }'
+case_setup
+PGOPTIONS="-c search_path=app,public -c log_statement=ddl" pgshift --dsn "dbname=$DB" run "$f" --to c-validate
+expect_rc "qualified: expand to validate under search_path app, public" 0
+expect_in "qualified: the CHECK's copy names app.ok" "$(grep -a 't_x_ok__new' "$PGSHIFT_LOG" | grep -a 'ADD CONSTRAINT')" "app.ok(x__new)"
+expect_in "qualified: the index's copy names app.ok" "$(grep -a 't_x_ok_ix__new' "$PGSHIFT_LOG" | grep -a 'CREATE INDEX')" "app.ok(x__new)"
+
 # ---- add a column with up: the old version's rows get up, the new one's keep theirs ('toys')
 NAME=add
 CMP_OLD="ARRAY['id', 'name']"
