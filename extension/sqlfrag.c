@@ -112,14 +112,16 @@ shift_check_scannable(const char *what, const char *text, Size len, uint64 limit
 				 errhint("Break long runs of operator characters (a long line of dashes or stars in a comment, many signs in a row) with spaces.")));
 }
 
-/*
- * The offsets in sql of its tokens of kind want (a token code such as ','
- * or PARAM), in order, from one scan that stops after limit of them (0: no
- * limit): a comma in a string, a quoted name or a comment is not a token.
- * The array is in the caller's memory context, *n its length.
- */
-static int *
-token_offsets(const char *sql, int want, int limit, int *n)
+/* The tokens of a text: where each starts, and its code. */
+typedef struct Tokens
+{
+	int			n;
+	int		   *at;
+	int		   *code;
+} Tokens;
+
+static void
+scan_tokens(const char *sql, Tokens *t)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	MemoryContext scan_cxt = AllocSetContextCreate(caller, "pg_shift fragment scan",
@@ -129,29 +131,48 @@ token_offsets(const char *sql, int want, int limit, int *n)
 	core_YYSTYPE yylval;
 	YYLTYPE		yylloc;
 	int			tok;
-	int			size = 16;
-	int		   *offsets = palloc(sizeof(int) * size);
+	int			size = 64;
 
-	*n = 0;
-	/* the scanner's copies of names and literals go into scan_cxt */
+	t->n = 0;
+	t->at = palloc(sizeof(int) * size);
+	t->code = palloc(sizeof(int) * size);
 	MemoryContextSwitchTo(scan_cxt);
 	scanner = scanner_init(sql, &yyextra, &ScanKeywords, ScanKeywordTokens);
-	while ((limit == 0 || *n < limit) &&
-		   (tok = core_yylex(&yylval, &yylloc, scanner)) != 0)
+	while ((tok = core_yylex(&yylval, &yylloc, scanner)) != 0)
 	{
-		if (tok != want)
-			continue;
-		if (*n == size)
+		if (t->n == size)
 		{
 			size *= 2;
-			offsets = repalloc(offsets, sizeof(int) * size);
+			MemoryContextSwitchTo(caller);
+			t->at = repalloc(t->at, sizeof(int) * size);
+			t->code = repalloc(t->code, sizeof(int) * size);
+			MemoryContextSwitchTo(scan_cxt);
 		}
-		offsets[(*n)++] = yylloc;
+		t->at[t->n] = yylloc;
+		t->code[t->n++] = tok;
 	}
 	scanner_finish(scanner);
 	MemoryContextSwitchTo(caller);
 	MemoryContextDelete(scan_cxt);
-	return offsets;
+}
+
+/*
+ * The offsets in sql of its tokens of kind want (a token code such as ','
+ * or PARAM), in order: a comma in a string, a quoted name or a comment is
+ * not a token.  The array is in the caller's memory context, *n its length.
+ */
+static int *
+token_offsets(const char *sql, int want, int *n)
+{
+	Tokens		t;
+
+	scan_tokens(sql, &t);
+	*n = 0;
+	for (int i = 0; i < t.n; i++)
+		if (t.code[i] == want)
+			t.at[(*n)++] = t.at[i];
+	pfree(t.code);
+	return t.at;
 }
 
 /*
@@ -165,7 +186,7 @@ has_parameter(const char *sql)
 {
 	int			n;
 
-	pfree(token_offsets(sql, PARAM, 1, &n));
+	pfree(token_offsets(sql, PARAM, &n));
 	return n > 0;
 }
 
@@ -460,7 +481,7 @@ split_select_list(text *list_text, Datum **exprs, Datum **names)
 		starts[i++] = rt->location;
 	}
 	starts[n] = strlen(sql);
-	commas = token_offsets(sql, ',', 0, &ncommas);
+	commas = token_offsets(sql, ',', &ncommas);
 	out = palloc(sizeof(Datum) * n);
 	if (names != NULL)
 		*names = palloc0(sizeof(Datum) * n);
@@ -652,51 +673,7 @@ shift_plain_column(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(name));
 }
 
-/* ---------------------------------------------------------------- shift_internal._rename_column_refs */
-
-/* The tokens of a text: where each starts, and its code. */
-typedef struct Tokens
-{
-	int			n;
-	int		   *at;
-	int		   *code;
-} Tokens;
-
-static void
-scan_tokens(const char *sql, Tokens *t)
-{
-	MemoryContext caller = CurrentMemoryContext;
-	MemoryContext scan_cxt = AllocSetContextCreate(caller, "pg_shift fragment scan",
-												   ALLOCSET_DEFAULT_SIZES);
-	core_yy_extra_type yyextra;
-	core_yyscan_t scanner;
-	core_YYSTYPE yylval;
-	YYLTYPE		yylloc;
-	int			tok;
-	int			size = 64;
-
-	t->n = 0;
-	t->at = palloc(sizeof(int) * size);
-	t->code = palloc(sizeof(int) * size);
-	MemoryContextSwitchTo(scan_cxt);
-	scanner = scanner_init(sql, &yyextra, &ScanKeywords, ScanKeywordTokens);
-	while ((tok = core_yylex(&yylval, &yylloc, scanner)) != 0)
-	{
-		if (t->n == size)
-		{
-			size *= 2;
-			MemoryContextSwitchTo(caller);
-			t->at = repalloc(t->at, sizeof(int) * size);
-			t->code = repalloc(t->code, sizeof(int) * size);
-			MemoryContextSwitchTo(scan_cxt);
-		}
-		t->at[t->n] = yylloc;
-		t->code[t->n++] = tok;
-	}
-	scanner_finish(scanner);
-	MemoryContextSwitchTo(caller);
-	MemoryContextDelete(scan_cxt);
-}
+/* ---------------------------------------------------------------- shift.rename_column_refs */
 
 /* The index of the token starting at offset at (a node's location). */
 static int
@@ -834,7 +811,7 @@ name_end(const char *sql, int at)
 }
 
 /*
- * shift_internal._rename_column_refs(expr text, old text, new text) returns text
+ * shift.rename_column_refs(expr text, old text, new text) returns text
  *
  * expr with every reference to column old replaced by new, quoted as
  * needed; every other byte is kept.  expr is an expression ("qty >= 0"), a

@@ -107,6 +107,8 @@ COMMENT ON ROUTINE @extschema@.move_schema(pg_catalog.text[]) IS
 'move_schema(tables) -> (ordinal, kind, object, statement): the DDL that makes the tables on another server as they are here (sequences, columns, constraints, indexes, foreign keys between them)';
 
 -- version schemas (doc/versions.md)
+COMMENT ON ROUTINE @extschema@.rename_column_refs(pg_catalog.text, pg_catalog.text, pg_catalog.text) IS
+'rename_column_refs(expr, old, new): expr with each reference to column old renamed to new as the parser reads it, every other byte kept (doc/sql.md)';
 COMMENT ON ROUTINE @extschema@.version_create(pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text) IS
 'version_create(version, if_exists => error|reuse, migration, phase): makes schema "version" (or adopts an empty one) and records it as an application version whose views version_view makes';
 COMMENT ON ROUTINE @extschema@.version_view(pg_catalog.text, pg_catalog.regclass, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text) IS

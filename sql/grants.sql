@@ -1,8 +1,9 @@
 -- ---------------------------------------------------------------------------
 -- Privileges, last so that they cover every object above.
 --
---   PUBLIC          shift.version(), shift.missing_privileges() and the lint
---                   functions (they only parse text and read the catalog);
+--   PUBLIC          shift.version(), shift.missing_privileges(), the lint
+--                   functions and shift.rename_column_refs (they only parse
+--                   text and read the catalog);
 --                   the helpers the row-level security policies call.
 --   shift_operator  reads its own rows of every control table and view (the
 --                   policies decide which), calls every function of schema
@@ -21,6 +22,7 @@ REVOKE EXECUTE ON ALL ROUTINES IN SCHEMA shift_internal FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.version() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.missing_privileges() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.lint(pg_catalog.text, pg_catalog.text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.rename_column_refs(pg_catalog.text, pg_catalog.text, pg_catalog.text) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.lint_script(pg_catalog.text[], pg_catalog.text[], pg_catalog.int4[], pg_catalog.text) TO PUBLIC;
 -- row-level security policies run these as whoever reads
 GRANT EXECUTE ON FUNCTION shift_internal.caller(), shift_internal.may_act(pg_catalog.name) TO PUBLIC;
@@ -125,7 +127,6 @@ GRANT SELECT ON @extschema@.version_schema, @extschema@.version_relation, @extsc
   TO shift_operator, shift_monitor;
 GRANT EXECUTE ON FUNCTION shift_internal.version_sessions(pg_catalog.text) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION
-  shift_internal._rename_column_refs(pg_catalog.text, pg_catalog.text, pg_catalog.text),
   shift_internal._select_items(pg_catalog.text),
   shift_internal.version_row(pg_catalog.text),
   shift_internal._version_columns(pg_catalog.regclass, pg_catalog.text),

@@ -73,7 +73,7 @@ LANGUAGE C STRICT IMMUTABLE;
 -- the server's parser reads a reference to it (an expression, a CHECK
 -- constraint or a CREATE INDEX statement), every other byte kept; for
 -- online.alter_column's copies of a column's rules (C, sqlfrag.c).
-CREATE FUNCTION shift_internal._rename_column_refs(expr pg_catalog.text, old pg_catalog.text,
+CREATE FUNCTION @extschema@.rename_column_refs(expr pg_catalog.text, old pg_catalog.text,
   new pg_catalog.text)
 RETURNS pg_catalog.text
 AS 'MODULE_PATHNAME', 'shift_rename_column_refs'

@@ -42,11 +42,11 @@ local ALLOW = " /* shift:allow rename-column: the versions' views follow the col
 
 -- s (an expression, a CHECK constraint's definition or a CREATE INDEX
 -- statement) with every reference to column old made a reference to new,
--- as the server's parser reads it (shift_internal._rename_column_refs): a
+-- as the server's parser reads it (shift.rename_column_refs): a
 -- type, function, schema or access method spelled like the column stays.
 -- The dry run has no server: it shows s as it is.
 local function rename_refs(r, db, s, old, new)
-  local row = D.lookup(db, r.site, "SELECT shift_internal._rename_column_refs($1, $2, $3) AS s", s, old, new)[1]
+  local row = D.lookup(db, r.site, "SELECT shift.rename_column_refs($1, $2, $3) AS s", s, old, new)[1]
   return row and row.s or s
 end
 

@@ -85,11 +85,11 @@ SELECT e, shift_internal._plain_column(e)
                     'id FROM t', '"unclosed', '1', '']) AS e;
 SELECT refusal($$SELECT shift_internal._plain_column(repeat('+', 3200))$$) AS scan_budget;
 
--- ---- shift_internal._rename_column_refs renames a column where the parser
+-- ---- shift.rename_column_refs renames a column where the parser
 -- reads a reference to it, and only there: not a type, a function, a
 -- schema, an operator class, a collation, an access method, a string or a
 -- comment spelled like it; the rest of the text byte for byte
-SELECT e, shift_internal._rename_column_refs(e, 'date', 'date__new')
+SELECT e, shift.rename_column_refs(e, 'date', 'date__new')
   FROM unnest(ARRAY[
     'CHECK ((date > ''2000-01-01''::date)) NOT VALID',
     'CHECK (date.ok(date))',
@@ -100,14 +100,14 @@ SELECT e, shift_internal._rename_column_refs(e, 'date', 'date__new')
     'U&"d\0061te" > 1',
     'x > 1']) AS e;
 -- the new name quoted as needed; a name with capitals matches only as written
-SELECT shift_internal._rename_column_refs('lower(lower) || Lower', 'lower', 'New Name') AS quoted,
-       shift_internal._rename_column_refs('"Mixed" + mixed', 'Mixed', 'b') AS exact;
+SELECT shift.rename_column_refs('lower(lower) || Lower', 'lower', 'New Name') AS quoted,
+       shift.rename_column_refs('"Mixed" + mixed', 'Mixed', 'b') AS exact;
 -- what it cannot rename is refused, saying what
-SELECT shift_internal._rename_column_refs('FOREIGN KEY (a) REFERENCES t (a)', 'a', 'b');
-SELECT shift_internal._rename_column_refs('a b', 'a', 'b');
-SELECT shift_internal._rename_column_refs('a; DROP TABLE t', 'a', 'b');
-SELECT shift_internal._rename_column_refs('U&"!0061" UESCAPE ''!'' > 1', 'a', 'b');
-SELECT refusal($$SELECT shift_internal._rename_column_refs(repeat('+', 3200), 'a', 'b')$$) AS scan_budget;
+SELECT shift.rename_column_refs('FOREIGN KEY (a) REFERENCES t (a)', 'a', 'b');
+SELECT shift.rename_column_refs('a b', 'a', 'b');
+SELECT shift.rename_column_refs('a; DROP TABLE t', 'a', 'b');
+SELECT shift.rename_column_refs('U&"!0061" UESCAPE ''!'' > 1', 'a', 'b');
+SELECT refusal($$SELECT shift.rename_column_refs(repeat('+', 3200), 'a', 'b')$$) AS scan_budget;
 
 RESET search_path;
 DROP SCHEMA frag_test CASCADE;
