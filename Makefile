@@ -87,7 +87,7 @@ clean: clean-runner
 endif
 
 # The install script's sources, in order: the header, then one file per capability.
-SQL_SOURCES = sql/$(EXTENSION).sql sql/control.sql sql/bookkeeping.sql sql/backfill.sql sql/capture.sql sql/checksum.sql sql/sync.sql sql/cutover.sql sql/runner_api.sql sql/lint.sql sql/monitor.sql sql/move.sql sql/version.sql sql/comments.sql sql/grants.sql
+SQL_SOURCES = sql/$(EXTENSION).sql sql/control.sql sql/bookkeeping.sql sql/backfill.sql sql/capture.sql sql/engines.sql sql/checksum.sql sql/sync.sql sql/cutover.sql sql/runner_api.sql sql/lint.sql sql/monitor.sql sql/move.sql sql/version.sql sql/comments.sql sql/grants.sql
 
 sql/$(EXTENSION)--$(EXTVERSION).sql: $(SQL_SOURCES) $(EXTENSION).control
 	cat $(SQL_SOURCES) | sed 's/@PG_SHIFT_VERSION@/$(EXTVERSION)/g' > $@

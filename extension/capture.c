@@ -113,7 +113,8 @@ PG_FUNCTION_INFO_V1(shift_capture_exec);
  *
  * Runs sql, one statement of capture name, as role owner under search_path
  * and returns the first column of its first row as text (NULL without a
- * row).
+ * row); of a statement that returns no rows at all (an INSERT or DELETE
+ * without RETURNING), the number of rows it processed.
  */
 Datum
 shift_capture_exec(PG_FUNCTION_ARGS)
@@ -153,6 +154,8 @@ shift_capture_exec(PG_FUNCTION_ARGS)
 		if (v != NULL)
 			value = MemoryContextStrdup(outer, v);
 	}
+	else if (SPI_tuptable == NULL)
+		value = MemoryContextStrdup(outer, psprintf(UINT64_FORMAT, SPI_processed));
 	SPI_finish();
 	if (value == NULL)
 		PG_RETURN_NULL();

@@ -167,38 +167,59 @@ $$;
  * the capture's select => starts in it.  Keys are compared by each
  * column's own equality (_capture_key_equality), in the source and in the
  * table.
+ *
+ * A foreign table (the way back: PostgreSQL's changes applied to the MySQL
+ * table) takes no ON CONFLICT, and an FDW need not return rows from a
+ * write: delete_sql deletes the keys from it, then sql inserts the keys'
+ * source rows, two statements that each return the rows they processed.
+ * For a local table delete_sql is NULL.
  */
 CREATE FUNCTION shift_internal._capture_apply_sql(c @extschema@.capture, keys pg_catalog.jsonb,
-                                                  OUT sql pg_catalog.text, OUT select_at pg_catalog.int4)
+                                                  OUT sql pg_catalog.text, OUT select_at pg_catalog.int4,
+                                                  OUT delete_sql pg_catalog.text)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   src_eq CONSTANT pg_catalog.text[] := shift_internal._capture_key_equality(c.name, c.source, c.key_columns);
   into_eq CONSTANT pg_catalog.text[] := shift_internal._capture_key_equality(c.name, c.into_relation, c.key_columns);
+  into_pred CONSTANT pg_catalog.text := shift_internal._capture_key_pred('t', c.key_columns, into_eq, keys);
   head pg_catalog.text;
+  from_source pg_catalog.text;
 BEGIN
-  head := format('WITH up AS (INSERT INTO %s AS t (%s) SELECT ', c.into_relation,
+  head := format('%sINSERT INTO %s AS t (%s) SELECT ',
+                 CASE WHEN shift_internal._capture_foreign(c.into_relation) THEN '' ELSE 'WITH up AS (' END,
+                 c.into_relation,
                  (SELECT string_agg(quote_ident(x), ', ' ORDER BY o) FROM unnest(c.into_columns) WITH ORDINALITY u(x, o)));
   select_at := octet_length(head);
   -- the select => ends with a line break, as a backfill's: a -- comment ends there
-  sql := head || c.select_list || format(
-    E'\n FROM %s AS s WHERE %s '
-    'ON CONFLICT (%s) DO UPDATE SET %s RETURNING %s), '
+  from_source := head || c.select_list || format(E'\n FROM %s AS s WHERE %s', c.source,
+                   shift_internal._capture_key_pred('s', c.key_columns, src_eq, keys));
+  IF shift_internal._capture_foreign(c.into_relation) THEN
+    delete_sql := format('DELETE FROM %s AS t WHERE %s', c.into_relation, into_pred);
+    sql := from_source;
+    RETURN;
+  END IF;
+  sql := from_source || format(
+    ' ON CONFLICT (%s) DO UPDATE SET %s RETURNING %s), '
     'gone AS (DELETE FROM %s AS t WHERE %s AND NOT EXISTS (SELECT FROM up WHERE %s) RETURNING 1) '
     'SELECT pg_catalog.format(''%%s %%s'', (SELECT pg_catalog.count(*) FROM up), (SELECT pg_catalog.count(*) FROM gone))',
-    c.source,
-    shift_internal._capture_key_pred('s', c.key_columns, src_eq, keys),
     (SELECT string_agg(quote_ident(x), ', ' ORDER BY o) FROM unnest(c.key_columns) WITH ORDINALITY u(x, o)),
     (SELECT string_agg(format('%I = EXCLUDED.%I', x, x), ', ' ORDER BY o)
        FROM unnest(c.into_columns) WITH ORDINALITY u(x, o)),
     (SELECT string_agg(format('t.%I', x), ', ' ORDER BY o) FROM unnest(c.key_columns) WITH ORDINALITY u(x, o)),
-    c.into_relation,
-    shift_internal._capture_key_pred('t', c.key_columns, into_eq, keys),
+    c.into_relation, into_pred,
     (SELECT string_agg(format('up.%I %s t.%I', x, into_eq[o], x), ' AND ' ORDER BY o)
        FROM unnest(c.key_columns) WITH ORDINALITY u(x, o)));
 END
 $$;
+
+-- Is rel a foreign table (a capture's table on another engine)?
+CREATE FUNCTION shift_internal._capture_foreign(rel pg_catalog.regclass)
+RETURNS pg_catalog.bool
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT relkind = 'f' FROM pg_catalog.pg_class WHERE oid = rel $$;
 
 /*
  * The query that reads changelog rows (where => a condition on seq) as one
@@ -290,6 +311,7 @@ DECLARE
   c @extschema@.capture;
   missing pg_catalog.text;
   apply_sql pg_catalog.text;
+  delete_sql pg_catalog.text;
   select_at pg_catalog.int4;
 BEGIN
   PERFORM shift_internal._check_create('capture', v_name, 250, if_exists);
@@ -333,7 +355,9 @@ BEGIN
     RAISE EXCEPTION 'source % of capture "%" has no column %', source, v_name, missing
       USING ERRCODE = 'undefined_column';
   END IF;
-  IF shift_internal._capture_key_index(v_name, "into", key_columns) IS NULL THEN
+  -- a foreign table has no index to check: the key must be unique on its own server
+  IF NOT shift_internal._capture_foreign("into")
+     AND shift_internal._capture_key_index(v_name, "into", key_columns) IS NULL THEN
     RAISE EXCEPTION '% has no unique index on (%)', "into",
                     (SELECT string_agg(quote_ident(x), ', ' ORDER BY o) FROM unnest(key_columns) WITH ORDINALITY u(x, o))
       USING ERRCODE = 'invalid_object_definition',
@@ -393,10 +417,13 @@ BEGIN
   -- prepare both statements as the caller: a wrong column, type or select => fails here
   PERFORM shift_internal._capture_plan(c.name, c.owner, c.search_path,
     shift_internal._capture_read_sql(c, 'l.seq OPERATOR(pg_catalog.>) 0', 1), NULL, NULL);
-  SELECT a.sql, a.select_at INTO apply_sql, select_at
+  SELECT a.sql, a.select_at, a.delete_sql INTO apply_sql, select_at, delete_sql
     FROM shift_internal._capture_apply_sql(c, (SELECT jsonb_build_array(jsonb_agg('0'::text))
                                                  FROM unnest(key_columns) x)) a;
   PERFORM shift_internal._capture_plan(c.name, c.owner, c.search_path, apply_sql, c.select_list, select_at);
+  IF delete_sql IS NOT NULL THEN
+    PERFORM shift_internal._capture_plan(c.name, c.owner, c.search_path, delete_sql, NULL, NULL);
+  END IF;
   INSERT INTO @extschema@.capture (name, changelog, source, into_relation, key_columns, into_columns,
                                    select_list, backfill, batch_size, gap_timeout, owner, search_path,
                                    migration, phase)
@@ -443,6 +470,7 @@ DECLARE
   batch pg_catalog.jsonb;
   allkeys pg_catalog.jsonb;
   res pg_catalog.text[];
+  stmt record;
   i pg_catalog.int4 := 0;
   forgotten pg_catalog.int8;
   s pg_catalog.int8;
@@ -520,8 +548,14 @@ BEGIN
     END IF;
     caught_up := (batch->>'n')::int8 < c.batch_size;
     IF jsonb_array_length(allkeys) > 0 THEN
-      res := string_to_array(shift_internal._capture_exec(c.name, c.owner, c.search_path,
-                               (shift_internal._capture_apply_sql(c, allkeys)).sql), ' ');
+      stmt := shift_internal._capture_apply_sql(c, allkeys);
+      IF stmt.delete_sql IS NULL THEN
+        res := string_to_array(shift_internal._capture_exec(c.name, c.owner, c.search_path, stmt.sql), ' ');
+      ELSE
+        -- a foreign table: delete the keys, then write the source's rows of them
+        res[2] := shift_internal._capture_exec(c.name, c.owner, c.search_path, stmt.delete_sql);
+        res[1] := shift_internal._capture_exec(c.name, c.owner, c.search_path, stmt.sql);
+      END IF;
       upserted := upserted + res[1]::pg_catalog.int8;
       deleted := deleted + res[2]::pg_catalog.int8;
       keys := keys + jsonb_array_length(allkeys);

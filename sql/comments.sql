@@ -17,6 +17,20 @@ COMMENT ON ROUTINE @extschema@.capture_lag(pg_catalog.text) IS
 'capture_lag(name): asks the changelog now how far the capture is behind: pending changes, the remote largest seq, the time of the oldest pending change';
 COMMENT ON ROUTINE @extschema@.capture_drop(pg_catalog.text) IS
 'capture_drop(name): forgets a capture and its gaps (the source side''s triggers are removed by capture_mysql_sql(..., ''remove''))';
+COMMENT ON ROUTINE @extschema@.capture_log_create(pg_catalog.regclass, pg_catalog.text[], pg_catalog.text) IS
+'capture_log_create(rel, key_columns, changelog): a changelog of rel''s writes on this server (statement triggers, one row per key), for a capture that carries them to another engine';
+COMMENT ON ROUTINE @extschema@.capture_log_drop(pg_catalog.regclass, pg_catalog.text) IS
+'capture_log_drop(rel, changelog): drops the triggers capture_log_create put on rel and the caller''s changelog';
+COMMENT ON ROUTINE @extschema@.capture_forget_gaps(pg_catalog.text) IS
+'capture_forget_gaps(name): forgets a capture''s open gaps (once its source is fenced and drained they are rolled-back values); returns how many';
+COMMENT ON ROUTINE @extschema@.capture_compare(pg_catalog.text, pg_catalog.int4) IS
+'capture_compare(name, buckets): shift.compare of the capture''s source, read through its select =>, against its table; no rows when equal';
+COMMENT ON ROUTINE @extschema@.fence_writes(pg_catalog.regclass, pg_catalog.text) IS
+'fence_writes(rel, message): refuses writes to rel from every role but the caller (SQLSTATE 25006), once the writes in flight have ended';
+COMMENT ON ROUTINE @extschema@.unfence_writes(pg_catalog.regclass) IS
+'unfence_writes(rel): lifts the fence of fence_writes';
+COMMENT ON ROUTINE @extschema@.mysql_fence_sql(pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.int4) IS
+'mysql_fence_sql(table_name, action => fence|unfence, exempt_user, database, lock_wait_timeout): the MySQL/MariaDB script that fences a table against every account but exempt_user, or lifts the fence';
 COMMENT ON ROUTINE @extschema@.capture_mysql_sql(pg_catalog.text, pg_catalog.text[], pg_catalog.text[], pg_catalog.text, pg_catalog.text, pg_catalog.text) IS
 'capture_mysql_sql(source_table, key_columns, key_types, changelog_table, action => install|remove, database): the MySQL/MariaDB script that makes or drops a changelog table and its three triggers, for the mariadb client';
 

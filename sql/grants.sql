@@ -115,6 +115,14 @@ GRANT EXECUTE ON FUNCTION @extschema@.writer_version() TO PUBLIC;
 -- granted to shift_operator with schema shift's routines above
 GRANT SELECT ON @extschema@.move_object, @extschema@.move_objects, @extschema@.move_status TO shift_operator, shift_monitor;
 GRANT SELECT ON @extschema@.capture, @extschema@.capture_gap, @extschema@.capture_progress TO shift_operator, shift_monitor;
+-- switching a table between engines (sql/engines.sql): the functions of
+-- schema shift run as the caller; these are what they call and the
+-- trigger functions they put on the caller's tables
+GRANT EXECUTE ON FUNCTION
+  shift_internal._capture_log(), shift_internal._fence_writes(),
+  shift_internal.mysql_ident(pg_catalog.text), shift_internal.mysql_literal(pg_catalog.text),
+  shift_internal._check_key_columns(pg_catalog.text, pg_catalog.text[])
+  TO shift_operator;
 GRANT SELECT ON @extschema@.move_fence, @extschema@.move_fences, @extschema@.move_fence_grant,
                 @extschema@.move_fence_grants TO shift_operator, shift_monitor;
 

@@ -1,0 +1,348 @@
+-- ---------------------------------------------------------------------------
+-- Switching a table between engines (MySQL/MariaDB and PostgreSQL) with a
+-- way back: the pieces the cut-over of doc/foreign.md is made of.
+--
+--   * capture_log_create: a changelog on the PostgreSQL side, filled by
+--     triggers on the PostgreSQL table, so that a capture (sql/capture.sql)
+--     can carry PostgreSQL's writes back to the foreign table.  The changes
+--     are replayed from the changelog in batches, not mirrored in the
+--     application's transaction: an FDW such as mysql_fdw commits each
+--     remote write at once, so a mirrored write of a transaction that then
+--     rolled back would stay on the other side, and a MySQL outage would
+--     stop PostgreSQL's writes.
+--   * fence_writes / unfence_writes: refuse writes to a table from every
+--     role but the one that fenced it (mysql_fence_sql does the same on the
+--     MySQL side), so that a drain reads a changelog no one adds to.
+--   * capture_forget_gaps: after the source is fenced and drained, the gaps
+--     still open are transactions that rolled back.
+--   * capture_compare: the capture's source, through its select =>, against
+--     its table, with shift.compare.
+-- ---------------------------------------------------------------------------
+
+/*
+ * The statement-level trigger of a changelog made by capture_log_create.
+ * Arguments: the changelog's OID, the kind (I, U, D), the key columns.
+ * Runs as the role writing the table (which capture_log_create granted
+ * INSERT on the changelog); one INSERT per statement, from its transition
+ * tables: an UPDATE logs each distinct key before and after (a key changed
+ * by it is read again, and deleted, by the apply).
+ */
+CREATE FUNCTION shift_internal._capture_log()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  cols pg_catalog.text := (SELECT string_agg(quote_ident(k), ', ' ORDER BY o)
+                             FROM unnest(TG_ARGV[2:TG_NARGS - 1]) WITH ORDINALITY u(k, o));
+  rows pg_catalog.text;
+BEGIN
+  rows := CASE TG_ARGV[1]
+            WHEN 'I' THEN format('SELECT %s FROM pgshift_new', cols)
+            WHEN 'D' THEN format('SELECT %s FROM pgshift_old', cols)
+            ELSE format('SELECT %s FROM pgshift_new UNION SELECT %s FROM pgshift_old', cols, cols)
+          END;
+  EXECUTE format('INSERT INTO %s (%s, kind) SELECT %s, %L FROM (%s) k',
+                 TG_ARGV[0]::pg_catalog.oid::pg_catalog.regclass, cols, cols, TG_ARGV[1], rows);
+  RETURN NULL;
+END
+$$;
+
+/*
+ * shift.capture_log_create(rel, key_columns, changelog => NULL) -> regclass
+ *
+ * Makes changelog (default: rel's name with _pgshift_log, in rel's schema):
+ * (seq identity, the key columns with rel's types, kind, at), and three
+ * AFTER ... FOR EACH STATEMENT triggers on rel that write one row per key a
+ * statement inserts, updates or deletes.  Grants INSERT on it to rel's
+ * owner and to every role that may write rel, so their writes go on.  Runs
+ * as the caller, who needs the TRIGGER privilege on rel and CREATE on its
+ * schema.  An existing changelog of that name with these triggers is kept.
+ */
+CREATE FUNCTION @extschema@.capture_log_create(rel pg_catalog.regclass, key_columns pg_catalog.text[],
+                                               changelog pg_catalog.text DEFAULT NULL)
+RETURNS pg_catalog.regclass
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  nsp CONSTANT pg_catalog.name := (SELECT c.relnamespace::pg_catalog.regnamespace::pg_catalog.name
+                                     FROM pg_catalog.pg_class c WHERE c.oid = rel);
+  logname CONSTANT pg_catalog.text := coalesce(changelog,
+                                        (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = rel) || '_pgshift_log');
+  log pg_catalog.regclass;
+  missing pg_catalog.text;
+  ev pg_catalog.text;
+  grantee pg_catalog.text;
+BEGIN
+  PERFORM shift_internal._check_key_columns(format('changelog of %s', rel), key_columns);
+  IF (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = rel) NOT IN ('r', 'p') THEN
+    RAISE EXCEPTION '% is not a table', rel
+      USING ERRCODE = 'wrong_object_type',
+            DETAIL = 'A changelog''s triggers go on an ordinary or partitioned table.';
+  END IF;
+  SELECT string_agg(quote_ident(k), ', ') INTO missing
+    FROM unnest(key_columns) k
+   WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a
+                      WHERE a.attrelid = rel AND a.attname = k AND a.attnum > 0 AND NOT a.attisdropped);
+  IF missing IS NOT NULL THEN
+    RAISE EXCEPTION '% has no column %', rel, missing USING ERRCODE = 'undefined_column';
+  END IF;
+  log := pg_catalog.to_regclass(format('%I.%I', nsp, logname));
+  IF log IS NULL THEN
+    EXECUTE format('CREATE TABLE %I.%I (seq pg_catalog.int8 GENERATED ALWAYS AS IDENTITY PRIMARY KEY, %s, '
+                   'kind pg_catalog.text NOT NULL, at pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp())',
+                   nsp, logname,
+                   (SELECT string_agg(format('%I %s%s NOT NULL', a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod),
+                                             CASE WHEN a.attcollation <> 0 THEN
+                                               (SELECT format(' COLLATE %I.%I', n.nspname, co.collname)
+                                                  FROM pg_catalog.pg_collation co
+                                                  JOIN pg_catalog.pg_namespace n ON n.oid = co.collnamespace
+                                                 WHERE co.oid = a.attcollation) ELSE '' END),
+                                      ', ' ORDER BY o)
+                      FROM unnest(key_columns) WITH ORDINALITY u(k, o)
+                      JOIN pg_catalog.pg_attribute a ON a.attrelid = rel AND a.attname = u.k));
+    log := format('%I.%I', nsp, logname)::pg_catalog.regclass;
+  ELSIF (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = log) <> shift_internal.caller()
+        OR (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = log) <> 'r' THEN
+    RAISE EXCEPTION 'changelog % exists and is not a table of role "%"', log, current_user
+      USING ERRCODE = 'duplicate_table',
+            HINT = 'Name another changelog, or drop that table.';
+  END IF;
+  FOREACH ev IN ARRAY ARRAY['INSERT', 'UPDATE', 'DELETE'] LOOP
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_trigger t
+                    WHERE t.tgrelid = rel AND t.tgname = 'pgshift_log_' || lower(left(ev, 3))) THEN
+      EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s REFERENCING %s FOR EACH STATEMENT '
+                     'EXECUTE FUNCTION shift_internal._capture_log(%L, %L, %s)',
+                     'pgshift_log_' || lower(left(ev, 3)), ev, rel,
+                     CASE ev WHEN 'INSERT' THEN 'NEW TABLE AS pgshift_new'
+                             WHEN 'DELETE' THEN 'OLD TABLE AS pgshift_old'
+                             ELSE 'OLD TABLE AS pgshift_old NEW TABLE AS pgshift_new' END,
+                     log::pg_catalog.oid, left(ev, 1),
+                     (SELECT string_agg(quote_literal(k), ', ' ORDER BY o) FROM unnest(key_columns) WITH ORDINALITY u(k, o)));
+    END IF;
+  END LOOP;
+  -- whoever may write rel must be able to log: its owner and its grantees
+  FOR grantee IN
+    SELECT DISTINCT CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_catalog.pg_get_userbyid(x.grantee)) END
+      FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) x
+     WHERE c.oid = rel AND x.privilege_type IN ('INSERT', 'UPDATE', 'DELETE')
+    UNION
+    SELECT quote_ident(pg_catalog.pg_get_userbyid(c.relowner)) FROM pg_catalog.pg_class c WHERE c.oid = rel
+  LOOP
+    EXECUTE format('GRANT INSERT ON %s TO %s', log, grantee);
+  END LOOP;
+  RETURN log;
+END
+$$;
+
+/*
+ * shift.capture_log_drop(rel, changelog => NULL): drops the triggers
+ * capture_log_create made on rel and the changelog (if it is the caller's).
+ */
+CREATE FUNCTION @extschema@.capture_log_drop(rel pg_catalog.regclass, changelog pg_catalog.text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  log pg_catalog.regclass := pg_catalog.to_regclass(format('%I.%I',
+    (SELECT c.relnamespace::pg_catalog.regnamespace::pg_catalog.name FROM pg_catalog.pg_class c WHERE c.oid = rel),
+    coalesce(changelog, (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = rel) || '_pgshift_log')));
+  ev pg_catalog.text;
+BEGIN
+  FOREACH ev IN ARRAY ARRAY['ins', 'upd', 'del'] LOOP
+    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'pgshift_log_' || ev, rel);
+  END LOOP;
+  IF log IS NOT NULL AND (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = log) = shift_internal.caller() THEN
+    EXECUTE format('DROP TABLE %s', log);
+  END IF;
+END
+$$;
+
+/*
+ * The statement-level trigger of fence_writes: refuses the statement unless
+ * the role running it is the one that fenced the table (argument 0).
+ */
+CREATE FUNCTION shift_internal._fence_writes()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF current_user OPERATOR(pg_catalog.<>) TG_ARGV[0] THEN
+    RAISE EXCEPTION '%', TG_ARGV[1]
+      USING ERRCODE = 'read_only_sql_transaction',
+            DETAIL = format('Table %s.%s is fenced by pg_shift: only role "%s" writes it now.',
+                            quote_ident(TG_TABLE_SCHEMA), quote_ident(TG_TABLE_NAME), TG_ARGV[0]),
+            HINT = 'The application writes the other side of the migration; shift.unfence_writes lifts the fence.';
+  END IF;
+  RETURN NULL;
+END
+$$;
+
+/*
+ * shift.fence_writes(rel, message => NULL): a BEFORE INSERT, UPDATE,
+ * DELETE or TRUNCATE statement trigger on rel refusing every role but the
+ * caller (SQLSTATE 25006, with message).  CREATE TRIGGER waits for the
+ * transactions writing rel to end: once it returns, no write of another
+ * role is in flight.  Keeps a fence already there.
+ */
+CREATE FUNCTION @extschema@.fence_writes(rel pg_catalog.regclass, message pg_catalog.text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF EXISTS (SELECT FROM pg_catalog.pg_trigger t WHERE t.tgrelid = rel AND t.tgname = 'pgshift_fence') THEN
+    RETURN;
+  END IF;
+  EXECUTE format('CREATE TRIGGER pgshift_fence BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s '
+                 'FOR EACH STATEMENT EXECUTE FUNCTION shift_internal._fence_writes(%L, %L)',
+                 rel, current_user,
+                 coalesce(message, format('writes to %s are fenced by pg_shift', rel)));
+END
+$$;
+
+CREATE FUNCTION @extschema@.unfence_writes(rel pg_catalog.regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  EXECUTE format('DROP TRIGGER IF EXISTS pgshift_fence ON %s', rel);
+END
+$$;
+
+/*
+ * shift.mysql_fence_sql(table_name, action => 'fence', exempt_user, database)
+ *
+ * The MySQL/MariaDB script that fences a table (BEFORE INSERT, UPDATE and
+ * DELETE triggers that refuse every account but exempt_user, SQLSTATE
+ * 45000) or lifts the fence (unfence).  exempt_user is the account the FDW
+ * connects as, which carries PostgreSQL's changes back.  CREATE TRIGGER
+ * waits for the transactions that touched the table (its metadata lock),
+ * at most lock_wait_timeout seconds: once it returns, every write of
+ * another account is committed or rolled back.  CREATE TRIGGER IF NOT
+ * EXISTS needs MariaDB 10.1.4 or MySQL 8.0.29.
+ */
+CREATE FUNCTION @extschema@.mysql_fence_sql(table_name pg_catalog.text, action pg_catalog.text DEFAULT 'fence',
+                                            exempt_user pg_catalog.text DEFAULT NULL,
+                                            database pg_catalog.text DEFAULT NULL,
+                                            lock_wait_timeout pg_catalog.int4 DEFAULT 10)
+RETURNS pg_catalog.text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  db CONSTANT pg_catalog.text := CASE WHEN database IS NOT NULL THEN shift_internal.mysql_ident(database) || '.' ELSE '' END;
+  msg CONSTANT pg_catalog.text := left(format('pg_shift: writes to %s are fenced; PostgreSQL serves it', table_name), 128);
+  out pg_catalog.text := '';
+  ev pg_catalog.text;
+BEGIN
+  IF action NOT IN ('fence', 'unfence') THEN
+    RAISE EXCEPTION 'action must be fence or unfence, not "%"', action USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF action = 'fence' AND (exempt_user IS NULL OR exempt_user = '') THEN
+    RAISE EXCEPTION 'mysql_fence_sql needs exempt_user: the account the foreign tables connect as'
+      USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'The way back writes PostgreSQL''s changes to the fenced table as that account.';
+  END IF;
+  IF lock_wait_timeout IS NULL OR lock_wait_timeout < 1 THEN
+    RAISE EXCEPTION 'lock_wait_timeout must be 1 second or more' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF action = 'unfence' THEN
+    FOREACH ev IN ARRAY ARRAY['ins', 'upd', 'del'] LOOP
+      out := out || format('DROP TRIGGER IF EXISTS %s;' || chr(10),
+                           db || shift_internal.mysql_ident(table_name || '_pgshift_fence_' || ev));
+    END LOOP;
+    RETURN out;
+  END IF;
+  out := format('SET SESSION lock_wait_timeout = %s;' || chr(10), lock_wait_timeout);
+  FOREACH ev IN ARRAY ARRAY['INSERT', 'UPDATE', 'DELETE'] LOOP
+    out := out || format('CREATE TRIGGER IF NOT EXISTS %s BEFORE %s ON %s FOR EACH ROW '
+                         'IF SUBSTRING_INDEX(USER(), ''@'', 1) <> %s THEN '
+                         'SIGNAL SQLSTATE ''45000'' SET MESSAGE_TEXT = %s; END IF;' || chr(10),
+                         db || shift_internal.mysql_ident(table_name || '_pgshift_fence_' || lower(left(ev, 3))),
+                         ev, db || shift_internal.mysql_ident(table_name),
+                         shift_internal.mysql_literal(exempt_user), shift_internal.mysql_literal(msg));
+  END LOOP;
+  RETURN out;
+END
+$$;
+
+CREATE FUNCTION shift_internal.mysql_literal(x pg_catalog.text)
+RETURNS pg_catalog.text
+LANGUAGE sql IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT '''' || replace(replace(x, '\', '\\'), '''', '''''') || '''' $$;
+
+/*
+ * shift.capture_forget_gaps(name) -> the gaps forgotten.  Once the source
+ * is fenced (no write of its transactions in flight) and a batch has read
+ * the gaps after that, the gaps still open are values no transaction will
+ * fill (rolled back): the cut-over forgets them rather than wait for
+ * gap_timeout.
+ */
+CREATE FUNCTION shift_internal.capture_forget_gaps(name pg_catalog.text)
+RETURNS pg_catalog.int8
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  c @extschema@.capture;
+  n pg_catalog.int8;
+BEGIN
+  SELECT * INTO c FROM @extschema@.capture x WHERE x.name = capture_forget_gaps.name FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'capture "%" does not exist', capture_forget_gaps.name USING ERRCODE = 'undefined_object';
+  END IF;
+  PERFORM shift_internal.check_owner(format('capture "%s"', c.name), c.owner);
+  WITH f AS (DELETE FROM @extschema@.capture_gap g WHERE g.capture = c.name RETURNING 1)
+  SELECT count(*) INTO n FROM f;
+  UPDATE @extschema@.capture x SET gaps_forgotten = x.gaps_forgotten + n, updated_at = clock_timestamp()
+   WHERE x.name = c.name;
+  RETURN n;
+END
+$$;
+CREATE FUNCTION @extschema@.capture_forget_gaps(name pg_catalog.text)
+RETURNS pg_catalog.int8
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;
+
+/*
+ * shift.capture_compare(name, buckets => NULL) -> shift.compare's rows:
+ * the capture's source read through its select => (each item cast to its
+ * column's type) against its table, keyed by key_columns; no rows when
+ * equal.  Runs as the caller, under the capture's search_path.
+ */
+CREATE FUNCTION @extschema@.capture_compare(name pg_catalog.text, buckets pg_catalog.int4 DEFAULT NULL)
+RETURNS TABLE (kind pg_catalog.text, key pg_catalog.text[], columns pg_catalog.text[])
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  c @extschema@.capture;
+  items pg_catalog.text[];
+BEGIN
+  SELECT * INTO c FROM @extschema@.capture x WHERE x.name = capture_compare.name;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'capture "%" does not exist', capture_compare.name USING ERRCODE = 'undefined_object';
+  END IF;
+  items := (shift_internal._select_items(c.select_list)).expressions;
+  IF cardinality(items) <> cardinality(c.into_columns) THEN
+    RAISE EXCEPTION 'the select of capture "%" has % items for % columns', c.name,
+                    cardinality(items), cardinality(c.into_columns)
+      USING ERRCODE = 'datatype_mismatch';
+  END IF;
+  -- the types named while the path is pg_catalog's: qualified where they need it
+  items := (SELECT array_agg(format('(%s)::%s', i, pg_catalog.format_type(a.atttypid, a.atttypmod)) ORDER BY o)
+              FROM unnest(items, c.into_columns) WITH ORDINALITY u(i, col, o)
+              JOIN pg_catalog.pg_attribute a ON a.attrelid = c.into_relation AND a.attname = u.col);
+  PERFORM pg_catalog.set_config('search_path', c.search_path, true);
+  RETURN QUERY
+  SELECT * FROM @extschema@.compare(c.source, c.into_relation, columns => items,
+    target_columns => c.into_columns, key => c.key_columns, target_key => c.key_columns,
+    buckets => buckets);
+END
+$$;

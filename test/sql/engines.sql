@@ -1,0 +1,128 @@
+-- engines (sql/engines.sql): the pieces of a cut-over between engines with a
+-- way back, without a MySQL server (test/integration/78c_mysql_cutover.sh
+-- runs them against MariaDB): a PostgreSQL changelog filled by statement
+-- triggers as an application role writes; a capture that carries those
+-- changes into a foreign table (postgres_fdw, back into this database);
+-- write fences that refuse every role but the one that set them; the
+-- MySQL fence script; forgetting gaps; compare through a capture's select.
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS pg_shift;
+CREATE EXTENSION IF NOT EXISTS postgres_fdw;
+\set SHOW_CONTEXT never
+\set VERBOSITY default
+DO $$ BEGIN
+  EXECUTE format('CREATE SERVER back FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host %L, port %L, dbname %L)',
+                 split_part(current_setting('unix_socket_directories'), ',', 1), current_setting('port'),
+                 current_database());
+END $$;
+CREATE USER MAPPING FOR CURRENT_USER SERVER back;
+DROP ROLE IF EXISTS regress_eng_app;
+CREATE ROLE regress_eng_app;
+-- the "MySQL" table: smallint flags, timestamps without a zone
+CREATE TABLE my_orders (id bigint PRIMARY KEY, paid smallint NOT NULL, note text, at timestamp NOT NULL);
+CREATE FOREIGN TABLE f_orders (id bigint NOT NULL, paid smallint NOT NULL, note text, at timestamp NOT NULL)
+  SERVER back OPTIONS (table_name 'my_orders');
+-- the PostgreSQL table the application writes after the cut-over
+CREATE TABLE orders (id bigint PRIMARY KEY, paid boolean NOT NULL, note text, at timestamptz NOT NULL);
+GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON orders TO regress_eng_app;
+GRANT shift_operator TO regress_eng_app;
+INSERT INTO my_orders SELECT g, g % 2, 'n' || g, '2026-01-01'::timestamp + g * interval '1 hour' FROM generate_series(1, 6) g;
+INSERT INTO orders SELECT id, paid <> 0, note, at AT TIME ZONE 'UTC' FROM my_orders;
+
+-- ---- the changelog: refusals
+SELECT shift.capture_log_create('f_orders', '{id}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT shift.capture_log_create('orders', '{nope}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT shift.capture_log_create('orders', '{}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+CREATE TABLE not_mine (x int);
+ALTER TABLE not_mine OWNER TO regress_eng_app;
+SELECT shift.capture_log_create('orders', '{id}', changelog => 'not_mine');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+-- made, and made again (kept)
+SELECT shift.capture_log_create('orders', '{id}');
+SELECT shift.capture_log_create('orders', '{id}');
+SELECT tgname FROM pg_trigger WHERE tgrelid = 'orders'::regclass ORDER BY 1;
+SELECT has_table_privilege('regress_eng_app', 'orders_pgshift_log', 'INSERT') AS app_may_log;
+
+-- the application's writes, as its role: one row per key a statement touched
+SET ROLE regress_eng_app;
+INSERT INTO orders VALUES (7, true, 'new', '2026-02-01 00:00+00'), (8, false, 'new', '2026-02-01 00:00+00');
+UPDATE orders SET note = 'paid' WHERE id IN (1, 2);
+UPDATE orders SET id = 70 WHERE id = 7;       -- a key change: both keys
+DELETE FROM orders WHERE id = 3;
+BEGIN; UPDATE orders SET note = 'rolled back' WHERE id = 4; ROLLBACK;
+UPDATE orders SET note = 'after the rollback' WHERE id = 4;   -- past the rolled-back seq: a gap
+RESET ROLE;
+SELECT seq, id, kind FROM orders_pgshift_log ORDER BY seq, id;
+
+-- ---- the way back: a capture from the changelog into the foreign table
+SELECT shift.capture_create('back', changelog => 'orders_pgshift_log', source => 'orders', "into" => 'f_orders',
+  key_columns => '{id}', "select" => E'id, paid::int, note, at AT TIME ZONE ''UTC''');
+-- before: the other side differs
+SELECT kind, key FROM shift.capture_compare('back') ORDER BY key;
+SELECT changes, keys, upserted, deleted, caught_up FROM shift.capture_apply('back', 10);
+SELECT * FROM my_orders ORDER BY id;
+SELECT count(*) AS differences FROM shift.capture_compare('back');
+-- the seq the rolled-back UPDATE took is a gap (identity values are taken
+-- before commit); forgetting it is the cut-over's call, once the table is fenced
+SELECT last_seq, open_gaps FROM shift.capture_progress WHERE name = 'back';
+SELECT shift.capture_forget_gaps('back') AS forgotten;
+SET ROLE regress_eng_app;
+SELECT shift.capture_forget_gaps('back');   -- not the app's capture
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SELECT open_gaps, gaps_forgotten FROM shift.capture_progress WHERE name = 'back';
+-- applied again from the start: the same rows (idempotent)
+UPDATE shift.capture SET last_seq = 0 WHERE name = 'back';
+SELECT changes, upserted FROM shift.capture_apply('back', 10);
+SELECT count(*) AS differences FROM shift.capture_compare('back');
+-- a difference made on the far side is seen, keyed
+UPDATE my_orders SET note = 'drift' WHERE id = 5;
+DELETE FROM my_orders WHERE id = 6;
+SELECT kind, key, columns FROM shift.capture_compare('back') ORDER BY key;
+
+-- ---- fences
+SELECT shift.fence_writes('orders', message => 'orders moved back to MySQL');
+SELECT shift.fence_writes('orders');   -- kept
+SET ROLE regress_eng_app;
+INSERT INTO orders VALUES (9, true, 'x', now());
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+UPDATE orders SET note = 'x' WHERE id = 1;
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+DELETE FROM orders WHERE id = 1;
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+TRUNCATE orders;
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT shift.unfence_writes('orders');   -- only the table's owner drops its trigger
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+RESET ROLE;
+TRUNCATE orders_pgshift_log;   -- not fenced
+-- the role that fenced the table writes it
+UPDATE orders SET note = 'by the fencer' WHERE id = 1;
+SELECT shift.unfence_writes('orders');
+SET ROLE regress_eng_app;
+UPDATE orders SET note = 'after' WHERE id = 1;
+RESET ROLE;
+SELECT note FROM orders WHERE id = 1;
+
+-- ---- the MySQL side's fence script
+SELECT shift.mysql_fence_sql('orders', exempt_user => 'pg''shift', database => 'app');
+SELECT shift.mysql_fence_sql('orders', 'unfence');
+SELECT shift.mysql_fence_sql('orders');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT shift.mysql_fence_sql('orders', 'lock', exempt_user => 'u');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+
+-- ---- dropping the changelog removes its triggers and table
+SELECT shift.capture_drop('back');
+SELECT shift.capture_log_drop('orders');
+SELECT tgname FROM pg_trigger WHERE tgrelid = 'orders'::regclass AND NOT tgisinternal;
+SELECT to_regclass('orders_pgshift_log') AS log_left;
+
+DROP TABLE orders, my_orders, not_mine;
+DROP FOREIGN TABLE f_orders;
+DROP USER MAPPING FOR CURRENT_USER SERVER back;
+DROP SERVER back;
+DROP ROLE regress_eng_app;
