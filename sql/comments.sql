@@ -25,6 +25,8 @@ COMMENT ON ROUTINE @extschema@.capture_forget_gaps(pg_catalog.text) IS
 'capture_forget_gaps(name): forgets a capture''s open gaps (once its source is fenced and drained they are rolled-back values); returns how many';
 COMMENT ON ROUTINE @extschema@.capture_compare(pg_catalog.text, pg_catalog.int4) IS
 'capture_compare(name, buckets): shift.compare of the capture''s source, read through its select =>, against its table; no rows when equal';
+COMMENT ON ROUTINE @extschema@.capture_sequences(pg_catalog.text, pg_catalog.int8) IS
+'capture_sequences(name, floor): sets the sequences the capture''s table owns past its largest value and past floor (MySQL''s AUTO_INCREMENT less one), never back';
 COMMENT ON ROUTINE @extschema@.fence_writes(pg_catalog.regclass, pg_catalog.text) IS
 'fence_writes(rel, message): refuses writes to rel from every role but the caller (SQLSTATE 25006), once the writes in flight have ended';
 COMMENT ON ROUTINE @extschema@.unfence_writes(pg_catalog.regclass) IS

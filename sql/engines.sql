@@ -346,3 +346,55 @@ BEGIN
     buckets => buckets);
 END
 $$;
+
+/*
+ * shift.capture_sequences(name, floor => NULL) -> (sequence, value): sets
+ * each sequence that a column of the capture's table owns (serial or
+ * identity) past the largest value in that column and never back; a key
+ * column's also past floor (MySQL's next AUTO_INCREMENT less one: ids it
+ * handed out and then lost to a rollback or a delete are not handed out
+ * again).  For the
+ * cut-over, once the source is fenced and drained.  Runs as the caller, who
+ * needs UPDATE on the sequences.
+ */
+CREATE FUNCTION @extschema@.capture_sequences(name pg_catalog.text, floor pg_catalog.int8 DEFAULT NULL)
+RETURNS TABLE (sequence pg_catalog.regclass, value pg_catalog.int8)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  c @extschema@.capture;
+  s record;
+  top pg_catalog.int8;
+BEGIN
+  SELECT * INTO c FROM @extschema@.capture x WHERE x.name = capture_sequences.name;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'capture "%" does not exist', capture_sequences.name USING ERRCODE = 'undefined_object';
+  END IF;
+  FOR s IN
+    SELECT d.objid::pg_catalog.regclass AS seq, a.attname, q.last_value, q.increment_by
+      FROM pg_catalog.pg_depend d
+      JOIN pg_catalog.pg_class k ON k.oid = d.objid AND k.relkind = 'S'
+      JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+      JOIN pg_catalog.pg_sequences q ON q.schemaname = k.relnamespace::pg_catalog.regnamespace::pg_catalog.name
+                                    AND q.sequencename = k.relname
+     WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND d.deptype IN ('a', 'i') AND d.refobjid = c.into_relation
+     ORDER BY 1
+  LOOP
+    IF s.increment_by < 0 THEN
+      RAISE EXCEPTION 'sequence % counts down: capture_sequences sets only ascending ones', s.seq
+        USING ERRCODE = 'feature_not_supported';
+    END IF;
+    EXECUTE format('SELECT pg_catalog.max(%I)::pg_catalog.int8 FROM %s', s.attname, c.into_relation) INTO top;
+    top := greatest(top, CASE WHEN s.attname = ANY (c.key_columns) THEN floor END, s.last_value);
+    IF top IS NOT NULL THEN
+      PERFORM pg_catalog.setval(s.seq, top);
+    END IF;
+    sequence := s.seq;
+    value := top;
+    RETURN NEXT;
+  END LOOP;
+END
+$$;

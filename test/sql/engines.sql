@@ -126,3 +126,16 @@ DROP FOREIGN TABLE f_orders;
 DROP USER MAPPING FOR CURRENT_USER SERVER back;
 DROP SERVER back;
 DROP ROLE regress_eng_app;
+
+-- ---- sequences: past the table's largest value and past the floor, never back
+CREATE TABLE seq_src (id bigint PRIMARY KEY);
+CREATE TABLE seq_log (seq bigint PRIMARY KEY, id bigint NOT NULL, at timestamp NOT NULL);
+CREATE TABLE seq_dst (id bigserial PRIMARY KEY, n int GENERATED ALWAYS AS IDENTITY);
+INSERT INTO seq_dst (id) VALUES (41), (42);
+SELECT shift.capture_create('seqs', 'seq_log', 'seq_src', 'seq_dst', '{id}', columns => '{id}');
+SELECT sequence, value FROM shift.capture_sequences('seqs', floor => 100) ORDER BY 1;
+SELECT sequence, value FROM shift.capture_sequences('seqs') ORDER BY 1;   -- never back
+SELECT sequence, value FROM shift.capture_sequences('seqs', floor => 7) ORDER BY 1;
+INSERT INTO seq_dst DEFAULT VALUES RETURNING id, n;
+SELECT shift.capture_drop('seqs');
+DROP TABLE seq_src, seq_log, seq_dst;
