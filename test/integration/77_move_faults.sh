@@ -169,10 +169,15 @@ phase_running() {
   wait_sql A "phase $1 runs" "SELECT EXISTS (SELECT FROM shift.phase WHERE migration = 'move_orders'
                                               AND name = '$1' AND status = 'running')"
 }
-copying() {   # until the target's copy of orders has copied rows
-  wait_sql B "the initial copy of orders is under way" \
-    "SELECT EXISTS (SELECT FROM pg_stat_progress_copy p JOIN pg_class c ON c.oid = p.relid
-                     WHERE c.relname = 'orders' AND p.tuples_processed > 0)"
+# until the target's copy of orders is under way and held: its slot and
+# snapshot made on the source (state d), the worker waiting for the lock the
+# test holds on the target's table (a copy of 100 000 rows let run could end
+# before a restart reached it: state r, no fault injected)
+copying() {
+  wait_sql B "the initial copy of orders is under way, held at the target's table" \
+    "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'logical replication worker'
+                     AND wait_event_type = 'Lock')
+        AND EXISTS (SELECT FROM pg_subscription_rel WHERE srrelid = 'orders'::regclass AND srsubstate = 'd')"
 }
 orders_state() { qb "SELECT coalesce((SELECT srsubstate::text FROM pg_subscription_rel WHERE srrelid = 'orders'::regclass), '-')"; }
 
@@ -337,8 +342,10 @@ copy_fault() {
   expect_rc "$what: rolled back to the schema" 0
   expect_eq "$what: the target's tables are empty again" \
     "$(qb "SELECT (SELECT count(*) FROM customers) + (SELECT count(*) FROM orders)")" 0
+  hold B copy "LOCK TABLE orders IN SHARE MODE"
   runner_bg "$name" --dsn "$SRC" run "$f" --to orders-sync
   copying && "$@"
+  release copy
   wait "$RUNNER"; RC=$?; RUNNER=""
   OUT=$(cat "$WORK/$name.out") ERR=$OUT
 }
