@@ -258,16 +258,17 @@ BEGIN
     END LOOP;
     RETURN out;
   END IF;
-  out := format('SET SESSION lock_wait_timeout = %s;' || chr(10), lock_wait_timeout);
+  -- the trigger's IF is a compound statement: the client's DELIMITER
+  out := format('SET SESSION lock_wait_timeout = %s;' || chr(10) || 'DELIMITER //' || chr(10), lock_wait_timeout);
   FOREACH ev IN ARRAY ARRAY['INSERT', 'UPDATE', 'DELETE'] LOOP
     out := out || format('CREATE TRIGGER IF NOT EXISTS %s BEFORE %s ON %s FOR EACH ROW '
                          'IF SUBSTRING_INDEX(USER(), ''@'', 1) <> %s THEN '
-                         'SIGNAL SQLSTATE ''45000'' SET MESSAGE_TEXT = %s; END IF;' || chr(10),
+                         'SIGNAL SQLSTATE ''45000'' SET MESSAGE_TEXT = %s; END IF//' || chr(10),
                          db || shift_internal.mysql_ident(table_name || '_pgshift_fence_' || lower(left(ev, 3))),
                          ev, db || shift_internal.mysql_ident(table_name),
                          shift_internal.mysql_literal(exempt_user), shift_internal.mysql_literal(msg));
   END LOOP;
-  RETURN out;
+  RETURN out || 'DELIMITER ;' || chr(10);
 END
 $$;
 

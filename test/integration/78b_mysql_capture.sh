@@ -96,7 +96,7 @@ return migration { name = "maria_cdc", phases = {
                    batch_size = 500 }
     end,
     down = function(db)
-      db:exec("SELECT shift.capture_drop('cap')")
+      db:capture_drop { name = "cap" }
       db:mysql { sql = script(db, "remove"), defaults_file = my_cnf }
     end },
   { name = "copy",
