@@ -71,8 +71,13 @@ end
 -- script and returns "".
 function methods.mysql(db, opts)
   opts = D.check_options(opts, MYSQL_OPTIONS, "db:mysql", 3)
-  D.required(opts, "sql", "db:mysql")
   D.required(opts, "defaults_file", "db:mysql")
+  if D.is_dry(db) and type(opts.sql) ~= "string" then
+    -- a script the extension prints (a dry run has no answer): what the run would read
+    D.record(db, "exec", "-- db:mysql, the MySQL client runs the script of the statement above")
+    return ""
+  end
+  D.required(opts, "sql", "db:mysql")
   if D.is_dry(db) then
     D.record(db, "exec", "-- db:mysql, the MySQL client runs:\n" .. opts.sql)
     return ""
@@ -105,12 +110,7 @@ local CAPTURE_OPTIONS = {
 -- A PostgreSQL table it keeps current is fenced (shift.fence_writes): only
 -- the migration's role writes it until db:mysql_cutover opens it, so the
 -- application never writes both sides.  db:capture_drop lifts the fence.
-function methods.capture(db, opts)
-  opts = D.check_options(opts, CAPTURE_OPTIONS, "db:capture", 3)
-  for _, k in ipairs({ "name", "changelog", "source", "into" }) do D.required(opts, k, "db:capture") end
-  if type(opts.key_columns) ~= "table" or #opts.key_columns == 0 then
-    error("db:capture: 'key_columns' must be a non-empty list of column names", 2)
-  end
+local function define_capture(db, where, opts, fence)
   local mig, phase = D.current(db)
   local c = D.call("SELECT shift.capture_create")
   c.arg(nil, opts.name)
@@ -127,17 +127,28 @@ function methods.capture(db, opts)
   c.arg("migration", mig)
   c.arg("phase", phase)
   local sql, params = c.sql()
-  local where = D.where()
   if D.is_dry(db) then
     D.dry_send(db, "value", where, sql, table.unpack(params))
-    return opts.name
+  else
+    D.exec_at(db, where, sql, table.unpack(params))
   end
-  D.exec_at(db, where, sql, table.unpack(params))
-  if D.query_at(db, where, "SELECT relkind::pg_catalog.text AS k FROM pg_catalog.pg_class"
-                .. " WHERE oid = $1::pg_catalog.regclass", opts.into)[1].k ~= "f" then
+  if fence then
     fence_pg(db, where, opts.into, "the application writes the capture's source until the cut-over")
   end
   return opts.name
+end
+
+function methods.capture(db, opts)
+  opts = D.check_options(opts, CAPTURE_OPTIONS, "db:capture", 3)
+  for _, k in ipairs({ "name", "changelog", "source", "into" }) do D.required(opts, k, "db:capture") end
+  if type(opts.key_columns) ~= "table" or #opts.key_columns == 0 then
+    error("db:capture: 'key_columns' must be a non-empty list of column names", 2)
+  end
+  local where = D.where()
+  -- a foreign table (the way back) is not PostgreSQL's to fence
+  local kind = D.lookup(db, where, "SELECT relkind::pg_catalog.text AS k FROM pg_catalog.pg_class"
+                        .. " WHERE oid = $1::pg_catalog.regclass", opts.into)[1]
+  return define_capture(db, where, opts, not (kind and kind.k == "f"))
 end
 
 -- db:capture_drop{name =}: drops the capture and lifts the fence db:capture
@@ -326,8 +337,8 @@ function methods.mysql_cutover(db, opts)
                               .. " ORDER BY u.o", r.name)) do
     keys[#keys + 1] = k.k
   end
-  methods.capture(db, { name = r.back, changelog = log, source = r.into, into = r.opts.back_table or r.source,
-                        key_columns = #keys > 0 and keys or { "<key>" }, select = r.opts.back_select })
+  define_capture(db, where, { name = r.back, changelog = log, source = r.into, into = r.opts.back_table or r.source,
+                               key_columns = #keys > 0 and keys or { "<key>" }, select = r.opts.back_select }, false)
   value(db, where, "SELECT shift.unfence_writes($1::pg_catalog.regclass) AS v", r.into)
   output.log(string.format("cut-over %s: %s is open for writes; the way back is capture %s", r.name, r.into, r.back))
 end
