@@ -15,12 +15,6 @@
 # changelog from MariaDB.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/mariadb.sh"
-WRITERS=()
-stop_writers() {
-  touch "$WORK/writers.stop"
-  local p; for p in "${WRITERS[@]}"; do wait "$p" 2>/dev/null; done
-  WRITERS=()
-}
 trap 'stop_writers; mariadb_stop; cleanup' EXIT
 
 mariadb_start_or_end

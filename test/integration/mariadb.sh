@@ -12,9 +12,19 @@
 #   my SQL               runs SQL as root over the socket (tab-separated, no header)
 #   mariadb_fdw_server NAME  makes server NAME and the user mapping of the current user
 #   remote_statements LABEL SQL  what foreign scans sent while SQL ran (auto_explain)
+#   stop_writers         stops the background writers in WRITERS (each loops until
+#                        $WORK/writers.stop exists) and waits for them
 
 MARIADB_DIR=""
 MARIADB_PID=""
+WRITERS=()
+
+stop_writers() {
+  touch "$WORK/writers.stop"
+  local p; for p in "${WRITERS[@]}"; do wait "$p" 2>/dev/null; done
+  WRITERS=()
+  rm -f "$WORK/writers.stop"
+}
 
 _mariadb_as() { if [ "$(id -u)" -eq 0 ]; then runuser -u mysql -- "$@"; else "$@"; fi; }
 
