@@ -44,6 +44,7 @@ PG_FUNCTION_INFO_V1(shift_select_list);
 PG_FUNCTION_INFO_V1(shift_plain_column);
 PG_FUNCTION_INFO_V1(shift_select_items);
 PG_FUNCTION_INFO_V1(shift_rename_column_refs);
+PG_FUNCTION_INFO_V1(shift_check_query);
 
 /*
  * Refuses a text longer than limit bytes (SQLSTATE 54000), naming it, its
@@ -949,4 +950,31 @@ shift_rename_column_refs(PG_FUNCTION_ARGS)
 	}
 	appendStringInfoString(&out, sql + copied);
 	PG_RETURN_TEXT_P(cstring_to_text(out.data));
+}
+
+/* ---------------------------------------------------------------- shift_internal._check_query */
+
+/*
+ * shift_internal._check_query(what text, sql text) returns void
+ *
+ * Refuses sql unless it is one query (a SELECT, VALUES or TABLE, with a WITH
+ * clause or set operations if it likes) and nothing else: no second
+ * statement, no SELECT INTO, no parameters (SQLSTATE 42601); one longer than
+ * a fragment may be, or that the scanner would take too long on, with
+ * 54000.  What the query reads is its caller's business: it runs as the
+ * caller.
+ */
+Datum
+shift_check_query(PG_FUNCTION_ARGS)
+{
+	char	   *what = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *sql = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	Node	   *stmt = shift_parse_fragment(what, "the query", "", sql);
+
+	if (!IsA(stmt, SelectStmt) || ((SelectStmt *) stmt)->intoClause != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNTAX_ERROR),
+				 errmsg("the query of %s must be a SELECT, VALUES or TABLE query", what),
+				 errdetail("It was: %s", sql)));
+	PG_RETURN_VOID();
 }

@@ -92,3 +92,60 @@ LANGUAGE c STABLE STRICT
 AS 'MODULE_PATHNAME', 'shift_value_word';
 COMMENT ON FUNCTION @extschema@.value_word(anyelement) IS
   'The canonical 64-bit word of one value (doc/checksum.md), as 16 hexadecimal digits';
+
+-- Refuses anything but one query (C, sqlfrag.c): shift.compare_queries' check.
+CREATE FUNCTION shift_internal._check_query(what pg_catalog.text, sql pg_catalog.text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'shift_check_query'
+LANGUAGE C STRICT IMMUTABLE;
+
+/*
+ * shift.compare_queries(source_sql, target_sql, key => NULL, target_key =>
+ * NULL, buckets => NULL, search_path => the caller's)
+ *   RETURNS TABLE (kind, key, columns)
+ *
+ * Shadow reads: the rows two queries return, compared as shift.compare
+ * compares two tables (by key when one is given, else as multisets of
+ * rows; the target's columns matched to the source's by name, each of a
+ * hash class its counterpart shares).  Each query is read as a temporary
+ * view (pgshift_source_query, pgshift_target_query) made under search_path,
+ * in the caller's snapshot and as the caller; the views are dropped before
+ * it returns.  Each text must be one query (42601 otherwise).  Needs a
+ * session that may create temporary objects (not a standby).
+ */
+-- a row of shift.compare's answer, as a type (compare_queries takes an
+-- argument named key, which a plpgsql function cannot also return)
+CREATE TYPE @extschema@.compare_row AS (kind pg_catalog.text, key pg_catalog.text[], columns pg_catalog.text[]);
+COMMENT ON TYPE @extschema@.compare_row IS
+  'a row of a compare: missing_in_target, missing_in_source or different, the key, the differing columns';
+
+CREATE FUNCTION @extschema@.compare_queries(source_sql pg_catalog.text, target_sql pg_catalog.text,
+  key pg_catalog.text[] DEFAULT NULL, target_key pg_catalog.text[] DEFAULT NULL,
+  buckets pg_catalog.int4 DEFAULT NULL,
+  search_path pg_catalog.text DEFAULT pg_catalog.current_setting('search_path'))
+RETURNS SETOF @extschema@.compare_row
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  pinned CONSTANT pg_catalog.text := pg_catalog.current_setting('search_path');
+  src pg_catalog.regclass;
+  tgt pg_catalog.regclass;
+BEGIN
+  IF source_sql IS NULL OR target_sql IS NULL THEN
+    RAISE EXCEPTION 'compare_queries needs two queries' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  PERFORM shift_internal._check_query('compare_queries (source)', source_sql);
+  PERFORM shift_internal._check_query('compare_queries (target)', target_sql);
+  PERFORM pg_catalog.set_config('search_path', compare_queries.search_path, true);
+  EXECUTE pg_catalog.format('CREATE TEMPORARY VIEW pgshift_source_query AS %s', source_sql);
+  EXECUTE pg_catalog.format('CREATE TEMPORARY VIEW pgshift_target_query AS %s', target_sql);
+  PERFORM pg_catalog.set_config('search_path', pinned, true);
+  src := 'pg_temp.pgshift_source_query'::pg_catalog.regclass;
+  tgt := 'pg_temp.pgshift_target_query'::pg_catalog.regclass;
+  RETURN QUERY SELECT * FROM @extschema@.compare(src, tgt, key => compare_queries.key,
+                                                 target_key => compare_queries.target_key,
+                                                 buckets => compare_queries.buckets);
+  EXECUTE pg_catalog.format('DROP VIEW %s, %s', src, tgt);
+END
+$$;

@@ -121,7 +121,8 @@ GRANT SELECT ON @extschema@.capture, @extschema@.capture_gap, @extschema@.captur
 GRANT EXECUTE ON FUNCTION
   shift_internal._capture_log(), shift_internal._fence_writes(),
   shift_internal.mysql_ident(pg_catalog.text), shift_internal.mysql_literal(pg_catalog.text),
-  shift_internal._check_key_columns(pg_catalog.text, pg_catalog.text[])
+  shift_internal._check_key_columns(pg_catalog.text, pg_catalog.text[]),
+  shift_internal._check_query(pg_catalog.text, pg_catalog.text)
   TO shift_operator;
 GRANT SELECT ON @extschema@.move_fence, @extschema@.move_fences, @extschema@.move_fence_grant,
                 @extschema@.move_fence_grants TO shift_operator, shift_monitor;

@@ -570,6 +570,28 @@ function methods.compare(db, opts)
   return r
 end
 
+local COMPARE_QUERIES_OPTIONS = { source = true, target = true, key = true, target_key = true,
+                                  buckets = true, limit = true }
+
+-- db:compare_queries{source =, target =, key =, target_key =, buckets =, limit =}
+-- -> what db:compare returns, for the rows two queries return (shadow
+-- reads: the old release's query against the old schema, the new one's
+-- against the new; shift.compare_queries).
+function methods.compare_queries(db, opts)
+  opts = D.check_options(opts, COMPARE_QUERIES_OPTIONS, "db:compare_queries")
+  if type(opts.source) ~= "string" or type(opts.target) ~= "string" then
+    error("db:compare_queries: 'source' and 'target' (two queries) are required", 2)
+  end
+  local rows = D.query_at(db, D.where(), "SELECT kind, key::pg_catalog.text AS key,"
+    .. " columns::pg_catalog.text AS columns FROM shift.compare_queries($1, $2, $3::pg_catalog.text[],"
+    .. " $4::pg_catalog.text[], $5::pg_catalog.int4)", opts.source, opts.target,
+    D.list_option(opts.key, "db:compare_queries", "key"),
+    D.list_option(opts.target_key, "db:compare_queries", "target_key"), opts.buckets)
+  local r = compare_result(rows, opts.limit or 100, "the source query", "the target query")
+  output.log("compare_queries: " .. r.summary)
+  return r
+end
+
 -- D.short_transaction(db, where, opts, fn): fn(tx) in one transaction with a
 -- short lock_timeout (opts.lock_timeout, default 2s), the whole transaction
 -- retried on lock timeouts and deadlocks like db:ddl (opts.retries, 5);

@@ -305,6 +305,14 @@ return migration {
         assert(a.checksum == b.checksum, a.checksum .. " ~= " .. b.checksum)
         local r = db:compare{ source = "old_t", target = "new_t" }
         assert(r.equal and #r.differences == 0)
+        -- shadow reads: the old query and the new one give the same rows
+        local s = db:compare_queries{ source = "SELECT id, v FROM old_t WHERE id % 7 = 0",
+                                      target = "SELECT id::int AS id, v FROM new_t WHERE id % 7 = 0", key = { "id" } }
+        assert(s.equal, s.summary)
+        s = db:compare_queries{ source = "SELECT id, v FROM old_t WHERE id <= 10",
+                                target = "SELECT id, upper(v) AS v FROM new_t WHERE id < 10", key = { "id" } }
+        assert(not s.equal and s.different == 9 and s.missing_in_target == 1, s.summary)
+        assert(s.differences[1].columns[1] == "v", "the differing column is named")
       end },
     { name = "recheck",
       up = function(db)
