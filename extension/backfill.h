@@ -114,6 +114,8 @@ typedef struct BackfillJob
 	int64		batches;
 	int			batch_size;
 	double		rate;			/* keys/s while working: sizes the batches */
+	int64		stride;			/* a foreign table's integer key: the width of
+								 * the next batch's key range (0: not known yet) */
 	TimestampTz since;			/* backfill_run: when the previous batch of
 								 * this run committed (or the run began); 0
 								 * outside a run.  A batch's wall time, its

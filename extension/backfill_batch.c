@@ -13,6 +13,7 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "common/int.h"
 #include "portability/instr_time.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -246,6 +247,70 @@ write_checkpoint(BackfillJob *job, Datum *hi, BatchResult *res, int retries)
 }
 
 /*
+ * Stride batches.  A foreign table's batch asks the remote side for the
+ * batch's last key (ORDER BY key LIMIT n), which mysql_fdw sends as ORDER
+ * BY key IS NULL, key: MariaDB sorts every key left for it, each batch, and
+ * as batches shrink towards their target time the copy slows to a few
+ * hundred rows a second.  With one integer key, every batch after the first
+ * is a key range of computed width instead, (last, last + stride], read by
+ * the batch statement alone (a range scan on the remote side), and the
+ * width follows the keys each range held: ranges of the same size as the
+ * batches would be, wider across a gap in the keys.
+ */
+static bool
+striding(BackfillJob *job)
+{
+	Oid			t = job->key_types[0];
+
+	return job->foreign && job->nkeys == 1 && (t == INT2OID || t == INT4OID || t == INT8OID);
+}
+
+static int64
+key_int(BackfillJob *job, Datum d)
+{
+	switch (job->key_types[0])
+	{
+		case INT2OID:
+			return DatumGetInt16(d);
+		case INT4OID:
+			return DatumGetInt32(d);
+		default:
+			return DatumGetInt64(d);
+	}
+}
+
+static Datum
+int_key(BackfillJob *job, int64 v)
+{
+	switch (job->key_types[0])
+	{
+		case INT2OID:
+			return Int16GetDatum((int16) v);
+		case INT4OID:
+			return Int32GetDatum((int32) v);
+		default:
+			return Int64GetDatum(v);
+	}
+}
+
+/*
+ * The width of the next range: the keys wanted over the keys per unit of
+ * width the last range held, at most twice the last width (or, when that
+ * range was empty, twice it), at least 1.
+ */
+static void
+next_stride(BackfillJob *job, int64 width, int64 keys)
+{
+	double		w;
+
+	if (keys > 0)
+		w = Min((double) width * job->batch_size / keys, 2.0 * width);
+	else
+		w = 2.0 * width;
+	job->stride = (int64) Max(1.0, Min(w, (double) (PG_INT64_MAX / 4)));
+}
+
+/*
  * One batch inside the current transaction: the job's row must be locked
  * and its state current.  retries: how many attempts failed before this one.
  */
@@ -259,6 +324,7 @@ backfill_do_batch(BackfillJob *job, BackfillPlans *plans, int retries, BatchResu
 	int			i;
 	int			rc;
 	int			size;
+	int64		width = 0;		/* a stride batch's range width */
 	instr_time	start;
 	instr_time	elapsed;
 	ShiftAs		as;
@@ -287,7 +353,30 @@ backfill_do_batch(BackfillJob *job, BackfillPlans *plans, int retries, BatchResu
 	}
 	args[2 * n] = Int64GetDatum(size);
 
-	/* 1. the batch's upper key */
+	/* 1. the batch's upper key: computed for a stride, else asked for */
+	if (striding(job) && job->has_last)
+	{
+		int64		lo = key_int(job, job->last[0]);
+		int64		up = key_int(job, job->upper[0]);
+
+		int64		left;
+
+		width = job->stride > 0 ? job->stride : size;
+		if (lo >= up)
+		{
+			backfill_store_state(job, BACKFILL_DONE,
+								 "finished_at = pg_catalog.now(), updated_at = pg_catalog.now(),"
+								 " throttled = NULL");
+			res->done = true;
+			return;
+		}
+		if (pg_sub_s64_overflow(up, lo, &left))
+			left = PG_INT64_MAX;
+		if (left <= width)
+			width = left;
+		hi[0] = int_key(job, lo + width);
+		goto work;
+	}
 	as_owner(job, &as);
 	if (job->foreign)
 	{
@@ -342,6 +431,7 @@ backfill_do_batch(BackfillJob *job, BackfillPlans *plans, int retries, BatchResu
 		check_key_moved(job, hi);
 
 	/* 2. the work */
+work:
 	for (i = 0; i < n; i++)
 		args[n + i] = hi[i];
 	as_owner(job, &as);
@@ -351,10 +441,14 @@ backfill_do_batch(BackfillJob *job, BackfillPlans *plans, int retries, BatchResu
 	shift_as_end(&as);
 	spi_check(rc, "running a batch");
 	res->rows = SPI_processed;
+	if (width > 0)
+		res->keys = res->rows;	/* a range: the keys it held are the rows read */
 
 	/* 3. the checkpoint, committed with the rows */
 	INSTR_TIME_SET_CURRENT(elapsed);
 	INSTR_TIME_SUBTRACT(elapsed, start);
 	res->ms = INSTR_TIME_GET_MILLISEC(elapsed);
 	write_checkpoint(job, hi, res, retries);
+	if (striding(job))
+		next_stride(job, width > 0 ? width : res->keys, res->keys);
 }
