@@ -31,7 +31,8 @@ PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-c
   groff-base man-db zsh bsdutils  # 15_help: man -l, groff -ww, zsh -n, script
   chromium python3-pil  # 16_report: the report rendered, its screenshot read
   mariadb-server postgresql-15-mysql-fdw  # 78_foreign_backfill: a MariaDB read through mysql_fdw
-  pgcopydb)  # make bench: test/bench/move_copy.sh's third copier
+  pgcopydb  # make bench: test/bench/move_copy.sh's third copier
+  pgloader)  # make bench: test/bench/mysql.sh's third copier
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'harness: %s\n' "$*" >&2; exit 2; }
