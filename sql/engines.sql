@@ -279,6 +279,32 @@ SET search_path = pg_catalog, pg_temp
 AS $$ SELECT '''' || replace(replace(x, '\', '\\'), '''', '''''') || '''' $$;
 
 /*
+ * The capture of that name as the caller sees it (its own, through the
+ * policy), locked if lock; an error if there is none.
+ */
+CREATE FUNCTION shift_internal._capture_row(name pg_catalog.text, lock pg_catalog.bool DEFAULT false)
+RETURNS @extschema@.capture
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  c @extschema@.capture;
+BEGIN
+  IF lock THEN
+    SELECT * INTO c FROM @extschema@.capture x WHERE x.name = _capture_row.name FOR UPDATE;
+  ELSE
+    SELECT * INTO c FROM @extschema@.capture x WHERE x.name = _capture_row.name;
+  END IF;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'capture "%" does not exist', _capture_row.name
+      USING ERRCODE = 'undefined_object',
+            HINT = 'SELECT name FROM shift.capture_progress lists the captures.';
+  END IF;
+  RETURN c;
+END
+$$;
+
+/*
  * shift.capture_forget_gaps(name) -> the gaps forgotten.  Once the source
  * is fenced (no write of its transactions in flight) and a batch has read
  * the gaps after that, the gaps still open are values no transaction will
@@ -294,10 +320,7 @@ DECLARE
   c @extschema@.capture;
   n pg_catalog.int8;
 BEGIN
-  SELECT * INTO c FROM @extschema@.capture x WHERE x.name = capture_forget_gaps.name FOR UPDATE;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'capture "%" does not exist', capture_forget_gaps.name USING ERRCODE = 'undefined_object';
-  END IF;
+  c := shift_internal._capture_row(capture_forget_gaps.name, lock => true);
   PERFORM shift_internal.check_owner(format('capture "%s"', c.name), c.owner);
   WITH f AS (DELETE FROM @extschema@.capture_gap g WHERE g.capture = c.name RETURNING 1)
   SELECT count(*) INTO n FROM f;
@@ -326,10 +349,7 @@ DECLARE
   c @extschema@.capture;
   items pg_catalog.text[];
 BEGIN
-  SELECT * INTO c FROM @extschema@.capture x WHERE x.name = capture_compare.name;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'capture "%" does not exist', capture_compare.name USING ERRCODE = 'undefined_object';
-  END IF;
+  c := shift_internal._capture_row(capture_compare.name);
   items := (shift_internal._select_items(c.select_list)).expressions;
   IF cardinality(items) <> cardinality(c.into_columns) THEN
     RAISE EXCEPTION 'the select of capture "%" has % items for % columns', c.name,
@@ -368,10 +388,7 @@ DECLARE
   s record;
   top pg_catalog.int8;
 BEGIN
-  SELECT * INTO c FROM @extschema@.capture x WHERE x.name = capture_sequences.name;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'capture "%" does not exist', capture_sequences.name USING ERRCODE = 'undefined_object';
-  END IF;
+  c := shift_internal._capture_row(capture_sequences.name);
   FOR s IN
     SELECT d.objid::pg_catalog.regclass AS seq, a.attname, q.last_value, q.increment_by
       FROM pg_catalog.pg_depend d

@@ -122,7 +122,8 @@ GRANT EXECUTE ON FUNCTION
   shift_internal._capture_log(), shift_internal._fence_writes(),
   shift_internal.mysql_ident(pg_catalog.text), shift_internal.mysql_literal(pg_catalog.text),
   shift_internal._check_key_columns(pg_catalog.text, pg_catalog.text[]),
-  shift_internal._check_query(pg_catalog.text, pg_catalog.text)
+  shift_internal._check_query(pg_catalog.text, pg_catalog.text),
+  shift_internal._capture_row(pg_catalog.text, pg_catalog.bool)
   TO shift_operator;
 GRANT SELECT ON @extschema@.move_fence, @extschema@.move_fences, @extschema@.move_fence_grant,
                 @extschema@.move_fence_grants TO shift_operator, shift_monitor;

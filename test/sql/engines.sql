@@ -139,3 +139,11 @@ SELECT sequence, value FROM shift.capture_sequences('seqs', floor => 7) ORDER BY
 INSERT INTO seq_dst DEFAULT VALUES RETURNING id, n;
 SELECT shift.capture_drop('seqs');
 DROP TABLE seq_src, seq_log, seq_dst;
+
+-- ---- a capture that does not exist, named
+SELECT * FROM shift.capture_compare('nope');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT * FROM shift.capture_sequences('nope');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT shift.capture_forget_gaps('nope');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
