@@ -50,6 +50,7 @@ CREATE TABLE @extschema@.capture (
   late              pg_catalog.int8 NOT NULL DEFAULT 0,   -- changes found in a gap
   gaps_forgotten    pg_catalog.int8 NOT NULL DEFAULT 0,
   batches           pg_catalog.int8 NOT NULL DEFAULT 0,
+  paused            pg_catalog.bool NOT NULL DEFAULT false,  -- capture_pause: not applied
   created_at        pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now(),
   updated_at        pg_catalog.timestamptz
 );
@@ -355,7 +356,17 @@ BEGIN
     RAISE EXCEPTION 'source % of capture "%" has no column %', source, v_name, missing
       USING ERRCODE = 'undefined_column';
   END IF;
-  -- a foreign table has no index to check: the key must be unique on its own server
+  -- a foreign table has no index to check: the key must be unique on its own
+  -- server, and one column, its first (mysql_fdw deletes and updates by the
+  -- first column alone: a composite key's other rows would go too)
+  IF shift_internal._capture_foreign("into") AND (cardinality(key_columns) <> 1 OR
+     (SELECT a.attnum FROM pg_catalog.pg_attribute a WHERE a.attrelid = "into" AND a.attname = key_columns[1]
+         AND NOT a.attisdropped) IS DISTINCT FROM 1::pg_catalog.int2) THEN
+    RAISE EXCEPTION 'foreign table % of capture "%" must have its key as its first column, alone', "into", v_name
+      USING ERRCODE = 'invalid_object_definition',
+            DETAIL = 'An FDW such as mysql_fdw writes a foreign table''s rows by its first column: the capture deletes and inserts by that key.',
+            HINT = 'Declare the foreign table with the remote table''s single-column unique key first.';
+  END IF;
   IF NOT shift_internal._capture_foreign("into")
      AND shift_internal._capture_key_index(v_name, "into", key_columns) IS NULL THEN
     RAISE EXCEPTION '% has no unique index on (%)', "into",
@@ -484,6 +495,12 @@ BEGIN
             HINT = 'SELECT name FROM shift.capture_progress lists the captures.';
   END IF;
   PERFORM shift_internal.check_owner(format('capture "%s"', c.name), c.owner);
+  IF c.paused THEN
+    RAISE EXCEPTION 'capture "%" is paused', c.name
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = 'A cut-over paused it: its table takes the application''s writes now, and its source is not the live side.',
+            HINT = format('The cut-back resumes it; shift.capture_pause(%L, false) does by hand.', c.name);
+  END IF;
   IF c.backfill IS NOT NULL THEN
     job := shift_internal._capture_backfill(c);
     IF job.state IS DISTINCT FROM 'done' THEN
@@ -773,7 +790,7 @@ SELECT c.name, c.changelog, c.source, c.into_relation, c.key_columns, c.backfill
        c.last_seq, c.last_change_at, c.changes, c.keys, c.upserted, c.deleted, c.late,
        (SELECT pg_catalog.count(*) FROM @extschema@.capture_gap g
          WHERE g.capture OPERATOR(pg_catalog.=) c.name) AS open_gaps,
-       c.gaps_forgotten, c.batches, c.batch_size, c.gap_timeout, c.owner, c.migration, c.phase,
+       c.gaps_forgotten, c.batches, c.batch_size, c.gap_timeout, c.paused, c.owner, c.migration, c.phase,
        c.created_at, c.updated_at
   FROM @extschema@.capture c;
 COMMENT ON VIEW @extschema@.capture_progress IS

@@ -19,6 +19,8 @@ COMMENT ON ROUTINE @extschema@.capture_drop(pg_catalog.text) IS
 'capture_drop(name): forgets a capture and its gaps (the source side''s triggers are removed by capture_mysql_sql(..., ''remove''))';
 COMMENT ON ROUTINE @extschema@.compare_queries(pg_catalog.text, pg_catalog.text, pg_catalog.text[], pg_catalog.text[], pg_catalog.int4, pg_catalog.text) IS
 'compare_queries(source_sql, target_sql, key, target_key, buckets, search_path): shadow reads, the rows two queries return compared as shift.compare compares two tables; no rows when equal';
+COMMENT ON ROUTINE @extschema@.capture_pause(pg_catalog.text, pg_catalog.bool) IS
+'capture_pause(name, paused => true): a paused capture is not applied (the cut-over pauses the forward capture while PostgreSQL takes the writes)';
 COMMENT ON ROUTINE @extschema@.capture_log_create(pg_catalog.regclass, pg_catalog.text[], pg_catalog.text) IS
 'capture_log_create(rel, key_columns, changelog): a changelog of rel''s writes on this server (statement triggers, one row per key), for a capture that carries them to another engine';
 COMMENT ON ROUTINE @extschema@.capture_log_drop(pg_catalog.regclass, pg_catalog.text) IS

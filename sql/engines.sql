@@ -54,8 +54,9 @@ $$;
  * Makes changelog (default: rel's name with _pgshift_log, in rel's schema):
  * (seq identity, the key columns with rel's types, kind, at), and three
  * AFTER ... FOR EACH STATEMENT triggers on rel that write one row per key a
- * statement inserts, updates or deletes.  Grants INSERT on it to rel's
- * owner and to every role that may write rel, so their writes go on.  Runs
+ * statement inserts, updates or deletes.  Grants INSERT on its key columns
+ * and kind (not seq, not at) to rel's owner and to every role that may
+ * write rel, so their writes go on.  Runs
  * as the caller, who needs the TRIGGER privilege on rel and CREATE on its
  * schema.  An existing changelog of that name with these triggers is kept.
  */
@@ -130,7 +131,11 @@ BEGIN
     UNION
     SELECT quote_ident(pg_catalog.pg_get_userbyid(c.relowner)) FROM pg_catalog.pg_class c WHERE c.oid = rel
   LOOP
-    EXECUTE format('GRANT INSERT ON %s TO %s', log, grantee);
+    -- the key columns and kind only: seq and at are the changelog's (an INSERT
+    -- naming seq, OVERRIDING SYSTEM VALUE, would move the checkpoint past later changes)
+    EXECUTE format('GRANT INSERT (%s, kind) ON %s TO %s',
+                   (SELECT string_agg(quote_ident(k), ', ' ORDER BY o) FROM unnest(key_columns) WITH ORDINALITY u(k, o)),
+                   log, grantee);
   END LOOP;
   RETURN log;
 END
@@ -338,7 +343,8 @@ LANGUAGE C;
  * shift.capture_compare(name, buckets => NULL) -> shift.compare's rows:
  * the capture's source read through its select => (each item cast to its
  * column's type) against its table, keyed by key_columns; no rows when
- * equal.  Runs as the caller, under the capture's search_path.
+ * equal.  Runs as the caller, who must be the capture's owner (the select
+ * is its SQL), under the capture's search_path.
  */
 CREATE FUNCTION @extschema@.capture_compare(name pg_catalog.text, buckets pg_catalog.int4 DEFAULT NULL)
 RETURNS TABLE (kind pg_catalog.text, key pg_catalog.text[], columns pg_catalog.text[])
@@ -350,6 +356,13 @@ DECLARE
   items pg_catalog.text[];
 BEGIN
   c := shift_internal._capture_row(capture_compare.name);
+  -- the select is the owner's SQL: it runs here as the caller, so only as that role
+  IF c.owner OPERATOR(pg_catalog.<>) current_user THEN
+    RAISE EXCEPTION 'capture "%" belongs to role "%": only that role compares through its select', c.name, c.owner
+      USING ERRCODE = 'insufficient_privilege',
+            DETAIL = 'capture_compare runs the capture''s select as the role calling it: run as another role, that role would run SQL it did not write.',
+            HINT = format('SET ROLE %I, then compare.', c.owner);
+  END IF;
   items := (shift_internal._select_items(c.select_list)).expressions;
   IF cardinality(items) <> cardinality(c.into_columns) THEN
     RAISE EXCEPTION 'the select of capture "%" has % items for % columns', c.name,
@@ -416,3 +429,28 @@ BEGIN
   END LOOP;
 END
 $$;
+
+/*
+ * shift.capture_pause(name, paused => true): a paused capture is not
+ * applied (capture_apply refuses, 55000).  The cut-over pauses the forward
+ * capture once PostgreSQL takes the writes: MySQL's changelog then logs the
+ * way back's own writes, and applying them would write MySQL's older rows
+ * over PostgreSQL's newer ones.  The cut-back resumes it.
+ */
+CREATE FUNCTION shift_internal.capture_pause(name pg_catalog.text, paused pg_catalog.bool DEFAULT true)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  c @extschema@.capture := shift_internal._capture_row(capture_pause.name, lock => true);
+BEGIN
+  PERFORM shift_internal.check_owner(format('capture "%s"', c.name), c.owner);
+  UPDATE @extschema@.capture x SET paused = capture_pause.paused, updated_at = clock_timestamp()
+   WHERE x.name = c.name;
+END
+$$;
+CREATE FUNCTION @extschema@.capture_pause(name pg_catalog.text, paused pg_catalog.bool DEFAULT true)
+RETURNS void
+AS 'MODULE_PATHNAME', 'shift_owner_call'
+LANGUAGE C;

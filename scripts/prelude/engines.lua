@@ -270,6 +270,17 @@ local function value(db, where, sql, ...)
   return D.query_at(db, where, sql, ...)[1].v
 end
 
+-- Where the way back of r stands: "made" (its capture exists: the table was
+-- cut over), "dropped" (the forward capture is paused, the way back gone),
+-- or "none" (never cut over).  A dry run takes the path of a first cut-over.
+local function way_back_state(db, where, r)
+  if D.is_dry(db) then return "none" end
+  local row = D.query_at(db, where, "SELECT (SELECT pg_catalog.count(*) FROM shift.capture_progress WHERE name = $2) AS back,"
+    .. " (SELECT paused FROM shift.capture_progress WHERE name = $1) AS paused", r.name, r.back)[1]
+  if row.back > 0 then return "made" end
+  return row.paused and "dropped" or "none"
+end
+
 -- Drains capture name once its source is fenced, forgets the gaps still
 -- open (rolled back: nothing is in flight any more) and compares; an
 -- error if a row differs.
@@ -308,11 +319,22 @@ end
 --      the same MySQL table whose columns may be declared for writing
 --      (mysql_fdw 2.8 drops the fraction of a timestamp it writes: a
 --      DATETIME(6) column declared text, written as to_char(...));
---   5. lifts the fence on the PostgreSQL table.
--- Run again after a failure, each step keeps what an earlier attempt did.
+--   5. pauses the capture (MySQL's changelog now logs the way back's own
+--      writes) and lifts the fence on the PostgreSQL table.
+-- Run again after a failure, each step keeps what an earlier attempt did;
+-- a table whose way back exists was cut over already and is only opened.
 function methods.mysql_cutover(db, opts)
   local where, what = D.where(), "db:mysql_cutover"
   local r = cutover_plan(db, where, opts, what)
+  if way_back_state(db, where, r) == "made" then
+    -- cut over by an earlier attempt (killed before its phase was recorded
+    -- done, or a table before the one that failed): the application may be
+    -- writing PostgreSQL already, so nothing is drained again
+    value(db, where, "SELECT shift.capture_pause($1) AS v", r.name)
+    value(db, where, "SELECT shift.unfence_writes($1::pg_catalog.regclass) AS v", r.into)
+    output.log(string.format("cut-over %s: done by an earlier attempt; %s is open for writes", r.name, r.into))
+    return
+  end
   fence_pg(db, where, r.into, "the application writes MySQL until the cut-over is done")
   mysql_run(db, r, mysql_script(db, where, r, "fence"))
   output.log(string.format("cut-over %s: MySQL table %s fenced (only %s writes it)", r.name, r.mysql_table, r.exempt))
@@ -339,6 +361,9 @@ function methods.mysql_cutover(db, opts)
   end
   define_capture(db, where, { name = r.back, changelog = log, source = r.into, into = r.opts.back_table or r.source,
                                key_columns = #keys > 0 and keys or { "<key>" }, select = r.opts.back_select }, false)
+  -- from here MySQL's changelog logs the way back's writes: the forward
+  -- capture must not apply them over PostgreSQL's newer rows
+  value(db, where, "SELECT shift.capture_pause($1) AS v", r.name)
   value(db, where, "SELECT shift.unfence_writes($1::pg_catalog.regclass) AS v", r.into)
   output.log(string.format("cut-over %s: %s is open for writes; the way back is capture %s", r.name, r.into, r.back))
 end
@@ -349,21 +374,29 @@ end
 --      transactions writing it have ended (db:ddl: short lock waits, retried);
 --   2. drains the way back's capture into the MySQL table and compares: a
 --      difference stops here, both tables fenced;
---   3. drops the way back (its capture, the changelog and its triggers);
+--   3. drops the way back (its capture, the changelog and its triggers) and
+--      resumes the forward capture;
 --   4. lifts the MySQL fence.
+-- A paused capture whose way back is gone is refused: MySQL stays fenced.
 -- The forward capture goes on from its checkpoint: what the way back wrote
 -- to MySQL is logged there too, and applying it again changes nothing.
 function methods.mysql_cutback(db, opts)
   local where, what = D.where(), "db:mysql_cutback"
   local r = cutover_plan(db, where, opts, what)
+  local state = way_back_state(db, where, r)
+  if state == "dropped" then
+    error(string.format("%s%s: capture %s is paused but its way back %s is gone: PostgreSQL's writes since the"
+      .. " cut-over may not be in MySQL, which stays fenced (carry them over, then shift.capture_pause('%s', false))",
+      where, what, r.name, r.back, r.name), 0)
+  end
   fence_pg(db, where, r.into, "the application writes MySQL again (the cut-over was rolled back)")
   output.log(string.format("cut-back %s: %s fenced", r.name, r.into))
-  local back = D.is_dry(db) or value(db, where, "SELECT pg_catalog.count(*) AS v FROM shift.capture_progress WHERE name = $1", r.back) > 0
-  if back then
+  if state == "made" then
     drain_and_compare(db, where, what, r.back, string.format("%s (and the MySQL table)", r.into))
     value(db, where, "SELECT shift.capture_drop($1) AS v", r.back)
   end
   value(db, where, "SELECT shift.capture_log_drop($1::pg_catalog.regclass) AS v", r.into)
+  value(db, where, "SELECT shift.capture_pause($1, false) AS v", r.name)
   mysql_run(db, r, mysql_script(db, where, r, "unfence"))
   output.log(string.format("cut-back %s: MySQL table %s open for writes again", r.name, r.mysql_table))
 end

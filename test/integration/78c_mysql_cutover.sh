@@ -37,6 +37,8 @@ my "CREATE TABLE app.customers (
                                      '2020-01-01' + INTERVAL seq HOUR FROM app.seq_1_to_$CUSTOMERS;
     INSERT INTO app.orders SELECT seq, 1 + seq % $CUSTOMERS, seq % 3 = 0, seq * 1.25, CONCAT('order ', seq),
                                   '2024-03-31 00:30:00' + INTERVAL seq * 61 SECOND FROM app.seq_1_to_$ROWS;
+    -- a customer the writers never touch
+    INSERT INTO app.customers VALUES ($CUSTOMERS + 100, 'untouched', 0, '2020-01-01');
     -- one counter row per writer (ids past the copy's rows)
     INSERT INTO app.orders (id, customer_id, paid, amount, note, created)
       VALUES (5000001, 1, 0, 0, 'counter 1', NOW(6)), (5000002, 1, 0, 0, 'counter 2', NOW(6));
@@ -224,9 +226,42 @@ sleep 1
 pgshift --dsn "dbname=$DB" run "$f" --to apply --lock-wait 10
 expect_rc "after a SIGKILL in the apply, the next run drains again" 0
 
+# ---- a cut-over killed between its two tables: customers was cut over and
+# written on PostgreSQL, its way back applied to MariaDB (whose changelog
+# logs that write too), then PostgreSQL wrote it again.  The next run must
+# not drain MariaDB's older row over PostgreSQL's newer one.
+SPECIAL=$((CUSTOMERS + 100))
+echo "# ${SECONDS}s: a cut-over killed between its tables"
+psql -X -q -d "$DB" -v ON_ERROR_STOP=1 >/dev/null 2>&1 <<'SQL' &
+SET application_name = 'hold_orders';
+BEGIN;
+LOCK TABLE orders IN ACCESS EXCLUSIVE MODE;
+SELECT pg_sleep(120);
+SQL
+HOLDER=$!
+wait_for "the lock on orders is held" 10 \
+  "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'hold_orders' AND query LIKE '%pg_sleep%')"
+runner_bg cut1 --dsn "dbname=$DB" run "$f" --lock-wait 10
+wait_for "customers is cut over: PostgreSQL takes its writes" 60 \
+  "SELECT EXISTS (SELECT FROM shift.capture WHERE name = 'customers:back')
+      AND NOT EXISTS (SELECT FROM pg_trigger WHERE tgname = 'pgshift_fence' AND tgrelid = 'customers'::regclass)"
+psql -X -q -d "$DB" -U app_writer -v ON_ERROR_STOP=1 -c "UPDATE customers SET name = 'pg v1' WHERE id = $SPECIAL"
+q "SELECT shift.capture_apply('customers:back', 100)" >/dev/null
+expect_eq "the way back carried it to MariaDB" "$(my "SELECT name FROM app.customers WHERE id = $SPECIAL")" "pg v1"
+{ kill -9 "$RUNNER"; wait "$RUNNER"; } 2>/dev/null
+q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'hold_orders'" >/dev/null
+wait "$HOLDER" 2>/dev/null
+wait_for "the killed runner's session ends" 30 \
+  "SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE query LIKE '%fence_writes%' AND pid <> pg_backend_pid())"
+psql -X -q -d "$DB" -U app_writer -v ON_ERROR_STOP=1 -c "UPDATE customers SET name = 'pg v2' WHERE id = $SPECIAL"
+
 echo "# ${SECONDS}s: cut-over with the writers on"
 pgshift --dsn "dbname=$DB" run "$f" --lock-wait 10
 expect_rc "the cut-over runs" 0
+expect_in "customers, cut over by the killed run, is only opened again" "$OUT$ERR" \
+  "cut-over customers: done by an earlier attempt"
+expect_eq "PostgreSQL's newer write survives the rerun (MariaDB's older row not drained over it)" \
+  "$(q "SELECT name FROM customers WHERE id = $SPECIAL")" "pg v2"
 expect_in "it fenced MariaDB, drained and compared, set the sequence, opened PostgreSQL" "$OUT$ERR" \
   "cut-over orders: MySQL table orders fenced"
 ai=$(my "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'app' AND TABLE_NAME = 'orders'")

@@ -44,7 +44,8 @@ SELECT shift.capture_log_create('orders', '{id}', changelog => 'not_mine');
 SELECT shift.capture_log_create('orders', '{id}');
 SELECT shift.capture_log_create('orders', '{id}');
 SELECT tgname FROM pg_trigger WHERE tgrelid = 'orders'::regclass ORDER BY 1;
-SELECT has_table_privilege('regress_eng_app', 'orders_pgshift_log', 'INSERT') AS app_may_log;
+SELECT has_column_privilege('regress_eng_app', 'orders_pgshift_log', 'id', 'INSERT') AS app_may_log_keys,
+       has_column_privilege('regress_eng_app', 'orders_pgshift_log', 'seq', 'INSERT') AS app_may_set_seq;
 
 -- the application's writes, as its role: one row per key a statement touched
 SET ROLE regress_eng_app;
@@ -121,6 +122,46 @@ SELECT shift.capture_log_drop('orders');
 SELECT tgname FROM pg_trigger WHERE tgrelid = 'orders'::regclass AND NOT tgisinternal;
 SELECT to_regclass('orders_pgshift_log') AS log_left;
 
+-- ---- a foreign table's key must be its first column, alone; writers
+-- cannot choose a changelog's seq; only the owner compares through a select
+CREATE TABLE r_orders (id bigint PRIMARY KEY, note text);
+CREATE TABLE r_log (seq bigint PRIMARY KEY, id bigint NOT NULL, at timestamp NOT NULL);
+CREATE FOREIGN TABLE f_note_first (note text, id bigint NOT NULL) SERVER back OPTIONS (table_name 'r_orders');
+SELECT shift.capture_create('bad_back', 'r_log', 'r_orders', 'f_note_first', '{id}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+CREATE TABLE r_log2 (seq bigint PRIMARY KEY, id bigint NOT NULL, note text NOT NULL, at timestamp NOT NULL);
+CREATE FOREIGN TABLE f_pair (id bigint NOT NULL, note text) SERVER back OPTIONS (table_name 'r_orders');
+SELECT shift.capture_create('bad_back', 'r_log2', 'r_orders', 'f_pair', '{id,note}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+GRANT SELECT, INSERT, UPDATE, DELETE ON r_orders TO regress_eng_app;
+GRANT SELECT ON r_log TO regress_eng_app;
+SELECT shift.capture_log_create('r_orders', '{id}');
+SET ROLE regress_eng_app;
+INSERT INTO r_orders VALUES (1, 'x');                     -- logged through the trigger
+INSERT INTO r_orders_pgshift_log (seq, id, kind) OVERRIDING SYSTEM VALUE VALUES (9000000000, 1, 'U');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SELECT seq, id, kind FROM r_orders_pgshift_log;
+-- a capture of this role's, compared by another role: refused, even for a superuser
+SET ROLE regress_eng_app;
+SELECT shift.capture_create('app_cap', 'r_log', 'r_orders', 'r_orders', '{id}', "select" => 'id, note || current_user');
+RESET ROLE;
+SELECT * FROM shift.capture_compare('app_cap');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SET ROLE regress_eng_app;
+SELECT count(*) AS differences_for_the_owner FROM shift.capture_compare('app_cap');
+-- a paused capture is not applied
+SELECT shift.capture_pause('app_cap');
+SELECT * FROM shift.capture_apply('app_cap');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT shift.capture_pause('app_cap', false);
+SELECT changes FROM shift.capture_apply('app_cap');
+SELECT shift.capture_drop('app_cap');
+RESET ROLE;
+SELECT shift.capture_log_drop('r_orders');
+DROP FOREIGN TABLE f_note_first, f_pair;
+DROP TABLE r_orders, r_log, r_log2;
+
 DROP TABLE orders, my_orders, not_mine;
 DROP FOREIGN TABLE f_orders;
 DROP USER MAPPING FOR CURRENT_USER SERVER back;
@@ -147,3 +188,4 @@ SELECT * FROM shift.capture_sequences('nope');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT shift.capture_forget_gaps('nope');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
+
