@@ -127,8 +127,9 @@ expect_eq "recorded on the target" \
   "$(q "SELECT string_agg(kind || ' ' || object, ', ' ORDER BY kind, object) FROM shift.move_object")" \
   "sequence public.customers_id_seq, sequence public.orders_id_seq, table public.customers, table public.orders"
 
-# the target's orders held in SHARE mode for 4 s: their copy waits while the sync phase watches
-psql -X -q -d "$TGT_DB" -c "BEGIN; LOCK TABLE orders IN SHARE MODE; SELECT pg_sleep(4); COMMIT" >/dev/null &
+# the target's orders held in SHARE mode for 8 s: their copy waits while the sync phase watches
+# (under load a table's sync worker has spent 4 s starting: state i, never d)
+psql -X -q -d "$TGT_DB" -c "BEGIN; LOCK TABLE orders IN SHARE MODE; SELECT pg_sleep(8); COMMIT" >/dev/null &
 locker=$!
 wait_for "the target's orders are held" 10 "SELECT count(*) > 0 FROM pg_locks WHERE mode = 'ShareLock' AND relation = 'orders'::regclass"
 pgshift --dsn "$SRC" run "$f" --to orders-sync

@@ -148,10 +148,10 @@ release() {
       >/dev/null 2>&1
   done
 }
-# wait_sql A|B DESC SQL: polls SQL on that cluster until t (30 s at most)
+# wait_sql A|B DESC SQL [SECONDS]: polls SQL on that cluster until t (30 s at most)
 wait_sql() {
   local i
-  for i in $(seq 1 600); do
+  for i in $(seq 1 $(( ${4:-30} * 20 ))); do
     [ "$(q_on "$1" "$3" 2>/dev/null)" = t ] && return 0
     sleep 0.05
   done
@@ -177,7 +177,7 @@ copying() {
   wait_sql B "the initial copy of orders is under way, held at the target's table" \
     "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'logical replication worker'
                      AND wait_event_type = 'Lock')
-        AND EXISTS (SELECT FROM pg_subscription_rel WHERE srrelid = 'orders'::regclass AND srsubstate = 'd')"
+        AND EXISTS (SELECT FROM pg_subscription_rel WHERE srrelid = 'orders'::regclass AND srsubstate = 'd')" 90
 }
 orders_state() { qb "SELECT coalesce((SELECT srsubstate::text FROM pg_subscription_rel WHERE srrelid = 'orders'::regclass), '-')"; }
 
