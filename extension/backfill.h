@@ -116,6 +116,7 @@ typedef struct BackfillJob
 	double		rate;			/* keys/s while working: sizes the batches */
 	int64		stride;			/* a foreign table's integer key: the width of
 								 * the next batch's key range (0: not known yet) */
+	bool		stride_gap;		/* the last range held no key: look for the next */
 	TimestampTz since;			/* backfill_run: when the previous batch of
 								 * this run committed (or the run began); 0
 								 * outside a run.  A batch's wall time, its
@@ -224,6 +225,7 @@ extern void backfill_resolve_copy(BackfillJob *job);
 
 extern char *backfill_last_key_sql(BackfillJob *job);
 extern char *backfill_count_sql(BackfillJob *job);
+extern char *backfill_next_key_sql(BackfillJob *job);
 extern char *backfill_null_key_sql(BackfillJob *job);
 extern int	backfill_copy_lock_mode(BackfillJob *job);
 extern void backfill_prepare_plans(BackfillJob *job, BackfillPlans *plans, bool keep);

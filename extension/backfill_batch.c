@@ -253,9 +253,11 @@ write_checkpoint(BackfillJob *job, Datum *hi, BatchResult *res, int retries)
  * as batches shrink towards their target time the copy slows to a few
  * hundred rows a second.  With one integer key, every batch after the first
  * is a key range of computed width instead, (last, last + stride], read by
- * the batch statement alone (a range scan on the remote side), and the
- * width follows the keys each range held: ranges of the same size as the
- * batches would be, wider across a gap in the keys.
+ * the batch statement alone (a range scan on the remote side).  The width
+ * follows the keys each range held, and is never more than batch_max: the
+ * keys are unique integers, so no range holds more rows than that.  After
+ * an empty range the next starts at the least key left (one min() the
+ * remote side answers from its index): a gap costs one batch.
  */
 static bool
 striding(BackfillJob *job)
@@ -295,19 +297,42 @@ int_key(BackfillJob *job, int64 v)
 
 /*
  * The width of the next range: the keys wanted over the keys per unit of
- * width the last range held, at most twice the last width (or, when that
- * range was empty, twice it), at least 1.
+ * width the last range held, at most twice the last width and at most
+ * batch_max, at least 1; after an empty range the same width, from the
+ * next key (stride_gap).
  */
 static void
 next_stride(BackfillJob *job, int64 width, int64 keys)
 {
-	double		w;
+	double		w = width;
 
 	if (keys > 0)
 		w = Min((double) width * job->batch_size / keys, 2.0 * width);
-	else
-		w = 2.0 * width;
-	job->stride = (int64) Max(1.0, Min(w, (double) (PG_INT64_MAX / 4)));
+	job->stride_gap = keys == 0;
+	job->stride = (int64) Max(1.0, Min(w, (double) job->batch_max));
+}
+
+/*
+ * The least key above lo and up to up on the remote side, as the job's
+ * owner; false if there is none.
+ */
+static bool
+next_key(BackfillJob *job, int64 lo, int64 up, int64 *next)
+{
+	Oid			types[2] = {job->key_types[0], job->key_types[0]};
+	Datum		args[2] = {int_key(job, lo), int_key(job, up)};
+	ShiftAs		as;
+	bool		isnull;
+	int			rc;
+
+	as_owner(job, &as);
+	rc = SPI_execute_with_args(backfill_next_key_sql(job), 2, types, args, NULL, true, 1);
+	shift_as_end(&as);
+	spi_check(rc, "finding the next key after a gap");
+	if (SPI_processed == 0)
+		return false;
+	*next = key_int(job, spi_datum(1, &isnull));
+	return !isnull;
 }
 
 /*
@@ -360,8 +385,18 @@ backfill_do_batch(BackfillJob *job, BackfillPlans *plans, int retries, BatchResu
 		int64		up = key_int(job, job->upper[0]);
 
 		int64		left;
+		int64		from = lo;	/* the range's keys start after it */
 
-		width = job->stride > 0 ? job->stride : size;
+		width = job->stride > 0 ? job->stride : Min(size, job->batch_max);
+		if (lo < up && job->stride_gap)
+		{
+			int64		nk;
+
+			if (next_key(job, lo, up, &nk))
+				from = nk - 1;
+			else
+				lo = up;		/* no key left up to the bound */
+		}
 		if (lo >= up)
 		{
 			backfill_store_state(job, BACKFILL_DONE,
@@ -370,11 +405,11 @@ backfill_do_batch(BackfillJob *job, BackfillPlans *plans, int retries, BatchResu
 			res->done = true;
 			return;
 		}
-		if (pg_sub_s64_overflow(up, lo, &left))
+		if (pg_sub_s64_overflow(up, from, &left))
 			left = PG_INT64_MAX;
 		if (left <= width)
 			width = left;
-		hi[0] = int_key(job, lo + width);
+		hi[0] = int_key(job, from + width);
 		goto work;
 	}
 	as_owner(job, &as);

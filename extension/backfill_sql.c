@@ -233,6 +233,20 @@ backfill_null_key_sql(BackfillJob *job)
 	return s.data;
 }
 
+/*
+ * The least key above $1 and up to $2 (one integer key): where a stride
+ * batch goes on after an empty range, across a gap in the keys.
+ */
+char *
+backfill_next_key_sql(BackfillJob *job)
+{
+	const char *col = quote_identifier(job->key_names[0]);
+
+	return psprintf("SELECT pg_catalog.min(%s) FROM %s WHERE %s OPERATOR(pg_catalog.>) $1"
+					" AND %s OPERATOR(pg_catalog.<=) $2",
+					col, backfill_relation_name(job->relid, "table", job->name), col, col);
+}
+
 /* The number of rows the job walks, when the planner has no estimate. */
 char *
 backfill_count_sql(BackfillJob *job)

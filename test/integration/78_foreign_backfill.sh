@@ -83,18 +83,22 @@ expect_eq "the rolled-back steps left nothing behind" \
   "$(q "SELECT count(*) FROM orders") $(q "SELECT keys_done FROM shift.backfill WHERE name = 'probe'")" "0 0"
 q "SELECT shift.backfill_drop('probe')" >/dev/null
 
-# ---- an integer key with gaps: the ranges widen across them, every row copied once
+# ---- an integer key with gaps and a dense block past one: every row copied
+# once, a gap costs a batch, and no range holds more than batch_max rows
+# (ranges that doubled across the gap took the whole block in one batch)
 my "CREATE TABLE app.sparse (id BIGINT NOT NULL PRIMARY KEY, v VARCHAR(20) NOT NULL);
     INSERT INTO app.sparse VALUES (-5, 'a'), (1, 'b'), (2, 'c'), (3, 'd'), (1000000, 'e'), (1000001, 'f'),
-                                  (5000000000, 'g'), (9223372036854775806, 'h')"
+                                  (5000000000, 'g'), (9223372036854775806, 'h');
+    INSERT INTO app.sparse SELECT 1099511627776 + seq, 'dense' FROM app.seq_1_to_3000"
 q "CREATE FOREIGN TABLE f_sparse (id bigint NOT NULL, v text NOT NULL) SERVER maria OPTIONS (dbname 'app', table_name 'sparse');
    CREATE TABLE sparse (id bigint PRIMARY KEY, v text NOT NULL);
-   SELECT shift.backfill_create('sparse', 'f_sparse', \"into\" => 'sparse', key_columns => '{id}', batch_min => 2, batch_max => 2)" >/dev/null
+   SELECT shift.backfill_create('sparse', 'f_sparse', \"into\" => 'sparse', key_columns => '{id}', batch_min => 2, batch_max => 100)" >/dev/null
 q "CALL shift.backfill_run('sparse')"
 expect_eq "across gaps of up to 2^63 the copy has every row once" \
-  "$(q "SELECT count(*) || ' ' || (SELECT count(*) FROM (TABLE f_sparse EXCEPT ALL TABLE sparse) x) FROM sparse")" "8 0"
-expect_eq "in few batches (the width doubles across a gap)" \
-  "$(q "SELECT state || ' ' || (batches < 80)::text FROM shift.backfill WHERE name = 'sparse'")" "done true"
+  "$(q "SELECT count(*) || ' ' || (SELECT count(*) FROM (TABLE f_sparse EXCEPT ALL TABLE sparse) x) FROM sparse")" "3008 0"
+expect_eq "no batch took more than batch_max (100) keys, and gaps cost few batches" \
+  "$(q "SELECT b.state || ' ' || (SELECT max(keys) <= 100 FROM shift.backfill_batch WHERE job = 'sparse')::text
+               || ' ' || (b.batches < 80)::text FROM shift.backfill b WHERE b.name = 'sparse'")" "done true true"
 q "SELECT shift.backfill_drop('sparse')" >/dev/null
 
 # ---- pgshift runs it; SIGKILLed mid-backfill, then its backend terminated
