@@ -480,6 +480,9 @@ typedef struct HashReceiver
 	int64		nrows;
 	int64		maxrows;
 	MemoryContext collect_cxt;
+	/* RM_BUCKETS: every summed row also written here (spool_rows), when set */
+	struct BufFile *spool;
+	int64		spooled;
 } HashReceiver;
 
 /* A range of heap pages: [lo, hi), hi = InvalidBlockNumber for no end. */
@@ -498,6 +501,9 @@ typedef struct PageRange
 extern HashReceiver *receiver_create(ReceiverMode mode, Side *side);
 extern void set_buckets(HashReceiver *r, int bits, const uint8 *only);
 extern void scan_into(Side *side, HashReceiver *r, PageRange pr);
+extern void spool_rows(HashReceiver *r);
+extern HashReceiver *spooled_rows(HashReceiver *spooled, Side *side, const uint8 *only,
+								  int sideno, bool colhash);
 extern void run_into(SPIPlanPtr plan, ParamListInfo params, HashReceiver *r);
 extern SPIPlanPtr prepare_plan(const char *sql, int nargs, Oid *argtypes);
 extern PageRange page_range(Datum range, bool isnull);

@@ -6,7 +6,8 @@
  *
  * Both tables are summed into key-hash buckets (checksum_scan.c); only the
  * rows of the buckets that differ are then read again, as key, key hash,
- * row hash and column words, and matched.  Both scans read the calling
+ * row hash and column words, and matched.  A foreign table is read once:
+ * its rows are spooled while they are summed (sum_side).  Both scans read the calling
  * statement's snapshot as the calling role; nothing is written and no
  * lock beyond AccessShareLock is taken.  pgshift compare does the same
  * across two servers with chunk_checksums and row_hashes.
@@ -18,6 +19,7 @@
 #include "access/htup_details.h"
 #include "catalog/pg_class.h"
 #include "funcapi.h"
+#include "storage/buffile.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -183,6 +185,34 @@ compare_bits(FunctionCallInfo fcinfo, Oid relid)
 }
 
 /*
+ * One side summed into key-hash buckets.  A foreign table's rows are also
+ * spooled to a temporary file as they are summed: the rows of the buckets
+ * that differ then come from the file, and the remote side is read once.
+ * (Its FDW cannot compute the sums: the words are PostgreSQL's, of values
+ * that exist only after the FDW's conversion.)  A local side is cheaper to
+ * scan again than to spool.
+ */
+static HashReceiver *
+sum_side(Side *side, int bits)
+{
+	HashReceiver *r = receiver_create(RM_BUCKETS, side);
+
+	set_buckets(r, bits, NULL);
+	if (side->relkind == RELKIND_FOREIGN_TABLE)
+		spool_rows(r);
+	scan_into(side, r, page_range(0, true));
+	return r;
+}
+
+static void
+drop_spool(HashReceiver *r)
+{
+	if (r->spool)
+		BufFileClose(r->spool);
+	r->spool = NULL;
+}
+
+/*
  * Emits the differences among the rows all[i..] of one key hash (sorted by
  * row hash, then side) and returns where the next key hash starts: equal
  * row hashes on both sides cancel in pairs; what remains pairs up as
@@ -268,12 +298,8 @@ shift_compare(PG_FUNCTION_ARGS)
 	bits = compare_bits(fcinfo, src.relid);
 	nb = (uint32) 1 << bits;
 
-	rs = receiver_create(RM_BUCKETS, &src);
-	set_buckets(rs, bits, NULL);
-	scan_into(&src, rs, page_range(0, true));
-	rt = receiver_create(RM_BUCKETS, &tgt);
-	set_buckets(rt, bits, NULL);
-	scan_into(&tgt, rt, page_range(0, true));
+	rs = sum_side(&src, bits);
+	rt = sum_side(&tgt, bits);
 
 	differ = palloc0(nb / 8 + 1);
 	for (b = 0; b < nb; b++)
@@ -284,13 +310,15 @@ shift_compare(PG_FUNCTION_ARGS)
 		}
 	if (ndiffer == 0)
 	{
+		drop_spool(rs);
+		drop_spool(rt);
 		SPI_finish();
 		AtEOXact_GUC(true, level);
 		return (Datum) 0;
 	}
 
-	cs = collect_rows(&src, bits, differ, 0, true);
-	ct = collect_rows(&tgt, bits, differ, 1, true);
+	cs = rs->spool ? spooled_rows(rs, &src, differ, 0, true) : collect_rows(&src, bits, differ, 0, true);
+	ct = rt->spool ? spooled_rows(rt, &tgt, differ, 1, true) : collect_rows(&tgt, bits, differ, 1, true);
 	n = cs->nrows + ct->nrows;
 	all = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(RowEntry) * Max(n, 1));
 	if (cs->nrows)

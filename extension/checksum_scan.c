@@ -34,6 +34,7 @@
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "storage/buffile.h"
 #include "storage/bufmgr.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -302,6 +303,160 @@ put_words(Buf *b, const uint64 *h, const bool *isnull, const int *pos, int n)
 	b->len += 8 * n + nbytes;
 }
 
+/* A new RowEntry at the end of r->rows, in collect_cxt (which is current). */
+static RowEntry *
+push_entry(HashReceiver *r)
+{
+	if (r->nrows == r->maxrows)
+	{
+		r->maxrows = r->maxrows ? r->maxrows * 2 : 1024;
+		if ((Size) r->maxrows * sizeof(RowEntry) > MaxAllocHugeSize)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("too many rows differ to list them")));
+		r->rows = r->rows ?
+			repalloc_huge(r->rows, sizeof(RowEntry) * r->maxrows) :
+			MemoryContextAllocHuge(r->collect_cxt, sizeof(RowEntry) * r->maxrows);
+	}
+	return &r->rows[r->nrows++];
+}
+
+/* The column words and NULL bitmap of the current row, when they are wanted. */
+static void
+entry_columns(HashReceiver *r, RowEntry *e)
+{
+	int			i;
+
+	e->colhash = NULL;
+	e->colnull = NULL;
+	if (!r->want_colhash)
+		return;
+	e->colhash = palloc(sizeof(uint64) * Max(r->ncols, 1));
+	memcpy(e->colhash, r->hashes, sizeof(uint64) * r->ncols);
+	e->colnull = palloc0((r->ncols + 7) / 8);
+	for (i = 0; i < r->ncols; i++)
+		if (r->isnull[i])
+			e->colnull[i >> 3] |= (bits8) (1 << (i & 7));
+}
+
+/* RM_ROWS: keeps the current row for the drill-down. */
+static void
+keep_entry(HashReceiver *r, XXH128_hash_t key, XXH128_hash_t row, uint32 bucket,
+		   const Datum *values, const bool *nulls)
+{
+	RowEntry   *e;
+
+	MemoryContextSwitchTo(r->collect_cxt);
+	e = push_entry(r);
+	e->key = key;
+	e->row = row;
+	e->bucket = bucket;
+	e->side = r->side;
+	e->keytext = key_text(r, values, nulls);
+	entry_columns(r, e);
+}
+
+/*
+ * The spool: what RM_ROWS would keep of every row, written to a temporary
+ * file while the buckets are summed, so that a side costly to read again
+ * (a foreign table: every row crosses the wire) is read once.  A record is
+ * the bucket, the key and row hashes, the key's text[] (its length, then its
+ * varlena), then
+ * the column words and NULL bitmap.  Memory stays a buffer; the file goes
+ * with the transaction's temporary files.
+ */
+static void
+spool_entry(HashReceiver *r, XXH128_hash_t key, XXH128_hash_t row, uint32 bucket,
+			const Datum *values, const bool *nulls)
+{
+	struct varlena *kt = (struct varlena *) DatumGetPointer(key_text(r, values, nulls));
+	uint32		ktlen = VARSIZE(kt);
+
+	BufFileWrite(r->spool, &bucket, sizeof(bucket));
+	BufFileWrite(r->spool, &key, sizeof(key));
+	BufFileWrite(r->spool, &row, sizeof(row));
+	BufFileWrite(r->spool, &ktlen, sizeof(ktlen));
+	BufFileWrite(r->spool, kt, ktlen);
+	BufFileWrite(r->spool, r->hashes, sizeof(uint64) * r->ncols);
+	BufFileWrite(r->spool, r->isnull, sizeof(bool) * r->ncols);
+	r->spooled++;
+}
+
+/* Spool the rows of an RM_BUCKETS receiver as it sums them (see spool_entry). */
+void
+spool_rows(HashReceiver *r)
+{
+	Assert(r->mode == RM_BUCKETS);
+	r->spool = BufFileCreateTemp(false);
+}
+
+static void
+spool_read(BufFile *f, void *p, size_t n)
+{
+	if (BufFileRead(f, p, n) != n)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not read the compare's temporary file")));
+}
+
+/*
+ * The spooled rows of the buckets in only (all when NULL), as collect_rows
+ * would have kept them, without reading the side again.
+ */
+HashReceiver *
+spooled_rows(HashReceiver *spooled, Side *side, const uint8 *only, int sideno, bool colhash)
+{
+	HashReceiver *r = receiver_create(RM_ROWS, side);
+	MemoryContext old;
+	int64		n;
+
+	set_buckets(r, spooled->bits, only);
+	r->side = sideno;
+	r->want_colhash = colhash;
+	if (BufFileSeek(spooled->spool, 0, 0, SEEK_SET) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not rewind the compare's temporary file")));
+	old = MemoryContextSwitchTo(r->collect_cxt);
+	for (n = 0; n < spooled->spooled; n++)
+	{
+		uint32		bucket;
+		XXH128_hash_t key;
+		XXH128_hash_t row;
+		uint32		ktlen;
+		struct varlena *kt;
+
+		CHECK_FOR_INTERRUPTS();
+		spool_read(spooled->spool, &bucket, sizeof(bucket));
+		spool_read(spooled->spool, &key, sizeof(key));
+		spool_read(spooled->spool, &row, sizeof(row));
+		spool_read(spooled->spool, &ktlen, sizeof(ktlen));
+		kt = palloc(ktlen);
+		spool_read(spooled->spool, kt, ktlen);
+		spool_read(spooled->spool, r->hashes, sizeof(uint64) * r->ncols);
+		spool_read(spooled->spool, r->isnull, sizeof(bool) * r->ncols);
+		if (only != NULL && !(only[bucket >> 3] & (1 << (bucket & 7))))
+		{
+			pfree(kt);
+			continue;
+		}
+		{
+			RowEntry   *e = push_entry(r);
+
+			e->key = key;
+			e->row = row;
+			e->bucket = bucket;
+			e->side = sideno;
+			e->keytext = PointerGetDatum(kt);
+			entry_columns(r, e);
+		}
+	}
+	MemoryContextSwitchTo(old);
+	BufFileClose(spooled->spool);
+	spooled->spool = NULL;
+	return r;
+}
+
 /*
  * The hashes of one row (see the file header).  The values come from
  * values/nulls, or when tuple is given straight from it (r->phys set, and
@@ -372,7 +527,15 @@ hash_row(HashReceiver *r, const Datum *values, const bool *nulls, TupleDesc desc
 			break;
 		case RM_BUCKETS:
 			if (r->only == NULL || (r->only[bucket >> 3] & (1 << (bucket & 7))))
+			{
 				acc_add(&r->accs[bucket], row);
+				if (r->spool)
+				{
+					if (values == NULL)
+						elog(ERROR, "a spooled side must be read through the executor");
+					spool_entry(r, key, row, bucket, values, nulls);
+				}
+			}
 			break;
 		case RM_RANGE:
 			Assert(values != NULL);
@@ -410,39 +573,7 @@ hash_row(HashReceiver *r, const Datum *values, const bool *nulls, TupleDesc desc
 				if (lo == r->nwant_keys || cmp_hash(r->want_keys[lo], key) != 0)
 					break;
 			}
-			{
-				RowEntry   *e;
-
-				MemoryContextSwitchTo(r->collect_cxt);
-				if (r->nrows == r->maxrows)
-				{
-					r->maxrows = r->maxrows ? r->maxrows * 2 : 1024;
-					if ((Size) r->maxrows * sizeof(RowEntry) > MaxAllocHugeSize)
-						ereport(ERROR,
-								(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-								 errmsg("too many rows differ to list them")));
-					r->rows = r->rows ?
-						repalloc_huge(r->rows, sizeof(RowEntry) * r->maxrows) :
-						MemoryContextAllocHuge(r->collect_cxt, sizeof(RowEntry) * r->maxrows);
-				}
-				e = &r->rows[r->nrows++];
-				e->key = key;
-				e->row = row;
-				e->bucket = bucket;
-				e->side = r->side;
-				e->keytext = key_text(r, values, nulls);
-				e->colhash = NULL;
-				e->colnull = NULL;
-				if (r->want_colhash)
-				{
-					e->colhash = palloc(sizeof(uint64) * Max(r->ncols, 1));
-					memcpy(e->colhash, r->hashes, sizeof(uint64) * r->ncols);
-					e->colnull = palloc0((r->ncols + 7) / 8);
-					for (i = 0; i < r->ncols; i++)
-						if (r->isnull[i])
-							e->colnull[i >> 3] |= (bits8) (1 << (i & 7));
-				}
-			}
+			keep_entry(r, key, row, bucket, values, nulls);
 			break;
 	}
 	MemoryContextSwitchTo(old);

@@ -164,6 +164,31 @@ DROP TABLE r_orders, r_log, r_log2;
 
 DROP TABLE orders, my_orders, not_mine;
 DROP FOREIGN TABLE f_orders;
+-- ---- compare with a foreign table reads it once: its rows are spooled
+-- while they are summed, and the differing buckets' rows come from the spool.
+-- Every row MariaDB (here postgres_fdw) sends is counted by the view's nextval.
+CREATE SEQUENCE remote_reads;
+CREATE TABLE remote_rows (id bigint PRIMARY KEY, note text, n numeric);
+INSERT INTO remote_rows SELECT g, repeat(md5(g::text), 1 + g % 5), g / 7.0 FROM generate_series(1, 5000) g;
+CREATE VIEW remote_counted AS SELECT * FROM remote_rows WHERE nextval('remote_reads') > 0;
+CREATE FOREIGN TABLE f_counted (id bigint, note text, n numeric) SERVER back OPTIONS (table_name 'remote_counted');
+CREATE TABLE local_rows AS SELECT * FROM remote_rows;
+UPDATE local_rows SET note = 'changed' WHERE id = 4321;
+DELETE FROM local_rows WHERE id = 17;
+INSERT INTO local_rows VALUES (9999, 'only here', 1);
+SELECT kind, key, columns FROM shift.compare('f_counted', 'local_rows', key => '{id}') ORDER BY key;
+SELECT last_value AS rows_read_from_the_source FROM remote_reads;
+SELECT setval('remote_reads', 1, false);
+SELECT kind, key, columns FROM shift.compare('local_rows', 'f_counted', key => '{id}', buckets => 4) ORDER BY key;
+SELECT last_value AS rows_read_from_the_target FROM remote_reads;
+SELECT setval('remote_reads', 1, false);
+SELECT count(*) AS differences_when_equal FROM shift.compare('f_counted', 'remote_rows', key => '{id}');
+SELECT last_value AS rows_read_when_equal FROM remote_reads;
+DROP FOREIGN TABLE f_counted;
+DROP VIEW remote_counted;
+DROP TABLE remote_rows, local_rows;
+DROP SEQUENCE remote_reads;
+
 DROP USER MAPPING FOR CURRENT_USER SERVER back;
 DROP SERVER back;
 DROP ROLE regress_eng_app;
@@ -188,4 +213,5 @@ SELECT * FROM shift.capture_sequences('nope');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT shift.capture_forget_gaps('nope');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
+
 
