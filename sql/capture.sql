@@ -426,10 +426,11 @@ BEGIN
   PERFORM shift_internal._capture_exec(c.name, c.owner, c.search_path,
     format('SELECT 1 FROM %s LIMIT 1', c.changelog));
   -- prepare both statements as the caller: a wrong column, type or select => fails here
+  -- (planned for a NULL key, which every key type reads)
   PERFORM shift_internal._capture_plan(c.name, c.owner, c.search_path,
     shift_internal._capture_read_sql(c, 'l.seq OPERATOR(pg_catalog.>) 0', 1), NULL, NULL);
   SELECT a.sql, a.select_at, a.delete_sql INTO apply_sql, select_at, delete_sql
-    FROM shift_internal._capture_apply_sql(c, (SELECT jsonb_build_array(jsonb_agg('0'::text))
+    FROM shift_internal._capture_apply_sql(c, (SELECT jsonb_build_array(jsonb_agg('null'::jsonb))
                                                  FROM unnest(key_columns) x)) a;
   PERFORM shift_internal._capture_plan(c.name, c.owner, c.search_path, apply_sql, c.select_list, select_at);
   IF delete_sql IS NOT NULL THEN
@@ -697,6 +698,18 @@ LANGUAGE sql IMMUTABLE STRICT
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT '`' || replace(x, '`', '``') || '`' $$;
 
+-- A name pg_shift derives for MySQL (a trigger's): MySQL refuses one of
+-- more than 64 characters, so a longer one keeps its first 55 and a hash of
+-- the whole (names made from one long table name stay apart).
+CREATE FUNCTION shift_internal.mysql_name(x pg_catalog.text)
+RETURNS pg_catalog.text
+LANGUAGE sql IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT CASE WHEN pg_catalog.char_length(x) OPERATOR(pg_catalog.<=) 64 THEN x
+              ELSE pg_catalog.left(x, 55) || '_' || pg_catalog.left(pg_catalog.md5(x), 8) END
+$$;
+
 /*
  * shift.capture_mysql_sql(source_table, key_columns, changelog_table,
  *                         action => 'install', database => NULL)
@@ -742,7 +755,7 @@ BEGIN
   IF action = 'remove' THEN
     FOREACH ev IN ARRAY ARRAY['ins', 'upd', 'del'] LOOP
       out := out || format('DROP TRIGGER IF EXISTS %s;' || chr(10),
-                           db || shift_internal.mysql_ident(changelog_table || '_' || ev));
+                           db || shift_internal.mysql_ident(shift_internal.mysql_name(changelog_table || '_' || ev)));
     END LOOP;
     RETURN out || format('DROP TABLE IF EXISTS %s;' || chr(10), log);
   END IF;
@@ -760,7 +773,7 @@ BEGIN
   -- the client's DELIMITER.
   out := out || 'DELIMITER //' || chr(10);
   FOREACH ev IN ARRAY ARRAY['INSERT', 'UPDATE', 'DELETE'] LOOP
-    trig := db || shift_internal.mysql_ident(changelog_table || '_' || lower(left(ev, 3)));
+    trig := db || shift_internal.mysql_ident(shift_internal.mysql_name(changelog_table || '_' || lower(left(ev, 3))));
     out := out || format('CREATE TRIGGER %s AFTER %s ON %s FOR EACH ROW ', trig, ev, src);
     IF ev = 'INSERT' THEN
       out := out || format('INSERT INTO %s (%s, kind) VALUES (%s, ''I'')', log, kcols,

@@ -237,3 +237,28 @@ SELECT changes, upserted, deleted FROM shift.capture_apply('k');
 SELECT * FROM cap_dst ORDER BY a;
 SELECT shift.capture_drop('k');
 DROP TABLE cap_src, cap_log, cap_dst, cap_nullkey, cap_ab;
+
+-- keys of types that no digit spells (uuid, a composite of timestamptz and
+-- inet): capture_create plans its statements for any key type
+CREATE TABLE cap_u_src (id uuid PRIMARY KEY, v text NOT NULL);
+CREATE TABLE cap_u_log (seq bigint PRIMARY KEY, id uuid NOT NULL, kind char(1) NOT NULL,
+                        at timestamp NOT NULL DEFAULT '2026-01-01 00:00:00');
+CREATE TABLE cap_u_dst (id uuid PRIMARY KEY, v text);
+SELECT shift.capture_create('u', 'cap_u_log', 'cap_u_src', 'cap_u_dst', '{id}');
+INSERT INTO cap_u_src VALUES ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'one');
+INSERT INTO cap_u_log (seq, id, kind) VALUES (1, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'I');
+SELECT changes, upserted FROM shift.capture_apply('u');
+SELECT * FROM cap_u_dst;
+SELECT shift.capture_drop('u');
+CREATE TABLE cap_t_src (ts timestamptz NOT NULL, host inet NOT NULL, v text, PRIMARY KEY (ts, host));
+CREATE TABLE cap_t_log (seq bigint PRIMARY KEY, ts timestamptz NOT NULL, host inet NOT NULL, kind char(1) NOT NULL,
+                        at timestamp NOT NULL DEFAULT '2026-01-01 00:00:00');
+CREATE TABLE cap_t_dst (ts timestamptz NOT NULL, host inet NOT NULL, v text, PRIMARY KEY (ts, host));
+SELECT shift.capture_create('t', 'cap_t_log', 'cap_t_src', 'cap_t_dst', '{ts,host}');
+INSERT INTO cap_t_src VALUES ('2026-01-01 00:00+00', '10.0.0.1', 'x');
+INSERT INTO cap_t_dst VALUES ('2026-01-02 00:00+00', '10.0.0.2', 'gone');
+INSERT INTO cap_t_log (seq, ts, host, kind) VALUES (1, '2026-01-01 00:00+00', '10.0.0.1', 'I'), (2, '2026-01-02 00:00+00', '10.0.0.2', 'D');
+SELECT changes, upserted, deleted FROM shift.capture_apply('t');
+SELECT host, v FROM cap_t_dst;
+SELECT shift.capture_drop('t');
+DROP TABLE cap_u_src, cap_u_log, cap_u_dst, cap_t_src, cap_t_log, cap_t_dst;
