@@ -49,12 +49,32 @@ END
 $$;
 
 /*
+ * The BEFORE TRUNCATE statement trigger of a changelog's table: a TRUNCATE
+ * names no key, so the changelog could not carry it and the other side
+ * would keep every row.  Refused (argument 0: the changelog).
+ */
+CREATE FUNCTION shift_internal._capture_log_truncate()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  RAISE EXCEPTION 'TRUNCATE of %.% cannot be logged in its changelog %', quote_ident(TG_TABLE_SCHEMA),
+                  quote_ident(TG_TABLE_NAME), TG_ARGV[0]::pg_catalog.oid::pg_catalog.regclass
+    USING ERRCODE = 'feature_not_supported',
+          DETAIL = 'The changelog records the key of each row a statement changes, and a TRUNCATE names none: the table it keeps current on the other engine would keep every row.',
+          HINT = 'DELETE the rows (each key is logged), or drop the changelog first (shift.capture_log_drop).';
+END
+$$;
+
+/*
  * shift.capture_log_create(rel, key_columns, changelog => NULL) -> regclass
  *
  * Makes changelog (default: rel's name with _pgshift_log, in rel's schema):
  * (seq identity, the key columns with rel's types, kind, at), and three
  * AFTER ... FOR EACH STATEMENT triggers on rel that write one row per key a
- * statement inserts, updates or deletes.  Grants INSERT on its key columns
+ * statement inserts, updates or deletes, and a fourth that refuses TRUNCATE
+ * (it names no key to log).  Grants INSERT on its key columns
  * and kind (not seq, not at) to rel's owner and to every role that may
  * write rel, so their writes go on.  Runs
  * as the caller, who needs the TRIGGER privilege on rel and CREATE on its
@@ -123,6 +143,10 @@ BEGIN
                      (SELECT string_agg(quote_literal(k), ', ' ORDER BY o) FROM unnest(key_columns) WITH ORDINALITY u(k, o)));
     END IF;
   END LOOP;
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_trigger t WHERE t.tgrelid = rel AND t.tgname = 'pgshift_log_tru') THEN
+    EXECUTE format('CREATE TRIGGER pgshift_log_tru BEFORE TRUNCATE ON %s FOR EACH STATEMENT '
+                   'EXECUTE FUNCTION shift_internal._capture_log_truncate(%L)', rel, log::pg_catalog.oid);
+  END IF;
   -- whoever may write rel must be able to log: its owner and its grantees
   FOR grantee IN
     SELECT DISTINCT CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_catalog.pg_get_userbyid(x.grantee)) END
@@ -156,7 +180,7 @@ DECLARE
     coalesce(changelog, (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = rel) || '_pgshift_log')));
   ev pg_catalog.text;
 BEGIN
-  FOREACH ev IN ARRAY ARRAY['ins', 'upd', 'del'] LOOP
+  FOREACH ev IN ARRAY ARRAY['ins', 'upd', 'del', 'tru'] LOOP
     EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'pgshift_log_' || ev, rel);
   END LOOP;
   IF log IS NOT NULL AND (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = log) = shift_internal.caller() THEN
@@ -257,9 +281,9 @@ BEGIN
     RAISE EXCEPTION 'lock_wait_timeout must be 1 second or more' USING ERRCODE = 'invalid_parameter_value';
   END IF;
   IF action = 'unfence' THEN
-    FOREACH ev IN ARRAY ARRAY['ins', 'upd', 'del'] LOOP
+    FOREACH ev IN ARRAY ARRAY['ins', 'upd', 'del', 'tru'] LOOP
       out := out || format('DROP TRIGGER IF EXISTS %s;' || chr(10),
-                           db || shift_internal.mysql_ident(table_name || '_pgshift_fence_' || ev));
+                           db || shift_internal.mysql_ident(shift_internal.mysql_name(table_name || '_pgshift_fence_' || ev)));
     END LOOP;
     RETURN out;
   END IF;
@@ -269,7 +293,7 @@ BEGIN
     out := out || format('CREATE TRIGGER IF NOT EXISTS %s BEFORE %s ON %s FOR EACH ROW '
                          'IF SUBSTRING_INDEX(USER(), ''@'', 1) <> %s THEN '
                          'SIGNAL SQLSTATE ''45000'' SET MESSAGE_TEXT = %s; END IF//' || chr(10),
-                         db || shift_internal.mysql_ident(table_name || '_pgshift_fence_' || lower(left(ev, 3))),
+                         db || shift_internal.mysql_ident(shift_internal.mysql_name(table_name || '_pgshift_fence_' || lower(left(ev, 3)))),
                          ev, db || shift_internal.mysql_ident(table_name),
                          shift_internal.mysql_literal(exempt_user), shift_internal.mysql_literal(msg));
   END LOOP;

@@ -134,7 +134,7 @@ fi
 echo
 echo "| compare, one row different | seconds | vs (e) |"
 echo "|---|---:|---:|"
-echo "| (d) shift.capture_compare (bucket sums, then the differing buckets' rows) | $D | $(calc '%.2f' "$E / $D")× |"
+echo "| (d) shift.capture_compare (MariaDB read once: bucket sums, its rows spooled) | $D | $(calc '%.2f' "$E / $D")× |"
 echo "| (e) EXCEPT ALL both ways (both sides pulled) | $E | 1.00× |"
 echo
 echo "Each round's seconds: (a)${SECS[a]}; (b)${SECS[b]}; (c)${SECS[c]:- skipped}; (d)${SECS[d]}; (e)${SECS[e]}."

@@ -55,7 +55,10 @@ UPDATE orders SET id = 70 WHERE id = 7;       -- a key change: both keys
 DELETE FROM orders WHERE id = 3;
 BEGIN; UPDATE orders SET note = 'rolled back' WHERE id = 4; ROLLBACK;
 UPDATE orders SET note = 'after the rollback' WHERE id = 4;   -- past the rolled-back seq: a gap
+TRUNCATE orders;   -- names no key: the changelog could not carry it
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 RESET ROLE;
+SELECT count(*) AS rows_kept FROM orders;
 SELECT seq, id, kind FROM orders_pgshift_log ORDER BY seq, id;
 
 -- ---- the way back: a capture from the changelog into the foreign table
@@ -115,6 +118,15 @@ SELECT shift.mysql_fence_sql('orders');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT shift.mysql_fence_sql('orders', 'lock', exempt_user => 'u');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
+-- a long table name: every trigger name within MySQL's 64 characters, all apart
+WITH scripts(s) AS (
+  SELECT shift.mysql_fence_sql(repeat('t', 60), exempt_user => 'u')
+  UNION ALL SELECT shift.mysql_fence_sql(repeat('t', 60), 'unfence')
+  UNION ALL SELECT shift.capture_mysql_sql(repeat('t', 60), '{id}', '{BIGINT}', repeat('l', 60))
+  UNION ALL SELECT shift.capture_mysql_sql(repeat('t', 60), '{id}', '{BIGINT}', repeat('l', 60), 'remove')),
+names AS (SELECT m[1] AS name FROM scripts, regexp_matches(s, 'TRIGGER (?:IF (?:NOT )?EXISTS )?`([^`]+)`', 'g') m)
+SELECT count(*) AS trigger_names, count(DISTINCT name) AS distinct_names, max(char_length(name)) AS longest
+  FROM names;
 
 -- ---- dropping the changelog removes its triggers and table
 SELECT shift.capture_drop('back');
