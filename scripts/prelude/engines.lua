@@ -270,6 +270,20 @@ local function value(db, where, sql, ...)
   return D.query_at(db, where, sql, ...)[1].v
 end
 
+-- MySQL's next AUTO_INCREMENT value of r's table, or nil (none).  Read from
+-- SHOW CREATE TABLE, which asks the table itself: MySQL 8 answers
+-- information_schema.TABLES from statistics cached for up to a day
+-- (information_schema_stats_expiry), and a stale value would let the
+-- sequence hand out ids MySQL already gave.  The table options follow the
+-- columns: the last ") ENGINE=... AUTO_INCREMENT=n" is the table's.
+local function next_auto_increment(db, r)
+  local out = mysql_run(db, r, string.format("SHOW CREATE TABLE %s%s;",
+    r.database and (E.mysql_ident(r.database) .. ".") or "", E.mysql_ident(r.mysql_table)))
+  local n
+  for v in out:gmatch("%) ENGINE=[%w_]+ AUTO_INCREMENT=(%d+)") do n = v end
+  return n and math.tointeger(tonumber(n)) or nil
+end
+
 -- Where the way back of r stands: "made" (its capture exists: the table was
 -- cut over), "dropped" (the forward capture is paused, the way back gone),
 -- or "none" (never cut over).  A dry run takes the path of a first cut-over.
@@ -339,10 +353,8 @@ function methods.mysql_cutover(db, opts)
   mysql_run(db, r, mysql_script(db, where, r, "fence"))
   output.log(string.format("cut-over %s: MySQL table %s fenced (only %s writes it)", r.name, r.mysql_table, r.exempt))
   drain_and_compare(db, where, what, r.name, "the MySQL table")
-  local ai = D.is_dry(db) and "NULL" or mysql_run(db, r, string.format(
-    "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s;",
-    r.database and E.mysql_literal(r.database) or "DATABASE()", E.mysql_literal(r.mysql_table))):gsub("%s+$", "")
-  local floor = tonumber(ai) and math.tointeger(tonumber(ai) - 1) or nil
+  local floor = not D.is_dry(db) and next_auto_increment(db, r) or nil
+  floor = floor and floor - 1
   if D.is_dry(db) then
     D.dry_send(db, "query", where, "SELECT * FROM shift.capture_sequences($1, floor => <MySQL's AUTO_INCREMENT - 1>)", r.name)
   else
@@ -401,10 +413,9 @@ function methods.mysql_cutback(db, opts)
   output.log(string.format("cut-back %s: MySQL table %s open for writes again", r.name, r.mysql_table))
 end
 
--- 'it''s' as MySQL reads a string (backslashes doubled: MySQL's default mode
--- reads them as escapes).
-function E.mysql_literal(s)
-  return "'" .. s:gsub("\\", "\\\\"):gsub("'", "''") .. "'"
+-- `name` as MySQL reads an identifier (a backtick doubled).
+function E.mysql_ident(s)
+  return "`" .. s:gsub("`", "``") .. "`"
 end
 
 return E
