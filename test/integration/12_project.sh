@@ -227,7 +227,8 @@ hold_lock() {
   psql -X -q -d "$DB" -c "SELECT pg_advisory_lock(1936221812, hashtext('locked')), pg_sleep($1)" >/dev/null &
   HOLDER=$!
   wait_for "the other session holds the lock" 10 \
-    "SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND classid = 1936221812 AND granted AND pid <> pg_backend_pid())"
+    "SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND classid = 1936221812 AND granted AND pid <> pg_backend_pid()
+                     AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))"
 }
 printf 'service = "proj"\nlock_wait = "20s"\nfail_on = "critical"\n' >"$D/pgshift.conf"
 hold_lock 60
@@ -235,7 +236,7 @@ pgshift run "$D" --lock-wait 0
 expect_rc "--lock-wait 0 wins over pgshift.conf's lock_wait" 2
 # the holder lets go now (however long the run took to reach the file)
 q "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1936221812
-     AND granted AND pid <> pg_backend_pid()" >/dev/null
+     AND granted AND pid <> pg_backend_pid() AND database = (SELECT oid FROM pg_database WHERE datname = current_database())" >/dev/null
 wait "$HOLDER" 2>/dev/null
 expect_eq "(locked has not run)" "$(runs locked)" 0
 hold_lock 2

@@ -155,7 +155,7 @@ expect_rc "db:ddl succeeds once the lock is free" 0
 expect_in "each retry is logged" "$OUT" "canceling statement due to lock timeout (SQLSTATE 55P03); retry 1 of 30"
 expect_eq "and recorded" "$(q "SELECT count(*) > 0 FROM shift.event WHERE migration = 'ddl' AND kind = 'retry' AND sqlstate = '55P03'")" t
 expect_eq "the column was added" "$(q "SELECT count(*) FROM pg_attribute WHERE attrelid = 'busy'::regclass AND attname = 'y'")" 1
-expect_eq "no pgshift session is left behind" "$(q "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pgshift%'")" 0
+expect_eq "no pgshift session is left behind" "$(q "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pgshift%' AND datname = current_database()")" 0
 
 f=$(mig ddl2 <<'LUA'
 return migration { name = "ddl2", phases = {

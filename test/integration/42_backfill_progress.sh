@@ -4,6 +4,9 @@
 # time, its rests (sleep_ratio) and throttling included, over the last
 # minute; the ETA made from it holds; a job that is held back says why
 # instead of an ETA; a resumed job's rows are counted the same way twice.
+# Its jobs rest most of the time (sleep_ratio, a throttle, a pause): it runs
+# beside the first files (test/harness.sh), in its own database.
+# harness: background
 . "$(dirname "$0")/lib.sh"
 
 new_db bfprogress

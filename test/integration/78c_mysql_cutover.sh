@@ -12,15 +12,19 @@
 # (shift.capture_compare, and EXCEPT ALL both ways), every insert a writer
 # saw commit is on the side that is live, exactly once, and a counter each
 # writer increments in every transaction equals its number of commits: no
-# write lost, none applied twice.
+# write lost, none applied twice.  1 000 000 orders and 100 000 customers
+# (PGSHIFT_78C_ROWS sets the orders for a quicker run).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/mariadb.sh"
 trap 'stop_writers; mariadb_stop; cleanup' EXIT
 
 mariadb_start_or_end
 new_db cutover
-ROWS=${PGSHIFT_78C_ROWS:-40000}
+ROWS=${PGSHIFT_78C_ROWS:-1000000}   # orders; a tenth of it customers
 CUSTOMERS=$(( ROWS / 10 ))
+# batches of a fortieth of the table (5 000 at least): the kill in the copy
+# finds it part way at any size
+BATCH_MAX=$(( ROWS / 40 > 5000 ? ROWS / 40 : 5000 ))
 mariadb_fdw_server maria
 install -m 600 /dev/null "$WORK/my.cnf"
 printf '[client]\nhost=127.0.0.1\nport=%s\nuser=pgshift\npassword=%s\ndatabase=app\n' \
@@ -102,7 +106,7 @@ return migration { name = "maria_move", phases = {
     up = function(db)
       for _, t in ipairs(tables) do
         db:backfill { name = "copy_" .. t.name, table = "f_" .. t.name, into = t.name, key_columns = { "id" },
-                      select = t.select, on_conflict = "nothing", batch_min = 2000, batch_max = 5000,
+                      select = t.select, on_conflict = "nothing", batch_min = 2000, batch_max = $BATCH_MAX,
                       sleep_ratio = 0.2, max_lag = false }
       end
     end,
