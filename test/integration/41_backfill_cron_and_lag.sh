@@ -127,10 +127,19 @@ SB=$(mktemp -d /tmp/pgshift-standby.XXXXXX)
 chmod 700 "$SB"
 [ "$(id -u)" -ne 0 ] || chown postgres: "$SB"
 SBPORT=$((PGPORT + 1))
-stop_standby() { as_owner "$PGSHIFT_PGBIN/pg_ctl" -D "$SB/data" -m immediate -w stop >/dev/null 2>&1; rm -rf "$SB"; }
+SLOT=pgshift_it_standby_$$
+stop_standby() {
+  as_owner "$PGSHIFT_PGBIN/pg_ctl" -D "$SB/data" -m immediate -w stop >/dev/null 2>&1; rm -rf "$SB"
+  q "SELECT pg_drop_replication_slot('$SLOT') FROM pg_replication_slots WHERE slot_name = '$SLOT'" >/dev/null
+}
 trap 'stop_standby; cleanup' EXIT
+# a slot of its own, holding WAL from before the backup starts: pg_basebackup's
+# temporary slot was ended by a checkpoint that other files' CREATE and DROP
+# DATABASE requested while they wrote much WAL ("terminating process ... to
+# release replication slot")
+q "SELECT pg_create_physical_replication_slot('$SLOT', true)" >/dev/null
 as_owner "$PGSHIFT_PGBIN/pg_basebackup" -h "$PGHOST" -p "$PGPORT" -U postgres -D "$SB/data" -R -X stream \
-  >"$WORK/basebackup.log" 2>&1 || { not_ok "pg_basebackup made a standby" "$(cat "$WORK/basebackup.log")"; exit 1; }
+  --slot "$SLOT" >"$WORK/basebackup.log" 2>&1 || { not_ok "pg_basebackup made a standby" "$(cat "$WORK/basebackup.log")"; exit 1; }
 cat >>"$SB/data/postgresql.conf" <<CONF
 port = $SBPORT
 unix_socket_directories = '$SB'

@@ -5,7 +5,8 @@
 # minute; the ETA made from it holds; a job that is held back says why
 # instead of an ETA; a resumed job's rows are counted the same way twice.
 # Its jobs rest most of the time (sleep_ratio, a throttle, a pause): it runs
-# beside the first files (test/harness.sh), in its own database.
+# beside the first files (test/harness.sh), in its own database, and its jobs
+# do not wait on standbys (max_lag NULL): 41's standby pauses its replay.
 # harness: background
 . "$(dirname "$0")/lib.sh"
 
@@ -20,7 +21,7 @@ q "CREATE TABLE p (id int PRIMARY KEY, n int NOT NULL DEFAULT 0, pad text);
 # (How well the ETA made from it holds, at 25, 50 and 75 %, is timing, not
 # correctness: test/bench/progress.sh measures it.)
 q "SELECT shift.backfill_create('paced', 'p', set => 'n = n + 1', batch_min => 1500, batch_max => 1500,
-                                sleep_ratio => 4)" >/dev/null
+                                sleep_ratio => 4, max_lag => NULL)" >/dev/null
 started=$(q "SELECT extract(epoch FROM clock_timestamp())")
 psql -X -q -d "$DB" -c "CALL shift.backfill_run('paced')" >"$WORK/paced.out" 2>&1 &
 runner=$!
@@ -46,7 +47,7 @@ expect_eq "a finished job has no ETA" "$(q "SELECT eta IS NULL FROM shift.backfi
 # ---- held back: paused, throttled, or with nobody running it, no ETA
 q "UPDATE p SET n = 0;
    SELECT shift.backfill_create('held', 'p', set => 'n = n + 1', batch_min => 1000, batch_max => 1000,
-                                sleep_ratio => 1)" >/dev/null
+                                sleep_ratio => 1, max_lag => NULL)" >/dev/null
 q "CALL shift.backfill_run('held', max_batches => 5)" >/dev/null
 expect_eq "a job nobody runs has a rate from its batches but no ETA" \
   "$(q "SELECT state || ' ' || (rate > 0) || ' ' || (eta IS NULL) FROM shift.backfill_progress WHERE name = 'held'")" \
@@ -75,7 +76,8 @@ f=$(mig resumed <<'LUA'
 return migration { name = "resumed", phases = {
   { name = "backfill",
     up = function(db)
-      db:backfill { table = "p", set = "n = n + 1", batch_min = 5000, batch_max = 5000, sleep_ratio = 2 }
+      db:backfill { table = "p", set = "n = n + 1", batch_min = 5000, batch_max = 5000, sleep_ratio = 2,
+                    max_lag = false }
     end },
 } }
 LUA
@@ -102,7 +104,8 @@ f=$(mig killed <<'LUA'
 return migration { name = "killed", phases = {
   { name = "backfill",
     up = function(db)
-      db:backfill { table = "p", set = "n = n + 1", batch_min = 2000, batch_max = 2000, sleep_ratio = 4 }
+      db:backfill { table = "p", set = "n = n + 1", batch_min = 2000, batch_max = 2000, sleep_ratio = 4,
+                    max_lag = false }
     end },
 } }
 LUA
