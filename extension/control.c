@@ -8,8 +8,9 @@
  *
  *	 - The control tables (shift.migration, phase, event, backfill,
  *	   backfill_batch, sync) are written by no role but their owner, the role
- *	   that ran CREATE EXTENSION.  The SQL functions that change them are
- *	   declared with shift_owner_call as their body: it calls the function of
+ *	   that ran CREATE EXTENSION.  The SQL functions that change them have
+ *	   shift_owner_call as their body (the install script makes each from
+ *	   its implementation: shift_internal._owner_call): it calls the function of
  *	   the same name and argument types in schema shift_internal (NAME_as_owner
  *	   for a function shift_internal.NAME; nobody else holds EXECUTE on
  *	   either) as that owner, in a security-restricted

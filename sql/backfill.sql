@@ -400,22 +400,7 @@ BEGIN
   RETURN v_name;
 END
 $$;
-CREATE FUNCTION @extschema@.backfill_create(
-  name pg_catalog.text, relation pg_catalog.regclass,
-  set pg_catalog.text DEFAULT NULL, "where" pg_catalog.text DEFAULT NULL,
-  "into" pg_catalog.regclass DEFAULT NULL, columns pg_catalog.text[] DEFAULT NULL,
-  "select" pg_catalog.text DEFAULT NULL, on_conflict pg_catalog.text DEFAULT 'error',
-  key pg_catalog.regclass DEFAULT NULL, key_columns pg_catalog.text[] DEFAULT NULL,
-  batch_min pg_catalog.int4 DEFAULT 100, batch_max pg_catalog.int4 DEFAULT 50000,
-  target_ms pg_catalog.int4 DEFAULT 200, sleep_ratio pg_catalog.float8 DEFAULT 0,
-  lock_timeout_ms pg_catalog.int4 DEFAULT 1000, max_retries pg_catalog.int4 DEFAULT 20,
-  max_lag pg_catalog.interval DEFAULT '10 seconds', throttle_query pg_catalog.text DEFAULT NULL,
-  if_exists pg_catalog.text DEFAULT 'error',
-  migration pg_catalog.text DEFAULT NULL, phase pg_catalog.text DEFAULT NULL,
-  search_path pg_catalog.text DEFAULT pg_catalog.current_setting('search_path'))
-RETURNS pg_catalog.text
-AS 'MODULE_PATHNAME', 'shift_owner_call'
-LANGUAGE C;
+SELECT shift_internal._owner_call('backfill_create');
 
 -- The two keys of a job's run lock, (0x73686266 'shbf', hashtext(name)), as
 -- the C code takes it: backfill_run for its session, backfill_step and
@@ -537,10 +522,7 @@ RETURNS pg_catalog.text
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT shift_internal._backfill_move(name, 'pause') $$;
-CREATE FUNCTION @extschema@.backfill_pause(name pg_catalog.text)
-RETURNS pg_catalog.text
-AS 'MODULE_PATHNAME', 'shift_owner_call'
-LANGUAGE C;
+SELECT shift_internal._owner_call('backfill_pause');
 
 -- shift.backfill_resume(name): a paused (or failed) job may run again.
 CREATE FUNCTION shift_internal.backfill_resume(name pg_catalog.text)
@@ -548,10 +530,7 @@ RETURNS pg_catalog.text
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT shift_internal._backfill_move(name, 'resume') $$;
-CREATE FUNCTION @extschema@.backfill_resume(name pg_catalog.text)
-RETURNS pg_catalog.text
-AS 'MODULE_PATHNAME', 'shift_owner_call'
-LANGUAGE C;
+SELECT shift_internal._owner_call('backfill_resume');
 
 -- shift.backfill_cancel(name): the job stops before its next batch, for good.
 CREATE FUNCTION shift_internal.backfill_cancel(name pg_catalog.text)
@@ -559,10 +538,7 @@ RETURNS pg_catalog.text
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT shift_internal._backfill_move(name, 'cancel') $$;
-CREATE FUNCTION @extschema@.backfill_cancel(name pg_catalog.text)
-RETURNS pg_catalog.text
-AS 'MODULE_PATHNAME', 'shift_owner_call'
-LANGUAGE C;
+SELECT shift_internal._owner_call('backfill_cancel');
 
 -- shift.backfill_set(name, ...): changes settings; the next batch uses them.
 CREATE FUNCTION shift_internal.backfill_set(name pg_catalog.text,
@@ -602,15 +578,7 @@ BEGIN
   END IF;
 END
 $$;
-CREATE FUNCTION @extschema@.backfill_set(name pg_catalog.text,
-  batch_min pg_catalog.int4 DEFAULT NULL, batch_max pg_catalog.int4 DEFAULT NULL,
-  target_ms pg_catalog.int4 DEFAULT NULL, sleep_ratio pg_catalog.float8 DEFAULT NULL,
-  lock_timeout_ms pg_catalog.int4 DEFAULT NULL, max_retries pg_catalog.int4 DEFAULT NULL,
-  max_lag pg_catalog.interval DEFAULT NULL, throttle_query pg_catalog.text DEFAULT NULL,
-  clear_max_lag pg_catalog.bool DEFAULT false, clear_throttle_query pg_catalog.bool DEFAULT false)
-RETURNS void
-AS 'MODULE_PATHNAME', 'shift_owner_call'
-LANGUAGE C;
+SELECT shift_internal._owner_call('backfill_set');
 
 -- A job about to be dropped: its recorded pg_cron schedule (backfill_run's
 -- schedule =>) is removed, as the caller, where pg_cron lives in this
@@ -642,10 +610,7 @@ BEGIN
   DELETE FROM @extschema@.backfill b WHERE b.name = backfill_drop.name;
 END
 $$;
-CREATE FUNCTION @extschema@.backfill_drop(name pg_catalog.text)
-RETURNS void
-AS 'MODULE_PATHNAME', 'shift_owner_call'
-LANGUAGE C;
+SELECT shift_internal._owner_call('backfill_drop');
 
 -- Drops the backfill jobs a phase made, once its down has undone their
 -- work, and the pg_cron schedules recorded for them.

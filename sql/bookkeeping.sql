@@ -478,16 +478,7 @@ BEGIN
       FROM @extschema@.phase pp WHERE pp.migration = v_mig ORDER BY pp.ordinal;
 END
 $$;
-CREATE FUNCTION @extschema@.migration_begin(
-  migration pg_catalog.text, script_sha256 pg_catalog.text, phases pg_catalog.jsonb,
-  operation pg_catalog.text, work_pid pg_catalog.int4,
-  runner_version pg_catalog.text DEFAULT NULL, host pg_catalog.text DEFAULT NULL,
-  runner_pid pg_catalog.int4 DEFAULT NULL, script_path pg_catalog.text DEFAULT NULL,
-  allow_drift pg_catalog.bool DEFAULT false)
-RETURNS TABLE (ordinal pg_catalog.int4, name pg_catalog.text, status pg_catalog.text,
-               reversible pg_catalog.bool, needs_cleanup pg_catalog.bool)
-AS 'MODULE_PATHNAME', 'shift_owner_call'
-LANGUAGE C;
+SELECT shift_internal._owner_call('migration_begin');
 
 -- shift.heartbeat(migration): the lease holder is alive.
 CREATE FUNCTION shift_internal.heartbeat(migration pg_catalog.text)
@@ -500,10 +491,7 @@ BEGIN
   UPDATE @extschema@.migration SET lease_heartbeat = now() WHERE name = heartbeat.migration;
 END
 $$;
-CREATE FUNCTION @extschema@.heartbeat(migration pg_catalog.text)
-RETURNS void
-AS 'MODULE_PATHNAME', 'shift_owner_call'
-LANGUAGE C;
+SELECT shift_internal._owner_call('heartbeat');
 
 -- ---------------------------------------------------------------------------
 -- The phase state machine, as a table: every move a phase can make, from
@@ -704,10 +692,7 @@ BEGIN
   PERFORM shift_internal._phase_apply(p, mv, event_message => format('attempt %s', p.attempts + 1));
 END
 $$;
-CREATE FUNCTION @extschema@.phase_start(migration pg_catalog.text, phase pg_catalog.text)
-RETURNS void
-AS 'MODULE_PATHNAME', 'shift_owner_call'
-LANGUAGE C;
+SELECT shift_internal._owner_call('phase_start');
 
 -- shift.phase_done(migration, phase, rows_affected): running -> done.
 CREATE FUNCTION shift_internal.phase_done(migration pg_catalog.text, phase pg_catalog.text,
@@ -722,11 +707,7 @@ BEGIN
     event_detail => jsonb_build_object('rows', rows_affected), timed => true);
 END
 $$;
-CREATE FUNCTION @extschema@.phase_done(migration pg_catalog.text, phase pg_catalog.text,
-                                       rows_affected pg_catalog.int8 DEFAULT NULL)
-RETURNS void
-AS 'MODULE_PATHNAME', 'shift_owner_call'
-LANGUAGE C;
+SELECT shift_internal._owner_call('phase_done');
 
 -- shift.phase_failed(migration, phase, message, sqlstate, interrupted):
 -- running -> failed (its own error: the runner runs its down next, then
@@ -744,13 +725,7 @@ BEGIN
                                      message, sqlstate, event_message => message);
 END
 $$;
-CREATE FUNCTION @extschema@.phase_failed(migration pg_catalog.text, phase pg_catalog.text,
-                                         message pg_catalog.text,
-                                         sqlstate pg_catalog.text DEFAULT NULL,
-                                         interrupted pg_catalog.bool DEFAULT false)
-RETURNS void
-AS 'MODULE_PATHNAME', 'shift_owner_call'
-LANGUAGE C;
+SELECT shift_internal._owner_call('phase_failed');
 
 -- shift.phase_memo(migration, phase, memo): a phase remembers, for its
 -- down, what its up found before changing it (db:remember: a column's type,
@@ -807,11 +782,7 @@ BEGIN
    WHERE x.migration = m.name AND x.name = p.name;
 END
 $$;
-CREATE FUNCTION @extschema@.phase_memo(migration pg_catalog.text, phase pg_catalog.text,
-                                       memo pg_catalog.jsonb)
-RETURNS void
-AS 'MODULE_PATHNAME', 'shift_owner_call'
-LANGUAGE C;
+SELECT shift_internal._owner_call('phase_memo');
 
 -- shift.phase_cleaned(migration, phase): the down of a failed phase ran.
 CREATE FUNCTION shift_internal.phase_cleaned(migration pg_catalog.text, phase pg_catalog.text)
@@ -823,10 +794,7 @@ BEGIN
   PERFORM shift_internal._phase_move(migration, phase, 'clean', event_message => 'its down ran');
 END
 $$;
-CREATE FUNCTION @extschema@.phase_cleaned(migration pg_catalog.text, phase pg_catalog.text)
-RETURNS void
-AS 'MODULE_PATHNAME', 'shift_owner_call'
-LANGUAGE C;
+SELECT shift_internal._owner_call('phase_cleaned');
 
 -- shift.phase_rollback_start(migration, phase): done, interrupted, or failed
 -- with its down owed -> rolling_back.  Phases are rolled back last first; a
@@ -865,10 +833,7 @@ BEGIN
   PERFORM shift_internal._phase_apply(p, mv);
 END
 $$;
-CREATE FUNCTION @extschema@.phase_rollback_start(migration pg_catalog.text, phase pg_catalog.text)
-RETURNS void
-AS 'MODULE_PATHNAME', 'shift_owner_call'
-LANGUAGE C;
+SELECT shift_internal._owner_call('phase_rollback_start');
 
 -- shift.phase_rolled_back(migration, phase): rolling_back -> rolled_back.
 CREATE FUNCTION shift_internal.phase_rolled_back(migration pg_catalog.text, phase pg_catalog.text)
@@ -880,10 +845,7 @@ BEGIN
   PERFORM shift_internal._phase_move(migration, phase, 'rolled_back', timed => true);
 END
 $$;
-CREATE FUNCTION @extschema@.phase_rolled_back(migration pg_catalog.text, phase pg_catalog.text)
-RETURNS void
-AS 'MODULE_PATHNAME', 'shift_owner_call'
-LANGUAGE C;
+SELECT shift_internal._owner_call('phase_rolled_back');
 
 -- shift.phase_rollback_failed(migration, phase, message, sqlstate, interrupted):
 -- rolling_back -> failed (its down raised), or -> interrupted: either way it
@@ -903,13 +865,7 @@ BEGIN
     sqlstate, event_message => message);
 END
 $$;
-CREATE FUNCTION @extschema@.phase_rollback_failed(migration pg_catalog.text, phase pg_catalog.text,
-                                                  message pg_catalog.text,
-                                                  sqlstate pg_catalog.text DEFAULT NULL,
-                                                  interrupted pg_catalog.bool DEFAULT false)
-RETURNS void
-AS 'MODULE_PATHNAME', 'shift_owner_call'
-LANGUAGE C;
+SELECT shift_internal._owner_call('phase_rollback_failed');
 
 -- shift.log_event(migration, phase, kind, message, sqlstate, detail): an
 -- event that changes no state (retry, verify result, cleanup failure, error).
@@ -934,13 +890,7 @@ BEGIN
   PERFORM shift_internal._event(migration, phase, kind, message, sqlstate, detail);
 END
 $$;
-CREATE FUNCTION @extschema@.log_event(migration pg_catalog.text, phase pg_catalog.text,
-                                      kind pg_catalog.text, message pg_catalog.text DEFAULT NULL,
-                                      sqlstate pg_catalog.text DEFAULT NULL,
-                                      detail pg_catalog.jsonb DEFAULT NULL)
-RETURNS void
-AS 'MODULE_PATHNAME', 'shift_owner_call'
-LANGUAGE C;
+SELECT shift_internal._owner_call('log_event');
 
 -- shift.migration_end(migration): releases the lease; the migration's status
 -- follows from its phases.  Returns that status.
@@ -990,10 +940,7 @@ BEGIN
   RETURN s;
 END
 $$;
-CREATE FUNCTION @extschema@.migration_end(migration pg_catalog.text)
-RETURNS pg_catalog.text
-AS 'MODULE_PATHNAME', 'shift_owner_call'
-LANGUAGE C;
+SELECT shift_internal._owner_call('migration_end');
 
 -- ---------------------------------------------------------------------------
 -- Views

@@ -445,17 +445,7 @@ BEGIN
   RETURN v_name;
 END
 $$;
-CREATE FUNCTION @extschema@.capture_create(
-  name pg_catalog.text, changelog pg_catalog.regclass, source pg_catalog.regclass,
-  "into" pg_catalog.regclass, key_columns pg_catalog.text[],
-  columns pg_catalog.text[] DEFAULT NULL, "select" pg_catalog.text DEFAULT NULL,
-  backfill pg_catalog.text DEFAULT NULL, batch_size pg_catalog.int4 DEFAULT 1000,
-  gap_timeout pg_catalog.interval DEFAULT '1 hour', if_exists pg_catalog.text DEFAULT 'error',
-  migration pg_catalog.text DEFAULT NULL, phase pg_catalog.text DEFAULT NULL,
-  search_path pg_catalog.text DEFAULT pg_catalog.current_setting('search_path'))
-RETURNS pg_catalog.text
-AS 'MODULE_PATHNAME', 'shift_owner_call'
-LANGUAGE C;
+SELECT shift_internal._owner_call('capture_create');
 
 /*
  * shift.capture_apply(name, max_batches => 1)
@@ -598,12 +588,7 @@ BEGIN
   SELECT count(*) INTO open_gaps FROM @extschema@.capture_gap g WHERE g.capture = c.name;
 END
 $$;
-CREATE FUNCTION @extschema@.capture_apply(name pg_catalog.text, max_batches pg_catalog.int4 DEFAULT 1,
-  OUT changes pg_catalog.int8, OUT keys pg_catalog.int8, OUT upserted pg_catalog.int8,
-  OUT deleted pg_catalog.int8, OUT late pg_catalog.int8, OUT open_gaps pg_catalog.int8,
-  OUT caught_up pg_catalog.bool)
-AS 'MODULE_PATHNAME', 'shift_owner_call'
-LANGUAGE C;
+SELECT shift_internal._owner_call('capture_apply');
 
 /*
  * CALL shift.capture_run(name, max_runtime => NULL, max_batches => NULL)
@@ -663,10 +648,7 @@ BEGIN
   oldest_pending_at := r->>'at';
 END
 $$;
-CREATE FUNCTION @extschema@.capture_lag(name pg_catalog.text,
-  OUT pending pg_catalog.int8, OUT remote_max_seq pg_catalog.int8, OUT oldest_pending_at pg_catalog.text)
-AS 'MODULE_PATHNAME', 'shift_owner_call'
-LANGUAGE C;
+SELECT shift_internal._owner_call('capture_lag');
 
 -- shift.capture_drop(name): forgets a capture (its triggers on the source
 -- side are the recipe's to remove: shift.capture_mysql_sql(name, 'remove')).
@@ -686,10 +668,7 @@ BEGIN
   DELETE FROM @extschema@.capture c WHERE c.name = capture_drop.name;
 END
 $$;
-CREATE FUNCTION @extschema@.capture_drop(name pg_catalog.text)
-RETURNS void
-AS 'MODULE_PATHNAME', 'shift_owner_call'
-LANGUAGE C;
+SELECT shift_internal._owner_call('capture_drop');
 
 -- A MySQL identifier in backticks (a backtick doubled).
 CREATE FUNCTION shift_internal.mysql_ident(x pg_catalog.text)

@@ -2,10 +2,10 @@
 -- Who may do what (see extension/control.c and the README's threat model).
 --
 -- The control tables are written only by their owner, the role that ran
--- CREATE EXTENSION.  A function that changes them is declared in schema
--- shift with shift_owner_call as its body, which runs the function of the
--- same name and argument types in schema shift_internal as that owner and
--- remembers the caller (shift_internal.caller()); the implementation checks
+-- CREATE EXTENSION.  A function that changes them is made in schema shift
+-- by shift_internal._owner_call from its implementation in schema
+-- shift_internal: shift_owner_call, its body, runs the implementation as
+-- that owner and remembers the caller (shift_internal.caller()); it checks
 -- that the caller may act for the row's owner.  Nobody else may execute
 -- anything in shift_internal but the few read-only helpers granted below
 -- (row-level security policies call them as the reading role).
@@ -16,6 +16,42 @@ COMMENT ON SCHEMA shift_internal IS
   'pg_shift''s implementation: functions that run as the extension''s owner, and helpers';
 REVOKE ALL ON SCHEMA shift_internal FROM PUBLIC;
 GRANT USAGE ON SCHEMA shift_internal TO PUBLIC;
+
+/*
+ * shift_internal._owner_call(name): makes, from an implementation, the
+ * function that runs it as pg_shift's owner (shift_owner_call, in
+ * extension/control.c), with its very arguments, defaults and result:
+ * shift.NAME for each shift_internal.NAME, or, for a name written
+ * shift_internal.NAME, shift_internal.NAME for each NAME_as_owner there.
+ * The install script calls it after each implementation, and drops it at
+ * its end (sql/grants.sql).
+ */
+CREATE FUNCTION shift_internal._owner_call(name pg_catalog.text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  internal CONSTANT pg_catalog.bool := name LIKE 'shift\_internal.%';
+  fname CONSTANT pg_catalog.text := CASE WHEN internal THEN pg_catalog.substr(name, 16) ELSE name END;
+  f pg_catalog.oid;
+BEGIN
+  FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p
+            WHERE p.pronamespace = 'shift_internal'::pg_catalog.regnamespace
+              AND p.proname = CASE WHEN internal THEN fname || '_as_owner' ELSE fname END
+  LOOP
+    -- deparsed under this function's search_path: every type and function
+    -- outside pg_catalog qualified, and read back under the same one
+    EXECUTE format('CREATE FUNCTION %s.%I(%s) RETURNS %s AS %L, %L LANGUAGE C',
+                   CASE WHEN internal THEN 'shift_internal' ELSE '@extschema@' END, fname,
+                   pg_catalog.pg_get_function_arguments(f), pg_catalog.pg_get_function_result(f),
+                   'MODULE_PATHNAME', 'shift_owner_call');
+  END LOOP;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'pg_shift''s install script: no implementation of % in schema shift_internal', name;
+  END IF;
+END
+$$;
 
 -- The role an implementation works for: who called the shift function that runs it.
 CREATE FUNCTION shift_internal.caller()

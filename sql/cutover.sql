@@ -81,10 +81,7 @@ BEGIN
      ORDER BY x.owner, x.name;
 END
 $$;
-CREATE FUNCTION shift_internal._cutover_jobs(rel1 pg_catalog.regclass, rel2 pg_catalog.regclass)
-RETURNS TABLE (name pg_catalog.text, owner pg_catalog.name, state pg_catalog.text, schedule pg_catalog.text)
-AS 'MODULE_PATHNAME', 'shift_owner_call'
-LANGUAGE C;
+SELECT shift_internal._owner_call('shift_internal._cutover_jobs');
 
 /*
  * shift_internal._cutover_blockers(rel1, rel2) -> (jobs, unschedule): the

@@ -358,10 +358,7 @@ BEGIN
   RETURN n;
 END
 $$;
-CREATE FUNCTION @extschema@.capture_forget_gaps(name pg_catalog.text)
-RETURNS pg_catalog.int8
-AS 'MODULE_PATHNAME', 'shift_owner_call'
-LANGUAGE C;
+SELECT shift_internal._owner_call('capture_forget_gaps');
 
 /*
  * shift.capture_compare(name, buckets => NULL) -> shift.compare's rows:
@@ -474,7 +471,4 @@ BEGIN
    WHERE x.name = c.name;
 END
 $$;
-CREATE FUNCTION @extschema@.capture_pause(name pg_catalog.text, paused pg_catalog.bool DEFAULT true)
-RETURNS void
-AS 'MODULE_PATHNAME', 'shift_owner_call'
-LANGUAGE C;
+SELECT shift_internal._owner_call('capture_pause');

@@ -14,6 +14,8 @@
 -- shift_owner_call functions run are executable by the owner alone.
 -- ---------------------------------------------------------------------------
 
+DROP FUNCTION shift_internal._owner_call(pg_catalog.text);
+
 REVOKE ALL ON ALL TABLES IN SCHEMA @extschema@ FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA @extschema@ FROM PUBLIC;
 REVOKE EXECUTE ON ALL ROUTINES IN SCHEMA @extschema@ FROM PUBLIC;

@@ -197,12 +197,7 @@ BEGIN
           move_record.migration, move_record.phase);
 END
 $$;
-CREATE FUNCTION @extschema@.move_record(move pg_catalog.text, kind pg_catalog.text,
-  object pg_catalog.text, side pg_catalog.text, migration pg_catalog.text DEFAULT NULL,
-  phase pg_catalog.text DEFAULT NULL)
-RETURNS void
-AS 'MODULE_PATHNAME', 'shift_owner_call'
-LANGUAGE C;
+SELECT shift_internal._owner_call('move_record');
 
 -- shift.move_forget(kind, object): the object was dropped (or never made).
 CREATE FUNCTION shift_internal.move_forget(kind pg_catalog.text, object pg_catalog.text)
@@ -224,10 +219,7 @@ BEGIN
   END IF;
 END
 $$;
-CREATE FUNCTION @extschema@.move_forget(kind pg_catalog.text, object pg_catalog.text)
-RETURNS void
-AS 'MODULE_PATHNAME', 'shift_owner_call'
-LANGUAGE C;
+SELECT shift_internal._owner_call('move_forget');
 
 /*
  * shift.move_target_table(t) -> what a move to this server, the target, may
@@ -768,11 +760,7 @@ BEGIN
   RETURN id;
 END
 $$;
-CREATE FUNCTION @extschema@.move_fence_begin(move pg_catalog.text, direction pg_catalog.text,
-  tables pg_catalog.text[], app_roles pg_catalog.text[] DEFAULT NULL)
-RETURNS pg_catalog.int8
-AS 'MODULE_PATHNAME', 'shift_owner_call'
-LANGUAGE C;
+SELECT shift_internal._owner_call('move_fence_begin');
 
 -- shift.move_fence_end(move, direction, fence_ms, lsn): the open fence of
 -- that move and direction ended: how long it held writes, where it closed.
@@ -801,11 +789,7 @@ BEGIN
    WHERE x.id OPERATOR(pg_catalog.=) o.id;
 END
 $$;
-CREATE FUNCTION @extschema@.move_fence_end(move pg_catalog.text, direction pg_catalog.text,
-  fence_ms pg_catalog.float8, lsn pg_catalog.pg_lsn DEFAULT NULL)
-RETURNS void
-AS 'MODULE_PATHNAME', 'shift_owner_call'
-LANGUAGE C;
+SELECT shift_internal._owner_call('move_fence_end');
 
 -- The fences of moves recorded on this server (the source), what the
 -- runner reads (it reads no control table).

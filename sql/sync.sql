@@ -323,20 +323,9 @@ END
 $$;
 
 -- What the caller-level functions below call to change shift.sync (control.c).
-CREATE FUNCTION shift_internal._sync_record(new_row @extschema@.sync, if_exists pg_catalog.text)
-RETURNS pg_catalog.bool
-AS 'MODULE_PATHNAME', 'shift_owner_call'
-LANGUAGE C;
-CREATE FUNCTION shift_internal._sync_forget(p_name pg_catalog.text)
-RETURNS void
-AS 'MODULE_PATHNAME', 'shift_owner_call'
-LANGUAGE C;
-CREATE FUNCTION shift_internal._sync_turn(p_name pg_catalog.text, reverse pg_catalog.bool,
-  p_archive_name pg_catalog.text, p_relation_name pg_catalog.text, p_target_name pg_catalog.text,
-  p_repointed pg_catalog.text[], p_to_validate pg_catalog.oid[])
-RETURNS void
-AS 'MODULE_PATHNAME', 'shift_owner_call'
-LANGUAGE C;
+SELECT shift_internal._owner_call('shift_internal._sync_record');
+SELECT shift_internal._owner_call('shift_internal._sync_forget');
+SELECT shift_internal._owner_call('shift_internal._sync_turn');
 
 -- Creates the triggers of a sync in its current direction.
 CREATE FUNCTION shift_internal._sync_install(p_name pg_catalog.text)

@@ -186,19 +186,9 @@ END
 $$;
 
 -- What the caller-level functions below call to change the records (control.c).
-CREATE FUNCTION shift_internal._version_record(p_version pg_catalog.text,
-  p_schema_created pg_catalog.bool, p_migration pg_catalog.text, p_phase pg_catalog.text)
-RETURNS pg_catalog.bool
-AS 'MODULE_PATHNAME', 'shift_owner_call'
-LANGUAGE C;
-CREATE FUNCTION shift_internal._version_view_record(new_row @extschema@.version_relation)
-RETURNS void
-AS 'MODULE_PATHNAME', 'shift_owner_call'
-LANGUAGE C;
-CREATE FUNCTION shift_internal._version_forget(p_version pg_catalog.text, p_view_name pg_catalog.text)
-RETURNS void
-AS 'MODULE_PATHNAME', 'shift_owner_call'
-LANGUAGE C;
+SELECT shift_internal._owner_call('shift_internal._version_record');
+SELECT shift_internal._owner_call('shift_internal._version_view_record');
+SELECT shift_internal._owner_call('shift_internal._version_forget');
 
 /*
  * shift.version_create(version, if_exists => 'error', migration, phase) -> created
