@@ -49,6 +49,28 @@ END
 $$;
 
 /*
+ * Refuses rel for pg_shift's statement triggers (a changelog, a fence) when
+ * it is partitioned, a partition, or in an inheritance tree: a statement
+ * trigger fires only for the table a statement names, so a write sent to a
+ * partition, a parent or a child would pass it by.
+ */
+CREATE FUNCTION shift_internal._check_statement_triggers(rel pg_catalog.regclass, what pg_catalog.text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid = rel AND (c.relkind = 'p' OR c.relispartition))
+     OR EXISTS (SELECT FROM pg_catalog.pg_inherits i WHERE rel IN (i.inhrelid, i.inhparent)) THEN
+    RAISE EXCEPTION '% is partitioned, a partition, or in an inheritance tree: %', rel, what
+      USING ERRCODE = 'feature_not_supported',
+            DETAIL = 'pg_shift''s statement triggers see only the statements that name their table: a write sent to a partition, a parent or a child would pass them by.',
+            HINT = 'Move an ordinary table.';
+  END IF;
+END
+$$;
+
+/*
  * The BEFORE TRUNCATE statement trigger of a changelog's table: a TRUNCATE
  * names no key, so the changelog could not carry it and the other side
  * would keep every row.  Refused (argument 0: the changelog).
@@ -100,8 +122,9 @@ BEGIN
   IF (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = rel) NOT IN ('r', 'p') THEN
     RAISE EXCEPTION '% is not a table', rel
       USING ERRCODE = 'wrong_object_type',
-            DETAIL = 'A changelog''s triggers go on an ordinary or partitioned table.';
+            DETAIL = 'A changelog''s triggers go on an ordinary table.';
   END IF;
+  PERFORM shift_internal._check_statement_triggers(rel, 'its changelog would miss writes');
   SELECT string_agg(quote_ident(k), ', ') INTO missing
     FROM unnest(key_columns) k
    WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a
@@ -226,6 +249,7 @@ BEGIN
   IF EXISTS (SELECT FROM pg_catalog.pg_trigger t WHERE t.tgrelid = rel AND t.tgname = 'pgshift_fence') THEN
     RETURN;
   END IF;
+  PERFORM shift_internal._check_statement_triggers(rel, 'a fence would let writes through');
   EXECUTE format('CREATE TRIGGER pgshift_fence BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s '
                  'FOR EACH STATEMENT EXECUTE FUNCTION shift_internal._fence_writes(%L, %L)',
                  rel, current_user,
@@ -281,7 +305,7 @@ BEGIN
     RAISE EXCEPTION 'lock_wait_timeout must be 1 second or more' USING ERRCODE = 'invalid_parameter_value';
   END IF;
   IF action = 'unfence' THEN
-    FOREACH ev IN ARRAY ARRAY['ins', 'upd', 'del', 'tru'] LOOP
+    FOREACH ev IN ARRAY ARRAY['ins', 'upd', 'del'] LOOP
       out := out || format('DROP TRIGGER IF EXISTS %s;' || chr(10),
                            db || shift_internal.mysql_ident(shift_internal.mysql_name(table_name || '_pgshift_fence_' || ev)));
     END LOOP;

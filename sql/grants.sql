@@ -124,6 +124,7 @@ GRANT EXECUTE ON FUNCTION
   shift_internal._capture_log(), shift_internal._capture_log_truncate(), shift_internal._fence_writes(),
   shift_internal.mysql_ident(pg_catalog.text), shift_internal.mysql_name(pg_catalog.text), shift_internal.mysql_literal(pg_catalog.text),
   shift_internal._check_key_columns(pg_catalog.text, pg_catalog.text[]),
+  shift_internal._check_statement_triggers(pg_catalog.regclass, pg_catalog.text),
   shift_internal._check_query(pg_catalog.text, pg_catalog.text),
   shift_internal._capture_row(pg_catalog.text, pg_catalog.bool)
   TO shift_operator;

@@ -40,6 +40,23 @@ CREATE TABLE not_mine (x int);
 ALTER TABLE not_mine OWNER TO regress_eng_app;
 SELECT shift.capture_log_create('orders', '{id}', changelog => 'not_mine');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
+-- statement triggers see only the statements that name their table: a
+-- partitioned table, a partition, an inheritance parent or child is refused
+CREATE TABLE eng_parted (id bigint PRIMARY KEY) PARTITION BY RANGE (id);
+CREATE TABLE eng_parted_1 PARTITION OF eng_parted FOR VALUES FROM (0) TO (100);
+CREATE TABLE eng_inh_parent (id bigint PRIMARY KEY);
+CREATE TABLE eng_inh_child () INHERITS (eng_inh_parent);
+SELECT shift.capture_log_create('eng_parted', '{id}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT shift.capture_log_create('eng_parted_1', '{id}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT shift.capture_log_create('eng_inh_parent', '{id}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT shift.capture_log_create('eng_inh_child', '{id}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT shift.fence_writes('eng_parted_1');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+DROP TABLE eng_parted, eng_inh_parent CASCADE;
 -- made, and made again (kept)
 SELECT shift.capture_log_create('orders', '{id}');
 SELECT shift.capture_log_create('orders', '{id}');
