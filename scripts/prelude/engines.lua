@@ -274,13 +274,15 @@ end
 -- SHOW CREATE TABLE, which asks the table itself: MySQL 8 answers
 -- information_schema.TABLES from statistics cached for up to a day
 -- (information_schema_stats_expiry), and a stale value would let the
--- sequence hand out ids MySQL already gave.  The table options follow the
--- columns: the last ") ENGINE=... AUTO_INCREMENT=n" is the table's.
+-- sequence hand out ids MySQL already gave.  The session's sql_mode is set
+-- first (NO_TABLE_OPTIONS would leave the table options out); the options
+-- follow the columns, so the last "ENGINE=... AUTO_INCREMENT=n" is the
+-- table's.  MySQL omits the clause while the counter is 1.
 local function next_auto_increment(db, r)
-  local out = mysql_run(db, r, string.format("SHOW CREATE TABLE %s%s;",
+  local out = mysql_run(db, r, string.format("SET SESSION sql_mode = '';\nSHOW CREATE TABLE %s%s;",
     r.database and (E.mysql_ident(r.database) .. ".") or "", E.mysql_ident(r.mysql_table)))
   local n
-  for v in out:gmatch("%) ENGINE=[%w_]+ AUTO_INCREMENT=(%d+)") do n = v end
+  for v in out:gmatch(" ENGINE=[%w_]+ AUTO_INCREMENT=(%d+)") do n = v end
   return n and math.tointeger(tonumber(n)) or nil
 end
 
