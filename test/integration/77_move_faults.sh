@@ -124,6 +124,11 @@ writer() {
   done
 }
 touch "$WORK/writes" "$WORK/retries" "$WORK/errors" "$WORK/unavailable"
+pause_writer() {   # until the writer is between two writes, paused
+  rm -f "$WORK/writer.paused"; touch "$WORK/writer.pause"
+  for _ in $(seq 1 200); do [ -e "$WORK/writer.paused" ] && return 0; sleep 0.05; done
+  not_ok "the application paused"
+}
 writes_on() { grep -c "^$1 " "$WORK/writes"; }
 wait_writes_on() {   # SIDE N: until N more writes went to SIDE
   local want=$(( $(writes_on "$1") + $2 ))
@@ -342,9 +347,17 @@ copy_fault() {
   expect_rc "$what: rolled back to the schema" 0
   expect_eq "$what: the target's tables are empty again" \
     "$(qb "SELECT (SELECT count(*) FROM customers) + (SELECT count(*) FROM orders)")" 0
+  # the application pauses until the copy is held: the apply worker opens the
+  # target's orders for the first change it receives, waits for the test's
+  # lock there, and launches no table sync worker until it has it (CI: both
+  # tables stayed in state i for the hold's whole 60 s)
+  pause_writer
   hold B copy "LOCK TABLE orders IN SHARE MODE"
   runner_bg "$name" --dsn "$SRC" run "$f" --to orders-sync
-  copying && "$@"
+  local held=0
+  copying || held=1
+  rm -f "$WORK/writer.pause"
+  if [ $held -eq 0 ]; then wait_writes_on A 3; "$@"; fi
   release copy
   wait "$RUNNER"; RC=$?; RUNNER=""
   OUT=$(cat "$WORK/$name.out") ERR=$OUT
