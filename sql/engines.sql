@@ -214,7 +214,10 @@ $$;
 
 /*
  * The statement-level trigger of fence_writes: refuses the statement unless
- * the role running it is the one that fenced the table (argument 0).
+ * the role running it is the one that fenced the table (argument 0) and it
+ * is a statement of its own, not one a trigger runs: a foreign key's cascade
+ * runs as the table's owner (often the fencer) on behalf of whoever wrote
+ * the other table.
  */
 CREATE FUNCTION shift_internal._fence_writes()
 RETURNS trigger
@@ -222,10 +225,10 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-  IF current_user OPERATOR(pg_catalog.<>) TG_ARGV[0] THEN
+  IF current_user OPERATOR(pg_catalog.<>) TG_ARGV[0] OR pg_catalog.pg_trigger_depth() OPERATOR(pg_catalog.>) 1 THEN
     RAISE EXCEPTION '%', TG_ARGV[1]
       USING ERRCODE = 'read_only_sql_transaction',
-            DETAIL = format('Table %s.%s is fenced by pg_shift: only role "%s" writes it now.',
+            DETAIL = format('Table %s.%s is fenced by pg_shift: only role "%s" writes it now, with statements of its own (not a trigger''s, not a foreign key''s cascade).',
                             quote_ident(TG_TABLE_SCHEMA), quote_ident(TG_TABLE_NAME), TG_ARGV[0]),
             HINT = 'The application writes the other side of the migration; shift.unfence_writes lifts the fence.';
   END IF;

@@ -127,6 +127,23 @@ SET ROLE regress_eng_app;
 UPDATE orders SET note = 'after' WHERE id = 1;
 RESET ROLE;
 SELECT note FROM orders WHERE id = 1;
+-- a foreign key's cascade runs as the fenced table's owner, the fencer: it
+-- is refused all the same (the application's DELETE of a parent row would
+-- otherwise empty rows of the fenced table)
+CREATE TABLE fence_parent (id int PRIMARY KEY);
+CREATE TABLE fence_child (id int PRIMARY KEY, parent int REFERENCES fence_parent ON DELETE CASCADE);
+INSERT INTO fence_parent VALUES (1), (2);
+INSERT INTO fence_child VALUES (10, 1), (20, 2);
+GRANT SELECT, DELETE ON fence_parent TO regress_eng_app;
+SELECT shift.fence_writes('fence_child');
+SET ROLE regress_eng_app;
+DELETE FROM fence_parent WHERE id = 1;
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SELECT count(*) AS child_rows_kept FROM fence_child;
+DELETE FROM fence_child WHERE id = 20;   -- the fencer's own statement
+SELECT count(*) AS child_rows FROM fence_child;
+DROP TABLE fence_child, fence_parent;
 
 -- ---- the MySQL side's fence script
 SELECT shift.mysql_fence_sql('orders', exempt_user => 'pg''shift', database => 'app');
