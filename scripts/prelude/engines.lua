@@ -407,10 +407,14 @@ function methods.mysql_cutback(db, opts)
   output.log(string.format("cut-back %s: %s fenced", r.name, r.into))
   if state == "made" then
     drain_and_compare(db, where, what, r.back, string.format("%s (and the MySQL table)", r.into))
-    value(db, where, "SELECT shift.capture_drop($1) AS v", r.back)
   end
-  value(db, where, "SELECT shift.capture_log_drop($1::pg_catalog.regclass) AS v", r.into)
-  value(db, where, "SELECT shift.capture_pause($1, false) AS v", r.name)
+  -- one transaction: killed between dropping the way back and resuming the
+  -- forward capture, a rerun would find the state it refuses ("dropped")
+  db:transaction(function()
+    if state == "made" then value(db, where, "SELECT shift.capture_drop($1) AS v", r.back) end
+    value(db, where, "SELECT shift.capture_log_drop($1::pg_catalog.regclass) AS v", r.into)
+    value(db, where, "SELECT shift.capture_pause($1, false) AS v", r.name)
+  end)
   mysql_run(db, r, mysql_script(db, where, r, "unfence"))
   output.log(string.format("cut-back %s: MySQL table %s open for writes again", r.name, r.mysql_table))
 end
