@@ -31,6 +31,7 @@ OBJS += extension/lint_facts.o
 OBJS += extension/lint_report.o
 OBJS += extension/sync_config.o
 OBJS += extension/sync_check.o
+OBJS += extension/sync_column.o
 OBJS += extension/checksum_side.o
 OBJS += extension/checksum_type.o
 

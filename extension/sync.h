@@ -14,6 +14,7 @@
 #ifndef PG_SHIFT_SYNC_H
 #define PG_SHIFT_SYNC_H
 
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "nodes/execnodes.h"
 #include "utils/rel.h"
@@ -122,8 +123,27 @@ extern char *sync_delete_sql(Mapping *m, const char *rows, const char *except, b
 
 /* ---- sync.c */
 extern void sync_free_entry_resources(SyncEntry *e);
-extern void sync_build_column_entry(SyncEntry *e, SyncConfig *c, Relation rel);
 extern void sync_build_table_entry(SyncEntry *e, SyncConfig *c, Mapping *m, Relation rel,
 								   bool per_row);
+
+/* error context of a sync's statement: which statement of which sync */
+typedef struct PrepareContext
+{
+	const char *name;
+	const char *sql;
+} PrepareContext;
+
+/* ---- sync_column.c */
+/* Who wrote the row, as sync_column_row() is told */
+typedef enum SyncWriter
+{
+	WRITER_OLD,					/* the old version, or a backfill: set */
+	WRITER_NEW,					/* the new version: reverse_set, new columns kept */
+	WRITER_GUESS				/* no new_version: guess from what changed */
+} SyncWriter;
+
+extern void sync_build_column_entry(SyncEntry *e, SyncConfig *c, Relation rel);
+extern HeapTuple sync_column_row(SyncEntry *e, TriggerData *td, SyncWriter writer);
+extern bool sync_same_value(TupleTableSlot *a, TupleTableSlot *b, AttrNumber att);
 
 #endif							/* PG_SHIFT_SYNC_H */
