@@ -279,6 +279,14 @@ extern void pgs_catch_interrupts(lua_State *L);
 extern void pgs_stop_hook(lua_State *L, lua_Debug *ar);
 extern void pgs_clear_interrupt_hook(lua_State *L);
 extern void pgs_phase_code(lua_State *L, bool on, void (*give_up) (void *arg), void *arg);
+/* hooks.c, for script.c */
+extern bool pgs_is_sandbox(lua_State *L);
+extern bool pgs_guard_sandbox(lua_State *L);
+extern const char *pgs_tracked_at(int *line);
+extern int	pgs_l_track(lua_State *L);
+extern int	pgs_l_tracked(lua_State *L);
+extern bool pgs_own_code(lua_State *L);
+extern void pgs_own_code_end(lua_State *L, bool was_phase_code);
 
 /*
  * What the engine offers the prelude while a phase runs (C.event, C.current,
