@@ -398,34 +398,16 @@ paren_expression(const char *item)
 static int
 name_start(const char *item)
 {
-	MemoryContext caller = CurrentMemoryContext;
-	MemoryContext scan_cxt = AllocSetContextCreate(caller, "pg_shift fragment scan",
-												   ALLOCSET_DEFAULT_SIZES);
-	core_yy_extra_type yyextra;
-	core_yyscan_t scanner;
-	core_YYSTYPE yylval;
-	YYLTYPE		yylloc;
-	int			tok;
-	int			last = -1;
-	int			prev = -1;
-	int			prev_tok = 0;
-	int			last_tok = 0;
+	Tokens		t;
+	int			start;
 
-	MemoryContextSwitchTo(scan_cxt);
-	scanner = scanner_init(item, &yyextra, &ScanKeywords, ScanKeywordTokens);
-	while ((tok = core_yylex(&yylval, &yylloc, scanner)) != 0)
-	{
-		prev = last;
-		prev_tok = last_tok;
-		last = yylloc;
-		last_tok = tok;
-	}
-	scanner_finish(scanner);
-	MemoryContextSwitchTo(caller);
-	MemoryContextDelete(scan_cxt);
-	if (last < 0)
+	scan_tokens(item, &t);
+	if (t.n == 0)
 		elog(ERROR, "could not find the name in select item \"%s\"", item);
-	return (prev_tok == AS && prev >= 0) ? prev : last;
+	start = (t.n >= 2 && t.code[t.n - 2] == AS) ? t.at[t.n - 2] : t.at[t.n - 1];
+	pfree(t.at);
+	pfree(t.code);
+	return start;
 }
 
 /*
