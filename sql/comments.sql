@@ -35,6 +35,8 @@ COMMENT ON ROUTINE @extschema@.fence_writes(pg_catalog.regclass, pg_catalog.text
 'fence_writes(rel, message): refuses writes to rel from every role but the caller (SQLSTATE 25006), once the writes in flight have ended';
 COMMENT ON ROUTINE @extschema@.unfence_writes(pg_catalog.regclass) IS
 'unfence_writes(rel): lifts the fence of fence_writes';
+COMMENT ON ROUTINE @extschema@.mysql_next_id_sql(pg_catalog.text, pg_catalog.text) IS
+'mysql_next_id_sql(table_name, database): the MySQL/MariaDB script whose output holds the table''s next AUTO_INCREMENT (SHOW CREATE TABLE)';
 COMMENT ON ROUTINE @extschema@.mysql_fence_sql(pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.int4) IS
 'mysql_fence_sql(table_name, action => fence|unfence, exempt_user, database, lock_wait_timeout): the MySQL/MariaDB script that fences a table against every account but exempt_user, or lifts the fence';
 COMMENT ON ROUTINE @extschema@.capture_mysql_sql(pg_catalog.text, pg_catalog.text[], pg_catalog.text[], pg_catalog.text, pg_catalog.text, pg_catalog.text) IS

@@ -328,6 +328,24 @@ BEGIN
 END
 $$;
 
+/*
+ * shift.mysql_next_id_sql(table_name, database => NULL): the MySQL/MariaDB
+ * script whose output holds table_name's next AUTO_INCREMENT value, after
+ * " ENGINE=... AUTO_INCREMENT=": SHOW CREATE TABLE asks the table itself
+ * (MySQL 8 answers information_schema.TABLES from statistics cached for up
+ * to a day), under an sql_mode without NO_TABLE_OPTIONS (which would leave
+ * the clause out).  MySQL omits the clause while the counter is 1.
+ */
+CREATE FUNCTION @extschema@.mysql_next_id_sql(table_name pg_catalog.text, database pg_catalog.text DEFAULT NULL)
+RETURNS pg_catalog.text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT 'SET SESSION sql_mode = '''';' || chr(10) || 'SHOW CREATE TABLE '
+         || coalesce(shift_internal.mysql_ident(database) || '.', '') || shift_internal.mysql_ident(table_name)
+         || ';' || chr(10)
+$$;
+
 CREATE FUNCTION shift_internal.mysql_literal(x pg_catalog.text)
 RETURNS pg_catalog.text
 LANGUAGE sql IMMUTABLE STRICT

@@ -270,17 +270,12 @@ local function value(db, where, sql, ...)
   return D.query_at(db, where, sql, ...)[1].v
 end
 
--- MySQL's next AUTO_INCREMENT value of r's table, or nil (none).  Read from
--- SHOW CREATE TABLE, which asks the table itself: MySQL 8 answers
--- information_schema.TABLES from statistics cached for up to a day
--- (information_schema_stats_expiry), and a stale value would let the
--- sequence hand out ids MySQL already gave.  The session's sql_mode is set
--- first (NO_TABLE_OPTIONS would leave the table options out); the options
--- follow the columns, so the last "ENGINE=... AUTO_INCREMENT=n" is the
--- table's.  MySQL omits the clause while the counter is 1.
-local function next_auto_increment(db, r)
-  local out = mysql_run(db, r, string.format("SET SESSION sql_mode = '';\nSHOW CREATE TABLE %s%s;",
-    r.database and (E.mysql_ident(r.database) .. ".") or "", E.mysql_ident(r.mysql_table)))
+-- MySQL's next AUTO_INCREMENT value of r's table, or nil (none), from the
+-- output of shift.mysql_next_id_sql's script (the table options follow the
+-- columns: the last " ENGINE=... AUTO_INCREMENT=n" is the table's).
+local function next_auto_increment(db, where, r)
+  local out = mysql_run(db, r, value(db, where, "SELECT shift.mysql_next_id_sql($1, $2) AS v",
+                                     r.mysql_table, r.database))
   local n
   for v in out:gmatch(" ENGINE=[%w_]+ AUTO_INCREMENT=(%d+)") do n = v end
   return n and math.tointeger(tonumber(n)) or nil
@@ -355,7 +350,7 @@ function methods.mysql_cutover(db, opts)
   mysql_run(db, r, mysql_script(db, where, r, "fence"))
   output.log(string.format("cut-over %s: MySQL table %s fenced (only %s writes it)", r.name, r.mysql_table, r.exempt))
   drain_and_compare(db, where, what, r.name, "the MySQL table")
-  local floor = not D.is_dry(db) and next_auto_increment(db, r) or nil
+  local floor = not D.is_dry(db) and next_auto_increment(db, where, r) or nil
   floor = floor and floor - 1
   if D.is_dry(db) then
     D.dry_send(db, "query", where, "SELECT * FROM shift.capture_sequences($1, floor => <MySQL's AUTO_INCREMENT - 1>)", r.name)
@@ -417,11 +412,6 @@ function methods.mysql_cutback(db, opts)
   end)
   mysql_run(db, r, mysql_script(db, where, r, "unfence"))
   output.log(string.format("cut-back %s: MySQL table %s open for writes again", r.name, r.mysql_table))
-end
-
--- `name` as MySQL reads an identifier (a backtick doubled).
-function E.mysql_ident(s)
-  return "`" .. s:gsub("`", "``") .. "`"
 end
 
 return E

@@ -263,6 +263,9 @@ psql -X -q -d "$DB" -U app_writer -v ON_ERROR_STOP=1 -c "UPDATE customers SET na
 # cut-over must set the sequence past its AUTO_INCREMENT, not only past max(id)
 top=$(my "SELECT MAX(id) + 1000 FROM app.orders")
 my "ALTER TABLE app.orders AUTO_INCREMENT = $top" >/dev/null
+# and an sql_mode that leaves table options out of SHOW CREATE TABLE: the
+# cut-over's own session must not inherit it
+my "SET GLOBAL sql_mode = CONCAT(@@GLOBAL.sql_mode, ',NO_TABLE_OPTIONS')" >/dev/null
 
 echo "# ${SECONDS}s: cut-over with the writers on"
 pgshift --dsn "dbname=$DB" run "$f" --lock-wait 10

@@ -152,6 +152,9 @@ SELECT shift.mysql_fence_sql('orders');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT shift.mysql_fence_sql('orders', 'lock', exempt_user => 'u');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
+-- the next AUTO_INCREMENT's script: the table asked itself, table options on
+SELECT shift.mysql_next_id_sql('or`ders', database => 'app');
+SELECT shift.mysql_next_id_sql('orders');
 -- a long table name: every trigger name within MySQL's 64 characters, all apart
 WITH scripts(s) AS (
   SELECT shift.mysql_fence_sql(repeat('t', 60), exempt_user => 'u')
