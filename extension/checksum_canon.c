@@ -169,8 +169,35 @@ text_word_bytes(const char *p, int len)
 	return XXH3_64bits(p, len);
 }
 
-/* Appends characters as a jsonb string: 's', UTF-8 length, UTF-8 bytes. */
+/*
+ * memcpy for the short strings of jsonb keys and values: overlapping
+ * fixed-size copies instead of a call into the C library.
+ */
 static inline void
+copy_short(char *dst, const char *src, int len)
+{
+	if (len >= 8 && len <= 16)
+	{
+		memcpy(dst, src, 8);
+		memcpy(dst + len - 8, src + len - 8, 8);
+	}
+	else if (len >= 4 && len < 8)
+	{
+		memcpy(dst, src, 4);
+		memcpy(dst + len - 4, src + len - 4, 4);
+	}
+	else if (len > 0 && len < 4)
+	{
+		dst[0] = src[0];
+		dst[len / 2] = src[len / 2];
+		dst[len - 1] = src[len - 1];
+	}
+	else if (len > 16)
+		memcpy(dst, src, len);
+}
+
+/* Appends characters as a jsonb string: 's', UTF-8 length, UTF-8 bytes. */
+static pg_attribute_always_inline void
 put_string(Buf *b, const char *p, int len)
 {
 	char	   *u = NULL;
@@ -182,7 +209,7 @@ put_string(Buf *b, const char *p, int len)
 		buf_reserve(b, 5 + len);
 		b->data[b->len] = 's';
 		memcpy(b->data + b->len + 1, &le, 4);
-		memcpy(b->data + b->len + 5, p, len);
+		copy_short(b->data + b->len + 5, p, len);
 		b->len += 5 + len;
 		return;
 	}
@@ -530,7 +557,8 @@ jsonb_container(Buf *b, const char *c)
 			memcpy(&v, ventries + sizeof(JEntry) * i, sizeof(v));
 			kend = JBE_HAS_OFF(k) ? JBE_OFFLENFLD(k) : koff + JBE_OFFLENFLD(k);
 			vend = JBE_HAS_OFF(v) ? JBE_OFFLENFLD(v) : voff + JBE_OFFLENFLD(v);
-			jsonb_entry(b, k, base, koff, kend);
+			/* a key is a string */
+			put_string(b, base + koff, (int) (kend - koff));
 			jsonb_entry(b, v, base, voff, vend);
 			koff = kend;
 			voff = vend;

@@ -488,6 +488,29 @@ hash_row(HashReceiver *r, const Datum *values, const bool *nulls, TupleDesc desc
 		memset(bits, 0, nbytes);
 		tuple_words(r, tuple, desc, true, r->buf.data, bits);
 		r->buf.len = 8 * n + nbytes;
+		if (r->nkeys > 0 && !want_key)
+		{
+			/* the key part, its words and bitmap copied straight from the row's */
+			int			kbytes = (r->nkeys + 7) / 8;
+			char	   *kp;
+			char	   *kbits;
+
+			buf_reserve(&r->buf, 8 * r->nkeys + kbytes);
+			bits = r->buf.data + 8 * n;
+			kp = r->buf.data + r->buf.len;
+			kbits = kp + 8 * r->nkeys;
+			memset(kbits, 0, kbytes);
+			for (i = 0; i < r->nkeys; i++)
+			{
+				int			col = r->keypos[i];
+
+				memcpy(kp + 8 * i, r->buf.data + 8 * col, 8);
+				if (bits[col >> 3] & (1 << (col & 7)))
+					kbits[i >> 3] |= (char) (1 << (i & 7));
+			}
+			r->buf.len += 8 * r->nkeys + kbytes;
+			goto hashed;
+		}
 		/* the key's words, for the key part */
 		for (i = 0; i < r->nkeys; i++)
 		{
@@ -517,6 +540,7 @@ hash_row(HashReceiver *r, const Datum *values, const bool *nulls, TupleDesc desc
 	}
 	else if (want_key)
 		key = XXH3_128bits_withSeed(r->buf.data, r->buf.len, KEY_SEED);
+hashed:
 	bucket = bucket_of(r->bits, key);
 	row = XXH3_128bits(r->buf.data, r->buf.len);
 
