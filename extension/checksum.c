@@ -121,14 +121,23 @@ open_spi(void)
 		elog(ERROR, "SPI_connect failed");
 }
 
-/* Pins the display settings, opens the side, and pins search_path when it can. */
+/*
+ * Pins the display settings, opens the side (the table argument 0 names,
+ * its columns and key the text[] arguments colarg and keyarg: NULL, or past
+ * the call's arguments, is not given), and pins search_path when it can.
+ */
 static int
-begin_side(Side *side, const char *what, Oid relid, ArrayType *columns, ArrayType *key,
-		   bool key_defaults_to_pk)
+begin_side(FunctionCallInfo fcinfo, Side *side, int colarg, int keyarg, bool key_defaults_to_pk)
 {
+	ArrayType  *arrays[2] = {NULL, NULL};
+	int			args[2] = {colarg, keyarg};
 	int			level = canon_pin_settings();
+	int			i;
 
-	side_init(side, what, relid, columns, key, key_defaults_to_pk);
+	for (i = 0; i < 2; i++)
+		if (args[i] < PG_NARGS() && !PG_ARGISNULL(args[i]))
+			arrays[i] = PG_GETARG_ARRAYTYPE_P(args[i]);
+	side_init(side, "table", PG_GETARG_OID(0), arrays[0], arrays[1], key_defaults_to_pk);
 	side_finish(side);
 	if (!side->has_exprs)
 		canon_pin_search_path();
@@ -162,9 +171,7 @@ shift_table_checksum(PG_FUNCTION_ARGS)
 				 errmsg("the table must not be NULL")));
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	level = begin_side(&side, "table", PG_GETARG_OID(0),
-					   PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1),
-					   PG_NARGS() > 2 && !PG_ARGISNULL(2) ? PG_GETARG_ARRAYTYPE_P(2) : NULL, false);
+	level = begin_side(fcinfo, &side, 1, 2, false);
 	open_spi();
 	r = receiver_create(RM_TOTAL, &side);
 	scan_into(&side, r, page_range(0, true));
@@ -537,9 +544,7 @@ shift_chunk_checksums(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("only_buckets and pages need buckets => n")));
 	InitMaterializedSRF(fcinfo, 0);
-	level = begin_side(&side, "table", PG_GETARG_OID(0),
-					   PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1),
-					   PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2), true);
+	level = begin_side(fcinfo, &side, 1, 2, true);
 	open_spi();
 	if (by_bucket)
 	{
@@ -608,9 +613,7 @@ shift_row_hashes(PG_FUNCTION_ARGS)
 				 errmsg("the table and buckets must not be NULL")));
 	bits = bucket_bits(PG_GETARG_INT32(3));
 	InitMaterializedSRF(fcinfo, 0);
-	level = begin_side(&side, "table", PG_GETARG_OID(0),
-					   PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1),
-					   PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2), true);
+	level = begin_side(fcinfo, &side, 1, 2, true);
 	open_spi();
 	r = collect_rows(&side, bits, only_bitmap(PG_ARGISNULL(4) ? NULL : PG_GETARG_ARRAYTYPE_P(4), bits),
 					 0, false);
@@ -679,9 +682,7 @@ shift_key_rows(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("the table and keys must not be NULL")));
 	InitMaterializedSRF(fcinfo, 0);
-	level = begin_side(&side, "table", PG_GETARG_OID(0),
-					   PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2),
-					   PG_ARGISNULL(3) ? NULL : PG_GETARG_ARRAYTYPE_P(3), true);
+	level = begin_side(fcinfo, &side, 2, 3, true);
 	keys = text_array_list(PG_GETARG_ARRAYTYPE_P(1));
 	open_spi();
 	cols = side.key != NIL ? side.key : side.columns;
@@ -792,9 +793,7 @@ shift_checksum_columns(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("the table must not be NULL")));
 	InitMaterializedSRF(fcinfo, 0);
-	level = begin_side(&side, "table", PG_GETARG_OID(0),
-					   PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1),
-					   PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2), true);
+	level = begin_side(fcinfo, &side, 1, 2, true);
 	ncols = list_length(side.columns);
 	items = list_concat_copy(side.columns, side.key);
 	foreach(lc, items)
