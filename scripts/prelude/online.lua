@@ -323,34 +323,45 @@ local function rename_column_to(r, db, old, new)
   end)
 end
 
+-- The three phases of a rename, column or table: expand (a version under
+-- each name), rename, contract (the old name's version dropped).  how:
+-- descriptions expand, rename, contract; version(db, v, new) makes version
+-- v seeing the old name (new false) or the new one; rename_to(db, back).
+local function rename_phases(r, how)
+  return loader.group({
+    { name = r.name .. "-expand", description = how.expand,
+      up = function(db)
+        how.version(db, r.old_version, false)
+        how.version(db, r.new_version, true)
+      end,
+      down = function(db)
+        drop_version(r, db, r.new_version)
+        drop_version(r, db, r.old_version)
+      end },
+    { name = r.name .. "-rename", description = how.rename,
+      up = function(db) how.rename_to(db, false) end,
+      down = function(db) how.rename_to(db, true) end },
+    { name = r.name .. "-contract", description = how.contract,
+      up = function(db) drop_version(r, db, r.old_version) end,
+      down = function(db) how.version(db, r.old_version, false) end },
+  }, r.info.short_src, r.info.currentline)
+end
+
 function N.rename_column(opts)
   local r = rename_recipe(opts, RENAME_COLUMN_OPTIONS, "online.rename_column",
     { "table", "from", "to", "old_version", "new_version" },
     type(opts) == "table" and type(opts.table) == "string" and type(opts.from) == "string"
       and (D.bare_name(opts.table) .. "_" .. opts.from .. "_rename") or "rename")
   r.from, r.to = r.opts.from, r.opts.to
-  local function step(fn) return function(db) return fn(r, db) end end
-  return loader.group({
-    { name = r.name .. "-expand",
-      description = "version " .. r.old_version .. " sees " .. r.tbl .. "." .. r.from .. ", version "
-        .. r.new_version .. " sees it as " .. r.to .. " (views, no data moved)",
-      up = step(function(_, db)
-        column_version(r, db, r.old_version, r.from)
-        column_version(r, db, r.new_version, r.to)
-      end),
-      down = step(function(_, db)
-        drop_version(r, db, r.new_version)
-        drop_version(r, db, r.old_version)
-      end) },
-    { name = r.name .. "-rename",
-      description = "rename " .. r.tbl .. "." .. r.from .. " to " .. r.to .. " (both versions keep their names)",
-      up = step(function(_, db) rename_column_to(r, db, r.from, r.to) end),
-      down = step(function(_, db) rename_column_to(r, db, r.to, r.from) end) },
-    { name = r.name .. "-contract",
-      description = "drop version " .. r.old_version .. "'s view of " .. r.tbl,
-      up = step(function(_, db) drop_version(r, db, r.old_version) end),
-      down = step(function(_, db) column_version(r, db, r.old_version, r.from) end) },
-  }, r.info.short_src, r.info.currentline)
+  return rename_phases(r, {
+    expand = "version " .. r.old_version .. " sees " .. r.tbl .. "." .. r.from .. ", version "
+      .. r.new_version .. " sees it as " .. r.to .. " (views, no data moved)",
+    rename = "rename " .. r.tbl .. "." .. r.from .. " to " .. r.to .. " (both versions keep their names)",
+    contract = "drop version " .. r.old_version .. "'s view of " .. r.tbl,
+    version = function(db, v, new) column_version(r, db, v, new and r.to or r.from) end,
+    rename_to = function(db, back)
+      if back then rename_column_to(r, db, r.to, r.from) else rename_column_to(r, db, r.from, r.to) end
+    end })
 end
 
 -- ---- rename_table
@@ -395,28 +406,13 @@ function N.rename_table(opts)
   local schema = r.tbl:match("^(.*)%.[^.]*$")
   local function quote(s) return '"' .. s:gsub('"', '""') .. '"' end
   r.new_qualified = (schema and (schema .. ".") or "") .. quote(r.to)
-  local function step(fn) return function(db) return fn(r, db) end end
-  return loader.group({
-    { name = r.name .. "-expand",
-      description = "version " .. r.old_version .. " sees " .. r.old_bare .. ", version " .. r.new_version
-        .. " sees it as " .. r.to .. " (views, no data moved)",
-      up = step(function(_, db)
-        table_version(r, db, r.old_version, r.old_bare)
-        table_version(r, db, r.new_version, r.to)
-      end),
-      down = step(function(_, db)
-        drop_version(r, db, r.new_version)
-        drop_version(r, db, r.old_version)
-      end) },
-    { name = r.name .. "-rename",
-      description = "rename " .. r.tbl .. " to " .. r.to .. " (both versions keep their names)",
-      up = step(function(_, db) rename_table_to(r, db, false) end),
-      down = step(function(_, db) rename_table_to(r, db, true) end) },
-    { name = r.name .. "-contract",
-      description = "drop version " .. r.old_version .. "'s view " .. r.old_bare,
-      up = step(function(_, db) drop_version(r, db, r.old_version) end),
-      down = step(function(_, db) table_version(r, db, r.old_version, r.old_bare) end) },
-  }, r.info.short_src, r.info.currentline)
+  return rename_phases(r, {
+    expand = "version " .. r.old_version .. " sees " .. r.old_bare .. ", version " .. r.new_version
+      .. " sees it as " .. r.to .. " (views, no data moved)",
+    rename = "rename " .. r.tbl .. " to " .. r.to .. " (both versions keep their names)",
+    contract = "drop version " .. r.old_version .. "'s view " .. r.old_bare,
+    version = function(db, v, new) table_version(r, db, v, new and r.to or r.old_bare) end,
+    rename_to = function(db, back) rename_table_to(r, db, back) end })
 end
 
 return N
