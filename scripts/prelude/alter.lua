@@ -721,10 +721,7 @@ end
 -- backfill = {...}} -> its phases.
 function A.alter_column(opts)
   local info = debug.getinfo(2, "Sl")
-  opts = D.check_options(opts, OPTIONS, "online.alter_column")
-  for _, k in ipairs({ "table", "column" }) do
-    if type(opts[k]) ~= "string" then error("online.alter_column: '" .. k .. "' is required", 2) end
-  end
+  opts = D.recipe_options(opts, OPTIONS, "online.alter_column", { "table", "column" })
   local r = setup(opts, info, "online.alter_column", "_alter")
   r.new = r.col .. "__new"
   r.not_null = opts.nullable == false
@@ -828,10 +825,7 @@ local ADD_OPTIONS = {
 -- are validated; the contract drops the old version.
 function A.add_column(opts)
   local info = debug.getinfo(2, "Sl")
-  opts = D.check_options(opts, ADD_OPTIONS, "online.add_column")
-  for _, k in ipairs({ "table", "column", "type", "up" }) do
-    if type(opts[k]) ~= "string" then error("online.add_column: '" .. k .. "' is required", 2) end
-  end
+  opts = D.recipe_options(opts, ADD_OPTIONS, "online.add_column", { "table", "column", "type", "up" })
   local r = setup(opts, info, "online.add_column", "_add")
   r.add, r.new, r.final, r.typ, r.up, r.col = true, opts.column, opts.column, opts.type, opts.up, nil
   r.not_null = opts.nullable == false
@@ -854,10 +848,7 @@ local DROP_OPTIONS = {
 -- the column (no way back).
 function A.drop_column(opts)
   local info = debug.getinfo(2, "Sl")
-  opts = D.check_options(opts, DROP_OPTIONS, "online.drop_column")
-  for _, k in ipairs({ "table", "column" }) do
-    if type(opts[k]) ~= "string" then error("online.drop_column: '" .. k .. "' is required", 2) end
-  end
+  opts = D.recipe_options(opts, DROP_OPTIONS, "online.drop_column", { "table", "column" })
   local r = setup(opts, info, "online.drop_column", "_drop")
   r.final = r.col
   local t

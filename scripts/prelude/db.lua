@@ -66,6 +66,14 @@ function D.required(opts, key, what, kind, level)
   return opts[key]
 end
 
+-- A recipe's options: only those allowed, the required ones strings;
+-- errors name the line that called the recipe.
+function D.recipe_options(opts, allowed, what, required)
+  opts = D.check_options(opts, allowed, what, 4)
+  for _, k in ipairs(required) do D.required(opts, k, what, "string", 4) end
+  return opts
+end
+
 -- A lock_timeout as SET takes it: milliseconds, or a duration such as '2s'.
 function D.timeout_text(v, what)
   if math.type(v) == "integer" and v >= 0 then return v .. "ms" end

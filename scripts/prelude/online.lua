@@ -173,10 +173,7 @@ end
 -- name =, lock_timeout =, retries =, backfill = {...}} -> its five phases.
 function N.change_column_type(opts)
   local info = debug.getinfo(2, "Sl")
-  opts = D.check_options(opts, CHANGE_TYPE_OPTIONS, "online.change_column_type")
-  for _, k in ipairs({ "table", "column", "type" }) do
-    if type(opts[k]) ~= "string" then error("online.change_column_type: '" .. k .. "' is required", 2) end
-  end
+  opts = D.recipe_options(opts, CHANGE_TYPE_OPTIONS, "online.change_column_type", { "table", "column", "type" })
   -- what the phases use later, checked now: a mistake is the call's line
   for _, k in ipairs({ "using", "reverse_using" }) do
     if opts[k] ~= nil and type(opts[k]) ~= "string" then

@@ -242,6 +242,29 @@ bad_recipe backfill 'backfill = { bogus = 1 }' "db:backfill: unknown option 'bog
 bad_recipe bad_sql "using = 'no_such_function(\$old)'" \
   'set of sync "items_n_type": function no_such_function(integer) does not exist' run
 
+# recipe_call NAME CALL MESSAGE: a recipe called at line 3 without an option
+# it requires, or with one it does not know, fails there as the file loads
+recipe_call() {
+  local f
+  f=$(mig "call_$1" <<LUA
+return migration { name = "call_$1", phases = {
+  { name = "first", up = function(db) db:exec("SELECT 1") end, down = function(db) end },
+  $2,
+} }
+LUA
+)
+  pgshift plan --offline "$f"
+  expect_in "$1: the plan's error names the call's line" "$OUT$ERR" "$f:3: $3"
+  expect_not_in "$1: and no line of the prelude" "$OUT$ERR" "[prelude"
+}
+recipe_call alter_column 'online.alter_column{ table = "items" }' "online.alter_column: 'column' is required"
+recipe_call add_column 'online.add_column{ table = "items", column = "c", type = "int" }' \
+  "online.add_column: 'up' is required"
+recipe_call drop_column 'online.drop_column{ table = "items", column = "n", bogus = 1 }' \
+  "online.drop_column: unknown option 'bogus'"
+recipe_call change_type 'online.change_column_type{ table = "items", column = "n" }' \
+  "online.change_column_type: 'type' is required"
+
 # ---- bad command lines
 pgshift
 expect_rc "no command" 2
