@@ -68,42 +68,21 @@ buf_reserve(Buf *b, int n)
 #define LE64(v) (v)
 #endif
 
+/* The low n bytes of v, least significant first (LE64 puts them first in memory). */
 static inline void
-put_u8(Buf *b, uint8 v)
-{
-	buf_reserve(b, 1);
-	b->data[b->len++] = (char) v;
-}
-
-static inline void
-put_u16(Buf *b, uint16 v)
-{
-	uint16		le = LE16(v);
-
-	buf_reserve(b, 2);
-	memcpy(b->data + b->len, &le, 2);
-	b->len += 2;
-}
-
-static inline void
-put_u32(Buf *b, uint32 v)
-{
-	uint32		le = LE32(v);
-
-	buf_reserve(b, 4);
-	memcpy(b->data + b->len, &le, 4);
-	b->len += 4;
-}
-
-static inline void
-put_u64(Buf *b, uint64 v)
+put_le(Buf *b, uint64 v, int n)
 {
 	uint64		le = LE64(v);
 
-	buf_reserve(b, 8);
-	memcpy(b->data + b->len, &le, 8);
-	b->len += 8;
+	buf_reserve(b, n);
+	memcpy(b->data + b->len, &le, n);
+	b->len += n;
 }
+
+#define put_u8(b, v)	put_le((b), (uint8) (v), 1)
+#define put_u16(b, v)	put_le((b), (uint16) (v), 2)
+#define put_u32(b, v)	put_le((b), (uint32) (v), 4)
+#define put_u64(b, v)	put_le((b), (uint64) (v), 8)
 
 static inline void
 put_bytes(Buf *b, const void *p, int n)
