@@ -938,10 +938,22 @@ local function fence_done(r, db, move, direction, t0, lsn, live)
     ms, live, lsn or "position not known: the run that fenced stopped"))
 end
 
-local function cutover_up(r, db)
-  local tgt = target(r, db)
+-- What the cut-over phases work with: the target's connection, the move's
+-- name, the forward direction's name and the way back's.
+local function cutover_names(r, db)
   local move, obj = names(r, db)
-  local rev = rev_name(obj)
+  return target(r, db), move, obj, rev_name(obj)
+end
+
+-- The way back's subscription (on the source) and publication (on the target) dropped.
+local function drop_way_back(db, tgt, rev)
+  drop_sub(db, tgt, rev)
+  drop_publication(tgt, rev)
+  forget(tgt, "publication", rev)
+end
+
+local function cutover_up(r, db)
+  local tgt, move, obj, rev = cutover_names(r, db)
   local tables = source_tables(r, db)
   check_logical(r, db, tgt)
   -- a fence begun by a run that stopped (killed, its server gone): the
@@ -1015,9 +1027,7 @@ end
 -- The way back (the down of a cut-over that made the target live), or the
 -- clean-up of one that failed before.
 local function cutover_down(r, db)
-  local tgt = target(r, db)
-  local move, obj = names(r, db)
-  local rev = rev_name(obj)
+  local tgt, move, obj, rev = cutover_names(r, db)
   local tables = source_tables(r, db)
   local f = last_fence(db, move)
   local rev_on = sub_state(db, rev)
@@ -1044,9 +1054,7 @@ local function cutover_down(r, db)
       nseq, nseq == 1 and "" or "s"))
   end
   -- the reverse direction goes
-  drop_sub(db, tgt, rev)
-  drop_publication(tgt, rev)
-  forget(tgt, "publication", rev)
+  drop_way_back(db, tgt, rev)
   if not live then
     -- a cut-over that stopped before the target was live: nothing was
     -- written there; the forward subscription enabled again, the source's
@@ -1063,9 +1071,7 @@ local function cutover_down(r, db)
 end
 
 local function contract_up(r, db)
-  local tgt = target(r, db)
-  local move, obj = names(r, db)
-  local rev = rev_name(obj)
+  local tgt, move, obj, rev = cutover_names(r, db)
   -- live: the last fence lifted on the target (a contract that stopped
   -- part way may have dropped the way back already)
   local f = last_fence(db, move)
@@ -1073,10 +1079,8 @@ local function contract_up(r, db)
     error(r.site .. "the target is not live (its last fence did not lift there): run the cutover phase first", 0)
   end
   local tables = source_tables(r, db)
-  drop_sub(db, tgt, rev)
+  drop_way_back(db, tgt, rev)
   drop_sub(tgt, db, obj)
-  drop_publication(tgt, rev)
-  forget(tgt, "publication", rev)
   drop_publication(db, obj)
   forget(db, "publication", obj)
   -- anything else recorded for this move on either side: slots by name
