@@ -488,9 +488,9 @@ hash_row(HashReceiver *r, const Datum *values, const bool *nulls, TupleDesc desc
 		memset(bits, 0, nbytes);
 		tuple_words(r, tuple, desc, true, r->buf.data, bits);
 		r->buf.len = 8 * n + nbytes;
-		if (r->nkeys > 0 && !want_key)
+		if (r->nkeys > 0)
 		{
-			/* the key part, its words and bitmap copied straight from the row's */
+			/* the key part: the key's words and bitmap, copied from the row's */
 			int			kbytes = (r->nkeys + 7) / 8;
 			char	   *kp;
 			char	   *kbits;
@@ -509,16 +509,6 @@ hash_row(HashReceiver *r, const Datum *values, const bool *nulls, TupleDesc desc
 					kbits[i >> 3] |= (char) (1 << (i & 7));
 			}
 			r->buf.len += 8 * r->nkeys + kbytes;
-			goto hashed;
-		}
-		/* the key's words, for the key part */
-		for (i = 0; i < r->nkeys; i++)
-		{
-			int			col = r->keypos[i];
-
-			memcpy(&r->hashes[col], r->buf.data + 8 * col, 8);
-			r->hashes[col] = LE64(r->hashes[col]);
-			r->isnull[col] = (bits[col >> 3] & (1 << (col & 7))) != 0;
 		}
 	}
 	else
@@ -528,19 +518,21 @@ hash_row(HashReceiver *r, const Datum *values, const bool *nulls, TupleDesc desc
 		else
 			value_words(r, values, nulls);
 		put_words(&r->buf, r->hashes, r->isnull, NULL, r->ncols);
+		if (r->nkeys > 0)
+			put_words(&r->buf, r->hashes, r->isnull, r->keypos, r->nkeys);
 	}
-	if (r->nkeys > 0)
+
+	/*
+	 * The row hash's input is the row's words and bitmap, then the key's
+	 * (key_hash_of's input, which is the key hash's); keyless, the row is
+	 * its own key.
+	 */
+	if (want_key)
 	{
-		/* the key's words and bitmap: the key hash's input, and the row hash's end */
-		r->kbuf.len = 0;
-		put_words(&r->kbuf, r->hashes, r->isnull, r->keypos, r->nkeys);
-		if (want_key)
-			key = XXH3_128bits_withSeed(r->kbuf.data, r->kbuf.len, KEY_SEED);
-		put_bytes(&r->buf, r->kbuf.data, r->kbuf.len);
+		int			keystart = r->nkeys > 0 ? 8 * r->ncols + (r->ncols + 7) / 8 : 0;
+
+		key = XXH3_128bits_withSeed(r->buf.data + keystart, r->buf.len - keystart, KEY_SEED);
 	}
-	else if (want_key)
-		key = XXH3_128bits_withSeed(r->buf.data, r->buf.len, KEY_SEED);
-hashed:
 	bucket = bucket_of(r->bits, key);
 	row = XXH3_128bits(r->buf.data, r->buf.len);
 
